@@ -1,0 +1,1 @@
+"""deferral.checks"""

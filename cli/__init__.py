@@ -1,0 +1,1 @@
+"""Command line: `deferral check | prove | replay | engine | conform | regress`."""

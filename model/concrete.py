@@ -1,0 +1,168 @@
+"""One protocol at one set of bounds, executed on concrete states.
+
+:class:`Model` is the checker-facing API, in the spirit of Stateright's ``Model``:
+``initial``, ``actions``, ``apply`` (next state), ``successors``, ``violations`` and
+``canonical``. A state is a tuple of ints in the protocol's :class:`Layout`. Replay,
+conformance, trace reconstruction and the tests use it; the fast search evaluates the
+same step functions over numpy batches instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Iterator, Sequence
+
+from deferral.model.bounds import Bounds
+from deferral.model.context import StepContext, StepError
+from deferral.model.ops import CONCRETE
+from deferral.model.protocol import Property, Protocol, Step
+
+State = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Action:
+    """A step instance: the step and its arguments. ``index`` is its position in ``actions``."""
+
+    index: int
+    step: Step
+    args: tuple[int, ...]
+
+    @property
+    def name(self) -> str:
+        return self.step.name
+
+    def label(self) -> str:
+        return self.step.label(self.args)
+
+
+@dataclass(frozen=True)
+class Violation:
+    """A property instance that fails in a state, with the values it read."""
+
+    prop: str
+    args: tuple[int, ...]
+    values: dict[str, Any]
+
+    def describe(self) -> str:
+        shown = ", ".join(f"{k}={_show(v)}" for k, v in self.values.items())
+        return f"{self.prop}({','.join(map(str, self.args))}) fails: {shown}"
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class Model:
+    """A protocol at fixed bounds, over concrete states."""
+
+    def __init__(self, protocol: Protocol, bounds: Bounds) -> None:
+        self.protocol = protocol
+        self.bounds = bounds
+        self.layout = protocol.layout(bounds)
+        self.actions: tuple[Action, ...] = tuple(
+            Action(n, st, args) for n, (st, args) in enumerate(protocol.instances(bounds)))
+        self._procedures = protocol.procedure_table
+
+    # ---- transition system ---------------------------------------------------------
+    @cached_property
+    def initial(self) -> State:
+        return self.layout.initial
+
+    def context(self, state: Sequence[int]) -> StepContext:
+        return StepContext(self.layout, CONCRETE, state, self._procedures)
+
+    def enabled(self, state: State, action: Action) -> bool:
+        try:
+            return bool(action.step.guard(self.context(state), *action.args))
+        except StepError as exc:
+            raise StepError(self._where(action, state, f"guard: {exc}")) from None
+        except Exception as exc:
+            raise StepError(self._where(action, state, f"guard raised {type(exc).__name__}: {exc}")) from None
+
+    def apply(self, state: State, action: Action) -> State | None:
+        """The state after ``action``, or None where it is not enabled."""
+        if not self.enabled(state, action):
+            return None
+        ctx = self.context(state)
+        try:
+            action.step.effect(ctx, *action.args)
+        except StepError as exc:
+            raise StepError(self._where(action, state, str(exc))) from None
+        except Exception as exc:
+            raise StepError(self._where(action, state, f"raised {type(exc).__name__}: {exc}")) from None
+        for slot in ctx.written:
+            value = ctx.values[slot]
+            info = self.layout.slots[slot]
+            if not 0 <= value < info.size:
+                raise StepError(self._where(action, state, f"wrote {value} to {info.label()}, outside "
+                                            f"its domain 0..{info.size - 1}"))
+        return tuple(ctx.values)
+
+    def successors(self, state: State) -> Iterator[tuple[Action, State]]:
+        for action in self.actions:
+            nxt = self.apply(state, action)
+            if nxt is not None:
+                yield action, nxt
+
+    def find_action(self, name: str, args: Sequence[int]) -> Action | None:
+        for action in self.actions:
+            if action.step.name == name and action.args == tuple(args):
+                return action
+        return None
+
+    # ---- properties ----------------------------------------------------------------
+    @property
+    def invariants(self) -> list[Property]:
+        return [p for p in self.protocol.properties if p.kind == "invariant"]
+
+    @property
+    def liveness(self) -> list[Property]:
+        return [p for p in self.protocol.properties if p.kind == "liveness"]
+
+    def holds(self, prop: Property, state: State) -> bool:
+        """Does ``prop``'s predicate hold for every parameter instance in ``state``?"""
+        return not self.failing(prop, state)
+
+    def failing(self, prop: Property, state: State) -> list[Violation]:
+        out = []
+        for args in prop.instances(self.bounds):
+            ctx = self.context(state)
+            try:
+                ok = prop.predicate(ctx, *args)
+            except Exception as exc:
+                raise StepError(f"property {prop.name}{args}: raised {type(exc).__name__}: {exc}") from None
+            if not ok:
+                values = {self.layout.slots[s].label(): self._shown(s, state) for s in sorted(ctx.reads)}
+                out.append(Violation(prop.name, args, values))
+        return out
+
+    def violations(self, state: State) -> list[Violation]:
+        """Every failing invariant instance in ``state``."""
+        return [v for prop in self.invariants for v in self.failing(prop, state)]
+
+    # ---- symmetry and display --------------------------------------------------------
+    def canonical(self, state: State) -> State:
+        """The least image of ``state`` under VCPU permutations (tuple order)."""
+        return min(self.layout.permute(state, perm) for perm in self.layout.permutations)
+
+    def to_json(self, state: State) -> dict[str, Any]:
+        return self.layout.to_json(state)
+
+    def from_json(self, shown: Any) -> State:
+        return self.layout.from_json(shown)
+
+    def _shown(self, slot: int, state: State) -> Any:
+        info = self.layout.slots[slot]
+        if info.part == "len":
+            return state[slot]
+        return info.var.domain.show(state[slot], self.bounds)
+
+    def _where(self, action: Action, state: State, what: str) -> str:
+        return (f"step {action.label()} in {self.protocol.name} ({self.protocol.source}): {what}; "
+                f"state {self.to_json(state)}")

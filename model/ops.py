@@ -1,0 +1,72 @@
+"""Backends: what the step context needs to compute with a kind of value.
+
+A step function computes with whatever values the state holds: Python ints (one
+concrete state), numpy arrays (one value per state of a batch) or Z3 terms. The
+operations that cannot be written with Python operators alone (``if``-then-else,
+negation, conjunction of many) go through an :class:`Ops` object. Comparisons, ``&``,
+``|``, ``+`` and ``-`` are the values' own operators.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+
+class Ops:
+    """The operations of one kind of value."""
+
+    #: True when values are plain Python ints (then ``when`` conditions are known).
+    concrete: bool = False
+
+    def ite(self, cond: Any, then: Any, other: Any) -> Any:
+        raise NotImplementedError
+
+    def not_(self, x: Any) -> Any:
+        raise NotImplementedError
+
+    def is_value(self, x: Any) -> bool:
+        """Is ``x`` a state-dependent value (as opposed to a Python constant)?"""
+        raise NotImplementedError
+
+    def all_(self, xs: Iterable[Any]) -> Any:
+        out: Any = True
+        for x in xs:
+            out = x if out is True else out & x
+        return out
+
+    def any_(self, xs: Iterable[Any]) -> Any:
+        out: Any = False
+        for x in xs:
+            out = x if out is False else out | x
+        return out
+
+    def store(self, slot: Any, value: Any) -> Any:
+        """Normalize a value about to be stored in a slot (e.g. bool -> int)."""
+        return value
+
+
+class ConcreteOps(Ops):
+    """Plain Python ints: one concrete state."""
+
+    concrete = True
+
+    def ite(self, cond: Any, then: Any, other: Any) -> Any:
+        return then if cond else other
+
+    def not_(self, x: Any) -> Any:
+        return not x
+
+    def is_value(self, x: Any) -> bool:
+        return False
+
+    def all_(self, xs: Iterable[Any]) -> Any:
+        return all(xs)
+
+    def any_(self, xs: Iterable[Any]) -> Any:
+        return any(xs)
+
+    def store(self, slot: Any, value: Any) -> Any:
+        return int(value)
+
+
+CONCRETE = ConcreteOps()

@@ -1,0 +1,378 @@
+"""State schema: the domains of values, the variables of a protocol, and their flat layout.
+
+A state is stored as a flat tuple of small non-negative integers, one per *slot*. Every
+variable is an array indexed by zero or more index sorts (VCPU, PAGE); each element is a
+slot. A :class:`Queue` is a bounded FIFO stored as a length slot plus ``capacity`` element
+slots kept in normal form (unused slots hold 0). The :class:`Layout` fixes this mapping
+for one protocol at one set of bounds, and knows how a permutation of VCPUs acts on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from itertools import permutations, product
+from typing import Any, Iterator, Sequence
+
+from deferral.model.bounds import Bounds
+
+
+class Domain:
+    """A finite set of values ``0..size-1`` with a name and a display form."""
+
+    name: str = "domain"
+    vcpu_valued: bool = False  # values name VCPUs (renamed by a VCPU permutation)
+
+    def size(self, b: Bounds) -> int:
+        raise NotImplementedError
+
+    def default(self, b: Bounds) -> int:
+        return 0
+
+    def show(self, value: int, b: Bounds) -> Any:
+        """The JSON / display form of a value."""
+        return value
+
+    def parse(self, shown: Any, b: Bounds) -> int:
+        """Inverse of :meth:`show`; raises ValueError on anything else."""
+        if isinstance(shown, bool) or not isinstance(shown, int):
+            raise ValueError(f"expected an integer for {self.name}, got {shown!r}")
+        if not 0 <= shown < self.size(b):
+            raise ValueError(f"{shown!r} is outside {self.name} (0..{self.size(b) - 1})")
+        return shown
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class _Bool(Domain):
+    name = "bool"
+
+    def size(self, b: Bounds) -> int:
+        return 2
+
+    def show(self, value: int, b: Bounds) -> Any:
+        return bool(value)
+
+    def parse(self, shown: Any, b: Bounds) -> int:
+        if not isinstance(shown, bool):
+            raise ValueError(f"expected true or false, got {shown!r}")
+        return int(shown)
+
+
+@dataclass(frozen=True, repr=False)
+class Range(Domain):
+    """Integers ``low..high``, stored as ``0..high-low``; ``high`` may name a bound ("F")."""
+
+    low: int
+    high: int | str
+    name: str = "range"
+
+    def top(self, b: Bounds) -> int:
+        return getattr(b, self.high) if isinstance(self.high, str) else self.high
+
+    def size(self, b: Bounds) -> int:
+        return self.top(b) - self.low + 1
+
+    def show(self, value: int, b: Bounds) -> Any:
+        return value + self.low
+
+    def parse(self, shown: Any, b: Bounds) -> int:
+        if isinstance(shown, bool) or not isinstance(shown, int):
+            raise ValueError(f"expected an integer for {self.name}, got {shown!r}")
+        return super().parse(shown - self.low, b)
+
+
+class _Frame(Domain):
+    name = "frame"
+
+    def size(self, b: Bounds) -> int:
+        return b.frames + 1
+
+
+class _Page(Domain):
+    name = "page"
+
+    def size(self, b: Bounds) -> int:
+        return b.pages
+
+
+class _Vcpu(Domain):
+    name = "vcpu"
+    vcpu_valued = True
+
+    def size(self, b: Bounds) -> int:
+        return b.vcpus
+
+
+class _VcpuOrNone(Domain):
+    """A VCPU number or *none*; none is stored as N and shown as null."""
+
+    name = "vcpu-or-none"
+    vcpu_valued = True
+
+    def size(self, b: Bounds) -> int:
+        return b.vcpus + 1
+
+    def default(self, b: Bounds) -> int:
+        return b.vcpus
+
+    def show(self, value: int, b: Bounds) -> Any:
+        return None if value == b.vcpus else value
+
+    def parse(self, shown: Any, b: Bounds) -> int:
+        if shown is None:
+            return b.vcpus
+        if isinstance(shown, bool) or not isinstance(shown, int) or not 0 <= shown < b.vcpus:
+            raise ValueError(f"expected a VCPU 0..{b.vcpus - 1} or null, got {shown!r}")
+        return shown
+
+
+@dataclass(frozen=True, repr=False)
+class Enum(Domain):
+    """Named values, stored as their position in ``names``."""
+
+    names: tuple[str, ...]
+    name: str = "enum"
+
+    def size(self, b: Bounds) -> int:
+        return len(self.names)
+
+    def show(self, value: int, b: Bounds) -> Any:
+        return self.names[value]
+
+    def parse(self, shown: Any, b: Bounds) -> int:
+        if shown not in self.names:
+            raise ValueError(f"expected one of {', '.join(self.names)}, got {shown!r}")
+        return self.names.index(shown)
+
+    def __getitem__(self, label: str) -> int:
+        return self.names.index(label)
+
+
+BOOL = _Bool()
+FRAME = _Frame()
+PAGE = _Page()
+VCPU = _Vcpu()
+VCPU_OR_NONE = _VcpuOrNone()
+
+#: Sorts that can index an array variable.
+INDEX_SORTS = (VCPU, PAGE)
+
+
+@dataclass(frozen=True)
+class Var:
+    """An array variable: ``index`` sorts (VCPU and/or PAGE), element ``domain``."""
+
+    name: str
+    domain: Domain
+    index: tuple[Domain, ...] = ()
+    doc: str = ""
+    ghost: bool = False
+    init: int | None = None  # stored initial value; None means the domain's default
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier() or self.name.startswith("_"):
+            raise ValueError(f"variable name {self.name!r} must be a plain identifier")
+        for sort in self.index:
+            if sort not in INDEX_SORTS:
+                raise ValueError(f"variable {self.name}: index sort {sort!r} is not VCPU or PAGE")
+
+    def shape(self, b: Bounds) -> tuple[int, ...]:
+        return tuple(sort.size(b) for sort in self.index)
+
+
+@dataclass(frozen=True)
+class Queue(Var):
+    """A bounded FIFO per index tuple: a length slot, then ``capacity`` element slots."""
+
+    capacity: int | str = "queue"
+
+    def cap(self, b: Bounds) -> int:
+        return getattr(b, self.capacity) if isinstance(self.capacity, str) else self.capacity
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One stored integer: element ``index`` of ``var`` (``part`` = 'len' or a queue position)."""
+
+    var: Var
+    index: tuple[int, ...]
+    part: str | int | None
+    size: int  # number of values
+
+    @property
+    def bits(self) -> int:
+        return max(1, (self.size - 1).bit_length())
+
+    @property
+    def vcpu_valued(self) -> bool:
+        return self.part != "len" and self.var.domain.vcpu_valued
+
+    def label(self) -> str:
+        text = self.var.name + "".join(f"[{i}]" for i in self.index)
+        if self.part == "len":
+            return f"len({text})"
+        if self.part is not None:
+            return f"{text}<{self.part}>"
+        return text
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The flat slot layout of a protocol's variables at given bounds."""
+
+    bounds: Bounds
+    variables: tuple[Var, ...]
+    slots: tuple[Slot, ...] = field(init=False)
+    where: dict[tuple[str, tuple[int, ...], Any], int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        b = self.bounds
+        slots: list[Slot] = []
+        where: dict[tuple[str, tuple[int, ...], Any], int] = {}
+        for var in self.variables:
+            for idx in product(*(range(n) for n in var.shape(b))):
+                parts: list[tuple[Any, int]]
+                if isinstance(var, Queue):
+                    parts = [("len", var.cap(b) + 1)] + [(s, var.domain.size(b)) for s in range(var.cap(b))]
+                else:
+                    parts = [(None, var.domain.size(b))]
+                for part, size in parts:
+                    where[(var.name, idx, part)] = len(slots)
+                    slots.append(Slot(var, idx, part, size))
+        object.__setattr__(self, "slots", tuple(slots))
+        object.__setattr__(self, "where", where)
+
+    def __len__(self) -> int:
+        return len(self.slots)
+
+    def var(self, name: str) -> Var:
+        for var in self.variables:
+            if var.name == name:
+                return var
+        raise KeyError(name)
+
+    def slot(self, name: str, index: tuple[int, ...] = (), part: Any = None) -> int:
+        return self.where[(name, index, part)]
+
+    @cached_property
+    def initial(self) -> tuple[int, ...]:
+        b = self.bounds
+        values = []
+        for s in self.slots:
+            if s.part is not None:
+                values.append(0)
+            else:
+                values.append(s.var.domain.default(b) if s.var.init is None else s.var.init)
+        return tuple(values)
+
+    @cached_property
+    def sizes(self) -> tuple[int, ...]:
+        return tuple(s.size for s in self.slots)
+
+    @cached_property
+    def bits(self) -> tuple[int, ...]:
+        return tuple(s.bits for s in self.slots)
+
+    @property
+    def total_bits(self) -> int:
+        return sum(self.bits)
+
+    # ---- VCPU symmetry -------------------------------------------------------------
+    @cached_property
+    def permutations(self) -> tuple[tuple[int, ...], ...]:
+        """All VCPU permutations, identity first; ``perm[i]`` is the new number of VCPU i."""
+        return tuple(permutations(range(self.bounds.vcpus)))
+
+    def permute_plan(self, perm: Sequence[int]) -> tuple[list[int], list[bool]]:
+        """How ``perm`` acts: image slot j takes source slot ``src[j]``, renamed if ``remap[j]``.
+
+        A VCPU-valued slot's value v becomes ``perm[v]`` (and *none*, stored as N, stays).
+        """
+        src = [0] * len(self.slots)
+        for j, s in enumerate(self.slots):
+            new_index = tuple(perm[i] if sort is VCPU else i for sort, i in zip(s.var.index, s.index))
+            src[self.where[(s.var.name, new_index, s.part)]] = j
+        remap = [self.slots[src[j]].vcpu_valued for j in range(len(self.slots))]
+        return src, remap
+
+    def permute(self, state: Sequence[int], perm: Sequence[int]) -> tuple[int, ...]:
+        """The image of a concrete state under a VCPU permutation."""
+        src, remap = self.permute_plan(perm)
+        n = self.bounds.vcpus
+        out = []
+        for j, k in enumerate(src):
+            v = state[k]
+            out.append(perm[v] if remap[j] and v < n else v)
+        return tuple(out)
+
+    # ---- display -------------------------------------------------------------------
+    def to_json(self, state: Sequence[int]) -> dict[str, Any]:
+        """The state as ``{variable: nested lists}``; queues as lists, oldest first."""
+        b = self.bounds
+        out: dict[str, Any] = {}
+        for var in self.variables:
+            def element(idx: tuple[int, ...], var: Var = var) -> Any:
+                if isinstance(var, Queue):
+                    length = state[self.where[(var.name, idx, "len")]]
+                    return [var.domain.show(state[self.where[(var.name, idx, s)]], b) for s in range(length)]
+                return var.domain.show(state[self.where[(var.name, idx, None)]], b)
+
+            out[var.name] = _nest(var.shape(b), element)
+        return out
+
+    def from_json(self, shown: Any) -> tuple[int, ...]:
+        """Inverse of :meth:`to_json`; raises ValueError naming the first bad field."""
+        b = self.bounds
+        if not isinstance(shown, dict):
+            raise ValueError("a state must be a JSON object")
+        missing = [v.name for v in self.variables if v.name not in shown]
+        extra = sorted(set(shown) - {v.name for v in self.variables})
+        if missing or extra:
+            raise ValueError(f"state fields differ from the model: missing {missing}, unknown {extra}")
+        values = [0] * len(self.slots)
+        for var in self.variables:
+            for idx in product(*(range(n) for n in var.shape(b))):
+                node = shown[var.name]
+                for depth, i in enumerate(idx):
+                    if not isinstance(node, list) or len(node) != var.shape(b)[depth]:
+                        raise ValueError(f"{var.name}: expected a list of {var.shape(b)[depth]}")
+                    node = node[i]
+                where = var.name + "".join(f"[{i}]" for i in idx)
+                try:
+                    if isinstance(var, Queue):
+                        if not isinstance(node, list) or len(node) > var.cap(b):
+                            raise ValueError(f"expected a list of at most {var.cap(b)} entries")
+                        values[self.where[(var.name, idx, "len")]] = len(node)
+                        for s, item in enumerate(node):
+                            values[self.where[(var.name, idx, s)]] = var.domain.parse(item, b)
+                    else:
+                        values[self.where[(var.name, idx, None)]] = var.domain.parse(node, b)
+                except ValueError as exc:
+                    raise ValueError(f"{where}: {exc}") from None
+        return tuple(values)
+
+    def diff(self, before: Sequence[int], after: Sequence[int]) -> dict[str, tuple[Any, Any]]:
+        """Changed elements as ``{"shadow[1][0]": (old, new)}``; queues compared whole."""
+        old, new = self.to_json(before), self.to_json(after)
+        changes: dict[str, tuple[Any, Any]] = {}
+        for var in self.variables:
+            for path, a, c in _leaves(var, old[var.name], new[var.name], self.bounds):
+                if a != c:
+                    changes[var.name + path] = (a, c)
+        return changes
+
+
+def _nest(shape: tuple[int, ...], element: Any, prefix: tuple[int, ...] = ()) -> Any:
+    if len(prefix) == len(shape):
+        return element(prefix)
+    return [_nest(shape, element, prefix + (i,)) for i in range(shape[len(prefix)])]
+
+
+def _leaves(var: Var, a: Any, c: Any, b: Bounds, path: str = "", depth: int = 0) -> Iterator[tuple[str, Any, Any]]:
+    if depth == len(var.index):
+        yield path, a, c
+        return
+    for i in range(var.shape(b)[depth]):
+        yield from _leaves(var, a[i], c[i], b, f"{path}[{i}]", depth + 1)

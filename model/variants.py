@@ -1,0 +1,162 @@
+"""The published variants of PROTOCOL.md, and loading a user's own variant from a file.
+
+Each published variant is a change to the reference made with :meth:`Protocol.derive`;
+none is a copy. A user's variant file is a Python file that defines ``VARIANT``, a
+protocol derived the same way (see README, "Your own variant")::
+
+    from deferral.model import REFERENCE
+
+    def zap(s, i, p):                      # drain zaps other VCPUs' entries
+        for k in range(s.N):
+            with s.when(s.shadow[k][p] != 0):
+                s.shadow[k][p] = s.gpt[p] if k == i else 0
+
+    VARIANT = REFERENCE.derive("drain-zaps", procedures={"resync": zap})
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from deferral.model.context import StepContext
+from deferral.model.protocol import Protocol
+from deferral.model.reference import IDLE, IPI, REFERENCE, RELOAD, SDWAIT
+
+
+class VariantError(ValueError):
+    """An unknown variant name, or a variant file that cannot be loaded."""
+
+
+def _resync_own_only(s: StepContext, i: Any, p: Any) -> None:
+    """Bug: draining resyncs only the draining VCPU's own shadow entry."""
+    with s.when(s.shadow[i][p] != 0):
+        s.shadow[i][p] = s.gpt[p]
+
+
+def _enqueue_or_drop(s: StepContext, i: Any, p: Any) -> None:
+    """Bug: a notice written into a full queue is dropped instead of draining."""
+    s.queue[i].push(p)  # push leaves a full queue as it is
+
+
+def _shootdown_posting_ipis(s: StepContext, i: int, p: int) -> None:
+    """Bug: the IPIs go out when the shootdown starts, before the queue is drained."""
+    REFERENCE.step("shootdown").effect(s, i, p)
+    s.proc.post_ipis(i)
+
+
+def _send_ipis_local_only(s: StepContext, i: int) -> None:
+    """With ipi-before-drain, send_ipis only flushes the local entry."""
+    p = s.pg[i]
+    s.tlb[i][p] = 0
+    with s.when(s.covers[i]):
+        s.req[i][p] = True
+    s.pc[i] = SDWAIT
+
+
+_ref = REFERENCE.step
+
+DRAIN_LOCAL_ONLY = REFERENCE.derive(
+    "drain-local-only",
+    doc="Drain one resyncs only the draining VCPU's own shadow.",
+    procedures={"resync": _resync_own_only},
+)
+
+IPI_BEFORE_DRAIN = REFERENCE.derive(
+    "ipi-before-drain",
+    doc="shootdown sends the IPIs at once; send_ipis then only flushes the local entry.",
+    replace_steps=[
+        _ref("shootdown").with_effect(_shootdown_posting_ipis),
+        _ref("send_ipis").with_effect(_send_ipis_local_only),
+    ],
+)
+
+REMOTE_NO_DRAIN = REFERENCE.derive(
+    "remote-no-drain",
+    doc="ack_ipi does not wait for the acknowledging VCPU's queue to be empty.",
+    replace_steps=[_ref("ack_ipi").with_guard(lambda s, k: s.pc[k] == IPI)],
+)
+
+RELOAD_NO_DRAIN = REFERENCE.derive(
+    "reload-no-drain",
+    doc="finish_reload does not wait for the queue to be empty.",
+    replace_steps=[_ref("finish_reload").with_guard(lambda s, i: s.pc[i] == RELOAD)],
+)
+
+WAIT_IRQS_OFF = REFERENCE.derive(
+    "wait-irqs-off",
+    doc="take_ipi only from Idle: the waiting initiator has interrupts off.",
+    replace_steps=[_ref("take_ipi").with_guard(lambda s, k, i: s.ipi[k][i] & (s.pc[k] == IDLE))],
+)
+
+OVERFLOW_DROP = REFERENCE.derive(
+    "overflow-drop",
+    doc="A write into a full queue drops its notice instead of draining.",
+    procedures={"enqueue_notice": _enqueue_or_drop},
+)
+
+#: Every published variant by name, the reference first.
+PUBLISHED: dict[str, Protocol] = {
+    p.name: p
+    for p in (REFERENCE, DRAIN_LOCAL_ONLY, IPI_BEFORE_DRAIN, REMOTE_NO_DRAIN, RELOAD_NO_DRAIN,
+              WAIT_IRQS_OFF, OVERFLOW_DROP)
+}
+
+def get_variant(name: str) -> Protocol:
+    """A published variant by name; a clear error naming the choices otherwise."""
+    try:
+        return PUBLISHED[name]
+    except KeyError:
+        raise VariantError(f"unknown variant {name!r}; choose one of: {', '.join(PUBLISHED)} "
+                           "(or give a file with --variant-file)") from None
+
+
+def load_variant_file(path: str | Path) -> Protocol:
+    """Load ``VARIANT`` from a user's Python file; any failure is a one-line VariantError."""
+    path = Path(path)
+    if not path.is_file():
+        raise VariantError(f"variant file {path}: no such file")
+    module_name = f"deferral_user_variant_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise VariantError(f"variant file {path}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        source = path.read_text(encoding="utf-8")
+        compile(source, str(path), "exec")
+    except SyntaxError as exc:
+        raise VariantError(f"variant file {path}: syntax error at line {exc.lineno}: {exc.msg}") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise VariantError(f"variant file {path}: cannot read it: {exc}") from None
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # a user's file may raise anything; report it in one line
+        line = _line_in(path, exc)
+        raise VariantError(f"variant file {path}{line}: {type(exc).__name__}: {exc}") from None
+    finally:
+        sys.modules.pop(module_name, None)
+    variant = getattr(module, "VARIANT", None)
+    if variant is None:
+        raise VariantError(f"variant file {path}: it must define VARIANT = <protocol>.derive(...)")
+    if not isinstance(variant, Protocol):
+        raise VariantError(f"variant file {path}: VARIANT is a {type(variant).__name__}, not a Protocol "
+                           "(make it with REFERENCE.derive(...))")
+    return _with_source(variant, str(path))
+
+
+def _with_source(protocol: Protocol, source: str) -> Protocol:
+    object.__setattr__(protocol, "source", source)
+    return protocol
+
+
+def _line_in(path: Path, exc: BaseException) -> str:
+    """`` line N`` of the deepest frame of ``exc`` that is in ``path``, if any."""
+    line = ""
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if Path(frame.filename) == path:
+            line = f" line {frame.lineno}"
+    return line
