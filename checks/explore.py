@@ -1,0 +1,139 @@
+"""Breadth-first search over concrete states: the plain reference explorer.
+
+It is simple and slow (one state at a time, in Python) and exists as the executable
+definition of what a search must report: the vectorized explorer
+(:mod:`deferral.checks.vectorized`) must agree with it exactly: counts, verdicts and
+shortest counterexample lengths. Both keep, per state, its BFS parent and the action
+that reached it, so a violation comes with a shortest path; with symmetry the stored
+states are canonical and :func:`concretize` maps a canonical path back to real VCPU
+numbers.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+from deferral.checks.liveness import unreachable_goal
+from deferral.checks.results import Outcome, Path, Progress, ProgressFn, SearchResult
+from deferral.model.concrete import Model, State
+
+
+def explore(
+    model: Model,
+    *,
+    symmetry: bool = True,
+    max_states: int | None = None,
+    time_limit: float | None = None,
+    progress: ProgressFn | None = None,
+) -> SearchResult:
+    """Explore every reachable state of ``model``; report each property's outcome."""
+    start = time.monotonic()
+    key = model.canonical if symmetry else (lambda s: s)
+    init = key(model.initial)
+    index: dict[State, int] = {init: 0}
+    states: list[State] = [init]
+    parent: list[int] = [-1]
+    via: list[int] = [-1]
+    edges: list[tuple[int, int]] = []
+    first_bad: dict[str, int] = {}
+    invariants = model.invariants
+    frontier = [0]
+    depth = 0
+    transitions = 0
+    stopped_by = None
+
+    def check(n: int) -> None:
+        for prop in invariants:
+            if prop.name not in first_bad and not model.holds(prop, states[n]):
+                first_bad[prop.name] = n
+
+    check(0)
+    while frontier and stopped_by is None:
+        nxt: list[int] = []
+        for n in frontier:
+            for action, succ in model.successors(states[n]):
+                transitions += 1
+                k = key(succ)
+                m = index.get(k)
+                if m is None:
+                    if max_states is not None and len(states) >= max_states:
+                        stopped_by = "max-states"
+                        break
+                    m = len(states)
+                    index[k] = m
+                    states.append(k)
+                    parent.append(n)
+                    via.append(action.index)
+                    nxt.append(m)
+                    check(m)
+                edges.append((n, m))
+            if stopped_by is None and time_limit is not None and time.monotonic() - start > time_limit:
+                stopped_by = "time-limit"
+            if stopped_by:
+                break
+        if nxt:
+            depth += 1
+        frontier = nxt
+        if progress:
+            progress(Progress(len(states), transitions, depth, len(frontier), time.monotonic() - start))
+    complete = stopped_by is None
+
+    outcomes: list[Outcome] = []
+    for prop in model.protocol.properties:
+        if prop.kind == "invariant":
+            if prop.name in first_bad:
+                path = _path(model, states, parent, via, first_bad[prop.name], symmetry)
+                outcomes.append(Outcome(prop.name, "invariant", "violated", path))
+            else:
+                outcomes.append(Outcome(prop.name, "invariant", "holds" if complete else "unknown"))
+        else:
+            if not complete:
+                outcomes.append(Outcome(prop.name, "liveness", "unknown"))
+                continue
+            goal = [model.holds(prop, s) for s in states]
+            stuck = unreachable_goal(len(states), edges, goal)
+            if stuck is None:
+                outcomes.append(Outcome(prop.name, "liveness", "holds"))
+            else:
+                path = _path(model, states, parent, via, stuck, symmetry)
+                outcomes.append(Outcome(prop.name, "liveness", "violated", path))
+    return SearchResult(model.protocol.name, model.bounds, symmetry, len(states), transitions, depth,
+                        time.monotonic() - start, complete, stopped_by, outcomes)
+
+
+def _path(model: Model, states: list[State], parent: list[int], via: list[int], n: int,
+          symmetry: bool) -> Path:
+    chain = []
+    while n != -1:
+        chain.append(n)
+        n = parent[n]
+    chain.reverse()
+    return concretize(model, [states[n] for n in chain], [via[n] for n in chain[1:]], symmetry)
+
+
+def concretize(model: Model, stored: Sequence[State], actions: Sequence[int], symmetry: bool) -> Path:
+    """Turn a BFS path of stored (maybe canonical) states into a path over real states.
+
+    ``stored[0]`` is the initial state and ``stored[j+1]`` was reached by action
+    ``actions[j]`` from (a VCPU renaming of) ``stored[j]``. Without symmetry the stored
+    states are real already. With it, each step is found again from the real current
+    state: the enabled action whose successor has the stored canonical form.
+    """
+    current = model.initial
+    path: Path = [(None, current)]
+    for j, target in enumerate(stored[1:]):
+        if not symmetry:
+            action = model.actions[actions[j]]
+            current = model.apply(current, action)  # type: ignore[assignment]
+            assert current == target, "stored path does not replay"
+            path.append((action, current))
+            continue
+        for action, succ in model.successors(current):
+            if model.canonical(succ) == target:
+                current = succ
+                path.append((action, current))
+                break
+        else:  # pragma: no cover - would mean the search and the model disagree
+            raise AssertionError(f"no successor of step {j} has the stored canonical form")
+    return path
