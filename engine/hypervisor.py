@@ -1,0 +1,367 @@
+"""The hypervisor side of the deferral protocol: the engine's atomic steps.
+
+This is independent code (it does not call the model's step functions): guest page
+table in shared memory, per-VCPU shadow tables, TLBs, bounded deferral rings, IPI
+mailboxes and shootdown ack masks, and the 13 atomic steps of PROTOCOL.md as methods.
+
+Locking, honestly: there is ONE lock, the *step lock*. Every step method takes it for
+exactly the duration of that step (check the step's precondition, apply its effect,
+emit its event to the observer), so each PROTOCOL.md step is one critical section and
+the order in which steps take the lock is the one global order of the trace. There
+are no finer-grained locks; multi-step operations (an invlpg is ``invlpg``, then
+``drain_one`` until the ring is empty, then ``finish_invlpg``) release the lock
+between steps, so other VCPUs' steps interleave there, as they would on real SMP.
+
+Each step first checks its own precondition and raises :class:`NotEnabled` if it
+does not hold; :meth:`Hypervisor.why_not` reports that check without acting, so a
+driver can single-step the engine (``execute``) and compare its enabledness with the
+model's. A published variant is selected as :class:`~deferral.engine.bugs.Bugs`.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from deferral.engine.bugs import Bugs
+from deferral.engine.memory import GuestPageTable
+from deferral.engine.vcpu import Mode, Vcpu
+from deferral.model.bounds import Bounds
+
+#: The 13 steps and their parameter names, in the model's vocabulary.
+STEP_PARAMS: dict[str, tuple[str, ...]] = {
+    "write": ("i", "p", "f"), "fill": ("i", "p"), "shadow_fault": ("i", "p"), "invlpg": ("i", "p"),
+    "shootdown": ("i", "p"), "reload_cr3": ("i",), "drain_one": ("i",), "finish_invlpg": ("i",),
+    "finish_reload": ("i",), "send_ipis": ("i",), "shootdown_done": ("i",), "take_ipi": ("k", "i"),
+    "ack_ipi": ("k",),
+}
+
+FLUSHING = (Mode.INV, Mode.RELOAD, Mode.SD, Mode.IPI)
+
+
+class NotEnabled(Exception):
+    """A step requested where its precondition does not hold."""
+
+
+@dataclass
+class Event:
+    """One atomic step as it took effect: its name, model arguments and facts it used."""
+
+    step: str
+    args: dict[str, int]
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+Observer = Callable[["Hypervisor", Event], None]
+
+
+class Hypervisor:
+    """Shared memory, per-VCPU structures and the atomic steps over them."""
+
+    def __init__(self, bounds: Bounds, bugs: Bugs = Bugs(), observer: Observer | None = None) -> None:
+        self.bounds = bounds
+        self.bugs = bugs
+        self.observer = observer
+        self.lock = threading.Lock()  # the step lock
+        self.gpt = GuestPageTable(bounds.pages)
+        self.vcpus = [Vcpu.create(i, bounds.vcpus, bounds.pages, bounds.queue) for i in range(bounds.vcpus)]
+
+    # ---- helpers (caller holds the lock) -------------------------------------------------
+    def _emit(self, step: str, args: dict[str, int], **info: Any) -> None:
+        if self.observer is not None:
+            self.observer(self, Event(step, args, info))
+
+    @staticmethod
+    def _require(reason: str | None) -> None:
+        if reason is not None:
+            raise NotEnabled(reason)
+
+    def _resync(self, drainer: int, page: int) -> None:
+        """Re-read the guest PTE into every shadow that maps ``page``."""
+        guest = self.gpt[page]
+        for vcpu in self.vcpus:
+            if self.bugs.drain_local_only and vcpu.index != drainer:
+                continue  # BUG drain-local-only: other VCPUs' shadows are left stale
+            if self.bugs.skip_resync_vcpu == vcpu.index:
+                continue  # test-only fault injection
+            if vcpu.shadow[page] != 0:
+                vcpu.shadow[page] = guest
+
+    def _drain_one(self, i: int) -> int:
+        page = self.vcpus[i].queue.pop()
+        self._resync(i, page)
+        return page
+
+    def _post_ipis(self, i: int, page: int) -> None:
+        me = self.vcpus[i]
+        for other in self.vcpus:
+            if other.index != i:
+                other.mailbox[i] = page
+                me.acks_pending[other.index] = True
+
+    # ---- preconditions -------------------------------------------------------------------
+    def _idle(self, i: int) -> str | None:
+        mode = self.vcpus[i].mode
+        return None if mode is Mode.IDLE else f"VCPU {i} is {mode.value}, not Idle"
+
+    def why_not(self, step: str, args: dict[str, int]) -> str | None:
+        """None when ``step(args)`` can run now, else why not (caller holds the lock or is alone)."""
+        if step not in STEP_PARAMS:
+            return f"no step {step!r}"
+        v = self.vcpus
+        if step in ("write", "invlpg", "shootdown", "reload_cr3"):
+            return self._idle(args["i"])
+        if step == "fill":
+            me, p = v[args["i"]], args["p"]
+            if me.tlb[p] != 0:
+                return "TLB hit"
+            return None if me.shadow[p] != 0 else "no shadow entry to walk"
+        if step == "shadow_fault":
+            me, p = v[args["i"]], args["p"]
+            if me.tlb[p] != 0 or me.shadow[p] != 0:
+                return "no fault: the walk finds an entry"
+            if self.gpt[p] == 0:
+                return "guest PTE not present"
+            return self._idle(args["i"])
+        if step == "drain_one":
+            me = v[args["i"]]
+            if me.mode not in FLUSHING:
+                return f"VCPU {me.index} is {me.mode.value}, not flushing"
+            return "queue empty" if me.queue.empty() else None
+        if step == "finish_invlpg":
+            me = v[args["i"]]
+            if me.mode is not Mode.INV:
+                return "not in invlpg"
+            return None if me.queue.empty() else "queue not drained"
+        if step == "finish_reload":
+            me = v[args["i"]]
+            if me.mode is not Mode.RELOAD:
+                return "not in CR3 reload"
+            if self.bugs.reload_no_drain:
+                return None  # BUG reload-no-drain: flushes without draining first
+            return None if me.queue.empty() else "queue not drained"
+        if step == "send_ipis":
+            me = v[args["i"]]
+            if me.mode is not Mode.SD:
+                return "not starting a shootdown"
+            return None if me.queue.empty() else "queue not drained"
+        if step == "shootdown_done":
+            me = v[args["i"]]
+            if me.mode is not Mode.SDWAIT:
+                return "not waiting for acks"
+            return "acks pending" if any(me.acks_pending) else None
+        if step == "take_ipi":
+            me, i = v[args["k"]], args["i"]
+            if me.mailbox[i] is None:
+                return f"no IPI from {i} pending"
+            if me.mode is Mode.IDLE:
+                return None
+            if me.mode is Mode.SDWAIT and not self.bugs.wait_irqs_off:
+                return None  # the wait loop runs with interrupts on (BUG wait-irqs-off: off)
+            return f"interrupts off ({me.mode.value})"
+        if step == "ack_ipi":
+            me = v[args["k"]]
+            if me.mode is not Mode.IPI:
+                return "not handling an IPI"
+            if self.bugs.remote_no_drain:
+                return None  # BUG remote-no-drain: acks with notices still queued
+            return None if me.queue.empty() else "queue not drained"
+        raise AssertionError(step)  # pragma: no cover
+
+    def can(self, step: str, args: dict[str, int]) -> bool:
+        return self.why_not(step, args) is None
+
+    # ---- the atomic steps ----------------------------------------------------------------
+    def write(self, i: int, p: int, f: int) -> None:
+        """The guest writes PTE p := f and notifies the hypervisor (one hypercall)."""
+        with self.lock:
+            self._require(self._idle(i))
+            ring = self.vcpus[i].queue
+            drained = 0
+            keep_notice = True
+            if ring.full():
+                if self.bugs.overflow_drop:
+                    keep_notice = False  # BUG overflow-drop: the notice is lost
+                else:
+                    while not ring.empty():  # overflow: drain the whole ring first
+                        self._drain_one(i)
+                        drained += 1
+            self.gpt[p] = f
+            if keep_notice:
+                ring.push(p)
+            self._emit("write", {"i": i, "p": p, "f": f}, drained=drained)
+
+    def fill(self, i: int, p: int) -> None:
+        """Hardware walk of the shadow on a TLB miss."""
+        with self.lock:
+            self._require(self.why_not("fill", {"i": i, "p": p}))
+            me = self.vcpus[i]
+            me.tlb[p] = me.shadow[p]
+            self._emit("fill", {"i": i, "p": p})
+
+    def shadow_fault(self, i: int, p: int) -> None:
+        """A walk that misses the shadow exits to the hypervisor, which maps the guest PTE."""
+        with self.lock:
+            self._require(self.why_not("shadow_fault", {"i": i, "p": p}))
+            me = self.vcpus[i]
+            me.shadow[p] = self.gpt[p]
+            me.tlb[p] = self.gpt[p]
+            self._emit("shadow_fault", {"i": i, "p": p})
+
+    def access(self, i: int, p: int) -> str | None:
+        """A guest access to page p: TLB hit, fill, shadow fault or guest fault, in one step.
+
+        Returns the step taken ("fill" or "shadow_fault"), or None (hit / not present /
+        a shadow miss outside guest mode, which waits for the VCPU to return to the guest).
+        """
+        with self.lock:
+            me = self.vcpus[i]
+            if me.tlb[p] != 0:
+                return None
+            if me.shadow[p] != 0:
+                me.tlb[p] = me.shadow[p]
+                self._emit("fill", {"i": i, "p": p})
+                return "fill"
+            if self.gpt[p] != 0 and me.mode is Mode.IDLE:
+                me.shadow[p] = self.gpt[p]
+                me.tlb[p] = self.gpt[p]
+                self._emit("shadow_fault", {"i": i, "p": p})
+                return "shadow_fault"
+            return None
+
+    def invlpg(self, i: int, p: int) -> None:
+        with self.lock:
+            self._require(self._idle(i))
+            me = self.vcpus[i]
+            me.mode, me.op_page = Mode.INV, p
+            self._emit("invlpg", {"i": i, "p": p})
+
+    def shootdown(self, i: int, p: int) -> None:
+        with self.lock:
+            self._require(self._idle(i))
+            me = self.vcpus[i]
+            me.mode, me.op_page = Mode.SD, p
+            if self.bugs.ipi_before_drain:
+                self._post_ipis(i, p)  # BUG ipi-before-drain: IPIs out before the drain
+            self._emit("shootdown", {"i": i, "p": p})
+
+    def reload_cr3(self, i: int) -> None:
+        with self.lock:
+            self._require(self._idle(i))
+            self.vcpus[i].mode = Mode.RELOAD
+            self._emit("reload_cr3", {"i": i})
+
+    def drain_one(self, i: int) -> bool:
+        """Drain one notice while flushing; False (no step) when the ring is empty."""
+        with self.lock:
+            reason = self.why_not("drain_one", {"i": i})
+            if reason == "queue empty":
+                return False
+            self._require(reason)
+            page = self._drain_one(i)
+            self._emit("drain_one", {"i": i}, page=page)
+            return True
+
+    def finish_invlpg(self, i: int) -> None:
+        with self.lock:
+            self._require(self.why_not("finish_invlpg", {"i": i}))
+            me = self.vcpus[i]
+            page = me.op_page
+            assert page is not None
+            if not self.bugs.keep_tlb_on_invlpg:  # test-only fault injection
+                me.tlb[page] = 0
+            me.mode, me.op_page = Mode.IDLE, None
+            self._emit("finish_invlpg", {"i": i}, page=page)
+
+    def finish_reload(self, i: int) -> None:
+        with self.lock:
+            self._require(self.why_not("finish_reload", {"i": i}))
+            me = self.vcpus[i]
+            me.tlb.flush_all()
+            me.mode = Mode.IDLE
+            self._emit("finish_reload", {"i": i})
+
+    def send_ipis(self, i: int) -> None:
+        with self.lock:
+            self._require(self.why_not("send_ipis", {"i": i}))
+            me = self.vcpus[i]
+            page = me.op_page
+            assert page is not None
+            me.tlb[page] = 0
+            if not self.bugs.ipi_before_drain:
+                self._post_ipis(i, page)
+            me.mode = Mode.SDWAIT
+            self._emit("send_ipis", {"i": i}, page=page)
+
+    def shootdown_done(self, i: int) -> bool:
+        """Complete the shootdown if every ack is in; False (no step) otherwise."""
+        with self.lock:
+            reason = self.why_not("shootdown_done", {"i": i})
+            if reason == "acks pending":
+                return False
+            self._require(reason)
+            me = self.vcpus[i]
+            page = me.op_page
+            me.mode, me.op_page = Mode.IDLE, None
+            self._emit("shootdown_done", {"i": i}, page=page)
+            return True
+
+    def take_ipi(self, k: int, i: int) -> None:
+        with self.lock:
+            self._require(self.why_not("take_ipi", {"k": k, "i": i}))
+            self._take_ipi(k, i)
+
+    def _take_ipi(self, k: int, i: int) -> None:
+        me = self.vcpus[k]
+        page = me.mailbox[i]
+        assert page is not None
+        me.mailbox[i] = None
+        me.interrupted, me.handling, me.mode = me.mode, (i, page), Mode.IPI
+        self._emit("take_ipi", {"k": k, "i": i}, page=page)
+
+    def take_next_ipi(self, k: int, start: int = 0) -> int | None:
+        """Take a pending IPI if interrupts are on (searching from initiator ``start``)."""
+        with self.lock:
+            n = self.bounds.vcpus
+            for off in range(n):
+                i = (start + off) % n
+                if self.why_not("take_ipi", {"k": k, "i": i}) is None:
+                    self._take_ipi(k, i)
+                    return i
+            return None
+
+    def ack_ipi(self, k: int) -> None:
+        with self.lock:
+            self._require(self.why_not("ack_ipi", {"k": k}))
+            me = self.vcpus[k]
+            assert me.handling is not None and me.interrupted is not None
+            initiator, page = me.handling
+            me.tlb[page] = 0
+            self.vcpus[initiator].acks_pending[k] = False
+            me.mode, me.interrupted, me.handling = me.interrupted, None, None
+            self._emit("ack_ipi", {"k": k}, initiator=initiator, page=page)
+
+    # ---- single-stepping -----------------------------------------------------------------
+    def execute(self, step: str, args: dict[str, int]) -> None:
+        """Run one named step (the driver picks it); NotEnabled if it cannot run now."""
+        params = STEP_PARAMS.get(step)
+        if params is None or sorted(params) != sorted(args):
+            raise NotEnabled(f"no step {step}({', '.join(sorted(args))})")
+        if step == "drain_one":
+            with self.lock:
+                self._require(self.why_not("drain_one", args))
+            self.drain_one(args["i"])
+        elif step == "shootdown_done":
+            with self.lock:
+                self._require(self.why_not("shootdown_done", args))
+            self.shootdown_done(args["i"])
+        else:
+            getattr(self, step)(*(args[name] for name in params))
+
+    def copy(self, observer: Observer | None = None) -> "Hypervisor":
+        """An independent copy (for single-stepping searches); no thread may be running."""
+        other = Hypervisor(self.bounds, self.bugs, observer)
+        other.gpt = self.gpt.copy()  # type: ignore[assignment]
+        other.vcpus = [v.copy() for v in self.vcpus]
+        return other

@@ -1,0 +1,224 @@
+"""The threaded engine: one thread per VCPU running its guest program on the hypervisor.
+
+Each VCPU thread runs guest operations as the hypervisor would service them:
+
+* ``access``: one hardware walk (TLB hit, ``fill``, or ``shadow_fault`` from guest mode);
+* ``write``: the guest's PTE write with its notice (``write``, overflow drain inside);
+* ``invlpg``: ``invlpg``, ``drain_one`` until the ring is empty, ``finish_invlpg``;
+* ``reload``: ``reload_cr3``, drain, ``finish_reload``;
+* ``shootdown``: ``shootdown``, drain, ``send_ipis``, then the wait loop: until every ack
+  is in (``shootdown_done``), keep taking IPIs (``take_ipi``, drain, ``ack_ipi``) and let
+  the hardware walk (``fill``);
+* between operations, in guest mode, it takes pending IPIs.
+
+A run stops after ``seconds``; then every thread finishes its operation and keeps
+taking IPIs until all VCPUs are idle, or until a grace timeout, after which a VCPU still
+waiting for acks is reported stuck (wait-irqs-off deadlocks this way; a run never hangs).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from deferral.engine.bugs import Bugs, bugs_for
+from deferral.engine.guest import Op, random_program
+from deferral.engine.hypervisor import Hypervisor
+from deferral.engine.tracing import Recorder
+from deferral.engine.vcpu import Mode
+from deferral.model.bounds import Bounds
+from deferral.traces.format import Trace
+
+ProgramFactory = Callable[[int], Iterator[Op]]
+
+
+@dataclass
+class RunConfig:
+    bounds: Bounds
+    variant: str = "reference"
+    seconds: float = 1.0
+    seed: int = 0
+    snapshots: bool = False
+    trace_out: str | None = None
+    jsonl: bool = False
+    grace: float = 0.5  # after the stop: how long to wait for shootdowns to complete
+    bugs: Bugs | None = None  # overrides the variant's bugs (test fault injection)
+    programs: ProgramFactory | None = None  # VCPU -> program; default random from seed
+    max_steps: int | None = None  # stop early after this many steps
+
+
+@dataclass
+class RunResult:
+    summary: dict[str, Any]
+    trace: Trace | None
+    stuck: list[int] = field(default_factory=list)
+
+    @property
+    def violated(self) -> bool:
+        return bool(self.summary["violations"]["steps"]) or bool(self.stuck)
+
+
+class _Run:
+    def __init__(self, cfg: RunConfig) -> None:
+        self.cfg = cfg
+        self.bugs = cfg.bugs if cfg.bugs is not None else bugs_for(cfg.variant)
+        self.hv = Hypervisor(cfg.bounds, self.bugs)
+        jsonl = cfg.trace_out if (cfg.trace_out and cfg.jsonl) else None
+        keep = cfg.trace_out is None or not cfg.jsonl
+        self.rec = Recorder(self.hv, cfg.variant, snapshots=cfg.snapshots, jsonl=jsonl, keep=keep)
+        self.stop = threading.Event()
+        self.deadline = float("inf")  # set at the stop: end of the grace period
+        self.gave_up: set[int] = set()
+        self.errors: list[str] = []
+        self.started = 0
+        self.lock = threading.Lock()
+
+    # ---- per-VCPU behaviour ----------------------------------------------------------------
+    def take_ipis(self, k: int) -> None:
+        start = k + 1
+        while (i := self.hv.take_next_ipi(k, start)) is not None:
+            self.pause()
+            if not self.bugs.remote_no_drain:  # BUG remote-no-drain: handler skips the drain
+                self.drain(k)
+            self.hv.ack_ipi(k)
+            start = i + 1
+
+    def drain(self, i: int) -> None:
+        while self.hv.drain_one(i):
+            self.pause()
+
+    @staticmethod
+    def pause() -> None:
+        """A preemption point between two steps: let other VCPU threads run."""
+        time.sleep(0)
+
+    def perform(self, i: int, op: Op) -> None:
+        hv = self.hv
+        if op.kind == "access":
+            hv.access(i, op.page)
+        elif op.kind == "write":
+            hv.write(i, op.page, op.frame)
+        elif op.kind == "invlpg":
+            hv.invlpg(i, op.page)
+            self.pause()
+            self.drain(i)
+            hv.finish_invlpg(i)
+        elif op.kind == "reload":
+            hv.reload_cr3(i)
+            self.pause()
+            if not self.bugs.reload_no_drain:  # BUG reload-no-drain: flush without draining
+                self.drain(i)
+            hv.finish_reload(i)
+        elif op.kind == "shootdown":
+            hv.shootdown(i, op.page)
+            self.pause()
+            self.drain(i)
+            hv.send_ipis(i)
+            self.pause()
+            self.wait_for_acks(i, op.page)
+
+    def wait_for_acks(self, i: int, page: int) -> None:
+        spins = 0
+        while not self.hv.shootdown_done(i):
+            if time.monotonic() > self.deadline:
+                self.gave_up.add(i)
+                return
+            self.take_ipis(i)  # interrupts on in the wait loop (the engine refuses under wait-irqs-off)
+            spins += 1
+            if spins % 7 == 0:
+                self.hv.access(i, (page + spins) % self.cfg.bounds.pages)  # the hardware may walk
+            time.sleep(0 if spins < 50 else 0.0002)
+
+    def quiet(self) -> bool:
+        with self.hv.lock:
+            return all(v.mode is Mode.IDLE and all(m is None for m in v.mailbox) for v in self.hv.vcpus)
+
+    def vcpu_main(self, i: int) -> None:
+        try:
+            factory = self.cfg.programs or (lambda k: random_program(self.cfg.seed, k, self.cfg.bounds))
+            program = factory(i)
+            while not self.stop.is_set():
+                self.take_ipis(i)
+                op = next(program, None)
+                if op is None:
+                    break
+                self.perform(i, op)
+                if i in self.gave_up:
+                    return
+                if self.cfg.max_steps is not None and self.rec.stats.steps >= self.cfg.max_steps:
+                    self.stop.set()
+                time.sleep(0)
+            while not self.quiet() and time.monotonic() <= self.deadline:
+                self.take_ipis(i)
+                time.sleep(0.0002)
+        except Exception as exc:  # reported in the summary; the run must not hang
+            self.errors.append(f"VCPU {i}: {type(exc).__name__}: {exc}")
+            self.stop.set()
+
+    # ---- the run -----------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        cfg = self.cfg
+        threads = [threading.Thread(target=self.vcpu_main, args=(i,), name=f"vcpu{i}", daemon=True)
+                   for i in range(cfg.bounds.vcpus)]
+        t0 = time.monotonic()
+        for t in threads:
+            t.start()
+        self.stop.wait(cfg.seconds)
+        self.deadline = time.monotonic() + cfg.grace
+        self.stop.set()
+        for t in threads:
+            t.join(max(0.0, self.deadline - time.monotonic()) + 2.0)
+        elapsed = time.monotonic() - t0
+        alive = [t.name for t in threads if t.is_alive()]
+        with self.hv.lock:
+            stuck = [v.index for v in self.hv.vcpus if v.mode is Mode.SDWAIT]
+            modes = [v.mode.value for v in self.hv.vcpus]
+            trace = self.rec.trace() if self.rec.keep else None
+            self.rec.close()
+        if cfg.trace_out and not cfg.jsonl and trace is not None:
+            trace.save(cfg.trace_out)
+        return RunResult(self._summary(elapsed, stuck, modes, alive), trace, stuck)
+
+    def _summary(self, elapsed: float, stuck: list[int], modes: list[str], alive: list[str]) -> dict[str, Any]:
+        st, chk = self.rec.stats, self.rec.checker
+        assert chk is not None
+        return {
+            "variant": self.cfg.variant,
+            "bounds": self.cfg.bounds.as_dict(),
+            "seed": self.cfg.seed,
+            "seconds": self.cfg.seconds,
+            "elapsed_s": round(elapsed, 3),
+            "locking": "one global step lock; each protocol step is one critical section",
+            "bugs": self.bugs.active(),
+            "steps": st.steps,
+            "by_step": dict(sorted(st.by_step.items())),
+            "shootdowns": {"started": st.by_step["shootdown"], "completed": st.by_step["shootdown_done"]},
+            "drains": st.drains,
+            "overflow_drains": st.overflow_drains,
+            "ipis": {"sent": st.ipis_sent, "taken": st.ipis_taken, "acked": st.by_step["ack_ipi"]},
+            "violations": {
+                "property": "no_stale_translation",
+                "steps": chk.violating_steps,
+                "instances": sorted([list(x) for x in chk.instances]),
+                "first": None if chk.first is None else chk.first.to_json(),
+            },
+            "stuck": stuck,
+            "deadlocked": bool(stuck),
+            "final_pc": modes,
+            "threads_alive": alive,
+            "errors": list(self.errors),
+            "trace_out": self.cfg.trace_out,
+            "trace_format": None if not self.cfg.trace_out else (
+                "deferral-trace-jsonl/1" if self.cfg.jsonl else "deferral-trace/1"),
+            "snapshots": self.cfg.snapshots,
+        }
+
+
+def run(cfg: RunConfig) -> RunResult:
+    """Run the threaded engine under ``cfg``'s guests; never hangs (see module doc)."""
+    if cfg.trace_out:
+        Path(cfg.trace_out).parent.mkdir(parents=True, exist_ok=True)
+    return _Run(cfg).run()
