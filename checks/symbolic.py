@@ -1,0 +1,339 @@
+"""The Z3 encoding: Init and the transition relation of a protocol as Z3 formulas.
+
+Nothing here restates the protocol. :class:`Z3Ops` is a backend for the model's
+:class:`~deferral.model.context.StepContext`: the SAME step, procedure and property
+functions that run on Python ints run here on Z3 terms, and produce each step's guard
+and its new slot values as formulas over the current-state variables.
+
+Representation. Every slot of the :class:`~deferral.model.schema.Layout` is one state
+variable: a Z3 ``Bool`` for a bool-valued slot, otherwise a bit-vector just wide enough
+for its values (``slot.bits``), constrained to ``< slot.size``. Step functions compute
+on a common, wider bit-vector width (zero-extended reads, two spare bits) so that
+``length + 1`` cannot wrap and Z3's signed ``<`` on bit-vectors agrees with integer
+``<``. A transition whose new value does not fit its slot's domain is not a
+transition (the concrete model raises :class:`StepError` there instead).
+
+The transition relation is functional in an *action selector* ``act``: one bit-vector
+naming which step instance fires; ``T(x, act, y)`` is ``guard_act(x)`` and, for every
+slot, ``y_j = (ite over the actions that write j) else x_j``.
+
+What cannot be encoded: a variant whose step functions branch with Python ``if``/``and``/
+``or``/``not`` on a state value, or mix bool-valued variables with integer arithmetic
+(``s.ipi[k][i] + 1``), or call Python functions on state values (``int(x)``,
+``range(s.pc[i])``). The concrete model accepts those silently for one state; here they
+raise :class:`EncodingError` naming the step (Z3 refuses to turn a term into a Python
+bool). Anything written in the StepContext notation encodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Callable, Iterable, Sequence
+
+import z3
+
+from deferral.model.bounds import Bounds
+from deferral.model.concrete import Model, State
+from deferral.model.context import StepContext
+from deferral.model.ops import Ops
+from deferral.model.protocol import Property, Protocol, Step
+from deferral.model.schema import BOOL, Layout, Slot
+
+
+class EncodingError(Exception):
+    """A protocol (variant) whose functions cannot be evaluated over Z3 terms."""
+
+
+def _is_bool_slot(slot: Slot) -> bool:
+    return slot.part != "len" and slot.var.domain is BOOL
+
+
+class Z3Ops(Ops):
+    """Z3 terms as step-context values: Bools for conditions, bit-vectors of ``width`` for numbers."""
+
+    concrete = False
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+
+    # ---- coercions -----------------------------------------------------------------
+    def bv(self, x: Any) -> Any:
+        if isinstance(x, z3.BoolRef):
+            return z3.If(x, z3.BitVecVal(1, self.width), z3.BitVecVal(0, self.width))
+        if isinstance(x, z3.BitVecRef):
+            return x
+        if isinstance(x, (bool, int)):
+            return z3.BitVecVal(int(x), self.width)
+        raise EncodingError(f"cannot use {x!r} ({type(x).__name__}) as a number")
+
+    def boolean(self, x: Any) -> Any:
+        if isinstance(x, z3.BoolRef):
+            return x
+        if isinstance(x, z3.BitVecRef):
+            return x != 0
+        if isinstance(x, (bool, int)):
+            return z3.BoolVal(bool(x))
+        raise EncodingError(f"cannot use {x!r} ({type(x).__name__}) as a condition")
+
+    # ---- Ops -----------------------------------------------------------------------
+    def is_value(self, x: Any) -> bool:
+        return isinstance(x, z3.ExprRef)
+
+    def ite(self, cond: Any, then: Any, other: Any) -> Any:
+        if not self.is_value(cond):
+            return then if cond else other
+        c = self.boolean(cond)
+        boolish = all(isinstance(v, (bool, z3.BoolRef)) for v in (then, other))
+        if boolish:
+            return z3.If(c, self.boolean(then), self.boolean(other))
+        return z3.If(c, self.bv(then), self.bv(other))
+
+    def not_(self, x: Any) -> Any:
+        if not self.is_value(x):
+            return not x
+        return z3.Not(self.boolean(x))
+
+    def all_(self, xs: Iterable[Any]) -> Any:
+        terms = []
+        for x in xs:
+            if not self.is_value(x):
+                if not x:
+                    return False
+                continue
+            terms.append(self.boolean(x))
+        if not terms:
+            return True
+        return terms[0] if len(terms) == 1 else z3.And(terms)
+
+    def any_(self, xs: Iterable[Any]) -> Any:
+        terms = []
+        for x in xs:
+            if not self.is_value(x):
+                if x:
+                    return True
+                continue
+            terms.append(self.boolean(x))
+        if not terms:
+            return False
+        return terms[0] if len(terms) == 1 else z3.Or(terms)
+
+    def store(self, slot: Any, value: Any) -> Any:
+        return self.boolean(value) if _is_bool_slot(slot) else self.bv(value)
+
+
+@dataclass(frozen=True)
+class ActionTerms:
+    """One step instance over given current-state variables: its guard and new slot values."""
+
+    index: int
+    step: Step
+    args: tuple[int, ...]
+    guard: Any  # z3 Bool
+    updates: dict[int, Any]  # slot -> new value (wide bit-vector or Bool)
+
+    def label(self) -> str:
+        return self.step.label(self.args)
+
+
+@dataclass
+class Encoding:
+    """A protocol at fixed bounds as Z3 formulas over copies of the state variables."""
+
+    protocol: Protocol
+    bounds: Bounds
+    layout: Layout = field(init=False)
+    ops: Z3Ops = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.layout = self.protocol.layout(self.bounds)
+        self.ops = Z3Ops(max(self.layout.bits) + 2)
+
+    # ---- state variables -----------------------------------------------------------
+    def sort(self, slot: Slot) -> Any:
+        return z3.BoolSort() if _is_bool_slot(slot) else z3.BitVecSort(slot.bits)
+
+    def state(self, tag: str) -> list[Any]:
+        """Fresh state variables named ``<slot label>@<tag>``."""
+        return [z3.Const(f"{s.label()}@{tag}", self.sort(s)) for s in self.layout.slots]
+
+    @cached_property
+    def model(self) -> Model:
+        return Model(self.protocol, self.bounds)
+
+    @cached_property
+    def n_actions(self) -> int:
+        return len(self.model.actions)
+
+    @cached_property
+    def selector_sort(self) -> Any:
+        return z3.BitVecSort(max(1, (self.n_actions - 1).bit_length()))
+
+    def selector(self, tag: str) -> Any:
+        return z3.Const(f"act@{tag}", self.selector_sort)
+
+    def wide(self, xs: Sequence[Any]) -> list[Any]:
+        """The step-context values of state variables: Bools as is, numbers zero-extended."""
+        out = []
+        for s, x in zip(self.layout.slots, xs):
+            out.append(x if _is_bool_slot(s) else z3.ZeroExt(self.ops.width - s.bits, x))
+        return out
+
+    def context(self, xs: Sequence[Any]) -> StepContext:
+        return StepContext(self.layout, self.ops, self.wide(xs), self.protocol.procedure_table)
+
+    def valid(self, xs: Sequence[Any]) -> Any:
+        """Every slot holds a value of its domain."""
+        terms = [z3.ULT(x, s.size) for s, x in zip(self.layout.slots, xs)
+                 if not _is_bool_slot(s) and s.size < 2 ** s.bits]
+        return z3.And(terms) if terms else z3.BoolVal(True)
+
+    def equals(self, xs: Sequence[Any], state: Sequence[int]) -> Any:
+        """The variables ``xs`` hold the concrete ``state``."""
+        return z3.And([self.const(s, v) == x for s, x, v in zip(self.layout.slots, xs, state)])
+
+    def const(self, slot: Slot, value: int) -> Any:
+        return z3.BoolVal(bool(value)) if _is_bool_slot(slot) else z3.BitVecVal(value, slot.bits)
+
+    def init(self, xs: Sequence[Any]) -> Any:
+        return self.equals(xs, self.layout.initial)
+
+    # ---- steps ---------------------------------------------------------------------
+    def action_terms(self, xs: Sequence[Any]) -> list[ActionTerms]:
+        """Guard and updates of every step instance, evaluated by the protocol's own functions."""
+        out = []
+        for action in self.model.actions:
+            out.append(self._evaluate(action.index, action.step, action.args, xs))
+        return out
+
+    def _evaluate(self, index: int, step: Step, args: tuple[int, ...], xs: Sequence[Any]) -> ActionTerms:
+        try:
+            guard = self.ops.boolean(step.guard(self.context(xs), *args))
+            ctx = self.context(xs)
+            step.effect(ctx, *args)
+        except z3.Z3Exception as exc:
+            raise EncodingError(self._why(step, args, exc)) from None
+        except EncodingError as exc:
+            raise EncodingError(self._why(step, args, exc)) from None
+        updates = {j: ctx.values[j] for j in sorted(ctx.written)}
+        return ActionTerms(index, step, args, guard, updates)
+
+    def _why(self, step: Step, args: tuple[int, ...], exc: Exception) -> str:
+        return (f"{self.protocol.name} ({self.protocol.source}): step {step.label(args)} cannot be "
+                f"evaluated over Z3 terms ({exc}); write it in the StepContext notation "
+                "(s.when / s.ite / & | s.not_, no Python if/and/or/not on state values)")
+
+    def next_values(self, xs: Sequence[Any], act: Any, terms: Sequence[ActionTerms] | None = None) -> list[Any]:
+        """Per slot, the new value as a function of the state and the selector (wide form)."""
+        terms = self.action_terms(xs) if terms is None else terms
+        values = list(self.wide(xs))
+        writers: dict[int, list[ActionTerms]] = {}
+        for t in terms:
+            for j in t.updates:
+                writers.setdefault(j, []).append(t)
+        for j, ts in writers.items():
+            v = values[j]
+            for t in reversed(ts):
+                v = z3.If(act == t.index, t.updates[j], v)
+            values[j] = v
+        return values
+
+    def trans(self, xs: Sequence[Any], ys: Sequence[Any], act: Any) -> Any:
+        """``T(x, act, y)``: action ``act`` is enabled in ``x`` and leads to ``y``."""
+        terms = self.action_terms(xs)
+        enabled = z3.Or([z3.And(act == t.index, t.guard) for t in terms])
+        nxt = self.next_values(xs, act, terms)
+        eqs = [y == v for y, v in zip(self.wide(ys), nxt)]
+        return z3.And([enabled, *eqs, self.valid(ys)])
+
+    # ---- properties ----------------------------------------------------------------
+    def holds(self, fn: Callable[..., Any], params: Sequence[tuple[str, Any]], xs: Sequence[Any]) -> Any:
+        """``fn(s, *args)`` for every parameter instance, as one conjunction."""
+        from itertools import product
+
+        terms = []
+        for args in product(*(range(d.size(self.bounds)) for _, d in params)):
+            try:
+                terms.append(self.ops.boolean(fn(self.context(xs), *args)))
+            except (z3.Z3Exception, EncodingError) as exc:
+                raise EncodingError(f"{getattr(fn, '__name__', fn)}{args} cannot be evaluated over Z3 "
+                                    f"terms: {exc}") from None
+        return z3.And(terms) if terms else z3.BoolVal(True)
+
+    def prop(self, prop: Property, xs: Sequence[Any]) -> Any:
+        return self.holds(prop.predicate, prop.params, xs)
+
+    def invariants(self, xs: Sequence[Any]) -> Any:
+        props = [p for p in self.protocol.properties if p.kind == "invariant"]
+        return z3.And([self.prop(p, xs) for p in props]) if props else z3.BoolVal(True)
+
+    # ---- models back to concrete states -----------------------------------------------
+    def decode(self, m: z3.ModelRef, xs: Sequence[Any]) -> State:
+        out = []
+        for s, x in zip(self.layout.slots, xs):
+            v = m.eval(x, model_completion=True)
+            out.append(int(z3.is_true(v)) if _is_bool_slot(s) else v.as_long())
+        return tuple(out)
+
+    def replay(self, states: Sequence[State]) -> list[tuple[Any, State]]:
+        """A concrete path through ``states``: each step the (first) action the model agrees on.
+
+        The states come from a solver; the actions and the exact states are the concrete
+        model's, so a trace built from them replays. Raises AssertionError if the
+        concrete model has no such step (the encoding and the model disagree).
+        """
+        model = self.model
+        path: list[tuple[Any, State]] = [(None, states[0])]
+        assert states[0] == model.initial, "solver path does not start in the initial state"
+        for j in range(1, len(states)):
+            for action, succ in model.successors(path[-1][1]):
+                if succ == states[j]:
+                    path.append((action, succ))
+                    break
+            else:
+                raise AssertionError(f"step {j} of the solver's path is not a step of the concrete model")
+        return path
+
+
+def crosscheck(enc: Encoding, max_states: int = 24) -> None:
+    """Compare the Z3 terms with the concrete model on the first states of a BFS.
+
+    Z3 turns ``x == c`` into a Python bool *structurally* (without raising), so a variant
+    that writes ``if s.pc[i] == IDLE:`` would silently encode something else. This catches
+    such a step on the states it is tried on; raises EncodingError naming the step.
+    """
+    model = enc.model
+    xs = enc.state("cc")
+    terms = enc.action_terms(xs)
+    frontier, seen = [model.initial], {model.initial}
+    while frontier and len(seen) <= max_states:
+        state = frontier.pop(0)
+        sub = [(x, enc.const(s, v)) for s, x, v in zip(enc.layout.slots, xs, state)]
+        for t, action in zip(terms, model.actions):
+            expected = model.apply(state, action)
+            enabled = z3.is_true(z3.simplify(z3.substitute(t.guard, *sub)))
+            got = None
+            if enabled:
+                new = list(state)
+                for j, v in t.updates.items():
+                    v = z3.simplify(z3.substitute(v, *sub))
+                    new[j] = int(z3.is_true(v)) if z3.is_bool(v) else v.as_long()
+                got = tuple(new)
+            if got != expected:
+                raise EncodingError(f"{enc.protocol.name} ({enc.protocol.source}): step {t.label()} evaluates "
+                                    f"differently over Z3 terms than over concrete values in state "
+                                    f"{model.to_json(state)} (Python if/and/or/not on a state value?)")
+            if expected is not None and expected not in seen:
+                seen.add(expected)
+                frontier.append(expected)
+
+
+def encode(protocol: Protocol, bounds: Bounds, check: bool = True) -> Encoding:
+    """The Z3 encoding of ``protocol`` at ``bounds`` (raises EncodingError if it cannot be built)."""
+    enc = Encoding(protocol, bounds)
+    xs = enc.state("probe")
+    enc.action_terms(xs)  # fail early, naming the step, if a function does not encode
+    enc.invariants(xs)
+    if check:
+        crosscheck(enc)
+    return enc
