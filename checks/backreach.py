@@ -1,0 +1,33 @@
+"""AG EF over an edge list held in numpy arrays: backward reachability of goal states."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def unreachable_goal_np(n_states: int, src: np.ndarray, dst: np.ndarray, goal: np.ndarray) -> int | None:
+    """The least state number from which no goal state is reachable (None if there is none).
+
+    Same answer as :func:`deferral.checks.liveness.unreachable_goal`, computed by a
+    breadth-first search backwards from the goal states over a CSR of reversed edges.
+    """
+    can = np.asarray(goal, dtype=bool).copy()
+    if can.all():
+        return None
+    order = np.argsort(dst, kind="stable")
+    preds = np.asarray(src)[order]
+    counts = np.bincount(np.asarray(dst), minlength=n_states)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    frontier = np.flatnonzero(can)
+    while frontier.size:
+        c = counts[frontier]
+        total = int(c.sum())
+        if total == 0:
+            break
+        offsets = np.repeat(starts[frontier] - (np.cumsum(c) - c), c) + np.arange(total)
+        found = preds[offsets]
+        found = np.unique(found[~can[found]])
+        can[found] = True
+        frontier = found
+    stuck = np.flatnonzero(~can)
+    return int(stuck[0]) if stuck.size else None

@@ -1,0 +1,165 @@
+"""A numpy backend for the step context: the protocol's own step functions over a batch.
+
+Values are numpy arrays with one entry per state of a batch (or Python constants). A
+step is evaluated for all states of a frontier at once: the guard gives a mask; the
+effect runs only on the enabled rows, reading the columns it needs lazily; the written
+slots are checked against their domains and copied into the successor rows.
+
+Nothing here knows the protocol: any :class:`Protocol` (a user's variant adding
+variables included) runs through the same :class:`StepContext` as on concrete states.
+A step that cannot run on arrays (it branches with Python ``if``/``and``/``or`` on a state
+value) raises :class:`NotVectorizable`; the search then falls back to the plain explorer.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from deferral.model.context import StepContext, StepError
+from deferral.model.ops import Ops
+from deferral.model.protocol import Property, Step
+from deferral.model.schema import Layout
+
+
+class NotVectorizable(Exception):
+    """A step or property uses a state value in Python control flow."""
+
+
+class NumpyOps(Ops):
+    """Values are numpy arrays over a batch of states."""
+
+    concrete = False
+
+    def ite(self, cond: Any, then: Any, other: Any) -> Any:
+        if not isinstance(cond, np.ndarray):
+            return then if cond else other
+        return np.where(cond, then, other)
+
+    def not_(self, x: Any) -> Any:
+        if isinstance(x, np.ndarray):
+            return ~x if x.dtype == np.bool_ else x == 0
+        return not x
+
+    def is_value(self, x: Any) -> bool:
+        return isinstance(x, np.ndarray)
+
+    def all_(self, xs: Iterable[Any]) -> Any:
+        out: Any = True
+        for x in xs:
+            if isinstance(x, np.ndarray):
+                x = x if x.dtype == np.bool_ else x != 0
+                out = x if out is True else out & x
+            elif not x:
+                return False
+        return out
+
+    def any_(self, xs: Iterable[Any]) -> Any:
+        out: Any = False
+        for x in xs:
+            if isinstance(x, np.ndarray):
+                x = x if x.dtype == np.bool_ else x != 0
+                out = x if out is False else out | x
+            elif x:
+                return True
+        return out
+
+    def store(self, slot: Any, value: Any) -> Any:
+        if isinstance(value, np.ndarray):
+            return value.astype(np.int16) if value.dtype == np.bool_ else value
+        return int(value)
+
+
+NUMPY = NumpyOps()
+
+_UNREAD = object()
+
+
+class _Columns(list):  # type: ignore[type-arg]
+    """The context's per-slot values, read from the batch only when a step reads them."""
+
+    def __init__(self, rows: np.ndarray, idx: np.ndarray | None) -> None:
+        super().__init__([_UNREAD] * rows.shape[1])
+        self._rows = rows
+        self._idx = idx
+
+    def __getitem__(self, j: Any) -> Any:
+        value = list.__getitem__(self, j)
+        if value is _UNREAD:
+            value = self._rows[:, j] if self._idx is None else self._rows[self._idx, j]
+            list.__setitem__(self, j, value)
+        return value
+
+
+def _context(layout: Layout, procedures: Mapping[str, Callable[..., Any]], rows: np.ndarray,
+             idx: np.ndarray | None) -> StepContext:
+    ctx = StepContext(layout, NUMPY, (), procedures)
+    object.__setattr__(ctx, "values", _Columns(rows, idx))
+    return ctx
+
+
+def _call(what: str, fn: Callable[..., Any], ctx: StepContext, args: Sequence[int]) -> Any:
+    try:
+        return fn(ctx, *args)
+    except StepError as exc:
+        raise StepError(f"{what}: {exc}") from None
+    except ValueError as exc:
+        if "truth value of an array" in str(exc):
+            raise NotVectorizable(f"{what} uses a state value in Python control flow "
+                                  "(if/and/or/not); use s.when, s.ite, &, |, s.not_") from None
+        raise StepError(f"{what}: raised ValueError: {exc}") from None
+    except Exception as exc:
+        raise StepError(f"{what}: raised {type(exc).__name__}: {exc}") from None
+
+
+def _mask(value: Any, n: int) -> np.ndarray:
+    if isinstance(value, np.ndarray):
+        mask = value if value.dtype == np.bool_ else value != 0
+        return np.broadcast_to(mask, (n,))
+    return np.full(n, bool(value))
+
+
+def guard_mask(layout: Layout, procedures: Mapping[str, Callable[..., Any]], rows: np.ndarray,
+               step: Step, args: tuple[int, ...], label: str) -> np.ndarray:
+    """Where ``step(args)`` is enabled over the batch ``rows``."""
+    ctx = _context(layout, procedures, rows, None)
+    return _mask(_call(f"step {label}: guard", step.guard, ctx, args), rows.shape[0])
+
+
+def successors(layout: Layout, procedures: Mapping[str, Callable[..., Any]], rows: np.ndarray,
+               idx: np.ndarray, step: Step, args: tuple[int, ...], label: str,
+               protocol_name: str) -> np.ndarray:
+    """The successor rows of ``rows[idx]`` under ``step(args)``; written values domain-checked."""
+    ctx = _context(layout, procedures, rows, idx)
+    _call(f"step {label} in {protocol_name}", step.effect, ctx, args)
+    out = rows[idx]
+    for j in ctx.written:
+        value = list.__getitem__(ctx.values, j)
+        size = layout.slots[j].size
+        if isinstance(value, np.ndarray):
+            if value.dtype == np.bool_:
+                value = value.astype(np.int16)
+            bad = (value < 0) | (value >= size)
+            if bad.any():
+                first = int(np.flatnonzero(np.broadcast_to(bad, (len(idx),)))[0])
+                shown = int(np.broadcast_to(value, (len(idx),))[first])
+                raise StepError(f"step {label} in {protocol_name}: wrote {shown} to "
+                                f"{layout.slots[j].label()}, outside its domain 0..{size - 1}")
+            out[:, j] = value
+        else:
+            if not 0 <= value < size:
+                raise StepError(f"step {label} in {protocol_name}: wrote {value} to "
+                                f"{layout.slots[j].label()}, outside its domain 0..{size - 1}")
+            out[:, j] = value
+    return out
+
+
+def property_holds(layout: Layout, procedures: Mapping[str, Callable[..., Any]], rows: np.ndarray,
+                   prop: Property) -> np.ndarray:
+    """Where every instance of ``prop``'s predicate holds over the batch."""
+    out = np.ones(rows.shape[0], dtype=bool)
+    for args in prop.instances(layout.bounds):
+        ctx = _context(layout, procedures, rows, None)
+        out &= _mask(_call(f"property {prop.name}{args}", prop.predicate, ctx, args), rows.shape[0])
+    return out

@@ -1,0 +1,186 @@
+"""Packing states into sortable integer keys, and canonical keys under VCPU symmetry.
+
+A state (one row of small slot values) is numbered in *mixed radix*: slot 0 is the most
+significant digit, each slot's digit ranges over its domain size. Mixed radix keeps
+tuple order (key order == lexicographic order of the slot tuples, so the least key of an
+orbit is exactly ``Model.canonical``), and it wastes no bits on domains that are not
+powers of two. Slots are grouped into 64-bit *words* (a key is one ``uint64`` when the
+layout fits, otherwise several words compared lexicographically, stored big-endian as a
+``numpy.void`` so that sort / searchsorted order them correctly).
+
+Numbering is linear in the slot values, and so is a VCPU permutation (a permutation
+moves slots; a VCPU-valued slot's value is renamed, which becomes linear after one-hot
+encoding that slot). So the keys of *all* N! images of a batch of states come out of a
+single matrix product ``features @ weights``. The product is done in float32 (BLAS), one
+column block per *part*: a run of slots whose radix product is at most 2**24, so every
+partial sum is an exactly representable integer; parts are combined into words with
+exact uint64 arithmetic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from deferral.model.schema import Layout
+
+#: float32 represents every integer below this exactly.
+_PART_LIMIT = 1 << 24
+_WORD_LIMIT = 1 << 64
+
+
+@dataclass(frozen=True)
+class _Part:
+    word: int
+    slots: tuple[int, ...]
+    base: int  # multiplier of the part value inside its word
+
+
+class Packer:
+    """Keys of a layout's states, with or without VCPU symmetry."""
+
+    def __init__(self, layout: Layout, symmetry: bool) -> None:
+        self.layout = layout
+        self.sizes = np.array(layout.sizes, dtype=np.uint64)
+        n_slots = len(layout.slots)
+        self.n_slots = n_slots
+        self.dtype_rows = np.uint8 if max(layout.sizes) <= 256 else np.uint16
+        # ---- words and parts (greedy, in slot order) ----
+        parts_slots: list[list[int]] = []
+        part_word: list[int] = []
+        word, word_prod, part_prod = 0, 1, 1
+        for j, size in enumerate(layout.sizes):
+            if size > _PART_LIMIT:
+                raise ValueError(f"slot {layout.slots[j].label()} has {size} values; at most 2**24 supported")
+            if word_prod * size > _WORD_LIMIT:
+                word, word_prod, part_prod = word + 1, 1, 1
+                parts_slots.append([])
+                part_word.append(word)
+            elif not parts_slots or part_prod * size > _PART_LIMIT:
+                part_prod = 1
+                parts_slots.append([])
+                part_word.append(word)
+            parts_slots[-1].append(j)
+            part_prod *= size
+            word_prod *= size
+        self.n_words = word + 1
+        # place value of each slot inside its part, and each part's base inside its word
+        self.place = [0] * n_slots
+        self.part_of = [0] * n_slots
+        part_sizes = []
+        for p, slots in enumerate(parts_slots):
+            mult = 1
+            for j in reversed(slots):
+                self.place[j] = mult
+                self.part_of[j] = p
+                mult *= layout.sizes[j]
+            part_sizes.append(mult)
+        parts: list[_Part] = []
+        for p, slots in enumerate(parts_slots):
+            base = 1
+            for q in range(p + 1, len(parts_slots)):
+                if part_word[q] == part_word[p]:
+                    base *= part_sizes[q]
+            parts.append(_Part(part_word[p], tuple(slots), base))
+        self.parts = tuple(parts)
+        self.part_sizes = tuple(part_sizes)
+        # ---- features and weights ----
+        perms = layout.permutations if symmetry else (tuple(range(layout.bounds.vcpus)),)
+        self.perms = perms
+        n = layout.bounds.vcpus
+        features: list[tuple[int, int | None]] = []  # (slot, None = raw value | v = indicator of v)
+        for j, s in enumerate(layout.slots):
+            if s.vcpu_valued and symmetry and len(perms) > 1:
+                features.extend((j, v) for v in range(s.size))
+            else:
+                features.append((j, None))
+        self.features = tuple(features)
+        self.raw_cols = np.array([j for j, v in features if v is None], dtype=np.intp)
+        self.onehot = tuple((pos, j, v) for pos, (j, v) in enumerate(features) if v is not None)
+        n_parts = len(parts)
+        weights = np.zeros((len(features), n_parts * len(perms)), dtype=np.float64)
+        for pi, perm in enumerate(perms):
+            src, remap = layout.permute_plan(perm)
+            dest = [0] * n_slots
+            for j, k in enumerate(src):
+                dest[k] = j
+            for f, (k, v) in enumerate(features):
+                j = dest[k]
+                value = 1 if v is None else (perm[v] if v < n else v)
+                weights[f, self.part_of[j] * len(perms) + pi] = value * self.place[j]
+        assert weights.max(initial=0) < _PART_LIMIT
+        self.weights = weights.astype(np.float32)
+        self.bytes_per_key = 8 * self.n_words
+        self.key_dtype: Any = np.uint64 if self.n_words == 1 else np.dtype(f"V{8 * self.n_words}")
+
+    # ---- keys --------------------------------------------------------------------------
+    def _features(self, rows: np.ndarray) -> np.ndarray:
+        x = np.empty((rows.shape[0], len(self.features)), dtype=np.float32)
+        raw_pos = [pos for pos, (_, v) in enumerate(self.features) if v is None]
+        if len(raw_pos) == len(self.features):
+            x[:] = rows[:, self.raw_cols]
+        else:
+            x[:, raw_pos] = rows[:, self.raw_cols]
+            for pos, j, v in self.onehot:
+                x[:, pos] = rows[:, j] == v
+        return x
+
+    def canonical_keys(self, rows: np.ndarray) -> np.ndarray:
+        """The least key over the images of each row (the row's own key without symmetry)."""
+        m = rows.shape[0]
+        n_perm = len(self.perms)
+        if m == 0:
+            return np.zeros(0, dtype=self.key_dtype)
+        y = self._features(rows) @ self.weights  # (m, parts * perms), exact integers
+        yu = y.astype(np.uint64).reshape(m, len(self.parts), n_perm)
+        words = np.zeros((m, self.n_words, n_perm), dtype=np.uint64)
+        for p, part in enumerate(self.parts):
+            if part.base == 1:
+                words[:, part.word, :] += yu[:, p, :]
+            else:
+                words[:, part.word, :] += yu[:, p, :] * np.uint64(part.base)
+        if self.n_words == 1:
+            return words[:, 0, :].min(axis=1) if n_perm > 1 else words[:, 0, 0].copy()
+        best = words[:, :, 0].copy()
+        for pi in range(1, n_perm):
+            cand = words[:, :, pi]
+            less = np.zeros(m, dtype=bool)
+            decided = np.zeros(m, dtype=bool)
+            for w in range(self.n_words):
+                lt = cand[:, w] < best[:, w]
+                gt = cand[:, w] > best[:, w]
+                less |= lt & ~decided
+                decided |= lt | gt
+            best[less] = cand[less]
+        return self.to_sortable(best)
+
+    def to_sortable(self, words: np.ndarray) -> np.ndarray:
+        """(m, words) uint64 -> a 1-D array whose order is the keys' order."""
+        if self.n_words == 1:
+            return np.ascontiguousarray(words[:, 0])
+        return np.ascontiguousarray(words.astype(">u8")).view(self.key_dtype).ravel()
+
+    def words(self, keys: np.ndarray) -> np.ndarray:
+        if self.n_words == 1:
+            return keys.reshape(-1, 1)
+        return keys.view(">u8").reshape(-1, self.n_words).astype(np.uint64)
+
+    def unpack(self, keys: np.ndarray) -> np.ndarray:
+        """Rows (m, slots) of the states with these keys."""
+        words = self.words(keys)
+        rows = np.empty((words.shape[0], self.n_slots), dtype=self.dtype_rows)
+        for p, part in enumerate(self.parts):
+            value = words[:, part.word]
+            if part.base != 1:
+                value = value // np.uint64(part.base)
+            value = value % np.uint64(self.part_sizes[p])
+            for j in part.slots:
+                place = self.place[j]
+                digit = value // np.uint64(place) if place != 1 else value
+                rows[:, j] = digit % np.uint64(self.layout.sizes[j])
+        return rows
+
+    def rows_of(self, states: Sequence[Sequence[int]]) -> np.ndarray:
+        return np.array(states, dtype=self.dtype_rows).reshape(len(states), self.n_slots)

@@ -1,0 +1,275 @@
+"""The fast explicit-state search: breadth-first, a whole BFS level at a time, in numpy.
+
+For each BFS level the frontier (rows of slot values, canonical under symmetry) is cut
+into fixed-size chunks. For each chunk and each action (step instance) the protocol's own
+guard is evaluated over the chunk with :class:`~deferral.checks.numpy_ops.NumpyOps`, the
+effect runs on the enabled rows, and the successor rows get canonical keys
+(:mod:`deferral.checks.packing`: least key over the N! images, one matrix product). The
+level's keys are deduplicated with a stable sort, looked up in the visited runs
+(:mod:`deferral.checks.visited`), and the new ones numbered in key order. Each state keeps
+its BFS parent and the action that reached it, so a counterexample is a shortest path,
+replayed into real states by :func:`deferral.checks.explore.concretize`.
+
+Reports match :func:`deferral.checks.explore.explore` exactly (states, transitions, depth,
+verdicts, shortest lengths) for every number of workers: chunks are of a fixed size and
+their results are combined in chunk order, so the worker count changes nothing but speed.
+Workers are threads; numpy releases the GIL in its array loops, sorts and BLAS.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from deferral.checks.backreach import unreachable_goal_np
+from deferral.checks.explore import concretize, explore
+from deferral.checks.numpy_ops import NotVectorizable, guard_mask, property_holds, successors
+from deferral.checks.packing import Packer
+from deferral.checks.results import Outcome, Path, Progress, ProgressFn, SearchResult
+from deferral.checks.visited import Visited
+from deferral.model.bounds import Bounds
+from deferral.model.concrete import Model
+from deferral.model.protocol import Protocol
+
+#: Frontier rows per chunk (fixed: results must not depend on the number of workers).
+CHUNK_ROWS = 1 << 14
+#: Seconds between progress reports inside a long level.
+PROGRESS_EVERY_S = 1.0
+
+
+def explore_vectorized(
+    protocol: Protocol,
+    bounds: Bounds,
+    *,
+    symmetry: bool = True,
+    max_states: int | None = None,
+    time_limit: float | None = None,
+    progress: ProgressFn | None = None,
+    workers: int | None = None,
+) -> SearchResult:
+    """Explore every reachable state of ``protocol`` at ``bounds``; report each property.
+
+    Same contract as :func:`deferral.checks.explore.explore`; ``workers`` threads (default:
+    every core). A protocol whose steps cannot run on arrays is explored by the plain
+    explorer instead, with ``stats["notice"]`` saying why.
+    """
+    start = time.monotonic()
+    n_workers = max(1, int(workers if workers is not None else (os.cpu_count() or 1)))
+    model = Model(protocol, bounds)
+    try:
+        return _Search(model, symmetry, max_states, time_limit, progress, n_workers, start).run()
+    except NotVectorizable as exc:
+        remaining = None if time_limit is None else max(0.0, time_limit - (time.monotonic() - start))
+        result = explore(model, symmetry=symmetry, max_states=max_states, time_limit=remaining,
+                         progress=progress)
+        result.elapsed_s = time.monotonic() - start
+        result.engine = "concrete"
+        result.workers = 1
+        result.stats["notice"] = f"vectorized search not possible, used the plain explorer: {exc}"
+        return result
+
+
+class _Search:
+    """One run of the level-synchronous search (state lives here, not in globals)."""
+
+    def __init__(self, model: Model, symmetry: bool, max_states: int | None, time_limit: float | None,
+                 progress: ProgressFn | None, workers: int, start: float) -> None:
+        self.model = model
+        self.layout = model.layout
+        self.symmetry = symmetry
+        self.max_states = max_states
+        self.time_limit = time_limit
+        self.progress = progress
+        self.workers = workers
+        self.start = start
+        self.packer = Packer(self.layout, symmetry)
+        self.procs = model.protocol.procedure_table
+        self.labels = [a.label() for a in model.actions]
+        self.invariants = model.invariants
+        self.lives = model.liveness
+        self.action_dtype = np.uint16 if len(model.actions) < 65535 else np.uint32
+
+    # ---- successor generation ----------------------------------------------------------
+    def expand(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Canonical successor keys of a chunk, with local parent row and action number."""
+        succ_rows, parents, actions = [], [], []
+        name = self.model.protocol.name
+        for action in self.model.actions:
+            label = self.labels[action.index]
+            mask = guard_mask(self.layout, self.procs, rows, action.step, action.args, label)
+            idx = np.flatnonzero(mask)
+            if idx.size == 0:
+                continue
+            succ_rows.append(successors(self.layout, self.procs, rows, idx, action.step, action.args,
+                                        label, name))
+            parents.append(idx.astype(np.int32))
+            actions.append(np.full(idx.size, action.index, dtype=self.action_dtype))
+        if not succ_rows:
+            empty = np.zeros(0, dtype=self.packer.key_dtype)
+            return empty, np.zeros(0, np.int32), np.zeros(0, self.action_dtype)
+        keys = self.packer.canonical_keys(np.concatenate(succ_rows))
+        return keys, np.concatenate(parents), np.concatenate(actions)
+
+    def _chunk_results(self, frontier: np.ndarray, pool: ThreadPoolExecutor | None
+                       ) -> Iterator[tuple[int, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+        offsets = range(0, frontier.shape[0], CHUNK_ROWS)
+        chunks = (frontier[a:a + CHUNK_ROWS] for a in offsets)
+        if pool is None:
+            for a, chunk in zip(offsets, chunks):
+                yield a, self.expand(chunk)
+        else:
+            # bounded look-ahead keeps memory flat; results come back in chunk order
+            pending: list[tuple[int, Any]] = []
+            for a, chunk in zip(offsets, chunks):
+                pending.append((a, pool.submit(self.expand, chunk)))
+                if len(pending) > 2 * self.workers:
+                    b, fut = pending.pop(0)
+                    yield b, fut.result()
+            for b, fut in pending:
+                yield b, fut.result()
+
+    # ---- the search ----------------------------------------------------------------------
+    def run(self) -> SearchResult:
+        packer, layout = self.packer, self.layout
+        init_key = packer.canonical_keys(packer.rows_of([layout.initial]))
+        visited = Visited(packer.key_dtype)
+        visited.add(init_key, np.zeros(1, dtype=np.uint32))
+        frontier = packer.unpack(init_key)
+        parents: list[np.ndarray] = [np.full(1, -1, dtype=np.int64)]
+        vias: list[np.ndarray] = [np.full(1, -1, dtype=np.int32)]
+        goals: dict[str, list[np.ndarray]] = {p.name: [] for p in self.lives}
+        edges_src: list[np.ndarray] = []
+        edges_dst: list[np.ndarray] = []
+        first_bad: dict[str, int] = {}
+        n_states, base, depth, transitions = 1, 0, 0, 0
+        stopped_by: str | None = None
+        self._check(frontier, 0, first_bad, goals)
+        last_report = time.monotonic()
+        pool = ThreadPoolExecutor(self.workers) if self.workers > 1 else None
+        try:
+            while frontier.shape[0] and stopped_by is None:
+                keys_l, par_l, act_l = [], [], []
+                for offset, (keys, par, act) in self._chunk_results(frontier, pool):
+                    keys_l.append(keys)
+                    par_l.append(par.astype(np.int64) + offset)
+                    act_l.append(act)
+                    transitions += keys.shape[0]
+                    now = time.monotonic()
+                    if self.time_limit is not None and now - self.start > self.time_limit:
+                        stopped_by = "time-limit"
+                        break
+                    if self.progress and now - last_report > PROGRESS_EVERY_S:
+                        last_report = now
+                        self.progress(Progress(n_states, transitions, depth, frontier.shape[0],
+                                               now - self.start))
+                keys = np.concatenate(keys_l) if keys_l else np.zeros(0, packer.key_dtype)
+                par = np.concatenate(par_l) if par_l else np.zeros(0, np.int64)
+                act = np.concatenate(act_l) if act_l else np.zeros(0, self.action_dtype)
+                # ---- dedup (stable sort: a key's first occurrence gives its parent) ----
+                order = np.argsort(keys, kind="stable")
+                sorted_keys = keys[order]
+                first = np.ones(keys.shape[0], dtype=bool)
+                first[1:] = sorted_keys[1:] != sorted_keys[:-1]
+                uniq = sorted_keys[first]
+                first_pos = order[first]
+                ids = visited.lookup(uniq)
+                new_at = np.flatnonzero(ids < 0)
+                if self.max_states is not None and n_states + new_at.size > self.max_states:
+                    new_at = new_at[: max(0, self.max_states - n_states)]
+                    stopped_by = "max-states"
+                new_keys = uniq[new_at]
+                new_ids = np.arange(n_states, n_states + new_at.size, dtype=np.int64)
+                ids[new_at] = new_ids
+                parents.append(base + par[first_pos[new_at]])
+                vias.append(act[first_pos[new_at]].astype(np.int32))
+                if self.lives:
+                    dst = np.empty(keys.shape[0], dtype=np.int64)
+                    dst[order] = ids[np.cumsum(first) - 1]
+                    keep = dst >= 0
+                    edges_src.append((base + par[keep]).astype(np.uint32))
+                    edges_dst.append(dst[keep].astype(np.uint32))
+                visited.add(new_keys, new_ids.astype(np.uint32))
+                frontier = packer.unpack(new_keys)
+                self._check(frontier, n_states, first_bad, goals)
+                base = n_states
+                n_states += new_at.size
+                if new_at.size:
+                    depth += 1
+                if self.progress:
+                    last_report = time.monotonic()
+                    self.progress(Progress(n_states, transitions, depth, frontier.shape[0],
+                                           last_report - self.start))
+        finally:
+            if pool is not None:
+                pool.shutdown()
+        complete = stopped_by is None
+        parent = np.concatenate(parents)
+        via = np.concatenate(vias)
+        outcomes: list[Outcome] = []
+        for prop in self.model.protocol.properties:
+            if prop.kind == "invariant":
+                if prop.name in first_bad:
+                    path = self._path(parent, via, first_bad[prop.name])
+                    outcomes.append(Outcome(prop.name, "invariant", "violated", path))
+                else:
+                    outcomes.append(Outcome(prop.name, "invariant", "holds" if complete else "unknown"))
+            elif not complete:
+                outcomes.append(Outcome(prop.name, "liveness", "unknown"))
+            else:
+                src = np.concatenate(edges_src) if edges_src else np.zeros(0, np.uint32)
+                dst = np.concatenate(edges_dst) if edges_dst else np.zeros(0, np.uint32)
+                stuck = unreachable_goal_np(n_states, src.astype(np.int64), dst.astype(np.int64),
+                                            np.concatenate(goals[prop.name]))
+                if stuck is None:
+                    outcomes.append(Outcome(prop.name, "liveness", "holds"))
+                else:
+                    outcomes.append(Outcome(prop.name, "liveness", "violated",
+                                            self._path(parent, via, stuck)))
+        stored_bytes = (visited.nbytes + parent.nbytes + via.nbytes
+                        + sum(a.nbytes + b.nbytes for a, b in zip(edges_src, edges_dst))
+                        + sum(g.nbytes for gs in goals.values() for g in gs))
+        stats: dict[str, Any] = {
+            "bytes_per_state": round(stored_bytes / max(1, n_states), 1),
+            "key_bytes": packer.bytes_per_key,
+            "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            "chunk_rows": CHUNK_ROWS,
+            "actions": len(self.model.actions),
+        }
+        return SearchResult(self.model.protocol.name, self.model.bounds, self.symmetry, n_states,
+                            transitions, depth, time.monotonic() - self.start, complete, stopped_by,
+                            outcomes, engine="vectorized", workers=self.workers, stats=stats)
+
+    def _check(self, rows: np.ndarray, base: int, first_bad: dict[str, int],
+               goals: dict[str, list[np.ndarray]]) -> None:
+        """Record the first violating state of each invariant, and liveness goal flags."""
+        if rows.shape[0] == 0:
+            return
+        for prop in self.invariants:
+            if prop.name not in first_bad:
+                holds = property_holds(self.layout, self.procs, rows, prop)
+                if not holds.all():
+                    first_bad[prop.name] = base + int(np.flatnonzero(~holds)[0])
+        for prop in self.lives:
+            goals[prop.name].append(property_holds(self.layout, self.procs, rows, prop))
+
+    def _path(self, parent: np.ndarray, via: np.ndarray, n: int) -> Path:
+        """A shortest path to state ``n``: stored states by replaying the recorded actions."""
+        chain = []
+        while n != -1:
+            chain.append(n)
+            n = int(parent[n])
+        chain.reverse()
+        model = self.model
+        canon: Callable[[Any], Any] = model.canonical if self.symmetry else (lambda s: s)
+        stored = [canon(model.initial)]
+        actions = [int(via[m]) for m in chain[1:]]
+        for a in actions:
+            nxt = model.apply(stored[-1], model.actions[a])
+            assert nxt is not None, "recorded action not enabled in its stored parent"
+            stored.append(canon(nxt))
+        return concretize(model, stored, actions, self.symmetry)

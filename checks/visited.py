@@ -1,0 +1,70 @@
+"""The visited set: sorted runs of state keys with their state numbers, merged geometrically.
+
+Lookups are ``searchsorted`` of a *sorted* batch of queries into each run (binary search
+over sorted queries walks memory forward, which is what makes it fast). A run is merged
+into the previous one while it is at least half as big, so there are O(log n) runs and
+each key is moved O(log n) times. Keys are ``uint64`` or big-endian ``void`` words (see
+:mod:`deferral.checks.packing`); both sort and compare in key order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Visited:
+    """A set of keys, each with a state number (``uint32``, or ``int64`` past 2**32 states)."""
+
+    def __init__(self, key_dtype: object) -> None:
+        self._keys: list[np.ndarray] = []
+        self._ids: list[np.ndarray] = []
+        self.key_dtype = key_dtype
+        self.count = 0
+
+    def __len__(self) -> int:
+        return self.count
+
+    @property
+    def nbytes(self) -> int:
+        return sum(k.nbytes + i.nbytes for k, i in zip(self._keys, self._ids))
+
+    def lookup(self, queries: np.ndarray) -> np.ndarray:
+        """The state number of each (sorted) query key, or -1 where it is not in the set."""
+        out = np.full(queries.shape[0], -1, dtype=np.int64)
+        if queries.shape[0] == 0:
+            return out
+        for keys, ids in zip(self._keys, self._ids):
+            pos = np.searchsorted(keys, queries)
+            np.minimum(pos, keys.shape[0] - 1, out=pos)
+            hit = keys[pos] == queries
+            out[hit] = ids[pos[hit]]
+        return out
+
+    def add(self, keys: np.ndarray, ids: np.ndarray) -> None:
+        """Add sorted, new keys with their state numbers."""
+        if keys.shape[0] == 0:
+            return
+        self._keys.append(keys)
+        self._ids.append(ids)
+        self.count += keys.shape[0]
+        while len(self._keys) > 1 and self._keys[-1].shape[0] * 2 >= self._keys[-2].shape[0]:
+            b, bi = self._keys.pop(), self._ids.pop()
+            a, ai = self._keys.pop(), self._ids.pop()
+            merged, mids = _merge(a, ai, b, bi)
+            self._keys.append(merged)
+            self._ids.append(mids)
+
+
+def _merge(a: np.ndarray, ai: np.ndarray, b: np.ndarray, bi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Merge two sorted, disjoint runs in linear time (positions by searchsorted)."""
+    pos_b = np.searchsorted(a, b) + np.arange(b.shape[0])
+    total = a.shape[0] + b.shape[0]
+    is_b = np.zeros(total, dtype=bool)
+    is_b[pos_b] = True
+    keys = np.empty(total, dtype=a.dtype)
+    ids = np.empty(total, dtype=np.result_type(ai.dtype, bi.dtype))
+    keys[pos_b] = b
+    ids[pos_b] = bi
+    keys[~is_b] = a
+    ids[~is_b] = ai
+    return keys, ids
