@@ -1,0 +1,39 @@
+"""Choosing the explorer: the vectorized one when it is there, the plain one otherwise."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deferral.checks.explore import explore
+from deferral.checks.results import ProgressFn, SearchResult
+from deferral.model.bounds import Bounds
+from deferral.model.concrete import Model
+from deferral.model.protocol import Protocol
+
+
+def search(
+    protocol: Protocol,
+    bounds: Bounds,
+    *,
+    symmetry: bool = True,
+    max_states: int | None = None,
+    time_limit: float | None = None,
+    progress: ProgressFn | None = None,
+    workers: int | None = None,
+    engine: str = "auto",
+) -> SearchResult:
+    """Explore ``protocol`` at ``bounds`` with the fastest explorer that applies.
+
+    ``engine`` is "auto" (vectorized, else plain), "vectorized" or "plain".
+    """
+    options: dict[str, Any] = dict(symmetry=symmetry, max_states=max_states, time_limit=time_limit,
+                                   progress=progress)
+    if engine in ("auto", "vectorized"):
+        try:
+            from deferral.checks.vectorized import explore_vectorized
+        except ImportError:
+            if engine == "vectorized":
+                raise
+        else:
+            return explore_vectorized(protocol, bounds, workers=workers, **options)
+    return explore(Model(protocol, bounds), **options)

@@ -1,0 +1,54 @@
+"""A live progress display for long searches (stderr), silent for short ones and in CI logs."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+from deferral.checks.results import Progress, ProgressFn
+
+
+@contextmanager
+def live_progress(enabled: bool, label: str, delay_s: float = 1.0) -> Iterator[ProgressFn | None]:
+    """Yield a progress callback that shows states, depth, frontier and states/s on stderr.
+
+    Nothing is shown for the first ``delay_s`` seconds, so short runs print no noise; on a
+    stderr that is not a terminal, a plain line is printed at most every 10 seconds.
+    """
+    if not enabled:
+        yield None
+        return
+    console = Console(stderr=True)
+    start = time.monotonic()
+    live: Live | None = None
+    last_plain = [0.0]
+
+    def line(p: Progress) -> Text:
+        rate = p.states / p.elapsed_s if p.elapsed_s > 0 else 0.0
+        return Text(f"{label}: {p.states:,} states  depth {p.depth}  frontier {p.frontier:,}  "
+                    f"{rate:,.0f} states/s  {p.elapsed_s:.0f} s", style="cyan")
+
+    def update(p: Progress) -> None:
+        nonlocal live
+        now = time.monotonic()
+        if now - start < delay_s:
+            return
+        if console.is_terminal:
+            if live is None:
+                live = Live(line(p), console=console, refresh_per_second=4, transient=True)
+                live.start()
+            live.update(line(p))
+        elif now - last_plain[0] >= 10:
+            last_plain[0] = now
+            console.print(line(p))
+
+    try:
+        yield update
+    finally:
+        if live is not None:
+            live.stop()

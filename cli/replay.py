@@ -1,0 +1,122 @@
+"""``deferral replay FILE``: re-execute a trace against the model and say where it differs.
+
+Exit codes: 0 the trace replays and breaks no property (or has exactly the outcome it
+declares under ``expected``); 1 it replays and breaks a property it was not expected to
+(or a declared outcome does not happen); 2 bad input (unreadable, malformed or foreign
+file); 4 the trace does not replay: a step is unknown, not enabled, or leads elsewhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.text import Text
+
+from deferral.cli.common import UsageError, protocol_from
+from deferral.model.concrete import Model
+from deferral.model.protocol import Protocol
+from deferral.model.variants import PUBLISHED, VariantError, load_variant_file
+from deferral.traces.format import Trace, TraceError, load
+from deferral.traces.render import path_table
+from deferral.traces.replay import ReplayReport, replay
+
+EXIT_DIVERGED = 4
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("replay", help="re-execute a trace (deferral-trace/1 or JSON Lines) against the model",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("file", help="the trace file")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--variant", metavar="NAME", help="judge with this published variant instead of the "
+                                                         "one the trace names")
+    group.add_argument("--variant-file", metavar="PATH", help="judge with the variant a Python file defines")
+    p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    p.add_argument("--quiet", action="store_true", help="print only the verdict line")
+    p.set_defaults(func=run)
+
+
+def protocol_for(trace: Trace, args: argparse.Namespace) -> Protocol:
+    """The protocol that judges ``trace``: the flags' choice, else the variant it names."""
+    if args.variant or args.variant_file:
+        return protocol_from(argparse.Namespace(variant=args.variant or "reference",
+                                                variant_file=args.variant_file))
+    if trace.variant in PUBLISHED:
+        return PUBLISHED[trace.variant]
+    if trace.variant_source not in ("", "built-in"):
+        try:
+            return load_variant_file(trace.variant_source)
+        except VariantError as exc:
+            raise UsageError(f"the trace names variant {trace.variant!r} from {trace.variant_source}, "
+                             f"which does not load ({exc}); give --variant-file") from None
+    raise UsageError(f"the trace names variant {trace.variant!r}, which is not a published one; "
+                     "give --variant-file PATH")
+
+
+def verdict(report: ReplayReport) -> tuple[int, str]:
+    """The exit code and a one-line verdict."""
+    if report.divergence is not None:
+        return EXIT_DIVERGED, f"REJECTED at {report.divergence.describe()}"
+    violated = report.violated_properties
+    expected = report.trace.expected
+    outcome = report.outcome()
+    summary = (f"replays: {report.steps_replayed} steps; " +
+               (f"violates {', '.join(violated)}" if violated else "no invariant violated"))
+    if expected is None:
+        return (1 if violated else 0), summary
+    matches = outcome == expected["outcome"] and (outcome == "passes" or expected.get("property") in violated)
+    want = expected["outcome"] + (f" {expected['property']}" if expected.get("property") else "")
+    return (0 if matches else 1), f"{summary}; expected: {want} ({'as expected' if matches else 'NOT as expected'})"
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        trace = load(args.file)
+    except TraceError as exc:
+        raise UsageError(str(exc)) from None
+    protocol = protocol_for(trace, args)
+    report = replay(trace, protocol)
+    code, line = verdict(report)
+    if args.json:
+        print(json.dumps(report_json(report, code, line)))
+        return code
+    console = Console()
+    model = Model(protocol, trace.bounds)
+    if not args.quiet and len(report.path) > 1:
+        console.print(path_table(model, report.path, f"{trace.variant} at {trace.bounds.short()}: "
+                                                     f"{report.steps_replayed} steps replayed"))
+    if report.divergence is not None and not args.quiet:
+        d = report.divergence
+        for field in sorted(set(d.expected) | set(d.actual)):
+            console.print(f"  {field}: model {d.expected.get(field)!r}, trace {d.actual.get(field)!r}")
+    if not args.quiet:
+        for number, violation in report.violations[:5]:
+            console.print(Text(f"  after step {number}: {violation.describe()}", style="red"))
+    style = "green" if code == 0 else "bold red"
+    console.print(Text(line, style=style))
+    return code
+
+
+def report_json(report: ReplayReport, code: int, line: str) -> dict[str, Any]:
+    d = report.divergence
+    return {
+        "file_variant": report.trace.variant,
+        "judged_by": report.protocol.name,
+        "bounds": report.trace.bounds.as_dict(),
+        "steps": len(report.trace.steps),
+        "steps_replayed": report.steps_replayed,
+        "replays": d is None,
+        "divergence": None if d is None else {
+            "step_number": d.step_number, "step": d.step, "reason": d.reason,
+            "expected": d.expected, "actual": d.actual,
+        },
+        "violations": [{"after_step": n, "property": v.prop, "args": list(v.args), "values": v.values}
+                       for n, v in report.violations],
+        "outcome": report.outcome(),
+        "expected": report.trace.expected,
+        "exit_code": code,
+        "verdict": line,
+    }

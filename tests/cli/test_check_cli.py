@@ -1,0 +1,75 @@
+"""``deferral check`` and ``deferral replay`` from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+
+def test_default_check_holds(cli) -> None:
+    result = cli("check")
+    assert result.code == 0
+    assert "no_stale_translation" in result.out and "holds" in result.out
+
+
+def test_json_shape(cli) -> None:
+    result = cli("check", "--json", "--variant", "reload-no-drain", "--no-symmetry")
+    doc = json.loads(result.out)
+    assert result.code == 1
+    assert set(doc) == {"variant", "bounds", "symmetry", "states", "transitions", "depth", "elapsed_s",
+                        "complete", "properties"}
+    assert doc["bounds"] == {"vcpus": 2, "pages": 1, "frames": 1, "queue": 1}
+    assert doc["symmetry"] is False and doc["complete"] is True
+    prop = doc["properties"][0]
+    assert prop == {"name": "no_stale_translation", "kind": "invariant", "status": "violated", "length": 5,
+                    "trace": None}
+    assert doc["properties"][1]["kind"] == "liveness"
+
+
+def test_trace_out_then_replay(cli, tmp_path: Path) -> None:
+    trace = tmp_path / "cex.json"
+    result = cli("check", "--variant", "ipi-before-drain", "--trace-out", str(trace))
+    assert result.code == 1 and "shortest counterexample, 6 steps" in result.out
+    doc = json.loads(trace.read_text())
+    assert doc["format"] == "deferral-trace/1" and len(doc["steps"]) == 6
+    replayed = cli("replay", str(trace), "--json")
+    report = json.loads(replayed.out)
+    assert replayed.code == 0 and report["replays"] and report["outcome"] == "violates"
+    # The same trace judged by the reference does not go through.
+    assert cli("replay", str(trace), "--variant", "reference").code == 4
+
+
+def test_max_states_gives_unknown_and_exit_3(cli) -> None:
+    result = cli("check", "--json", "--max-states", "100")
+    doc = json.loads(result.out)
+    assert result.code == 3 and doc["complete"] is False
+    assert {p["status"] for p in doc["properties"]} == {"unknown"}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["check", "--vcpus", "7"], "--vcpus must be an integer from 1 to 4"),
+    (["check", "--variant", "nope"], "unknown variant 'nope'"),
+    (["check", "--frobnicate"], "unrecognized arguments"),
+    (["check", "--max-states", "-4"], "expected a positive number"),
+    (["check", "--variant-file", "/nonexistent.py"], "no such file"),
+    (["replay", "/nonexistent.json"], "no such file"),
+])
+def test_bad_input_exits_2_with_one_line(cli, argv: list[str], message: str) -> None:
+    result = cli(*argv)
+    assert result.code == 2
+    assert message in result.err
+    assert result.err.count("\n") == 1 and "Traceback" not in result.err
+
+
+def test_replay_rejects_foreign_and_truncated_files(cli, tmp_path: Path) -> None:
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text('{"hello": "world"}')
+    assert cli("replay", str(foreign)).code == 2
+    trace = tmp_path / "cex.json"
+    cli("check", "--variant", "reload-no-drain", "--trace-out", str(trace))
+    cut = tmp_path / "cut.json"
+    cut.write_text(trace.read_text()[:200])
+    result = cli("replay", str(cut))
+    assert result.code == 2 and "truncated" in result.err

@@ -1,0 +1,37 @@
+"""Shared fixtures: small models and a CLI runner that captures exit code and output."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import pytest
+
+from deferral.cli.main import main
+from deferral.model import Bounds
+from deferral.model.concrete import Model
+from deferral.model.variants import PUBLISHED
+
+SMALL = Bounds(2, 1, 1, 1)
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    def run(*argv: str) -> CliResult:
+        code = main(list(argv))
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def small_reference() -> Model:
+    return Model(PUBLISHED["reference"], SMALL)

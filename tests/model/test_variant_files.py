@@ -1,0 +1,80 @@
+"""Loading a user's variant file, and the one-line errors for broken ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deferral.model import Bounds, VariantError, load_variant_file
+from deferral.model.concrete import Model
+from deferral.model.context import StepError
+
+GOOD = '''
+from deferral.model import REFERENCE
+
+def zap(s, i, p):
+    for k in range(s.N):
+        with s.when(s.shadow[k][p] != 0):
+            s.shadow[k][p] = s.gpt[p] if k == i else 0
+
+VARIANT = REFERENCE.derive("drain-zaps", procedures={"resync": zap})
+'''
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "variant.py"
+    path.write_text(text)
+    return path
+
+
+def test_good_file_loads_and_records_its_source(tmp_path: Path) -> None:
+    variant = load_variant_file(write(tmp_path, GOOD))
+    assert variant.name == "drain-zaps"
+    assert variant.source.endswith("variant.py")
+    assert [(c.kind, c.what, c.name) for c in variant.changes] == [("replaced", "procedure", "resync")]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("VARIANT = (", "syntax error at line 1"),
+    ("raise RuntimeError('boom')", "line 1: RuntimeError: boom"),
+    ("x = 1", "must define VARIANT"),
+    ("VARIANT = 3", "VARIANT is a int, not a Protocol"),
+    ("from deferral.model import REFERENCE\nVARIANT = REFERENCE.derive('x', remove_steps=['nope'])",
+     "cannot remove step 'nope'"),
+])
+def test_broken_files_get_one_line_errors(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(VariantError) as info:
+        load_variant_file(path)
+    assert message in str(info.value)
+    assert str(path) in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(VariantError, match="no such file"):
+        load_variant_file(tmp_path / "absent.py")
+
+
+def test_step_writing_outside_domain_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, '''
+from deferral.model import REFERENCE
+bad = REFERENCE.step("invlpg").with_effect(lambda s, i, p: s.pg.__setitem__(i, 7))
+VARIANT = REFERENCE.derive("bad", replace_steps=[bad])
+''')
+    model = Model(load_variant_file(path), Bounds(2, 1, 1, 1))
+    with pytest.raises(StepError, match=r"step invlpg\(0,0\) in bad .*wrote 7 to pg\[0\], outside its domain"):
+        model.apply(model.initial, model.find_action("invlpg", (0, 0)))
+
+
+def test_step_raising_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, '''
+from deferral.model import REFERENCE
+def boom(s, i):
+    raise ZeroDivisionError("no")
+VARIANT = REFERENCE.derive("boom", replace_steps=[REFERENCE.step("reload_cr3").with_effect(boom)])
+''')
+    model = Model(load_variant_file(path), Bounds(1, 1, 1, 1))
+    with pytest.raises(StepError, match=r"step reload_cr3\(0\) in boom .*ZeroDivisionError: no"):
+        model.apply(model.initial, model.find_action("reload_cr3", (0,)))

@@ -1,0 +1,85 @@
+"""Counterexamples and results for people: rich tables in the terminal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from deferral.checks.results import Outcome, Path, SearchResult
+from deferral.model.concrete import Model
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "T" if value else "F"
+    if isinstance(value, list):
+        return "[" + ",".join(_show(v) for v in value) + "]"
+    return str(value)
+
+
+def path_table(model: Model, path: Path, title: str) -> Table:
+    """One row a step: the step and its arguments, then only the fields it changed."""
+    table = Table(title=title, title_justify="left", show_lines=False)
+    table.add_column("#", justify="right", style="dim")
+    table.add_column("step", style="bold cyan", no_wrap=True)
+    table.add_column("changes")
+    previous = path[0][1]
+    for number, (action, state) in enumerate(path[1:], start=1):
+        assert action is not None
+        changes = model.layout.diff(previous, state)
+        text = Text()
+        for n, (field, (old, new)) in enumerate(changes.items()):
+            if n:
+                text.append("  ")
+            text.append(f"{field} ", style="default")
+            text.append(_show(old), style="dim")
+            text.append("→", style="dim")
+            text.append(_show(new), style="bold yellow")
+        if not changes:
+            text.append("(no change)", style="dim")
+        names = [name for name, _ in action.step.params]
+        label = f"{action.step.name}({', '.join(f'{k}={v}' for k, v in zip(names, action.args))})"
+        table.add_row(str(number), label, text)
+        previous = state
+    return table
+
+
+def print_outcome_path(console: Console, model: Model, outcome: Outcome) -> None:
+    assert outcome.path is not None
+    steps = outcome.length
+    title = f"{outcome.name} violated: shortest counterexample, {steps} step{'s' * (steps != 1)}"
+    console.print(path_table(model, outcome.path, title))
+    final = outcome.path[-1][1]
+    if outcome.kind == "invariant":
+        prop = model.protocol.prop(outcome.name)
+        for violation in model.failing(prop, final):
+            console.print(Text.assemble(("✗ ", "bold red"), (violation.describe(), "red")))
+    else:
+        console.print(Text.assemble(("✗ ", "bold red"), (
+            f"{outcome.name}: from this state no state satisfying the goal is reachable "
+            f"(a shootdown can never complete); state: {model.to_json(final)}", "red")))
+
+
+def print_result(console: Console, model: Model, result: SearchResult) -> None:
+    """The verdict of a check: figures, each property, and any counterexample."""
+    sym = "on" if result.symmetry else "off"
+    console.print(
+        f"[bold]{result.variant}[/] at {result.bounds.short()}, symmetry {sym}: "
+        f"{result.states:,} states, {result.transitions:,} transitions, depth {result.depth}, "
+        f"{result.elapsed_s:.2f} s" + ("" if result.complete else f" [yellow](stopped by {result.stopped_by})[/]"))
+    for outcome in result.outcomes:
+        if outcome.status == "violated":
+            print_outcome_path(console, model, outcome)
+    for outcome in result.outcomes:
+        style = {"holds": "green", "violated": "bold red", "unknown": "yellow"}[outcome.status]
+        extra = ""
+        if outcome.status == "violated":
+            extra = f" ({outcome.length} steps" + (f", trace {outcome.trace_file}" if outcome.trace_file else "") + ")"
+        elif outcome.status == "unknown":
+            extra = f" within {result.states:,} states (the search was stopped by {result.stopped_by})"
+        console.print(f"  {outcome.name} \\[{outcome.kind}]: [{style}]{outcome.status}[/]{extra}")

@@ -1,0 +1,152 @@
+"""Replay: re-execute a trace against the model, which judges it.
+
+Every step must name a step of the protocol with arguments it accepts, must be enabled
+in the model's current state, and, where the trace recorded the state after it, must
+lead to exactly that state. The first step that differs is reported with the expected
+and actual values of the fields that differ; invariants are checked along the way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from deferral.checks.results import Path
+from deferral.model.concrete import Action, Model, State, Violation
+from deferral.model.protocol import Protocol
+from deferral.traces.format import Trace, TraceError, TraceStep
+
+
+@dataclass
+class Divergence:
+    """Where a trace stops agreeing with the model."""
+
+    step_number: int  # 1-based; 0 means the initial state
+    step: str  # the step's label, e.g. "write(0,0,1)"
+    reason: str
+    expected: dict[str, Any] = field(default_factory=dict)  # the model's values
+    actual: dict[str, Any] = field(default_factory=dict)  # the trace's values
+
+    def describe(self) -> str:
+        where = "initial state" if self.step_number == 0 else f"step {self.step_number} {self.step}"
+        return f"{where}: {self.reason}"
+
+
+@dataclass
+class ReplayReport:
+    trace: Trace
+    protocol: Protocol
+    steps_replayed: int
+    divergence: Divergence | None
+    violations: list[tuple[int, Violation]]
+    final_state: State
+    path: Path
+
+    @property
+    def ok(self) -> bool:
+        return self.divergence is None
+
+    @property
+    def violated_properties(self) -> list[str]:
+        return sorted({v.prop for _, v in self.violations})
+
+    def outcome(self) -> str:
+        """``violates`` or ``passes``, as a corpus trace states its expected outcome."""
+        return "violates" if self.violations else "passes"
+
+
+def replay(trace: Trace, protocol: Protocol) -> ReplayReport:
+    """Re-execute ``trace`` on ``protocol`` at the trace's bounds."""
+    model = Model(protocol, trace.bounds)
+    state = model.initial
+    path: Path = [(None, state)]
+    violations: list[tuple[int, Violation]] = []
+
+    def report(divergence: Divergence | None, replayed: int) -> ReplayReport:
+        return ReplayReport(trace, protocol, replayed, divergence, violations, state, path)
+
+    if trace.initial is not None:
+        recorded = _parse_state(model, trace.initial, 0, "initial")
+        if isinstance(recorded, Divergence):
+            return report(recorded, 0)
+        if recorded != state:
+            return report(_state_divergence(model, 0, "initial", state, recorded,
+                                            "the recorded initial state is not the model's"), 0)
+    violations.extend((0, v) for v in model.violations(state))
+    for number, tstep in enumerate(trace.steps, start=1):
+        action = _action(model, tstep)
+        if isinstance(action, str):
+            return report(Divergence(number, _label(tstep), action), number - 1)
+        nxt = model.apply(state, action)
+        if nxt is None:
+            return report(Divergence(number, action.label(), "not enabled in the model here",
+                                     _guard_fields(model, state, action)), number - 1)
+        if tstep.state is not None:
+            recorded = _parse_state(model, tstep.state, number, action.label())
+            if isinstance(recorded, Divergence):
+                return report(recorded, number - 1)
+            if recorded != nxt:
+                return report(_state_divergence(model, number, action.label(), nxt, recorded,
+                                                "the recorded state differs from the model's"), number - 1)
+        state = nxt
+        path.append((action, state))
+        violations.extend((number, v) for v in model.violations(state))
+    return report(None, len(trace.steps))
+
+
+def _label(tstep: TraceStep) -> str:
+    return f"{tstep.step}({','.join(f'{k}={v}' for k, v in tstep.args.items())})"
+
+
+def _action(model: Model, tstep: TraceStep) -> Action | str:
+    try:
+        step = model.protocol.step(tstep.step)
+    except KeyError:
+        names = ", ".join(s.name for s in model.protocol.steps)
+        return f"{model.protocol.name} has no step {tstep.step!r} (its steps: {names})"
+    wanted = [name for name, _ in step.params]
+    if sorted(tstep.args) != sorted(wanted):
+        return f"arguments {sorted(tstep.args)} do not match the step's parameters {wanted}"
+    args = tuple(tstep.args[name] for name in wanted)
+    for (name, domain), value in zip(step.params, args):
+        if not 0 <= value < domain.size(model.bounds):
+            return f"argument {name}={value} is outside {domain!r} at {model.bounds.short()}"
+    action = model.find_action(step.name, args)
+    assert action is not None
+    return action
+
+
+def _parse_state(model: Model, shown: dict[str, Any], number: int, label: str) -> State | Divergence:
+    try:
+        return model.from_json(shown)
+    except ValueError as exc:
+        return Divergence(number, label, f"the recorded state is malformed: {exc}")
+
+
+def _state_divergence(model: Model, number: int, label: str, expected: State, actual: State,
+                      reason: str) -> Divergence:
+    changes = model.layout.diff(expected, actual)
+    return Divergence(number, label, reason, {k: a for k, (a, _) in changes.items()},
+                      {k: b for k, (_, b) in changes.items()})
+
+
+def _guard_fields(model: Model, state: State, action: Action) -> dict[str, Any]:
+    """The fields the step's guard read: why it is not enabled."""
+    ctx = model.context(state)
+    action.step.guard(ctx, *action.args)
+    return {model.layout.slots[s].label(): model._shown(s, state) for s in sorted(ctx.reads)}
+
+
+def path_to_trace(model: Model, path: Path, prop: str | None = None, *, expected: dict[str, Any] | None = None,
+                  note: str = "") -> Trace:
+    """A deferral-trace/1 document for a path of real states."""
+    steps = []
+    for action, state in path[1:]:
+        assert action is not None
+        names = [name for name, _ in action.step.params]
+        steps.append(TraceStep(action.step.name, dict(zip(names, action.args)), model.to_json(state)))
+    return Trace(model.protocol.name, model.bounds, steps, model.to_json(path[0][1]), prop, expected,
+                 model.protocol.source, note)
+
+
+__all__ = ["Divergence", "ReplayReport", "TraceError", "path_to_trace", "replay"]
