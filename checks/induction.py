@@ -1,0 +1,161 @@
+"""Induction with Z3: is a conjunction of lemmas an inductive invariant that implies the properties?
+
+Three queries over the encoding of :mod:`deferral.checks.symbolic` (each unsat = passes):
+
+* initiation: ``Init(x) & !Inv(x)``,
+* consecution: ``Inv(x) & T(x, act, y) & !Inv(y)`` (a model is a counterexample to
+  induction: two states and the step between them),
+* safety: ``Inv(x) & !P(x)`` for every invariant property P of the protocol.
+
+:func:`houdini` keeps the largest inductive subset of candidate lemmas (whole lemma
+families are dropped, so the result stays symmetric over VCPUs and pages).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from itertools import product
+from typing import Any, Sequence
+
+import z3
+
+from deferral.checks.symbolic import Encoding, encode
+from deferral.model.bounds import Bounds
+from deferral.model.concrete import Action, State
+from deferral.model.invariant import Lemma
+from deferral.model.protocol import Protocol
+
+
+@dataclass
+class CounterexampleToInduction:
+    """A state satisfying the invariant, a step, and the state after it breaking ``broken``."""
+
+    before: State
+    action: Action
+    after: State
+    broken: list[str]  # "lemma name (args)"
+
+    def to_json(self, enc: Encoding) -> dict[str, Any]:
+        return {"before": enc.model.to_json(self.before), "step": self.action.label(),
+                "after": enc.model.to_json(self.after), "broken": self.broken,
+                "changed": {k: list(v) for k, v in enc.layout.diff(self.before, self.after).items()}}
+
+
+@dataclass
+class InductionResult:
+    status: str  # proved | not-inductive | fails-initially | too-weak | unknown
+    lemmas: list[Lemma]
+    elapsed_s: float
+    failed: list[str] = field(default_factory=list)  # failing lemma instances or properties
+    cti: CounterexampleToInduction | None = None
+    state: State | None = None  # for fails-initially / too-weak: the offending state
+    reason: str = ""
+
+
+def instances(enc: Encoding, lemma: Lemma, xs: Sequence[Any]) -> list[tuple[str, Any]]:
+    """``(label, term)`` of every parameter instance of ``lemma`` over ``xs``."""
+    out = []
+    for args in product(*(range(d.size(enc.bounds)) for _, d in lemma.params)):
+        term = enc.ops.boolean(lemma.fn(enc.context(xs), *args))
+        label = lemma.name + (f" ({', '.join(f'{n}={a}' for (n, _), a in zip(lemma.params, args))})"
+                              if args else "")
+        out.append((label, term))
+    return out
+
+
+def _solver(timeout: float | None) -> z3.Solver:
+    solver = z3.SolverFor("QF_BV")
+    if timeout is not None:
+        solver.set("timeout", max(1, int(timeout * 1000)))
+    return solver
+
+
+def check_inductive(protocol: Protocol, bounds: Bounds, lemmas: Sequence[Lemma],
+                    timeout: float | None = None, enc: Encoding | None = None) -> InductionResult:
+    """Check initiation, consecution and safety of the conjunction of ``lemmas``."""
+    start = time.monotonic()
+    enc = enc or encode(protocol, bounds)
+    lemmas = list(lemmas)
+    model = enc.model
+    xs, ys, act = enc.state("x"), enc.state("y"), enc.selector("x")
+    inv_x = [t for lem in lemmas for t in instances(enc, lem, xs)]
+    inv_y = [t for lem in lemmas for t in instances(enc, lem, ys)]
+
+    def done(status: str, **kw: Any) -> InductionResult:
+        return InductionResult(status, lemmas, time.monotonic() - start, **kw)
+
+    # initiation: evaluate on the concrete initial state (exact and instant)
+    init_x = [t for t in inv_x]
+    s = _solver(timeout)
+    s.add(enc.init(xs))
+    failed = [label for label, term in init_x if s.check(z3.Not(term)) == z3.sat]
+    if failed:
+        return done("fails-initially", failed=failed, state=model.initial)
+
+    # consecution
+    s = _solver(timeout)
+    s.add(enc.valid(xs), *[t for _, t in inv_x], enc.trans(xs, ys, act))
+    s.add(z3.Or([z3.Not(t) for _, t in inv_y]))
+    r = s.check()
+    if r == z3.unknown:
+        return done("unknown", reason=f"consecution: {s.reason_unknown()}")
+    if r == z3.sat:
+        m = s.model()
+        before, after = enc.decode(m, xs), enc.decode(m, ys)
+        action = model.actions[m.eval(act, model_completion=True).as_long()]
+        assert model.apply(before, action) == after, "encoding and model disagree on the CTI step"
+        broken = [label for label, term in inv_y if z3.is_false(m.eval(term, model_completion=True))]
+        return done("not-inductive", failed=broken, cti=CounterexampleToInduction(before, action, after, broken))
+
+    # safety
+    s = _solver(timeout)
+    s.add(enc.valid(xs), *[t for _, t in inv_x])
+    props = [p for p in protocol.properties if p.kind == "invariant"]
+    s.add(z3.Not(z3.And([enc.prop(p, xs) for p in props])))
+    r = s.check()
+    if r == z3.unknown:
+        return done("unknown", reason=f"safety: {s.reason_unknown()}")
+    if r == z3.sat:
+        state = enc.decode(s.model(), xs)
+        return done("too-weak", failed=[v.describe() for v in model.violations(state)], state=state)
+    return done("proved")
+
+
+def houdini(protocol: Protocol, bounds: Bounds, candidates: Sequence[Lemma], timeout: float | None = None,
+            enc: Encoding | None = None) -> tuple[list[Lemma], list[str]]:
+    """The largest subset of ``candidates`` that is inductive (maximal fixpoint), and a log."""
+    enc = enc or encode(protocol, bounds)
+    log: list[str] = []
+    xs, ys, act = enc.state("x"), enc.state("y"), enc.selector("x")
+    alive = list(candidates)
+    s = _solver(timeout)
+    s.add(enc.init(xs))
+    for lem in list(alive):
+        if any(s.check(z3.Not(t)) == z3.sat for _, t in instances(enc, lem, xs)):
+            alive.remove(lem)
+            log.append(f"dropped (fails initially): {lem.name}")
+    terms_x = {lem.name: z3.And([t for _, t in instances(enc, lem, xs)]) for lem in alive}
+    terms_y = {lem.name: z3.And([t for _, t in instances(enc, lem, ys)]) for lem in alive}
+    guards = {lem.name: z3.Bool(f"use:{lem.name}") for lem in alive}
+    s = _solver(timeout)
+    s.add(enc.valid(xs), enc.trans(xs, ys, act))
+    for lem in alive:
+        s.add(z3.Implies(guards[lem.name], terms_x[lem.name]))
+    while alive:
+        s.push()
+        s.add(z3.Or([z3.Not(terms_y[lem.name]) for lem in alive]))
+        r = s.check([guards[lem.name] for lem in alive])
+        if r == z3.unsat:
+            s.pop()
+            break
+        if r == z3.unknown:
+            s.pop()
+            raise TimeoutError(f"houdini: {s.reason_unknown()}")
+        m = s.model()
+        gone = [lem for lem in alive if z3.is_false(m.eval(terms_y[lem.name], model_completion=True))]
+        s.pop()
+        for lem in gone:
+            alive.remove(lem)
+            log.append(f"dropped (not preserved by {enc.model.actions[m.eval(act, model_completion=True).as_long()].label()}): {lem.name}")
+    return alive, log

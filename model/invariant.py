@@ -1,0 +1,148 @@
+"""The reference protocol's inductive invariant, as named lemmas over all VCPUs and pages.
+
+Each lemma is stated once, as a function ``fn(s, *args)`` in the StepContext notation
+(so it evaluates on concrete states, numpy batches and Z3 terms alike), and holds for
+every combination of its parameters (VCPUs ``i``/``k``, pages ``p``) at any bounds.
+Their conjunction is inductive for the reference: it holds initially, every step
+preserves it, and it implies ``no_stale_translation`` (the last lemma is that property).
+``deferral prove --method induction`` checks exactly that with Z3.
+
+The argument in words: a write queues its notice in the writer's own queue, so a shadow
+entry that differs from the guest PTE always has the latest write's notice pending in
+the last writer's queue (stale shadow lemma); ``req`` is only ever set once that notice
+is gone (req lemma), so shadow entries are current wherever ``req`` holds, and TLB
+fills copy those current entries. A covering shootdown sets ``req`` at each VCPU as it
+acks (acked lemma), which needs the IPI bookkeeping lemmas to know whose page the ack
+flushes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from deferral.model.context import StepContext
+from deferral.model.reference import IPI, SDWAIT, in_shootdown, no_stale_translation
+from deferral.model.schema import PAGE, VCPU, Domain
+
+
+@dataclass(frozen=True)
+class Lemma:
+    """``fn(s, *params)`` holds in every reachable state, for every parameter combination."""
+
+    name: str
+    params: tuple[tuple[str, Domain], ...]
+    fn: Callable[..., Any]
+
+    def show(self) -> str:
+        names = ", ".join(n for n, _ in self.params)
+        return f"for all {names}: {self.name}" if names else self.name
+
+
+def after_send(s: StepContext, i: Any) -> Any:
+    """i has sent its shootdown IPIs and waits (possibly while handling another's IPI)."""
+    return (s.pc[i] == SDWAIT) | ((s.pc[i] == IPI) & s.waitret[i])
+
+
+def queued(s: StepContext, j: Any, p: Any) -> Any:
+    """A notice of page p is pending in VCPU j's queue."""
+    q = s.queue[j]
+    return s.any((q.length > pos) & (q[pos] == p) for pos in range(s.Q))
+
+
+def last_writer_has(s: StepContext, p: Any, pending: bool) -> Any:
+    """p has a last writer, and its queue holds (``pending``) / does not hold a notice of p."""
+    return s.any((s.lw[p] == j) & (queued(s, j, p) if pending else s.not_(queued(s, j, p)))
+                 for j in range(s.N))
+
+
+def _queue_normal(s: StepContext, i: int) -> Any:
+    q = s.queue[i]
+    return s.all((q.length > pos) | (q[pos] == 0) for pos in range(s.Q))
+
+
+def _cur_iff_ipi(s: StepContext, k: int) -> Any:
+    return (s.pc[k] == IPI) == (s.cur[k] < s.N)
+
+
+def _waitret_in_ipi(s: StepContext, k: int) -> Any:
+    return s.not_(s.waitret[k]) | (s.pc[k] == IPI)
+
+
+def _no_self_ipi(s: StepContext, i: int) -> Any:
+    return s.not_(s.ipi[i][i]) & s.not_(s.waiting[i][i])
+
+
+def _pending_ipi_awaited(s: StepContext, k: int, i: int) -> Any:
+    return s.not_(s.ipi[k][i]) | s.waiting[i][k]
+
+
+def _handled_ipi_awaited(s: StepContext, k: int, i: int) -> Any:
+    handling = (s.pc[k] == IPI) & (s.cur[k] == i)
+    return s.not_(handling) | (s.waiting[i][k] & s.not_(s.ipi[k][i]))
+
+
+def _waits_after_send(s: StepContext, i: int, k: int) -> Any:
+    return s.not_(s.waiting[i][k]) | after_send(s, i)
+
+
+def _covers_own_write(s: StepContext, i: int) -> Any:
+    return s.not_(s.covers[i]) | (in_shootdown(s, i) & (s.lw[s.pg[i]] == i))
+
+
+def _covered_page_drained(s: StepContext, i: int) -> Any:
+    return s.not_(s.covers[i] & after_send(s, i)) | s.not_(queued(s, i, s.pg[i]))
+
+
+def _acked_required(s: StepContext, i: int, k: int) -> Any:
+    acked = s.covers[i] & after_send(s, i) & s.not_(s.waiting[i][k])
+    return s.not_(acked) | s.req[k][s.pg[i]]
+
+
+def _stale_shadow_pending(s: StepContext, k: int, p: int) -> Any:
+    fresh = (s.shadow[k][p] == 0) | (s.shadow[k][p] == s.gpt[p])
+    return fresh | last_writer_has(s, p, pending=True)
+
+
+def _req_after_notice(s: StepContext, k: int, p: int) -> Any:
+    return s.not_(s.req[k][p]) | last_writer_has(s, p, pending=False)
+
+
+I, K, P = ("i", VCPU), ("k", VCPU), ("p", PAGE)
+
+#: The shipped invariant of the reference, weakest-first; the last lemma is the property.
+INVARIANT: tuple[Lemma, ...] = (
+    Lemma("queue slots past the length are 0", (I,), _queue_normal),
+    Lemma("cur[k] names a VCPU exactly when pc[k] is Ipi", (K,), _cur_iff_ipi),
+    Lemma("waitret[k] implies pc[k] is Ipi", (K,), _waitret_in_ipi),
+    Lemma("no VCPU has an IPI from itself pending or waits for itself", (I,), _no_self_ipi),
+    Lemma("ipi[k][i] pending implies waiting[i][k]", (K, I), _pending_ipi_awaited),
+    Lemma("k handling i's IPI implies waiting[i][k] and no second IPI from i pending at k", (K, I),
+          _handled_ipi_awaited),
+    Lemma("waiting[i][k] implies i has sent its IPIs (SdWait, or Ipi with waitret)", (I, K), _waits_after_send),
+    Lemma("covers[i] implies i runs a shootdown of a page i wrote last", (I,), _covers_own_write),
+    Lemma("covers[i] after sending implies pg[i] has no notice in i's queue", (I,), _covered_page_drained),
+    Lemma("covers[i] after sending and k acked (not waiting[i][k]) implies req[k][pg[i]]", (I, K),
+          _acked_required),
+    Lemma("shadow[k][p] not 0 and not gpt[p] implies the last writer of p has p queued", (K, P),
+          _stale_shadow_pending),
+    Lemma("req[k][p] implies p has a last writer and its queue holds no notice of p", (K, P),
+          _req_after_notice),
+    Lemma("req[k][p] implies tlb[k][p] and shadow[k][p] are 0 or gpt[p] (no_stale_translation)", (K, P),
+          no_stale_translation),
+)
+
+
+def lemma(name: str, lemmas: tuple[Lemma, ...] = INVARIANT) -> Lemma:
+    for item in lemmas:
+        if item.name == name:
+            return item
+    raise KeyError(name)
+
+
+def without(names: list[str] | tuple[str, ...], lemmas: tuple[Lemma, ...] = INVARIANT) -> tuple[Lemma, ...]:
+    """The invariant with the named lemmas dropped (a weakened invariant)."""
+    missing = [n for n in names if n not in {x.name for x in lemmas}]
+    if missing:
+        raise KeyError(f"no such lemma(s): {missing}")
+    return tuple(x for x in lemmas if x.name not in names)
