@@ -33,7 +33,7 @@ class PageTable:
         return list(self.entries)
 
     def copy(self) -> "PageTable":
-        other = PageTable(len(self.entries))
+        other = type(self)(len(self.entries))
         other.entries[:] = self.entries
         return other
 

@@ -1,0 +1,116 @@
+"""``deferral conform``: drive the engine along model paths, one atomic step at a time.
+
+The model picks each step; the engine executes it with its own code; after each step
+the engine's state must equal the model's, and at each state the steps the model
+enables must be exactly the steps the engine can take. Paths: every path up to
+``--depth``, ``--random-walks K --length L --seed X``, or ``--counterexamples`` (the
+variant's shortest counterexample; the engine's own state must then break the property).
+Exit 0 conforms, 1 mismatch (or the engine does not reproduce a counterexample), 2 bad
+input, 3 a work limit stopped it first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from deferral.cli.common import (EXIT_OK, EXIT_UNKNOWN, EXIT_VIOLATED, UsageError, add_bounds, add_variant,
+                                 bounds_from, protocol_from)
+from deferral.engine.bugs import UnknownVariant, bugs_for
+from deferral.engine.conform import ConformReport, conform_counterexamples, conform_depth, conform_random
+from deferral.model.concrete import Model
+
+MAX_DEPTH = 40
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("conform", help="check the engine against the model step by step",
+                              description=__doc__)
+    add_variant(p)
+    add_bounds(p)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--depth", type=int, metavar="D", help=f"every path up to D steps (1..{MAX_DEPTH})")
+    mode.add_argument("--random-walks", type=int, metavar="K", help="K seeded random walks")
+    mode.add_argument("--counterexamples", action="store_true", help="the variant's shortest counterexample")
+    p.add_argument("--length", type=int, default=30, metavar="L", help="steps per random walk (default 30)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random walks (default 0)")
+    p.add_argument("--max-steps", type=int, default=200_000, help="engine steps at most (--depth; default 200000)")
+    p.add_argument("--max-states", type=int, default=500_000,
+                   help="model states at most when searching a counterexample (default 500000)")
+    p.add_argument("--time-limit", type=float, default=None, help="seconds at most (--depth, --counterexamples)")
+    p.add_argument("--no-prune", action="store_true", help="--depth: follow every path, even to explored states")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.set_defaults(func=run)
+
+
+def _validate(args: argparse.Namespace) -> None:
+    if args.depth is None and args.random_walks is None and not args.counterexamples:
+        raise UsageError("say which paths: --depth D, --random-walks K or --counterexamples")
+    if args.depth is not None and not 1 <= args.depth <= MAX_DEPTH:
+        raise UsageError(f"--depth must be from 1 to {MAX_DEPTH}, got {args.depth}")
+    if args.random_walks is not None and not 1 <= args.random_walks <= 1_000_000:
+        raise UsageError(f"--random-walks must be from 1 to 1000000, got {args.random_walks}")
+    if not 1 <= args.length <= 100_000:
+        raise UsageError(f"--length must be from 1 to 100000, got {args.length}")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be non-negative, got {args.seed}")
+    if args.max_steps < 1 or args.max_states < 1:
+        raise UsageError("--max-steps and --max-states must be positive")
+    if args.time_limit is not None and args.time_limit <= 0:
+        raise UsageError(f"--time-limit must be positive, got {args.time_limit:g}")
+
+
+def run(args: argparse.Namespace) -> int:
+    _validate(args)
+    bounds = bounds_from(args)
+    if getattr(args, "variant_file", None):
+        raise UsageError("the engine implements only the published variants; --variant-file is for the model")
+    protocol = protocol_from(args)
+    try:
+        bugs = bugs_for(protocol.name)
+    except UnknownVariant as exc:
+        raise UsageError(str(exc)) from None
+    model = Model(protocol, bounds)
+    if args.depth is not None:
+        report = conform_depth(model, bugs, args.depth, max_steps=args.max_steps, time_limit=args.time_limit,
+                               prune=not args.no_prune)
+    elif args.random_walks is not None:
+        report = conform_random(model, bugs, args.random_walks, args.length, args.seed)
+    else:
+        report = conform_counterexamples(model, bugs, max_states=args.max_states, time_limit=args.time_limit)
+    if args.json:
+        print(json.dumps(report.to_json()))
+    else:
+        print(_human(report))
+    if not report.ok:
+        return EXIT_VIOLATED
+    return EXIT_OK if report.stopped_by is None else EXIT_UNKNOWN
+
+
+def _human(r: ConformReport) -> str:
+    b = r.bounds
+    head = (f"conform ({r.mode}): engine variant {r.variant} at N={b['vcpus']},V={b['pages']},F={b['frames']},"
+            f"Q={b['queue']}: {r.paths} paths, {r.steps} engine steps, {r.states_checked} states compared, "
+            f"{r.enabled_checks} enabledness checks, {r.elapsed_s:.2f} s")
+    lines = [head]
+    m = r.mismatch
+    if m is not None:
+        lines.append(f"  MISMATCH ({m.kind}) at step {m.step_number}: {m.step}: {m.reason}")
+        lines.append(f"  path: {' ; '.join(m.path) or '(initial state)'}")
+        for key in m.expected:
+            lines.append(f"    {key}: model {json.dumps(m.expected[key])}, engine {json.dumps(m.actual.get(key))}")
+    else:
+        lines.append("  the engine conforms: every state equal, enabledness equal both ways")
+    for c in r.counterexamples:
+        verdict = "the engine's own state breaks it" if c["engine_violates"] else "the engine does NOT reproduce it"
+        extra = ""
+        if c["kind"] == "liveness":
+            extra = f" (engine stuck VCPUs {c['engine_stuck']}, can leave SdWait: {c['engine_can_leave_wait']})"
+        lines.append(f"  counterexample of {c['property']} ({c['length']} steps): {verdict}{extra}")
+        lines.append(f"    {' ; '.join(c['path'])}")
+    if r.mode == "counterexamples" and not r.counterexamples and r.stopped_by is None:
+        lines.append("  no counterexample: the variant's properties hold at these bounds")
+    if r.stopped_by:
+        lines.append(f"  stopped by {r.stopped_by}: not every path was checked")
+    return "\n".join(lines)

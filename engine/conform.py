@@ -1,0 +1,393 @@
+"""Conformance: single-step the engine along model paths and compare, step by step.
+
+The driver picks each step (the model's action), the engine executes it with its own
+code (:meth:`Hypervisor.execute`), and after every step the engine's state, mapped to
+the model's vocabulary (:func:`~deferral.engine.tracing.snapshot`), must equal the
+model's state. At every state visited, enabledness is compared both ways: every action
+the model enables must be possible in the engine, and every step the engine would take
+must be enabled in the model. Paths come from
+
+* :func:`conform_depth`: every path up to a depth (DFS; a model state already explored
+  with at least as much depth left is not explored again unless ``prune=False``; this is
+  sound because the engine's state matched the model's there and is compared in full),
+* :func:`conform_random`: seeded random walks,
+* :func:`conform_counterexamples`: the variant's shortest counterexamples; there the
+  engine's own state must break the property (its online check, or for liveness an
+  exhaustive search of the engine's own steps that finds no way out of SdWait).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from itertools import product
+from typing import Any, Iterator
+
+from deferral.engine.bugs import Bugs
+from deferral.engine.hypervisor import STEP_PARAMS, Event, Hypervisor
+from deferral.engine.online import stale_translations
+from deferral.engine.tracing import Ghost, snapshot
+from deferral.engine.vcpu import Mode
+from deferral.model.concrete import Action, Model, State
+
+
+class Stepper:
+    """A single-stepped engine with its ghost variables (no threads, no trace)."""
+
+    def __init__(self, hv: Hypervisor, ghost: Ghost) -> None:
+        self.hv = hv
+        self.ghost = ghost
+        hv.observer = self._observe
+
+    @classmethod
+    def fresh(cls, model: Model, bugs: Bugs) -> "Stepper":
+        return cls(Hypervisor(model.bounds, bugs), Ghost.initial(model.bounds))
+
+    def _observe(self, hv: Hypervisor, ev: Event) -> None:
+        self.ghost.update(hv, ev)
+
+    def copy(self) -> "Stepper":
+        return Stepper(self.hv.copy(), self.ghost.copy())
+
+    def state(self) -> dict[str, Any]:
+        return snapshot(self.hv, self.ghost)
+
+    def execute(self, name: str, args: dict[str, int]) -> None:
+        self.hv.execute(name, args)
+
+    def engine_steps(self) -> Iterator[tuple[str, dict[str, int]]]:
+        """Every step instance the engine would take now (its own enumeration)."""
+        b = self.hv.bounds
+        ranges = {"i": range(b.vcpus), "k": range(b.vcpus), "p": range(b.pages), "f": range(b.frames + 1)}
+        for name, params in STEP_PARAMS.items():
+            for values in product(*(ranges[p] for p in params)):
+                args = dict(zip(params, values))
+                if self.hv.can(name, args):
+                    yield name, args
+
+
+def model_args(action: Action) -> dict[str, int]:
+    return {name: v for (name, _), v in zip(action.step.params, action.args)}
+
+
+def _label(name: str, args: dict[str, int]) -> str:
+    return f"{name}({','.join(str(v) for v in args.values())})"
+
+
+def field_diff(expected: Any, actual: Any, path: str = "") -> dict[str, tuple[Any, Any]]:
+    """Leaf differences between two JSON states: {"shadow[1][0]": (expected, actual)}."""
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        out: dict[str, tuple[Any, Any]] = {}
+        for key in sorted(set(expected) | set(actual)):
+            out.update(field_diff(expected.get(key), actual.get(key), f"{path}.{key}" if path else key))
+        return out
+    if (isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual)
+            and path.split("[")[0] != "queue" or (isinstance(expected, list) and isinstance(actual, list)
+                                                  and expected and isinstance(expected[0], list)
+                                                  and len(expected) == len(actual))):
+        out = {}
+        for n, (a, b) in enumerate(zip(expected, actual)):
+            out.update(field_diff(a, b, f"{path}[{n}]"))
+        return out
+    return {} if expected == actual else {path: (expected, actual)}
+
+
+@dataclass
+class Mismatch:
+    kind: str  # state | enabled-in-model-only | enabled-in-engine-only | engine-error
+    step_number: int  # steps taken before (enabledness) or including (state) the mismatch
+    step: str
+    path: list[str]
+    reason: str
+    expected: dict[str, Any] = field(default_factory=dict)
+    actual: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    def describe(self) -> str:
+        where = f"after {' ; '.join(self.path) or 'the initial state'}"
+        return f"{self.kind} at step {self.step_number} {self.step}: {self.reason} ({where})"
+
+
+@dataclass
+class ConformReport:
+    mode: str
+    variant: str
+    bounds: dict[str, int]
+    paths: int = 0
+    steps: int = 0
+    states_checked: int = 0
+    enabled_checks: int = 0
+    complete: bool = True
+    stopped_by: str | None = None
+    elapsed_s: float = 0.0
+    mismatch: Mismatch | None = None
+    counterexamples: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.mismatch is None and all(c.get("engine_violates") for c in self.counterexamples)
+
+    def to_json(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        out["mismatch"] = None if self.mismatch is None else self.mismatch.to_json()
+        out["conforms"] = self.mismatch is None
+        out["ok"] = self.ok
+        return out
+
+
+class _Checker:
+    """Shared comparison logic for every mode."""
+
+    def __init__(self, model: Model, bugs: Bugs, report: ConformReport) -> None:
+        self.model = model
+        self.bugs = bugs
+        self.report = report
+
+    def compare_state(self, state: State, st: Stepper, number: int, label: str, path: list[str]) -> bool:
+        self.report.states_checked += 1
+        expected, actual = self.model.to_json(state), st.state()
+        if expected == actual:
+            return True
+        diff = field_diff(expected, actual)
+        self.report.mismatch = Mismatch("state", number, label, path,
+                                        "the engine's state differs from the model's",
+                                        {k: a for k, (a, _) in diff.items()},
+                                        {k: b for k, (_, b) in diff.items()})
+        return False
+
+    def compare_enabled(self, state: State, st: Stepper, number: int, path: list[str]) -> bool:
+        self.report.enabled_checks += 1
+        for action in self.model.actions:
+            args = model_args(action)
+            m = self.model.enabled(state, action)
+            reason = st.hv.why_not(action.step.name, args)
+            if m and reason is not None:
+                self.report.mismatch = Mismatch("enabled-in-model-only", number, action.label(), path,
+                                                f"the model enables it but the engine refuses: {reason}")
+                return False
+            if not m and reason is None:
+                self.report.mismatch = Mismatch("enabled-in-engine-only", number, action.label(), path,
+                                                "the engine would take it but the model does not enable it")
+                return False
+        return True
+
+    def take(self, state: State, st: Stepper, action: Action, number: int, path: list[str]) -> State | None:
+        """Execute ``action`` in both; None (and a recorded mismatch) if they disagree."""
+        nxt = self.model.apply(state, action)
+        assert nxt is not None
+        try:
+            st.execute(action.step.name, model_args(action))
+        except Exception as exc:  # the engine refused or crashed: report it, do not propagate
+            self.report.mismatch = Mismatch("engine-error", number, action.label(), path,
+                                            f"{type(exc).__name__}: {exc}")
+            return None
+        self.report.steps += 1
+        if not self.compare_state(nxt, st, number, action.label(), path + [action.label()]):
+            return None
+        return nxt
+
+
+def _start(model: Model, bugs: Bugs, mode: str) -> tuple[ConformReport, _Checker, Stepper, float]:
+    report = ConformReport(mode, model.protocol.name, model.bounds.as_dict())
+    checker = _Checker(model, bugs, report)
+    st = Stepper.fresh(model, bugs)
+    checker.compare_state(model.initial, st, 0, "initial", [])
+    return report, checker, st, time.monotonic()
+
+
+def conform_depth(model: Model, bugs: Bugs, depth: int, *, max_steps: int = 200_000,
+                  time_limit: float | None = None, prune: bool = True) -> ConformReport:
+    """Every model path up to ``depth`` steps (bounded by ``max_steps`` engine steps)."""
+    report, checker, root, t0 = _start(model, bugs, "depth")
+    explored: dict[State, int] = {}
+
+    def limit() -> bool:
+        if report.steps >= max_steps:
+            report.stopped_by = "max-steps"
+        elif time_limit is not None and time.monotonic() - t0 > time_limit:
+            report.stopped_by = "time-limit"
+        return report.stopped_by is not None
+
+    def dfs(state: State, st: Stepper, path: list[str]) -> bool:
+        left = depth - len(path)
+        if prune:
+            if explored.get(state, -1) >= left:
+                return True
+            explored[state] = left
+        if not checker.compare_enabled(state, st, len(path), path):
+            return False
+        if left == 0:
+            report.paths += 1
+            return True
+        successors = [a for a in model.actions if model.enabled(state, a)]
+        if not successors:
+            report.paths += 1
+        for action in successors:
+            if limit():
+                return True
+            child = st.copy()
+            nxt = checker.take(state, child, action, len(path) + 1, path)
+            if nxt is None or not dfs(nxt, child, path + [action.label()]):
+                return False
+        return True
+
+    if report.mismatch is None:
+        dfs(model.initial, root, [])
+    report.complete = report.stopped_by is None and report.mismatch is None
+    report.elapsed_s = round(time.monotonic() - t0, 3)
+    return report
+
+
+def conform_random(model: Model, bugs: Bugs, walks: int, length: int, seed: int) -> ConformReport:
+    """``walks`` seeded random walks of up to ``length`` steps each."""
+    report, checker, _, t0 = _start(model, bugs, "random-walks")
+    rng = random.Random(f"deferral-conform/{seed}")
+    for _ in range(walks):
+        if report.mismatch is not None:
+            break
+        state, st, path = model.initial, Stepper.fresh(model, bugs), []
+        for _ in range(length):
+            if not checker.compare_enabled(state, st, len(path), path):
+                break
+            enabled = [a for a in model.actions if model.enabled(state, a)]
+            if not enabled:
+                break
+            action = rng.choice(enabled)
+            nxt = checker.take(state, st, action, len(path) + 1, path)
+            if nxt is None:
+                break
+            state = nxt
+            path.append(action.label())
+        else:
+            checker.compare_enabled(state, st, len(path), path)
+        report.paths += 1
+    report.complete = report.mismatch is None
+    report.elapsed_s = round(time.monotonic() - t0, 3)
+    return report
+
+
+def follow(model: Model, bugs: Bugs, actions: list[Action], report: ConformReport | None = None
+           ) -> tuple[ConformReport, Stepper]:
+    """Drive the engine along ``actions`` from the initial state, comparing at each step."""
+    if report is None:
+        report = ConformReport("path", model.protocol.name, model.bounds.as_dict())
+    checker = _Checker(model, bugs, report)
+    st = Stepper.fresh(model, bugs)
+    state, path = model.initial, []
+    if checker.compare_state(state, st, 0, "initial", []):
+        for action in actions:
+            if not checker.compare_enabled(state, st, len(path), path):
+                break
+            nxt = checker.take(state, st, action, len(path) + 1, path)
+            if nxt is None:
+                break
+            state = nxt
+            path.append(action.label())
+        else:
+            checker.compare_enabled(state, st, len(path), path)
+    report.paths += 1
+    return report, st
+
+
+def first_violation_path(model: Model, *, max_states: int = 500_000,
+                         time_limit: float | None = None) -> list[Action] | None:
+    """The shortest path to a state breaking an invariant (BFS without symmetry).
+
+    Same order as :func:`deferral.checks.explore.explore` with ``symmetry=False`` (it
+    checks each state as it is discovered, in the same successor order), so it finds
+    the same path; it stops at the first violation instead of exploring everything.
+    """
+    t0 = time.monotonic()
+    init = model.initial
+    parent: dict[State, tuple[State, Action] | None] = {init: None}
+    frontier = [init]
+    bad = init if model.violations(init) else None
+    while frontier and bad is None:
+        nxt: list[State] = []
+        for s in frontier:
+            for action, succ in model.successors(s):
+                if succ in parent:
+                    continue
+                parent[succ] = (s, action)
+                if model.violations(succ):
+                    bad = succ
+                    break
+                nxt.append(succ)
+                if len(parent) >= max_states or (time_limit and time.monotonic() - t0 > time_limit):
+                    return None
+            if bad is not None:
+                break
+        frontier = nxt
+    if bad is None:
+        return None
+    actions: list[Action] = []
+    node = parent[bad]
+    while node is not None:
+        actions.append(node[1])
+        node = parent[node[0]]
+    return actions[::-1]
+
+
+def engine_can_leave_wait(st: Stepper, *, max_states: int = 50_000) -> bool | None:
+    """Can the engine, by its own steps, reach a state with no VCPU in SdWait? None: too big."""
+    seen = {repr(st.state())}
+    frontier = [st]
+    while frontier:
+        nxt = []
+        for node in frontier:
+            if all(v.mode is not Mode.SDWAIT for v in node.hv.vcpus):
+                return True
+            for name, args in list(node.engine_steps()):
+                child = node.copy()
+                child.execute(name, args)
+                key = repr(child.state())
+                if key not in seen:
+                    seen.add(key)
+                    nxt.append(child)
+                    if len(seen) > max_states:
+                        return None
+        frontier = nxt
+    return False
+
+
+def conform_counterexamples(model: Model, bugs: Bugs, *, max_states: int = 500_000,
+                            time_limit: float | None = 120.0) -> ConformReport:
+    """Drive the engine along the variant's shortest counterexample(s) and judge the engine."""
+    from deferral.checks.explore import explore  # the liveness search needs the whole graph
+
+    report = ConformReport("counterexamples", model.protocol.name, model.bounds.as_dict())
+    t0 = time.monotonic()
+    found = False
+    path = first_violation_path(model, max_states=max_states, time_limit=time_limit)
+    if path is not None:
+        found = True
+        report, st = follow(model, bugs, path, report)
+        bad = stale_translations(st.hv, st.ghost.req)
+        report.counterexamples.append({
+            "property": "no_stale_translation", "kind": "invariant", "length": len(path),
+            "path": [a.label() for a in path], "engine_violates": bool(bad) and report.mismatch is None,
+            "engine_stale": [list(x) for x in bad]})
+    if any(p.kind == "liveness" for p in model.protocol.properties) and path is None:
+        result = explore(model, symmetry=False, max_states=max_states, time_limit=time_limit)
+        for outcome in result.outcomes:
+            if outcome.kind == "liveness" and outcome.status == "violated" and outcome.path:
+                found = True
+                actions = [a for a, _ in outcome.path[1:] if a is not None]
+                report, st = follow(model, bugs, actions, report)
+                stuck = [v.index for v in st.hv.vcpus if v.mode is Mode.SDWAIT]
+                leaves = engine_can_leave_wait(st)
+                report.counterexamples.append({
+                    "property": outcome.name, "kind": "liveness", "length": len(actions),
+                    "path": [a.label() for a in actions], "engine_stuck": stuck,
+                    "engine_can_leave_wait": leaves,
+                    "engine_violates": leaves is False and report.mismatch is None})
+            elif outcome.status == "unknown":
+                report.complete = False
+                report.stopped_by = result.stopped_by
+    if not found and report.stopped_by is None and path is None:
+        report.counterexamples = []  # the variant holds at these bounds: nothing to drive
+    report.elapsed_s = round(time.monotonic() - t0, 3)
+    return report
