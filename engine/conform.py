@@ -7,9 +7,11 @@ model's state. At every state visited, enabledness is compared both ways: every 
 the model enables must be possible in the engine, and every step the engine would take
 must be enabled in the model. Paths come from
 
-* :func:`conform_depth`: every path up to a depth (DFS; a model state already explored
-  with at least as much depth left is not explored again unless ``prune=False``; this is
-  sound because the engine's state matched the model's there and is compared in full),
+* :func:`conform_depth`: every path up to a depth (iterative-deepening DFS; a model state
+  already explored with at least as much depth left is not explored again unless
+  ``prune=False``; the engine's state matched the model's there in every field, so this
+  assumes only that the engine's future depends on nothing outside its snapshot, e.g.
+  not on a ring buffer's head index),
 * :func:`conform_random`: seeded random walks,
 * :func:`conform_counterexamples`: the variant's shortest counterexamples; there the
   engine's own state must break the property (its online check, or for liveness an
@@ -27,9 +29,10 @@ from typing import Any, Iterator
 from deferral.engine.bugs import Bugs
 from deferral.engine.hypervisor import STEP_PARAMS, Event, Hypervisor
 from deferral.engine.online import stale_translations
-from deferral.engine.tracing import Ghost, snapshot
+from deferral.engine.tracing import Ghost, Recorder, snapshot
 from deferral.engine.vcpu import Mode
 from deferral.model.concrete import Action, Model, State
+from deferral.traces.format import Trace
 
 
 class Stepper:
@@ -200,9 +203,13 @@ def _start(model: Model, bugs: Bugs, mode: str) -> tuple[ConformReport, _Checker
 
 def conform_depth(model: Model, bugs: Bugs, depth: int, *, max_steps: int = 200_000,
                   time_limit: float | None = None, prune: bool = True) -> ConformReport:
-    """Every model path up to ``depth`` steps (bounded by ``max_steps`` engine steps)."""
+    """Every model path up to ``depth`` steps (bounded by ``max_steps`` engine steps).
+
+    Iterative deepening (depth 1, 2, ..., ``depth``), so a mismatch is reported on a
+    shortest path that shows it.
+    """
     report, checker, root, t0 = _start(model, bugs, "depth")
-    explored: dict[State, int] = {}
+    counted = 0
 
     def limit() -> bool:
         if report.steps >= max_steps:
@@ -211,34 +218,45 @@ def conform_depth(model: Model, bugs: Bugs, depth: int, *, max_steps: int = 200_
             report.stopped_by = "time-limit"
         return report.stopped_by is not None
 
-    def dfs(state: State, st: Stepper, path: list[str]) -> bool:
-        left = depth - len(path)
+    def dfs(state: State, st: Stepper, path: list[str], bound: int, explored: dict[State, int]) -> bool:
+        nonlocal counted
+        left = bound - len(path)
         if prune:
             if explored.get(state, -1) >= left:
                 return True
             explored[state] = left
         if not checker.compare_enabled(state, st, len(path), path):
             return False
-        if left == 0:
-            report.paths += 1
-            return True
-        successors = [a for a in model.actions if model.enabled(state, a)]
+        successors = [a for a in model.actions if model.enabled(state, a)] if left else []
         if not successors:
-            report.paths += 1
+            counted += 1
         for action in successors:
             if limit():
                 return True
             child = st.copy()
             nxt = checker.take(state, child, action, len(path) + 1, path)
-            if nxt is None or not dfs(nxt, child, path + [action.label()]):
+            if nxt is None or not dfs(nxt, child, path + [action.label()], bound, explored):
                 return False
         return True
 
     if report.mismatch is None:
-        dfs(model.initial, root, [])
+        for bound in range(1, depth + 1):
+            counted = 0
+            if not dfs(model.initial, root, [], bound, {}) or report.stopped_by:
+                break
+    report.paths = counted
     report.complete = report.stopped_by is None and report.mismatch is None
     report.elapsed_s = round(time.monotonic() - t0, 3)
     return report
+
+
+def record(model: Model, bugs: Bugs, actions: list[Action], *, snapshots: bool = True) -> Trace:
+    """The engine's own trace (recorded by its tracing layer) of single-stepping ``actions``."""
+    hv = Hypervisor(model.bounds, bugs)
+    recorder = Recorder(hv, model.protocol.name, snapshots=snapshots, check=False)
+    for action in actions:
+        hv.execute(action.step.name, model_args(action))
+    return recorder.trace()
 
 
 def conform_random(model: Model, bugs: Bugs, walks: int, length: int, seed: int) -> ConformReport:

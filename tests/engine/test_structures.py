@@ -1,0 +1,62 @@
+"""Engine building blocks: the ring buffer, page tables, seeded guest programs, isolation."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from pathlib import Path
+
+import pytest
+
+from deferral.engine.guest import Op, random_program
+from deferral.engine.memory import Tlb
+from deferral.engine.queue import QueueFull, RingBuffer
+from deferral.model import Bounds
+
+ENGINE = Path(__file__).resolve().parents[2] / "engine"
+
+
+def test_ring_buffer_wraps_and_keeps_fifo_order() -> None:
+    ring = RingBuffer(3)
+    for p in (0, 1, 2):
+        ring.push(p)
+    assert ring.full()
+    with pytest.raises(QueueFull):
+        ring.push(0)
+    assert ring.pop() == 0
+    ring.push(2)  # wraps around the end of the storage
+    assert ring.items() == [1, 2, 2]
+    assert [ring.pop(), ring.pop(), ring.pop()] == [1, 2, 2]
+    assert ring.empty()
+    with pytest.raises(IndexError):
+        ring.pop()
+
+
+def test_page_table_copy_is_independent_and_keeps_its_kind() -> None:
+    tlb = Tlb(2)
+    tlb[1] = 3
+    other = tlb.copy()
+    other.flush_all()
+    assert tlb.as_list() == [0, 3] and other.as_list() == [0, 0]
+
+
+def test_random_programs_are_reproducible_from_the_seed() -> None:
+    b = Bounds(3, 2, 2, 1)
+    first = list(itertools.islice(random_program(7, 1, b), 200))
+    again = list(itertools.islice(random_program(7, 1, b), 200))
+    other = list(itertools.islice(random_program(8, 1, b), 200))
+    assert first == again and first != other
+    assert {op.kind for op in first} == {"write", "access", "invlpg", "reload", "shootdown"}
+    assert all(0 <= op.page < 2 and 0 <= op.frame <= 2 for op in first)
+    with pytest.raises(ValueError):
+        Op("jump")
+
+
+def test_engine_does_not_use_the_model_step_functions() -> None:
+    """Only conform.py (the judge's driver) may use the model; no engine module imports steps."""
+    banned = re.compile(r"deferral\.model\.(reference|variants|context|ops|protocol)|REFERENCE|PUBLISHED")
+    for path in ENGINE.glob("*.py"):
+        text = path.read_text()
+        assert not banned.search(text), f"{path.name} uses the model's protocol definition"
+        if path.name != "conform.py":
+            assert "deferral.model.concrete" not in text, path.name
