@@ -64,7 +64,10 @@ def verdict(report: ReplayReport) -> tuple[int, str]:
     expected = report.trace.expected
     outcome = report.outcome()
     summary = (f"replays: {report.steps_replayed} steps; " +
-               (f"violates {', '.join(violated)}" if violated else "no invariant violated"))
+               (f"violates {', '.join(violated)}" if violated else "no property violated"))
+    unknown = [name for name, reachable in report.liveness.items() if reachable is None]
+    if unknown:
+        summary += f"; {', '.join(unknown)} undecided (too many states from the last one)"
     if expected is None:
         return (1 if violated else 0), summary
     matches = outcome == expected["outcome"] and (outcome == "passes" or expected.get("property") in violated)
@@ -115,6 +118,7 @@ def report_json(report: ReplayReport, code: int, line: str) -> dict[str, Any]:
         },
         "violations": [{"after_step": n, "property": v.prop, "args": list(v.args), "values": v.values}
                        for n, v in report.violations],
+        "liveness_goal_reachable": report.liveness,
         "outcome": report.outcome(),
         "expected": report.trace.expected,
         "exit_code": code,

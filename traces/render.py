@@ -60,9 +60,11 @@ def print_outcome_path(console: Console, model: Model, outcome: Outcome) -> None
         for violation in model.failing(prop, final):
             console.print(Text.assemble(("✗ ", "bold red"), (violation.describe(), "red")))
     else:
+        prop = model.protocol.prop(outcome.name)
+        waiting = "; ".join(v.describe() for v in model.failing(prop, final))
         console.print(Text.assemble(("✗ ", "bold red"), (
-            f"{outcome.name}: from this state no state satisfying the goal is reachable "
-            f"(a shootdown can never complete); state: {model.to_json(final)}", "red")))
+            f"{outcome.name}: from this state no state where the goal holds is reachable, "
+            f"whatever runs next ({waiting})", "red")))
 
 
 def print_result(console: Console, model: Model, result: SearchResult) -> None:

@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from deferral.checks.liveness import goal_reachable_from
 from deferral.checks.results import Path
 from deferral.model.concrete import Action, Model, State, Violation
-from deferral.model.protocol import Protocol
+from deferral.model.protocol import Property, Protocol
 from deferral.traces.format import Trace, TraceError, TraceStep
 
 
@@ -41,6 +42,9 @@ class ReplayReport:
     violations: list[tuple[int, Violation]]
     final_state: State
     path: Path
+    #: liveness properties checked at the end: name -> goal reachable from the final state
+    #: (False: the trace ends where the goal can never be reached; None: too many states to tell)
+    liveness: dict[str, bool | None] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -48,11 +52,12 @@ class ReplayReport:
 
     @property
     def violated_properties(self) -> list[str]:
-        return sorted({v.prop for _, v in self.violations})
+        stuck = {name for name, reachable in self.liveness.items() if reachable is False}
+        return sorted({v.prop for _, v in self.violations} | stuck)
 
     def outcome(self) -> str:
         """``violates`` or ``passes``, as a corpus trace states its expected outcome."""
-        return "violates" if self.violations else "passes"
+        return "violates" if self.violated_properties else "passes"
 
 
 def replay(trace: Trace, protocol: Protocol) -> ReplayReport:
@@ -91,7 +96,16 @@ def replay(trace: Trace, protocol: Protocol) -> ReplayReport:
         state = nxt
         path.append((action, state))
         violations.extend((number, v) for v in model.violations(state))
-    return report(None, len(trace.steps))
+    final = report(None, len(trace.steps))
+    for prop in _liveness_claimed(trace, protocol):
+        final.liveness[prop.name] = goal_reachable_from(model, prop, state)
+    return final
+
+
+def _liveness_claimed(trace: Trace, protocol: Protocol) -> list[Property]:
+    """Liveness properties the trace claims to violate: only those are worth a search."""
+    names = {trace.prop, (trace.expected or {}).get("property")}
+    return [p for p in protocol.properties if p.kind == "liveness" and p.name in names]
 
 
 def _label(tstep: TraceStep) -> str:

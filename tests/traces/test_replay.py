@@ -71,3 +71,16 @@ def test_unknown_or_bad_steps_are_rejected(step: dict, reason: str) -> None:
     doc["steps"] = [step]
     report = replay(loads(__import__("json").dumps(doc)), model.protocol)
     assert report.divergence.step_number == 1 and reason in report.divergence.reason
+
+
+def test_liveness_counterexample_is_confirmed_by_replay() -> None:
+    variant = PUBLISHED["wait-irqs-off"]
+    model = Model(variant, Bounds(2, 1, 1, 1))
+    outcome = search(variant, model.bounds).outcome("shootdowns_can_complete")
+    trace = path_to_trace(model, outcome.path, outcome.name,
+                          expected={"outcome": "violates", "property": outcome.name})
+    report = replay(trace, variant)
+    assert report.ok and report.liveness == {"shootdowns_can_complete": False}
+    assert report.violated_properties == ["shootdowns_can_complete"]
+    # Under the reference the same steps leave a way out: the goal stays reachable.
+    assert replay(trace, PUBLISHED["reference"]).liveness == {"shootdowns_can_complete": True}
