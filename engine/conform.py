@@ -78,22 +78,21 @@ def _label(name: str, args: dict[str, int]) -> str:
     return f"{name}({','.join(str(v) for v in args.values())})"
 
 
-def field_diff(expected: Any, actual: Any, path: str = "") -> dict[str, tuple[Any, Any]]:
-    """Leaf differences between two JSON states: {"shadow[1][0]": (expected, actual)}."""
-    if isinstance(expected, dict) and isinstance(actual, dict):
-        out: dict[str, tuple[Any, Any]] = {}
-        for key in sorted(set(expected) | set(actual)):
-            out.update(field_diff(expected.get(key), actual.get(key), f"{path}.{key}" if path else key))
-        return out
-    if (isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual)
-            and path.split("[")[0] != "queue" or (isinstance(expected, list) and isinstance(actual, list)
-                                                  and expected and isinstance(expected[0], list)
-                                                  and len(expected) == len(actual))):
-        out = {}
-        for n, (a, b) in enumerate(zip(expected, actual)):
-            out.update(field_diff(a, b, f"{path}[{n}]"))
-        return out
-    return {} if expected == actual else {path: (expected, actual)}
+def field_diff(expected: dict[str, Any], actual: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Leaf differences of two JSON states: {"shadow[1][0]": (expected, actual)}; queues whole."""
+    out: dict[str, tuple[Any, Any]] = {}
+
+    def walk(path: str, e: Any, a: Any, var: str, depth: int) -> None:
+        whole_queue = var == "queue" and depth == 1
+        if isinstance(e, list) and isinstance(a, list) and len(e) == len(a) and not whole_queue:
+            for n, (x, y) in enumerate(zip(e, a)):
+                walk(f"{path}[{n}]", x, y, var, depth + 1)
+        elif e != a:
+            out[path] = (e, a)
+
+    for key in sorted(set(expected) | set(actual)):
+        walk(key, expected.get(key), actual.get(key), key, 0)
+    return out
 
 
 @dataclass

@@ -60,3 +60,11 @@ def test_engine_does_not_use_the_model_step_functions() -> None:
         assert not banned.search(text), f"{path.name} uses the model's protocol definition"
         if path.name != "conform.py":
             assert "deferral.model.concrete" not in text, path.name
+
+
+def test_field_diff_names_leaves_and_compares_queues_whole() -> None:
+    from deferral.engine.conform import field_diff
+
+    a = {"shadow": [[0, 1], [1, 1]], "queue": [[0], []], "pc": ["Idle", "Inv"]}
+    b = {"shadow": [[0, 1], [1, 0]], "queue": [[0], [1]], "pc": ["Idle", "Inv"]}
+    assert field_diff(a, b) == {"shadow[1][1]": (1, 0), "queue[1]": ([], [1])}
