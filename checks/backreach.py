@@ -26,7 +26,9 @@ def unreachable_goal_np(n_states: int, src: np.ndarray, dst: np.ndarray, goal: n
             break
         offsets = np.repeat(starts[frontier] - (np.cumsum(c) - c), c) + np.arange(total)
         found = preds[offsets]
-        found = np.unique(found[~can[found]])
+        found = np.sort(found[~can[found]])  # sort-based dedup
+        if found.size > 1:
+            found = found[np.concatenate(([True], found[1:] != found[:-1]))]
         can[found] = True
         frontier = found
     stuck = np.flatnonzero(~can)

@@ -77,25 +77,23 @@ _UNREAD = object()
 
 
 class _Columns(list):  # type: ignore[type-arg]
-    """The context's per-slot values, read from the batch only when a step reads them."""
+    """The context's per-slot values: column views of the batch, taken when first read."""
 
-    def __init__(self, rows: np.ndarray, idx: np.ndarray | None) -> None:
+    def __init__(self, rows: np.ndarray) -> None:
         super().__init__([_UNREAD] * rows.shape[1])
         self._rows = rows
-        self._idx = idx
 
     def __getitem__(self, j: Any) -> Any:
         value = list.__getitem__(self, j)
         if value is _UNREAD:
-            value = self._rows[:, j] if self._idx is None else self._rows[self._idx, j]
+            value = self._rows[:, j]
             list.__setitem__(self, j, value)
         return value
 
 
-def _context(layout: Layout, procedures: Mapping[str, Callable[..., Any]], rows: np.ndarray,
-             idx: np.ndarray | None) -> StepContext:
+def _context(layout: Layout, procedures: Mapping[str, Callable[..., Any]], rows: np.ndarray) -> StepContext:
     ctx = StepContext(layout, NUMPY, (), procedures)
-    object.__setattr__(ctx, "values", _Columns(rows, idx))
+    object.__setattr__(ctx, "values", _Columns(rows))
     return ctx
 
 
@@ -123,7 +121,7 @@ def _mask(value: Any, n: int) -> np.ndarray:
 def guard_mask(layout: Layout, procedures: Mapping[str, Callable[..., Any]], rows: np.ndarray,
                step: Step, args: tuple[int, ...], label: str) -> np.ndarray:
     """Where ``step(args)`` is enabled over the batch ``rows``."""
-    ctx = _context(layout, procedures, rows, None)
+    ctx = _context(layout, procedures, rows)
     return _mask(_call(f"step {label}: guard", step.guard, ctx, args), rows.shape[0])
 
 
@@ -131,16 +129,24 @@ def successors(layout: Layout, procedures: Mapping[str, Callable[..., Any]], row
                idx: np.ndarray, step: Step, args: tuple[int, ...], label: str,
                protocol_name: str) -> np.ndarray:
     """The successor rows of ``rows[idx]`` under ``step(args)``; written values domain-checked."""
-    ctx = _context(layout, procedures, rows, idx)
-    _call(f"step {label} in {protocol_name}", step.effect, ctx, args)
     out = rows[idx]
-    for j in ctx.written:
+    ctx = _context(layout, procedures, out)
+    _call(f"step {label} in {protocol_name}", step.effect, ctx, args)
+    written = {}
+    for j in ctx.written:  # values may be views of ``out``'s columns: copy before writing any
         value = list.__getitem__(ctx.values, j)
+        if isinstance(value, np.ndarray) and np.may_share_memory(value, out):
+            value = value.copy()
+        written[j] = value
+    for j, value in written.items():
         size = layout.slots[j].size
         if isinstance(value, np.ndarray):
             if value.dtype == np.bool_:
                 value = value.astype(np.int16)
-            bad = (value < 0) | (value >= size)
+            if value.dtype.kind == "u":
+                bad = value >= size
+            else:
+                bad = (value < 0) | (value >= size)
             if bad.any():
                 first = int(np.flatnonzero(np.broadcast_to(bad, (len(idx),)))[0])
                 shown = int(np.broadcast_to(value, (len(idx),))[first])
@@ -160,6 +166,6 @@ def property_holds(layout: Layout, procedures: Mapping[str, Callable[..., Any]],
     """Where every instance of ``prop``'s predicate holds over the batch."""
     out = np.ones(rows.shape[0], dtype=bool)
     for args in prop.instances(layout.bounds):
-        ctx = _context(layout, procedures, rows, None)
+        ctx = _context(layout, procedures, rows)
         out &= _mask(_call(f"property {prop.name}{args}", prop.predicate, ctx, args), rows.shape[0])
     return out

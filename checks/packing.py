@@ -90,42 +90,45 @@ class Packer:
         perms = layout.permutations if symmetry else (tuple(range(layout.bounds.vcpus)),)
         self.perms = perms
         n = layout.bounds.vcpus
-        features: list[tuple[int, int | None]] = []  # (slot, None = raw value | v = indicator of v)
-        for j, s in enumerate(layout.slots):
-            if s.vcpu_valued and symmetry and len(perms) > 1:
-                features.extend((j, v) for v in range(s.size))
-            else:
-                features.append((j, None))
+        # features: every slot's raw value (weight 0 for renamed slots), then for each
+        # VCPU-valued slot one indicator column per value (renaming is linear on those)
+        renamed = [j for j, s in enumerate(layout.slots) if s.vcpu_valued and symmetry and len(perms) > 1]
+        self.renamed = np.array(renamed, dtype=np.intp)
+        self.renamed_values = max((layout.slots[j].size for j in renamed), default=0)
+        features: list[tuple[int, int | None]] = [(j, None) for j in range(n_slots)]
+        features += [(j, v) for j in renamed for v in range(self.renamed_values)]
         self.features = tuple(features)
-        self.raw_cols = np.array([j for j, v in features if v is None], dtype=np.intp)
-        self.onehot = tuple((pos, j, v) for pos, (j, v) in enumerate(features) if v is not None)
         n_parts = len(parts)
         weights = np.zeros((len(features), n_parts * len(perms)), dtype=np.float64)
+        renamed_set = set(renamed)
         for pi, perm in enumerate(perms):
             src, remap = layout.permute_plan(perm)
             dest = [0] * n_slots
             for j, k in enumerate(src):
                 dest[k] = j
             for f, (k, v) in enumerate(features):
+                if v is None and k in renamed_set:
+                    continue  # carried by its indicator columns
+                if v is not None and v >= layout.slots[k].size:
+                    continue  # value outside this slot's domain: never set
                 j = dest[k]
                 value = 1 if v is None else (perm[v] if v < n else v)
                 weights[f, self.part_of[j] * len(perms) + pi] = value * self.place[j]
         assert weights.max(initial=0) < _PART_LIMIT
-        self.weights = weights.astype(np.float32)
+        self.weights_t = np.ascontiguousarray(weights.T.astype(np.float32))
         self.bytes_per_key = 8 * self.n_words
         self.key_dtype: Any = np.uint64 if self.n_words == 1 else np.dtype(f"V{8 * self.n_words}")
 
     # ---- keys --------------------------------------------------------------------------
     def _features(self, rows: np.ndarray) -> np.ndarray:
-        x = np.empty((rows.shape[0], len(self.features)), dtype=np.float32)
-        raw_pos = [pos for pos, (_, v) in enumerate(self.features) if v is None]
-        if len(raw_pos) == len(self.features):
-            x[:] = rows[:, self.raw_cols]
-        else:
-            x[:, raw_pos] = rows[:, self.raw_cols]
-            for pos, j, v in self.onehot:
-                x[:, pos] = rows[:, j] == v
-        return x
+        if not self.renamed.size:
+            return rows.astype(np.float32)
+        m = rows.shape[0]
+        x = np.empty((m, len(self.features)), dtype=np.uint8)
+        x[:, : self.n_slots] = rows
+        onehot = rows[:, self.renamed][:, :, None] == np.arange(self.renamed_values, dtype=rows.dtype)
+        x[:, self.n_slots:] = onehot.reshape(m, -1)
+        return x.astype(np.float32)
 
     def canonical_keys(self, rows: np.ndarray) -> np.ndarray:
         """The least key over the images of each row (the row's own key without symmetry)."""
@@ -133,19 +136,19 @@ class Packer:
         n_perm = len(self.perms)
         if m == 0:
             return np.zeros(0, dtype=self.key_dtype)
-        y = self._features(rows) @ self.weights  # (m, parts * perms), exact integers
-        yu = y.astype(np.uint64).reshape(m, len(self.parts), n_perm)
-        words = np.zeros((m, self.n_words, n_perm), dtype=np.uint64)
+        # transposed product: one contiguous row of m keys per (part, permutation)
+        y = self.weights_t @ self._features(rows).T  # exact integers < 2**24
+        yu = y.astype(np.uint64).reshape(len(self.parts), n_perm, m)
+        words = [np.zeros((n_perm, m), dtype=np.uint64) for _ in range(self.n_words)]
         for p, part in enumerate(self.parts):
-            if part.base == 1:
-                words[:, part.word, :] += yu[:, p, :]
-            else:
-                words[:, part.word, :] += yu[:, p, :] * np.uint64(part.base)
+            term = yu[p] if part.base == 1 else yu[p] * np.uint64(part.base)
+            words[part.word] += term
         if self.n_words == 1:
-            return words[:, 0, :].min(axis=1) if n_perm > 1 else words[:, 0, 0].copy()
-        best = words[:, :, 0].copy()
+            return np.minimum.reduce(words[0], axis=0) if n_perm > 1 else words[0][0].copy()
+        stacked = np.stack(words, axis=1)  # (perm, word, m)
+        best = stacked[0].T.copy()
         for pi in range(1, n_perm):
-            cand = words[:, :, pi]
+            cand = stacked[pi].T
             less = np.zeros(m, dtype=bool)
             decided = np.zeros(m, dtype=bool)
             for w in range(self.n_words):
@@ -175,11 +178,11 @@ class Packer:
             value = words[:, part.word]
             if part.base != 1:
                 value = value // np.uint64(part.base)
-            value = value % np.uint64(self.part_sizes[p])
+            value = (value % np.uint64(self.part_sizes[p])).astype(np.uint32)
             for j in part.slots:
                 place = self.place[j]
-                digit = value // np.uint64(place) if place != 1 else value
-                rows[:, j] = digit % np.uint64(self.layout.sizes[j])
+                digit = value // np.uint32(place) if place != 1 else value
+                rows[:, j] = digit % np.uint32(self.layout.sizes[j])
         return rows
 
     def rows_of(self, states: Sequence[Sequence[int]]) -> np.ndarray:

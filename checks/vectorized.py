@@ -22,6 +22,7 @@ import os
 import resource
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -37,7 +38,7 @@ from deferral.model.concrete import Model
 from deferral.model.protocol import Protocol
 
 #: Frontier rows per chunk (fixed: results must not depend on the number of workers).
-CHUNK_ROWS = 1 << 14
+CHUNK_ROWS = 1 << 15
 #: Seconds between progress reports inside a long level.
 PROGRESS_EVERY_S = 1.0
 
@@ -74,6 +75,18 @@ def explore_vectorized(
         return result
 
 
+@dataclass
+class _Chunk:
+    """What one frontier chunk produced."""
+
+    successors: int  # transitions out of the chunk
+    keys: np.ndarray  # new candidate keys, sorted, unique in the chunk
+    parents: np.ndarray  # frontier row (level-local) first reaching each candidate
+    actions: np.ndarray  # and the action it took
+    target: np.ndarray | None  # per successor: state number, or -(1 + candidate index)
+    all_parents: np.ndarray | None  # per successor: level-local frontier row
+
+
 class _Search:
     """One run of the level-synchronous search (state lives here, not in globals)."""
 
@@ -95,8 +108,9 @@ class _Search:
         self.action_dtype = np.uint16 if len(model.actions) < 65535 else np.uint32
 
     # ---- successor generation ----------------------------------------------------------
-    def expand(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Canonical successor keys of a chunk, with local parent row and action number."""
+    def expand(self, rows: np.ndarray, offset: int, visited: Visited) -> "_Chunk":
+        """Successors of a chunk: new candidate keys (sorted, deduplicated, not yet visited)
+        with the first (parent, action) reaching each, and every successor's target."""
         succ_rows, parents, actions = [], [], []
         name = self.model.protocol.name
         for action in self.model.actions:
@@ -107,31 +121,47 @@ class _Search:
                 continue
             succ_rows.append(successors(self.layout, self.procs, rows, idx, action.step, action.args,
                                         label, name))
-            parents.append(idx.astype(np.int32))
+            parents.append(idx.astype(np.int64) + offset)
             actions.append(np.full(idx.size, action.index, dtype=self.action_dtype))
         if not succ_rows:
-            empty = np.zeros(0, dtype=self.packer.key_dtype)
-            return empty, np.zeros(0, np.int32), np.zeros(0, self.action_dtype)
+            return _Chunk(0, np.zeros(0, self.packer.key_dtype), np.zeros(0, np.int64),
+                          np.zeros(0, self.action_dtype), None, None)
         keys = self.packer.canonical_keys(np.concatenate(succ_rows))
-        return keys, np.concatenate(parents), np.concatenate(actions)
+        par = np.concatenate(parents)
+        act = np.concatenate(actions)
+        order = np.argsort(keys)
+        sorted_keys = keys[order]
+        first = np.ones(keys.shape[0], dtype=bool)
+        first[1:] = sorted_keys[1:] != sorted_keys[:-1]
+        starts = np.flatnonzero(first)
+        uniq = sorted_keys[starts]
+        first_pos = np.minimum.reduceat(order, starts)  # earliest successor with each key
+        known = visited.lookup(uniq)
+        fresh = known < 0
+        target = None
+        if self.lives:  # successor -> state number, or -(1 + candidate index) if new
+            code = known.copy()
+            code[fresh] = -1 - np.arange(int(fresh.sum()))
+            target = np.empty(keys.shape[0], dtype=np.int64)
+            target[order] = code[np.cumsum(first) - 1]
+        pos = first_pos[fresh]
+        return _Chunk(keys.shape[0], uniq[fresh], par[pos], act[pos], target, par if self.lives else None)
 
-    def _chunk_results(self, frontier: np.ndarray, pool: ThreadPoolExecutor | None
-                       ) -> Iterator[tuple[int, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    def _chunk_results(self, frontier: np.ndarray, visited: Visited, pool: ThreadPoolExecutor | None
+                       ) -> Iterator["_Chunk"]:
         offsets = range(0, frontier.shape[0], CHUNK_ROWS)
-        chunks = (frontier[a:a + CHUNK_ROWS] for a in offsets)
         if pool is None:
-            for a, chunk in zip(offsets, chunks):
-                yield a, self.expand(chunk)
+            for a in offsets:
+                yield self.expand(frontier[a:a + CHUNK_ROWS], a, visited)
         else:
             # bounded look-ahead keeps memory flat; results come back in chunk order
-            pending: list[tuple[int, Any]] = []
-            for a, chunk in zip(offsets, chunks):
-                pending.append((a, pool.submit(self.expand, chunk)))
+            pending: list[Any] = []
+            for a in offsets:
+                pending.append(pool.submit(self.expand, frontier[a:a + CHUNK_ROWS], a, visited))
                 if len(pending) > 2 * self.workers:
-                    b, fut = pending.pop(0)
-                    yield b, fut.result()
-            for b, fut in pending:
-                yield b, fut.result()
+                    yield pending.pop(0).result()
+            for fut in pending:
+                yield fut.result()
 
     # ---- the search ----------------------------------------------------------------------
     def run(self) -> SearchResult:
@@ -153,12 +183,10 @@ class _Search:
         pool = ThreadPoolExecutor(self.workers) if self.workers > 1 else None
         try:
             while frontier.shape[0] and stopped_by is None:
-                keys_l, par_l, act_l = [], [], []
-                for offset, (keys, par, act) in self._chunk_results(frontier, pool):
-                    keys_l.append(keys)
-                    par_l.append(par.astype(np.int64) + offset)
-                    act_l.append(act)
-                    transitions += keys.shape[0]
+                chunks: list[_Chunk] = []
+                for chunk in self._chunk_results(frontier, visited, pool):
+                    chunks.append(chunk)
+                    transitions += chunk.successors
                     now = time.monotonic()
                     if self.time_limit is not None and now - self.start > self.time_limit:
                         stopped_by = "time-limit"
@@ -167,38 +195,47 @@ class _Search:
                         last_report = now
                         self.progress(Progress(n_states, transitions, depth, frontier.shape[0],
                                                now - self.start))
-                keys = np.concatenate(keys_l) if keys_l else np.zeros(0, packer.key_dtype)
-                par = np.concatenate(par_l) if par_l else np.zeros(0, np.int64)
-                act = np.concatenate(act_l) if act_l else np.zeros(0, self.action_dtype)
-                # ---- dedup (stable sort: a key's first occurrence gives its parent) ----
-                order = np.argsort(keys, kind="stable")
-                sorted_keys = keys[order]
-                first = np.ones(keys.shape[0], dtype=bool)
-                first[1:] = sorted_keys[1:] != sorted_keys[:-1]
-                uniq = sorted_keys[first]
-                first_pos = order[first]
-                ids = visited.lookup(uniq)
-                new_at = np.flatnonzero(ids < 0)
-                if self.max_states is not None and n_states + new_at.size > self.max_states:
-                    new_at = new_at[: max(0, self.max_states - n_states)]
+                # ---- merge the chunks' candidates (stable: the earliest chunk wins) ----
+                cand = (np.concatenate([c.keys for c in chunks]) if chunks
+                        else np.zeros(0, packer.key_dtype))
+                order = np.argsort(cand, kind="stable")
+                sorted_cand = cand[order]
+                first = np.ones(cand.shape[0], dtype=bool)
+                first[1:] = sorted_cand[1:] != sorted_cand[:-1]
+                group = np.cumsum(first) - 1  # level-wide index of each sorted candidate
+                new_at = order[first]
+                new_keys = sorted_cand[first]
+                n_new = new_keys.shape[0]
+                if self.max_states is not None and n_states + n_new > self.max_states:
+                    n_new = max(0, self.max_states - n_states)
+                    new_at, new_keys = new_at[:n_new], new_keys[:n_new]
                     stopped_by = "max-states"
-                new_keys = uniq[new_at]
-                new_ids = np.arange(n_states, n_states + new_at.size, dtype=np.int64)
-                ids[new_at] = new_ids
-                parents.append(base + par[first_pos[new_at]])
-                vias.append(act[first_pos[new_at]].astype(np.int32))
+                par_all = np.concatenate([c.parents for c in chunks]) if chunks else np.zeros(0, np.int64)
+                act_all = (np.concatenate([c.actions for c in chunks]) if chunks
+                           else np.zeros(0, self.action_dtype))
+                parents.append(base + par_all[new_at])
+                vias.append(act_all[new_at].astype(np.int32))
                 if self.lives:
-                    dst = np.empty(keys.shape[0], dtype=np.int64)
-                    dst[order] = ids[np.cumsum(first) - 1]
-                    keep = dst >= 0
-                    edges_src.append((base + par[keep]).astype(np.uint32))
-                    edges_dst.append(dst[keep].astype(np.uint32))
-                visited.add(new_keys, new_ids.astype(np.uint32))
+                    cand_id = np.empty(cand.shape[0], dtype=np.int64)
+                    gid = n_states + group
+                    gid[group >= n_new] = -1  # dropped by --max-states
+                    cand_id[order] = gid
+                    at = 0
+                    for c in chunks:
+                        assert c.target is not None and c.all_parents is not None
+                        dst = c.target.copy()
+                        new = dst < 0
+                        dst[new] = cand_id[at + (-1 - dst[new])]
+                        at += c.keys.shape[0]
+                        keep = dst >= 0
+                        edges_src.append((base + c.all_parents[keep]).astype(np.uint32))
+                        edges_dst.append(dst[keep].astype(np.uint32))
+                visited.add(new_keys, np.arange(n_states, n_states + n_new, dtype=np.uint32))
                 frontier = packer.unpack(new_keys)
                 self._check(frontier, n_states, first_bad, goals)
                 base = n_states
-                n_states += new_at.size
-                if new_at.size:
+                n_states += n_new
+                if n_new:
                     depth += 1
                 if self.progress:
                     last_report = time.monotonic()
