@@ -337,3 +337,13 @@ def encode(protocol: Protocol, bounds: Bounds, check: bool = True) -> Encoding:
     if check:
         crosscheck(enc)
     return enc
+
+
+def trans_disjunctive(enc: Encoding, xs: Sequence[Any], ys: Sequence[Any]) -> Any:
+    """``exists act. T(x, act, y)`` as a disjunction over step instances (no selector variable)."""
+    wide_x, wide_y = enc.wide(xs), enc.wide(ys)
+    cases = []
+    for t in enc.action_terms(xs):
+        eqs = [wide_y[j] == (t.updates[j] if j in t.updates else wide_x[j]) for j in range(len(xs))]
+        cases.append(z3.And([t.guard, *eqs]))
+    return z3.And(z3.Or(cases), enc.valid(ys))

@@ -1,0 +1,136 @@
+"""``deferral prove``: Z3 proofs (induction, PDR) and bounded model checking.
+
+Exit codes: 0 proved, 1 violated (with a counterexample trace), 2 bad input, 3 unknown
+(no violation up to a bmc depth, an invariant that is not inductive, a time limit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from deferral.checks.prove import METHODS, ProveResult, prove
+from deferral.checks.results import Path as SearchPath
+from deferral.checks.symbolic import EncodingError
+from deferral.cli.common import UsageError, add_bounds, add_variant, bounds_from, positive, protocol_from
+from deferral.model.concrete import Model
+from deferral.traces.files import write_atomic
+from deferral.traces.format import Trace, TraceStep
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("prove", help="prove the invariant with Z3 (induction, PDR) or bounded model checking",
+                       description="Prove no_stale_translation (the invariant properties) with Z3. "
+                                   "Exit 0: proved; 1: violated; 2: bad input; 3: unknown or a limit. "
+                                   "Liveness (shootdowns_can_complete) is not covered: use check.")
+    add_bounds(p)
+    add_variant(p)
+    p.add_argument("--method", choices=METHODS, default="auto",
+                   help="auto (default: Houdini over the invariant lemmas + induction, then bmc, then pdr), "
+                        "bmc (bounded, needs --depth), induction (the shipped invariant), pdr (Spacer)")
+    p.add_argument("--depth", type=positive(int), default=20, metavar="K", help="bmc depth (default 20)")
+    p.add_argument("--timeout", type=positive(float), metavar="S", help="give up after S seconds (exit 3)")
+    p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    p.add_argument("--trace-out", metavar="FILE", help="write a counterexample as deferral-trace/1")
+    p.add_argument("--invariant-out", metavar="FILE", help="write the proved invariant (JSON)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    bounds = bounds_from(args)
+    protocol = protocol_from(args)
+    for flag in ("trace_out", "invariant_out"):
+        value = getattr(args, flag)
+        if value and Path(value).is_dir():
+            raise UsageError(f"--{flag.replace('_', '-')} {value}: is a folder, give a file name")
+    err = Console(stderr=True)
+    quiet = args.json
+    try:
+        if quiet:
+            res = prove(protocol, bounds, args.method, depth=args.depth, timeout=args.timeout)
+        else:
+            with err.status(f"prove {protocol.name} {bounds.short()} ({args.method})") as status:
+                res = prove(protocol, bounds, args.method, depth=args.depth, timeout=args.timeout,
+                            note=lambda text: status.update(text))
+    except EncodingError as exc:
+        raise UsageError(str(exc)) from None
+    model = Model(protocol, bounds)
+    trace = to_trace(model, res.path, res.prop) if res.path is not None else None
+    if trace is not None and args.trace_out:
+        trace.save(args.trace_out)
+    if res.status == "proved" and args.invariant_out:
+        write_atomic(args.invariant_out, json.dumps(invariant_json(res), indent=1) + "\n")
+    if args.json:
+        print(json.dumps(result_json(res, trace)))
+    else:
+        show(Console(), res, model)
+    return res.exit_code
+
+
+def to_trace(model: Model, path: SearchPath, prop: str | None) -> Trace:
+    steps = []
+    for action, state in path[1:]:
+        assert action is not None
+        names = [name for name, _ in action.step.params]
+        steps.append(TraceStep(action.step.name, dict(zip(names, action.args)), model.to_json(state)))
+    expected = {"outcome": "violates", "property": prop} if prop else None
+    return Trace(model.protocol.name, model.bounds, steps, model.to_json(path[0][1]), prop, expected,
+                 model.protocol.source, "counterexample found by deferral prove (Z3)")
+
+
+def invariant_json(res: ProveResult) -> dict[str, Any]:
+    return {"variant": res.variant, "bounds": res.bounds.as_dict(), "route": res.route,
+            "invariant": res.invariant, "smt2": res.smt2 or None}
+
+
+def result_json(res: ProveResult, trace: Trace | None) -> dict[str, Any]:
+    return {
+        "variant": res.variant,
+        "bounds": res.bounds.as_dict(),
+        "method": res.method,
+        "status": res.status,
+        "elapsed_s": round(res.elapsed_s, 3),
+        "depth": res.depth,
+        "invariant": res.invariant,
+        "trace": trace.to_json() if trace is not None else None,
+        "route": res.route,
+        "property": res.prop,
+        "reason": res.reason or None,
+        "counterexample_to_induction": res.cti,
+    }
+
+
+def show(out: Console, res: ProveResult, model: Model) -> None:
+    head = f"{res.variant} at {res.bounds.short()}, method {res.method}"
+    if res.status == "proved":
+        out.print(f"[green]proved[/green] no_stale_translation: {head} (route {res.route}, {res.elapsed_s:.2f} s)")
+        if res.invariant:
+            out.print(f"inductive invariant ({len(res.invariant)} {'lemmas' if res.route != 'pdr' else 'clauses'}):")
+            for line in res.invariant:
+                out.print(f"  {line}", markup=False, highlight=False)
+    elif res.status == "violated":
+        out.print(f"[red]violated[/red] {res.prop}: {head} (route {res.route}, {res.elapsed_s:.2f} s)")
+        out.print(f"shortest counterexample, {res.depth} steps:")
+        assert res.path is not None
+        for n, (action, state) in enumerate(res.path[1:], 1):
+            before = res.path[n - 1][1]
+            changes = ", ".join(f"{k}: {a} -> {b}" for k, (a, b) in model.layout.diff(before, state).items())
+            out.print(f"  {n}. {action.label() if action else ''}  {changes}", markup=False, highlight=False)
+        for v in model.violations(res.path[-1][1]):
+            out.print(f"  {v.describe()}", markup=False, highlight=False)
+    else:
+        out.print(f"[yellow]unknown[/yellow]: {escape(head)}: {escape(res.reason)} ({res.elapsed_s:.2f} s)")
+        if res.cti and "before" in res.cti:
+            out.print(f"counterexample to induction: step {res.cti['step']}", highlight=False)
+            out.print(f"  breaks: {'; '.join(res.cti['broken'][:4])}", markup=False, highlight=False)
+            out.print(f"  before: {json.dumps(res.cti['before'])}", markup=False, highlight=False)
+            out.print(f"  after:  {json.dumps(res.cti['after'])}", markup=False, highlight=False)
+            changes = ", ".join(f"{k}: {a} -> {b}" for k, (a, b) in res.cti["changed"].items())
+            out.print(f"  changed: {changes}", markup=False, highlight=False)
+    for line in res.log:
+        out.print(f"  [dim]{escape(line)}[/dim]", highlight=False)
