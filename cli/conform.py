@@ -100,7 +100,7 @@ def _human(r: ConformReport) -> str:
         lines.append(f"  path: {' ; '.join(m.path) or '(initial state)'}")
         for key in m.expected:
             lines.append(f"    {key}: model {json.dumps(m.expected[key])}, engine {json.dumps(m.actual.get(key))}")
-    else:
+    elif r.states_checked:
         lines.append("  the engine conforms: every state equal, enabledness equal both ways")
     for c in r.counterexamples:
         verdict = "the engine's own state breaks it" if c["engine_violates"] else "the engine does NOT reproduce it"

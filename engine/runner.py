@@ -166,7 +166,12 @@ class _Run:
         t0 = time.monotonic()
         for t in threads:
             t.start()
-        self.stop.wait(cfg.seconds)
+        end = t0 + cfg.seconds
+        while not self.stop.is_set() and any(t.is_alive() for t in threads):
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            self.stop.wait(min(left, 0.01))  # scripted guests may all finish early
         self.deadline = time.monotonic() + cfg.grace
         self.stop.set()
         for t in threads:

@@ -35,3 +35,19 @@ def test_threads_really_interleave() -> None:
     owners = [st.args.get("i", st.args.get("k")) for st in result.trace.steps]
     switches = sum(1 for a, b in zip(owners, owners[1:]) if a != b)
     assert switches > len(owners) // 10
+
+
+def test_scripted_guests_run_to_completion_and_replay() -> None:
+    from deferral.engine.guest import scripted
+
+    programs = {
+        0: [("write", 0, 1), ("access", 0), ("shootdown", 0), ("write", 0, 0), ("invlpg", 0), ("reload",)],
+        1: [("access", 0), ("write", 0, 1), ("shootdown", 0), ("access", 0), ("reload",)],
+    }
+    result = run(RunConfig(Bounds(2, 1, 1, 1), "reference", seconds=2.0, snapshots=True,
+                           programs=lambda i: scripted(programs[i])))
+    s = result.summary
+    assert s["stuck"] == [] and s["final_pc"] == ["Idle", "Idle"]
+    assert s["by_step"]["shootdown"] == s["by_step"]["shootdown_done"] == 2
+    assert s["by_step"]["write"] == 3 and s["by_step"]["finish_reload"] == 2
+    assert replay(result.trace, REFERENCE).ok
