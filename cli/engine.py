@@ -31,6 +31,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the guest programs (default 0)")
     p.add_argument("--grace", type=float, default=0.5,
                    help="after the stop, how long to wait for shootdowns to complete (default 0.5 s)")
+    p.add_argument("--max-steps", type=int, default=None, help="stop the guests after about this many steps")
     p.add_argument("--trace-out", metavar="FILE", help="record every step to FILE")
     p.add_argument("--jsonl", action="store_true", help="write the trace as JSON Lines while running")
     p.add_argument("--snapshots", action="store_true", help="record the state after each step")
@@ -53,10 +54,12 @@ def config_from(args: argparse.Namespace) -> RunConfig:
         raise UsageError(f"--grace must be more than 0 and at most 60, got {args.grace:g}")
     if args.seed < 0:
         raise UsageError(f"--seed must be non-negative, got {args.seed}")
+    if args.max_steps is not None and args.max_steps < 1:
+        raise UsageError(f"--max-steps must be positive, got {args.max_steps}")
     if args.jsonl and not args.trace_out:
         raise UsageError("--jsonl needs --trace-out FILE")
     return RunConfig(bounds, args.variant, args.seconds, args.seed, args.snapshots, args.trace_out,
-                     args.jsonl, args.grace)
+                     args.jsonl, args.grace, max_steps=args.max_steps)
 
 
 def run(args: argparse.Namespace) -> int:

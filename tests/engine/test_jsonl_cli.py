@@ -67,6 +67,7 @@ def test_conform_cli(capsys: pytest.CaptureFixture[str]) -> None:
     ["engine", "run", "--variant", "nope"],
     ["engine", "run", "--jsonl"],
     ["engine", "run", "--seed", "-1"],
+    ["engine", "run", "--max-steps", "0"],
     ["engine", "run", "--variant-file", "/nonexistent.py"],
     ["engine"],
     ["conform"],
