@@ -1,0 +1,276 @@
+"""Regression-checking a protocol change: a baseline and a candidate, side by side.
+
+:func:`regress` checks both protocols at each set of bounds (the project's search), replays
+the trace corpus against both (:func:`deferral.traces.corpus.judge`, step sequences only),
+and compares their reachable behaviours (:mod:`deferral.checks.behaviours`). The report
+says which verdicts changed, which corpus traces now end differently, and what the
+candidate can reach that the baseline cannot (and the other way round).
+
+The candidate *regresses* (exit code 1) when it loses a property the baseline had:
+a property that holds for the baseline at some bounds is violated for the candidate
+there, or a corpus trace that passes under the baseline violates a property under the
+candidate. :func:`junit_xml` renders the report for CI systems: one testcase per
+(property, bounds) and one per corpus trace.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from deferral.checks.behaviours import BehaviourDiff, TooManyStates, compare, reachable
+from deferral.checks.results import Path, SearchResult
+from deferral.checks.search import search
+from deferral.model.bounds import Bounds
+from deferral.model.concrete import Model
+from deferral.model.context import StepError
+from deferral.model.protocol import Protocol
+from deferral.traces.corpus import CorpusTrace, Judgement, judge
+
+#: The default bound matrix: every published variant is caught by one of these, in seconds.
+DEFAULT_BOUNDS: tuple[Bounds, ...] = (Bounds(2, 1, 1, 1), Bounds(2, 1, 1, 2), Bounds(1, 2, 1, 1),
+                                      Bounds(1, 1, 2, 1))
+#: Behaviours are enumerated only up to this many states per side and bounds.
+BEHAVIOUR_LIMIT = 200_000
+
+
+@dataclass
+class VerdictRow:
+    """One property at one set of bounds, for both sides."""
+
+    prop: str
+    kind: str
+    bounds: Bounds
+    baseline: str  # holds | violated | unknown | absent
+    candidate: str
+    candidate_length: int | None = None
+    candidate_path: Path | None = None
+
+    @property
+    def lost(self) -> bool:
+        return self.baseline == "holds" and self.candidate == "violated"
+
+    @property
+    def changed(self) -> bool:
+        return self.baseline != self.candidate
+
+    @property
+    def change(self) -> str:
+        if self.lost:
+            return "LOST"
+        if self.baseline == "violated" and self.candidate == "holds":
+            return "fixed"
+        return "changed" if self.changed else "same"
+
+
+@dataclass
+class CorpusRow:
+    """One corpus trace under both sides."""
+
+    name: str
+    expected: dict[str, Any] | None
+    bounds: Bounds
+    baseline: Judgement
+    candidate: Judgement
+
+    @property
+    def changed(self) -> bool:
+        b, c = self.baseline, self.candidate
+        return (b.outcome, b.properties) != (c.outcome, c.properties)
+
+    @property
+    def lost(self) -> bool:
+        """The candidate violates a property on a trace the baseline runs without violating it."""
+        if self.candidate.outcome != "violates" or self.baseline.outcome == "cannot-replay":
+            return False
+        return bool(set(self.candidate.properties) - set(self.baseline.properties))
+
+    @property
+    def change(self) -> str:
+        if self.lost:
+            return "NEW VIOLATION"
+        if not self.changed:
+            return "same"
+        if self.candidate.outcome == "cannot-replay":
+            return "cannot replay"
+        return "changed"
+
+
+@dataclass
+class BehaviourRow:
+    bounds: Bounds
+    diff: BehaviourDiff | None
+    skipped: str = ""  # why behaviours were not enumerated
+
+
+@dataclass
+class RegressReport:
+    baseline: Protocol
+    candidate: Protocol
+    bounds: list[Bounds]
+    verdicts: list[VerdictRow] = field(default_factory=list)
+    corpus: list[CorpusRow] = field(default_factory=list)
+    behaviours: list[BehaviourRow] = field(default_factory=list)
+    searches: dict[tuple[str, Bounds], SearchResult] = field(default_factory=dict)
+
+    @property
+    def lost(self) -> list[VerdictRow]:
+        return [r for r in self.verdicts if r.lost]
+
+    @property
+    def corpus_lost(self) -> list[CorpusRow]:
+        return [r for r in self.corpus if r.lost]
+
+    @property
+    def regressed(self) -> bool:
+        return bool(self.lost or self.corpus_lost)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.regressed else 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "baseline": _describe(self.baseline),
+            "candidate": _describe(self.candidate),
+            "bounds": [b.as_dict() for b in self.bounds],
+            "regressed": self.regressed,
+            "exit_code": self.exit_code,
+            "verdicts": [
+                {"property": r.prop, "kind": r.kind, "bounds": r.bounds.as_dict(), "baseline": r.baseline,
+                 "candidate": r.candidate, "change": r.change, "candidate_length": r.candidate_length}
+                for r in self.verdicts],
+            "corpus": [
+                {"trace": r.name, "bounds": r.bounds.as_dict(), "expected": r.expected,
+                 "baseline": _judgement_json(r.baseline), "candidate": _judgement_json(r.candidate),
+                 "change": r.change}
+                for r in self.corpus],
+            "behaviours": [_behaviour_json(self, r) for r in self.behaviours],
+        }
+
+
+def _describe(p: Protocol) -> dict[str, Any]:
+    return {"name": p.name, "source": p.source,
+            "changes": [f"{c.kind} {c.what} {c.name}" for c in p.changes]}
+
+
+def _judgement_json(j: Judgement) -> dict[str, Any]:
+    return {"outcome": j.outcome, "properties": j.properties, "reason": j.reason, "steps": j.steps}
+
+
+def _behaviour_json(report: RegressReport, row: BehaviourRow) -> dict[str, Any]:
+    out: dict[str, Any] = {"bounds": row.bounds.as_dict(), "skipped": row.skipped or None}
+    d = row.diff
+    if d is not None:
+        out.update({
+            "variables": list(d.variables),
+            "baseline_states": d.baseline_states, "candidate_states": d.candidate_states,
+            "baseline_behaviours": d.baseline_behaviours, "candidate_behaviours": d.candidate_behaviours,
+            "added": d.added, "lost": d.lost,
+            "added_example": None if d.added_example is None else {
+                "steps": [a.label() for a, _ in d.added_example[1:] if a is not None],
+                "behaviour": d.added_shown},
+            "lost_example": None if d.lost_example is None else {
+                "steps": [a.label() for a, _ in d.lost_example[1:] if a is not None],
+                "behaviour": d.lost_shown},
+        })
+    return out
+
+
+def checked_search(protocol: Protocol, bounds: Bounds) -> SearchResult:
+    """The project's search; a misbehaving step is located again so the error names the state."""
+    try:
+        return search(protocol, bounds, symmetry=True)
+    except StepError:
+        reachable(protocol, bounds, max_states=BEHAVIOUR_LIMIT)  # raises the located StepError
+        raise
+
+
+def regress(baseline: Protocol, candidate: Protocol, bounds: Sequence[Bounds] = DEFAULT_BOUNDS,
+            corpus: Sequence[CorpusTrace] = (), *, behaviours: bool = True,
+            behaviour_limit: int = BEHAVIOUR_LIMIT) -> RegressReport:
+    """Compare ``candidate`` with ``baseline`` at every bounds and on every corpus trace."""
+    report = RegressReport(baseline, candidate, list(bounds))
+    for b in bounds:
+        rb = checked_search(baseline, b)
+        rc = checked_search(candidate, b)
+        report.searches[("baseline", b)] = rb
+        report.searches[("candidate", b)] = rc
+        names = [p.name for p in baseline.properties] + [p.name for p in candidate.properties
+                                                         if p.name not in {q.name for q in baseline.properties}]
+        for name in names:
+            ob = _find(rb, name)
+            oc = _find(rc, name)
+            kind = (ob or oc).kind  # type: ignore[union-attr]
+            report.verdicts.append(VerdictRow(
+                name, kind, b, ob.status if ob else "absent", oc.status if oc else "absent",
+                oc.length if oc and oc.status == "violated" else None,
+                oc.path if oc and oc.status == "violated" else None))
+        if behaviours:
+            try:
+                report.behaviours.append(BehaviourRow(b, compare(baseline, candidate, b,
+                                                                 max_states=behaviour_limit)))
+            except TooManyStates as exc:
+                report.behaviours.append(BehaviourRow(b, None, f"skipped: {exc}"))
+    for entry in corpus:
+        report.corpus.append(CorpusRow(entry.name, entry.trace.expected, entry.trace.bounds,
+                                       judge(entry.trace, baseline), judge(entry.trace, candidate)))
+    return report
+
+
+def _find(result: SearchResult, name: str) -> Any:
+    for o in result.outcomes:
+        if o.name == name:
+            return o
+    return None
+
+
+# ---- JUnit XML -----------------------------------------------------------------------
+def junit_xml(report: RegressReport) -> str:
+    """JUnit XML: a testcase per (property, bounds) and per corpus trace."""
+    suites = ET.Element("testsuites", name=f"deferral regress {report.baseline.name} -> {report.candidate.name}")
+    verdicts = ET.SubElement(suites, "testsuite", name="properties")
+    failures = skipped = 0
+    for row in report.verdicts:
+        case = ET.SubElement(verdicts, "testcase", classname=f"properties.{row.bounds.short()}",
+                             name=f"{row.prop} at {row.bounds.short()}")
+        text = f"baseline {row.baseline}, candidate {row.candidate}"
+        if row.lost:
+            failures += 1
+            steps = "" if row.candidate_path is None else "\n".join(
+                f"{n}. {a.label()}" for n, (a, _) in enumerate(row.candidate_path[1:], start=1) if a is not None)
+            fail = ET.SubElement(case, "failure", message=f"{row.prop} lost at {row.bounds.short()}: {text}",
+                                 type="regression")
+            fail.text = f"shortest counterexample ({row.candidate_length} steps) in {report.candidate.name}:\n{steps}"
+        elif row.candidate in ("unknown", "absent"):
+            skipped += 1
+            ET.SubElement(case, "skipped", message=text)
+        else:
+            ET.SubElement(case, "system-out").text = text
+    verdicts.set("tests", str(len(report.verdicts)))
+    verdicts.set("failures", str(failures))
+    verdicts.set("skipped", str(skipped))
+    traces = ET.SubElement(suites, "testsuite", name="corpus")
+    failures = skipped = 0
+    for crow in report.corpus:
+        case = ET.SubElement(traces, "testcase", classname="corpus", name=crow.name)
+        text = f"baseline {crow.baseline.describe()}; candidate {crow.candidate.describe()}"
+        if crow.lost:
+            failures += 1
+            ET.SubElement(case, "failure", message=f"{crow.name}: {text}", type="regression")
+        elif crow.candidate.outcome == "cannot-replay":
+            skipped += 1
+            ET.SubElement(case, "skipped", message=text)
+        else:
+            ET.SubElement(case, "system-out").text = text
+    traces.set("tests", str(len(report.corpus)))
+    traces.set("failures", str(failures))
+    traces.set("skipped", str(skipped))
+    ET.indent(suites)
+    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def example_model(report: RegressReport, which: str, bounds: Bounds) -> Model:
+    """The model a behaviour example path belongs to (``which`` = baseline | candidate)."""
+    return Model(report.baseline if which == "baseline" else report.candidate, bounds)

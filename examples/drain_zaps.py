@@ -1,0 +1,24 @@
+"""A variant whose drain zaps other VCPUs' shadow entries instead of resyncing them.
+
+Draining a notice for page p resyncs the draining VCPU's own shadow entry from the guest
+PTE, and clears (zaps) every other VCPU's shadow entry of p, so that they fault it in
+again from the guest PTE the next time they touch the page. Check it with::
+
+    deferral regress --baseline reference --candidate examples/drain_zaps.py
+"""
+
+from deferral.model import REFERENCE
+
+
+def zap(s, i, p):
+    """Resync i's own shadow entry of p; zap every other VCPU's entry of p."""
+    for k in range(s.N):
+        with s.when(s.shadow[k][p] != 0):
+            s.shadow[k][p] = s.gpt[p] if k == i else 0
+
+
+VARIANT = REFERENCE.derive(
+    "drain-zaps",
+    doc="Draining zaps other VCPUs' shadow entries instead of resyncing them.",
+    procedures={"resync": zap},
+)
