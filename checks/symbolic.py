@@ -179,8 +179,10 @@ class Encoding:
             out.append(x if _is_bool_slot(s) else z3.ZeroExt(self.ops.width - s.bits, x))
         return out
 
-    def context(self, xs: Sequence[Any]) -> StepContext:
-        return StepContext(self.layout, self.ops, self.wide(xs), self.protocol.procedure_table)
+    def context(self, xs: Sequence[Any], wide: bool = False) -> StepContext:
+        """A step context over ``xs`` (state variables, or already wide values if ``wide``)."""
+        values = list(xs) if wide else self.wide(xs)
+        return StepContext(self.layout, self.ops, values, self.protocol.procedure_table)
 
     def valid(self, xs: Sequence[Any]) -> Any:
         """Every slot holds a value of its domain."""
@@ -199,17 +201,18 @@ class Encoding:
         return self.equals(xs, self.layout.initial)
 
     # ---- steps ---------------------------------------------------------------------
-    def action_terms(self, xs: Sequence[Any]) -> list[ActionTerms]:
+    def action_terms(self, xs: Sequence[Any], wide: bool = False) -> list[ActionTerms]:
         """Guard and updates of every step instance, evaluated by the protocol's own functions."""
         out = []
         for action in self.model.actions:
-            out.append(self._evaluate(action.index, action.step, action.args, xs))
+            out.append(self._evaluate(action.index, action.step, action.args, xs, wide))
         return out
 
-    def _evaluate(self, index: int, step: Step, args: tuple[int, ...], xs: Sequence[Any]) -> ActionTerms:
+    def _evaluate(self, index: int, step: Step, args: tuple[int, ...], xs: Sequence[Any],
+                  wide: bool = False) -> ActionTerms:
         try:
-            guard = self.ops.boolean(step.guard(self.context(xs), *args))
-            ctx = self.context(xs)
+            guard = self.ops.boolean(step.guard(self.context(xs, wide), *args))
+            ctx = self.context(xs, wide)
             step.effect(ctx, *args)
         except z3.Z3Exception as exc:
             raise EncodingError(self._why(step, args, exc)) from None
