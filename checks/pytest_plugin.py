@@ -1,0 +1,130 @@
+"""A pytest plugin (entry point ``deferral``): tests that read like the claim they make.
+
+Loaded automatically once ``deferral`` is installed. Use the plain functions::
+
+    from deferral.checks.pytest_plugin import assert_holds, assert_violates
+
+    def test_my_change_is_safe():
+        assert_holds("my_variant.py", bounds=(2, 1, 1, 1))
+
+    def test_it_reintroduces_the_bug():
+        assert_violates("drain-local-only", "no_stale_translation", within=8, bounds=(2, 1, 1, 1))
+
+or the ``deferral`` fixture, which has the same two methods. A variant is a published
+name, a :class:`~deferral.model.Protocol`, or the path of a variant file. A failing
+claim raises ``AssertionError`` whose message shows the counterexample step by step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import pytest
+
+from deferral.checks.results import Outcome, SearchResult
+from deferral.checks.search import search
+from deferral.model.bounds import Bounds
+from deferral.model.concrete import Model
+from deferral.model.protocol import Protocol
+from deferral.model.variants import PUBLISHED, get_variant, load_variant_file
+
+BoundsLike = Bounds | Sequence[int] | str
+
+
+def as_protocol(variant: Protocol | str | Path) -> Protocol:
+    """A Protocol, a published variant's name, or a variant file's path."""
+    if isinstance(variant, Protocol):
+        return variant
+    text = str(variant)
+    if isinstance(variant, Path) or text.endswith(".py") or (text not in PUBLISHED and Path(text).is_file()):
+        return load_variant_file(text)
+    return get_variant(text)
+
+
+def as_bounds(bounds: BoundsLike) -> Bounds:
+    if isinstance(bounds, Bounds):
+        return bounds
+    if isinstance(bounds, str):
+        return Bounds.parse(bounds)
+    return Bounds(*bounds)
+
+
+def describe_path(model: Model, outcome: Outcome) -> str:
+    """A counterexample, one line a step with the fields it changed, then what broke."""
+    assert outcome.path is not None
+    lines = [f"{outcome.name} violated in {model.protocol.name} at {model.bounds.short()}: "
+             f"shortest counterexample, {outcome.length} steps"]
+    previous = outcome.path[0][1]
+    for n, (action, state) in enumerate(outcome.path[1:], start=1):
+        assert action is not None
+        changes = "  ".join(f"{k} {_show(a)}->{_show(b)}" for k, (a, b) in model.layout.diff(previous, state).items())
+        lines.append(f"  {n}. {action.label():<20} {changes}")
+        previous = state
+    final = outcome.path[-1][1]
+    if outcome.kind == "invariant":
+        lines += [f"  x {v.describe()}" for v in model.failing(model.protocol.prop(outcome.name), final)]
+    else:
+        lines.append("  x from the last state no state satisfying the goal is reachable")
+    return "\n".join(lines)
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "T" if value else "F"
+    return str(value).replace(" ", "")
+
+
+def check(variant: Protocol | str | Path, bounds: BoundsLike = (2, 1, 1, 1)) -> tuple[Model, SearchResult]:
+    protocol = as_protocol(variant)
+    b = as_bounds(bounds)
+    return Model(protocol, b), search(protocol, b, symmetry=True)
+
+
+def assert_holds(variant: Protocol | str | Path, bounds: BoundsLike = (2, 1, 1, 1),
+                 properties: Sequence[str] | None = None) -> SearchResult:
+    """Every property (or the ones named) holds at ``bounds``; else show the counterexample."""
+    model, result = check(variant, bounds)
+    wanted = [o for o in result.outcomes if properties is None or o.name in properties]
+    missing = set(properties or ()) - {o.name for o in result.outcomes}
+    if missing:
+        raise AssertionError(f"{model.protocol.name} has no property {', '.join(sorted(missing))}")
+    broken = [o for o in wanted if o.status != "holds"]
+    if broken:
+        parts = [describe_path(model, o) if o.status == "violated" else
+                 f"{o.name} is {o.status} in {model.protocol.name} at {model.bounds.short()}" for o in broken]
+        raise AssertionError("\n".join(parts))
+    return result
+
+
+def assert_violates(variant: Protocol | str | Path, prop: str, within: int | None = None,
+                    bounds: BoundsLike = (2, 1, 1, 1)) -> Outcome:
+    """``prop`` is violated at ``bounds``, by a shortest counterexample of at most ``within`` steps."""
+    model, result = check(variant, bounds)
+    try:
+        outcome = result.outcome(prop)
+    except KeyError:
+        raise AssertionError(f"{model.protocol.name} has no property {prop!r}") from None
+    if outcome.status != "violated":
+        raise AssertionError(f"{prop} {outcome.status} in {model.protocol.name} at {model.bounds.short()} "
+                             f"({result.states:,} states explored): expected a violation")
+    if within is not None and outcome.length is not None and outcome.length > within:
+        raise AssertionError(f"expected a counterexample within {within} steps; the shortest has "
+                             f"{outcome.length}:\n{describe_path(model, outcome)}")
+    return outcome
+
+
+class Deferral:
+    """The ``deferral`` fixture: the claims as methods."""
+
+    assert_holds = staticmethod(assert_holds)
+    assert_violates = staticmethod(assert_violates)
+    protocol = staticmethod(as_protocol)
+
+
+@pytest.fixture
+def deferral() -> Deferral:
+    """Claims about protocol variants: ``deferral.assert_holds(...)``, ``deferral.assert_violates(...)``."""
+    return Deferral()

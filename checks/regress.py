@@ -8,8 +8,8 @@ candidate can reach that the baseline cannot (and the other way round).
 
 The candidate *regresses* (exit code 1) when it loses a property the baseline had:
 a property that holds for the baseline at some bounds is violated for the candidate
-there, or a corpus trace that passes under the baseline violates a property under the
-candidate. :func:`junit_xml` renders the report for CI systems: one testcase per
+there, or on a corpus trace the candidate violates a property that the baseline does not
+violate there (the baseline passes the trace, or cannot take it). :func:`junit_xml` renders the report for CI systems: one testcase per
 (property, bounds) and one per corpus trace.
 """
 
@@ -81,8 +81,12 @@ class CorpusRow:
 
     @property
     def lost(self) -> bool:
-        """The candidate violates a property on a trace the baseline runs without violating it."""
-        if self.candidate.outcome != "violates" or self.baseline.outcome == "cannot-replay":
+        """The candidate violates a property the baseline does not violate on this trace.
+
+        That includes traces the baseline cannot take at all: the candidate allows a run
+        that breaks a property, which the baseline does not allow.
+        """
+        if self.candidate.outcome != "violates":
             return False
         return bool(set(self.candidate.properties) - set(self.baseline.properties))
 

@@ -1,0 +1,133 @@
+"""``deferral regress`` end to end: exit codes, JSON, JUnit XML, and broken variant files."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "drain_zaps.py"
+
+BROKEN = {
+    "syntax": ("from deferral.model import REFERENCE\nVARIANT = REFERENCE.derive('x',\n",
+               ["syntax error at line 2"]),
+    "raises": ("from deferral.model import REFERENCE\n"
+               "def boom(s, i, p):\n    raise RuntimeError('boom in resync')\n"
+               "VARIANT = REFERENCE.derive('raiser', procedures={'resync': boom})\n",
+               ["step write(", "raised RuntimeError: boom in resync"]),
+    "domain": ("from deferral.model import REFERENCE\n"
+               "def bad(s, i, p):\n    s.shadow[i][p] = s.gpt[p] + 5\n"
+               "VARIANT = REFERENCE.derive('out-of-domain', procedures={'resync': bad})\n",
+               ["step write(", "wrote 5 to shadow[", "outside its domain"]),
+    "missing-var": ("from deferral.model import REFERENCE\n"
+                    "def bad(s, i, p):\n    s.shadow[i][p] = s.nosuchvar[p]\n"
+                    "VARIANT = REFERENCE.derive('missing-name', procedures={'resync': bad})\n",
+                    ["step write(", "nosuchvar"]),
+    "missing-name": ("from deferral.model import REFERENCE\nVARIANT = REFERENCE.derive('x', procedures={'resync': zap})\n",
+                     ["line 2", "NameError", "zap"]),
+    "no-variant": ("X = 1\n", ["must define VARIANT"]),
+}
+
+
+def write(tmp_path: Path, name: str) -> Path:
+    path = tmp_path / f"{name}.py"
+    path.write_text(BROKEN[name][0])
+    return path
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN))
+def test_regress_broken_candidate_is_one_line_exit_2(cli, tmp_path, name):
+    path = write(tmp_path, name)
+    result = cli("regress", "--candidate", str(path), "--bounds", "2,1,1,1", "--no-corpus")
+    assert result.code == 2
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
+    assert str(path) in lines[0] or path.name in lines[0]
+    for needle in BROKEN[name][1]:
+        assert needle in lines[0]
+    if name in ("raises", "domain", "missing-var"):  # runtime errors name the state too
+        assert "state {" in lines[0] and "'gpt'" in lines[0]
+    assert "Traceback" not in result.err
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN))
+def test_check_broken_variant_file_is_one_line_exit_2(cli, tmp_path, name):
+    path = write(tmp_path, name)
+    result = cli("check", "--variant-file", str(path))
+    assert result.code == 2
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
+    for needle in BROKEN[name][1]:
+        assert needle in lines[0]
+    assert "Traceback" not in result.err
+
+
+def test_regress_reference_against_itself(cli):
+    result = cli("regress", "--candidate", "reference", "--bounds", "2,1,1,1", "--json")
+    assert result.code == 0
+    doc = json.loads(result.out)
+    assert doc["regressed"] is False
+    assert all(v["change"] == "same" for v in doc["verdicts"])
+    assert all(c["change"] == "same" for c in doc["corpus"])
+    [beh] = doc["behaviours"]
+    assert beh["baseline_states"] == beh["candidate_states"] == 3163  # PROTOCOL.md orbit count
+    assert beh["added"] == beh["lost"] == 0
+
+
+def test_regress_lost_property_exit_1_with_junit(cli, tmp_path):
+    junit = tmp_path / "out" / "regress.xml"
+    result = cli("regress", "--baseline", "reference", "--candidate", "reload-no-drain",
+                 "--bounds", "2,1,1,1", "1,1,2,1", "--junit", str(junit))
+    assert result.code == 1
+    assert "REGRESSION" in result.out and "no_stale_translation" in result.out
+    root = ET.parse(junit).getroot()
+    cases = root.findall(".//testcase")
+    assert len(cases) == 2 * 2 + 9  # (property, bounds) pairs + corpus traces
+    failed = [c.get("name") for c in cases if c.find("failure") is not None]
+    assert "no_stale_translation at N=2,V=1,F=1,Q=1" in failed
+    assert "no_stale_translation at N=1,V=1,F=2,Q=1" in failed
+    assert "cex-reload-no-drain" in failed  # the corpus trace now violates under the candidate
+    assert not list(tmp_path.glob("out/.*.tmp"))
+
+
+def test_regress_fixed_candidate_is_not_a_regression(cli):
+    result = cli("regress", "--baseline", "drain-local-only", "--candidate", "reference",
+                 "--bounds", "2,1,1,1", "--json", "--no-behaviours")
+    assert result.code == 0
+    doc = json.loads(result.out)
+    changes = {v["property"]: v["change"] for v in doc["verdicts"]}
+    assert changes["no_stale_translation"] == "fixed"
+    corpus = {c["trace"]: c for c in doc["corpus"]}
+    assert corpus["cex-drain-local-only"]["baseline"]["outcome"] == "violates"
+    assert corpus["cex-drain-local-only"]["candidate"]["outcome"] == "passes"
+
+
+def test_regress_worked_example(cli):
+    result = cli("regress", "--candidate", str(EXAMPLE), "--bounds", "2,1,2,1", "--json", "--no-corpus")
+    assert result.code == 0
+    doc = json.loads(result.out)
+    assert doc["candidate"]["changes"] == ["replaced procedure resync"]
+    [beh] = doc["behaviours"]
+    assert beh["added"] == 0 and beh["lost"] > 0  # zapping loses behaviours, adds none at F=2
+    assert beh["lost_example"]["steps"]
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--candidate", "no-such-variant"], "unknown variant"),
+    (["--candidate", "reference", "--bounds", "2,1,1"], "four integers"),
+    (["--candidate", "reference", "--bounds", "5,1,1,1"], "--vcpus"),
+    (["--candidate", "/no/such/file.py"], "no such file"),
+    ([], "--candidate"),
+])
+def test_regress_bad_input(cli, argv, needle):
+    result = cli("regress", *argv)
+    assert result.code == 2
+    assert needle in result.err and len(result.err.strip().splitlines()) == 1
+
+
+def test_regress_corpus_folder_with_a_bad_trace(cli, tmp_path):
+    (tmp_path / "bad.json").write_text("{not json")
+    result = cli("regress", "--candidate", "reference", "--bounds", "1,1,1,1", "--corpus", str(tmp_path))
+    assert result.code == 2 and "bad.json" in result.err
