@@ -1,0 +1,111 @@
+"""Regression reports and behaviours: what changed between a baseline and a candidate."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import numpy as np
+
+from deferral.checks.behaviours import compare, reachable, shared_variables
+from deferral.checks.regress import junit_xml, regress
+from deferral.model import BOOL, PAGE, REFERENCE, VCPU, Bounds, Var
+from deferral.model.concrete import Model
+from deferral.model.variants import PUBLISHED
+from deferral.traces.corpus import load_corpus
+
+SMALL = Bounds(2, 1, 1, 1)
+
+
+def test_reachable_counts_match_protocol_md():
+    assert len(reachable(REFERENCE, Bounds(1, 1, 1, 1))) == 75
+    assert len(reachable(REFERENCE, SMALL)) == 3163
+
+
+def test_reachable_paths_are_real_shortest_paths():
+    reach = reachable(REFERENCE, SMALL)
+    model = Model(REFERENCE, SMALL)
+    for n in (0, 1, len(reach) // 2, len(reach) - 1):
+        path = reach.path_to(n)
+        state = model.initial
+        for action, after in path[1:]:
+            state = model.apply(state, action)
+            assert state == after
+        assert model.canonical(state) == tuple(int(v) for v in reach.rows[n])
+    assert len(reach.path_to(len(reach) - 1)) - 1 == reach.depth
+
+
+def test_shared_variables_drop_ghosts_and_one_sided_variables():
+    extra = Var("mark", BOOL, (VCPU,), "an extra protocol variable")
+    variant = REFERENCE.derive("with-mark", add_variables=[extra])
+    names = [v.name for v in shared_variables(REFERENCE, variant)]
+    assert "mark" not in names and not {"lw", "req", "covers"} & set(names)
+    assert names == [v.name for v in REFERENCE.variables if not v.ghost]
+    changed = REFERENCE.derive("pg-other", remove_variables=["pg"],
+                               add_variables=[Var("pg", BOOL, (VCPU,))])
+    assert "pg" not in [v.name for v in shared_variables(REFERENCE, changed)]
+
+
+def test_same_protocol_has_same_behaviours():
+    d = compare(REFERENCE, REFERENCE, SMALL)
+    assert d.added == d.lost == 0 and d.added_example is None
+    assert d.baseline_behaviours == d.candidate_behaviours < d.baseline_states  # ghosts projected away
+
+
+def test_new_behaviour_comes_with_a_shortest_trace_in_the_candidate():
+    cand = PUBLISHED["drain-local-only"]
+    d = compare(REFERENCE, cand, SMALL)
+    assert d.added > 0
+    path = d.added_example
+    assert path is not None
+    model = Model(cand, SMALL)
+    state = model.initial
+    for action, after in path[1:]:
+        state = model.apply(state, action)
+        assert state == after
+    # the behaviour at the end is not reachable in the reference (projected)
+    ref = reachable(REFERENCE, SMALL)
+    shared = shared_variables(REFERENCE, cand)
+    from deferral.checks.behaviours import Projection
+    pr = Projection.of(ref.model.layout, shared)
+    pc = Projection.of(model.layout, shared)
+    key = pc.keys(np.array([state], dtype=np.uint8))
+    assert not np.isin(key, pr.keys(ref.rows)).any()
+
+
+def test_regress_reports_lost_properties_and_corpus_changes():
+    report = regress(REFERENCE, PUBLISHED["drain-local-only"], [SMALL], load_corpus())
+    assert report.exit_code == 1
+    [lost] = report.lost
+    assert lost.prop == "no_stale_translation" and lost.candidate_length == 8
+    assert [r.name for r in report.corpus_lost] == ["cex-drain-local-only"]
+    xml = ET.fromstring(junit_xml(report))
+    assert len(xml.findall(".//testcase")) == 2 + 9
+    assert len(xml.findall(".//failure")) == 2
+
+
+def test_regress_liveness_loss():
+    report = regress(REFERENCE, PUBLISHED["wait-irqs-off"], [SMALL], load_corpus(), behaviours=False)
+    assert [r.prop for r in report.lost] == ["shootdowns_can_complete"]
+    row = {r.name: r for r in report.corpus}["cex-wait-irqs-off"]
+    assert row.baseline.outcome == "passes"
+    assert row.candidate.properties == ["shootdowns_can_complete"]
+
+
+def test_candidate_without_a_step_reports_cannot_replay():
+    cand = REFERENCE.derive("no-reload", remove_steps=["reload_cr3", "finish_reload"])
+    report = regress(REFERENCE, cand, [SMALL], load_corpus(), behaviours=True)
+    assert report.exit_code == 0
+    rows = {r.name: r for r in report.corpus}
+    assert rows["cex-reload-no-drain"].candidate.outcome == "cannot-replay"
+    assert "no step 'reload_cr3'" in rows["cex-reload-no-drain"].candidate.reason
+    [beh] = report.behaviours
+    assert beh.diff is not None and beh.diff.lost > 0 and beh.diff.added == 0
+
+
+def test_candidate_adding_a_variable_replays_corpus_by_steps():
+    extra = Var("seen_page", BOOL, (PAGE,))
+    cand = REFERENCE.derive("extra", add_variables=[extra])
+    report = regress(REFERENCE, cand, [SMALL], load_corpus())
+    assert report.exit_code == 0
+    assert all(not r.changed for r in report.corpus)
+    assert report.behaviours[0].diff.added == report.behaviours[0].diff.lost == 0  # type: ignore[union-attr]
