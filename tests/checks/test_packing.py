@@ -1,0 +1,71 @@
+"""Keys: order-preserving, exact inverse, canonical key == Model.canonical; the visited runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deferral.checks.backreach import unreachable_goal_np
+from deferral.checks.liveness import unreachable_goal
+from deferral.checks.packing import Packer
+from deferral.checks.visited import Visited
+from deferral.model import REFERENCE, Bounds
+from deferral.model.concrete import Model
+
+
+def random_rows(packer: Packer, n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    sizes = np.array(packer.layout.sizes)
+    return (rng.integers(0, 1 << 30, size=(n, sizes.size)) % sizes).astype(packer.dtype_rows)
+
+
+@pytest.mark.parametrize("b", [(1, 1, 1, 1), (2, 2, 1, 1), (3, 1, 2, 2), (3, 2, 2, 2), (4, 3, 3, 3)])
+@pytest.mark.parametrize("symmetry", [False, True])
+def test_canonical_key_is_model_canonical(b: tuple, symmetry: bool) -> None:
+    bounds = Bounds(*b)
+    model = Model(REFERENCE, bounds)
+    packer = Packer(model.layout, symmetry)
+    rows = random_rows(packer, 200, seed=sum(b))
+    keys = packer.canonical_keys(rows)
+    back = packer.unpack(keys)
+    for row, got in zip(rows, back):
+        state = tuple(int(x) for x in row)
+        want = model.canonical(state) if symmetry else state
+        assert tuple(int(x) for x in got) == want
+    # key order is tuple order (so the least key of an orbit is the least tuple)
+    order = np.argsort(keys, kind="stable")
+    tuples = [tuple(int(x) for x in back[i]) for i in order]
+    assert tuples == sorted(tuples)
+
+
+def test_large_layout_uses_several_words() -> None:
+    packer = Packer(REFERENCE.layout(Bounds(4, 3, 3, 3)), True)
+    assert packer.n_words >= 2 and packer.bytes_per_key == 8 * packer.n_words
+
+
+def test_visited_lookup_and_merge() -> None:
+    rng = np.random.default_rng(1)
+    all_keys = np.unique(rng.integers(0, 1 << 62, size=5000).astype(np.uint64))
+    rng.shuffle(all_keys)
+    visited = Visited(np.uint64)
+    ids = {}
+    for start in range(0, 4000, 400):
+        batch = np.sort(all_keys[start:start + 400])
+        numbers = np.arange(start, start + batch.size, dtype=np.uint32)
+        visited.add(batch, numbers)
+        ids.update(zip(batch.tolist(), numbers.tolist()))
+    queries = np.sort(all_keys)
+    got = visited.lookup(queries)
+    for q, g in zip(queries.tolist(), got.tolist()):
+        assert g == ids.get(q, -1)
+    assert len(visited) == 4000
+
+
+def test_backward_reachability_matches_reference() -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        n = int(rng.integers(1, 40))
+        m = int(rng.integers(0, 80))
+        src, dst = rng.integers(0, n, size=m), rng.integers(0, n, size=m)
+        goal = rng.random(n) < 0.2
+        assert unreachable_goal_np(n, src, dst, goal) == unreachable_goal(n, list(zip(src, dst)), goal)
