@@ -1,0 +1,139 @@
+"""Benchmark: ``deferral check`` against the Rumur peer on the same bounds, symmetry on in both.
+
+Run from a clone (``shared/`` is found beside the repository as ``../shared``)::
+
+    python benchmarks/bench_vs_rumur.py                 # the three standard bounds
+    python benchmarks/bench_vs_rumur.py --bounds 3,1,1,2 --no-symmetry-too
+
+For each bound it runs, as whole processes timed by ``/usr/bin/time`` (wall seconds, peak
+resident memory of the process tree):
+
+* ``deferral check --json --vcpus N --pages V --frames F --queue Q`` (the installed CLI);
+* ``bash ../shared/peers/run-rumur ../shared/peers/deferral.m N V F Q none`` (generates C
+  with Rumur, compiles it with ``cc -O3``, runs the verifier: all of that is the process).
+
+and prints per tool: states, seconds, states/s, peak memory, bytes per stored state and
+the ratio deferral/rumur of states/s. Rumur's default symmetry reduction is heuristic, so
+its state count can be above the exact orbit count deferral reports; both are printed,
+and states/s uses each tool's own count. Rumur also prints its own verification time
+(whole seconds), shown as ``rumur-verify``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_BOUNDS = ["2,2,1,2", "3,1,1,2", "3,1,2,2"]
+
+
+@dataclass
+class Run:
+    tool: str
+    states: int | None
+    seconds: float
+    peak_kib: int
+    bytes_per_state: float | None
+    note: str = ""
+
+    @property
+    def rate(self) -> float | None:
+        return None if not self.states or self.seconds <= 0 else self.states / self.seconds
+
+
+def timed(cmd: list[str], cwd: Path | None = None) -> tuple[subprocess.CompletedProcess[str], float, int]:
+    """Run ``cmd`` under /usr/bin/time: (result, wall seconds, peak RSS in KiB)."""
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as t:
+        full = ["/usr/bin/time", "-f", "%e %M", "-o", t.name, *cmd]
+        proc = subprocess.run(full, capture_output=True, text=True, cwd=cwd)
+        fields = Path(t.name).read_text().strip().splitlines()[-1].split()
+    return proc, float(fields[0]), int(fields[1])
+
+
+def deferral_cmd() -> list[str]:
+    exe = Path(sys.executable).parent / "deferral"
+    if exe.exists():
+        return [str(exe)]
+    found = shutil.which("deferral")
+    if found:
+        return [found]
+    return [sys.executable, "-m", "deferral.cli"]
+
+
+def run_deferral(b: list[int], symmetry: bool, workers: int | None) -> Run:
+    cmd = deferral_cmd() + ["check", "--json", "--vcpus", str(b[0]), "--pages", str(b[1]),
+                            "--frames", str(b[2]), "--queue", str(b[3])]
+    if not symmetry:
+        cmd.append("--no-symmetry")
+    if workers:
+        cmd += ["--workers", str(workers)]
+    proc, secs, kib = timed(cmd)
+    if proc.returncode not in (0, 1, 3):
+        raise SystemExit(f"deferral check failed ({proc.returncode}): {proc.stderr.strip()}")
+    out = json.loads(proc.stdout)
+    stats = out.get("stats") or {}
+    verdicts = ", ".join(f"{p['name']}={p['status']}" for p in out["properties"])
+    return Run("deferral", out["states"], secs, kib, stats.get("bytes_per_state"), verdicts)
+
+
+def run_rumur(shared: Path, b: list[int], symmetry: bool) -> Run | None:
+    script, model = shared / "peers" / "run-rumur", shared / "peers" / "deferral.m"
+    if not shutil.which("rumur"):
+        print("rumur is missing: install it with `apt-get install -y rumur` (Debian package rumur)")
+        return None
+    if not script.exists():
+        print(f"the Rumur peer is missing: {script} (expected shared/ beside the repository)")
+        return None
+    extra = [] if symmetry else ["--symmetry-reduction", "off"]
+    proc, secs, kib = timed(["bash", str(script), str(model), *map(str, b), "none", *extra])
+    text = proc.stdout + proc.stderr
+    m = re.search(r"(\d+) states, (\d+) rules fired in (\d+)s", text)
+    size = re.search(r"rounded up to (\d+) bytes", text)
+    if not m:
+        print(f"rumur failed ({proc.returncode}):\n{text[-2000:]}")
+        return None
+    ok = "No error found" in text
+    return Run("rumur", int(m.group(1)), secs, kib, float(size.group(1)) if size else None,
+               f"{'no error found' if ok else 'ERROR reported'}; rumur-verify {m.group(3)}s")
+
+
+def fmt(x: float | None, spec: str) -> str:
+    return "n/a" if x is None else format(x, spec)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--bounds", nargs="*", default=DEFAULT_BOUNDS, help="N,V,F,Q (default: the three standard)")
+    ap.add_argument("--shared", type=Path, default=REPO.parent / "shared", help="the shared/ folder")
+    ap.add_argument("--workers", type=int, help="deferral --workers (default: all cores)")
+    ap.add_argument("--no-symmetry-too", action="store_true", help="also run both tools without symmetry")
+    args = ap.parse_args()
+    print(f"{'bounds':<16}{'sym':<5}{'tool':<10}{'states':>12}{'seconds':>10}{'states/s':>12}"
+          f"{'peak MiB':>10}{'B/state':>9}{'ratio':>8}  notes")
+    for text in args.bounds:
+        b = [int(x) for x in text.split(",")]
+        for symmetry in ([True, False] if args.no_symmetry_too else [True]):
+            d = run_deferral(b, symmetry, args.workers)
+            r = run_rumur(args.shared, b, symmetry)
+            ratio = None if r is None or not r.rate or not d.rate else d.rate / r.rate
+            for run in (d, r):
+                if run is None:
+                    continue
+                print(f"{text:<16}{'on' if symmetry else 'off':<5}{run.tool:<10}{run.states:>12,}"
+                      f"{run.seconds:>10.2f}{fmt(run.rate, ',.0f'):>12}{run.peak_kib / 1024:>10.0f}"
+                      f"{fmt(run.bytes_per_state, '.1f'):>9}"
+                      f"{fmt(ratio if run.tool == 'deferral' else 1.0, '.2f'):>8}  {run.note}")
+            sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
