@@ -21,9 +21,8 @@ from __future__ import annotations
 import os
 import resource
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Generator
 
 import numpy as np
 
@@ -31,6 +30,7 @@ from deferral.checks.backreach import unreachable_goal_np
 from deferral.checks.explore import concretize, explore
 from deferral.checks.numpy_ops import NotVectorizable, guard_mask, property_holds, successors
 from deferral.checks.packing import Packer
+from deferral.checks.parallel import ordered_map
 from deferral.checks.results import Outcome, Path, Progress, ProgressFn, SearchResult
 from deferral.checks.visited import Visited
 from deferral.model.bounds import Bounds
@@ -147,21 +147,15 @@ class _Search:
         pos = first_pos[fresh]
         return _Chunk(keys.shape[0], uniq[fresh], par[pos], act[pos], target, par if self.lives else None)
 
-    def _chunk_results(self, frontier: np.ndarray, visited: Visited, pool: ThreadPoolExecutor | None
-                       ) -> Iterator["_Chunk"]:
-        offsets = range(0, frontier.shape[0], CHUNK_ROWS)
-        if pool is None:
-            for a in offsets:
-                yield self.expand(frontier[a:a + CHUNK_ROWS], a, visited)
-        else:
-            # bounded look-ahead keeps memory flat; results come back in chunk order
-            pending: list[Any] = []
-            for a in offsets:
-                pending.append(pool.submit(self.expand, frontier[a:a + CHUNK_ROWS], a, visited))
-                if len(pending) > 2 * self.workers:
-                    yield pending.pop(0).result()
-            for fut in pending:
-                yield fut.result()
+    def _chunk_results(self, frontier: np.ndarray, visited: Visited) -> Generator["_Chunk", None, None]:
+        """Each chunk's results, in chunk order (computed by forked workers when > 1)."""
+        n = -(-frontier.shape[0] // CHUNK_ROWS)
+
+        def task(i: int) -> _Chunk:
+            a = i * CHUNK_ROWS
+            return self.expand(frontier[a:a + CHUNK_ROWS], a, visited)
+
+        yield from ordered_map(task, n, self.workers)
 
     # ---- the search ----------------------------------------------------------------------
     def run(self) -> SearchResult:
@@ -180,70 +174,67 @@ class _Search:
         stopped_by: str | None = None
         self._check(frontier, 0, first_bad, goals)
         last_report = time.monotonic()
-        pool = ThreadPoolExecutor(self.workers) if self.workers > 1 else None
-        try:
-            while frontier.shape[0] and stopped_by is None:
-                chunks: list[_Chunk] = []
-                for chunk in self._chunk_results(frontier, visited, pool):
-                    chunks.append(chunk)
-                    transitions += chunk.successors
-                    now = time.monotonic()
-                    if self.time_limit is not None and now - self.start > self.time_limit:
-                        stopped_by = "time-limit"
-                        break
-                    if self.progress and now - last_report > PROGRESS_EVERY_S:
-                        last_report = now
-                        self.progress(Progress(n_states, transitions, depth, frontier.shape[0],
-                                               now - self.start))
-                # ---- merge the chunks' candidates (stable: the earliest chunk wins) ----
-                cand = (np.concatenate([c.keys for c in chunks]) if chunks
-                        else np.zeros(0, packer.key_dtype))
-                order = np.argsort(cand, kind="stable")
-                sorted_cand = cand[order]
-                first = np.ones(cand.shape[0], dtype=bool)
-                first[1:] = sorted_cand[1:] != sorted_cand[:-1]
-                group = np.cumsum(first) - 1  # level-wide index of each sorted candidate
-                new_at = order[first]
-                new_keys = sorted_cand[first]
-                n_new = new_keys.shape[0]
-                if self.max_states is not None and n_states + n_new > self.max_states:
-                    n_new = max(0, self.max_states - n_states)
-                    new_at, new_keys = new_at[:n_new], new_keys[:n_new]
-                    stopped_by = "max-states"
-                par_all = np.concatenate([c.parents for c in chunks]) if chunks else np.zeros(0, np.int64)
-                act_all = (np.concatenate([c.actions for c in chunks]) if chunks
-                           else np.zeros(0, self.action_dtype))
-                parents.append(base + par_all[new_at])
-                vias.append(act_all[new_at].astype(np.int32))
-                if self.lives:
-                    cand_id = np.empty(cand.shape[0], dtype=np.int64)
-                    gid = n_states + group
-                    gid[group >= n_new] = -1  # dropped by --max-states
-                    cand_id[order] = gid
-                    at = 0
-                    for c in chunks:
-                        assert c.target is not None and c.all_parents is not None
-                        dst = c.target.copy()
-                        new = dst < 0
-                        dst[new] = cand_id[at + (-1 - dst[new])]
-                        at += c.keys.shape[0]
-                        keep = dst >= 0
-                        edges_src.append((base + c.all_parents[keep]).astype(np.uint32))
-                        edges_dst.append(dst[keep].astype(np.uint32))
-                visited.add(new_keys, np.arange(n_states, n_states + n_new, dtype=np.uint32))
-                frontier = packer.unpack(new_keys)
-                self._check(frontier, n_states, first_bad, goals)
-                base = n_states
-                n_states += n_new
-                if n_new:
-                    depth += 1
-                if self.progress:
-                    last_report = time.monotonic()
+        while frontier.shape[0] and stopped_by is None:
+            chunks: list[_Chunk] = []
+            level = self._chunk_results(frontier, visited)
+            for chunk in level:
+                chunks.append(chunk)
+                transitions += chunk.successors
+                now = time.monotonic()
+                if self.time_limit is not None and now - self.start > self.time_limit:
+                    stopped_by = "time-limit"
+                    level.close()  # stops the workers of this level
+                    break
+                if self.progress and now - last_report > PROGRESS_EVERY_S:
+                    last_report = now
                     self.progress(Progress(n_states, transitions, depth, frontier.shape[0],
-                                           last_report - self.start))
-        finally:
-            if pool is not None:
-                pool.shutdown()
+                                           now - self.start))
+            # ---- merge the chunks' candidates (stable: the earliest chunk wins) ----
+            cand = (np.concatenate([c.keys for c in chunks]) if chunks
+                    else np.zeros(0, packer.key_dtype))
+            order = np.argsort(cand, kind="stable")
+            sorted_cand = cand[order]
+            first = np.ones(cand.shape[0], dtype=bool)
+            first[1:] = sorted_cand[1:] != sorted_cand[:-1]
+            group = np.cumsum(first) - 1  # level-wide index of each sorted candidate
+            new_at = order[first]
+            new_keys = sorted_cand[first]
+            n_new = new_keys.shape[0]
+            if self.max_states is not None and n_states + n_new > self.max_states:
+                n_new = max(0, self.max_states - n_states)
+                new_at, new_keys = new_at[:n_new], new_keys[:n_new]
+                stopped_by = "max-states"
+            par_all = np.concatenate([c.parents for c in chunks]) if chunks else np.zeros(0, np.int64)
+            act_all = (np.concatenate([c.actions for c in chunks]) if chunks
+                       else np.zeros(0, self.action_dtype))
+            parents.append(base + par_all[new_at])
+            vias.append(act_all[new_at].astype(np.int32))
+            if self.lives:
+                cand_id = np.empty(cand.shape[0], dtype=np.int64)
+                gid = n_states + group
+                gid[group >= n_new] = -1  # dropped by --max-states
+                cand_id[order] = gid
+                at = 0
+                for c in chunks:
+                    assert c.target is not None and c.all_parents is not None
+                    dst = c.target.copy()
+                    new = dst < 0
+                    dst[new] = cand_id[at + (-1 - dst[new])]
+                    at += c.keys.shape[0]
+                    keep = dst >= 0
+                    edges_src.append((base + c.all_parents[keep]).astype(np.uint32))
+                    edges_dst.append(dst[keep].astype(np.uint32))
+            visited.add(new_keys, np.arange(n_states, n_states + n_new, dtype=np.uint32))
+            frontier = packer.unpack(new_keys)
+            self._check(frontier, n_states, first_bad, goals)
+            base = n_states
+            n_states += n_new
+            if n_new:
+                depth += 1
+            if self.progress:
+                last_report = time.monotonic()
+                self.progress(Progress(n_states, transitions, depth, frontier.shape[0],
+                                       last_report - self.start))
         complete = stopped_by is None
         parent = np.concatenate(parents)
         via = np.concatenate(vias)

@@ -132,13 +132,16 @@ def test_progress_once_per_level() -> None:
     assert seen[-1].states == r.states and seen[-1].transitions == r.transitions
 
 
-def test_out_of_domain_write_raises_step_error() -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_out_of_domain_write_raises_step_error(workers: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vectorized, "CHUNK_ROWS", 7)  # with 2 workers: raised in a worker process
+
     def bad_fill(s, i, p):  # type: ignore[no-untyped-def]
         s.tlb[i][p] = s.shadow[i][p] + 5
 
     variant = REFERENCE.derive("bad", replace_steps=[REFERENCE.step("fill").with_effect(bad_fill)])
     with pytest.raises(StepError, match=r"fill\(.*outside its domain"):
-        explore_vectorized(variant, Bounds(2, 1, 1, 1))
+        explore_vectorized(variant, Bounds(2, 1, 1, 1), workers=workers)
 
 
 def test_exception_in_user_step_names_the_step() -> None:
@@ -165,14 +168,16 @@ def test_user_variant_with_new_variable_gets_fast_path() -> None:
     assert fast.states > 3_163  # the new variable splits states
 
 
-def test_python_branching_falls_back_with_notice() -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_python_branching_falls_back_with_notice(workers: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vectorized, "CHUNK_ROWS", 7)
     def branchy(s, i, p):  # type: ignore[no-untyped-def]
         if s.shadow[i][p] != 0:  # Python control flow on a state value: not vectorizable
             s.tlb[i][p] = s.shadow[i][p]
 
     variant = REFERENCE.derive("branchy", replace_steps=[REFERENCE.step("fill").with_effect(branchy)])
     b = Bounds(1, 1, 1, 1)
-    r = explore_vectorized(variant, b)
+    r = explore_vectorized(variant, b, workers=workers)
     assert "plain explorer" in r.stats["notice"]
     assert summary(r) == summary(explore(Model(variant, b)))
 
