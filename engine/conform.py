@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from itertools import product
 from typing import Any, Iterator
 
+from deferral.checks.search import search
 from deferral.engine.bugs import Bugs
 from deferral.engine.hypervisor import STEP_PARAMS, Event, Hypervisor
 from deferral.engine.online import stale_translations
@@ -309,43 +310,14 @@ def follow(model: Model, bugs: Bugs, actions: list[Action], report: ConformRepor
     return report, st
 
 
-def first_violation_path(model: Model, *, max_states: int = 500_000,
-                         time_limit: float | None = None) -> list[Action] | None:
-    """The shortest path to a state breaking an invariant (BFS without symmetry).
-
-    Same order as :func:`deferral.checks.explore.explore` with ``symmetry=False`` (it
-    checks each state as it is discovered, in the same successor order), so it finds
-    the same path; it stops at the first violation instead of exploring everything.
-    """
-    t0 = time.monotonic()
-    init = model.initial
-    parent: dict[State, tuple[State, Action] | None] = {init: None}
-    frontier = [init]
-    bad = init if model.violations(init) else None
-    while frontier and bad is None:
-        nxt: list[State] = []
-        for s in frontier:
-            for action, succ in model.successors(s):
-                if succ in parent:
-                    continue
-                parent[succ] = (s, action)
-                if model.violations(succ):
-                    bad = succ
-                    break
-                nxt.append(succ)
-                if len(parent) >= max_states or (time_limit and time.monotonic() - t0 > time_limit):
-                    return None
-            if bad is not None:
-                break
-        frontier = nxt
-    if bad is None:
+def counterexample_actions(model: Model, prop: str, *, max_states: int | None = None,
+                           time_limit: float | None = None) -> list[Action] | None:
+    """The actions of the model's shortest counterexample to ``prop`` (None if it holds)."""
+    result = search(model.protocol, model.bounds, max_states=max_states, time_limit=time_limit)
+    outcome = result.outcome(prop)
+    if outcome.path is None:
         return None
-    actions: list[Action] = []
-    node = parent[bad]
-    while node is not None:
-        actions.append(node[1])
-        node = parent[node[0]]
-    return actions[::-1]
+    return [a for a, _ in outcome.path[1:] if a is not None]
 
 
 def engine_can_leave_wait(st: Stepper, *, max_states: int = 50_000) -> bool | None:
@@ -372,39 +344,33 @@ def engine_can_leave_wait(st: Stepper, *, max_states: int = 50_000) -> bool | No
 
 def conform_counterexamples(model: Model, bugs: Bugs, *, max_states: int = 500_000,
                             time_limit: float | None = 120.0) -> ConformReport:
-    """Drive the engine along the variant's shortest counterexample(s) and judge the engine."""
-    from deferral.checks.explore import explore  # the liveness search needs the whole graph
+    """Drive the engine along the variant's shortest counterexample(s) and judge the engine.
 
+    The counterexamples come from the model checker's search (shortest by BFS, mapped
+    back to real VCPU numbers); the engine then takes exactly those steps.
+    """
     report = ConformReport("counterexamples", model.protocol.name, model.bounds.as_dict())
     t0 = time.monotonic()
-    found = False
-    path = first_violation_path(model, max_states=max_states, time_limit=time_limit)
-    if path is not None:
-        found = True
-        report, st = follow(model, bugs, path, report)
-        bad = stale_translations(st.hv, st.ghost.req)
-        report.counterexamples.append({
-            "property": "no_stale_translation", "kind": "invariant", "length": len(path),
-            "path": [a.label() for a in path], "engine_violates": bool(bad) and report.mismatch is None,
-            "engine_stale": [list(x) for x in bad]})
-    if any(p.kind == "liveness" for p in model.protocol.properties) and path is None:
-        result = explore(model, symmetry=False, max_states=max_states, time_limit=time_limit)
-        for outcome in result.outcomes:
-            if outcome.kind == "liveness" and outcome.status == "violated" and outcome.path:
-                found = True
-                actions = [a for a, _ in outcome.path[1:] if a is not None]
-                report, st = follow(model, bugs, actions, report)
-                stuck = [v.index for v in st.hv.vcpus if v.mode is Mode.SDWAIT]
-                leaves = engine_can_leave_wait(st)
-                report.counterexamples.append({
-                    "property": outcome.name, "kind": "liveness", "length": len(actions),
-                    "path": [a.label() for a in actions], "engine_stuck": stuck,
-                    "engine_can_leave_wait": leaves,
-                    "engine_violates": leaves is False and report.mismatch is None})
-            elif outcome.status == "unknown":
-                report.complete = False
-                report.stopped_by = result.stopped_by
-    if not found and report.stopped_by is None and path is None:
-        report.counterexamples = []  # the variant holds at these bounds: nothing to drive
+    result = search(model.protocol, model.bounds, max_states=max_states, time_limit=time_limit)
+    for outcome in result.outcomes:
+        if outcome.status == "unknown":
+            report.complete = False
+            report.stopped_by = result.stopped_by
+        if outcome.status != "violated" or not outcome.path:
+            continue
+        actions = [a for a, _ in outcome.path[1:] if a is not None]
+        report, st = follow(model, bugs, actions, report)
+        entry: dict[str, Any] = {"property": outcome.name, "kind": outcome.kind, "length": len(actions),
+                                 "path": [a.label() for a in actions]}
+        if outcome.kind == "invariant":
+            bad = stale_translations(st.hv, st.ghost.req)
+            entry.update(engine_violates=bool(bad) and report.mismatch is None,
+                         engine_stale=[list(x) for x in bad])
+        else:
+            leaves = engine_can_leave_wait(st)
+            entry.update(engine_stuck=[v.index for v in st.hv.vcpus if v.mode is Mode.SDWAIT],
+                         engine_can_leave_wait=leaves,
+                         engine_violates=leaves is False and report.mismatch is None)
+        report.counterexamples.append(entry)
     report.elapsed_s = round(time.monotonic() - t0, 3)
     return report
