@@ -35,7 +35,7 @@ import z3
 
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model, State
-from deferral.model.context import StepContext
+from deferral.model.context import StepContext, StepError
 from deferral.model.ops import Ops
 from deferral.model.protocol import Property, Protocol, Step
 from deferral.model.schema import BOOL, Layout, Slot
@@ -43,6 +43,67 @@ from deferral.model.schema import BOOL, Layout, Slot
 
 class EncodingError(Exception):
     """A protocol (variant) whose functions cannot be evaluated over Z3 terms."""
+
+
+class BranchError(StepError):
+    """A step used a state value as a Python bool (``if``, ``and``, ``or``, ``not``, ``bool()``)."""
+
+
+_BINARY = ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__add__", "__radd__", "__sub__",
+           "__rsub__", "__and__", "__rand__", "__or__", "__ror__", "__xor__", "__rxor__", "__mul__", "__rmul__")
+
+
+class Sym:
+    """A Z3 term as a step-context value: every operator yields a ``Sym``; truth testing raises.
+
+    z3's own terms answer ``bool(a == b)`` *structurally* (no exception), so a step written
+    ``if s.pc[i] == IDLE:`` would silently encode "is the term ``pc[i]`` the constant 0"
+    (always false). Wrapping every state value refuses that: ``__bool__`` (used by ``if``,
+    ``and``, ``or``, ``not``) and ``__index__``/``__int__`` raise :class:`BranchError`.
+    """
+
+    __slots__ = ("term",)
+    __hash__ = object.__hash__
+
+    def __init__(self, term: Any) -> None:
+        self.term = term
+
+    def __bool__(self) -> bool:
+        raise BranchError("branches with Python `if`/`and`/`or`/`not` on a state value; "
+                          "use s.when / s.ite / & | s.not_")
+
+    def __index__(self) -> int:
+        raise BranchError("uses a state value as a Python int (a list index, range(), int()); "
+                          "index the state's own variables (s.var[x]) or use s.ite")
+
+    __int__ = __index__
+
+    def __invert__(self) -> "Sym":
+        return Sym(z3.Not(self.term) if isinstance(self.term, z3.BoolRef) else ~self.term)
+
+    def __neg__(self) -> "Sym":
+        return Sym(-self.term)
+
+    def __repr__(self) -> str:
+        return f"Sym({self.term})"
+
+
+def _binary(name: str) -> Callable[[Sym, Any], Any]:
+    def op(self: Sym, other: Any) -> Any:
+        raw = other.term if isinstance(other, Sym) else other
+        result = getattr(self.term, name)(raw)
+        return result if result is NotImplemented else Sym(result)
+    op.__name__ = name
+    return op
+
+
+for _name in _BINARY:
+    setattr(Sym, _name, _binary(_name))
+
+
+def raw(x: Any) -> Any:
+    """The Z3 term (or Python constant) behind a step-context value."""
+    return x.term if isinstance(x, Sym) else x
 
 
 def _is_bool_slot(slot: Slot) -> bool:
@@ -59,6 +120,7 @@ class Z3Ops(Ops):
 
     # ---- coercions -----------------------------------------------------------------
     def bv(self, x: Any) -> Any:
+        x = raw(x)
         if isinstance(x, z3.BoolRef):
             return z3.If(x, z3.BitVecVal(1, self.width), z3.BitVecVal(0, self.width))
         if isinstance(x, z3.BitVecRef):
@@ -68,6 +130,7 @@ class Z3Ops(Ops):
         raise EncodingError(f"cannot use {x!r} ({type(x).__name__}) as a number")
 
     def boolean(self, x: Any) -> Any:
+        x = raw(x)
         if isinstance(x, z3.BoolRef):
             return x
         if isinstance(x, z3.BitVecRef):
@@ -78,21 +141,22 @@ class Z3Ops(Ops):
 
     # ---- Ops -----------------------------------------------------------------------
     def is_value(self, x: Any) -> bool:
-        return isinstance(x, z3.ExprRef)
+        return isinstance(x, (Sym, z3.ExprRef))
 
     def ite(self, cond: Any, then: Any, other: Any) -> Any:
         if not self.is_value(cond):
             return then if cond else other
         c = self.boolean(cond)
+        then, other = raw(then), raw(other)
         boolish = all(isinstance(v, (bool, z3.BoolRef)) for v in (then, other))
         if boolish:
-            return z3.If(c, self.boolean(then), self.boolean(other))
-        return z3.If(c, self.bv(then), self.bv(other))
+            return Sym(z3.If(c, self.boolean(then), self.boolean(other)))
+        return Sym(z3.If(c, self.bv(then), self.bv(other)))
 
     def not_(self, x: Any) -> Any:
         if not self.is_value(x):
             return not x
-        return z3.Not(self.boolean(x))
+        return Sym(z3.Not(self.boolean(x)))
 
     def all_(self, xs: Iterable[Any]) -> Any:
         terms = []
@@ -104,7 +168,7 @@ class Z3Ops(Ops):
             terms.append(self.boolean(x))
         if not terms:
             return True
-        return terms[0] if len(terms) == 1 else z3.And(terms)
+        return Sym(terms[0] if len(terms) == 1 else z3.And(terms))
 
     def any_(self, xs: Iterable[Any]) -> Any:
         terms = []
@@ -116,10 +180,10 @@ class Z3Ops(Ops):
             terms.append(self.boolean(x))
         if not terms:
             return False
-        return terms[0] if len(terms) == 1 else z3.Or(terms)
+        return Sym(terms[0] if len(terms) == 1 else z3.Or(terms))
 
     def store(self, slot: Any, value: Any) -> Any:
-        return self.boolean(value) if _is_bool_slot(slot) else self.bv(value)
+        return Sym(self.boolean(value) if _is_bool_slot(slot) else self.bv(value))
 
 
 @dataclass(frozen=True)
@@ -181,7 +245,7 @@ class Encoding:
 
     def context(self, xs: Sequence[Any], wide: bool = False) -> StepContext:
         """A step context over ``xs`` (state variables, or already wide values if ``wide``)."""
-        values = list(xs) if wide else self.wide(xs)
+        values = [v if isinstance(v, Sym) else Sym(v) for v in (list(xs) if wide else self.wide(xs))]
         return StepContext(self.layout, self.ops, values, self.protocol.procedure_table)
 
     def valid(self, xs: Sequence[Any]) -> Any:
@@ -214,12 +278,17 @@ class Encoding:
             guard = self.ops.boolean(step.guard(self.context(xs, wide), *args))
             ctx = self.context(xs, wide)
             step.effect(ctx, *args)
-        except z3.Z3Exception as exc:
+        except BranchError as exc:
+            raise EncodingError(f"{self._where(step, args)} {exc}") from None
+        except (z3.Z3Exception, EncodingError) as exc:
             raise EncodingError(self._why(step, args, exc)) from None
-        except EncodingError as exc:
-            raise EncodingError(self._why(step, args, exc)) from None
-        updates = {j: ctx.values[j] for j in sorted(ctx.written)}
+        except Exception as exc:  # a user's step raised: one line naming file, step and error
+            raise EncodingError(f"{self._where(step, args)} raised {type(exc).__name__}: {exc}") from None
+        updates = {j: raw(ctx.values[j]) for j in sorted(ctx.written)}
         return ActionTerms(index, step, args, guard, updates)
+
+    def _where(self, step: Step, args: tuple[int, ...]) -> str:
+        return f"{self.protocol.name} ({self.protocol.source}): step {step.label(args)} (encoding for Z3)"
 
     def _why(self, step: Step, args: tuple[int, ...], exc: Exception) -> str:
         return (f"{self.protocol.name} ({self.protocol.source}): step {step.label(args)} cannot be "
@@ -258,9 +327,15 @@ class Encoding:
         for args in product(*(range(d.size(self.bounds)) for _, d in params)):
             try:
                 terms.append(self.ops.boolean(fn(self.context(xs), *args)))
+            except BranchError as exc:
+                raise EncodingError(f"{self.protocol.name} ({self.protocol.source}): "
+                                    f"{getattr(fn, '__name__', fn)}{args} {exc}") from None
             except (z3.Z3Exception, EncodingError) as exc:
                 raise EncodingError(f"{getattr(fn, '__name__', fn)}{args} cannot be evaluated over Z3 "
                                     f"terms: {exc}") from None
+            except Exception as exc:
+                raise EncodingError(f"{self.protocol.name} ({self.protocol.source}): {getattr(fn, '__name__', fn)}"
+                                    f"{args} raised {type(exc).__name__}: {exc}") from None
         return z3.And(terms) if terms else z3.BoolVal(True)
 
     def prop(self, prop: Property, xs: Sequence[Any]) -> Any:

@@ -180,3 +180,44 @@ def test_a_variant_that_branches_in_python_is_refused_by_name(op: str) -> None:
     variant = REFERENCE.derive("py-if", replace_steps=[REFERENCE.step("reload_cr3").with_guard(bad_guard)])
     with pytest.raises(EncodingError, match="reload_cr3"):
         encode(variant, B)
+
+
+BAD_FILES = {
+    "raises": ("def boom(s, i, p):\n    raise RuntimeError('boom in resync')\n",
+               ["step write(", "raised RuntimeError: boom in resync"]),
+    "if-ne": ("def zap(s, i, p):\n    for k in range(s.N):\n        if s.shadow[k][p] != 0:\n"
+              "            s.shadow[k][p] = s.gpt[p]\n", ["step write(", "Python `if`", "s.when"]),
+    # z3 answers bool(a == b) structurally, without raising: the Sym wrapper must refuse it
+    "if-eq": ("def zap(s, i, p):\n    for k in range(s.N):\n        if s.shadow[k][p] == s.gpt[p]:\n"
+              "            pass\n        else:\n            s.shadow[k][p] = 0\n", ["step write(", "Python `if`"]),
+    "and": ("def zap(s, i, p):\n    for k in range(s.N):\n        with s.when((s.shadow[k][p] != 0) and s.req[k][p]):\n"
+            "            s.shadow[k][p] = s.gpt[p]\n", ["step write(", "Python `if`"]),
+    "index": ("def zap(s, i, p):\n    s.shadow[i][p] = [0, 1][s.gpt[p]]\n", ["step write(", "as a Python int"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_prove_on_a_broken_variant_file_is_one_line_exit_2(name: str, tmp_path: Any,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from deferral.cli.main import main
+    body, needles = BAD_FILES[name]
+    path = tmp_path / f"{name}.py"
+    path.write_text("from deferral.model import REFERENCE\n" + body.replace("def zap", "def fn").replace(
+        "def boom", "def fn") + f"VARIANT = REFERENCE.derive('{name}', procedures={{'resync': fn}})\n")
+    code = main(["prove", "--variant-file", str(path), "--vcpus", "2"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert f"{name}.py" in err and all(n in err for n in needles), err
+
+
+def test_sym_refuses_truth_testing_but_computes() -> None:
+    from deferral.checks.symbolic import BranchError, Sym
+    a, b = Sym(z3.BitVec("a", 4)), Sym(z3.Bool("b"))
+    for value in (a == a, a == 1, b == b, b, a != 0, ~b, (a < 2) & b):
+        assert isinstance(value, Sym) and isinstance(value.term, z3.BoolRef)
+        with pytest.raises(BranchError):
+            bool(value)
+    assert isinstance((a + 1).term, z3.BitVecRef) and isinstance((1 + a).term, z3.BitVecRef)
+    with pytest.raises(BranchError):
+        range(a)
