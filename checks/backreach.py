@@ -8,15 +8,25 @@ import numpy as np
 def unreachable_goal_np(n_states: int, src: np.ndarray, dst: np.ndarray, goal: np.ndarray) -> int | None:
     """The least state number from which no goal state is reachable (None if there is none).
 
+    State numbers must be below 2**32.
+
     Same answer as :func:`deferral.checks.liveness.unreachable_goal`, computed by a
     breadth-first search backwards from the goal states over a CSR of reversed edges.
     """
     can = np.asarray(goal, dtype=bool).copy()
     if can.all():
         return None
-    order = np.argsort(dst, kind="stable")
-    preds = np.asarray(src)[order]
-    counts = np.bincount(np.asarray(dst), minlength=n_states)
+    src = np.asarray(src)
+    dst = np.asarray(dst)
+    loops = src == dst  # self-loops never help reach a goal
+    if loops.any():
+        src, dst = src[~loops], dst[~loops]
+    # CSR of reversed edges by sorting (target << 32 | source): no index array, 8 bytes per edge
+    packed = (dst.astype(np.uint64) << np.uint64(32)) | src.astype(np.uint64)
+    packed.sort()
+    preds = (packed & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    del packed
+    counts = np.bincount(dst, minlength=n_states)
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     frontier = np.flatnonzero(can)
     while frontier.size:

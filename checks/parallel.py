@@ -11,6 +11,7 @@ in task order, so the caller sees exactly what a sequential loop would produce.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
@@ -78,3 +79,6 @@ def _serve(task: Callable[[int], Any], indexes: Sequence[int], conn: Connection)
             conn.send(("error", -1, RuntimeError(f"search worker: {type(exc).__name__}: {exc}")))
     finally:
         conn.close()
+        # leave at once: no stdout flush or atexit handlers that could wait on a lock another
+        # thread of the parent (e.g. a live progress display) held when we were forked
+        os._exit(0)

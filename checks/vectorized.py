@@ -39,6 +39,8 @@ from deferral.model.protocol import Protocol
 
 #: Frontier rows per chunk (fixed: results must not depend on the number of workers).
 CHUNK_ROWS = 1 << 15
+#: State numbers are stored as uint32: a search stops (max-states) before this many.
+_MAX_IDS = (1 << 32) - 1
 #: Seconds between progress reports inside a long level.
 PROGRESS_EVERY_S = 1.0
 
@@ -95,7 +97,8 @@ class _Search:
         self.model = model
         self.layout = model.layout
         self.symmetry = symmetry
-        self.max_states = max_states
+        # state numbers are uint32
+        self.max_states = min(max_states, _MAX_IDS) if max_states is not None else _MAX_IDS
         self.time_limit = time_limit
         self.progress = progress
         self.workers = workers
@@ -164,8 +167,8 @@ class _Search:
         visited = Visited(packer.key_dtype)
         visited.add(init_key, np.zeros(1, dtype=np.uint32))
         frontier = packer.unpack(init_key)
-        parents: list[np.ndarray] = [np.full(1, -1, dtype=np.int64)]
-        vias: list[np.ndarray] = [np.full(1, -1, dtype=np.int32)]
+        parents: list[np.ndarray] = [np.zeros(1, dtype=np.uint32)]  # state 0 (initial): none
+        vias: list[np.ndarray] = [np.zeros(1, dtype=self.action_dtype)]
         goals: dict[str, list[np.ndarray]] = {p.name: [] for p in self.lives}
         edges_src: list[np.ndarray] = []
         edges_dst: list[np.ndarray] = []
@@ -200,7 +203,7 @@ class _Search:
             new_at = order[first]
             new_keys = sorted_cand[first]
             n_new = new_keys.shape[0]
-            if self.max_states is not None and n_states + n_new > self.max_states:
+            if n_states + n_new > self.max_states:
                 n_new = max(0, self.max_states - n_states)
                 new_at, new_keys = new_at[:n_new], new_keys[:n_new]
                 stopped_by = "max-states"
@@ -251,8 +254,7 @@ class _Search:
             else:
                 src = np.concatenate(edges_src) if edges_src else np.zeros(0, np.uint32)
                 dst = np.concatenate(edges_dst) if edges_dst else np.zeros(0, np.uint32)
-                stuck = unreachable_goal_np(n_states, src.astype(np.int64), dst.astype(np.int64),
-                                            np.concatenate(goals[prop.name]))
+                stuck = unreachable_goal_np(n_states, src, dst, np.concatenate(goals[prop.name]))
                 if stuck is None:
                     outcomes.append(Outcome(prop.name, "liveness", "holds"))
                 else:
@@ -287,10 +289,10 @@ class _Search:
 
     def _path(self, parent: np.ndarray, via: np.ndarray, n: int) -> Path:
         """A shortest path to state ``n``: stored states by replaying the recorded actions."""
-        chain = []
-        while n != -1:
-            chain.append(n)
+        chain = [n]
+        while n != 0:  # state 0 is the initial state
             n = int(parent[n])
+            chain.append(n)
         chain.reverse()
         model = self.model
         canon: Callable[[Any], Any] = model.canonical if self.symmetry else (lambda s: s)
