@@ -5,41 +5,65 @@ from __future__ import annotations
 import numpy as np
 
 
-def unreachable_goal_np(n_states: int, src: np.ndarray, dst: np.ndarray, goal: np.ndarray) -> int | None:
+def unreachable_goal_np(n_states: int, src: np.ndarray | list[np.ndarray], dst: np.ndarray | list[np.ndarray],
+                        goal: np.ndarray) -> int | None:
     """The least state number from which no goal state is reachable (None if there is none).
-
-    State numbers must be below 2**32.
 
     Same answer as :func:`deferral.checks.liveness.unreachable_goal`, computed by a
     breadth-first search backwards from the goal states over a CSR of reversed edges.
+    ``src``/``dst`` are arrays of state numbers (below 2**32) or lists of such pieces; a
+    list is emptied as it is consumed, so the caller's copy of the edges is freed early.
     """
     can = np.asarray(goal, dtype=bool).copy()
     if can.all():
         return None
-    src = np.asarray(src)
-    dst = np.asarray(dst)
-    loops = src == dst  # self-loops never help reach a goal
-    if loops.any():
-        src, dst = src[~loops], dst[~loops]
-    # CSR of reversed edges by sorting (target << 32 | source): no index array, 8 bytes per edge
-    packed = (dst.astype(np.uint64) << np.uint64(32)) | src.astype(np.uint64)
+    srcs = src if isinstance(src, list) else [np.asarray(src)]
+    dsts = dst if isinstance(dst, list) else [np.asarray(dst)]
+    # CSR of reversed edges by sorting (target << 32 | source): no index array, 8 bytes per
+    # edge; self-loops never help reach a goal and are left out
+    packed = np.empty(sum(piece.shape[0] for piece in srcs), dtype=np.uint64)
+    counts = np.zeros(n_states, dtype=np.int64)
+    at = 0
+    while srcs:
+        s, d = srcs.pop(0).astype(np.uint64), dsts.pop(0).astype(np.uint64)
+        keep = s != d
+        s, d = s[keep], d[keep]
+        counts += np.bincount(d.astype(np.int64), minlength=n_states)
+        packed[at:at + s.shape[0]] = (d << np.uint64(32)) | s
+        at += s.shape[0]
+    packed = packed[:at]
     packed.sort()
-    preds = (packed & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    preds = packed.astype(np.uint32)  # the low 32 bits: the source
     del packed
-    counts = np.bincount(dst, minlength=n_states)
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     frontier = np.flatnonzero(can)
     while frontier.size:
-        c = counts[frontier]
-        total = int(c.sum())
-        if total == 0:
+        reached = []
+        for piece in _pieces(frontier, counts):  # bounded temporaries on hub-heavy frontiers
+            c = counts[piece]
+            total = int(c.sum())
+            if total == 0:
+                continue
+            offsets = np.repeat(starts[piece] - (np.cumsum(c) - c), c)
+            offsets += np.arange(total)
+            found = preds[offsets]
+            del offsets
+            found = found[~can[found]]
+            can[found] = True  # marks duplicates too; each state enters the next frontier once
+            reached.append(found)
+        if not reached:
             break
-        offsets = np.repeat(starts[frontier] - (np.cumsum(c) - c), c) + np.arange(total)
-        found = preds[offsets]
-        found = np.sort(found[~can[found]])  # sort-based dedup
-        if found.size > 1:
-            found = found[np.concatenate(([True], found[1:] != found[:-1]))]
-        can[found] = True
-        frontier = found
+        frontier = np.sort(np.concatenate(reached))  # sort-based dedup
+        if frontier.size > 1:
+            frontier = frontier[np.concatenate(([True], frontier[1:] != frontier[:-1]))]
     stuck = np.flatnonzero(~can)
     return int(stuck[0]) if stuck.size else None
+
+
+def _pieces(frontier: np.ndarray, counts: np.ndarray, budget: int = 1 << 22) -> list[np.ndarray]:
+    """Split a frontier so that each piece has at most about ``budget`` incoming edges."""
+    total = int(counts[frontier].sum())
+    if total <= budget:
+        return [frontier]
+    n = -(-total // budget)
+    return np.array_split(frontier, n)

@@ -239,6 +239,7 @@ class _Search:
                 self.progress(Progress(n_states, transitions, depth, frontier.shape[0],
                                        last_report - self.start))
         complete = stopped_by is None
+        edge_bytes = sum(a.nbytes + b.nbytes for a, b in zip(edges_src, edges_dst))
         parent = np.concatenate(parents)
         via = np.concatenate(vias)
         outcomes: list[Outcome] = []
@@ -252,8 +253,10 @@ class _Search:
             elif not complete:
                 outcomes.append(Outcome(prop.name, "liveness", "unknown"))
             else:
-                src = np.concatenate(edges_src) if edges_src else np.zeros(0, np.uint32)
-                dst = np.concatenate(edges_dst) if edges_dst else np.zeros(0, np.uint32)
+                # the edges are consumed (freed) by the first liveness property: keep a copy
+                # only when there are more to check
+                more = sum(p.kind == "liveness" for p in self.model.protocol.properties) > 1
+                src, dst = (list(edges_src), list(edges_dst)) if more else (edges_src, edges_dst)
                 stuck = unreachable_goal_np(n_states, src, dst, np.concatenate(goals[prop.name]))
                 if stuck is None:
                     outcomes.append(Outcome(prop.name, "liveness", "holds"))
@@ -261,10 +264,11 @@ class _Search:
                     outcomes.append(Outcome(prop.name, "liveness", "violated",
                                             self._path(parent, via, stuck)))
         stored_bytes = (visited.nbytes + parent.nbytes + via.nbytes
-                        + sum(a.nbytes + b.nbytes for a, b in zip(edges_src, edges_dst))
+                        + edge_bytes
                         + sum(g.nbytes for gs in goals.values() for g in gs))
         stats: dict[str, Any] = {
             "bytes_per_state": round(stored_bytes / max(1, n_states), 1),
+            "edge_bytes_per_state": round(edge_bytes / max(1, n_states), 1),
             "key_bytes": packer.bytes_per_key,
             "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
             "chunk_rows": CHUNK_ROWS,
