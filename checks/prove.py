@@ -2,19 +2,26 @@
 
 Methods: ``bmc`` (bounded; a violation or "nothing up to depth K", never a proof),
 ``induction`` (the shipped lemmas of :mod:`deferral.model.invariant` must be inductive
-and imply the properties), ``pdr`` (Spacer infers an invariant), and ``auto``:
+and imply the properties), ``pdr`` (Spacer infers an invariant), and ``auto``, the
+strongest automatic route:
 
-1. Houdini over the candidate lemmas (the shipped lemma families, each stated for all
-   VCPUs and pages) at the requested bounds: drop every family that is not initially
-   true or not preserved, until the rest is inductive; if what is left implies the
-   properties, the result is proved by induction (route ``houdini+induction``);
-2. otherwise bounded model checking to a modest depth (a violation is a refutation with
-   a shortest trace);
-3. otherwise Spacer with what is left of the time limit.
+1. *Inferred lemmas* (route ``pdr-generalized+houdini+induction``): Spacer proves the
+   property at small bounds (:func:`infer_bounds`: N = min(N, 2), V = F = Q = 1) with the
+   one-hot encoding; :mod:`deferral.checks.generalize` turns its clauses into lemma
+   families over distinct VCPUs, pages and non-zero frames; Houdini keeps the families
+   whose instances are inductive at the requested bounds; if they imply the property,
+   it is proved by induction at the requested bounds. With ``lemmas_file`` templates
+   (``--lemmas FILE``, saved by ``--invariant-out``) Spacer is skipped (route
+   ``lemma-file+houdini+induction``).
+2. *Shipped lemmas* (route ``shipped-lemmas+houdini+induction``): the same with the
+   hand-written lemma families of :mod:`deferral.model.invariant` as candidates (sound
+   for any variant: Houdini and induction decide, the lemmas only propose).
+3. bounded model checking to a modest depth (a violation is a refutation with a
+   shortest trace);
+4. Spacer at the requested bounds with what is left of the time limit.
 
-The route that settled the question is reported as it is. Candidate lemmas are not
-mined from Spacer's invariants (not done: the shipped lemmas are the only seed).
-"""
+The route that settled the question is reported as it is; the log says why earlier
+routes did not."""
 
 from __future__ import annotations
 
@@ -23,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from deferral.checks.bmc import bmc
+from deferral.checks.generalize import Template, check_against, generalize
 from deferral.checks.induction import check_inductive, houdini
 from deferral.checks.pdr import pdr
 from deferral.checks.results import Path
@@ -33,6 +41,13 @@ from deferral.model.protocol import Protocol
 
 METHODS = ("auto", "bmc", "induction", "pdr")
 AUTO_BMC_DEPTH = 12
+#: Spacer's share of the time limit in auto (and its budget when there is no limit).
+INFER_SHARE, INFER_DEFAULT_S = 0.5, 240.0
+
+
+def infer_bounds(bounds: Bounds) -> Bounds:
+    """Where auto lets Spacer infer lemmas: at most 2 VCPUs, one page, one frame, queue 1."""
+    return Bounds(min(bounds.vcpus, 2), 1, 1, 1)
 
 
 @dataclass
@@ -51,6 +66,8 @@ class ProveResult:
     cti: dict[str, Any] | None = None
     log: list[str] = field(default_factory=list)
     smt2: str = ""
+    templates: list[Template] | None = None  # the lemma families of a generalized route
+    inferred_at: Bounds | None = None
 
     @property
     def exit_code(self) -> int:
@@ -59,7 +76,16 @@ class ProveResult:
 
 def prove(protocol: Protocol, bounds: Bounds, method: str = "auto", *, depth: int = 20,
           timeout: float | None = None, lemmas: tuple[Lemma, ...] = INVARIANT,
+          templates: list[Template] | None = None,
           note: Callable[[str], None] | None = None) -> ProveResult:
+    """Run ``method``; ``note`` receives progress lines; ``templates``: lemma families from a file (auto)."""
+    return _prove(protocol, bounds, method, depth=depth, timeout=timeout, lemmas=lemmas, templates=templates,
+                  note=note)
+
+
+def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeout: float | None,
+           lemmas: tuple[Lemma, ...], templates: list[Template] | None,
+           note: Callable[[str], None] | None) -> ProveResult:
     """Run ``method``; ``note`` receives progress lines."""
     start = time.monotonic()
     say = note or (lambda text: None)
@@ -106,17 +132,43 @@ def prove(protocol: Protocol, bounds: Bounds, method: str = "auto", *, depth: in
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
 
     log: list[str] = []
-    say(f"auto: Houdini over {len(lemmas)} candidate lemma families")
-    try:
-        alive, hlog = houdini(protocol, bounds, lemmas, timeout=left(), enc=enc)
-        log += hlog
-        say(f"auto: {len(alive)} lemma families are inductive; checking they imply the properties")
-        r = check_inductive(protocol, bounds, alive, timeout=left(), enc=enc)
+    inferred_at: Bounds | None = None
+    if templates is None:
+        inferred_at = infer_bounds(bounds)
+        budget = INFER_DEFAULT_S if timeout is None else INFER_SHARE * timeout
+        say(f"auto: Spacer infers lemmas at {inferred_at.short()} (budget {budget:.0f} s)")
+        small = pdr(protocol, inferred_at, timeout=budget, enc=enc if inferred_at == bounds else None)
+        if small.status == "proved":
+            templates = generalize(small.invariant, small.atoms, encode(protocol, inferred_at, check=False).layout)
+            log.append(f"pdr at {inferred_at.short()}: {len(small.clauses)} clauses in {small.elapsed_s:.1f} s, "
+                       f"{len(templates)} candidate lemma families")
+        else:
+            log.append(f"pdr at {inferred_at.short()}: {small.status}"
+                       + (f" ({small.reason})" if small.reason else "") + f" after {small.elapsed_s:.1f} s")
+    else:
+        check_against(templates, enc.layout)
+    routes: list[tuple[str, list[Lemma], list[Template] | None]] = []
+    if templates:
+        name = "pdr-generalized" if inferred_at is not None else "lemma-file"
+        routes.append((name, [t.lemma() for t in templates], templates))
+    routes.append(("shipped-lemmas", list(lemmas), None))
+    for name, candidates, temps in routes:
+        say(f"auto: Houdini over {len(candidates)} {name} lemma families at {bounds.short()}")
+        try:
+            alive, hlog = houdini(protocol, bounds, candidates, timeout=left(), enc=enc)
+            r = check_inductive(protocol, bounds, alive, timeout=left(), enc=enc)
+        except TimeoutError as exc:
+            log.append(f"{name}: houdini: {exc}")
+            continue
+        if name == "shipped-lemmas":
+            log += hlog
+        else:
+            log.append(f"{name}: Houdini kept {len(alive)} of {len(candidates)} families")
         if r.status == "proved":
-            return result("proved", route="houdini+induction", invariant=[lem.show() for lem in alive], log=log)
-        log.append(f"houdini+induction: {r.status} ({', '.join(r.failed[:3])})")
-    except TimeoutError as exc:
-        log.append(f"houdini: {exc}")
+            kept = None if temps is None else [t for t in temps if t.show() in {a.show() for a in alive}]
+            return result("proved", route=f"{name}+houdini+induction", invariant=[lem.show() for lem in alive],
+                          log=log, templates=kept, inferred_at=inferred_at if temps is not None else None)
+        log.append(f"{name}+houdini+induction: {r.status} ({', '.join(r.failed[:3])})")
     say(f"auto: bounded model checking to depth {AUTO_BMC_DEPTH}")
     found = bmc(protocol, bounds, min(depth, AUTO_BMC_DEPTH) if depth else AUTO_BMC_DEPTH, timeout=left(), enc=enc)
     if found.status == "violated":

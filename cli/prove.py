@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from deferral.checks.generalize import GeneralizeError, load as load_lemmas, save as save_lemmas
 from deferral.checks.prove import METHODS, ProveResult, prove
 from deferral.checks.results import Path as SearchPath
 from deferral.checks.symbolic import EncodingError
@@ -31,13 +32,18 @@ def register(sub: Any) -> None:
     add_bounds(p)
     add_variant(p)
     p.add_argument("--method", choices=METHODS, default="auto",
-                   help="auto (default: Houdini over the invariant lemmas + induction, then bmc, then pdr), "
+                   help="auto (default: Spacer infers lemmas at small bounds, generalized over VCPUs/pages/"
+                        "frames, Houdini + induction at the requested bounds; then the shipped lemmas; then bmc; "
+                        "then pdr), "
                         "bmc (bounded, needs --depth), induction (the shipped invariant), pdr (Spacer)")
     p.add_argument("--depth", type=positive(int), default=20, metavar="K", help="bmc depth (default 20)")
     p.add_argument("--timeout", type=positive(float), metavar="S", help="give up after S seconds (exit 3)")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     p.add_argument("--trace-out", metavar="FILE", help="write a counterexample as deferral-trace/1")
-    p.add_argument("--invariant-out", metavar="FILE", help="write the proved invariant (JSON)")
+    p.add_argument("--invariant-out", metavar="FILE",
+                   help="write the proved invariant (JSON; generalized lemma families are loadable by --lemmas)")
+    p.add_argument("--lemmas", metavar="FILE",
+                   help="auto: candidate lemma families from FILE (written by --invariant-out) instead of Spacer")
     p.set_defaults(func=run)
 
 
@@ -48,23 +54,35 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if value and Path(value).is_dir():
             raise UsageError(f"--{flag.replace('_', '-')} {value}: is a folder, give a file name")
+    templates = None
+    if args.lemmas:
+        if args.method != "auto":
+            raise UsageError("--lemmas is used by --method auto only")
+        try:
+            templates = load_lemmas(Path(args.lemmas).read_text())
+        except OSError as exc:
+            raise UsageError(f"--lemmas {args.lemmas}: {exc.strerror or exc}") from None
+        except GeneralizeError as exc:
+            raise UsageError(f"--lemmas {args.lemmas}: {exc}") from None
     err = Console(stderr=True)
     quiet = args.json
     try:
         if quiet:
-            res = prove(protocol, bounds, args.method, depth=args.depth, timeout=args.timeout)
+            res = prove(protocol, bounds, args.method, depth=args.depth, timeout=args.timeout, templates=templates)
         else:
             with err.status(f"prove {protocol.name} {bounds.short()} ({args.method})") as status:
                 res = prove(protocol, bounds, args.method, depth=args.depth, timeout=args.timeout,
-                            note=lambda text: status.update(text))
+                            templates=templates, note=lambda text: status.update(text))
     except EncodingError as exc:
         raise UsageError(str(exc)) from None
+    except GeneralizeError as exc:
+        raise UsageError(f"--lemmas {args.lemmas}: {exc}") from None
     model = Model(protocol, bounds)
     trace = to_trace(model, res.path, res.prop) if res.path is not None else None
     if trace is not None and args.trace_out:
         trace.save(args.trace_out)
     if res.status == "proved" and args.invariant_out:
-        write_atomic(args.invariant_out, json.dumps(invariant_json(res), indent=1) + "\n")
+        write_atomic(args.invariant_out, json.dumps(invariant_json(res, protocol), indent=1) + "\n")
     if args.json:
         print(json.dumps(result_json(res, trace)))
     else:
@@ -83,9 +101,13 @@ def to_trace(model: Model, path: SearchPath, prop: str | None) -> Trace:
                  model.protocol.source, "counterexample found by deferral prove (Z3)")
 
 
-def invariant_json(res: ProveResult) -> dict[str, Any]:
-    return {"variant": res.variant, "bounds": res.bounds.as_dict(), "route": res.route,
-            "invariant": res.invariant, "smt2": res.smt2 or None}
+def invariant_json(res: ProveResult, protocol: Any) -> dict[str, Any]:
+    doc = {"variant": res.variant, "bounds": res.bounds.as_dict(), "route": res.route,
+           "invariant": res.invariant, "smt2": res.smt2 or None}
+    if res.templates is not None:  # generalized lemma families: loadable by --lemmas
+        doc.update(save_lemmas(res.templates, protocol, res.inferred_at))
+        doc["variant"] = res.variant
+    return doc
 
 
 def result_json(res: ProveResult, trace: Trace | None) -> dict[str, Any]:
@@ -110,7 +132,9 @@ def show(out: Console, res: ProveResult, model: Model) -> None:
     if res.status == "proved":
         out.print(f"[green]proved[/green] no_stale_translation: {head} (route {res.route}, {res.elapsed_s:.2f} s)")
         if res.invariant:
-            out.print(f"inductive invariant ({len(res.invariant)} {'lemmas' if res.route != 'pdr' else 'clauses'}):")
+            what = "clauses" if res.route == "pdr" else "lemma families"
+            at = f", inferred by Spacer at {res.inferred_at.short()}" if res.inferred_at else ""
+            out.print(f"inductive invariant ({len(res.invariant)} {what}{at}):")
             for line in res.invariant:
                 out.print(f"  {line}", markup=False, highlight=False)
     elif res.status == "violated":
