@@ -40,7 +40,7 @@ from deferral.model.protocol import Protocol
 from deferral.model.schema import BOOL, FRAME, PAGE, VCPU, Domain, Layout, Queue
 
 #: Candidate readings kept per Spacer clause (positive/negative set forms per slot).
-MAX_VARIANTS = 8
+MAX_VARIANTS = 64
 SORT_NAMES = {"vcpu": ("i", "k", "j", "l"), "page": ("p", "q", "r"), "frame": ("f", "g", "h")}
 SORT_DOMAIN: dict[str, Domain] = {"vcpu": VCPU, "page": PAGE, "frame": FRAME}
 Token = Any  # a parameter name (str), an int constant, or "none"

@@ -1,0 +1,127 @@
+"""Lemmas inferred by Spacer at small bounds, generalized, and proved at larger bounds.
+
+Spacer at N=2 takes a minute or more (benchmarks/PROVE.md), so inference here is at N=1
+(under a second) and the larger bounds are in frames; the N=2 -> N=3/4 figures are in
+benchmarks/bench_prove.py.
+"""
+
+from __future__ import annotations
+
+import json
+from itertools import product
+from pathlib import Path
+
+import pytest
+import z3
+
+from deferral.checks.generalize import Literal, Template, generalize, load, save
+from deferral.checks.induction import check_inductive, houdini
+from deferral.checks.pdr import pdr
+from deferral.checks.prove import infer_bounds, prove
+from deferral.checks.symbolic import encode
+from deferral.cli.main import main
+from deferral.model import PUBLISHED, REFERENCE, Bounds
+from deferral.model.concrete import Model
+from deferral.model.variants import load_variant_file
+
+SMALL = Bounds(1, 1, 1, 1)
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "drain_zaps.py"
+
+
+def inferred(name: str) -> list[Template]:
+    res = pdr(PUBLISHED[name], SMALL, timeout=60)
+    assert res.status == "proved" and res.atoms
+    return generalize(res.invariant, res.atoms, encode(PUBLISHED[name], SMALL).layout)
+
+
+def test_templates_restate_spacers_invariant_at_its_own_bounds() -> None:
+    templates = inferred("reference")
+    assert templates and all(t.params for t in templates)
+    alive, log = houdini(REFERENCE, SMALL, [t.lemma() for t in templates])
+    assert len(alive) == len(templates), log  # every reading is equivalent at the bounds inferred at
+    assert check_inductive(REFERENCE, SMALL, alive).status == "proved"
+
+
+def test_kept_lemmas_hold_in_every_reachable_concrete_state() -> None:
+    # the templates evaluate on concrete states too (same StepContext), and what Houdini keeps is true
+    b = Bounds(1, 1, 2, 1)
+    alive, _ = houdini(REFERENCE, b, [t.lemma() for t in inferred("reference")])
+    assert alive
+    model = Model(REFERENCE, b)
+    seen, frontier = {model.initial}, [model.initial]
+    while frontier:
+        state = frontier.pop()
+        for lem in alive:
+            ctx = model.context(state)
+            for args in product(*(range(d.size(b)) for _, d in lem.params)):
+                assert lem.fn(ctx, *args), (lem.show(), args, model.to_json(state))
+        for _, succ in model.successors(state):
+            if succ not in seen:
+                seen.add(succ)
+                frontier.append(succ)
+    assert len(seen) > 50
+
+
+@pytest.mark.parametrize("name", ["reference", "wait-irqs-off"])
+def test_auto_proves_larger_bounds_with_inferred_lemmas(name: str) -> None:
+    b = Bounds(1, 1, 3, 1)
+    assert infer_bounds(b) == SMALL
+    res = prove(PUBLISHED[name], b, "auto", timeout=120)
+    assert res.status == "proved", res.log
+    assert res.route == "pdr-generalized+houdini+induction", res.log
+    assert res.inferred_at == SMALL and res.templates and len(res.invariant or []) == len(res.templates)
+
+
+def test_auto_user_variant_file_inferred_route() -> None:
+    protocol = load_variant_file(str(EXAMPLE))
+    res = prove(protocol, Bounds(1, 1, 2, 1), "auto", timeout=120)
+    assert res.status == "proved" and res.route == "pdr-generalized+houdini+induction", res.log
+
+
+def test_auto_falls_back_to_the_shipped_lemmas_and_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    # Spacer at N=2 does not finish in 1.5 s (half of the limit): the shipped lemmas prove it
+    code = main(["prove", "--json", "--vcpus", "2", "--pages", "2", "--timeout", "3"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0 and doc["status"] == "proved"
+    assert doc["route"] == "shipped-lemmas+houdini+induction" and len(doc["invariant"]) == 13
+
+
+def test_invariant_out_then_lemmas_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    saved = tmp_path / "lemmas.json"
+    assert main(["prove", "--json", "--vcpus", "1", "--frames", "2", "--invariant-out", str(saved)]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["route"] == "pdr-generalized+houdini+induction"
+    doc = json.loads(saved.read_text())
+    assert doc["format"] == "deferral-lemmas/1" and doc["inferred_at"] == SMALL.as_dict()
+    assert [x["shown"] for x in doc["lemmas"]] == first["invariant"]
+    assert main(["prove", "--json", "--vcpus", "1", "--frames", "3", "--lemmas", str(saved)]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert second["status"] == "proved" and second["route"] == "lemma-file+houdini+induction"
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("not json", "malformed"),
+    ('{"format": "other"}', "not a deferral-lemmas/1"),
+    ('{"format": "deferral-lemmas/1", "lemmas": [{"params": [["i", "vcpu"]], "clause": '
+     '[{"var": "nosuch", "index": ["i"], "part": null, "positive": true, "values": []}]}]}', "no variable"),
+])
+def test_bad_lemma_file_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                           text: str, needle: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    assert main(["prove", "--lemmas", str(path), "--vcpus", "1"]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_save_load_round_trip_and_show() -> None:
+    t = Template((("i", "vcpu"), ("k", "vcpu"), ("p", "page")),
+                 (Literal("waiting", ("i", "k"), None, False, ()), Literal("lw", ("p",), None, True, ("none", "k")),
+                  Literal("queue", ("i",), "has", True, ("p",))))
+    back = load(json.dumps(save([t], REFERENCE, SMALL)))
+    assert back == [t]
+    assert t.show() == "for all i, k, p: !waiting[i][k] | lw[p] in {none, k} | queue[i] holds p"
+    # distinct parameters only: the instance i = k is vacuous
+    enc = encode(REFERENCE, Bounds(2, 1, 1, 1), check=False)
+    xs = enc.state("t")
+    assert z3.is_true(z3.simplify(enc.ops.boolean(t.lemma().fn(enc.context(xs), 0, 0, 0))))
