@@ -37,7 +37,7 @@ import z3
 from deferral.model.bounds import Bounds
 from deferral.model.invariant import Lemma
 from deferral.model.protocol import Protocol
-from deferral.model.schema import BOOL, FRAME, PAGE, VCPU, Domain, Layout, Queue
+from deferral.model.schema import BOOL, FRAME, PAGE, VCPU, Domain, Enum, Layout, Queue
 
 #: Candidate readings kept per Spacer clause (positive/negative set forms per slot).
 MAX_VARIANTS = 64
@@ -109,9 +109,11 @@ class Template:
         return s.any(_literal(s, lit, env) for lit in self.literals)
 
 
-def _value(s: Any, token: Token, env: dict[str, int]) -> int:
+def _value(s: Any, token: Token, env: dict[str, int], domain: Domain | None = None) -> int:
     if token == "none":
         return s.N
+    if isinstance(token, str) and token not in env and isinstance(domain, Enum):
+        return domain.parse(token, s.bounds)  # an enum value by name (pc[i] == SdWait)
     return env[token] if isinstance(token, str) else int(token)
 
 
@@ -132,7 +134,8 @@ def _literal(s: Any, lit: Literal, env: dict[str, int]) -> Any:
         read = view
     if not lit.values:
         return read if lit.positive else s.not_(read)
-    hit = s.any(read == _value(s, t, env) for t in lit.values)
+    domain = s._layout.var(lit.var).domain
+    hit = s.any(read == _value(s, t, env, domain) for t in lit.values)
     return hit if lit.positive else s.not_(hit)
 
 
@@ -237,17 +240,22 @@ def _template(combo: Sequence[tuple[int, bool, tuple[Any, ...]]], bools: dict[in
             return param("frame", small)
         return small
 
+    def shown(slot_no: int, small: int) -> Token:
+        slot = layout.slots[slot_no]
+        if slot.part is None and isinstance(slot.var.domain, Enum):
+            return slot.var.domain.show(small, bounds)
+        return token(_value_sort(layout, slot_no), small)
+
     literals = []
     entries: list[tuple[int, bool, tuple[Any, ...] | None]] = [(j, pos, vals) for j, pos, vals in combo]
     entries += [(j, next(iter(pols)), None) for j, pols in bools.items()]
     for j, positive, vals in sorted(entries, key=lambda e: e[0]):
         slot = layout.slots[j]
         index = tuple(token("vcpu" if d is VCPU else "page", i) for d, i in zip(slot.var.index, slot.index))
-        sort = _value_sort(layout, j)
         if vals == ("has",):
             literals.append(Literal(slot.var.name, index, "has", positive, (param("page", 0),)))
             continue
-        values = () if vals is None else tuple(token(sort, v) for v in vals)
+        values = () if vals is None else tuple(shown(j, v) for v in vals)
         literals.append(Literal(slot.var.name, index, slot.part, positive, values))
     params = tuple((name, sort) for (sort, _), name in sorted(names.items(), key=lambda kv: kv[1]))
     return _canonical(Template(params, tuple(literals)))
@@ -326,3 +334,8 @@ def check_against(templates: Sequence[Template], layout: Layout) -> None:
                 raise GeneralizeError(f"lemma {t.show()!r}: {lit.var} is indexed differently")
             if not lit.values and var.domain is not BOOL:
                 raise GeneralizeError(f"lemma {t.show()!r}: {lit.var} is not a bool")
+            known = {n for n, _ in t.params} | {"none"}
+            for tok in lit.values + lit.index:
+                if isinstance(tok, str) and tok not in known and not (
+                        isinstance(var.domain, Enum) and tok in var.domain.names):
+                    raise GeneralizeError(f"lemma {t.show()!r}: unknown name {tok!r}")

@@ -17,7 +17,8 @@ strongest automatic route:
    hand-written lemma families of :mod:`deferral.model.invariant` as candidates (sound
    for any variant: Houdini and induction decide, the lemmas only propose).
 3. bounded model checking to a modest depth (a violation is a refutation with a
-   shortest trace);
+   shortest trace; a first, short bmc run comes before step 1, so a buggy variant is
+   refuted in seconds);
 4. Spacer at the requested bounds with what is left of the time limit.
 
 The route that settled the question is reported as it is; the log says why earlier
@@ -43,6 +44,8 @@ METHODS = ("auto", "bmc", "induction", "pdr")
 AUTO_BMC_DEPTH = 12
 #: Spacer's share of the time limit in auto (and its budget when there is no limit).
 INFER_SHARE, INFER_DEFAULT_S = 0.5, 240.0
+#: The first, quick bounded model check of auto: at most this long (and this share of the limit).
+QUICK_BMC_S, QUICK_BMC_SHARE = 10.0, 0.1
 
 
 def infer_bounds(bounds: Bounds) -> Bounds:
@@ -132,6 +135,14 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
 
     log: list[str] = []
+    # a quick look for a short counterexample first: a buggy variant is settled in seconds
+    quick = QUICK_BMC_S if timeout is None else min(QUICK_BMC_S, QUICK_BMC_SHARE * timeout)
+    say(f"auto: bounded model checking to depth {AUTO_BMC_DEPTH} (at most {quick:.0f} s)")
+    found = bmc(protocol, bounds, min(depth, AUTO_BMC_DEPTH), timeout=quick, enc=enc)
+    if found.status == "violated":
+        return result("violated", route="bmc", depth=found.depth, path=found.path, prop=found.prop, log=log)
+    log.append(f"bmc: no violation up to depth {found.depth}" + (f" ({found.reason})" if found.reason and
+                                                                    found.depth < min(depth, AUTO_BMC_DEPTH) else ""))
     inferred_at: Bounds | None = None
     if templates is None:
         inferred_at = infer_bounds(bounds)
@@ -169,11 +180,12 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             return result("proved", route=f"{name}+houdini+induction", invariant=[lem.show() for lem in alive],
                           log=log, templates=kept, inferred_at=inferred_at if temps is not None else None)
         log.append(f"{name}+houdini+induction: {r.status} ({', '.join(r.failed[:3])})")
-    say(f"auto: bounded model checking to depth {AUTO_BMC_DEPTH}")
-    found = bmc(protocol, bounds, min(depth, AUTO_BMC_DEPTH) if depth else AUTO_BMC_DEPTH, timeout=left(), enc=enc)
-    if found.status == "violated":
-        return result("violated", route="bmc", depth=found.depth, path=found.path, prop=found.prop, log=log)
-    log.append(f"bmc: no violation up to depth {found.depth}")
+    if found.depth < min(depth, AUTO_BMC_DEPTH):  # the quick look stopped early: finish it
+        say(f"auto: bounded model checking to depth {AUTO_BMC_DEPTH}")
+        found = bmc(protocol, bounds, min(depth, AUTO_BMC_DEPTH), timeout=left(), enc=enc)
+        if found.status == "violated":
+            return result("violated", route="bmc", depth=found.depth, path=found.path, prop=found.prop, log=log)
+        log.append(f"bmc: no violation up to depth {found.depth}")
     say("auto: Spacer (pdr)")
     r2 = pdr(protocol, bounds, timeout=left(), enc=enc)
     if r2.status == "proved":
