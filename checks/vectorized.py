@@ -4,16 +4,20 @@ For each BFS level the frontier (rows of slot values, canonical under symmetry) 
 into fixed-size chunks. For each chunk and each action (step instance) the protocol's own
 guard is evaluated over the chunk with :class:`~deferral.checks.numpy_ops.NumpyOps`, the
 effect runs on the enabled rows, and the successor rows get canonical keys
-(:mod:`deferral.checks.packing`: least key over the N! images, one matrix product). The
-level's keys are deduplicated with a stable sort, looked up in the visited runs
-(:mod:`deferral.checks.visited`), and the new ones numbered in key order. Each state keeps
+(:mod:`deferral.checks.packing`: least key over the N! images, one matrix product). Each
+chunk's keys are deduplicated by sorting and looked up in the visited runs
+(:mod:`deferral.checks.visited`); the chunks' new candidates are merged with a stable sort
+and numbered in key order. Each state keeps
 its BFS parent and the action that reached it, so a counterexample is a shortest path,
 replayed into real states by :func:`deferral.checks.explore.concretize`.
 
 Reports match :func:`deferral.checks.explore.explore` exactly (states, transitions, depth,
 verdicts, shortest lengths) for every number of workers: chunks are of a fixed size and
 their results are combined in chunk order, so the worker count changes nothing but speed.
-Workers are threads; numpy releases the GIL in its array loops, sorts and BLAS.
+Workers are processes forked per level (:mod:`deferral.checks.parallel`): the step
+functions are Python, so threads would serialize on the GIL. Without ``fork`` (or with one
+worker) the chunks run in-process. When the protocol uses a state value in Python control
+flow it cannot run on arrays: the plain explorer runs instead and ``stats["notice"]`` says so.
 """
 
 from __future__ import annotations
