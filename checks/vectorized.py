@@ -42,7 +42,9 @@ from deferral.model.concrete import Model
 from deferral.model.protocol import Protocol
 
 #: Frontier rows per chunk (fixed: results must not depend on the number of workers).
-CHUNK_ROWS = 1 << 15
+CHUNK_ROWS = 1 << 17
+#: Successors canonicalized per batch (bounds the float32 feature matrix: ~300 B a row).
+KEY_BATCH = 1 << 18
 #: State numbers are stored as uint32: a search stops (max-states) before this many.
 _MAX_IDS = (1 << 32) - 1
 #: Seconds between progress reports inside a long level.
@@ -133,7 +135,11 @@ class _Search:
         if not succ_rows:
             return _Chunk(0, np.zeros(0, self.packer.key_dtype), np.zeros(0, np.int64),
                           np.zeros(0, self.action_dtype), None, None)
-        keys = self.packer.canonical_keys(np.concatenate(succ_rows))
+        all_rows = np.concatenate(succ_rows)
+        del succ_rows
+        keys = np.concatenate([self.packer.canonical_keys(all_rows[a:a + KEY_BATCH])
+                               for a in range(0, all_rows.shape[0], KEY_BATCH)])
+        del all_rows
         par = np.concatenate(parents)
         act = np.concatenate(actions)
         order = np.argsort(keys)
