@@ -1,7 +1,13 @@
 """Benchmark ``deferral prove``: how far each Z3 route reaches, and how long it takes.
 
-Run: ``/tmp/venv/bin/python benchmarks/bench_prove.py [--pdr] [--mutants]``. Prints one line
-per run (variant, bounds, method, route, status, seconds). Figures go to benchmarks/PROVE.md.
+Run: ``/tmp/venv/bin/python benchmarks/bench_prove.py [--pdr] [--mutants] [--encodings]
+[--infer] [--shipped]``. Prints one line per run (variant, bounds, method, route, status,
+seconds). Figures go to benchmarks/PROVE.md.
+
+* ``--shipped``: auto with the shipped lemmas only (Spacer skipped: an empty lemma file).
+* ``--infer``: Spacer infers lemmas once at N=2,V=1,F=1,Q=1; the generalized families are
+  then proved (Houdini + induction) at larger bounds, as ``auto`` does.
+* ``--encodings``: Spacer at N=2,V=1,F=1,Q=1 with each encoding of checks/pdr.py.
 """
 
 from __future__ import annotations
@@ -9,32 +15,73 @@ from __future__ import annotations
 import argparse
 import time
 
+from deferral.checks.generalize import generalize
+from deferral.checks.induction import check_inductive, houdini
+from deferral.checks.pdr import ENCODINGS, pdr
 from deferral.checks.prove import prove
+from deferral.checks.symbolic import encode
 from deferral.model import PUBLISHED, Bounds
 
 #: PROTOCOL.md's configurations, then the issue's larger ones, then the largest allowed.
 AUTO = [(1, 1, 1, 1), (2, 1, 1, 1), (2, 1, 2, 2), (3, 1, 1, 2), (2, 2, 1, 1), (2, 2, 2, 2),
         (3, 2, 1, 2), (3, 2, 2, 2), (4, 2, 2, 2), (3, 3, 3, 3), (4, 3, 3, 3)]
 PDR = [(1, 1, 1, 1), (2, 1, 1, 1), (2, 2, 1, 2)]
+INFER_AT = (2, 1, 1, 1)
+INFER_TARGETS = [(2, 1, 1, 1), (3, 1, 1, 1), (4, 1, 1, 1), (2, 1, 2, 1), (3, 1, 3, 1), (4, 1, 3, 1),
+                 (2, 1, 1, 2), (2, 2, 1, 1)]
 MUTANTS = {"drain-local-only": (2, 1, 1, 1), "ipi-before-drain": (2, 1, 1, 1), "remote-no-drain": (2, 1, 1, 1),
            "reload-no-drain": (2, 1, 1, 1), "overflow-drop": (2, 2, 1, 1), "wait-irqs-off": (2, 1, 1, 1)}
 
 
-def once(variant: str, b: tuple[int, int, int, int], method: str, timeout: float) -> None:
+def once(variant: str, b: tuple[int, int, int, int], method: str, timeout: float, shipped: bool = False) -> None:
     start = time.monotonic()
-    res = prove(PUBLISHED[variant], Bounds(*b), method, timeout=timeout)
-    print(f"{variant:18} {Bounds(*b).short():18} {method:9} {res.route:18} {res.status:9} "
+    res = prove(PUBLISHED[variant], Bounds(*b), method, timeout=timeout, templates=[] if shipped else None)
+    print(f"{variant:18} {Bounds(*b).short():18} {method:9} {res.route:36} {res.status:9} "
           f"{'' if res.depth is None else res.depth:>3} {time.monotonic() - start:8.1f} s", flush=True)
+
+
+def infer(variant: str, timeout: float) -> None:
+    protocol, small = PUBLISHED[variant], Bounds(*INFER_AT)
+    res = pdr(protocol, small, timeout=timeout)
+    print(f"pdr {variant} at {small.short()}: {res.status}, {len(res.clauses)} clauses, {res.elapsed_s:.1f} s",
+          flush=True)
+    if res.status != "proved":
+        return
+    templates = generalize(res.invariant, res.atoms, encode(protocol, small, check=False).layout)
+    print(f"  {len(templates)} candidate lemma families", flush=True)
+    for b in INFER_TARGETS:
+        start = time.monotonic()
+        bounds = Bounds(*b)
+        alive, _ = houdini(protocol, bounds, [t.lemma() for t in templates])
+        r = check_inductive(protocol, bounds, alive)
+        print(f"  {bounds.short():18} kept {len(alive):3} of {len(templates)}  {r.status:10} "
+              f"{time.monotonic() - start:6.1f} s", flush=True)
+
+
+def encodings(timeout: float) -> None:
+    for enc in ENCODINGS:
+        res = pdr(PUBLISHED["reference"], Bounds(*INFER_AT), timeout=timeout, encoding=enc)
+        print(f"pdr encoding {enc:7} reference {Bounds(*INFER_AT).short()}: {res.status} "
+              f"({len(res.clauses)} clauses) {res.elapsed_s:.1f} s", flush=True)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pdr", action="store_true", help="also Spacer alone (slow)")
     ap.add_argument("--mutants", action="store_true", help="also every published mutant, by auto and pdr")
+    ap.add_argument("--encodings", action="store_true", help="Spacer's time per encoding at N=2,V=1,F=1,Q=1")
+    ap.add_argument("--infer", action="store_true", help="lemmas inferred at N=2 proved at larger bounds")
+    ap.add_argument("--shipped", action="store_true", help="auto over the shipped lemmas at every bound")
     ap.add_argument("--timeout", type=float, default=300.0)
     args = ap.parse_args()
-    for b in AUTO:
-        once("reference", b, "auto", args.timeout)
+    if args.shipped:
+        for b in AUTO:
+            once("reference", b, "auto", args.timeout, shipped=True)
+    if args.infer:
+        infer("reference", args.timeout)
+        infer("wait-irqs-off", args.timeout)
+    if args.encodings:
+        encodings(args.timeout)
     if args.pdr:
         for b in PDR:
             once("reference", b, "pdr", args.timeout)

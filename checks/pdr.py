@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import z3
 
 from deferral.checks.bmc import BmcResult, bmc
-from deferral.checks.symbolic import Encoding, _is_bool_slot, encode, trans_disjunctive
+from deferral.checks.symbolic import Encoding, _is_bool_slot, encode
 from deferral.model.bounds import Bounds
 from deferral.model.protocol import Protocol
 
@@ -110,7 +110,6 @@ class OneHot:
         """Disjunction over step instances; each defines every next atom from the new values."""
         enc = self.enc
         xd = self.decode(xa)
-        wide_x = enc.wide(xd)
         cases = []
         for t in enc.action_terms(xd):
             eqs = [t.guard]
@@ -125,7 +124,6 @@ class OneHot:
                     eqs += [y == (new == v) for v, y in enumerate(group)]
                     eqs.append(z3.ULT(new, s.size))  # a value outside the domain is not a transition
             cases.append(z3.And(eqs))
-        del wide_x
         return z3.Or(cases)
 
 
@@ -187,6 +185,3 @@ def pdr(protocol: Protocol, bounds: Bounds, *, timeout: float | None = None, enc
     return PdrResult("proved", time.monotonic() - start, clauses, _readable(inv.sexpr()), invariant=inv,
                      atoms=atoms)
 
-
-def _unused(enc: Encoding, xs: Sequence[Any], ys: Sequence[Any]) -> Any:  # pragma: no cover
-    return trans_disjunctive(enc, xs, ys)
