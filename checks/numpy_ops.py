@@ -75,6 +75,10 @@ NUMPY = NumpyOps()
 
 _UNREAD = object()
 
+#: What numpy says when an array is used where Python needs one value (if, and, int(), ...).
+_NOT_VECTORIZABLE = ("truth value of an array", "only integer scalar arrays", "only length-1 arrays",
+                     "only 0-dimensional arrays")
+
 
 class _Columns(list):  # type: ignore[type-arg]
     """The context's per-slot values: column views of the batch, taken when first read."""
@@ -102,11 +106,12 @@ def _call(what: str, fn: Callable[..., Any], ctx: StepContext, args: Sequence[in
         return fn(ctx, *args)
     except StepError as exc:
         raise StepError(f"{what}: {exc}") from None
-    except ValueError as exc:
-        if "truth value of an array" in str(exc):
-            raise NotVectorizable(f"{what} uses a state value in Python control flow "
-                                  "(if/and/or/not); use s.when, s.ite, &, |, s.not_") from None
-        raise StepError(f"{what}: raised ValueError: {exc}") from None
+    except (ValueError, TypeError) as exc:
+        text = str(exc)
+        if any(sign in text for sign in _NOT_VECTORIZABLE):
+            raise NotVectorizable(f"{what} uses a state value as a Python value ({text}); "
+                                  "use s.when, s.ite, &, |, s.not_") from None
+        raise StepError(f"{what}: raised {type(exc).__name__}: {exc}") from None
     except Exception as exc:
         raise StepError(f"{what}: raised {type(exc).__name__}: {exc}") from None
 

@@ -187,3 +187,13 @@ def test_stats_reported() -> None:
     assert r.workers == 2
     assert 0 < r.stats["bytes_per_state"] < 200
     assert r.stats["peak_rss_bytes"] > 0
+
+
+def test_python_int_of_state_value_falls_back() -> None:
+    def casting(s, i, p):  # type: ignore[no-untyped-def]
+        s.tlb[i][p] = int(s.shadow[i][p])  # needs one value: not vectorizable
+
+    variant = REFERENCE.derive("casting", replace_steps=[REFERENCE.step("fill").with_effect(casting)])
+    r = explore_vectorized(variant, Bounds(1, 1, 1, 1))
+    assert r.engine == "concrete" and "plain explorer" in r.stats["notice"]
+    assert r.states == 75
