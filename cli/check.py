@@ -47,6 +47,9 @@ def run(args: argparse.Namespace) -> int:
         result = search(protocol, bounds, symmetry=not args.no_symmetry, max_states=args.max_states,
                         time_limit=args.time_limit, progress=progress, workers=args.workers, engine=args.engine)
     model = Model(protocol, bounds)
+    notice = result.stats.get("notice")
+    if notice:
+        Console(stderr=True).print(f"[yellow]notice:[/] {notice}")
     write_traces(model, result, args.trace_out)
     if args.json:
         print(json.dumps(result_json(result)))
@@ -89,6 +92,18 @@ def result_json(result: SearchResult) -> dict[str, Any]:
             {"name": o.name, "kind": o.kind, "status": o.status, "length": o.length, "trace": o.trace_file}
             for o in result.outcomes
         ],
+        "engine": result.engine,
+        "workers": result.workers,
+        "stats": _plain(result.stats),
     }
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with numpy scalars turned into Python numbers, for json.dumps."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value.item() if hasattr(value, "item") else value
 
 

@@ -18,8 +18,9 @@ def test_json_shape(cli) -> None:
     result = cli("check", "--json", "--variant", "reload-no-drain", "--no-symmetry")
     doc = json.loads(result.out)
     assert result.code == 1
-    assert set(doc) == {"variant", "bounds", "symmetry", "states", "transitions", "depth", "elapsed_s",
+    assert set(doc) >= {"variant", "bounds", "symmetry", "states", "transitions", "depth", "elapsed_s",
                         "complete", "properties"}
+    assert doc["engine"] == "vectorized" and doc["stats"]["bytes_per_state"] > 0
     assert doc["bounds"] == {"vcpus": 2, "pages": 1, "frames": 1, "queue": 1}
     assert doc["symmetry"] is False and doc["complete"] is True
     prop = doc["properties"][0]
