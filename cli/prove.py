@@ -134,6 +134,8 @@ def show(out: Console, res: ProveResult, model: Model) -> None:
         if res.invariant:
             what = "clauses" if res.route == "pdr" else "lemma families"
             at = f", inferred by Spacer at {res.inferred_at.short()}" if res.inferred_at else ""
+            if res.templates is not None:
+                at += "; parameters of one sort distinct, frames f non-zero"
             out.print(f"inductive invariant ({len(res.invariant)} {what}{at}):")
             for line in res.invariant:
                 out.print(f"  {line}", markup=False, highlight=False)
