@@ -116,6 +116,25 @@ class Packer:
                 weights[f, self.part_of[j] * len(perms) + pi] = value * self.place[j]
         assert weights.max(initial=0) < _PART_LIMIT
         self.weights_t = np.ascontiguousarray(weights.T.astype(np.float32))
+        # per permutation: weights over the raw slots (renamed slots carry perm[v]), the
+        # renaming table, and the VCPU placed at each position
+        self.perm_weights_t = [np.ascontiguousarray(self.weights_t[pi::len(perms)][:, :n_slots]
+                                                    .copy()) for pi in range(len(perms))]
+        for pi, perm in enumerate(perms):
+            src, _ = layout.permute_plan(perm)
+            for j, k in enumerate(src):
+                if k in renamed_set:
+                    self.perm_weights_t[pi][self.part_of[j], k] = self.place[j]
+        lut_size = max(self.renamed_values, 1)
+        self.rename_lut = [np.array([perm[v] if v < n else v for v in range(lut_size)], dtype=np.float32)
+                           for perm in perms]
+        self.perm_orders = [tuple(sorted(range(n), key=lambda i, perm=perm: perm[i])) for perm in perms]
+        self.sig_slots, self.sig_radix = _signature_plan(layout) if len(perms) > 1 else (None, None)
+        self.sig_weights_t = np.zeros((n, n_slots), dtype=np.float32)
+        if self.sig_slots is not None:
+            for i in range(n):
+                self.sig_weights_t[i, self.sig_slots[i]] = self.sig_radix
+        self.first_weights_t = np.ascontiguousarray(np.vstack([self.sig_weights_t, self.perm_weights_t[0]]))
         self.bytes_per_key = 8 * self.n_words
         self.key_dtype: Any = np.uint64 if self.n_words == 1 else np.dtype(f"V{8 * self.n_words}")
 
@@ -130,32 +149,91 @@ class Packer:
         x[:, self.n_slots:] = onehot.reshape(m, -1)
         return x.astype(np.float32)
 
+    def _combine(self, y: np.ndarray, n_perm: int, m: int) -> list[np.ndarray]:
+        """Parts (part-major, then permutation) of a transposed product -> words (perm, m)."""
+        yu = y.astype(np.uint64).reshape(len(self.parts), n_perm, m)
+        words = [np.zeros((n_perm, m), dtype=np.uint64) for _ in range(self.n_words)]
+        for p, part in enumerate(self.parts):
+            term = yu[p] if part.base == 1 else yu[p] * np.uint64(part.base)
+            words[part.word] += term
+        return words
+
     def canonical_keys(self, rows: np.ndarray) -> np.ndarray:
-        """The least key over the images of each row (the row's own key without symmetry)."""
+        """The least key over the images of each row (the row's own key without symmetry).
+
+        Only the images that can be least are computed: VCPUs are ordered by their
+        signature (see :meth:`_signatures`), and a row is keyed under each permutation that
+        lists its VCPUs in non-decreasing signature order (one permutation unless some
+        VCPUs tie). Same result as :meth:`canonical_keys_all`.
+
+        A VCPU's signature is its own slots at the start of the layout, read as a mixed-radix
+        number: the start (up to the first variable that is VCPU-valued or indexed by two
+        VCPUs) holds, besides slots no permutation moves, one block of slots per VCPU, and
+        the least image lists the VCPUs in non-decreasing order of these blocks (read as
+        tuples), so only such orders can give the least key.
+        """
+        m = rows.shape[0]
+        n_perm = len(self.perms)
+        if m == 0:
+            return np.zeros(0, dtype=self.key_dtype)
+        if n_perm == 1 or self.sig_slots is None:
+            return self.canonical_keys_all(rows)
+        x = rows.astype(np.float32)
+        # signatures (N rows) and the identity's parts in one product: the identity on every
+        # row (no gather: most successors of canonical states are canonical already), the
+        # other orders only on the rows they fit
+        both = self.first_weights_t @ x.T  # exact integers < 2**24
+        n = self.layout.bounds.vcpus
+        sig, y = both[:n], both[n:]
+        best = np.stack(self._combine(y, 1, m), axis=1)[0].T.copy()  # (m, words) uint64
+        fits = self._fits(sig, self.perm_orders[0])
+        best[~fits] = np.iinfo(np.uint64).max
+        done = fits
+        for pi in range(1, len(self.perm_orders)):
+            idx = np.flatnonzero(self._fits(sig, self.perm_orders[pi]))
+            if idx.size == 0:
+                continue
+            sub = x[idx]
+            for c in self.renamed:
+                sub[:, c] = self.rename_lut[pi][rows[idx, c]]
+            y = self.perm_weights_t[pi] @ sub.T
+            words = np.stack(self._combine(y, 1, idx.size), axis=1)[0].T  # (rows, words)
+            if self.n_words == 1:
+                best[idx, 0] = np.minimum(best[idx, 0], words[:, 0])
+            else:
+                cur = best[idx]
+                less = _lex_less(words, cur)
+                cur[less] = words[less]
+                best[idx] = cur
+            done[idx] = True
+        assert done.all()
+        return self.to_sortable(best)
+
+    @staticmethod
+    def _fits(sig: np.ndarray, order: tuple[int, ...]) -> np.ndarray:
+        """Rows whose VCPUs, placed in ``order`` (VCPU order[j] at position j), have
+        non-decreasing signatures."""
+        sel = sig[order[0]] <= sig[order[1]]
+        for a, b in zip(order[1:-1], order[2:]):
+            sel &= sig[a] <= sig[b]
+        return sel
+
+    def canonical_keys_all(self, rows: np.ndarray) -> np.ndarray:
+        """The least key over all N! images of each row (one matrix product for all)."""
         m = rows.shape[0]
         n_perm = len(self.perms)
         if m == 0:
             return np.zeros(0, dtype=self.key_dtype)
         # transposed product: one contiguous row of m keys per (part, permutation)
         y = self.weights_t @ self._features(rows).T  # exact integers < 2**24
-        yu = y.astype(np.uint64).reshape(len(self.parts), n_perm, m)
-        words = [np.zeros((n_perm, m), dtype=np.uint64) for _ in range(self.n_words)]
-        for p, part in enumerate(self.parts):
-            term = yu[p] if part.base == 1 else yu[p] * np.uint64(part.base)
-            words[part.word] += term
+        words = self._combine(y, n_perm, m)
         if self.n_words == 1:
             return np.minimum.reduce(words[0], axis=0) if n_perm > 1 else words[0][0].copy()
         stacked = np.stack(words, axis=1)  # (perm, word, m)
         best = stacked[0].T.copy()
         for pi in range(1, n_perm):
             cand = stacked[pi].T
-            less = np.zeros(m, dtype=bool)
-            decided = np.zeros(m, dtype=bool)
-            for w in range(self.n_words):
-                lt = cand[:, w] < best[:, w]
-                gt = cand[:, w] > best[:, w]
-                less |= lt & ~decided
-                decided |= lt | gt
+            less = _lex_less(cand, best)
             best[less] = cand[less]
         return self.to_sortable(best)
 
@@ -187,3 +265,52 @@ class Packer:
 
     def rows_of(self, states: Sequence[Sequence[int]]) -> np.ndarray:
         return np.array(states, dtype=self.dtype_rows).reshape(len(states), self.n_slots)
+
+
+def _lex_less(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Rows of ``a`` (m, words) that are lexicographically less than those of ``b``."""
+    less = np.zeros(a.shape[0], dtype=bool)
+    decided = np.zeros(a.shape[0], dtype=bool)
+    for w in range(a.shape[1]):
+        lt = a[:, w] < b[:, w]
+        gt = a[:, w] > b[:, w]
+        less |= lt & ~decided
+        decided |= lt | gt
+    return less
+
+
+#: Signatures are mixed-radix numbers computed in float32: the radix product stays below this.
+_SIG_LIMIT = _PART_LIMIT
+
+
+def _signature_plan(layout: Layout) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Slots of each VCPU's signature ((N, L) slot numbers) and their radix weights (L,).
+
+    Whole variables from the start of the layout, while each is indexed by at most one
+    VCPU and holds no VCPU values; the signature is cut (at a block boundary, so it stays a
+    prefix of every VCPU's block) before its radix product would overflow.
+    """
+    n = layout.bounds.vcpus
+    per_vcpu: list[list[int]] = [[] for _ in range(n)]
+    for var in layout.variables:
+        vdims = [d for d, sort in enumerate(var.index) if sort.vcpu_valued]
+        slots = [j for j, s in enumerate(layout.slots) if s.var is var]
+        if len(vdims) > 1 or any(layout.slots[j].vcpu_valued for j in slots):
+            break
+        if not vdims:
+            continue  # no permutation moves these slots
+        for j in slots:
+            per_vcpu[layout.slots[j].index[vdims[0]]].append(j)
+    length, prod = 0, 1
+    for j in per_vcpu[0]:
+        if prod * layout.slots[j].size >= _SIG_LIMIT:
+            break
+        prod *= layout.slots[j].size
+        length += 1
+    if length == 0:
+        return None, None
+    slots = np.array([v[:length] for v in per_vcpu], dtype=np.intp)
+    radix = np.ones(length, dtype=np.int64)
+    for t in range(length - 2, -1, -1):
+        radix[t] = radix[t + 1] * layout.slots[per_vcpu[0][t + 1]].size
+    return slots, radix

@@ -69,3 +69,42 @@ def test_backward_reachability_matches_reference() -> None:
         src, dst = rng.integers(0, n, size=m), rng.integers(0, n, size=m)
         goal = rng.random(n) < 0.2
         assert unreachable_goal_np(n, src, dst, goal) == unreachable_goal(n, list(zip(src, dst)), goal)
+
+
+def _least_image(layout, state: tuple) -> tuple:
+    return min(layout.permute(state, perm) for perm in layout.permutations)
+
+
+@pytest.mark.parametrize("b", [(2, 1, 1, 1), (3, 1, 2, 2), (3, 2, 2, 2), (4, 3, 3, 3)])
+def test_signature_pruned_keys_equal_all_images_with_many_ties(b: tuple) -> None:
+    """Few distinct values: VCPUs often tie on their signatures, so several orders are tried."""
+    packer = Packer(REFERENCE.layout(Bounds(*b)), True)
+    assert packer.sig_slots is not None
+    rng = np.random.default_rng(3)
+    sizes = np.array(packer.layout.sizes)
+    for top in (1, 2, 3):
+        rows = (rng.integers(0, top, size=(3000, sizes.size)) % sizes).astype(packer.dtype_rows)
+        rows[:50] = rows[0]  # identical rows, including the all-tied one
+        assert (packer.canonical_keys(rows) == packer.canonical_keys_all(rows)).all()
+
+
+def test_signature_pruning_on_other_layout_shapes() -> None:
+    """Page-major VCPU index, a VCPU-valued variable first or later, VCPU x VCPU arrays."""
+    from deferral.model import BOOL, PAGE, VCPU
+    from deferral.model.schema import FRAME, VCPU_OR_NONE, Layout, Var
+
+    shapes = [
+        (Var("x", BOOL, (PAGE, VCPU)), Var("y", FRAME, (VCPU,)), Var("o", VCPU_OR_NONE, (VCPU,)),
+         Var("z", BOOL, (VCPU, VCPU)), Var("w", FRAME, (VCPU, PAGE))),
+        (Var("o", VCPU_OR_NONE, (PAGE,)), Var("y", FRAME, (VCPU,))),
+        (Var("g", FRAME, (PAGE,)), Var("z", BOOL, (VCPU, VCPU)), Var("y", FRAME, (VCPU,))),
+    ]
+    rng = np.random.default_rng(5)
+    for variables in shapes:
+        layout = Layout(Bounds(3, 2, 2, 1), variables)
+        packer = Packer(layout, True)
+        sizes = np.array(layout.sizes)
+        rows = (rng.integers(0, 2, size=(400, sizes.size)) % sizes).astype(packer.dtype_rows)
+        back = packer.unpack(packer.canonical_keys(rows))
+        for row, got in zip(rows, back):
+            assert tuple(int(v) for v in got) == _least_image(layout, tuple(int(v) for v in row))
