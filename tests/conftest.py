@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable
 
 import pytest
 
+from deferral.checks.results import SearchResult
+from deferral.checks.search import search
 from deferral.cli.main import main
 from deferral.model import Bounds
 from deferral.model.concrete import Model
@@ -35,3 +38,18 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
 @pytest.fixture(scope="session")
 def small_reference() -> Model:
     return Model(PUBLISHED["reference"], SMALL)
+
+
+@lru_cache(maxsize=None)
+def _cached_search(name: str, bounds: tuple[int, ...], symmetry: bool) -> SearchResult:
+    return search(PUBLISHED[name], Bounds(*bounds), symmetry=symmetry)
+
+
+def _searched(name: str, bounds: tuple[int, ...], symmetry: bool = True) -> SearchResult:
+    return _cached_search(name, tuple(bounds), bool(symmetry))
+
+
+@pytest.fixture(scope="session")
+def searched() -> Callable[..., SearchResult]:
+    """``searched(name, (N,V,F,Q), symmetry)``: a published variant explored once per session."""
+    return _searched

@@ -38,9 +38,9 @@ def test_reference_counts_and_verdicts(bounds: tuple[int, int, int, int], symmet
 
 
 @pytest.mark.parametrize("name", list(VERDICTS))
-def test_published_variant_verdict_and_shortest_length(name: str) -> None:
+def test_published_variant_verdict_and_shortest_length(name: str, searched) -> None:
     bounds, prop, length = VERDICTS[name]
-    result = search(PUBLISHED[name], Bounds(*bounds), symmetry=False)
+    result = searched(name, bounds, False)
     outcome = result.outcome(prop)
     assert outcome.status == "violated"
     if length is not None:

@@ -19,9 +19,10 @@ CASES = [("drain-local-only", (2, 1, 1, 1)), ("ipi-before-drain", (2, 1, 1, 1)),
 
 @pytest.mark.parametrize("symmetry", [True, False], ids=["sym", "nosym"])
 @pytest.mark.parametrize("name, bounds", CASES, ids=[c[0] for c in CASES])
-def test_every_counterexample_replays_and_violates(name: str, bounds: tuple[int, ...], symmetry: bool) -> None:
+def test_every_counterexample_replays_and_violates(name: str, bounds: tuple[int, ...], symmetry: bool,
+                                                  searched) -> None:
     variant, b = PUBLISHED[name], Bounds(*bounds)
-    outcome = search(variant, b, symmetry=symmetry).outcome("no_stale_translation")
+    outcome = searched(name, bounds, symmetry).outcome("no_stale_translation")
     trace = path_to_trace(Model(variant, b), outcome.path, outcome.name)
     report = replay(loads(trace.dumps()), variant)
     assert report.ok
