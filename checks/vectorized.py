@@ -179,7 +179,10 @@ class _Search:
         frontier = packer.unpack(init_key)
         parents: list[np.ndarray] = [np.zeros(1, dtype=np.uint32)]  # state 0 (initial): none
         vias: list[np.ndarray] = [np.zeros(1, dtype=self.action_dtype)]
-        goals: dict[str, list[np.ndarray]] = {p.name: [] for p in self.lives}
+        # per liveness property: the goal flag of each state, OR-ed with "has a goal successor"
+        # once the state is expanded; edges are kept only out of states not yet known to
+        # reach every property's goal (the others need none for AG EF)
+        goals: dict[str, _Flags] = {p.name: _Flags() for p in self.lives}
         edges_src: list[np.ndarray] = []
         edges_dst: list[np.ndarray] = []
         first_bad: dict[str, int] = {}
@@ -221,25 +224,28 @@ class _Search:
             act_all = (np.concatenate([c.actions for c in chunks]) if chunks
                        else np.zeros(0, self.action_dtype))
             parents.append(base + par_all[new_at])
-            vias.append(act_all[new_at].astype(np.int32))
+            vias.append(act_all[new_at])
+            visited.add(new_keys, np.arange(n_states, n_states + n_new, dtype=np.uint32))
+            level_rows = frontier.shape[0]
+            frontier = packer.unpack(new_keys)
+            self._check(frontier, n_states, first_bad, goals)
             if self.lives:
                 cand_id = np.empty(cand.shape[0], dtype=np.int64)
                 gid = n_states + group
                 gid[group >= n_new] = -1  # dropped by --max-states
                 cand_id[order] = gid
                 at = 0
+                targets: list[tuple[np.ndarray, np.ndarray]] = []
                 for c in chunks:
                     assert c.target is not None and c.all_parents is not None
-                    dst = c.target.copy()
+                    dst = c.target
                     new = dst < 0
                     dst[new] = cand_id[at + (-1 - dst[new])]
                     at += c.keys.shape[0]
                     keep = dst >= 0
-                    edges_src.append((base + c.all_parents[keep]).astype(np.uint32))
-                    edges_dst.append(dst[keep].astype(np.uint32))
-            visited.add(new_keys, np.arange(n_states, n_states + n_new, dtype=np.uint32))
-            frontier = packer.unpack(new_keys)
-            self._check(frontier, n_states, first_bad, goals)
+                    targets.append((c.all_parents[keep], dst[keep]))
+                    c.target = c.all_parents = None
+                self._prune_edges(targets, base, level_rows, goals, edges_src, edges_dst)
             base = n_states
             n_states += n_new
             if n_new:
@@ -267,7 +273,7 @@ class _Search:
                 # only when there are more to check
                 more = sum(p.kind == "liveness" for p in self.model.protocol.properties) > 1
                 src, dst = (list(edges_src), list(edges_dst)) if more else (edges_src, edges_dst)
-                stuck = unreachable_goal_np(n_states, src, dst, np.concatenate(goals[prop.name]))
+                stuck = unreachable_goal_np(n_states, src, dst, goals[prop.name].view())
                 if stuck is None:
                     outcomes.append(Outcome(prop.name, "liveness", "holds"))
                 else:
@@ -275,7 +281,7 @@ class _Search:
                                             self._path(parent, via, stuck)))
         stored_bytes = (visited.nbytes + parent.nbytes + via.nbytes
                         + edge_bytes
-                        + sum(g.nbytes for gs in goals.values() for g in gs))
+                        + sum(g.nbytes for g in goals.values()))
         stats: dict[str, Any] = {
             "bytes_per_state": round(stored_bytes / max(1, n_states), 1),
             "edge_bytes_per_state": round(edge_bytes / max(1, n_states), 1),
@@ -288,8 +294,31 @@ class _Search:
                             transitions, depth, time.monotonic() - self.start, complete, stopped_by,
                             outcomes, engine="vectorized", workers=self.workers, stats=stats)
 
+    def _prune_edges(self, targets: list[tuple[np.ndarray, np.ndarray]], base: int, level_rows: int,
+                     goals: dict[str, "_Flags"], edges_src: list[np.ndarray],
+                     edges_dst: list[np.ndarray]) -> None:
+        """Store the level's edges (level-local source row, target state) that AG EF needs.
+
+        A source that is a goal state, or has a goal successor, can reach the goal: its flag
+        is set and its edges are dropped (for every liveness property, it is kept if any
+        property still needs it). Self-loops never help and are dropped too.
+        """
+        needed = np.zeros(level_rows, dtype=bool)
+        for flags in goals.values():
+            g = flags.view()
+            hit = np.zeros(level_rows, dtype=bool)
+            for src, dst in targets:
+                hit[src[g[dst]]] = True
+            mine = g[base:base + level_rows]
+            mine |= hit
+            needed |= ~mine
+        for src, dst in targets:
+            keep = needed[src] & (dst != base + src)
+            edges_src.append((base + src[keep]).astype(np.uint32))
+            edges_dst.append(dst[keep].astype(np.uint32))
+
     def _check(self, rows: np.ndarray, base: int, first_bad: dict[str, int],
-               goals: dict[str, list[np.ndarray]]) -> None:
+               goals: dict[str, "_Flags"]) -> None:
         """Record the first violating state of each invariant, and liveness goal flags."""
         if rows.shape[0] == 0:
             return
@@ -299,7 +328,7 @@ class _Search:
                 if not holds.all():
                     first_bad[prop.name] = base + int(np.flatnonzero(~holds)[0])
         for prop in self.lives:
-            goals[prop.name].append(property_holds(self.layout, self.procs, rows, prop))
+            goals[prop.name].extend(property_holds(self.layout, self.procs, rows, prop))
 
     def _path(self, parent: np.ndarray, via: np.ndarray, n: int) -> Path:
         """A shortest path to state ``n``: stored states by replaying the recorded actions."""
@@ -317,3 +346,27 @@ class _Search:
             assert nxt is not None, "recorded action not enabled in its stored parent"
             stored.append(canon(nxt))
         return concretize(model, stored, actions, self.symmetry)
+
+
+class _Flags:
+    """A growable bool array (amortized doubling), indexed by state number."""
+
+    def __init__(self) -> None:
+        self._data = np.zeros(1024, dtype=bool)
+        self._n = 0
+
+    def extend(self, values: np.ndarray) -> None:
+        need = self._n + values.shape[0]
+        if need > self._data.shape[0]:
+            grown = np.zeros(max(need, 2 * self._data.shape[0]), dtype=bool)
+            grown[:self._n] = self._data[:self._n]
+            self._data = grown
+        self._data[self._n:need] = values
+        self._n = need
+
+    def view(self) -> np.ndarray:
+        return self._data[:self._n]
+
+    @property
+    def nbytes(self) -> int:
+        return self._n
