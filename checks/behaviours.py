@@ -7,12 +7,11 @@ variables both protocols have, with the same domain: ghost bookkeeping (``lw``, 
 under VCPU symmetry (projection commutes with renaming VCPUs, because the only
 VCPU-valued variables dropped are dropped whole).
 
-The enumeration is a level-synchronous BFS over numpy batches built from the same parts
-as the fast search (:mod:`deferral.checks.numpy_ops`, :mod:`deferral.checks.packing`,
-:mod:`deferral.checks.visited`); it keeps every stored state, its BFS parent and the
-action that reached it, so a shortest path to any behaviour can be given. A step that
-misbehaves on a batch is located again on concrete states, so the :class:`StepError`
-names the protocol's source file, the step and the state.
+The enumeration is the fast search's own level-synchronous BFS
+(:func:`deferral.checks.vectorized.reachable_levels`), keeping every stored state, its BFS
+parent and the action that reached it, so a shortest path to any behaviour can be given.
+A step that misbehaves on a batch is located again on concrete states, so the
+:class:`StepError` names the protocol's source file, the step and the state.
 """
 
 from __future__ import annotations
@@ -23,19 +22,14 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from deferral.checks.explore import concretize
-from deferral.checks.numpy_ops import NotVectorizable, guard_mask, successors
+from deferral.checks.numpy_ops import NotVectorizable
 from deferral.checks.packing import Packer
 from deferral.checks.results import Path
-from deferral.checks.visited import Visited
+from deferral.checks.vectorized import reachable_levels
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model, State
-from deferral.model.context import StepError
 from deferral.model.protocol import Protocol
 from deferral.model.schema import Layout, Var
-
-#: Frontier rows per batch.
-CHUNK_ROWS = 1 << 14
-
 
 class TooManyStates(Exception):
     """The enumeration passed its ``max_states`` limit."""
@@ -88,73 +82,15 @@ def reachable(protocol: Protocol, bounds: Bounds, *, start: State | None = None,
 
 
 def _reachable_np(model: Model, start: State | None, max_states: int | None) -> Reachable:
-    layout = model.layout
-    packer = Packer(layout, True)
-    procs = model.protocol.procedure_table
-    labels = [a.label() for a in model.actions]
-    first = model.initial if start is None else start
-    init_key = packer.canonical_keys(packer.rows_of([first]))
-    visited = Visited(packer.key_dtype)
-    visited.add(init_key, np.zeros(1, dtype=np.uint32))
-    frontier = packer.unpack(init_key)
-    key_levels, row_levels = [init_key], [frontier]
-    parents, vias = [np.full(1, -1, np.int64)], [np.full(1, -1, np.int32)]
-    n_states, base, depth = 1, 0, 0
-    while frontier.shape[0]:
-        keys_l, par_l, act_l = [], [], []
-        for offset in range(0, frontier.shape[0], CHUNK_ROWS):
-            rows = frontier[offset:offset + CHUNK_ROWS]
-            for action in model.actions:
-                label = labels[action.index]
-                try:
-                    mask = guard_mask(layout, procs, rows, action.step, action.args, label)
-                    idx = np.flatnonzero(mask)
-                    if idx.size == 0:
-                        continue
-                    succ = successors(layout, procs, rows, idx, action.step, action.args, label,
-                                      model.protocol.name)
-                except StepError:
-                    _locate(model, rows, action.index)
-                    raise
-                keys_l.append(packer.canonical_keys(succ))
-                par_l.append(idx.astype(np.int64) + offset)
-                act_l.append(np.full(idx.size, action.index, np.int32))
-        if not keys_l:
-            break
-        keys = np.concatenate(keys_l)
-        par = np.concatenate(par_l)
-        act = np.concatenate(act_l)
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
-        firsts = np.ones(keys.shape[0], dtype=bool)
-        firsts[1:] = sorted_keys[1:] != sorted_keys[:-1]
-        uniq = sorted_keys[firsts]
-        first_pos = order[firsts]
-        new_at = np.flatnonzero(visited.lookup(uniq) < 0)
-        if new_at.size == 0:
-            break
-        if max_states is not None and n_states + new_at.size > max_states:
-            raise TooManyStates(f"{model.protocol.name} at {model.bounds.short()}: more than "
-                                f"{max_states:,} states")
-        new_keys = uniq[new_at]
-        visited.add(new_keys, np.arange(n_states, n_states + new_at.size, dtype=np.uint32))
-        parents.append(base + par[first_pos[new_at]])
-        vias.append(act[first_pos[new_at]])
-        frontier = packer.unpack(new_keys)
-        key_levels.append(new_keys)
-        row_levels.append(frontier)
-        base = n_states
-        n_states += new_at.size
-        depth += 1
-    return Reachable(model, np.concatenate(key_levels), np.concatenate(row_levels),
-                     np.concatenate(parents), np.concatenate(vias), depth)
-
-
-def _locate(model: Model, rows: np.ndarray, action_index: int) -> None:
-    """Re-run one action on concrete states to raise the StepError that names the state."""
-    action = model.actions[action_index]
-    for row in rows:
-        model.apply(tuple(int(v) for v in row), action)  # raises the located StepError
+    """The fast search's own BFS (:func:`deferral.checks.vectorized.reachable_levels`)."""
+    levels = reachable_levels(model, start=start, symmetry=True, max_states=max_states, workers=1)
+    if levels.stopped_by == "max-states":
+        raise TooManyStates(f"{model.protocol.name} at {model.bounds.short()}: more than "
+                            f"{max_states:,} states")
+    parent = levels.parent.astype(np.int64)
+    via = levels.via.astype(np.int32)
+    parent[0] = via[0] = -1
+    return Reachable(model, levels.keys, levels.packer.unpack(levels.keys), parent, via, levels.depth)
 
 
 def _reachable_plain(model: Model, start: State | None, max_states: int | None) -> Reachable:

@@ -38,7 +38,8 @@ from deferral.checks.parallel import ordered_map
 from deferral.checks.results import Outcome, Path, Progress, ProgressFn, SearchResult
 from deferral.checks.visited import Visited
 from deferral.model.bounds import Bounds
-from deferral.model.concrete import Model
+from deferral.model.concrete import Model, State
+from deferral.model.context import StepError
 from deferral.model.protocol import Protocol
 
 #: Frontier rows per chunk (fixed: results must not depend on the number of workers).
@@ -84,6 +85,33 @@ def explore_vectorized(
 
 
 @dataclass
+class Levels:
+    """Every state reached by the search (canonical under symmetry), in BFS numbering."""
+
+    packer: Packer
+    keys: np.ndarray  # key of state n
+    parent: np.ndarray  # BFS parent of state n (state 0, the start, is its own)
+    via: np.ndarray  # action index that reached state n (0 for the start)
+    depth: int
+    stopped_by: str | None  # "max-states" when the limit cut the search short
+
+
+def reachable_levels(model: Model, *, start: State | None = None, symmetry: bool = True,
+                     max_states: int | None = None, workers: int = 1) -> Levels:
+    """The same level-synchronous search, keeping every state's key; no property checked.
+
+    Starts from ``start`` (default: the initial state). A step that misbehaves raises the
+    :class:`StepError` of the concrete model, which names the state; a protocol whose steps
+    cannot run on arrays raises :class:`NotVectorizable`.
+    """
+    search = _Search(model, symmetry, max_states, None, None, max(1, workers), time.monotonic(),
+                     start_state=start, keep_keys=True)
+    result = search.run()
+    return Levels(search.packer, np.concatenate(search.level_keys), search.parent, search.via,
+                  result.depth, result.stopped_by)
+
+
+@dataclass
 class _Chunk:
     """What one frontier chunk produced."""
 
@@ -99,7 +127,8 @@ class _Search:
     """One run of the level-synchronous search (state lives here, not in globals)."""
 
     def __init__(self, model: Model, symmetry: bool, max_states: int | None, time_limit: float | None,
-                 progress: ProgressFn | None, workers: int, start: float) -> None:
+                 progress: ProgressFn | None, workers: int, start: float, *,
+                 start_state: State | None = None, keep_keys: bool = False) -> None:
         self.model = model
         self.layout = model.layout
         self.symmetry = symmetry
@@ -112,9 +141,16 @@ class _Search:
         self.packer = Packer(self.layout, symmetry)
         self.procs = model.protocol.procedure_table
         self.labels = [a.label() for a in model.actions]
-        self.invariants = model.invariants
-        self.lives = model.liveness
         self.action_dtype = np.uint16 if len(model.actions) < 65535 else np.uint32
+        # keep_keys: a plain enumeration (behaviours): keys kept, no property checked,
+        # a misbehaving step located on concrete states
+        self.keep_keys = keep_keys
+        self.start_state = model.initial if start_state is None else start_state
+        self.invariants = [] if keep_keys else model.invariants
+        self.lives = [] if keep_keys else model.liveness
+        self.level_keys: list[np.ndarray] = []
+        self.parent = np.zeros(0, dtype=np.uint32)
+        self.via = np.zeros(0, dtype=self.action_dtype)
 
     # ---- successor generation ----------------------------------------------------------
     def expand(self, rows: np.ndarray, offset: int, visited: Visited) -> "_Chunk":
@@ -124,12 +160,17 @@ class _Search:
         name = self.model.protocol.name
         for action in self.model.actions:
             label = self.labels[action.index]
-            mask = guard_mask(self.layout, self.procs, rows, action.step, action.args, label)
-            idx = np.flatnonzero(mask)
-            if idx.size == 0:
-                continue
-            succ_rows.append(successors(self.layout, self.procs, rows, idx, action.step, action.args,
-                                        label, name))
+            try:
+                mask = guard_mask(self.layout, self.procs, rows, action.step, action.args, label)
+                idx = np.flatnonzero(mask)
+                if idx.size == 0:
+                    continue
+                succ_rows.append(successors(self.layout, self.procs, rows, idx, action.step,
+                                            action.args, label, name))
+            except StepError:
+                if self.keep_keys:
+                    _locate(self.model, rows, action.index)
+                raise
             parents.append(idx.astype(np.int64) + offset)
             actions.append(np.full(idx.size, action.index, dtype=self.action_dtype))
         if not succ_rows:
@@ -173,10 +214,12 @@ class _Search:
     # ---- the search ----------------------------------------------------------------------
     def run(self) -> SearchResult:
         packer, layout = self.packer, self.layout
-        init_key = packer.canonical_keys(packer.rows_of([layout.initial]))
+        init_key = packer.canonical_keys(packer.rows_of([self.start_state]))
         visited = Visited(packer.key_dtype)
         visited.add(init_key, np.zeros(1, dtype=np.uint32))
         frontier = packer.unpack(init_key)
+        if self.keep_keys:
+            self.level_keys.append(init_key)
         parents: list[np.ndarray] = [np.zeros(1, dtype=np.uint32)]  # state 0 (initial): none
         vias: list[np.ndarray] = [np.zeros(1, dtype=self.action_dtype)]
         # per liveness property: the goal flag of each state, OR-ed with "has a goal successor"
@@ -226,6 +269,8 @@ class _Search:
             parents.append(base + par_all[new_at])
             vias.append(act_all[new_at])
             visited.add(new_keys, np.arange(n_states, n_states + n_new, dtype=np.uint32))
+            if self.keep_keys:
+                self.level_keys.append(new_keys)
             level_rows = frontier.shape[0]
             frontier = packer.unpack(new_keys)
             self._check(frontier, n_states, first_bad, goals)
@@ -258,8 +303,9 @@ class _Search:
         edge_bytes = sum(a.nbytes + b.nbytes for a, b in zip(edges_src, edges_dst))
         parent = np.concatenate(parents)
         via = np.concatenate(vias)
+        self.parent, self.via = parent, via
         outcomes: list[Outcome] = []
-        for prop in self.model.protocol.properties:
+        for prop in ([] if self.keep_keys else self.model.protocol.properties):
             if prop.kind == "invariant":
                 if prop.name in first_bad:
                     path = self._path(parent, via, first_bad[prop.name])
@@ -339,7 +385,7 @@ class _Search:
         chain.reverse()
         model = self.model
         canon: Callable[[Any], Any] = model.canonical if self.symmetry else (lambda s: s)
-        stored = [canon(model.initial)]
+        stored = [canon(self.start_state)]
         actions = [int(via[m]) for m in chain[1:]]
         for a in actions:
             nxt = model.apply(stored[-1], model.actions[a])
@@ -370,3 +416,10 @@ class _Flags:
     @property
     def nbytes(self) -> int:
         return self._n
+
+
+def _locate(model: Model, rows: np.ndarray, action_index: int) -> None:
+    """Re-run one action on concrete states to raise the StepError that names the state."""
+    action = model.actions[action_index]
+    for row in rows:
+        model.apply(tuple(int(v) for v in row), action)  # raises the located StepError
