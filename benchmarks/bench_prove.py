@@ -42,7 +42,7 @@ def once(variant: str, b: tuple[int, int, int, int], method: str, timeout: float
 
 def infer(variant: str, timeout: float) -> None:
     protocol, small = PUBLISHED[variant], Bounds(*INFER_AT)
-    res = pdr(protocol, small, timeout=timeout)
+    res = pdr(protocol, small, timeout=timeout, encoding="onehot")
     print(f"pdr {variant} at {small.short()}: {res.status}, {len(res.clauses)} clauses, {res.elapsed_s:.1f} s",
           flush=True)
     if res.status != "proved":

@@ -148,7 +148,8 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         inferred_at = infer_bounds(bounds)
         budget = INFER_DEFAULT_S if timeout is None else INFER_SHARE * timeout
         say(f"auto: Spacer infers lemmas at {inferred_at.short()} (budget {budget:.0f} s)")
-        small = pdr(protocol, inferred_at, timeout=budget, enc=enc if inferred_at == bounds else None)
+        small = pdr(protocol, inferred_at, timeout=budget, enc=enc if inferred_at == bounds else None,
+                    encoding="onehot")
         if small.status == "proved":
             templates = generalize(small.invariant, small.atoms, encode(protocol, inferred_at, check=False).layout)
             log.append(f"pdr at {inferred_at.short()}: {len(small.clauses)} clauses in {small.elapsed_s:.1f} s, "

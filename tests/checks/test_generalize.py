@@ -29,7 +29,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "drain_zaps.py"
 
 
 def inferred(name: str) -> list[Template]:
-    res = pdr(PUBLISHED[name], SMALL, timeout=60)
+    res = pdr(PUBLISHED[name], SMALL, timeout=60, encoding="onehot")
     assert res.status == "proved" and res.atoms
     return generalize(res.invariant, res.atoms, encode(PUBLISHED[name], SMALL).layout)
 

@@ -23,9 +23,10 @@ def test_pdr_proves_the_reference_with_an_invariant() -> None:
     assert res.status == "proved" and res.clauses and res.smt2
 
 
-def test_pdr_bit_vector_encoding_still_proves() -> None:
-    res = pdr(REFERENCE, Bounds(1, 1, 1, 1), timeout=60, encoding="bv")
-    assert res.status == "proved" and res.clauses and not res.atoms
+def test_pdr_one_hot_encoding_proves_with_atoms() -> None:
+    res = pdr(REFERENCE, Bounds(1, 1, 1, 1), timeout=60, encoding="onehot")
+    assert res.status == "proved" and res.clauses and res.atoms
+    assert any("pc[0]=" in c for c in res.clauses) or any("=" in c for c in res.clauses)
 
 
 def test_pdr_refutes_a_mutant_with_a_shortest_trace() -> None:
