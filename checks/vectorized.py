@@ -4,12 +4,16 @@ For each BFS level the frontier (rows of slot values, canonical under symmetry) 
 into fixed-size chunks. For each chunk and each action (step instance) the protocol's own
 guard is evaluated over the chunk with :class:`~deferral.checks.numpy_ops.NumpyOps`, the
 effect runs on the enabled rows, and the successor rows get canonical keys
-(:mod:`deferral.checks.packing`: least key over the N! images, one matrix product). Each
+(:mod:`deferral.checks.packing`: least key over the images whose VCPU order fits the VCPUs'
+signatures). Each
 chunk's keys are deduplicated by sorting and looked up in the visited runs
 (:mod:`deferral.checks.visited`); the chunks' new candidates are merged with a stable sort
 and numbered in key order. Each state keeps
 its BFS parent and the action that reached it, so a counterexample is a shortest path,
-replayed into real states by :func:`deferral.checks.explore.concretize`.
+replayed into real states by :func:`deferral.checks.explore.concretize`. For AG EF only
+the edges out of states not yet known to reach a goal state are stored.
+:func:`reachable_levels` is the same search keeping every key (used by
+:mod:`deferral.checks.behaviours`).
 
 Reports match :func:`deferral.checks.explore.explore` exactly (states, transitions, depth,
 verdicts, shortest lengths) for every number of workers: chunks are of a fixed size and
