@@ -305,7 +305,8 @@ def load(text: str) -> list[Template]:
     try:
         doc = json.loads(text)
         if doc.get("format") != "deferral-lemmas/1":
-            raise GeneralizeError("not a deferral-lemmas/1 file (written by prove --invariant-out)")
+            raise GeneralizeError("not a deferral-lemmas/1 file (prove --invariant-out writes one when the "
+                                  "route is pdr-generalized or lemma-file)")
         out = []
         for entry in doc["lemmas"]:
             params = tuple((str(n), str(s)) for n, s in entry["params"])

@@ -18,11 +18,13 @@ naming which step instance fires; ``T(x, act, y)`` is ``guard_act(x)`` and, for 
 slot, ``y_j = (ite over the actions that write j) else x_j``.
 
 What cannot be encoded: a variant whose step functions branch with Python ``if``/``and``/
-``or``/``not`` on a state value, or mix bool-valued variables with integer arithmetic
-(``s.ipi[k][i] + 1``), or call Python functions on state values (``int(x)``,
-``range(s.pc[i])``). The concrete model accepts those silently for one state; here they
-raise :class:`EncodingError` naming the step (Z3 refuses to turn a term into a Python
-bool). Anything written in the StepContext notation encodes.
+``or``/``not`` on a state value, use one as a Python int (a list index, ``range``), mix
+bool-valued variables with integer arithmetic (``s.ipi[k][i] + 1``), or raise. Every
+state value is wrapped in :class:`Sym`, whose truth test raises (z3's own terms would
+answer ``bool(a == b)`` structurally and silently encode something else), so those raise
+:class:`EncodingError`, one line naming the variant, its file and the step.
+:func:`crosscheck` compares the terms with the concrete model on the first states as a
+second net. Anything written in the StepContext notation encodes.
 """
 
 from __future__ import annotations
@@ -376,9 +378,9 @@ class Encoding:
 def crosscheck(enc: Encoding, max_states: int = 24) -> None:
     """Compare the Z3 terms with the concrete model on the first states of a BFS.
 
-    Z3 turns ``x == c`` into a Python bool *structurally* (without raising), so a variant
-    that writes ``if s.pc[i] == IDLE:`` would silently encode something else. This catches
-    such a step on the states it is tried on; raises EncodingError naming the step.
+    A second net behind :class:`Sym` (which refuses Python ``if`` on a state value): any
+    other way a step could evaluate differently over Z3 terms is caught on the states it
+    is tried on; raises EncodingError naming the step.
     """
     model = enc.model
     xs = enc.state("cc")
