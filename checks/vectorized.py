@@ -36,6 +36,7 @@ import numpy as np
 
 from deferral.checks.backreach import unreachable_goal_np
 from deferral.checks.explore import concretize, explore
+from deferral.checks.kernels import Kernel, compile_action, compile_property
 from deferral.checks.numpy_ops import NotVectorizable, guard_mask, property_holds, successors
 from deferral.checks.packing import Packer
 from deferral.checks.parallel import ordered_map
@@ -44,7 +45,7 @@ from deferral.checks.visited import Visited
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model, State
 from deferral.model.context import StepError
-from deferral.model.protocol import Protocol
+from deferral.model.protocol import Property, Protocol
 
 #: Frontier rows per chunk (fixed: results must not depend on the number of workers).
 CHUNK_ROWS = 1 << 17
@@ -153,6 +154,14 @@ class _Search:
         self.invariants = [] if keep_keys else model.invariants
         self.lives = [] if keep_keys else model.liveness
         self.level_keys: list[np.ndarray] = []
+        # each step instance and property traced once, compiled to straight-line numpy code
+        # (None parts run through numpy_ops as before)
+        name = model.protocol.name
+        self.kernels: list[Kernel] = [compile_action(self.layout, self.procs, a.step, a.args,
+                                                     self.labels[a.index], name)
+                                      for a in model.actions]
+        self.prop_kernels = {p.name: compile_property(self.layout, self.procs, p)
+                             for p in (*self.invariants, *self.lives)}
         self.parent = np.zeros(0, dtype=np.uint32)
         self.via = np.zeros(0, dtype=self.action_dtype)
 
@@ -164,13 +173,26 @@ class _Search:
         name = self.model.protocol.name
         for action in self.model.actions:
             label = self.labels[action.index]
+            kernel = self.kernels[action.index]
             try:
-                mask = guard_mask(self.layout, self.procs, rows, action.step, action.args, label)
-                idx = np.flatnonzero(mask)
+                if kernel.guard is not None:
+                    mask = kernel.guard(rows)
+                    if mask is False:
+                        continue
+                    idx = (np.flatnonzero(mask) if mask is not True
+                           else np.arange(rows.shape[0], dtype=np.intp))
+                else:
+                    mask = guard_mask(self.layout, self.procs, rows, action.step, action.args, label)
+                    idx = np.flatnonzero(mask)
                 if idx.size == 0:
                     continue
-                succ_rows.append(successors(self.layout, self.procs, rows, idx, action.step,
-                                            action.args, label, name))
+                if kernel.effect is not None:
+                    out = rows[idx]
+                    kernel.effect(out)
+                    succ_rows.append(out)
+                else:
+                    succ_rows.append(successors(self.layout, self.procs, rows, idx, action.step,
+                                                action.args, label, name))
             except StepError:
                 if self.keep_keys:
                     _locate(self.model, rows, action.index)
@@ -374,11 +396,18 @@ class _Search:
             return
         for prop in self.invariants:
             if prop.name not in first_bad:
-                holds = property_holds(self.layout, self.procs, rows, prop)
+                holds = self._holds(rows, prop)
                 if not holds.all():
                     first_bad[prop.name] = base + int(np.flatnonzero(~holds)[0])
         for prop in self.lives:
-            goals[prop.name].extend(property_holds(self.layout, self.procs, rows, prop))
+            goals[prop.name].extend(self._holds(rows, prop))
+
+    def _holds(self, rows: np.ndarray, prop: Property) -> np.ndarray:
+        """Where every instance of ``prop`` holds (compiled kernel, or the numpy path)."""
+        kernel = self.prop_kernels.get(prop.name)
+        if kernel is not None:
+            return kernel(rows)
+        return property_holds(self.layout, self.procs, rows, prop)
 
     def _path(self, parent: np.ndarray, via: np.ndarray, n: int) -> Path:
         """A shortest path to state ``n``: stored states by replaying the recorded actions."""
