@@ -5,21 +5,23 @@ Methods: ``bmc`` (bounded; a violation or "nothing up to depth K", never a proof
 and imply the properties), ``pdr`` (Spacer infers an invariant), and ``auto``, the
 strongest automatic route:
 
-1. *Inferred lemmas* (route ``pdr-generalized+houdini+induction``): Spacer proves the
-   property at small bounds (:func:`infer_bounds`: N = min(N, 2), V = F = Q = 1) with the
-   one-hot encoding; :mod:`deferral.checks.generalize` turns its clauses into lemma
-   families over distinct VCPUs, pages and non-zero frames; Houdini keeps the families
-   whose instances are inductive at the requested bounds; if they imply the property,
-   it is proved by induction at the requested bounds. With ``lemmas_file`` templates
-   (``--lemmas FILE``, saved by ``--invariant-out``) Spacer is skipped (route
-   ``lemma-file+houdini+induction``).
+1. *Lemmas from a file* (``--lemmas FILE``, saved by ``--invariant-out``; route
+   ``lemma-file+houdini+induction``): Houdini keeps the families whose instances are
+   inductive at the requested bounds; if they imply the property, it is proved.
 2. *Shipped lemmas* (route ``shipped-lemmas+houdini+induction``): the same with the
    hand-written lemma families of :mod:`deferral.model.invariant` as candidates (sound
-   for any variant: Houdini and induction decide, the lemmas only propose).
-3. bounded model checking to a modest depth (a violation is a refutation with a
+   for any variant: Houdini and induction decide, the lemmas only propose). Cheap, so
+   tried before Spacer.
+3. *Inferred lemmas* (route ``pdr-generalized+houdini+induction``): Spacer proves the
+   property at small bounds (:func:`infer_bounds`: N = min(N, 2), V = F = Q = 1) with the
+   one-hot encoding; :mod:`deferral.checks.generalize` turns its clauses into lemma
+   families over distinct VCPUs, pages and non-zero frames; Houdini and induction as
+   above. This is the route for a variant that breaks a shipped lemma; ``infer_first``
+   (``--infer-first``) tries it before the shipped lemmas.
+4. bounded model checking to a modest depth (a violation is a refutation with a
    shortest trace; a first, short bmc run comes before step 1, so a buggy variant is
    refuted in seconds);
-4. Spacer at the requested bounds with what is left of the time limit.
+5. Spacer at the requested bounds with what is left of the time limit.
 
 The route that settled the question is reported as it is; the log says why earlier
 routes did not."""
@@ -79,15 +81,16 @@ class ProveResult:
 
 def prove(protocol: Protocol, bounds: Bounds, method: str = "auto", *, depth: int = 20,
           timeout: float | None = None, lemmas: tuple[Lemma, ...] = INVARIANT,
-          templates: list[Template] | None = None,
+          templates: list[Template] | None = None, infer_first: bool = False,
           note: Callable[[str], None] | None = None) -> ProveResult:
-    """Run ``method``; ``note`` receives progress lines; ``templates``: lemma families from a file (auto)."""
+    """Run ``method``; ``note`` receives progress lines; ``templates``: lemma families from a file (auto);
+    ``infer_first``: in auto, try Spacer-inferred lemmas before the shipped ones."""
     return _prove(protocol, bounds, method, depth=depth, timeout=timeout, lemmas=lemmas, templates=templates,
-                  note=note)
+                  infer_first=infer_first, note=note)
 
 
 def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeout: float | None,
-           lemmas: tuple[Lemma, ...], templates: list[Template] | None,
+           lemmas: tuple[Lemma, ...], templates: list[Template] | None, infer_first: bool,
            note: Callable[[str], None] | None) -> ProveResult:
     """Run ``method``; ``note`` receives progress lines."""
     start = time.monotonic()
@@ -144,27 +147,36 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     log.append(f"bmc: no violation up to depth {found.depth}" + (f" ({found.reason})" if found.reason and
                                                                     found.depth < min(depth, AUTO_BMC_DEPTH) else ""))
     inferred_at: Bounds | None = None
-    if templates is None:
+
+    def inferred() -> list[Template] | None:
+        """Spacer at small bounds, its clauses generalized into lemma families."""
+        nonlocal inferred_at
         inferred_at = infer_bounds(bounds)
-        budget = INFER_DEFAULT_S if timeout is None else INFER_SHARE * timeout
+        budget = INFER_DEFAULT_S if timeout is None else INFER_SHARE * (left() or timeout)
         say(f"auto: Spacer infers lemmas at {inferred_at.short()} (budget {budget:.0f} s)")
         small = pdr(protocol, inferred_at, timeout=budget, enc=enc if inferred_at == bounds else None,
                     encoding="onehot")
-        if small.status == "proved":
-            templates = generalize(small.invariant, small.atoms, encode(protocol, inferred_at, check=False).layout)
-            log.append(f"pdr at {inferred_at.short()}: {len(small.clauses)} clauses in {small.elapsed_s:.1f} s, "
-                       f"{len(templates)} candidate lemma families")
-        else:
+        if small.status != "proved":
             log.append(f"pdr at {inferred_at.short()}: {small.status}"
                        + (f" ({small.reason})" if small.reason else "") + f" after {small.elapsed_s:.1f} s")
-    else:
+            return None
+        found_templates = generalize(small.invariant, small.atoms, encode(protocol, inferred_at, check=False).layout)
+        log.append(f"pdr at {inferred_at.short()}: {len(small.clauses)} clauses in {small.elapsed_s:.1f} s, "
+                   f"{len(found_templates)} candidate lemma families")
+        return found_templates
+
+    # candidate routes in order: (name, how to get the candidate families, templates or None)
+    routes: list[tuple[str, Callable[[], list[Template] | None] | None]] = []
+    if templates is not None:
         check_against(templates, enc.layout)
-    routes: list[tuple[str, list[Lemma], list[Template] | None]] = []
-    if templates:
-        name = "pdr-generalized" if inferred_at is not None else "lemma-file"
-        routes.append((name, [t.lemma() for t in templates], templates))
-    routes.append(("shipped-lemmas", list(lemmas), None))
-    for name, candidates, temps in routes:
+        routes.append(("lemma-file", lambda: templates))
+    shipped = ("shipped-lemmas", None)
+    routes += [("pdr-generalized", inferred), shipped] if infer_first else [shipped, ("pdr-generalized", inferred)]
+    for name, source in routes:
+        temps = None if source is None else source()
+        if source is not None and not temps:
+            continue
+        candidates = list(lemmas) if temps is None else [t.lemma() for t in temps]
         say(f"auto: Houdini over {len(candidates)} {name} lemma families at {bounds.short()}")
         try:
             alive, hlog = houdini(protocol, bounds, candidates, timeout=left(), enc=enc)
@@ -179,7 +191,8 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         if r.status == "proved":
             kept = None if temps is None else [t for t in temps if t.show() in {a.show() for a in alive}]
             return result("proved", route=f"{name}+houdini+induction", invariant=[lem.show() for lem in alive],
-                          log=log, templates=kept, inferred_at=inferred_at if temps is not None else None)
+                          log=log, templates=kept,
+                          inferred_at=inferred_at if name == "pdr-generalized" else None)
         log.append(f"{name}+houdini+induction: {r.status} ({', '.join(r.failed[:3])})")
     if found.depth < min(depth, AUTO_BMC_DEPTH):  # the quick look stopped early: finish it
         say(f"auto: bounded model checking to depth {AUTO_BMC_DEPTH}")

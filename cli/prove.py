@@ -32,9 +32,9 @@ def register(sub: Any) -> None:
     add_bounds(p)
     add_variant(p)
     p.add_argument("--method", choices=METHODS, default="auto",
-                   help="auto (default: Spacer infers lemmas at small bounds, generalized over VCPUs/pages/"
-                        "frames, Houdini + induction at the requested bounds; then the shipped lemmas; then bmc; "
-                        "then pdr), "
+                   help="auto (default: a quick bmc; Houdini + induction over the shipped lemmas; else Spacer "
+                        "infers lemmas at small bounds, generalized over VCPUs/pages/frames, Houdini + induction "
+                        "at the requested bounds; then bmc; then pdr), "
                         "bmc (bounded, needs --depth), induction (the shipped invariant), pdr (Spacer)")
     p.add_argument("--depth", type=positive(int), default=20, metavar="K", help="bmc depth (default 20)")
     p.add_argument("--timeout", type=positive(float), metavar="S", help="give up after S seconds (exit 3)")
@@ -44,6 +44,9 @@ def register(sub: Any) -> None:
                    help="write the proved invariant (JSON; generalized lemma families are loadable by --lemmas)")
     p.add_argument("--lemmas", metavar="FILE",
                    help="auto: candidate lemma families from FILE (written by --invariant-out) instead of Spacer")
+    p.add_argument("--infer-first", action="store_true",
+                   help="auto: try Spacer-inferred lemmas before the shipped ones (for a variant the shipped "
+                        "lemmas do not fit, or to see what Spacer finds)")
     p.set_defaults(func=run)
 
 
@@ -68,11 +71,13 @@ def run(args: argparse.Namespace) -> int:
     quiet = args.json
     try:
         if quiet:
-            res = prove(protocol, bounds, args.method, depth=args.depth, timeout=args.timeout, templates=templates)
+            res = prove(protocol, bounds, args.method, depth=args.depth, timeout=args.timeout, templates=templates,
+                        infer_first=args.infer_first)
         else:
             with err.status(f"prove {protocol.name} {bounds.short()} ({args.method})") as status:
                 res = prove(protocol, bounds, args.method, depth=args.depth, timeout=args.timeout,
-                            templates=templates, note=lambda text: status.update(text))
+                            templates=templates, infer_first=args.infer_first,
+                            note=lambda text: status.update(text))
     except EncodingError as exc:
         raise UsageError(str(exc)) from None
     except GeneralizeError as exc:

@@ -66,7 +66,7 @@ def test_kept_lemmas_hold_in_every_reachable_concrete_state() -> None:
 def test_auto_proves_larger_bounds_with_inferred_lemmas(name: str) -> None:
     b = Bounds(1, 1, 3, 1)
     assert infer_bounds(b) == SMALL
-    res = prove(PUBLISHED[name], b, "auto", timeout=120)
+    res = prove(PUBLISHED[name], b, "auto", timeout=120, infer_first=True)
     assert res.status == "proved", res.log
     assert res.route == "pdr-generalized+houdini+induction", res.log
     assert res.inferred_at == SMALL and res.templates and len(res.invariant or []) == len(res.templates)
@@ -74,13 +74,13 @@ def test_auto_proves_larger_bounds_with_inferred_lemmas(name: str) -> None:
 
 def test_auto_user_variant_file_inferred_route() -> None:
     protocol = load_variant_file(str(EXAMPLE))
-    res = prove(protocol, Bounds(1, 1, 2, 1), "auto", timeout=120)
+    res = prove(protocol, Bounds(1, 1, 2, 1), "auto", timeout=120, infer_first=True)
     assert res.status == "proved" and res.route == "pdr-generalized+houdini+induction", res.log
 
 
 def test_auto_falls_back_to_the_shipped_lemmas_and_says_so(capsys: pytest.CaptureFixture[str]) -> None:
     # Spacer at N=2 does not finish in 1.5 s (half of the limit): the shipped lemmas prove it
-    code = main(["prove", "--json", "--vcpus", "2", "--pages", "2", "--timeout", "3"])
+    code = main(["prove", "--json", "--vcpus", "2", "--pages", "2", "--timeout", "3", "--infer-first"])
     doc = json.loads(capsys.readouterr().out)
     assert code == 0 and doc["status"] == "proved"
     assert doc["route"] == "shipped-lemmas+houdini+induction" and len(doc["invariant"]) == 13
@@ -88,7 +88,8 @@ def test_auto_falls_back_to_the_shipped_lemmas_and_says_so(capsys: pytest.Captur
 
 def test_invariant_out_then_lemmas_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     saved = tmp_path / "lemmas.json"
-    assert main(["prove", "--json", "--vcpus", "1", "--frames", "2", "--invariant-out", str(saved)]) == 0
+    assert main(["prove", "--json", "--vcpus", "1", "--frames", "2", "--infer-first",
+                 "--invariant-out", str(saved)]) == 0
     first = json.loads(capsys.readouterr().out)
     assert first["route"] == "pdr-generalized+houdini+induction"
     doc = json.loads(saved.read_text())
@@ -125,3 +126,11 @@ def test_save_load_round_trip_and_show() -> None:
     enc = encode(REFERENCE, Bounds(2, 1, 1, 1), check=False)
     xs = enc.state("t")
     assert z3.is_true(z3.simplify(enc.ops.boolean(t.lemma().fn(enc.context(xs), 0, 0, 0))))
+
+
+def test_auto_tries_the_shipped_lemmas_before_spacer(capsys: pytest.CaptureFixture[str]) -> None:
+    # without a time limit, the reference at N=2 is proved by the shipped lemmas in seconds
+    code = main(["prove", "--json", "--vcpus", "2", "--pages", "2"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0 and doc["route"] == "shipped-lemmas+houdini+induction"
+    assert doc["elapsed_s"] < 60
