@@ -2,8 +2,10 @@
 
 For each BFS level the frontier (rows of slot values, canonical under symmetry) is cut
 into fixed-size chunks. For each chunk and each action (step instance) the protocol's own
-guard is evaluated over the chunk with :class:`~deferral.checks.numpy_ops.NumpyOps`, the
-effect runs on the enabled rows, and the successor rows get canonical keys
+guard is evaluated over the chunk, the effect runs on the enabled rows (both compiled once
+per search into straight-line numpy code by :mod:`deferral.checks.kernels`, or, for what
+cannot be traced, run through :class:`~deferral.checks.numpy_ops.NumpyOps`), and the
+successor rows get canonical keys
 (:mod:`deferral.checks.packing`: least key over the images whose VCPU order fits the VCPUs'
 signatures). Each
 chunk's keys are deduplicated by sorting and looked up in the visited runs
