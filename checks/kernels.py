@@ -22,7 +22,7 @@ through :mod:`deferral.checks.numpy_ops` exactly as before.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -228,28 +228,8 @@ class TraceOps(Ops):
     def is_value(self, x: Any) -> bool:
         return isinstance(x, Node)
 
-    def _truth(self, x: Node) -> Node:
+    def truth(self, x: Node) -> Node:
         return x if x.kind == "bool" else self.tracer.binary("!=", x, 0)
-
-    def all_(self, xs: Iterable[Any]) -> Any:
-        out: Any = True
-        for x in xs:
-            if isinstance(x, Node):
-                x = self._truth(x)
-                out = x if out is True else out & x
-            elif not x:
-                return False
-        return out
-
-    def any_(self, xs: Iterable[Any]) -> Any:
-        out: Any = False
-        for x in xs:
-            if isinstance(x, Node):
-                x = self._truth(x)
-                out = x if out is False else out | x
-            elif x:
-                return True
-        return out
 
     def store(self, slot: Any, value: Any) -> Any:
         if isinstance(value, Node):

@@ -13,7 +13,7 @@ value) raises :class:`NotVectorizable`; the search then falls back to the plain 
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -45,25 +45,8 @@ class NumpyOps(Ops):
     def is_value(self, x: Any) -> bool:
         return isinstance(x, np.ndarray)
 
-    def all_(self, xs: Iterable[Any]) -> Any:
-        out: Any = True
-        for x in xs:
-            if isinstance(x, np.ndarray):
-                x = x if x.dtype == np.bool_ else x != 0
-                out = x if out is True else out & x
-            elif not x:
-                return False
-        return out
-
-    def any_(self, xs: Iterable[Any]) -> Any:
-        out: Any = False
-        for x in xs:
-            if isinstance(x, np.ndarray):
-                x = x if x.dtype == np.bool_ else x != 0
-                out = x if out is False else out | x
-            elif x:
-                return True
-        return out
+    def truth(self, x: Any) -> Any:
+        return x if x.dtype == np.bool_ else x != 0
 
     def store(self, slot: Any, value: Any) -> Any:
         if isinstance(value, np.ndarray):

@@ -241,7 +241,7 @@ class _Search:
 
     # ---- the search ----------------------------------------------------------------------
     def run(self) -> SearchResult:
-        packer, layout = self.packer, self.layout
+        packer = self.packer
         init_key = packer.canonical_keys(packer.rows_of([self.start_state]))
         visited = Visited(packer.key_dtype)
         visited.add(init_key, np.zeros(1, dtype=np.uint32))

@@ -28,16 +28,30 @@ class Ops:
         """Is ``x`` a state-dependent value (as opposed to a Python constant)?"""
         raise NotImplementedError
 
+    def truth(self, x: Any) -> Any:
+        """A state value as a truth value (e.g. a 0/1 slot as a boolean), for ``all_``/``any_``."""
+        return x
+
     def all_(self, xs: Iterable[Any]) -> Any:
+        """Conjunction; a constant False among ``xs`` makes it False outright."""
         out: Any = True
         for x in xs:
-            out = x if out is True else out & x
+            if self.is_value(x):
+                x = self.truth(x)
+                out = x if out is True else out & x
+            elif not x:
+                return False
         return out
 
     def any_(self, xs: Iterable[Any]) -> Any:
+        """Disjunction; a constant True among ``xs`` makes it True outright."""
         out: Any = False
         for x in xs:
-            out = x if out is False else out | x
+            if self.is_value(x):
+                x = self.truth(x)
+                out = x if out is False else out | x
+            elif x:
+                return True
         return out
 
     def store(self, slot: Any, value: Any) -> Any:
