@@ -79,9 +79,7 @@ class _Columns(list):  # type: ignore[type-arg]
 
 
 def _context(layout: Layout, procedures: Mapping[str, Callable[..., Any]], rows: np.ndarray) -> StepContext:
-    ctx = StepContext(layout, NUMPY, (), procedures)
-    object.__setattr__(ctx, "values", _Columns(rows))
-    return ctx
+    return StepContext(layout, NUMPY, _Columns(rows), procedures, copy_values=False)
 
 
 def _call(what: str, fn: Callable[..., Any], ctx: StepContext, args: Sequence[int]) -> Any:

@@ -39,10 +39,14 @@ class StepContext:
         ops: Ops,
         values: Sequence[Any],
         procedures: Mapping[str, Callable[..., Any]] | None = None,
+        *,
+        copy_values: bool = True,
     ) -> None:
+        """``values`` are the per-slot values; with ``copy_values=False`` a mutable sequence
+        is used as it is (e.g. one that reads batch columns lazily) and the step writes into it."""
         object.__setattr__(self, "_layout", layout)
         object.__setattr__(self, "ops", ops)
-        object.__setattr__(self, "values", list(values))
+        object.__setattr__(self, "values", list(values) if copy_values else values)
         object.__setattr__(self, "written", set())
         object.__setattr__(self, "reads", set())
         object.__setattr__(self, "_conds", [])
