@@ -14,13 +14,20 @@ encoding that slot). So the keys of *all* N! images of a batch of states come ou
 single matrix product ``features @ weights``. The product is done in float32 (BLAS), one
 column block per *part*: a run of slots whose radix product is at most 2**24, so every
 partial sum is an exactly representable integer; parts are combined into words with
-exact uint64 arithmetic.
+exact uint64 arithmetic. Rows are keyed in blocks of :data:`BLOCK_ROWS` so the float32
+matrix and the products stay in cache, and :func:`blas_threads` runs a search with one
+BLAS thread: the products are small, and BLAS threads that sleep between them (or compete
+with the search's worker processes for the cores) cost more than they bring.
 """
 
 from __future__ import annotations
 
+import ctypes
+import glob
+import os
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -29,6 +36,8 @@ from deferral.model.schema import Layout
 #: float32 represents every integer below this exactly.
 _PART_LIMIT = 1 << 24
 _WORD_LIMIT = 1 << 64
+#: Rows keyed per block (a 16k-row float32 block of ~50 slots is ~3 MB: stays in cache).
+BLOCK_ROWS = 1 << 14
 
 
 @dataclass(frozen=True)
@@ -159,6 +168,13 @@ class Packer:
         return words
 
     def canonical_keys(self, rows: np.ndarray) -> np.ndarray:
+        """The least key over the images of each row (see :meth:`_canonical_block`)."""
+        if rows.shape[0] <= BLOCK_ROWS:
+            return self._canonical_block(rows)
+        return np.concatenate([self._canonical_block(rows[a:a + BLOCK_ROWS])
+                               for a in range(0, rows.shape[0], BLOCK_ROWS)])
+
+    def _canonical_block(self, rows: np.ndarray) -> np.ndarray:
         """The least key over the images of each row (the row's own key without symmetry).
 
         Only the images that can be least are computed: VCPUs are ordered by their
@@ -314,3 +330,38 @@ def _signature_plan(layout: Layout) -> tuple[np.ndarray | None, np.ndarray | Non
     for t in range(length - 2, -1, -1):
         radix[t] = radix[t + 1] * layout.slots[per_vcpu[0][t + 1]].size
     return slots, radix
+
+
+def _openblas_thread_calls() -> tuple[Callable[[], int], Callable[[int], None]] | None:
+    """(get, set) of the number of threads of the OpenBLAS bundled with numpy, if found."""
+    libs = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
+    for path in sorted(glob.glob(os.path.join(libs, "*openblas*"))):
+        try:
+            lib = ctypes.CDLL(path)  # already loaded by numpy: the same library
+        except OSError:
+            continue
+        for prefix, suffix in (("scipy_openblas", "64_"), ("scipy_openblas", ""), ("openblas", "64_"),
+                               ("openblas", "")):
+            get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+            put = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+            if get is not None and put is not None:
+                get.restype = ctypes.c_int
+                put.argtypes = [ctypes.c_int]
+                return get, put
+    return None
+
+
+@contextmanager
+def blas_threads(n: int) -> Iterator[None]:
+    """Run the body with ``n`` BLAS threads (numpy's bundled OpenBLAS; else unchanged)."""
+    calls = _openblas_thread_calls()
+    if calls is None:
+        yield
+        return
+    get, put = calls
+    before = int(get())
+    put(n)
+    try:
+        yield
+    finally:
+        put(before)

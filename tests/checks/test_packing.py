@@ -7,7 +7,8 @@ import pytest
 
 from deferral.checks.backreach import unreachable_goal_np
 from deferral.checks.liveness import unreachable_goal
-from deferral.checks.packing import Packer
+from deferral.checks import packing
+from deferral.checks.packing import Packer, blas_threads
 from deferral.checks.visited import Visited
 from deferral.model import REFERENCE, Bounds
 from deferral.model.concrete import Model
@@ -108,3 +109,25 @@ def test_signature_pruning_on_other_layout_shapes() -> None:
         back = packer.unpack(packer.canonical_keys(rows))
         for row, got in zip(rows, back):
             assert tuple(int(v) for v in got) == _least_image(layout, tuple(int(v) for v in row))
+
+
+@pytest.mark.parametrize("b", [(2, 2, 1, 2), (3, 1, 2, 2)])
+def test_keys_in_blocks_equal_one_batch(b: tuple) -> None:
+    """More rows than a block (and a ragged last block): same keys as the all-images path."""
+    packer = Packer(REFERENCE.layout(Bounds(*b)), True)
+    rows = random_rows(packer, 2 * packing.BLOCK_ROWS + 17, seed=11)
+    rows[::3] = rows[0]
+    keys = packer.canonical_keys(rows)
+    assert keys.shape == (rows.shape[0],)
+    assert (keys == packer.canonical_keys_all(rows)).all()
+
+
+def test_blas_threads_restores_the_setting() -> None:
+    calls = packing._openblas_thread_calls()
+    if calls is None:
+        pytest.skip("numpy without a bundled OpenBLAS")
+    get, _ = calls
+    before = get()
+    with blas_threads(1):
+        assert get() == 1
+    assert get() == before
