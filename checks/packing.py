@@ -144,6 +144,8 @@ class Packer:
             for i in range(n):
                 self.sig_weights_t[i, self.sig_slots[i]] = self.sig_radix
         self.first_weights_t = np.ascontiguousarray(np.vstack([self.sig_weights_t, self.perm_weights_t[0]]))
+        self.groups = tuple(tuple(_digit_groups(layout.sizes, part.slots, self.place, self.dtype_rows))
+                            for part in parts)
         self.bytes_per_key = 8 * self.n_words
         self.key_dtype: Any = np.uint64 if self.n_words == 1 else np.dtype(f"V{8 * self.n_words}")
 
@@ -209,7 +211,7 @@ class Packer:
             idx = np.flatnonzero(self._fits(sig, self.perm_orders[pi]))
             if idx.size == 0:
                 continue
-            sub = x[idx]
+            sub = np.take(x, idx, axis=0)
             for c in self.renamed:
                 sub[:, c] = self.rename_lut[pi][rows[idx, c]]
             y = self.perm_weights_t[pi] @ sub.T
@@ -217,7 +219,7 @@ class Packer:
             if self.n_words == 1:
                 best[idx, 0] = np.minimum(best[idx, 0], words[:, 0])
             else:
-                cur = best[idx]
+                cur = np.take(best, idx, axis=0)
                 less = _lex_less(words, cur)
                 cur[less] = words[less]
                 best[idx] = cur
@@ -265,22 +267,77 @@ class Packer:
         return keys.view(">u8").reshape(-1, self.n_words).astype(np.uint64)
 
     def unpack(self, keys: np.ndarray) -> np.ndarray:
-        """Rows (m, slots) of the states with these keys."""
+        """Rows (m, slots) of the states with these keys (in blocks of :data:`BLOCK_ROWS`)."""
+        rows = np.empty((keys.shape[0], self.n_slots), dtype=self.dtype_rows)
+        for a in range(0, keys.shape[0], BLOCK_ROWS):
+            self._unpack_block(keys[a:a + BLOCK_ROWS], rows[a:a + BLOCK_ROWS])
+        return rows
+
+    def _unpack_block(self, keys: np.ndarray, rows: np.ndarray) -> None:
+        """Digits of each part, a run of consecutive slots at a time, by table look-up."""
         words = self.words(keys)
-        rows = np.empty((words.shape[0], self.n_slots), dtype=self.dtype_rows)
         for p, part in enumerate(self.parts):
             value = words[:, part.word]
             if part.base != 1:
                 value = value // np.uint64(part.base)
-            value = (value % np.uint64(self.part_sizes[p])).astype(np.uint32)
-            for j in part.slots:
-                place = self.place[j]
-                digit = value // np.uint32(place) if place != 1 else value
-                rows[:, j] = digit % np.uint32(self.layout.sizes[j])
-        return rows
+            value = _mod(value, self.part_sizes[p]).astype(np.uint32)
+            for group in self.groups[p]:
+                digits = value // np.uint32(group.place) if group.place != 1 else value
+                digits = _mod(digits, group.radix)
+                if group.table is None:
+                    rows[:, group.first] = digits
+                else:  # np.take: much faster than fancy indexing on a 2-D table
+                    rows[:, group.first:group.first + group.table.shape[1]] = np.take(group.table, digits, axis=0)
 
     def rows_of(self, states: Sequence[Sequence[int]]) -> np.ndarray:
         return np.array(states, dtype=self.dtype_rows).reshape(len(states), self.n_slots)
+
+
+def _mod(x: np.ndarray, m: int) -> np.ndarray:
+    """``x % m`` for unsigned ``x``, as ``x - (x // m) * m`` (numpy divides by a scalar far
+    faster than it takes a remainder)."""
+    mm = x.dtype.type(m)
+    return x - (x // mm) * mm
+
+
+#: Consecutive slots decoded by one table look-up while their radix product is at most this.
+_GROUP_LIMIT = 1 << 12
+
+
+@dataclass(frozen=True)
+class _Group:
+    """Consecutive slots of one part decoded together: their digits are
+    ``(part value // place) % radix``, and ``table[that]`` lists them (None: one slot)."""
+
+    first: int
+    place: int
+    radix: int
+    table: np.ndarray | None
+
+
+def _digit_groups(sizes: Sequence[int], slots: Sequence[int], place: Sequence[int],
+                  dtype: Any) -> list[_Group]:
+    """A part's slots (consecutive, most significant first) cut into look-up groups."""
+    groups: list[_Group] = []
+    end = len(slots)
+    while end > 0:
+        start, radix = end - 1, sizes[slots[end - 1]]
+        while start > 0 and radix * sizes[slots[start - 1]] <= _GROUP_LIMIT:
+            start -= 1
+            radix *= sizes[slots[start]]
+        members = slots[start:end]
+        if len(members) == 1:
+            table = None
+        else:
+            values = np.arange(radix)
+            table = np.empty((radix, len(members)), dtype=dtype)
+            for c in range(len(members) - 1, -1, -1):
+                size = sizes[members[c]]
+                table[:, c] = values % size
+                values = values // size
+        groups.append(_Group(members[0], place[members[-1]], radix, table))
+        end = start
+    return groups
 
 
 def _lex_less(a: np.ndarray, b: np.ndarray) -> np.ndarray:
