@@ -51,8 +51,6 @@ from deferral.model.protocol import Property, Protocol
 
 #: Frontier rows per chunk (fixed: results must not depend on the number of workers).
 CHUNK_ROWS = 1 << 17
-#: Successors canonicalized per batch (bounds the float32 feature matrix: ~300 B a row).
-KEY_BATCH = 1 << 18
 #: State numbers are stored as uint32: a search stops (max-states) before this many.
 _MAX_IDS = (1 << 32) - 1
 #: Seconds between progress reports inside a long level.
@@ -171,7 +169,7 @@ class _Search:
     def expand(self, rows: np.ndarray, offset: int, visited: Visited) -> "_Chunk":
         """Successors of a chunk: new candidate keys (sorted, deduplicated, not yet visited)
         with the first (parent, action) reaching each, and every successor's target."""
-        succ_rows, parents, actions = [], [], []
+        key_parts, parents, actions = [], [], []
         name = self.model.protocol.name
         for action in self.model.actions:
             label = self.labels[action.index]
@@ -191,24 +189,23 @@ class _Search:
                 if kernel.effect is not None:
                     out = np.take(rows, idx, axis=0)  # far faster than rows[idx] on 2-D rows
                     kernel.effect(out)
-                    succ_rows.append(out)
                 else:
-                    succ_rows.append(successors(self.layout, self.procs, rows, idx, action.step,
-                                                action.args, label, name))
+                    out = successors(self.layout, self.procs, rows, idx, action.step, action.args,
+                                     label, name)
             except StepError:
                 if self.keep_keys:
                     _locate(self.model, rows, action.index)
                 raise
+            # keyed per action (in cache-sized blocks): the successor rows are never concatenated
+            key_parts.append(self.packer.canonical_keys(out))
+            del out
             parents.append(idx.astype(np.int64) + offset)
             actions.append(np.full(idx.size, action.index, dtype=self.action_dtype))
-        if not succ_rows:
+        if not key_parts:
             return _Chunk(0, np.zeros(0, self.packer.key_dtype), np.zeros(0, np.int64),
                           np.zeros(0, self.action_dtype), None, None)
-        all_rows = np.concatenate(succ_rows)
-        del succ_rows
-        keys = np.concatenate([self.packer.canonical_keys(all_rows[a:a + KEY_BATCH])
-                               for a in range(0, all_rows.shape[0], KEY_BATCH)])
-        del all_rows
+        keys = np.concatenate(key_parts)
+        del key_parts
         par = np.concatenate(parents)
         act = np.concatenate(actions)
         order = np.argsort(keys, kind="stable")  # faster here: successors come in sorted runs
