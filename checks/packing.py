@@ -22,14 +22,12 @@ with the search's worker processes for the cores) cost more than they bring.
 
 from __future__ import annotations
 
-import ctypes
-import glob
-import os
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from deferral.model.schema import Layout
 
@@ -389,36 +387,12 @@ def _signature_plan(layout: Layout) -> tuple[np.ndarray | None, np.ndarray | Non
     return slots, radix
 
 
-def _openblas_thread_calls() -> tuple[Callable[[], int], Callable[[int], None]] | None:
-    """(get, set) of the number of threads of the OpenBLAS bundled with numpy, if found."""
-    libs = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
-    for path in sorted(glob.glob(os.path.join(libs, "*openblas*"))):
-        try:
-            lib = ctypes.CDLL(path)  # already loaded by numpy: the same library
-        except OSError:
-            continue
-        for prefix, suffix in (("scipy_openblas", "64_"), ("scipy_openblas", ""), ("openblas", "64_"),
-                               ("openblas", "")):
-            get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
-            put = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
-            if get is not None and put is not None:
-                get.restype = ctypes.c_int
-                put.argtypes = [ctypes.c_int]
-                return get, put
-    return None
-
-
 @contextmanager
 def blas_threads(n: int) -> Iterator[None]:
-    """Run the body with ``n`` BLAS threads (numpy's bundled OpenBLAS; else unchanged)."""
-    calls = _openblas_thread_calls()
-    if calls is None:
+    """Run the body with at most ``n`` BLAS threads (threadpoolctl; restored afterwards).
+
+    The key products are small; OpenBLAS's own threads would only compete with the
+    search's worker processes for the cores.
+    """
+    with threadpool_limits(limits=n, user_api="blas"):
         yield
-        return
-    get, put = calls
-    before = int(get())
-    put(n)
-    try:
-        yield
-    finally:
-        put(before)
