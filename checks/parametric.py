@@ -428,6 +428,8 @@ def _lemmas() -> tuple[PLemma, ...]:
 
 LEMMAS: tuple[PLemma, ...] = _lemmas()
 QUEUED = "queued(j, p) := OR_{s<Q} (qlen(j) > s and q_s(j) = p)"
+DEFINITIONS = (QUEUED, "after_send(i) := pc(i) = SdWait or (pc(i) = Ipi and waitret(i))",
+               "in_shootdown(i) := pc(i) in {Sd, SdWait} or after_send(i)")
 
 
 def no_stale_translation(u: Universe, x: State) -> Any:
@@ -483,7 +485,7 @@ def _show_model(m: z3.ModelRef) -> str:
                      if d.name().startswith("x.") or "!" in d.name())[:4000]
 
 
-SEEDS = (0, 1, 2, 3)
+SEEDS = (0, 1, 2, 3, 4, 5)
 
 
 def _query(facts: list[Any], goal: Any, timeout: float | None) -> tuple[Any, Any]:
@@ -520,7 +522,7 @@ def _check(name: str, facts: list[Any], goals: list[tuple[str, Any]], timeout: f
     return Obligation(name, "proved", el)
 
 
-def prove(queue: int, timeout: float | None = 60.0,
+def prove(queue: int, timeout: float | None = 90.0,
           note: Callable[[str], None] | None = None) -> ParametricResult:
     """Initiation, consecution per step, and safety, over uninterpreted Vcpu/Page/Frame sorts.
 

@@ -47,10 +47,15 @@ def register(sub: Any) -> None:
     p.add_argument("--infer-first", action="store_true",
                    help="auto: try Spacer-inferred lemmas before the shipped ones (for a variant the shipped "
                         "lemmas do not fit, or to see what Spacer finds)")
+    p.add_argument("--parametric", action="store_true",
+                   help="prove no_stale_translation for ANY number of VCPUs, pages and frames (uninterpreted Z3 "
+                        "sorts; --queue kept; reference only): exit 0 proved, 1 a CTI of the lemmas, 3 unknown")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.parametric:
+        return run_parametric(args)
     bounds = bounds_from(args)
     protocol = protocol_from(args)
     for flag in ("trace_out", "invariant_out"):
@@ -92,6 +97,51 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result_json(res, trace)))
     else:
         show(Console(), res, model)
+    return res.exit_code
+
+
+def run_parametric(args: argparse.Namespace) -> int:
+    """``--parametric``: the 13 lemmas over uninterpreted sorts (checks/parametric.py)."""
+    from deferral.checks import parametric
+
+    queue = bounds_from(args).queue
+    if args.variant_file or args.variant != "reference":
+        name = args.variant_file or args.variant
+        raise UsageError(f"--parametric supports the reference only, not {name}")
+    for flag in ("method", "lemmas", "trace_out", "invariant_out", "infer_first"):
+        default = "auto" if flag == "method" else None if flag != "infer_first" else False
+        if getattr(args, flag) != default:
+            raise UsageError(f"--parametric does not take --{flag.replace('_', '-')}")
+    res = parametric.prove(queue, timeout=args.timeout or 90.0)
+    verdict = {"proved": f"proved for every number of VCPUs, pages and frames, at queue capacity Q={queue}",
+               "cti": "a counterexample to induction of the lemmas (not necessarily a bug of the protocol: "
+                      "the lemmas may be too weak)",
+               "unknown": "unknown: Z3 did not decide every obligation; nothing is claimed proved"}[res.status]
+    if args.json:
+        print(json.dumps({"variant": "reference", "method": "parametric", "queue": queue, "status": res.status,
+                          "verdict": verdict, "elapsed_s": round(res.elapsed_s, 3),
+                          "sorts": "Vcpu, Page, Frame uninterpreted (page0, frame0 distinguished); Q concrete",
+                          "definitions": list(parametric.DEFINITIONS),
+                          "lemmas": [{"name": lem.name, "formula": lem.formula} for lem in parametric.LEMMAS],
+                          "obligations": [o.to_json() for o in res.obligations]}))
+        return res.exit_code
+    out = Console()
+    out.print(f"parametric proof of no_stale_translation, reference, Q={queue}; Vcpu, Page, Frame are "
+              "uninterpreted sorts (any N, V, F), page0 and frame0 distinguished", highlight=False)
+    out.print("lemmas, where " + "; ".join(parametric.DEFINITIONS) + ":", markup=False, highlight=False)
+    for lem in parametric.LEMMAS:
+        out.print(f"  {lem.name}\n      {lem.formula}", markup=False, highlight=False)
+    out.print("obligations (each unsat = proved):", highlight=False)
+    for o in res.obligations:
+        color = {"proved": "green", "cti": "red", "unknown": "yellow"}[o.status]
+        out.print(f"  [{color}]{o.status}[/{color}] {escape(o.name)} ({o.elapsed_s:.2f} s)", highlight=False)
+        if o.reason:
+            out.print(f"      reason: {o.reason}", markup=False, highlight=False)
+        if o.broken:
+            out.print(f"      breaks: {'; '.join(o.broken)}", markup=False, highlight=False)
+        if o.model:
+            out.print(f"      model: {o.model}", markup=False, highlight=False)
+    out.print(f"{verdict} ({res.elapsed_s:.2f} s)", markup=False, highlight=False)
     return res.exit_code
 
 
