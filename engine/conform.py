@@ -24,7 +24,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from itertools import product
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from deferral.checks.search import search
 from deferral.engine.bugs import Bugs
@@ -177,6 +177,26 @@ class _Checker:
                 return False
         return True
 
+    def drive(self, st: Stepper, choose: Callable[[State], Action | None], steps: int) -> None:
+        """From the initial state, take up to ``steps`` actions that ``choose`` picks in both the
+        model and the engine: the states are compared at the start and after each step, the
+        enabled steps before each step and at the end; the first disagreement is recorded."""
+        state, path = self.model.initial, []
+        if not self.compare_state(state, st, 0, "initial", []):
+            return
+        for _ in range(steps):
+            if not self.compare_enabled(state, st, len(path), path):
+                return
+            action = choose(state)
+            if action is None:
+                return
+            nxt = self.take(state, st, action, len(path) + 1, path)
+            if nxt is None:
+                return
+            state = nxt
+            path.append(action.label())
+        self.compare_enabled(state, st, len(path), path)
+
     def take(self, state: State, st: Stepper, action: Action, number: int, path: list[str]) -> State | None:
         """Execute ``action`` in both; None (and a recorded mismatch) if they disagree."""
         nxt = self.model.apply(state, action)
@@ -263,24 +283,15 @@ def conform_random(model: Model, bugs: Bugs, walks: int, length: int, seed: int)
     """``walks`` seeded random walks of up to ``length`` steps each."""
     report, checker, _, t0 = _start(model, bugs, "random-walks")
     rng = random.Random(f"deferral-conform/{seed}")
+
+    def pick(state: State) -> Action | None:
+        enabled = [a for a in model.actions if model.enabled(state, a)]
+        return rng.choice(enabled) if enabled else None
+
     for _ in range(walks):
         if report.mismatch is not None:
             break
-        state, st, path = model.initial, Stepper.fresh(model, bugs), []
-        for _ in range(length):
-            if not checker.compare_enabled(state, st, len(path), path):
-                break
-            enabled = [a for a in model.actions if model.enabled(state, a)]
-            if not enabled:
-                break
-            action = rng.choice(enabled)
-            nxt = checker.take(state, st, action, len(path) + 1, path)
-            if nxt is None:
-                break
-            state = nxt
-            path.append(action.label())
-        else:
-            checker.compare_enabled(state, st, len(path), path)
+        checker.drive(Stepper.fresh(model, bugs), pick, length)
         report.paths += 1
     report.complete = report.mismatch is None
     report.elapsed_s = round(time.monotonic() - t0, 3)
@@ -294,18 +305,8 @@ def follow(model: Model, bugs: Bugs, actions: list[Action], report: ConformRepor
         report = ConformReport("path", model.protocol.name, model.bounds.as_dict())
     checker = _Checker(model, bugs, report)
     st = Stepper.fresh(model, bugs)
-    state, path = model.initial, []
-    if checker.compare_state(state, st, 0, "initial", []):
-        for action in actions:
-            if not checker.compare_enabled(state, st, len(path), path):
-                break
-            nxt = checker.take(state, st, action, len(path) + 1, path)
-            if nxt is None:
-                break
-            state = nxt
-            path.append(action.label())
-        else:
-            checker.compare_enabled(state, st, len(path), path)
+    remaining = iter(actions)
+    checker.drive(st, lambda state: next(remaining, None), len(actions))
     report.paths += 1
     return report, st
 
