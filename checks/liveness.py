@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections import deque
 from typing import TYPE_CHECKING, Iterable, Sequence
+
+import networkx as nx
 
 if TYPE_CHECKING:
     from deferral.model.concrete import Model, State
@@ -15,20 +16,17 @@ def unreachable_goal(n_states: int, edges: Iterable[tuple[int, int]], goal: Sequ
 
     States are ``0..n_states-1``; ``edges`` are (source, target) pairs. Returns None when
     every state can reach a goal state, i.e. AG EF goal holds from the initial state 0.
+    The graph work is networkx's: every goal state gets an edge to one extra sink node,
+    and the states that can reach a goal are exactly the sink's ancestors.
     """
-    reverse: list[list[int]] = [[] for _ in range(n_states)]
-    for a, b in edges:
-        reverse[b].append(a)
-    can = [bool(g) for g in goal]
-    queue = deque(i for i in range(n_states) if can[i])
-    while queue:
-        b = queue.popleft()
-        for a in reverse[b]:
-            if not can[a]:
-                can[a] = True
-                queue.append(a)
+    graph = nx.DiGraph()
+    graph.add_nodes_from(range(n_states))
+    graph.add_edges_from(edges)
+    sink = n_states
+    graph.add_edges_from((i, sink) for i in range(n_states) if goal[i])
+    can = nx.ancestors(graph, sink) if graph.has_node(sink) else set()
     for i in range(n_states):
-        if not can[i]:
+        if i not in can:
             return i
     return None
 

@@ -1,0 +1,34 @@
+"""AG EF: the numpy backward pass of the fast search against networkx, on random graphs."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from deferral.checks.backreach import unreachable_goal_np
+from deferral.checks.liveness import unreachable_goal
+
+
+@st.composite
+def graphs(draw: st.DrawFn) -> tuple[int, list[tuple[int, int]], list[bool]]:
+    n = draw(st.integers(1, 30))
+    edges = draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=80))
+    goal = draw(st.lists(st.booleans(), min_size=n, max_size=n))
+    return n, edges, goal
+
+
+@settings(max_examples=300, deadline=None)
+@given(graphs())
+def test_backward_pass_agrees_with_networkx(graph: tuple[int, list[tuple[int, int]], list[bool]]) -> None:
+    n, edges, goal = graph
+    src = np.array([a for a, _ in edges], dtype=np.int64)
+    dst = np.array([b for _, b in edges], dtype=np.int64)
+    assert unreachable_goal_np(n, src, dst, np.array(goal)) == unreachable_goal(n, edges, goal)
+
+
+def test_a_state_with_no_way_to_the_goal_is_found() -> None:
+    # 0 -> 1 -> 2 (goal), 0 -> 3 -> 3: state 3 loops forever away from the goal
+    assert unreachable_goal(4, [(0, 1), (1, 2), (0, 3), (3, 3)], [False, False, True, False]) == 3
+    assert unreachable_goal(3, [(0, 1), (1, 2)], [False, False, True]) is None
+    assert unreachable_goal(2, [], [False, True]) == 0
