@@ -81,6 +81,10 @@ def test_regress_reports_lost_properties_and_corpus_changes():
     xml = ET.fromstring(junit_xml(report))
     assert len(xml.findall(".//testcase")) == 2 + 9
     assert len(xml.findall(".//failure")) == 2
+    properties, corpus = xml.findall("testsuite")
+    assert (properties.get("tests"), properties.get("failures"), properties.get("skipped")) == ("2", "1", "0")
+    assert (corpus.get("tests"), corpus.get("failures")) == ("9", "1")
+    assert corpus.get("skipped") == str(sum(r.candidate.outcome == "cannot-replay" for r in report.corpus))
 
 
 def test_regress_liveness_loss():
