@@ -7,7 +7,7 @@ seconds). Figures go to benchmarks/PROVE.md.
 * ``--shipped``: auto with the shipped lemmas only (Spacer skipped: an empty lemma file).
 * ``--infer``: Spacer infers lemmas once at N=2,V=1,F=1,Q=1; the generalized families are
   then proved (Houdini + induction) at larger bounds, as ``auto`` does.
-* ``--encodings``: Spacer at N=2,V=1,F=1,Q=1 with each encoding of checks/pdr.py.
+* ``--encodings``: Spacer at N=2,V=1,F=1,Q=1 with each encoding of checks/symbolic/pdr.py.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from __future__ import annotations
 import argparse
 import time
 
-from deferral.checks.generalize import generalize
-from deferral.checks.induction import check_inductive, houdini
-from deferral.checks.pdr import ENCODINGS, pdr
-from deferral.checks.prove import prove
-from deferral.checks.symbolic import encode
+from deferral.checks.symbolic.generalize import generalize
+from deferral.checks.symbolic.induction import check_inductive, houdini
+from deferral.checks.symbolic.pdr import ENCODINGS, pdr
+from deferral.checks.symbolic.prove import prove
+from deferral.checks.symbolic.encoding import encode
 from deferral.model import PUBLISHED, Bounds
 
 #: PROTOCOL.md's configurations, then the issue's larger ones, then the largest allowed.

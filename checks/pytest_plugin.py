@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import pytest
 
 from deferral.checks.results import Outcome, SearchResult
-from deferral.checks.search import search
+from deferral.checks.explicit.search import search
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model
 from deferral.model.protocol import Protocol

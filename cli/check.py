@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 
 from deferral.checks.results import SearchResult
-from deferral.checks.search import search
+from deferral.checks.explicit.search import search
 from deferral.cli.common import UsageError, add_bounds, add_variant, bounds_from, positive, protocol_from
 from deferral.cli.progress import live_progress
 from deferral.model.concrete import Model

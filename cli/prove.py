@@ -14,10 +14,10 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from deferral.checks.generalize import GeneralizeError, load as load_lemmas, save as save_lemmas
-from deferral.checks.prove import METHODS, ProveResult, prove
+from deferral.checks.symbolic.generalize import GeneralizeError, load as load_lemmas, save as save_lemmas
+from deferral.checks.symbolic.prove import METHODS, ProveResult, prove
 from deferral.checks.results import Path as SearchPath
-from deferral.checks.symbolic import EncodingError
+from deferral.checks.symbolic.encoding import EncodingError
 from deferral.cli.common import UsageError, add_bounds, add_variant, bounds_from, positive, protocol_from
 from deferral.model.concrete import Model
 from deferral.traces.files import write_atomic
@@ -101,8 +101,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_parametric(args: argparse.Namespace) -> int:
-    """``--parametric``: the 13 lemmas over uninterpreted sorts (checks/parametric.py)."""
-    from deferral.checks import parametric
+    """``--parametric``: the 13 lemmas over uninterpreted sorts (checks/symbolic/parametric.py)."""
+    from deferral.checks.symbolic import parametric
 
     queue = bounds_from(args).queue
     if args.variant_file or args.variant != "reference":

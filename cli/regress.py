@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from deferral.checks.regress import DEFAULT_BOUNDS, RegressReport, junit_xml, regress
+from deferral.checks.compare.regress import DEFAULT_BOUNDS, RegressReport, junit_xml, regress
 from deferral.cli.common import UsageError
 from deferral.model.bounds import Bounds, BoundsError
 from deferral.model.concrete import Model

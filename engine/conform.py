@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from itertools import product
 from typing import Any, Callable, Iterator
 
-from deferral.checks.search import search
+from deferral.checks.explicit.search import search
 from deferral.engine.bugs import Bugs
 from deferral.engine.hypervisor import STEP_PARAMS, Event, Hypervisor
 from deferral.engine.online import stale_translations

@@ -5,8 +5,8 @@ as pure step functions written against a backend-neutral step context
 (:mod:`deferral.model.context`). The same functions run on
 
 * plain Python integers (:mod:`deferral.model.concrete`: replay, conformance, traces),
-* numpy arrays holding a whole BFS frontier (:mod:`deferral.checks.vectorized`),
-* Z3 terms (:mod:`deferral.checks.symbolic`).
+* numpy arrays holding a whole BFS frontier (:mod:`deferral.checks.explicit.vectorized`),
+* Z3 terms (:mod:`deferral.checks.symbolic.encoding`).
 
 Variants, published or a user's own, are changes to a protocol made with
 :meth:`Protocol.derive` (replace, add or remove steps, procedures and variables).

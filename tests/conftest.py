@@ -9,7 +9,7 @@ from typing import Callable
 import pytest
 
 from deferral.checks.results import SearchResult
-from deferral.checks.search import search
+from deferral.checks.explicit.search import search
 from deferral.cli.main import main
 from deferral.model import Bounds
 from deferral.model.concrete import Model

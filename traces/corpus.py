@@ -9,7 +9,7 @@ The corpus (``traces/corpus/*.json``, shipped as package data) holds
   to Idle afterwards. They are found by search, not written by hand: the reference is
   derived into an *observer* protocol with one ghost flag ``seen`` that the relevant
   step sets when the event happens, the observer is enumerated breadth-first
-  (:func:`deferral.checks.behaviours.reachable`), and the first state with ``seen`` set
+  (:func:`deferral.checks.compare.behaviours.reachable`), and the first state with ``seen`` set
   and every VCPU Idle gives the shortest such run, replayed on the reference itself.
 
 Regenerate with ``python -m deferral.traces.corpus --regenerate`` (each file written
@@ -28,8 +28,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from deferral.checks.behaviours import goal_reachable, reachable
-from deferral.checks.search import search
+from deferral.checks.compare.behaviours import goal_reachable, reachable
+from deferral.checks.explicit.search import search
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model, State
 from deferral.model.context import StepContext

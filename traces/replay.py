@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from deferral.checks.liveness import goal_reachable_from
+from deferral.checks.explicit.liveness import goal_reachable_from
 from deferral.checks.results import Path
 from deferral.model.concrete import Action, Model, State, Violation
 from deferral.model.protocol import Property, Protocol

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deferral.checks.search import search
+from deferral.checks.explicit.search import search
 from deferral.model import PUBLISHED, REFERENCE, Bounds
 
 # (N, V, F, Q) -> (reachable states, up to VCPU symmetry), from PROTOCOL.md.

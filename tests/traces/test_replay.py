@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from deferral.checks.search import search
+from deferral.checks.explicit.search import search
 from deferral.model import PUBLISHED, Bounds
 from deferral.model.concrete import Model
 from deferral.traces.format import loads

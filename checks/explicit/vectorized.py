@@ -3,24 +3,24 @@
 For each BFS level the frontier (rows of slot values, canonical under symmetry) is cut
 into fixed-size chunks. For each chunk and each action (step instance) the protocol's own
 guard is evaluated over the chunk, the effect runs on the enabled rows (both compiled once
-per search into straight-line numpy code by :mod:`deferral.checks.kernels`, or, for what
-cannot be traced, run through :class:`~deferral.checks.numpy_ops.NumpyOps`), and the
+per search into straight-line numpy code by :mod:`deferral.checks.explicit.kernels`, or, for what
+cannot be traced, run through :class:`~deferral.checks.explicit.numpy_ops.NumpyOps`), and the
 successor rows get canonical keys
-(:mod:`deferral.checks.packing`: least key over the images whose VCPU order fits the VCPUs'
+(:mod:`deferral.checks.explicit.packing`: least key over the images whose VCPU order fits the VCPUs'
 signatures). Each
 chunk's keys are deduplicated by sorting and looked up in the visited runs
-(:mod:`deferral.checks.visited`); the chunks' new candidates are merged with a stable sort
+(:mod:`deferral.checks.explicit.visited`); the chunks' new candidates are merged with a stable sort
 and numbered in key order. Each state keeps
 its BFS parent and the action that reached it, so a counterexample is a shortest path,
-replayed into real states by :func:`deferral.checks.explore.concretize`. For AG EF only
+replayed into real states by :func:`deferral.checks.explicit.explore.concretize`. For AG EF only
 the edges out of states not yet known to reach a goal state are stored.
 :func:`reachable_levels` is the same search keeping every key (used by
-:mod:`deferral.checks.behaviours`).
+:mod:`deferral.checks.compare.behaviours`).
 
-Reports match :func:`deferral.checks.explore.explore` exactly (states, transitions, depth,
+Reports match :func:`deferral.checks.explicit.explore.explore` exactly (states, transitions, depth,
 verdicts, shortest lengths) for every number of workers: chunks are of a fixed size and
 their results are combined in chunk order, so the worker count changes nothing but speed.
-Workers are processes forked per level (:mod:`deferral.checks.parallel`): the step
+Workers are processes forked per level (:mod:`deferral.checks.explicit.parallel`): the step
 functions are Python, so threads would serialize on the GIL. Without ``fork`` (or with one
 worker) the chunks run in-process. When the protocol uses a state value in Python control
 flow it cannot run on arrays: the plain explorer runs instead and ``stats["notice"]`` says so.
@@ -36,14 +36,14 @@ from typing import Any, Callable, Generator
 
 import numpy as np
 
-from deferral.checks.backreach import unreachable_goal_np
-from deferral.checks.explore import concretize, explore
-from deferral.checks.kernels import Kernel, compile_action, compile_property
-from deferral.checks.numpy_ops import NotVectorizable, guard_mask, property_holds, successors
-from deferral.checks.packing import Packer, blas_threads
-from deferral.checks.parallel import ordered_map
+from deferral.checks.explicit.backreach import unreachable_goal_np
+from deferral.checks.explicit.explore import concretize, explore
+from deferral.checks.explicit.kernels import Kernel, compile_action, compile_property
+from deferral.checks.explicit.numpy_ops import NotVectorizable, guard_mask, property_holds, successors
+from deferral.checks.explicit.packing import Packer, blas_threads
+from deferral.checks.explicit.parallel import ordered_map
 from deferral.checks.results import Outcome, Path, Progress, ProgressFn, SearchResult
-from deferral.checks.visited import Visited
+from deferral.checks.explicit.visited import Visited
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model, State
 from deferral.model.context import StepError
@@ -69,7 +69,7 @@ def explore_vectorized(
 ) -> SearchResult:
     """Explore every reachable state of ``protocol`` at ``bounds``; report each property.
 
-    Same contract as :func:`deferral.checks.explore.explore`; ``workers`` threads (default:
+    Same contract as :func:`deferral.checks.explicit.explore.explore`; ``workers`` threads (default:
     every core). A protocol whose steps cannot run on arrays is explored by the plain
     explorer instead, with ``stats["notice"]`` saying why.
     """
@@ -238,7 +238,7 @@ class _Search:
 
     # ---- the search ----------------------------------------------------------------------
     def run(self) -> SearchResult:
-        """The search, with one BLAS thread (see :func:`deferral.checks.packing.blas_threads`)."""
+        """The search, with one BLAS thread (see :func:`deferral.checks.explicit.packing.blas_threads`)."""
         with blas_threads(1):
             return self._run()
 

@@ -1,6 +1,6 @@
 """Generalize Spacer's invariant at small bounds into lemma families for any bounds.
 
-:func:`deferral.checks.pdr.pdr` with the one-hot encoding returns an invariant that is a
+:func:`deferral.checks.symbolic.pdr.pdr` with the one-hot encoding returns an invariant that is a
 conjunction of clauses over atoms ``slot=value`` of the small configuration (e.g.
 N=2,V=1,F=1,Q=1). The protocol is symmetric in VCPUs (PROTOCOL.md, Symmetry), in pages
 and in the non-zero frame values (a step only ever compares a frame with 0 or copies
@@ -15,7 +15,7 @@ written positively (``x in A``) or negatively (``x not in complement(A)``), whic
 equivalent at the small bounds but not after generalization (``lw[p] in {0, 1}`` becomes
 ``lw[p] in {i, k}``, while ``lw[p] not in {none}`` stays "has a last writer"). Every
 combination of the two readings is offered as a candidate (at most
-:data:`MAX_VARIANTS` per clause), and :func:`deferral.checks.induction.houdini` keeps
+:data:`MAX_VARIANTS` per clause), and :func:`deferral.checks.symbolic.induction.houdini` keeps
 the instances that are inductive at the requested bounds. Soundness does not depend on
 this module: whatever is kept is checked by induction at the requested bounds.
 

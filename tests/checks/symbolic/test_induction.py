@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deferral.checks.induction import check_inductive, houdini
+from deferral.checks.symbolic.induction import check_inductive, houdini
 from deferral.model import PUBLISHED, REFERENCE, Bounds
 from deferral.model.concrete import Model
 from deferral.model.invariant import INVARIANT, without

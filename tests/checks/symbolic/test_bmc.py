@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deferral.checks.bmc import bmc
+from deferral.checks.symbolic.bmc import bmc
 from deferral.model import PUBLISHED, REFERENCE, Bounds
 from deferral.model.concrete import Model
 

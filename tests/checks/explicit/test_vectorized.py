@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from deferral.checks import vectorized
-from deferral.checks.explore import explore
+from deferral.checks.explicit import vectorized
+from deferral.checks.explicit.explore import explore
 from deferral.checks.results import Progress, SearchResult
-from deferral.checks.vectorized import explore_vectorized
+from deferral.checks.explicit.vectorized import explore_vectorized
 from deferral.model import BOOL, REFERENCE, Bounds, Var
 from deferral.model.concrete import Model
 from deferral.model.context import StepError

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deferral.checks import kernels, vectorized
-from deferral.checks.kernels import Kernel, compile_action, compile_property
-from deferral.checks.numpy_ops import guard_mask, property_holds, successors
-from deferral.checks.vectorized import explore_vectorized
+from deferral.checks.explicit import kernels, vectorized
+from deferral.checks.explicit.kernels import Kernel, compile_action, compile_property
+from deferral.checks.explicit.numpy_ops import guard_mask, property_holds, successors
+from deferral.checks.explicit.vectorized import explore_vectorized
 from deferral.model import REFERENCE, Bounds
 from deferral.model.concrete import Model
 from deferral.model.context import StepError

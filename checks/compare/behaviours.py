@@ -8,7 +8,7 @@ under VCPU symmetry (projection commutes with renaming VCPUs, because the only
 VCPU-valued variables dropped are dropped whole).
 
 The enumeration is the fast search's own level-synchronous BFS
-(:func:`deferral.checks.vectorized.reachable_levels`), keeping every stored state, its BFS
+(:func:`deferral.checks.explicit.vectorized.reachable_levels`), keeping every stored state, its BFS
 parent and the action that reached it, so a shortest path to any behaviour can be given.
 A step that misbehaves on a batch is located again on concrete states, so the
 :class:`StepError` names the protocol's source file, the step and the state.
@@ -21,11 +21,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from deferral.checks.explore import concretize
-from deferral.checks.numpy_ops import NotVectorizable
-from deferral.checks.packing import Packer
+from deferral.checks.explicit.explore import concretize
+from deferral.checks.explicit.numpy_ops import NotVectorizable
+from deferral.checks.explicit.packing import Packer
 from deferral.checks.results import Path
-from deferral.checks.vectorized import reachable_levels
+from deferral.checks.explicit.vectorized import reachable_levels
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model, State
 from deferral.model.protocol import Protocol
@@ -82,7 +82,7 @@ def reachable(protocol: Protocol, bounds: Bounds, *, start: State | None = None,
 
 
 def _reachable_np(model: Model, start: State | None, max_states: int | None) -> Reachable:
-    """The fast search's own BFS (:func:`deferral.checks.vectorized.reachable_levels`)."""
+    """The fast search's own BFS (:func:`deferral.checks.explicit.vectorized.reachable_levels`)."""
     levels = reachable_levels(model, start=start, symmetry=True, max_states=max_states, workers=1)
     if levels.stopped_by == "max-states":
         raise TooManyStates(f"{model.protocol.name} at {model.bounds.short()}: more than "

@@ -14,18 +14,18 @@ from pathlib import Path
 import pytest
 import z3
 
-from deferral.checks.generalize import Literal, Template, generalize, load, save
-from deferral.checks.induction import check_inductive, houdini
-from deferral.checks.pdr import pdr
-from deferral.checks.prove import infer_bounds, prove
-from deferral.checks.symbolic import encode
+from deferral.checks.symbolic.generalize import Literal, Template, generalize, load, save
+from deferral.checks.symbolic.induction import check_inductive, houdini
+from deferral.checks.symbolic.pdr import pdr
+from deferral.checks.symbolic.prove import infer_bounds, prove
+from deferral.checks.symbolic.encoding import encode
 from deferral.cli.main import main
 from deferral.model import PUBLISHED, REFERENCE, Bounds
 from deferral.model.concrete import Model
 from deferral.model.variants import load_variant_file
 
 SMALL = Bounds(1, 1, 1, 1)
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "drain_zaps.py"
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "drain_zaps.py"
 
 
 def inferred(name: str) -> list[Template]:

@@ -7,16 +7,16 @@ tracing :class:`Ops` whose values are expression nodes (slot reads, constants, `
 ``!=``, ``<``, ``&``, ``|``, ``~``, ``ite``, ``+``, ``-``). The nodes are hash-consed
 (common subexpressions are shared), trivially constant-folded, and the DAG is emitted as
 a small Python function of numpy operations, compiled with :func:`compile`. The emitted
-operations are exactly those :class:`~deferral.checks.numpy_ops.NumpyOps` would perform on
+operations are exactly those :class:`~deferral.checks.explicit.numpy_ops.NumpyOps` would perform on
 the same arrays, so the results (values and dtypes) are identical; the protocol stays
 defined once (the step functions), only its execution changes.
 
 A written value whose range is not provably inside the slot's domain (interval analysis
 over the DAG) is checked at run time with the same message as
-:func:`deferral.checks.numpy_ops.successors`. Anything the tracer cannot follow (a Python
+:func:`deferral.checks.explicit.numpy_ops.successors`. Anything the tracer cannot follow (a Python
 ``if`` on a state value, an operator it does not model, a step raising while traced)
 makes :func:`compile_step` return ``None`` for that part: the caller then evaluates it
-through :mod:`deferral.checks.numpy_ops` exactly as before.
+through :mod:`deferral.checks.explicit.numpy_ops` exactly as before.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 It is simple and slow (one state at a time, in Python) and exists as the executable
 definition of what a search must report: the vectorized explorer
-(:mod:`deferral.checks.vectorized`) must agree with it exactly: counts, verdicts and
+(:mod:`deferral.checks.explicit.vectorized`) must agree with it exactly: counts, verdicts and
 shortest counterexample lengths. Both keep, per state, its BFS parent and the action
 that reached it, so a violation comes with a shortest path; with symmetry the stored
 states are canonical and :func:`concretize` maps a canonical path back to real VCPU
@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from typing import Sequence
 
-from deferral.checks.liveness import unreachable_goal
+from deferral.checks.explicit.liveness import unreachable_goal
 from deferral.checks.results import Outcome, Path, Progress, ProgressFn, SearchResult
 from deferral.model.concrete import Model, State
 

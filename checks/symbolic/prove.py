@@ -14,7 +14,7 @@ strongest automatic route:
    tried before Spacer.
 3. *Inferred lemmas* (route ``pdr-generalized+houdini+induction``): Spacer proves the
    property at small bounds (:func:`infer_bounds`: N = min(N, 2), V = F = Q = 1) with the
-   one-hot encoding; :mod:`deferral.checks.generalize` turns its clauses into lemma
+   one-hot encoding; :mod:`deferral.checks.symbolic.generalize` turns its clauses into lemma
    families over distinct VCPUs, pages and non-zero frames; Houdini and induction as
    above. This is the route for a variant that breaks a shipped lemma; ``infer_first``
    (``--infer-first``) tries it before the shipped lemmas.
@@ -32,12 +32,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from deferral.checks.bmc import bmc
-from deferral.checks.generalize import Template, check_against, generalize
-from deferral.checks.induction import check_inductive, houdini
-from deferral.checks.pdr import pdr
+from deferral.checks.symbolic.bmc import bmc
+from deferral.checks.symbolic.generalize import Template, check_against, generalize
+from deferral.checks.symbolic.induction import check_inductive, houdini
+from deferral.checks.symbolic.pdr import pdr
 from deferral.checks.results import Path
-from deferral.checks.symbolic import encode
+from deferral.checks.symbolic.encoding import encode
 from deferral.model.bounds import Bounds
 from deferral.model.invariant import INVARIANT, Lemma
 from deferral.model.protocol import Protocol

@@ -4,7 +4,7 @@ Lookups are ``searchsorted`` of a *sorted* batch of queries into each run (binar
 over sorted queries walks memory forward, which is what makes it fast). A run is merged
 into the previous one while it is at least half as big, so there are O(log n) runs and
 each key is moved O(log n) times. Keys are ``uint64`` or big-endian ``void`` words (see
-:mod:`deferral.checks.packing`); both sort and compare in key order.
+:mod:`deferral.checks.explicit.packing`); both sort and compare in key order.
 """
 
 from __future__ import annotations

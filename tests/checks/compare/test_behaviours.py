@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from deferral.checks.behaviours import TooManyStates, goal_reachable, reachable
-from deferral.checks.vectorized import explore_vectorized
+from deferral.checks.compare.behaviours import TooManyStates, goal_reachable, reachable
+from deferral.checks.explicit.vectorized import explore_vectorized
 from deferral.model import REFERENCE, Bounds
 from deferral.model.concrete import Model
 from deferral.model.context import StepError

@@ -6,8 +6,8 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 
-from deferral.checks.behaviours import compare, reachable, shared_variables
-from deferral.checks.regress import junit_xml, regress
+from deferral.checks.compare.behaviours import compare, reachable, shared_variables
+from deferral.checks.compare.regress import junit_xml, regress
 from deferral.model import BOOL, PAGE, REFERENCE, VCPU, Bounds, Var
 from deferral.model.concrete import Model
 from deferral.model.variants import PUBLISHED
@@ -65,7 +65,7 @@ def test_new_behaviour_comes_with_a_shortest_trace_in_the_candidate():
     # the behaviour at the end is not reachable in the reference (projected)
     ref = reachable(REFERENCE, SMALL)
     shared = shared_variables(REFERENCE, cand)
-    from deferral.checks.behaviours import Projection
+    from deferral.checks.compare.behaviours import Projection
     pr = Projection.of(ref.model.layout, shared)
     pc = Projection.of(model.layout, shared)
     key = pc.keys(np.array([state], dtype=np.uint8))

@@ -2,7 +2,7 @@
 
 :func:`regress` checks both protocols at each set of bounds (the project's search), replays
 the trace corpus against both (:func:`deferral.traces.corpus.judge`, step sequences only),
-and compares their reachable behaviours (:mod:`deferral.checks.behaviours`). The report
+and compares their reachable behaviours (:mod:`deferral.checks.compare.behaviours`). The report
 says which verdicts changed, which corpus traces now end differently, and what the
 candidate can reach that the baseline cannot (and the other way round).
 
@@ -19,9 +19,9 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from deferral.checks.behaviours import BehaviourDiff, TooManyStates, compare, reachable
+from deferral.checks.compare.behaviours import BehaviourDiff, TooManyStates, compare, reachable
 from deferral.checks.results import Path, SearchResult
-from deferral.checks.search import search
+from deferral.checks.explicit.search import search
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model
 from deferral.model.context import StepError

@@ -16,7 +16,7 @@ from typing import Callable
 import z3
 
 from deferral.checks.results import Path
-from deferral.checks.symbolic import Encoding, encode
+from deferral.checks.symbolic.encoding import Encoding, encode
 from deferral.model.bounds import Bounds
 from deferral.model.protocol import Protocol
 

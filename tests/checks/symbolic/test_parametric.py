@@ -14,7 +14,7 @@ from itertools import product
 import pytest
 import z3
 
-from deferral.checks import parametric as P
+from deferral.checks.symbolic import parametric as P
 from deferral.model import PUBLISHED, REFERENCE, Bounds
 from deferral.model.concrete import Model
 from deferral.model.invariant import INVARIANT

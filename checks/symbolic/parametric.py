@@ -11,7 +11,7 @@ holds for every N, every V and every F (any number of frames).
 Honesty note: the step functions of :mod:`deferral.model.reference` loop over
 ``range(s.N)``, so they cannot be evaluated over an uninterpreted sort. This module is
 therefore a SECOND, hand-written statement of the 13 steps, of Init and of the 13 lemmas
-of :mod:`deferral.model.invariant` (same names). tests/checks/test_parametric.py checks
+of :mod:`deferral.model.invariant` (same names). tests/checks/symbolic/test_parametric.py checks
 that it agrees with the reference: instantiated at finite sorts (``EnumSort``: exactly
 N VCPUs, V pages, F+1 frames), the successors it allows from reachable states equal
 ``Model.successors``, and every lemma agrees with its finite form on random states.

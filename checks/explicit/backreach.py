@@ -9,7 +9,7 @@ def unreachable_goal_np(n_states: int, src: np.ndarray | list[np.ndarray], dst: 
                         goal: np.ndarray) -> int | None:
     """The least state number from which no goal state is reachable (None if there is none).
 
-    Same answer as :func:`deferral.checks.liveness.unreachable_goal`, computed by a
+    Same answer as :func:`deferral.checks.explicit.liveness.unreachable_goal`, computed by a
     breadth-first search backwards from the goal states over a CSR of reversed edges.
     ``src``/``dst`` are arrays of state numbers (below 2**32) or lists of such pieces; a
     list is emptied as it is consumed, so the caller's copy of the edges is freed early.

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from deferral.checks.pdr import pdr
+from deferral.checks.symbolic.pdr import pdr
 from deferral.cli.main import main
 from deferral.model import PUBLISHED, REFERENCE, Bounds
 from deferral.traces.format import load

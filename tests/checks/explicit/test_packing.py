@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deferral.checks.backreach import unreachable_goal_np
-from deferral.checks.liveness import unreachable_goal
-from deferral.checks import packing
-from deferral.checks.packing import Packer, blas_threads
-from deferral.checks.visited import Visited
+from deferral.checks.explicit.backreach import unreachable_goal_np
+from deferral.checks.explicit.liveness import unreachable_goal
+from deferral.checks.explicit import packing
+from deferral.checks.explicit.packing import Packer, blas_threads
+from deferral.checks.explicit.visited import Visited
 from deferral.model import REFERENCE, Bounds
 from deferral.model.concrete import Model
 

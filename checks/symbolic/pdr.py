@@ -4,7 +4,7 @@ The system is the constrained Horn clauses ``Init(x) -> R(x)`` and
 ``R(x) & T(x, y) -> R(y)`` (the whole transition relation as ONE rule), queried with
 ``R(x) & !P(x)``. unsat: P holds and Spacer's solution for ``R`` is an inductive
 invariant (returned as readable clauses); sat: P is violated, and a shortest
-counterexample is then found by :func:`deferral.checks.bmc.bmc` (Spacer's own
+counterexample is then found by :func:`deferral.checks.symbolic.bmc.bmc` (Spacer's own
 derivation is not necessarily shortest).
 
 Encodings (``encoding=``), measured in benchmarks/PROVE.md:
@@ -17,10 +17,10 @@ Encodings (``encoding=``), measured in benchmarks/PROVE.md:
   exactly-one constraint in the rule body; bool slots stay Bools. ``T`` is a
   disjunction over step instances (no action-selector variable), each case defining
   every next-state atom as ``y_{j,v} = (new_j == v)``. The step functions still compute
-  on the :class:`~deferral.checks.symbolic.Encoding`'s bit-vectors: the current state is
+  on the :class:`~deferral.checks.symbolic.encoding.Encoding`'s bit-vectors: the current state is
   decoded from its atoms, so the protocol is not restated. Spacer's invariant is then a
   propositional formula over atoms ``slot=value``, which
-  :mod:`deferral.checks.generalize` turns into lemma families.
+  :mod:`deferral.checks.symbolic.generalize` turns into lemma families.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from typing import Any, Sequence
 
 import z3
 
-from deferral.checks.bmc import BmcResult, bmc
-from deferral.checks.symbolic import Encoding, _is_bool_slot, encode
+from deferral.checks.symbolic.bmc import BmcResult, bmc
+from deferral.checks.symbolic.encoding import Encoding, _is_bool_slot, encode
 from deferral.model.bounds import Bounds
 from deferral.model.protocol import Protocol
 

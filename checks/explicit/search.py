@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deferral.checks.explore import explore
+from deferral.checks.explicit.explore import explore
 from deferral.checks.results import ProgressFn, SearchResult
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model
@@ -30,7 +30,7 @@ def search(
                                    progress=progress)
     if engine in ("auto", "vectorized"):
         try:
-            from deferral.checks.vectorized import explore_vectorized
+            from deferral.checks.explicit.vectorized import explore_vectorized
         except ImportError:
             if engine == "vectorized":
                 raise

@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deferral.checks.backreach import unreachable_goal_np
-from deferral.checks.liveness import unreachable_goal
+from deferral.checks.explicit.backreach import unreachable_goal_np
+from deferral.checks.explicit.liveness import unreachable_goal
 
 
 @st.composite

@@ -1,0 +1,1 @@
+"""Comparison of two protocols: verdicts side by side, behaviours added or lost."""

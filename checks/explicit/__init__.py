@@ -1,0 +1,1 @@
+"""Explicit-state search: plain and vectorized breadth-first search, symmetry, liveness."""
