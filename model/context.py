@@ -53,8 +53,9 @@ class StepContext:
         object.__setattr__(self, "_vars", {v.name: v for v in layout.variables})
         object.__setattr__(self, "proc", _Procedures(self, procedures or {}))
         b = layout.bounds
-        for name, value in (("N", b.vcpus), ("V", b.pages), ("F", b.frames), ("Q", b.queue), ("bounds", b)):
-            object.__setattr__(self, name, value)
+        for decl in b.decls:  # the protocol's bounds by letter: s.N, s.V, s.F, s.Q, ...
+            object.__setattr__(self, decl.letter, b[decl.name])
+        object.__setattr__(self, "bounds", b)
 
     # ---- variables ---------------------------------------------------------------
     def __getattr__(self, name: str) -> Any:
