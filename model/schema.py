@@ -168,6 +168,13 @@ class Enum(Domain):
     def __getitem__(self, label: str) -> int:
         return self.names.index(label)
 
+    def __getattr__(self, label: str) -> int:
+        """A value by name: ``PC.Idle`` is ``PC["Idle"]``."""
+        names = self.__dict__.get("names", ())
+        if label in names:
+            return names.index(label)
+        raise AttributeError(f"{self.__dict__.get('name', 'enum')} has no value or attribute {label!r}")
+
 
 BOOL = _Bool()
 FRAME = _Frame()
