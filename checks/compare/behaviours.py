@@ -21,10 +21,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from deferral.checks.explicit.explore import concretize
 from deferral.checks.explicit.numpy_ops import NotVectorizable
 from deferral.checks.explicit.packing import Packer
-from deferral.checks.results import Path
+from deferral.checks.results import Path, path_from_parents
 from deferral.checks.explicit.vectorized import reachable_levels
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model, State
@@ -51,19 +50,7 @@ class Reachable:
 
     def path_to(self, n: int) -> Path:
         """A shortest path of real states from the initial state to (an image of) state ``n``."""
-        chain = []
-        while n != -1:
-            chain.append(n)
-            n = int(self.parent[n])
-        chain.reverse()
-        model = self.model
-        stored = [model.canonical(model.initial)]
-        actions = [int(self.via[m]) for m in chain[1:]]
-        for a in actions:
-            nxt = model.apply(stored[-1], model.actions[a])
-            assert nxt is not None, "recorded action not enabled in its stored parent"
-            stored.append(model.canonical(nxt))
-        return concretize(model, stored, actions, True)
+        return path_from_parents(self.model, self.parent, self.via, n, symmetry=True)
 
 
 def reachable(protocol: Protocol, bounds: Bounds, *, start: State | None = None,
