@@ -24,7 +24,7 @@ SMALL = Bounds(2, 1, 1, 1)
                                             ("reload-no-drain", SMALL), ("overflow-drop", Bounds(2, 2, 1, 1))])
 def test_threaded_run_shows_the_violation_and_replay_agrees(variant: str, bounds: Bounds) -> None:
     for seed in range(8):
-        result = run(RunConfig(bounds, variant, seconds=0.2, seed=seed, snapshots=True, max_steps=800))
+        result = run(RunConfig(bounds, variant, seconds=1.0, seed=seed, snapshots=True, max_steps=800))
         s = result.summary
         if not s["violations"]["steps"]:
             continue
