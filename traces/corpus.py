@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from deferral.checks.compare.behaviours import goal_reachable, reachable
+from deferral.checks.explicit.reachable import goal_reachable, reachable
 from deferral.checks.explicit.search import search
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model, State

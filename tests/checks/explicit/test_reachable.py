@@ -1,10 +1,10 @@
-"""behaviours.reachable runs the fast search's own BFS: same states, limits, located errors."""
+"""reachable() runs the fast search's own BFS: same states, limits, located errors."""
 
 from __future__ import annotations
 
 import pytest
 
-from deferral.checks.compare.behaviours import TooManyStates, goal_reachable, reachable
+from deferral.checks.explicit.reachable import TooManyStates, goal_reachable, reachable
 from deferral.checks.explicit.vectorized import explore_vectorized
 from deferral.model import REFERENCE, Bounds
 from deferral.model.concrete import Model
