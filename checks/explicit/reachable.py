@@ -103,9 +103,15 @@ def _reachable_plain(model: Model, start: State | None, max_states: int | None) 
     return Reachable(model, keys, rows, np.array(parent, np.int64), np.array(via, np.int32), depth)
 
 
-def goal_reachable(protocol: Protocol, bounds: Bounds, state: State, goal: Callable[[Model, State], bool],
-                   *, max_states: int | None = None) -> bool:
-    """Is a state satisfying ``goal`` reachable from ``state`` (``state`` itself included)?"""
-    reach = reachable(protocol, bounds, start=state, max_states=max_states)
-    model = reach.model
-    return any(goal(model, tuple(int(v) for v in row)) for row in reach.rows)
+def goal_reachable(model: Model, start: State, goal: Callable[[Model, State], bool], *,
+                   max_states: int | None = None) -> bool | None:
+    """Is a state satisfying ``goal`` reachable from ``start`` (``start`` itself included)?
+
+    None when more than ``max_states`` states are reachable (the question stays open). An
+    AG EF counterexample is confirmed this way: its last state must have no path to a goal.
+    """
+    try:
+        reach = reachable(model.protocol, model.bounds, start=start, max_states=max_states)
+    except TooManyStates:
+        return None
+    return any(goal(reach.model, tuple(int(v) for v in row)) for row in reach.rows)
