@@ -15,7 +15,8 @@ import textwrap
 from pathlib import Path
 from typing import Callable, Sequence
 
-from deferral.model.expected import REFERENCE_COUNTS, VERDICTS
+from deferral.model.bounds import Bounds
+from deferral.model.expected import REFERENCE_COUNTS, SPACES_COUNTS, SPACES_VERDICTS, VERDICTS
 from deferral.model.protocol import Protocol
 from deferral.model.reference import REFERENCE
 from deferral.model.schema import BOOL, FRAME, PAGE, VCPU, VCPU_OR_NONE, Domain, Enum, Queue, Range, Var
@@ -102,9 +103,9 @@ def variants_section() -> list[str]:
     for name, variant in PUBLISHED.items():
         changes = "; ".join(f"{c.kind} {c.what} `{c.name}`" for c in variant.changes) or "none"
         doc = variant.doc if name != "reference" else "the protocol itself"
-        if name in VERDICTS:
-            bounds, prop, length = VERDICTS[name]
-            at = "N={},V={},F={},Q={}".format(*bounds)
+        if name in VERDICTS or name in SPACES_VERDICTS:
+            bounds, prop, length = {**VERDICTS, **SPACES_VERDICTS}[name]
+            at = Bounds(*bounds).short()
             verdict = f"`{prop}` violated at {at}" + (f", shortest counterexample {length} steps"
                                                       if length is not None else "")
         else:
@@ -117,6 +118,13 @@ def counts_table() -> list[str]:
     out = ["| N | V | F | Q | reachable states | up to VCPU symmetry |", "|---|---|---|---|---|---|"]
     for (n, v, f, q), (full, orbits) in REFERENCE_COUNTS.items():
         out.append(f"| {n} | {v} | {f} | {q} | {full:,} | {orbits:,} |")
+    return out
+
+
+def spaces_counts_table() -> list[str]:
+    out = ["| N | V | F | Q | S | reachable states | up to VCPU symmetry |", "|---|---|---|---|---|---|---|"]
+    for (n, v, f, q, sp), (full, orbits) in SPACES_COUNTS.items():
+        out.append(f"| {n} | {v} | {f} | {q} | {sp} | {full:,} | {orbits:,} |")
     return out
 
 
@@ -151,7 +159,8 @@ def render(protocol: Protocol = REFERENCE) -> str:
         "## Bounds",
         "",
         "A check runs at fixed bounds; `check`, `prove`, `conform` and `regress` take",
-        "these flags (regress as `--bounds N,V,F,Q`).",
+        "these flags (regress as `--bounds N,V,F,Q[,S]` or `N=2,S=2`). S is written in",
+        "JSON and traces only when it is not 1: a trace that names no space is at one space.",
         "",
         *bounds_table(),
         "",
@@ -211,6 +220,38 @@ def render(protocol: Protocol = REFERENCE) -> str:
         "the larger two. Both properties hold in all of them.",
         "",
         *counts_table(),
+        "",
+        "## Address spaces",
+        "",
+        "With `--spaces S` (1..3, default 1) the guest has S address spaces (processes). Each",
+        "space has its own guest page table (`gpt[s][p]`); each VCPU runs one space at a time",
+        "(`cr3[i]`) and keeps a shadow of every space (`shadow[i][s][p]`, a shadow cache kept",
+        "while it runs another space); the TLB is untagged (`tlb[i][p]`, the space it runs) and",
+        "a CR3 load flushes it whole. Notices in a queue name their space: `(s, p)`.",
+        "",
+        "The rule that keeps deferral sound across spaces: a write is deferred only if it is",
+        "to the writer's current space (`write(i,s,p,f)` with `s == cr3[i]`); a write to another",
+        "space is resynced at once, because no flush on the writer would ever drain it.",
+        "`switch_cr3(i,s)` loads another space: like a CR3 reload it drains the queue first",
+        "(the design's third drain point, cr3 reassignment), then `finish_reload` sets",
+        "`cr3[i] := sp[i]` and flushes the TLB. `shootdown(i,s,p)` may name a space the",
+        "initiator does not run: it then neither flushes nor drains locally (`send_ipis` does",
+        "not wait for the queue), and a handler flushes only if it runs that space.",
+        "`no_stale_translation(k,s,p)` constrains the space k runs: a cached shadow of another",
+        "space may lag as long as it is fresh again by the time k switches back.",
+        "",
+        "At S = 1 every space index and argument is 0 and is not shown (`gpt[p]`,",
+        "`write(i,p,f)`), `cr3` and `sp` hold no state, and states, counts, traces and",
+        "verdicts are exactly those above. VCPUs stay the only symmetric sort; spaces are not",
+        "permuted (space 0 is where every VCPU starts). A variant file written in the one-space",
+        "notation (`s.shadow[k][p]`, `s.gpt[p]`, procedures without a space argument) runs at",
+        "`--spaces 1` as a view of space 0, the only one; at more spaces it stops with a one-line",
+        "error saying which index or argument to add.",
+        "",
+        "Reference counts with address spaces (Rumur 2022.08 on the encoding in",
+        "`peers/spaces.m` and a second implementation agree; both properties hold):",
+        "",
+        *spaces_counts_table(),
         "",
     ]
     return "\n".join(lines)

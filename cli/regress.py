@@ -133,6 +133,8 @@ def print_report(console: Console, report: RegressReport) -> None:
         change = Text(row.change, style="bold red" if row.lost else ("green" if row.change == "fixed" else "dim"))
         table.add_row(row.prop, row.bounds.short(), _cell(row.baseline), cand, change)
     console.print(table)
+    for bounds, why in report.skipped:
+        console.print(f"[yellow]skipped {bounds.short()}:[/] {why}")
     if report.corpus:
         table = Table(title=f"Corpus ({len(report.corpus)} traces, steps replayed on each side)",
                       title_justify="left")

@@ -66,7 +66,7 @@ class Stepper:
 
 
 def model_args(action: Action) -> dict[str, int]:
-    return {name: v for (name, _), v in zip(action.step.params, action.args)}
+    return action.arg_dict()
 
 
 def _label(name: str, args: dict[str, int]) -> str:

@@ -57,6 +57,12 @@ PAGES = Bound("pages", "V", 1, 3, 1, "virtual pages, numbered 0..V-1")
 FRAMES = Bound("frames", "F", 1, 3, 1, "frames: a PTE value is 0 (not present) or 1..F")
 QUEUE = Bound("queue", "Q", 1, 3, 1, "deferral queue capacity per VCPU")
 STANDARD: tuple[Bound, ...] = (VCPUS, PAGES, FRAMES, QUEUE)
+#: Address spaces (PROTOCOL.md, "Address spaces"): shown only when not 1, so files written
+#: before spaces existed stay the same and read as one space.
+SPACES = Bound("spaces", "S", 1, 3, 1, "guest address spaces (processes), numbered 0..S-1",
+               always_shown=False)
+#: The reference's bounds: the four, then the spaces.
+DEFAULT: tuple[Bound, ...] = STANDARD + (SPACES,)
 
 #: name -> (flag, low, high) of the standard bounds (kept for code written against it).
 LIMITS: dict[str, tuple[str, int, int]] = {b.name: (b.flag, b.low, b.high) for b in STANDARD}
@@ -65,7 +71,7 @@ LIMITS: dict[str, tuple[str, int, int]] = {b.name: (b.flag, b.low, b.high) for b
 class Bounds(Mapping[str, int]):
     """Values of declared bounds: ``Bounds(2, 1, 1, 1)`` (declaration order), or by name.
 
-    ``decls`` defaults to :data:`STANDARD`; a protocol with other bounds passes its own
+    ``decls`` defaults to :data:`DEFAULT` (the reference's); a protocol with other bounds passes its own
     (``protocol.bounds(...)`` does). Missing values take their default; an unknown name or
     a value outside its range is a :class:`BoundsError`. Two bounds are equal when they
     show the same (``as_dict``), so ``Bounds(2, 1, 1, 1)`` equals the reference's bounds
@@ -74,7 +80,8 @@ class Bounds(Mapping[str, int]):
 
     __slots__ = ("_decls", "_values")
 
-    def __init__(self, *args: int, decls: Sequence[Bound] = STANDARD, **values: int) -> None:
+    def __init__(self, *args: int, decls: Sequence[Bound] | None = None, **values: int) -> None:
+        decls = DEFAULT if decls is None else decls
         decls = tuple(decls)
         if len(args) > len(decls):
             names = ",".join(d.letter for d in decls)
@@ -165,10 +172,10 @@ class Bounds(Mapping[str, int]):
         return ",".join(f"{d.letter}={self._values[d.name]}" for d in self.shown())
 
     @classmethod
-    def parse(cls, text: str, decls: Sequence[Bound] = STANDARD) -> "Bounds":
+    def parse(cls, text: str, decls: Sequence[Bound] = ()) -> "Bounds":
         """Parse ``"2,1,1,1"`` (values in declaration order, as ``--bounds 2,1,1,1``; trailing
         ones may be left out) or ``"N=2,S=2"`` / ``"vcpus=2,spaces=2"`` (others at default)."""
-        decls = tuple(decls)
+        decls = tuple(decls) or DEFAULT
         letters = ",".join(d.letter for d in decls)
         parts = [p.strip() for p in text.split(",")]
         if any("=" in p for p in parts):
@@ -189,9 +196,9 @@ class Bounds(Mapping[str, int]):
         return cls(*(int(p) for p in parts), decls=decls)
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any], decls: Sequence[Bound] = STANDARD) -> "Bounds":
+    def from_dict(cls, raw: Mapping[str, Any], decls: Sequence[Bound] = ()) -> "Bounds":
         """Read a JSON ``bounds`` object: every always-shown bound, others optional."""
-        decls = tuple(decls)
+        decls = tuple(decls) or DEFAULT
         missing = [d.name for d in decls if d.always_shown and d.name not in raw]
         if missing:
             raise BoundsError(f"missing bound(s) {', '.join(missing)}")
@@ -206,13 +213,13 @@ def loose(raw: Mapping[str, Any]) -> Bounds:
     """A trace's bounds before its protocol is known: the standard ones checked, any other
     name accepted as declared by the file (the protocol re-reads them with ``under``)."""
     extra = tuple(Bound(str(k), str(k), -1, 2**31, -1, always_shown=True)
-                  for k, v in raw.items() if k not in {d.name for d in STANDARD}
+                  for k, v in raw.items() if k not in {d.name for d in DEFAULT}
                   if str(k).isidentifier() and not str(k).startswith("_"))
-    bad = [k for k in raw if k not in {d.name for d in STANDARD} and not (str(k).isidentifier()
-                                                                      and not str(k).startswith("_"))]
+    bad = [k for k in raw if k not in {d.name for d in DEFAULT} and not (str(k).isidentifier()
+                                                                     and not str(k).startswith("_"))]
     if bad:
         raise BoundsError(f"bad bound name(s) {bad}")
-    return Bounds.from_dict(raw, STANDARD + extra)
+    return Bounds.from_dict(raw, DEFAULT + extra)
 
 
 def _is_int(v: Any) -> bool:

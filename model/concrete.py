@@ -17,6 +17,7 @@ from deferral.model.bounds import Bounds
 from deferral.model.context import StepContext, StepError
 from deferral.model.ops import CONCRETE
 from deferral.model.protocol import Property, Protocol, Step
+from deferral.model.schema import Sort
 
 State = tuple[int, ...]
 
@@ -28,13 +29,18 @@ class Action:
     index: int
     step: Step
     args: tuple[int, ...]
+    shown: tuple[tuple[str, int], ...] = ()  # the arguments as shown (elided single sorts left out)
 
     @property
     def name(self) -> str:
         return self.step.name
 
+    def arg_dict(self) -> dict[str, int]:
+        """The arguments by parameter name, as traces and reports show them."""
+        return dict(self.shown)
+
     def label(self) -> str:
-        return self.step.label(self.args)
+        return f"{self.step.name}({','.join(str(a) for _, a in self.shown)})"
 
 
 @dataclass(frozen=True)
@@ -70,7 +76,8 @@ class Model:
         self.bounds = protocol.bind(bounds)
         self.layout = protocol.layout(self.bounds)
         self.actions: tuple[Action, ...] = tuple(
-            Action(n, st, args) for n, (st, args) in enumerate(protocol.instances(bounds)))
+            Action(n, st, args, tuple(st.shown_args(args, self.bounds).items()))
+            for n, (st, args) in enumerate(protocol.instances(self.bounds)))
         self._procedures = protocol.procedure_table
 
     # ---- transition system ---------------------------------------------------------
@@ -85,7 +92,7 @@ class Model:
         try:
             return bool(action.step.guard(self.context(state), *action.args))
         except StepError as exc:
-            raise StepError(self._where(action, state, f"guard: {exc}")) from None
+            raise type(exc)(self._where(action, state, f"guard: {exc}")) from None
         except Exception as exc:
             raise StepError(self._where(action, state, f"guard raised {type(exc).__name__}: {exc}")) from None
 
@@ -97,7 +104,7 @@ class Model:
         try:
             action.step.effect(ctx, *action.args)
         except StepError as exc:
-            raise StepError(self._where(action, state, str(exc))) from None
+            raise type(exc)(self._where(action, state, str(exc))) from None
         except Exception as exc:
             raise StepError(self._where(action, state, f"raised {type(exc).__name__}: {exc}")) from None
         for slot in ctx.written:
@@ -115,8 +122,12 @@ class Model:
                 yield action, nxt
 
     def find_action(self, name: str, args: Sequence[int]) -> Action | None:
+        args = tuple(args)
         for action in self.actions:
-            if action.step.name == name and action.args == tuple(args):
+            if action.step.name == name and action.args == args:
+                return action
+        for action in self.actions:  # the arguments as shown (an elided single space left out)
+            if action.step.name == name and tuple(a for _, a in action.shown) == args:
                 return action
         return None
 
@@ -143,7 +154,9 @@ class Model:
                 raise StepError(f"property {prop.name}{args}: raised {type(exc).__name__}: {exc}") from None
             if not ok:
                 values = {self.layout.slots[s].label(): self._shown(s, state) for s in sorted(ctx.reads)}
-                out.append(Violation(prop.name, args, values))
+                shown = tuple(a for a, (_, d) in zip(args, prop.params)
+                              if not (isinstance(d, Sort) and d.single(self.bounds)))
+                out.append(Violation(prop.name, shown, values))
         return out
 
     def violations(self, state: State) -> list[Violation]:

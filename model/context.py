@@ -23,6 +23,8 @@ same step.
 
 from __future__ import annotations
 
+import inspect
+from functools import lru_cache
 from itertools import product
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -32,6 +34,10 @@ from deferral.model.schema import Domain, Layout, OrNone, Queue, Sort, Var
 
 class StepError(Exception):
     """A step, procedure or property did something the model does not allow."""
+
+
+class OneSpaceError(StepError):
+    """A function in the one-space notation ran at more than one address space."""
 
 
 class StepContext:
@@ -78,16 +84,16 @@ class StepContext:
 
     # ---- logic -------------------------------------------------------------------
     def ite(self, cond: Any, then: Any, other: Any) -> Any:
-        return self.ops.ite(cond, then, other)
+        return self.ops.ite(_v(cond), _v(then), _v(other))
 
     def not_(self, x: Any) -> Any:
-        return self.ops.not_(x)
+        return self.ops.not_(_v(x))
 
     def all(self, xs: Any) -> Any:
-        return self.ops.all_(xs)
+        return self.ops.all_(_v(x) for x in xs)
 
     def any(self, xs: Any) -> Any:
-        return self.ops.any_(xs)
+        return self.ops.any_(_v(x) for x in xs)
 
     def each(self, sort: Domain) -> range:
         """The elements of a sort at these bounds: ``for k in s.each(VCPU)``."""
@@ -110,7 +116,7 @@ class StepContext:
         On a concrete state where ``c`` is false, reads in a ``with`` block that fall
         outside a variable (``q[q.length - 1]`` of an empty queue) read 0 instead of failing.
         """
-        return _When(self, cond)
+        return _When(self, _v(cond))
 
     def _false_concrete(self) -> bool:
         """On a concrete state: is some enclosing ``when`` condition false?"""
@@ -119,6 +125,9 @@ class StepContext:
     # ---- slot access (used by the views) -------------------------------------------
     def read(self, var: Var, index: tuple[Any, ...], part: Any) -> Any:
         """Read an element; symbolic indices become a selection over all candidates."""
+        index = tuple(_v(i) for i in index)
+        if not var.held(self._layout.bounds):
+            return 0  # a variable of an elided single sort (cr3 at one space): always 0
         if not any(self.ops.is_value(i) for i in index) and not self.ops.is_value(part):
             try:
                 slot = self._slot(var, index, part)
@@ -137,6 +146,9 @@ class StepContext:
 
     def write(self, var: Var, index: tuple[Any, ...], part: Any, value: Any) -> None:
         """Write an element, under the enclosing ``when`` conditions."""
+        index, value = tuple(_v(i) for i in index), _v(value)
+        if not var.held(self._layout.bounds):
+            return  # always 0 at these bounds: nothing is stored
         if not any(self.ops.is_value(i) for i in index) and not self.ops.is_value(part):
             if self._false_concrete():
                 return
@@ -152,7 +164,10 @@ class StepContext:
     def _assign(self, slot: int, value: Any) -> None:
         if self._conds:
             cond = self.ops.all_(self._conds)
-            if self.ops.concrete:
+            if not self.ops.is_value(cond):  # a constant condition: no select needed
+                if not cond:
+                    return
+            elif self.ops.concrete:
                 if not cond:
                     return
             else:
@@ -184,13 +199,107 @@ class StepContext:
                 yield self.ops.all_(conds), concrete_index, concrete_part
 
 
+_QUEUE_OPS = frozenset(("push", "pop", "pop_back", "head", "tail", "length", "full", "empty", "contains",
+                        "capacity"))
+
+
+def _v(x: Any) -> Any:
+    """A value: a partially indexed view used as a value is read in the one-space notation."""
+    return x._value() if isinstance(x, VarView) else x
+
+
 class VarView:
-    """``s.name[i][j]``: indexes an array variable one sort at a time."""
+    """``s.name[i][j]``: indexes an array variable one sort at a time.
+
+    A view indexed by fewer sorts than the variable has, used as a value, is the one-space
+    notation (``s.gpt[p]`` for ``gpt`` indexed by SPACE × PAGE, written before address
+    spaces existed): at one space it reads space 0, the only one; at more spaces it is a
+    one-line error saying how to index the space.
+    """
 
     __slots__ = ("_ctx", "_var", "_index")
+    __hash__ = object.__hash__
 
     def __init__(self, ctx: StepContext, var: Var, index: tuple[Any, ...]) -> None:
         self._ctx, self._var, self._index = ctx, var, index
+
+    def _value(self) -> Any:
+        ctx, var = self._ctx, self._var
+        b = ctx._layout.bounds
+        shown = var.shown_dims(b)
+        if len(self._index) == len(shown) < len(var.index):
+            full = [0] * len(var.index)
+            for d, i in zip(shown, self._index):
+                full[d] = i
+            if isinstance(var, Queue):
+                return QueueView(ctx, var, tuple(full))
+            return ctx.read(var, tuple(full), None)
+        sorts = " × ".join(sort.name.upper() for sort in var.index)
+        given = var.name + "".join("[.]" for _ in self._index)
+        if len(self._index) < len(shown) and len(shown) < len(var.index) + 1 and any(
+                sort.elided for sort in var.index):
+            raise OneSpaceError(f"{given} is not a value: {var.name} is indexed by {sorts}; the one-space "
+                            f"notation works at one address space only, here index every sort "
+                            f"(e.g. s.gpt[sp][p], s.shadow[k][sp][p]; the space VCPU i runs is s.cr3[i]); "
+                            f"see docs/notation.md")
+        raise StepError(f"{given} is not a value: {var.name} is indexed by {sorts}; index it fully")
+
+    # a partially indexed view used as a value (the one-space notation)
+    def __eq__(self, other: Any) -> Any:  # type: ignore[override]
+        return self._value() == _v(other)
+
+    def __ne__(self, other: Any) -> Any:  # type: ignore[override]
+        return self._value() != _v(other)
+
+    def __lt__(self, other: Any) -> Any:
+        return self._value() < _v(other)
+
+    def __le__(self, other: Any) -> Any:
+        return self._value() <= _v(other)
+
+    def __gt__(self, other: Any) -> Any:
+        return self._value() > _v(other)
+
+    def __ge__(self, other: Any) -> Any:
+        return self._value() >= _v(other)
+
+    def __add__(self, other: Any) -> Any:
+        return self._value() + _v(other)
+
+    def __radd__(self, other: Any) -> Any:
+        return _v(other) + self._value()
+
+    def __sub__(self, other: Any) -> Any:
+        return self._value() - _v(other)
+
+    def __rsub__(self, other: Any) -> Any:
+        return _v(other) - self._value()
+
+    def __and__(self, other: Any) -> Any:
+        return self._value() & _v(other)
+
+    def __rand__(self, other: Any) -> Any:
+        return _v(other) & self._value()
+
+    def __or__(self, other: Any) -> Any:
+        return self._value() | _v(other)
+
+    def __ror__(self, other: Any) -> Any:
+        return _v(other) | self._value()
+
+    def __invert__(self) -> Any:
+        return ~self._value()
+
+    def __bool__(self) -> bool:
+        return bool(self._value())
+
+    def __index__(self) -> int:
+        return int(self._value())
+
+    def __getattr__(self, name: str) -> Any:  # queue operations on a one-space queue view
+        if name not in _QUEUE_OPS:
+            raise AttributeError(name)
+        return getattr(self._value(), name)
 
     def __getitem__(self, i: Any) -> Any:
         index = self._index + (i,)
@@ -202,9 +311,14 @@ class VarView:
 
     def __setitem__(self, i: Any, value: Any) -> None:
         index = self._index + (i,)
-        if len(index) != len(self._var.index) or isinstance(self._var, Queue):
-            raise StepError(f"cannot assign to part of {self._var.name}: index it fully")
-        self._ctx.write(self._var, index, None, value)
+        var, b = self._var, self._ctx._layout.bounds
+        if len(index) == len(var.shown_dims(b)) < len(var.index) and not isinstance(var, Queue):
+            self._ctx.write(var, self._ctx._layout.full_index(var, index), None, value)  # one-space notation
+            return
+        if len(index) != len(var.index) or isinstance(var, Queue):
+            VarView(self._ctx, var, index)._value()  # raises the one-line error that says how to index it
+            raise StepError(f"cannot assign to part of {var.name}: index it fully")
+        self._ctx.write(var, index, None, value)
 
     def __len__(self) -> int:
         return self._var.shape(self._ctx._layout.bounds)[len(self._index)]
@@ -300,8 +414,9 @@ class _When:
 
     def __call__(self, body: Callable[[], Any]) -> Callable[[], Any]:
         ctx = self._ctx
-        if ctx.ops.concrete and not (self._cond and all(ctx._conds)):
-            return body  # not evaluated where the condition is false
+        constant = not ctx.ops.is_value(self._cond)
+        if (constant and not self._cond) or (ctx.ops.concrete and not all(ctx._conds)):
+            return body  # not evaluated where the condition is (known to be) false
         with self:
             body()
         return body
@@ -319,4 +434,34 @@ class _Procedures:
         fn = self._table.get(name)
         if fn is None:
             raise StepError(f"the protocol has no procedure named {name!r}")
-        return lambda *args: fn(self._ctx, *args)
+        ctx = self._ctx
+
+        def call(*args: Any) -> Any:
+            most = max_positional(fn) - 1  # after s
+            if len(args) <= most:
+                return fn(ctx, *args)
+            extra = args[most:]
+            if all(not ctx.ops.is_value(a) and a == 0 for a in extra) and _optional_bounds_at_default(ctx):
+                return fn(ctx, *args[:most])  # written before a trailing argument (a space) existed
+            raise OneSpaceError(f"procedure {name} takes {most} argument(s) after s, the protocol passes "
+                            f"{len(args)}: the last one(s) name a space (address spaces); add a parameter "
+                            f"for it, e.g. def {name}(s, {', '.join(f'a{n}' for n in range(most))}, sp) "
+                            "(docs/notation.md), or check at --spaces 1")
+        return call
+
+
+def _optional_bounds_at_default(ctx: StepContext) -> bool:
+    b = ctx.bounds
+    return all(b[d.name] == d.default for d in b.decls if not d.always_shown)
+
+
+@lru_cache(maxsize=None)
+def max_positional(fn: Callable[..., Any]) -> int:
+    """How many positional arguments ``fn`` takes (a large number for ``*args``)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return 1 << 16
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return 1 << 16
+    return sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from deferral.model.context import StepContext
-from deferral.model.reference import IPI, SDWAIT, in_shootdown, no_stale_translation
-from deferral.model.schema import PAGE, VCPU, Domain
+from deferral.model.reference import NOTICE, PC, in_shootdown, no_stale_translation
+from deferral.model.schema import PAGE, SPACE, VCPU, Domain, Sort
 
 
 @dataclass(frozen=True)
@@ -34,39 +34,47 @@ class Lemma:
     params: tuple[tuple[str, Domain], ...]
     fn: Callable[..., Any]
 
-    def show(self) -> str:
-        names = ", ".join(n for n, _ in self.params)
+    def show(self, b: Any = None) -> str:
+        """``for all k, p: name``; parameters of an elided sort with one element at ``b`` left out."""
+        names = ", ".join(n for n, d in self.params
+                          if not (b is not None and isinstance(d, Sort) and d.single(b)))
         return f"for all {names}: {self.name}" if names else self.name
 
 
 def after_send(s: StepContext, i: Any) -> Any:
     """i has sent its shootdown IPIs and waits (possibly while handling another's IPI)."""
-    return (s.pc[i] == SDWAIT) | ((s.pc[i] == IPI) & s.waitret[i])
+    return (s.pc[i] == PC.SdWait) | ((s.pc[i] == PC.Ipi) & s.waitret[i])
 
 
-def queued(s: StepContext, j: Any, p: Any) -> Any:
-    """A notice of page p is pending in VCPU j's queue."""
+def queued(s: StepContext, j: Any, t: Any, p: Any) -> Any:
+    """A notice (t, p) (page p of space t) is pending in VCPU j's queue."""
     q = s.queue[j]
-    return s.any((q.length > pos) & (q[pos] == p) for pos in range(s.Q))
+    notice = NOTICE.make(s, t, p)
+    return s.any((q.length > pos) & (q[pos] == notice) for pos in range(q.capacity))
 
 
-def last_writer_has(s: StepContext, p: Any, pending: bool) -> Any:
-    """p has a last writer, and its queue holds (``pending``) / does not hold a notice of p."""
-    return s.any((s.lw[p] == j) & (queued(s, j, p) if pending else s.not_(queued(s, j, p)))
-                 for j in range(s.N))
+def last_writer_has(s: StepContext, t: Any, p: Any, pending: bool) -> Any:
+    """(t, p) has a last writer, and its queue holds (``pending``) / does not hold its notice."""
+    return s.any((s.lw[t][p] == j) & (queued(s, j, t, p) if pending else s.not_(queued(s, j, t, p)))
+                 for j in s.each(VCPU))
 
 
 def _queue_normal(s: StepContext, i: int) -> Any:
     q = s.queue[i]
-    return s.all((q.length > pos) | (q[pos] == 0) for pos in range(s.Q))
+    return s.all((q.length > pos) | (q[pos] == 0) for pos in range(q.capacity))
+
+
+def _queue_current_space(s: StepContext, i: int) -> Any:
+    q = s.queue[i]
+    return s.all((q.length <= pos) | (NOTICE.first_of(s, q[pos]) == s.cr3[i]) for pos in range(q.capacity))
 
 
 def _cur_iff_ipi(s: StepContext, k: int) -> Any:
-    return (s.pc[k] == IPI) == (s.cur[k] < s.N)
+    return (s.pc[k] == PC.Ipi) == (s.cur[k] < s.N)
 
 
 def _waitret_in_ipi(s: StepContext, k: int) -> Any:
-    return s.not_(s.waitret[k]) | (s.pc[k] == IPI)
+    return s.not_(s.waitret[k]) | (s.pc[k] == PC.Ipi)
 
 
 def _no_self_ipi(s: StepContext, i: int) -> Any:
@@ -78,7 +86,7 @@ def _pending_ipi_awaited(s: StepContext, k: int, i: int) -> Any:
 
 
 def _handled_ipi_awaited(s: StepContext, k: int, i: int) -> Any:
-    handling = (s.pc[k] == IPI) & (s.cur[k] == i)
+    handling = (s.pc[k] == PC.Ipi) & (s.cur[k] == i)
     return s.not_(handling) | (s.waiting[i][k] & s.not_(s.ipi[k][i]))
 
 
@@ -87,30 +95,31 @@ def _waits_after_send(s: StepContext, i: int, k: int) -> Any:
 
 
 def _covers_own_write(s: StepContext, i: int) -> Any:
-    return s.not_(s.covers[i]) | (in_shootdown(s, i) & (s.lw[s.pg[i]] == i))
+    return s.not_(s.covers[i]) | (in_shootdown(s, i) & (s.lw[s.sp[i]][s.pg[i]] == i))
 
 
 def _covered_page_drained(s: StepContext, i: int) -> Any:
-    return s.not_(s.covers[i] & after_send(s, i)) | s.not_(queued(s, i, s.pg[i]))
+    return s.not_(s.covers[i] & after_send(s, i)) | s.not_(queued(s, i, s.sp[i], s.pg[i]))
 
 
 def _acked_required(s: StepContext, i: int, k: int) -> Any:
     acked = s.covers[i] & after_send(s, i) & s.not_(s.waiting[i][k])
-    return s.not_(acked) | s.req[k][s.pg[i]]
+    return s.not_(acked) | s.req[k][s.sp[i]][s.pg[i]]
 
 
-def _stale_shadow_pending(s: StepContext, k: int, p: int) -> Any:
-    fresh = (s.shadow[k][p] == 0) | (s.shadow[k][p] == s.gpt[p])
-    return fresh | last_writer_has(s, p, pending=True)
+def _stale_shadow_pending(s: StepContext, k: int, t: int, p: int) -> Any:
+    fresh = (s.shadow[k][t][p] == 0) | (s.shadow[k][t][p] == s.gpt[t][p])
+    return fresh | last_writer_has(s, t, p, pending=True)
 
 
-def _req_after_notice(s: StepContext, k: int, p: int) -> Any:
-    return s.not_(s.req[k][p]) | last_writer_has(s, p, pending=False)
+def _req_after_notice(s: StepContext, k: int, t: int, p: int) -> Any:
+    return s.not_(s.req[k][t][p]) | last_writer_has(s, t, p, pending=False)
 
 
-I, K, P = ("i", VCPU), ("k", VCPU), ("p", PAGE)
+I, K, T, P = ("i", VCPU), ("k", VCPU), ("t", SPACE), ("p", PAGE)
 
 #: The shipped invariant of the reference, weakest-first; the last lemma is the property.
+#: "page p" is page p of space t wherever a lemma has t (at one space, t is always 0).
 INVARIANT: tuple[Lemma, ...] = (
     Lemma("queue slots past the length are 0", (I,), _queue_normal),
     Lemma("cur[k] names a VCPU exactly when pc[k] is Ipi", (K,), _cur_iff_ipi),
@@ -124,13 +133,26 @@ INVARIANT: tuple[Lemma, ...] = (
     Lemma("covers[i] after sending implies pg[i] has no notice in i's queue", (I,), _covered_page_drained),
     Lemma("covers[i] after sending and k acked (not waiting[i][k]) implies req[k][pg[i]]", (I, K),
           _acked_required),
-    Lemma("shadow[k][p] not 0 and not gpt[p] implies the last writer of p has p queued", (K, P),
+    Lemma("shadow[k][p] not 0 and not gpt[p] implies the last writer of p has p queued", (K, T, P),
           _stale_shadow_pending),
-    Lemma("req[k][p] implies p has a last writer and its queue holds no notice of p", (K, P),
+    Lemma("req[k][p] implies p has a last writer and its queue holds no notice of p", (K, T, P),
           _req_after_notice),
-    Lemma("req[k][p] implies tlb[k][p] and shadow[k][p] are 0 or gpt[p] (no_stale_translation)", (K, P),
+    Lemma("req[k][p] implies tlb[k][p] and shadow[k][p] are 0 or gpt[p] (no_stale_translation)", (K, T, P),
           no_stale_translation),
 )
+
+#: With more than one space, notices in a queue are of the space its VCPU runs (a write to
+#: another space is not queued, and CR3 changes only once the queue is drained).
+SPACES_LEMMAS: tuple[Lemma, ...] = (
+    Lemma("every notice in queue[i] is of the space i runs (cr3[i])", (I,), _queue_current_space),
+)
+
+
+def invariant_for(b: Any) -> tuple[Lemma, ...]:
+    """The shipped invariant at bounds ``b``: with the spaces lemma when there is more than one space."""
+    if b.get("spaces", 1) > 1:
+        return INVARIANT[:1] + SPACES_LEMMAS + INVARIANT[1:]
+    return INVARIANT
 
 
 def lemma(name: str, lemmas: tuple[Lemma, ...] = INVARIANT) -> Lemma:

@@ -13,7 +13,7 @@ from itertools import product
 from typing import Any, Callable, Iterable, Mapping
 
 from deferral.model.bounds import STANDARD, Bound, Bounds
-from deferral.model.schema import Domain, Layout, Var
+from deferral.model.schema import Domain, Layout, Sort, Var
 
 Guard = Callable[..., Any]
 Effect = Callable[..., None]
@@ -36,6 +36,19 @@ class Step:
     guard: Guard
     effect: Effect
     doc: str = ""
+    exists: Callable[[Bounds], bool] | None = None  # the step has instances only where this holds
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "guard", _adapt(self.guard, self.params, self.name))
+        object.__setattr__(self, "effect", _adapt(self.effect, self.params, self.name))
+
+    def hidden(self, b: Bounds) -> tuple[bool, ...]:
+        """Which parameters are not shown at these bounds (of an elided sort with one element)."""
+        return tuple(isinstance(d, Sort) and d.single(b) for _, d in self.params)
+
+    def shown_args(self, args: Iterable[int], b: Bounds) -> dict[str, int]:
+        """The arguments by parameter name, as traces and reports show them."""
+        return {name: a for (name, _), a, hide in zip(self.params, args, self.hidden(b)) if not hide}
 
     def with_guard(self, guard: Guard, doc: str | None = None) -> "Step":
         return replace(self, guard=guard, doc=self.doc if doc is None else doc)
@@ -44,19 +57,48 @@ class Step:
         return replace(self, effect=effect, doc=self.doc if doc is None else doc)
 
     def arg_ranges(self, b: Bounds) -> list[range]:
+        if self.exists is not None and not self.exists(b):
+            return [range(0)]
         return [range(domain.size(b)) for _, domain in self.params]
 
-    def label(self, args: Iterable[int]) -> str:
+    def label(self, args: Iterable[int], b: Bounds | None = None) -> str:
+        args = tuple(args)
+        if b is not None:
+            args = tuple(a for a, hide in zip(args, self.hidden(b)) if not hide)
         return f"{self.name}({','.join(str(a) for a in args)})"
 
 
+def _adapt(fn: Callable[..., Any], params: tuple[tuple[str, Domain], ...], name: str) -> Callable[..., Any]:
+    """``fn`` written for the step before it took an elided-sort argument (a space): called
+    without those arguments where they are 0 at one element; a one-line error otherwise."""
+    from deferral.model.context import OneSpaceError, max_positional
+
+    elided = [n for n, (_, d) in enumerate(params) if isinstance(d, Sort) and d.elided]
+    if not elided or max_positional(fn) - 1 != len(params) - len(elided):
+        return fn
+    keep = [n for n in range(len(params)) if n not in elided]
+
+    def adapted(s: Any, *args: Any) -> Any:
+        if all(args[n] == 0 for n in elided) and all(params[n][1].single(s.bounds) for n in elided):  # type: ignore[union-attr]
+            return fn(s, *(args[n] for n in keep))
+        names = ", ".join(params[n][0] for n in elided)
+        raise OneSpaceError(f"{name}: a function written without the argument(s) {names} (address spaces) "
+                        f"runs at one space only; add the parameter(s) in the order "
+                        f"({', '.join(p for p, _ in params)}) to check it at more")
+
+    adapted.__wrapped__ = fn  # type: ignore[attr-defined]
+    adapted.__doc__ = fn.__doc__
+    return adapted
+
+
 def step(*params: tuple[str, Domain], guard: Guard = _always, name: str | None = None,
-         doc: str = "") -> Callable[[Effect], Step]:
-    """Decorator: ``@step(("i", VCPU), guard=lambda s, i: ...)`` over the effect function."""
+         doc: str = "", exists: Callable[[Bounds], bool] | None = None) -> Callable[[Effect], Step]:
+    """Decorator: ``@step(("i", VCPU), guard=lambda s, i: ...)`` over the effect function;
+    ``exists``: the bounds at which the step has instances (default: all)."""
 
     def make(effect: Effect) -> Step:
         return Step(name or effect.__name__, tuple(params), guard, effect,
-                    doc or (effect.__doc__ or "").strip())
+                    doc or (effect.__doc__ or "").strip(), exists)
 
     return make
 

@@ -102,6 +102,7 @@ class Sort(Domain):
     name: str = "sort"
     bound: str = ""
     symmetric: bool = False
+    elided: bool = False  # at one element: its indices and arguments are 0 and not shown
 
     def size(self, b: Bounds) -> int:
         return b[self.bound]
@@ -109,6 +110,10 @@ class Sort(Domain):
     @property
     def vcpu_valued(self) -> bool:  # type: ignore[override]
         return self.symmetric
+
+    def single(self, b: Bounds) -> bool:
+        """Elided at these bounds: an elided sort with one element (its value is always 0)."""
+        return self.elided and self.size(b) == 1
 
     def or_none(self, name: str | None = None) -> "OrNone":
         """This sort plus a value *none* (stored as the sort's size, shown as null)."""
@@ -148,6 +153,65 @@ class OrNone(Domain):
 
 
 @dataclass(frozen=True, repr=False)
+class Pair(Domain):
+    """A pair (a, b) of two sorts' values, stored as ``a * size(second) + b``.
+
+    Shown as ``[a, b]``, or as ``b`` alone when ``first`` is elided at these bounds (then a
+    is always 0 and the stored value is b). Step functions build and take pairs apart with
+    :meth:`make`, :meth:`first` and :meth:`second`, which use only ``+``, ``-``, ``>=`` and
+    ``ite`` (every backend has them) and are the identity on b when ``first`` is elided.
+    """
+
+    first: Sort
+    second: Sort
+    name: str = "pair"
+
+    def size(self, b: Bounds) -> int:
+        return self.first.size(b) * self.second.size(b)
+
+    def show(self, value: int, b: Bounds) -> Any:
+        m = self.second.size(b)
+        return value if self.first.single(b) else [value // m, value % m]
+
+    def parse(self, shown: Any, b: Bounds) -> int:
+        m = self.second.size(b)
+        if self.first.single(b) and not isinstance(shown, list):
+            return self.second.parse(shown, b)  # one space: the page alone
+        if isinstance(shown, int) and not isinstance(shown, bool):
+            return self.second.parse(shown, b)  # written before the first sort existed: a = 0
+        if not isinstance(shown, list) or len(shown) != 2:
+            raise ValueError(f"expected [{self.first.name}, {self.second.name}], got {shown!r}")
+        return self.first.parse(shown[0], b) * m + self.second.parse(shown[1], b)
+
+    def make(self, s: Any, a: Any, b: Any) -> Any:
+        """The pair (a, b) as a stored value."""
+        if isinstance(a, int) and not s.ops.is_value(a):
+            return b + a * self.second.size(s.bounds) if a else b
+        value = b
+        for _ in range(self.second.size(s.bounds)):
+            value = value + a
+        return value
+
+    def first_of(self, s: Any, x: Any) -> Any:
+        """a of a stored pair."""
+        if self.first.single(s.bounds):
+            return 0
+        m, out = self.second.size(s.bounds), 0
+        for j in range(1, self.first.size(s.bounds)):
+            out = s.ite(x >= j * m, j, out)
+        return out
+
+    def second_of(self, s: Any, x: Any) -> Any:
+        """b of a stored pair."""
+        if self.first.single(s.bounds):
+            return x
+        m, out = self.second.size(s.bounds), x
+        for j in range(1, self.first.size(s.bounds)):
+            out = s.ite(x >= j * m, x - j * m, out)
+        return out
+
+
+@dataclass(frozen=True, repr=False)
 class Enum(Domain):
     """Named values, stored as their position in ``names``."""
 
@@ -180,10 +244,11 @@ BOOL = _Bool()
 FRAME = _Frame()
 VCPU = Sort("vcpu", "vcpus", symmetric=True)
 PAGE = Sort("page", "pages")
+SPACE = Sort("space", "spaces", elided=True)
 VCPU_OR_NONE = VCPU.or_none("vcpu-or-none")
 
 #: The reference's index sorts (any :class:`Sort` can index a variable).
-INDEX_SORTS = (VCPU, PAGE)
+INDEX_SORTS = (VCPU, PAGE, SPACE)
 
 
 @dataclass(frozen=True)
@@ -207,6 +272,15 @@ class Var:
     def shape(self, b: Bounds) -> tuple[int, ...]:
         return tuple(sort.size(b) for sort in self.index)
 
+    def held(self, b: Bounds) -> bool:
+        """Does the variable hold state at these bounds? Not when its values are of an elided
+        sort with one element (``cr3`` at one space): it is always 0 and has no slots."""
+        return not (isinstance(self.domain, Sort) and self.domain.single(b))
+
+    def shown_dims(self, b: Bounds) -> tuple[int, ...]:
+        """The index positions shown at these bounds (elided single sorts left out)."""
+        return tuple(d for d, sort in enumerate(self.index) if not sort.single(b))
+
 
 @dataclass(frozen=True)
 class Queue(Var):
@@ -226,6 +300,7 @@ class Slot:
     index: tuple[int, ...]
     part: str | int | None
     size: int  # number of values
+    shown: tuple[int, ...] = ()  # index positions shown in labels (elided single sorts left out)
 
     @property
     def bits(self) -> int:
@@ -236,7 +311,7 @@ class Slot:
         return self.part != "len" and self.var.domain.vcpu_valued
 
     def label(self) -> str:
-        text = self.var.name + "".join(f"[{i}]" for i in self.index)
+        text = self.var.name + "".join(f"[{self.index[d]}]" for d in self.shown)
         if self.part == "len":
             return f"len({text})"
         if self.part is not None:
@@ -258,6 +333,9 @@ class Layout:
         slots: list[Slot] = []
         where: dict[tuple[str, tuple[int, ...], Any], int] = {}
         for var in self.variables:
+            if not var.held(b):
+                continue
+            shown = var.shown_dims(b)
             for idx in product(*(range(n) for n in var.shape(b))):
                 parts: list[tuple[Any, int]]
                 if isinstance(var, Queue):
@@ -266,7 +344,7 @@ class Layout:
                     parts = [(None, var.domain.size(b))]
                 for part, size in parts:
                     where[(var.name, idx, part)] = len(slots)
-                    slots.append(Slot(var, idx, part, size))
+                    slots.append(Slot(var, idx, part, size, shown))
         object.__setattr__(self, "slots", tuple(slots))
         object.__setattr__(self, "where", where)
 
@@ -280,7 +358,25 @@ class Layout:
         raise KeyError(name)
 
     def slot(self, name: str, index: tuple[int, ...] = (), part: Any = None) -> int:
-        return self.where[(name, index, part)]
+        """The slot of an element; an index may leave out elided single sorts (``gpt[p]``)."""
+        return self.where[(name, self.full_index(self.var(name), index), part)]
+
+    def full_index(self, var: Var, index: tuple[int, ...]) -> tuple[int, ...]:
+        """``index`` with 0 put in for the elided single sorts it leaves out."""
+        if len(index) == len(var.index):
+            return tuple(index)
+        shown = var.shown_dims(self.bounds)
+        if len(index) != len(shown):
+            return tuple(index)
+        full = [0] * len(var.index)
+        for d, i in zip(shown, index):
+            full[d] = i
+        return tuple(full)
+
+    @cached_property
+    def shown_variables(self) -> tuple[Var, ...]:
+        """The variables that hold state at these bounds (the fields of a shown state)."""
+        return tuple(v for v in self.variables if v.held(self.bounds))
 
     @cached_property
     def initial(self) -> tuple[int, ...]:
@@ -357,14 +453,15 @@ class Layout:
         """The state as ``{variable: nested lists}``; queues as lists, oldest first."""
         b = self.bounds
         out: dict[str, Any] = {}
-        for var in self.variables:
+        for var in self.shown_variables:
             def element(idx: tuple[int, ...], var: Var = var) -> Any:
+                idx = self.full_index(var, idx)
                 if isinstance(var, Queue):
                     length = state[self.where[(var.name, idx, "len")]]
                     return [var.domain.show(state[self.where[(var.name, idx, s)]], b) for s in range(length)]
                 return var.domain.show(state[self.where[(var.name, idx, None)]], b)
 
-            out[var.name] = _nest(var.shape(b), element)
+            out[var.name] = _nest(_shown_shape(var, b), element)
         return out
 
     def from_json(self, shown: Any) -> tuple[int, ...]:
@@ -372,19 +469,21 @@ class Layout:
         b = self.bounds
         if not isinstance(shown, dict):
             raise ValueError("a state must be a JSON object")
-        missing = [v.name for v in self.variables if v.name not in shown]
-        extra = sorted(set(shown) - {v.name for v in self.variables})
+        missing = [v.name for v in self.shown_variables if v.name not in shown]
+        extra = sorted(set(shown) - {v.name for v in self.shown_variables})
         if missing or extra:
             raise ValueError(f"state fields differ from the model: missing {missing}, unknown {extra}")
         values = [0] * len(self.slots)
-        for var in self.variables:
-            for idx in product(*(range(n) for n in var.shape(b))):
+        for var in self.shown_variables:
+            shape = _shown_shape(var, b)
+            for sidx in product(*(range(n) for n in shape)):
                 node = shown[var.name]
-                for depth, i in enumerate(idx):
-                    if not isinstance(node, list) or len(node) != var.shape(b)[depth]:
-                        raise ValueError(f"{var.name}: expected a list of {var.shape(b)[depth]}")
+                for depth, i in enumerate(sidx):
+                    if not isinstance(node, list) or len(node) != shape[depth]:
+                        raise ValueError(f"{var.name}: expected a list of {shape[depth]}")
                     node = node[i]
-                where = var.name + "".join(f"[{i}]" for i in idx)
+                where = var.name + "".join(f"[{i}]" for i in sidx)
+                idx = self.full_index(var, sidx)
                 try:
                     if isinstance(var, Queue):
                         if not isinstance(node, list) or len(node) > var.cap(b):
@@ -402,7 +501,7 @@ class Layout:
         """Changed elements as ``{"shadow[1][0]": (old, new)}``; queues compared whole."""
         old, new = self.to_json(before), self.to_json(after)
         changes: dict[str, tuple[Any, Any]] = {}
-        for var in self.variables:
+        for var in self.shown_variables:
             for path, a, c in _leaves(var, old[var.name], new[var.name], self.bounds):
                 if a != c:
                     changes[var.name + path] = (a, c)
@@ -415,9 +514,15 @@ def _nest(shape: tuple[int, ...], element: Any, prefix: tuple[int, ...] = ()) ->
     return [_nest(shape, element, prefix + (i,)) for i in range(shape[len(prefix)])]
 
 
+def _shown_shape(var: Var, b: Bounds) -> tuple[int, ...]:
+    shape = var.shape(b)
+    return tuple(shape[d] for d in var.shown_dims(b))
+
+
 def _leaves(var: Var, a: Any, c: Any, b: Bounds, path: str = "", depth: int = 0) -> Iterator[tuple[str, Any, Any]]:
-    if depth == len(var.index):
+    shape = _shown_shape(var, b)
+    if depth == len(shape):
         yield path, a, c
         return
-    for i in range(var.shape(b)[depth]):
+    for i in range(shape[depth]):
         yield from _leaves(var, a[i], c[i], b, f"{path}[{i}]", depth + 1)

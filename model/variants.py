@@ -24,34 +24,51 @@ from typing import Any
 
 from deferral.model.context import StepContext
 from deferral.model.protocol import Protocol
-from deferral.model.reference import IDLE, IPI, REFERENCE, RELOAD, SDWAIT
+from deferral.model.reference import NOTICE, PC, REFERENCE, write_effect
+from deferral.model.schema import VCPU
 
 
 class VariantError(ValueError):
     """An unknown variant name, or a variant file that cannot be loaded."""
 
 
-def _resync_own_only(s: StepContext, i: Any, p: Any) -> None:
+def _drain_own_only(s: StepContext, i: Any) -> None:
     """Bug: draining resyncs only the draining VCPU's own shadow entry."""
-    with s.when(s.shadow[i][p] != 0):
-        s.shadow[i][p] = s.gpt[p]
+    notice = s.queue[i].pop()
+    p, sp = NOTICE.second_of(s, notice), NOTICE.first_of(s, notice)
+    with s.when(s.shadow[i][sp][p] != 0):
+        s.shadow[i][sp][p] = s.gpt[sp][p]
 
 
-def _enqueue_or_drop(s: StepContext, i: Any, p: Any) -> None:
+def _enqueue_or_drop(s: StepContext, i: Any, p: Any, sp: Any = 0) -> None:
     """Bug: a notice written into a full queue is dropped instead of draining."""
-    s.queue[i].push(p)  # push leaves a full queue as it is
+    s.queue[i].push(NOTICE.make(s, sp, p))  # push leaves a full queue as it is
 
 
-def _shootdown_posting_ipis(s: StepContext, i: int, p: int) -> None:
+def _shootdown_posting_ipis(s: StepContext, i: int, sp: int, p: int) -> None:
     """Bug: the IPIs go out when the shootdown starts, before the queue is drained."""
-    REFERENCE.step("shootdown").effect(s, i, p)
+    REFERENCE.step("shootdown").effect(s, i, sp, p)
     s.proc.post_ipis(i)
 
 
 def _send_ipis_local_only(s: StepContext, i: int) -> None:
     """With ipi-before-drain, send_ipis only flushes the local entry."""
     s.proc.initiator_flush(i)
-    s.pc[i] = SDWAIT
+    s.pc[i] = PC.SdWait
+
+
+def _write_always_deferred(s: StepContext, i: int, sp: int, p: int, f: int) -> None:
+    """Bug: a write to a space the writer does not run is queued like one to its own space."""
+    write_effect(s, i, sp, p, f, True)
+
+
+def _drain_running_only(s: StepContext, i: Any) -> None:
+    """Bug: draining (s, p) resyncs only the shadows of VCPUs that run s now."""
+    notice = s.queue[i].pop()
+    p, sp = NOTICE.second_of(s, notice), NOTICE.first_of(s, notice)
+    for k in s.each(VCPU):
+        with s.when((s.shadow[k][sp][p] != 0) & (s.cr3[k] == sp)):
+            s.shadow[k][sp][p] = s.gpt[sp][p]
 
 
 _ref = REFERENCE.step
@@ -59,7 +76,7 @@ _ref = REFERENCE.step
 DRAIN_LOCAL_ONLY = REFERENCE.derive(
     "drain-local-only",
     doc="Drain one resyncs only the draining VCPU's own shadow.",
-    procedures={"resync": _resync_own_only},
+    procedures={"drain_one": _drain_own_only},
 )
 
 IPI_BEFORE_DRAIN = REFERENCE.derive(
@@ -74,19 +91,19 @@ IPI_BEFORE_DRAIN = REFERENCE.derive(
 REMOTE_NO_DRAIN = REFERENCE.derive(
     "remote-no-drain",
     doc="ack_ipi does not wait for the acknowledging VCPU's queue to be empty.",
-    replace_steps=[_ref("ack_ipi").with_guard(lambda s, k: s.pc[k] == IPI)],
+    replace_steps=[_ref("ack_ipi").with_guard(lambda s, k: s.pc[k] == PC.Ipi)],
 )
 
 RELOAD_NO_DRAIN = REFERENCE.derive(
     "reload-no-drain",
     doc="finish_reload does not wait for the queue to be empty.",
-    replace_steps=[_ref("finish_reload").with_guard(lambda s, i: s.pc[i] == RELOAD)],
+    replace_steps=[_ref("finish_reload").with_guard(lambda s, i: s.pc[i] == PC.Reload)],
 )
 
 WAIT_IRQS_OFF = REFERENCE.derive(
     "wait-irqs-off",
     doc="take_ipi only from Idle: the waiting initiator has interrupts off.",
-    replace_steps=[_ref("take_ipi").with_guard(lambda s, k, i: s.ipi[k][i] & (s.pc[k] == IDLE))],
+    replace_steps=[_ref("take_ipi").with_guard(lambda s, k, i: s.ipi[k][i] & (s.pc[k] == PC.Idle))],
 )
 
 OVERFLOW_DROP = REFERENCE.derive(
@@ -95,11 +112,30 @@ OVERFLOW_DROP = REFERENCE.derive(
     procedures={"enqueue_notice": _enqueue_or_drop},
 )
 
+DEFER_NON_CURRENT = REFERENCE.derive(
+    "defer-non-current",
+    doc="A write to a space the writer does not run is queued like one to its own space.",
+    replace_steps=[_ref("write").with_effect(_write_always_deferred)],
+)
+
+SWITCH_NO_DRAIN = REFERENCE.derive(
+    "switch-no-drain",
+    doc="finish_reload does not wait for the queue to be empty when it switches to another space.",
+    replace_steps=[_ref("finish_reload").with_guard(
+        lambda s, i: (s.pc[i] == PC.Reload) & s.any((s.queue[i].empty(), s.sp[i] != s.cr3[i])))],
+)
+
+RESYNC_RUNNING_ONLY = REFERENCE.derive(
+    "resync-running-only",
+    doc="Drain one resyncs (s, p) only in the shadows of VCPUs that run s at that moment.",
+    procedures={"drain_one": _drain_running_only},
+)
+
 #: Every published variant by name, the reference first.
 PUBLISHED: dict[str, Protocol] = {
     p.name: p
     for p in (REFERENCE, DRAIN_LOCAL_ONLY, IPI_BEFORE_DRAIN, REMOTE_NO_DRAIN, RELOAD_NO_DRAIN,
-              WAIT_IRQS_OFF, OVERFLOW_DROP)
+              WAIT_IRQS_OFF, OVERFLOW_DROP, DEFER_NON_CURRENT, SWITCH_NO_DRAIN, RESYNC_RUNNING_ONLY)
 }
 
 def get_variant(name: str) -> Protocol:

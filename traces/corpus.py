@@ -30,12 +30,12 @@ from typing import Any, Callable, Sequence
 
 from deferral.checks.explicit.reachable import reachable
 from deferral.checks.explicit.search import search
-from deferral.model.bounds import Bounds
+from deferral.model.bounds import Bounds, BoundsError
 from deferral.model.concrete import Model, State
-from deferral.model.context import StepContext
+from deferral.model.context import OneSpaceError, StepContext
 from deferral.model.protocol import Protocol
-from deferral.model.reference import IDLE, IPI, REFERENCE, SDWAIT, in_shootdown
-from deferral.model.schema import BOOL, Var
+from deferral.model.reference import IDLE, IPI, PC, REFERENCE, SDWAIT, in_shootdown
+from deferral.model.schema import BOOL, VCPU, Var
 from deferral.model.variants import PUBLISHED
 from deferral.traces.format import Trace, TraceError, TraceStep, load
 from deferral.traces.replay import path_to_trace, replay
@@ -94,7 +94,10 @@ def judge(trace: Trace, protocol: Protocol, *, strict: bool = False) -> Judgemen
     has it as a liveness property: violated when no goal state is reachable from the
     trace's last state.
     """
-    report = replay(trace if strict else steps_only(trace), protocol)
+    try:
+        report = replay(trace if strict else steps_only(trace), protocol)
+    except (BoundsError, OneSpaceError) as exc:  # bounds it does not declare; one-space notation
+        return Judgement("cannot-replay", reason=str(exc))
     if report.divergence is not None:
         return Judgement("cannot-replay", reason=report.divergence.describe(), steps=report.steps_replayed)
     violated = set(report.violated_properties)
@@ -143,7 +146,7 @@ def _flag_then(step_name: str, event: Callable[..., Any]) -> Any:
 
 
 def _others(s: StepContext, i: int, cond: Callable[[int], Any]) -> Any:
-    return s.any(cond(k) for k in range(s.N) if k != i)
+    return s.any(cond(k) for k in s.each(VCPU) if k != i)
 
 
 #: name -> (bounds, step to observe, event over the step's pre-state and args, note)
@@ -155,8 +158,8 @@ EVENTS: dict[str, tuple[Bounds, str, Callable[..., Any], str]] = {
         "acks it and returns to SdWait; both shootdowns then complete."),
     "overflow-drain-during-shootdown": (
         Bounds(2, 1, 1, 1), "write",
-        lambda s, i, p, f: s.queue[i].full() & _others(
-            s, i, lambda k: (s.pg[k] == p) & in_shootdown(s, k) & (s.shadow[k][p] != 0)),
+        lambda s, i, sp, p, f: s.queue[i].full() & (sp == s.cr3[i]) & _others(
+            s, i, lambda k: (s.pg[k] == p) & (s.sp[k] == sp) & in_shootdown(s, k) & (s.shadow[k][sp][p] != 0)),
         "A write into a full queue drains it (overflow), resyncing the shadow entry of another "
         "VCPU that runs a shootdown of the same page; every VCPU then returns to Idle."),
     "overlapping-shootdowns": (
@@ -164,6 +167,22 @@ EVENTS: dict[str, tuple[Bounds, str, Callable[..., Any], str]] = {
         lambda s, i: _others(s, i, lambda k: (s.pc[k] == SDWAIT) | ((s.pc[k] == IPI) & s.waitret[k])),
         "Two shootdowns overlap: a VCPU sends its IPIs while another VCPU's shootdown still "
         "waits for acks; both complete."),
+    # address spaces (PROTOCOL.md, "Address spaces and CR3 reassignment"), at two spaces
+    "write-other-space": (
+        Bounds(1, 1, 1, 1, 2), "write",
+        lambda s, i, sp, p, f: (sp != s.cr3[i]) & (s.shadow[i][sp][p] != 0) & (s.gpt[sp][p] != f),
+        "A write to a space the writer does not run is not deferred: it is resynced at once, "
+        "here in the writer's own cached shadow of that space, which would otherwise go stale."),
+    "switch-drains": (
+        Bounds(1, 1, 1, 1, 2), "drain_one",
+        lambda s, i: (s.pc[i] == PC.Reload) & (s.sp[i] != s.cr3[i]),
+        "A CR3 load that switches to another space drains the queue first (the seed's third "
+        "drain point, cr3 reassignment), then flushes the TLB and runs the other space."),
+    "shootdown-other-space": (
+        Bounds(1, 1, 1, 1, 2), "send_ipis",
+        lambda s, i: (s.sp[i] != s.cr3[i]) & s.not_(s.queue[i].empty()),
+        "A shootdown of a space the initiator does not run sends its IPIs without draining "
+        "the initiator's queue (its notices are of its own space) and without a local flush."),
 }
 
 

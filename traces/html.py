@@ -133,8 +133,7 @@ def timeline(view: TraceView) -> str:
         if action is None:
             step = "initial state"
         else:
-            names = [n for n, _ in action.step.params]
-            step = f"{action.step.name}(" + ", ".join(f"{k}={v}" for k, v in zip(names, action.args)) + ")"
+            step = f"{action.step.name}(" + ", ".join(f"{k}={v}" for k, v in action.arg_dict().items()) + ")"
         cells = []
         lane_data: dict[str, list[list[Any]]] = {}
         for lane in lanes:

@@ -31,8 +31,7 @@ def path_table(model: Model, path: Path, title: str) -> Table:
             text.append(show_value(new, short=True), style="bold yellow")
         if not changes:
             text.append("(no change)", style="dim")
-        names = [name for name, _ in action.step.params]
-        label = f"{action.step.name}({', '.join(f'{k}={v}' for k, v in zip(names, action.args))})"
+        label = f"{action.step.name}({', '.join(f'{k}={v}' for k, v in action.arg_dict().items())})"
         table.add_row(str(number), label, text)
         previous = state
     return table

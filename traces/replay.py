@@ -16,6 +16,7 @@ from deferral.checks.explicit.reachable import goal_reachable
 from deferral.checks.results import Path
 from deferral.model.concrete import Action, Model, State, Violation
 from deferral.model.protocol import Property, Protocol
+from deferral.model.schema import Sort
 from deferral.traces.format import Trace, TraceError, TraceStep
 
 
@@ -125,9 +126,11 @@ def _action(model: Model, tstep: TraceStep) -> Action | str:
         names = ", ".join(s.name for s in model.protocol.steps)
         return f"{model.protocol.name} has no step {tstep.step!r} (its steps: {names})"
     wanted = [name for name, _ in step.params]
-    if sorted(tstep.args) != sorted(wanted):
+    # an argument of an elided sort (a space) may be left out: a trace that names no space means space 0
+    optional = {name for name, d in step.params if isinstance(d, Sort) and d.elided}
+    if not set(wanted) - optional <= set(tstep.args) or not set(tstep.args) <= set(wanted):
         return f"arguments {sorted(tstep.args)} do not match the step's parameters {wanted}"
-    args = tuple(tstep.args[name] for name in wanted)
+    args = tuple(tstep.args.get(name, 0) for name in wanted)
     for (name, domain), value in zip(step.params, args):
         if not 0 <= value < domain.size(model.bounds):
             return f"argument {name}={value} is outside {domain!r} at {model.bounds.short()}"
@@ -170,8 +173,7 @@ def path_to_trace(model: Model, path: Path, prop: str | None = None, *, expected
     steps = []
     for action, state in path[1:]:
         assert action is not None
-        names = [name for name, _ in action.step.params]
-        steps.append(TraceStep(action.step.name, dict(zip(names, action.args)), model.to_json(state)))
+        steps.append(TraceStep(action.step.name, action.arg_dict(), model.to_json(state)))
     return Trace(model.protocol.name, model.bounds, steps, model.to_json(path[0][1]), prop, expected,
                  model.protocol.source, note)
 

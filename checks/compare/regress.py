@@ -23,15 +23,17 @@ from deferral.checks.compare.behaviours import BehaviourDiff, compare
 from deferral.checks.explicit.reachable import TooManyStates, reachable
 from deferral.checks.results import Path, SearchResult
 from deferral.checks.explicit.search import search
-from deferral.model.bounds import Bounds
+from deferral.model.bounds import Bounds, BoundsError
 from deferral.model.concrete import Model
-from deferral.model.context import StepError
+from deferral.model.context import OneSpaceError, StepError
 from deferral.model.protocol import Protocol
 from deferral.traces.corpus import CorpusTrace, Judgement, judge
 
-#: The default bound matrix: every published variant is caught by one of these, in seconds.
+#: The default bound matrix: every published variant is caught by one of these, in seconds
+#: (1,1,1,1 at two address spaces tells switch-no-drain apart; a protocol that declares no
+#: spaces, or a file in the one-space notation, skips it).
 DEFAULT_BOUNDS: tuple[Bounds, ...] = (Bounds(2, 1, 1, 1), Bounds(2, 1, 1, 2), Bounds(1, 2, 1, 1),
-                                      Bounds(1, 1, 2, 1))
+                                      Bounds(1, 1, 2, 1), Bounds(1, 1, 1, 1, 2))
 #: Behaviours are enumerated only up to this many states per side and bounds.
 BEHAVIOUR_LIMIT = 200_000
 
@@ -118,6 +120,7 @@ class RegressReport:
     corpus: list[CorpusRow] = field(default_factory=list)
     behaviours: list[BehaviourRow] = field(default_factory=list)
     searches: dict[tuple[str, Bounds], SearchResult] = field(default_factory=dict)
+    skipped: list[tuple[Bounds, str]] = field(default_factory=list)  # bounds a side cannot run, and why
 
     @property
     def lost(self) -> list[VerdictRow]:
@@ -142,6 +145,8 @@ class RegressReport:
             "bounds": [b.as_dict() for b in self.bounds],
             "regressed": self.regressed,
             "exit_code": self.exit_code,
+            **({"skipped": [{"bounds": b.as_dict(), "reason": why} for b, why in self.skipped]}
+               if self.skipped else {}),
             "verdicts": [
                 {"property": r.prop, "kind": r.kind, "bounds": r.bounds.as_dict(), "baseline": r.baseline,
                  "candidate": r.candidate, "change": r.change, "candidate_length": r.candidate_length}
@@ -198,8 +203,14 @@ def regress(baseline: Protocol, candidate: Protocol, bounds: Sequence[Bounds] = 
     """Compare ``candidate`` with ``baseline`` at every bounds and on every corpus trace."""
     report = RegressReport(baseline, candidate, list(bounds))
     for b in bounds:
-        rb = checked_search(baseline, b)
-        rc = checked_search(candidate, b)
+        try:
+            rb = checked_search(baseline, b)
+            rc = checked_search(candidate, b)
+        except (BoundsError, OneSpaceError) as exc:
+            if b not in DEFAULT_BOUNDS:
+                raise
+            report.skipped.append((b, str(exc).split("; state {")[0]))
+            continue
         report.searches[("baseline", b)] = rb
         report.searches[("candidate", b)] = rc
         names = [p.name for p in baseline.properties] + [p.name for p in candidate.properties

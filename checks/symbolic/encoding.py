@@ -90,9 +90,14 @@ class Sym:
         return f"Sym({self.term})"
 
 
+_BOOL_OPS = {"__and__": z3.And, "__rand__": z3.And, "__or__": z3.Or, "__ror__": z3.Or}
+
+
 def _binary(name: str) -> Callable[[Sym, Any], Any]:
     def op(self: Sym, other: Any) -> Any:
         raw = other.term if isinstance(other, Sym) else other
+        if name in _BOOL_OPS and isinstance(self.term, z3.BoolRef) and isinstance(raw, (bool, z3.BoolRef)):
+            return Sym(_BOOL_OPS[name](self.term, raw))  # a Python constant on either side (True & c)
         result = getattr(self.term, name)(raw)
         return result if result is NotImplemented else Sym(result)
     op.__name__ = name

@@ -39,7 +39,7 @@ from deferral.checks.symbolic.pdr import pdr
 from deferral.checks.results import Path
 from deferral.checks.symbolic.encoding import encode
 from deferral.model.bounds import Bounds
-from deferral.model.invariant import INVARIANT, Lemma
+from deferral.model.invariant import INVARIANT, Lemma, invariant_for
 from deferral.model.protocol import Protocol
 from deferral.model.context import StepError
 
@@ -125,13 +125,15 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                       reason=f"no violation up to depth {found.depth}" + (
                           "" if found.depth == depth else f" ({found.reason})"))
 
+    if lemmas is INVARIANT:
+        lemmas = invariant_for(enc.bounds)  # with the spaces lemma at more than one space
     misfit = _misfit(enc, lemmas)
     if method == "induction":
         if misfit:
             return result("unknown", route="induction", reason=misfit)
         say(f"induction: {len(lemmas)} lemmas")
         r = check_inductive(protocol, bounds, lemmas, timeout=timeout, enc=enc)
-        names = [lem.show() for lem in lemmas]
+        names = [lem.show(enc.bounds) for lem in lemmas]
         if r.status == "proved":
             return result("proved", route="induction", invariant=names)
         cti = r.cti.to_json(enc) if r.cti else None
@@ -210,7 +212,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             log.append(f"{name}: Houdini kept {len(alive)} of {len(candidates)} families")
         if r.status == "proved":
             kept = None if temps is None else [t for t in temps if t.show() in {a.show() for a in alive}]
-            return result("proved", route=f"{name}+houdini+induction", invariant=[lem.show() for lem in alive],
+            return result("proved", route=f"{name}+houdini+induction", invariant=[lem.show(enc.bounds) for lem in alive],
                           log=log, templates=kept,
                           inferred_at=inferred_at if name == "pdr-generalized" else None)
         log.append(f"{name}+houdini+induction: {r.status} ({', '.join(r.failed[:3])})")
