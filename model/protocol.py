@@ -69,25 +69,48 @@ class Step:
 
 
 def _adapt(fn: Callable[..., Any], params: tuple[tuple[str, Domain], ...], name: str) -> Callable[..., Any]:
-    """``fn`` written for the step before it took an elided-sort argument (a space): called
-    without those arguments where they are 0 at one element; a one-line error otherwise."""
+    """``fn`` callable in the one-space notation too: written without the elided-sort (space)
+    arguments, or called without them, it runs at one space as before; at more spaces either
+    is a one-line :class:`OneSpaceError`."""
     from deferral.model.context import OneSpaceError, max_positional
 
     elided = [n for n, (_, d) in enumerate(params) if isinstance(d, Sort) and d.elided]
-    if not elided or max_positional(fn) - 1 != len(params) - len(elided):
+    if not elided or getattr(fn, "_one_space_adapted", False):
         return fn
     keep = [n for n in range(len(params)) if n not in elided]
+    old_arity = max_positional(fn) - 1 == len(keep)
+    names = ", ".join(params[n][0] for n in elided)
+
+    def single(s: Any) -> bool:
+        return all(params[n][1].single(s.bounds) for n in elided)  # type: ignore[union-attr]
+
+    def refuse() -> OneSpaceError:
+        return OneSpaceError(f"{name}: a function written or called without the argument(s) {names} "
+                             f"(address spaces) runs at one space only; use the parameters "
+                             f"({', '.join(p for p, _ in params)}) to check it at more")
 
     def adapted(s: Any, *args: Any) -> Any:
-        if all(args[n] == 0 for n in elided) and all(params[n][1].single(s.bounds) for n in elided):  # type: ignore[union-attr]
-            return fn(s, *(args[n] for n in keep))
-        names = ", ".join(params[n][0] for n in elided)
-        raise OneSpaceError(f"{name}: a function written without the argument(s) {names} (address spaces) "
-                        f"runs at one space only; add the parameter(s) in the order "
-                        f"({', '.join(p for p, _ in params)}) to check it at more")
+        if len(args) == len(params):
+            if not old_arity:
+                return fn(s, *args)
+            if single(s) and all(not s.ops.is_value(args[n]) and args[n] == 0 for n in elided):
+                return fn(s, *(args[n] for n in keep))
+            raise refuse()
+        if len(args) == len(keep):  # called in the one-space notation
+            if not single(s):
+                raise refuse()
+            if old_arity:
+                return fn(s, *args)
+            full: list[Any] = [0] * len(params)
+            for n, a in zip(keep, args):
+                full[n] = a
+            return fn(s, *full)
+        return fn(s, *args)
 
+    adapted._one_space_adapted = True  # type: ignore[attr-defined]
     adapted.__wrapped__ = fn  # type: ignore[attr-defined]
     adapted.__doc__ = fn.__doc__
+    adapted.__name__ = getattr(fn, "__name__", name)
     return adapted
 
 

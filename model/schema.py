@@ -373,6 +373,10 @@ class Layout:
             full[d] = i
         return tuple(full)
 
+    def shown_shape(self, var: Var) -> tuple[int, ...]:
+        """The shape of ``var`` as shown (elided single sorts left out)."""
+        return _shown_shape(var, self.bounds)
+
     @cached_property
     def shown_variables(self) -> tuple[Var, ...]:
         """The variables that hold state at these bounds (the fields of a shown state)."""

@@ -51,6 +51,10 @@ PUBLISHED_CEX: dict[str, tuple[Bounds, str, int | None]] = {
     "reload-no-drain": (Bounds(2, 1, 1, 1), "no_stale_translation", 5),
     "wait-irqs-off": (Bounds(2, 1, 1, 1), "shootdowns_can_complete", None),  # length not in PROTOCOL.md
     "overflow-drop": (Bounds(2, 2, 1, 1), "no_stale_translation", 7),
+    # address spaces: PROTOCOL.md's lengths at N=2,S=2 (switch-no-drain: 7 at N=1 as well)
+    "defer-non-current": (Bounds(2, 1, 1, 1, 2), "no_stale_translation", 9),
+    "switch-no-drain": (Bounds(1, 1, 1, 1, 2), "no_stale_translation", 7),
+    "resync-running-only": (Bounds(2, 1, 1, 1, 2), "no_stale_translation", 12),
 }
 
 

@@ -54,10 +54,11 @@ class Field:
 def fields(layout: Layout) -> list[Field]:
     """Every element of every variable, in layout order, assigned to a lane."""
     out = []
-    for var in layout.variables:
-        for idx in product(*(range(n) for n in var.shape(layout.bounds))):
+    for var in layout.shown_variables:
+        shown = var.shown_dims(layout.bounds)
+        for idx in product(*(range(n) for n in layout.shown_shape(var))):
             label = var.name + "".join(f"[{i}]" for i in idx)
-            if var.index and var.index[0] is VCPU:
+            if shown and var.index[shown[0]] is VCPU:
                 out.append(Field(var, label, str(idx[0]), var.name + "".join(f"[{i}]" for i in idx[1:])))
             else:
                 out.append(Field(var, label, SHARED, label))
@@ -68,8 +69,8 @@ def values(layout: Layout, state: State) -> dict[str, Any]:
     """Every field's shown value in ``state`` (queues as lists, oldest first)."""
     doc = layout.to_json(state)
     out: dict[str, Any] = {}
-    for var in layout.variables:
-        for idx in product(*(range(n) for n in var.shape(layout.bounds))):
+    for var in layout.shown_variables:
+        for idx in product(*(range(n) for n in layout.shown_shape(var))):
             node = doc[var.name]
             for i in idx:
                 node = node[i]

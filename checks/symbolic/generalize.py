@@ -37,13 +37,13 @@ import z3
 from deferral.model.bounds import Bounds
 from deferral.model.invariant import Lemma
 from deferral.model.protocol import Protocol
-from deferral.model.schema import BOOL, FRAME, PAGE, VCPU, Domain, Enum, Layout, OrNone, Queue, Sort, Var
+from deferral.model.schema import BOOL, FRAME, PAGE, SPACE, VCPU, Domain, Enum, Layout, OrNone, Pair, Queue, Sort, Var
 
 #: Candidate readings kept per Spacer clause (positive/negative set forms per slot).
 MAX_VARIANTS = 64
 SORT_NAMES = {"vcpu": ("i", "k", "j", "l"), "page": ("p", "q", "r"), "frame": ("f", "g", "h")}
 #: The reference's parameter sorts; :func:`sort_domains` reads any protocol's declaration.
-SORT_DOMAIN: dict[str, Domain] = {"vcpu": VCPU, "page": PAGE, "frame": FRAME}
+SORT_DOMAIN: dict[str, Domain] = {"vcpu": VCPU, "page": PAGE, "frame": FRAME, "space": SPACE}
 
 
 def sort_domains(variables: Iterable[Var]) -> dict[str, Domain]:
@@ -180,6 +180,8 @@ def _value_sort(layout: Layout, slot_no: int) -> str | None:
     if slot.part == "len":
         return None
     domain = slot.var.domain
+    if isinstance(domain, Pair) and domain.first.single(layout.bounds):
+        domain = domain.second  # a notice at one space is its page
     if isinstance(domain, OrNone):
         return domain.sort.name
     if isinstance(domain, Sort):
@@ -271,7 +273,7 @@ def _template(combo: Sequence[tuple[int, bool, tuple[Any, ...]]], bools: dict[in
     entries += [(j, next(iter(pols)), None) for j, pols in bools.items()]
     for j, positive, vals in sorted(entries, key=lambda e: e[0]):
         slot = layout.slots[j]
-        index = tuple(token(d.name, i) for d, i in zip(slot.var.index, slot.index))
+        index = tuple(0 if d.single(bounds) else token(d.name, i) for d, i in zip(slot.var.index, slot.index))
         if vals == ("has",):
             literals.append(Literal(slot.var.name, index, "has", positive, (param("page", 0),)))
             continue
