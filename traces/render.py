@@ -22,14 +22,16 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def path_table(model: Model, path: Path, title: str) -> Table:
-    """One row a step: the step and its arguments, then only the fields it changed."""
+def path_table(model: Model, path: Path, title: str, first: int = 1) -> Table:
+    """One row a step: the step and its arguments, then only the fields it changed.
+
+    ``first`` is the number of the step ``path[1]`` (a path cut from a longer one)."""
     table = Table(title=title, title_justify="left", show_lines=False)
     table.add_column("#", justify="right", style="dim")
     table.add_column("step", style="bold cyan", no_wrap=True)
     table.add_column("changes")
     previous = path[0][1]
-    for number, (action, state) in enumerate(path[1:], start=1):
+    for number, (action, state) in enumerate(path[1:], start=first):
         assert action is not None
         changes = model.layout.diff(previous, state)
         text = Text()
