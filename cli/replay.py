@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         return code
     console = Console()
     model = Model(protocol, trace.bounds)
-    title = f"{trace.variant} at {trace.bounds.short()}: {report.steps_replayed} steps replayed"
+    title = f"{trace.variant} at {model.bounds.short()}: {report.steps_replayed} steps replayed"
     if not args.quiet and len(report.path) - 1 > SUMMARY_AFTER and not args.full:
         console.print(summary(report, title))
         console.print(path_table(model, report.path[-TAIL - 1:], f"the last {TAIL} steps (--full for all)",
