@@ -16,7 +16,6 @@ from deferral.model.concrete import Model
 
 
 @pytest.mark.parametrize("name,bounds,symmetry", [
-    ("reference", Bounds(2, 1, 1, 1), True),
     ("reference", Bounds(1, 1, 2, 1), False),
     ("drain-local-only", Bounds(2, 1, 1, 1), True),  # the invariant fails at level 8
     ("wait-irqs-off", Bounds(2, 1, 1, 1), True),
