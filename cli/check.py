@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from deferral.checks.results import SearchResult
+from deferral.checks.results import ProgressFn, SearchResult
 from deferral.checks.explicit.search import search
 from deferral.cli.common import UsageError, add_bounds, add_variant, bounds_from, positive, protocol_from
 from deferral.cli.progress import live_progress
+
+#: Exit code of an internal failure (here: the cluster failed), distinct from every verdict.
+EXIT_INTERNAL = 70
+from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model
+from deferral.model.protocol import Protocol
 from deferral.traces.render import print_result
 from deferral.traces.replay import path_to_trace
 
@@ -35,6 +41,9 @@ def register(sub: Any) -> None:
     p.add_argument("--workers", type=positive(int), metavar="W", help="worker processes (default: all cores)")
     p.add_argument("--engine", choices=("auto", "vectorized", "plain"), default="auto",
                    help="explorer: vectorized (fast), plain (one state at a time), auto (default)")
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="run the search on a Ray cluster: local:K (K workers on this machine) or a "
+                        "running cluster's address (HOST:6379, auto); needs deferral[cluster]")
     p.set_defaults(func=run)
 
 
@@ -43,9 +52,17 @@ def run(args: argparse.Namespace) -> int:
     protocol = protocol_from(args)
     if args.trace_out and Path(args.trace_out).is_dir():
         raise UsageError(f"--trace-out {args.trace_out}: is a folder, give a file name")
+    if args.cluster is not None and (args.engine == "plain" or args.workers):
+        raise UsageError("--cluster runs its own workers: drop --engine plain / --workers")
     with live_progress(not args.json, f"{protocol.name} {bounds.short()}") as progress:
-        result = search(protocol, bounds, symmetry=not args.no_symmetry, max_states=args.max_states,
-                        time_limit=args.time_limit, progress=progress, workers=args.workers, engine=args.engine)
+        if args.cluster is not None:
+            result = cluster_search(protocol, bounds, args, progress)
+        else:
+            result = search(protocol, bounds, symmetry=not args.no_symmetry, max_states=args.max_states,
+                            time_limit=args.time_limit, progress=progress, workers=args.workers,
+                            engine=args.engine)
+    if result is None:
+        return EXIT_INTERNAL
     model = Model(protocol, bounds)
     notice = result.stats.get("notice")
     if notice:
@@ -56,6 +73,25 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_result(Console(), model, result)
     return result.exit_code
+
+
+def cluster_search(protocol: Protocol, bounds: Bounds, args: argparse.Namespace,
+                   progress: ProgressFn | None) -> SearchResult | None:
+    """The search on a Ray cluster (imported here only: the plain path never loads Ray).
+
+    A failure of the cluster during the search is reported in one line and gives None:
+    no verdict.
+    """
+    from deferral.checks.explicit.cluster import ClusterError, ClusterUnavailable, explore_cluster
+
+    try:
+        return explore_cluster(protocol, bounds, args.cluster, symmetry=not args.no_symmetry,
+                               max_states=args.max_states, time_limit=args.time_limit, progress=progress)
+    except ClusterUnavailable as exc:
+        raise UsageError(str(exc)) from None
+    except ClusterError as exc:
+        print(f"deferral: cluster failure, no verdict: {exc}", file=sys.stderr)
+        return None
 
 
 def trace_paths(base: str, names: list[str]) -> list[str]:

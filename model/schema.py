@@ -48,6 +48,9 @@ class Domain:
 class _Bool(Domain):
     name = "bool"
 
+    def __reduce__(self) -> str:  # one instance: sorts are compared with ``is``
+        return "BOOL"
+
     def size(self, b: Bounds) -> int:
         return 2
 
@@ -86,12 +89,18 @@ class Range(Domain):
 class _Frame(Domain):
     name = "frame"
 
+    def __reduce__(self) -> str:  # one instance: sorts are compared with ``is``
+        return "FRAME"
+
     def size(self, b: Bounds) -> int:
         return b.frames + 1
 
 
 class _Page(Domain):
     name = "page"
+
+    def __reduce__(self) -> str:  # one instance: sorts are compared with ``is``
+        return "PAGE"
 
     def size(self, b: Bounds) -> int:
         return b.pages
@@ -100,6 +109,9 @@ class _Page(Domain):
 class _Vcpu(Domain):
     name = "vcpu"
     vcpu_valued = True
+
+    def __reduce__(self) -> str:  # one instance: sorts are compared with ``is``
+        return "VCPU"
 
     def size(self, b: Bounds) -> int:
         return b.vcpus
@@ -110,6 +122,9 @@ class _VcpuOrNone(Domain):
 
     name = "vcpu-or-none"
     vcpu_valued = True
+
+    def __reduce__(self) -> str:  # one instance: sorts are compared with ``is``
+        return "VCPU_OR_NONE"
 
     def size(self, b: Bounds) -> int:
         return b.vcpus + 1
