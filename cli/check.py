@@ -10,18 +10,20 @@ from typing import Any
 
 from rich.console import Console
 
-from deferral.checks.results import ProgressFn, SearchResult
+from deferral.checks.results import Progress, ProgressFn, SearchResult
 from deferral.checks.explicit.search import search
 from deferral.cli.common import UsageError, add_bounds, add_variant, bounds_from, positive, protocol_from
 from deferral.cli.progress import live_progress
-
-#: Exit code of an internal failure (here: the cluster failed), distinct from every verdict.
-EXIT_INTERNAL = 70
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model
 from deferral.model.protocol import Protocol
+from deferral.traces.files import write_atomic
+from deferral.traces.html import search_page
 from deferral.traces.render import print_result
 from deferral.traces.replay import path_to_trace
+
+#: Exit code of an internal failure (here: the cluster failed), distinct from every verdict.
+EXIT_INTERNAL = 70
 
 
 def register(sub: Any) -> None:
@@ -36,6 +38,9 @@ def register(sub: Any) -> None:
     p.add_argument("--trace-out", metavar="FILE",
                    help="write the counterexample as deferral-trace/1 (FILE; with several violated "
                         "properties, FILE gets the first and FILE with the property name the others)")
+    p.add_argument("--html", metavar="FILE",
+                   help="write a self-contained HTML report: verdicts, states per BFS level, "
+                        "each counterexample as a timeline")
     p.add_argument("--max-states", type=positive(int), metavar="K", help="stop after K stored states")
     p.add_argument("--time-limit", type=positive(float), metavar="S", help="stop after S seconds")
     p.add_argument("--workers", type=positive(int), metavar="W", help="worker processes (default: all cores)")
@@ -50,20 +55,28 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     bounds = bounds_from(args)
     protocol = protocol_from(args)
-    if args.trace_out and Path(args.trace_out).is_dir():
-        raise UsageError(f"--trace-out {args.trace_out}: is a folder, give a file name")
+    for flag in ("trace_out", "html"):
+        value = getattr(args, flag)
+        if value and Path(value).is_dir():
+            raise UsageError(f"--{flag.replace('_', '-')} {value}: is a folder, give a file name")
     if args.cluster is not None and (args.engine == "plain" or args.workers):
         raise UsageError("--cluster runs its own workers: drop --engine plain / --workers")
+    levels = LevelRecorder()
     with live_progress(not args.json, f"{protocol.name} {bounds.short()}") as progress:
+        if args.html:
+            progress = levels.wrap(progress)
         if args.cluster is not None:
-            result = cluster_search(protocol, bounds, args, progress)
+            found = cluster_search(protocol, bounds, args, progress)
+            if found is None:
+                return EXIT_INTERNAL
+            result = found
         else:
             result = search(protocol, bounds, symmetry=not args.no_symmetry, max_states=args.max_states,
                             time_limit=args.time_limit, progress=progress, workers=args.workers,
                             engine=args.engine)
-    if result is None:
-        return EXIT_INTERNAL
     model = Model(protocol, bounds)
+    if args.html:
+        write_atomic(args.html, search_page(model, result, levels.sizes(result)))
     notice = result.stats.get("notice")
     if notice:
         Console(stderr=True).print(f"[yellow]notice:[/] {notice}")
@@ -73,6 +86,30 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_result(Console(), model, result)
     return result.exit_code
+
+
+class LevelRecorder:
+    """Collects, from a search's progress reports, how many states each BFS level added."""
+
+    def __init__(self) -> None:
+        self.through: dict[int, int] = {0: 1}  # depth -> states stored through that level
+
+    def wrap(self, forward: ProgressFn | None) -> ProgressFn:
+        def record(p: Progress) -> None:
+            self.through[p.depth] = max(self.through.get(p.depth, 0), p.states)
+            if forward is not None:
+                forward(p)
+        return record
+
+    def sizes(self, result: SearchResult) -> list[int]:
+        """New states per level 0..depth (the last level's count is the result's total)."""
+        self.through[result.depth] = result.states
+        out, before = [], 0
+        for d in range(result.depth + 1):
+            now = max(self.through.get(d, before), before)
+            out.append(now - before)
+            before = now
+        return out
 
 
 def cluster_search(protocol: Protocol, bounds: Bounds, args: argparse.Namespace,
