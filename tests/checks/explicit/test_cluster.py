@@ -22,18 +22,10 @@ from deferral.checks.explicit.vectorized import explore_vectorized
 from deferral.checks.results import SearchResult
 from deferral.model import PUBLISHED, REFERENCE, Bounds
 from deferral.model.concrete import Model
+from deferral.model.expected import REFERENCE_COUNTS, SMALL, VERDICTS
 
-# PROTOCOL.md: (N, V, F, Q) -> (reachable states, up to VCPU symmetry)
-TABLE = {(1, 1, 1, 1): (75, 75), (2, 1, 1, 1): (6_319, 3_163), (2, 1, 2, 2): (65_643, 32_825)}
-# PROTOCOL.md: variant -> (bounds, violated property, shortest length)
-VERDICTS = {
-    "drain-local-only": ((2, 1, 1, 1), "no_stale_translation", 8),
-    "ipi-before-drain": ((2, 1, 1, 1), "no_stale_translation", 6),
-    "remote-no-drain": ((2, 1, 1, 1), "no_stale_translation", 7),
-    "reload-no-drain": ((2, 1, 1, 1), "no_stale_translation", 5),
-    "wait-irqs-off": ((2, 1, 1, 1), "shootdowns_can_complete", None),
-    "overflow-drop": ((2, 2, 1, 1), "no_stale_translation", 7),
-}
+# PROTOCOL.md's table and verdicts, as the model states them
+TABLE = {b: REFERENCE_COUNTS[b] for b in SMALL}
 #: overflow-drop's counterexample is 7 steps deep at 2,2,1,1 (1.2M orbits): both searches stop
 #: at this many states, well past depth 7 (the verdict is then final, the rest unknown)
 OVERFLOW_MAX_STATES = 20_000
