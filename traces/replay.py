@@ -11,11 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from deferral.checks.explicit.liveness import goal_reachable_from
+from deferral.checks.explicit.reachable import goal_reachable
 from deferral.checks.results import Path
 from deferral.model.concrete import Action, Model, State, Violation
 from deferral.model.protocol import Property, Protocol
 from deferral.traces.format import Trace, TraceError, TraceStep
+
+
+#: States searched from a trace's last state to confirm an AG EF counterexample.
+LIVENESS_SEARCH_LIMIT = 1_000_000
 
 
 @dataclass
@@ -98,7 +102,8 @@ def replay(trace: Trace, protocol: Protocol) -> ReplayReport:
         violations.extend((number, v) for v in model.violations(state))
     final = report(None, len(trace.steps))
     for prop in _liveness_claimed(trace, protocol):
-        final.liveness[prop.name] = goal_reachable_from(model, prop, state)
+        final.liveness[prop.name] = goal_reachable(model, state, lambda m, s, p=prop: m.holds(p, s),
+                                                   max_states=LIVENESS_SEARCH_LIMIT)
     return final
 
 
