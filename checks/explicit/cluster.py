@@ -30,16 +30,15 @@ from __future__ import annotations
 
 import resource
 import time
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from deferral.checks.explicit.expand import Expander
-from deferral.checks.explicit.explore import concretize
 from deferral.checks.explicit.numpy_ops import NotVectorizable
 from deferral.checks.explicit.packing import Packer, blas_threads
 from deferral.checks.explicit.visited import Visited
-from deferral.checks.results import Outcome, Path, Progress, ProgressFn, SearchResult
+from deferral.checks.results import Outcome, Path, Progress, ProgressFn, SearchResult, path_from_parents
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model
 from deferral.model.context import StepError
@@ -562,12 +561,6 @@ class _ClusterSearch:
             actions.append(action)
             depth -= 1
         actions.reverse()
-        model = self.model
-        canon: Callable[[Any], Any] = model.canonical if self.symmetry else (lambda s: s)
-        stored = [canon(model.initial)]
-        for a in actions:
-            nxt = model.apply(stored[-1], model.actions[a])
-            assert nxt is not None, "recorded action not enabled in its stored parent"
-            stored.append(canon(nxt))
-        return concretize(model, stored, actions, self.symmetry)
-
+        # the chain as a BFS record of its own: state j's parent is j-1, reached by actions[j-1]
+        parent = [0, *range(len(actions))]
+        return path_from_parents(self.model, parent, [0, *actions], len(actions), symmetry=self.symmetry)
