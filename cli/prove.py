@@ -199,7 +199,8 @@ def result_json(res: ProveResult, trace: Trace | None) -> dict[str, Any]:
 def show(out: Console, res: ProveResult, model: Model) -> None:
     head = f"{res.variant} at {res.bounds.short()}, method {res.method}"
     if res.status == "proved":
-        out.print(f"[green]proved[/green] no_stale_translation: {head} (route {res.route}, {res.elapsed_s:.2f} s)")
+        props = ", ".join(p.name for p in model.invariants)
+        out.print(f"[green]proved[/green] {props}: {head} (route {res.route}, {res.elapsed_s:.2f} s)")
         if res.invariant:
             what = "clauses" if res.route == "pdr" else "lemma families"
             at = f", inferred by Spacer at {res.inferred_at.short()}" if res.inferred_at else ""
