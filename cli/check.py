@@ -18,8 +18,8 @@ from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model
 from deferral.model.protocol import Protocol
 from deferral.traces.files import write_atomic
-from deferral.traces.html import search_page
-from deferral.traces.render import print_result
+from deferral.traces.html import coverage_html, search_page
+from deferral.traces.render import coverage_table, never_enabled_warnings, print_result
 from deferral.traces.replay import path_to_trace
 
 #: Exit code of an internal failure (here: the cluster failed), distinct from every verdict.
@@ -76,15 +76,21 @@ def run(args: argparse.Namespace) -> int:
                             engine=args.engine)
     model = Model(protocol, bounds)
     if args.html:
-        write_atomic(args.html, search_page(model, result, levels.sizes(result)))
+        write_atomic(args.html, search_page(model, result, levels.sizes(result), coverage_html(result)))
     notice = result.stats.get("notice")
     if notice:
         Console(stderr=True).print(f"[yellow]notice:[/] {notice}")
     write_traces(model, result, args.trace_out)
+    for warning in never_enabled_warnings(result):
+        Console(stderr=True).print(f"[yellow]warning:[/] {warning}", highlight=False)
     if args.json:
         print(json.dumps(result_json(result)))
     else:
-        print_result(Console(), model, result)
+        console = Console()
+        print_result(console, model, result)
+        table = coverage_table(result)
+        if table is not None:
+            console.print(table)
     return result.exit_code
 
 
@@ -168,6 +174,7 @@ def result_json(result: SearchResult) -> dict[str, Any]:
         "engine": result.engine,
         "workers": result.workers,
         "stats": _plain(result.stats),
+        "coverage": result.coverage.to_json() if result.coverage is not None else None,
     }
 
 
