@@ -168,3 +168,12 @@ def test_partitions_in_process_equal_single_search() -> None:
     assert [p.count for p in ps] == [len(p.visited) for p in ps]
     keys = np.concatenate([np.concatenate(p.level_keys) for p in ps])
     assert np.unique(keys).shape[0] == states  # the partitions are disjoint
+
+
+def test_variant_file_travels_to_the_workers(cluster: Any) -> None:
+    """A user's variant (functions of a file no worker can import) is pickled by value."""
+    from deferral.model.variants import load_variant_file
+
+    protocol = load_variant_file(Path(__file__).resolve().parents[3] / "examples" / "drain_zaps.py")
+    b = Bounds(2, 1, 1, 1)
+    assert summary(cluster.search(protocol, b)) == summary(explore_vectorized(protocol, b, workers=1))
