@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,17 @@ from deferral.checks.explicit.graph import to_json as graph_json
 from deferral.checks.explicit.search import search
 from deferral.cli.common import UsageError, add_bounds, add_variant, bounds_from, positive, protocol_from
 from deferral.cli.progress import live_progress
+from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model
+from deferral.model.protocol import Protocol
 from deferral.traces.files import write_atomic
 from deferral.traces.itf import to_itf
 from deferral.traces.html import coverage_html, search_page
 from deferral.traces.render import coverage_table, never_enabled_warnings, print_result
 from deferral.traces.replay import path_to_trace
+
+#: Exit code of an internal failure (here: the cluster failed), distinct from every verdict.
+EXIT_INTERNAL = 70
 
 
 def register(sub: Any) -> None:
@@ -49,6 +55,9 @@ def register(sub: Any) -> None:
     p.add_argument("--workers", type=positive(int), metavar="W", help="worker processes (default: all cores)")
     p.add_argument("--engine", choices=("auto", "vectorized", "plain"), default="auto",
                    help="explorer: vectorized (fast), plain (one state at a time), auto (default)")
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="run the search on a Ray cluster: local:K (K workers on this machine) or a "
+                        "running cluster's address (HOST:6379, auto); needs deferral[cluster]")
     p.set_defaults(func=run)
 
 
@@ -59,12 +68,22 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if value and Path(value).is_dir():
             raise UsageError(f"--{flag.replace('_', '-')} {value}: is a folder, give a file name")
+    if args.cluster is not None and (args.engine == "plain" or args.workers):
+        raise UsageError("--cluster runs its own workers: drop --engine plain / --workers")
     graph = graph_before_check(protocol, bounds, args) if args.graph_out else None
     levels = LevelRecorder()
     with live_progress(not args.json, f"{protocol.name} {bounds.short()}") as progress:
-        result = search(protocol, bounds, symmetry=not args.no_symmetry, max_states=args.max_states,
-                        time_limit=args.time_limit, progress=levels.wrap(progress) if args.html else progress,
-                        workers=args.workers, engine=args.engine)
+        if args.html:
+            progress = levels.wrap(progress)
+        if args.cluster is not None:
+            found = cluster_search(protocol, bounds, args, progress)
+            if found is None:
+                return EXIT_INTERNAL
+            result = found
+        else:
+            result = search(protocol, bounds, symmetry=not args.no_symmetry, max_states=args.max_states,
+                            time_limit=args.time_limit, progress=progress, workers=args.workers,
+                            engine=args.engine)
     model = Model(protocol, bounds)
     if args.html:
         write_atomic(args.html, search_page(model, result, levels.sizes(result), coverage_html(result)))
@@ -126,6 +145,25 @@ class LevelRecorder:
             out.append(now - before)
             before = now
         return out
+
+
+def cluster_search(protocol: Protocol, bounds: Bounds, args: argparse.Namespace,
+                   progress: ProgressFn | None) -> SearchResult | None:
+    """The search on a Ray cluster (imported here only: the plain path never loads Ray).
+
+    A failure of the cluster during the search is reported in one line and gives None:
+    no verdict.
+    """
+    from deferral.checks.explicit.cluster import ClusterError, ClusterUnavailable, explore_cluster
+
+    try:
+        return explore_cluster(protocol, bounds, args.cluster, symmetry=not args.no_symmetry,
+                               max_states=args.max_states, time_limit=args.time_limit, progress=progress)
+    except ClusterUnavailable as exc:
+        raise UsageError(str(exc)) from None
+    except ClusterError as exc:
+        print(f"deferral: cluster failure, no verdict: {exc}", file=sys.stderr)
+        return None
 
 
 def trace_paths(base: str, names: list[str]) -> list[str]:
