@@ -73,8 +73,8 @@ class _Run:
         protocol = cfg.protocol if cfg.protocol is not None else get_variant(cfg.variant)
         if cfg.bugs is not None:
             self.bugs = cfg.bugs
-        else:
-            self.bugs = Bugs() if cfg.protocol is not None else bugs_for(cfg.variant)
+        else:  # a user's ENGINE makes its own change; a published variant runs as its bug
+            self.bugs = Bugs() if cfg.engine is not None else bugs_for(protocol.name)
         self.hv = (cfg.engine or Hypervisor)(cfg.bounds, self.bugs)
         jsonl = cfg.trace_out if (cfg.trace_out and cfg.jsonl) else None
         keep = cfg.trace_out is None or not cfg.jsonl
