@@ -66,7 +66,7 @@ def test_kept_lemmas_hold_in_every_reachable_concrete_state() -> None:
 def test_auto_proves_larger_bounds_with_inferred_lemmas(name: str) -> None:
     b = Bounds(1, 1, 3, 1)
     assert infer_bounds(b) == SMALL
-    res = prove(PUBLISHED[name], b, "auto", timeout=120, infer_first=True)
+    res = prove(PUBLISHED[name], b, "auto", timeout=120, infer_first=True, learn=False)
     assert res.status == "proved", res.log
     assert res.route == "pdr-generalized+houdini+induction", res.log
     assert res.inferred_at == SMALL and res.templates and len(res.invariant or []) == len(res.templates)
@@ -74,7 +74,7 @@ def test_auto_proves_larger_bounds_with_inferred_lemmas(name: str) -> None:
 
 def test_auto_user_variant_file_inferred_route() -> None:
     protocol = load_variant_file(str(EXAMPLE))
-    res = prove(protocol, Bounds(1, 1, 2, 1), "auto", timeout=120, infer_first=True)
+    res = prove(protocol, Bounds(1, 1, 2, 1), "auto", timeout=120, infer_first=True, learn=False)
     assert res.status == "proved" and res.route == "pdr-generalized+houdini+induction", res.log
 
 
