@@ -17,12 +17,14 @@ from rich.markup import escape
 from deferral.checks.symbolic import infer as inference
 from deferral.checks.symbolic.generalize import GeneralizeError, load as load_lemmas, save as save_lemmas
 from deferral.checks.symbolic.prove import METHODS, ProveResult, prove
-from deferral.checks.results import Path as SearchPath
 from deferral.checks.symbolic.encoding import EncodingError
 from deferral.cli.common import UsageError, add_bounds, add_variant, bounds_from, positive, protocol_from
 from deferral.model.concrete import Model
 from deferral.traces.files import write_atomic
-from deferral.traces.format import Trace, TraceStep
+from deferral.traces.format import Trace
+from deferral.traces.itf import to_itf
+from deferral.traces.html import counterexample_view, trace_page
+from deferral.traces.replay import path_to_trace
 
 
 def register(sub: Any) -> None:
@@ -41,6 +43,9 @@ def register(sub: Any) -> None:
     p.add_argument("--timeout", type=positive(float), metavar="S", help="give up after S seconds (exit 3)")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     p.add_argument("--trace-out", metavar="FILE", help="write a counterexample as deferral-trace/1")
+    p.add_argument("--itf", metavar="FILE", help="write a counterexample in Apalache's Informal Trace Format")
+    p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report (the counterexample "
+                                                  "as a timeline, or the invariant)")
     p.add_argument("--invariant-out", metavar="FILE",
                    help="write the proved invariant (JSON; generalized lemma families are loadable by --lemmas)")
     p.add_argument("--lemmas", metavar="FILE",
@@ -60,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         return run_parametric(args)
     bounds = bounds_from(args)
     protocol = protocol_from(args)
-    for flag in ("trace_out", "invariant_out"):
+    for flag in ("trace_out", "invariant_out", "html", "itf"):
         value = getattr(args, flag)
         if value and Path(value).is_dir():
             raise UsageError(f"--{flag.replace('_', '-')} {value}: is a folder, give a file name")
@@ -96,16 +101,40 @@ def run(args: argparse.Namespace) -> int:
     except GeneralizeError as exc:
         raise UsageError(f"--lemmas {args.lemmas}: {exc}") from None
     model = Model(protocol, bounds)
-    trace = to_trace(model, res.path, res.prop) if res.path is not None else None
+    trace = None
+    if res.path is not None:
+        expected = {"outcome": "violates", "property": res.prop} if res.prop else None
+        trace = path_to_trace(model, res.path, res.prop, expected=expected,
+                              note="counterexample found by deferral prove (Z3)")
     if trace is not None and args.trace_out:
         trace.save(args.trace_out)
+    if trace is not None and args.itf:
+        write_atomic(args.itf, json.dumps(to_itf(trace, protocol), indent=1) + "\n")
     if res.status == "proved" and args.invariant_out:
         write_atomic(args.invariant_out, json.dumps(invariant_json(res, protocol), indent=1) + "\n")
+    if args.html:
+        write_atomic(args.html, prove_html(res, model))
     if args.json:
         print(json.dumps(result_json(res, trace)))
     else:
         show(Console(), res, model)
     return res.exit_code
+
+
+def prove_html(res: ProveResult, model: Model) -> str:
+    """The proof's verdict as a page: the counterexample timeline, or the invariant."""
+    summary = [f"{res.status}: {res.prop or 'no_stale_translation'}, {res.variant} at {res.bounds.short()}, "
+               f"method {res.method}, route {res.route}, {res.elapsed_s:.2f} s"]
+    if res.reason:
+        summary.append(res.reason)
+    if res.status == "proved" and res.invariant:
+        summary.append(f"inductive invariant ({len(res.invariant)}):")
+        summary += [f"  {line}" for line in res.invariant]
+    views = []
+    if res.path is not None and res.prop:
+        views.append(counterexample_view("cex", model, res.path, res.prop,
+                                         f"{res.prop} violated: shortest counterexample, {res.depth} steps"))
+    return trace_page(f"deferral prove: {res.variant} {res.bounds.short()}", summary, views)
 
 
 def run_parametric(args: argparse.Namespace) -> int:
@@ -116,7 +145,7 @@ def run_parametric(args: argparse.Namespace) -> int:
     if args.variant_file or args.variant != "reference":
         name = args.variant_file or args.variant
         raise UsageError(f"--parametric supports the reference only, not {name}")
-    for flag in ("method", "lemmas", "trace_out", "invariant_out", "infer_first", "no_shipped_lemmas"):
+    for flag in ("method", "lemmas", "trace_out", "invariant_out", "infer_first", "no_shipped_lemmas", "html", "itf"):
         default = "auto" if flag == "method" else False if flag in ("infer_first", "no_shipped_lemmas") else None
         if getattr(args, flag) != default:
             raise UsageError(f"--parametric does not take --{flag.replace('_', '-')}")
@@ -153,17 +182,6 @@ def run_parametric(args: argparse.Namespace) -> int:
     return res.exit_code
 
 
-def to_trace(model: Model, path: SearchPath, prop: str | None) -> Trace:
-    steps = []
-    for action, state in path[1:]:
-        assert action is not None
-        names = [name for name, _ in action.step.params]
-        steps.append(TraceStep(action.step.name, dict(zip(names, action.args)), model.to_json(state)))
-    expected = {"outcome": "violates", "property": prop} if prop else None
-    return Trace(model.protocol.name, model.bounds, steps, model.to_json(path[0][1]), prop, expected,
-                 model.protocol.source, "counterexample found by deferral prove (Z3)")
-
-
 def invariant_json(res: ProveResult, protocol: Any) -> dict[str, Any]:
     doc = {"variant": res.variant, "bounds": res.bounds.as_dict(), "route": res.route,
            "invariant": res.invariant, "smt2": res.smt2 or None}
@@ -197,7 +215,8 @@ def result_json(res: ProveResult, trace: Trace | None) -> dict[str, Any]:
 def show(out: Console, res: ProveResult, model: Model) -> None:
     head = f"{res.variant} at {res.bounds.short()}, method {res.method}"
     if res.status == "proved":
-        out.print(f"[green]proved[/green] no_stale_translation: {head} (route {res.route}, {res.elapsed_s:.2f} s)")
+        props = ", ".join(p.name for p in model.invariants)
+        out.print(f"[green]proved[/green] {props}: {head} (route {res.route}, {res.elapsed_s:.2f} s)")
         if res.invariant:
             what = "clauses" if res.route == "pdr" else "lemma families"
             at = f", inferred by Spacer at {res.inferred_at.short()}" if res.inferred_at else ""

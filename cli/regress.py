@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from deferral.traces.html import regress_page
 from deferral.checks.compare.regress import DEFAULT_BOUNDS, RegressReport, junit_xml, regress
 from deferral.cli.common import UsageError
 from deferral.model.bounds import Bounds, BoundsError
@@ -41,12 +42,16 @@ def register(sub: Any) -> None:
     p.add_argument("--candidate", required=True, metavar="VARIANT|FILE",
                    help="published variant name or variant file")
     p.add_argument("--bounds", nargs="+", action="extend", metavar="N,V,F,Q",
-                   help="bound sets to check (default: " + " ".join(
-                       f"{b.vcpus},{b.pages},{b.frames},{b.queue}" for b in DEFAULT_BOUNDS) + ")")
+                   help="bound sets to check: values in the order the candidate declares its bounds "
+                        "(N,V,F,Q, then any others, e.g. S), or NAME=VALUE pairs (N=2,S=2; others at "
+                        "their default) (default: " + " ".join(
+                       ",".join(map(str, b.as_dict().values())) for b in DEFAULT_BOUNDS) + ")")
     p.add_argument("--corpus", metavar="DIR", help="trace corpus folder (default: the shipped corpus)")
     p.add_argument("--no-corpus", action="store_true", help="do not replay the corpus")
     p.add_argument("--no-behaviours", action="store_true", help="do not compare reachable behaviours")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report: the tables side "
+                                                  "by side, every counterexample and corpus trace linked")
     p.add_argument("--junit", metavar="FILE", help="write JUnit XML (one testcase per property and "
                                                    "bounds, and per corpus trace)")
     p.set_defaults(func=run)
@@ -62,13 +67,15 @@ def resolve(spec: str) -> Protocol:
         raise UsageError(str(exc)) from None
 
 
-def parse_bounds(texts: list[str] | None) -> list[Bounds]:
+def parse_bounds(texts: list[str] | None, protocol: Protocol | None = None) -> list[Bounds]:
+    """The ``--bounds`` sets, read with ``protocol``'s bound declarations (default: the reference's)."""
     if not texts:
         return list(DEFAULT_BOUNDS)
+    decls = protocol.bound_decls if protocol is not None else DEFAULT_BOUNDS[0].decls
     out = []
     for text in texts:
         try:
-            b = Bounds.parse(text)
+            b = Bounds.parse(text, decls)
         except BoundsError as exc:
             raise UsageError(f"--bounds {text}: {exc}") from None
         if b not in out:
@@ -79,9 +86,11 @@ def parse_bounds(texts: list[str] | None) -> list[Bounds]:
 def run(args: argparse.Namespace) -> int:
     baseline = resolve(args.baseline)
     candidate = resolve(args.candidate)
-    bounds = parse_bounds(args.bounds)
-    if args.junit and Path(args.junit).is_dir():
-        raise UsageError(f"--junit {args.junit}: is a folder, give a file name")
+    bounds = parse_bounds(args.bounds, candidate)
+    for flag in ("junit", "html"):
+        value = getattr(args, flag)
+        if value and Path(value).is_dir():
+            raise UsageError(f"--{flag} {value}: is a folder, give a file name")
     corpus = []
     if not args.no_corpus:
         try:
@@ -93,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
     report = regress(baseline, candidate, bounds, corpus, behaviours=not args.no_behaviours)
     if args.junit:
         write_atomic(args.junit, junit_xml(report))
+    if args.html:
+        write_atomic(args.html, regress_page(report, corpus))
     if args.json:
         print(json.dumps(report.to_json()))
     else:

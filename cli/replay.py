@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -20,10 +22,15 @@ from deferral.model.concrete import Model
 from deferral.model.protocol import Protocol
 from deferral.model.variants import PUBLISHED, VariantError, load_variant_file
 from deferral.traces.format import Trace, TraceError, load
+from deferral.traces.files import write_atomic
+from deferral.traces.html import replay_view, trace_page
 from deferral.traces.render import path_table
 from deferral.traces.replay import ReplayReport, replay
 
 EXIT_DIVERGED = 4
+#: Traces longer than this are summarized unless --full is given; the summary shows the last TAIL steps.
+SUMMARY_AFTER = 40
+TAIL = 10
 
 
 def register(sub: Any) -> None:
@@ -35,6 +42,10 @@ def register(sub: Any) -> None:
                                                          "one the trace names")
     group.add_argument("--variant-file", metavar="PATH", help="judge with the variant a Python file defines")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    p.add_argument("--html", metavar="FILE", help="write the replayed trace as a self-contained HTML timeline")
+    p.add_argument("--full", action="store_true",
+                   help=f"print every step (default: a summary and the last {TAIL} steps when the trace "
+                        f"has more than {SUMMARY_AFTER})")
     p.add_argument("--quiet", action="store_true", help="print only the verdict line")
     p.set_defaults(func=run)
 
@@ -80,17 +91,27 @@ def run(args: argparse.Namespace) -> int:
         trace = load(args.file)
     except TraceError as exc:
         raise UsageError(str(exc)) from None
+    if args.html and Path(args.html).is_dir():
+        raise UsageError(f"--html {args.html}: is a folder, give a file name")
     protocol = protocol_for(trace, args)
     report = replay(trace, protocol)
     code, line = verdict(report)
+    if args.html:
+        view = replay_view(report, Model(protocol, trace.bounds), line)
+        write_atomic(args.html, trace_page(f"deferral replay: {args.file}",
+                                           [f"judged by {protocol.name} ({protocol.source})"], [view]))
     if args.json:
         print(json.dumps(report_json(report, code, line)))
         return code
     console = Console()
     model = Model(protocol, trace.bounds)
-    if not args.quiet and len(report.path) > 1:
-        console.print(path_table(model, report.path, f"{trace.variant} at {trace.bounds.short()}: "
-                                                     f"{report.steps_replayed} steps replayed"))
+    title = f"{trace.variant} at {model.bounds.short()}: {report.steps_replayed} steps replayed"
+    if not args.quiet and len(report.path) - 1 > SUMMARY_AFTER and not args.full:
+        console.print(summary(report, title))
+        console.print(path_table(model, report.path[-TAIL - 1:], f"the last {TAIL} steps (--full for all)",
+                                 first=len(report.path) - TAIL))
+    elif not args.quiet and len(report.path) > 1:
+        console.print(path_table(model, report.path, title))
     if report.divergence is not None and not args.quiet:
         d = report.divergence
         for field in sorted(set(d.expected) | set(d.actual)):
@@ -101,6 +122,18 @@ def run(args: argparse.Namespace) -> int:
     style = "green" if code == 0 else "bold red"
     console.print(Text(line, style=style))
     return code
+
+
+def summary(report: ReplayReport, title: str) -> Text:
+    """A long trace in a few lines: how often each step ran, and where properties broke."""
+    counts = Counter(action.step.name for action, _ in report.path[1:] if action is not None)
+    text = Text(title + "\n", style="bold")
+    text.append("steps: " + ", ".join(f"{name} ×{n:,}" for name, n in counts.most_common()) + "\n")
+    if report.violations:
+        first = report.violations[0]
+        text.append(f"{len(report.violations)} property violation(s), the first after step {first[0]}: "
+                    f"{first[1].describe()}\n", style="red")
+    return text
 
 
 def report_json(report: ReplayReport, code: int, line: str) -> dict[str, Any]:

@@ -46,15 +46,19 @@ class Violation:
     values: dict[str, Any]
 
     def describe(self) -> str:
-        shown = ", ".join(f"{k}={_show(v)}" for k, v in self.values.items())
+        shown = ", ".join(f"{k}={show_value(v)}" for k, v in self.values.items())
         return f"{self.prop}({','.join(map(str, self.args))}) fails: {shown}"
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any, *, short: bool = False) -> str:
+    """A state value as people read it: ``none``, ``true``/``false`` (``T``/``F`` when
+    ``short``, for tables), lists as ``[a,b]``. Every renderer formats values with this."""
     if value is None:
         return "none"
     if isinstance(value, bool):
-        return "true" if value else "false"
+        return ("T" if value else "F") if short else ("true" if value else "false")
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(show_value(v, short=short) for v in value) + "]"
     return str(value)
 
 
@@ -63,8 +67,8 @@ class Model:
 
     def __init__(self, protocol: Protocol, bounds: Bounds) -> None:
         self.protocol = protocol
-        self.bounds = bounds
-        self.layout = protocol.layout(bounds)
+        self.bounds = protocol.bind(bounds)
+        self.layout = protocol.layout(self.bounds)
         self.actions: tuple[Action, ...] = tuple(
             Action(n, st, args) for n, (st, args) in enumerate(protocol.instances(bounds)))
         self._procedures = protocol.procedure_table

@@ -44,7 +44,7 @@ from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model, State
 from deferral.model.invariant import Lemma
 from deferral.model.protocol import Protocol
-from deferral.model.schema import BOOL, Domain, Enum, Layout, Queue, Range, Var
+from deferral.model.schema import BOOL, Domain, Enum, Layout, OrNone, Queue, Range, Sort, Var
 
 FORMAT = "deferral-lemmas/2"
 #: Abstract value codes (besides the small concrete values of enums, booleans and lengths).
@@ -72,17 +72,17 @@ def index_sorts(protocol: Protocol) -> list[Domain]:
 def value_sort(domain: Domain, sorts: Sequence[Domain], b: Bounds) -> tuple[str, Any]:
     """How a domain's values are abstracted: ("concrete", None), ("sort", (sort, consts)) or ("data", consts).
 
-    A VCPU-valued domain ranges over the VCPU sort (its extra value, if any, is the
-    constant ``none``); an index sort's own domain over itself; an enum, bool or integer
+    A sort-or-none domain ranges over its sort (none is a named constant); an index
+    sort's own domain over itself; an enum, bool or integer
     range is concrete; any other domain (frames) is data compared by equality, its
     default value a named constant.
     """
     if domain is BOOL or isinstance(domain, (Enum, Range)):
         return "concrete", None
-    for sort in sorts:
-        if domain is sort or (domain.vcpu_valued and sort.vcpu_valued):
-            extra = domain.size(b) - sort.size(b)
-            return "sort", (sort, (("none", sort.size(b)),) if extra > 0 else ())
+    if isinstance(domain, OrNone) and domain.sort in sorts:
+        return "sort", (domain.sort, (("none", domain.none(b)),))
+    if isinstance(domain, Sort) and domain in sorts:
+        return "sort", (domain, ())
     return "data", (("0", domain.default(b)),)
 
 
@@ -365,7 +365,9 @@ def sample_bounds(bounds: Bounds) -> list[tuple[Bounds, int | None]]:
     """:data:`SAMPLE_BOUNDS` clipped to ``bounds`` (no larger than what is proved), duplicates dropped."""
     out: list[tuple[Bounds, int | None]] = []
     for b in SAMPLE_BOUNDS:
-        small = Bounds(*(min(x, y) for x, y in zip(b.as_dict().values(), bounds.as_dict().values())))
+        # the four standard bounds clipped; any other bound the protocol declares at most its default
+        small = bounds.replace(**{d.name: min(bounds[d.name], b[d.name] if d.name in b else d.default)
+                                  for d in bounds.decls})
         if small not in [x for x, _ in out]:
             out.append((small, SAMPLE_CAP))
     return out

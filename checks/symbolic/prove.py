@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from deferral.checks.symbolic.bmc import bmc
-from deferral.checks.symbolic.generalize import Template, check_against, generalize
+from deferral.checks.symbolic.generalize import Template, check_against, generalize, sort_domains
 from deferral.checks.symbolic.induction import check_inductive, houdini
 from deferral.checks.symbolic.infer import Family, infer, property_lemmas
 from deferral.checks.symbolic.pdr import pdr
@@ -44,6 +44,7 @@ from deferral.checks.symbolic.encoding import encode
 from deferral.model.bounds import Bounds
 from deferral.model.invariant import INVARIANT, Lemma
 from deferral.model.protocol import Protocol
+from deferral.model.context import StepError
 
 METHODS = ("auto", "bmc", "induction", "pdr")
 AUTO_BMC_DEPTH = 12
@@ -55,7 +56,7 @@ QUICK_BMC_S, QUICK_BMC_SHARE = 10.0, 0.1
 
 def infer_bounds(bounds: Bounds) -> Bounds:
     """Where auto lets Spacer infer lemmas: at most 2 VCPUs, one page, one frame, queue 1."""
-    return Bounds(min(bounds.vcpus, 2), 1, 1, 1)
+    return bounds.replace(vcpus=min(bounds.vcpus, 2), pages=1, frames=1, queue=1)
 
 
 @dataclass
@@ -82,6 +83,18 @@ class ProveResult:
     @property
     def exit_code(self) -> int:
         return {"proved": 0, "violated": 1}.get(self.status, 3)
+
+
+def _misfit(enc: Any, lemmas: tuple[Lemma, ...]) -> str | None:
+    """Why the lemmas cannot be read on this protocol (a variable they name is missing), if so."""
+    model = enc.model
+    for lem in lemmas:
+        try:
+            lem.fn(model.context(model.initial), *(0 for _ in lem.params))
+        except (AttributeError, StepError, KeyError) as exc:
+            return (f"the lemmas do not fit protocol {model.protocol.name} ({exc}); "
+                    "try --method auto, pdr or bmc, or give --lemmas")
+    return None
 
 
 def prove(protocol: Protocol, bounds: Bounds, method: str = "auto", *, depth: int = 20,
@@ -120,7 +133,10 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                       reason=f"no violation up to depth {found.depth}" + (
                           "" if found.depth == depth else f" ({found.reason})"))
 
+    misfit = _misfit(enc, lemmas)
     if method == "induction":
+        if misfit:
+            return result("unknown", route="induction", reason=misfit)
         say(f"induction: {len(lemmas)} lemmas")
         r = check_inductive(protocol, bounds, lemmas, timeout=timeout, enc=enc)
         names = [lem.show() for lem in lemmas]
@@ -189,7 +205,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         """Houdini + induction over Spacer-generalized templates (a lemma file, or pdr-generalized)."""
         if not temps:
             return None
-        candidates = [t.lemma() for t in temps]
+        candidates = [t.lemma(sort_domains(enc.layout.variables)) for t in temps]
         say(f"auto: Houdini over {len(candidates)} {name} lemma families at {bounds.short()}")
         try:
             alive, _ = houdini(protocol, bounds, candidates, timeout=left(), enc=enc)
@@ -211,7 +227,9 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         if done is not None:
             return done
     order: list[tuple[str, Any]] = [("lemma-file", families)] if families is not None else []
-    hand = [("shipped-lemmas", None)] if shipped else []
+    hand = [("shipped-lemmas", None)] if shipped and not misfit else []
+    if misfit:
+        log.append(misfit)  # the shipped lemmas name what this protocol lacks: skipped
     found_by_learning = ([("inferred", None)] if learn else []) + [("pdr-generalized", None)]
     order += found_by_learning + hand if infer_first else hand + found_by_learning
     for name, what in order:
