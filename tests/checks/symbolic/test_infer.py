@@ -46,11 +46,11 @@ def test_a_family_holds_in_every_sampled_state_on_the_step_context() -> None:
     levels = reachable_levels(model)
     states = [tuple(int(x) for x in r) for r in levels.packer.unpack(levels.keys)]
     rng = np.random.default_rng(7)
-    picks = [tuple(sorted(rng.choice(len(table.terms), size=2, replace=False))) for _ in range(12)]
+    picks = [tuple(sorted(rng.choice(len(table.terms), size=2, replace=False))) for _ in range(6)]
     for cols in picks:
         fam = inference.family(table, cols, layout)
         lem = fam.lemma()
-        for state in states[::7]:
+        for state in states[::13]:
             for args in product(*(range(d.size(SMALL)) for _, d in lem.params)):
                 assert lem.fn(model.context(state), *args), (fam.show(), model.to_json(state))
 
@@ -62,10 +62,13 @@ def test_learns_and_proves_the_reference_without_the_shipped_lemmas() -> None:
     assert check_inductive(REFERENCE, Bounds(1, 1, 1, 1), lemmas).status == "proved"
 
 
-@pytest.mark.parametrize("name", ["drain-local-only", "reload-no-drain"])
-def test_a_buggy_variant_is_never_proved(name: str) -> None:
-    res = inference.infer(PUBLISHED[name], SMALL, data=small_samples(name), timeout=60)
-    assert res.status == "unknown" and res.reason
+def test_a_buggy_variant_is_never_proved() -> None:
+    # reload-no-drain is violated at one VCPU (check: 5 steps); every published bug and mutant is
+    # refused in benchmarks/bench_prove.py --refuse (slower)
+    one = Bounds(1, 1, 1, 1)
+    data = inference.samples(PUBLISHED["reload-no-drain"], ((one, None),))
+    res = inference.infer(PUBLISHED["reload-no-drain"], one, data=data, timeout=60)
+    assert res.status == "unknown" and "no family" in res.reason
 
 
 def test_families_save_and_load(tmp_path: Path) -> None:
@@ -92,3 +95,10 @@ def test_cli_learned_route_invariant_out_and_lemmas(tmp_path: Path, capsys: pyte
     assert main(["prove", "--json", "--vcpus", "1", "--lemmas", str(saved)]) == 0
     second = json.loads(capsys.readouterr().out)
     assert second["status"] == "proved" and second["route"] == "lemma-file+houdini+induction"
+
+
+def test_a_canceled_solver_reason_is_text() -> None:
+    import z3
+
+    from deferral.checks.symbolic.pdr import z3_text
+    assert z3_text(z3.Z3Exception(b"canceled")) == "canceled"
