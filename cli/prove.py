@@ -76,7 +76,10 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("--lemmas is used by --method auto only")
         try:
             text = Path(args.lemmas).read_text()
-            doc = json.loads(text)
+            try:
+                doc = json.loads(text)
+            except ValueError as exc:
+                raise GeneralizeError(f"malformed lemma file: not JSON ({exc})") from None
             if isinstance(doc, dict) and doc.get("format") == inference.FORMAT:
                 families = inference.load(doc, protocol, bounds)
             else:
