@@ -7,6 +7,7 @@ command turns bad input into one line on stderr and exit code 2 (:class:`UsageEr
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any
 
 from deferral.model.bounds import Bound, Bounds, BoundsError
@@ -21,8 +22,21 @@ class UsageError(Exception):
     """Bad input: printed as one line, exit code 2."""
 
 
+def plain_text(text: str) -> str:
+    """Help text without reST markup: ``x`` and :class:`~a.B` become x and B."""
+    text = re.sub(r":[a-z]+:`~?(?:[\w.]*\.)?([^`]+)`", r"\1", text)
+    return re.sub(r"``([^`]+)``", r"\1", text)
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but a bad flag raises UsageError instead of exiting by itself."""
+    """argparse, but a bad flag raises UsageError instead of exiting by itself, and help
+    texts taken from docstrings are shown without their reST markup."""
+
+    def format_help(self) -> str:
+        return plain_text(super().format_help())
+
+    def format_usage(self) -> str:
+        return plain_text(super().format_usage())
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{self.prog}: {message}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+from importlib import metadata
 import sys
 from typing import Sequence
 
@@ -16,7 +17,7 @@ from deferral.cli.common import (EXIT_USAGE, ArgumentParser, UsageError, declare
 from deferral.model.context import StepError
 
 #: Subcommand modules, in the order ``deferral --help`` lists them.
-COMMANDS = ("check", "replay", "prove", "engine", "conform", "regress", "variants")
+COMMANDS = ("check", "simulate", "replay", "prove", "engine", "conform", "regress", "variants")
 
 
 def build_parser() -> ArgumentParser:
@@ -24,6 +25,7 @@ def build_parser() -> ArgumentParser:
         prog="deferral",
         description="Model checker for the SMP deferral protocol of paravirtualized shadow paging.",
     )
+    parser.add_argument("--version", action="version", version=f"deferral {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     for name in COMMANDS:
         try:
@@ -34,6 +36,14 @@ def build_parser() -> ArgumentParser:
             raise
         module.register(sub)
     return parser
+
+
+def version() -> str:
+    """The installed package's version."""
+    try:
+        return metadata.version("deferral")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

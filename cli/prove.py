@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from deferral.checks.symbolic import infer as inference
 from deferral.checks.symbolic.generalize import GeneralizeError, load as load_lemmas, save as save_lemmas
 from deferral.checks.symbolic.prove import METHODS, ProveResult, prove
 from deferral.checks.symbolic.encoding import EncodingError
@@ -21,6 +22,7 @@ from deferral.cli.common import UsageError, add_bounds, add_variant, bounds_from
 from deferral.model.concrete import Model
 from deferral.traces.files import write_atomic
 from deferral.traces.format import Trace
+from deferral.traces.itf import to_itf
 from deferral.traces.html import counterexample_view, trace_page
 from deferral.traces.replay import path_to_trace
 
@@ -41,15 +43,17 @@ def register(sub: Any) -> None:
     p.add_argument("--timeout", type=positive(float), metavar="S", help="give up after S seconds (exit 3)")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     p.add_argument("--trace-out", metavar="FILE", help="write a counterexample as deferral-trace/1")
+    p.add_argument("--itf", metavar="FILE", help="write a counterexample in Apalache's Informal Trace Format")
     p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report (the counterexample "
                                                   "as a timeline, or the invariant)")
     p.add_argument("--invariant-out", metavar="FILE",
                    help="write the proved invariant (JSON; generalized lemma families are loadable by --lemmas)")
     p.add_argument("--lemmas", metavar="FILE",
-                   help="auto: candidate lemma families from FILE (written by --invariant-out) instead of Spacer")
+                   help="auto: candidate lemma families from FILE (written by --invariant-out), tried first")
     p.add_argument("--infer-first", action="store_true",
-                   help="auto: try Spacer-inferred lemmas before the shipped ones (for a variant the shipped "
-                        "lemmas do not fit, or to see what Spacer finds)")
+                   help="auto: learn lemma families from reachable states before trying the shipped lemmas")
+    p.add_argument("--no-shipped-lemmas", action="store_true",
+                   help="auto: leave the hand-written lemmas of model/invariant.py out (learned lemmas only)")
     p.add_argument("--parametric", action="store_true",
                    help="prove no_stale_translation for ANY number of VCPUs, pages and frames (uninterpreted Z3 "
                         "sorts; --queue kept; reference only): exit 0 proved, 1 a CTI of the lemmas, 3 unknown")
@@ -61,31 +65,40 @@ def run(args: argparse.Namespace) -> int:
         return run_parametric(args)
     bounds = bounds_from(args)
     protocol = protocol_from(args)
-    for flag in ("trace_out", "invariant_out", "html"):
+    for flag in ("trace_out", "invariant_out", "html", "itf"):
         value = getattr(args, flag)
         if value and Path(value).is_dir():
             raise UsageError(f"--{flag.replace('_', '-')} {value}: is a folder, give a file name")
     templates = None
+    families = None
     if args.lemmas:
         if args.method != "auto":
             raise UsageError("--lemmas is used by --method auto only")
         try:
-            templates = load_lemmas(Path(args.lemmas).read_text())
+            text = Path(args.lemmas).read_text()
+            try:
+                doc = json.loads(text)
+            except ValueError as exc:
+                raise GeneralizeError(f"malformed lemma file: not JSON ({exc})") from None
+            if isinstance(doc, dict) and doc.get("format") == inference.FORMAT:
+                families = inference.load(doc, protocol, bounds)
+            else:
+                templates = load_lemmas(text)
         except OSError as exc:
             raise UsageError(f"--lemmas {args.lemmas}: {exc.strerror or exc}") from None
-        except GeneralizeError as exc:
+        except ValueError as exc:  # GeneralizeError, InferError, JSON errors
             raise UsageError(f"--lemmas {args.lemmas}: {exc}") from None
     err = Console(stderr=True)
     quiet = args.json
     try:
         if quiet:
             res = prove(protocol, bounds, args.method, depth=args.depth, timeout=args.timeout, templates=templates,
-                        infer_first=args.infer_first)
+                        infer_first=args.infer_first, families=families, shipped=not args.no_shipped_lemmas)
         else:
             with err.status(f"prove {protocol.name} {bounds.short()} ({args.method})") as status:
                 res = prove(protocol, bounds, args.method, depth=args.depth, timeout=args.timeout,
-                            templates=templates, infer_first=args.infer_first,
-                            note=lambda text: status.update(text))
+                            templates=templates, infer_first=args.infer_first, families=families,
+                            shipped=not args.no_shipped_lemmas, note=lambda text: status.update(text))
     except EncodingError as exc:
         raise UsageError(str(exc)) from None
     except GeneralizeError as exc:
@@ -98,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
                               note="counterexample found by deferral prove (Z3)")
     if trace is not None and args.trace_out:
         trace.save(args.trace_out)
+    if trace is not None and args.itf:
+        write_atomic(args.itf, json.dumps(to_itf(trace, protocol), indent=1) + "\n")
     if res.status == "proved" and args.invariant_out:
         write_atomic(args.invariant_out, json.dumps(invariant_json(res, protocol), indent=1) + "\n")
     if args.html:
@@ -133,8 +148,8 @@ def run_parametric(args: argparse.Namespace) -> int:
     if args.variant_file or args.variant != "reference":
         name = args.variant_file or args.variant
         raise UsageError(f"--parametric supports the reference only, not {name}")
-    for flag in ("method", "lemmas", "trace_out", "invariant_out", "infer_first"):
-        default = "auto" if flag == "method" else None if flag != "infer_first" else False
+    for flag in ("method", "lemmas", "trace_out", "invariant_out", "infer_first", "no_shipped_lemmas", "html", "itf"):
+        default = "auto" if flag == "method" else False if flag in ("infer_first", "no_shipped_lemmas") else None
         if getattr(args, flag) != default:
             raise UsageError(f"--parametric does not take --{flag.replace('_', '-')}")
     res = parametric.prove(queue, timeout=args.timeout or 90.0)
@@ -173,7 +188,10 @@ def run_parametric(args: argparse.Namespace) -> int:
 def invariant_json(res: ProveResult, protocol: Any) -> dict[str, Any]:
     doc = {"variant": res.variant, "bounds": res.bounds.as_dict(), "route": res.route,
            "invariant": res.invariant, "smt2": res.smt2 or None}
-    if res.templates is not None:  # generalized lemma families: loadable by --lemmas
+    if res.families is not None:  # learned (or loaded) lemma families: loadable by --lemmas
+        doc.update(inference.save(res.families, protocol, res.learned_at or []))
+        doc["variant"], doc["route"], doc["bounds"] = res.variant, res.route, res.bounds.as_dict()
+    elif res.templates is not None:  # generalized lemma families: loadable by --lemmas
         doc.update(save_lemmas(res.templates, protocol, res.inferred_at))
         doc["variant"] = res.variant
     return doc
@@ -190,6 +208,7 @@ def result_json(res: ProveResult, trace: Trace | None) -> dict[str, Any]:
         "invariant": res.invariant,
         "trace": trace.to_json() if trace is not None else None,
         "route": res.route,
+        "lemmas_learned_at": [b.as_dict() for b in res.learned_at] if res.learned_at else None,
         "property": res.prop,
         "reason": res.reason or None,
         "counterexample_to_induction": res.cti,
@@ -204,6 +223,9 @@ def show(out: Console, res: ProveResult, model: Model) -> None:
         if res.invariant:
             what = "clauses" if res.route == "pdr" else "lemma families"
             at = f", inferred by Spacer at {res.inferred_at.short()}" if res.inferred_at else ""
+            if res.learned_at:
+                at = (f", learned from the reachable states at {'; '.join(b.short() for b in res.learned_at)}"
+                      "; variables of one sort distinct")
             if res.templates is not None:
                 at += "; parameters of one sort distinct, frames f non-zero"
             out.print(f"inductive invariant ({len(res.invariant)} {what}{at}):")
