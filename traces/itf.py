@@ -47,21 +47,24 @@ def _function(node: Any, depth: int) -> Any:
     return {"#map": [[i, _function(v, depth - 1)] for i, v in enumerate(node)]}
 
 
-def state_to_itf(protocol: Protocol, shown: dict[str, Any]) -> dict[str, Any]:
-    """A state in deferral's JSON form (``Layout.to_json``) as an ITF state object."""
-    return {var.name: _function(shown[var.name], len(var.index)) for var in protocol.variables}
+def state_to_itf(protocol: Protocol, shown: dict[str, Any], bounds: Any = None) -> dict[str, Any]:
+    """A state in deferral's JSON form (``Layout.to_json``) as an ITF state object (the
+    variables and indices shown at ``bounds``: at one address space, no space index)."""
+    b = protocol.bind(bounds) if bounds is not None else None
+    return {var.name: _function(shown[var.name], len(var.shown_dims(b)) if b is not None else len(var.index))
+            for var in protocol.variables if var.name in shown}
 
 
 def to_itf(trace: Any, protocol: Protocol) -> dict[str, Any]:
     """A :class:`deferral.traces.format.Trace` with states as an ITF document."""
     model = Model(protocol, trace.bounds)
     initial = trace.initial if trace.initial is not None else model.to_json(model.initial)
-    states = [{"#meta": {"index": 0}, **state_to_itf(protocol, initial)}]
+    states = [{"#meta": {"index": 0}, **state_to_itf(protocol, initial, model.bounds)}]
     for n, step in enumerate(trace.steps, start=1):
         if step.state is None:
             raise ItfError(f"step {n} ({step.step}) has no state: ITF needs every state")
         meta = {"index": n, "action": step.step, "args": step.args}
-        states.append({"#meta": meta, **state_to_itf(protocol, step.state)})
+        states.append({"#meta": meta, **state_to_itf(protocol, step.state, model.bounds)})
     meta: dict[str, Any] = {
         "format": "ITF",
         "format-description": "https://apalache-mc.org/docs/adr/015adr-trace.html",
@@ -73,7 +76,7 @@ def to_itf(trace: Any, protocol: Protocol) -> dict[str, Any]:
     }
     if trace.expected is not None:
         meta["expected"] = trace.expected
-    return {"#meta": meta, "vars": [v.name for v in protocol.variables], "states": states}
+    return {"#meta": meta, "vars": [v.name for v in model.layout.shown_variables], "states": states}
 
 
 # ---- reading ---------------------------------------------------------------------------

@@ -40,7 +40,8 @@ def explore(
     depth = 0
     transitions = 0
     stopped_by = None
-    fired = {st.name: 0 for st in model.protocol.steps}
+    present = {a.step.name for a in model.actions}  # steps with instances at these bounds
+    fired = {st.name: 0 for st in model.protocol.steps if st.name in present}
     enabled_in = dict(fired)
     checked = {prop.name: 0 for prop in model.protocol.properties}
 

@@ -167,7 +167,8 @@ class _Search:
         self.parent = np.zeros(0, dtype=np.uint32)
         self.via = np.zeros(0, dtype=self.action_dtype)
         # coverage: each action's step, and per property the states it was evaluated in
-        self.step_names = [st.name for st in model.protocol.steps]
+        present = {a.step.name for a in model.actions}  # steps with instances at these bounds
+        self.step_names = [st.name for st in model.protocol.steps if st.name in present]
         self.step_of = [self.step_names.index(a.step.name) for a in model.actions]
         self.checked = {p.name: 0 for p in model.protocol.properties}
 

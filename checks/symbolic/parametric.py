@@ -548,6 +548,8 @@ def prove(queue: int, timeout: float | None = 90.0,
 def _candidates(u: Universe, slot: Any, n_vcpus: int) -> list[Any]:
     """The Z3 value of each stored integer 0..size-1 of a layout slot."""
     dom = slot.var.domain.name
+    if dom == "notice":
+        dom = "page"  # at one address space (the only one encoded here) a notice is its page
     if slot.part == "len":
         return list(u.L)
     if dom == "bool":
@@ -561,8 +563,8 @@ def _candidates(u: Universe, slot: Any, n_vcpus: int) -> list[Any]:
 
 def slot_term(u: Universe, x: State, slot: Any) -> Any:
     """The term of ``x`` that a layout slot stores."""
-    sorts = [u.elems["Vcpu"] if d.name == "vcpu" else u.elems["Page"] for d in slot.var.index]
-    args = [sorts[n][j] for n, j in enumerate(slot.index)]
+    kept = [n for n, d in enumerate(slot.var.index) if not getattr(d, "elided", False)]  # one space: no index
+    args = [(u.elems["Vcpu"] if slot.var.index[n].name == "vcpu" else u.elems["Page"])[slot.index[n]] for n in kept]
     name = slot.var.name
     if name == "queue":
         name = "qlen" if slot.part == "len" else f"q{slot.part}"
