@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 
 def unreachable_goal_np(n_states: int, src: np.ndarray | list[np.ndarray], dst: np.ndarray | list[np.ndarray],
-                        goal: np.ndarray) -> int | None:
+                        goal: np.ndarray, poll: Callable[[], None] | None = None) -> int | None:
     """The least state number from which no goal state is reachable (None if there is none).
 
     Same answer as :func:`deferral.checks.explicit.liveness.unreachable_goal`, computed by a
     breadth-first search backwards from the goal states over a CSR of reversed edges.
     ``src``/``dst`` are arrays of state numbers (below 2**32) or lists of such pieces; a
     list is emptied as it is consumed, so the caller's copy of the edges is freed early.
+    ``poll`` is called between bounded pieces of work (a time or memory limit raises there).
     """
     can = np.asarray(goal, dtype=bool).copy()
     if can.all():
@@ -25,6 +28,8 @@ def unreachable_goal_np(n_states: int, src: np.ndarray | list[np.ndarray], dst: 
     counts = np.zeros(n_states, dtype=np.int64)
     at = 0
     while srcs:
+        if poll is not None:
+            poll()
         s, d = srcs.pop(0).astype(np.uint64), dsts.pop(0).astype(np.uint64)
         keep = s != d
         s, d = s[keep], d[keep]
@@ -40,6 +45,8 @@ def unreachable_goal_np(n_states: int, src: np.ndarray | list[np.ndarray], dst: 
     while frontier.size:
         reached = []
         for piece in _pieces(frontier, counts):  # bounded temporaries on hub-heavy frontiers
+            if poll is not None:
+                poll()
             c = counts[piece]
             total = int(c.sum())
             if total == 0:
