@@ -10,13 +10,15 @@ from typing import Any
 
 from rich.console import Console
 
-from deferral.checks.results import SearchResult
+from deferral.checks.results import Progress, ProgressFn, SearchResult
 from deferral.checks.explicit import checkpoint
 from deferral.checks.explicit.limits import default_memory_limit
 from deferral.checks.explicit.search import search
 from deferral.cli.common import UsageError, add_bounds, add_variant, bounds_from, positive, protocol_from
 from deferral.cli.progress import live_progress
 from deferral.model.concrete import Model
+from deferral.traces.files import write_atomic
+from deferral.traces.html import search_page
 from deferral.traces.render import print_result
 from deferral.traces.replay import path_to_trace
 
@@ -33,6 +35,9 @@ def register(sub: Any) -> None:
     p.add_argument("--trace-out", metavar="FILE",
                    help="write the counterexample as deferral-trace/1 (FILE; with several violated "
                         "properties, FILE gets the first and FILE with the property name the others)")
+    p.add_argument("--html", metavar="FILE",
+                   help="write a self-contained HTML report: verdicts, states per BFS level, "
+                        "each counterexample as a timeline")
     p.add_argument("--max-states", type=positive(int), metavar="K", help="stop after K stored states")
     p.add_argument("--time-limit", type=positive(float), metavar="S", help="stop after S seconds")
     p.add_argument("--workers", type=positive(int), metavar="W",
@@ -57,8 +62,10 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     bounds = bounds_from(args)
     protocol = protocol_from(args)
-    if args.trace_out and Path(args.trace_out).is_dir():
-        raise UsageError(f"--trace-out {args.trace_out}: is a folder, give a file name")
+    for flag in ("trace_out", "html"):
+        value = getattr(args, flag)
+        if value and Path(value).is_dir():
+            raise UsageError(f"--{flag.replace('_', '-')} {value}: is a folder, give a file name")
     persist: dict[str, Any] = {}
     if args.checkpoint or args.resume:
         if args.engine == "plain":
@@ -72,14 +79,18 @@ def run(args: argparse.Namespace) -> int:
             persist["checkpoint_dir"] = args.checkpoint
         persist["checkpoint_every"] = args.checkpoint_every
     memory_limit = default_memory_limit() if args.memory_limit is None else args.memory_limit or None
+    levels = LevelRecorder()
     with live_progress(not args.json, f"{protocol.name} {bounds.short()}") as progress:
         try:
             result = search(protocol, bounds, symmetry=not args.no_symmetry, max_states=args.max_states,
-                            time_limit=args.time_limit, progress=progress, workers=args.workers,
-                            engine=args.engine, memory_limit=memory_limit, **persist)
+                            time_limit=args.time_limit,
+                            progress=levels.wrap(progress) if args.html else progress,
+                            workers=args.workers, engine=args.engine, memory_limit=memory_limit, **persist)
         except checkpoint.CheckpointError as exc:
             raise UsageError(str(exc)) from None
     model = Model(protocol, bounds)
+    if args.html:
+        write_atomic(args.html, search_page(model, result, levels.sizes(result)))
     notice = result.stats.get("notice")
     if notice:
         Console(stderr=True).print(f"[yellow]notice:[/] {notice}")
@@ -121,6 +132,30 @@ def check_folder(flag: str, folder: str) -> None:
         raise UsageError(f"{flag} {folder}: cannot make the folder ({exc.strerror})") from None
     if not os.access(path, os.W_OK | os.X_OK):
         raise UsageError(f"{flag} {folder}: not writable")
+
+
+class LevelRecorder:
+    """Collects, from a search's progress reports, how many states each BFS level added."""
+
+    def __init__(self) -> None:
+        self.through: dict[int, int] = {0: 1}  # depth -> states stored through that level
+
+    def wrap(self, forward: ProgressFn | None) -> ProgressFn:
+        def record(p: Progress) -> None:
+            self.through[p.depth] = max(self.through.get(p.depth, 0), p.states)
+            if forward is not None:
+                forward(p)
+        return record
+
+    def sizes(self, result: SearchResult) -> list[int]:
+        """New states per level 0..depth (the last level's count is the result's total)."""
+        self.through[result.depth] = result.states
+        out, before = [], 0
+        for d in range(result.depth + 1):
+            now = max(self.through.get(d, before), before)
+            out.append(now - before)
+            before = now
+        return out
 
 
 def trace_paths(base: str, names: list[str]) -> list[str]:

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from deferral.traces.html import regress_page
 from deferral.checks.compare.regress import DEFAULT_BOUNDS, RegressReport, junit_xml, regress
 from deferral.cli.common import UsageError
 from deferral.model.bounds import Bounds, BoundsError
@@ -47,6 +48,8 @@ def register(sub: Any) -> None:
     p.add_argument("--no-corpus", action="store_true", help="do not replay the corpus")
     p.add_argument("--no-behaviours", action="store_true", help="do not compare reachable behaviours")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report: the tables side "
+                                                  "by side, every counterexample and corpus trace linked")
     p.add_argument("--junit", metavar="FILE", help="write JUnit XML (one testcase per property and "
                                                    "bounds, and per corpus trace)")
     p.set_defaults(func=run)
@@ -80,8 +83,10 @@ def run(args: argparse.Namespace) -> int:
     baseline = resolve(args.baseline)
     candidate = resolve(args.candidate)
     bounds = parse_bounds(args.bounds)
-    if args.junit and Path(args.junit).is_dir():
-        raise UsageError(f"--junit {args.junit}: is a folder, give a file name")
+    for flag in ("junit", "html"):
+        value = getattr(args, flag)
+        if value and Path(value).is_dir():
+            raise UsageError(f"--{flag} {value}: is a folder, give a file name")
     corpus = []
     if not args.no_corpus:
         try:
@@ -93,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
     report = regress(baseline, candidate, bounds, corpus, behaviours=not args.no_behaviours)
     if args.junit:
         write_atomic(args.junit, junit_xml(report))
+    if args.html:
+        write_atomic(args.html, regress_page(report, corpus))
     if args.json:
         print(json.dumps(report.to_json()))
     else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -20,6 +21,8 @@ from deferral.model.concrete import Model
 from deferral.model.protocol import Protocol
 from deferral.model.variants import PUBLISHED, VariantError, load_variant_file
 from deferral.traces.format import Trace, TraceError, load
+from deferral.traces.files import write_atomic
+from deferral.traces.html import replay_view, trace_page
 from deferral.traces.render import path_table
 from deferral.traces.replay import ReplayReport, replay
 
@@ -35,6 +38,7 @@ def register(sub: Any) -> None:
                                                          "one the trace names")
     group.add_argument("--variant-file", metavar="PATH", help="judge with the variant a Python file defines")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    p.add_argument("--html", metavar="FILE", help="write the replayed trace as a self-contained HTML timeline")
     p.add_argument("--quiet", action="store_true", help="print only the verdict line")
     p.set_defaults(func=run)
 
@@ -80,9 +84,15 @@ def run(args: argparse.Namespace) -> int:
         trace = load(args.file)
     except TraceError as exc:
         raise UsageError(str(exc)) from None
+    if args.html and Path(args.html).is_dir():
+        raise UsageError(f"--html {args.html}: is a folder, give a file name")
     protocol = protocol_for(trace, args)
     report = replay(trace, protocol)
     code, line = verdict(report)
+    if args.html:
+        view = replay_view(report, Model(protocol, trace.bounds), line)
+        write_atomic(args.html, trace_page(f"deferral replay: {args.file}",
+                                           [f"judged by {protocol.name} ({protocol.source})"], [view]))
     if args.json:
         print(json.dumps(report_json(report, code, line)))
         return code
