@@ -39,6 +39,19 @@ def _descendants(pid: int) -> set[int]:
     return out
 
 
+def _wait_for_cpu(pid: int, seconds: float, timeout: float = 120) -> None:
+    """Wait until process ``pid`` has used ``seconds`` of CPU (a loaded machine starts slowly)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        if (int(fields[11]) + int(fields[12])) / tick >= seconds:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} did not get {seconds} s of CPU in {timeout} s")
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -53,7 +66,7 @@ def test_killed_search_leaves_no_process_behind(sig: signal.Signals) -> None:
     proc = subprocess.Popen([*CLI, "check", *BIG, "--workers", "2", "--json"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True)
     try:
-        time.sleep(4)  # in the middle of the search (about 20 s of work)
+        _wait_for_cpu(proc.pid, 3.0)  # in the middle of the search (about 20 s of work), past start-up
         assert proc.poll() is None
         family = _descendants(proc.pid)
         os.kill(proc.pid, sig)
