@@ -188,6 +188,7 @@ def result_json(result: SearchResult) -> dict[str, Any]:
         "depth": result.depth,
         "elapsed_s": round(result.elapsed_s, 4),
         "complete": result.complete,
+        "stopped_by": result.stopped_by,
         "properties": [
             {"name": o.name, "kind": o.kind, "status": o.status, "length": o.length, "trace": o.trace_file}
             for o in result.outcomes

@@ -8,6 +8,8 @@ the machine, which may have no swap, runs out and the kernel kills it.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import resource
 import time
@@ -15,6 +17,10 @@ from dataclasses import dataclass
 
 #: Default memory limit: this share of the memory available when the search starts.
 DEFAULT_MEMORY_SHARE = 0.8
+#: glibc's mallopt parameter number for the mmap threshold.
+_M_MMAP_THRESHOLD = -3
+#: Blocks at least this big get their own mmap and go back to the system when freed.
+MMAP_THRESHOLD = 1 << 16
 
 
 class LimitReached(Exception):
@@ -76,3 +82,19 @@ class Limits:
         if self.time_limit is None:
             return None
         return max(0.0, self.time_limit - (time.monotonic() - self.start))
+
+
+def return_freed_memory() -> bool:
+    """Make big freed arrays go back to the system at once (glibc; a no-op elsewhere).
+
+    glibc raises its mmap threshold each time a big block is freed, after which arrays up
+    to 32 MiB come from the heap and stay resident after numpy frees them: the search's
+    per-level temporaries then add up to a third more resident memory. A fixed threshold
+    (which also turns off the raising) keeps each big array in its own mapping. This is a
+    setting of the process's allocator, idempotent, set once per search.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+    except (OSError, AttributeError):
+        return False

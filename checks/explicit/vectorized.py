@@ -41,7 +41,7 @@ import numpy as np
 from deferral.checks.explicit import checkpoint
 from deferral.checks.explicit.backreach import unreachable_goal_np
 from deferral.checks.explicit.explore import concretize, explore
-from deferral.checks.explicit.limits import Limits, LimitReached
+from deferral.checks.explicit.limits import Limits, LimitReached, return_freed_memory
 from deferral.checks.explicit.kernels import Kernel, compile_action, compile_property
 from deferral.checks.explicit.numpy_ops import NotVectorizable, guard_mask, property_holds, successors
 from deferral.checks.explicit.packing import Packer, blas_threads
@@ -292,6 +292,7 @@ class _Search:
     # ---- the search ----------------------------------------------------------------------
     def run(self) -> SearchResult:
         """The search, with one BLAS thread (see :func:`deferral.checks.explicit.packing.blas_threads`)."""
+        return_freed_memory()  # peak resident memory near the live arrays (see limits)
         with blas_threads(1):
             return self._run()
 
