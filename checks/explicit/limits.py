@@ -72,10 +72,12 @@ class Limits:
     time_limit: float | None = None  # seconds
     memory_limit: int | None = None  # bytes of resident memory
 
-    def check(self) -> None:
+    def check(self, extra: int = 0) -> None:
+        """Raise if past the time limit, or if resident memory plus ``extra`` bytes (what
+        the caller is about to allocate) passes the memory limit."""
         if self.time_limit is not None and time.monotonic() - self.start > self.time_limit:
             raise LimitReached("time-limit")
-        if self.memory_limit is not None and rss_bytes() > self.memory_limit:
+        if self.memory_limit is not None and rss_bytes() + extra > self.memory_limit:
             raise LimitReached("memory-limit")
 
     def remaining_s(self) -> float | None:

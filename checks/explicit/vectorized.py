@@ -57,6 +57,10 @@ from deferral.model.protocol import Property, Protocol
 CHUNK_ROWS = 1 << 17
 #: State numbers are stored as uint32: a search stops (max-states) before this many.
 _MAX_IDS = (1 << 32) - 1
+#: Temporaries of a level's merge per candidate (keys, orders, groups, numbering), and of a
+#: merge of visited runs per stored state: what the memory limit is checked against first.
+_MERGE_BYTES = 64
+_VISITED_MERGE_BYTES = 14
 #: Seconds between progress reports inside a long level.
 PROGRESS_EVERY_S = 1.0
 
@@ -251,10 +255,10 @@ class _Search:
             # keyed per action (in cache-sized blocks): the successor rows are never concatenated
             key_parts.append(self.packer.canonical_keys(out))
             del out
-            parents.append(idx.astype(np.int64) + offset)
+            parents.append((idx + offset).astype(np.uint32))  # level-local rows: below 2**32
             actions.append(np.full(idx.size, action.index, dtype=self.action_dtype))
         if not key_parts:
-            return _Chunk(0, np.zeros(0, self.packer.key_dtype), np.zeros(0, np.int64),
+            return _Chunk(0, np.zeros(0, self.packer.key_dtype), np.zeros(0, np.uint32),
                           np.zeros(0, self.action_dtype), None, None)
         keys = np.concatenate(key_parts)
         del key_parts
@@ -278,14 +282,15 @@ class _Search:
         pos = first_pos[fresh]
         return _Chunk(keys.shape[0], uniq[fresh], par[pos], act[pos], target, par if self.lives else None)
 
-    def _chunk_results(self, frontier: np.ndarray, visited: Visited) -> Generator["_Chunk", None, None]:
+    def _chunk_results(self, frontier_keys: np.ndarray, visited: Visited) -> Generator["_Chunk", None, None]:
         """Each chunk's results, in chunk order (computed by ``workers`` threads); the limits
         are polled while waiting, so they stop a level in the middle."""
-        n = -(-frontier.shape[0] // CHUNK_ROWS)
+        n = -(-frontier_keys.shape[0] // CHUNK_ROWS)
 
         def task(i: int) -> _Chunk:
             a = i * CHUNK_ROWS
-            return self.expand(frontier[a:a + CHUNK_ROWS], a, visited)
+            # the frontier is kept as keys (8 bytes a state), unpacked to rows a chunk at a time
+            return self.expand(self.packer.unpack(frontier_keys[a:a + CHUNK_ROWS]), a, visited)
 
         yield from ordered_map(task, n, self.workers, poll=self.limits.check)
 
@@ -312,7 +317,7 @@ class _Search:
         st = self._start() if self.resume_dir is None else self._load_checkpoint(self.resume_dir)
         if self.keep_keys:
             self.level_keys.append(st.frontier_keys)
-        frontier = packer.unpack(st.frontier_keys)
+        frontier = st.frontier_keys
         visited, goals = st.visited, st.goals
         stopped_by: str | None = None
         last_report = time.monotonic()
@@ -336,6 +341,12 @@ class _Search:
                 break
             # ---- merge the chunks' candidates (stable: the earliest chunk wins) ----
             n_states, base = st.n_states, st.base
+            try:  # stop before the merge if its temporaries would pass the memory limit
+                self.limits.check(extra=_MERGE_BYTES * sum(c.keys.shape[0] for c in chunks)
+                                  + _VISITED_MERGE_BYTES * len(visited))
+            except LimitReached as stop:
+                stopped_by = stop.reason
+                break
             cand = (np.concatenate([c.keys for c in chunks]) if chunks
                     else np.zeros(0, packer.key_dtype))
             order = np.argsort(cand, kind="stable")
@@ -351,18 +362,19 @@ class _Search:
                 n_new = max(0, self.max_states - n_states)
                 new_at, new_keys = new_at[:n_new], new_keys[:n_new]
                 stopped_by = "max-states"
-            par_all = np.concatenate([c.parents for c in chunks]) if chunks else np.zeros(0, np.int64)
+            par_all = np.concatenate([c.parents for c in chunks]) if chunks else np.zeros(0, np.uint32)
             act_all = (np.concatenate([c.actions for c in chunks]) if chunks
                        else np.zeros(0, self.action_dtype))
-            st.parents.append((base + par_all[new_at]).astype(np.uint32))
+            st.parents.append((par_all[new_at].astype(np.int64) + base).astype(np.uint32))
             st.vias.append(act_all[new_at])
             del par_all, act_all
             visited.add(new_keys, np.arange(n_states, n_states + n_new, dtype=np.uint32))
             if self.keep_keys:
                 self.level_keys.append(new_keys)
             level_rows = frontier.shape[0]
-            frontier = packer.unpack(new_keys)
-            self._check(frontier, n_states, st.first_bad, goals)
+            frontier = new_keys
+            for a in range(0, n_new, CHUNK_ROWS):  # rows a chunk at a time
+                self._check(packer.unpack(new_keys[a:a + CHUNK_ROWS]), n_states + a, st.first_bad, goals)
             if self.lives:
                 cand_id = np.empty(cand.shape[0], dtype=np.int64)
                 gid = n_states + group
@@ -544,8 +556,8 @@ class _Search:
             mine |= hit
             needed |= ~mine
         for src, dst in targets:
-            keep = needed[src] & (dst != base + src)
-            edges_src.append((base + src[keep]).astype(np.uint32))
+            keep = needed[src] & (dst != src.astype(np.int64) + base)
+            edges_src.append((src[keep].astype(np.int64) + base).astype(np.uint32))
             edges_dst.append(dst[keep].astype(np.uint32))
 
     def _check(self, rows: np.ndarray, base: int, first_bad: dict[str, int],
