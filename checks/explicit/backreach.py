@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -48,7 +48,9 @@ def unreachable_goal_np(n_states: int, src: np.ndarray | list[np.ndarray], dst: 
         starts[a:a + probe.shape[0]] = np.searchsorted(packed, probe)
     preds = packed.astype(np.uint32)  # the low 32 bits: the source
     del packed
-    frontier = np.flatnonzero(can)
+    # the goal states, as uint32 (state numbers are below 2**32), found in bounded slices
+    frontier = np.concatenate([np.flatnonzero(can[a:a + _PROBE]).astype(np.uint32) + np.uint32(a)
+                               for a in range(0, n_states, _PROBE)] or [np.zeros(0, np.uint32)])
     while frontier.size:
         reached = []
         for piece in _pieces(frontier, starts):  # bounded temporaries on hub-heavy frontiers
@@ -75,10 +77,14 @@ def unreachable_goal_np(n_states: int, src: np.ndarray | list[np.ndarray], dst: 
     return int(stuck[0]) if stuck.size else None
 
 
-def _pieces(frontier: np.ndarray, starts: np.ndarray, budget: int = 1 << 22) -> list[np.ndarray]:
-    """Split a frontier so that each piece has at most about ``budget`` incoming edges."""
-    total = int((starts[frontier + 1] - starts[frontier]).sum())
-    if total <= budget:
-        return [frontier]
-    n = -(-total // budget)
-    return np.array_split(frontier, n)
+def _pieces(frontier: np.ndarray, starts: np.ndarray, budget: int = 1 << 22,
+            max_states: int = 1 << 20) -> Iterator[np.ndarray]:
+    """Split a frontier into pieces of at most ``max_states`` states and about ``budget``
+    incoming edges: the temporaries of a piece stay small whatever the frontier's size."""
+    for a in range(0, frontier.shape[0], max_states):
+        part = frontier[a:a + max_states]
+        total = int((starts[part + 1] - starts[part]).sum())
+        if total <= budget:
+            yield part
+        else:
+            yield from np.array_split(part, -(-total // budget))
