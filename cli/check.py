@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +14,22 @@ from rich.console import Console
 from deferral.checks.results import Progress, ProgressFn, SearchResult
 from deferral.checks.explicit import checkpoint
 from deferral.checks.explicit.limits import default_memory_limit
+from deferral.checks.explicit.graph import GRAPH_LIMIT, GraphTooLarge, state_graph, to_dot
+from deferral.checks.explicit.graph import to_json as graph_json
 from deferral.checks.explicit.search import search
 from deferral.cli.common import UsageError, add_bounds, add_variant, bounds_from, positive, protocol_from
 from deferral.cli.progress import live_progress
+from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model
+from deferral.model.protocol import Protocol
 from deferral.traces.files import write_atomic
-from deferral.traces.html import search_page
-from deferral.traces.render import print_result
+from deferral.traces.itf import to_itf
+from deferral.traces.html import coverage_html, search_page
+from deferral.traces.render import coverage_table, never_enabled_warnings, print_result
 from deferral.traces.replay import path_to_trace
+
+#: Exit code of an internal failure (here: the cluster failed), distinct from every verdict.
+EXIT_INTERNAL = 70
 
 
 def register(sub: Any) -> None:
@@ -35,6 +44,12 @@ def register(sub: Any) -> None:
     p.add_argument("--trace-out", metavar="FILE",
                    help="write the counterexample as deferral-trace/1 (FILE; with several violated "
                         "properties, FILE gets the first and FILE with the property name the others)")
+    p.add_argument("--itf", metavar="FILE",
+                   help="write each counterexample in Apalache's Informal Trace Format (ITF, JSON); "
+                        "deferral replay reads it back")
+    p.add_argument("--graph-out", metavar="FILE",
+                   help=f"write the explored state graph: DOT for .dot/.gv, JSON for .json (at most "
+                        f"{GRAPH_LIMIT:,} states; refused above)")
     p.add_argument("--html", metavar="FILE",
                    help="write a self-contained HTML report: verdicts, states per BFS level, "
                         "each counterexample as a timeline")
@@ -56,20 +71,25 @@ def register(sub: Any) -> None:
                         "further checkpoints go to DIR unless --checkpoint names another")
     p.add_argument("--engine", choices=("auto", "vectorized", "plain"), default="auto",
                    help="explorer: vectorized (fast), plain (one state at a time), auto (default)")
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="run the search on a Ray cluster: local:K (K workers on this machine) or a "
+                        "running cluster's address (HOST:6379, auto); needs deferral[cluster]")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     bounds = bounds_from(args)
     protocol = protocol_from(args)
-    for flag in ("trace_out", "html"):
+    for flag in ("trace_out", "html", "itf", "graph_out"):
         value = getattr(args, flag)
         if value and Path(value).is_dir():
             raise UsageError(f"--{flag.replace('_', '-')} {value}: is a folder, give a file name")
+    if args.cluster is not None and (args.engine == "plain" or args.workers):
+        raise UsageError("--cluster runs its own workers: drop --engine plain / --workers")
     persist: dict[str, Any] = {}
     if args.checkpoint or args.resume:
-        if args.engine == "plain":
-            raise UsageError("--checkpoint/--resume need the vectorized search, not --engine plain")
+        if args.engine == "plain" or args.cluster is not None:
+            raise UsageError("--checkpoint/--resume need the vectorized search, not --engine plain or --cluster")
         if args.resume:
             if not (Path(args.resume) / checkpoint.FILE_NAME).is_file():
                 raise UsageError(f"--resume {args.resume}: no checkpoint there")
@@ -79,26 +99,42 @@ def run(args: argparse.Namespace) -> int:
             persist["checkpoint_dir"] = args.checkpoint
         persist["checkpoint_every"] = args.checkpoint_every
     memory_limit = default_memory_limit() if args.memory_limit is None else args.memory_limit or None
+    graph = graph_before_check(protocol, bounds, args) if args.graph_out else None
     levels = LevelRecorder()
     with live_progress(not args.json, f"{protocol.name} {bounds.short()}") as progress:
-        try:
-            result = search(protocol, bounds, symmetry=not args.no_symmetry, max_states=args.max_states,
-                            time_limit=args.time_limit,
-                            progress=levels.wrap(progress) if args.html else progress,
-                            workers=args.workers, engine=args.engine, memory_limit=memory_limit, **persist)
-        except checkpoint.CheckpointError as exc:
-            raise UsageError(str(exc)) from None
+        if args.html:
+            progress = levels.wrap(progress)
+        if args.cluster is not None:
+            found = cluster_search(protocol, bounds, args, progress)
+            if found is None:
+                return EXIT_INTERNAL
+            result = found
+        else:
+            try:
+                result = search(protocol, bounds, symmetry=not args.no_symmetry, max_states=args.max_states,
+                                time_limit=args.time_limit, progress=progress, workers=args.workers,
+                                engine=args.engine, memory_limit=memory_limit, **persist)
+            except checkpoint.CheckpointError as exc:
+                raise UsageError(str(exc)) from None
     model = Model(protocol, bounds)
     if args.html:
-        write_atomic(args.html, search_page(model, result, levels.sizes(result)))
+        write_atomic(args.html, search_page(model, result, levels.sizes(result), coverage_html(result)))
     notice = result.stats.get("notice")
     if notice:
         Console(stderr=True).print(f"[yellow]notice:[/] {notice}")
-    write_traces(model, result, args.trace_out)
+    write_traces(model, result, args.trace_out, args.itf)
+    if graph is not None:
+        write_atomic(args.graph_out, graph)
+    for warning in never_enabled_warnings(result):
+        Console(stderr=True).print(f"[yellow]warning:[/] {warning}", highlight=False)
     if args.json:
         print(json.dumps(result_json(result)))
     else:
-        print_result(Console(), model, result)
+        console = Console()
+        print_result(console, model, result)
+        table = coverage_table(result)
+        if table is not None:
+            console.print(table)
     return result.exit_code
 
 
@@ -134,6 +170,23 @@ def check_folder(flag: str, folder: str) -> None:
         raise UsageError(f"{flag} {folder}: not writable")
 
 
+def graph_before_check(protocol: Any, bounds: Any, args: argparse.Namespace) -> str:
+    """The state graph as DOT or JSON text, or a UsageError (unknown extension, too many states)."""
+    suffix = Path(args.graph_out).suffix.lower()
+    if suffix not in (".dot", ".gv", ".json"):
+        raise UsageError(f"--graph-out {args.graph_out}: give a .dot, .gv or .json file name")
+    probe = search(protocol, bounds, symmetry=not args.no_symmetry, max_states=GRAPH_LIMIT + 1,
+                   workers=args.workers, engine=args.engine)  # fast: counts the states first
+    try:
+        if not probe.complete:
+            raise GraphTooLarge()
+        graph = state_graph(Model(protocol, bounds), symmetry=not args.no_symmetry)
+    except GraphTooLarge:
+        raise UsageError(f"--graph-out: {protocol.name} at {bounds.short()} has more than {GRAPH_LIMIT:,} "
+                         "states, too many for a state graph; use smaller bounds") from None
+    return to_dot(graph) if suffix in (".dot", ".gv") else json.dumps(graph_json(graph)) + "\n"
+
+
 class LevelRecorder:
     """Collects, from a search's progress reports, how many states each BFS level added."""
 
@@ -158,6 +211,25 @@ class LevelRecorder:
         return out
 
 
+def cluster_search(protocol: Protocol, bounds: Bounds, args: argparse.Namespace,
+                   progress: ProgressFn | None) -> SearchResult | None:
+    """The search on a Ray cluster (imported here only: the plain path never loads Ray).
+
+    A failure of the cluster during the search is reported in one line and gives None:
+    no verdict.
+    """
+    from deferral.checks.explicit.cluster import ClusterError, ClusterUnavailable, explore_cluster
+
+    try:
+        return explore_cluster(protocol, bounds, args.cluster, symmetry=not args.no_symmetry,
+                               max_states=args.max_states, time_limit=args.time_limit, progress=progress)
+    except ClusterUnavailable as exc:
+        raise UsageError(str(exc)) from None
+    except ClusterError as exc:
+        print(f"deferral: cluster failure, no verdict: {exc}", file=sys.stderr)
+        return None
+
+
 def trace_paths(base: str, names: list[str]) -> list[str]:
     """The file for each violated property: ``base`` for the first, ``base``-with-name after."""
     path = Path(base)
@@ -167,15 +239,21 @@ def trace_paths(base: str, names: list[str]) -> list[str]:
     return out
 
 
-def write_traces(model: Model, result: SearchResult, base: str | None) -> None:
+def write_traces(model: Model, result: SearchResult, base: str | None, itf: str | None = None) -> None:
+    """Each counterexample as deferral-trace/1 (``base``) and as ITF (``itf``), when asked."""
     violated = [o for o in result.outcomes if o.status == "violated" and o.path is not None]
-    if not base or not violated:
+    if not violated:
         return
-    for outcome, file in zip(violated, trace_paths(base, [o.name for o in violated])):
+    names = [o.name for o in violated]
+    for n, outcome in enumerate(violated):
         trace = path_to_trace(model, outcome.path, outcome.name,  # type: ignore[arg-type]
                               expected={"outcome": "violates", "property": outcome.name})
-        trace.save(file)
-        outcome.trace_file = file
+        if base:
+            file = trace_paths(base, names)[n]
+            trace.save(file)
+            outcome.trace_file = file
+        if itf:
+            write_atomic(trace_paths(itf, names)[n], json.dumps(to_itf(trace, model.protocol), indent=1) + "\n")
 
 
 def result_json(result: SearchResult) -> dict[str, Any]:
@@ -196,6 +274,7 @@ def result_json(result: SearchResult) -> dict[str, Any]:
         "engine": result.engine,
         "workers": result.workers,
         "stats": _plain(result.stats),
+        "coverage": result.coverage.to_json() if result.coverage is not None else None,
     }
 
 

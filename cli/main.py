@@ -6,11 +6,14 @@ A subcommand module defines ``register(subparsers)``, which adds its parser and 
 
 from __future__ import annotations
 
+import argparse
 import importlib
+from importlib import metadata
 import sys
 from typing import Sequence
 
-from deferral.cli.common import EXIT_USAGE, ArgumentParser, UsageError
+from deferral.cli.common import (EXIT_USAGE, ArgumentParser, UsageError, declare_bounds, protocol_from,
+                                 variant_file_in)
 from deferral.model.context import StepError
 
 #: Subcommand modules, in the order ``deferral --help`` lists them.
@@ -22,6 +25,7 @@ def build_parser() -> ArgumentParser:
         prog="deferral",
         description="Model checker for the SMP deferral protocol of paravirtualized shadow paging.",
     )
+    parser.add_argument("--version", action="version", version=f"deferral {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     for name in COMMANDS:
         try:
@@ -34,10 +38,21 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
+def version() -> str:
+    """The installed package's version."""
+    try:
+        return metadata.version("deferral")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         parser = build_parser()
+        path = variant_file_in(argv)
+        if path is not None:  # a variant file may declare bounds of its own: add their flags
+            declare_bounds(parser, protocol_from(argparse.Namespace(variant_file=path)).bound_decls)
         args = parser.parse_args(argv)
         if not getattr(args, "func", None):
             parser.print_help()

@@ -21,6 +21,7 @@ from deferral.cli.common import UsageError, add_bounds, add_variant, bounds_from
 from deferral.model.concrete import Model
 from deferral.traces.files import write_atomic
 from deferral.traces.format import Trace
+from deferral.traces.itf import to_itf
 from deferral.traces.html import counterexample_view, trace_page
 from deferral.traces.replay import path_to_trace
 
@@ -41,6 +42,7 @@ def register(sub: Any) -> None:
     p.add_argument("--timeout", type=positive(float), metavar="S", help="give up after S seconds (exit 3)")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     p.add_argument("--trace-out", metavar="FILE", help="write a counterexample as deferral-trace/1")
+    p.add_argument("--itf", metavar="FILE", help="write a counterexample in Apalache's Informal Trace Format")
     p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report (the counterexample "
                                                   "as a timeline, or the invariant)")
     p.add_argument("--invariant-out", metavar="FILE",
@@ -61,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         return run_parametric(args)
     bounds = bounds_from(args)
     protocol = protocol_from(args)
-    for flag in ("trace_out", "invariant_out", "html"):
+    for flag in ("trace_out", "invariant_out", "html", "itf"):
         value = getattr(args, flag)
         if value and Path(value).is_dir():
             raise UsageError(f"--{flag.replace('_', '-')} {value}: is a folder, give a file name")
@@ -98,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
                               note="counterexample found by deferral prove (Z3)")
     if trace is not None and args.trace_out:
         trace.save(args.trace_out)
+    if trace is not None and args.itf:
+        write_atomic(args.itf, json.dumps(to_itf(trace, protocol), indent=1) + "\n")
     if res.status == "proved" and args.invariant_out:
         write_atomic(args.invariant_out, json.dumps(invariant_json(res, protocol), indent=1) + "\n")
     if args.html:
@@ -133,7 +137,7 @@ def run_parametric(args: argparse.Namespace) -> int:
     if args.variant_file or args.variant != "reference":
         name = args.variant_file or args.variant
         raise UsageError(f"--parametric supports the reference only, not {name}")
-    for flag in ("method", "lemmas", "trace_out", "invariant_out", "infer_first"):
+    for flag in ("method", "lemmas", "trace_out", "invariant_out", "infer_first", "html", "itf"):
         default = "auto" if flag == "method" else None if flag != "infer_first" else False
         if getattr(args, flag) != default:
             raise UsageError(f"--parametric does not take --{flag.replace('_', '-')}")
@@ -199,7 +203,8 @@ def result_json(res: ProveResult, trace: Trace | None) -> dict[str, Any]:
 def show(out: Console, res: ProveResult, model: Model) -> None:
     head = f"{res.variant} at {res.bounds.short()}, method {res.method}"
     if res.status == "proved":
-        out.print(f"[green]proved[/green] no_stale_translation: {head} (route {res.route}, {res.elapsed_s:.2f} s)")
+        props = ", ".join(p.name for p in model.invariants)
+        out.print(f"[green]proved[/green] {props}: {head} (route {res.route}, {res.elapsed_s:.2f} s)")
         if res.invariant:
             what = "clauses" if res.route == "pdr" else "lemma families"
             at = f", inferred by Spacer at {res.inferred_at.short()}" if res.inferred_at else ""

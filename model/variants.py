@@ -50,10 +50,7 @@ def _shootdown_posting_ipis(s: StepContext, i: int, p: int) -> None:
 
 def _send_ipis_local_only(s: StepContext, i: int) -> None:
     """With ipi-before-drain, send_ipis only flushes the local entry."""
-    p = s.pg[i]
-    s.tlb[i][p] = 0
-    with s.when(s.covers[i]):
-        s.req[i][p] = True
+    s.proc.initiator_flush(i)
     s.pc[i] = SDWAIT
 
 
@@ -116,6 +113,12 @@ def get_variant(name: str) -> Protocol:
 
 def load_variant_file(path: str | Path) -> Protocol:
     """Load ``VARIANT`` from a user's Python file; any failure is a one-line VariantError."""
+    return load_variant_namespace(path)[0]
+
+
+def load_variant_namespace(path: str | Path) -> tuple[Protocol, dict[str, Any]]:
+    """``VARIANT`` and every other name a user's variant file defines (such as ``ENGINE``,
+    which the engine's commands read); any failure is a one-line VariantError."""
     path = Path(path)
     if not path.is_file():
         raise VariantError(f"variant file {path}: no such file")
@@ -145,7 +148,7 @@ def load_variant_file(path: str | Path) -> Protocol:
     if not isinstance(variant, Protocol):
         raise VariantError(f"variant file {path}: VARIANT is a {type(variant).__name__}, not a Protocol "
                            "(make it with REFERENCE.derive(...))")
-    return _with_source(variant, str(path))
+    return _with_source(variant, str(path)), dict(vars(module))
 
 
 def _with_source(protocol: Protocol, source: str) -> Protocol:

@@ -46,7 +46,7 @@ from deferral.checks.explicit.kernels import Kernel, compile_action, compile_pro
 from deferral.checks.explicit.numpy_ops import NotVectorizable, guard_mask, property_holds, successors
 from deferral.checks.explicit.packing import Packer, blas_threads
 from deferral.checks.explicit.parallel import ordered_map
-from deferral.checks.results import Outcome, Path, Progress, ProgressFn, SearchResult, path_from_parents
+from deferral.checks.results import Coverage, Outcome, Path, Progress, ProgressFn, SearchResult, path_from_parents
 from deferral.checks.explicit.visited import Visited
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model, State
@@ -160,6 +160,8 @@ class _State:
     base: int  # number of the frontier's first state
     depth: int
     transitions: int
+    fired: np.ndarray  # coverage: per action, the transitions it produced
+    enabled: np.ndarray  # coverage: per step, the states where some instance of it is enabled
 
 
 @dataclass
@@ -172,6 +174,8 @@ class _Chunk:
     actions: np.ndarray  # and the action it took
     target: np.ndarray | None  # per successor: state number, or -(1 + candidate index)
     all_parents: np.ndarray | None  # per successor: level-local frontier row
+    fired: np.ndarray  # per action: transitions it produced from the chunk (coverage)
+    enabled: np.ndarray  # per step: chunk rows where some instance of it is enabled
 
 
 class _Search:
@@ -220,6 +224,10 @@ class _Search:
                              for p in (*self.invariants, *self.lives)}
         self.parent = np.zeros(0, dtype=np.uint32)
         self.via = np.zeros(0, dtype=self.action_dtype)
+        # coverage: each action's step, and per property the states it was evaluated in
+        self.step_names = [st.name for st in model.protocol.steps]
+        self.step_of = [self.step_names.index(a.step.name) for a in model.actions]
+        self.checked = {p.name: 0 for p in model.protocol.properties}
 
     # ---- successor generation ----------------------------------------------------------
     def expand(self, rows: np.ndarray, offset: int, visited: Visited) -> "_Chunk":
@@ -227,6 +235,8 @@ class _Search:
         with the first (parent, action) reaching each, and every successor's target."""
         key_parts, parents, actions = [], [], []
         name = self.model.protocol.name
+        fired = np.zeros(len(self.model.actions), dtype=np.int64)
+        enabled = np.zeros((len(self.step_names), rows.shape[0]), dtype=bool)
         for action in self.model.actions:
             label = self.labels[action.index]
             kernel = self.kernels[action.index]
@@ -242,6 +252,8 @@ class _Search:
                     idx = np.flatnonzero(mask)
                 if idx.size == 0:
                     continue
+                fired[action.index] = idx.size
+                enabled[self.step_of[action.index], idx] = True
                 if kernel.effect is not None:
                     out = np.take(rows, idx, axis=0)  # far faster than rows[idx] on 2-D rows
                     kernel.effect(out)
@@ -257,9 +269,10 @@ class _Search:
             del out
             parents.append((idx + offset).astype(np.uint32))  # level-local rows: below 2**32
             actions.append(np.full(idx.size, action.index, dtype=self.action_dtype))
+        per_step = enabled.sum(axis=1)
         if not key_parts:
             return _Chunk(0, np.zeros(0, self.packer.key_dtype), np.zeros(0, np.uint32),
-                          np.zeros(0, self.action_dtype), None, None)
+                          np.zeros(0, self.action_dtype), None, None, fired, per_step)
         keys = np.concatenate(key_parts)
         del key_parts
         par = np.concatenate(parents)
@@ -280,7 +293,8 @@ class _Search:
             target = np.empty(keys.shape[0], dtype=np.int64)
             target[order] = code[np.cumsum(first) - 1]
         pos = first_pos[fresh]
-        return _Chunk(keys.shape[0], uniq[fresh], par[pos], act[pos], target, par if self.lives else None)
+        return _Chunk(keys.shape[0], uniq[fresh], par[pos], act[pos], target, par if self.lives else None,
+                      fired, per_step)
 
     def _chunk_results(self, frontier_keys: np.ndarray, visited: Visited) -> Generator["_Chunk", None, None]:
         """Each chunk's results, in chunk order (computed by ``workers`` threads); the limits
@@ -308,7 +322,9 @@ class _Search:
         visited = Visited(packer.key_dtype)
         visited.add(init_key, np.zeros(1, dtype=np.uint32))
         st = _State(visited, [np.zeros(1, dtype=np.uint32)], [np.zeros(1, dtype=self.action_dtype)],
-                    init_key, {p.name: _Flags() for p in self.lives}, [], [], {}, 1, 0, 0, 0)
+                    init_key, {p.name: _Flags() for p in self.lives}, [], [], {}, 1, 0, 0, 0,
+                    np.zeros(len(self.model.actions), dtype=np.int64),
+                    np.zeros(len(self.step_names), dtype=np.int64))
         self._check(packer.unpack(init_key), 0, st.first_bad, st.goals)
         return st
 
@@ -323,13 +339,19 @@ class _Search:
         last_report = time.monotonic()
         last_saved = time.monotonic()
         level_transitions = 0
+        level_fired = np.zeros(len(self.model.actions), dtype=np.int64)
+        level_enabled = np.zeros(len(self.step_names), dtype=np.int64)
         while frontier.shape[0] and stopped_by is None:
             chunks: list[_Chunk] = []
             level_transitions = 0
+            level_fired = np.zeros(len(self.model.actions), dtype=np.int64)
+            level_enabled = np.zeros(len(self.step_names), dtype=np.int64)
             try:
                 for chunk in self._chunk_results(frontier, visited):
                     chunks.append(chunk)
                     level_transitions += chunk.successors
+                    level_fired += chunk.fired
+                    level_enabled += chunk.enabled
                     self.limits.check()
                     now = time.monotonic()
                     if self.progress and now - last_report > PROGRESS_EVERY_S:
@@ -396,7 +418,11 @@ class _Search:
                 del targets, cand_id
             del chunks, cand, order, group, first, new_at
             st.transitions += level_transitions
+            st.fired += level_fired
+            st.enabled += level_enabled
             level_transitions = 0
+            level_fired[:] = 0
+            level_enabled[:] = 0
             st.frontier_keys = new_keys
             st.base = n_states
             st.n_states = n_states + n_new
@@ -414,9 +440,12 @@ class _Search:
         if stopped_by in ("time-limit", "memory-limit") and self.checkpoint_dir is not None:
             self._save_checkpoint(st)  # the last finished level: --resume goes on from there
         transitions = st.transitions + level_transitions  # a cut level's expansions included
+        st_fired, st_enabled = st.fired + level_fired, st.enabled + level_enabled
         n_states, depth, first_bad = st.n_states, st.depth, st.first_bad
         edges_src, edges_dst = st.edges_src, st.edges_dst
         complete = stopped_by is None
+        for prop in self.lives:
+            self.checked[prop.name] = n_states if complete else 0
         edge_bytes = sum(a.nbytes + b.nbytes for a, b in zip(edges_src, edges_dst))
         parent = np.concatenate(st.parents)
         via = np.concatenate(st.vias)
@@ -472,9 +501,15 @@ class _Search:
         if liveness_stop is not None:
             stats["liveness_stopped_by"] = liveness_stop
             stopped_by = stopped_by or liveness_stop
+        fired, enabled = st_fired, st_enabled
+        per_step = {name: 0 for name in self.step_names}
+        for a, n in enumerate(fired.tolist()):
+            per_step[self.step_names[self.step_of[a]]] += n
+        coverage = Coverage(per_step, dict(zip(self.step_names, enabled.tolist())), dict(self.checked))
         return SearchResult(self.model.protocol.name, self.model.bounds, self.symmetry, n_states,
                             transitions, depth, time.monotonic() - self.start, complete, stopped_by,
-                            outcomes, engine="vectorized", workers=self.workers, stats=stats)
+                            outcomes, engine="vectorized", workers=self.workers, stats=stats,
+                            coverage=coverage)
 
     # ---- checkpoints ------------------------------------------------------------------------
     def _save_checkpoint(self, st: "_State") -> None:
@@ -483,7 +518,7 @@ class _Search:
         t0 = time.monotonic()
         arrays: dict[str, np.ndarray] = {
             "parent": np.concatenate(st.parents), "via": np.concatenate(st.vias),
-            "frontier_keys": st.frontier_keys,
+            "frontier_keys": st.frontier_keys, "fired": st.fired, "enabled": st.enabled,
             "edges_src": (np.concatenate(st.edges_src) if st.edges_src else np.zeros(0, np.uint32)),
             "edges_dst": (np.concatenate(st.edges_dst) if st.edges_dst else np.zeros(0, np.uint32)),
         }
@@ -499,7 +534,7 @@ class _Search:
             arrays[f"goal_{i}"] = st.goals[name].view()
         header = {"identity": self.identity, "states": st.n_states, "base": st.base, "depth": st.depth,
                   "transitions": st.transitions, "first_bad": st.first_bad, "visited_runs": len(runs),
-                  "goals": goal_names, "key_dtype": np.dtype(self.packer.key_dtype).str,
+                  "goals": goal_names, "checked": self.checked, "key_dtype": np.dtype(self.packer.key_dtype).str,
                   "action_dtype": np.dtype(self.action_dtype).str}
         self.checkpoint_bytes = checkpoint.save(self.checkpoint_dir, header, arrays)
         self.checkpoints_written += 1
@@ -526,7 +561,13 @@ class _Search:
                         [arrays["edges_src"]] if arrays["edges_src"].size else [],
                         [arrays["edges_dst"]] if arrays["edges_dst"].size else [],
                         {str(k): int(v) for k, v in header["first_bad"].items()},
-                        n_states, int(header["base"]), int(header["depth"]), int(header["transitions"]))
+                        n_states, int(header["base"]), int(header["depth"]), int(header["transitions"]),
+                        arrays["fired"].astype(np.int64), arrays["enabled"].astype(np.int64))
+            if st.fired.shape != (len(self.model.actions),) or st.enabled.shape != (len(self.step_names),):
+                raise checkpoint.CheckpointError(f"checkpoint in {directory} does not fit this search")
+            for name, count in header["checked"].items():
+                if name in self.checked:
+                    self.checked[name] = int(count)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             if isinstance(exc, checkpoint.CheckpointError):
                 raise
@@ -567,6 +608,7 @@ class _Search:
             return
         for prop in self.invariants:
             if prop.name not in first_bad:
+                self.checked[prop.name] += rows.shape[0]
                 holds = self._holds(rows, prop)
                 if not holds.all():
                     first_bad[prop.name] = base + int(np.flatnonzero(~holds)[0])

@@ -63,7 +63,7 @@ HARNESS = textwrap.dedent("""
 def _summary(r: SearchResult) -> tuple:
     return (r.states, r.transitions, r.depth, r.complete,
             [(o.name, o.status, o.length, None if o.path is None else [s for _, s in o.path])
-             for o in r.outcomes])
+             for o in r.outcomes], r.coverage)
 
 
 def _run_and_kill(tmp_path: Path, variant: str, bounds: str, mark: str) -> Path:
