@@ -17,7 +17,7 @@ from deferral.cli.common import (EXIT_USAGE, ArgumentParser, UsageError, declare
 from deferral.model.context import StepError
 
 #: Subcommand modules, in the order ``deferral --help`` lists them.
-COMMANDS = ("check", "replay", "prove", "engine", "conform", "regress", "variants")
+COMMANDS = ("check", "simulate", "replay", "prove", "engine", "conform", "regress", "variants")
 
 
 def build_parser() -> ArgumentParser:

@@ -46,6 +46,8 @@ from deferral.model.protocol import Protocol
 
 #: Frontier rows unpacked and expanded at a time inside a partition.
 CHUNK_ROWS = 1 << 16
+#: Seconds the partition actors may take to start (placement, imports) before giving up.
+STARTUP_TIMEOUT_S = 120.0
 #: Driver-side key: an int (one 64-bit word) or big-endian bytes (several); both order as keys do.
 KeyObj = int | bytes
 
@@ -133,6 +135,7 @@ class Partition:
         self.preds: np.ndarray | None = None
         self.pred_starts = np.zeros(0, dtype=np.int64)
         self.pred_counts = np.zeros(0, dtype=np.int64)
+        self.cpu_start = time.process_time()  # CPU seconds of this search, set-up excluded
 
     def _owners(self, keys: np.ndarray) -> np.ndarray:
         return owner_of(keys, self.packer.n_words, self.parts)
@@ -264,12 +267,12 @@ class Partition:
         assert i < keys.shape[0] and _key_obj(keys, i) == key, "state not stored at that depth"
         return _key_obj(self.level_parent[depth], i), int(self.level_via[depth][i])
 
-    def figures(self) -> dict[str, int]:
+    def figures(self) -> dict[str, Any]:
         """Stored states and bytes held by this partition."""
         held = (self.visited.nbytes + sum(a.nbytes for a in self.level_keys)
                 + sum(a.nbytes for a in self.level_parent) + sum(a.nbytes for a in self.level_via)
                 + sum(a.nbytes + b.nbytes for a, b in zip(self.rev_dst, self.rev_src)))
-        return {"states": self.count, "bytes": held,
+        return {"states": self.count, "bytes": held, "cpu_s": time.process_time() - self.cpu_start,
                 "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
 
     # ---- AG EF: backward reachability of the goal states ----------------------------------
@@ -331,6 +334,9 @@ class _Host:
         self.part = None  # free the previous search first
         self.part = Partition(*args)
 
+    def ready(self) -> bool:
+        return True
+
     def call(self, method: str, *args: Any) -> Any:
         assert self.part is not None
         return getattr(self.part, method)(*args)
@@ -371,6 +377,13 @@ class Cluster:
         host = ray.remote(_Host).options(num_cpus=min(1.0, self.cpus / self.parts),
                                          scheduling_strategy="SPREAD")
         self.actors = [host.remote() for _ in range(self.parts)]
+        try:  # an actor that cannot be placed (CPUs taken) would otherwise wait for ever
+            ray.get([a.ready.remote() for a in self.actors], timeout=STARTUP_TIMEOUT_S)
+        except ray.exceptions.GetTimeoutError:
+            free = ray.available_resources().get("CPU", 0)
+            self.close()
+            raise ClusterUnavailable(f"--cluster {address}: {self.parts} workers could not start within "
+                                     f"{STARTUP_TIMEOUT_S:.0f} s (free CPUs: {free:g})") from None
 
     def search(self, protocol: Protocol, bounds: Bounds, *, symmetry: bool = True,
                max_states: int | None = None, time_limit: float | None = None,
@@ -521,6 +534,7 @@ class _ClusterSearch:
             "key_bytes": self.packer.bytes_per_key,
             "partition_states": [f["states"] for f in figures],
             "partition_peak_rss_bytes": [f["peak_rss_bytes"] for f in figures],
+            "partition_cpu_s": [round(f["cpu_s"], 3) for f in figures],
             "routed_bytes": sum(lv["routed_bytes"] for lv in levels),
             "remote_bytes": sum(lv["remote_bytes"] for lv in levels),
             "levels": levels,

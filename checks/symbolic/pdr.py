@@ -179,7 +179,7 @@ def pdr(protocol: Protocol, bounds: Bounds, *, timeout: float | None = None, enc
     try:
         r = fp.query(query)
     except z3.Z3Exception as exc:  # canceled by the timeout
-        return PdrResult("unknown", time.monotonic() - start, reason=str(exc))
+        return PdrResult("unknown", time.monotonic() - start, reason=z3_text(exc))
     if r == z3.unknown:
         return PdrResult("unknown", time.monotonic() - start, reason=fp.reason_unknown())
     if r == z3.sat:
@@ -193,3 +193,8 @@ def pdr(protocol: Protocol, bounds: Bounds, *, timeout: float | None = None, enc
     return PdrResult("proved", time.monotonic() - start, clauses, _readable(inv.sexpr()), invariant=inv,
                      atoms=atoms)
 
+
+def z3_text(exc: z3.Z3Exception) -> str:
+    """Z3's message as text (``str`` of the exception is the repr of bytes, ``b'canceled'``)."""
+    value = getattr(exc, "value", exc)
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
