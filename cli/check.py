@@ -7,15 +7,19 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
 from deferral.checks.results import SearchResult
 from deferral.checks.explicit.search import search
-from deferral.cli.common import UsageError, add_bounds, add_variant, bounds_from, positive, protocol_from
+from deferral.cli.common import (add_bounds, add_variant, bounds_from, check_outputs, console, naming_source, positive,
+                                 protocol_from, seconds)
+from deferral.cli.limits import deadline, grace_for
 from deferral.cli.progress import live_progress
 from deferral.model.concrete import Model
 from deferral.traces.render import print_result
 from deferral.traces.replay import path_to_trace
+
+
+#: The most worker processes --workers takes.
+MAX_WORKERS = 256
 
 
 def register(sub: Any) -> None:
@@ -31,8 +35,10 @@ def register(sub: Any) -> None:
                    help="write the counterexample as deferral-trace/1 (FILE; with several violated "
                         "properties, FILE gets the first and FILE with the property name the others)")
     p.add_argument("--max-states", type=positive(int), metavar="K", help="stop after K stored states")
-    p.add_argument("--time-limit", type=positive(float), metavar="S", help="stop after S seconds")
-    p.add_argument("--workers", type=positive(int), metavar="W", help="worker processes (default: all cores)")
+    p.add_argument("--time-limit", type=seconds(), metavar="S",
+                   help="stop after S seconds (exit 3; also when a step of the variant never returns)")
+    p.add_argument("--workers", type=positive(int, MAX_WORKERS), metavar="W",
+                   help=f"worker processes (1..{MAX_WORKERS}, default: all cores)")
     p.add_argument("--engine", choices=("auto", "vectorized", "plain"), default="auto",
                    help="explorer: vectorized (fast), plain (one state at a time), auto (default)")
     p.set_defaults(func=run)
@@ -40,21 +46,22 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     bounds = bounds_from(args)
-    protocol = protocol_from(args)
-    if args.trace_out and Path(args.trace_out).is_dir():
-        raise UsageError(f"--trace-out {args.trace_out}: is a folder, give a file name")
-    with live_progress(not args.json, f"{protocol.name} {bounds.short()}") as progress:
-        result = search(protocol, bounds, symmetry=not args.no_symmetry, max_states=args.max_states,
-                        time_limit=args.time_limit, progress=progress, workers=args.workers, engine=args.engine)
+    check_outputs(args, "trace_out")
+    limit = args.time_limit
+    with deadline(limit, "check", grace=grace_for(limit or 0)):
+        protocol = protocol_from(args)
+        with naming_source(protocol), live_progress(not args.json, f"{protocol.name} {bounds.short()}") as progress:
+            result = search(protocol, bounds, symmetry=not args.no_symmetry, max_states=args.max_states,
+                            time_limit=limit, progress=progress, workers=args.workers, engine=args.engine)
     model = Model(protocol, bounds)
     notice = result.stats.get("notice")
     if notice:
-        Console(stderr=True).print(f"[yellow]notice:[/] {notice}")
+        console(stderr=True).print(f"[yellow]notice:[/] {notice}")
     write_traces(model, result, args.trace_out)
     if args.json:
         print(json.dumps(result_json(result)))
     else:
-        print_result(Console(), model, result)
+        print_result(console(), model, result)
     return result.exit_code
 
 

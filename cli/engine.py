@@ -14,7 +14,10 @@ import argparse
 import json
 from typing import Any
 
-from deferral.cli.common import EXIT_OK, EXIT_UNKNOWN, EXIT_VIOLATED, UsageError, add_bounds, add_variant, bounds_from
+import math
+
+from deferral.cli.common import (EXIT_OK, EXIT_UNKNOWN, EXIT_VIOLATED, UsageError, add_bounds, add_variant, bounds_from,
+                                 check_outputs)
 from deferral.engine.bugs import UnknownVariant, bugs_for
 from deferral.engine.runner import RunConfig, run as run_engine
 
@@ -48,9 +51,9 @@ def config_from(args: argparse.Namespace) -> RunConfig:
         bugs_for(args.variant)
     except UnknownVariant as exc:
         raise UsageError(str(exc)) from None
-    if not 0 < args.seconds <= MAX_SECONDS:
+    if not math.isfinite(args.seconds) or not 0 < args.seconds <= MAX_SECONDS:
         raise UsageError(f"--seconds must be more than 0 and at most {MAX_SECONDS:g}, got {args.seconds:g}")
-    if not 0 < args.grace <= 60:
+    if not math.isfinite(args.grace) or not 0 < args.grace <= 60:
         raise UsageError(f"--grace must be more than 0 and at most 60, got {args.grace:g}")
     if args.seed < 0:
         raise UsageError(f"--seed must be non-negative, got {args.seed}")
@@ -58,6 +61,7 @@ def config_from(args: argparse.Namespace) -> RunConfig:
         raise UsageError(f"--max-steps must be positive, got {args.max_steps}")
     if args.jsonl and not args.trace_out:
         raise UsageError("--jsonl needs --trace-out FILE")
+    check_outputs(args, "trace_out")
     return RunConfig(bounds, args.variant, args.seconds, args.seed, args.snapshots, args.trace_out,
                      args.jsonl, args.grace, max_steps=args.max_steps)
 

@@ -2,6 +2,8 @@
 
 A subcommand module defines ``register(subparsers)``, which adds its parser and sets
 ``func`` (a function of the parsed arguments returning the exit code) as a default.
+Whatever ends a command other than its result is turned into an exit code and one line
+by :mod:`deferral.cli.errors` (``--debug``, anywhere on the line, adds the traceback).
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ import importlib
 import sys
 from typing import Sequence
 
-from deferral.cli.common import EXIT_USAGE, ArgumentParser, UsageError
-from deferral.model.context import StepError
+from deferral.cli.common import EXIT_USAGE, ArgumentParser, ParserExit
+from deferral.cli.errors import classify, report
 
 #: Subcommand modules, in the order ``deferral --help`` lists them.
 COMMANDS = ("check", "replay", "prove", "engine", "conform", "regress", "variants")
@@ -20,8 +22,12 @@ COMMANDS = ("check", "replay", "prove", "engine", "conform", "regress", "variant
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="deferral",
-        description="Model checker for the SMP deferral protocol of paravirtualized shadow paging.",
+        description="Model checker for the SMP deferral protocol of paravirtualized shadow paging. "
+                    "Exit codes: 0 holds/proved, 1 violated, 2 bad input, 3 unknown or a limit, "
+                    "4 replay divergence, 70 internal error, 130 interrupted.",
     )
+    parser.add_argument("--debug", action="store_true",
+                        help="on an internal error, print the traceback (also accepted after the command)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     for name in COMMANDS:
         try:
@@ -34,24 +40,31 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
+def _split_debug(argv: list[str]) -> tuple[list[str], bool]:
+    """``argv`` without ``--debug`` (before any ``--``), and whether it was there."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    kept = [a for a in argv[:end] if a != "--debug"] + argv[end:]
+    return kept, len(kept) != len(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv, debug = _split_debug(list(sys.argv[1:] if argv is None else argv))
+    json_out = "--json" in argv
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        try:
+            args = parser.parse_args(argv)
+        except ParserExit as done:  # --help
+            return done.status
+        json_out = bool(getattr(args, "json", False))
         if not getattr(args, "func", None):
             parser.print_help()
             return EXIT_USAGE
         return int(args.func(args))
-    except UsageError as exc:
-        print(f"deferral: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except StepError as exc:  # a user's variant misbehaved while it ran
-        print(f"deferral: error in the protocol: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("deferral: interrupted", file=sys.stderr)
-        return 130
+    except BaseException as exc:  # noqa: BLE001 - every ending gets a documented exit code
+        if isinstance(exc, (GeneratorExit,)):
+            raise
+        return report(classify(exc), exc, json_out=json_out, debug=debug)
 
 
 if __name__ == "__main__":

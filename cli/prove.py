@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console  # noqa: F401 - the type of show()'s first argument
 from rich.markup import escape
 
 from deferral.checks.symbolic.generalize import GeneralizeError, load as load_lemmas, save as save_lemmas
 from deferral.checks.symbolic.prove import METHODS, ProveResult, prove
 from deferral.checks.results import Path as SearchPath
 from deferral.checks.symbolic.encoding import EncodingError
-from deferral.cli.common import UsageError, add_bounds, add_variant, bounds_from, positive, protocol_from
+from deferral.cli.common import (UsageError, add_bounds, add_variant, bounds_from, check_outputs, console, positive,
+                                 protocol_from, seconds)
+from deferral.cli.limits import deadline, grace_for
 from deferral.model.concrete import Model
 from deferral.traces.files import write_atomic
 from deferral.traces.format import Trace, TraceStep
@@ -37,7 +38,8 @@ def register(sub: Any) -> None:
                         "at the requested bounds; then bmc; then pdr), "
                         "bmc (bounded, needs --depth), induction (the shipped invariant), pdr (Spacer)")
     p.add_argument("--depth", type=positive(int), default=20, metavar="K", help="bmc depth (default 20)")
-    p.add_argument("--timeout", type=positive(float), metavar="S", help="give up after S seconds (exit 3)")
+    p.add_argument("--timeout", type=seconds(), metavar="S",
+                   help="give up after S seconds (exit 3; also when a step of the variant never returns)")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     p.add_argument("--trace-out", metavar="FILE", help="write a counterexample as deferral-trace/1")
     p.add_argument("--invariant-out", metavar="FILE",
@@ -57,22 +59,50 @@ def run(args: argparse.Namespace) -> int:
     if args.parametric:
         return run_parametric(args)
     bounds = bounds_from(args)
-    protocol = protocol_from(args)
-    for flag in ("trace_out", "invariant_out"):
-        value = getattr(args, flag)
-        if value and Path(value).is_dir():
-            raise UsageError(f"--{flag.replace('_', '-')} {value}: is a folder, give a file name")
+    check_outputs(args, "trace_out", "invariant_out")
     templates = None
     if args.lemmas:
         if args.method != "auto":
             raise UsageError("--lemmas is used by --method auto only")
-        try:
-            templates = load_lemmas(Path(args.lemmas).read_text())
-        except OSError as exc:
-            raise UsageError(f"--lemmas {args.lemmas}: {exc.strerror or exc}") from None
-        except GeneralizeError as exc:
-            raise UsageError(f"--lemmas {args.lemmas}: {exc}") from None
-    err = Console(stderr=True)
+        templates = read_lemmas(args.lemmas)
+    with deadline(args.timeout, "prove", grace=grace_for(args.timeout or 0)):
+        protocol = protocol_from(args)
+        res = _prove(args, protocol, bounds, templates)
+    model = Model(protocol, bounds)
+    trace = to_trace(model, res.path, res.prop) if res.path is not None else None
+    if trace is not None and args.trace_out:
+        trace.save(args.trace_out)
+    if res.status == "proved" and args.invariant_out:
+        write_atomic(args.invariant_out, json.dumps(invariant_json(res, protocol), indent=1) + "\n")
+    if args.json:
+        print(json.dumps(result_json(res, trace)))
+    else:
+        show(console(), res, model)
+    return res.exit_code
+
+
+#: The largest lemmas file read (they are a few kilobytes).
+MAX_LEMMAS_BYTES = 16 * 2**20
+
+
+def read_lemmas(path: str) -> Any:
+    """The lemma families of a file written by --invariant-out; any defect is a UsageError."""
+    from deferral.traces.format import TraceError, read_limited
+
+    try:
+        text = read_limited(path, MAX_LEMMAS_BYTES, "--lemmas")
+    except TraceError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        return load_lemmas(text)
+    except GeneralizeError as exc:
+        raise UsageError(f"--lemmas {path}: {exc}") from None
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+        raise UsageError(f"--lemmas {path}: not a lemmas file ({type(exc).__name__}: {exc})") from None
+
+
+def _prove(args: argparse.Namespace, protocol: Any, bounds: Any, templates: Any) -> ProveResult:
+    err = console(stderr=True)
     quiet = args.json
     try:
         if quiet:
@@ -87,17 +117,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     except GeneralizeError as exc:
         raise UsageError(f"--lemmas {args.lemmas}: {exc}") from None
-    model = Model(protocol, bounds)
-    trace = to_trace(model, res.path, res.prop) if res.path is not None else None
-    if trace is not None and args.trace_out:
-        trace.save(args.trace_out)
-    if res.status == "proved" and args.invariant_out:
-        write_atomic(args.invariant_out, json.dumps(invariant_json(res, protocol), indent=1) + "\n")
-    if args.json:
-        print(json.dumps(result_json(res, trace)))
-    else:
-        show(Console(), res, model)
-    return res.exit_code
+    return res
 
 
 def run_parametric(args: argparse.Namespace) -> int:
@@ -112,7 +132,9 @@ def run_parametric(args: argparse.Namespace) -> int:
         default = "auto" if flag == "method" else None if flag != "infer_first" else False
         if getattr(args, flag) != default:
             raise UsageError(f"--parametric does not take --{flag.replace('_', '-')}")
-    res = parametric.prove(queue, timeout=args.timeout or 90.0)
+    timeout = args.timeout or 90.0
+    with deadline(timeout, "prove --parametric", grace=grace_for(timeout)):
+        res = parametric.prove(queue, timeout=timeout)
     verdict = {"proved": f"proved for every number of VCPUs, pages and frames, at queue capacity Q={queue}",
                "cti": "a counterexample to induction of the lemmas (not necessarily a bug of the protocol: "
                       "the lemmas may be too weak)",
@@ -125,7 +147,7 @@ def run_parametric(args: argparse.Namespace) -> int:
                           "lemmas": [{"name": lem.name, "formula": lem.formula} for lem in parametric.LEMMAS],
                           "obligations": [o.to_json() for o in res.obligations]}))
         return res.exit_code
-    out = Console()
+    out = console()
     out.print(f"parametric proof of no_stale_translation, reference, Q={queue}; Vcpu, Page, Frame are "
               "uninterpreted sorts (any N, V, F), page0 and frame0 distinguished", highlight=False)
     out.print("lemmas, where " + "; ".join(parametric.DEFINITIONS) + ":", markup=False, highlight=False)

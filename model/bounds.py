@@ -60,5 +60,8 @@ class Bounds:
         parts = text.split(",")
         if len(parts) != 4 or not all(p.strip().isdigit() for p in parts):
             raise BoundsError(f"bounds must be four integers N,V,F,Q, got {text!r}")
-        n, v, f, q = (int(p) for p in parts)
+        try:
+            n, v, f, q = (int(p) for p in parts)
+        except ValueError:  # digits int() refuses: "²", or more than 4300 of them
+            raise BoundsError(f"bounds must be four integers N,V,F,Q, got {text[:40]!r}") from None
         return cls(n, v, f, q)

@@ -22,7 +22,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from deferral.model.context import StepContext
+from deferral.model.context import USER_ERRORS, StepContext, describe_user_error
 from deferral.model.protocol import Protocol
 from deferral.model.reference import IDLE, IPI, REFERENCE, RELOAD, SDWAIT
 
@@ -134,9 +134,10 @@ def load_variant_file(path: str | Path) -> Protocol:
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:  # a user's file may raise anything; report it in one line
+    except USER_ERRORS as exc:  # a user's file may raise anything, or exit; report it in one line
         line = _line_in(path, exc)
-        raise VariantError(f"variant file {path}{line}: {type(exc).__name__}: {exc}") from None
+        what = describe_user_error(exc) if isinstance(exc, SystemExit) else f"{type(exc).__name__}: {exc}"
+        raise VariantError(f"variant file {path}{line}: {what}") from None
     finally:
         sys.modules.pop(module_name, None)
     variant = getattr(module, "VARIANT", None)
