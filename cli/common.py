@@ -18,7 +18,7 @@ from deferral.model.variants import PUBLISHED, VariantError, get_variant, load_v
 
 #: The exit codes, a contract (README, "Exit codes"): a crash never reads as a verdict.
 EXIT_OK, EXIT_VIOLATED, EXIT_USAGE, EXIT_UNKNOWN, EXIT_DIVERGED = 0, 1, 2, 3, 4
-EXIT_INTERNAL, EXIT_INTERRUPTED = 70, 130
+EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_PIPE_CLOSED = 70, 130, 141
 
 #: The largest time limit a flag takes, in seconds (about 11 days): beyond is a typo.
 MAX_SECONDS = 1e6

@@ -17,7 +17,9 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from deferral.cli.common import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_UNKNOWN, EXIT_USAGE, UsageError
+import os
+
+from deferral.cli.common import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_PIPE_CLOSED, EXIT_UNKNOWN, EXIT_USAGE, UsageError
 from deferral.cli.limits import TimeLimitReached
 from deferral.model.context import StepError
 from deferral.model.variants import VariantError
@@ -33,7 +35,7 @@ class Failure:
     """How a command ended without a result: exit code, kind (for JSON) and one line."""
 
     code: int
-    kind: str  # bad-input | limit | interrupted | internal
+    kind: str  # bad-input | limit | interrupted | pipe-closed | internal
     message: str
 
     def line(self) -> str:
@@ -61,6 +63,8 @@ def classify(exc: BaseException) -> Failure:
         return Failure(EXIT_UNKNOWN, "limit", one_line(f"{exc}{at} (verdict unknown)"))
     if isinstance(exc, KeyboardInterrupt):
         return Failure(EXIT_INTERRUPTED, "interrupted", "interrupted")
+    if isinstance(exc, BrokenPipeError) or isinstance(exc.__context__, BrokenPipeError):  # rich exits on it
+        return Failure(EXIT_PIPE_CLOSED, "pipe-closed", "output closed by the reader")
     if isinstance(exc, MemoryError):
         return Failure(EXIT_UNKNOWN, "limit", "out of memory (verdict unknown); try smaller bounds")
     if isinstance(exc, RecursionError):
@@ -78,6 +82,12 @@ def classify(exc: BaseException) -> Failure:
 
 def report(failure: Failure, exc: BaseException, *, json_out: bool, debug: bool) -> int:
     """Print ``failure`` (traceback first under ``debug``) and return its exit code."""
+    if failure.kind == "pipe-closed":  # like a tool killed by SIGPIPE: nothing more to say, nowhere to say it
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # no second error when Python flushes stdout
+        except OSError:
+            pass
+        return failure.code
     if debug and not isinstance(exc, KeyboardInterrupt):
         traceback.print_exception(exc, file=sys.stderr)
     print(failure.line(), file=sys.stderr)

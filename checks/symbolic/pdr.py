@@ -179,7 +179,7 @@ def pdr(protocol: Protocol, bounds: Bounds, *, timeout: float | None = None, enc
     try:
         r = fp.query(query)
     except z3.Z3Exception as exc:  # canceled by the timeout
-        return PdrResult("unknown", time.monotonic() - start, reason=str(exc))
+        return PdrResult("unknown", time.monotonic() - start, reason=z3_reason(exc))
     if r == z3.unknown:
         return PdrResult("unknown", time.monotonic() - start, reason=fp.reason_unknown())
     if r == z3.sat:
@@ -193,3 +193,10 @@ def pdr(protocol: Protocol, bounds: Bounds, *, timeout: float | None = None, enc
     return PdrResult("proved", time.monotonic() - start, clauses, _readable(inv.sexpr()), invariant=inv,
                      atoms=atoms)
 
+
+def z3_reason(exc: Exception) -> str:
+    """The text of a Z3 exception: ``canceled``, not ``b'canceled'`` (z3py keeps it as bytes)."""
+    value = getattr(exc, "value", None)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value if value is not None else exc)

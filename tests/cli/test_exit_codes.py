@@ -155,3 +155,17 @@ def test_replay_never_runs_a_file_the_trace_names(cli, tmp_path: Path) -> None:
     # Given on the command line, the same file is the user's choice and is loaded.
     assert cli("replay", str(trace), "--variant-file", evil).code in (0, 1, 4)
     assert marker.exists()
+
+
+def test_a_cancelled_solver_reason_is_text(cli) -> None:
+    result = cli("prove", "--method", "pdr", "--timeout", "1", "--json")
+    doc = json.loads(result.out)
+    assert result.code == 3 and doc["status"] == "unknown"
+    assert doc["reason"] == "canceled"
+
+
+def test_output_off_a_terminal_is_not_wrapped_at_80_columns(cli) -> None:
+    result = cli("prove", "--method", "induction")
+    assert result.code == 0
+    first = result.out.splitlines()[0]
+    assert len(first) > 80 and first.startswith("proved no_stale_translation") and first.endswith("s)")
