@@ -7,13 +7,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from deferral.checks.results import SearchResult
+from deferral.checks.results import Progress, ProgressFn, SearchResult
 from deferral.checks.explicit.search import search
 from deferral.cli.common import (add_bounds, add_variant, bounds_from, check_outputs, console, naming_source, positive,
                                  protocol_from, seconds)
 from deferral.cli.limits import deadline, grace_for
 from deferral.cli.progress import live_progress
 from deferral.model.concrete import Model
+from deferral.traces.files import write_atomic
+from deferral.traces.html import search_page
 from deferral.traces.render import print_result
 from deferral.traces.replay import path_to_trace
 
@@ -34,6 +36,9 @@ def register(sub: Any) -> None:
     p.add_argument("--trace-out", metavar="FILE",
                    help="write the counterexample as deferral-trace/1 (FILE; with several violated "
                         "properties, FILE gets the first and FILE with the property name the others)")
+    p.add_argument("--html", metavar="FILE",
+                   help="write a self-contained HTML report: verdicts, states per BFS level, "
+                        "each counterexample as a timeline")
     p.add_argument("--max-states", type=positive(int), metavar="K", help="stop after K stored states")
     p.add_argument("--time-limit", type=seconds(), metavar="S",
                    help="stop after S seconds (exit 3; also when a step of the variant never returns)")
@@ -46,14 +51,18 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     bounds = bounds_from(args)
-    check_outputs(args, "trace_out")
+    check_outputs(args, "trace_out", "html")
     limit = args.time_limit
+    levels = LevelRecorder()
     with deadline(limit, "check", grace=grace_for(limit or 0)):
         protocol = protocol_from(args)
         with naming_source(protocol), live_progress(not args.json, f"{protocol.name} {bounds.short()}") as progress:
             result = search(protocol, bounds, symmetry=not args.no_symmetry, max_states=args.max_states,
-                            time_limit=limit, progress=progress, workers=args.workers, engine=args.engine)
+                            time_limit=limit, progress=levels.wrap(progress) if args.html else progress,
+                            workers=args.workers, engine=args.engine)
     model = Model(protocol, bounds)
+    if args.html:
+        write_atomic(args.html, search_page(model, result, levels.sizes(result)))
     notice = result.stats.get("notice")
     if notice:
         console(stderr=True).print(f"[yellow]notice:[/] {notice}")
@@ -63,6 +72,30 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_result(console(), model, result)
     return result.exit_code
+
+
+class LevelRecorder:
+    """Collects, from a search's progress reports, how many states each BFS level added."""
+
+    def __init__(self) -> None:
+        self.through: dict[int, int] = {0: 1}  # depth -> states stored through that level
+
+    def wrap(self, forward: ProgressFn | None) -> ProgressFn:
+        def record(p: Progress) -> None:
+            self.through[p.depth] = max(self.through.get(p.depth, 0), p.states)
+            if forward is not None:
+                forward(p)
+        return record
+
+    def sizes(self, result: SearchResult) -> list[int]:
+        """New states per level 0..depth (the last level's count is the result's total)."""
+        self.through[result.depth] = result.states
+        out, before = [], 0
+        for d in range(result.depth + 1):
+            now = max(self.through.get(d, before), before)
+            out.append(now - before)
+            before = now
+        return out
 
 
 def trace_paths(base: str, names: list[str]) -> list[str]:

@@ -22,6 +22,7 @@ from deferral.cli.common import (UsageError, add_bounds, add_variant, bounds_fro
 from deferral.cli.limits import deadline, grace_for
 from deferral.model.concrete import Model
 from deferral.traces.files import write_atomic
+from deferral.traces.html import counterexample_view, trace_page
 from deferral.traces.format import Trace, TraceStep
 
 
@@ -42,6 +43,8 @@ def register(sub: Any) -> None:
                    help="give up after S seconds (exit 3; also when a step of the variant never returns)")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     p.add_argument("--trace-out", metavar="FILE", help="write a counterexample as deferral-trace/1")
+    p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report (the counterexample "
+                                                  "as a timeline, or the invariant)")
     p.add_argument("--invariant-out", metavar="FILE",
                    help="write the proved invariant (JSON; generalized lemma families are loadable by --lemmas)")
     p.add_argument("--lemmas", metavar="FILE",
@@ -59,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if args.parametric:
         return run_parametric(args)
     bounds = bounds_from(args)
-    check_outputs(args, "trace_out", "invariant_out")
+    check_outputs(args, "trace_out", "invariant_out", "html")
     templates = None
     if args.lemmas:
         if args.method != "auto":
@@ -74,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
         trace.save(args.trace_out)
     if res.status == "proved" and args.invariant_out:
         write_atomic(args.invariant_out, json.dumps(invariant_json(res, protocol), indent=1) + "\n")
+    if args.html:
+        write_atomic(args.html, prove_html(res, model))
     if args.json:
         print(json.dumps(result_json(res, trace)))
     else:
@@ -118,6 +123,22 @@ def _prove(args: argparse.Namespace, protocol: Any, bounds: Any, templates: Any)
     except GeneralizeError as exc:
         raise UsageError(f"--lemmas {args.lemmas}: {exc}") from None
     return res
+
+
+def prove_html(res: ProveResult, model: Model) -> str:
+    """The proof's verdict as a page: the counterexample timeline, or the invariant."""
+    summary = [f"{res.status}: {res.prop or 'no_stale_translation'}, {res.variant} at {res.bounds.short()}, "
+               f"method {res.method}, route {res.route}, {res.elapsed_s:.2f} s"]
+    if res.reason:
+        summary.append(res.reason)
+    if res.status == "proved" and res.invariant:
+        summary.append(f"inductive invariant ({len(res.invariant)}):")
+        summary += [f"  {line}" for line in res.invariant]
+    views = []
+    if res.path is not None and res.prop:
+        views.append(counterexample_view("cex", model, res.path, res.prop,
+                                         f"{res.prop} violated: shortest counterexample, {res.depth} steps"))
+    return trace_page(f"deferral prove: {res.variant} {res.bounds.short()}", summary, views)
 
 
 def run_parametric(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from deferral.traces.html import regress_page
 from deferral.checks.compare.regress import DEFAULT_BOUNDS, RegressReport, junit_xml, regress
 from deferral.cli.common import UsageError, check_outputs, console, load_variant, naming_source, seconds
 from deferral.cli.limits import deadline, grace_for
@@ -50,6 +51,8 @@ def register(sub: Any) -> None:
     p.add_argument("--no-corpus", action="store_true", help="do not replay the corpus")
     p.add_argument("--no-behaviours", action="store_true", help="do not compare reachable behaviours")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report: the tables side "
+                                                  "by side, every counterexample and corpus trace linked")
     p.add_argument("--junit", metavar="FILE", help="write JUnit XML (one testcase per property and "
                                                    "bounds, and per corpus trace)")
     p.add_argument("--time-limit", type=seconds(), default=DEFAULT_LIMIT_S, metavar="S",
@@ -78,7 +81,7 @@ def parse_bounds(texts: list[str] | None) -> list[Bounds]:
 
 def run(args: argparse.Namespace) -> int:
     bounds = parse_bounds(args.bounds)
-    check_outputs(args, "junit")
+    check_outputs(args, "junit", "html")
     with deadline(args.time_limit, "regress", grace=grace_for(args.time_limit)):
         return _run(args, bounds)
 
@@ -98,6 +101,8 @@ def _run(args: argparse.Namespace, bounds: list[Bounds]) -> int:
         report = regress(baseline, candidate, bounds, corpus, behaviours=not args.no_behaviours)
     if args.junit:
         write_atomic(args.junit, junit_xml(report))
+    if args.html:
+        write_atomic(args.html, regress_page(report, corpus))
     if args.json:
         print(json.dumps(report.to_json()))
     else:

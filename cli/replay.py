@@ -14,16 +14,19 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 from rich.text import Text
 
-from deferral.cli.common import EXIT_DIVERGED, UsageError, console, protocol_from, seconds
+from deferral.cli.common import EXIT_DIVERGED, UsageError, check_outputs, console, protocol_from, seconds
 from deferral.cli.limits import deadline
 from deferral.model.concrete import Model
 from deferral.model.protocol import Protocol
 from deferral.model.variants import PUBLISHED
 from deferral.traces.format import Trace, TraceError, load
+from deferral.traces.files import write_atomic
+from deferral.traces.html import replay_view, trace_page
 from deferral.traces.render import path_table
 from deferral.traces.replay import ReplayReport, replay
 
@@ -40,6 +43,7 @@ def register(sub: Any) -> None:
                                                          "one the trace names")
     group.add_argument("--variant-file", metavar="PATH", help="judge with the variant a Python file defines")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    p.add_argument("--html", metavar="FILE", help="write the replayed trace as a self-contained HTML timeline")
     p.add_argument("--quiet", action="store_true", help="print only the verdict line")
     p.add_argument("--time-limit", type=seconds(), default=DEFAULT_LIMIT_S, metavar="S",
                    help=f"give up after S seconds, exit 3 (default {DEFAULT_LIMIT_S:g}; a step that never "
@@ -86,6 +90,7 @@ def verdict(report: ReplayReport) -> tuple[int, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_outputs(args, "html")
     try:
         trace = load(args.file)
     except TraceError as exc:
@@ -96,6 +101,10 @@ def run(args: argparse.Namespace) -> int:
     if report.divergence is not None and report.divergence.malformed:
         raise UsageError(f"{args.file}: {report.divergence.describe()}")
     code, line = verdict(report)
+    if args.html:
+        view = replay_view(report, Model(protocol, trace.bounds), line)
+        write_atomic(args.html, trace_page(f"deferral replay: {args.file}",
+                                           [f"judged by {protocol.name} ({protocol.source})"], [view]))
     if args.json:
         print(json.dumps(report_json(report, code, line)))
         return code

@@ -6,24 +6,10 @@ import pytest
 
 from deferral.checks.explicit.search import search
 from deferral.model import PUBLISHED, REFERENCE, Bounds
+from deferral.model.expected import REFERENCE_COUNTS, SMALL, VERDICTS
 
-# (N, V, F, Q) -> (reachable states, up to VCPU symmetry), from PROTOCOL.md.
-SMALL_TABLE = {
-    (1, 1, 1, 1): (75, 75),
-    (2, 1, 1, 1): (6_319, 3_163),
-    (2, 1, 2, 2): (65_643, 32_825),
-}
-
-# name -> (bounds, violated property, shortest length), from PROTOCOL.md.
-VERDICTS = {
-    "drain-local-only": ((2, 1, 1, 1), "no_stale_translation", 8),
-    "ipi-before-drain": ((2, 1, 1, 1), "no_stale_translation", 6),
-    "remote-no-drain": ((2, 1, 1, 1), "no_stale_translation", 7),
-    "reload-no-drain": ((2, 1, 1, 1), "no_stale_translation", 5),
-    "wait-irqs-off": ((2, 1, 1, 1), "shootdowns_can_complete", None),
-    "overflow-drop": ((2, 2, 1, 1), "no_stale_translation", 7),
-}
-
+# (N, V, F, Q) -> (reachable states, up to VCPU symmetry), and the published verdicts
+SMALL_TABLE = {b: REFERENCE_COUNTS[b] for b in SMALL}
 
 @pytest.mark.parametrize("bounds", list(SMALL_TABLE), ids=lambda b: "N{}V{}F{}Q{}".format(*b))
 @pytest.mark.parametrize("symmetry", [True, False], ids=["sym", "nosym"])
