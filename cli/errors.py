@@ -88,7 +88,7 @@ def report(failure: Failure, exc: BaseException, *, json_out: bool, debug: bool)
         except OSError:
             pass
         return failure.code
-    if debug and not isinstance(exc, KeyboardInterrupt):
+    if debug and failure.kind == "internal":
         traceback.print_exception(exc, file=sys.stderr)
     print(failure.line(), file=sys.stderr)
     if json_out:

@@ -12,7 +12,7 @@ import importlib
 import sys
 from typing import Sequence
 
-from deferral.cli.common import EXIT_USAGE, ArgumentParser, ParserExit
+from deferral.cli.common import ArgumentParser, ParserExit, UsageError
 from deferral.cli.errors import classify, report
 
 #: Subcommand modules, in the order ``deferral --help`` lists them.
@@ -58,12 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return done.status
         json_out = bool(getattr(args, "json", False))
         if not getattr(args, "func", None):
-            parser.print_help()
-            return EXIT_USAGE
+            raise UsageError(f"say which command: {', '.join(COMMANDS)} (deferral --help tells more)")
         return int(args.func(args))
     except BaseException as exc:  # noqa: BLE001 - every ending gets a documented exit code
-        if isinstance(exc, (GeneratorExit,)):
-            raise
         return report(classify(exc), exc, json_out=json_out, debug=debug)
 
 
