@@ -18,14 +18,14 @@ claim raises ``AssertionError`` whose message shows the counterexample step by s
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import pytest
 
 from deferral.checks.results import Outcome, SearchResult
 from deferral.checks.explicit.search import search
 from deferral.model.bounds import Bounds
-from deferral.model.concrete import Model
+from deferral.model.concrete import Model, show_value
 from deferral.model.protocol import Protocol
 from deferral.model.variants import PUBLISHED, get_variant, load_variant_file
 
@@ -58,7 +58,7 @@ def describe_path(model: Model, outcome: Outcome) -> str:
     previous = outcome.path[0][1]
     for n, (action, state) in enumerate(outcome.path[1:], start=1):
         assert action is not None
-        changes = "  ".join(f"{k} {_show(a)}->{_show(b)}" for k, (a, b) in model.layout.diff(previous, state).items())
+        changes = "  ".join(f"{k} {show_value(a, short=True)}->{show_value(b, short=True)}" for k, (a, b) in model.layout.diff(previous, state).items())
         lines.append(f"  {n}. {action.label():<20} {changes}")
         previous = state
     final = outcome.path[-1][1]
@@ -67,14 +67,6 @@ def describe_path(model: Model, outcome: Outcome) -> str:
     else:
         lines.append("  x from the last state no state satisfying the goal is reachable")
     return "\n".join(lines)
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return "T" if value else "F"
-    return str(value).replace(" ", "")
 
 
 def check(variant: Protocol | str | Path, bounds: BoundsLike = (2, 1, 1, 1)) -> tuple[Model, SearchResult]:

@@ -3,13 +3,65 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from deferral.model.bounds import Bounds
-from deferral.model.concrete import Action, State
+from deferral.model.concrete import Action, Model, State
 
 #: A path: the initial state, then (action, state after it) pairs.
 Path = list[tuple[Action | None, State]]
+
+
+def path_from_parents(model: Model, parent: Sequence[int], via: Sequence[int], n: int, *,
+                      symmetry: bool, start: State | None = None) -> Path:
+    """A shortest path to stored state ``n`` of a breadth-first search, over real states.
+
+    Every explorer numbers its stored states with the start as state 0 and keeps, per
+    state, its BFS ``parent`` and the action index ``via`` that reached it; this is the one
+    place such a record becomes a :data:`Path`. The stored states are found again by
+    replaying the recorded actions from ``start`` (default: the initial state), then
+    :func:`concretize` maps them to real VCPU numbers.
+    """
+    chain = [n]
+    while n != 0:
+        n = int(parent[n])
+        chain.append(n)
+    chain.reverse()
+    actions = [int(via[m]) for m in chain[1:]]
+    canon: Callable[[State], State] = model.canonical if symmetry else (lambda s: s)
+    stored = [canon(model.initial if start is None else start)]
+    for a in actions:
+        nxt = model.apply(stored[-1], model.actions[a])
+        assert nxt is not None, "recorded action not enabled in its stored parent"
+        stored.append(canon(nxt))
+    return concretize(model, stored, actions, symmetry)
+
+
+def concretize(model: Model, stored: Sequence[State], actions: Sequence[int], symmetry: bool) -> Path:
+    """Turn a BFS path of stored (maybe canonical) states into a path over real states.
+
+    ``stored[0]`` is the initial state and ``stored[j+1]`` was reached by action
+    ``actions[j]`` from (a VCPU renaming of) ``stored[j]``. Without symmetry the stored
+    states are real already. With it, each step is found again from the real current
+    state: the enabled action whose successor has the stored canonical form.
+    """
+    current = model.initial
+    path: Path = [(None, current)]
+    for j, target in enumerate(stored[1:]):
+        if not symmetry:
+            action = model.actions[actions[j]]
+            current = model.apply(current, action)  # type: ignore[assignment]
+            assert current == target, "stored path does not replay"
+            path.append((action, current))
+            continue
+        for action, succ in model.successors(current):
+            if model.canonical(succ) == target:
+                current = succ
+                path.append((action, current))
+                break
+        else:  # pragma: no cover - would mean the search and the model disagree
+            raise AssertionError(f"no successor of step {j} has the stored canonical form")
+    return path
 
 
 @dataclass

@@ -16,9 +16,8 @@ from deferral.model.context import StepError
 from deferral.model.protocol import Protocol
 from deferral.model.variants import PUBLISHED, VariantError, get_variant, load_variant_file
 
-#: The exit codes, a contract (README, "Exit codes"): a crash never reads as a verdict.
-EXIT_OK, EXIT_VIOLATED, EXIT_USAGE, EXIT_UNKNOWN, EXIT_DIVERGED = 0, 1, 2, 3, 4
-EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_PIPE_CLOSED = 70, 130, 141
+from deferral.cli.exits import (EXIT_DIVERGED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK,  # noqa: F401 - re-exported
+                                EXIT_PIPE_CLOSED, EXIT_UNKNOWN, EXIT_USAGE, EXIT_VIOLATED)
 
 #: The largest time limit a flag takes, in seconds (about 11 days): beyond is a typo.
 MAX_SECONDS = 1e6

@@ -3,9 +3,11 @@
 Runs one thread per VCPU for ``--seconds`` under seeded random guest programs, records
 every atomic step (optionally with state snapshots) as a trace that ``deferral replay``
 judges, and prints a summary: steps, shootdowns, drains, IPIs, the steps after which the
-engine's own state broke no_stale_translation, and shootdowns stuck waiting at the end
-(detected with a grace timeout; a run never hangs). Exit 0 clean, 1 violation or stuck
-shootdown, 2 bad input, 3 a VCPU thread failed.
+model's invariants failed on the engine's own state (ghost variables computed by the
+model along the engine's steps), steps where the engine diverged from the model, and
+shootdowns stuck waiting at the end (detected with a grace timeout; a run never hangs).
+Exit 0 clean, 1 violation or stuck shootdown, 4 divergence from the model (and nothing
+else), 2 bad input, 3 a VCPU thread failed.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from deferral.engine.bugs import UnknownVariant, bugs_for
 from deferral.engine.runner import RunConfig, run as run_engine
 
 MAX_SECONDS = 3600.0
+EXIT_DIVERGED = 4  # as replay: the engine did what the model does not
 
 
 def register(subparsers: Any) -> None:
@@ -76,7 +79,9 @@ def run(args: argparse.Namespace) -> int:
         print(_human(s))
     if s["errors"] or s["threads_alive"]:
         return EXIT_UNKNOWN
-    return EXIT_VIOLATED if result.violated else EXIT_OK
+    if result.violated:
+        return EXIT_VIOLATED
+    return EXIT_DIVERGED if s["divergence"]["steps"] else EXIT_OK
 
 
 def _human(s: dict[str, Any]) -> str:
@@ -90,13 +95,19 @@ def _human(s: dict[str, Any]) -> str:
         f"drains {s['drains']} ({s['overflow_drains']} overflows); IPIs sent {s['ipis']['sent']}, "
         f"taken {s['ipis']['taken']}, acked {s['ipis']['acked']}",
     ]
+    names = ", ".join(v["properties"])
     if v["steps"]:
         f = v["first"]
-        lines.append(f"  no_stale_translation VIOLATED after {v['steps']} steps; first at step {f['step_number']} "
-                     f"{f['step']}: VCPU {f['vcpu']} page {f['page']}: gpt {f['gpt']}, tlb {f['tlb']}, "
-                     f"shadow {f['shadow']}")
+        lines.append(f"  {f['property']} VIOLATED after {v['steps']} steps; first at step {f['step_number']} "
+                     f"{f['step']}: {f['describe']}")
     else:
-        lines.append("  no_stale_translation held after every step (online check on the engine's state)")
+        lines.append(f"  {names} held after every step (the model's invariants and ghost variables, "
+                     "judged online on the engine's state)")
+    d = s["divergence"]
+    if d["steps"]:
+        f = d["first"]
+        lines.append(f"  DIVERGED from the model at {d['steps']} steps; first at step {f['step_number']} "
+                     f"{f['step']}: {f['reason']}")
     if s["stuck"]:
         lines.append(f"  STUCK: VCPU(s) {', '.join(map(str, s['stuck']))} still waiting for shootdown acks "
                      f"after the grace timeout (final pc {s['final_pc']})")

@@ -21,7 +21,7 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
-from deferral.cli.common import EXIT_UNKNOWN
+from deferral.cli.exits import EXIT_UNKNOWN
 
 #: Seconds after the first alarm before the watchdog ends the process outright.
 HARD_STOP_S = 10.0

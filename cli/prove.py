@@ -15,15 +15,15 @@ from rich.markup import escape
 
 from deferral.checks.symbolic.generalize import GeneralizeError, load as load_lemmas, save as save_lemmas
 from deferral.checks.symbolic.prove import METHODS, ProveResult, prove
-from deferral.checks.results import Path as SearchPath
 from deferral.checks.symbolic.encoding import EncodingError
 from deferral.cli.common import (UsageError, add_bounds, add_variant, bounds_from, check_outputs, console, positive,
                                  protocol_from, seconds)
 from deferral.cli.limits import deadline, grace_for
 from deferral.model.concrete import Model
 from deferral.traces.files import write_atomic
+from deferral.traces.format import Trace
 from deferral.traces.html import counterexample_view, trace_page
-from deferral.traces.format import Trace, TraceStep
+from deferral.traces.replay import path_to_trace
 
 
 def register(sub: Any) -> None:
@@ -72,7 +72,11 @@ def run(args: argparse.Namespace) -> int:
         protocol = protocol_from(args)
         res = _prove(args, protocol, bounds, templates)
     model = Model(protocol, bounds)
-    trace = to_trace(model, res.path, res.prop) if res.path is not None else None
+    trace = None
+    if res.path is not None:
+        expected = {"outcome": "violates", "property": res.prop} if res.prop else None
+        trace = path_to_trace(model, res.path, res.prop, expected=expected,
+                              note="counterexample found by deferral prove (Z3)")
     if trace is not None and args.trace_out:
         trace.save(args.trace_out)
     if res.status == "proved" and args.invariant_out:
@@ -186,17 +190,6 @@ def run_parametric(args: argparse.Namespace) -> int:
             out.print(f"      model: {o.model}", markup=False, highlight=False)
     out.print(f"{verdict} ({res.elapsed_s:.2f} s)", markup=False, highlight=False)
     return res.exit_code
-
-
-def to_trace(model: Model, path: SearchPath, prop: str | None) -> Trace:
-    steps = []
-    for action, state in path[1:]:
-        assert action is not None
-        names = [name for name, _ in action.step.params]
-        steps.append(TraceStep(action.step.name, dict(zip(names, action.args)), model.to_json(state)))
-    expected = {"outcome": "violates", "property": prop} if prop else None
-    return Trace(model.protocol.name, model.bounds, steps, model.to_json(path[0][1]), prop, expected,
-                 model.protocol.source, "counterexample found by deferral prove (Z3)")
 
 
 def invariant_json(res: ProveResult, protocol: Any) -> dict[str, Any]:

@@ -5,9 +5,12 @@
 * :mod:`~deferral.engine.bugs`: the published variants as real bugs, selected by name;
 * :mod:`~deferral.engine.guest`: seeded random and scripted guest programs;
 * :mod:`~deferral.engine.runner`: one thread per VCPU under a time limit;
-* :mod:`~deferral.engine.tracing` / :mod:`~deferral.engine.online`: ghost variables,
-  snapshots in the model's vocabulary, trace recording, the online invariant check;
+* :mod:`~deferral.engine.tracing`: snapshots in the model's vocabulary (no ghost
+  variables), trace recording;
+* :mod:`~deferral.engine.judge`: the model judging a run: ghost variables and invariants
+  computed by the model's own steps along the engine's steps;
 * :mod:`~deferral.engine.conform`: single-stepping the engine along model paths.
 
-The engine never calls the model's step functions; the model only judges it.
+The hypervisor side (hypervisor, bugs, guest, memory, queue, vcpu) never uses the model;
+the judge's side (judge, tracing, conform, runner) runs the model to judge it.
 """

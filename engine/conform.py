@@ -27,35 +27,29 @@ from itertools import product
 from typing import Any, Callable, Iterator
 
 from deferral.checks.explicit.search import search
-from deferral.engine.bugs import Bugs
-from deferral.engine.hypervisor import STEP_PARAMS, Event, Hypervisor
-from deferral.engine.online import stale_translations
-from deferral.engine.tracing import Ghost, Recorder, snapshot
+from deferral.engine.hypervisor import STEP_PARAMS, EngineSpec, Hypervisor, build_engine
+from deferral.engine.judge import engine_view, with_ghosts
+from deferral.engine.tracing import Recorder, snapshot
 from deferral.engine.vcpu import Mode
-from deferral.model.concrete import Action, Model, State
+from deferral.model.concrete import Action, Model, State, Violation
 from deferral.traces.format import Trace
 
 
 class Stepper:
-    """A single-stepped engine with its ghost variables (no threads, no trace)."""
+    """A single-stepped engine (no threads, no trace); its state has no ghost variables."""
 
-    def __init__(self, hv: Hypervisor, ghost: Ghost) -> None:
+    def __init__(self, hv: Hypervisor) -> None:
         self.hv = hv
-        self.ghost = ghost
-        hv.observer = self._observe
 
     @classmethod
-    def fresh(cls, model: Model, bugs: Bugs) -> "Stepper":
-        return cls(Hypervisor(model.bounds, bugs), Ghost.initial(model.bounds))
-
-    def _observe(self, hv: Hypervisor, ev: Event) -> None:
-        self.ghost.update(hv, ev)
+    def fresh(cls, model: Model, engine: EngineSpec) -> "Stepper":
+        return cls(build_engine(engine, model.bounds))
 
     def copy(self) -> "Stepper":
-        return Stepper(self.hv.copy(), self.ghost.copy())
+        return Stepper(self.hv.copy())
 
     def state(self) -> dict[str, Any]:
-        return snapshot(self.hv, self.ghost)
+        return snapshot(self.hv)
 
     def execute(self, name: str, args: dict[str, int]) -> None:
         self.hv.execute(name, args)
@@ -144,14 +138,14 @@ class ConformReport:
 class _Checker:
     """Shared comparison logic for every mode."""
 
-    def __init__(self, model: Model, bugs: Bugs, report: ConformReport) -> None:
+    def __init__(self, model: Model, engine: EngineSpec, report: ConformReport) -> None:
         self.model = model
-        self.bugs = bugs
+        self.engine = engine
         self.report = report
 
     def compare_state(self, state: State, st: Stepper, number: int, label: str, path: list[str]) -> bool:
         self.report.states_checked += 1
-        expected, actual = self.model.to_json(state), st.state()
+        expected, actual = engine_view(self.model, state), st.state()
         if expected == actual:
             return True
         diff = field_diff(expected, actual)
@@ -213,22 +207,22 @@ class _Checker:
         return nxt
 
 
-def _start(model: Model, bugs: Bugs, mode: str) -> tuple[ConformReport, _Checker, Stepper, float]:
+def _start(model: Model, engine: EngineSpec, mode: str) -> tuple[ConformReport, _Checker, Stepper, float]:
     report = ConformReport(mode, model.protocol.name, model.bounds.as_dict())
-    checker = _Checker(model, bugs, report)
-    st = Stepper.fresh(model, bugs)
+    checker = _Checker(model, engine, report)
+    st = Stepper.fresh(model, engine)
     checker.compare_state(model.initial, st, 0, "initial", [])
     return report, checker, st, time.monotonic()
 
 
-def conform_depth(model: Model, bugs: Bugs, depth: int, *, max_steps: int = 200_000,
+def conform_depth(model: Model, engine: EngineSpec, depth: int, *, max_steps: int = 200_000,
                   time_limit: float | None = None, prune: bool = True) -> ConformReport:
     """Every model path up to ``depth`` steps (bounded by ``max_steps`` engine steps).
 
     Iterative deepening (depth 1, 2, ..., ``depth``), so a mismatch is reported on a
     shortest path that shows it.
     """
-    report, checker, root, t0 = _start(model, bugs, "depth")
+    report, checker, root, t0 = _start(model, engine, "depth")
     counted = 0
 
     def limit() -> bool:
@@ -270,18 +264,18 @@ def conform_depth(model: Model, bugs: Bugs, depth: int, *, max_steps: int = 200_
     return report
 
 
-def record(model: Model, bugs: Bugs, actions: list[Action], *, snapshots: bool = True) -> Trace:
+def record(model: Model, engine: EngineSpec, actions: list[Action], *, snapshots: bool = True) -> Trace:
     """The engine's own trace (recorded by its tracing layer) of single-stepping ``actions``."""
-    hv = Hypervisor(model.bounds, bugs)
-    recorder = Recorder(hv, model.protocol.name, snapshots=snapshots, check=False)
+    hv = build_engine(engine, model.bounds)
+    recorder = Recorder(hv, model, snapshots=snapshots, check=False)
     for action in actions:
         hv.execute(action.step.name, model_args(action))
     return recorder.trace()
 
 
-def conform_random(model: Model, bugs: Bugs, walks: int, length: int, seed: int) -> ConformReport:
+def conform_random(model: Model, engine: EngineSpec, walks: int, length: int, seed: int) -> ConformReport:
     """``walks`` seeded random walks of up to ``length`` steps each."""
-    report, checker, _, t0 = _start(model, bugs, "random-walks")
+    report, checker, _, t0 = _start(model, engine, "random-walks")
     rng = random.Random(f"deferral-conform/{seed}")
 
     def pick(state: State) -> Action | None:
@@ -291,20 +285,20 @@ def conform_random(model: Model, bugs: Bugs, walks: int, length: int, seed: int)
     for _ in range(walks):
         if report.mismatch is not None:
             break
-        checker.drive(Stepper.fresh(model, bugs), pick, length)
+        checker.drive(Stepper.fresh(model, engine), pick, length)
         report.paths += 1
     report.complete = report.mismatch is None
     report.elapsed_s = round(time.monotonic() - t0, 3)
     return report
 
 
-def follow(model: Model, bugs: Bugs, actions: list[Action], report: ConformReport | None = None
+def follow(model: Model, engine: EngineSpec, actions: list[Action], report: ConformReport | None = None
            ) -> tuple[ConformReport, Stepper]:
     """Drive the engine along ``actions`` from the initial state, comparing at each step."""
     if report is None:
         report = ConformReport("path", model.protocol.name, model.bounds.as_dict())
-    checker = _Checker(model, bugs, report)
-    st = Stepper.fresh(model, bugs)
+    checker = _Checker(model, engine, report)
+    st = Stepper.fresh(model, engine)
     remaining = iter(actions)
     checker.drive(st, lambda state: next(remaining, None), len(actions))
     report.paths += 1
@@ -319,6 +313,22 @@ def counterexample_actions(model: Model, prop: str, *, max_states: int | None = 
     if outcome.path is None:
         return None
     return [a for a, _ in outcome.path[1:] if a is not None]
+
+
+def end_state(model: Model, actions: list[Action]) -> State:
+    state = model.initial
+    for action in actions:
+        nxt = model.apply(state, action)
+        if nxt is None:
+            break
+        state = nxt
+    return state
+
+
+def engine_failing(model: Model, st: Stepper, model_state: State, prop: str) -> list[Violation]:
+    """Instances of invariant ``prop`` that fail on the engine's own state, with the ghost
+    variables of ``model_state`` (the model's state at the same point of the path)."""
+    return model.failing(model.protocol.prop(prop), with_ghosts(model, st.state(), model_state))
 
 
 def engine_can_leave_wait(st: Stepper, *, max_states: int = 50_000) -> bool | None:
@@ -343,7 +353,7 @@ def engine_can_leave_wait(st: Stepper, *, max_states: int = 50_000) -> bool | No
     return False
 
 
-def conform_counterexamples(model: Model, bugs: Bugs, *, max_states: int = 500_000,
+def conform_counterexamples(model: Model, engine: EngineSpec, *, max_states: int = 500_000,
                             time_limit: float | None = 120.0) -> ConformReport:
     """Drive the engine along the variant's shortest counterexample(s) and judge the engine.
 
@@ -360,13 +370,13 @@ def conform_counterexamples(model: Model, bugs: Bugs, *, max_states: int = 500_0
         if outcome.status != "violated" or not outcome.path:
             continue
         actions = [a for a, _ in outcome.path[1:] if a is not None]
-        report, st = follow(model, bugs, actions, report)
+        report, st = follow(model, engine, actions, report)
         entry: dict[str, Any] = {"property": outcome.name, "kind": outcome.kind, "length": len(actions),
                                  "path": [a.label() for a in actions]}
         if outcome.kind == "invariant":
-            bad = stale_translations(st.hv, st.ghost.req)
+            bad = engine_failing(model, st, end_state(model, actions), outcome.name)
             entry.update(engine_violates=bool(bad) and report.mismatch is None,
-                         engine_stale=[list(x) for x in bad])
+                         engine_stale=[list(v.args) for v in bad])
         else:
             leaves = engine_can_leave_wait(st)
             entry.update(engine_stuck=[v.index for v in st.hv.vcpus if v.mode is Mode.SDWAIT],

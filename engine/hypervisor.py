@@ -77,7 +77,7 @@ class Hypervisor:
         if reason is not None:
             raise NotEnabled(reason)
 
-    def _resync(self, drainer: int, page: int) -> None:
+    def resync(self, drainer: int, page: int) -> None:
         """Re-read the guest PTE into every shadow that maps ``page``."""
         guest = self.gpt[page]
         for vcpu in self.vcpus:
@@ -88,17 +88,28 @@ class Hypervisor:
             if vcpu.shadow[page] != 0:
                 vcpu.shadow[page] = guest
 
+    # ---- hooks a user's ENGINE may override (with resync and post_ipis above) -------------
+    def handler_drains(self, k: int) -> bool:
+        """Does k's shootdown IPI handler drain k's queue before it acks?"""
+        return not self.bugs.remote_no_drain  # BUG remote-no-drain: the handler skips the drain
+
+    def reload_drains(self, i: int) -> bool:
+        """Does i's CR3 load drain i's queue before it flushes?"""
+        return not self.bugs.reload_no_drain  # BUG reload-no-drain: flush without draining
+
     def _drain_one(self, i: int) -> int:
         page = self.vcpus[i].queue.pop()
-        self._resync(i, page)
+        self.resync(i, page)
         return page
 
-    def _post_ipis(self, i: int, page: int) -> None:
+    def post_ipis(self, i: int, page: int) -> int:
+        """Post i's shootdown IPI to every other VCPU; how many were sent."""
         me = self.vcpus[i]
         for other in self.vcpus:
             if other.index != i:
                 other.mailbox[i] = page
                 me.acks_pending[other.index] = True
+        return len(self.vcpus) - 1
 
     # ---- preconditions -------------------------------------------------------------------
     def _idle(self, i: int) -> str | None:
@@ -242,9 +253,10 @@ class Hypervisor:
             self._require(self._idle(i))
             me = self.vcpus[i]
             me.mode, me.op_page = Mode.SD, p
+            sent = 0
             if self.bugs.ipi_before_drain:
-                self._post_ipis(i, p)  # BUG ipi-before-drain: IPIs out before the drain
-            self._emit("shootdown", {"i": i, "p": p})
+                sent = self.post_ipis(i, p)  # BUG ipi-before-drain: IPIs out before the drain
+            self._emit("shootdown", {"i": i, "p": p}, ipis=sent)
 
     def reload_cr3(self, i: int) -> None:
         with self.lock:
@@ -289,10 +301,11 @@ class Hypervisor:
             page = me.op_page
             assert page is not None
             me.tlb[page] = 0
+            sent = 0
             if not self.bugs.ipi_before_drain:
-                self._post_ipis(i, page)
+                sent = self.post_ipis(i, page)
             me.mode = Mode.SDWAIT
-            self._emit("send_ipis", {"i": i}, page=page)
+            self._emit("send_ipis", {"i": i}, page=page, ipis=sent)
 
     def shootdown_done(self, i: int) -> bool:
         """Complete the shootdown if every ack is in; False (no step) otherwise."""
@@ -361,7 +374,19 @@ class Hypervisor:
 
     def copy(self, observer: Observer | None = None) -> "Hypervisor":
         """An independent copy (for single-stepping searches); no thread may be running."""
-        other = Hypervisor(self.bounds, self.bugs, observer)
+        other = type(self)(self.bounds, self.bugs, observer)
         other.gpt = self.gpt.copy()  # type: ignore[assignment]
         other.vcpus = [v.copy() for v in self.vcpus]
         return other
+
+
+#: What selects an engine: a published variant's bugs (on the stock hypervisor) or a
+#: user's ENGINE class (a subclass of :class:`Hypervisor`, see README "Your own variant").
+EngineSpec = Bugs | type[Hypervisor]
+
+
+def build_engine(spec: EngineSpec, bounds: Bounds) -> Hypervisor:
+    """A fresh hypervisor for ``spec`` at ``bounds``."""
+    if isinstance(spec, Bugs):
+        return Hypervisor(bounds, spec)
+    return spec(bounds)

@@ -30,6 +30,9 @@ from deferral.engine.hypervisor import Hypervisor
 from deferral.engine.tracing import Recorder
 from deferral.engine.vcpu import Mode
 from deferral.model.bounds import Bounds
+from deferral.model.concrete import Model
+from deferral.model.protocol import Protocol
+from deferral.model.variants import get_variant
 from deferral.traces.format import Trace
 
 ProgramFactory = Callable[[int], Iterator[Op]]
@@ -46,6 +49,8 @@ class RunConfig:
     jsonl: bool = False
     grace: float = 0.5  # after the stop: how long to wait for shootdowns to complete
     bugs: Bugs | None = None  # overrides the variant's bugs (test fault injection)
+    protocol: Protocol | None = None  # a user's variant (default: the published ``variant``)
+    engine: type[Hypervisor] | None = None  # a user's ENGINE (default: the stock hypervisor)
     programs: ProgramFactory | None = None  # VCPU -> program; default random from seed
     max_steps: int | None = None  # stop early after this many steps
 
@@ -64,11 +69,16 @@ class RunResult:
 class _Run:
     def __init__(self, cfg: RunConfig) -> None:
         self.cfg = cfg
-        self.bugs = cfg.bugs if cfg.bugs is not None else bugs_for(cfg.variant)
-        self.hv = Hypervisor(cfg.bounds, self.bugs)
+        protocol = cfg.protocol if cfg.protocol is not None else get_variant(cfg.variant)
+        if cfg.bugs is not None:
+            self.bugs = cfg.bugs
+        else:
+            self.bugs = Bugs() if cfg.protocol is not None else bugs_for(cfg.variant)
+        self.hv = (cfg.engine or Hypervisor)(cfg.bounds, self.bugs)
         jsonl = cfg.trace_out if (cfg.trace_out and cfg.jsonl) else None
         keep = cfg.trace_out is None or not cfg.jsonl
-        self.rec = Recorder(self.hv, cfg.variant, snapshots=cfg.snapshots, jsonl=jsonl, keep=keep)
+        self.rec = Recorder(self.hv, Model(protocol, cfg.bounds), snapshots=cfg.snapshots, jsonl=jsonl,
+                            keep=keep)
         self.stop = threading.Event()
         self.deadline = float("inf")  # set at the stop: end of the grace period
         self.gave_up: set[int] = set()
@@ -81,7 +91,7 @@ class _Run:
         start = k + 1
         while (i := self.hv.take_next_ipi(k, start)) is not None:
             self.pause()
-            if not self.bugs.remote_no_drain:  # BUG remote-no-drain: handler skips the drain
+            if self.hv.handler_drains(k):
                 self.drain(k)
             self.hv.ack_ipi(k)
             start = i + 1
@@ -109,7 +119,7 @@ class _Run:
         elif op.kind == "reload":
             hv.reload_cr3(i)
             self.pause()
-            if not self.bugs.reload_no_drain:  # BUG reload-no-drain: flush without draining
+            if self.hv.reload_drains(i):
                 self.drain(i)
             hv.finish_reload(i)
         elif op.kind == "shootdown":
@@ -188,10 +198,11 @@ class _Run:
         return RunResult(self._summary(elapsed, stuck, modes, alive), trace, stuck)
 
     def _summary(self, elapsed: float, stuck: list[int], modes: list[str], alive: list[str]) -> dict[str, Any]:
-        st, chk = self.rec.stats, self.rec.checker
-        assert chk is not None
+        st, found, judge = self.rec.stats, self.rec.findings, self.rec.judge
+        assert judge is not None
         return {
-            "variant": self.cfg.variant,
+            "variant": self.rec.variant,
+            "engine": type(self.hv).__name__,
             "bounds": self.cfg.bounds.as_dict(),
             "seed": self.cfg.seed,
             "seconds": self.cfg.seconds,
@@ -204,11 +215,15 @@ class _Run:
             "drains": st.drains,
             "overflow_drains": st.overflow_drains,
             "ipis": {"sent": st.ipis_sent, "taken": st.ipis_taken, "acked": st.by_step["ack_ipi"]},
-            "violations": {
-                "property": "no_stale_translation",
-                "steps": chk.violating_steps,
-                "instances": sorted([list(x) for x in chk.instances]),
-                "first": None if chk.first is None else chk.first.to_json(),
+            "violations": {  # the model's invariants on the engine's state, with the model's ghosts
+                "properties": [p.name for p in judge.model.invariants],
+                "steps": found.violating_steps,
+                "instances": sorted([list(x) for x in found.instances]),
+                "first": found.first,
+            },
+            "divergence": {  # engine steps the model does not accept as they happened
+                "steps": judge.divergent_steps,
+                "first": None if judge.first_divergence is None else judge.first_divergence.to_json(),
             },
             "stuck": stuck,
             "deadlocked": bool(stuck),

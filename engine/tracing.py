@@ -1,14 +1,16 @@
-"""Tracing: ghost variables, engine snapshots in the model's vocabulary, step recording.
+"""Tracing: engine snapshots in the model's vocabulary, step recording, the online judge.
 
 The :class:`Recorder` is the hypervisor's observer: the hypervisor calls it inside the
 step lock right after each step's effect, so steps are numbered and appended in the one
 global order in which they took effect. For each step it
 
-* updates the ghost variables ``lw``, ``req`` and ``covers`` (the engine itself has no
-  use for them; the rules are PROTOCOL.md's ghost updates, driven by the step's event),
-* runs the online checker (:mod:`deferral.engine.online`),
-* optionally maps the engine's state to the model's JSON state form (:func:`snapshot`),
-* appends a :class:`~deferral.traces.format.TraceStep` in memory or to a JSON Lines file.
+* maps the engine's state to the model's JSON state form (:func:`snapshot`: only what the
+  hypervisor holds; the ghost variables belong to the model),
+* lets the model judge the step (:class:`~deferral.engine.judge.Judge`: the model's own
+  steps compute the ghost variables, the model's invariants are evaluated on the
+  engine's state with them),
+* appends a :class:`~deferral.traces.format.TraceStep` (with the snapshot if asked) in
+  memory or to a JSON Lines file; replay fills the ghosts in from the model the same way.
 """
 
 from __future__ import annotations
@@ -19,69 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from deferral.engine.hypervisor import Event, Hypervisor
-from deferral.engine.online import OnlineChecker
+from deferral.engine.judge import BATCH, Judge
 from deferral.engine.vcpu import Mode
-from deferral.model.bounds import Bounds
+from deferral.model.concrete import Model, Violation
 from deferral.traces.format import JsonlWriter, Trace, TraceStep
 
 
-@dataclass
-class Ghost:
-    """lw[p] (None before the first write), req[k][p], covers[i]."""
-
-    lw: list[int | None]
-    req: list[list[bool]]
-    covers: list[bool]
-
-    @classmethod
-    def initial(cls, bounds: Bounds) -> "Ghost":
-        return cls([None] * bounds.pages, [[False] * bounds.pages for _ in range(bounds.vcpus)],
-                   [False] * bounds.vcpus)
-
-    def copy(self) -> "Ghost":
-        return Ghost(list(self.lw), [list(r) for r in self.req], list(self.covers))
-
-    def update(self, hv: Hypervisor, ev: Event) -> None:
-        """Apply the ghost rules of ``ev`` (hv holds the state after the step)."""
-        a, n = ev.args, hv.bounds.vcpus
-        if ev.step == "write":
-            i, p = a["i"], a["p"]
-            self.lw[p] = i
-            for v in hv.vcpus:
-                self.req[v.index][p] = False
-                in_shootdown = v.mode in (Mode.SD, Mode.SDWAIT) or (
-                    v.mode is Mode.IPI and v.interrupted is Mode.SDWAIT)
-                if in_shootdown and v.op_page == p:
-                    self.covers[v.index] = False
-        elif ev.step == "shootdown":
-            self.covers[a["i"]] = self.lw[a["p"]] == a["i"]
-        elif ev.step == "finish_invlpg":
-            i, p = a["i"], ev.info["page"]
-            if self.lw[p] == i:
-                self.req[i][p] = True
-        elif ev.step == "finish_reload":
-            i = a["i"]
-            for p in range(hv.bounds.pages):
-                if self.lw[p] == i:
-                    self.req[i][p] = True
-        elif ev.step == "send_ipis":
-            i = a["i"]
-            if self.covers[i]:
-                self.req[i][ev.info["page"]] = True
-        elif ev.step == "shootdown_done":
-            i = a["i"]
-            if self.covers[i]:
-                for k in range(n):
-                    self.req[k][ev.info["page"]] = True
-            self.covers[i] = False
-        elif ev.step == "ack_ipi":
-            k, i, p = a["k"], ev.info["initiator"], ev.info["page"]
-            if self.covers[i] or self.lw[p] == k:
-                self.req[k][p] = True
-
-
-def snapshot(hv: Hypervisor, ghost: Ghost) -> dict[str, Any]:
-    """The engine's state as the model's JSON state (``Model.to_json`` form)."""
+def snapshot(hv: Hypervisor) -> dict[str, Any]:
+    """The engine's state in the model's vocabulary (``Model.to_json`` form, no ghost variables)."""
     vs = hv.vcpus
     return {
         "gpt": hv.gpt.as_list(),
@@ -94,9 +41,6 @@ def snapshot(hv: Hypervisor, ghost: Ghost) -> dict[str, Any]:
         "cur": [None if v.handling is None else v.handling[0] for v in vs],
         "waitret": [v.mode is Mode.IPI and v.interrupted is Mode.SDWAIT for v in vs],
         "waiting": [list(v.acks_pending) for v in vs],
-        "lw": list(ghost.lw),
-        "req": [list(r) for r in ghost.req],
-        "covers": list(ghost.covers),
     }
 
 
@@ -110,20 +54,39 @@ class Stats:
     ipis_taken: int = 0
 
 
-class Recorder:
-    """The hypervisor observer that numbers, checks and records every step."""
+@dataclass
+class Findings:
+    """What the judge found along a run: steps after which an invariant failed, and divergences."""
 
-    def __init__(self, hv: Hypervisor, variant: str, *, snapshots: bool = False,
+    violating_steps: int = 0
+    first: dict[str, Any] | None = None  # step_number, step, property, args, values
+    instances: set[tuple[Any, ...]] = field(default_factory=set)  # (property, *args)
+
+    def add(self, number: int, label: str, violations: list[Violation]) -> None:
+        if not violations:
+            return
+        self.violating_steps += 1
+        self.instances.update((v.prop, *v.args) for v in violations)
+        if self.first is None:
+            v = violations[0]
+            self.first = {"step_number": number, "step": label, "property": v.prop, "args": list(v.args),
+                          "values": v.values, "describe": v.describe()}
+
+
+class Recorder:
+    """The hypervisor observer that numbers, judges and records every step."""
+
+    def __init__(self, hv: Hypervisor, model: Model, *, snapshots: bool = False,
                  jsonl: str | Path | None = None, keep: bool = True, check: bool = True) -> None:
-        self.variant = variant
+        self.variant = model.protocol.name
         self.bounds = hv.bounds
         self.snapshots = snapshots
-        self.ghost = Ghost.initial(hv.bounds)
-        self.checker = OnlineChecker() if check else None
+        self.initial = snapshot(hv)
+        self.judge = Judge(model, self.initial) if check else None
+        self.findings = Findings()
         self.stats = Stats()
         self.keep = keep
         self.steps: list[TraceStep] = []
-        self.initial = snapshot(hv, self.ghost)
         self.writer = JsonlWriter(jsonl, self._header([])) if jsonl is not None else None
         hv.observer = self
 
@@ -131,7 +94,6 @@ class Recorder:
         return Trace(self.variant, self.bounds, steps, self.initial, note="recorded by deferral engine")
 
     def __call__(self, hv: Hypervisor, ev: Event) -> None:
-        self.ghost.update(hv, ev)
         st = self.stats
         st.steps += 1
         st.by_step[ev.step] += 1
@@ -142,21 +104,31 @@ class Recorder:
             st.overflow_drains += 1
         elif ev.step == "take_ipi":
             st.ipis_taken += 1
-        if (ev.step == "send_ipis") != hv.bugs.ipi_before_drain and ev.step in ("send_ipis", "shootdown"):
-            st.ipis_sent += hv.bounds.vcpus - 1
-        if self.checker is not None:
-            label = f"{ev.step}({','.join(str(v) for v in ev.args.values())})"
-            self.checker.check(hv, self.ghost.req, st.steps, label)
-        tstep = TraceStep(ev.step, dict(ev.args), snapshot(hv, self.ghost) if self.snapshots else None)
+        st.ipis_sent += ev.info.get("ipis", 0)
+        state = snapshot(hv) if (self.snapshots or self.judge is not None) else None
+        if self.judge is not None:
+            assert state is not None
+            self.judge.step(ev.step, ev.args, state)
+            if self.judge.pending() >= BATCH:
+                self.judged()
+        tstep = TraceStep(ev.step, dict(ev.args), state if self.snapshots else None)
         if self.writer is not None:
             self.writer.step(tstep)
         if self.keep:
             self.steps.append(tstep)
 
+    def judged(self) -> Findings:
+        """The findings so far (evaluates the invariants on the states not yet judged)."""
+        if self.judge is not None:
+            for number, label, violations in self.judge.flush():
+                self.findings.add(number, label, violations)
+        return self.findings
+
     def trace(self) -> Trace:
         return self._header(list(self.steps))
 
     def close(self) -> None:
+        self.judged()
         if self.writer is not None:
             self.writer.close()
             self.writer = None

@@ -46,15 +46,19 @@ class Violation:
     values: dict[str, Any]
 
     def describe(self) -> str:
-        shown = ", ".join(f"{k}={_show(v)}" for k, v in self.values.items())
+        shown = ", ".join(f"{k}={show_value(v)}" for k, v in self.values.items())
         return f"{self.prop}({','.join(map(str, self.args))}) fails: {shown}"
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any, *, short: bool = False) -> str:
+    """A state value as people read it: ``none``, ``true``/``false`` (``T``/``F`` when
+    ``short``, for tables), lists as ``[a,b]``. Every renderer formats values with this."""
     if value is None:
         return "none"
     if isinstance(value, bool):
-        return "true" if value else "false"
+        return ("T" if value else "F") if short else ("true" if value else "false")
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(show_value(v, short=short) for v in value) + "]"
     return str(value)
 
 

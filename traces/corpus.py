@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from deferral.checks.compare.behaviours import goal_reachable, reachable
+from deferral.checks.explicit.reachable import reachable
 from deferral.checks.explicit.search import search
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model, State
@@ -99,12 +99,8 @@ def judge(trace: Trace, protocol: Protocol, *, strict: bool = False) -> Judgemen
         return Judgement("cannot-replay", reason=report.divergence.describe(), steps=report.steps_replayed)
     violated = set(report.violated_properties)
     wanted = (trace.expected or {}).get("property") or trace.prop
-    lives = {p.name: p for p in protocol.properties if p.kind == "liveness"}
-    if wanted in lives:
-        prop = lives[wanted]
-        if not goal_reachable(protocol, trace.bounds, report.final_state,
-                              lambda m, s: m.holds(prop, s)):
-            violated.add(prop.name)
+    if report.liveness.get(wanted) is False:  # replay searched from the last state: no goal
+        violated.add(wanted)
     if violated:
         return Judgement("violates", sorted(violated), steps=report.steps_replayed)
     return Judgement("passes", steps=report.steps_replayed)

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 from deferral.checks.results import Path, SearchResult
 from deferral.model.concrete import Model, State, Violation
-from deferral.model.schema import VCPU, Layout, Queue, Var
+from deferral.model.schema import VCPU, Layout, Var
 
 #: Fields every VCPU lane shows at every step (when the protocol has them).
 ALWAYS = ("pc", "space", "cr3", "queue", "shadow", "tlb")

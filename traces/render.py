@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from deferral.checks.results import Outcome, Path, SearchResult
-from deferral.model.concrete import Model
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return "T" if value else "F"
-    if isinstance(value, list):
-        return "[" + ",".join(_show(v) for v in value) + "]"
-    return str(value)
+from deferral.model.concrete import Model, show_value
 
 
 def path_table(model: Model, path: Path, title: str) -> Table:
@@ -37,9 +26,9 @@ def path_table(model: Model, path: Path, title: str) -> Table:
             if n:
                 text.append("  ")
             text.append(f"{field} ", style="default")
-            text.append(_show(old), style="dim")
+            text.append(show_value(old, short=True), style="dim")
             text.append("→", style="dim")
-            text.append(_show(new), style="bold yellow")
+            text.append(show_value(new, short=True), style="bold yellow")
         if not changes:
             text.append("(no change)", style="dim")
         names = [name for name, _ in action.step.params]

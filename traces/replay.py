@@ -2,7 +2,8 @@
 
 Every step must name a step of the protocol with arguments it accepts, must be enabled
 in the model's current state, and, where the trace recorded the state after it, must
-lead to exactly that state. The first step that differs is reported with the expected
+lead to exactly that state. A recorded state may leave out the ghost variables (engine
+traces do: a hypervisor has none); the model's own values are used for them. The first step that differs is reported with the expected
 and actual values of the fields that differ; invariants are checked along the way.
 """
 
@@ -11,11 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from deferral.checks.explicit.liveness import goal_reachable_from
+from deferral.checks.explicit.reachable import goal_reachable
 from deferral.checks.results import Path
 from deferral.model.concrete import Action, Model, State, Violation
 from deferral.model.protocol import Property, Protocol
 from deferral.traces.format import Trace, TraceError, TraceStep
+
+
+#: States searched from a trace's last state to confirm an AG EF counterexample.
+LIVENESS_SEARCH_LIMIT = 1_000_000
 
 
 @dataclass
@@ -74,7 +79,7 @@ def replay(trace: Trace, protocol: Protocol) -> ReplayReport:
         return ReplayReport(trace, protocol, replayed, divergence, violations, state, path)
 
     if trace.initial is not None:
-        recorded = _parse_state(model, trace.initial, 0, "initial")
+        recorded = _parse_state(model, trace.initial, 0, "initial", state)
         if isinstance(recorded, Divergence):
             return report(recorded, 0)
         if recorded != state:
@@ -90,7 +95,7 @@ def replay(trace: Trace, protocol: Protocol) -> ReplayReport:
             return report(Divergence(number, action.label(), "not enabled in the model here",
                                      _guard_fields(model, state, action)), number - 1)
         if tstep.state is not None:
-            recorded = _parse_state(model, tstep.state, number, action.label())
+            recorded = _parse_state(model, tstep.state, number, action.label(), nxt)
             if isinstance(recorded, Divergence):
                 return report(recorded, number - 1)
             if recorded != nxt:
@@ -101,7 +106,8 @@ def replay(trace: Trace, protocol: Protocol) -> ReplayReport:
         violations.extend((number, v) for v in model.violations(state))
     final = report(None, len(trace.steps))
     for prop in _liveness_claimed(trace, protocol):
-        final.liveness[prop.name] = goal_reachable_from(model, prop, state)
+        final.liveness[prop.name] = goal_reachable(model, state, lambda m, s, p=prop: m.holds(p, s),
+                                                   max_states=LIVENESS_SEARCH_LIMIT)
     return final
 
 
@@ -133,7 +139,14 @@ def _action(model: Model, tstep: TraceStep) -> Action | str:
     return action
 
 
-def _parse_state(model: Model, shown: dict[str, Any], number: int, label: str) -> State | Divergence:
+def _parse_state(model: Model, shown: dict[str, Any], number: int, label: str,
+                 expected: State) -> State | Divergence:
+    """The recorded state; ghost variables it leaves out (an engine records none) are the
+    model's own, taken from ``expected``: the judge computes them, the trace need not."""
+    ghosts = {v.name for v in model.protocol.variables if v.ghost} - set(shown)
+    if ghosts:
+        mine = model.to_json(expected)
+        shown = {**shown, **{name: mine[name] for name in ghosts}}
     try:
         return model.from_json(shown)
     except ValueError as exc:

@@ -19,7 +19,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from deferral.checks.compare.behaviours import BehaviourDiff, TooManyStates, compare, reachable
+from deferral.checks.compare.behaviours import BehaviourDiff, compare
+from deferral.checks.explicit.reachable import TooManyStates, reachable
 from deferral.checks.results import Path, SearchResult
 from deferral.checks.explicit.search import search
 from deferral.model.bounds import Bounds

@@ -5,17 +5,15 @@ definition of what a search must report: the vectorized explorer
 (:mod:`deferral.checks.explicit.vectorized`) must agree with it exactly: counts, verdicts and
 shortest counterexample lengths. Both keep, per state, its BFS parent and the action
 that reached it, so a violation comes with a shortest path; with symmetry the stored
-states are canonical and :func:`concretize` maps a canonical path back to real VCPU
-numbers.
+states are canonical and :func:`deferral.checks.results.path_from_parents` maps a
+canonical path back to real VCPU numbers.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Sequence
-
 from deferral.checks.explicit.liveness import unreachable_goal
-from deferral.checks.results import Outcome, Path, Progress, ProgressFn, SearchResult
+from deferral.checks.results import Outcome, Progress, ProgressFn, SearchResult, path_from_parents
 from deferral.model.concrete import Model, State
 
 
@@ -83,7 +81,7 @@ def explore(
     for prop in model.protocol.properties:
         if prop.kind == "invariant":
             if prop.name in first_bad:
-                path = _path(model, states, parent, via, first_bad[prop.name], symmetry)
+                path = path_from_parents(model, parent, via, first_bad[prop.name], symmetry=symmetry)
                 outcomes.append(Outcome(prop.name, "invariant", "violated", path))
             else:
                 outcomes.append(Outcome(prop.name, "invariant", "holds" if complete else "unknown"))
@@ -96,44 +94,7 @@ def explore(
             if stuck is None:
                 outcomes.append(Outcome(prop.name, "liveness", "holds"))
             else:
-                path = _path(model, states, parent, via, stuck, symmetry)
+                path = path_from_parents(model, parent, via, stuck, symmetry=symmetry)
                 outcomes.append(Outcome(prop.name, "liveness", "violated", path))
     return SearchResult(model.protocol.name, model.bounds, symmetry, len(states), transitions, depth,
                         time.monotonic() - start, complete, stopped_by, outcomes)
-
-
-def _path(model: Model, states: list[State], parent: list[int], via: list[int], n: int,
-          symmetry: bool) -> Path:
-    chain = []
-    while n != -1:
-        chain.append(n)
-        n = parent[n]
-    chain.reverse()
-    return concretize(model, [states[n] for n in chain], [via[n] for n in chain[1:]], symmetry)
-
-
-def concretize(model: Model, stored: Sequence[State], actions: Sequence[int], symmetry: bool) -> Path:
-    """Turn a BFS path of stored (maybe canonical) states into a path over real states.
-
-    ``stored[0]`` is the initial state and ``stored[j+1]`` was reached by action
-    ``actions[j]`` from (a VCPU renaming of) ``stored[j]``. Without symmetry the stored
-    states are real already. With it, each step is found again from the real current
-    state: the enabled action whose successor has the stored canonical form.
-    """
-    current = model.initial
-    path: Path = [(None, current)]
-    for j, target in enumerate(stored[1:]):
-        if not symmetry:
-            action = model.actions[actions[j]]
-            current = model.apply(current, action)  # type: ignore[assignment]
-            assert current == target, "stored path does not replay"
-            path.append((action, current))
-            continue
-        for action, succ in model.successors(current):
-            if model.canonical(succ) == target:
-                current = succ
-                path.append((action, current))
-                break
-        else:  # pragma: no cover - would mean the search and the model disagree
-            raise AssertionError(f"no successor of step {j} has the stored canonical form")
-    return path

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import networkx as nx
-
-if TYPE_CHECKING:
-    from deferral.model.concrete import Model, State
-    from deferral.model.protocol import Property
 
 
 def unreachable_goal(n_states: int, edges: Iterable[tuple[int, int]], goal: Sequence[bool]) -> int | None:
@@ -29,28 +25,3 @@ def unreachable_goal(n_states: int, edges: Iterable[tuple[int, int]], goal: Sequ
         if i not in can:
             return i
     return None
-
-
-def goal_reachable_from(model: "Model", prop: "Property", start: "State", limit: int = 1_000_000) -> bool | None:
-    """Can a state where ``prop``'s goal holds be reached from ``start``? None past ``limit`` states.
-
-    Used to confirm an AG EF counterexample: its last state must have no path to the goal.
-    """
-    if model.holds(prop, start):
-        return True
-    seen = {start}
-    frontier = [start]
-    while frontier:
-        nxt = []
-        for state in frontier:
-            for _, succ in model.successors(state):
-                if succ in seen:
-                    continue
-                if model.holds(prop, succ):
-                    return True
-                if len(seen) >= limit:
-                    return None
-                seen.add(succ)
-                nxt.append(succ)
-        frontier = nxt
-    return False

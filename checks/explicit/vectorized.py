@@ -12,7 +12,7 @@ chunk's keys are deduplicated by sorting and looked up in the visited runs
 (:mod:`deferral.checks.explicit.visited`); the chunks' new candidates are merged with a stable sort
 and numbered in key order. Each state keeps
 its BFS parent and the action that reached it, so a counterexample is a shortest path,
-replayed into real states by :func:`deferral.checks.explicit.explore.concretize`. For AG EF only
+replayed into real states by :func:`deferral.checks.results.path_from_parents`. For AG EF only
 the edges out of states not yet known to reach a goal state are stored.
 :func:`reachable_levels` is the same search keeping every key (used by
 :mod:`deferral.checks.compare.behaviours`).
@@ -32,17 +32,17 @@ import os
 import resource
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Generator
+from typing import Any, Generator
 
 import numpy as np
 
 from deferral.checks.explicit.backreach import unreachable_goal_np
-from deferral.checks.explicit.explore import concretize, explore
+from deferral.checks.explicit.explore import explore
 from deferral.checks.explicit.kernels import Kernel, compile_action, compile_property
 from deferral.checks.explicit.numpy_ops import NotVectorizable, guard_mask, property_holds, successors
 from deferral.checks.explicit.packing import Packer, blas_threads
 from deferral.checks.explicit.parallel import ordered_map
-from deferral.checks.results import Outcome, Path, Progress, ProgressFn, SearchResult
+from deferral.checks.results import Outcome, Path, Progress, ProgressFn, SearchResult, path_from_parents
 from deferral.checks.explicit.visited import Visited
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model, State
@@ -415,20 +415,7 @@ class _Search:
 
     def _path(self, parent: np.ndarray, via: np.ndarray, n: int) -> Path:
         """A shortest path to state ``n``: stored states by replaying the recorded actions."""
-        chain = [n]
-        while n != 0:  # state 0 is the initial state
-            n = int(parent[n])
-            chain.append(n)
-        chain.reverse()
-        model = self.model
-        canon: Callable[[Any], Any] = model.canonical if self.symmetry else (lambda s: s)
-        stored = [canon(self.start_state)]
-        actions = [int(via[m]) for m in chain[1:]]
-        for a in actions:
-            nxt = model.apply(stored[-1], model.actions[a])
-            assert nxt is not None, "recorded action not enabled in its stored parent"
-            stored.append(canon(nxt))
-        return concretize(model, stored, actions, self.symmetry)
+        return path_from_parents(self.model, parent, via, n, symmetry=self.symmetry, start=self.start_state)
 
 
 class _Flags:

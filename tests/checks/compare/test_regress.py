@@ -6,7 +6,8 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 
-from deferral.checks.compare.behaviours import compare, reachable, shared_variables
+from deferral.checks.compare.behaviours import compare, shared_variables
+from deferral.checks.explicit.reachable import reachable
 from deferral.checks.compare.regress import junit_xml, regress
 from deferral.model import BOOL, PAGE, REFERENCE, VCPU, Bounds, Var
 from deferral.model.concrete import Model

@@ -1,13 +1,14 @@
-"""behaviours.reachable runs the fast search's own BFS: same states, limits, located errors."""
+"""reachable() runs the fast search's own BFS: same states, limits, located errors."""
 
 from __future__ import annotations
 
 import pytest
 
-from deferral.checks.compare.behaviours import TooManyStates, goal_reachable, reachable
+from deferral.checks.explicit.reachable import TooManyStates, goal_reachable, reachable
 from deferral.checks.explicit.vectorized import explore_vectorized
 from deferral.model import REFERENCE, Bounds
 from deferral.model.concrete import Model
+from deferral.model.variants import get_variant
 from deferral.model.context import StepError
 
 SMALL = Bounds(2, 1, 1, 1)
@@ -37,7 +38,22 @@ def test_from_another_start_state() -> None:
     assert state is not None
     reach = reachable(REFERENCE, SMALL, start=state)
     assert 0 < len(reach) <= 3_163
-    assert goal_reachable(REFERENCE, SMALL, state, lambda m, s: m.holds(REFERENCE.prop("no_stale_translation"), s))
+    assert goal_reachable(Model(REFERENCE, SMALL), state, lambda m, s: m.holds(REFERENCE.prop("no_stale_translation"), s))
+
+
+def test_goal_unreachable_from_a_deadlock_and_open_past_the_limit() -> None:
+    protocol = get_variant("wait-irqs-off")
+    model = Model(protocol, SMALL)
+    state = model.initial
+    for name, args in (("shootdown", (0, 0)), ("shootdown", (1, 0)), ("send_ipis", (0,)), ("send_ipis", (1,))):
+        action = model.find_action(name, args)
+        assert action is not None and state is not None
+        state = model.apply(state, action)
+    assert state is not None
+    no_waiter = protocol.prop("shootdowns_can_complete")
+    assert goal_reachable(model, state, lambda m, s: m.holds(no_waiter, s)) is False
+    assert goal_reachable(Model(REFERENCE, SMALL), state, lambda m, s: m.holds(no_waiter, s)) is True
+    assert goal_reachable(model, model.initial, lambda m, s: False, max_states=10) is None
 
 
 def test_misbehaving_step_is_located_on_a_state() -> None:

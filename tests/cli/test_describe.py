@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from deferral.model import PUBLISHED, REFERENCE
-from deferral.model.describe import main, render
+from deferral.cli.describe import main, render
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 
 
 def test_committed_page_is_the_generated_one() -> None:
     assert PAGE.read_text(encoding="utf-8") == render(), (
-        "docs/protocol.md differs from the model: run python -m deferral.model.describe --write docs/protocol.md")
+        "docs/protocol.md differs from the model: run python -m deferral.cli.describe --write docs/protocol.md")
 
 
 def test_page_names_every_variable_step_property_and_variant() -> None:

@@ -1,0 +1,117 @@
+"""Every reachable state of a protocol, kept with BFS parents: enumeration and reachability.
+
+The enumeration is the fast search's own level-synchronous BFS
+(:func:`deferral.checks.explicit.vectorized.reachable_levels`), keeping every stored state, its BFS
+parent and the action that reached it, so a shortest path to any state can be given;
+states are canonical under VCPU symmetry. A protocol whose steps cannot run on arrays is
+enumerated one state at a time instead. A step that misbehaves on a batch is located
+again on concrete states, so the :class:`StepError` names the protocol's source file, the
+step and the state. Used by ``regress``'s behaviours and by the corpus generator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from deferral.checks.explicit.numpy_ops import NotVectorizable
+from deferral.checks.explicit.packing import Packer
+from deferral.checks.explicit.vectorized import reachable_levels
+from deferral.checks.results import Path, path_from_parents
+from deferral.model.bounds import Bounds
+from deferral.model.concrete import Model, State
+from deferral.model.protocol import Protocol
+
+
+class TooManyStates(Exception):
+    """The enumeration passed its ``max_states`` limit."""
+
+
+@dataclass
+class Reachable:
+    """Every reachable state (canonical under VCPU symmetry), with BFS parents."""
+
+    model: Model
+    keys: np.ndarray  # key of state n (Packer order), in BFS numbering
+    rows: np.ndarray  # (states, slots) canonical rows in BFS numbering
+    parent: np.ndarray  # BFS parent of state n (-1 for the start)
+    via: np.ndarray  # action index that reached state n (-1 for the start)
+    depth: int
+
+    def __len__(self) -> int:
+        return int(self.rows.shape[0])
+
+    def path_to(self, n: int) -> Path:
+        """A shortest path of real states from the initial state to (an image of) state ``n``."""
+        return path_from_parents(self.model, self.parent, self.via, n, symmetry=True)
+
+
+def reachable(protocol: Protocol, bounds: Bounds, *, start: State | None = None,
+              max_states: int | None = None) -> Reachable:
+    """Enumerate the states reachable from ``start`` (default: the initial state).
+
+    Raises :class:`TooManyStates` past ``max_states``, :class:`StepError` (with the
+    state) when a step misbehaves. A protocol whose steps cannot run on arrays is
+    enumerated one state at a time instead.
+    """
+    model = Model(protocol, bounds)
+    try:
+        return _reachable_np(model, start, max_states)
+    except NotVectorizable:
+        return _reachable_plain(model, start, max_states)
+
+
+def _reachable_np(model: Model, start: State | None, max_states: int | None) -> Reachable:
+    """The fast search's own BFS (:func:`deferral.checks.explicit.vectorized.reachable_levels`)."""
+    levels = reachable_levels(model, start=start, symmetry=True, max_states=max_states, workers=1)
+    if levels.stopped_by == "max-states":
+        raise TooManyStates(f"{model.protocol.name} at {model.bounds.short()}: more than "
+                            f"{max_states:,} states")
+    parent = levels.parent.astype(np.int64)
+    via = levels.via.astype(np.int32)
+    parent[0] = via[0] = -1
+    return Reachable(model, levels.keys, levels.packer.unpack(levels.keys), parent, via, levels.depth)
+
+
+def _reachable_plain(model: Model, start: State | None, max_states: int | None) -> Reachable:
+    first = model.canonical(model.initial if start is None else start)
+    index: dict[State, int] = {first: 0}
+    states, parent, via = [first], [-1], [-1]
+    frontier, depth = [0], 0
+    while frontier:
+        nxt = []
+        for n in frontier:
+            for action, succ in model.successors(states[n]):
+                key = model.canonical(succ)
+                if key not in index:
+                    if max_states is not None and len(states) >= max_states:
+                        raise TooManyStates(f"{model.protocol.name} at {model.bounds.short()}: more "
+                                            f"than {max_states:,} states")
+                    index[key] = len(states)
+                    states.append(key)
+                    parent.append(n)
+                    via.append(action.index)
+                    nxt.append(index[key])
+        if nxt:
+            depth += 1
+        frontier = nxt
+    rows = np.array(states, dtype=np.int64).reshape(len(states), len(model.layout.slots))
+    keys = Packer(model.layout, True).canonical_keys(rows.astype(np.uint8 if max(model.layout.sizes) <= 256
+                                                                 else np.uint16))
+    return Reachable(model, keys, rows, np.array(parent, np.int64), np.array(via, np.int32), depth)
+
+
+def goal_reachable(model: Model, start: State, goal: Callable[[Model, State], bool], *,
+                   max_states: int | None = None) -> bool | None:
+    """Is a state satisfying ``goal`` reachable from ``start`` (``start`` itself included)?
+
+    None when more than ``max_states`` states are reachable (the question stays open). An
+    AG EF counterexample is confirmed this way: its last state must have no path to a goal.
+    """
+    try:
+        reach = reachable(model.protocol, model.bounds, start=start, max_states=max_states)
+    except TooManyStates:
+        return None
+    return any(goal(reach.model, tuple(int(v) for v in row)) for row in reach.rows)
