@@ -50,12 +50,12 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    bounds = bounds_from(args)
     check_outputs(args, "trace_out", "html")
     limit = args.time_limit
     levels = LevelRecorder()
     with deadline(limit, "check", grace=grace_for(limit or 0)):
         protocol = protocol_from(args)
+        bounds = bounds_from(args, protocol)
         with naming_source(protocol), live_progress(not args.json, f"{protocol.name} {bounds.short()}") as progress:
             result = search(protocol, bounds, symmetry=not args.no_symmetry, max_states=args.max_states,
                             time_limit=limit, progress=levels.wrap(progress) if args.html else progress,

@@ -11,9 +11,10 @@ import math
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from deferral.model.bounds import LIMITS, Bounds, BoundsError
+from deferral.model.bounds import Bound, Bounds, BoundsError
 from deferral.model.context import StepError
 from deferral.model.protocol import Protocol
+from deferral.model.reference import REFERENCE
 from deferral.model.variants import PUBLISHED, VariantError, get_variant, load_variant_file
 
 from deferral.cli.exits import (EXIT_DIVERGED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK,  # noqa: F401 - re-exported
@@ -49,11 +50,36 @@ class ParserExit(Exception):
         self.status = status
 
 
-def add_bounds(parser: argparse.ArgumentParser, defaults: Bounds = Bounds()) -> None:
-    group = parser.add_argument_group("bounds")
-    for name, (flag, low, high) in LIMITS.items():
-        group.add_argument(flag, dest=name, type=int, default=getattr(defaults, name), metavar=name[0].upper(),
-                           help=f"{name} ({low}..{high}, default {getattr(defaults, name)})")
+def add_bounds(parser: argparse.ArgumentParser, decls: tuple[Bound, ...] = REFERENCE.bound_decls) -> None:
+    """One flag per declared bound (``--vcpus N`` ...), in a group titled "bounds"."""
+    group = next((g for g in parser._action_groups if g.title == "bounds"), None)
+    if group is None:
+        group = parser.add_argument_group("bounds")
+    present = set(parser._option_string_actions)
+    for d in decls:
+        if d.flag in present:
+            continue
+        group.add_argument(d.flag, dest=d.name, type=int, default=d.default, metavar=d.letter,
+                           help=f"{d.doc or d.name} ({d.low}..{d.high}, default {d.default})")
+
+
+def declare_bounds(parser: argparse.ArgumentParser, decls: tuple[Bound, ...]) -> None:
+    """Add the flags of bounds a variant file declares to every subcommand that takes bounds."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                if "--vcpus" in sub._option_string_actions:
+                    add_bounds(sub, decls)
+
+
+def variant_file_in(argv: list[str]) -> str | None:
+    """The ``--variant-file`` argument in a command line, if any (read before parsing)."""
+    for n, arg in enumerate(argv):
+        if arg == "--variant-file" and n + 1 < len(argv):
+            return argv[n + 1]
+        if arg.startswith("--variant-file="):
+            return arg.split("=", 1)[1]
+    return None
 
 
 def add_variant(parser: argparse.ArgumentParser) -> None:
@@ -63,15 +89,18 @@ def add_variant(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--variant-file", metavar="PATH", help="a Python file defining VARIANT")
 
 
-def bounds_from(args: argparse.Namespace) -> Bounds:
+def bounds_from(args: argparse.Namespace, protocol: Protocol | None = None) -> Bounds:
+    """The bounds the flags give, under the declarations of the chosen protocol."""
+    protocol = protocol or protocol_from(args)
+    values = {d.name: getattr(args, d.name) for d in protocol.bound_decls if hasattr(args, d.name)}
     try:
-        return Bounds(args.vcpus, args.pages, args.frames, args.queue)
+        return protocol.bounds(**values)
     except BoundsError as exc:
         raise UsageError(str(exc)) from None
 
 
 #: Seconds a variant file may take to load (it only defines functions and VARIANT).
-LOAD_LIMIT_S = 30.0
+LOAD_LIMIT_S = 10.0
 
 
 def load_variant(spec: str, *, is_file: bool = True) -> Protocol:

@@ -15,20 +15,11 @@ import textwrap
 from pathlib import Path
 from typing import Callable, Sequence
 
-from deferral.model.bounds import LIMITS
 from deferral.model.expected import REFERENCE_COUNTS, VERDICTS
 from deferral.model.protocol import Protocol
 from deferral.model.reference import REFERENCE
 from deferral.model.schema import BOOL, FRAME, PAGE, VCPU, VCPU_OR_NONE, Domain, Enum, Queue, Range, Var
 from deferral.model.variants import PUBLISHED
-
-_BOUND_MEANING = {
-    "vcpus": ("N", "VCPUs, numbered 0..N-1"),
-    "pages": ("V", "virtual pages, numbered 0..V-1"),
-    "frames": ("F", "frames: a PTE value is 0 (not present) or 1..F"),
-    "queue": ("Q", "deferral queue capacity per VCPU"),
-}
-
 
 def domain_text(domain: Domain) -> str:
     """A domain in the page's words: ``0..F``, ``VCPU or none``, ``Idle, Inv, ...``."""
@@ -131,9 +122,8 @@ def counts_table() -> list[str]:
 
 def bounds_table() -> list[str]:
     out = ["| bound | flag | meaning | values |", "|---|---|---|---|"]
-    for name, (flag, low, high) in LIMITS.items():
-        letter, meaning = _BOUND_MEANING.get(name, (name, name))
-        out.append(f"| {letter} | `{flag}` | {meaning} | {low}..{high} |")
+    for d in REFERENCE.bound_decls:
+        out.append(f"| {d.letter} | `{d.flag}` | {d.doc or d.name} | {d.low}..{d.high} |")
     return out
 
 

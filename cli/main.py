@@ -8,11 +8,12 @@ by :mod:`deferral.cli.errors` (``--debug``, anywhere on the line, adds the trace
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
 from typing import Sequence
 
-from deferral.cli.common import ArgumentParser, ParserExit, UsageError
+from deferral.cli.common import ArgumentParser, ParserExit, UsageError, declare_bounds, protocol_from, variant_file_in
 from deferral.cli.errors import classify, report
 
 #: Subcommand modules, in the order ``deferral --help`` lists them.
@@ -52,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     json_out = "--json" in argv
     try:
         parser = build_parser()
+        path = variant_file_in(argv)
+        if path is not None:  # a variant file may declare bounds of its own: add their flags
+            declare_bounds(parser, protocol_from(argparse.Namespace(variant_file=path)).bound_decls)
         try:
             args = parser.parse_args(argv)
         except ParserExit as done:  # --help

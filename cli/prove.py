@@ -61,7 +61,6 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.parametric:
         return run_parametric(args)
-    bounds = bounds_from(args)
     check_outputs(args, "trace_out", "invariant_out", "html")
     templates = None
     if args.lemmas:
@@ -70,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         templates = read_lemmas(args.lemmas)
     with deadline(args.timeout, "prove", grace=grace_for(args.timeout or 0)):
         protocol = protocol_from(args)
+        bounds = bounds_from(args, protocol)
         res = _prove(args, protocol, bounds, templates)
     model = Model(protocol, bounds)
     trace = None
@@ -221,7 +221,8 @@ def result_json(res: ProveResult, trace: Trace | None) -> dict[str, Any]:
 def show(out: Console, res: ProveResult, model: Model) -> None:
     head = f"{res.variant} at {res.bounds.short()}, method {res.method}"
     if res.status == "proved":
-        out.print(f"[green]proved[/green] no_stale_translation: {head} (route {res.route}, {res.elapsed_s:.2f} s)")
+        props = ", ".join(p.name for p in model.invariants)
+        out.print(f"[green]proved[/green] {props}: {head} (route {res.route}, {res.elapsed_s:.2f} s)")
         if res.invariant:
             what = "clauses" if res.route == "pdr" else "lemma families"
             at = f", inferred by Spacer at {res.inferred_at.short()}" if res.inferred_at else ""

@@ -45,8 +45,10 @@ def register(sub: Any) -> None:
     p.add_argument("--candidate", required=True, metavar="VARIANT|FILE",
                    help="published variant name or variant file")
     p.add_argument("--bounds", nargs="+", action="extend", metavar="N,V,F,Q",
-                   help="bound sets to check (default: " + " ".join(
-                       f"{b.vcpus},{b.pages},{b.frames},{b.queue}" for b in DEFAULT_BOUNDS) + ")")
+                   help="bound sets to check: values in the order the candidate declares its bounds "
+                        "(N,V,F,Q, then any others, e.g. S), or NAME=VALUE pairs (N=2,S=2; others at "
+                        "their default) (default: " + " ".join(
+                       ",".join(map(str, b.as_dict().values())) for b in DEFAULT_BOUNDS) + ")")
     p.add_argument("--corpus", metavar="DIR", help="trace corpus folder (default: the shipped corpus)")
     p.add_argument("--no-corpus", action="store_true", help="do not replay the corpus")
     p.add_argument("--no-behaviours", action="store_true", help="do not compare reachable behaviours")
@@ -65,13 +67,15 @@ def resolve(spec: str) -> Protocol:
     return load_variant(spec, is_file=spec.endswith(".py") or Path(spec).is_file() or "/" in spec)
 
 
-def parse_bounds(texts: list[str] | None) -> list[Bounds]:
+def parse_bounds(texts: list[str] | None, protocol: Protocol | None = None) -> list[Bounds]:
+    """The ``--bounds`` sets, read with ``protocol``'s bound declarations (default: the reference's)."""
     if not texts:
         return list(DEFAULT_BOUNDS)
+    decls = protocol.bound_decls if protocol is not None else DEFAULT_BOUNDS[0].decls
     out = []
     for text in texts:
         try:
-            b = Bounds.parse(text)
+            b = Bounds.parse(text, decls)
         except BoundsError as exc:
             raise UsageError(f"--bounds {text}: {exc}") from None
         if b not in out:
@@ -80,15 +84,15 @@ def parse_bounds(texts: list[str] | None) -> list[Bounds]:
 
 
 def run(args: argparse.Namespace) -> int:
-    bounds = parse_bounds(args.bounds)
     check_outputs(args, "junit", "html")
     with deadline(args.time_limit, "regress", grace=grace_for(args.time_limit)):
-        return _run(args, bounds)
+        return _run(args)
 
 
-def _run(args: argparse.Namespace, bounds: list[Bounds]) -> int:
+def _run(args: argparse.Namespace) -> int:
     baseline = resolve(args.baseline)
     candidate = resolve(args.candidate)
+    bounds = parse_bounds(args.bounds, candidate)
     corpus = []
     if not args.no_corpus:
         try:

@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     out = console()
     model = Model(protocol, trace.bounds)
     if not args.quiet and len(report.path) > 1:
-        out.print(path_table(model, report.path, f"{trace.variant} at {trace.bounds.short()}: "
+        out.print(path_table(model, report.path, f"{trace.variant} at {model.bounds.short()}: "
                                                      f"{report.steps_replayed} steps replayed"))
     if report.divergence is not None and not args.quiet:
         d = report.divergence

@@ -12,7 +12,7 @@ Variants, published or a user's own, are changes to a protocol made with
 :meth:`Protocol.derive` (replace, add or remove steps, procedures and variables).
 """
 
-from deferral.model.bounds import Bounds, BoundsError
+from deferral.model.bounds import Bound, Bounds, BoundsError
 from deferral.model.schema import (
     BOOL,
     FRAME,
@@ -21,16 +21,18 @@ from deferral.model.schema import (
     VCPU_OR_NONE,
     Enum,
     Layout,
+    OrNone,
     Queue,
     Range,
+    Sort,
     Var,
 )
-from deferral.model.protocol import Procedure, Property, Protocol, Step
+from deferral.model.protocol import Procedure, Property, Protocol, Step, step
 from deferral.model.reference import PC, REFERENCE
 from deferral.model.variants import PUBLISHED, VariantError, get_variant, load_variant_file
 
 __all__ = [
-    "BOOL", "FRAME", "PAGE", "VCPU", "VCPU_OR_NONE", "Bounds", "BoundsError", "Enum",
-    "Layout", "PC", "PUBLISHED", "Procedure", "Property", "Protocol", "Queue", "Range",
-    "REFERENCE", "Step", "Var", "VariantError", "get_variant", "load_variant_file",
+    "BOOL", "FRAME", "PAGE", "VCPU", "VCPU_OR_NONE", "Bound", "Bounds", "BoundsError", "Enum",
+    "Layout", "OrNone", "PC", "PUBLISHED", "Procedure", "Property", "Protocol", "Queue", "Range",
+    "REFERENCE", "Sort", "Step", "Var", "VariantError", "get_variant", "load_variant_file", "step",
 ]

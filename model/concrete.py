@@ -67,8 +67,8 @@ class Model:
 
     def __init__(self, protocol: Protocol, bounds: Bounds) -> None:
         self.protocol = protocol
-        self.bounds = bounds
-        self.layout = protocol.layout(bounds)
+        self.bounds = protocol.bind(bounds)
+        self.layout = protocol.layout(self.bounds)
         self.actions: tuple[Action, ...] = tuple(
             Action(n, st, args) for n, (st, args) in enumerate(protocol.instances(bounds)))
         self._procedures = protocol.procedure_table

@@ -1,29 +1,33 @@
 """The step context: how a step function reads and writes the state.
 
 Step, procedure and property functions receive a :class:`StepContext` ``s`` and write
-the protocol almost as PROTOCOL.md does::
+the protocol almost as PROTOCOL.md does (docs/notation.md is the full guide)::
 
     s.gpt[p] = f                      # assignment
     s.tlb[k][s.pg[i]] = 0             # index by a state value
-    with s.when(s.shadow[k][p] != 0): # conditional effect
-        s.shadow[k][p] = s.gpt[p]
-    s.queue[i].push(p)                # queues: push, pop, head, length, full, empty
+    for k in s.each(VCPU):            # loop over a sort
+        with s.when(s.shadow[k][p] != 0):   # conditional effect
+            s.shadow[k][p] = s.gpt[p]
+    s.cur[k] = s.none(VCPU)           # the named "none" of VCPU-or-none values
+    s.pc[i] == PC.Idle                # enum values by name
+    s.queue[i].push(p)                # queues: push, pop, pop_back, head, tail, q[n],
+                                      # length, full, empty, contains
     s.proc.drain_one(i)               # call a named procedure of the protocol
 
-Rules that keep one definition valid on every backend: loop only over bounds
-(``range(s.N)``), never branch with Python ``if`` on a state value (use ``s.when`` or
-``s.ite``), and combine conditions with ``&``, ``|`` and ``s.not_`` (never ``and``,
-``or``, ``not``). Reads see the writes made earlier in the same step.
+Rules that keep one definition valid on every backend: loop only over sorts and bounds
+(``s.each(SORT)``; ``range(s.N)`` still works), never branch with Python ``if`` on a state
+value (use ``s.when`` or ``s.ite``), and combine conditions with ``&``, ``|`` and
+``s.not_`` (never ``and``, ``or``, ``not``). Reads see the writes made earlier in the
+same step.
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from itertools import product
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from deferral.model.ops import Ops
-from deferral.model.schema import Layout, Queue, Var
+from deferral.model.schema import Domain, Layout, OrNone, Queue, Sort, Var
 
 
 class StepError(Exception):
@@ -67,8 +71,9 @@ class StepContext:
         object.__setattr__(self, "_vars", {v.name: v for v in layout.variables})
         object.__setattr__(self, "proc", _Procedures(self, procedures or {}))
         b = layout.bounds
-        for name, value in (("N", b.vcpus), ("V", b.pages), ("F", b.frames), ("Q", b.queue), ("bounds", b)):
-            object.__setattr__(self, name, value)
+        for decl in b.decls:  # the protocol's bounds by letter: s.N, s.V, s.F, s.Q, ...
+            object.__setattr__(self, decl.letter, b[decl.name])
+        object.__setattr__(self, "bounds", b)
 
     # ---- variables ---------------------------------------------------------------
     def __getattr__(self, name: str) -> Any:
@@ -98,20 +103,43 @@ class StepContext:
     def any(self, xs: Any) -> Any:
         return self.ops.any_(xs)
 
-    @contextmanager
-    def when(self, cond: Any) -> Iterator[None]:
-        """Assignments inside the block take effect only where ``cond`` holds."""
-        self._conds.append(cond)
-        try:
-            yield
-        finally:
-            self._conds.pop()
+    def each(self, sort: Domain) -> range:
+        """The elements of a sort at these bounds: ``for k in s.each(VCPU)``."""
+        return range(sort.size(self.bounds))
+
+    def none(self, sort: Sort | OrNone) -> int:
+        """The *none* value of ``sort``-or-none variables (``s.cur[k] = s.none(VCPU)``)."""
+        base = sort.sort if isinstance(sort, OrNone) else sort
+        return base.size(self.bounds)
+
+    def when(self, cond: Any) -> "_When":
+        """Effects only where ``cond`` holds, as a block or a decorated function::
+
+            with s.when(c):        # the block runs; its writes count only where c holds
+                ...
+            @s.when(c)             # the function runs only where c may hold: on a
+            def _():               # concrete state where c is false it is not called
+                ...
+
+        On a concrete state where ``c`` is false, reads in a ``with`` block that fall
+        outside a variable (``q[q.length - 1]`` of an empty queue) read 0 instead of failing.
+        """
+        return _When(self, cond)
+
+    def _false_concrete(self) -> bool:
+        """On a concrete state: is some enclosing ``when`` condition false?"""
+        return self.ops.concrete and not all(self._conds)
 
     # ---- slot access (used by the views) -------------------------------------------
     def read(self, var: Var, index: tuple[Any, ...], part: Any) -> Any:
         """Read an element; symbolic indices become a selection over all candidates."""
         if not any(self.ops.is_value(i) for i in index) and not self.ops.is_value(part):
-            slot = self._slot(var, index, part)
+            try:
+                slot = self._slot(var, index, part)
+            except StepError:
+                if self._false_concrete():
+                    return 0  # inside a when that does not hold here: the read does not matter
+                raise
             self.reads.add(slot)
             return self.values[slot]
         candidates = list(self._candidates(var, index, part))
@@ -124,6 +152,8 @@ class StepContext:
     def write(self, var: Var, index: tuple[Any, ...], part: Any, value: Any) -> None:
         """Write an element, under the enclosing ``when`` conditions."""
         if not any(self.ops.is_value(i) for i in index) and not self.ops.is_value(part):
+            if self._false_concrete():
+                return
             self._assign(self._slot(var, index, part), value)
             return
         for cond, concrete_index, concrete_part in self._candidates(var, index, part):
@@ -221,7 +251,28 @@ class QueueView:
         return self.length == 0
 
     def head(self) -> Any:
+        """The oldest entry (the FIFO end); 0 when empty."""
         return self[0]
+
+    def tail(self) -> Any:
+        """The newest entry (the LIFO end); 0 when empty."""
+        length = self.length
+        return self[self._ctx.ite(length > 0, length - 1, 0)]
+
+    def contains(self, item: Any) -> Any:
+        """Does the queue hold ``item``?"""
+        ctx = self._ctx
+        return ctx.any((self.length > pos) & (self[pos] == item) for pos in range(self.capacity))
+
+    def pop_back(self) -> Any:
+        """Remove and return the newest entry (where the queue is not empty): the LIFO end."""
+        ctx = self._ctx
+        length = self.length
+        last = self.tail()
+        with ctx.when(length > 0):
+            ctx.write(self._var, self._index, ctx.ite(length > 0, length - 1, 0), 0)
+            ctx.write(self._var, self._index, "len", length - 1)
+        return last
 
     def push(self, item: Any) -> None:
         """Append ``item`` (where the queue is not full; a full queue is left as is)."""
@@ -245,6 +296,29 @@ class QueueView:
             ctx.write(self._var, self._index, self.capacity - 1, 0)
             ctx.write(self._var, self._index, "len", length - 1)
         return head
+
+
+class _When:
+    """``s.when(cond)``: a context manager, or a decorator that runs the function under ``cond``."""
+
+    __slots__ = ("_ctx", "_cond")
+
+    def __init__(self, ctx: StepContext, cond: Any) -> None:
+        self._ctx, self._cond = ctx, cond
+
+    def __enter__(self) -> None:
+        self._ctx._conds.append(self._cond)
+
+    def __exit__(self, *exc: Any) -> None:
+        self._ctx._conds.pop()
+
+    def __call__(self, body: Callable[[], Any]) -> Callable[[], Any]:
+        ctx = self._ctx
+        if ctx.ops.concrete and not (self._cond and all(ctx._conds)):
+            return body  # not evaluated where the condition is false
+        with self:
+            body()
+        return body
 
 
 class _Procedures:

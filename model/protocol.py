@@ -12,7 +12,7 @@ from functools import lru_cache
 from itertools import product
 from typing import Any, Callable, Iterable, Mapping
 
-from deferral.model.bounds import Bounds
+from deferral.model.bounds import STANDARD, Bound, Bounds
 from deferral.model.schema import Domain, Layout, Var
 
 Guard = Callable[..., Any]
@@ -115,10 +115,12 @@ class Protocol:
     parent: "Protocol | None" = None
     changes: tuple[Change, ...] = ()
     source: str = "built-in"  # or the path of the variant file that defined it
+    bound_decls: tuple[Bound, ...] = STANDARD  # the bounds it is checked at (name, flag, range)
 
     def __post_init__(self) -> None:
         for what, items in (("variable", self.variables), ("procedure", self.procedures),
-                            ("step", self.steps), ("property", self.properties)):
+                            ("step", self.steps), ("property", self.properties),
+                            ("bound", self.bound_decls)):
             names = [x.name for x in items]
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
@@ -141,11 +143,21 @@ class Protocol:
     def procedure_table(self) -> Mapping[str, Callable[..., Any]]:
         return {p.name: p.fn for p in self.procedures}
 
+    def bounds(self, *args: int, **values: int) -> Bounds:
+        """Bounds of this protocol: ``bounds(2, 1, 1, 1)`` in declaration order, or by name."""
+        return Bounds(*args, decls=self.bound_decls, **values)
+
+    def bind(self, bounds: Bounds) -> Bounds:
+        """``bounds`` under this protocol's declarations (undeclared ones at their default);
+        a bound it does not declare, or a value outside a range, is a BoundsError."""
+        return bounds.under(self.bound_decls)
+
     def layout(self, bounds: Bounds) -> Layout:
-        return _layout(self.variables, bounds)
+        return _layout(self.variables, self.bind(bounds))
 
     def instances(self, bounds: Bounds) -> list[tuple[Step, tuple[int, ...]]]:
         """Every step instance (step, args) at these bounds, in a fixed order: the actions."""
+        bounds = self.bind(bounds)
         return [(st, args) for st in self.steps for args in product(*st.arg_ranges(bounds))]
 
     def lineage(self) -> list[str]:
@@ -170,6 +182,7 @@ class Protocol:
         add_properties: Iterable[Property] = (),
         replace_properties: Iterable[Property] = (),
         remove_properties: Iterable[str] = (),
+        add_bounds: Iterable[Bound] = (),
         source: str = "built-in",
     ) -> "Protocol":
         """A new protocol: this one with the given changes. Unknown names are errors."""
@@ -188,8 +201,10 @@ class Protocol:
         variables = _apply(list(self.variables), "variable", (), add_variables, remove_variables, changes)
         props = _apply(list(self.properties), "property", replace_properties, add_properties,
                        remove_properties, changes)
+        decls = _apply(list(self.bound_decls), "bound", (), add_bounds, (), changes)
         return Protocol(name, tuple(variables), tuple(procs), tuple(steps), tuple(props),
-                        doc=doc, parent=self, changes=tuple(changes), source=source)
+                        doc=doc, parent=self, changes=tuple(changes), source=source,
+                        bound_decls=tuple(decls))
 
 
 def _apply(items: list[Any], what: str, replaced: Iterable[Any], added: Iterable[Any],

@@ -87,44 +87,63 @@ class _Frame(Domain):
     name = "frame"
 
     def size(self, b: Bounds) -> int:
-        return b.frames + 1
+        return b["frames"] + 1
 
 
-class _Page(Domain):
-    name = "page"
+@dataclass(frozen=True, repr=False)
+class Sort(Domain):
+    """An index sort: the values ``0..b[bound]-1`` (VCPUs, pages, a protocol's own sort).
 
-    def size(self, b: Bounds) -> int:
-        return b.pages
+    ``symmetric``: its elements are interchangeable, so permuting them (in every index of
+    this sort and in every value of it) maps reachable states to reachable states; the
+    checkers reduce by that symmetry. At most one sort of a protocol is symmetric.
+    """
 
-
-class _Vcpu(Domain):
-    name = "vcpu"
-    vcpu_valued = True
-
-    def size(self, b: Bounds) -> int:
-        return b.vcpus
-
-
-class _VcpuOrNone(Domain):
-    """A VCPU number or *none*; none is stored as N and shown as null."""
-
-    name = "vcpu-or-none"
-    vcpu_valued = True
+    name: str = "sort"
+    bound: str = ""
+    symmetric: bool = False
 
     def size(self, b: Bounds) -> int:
-        return b.vcpus + 1
+        return b[self.bound]
+
+    @property
+    def vcpu_valued(self) -> bool:  # type: ignore[override]
+        return self.symmetric
+
+    def or_none(self, name: str | None = None) -> "OrNone":
+        """This sort plus a value *none* (stored as the sort's size, shown as null)."""
+        return OrNone(self, name or f"{self.name}-or-none")
+
+
+@dataclass(frozen=True, repr=False)
+class OrNone(Domain):
+    """A value of ``sort`` or *none*; none is stored as the sort's size and shown as null."""
+
+    sort: Sort
+    name: str = "or-none"
+
+    @property
+    def vcpu_valued(self) -> bool:  # type: ignore[override]
+        return self.sort.symmetric
+
+    def size(self, b: Bounds) -> int:
+        return self.sort.size(b) + 1
 
     def default(self, b: Bounds) -> int:
-        return b.vcpus
+        return self.sort.size(b)
+
+    def none(self, b: Bounds) -> int:
+        return self.sort.size(b)
 
     def show(self, value: int, b: Bounds) -> Any:
-        return None if value == b.vcpus else value
+        return None if value == self.sort.size(b) else value
 
     def parse(self, shown: Any, b: Bounds) -> int:
+        n = self.sort.size(b)
         if shown is None:
-            return b.vcpus
-        if isinstance(shown, bool) or not isinstance(shown, int) or not 0 <= shown < b.vcpus:
-            raise ValueError(f"expected a VCPU 0..{b.vcpus - 1} or null, got {shown!r}")
+            return n
+        if isinstance(shown, bool) or not isinstance(shown, int) or not 0 <= shown < n:
+            raise ValueError(f"expected a {self.sort.name} 0..{n - 1} or null, got {shown!r}")
         return shown
 
 
@@ -149,20 +168,27 @@ class Enum(Domain):
     def __getitem__(self, label: str) -> int:
         return self.names.index(label)
 
+    def __getattr__(self, label: str) -> int:
+        """A value by name: ``PC.Idle`` is ``PC["Idle"]``."""
+        names = self.__dict__.get("names", ())
+        if label in names:
+            return names.index(label)
+        raise AttributeError(f"{self.__dict__.get('name', 'enum')} has no value or attribute {label!r}")
+
 
 BOOL = _Bool()
 FRAME = _Frame()
-PAGE = _Page()
-VCPU = _Vcpu()
-VCPU_OR_NONE = _VcpuOrNone()
+VCPU = Sort("vcpu", "vcpus", symmetric=True)
+PAGE = Sort("page", "pages")
+VCPU_OR_NONE = VCPU.or_none("vcpu-or-none")
 
-#: Sorts that can index an array variable.
+#: The reference's index sorts (any :class:`Sort` can index a variable).
 INDEX_SORTS = (VCPU, PAGE)
 
 
 @dataclass(frozen=True)
 class Var:
-    """An array variable: ``index`` sorts (VCPU and/or PAGE), element ``domain``."""
+    """An array variable: ``index`` sorts (VCPU, PAGE, any :class:`Sort`), element ``domain``."""
 
     name: str
     domain: Domain
@@ -175,8 +201,8 @@ class Var:
         if not self.name.isidentifier() or self.name.startswith("_"):
             raise ValueError(f"variable name {self.name!r} must be a plain identifier")
         for sort in self.index:
-            if sort not in INDEX_SORTS:
-                raise ValueError(f"variable {self.name}: index sort {sort!r} is not VCPU or PAGE")
+            if not isinstance(sort, Sort):
+                raise ValueError(f"variable {self.name}: index {sort!r} is not a sort (VCPU, PAGE or a Sort)")
 
     def shape(self, b: Bounds) -> tuple[int, ...]:
         return tuple(sort.size(b) for sort in self.index)
@@ -279,11 +305,30 @@ class Layout:
     def total_bits(self) -> int:
         return sum(self.bits)
 
-    # ---- VCPU symmetry -------------------------------------------------------------
+    # ---- symmetry (of the protocol's symmetric sort, VCPUs in the reference) ----------
+    @cached_property
+    def symmetric_sort(self) -> Sort | None:
+        """The sort whose elements are interchangeable, if any (at most one)."""
+        found: list[Sort] = []
+        for var in self.variables:
+            for d in (*var.index, var.domain):
+                sort = d.sort if isinstance(d, OrNone) else d
+                if isinstance(sort, Sort) and sort.symmetric and sort not in found:
+                    found.append(sort)
+        if len(found) > 1:
+            raise ValueError(f"at most one symmetric sort is supported, got {', '.join(s.name for s in found)}")
+        return found[0] if found else None
+
+    @property
+    def symmetric_size(self) -> int:
+        """How many elements the symmetric sort has (1 without one: only the identity)."""
+        sort = self.symmetric_sort
+        return sort.size(self.bounds) if sort is not None else 1
+
     @cached_property
     def permutations(self) -> tuple[tuple[int, ...], ...]:
-        """All VCPU permutations, identity first; ``perm[i]`` is the new number of VCPU i."""
-        return tuple(permutations(range(self.bounds.vcpus)))
+        """All permutations of the symmetric sort, identity first; ``perm[i]`` is i's new number."""
+        return tuple(permutations(range(self.symmetric_size)))
 
     def permute_plan(self, perm: Sequence[int]) -> tuple[list[int], list[bool]]:
         """How ``perm`` acts: image slot j takes source slot ``src[j]``, renamed if ``remap[j]``.
@@ -292,7 +337,7 @@ class Layout:
         """
         src = [0] * len(self.slots)
         for j, s in enumerate(self.slots):
-            new_index = tuple(perm[i] if sort is VCPU else i for sort, i in zip(s.var.index, s.index))
+            new_index = tuple(perm[i] if sort.symmetric else i for sort, i in zip(s.var.index, s.index))
             src[self.where[(s.var.name, new_index, s.part)]] = j
         remap = [self.slots[src[j]].vcpu_valued for j in range(len(self.slots))]
         return src, remap
@@ -300,7 +345,7 @@ class Layout:
     def permute(self, state: Sequence[int], perm: Sequence[int]) -> tuple[int, ...]:
         """The image of a concrete state under a VCPU permutation."""
         src, remap = self.permute_plan(perm)
-        n = self.bounds.vcpus
+        n = self.symmetric_size
         out = []
         for j, k in enumerate(src):
             v = state[k]

@@ -50,10 +50,7 @@ def _shootdown_posting_ipis(s: StepContext, i: int, p: int) -> None:
 
 def _send_ipis_local_only(s: StepContext, i: int) -> None:
     """With ipi-before-drain, send_ipis only flushes the local entry."""
-    p = s.pg[i]
-    s.tlb[i][p] = 0
-    with s.when(s.covers[i]):
-        s.req[i][p] = True
+    s.proc.initiator_flush(i)
     s.pc[i] = SDWAIT
 
 

@@ -6,7 +6,7 @@ steps, each with the step's name, its arguments by parameter name, and (optional
 engine traces) the full state after it::
 
     {"format": "deferral-trace/1", "variant": "reference", "variant_source": "built-in",
-     "bounds": {"vcpus": 2, "pages": 1, "frames": 1, "queue": 1},
+     "bounds": {"vcpus": 2, "pages": 1, "frames": 1, "queue": 1},   (+ other declared bounds)
      "property": "no_stale_translation",
      "expected": {"outcome": "violates", "property": "no_stale_translation"},
      "initial": {...state...},
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from deferral.model.bounds import Bounds, BoundsError
+from deferral.model.bounds import Bounds, BoundsError, loose
 from deferral.traces.files import write_atomic
 
 FORMAT = "deferral-trace/1"
@@ -198,10 +198,11 @@ def _header(doc: dict[str, Any], name: str) -> Trace:
     if not isinstance(variant, str) or not variant:
         raise TraceError(f"{name}: 'variant' must be a non-empty string")
     raw = doc.get("bounds")
-    if not isinstance(raw, dict) or set(raw) != {"vcpus", "pages", "frames", "queue"}:
-        raise TraceError(f"{name}: 'bounds' must be an object with vcpus, pages, frames, queue")
+    if not isinstance(raw, dict) or not {"vcpus", "pages", "frames", "queue"} <= set(raw):
+        raise TraceError(f"{name}: 'bounds' must be an object with vcpus, pages, frames, queue "
+                         "(and any other bound its protocol declares)")
     try:
-        bounds = Bounds(**raw)
+        bounds = loose(raw)  # bounds beyond the four are checked against the protocol on replay
     except BoundsError as exc:
         raise TraceError(f"{name}: bad bounds: {exc}") from None
     prop = doc.get("property")

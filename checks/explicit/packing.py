@@ -94,9 +94,9 @@ class Packer:
         self.parts = tuple(parts)
         self.part_sizes = tuple(part_sizes)
         # ---- features and weights ----
-        perms = layout.permutations if symmetry else (tuple(range(layout.bounds.vcpus)),)
+        perms = layout.permutations if symmetry else (tuple(range(layout.symmetric_size)),)
         self.perms = perms
-        n = layout.bounds.vcpus
+        n = layout.symmetric_size
         # features: every slot's raw value (weight 0 for renamed slots), then for each
         # VCPU-valued slot one indicator column per value (renaming is linear on those)
         renamed = [j for j, s in enumerate(layout.slots) if s.vcpu_valued and symmetry and len(perms) > 1]
@@ -199,7 +199,7 @@ class Packer:
         # row (no gather: most successors of canonical states are canonical already), the
         # other orders only on the rows they fit
         both = self.first_weights_t @ x.T  # exact integers < 2**24
-        n = self.layout.bounds.vcpus
+        n = self.layout.symmetric_size
         sig, y = both[:n], both[n:]
         best = np.stack(self._combine(y, 1, m), axis=1)[0].T.copy()  # (m, words) uint64
         fits = self._fits(sig, self.perm_orders[0])
@@ -361,7 +361,7 @@ def _signature_plan(layout: Layout) -> tuple[np.ndarray | None, np.ndarray | Non
     VCPU and holds no VCPU values; the signature is cut (at a block boundary, so it stays a
     prefix of every VCPU's block) before its radix product would overflow.
     """
-    n = layout.bounds.vcpus
+    n = layout.symmetric_size
     per_vcpu: list[list[int]] = [[] for _ in range(n)]
     for var in layout.variables:
         vdims = [d for d, sort in enumerate(var.index) if sort.vcpu_valued]

@@ -37,12 +37,31 @@ import z3
 from deferral.model.bounds import Bounds
 from deferral.model.invariant import Lemma
 from deferral.model.protocol import Protocol
-from deferral.model.schema import BOOL, FRAME, PAGE, VCPU, Domain, Enum, Layout, Queue
+from deferral.model.schema import BOOL, FRAME, PAGE, VCPU, Domain, Enum, Layout, OrNone, Queue, Sort, Var
 
 #: Candidate readings kept per Spacer clause (positive/negative set forms per slot).
 MAX_VARIANTS = 64
 SORT_NAMES = {"vcpu": ("i", "k", "j", "l"), "page": ("p", "q", "r"), "frame": ("f", "g", "h")}
+#: The reference's parameter sorts; :func:`sort_domains` reads any protocol's declaration.
 SORT_DOMAIN: dict[str, Domain] = {"vcpu": VCPU, "page": PAGE, "frame": FRAME}
+
+
+def sort_domains(variables: Iterable[Var]) -> dict[str, Domain]:
+    """Every sort the variables are indexed by or hold, by name, and the frames (non-zero values)."""
+    out: dict[str, Domain] = {}
+    for var in variables:
+        for d in (*var.index, var.domain):
+            sort = d.sort if isinstance(d, OrNone) else d
+            if isinstance(sort, Sort):
+                out.setdefault(sort.name, sort)
+            elif d is FRAME:
+                out.setdefault("frame", FRAME)
+    return out
+
+
+def param_names(sort: str) -> tuple[str, ...]:
+    """Parameter names of a sort in lemma templates (i, k, ... for VCPUs; s0, s1, ... otherwise)."""
+    return SORT_NAMES.get(sort, tuple(f"{sort[0]}{n}" for n in range(8)))
 Token = Any  # a parameter name (str), an int constant, or "none"
 
 
@@ -96,13 +115,15 @@ class Template:
         return {"params": [list(p) for p in self.params], "clause": [lit.to_json() for lit in self.literals],
                 "shown": self.show()}
 
-    def lemma(self) -> Lemma:
-        params = tuple((name, SORT_DOMAIN[sort]) for name, sort in self.params)
+    def lemma(self, sorts: dict[str, Domain] | None = None) -> Lemma:
+        """The template as a lemma; ``sorts`` maps sort names to domains (default: the reference's)."""
+        sorts = SORT_DOMAIN if sorts is None else sorts
+        params = tuple((name, sorts[sort]) for name, sort in self.params)
         return Lemma(self.body(), params, self._holds)
 
     def _holds(self, s: Any, *args: int) -> Any:
         env = dict(zip((n for n, _ in self.params), args))
-        for sort in SORT_NAMES:
+        for sort in {srt for _, srt in self.params}:
             vals = [env[n] for n, srt in self.params if srt == sort]
             if len(set(vals)) != len(vals) or (sort == "frame" and 0 in vals):
                 return True  # not an instance: parameters of a sort are distinct, frames non-zero
@@ -111,7 +132,7 @@ class Template:
 
 def _value(s: Any, token: Token, env: dict[str, int], domain: Domain | None = None) -> int:
     if token == "none":
-        return s.N
+        return domain.none(s.bounds) if isinstance(domain, OrNone) else s.N
     if isinstance(token, str) and token not in env and isinstance(domain, Enum):
         return domain.parse(token, s.bounds)  # an enum value by name (pc[i] == SdWait)
     return env[token] if isinstance(token, str) else int(token)
@@ -159,10 +180,10 @@ def _value_sort(layout: Layout, slot_no: int) -> str | None:
     if slot.part == "len":
         return None
     domain = slot.var.domain
-    if domain.vcpu_valued:
-        return "vcpu"
-    if domain is PAGE:
-        return "page"
+    if isinstance(domain, OrNone):
+        return domain.sort.name
+    if isinstance(domain, Sort):
+        return domain.name
     if domain is FRAME:
         return "frame"
     return None
@@ -223,21 +244,20 @@ def templates_from_clause(term: Any, atoms: dict[str, tuple[int, int | None]], l
 def _template(combo: Sequence[tuple[int, bool, tuple[Any, ...]]], bools: dict[int, set[bool]], layout: Layout,
               bounds: Bounds) -> Template:
     names: dict[tuple[str, int], str] = {}
+    sorts = sort_domains(layout.variables)
 
     def param(sort: str, small: int) -> str:
         key = (sort, small)
         if key not in names:
             used = sum(1 for s, _ in names if s == sort)
-            names[key] = SORT_NAMES[sort][used]
+            names[key] = param_names(sort)[used]
         return names[key]
 
     def token(sort: str | None, small: int) -> Token:
-        if sort == "vcpu":
-            return "none" if small >= bounds.vcpus else param("vcpu", small)
-        if sort == "page":
-            return param("page", small)
-        if sort == "frame" and small != 0:
-            return param("frame", small)
+        if sort == "frame":
+            return param("frame", small) if small != 0 else small
+        if sort is not None:
+            return "none" if small >= sorts[sort].size(bounds) else param(sort, small)
         return small
 
     def shown(slot_no: int, small: int) -> Token:
@@ -251,7 +271,7 @@ def _template(combo: Sequence[tuple[int, bool, tuple[Any, ...]]], bools: dict[in
     entries += [(j, next(iter(pols)), None) for j, pols in bools.items()]
     for j, positive, vals in sorted(entries, key=lambda e: e[0]):
         slot = layout.slots[j]
-        index = tuple(token("vcpu" if d is VCPU else "page", i) for d, i in zip(slot.var.index, slot.index))
+        index = tuple(token(d.name, i) for d, i in zip(slot.var.index, slot.index))
         if vals == ("has",):
             literals.append(Literal(slot.var.name, index, "has", positive, (param("page", 0),)))
             continue
@@ -264,7 +284,7 @@ def _template(combo: Sequence[tuple[int, bool, tuple[Any, ...]]], bools: dict[in
 def _canonical(t: Template) -> Template:
     """The least (by text) renaming of the parameters within each sort, literals sorted."""
     best: Template | None = None
-    by_sort = {sort: [n for n, s in t.params if s == sort] for sort in SORT_NAMES}
+    by_sort = {sort: [n for n, s in t.params if s == sort] for sort in sorted({s for _, s in t.params})}
     for perms in product(*(permutations(ns) for ns in by_sort.values())):
         rename = {}
         for ns, perm in zip(by_sort.values(), perms):
@@ -310,7 +330,7 @@ def load(text: str) -> list[Template]:
         out = []
         for entry in doc["lemmas"]:
             params = tuple((str(n), str(s)) for n, s in entry["params"])
-            if any(s not in SORT_NAMES for _, s in params):
+            if any(not s.isidentifier() for _, s in params):
                 raise GeneralizeError(f"unknown parameter sort in {params}")
             lits = tuple(Literal(str(l["var"]), tuple(l["index"]), l["part"], bool(l["positive"]),
                                  tuple(l["values"])) for l in entry["clause"])
@@ -325,7 +345,11 @@ def load(text: str) -> list[Template]:
 def check_against(templates: Sequence[Template], layout: Layout) -> None:
     """Raise GeneralizeError if a template names a variable the protocol does not have."""
     names = {v.name: v for v in layout.variables}
+    sorts = sort_domains(layout.variables)
     for t in templates:
+        unknown = sorted({s for _, s in t.params} - set(sorts))
+        if unknown:
+            raise GeneralizeError(f"lemma {t.show()!r}: the protocol has no sort {', '.join(unknown)}")
         for lit in t.literals:
             var = names.get(lit.var)
             if var is None:

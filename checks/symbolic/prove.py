@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from deferral.checks.symbolic.bmc import bmc
-from deferral.checks.symbolic.generalize import Template, check_against, generalize
+from deferral.checks.symbolic.generalize import Template, check_against, generalize, sort_domains
 from deferral.checks.symbolic.induction import check_inductive, houdini
 from deferral.checks.symbolic.pdr import pdr
 from deferral.checks.results import Path
@@ -41,6 +41,7 @@ from deferral.checks.symbolic.encoding import encode
 from deferral.model.bounds import Bounds
 from deferral.model.invariant import INVARIANT, Lemma
 from deferral.model.protocol import Protocol
+from deferral.model.context import StepError
 
 METHODS = ("auto", "bmc", "induction", "pdr")
 AUTO_BMC_DEPTH = 12
@@ -52,7 +53,7 @@ QUICK_BMC_S, QUICK_BMC_SHARE = 10.0, 0.1
 
 def infer_bounds(bounds: Bounds) -> Bounds:
     """Where auto lets Spacer infer lemmas: at most 2 VCPUs, one page, one frame, queue 1."""
-    return Bounds(min(bounds.vcpus, 2), 1, 1, 1)
+    return bounds.replace(vcpus=min(bounds.vcpus, 2), pages=1, frames=1, queue=1)
 
 
 @dataclass
@@ -77,6 +78,18 @@ class ProveResult:
     @property
     def exit_code(self) -> int:
         return {"proved": 0, "violated": 1}.get(self.status, 3)
+
+
+def _misfit(enc: Any, lemmas: tuple[Lemma, ...]) -> str | None:
+    """Why the lemmas cannot be read on this protocol (a variable they name is missing), if so."""
+    model = enc.model
+    for lem in lemmas:
+        try:
+            lem.fn(model.context(model.initial), *(0 for _ in lem.params))
+        except (AttributeError, StepError, KeyError) as exc:
+            return (f"the lemmas do not fit protocol {model.protocol.name} ({exc}); "
+                    "try --method auto, pdr or bmc, or give --lemmas")
+    return None
 
 
 def prove(protocol: Protocol, bounds: Bounds, method: str = "auto", *, depth: int = 20,
@@ -112,7 +125,10 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                       reason=f"no violation up to depth {found.depth}" + (
                           "" if found.depth == depth else f" ({found.reason})"))
 
+    misfit = _misfit(enc, lemmas)
     if method == "induction":
+        if misfit:
+            return result("unknown", route="induction", reason=misfit)
         say(f"induction: {len(lemmas)} lemmas")
         r = check_inductive(protocol, bounds, lemmas, timeout=timeout, enc=enc)
         names = [lem.show() for lem in lemmas]
@@ -171,12 +187,16 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         check_against(templates, enc.layout)
         routes.append(("lemma-file", lambda: templates))
     shipped = ("shipped-lemmas", None)
+    if misfit:
+        log.append(misfit)
+        shipped = ("shipped-lemmas", lambda: None)  # skipped: they name what this protocol lacks
     routes += [("pdr-generalized", inferred), shipped] if infer_first else [shipped, ("pdr-generalized", inferred)]
     for name, source in routes:
         temps = None if source is None else source()
         if source is not None and not temps:
             continue
-        candidates = list(lemmas) if temps is None else [t.lemma() for t in temps]
+        sorts = sort_domains(enc.layout.variables)
+        candidates = list(lemmas) if temps is None else [t.lemma(sorts) for t in temps]
         say(f"auto: Houdini over {len(candidates)} {name} lemma families at {bounds.short()}")
         try:
             alive, hlog = houdini(protocol, bounds, candidates, timeout=left(), enc=enc)
