@@ -112,6 +112,8 @@ def load_variant(spec: str, *, is_file: bool = True) -> Protocol:
     try:
         if not is_file:
             return get_variant(spec)
+        if not spec.strip():
+            raise UsageError("--variant-file: an empty path")
         with deadline(LOAD_LIMIT_S, what):
             return load_variant_file(spec)
     except VariantError as exc:
@@ -123,9 +125,9 @@ def load_variant(spec: str, *, is_file: bool = True) -> Protocol:
 
 
 def protocol_from(args: argparse.Namespace) -> Protocol:
-    if getattr(args, "variant_file", None):
+    if getattr(args, "variant_file", None) is not None:  # "" too: a bad path, not "no file"
         return load_variant(args.variant_file)
-    return load_variant(args.variant, is_file=False)
+    return load_variant(getattr(args, "variant", None) or "reference", is_file=False)
 
 
 @contextmanager
