@@ -94,6 +94,29 @@ ProgressFn = Callable[[Progress], None]
 
 
 @dataclass
+class Coverage:
+    """What a search exercised: per step, transitions and the states enabling it; per
+    property, the states it was evaluated in.
+
+    Counts are over stored states (orbits under symmetry). An invariant is evaluated in
+    every state up to the end of the BFS level where it is first violated; a liveness
+    goal in every state of a complete search (0 when a limit stopped it).
+    """
+
+    transitions: dict[str, int]  # step name -> transitions it produced
+    enabled_in: dict[str, int]  # step name -> states where some instance of it is enabled
+    checked: dict[str, int]  # property name -> states it was evaluated in
+
+    def never_enabled(self) -> list[str]:
+        return [name for name, n in self.enabled_in.items() if n == 0]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"steps": [{"name": name, "transitions": self.transitions[name], "enabled_in": n}
+                          for name, n in self.enabled_in.items()],
+                "properties": [{"name": name, "states_checked": n} for name, n in self.checked.items()]}
+
+
+@dataclass
 class SearchResult:
     variant: str
     bounds: Bounds
@@ -108,6 +131,7 @@ class SearchResult:
     engine: str = "concrete"
     workers: int = 1
     stats: dict[str, Any] = field(default_factory=dict)
+    coverage: Coverage | None = None
 
     def outcome(self, name: str) -> Outcome:
         for o in self.outcomes:

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from deferral.checks.results import Progress, ProgressFn, SearchResult
 from deferral.checks.explicit.search import search
-from deferral.cli.common import (add_bounds, add_variant, bounds_from, check_outputs, console, naming_source, positive,
-                                 protocol_from, seconds)
+from deferral.cli.common import (EXIT_INTERNAL, UsageError, add_bounds, add_variant, bounds_from, check_outputs,
+                                 console, naming_source, positive, protocol_from, seconds)
 from deferral.cli.limits import deadline, grace_for
 from deferral.cli.progress import live_progress
+from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model
+from deferral.model.protocol import Protocol
 from deferral.traces.files import write_atomic
-from deferral.traces.html import search_page
-from deferral.traces.render import print_result
+from deferral.traces.html import coverage_html, search_page
+from deferral.traces.render import coverage_table, never_enabled_warnings, print_result
 from deferral.traces.replay import path_to_trace
+
 
 
 #: The most worker processes --workers takes.
@@ -46,31 +50,49 @@ def register(sub: Any) -> None:
                    help=f"worker processes (1..{MAX_WORKERS}, default: all cores)")
     p.add_argument("--engine", choices=("auto", "vectorized", "plain"), default="auto",
                    help="explorer: vectorized (fast), plain (one state at a time), auto (default)")
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="run the search on a Ray cluster: local:K (K workers on this machine) or a "
+                        "running cluster's address (HOST:6379, auto); needs deferral[cluster]")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     check_outputs(args, "trace_out", "html")
+    if args.cluster is not None and (args.engine == "plain" or args.workers):
+        raise UsageError("--cluster runs its own workers: drop --engine plain / --workers")
     limit = args.time_limit
     levels = LevelRecorder()
     with deadline(limit, "check", grace=grace_for(limit or 0)):
         protocol = protocol_from(args)
         bounds = bounds_from(args, protocol)
         with naming_source(protocol), live_progress(not args.json, f"{protocol.name} {bounds.short()}") as progress:
-            result = search(protocol, bounds, symmetry=not args.no_symmetry, max_states=args.max_states,
-                            time_limit=limit, progress=levels.wrap(progress) if args.html else progress,
-                            workers=args.workers, engine=args.engine)
+            if args.html:
+                progress = levels.wrap(progress)
+            if args.cluster is not None:
+                found = cluster_search(protocol, bounds, args, progress)
+                if found is None:
+                    return EXIT_INTERNAL
+                result = found
+            else:
+                result = search(protocol, bounds, symmetry=not args.no_symmetry, max_states=args.max_states,
+                                time_limit=limit, progress=progress, workers=args.workers, engine=args.engine)
     model = Model(protocol, bounds)
     if args.html:
-        write_atomic(args.html, search_page(model, result, levels.sizes(result)))
+        write_atomic(args.html, search_page(model, result, levels.sizes(result), coverage_html(result)))
     notice = result.stats.get("notice")
     if notice:
         console(stderr=True).print(f"[yellow]notice:[/] {notice}")
     write_traces(model, result, args.trace_out)
+    for warning in never_enabled_warnings(result):
+        console(stderr=True).print(f"[yellow]warning:[/] {warning}", highlight=False)
     if args.json:
         print(json.dumps(result_json(result)))
     else:
-        print_result(console(), model, result)
+        out = console()
+        print_result(out, model, result)
+        table = coverage_table(result)
+        if table is not None:
+            out.print(table)
     return result.exit_code
 
 
@@ -96,6 +118,25 @@ class LevelRecorder:
             out.append(now - before)
             before = now
         return out
+
+
+def cluster_search(protocol: Protocol, bounds: Bounds, args: argparse.Namespace,
+                   progress: ProgressFn | None) -> SearchResult | None:
+    """The search on a Ray cluster (imported here only: the plain path never loads Ray).
+
+    A failure of the cluster during the search is reported in one line and gives None:
+    no verdict.
+    """
+    from deferral.checks.explicit.cluster import ClusterError, ClusterUnavailable, explore_cluster
+
+    try:
+        return explore_cluster(protocol, bounds, args.cluster, symmetry=not args.no_symmetry,
+                               max_states=args.max_states, time_limit=args.time_limit, progress=progress)
+    except ClusterUnavailable as exc:
+        raise UsageError(str(exc)) from None
+    except ClusterError as exc:
+        print(f"deferral: cluster failure, no verdict: {exc}", file=sys.stderr)
+        return None
 
 
 def trace_paths(base: str, names: list[str]) -> list[str]:
@@ -135,6 +176,7 @@ def result_json(result: SearchResult) -> dict[str, Any]:
         "engine": result.engine,
         "workers": result.workers,
         "stats": _plain(result.stats),
+        "coverage": result.coverage.to_json() if result.coverage is not None else None,
     }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -28,8 +29,21 @@ class UsageError(Exception):
     """Bad input: printed as one line, exit code 2."""
 
 
+def plain_text(text: str) -> str:
+    """Help text without reST markup: ``x`` and :class:`~a.B` become x and B."""
+    text = re.sub(r":[a-z]+:`~?(?:[\w.]*\.)?([^`]+)`", r"\1", text)
+    return re.sub(r"``([^`]+)``", r"\1", text)
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but a bad flag raises UsageError instead of exiting by itself."""
+    """argparse, but a bad flag raises UsageError instead of exiting by itself, and help
+    texts taken from docstrings are shown without their reST markup."""
+
+    def format_help(self) -> str:
+        return plain_text(super().format_help())
+
+    def format_usage(self) -> str:
+        return plain_text(super().format_usage())
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{self.prog}: {message}")

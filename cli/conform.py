@@ -5,8 +5,10 @@ the engine's state must equal the model's, and at each state the steps the model
 enables must be exactly the steps the engine can take. Paths: every path up to
 ``--depth``, ``--random-walks K --length L --seed X``, or ``--counterexamples`` (the
 variant's shortest counterexample; the engine's own state must then break the property).
-Exit 0 conforms, 1 mismatch (or the engine does not reproduce a counterexample), 2 bad
-input, 3 a work limit stopped it first.
+With ``--variant-file PATH`` the file must define ``ENGINE`` beside ``VARIANT`` (the same
+change in the engine, a subclass of ``deferral.engine.Hypervisor``). Exit 0 conforms, 1
+mismatch (or the engine does not reproduce a counterexample), 2 bad input (a variant
+file without ENGINE among it), 3 a work limit stopped it first.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ import argparse
 import json
 from typing import Any
 
-from deferral.cli.common import (EXIT_OK, EXIT_UNKNOWN, EXIT_VIOLATED, UsageError, add_bounds, add_variant,
-                                 bounds_from, protocol_from, seconds)
-from deferral.engine.bugs import UnknownVariant, bugs_for
+from deferral.cli.common import (EXIT_OK, EXIT_UNKNOWN, EXIT_VIOLATED, UsageError, add_bounds, bounds_from,
+                                 protocol_from, seconds)
+from deferral.cli.engine import add_engine_variant, engine_from
+from deferral.engine.bugs import bugs_for
 from deferral.engine.conform import ConformReport, conform_counterexamples, conform_depth, conform_random
+from deferral.engine.hypervisor import EngineSpec
 from deferral.model.concrete import Model
 
 MAX_DEPTH = 40
@@ -27,7 +31,7 @@ MAX_DEPTH = 40
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("conform", help="check the engine against the model step by step",
                               description=__doc__)
-    add_variant(p)
+    add_engine_variant(p)
     add_bounds(p)
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--depth", type=int, metavar="D", help=f"every path up to D steps (1..{MAX_DEPTH})")
@@ -64,21 +68,18 @@ def _validate(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     _validate(args)
     bounds = bounds_from(args)
-    if getattr(args, "variant_file", None):
-        raise UsageError("the engine implements only the published variants; --variant-file is for the model")
-    protocol = protocol_from(args)
-    try:
-        bugs = bugs_for(protocol.name)
-    except UnknownVariant as exc:
-        raise UsageError(str(exc)) from None
+    protocol, engine = engine_from(args)
+    if protocol is None:
+        protocol = protocol_from(args)
+    spec: EngineSpec = engine if engine is not None else bugs_for(protocol.name)
     model = Model(protocol, bounds)
     if args.depth is not None:
-        report = conform_depth(model, bugs, args.depth, max_steps=args.max_steps, time_limit=args.time_limit,
+        report = conform_depth(model, spec, args.depth, max_steps=args.max_steps, time_limit=args.time_limit,
                                prune=not args.no_prune)
     elif args.random_walks is not None:
-        report = conform_random(model, bugs, args.random_walks, args.length, args.seed)
+        report = conform_random(model, spec, args.random_walks, args.length, args.seed)
     else:
-        report = conform_counterexamples(model, bugs, max_states=args.max_states, time_limit=args.time_limit)
+        report = conform_counterexamples(model, spec, max_states=args.max_states, time_limit=args.time_limit)
     if args.json:
         print(json.dumps(report.to_json()))
     else:

@@ -6,8 +6,11 @@ judges, and prints a summary: steps, shootdowns, drains, IPIs, the steps after w
 model's invariants failed on the engine's own state (ghost variables computed by the
 model along the engine's steps), steps where the engine diverged from the model, and
 shootdowns stuck waiting at the end (detected with a grace timeout; a run never hangs).
-Exit 0 clean, 1 violation or stuck shootdown, 4 divergence from the model (and nothing
-else), 2 bad input, 3 a VCPU thread failed.
+A published ``--variant`` runs as the bug a developer could write; ``--variant-file PATH``
+runs a user's change, which the file must make in both places: ``VARIANT`` (the model,
+which judges) and ``ENGINE`` (a subclass of ``deferral.engine.Hypervisor``); a file
+without ``ENGINE`` is bad input. Exit 0 clean, 1 violation or stuck shootdown, 4
+divergence from the model (and nothing else), 2 bad input, 3 a VCPU thread failed.
 """
 
 from __future__ import annotations
@@ -18,20 +21,49 @@ from typing import Any
 
 import math
 
-from deferral.cli.common import (EXIT_OK, EXIT_UNKNOWN, EXIT_VIOLATED, UsageError, add_bounds, add_variant, bounds_from,
+from deferral.cli.common import (EXIT_OK, EXIT_UNKNOWN, EXIT_VIOLATED, UsageError, add_bounds, bounds_from,
                                  check_outputs)
-from deferral.engine.bugs import UnknownVariant, bugs_for
+from deferral.engine.bugs import VARIANT_BUGS, UnknownVariant, bugs_for
+from deferral.engine.hypervisor import Hypervisor
 from deferral.engine.runner import RunConfig, run as run_engine
+from deferral.engine.user import load_engine_file
+from deferral.model.protocol import Protocol
+from deferral.model.variants import VariantError
 
 MAX_SECONDS = 3600.0
 EXIT_DIVERGED = 4  # as replay: the engine did what the model does not
+
+
+def add_engine_variant(parser: argparse.ArgumentParser) -> None:
+    """--variant NAME (a published variant, as an engine bug) or --variant-file PATH (with ENGINE)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--variant", default="reference", metavar="NAME",
+                       help=f"published variant, run as the engine bug: {', '.join(VARIANT_BUGS)} "
+                            "(default reference)")
+    group.add_argument("--variant-file", metavar="PATH",
+                       help="a Python file defining VARIANT (the model's change) and ENGINE (the same change "
+                            "in the engine: a subclass of deferral.engine.Hypervisor); without ENGINE: exit 2")
+
+
+def engine_from(args: argparse.Namespace) -> tuple[Protocol | None, type[Hypervisor] | None]:
+    """The user's (VARIANT, ENGINE) for --variant-file, or (None, None) for a published --variant."""
+    if getattr(args, "variant_file", None):
+        try:
+            return load_engine_file(args.variant_file)
+        except VariantError as exc:
+            raise UsageError(str(exc)) from None
+    try:
+        bugs_for(args.variant)
+    except UnknownVariant as exc:
+        raise UsageError(str(exc)) from None
+    return None, None
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("engine", help="run the threaded engine", description=__doc__)
     sub = parser.add_subparsers(dest="engine_command", metavar="ACTION", parser_class=type(parser))
     p = sub.add_parser("run", help="run the engine under random guests", description=__doc__)
-    add_variant(p)
+    add_engine_variant(p)
     add_bounds(p)
     p.add_argument("--seconds", type=float, default=1.0, help="how long the guests run (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the guest programs (default 0)")
@@ -48,12 +80,7 @@ def register(subparsers: Any) -> None:
 
 def config_from(args: argparse.Namespace) -> RunConfig:
     bounds = bounds_from(args)
-    if getattr(args, "variant_file", None):
-        raise UsageError("the engine implements only the published variants; --variant-file is for the model")
-    try:
-        bugs_for(args.variant)
-    except UnknownVariant as exc:
-        raise UsageError(str(exc)) from None
+    protocol, engine = engine_from(args)
     if not math.isfinite(args.seconds) or not 0 < args.seconds <= MAX_SECONDS:
         raise UsageError(f"--seconds must be more than 0 and at most {MAX_SECONDS:g}, got {args.seconds:g}")
     if not math.isfinite(args.grace) or not 0 < args.grace <= 60:
@@ -65,8 +92,9 @@ def config_from(args: argparse.Namespace) -> RunConfig:
     if args.jsonl and not args.trace_out:
         raise UsageError("--jsonl needs --trace-out FILE")
     check_outputs(args, "trace_out")
-    return RunConfig(bounds, args.variant, args.seconds, args.seed, args.snapshots, args.trace_out,
-                     args.jsonl, args.grace, max_steps=args.max_steps)
+    return RunConfig(bounds, protocol.name if protocol else args.variant, args.seconds, args.seed,
+                     args.snapshots, args.trace_out, args.jsonl, args.grace, max_steps=args.max_steps,
+                     protocol=protocol, engine=engine)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,7 +116,7 @@ def _human(s: dict[str, Any]) -> str:
     b = s["bounds"]
     v = s["violations"]
     lines = [
-        f"engine run: variant {s['variant']} at N={b['vcpus']},V={b['pages']},F={b['frames']},Q={b['queue']}, "
+        f"engine run: variant {s['variant']} (engine {s['engine']}) at N={b['vcpus']},V={b['pages']},F={b['frames']},Q={b['queue']}, "
         f"seed {s['seed']}, {s['elapsed_s']:.2f} s ({s['locking']})",
         f"  steps {s['steps']}: " + ", ".join(f"{k} {n}" for k, n in s["by_step"].items()),
         f"  shootdowns {s['shootdowns']['started']} started, {s['shootdowns']['completed']} completed; "

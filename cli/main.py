@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+from importlib import metadata
 import sys
 from typing import Sequence
 
@@ -29,6 +30,7 @@ def build_parser() -> ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true",
                         help="on an internal error, print the traceback (also accepted after the command)")
+    parser.add_argument("--version", action="version", version=f"deferral {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     for name in COMMANDS:
         try:
@@ -46,6 +48,14 @@ def _split_debug(argv: list[str]) -> tuple[list[str], bool]:
     end = argv.index("--") if "--" in argv else len(argv)
     kept = [a for a in argv[:end] if a != "--debug"] + argv[end:]
     return kept, len(kept) != len(argv)
+
+
+def version() -> str:
+    """The installed package's version."""
+    try:
+        return metadata.version("deferral")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
 from typing import Any
 
 from rich.text import Text
@@ -31,6 +32,9 @@ from deferral.traces.replay import ReplayReport, replay
 
 #: Default --time-limit of replay: a trace replays in well under a second.
 DEFAULT_LIMIT_S = 60.0
+#: Traces longer than this are summarized unless --full is given; the summary shows the last TAIL steps.
+SUMMARY_AFTER = 40
+TAIL = 10
 
 
 def register(sub: Any) -> None:
@@ -43,6 +47,9 @@ def register(sub: Any) -> None:
     group.add_argument("--variant-file", metavar="PATH", help="judge with the variant a Python file defines")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     p.add_argument("--html", metavar="FILE", help="write the replayed trace as a self-contained HTML timeline")
+    p.add_argument("--full", action="store_true",
+                   help=f"print every step (default: a summary and the last {TAIL} steps when the trace "
+                        f"has more than {SUMMARY_AFTER})")
     p.add_argument("--quiet", action="store_true", help="print only the verdict line")
     p.add_argument("--time-limit", type=seconds(), default=DEFAULT_LIMIT_S, metavar="S",
                    help=f"give up after S seconds, exit 3 (default {DEFAULT_LIMIT_S:g}; a step that never "
@@ -109,9 +116,13 @@ def run(args: argparse.Namespace) -> int:
         return code
     out = console()
     model = Model(protocol, trace.bounds)
-    if not args.quiet and len(report.path) > 1:
-        out.print(path_table(model, report.path, f"{trace.variant} at {model.bounds.short()}: "
-                                                     f"{report.steps_replayed} steps replayed"))
+    title = f"{trace.variant} at {model.bounds.short()}: {report.steps_replayed} steps replayed"
+    if not args.quiet and len(report.path) - 1 > SUMMARY_AFTER and not args.full:
+        out.print(summary(report, title))
+        out.print(path_table(model, report.path[-TAIL - 1:], f"the last {TAIL} steps (--full for all)",
+                             first=len(report.path) - TAIL))
+    elif not args.quiet and len(report.path) > 1:
+        out.print(path_table(model, report.path, title))
     if report.divergence is not None and not args.quiet:
         d = report.divergence
         for field in sorted(set(d.expected) | set(d.actual)):
@@ -122,6 +133,18 @@ def run(args: argparse.Namespace) -> int:
     style = "green" if code == 0 else "bold red"
     out.print(Text(line, style=style))
     return code
+
+
+def summary(report: ReplayReport, title: str) -> Text:
+    """A long trace in a few lines: how often each step ran, and where properties broke."""
+    counts = Counter(action.step.name for action, _ in report.path[1:] if action is not None)
+    text = Text(title + "\n", style="bold")
+    text.append("steps: " + ", ".join(f"{name} ×{n:,}" for name, n in counts.most_common()) + "\n")
+    if report.violations:
+        first = report.violations[0]
+        text.append(f"{len(report.violations)} property violation(s), the first after step {first[0]}: "
+                    f"{first[1].describe()}\n", style="red")
+    return text
 
 
 def report_json(report: ReplayReport, code: int, line: str) -> dict[str, Any]:

@@ -14,7 +14,12 @@ from deferral.model.variants import PUBLISHED
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("variants", help="list the published variants and what each changes")
+    p = sub.add_parser("variants", help="list the published variants and what each changes",
+                       description="List the published variants of the protocol: for each, what it changes "
+                                   "(steps, procedures, variables, properties replaced, added or removed) "
+                                   "and what it means. With --variant-file, describe a variant a Python file "
+                                   "defines (VARIANT = REFERENCE.derive(...)). docs/protocol.md has the "
+                                   "verdicts the tests check.")
     p.add_argument("--variant-file", metavar="PATH", help="describe the variant a Python file defines")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     p.set_defaults(func=run)

@@ -9,8 +9,14 @@
   variables), trace recording;
 * :mod:`~deferral.engine.judge`: the model judging a run: ghost variables and invariants
   computed by the model's own steps along the engine's steps;
-* :mod:`~deferral.engine.conform`: single-stepping the engine along model paths.
+* :mod:`~deferral.engine.conform`: single-stepping the engine along model paths;
+* :mod:`~deferral.engine.user`: a user's ``ENGINE`` (a :class:`Hypervisor` subclass) from a
+  variant file.
 
 The hypervisor side (hypervisor, bugs, guest, memory, queue, vcpu) never uses the model;
 the judge's side (judge, tracing, conform, runner) runs the model to judge it.
 """
+
+from deferral.engine.hypervisor import Hypervisor
+
+__all__ = ["Hypervisor"]

@@ -79,6 +79,7 @@ class Recorder:
     def __init__(self, hv: Hypervisor, model: Model, *, snapshots: bool = False,
                  jsonl: str | Path | None = None, keep: bool = True, check: bool = True) -> None:
         self.variant = model.protocol.name
+        self.source = model.protocol.source
         self.bounds = hv.bounds
         self.snapshots = snapshots
         self.initial = snapshot(hv)
@@ -91,7 +92,8 @@ class Recorder:
         hv.observer = self
 
     def _header(self, steps: list[TraceStep]) -> Trace:
-        return Trace(self.variant, self.bounds, steps, self.initial, note="recorded by deferral engine")
+        return Trace(self.variant, self.bounds, steps, self.initial, variant_source=self.source,
+                     note="recorded by deferral engine")
 
     def __call__(self, hv: Hypervisor, ev: Event) -> None:
         st = self.stats

@@ -2,11 +2,15 @@
 
 Draining a notice for page p resyncs the draining VCPU's own shadow entry from the guest
 PTE, and clears (zaps) every other VCPU's shadow entry of p, so that they fault it in
-again from the guest PTE the next time they touch the page. Check it with::
+again from the guest PTE the next time they touch the page. The file makes the change in
+the model (``VARIANT``) and in the engine (``ENGINE``). Check it with::
 
     deferral regress --baseline reference --candidate examples/drain_zaps.py
+    deferral engine run --variant-file examples/drain_zaps.py --seconds 1
+    deferral conform --variant-file examples/drain_zaps.py --depth 4
 """
 
+from deferral.engine import Hypervisor
 from deferral.model import REFERENCE
 
 
@@ -22,3 +26,16 @@ VARIANT = REFERENCE.derive(
     doc="Draining zaps other VCPUs' shadow entries instead of resyncing them.",
     procedures={"resync": zap},
 )
+
+
+class ZappingHypervisor(Hypervisor):
+    """The engine with the same change: draining a notice zaps the other VCPUs' entries."""
+
+    def resync(self, drainer, page):
+        guest = self.gpt[page]
+        for vcpu in self.vcpus:
+            if vcpu.shadow[page] != 0:
+                vcpu.shadow[page] = guest if vcpu.index == drainer else 0
+
+
+ENGINE = ZappingHypervisor

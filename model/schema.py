@@ -48,6 +48,9 @@ class Domain:
 class _Bool(Domain):
     name = "bool"
 
+    def __reduce__(self) -> str:  # one instance (compared with ``is``), also when unpickled
+        return "BOOL"
+
     def size(self, b: Bounds) -> int:
         return 2
 
@@ -85,6 +88,9 @@ class Range(Domain):
 
 class _Frame(Domain):
     name = "frame"
+
+    def __reduce__(self) -> str:  # one instance (compared with ``is``), also when unpickled
+        return "FRAME"
 
     def size(self, b: Bounds) -> int:
         return b["frames"] + 1

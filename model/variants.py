@@ -113,6 +113,12 @@ def get_variant(name: str) -> Protocol:
 
 def load_variant_file(path: str | Path) -> Protocol:
     """Load ``VARIANT`` from a user's Python file; any failure is a one-line VariantError."""
+    return load_variant_namespace(path)[0]
+
+
+def load_variant_namespace(path: str | Path) -> tuple[Protocol, dict[str, Any]]:
+    """``VARIANT`` and every other name a user's variant file defines (such as ``ENGINE``,
+    which the engine's commands read); any failure is a one-line VariantError."""
     path = Path(path)
     if not path.is_file():
         raise VariantError(f"variant file {path}: no such file")
@@ -143,7 +149,7 @@ def load_variant_file(path: str | Path) -> Protocol:
     if not isinstance(variant, Protocol):
         raise VariantError(f"variant file {path}: VARIANT is a {type(variant).__name__}, not a Protocol "
                            "(make it with REFERENCE.derive(...))")
-    return _with_source(variant, str(path))
+    return _with_source(variant, str(path)), dict(vars(module))
 
 
 def _with_source(protocol: Protocol, source: str) -> Protocol:

@@ -196,6 +196,20 @@ def table(head: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "data")
     return f'<table class="{cls}"><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
 
 
+def coverage_html(result: SearchResult) -> str:
+    """The coverage table of a search: never-enabled steps stand out."""
+    cov = result.coverage
+    if cov is None:
+        return ""
+    rows = [[f"<code>{esc(name)}</code>", f"{cov.transitions[name]:,}",
+             (f'<span class="no">{n:,} (never enabled)</span>' if n == 0 else f"{n:,}")]
+            for name, n in cov.enabled_in.items()]
+    rows += [[f"property <code>{esc(name)}</code>", "", f"checked in {n:,}"] for name, n in cov.checked.items()]
+    unit = "orbits" if result.symmetry else "states"
+    return (f"<h2>Coverage (counts over stored {unit})</h2>"
+            + table(["step", "transitions", "enabled in"], rows))
+
+
 def status(text: str) -> str:
     cls = {"holds": "ok", "proved": "ok", "passes": "ok", "violated": "no", "violates": "no",
            "LOST": "no", "NEW": "no", "unknown": "unk"}.get(text.split(" ")[0], "")

@@ -11,14 +11,16 @@ from deferral.checks.results import Outcome, Path, SearchResult
 from deferral.model.concrete import Model, show_value
 
 
-def path_table(model: Model, path: Path, title: str) -> Table:
-    """One row a step: the step and its arguments, then only the fields it changed."""
+def path_table(model: Model, path: Path, title: str, first: int = 1) -> Table:
+    """One row a step: the step and its arguments, then only the fields it changed.
+
+    ``first`` is the number of the step ``path[1]`` (a path cut from a longer one)."""
     table = Table(title=title, title_justify="left", show_lines=False)
     table.add_column("#", justify="right", style="dim")
     table.add_column("step", style="bold cyan", no_wrap=True)
     table.add_column("changes")
     previous = path[0][1]
-    for number, (action, state) in enumerate(path[1:], start=1):
+    for number, (action, state) in enumerate(path[1:], start=first):
         assert action is not None
         changes = model.layout.diff(previous, state)
         text = Text()
@@ -54,6 +56,34 @@ def print_outcome_path(console: Console, model: Model, outcome: Outcome) -> None
         console.print(Text.assemble(("✗ ", "bold red"), (
             f"{outcome.name}: from this state no state where the goal holds is reachable, "
             f"whatever runs next ({waiting})", "red")))
+
+
+def coverage_table(result: SearchResult) -> Table | None:
+    """Per step: transitions produced and states enabling it; per property: states checked."""
+    cov = result.coverage
+    if cov is None:
+        return None
+    unit = "orbits" if result.symmetry else "states"
+    table = Table(title=f"Coverage (counts over stored {unit})", title_justify="left")
+    table.add_column("step", style="cyan", no_wrap=True)
+    table.add_column("transitions", justify="right")
+    table.add_column("enabled in", justify="right")
+    for name, n in cov.enabled_in.items():
+        style = "bold yellow" if n == 0 else ""
+        table.add_row(name, Text(f"{cov.transitions[name]:,}", style=style), Text(f"{n:,}", style=style))
+    for name, n in cov.checked.items():
+        table.add_row(Text(f"property {name}", style="default"), "", Text(f"checked in {n:,}"))
+    return table
+
+
+def never_enabled_warnings(result: SearchResult) -> list[str]:
+    """One warning per step that no explored state enables."""
+    if result.coverage is None:
+        return []
+    where = "any reachable state" if result.complete else f"the {result.states:,} states explored"
+    return [f"step {name} is never enabled in {where} at {result.bounds.short()}: a step that never fires "
+            "checks nothing (a bug in the variant, or bounds too small for it)"
+            for name in result.coverage.never_enabled()]
 
 
 def print_result(console: Console, model: Model, result: SearchResult) -> None:

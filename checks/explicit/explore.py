@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from deferral.checks.explicit.liveness import unreachable_goal
-from deferral.checks.results import Outcome, Progress, ProgressFn, SearchResult, path_from_parents
+from deferral.checks.results import Coverage, Outcome, Progress, ProgressFn, SearchResult, path_from_parents
 from deferral.model.concrete import Model, State
 
 
@@ -40,6 +40,9 @@ def explore(
     depth = 0
     transitions = 0
     stopped_by = None
+    fired = {st.name: 0 for st in model.protocol.steps}
+    enabled_in = dict(fired)
+    checked = {prop.name: 0 for prop in model.protocol.properties}
 
     def check(n: int) -> None:
         for prop in invariants:
@@ -50,8 +53,11 @@ def explore(
     while frontier and stopped_by is None:
         nxt: list[int] = []
         for n in frontier:
+            enabled: set[str] = set()
             for action, succ in model.successors(states[n]):
                 transitions += 1
+                fired[action.step.name] += 1
+                enabled.add(action.step.name)
                 k = key(succ)
                 m = index.get(k)
                 if m is None:
@@ -66,16 +72,25 @@ def explore(
                     nxt.append(m)
                     check(m)
                 edges.append((n, m))
+            for name in enabled:
+                enabled_in[name] += 1
             if stopped_by is None and time_limit is not None and time.monotonic() - start > time_limit:
                 stopped_by = "time-limit"
             if stopped_by:
                 break
         if nxt:
             depth += 1
+        for prop in invariants:  # evaluated through the level where it first fails
+            if first_bad.get(prop.name, len(states)) >= len(states) - len(nxt):
+                checked[prop.name] = len(states)
         frontier = nxt
         if progress:
             progress(Progress(len(states), transitions, depth, len(frontier), time.monotonic() - start))
     complete = stopped_by is None
+    for prop in invariants:
+        checked[prop.name] = max(checked[prop.name], 1)  # the initial state, at least
+    for prop in model.liveness:
+        checked[prop.name] = len(states) if complete else 0
 
     outcomes: list[Outcome] = []
     for prop in model.protocol.properties:
@@ -97,4 +112,5 @@ def explore(
                 path = path_from_parents(model, parent, via, stuck, symmetry=symmetry)
                 outcomes.append(Outcome(prop.name, "liveness", "violated", path))
     return SearchResult(model.protocol.name, model.bounds, symmetry, len(states), transitions, depth,
-                        time.monotonic() - start, complete, stopped_by, outcomes)
+                        time.monotonic() - start, complete, stopped_by, outcomes,
+                        coverage=Coverage(fired, enabled_in, checked))

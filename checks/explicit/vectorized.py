@@ -42,7 +42,7 @@ from deferral.checks.explicit.kernels import Kernel, compile_action, compile_pro
 from deferral.checks.explicit.numpy_ops import NotVectorizable, guard_mask, property_holds, successors
 from deferral.checks.explicit.packing import Packer, blas_threads
 from deferral.checks.explicit.parallel import ordered_map
-from deferral.checks.results import Outcome, Path, Progress, ProgressFn, SearchResult, path_from_parents
+from deferral.checks.results import Coverage, Outcome, Path, Progress, ProgressFn, SearchResult, path_from_parents
 from deferral.checks.explicit.visited import Visited
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model, State
@@ -126,6 +126,8 @@ class _Chunk:
     actions: np.ndarray  # and the action it took
     target: np.ndarray | None  # per successor: state number, or -(1 + candidate index)
     all_parents: np.ndarray | None  # per successor: level-local frontier row
+    fired: np.ndarray  # per action: transitions it produced from the chunk (coverage)
+    enabled: np.ndarray  # per step: chunk rows where some instance of it is enabled
 
 
 class _Search:
@@ -164,6 +166,10 @@ class _Search:
                              for p in (*self.invariants, *self.lives)}
         self.parent = np.zeros(0, dtype=np.uint32)
         self.via = np.zeros(0, dtype=self.action_dtype)
+        # coverage: each action's step, and per property the states it was evaluated in
+        self.step_names = [st.name for st in model.protocol.steps]
+        self.step_of = [self.step_names.index(a.step.name) for a in model.actions]
+        self.checked = {p.name: 0 for p in model.protocol.properties}
 
     # ---- successor generation ----------------------------------------------------------
     def expand(self, rows: np.ndarray, offset: int, visited: Visited) -> "_Chunk":
@@ -171,6 +177,8 @@ class _Search:
         with the first (parent, action) reaching each, and every successor's target."""
         key_parts, parents, actions = [], [], []
         name = self.model.protocol.name
+        fired = np.zeros(len(self.model.actions), dtype=np.int64)
+        enabled = np.zeros((len(self.step_names), rows.shape[0]), dtype=bool)
         for action in self.model.actions:
             label = self.labels[action.index]
             kernel = self.kernels[action.index]
@@ -186,6 +194,8 @@ class _Search:
                     idx = np.flatnonzero(mask)
                 if idx.size == 0:
                     continue
+                fired[action.index] = idx.size
+                enabled[self.step_of[action.index], idx] = True
                 if kernel.effect is not None:
                     out = np.take(rows, idx, axis=0)  # far faster than rows[idx] on 2-D rows
                     kernel.effect(out)
@@ -201,9 +211,10 @@ class _Search:
             del out
             parents.append(idx.astype(np.int64) + offset)
             actions.append(np.full(idx.size, action.index, dtype=self.action_dtype))
+        per_step = enabled.sum(axis=1)
         if not key_parts:
             return _Chunk(0, np.zeros(0, self.packer.key_dtype), np.zeros(0, np.int64),
-                          np.zeros(0, self.action_dtype), None, None)
+                          np.zeros(0, self.action_dtype), None, None, fired, per_step)
         keys = np.concatenate(key_parts)
         del key_parts
         par = np.concatenate(parents)
@@ -224,7 +235,8 @@ class _Search:
             target = np.empty(keys.shape[0], dtype=np.int64)
             target[order] = code[np.cumsum(first) - 1]
         pos = first_pos[fresh]
-        return _Chunk(keys.shape[0], uniq[fresh], par[pos], act[pos], target, par if self.lives else None)
+        return _Chunk(keys.shape[0], uniq[fresh], par[pos], act[pos], target, par if self.lives else None,
+                      fired, per_step)
 
     def _chunk_results(self, frontier: np.ndarray, visited: Visited) -> Generator["_Chunk", None, None]:
         """Each chunk's results, in chunk order (computed by forked workers when > 1)."""
@@ -261,6 +273,8 @@ class _Search:
         first_bad: dict[str, int] = {}
         n_states, base, depth, transitions = 1, 0, 0, 0
         stopped_by: str | None = None
+        fired = np.zeros(len(self.model.actions), dtype=np.int64)
+        enabled = np.zeros(len(self.step_names), dtype=np.int64)
         self._check(frontier, 0, first_bad, goals)
         last_report = time.monotonic()
         while frontier.shape[0] and stopped_by is None:
@@ -269,6 +283,8 @@ class _Search:
             for chunk in level:
                 chunks.append(chunk)
                 transitions += chunk.successors
+                fired += chunk.fired
+                enabled += chunk.enabled
                 now = time.monotonic()
                 if self.time_limit is not None and now - self.start > self.time_limit:
                     stopped_by = "time-limit"
@@ -330,6 +346,8 @@ class _Search:
                 self.progress(Progress(n_states, transitions, depth, frontier.shape[0],
                                        last_report - self.start))
         complete = stopped_by is None
+        for prop in self.lives:
+            self.checked[prop.name] = n_states if complete else 0
         edge_bytes = sum(a.nbytes + b.nbytes for a, b in zip(edges_src, edges_dst))
         parent = np.concatenate(parents)
         via = np.concatenate(vias)
@@ -366,9 +384,14 @@ class _Search:
             "chunk_rows": CHUNK_ROWS,
             "actions": len(self.model.actions),
         }
+        per_step = {name: 0 for name in self.step_names}
+        for a, n in enumerate(fired.tolist()):
+            per_step[self.step_names[self.step_of[a]]] += n
+        coverage = Coverage(per_step, dict(zip(self.step_names, enabled.tolist())), dict(self.checked))
         return SearchResult(self.model.protocol.name, self.model.bounds, self.symmetry, n_states,
                             transitions, depth, time.monotonic() - self.start, complete, stopped_by,
-                            outcomes, engine="vectorized", workers=self.workers, stats=stats)
+                            outcomes, engine="vectorized", workers=self.workers, stats=stats,
+                            coverage=coverage)
 
     def _prune_edges(self, targets: list[tuple[np.ndarray, np.ndarray]], base: int, level_rows: int,
                      goals: dict[str, "_Flags"], edges_src: list[np.ndarray],
@@ -400,6 +423,7 @@ class _Search:
             return
         for prop in self.invariants:
             if prop.name not in first_bad:
+                self.checked[prop.name] += rows.shape[0]
                 holds = self._holds(rows, prop)
                 if not holds.all():
                     first_bad[prop.name] = base + int(np.flatnonzero(~holds)[0])

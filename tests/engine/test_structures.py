@@ -53,8 +53,9 @@ def test_random_programs_are_reproducible_from_the_seed() -> None:
         Op("jump")
 
 
-#: The judge's side of engine/: it runs the model along the engine's steps.
-JUDGE_SIDE = {"judge.py", "tracing.py", "conform.py", "runner.py", "__init__.py"}
+#: The judge's side of engine/: it runs the model along the engine's steps (user.py loads
+#: a user's VARIANT with its ENGINE).
+JUDGE_SIDE = {"judge.py", "tracing.py", "conform.py", "runner.py", "user.py", "__init__.py"}
 
 
 def _imports(path: Path) -> set[str]:

@@ -1,0 +1,566 @@
+"""The level-synchronous search on a Ray cluster: actors own hash partitions of the visited set.
+
+``deferral check --cluster ADDRESS`` runs here. Each :class:`Partition` actor owns the
+states whose key hashes to it (:func:`owner_of`): its part of the visited set, of every
+BFS level, and each of its states' BFS parent (the parent's key) and the action that
+reached it. One BFS level is three rounds driven by :class:`_ClusterSearch`:
+
+1. ``expand``: every partition expands its part of the frontier
+   (:class:`~deferral.checks.explicit.expand.Expander`, the single-machine search's step
+   kernels), deduplicates the successors and returns one bucket per owner partition;
+   the buckets are Ray objects, so they travel through the object store straight to
+   their owners (the driver only passes references along);
+2. ``receive``: each owner merges the buckets routed to it and keeps the keys it has not
+   visited (the driver learns how many);
+3. ``commit``: each owner numbers its new states (in key order), checks the invariants on
+   them and makes them its part of the next frontier. The driver's ``--max-states``
+   quota is applied here, so a limit cuts the search at exactly that many states.
+
+Results equal the single-machine search's: the same states and transitions are counted,
+and a counterexample leads to the least-key violating state of the first BFS level that
+has one, by a chain of BFS parents, so it is a shortest one (paths of equal length may
+differ in their choice of parents). ``shootdowns_can_complete`` (AG EF) is checked too:
+with liveness properties each owner also keeps the reversed edges into its states, and a
+distributed backward search from the goal states marks every state that can reach one;
+the counterexample leads to the least (depth, key) state that cannot. Ray is imported
+only here: the single-machine path never loads it.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from typing import Any
+
+import numpy as np
+
+from deferral.checks.explicit.expand import Expander
+from deferral.checks.explicit.numpy_ops import NotVectorizable
+from deferral.checks.explicit.packing import Packer, blas_threads
+from deferral.checks.explicit.visited import Visited
+from deferral.checks.results import Outcome, Path, Progress, ProgressFn, SearchResult, path_from_parents
+from deferral.model.bounds import Bounds
+from deferral.model.concrete import Model
+from deferral.model.context import StepError
+from deferral.model.protocol import Protocol
+
+#: Frontier rows unpacked and expanded at a time inside a partition.
+CHUNK_ROWS = 1 << 16
+#: Driver-side key: an int (one 64-bit word) or big-endian bytes (several); both order as keys do.
+KeyObj = int | bytes
+
+
+class ClusterUnavailable(Exception):
+    """Ray is not installed, or the cluster address cannot be used: bad input, no search ran."""
+
+
+class ClusterError(Exception):
+    """The cluster failed during the search (a worker died, ...): no verdict."""
+
+
+def parse_address(address: str) -> tuple[str | None, int | None]:
+    """``local:K`` -> (None, K): start a K-CPU Ray on this machine; else (address, None)."""
+    if address.startswith("local:"):
+        text = address[len("local:"):]
+        if not text.isdigit() or int(text) < 1:
+            raise ClusterUnavailable(f"--cluster {address}: expected local:K with K >= 1 workers")
+        return None, int(text)
+    if not address:
+        raise ClusterUnavailable("--cluster: empty address")
+    return address, None
+
+
+def owner_of(keys: np.ndarray, n_words: int, parts: int) -> np.ndarray:
+    """The partition owning each key: a multiplicative hash of its 64-bit words, mod ``parts``."""
+    if parts == 1:
+        return np.zeros(keys.shape[0], dtype=np.int64)
+    words = keys.reshape(-1, 1) if n_words == 1 else keys.view(">u8").reshape(-1, n_words).astype(np.uint64)
+    h = np.zeros(keys.shape[0], dtype=np.uint64)
+    for j in range(n_words):
+        h ^= words[:, j]
+        h *= np.uint64(0x9E3779B97F4A7C15)
+        h ^= h >> np.uint64(29)
+    return ((h >> np.uint64(32)) % np.uint64(parts)).astype(np.int64)
+
+
+def _key_obj(keys: np.ndarray, i: int) -> KeyObj:
+    return int(keys[i]) if keys.dtype == np.uint64 else bytes(keys[i:i + 1].tobytes())
+
+
+def _key_arr(key: KeyObj, dtype: Any) -> np.ndarray:
+    if isinstance(key, int):
+        return np.array([key], dtype=np.uint64)
+    return np.frombuffer(key, dtype=dtype).copy()
+
+
+def _first_of_each(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stable sort of ``keys``: (order, first-of-group flags in sorted order, unique keys)."""
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    first = np.ones(keys.shape[0], dtype=bool)
+    first[1:] = sorted_keys[1:] != sorted_keys[:-1]
+    return order, first, sorted_keys[first]
+
+
+class Partition:
+    """One hash partition of the search: its states, levels, parents and reversed edges.
+
+    Run as a Ray actor (the class is wrapped by ``ray.remote`` in :func:`explore_cluster`),
+    or in-process by the tests of its logic.
+    """
+
+    def __init__(self, protocol: Protocol, bounds: Bounds, symmetry: bool, index: int, parts: int) -> None:
+        self.model = Model(protocol, bounds)
+        self.expander = Expander(self.model, symmetry)
+        self.packer: Packer = self.expander.packer
+        self.index, self.parts = index, parts
+        self.invariants = self.model.invariants
+        self.lives = self.model.liveness
+        self.visited = Visited(self.packer.key_dtype)
+        self.count = 0
+        self.level_keys: list[np.ndarray] = []  # per depth: my states of that level, sorted
+        self.level_parent: list[np.ndarray] = []  # the key of each one's BFS parent
+        self.level_via: list[np.ndarray] = []  # the action that reached it
+        self.goals: dict[str, list[np.ndarray]] = {p.name: [] for p in self.lives}
+        self.frontier = np.zeros(0, self.packer.key_dtype)
+        self.frontier_done = np.zeros(0, dtype=bool)  # frontier states that satisfy every goal
+        self.pending: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.pending_edges: tuple[np.ndarray, np.ndarray] | None = None
+        self.rev_dst: list[np.ndarray] = []  # reversed edges: my state (local number) ...
+        self.rev_src: list[np.ndarray] = []  # ... and the key of a predecessor
+        self.reached = np.zeros(0, dtype=bool)
+        self.newly = np.zeros(0, dtype=np.int64)
+        self.preds: np.ndarray | None = None
+        self.pred_starts = np.zeros(0, dtype=np.int64)
+        self.pred_counts = np.zeros(0, dtype=np.int64)
+
+    def _owners(self, keys: np.ndarray) -> np.ndarray:
+        return owner_of(keys, self.packer.n_words, self.parts)
+
+    def _empty_bucket(self) -> dict[str, np.ndarray]:
+        kd = self.packer.key_dtype
+        return {"keys": np.zeros(0, kd), "parent": np.zeros(0, kd),
+                "via": np.zeros(0, self.expander.action_dtype),
+                "edge_dst": np.zeros(0, kd), "edge_src": np.zeros(0, kd)}
+
+    # ---- one BFS level ---------------------------------------------------------------------
+    def start(self, keys: np.ndarray) -> int:
+        """Stage the initial state (when this partition owns it) as level 0's candidates."""
+        self.pending = (keys, keys.copy(), np.zeros(keys.shape[0], self.expander.action_dtype))
+        self.pending_edges = None
+        return int(keys.shape[0])
+
+    def expand(self) -> tuple[Any, ...]:
+        """Successors of my frontier: one bucket per owner partition, then this level's figures.
+
+        A bucket holds the successor keys (sorted, unique) with one (parent key, action)
+        reaching each and, when liveness is checked, the distinct edges (target, source)
+        out of frontier states that do not satisfy every goal (self-loops left out).
+        """
+        with blas_threads(1):
+            return self._expand()
+
+    def _expand(self) -> tuple[Any, ...]:
+        fk = self.frontier
+        parts_k, parts_p, parts_a = [], [], []
+        for a in range(0, fk.shape[0], CHUNK_ROWS):
+            keys, par, act = self.expander.successors(self.packer.unpack(fk[a:a + CHUNK_ROWS]))
+            parts_k.append(keys)
+            parts_p.append(par + a)
+            parts_a.append(act)
+        buckets = [self._empty_bucket() for _ in range(self.parts)]
+        n_succ = sum(k.shape[0] for k in parts_k)
+        if n_succ:
+            keys, par, act = np.concatenate(parts_k), np.concatenate(parts_p), np.concatenate(parts_a)
+            del parts_k, parts_p, parts_a
+            order, first, uniq = _first_of_each(keys)
+            rep = order[first]  # the first successor (action order, then row) with each key
+            owner = self._owners(uniq)
+            edges = None
+            if self.lives:
+                group = np.empty(keys.shape[0], dtype=np.int64)
+                group[order] = np.cumsum(first) - 1  # index into uniq of each successor
+                pair = np.unique(group * np.int64(fk.shape[0]) + par)
+                g, src = pair // fk.shape[0], pair % fk.shape[0]
+                keep = ~self.frontier_done[src]
+                keep &= uniq[g] != fk[src]
+                edges = (g[keep], src[keep])
+            for q in range(self.parts):
+                sel = np.flatnonzero(owner == q)
+                b = buckets[q]
+                b["keys"], b["parent"], b["via"] = uniq[sel], fk[par[rep[sel]]], act[rep[sel]]
+                if edges is not None:
+                    e = owner[edges[0]] == q
+                    b["edge_dst"], b["edge_src"] = uniq[edges[0][e]], fk[edges[1][e]]
+        sent = [sum(v.nbytes for v in b.values()) for b in buckets]
+        stats = {"successors": n_succ, "routed_bytes": sum(sent),
+                 "remote_bytes": sum(sent) - sent[self.index]}
+        return (*buckets, stats)
+
+    def receive(self, *buckets: dict[str, np.ndarray]) -> int:
+        """Merge the buckets routed to me; stage the keys not visited yet. Returns their number."""
+        keys = np.concatenate([b["keys"] for b in buckets])
+        parent = np.concatenate([b["parent"] for b in buckets])
+        via = np.concatenate([b["via"] for b in buckets])
+        order, first, uniq = _first_of_each(keys)
+        rep = order[first]
+        fresh = self.visited.lookup(uniq) < 0
+        self.pending = (uniq[fresh], parent[rep[fresh]], via[rep[fresh]])
+        self.pending_edges = None
+        if self.lives:
+            self.pending_edges = (np.concatenate([b["edge_dst"] for b in buckets]),
+                                  np.concatenate([b["edge_src"] for b in buckets]))
+        return int(fresh.sum())
+
+    def commit(self, limit: int) -> dict[str, Any]:
+        """Number the first ``limit`` staged keys as my part of the next level; check them.
+
+        Returns how many were added and, per invariant, the least key that violates it here.
+        """
+        with blas_threads(1):
+            return self._commit(limit)
+
+    def _commit(self, limit: int) -> dict[str, Any]:
+        assert self.pending is not None
+        keys, parent, via = (a[:limit] for a in self.pending)
+        self.pending = None
+        n = keys.shape[0]
+        self.visited.add(keys, np.arange(self.count, self.count + n, dtype=np.int64))
+        self.level_keys.append(keys)
+        self.level_parent.append(parent)
+        self.level_via.append(via)
+        self.count += n
+        bad: dict[str, KeyObj] = {}
+        done = np.ones(n, dtype=bool)
+        goal_parts: dict[str, list[np.ndarray]] = {p.name: [] for p in self.lives}
+        for a in range(0, n, CHUNK_ROWS):
+            rows = self.packer.unpack(keys[a:a + CHUNK_ROWS])
+            for prop in self.invariants:
+                if prop.name not in bad:
+                    holds = self.expander.holds(rows, prop)
+                    if not holds.all():
+                        bad[prop.name] = _key_obj(keys, a + int(np.flatnonzero(~holds)[0]))
+            for prop in self.lives:
+                g = np.asarray(self.expander.holds(rows, prop), dtype=bool)
+                goal_parts[prop.name].append(g)
+                done[a:a + rows.shape[0]] &= g
+        for prop in self.lives:
+            parts = goal_parts[prop.name]
+            self.goals[prop.name].append(np.concatenate(parts) if parts else np.zeros(0, dtype=bool))
+        self.frontier, self.frontier_done = keys, done
+        if self.pending_edges is not None:
+            dst, src = self.pending_edges
+            self.pending_edges = None
+            ids = self.visited.lookup(dst)
+            known = ids >= 0  # targets cut by --max-states are dropped (liveness is unknown then)
+            self.rev_dst.append(ids[known])
+            self.rev_src.append(src[known])
+        return {"new": n, "bad": bad}
+
+    def parent_of(self, depth: int, key: KeyObj) -> tuple[KeyObj, int]:
+        """The BFS parent (key) of my state ``key`` at ``depth``, and the action that reached it."""
+        keys = self.level_keys[depth]
+        i = int(np.searchsorted(keys, _key_arr(key, self.packer.key_dtype))[0])
+        assert i < keys.shape[0] and _key_obj(keys, i) == key, "state not stored at that depth"
+        return _key_obj(self.level_parent[depth], i), int(self.level_via[depth][i])
+
+    def figures(self) -> dict[str, int]:
+        """Stored states and bytes held by this partition."""
+        held = (self.visited.nbytes + sum(a.nbytes for a in self.level_keys)
+                + sum(a.nbytes for a in self.level_parent) + sum(a.nbytes for a in self.level_via)
+                + sum(a.nbytes + b.nbytes for a, b in zip(self.rev_dst, self.rev_src)))
+        return {"states": self.count, "bytes": held,
+                "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+
+    # ---- AG EF: backward reachability of the goal states ----------------------------------
+    def back_start(self, prop: str) -> int:
+        """Mark my goal states of ``prop`` as reaching the goal; they are the first frontier."""
+        goal = self.goals[prop]
+        self.reached = np.concatenate(goal) if goal else np.zeros(0, dtype=bool)
+        if self.preds is None:  # CSR of the reversed edges, by target
+            dst = np.concatenate(self.rev_dst) if self.rev_dst else np.zeros(0, np.int64)
+            src = np.concatenate(self.rev_src) if self.rev_src else np.zeros(0, self.packer.key_dtype)
+            order = np.argsort(dst, kind="stable")
+            self.preds = src[order]
+            self.pred_counts = np.bincount(dst, minlength=self.count).astype(np.int64)
+            self.pred_starts = np.concatenate(([0], np.cumsum(self.pred_counts)[:-1])).astype(np.int64)
+        self.newly = np.flatnonzero(self.reached)
+        return int(self.newly.shape[0])
+
+    def back_expand(self) -> tuple[Any, ...]:
+        """The predecessors of my newly reached states: one bucket of keys per owner, then their number."""
+        assert self.preds is not None
+        c = self.pred_counts[self.newly]
+        total = int(c.sum())
+        if total == 0:
+            return (*(np.zeros(0, self.packer.key_dtype) for _ in range(self.parts)), 0)
+        offsets = np.repeat(self.pred_starts[self.newly] - (np.cumsum(c) - c), c) + np.arange(total)
+        found = np.unique(self.preds[offsets])
+        owner = self._owners(found)
+        return (*(found[owner == q] for q in range(self.parts)), int(found.shape[0]))
+
+    def back_receive(self, *buckets: np.ndarray) -> int:
+        """Mark the routed predecessors as reaching the goal; those new to it are the next frontier."""
+        keys = np.unique(np.concatenate(buckets))
+        ids = self.visited.lookup(keys)
+        ids = ids[ids >= 0]
+        self.newly = ids[~self.reached[ids]]
+        self.reached[self.newly] = True
+        return int(self.newly.shape[0])
+
+    def back_stuck(self) -> tuple[int, KeyObj] | None:
+        """My least (depth, key) state that cannot reach the goal, if any."""
+        stuck = np.flatnonzero(~self.reached)
+        if not stuck.size:
+            return None
+        n, at = int(stuck[0]), 0  # local numbers go by depth, then key
+        for depth, keys in enumerate(self.level_keys):
+            if n < at + keys.shape[0]:
+                return depth, _key_obj(keys, n - at)
+            at += keys.shape[0]
+        raise AssertionError("local state number out of range")
+
+
+class _Host:
+    """The Ray actor: holds one :class:`Partition` at a time, so a pool serves many searches."""
+
+    def __init__(self) -> None:
+        self.part: Partition | None = None
+
+    def setup(self, *args: Any) -> None:
+        self.part = None  # free the previous search first
+        self.part = Partition(*args)
+
+    def call(self, method: str, *args: Any) -> Any:
+        assert self.part is not None
+        return getattr(self.part, method)(*args)
+
+
+class Cluster:
+    """A connection to Ray and a pool of partition actors, reused by successive searches.
+
+    ``address`` is ``local:K`` (start Ray on this machine with K CPUs, loopback only, and
+    stop it on :meth:`close`) or the address of a running cluster (``HOST:6379``, ``auto``,
+    ``ray://HOST:10001``). If this process is connected to Ray already, that connection
+    is used (and left open). ``partitions`` (default: K, or the cluster's CPUs) is the
+    number of actors. Raises :class:`ClusterUnavailable` when Ray is missing or the
+    address cannot be used.
+    """
+
+    def __init__(self, address: str, partitions: int | None = None) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise ClusterUnavailable("--cluster needs Ray: pip install 'deferral[cluster]'") from None
+        remote, local_cpus = parse_address(address)
+        self.ray, self.address, self.started = ray, address, False
+        if not ray.is_initialized():
+            try:
+                if remote is None:
+                    ray.init(num_cpus=local_cpus, include_dashboard=False, log_to_driver=False,
+                             _node_ip_address="127.0.0.1", configure_logging=False)
+                else:
+                    ray.init(address=remote, log_to_driver=False, configure_logging=False)
+            except Exception as exc:  # ConnectionError, ValueError, ...: one line, no traceback
+                first = str(exc).splitlines()[0] if str(exc) else ""
+                raise ClusterUnavailable(f"--cluster {address}: cannot start or reach Ray: "
+                                         f"{type(exc).__name__}: {first}") from None
+            self.started = True
+        self.cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        self.parts = partitions or local_cpus or self.cpus
+        host = ray.remote(_Host).options(num_cpus=min(1.0, self.cpus / self.parts),
+                                         scheduling_strategy="SPREAD")
+        self.actors = [host.remote() for _ in range(self.parts)]
+
+    def search(self, protocol: Protocol, bounds: Bounds, *, symmetry: bool = True,
+               max_states: int | None = None, time_limit: float | None = None,
+               progress: ProgressFn | None = None) -> SearchResult:
+        """The search of :func:`~deferral.checks.explicit.vectorized.explore_vectorized`, distributed.
+
+        Raises :class:`ClusterError` (the cluster failed) or the :class:`StepError` of a
+        misbehaving step.
+        """
+        start = time.monotonic()
+        return _ClusterSearch(self, protocol, bounds, symmetry, max_states, time_limit, progress, start).run()
+
+    def close(self) -> None:
+        """Stop the actors, and Ray itself if this object started it."""
+        for a in self.actors:
+            self.ray.kill(a)
+        self.actors = []
+        if self.started:
+            self.ray.shutdown()
+            self.started = False
+
+    def __enter__(self) -> "Cluster":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def explore_cluster(protocol: Protocol, bounds: Bounds, address: str, *, symmetry: bool = True,
+                    max_states: int | None = None, time_limit: float | None = None,
+                    progress: ProgressFn | None = None, partitions: int | None = None) -> SearchResult:
+    """One search on a :class:`Cluster` opened for it (see there for ``address``)."""
+    start = time.monotonic()
+    with Cluster(address, partitions) as cluster:
+        result = cluster.search(protocol, bounds, symmetry=symmetry, max_states=max_states,
+                                time_limit=time_limit, progress=progress)
+    result.elapsed_s = time.monotonic() - start  # Ray's start-up included
+    return result
+
+
+class _ClusterSearch:
+    """The driver of one distributed search: rounds of actor calls, one BFS level at a time."""
+
+    def __init__(self, cluster: Cluster, protocol: Protocol, bounds: Bounds, symmetry: bool,
+                 max_states: int | None, time_limit: float | None, progress: ProgressFn | None,
+                 start: float) -> None:
+        self.ray = cluster.ray
+        self.model = Model(protocol, bounds)
+        self.symmetry = symmetry
+        self.parts = parts = cluster.parts
+        self.max_states = max_states
+        self.time_limit = time_limit
+        self.progress = progress
+        self.start = start
+        self.address = cluster.address
+        self.packer = Packer(self.model.layout, symmetry)
+        self.actors = cluster.actors
+        self.get([a.setup.remote(protocol, bounds, symmetry, i, parts) for i, a in enumerate(self.actors)])
+
+    def get(self, refs: Any) -> Any:
+        """``ray.get``, with a task's own error re-raised and a cluster failure as ClusterError."""
+        ray = self.ray
+        try:
+            return ray.get(refs)
+        except ray.exceptions.RayTaskError as exc:
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, StepError):
+                raise StepError(str(cause)) from None
+            if isinstance(cause, NotVectorizable):
+                raise ClusterError(f"the protocol's steps cannot run on arrays, which --cluster needs: "
+                                   f"{cause}") from None
+            raise ClusterError(f"a cluster task failed: {type(cause or exc).__name__}: "
+                               f"{str(cause or exc).splitlines()[-1] if str(cause or exc) else ''}") from None
+        except (ray.exceptions.RayActorError, ray.exceptions.RaySystemError,
+                ray.exceptions.ObjectLostError) as exc:
+            raise ClusterError(f"the cluster failed during the search: {type(exc).__name__}") from None
+
+    def _commit_level(self, counts: list[int], n_states: int) -> tuple[list[dict[str, Any]], bool]:
+        """Commit the staged candidates, within ``--max-states``; (reports, whether cut)."""
+        quota = [int(c) for c in counts]
+        cut = False
+        if self.max_states is not None and n_states + sum(quota) > self.max_states:
+            room, cut = max(0, self.max_states - n_states), True
+            for p, c in enumerate(quota):
+                quota[p] = min(c, room)
+                room -= quota[p]
+        return self.get([a.call.remote("commit", q) for a, q in zip(self.actors, quota)]), cut
+
+    def run(self) -> SearchResult:
+        parts, actors = self.parts, self.actors
+        key_dtype, n_words = self.packer.key_dtype, self.packer.n_words
+        init_key = self.packer.canonical_keys(self.packer.rows_of([self.model.initial]))
+        home = int(owner_of(init_key, n_words, parts)[0])
+        counts = self.get([a.call.remote("start", init_key if p == home else np.zeros(0, key_dtype))
+                           for p, a in enumerate(actors)])
+        reports, _ = self._commit_level(counts, 0)
+        first_bad: dict[str, tuple[int, KeyObj]] = {}
+        self._note_bad(reports, 0, first_bad)
+        n_states, depth, transitions, frontier = 1, 0, 0, 1
+        stopped_by: str | None = None
+        levels: list[dict[str, int]] = []
+        while frontier and stopped_by is None:
+            refs = [a.call.options(num_returns=parts + 1).remote("expand") for a in actors]
+            counts = self.get([actors[p].call.remote("receive", *[refs[q][p] for q in range(parts)])
+                               for p in range(parts)])
+            stats = self.get([r[parts] for r in refs])
+            reports, cut = self._commit_level(counts, n_states)
+            n_new = sum(r["new"] for r in reports)
+            succ = sum(s["successors"] for s in stats)
+            transitions += succ
+            levels.append({"depth": depth + 1, "new_states": n_new, "successors": succ,
+                           "routed_bytes": sum(s["routed_bytes"] for s in stats),
+                           "remote_bytes": sum(s["remote_bytes"] for s in stats)})
+            if n_new:
+                depth += 1
+                self._note_bad(reports, depth, first_bad)
+            n_states += n_new
+            frontier = n_new
+            if cut:
+                stopped_by = "max-states"
+            elif (frontier and self.time_limit is not None
+                  and time.monotonic() - self.start > self.time_limit):
+                stopped_by = "time-limit"
+            if self.progress:
+                self.progress(Progress(n_states, transitions, depth, frontier, time.monotonic() - self.start))
+        complete = stopped_by is None
+        outcomes: list[Outcome] = []
+        rounds = 0
+        for prop in self.model.protocol.properties:
+            if prop.kind == "invariant":
+                if prop.name in first_bad:
+                    outcomes.append(Outcome(prop.name, "invariant", "violated", self._path(*first_bad[prop.name])))
+                else:
+                    outcomes.append(Outcome(prop.name, "invariant", "holds" if complete else "unknown"))
+            elif not complete:
+                outcomes.append(Outcome(prop.name, "liveness", "unknown"))
+            else:
+                stuck, r = self._backward(prop.name)
+                rounds += r
+                outcomes.append(Outcome(prop.name, "liveness", "holds") if stuck is None
+                                else Outcome(prop.name, "liveness", "violated", self._path(*stuck)))
+        figures = self.get([a.call.remote("figures") for a in actors])
+        held = sum(f["bytes"] for f in figures)
+        stats_out: dict[str, Any] = {
+            "cluster": self.address,
+            "partitions": parts,
+            "bytes_per_state": round(held / max(1, n_states), 1),
+            "key_bytes": self.packer.bytes_per_key,
+            "partition_states": [f["states"] for f in figures],
+            "partition_peak_rss_bytes": [f["peak_rss_bytes"] for f in figures],
+            "routed_bytes": sum(lv["routed_bytes"] for lv in levels),
+            "remote_bytes": sum(lv["remote_bytes"] for lv in levels),
+            "levels": levels,
+            "liveness_rounds": rounds,
+        }
+        return SearchResult(self.model.protocol.name, self.model.bounds, self.symmetry, n_states, transitions,
+                            depth, time.monotonic() - self.start, complete, stopped_by, outcomes,
+                            engine="cluster", workers=parts, stats=stats_out)
+
+    @staticmethod
+    def _note_bad(reports: list[dict[str, Any]], depth: int, first_bad: dict[str, tuple[int, KeyObj]]) -> None:
+        """Record, per invariant, the least violating key of the first level that has one."""
+        for r in reports:
+            for name, key in r["bad"].items():
+                if name not in first_bad or (first_bad[name][0] == depth and key < first_bad[name][1]):
+                    first_bad[name] = (depth, key)
+
+    def _backward(self, prop: str) -> tuple[tuple[int, KeyObj] | None, int]:
+        """AG EF for ``prop``: the least (depth, key) state that cannot reach a goal state."""
+        parts, actors = self.parts, self.actors
+        active = sum(self.get([a.call.remote("back_start", prop) for a in actors]))
+        rounds = 0
+        while active:
+            rounds += 1
+            refs = [a.call.options(num_returns=parts + 1).remote("back_expand") for a in actors]
+            active = sum(self.get([actors[p].call.remote("back_receive", *[refs[q][p] for q in range(parts)])
+                                   for p in range(parts)]))
+        stuck = [s for s in self.get([a.call.remote("back_stuck") for a in actors]) if s is not None]
+        return (min(stuck) if stuck else None), rounds
+
+    def _path(self, depth: int, key: KeyObj) -> Path:
+        """A shortest path to the stored state ``key`` at ``depth``, by its BFS parents."""
+        n_words = self.packer.n_words
+        actions: list[int] = []
+        while depth > 0:
+            home = int(owner_of(_key_arr(key, self.packer.key_dtype), n_words, self.parts)[0])
+            key, action = self.get(self.actors[home].call.remote("parent_of", depth, key))
+            actions.append(action)
+            depth -= 1
+        actions.reverse()
+        # the chain as a BFS record of its own: state j's parent is j-1, reached by actions[j-1]
+        parent = [0, *range(len(actions))]
+        return path_from_parents(self.model, parent, [0, *actions], len(actions), symmetry=self.symmetry)

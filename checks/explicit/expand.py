@@ -1,0 +1,84 @@
+"""Successors of a batch of packed states: one (canonical key, parent row, action) per transition.
+
+The smallest piece of the explicit search that a search engine needs and that does not
+depend on how the visited set, the frontier or the workers are organised: given rows of
+slot values (one state a row), every enabled step instance's guard and effect run over
+the batch (compiled kernels of :mod:`deferral.checks.explicit.kernels`, or the numpy path of
+:mod:`deferral.checks.explicit.numpy_ops` for what cannot be traced) and each successor gets
+its key (:mod:`deferral.checks.explicit.packing`; canonical under VCPU symmetry). The
+distributed search (:mod:`deferral.checks.explicit.cluster`) is built on it; it makes the
+same transitions, in the same order, as the single-machine search's ``expand``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from deferral.checks.explicit.kernels import Kernel, compile_action, compile_property
+from deferral.checks.explicit.numpy_ops import guard_mask, property_holds, successors
+from deferral.checks.explicit.packing import Packer
+from deferral.model.concrete import Model
+from deferral.model.protocol import Property
+
+
+class Expander:
+    """A model's step instances and properties compiled once, applied to batches of rows."""
+
+    def __init__(self, model: Model, symmetry: bool) -> None:
+        self.model = model
+        self.layout = model.layout
+        self.packer = Packer(self.layout, symmetry)
+        self.procs = model.protocol.procedure_table
+        self.labels = [a.label() for a in model.actions]
+        self.action_dtype: Any = np.uint16 if len(model.actions) < 65535 else np.uint32
+        name = model.protocol.name
+        self.kernels: list[Kernel] = [compile_action(self.layout, self.procs, a.step, a.args,
+                                                     self.labels[a.index], name)
+                                      for a in model.actions]
+        self.prop_kernels = {p.name: compile_property(self.layout, self.procs, p)
+                             for p in model.protocol.properties}
+
+    def successors(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every transition out of ``rows``: successor keys, parent row (int64), action index.
+
+        Grouped by action (in action order), rows ascending within an action. A step that
+        misbehaves raises :class:`~deferral.model.context.StepError`; a protocol whose steps
+        cannot run on arrays raises :class:`~deferral.checks.explicit.numpy_ops.NotVectorizable`.
+        """
+        keys, parents, actions = [], [], []
+        name = self.model.protocol.name
+        for action in self.model.actions:
+            label = self.labels[action.index]
+            kernel = self.kernels[action.index]
+            if kernel.guard is not None:
+                mask = kernel.guard(rows)
+                if mask is False:
+                    continue
+                idx = (np.flatnonzero(mask) if mask is not True
+                       else np.arange(rows.shape[0], dtype=np.intp))
+            else:
+                mask = guard_mask(self.layout, self.procs, rows, action.step, action.args, label)
+                idx = np.flatnonzero(mask)
+            if idx.size == 0:
+                continue
+            if kernel.effect is not None:
+                out = np.take(rows, idx, axis=0)
+                kernel.effect(out)
+            else:
+                out = successors(self.layout, self.procs, rows, idx, action.step, action.args, label, name)
+            keys.append(self.packer.canonical_keys(out))
+            parents.append(idx.astype(np.int64))
+            actions.append(np.full(idx.size, action.index, dtype=self.action_dtype))
+        if not keys:
+            return (np.zeros(0, self.packer.key_dtype), np.zeros(0, np.int64),
+                    np.zeros(0, self.action_dtype))
+        return np.concatenate(keys), np.concatenate(parents), np.concatenate(actions)
+
+    def holds(self, rows: np.ndarray, prop: Property) -> np.ndarray:
+        """Where every instance of ``prop`` holds over ``rows``."""
+        kernel = self.prop_kernels.get(prop.name)
+        if kernel is not None:
+            return kernel(rows)
+        return property_holds(self.layout, self.procs, rows, prop)

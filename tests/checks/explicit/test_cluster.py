@@ -1,0 +1,179 @@
+"""The distributed search (``check --cluster``) on a local 2-worker Ray cluster equals the single-process one.
+
+One Ray instance (2 CPUs, loopback) and one pool of 2 partition actors serve the whole
+module; each search is compared with :func:`explore_vectorized` (states, transitions,
+depth, verdicts, shortest lengths) and with PROTOCOL.md's figures. The partition logic
+itself is also checked in-process with 3 partitions (no Ray).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pytest
+
+from deferral.checks.explicit.cluster import Partition, owner_of
+from deferral.checks.explicit.vectorized import explore_vectorized
+from deferral.checks.results import SearchResult
+from deferral.model import PUBLISHED, REFERENCE, Bounds
+from deferral.model.concrete import Model
+from deferral.model.expected import REFERENCE_COUNTS, SMALL, VERDICTS
+
+# PROTOCOL.md's table and verdicts, as the model states them
+TABLE = {b: REFERENCE_COUNTS[b] for b in SMALL}
+#: overflow-drop's counterexample is 7 steps deep at 2,2,1,1 (1.2M orbits): both searches stop
+#: at this many states, well past depth 7 (the verdict is then final, the rest unknown)
+OVERFLOW_MAX_STATES = 20_000
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    ray = pytest.importorskip("ray")
+    from deferral.checks.explicit.cluster import Cluster
+
+    # 4 logical CPUs: room for the pool's 2 actors and for the 2 that the CLI test's own
+    # search starts (each search runs on 2 workers; Ray's CPUs are a count, not a pinning)
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             _node_ip_address="127.0.0.1", object_store_memory=256 * 1024 * 1024)
+    pool = Cluster("local:2")
+    try:
+        yield pool
+    finally:
+        pool.close()
+        ray.shutdown()
+
+
+def summary(result: SearchResult) -> tuple[Any, ...]:
+    return (result.states, result.transitions, result.depth, result.complete, result.stopped_by,
+            [(o.name, o.status, o.length) for o in result.outcomes])
+
+
+def assert_path_ends_in_violation(model: Model, result: SearchResult) -> None:
+    """Each violated invariant's path replays step by step and ends in a violating state."""
+    for o in result.outcomes:
+        if o.status != "violated" or o.kind != "invariant":
+            continue
+        assert o.path is not None and o.path[0][1] == model.initial
+        for (_, before), (action, after) in zip(o.path, o.path[1:]):
+            assert action is not None and model.apply(before, action) == after
+        assert any(v.prop == o.name for v in model.violations(o.path[-1][1]))
+
+
+@pytest.mark.parametrize("bounds", list(TABLE), ids=lambda b: "N{}V{}F{}Q{}".format(*b))
+def test_published_table(cluster: Any, bounds: tuple[int, int, int, int]) -> None:
+    result = cluster.search(REFERENCE, Bounds(*bounds))
+    assert result.states == TABLE[bounds][1]
+    assert result.engine == "cluster" and result.workers == 2
+    assert summary(result) == summary(explore_vectorized(REFERENCE, Bounds(*bounds), workers=1))
+    assert [o.status for o in result.outcomes] == ["holds", "holds"]
+    assert sum(result.stats["partition_states"]) == result.states
+    assert min(result.stats["partition_states"]) > 0  # both partitions own states
+    assert result.stats["remote_bytes"] > 0  # successors really crossed partitions
+
+
+def test_without_symmetry(cluster: Any) -> None:
+    result = cluster.search(REFERENCE, Bounds(2, 1, 1, 1), symmetry=False)
+    assert result.states == TABLE[(2, 1, 1, 1)][0]
+    assert summary(result) == summary(explore_vectorized(REFERENCE, Bounds(2, 1, 1, 1), symmetry=False,
+                                                         workers=1))
+
+
+@pytest.mark.parametrize("name", list(VERDICTS))
+def test_published_variants(cluster: Any, name: str) -> None:
+    bounds, prop, length = VERDICTS[name]
+    limit = OVERFLOW_MAX_STATES if name == "overflow-drop" else None
+    protocol, b = PUBLISHED[name], Bounds(*bounds)
+    result = cluster.search(protocol, b, max_states=limit)
+    assert summary(result) == summary(explore_vectorized(protocol, b, max_states=limit, workers=1))
+    outcome = result.outcome(prop)
+    assert outcome.status == "violated" and outcome.path is not None
+    if length is not None:
+        assert outcome.length == length
+    assert_path_ends_in_violation(Model(protocol, b), result)
+
+
+def test_max_states_cuts_exactly_and_is_unknown(cluster: Any) -> None:
+    result = cluster.search(REFERENCE, Bounds(2, 1, 1, 1), max_states=1000)
+    assert result.states == 1000 and result.stopped_by == "max-states" and not result.complete
+    assert [o.status for o in result.outcomes] == ["unknown", "unknown"] and result.exit_code == 3
+
+
+def test_cli_json_and_trace(cluster: Any, cli: Any, tmp_path: Path) -> None:
+    trace = tmp_path / "cex.json"
+    run = cli("check", "--cluster", "local:2", "--variant", "reload-no-drain", "--json",
+              "--trace-out", str(trace))
+    assert run.code == 1
+    data = json.loads(run.out)
+    assert data["engine"] == "cluster" and data["workers"] == 2 and data["states"] == 4242
+    assert [(p["name"], p["status"], p["length"]) for p in data["properties"]] == [
+        ("no_stale_translation", "violated", 5), ("shootdowns_can_complete", "holds", None)]
+    assert [lv["depth"] for lv in data["stats"]["levels"]][:3] == [1, 2, 3]
+    assert cli("replay", str(trace)).code == 0  # the expected violation, replayed
+
+
+def test_bad_cluster_flags_exit_2(cli: Any) -> None:
+    run = cli("check", "--cluster", "local:0")
+    assert run.code == 2 and "local:K" in run.err and len(run.err.strip().splitlines()) == 1
+    run = cli("check", "--cluster", "local:2", "--engine", "plain")
+    assert run.code == 2 and "--cluster" in run.err
+
+
+def test_missing_ray_is_bad_input(cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    run = cli("check", "--cluster", "local:2")
+    assert run.code == 2 and "deferral[cluster]" in run.err
+
+
+def test_plain_check_does_not_import_ray() -> None:
+    code = ("import sys\nfrom deferral.cli.main import main\nrc = main(['check', '--json'])\n"
+            "assert 'ray' not in sys.modules, 'ray imported'\nsys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["engine"] != "cluster"
+
+
+def test_partitions_in_process_equal_single_search() -> None:
+    """The partition logic alone (3 partitions, routing by hand, no Ray) counts what one search does."""
+    bounds, parts = Bounds(2, 1, 1, 1), 3
+    protocol = PUBLISHED["remote-no-drain"]
+    ps = [Partition(protocol, bounds, True, i, parts) for i in range(parts)]
+    init = ps[0].packer.canonical_keys(ps[0].packer.rows_of([ps[0].model.initial]))
+    home = int(owner_of(init, ps[0].packer.n_words, parts)[0])
+    for i, p in enumerate(ps):
+        p.start(init if i == home else init[:0])
+        p.commit(1 << 30)
+    states, transitions, depth, first_bad = 1, 0, 0, None
+    while True:
+        out = [p.expand() for p in ps]
+        for i, p in enumerate(ps):
+            p.receive(*[out[q][i] for q in range(parts)])
+        reports = [p.commit(1 << 30) for p in ps]
+        transitions += sum(o[parts]["successors"] for o in out)
+        new = sum(r["new"] for r in reports)
+        if not new:
+            break
+        depth += 1
+        states += new
+        bad = [r["bad"]["no_stale_translation"] for r in reports if "no_stale_translation" in r["bad"]]
+        if bad and first_bad is None:
+            first_bad = depth
+    single = explore_vectorized(protocol, bounds, workers=1)
+    assert (states, transitions, depth) == (single.states, single.transitions, single.depth)
+    assert first_bad == single.outcome("no_stale_translation").length
+    assert [p.count for p in ps] == [len(p.visited) for p in ps]
+    keys = np.concatenate([np.concatenate(p.level_keys) for p in ps])
+    assert np.unique(keys).shape[0] == states  # the partitions are disjoint
+
+
+def test_variant_file_travels_to_the_workers(cluster: Any) -> None:
+    """A user's variant (functions of a file no worker can import) is pickled by value."""
+    from deferral.model.variants import load_variant_file
+
+    protocol = load_variant_file(Path(__file__).resolve().parents[3] / "examples" / "drain_zaps.py")
+    b = Bounds(2, 1, 1, 1)
+    assert summary(cluster.search(protocol, b)) == summary(explore_vectorized(protocol, b, workers=1))

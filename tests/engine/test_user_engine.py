@@ -1,0 +1,74 @@
+"""A user's variant file with ENGINE: the change in the model and in the engine, judged together."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from deferral.cli.main import main
+from deferral.engine.bugs import Bugs
+from deferral.engine.conform import conform_depth
+from deferral.engine.runner import RunConfig, run
+from deferral.engine.user import load_engine_file
+from deferral.model import Bounds
+from deferral.model.concrete import Model
+from deferral.traces.replay import replay
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "drain_zaps.py"
+
+
+def test_the_example_engine_conforms_to_the_example_variant_and_the_stock_engine_does_not() -> None:
+    protocol, engine = load_engine_file(EXAMPLE)
+    model = Model(protocol, Bounds(2, 1, 1, 1))
+    report = conform_depth(model, engine, 4)
+    assert report.mismatch is None and report.complete and report.steps > 100
+    stock = conform_depth(model, Bugs(), 4)  # the unchanged hypervisor resyncs where the variant zaps
+    assert stock.mismatch is not None and stock.mismatch.kind == "state"
+    assert all(key.startswith("shadow") for key in stock.mismatch.expected)
+
+
+def test_a_threaded_run_of_the_users_engine_replays_against_the_users_variant() -> None:
+    protocol, engine = load_engine_file(EXAMPLE)
+    result = run(RunConfig(Bounds(2, 1, 1, 1), protocol.name, seconds=1.0, seed=2, snapshots=True,
+                           max_steps=500, protocol=protocol, engine=engine))
+    s = result.summary
+    assert s["engine"] == "ZappingHypervisor" and s["variant"] == "drain-zaps"
+    assert s["divergence"]["steps"] == 0 and s["violations"]["steps"] == 0 and not s["errors"]
+    assert result.trace is not None and result.trace.variant_source == str(EXAMPLE)
+    report = replay(result.trace, protocol)
+    assert report.ok and report.steps_replayed == s["steps"]
+
+
+def test_engine_run_and_conform_take_the_variant_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = tmp_path / "run.json"
+    code = main(["engine", "run", "--variant-file", str(EXAMPLE), "--seconds", "1", "--max-steps", "300",
+                 "--snapshots", "--trace-out", str(out), "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0 and summary["engine"] == "ZappingHypervisor" and summary["steps"] >= 300
+    assert main(["replay", str(out)]) == 0  # the trace names its variant file
+    capsys.readouterr()
+    assert main(["conform", "--variant-file", str(EXAMPLE), "--depth", "3"]) == 0
+    assert "conforms" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", [["engine", "run"], ["conform", "--depth", "2"]])
+def test_a_variant_file_without_engine_is_one_line_of_bad_input(command: list[str], tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    plain = tmp_path / "plain.py"
+    plain.write_text("from deferral.model import REFERENCE\nVARIANT = REFERENCE.derive('plain')\n")
+    wrong = tmp_path / "wrong.py"
+    wrong.write_text("from deferral.model import REFERENCE\nVARIANT = REFERENCE.derive('wrong')\nENGINE = 3\n")
+    for path, words in ((plain, "no ENGINE"), (wrong, "not a subclass of deferral.engine.Hypervisor")):
+        assert main([*command, "--variant-file", str(path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert words in err and "\n" not in err and "Traceback" not in err
+    assert main(["check", "--variant-file", str(plain)]) == 0  # the model's commands need no ENGINE
+
+
+def test_help_says_what_the_variant_file_needs(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in (["engine", "run"], ["conform"]):
+        with pytest.raises(SystemExit):
+            main([*command, "--help"])
+        assert "ENGINE" in capsys.readouterr().out
