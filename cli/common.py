@@ -46,7 +46,8 @@ class ArgumentParser(argparse.ArgumentParser):
         return plain_text(super().format_usage())
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
+        where = self.prog.removeprefix("deferral").strip()  # every error line starts "deferral: " already
+        raise UsageError(f"{where}: {message}" if where else message)
 
     def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
         if message:

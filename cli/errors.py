@@ -46,8 +46,10 @@ class Failure:
 
 
 def one_line(text: str) -> str:
-    """``text`` on one line, cut at :data:`MAX_MESSAGE` characters."""
+    """``text`` on one line of printable characters, cut at :data:`MAX_MESSAGE` characters."""
     flat = re.sub(r"\s*[\r\n]+\s*", " ", str(text)).strip()
+    # other control characters (some split lines too: \x1c-\x1e, \x85, \u2028) are shown escaped
+    flat = "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in flat)
     return flat if len(flat) <= MAX_MESSAGE else flat[: MAX_MESSAGE - 3] + "..."
 
 
