@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from deferral.checks.results import Progress, ProgressFn, SearchResult
+from deferral.checks.explicit.graph import GRAPH_LIMIT, GraphTooLarge, state_graph, to_dot
+from deferral.checks.explicit.graph import to_json as graph_json
 from deferral.checks.explicit.search import search
 from deferral.cli.common import (EXIT_INTERNAL, UsageError, add_bounds, add_variant, bounds_from, check_outputs,
                                  console, naming_source, positive, protocol_from, seconds)
@@ -18,6 +20,7 @@ from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model
 from deferral.model.protocol import Protocol
 from deferral.traces.files import write_atomic
+from deferral.traces.itf import to_itf
 from deferral.traces.html import coverage_html, search_page
 from deferral.traces.render import coverage_table, never_enabled_warnings, print_result
 from deferral.traces.replay import path_to_trace
@@ -40,6 +43,12 @@ def register(sub: Any) -> None:
     p.add_argument("--trace-out", metavar="FILE",
                    help="write the counterexample as deferral-trace/1 (FILE; with several violated "
                         "properties, FILE gets the first and FILE with the property name the others)")
+    p.add_argument("--itf", metavar="FILE",
+                   help="write each counterexample in Apalache's Informal Trace Format (ITF, JSON); "
+                        "deferral replay reads it back")
+    p.add_argument("--graph-out", metavar="FILE",
+                   help=f"write the explored state graph: DOT for .dot/.gv, JSON for .json (at most "
+                        f"{GRAPH_LIMIT:,} states; refused above)")
     p.add_argument("--html", metavar="FILE",
                    help="write a self-contained HTML report: verdicts, states per BFS level, "
                         "each counterexample as a timeline")
@@ -57,7 +66,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_outputs(args, "trace_out", "html")
+    check_outputs(args, "trace_out", "html", "itf", "graph_out")
     if args.cluster is not None and (args.engine == "plain" or args.workers):
         raise UsageError("--cluster runs its own workers: drop --engine plain / --workers")
     limit = args.time_limit
@@ -65,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     with deadline(limit, "check", grace=grace_for(limit or 0)):
         protocol = protocol_from(args)
         bounds = bounds_from(args, protocol)
+        graph = graph_before_check(protocol, bounds, args) if args.graph_out else None
         with naming_source(protocol), live_progress(not args.json, f"{protocol.name} {bounds.short()}") as progress:
             if args.html:
                 progress = levels.wrap(progress)
@@ -82,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
     notice = result.stats.get("notice")
     if notice:
         console(stderr=True).print(f"[yellow]notice:[/] {notice}")
-    write_traces(model, result, args.trace_out)
+    write_traces(model, result, args.trace_out, args.itf)
+    if graph is not None:
+        write_atomic(args.graph_out, graph)
     for warning in never_enabled_warnings(result):
         console(stderr=True).print(f"[yellow]warning:[/] {warning}", highlight=False)
     if args.json:
@@ -94,6 +106,23 @@ def run(args: argparse.Namespace) -> int:
         if table is not None:
             out.print(table)
     return result.exit_code
+
+
+def graph_before_check(protocol: Any, bounds: Any, args: argparse.Namespace) -> str:
+    """The state graph as DOT or JSON text, or a UsageError (unknown extension, too many states)."""
+    suffix = Path(args.graph_out).suffix.lower()
+    if suffix not in (".dot", ".gv", ".json"):
+        raise UsageError(f"--graph-out {args.graph_out}: give a .dot, .gv or .json file name")
+    probe = search(protocol, bounds, symmetry=not args.no_symmetry, max_states=GRAPH_LIMIT + 1,
+                   workers=args.workers, engine=args.engine)  # fast: counts the states first
+    try:
+        if not probe.complete:
+            raise GraphTooLarge()
+        graph = state_graph(Model(protocol, bounds), symmetry=not args.no_symmetry)
+    except GraphTooLarge:
+        raise UsageError(f"--graph-out: {protocol.name} at {bounds.short()} has more than {GRAPH_LIMIT:,} "
+                         "states, too many for a state graph; use smaller bounds") from None
+    return to_dot(graph) if suffix in (".dot", ".gv") else json.dumps(graph_json(graph)) + "\n"
 
 
 class LevelRecorder:
@@ -148,15 +177,21 @@ def trace_paths(base: str, names: list[str]) -> list[str]:
     return out
 
 
-def write_traces(model: Model, result: SearchResult, base: str | None) -> None:
+def write_traces(model: Model, result: SearchResult, base: str | None, itf: str | None = None) -> None:
+    """Each counterexample as deferral-trace/1 (``base``) and as ITF (``itf``), when asked."""
     violated = [o for o in result.outcomes if o.status == "violated" and o.path is not None]
-    if not base or not violated:
+    if not violated:
         return
-    for outcome, file in zip(violated, trace_paths(base, [o.name for o in violated])):
+    names = [o.name for o in violated]
+    for n, outcome in enumerate(violated):
         trace = path_to_trace(model, outcome.path, outcome.name,  # type: ignore[arg-type]
                               expected={"outcome": "violates", "property": outcome.name})
-        trace.save(file)
-        outcome.trace_file = file
+        if base:
+            file = trace_paths(base, names)[n]
+            trace.save(file)
+            outcome.trace_file = file
+        if itf:
+            write_atomic(trace_paths(itf, names)[n], json.dumps(to_itf(trace, model.protocol), indent=1) + "\n")
 
 
 def result_json(result: SearchResult) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from deferral.cli.limits import deadline, grace_for
 from deferral.model.concrete import Model
 from deferral.traces.files import write_atomic
 from deferral.traces.format import Trace
+from deferral.traces.itf import to_itf
 from deferral.traces.html import counterexample_view, trace_page
 from deferral.traces.replay import path_to_trace
 
@@ -43,6 +44,7 @@ def register(sub: Any) -> None:
                    help="give up after S seconds (exit 3; also when a step of the variant never returns)")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     p.add_argument("--trace-out", metavar="FILE", help="write a counterexample as deferral-trace/1")
+    p.add_argument("--itf", metavar="FILE", help="write a counterexample in Apalache's Informal Trace Format")
     p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report (the counterexample "
                                                   "as a timeline, or the invariant)")
     p.add_argument("--invariant-out", metavar="FILE",
@@ -61,7 +63,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.parametric:
         return run_parametric(args)
-    check_outputs(args, "trace_out", "invariant_out", "html")
+    check_outputs(args, "trace_out", "invariant_out", "html", "itf")
     templates = None
     if args.lemmas:
         if args.method != "auto":
@@ -79,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
                               note="counterexample found by deferral prove (Z3)")
     if trace is not None and args.trace_out:
         trace.save(args.trace_out)
+    if trace is not None and args.itf:
+        write_atomic(args.itf, json.dumps(to_itf(trace, protocol), indent=1) + "\n")
     if res.status == "proved" and args.invariant_out:
         write_atomic(args.invariant_out, json.dumps(invariant_json(res, protocol), indent=1) + "\n")
     if args.html:
@@ -153,7 +157,7 @@ def run_parametric(args: argparse.Namespace) -> int:
     if args.variant_file or args.variant != "reference":
         name = args.variant_file or args.variant
         raise UsageError(f"--parametric supports the reference only, not {name}")
-    for flag in ("method", "lemmas", "trace_out", "invariant_out", "infer_first"):
+    for flag in ("method", "lemmas", "trace_out", "invariant_out", "infer_first", "html", "itf"):
         default = "auto" if flag == "method" else None if flag != "infer_first" else False
         if getattr(args, flag) != default:
             raise UsageError(f"--parametric does not take --{flag.replace('_', '-')}")

@@ -155,6 +155,13 @@ def loads(text: str, name: str = "<trace>") -> Trace:
 
 
 def _from_doc(doc: Any, name: str) -> Trace:
+    from deferral.traces.itf import ItfError, from_itf, is_itf
+
+    if is_itf(doc):  # Apalache's Informal Trace Format
+        try:
+            doc = from_itf(doc, name)
+        except ItfError as exc:
+            raise TraceError(str(exc)) from None
     if not isinstance(doc, dict):
         raise TraceError(f"{name}: not a deferral trace (the top level is not a JSON object)")
     fmt = doc.get("format")

@@ -1,0 +1,50 @@
+"""ITF (Apalache's Informal Trace Format): written by check/prove, read back by replay."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from deferral.model import PUBLISHED
+from deferral.traces.format import load
+from deferral.traces.itf import to_itf
+
+
+def test_counterexample_round_trips_through_itf(cli, tmp_path: Path) -> None:
+    native, itf = tmp_path / "cex.json", tmp_path / "cex.itf.json"
+    assert cli("check", "--variant", "drain-local-only", "--trace-out", str(native), "--itf", str(itf)).code == 1
+    doc = json.loads(itf.read_text())
+    assert doc["vars"][0] == "gpt" and len(doc["states"]) == 9  # initial state + 8 steps
+    assert doc["states"][1]["#meta"]["action"] == "write"
+    assert doc["states"][0]["gpt"] == {"#map": [[0, 0]]}
+    assert doc["states"][0]["lw"] == {"#map": [[0, "none"]]}
+    assert doc["states"][0]["queue"] == {"#map": [[0, []], [1, []]]}
+    a, b = load(native), load(itf)
+    assert [(s.step, s.args, s.state) for s in a.steps] == [(s.step, s.args, s.state) for s in b.steps]
+    assert a.initial == b.initial and a.bounds == b.bounds and a.expected == b.expected
+    r = cli("replay", str(itf))
+    assert r.code == 0 and "violates no_stale_translation" in r.out
+
+
+def test_steps_are_inferred_when_the_states_name_no_action(cli, tmp_path: Path) -> None:
+    native = tmp_path / "cex.json"
+    cli("check", "--variant", "reload-no-drain", "--trace-out", str(native))
+    doc = to_itf(load(native), PUBLISHED["reload-no-drain"])
+    for state in doc["states"]:
+        state["#meta"] = {"index": state["#meta"]["index"]}  # as another tool would write it
+    bare = tmp_path / "bare.itf.json"
+    bare.write_text(json.dumps(doc))
+    trace = load(bare)
+    assert [s.step for s in trace.steps] == ["write", "shadow_fault", "write", "reload_cr3", "finish_reload"]
+    assert cli("replay", str(bare)).code == 0
+
+
+def test_bad_itf_is_one_line_exit_2(cli, tmp_path: Path) -> None:
+    file = tmp_path / "x.itf.json"
+    file.write_text(json.dumps({"vars": ["gpt"], "states": [{"gpt": {"#map": [[0, 0]]}}]}))
+    r = cli("replay", str(file))
+    assert r.code == 2 and "does not say its bounds" in r.err and len(r.err.strip().splitlines()) == 1
+    file.write_text(json.dumps({"#meta": {"bounds": {"vcpus": 2, "pages": 1, "frames": 1, "queue": 1}},
+                                "vars": ["gpt"], "states": [{"gpt": {"#map": [[1, 0]]}}]}))
+    r = cli("replay", str(file))
+    assert r.code == 2 and "keys 0..n-1" in r.err
