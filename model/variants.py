@@ -16,6 +16,7 @@ protocol derived the same way (see README, "Your own variant")::
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import sys
 import traceback
@@ -153,6 +154,10 @@ def load_variant_namespace(path: str | Path) -> tuple[Protocol, dict[str, Any]]:
 
 
 def _with_source(protocol: Protocol, source: str) -> Protocol:
+    """``protocol`` marked as defined in ``source``; a published one (``VARIANT = REFERENCE``) is
+    copied first, so that loading a file never changes the shared published protocol."""
+    if protocol.source != "built-in" or any(protocol is p for p in PUBLISHED.values()):
+        protocol = dataclasses.replace(protocol)
     object.__setattr__(protocol, "source", source)
     return protocol
 

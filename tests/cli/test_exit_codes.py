@@ -169,3 +169,11 @@ def test_output_off_a_terminal_is_not_wrapped_at_80_columns(cli) -> None:
     assert result.code == 0
     first = result.out.splitlines()[0]
     assert len(first) > 80 and first.startswith("proved no_stale_translation") and first.endswith("s)")
+
+
+def test_loading_a_file_that_reuses_a_published_variant_leaves_it_unchanged(cli, tmp_path: Path) -> None:
+    from deferral.model import REFERENCE
+
+    same = write(tmp_path, "same.py", "from deferral.model import REFERENCE\nVARIANT = REFERENCE\n")
+    assert cli("check", "--variant-file", same, "--max-states", "10").code == 3
+    assert REFERENCE.source == "built-in"
