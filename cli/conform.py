@@ -17,8 +17,7 @@ import argparse
 import json
 from typing import Any
 
-from deferral.cli.common import (EXIT_OK, EXIT_UNKNOWN, EXIT_VIOLATED, UsageError, add_bounds, bounds_from,
-                                 protocol_from, seconds)
+from deferral.cli.common import EXIT_OK, EXIT_UNKNOWN, EXIT_VIOLATED, UsageError, add_bounds, bounds_from, seconds
 from deferral.cli.engine import add_engine_variant, engine_from
 from deferral.engine.bugs import bugs_for
 from deferral.engine.conform import ConformReport, conform_counterexamples, conform_depth, conform_random
@@ -69,8 +68,6 @@ def run(args: argparse.Namespace) -> int:
     _validate(args)
     bounds = bounds_from(args)
     protocol, engine = engine_from(args)
-    if protocol is None:
-        protocol = protocol_from(args)
     spec: EngineSpec = engine if engine is not None else bugs_for(protocol.name)
     model = Model(protocol, bounds)
     if args.depth is not None:

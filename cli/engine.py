@@ -22,7 +22,7 @@ from typing import Any
 import math
 
 from deferral.cli.common import (EXIT_OK, EXIT_UNKNOWN, EXIT_VIOLATED, UsageError, add_bounds, bounds_from,
-                                 check_outputs)
+                                 check_outputs, protocol_from)
 from deferral.engine.bugs import VARIANT_BUGS, UnknownVariant, bugs_for
 from deferral.engine.hypervisor import Hypervisor
 from deferral.engine.runner import RunConfig, run as run_engine
@@ -45,8 +45,8 @@ def add_engine_variant(parser: argparse.ArgumentParser) -> None:
                             "in the engine: a subclass of deferral.engine.Hypervisor); without ENGINE: exit 2")
 
 
-def engine_from(args: argparse.Namespace) -> tuple[Protocol | None, type[Hypervisor] | None]:
-    """The user's (VARIANT, ENGINE) for --variant-file, or (None, None) for a published --variant."""
+def engine_from(args: argparse.Namespace) -> tuple[Protocol, type[Hypervisor] | None]:
+    """The user's (VARIANT, ENGINE) for --variant-file, or (the published variant, None)."""
     if getattr(args, "variant_file", None):
         try:
             return load_engine_file(args.variant_file)
@@ -56,7 +56,7 @@ def engine_from(args: argparse.Namespace) -> tuple[Protocol | None, type[Hypervi
         bugs_for(args.variant)
     except UnknownVariant as exc:
         raise UsageError(str(exc)) from None
-    return None, None
+    return protocol_from(args), None
 
 
 def register(subparsers: Any) -> None:
@@ -92,7 +92,7 @@ def config_from(args: argparse.Namespace) -> RunConfig:
     if args.jsonl and not args.trace_out:
         raise UsageError("--jsonl needs --trace-out FILE")
     check_outputs(args, "trace_out")
-    return RunConfig(bounds, protocol.name if protocol else args.variant, args.seconds, args.seed,
+    return RunConfig(bounds, protocol.name, args.seconds, args.seed,
                      args.snapshots, args.trace_out, args.jsonl, args.grace, max_steps=args.max_steps,
                      protocol=protocol, engine=engine)
 

@@ -18,7 +18,7 @@ from deferral.cli.common import ArgumentParser, ParserExit, UsageError, declare_
 from deferral.cli.errors import classify, report
 
 #: Subcommand modules, in the order ``deferral --help`` lists them.
-COMMANDS = ("check", "replay", "prove", "engine", "conform", "regress", "variants")
+COMMANDS = ("check", "simulate", "replay", "prove", "engine", "conform", "regress", "variants")
 
 
 def build_parser() -> ArgumentParser:

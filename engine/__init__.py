@@ -1,7 +1,8 @@
 """deferral.engine: the threaded hypervisor engine of the deferral protocol, judged by the model.
 
-* :mod:`~deferral.engine.hypervisor`: the hypervisor library (shared guest page table,
-  per-VCPU shadows, TLBs, deferral rings, IPI mailboxes) and its 13 atomic steps;
+* :mod:`~deferral.engine.hypervisor`: the hypervisor library (a guest page table per
+  process, a CR3 and a shadow cache per VCPU, TLBs, deferral rings, IPI mailboxes) and
+  its atomic steps;
 * :mod:`~deferral.engine.bugs`: the published variants as real bugs, selected by name;
 * :mod:`~deferral.engine.guest`: seeded random and scripted guest programs;
 * :mod:`~deferral.engine.runner`: one thread per VCPU under a time limit;

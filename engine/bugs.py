@@ -20,6 +20,9 @@ class Bugs:
     reload_no_drain: bool = False  # CR3 reload flushes without draining the queue
     wait_irqs_off: bool = False  # the shootdown wait loop runs with interrupts off
     overflow_drop: bool = False  # a notice for a full queue is dropped, not drained
+    defer_non_current: bool = False  # a write to a table the writer does not run is queued too
+    switch_no_drain: bool = False  # a switch to another table flushes without draining
+    resync_running_only: bool = False  # a drain resyncs only shadows of VCPUs running the table
     # ---- test-only fault injection (no variant models these) ----
     skip_resync_vcpu: int | None = None  # drain never resyncs this VCPU's shadow
     keep_tlb_on_invlpg: bool = False  # finish_invlpg forgets to drop the TLB entry
@@ -37,6 +40,9 @@ VARIANT_BUGS: dict[str, Bugs] = {
     "reload-no-drain": Bugs(reload_no_drain=True),
     "wait-irqs-off": Bugs(wait_irqs_off=True),
     "overflow-drop": Bugs(overflow_drop=True),
+    "defer-non-current": Bugs(defer_non_current=True),
+    "switch-no-drain": Bugs(switch_no_drain=True),
+    "resync-running-only": Bugs(resync_running_only=True),
 }
 
 

@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator
 
 from deferral.checks.explicit.search import search
 from deferral.engine.hypervisor import STEP_PARAMS, EngineSpec, Hypervisor, build_engine
-from deferral.engine.judge import engine_view, with_ghosts
+from deferral.engine.judge import engine_view, shown_args, with_ghosts
 from deferral.engine.tracing import Recorder, snapshot
 from deferral.engine.vcpu import Mode
 from deferral.model.concrete import Action, Model, State, Violation
@@ -57,7 +57,8 @@ class Stepper:
     def engine_steps(self) -> Iterator[tuple[str, dict[str, int]]]:
         """Every step instance the engine would take now (its own enumeration)."""
         b = self.hv.bounds
-        ranges = {"i": range(b.vcpus), "k": range(b.vcpus), "p": range(b.pages), "f": range(b.frames + 1)}
+        ranges = {"i": range(b.vcpus), "k": range(b.vcpus), "p": range(b.pages), "f": range(b.frames + 1),
+                  "s": range(self.hv.spaces)}
         for name, params in STEP_PARAMS.items():
             for values in product(*(ranges[p] for p in params)):
                 args = dict(zip(params, values))
@@ -66,7 +67,7 @@ class Stepper:
 
 
 def model_args(action: Action) -> dict[str, int]:
-    return {name: v for (name, _), v in zip(action.step.params, action.args)}
+    return shown_args(action)
 
 
 def _label(name: str, args: dict[str, int]) -> str:

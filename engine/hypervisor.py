@@ -1,8 +1,12 @@
 """The hypervisor side of the deferral protocol: the engine's atomic steps.
 
-This is independent code (it does not call the model's step functions): guest page
-table in shared memory, per-VCPU shadow tables, TLBs, bounded deferral rings, IPI
-mailboxes and shootdown ack masks, and the 13 atomic steps of PROTOCOL.md as methods.
+This is independent code (it does not call the model's step functions): one guest page
+table per process in shared memory (named by the address of its top-level table), a CR3
+per VCPU, per-VCPU shadow caches keyed by the guest's top-level table, untagged TLBs,
+bounded deferral rings of (table, page) notices, IPI mailboxes and shootdown ack masks,
+and the atomic steps of PROTOCOL.md as methods (with address spaces: ``switch_cr3``, and
+a write to a table the writer does not run resynced at once, since no flush on the writer
+would drain it).
 
 Locking, honestly: there is ONE lock, the *step lock*. Every step method takes it for
 exactly the duration of that step (check the step's precondition, apply its effect,
@@ -16,6 +20,9 @@ Each step first checks its own precondition and raises :class:`NotEnabled` if it
 does not hold; :meth:`Hypervisor.why_not` reports that check without acting, so a
 driver can single-step the engine (``execute``) and compare its enabledness with the
 model's. A published variant is selected as :class:`~deferral.engine.bugs.Bugs`.
+Events name steps and arguments in the model's vocabulary: a space is the index of its
+guest table; with one space the space arguments are left out (as traces written before
+spaces existed).
 """
 
 from __future__ import annotations
@@ -26,18 +33,21 @@ from typing import Any, Callable
 
 from deferral.engine.bugs import Bugs
 from deferral.engine.memory import GuestPageTable
-from deferral.engine.vcpu import Mode, Vcpu
+from deferral.engine.vcpu import Mode, Notice, Vcpu
 from deferral.model.bounds import Bounds
 
-#: The 13 steps and their parameter names, in the model's vocabulary.
+#: The steps and their parameter names, in the model's vocabulary.
 STEP_PARAMS: dict[str, tuple[str, ...]] = {
-    "write": ("i", "p", "f"), "fill": ("i", "p"), "shadow_fault": ("i", "p"), "invlpg": ("i", "p"),
-    "shootdown": ("i", "p"), "reload_cr3": ("i",), "drain_one": ("i",), "finish_invlpg": ("i",),
-    "finish_reload": ("i",), "send_ipis": ("i",), "shootdown_done": ("i",), "take_ipi": ("k", "i"),
-    "ack_ipi": ("k",),
+    "write": ("i", "s", "p", "f"), "fill": ("i", "p"), "shadow_fault": ("i", "p"), "invlpg": ("i", "p"),
+    "shootdown": ("i", "s", "p"), "reload_cr3": ("i",), "switch_cr3": ("i", "s"), "drain_one": ("i",),
+    "finish_invlpg": ("i",), "finish_reload": ("i",), "send_ipis": ("i",), "shootdown_done": ("i",),
+    "take_ipi": ("k", "i"), "ack_ipi": ("k",),
 }
 
 FLUSHING = (Mode.INV, Mode.RELOAD, Mode.SD, Mode.IPI)
+
+#: Where the guest's top-level tables live: process s's at ROOT_BASE * (s + 1).
+ROOT_BASE = 0x1000
 
 
 class NotEnabled(Exception):
@@ -64,12 +74,30 @@ class Hypervisor:
         self.bugs = bugs
         self.observer = observer
         self.lock = threading.Lock()  # the step lock
-        self.gpt = GuestPageTable(bounds.pages)
-        self.vcpus = [Vcpu.create(i, bounds.vcpus, bounds.pages, bounds.queue) for i in range(bounds.vcpus)]
+        self.spaces = int(bounds.get("spaces", 1))
+        #: one page table per guest process; process s's top-level table is at tables[s].root
+        self.tables = [GuestPageTable(bounds.pages, ROOT_BASE * (s + 1)) for s in range(self.spaces)]
+        self.vcpus = [Vcpu.create(i, bounds.vcpus, bounds.pages, bounds.queue, self.tables[0].root)
+                      for i in range(bounds.vcpus)]
+
+    @property
+    def gpt(self) -> GuestPageTable:
+        """The first process's page table (the only one with one address space)."""
+        return self.tables[0]
+
+    def table(self, root: int) -> GuestPageTable:
+        """The guest table whose top-level table is at ``root``."""
+        return self.tables[root // ROOT_BASE - 1]
+
+    def space_of(self, root: int) -> int:
+        """The model's name of a guest table: its space index."""
+        return root // ROOT_BASE - 1
 
     # ---- helpers (caller holds the lock) -------------------------------------------------
     def _emit(self, step: str, args: dict[str, int], **info: Any) -> None:
         if self.observer is not None:
+            if self.spaces == 1:
+                args = {k: v for k, v in args.items() if k != "s"}  # one space: not named
             self.observer(self, Event(step, args, info))
 
     @staticmethod
@@ -77,37 +105,62 @@ class Hypervisor:
         if reason is not None:
             raise NotEnabled(reason)
 
-    def resync(self, drainer: int, page: int) -> None:
-        """Re-read the guest PTE into every shadow that maps ``page``."""
-        guest = self.gpt[page]
+    def resync(self, drainer: int, table: GuestPageTable, page: int) -> None:
+        """Re-read the guest PTE into every cached shadow of ``table`` that maps ``page``."""
+        guest = table[page]
         for vcpu in self.vcpus:
             if self.bugs.drain_local_only and vcpu.index != drainer:
                 continue  # BUG drain-local-only: other VCPUs' shadows are left stale
+            if self.bugs.resync_running_only and vcpu.cr3 != table.root:
+                continue  # BUG resync-running-only: cached shadows of other VCPUs are left stale
             if self.bugs.skip_resync_vcpu == vcpu.index:
                 continue  # test-only fault injection
-            if vcpu.shadow[page] != 0:
-                vcpu.shadow[page] = guest
+            shadow = vcpu.shadow_of(table)
+            if shadow is not None and shadow[page] != 0:
+                shadow[page] = guest
 
-    # ---- hooks a user's ENGINE may override (with resync and post_ipis above) -------------
+    def resync_now(self, table: GuestPageTable, page: int) -> None:
+        """A write to a table the writer does not run: resync every cached shadow at once."""
+        guest = table[page]
+        for vcpu in self.vcpus:
+            shadow = vcpu.shadow_of(table)
+            if shadow is not None and shadow[page] != 0:
+                shadow[page] = guest
+
+    # ---- hooks a user's ENGINE may override (with resync and post_ipis) ---------------------
+    def defers(self, i: int, table: GuestPageTable) -> bool:
+        """Is a write by i to ``table`` deferred (queued), rather than resynced at once?"""
+        if self.bugs.defer_non_current:
+            return True  # BUG defer-non-current: every write is queued, whatever table i runs
+        return table.root == self.vcpus[i].cr3
+
     def handler_drains(self, k: int) -> bool:
         """Does k's shootdown IPI handler drain k's queue before it acks?"""
         return not self.bugs.remote_no_drain  # BUG remote-no-drain: the handler skips the drain
 
     def reload_drains(self, i: int) -> bool:
-        """Does i's CR3 load drain i's queue before it flushes?"""
+        """Does i's running CR3 load (reload or switch) drain i's queue before it flushes?"""
+        me = self.vcpus[i]
+        if self.bugs.switch_no_drain and me.op_root != me.cr3:
+            return False  # BUG switch-no-drain: a switch to another table flushes without draining
         return not self.bugs.reload_no_drain  # BUG reload-no-drain: flush without draining
 
-    def _drain_one(self, i: int) -> int:
-        page = self.vcpus[i].queue.pop()
-        self.resync(i, page)
-        return page
+    def flushes_locally(self, i: int) -> bool:
+        """Does i's running shootdown flush i's own TLB (is it of the table i runs)?"""
+        me = self.vcpus[i]
+        return me.op_root == me.cr3
 
-    def post_ipis(self, i: int, page: int) -> int:
-        """Post i's shootdown IPI to every other VCPU; how many were sent."""
+    def _drain_one(self, i: int) -> Notice:
+        root, page = self.vcpus[i].queue.pop()
+        self.resync(i, self.table(root), page)
+        return root, page
+
+    def post_ipis(self, i: int, root: int, page: int) -> int:
+        """Post i's shootdown IPI (table, page) to every other VCPU; how many were sent."""
         me = self.vcpus[i]
         for other in self.vcpus:
             if other.index != i:
-                other.mailbox[i] = page
+                other.mailbox[i] = (root, page)
                 me.acks_pending[other.index] = True
         return len(self.vcpus) - 1
 
@@ -116,12 +169,24 @@ class Hypervisor:
         mode = self.vcpus[i].mode
         return None if mode is Mode.IDLE else f"VCPU {i} is {mode.value}, not Idle"
 
+    def _args(self, step: str, args: dict[str, int]) -> dict[str, int]:
+        """``args`` with the space named (0 where one space leaves it out)."""
+        if "s" not in args and "s" in STEP_PARAMS.get(step, ()):
+            return {**args, "s": 0}
+        return args
+
     def why_not(self, step: str, args: dict[str, int]) -> str | None:
         """None when ``step(args)`` can run now, else why not (caller holds the lock or is alone)."""
         if step not in STEP_PARAMS:
             return f"no step {step!r}"
+        args = self._args(step, args)
         v = self.vcpus
         if step in ("write", "invlpg", "shootdown", "reload_cr3"):
+            return self._idle(args["i"])
+        if step == "switch_cr3":
+            me = v[args["i"]]
+            if self.tables[args["s"]].root == me.cr3:
+                return f"VCPU {me.index} already runs space {args['s']}"
             return self._idle(args["i"])
         if step == "fill":
             me, p = v[args["i"]], args["p"]
@@ -132,7 +197,7 @@ class Hypervisor:
             me, p = v[args["i"]], args["p"]
             if me.tlb[p] != 0 or me.shadow[p] != 0:
                 return "no fault: the walk finds an entry"
-            if self.gpt[p] == 0:
+            if self.table(me.cr3)[p] == 0:
                 return "guest PTE not present"
             return self._idle(args["i"])
         if step == "drain_one":
@@ -148,14 +213,16 @@ class Hypervisor:
         if step == "finish_reload":
             me = v[args["i"]]
             if me.mode is not Mode.RELOAD:
-                return "not in CR3 reload"
-            if self.bugs.reload_no_drain:
-                return None  # BUG reload-no-drain: flushes without draining first
+                return "not in a CR3 load"
+            if not self.reload_drains(me.index):
+                return None  # BUG reload-no-drain / switch-no-drain: flushes without draining first
             return None if me.queue.empty() else "queue not drained"
         if step == "send_ipis":
             me = v[args["i"]]
             if me.mode is not Mode.SD:
                 return "not starting a shootdown"
+            if not self.flushes_locally(me.index):
+                return None  # no local flush, so no local drain to wait for
             return None if me.queue.empty() else "queue not drained"
         if step == "shootdown_done":
             me = v[args["i"]]
@@ -175,7 +242,7 @@ class Hypervisor:
             me = v[args["k"]]
             if me.mode is not Mode.IPI:
                 return "not handling an IPI"
-            if self.bugs.remote_no_drain:
+            if not self.handler_drains(me.index):
                 return None  # BUG remote-no-drain: acks with notices still queued
             return None if me.queue.empty() else "queue not drained"
         raise AssertionError(step)  # pragma: no cover
@@ -184,24 +251,29 @@ class Hypervisor:
         return self.why_not(step, args) is None
 
     # ---- the atomic steps ----------------------------------------------------------------
-    def write(self, i: int, p: int, f: int) -> None:
-        """The guest writes PTE p := f and notifies the hypervisor (one hypercall)."""
+    def write(self, i: int, s: int, p: int, f: int) -> None:
+        """The guest writes PTE p := f of process s's table and notifies the hypervisor."""
         with self.lock:
             self._require(self._idle(i))
-            ring = self.vcpus[i].queue
+            table = self.tables[s]
             drained = 0
-            keep_notice = True
-            if ring.full():
-                if self.bugs.overflow_drop:
-                    keep_notice = False  # BUG overflow-drop: the notice is lost
-                else:
-                    while not ring.empty():  # overflow: drain the whole ring first
-                        self._drain_one(i)
-                        drained += 1
-            self.gpt[p] = f
-            if keep_notice:
-                ring.push(p)
-            self._emit("write", {"i": i, "p": p, "f": f}, drained=drained)
+            if self.defers(i, table):
+                ring = self.vcpus[i].queue
+                keep_notice = True
+                if ring.full():
+                    if self.bugs.overflow_drop:
+                        keep_notice = False  # BUG overflow-drop: the notice is lost
+                    else:
+                        while not ring.empty():  # overflow: drain the whole ring first
+                            self._drain_one(i)
+                            drained += 1
+                table[p] = f
+                if keep_notice:
+                    ring.push((table.root, p))
+            else:  # a table i does not run: no flush on i would drain a notice, so resync now
+                table[p] = f
+                self.resync_now(table, p)
+            self._emit("write", {"i": i, "s": s, "p": p, "f": f}, drained=drained)
 
     def fill(self, i: int, p: int) -> None:
         """Hardware walk of the shadow on a TLB miss."""
@@ -216,8 +288,9 @@ class Hypervisor:
         with self.lock:
             self._require(self.why_not("shadow_fault", {"i": i, "p": p}))
             me = self.vcpus[i]
-            me.shadow[p] = self.gpt[p]
-            me.tlb[p] = self.gpt[p]
+            guest = self.table(me.cr3)[p]
+            me.shadow[p] = guest
+            me.tlb[p] = guest
             self._emit("shadow_fault", {"i": i, "p": p})
 
     def access(self, i: int, p: int) -> str | None:
@@ -230,13 +303,15 @@ class Hypervisor:
             me = self.vcpus[i]
             if me.tlb[p] != 0:
                 return None
-            if me.shadow[p] != 0:
-                me.tlb[p] = me.shadow[p]
+            shadow = me.shadow
+            if shadow[p] != 0:
+                me.tlb[p] = shadow[p]
                 self._emit("fill", {"i": i, "p": p})
                 return "fill"
-            if self.gpt[p] != 0 and me.mode is Mode.IDLE:
-                me.shadow[p] = self.gpt[p]
-                me.tlb[p] = self.gpt[p]
+            guest = self.table(me.cr3)[p]
+            if guest != 0 and me.mode is Mode.IDLE:
+                shadow[p] = guest
+                me.tlb[p] = guest
                 self._emit("shadow_fault", {"i": i, "p": p})
                 return "shadow_fault"
             return None
@@ -248,21 +323,33 @@ class Hypervisor:
             me.mode, me.op_page = Mode.INV, p
             self._emit("invlpg", {"i": i, "p": p})
 
-    def shootdown(self, i: int, p: int) -> None:
+    def shootdown(self, i: int, s: int, p: int) -> None:
+        """Start a TLB shootdown of page p of process s's table (whichever table i runs)."""
         with self.lock:
             self._require(self._idle(i))
             me = self.vcpus[i]
-            me.mode, me.op_page = Mode.SD, p
+            root = self.tables[s].root
+            me.mode, me.op_page, me.op_root = Mode.SD, p, root
             sent = 0
             if self.bugs.ipi_before_drain:
-                sent = self.post_ipis(i, p)  # BUG ipi-before-drain: IPIs out before the drain
-            self._emit("shootdown", {"i": i, "p": p}, ipis=sent)
+                sent = self.post_ipis(i, root, p)  # BUG ipi-before-drain: IPIs out before the drain
+            self._emit("shootdown", {"i": i, "s": s, "p": p}, ipis=sent)
 
     def reload_cr3(self, i: int) -> None:
+        """Start a CR3 load of the table i runs (a reload)."""
         with self.lock:
             self._require(self._idle(i))
-            self.vcpus[i].mode = Mode.RELOAD
+            me = self.vcpus[i]
+            me.mode, me.op_root = Mode.RELOAD, me.cr3
             self._emit("reload_cr3", {"i": i})
+
+    def switch_cr3(self, i: int, s: int) -> None:
+        """Start a CR3 load of another process's table (a process switch)."""
+        with self.lock:
+            self._require(self.why_not("switch_cr3", {"i": i, "s": s}))
+            me = self.vcpus[i]
+            me.mode, me.op_root = Mode.RELOAD, self.tables[s].root
+            self._emit("switch_cr3", {"i": i, "s": s})
 
     def drain_one(self, i: int) -> bool:
         """Drain one notice while flushing; False (no step) when the ring is empty."""
@@ -271,8 +358,8 @@ class Hypervisor:
             if reason == "queue empty":
                 return False
             self._require(reason)
-            page = self._drain_one(i)
-            self._emit("drain_one", {"i": i}, page=page)
+            root, page = self._drain_one(i)
+            self._emit("drain_one", {"i": i}, root=root, page=page)
             return True
 
     def finish_invlpg(self, i: int) -> None:
@@ -287,23 +374,27 @@ class Hypervisor:
             self._emit("finish_invlpg", {"i": i}, page=page)
 
     def finish_reload(self, i: int) -> None:
+        """Load CR3 (the target table) and flush the whole TLB."""
         with self.lock:
             self._require(self.why_not("finish_reload", {"i": i}))
             me = self.vcpus[i]
+            assert me.op_root is not None
+            me.cr3 = me.op_root
             me.tlb.flush_all()
-            me.mode = Mode.IDLE
+            me.mode, me.op_root = Mode.IDLE, None
             self._emit("finish_reload", {"i": i})
 
     def send_ipis(self, i: int) -> None:
         with self.lock:
             self._require(self.why_not("send_ipis", {"i": i}))
             me = self.vcpus[i]
-            page = me.op_page
-            assert page is not None
-            me.tlb[page] = 0
+            page, root = me.op_page, me.op_root
+            assert page is not None and root is not None
+            if self.flushes_locally(i):
+                me.tlb[page] = 0  # otherwise the TLB holds another table's translations
             sent = 0
             if not self.bugs.ipi_before_drain:
-                sent = self.post_ipis(i, page)
+                sent = self.post_ipis(i, root, page)
             me.mode = Mode.SDWAIT
             self._emit("send_ipis", {"i": i}, page=page, ipis=sent)
 
@@ -316,7 +407,7 @@ class Hypervisor:
             self._require(reason)
             me = self.vcpus[i]
             page = me.op_page
-            me.mode, me.op_page = Mode.IDLE, None
+            me.mode, me.op_page, me.op_root = Mode.IDLE, None, None
             self._emit("shootdown_done", {"i": i}, page=page)
             return True
 
@@ -327,11 +418,11 @@ class Hypervisor:
 
     def _take_ipi(self, k: int, i: int) -> None:
         me = self.vcpus[k]
-        page = me.mailbox[i]
-        assert page is not None
+        notice = me.mailbox[i]
+        assert notice is not None
         me.mailbox[i] = None
-        me.interrupted, me.handling, me.mode = me.mode, (i, page), Mode.IPI
-        self._emit("take_ipi", {"k": k, "i": i}, page=page)
+        me.interrupted, me.handling, me.mode = me.mode, (i, *notice), Mode.IPI
+        self._emit("take_ipi", {"k": k, "i": i}, page=notice[1])
 
     def take_next_ipi(self, k: int, start: int = 0) -> int | None:
         """Take a pending IPI if interrupts are on (searching from initiator ``start``)."""
@@ -349,8 +440,9 @@ class Hypervisor:
             self._require(self.why_not("ack_ipi", {"k": k}))
             me = self.vcpus[k]
             assert me.handling is not None and me.interrupted is not None
-            initiator, page = me.handling
-            me.tlb[page] = 0
+            initiator, root, page = me.handling
+            if root == me.cr3:
+                me.tlb[page] = 0  # otherwise k runs another table: nothing of it in the TLB
             self.vcpus[initiator].acks_pending[k] = False
             me.mode, me.interrupted, me.handling = me.interrupted, None, None
             self._emit("ack_ipi", {"k": k}, initiator=initiator, page=page)
@@ -359,6 +451,7 @@ class Hypervisor:
     def execute(self, step: str, args: dict[str, int]) -> None:
         """Run one named step (the driver picks it); NotEnabled if it cannot run now."""
         params = STEP_PARAMS.get(step)
+        args = self._args(step, args)
         if params is None or sorted(params) != sorted(args):
             raise NotEnabled(f"no step {step}({', '.join(sorted(args))})")
         if step == "drain_one":
@@ -375,7 +468,7 @@ class Hypervisor:
     def copy(self, observer: Observer | None = None) -> "Hypervisor":
         """An independent copy (for single-stepping searches); no thread may be running."""
         other = type(self)(self.bounds, self.bugs, observer)
-        other.gpt = self.gpt.copy()  # type: ignore[assignment]
+        other.tables = [t.copy() for t in self.tables]
         other.vcpus = [v.copy() for v in self.vcpus]
         return other
 

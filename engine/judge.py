@@ -33,6 +33,14 @@ from deferral.model.schema import Queue
 BATCH = 512
 
 
+def shown_args(action: Action) -> dict[str, int]:
+    """An action's arguments by name, as traces name them (one space: no space argument)."""
+    shown = getattr(action, "arg_dict", None)
+    if shown is not None:
+        return shown()
+    return {name: v for (name, _), v in zip(action.step.params, action.args)}
+
+
 def ghost_names(model: Model) -> frozenset[str]:
     """The protocol's ghost variables (the model keeps them; the engine does not)."""
     return frozenset(v.name for v in model.protocol.variables if getattr(v, "ghost", False))
@@ -123,6 +131,11 @@ class Transitions:
 _MISS = object()
 
 
+def _key(shown: Any) -> Any:
+    """A shown value as a dict key (a pair is shown as a list)."""
+    return tuple(shown) if isinstance(shown, list) else shown
+
+
 def _written(state: State, writes: tuple[tuple[int, int], ...] | None) -> State | None:
     if writes is None:
         return None
@@ -148,17 +161,23 @@ class Encoder:
         self.plain_slots = tuple(j for j, slot in enumerate(layout.slots) if slot.var.name not in ghosts)
         self.plain = _getter(self.plain_slots)
         self._plan: list[tuple[str, list[tuple[tuple[int, ...], Any, Any]]]] = []
-        for var in layout.variables:
+        for var in getattr(layout, "shown_variables", layout.variables):  # the fields a state shows
             if var.name in ghosts:
                 continue
             entries = []
-            for idx in product(*(range(n) for n in var.shape(b))):
+            shape = var.shape(b)
+            dims = var.shown_dims(b) if hasattr(var, "shown_dims") else tuple(range(len(shape)))
+            for shown in product(*(range(shape[d]) for d in dims)):
+                full = [0] * len(shape)  # an elided index (one space) is 0
+                for d, i in zip(dims, shown):
+                    full[d] = i
+                idx = tuple(full)
                 if isinstance(var, Queue):
                     target: Any = (layout.where[(var.name, idx, "len")],
                                    [layout.where[(var.name, idx, s)] for s in range(var.cap(b))])
                 else:
                     target = layout.where[(var.name, idx, None)]
-                entries.append((idx, target, {var.domain.show(v, b): v for v in range(var.domain.size(b))}))
+                entries.append((shown, target, {_key(var.domain.show(v, b)): v for v in range(var.domain.size(b))}))
             self._plan.append((var.name, entries))
         self._seen: dict[str, tuple[int, ...]] = {}
         initial = model.initial
@@ -196,11 +215,11 @@ class Encoder:
                         raise ValueError(f"{name}: queue longer than its capacity")
                     values[length] = len(node)
                     for j, item in zip(slots, node):
-                        values[j] = parse[item]
+                        values[j] = parse[_key(item)]
                     for j in slots[len(node):]:
                         values[j] = 0
                 else:
-                    values[target] = parse[node]
+                    values[target] = parse[_key(node)]
         return tuple(values)
 
 
@@ -223,8 +242,8 @@ class Judge:
     def __init__(self, model: Model, engine_initial: dict[str, Any], *, cache: int = 100_000) -> None:
         self.model = model
         self.ghosts = ghost_names(model)
-        self._actions: dict[tuple[str, tuple[int, ...]], Action] = {
-            (a.step.name, a.args): a for a in model.actions}
+        self._actions: dict[tuple[str, frozenset[tuple[str, int]]], Action] = {
+            (a.step.name, frozenset(shown_args(a).items())): a for a in model.actions}
         self.transitions = Transitions(model, cache)
         self.encoder = Encoder(model)
         self._pending: list[tuple[int, str, State]] = []
@@ -264,11 +283,7 @@ class Judge:
     # ---- following the run --------------------------------------------------------------
     def action(self, name: str, args: dict[str, int]) -> Action | None:
         """The model's action for an engine step (None if the model has no such step)."""
-        try:
-            params = [p for p, _ in self.model.protocol.step(name).params]
-            return self._actions.get((name, tuple(args[p] for p in params)))
-        except KeyError:
-            return None
+        return self._actions.get((name, frozenset(args.items())))
 
     def step(self, name: str, args: dict[str, int], engine_state: dict[str, Any]) -> None:
         """Judge one engine step, given the engine's state after it (invariants: :meth:`flush`)."""

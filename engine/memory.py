@@ -39,7 +39,22 @@ class PageTable:
 
 
 class GuestPageTable(PageTable):
-    """The guest's page table in shared guest memory; the guest writes it directly."""
+    """One process's page table in shared guest memory; the guest writes it directly.
+
+    ``root`` is the address of its top-level table: what a CR3 holds while the process
+    runs, and the key of the hypervisor's shadow caches.
+    """
+
+    __slots__ = ("root",)
+
+    def __init__(self, pages: int, root: int = 0x1000) -> None:
+        super().__init__(pages)
+        self.root = root
+
+    def copy(self) -> "GuestPageTable":
+        other = GuestPageTable(len(self.entries), self.root)
+        other.entries[:] = self.entries
+        return other
 
 
 class ShadowPageTable(PageTable):

@@ -5,10 +5,11 @@ Each VCPU thread runs guest operations as the hypervisor would service them:
 * ``access``: one hardware walk (TLB hit, ``fill``, or ``shadow_fault`` from guest mode);
 * ``write``: the guest's PTE write with its notice (``write``, overflow drain inside);
 * ``invlpg``: ``invlpg``, ``drain_one`` until the ring is empty, ``finish_invlpg``;
-* ``reload``: ``reload_cr3``, drain, ``finish_reload``;
-* ``shootdown``: ``shootdown``, drain, ``send_ipis``, then the wait loop: until every ack
-  is in (``shootdown_done``), keep taking IPIs (``take_ipi``, drain, ``ack_ipi``) and let
-  the hardware walk (``fill``);
+* ``reload``: ``reload_cr3``, drain, ``finish_reload``; ``switch`` (several address
+  spaces): ``switch_cr3`` to another process's table, drain, ``finish_reload``;
+* ``shootdown``: ``shootdown``, drain (if of the table the VCPU runs), ``send_ipis``, then
+  the wait loop: until every ack is in (``shootdown_done``), keep taking IPIs
+  (``take_ipi``, drain, ``ack_ipi``) and let the hardware walk (``fill``);
 * between operations, in guest mode, it takes pending IPIs.
 
 A run stops after ``seconds``; then every thread finishes its operation and keeps
@@ -72,8 +73,8 @@ class _Run:
         protocol = cfg.protocol if cfg.protocol is not None else get_variant(cfg.variant)
         if cfg.bugs is not None:
             self.bugs = cfg.bugs
-        else:
-            self.bugs = Bugs() if cfg.protocol is not None else bugs_for(cfg.variant)
+        else:  # a user's ENGINE makes its own change; a published variant runs as its bug
+            self.bugs = Bugs() if cfg.engine is not None else bugs_for(protocol.name)
         self.hv = (cfg.engine or Hypervisor)(cfg.bounds, self.bugs)
         jsonl = cfg.trace_out if (cfg.trace_out and cfg.jsonl) else None
         keep = cfg.trace_out is None or not cfg.jsonl
@@ -110,22 +111,26 @@ class _Run:
         if op.kind == "access":
             hv.access(i, op.page)
         elif op.kind == "write":
-            hv.write(i, op.page, op.frame)
+            hv.write(i, op.space, op.page, op.frame)
         elif op.kind == "invlpg":
             hv.invlpg(i, op.page)
             self.pause()
             self.drain(i)
             hv.finish_invlpg(i)
-        elif op.kind == "reload":
-            hv.reload_cr3(i)
+        elif op.kind in ("reload", "switch"):
+            if op.kind == "reload" or hv.tables[op.space].root == hv.vcpus[i].cr3:
+                hv.reload_cr3(i)  # switching to the process it runs is a reload
+            else:
+                hv.switch_cr3(i, op.space)
             self.pause()
-            if self.hv.reload_drains(i):
+            if hv.reload_drains(i):
                 self.drain(i)
             hv.finish_reload(i)
         elif op.kind == "shootdown":
-            hv.shootdown(i, op.page)
+            hv.shootdown(i, op.space, op.page)
             self.pause()
-            self.drain(i)
+            if hv.flushes_locally(i):  # a shootdown of another process's table flushes nothing here
+                self.drain(i)
             hv.send_ipis(i)
             self.pause()
             self.wait_for_acks(i, op.page)

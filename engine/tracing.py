@@ -22,26 +22,49 @@ from typing import Any
 
 from deferral.engine.hypervisor import Event, Hypervisor
 from deferral.engine.judge import BATCH, Judge
-from deferral.engine.vcpu import Mode
+from deferral.engine.vcpu import Mode, Vcpu
 from deferral.model.concrete import Model, Violation
 from deferral.traces.format import JsonlWriter, Trace, TraceStep
 
 
 def snapshot(hv: Hypervisor) -> dict[str, Any]:
-    """The engine's state in the model's vocabulary (``Model.to_json`` form, no ghost variables)."""
+    """The engine's state in the model's vocabulary (``Model.to_json`` form, no ghost variables).
+
+    A guest table is named by its space index; with one space, space indices are left out
+    (``gpt[p]``, ``shadow[i][p]``, notices as pages) and ``cr3``/``sp`` are not shown.
+    """
     vs = hv.vcpus
-    return {
-        "gpt": hv.gpt.as_list(),
-        "shadow": [v.shadow.as_list() for v in vs],
+    one = hv.spaces == 1
+    tables = hv.tables
+
+    def shadows(v: Vcpu) -> list[Any]:
+        rows = []
+        for table in tables:
+            shadow = v.shadow_of(table)
+            rows.append(shadow.as_list() if shadow is not None else [0] * len(table))
+        return rows[0] if one else rows
+
+    def notice(n: tuple[int, int]) -> Any:
+        return n[1] if one else [hv.space_of(n[0]), n[1]]
+
+    out: dict[str, Any] = {
+        "gpt": tables[0].as_list() if one else [t.as_list() for t in tables],
+        "shadow": [shadows(v) for v in vs],
         "tlb": [v.tlb.as_list() for v in vs],
-        "queue": [v.queue.items() for v in vs],
+        "queue": [[notice(n) for n in v.queue.items()] for v in vs],
         "pc": [v.mode.value for v in vs],
         "pg": [0 if v.op_page is None else v.op_page for v in vs],
+    }
+    if not one:
+        out["cr3"] = [hv.space_of(v.cr3) for v in vs]
+        out["sp"] = [0 if v.op_root is None or v.mode is Mode.INV else hv.space_of(v.op_root) for v in vs]
+    out.update({
         "ipi": [[v.mailbox[i] is not None for i in range(len(vs))] for v in vs],
         "cur": [None if v.handling is None else v.handling[0] for v in vs],
         "waitret": [v.mode is Mode.IPI and v.interrupted is Mode.SDWAIT for v in vs],
         "waiting": [list(v.acks_pending) for v in vs],
-    }
+    })
+    return out
 
 
 @dataclass

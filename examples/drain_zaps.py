@@ -31,11 +31,11 @@ VARIANT = REFERENCE.derive(
 class ZappingHypervisor(Hypervisor):
     """The engine with the same change: draining a notice zaps the other VCPUs' entries."""
 
-    def resync(self, drainer, page):
-        guest = self.gpt[page]
+    def resync(self, drainer, table, page):
         for vcpu in self.vcpus:
-            if vcpu.shadow[page] != 0:
-                vcpu.shadow[page] = guest if vcpu.index == drainer else 0
+            shadow = vcpu.shadow_of(table)  # vcpu's cached shadow of this guest table, if any
+            if shadow is not None and shadow[page] != 0:
+                shadow[page] = table[page] if vcpu.index == drainer else 0
 
 
 ENGINE = ZappingHypervisor

@@ -1,0 +1,343 @@
+"""Random simulation: many seeded random walks at once, invariants checked in every state.
+
+For bounds too big to explore exhaustively. A batch of walkers starts at the initial
+state; at each step every walker takes one enabled step instance chosen uniformly at
+random (the guards and effects are the search's compiled numpy kernels, over the whole
+batch), and every invariant is checked in every state reached. Workers are forked
+processes, each running its own batches from its own seed stream. A violation is
+shrunk (:func:`shrink`): cycles cut, single steps dropped while the violation stays,
+then a breadth-first search from the initial state, bounded in states, looks for a
+shorter one. A simulation never shows that a property holds: finding nothing is
+"unknown".
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue as queue_mod
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from deferral.checks.explicit.expand import Expander
+from deferral.checks.explicit.numpy_ops import guard_mask, successors
+from deferral.checks.explicit.packing import blas_threads
+from deferral.checks.explicit.search import search
+from deferral.checks.results import Path
+from deferral.model.concrete import Action, Model, State
+
+#: Walkers advanced together in one batch.
+BATCH = 4096
+#: States a shrinking BFS may store before it gives up looking for a shorter violation.
+BFS_BUDGET = 20_000
+
+
+@dataclass
+class SimProgress:
+    walks: int
+    states: int
+    elapsed_s: float
+
+
+@dataclass
+class Violation:
+    prop: str
+    actions: list[int]  # action indices from the initial state
+    batch: int
+    walker: int
+
+
+@dataclass
+class SimResult:
+    variant: str
+    bounds: Any
+    seed: int
+    depth: int
+    workers: int
+    walks: int = 0
+    states: int = 0  # states visited (every state of every walk, repeats included)
+    deadlocks: int = 0  # walks that ended early: no step enabled
+    elapsed_s: float = 0.0
+    prop: str | None = None
+    found_length: int | None = None  # the walk's length up to the violation
+    path: Path | None = None  # the shrunk counterexample
+    shrink_log: list[str] = field(default_factory=list)
+
+    @property
+    def violated(self) -> bool:
+        return self.path is not None
+
+    @property
+    def exit_code(self) -> int:
+        """1 a violation found; 3 none found (unknown: a simulation proves nothing)."""
+        return 1 if self.violated else 3
+
+
+# ---- walking ---------------------------------------------------------------------------
+class Walker:
+    """One process's batches of random walks over a compiled model."""
+
+    def __init__(self, model: Model, depth: int) -> None:
+        self.model = model
+        self.depth = depth
+        self.ex = Expander(model, symmetry=False)
+        self.invariants = model.invariants
+        self.start = self.ex.packer.rows_of([model.initial])
+
+    def _masks(self, rows: np.ndarray) -> np.ndarray:
+        masks = np.zeros((len(self.model.actions), rows.shape[0]), dtype=bool)
+        for action in self.model.actions:
+            kernel = self.ex.kernels[action.index]
+            if kernel.guard is not None:
+                m = kernel.guard(rows)
+                if m is True:
+                    masks[action.index] = True
+                elif m is not False:
+                    masks[action.index] = m
+            else:
+                masks[action.index] = guard_mask(self.ex.layout, self.ex.procs, rows, action.step, action.args,
+                                                 self.ex.labels[action.index])
+        return masks
+
+    def _apply(self, rows: np.ndarray, choice: np.ndarray, alive: np.ndarray) -> None:
+        live = np.flatnonzero(alive)
+        order = live[np.argsort(choice[live], kind="stable")]  # walkers grouped by chosen action
+        chosen = choice[order]
+        starts = np.flatnonzero(np.r_[True, chosen[1:] != chosen[:-1]]) if chosen.size else chosen
+        ends = np.r_[starts[1:], chosen.size]
+        for s, e in zip(starts.tolist(), ends.tolist()):
+            a = int(chosen[s])
+            idx = order[s:e]
+            action = self.model.actions[a]
+            kernel = self.ex.kernels[a]
+            if kernel.effect is not None:
+                out = np.take(rows, idx, axis=0)
+                kernel.effect(out)
+            else:
+                out = successors(self.ex.layout, self.ex.procs, rows, idx, action.step, action.args,
+                                 self.ex.labels[a], self.model.protocol.name)
+            rows[idx] = out
+
+    def _first_bad(self, rows: np.ndarray, alive: np.ndarray) -> tuple[str, int] | None:
+        for prop in self.invariants:
+            bad = alive & ~self.ex.holds(rows, prop)
+            if bad.any():
+                return prop.name, int(np.flatnonzero(bad)[0])
+        return None
+
+    def batch(self, rng: np.random.Generator, batch_no: int, walkers: int = BATCH,
+              deadline: float | None = None) -> tuple[int, int, Violation | None]:
+        """One batch: (states visited, deadlocked walks, the first violation or None).
+
+        The walks stop early (shorter) when ``deadline`` (time.monotonic) passes."""
+        rows = np.repeat(self.start, walkers, axis=0)
+        alive = np.ones(walkers, dtype=bool)
+        history = np.zeros((self.depth, walkers), dtype=np.int32)
+        bad = self._first_bad(rows, alive)
+        if bad is not None:
+            return walkers, 0, Violation(bad[0], [], batch_no, bad[1])
+        visited = walkers
+        for t in range(self.depth):
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            masks = self._masks(rows)
+            counts = masks.sum(axis=0)
+            alive &= counts > 0
+            if not alive.any():
+                break
+            pick = np.minimum((rng.random(walkers) * counts).astype(np.int16), np.maximum(counts - 1, 0))
+            choice = np.argmax(np.cumsum(masks, axis=0, dtype=np.int16) > pick, axis=0)
+            history[t] = choice
+            self._apply(rows, choice, alive)
+            visited += int(alive.sum())
+            bad = self._first_bad(rows, alive)
+            if bad is not None:
+                return visited, int((~alive).sum()), Violation(bad[0], history[:t + 1, bad[1]].tolist(),
+                                                                batch_no, bad[1])
+        return visited, int((~alive).sum()), None
+
+
+def _work(walker: Walker, seed: int, worker: int, workers: int, max_batches: int | None,
+          deadline: float, out: Any) -> None:
+    """A worker process: batches worker, worker+workers, ... each seeded by (seed, batch)."""
+    try:
+        with blas_threads(1):
+            batch_no = worker
+            last = time.monotonic()
+            walks = states = deadlocks = 0
+            while (max_batches is None or batch_no < max_batches) and time.monotonic() < deadline:
+                rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(batch_no,)))
+                visited, dead, violation = walker.batch(rng, batch_no, deadline=deadline)
+                walks += BATCH
+                states += visited
+                deadlocks += dead
+                if violation is not None:
+                    out.put(("violation", worker, walks, states, deadlocks, violation))
+                    return
+                if time.monotonic() - last > 0.5:
+                    out.put(("progress", worker, walks, states, deadlocks, None))
+                    walks = states = deadlocks = 0
+                    last = time.monotonic()
+                batch_no += workers
+            out.put(("done", worker, walks, states, deadlocks, None))
+    except Exception as exc:  # reported to the parent, which re-raises it
+        out.put(("error", worker, 0, 0, 0, f"{type(exc).__name__}: {exc}"))
+
+
+def simulate(model: Model, *, seed: int = 0, depth: int = 100, walks: int | None = None,
+             time_limit: float = 10.0, workers: int | None = None,
+             progress: Callable[[SimProgress], None] | None = None,
+             bfs_budget: int = BFS_BUDGET) -> SimResult:
+    """Random walks of ``depth`` steps until ``walks`` walks are done or ``time_limit`` passes."""
+    n = max(1, int(workers if workers is not None else (os.cpu_count() or 1)))
+    start = time.monotonic()
+    deadline = start + time_limit
+    max_batches = None if walks is None else max(1, -(-walks // BATCH))
+    result = SimResult(model.protocol.name, model.bounds, seed, depth, n)
+    found: Violation | None = None
+    walker = Walker(model, depth)  # compiled once; forked workers inherit it
+    if n == 1 or "fork" not in multiprocessing.get_all_start_methods():
+        result.workers = 1
+        batch_no = 0
+        last = start
+        with blas_threads(1):
+            while (max_batches is None or batch_no < max_batches) and time.monotonic() < deadline:
+                rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(batch_no,)))
+                visited, dead, found = walker.batch(rng, batch_no, deadline=deadline)
+                result.walks += BATCH
+                result.states += visited
+                result.deadlocks += dead
+                if found is not None:
+                    break
+                if progress and time.monotonic() - last > 1:
+                    last = time.monotonic()
+                    progress(SimProgress(result.walks, result.states, last - start))
+                batch_no += 1
+    else:
+        ctx = multiprocessing.get_context("fork")
+        out = ctx.Queue()
+        procs = [ctx.Process(target=_work, args=(walker, seed, k, n, max_batches, deadline, out),
+                             daemon=True) for k in range(n)]
+        for p in procs:
+            p.start()
+        running = n
+        last = start
+        try:
+            while running:
+                try:
+                    kind, _, w, s, d, extra = out.get(timeout=0.5)
+                except queue_mod.Empty:
+                    if not any(p.is_alive() for p in procs):
+                        raise RuntimeError("a simulation worker died") from None
+                    continue
+                result.walks += w
+                result.states += s
+                result.deadlocks += d
+                if kind == "error":
+                    raise RuntimeError(f"simulation worker failed: {extra}")
+                if kind == "violation":
+                    found = extra
+                    break
+                if kind == "done":
+                    running -= 1
+                if progress and time.monotonic() - last > 1:
+                    last = time.monotonic()
+                    progress(SimProgress(result.walks, result.states, last - start))
+        finally:
+            for p in procs:
+                if p.is_alive():
+                    p.terminate()
+            for p in procs:
+                p.join()
+    result.elapsed_s = time.monotonic() - start
+    if found is not None:
+        result.prop = found.prop
+        path = replay_actions(model, found.actions)
+        result.found_length = len(path) - 1
+        result.path = shrink(model, path, found.prop, result.shrink_log, bfs_budget=bfs_budget)
+    return result
+
+
+# ---- shrinking ------------------------------------------------------------------------
+def replay_actions(model: Model, actions: list[int]) -> Path:
+    """The concrete path of a walk (the numpy kernels and the concrete model agree)."""
+    state = model.initial
+    path: Path = [(None, state)]
+    for a in actions:
+        action = model.actions[a]
+        nxt = model.apply(state, action)
+        if nxt is None:  # pragma: no cover - would mean the kernels and the model disagree
+            raise AssertionError(f"simulated step {action.label()} is not enabled in the model")
+        state = nxt
+        path.append((action, state))
+    return path
+
+
+def _violates(model: Model, prop: str, state: State) -> bool:
+    return bool(model.failing(model.protocol.prop(prop), state))
+
+
+def _follow(model: Model, actions: list[Action], prop: str) -> Path | None:
+    """Replay ``actions`` from the initial state; the path up to the first state violating
+    ``prop``, or None (a step not enabled, or no violation)."""
+    state = model.initial
+    path: Path = [(None, state)]
+    if _violates(model, prop, state):
+        return path
+    for action in actions:
+        nxt = model.apply(state, action)
+        if nxt is None:
+            return None
+        state = nxt
+        path.append((action, state))
+        if _violates(model, prop, state):
+            return path
+    return None
+
+
+def shrink(model: Model, path: Path, prop: str, log: list[str], *, bfs_budget: int = BFS_BUDGET,
+           max_passes: int = 8) -> Path:
+    """A shorter path to a violation of ``prop``: cycles cut, steps dropped, then BFS."""
+    log.append(f"found: {len(path) - 1} steps")
+    # 1. cut cycles: a state seen before means the steps between can go
+    first: dict[State, int] = {}
+    kept: Path = []
+    for action, state in path:
+        if state in first:
+            kept = kept[:first[state] + 1]
+            first = {s: i for i, (_, s) in enumerate(kept)}
+            continue
+        first[state] = len(kept)
+        kept.append((action, state))
+    path = _follow(model, [a for a, _ in kept[1:]], prop) or path  # type: ignore[misc]
+    log.append(f"cycles cut: {len(path) - 1} steps")
+    # 2. drop single steps while the violation stays
+    for _ in range(max_passes):
+        changed = False
+        j = len(path) - 1
+        while j >= 1:
+            actions = [a for a, _ in path[1:]]
+            candidate = _follow(model, actions[:j - 1] + actions[j:], prop)  # type: ignore[arg-type]
+            if candidate is not None and len(candidate) < len(path):
+                path = candidate
+                changed = True
+            j -= 1
+        if not changed:
+            break
+    log.append(f"steps dropped: {len(path) - 1} steps")
+    # 3. a bounded breadth-first search for anything shorter
+    if len(path) > 2:
+        found = search(model.protocol, model.bounds, symmetry=True, max_states=bfs_budget, workers=1)
+        outcome = next((o for o in found.outcomes if o.name == prop), None)
+        if outcome is not None and outcome.status == "violated" and outcome.path is not None \
+                and len(outcome.path) < len(path):
+            path = outcome.path
+            log.append(f"breadth-first search ({found.states:,} states): {len(path) - 1} steps, the shortest")
+        elif outcome is not None and outcome.status == "violated":
+            log.append(f"breadth-first search ({found.states:,} states): nothing shorter")
+        else:
+            log.append(f"breadth-first search: no violation within {found.states:,} states")
+    return path
