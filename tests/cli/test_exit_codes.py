@@ -136,7 +136,7 @@ def test_a_step_that_loops_forever_ends_near_the_time_limit(cli, tmp_path: Path)
     took = time.monotonic() - start
     assert result.code == 3, result
     assert "time limit" in result.err and "loops.py" in result.err and result.err.count("\n") == 1
-    assert took < 0.5 + 2.1 + 3.0  # limit + grace + slack on a busy machine
+    assert took < 0.5 + 2.1 + 8.0  # limit + grace + slack on a busy 2-core machine
 
 
 def test_replay_never_runs_a_file_the_trace_names(cli, tmp_path: Path) -> None:
