@@ -11,7 +11,7 @@ baseline), then the cluster search with 1 partition and with 2 partitions (actor
 and warmed up before the clock starts: Ray's own start-up, ~15 s here, is not counted).
 It prints states, search seconds, states/s and the ratios side by side, and for the
 2-worker run the traffic: bytes routed per BFS level (all buckets) and the part that
-crossed to the other worker. ``--levels`` prints the per-level table. The figures feed
+crossed to the other worker, and the workers' own CPU seconds. ``--levels`` prints the per-level table. The figures feed
 the README's 10-node estimate (``--nodes``/``--cores``/``--gbit`` change its inputs).
 """
 
@@ -46,31 +46,34 @@ def main() -> None:
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
              _node_ip_address="127.0.0.1")
-    pools = {1: Cluster("local:1", partitions=1), 2: Cluster("local:2", partitions=2)}
-    warm = Bounds(1, 1, 1, 1)
-    for pool in pools.values():  # actors started, kernels compiled once: not in the timings
-        pool.search(REFERENCE, warm)
+    bounds_list = [Bounds(*parse_bounds(text)) for text in args.bounds]
+    runs: dict[tuple[str, str], tuple[Any, float]] = {}
+    for text, bounds in zip(args.bounds, bounds_list):
+        t = time.monotonic()
+        runs[(text, "single process")] = (explore_vectorized(REFERENCE, bounds, workers=1), time.monotonic() - t)
+    for parts in (1, 2):  # one pool at a time: 2 CPUs hold 2 actors
+        name = f"cluster {parts} worker{'s' if parts > 1 else ''}"
+        with Cluster(f"local:{parts}", partitions=parts) as pool:
+            pool.search(REFERENCE, Bounds(1, 1, 1, 1))  # actors started, imports done: not timed
+            for text, bounds in zip(args.bounds, bounds_list):
+                t = time.monotonic()
+                runs[(text, name)] = (pool.search(REFERENCE, bounds), time.monotonic() - t)
     print("search seconds exclude Ray start-up; every run checks both properties (AG EF included)")
     print(f"{'N,V,F,Q':8} {'run':16} {'states':>10} {'transitions':>12} {'seconds':>8} {'states/s':>10} "
-          f"{'vs 1 worker':>11} {'routed MB':>9} {'remote MB':>9} {'remote B/state':>14}")
+          f"{'vs 1 worker':>11} {'worker CPU s':>12} {'routed MB':>9} {'remote MB':>9} {'remote B/state':>14}")
     for text in args.bounds:
-        bounds = Bounds(*parse_bounds(text))
-        t = time.monotonic()
-        single = explore_vectorized(REFERENCE, bounds, workers=1)
-        single_s = time.monotonic() - t
-        rows: list[tuple[str, Any, float]] = [("single process", single, single_s)]
-        for parts, pool in pools.items():
-            t = time.monotonic()
-            result = pool.search(REFERENCE, bounds)
-            rows.append((f"cluster {parts} worker{'s' if parts > 1 else ''}", result, time.monotonic() - t))
+        rows = [(name, *runs[(text, name)]) for name in ("single process", "cluster 1 worker", "cluster 2 workers")]
+        single = rows[0][1]
         base_rate = rows[1][1].states / rows[1][2]
         for name, result, seconds in rows:
             rate = result.states / seconds
             stats = result.stats
             routed = stats.get("routed_bytes")
             remote = stats.get("remote_bytes")
+            cpu = stats.get("partition_cpu_s")
             print(f"{text:8} {name:16} {result.states:>10,} {result.transitions:>12,} {seconds:>8.2f} "
                   f"{rate:>10,.0f} {rate / base_rate:>10.2f}x "
+                  f"{'' if cpu is None else f'{sum(cpu):.2f}':>12} "
                   f"{'' if routed is None else f'{routed / 1e6:.1f}':>9} "
                   f"{'' if remote is None else f'{remote / 1e6:.1f}':>9} "
                   f"{'' if remote is None else f'{remote / result.states:.1f}':>14}")
@@ -84,34 +87,38 @@ def main() -> None:
                 per = lv["remote_bytes"] / lv["successors"] if lv["successors"] else 0.0
                 print(f"  {'':21} {lv['depth']:>5} {lv['new_states']:>9,} {lv['successors']:>10,} "
                       f"{lv['routed_bytes']:>10,} {lv['remote_bytes']:>10,} {per:>13.1f}")
-        estimate(two, rows[1][2], rows[2][2], args.nodes, args.cores, args.gbit)
-    for pool in pools.values():
-        pool.close()
+        estimate(two, args.nodes, args.cores, args.gbit)
     ray.shutdown()
 
 
-def estimate(two: Any, one_s: float, two_s: float, nodes: int, cores: int, gbit: float) -> None:
+def estimate(two: Any, nodes: int, cores: int, gbit: float) -> None:
     """A reasoned estimate (not a measurement) of what ``nodes`` x ``cores`` workers reach.
 
-    Compute: the measured states/s of one cluster worker, times the workers, times the
-    measured 2-worker efficiency (rate with 2 / twice the rate with 1). Network: hashing
-    sends a fraction (nodes-1)/nodes of the routed bytes off-node; every node's link
-    carries its share, in each direction. The search goes at the slower of the two; on
-    large levels the per-level round trips (4 driver rounds, about a millisecond each on a
-    LAN) are negligible.
+    Compute: the 2-worker run's states per CPU second of its workers (their own CPU
+    time: on a shared machine, wall time measures the other jobs as much as the search;
+    the hashing, bucketing and serialization of routing are included), times the
+    workers, times the hash balance (mean over largest partition: a level waits for its
+    slowest worker). Network: hashing sends (nodes-1)/nodes of the routed bytes off-node,
+    and every node's link carries its share, in each direction. The search goes at the
+    slower of the two. Not counted: the per-level rounds (a driver round trip and P*P bucket
+    references per level, about a second per level at 80 workers), negligible only when
+    levels hold millions of states.
     """
     workers = nodes * cores
+    cpu = sum(two.stats["partition_cpu_s"])
+    per_cpu = two.states / cpu
+    states = two.stats["partition_states"]
+    balance = (sum(states) / len(states)) / max(states)
+    compute = per_cpu * workers * balance
     routed_per_state = two.stats["routed_bytes"] / two.states
-    one_rate = two.states / one_s
-    efficiency = (two.states / two_s) / (2 * one_rate)
-    compute = one_rate * workers * efficiency
     off_node = routed_per_state * (nodes - 1) / nodes
     network = nodes * (gbit * 1e9 / 8) / off_node
-    print(f"  ESTIMATE (not measured) for {nodes} nodes x {cores} cores at {gbit:g} Gbit/s: "
-          f"{one_rate:,.0f} states/s per worker x {workers} x {efficiency:.2f} (2-worker efficiency) = "
-          f"{compute:,.0f} states/s of compute; network: {routed_per_state:.0f} B routed/state, "
-          f"{off_node:.0f} B/state off-node -> {network:,.0f} states/s; "
-          f"about {min(compute, network):,.0f} states/s ({'network' if network < compute else 'compute'}-bound)")
+    print(f"  2 workers: {cpu:.2f} CPU s in the workers ({', '.join(f'{c:.2f}' for c in two.stats['partition_cpu_s'])}),"
+          f" {per_cpu:,.0f} states per worker CPU second; partitions {states} (balance {balance:.3f})")
+    print(f"  ESTIMATE (not measured) for {nodes} nodes x {cores} cores at {gbit:g} Gbit/s: compute "
+          f"{per_cpu:,.0f} x {workers} x {balance:.3f} = {compute:,.0f} states/s; network {routed_per_state:.0f} B "
+          f"routed/state, {off_node:.0f} B/state off-node -> {network:,.0f} states/s; about "
+          f"{min(compute, network):,.0f} states/s ({'network' if network < compute else 'compute'}-bound)")
 
 
 if __name__ == "__main__":

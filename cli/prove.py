@@ -13,6 +13,7 @@ from typing import Any
 from rich.console import Console  # noqa: F401 - the type of show()'s first argument
 from rich.markup import escape
 
+from deferral.checks.symbolic import infer as inference
 from deferral.checks.symbolic.generalize import GeneralizeError, load as load_lemmas, save as save_lemmas
 from deferral.checks.symbolic.prove import METHODS, ProveResult, prove
 from deferral.checks.symbolic.encoding import EncodingError
@@ -50,10 +51,11 @@ def register(sub: Any) -> None:
     p.add_argument("--invariant-out", metavar="FILE",
                    help="write the proved invariant (JSON; generalized lemma families are loadable by --lemmas)")
     p.add_argument("--lemmas", metavar="FILE",
-                   help="auto: candidate lemma families from FILE (written by --invariant-out) instead of Spacer")
+                   help="auto: candidate lemma families from FILE (written by --invariant-out), tried first")
     p.add_argument("--infer-first", action="store_true",
-                   help="auto: try Spacer-inferred lemmas before the shipped ones (for a variant the shipped "
-                        "lemmas do not fit, or to see what Spacer finds)")
+                   help="auto: learn lemma families from reachable states before trying the shipped lemmas")
+    p.add_argument("--no-shipped-lemmas", action="store_true",
+                   help="auto: leave the hand-written lemmas of model/invariant.py out (learned lemmas only)")
     p.add_argument("--parametric", action="store_true",
                    help="prove no_stale_translation for ANY number of VCPUs, pages and frames (uninterpreted Z3 "
                         "sorts; --queue kept; reference only): exit 0 proved, 1 a CTI of the lemmas, 3 unknown")
@@ -64,15 +66,17 @@ def run(args: argparse.Namespace) -> int:
     if args.parametric:
         return run_parametric(args)
     check_outputs(args, "trace_out", "invariant_out", "html", "itf")
-    templates = None
+    lemmas_text = None
     if args.lemmas:
         if args.method != "auto":
             raise UsageError("--lemmas is used by --method auto only")
-        templates = read_lemmas(args.lemmas)
+        lemmas_text = read_lemmas(args.lemmas)
     with deadline(args.timeout, "prove", grace=grace_for(args.timeout or 0)):
         protocol = protocol_from(args)
         bounds = bounds_from(args, protocol)
-        res = _prove(args, protocol, bounds, templates)
+        templates, families = (None, None) if lemmas_text is None else \
+            parse_lemmas(args.lemmas, lemmas_text, protocol, bounds)
+        res = _prove(args, protocol, bounds, templates, families)
     model = Model(protocol, bounds)
     trace = None
     if res.path is not None:
@@ -98,34 +102,47 @@ def run(args: argparse.Namespace) -> int:
 MAX_LEMMAS_BYTES = 16 * 2**20
 
 
-def read_lemmas(path: str) -> Any:
-    """The lemma families of a file written by --invariant-out; any defect is a UsageError."""
+def read_lemmas(path: str) -> str:
+    """The text of a lemmas file (size-limited, UTF-8); any defect is a UsageError."""
     from deferral.traces.format import TraceError, read_limited
 
     try:
-        text = read_limited(path, MAX_LEMMAS_BYTES, "--lemmas")
+        return read_limited(path, MAX_LEMMAS_BYTES, "--lemmas")
+    except TraceError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def parse_lemmas(path: str, text: str, protocol: Any, bounds: Any) -> tuple[Any, Any]:
+    """(templates, families) of a file written by --invariant-out (or by inference); any defect
+    is a one-line UsageError."""
+    from deferral.traces.format import TraceError, parse_json
+
+    try:
+        doc = parse_json(text, f"--lemmas {path}")
     except TraceError as exc:
         raise UsageError(str(exc)) from None
     try:
-        return load_lemmas(text)
-    except GeneralizeError as exc:
-        raise UsageError(f"--lemmas {path}: {exc}") from None
-    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
-        raise UsageError(f"--lemmas {path}: not a lemmas file ({type(exc).__name__}: {exc})") from None
+        if isinstance(doc, dict) and doc.get("format") == inference.FORMAT:
+            return None, inference.load(doc, protocol, bounds)
+        return load_lemmas(text), None
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as exc:
+        # GeneralizeError and InferError are ValueErrors
+        what = str(exc) if isinstance(exc, ValueError) else f"not a lemmas file ({type(exc).__name__}: {exc})"
+        raise UsageError(f"--lemmas {path}: {what}") from None
 
 
-def _prove(args: argparse.Namespace, protocol: Any, bounds: Any, templates: Any) -> ProveResult:
+def _prove(args: argparse.Namespace, protocol: Any, bounds: Any, templates: Any, families: Any) -> ProveResult:
     err = console(stderr=True)
     quiet = args.json
     try:
         if quiet:
             res = prove(protocol, bounds, args.method, depth=args.depth, timeout=args.timeout, templates=templates,
-                        infer_first=args.infer_first)
+                        infer_first=args.infer_first, families=families, shipped=not args.no_shipped_lemmas)
         else:
             with err.status(f"prove {protocol.name} {bounds.short()} ({args.method})") as status:
                 res = prove(protocol, bounds, args.method, depth=args.depth, timeout=args.timeout,
-                            templates=templates, infer_first=args.infer_first,
-                            note=lambda text: status.update(text))
+                            templates=templates, infer_first=args.infer_first, families=families,
+                            shipped=not args.no_shipped_lemmas, note=lambda text: status.update(text))
     except EncodingError as exc:
         raise UsageError(str(exc)) from None
     except GeneralizeError as exc:
@@ -157,8 +174,8 @@ def run_parametric(args: argparse.Namespace) -> int:
     if args.variant_file or args.variant != "reference":
         name = args.variant_file or args.variant
         raise UsageError(f"--parametric supports the reference only, not {name}")
-    for flag in ("method", "lemmas", "trace_out", "invariant_out", "infer_first", "html", "itf"):
-        default = "auto" if flag == "method" else None if flag != "infer_first" else False
+    for flag in ("method", "lemmas", "trace_out", "invariant_out", "infer_first", "no_shipped_lemmas", "html", "itf"):
+        default = "auto" if flag == "method" else False if flag in ("infer_first", "no_shipped_lemmas") else None
         if getattr(args, flag) != default:
             raise UsageError(f"--parametric does not take --{flag.replace('_', '-')}")
     timeout = args.timeout or 90.0
@@ -199,7 +216,10 @@ def run_parametric(args: argparse.Namespace) -> int:
 def invariant_json(res: ProveResult, protocol: Any) -> dict[str, Any]:
     doc = {"variant": res.variant, "bounds": res.bounds.as_dict(), "route": res.route,
            "invariant": res.invariant, "smt2": res.smt2 or None}
-    if res.templates is not None:  # generalized lemma families: loadable by --lemmas
+    if res.families is not None:  # learned (or loaded) lemma families: loadable by --lemmas
+        doc.update(inference.save(res.families, protocol, res.learned_at or []))
+        doc["variant"], doc["route"], doc["bounds"] = res.variant, res.route, res.bounds.as_dict()
+    elif res.templates is not None:  # generalized lemma families: loadable by --lemmas
         doc.update(save_lemmas(res.templates, protocol, res.inferred_at))
         doc["variant"] = res.variant
     return doc
@@ -216,6 +236,7 @@ def result_json(res: ProveResult, trace: Trace | None) -> dict[str, Any]:
         "invariant": res.invariant,
         "trace": trace.to_json() if trace is not None else None,
         "route": res.route,
+        "lemmas_learned_at": [b.as_dict() for b in res.learned_at] if res.learned_at else None,
         "property": res.prop,
         "reason": res.reason or None,
         "counterexample_to_induction": res.cti,
@@ -230,6 +251,9 @@ def show(out: Console, res: ProveResult, model: Model) -> None:
         if res.invariant:
             what = "clauses" if res.route == "pdr" else "lemma families"
             at = f", inferred by Spacer at {res.inferred_at.short()}" if res.inferred_at else ""
+            if res.learned_at:
+                at = (f", learned from the reachable states at {'; '.join(b.short() for b in res.learned_at)}"
+                      "; variables of one sort distinct")
             if res.templates is not None:
                 at += "; parameters of one sort distinct, frames f non-zero"
             out.print(f"inductive invariant ({len(res.invariant)} {what}{at}):")

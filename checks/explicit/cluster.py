@@ -14,7 +14,9 @@ reached it. One BFS level is three rounds driven by :class:`_ClusterSearch`:
    visited (the driver learns how many);
 3. ``commit``: each owner numbers its new states (in key order), checks the invariants on
    them and makes them its part of the next frontier. The driver's ``--max-states``
-   quota is applied here, so a limit cuts the search at exactly that many states.
+   quota is applied here, so a limit cuts the search at exactly that many states;
+   without a limit, 2 and 3 are one call (``receive_commit``): one driver round trip
+   per level.
 
 Results equal the single-machine search's: the same states and transitions are counted,
 and a counterexample leads to the least-key violating state of the first BFS level that
@@ -46,6 +48,8 @@ from deferral.model.protocol import Protocol
 
 #: Frontier rows unpacked and expanded at a time inside a partition.
 CHUNK_ROWS = 1 << 16
+#: Seconds the partition actors may take to start (placement, imports) before giving up.
+STARTUP_TIMEOUT_S = 120.0
 #: Driver-side key: an int (one 64-bit word) or big-endian bytes (several); both order as keys do.
 KeyObj = int | bytes
 
@@ -133,6 +137,7 @@ class Partition:
         self.preds: np.ndarray | None = None
         self.pred_starts = np.zeros(0, dtype=np.int64)
         self.pred_counts = np.zeros(0, dtype=np.int64)
+        self.cpu_start = time.process_time()  # CPU seconds of this search, set-up excluded
 
     def _owners(self, keys: np.ndarray) -> np.ndarray:
         return owner_of(keys, self.packer.n_words, self.parts)
@@ -212,6 +217,11 @@ class Partition:
                                   np.concatenate([b["edge_src"] for b in buckets]))
         return int(fresh.sum())
 
+    def receive_commit(self, *buckets: dict[str, np.ndarray]) -> dict[str, Any]:
+        """:meth:`receive` then :meth:`commit` of every staged key (no ``--max-states`` quota)."""
+        self.receive(*buckets)
+        return self.commit(1 << 62)
+
     def commit(self, limit: int) -> dict[str, Any]:
         """Number the first ``limit`` staged keys as my part of the next level; check them.
 
@@ -264,12 +274,12 @@ class Partition:
         assert i < keys.shape[0] and _key_obj(keys, i) == key, "state not stored at that depth"
         return _key_obj(self.level_parent[depth], i), int(self.level_via[depth][i])
 
-    def figures(self) -> dict[str, int]:
+    def figures(self) -> dict[str, Any]:
         """Stored states and bytes held by this partition."""
         held = (self.visited.nbytes + sum(a.nbytes for a in self.level_keys)
                 + sum(a.nbytes for a in self.level_parent) + sum(a.nbytes for a in self.level_via)
                 + sum(a.nbytes + b.nbytes for a, b in zip(self.rev_dst, self.rev_src)))
-        return {"states": self.count, "bytes": held,
+        return {"states": self.count, "bytes": held, "cpu_s": time.process_time() - self.cpu_start,
                 "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
 
     # ---- AG EF: backward reachability of the goal states ----------------------------------
@@ -331,6 +341,9 @@ class _Host:
         self.part = None  # free the previous search first
         self.part = Partition(*args)
 
+    def ready(self) -> bool:
+        return True
+
     def call(self, method: str, *args: Any) -> Any:
         assert self.part is not None
         return getattr(self.part, method)(*args)
@@ -371,6 +384,13 @@ class Cluster:
         host = ray.remote(_Host).options(num_cpus=min(1.0, self.cpus / self.parts),
                                          scheduling_strategy="SPREAD")
         self.actors = [host.remote() for _ in range(self.parts)]
+        try:  # an actor that cannot be placed (CPUs taken) would otherwise wait for ever
+            ray.get([a.ready.remote() for a in self.actors], timeout=STARTUP_TIMEOUT_S)
+        except ray.exceptions.GetTimeoutError:
+            free = ray.available_resources().get("CPU", 0)
+            self.close()
+            raise ClusterUnavailable(f"--cluster {address}: {self.parts} workers could not start within "
+                                     f"{STARTUP_TIMEOUT_S:.0f} s (free CPUs: {free:g})") from None
 
     def search(self, protocol: Protocol, bounds: Bounds, *, symmetry: bool = True,
                max_states: int | None = None, time_limit: float | None = None,
@@ -474,10 +494,14 @@ class _ClusterSearch:
         levels: list[dict[str, int]] = []
         while frontier and stopped_by is None:
             refs = [a.call.options(num_returns=parts + 1).remote("expand") for a in actors]
-            counts = self.get([actors[p].call.remote("receive", *[refs[q][p] for q in range(parts)])
-                               for p in range(parts)])
+            if self.max_states is None:  # no quota: receive and commit in one round trip
+                reports, cut = self.get([actors[p].call.remote("receive_commit", *[refs[q][p] for q in range(parts)])
+                                         for p in range(parts)]), False
+            else:
+                counts = self.get([actors[p].call.remote("receive", *[refs[q][p] for q in range(parts)])
+                                   for p in range(parts)])
+                reports, cut = self._commit_level(counts, n_states)
             stats = self.get([r[parts] for r in refs])
-            reports, cut = self._commit_level(counts, n_states)
             n_new = sum(r["new"] for r in reports)
             succ = sum(s["successors"] for s in stats)
             transitions += succ
@@ -521,6 +545,7 @@ class _ClusterSearch:
             "key_bytes": self.packer.bytes_per_key,
             "partition_states": [f["states"] for f in figures],
             "partition_peak_rss_bytes": [f["peak_rss_bytes"] for f in figures],
+            "partition_cpu_s": [round(f["cpu_s"], 3) for f in figures],
             "routed_bytes": sum(lv["routed_bytes"] for lv in levels),
             "remote_bytes": sum(lv["remote_bytes"] for lv in levels),
             "levels": levels,

@@ -179,7 +179,7 @@ def pdr(protocol: Protocol, bounds: Bounds, *, timeout: float | None = None, enc
     try:
         r = fp.query(query)
     except z3.Z3Exception as exc:  # canceled by the timeout
-        return PdrResult("unknown", time.monotonic() - start, reason=z3_reason(exc))
+        return PdrResult("unknown", time.monotonic() - start, reason=z3_text(exc))
     if r == z3.unknown:
         return PdrResult("unknown", time.monotonic() - start, reason=fp.reason_unknown())
     if r == z3.sat:
@@ -194,9 +194,7 @@ def pdr(protocol: Protocol, bounds: Bounds, *, timeout: float | None = None, enc
                      atoms=atoms)
 
 
-def z3_reason(exc: Exception) -> str:
-    """The text of a Z3 exception: ``canceled``, not ``b'canceled'`` (z3py keeps it as bytes)."""
-    value = getattr(exc, "value", None)
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value if value is not None else exc)
+def z3_text(exc: z3.Z3Exception) -> str:
+    """Z3's message as text (``str`` of the exception is the repr of bytes, ``b'canceled'``)."""
+    value = getattr(exc, "value", exc)
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

@@ -11,17 +11,19 @@ strongest automatic route:
 2. *Shipped lemmas* (route ``shipped-lemmas+houdini+induction``): the same with the
    hand-written lemma families of :mod:`deferral.model.invariant` as candidates (sound
    for any variant: Houdini and induction decide, the lemmas only propose). Cheap, so
-   tried before Spacer.
-3. *Inferred lemmas* (route ``pdr-generalized+houdini+induction``): Spacer proves the
-   property at small bounds (:func:`infer_bounds`: N = min(N, 2), V = F = Q = 1) with the
-   one-hot encoding; :mod:`deferral.checks.symbolic.generalize` turns its clauses into lemma
-   families over distinct VCPUs, pages and non-zero frames; Houdini and induction as
-   above. This is the route for a variant that breaks a shipped lemma; ``infer_first``
-   (``--infer-first``) tries it before the shipped lemmas.
-4. bounded model checking to a modest depth (a violation is a refutation with a
+   tried first; ``shipped=False`` (``--no-shipped-lemmas``) leaves them out.
+3. *Learned lemmas* (route ``inferred+houdini+induction``,
+   :mod:`deferral.checks.symbolic.infer`): families learned from the reachable states of
+   small instances, driven by counterexamples to induction, checked by Houdini and
+   induction at the requested bounds. The route for a variant that breaks a shipped lemma.
+4. *Spacer's lemmas* (route ``pdr-generalized+houdini+induction``): Spacer proves the
+   property at small bounds (:func:`infer_bounds`) with the one-hot encoding;
+   :mod:`deferral.checks.symbolic.generalize` turns its clauses into lemma families.
+   ``infer_first`` (``--infer-first``) tries 3 and 4 before the shipped lemmas.
+5. bounded model checking to a modest depth (a violation is a refutation with a
    shortest trace; a first, short bmc run comes before step 1, so a buggy variant is
    refuted in seconds);
-5. Spacer at the requested bounds with what is left of the time limit.
+6. Spacer at the requested bounds with what is left of the time limit.
 
 The route that settled the question is reported as it is; the log says why earlier
 routes did not."""
@@ -35,6 +37,7 @@ from typing import Any, Callable
 from deferral.checks.symbolic.bmc import bmc
 from deferral.checks.symbolic.generalize import Template, check_against, generalize, sort_domains
 from deferral.checks.symbolic.induction import check_inductive, houdini
+from deferral.checks.symbolic.infer import Family, infer, property_lemmas
 from deferral.checks.symbolic.pdr import pdr
 from deferral.checks.results import Path
 from deferral.checks.symbolic.encoding import encode
@@ -74,6 +77,8 @@ class ProveResult:
     smt2: str = ""
     templates: list[Template] | None = None  # the lemma families of a generalized route
     inferred_at: Bounds | None = None
+    families: list[Family] | None = None  # the lemma families of the inferred route (or a lemma file)
+    learned_at: list[Bounds] | None = None  # where the inferred route sampled reachable states
 
     @property
     def exit_code(self) -> int:
@@ -95,15 +100,18 @@ def _misfit(enc: Any, lemmas: tuple[Lemma, ...]) -> str | None:
 def prove(protocol: Protocol, bounds: Bounds, method: str = "auto", *, depth: int = 20,
           timeout: float | None = None, lemmas: tuple[Lemma, ...] = INVARIANT,
           templates: list[Template] | None = None, infer_first: bool = False,
+          families: list[Family] | None = None, shipped: bool = True, learn: bool = True,
           note: Callable[[str], None] | None = None) -> ProveResult:
-    """Run ``method``; ``note`` receives progress lines; ``templates``: lemma families from a file (auto);
-    ``infer_first``: in auto, try Spacer-inferred lemmas before the shipped ones."""
+    """Run ``method``; ``note`` receives progress lines; ``templates`` / ``families``: lemma families from
+    a file (auto); ``infer_first``: in auto, try inferred lemmas before the shipped ones; ``shipped``:
+    False leaves the hand-written lemmas out of auto; ``learn``: False skips the learned route."""
     return _prove(protocol, bounds, method, depth=depth, timeout=timeout, lemmas=lemmas, templates=templates,
-                  infer_first=infer_first, note=note)
+                  infer_first=infer_first, families=families, shipped=shipped, learn=learn, note=note)
 
 
 def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeout: float | None,
            lemmas: tuple[Lemma, ...], templates: list[Template] | None, infer_first: bool,
+           families: list[Family] | None, shipped: bool, learn: bool,
            note: Callable[[str], None] | None) -> ProveResult:
     """Run ``method``; ``note`` receives progress lines."""
     start = time.monotonic()
@@ -181,22 +189,57 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                    f"{len(found_templates)} candidate lemma families")
         return found_templates
 
-    # candidate routes in order: (name, how to get the candidate families, templates or None)
-    routes: list[tuple[str, Callable[[], list[Template] | None] | None]] = []
+    def learned() -> ProveResult | None:
+        """Lemma families learned from reachable states at small bounds and CTIs (checks/symbolic/infer.py)."""
+        budget = INFER_DEFAULT_S if timeout is None else INFER_SHARE * (left() or timeout)
+        say(f"auto: learning lemma families from reachable states (budget {budget:.0f} s)")
+        r = infer(protocol, bounds, timeout=budget, enc=enc, note=say)
+        log.extend(r.log)
+        if r.status == "proved":
+            return result("proved", route="inferred+houdini+induction", invariant=[f.show() for f in r.families],
+                          log=log, families=r.families, learned_at=r.sampled_at)
+        log.append(f"inferred: {r.status} after {r.rounds} rounds, {r.elapsed_s:.1f} s ({r.reason})")
+        return None
+
+    def by_templates(name: str, temps: list[Template] | None) -> ProveResult | None:
+        """Houdini + induction over Spacer-generalized templates (a lemma file, or pdr-generalized)."""
+        if not temps:
+            return None
+        candidates = [t.lemma(sort_domains(enc.layout.variables)) for t in temps]
+        say(f"auto: Houdini over {len(candidates)} {name} lemma families at {bounds.short()}")
+        try:
+            alive, _ = houdini(protocol, bounds, candidates, timeout=left(), enc=enc)
+            r = check_inductive(protocol, bounds, alive, timeout=left(), enc=enc)
+        except TimeoutError as exc:
+            log.append(f"{name}: houdini: {exc}")
+            return None
+        log.append(f"{name}: Houdini kept {len(alive)} of {len(candidates)} families")
+        if r.status == "proved":
+            kept = [t for t in temps if t.show() in {a.show() for a in alive}]
+            return result("proved", route=f"{name}+houdini+induction", invariant=[lem.show() for lem in alive],
+                          log=log, templates=kept, inferred_at=inferred_at if name == "pdr-generalized" else None)
+        log.append(f"{name}+houdini+induction: {r.status} ({', '.join(r.failed[:3])})")
+        return None
+
     if templates is not None:
         check_against(templates, enc.layout)
-        routes.append(("lemma-file", lambda: templates))
-    shipped = ("shipped-lemmas", None)
+        done = by_templates("lemma-file", templates)
+        if done is not None:
+            return done
+    order: list[tuple[str, Any]] = [("lemma-file", families)] if families is not None else []
+    hand = [("shipped-lemmas", None)] if shipped and not misfit else []
     if misfit:
-        log.append(misfit)
-        shipped = ("shipped-lemmas", lambda: None)  # skipped: they name what this protocol lacks
-    routes += [("pdr-generalized", inferred), shipped] if infer_first else [shipped, ("pdr-generalized", inferred)]
-    for name, source in routes:
-        temps = None if source is None else source()
-        if source is not None and not temps:
+        log.append(misfit)  # the shipped lemmas name what this protocol lacks: skipped
+    found_by_learning = ([("inferred", None)] if learn else []) + [("pdr-generalized", None)]
+    order += found_by_learning + hand if infer_first else hand + found_by_learning
+    for name, what in order:
+        if name in ("inferred", "pdr-generalized"):
+            done = learned() if name == "inferred" else by_templates(name, inferred())
+            if done is not None:
+                return done
             continue
-        sorts = sort_domains(enc.layout.variables)
-        candidates = list(lemmas) if temps is None else [t.lemma(sorts) for t in temps]
+        # learned families were proved together with the properties: offer those too
+        candidates = list(lemmas) if what is None else [f.lemma() for f in what] + property_lemmas(protocol)
         say(f"auto: Houdini over {len(candidates)} {name} lemma families at {bounds.short()}")
         try:
             alive, hlog = houdini(protocol, bounds, candidates, timeout=left(), enc=enc)
@@ -204,15 +247,11 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         except TimeoutError as exc:
             log.append(f"{name}: houdini: {exc}")
             continue
-        if name == "shipped-lemmas":
-            log += hlog
-        else:
-            log.append(f"{name}: Houdini kept {len(alive)} of {len(candidates)} families")
+        log += hlog if name == "shipped-lemmas" else [f"{name}: Houdini kept {len(alive)} of {len(candidates)} families"]
         if r.status == "proved":
-            kept = None if temps is None else [t for t in temps if t.show() in {a.show() for a in alive}]
+            kept = None if what is None else [f for f in what if f.show() in {a.name for a in alive}]
             return result("proved", route=f"{name}+houdini+induction", invariant=[lem.show() for lem in alive],
-                          log=log, templates=kept,
-                          inferred_at=inferred_at if name == "pdr-generalized" else None)
+                          log=log, families=kept)
         log.append(f"{name}+houdini+induction: {r.status} ({', '.join(r.failed[:3])})")
     if found.depth < min(depth, AUTO_BMC_DEPTH):  # the quick look stopped early: finish it
         say(f"auto: bounded model checking to depth {AUTO_BMC_DEPTH}")
