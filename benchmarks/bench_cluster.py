@@ -100,7 +100,7 @@ def estimate(two: Any, nodes: int, cores: int, gbit: float) -> None:
     workers, times the hash balance (mean over largest partition: a level waits for its
     slowest worker). Network: hashing sends (nodes-1)/nodes of the routed bytes off-node,
     and every node's link carries its share, in each direction. The search goes at the
-    slower of the two. Not counted: the per-level rounds (4 driver rounds and P*P bucket
+    slower of the two. Not counted: the per-level rounds (a driver round trip and P*P bucket
     references per level, about a second per level at 80 workers), negligible only when
     levels hold millions of states.
     """

@@ -160,26 +160,26 @@ class Encoder:
         self.ghost_slots = tuple(j for j, slot in enumerate(layout.slots) if slot.var.name in ghosts)
         self.plain_slots = tuple(j for j, slot in enumerate(layout.slots) if slot.var.name not in ghosts)
         self.plain = _getter(self.plain_slots)
-        self._plan: list[tuple[str, list[tuple[tuple[int, ...], Any, Any]]]] = []
+        #: per shown variable: (name, shown depth, is a queue, slots in row-major order, parse)
+        self._plan: list[tuple[str, int, bool, list[Any], dict[Any, int]]] = []
         for var in getattr(layout, "shown_variables", layout.variables):  # the fields a state shows
             if var.name in ghosts:
                 continue
-            entries = []
             shape = var.shape(b)
             dims = var.shown_dims(b) if hasattr(var, "shown_dims") else tuple(range(len(shape)))
+            targets: list[Any] = []
             for shown in product(*(range(shape[d]) for d in dims)):
                 full = [0] * len(shape)  # an elided index (one space) is 0
                 for d, i in zip(dims, shown):
                     full[d] = i
                 idx = tuple(full)
                 if isinstance(var, Queue):
-                    target: Any = (layout.where[(var.name, idx, "len")],
-                                   [layout.where[(var.name, idx, s)] for s in range(var.cap(b))])
+                    targets.append((layout.where[(var.name, idx, "len")],
+                                    [layout.where[(var.name, idx, s)] for s in range(var.cap(b))]))
                 else:
-                    target = layout.where[(var.name, idx, None)]
-                entries.append((shown, target, {_key(var.domain.show(v, b)): v for v in range(var.domain.size(b))}))
-            self._plan.append((var.name, entries))
-        self._seen: dict[str, tuple[int, ...]] = {}
+                    targets.append(layout.where[(var.name, idx, None)])
+            parse = {_key(var.domain.show(v, b)): v for v in range(var.domain.size(b))}
+            self._plan.append((var.name, len(dims), isinstance(var, Queue), targets, parse))
         initial = model.initial
         try:
             self.fast = self.encode(engine_view(model, initial), initial, fast=True) == initial
@@ -187,40 +187,38 @@ class Encoder:
             self.fast = False
 
     def encode(self, shown: dict[str, Any], ghosts_from: State, *, fast: bool | None = None) -> State:
-        """The model state with the engine's values and ``ghosts_from``'s ghosts (ValueError if malformed)."""
+        """The model state with the engine's values and ``ghosts_from``'s ghosts.
+
+        Raises KeyError, IndexError, TypeError or ValueError for a malformed snapshot."""
         if not (self.fast if fast is None else fast):
             return with_ghosts(self.model, shown, ghosts_from)
-        key = repr(shown)
-        plain = self._seen.get(key)
-        if plain is None:
-            if len(self._seen) >= 100_000:
-                self._seen.clear()
-            plain = self._seen[key] = self.plain(self._encode(shown, ghosts_from))
         values = list(ghosts_from)
-        for j, v in zip(self.plain_slots, plain):
-            values[j] = v
+        for name, depth, queue, targets, parse in self._plan:
+            leaves = _flatten(shown[name], depth)
+            if len(leaves) != len(targets):
+                raise ValueError(f"{name}: expected {len(targets)} entries, got {len(leaves)}")
+            if not queue:
+                for j, leaf in zip(targets, leaves):
+                    values[j] = parse[leaf]
+                continue
+            for (length, slots), items in zip(targets, leaves):
+                if len(items) > len(slots):
+                    raise ValueError(f"{name}: queue longer than its capacity")
+                values[length] = len(items)
+                for j, item in zip(slots, items):
+                    values[j] = parse[_key(item)]
+                for j in slots[len(items):]:
+                    values[j] = 0
         return tuple(values)
 
-    def _encode(self, shown: dict[str, Any], ghosts_from: State) -> State:
-        values = list(ghosts_from)
-        for name, entries in self._plan:
-            top = shown[name]
-            for idx, target, parse in entries:
-                node = top
-                for i in idx:
-                    node = node[i]
-                if type(target) is tuple:
-                    length, slots = target
-                    if len(node) > len(slots):
-                        raise ValueError(f"{name}: queue longer than its capacity")
-                    values[length] = len(node)
-                    for j, item in zip(slots, node):
-                        values[j] = parse[_key(item)]
-                    for j in slots[len(node):]:
-                        values[j] = 0
-                else:
-                    values[target] = parse[_key(node)]
-        return tuple(values)
+
+def _flatten(node: Any, depth: int) -> list[Any]:
+    """The leaves of a ``depth``-deep nested list, in row-major order."""
+    if depth == 0:
+        return [node]
+    if depth == 1:
+        return list(node)
+    return [leaf for row in node for leaf in _flatten(row, depth - 1)]
 
 
 @dataclass

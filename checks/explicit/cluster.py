@@ -14,7 +14,9 @@ reached it. One BFS level is three rounds driven by :class:`_ClusterSearch`:
    visited (the driver learns how many);
 3. ``commit``: each owner numbers its new states (in key order), checks the invariants on
    them and makes them its part of the next frontier. The driver's ``--max-states``
-   quota is applied here, so a limit cuts the search at exactly that many states.
+   quota is applied here, so a limit cuts the search at exactly that many states;
+   without a limit, 2 and 3 are one call (``receive_commit``): one driver round trip
+   per level.
 
 Results equal the single-machine search's: the same states and transitions are counted,
 and a counterexample leads to the least-key violating state of the first BFS level that
@@ -214,6 +216,11 @@ class Partition:
             self.pending_edges = (np.concatenate([b["edge_dst"] for b in buckets]),
                                   np.concatenate([b["edge_src"] for b in buckets]))
         return int(fresh.sum())
+
+    def receive_commit(self, *buckets: dict[str, np.ndarray]) -> dict[str, Any]:
+        """:meth:`receive` then :meth:`commit` of every staged key (no ``--max-states`` quota)."""
+        self.receive(*buckets)
+        return self.commit(1 << 62)
 
     def commit(self, limit: int) -> dict[str, Any]:
         """Number the first ``limit`` staged keys as my part of the next level; check them.
@@ -487,10 +494,14 @@ class _ClusterSearch:
         levels: list[dict[str, int]] = []
         while frontier and stopped_by is None:
             refs = [a.call.options(num_returns=parts + 1).remote("expand") for a in actors]
-            counts = self.get([actors[p].call.remote("receive", *[refs[q][p] for q in range(parts)])
-                               for p in range(parts)])
+            if self.max_states is None:  # no quota: receive and commit in one round trip
+                reports, cut = self.get([actors[p].call.remote("receive_commit", *[refs[q][p] for q in range(parts)])
+                                         for p in range(parts)]), False
+            else:
+                counts = self.get([actors[p].call.remote("receive", *[refs[q][p] for q in range(parts)])
+                                   for p in range(parts)])
+                reports, cut = self._commit_level(counts, n_states)
             stats = self.get([r[parts] for r in refs])
-            reports, cut = self._commit_level(counts, n_states)
             n_new = sum(r["new"] for r in reports)
             succ = sum(s["successors"] for s in stats)
             transitions += succ

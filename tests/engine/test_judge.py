@@ -37,9 +37,9 @@ def test_memoised_transitions_equal_the_models(variant: str, bounds: Bounds) -> 
 
 def test_engine_snapshots_carry_no_ghosts_and_the_judge_supplies_them() -> None:
     model = Model(get_variant("reference"), Bounds(2, 1, 1, 1))
-    path = [("write", (0, 0, 1)), ("shootdown", (0, 0)), ("drain_one", (0,)), ("send_ipis", (0,)), ("take_ipi", (1, 0)),
-            ("ack_ipi", (1,)), ("shootdown_done", (0,))]
-    actions = [model.find_action(n, a) for n, a in path]
+    by_label = {a.label(): a for a in model.actions}
+    actions = [by_label[label] for label in ("write(0,0,1)", "shootdown(0,0)", "drain_one(0)", "send_ipis(0)",
+                                             "take_ipi(1,0)", "ack_ipi(1)", "shootdown_done(0)")]
     trace = record(model, Bugs(), actions)
     assert all(not {"lw", "req", "covers"} & set(step.state) for step in trace.steps)
     judge = Judge(model, trace.initial)
