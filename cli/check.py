@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
 from deferral.checks.results import Progress, ProgressFn, SearchResult
 from deferral.checks.explicit.graph import GRAPH_LIMIT, GraphTooLarge, state_graph, to_dot
 from deferral.checks.explicit.graph import to_json as graph_json
 from deferral.checks.explicit.search import search
-from deferral.cli.common import UsageError, add_bounds, add_variant, bounds_from, positive, protocol_from
+from deferral.cli.common import (EXIT_INTERNAL, UsageError, add_bounds, add_variant, bounds_from, check_outputs,
+                                 console, naming_source, positive, protocol_from, seconds)
+from deferral.cli.limits import deadline, grace_for
 from deferral.cli.progress import live_progress
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model
@@ -25,8 +25,10 @@ from deferral.traces.html import coverage_html, search_page
 from deferral.traces.render import coverage_table, never_enabled_warnings, print_result
 from deferral.traces.replay import path_to_trace
 
-#: Exit code of an internal failure (here: the cluster failed), distinct from every verdict.
-EXIT_INTERNAL = 70
+
+
+#: The most worker processes --workers takes.
+MAX_WORKERS = 256
 
 
 def register(sub: Any) -> None:
@@ -51,8 +53,10 @@ def register(sub: Any) -> None:
                    help="write a self-contained HTML report: verdicts, states per BFS level, "
                         "each counterexample as a timeline")
     p.add_argument("--max-states", type=positive(int), metavar="K", help="stop after K stored states")
-    p.add_argument("--time-limit", type=positive(float), metavar="S", help="stop after S seconds")
-    p.add_argument("--workers", type=positive(int), metavar="W", help="worker processes (default: all cores)")
+    p.add_argument("--time-limit", type=seconds(), metavar="S",
+                   help="stop after S seconds (exit 3; also when a step of the variant never returns)")
+    p.add_argument("--workers", type=positive(int, MAX_WORKERS), metavar="W",
+                   help=f"worker processes (1..{MAX_WORKERS}, default: all cores)")
     p.add_argument("--engine", choices=("auto", "vectorized", "plain"), default="auto",
                    help="explorer: vectorized (fast), plain (one state at a time), auto (default)")
     p.add_argument("--cluster", metavar="ADDRESS",
@@ -62,47 +66,45 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    bounds = bounds_from(args)
-    protocol = protocol_from(args)
-    for flag in ("trace_out", "html", "itf", "graph_out"):
-        value = getattr(args, flag)
-        if value and Path(value).is_dir():
-            raise UsageError(f"--{flag.replace('_', '-')} {value}: is a folder, give a file name")
+    check_outputs(args, "trace_out", "html", "itf", "graph_out")
     if args.cluster is not None and (args.engine == "plain" or args.workers):
         raise UsageError("--cluster runs its own workers: drop --engine plain / --workers")
-    graph = graph_before_check(protocol, bounds, args) if args.graph_out else None
+    limit = args.time_limit
     levels = LevelRecorder()
-    with live_progress(not args.json, f"{protocol.name} {bounds.short()}") as progress:
-        if args.html:
-            progress = levels.wrap(progress)
-        if args.cluster is not None:
-            found = cluster_search(protocol, bounds, args, progress)
-            if found is None:
-                return EXIT_INTERNAL
-            result = found
-        else:
-            result = search(protocol, bounds, symmetry=not args.no_symmetry, max_states=args.max_states,
-                            time_limit=args.time_limit, progress=progress, workers=args.workers,
-                            engine=args.engine)
+    with deadline(limit, "check", grace=grace_for(limit or 0)):
+        protocol = protocol_from(args)
+        bounds = bounds_from(args, protocol)
+        graph = graph_before_check(protocol, bounds, args) if args.graph_out else None
+        with naming_source(protocol), live_progress(not args.json, f"{protocol.name} {bounds.short()}") as progress:
+            if args.html:
+                progress = levels.wrap(progress)
+            if args.cluster is not None:
+                found = cluster_search(protocol, bounds, args, progress)
+                if found is None:
+                    return EXIT_INTERNAL
+                result = found
+            else:
+                result = search(protocol, bounds, symmetry=not args.no_symmetry, max_states=args.max_states,
+                                time_limit=limit, progress=progress, workers=args.workers, engine=args.engine)
     model = Model(protocol, bounds)
     if args.html:
         write_atomic(args.html, search_page(model, result, levels.sizes(result), coverage_html(result)))
     notice = result.stats.get("notice")
     if notice:
-        Console(stderr=True).print(f"[yellow]notice:[/] {notice}")
+        console(stderr=True).print(f"[yellow]notice:[/] {notice}")
     write_traces(model, result, args.trace_out, args.itf)
     if graph is not None:
         write_atomic(args.graph_out, graph)
     for warning in never_enabled_warnings(result):
-        Console(stderr=True).print(f"[yellow]warning:[/] {warning}", highlight=False)
+        console(stderr=True).print(f"[yellow]warning:[/] {warning}", highlight=False)
     if args.json:
         print(json.dumps(result_json(result)))
     else:
-        console = Console()
-        print_result(console, model, result)
+        out = console()
+        print_result(out, model, result)
         table = coverage_table(result)
         if table is not None:
-            console.print(table)
+            out.print(table)
     return result.exit_code
 
 

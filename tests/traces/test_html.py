@@ -43,3 +43,12 @@ def test_liveness_counterexample_is_explained() -> None:
 def test_html_flag_refuses_a_folder(cli, tmp_path: Path) -> None:
     r = cli("check", "--html", str(tmp_path))
     assert r.code == 2 and "is a folder" in r.err
+
+
+def test_prove_page_shows_the_bmc_counterexample(cli, tmp_path: Path) -> None:
+    out = tmp_path / "prove.html"
+    r = cli("prove", "--variant", "reload-no-drain", "--method", "bmc", "--depth", "6", "--html", str(out))
+    assert r.code == 1
+    text = out.read_text(encoding="utf-8")
+    assert len(re.findall(r'<tr class="step" data-n="\d+"', text)) == 6
+    assert "no_stale_translation" in text and 'class="f bad' in text

@@ -177,3 +177,18 @@ def test_variant_file_travels_to_the_workers(cluster: Any) -> None:
     protocol = load_variant_file(Path(__file__).resolve().parents[3] / "examples" / "drain_zaps.py")
     b = Bounds(2, 1, 1, 1)
     assert summary(cluster.search(protocol, b)) == summary(explore_vectorized(protocol, b, workers=1))
+
+
+def test_time_limit_is_unknown_not_holds(cluster: Any) -> None:
+    result = cluster.search(REFERENCE, Bounds(2, 1, 2, 2), time_limit=1e-6)
+    assert result.stopped_by == "time-limit" and not result.complete
+    assert [o.status for o in result.outcomes] == ["unknown", "unknown"] and result.exit_code == 3
+
+
+def test_workers_that_cannot_start_give_an_error_not_a_hang(cluster: Any,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from deferral.checks.explicit import cluster as module
+
+    monkeypatch.setattr(module, "STARTUP_TIMEOUT_S", 2.0)
+    with pytest.raises(module.ClusterUnavailable, match="could not start"):
+        module.Cluster("local:2", partitions=5)  # 5 x 0.8 CPU; the pool holds 2 of the 4
