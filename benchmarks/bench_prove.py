@@ -8,6 +8,11 @@ seconds). Figures go to benchmarks/PROVE.md.
 * ``--infer``: Spacer infers lemmas once at N=2,V=1,F=1,Q=1; the generalized families are
   then proved (Houdini + induction) at larger bounds, as ``auto`` does.
 * ``--encodings``: Spacer at N=2,V=1,F=1,Q=1 with each encoding of checks/symbolic/pdr.py.
+* ``--learned``: auto without the shipped lemmas (route ``inferred+houdini+induction``,
+  checks/symbolic/infer.py) per variant and bound: route, status, seconds, number of
+  lemma families; with ``--pdr``, Spacer alone at the same bounds beside it.
+* ``--refuse``: every published buggy variant through the learned route alone: must not
+  be "proved".
 """
 
 from __future__ import annotations
@@ -58,6 +63,33 @@ def infer(variant: str, timeout: float) -> None:
               f"{time.monotonic() - start:6.1f} s", flush=True)
 
 
+LEARNED = [(1, 1, 1, 1), (2, 1, 1, 1), (3, 1, 1, 1), (2, 1, 2, 2), (2, 2, 1, 1)]
+
+
+def learned(variant: str, b: tuple[int, int, int, int], timeout: float, with_pdr: bool) -> None:
+    bounds = Bounds(*b)
+    res = prove(PUBLISHED[variant], bounds, "auto", timeout=timeout, shipped=False)
+    print(f"{variant:18} {bounds.short():18} learned  {res.route:34} {res.status:9} "
+          f"{len(res.invariant or []):4} lemmas {res.elapsed_s:8.1f} s"
+          + ("" if res.status == "proved" else f"  ({res.reason or res.log[-1:]})"), flush=True)
+    if with_pdr:
+        spacer = pdr(PUBLISHED[variant], bounds, timeout=timeout)
+        print(f"{variant:18} {bounds.short():18} pdr      {'pdr':34} {spacer.status:9} "
+              f"{len(spacer.clauses):4} clauses{spacer.elapsed_s:8.1f} s  {spacer.reason}", flush=True)
+
+
+def refuse(timeout: float) -> None:
+    from deferral.checks.symbolic.infer import infer as learn, sample_bounds, samples
+    for name, b in MUTANTS.items():
+        if name == "wait-irqs-off":
+            continue  # it holds
+        protocol, bounds = PUBLISHED[name], Bounds(*b)
+        res = learn(protocol, bounds, data=samples(protocol, sample_bounds(bounds)), timeout=timeout)
+        assert res.status != "proved", name
+        print(f"{name:18} {bounds.short():18} learned route: {res.status} after {res.rounds} rounds, "
+              f"{res.elapsed_s:.1f} s ({res.reason[:90]})", flush=True)
+
+
 def encodings(timeout: float) -> None:
     for enc in ENCODINGS:
         res = pdr(PUBLISHED["reference"], Bounds(*INFER_AT), timeout=timeout, encoding=enc)
@@ -72,8 +104,16 @@ def main() -> None:
     ap.add_argument("--encodings", action="store_true", help="Spacer's time per encoding at N=2,V=1,F=1,Q=1")
     ap.add_argument("--infer", action="store_true", help="lemmas inferred at N=2 proved at larger bounds")
     ap.add_argument("--shipped", action="store_true", help="auto over the shipped lemmas at every bound")
+    ap.add_argument("--learned", action="store_true", help="auto without the shipped lemmas, per bound")
+    ap.add_argument("--refuse", action="store_true", help="published bugs through the learned route alone")
     ap.add_argument("--timeout", type=float, default=300.0)
     args = ap.parse_args()
+    if args.learned:
+        for variant in ("reference", "wait-irqs-off"):
+            for b in LEARNED:
+                learned(variant, b, args.timeout, args.pdr)
+    if args.refuse:
+        refuse(args.timeout)
     if args.shipped:
         for b in AUTO:
             once("reference", b, "auto", args.timeout, shipped=True)
@@ -82,7 +122,7 @@ def main() -> None:
         infer("wait-irqs-off", args.timeout)
     if args.encodings:
         encodings(args.timeout)
-    if args.pdr:
+    if args.pdr and not args.learned:
         for b in PDR:
             once("reference", b, "pdr", args.timeout)
     if args.mutants:

@@ -7,15 +7,22 @@ command turns bad input into one line on stderr and exit code 2 (:class:`UsageEr
 from __future__ import annotations
 
 import argparse
+import math
 import re
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from deferral.model.bounds import Bound, Bounds, BoundsError
+from deferral.model.context import StepError
 from deferral.model.protocol import Protocol
 from deferral.model.reference import REFERENCE
 from deferral.model.variants import PUBLISHED, VariantError, get_variant, load_variant_file
 
-EXIT_OK, EXIT_VIOLATED, EXIT_USAGE, EXIT_UNKNOWN = 0, 1, 2, 3
+from deferral.cli.exits import (EXIT_DIVERGED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK,  # noqa: F401 - re-exported
+                                EXIT_PIPE_CLOSED, EXIT_UNKNOWN, EXIT_USAGE, EXIT_VIOLATED)
+
+#: The largest time limit a flag takes, in seconds (about 11 days): beyond is a typo.
+MAX_SECONDS = 1e6
 
 
 class UsageError(Exception):
@@ -39,7 +46,23 @@ class ArgumentParser(argparse.ArgumentParser):
         return plain_text(super().format_usage())
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
+        where = self.prog.removeprefix("deferral").strip()  # every error line starts "deferral: " already
+        raise UsageError(f"{where}: {message}" if where else message)
+
+    def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
+        if message:
+            import sys
+
+            sys.stderr.write(message)
+        raise ParserExit(status)
+
+
+class ParserExit(Exception):
+    """``--help`` was answered: exit with this status (never confused with a variant's sys.exit)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
 
 
 def add_bounds(parser: argparse.ArgumentParser, decls: tuple[Bound, ...] = REFERENCE.bound_decls) -> None:
@@ -91,25 +114,93 @@ def bounds_from(args: argparse.Namespace, protocol: Protocol | None = None) -> B
         raise UsageError(str(exc)) from None
 
 
-def protocol_from(args: argparse.Namespace) -> Protocol:
+#: Seconds a variant file may take to load (it only defines functions and VARIANT).
+LOAD_LIMIT_S = 10.0
+
+
+def load_variant(spec: str, *, is_file: bool = True) -> Protocol:
+    """A published variant by name, or (``is_file``) the VARIANT of a user's file, loaded under
+    a deadline: a file that loops or exits while it loads is bad input, never a hang or a verdict."""
+    from deferral.cli.limits import TimeLimitReached, deadline
+
+    what = f"variant file {spec}"
     try:
-        if getattr(args, "variant_file", None):
-            return load_variant_file(args.variant_file)
-        return get_variant(args.variant)
+        if not is_file:
+            return get_variant(spec)
+        if not spec.strip():
+            raise UsageError("--variant-file: an empty path")
+        with deadline(LOAD_LIMIT_S, what):
+            return load_variant_file(spec)
     except VariantError as exc:
         raise UsageError(str(exc)) from None
+    except TimeLimitReached as exc:
+        if exc.what != what:  # an enclosing limit (--time-limit): that one is reported
+            raise
+        raise UsageError(f"{what}: does not finish loading within {LOAD_LIMIT_S:g} s") from None
 
 
-def positive(kind: type) -> Any:
-    """An argparse type: a positive int or float."""
+def protocol_from(args: argparse.Namespace) -> Protocol:
+    if getattr(args, "variant_file", None) is not None:  # "" too: a bad path, not "no file"
+        return load_variant(args.variant_file)
+    return load_variant(getattr(args, "variant", None) or "reference", is_file=False)
+
+
+@contextmanager
+def naming_source(*protocols: Protocol) -> Iterator[None]:
+    """Re-raise a StepError of a user's variant with its file named, where the message lacks it."""
+    try:
+        yield
+    except StepError as exc:
+        text = str(exc)
+        files = [p.source for p in protocols if p.source not in ("", "built-in") and p.source not in text]
+        if not files or any(p.source in text for p in protocols if p.source not in ("", "built-in")):
+            raise
+        raise StepError(f"{text} (variant file {files[0] if len(files) == 1 else ' or '.join(files)})") from None
+
+
+def check_outputs(args: argparse.Namespace, *flags: str) -> None:
+    """Every output path among ``flags`` (attribute names) can take a file: checked before the work."""
+    from deferral.traces.files import OutputPathError, check_output_path
+
+    for name in flags:
+        value = getattr(args, name, None)
+        if value is not None:
+            try:
+                check_output_path(value, "--" + name.replace("_", "-"))
+            except OutputPathError as exc:
+                raise UsageError(str(exc)) from None
+
+
+def console(*, stderr: bool = False, width: int | None = None) -> Any:
+    """A rich Console; off a terminal (CI logs, pipes) lines are not wrapped at 80 columns."""
+    from rich.console import Console
+
+    out = Console(stderr=stderr, width=width)
+    if not out.is_terminal and width is None:
+        out = Console(stderr=stderr, width=200, soft_wrap=True)
+    return out
+
+
+def positive(kind: type, most: float | None = None) -> Any:
+    """An argparse type: a positive int or a positive, finite float (at most ``most``)."""
 
     def parse(text: str) -> Any:
+        shown = text if len(text) <= 40 else text[:37] + "..."
         try:
             value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+        except (ValueError, OverflowError):
+            raise argparse.ArgumentTypeError(f"expected a positive number, got {shown!r}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite positive number, got {shown!r}")
         if value <= 0:
-            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected a positive number, got {shown!r}")
+        if most is not None and value > most:
+            raise argparse.ArgumentTypeError(f"at most {most:g}, got {shown!r}")
         return value
 
     return parse
+
+
+def seconds() -> Any:
+    """An argparse type for a time limit: positive, finite, at most :data:`MAX_SECONDS`."""
+    return positive(float, MAX_SECONDS)

@@ -19,8 +19,10 @@ import argparse
 import json
 from typing import Any
 
+import math
+
 from deferral.cli.common import (EXIT_OK, EXIT_UNKNOWN, EXIT_VIOLATED, UsageError, add_bounds, bounds_from,
-                                 protocol_from)
+                                 check_outputs, protocol_from)
 from deferral.engine.bugs import VARIANT_BUGS, UnknownVariant, bugs_for
 from deferral.engine.hypervisor import Hypervisor
 from deferral.engine.runner import RunConfig, run as run_engine
@@ -79,9 +81,9 @@ def register(subparsers: Any) -> None:
 def config_from(args: argparse.Namespace) -> RunConfig:
     bounds = bounds_from(args)
     protocol, engine = engine_from(args)
-    if not 0 < args.seconds <= MAX_SECONDS:
+    if not math.isfinite(args.seconds) or not 0 < args.seconds <= MAX_SECONDS:
         raise UsageError(f"--seconds must be more than 0 and at most {MAX_SECONDS:g}, got {args.seconds:g}")
-    if not 0 < args.grace <= 60:
+    if not math.isfinite(args.grace) or not 0 < args.grace <= 60:
         raise UsageError(f"--grace must be more than 0 and at most 60, got {args.grace:g}")
     if args.seed < 0:
         raise UsageError(f"--seed must be non-negative, got {args.seed}")
@@ -89,6 +91,7 @@ def config_from(args: argparse.Namespace) -> RunConfig:
         raise UsageError(f"--max-steps must be positive, got {args.max_steps}")
     if args.jsonl and not args.trace_out:
         raise UsageError("--jsonl needs --trace-out FILE")
+    check_outputs(args, "trace_out")
     return RunConfig(bounds, protocol.name, args.seconds, args.seed,
                      args.snapshots, args.trace_out, args.jsonl, args.grace, max_steps=args.max_steps,
                      protocol=protocol, engine=engine)
@@ -109,11 +112,18 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_DIVERGED if s["divergence"]["steps"] else EXIT_OK
 
 
+LETTERS = {"vcpus": "N", "pages": "V", "frames": "F", "queue": "Q", "spaces": "S"}
+
+
+def bounds_text(bounds: dict[str, int]) -> str:
+    """``N=2,V=1,F=1,Q=1`` (and ``S=2`` where shown) from a JSON bounds object."""
+    return ",".join(f"{LETTERS.get(name, name)}={value}" for name, value in bounds.items())
+
+
 def _human(s: dict[str, Any]) -> str:
-    b = s["bounds"]
     v = s["violations"]
     lines = [
-        f"engine run: variant {s['variant']} (engine {s['engine']}) at N={b['vcpus']},V={b['pages']},F={b['frames']},Q={b['queue']}, "
+        f"engine run: variant {s['variant']} (engine {s['engine']}) at {bounds_text(s['bounds'])}, "
         f"seed {s['seed']}, {s['elapsed_s']:.2f} s ({s['locking']})",
         f"  steps {s['steps']}: " + ", ".join(f"{k} {n}" for k, n in s["by_step"].items()),
         f"  shootdowns {s['shootdowns']['started']} started, {s['shootdowns']['completed']} completed; "

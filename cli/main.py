@@ -2,6 +2,8 @@
 
 A subcommand module defines ``register(subparsers)``, which adds its parser and sets
 ``func`` (a function of the parsed arguments returning the exit code) as a default.
+Whatever ends a command other than its result is turned into an exit code and one line
+by :mod:`deferral.cli.errors` (``--debug``, anywhere on the line, adds the traceback).
 """
 
 from __future__ import annotations
@@ -12,9 +14,8 @@ from importlib import metadata
 import sys
 from typing import Sequence
 
-from deferral.cli.common import (EXIT_USAGE, ArgumentParser, UsageError, declare_bounds, protocol_from,
-                                 variant_file_in)
-from deferral.model.context import StepError
+from deferral.cli.common import ArgumentParser, ParserExit, UsageError, declare_bounds, protocol_from, variant_file_in
+from deferral.cli.errors import classify, report
 
 #: Subcommand modules, in the order ``deferral --help`` lists them.
 COMMANDS = ("check", "simulate", "replay", "prove", "engine", "conform", "regress", "variants")
@@ -23,8 +24,12 @@ COMMANDS = ("check", "simulate", "replay", "prove", "engine", "conform", "regres
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="deferral",
-        description="Model checker for the SMP deferral protocol of paravirtualized shadow paging.",
+        description="Model checker for the SMP deferral protocol of paravirtualized shadow paging. "
+                    "Exit codes: 0 holds/proved, 1 violated, 2 bad input, 3 unknown or a limit, "
+                    "4 replay divergence, 70 internal error, 130 interrupted.",
     )
+    parser.add_argument("--debug", action="store_true",
+                        help="on an internal error, print the traceback (also accepted after the command)")
     parser.add_argument("--version", action="version", version=f"deferral {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     for name in COMMANDS:
@@ -38,6 +43,13 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
+def _split_debug(argv: list[str]) -> tuple[list[str], bool]:
+    """``argv`` without ``--debug`` (before any ``--``), and whether it was there."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    kept = [a for a in argv[:end] if a != "--debug"] + argv[end:]
+    return kept, len(kept) != len(argv)
+
+
 def version() -> str:
     """The installed package's version."""
     try:
@@ -47,26 +59,23 @@ def version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv, debug = _split_debug(list(sys.argv[1:] if argv is None else argv))
+    json_out = "--json" in argv
     try:
         parser = build_parser()
         path = variant_file_in(argv)
         if path is not None:  # a variant file may declare bounds of its own: add their flags
             declare_bounds(parser, protocol_from(argparse.Namespace(variant_file=path)).bound_decls)
-        args = parser.parse_args(argv)
+        try:
+            args = parser.parse_args(argv)
+        except ParserExit as done:  # --help
+            return done.status
+        json_out = bool(getattr(args, "json", False))
         if not getattr(args, "func", None):
-            parser.print_help()
-            return EXIT_USAGE
+            raise UsageError(f"say which command: {', '.join(COMMANDS)} (deferral --help tells more)")
         return int(args.func(args))
-    except UsageError as exc:
-        print(f"deferral: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except StepError as exc:  # a user's variant misbehaved while it ran
-        print(f"deferral: error in the protocol: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("deferral: interrupted", file=sys.stderr)
-        return 130
+    except BaseException as exc:  # noqa: BLE001 - every ending gets a documented exit code
+        return report(classify(exc), exc, json_out=json_out, debug=debug)
 
 
 if __name__ == "__main__":

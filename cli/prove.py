@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console  # noqa: F401 - the type of show()'s first argument
 from rich.markup import escape
 
 from deferral.checks.symbolic import infer as inference
 from deferral.checks.symbolic.generalize import GeneralizeError, load as load_lemmas, save as save_lemmas
 from deferral.checks.symbolic.prove import METHODS, ProveResult, prove
 from deferral.checks.symbolic.encoding import EncodingError
-from deferral.cli.common import UsageError, add_bounds, add_variant, bounds_from, positive, protocol_from
+from deferral.cli.common import (UsageError, add_bounds, add_variant, bounds_from, check_outputs, console, positive,
+                                 protocol_from, seconds)
+from deferral.cli.limits import deadline, grace_for
 from deferral.model.concrete import Model
 from deferral.traces.files import write_atomic
 from deferral.traces.format import Trace
@@ -40,7 +41,8 @@ def register(sub: Any) -> None:
                         "at the requested bounds; then bmc; then pdr), "
                         "bmc (bounded, needs --depth), induction (the shipped invariant), pdr (Spacer)")
     p.add_argument("--depth", type=positive(int), default=20, metavar="K", help="bmc depth (default 20)")
-    p.add_argument("--timeout", type=positive(float), metavar="S", help="give up after S seconds (exit 3)")
+    p.add_argument("--timeout", type=seconds(), metavar="S",
+                   help="give up after S seconds (exit 3; also when a step of the variant never returns)")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     p.add_argument("--trace-out", metavar="FILE", help="write a counterexample as deferral-trace/1")
     p.add_argument("--itf", metavar="FILE", help="write a counterexample in Apalache's Informal Trace Format")
@@ -63,46 +65,18 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.parametric:
         return run_parametric(args)
-    bounds = bounds_from(args)
-    protocol = protocol_from(args)
-    for flag in ("trace_out", "invariant_out", "html", "itf"):
-        value = getattr(args, flag)
-        if value and Path(value).is_dir():
-            raise UsageError(f"--{flag.replace('_', '-')} {value}: is a folder, give a file name")
-    templates = None
-    families = None
+    check_outputs(args, "trace_out", "invariant_out", "html", "itf")
+    lemmas_text = None
     if args.lemmas:
         if args.method != "auto":
             raise UsageError("--lemmas is used by --method auto only")
-        try:
-            text = Path(args.lemmas).read_text()
-            try:
-                doc = json.loads(text)
-            except ValueError as exc:
-                raise GeneralizeError(f"malformed lemma file: not JSON ({exc})") from None
-            if isinstance(doc, dict) and doc.get("format") == inference.FORMAT:
-                families = inference.load(doc, protocol, bounds)
-            else:
-                templates = load_lemmas(text)
-        except OSError as exc:
-            raise UsageError(f"--lemmas {args.lemmas}: {exc.strerror or exc}") from None
-        except ValueError as exc:  # GeneralizeError, InferError, JSON errors
-            raise UsageError(f"--lemmas {args.lemmas}: {exc}") from None
-    err = Console(stderr=True)
-    quiet = args.json
-    try:
-        if quiet:
-            res = prove(protocol, bounds, args.method, depth=args.depth, timeout=args.timeout, templates=templates,
-                        infer_first=args.infer_first, families=families, shipped=not args.no_shipped_lemmas)
-        else:
-            with err.status(f"prove {protocol.name} {bounds.short()} ({args.method})") as status:
-                res = prove(protocol, bounds, args.method, depth=args.depth, timeout=args.timeout,
-                            templates=templates, infer_first=args.infer_first, families=families,
-                            shipped=not args.no_shipped_lemmas, note=lambda text: status.update(text))
-    except EncodingError as exc:
-        raise UsageError(str(exc)) from None
-    except GeneralizeError as exc:
-        raise UsageError(f"--lemmas {args.lemmas}: {exc}") from None
+        lemmas_text = read_lemmas(args.lemmas)
+    with deadline(args.timeout, "prove", grace=grace_for(args.timeout or 0)):
+        protocol = protocol_from(args)
+        bounds = bounds_from(args, protocol)
+        templates, families = (None, None) if lemmas_text is None else \
+            parse_lemmas(args.lemmas, lemmas_text, protocol, bounds)
+        res = _prove(args, protocol, bounds, templates, families)
     model = Model(protocol, bounds)
     trace = None
     if res.path is not None:
@@ -120,8 +94,60 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result_json(res, trace)))
     else:
-        show(Console(), res, model)
+        show(console(), res, model)
     return res.exit_code
+
+
+#: The largest lemmas file read (they are a few kilobytes).
+MAX_LEMMAS_BYTES = 16 * 2**20
+
+
+def read_lemmas(path: str) -> str:
+    """The text of a lemmas file (size-limited, UTF-8); any defect is a UsageError."""
+    from deferral.traces.format import TraceError, read_limited
+
+    try:
+        return read_limited(path, MAX_LEMMAS_BYTES, "--lemmas")
+    except TraceError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def parse_lemmas(path: str, text: str, protocol: Any, bounds: Any) -> tuple[Any, Any]:
+    """(templates, families) of a file written by --invariant-out (or by inference); any defect
+    is a one-line UsageError."""
+    from deferral.traces.format import TraceError, parse_json
+
+    try:
+        doc = parse_json(text, f"--lemmas {path}")
+    except TraceError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        if isinstance(doc, dict) and doc.get("format") == inference.FORMAT:
+            return None, inference.load(doc, protocol, bounds)
+        return load_lemmas(text), None
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as exc:
+        # GeneralizeError and InferError are ValueErrors
+        what = str(exc) if isinstance(exc, ValueError) else f"not a lemmas file ({type(exc).__name__}: {exc})"
+        raise UsageError(f"--lemmas {path}: {what}") from None
+
+
+def _prove(args: argparse.Namespace, protocol: Any, bounds: Any, templates: Any, families: Any) -> ProveResult:
+    err = console(stderr=True)
+    quiet = args.json
+    try:
+        if quiet:
+            res = prove(protocol, bounds, args.method, depth=args.depth, timeout=args.timeout, templates=templates,
+                        infer_first=args.infer_first, families=families, shipped=not args.no_shipped_lemmas)
+        else:
+            with err.status(f"prove {protocol.name} {bounds.short()} ({args.method})") as status:
+                res = prove(protocol, bounds, args.method, depth=args.depth, timeout=args.timeout,
+                            templates=templates, infer_first=args.infer_first, families=families,
+                            shipped=not args.no_shipped_lemmas, note=lambda text: status.update(text))
+    except EncodingError as exc:
+        raise UsageError(str(exc)) from None
+    except GeneralizeError as exc:
+        raise UsageError(f"--lemmas {args.lemmas}: {exc}") from None
+    return res
 
 
 def prove_html(res: ProveResult, model: Model) -> str:
@@ -152,7 +178,9 @@ def run_parametric(args: argparse.Namespace) -> int:
         default = "auto" if flag == "method" else False if flag in ("infer_first", "no_shipped_lemmas") else None
         if getattr(args, flag) != default:
             raise UsageError(f"--parametric does not take --{flag.replace('_', '-')}")
-    res = parametric.prove(queue, timeout=args.timeout or 90.0)
+    timeout = args.timeout or 90.0
+    with deadline(timeout, "prove --parametric", grace=grace_for(timeout)):
+        res = parametric.prove(queue, timeout=timeout)
     verdict = {"proved": f"proved for every number of VCPUs, pages and frames, at queue capacity Q={queue}",
                "cti": "a counterexample to induction of the lemmas (not necessarily a bug of the protocol: "
                       "the lemmas may be too weak)",
@@ -165,7 +193,7 @@ def run_parametric(args: argparse.Namespace) -> int:
                           "lemmas": [{"name": lem.name, "formula": lem.formula} for lem in parametric.LEMMAS],
                           "obligations": [o.to_json() for o in res.obligations]}))
         return res.exit_code
-    out = Console()
+    out = console()
     out.print(f"parametric proof of no_stale_translation, reference, Q={queue}; Vcpu, Page, Frame are "
               "uninterpreted sorts (any N, V, F), page0 and frame0 distinguished", highlight=False)
     out.print("lemmas, where " + "; ".join(parametric.DEFINITIONS) + ":", markup=False, highlight=False)

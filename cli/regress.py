@@ -4,7 +4,7 @@ Checks baseline and candidate at each set of bounds, replays the trace corpus ag
 both, and compares their reachable behaviours (states seen through the protocol
 variables both have). Exit codes: 0 the candidate keeps every property the baseline has;
 1 it loses one (a verdict, or a corpus trace that now violates a property); 2 bad input
-(an unknown variant, a broken variant file, bad bounds).
+(an unknown variant, a broken variant file, bad bounds); 3 --time-limit reached.
 """
 
 from __future__ import annotations
@@ -20,15 +20,18 @@ from rich.text import Text
 
 from deferral.traces.html import regress_page
 from deferral.checks.compare.regress import DEFAULT_BOUNDS, RegressReport, junit_xml, regress
-from deferral.cli.common import UsageError
+from deferral.cli.common import UsageError, check_outputs, console, load_variant, naming_source, seconds
+from deferral.cli.limits import deadline, grace_for
 from deferral.model.bounds import Bounds, BoundsError
 from deferral.model.concrete import Model
 from deferral.model.protocol import Protocol
-from deferral.model.variants import VariantError, get_variant, load_variant_file
 from deferral.traces.corpus import load_corpus
 from deferral.traces.files import write_atomic
 from deferral.traces.format import TraceError
 from deferral.traces.render import path_table
+
+#: Default --time-limit: the default bound matrix takes a few seconds.
+DEFAULT_LIMIT_S = 600.0
 
 STYLE = {"holds": "green", "violated": "red", "unknown": "yellow", "absent": "dim",
          "passes": "green", "violates": "red", "cannot-replay": "yellow"}
@@ -54,17 +57,14 @@ def register(sub: Any) -> None:
                                                   "by side, every counterexample and corpus trace linked")
     p.add_argument("--junit", metavar="FILE", help="write JUnit XML (one testcase per property and "
                                                    "bounds, and per corpus trace)")
+    p.add_argument("--time-limit", type=seconds(), default=DEFAULT_LIMIT_S, metavar="S",
+                   help=f"give up after S seconds, exit 3 (default {DEFAULT_LIMIT_S:g})")
     p.set_defaults(func=run)
 
 
 def resolve(spec: str) -> Protocol:
     """A published variant name, or the path of a variant file."""
-    try:
-        if spec.endswith(".py") or Path(spec).is_file() or "/" in spec:
-            return load_variant_file(spec)
-        return get_variant(spec)
-    except VariantError as exc:
-        raise UsageError(str(exc)) from None
+    return load_variant(spec, is_file=spec.endswith(".py") or Path(spec).is_file() or "/" in spec)
 
 
 def parse_bounds(texts: list[str] | None, protocol: Protocol | None = None) -> list[Bounds]:
@@ -84,13 +84,15 @@ def parse_bounds(texts: list[str] | None, protocol: Protocol | None = None) -> l
 
 
 def run(args: argparse.Namespace) -> int:
+    check_outputs(args, "junit", "html")
+    with deadline(args.time_limit, "regress", grace=grace_for(args.time_limit)):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     baseline = resolve(args.baseline)
     candidate = resolve(args.candidate)
     bounds = parse_bounds(args.bounds, candidate)
-    for flag in ("junit", "html"):
-        value = getattr(args, flag)
-        if value and Path(value).is_dir():
-            raise UsageError(f"--{flag} {value}: is a folder, give a file name")
     corpus = []
     if not args.no_corpus:
         try:
@@ -99,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from None
         if args.corpus and not corpus:
             raise UsageError(f"--corpus {args.corpus}: no *.json traces there")
-    report = regress(baseline, candidate, bounds, corpus, behaviours=not args.no_behaviours)
+    with naming_source(baseline, candidate):
+        report = regress(baseline, candidate, bounds, corpus, behaviours=not args.no_behaviours)
     if args.junit:
         write_atomic(args.junit, junit_xml(report))
     if args.html:
@@ -107,10 +110,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_json()))
     else:
-        console = Console()
-        if not console.is_terminal:
-            console = Console(width=120)  # CI logs: wide enough for the side-by-side tables
-        print_report(console, report)
+        out = Console()
+        if not out.is_terminal:
+            out = console(width=120)  # CI logs: wide enough for the side-by-side tables
+        print_report(out, report)
     return report.exit_code
 
 

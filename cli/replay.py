@@ -1,9 +1,13 @@
 """``deferral replay FILE``: re-execute a trace against the model and say where it differs.
 
+A trace is data: replay never imports or runs anything the trace names. A trace of a
+published variant is judged by that variant; one taken with a variant file is judged only
+with ``--variant-file PATH`` given on the command line.
+
 Exit codes: 0 the trace replays and breaks no property (or has exactly the outcome it
 declares under ``expected``); 1 it replays and breaks a property it was not expected to
 (or a declared outcome does not happen); 2 bad input (unreadable, malformed or foreign
-file); 4 the trace does not replay: a step is unknown, not enabled, or leads elsewhere.
+file, malformed state contents); 3 --time-limit reached; 4 the trace does not replay: a step is unknown, not enabled, or leads elsewhere.
 """
 
 from __future__ import annotations
@@ -11,23 +15,23 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.text import Text
 
-from deferral.cli.common import UsageError, protocol_from
+from deferral.cli.common import EXIT_DIVERGED, UsageError, check_outputs, console, protocol_from, seconds
+from deferral.cli.limits import deadline
 from deferral.model.concrete import Model
 from deferral.model.protocol import Protocol
-from deferral.model.variants import PUBLISHED, VariantError, load_variant_file
+from deferral.model.variants import PUBLISHED
 from deferral.traces.format import Trace, TraceError, load
 from deferral.traces.files import write_atomic
 from deferral.traces.html import replay_view, trace_page
 from deferral.traces.render import path_table
 from deferral.traces.replay import ReplayReport, replay
 
-EXIT_DIVERGED = 4
+#: Default --time-limit of replay: a trace replays in well under a second.
+DEFAULT_LIMIT_S = 60.0
 #: Traces longer than this are summarized unless --full is given; the summary shows the last TAIL steps.
 SUMMARY_AFTER = 40
 TAIL = 10
@@ -47,22 +51,27 @@ def register(sub: Any) -> None:
                    help=f"print every step (default: a summary and the last {TAIL} steps when the trace "
                         f"has more than {SUMMARY_AFTER})")
     p.add_argument("--quiet", action="store_true", help="print only the verdict line")
+    p.add_argument("--time-limit", type=seconds(), default=DEFAULT_LIMIT_S, metavar="S",
+                   help=f"give up after S seconds, exit 3 (default {DEFAULT_LIMIT_S:g}; a step that never "
+                        "returns)")
     p.set_defaults(func=run)
 
 
 def protocol_for(trace: Trace, args: argparse.Namespace) -> Protocol:
-    """The protocol that judges ``trace``: the flags' choice, else the variant it names."""
+    """The protocol that judges ``trace``: the flags' choice, else the published variant it names.
+
+    Nothing the trace says is ever loaded: a variant file it names (``variant_source``) is
+    only mentioned, for the user to pass with --variant-file.
+    """
     if args.variant or args.variant_file:
         return protocol_from(argparse.Namespace(variant=args.variant or "reference",
                                                 variant_file=args.variant_file))
+    source = trace.variant_source
+    if source not in ("", "built-in"):
+        raise UsageError(f"the trace was taken with variant {trace.variant!r} from the file {source!r}; "
+                         "a trace never loads code: give --variant-file PATH (or --variant NAME)")
     if trace.variant in PUBLISHED:
         return PUBLISHED[trace.variant]
-    if trace.variant_source not in ("", "built-in"):
-        try:
-            return load_variant_file(trace.variant_source)
-        except VariantError as exc:
-            raise UsageError(f"the trace names variant {trace.variant!r} from {trace.variant_source}, "
-                             f"which does not load ({exc}); give --variant-file") from None
     raise UsageError(f"the trace names variant {trace.variant!r}, which is not a published one; "
                      "give --variant-file PATH")
 
@@ -87,14 +96,16 @@ def verdict(report: ReplayReport) -> tuple[int, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_outputs(args, "html")
     try:
         trace = load(args.file)
     except TraceError as exc:
         raise UsageError(str(exc)) from None
-    if args.html and Path(args.html).is_dir():
-        raise UsageError(f"--html {args.html}: is a folder, give a file name")
-    protocol = protocol_for(trace, args)
-    report = replay(trace, protocol)
+    with deadline(args.time_limit, "replay"):
+        protocol = protocol_for(trace, args)
+        report = replay(trace, protocol)
+    if report.divergence is not None and report.divergence.malformed:
+        raise UsageError(f"{args.file}: {report.divergence.describe()}")
     code, line = verdict(report)
     if args.html:
         view = replay_view(report, Model(protocol, trace.bounds), line)
@@ -103,24 +114,24 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report_json(report, code, line)))
         return code
-    console = Console()
+    out = console()
     model = Model(protocol, trace.bounds)
     title = f"{trace.variant} at {model.bounds.short()}: {report.steps_replayed} steps replayed"
     if not args.quiet and len(report.path) - 1 > SUMMARY_AFTER and not args.full:
-        console.print(summary(report, title))
-        console.print(path_table(model, report.path[-TAIL - 1:], f"the last {TAIL} steps (--full for all)",
-                                 first=len(report.path) - TAIL))
+        out.print(summary(report, title))
+        out.print(path_table(model, report.path[-TAIL - 1:], f"the last {TAIL} steps (--full for all)",
+                             first=len(report.path) - TAIL))
     elif not args.quiet and len(report.path) > 1:
-        console.print(path_table(model, report.path, title))
+        out.print(path_table(model, report.path, title))
     if report.divergence is not None and not args.quiet:
         d = report.divergence
         for field in sorted(set(d.expected) | set(d.actual)):
-            console.print(f"  {field}: model {d.expected.get(field)!r}, trace {d.actual.get(field)!r}")
+            out.print(f"  {field}: model {d.expected.get(field)!r}, trace {d.actual.get(field)!r}")
     if not args.quiet:
         for number, violation in report.violations[:5]:
-            console.print(Text(f"  after step {number}: {violation.describe()}", style="red"))
+            out.print(Text(f"  after step {number}: {violation.describe()}", style="red"))
     style = "green" if code == 0 else "bold red"
-    console.print(Text(line, style=style))
+    out.print(Text(line, style=style))
     return code
 
 

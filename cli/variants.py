@@ -6,12 +6,11 @@ import argparse
 import json
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
-from deferral.cli.common import UsageError
+from deferral.cli.common import console, load_variant
 from deferral.model.protocol import Protocol
-from deferral.model.variants import PUBLISHED, VariantError, load_variant_file
+from deferral.model.variants import PUBLISHED
 
 
 def register(sub: Any) -> None:
@@ -40,10 +39,7 @@ def describe(protocol: Protocol) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     if args.variant_file:
-        try:
-            protocols = [load_variant_file(args.variant_file)]
-        except VariantError as exc:
-            raise UsageError(str(exc)) from None
+        protocols = [load_variant(args.variant_file)]
     else:
         protocols = list(PUBLISHED.values())
     if args.json:
@@ -57,5 +53,5 @@ def run(args: argparse.Namespace) -> int:
     for p in protocols:
         changes = ", ".join(f"{c.kind} {c.what} {c.name}" for c in p.changes) or "-"
         table.add_row(p.name, p.parent.name if p.parent else "-", changes, p.doc)
-    Console().print(table)
+    console().print(table)
     return 0

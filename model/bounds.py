@@ -175,7 +175,15 @@ class Bounds(Mapping[str, int]):
     def parse(cls, text: str, decls: Sequence[Bound] = ()) -> "Bounds":
         """Parse ``"2,1,1,1"`` (values in declaration order, as ``--bounds 2,1,1,1``; trailing
         ones may be left out) or ``"N=2,S=2"`` / ``"vcpus=2,spaces=2"`` (others at default)."""
-        decls = tuple(decls) or DEFAULT
+        try:
+            return cls._parse(text, tuple(decls) or DEFAULT)
+        except BoundsError:
+            raise
+        except ValueError:  # digits int() refuses: "²", or more than 4300 of them
+            raise BoundsError(f"bounds must be integers, got {text[:40]!r}") from None
+
+    @classmethod
+    def _parse(cls, text: str, decls: tuple[Bound, ...]) -> "Bounds":
         letters = ",".join(d.letter for d in decls)
         parts = [p.strip() for p in text.split(",")]
         if any("=" in p for p in parts):

@@ -14,7 +14,7 @@ from functools import cached_property
 from typing import Any, Iterator, Sequence
 
 from deferral.model.bounds import Bounds
-from deferral.model.context import StepContext, StepError
+from deferral.model.context import USER_ERRORS, StepContext, StepError, describe_user_error
 from deferral.model.ops import CONCRETE
 from deferral.model.protocol import Property, Protocol, Step
 from deferral.model.schema import Sort
@@ -93,8 +93,8 @@ class Model:
             return bool(action.step.guard(self.context(state), *action.args))
         except StepError as exc:
             raise type(exc)(self._where(action, state, f"guard: {exc}")) from None
-        except Exception as exc:
-            raise StepError(self._where(action, state, f"guard raised {type(exc).__name__}: {exc}")) from None
+        except USER_ERRORS as exc:
+            raise StepError(self._where(action, state, f"guard {describe_user_error(exc)}")) from None
 
     def apply(self, state: State, action: Action) -> State | None:
         """The state after ``action``, or None where it is not enabled."""
@@ -105,8 +105,8 @@ class Model:
             action.step.effect(ctx, *action.args)
         except StepError as exc:
             raise type(exc)(self._where(action, state, str(exc))) from None
-        except Exception as exc:
-            raise StepError(self._where(action, state, f"raised {type(exc).__name__}: {exc}")) from None
+        except USER_ERRORS as exc:
+            raise StepError(self._where(action, state, describe_user_error(exc))) from None
         for slot in ctx.written:
             value = ctx.values[slot]
             info = self.layout.slots[slot]
@@ -150,8 +150,10 @@ class Model:
             ctx = self.context(state)
             try:
                 ok = prop.predicate(ctx, *args)
-            except Exception as exc:
-                raise StepError(f"property {prop.name}{args}: raised {type(exc).__name__}: {exc}") from None
+            except StepError as exc:
+                raise StepError(f"property {prop.name}{args}: {exc}") from None
+            except USER_ERRORS as exc:
+                raise StepError(f"property {prop.name}{args}: {describe_user_error(exc)}") from None
             if not ok:
                 values = {self.layout.slots[s].label(): self._shown(s, state) for s in sorted(ctx.reads)}
                 shown = tuple(a for a, (_, d) in zip(args, prop.params)

@@ -40,6 +40,20 @@ class OneSpaceError(StepError):
     """A function in the one-space notation ran at more than one address space."""
 
 
+#: What a user's step, procedure, property or variant file may raise that is its own error,
+#: reported as bad input: any exception, and ``SystemExit`` (``sys.exit()`` in a variant must
+#: never end the run with a verdict's exit code). ``KeyboardInterrupt`` and the CLI's time
+#: limit are not in it: they are the user's and the limit's, not the variant's.
+USER_ERRORS: tuple[type[BaseException], ...] = (Exception, SystemExit)
+
+
+def describe_user_error(exc: BaseException) -> str:
+    """``raised TypeError: msg``, or ``called sys.exit(0)`` for a SystemExit."""
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({exc.code!r})"
+    return f"raised {type(exc).__name__}: {exc}"
+
+
 class StepContext:
     """Reads and writes one state (or a batch, or a symbolic state) through variable views."""
 

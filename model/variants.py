@@ -16,13 +16,14 @@ protocol derived the same way (see README, "Your own variant")::
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import sys
 import traceback
 from pathlib import Path
 from typing import Any
 
-from deferral.model.context import StepContext
+from deferral.model.context import USER_ERRORS, StepContext, describe_user_error
 from deferral.model.protocol import Protocol
 from deferral.model.reference import NOTICE, PC, REFERENCE, write_effect
 from deferral.model.schema import VCPU
@@ -173,9 +174,10 @@ def load_variant_namespace(path: str | Path) -> tuple[Protocol, dict[str, Any]]:
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:  # a user's file may raise anything; report it in one line
+    except USER_ERRORS as exc:  # a user's file may raise anything, or exit; report it in one line
         line = _line_in(path, exc)
-        raise VariantError(f"variant file {path}{line}: {type(exc).__name__}: {exc}") from None
+        what = describe_user_error(exc) if isinstance(exc, SystemExit) else f"{type(exc).__name__}: {exc}"
+        raise VariantError(f"variant file {path}{line}: {what}") from None
     finally:
         sys.modules.pop(module_name, None)
     variant = getattr(module, "VARIANT", None)
@@ -188,6 +190,10 @@ def load_variant_namespace(path: str | Path) -> tuple[Protocol, dict[str, Any]]:
 
 
 def _with_source(protocol: Protocol, source: str) -> Protocol:
+    """``protocol`` marked as defined in ``source``; a published one (``VARIANT = REFERENCE``) is
+    copied first, so that loading a file never changes the shared published protocol."""
+    if protocol.source != "built-in" or any(protocol is p for p in PUBLISHED.values()):
+        protocol = dataclasses.replace(protocol)
     object.__setattr__(protocol, "source", source)
     return protocol
 

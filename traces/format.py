@@ -28,6 +28,8 @@ from deferral.model.bounds import Bounds, BoundsError, loose
 from deferral.traces.files import write_atomic
 
 FORMAT = "deferral-trace/1"
+#: The largest trace file read (a long engine run with snapshots is tens of megabytes).
+MAX_TRACE_BYTES = 256 * 2**20
 FORMAT_JSONL = "deferral-trace-jsonl/1"
 OUTCOMES = ("violates", "passes")
 
@@ -91,16 +93,46 @@ class Trace:
         write_atomic(path, self.dumps())
 
 
+def read_limited(path: str | Path, max_bytes: int, what: str = "") -> str:
+    """The UTF-8 text of ``path``, at most ``max_bytes`` long; any defect is a one-line TraceError.
+
+    Reads at most ``max_bytes + 1`` bytes, so /dev/zero or a huge file cannot exhaust memory.
+    """
+    name = f"{what} {path}".strip()
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(max_bytes + 1)
+    except FileNotFoundError:
+        raise TraceError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise TraceError(f"{name}: is a folder, not a file") from None
+    except OSError as exc:
+        raise TraceError(f"{name}: cannot read it: {exc.strerror or exc}") from None
+    if len(data) > max_bytes:
+        raise TraceError(f"{name}: larger than {max_bytes // 2**20} MiB, not a file this tool reads")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TraceError(f"{name}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})") \
+            from None
+
+
 def load(path: str | Path) -> Trace:
     """Read a trace in either form; any defect is a one-line :class:`TraceError`."""
-    path = Path(path)
+    return loads(read_limited(path, MAX_TRACE_BYTES), str(path))
+
+
+def parse_json(text: str, name: str) -> Any:
+    """``json.loads``, with every way it fails (nesting, huge numbers) a one-line TraceError."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise TraceError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TraceError(f"{path}: cannot read it: {exc}") from None
-    return loads(text, str(path))
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TraceError(f"{name}: not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
+                         "the file may be truncated") from None
+    except RecursionError:
+        raise TraceError(f"{name}: JSON nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise TraceError(f"{name}: unreadable JSON value ({exc})") from None
 
 
 def loads(text: str, name: str = "<trace>") -> Trace:
@@ -108,18 +140,15 @@ def loads(text: str, name: str = "<trace>") -> Trace:
     if not stripped:
         raise TraceError(f"{name}: empty file, not a deferral trace")
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        first = stripped.splitlines()[0]
+        doc = parse_json(text, name)
+    except TraceError:
         try:
-            head = json.loads(first)
-        except json.JSONDecodeError:
-            raise TraceError(f"{name}: not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
-                             "the file may be truncated") from None
+            head = json.loads(stripped.splitlines()[0])
+        except (ValueError, RecursionError):
+            head = None
         if isinstance(head, dict) and head.get("format") == FORMAT_JSONL:
             return _from_jsonl(text, name)
-        raise TraceError(f"{name}: not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
-                         "the file may be truncated") from None
+        raise
     if isinstance(doc, dict) and doc.get("format") == FORMAT_JSONL:
         return _from_jsonl(text, name)
     return _from_doc(doc, name)
@@ -133,6 +162,8 @@ def _from_doc(doc: Any, name: str) -> Trace:
             doc = from_itf(doc, name)
         except ItfError as exc:
             raise TraceError(str(exc)) from None
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError, RecursionError) as exc:
+            raise TraceError(f"{name}: malformed ITF trace ({type(exc).__name__}: {exc})") from None
     if not isinstance(doc, dict):
         raise TraceError(f"{name}: not a deferral trace (the top level is not a JSON object)")
     fmt = doc.get("format")
@@ -148,19 +179,26 @@ def _from_doc(doc: Any, name: str) -> Trace:
 
 def _from_jsonl(text: str, name: str) -> Trace:
     lines = text.splitlines()
-    trace = _header(json.loads(lines[0]), name)
+    first = next(n for n, line in enumerate(lines) if line.strip())  # blank lines may come first
+    head = parse_json(lines[first], f"{name}: line {first + 1}")
+    if not isinstance(head, dict):
+        raise TraceError(f"{name}: line {first + 1}: the header is not a JSON object")
+    trace = _header(head, name)
     complete = text.endswith("\n")
-    for n, line in enumerate(lines[1:], start=1):
+    number = 0
+    for n in range(first + 1, len(lines)):
+        line = lines[n]
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
+            obj = parse_json(line, f"{name}: line {n + 1}")
+        except TraceError:
             if n == len(lines) - 1 and not complete:
                 trace.extra["truncated"] = True  # the writer died mid-line: keep what is whole
                 break
-            raise TraceError(f"{name}: line {n + 1} is not JSON") from None
-        trace.steps.append(_step(obj, name, n))
+            raise
+        number += 1
+        trace.steps.append(_step(obj, name, number))
     return trace
 
 
@@ -185,10 +223,14 @@ def _header(doc: dict[str, Any], name: str) -> Trace:
             raise TraceError(f"{name}: 'expected' must be {{\"outcome\": \"violates\"|\"passes\", ...}}")
         if expected["outcome"] == "violates" and not isinstance(expected.get("property"), str):
             raise TraceError(f"{name}: an expected violation must name its 'property'")
+        if expected.get("property") is not None and not isinstance(expected["property"], str):
+            raise TraceError(f"{name}: 'expected.property' must be a property name (a string)")
     initial = doc.get("initial")
     if initial is not None and not isinstance(initial, dict):
         raise TraceError(f"{name}: 'initial' must be a state object")
     source = doc.get("variant_source", "built-in")
+    if not isinstance(source, str):
+        raise TraceError(f"{name}: 'variant_source' must be a string")
     known = {"format", "variant", "variant_source", "bounds", "property", "expected", "initial", "steps", "note"}
     extra = {k: v for k, v in doc.items() if k not in known}
     return Trace(variant, bounds, [], initial, prop, expected, str(source), str(doc.get("note", "")), extra)

@@ -33,6 +33,9 @@ class Divergence:
     reason: str
     expected: dict[str, Any] = field(default_factory=dict)  # the model's values
     actual: dict[str, Any] = field(default_factory=dict)  # the trace's values
+    #: the trace's recorded state is not a state at all (wrong types, values outside their
+    #: domains): bad input rather than a difference with the model
+    malformed: bool = False
 
     def describe(self) -> str:
         where = "initial state" if self.step_number == 0 else f"step {self.step_number} {self.step}"
@@ -150,7 +153,8 @@ def _parse_state(model: Model, shown: dict[str, Any], number: int, label: str,
     try:
         return model.from_json(shown)
     except ValueError as exc:
-        return Divergence(number, label, f"the recorded state is malformed: {exc}")
+        other_fields = str(exc).startswith("state fields differ")  # another protocol's state: diverges
+        return Divergence(number, label, f"the recorded state is malformed: {exc}", malformed=not other_fields)
 
 
 def _state_divergence(model: Model, number: int, label: str, expected: State, actual: State,

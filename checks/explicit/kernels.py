@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from deferral.model.context import StepContext, StepError
+from deferral.model.context import USER_ERRORS, StepContext, StepError
 from deferral.model.ops import Ops
 from deferral.model.protocol import Property, Step
 from deferral.model.schema import Layout
@@ -310,7 +310,7 @@ def _traced(layout: Layout, procedures: Mapping[str, Callable[..., Any]],
     ctx = StepContext(layout, TraceOps(tracer), tracer.reads, procedures)
     try:
         value = fn(ctx, *args)
-    except Exception:  # noqa: BLE001 - anything: the numpy path reproduces it exactly
+    except USER_ERRORS:  # anything, sys.exit() too: the numpy path reproduces it exactly
         return None
     if not (isinstance(value, Node) or _const_ok(value) or value is None):
         return None
@@ -378,7 +378,7 @@ def compile_property(layout: Layout, procedures: Mapping[str, Callable[..., Any]
         ctx = StepContext(layout, TraceOps(tracer), tracer.reads, procedures)
         try:
             value = prop.predicate(ctx, *args)
-        except Exception:  # noqa: BLE001
+        except USER_ERRORS:  # the numpy path reproduces it
             return None
         if not (isinstance(value, Node) or _const_ok(value)):
             return None

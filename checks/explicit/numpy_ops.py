@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from deferral.model.context import StepContext, StepError
+from deferral.model.context import USER_ERRORS, StepContext, StepError, describe_user_error
 from deferral.model.ops import Ops
 from deferral.model.protocol import Property, Step
 from deferral.model.schema import Layout
@@ -93,8 +93,8 @@ def _call(what: str, fn: Callable[..., Any], ctx: StepContext, args: Sequence[in
             raise NotVectorizable(f"{what} uses a state value as a Python value ({text}); "
                                   "use s.when, s.ite, &, |, s.not_") from None
         raise StepError(f"{what}: raised {type(exc).__name__}: {exc}") from None
-    except Exception as exc:
-        raise StepError(f"{what}: raised {type(exc).__name__}: {exc}") from None
+    except USER_ERRORS as exc:
+        raise StepError(f"{what}: {describe_user_error(exc)}") from None
 
 
 def _mask(value: Any, n: int) -> np.ndarray:

@@ -37,7 +37,7 @@ import z3
 
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model, State
-from deferral.model.context import StepContext, StepError
+from deferral.model.context import USER_ERRORS, StepContext, StepError, describe_user_error
 from deferral.model.ops import Ops
 from deferral.model.protocol import Property, Protocol, Step
 from deferral.model.schema import BOOL, Layout, Slot
@@ -289,8 +289,8 @@ class Encoding:
             raise EncodingError(f"{self._where(step, args)} {exc}") from None
         except (z3.Z3Exception, EncodingError) as exc:
             raise EncodingError(self._why(step, args, exc)) from None
-        except Exception as exc:  # a user's step raised: one line naming file, step and error
-            raise EncodingError(f"{self._where(step, args)} raised {type(exc).__name__}: {exc}") from None
+        except USER_ERRORS as exc:  # a user's step raised or exited: one line naming file, step and error
+            raise EncodingError(f"{self._where(step, args)} {describe_user_error(exc)}") from None
         updates = {j: raw(ctx.values[j]) for j in sorted(ctx.written)}
         return ActionTerms(index, step, args, guard, updates)
 
@@ -340,9 +340,9 @@ class Encoding:
             except (z3.Z3Exception, EncodingError) as exc:
                 raise EncodingError(f"{getattr(fn, '__name__', fn)}{args} cannot be evaluated over Z3 "
                                     f"terms: {exc}") from None
-            except Exception as exc:
+            except USER_ERRORS as exc:
                 raise EncodingError(f"{self.protocol.name} ({self.protocol.source}): {getattr(fn, '__name__', fn)}"
-                                    f"{args} raised {type(exc).__name__}: {exc}") from None
+                                    f"{args} {describe_user_error(exc)}") from None
         return z3.And(terms) if terms else z3.BoolVal(True)
 
     def prop(self, prop: Property, xs: Sequence[Any]) -> Any:

@@ -83,7 +83,8 @@ def test_counterexample_trace_replays_and_prove_agrees(cli, tmp_path: Path) -> N
     assert r.code == 1
     doc = json.loads(trace.read_text())
     assert doc["bounds"] == {"vcpus": 2, "pages": 1, "frames": 1, "queue": 1, "tickets": 3}
-    assert cli("replay", str(trace)).code == 0  # the declared violation happens
+    assert cli("replay", str(trace)).code == 2  # a trace never loads the file it names (issue 11)
+    assert cli("replay", str(trace), "--variant-file", str(bug)).code == 0  # the declared violation happens
     assert cli("replay", str(trace), "--variant-file", str(TICKETS)).code == 4  # the fixed one rejects it
     p = json.loads(cli("prove", "--variant-file", str(bug), "--tickets", "3", "--method", "bmc", "--json").out)
     assert p["status"] == "violated" and p["depth"] == 2

@@ -102,3 +102,14 @@ def test_a_canceled_solver_reason_is_text() -> None:
 
     from deferral.checks.symbolic.pdr import z3_text
     assert z3_text(z3.Z3Exception(b"canceled")) == "canceled"
+
+
+def test_lazy_ipi_return_example_is_safe_and_breaks_shipped_lemmas() -> None:
+    from deferral.checks.explicit.search import search
+    from deferral.model.invariant import INVARIANT
+    from deferral.model.variants import load_variant_file
+    protocol = load_variant_file(Path(__file__).parents[3] / "examples" / "lazy_ipi_return.py")
+    found = search(protocol, SMALL)
+    assert found.states > 3163 and all(o.status == "holds" for o in found.outcomes), found
+    r = check_inductive(protocol, SMALL, INVARIANT)
+    assert r.status == "not-inductive" and any("cur[k]" in f or "waitret" in f for f in r.failed), r.failed

@@ -1,0 +1,126 @@
+"""What ends a command, as its exit code and one line: the CLI's error contract.
+
+Bad input is exit 2, a limit 3, an interrupt 130, and anything unexpected 70 ("internal
+error"), never 1 (a verdict). An exception raised inside a user's variant file that no
+step wrapper turned into a one-line error is still the variant's: it is attributed by the
+traceback to the file and line, and is bad input (2). With ``--json`` the same error is
+also printed on stdout as one JSON object, so a caller parsing stdout never gets nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import sysconfig
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import os
+
+from deferral.cli.common import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_PIPE_CLOSED, EXIT_UNKNOWN, EXIT_USAGE, UsageError
+from deferral.cli.limits import TimeLimitReached
+from deferral.model.context import StepError
+from deferral.model.variants import VariantError
+from deferral.traces.files import OutputPathError
+from deferral.traces.format import TraceError
+
+#: Longest message printed (a user's exception text can be anything).
+MAX_MESSAGE = 2000
+
+
+@dataclass(frozen=True)
+class Failure:
+    """How a command ended without a result: exit code, kind (for JSON) and one line."""
+
+    code: int
+    kind: str  # bad-input | limit | interrupted | pipe-closed | internal
+    message: str
+
+    def line(self) -> str:
+        return f"deferral: {self.message}"
+
+    def to_json(self) -> dict[str, object]:
+        return {"error": {"kind": self.kind, "message": self.message}, "exit_code": self.code}
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line of printable characters, cut at :data:`MAX_MESSAGE` characters."""
+    flat = re.sub(r"\s*[\r\n]+\s*", " ", str(text)).strip()
+    # other control characters (some split lines too: \x1c-\x1e, \x85, \u2028) are shown escaped
+    flat = "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in flat)
+    return flat if len(flat) <= MAX_MESSAGE else flat[: MAX_MESSAGE - 3] + "..."
+
+
+def classify(exc: BaseException) -> Failure:
+    """The :class:`Failure` an exception that ended a command stands for."""
+    if isinstance(exc, (UsageError, VariantError, TraceError, OutputPathError)):
+        return Failure(EXIT_USAGE, "bad-input", one_line(str(exc)))
+    if isinstance(exc, StepError):  # a user's variant misbehaved while it ran
+        return Failure(EXIT_USAGE, "bad-input", one_line(f"error in the protocol: {exc}"))
+    if isinstance(exc, TimeLimitReached):
+        where = user_frame(exc)
+        at = f"; it was running {where}" if where else ""
+        return Failure(EXIT_UNKNOWN, "limit", one_line(f"{exc}{at} (verdict unknown)"))
+    if isinstance(exc, KeyboardInterrupt):
+        return Failure(EXIT_INTERRUPTED, "interrupted", "interrupted")
+    if isinstance(exc, BrokenPipeError) or isinstance(exc.__context__, BrokenPipeError):  # rich exits on it
+        return Failure(EXIT_PIPE_CLOSED, "pipe-closed", "output closed by the reader")
+    if isinstance(exc, MemoryError):
+        return Failure(EXIT_UNKNOWN, "limit", "out of memory (verdict unknown); try smaller bounds")
+    if isinstance(exc, RecursionError):
+        where = user_frame(exc)
+        if where:
+            return Failure(EXIT_USAGE, "bad-input", one_line(f"error in the protocol: {where}: recursion too deep"))
+    where = user_frame(exc)
+    what = (f"called sys.exit({exc.code!r})" if isinstance(exc, SystemExit)
+            else f"raised {type(exc).__name__}: {exc}")
+    if where:  # escaped from a user's file without a wrapper: still the variant's error
+        return Failure(EXIT_USAGE, "bad-input", one_line(f"error in the protocol: {where} {what}"))
+    return Failure(EXIT_INTERNAL, "internal",
+                   one_line(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)"))
+
+
+def report(failure: Failure, exc: BaseException, *, json_out: bool, debug: bool) -> int:
+    """Print ``failure`` (traceback first under ``debug``) and return its exit code."""
+    if failure.kind == "pipe-closed":  # like a tool killed by SIGPIPE: nothing more to say, nowhere to say it
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # no second error when Python flushes stdout
+        except OSError:
+            pass
+        return failure.code
+    if debug and failure.kind == "internal":
+        traceback.print_exception(exc, file=sys.stderr)
+    print(failure.line(), file=sys.stderr)
+    if json_out:
+        print(json.dumps(failure.to_json()))
+    return failure.code
+
+
+def _our_roots() -> tuple[Path, ...]:
+    import deferral.checks
+    import deferral.engine
+    import deferral.model
+    import deferral.traces
+
+    modules = (sys.modules[__name__], deferral.model, deferral.checks, deferral.traces, deferral.engine)
+    ours = [Path(m.__file__).resolve().parent for m in modules if getattr(m, "__file__", None)]
+    paths = sysconfig.get_paths()
+    libs = {Path(paths[k]).resolve() for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
+    return tuple(ours) + tuple(libs)
+
+
+def user_frame(exc: BaseException) -> str:
+    """``FILE line N (in FUNCTION)`` of the deepest frame of ``exc`` in a user's file, or ''."""
+    roots = _our_roots()
+    found = ""
+    for frame in traceback.extract_tb(exc.__traceback__):
+        name = frame.filename
+        if name.startswith("<"):
+            continue
+        path = Path(name).resolve()
+        if any(path == root or root in path.parents for root in roots):
+            continue
+        found = f"{name} line {frame.lineno} (in {frame.name})"
+    return found
