@@ -266,4 +266,6 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     if r2.status == "violated" and r2.trace is not None and r2.trace.path is not None:
         return result("violated", route="pdr+bmc", depth=r2.trace.depth, path=r2.trace.path, prop=r2.trace.prop,
                       log=log)
-    return result("unknown", route="auto", reason=r2.reason or "no method settled it", log=log)
+    tried = "; ".join(line for line in log if "houdini" in line or "inferred" in line or "pdr at" in line)
+    why = f"no route settled it; Spacer at {bounds.short()}: {r2.reason or 'no answer'}"
+    return result("unknown", route="auto", reason=why + (f" ({tried})" if tried else ""), log=log)
