@@ -191,7 +191,8 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
 
     def learned() -> ProveResult | None:
         """Lemma families learned from reachable states at small bounds and CTIs (checks/symbolic/infer.py)."""
-        budget = INFER_DEFAULT_S if timeout is None else INFER_SHARE * (left() or timeout)
+        share = INFER_SHARE / 2 if infer_first else INFER_SHARE  # first: leave time for what follows
+        budget = INFER_DEFAULT_S if timeout is None else share * (left() or timeout)
         say(f"auto: learning lemma families from reachable states (budget {budget:.0f} s)")
         r = infer(protocol, bounds, timeout=budget, enc=enc, note=say)
         log.extend(r.log)
