@@ -17,8 +17,9 @@ import argparse
 import json
 from typing import Any
 
-from deferral.cli.common import EXIT_OK, EXIT_UNKNOWN, EXIT_VIOLATED, UsageError, add_bounds, bounds_from, seconds
-from deferral.cli.engine import add_engine_variant, engine_from
+from deferral.cli.common import (EXIT_OK, EXIT_UNKNOWN, EXIT_VIOLATED, UsageError, add_bounds, bounds_from,
+                                 seconds)
+from deferral.cli.engine import add_engine_variant, bounds_text, engine_from
 from deferral.engine.bugs import bugs_for
 from deferral.engine.conform import ConformReport, conform_counterexamples, conform_depth, conform_random
 from deferral.engine.hypervisor import EngineSpec
@@ -87,9 +88,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _human(r: ConformReport) -> str:
-    b = r.bounds
-    head = (f"conform ({r.mode}): engine variant {r.variant} at N={b['vcpus']},V={b['pages']},F={b['frames']},"
-            f"Q={b['queue']}: {r.paths} paths, {r.steps} engine steps, {r.states_checked} states compared, "
+    head = (f"conform ({r.mode}): engine variant {r.variant} at {bounds_text(r.bounds)}: {r.paths} paths, {r.steps} engine steps, {r.states_checked} states compared, "
             f"{r.enabled_checks} enabledness checks, {r.elapsed_s:.2f} s")
     lines = [head]
     m = r.mismatch

@@ -112,11 +112,18 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_DIVERGED if s["divergence"]["steps"] else EXIT_OK
 
 
+LETTERS = {"vcpus": "N", "pages": "V", "frames": "F", "queue": "Q", "spaces": "S"}
+
+
+def bounds_text(bounds: dict[str, int]) -> str:
+    """``N=2,V=1,F=1,Q=1`` (and ``S=2`` where shown) from a JSON bounds object."""
+    return ",".join(f"{LETTERS.get(name, name)}={value}" for name, value in bounds.items())
+
+
 def _human(s: dict[str, Any]) -> str:
-    b = s["bounds"]
     v = s["violations"]
     lines = [
-        f"engine run: variant {s['variant']} (engine {s['engine']}) at N={b['vcpus']},V={b['pages']},F={b['frames']},Q={b['queue']}, "
+        f"engine run: variant {s['variant']} (engine {s['engine']}) at {bounds_text(s['bounds'])}, "
         f"seed {s['seed']}, {s['elapsed_s']:.2f} s ({s['locking']})",
         f"  steps {s['steps']}: " + ", ".join(f"{k} {n}" for k, n in s["by_step"].items()),
         f"  shootdowns {s['shootdowns']['started']} started, {s['shootdowns']['completed']} completed; "

@@ -162,6 +162,8 @@ def _from_doc(doc: Any, name: str) -> Trace:
             doc = from_itf(doc, name)
         except ItfError as exc:
             raise TraceError(str(exc)) from None
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError, RecursionError) as exc:
+            raise TraceError(f"{name}: malformed ITF trace ({type(exc).__name__}: {exc})") from None
     if not isinstance(doc, dict):
         raise TraceError(f"{name}: not a deferral trace (the top level is not a JSON object)")
     fmt = doc.get("format")

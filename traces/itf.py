@@ -94,11 +94,14 @@ def _plain(value: Any, where: str) -> Any:
             if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
                 raise ItfError(f"{where}: #map must be a list of [key, value] pairs")
             keys = [_plain(k, where) for k, _ in pairs]
-            if sorted(keys) != list(range(len(keys))):
+            if not all(isinstance(k, int) and not isinstance(k, bool) for k in keys) \
+                    or sorted(keys) != list(range(len(keys))):
                 raise ItfError(f"{where}: a #map must have the keys 0..n-1, got {keys}")
             ordered = sorted(zip(keys, (v for _, v in pairs)), key=lambda kv: kv[0])
             return [_plain(v, f"{where}[{k}]") for k, v in ordered]
         if "#tup" in value:
+            if not isinstance(value["#tup"], list):
+                raise ItfError(f"{where}: #tup must be a list")
             return [_plain(v, where) for v in value["#tup"]]
         raise ItfError(f"{where}: unsupported ITF value {sorted(value)}")
     if isinstance(value, list):

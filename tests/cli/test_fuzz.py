@@ -162,6 +162,21 @@ def test_traces_with_a_field_replaced_or_deleted(tmp_path_factory: Any, data: An
 
 
 @FUZZ
+@given(data=st.data(), value=JSON_VALUES, delete=st.booleans())
+def test_itf_traces_with_a_field_replaced_or_deleted(tmp_path_factory: Any, data: Any, value: Any,
+                                                     delete: bool) -> None:
+    from deferral.model.variants import PUBLISHED
+    from deferral.traces.format import loads
+    from deferral.traces.itf import to_itf
+
+    doc = to_itf(loads(counterexample_doc()), PUBLISHED["drain-local-only"])
+    doc = json.loads(json.dumps(doc))
+    path = data.draw(st.sampled_from(_paths(doc)))
+    doc = _replace(doc, path, value, delete and bool(path))
+    _replay(tmp_path_factory.mktemp("t"), json.dumps(doc), "--variant", "drain-local-only")
+
+
+@FUZZ
 @given(cut=st.integers(min_value=0, max_value=10**6), jsonl=st.booleans(), junk=st.binary(max_size=8))
 def test_truncated_and_corrupted_traces(tmp_path_factory: Any, cut: int, jsonl: bool, junk: bytes) -> None:
     text = counterexample_doc()
