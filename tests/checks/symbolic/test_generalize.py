@@ -103,7 +103,7 @@ def test_invariant_out_then_lemmas_file(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 @pytest.mark.parametrize("text, needle", [
-    ("not json", "malformed"),
+    ("not json", "not JSON"),
     ('{"format": "other"}', "not a deferral-lemmas/1"),
     ('{"format": "deferral-lemmas/1", "lemmas": [{"params": [["i", "vcpu"]], "clause": '
      '[{"var": "nosuch", "index": ["i"], "part": null, "positive": true, "values": []}]}]}', "no variable"),
