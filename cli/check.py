@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from deferral.checks.results import Progress, ProgressFn, SearchResult
+from deferral.checks.explicit import checkpoint
+from deferral.checks.explicit.limits import default_memory_limit
 from deferral.checks.explicit.graph import GRAPH_LIMIT, GraphTooLarge, state_graph, to_dot
 from deferral.checks.explicit.graph import to_json as graph_json
 from deferral.checks.explicit.search import search
@@ -56,7 +59,19 @@ def register(sub: Any) -> None:
     p.add_argument("--time-limit", type=seconds(), metavar="S",
                    help="stop after S seconds (exit 3; also when a step of the variant never returns)")
     p.add_argument("--workers", type=positive(int, MAX_WORKERS), metavar="W",
-                   help=f"worker processes (1..{MAX_WORKERS}, default: all cores)")
+                   help=f"worker threads of the vectorized search (1..{MAX_WORKERS}, default: all cores)")
+    p.add_argument("--memory-limit", type=memory_size, metavar="SIZE",
+                   help="stop (exit 3, partial figures) when the search's resident memory passes SIZE "
+                        "(bytes, or with K/M/G/T; 'none': no limit; default: 80%% of the memory "
+                        "available when it starts)")
+    p.add_argument("--checkpoint", metavar="DIR",
+                   help="save the search into DIR at BFS level boundaries (atomically; see --resume)")
+    p.add_argument("--checkpoint-every", type=positive(float), default=60.0, metavar="S",
+                   help="seconds at least between checkpoints (default 60; also one at the end of the "
+                        "search and one when a limit stops it)")
+    p.add_argument("--resume", metavar="DIR",
+                   help="go on from the checkpoint in DIR (same variant, bounds and symmetry, else exit 2); "
+                        "further checkpoints go to DIR unless --checkpoint names another")
     p.add_argument("--engine", choices=("auto", "vectorized", "plain"), default="auto",
                    help="explorer: vectorized (fast), plain (one state at a time), auto (default)")
     p.add_argument("--cluster", metavar="ADDRESS",
@@ -69,6 +84,19 @@ def run(args: argparse.Namespace) -> int:
     check_outputs(args, "trace_out", "html", "itf", "graph_out")
     if args.cluster is not None and (args.engine == "plain" or args.workers):
         raise UsageError("--cluster runs its own workers: drop --engine plain / --workers")
+    persist: dict[str, Any] = {}
+    if args.checkpoint or args.resume:
+        if args.engine == "plain" or args.cluster is not None:
+            raise UsageError("--checkpoint/--resume need the vectorized search, not --engine plain or --cluster")
+        if args.resume:
+            if not (Path(args.resume) / checkpoint.FILE_NAME).is_file():
+                raise UsageError(f"--resume {args.resume}: no checkpoint there")
+            persist["resume_dir"] = args.resume
+        if args.checkpoint:
+            check_folder("--checkpoint", args.checkpoint)
+            persist["checkpoint_dir"] = args.checkpoint
+        persist["checkpoint_every"] = args.checkpoint_every
+    memory_limit = default_memory_limit() if args.memory_limit is None else args.memory_limit or None
     limit = args.time_limit
     levels = LevelRecorder()
     with deadline(limit, "check", grace=grace_for(limit or 0)):
@@ -84,8 +112,13 @@ def run(args: argparse.Namespace) -> int:
                     return EXIT_INTERNAL
                 result = found
             else:
-                result = search(protocol, bounds, symmetry=not args.no_symmetry, max_states=args.max_states,
-                                time_limit=limit, progress=progress, workers=args.workers, engine=args.engine)
+                try:
+                    result = search(protocol, bounds, symmetry=not args.no_symmetry,
+                                    max_states=args.max_states, time_limit=limit, progress=progress,
+                                    workers=args.workers, engine=args.engine, memory_limit=memory_limit,
+                                    **persist)
+                except checkpoint.CheckpointError as exc:
+                    raise UsageError(str(exc)) from None
     model = Model(protocol, bounds)
     if args.html:
         write_atomic(args.html, search_page(model, result, levels.sizes(result), coverage_html(result)))
@@ -106,6 +139,38 @@ def run(args: argparse.Namespace) -> int:
         if table is not None:
             out.print(table)
     return result.exit_code
+
+
+def memory_size(text: str) -> int:
+    """An argparse type: a positive size in bytes ("4G", "512M", "1000000"), 0 for "none"."""
+    t = text.strip().lower()
+    if t in ("none", "off", "0"):
+        return 0
+    scale = 1
+    for suffix, factor in (("k", 1 << 10), ("m", 1 << 20), ("g", 1 << 30), ("t", 1 << 40)):
+        if t.endswith(suffix) or t.endswith(suffix + "b") or t.endswith(suffix + "ib"):
+            t, scale = t[:t.index(suffix)], factor
+            break
+    try:
+        value = float(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size like 4G, 512M or 1000000, got {text!r}") from None
+    if not (value > 0 and value * scale < 1 << 60):
+        raise argparse.ArgumentTypeError(f"expected a positive size, got {text!r}")
+    return int(value * scale)
+
+
+def check_folder(flag: str, folder: str) -> None:
+    """A folder the search can write into (made if missing), checked before any work."""
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {folder}: exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{flag} {folder}: cannot make the folder ({exc.strerror})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {folder}: not writable")
 
 
 def graph_before_check(protocol: Any, bounds: Any, args: argparse.Namespace) -> str:
@@ -204,6 +269,7 @@ def result_json(result: SearchResult) -> dict[str, Any]:
         "depth": result.depth,
         "elapsed_s": round(result.elapsed_s, 4),
         "complete": result.complete,
+        "stopped_by": result.stopped_by,
         "properties": [
             {"name": o.name, "kind": o.kind, "status": o.status, "length": o.length, "trace": o.trace_file}
             for o in result.outcomes

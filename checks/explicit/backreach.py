@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Callable, Iterator
+
 import numpy as np
+
+#: States per binary-search probe when building the CSR offsets (bounded temporaries).
+_PROBE = 1 << 20
 
 
 def unreachable_goal_np(n_states: int, src: np.ndarray | list[np.ndarray], dst: np.ndarray | list[np.ndarray],
-                        goal: np.ndarray) -> int | None:
+                        goal: np.ndarray, poll: Callable[[], None] | None = None) -> int | None:
     """The least state number from which no goal state is reachable (None if there is none).
 
     Same answer as :func:`deferral.checks.explicit.liveness.unreachable_goal`, computed by a
     breadth-first search backwards from the goal states over a CSR of reversed edges.
     ``src``/``dst`` are arrays of state numbers (below 2**32) or lists of such pieces; a
     list is emptied as it is consumed, so the caller's copy of the edges is freed early.
+    ``poll`` is called between bounded pieces of work (a time or memory limit raises there).
     """
     can = np.asarray(goal, dtype=bool).copy()
     if can.all():
@@ -22,29 +28,40 @@ def unreachable_goal_np(n_states: int, src: np.ndarray | list[np.ndarray], dst: 
     # CSR of reversed edges by sorting (target << 32 | source): no index array, 8 bytes per
     # edge; self-loops never help reach a goal and are left out
     packed = np.empty(sum(piece.shape[0] for piece in srcs), dtype=np.uint64)
-    counts = np.zeros(n_states, dtype=np.int64)
     at = 0
     while srcs:
+        if poll is not None:
+            poll()
         s, d = srcs.pop(0).astype(np.uint64), dsts.pop(0).astype(np.uint64)
         keep = s != d
         s, d = s[keep], d[keep]
-        counts += np.bincount(d.astype(np.int64), minlength=n_states)
         packed[at:at + s.shape[0]] = (d << np.uint64(32)) | s
         at += s.shape[0]
+        del s, d, keep
     packed = packed[:at]
     packed.sort()
+    # where each state's incoming edges start in the sorted array (n + 1 offsets, found by
+    # binary search in bounded pieces: no per-state count arrays)
+    starts = np.empty(n_states + 1, dtype=np.int64)
+    for a in range(0, n_states + 1, _PROBE):
+        probe = np.arange(a, min(a + _PROBE, n_states + 1), dtype=np.uint64) << np.uint64(32)
+        starts[a:a + probe.shape[0]] = np.searchsorted(packed, probe)
     preds = packed.astype(np.uint32)  # the low 32 bits: the source
     del packed
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    frontier = np.flatnonzero(can)
+    # the goal states, as uint32 (state numbers are below 2**32), found in bounded slices
+    frontier = np.concatenate([np.flatnonzero(can[a:a + _PROBE]).astype(np.uint32) + np.uint32(a)
+                               for a in range(0, n_states, _PROBE)] or [np.zeros(0, np.uint32)])
     while frontier.size:
         reached = []
-        for piece in _pieces(frontier, counts):  # bounded temporaries on hub-heavy frontiers
-            c = counts[piece]
+        for piece in _pieces(frontier, starts):  # bounded temporaries on hub-heavy frontiers
+            if poll is not None:
+                poll()
+            first = starts[piece]
+            c = starts[piece + 1] - first
             total = int(c.sum())
             if total == 0:
                 continue
-            offsets = np.repeat(starts[piece] - (np.cumsum(c) - c), c)
+            offsets = np.repeat(first - (np.cumsum(c) - c), c)
             offsets += np.arange(total)
             found = preds[offsets]
             del offsets
@@ -60,10 +77,14 @@ def unreachable_goal_np(n_states: int, src: np.ndarray | list[np.ndarray], dst: 
     return int(stuck[0]) if stuck.size else None
 
 
-def _pieces(frontier: np.ndarray, counts: np.ndarray, budget: int = 1 << 22) -> list[np.ndarray]:
-    """Split a frontier so that each piece has at most about ``budget`` incoming edges."""
-    total = int(counts[frontier].sum())
-    if total <= budget:
-        return [frontier]
-    n = -(-total // budget)
-    return np.array_split(frontier, n)
+def _pieces(frontier: np.ndarray, starts: np.ndarray, budget: int = 1 << 22,
+            max_states: int = 1 << 20) -> Iterator[np.ndarray]:
+    """Split a frontier into pieces of at most ``max_states`` states and about ``budget``
+    incoming edges: the temporaries of a piece stay small whatever the frontier's size."""
+    for a in range(0, frontier.shape[0], max_states):
+        part = frontier[a:a + max_states]
+        total = int((starts[part + 1] - starts[part]).sum())
+        if total <= budget:
+            yield part
+        else:
+            yield from np.array_split(part, -(-total // budget))

@@ -1,84 +1,80 @@
-"""Ordered parallel map over forked worker processes (true parallelism for Python-heavy work).
+"""Ordered parallel map over worker threads of the search process (numpy releases the GIL).
 
-The step functions are Python code evaluated over numpy batches, so threads would hold
-the GIL for much of the time. Instead a BFS level forks ``workers`` processes that
-inherit everything (protocol, frontier, visited set: copy-on-write, nothing pickled on
-the way in, which also lets a user's variant with lambdas run in parallel); each computes
-every ``workers``-th task and sends the results back through a pipe. Results are yielded
-in task order, so the caller sees exactly what a sequential loop would produce.
+A BFS level is cut into chunks; :func:`ordered_map` computes them in ``workers`` daemon
+threads of this process and yields the results in chunk order, so the caller sees exactly
+what a sequential loop would produce. Threads, not processes: the heavy work of a chunk
+(BLAS products for canonical keys, sorts, ``searchsorted``, gathers, ufunc loops) runs in
+numpy with the GIL released, so two threads use two cores, and they share the frontier and
+the visited set without copies, page faults or pickling. Being threads, they cannot outlive
+the search process, however it ends (SIGKILL included): there are no orphans to reap.
+
+At most ``workers + 1`` chunks are started ahead of the one the caller waits for, which
+bounds the memory held by finished but not yet consumed results. While it waits, the
+caller's ``poll`` runs every ``poll_every`` seconds (a time or memory limit raises there):
+the limit is honoured even while a chunk, or a user's step that never returns, is running.
+The threads are daemons, so a step stuck forever does not keep the process alive at exit.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import os
-from multiprocessing.connection import Connection, wait
-from typing import Any, Callable, Iterator, Sequence, TypeVar
-
-from deferral.model.context import StepError
+import threading
+from typing import Any, Callable, Iterator, TypeVar
 
 T = TypeVar("T")
 
 
-def fork_available() -> bool:
-    return "fork" in mp.get_all_start_methods()
+def ordered_map(task: Callable[[int], T], n: int, workers: int,
+                poll: Callable[[], None] | None = None, poll_every: float = 0.2) -> Iterator[T]:
+    """``task(0), ..., task(n-1)`` computed by ``workers`` threads, yielded in order.
 
-
-def ordered_map(task: Callable[[int], T], n: int, workers: int) -> Iterator[T]:
-    """``task(0), ..., task(n-1)``, computed by ``workers`` forked processes, in order."""
-    if workers <= 1 or n <= 1 or not fork_available():
-        for i in range(n):
-            yield task(i)
+    An exception raised by a task is re-raised here, at that task's turn. Closing the
+    generator (or an exception from ``poll``) stops the threads from starting new tasks;
+    a task already running finishes in the background and its result is dropped.
+    """
+    if n <= 0:
         return
-    ctx = mp.get_context("fork")
-    procs: list[Any] = []
-    conns: list[Connection] = []
+    workers = max(1, min(workers, n))
+    window = workers + 1
+    cond = threading.Condition()
+    results: dict[int, tuple[bool, Any]] = {}
+    state = {"next": 0, "consumed": 0, "cancelled": False}
+
+    def work() -> None:
+        while True:
+            with cond:
+                while (not state["cancelled"] and state["next"] < n
+                       and state["next"] >= state["consumed"] + window):
+                    cond.wait()
+                if state["cancelled"] or state["next"] >= n:
+                    return
+                i = state["next"]
+                state["next"] = i + 1
+            try:
+                out: tuple[bool, Any] = (True, task(i))
+            except BaseException as exc:  # handed to the caller, re-raised at task i's turn
+                out = (False, exc)
+            with cond:
+                if not state["cancelled"]:
+                    results[i] = out
+                cond.notify_all()
+
+    for w in range(workers):
+        threading.Thread(target=work, name=f"deferral-search-{w}", daemon=True).start()
     try:
-        for w in range(min(workers, n)):
-            recv, send = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_serve, args=(task, range(w, n, workers), send), daemon=True)
-            proc.start()
-            send.close()
-            procs.append(proc)
-            conns.append(recv)
-        buffered: dict[int, Any] = {}
-        alive = list(conns)
         for i in range(n):
-            while i not in buffered:
-                if not alive:
-                    raise RuntimeError("a search worker process exited without its results")
-                for conn in wait(alive):
-                    try:
-                        kind, j, payload = conn.recv()  # type: ignore[union-attr]
-                    except EOFError:
-                        alive.remove(conn)  # type: ignore[arg-type]
-                        continue
-                    if kind == "error":
-                        raise payload
-                    buffered[j] = payload
-            yield buffered.pop(i)
+            with cond:
+                while i not in results:
+                    cond.wait(poll_every)
+                    if poll is not None and i not in results:
+                        poll()
+                ok, value = results.pop(i)
+                state["consumed"] = i + 1
+                cond.notify_all()
+            if not ok:
+                raise value
+            yield value
     finally:
-        for proc in procs:
-            if proc.is_alive():
-                proc.terminate()
-            proc.join()
-        for conn in conns:
-            conn.close()
-
-
-def _serve(task: Callable[[int], Any], indexes: Sequence[int], conn: Connection) -> None:
-    try:
-        for i in indexes:
-            conn.send(("ok", i, task(i)))
-    except BaseException as exc:  # report anything to the parent, which re-raises it
-        err: BaseException = exc if isinstance(exc, StepError) or type(exc).__name__ == "NotVectorizable" \
-            else RuntimeError(f"search worker: {type(exc).__name__}: {exc}")
-        try:
-            conn.send(("error", -1, err))
-        except Exception:
-            conn.send(("error", -1, RuntimeError(f"search worker: {type(exc).__name__}: {exc}")))
-    finally:
-        conn.close()
-        # leave at once: no stdout flush or atexit handlers that could wait on a lock another
-        # thread of the parent (e.g. a live progress display) held when we were forked
-        os._exit(0)
+        with cond:
+            state["cancelled"] = True
+            results.clear()
+            cond.notify_all()

@@ -21,10 +21,14 @@ def search(
     progress: ProgressFn | None = None,
     workers: int | None = None,
     engine: str = "auto",
+    **vectorized_only: Any,
 ) -> SearchResult:
     """Explore ``protocol`` at ``bounds`` with the fastest explorer that applies.
 
-    ``engine`` is "auto" (vectorized, else plain), "vectorized" or "plain".
+    ``engine`` is "auto" (vectorized, else plain), "vectorized" or "plain". Options only the
+    vectorized search has (``memory_limit``, ``checkpoint_dir``, ``resume_dir``,
+    ``checkpoint_every``: see :func:`~deferral.checks.explicit.vectorized.explore_vectorized`)
+    are passed to it; the plain explorer ignores ``memory_limit`` and has no checkpoints.
     """
     options: dict[str, Any] = dict(symmetry=symmetry, max_states=max_states, time_limit=time_limit,
                                    progress=progress)
@@ -35,5 +39,5 @@ def search(
             if engine == "vectorized":
                 raise
         else:
-            return explore_vectorized(protocol, bounds, workers=workers, **options)
+            return explore_vectorized(protocol, bounds, workers=workers, **options, **vectorized_only)
     return explore(Model(protocol, bounds), **options)

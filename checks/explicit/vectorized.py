@@ -20,9 +20,11 @@ the edges out of states not yet known to reach a goal state are stored.
 Reports match :func:`deferral.checks.explicit.explore.explore` exactly (states, transitions, depth,
 verdicts, shortest lengths) for every number of workers: chunks are of a fixed size and
 their results are combined in chunk order, so the worker count changes nothing but speed.
-Workers are processes forked per level (:mod:`deferral.checks.explicit.parallel`): the step
-functions are Python, so threads would serialize on the GIL. Without ``fork`` (or with one
-worker) the chunks run in-process. When the protocol uses a state value in Python control
+Workers are threads of this process (:mod:`deferral.checks.explicit.parallel`): a chunk's
+heavy work is numpy with the GIL released, and threads share the frontier and the visited
+set without copies and cannot outlive the process. Limits (:mod:`deferral.checks.explicit.limits`)
+are polled while chunks run; checkpoints (:mod:`deferral.checks.explicit.checkpoint`) are
+taken at level boundaries. When the protocol uses a state value in Python control
 flow it cannot run on arrays: the plain explorer runs instead and ``stats["notice"]`` says so.
 """
 
@@ -36,8 +38,10 @@ from typing import Any, Generator
 
 import numpy as np
 
+from deferral.checks.explicit import checkpoint
 from deferral.checks.explicit.backreach import unreachable_goal_np
 from deferral.checks.explicit.explore import explore
+from deferral.checks.explicit.limits import Limits, LimitReached, return_freed_memory
 from deferral.checks.explicit.kernels import Kernel, compile_action, compile_property
 from deferral.checks.explicit.numpy_ops import NotVectorizable, guard_mask, property_holds, successors
 from deferral.checks.explicit.packing import Packer, blas_threads
@@ -53,6 +57,10 @@ from deferral.model.protocol import Property, Protocol
 CHUNK_ROWS = 1 << 17
 #: State numbers are stored as uint32: a search stops (max-states) before this many.
 _MAX_IDS = (1 << 32) - 1
+#: Temporaries of a level's merge per candidate (keys, orders, groups, numbering), and of a
+#: merge of visited runs per stored state: what the memory limit is checked against first.
+_MERGE_BYTES = 64
+_VISITED_MERGE_BYTES = 14
 #: Seconds between progress reports inside a long level.
 PROGRESS_EVERY_S = 1.0
 
@@ -66,19 +74,36 @@ def explore_vectorized(
     time_limit: float | None = None,
     progress: ProgressFn | None = None,
     workers: int | None = None,
+    memory_limit: int | None = None,
+    checkpoint_dir: str | None = None,
+    resume_dir: str | None = None,
+    checkpoint_every: float = 60.0,
 ) -> SearchResult:
     """Explore every reachable state of ``protocol`` at ``bounds``; report each property.
 
     Same contract as :func:`deferral.checks.explicit.explore.explore`; ``workers`` threads (default:
     every core). A protocol whose steps cannot run on arrays is explored by the plain
     explorer instead, with ``stats["notice"]`` saying why.
+
+    ``memory_limit`` (bytes of resident memory) and ``time_limit`` stop the search, even in
+    the middle of a level or of the AG EF pass, with ``stopped_by`` "memory-limit" or
+    "time-limit" and the figures reached. ``checkpoint_dir``: save the search there at level
+    boundaries (every ``checkpoint_every`` seconds at most, at the end of the search, and when
+    a limit stops it); ``resume_dir``: go on from the checkpoint there (a
+    :class:`~deferral.checks.explicit.checkpoint.CheckpointError` if it is of another
+    protocol, bounds or symmetry, or unreadable).
     """
     start = time.monotonic()
     n_workers = max(1, int(workers if workers is not None else (os.cpu_count() or 1)))
     model = Model(protocol, bounds)
     try:
-        return _Search(model, symmetry, max_states, time_limit, progress, n_workers, start).run()
+        return _Search(model, symmetry, max_states, time_limit, progress, n_workers, start,
+                       memory_limit=memory_limit, checkpoint_dir=checkpoint_dir, resume_dir=resume_dir,
+                       checkpoint_every=checkpoint_every).run()
     except NotVectorizable as exc:
+        if checkpoint_dir is not None or resume_dir is not None:
+            raise checkpoint.CheckpointError(f"checkpoints need the vectorized search, which cannot run "
+                                             f"this protocol: {exc}") from None
         remaining = None if time_limit is None else max(0.0, time_limit - (time.monotonic() - start))
         result = explore(model, symmetry=symmetry, max_states=max_states, time_limit=remaining,
                          progress=progress)
@@ -117,6 +142,29 @@ def reachable_levels(model: Model, *, start: State | None = None, symmetry: bool
 
 
 @dataclass
+class _State:
+    """The search at a level boundary: everything a checkpoint saves."""
+
+    visited: Visited
+    parents: list[np.ndarray]  # per level: BFS parent (uint32 state number) of each new state
+    vias: list[np.ndarray]  # per level: the action that reached it
+    frontier_keys: np.ndarray  # keys of the last level's states (the next frontier), sorted
+    # per liveness property: the goal flag of each state, OR-ed with "has a goal successor"
+    # once the state is expanded; edges are kept only out of states not yet known to
+    # reach every property's goal (the others need none for AG EF)
+    goals: dict[str, "_Flags"]
+    edges_src: list[np.ndarray]
+    edges_dst: list[np.ndarray]
+    first_bad: dict[str, int]  # invariant -> its first violating state
+    n_states: int
+    base: int  # number of the frontier's first state
+    depth: int
+    transitions: int
+    fired: np.ndarray  # coverage: per action, the transitions it produced
+    enabled: np.ndarray  # coverage: per step, the states where some instance of it is enabled
+
+
+@dataclass
 class _Chunk:
     """What one frontier chunk produced."""
 
@@ -135,13 +183,23 @@ class _Search:
 
     def __init__(self, model: Model, symmetry: bool, max_states: int | None, time_limit: float | None,
                  progress: ProgressFn | None, workers: int, start: float, *,
-                 start_state: State | None = None, keep_keys: bool = False) -> None:
+                 start_state: State | None = None, keep_keys: bool = False, memory_limit: int | None = None,
+                 checkpoint_dir: str | None = None, resume_dir: str | None = None,
+                 checkpoint_every: float = 60.0) -> None:
         self.model = model
         self.layout = model.layout
         self.symmetry = symmetry
         # state numbers are uint32
         self.max_states = min(max_states, _MAX_IDS) if max_states is not None else _MAX_IDS
         self.time_limit = time_limit
+        self.limits = Limits(start, time_limit, memory_limit)
+        self.checkpoint_dir = checkpoint_dir if checkpoint_dir is not None else resume_dir
+        self.resume_dir = resume_dir
+        self.checkpoint_every = checkpoint_every
+        self.checkpoint_write_s = 0.0
+        self.checkpoints_written = 0
+        self.checkpoint_bytes = 0
+        self.identity = checkpoint.protocol_identity(model, symmetry)
         self.progress = progress
         self.workers = workers
         self.start = start
@@ -209,11 +267,11 @@ class _Search:
             # keyed per action (in cache-sized blocks): the successor rows are never concatenated
             key_parts.append(self.packer.canonical_keys(out))
             del out
-            parents.append(idx.astype(np.int64) + offset)
+            parents.append((idx + offset).astype(np.uint32))  # level-local rows: below 2**32
             actions.append(np.full(idx.size, action.index, dtype=self.action_dtype))
         per_step = enabled.sum(axis=1)
         if not key_parts:
-            return _Chunk(0, np.zeros(0, self.packer.key_dtype), np.zeros(0, np.int64),
+            return _Chunk(0, np.zeros(0, self.packer.key_dtype), np.zeros(0, np.uint32),
                           np.zeros(0, self.action_dtype), None, None, fired, per_step)
         keys = np.concatenate(key_parts)
         del key_parts
@@ -238,63 +296,79 @@ class _Search:
         return _Chunk(keys.shape[0], uniq[fresh], par[pos], act[pos], target, par if self.lives else None,
                       fired, per_step)
 
-    def _chunk_results(self, frontier: np.ndarray, visited: Visited) -> Generator["_Chunk", None, None]:
-        """Each chunk's results, in chunk order (computed by forked workers when > 1)."""
-        n = -(-frontier.shape[0] // CHUNK_ROWS)
+    def _chunk_results(self, frontier_keys: np.ndarray, visited: Visited) -> Generator["_Chunk", None, None]:
+        """Each chunk's results, in chunk order (computed by ``workers`` threads); the limits
+        are polled while waiting, so they stop a level in the middle."""
+        n = -(-frontier_keys.shape[0] // CHUNK_ROWS)
 
         def task(i: int) -> _Chunk:
             a = i * CHUNK_ROWS
-            return self.expand(frontier[a:a + CHUNK_ROWS], a, visited)
+            # the frontier is kept as keys (8 bytes a state), unpacked to rows a chunk at a time
+            return self.expand(self.packer.unpack(frontier_keys[a:a + CHUNK_ROWS]), a, visited)
 
-        yield from ordered_map(task, n, self.workers)
+        yield from ordered_map(task, n, self.workers, poll=self.limits.check)
 
     # ---- the search ----------------------------------------------------------------------
     def run(self) -> SearchResult:
         """The search, with one BLAS thread (see :func:`deferral.checks.explicit.packing.blas_threads`)."""
+        return_freed_memory()  # peak resident memory near the live arrays (see limits)
         with blas_threads(1):
             return self._run()
 
-    def _run(self) -> SearchResult:
+    def _start(self) -> "_State":
+        """The search state before the first level: the start state alone."""
         packer = self.packer
         init_key = packer.canonical_keys(packer.rows_of([self.start_state]))
         visited = Visited(packer.key_dtype)
         visited.add(init_key, np.zeros(1, dtype=np.uint32))
-        frontier = packer.unpack(init_key)
+        st = _State(visited, [np.zeros(1, dtype=np.uint32)], [np.zeros(1, dtype=self.action_dtype)],
+                    init_key, {p.name: _Flags() for p in self.lives}, [], [], {}, 1, 0, 0, 0,
+                    np.zeros(len(self.model.actions), dtype=np.int64),
+                    np.zeros(len(self.step_names), dtype=np.int64))
+        self._check(packer.unpack(init_key), 0, st.first_bad, st.goals)
+        return st
+
+    def _run(self) -> SearchResult:
+        packer = self.packer
+        st = self._start() if self.resume_dir is None else self._load_checkpoint(self.resume_dir)
         if self.keep_keys:
-            self.level_keys.append(init_key)
-        parents: list[np.ndarray] = [np.zeros(1, dtype=np.uint32)]  # state 0 (initial): none
-        vias: list[np.ndarray] = [np.zeros(1, dtype=self.action_dtype)]
-        # per liveness property: the goal flag of each state, OR-ed with "has a goal successor"
-        # once the state is expanded; edges are kept only out of states not yet known to
-        # reach every property's goal (the others need none for AG EF)
-        goals: dict[str, _Flags] = {p.name: _Flags() for p in self.lives}
-        edges_src: list[np.ndarray] = []
-        edges_dst: list[np.ndarray] = []
-        first_bad: dict[str, int] = {}
-        n_states, base, depth, transitions = 1, 0, 0, 0
+            self.level_keys.append(st.frontier_keys)
+        frontier = st.frontier_keys
+        visited, goals = st.visited, st.goals
         stopped_by: str | None = None
-        fired = np.zeros(len(self.model.actions), dtype=np.int64)
-        enabled = np.zeros(len(self.step_names), dtype=np.int64)
-        self._check(frontier, 0, first_bad, goals)
         last_report = time.monotonic()
+        last_saved = time.monotonic()
+        level_transitions = 0
+        level_fired = np.zeros(len(self.model.actions), dtype=np.int64)
+        level_enabled = np.zeros(len(self.step_names), dtype=np.int64)
         while frontier.shape[0] and stopped_by is None:
             chunks: list[_Chunk] = []
-            level = self._chunk_results(frontier, visited)
-            for chunk in level:
-                chunks.append(chunk)
-                transitions += chunk.successors
-                fired += chunk.fired
-                enabled += chunk.enabled
-                now = time.monotonic()
-                if self.time_limit is not None and now - self.start > self.time_limit:
-                    stopped_by = "time-limit"
-                    level.close()  # stops the workers of this level
-                    break
-                if self.progress and now - last_report > PROGRESS_EVERY_S:
-                    last_report = now
-                    self.progress(Progress(n_states, transitions, depth, frontier.shape[0],
-                                           now - self.start))
+            level_transitions = 0
+            level_fired = np.zeros(len(self.model.actions), dtype=np.int64)
+            level_enabled = np.zeros(len(self.step_names), dtype=np.int64)
+            try:
+                for chunk in self._chunk_results(frontier, visited):
+                    chunks.append(chunk)
+                    level_transitions += chunk.successors
+                    level_fired += chunk.fired
+                    level_enabled += chunk.enabled
+                    self.limits.check()
+                    now = time.monotonic()
+                    if self.progress and now - last_report > PROGRESS_EVERY_S:
+                        last_report = now
+                        self.progress(Progress(st.n_states, st.transitions + level_transitions, st.depth,
+                                               frontier.shape[0], now - self.start))
+            except LimitReached as stop:
+                stopped_by = stop.reason
+                break
             # ---- merge the chunks' candidates (stable: the earliest chunk wins) ----
+            n_states, base = st.n_states, st.base
+            try:  # stop before the merge if its temporaries would pass the memory limit
+                self.limits.check(extra=_MERGE_BYTES * sum(c.keys.shape[0] for c in chunks)
+                                  + _VISITED_MERGE_BYTES * len(visited))
+            except LimitReached as stop:
+                stopped_by = stop.reason
+                break
             cand = (np.concatenate([c.keys for c in chunks]) if chunks
                     else np.zeros(0, packer.key_dtype))
             order = np.argsort(cand, kind="stable")
@@ -304,27 +378,31 @@ class _Search:
             group = np.cumsum(first) - 1  # level-wide index of each sorted candidate
             new_at = order[first]
             new_keys = sorted_cand[first]
+            del sorted_cand
             n_new = new_keys.shape[0]
             if n_states + n_new > self.max_states:
                 n_new = max(0, self.max_states - n_states)
                 new_at, new_keys = new_at[:n_new], new_keys[:n_new]
                 stopped_by = "max-states"
-            par_all = np.concatenate([c.parents for c in chunks]) if chunks else np.zeros(0, np.int64)
+            par_all = np.concatenate([c.parents for c in chunks]) if chunks else np.zeros(0, np.uint32)
             act_all = (np.concatenate([c.actions for c in chunks]) if chunks
                        else np.zeros(0, self.action_dtype))
-            parents.append(base + par_all[new_at])
-            vias.append(act_all[new_at])
+            st.parents.append((par_all[new_at].astype(np.int64) + base).astype(np.uint32))
+            st.vias.append(act_all[new_at])
+            del par_all, act_all
             visited.add(new_keys, np.arange(n_states, n_states + n_new, dtype=np.uint32))
             if self.keep_keys:
                 self.level_keys.append(new_keys)
             level_rows = frontier.shape[0]
-            frontier = packer.unpack(new_keys)
-            self._check(frontier, n_states, first_bad, goals)
+            frontier = new_keys
+            for a in range(0, n_new, CHUNK_ROWS):  # rows a chunk at a time
+                self._check(packer.unpack(new_keys[a:a + CHUNK_ROWS]), n_states + a, st.first_bad, goals)
             if self.lives:
                 cand_id = np.empty(cand.shape[0], dtype=np.int64)
                 gid = n_states + group
                 gid[group >= n_new] = -1  # dropped by --max-states
                 cand_id[order] = gid
+                del gid
                 at = 0
                 targets: list[tuple[np.ndarray, np.ndarray]] = []
                 for c in chunks:
@@ -336,23 +414,49 @@ class _Search:
                     keep = dst >= 0
                     targets.append((c.all_parents[keep], dst[keep]))
                     c.target = c.all_parents = None
-                self._prune_edges(targets, base, level_rows, goals, edges_src, edges_dst)
-            base = n_states
-            n_states += n_new
+                self._prune_edges(targets, base, level_rows, goals, st.edges_src, st.edges_dst)
+                del targets, cand_id
+            del chunks, cand, order, group, first, new_at
+            st.transitions += level_transitions
+            st.fired += level_fired
+            st.enabled += level_enabled
+            level_transitions = 0
+            level_fired[:] = 0
+            level_enabled[:] = 0
+            st.frontier_keys = new_keys
+            st.base = n_states
+            st.n_states = n_states + n_new
             if n_new:
-                depth += 1
+                st.depth += 1
             if self.progress:
                 last_report = time.monotonic()
-                self.progress(Progress(n_states, transitions, depth, frontier.shape[0],
+                self.progress(Progress(st.n_states, st.transitions, st.depth, frontier.shape[0],
                                        last_report - self.start))
+            if self.checkpoint_dir is not None and stopped_by is None:
+                now = time.monotonic()
+                if frontier.shape[0] == 0 or now - last_saved >= self.checkpoint_every:
+                    self._save_checkpoint(st)
+                    last_saved = time.monotonic()
+        if stopped_by in ("time-limit", "memory-limit") and self.checkpoint_dir is not None:
+            self._save_checkpoint(st)  # the last finished level: --resume goes on from there
+        transitions = st.transitions + level_transitions  # a cut level's expansions included
+        st_fired, st_enabled = st.fired + level_fired, st.enabled + level_enabled
+        n_states, depth, first_bad = st.n_states, st.depth, st.first_bad
+        edges_src, edges_dst = st.edges_src, st.edges_dst
         complete = stopped_by is None
         for prop in self.lives:
             self.checked[prop.name] = n_states if complete else 0
         edge_bytes = sum(a.nbytes + b.nbytes for a, b in zip(edges_src, edges_dst))
-        parent = np.concatenate(parents)
-        via = np.concatenate(vias)
+        parent = np.concatenate(st.parents)
+        via = np.concatenate(st.vias)
+        st.parents, st.vias = [parent], [via]
         self.parent, self.via = parent, via
+        stored_bytes = (visited.nbytes + parent.nbytes + via.nbytes
+                        + edge_bytes
+                        + sum(g.nbytes for g in goals.values()))
+        del frontier, st
         outcomes: list[Outcome] = []
+        liveness_stop: str | None = None
         for prop in ([] if self.keep_keys else self.model.protocol.properties):
             if prop.kind == "invariant":
                 if prop.name in first_bad:
@@ -360,22 +464,25 @@ class _Search:
                     outcomes.append(Outcome(prop.name, "invariant", "violated", path))
                 else:
                     outcomes.append(Outcome(prop.name, "invariant", "holds" if complete else "unknown"))
-            elif not complete:
+            elif not complete or liveness_stop is not None:
                 outcomes.append(Outcome(prop.name, "liveness", "unknown"))
             else:
                 # the edges are consumed (freed) by the first liveness property: keep a copy
                 # only when there are more to check
                 more = sum(p.kind == "liveness" for p in self.model.protocol.properties) > 1
                 src, dst = (list(edges_src), list(edges_dst)) if more else (edges_src, edges_dst)
-                stuck = unreachable_goal_np(n_states, src, dst, goals[prop.name].view())
+                try:
+                    stuck = unreachable_goal_np(n_states, src, dst, goals[prop.name].view(),
+                                                poll=self.limits.check)
+                except LimitReached as stop:
+                    liveness_stop = stop.reason
+                    outcomes.append(Outcome(prop.name, "liveness", "unknown"))
+                    continue
                 if stuck is None:
                     outcomes.append(Outcome(prop.name, "liveness", "holds"))
                 else:
                     outcomes.append(Outcome(prop.name, "liveness", "violated",
                                             self._path(parent, via, stuck)))
-        stored_bytes = (visited.nbytes + parent.nbytes + via.nbytes
-                        + edge_bytes
-                        + sum(g.nbytes for g in goals.values()))
         stats: dict[str, Any] = {
             "bytes_per_state": round(stored_bytes / max(1, n_states), 1),
             "edge_bytes_per_state": round(edge_bytes / max(1, n_states), 1),
@@ -384,6 +491,17 @@ class _Search:
             "chunk_rows": CHUNK_ROWS,
             "actions": len(self.model.actions),
         }
+        if self.limits.memory_limit is not None:
+            stats["memory_limit_bytes"] = self.limits.memory_limit
+        if self.resume_dir is not None:
+            stats["resumed_from"] = str(self.resume_dir)
+        if self.checkpoints_written:
+            stats["checkpoints_written"] = self.checkpoints_written
+            stats["checkpoint_bytes"] = self.checkpoint_bytes
+        if liveness_stop is not None:
+            stats["liveness_stopped_by"] = liveness_stop
+            stopped_by = stopped_by or liveness_stop
+        fired, enabled = st_fired, st_enabled
         per_step = {name: 0 for name in self.step_names}
         for a, n in enumerate(fired.tolist()):
             per_step[self.step_names[self.step_of[a]]] += n
@@ -392,6 +510,73 @@ class _Search:
                             transitions, depth, time.monotonic() - self.start, complete, stopped_by,
                             outcomes, engine="vectorized", workers=self.workers, stats=stats,
                             coverage=coverage)
+
+    # ---- checkpoints ------------------------------------------------------------------------
+    def _save_checkpoint(self, st: "_State") -> None:
+        """Save the search state at a level boundary (see :mod:`deferral.checks.explicit.checkpoint`)."""
+        assert self.checkpoint_dir is not None
+        t0 = time.monotonic()
+        arrays: dict[str, np.ndarray] = {
+            "parent": np.concatenate(st.parents), "via": np.concatenate(st.vias),
+            "frontier_keys": st.frontier_keys, "fired": st.fired, "enabled": st.enabled,
+            "edges_src": (np.concatenate(st.edges_src) if st.edges_src else np.zeros(0, np.uint32)),
+            "edges_dst": (np.concatenate(st.edges_dst) if st.edges_dst else np.zeros(0, np.uint32)),
+        }
+        st.parents, st.vias = [arrays["parent"]], [arrays["via"]]
+        st.edges_src = [arrays["edges_src"]] if st.edges_src else []
+        st.edges_dst = [arrays["edges_dst"]] if st.edges_dst else []
+        runs = st.visited.runs()
+        for i, (keys, ids) in enumerate(runs):
+            arrays[f"visited_keys_{i}"] = keys
+            arrays[f"visited_ids_{i}"] = ids
+        goal_names = sorted(st.goals)
+        for i, name in enumerate(goal_names):
+            arrays[f"goal_{i}"] = st.goals[name].view()
+        header = {"identity": self.identity, "states": st.n_states, "base": st.base, "depth": st.depth,
+                  "transitions": st.transitions, "first_bad": st.first_bad, "visited_runs": len(runs),
+                  "goals": goal_names, "checked": self.checked, "key_dtype": np.dtype(self.packer.key_dtype).str,
+                  "action_dtype": np.dtype(self.action_dtype).str}
+        self.checkpoint_bytes = checkpoint.save(self.checkpoint_dir, header, arrays)
+        self.checkpoints_written += 1
+        self.checkpoint_write_s = time.monotonic() - t0
+
+    def _load_checkpoint(self, directory: str) -> "_State":
+        """The search state saved in ``directory`` (refused if it is of another search)."""
+        header, arrays = checkpoint.load(directory, self.identity)
+        try:
+            if header["key_dtype"] != np.dtype(self.packer.key_dtype).str or \
+                    header["goals"] != sorted(p.name for p in self.lives):
+                raise checkpoint.CheckpointError(f"checkpoint in {directory} does not fit this search")
+            visited = Visited(self.packer.key_dtype)
+            visited.set_runs([(arrays[f"visited_keys_{i}"], arrays[f"visited_ids_{i}"])
+                              for i in range(int(header["visited_runs"]))])
+            goals = {}
+            for i, name in enumerate(header["goals"]):
+                flags = _Flags()
+                flags.extend(arrays[f"goal_{i}"])
+                goals[name] = flags
+            n_states = int(header["states"])
+            st = _State(visited, [arrays["parent"]], [arrays["via"].astype(self.action_dtype)],
+                        arrays["frontier_keys"], goals,
+                        [arrays["edges_src"]] if arrays["edges_src"].size else [],
+                        [arrays["edges_dst"]] if arrays["edges_dst"].size else [],
+                        {str(k): int(v) for k, v in header["first_bad"].items()},
+                        n_states, int(header["base"]), int(header["depth"]), int(header["transitions"]),
+                        arrays["fired"].astype(np.int64), arrays["enabled"].astype(np.int64))
+            if st.fired.shape != (len(self.model.actions),) or st.enabled.shape != (len(self.step_names),):
+                raise checkpoint.CheckpointError(f"checkpoint in {directory} does not fit this search")
+            for name, count in header["checked"].items():
+                if name in self.checked:
+                    self.checked[name] = int(count)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            if isinstance(exc, checkpoint.CheckpointError):
+                raise
+            raise checkpoint.CheckpointError(f"checkpoint in {directory} is incomplete: {exc!r}") from None
+        if (len(visited) != n_states or st.parents[0].shape[0] != n_states
+                or any(g.nbytes != n_states for g in goals.values())):
+            raise checkpoint.CheckpointError(f"checkpoint in {directory} is inconsistent "
+                                             f"(array sizes do not match {n_states} states)")
+        return st
 
     def _prune_edges(self, targets: list[tuple[np.ndarray, np.ndarray]], base: int, level_rows: int,
                      goals: dict[str, "_Flags"], edges_src: list[np.ndarray],
@@ -412,8 +597,8 @@ class _Search:
             mine |= hit
             needed |= ~mine
         for src, dst in targets:
-            keep = needed[src] & (dst != base + src)
-            edges_src.append((base + src[keep]).astype(np.uint32))
+            keep = needed[src] & (dst != src.astype(np.int64) + base)
+            edges_src.append((src[keep].astype(np.int64) + base).astype(np.uint32))
             edges_dst.append(dst[keep].astype(np.uint32))
 
     def _check(self, rows: np.ndarray, base: int, first_bad: dict[str, int],

@@ -40,6 +40,16 @@ class Visited:
             out[hit] = ids[pos[hit]]
         return out
 
+    def runs(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The sorted runs (keys, state numbers), largest first: what a checkpoint saves."""
+        return list(zip(self._keys, self._ids))
+
+    def set_runs(self, runs: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Replace the contents by ``runs`` as returned by :meth:`runs` (a checkpoint's)."""
+        self._keys = [np.asarray(k, dtype=self.key_dtype) for k, _ in runs]
+        self._ids = [np.asarray(i) for _, i in runs]
+        self.count = sum(k.shape[0] for k in self._keys)
+
     def add(self, keys: np.ndarray, ids: np.ndarray) -> None:
         """Add sorted, new keys with their state numbers."""
         if keys.shape[0] == 0:

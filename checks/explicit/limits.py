@@ -1,0 +1,102 @@
+"""Time and memory limits of a search: polled often, raising :class:`LimitReached` when hit.
+
+The memory limit is on this process's resident memory (its threads included: the search
+has no worker processes). Its default is a share of the memory the machine has available
+when the search starts, so that a search stops with its partial figures (exit 3) before
+the machine, which may have no swap, runs out and the kernel kills it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import resource
+import time
+from dataclasses import dataclass
+
+#: Default memory limit: this share of the memory available when the search starts.
+DEFAULT_MEMORY_SHARE = 0.8
+#: glibc's mallopt parameter number for the mmap threshold.
+_M_MMAP_THRESHOLD = -3
+#: Blocks at least this big get their own mmap and go back to the system when freed.
+MMAP_THRESHOLD = 1 << 16
+
+
+class LimitReached(Exception):
+    """A limit stopped the search; ``reason`` is "time-limit" or "memory-limit"."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def rss_bytes() -> int:
+    """Resident memory of this process now (Linux /proc; elsewhere its peak so far)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak * 1024 if os.uname().sysname != "Darwin" else peak
+
+
+def available_bytes() -> int | None:
+    """Memory the machine can still give (MemAvailable of /proc/meminfo), None if unknown."""
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            for line in f:
+                if line.startswith(b"MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def default_memory_limit() -> int | None:
+    """The default limit: :data:`DEFAULT_MEMORY_SHARE` of (available memory + what we hold)."""
+    avail = available_bytes()
+    if avail is None:
+        return None
+    return int(DEFAULT_MEMORY_SHARE * (avail + rss_bytes()))
+
+
+@dataclass
+class Limits:
+    """A search's limits: ``check()`` raises :class:`LimitReached` once one is passed."""
+
+    start: float  # time.monotonic() when the search started
+    time_limit: float | None = None  # seconds
+    memory_limit: int | None = None  # bytes of resident memory
+
+    def check(self, extra: int = 0) -> None:
+        """Raise if past the time limit, or if resident memory plus ``extra`` bytes (what
+        the caller is about to allocate) passes the memory limit."""
+        if self.time_limit is not None and time.monotonic() - self.start > self.time_limit:
+            raise LimitReached("time-limit")
+        if self.memory_limit is not None and rss_bytes() + extra > self.memory_limit:
+            raise LimitReached("memory-limit")
+
+    def remaining_s(self) -> float | None:
+        if self.time_limit is None:
+            return None
+        return max(0.0, self.time_limit - (time.monotonic() - self.start))
+
+
+def return_freed_memory() -> bool:
+    """Make big freed arrays go back to the system at once (glibc; a no-op elsewhere).
+
+    glibc raises its mmap threshold each time a big block is freed, after which arrays up
+    to 32 MiB come from the heap and stay resident after numpy frees them: the search's
+    per-level temporaries then add up to a third more resident memory. A fixed threshold
+    (which also turns off the raising) keeps each big array in its own mapping. This is a
+    setting of the process's allocator, idempotent, set once per search.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+    except (OSError, AttributeError):
+        return False

@@ -1,0 +1,171 @@
+"""Checkpoint/resume: real kills (SIGKILL) at level boundaries, during a checkpoint write and
+after the last level (before the AG EF pass), then --resume: same figures and verdicts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deferral.checks.explicit import checkpoint
+from deferral.checks.explicit.vectorized import explore_vectorized
+from deferral.checks.results import SearchResult
+from deferral.cli.main import main
+from deferral.model.bounds import Bounds
+from deferral.model.concrete import Model
+from deferral.model.variants import PUBLISHED
+
+#: The search in a child process, every level checkpointed; markers tell the test where it is.
+#: np.savez is slowed so that a kill can land in the middle of a checkpoint write.
+HARNESS = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    import numpy as np
+    from deferral.checks.explicit import checkpoint
+    from deferral.checks.explicit.vectorized import explore_vectorized
+    from deferral.model.bounds import Bounds
+    from deferral.model.variants import PUBLISHED
+    variant, bounds, folder, marks = sys.argv[1], sys.argv[2], sys.argv[3], Path(sys.argv[4])
+    real_savez, real_save = np.savez, checkpoint.save
+    count = [0]
+    def slow_savez(f, **arrays):
+        (marks / f"writing-{count[0] + 1}").touch()
+        items = list(arrays.items())
+        real_savez(f, **dict(items[: len(items) // 2]))   # half of the archive, then a pause
+        f.flush()
+        time.sleep(0.3)
+        f.seek(0); f.truncate()
+        real_savez(f, **arrays)
+    def marked_save(directory, header, arrays):
+        size = real_save(directory, header, arrays)
+        count[0] += 1
+        last = arrays["frontier_keys"].size == 0
+        (marks / ("saved-final" if last else f"saved-{count[0]}")).touch()
+        if last:
+            time.sleep(0.5)  # a kill lands before or during the AG EF pass
+        return size
+    np.savez = slow_savez
+    checkpoint.np.savez = slow_savez
+    checkpoint.save = marked_save
+    b = Bounds(*map(int, bounds.split(",")))
+    explore_vectorized(PUBLISHED[variant], b, workers=2, checkpoint_dir=folder, checkpoint_every=0.0)
+    (marks / "done").touch()
+""")
+
+
+def _summary(r: SearchResult) -> tuple:
+    return (r.states, r.transitions, r.depth, r.complete,
+            [(o.name, o.status, o.length, None if o.path is None else [s for _, s in o.path])
+             for o in r.outcomes], r.coverage)
+
+
+def _run_and_kill(tmp_path: Path, variant: str, bounds: str, mark: str) -> Path:
+    folder, marks = tmp_path / "ck", tmp_path / "marks"
+    marks.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", HARNESS, variant, bounds, str(folder), str(marks)])
+    deadline = time.monotonic() + 120
+    try:
+        while not (marks / mark).exists():
+            assert proc.poll() is None, f"the search ended before {mark}"
+            assert time.monotonic() < deadline, f"no {mark} within 120 s"
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (marks / "done").exists()
+    return folder
+
+
+CASES = [
+    ("reference", "2,1,2,2", "saved-3"),
+    ("reference", "2,1,2,2", "writing-6"),  # killed in the middle of a checkpoint write
+    ("reference", "2,1,2,2", "saved-final"),  # killed after the last level: AG EF still to do
+    ("wait-irqs-off", "2,1,1,2", "writing-4"),  # liveness violated
+    ("wait-irqs-off", "2,1,1,2", "saved-final"),
+    ("drain-local-only", "2,1,1,2", "saved-5"),  # invariant violated: same shortest counterexample
+]
+
+
+@pytest.mark.parametrize("variant,bounds,mark", CASES)
+def test_kill_then_resume_matches_an_uninterrupted_run(tmp_path: Path, variant: str, bounds: str,
+                                                       mark: str) -> None:
+    b = Bounds(*map(int, bounds.split(",")))
+    whole = explore_vectorized(PUBLISHED[variant], b, workers=1)
+    folder = _run_and_kill(tmp_path, variant, bounds, mark)
+    leftovers = list(folder.glob(".checkpoint-*"))
+    if mark.startswith("writing"):
+        assert leftovers, "the kill was meant to land during a write"
+    model = Model(PUBLISHED[variant], b)
+    header, _ = checkpoint.load(folder, checkpoint.protocol_identity(model, True))
+    assert 1 < header["states"] <= whole.states
+    seen: list[int] = []
+    resumed = explore_vectorized(PUBLISHED[variant], b, workers=2, resume_dir=str(folder),
+                                 progress=lambda p: seen.append(p.states))
+    assert resumed.stats["resumed_from"] == str(folder)
+    assert not seen or seen[0] >= header["states"]  # it went on from the checkpoint, not from the start
+    if mark == "saved-final":
+        assert header["states"] == whole.states and not seen  # only the AG EF pass was left
+    assert _summary(resumed) == _summary(whole)
+    # resuming again from the final checkpoint (liveness pass only) gives the same again
+    again = explore_vectorized(PUBLISHED[variant], b, workers=1, resume_dir=str(folder))
+    assert _summary(again) == _summary(whole)
+
+
+def test_checkpoint_of_other_search_is_refused_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "ck"
+    explore_vectorized(PUBLISHED["reference"], Bounds(2, 1, 1, 1), workers=1, checkpoint_dir=str(folder))
+    assert (folder / checkpoint.FILE_NAME).is_file()
+    small = ["--vcpus", "2", "--pages", "1", "--frames", "1", "--queue", "1"]
+    assert main(["check", *small, "--resume", str(folder), "--json"]) == 0
+    capsys.readouterr()
+    for other in (["check", "--vcpus", "2", "--pages", "1", "--frames", "2", "--queue", "1"],  # bounds
+                  ["check", *small, "--variant", "remote-no-drain"],  # protocol
+                  ["check", *small, "--no-symmetry"]):  # symmetry
+        assert main([*other, "--resume", str(folder)]) == 2
+        err = capsys.readouterr().err
+        assert "of another search" in err and "Traceback" not in err
+
+
+def test_corrupt_or_missing_checkpoint_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "ck"
+    explore_vectorized(PUBLISHED["reference"], Bounds(2, 1, 1, 1), workers=1, checkpoint_dir=str(folder))
+    small = ["check", "--vcpus", "2", "--pages", "1", "--frames", "1", "--queue", "1"]
+    path = folder / checkpoint.FILE_NAME
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # torn
+    assert main([*small, "--resume", str(folder)]) == 2
+    assert "corrupt" in capsys.readouterr().err
+    flipped = bytearray(data)
+    flipped[len(data) // 3] ^= 0xFF  # a flipped bit inside an array: the zip CRC catches it
+    path.write_bytes(bytes(flipped))
+    assert main([*small, "--resume", str(folder)]) == 2
+    assert "corrupt" in capsys.readouterr().err
+    assert main([*small, "--resume", str(tmp_path / "nothing")]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+    (tmp_path / "file").write_text("x")
+    assert main([*small, "--checkpoint", str(tmp_path / "file")]) == 2
+    assert "not a folder" in capsys.readouterr().err
+
+
+def test_checkpoint_file_has_normal_permissions(tmp_path: Path) -> None:
+    folder = tmp_path / "ck"
+    old = os.umask(0o022)
+    try:
+        explore_vectorized(PUBLISHED["reference"], Bounds(2, 1, 1, 1), workers=1, checkpoint_dir=str(folder))
+    finally:
+        os.umask(old)
+    assert (folder / checkpoint.FILE_NAME).stat().st_mode & 0o777 == 0o644
+    assert not list(folder.glob(".checkpoint-*"))
+    with np.load(folder / checkpoint.FILE_NAME, allow_pickle=False) as archive:
+        assert "header" in archive.files
