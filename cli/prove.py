@@ -240,6 +240,7 @@ def result_json(res: ProveResult, trace: Trace | None) -> dict[str, Any]:
         "property": res.prop,
         "reason": res.reason or None,
         "counterexample_to_induction": res.cti,
+        "log": res.log,  # auto: what each route tried and why it did not settle it
     }
 
 

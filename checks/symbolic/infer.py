@@ -822,6 +822,8 @@ def infer(protocol: Protocol, bounds: Bounds, *, timeout: float | None = None,
                     fams[(n, f.terms)] = f
                     added += 1
         say(f"infer: round {rnd}, {len(alive)} families kept, {added} new")
+        if not added and deadline is not None and time.monotonic() > deadline:
+            return res("unknown", alive_f, rnd, "time limit")
         if not added:
             shown = model.to_json(bad[-1])
             return res("unknown", alive_f, rnd,

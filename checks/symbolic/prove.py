@@ -193,7 +193,8 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
 
     def learned() -> ProveResult | None:
         """Lemma families learned from reachable states at small bounds and CTIs (checks/symbolic/infer.py)."""
-        budget = INFER_DEFAULT_S if timeout is None else INFER_SHARE * (left() or timeout)
+        share = INFER_SHARE / 2 if infer_first else INFER_SHARE  # first: leave time for what follows
+        budget = INFER_DEFAULT_S if timeout is None else share * (left() or timeout)
         say(f"auto: learning lemma families from reachable states (budget {budget:.0f} s)")
         r = infer(protocol, bounds, timeout=budget, enc=enc, note=say)
         log.extend(r.log)
@@ -268,4 +269,6 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     if r2.status == "violated" and r2.trace is not None and r2.trace.path is not None:
         return result("violated", route="pdr+bmc", depth=r2.trace.depth, path=r2.trace.path, prop=r2.trace.prop,
                       log=log)
-    return result("unknown", route="auto", reason=r2.reason or "no method settled it", log=log)
+    tried = "; ".join(line for line in log if "houdini" in line or "inferred" in line or "pdr at" in line)
+    why = f"no route settled it; Spacer at {bounds.short()}: {r2.reason or 'no answer'}"
+    return result("unknown", route="auto", reason=why + (f" ({tried})" if tried else ""), log=log)

@@ -113,3 +113,11 @@ def test_lazy_ipi_return_example_is_safe_and_breaks_shipped_lemmas() -> None:
     assert found.states > 3163 and all(o.status == "holds" for o in found.outcomes), found
     r = check_inductive(protocol, SMALL, INVARIANT)
     assert r.status == "not-inductive" and any("cur[k]" in f or "waitret" in f for f in r.failed), r.failed
+
+
+def test_auto_unknown_says_why_in_text(capsys: pytest.CaptureFixture[str]) -> None:
+    # the shipped lemmas left out and almost no time: every route gives up, and says why as text
+    code = main(["prove", "--json", "--vcpus", "2", "--no-shipped-lemmas", "--timeout", "2"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 3 and doc["status"] == "unknown"
+    assert "no route settled it" in doc["reason"] and "b'canceled'" not in doc["reason"] and isinstance(doc["log"], list)
