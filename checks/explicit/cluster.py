@@ -361,11 +361,11 @@ class Cluster:
     """
 
     def __init__(self, address: str, partitions: int | None = None) -> None:
+        remote, local_cpus = parse_address(address)  # a bad address is bad input, Ray or not
         try:
             import ray
         except ImportError:
             raise ClusterUnavailable("--cluster needs Ray: pip install 'deferral[cluster]'") from None
-        remote, local_cpus = parse_address(address)
         self.ray, self.address, self.started = ray, address, False
         if not ray.is_initialized():
             try:
