@@ -157,7 +157,8 @@ def terms(protocol: Protocol, sig: Signature, b: Bounds) -> list[Term]:
             if sum(isinstance(x, Term) for x in idx) <= 1:
                 yield idx
 
-    for var in protocol.variables:
+    held = [var for var in protocol.variables if var.held(b)]  # cr3 at one space has no slots
+    for var in held:
         if isinstance(var, Queue):
             continue
         for idx in product(*(sig.of(s) for s in var.index)):
@@ -172,7 +173,7 @@ def terms(protocol: Protocol, sig: Signature, b: Bounds) -> list[Term]:
         return list(sig.of(sort)) + nest.get(id(sort), [])
 
     out: list[Term] = []
-    for var in protocol.variables:
+    for var in held:
         ch = [choices(s) for s in var.index]
         if isinstance(var, Queue):
             page = [s for s in sorts if var.domain is s]

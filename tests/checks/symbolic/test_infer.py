@@ -28,10 +28,12 @@ def small_samples(name: str) -> inference.Samples:
 
 def test_vocabulary_comes_from_the_declared_variables() -> None:
     sigs = inference.signatures(REFERENCE)
-    assert [s.show() for s in sigs] == ["p, i", "p, i, k"]
+    # every declared index sort, the address-space sort included (one space: s1 is always 0)
+    assert [s.show() for s in sigs] == ["s1, p, i", "s1, p, i, k"]
     shown = {t.show() for t in inference.terms(REFERENCE, sigs[1], SMALL)}
-    assert {"pc[i]", "cur[k]", "req[k][pg[i]]", "queue[lw[p]] holds p", "len(queue[i])",
-            "gpt[p] = shadow[k][p]", "waiting[cur[i]][i]"} <= shown
+    assert {"pc[i]", "cur[k]", "req[k][s1][pg[i]]", "len(queue[i])",
+            "gpt[s1][p] = shadow[k][s1][p]", "waiting[cur[i]][i]"} <= shown
+    assert "cr3[i]" not in shown  # no slots at one space
     # a variable added by a variant is in the vocabulary with no other change
     extra = REFERENCE.derive("extra", add_variables=[Var("flag", BOOL, (REFERENCE.variables[4].index[0],))])
     assert "flag[k]" in {t.show() for t in inference.terms(extra, inference.signatures(extra)[1], SMALL)}
