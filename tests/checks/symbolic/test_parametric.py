@@ -41,8 +41,9 @@ def relation(bounds: Bounds) -> tuple[P.Universe, P.Bridge, z3.Solver, P.State, 
     return u, P.Bridge(u, Model(REFERENCE, bounds).layout), solver, x, y
 
 
-@pytest.mark.parametrize("bounds,limit,stride,every_step", [(Bounds(2, 1, 1, 1), 3163, 9, True),
-                                                            (Bounds(2, 2, 1, 1), 300, 3, False)])
+@pytest.mark.parametrize("bounds,limit,stride,every_step", [
+    pytest.param(Bounds(2, 1, 1, 1), 3163, 9, True, marks=pytest.mark.slow),  # ~20 s
+    (Bounds(2, 2, 1, 1), 300, 3, False)])
 def test_successors_agree_with_the_model(bounds: Bounds, limit: int, stride: int, every_step: bool) -> None:
     """A sample of the canonical reachable states (all 3,163 at N=2,V=1: benchmarks/PROVE.md)."""
     model = Model(REFERENCE, bounds)
@@ -66,7 +67,8 @@ def test_a_mutant_is_told_apart() -> None:
                for s in reachable(mutant, 400))
 
 
-@pytest.mark.parametrize("bounds", [Bounds(2, 1, 1, 1), Bounds(2, 2, 2, 2), Bounds(3, 2, 1, 2)])
+@pytest.mark.parametrize("bounds", [Bounds(2, 1, 1, 1), Bounds(2, 2, 2, 2),
+                                    pytest.param(Bounds(3, 2, 1, 2), marks=pytest.mark.slow)])  # ~20 s
 def test_lemmas_agree_with_their_finite_form(bounds: Bounds) -> None:
     model = Model(REFERENCE, bounds)
     layout = model.layout

@@ -110,7 +110,14 @@ def evaluate(exprs: list[Any], env: dict[str, np.ndarray], n: int) -> list[np.nd
     return [ev(e) for e in exprs]
 
 
-@pytest.mark.parametrize("name", list(PUBLISHED))
+#: The address-space variants equal the reference at one space (these tests' bounds): their
+#: agreement runs with the slow tests; the reference's run covers the same relation here.
+ONE_SPACE_ALIASES = {"defer-non-current", "switch-no-drain", "resync-running-only"}
+PUBLISHED_PARAMS = [pytest.param(name, marks=pytest.mark.slow) if name in ONE_SPACE_ALIASES else name
+                    for name in PUBLISHED]
+
+
+@pytest.mark.parametrize("name", PUBLISHED_PARAMS)
 def test_every_reachable_state_has_the_same_successors(name: str) -> None:
     protocol = PUBLISHED[name]
     model, states, succs = explored(name)
