@@ -59,7 +59,7 @@ class InferError(ValueError):
 
 
 # ---- sorts and values ------------------------------------------------------------------------
-def index_sorts(protocol: Protocol) -> list[Domain]:
+def index_sorts(protocol: Protocol | Layout) -> list[Domain]:
     """The index sorts the protocol declares (in order of first use by its variables)."""
     out: list[Domain] = []
     for var in protocol.variables:
@@ -467,7 +467,7 @@ class _Sym:
         for x in t.nested() + ([t.arg] if t.kind == "eq" else []):
             if isinstance(x, Term):
                 var = self.layout.var(x.var)
-                kind, info = value_sort(var.domain, index_sorts_of(self.layout), self.s.bounds)
+                kind, info = value_sort(var.domain, index_sorts(self.layout), self.s.bounds)
                 if kind == "sort" and info[1]:
                     conds.append(self.value(x) != info[0].size(self.s.bounds))
         return conds
@@ -513,7 +513,7 @@ class _Sym:
             return hit if code else s.not_(hit)
         v = self.value(t)
         var = self.layout.var(t.var)
-        kind, info = value_sort(var.domain, index_sorts_of(self.layout), s.bounds)
+        kind, info = value_sort(var.domain, index_sorts(self.layout), s.bounds)
         if kind == "concrete":
             if var.domain is BOOL:
                 return v if code else s.not_(v)
@@ -527,15 +527,6 @@ class _Sym:
         return s.all([v != c for _, c in consts] + [v != self.env[n] for n in names])
 
 
-def index_sorts_of(layout: Layout) -> list[Domain]:
-    out: list[Domain] = []
-    for var in layout.variables:
-        for sort in var.index:
-            if sort not in out:
-                out.append(sort)
-    return out
-
-
 def label(t: Term, code: int, sig: Signature, layout: Layout) -> str:
     """The display form of an abstract value of ``t``."""
     if code == UNDEF:
@@ -545,7 +536,7 @@ def label(t: Term, code: int, sig: Signature, layout: Layout) -> str:
     if t.kind in ("holds", "eq"):
         return "true" if code else "false"
     var = layout.var(t.var)
-    kind, info = value_sort(var.domain, index_sorts_of(layout), layout.bounds)
+    kind, info = value_sort(var.domain, index_sorts(layout), layout.bounds)
     if kind == "concrete":
         return str(var.domain.show(code, layout.bounds)).lower() if var.domain is BOOL else str(
             var.domain.show(code, layout.bounds))
@@ -584,7 +575,7 @@ def _codes_of(t: Term, table: Table, layout: Layout) -> list[int]:
         vals = [EMPTY, MID, FULL]
     else:
         var = layout.var(t.var)
-        kind, info = value_sort(var.domain, index_sorts_of(layout), layout.bounds)
+        kind, info = value_sort(var.domain, index_sorts(layout), layout.bounds)
         if kind == "concrete":
             vals = list(range(var.domain.size(layout.bounds)))
         else:
