@@ -204,18 +204,25 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         log.append(f"inferred: {r.status} after {r.rounds} rounds, {r.elapsed_s:.1f} s ({r.reason})")
         return None
 
+    def houdini_induction(name: str, candidates: list[Any]) -> tuple[list[Any], list[str], Any] | None:
+        """Houdini over ``candidates``, then induction on what survives; None on a timeout (logged)."""
+        say(f"auto: Houdini over {len(candidates)} {name} lemma families at {bounds.short()}")
+        try:
+            alive, hlog = houdini(protocol, bounds, candidates, timeout=left(), enc=enc)
+            return alive, hlog, check_inductive(protocol, bounds, alive, timeout=left(), enc=enc)
+        except TimeoutError as exc:
+            log.append(f"{name}: houdini: {exc}")
+            return None
+
     def by_templates(name: str, temps: list[Template] | None) -> ProveResult | None:
         """Houdini + induction over Spacer-generalized templates (a lemma file, or pdr-generalized)."""
         if not temps:
             return None
         candidates = [t.lemma(sort_domains(enc.layout.variables)) for t in temps]
-        say(f"auto: Houdini over {len(candidates)} {name} lemma families at {bounds.short()}")
-        try:
-            alive, _ = houdini(protocol, bounds, candidates, timeout=left(), enc=enc)
-            r = check_inductive(protocol, bounds, alive, timeout=left(), enc=enc)
-        except TimeoutError as exc:
-            log.append(f"{name}: houdini: {exc}")
+        tried = houdini_induction(name, candidates)
+        if tried is None:
             return None
+        alive, _, r = tried
         log.append(f"{name}: Houdini kept {len(alive)} of {len(candidates)} families")
         if r.status == "proved":
             kept = [t for t in temps if t.show() in {a.show() for a in alive}]
@@ -243,13 +250,10 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             continue
         # learned families were proved together with the properties: offer those too
         candidates = list(lemmas) if what is None else [f.lemma() for f in what] + property_lemmas(protocol)
-        say(f"auto: Houdini over {len(candidates)} {name} lemma families at {bounds.short()}")
-        try:
-            alive, hlog = houdini(protocol, bounds, candidates, timeout=left(), enc=enc)
-            r = check_inductive(protocol, bounds, alive, timeout=left(), enc=enc)
-        except TimeoutError as exc:
-            log.append(f"{name}: houdini: {exc}")
+        tried = houdini_induction(name, candidates)
+        if tried is None:
             continue
+        alive, hlog, r = tried
         log += hlog if name == "shipped-lemmas" else [f"{name}: Houdini kept {len(alive)} of {len(candidates)} families"]
         if r.status == "proved":
             kept = None if what is None else [f for f in what if f.show() in {a.name for a in alive}]
