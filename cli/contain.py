@@ -24,6 +24,7 @@ did not reach. Then the exit status is the one that code chose (README, "Exit co
 
 from __future__ import annotations
 
+import math
 import os
 import select
 import signal
@@ -33,6 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from deferral.cli.limits import TimeLimitReached
 from deferral.model.context import ProcessExit
 
 #: States of the trial's breadth-first search, and seconds it may run after the file loaded.
@@ -64,12 +66,16 @@ def trial(path: str, load_limit: float) -> None:
     os.close(write_end)
     lines: list[str] = []
     try:
-        lines = _read_lines(read_end, load_limit)
-    finally:
-        os.close(read_end)
-        if not (lines and lines[-1] in ("done", "error")):
-            _kill(pid)
-        _, status = os.waitpid(pid, 0)
+        try:
+            _read_lines(read_end, load_limit, lines)
+        finally:
+            os.close(read_end)
+            if not (lines and lines[-1] in ("done", "error")):
+                _kill(pid)
+            _, status = os.waitpid(pid, 0)
+    except TimeLimitReached as stop:  # the command's limit passed while the trial ran: say where
+        stop.where = f"{path}, {_running(lines) or 'loading it'} (in a trial run of its first states)"
+        raise
     last = lines[-1] if lines else ""
     if last in ("done", "error", "timeout"):  # a step that loops: the time limit of the command stops it
         return
@@ -78,10 +84,15 @@ def trial(path: str, load_limit: float) -> None:
     if "loaded" not in lines:
         raise TrialFailed(f"variant file {path}: ended the process while it loaded ({_how(status)}); "
                           "a variant file only defines functions and VARIANT")
-    running = next((line for line in reversed(lines) if line.startswith(("step ", "property "))), "")
+    running = _running(lines)
     raise TrialFailed(f"variant file {path}: ended the process ({_how(status)})"
                       f"{' in ' + running if running else ''}, in a trial run of its first states; "
                       "a step, procedure or property must return (or raise), never end the process")
+
+
+def _running(lines: list[str]) -> str:
+    """The step or property the child last started, from its lines."""
+    return next((line for line in reversed(lines) if line.startswith(("step ", "property "))), "")
 
 
 def _how(status: int) -> str:
@@ -102,29 +113,31 @@ def _kill(pid: int) -> None:
         pass
 
 
-def _read_lines(fd: int, load_limit: float) -> list[str]:
-    """The child's lines until it closes the pipe; at most ``load_limit`` s until "loaded", then
-    :data:`TRIAL_S` more (plus a second of slack: the child stops its own trial in time)."""
-    lines: list[str] = []
+def _read_lines(fd: int, load_limit: float, lines: list[str]) -> None:
+    """Append the child's lines to ``lines`` until it closes the pipe; at most ``load_limit`` s until
+    "loaded", then :data:`TRIAL_S` more (plus a second of slack: the child stops its own trial in time)."""
     buffer = b""
     deadline = time.monotonic() + load_limit
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
             lines.append("timeout" if "loaded" in lines else "too-slow")
-            return lines
-        ready, _, _ = select.select([fd], [], [], left)
+            return
+        ready, _, _ = select.select([fd], [], [], left if math.isfinite(left) else None)
         if not ready:
             continue
         chunk = os.read(fd, 65536)
         if not chunk:
-            return lines
+            return
         buffer += chunk
         *complete, buffer = buffer.split(b"\n")
         for raw in complete:
             line = raw.decode("utf-8", "replace")
             if line == "loaded":
                 deadline = time.monotonic() + TRIAL_S + 1.0
+                alarm = signal.getitimer(signal.ITIMER_REAL)[0]
+                if 0 < alarm < TRIAL_S + 2.0:  # the command's limit comes first: wait for it here,
+                    deadline = math.inf  # where what runs is known (a step that loops)
             lines.append(line)
 
 

@@ -60,7 +60,7 @@ def classify(exc: BaseException) -> Failure:
     if isinstance(exc, StepError):  # a user's variant misbehaved while it ran
         return Failure(EXIT_USAGE, "bad-input", one_line(f"error in the protocol: {exc}"))
     if isinstance(exc, TimeLimitReached):
-        where = user_frame(exc)
+        where = user_frame(exc) or exc.where
         at = f"; it was running {where}" if where else ""
         return Failure(EXIT_UNKNOWN, "limit", one_line(f"{exc}{at} (verdict unknown)"))
     if isinstance(exc, KeyboardInterrupt):
