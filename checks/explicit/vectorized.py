@@ -42,8 +42,8 @@ from deferral.checks.explicit import checkpoint
 from deferral.checks.explicit.backreach import unreachable_goal_np
 from deferral.checks.explicit.explore import explore
 from deferral.checks.explicit.limits import Limits, LimitReached, return_freed_memory
-from deferral.checks.explicit.kernels import Kernel, compile_action, compile_property
-from deferral.checks.explicit.numpy_ops import NotVectorizable, guard_mask, property_holds, successors
+from deferral.checks.explicit.expand import Expander
+from deferral.checks.explicit.numpy_ops import NotVectorizable
 from deferral.checks.explicit.packing import Packer, blas_threads
 from deferral.checks.explicit.parallel import ordered_map
 from deferral.checks.results import Coverage, Outcome, Path, Progress, ProgressFn, SearchResult, path_from_parents
@@ -206,10 +206,6 @@ class _Search:
         self.progress = progress
         self.workers = workers
         self.start = start
-        self.packer = Packer(self.layout, symmetry)
-        self.procs = model.protocol.procedure_table
-        self.labels = [a.label() for a in model.actions]
-        self.action_dtype = np.uint16 if len(model.actions) < 65535 else np.uint32
         # keep_keys: a plain enumeration (behaviours): keys kept, no property checked,
         # a misbehaving step located on concrete states
         self.keep_keys = keep_keys
@@ -217,14 +213,9 @@ class _Search:
         self.invariants = [] if keep_keys else model.invariants
         self.lives = [] if keep_keys else model.liveness
         self.level_keys: list[np.ndarray] = []
-        # each step instance and property traced once, compiled to straight-line numpy code
-        # (None parts run through numpy_ops as before)
-        name = model.protocol.name
-        self.kernels: list[Kernel] = [compile_action(self.layout, self.procs, a.step, a.args,
-                                                     self.labels[a.index], name)
-                                      for a in model.actions]
-        self.prop_kernels = {p.name: compile_property(self.layout, self.procs, p)
-                             for p in (*self.invariants, *self.lives)}
+        self.ex = Expander(model, symmetry, properties=(*self.invariants, *self.lives))
+        self.packer = self.ex.packer
+        self.action_dtype = self.ex.action_dtype
         self.parent = np.zeros(0, dtype=np.uint32)
         self.via = np.zeros(0, dtype=self.action_dtype)
         # coverage: each action's step, and per property the states it was evaluated in
@@ -238,32 +229,16 @@ class _Search:
         """Successors of a chunk: new candidate keys (sorted, deduplicated, not yet visited)
         with the first (parent, action) reaching each, and every successor's target."""
         key_parts, parents, actions = [], [], []
-        name = self.model.protocol.name
         fired = np.zeros(len(self.model.actions), dtype=np.int64)
         enabled = np.zeros((len(self.step_names), rows.shape[0]), dtype=bool)
         for action in self.model.actions:
-            label = self.labels[action.index]
-            kernel = self.kernels[action.index]
             try:
-                if kernel.guard is not None:
-                    mask = kernel.guard(rows)
-                    if mask is False:
-                        continue
-                    idx = (np.flatnonzero(mask) if mask is not True
-                           else np.arange(rows.shape[0], dtype=np.intp))
-                else:
-                    mask = guard_mask(self.layout, self.procs, rows, action.step, action.args, label)
-                    idx = np.flatnonzero(mask)
+                idx = self.ex.enabled(rows, action)
                 if idx.size == 0:
                     continue
                 fired[action.index] = idx.size
                 enabled[self.step_of[action.index], idx] = True
-                if kernel.effect is not None:
-                    out = np.take(rows, idx, axis=0)  # far faster than rows[idx] on 2-D rows
-                    kernel.effect(out)
-                else:
-                    out = successors(self.layout, self.procs, rows, idx, action.step, action.args,
-                                     label, name)
+                out = self.ex.apply(rows, idx, action)
             except StepError:
                 if self.keep_keys:
                     _locate(self.model, rows, action.index)
@@ -528,7 +503,7 @@ class _Search:
         return SearchResult(self.model.protocol.name, self.model.bounds, self.symmetry, n_states,
                             transitions, depth, time.monotonic() - self.start, complete, stopped_by,
                             outcomes, engine="vectorized", workers=self.workers, stats=stats,
-                            coverage=coverage)
+                            coverage=coverage, model=self.model)
 
     # ---- checkpoints ------------------------------------------------------------------------
     def _save_checkpoint(self, st: "_State") -> None:
@@ -636,10 +611,7 @@ class _Search:
 
     def _holds(self, rows: np.ndarray, prop: Property) -> np.ndarray:
         """Where every instance of ``prop`` holds (compiled kernel, or the numpy path)."""
-        kernel = self.prop_kernels.get(prop.name)
-        if kernel is not None:
-            return kernel(rows)
-        return property_holds(self.layout, self.procs, rows, prop)
+        return self.ex.holds(rows, prop)
 
     def _path(self, parent: np.ndarray, via: np.ndarray, n: int) -> Path:
         """A shortest path to state ``n``: stored states by replaying the recorded actions."""

@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import z3
 
-from deferral.checks.symbolic.encoding import Encoding, encode
+from deferral.checks.symbolic.encoding import Encoding
 from deferral.checks.symbolic.induction import instances
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model, State
@@ -757,14 +757,14 @@ def _shrink(base: tuple[Any, Any, Any, Any], alive: list[Lemma], must: list[Lemm
     return current
 
 
-def infer(protocol: Protocol, bounds: Bounds, *, timeout: float | None = None,
-          start: Sequence[Family] = (), data: Samples | None = None, enc: Encoding | None = None,
+def infer(enc: Encoding, *, timeout: float | None = None,
+          start: Sequence[Family] = (), data: Samples | None = None,
           note: Callable[[str], None] | None = None, max_rounds: int = 400) -> InferResult:
-    """Learn lemma families from samples and CTIs until they prove the invariant properties at ``bounds``."""
+    """Learn lemma families from samples and CTIs until they prove the invariant properties over ``enc``."""
     t0 = time.monotonic()
     deadline = None if timeout is None else t0 + timeout
     say = note or (lambda text: None)
-    enc = enc or encode(protocol, bounds, check=False)
+    protocol, bounds = enc.protocol, enc.bounds
     log: list[str] = []
     if data is None:
         say("infer: sampling reachable states at small bounds")

@@ -10,6 +10,7 @@ import pytest
 
 from deferral.checks.explicit.search import search
 from deferral.checks.symbolic.bmc import bmc
+from deferral.checks.symbolic.encoding import encode
 from deferral.model import BOOL, PAGE, REFERENCE, VCPU, Bounds, Enum, Property, Protocol, Queue, Var, step
 from deferral.model.concrete import Model
 from deferral.model.reference import PC, IDLE, SDWAIT
@@ -86,7 +87,7 @@ def test_backends_agree(bounds: Bounds) -> None:
     assert vec.states == plain.states and vec.transitions == plain.transitions
     length = vec.outcomes[0].length
     assert vec.outcomes[0].status == "violated" and length == plain.outcomes[0].length
-    found = bmc(STACKS, bounds, length)
+    found = bmc(encode(STACKS, bounds), length)
     assert found.status == "violated" and found.depth == length
 
 
