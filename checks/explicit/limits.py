@@ -23,6 +23,18 @@ _M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 1 << 16
 
 
+#: Bytes a chunk's expansion holds at its peak per successor (candidate keys, their sort order and
+#: sorted copy, parents, actions, visited look-ups, AG EF targets), beyond the chunk's own rows.
+SUCCESSOR_BYTES = 56
+
+
+def expansion_bytes(rows: int, row_bytes: int, fanout: float, in_flight: int = 1) -> int:
+    """What expanding ``in_flight`` chunks of ``rows`` frontier states adds to resident memory at
+    most: the unpacked rows and one action's successor rows, plus :data:`SUCCESSOR_BYTES` for each
+    of the ``fanout`` successors a state has (the last level's average; the action count at first)."""
+    return int(in_flight * rows * (2 * row_bytes + fanout * SUCCESSOR_BYTES))
+
+
 class LimitReached(Exception):
     """A limit stopped the search; ``reason`` is "time-limit" or "memory-limit"."""
 
