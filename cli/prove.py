@@ -51,7 +51,8 @@ def register(sub: Any) -> None:
     p.add_argument("--invariant-out", metavar="FILE",
                    help="write the proved invariant (JSON; generalized lemma families are loadable by --lemmas)")
     p.add_argument("--lemmas", metavar="FILE",
-                   help="auto: candidate lemma families from FILE (written by --invariant-out), tried first")
+                   help="auto: candidate lemma families from FILE (written by --invariant-out), tried first; "
+                        "--parametric: learned lemma families from FILE instead of the shipped lemmas")
     p.add_argument("--infer-first", action="store_true",
                    help="auto: learn lemma families from reachable states before trying the shipped lemmas")
     p.add_argument("--no-shipped-lemmas", action="store_true",
@@ -175,16 +176,24 @@ def run_parametric(args: argparse.Namespace) -> int:
     """``--parametric``: the protocol's own functions over uninterpreted sorts (checks/symbolic/parametric.py)."""
     from deferral.checks.symbolic import parametric
 
-    for flag in ("method", "lemmas", "trace_out", "invariant_out", "infer_first", "no_shipped_lemmas", "html", "itf"):
+    for flag in ("method", "trace_out", "invariant_out", "infer_first", "no_shipped_lemmas", "html", "itf"):
         default = "auto" if flag == "method" else False if flag in ("infer_first", "no_shipped_lemmas") else None
         if getattr(args, flag) != default:
             raise UsageError(f"--parametric does not take --{flag.replace('_', '-')}")
+    text = read_lemmas(args.lemmas) if args.lemmas else None
     timeout = args.timeout or PARAMETRIC_TIMEOUT_S
     with deadline(timeout, "prove --parametric", grace=grace_for(timeout)):
         protocol = protocol_from(args)
         bounds = bounds_from(args, protocol)
+        lemmas = None
+        if text is not None:  # learned lemma families (checks/symbolic/infer.py) instead of the shipped ones
+            _, families = parse_lemmas(args.lemmas, text, protocol, bounds)
+            if families is None:
+                raise UsageError(f"--lemmas {args.lemmas}: --parametric reads learned lemma families "
+                                 f"({inference.FORMAT}, written by --invariant-out after a learned route)")
+            lemmas = parametric.learned_lemmas(families, protocol)
         try:
-            res = parametric.prove(protocol, dict(bounds), timeout=min(timeout, PARAMETRIC_QUERY_S))
+            res = parametric.prove(protocol, dict(bounds), lemmas, timeout=min(timeout, PARAMETRIC_QUERY_S))
         except EncodingError as exc:
             raise UsageError(str(exc)) from None
     every = ", ".join(res.open_bounds)
@@ -204,7 +213,8 @@ def run_parametric(args: argparse.Namespace) -> int:
     out = console()
     out.print(f"parametric proof of the invariants of {protocol.name}: {every} are uninterpreted sorts "
               f"(any number; 0 of each distinguished); {fixed} concrete", markup=False, highlight=False)
-    out.print("lemmas (model/invariant.py, evaluated by the parametric backend):", highlight=False)
+    source = f"--lemmas {args.lemmas}" if args.lemmas else "model/invariant.py"
+    out.print(f"lemmas ({source}, evaluated by the parametric backend):", highlight=False)
     for lem in res.lemmas:
         out.print(f"  {lem.show(bounds)}", markup=False, highlight=False)
     out.print("obligations (each unsat = proved):", highlight=False)

@@ -37,7 +37,7 @@ from deferral.checks.symbolic.parametric_ops import (Fn, Key, ParamBounds, Param
 from deferral.model.context import USER_ERRORS, StepError, describe_user_error
 from deferral.model.invariant import Lemma, invariant_for
 from deferral.model.protocol import Protocol, Step
-from deferral.model.schema import Domain, Layout, Range
+from deferral.model.schema import Domain, Layout, Range, Sort
 
 #: The bounds a parametric proof keeps concrete (when the protocol declares them).
 CONCRETE = ("queue", "spaces")
@@ -51,7 +51,8 @@ class ParamEncoding:
     def __init__(self, protocol: Protocol, concrete: Mapping[str, int],
                  finite: Mapping[str, int] | None = None) -> None:
         self.protocol = protocol
-        self.bounds = ParamBounds(protocol.bound_decls, concrete)
+        sorts = {d.bound: d for v in protocol.variables for d in (*v.index, v.domain) if isinstance(d, Sort)}
+        self.bounds = ParamBounds(protocol.bound_decls, concrete, sorts)
         self.universe = Universe(concrete, finite)
         self.variables = protocol.variables
         self.procedures = protocol.procedure_table
@@ -316,6 +317,26 @@ def _check(name: str, facts: list[Any], goals: list[tuple[str, Any]], timeout: f
     if reasons:
         return Obligation(name, "unknown", el, reason="; ".join(reasons))
     return Obligation(name, "proved", el)
+
+
+def for_distinct(lem: Lemma) -> Lemma:
+    """A lemma family learned by checks/symbolic/infer.py states its terms for DISTINCT variables
+    of one sort (it answers True on a concrete instance with two equal); over uninterpreted
+    terms that test cannot be made, so here it is the premise: "distinct implies the family"."""
+    params = lem.params
+
+    def fn(s: Any, *args: Any) -> Any:
+        pairs = [(a, b) for n, ((_, da), a) in enumerate(zip(params, args))
+                 for (_, db), b in zip(params[n + 1:], args[n + 1:]) if da is db]
+        return s.not_(s.all(a != b for a, b in pairs)) | lem.fn(s, *args)
+
+    return Lemma(lem.name, params, fn)
+
+
+def learned_lemmas(families: Sequence[Any], protocol: Protocol) -> list[Lemma]:
+    """Learned lemma families (a ``deferral-lemmas/2`` file) and the invariant properties."""
+    return [for_distinct(f.lemma()) for f in families] + [
+        Lemma(p.name, p.params, p.predicate) for p in protocol.properties if p.kind == "invariant"]
 
 
 def concrete_bounds(protocol: Protocol, values: Mapping[str, int]) -> dict[str, int]:

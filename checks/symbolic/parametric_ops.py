@@ -69,19 +69,21 @@ Key = tuple[str, Any]  # (variable name, part: None, "len" or a queue position)
 
 # ---- bounds --------------------------------------------------------------------------------------
 class ParamBounds(Mapping[str, int]):
-    """The protocol's bounds where only ``concrete`` ones have values; reading another (the
-    number of VCPUs) is a :class:`ParamError`: it is not fixed in a parametric proof."""
+    """The protocol's bounds where only ``concrete`` ones have values; another (the number of
+    VCPUs) reads as a :class:`Count`: no number (``range()`` of it is refused), but still
+    the old notation of none (``s.N``, ``OrNone.none(b)``)."""
 
-    def __init__(self, decls: Sequence[Bound], concrete: Mapping[str, int]) -> None:
+    def __init__(self, decls: Sequence[Bound], concrete: Mapping[str, int],
+                 sorts: Mapping[str, Sort] | None = None) -> None:
         self.decls = tuple(decls)
         self.concrete = dict(concrete)
+        self.sorts = dict(sorts or {})
 
-    def __getitem__(self, name: str) -> int:
+    def __getitem__(self, name: str) -> Any:
         if name in self.concrete:
             return self.concrete[name]
         if any(d.name == name for d in self.decls):
-            raise ParamError(f"the number of {name} is not fixed in a parametric proof (any number): "
-                             "loop with s.each(SORT), write none as s.none(SORT), not range(s.N) / s.N / len()")
+            return Count(self.sorts.get(name) or Sort(name, name))
         raise KeyError(name)
 
     def __iter__(self) -> Iterator[str]:
@@ -90,7 +92,7 @@ class ParamBounds(Mapping[str, int]):
     def __len__(self) -> int:
         return len(self.concrete)
 
-    def __getattr__(self, name: str) -> int:
+    def __getattr__(self, name: str) -> Any:
         for d in self.__dict__.get("decls", ()):
             if name in (d.name, d.letter):
                 return self[d.name]
@@ -103,22 +105,46 @@ class ParamBounds(Mapping[str, int]):
         return ",".join(f"{d.letter}={self.concrete[d.name]}" for d in self.decls if d.name in self.concrete)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Count:
-    """``s.N`` of an open sort: no number, but still the old notation of none (``s.cur[k] = s.N``,
-    ``s.cur[k] < s.N``); ``range(s.N)`` is refused."""
+    """The number of elements of an open sort (``s.N``): no number, but still the old notation
+    of none (``s.cur[k] = s.N``, ``s.cur[k] < s.N``); ``range(s.N)`` and ``s.N == 2`` are refused."""
 
     sort: Sort
 
+    def _refuse(self) -> ParamError:
+        return ParamError(f"range(s.{_letter(self.sort)}) / s.{_letter(self.sort)} as a number cannot be "
+                          f"evaluated for every number of {self.sort.bound}: write "
+                          f"`for x in s.each({self.sort.name.upper()})`, s.none({self.sort.name.upper()}) "
+                          "(docs/notation.md)")
+
     def __index__(self) -> int:
-        raise ParamError(f"range(s.{_letter(self.sort)}) / s.{_letter(self.sort)} as a number cannot be "
-                         f"evaluated for every number of {self.sort.bound}: write "
-                         f"`for x in s.each({self.sort.name.upper()})` (docs/notation.md)")
+        raise self._refuse()
 
     __int__ = __index__
 
+    def __eq__(self, other: Any) -> Any:
+        if isinstance(other, PVal):
+            return other == self
+        if isinstance(other, Count):
+            return other.sort == self.sort
+        raise self._refuse()
+
+    def __ne__(self, other: Any) -> Any:
+        if isinstance(other, PVal):
+            return other != self
+        raise self._refuse()
+
+    def __hash__(self) -> int:
+        return hash(("count", self.sort))
+
     def __bool__(self) -> bool:
         return True
+
+    def __add__(self, other: Any) -> Any:
+        raise self._refuse()
+
+    __radd__ = __sub__ = __rsub__ = __lt__ = __le__ = __gt__ = __ge__ = __add__
 
 
 def _letter(sort: Sort) -> str:
@@ -571,11 +597,18 @@ class _Loop:
 
 
 class _ParamLayout:
-    """What :class:`~deferral.model.context.VarView` needs of a layout: the bounds, and
-    the full index of the one-space notation."""
+    """What :class:`~deferral.model.context.VarView` and lemma families need of a layout: the
+    bounds, the variables, and the full index of the one-space notation."""
 
-    def __init__(self, bounds: ParamBounds) -> None:
+    def __init__(self, bounds: ParamBounds, variables: Sequence[Var]) -> None:
         self.bounds = bounds
+        self.variables = tuple(variables)
+
+    def var(self, name: str) -> Var:
+        for var in self.variables:
+            if var.name == name:
+                return var
+        raise KeyError(name)
 
     def full_index(self, var: Var, index: tuple[Any, ...]) -> tuple[Any, ...]:
         if len(index) == len(var.index):
@@ -600,7 +633,7 @@ class ParamContext(StepContext):
                  procedures: Mapping[str, Callable[..., Any]], bounds: ParamBounds,
                  plan: Mapping[Any, list[Any]] | None = None) -> None:
         setter = object.__setattr__
-        setter(self, "_layout", _ParamLayout(bounds))
+        setter(self, "_layout", _ParamLayout(bounds, variables))
         setter(self, "u", universe)
         setter(self, "ops", ParamOps(self, universe))
         setter(self, "_conds", [])
@@ -613,10 +646,8 @@ class ParamContext(StepContext):
         setter(self, "_counters", {})
         setter(self, "_plan", dict(plan or {}))
         setter(self, "fresh", [])  # (loop constant, sentinel) of every loop over an open sort
-        sorts = {s.bound: s for v in variables for s in (*v.index, v.domain) if isinstance(s, Sort)}
-        for d in bounds.decls:  # s.N, s.V, ...: a number if concrete, else the old notation of none
-            setter(self, d.letter, bounds.concrete[d.name] if d.name in bounds.concrete else
-                   Count(sorts.get(d.name, Sort(d.name, d.name))))
+        for d in bounds.decls:  # s.N, s.V, ...: a number if concrete, else a Count
+            setter(self, d.letter, bounds[d.name])
 
     # ---- sorts --------------------------------------------------------------------------------------
     def none(self, sort: Sort | OrNone) -> Any:  # type: ignore[override]
