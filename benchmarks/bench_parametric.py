@@ -20,13 +20,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _zap(s, i, p, sp):  # type: ignore[no-untyped-def]
-    """examples/drain_zaps.py's change in the new notation (that file loops over range(s.N))."""
+    """examples/drain_zaps.py's change with a Python `if` on the loop variable (the loop is split)."""
     for k in s.each(VCPU):
         with s.when(s.shadow[k][sp][p] != 0):
             s.shadow[k][sp][p] = s.gpt[sp][p] if k == i else 0
 
 
-SAFE = [REFERENCE, PUBLISHED["wait-irqs-off"], REFERENCE.derive("drain-zaps (new notation)", procedures={"resync": _zap}),
+SAFE = [REFERENCE, PUBLISHED["wait-irqs-off"], load_variant_file(ROOT / "examples" / "drain_zaps.py"),
+        REFERENCE.derive("drain-zaps-if", procedures={"resync": _zap}),
         load_variant_file(ROOT / "examples" / "lazy_ipi_return.py")]
 BUGS = ["drain-local-only", "ipi-before-drain", "remote-no-drain", "reload-no-drain", "overflow-drop"]
 SPACE_BUGS = ["defer-non-current", "switch-no-drain", "resync-running-only"]

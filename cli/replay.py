@@ -27,7 +27,7 @@ from deferral.model.variants import PUBLISHED
 from deferral.traces.format import Trace, TraceError, load
 from deferral.traces.files import write_atomic
 from deferral.traces.html import replay_view, trace_page
-from deferral.traces.render import path_table
+from deferral.traces.report.terminal import path_table
 from deferral.traces.replay import ReplayReport, replay
 
 #: Default --time-limit of replay: a trace replays in well under a second.

@@ -485,7 +485,7 @@ class _Search:
         return SearchResult(self.model.protocol.name, self.model.bounds, self.symmetry, n_states,
                             transitions, depth, time.monotonic() - self.start, complete, stopped_by,
                             outcomes, engine="vectorized", workers=self.workers, stats=stats,
-                            coverage=coverage)
+                            coverage=coverage, model=self.model)
 
     # ---- checkpoints ------------------------------------------------------------------------
     def _save_checkpoint(self, st: "_State") -> None:

@@ -42,6 +42,7 @@ from deferral.checks.symbolic.pdr import pdr
 from deferral.checks.results import Path
 from deferral.checks.symbolic.encoding import encode
 from deferral.model.bounds import Bounds
+from deferral.model.concrete import Model
 from deferral.model.invariant import INVARIANT, Lemma, invariant_for
 from deferral.model.protocol import Protocol
 from deferral.model.context import StepError
@@ -79,6 +80,8 @@ class ProveResult:
     inferred_at: Bounds | None = None
     families: list[Family] | None = None  # the lemma families of the inferred route (or a lemma file)
     learned_at: list[Bounds] | None = None  # where the inferred route sampled reachable states
+    #: the protocol and bounds the proof ran on (its path's states and actions are over it)
+    model: Model | None = field(default=None, repr=False, compare=False)
 
     @property
     def exit_code(self) -> int:
@@ -122,7 +125,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         return None if timeout is None else max(0.5, timeout - (time.monotonic() - start))
 
     def result(status: str, **kw: Any) -> ProveResult:
-        return ProveResult(protocol.name, bounds, method, status, time.monotonic() - start, **kw)
+        return ProveResult(protocol.name, bounds, method, status, time.monotonic() - start, model=enc.model, **kw)
 
     if method == "bmc":
         found = bmc(enc, depth, timeout=timeout,

@@ -31,13 +31,13 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def zap(s, i, p, sp):  # type: ignore[no-untyped-def]
-    """examples/drain_zaps.py's change in the new notation: a Python `if` on the loop variable."""
+    """examples/drain_zaps.py's change with a Python `if` on the loop variable (the loop is split)."""
     for k in s.each(VCPU):
         with s.when(s.shadow[k][sp][p] != 0):
             s.shadow[k][sp][p] = s.gpt[sp][p] if k == i else 0
 
 
-DRAIN_ZAPS = REFERENCE.derive("drain-zaps-new", procedures={"resync": zap})
+DRAIN_ZAPS = REFERENCE.derive("drain-zaps-if", procedures={"resync": zap})
 LAZY = load_variant_file(ROOT / "examples" / "lazy_ipi_return.py")
 
 
@@ -70,7 +70,7 @@ def relation(protocol, bounds: Bounds):  # type: ignore[no-untyped-def]
 
 CASES = [
     ("reference", REFERENCE, Bounds(2, 1, 1, 1), 160, 4),
-    ("drain-zaps-new", DRAIN_ZAPS, Bounds(2, 1, 1, 1), 160, 5),  # the loop split of `if k == i`
+    ("drain-zaps-if", DRAIN_ZAPS, Bounds(2, 1, 1, 1), 160, 5),  # the loop split of `if k == i`
     pytest.param("overflow-drop", PUBLISHED["overflow-drop"], Bounds(2, 2, 1, 1), 120, 3, marks=pytest.mark.slow),
     ("switch-no-drain S=2", PUBLISHED["switch-no-drain"], Bounds(1, 1, 1, 1, spaces=2), 120, 4),
     ("reference S=2 Q=2", REFERENCE, Bounds(1, 1, 1, 2, spaces=2), 60, 4),
@@ -140,7 +140,9 @@ def test_reference_proved_for_every_n_v_f() -> None:
     assert [o.name for o in res.obligations][0] == "initiation" and len(res.obligations) == 15
 
 
-@pytest.mark.parametrize("protocol", [PUBLISHED["wait-irqs-off"], DRAIN_ZAPS], ids=["wait-irqs-off", "drain-zaps"])
+@pytest.mark.parametrize("protocol", [PUBLISHED["wait-irqs-off"], DRAIN_ZAPS,
+                                      load_variant_file(ROOT / "examples" / "drain_zaps.py")],
+                         ids=["wait-irqs-off", "drain-zaps-if", "examples/drain_zaps.py"])
 def test_safe_variants_proved(protocol) -> None:  # type: ignore[no-untyped-def]
     assert P.prove(protocol, {"queue": 2}, timeout=60).status == "proved"
 
@@ -190,8 +192,8 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def test_cli_range_of_s_n_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
-    """examples/drain_zaps.py loops with range(s.N): one line naming the step, exit 2."""
-    code, _, err = cli(capsys, "--variant-file", str(ROOT / "examples" / "drain_zaps.py"))
+    """The one-space drain-zaps loops with range(s.N): one line naming the step, exit 2."""
+    code, _, err = cli(capsys, "--variant-file", str(ROOT / "tests" / "model" / "data" / "drain_zaps_one_space.py"))
     assert code == 2 and "range(s.N)" in err and "s.each(VCPU)" in err and len(err.strip().splitlines()) == 1
 
 
