@@ -210,3 +210,17 @@ def test_cli_bug_is_unknown(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = cli(capsys, "--variant", "reload-no-drain", "--timeout", "10")
     assert code == 3 and "unknown" in out
     assert "consecution finish_reload(i): a counterexample to induction of lemma" in out.replace("\n", " ")
+
+
+def test_cli_learned_lemmas_are_evaluated_not_trusted(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """--lemmas FILE: lemma families learned at N=1 (checks/symbolic/infer.py) run through the
+    parametric backend; at N=1 "cur[i] is none" holds, for every N it does not: never proved."""
+    from deferral.cli.main import main
+
+    learned = tmp_path / "learned.json"
+    assert main(["prove", "--vcpus", "1", "--no-shipped-lemmas", "--invariant-out", str(learned), "--json"]) == 0
+    capsys.readouterr()
+    code, out, _ = cli(capsys, "--lemmas", str(learned), "--json")
+    doc = json.loads(out)
+    assert code == 3 and doc["status"] == "unknown" and "counterexample to induction" in doc["reason"]
+    assert "for all" in doc["lemmas"][0]["name"] and doc["lemmas"][-1]["name"] == "no_stale_translation"
