@@ -54,14 +54,16 @@ def register(sub: Any) -> None:
     p.add_argument("--invariant-out", metavar="FILE",
                    help="write the proved invariant (JSON; generalized lemma families are loadable by --lemmas)")
     p.add_argument("--lemmas", metavar="FILE",
-                   help="auto: candidate lemma families from FILE (written by --invariant-out), tried first")
+                   help="auto: candidate lemma families from FILE (written by --invariant-out), tried first; "
+                        "--parametric: learned lemma families from FILE instead of the shipped lemmas")
     p.add_argument("--infer-first", action="store_true",
                    help="auto: learn lemma families from reachable states before trying the shipped lemmas")
     p.add_argument("--no-shipped-lemmas", action="store_true",
                    help="auto: leave the hand-written lemmas of model/invariant.py out (learned lemmas only)")
     p.add_argument("--parametric", action="store_true",
-                   help="prove no_stale_translation for ANY number of VCPUs, pages and frames (uninterpreted Z3 "
-                        "sorts; --queue kept; reference only): exit 0 proved, 1 a CTI of the lemmas, 3 unknown")
+                   help="prove the invariants for ANY number of VCPUs, pages and frames: the protocol's (or the "
+                        "variant's) own steps and the shipped lemmas over uninterpreted Z3 sorts; --queue and "
+                        "--spaces stay concrete: exit 0 proved, 3 unknown (a lemma not inductive, or Z3 undecided)")
     p.set_defaults(func=run)
 
 
@@ -172,51 +174,67 @@ def prove_html(res: ProveResult, model: Model) -> str:
     return trace_page(f"deferral prove: {res.variant} {res.bounds.short()}", summary, views)
 
 
+#: ``--parametric`` without ``--timeout``: the whole proof, and each solver query at most.
+PARAMETRIC_TIMEOUT_S, PARAMETRIC_QUERY_S = 300.0, 60.0
+
+
 def run_parametric(args: argparse.Namespace) -> int:
-    """``--parametric``: the 13 lemmas over uninterpreted sorts (checks/symbolic/parametric.py)."""
+    """``--parametric``: the protocol's own functions over uninterpreted sorts (checks/symbolic/parametric.py)."""
     from deferral.checks.symbolic import parametric
 
-    queue = bounds_from(args).queue
-    if args.variant_file or args.variant != "reference":
-        name = args.variant_file or args.variant
-        raise UsageError(f"--parametric supports the reference only, not {name}")
-    for flag in ("method", "lemmas", "trace_out", "invariant_out", "infer_first", "no_shipped_lemmas", "html", "itf",
-                 "junit"):
+    for flag in ("method", "trace_out", "invariant_out", "infer_first", "no_shipped_lemmas", "html", "itf", "junit"):
         default = "auto" if flag == "method" else False if flag in ("infer_first", "no_shipped_lemmas") else None
         if getattr(args, flag) != default:
             raise UsageError(f"--parametric does not take --{flag.replace('_', '-')}")
-    timeout = args.timeout or 90.0
+    text = read_lemmas(args.lemmas) if args.lemmas else None
+    timeout = args.timeout or PARAMETRIC_TIMEOUT_S
     with deadline(timeout, "prove --parametric", grace=grace_for(timeout)):
-        res = parametric.prove(queue, timeout=timeout)
-    verdict = {"proved": f"proved for every number of VCPUs, pages and frames, at queue capacity Q={queue}",
-               "cti": "a counterexample to induction of the lemmas (not necessarily a bug of the protocol: "
-                      "the lemmas may be too weak)",
-               "unknown": "unknown: Z3 did not decide every obligation; nothing is claimed proved"}[res.status]
+        protocol = protocol_from(args)
+        bounds = bounds_from(args, protocol)
+        lemmas = None
+        if text is not None:  # learned lemma families (checks/symbolic/infer.py) instead of the shipped ones
+            _, families = parse_lemmas(args.lemmas, text, protocol, bounds)
+            if families is None:
+                raise UsageError(f"--lemmas {args.lemmas}: --parametric reads learned lemma families "
+                                 f"({inference.FORMAT}, written by --invariant-out after a learned route)")
+            lemmas = parametric.learned_lemmas(families, protocol)
+        try:
+            res = parametric.prove(protocol, dict(bounds), lemmas, timeout=min(timeout, PARAMETRIC_QUERY_S))
+        except EncodingError as exc:
+            raise UsageError(str(exc)) from None
+    every = ", ".join(res.open_bounds)
+    fixed = ", ".join(f"{k}={v}" for k, v in res.concrete.items())
+    verdict = (f"proved for every number of {every}, at {fixed}" if res.status == "proved" else
+               "unknown: nothing is claimed proved; " + res.reason)
     if args.json:
-        print(json.dumps({"variant": "reference", "method": "parametric", "queue": queue, "status": res.status,
+        print(json.dumps({"variant": protocol.name, "method": "parametric", "status": res.status,
                           "verdict": verdict, "elapsed_s": round(res.elapsed_s, 3),
-                          "sorts": "Vcpu, Page, Frame uninterpreted (page0, frame0 distinguished); Q concrete",
-                          "definitions": list(parametric.DEFINITIONS),
-                          "lemmas": [{"name": lem.name, "formula": lem.formula} for lem in parametric.LEMMAS],
+                          "for_every": res.open_bounds, "assumed_concrete": res.concrete,
+                          "properties": [p.name for p in protocol.properties if p.kind == "invariant"],
+                          "reason": res.reason or None,
+                          "lemmas": [{"name": lem.name, "shown": lem.show(bounds),
+                                      "doc": (lem.fn.__doc__ or "").strip() or None} for lem in res.lemmas],
                           "obligations": [o.to_json() for o in res.obligations]}))
         return res.exit_code
     out = console()
-    out.print(f"parametric proof of no_stale_translation, reference, Q={queue}; Vcpu, Page, Frame are "
-              "uninterpreted sorts (any N, V, F), page0 and frame0 distinguished", highlight=False)
-    out.print("lemmas, where " + "; ".join(parametric.DEFINITIONS) + ":", markup=False, highlight=False)
-    for lem in parametric.LEMMAS:
-        out.print(f"  {lem.name}\n      {lem.formula}", markup=False, highlight=False)
+    out.print(f"parametric proof of the invariants of {protocol.name}: {every} are uninterpreted sorts "
+              f"(any number; 0 of each distinguished); {fixed} concrete", markup=False, highlight=False)
+    source = f"--lemmas {args.lemmas}" if args.lemmas else "model/invariant.py"
+    out.print(f"lemmas ({source}, evaluated by the parametric backend):", highlight=False)
+    for lem in res.lemmas:
+        out.print(f"  {lem.show(bounds)}", markup=False, highlight=False)
     out.print("obligations (each unsat = proved):", highlight=False)
     for o in res.obligations:
-        color = {"proved": "green", "cti": "red", "unknown": "yellow"}[o.status]
-        out.print(f"  [{color}]{o.status}[/{color}] {escape(o.name)} ({o.elapsed_s:.2f} s)", highlight=False)
+        color = {"proved": "green", "cti": "red", "unknown": "yellow", "not tried": "dim"}[o.status]
+        took = "" if o.status == "not tried" else f" ({o.elapsed_s:.2f} s)"
+        out.print(f"  [{color}]{o.status}[/{color}] {escape(o.name)}{took}", highlight=False)
         if o.reason:
             out.print(f"      reason: {o.reason}", markup=False, highlight=False)
         if o.broken:
-            out.print(f"      breaks: {'; '.join(o.broken)}", markup=False, highlight=False)
-        if o.model:
-            out.print(f"      model: {o.model}", markup=False, highlight=False)
+            out.print(f"      not preserved: {'; '.join(o.broken)}", markup=False, highlight=False)
     out.print(f"{verdict} ({res.elapsed_s:.2f} s)", markup=False, highlight=False)
+    if any(o.model for o in res.obligations):
+        out.print("(--json shows Z3's model of each counterexample to induction)", highlight=False)
     return res.exit_code
 
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from deferral.checks.symbolic.bmc import bmc
+from deferral.checks.symbolic.domain import domain_risks, find_write
 from deferral.checks.symbolic.generalize import Template, check_against, generalize, sort_domains
 from deferral.checks.symbolic.induction import check_inductive, houdini
 from deferral.checks.symbolic.infer import Family, infer, property_lemmas
@@ -124,11 +125,23 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     def left() -> float | None:
         return None if timeout is None else max(0.5, timeout - (time.monotonic() - start))
 
+    # a step that can write outside a domain: a reachable such write is bad input (DomainError),
+    # and one not ruled out leaves nothing proved (the encoding drops such transitions)
+    risks = domain_risks(enc)
+    if risks:
+        quick = QUICK_BMC_S if timeout is None else min(QUICK_BMC_S, QUICK_BMC_SHARE * timeout)
+        say(f"out-of-domain writes: {len(risks)} step instances may write one; searching (at most {quick:.0f} s)")
+        searched = find_write(enc, risks, depth, timeout=quick)
+    risk_note = (f"{risks[0].describe()} (no such write within {searched} steps of the initial state, but "
+                 "the proof does not rule one out); nothing is claimed proved") if risks else ""
+
     def result(status: str, **kw: Any) -> ProveResult:
+        if status == "proved" and risks:
+            status, kw["reason"] = "unknown", risk_note
         return ProveResult(protocol.name, bounds, method, status, time.monotonic() - start, model=enc.model, **kw)
 
     if method == "bmc":
-        found = bmc(enc, depth, timeout=timeout,
+        found = bmc(enc, depth, timeout=left(),
                     progress=lambda d, t: say(f"bmc: no violation up to depth {d} ({t:.1f} s)"))
         if found.status == "violated":
             return result("violated", route="bmc", depth=found.depth, path=found.path, prop=found.prop)
@@ -143,7 +156,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         if misfit:
             return result("unknown", route="induction", reason=misfit)
         say(f"induction: {len(lemmas)} lemmas")
-        r = check_inductive(enc, lemmas, timeout=timeout)
+        r = check_inductive(enc, lemmas, timeout=left())
         names = [lem.show(enc.bounds) for lem in lemmas]
         if r.status == "proved":
             return result("proved", route="induction", invariant=names)
@@ -156,7 +169,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
 
     if method == "pdr":
         say("pdr: Spacer is searching for an invariant")
-        r = pdr(enc, timeout=timeout)
+        r = pdr(enc, timeout=left())
         if r.status == "proved":
             return result("proved", route="pdr", invariant=r.clauses, smt2=r.smt2)
         if r.status == "violated" and r.trace is not None and r.trace.path is not None:

@@ -108,8 +108,8 @@ def test_named_procedures_make_one_line_variants(cli, tmp_path: Path) -> None:
 
 
 def test_old_notation_file_gives_the_same_results() -> None:
-    """examples/drain_zaps.py uses range(s.N): same counts as the same change in the new notation."""
-    old = load_variant_file(Path(__file__).resolve().parents[2] / "examples" / "drain_zaps.py")
+    """The one-space drain_zaps (tests/model/data) uses range(s.N): same counts as the same change in the new notation."""
+    old = load_variant_file(Path(__file__).resolve().parents[2] / "tests" / "model" / "data" / "drain_zaps_one_space.py")
 
     def zap(s, i, p):
         for k in s.each(VCPU):

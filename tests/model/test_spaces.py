@@ -81,7 +81,7 @@ def test_one_space_looks_exactly_as_before() -> None:
 
 
 def test_one_space_variant_file_is_a_view_then_a_one_line_error(cli) -> None:
-    zaps = str(ROOT / "examples" / "drain_zaps.py")
+    zaps = str(ROOT / "tests" / "model" / "data" / "drain_zaps_one_space.py")
     doc = json.loads(cli("check", "--variant-file", zaps, "--json").out)
     assert doc["states"] == 3213  # README's figure, from before address spaces
     r = cli("check", "--variant-file", zaps, "--spaces", "2")

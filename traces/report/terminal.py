@@ -275,5 +275,5 @@ def _judged(j: Any) -> Text:
     if j.properties:
         text.append(" " + ", ".join(j.properties), style="dim")
     if j.outcome == "cannot-replay":
-        text.append(f" ({j.reason.replace(' in the model here', '')})", style="dim")
+        text.append(f" ({j.brief_reason.replace(' in the model here', '')})", style="dim")
     return text
