@@ -12,7 +12,7 @@ import deferral.cli.contain as contain
 from fuzz_support import assert_contract, counterexample_doc, run_cli
 
 HEADER = "from deferral.model import REFERENCE\nimport ctypes, os, signal, sys, time\n"
-STEP = "def r(s, i, p):\n    {}\nVARIANT = REFERENCE.derive('x', procedures={{'resync': r}})\n"
+STEP = "def r(s, i, p, sp):\n    {}\nVARIANT = REFERENCE.derive('x', procedures={{'resync': r}})\n"
 ENDINGS = {
     "os._exit(0)": "os._exit(0)",
     "os._exit(1)": "os._exit(1)",
