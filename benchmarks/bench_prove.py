@@ -47,7 +47,7 @@ def once(variant: str, b: tuple[int, int, int, int], method: str, timeout: float
 
 def infer(variant: str, timeout: float) -> None:
     protocol, small = PUBLISHED[variant], Bounds(*INFER_AT)
-    res = pdr(protocol, small, timeout=timeout, encoding="onehot")
+    res = pdr(encode(protocol, small), timeout=timeout, encoding="onehot")
     print(f"pdr {variant} at {small.short()}: {res.status}, {len(res.clauses)} clauses, {res.elapsed_s:.1f} s",
           flush=True)
     if res.status != "proved":
@@ -57,8 +57,8 @@ def infer(variant: str, timeout: float) -> None:
     for b in INFER_TARGETS:
         start = time.monotonic()
         bounds = Bounds(*b)
-        alive, _ = houdini(protocol, bounds, [t.lemma() for t in templates])
-        r = check_inductive(protocol, bounds, alive)
+        alive, _ = houdini(encode(protocol, bounds), [t.lemma() for t in templates])
+        r = check_inductive(encode(protocol, bounds), alive)
         print(f"  {bounds.short():18} kept {len(alive):3} of {len(templates)}  {r.status:10} "
               f"{time.monotonic() - start:6.1f} s", flush=True)
 
@@ -73,7 +73,7 @@ def learned(variant: str, b: tuple[int, int, int, int], timeout: float, with_pdr
           f"{len(res.invariant or []):4} lemmas {res.elapsed_s:8.1f} s"
           + ("" if res.status == "proved" else f"  ({res.reason or res.log[-1:]})"), flush=True)
     if with_pdr:
-        spacer = pdr(PUBLISHED[variant], bounds, timeout=timeout)
+        spacer = pdr(encode(PUBLISHED[variant], bounds), timeout=timeout)
         print(f"{variant:18} {bounds.short():18} pdr      {'pdr':34} {spacer.status:9} "
               f"{len(spacer.clauses):4} clauses{spacer.elapsed_s:8.1f} s  {spacer.reason}", flush=True)
 
@@ -92,7 +92,7 @@ def refuse(timeout: float) -> None:
 
 def encodings(timeout: float) -> None:
     for enc in ENCODINGS:
-        res = pdr(PUBLISHED["reference"], Bounds(*INFER_AT), timeout=timeout, encoding=enc)
+        res = pdr(encode(PUBLISHED["reference"], Bounds(*INFER_AT)), timeout=timeout, encoding=enc)
         print(f"pdr encoding {enc:7} reference {Bounds(*INFER_AT).short()}: {res.status} "
               f"({len(res.clauses)} clauses) {res.elapsed_s:.1f} s", flush=True)
 

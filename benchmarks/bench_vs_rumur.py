@@ -2,15 +2,18 @@
 
 Run from a clone (``shared/`` is found beside the repository as ``../shared``)::
 
-    python benchmarks/bench_vs_rumur.py                 # the three standard bounds
+    python benchmarks/bench_vs_rumur.py                 # the standard bounds, one and two spaces
     python benchmarks/bench_vs_rumur.py --bounds 3,1,1,2 --no-symmetry-too
+    python benchmarks/bench_vs_rumur.py --bounds 2,1,1,1,2  # N,V,F,Q,S: address spaces
 
 For each bound it runs, as whole processes timed by ``/usr/bin/time`` (wall seconds, peak
 resident memory of the process tree):
 
 * ``deferral check --json --vcpus N --pages V --frames F --queue Q`` (the installed CLI);
 * ``bash ../shared/peers/run-rumur ../shared/peers/deferral.m N V F Q none`` (generates C
-  with Rumur, compiles it with ``cc -O3``, runs the verifier: all of that is the process).
+  with Rumur, compiles it with ``cc -O3``, runs the verifier: all of that is the process);
+  with a fifth bound S (address spaces, ``--spaces S``) the peer is
+  ``run-rumur-spaces ../shared/peers/spaces.m N V F Q S none`` instead.
 
 and prints per tool: states, seconds, states/s, peak memory, bytes per stored state and
 the ratio deferral/rumur of states/s. Rumur's default symmetry reduction is heuristic, so
@@ -32,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_BOUNDS = ["2,2,1,2", "3,1,1,2", "3,1,2,2"]
+DEFAULT_BOUNDS = ["2,2,1,2", "3,1,1,2", "3,1,2,2", "1,2,1,1,2", "2,1,1,1,2"]
 
 
 @dataclass
@@ -71,6 +74,8 @@ def deferral_cmd() -> list[str]:
 def run_deferral(b: list[int], symmetry: bool, workers: int | None) -> Run:
     cmd = deferral_cmd() + ["check", "--json", "--vcpus", str(b[0]), "--pages", str(b[1]),
                             "--frames", str(b[2]), "--queue", str(b[3])]
+    if len(b) > 4:
+        cmd += ["--spaces", str(b[4])]
     if not symmetry:
         cmd.append("--no-symmetry")
     if workers:
@@ -85,7 +90,10 @@ def run_deferral(b: list[int], symmetry: bool, workers: int | None) -> Run:
 
 
 def run_rumur(shared: Path, b: list[int], symmetry: bool) -> Run | None:
-    script, model = shared / "peers" / "run-rumur", shared / "peers" / "deferral.m"
+    if len(b) > 4:  # address spaces: the peer's encoding of PROTOCOL.md's spaces section
+        script, model = shared / "peers" / "run-rumur-spaces", shared / "peers" / "spaces.m"
+    else:
+        script, model = shared / "peers" / "run-rumur", shared / "peers" / "deferral.m"
     if not shutil.which("rumur"):
         print("rumur is missing: install it with `apt-get install -y rumur` (Debian package rumur)")
         return None
@@ -111,7 +119,7 @@ def fmt(x: float | None, spec: str) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--bounds", nargs="*", default=DEFAULT_BOUNDS, help="N,V,F,Q (default: the three standard)")
+    ap.add_argument("--bounds", nargs="*", default=DEFAULT_BOUNDS, help="N,V,F,Q or N,V,F,Q,S (default: three one-space and two two-space bounds)")
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared", help="the shared/ folder")
     ap.add_argument("--workers", type=int, help="deferral --workers (default: all cores)")
     ap.add_argument("--no-symmetry-too", action="store_true", help="also run both tools without symmetry")

@@ -25,9 +25,10 @@ import pytest
 from deferral.checks.results import Outcome, SearchResult
 from deferral.checks.explicit.search import search
 from deferral.model.bounds import Bounds
-from deferral.model.concrete import Model, show_value
+from deferral.model.concrete import Model
 from deferral.model.protocol import Protocol
 from deferral.model.variants import PUBLISHED, get_variant, load_variant_file
+from deferral.traces.report.terminal import path_text
 
 BoundsLike = Bounds | Sequence[int] | str
 
@@ -50,29 +51,11 @@ def as_bounds(bounds: BoundsLike) -> Bounds:
     return Bounds(*bounds)
 
 
-def describe_path(model: Model, outcome: Outcome) -> str:
-    """A counterexample, one line a step with the fields it changed, then what broke."""
-    assert outcome.path is not None
-    lines = [f"{outcome.name} violated in {model.protocol.name} at {model.bounds.short()}: "
-             f"shortest counterexample, {outcome.length} steps"]
-    previous = outcome.path[0][1]
-    for n, (action, state) in enumerate(outcome.path[1:], start=1):
-        assert action is not None
-        changes = "  ".join(f"{k} {show_value(a, short=True)}->{show_value(b, short=True)}" for k, (a, b) in model.layout.diff(previous, state).items())
-        lines.append(f"  {n}. {action.label():<20} {changes}")
-        previous = state
-    final = outcome.path[-1][1]
-    if outcome.kind == "invariant":
-        lines += [f"  x {v.describe()}" for v in model.failing(model.protocol.prop(outcome.name), final)]
-    else:
-        lines.append("  x from the last state no state satisfying the goal is reachable")
-    return "\n".join(lines)
-
-
 def check(variant: Protocol | str | Path, bounds: BoundsLike = (2, 1, 1, 1)) -> tuple[Model, SearchResult]:
-    protocol = as_protocol(variant)
-    b = as_bounds(bounds)
-    return Model(protocol, b), search(protocol, b, symmetry=True)
+    """The search's result and the model it ran on."""
+    result = search(as_protocol(variant), as_bounds(bounds), symmetry=True)
+    assert result.model is not None
+    return result.model, result
 
 
 def assert_holds(variant: Protocol | str | Path, bounds: BoundsLike = (2, 1, 1, 1),
@@ -85,7 +68,7 @@ def assert_holds(variant: Protocol | str | Path, bounds: BoundsLike = (2, 1, 1, 
         raise AssertionError(f"{model.protocol.name} has no property {', '.join(sorted(missing))}")
     broken = [o for o in wanted if o.status != "holds"]
     if broken:
-        parts = [describe_path(model, o) if o.status == "violated" else
+        parts = [path_text(model, o) if o.status == "violated" else
                  f"{o.name} is {o.status} in {model.protocol.name} at {model.bounds.short()}" for o in broken]
         raise AssertionError("\n".join(parts))
     return result
@@ -104,7 +87,7 @@ def assert_violates(variant: Protocol | str | Path, prop: str, within: int | Non
                              f"({result.states:,} states explored): expected a violation")
     if within is not None and outcome.length is not None and outcome.length > within:
         raise AssertionError(f"expected a counterexample within {within} steps; the shortest has "
-                             f"{outcome.length}:\n{describe_path(model, outcome)}")
+                             f"{outcome.length}:\n{path_text(model, outcome)}")
     return outcome
 
 

@@ -132,6 +132,8 @@ class SearchResult:
     workers: int = 1
     stats: dict[str, Any] = field(default_factory=dict)
     coverage: Coverage | None = None
+    #: the protocol and bounds the search ran on (what its paths and counts are over)
+    model: Model | None = field(default=None, repr=False, compare=False)
 
     def outcome(self, name: str) -> Outcome:
         for o in self.outcomes:

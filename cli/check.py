@@ -25,7 +25,9 @@ from deferral.model.protocol import Protocol
 from deferral.traces.files import write_atomic
 from deferral.traces.itf import to_itf
 from deferral.traces.html import coverage_html, search_page
-from deferral.traces.render import coverage_table, never_enabled_warnings, print_result
+from deferral.traces.report.document import check_json
+from deferral.traces.report.junit import check_junit
+from deferral.traces.report.terminal import never_enabled_warnings, print_check
 from deferral.traces.replay import path_to_trace
 
 
@@ -55,6 +57,9 @@ def register(sub: Any) -> None:
     p.add_argument("--html", metavar="FILE",
                    help="write a self-contained HTML report: verdicts, states per BFS level, "
                         "each counterexample as a timeline")
+    p.add_argument("--junit", metavar="FILE",
+                   help="write JUnit XML (one testcase per property; a violation is a failure with its "
+                        "counterexample)")
     p.add_argument("--max-states", type=positive(int), metavar="K", help="stop after K stored states")
     p.add_argument("--time-limit", type=seconds(), metavar="S",
                    help="stop after S seconds (exit 3; also when a step of the variant never returns)")
@@ -81,7 +86,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_outputs(args, "trace_out", "html", "itf", "graph_out")
+    check_outputs(args, "trace_out", "html", "itf", "graph_out", "junit")
     if args.cluster is not None and (args.engine == "plain" or args.workers):
         raise UsageError("--cluster runs its own workers: drop --engine plain / --workers")
     persist: dict[str, Any] = {}
@@ -119,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
                                     **persist)
                 except checkpoint.CheckpointError as exc:
                     raise UsageError(str(exc)) from None
-    model = Model(protocol, bounds)
+    model = result.model
+    assert model is not None
     if args.html:
         write_atomic(args.html, search_page(model, result, levels.sizes(result), coverage_html(result)))
     notice = result.stats.get("notice")
@@ -128,16 +134,14 @@ def run(args: argparse.Namespace) -> int:
     write_traces(model, result, args.trace_out, args.itf)
     if graph is not None:
         write_atomic(args.graph_out, graph)
+    if args.junit:
+        write_atomic(args.junit, check_junit(result))
     for warning in never_enabled_warnings(result):
         console(stderr=True).print(f"[yellow]warning:[/] {warning}", highlight=False)
     if args.json:
-        print(json.dumps(result_json(result)))
+        print(json.dumps(check_json(result)))
     else:
-        out = console()
-        print_result(out, model, result)
-        table = coverage_table(result)
-        if table is not None:
-            out.print(table)
+        print_check(console(), result)
     return result.exit_code
 
 
@@ -257,36 +261,3 @@ def write_traces(model: Model, result: SearchResult, base: str | None, itf: str 
             outcome.trace_file = file
         if itf:
             write_atomic(trace_paths(itf, names)[n], json.dumps(to_itf(trace, model.protocol), indent=1) + "\n")
-
-
-def result_json(result: SearchResult) -> dict[str, Any]:
-    return {
-        "variant": result.variant,
-        "bounds": result.bounds.as_dict(),
-        "symmetry": result.symmetry,
-        "states": result.states,
-        "transitions": result.transitions,
-        "depth": result.depth,
-        "elapsed_s": round(result.elapsed_s, 4),
-        "complete": result.complete,
-        "stopped_by": result.stopped_by,
-        "properties": [
-            {"name": o.name, "kind": o.kind, "status": o.status, "length": o.length, "trace": o.trace_file}
-            for o in result.outcomes
-        ],
-        "engine": result.engine,
-        "workers": result.workers,
-        "stats": _plain(result.stats),
-        "coverage": result.coverage.to_json() if result.coverage is not None else None,
-    }
-
-
-def _plain(value: Any) -> Any:
-    """``value`` with numpy scalars turned into Python numbers, for json.dumps."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value.item() if hasattr(value, "item") else value
-
-

@@ -87,14 +87,39 @@ def declare_bounds(parser: argparse.ArgumentParser, decls: tuple[Bound, ...]) ->
                     add_bounds(sub, decls)
 
 
-def variant_file_in(argv: list[str]) -> str | None:
-    """The ``--variant-file`` argument in a command line, if any (read before parsing)."""
+def flag_in(argv: list[str], flag: str) -> str | None:
+    """The value of ``flag`` in a command line, if any (read before parsing)."""
     for n, arg in enumerate(argv):
-        if arg == "--variant-file" and n + 1 < len(argv):
+        if arg == flag and n + 1 < len(argv):
             return argv[n + 1]
-        if arg.startswith("--variant-file="):
+        if arg.startswith(flag + "="):
             return arg.split("=", 1)[1]
     return None
+
+
+def variant_file_in(argv: list[str]) -> str | None:
+    """The ``--variant-file`` argument in a command line, if any (read before parsing)."""
+    return flag_in(argv, "--variant-file")
+
+
+#: The flag of each command's hard time limit.
+LIMIT_FLAGS = {"check": "--time-limit", "replay": "--time-limit", "regress": "--time-limit", "prove": "--timeout"}
+
+
+def limit_in(argv: list[str]) -> tuple[str, float] | None:
+    """(command, seconds) of the time limit a command line gives, read before parsing (so that
+    loading a variant file counts against it); None without one, or for a value the parser
+    will refuse."""
+    command = next((a for a in argv if not a.startswith("-")), None)
+    flag = LIMIT_FLAGS.get(command or "")
+    text = flag_in(argv, flag) if flag else None
+    try:
+        value = float(text) if text is not None else math.nan
+    except ValueError:
+        return None
+    if not (0 < value <= MAX_SECONDS):  # nan too
+        return None
+    return str(command), value
 
 
 def add_variant(parser: argparse.ArgumentParser) -> None:
@@ -123,6 +148,8 @@ def load_variant(spec: str, *, is_file: bool = True) -> Protocol:
     a deadline: a file that loops or exits while it loads is bad input, never a hang or a verdict."""
     from deferral.cli.limits import TimeLimitReached, deadline
 
+    from deferral.cli.contain import TrialFailed, trial
+
     what = f"variant file {spec}"
     try:
         if not is_file:
@@ -130,8 +157,9 @@ def load_variant(spec: str, *, is_file: bool = True) -> Protocol:
         if not spec.strip():
             raise UsageError("--variant-file: an empty path")
         with deadline(LOAD_LIMIT_S, what):
+            trial(spec, LOAD_LIMIT_S)  # a file that ends its process does it in a child
             return load_variant_file(spec)
-    except VariantError as exc:
+    except (VariantError, TrialFailed) as exc:
         raise UsageError(str(exc)) from None
     except TimeLimitReached as exc:
         if exc.what != what:  # an enclosing limit (--time-limit): that one is reported
@@ -140,7 +168,12 @@ def load_variant(spec: str, *, is_file: bool = True) -> Protocol:
 
 
 def protocol_from(args: argparse.Namespace) -> Protocol:
+    """The protocol the flags choose; a variant file the command line loaded already
+    (``args.loaded_variant``, set by main: its bounds' flags needed it) is not loaded again."""
     if getattr(args, "variant_file", None) is not None:  # "" too: a bad path, not "no file"
+        loaded = getattr(args, "loaded_variant", None)
+        if loaded is not None and loaded[0] == args.variant_file:
+            return loaded[1]
         return load_variant(args.variant_file)
     return load_variant(getattr(args, "variant", None) or "reference", is_file=False)
 

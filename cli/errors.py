@@ -21,7 +21,7 @@ import os
 
 from deferral.cli.common import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_PIPE_CLOSED, EXIT_UNKNOWN, EXIT_USAGE, UsageError
 from deferral.cli.limits import TimeLimitReached
-from deferral.model.context import StepError
+from deferral.model.context import StepError, describe_user_error
 from deferral.model.variants import VariantError
 from deferral.traces.files import OutputPathError
 from deferral.traces.format import TraceError
@@ -60,7 +60,7 @@ def classify(exc: BaseException) -> Failure:
     if isinstance(exc, StepError):  # a user's variant misbehaved while it ran
         return Failure(EXIT_USAGE, "bad-input", one_line(f"error in the protocol: {exc}"))
     if isinstance(exc, TimeLimitReached):
-        where = user_frame(exc)
+        where = user_frame(exc) or exc.where
         at = f"; it was running {where}" if where else ""
         return Failure(EXIT_UNKNOWN, "limit", one_line(f"{exc}{at} (verdict unknown)"))
     if isinstance(exc, KeyboardInterrupt):
@@ -74,8 +74,7 @@ def classify(exc: BaseException) -> Failure:
         if where:
             return Failure(EXIT_USAGE, "bad-input", one_line(f"error in the protocol: {where}: recursion too deep"))
     where = user_frame(exc)
-    what = (f"called sys.exit({exc.code!r})" if isinstance(exc, SystemExit)
-            else f"raised {type(exc).__name__}: {exc}")
+    what = describe_user_error(exc)
     if where:  # escaped from a user's file without a wrapper: still the variant's error
         return Failure(EXIT_USAGE, "bad-input", one_line(f"error in the protocol: {where} {what}"))
     return Failure(EXIT_INTERNAL, "internal",

@@ -35,6 +35,7 @@ class TimeLimitReached(BaseException):
         super().__init__(f"{what}: time limit of {seconds:g} s reached")
         self.what = what
         self.seconds = seconds
+        self.where = ""  # what was running, when no frame of a user's file says it
 
 
 def grace_for(limit: float) -> float:

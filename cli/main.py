@@ -14,8 +14,11 @@ from importlib import metadata
 import sys
 from typing import Sequence
 
-from deferral.cli.common import ArgumentParser, ParserExit, UsageError, declare_bounds, protocol_from, variant_file_in
+from deferral.cli.common import (ArgumentParser, ParserExit, UsageError, declare_bounds, limit_in, protocol_from,
+                                 variant_file_in)
+from deferral.cli.contain import guarded_exits
 from deferral.cli.errors import classify, report
+from deferral.cli.limits import deadline, grace_for
 
 #: Subcommand modules, in the order ``deferral --help`` lists them.
 COMMANDS = ("check", "simulate", "replay", "prove", "engine", "conform", "regress", "variants")
@@ -61,19 +64,27 @@ def version() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     argv, debug = _split_debug(list(sys.argv[1:] if argv is None else argv))
     json_out = "--json" in argv
+    limit = limit_in(argv)
+    seconds = limit[1] if limit else None
     try:
-        parser = build_parser()
-        path = variant_file_in(argv)
-        if path is not None:  # a variant file may declare bounds of its own: add their flags
-            declare_bounds(parser, protocol_from(argparse.Namespace(variant_file=path)).bound_decls)
-        try:
-            args = parser.parse_args(argv)
-        except ParserExit as done:  # --help
-            return done.status
-        json_out = bool(getattr(args, "json", False))
-        if not getattr(args, "func", None):
-            raise UsageError(f"say which command: {', '.join(COMMANDS)} (deferral --help tells more)")
-        return int(args.func(args))
+        # the whole command, loading a variant file included, runs inside its time limit, and
+        # a variant's os._exit or kill of this process is an error of the variant (cli/contain.py)
+        with deadline(seconds, limit[0] if limit else "", grace=grace_for(seconds or 0)), guarded_exits():
+            parser = build_parser()
+            path = variant_file_in(argv)
+            loaded = None
+            if path is not None:  # a variant file may declare bounds of its own: add their flags
+                loaded = (path, protocol_from(argparse.Namespace(variant_file=path)))
+                declare_bounds(parser, loaded[1].bound_decls)
+            try:
+                args = parser.parse_args(argv)
+            except ParserExit as done:  # --help
+                return done.status
+            json_out = bool(getattr(args, "json", False))
+            if not getattr(args, "func", None):
+                raise UsageError(f"say which command: {', '.join(COMMANDS)} (deferral --help tells more)")
+            args.loaded_variant = loaded  # loaded once: the command reads it from here
+            return int(args.func(args))
     except BaseException as exc:  # noqa: BLE001 - every ending gets a documented exit code
         return report(classify(exc), exc, json_out=json_out, debug=debug)
 

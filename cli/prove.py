@@ -10,7 +10,6 @@ import argparse
 import json
 from typing import Any
 
-from rich.console import Console  # noqa: F401 - the type of show()'s first argument
 from rich.markup import escape
 
 from deferral.checks.symbolic import infer as inference
@@ -22,7 +21,9 @@ from deferral.cli.common import (UsageError, add_bounds, add_variant, bounds_fro
 from deferral.cli.limits import deadline, grace_for
 from deferral.model.concrete import Model
 from deferral.traces.files import write_atomic
-from deferral.traces.format import Trace
+from deferral.traces.report.document import prove_json
+from deferral.traces.report.junit import prove_junit
+from deferral.traces.report.terminal import print_prove
 from deferral.traces.itf import to_itf
 from deferral.traces.html import counterexample_view, trace_page
 from deferral.traces.replay import path_to_trace
@@ -48,24 +49,28 @@ def register(sub: Any) -> None:
     p.add_argument("--itf", metavar="FILE", help="write a counterexample in Apalache's Informal Trace Format")
     p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report (the counterexample "
                                                   "as a timeline, or the invariant)")
+    p.add_argument("--junit", metavar="FILE", help="write JUnit XML (one testcase: a violation is a failure "
+                                                   "with its counterexample, unknown is skipped)")
     p.add_argument("--invariant-out", metavar="FILE",
                    help="write the proved invariant (JSON; generalized lemma families are loadable by --lemmas)")
     p.add_argument("--lemmas", metavar="FILE",
-                   help="auto: candidate lemma families from FILE (written by --invariant-out), tried first")
+                   help="auto: candidate lemma families from FILE (written by --invariant-out), tried first; "
+                        "--parametric: learned lemma families from FILE instead of the shipped lemmas")
     p.add_argument("--infer-first", action="store_true",
                    help="auto: learn lemma families from reachable states before trying the shipped lemmas")
     p.add_argument("--no-shipped-lemmas", action="store_true",
                    help="auto: leave the hand-written lemmas of model/invariant.py out (learned lemmas only)")
     p.add_argument("--parametric", action="store_true",
-                   help="prove no_stale_translation for ANY number of VCPUs, pages and frames (uninterpreted Z3 "
-                        "sorts; --queue kept; reference only): exit 0 proved, 1 a CTI of the lemmas, 3 unknown")
+                   help="prove the invariants for ANY number of VCPUs, pages and frames: the protocol's (or the "
+                        "variant's) own steps and the shipped lemmas over uninterpreted Z3 sorts; --queue and "
+                        "--spaces stay concrete: exit 0 proved, 3 unknown (a lemma not inductive, or Z3 undecided)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.parametric:
         return run_parametric(args)
-    check_outputs(args, "trace_out", "invariant_out", "html", "itf")
+    check_outputs(args, "trace_out", "invariant_out", "html", "itf", "junit")
     lemmas_text = None
     if args.lemmas:
         if args.method != "auto":
@@ -77,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
         templates, families = (None, None) if lemmas_text is None else \
             parse_lemmas(args.lemmas, lemmas_text, protocol, bounds)
         res = _prove(args, protocol, bounds, templates, families)
-    model = Model(protocol, bounds)
+    model = res.model
+    assert model is not None
     trace = None
     if res.path is not None:
         expected = {"outcome": "violates", "property": res.prop} if res.prop else None
@@ -91,10 +97,12 @@ def run(args: argparse.Namespace) -> int:
         write_atomic(args.invariant_out, json.dumps(invariant_json(res, protocol), indent=1) + "\n")
     if args.html:
         write_atomic(args.html, prove_html(res, model))
+    if args.junit:
+        write_atomic(args.junit, prove_junit(res))
     if args.json:
-        print(json.dumps(result_json(res, trace)))
+        print(json.dumps(prove_json(res, trace)))
     else:
-        show(console(), res, model)
+        print_prove(console(), res)
     return res.exit_code
 
 
@@ -166,39 +174,55 @@ def prove_html(res: ProveResult, model: Model) -> str:
     return trace_page(f"deferral prove: {res.variant} {res.bounds.short()}", summary, views)
 
 
+#: ``--parametric`` without ``--timeout``: the whole proof, and each solver query at most.
+PARAMETRIC_TIMEOUT_S, PARAMETRIC_QUERY_S = 300.0, 60.0
+
+
 def run_parametric(args: argparse.Namespace) -> int:
-    """``--parametric``: the 13 lemmas over uninterpreted sorts (checks/symbolic/parametric.py)."""
+    """``--parametric``: the protocol's own functions over uninterpreted sorts (checks/symbolic/parametric.py)."""
     from deferral.checks.symbolic import parametric
 
-    queue = bounds_from(args).queue
-    if args.variant_file or args.variant != "reference":
-        name = args.variant_file or args.variant
-        raise UsageError(f"--parametric supports the reference only, not {name}")
-    for flag in ("method", "lemmas", "trace_out", "invariant_out", "infer_first", "no_shipped_lemmas", "html", "itf"):
+    for flag in ("method", "trace_out", "invariant_out", "infer_first", "no_shipped_lemmas", "html", "itf", "junit"):
         default = "auto" if flag == "method" else False if flag in ("infer_first", "no_shipped_lemmas") else None
         if getattr(args, flag) != default:
             raise UsageError(f"--parametric does not take --{flag.replace('_', '-')}")
-    timeout = args.timeout or 90.0
+    text = read_lemmas(args.lemmas) if args.lemmas else None
+    timeout = args.timeout or PARAMETRIC_TIMEOUT_S
     with deadline(timeout, "prove --parametric", grace=grace_for(timeout)):
-        res = parametric.prove(queue, timeout=timeout)
-    verdict = {"proved": f"proved for every number of VCPUs, pages and frames, at queue capacity Q={queue}",
-               "cti": "a counterexample to induction of the lemmas (not necessarily a bug of the protocol: "
-                      "the lemmas may be too weak)",
-               "unknown": "unknown: Z3 did not decide every obligation; nothing is claimed proved"}[res.status]
+        protocol = protocol_from(args)
+        bounds = bounds_from(args, protocol)
+        lemmas = None
+        if text is not None:  # learned lemma families (checks/symbolic/infer.py) instead of the shipped ones
+            _, families = parse_lemmas(args.lemmas, text, protocol, bounds)
+            if families is None:
+                raise UsageError(f"--lemmas {args.lemmas}: --parametric reads learned lemma families "
+                                 f"({inference.FORMAT}, written by --invariant-out after a learned route)")
+            lemmas = parametric.learned_lemmas(families, protocol)
+        try:
+            res = parametric.prove(protocol, dict(bounds), lemmas, timeout=min(timeout, PARAMETRIC_QUERY_S))
+        except EncodingError as exc:
+            raise UsageError(str(exc)) from None
+    every = ", ".join(res.open_bounds)
+    fixed = ", ".join(f"{k}={v}" for k, v in res.concrete.items())
+    verdict = (f"proved for every number of {every}, at {fixed}" if res.status == "proved" else
+               "unknown: nothing is claimed proved; " + res.reason)
     if args.json:
-        print(json.dumps({"variant": "reference", "method": "parametric", "queue": queue, "status": res.status,
+        print(json.dumps({"variant": protocol.name, "method": "parametric", "status": res.status,
                           "verdict": verdict, "elapsed_s": round(res.elapsed_s, 3),
-                          "sorts": "Vcpu, Page, Frame uninterpreted (page0, frame0 distinguished); Q concrete",
-                          "definitions": list(parametric.DEFINITIONS),
-                          "lemmas": [{"name": lem.name, "formula": lem.formula} for lem in parametric.LEMMAS],
+                          "for_every": res.open_bounds, "assumed_concrete": res.concrete,
+                          "properties": [p.name for p in protocol.properties if p.kind == "invariant"],
+                          "reason": res.reason or None,
+                          "lemmas": [{"name": lem.name, "shown": lem.show(bounds),
+                                      "doc": (lem.fn.__doc__ or "").strip() or None} for lem in res.lemmas],
                           "obligations": [o.to_json() for o in res.obligations]}))
         return res.exit_code
     out = console()
-    out.print(f"parametric proof of no_stale_translation, reference, Q={queue}; Vcpu, Page, Frame are "
-              "uninterpreted sorts (any N, V, F), page0 and frame0 distinguished", highlight=False)
-    out.print("lemmas, where " + "; ".join(parametric.DEFINITIONS) + ":", markup=False, highlight=False)
-    for lem in parametric.LEMMAS:
-        out.print(f"  {lem.name}\n      {lem.formula}", markup=False, highlight=False)
+    out.print(f"parametric proof of the invariants of {protocol.name}: {every} are uninterpreted sorts "
+              f"(any number; 0 of each distinguished); {fixed} concrete", markup=False, highlight=False)
+    source = f"--lemmas {args.lemmas}" if args.lemmas else "model/invariant.py"
+    out.print(f"lemmas ({source}, evaluated by the parametric backend):", highlight=False)
+    for lem in res.lemmas:
+        out.print(f"  {lem.show(bounds)}", markup=False, highlight=False)
     out.print("obligations (each unsat = proved):", highlight=False)
     for o in res.obligations:
         color = {"proved": "green", "cti": "red", "unknown": "yellow"}[o.status]
@@ -206,10 +230,10 @@ def run_parametric(args: argparse.Namespace) -> int:
         if o.reason:
             out.print(f"      reason: {o.reason}", markup=False, highlight=False)
         if o.broken:
-            out.print(f"      breaks: {'; '.join(o.broken)}", markup=False, highlight=False)
-        if o.model:
-            out.print(f"      model: {o.model}", markup=False, highlight=False)
+            out.print(f"      not preserved: {'; '.join(o.broken)}", markup=False, highlight=False)
     out.print(f"{verdict} ({res.elapsed_s:.2f} s)", markup=False, highlight=False)
+    if any(o.model for o in res.obligations):
+        out.print("(--json shows Z3's model of each counterexample to induction)", highlight=False)
     return res.exit_code
 
 
@@ -223,61 +247,3 @@ def invariant_json(res: ProveResult, protocol: Any) -> dict[str, Any]:
         doc.update(save_lemmas(res.templates, protocol, res.inferred_at))
         doc["variant"] = res.variant
     return doc
-
-
-def result_json(res: ProveResult, trace: Trace | None) -> dict[str, Any]:
-    return {
-        "variant": res.variant,
-        "bounds": res.bounds.as_dict(),
-        "method": res.method,
-        "status": res.status,
-        "elapsed_s": round(res.elapsed_s, 3),
-        "depth": res.depth,
-        "invariant": res.invariant,
-        "trace": trace.to_json() if trace is not None else None,
-        "route": res.route,
-        "lemmas_learned_at": [b.as_dict() for b in res.learned_at] if res.learned_at else None,
-        "property": res.prop,
-        "reason": res.reason or None,
-        "counterexample_to_induction": res.cti,
-        "log": res.log,  # auto: what each route tried and why it did not settle it
-    }
-
-
-def show(out: Console, res: ProveResult, model: Model) -> None:
-    head = f"{res.variant} at {res.bounds.short()}, method {res.method}"
-    if res.status == "proved":
-        props = ", ".join(p.name for p in model.invariants)
-        out.print(f"[green]proved[/green] {props}: {head} (route {res.route}, {res.elapsed_s:.2f} s)")
-        if res.invariant:
-            what = "clauses" if res.route == "pdr" else "lemma families"
-            at = f", inferred by Spacer at {res.inferred_at.short()}" if res.inferred_at else ""
-            if res.learned_at:
-                at = (f", learned from the reachable states at {'; '.join(b.short() for b in res.learned_at)}"
-                      "; variables of one sort distinct")
-            if res.templates is not None:
-                at += "; parameters of one sort distinct, frames f non-zero"
-            out.print(f"inductive invariant ({len(res.invariant)} {what}{at}):")
-            for line in res.invariant:
-                out.print(f"  {line}", markup=False, highlight=False)
-    elif res.status == "violated":
-        out.print(f"[red]violated[/red] {res.prop}: {head} (route {res.route}, {res.elapsed_s:.2f} s)")
-        out.print(f"shortest counterexample, {res.depth} steps:")
-        assert res.path is not None
-        for n, (action, state) in enumerate(res.path[1:], 1):
-            before = res.path[n - 1][1]
-            changes = ", ".join(f"{k}: {a} -> {b}" for k, (a, b) in model.layout.diff(before, state).items())
-            out.print(f"  {n}. {action.label() if action else ''}  {changes}", markup=False, highlight=False)
-        for v in model.violations(res.path[-1][1]):
-            out.print(f"  {v.describe()}", markup=False, highlight=False)
-    else:
-        out.print(f"[yellow]unknown[/yellow]: {escape(head)}: {escape(res.reason)} ({res.elapsed_s:.2f} s)")
-        if res.cti and "before" in res.cti:
-            out.print(f"counterexample to induction: step {res.cti['step']}", highlight=False)
-            out.print(f"  breaks: {'; '.join(res.cti['broken'][:4])}", markup=False, highlight=False)
-            out.print(f"  before: {json.dumps(res.cti['before'])}", markup=False, highlight=False)
-            out.print(f"  after:  {json.dumps(res.cti['after'])}", markup=False, highlight=False)
-            changes = ", ".join(f"{k}: {a} -> {b}" for k, (a, b) in res.cti["changed"].items())
-            out.print(f"  changed: {changes}", markup=False, highlight=False)
-    for line in res.log:
-        out.print(f"  [dim]{escape(line)}[/dim]", highlight=False)

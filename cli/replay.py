@@ -27,7 +27,7 @@ from deferral.model.variants import PUBLISHED
 from deferral.traces.format import Trace, TraceError, load
 from deferral.traces.files import write_atomic
 from deferral.traces.html import replay_view, trace_page
-from deferral.traces.render import path_table
+from deferral.traces.report.terminal import path_table
 from deferral.traces.replay import ReplayReport, replay
 
 #: Default --time-limit of replay: a trace replays in well under a second.
@@ -64,8 +64,8 @@ def protocol_for(trace: Trace, args: argparse.Namespace) -> Protocol:
     only mentioned, for the user to pass with --variant-file.
     """
     if args.variant or args.variant_file:
-        return protocol_from(argparse.Namespace(variant=args.variant or "reference",
-                                                variant_file=args.variant_file))
+        return protocol_from(argparse.Namespace(variant=args.variant or "reference", variant_file=args.variant_file,
+                                                loaded_variant=getattr(args, "loaded_variant", None)))
     source = trace.variant_source
     if source not in ("", "built-in"):
         raise UsageError(f"the trace was taken with variant {trace.variant!r} from the file {source!r}; "

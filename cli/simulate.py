@@ -25,7 +25,7 @@ from deferral.cli.common import UsageError, add_bounds, add_variant, bounds_from
 from deferral.model.concrete import Model
 from deferral.traces.files import write_atomic
 from deferral.traces.itf import to_itf
-from deferral.traces.render import path_table
+from deferral.traces.report.terminal import path_table
 from deferral.traces.replay import path_to_trace
 
 

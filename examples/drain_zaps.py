@@ -6,19 +6,20 @@ again from the guest PTE the next time they touch the page. The file makes the c
 the model (``VARIANT``) and in the engine (``ENGINE``). Check it with::
 
     deferral regress --baseline reference --candidate examples/drain_zaps.py
+    deferral check --variant-file examples/drain_zaps.py --spaces 2
     deferral engine run --variant-file examples/drain_zaps.py --seconds 1
     deferral conform --variant-file examples/drain_zaps.py --depth 4
 """
 
 from deferral.engine import Hypervisor
-from deferral.model import REFERENCE
+from deferral.model import REFERENCE, VCPU
 
 
-def zap(s, i, p):
-    """Resync i's own shadow entry of p; zap every other VCPU's entry of p."""
-    for k in range(s.N):
-        with s.when(s.shadow[k][p] != 0):
-            s.shadow[k][p] = s.gpt[p] if k == i else 0
+def zap(s, i, p, sp):
+    """Resync i's own shadow entry of page p of space sp; zap every other VCPU's entry of it."""
+    for k in s.each(VCPU):
+        with s.when(s.shadow[k][sp][p] != 0):
+            s.shadow[k][sp][p] = s.ite(k == i, s.gpt[sp][p], 0)
 
 
 VARIANT = REFERENCE.derive(

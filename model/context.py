@@ -47,8 +47,19 @@ class OneSpaceError(StepError):
 USER_ERRORS: tuple[type[BaseException], ...] = (Exception, SystemExit)
 
 
+class ProcessExit(SystemExit):
+    """A user's code called a function that ends the process (``os._exit``, ``os.kill`` of its
+    own process, ``os.exec*``); raised instead while a command runs (see deferral.cli.contain)."""
+
+    def __init__(self, call: str) -> None:
+        super().__init__(call)
+        self.call = call
+
+
 def describe_user_error(exc: BaseException) -> str:
-    """``raised TypeError: msg``, or ``called sys.exit(0)`` for a SystemExit."""
+    """``raised TypeError: msg``, or ``called sys.exit(0)`` for a SystemExit (``called os._exit(0)``...)."""
+    if isinstance(exc, ProcessExit):
+        return f"called {exc.call}"
     if isinstance(exc, SystemExit):
         return f"called sys.exit({exc.code!r})"
     return f"raised {type(exc).__name__}: {exc}"

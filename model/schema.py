@@ -191,6 +191,9 @@ class Pair(Domain):
 
     def make(self, s: Any, a: Any, b: Any) -> Any:
         """The pair (a, b) as a stored value."""
+        backend = getattr(s.ops, "pair", None)  # a backend with pairs of its own (the parametric one)
+        if backend is not None and not self.first.single(s.bounds):
+            return backend.make(self, a, b)
         if isinstance(a, int) and not s.ops.is_value(a):
             return b + a * self.second.size(s.bounds) if a else b
         value = b
@@ -202,6 +205,8 @@ class Pair(Domain):
         """a of a stored pair."""
         if self.first.single(s.bounds):
             return 0
+        if getattr(s.ops, "pair", None) is not None:
+            return s.ops.pair.first_of(self, x)
         m, out = self.second.size(s.bounds), 0
         for j in range(1, self.first.size(s.bounds)):
             out = s.ite(x >= j * m, j, out)
@@ -211,6 +216,8 @@ class Pair(Domain):
         """b of a stored pair."""
         if self.first.single(s.bounds):
             return x
+        if getattr(s.ops, "pair", None) is not None:
+            return s.ops.pair.second_of(self, x)
         m, out = self.second.size(s.bounds), x
         for j in range(1, self.first.size(s.bounds)):
             out = s.ite(x >= j * m, x - j * m, out)

@@ -76,6 +76,11 @@ class Judgement:
             return False
         return self.outcome == "passes" or expected.get("property") in self.properties
 
+    @property
+    def brief_reason(self) -> str:
+        """Why it cannot replay, without the state dump a step's error may carry (for tables)."""
+        return self.reason.split("; state {")[0]
+
     def describe(self) -> str:
         if self.outcome == "violates":
             return "violates " + ", ".join(self.properties)

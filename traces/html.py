@@ -301,7 +301,7 @@ def regress_page(report: Any, corpus: Sequence[Any] = ()) -> str:
                 entry = entries.get(crow.name)
                 text = status(judged.outcome + (" " + ", ".join(judged.properties) if judged.properties else ""))
                 if judged.outcome == "cannot-replay":
-                    text += f" <small>({esc(judged.reason)})</small>"
+                    text += f" <small>({esc(judged.brief_reason)})</small>"
                 if entry is not None:
                     replayed = replay(steps_only(entry.trace), proto)
                     model = Model(proto, entry.trace.bounds)

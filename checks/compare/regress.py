@@ -9,13 +9,12 @@ candidate can reach that the baseline cannot (and the other way round).
 The candidate *regresses* (exit code 1) when it loses a property the baseline had:
 a property that holds for the baseline at some bounds is violated for the candidate
 there, or on a corpus trace the candidate violates a property that the baseline does not
-violate there (the baseline passes the trace, or cannot take it). :func:`junit_xml` renders the report for CI systems: one testcase per
-(property, bounds) and one per corpus trace.
+violate there (the baseline passes the trace, or cannot take it). The report is rendered
+(terminal, JSON, JUnit) by :mod:`deferral.traces.report`.
 """
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -24,7 +23,6 @@ from deferral.checks.explicit.reachable import TooManyStates, reachable
 from deferral.checks.results import Path, SearchResult
 from deferral.checks.explicit.search import search
 from deferral.model.bounds import Bounds, BoundsError
-from deferral.model.concrete import Model
 from deferral.model.context import OneSpaceError, StepError
 from deferral.model.protocol import Protocol
 from deferral.traces.corpus import CorpusTrace, Judgement, judge
@@ -138,55 +136,6 @@ class RegressReport:
     def exit_code(self) -> int:
         return 1 if self.regressed else 0
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "baseline": _describe(self.baseline),
-            "candidate": _describe(self.candidate),
-            "bounds": [b.as_dict() for b in self.bounds],
-            "regressed": self.regressed,
-            "exit_code": self.exit_code,
-            **({"skipped": [{"bounds": b.as_dict(), "reason": why} for b, why in self.skipped]}
-               if self.skipped else {}),
-            "verdicts": [
-                {"property": r.prop, "kind": r.kind, "bounds": r.bounds.as_dict(), "baseline": r.baseline,
-                 "candidate": r.candidate, "change": r.change, "candidate_length": r.candidate_length}
-                for r in self.verdicts],
-            "corpus": [
-                {"trace": r.name, "bounds": r.bounds.as_dict(), "expected": r.expected,
-                 "baseline": _judgement_json(r.baseline), "candidate": _judgement_json(r.candidate),
-                 "change": r.change}
-                for r in self.corpus],
-            "behaviours": [_behaviour_json(self, r) for r in self.behaviours],
-        }
-
-
-def _describe(p: Protocol) -> dict[str, Any]:
-    return {"name": p.name, "source": p.source,
-            "changes": [f"{c.kind} {c.what} {c.name}" for c in p.changes]}
-
-
-def _judgement_json(j: Judgement) -> dict[str, Any]:
-    return {"outcome": j.outcome, "properties": j.properties, "reason": j.reason, "steps": j.steps}
-
-
-def _behaviour_json(report: RegressReport, row: BehaviourRow) -> dict[str, Any]:
-    out: dict[str, Any] = {"bounds": row.bounds.as_dict(), "skipped": row.skipped or None}
-    d = row.diff
-    if d is not None:
-        out.update({
-            "variables": list(d.variables),
-            "baseline_states": d.baseline_states, "candidate_states": d.candidate_states,
-            "baseline_behaviours": d.baseline_behaviours, "candidate_behaviours": d.candidate_behaviours,
-            "added": d.added, "lost": d.lost,
-            "added_example": None if d.added_example is None else {
-                "steps": [a.label() for a, _ in d.added_example[1:] if a is not None],
-                "behaviour": d.added_shown},
-            "lost_example": None if d.lost_example is None else {
-                "steps": [a.label() for a, _ in d.lost_example[1:] if a is not None],
-                "behaviour": d.lost_shown},
-        })
-    return out
-
 
 def checked_search(protocol: Protocol, bounds: Bounds) -> SearchResult:
     """The project's search; a misbehaving step is located again so the error names the state."""
@@ -240,51 +189,3 @@ def _find(result: SearchResult, name: str) -> Any:
         if o.name == name:
             return o
     return None
-
-
-# ---- JUnit XML -----------------------------------------------------------------------
-def junit_xml(report: RegressReport) -> str:
-    """JUnit XML: a testcase per (property, bounds) and per corpus trace."""
-    suites = ET.Element("testsuites", name=f"deferral regress {report.baseline.name} -> {report.candidate.name}")
-    verdicts = ET.SubElement(suites, "testsuite", name="properties")
-    for row in report.verdicts:
-        case = ET.SubElement(verdicts, "testcase", classname=f"properties.{row.bounds.short()}",
-                             name=f"{row.prop} at {row.bounds.short()}")
-        text = f"baseline {row.baseline}, candidate {row.candidate}"
-        if row.lost:
-            steps = "" if row.candidate_path is None else "\n".join(
-                f"{n}. {a.label()}" for n, (a, _) in enumerate(row.candidate_path[1:], start=1) if a is not None)
-            fail = ET.SubElement(case, "failure", message=f"{row.prop} lost at {row.bounds.short()}: {text}",
-                                 type="regression")
-            fail.text = f"shortest counterexample ({row.candidate_length} steps) in {report.candidate.name}:\n{steps}"
-        elif row.candidate in ("unknown", "absent"):
-            ET.SubElement(case, "skipped", message=text)
-        else:
-            ET.SubElement(case, "system-out").text = text
-    _count(verdicts)
-    traces = ET.SubElement(suites, "testsuite", name="corpus")
-    for crow in report.corpus:
-        case = ET.SubElement(traces, "testcase", classname="corpus", name=crow.name)
-        text = f"baseline {crow.baseline.describe()}; candidate {crow.candidate.describe()}"
-        if crow.lost:
-            ET.SubElement(case, "failure", message=f"{crow.name}: {text}", type="regression")
-        elif crow.candidate.outcome == "cannot-replay":
-            ET.SubElement(case, "skipped", message=text)
-        else:
-            ET.SubElement(case, "system-out").text = text
-    _count(traces)
-    ET.indent(suites)
-    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
-
-
-def example_model(report: RegressReport, which: str, bounds: Bounds) -> Model:
-    """The model a behaviour example path belongs to (``which`` = baseline | candidate)."""
-    return Model(report.baseline if which == "baseline" else report.candidate, bounds)
-
-
-def _count(suite: ET.Element) -> None:
-    """Set a test suite's tests/failures/skipped attributes from the cases it holds."""
-    cases = suite.findall("testcase")
-    suite.set("tests", str(len(cases)))
-    suite.set("failures", str(sum(case.find("failure") is not None for case in cases)))
-    suite.set("skipped", str(sum(case.find("skipped") is not None for case in cases)))

@@ -38,15 +38,16 @@ def unreachable_goal_np(n_states: int, src: np.ndarray | list[np.ndarray], dst: 
         packed[at:at + s.shape[0]] = (d << np.uint64(32)) | s
         at += s.shape[0]
         del s, d, keep
-    packed = packed[:at]
+    if at < packed.shape[0]:
+        packed.resize(at, refcheck=False)  # in place: no copy of the edges
     packed.sort()
     # where each state's incoming edges start in the sorted array (n + 1 offsets, found by
     # binary search in bounded pieces: no per-state count arrays)
-    starts = np.empty(n_states + 1, dtype=np.int64)
+    starts = np.empty(n_states + 1, dtype=np.uint32 if at < 1 << 32 else np.int64)
     for a in range(0, n_states + 1, _PROBE):
         probe = np.arange(a, min(a + _PROBE, n_states + 1), dtype=np.uint64) << np.uint64(32)
         starts[a:a + probe.shape[0]] = np.searchsorted(packed, probe)
-    preds = packed.astype(np.uint32)  # the low 32 bits: the source
+    preds = _low_words(packed)  # the sources, in the first half of packed's memory
     del packed
     # the goal states, as uint32 (state numbers are below 2**32), found in bounded slices
     frontier = np.concatenate([np.flatnonzero(can[a:a + _PROBE]).astype(np.uint32) + np.uint32(a)
@@ -56,8 +57,8 @@ def unreachable_goal_np(n_states: int, src: np.ndarray | list[np.ndarray], dst: 
         for piece in _pieces(frontier, starts):  # bounded temporaries on hub-heavy frontiers
             if poll is not None:
                 poll()
-            first = starts[piece]
-            c = starts[piece + 1] - first
+            first = starts[piece].astype(np.int64)
+            c = starts[piece + 1].astype(np.int64) - first
             total = int(c.sum())
             if total == 0:
                 continue
@@ -75,6 +76,29 @@ def unreachable_goal_np(n_states: int, src: np.ndarray | list[np.ndarray], dst: 
             frontier = frontier[np.concatenate(([True], frontier[1:] != frontier[:-1]))]
     stuck = np.flatnonzero(~can)
     return int(stuck[0]) if stuck.size else None
+
+
+def _low_words(packed: np.ndarray) -> np.ndarray:
+    """The low 32 bits of each ``uint64`` of ``packed``, moved in place into the first half
+    of its memory, the other half given back: no second array of the edges' size.
+
+    Blocks double in size, so block ``[a, b)`` (with ``b <= 2a``) reads ``[2a, 2b)`` in
+    32-bit words, which no earlier block wrote to.
+    """
+    n = packed.shape[0]
+    if n == 0 or not packed.flags.owndata or not packed.flags.c_contiguous:
+        return packed.astype(np.uint32)
+    words = packed.view(np.uint32)
+    low = 0 if np.little_endian else 1
+    words[0] = words[low]
+    a = 1
+    while a < n:
+        b = min(2 * a, n)
+        words[a:b] = words[2 * a + low:2 * b + low:2]
+        a = b
+    del words
+    packed.resize((n + 1) // 2, refcheck=False)  # realloc: the upper half is freed
+    return packed.view(np.uint32)[:n]
 
 
 def _pieces(frontier: np.ndarray, starts: np.ndarray, budget: int = 1 << 22,

@@ -553,7 +553,7 @@ class _ClusterSearch:
         }
         return SearchResult(self.model.protocol.name, self.model.bounds, self.symmetry, n_states, transitions,
                             depth, time.monotonic() - self.start, complete, stopped_by, outcomes,
-                            engine="cluster", workers=parts, stats=stats_out)
+                            engine="cluster", workers=parts, stats=stats_out, model=self.model)
 
     @staticmethod
     def _note_bad(reports: list[dict[str, Any]], depth: int, first_bad: dict[str, tuple[int, KeyObj]]) -> None:

@@ -12,21 +12,22 @@ same transitions, in the same order, as the single-machine search's ``expand``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from deferral.checks.explicit.kernels import Kernel, compile_action, compile_property
 from deferral.checks.explicit.numpy_ops import guard_mask, property_holds, successors
 from deferral.checks.explicit.packing import Packer
-from deferral.model.concrete import Model
+from deferral.model.concrete import Action, Model
 from deferral.model.protocol import Property
 
 
 class Expander:
     """A model's step instances and properties compiled once, applied to batches of rows."""
 
-    def __init__(self, model: Model, symmetry: bool) -> None:
+    def __init__(self, model: Model, symmetry: bool, properties: Sequence[Property] | None = None) -> None:
+        """``properties``: those to compile (default: all of the protocol's)."""
         self.model = model
         self.layout = model.layout
         self.packer = Packer(self.layout, symmetry)
@@ -34,11 +35,39 @@ class Expander:
         self.labels = [a.label() for a in model.actions]
         self.action_dtype: Any = np.uint16 if len(model.actions) < 65535 else np.uint32
         name = model.protocol.name
+        # each step instance and property traced once, compiled to straight-line numpy code
+        # (None parts run through numpy_ops)
         self.kernels: list[Kernel] = [compile_action(self.layout, self.procs, a.step, a.args,
                                                      self.labels[a.index], name)
                                       for a in model.actions]
         self.prop_kernels = {p.name: compile_property(self.layout, self.procs, p)
-                             for p in model.protocol.properties}
+                             for p in (model.protocol.properties if properties is None else properties)}
+
+    def guard(self, rows: np.ndarray, action: Action) -> np.ndarray | bool:
+        """Where ``action`` is enabled over ``rows``: a bool mask, or True / False for all rows."""
+        kernel = self.kernels[action.index]
+        if kernel.guard is not None:
+            return kernel.guard(rows)
+        return guard_mask(self.layout, self.procs, rows, action.step, action.args, self.labels[action.index])
+
+    def enabled(self, rows: np.ndarray, action: Action) -> np.ndarray:
+        """The rows (ascending indices) where ``action`` is enabled."""
+        mask = self.guard(rows, action)
+        if mask is False:
+            return np.zeros(0, dtype=np.intp)
+        if mask is True:
+            return np.arange(rows.shape[0], dtype=np.intp)
+        return np.flatnonzero(mask)
+
+    def apply(self, rows: np.ndarray, idx: np.ndarray, action: Action) -> np.ndarray:
+        """The successor rows of ``rows[idx]`` by ``action`` (enabled there)."""
+        kernel = self.kernels[action.index]
+        if kernel.effect is not None:
+            out = np.take(rows, idx, axis=0)  # far faster than rows[idx] on 2-D rows
+            kernel.effect(out)
+            return out
+        return successors(self.layout, self.procs, rows, idx, action.step, action.args,
+                          self.labels[action.index], self.model.protocol.name)
 
     def successors(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every transition out of ``rows``: successor keys, parent row (int64), action index.
@@ -48,27 +77,11 @@ class Expander:
         cannot run on arrays raises :class:`~deferral.checks.explicit.numpy_ops.NotVectorizable`.
         """
         keys, parents, actions = [], [], []
-        name = self.model.protocol.name
         for action in self.model.actions:
-            label = self.labels[action.index]
-            kernel = self.kernels[action.index]
-            if kernel.guard is not None:
-                mask = kernel.guard(rows)
-                if mask is False:
-                    continue
-                idx = (np.flatnonzero(mask) if mask is not True
-                       else np.arange(rows.shape[0], dtype=np.intp))
-            else:
-                mask = guard_mask(self.layout, self.procs, rows, action.step, action.args, label)
-                idx = np.flatnonzero(mask)
+            idx = self.enabled(rows, action)
             if idx.size == 0:
                 continue
-            if kernel.effect is not None:
-                out = np.take(rows, idx, axis=0)
-                kernel.effect(out)
-            else:
-                out = successors(self.layout, self.procs, rows, idx, action.step, action.args, label, name)
-            keys.append(self.packer.canonical_keys(out))
+            keys.append(self.packer.canonical_keys(self.apply(rows, idx, action)))
             parents.append(idx.astype(np.int64))
             actions.append(np.full(idx.size, action.index, dtype=self.action_dtype))
         if not keys:

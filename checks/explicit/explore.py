@@ -114,4 +114,4 @@ def explore(
                 outcomes.append(Outcome(prop.name, "liveness", "violated", path))
     return SearchResult(model.protocol.name, model.bounds, symmetry, len(states), transitions, depth,
                         time.monotonic() - start, complete, stopped_by, outcomes,
-                        coverage=Coverage(fired, enabled_in, checked))
+                        coverage=Coverage(fired, enabled_in, checked), model=model)

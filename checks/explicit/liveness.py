@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
-import networkx as nx
-
 
 def unreachable_goal(n_states: int, edges: Iterable[tuple[int, int]], goal: Sequence[bool]) -> int | None:
     """The least-numbered state (first in BFS order) from which no goal state is reachable.
@@ -13,8 +11,11 @@ def unreachable_goal(n_states: int, edges: Iterable[tuple[int, int]], goal: Sequ
     States are ``0..n_states-1``; ``edges`` are (source, target) pairs. Returns None when
     every state can reach a goal state, i.e. AG EF goal holds from the initial state 0.
     The graph work is networkx's: every goal state gets an edge to one extra sink node,
-    and the states that can reach a goal are exactly the sink's ancestors.
+    and the states that can reach a goal are exactly the sink's ancestors. networkx is
+    imported here: the fast search never needs it (about 20 MB resident, 0.7 s to import).
     """
+    import networkx as nx  # only the plain explorer's liveness pass uses it
+
     graph = nx.DiGraph()
     graph.add_nodes_from(range(n_states))
     graph.add_edges_from(edges)

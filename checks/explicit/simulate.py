@@ -23,7 +23,6 @@ from typing import Any, Callable
 import numpy as np
 
 from deferral.checks.explicit.expand import Expander
-from deferral.checks.explicit.numpy_ops import guard_mask, successors
 from deferral.checks.explicit.packing import blas_threads
 from deferral.checks.explicit.search import search
 from deferral.checks.results import Path
@@ -90,16 +89,7 @@ class Walker:
     def _masks(self, rows: np.ndarray) -> np.ndarray:
         masks = np.zeros((len(self.model.actions), rows.shape[0]), dtype=bool)
         for action in self.model.actions:
-            kernel = self.ex.kernels[action.index]
-            if kernel.guard is not None:
-                m = kernel.guard(rows)
-                if m is True:
-                    masks[action.index] = True
-                elif m is not False:
-                    masks[action.index] = m
-            else:
-                masks[action.index] = guard_mask(self.ex.layout, self.ex.procs, rows, action.step, action.args,
-                                                 self.ex.labels[action.index])
+            masks[action.index] = self.ex.guard(rows, action)
         return masks
 
     def _apply(self, rows: np.ndarray, choice: np.ndarray, alive: np.ndarray) -> None:
@@ -111,14 +101,7 @@ class Walker:
         for s, e in zip(starts.tolist(), ends.tolist()):
             a = int(chosen[s])
             idx = order[s:e]
-            action = self.model.actions[a]
-            kernel = self.ex.kernels[a]
-            if kernel.effect is not None:
-                out = np.take(rows, idx, axis=0)
-                kernel.effect(out)
-            else:
-                out = successors(self.ex.layout, self.ex.procs, rows, idx, action.step, action.args,
-                                 self.ex.labels[a], self.model.protocol.name)
+            out = self.ex.apply(rows, idx, self.model.actions[a])
             rows[idx] = out
 
     def _first_bad(self, rows: np.ndarray, alive: np.ndarray) -> tuple[str, int] | None:

@@ -42,8 +42,8 @@ from deferral.checks.explicit import checkpoint
 from deferral.checks.explicit.backreach import unreachable_goal_np
 from deferral.checks.explicit.explore import explore
 from deferral.checks.explicit.limits import Limits, LimitReached, return_freed_memory
-from deferral.checks.explicit.kernels import Kernel, compile_action, compile_property
-from deferral.checks.explicit.numpy_ops import NotVectorizable, guard_mask, property_holds, successors
+from deferral.checks.explicit.expand import Expander
+from deferral.checks.explicit.numpy_ops import NotVectorizable
 from deferral.checks.explicit.packing import Packer, blas_threads
 from deferral.checks.explicit.parallel import ordered_map
 from deferral.checks.results import Coverage, Outcome, Path, Progress, ProgressFn, SearchResult, path_from_parents
@@ -172,7 +172,10 @@ class _Chunk:
     keys: np.ndarray  # new candidate keys, sorted, unique in the chunk
     parents: np.ndarray  # frontier row (level-local) first reaching each candidate
     actions: np.ndarray  # and the action it took
-    target: np.ndarray | None  # per successor: state number, or -(1 + candidate index)
+    # for AG EF: per successor, the index of its key among the chunk's distinct keys
+    # (uint32), and per distinct key its state number, or -(1 + candidate index) if new
+    uidx: np.ndarray | None
+    ucode: np.ndarray | None
     all_parents: np.ndarray | None  # per successor: level-local frontier row
     fired: np.ndarray  # per action: transitions it produced from the chunk (coverage)
     enabled: np.ndarray  # per step: chunk rows where some instance of it is enabled
@@ -203,10 +206,6 @@ class _Search:
         self.progress = progress
         self.workers = workers
         self.start = start
-        self.packer = Packer(self.layout, symmetry)
-        self.procs = model.protocol.procedure_table
-        self.labels = [a.label() for a in model.actions]
-        self.action_dtype = np.uint16 if len(model.actions) < 65535 else np.uint32
         # keep_keys: a plain enumeration (behaviours): keys kept, no property checked,
         # a misbehaving step located on concrete states
         self.keep_keys = keep_keys
@@ -214,14 +213,9 @@ class _Search:
         self.invariants = [] if keep_keys else model.invariants
         self.lives = [] if keep_keys else model.liveness
         self.level_keys: list[np.ndarray] = []
-        # each step instance and property traced once, compiled to straight-line numpy code
-        # (None parts run through numpy_ops as before)
-        name = model.protocol.name
-        self.kernels: list[Kernel] = [compile_action(self.layout, self.procs, a.step, a.args,
-                                                     self.labels[a.index], name)
-                                      for a in model.actions]
-        self.prop_kernels = {p.name: compile_property(self.layout, self.procs, p)
-                             for p in (*self.invariants, *self.lives)}
+        self.ex = Expander(model, symmetry, properties=(*self.invariants, *self.lives))
+        self.packer = self.ex.packer
+        self.action_dtype = self.ex.action_dtype
         self.parent = np.zeros(0, dtype=np.uint32)
         self.via = np.zeros(0, dtype=self.action_dtype)
         # coverage: each action's step, and per property the states it was evaluated in
@@ -235,32 +229,16 @@ class _Search:
         """Successors of a chunk: new candidate keys (sorted, deduplicated, not yet visited)
         with the first (parent, action) reaching each, and every successor's target."""
         key_parts, parents, actions = [], [], []
-        name = self.model.protocol.name
         fired = np.zeros(len(self.model.actions), dtype=np.int64)
         enabled = np.zeros((len(self.step_names), rows.shape[0]), dtype=bool)
         for action in self.model.actions:
-            label = self.labels[action.index]
-            kernel = self.kernels[action.index]
             try:
-                if kernel.guard is not None:
-                    mask = kernel.guard(rows)
-                    if mask is False:
-                        continue
-                    idx = (np.flatnonzero(mask) if mask is not True
-                           else np.arange(rows.shape[0], dtype=np.intp))
-                else:
-                    mask = guard_mask(self.layout, self.procs, rows, action.step, action.args, label)
-                    idx = np.flatnonzero(mask)
+                idx = self.ex.enabled(rows, action)
                 if idx.size == 0:
                     continue
                 fired[action.index] = idx.size
                 enabled[self.step_of[action.index], idx] = True
-                if kernel.effect is not None:
-                    out = np.take(rows, idx, axis=0)  # far faster than rows[idx] on 2-D rows
-                    kernel.effect(out)
-                else:
-                    out = successors(self.layout, self.procs, rows, idx, action.step, action.args,
-                                     label, name)
+                out = self.ex.apply(rows, idx, action)
             except StepError:
                 if self.keep_keys:
                     _locate(self.model, rows, action.index)
@@ -273,7 +251,7 @@ class _Search:
         per_step = enabled.sum(axis=1)
         if not key_parts:
             return _Chunk(0, np.zeros(0, self.packer.key_dtype), np.zeros(0, np.uint32),
-                          np.zeros(0, self.action_dtype), None, None, fired, per_step)
+                          np.zeros(0, self.action_dtype), None, None, None, fired, per_step)
         keys = np.concatenate(key_parts)
         del key_parts
         par = np.concatenate(parents)
@@ -287,15 +265,16 @@ class _Search:
         first_pos = np.minimum.reduceat(order, starts)  # earliest successor with each key
         known = visited.lookup(uniq)
         fresh = known < 0
-        target = None
-        if self.lives:  # successor -> state number, or -(1 + candidate index) if new
-            code = known.copy()
-            code[fresh] = -1 - np.arange(int(fresh.sum()))
-            target = np.empty(keys.shape[0], dtype=np.int64)
-            target[order] = code[np.cumsum(first) - 1]
         pos = first_pos[fresh]
-        return _Chunk(keys.shape[0], uniq[fresh], par[pos], act[pos], target, par if self.lives else None,
-                      fired, per_step)
+        cand = uniq[fresh]
+        del uniq, sorted_keys, first_pos
+        uidx = None
+        if self.lives:  # successor -> its distinct key -> state number, or -(1 + candidate index)
+            uidx = np.empty(keys.shape[0], dtype=np.uint32)
+            uidx[order] = np.cumsum(first, dtype=np.uint32) - np.uint32(1)
+            known[fresh] = -1 - np.arange(cand.shape[0])
+        return _Chunk(keys.shape[0], cand, par[pos], act[pos], uidx, known if self.lives else None,
+                      par if self.lives else None, fired, per_step)
 
     def _chunk_results(self, frontier_keys: np.ndarray, visited: Visited) -> Generator["_Chunk", None, None]:
         """Each chunk's results, in chunk order (computed by ``workers`` threads); the limits
@@ -372,14 +351,23 @@ class _Search:
                 break
             cand = (np.concatenate([c.keys for c in chunks]) if chunks
                     else np.zeros(0, packer.key_dtype))
+            n_cand = [c.keys.shape[0] for c in chunks]
+            for c in chunks:  # held once, in cand
+                c.keys = np.zeros(0, packer.key_dtype)
             order = np.argsort(cand, kind="stable")
             sorted_cand = cand[order]
-            first = np.ones(cand.shape[0], dtype=bool)
+            del cand
+            first = np.ones(sorted_cand.shape[0], dtype=bool)
             first[1:] = sorted_cand[1:] != sorted_cand[:-1]
-            group = np.cumsum(first) - 1  # level-wide index of each sorted candidate
             new_at = order[first]
             new_keys = sorted_cand[first]
             del sorted_cand
+            # for AG EF: 1 + the level-wide index of each candidate's state, in chunk order
+            cand_group = None
+            if self.lives:
+                cand_group = np.empty(order.shape[0], dtype=np.uint32)
+                cand_group[order] = np.cumsum(first, dtype=np.uint32)
+            del order, first
             n_new = new_keys.shape[0]
             if n_states + n_new > self.max_states:
                 n_new = max(0, self.max_states - n_states)
@@ -388,9 +376,11 @@ class _Search:
             par_all = np.concatenate([c.parents for c in chunks]) if chunks else np.zeros(0, np.uint32)
             act_all = (np.concatenate([c.actions for c in chunks]) if chunks
                        else np.zeros(0, self.action_dtype))
+            for c in chunks:
+                c.parents, c.actions = np.zeros(0, np.uint32), np.zeros(0, self.action_dtype)
             st.parents.append((par_all[new_at].astype(np.int64) + base).astype(np.uint32))
             st.vias.append(act_all[new_at])
-            del par_all, act_all
+            del par_all, act_all, new_at
             visited.add(new_keys, np.arange(n_states, n_states + n_new, dtype=np.uint32))
             if self.keep_keys:
                 self.level_keys.append(new_keys)
@@ -398,26 +388,23 @@ class _Search:
             frontier = new_keys
             for a in range(0, n_new, CHUNK_ROWS):  # rows a chunk at a time
                 self._check(packer.unpack(new_keys[a:a + CHUNK_ROWS]), n_states + a, st.first_bad, goals)
-            if self.lives:
-                cand_id = np.empty(cand.shape[0], dtype=np.int64)
-                gid = n_states + group
-                gid[group >= n_new] = -1  # dropped by --max-states
-                cand_id[order] = gid
-                del gid
+            if cand_group is not None:
                 at = 0
-                targets: list[tuple[np.ndarray, np.ndarray]] = []
-                for c in chunks:
-                    assert c.target is not None and c.all_parents is not None
-                    dst = c.target
-                    new = dst < 0
-                    dst[new] = cand_id[at + (-1 - dst[new])]
-                    at += c.keys.shape[0]
+                for i, c in enumerate(chunks):  # a chunk's edges at a time: bounded temporaries
+                    assert c.uidx is not None and c.ucode is not None and c.all_parents is not None
+                    code = c.ucode
+                    new = code < 0
+                    group = cand_group[at - 1 - code[new]].astype(np.int64)
+                    code[new] = np.where(group <= n_new, n_states - 1 + group, -1)  # -1: cut by --max-states
+                    at += n_cand[i]
+                    dst = code[c.uidx]
                     keep = dst >= 0
-                    targets.append((c.all_parents[keep], dst[keep]))
-                    c.target = c.all_parents = None
-                self._prune_edges(targets, base, level_rows, goals, st.edges_src, st.edges_dst)
-                del targets, cand_id
-            del chunks, cand, order, group, first, new_at
+                    self._prune_edges(c.all_parents[keep], dst[keep].astype(np.uint32), base,
+                                      i * CHUNK_ROWS, min(level_rows, (i + 1) * CHUNK_ROWS), goals,
+                                      st.edges_src, st.edges_dst)
+                    c.uidx = c.ucode = c.all_parents = None
+                    del code, new, group, dst, keep
+            del chunks, cand_group
             st.transitions += level_transitions
             st.fired += level_fired
             st.enabled += level_enabled
@@ -448,11 +435,17 @@ class _Search:
         for prop in self.lives:
             self.checked[prop.name] = n_states if complete else 0
         edge_bytes = sum(a.nbytes + b.nbytes for a, b in zip(edges_src, edges_dst))
+        visited_bytes = visited.nbytes
+        # the visited set is not needed past the search: freed before the parents are
+        # joined and before the AG EF pass (its 12 bytes a state are not in their peak)
+        st.visited = Visited(packer.key_dtype)
+        del visited
         parent = np.concatenate(st.parents)
+        st.parents = [parent]
         via = np.concatenate(st.vias)
-        st.parents, st.vias = [parent], [via]
+        st.vias = [via]
         self.parent, self.via = parent, via
-        stored_bytes = (visited.nbytes + parent.nbytes + via.nbytes
+        stored_bytes = (visited_bytes + parent.nbytes + via.nbytes
                         + edge_bytes
                         + sum(g.nbytes for g in goals.values()))
         del frontier, st
@@ -510,7 +503,7 @@ class _Search:
         return SearchResult(self.model.protocol.name, self.model.bounds, self.symmetry, n_states,
                             transitions, depth, time.monotonic() - self.start, complete, stopped_by,
                             outcomes, engine="vectorized", workers=self.workers, stats=stats,
-                            coverage=coverage)
+                            coverage=coverage, model=self.model)
 
     # ---- checkpoints ------------------------------------------------------------------------
     def _save_checkpoint(self, st: "_State") -> None:
@@ -579,28 +572,28 @@ class _Search:
                                              f"(array sizes do not match {n_states} states)")
         return st
 
-    def _prune_edges(self, targets: list[tuple[np.ndarray, np.ndarray]], base: int, level_rows: int,
+    def _prune_edges(self, src: np.ndarray, dst: np.ndarray, base: int, lo: int, hi: int,
                      goals: dict[str, "_Flags"], edges_src: list[np.ndarray],
                      edges_dst: list[np.ndarray]) -> None:
-        """Store the level's edges (level-local source row, target state) that AG EF needs.
+        """Store the edges out of one chunk (level-local source rows ``lo..hi-1``; target
+        state numbers, uint32) that AG EF needs.
 
         A source that is a goal state, or has a goal successor, can reach the goal: its flag
         is set and its edges are dropped (for every liveness property, it is kept if any
         property still needs it). Self-loops never help and are dropped too.
         """
-        needed = np.zeros(level_rows, dtype=bool)
+        needed = np.zeros(hi - lo, dtype=bool)
+        local = src - np.uint32(lo)
         for flags in goals.values():
             g = flags.view()
-            hit = np.zeros(level_rows, dtype=bool)
-            for src, dst in targets:
-                hit[src[g[dst]]] = True
-            mine = g[base:base + level_rows]
+            hit = np.zeros(hi - lo, dtype=bool)
+            hit[local[g[dst]]] = True
+            mine = g[base + lo:base + hi]
             mine |= hit
             needed |= ~mine
-        for src, dst in targets:
-            keep = needed[src] & (dst != src.astype(np.int64) + base)
-            edges_src.append((src[keep].astype(np.int64) + base).astype(np.uint32))
-            edges_dst.append(dst[keep].astype(np.uint32))
+        keep = needed[local] & (dst != src.astype(np.int64) + base)
+        edges_src.append((src[keep].astype(np.int64) + base).astype(np.uint32))
+        edges_dst.append(dst[keep])
 
     def _check(self, rows: np.ndarray, base: int, first_bad: dict[str, int],
                goals: dict[str, "_Flags"]) -> None:
@@ -618,10 +611,7 @@ class _Search:
 
     def _holds(self, rows: np.ndarray, prop: Property) -> np.ndarray:
         """Where every instance of ``prop`` holds (compiled kernel, or the numpy path)."""
-        kernel = self.prop_kernels.get(prop.name)
-        if kernel is not None:
-            return kernel(rows)
-        return property_holds(self.layout, self.procs, rows, prop)
+        return self.ex.holds(rows, prop)
 
     def _path(self, parent: np.ndarray, via: np.ndarray, n: int) -> Path:
         """A shortest path to state ``n``: stored states by replaying the recorded actions."""

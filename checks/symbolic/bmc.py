@@ -16,9 +16,7 @@ from typing import Callable
 import z3
 
 from deferral.checks.results import Path
-from deferral.checks.symbolic.encoding import Encoding, encode
-from deferral.model.bounds import Bounds
-from deferral.model.protocol import Protocol
+from deferral.checks.symbolic.encoding import Encoding
 
 
 @dataclass
@@ -31,12 +29,11 @@ class BmcResult:
     reason: str = ""
 
 
-def bmc(protocol: Protocol, bounds: Bounds, max_depth: int, *, timeout: float | None = None,
-        progress: Callable[[int, float], None] | None = None, enc: Encoding | None = None) -> BmcResult:
-    """Look for a violation of an invariant property within ``max_depth`` steps."""
+def bmc(enc: Encoding, max_depth: int, *, timeout: float | None = None,
+        progress: Callable[[int, float], None] | None = None) -> BmcResult:
+    """Look for a violation of an invariant property of ``enc``'s protocol within ``max_depth`` steps."""
     start = time.monotonic()
-    enc = enc or encode(protocol, bounds)
-    props = [p for p in protocol.properties if p.kind == "invariant"]
+    props = [p for p in enc.protocol.properties if p.kind == "invariant"]
     solver = z3.SolverFor("QF_BV")
     states = [enc.state("0")]
     solver.add(enc.init(states[0]))

@@ -20,12 +20,10 @@ from typing import Any, Sequence
 
 import z3
 
-from deferral.checks.symbolic.encoding import Encoding, encode
-from deferral.model.bounds import Bounds
+from deferral.checks.symbolic.encoding import Encoding
 from deferral.model.concrete import Action, State
 from deferral.model.context import StepError
 from deferral.model.invariant import Lemma
-from deferral.model.protocol import Protocol
 
 
 @dataclass
@@ -72,11 +70,9 @@ def _solver(timeout: float | None) -> z3.Solver:
     return solver
 
 
-def check_inductive(protocol: Protocol, bounds: Bounds, lemmas: Sequence[Lemma],
-                    timeout: float | None = None, enc: Encoding | None = None) -> InductionResult:
-    """Check initiation, consecution and safety of the conjunction of ``lemmas``."""
+def check_inductive(enc: Encoding, lemmas: Sequence[Lemma], timeout: float | None = None) -> InductionResult:
+    """Check initiation, consecution and safety of the conjunction of ``lemmas`` over ``enc``."""
     start = time.monotonic()
-    enc = enc or encode(protocol, bounds)
     lemmas = list(lemmas)
     model = enc.model
     xs, ys, act = enc.state("x"), enc.state("y"), enc.selector("x")
@@ -117,7 +113,7 @@ def check_inductive(protocol: Protocol, bounds: Bounds, lemmas: Sequence[Lemma],
     # safety
     s = _solver(timeout)
     s.add(enc.valid(xs), *[t for _, t in inv_x])
-    props = [p for p in protocol.properties if p.kind == "invariant"]
+    props = [p for p in enc.protocol.properties if p.kind == "invariant"]
     s.add(z3.Not(z3.And([enc.prop(p, xs) for p in props])))
     r = s.check()
     if r == z3.unknown:
@@ -128,10 +124,8 @@ def check_inductive(protocol: Protocol, bounds: Bounds, lemmas: Sequence[Lemma],
     return done("proved")
 
 
-def houdini(protocol: Protocol, bounds: Bounds, candidates: Sequence[Lemma], timeout: float | None = None,
-            enc: Encoding | None = None) -> tuple[list[Lemma], list[str]]:
-    """The largest subset of ``candidates`` that is inductive (maximal fixpoint), and a log."""
-    enc = enc or encode(protocol, bounds)
+def houdini(enc: Encoding, candidates: Sequence[Lemma], timeout: float | None = None) -> tuple[list[Lemma], list[str]]:
+    """The largest subset of ``candidates`` that is inductive over ``enc`` (maximal fixpoint), and a log."""
     log: list[str] = []
     xs, ys, act = enc.state("x"), enc.state("y"), enc.selector("x")
     alive = list(candidates)

@@ -817,11 +817,11 @@ def stage_bounds(bounds: Bounds) -> list[Bounds]:
     return out
 
 
-def infer(protocol: Protocol, bounds: Bounds, *, timeout: float | None = None,
-          start: Sequence[Family] = (), data: Samples | None = None, enc: Encoding | None = None,
+def infer(enc: Encoding, *, timeout: float | None = None,
+          start: Sequence[Family] = (), data: Samples | None = None,
           note: Callable[[str], None] | None = None, max_rounds: int = 400,
           staged: bool = True) -> InferResult:
-    """Learn lemma families from samples and CTIs until they prove the invariant properties at ``bounds``.
+    """Learn lemma families from samples and CTIs until they prove the invariant properties over ``enc``.
 
     With ``staged``, rounds run first at the small bounds of :func:`stage_bounds`; every family
     inductive there is a candidate at the next stage, and only the last stage (``bounds``)
@@ -830,6 +830,7 @@ def infer(protocol: Protocol, bounds: Bounds, *, timeout: float | None = None,
     t0 = time.monotonic()
     deadline = None if timeout is None else t0 + timeout
     say = note or (lambda text: None)
+    protocol, bounds = enc.protocol, enc.bounds
     log: list[str] = []
     if data is None:
         say("infer: sampling reachable states at small bounds")
@@ -851,7 +852,7 @@ def infer(protocol: Protocol, bounds: Bounds, *, timeout: float | None = None,
 
     for n, b in enumerate(stages):
         last = n == len(stages) - 1
-        stage_enc = enc if (last and enc is not None) else encode(protocol, b, check=False)
+        stage_enc = enc if last else encode(protocol, b, check=False)
         t1 = time.monotonic()
         base, cache, must = _base(stage_enc), {}, property_lemmas(protocol)
         layout = protocol.layout(b)

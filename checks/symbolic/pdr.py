@@ -32,9 +32,7 @@ from typing import Any, Sequence
 import z3
 
 from deferral.checks.symbolic.bmc import BmcResult, bmc
-from deferral.checks.symbolic.encoding import Encoding, _is_bool_slot, encode
-from deferral.model.bounds import Bounds
-from deferral.model.protocol import Protocol
+from deferral.checks.symbolic.encoding import Encoding, _is_bool_slot
 
 ENCODINGS = ("onehot", "bv")
 
@@ -147,13 +145,12 @@ def _fixedpoint(timeout: float | None, params: dict[str, Any] | None) -> Any:
     return fp
 
 
-def pdr(protocol: Protocol, bounds: Bounds, *, timeout: float | None = None, enc: Encoding | None = None,
-        encoding: str = "bv", params: dict[str, Any] | None = None) -> PdrResult:
-    """Prove the protocol's invariant properties with Spacer, or refute them."""
+def pdr(enc: Encoding, *, timeout: float | None = None, encoding: str = "bv",
+        params: dict[str, Any] | None = None) -> PdrResult:
+    """Prove the invariant properties of ``enc``'s protocol with Spacer, or refute them."""
     if encoding not in ENCODINGS:
         raise ValueError(f"unknown pdr encoding {encoding!r}")
     start = time.monotonic()
-    enc = enc or encode(protocol, bounds)
     fp = _fixedpoint(timeout, params)
     atoms: dict[str, tuple[int, int | None]] = {}
     if encoding == "onehot":
@@ -184,7 +181,7 @@ def pdr(protocol: Protocol, bounds: Bounds, *, timeout: float | None = None, enc
         return PdrResult("unknown", time.monotonic() - start, reason=fp.reason_unknown())
     if r == z3.sat:
         left = None if timeout is None else max(1.0, timeout - (time.monotonic() - start))
-        found = bmc(protocol, bounds, 200, timeout=left, enc=enc)
+        found = bmc(enc, 200, timeout=left)
         return PdrResult("violated", time.monotonic() - start, trace=found)
     inv = fp.get_cover_delta(-1, reach)
     inv = z3.simplify(z3.substitute_vars(inv, *xs))

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from deferral.checks.symbolic.bmc import bmc
+from deferral.checks.symbolic.domain import domain_risks, find_write
 from deferral.checks.symbolic.generalize import Template, check_against, generalize, sort_domains
 from deferral.checks.symbolic.induction import check_inductive, houdini
 from deferral.checks.symbolic.infer import Family, infer, property_lemmas
@@ -42,6 +43,7 @@ from deferral.checks.symbolic.pdr import pdr
 from deferral.checks.results import Path
 from deferral.checks.symbolic.encoding import encode
 from deferral.model.bounds import Bounds
+from deferral.model.concrete import Model
 from deferral.model.invariant import INVARIANT, Lemma, invariant_for
 from deferral.model.protocol import Protocol
 from deferral.model.context import StepError
@@ -79,6 +81,8 @@ class ProveResult:
     inferred_at: Bounds | None = None
     families: list[Family] | None = None  # the lemma families of the inferred route (or a lemma file)
     learned_at: list[Bounds] | None = None  # where the inferred route sampled reachable states
+    #: the protocol and bounds the proof ran on (its path's states and actions are over it)
+    model: Model | None = field(default=None, repr=False, compare=False)
 
     @property
     def exit_code(self) -> int:
@@ -121,11 +125,23 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     def left() -> float | None:
         return None if timeout is None else max(0.5, timeout - (time.monotonic() - start))
 
+    # a step that can write outside a domain: a reachable such write is bad input (DomainError),
+    # and one not ruled out leaves nothing proved (the encoding drops such transitions)
+    risks = domain_risks(enc)
+    if risks:
+        quick = QUICK_BMC_S if timeout is None else min(QUICK_BMC_S, QUICK_BMC_SHARE * timeout)
+        say(f"out-of-domain writes: {len(risks)} step instances may write one; searching (at most {quick:.0f} s)")
+        searched = find_write(enc, risks, depth, timeout=quick)
+    risk_note = (f"{risks[0].describe()} (no such write within {searched} steps of the initial state, but "
+                 "the proof does not rule one out); nothing is claimed proved") if risks else ""
+
     def result(status: str, **kw: Any) -> ProveResult:
-        return ProveResult(protocol.name, bounds, method, status, time.monotonic() - start, **kw)
+        if status == "proved" and risks:
+            status, kw["reason"] = "unknown", risk_note
+        return ProveResult(protocol.name, bounds, method, status, time.monotonic() - start, model=enc.model, **kw)
 
     if method == "bmc":
-        found = bmc(protocol, bounds, depth, timeout=timeout, enc=enc,
+        found = bmc(enc, depth, timeout=left(),
                     progress=lambda d, t: say(f"bmc: no violation up to depth {d} ({t:.1f} s)"))
         if found.status == "violated":
             return result("violated", route="bmc", depth=found.depth, path=found.path, prop=found.prop)
@@ -140,7 +156,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         if misfit:
             return result("unknown", route="induction", reason=misfit)
         say(f"induction: {len(lemmas)} lemmas")
-        r = check_inductive(protocol, bounds, lemmas, timeout=timeout, enc=enc)
+        r = check_inductive(enc, lemmas, timeout=left())
         names = [lem.show(enc.bounds) for lem in lemmas]
         if r.status == "proved":
             return result("proved", route="induction", invariant=names)
@@ -153,7 +169,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
 
     if method == "pdr":
         say("pdr: Spacer is searching for an invariant")
-        r = pdr(protocol, bounds, timeout=timeout, enc=enc)
+        r = pdr(enc, timeout=left())
         if r.status == "proved":
             return result("proved", route="pdr", invariant=r.clauses, smt2=r.smt2)
         if r.status == "violated" and r.trace is not None and r.trace.path is not None:
@@ -167,7 +183,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     # a quick look for a short counterexample first: a buggy variant is settled in seconds
     quick = QUICK_BMC_S if timeout is None else min(QUICK_BMC_S, QUICK_BMC_SHARE * timeout)
     say(f"auto: bounded model checking to depth {AUTO_BMC_DEPTH} (at most {quick:.0f} s)")
-    found = bmc(protocol, bounds, min(depth, AUTO_BMC_DEPTH), timeout=quick, enc=enc)
+    found = bmc(enc, min(depth, AUTO_BMC_DEPTH), timeout=quick)
     if found.status == "violated":
         return result("violated", route="bmc", depth=found.depth, path=found.path, prop=found.prop, log=log)
     log.append(f"bmc: no violation up to depth {found.depth}" + (f" ({found.reason})" if found.reason and
@@ -180,7 +196,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         inferred_at = infer_bounds(bounds)
         budget = INFER_DEFAULT_S if timeout is None else INFER_SHARE * (left() or timeout)
         say(f"auto: Spacer infers lemmas at {inferred_at.short()} (budget {budget:.0f} s)")
-        small = pdr(protocol, inferred_at, timeout=budget, enc=enc if inferred_at == bounds else None,
+        small = pdr(enc if inferred_at == bounds else encode(protocol, inferred_at), timeout=budget,
                     encoding="onehot")
         if small.status != "proved":
             log.append(f"pdr at {inferred_at.short()}: {small.status}"
@@ -196,7 +212,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         share = INFER_SHARE / 2 if infer_first else INFER_SHARE  # first: leave time for what follows
         budget = INFER_DEFAULT_S if timeout is None else share * (left() or timeout)
         say(f"auto: learning lemma families from reachable states (budget {budget:.0f} s)")
-        r = infer(protocol, bounds, timeout=budget, enc=enc, note=say)
+        r = infer(enc, timeout=budget, note=say)
         log.extend(r.log)
         if r.status == "proved":
             return result("proved", route="inferred+houdini+induction", invariant=[f.show() for f in r.families],
@@ -208,8 +224,8 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         """Houdini over ``candidates``, then induction on what survives; None on a timeout (logged)."""
         say(f"auto: Houdini over {len(candidates)} {name} lemma families at {bounds.short()}")
         try:
-            alive, hlog = houdini(protocol, bounds, candidates, timeout=left(), enc=enc)
-            return alive, hlog, check_inductive(protocol, bounds, alive, timeout=left(), enc=enc)
+            alive, hlog = houdini(enc, candidates, timeout=left())
+            return alive, hlog, check_inductive(enc, alive, timeout=left())
         except TimeoutError as exc:
             log.append(f"{name}: houdini: {exc}")
             return None
@@ -262,12 +278,12 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         log.append(f"{name}+houdini+induction: {r.status} ({', '.join(r.failed[:3])})")
     if found.depth < min(depth, AUTO_BMC_DEPTH):  # the quick look stopped early: finish it
         say(f"auto: bounded model checking to depth {AUTO_BMC_DEPTH}")
-        found = bmc(protocol, bounds, min(depth, AUTO_BMC_DEPTH), timeout=left(), enc=enc)
+        found = bmc(enc, min(depth, AUTO_BMC_DEPTH), timeout=left())
         if found.status == "violated":
             return result("violated", route="bmc", depth=found.depth, path=found.path, prop=found.prop, log=log)
         log.append(f"bmc: no violation up to depth {found.depth}")
     say("auto: Spacer (pdr)")
-    r2 = pdr(protocol, bounds, timeout=left(), enc=enc)
+    r2 = pdr(enc, timeout=left())
     if r2.status == "proved":
         return result("proved", route="pdr", invariant=r2.clauses, smt2=r2.smt2, log=log)
     if r2.status == "violated" and r2.trace is not None and r2.trace.path is not None:

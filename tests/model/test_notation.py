@@ -10,6 +10,7 @@ import pytest
 
 from deferral.checks.explicit.search import search
 from deferral.checks.symbolic.bmc import bmc
+from deferral.checks.symbolic.encoding import encode
 from deferral.model import BOOL, PAGE, REFERENCE, VCPU, Bounds, Enum, Property, Protocol, Queue, Var, step
 from deferral.model.concrete import Model
 from deferral.model.reference import PC, IDLE, SDWAIT
@@ -86,7 +87,7 @@ def test_backends_agree(bounds: Bounds) -> None:
     assert vec.states == plain.states and vec.transitions == plain.transitions
     length = vec.outcomes[0].length
     assert vec.outcomes[0].status == "violated" and length == plain.outcomes[0].length
-    found = bmc(STACKS, bounds, length)
+    found = bmc(encode(STACKS, bounds), length)
     assert found.status == "violated" and found.depth == length
 
 
@@ -107,8 +108,8 @@ def test_named_procedures_make_one_line_variants(cli, tmp_path: Path) -> None:
 
 
 def test_old_notation_file_gives_the_same_results() -> None:
-    """examples/drain_zaps.py uses range(s.N): same counts as the same change in the new notation."""
-    old = load_variant_file(Path(__file__).resolve().parents[2] / "examples" / "drain_zaps.py")
+    """The one-space drain_zaps (tests/model/data) uses range(s.N): same counts as the same change in the new notation."""
+    old = load_variant_file(Path(__file__).resolve().parents[2] / "tests" / "model" / "data" / "drain_zaps_one_space.py")
 
     def zap(s, i, p):
         for k in s.each(VCPU):

@@ -81,7 +81,7 @@ def test_one_space_looks_exactly_as_before() -> None:
 
 
 def test_one_space_variant_file_is_a_view_then_a_one_line_error(cli) -> None:
-    zaps = str(ROOT / "examples" / "drain_zaps.py")
+    zaps = str(ROOT / "tests" / "model" / "data" / "drain_zaps_one_space.py")
     doc = json.loads(cli("check", "--variant-file", zaps, "--json").out)
     assert doc["states"] == 3213  # README's figure, from before address spaces
     r = cli("check", "--variant-file", zaps, "--spaces", "2")
@@ -125,9 +125,10 @@ def test_check_at_two_spaces_writes_space_arguments(cli, tmp_path: Path) -> None
 
 def test_bmc_length_equals_the_search_and_induction_proves_with_spaces() -> None:
     from deferral.checks.symbolic.bmc import bmc
+    from deferral.checks.symbolic.encoding import encode
     from deferral.checks.symbolic.prove import prove
 
-    found = bmc(PUBLISHED["switch-no-drain"], Bounds(1, 1, 1, 1, 2), 8)
+    found = bmc(encode(PUBLISHED["switch-no-drain"], Bounds(1, 1, 1, 1, 2)), 8)
     assert found.status == "violated" and found.depth == 7  # = the explicit search's shortest length
     assert prove(REFERENCE, Bounds(1, 1, 1, 1, 2), "induction").status == "proved"
     assert prove(REFERENCE, Bounds(1, 1, 1, 1, 3), "induction").status == "proved"

@@ -8,7 +8,8 @@ import numpy as np
 
 from deferral.checks.compare.behaviours import compare, shared_variables
 from deferral.checks.explicit.reachable import reachable
-from deferral.checks.compare.regress import junit_xml, regress
+from deferral.checks.compare.regress import regress
+from deferral.traces.report.junit import regress_junit
 from deferral.model import BOOL, PAGE, REFERENCE, VCPU, Bounds, Var
 from deferral.model.concrete import Model
 from deferral.model.variants import PUBLISHED
@@ -82,7 +83,7 @@ def test_regress_reports_lost_properties_and_corpus_changes():
     # another VCPU's cached shadow is also a drain that resyncs only the drainer's own)
     assert [r.name for r in report.corpus_lost] == ["cex-drain-local-only", "cex-resync-running-only"]
     n = len(report.corpus)
-    xml = ET.fromstring(junit_xml(report))
+    xml = ET.fromstring(regress_junit(report))
     assert len(xml.findall(".//testcase")) == 2 + n
     assert len(xml.findall(".//failure")) == 3
     properties, corpus = xml.findall("testsuite")

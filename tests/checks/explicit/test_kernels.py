@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deferral.checks.explicit import kernels, vectorized
+from deferral.checks.explicit import expand, kernels
 from deferral.checks.explicit.kernels import Kernel, compile_action, compile_property
 from deferral.checks.explicit.numpy_ops import guard_mask, property_holds, successors
 from deferral.checks.explicit.vectorized import explore_vectorized
@@ -59,8 +59,8 @@ def test_kernels_equal_numpy_path_on_random_rows(name: str, bounds: Bounds) -> N
 
 
 def _no_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(vectorized, "compile_action", lambda *a, **k: Kernel(None, None))
-    monkeypatch.setattr(vectorized, "compile_property", lambda *a, **k: None)
+    monkeypatch.setattr(expand, "compile_action", lambda *a, **k: Kernel(None, None))
+    monkeypatch.setattr(expand, "compile_property", lambda *a, **k: None)
 
 
 def _summary(r) -> tuple:

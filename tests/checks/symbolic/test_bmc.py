@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from deferral.checks.symbolic.bmc import bmc
+from deferral.checks.symbolic.encoding import encode
 from deferral.model import PUBLISHED, REFERENCE, Bounds
 from deferral.model.concrete import Model
 
@@ -20,7 +21,7 @@ SHORTEST = {  # PROTOCOL.md, breadth-first without symmetry
 @pytest.mark.parametrize("name", list(SHORTEST))
 def test_bmc_finds_each_published_bug_at_its_shortest_length(name: str) -> None:
     bounds, length = SHORTEST[name]
-    res = bmc(PUBLISHED[name], bounds, length + 2)
+    res = bmc(encode(PUBLISHED[name], bounds), length + 2)
     assert res.status == "violated" and res.depth == length and res.prop == "no_stale_translation"
     model = Model(PUBLISHED[name], bounds)
     state = model.initial
@@ -31,9 +32,9 @@ def test_bmc_finds_each_published_bug_at_its_shortest_length(name: str) -> None:
 
 
 def test_bmc_on_the_reference_is_not_a_proof() -> None:
-    res = bmc(REFERENCE, Bounds(2, 1, 1, 1), 6)
+    res = bmc(encode(REFERENCE, Bounds(2, 1, 1, 1)), 6)
     assert res.status == "unknown" and res.depth == 6 and res.path is None
 
 
 def test_overflow_drop_holds_at_one_page_up_to_its_v2_length() -> None:
-    assert bmc(PUBLISHED["overflow-drop"], Bounds(2, 1, 1, 1), 7).status == "unknown"
+    assert bmc(encode(PUBLISHED["overflow-drop"], Bounds(2, 1, 1, 1)), 7).status == "unknown"

@@ -8,6 +8,7 @@ import pytest
 
 from deferral.checks.explicit.search import search
 from deferral.checks.symbolic import infer as inference
+from deferral.checks.symbolic.encoding import encode
 from deferral.checks.symbolic.induction import houdini
 from deferral.model import Bounds
 from deferral.model.invariant import invariant_for
@@ -32,7 +33,7 @@ def test_example_holds_and_houdini_drops_its_lemma(name: str) -> None:
     protocol = load_variant_file(EXAMPLES / name)
     found = search(protocol, bounds)
     assert all(o.status == "holds" for o in found.outcomes), found
-    alive, _ = houdini(protocol, bounds, invariant_for(bounds))
+    alive, _ = houdini(encode(protocol, bounds), invariant_for(bounds))
     assert lemma not in {x.name for x in alive}
 
 
@@ -41,5 +42,5 @@ def test_example_holds_and_houdini_drops_its_lemma(name: str) -> None:
 def test_inference_proves_example_without_shipped_lemmas(name: str) -> None:
     bounds, _ = BREAKS[name]
     protocol = load_variant_file(EXAMPLES / name)
-    res = inference.infer(protocol, bounds, timeout=300)
+    res = inference.infer(encode(protocol, bounds), timeout=300)
     assert res.status == "proved", res.reason

@@ -29,7 +29,7 @@ EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "drain_zaps.py"
 
 
 def inferred(name: str) -> list[Template]:
-    res = pdr(PUBLISHED[name], SMALL, timeout=60, encoding="onehot")
+    res = pdr(encode(PUBLISHED[name], SMALL), timeout=60, encoding="onehot")
     assert res.status == "proved" and res.atoms
     return generalize(res.invariant, res.atoms, encode(PUBLISHED[name], SMALL).layout)
 
@@ -37,15 +37,15 @@ def inferred(name: str) -> list[Template]:
 def test_templates_restate_spacers_invariant_at_its_own_bounds() -> None:
     templates = inferred("reference")
     assert templates and all(t.params for t in templates)
-    alive, log = houdini(REFERENCE, SMALL, [t.lemma() for t in templates])
+    alive, log = houdini(encode(REFERENCE, SMALL), [t.lemma() for t in templates])
     assert len(alive) == len(templates), log  # every reading is equivalent at the bounds inferred at
-    assert check_inductive(REFERENCE, SMALL, alive).status == "proved"
+    assert check_inductive(encode(REFERENCE, SMALL), alive).status == "proved"
 
 
 def test_kept_lemmas_hold_in_every_reachable_concrete_state() -> None:
     # the templates evaluate on concrete states too (same StepContext), and what Houdini keeps is true
     b = Bounds(1, 1, 2, 1)
-    alive, _ = houdini(REFERENCE, b, [t.lemma() for t in inferred("reference")])
+    alive, _ = houdini(encode(REFERENCE, b), [t.lemma() for t in inferred("reference")])
     assert alive
     model = Model(REFERENCE, b)
     seen, frontier = {model.initial}, [model.initial]

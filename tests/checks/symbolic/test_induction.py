@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from deferral.checks.symbolic.induction import check_inductive, houdini
+from deferral.checks.symbolic.encoding import encode
 from deferral.model import PUBLISHED, REFERENCE, Bounds
 from deferral.model.concrete import Model
 from deferral.model.invariant import INVARIANT, without
@@ -14,7 +15,7 @@ STALE = "shadow[k][p] not 0 and not gpt[p] implies the last writer of p has p qu
 
 @pytest.mark.parametrize("bounds", [Bounds(2, 1, 1, 1), Bounds(2, 2, 2, 2), Bounds(3, 2, 1, 2)])
 def test_shipped_invariant_is_inductive(bounds: Bounds) -> None:
-    assert check_inductive(REFERENCE, bounds, INVARIANT).status == "proved"
+    assert check_inductive(encode(REFERENCE, bounds), INVARIANT).status == "proved"
 
 
 def test_every_lemma_holds_in_every_reachable_state() -> None:
@@ -43,7 +44,7 @@ def _args(lemma, bounds):  # type: ignore[no-untyped-def]
 
 
 def test_dropping_a_lemma_gives_a_counterexample_to_induction() -> None:
-    res = check_inductive(REFERENCE, Bounds(2, 1, 1, 1), without([STALE]))
+    res = check_inductive(encode(REFERENCE, Bounds(2, 1, 1, 1)), without([STALE]))
     assert res.status == "not-inductive" and res.cti is not None
     model = Model(REFERENCE, Bounds(2, 1, 1, 1))
     assert model.apply(res.cti.before, res.cti.action) == res.cti.after
@@ -51,11 +52,11 @@ def test_dropping_a_lemma_gives_a_counterexample_to_induction() -> None:
 
 
 def test_the_property_alone_is_not_inductive() -> None:
-    assert check_inductive(REFERENCE, Bounds(2, 1, 1, 1), INVARIANT[-1:]).status == "not-inductive"
+    assert check_inductive(encode(REFERENCE, Bounds(2, 1, 1, 1)), INVARIANT[-1:]).status == "not-inductive"
 
 
 def test_houdini_keeps_the_shipped_invariant_and_drops_what_a_mutant_breaks() -> None:
-    alive, _ = houdini(REFERENCE, Bounds(2, 1, 1, 1), INVARIANT)
+    alive, _ = houdini(encode(REFERENCE, Bounds(2, 1, 1, 1)), INVARIANT)
     assert alive == list(INVARIANT)
-    alive, log = houdini(PUBLISHED["drain-local-only"], Bounds(2, 1, 1, 1), INVARIANT)
+    alive, log = houdini(encode(PUBLISHED["drain-local-only"], Bounds(2, 1, 1, 1)), INVARIANT)
     assert INVARIANT[-1] not in alive and log

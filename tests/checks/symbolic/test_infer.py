@@ -13,6 +13,7 @@ import pytest
 from deferral.checks.explicit.vectorized import reachable_levels
 from deferral.checks.symbolic import infer as inference
 from deferral.checks.symbolic.induction import check_inductive
+from deferral.checks.symbolic.encoding import encode
 from deferral.cli.main import main
 from deferral.model import PUBLISHED, REFERENCE, Bounds
 from deferral.model.concrete import Model
@@ -58,10 +59,10 @@ def test_a_family_holds_in_every_sampled_state_on_the_step_context() -> None:
 
 
 def test_learns_and_proves_the_reference_without_the_shipped_lemmas() -> None:
-    res = inference.infer(REFERENCE, Bounds(1, 1, 1, 1), data=small_samples("reference"), timeout=120)
+    res = inference.infer(encode(REFERENCE, Bounds(1, 1, 1, 1)), data=small_samples("reference"), timeout=120)
     assert res.status == "proved", res.reason
     lemmas = [f.lemma() for f in res.families] + inference.property_lemmas(REFERENCE)
-    assert check_inductive(REFERENCE, Bounds(1, 1, 1, 1), lemmas).status == "proved"
+    assert check_inductive(encode(REFERENCE, Bounds(1, 1, 1, 1)), lemmas).status == "proved"
 
 
 def test_a_buggy_variant_is_never_proved() -> None:
@@ -69,7 +70,7 @@ def test_a_buggy_variant_is_never_proved() -> None:
     # refused in benchmarks/bench_prove.py --refuse (slower)
     one = Bounds(1, 1, 1, 1)
     data = inference.samples(PUBLISHED["reload-no-drain"], ((one, None),))
-    res = inference.infer(PUBLISHED["reload-no-drain"], one, data=data, timeout=60)
+    res = inference.infer(encode(PUBLISHED["reload-no-drain"], one), data=data, timeout=60)
     assert res.status == "unknown" and "no family" in res.reason
 
 
@@ -113,7 +114,7 @@ def test_lazy_ipi_return_example_is_safe_and_breaks_shipped_lemmas() -> None:
     protocol = load_variant_file(Path(__file__).parents[3] / "examples" / "lazy_ipi_return.py")
     found = search(protocol, SMALL)
     assert found.states > 3163 and all(o.status == "holds" for o in found.outcomes), found
-    r = check_inductive(protocol, SMALL, INVARIANT)
+    r = check_inductive(encode(protocol, SMALL), INVARIANT)
     assert r.status == "not-inductive" and any("cur[k]" in f or "waitret" in f for f in r.failed), r.failed
 
 

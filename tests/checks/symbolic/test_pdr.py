@@ -13,24 +13,25 @@ from pathlib import Path
 import pytest
 
 from deferral.checks.symbolic.pdr import pdr
+from deferral.checks.symbolic.encoding import encode
 from deferral.cli.main import main
 from deferral.model import PUBLISHED, REFERENCE, Bounds
 from deferral.traces.format import load
 
 
 def test_pdr_proves_the_reference_with_an_invariant() -> None:
-    res = pdr(REFERENCE, Bounds(1, 1, 1, 1), timeout=60)
+    res = pdr(encode(REFERENCE, Bounds(1, 1, 1, 1)), timeout=60)
     assert res.status == "proved" and res.clauses and res.smt2
 
 
 def test_pdr_one_hot_encoding_proves_with_atoms() -> None:
-    res = pdr(REFERENCE, Bounds(1, 1, 1, 1), timeout=60, encoding="onehot")
+    res = pdr(encode(REFERENCE, Bounds(1, 1, 1, 1)), timeout=60, encoding="onehot")
     assert res.status == "proved" and res.clauses and res.atoms
     assert any("pc[0]=" in c for c in res.clauses) or any("=" in c for c in res.clauses)
 
 
 def test_pdr_refutes_a_mutant_with_a_shortest_trace() -> None:
-    res = pdr(PUBLISHED["reload-no-drain"], Bounds(2, 1, 1, 1), timeout=60)
+    res = pdr(encode(PUBLISHED["reload-no-drain"], Bounds(2, 1, 1, 1)), timeout=60)
     assert res.status == "violated" and res.trace is not None and res.trace.depth == 5
 
 

@@ -1,0 +1,60 @@
+"""Benchmark ``deferral prove --parametric``: per variant, Q and S, the verdict and the time.
+
+Run: ``.venv/bin/python benchmarks/bench_parametric.py [--quick]``. Prints one line per
+proof: variant, Q, S, status, seconds, the slowest obligation, and the reason of an
+unknown. Figures go to benchmarks/PROVE.md ("Parametric proof").
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from deferral.checks.symbolic.parametric import prove
+from deferral.model import PUBLISHED, REFERENCE
+from deferral.model.schema import VCPU
+from deferral.model.variants import load_variant_file
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _zap(s, i, p, sp):  # type: ignore[no-untyped-def]
+    """examples/drain_zaps.py's change with a Python `if` on the loop variable (the loop is split)."""
+    for k in s.each(VCPU):
+        with s.when(s.shadow[k][sp][p] != 0):
+            s.shadow[k][sp][p] = s.gpt[sp][p] if k == i else 0
+
+
+SAFE = [REFERENCE, PUBLISHED["wait-irqs-off"], load_variant_file(ROOT / "examples" / "drain_zaps.py"),
+        REFERENCE.derive("drain-zaps-if", procedures={"resync": _zap}),
+        load_variant_file(ROOT / "examples" / "lazy_ipi_return.py")]
+BUGS = ["drain-local-only", "ipi-before-drain", "remote-no-drain", "reload-no-drain", "overflow-drop"]
+SPACE_BUGS = ["defer-non-current", "switch-no-drain", "resync-running-only"]
+
+
+def run(protocol, queue: int, spaces: int, timeout: float) -> None:  # type: ignore[no-untyped-def]
+    start = time.monotonic()
+    res = prove(protocol, {"queue": queue, "spaces": spaces}, timeout=timeout)
+    slow = max(res.obligations, key=lambda o: o.elapsed_s)
+    print(f"{protocol.name:28} Q={queue} S={spaces} {res.status:8} {time.monotonic() - start:7.1f} s  "
+          f"slowest: {slow.name} {slow.elapsed_s:.1f} s  {res.reason[:160]}", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="Q=1, S=1 only")
+    ap.add_argument("--timeout", type=float, default=60.0, help="per query, all seeds (default 60)")
+    args = ap.parse_args()
+    configs = [(1, 1)] if args.quick else [(1, 1), (2, 1), (3, 1), (1, 2)]
+    for queue, spaces in configs:
+        for protocol in SAFE:
+            run(protocol, queue, spaces, args.timeout)
+    for name in BUGS:
+        run(PUBLISHED[name], 1, 1, args.timeout)
+    for name in SPACE_BUGS:
+        run(PUBLISHED[name], 1, 2, args.timeout)
+
+
+if __name__ == "__main__":
+    main()

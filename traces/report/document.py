@@ -1,0 +1,115 @@
+"""Results as JSON documents: the objects ``check``, ``prove`` and ``regress`` print with ``--json``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from deferral.checks.results import SearchResult
+from deferral.traces.format import Trace
+
+if TYPE_CHECKING:  # the prover (Z3) is imported only by those who prove
+    from deferral.checks.symbolic.prove import ProveResult
+
+
+def check_json(result: SearchResult) -> dict[str, Any]:
+    """``check --json``: figures, each property's verdict, engine, stats and coverage."""
+    return {
+        "variant": result.variant,
+        "bounds": result.bounds.as_dict(),
+        "symmetry": result.symmetry,
+        "states": result.states,
+        "transitions": result.transitions,
+        "depth": result.depth,
+        "elapsed_s": round(result.elapsed_s, 4),
+        "complete": result.complete,
+        "stopped_by": result.stopped_by,
+        "properties": [
+            {"name": o.name, "kind": o.kind, "status": o.status, "length": o.length, "trace": o.trace_file}
+            for o in result.outcomes
+        ],
+        "engine": result.engine,
+        "workers": result.workers,
+        "stats": plain(result.stats),
+        "coverage": result.coverage.to_json() if result.coverage is not None else None,
+    }
+
+
+def prove_json(res: "ProveResult", trace: Trace | None) -> dict[str, Any]:
+    """``prove --json``: the verdict, the route that settled it, the invariant or the
+    counterexample (``trace``, the result's path as a trace), and auto's log."""
+    return {
+        "variant": res.variant,
+        "bounds": res.bounds.as_dict(),
+        "method": res.method,
+        "status": res.status,
+        "elapsed_s": round(res.elapsed_s, 3),
+        "depth": res.depth,
+        "invariant": res.invariant,
+        "trace": trace.to_json() if trace is not None else None,
+        "route": res.route,
+        "lemmas_learned_at": [b.as_dict() for b in res.learned_at] if res.learned_at else None,
+        "property": res.prop,
+        "reason": res.reason or None,
+        "counterexample_to_induction": res.cti,
+        "log": res.log,  # auto: what each route tried and why it did not settle it
+    }
+
+
+def regress_json(report: Any) -> dict[str, Any]:
+    """``regress --json``: a regress report (checks/compare/regress.py) side by side."""
+    return {
+        "baseline": _describe(report.baseline),
+        "candidate": _describe(report.candidate),
+        "bounds": [b.as_dict() for b in report.bounds],
+        "regressed": report.regressed,
+        "exit_code": report.exit_code,
+        **({"skipped": [{"bounds": b.as_dict(), "reason": why} for b, why in report.skipped]}
+           if report.skipped else {}),
+        "verdicts": [
+            {"property": r.prop, "kind": r.kind, "bounds": r.bounds.as_dict(), "baseline": r.baseline,
+             "candidate": r.candidate, "change": r.change, "candidate_length": r.candidate_length}
+            for r in report.verdicts],
+        "corpus": [
+            {"trace": r.name, "bounds": r.bounds.as_dict(), "expected": r.expected,
+             "baseline": _judgement_json(r.baseline), "candidate": _judgement_json(r.candidate),
+             "change": r.change}
+            for r in report.corpus],
+        "behaviours": [_behaviour_json(r) for r in report.behaviours],
+    }
+
+
+def _describe(p: Any) -> dict[str, Any]:
+    return {"name": p.name, "source": p.source,
+            "changes": [f"{c.kind} {c.what} {c.name}" for c in p.changes]}
+
+
+def _judgement_json(j: Any) -> dict[str, Any]:
+    return {"outcome": j.outcome, "properties": j.properties, "reason": j.reason, "steps": j.steps}
+
+
+def _behaviour_json(row: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"bounds": row.bounds.as_dict(), "skipped": row.skipped or None}
+    d = row.diff
+    if d is not None:
+        out.update({
+            "variables": list(d.variables),
+            "baseline_states": d.baseline_states, "candidate_states": d.candidate_states,
+            "baseline_behaviours": d.baseline_behaviours, "candidate_behaviours": d.candidate_behaviours,
+            "added": d.added, "lost": d.lost,
+            "added_example": None if d.added_example is None else {
+                "steps": [a.label() for a, _ in d.added_example[1:] if a is not None],
+                "behaviour": d.added_shown},
+            "lost_example": None if d.lost_example is None else {
+                "steps": [a.label() for a, _ in d.lost_example[1:] if a is not None],
+                "behaviour": d.lost_shown},
+        })
+    return out
+
+
+def plain(value: Any) -> Any:
+    """``value`` with numpy scalars turned into Python numbers, for json.dumps."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value.item() if hasattr(value, "item") else value

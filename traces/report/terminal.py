@@ -1,0 +1,279 @@
+"""Results for people in the terminal: check, prove and regress verdicts and their counterexamples.
+
+Rich tables and text for the CLI, and :func:`path_text`, the plain-text counterexample of
+the pytest plugin's assertion messages. Every function takes the result object; the model
+is the one the result carries.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from deferral.checks.results import Outcome, Path, SearchResult
+from deferral.model.concrete import Model, show_value
+
+if TYPE_CHECKING:  # the prover (Z3) is imported only by those who prove
+    from deferral.checks.symbolic.prove import ProveResult
+
+
+def path_table(model: Model, path: Path, title: str, first: int = 1) -> Table:
+    """One row a step: the step and its arguments, then only the fields it changed.
+
+    ``first`` is the number of the step ``path[1]`` (a path cut from a longer one)."""
+    table = Table(title=title, title_justify="left", show_lines=False)
+    table.add_column("#", justify="right", style="dim")
+    table.add_column("step", style="bold cyan", no_wrap=True)
+    table.add_column("changes")
+    previous = path[0][1]
+    for number, (action, state) in enumerate(path[1:], start=first):
+        assert action is not None
+        changes = model.layout.diff(previous, state)
+        text = Text()
+        for n, (field, (old, new)) in enumerate(changes.items()):
+            if n:
+                text.append("  ")
+            text.append(f"{field} ", style="default")
+            text.append(show_value(old, short=True), style="dim")
+            text.append("→", style="dim")
+            text.append(show_value(new, short=True), style="bold yellow")
+        if not changes:
+            text.append("(no change)", style="dim")
+        label = f"{action.step.name}({', '.join(f'{k}={v}' for k, v in action.arg_dict().items())})"
+        table.add_row(str(number), label, text)
+        previous = state
+    return table
+
+
+def print_outcome_path(console: Console, model: Model, outcome: Outcome) -> None:
+    assert outcome.path is not None
+    steps = outcome.length
+    title = f"{outcome.name} violated: shortest counterexample, {steps} step{'s' * (steps != 1)}"
+    console.print(path_table(model, outcome.path, title))
+    final = outcome.path[-1][1]
+    if outcome.kind == "invariant":
+        prop = model.protocol.prop(outcome.name)
+        for violation in model.failing(prop, final):
+            console.print(Text.assemble(("✗ ", "bold red"), (violation.describe(), "red")))
+    else:
+        prop = model.protocol.prop(outcome.name)
+        waiting = "; ".join(v.describe() for v in model.failing(prop, final))
+        console.print(Text.assemble(("✗ ", "bold red"), (
+            f"{outcome.name}: from this state no state where the goal holds is reachable, "
+            f"whatever runs next ({waiting})", "red")))
+
+
+def coverage_table(result: SearchResult) -> Table | None:
+    """Per step: transitions produced and states enabling it; per property: states checked."""
+    cov = result.coverage
+    if cov is None:
+        return None
+    unit = "orbits" if result.symmetry else "states"
+    table = Table(title=f"Coverage (counts over stored {unit})", title_justify="left")
+    table.add_column("step", style="cyan", no_wrap=True)
+    table.add_column("transitions", justify="right")
+    table.add_column("enabled in", justify="right")
+    for name, n in cov.enabled_in.items():
+        style = "bold yellow" if n == 0 else ""
+        table.add_row(name, Text(f"{cov.transitions[name]:,}", style=style), Text(f"{n:,}", style=style))
+    for name, n in cov.checked.items():
+        table.add_row(Text(f"property {name}", style="default"), "", Text(f"checked in {n:,}"))
+    return table
+
+
+def never_enabled_warnings(result: SearchResult) -> list[str]:
+    """One warning per step that no explored state enables."""
+    if result.coverage is None:
+        return []
+    where = "any reachable state" if result.complete else f"the {result.states:,} states explored"
+    return [f"step {name} is never enabled in {where} at {result.bounds.short()}: a step that never fires "
+            "checks nothing (a bug in the variant, or bounds too small for it)"
+            for name in result.coverage.never_enabled()]
+
+
+def print_check(console: Console, result: SearchResult) -> None:
+    """The verdict of a check: figures, each property, any counterexample, then the coverage table."""
+    model = result.model
+    assert model is not None, "a search result carries its model"
+    sym = "on" if result.symmetry else "off"
+    console.print(
+        f"[bold]{result.variant}[/] at {result.bounds.short()}, symmetry {sym}: "
+        f"{result.states:,} states, {result.transitions:,} transitions, depth {result.depth}, "
+        f"{result.elapsed_s:.2f} s" + ("" if result.complete else f" [yellow](stopped by {result.stopped_by})[/]"))
+    for outcome in result.outcomes:
+        if outcome.status == "violated":
+            print_outcome_path(console, model, outcome)
+    for outcome in result.outcomes:
+        style = {"holds": "green", "violated": "bold red", "unknown": "yellow"}[outcome.status]
+        extra = ""
+        if outcome.status == "violated":
+            extra = f" ({outcome.length} steps" + (f", trace {outcome.trace_file}" if outcome.trace_file else "") + ")"
+        elif outcome.status == "unknown":
+            extra = f" within {result.states:,} states (the search was stopped by {result.stopped_by})"
+        console.print(f"  {outcome.name} \\[{outcome.kind}]: [{style}]{outcome.status}[/]{extra}")
+    table = coverage_table(result)
+    if table is not None:
+        console.print(table)
+
+
+def path_text(model: Model, outcome: Outcome) -> str:
+    """A counterexample as plain text (assertion messages): one line a step with the fields it
+    changed, then what broke."""
+    assert outcome.path is not None
+    lines = [f"{outcome.name} violated in {model.protocol.name} at {model.bounds.short()}: "
+             f"shortest counterexample, {outcome.length} steps"]
+    previous = outcome.path[0][1]
+    for n, (action, state) in enumerate(outcome.path[1:], start=1):
+        assert action is not None
+        changes = "  ".join(f"{k} {show_value(a, short=True)}->{show_value(b, short=True)}"
+                            for k, (a, b) in model.layout.diff(previous, state).items())
+        lines.append(f"  {n}. {action.label():<20} {changes}")
+        previous = state
+    final = outcome.path[-1][1]
+    if outcome.kind == "invariant":
+        lines += [f"  x {v.describe()}" for v in model.failing(model.protocol.prop(outcome.name), final)]
+    else:
+        lines.append("  x from the last state no state satisfying the goal is reachable")
+    return "\n".join(lines)
+
+
+def print_prove(out: Console, res: "ProveResult") -> None:
+    """The verdict of a proof: proved with its invariant, violated with the counterexample, or
+    unknown with the reason (and a counterexample to induction); then the route's log."""
+    model = res.model
+    assert model is not None, "a proof result carries its model"
+    head = f"{res.variant} at {res.bounds.short()}, method {res.method}"
+    if res.status == "proved":
+        props = ", ".join(p.name for p in model.invariants)
+        out.print(f"[green]proved[/green] {props}: {head} (route {res.route}, {res.elapsed_s:.2f} s)")
+        if res.invariant:
+            what = "clauses" if res.route == "pdr" else "lemma families"
+            at = f", inferred by Spacer at {res.inferred_at.short()}" if res.inferred_at else ""
+            if res.learned_at:
+                at = (f", learned from the reachable states at {'; '.join(b.short() for b in res.learned_at)}"
+                      "; variables of one sort distinct")
+            if res.templates is not None:
+                at += "; parameters of one sort distinct, frames f non-zero"
+            out.print(f"inductive invariant ({len(res.invariant)} {what}{at}):")
+            for line in res.invariant:
+                out.print(f"  {line}", markup=False, highlight=False)
+    elif res.status == "violated":
+        out.print(f"[red]violated[/red] {res.prop}: {head} (route {res.route}, {res.elapsed_s:.2f} s)")
+        out.print(f"shortest counterexample, {res.depth} steps:")
+        assert res.path is not None
+        for n, (action, state) in enumerate(res.path[1:], 1):
+            before = res.path[n - 1][1]
+            changes = ", ".join(f"{k}: {a} -> {b}" for k, (a, b) in model.layout.diff(before, state).items())
+            out.print(f"  {n}. {action.label() if action else ''}  {changes}", markup=False, highlight=False)
+        for v in model.violations(res.path[-1][1]):
+            out.print(f"  {v.describe()}", markup=False, highlight=False)
+    else:
+        out.print(f"[yellow]unknown[/yellow]: {escape(head)}: {escape(res.reason)} ({res.elapsed_s:.2f} s)")
+        if res.cti and "before" in res.cti:
+            out.print(f"counterexample to induction: step {res.cti['step']}", highlight=False)
+            out.print(f"  breaks: {'; '.join(res.cti['broken'][:4])}", markup=False, highlight=False)
+            out.print(f"  before: {json.dumps(res.cti['before'])}", markup=False, highlight=False)
+            out.print(f"  after:  {json.dumps(res.cti['after'])}", markup=False, highlight=False)
+            changes = ", ".join(f"{k}: {a} -> {b}" for k, (a, b) in res.cti["changed"].items())
+            out.print(f"  changed: {changes}", markup=False, highlight=False)
+    for line in res.log:
+        out.print(f"  [dim]{escape(line)}[/dim]", highlight=False)
+
+
+#: The style of each verdict, corpus outcome and change in regress's tables.
+STYLE = {"holds": "green", "violated": "red", "unknown": "yellow", "absent": "dim",
+         "passes": "green", "violates": "red", "cannot-replay": "yellow"}
+
+
+def _cell(status: str) -> Text:
+    return Text(status, style=STYLE.get(status, "default"))
+
+
+def print_regress(console: Console, report: Any) -> None:
+    """A regress report (checks/compare/regress.py): verdicts, corpus and behaviours side by
+    side, the first lost property's counterexample, and the conclusion."""
+    b, c = report.baseline, report.candidate
+    console.print(f"[bold]baseline[/]  {b.name} ({b.source})")
+    console.print(f"[bold]candidate[/] {c.name} ({c.source})"
+                  + (": " + ", ".join(f"{x.kind} {x.what} {x.name}" for x in c.changes) if c.changes else ""))
+    table = Table(title="Properties", title_justify="left")
+    for col in ("property", "bounds", "baseline", "candidate", "change"):
+        table.add_column(col, no_wrap=col != "property")
+    for row in report.verdicts:
+        cand = _cell(row.candidate)
+        if row.candidate_length is not None:
+            cand.append(f" ({row.candidate_length} steps)", style="dim")
+        change = Text(row.change, style="bold red" if row.lost else ("green" if row.change == "fixed" else "dim"))
+        table.add_row(row.prop, row.bounds.short(), _cell(row.baseline), cand, change)
+    console.print(table)
+    for bounds, why in report.skipped:
+        console.print(f"[yellow]skipped {bounds.short()}:[/] {why}")
+    if report.corpus:
+        table = Table(title=f"Corpus ({len(report.corpus)} traces, steps replayed on each side)",
+                      title_justify="left")
+        for col in ("trace", "expected", "baseline", "candidate", "change"):
+            table.add_column(col)
+        for crow in report.corpus:
+            exp = crow.expected or {}
+            want = exp.get("outcome", "-") + (f" {exp['property']}" if exp.get("property") else "")
+            style = "bold red" if crow.lost else ("yellow" if crow.changed else "dim")
+            table.add_row(crow.name, want, _judged(crow.baseline), _judged(crow.candidate),
+                          Text(crow.change, style=style))
+        console.print(table)
+    if report.behaviours:
+        table = Table(title="Behaviours (reachable states on the shared protocol variables, "
+                            "up to VCPU symmetry)", title_justify="left")
+        for col in ("bounds", "states base/cand", "behaviours base/cand", "added", "lost"):
+            table.add_column(col, justify="right" if col != "bounds" else "left")
+        for brow in report.behaviours:
+            d = brow.diff
+            if d is None:
+                table.add_row(brow.bounds.short(), brow.skipped, "", "", "")
+                continue
+            table.add_row(d.bounds.short(), f"{d.baseline_states:,}/{d.candidate_states:,}",
+                          f"{d.baseline_behaviours:,}/{d.candidate_behaviours:,}",
+                          Text(str(d.added), style="yellow" if d.added else "dim"),
+                          Text(str(d.lost), style="yellow" if d.lost else "dim"))
+        console.print(table)
+        diffs = [r.diff for r in report.behaviours if r.diff is not None]
+        added = [d for d in diffs if d.added_example]
+        lost = [d for d in diffs if d.lost_example]
+        if added:
+            d = added[0]
+            console.print(path_table(Model(c, d.bounds), d.added_example,
+                                     f"A behaviour {c.name} adds at {d.bounds.short()}: shortest trace "
+                                     f"({len(d.added_example) - 1} steps)"))
+        elif diffs:
+            console.print("[dim]The candidate adds no behaviour at these bounds.[/]")
+        if lost:
+            d = lost[0]
+            console.print(path_table(Model(b, d.bounds), d.lost_example,
+                                     f"A behaviour {c.name} loses at {d.bounds.short()}: shortest trace in "
+                                     f"{b.name} ({len(d.lost_example) - 1} steps)"))
+    for row in report.lost[:1]:
+        if row.candidate_path is not None:
+            model = report.searches[("candidate", row.bounds)].model
+            console.print(path_table(model, row.candidate_path,
+                                     f"{row.prop} lost at {row.bounds.short()}: shortest counterexample "
+                                     f"in {c.name} ({row.candidate_length} steps)"))
+    lost = [f"{r.prop} at {r.bounds.short()}" for r in report.lost]
+    lost += [f"corpus {r.name} ({r.candidate.describe()})" for r in report.corpus_lost]
+    if lost:
+        console.print(Text(f"✗ REGRESSION: {c.name} loses " + "; ".join(lost), style="bold red"))
+    else:
+        console.print(Text(f"✓ no regression: {c.name} keeps every property {b.name} has at these bounds "
+                           "and on the corpus", style="green"))
+
+
+def _judged(j: Any) -> Text:
+    text = _cell(j.outcome)
+    if j.properties:
+        text.append(" " + ", ".join(j.properties), style="dim")
+    if j.outcome == "cannot-replay":
+        text.append(f" ({j.brief_reason.replace(' in the model here', '')})", style="dim")
+    return text
