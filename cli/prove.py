@@ -225,8 +225,9 @@ def run_parametric(args: argparse.Namespace) -> int:
         out.print(f"  {lem.show(bounds)}", markup=False, highlight=False)
     out.print("obligations (each unsat = proved):", highlight=False)
     for o in res.obligations:
-        color = {"proved": "green", "cti": "red", "unknown": "yellow"}[o.status]
-        out.print(f"  [{color}]{o.status}[/{color}] {escape(o.name)} ({o.elapsed_s:.2f} s)", highlight=False)
+        color = {"proved": "green", "cti": "red", "unknown": "yellow", "not tried": "dim"}[o.status]
+        took = "" if o.status == "not tried" else f" ({o.elapsed_s:.2f} s)"
+        out.print(f"  [{color}]{o.status}[/{color}] {escape(o.name)}{took}", highlight=False)
         if o.reason:
             out.print(f"      reason: {o.reason}", markup=False, highlight=False)
         if o.broken:

@@ -226,7 +226,7 @@ def successors(bridge: Bridge, solver: z3.Solver, x: State, y: State, state: Seq
 @dataclass
 class Obligation:
     name: str
-    status: str  # proved | cti | unknown
+    status: str  # proved | cti | unknown | not tried (an earlier obligation settled the result)
     elapsed_s: float
     reason: str = ""
     broken: list[str] = field(default_factory=list)
@@ -347,26 +347,35 @@ def concrete_bounds(protocol: Protocol, values: Mapping[str, int]) -> dict[str, 
 
 def prove(protocol: Protocol, concrete: Mapping[str, int], lemmas: Sequence[Lemma] | None = None,
           timeout: float | None = 60.0, note: Callable[[str], None] | None = None,
-          seeds: Sequence[int] = SEEDS) -> ParametricResult:
+          seeds: Sequence[int] = SEEDS, keep_going: bool = False) -> ParametricResult:
     """Initiation, consecution per step and safety over uninterpreted sorts.
 
     ``lemmas``: the candidate inductive invariant (default: model/invariant.py's shipped
-    lemmas at these bounds); ``timeout`` bounds each lemma's query (all seeds together).
-    Raises EncodingError when a function cannot be evaluated parametrically."""
+    lemmas at these bounds); ``timeout`` bounds each lemma's query (all ``seeds`` together).
+    The first obligation not proved settles the result (unknown): the rest are listed "not
+    tried" unless ``keep_going``. Raises EncodingError when a function cannot be evaluated
+    parametrically."""
     start = time.monotonic()
     enc = ParamEncoding(protocol, concrete_bounds(protocol, concrete))
     lemmas = list(invariant_for(enc.bounds) if lemmas is None else lemmas)
     x = enc.state("x")
     inv_x = [term for _, term in enc.lemmas(lemmas, x)]
-    out = [_check("initiation", [], enc.lemmas(lemmas, enc.init()), timeout, seeds)]
+    todo: list[tuple[str, Callable[[], tuple[list[Any], list[tuple[str, Any]]]]]] = [
+        ("initiation", lambda: ([], enc.lemmas(lemmas, enc.init())))]
     for step in protocol.steps:
         for args in enc.instances(step):
-            label = enc.label(step, args)
-            if note:
-                note(f"parametric consecution: {label}")
-            facts = inv_x + [enc.guard(step, args, x)]
-            out.append(_check(f"consecution {label}", facts, enc.lemmas(lemmas, enc.post(step, args, x)),
-                              timeout, seeds))
-    out.append(_check("safety (the lemmas imply the invariant properties)", inv_x, enc.properties(x), timeout, seeds))
+            todo.append((f"consecution {enc.label(step, args)}",
+                         lambda step=step, args=args: (inv_x + [enc.guard(step, args, x)],
+                                                       enc.lemmas(lemmas, enc.post(step, args, x)))))
+    todo.append(("safety (the lemmas imply the invariant properties)", lambda: (inv_x, enc.properties(x))))
+    out: list[Obligation] = []
+    for name, build in todo:
+        if out and any(o.status in ("cti", "unknown") for o in out) and not keep_going:
+            out.append(Obligation(name, "not tried", 0.0))
+            continue
+        if note:
+            note(f"parametric: {name}")
+        facts, goals = build()
+        out.append(_check(name, facts, goals, timeout, seeds))
     return ParametricResult(protocol.name, dict(enc.bounds.concrete), enc.open_bounds, lemmas, out,
                             time.monotonic() - start)

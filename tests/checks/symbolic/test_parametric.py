@@ -69,8 +69,8 @@ def relation(protocol, bounds: Bounds):  # type: ignore[no-untyped-def]
 
 
 CASES = [
-    ("reference", REFERENCE, Bounds(2, 1, 1, 1), 160, 4),
-    ("drain-zaps-if", DRAIN_ZAPS, Bounds(2, 1, 1, 1), 160, 5),  # the loop split of `if k == i`
+    ("reference", REFERENCE, Bounds(2, 1, 1, 1), 120, 4),
+    ("drain-zaps-if", DRAIN_ZAPS, Bounds(2, 1, 1, 1), 120, 5),  # the loop split of `if k == i`
     pytest.param("overflow-drop", PUBLISHED["overflow-drop"], Bounds(2, 2, 1, 1), 120, 3, marks=pytest.mark.slow),
     ("switch-no-drain S=2", PUBLISHED["switch-no-drain"], Bounds(1, 1, 1, 1, spaces=2), 120, 4),
     ("reference S=2 Q=2", REFERENCE, Bounds(1, 1, 1, 2, spaces=2), 60, 4),
@@ -96,7 +96,7 @@ def test_a_mutant_is_told_apart() -> None:
     mutant = Model(PUBLISHED["drain-local-only"], bounds)
     bridge, solver, x, y = relation(REFERENCE, bounds)
     assert any(P.successors(bridge, solver, x, y, s) != {t for _, t in mutant.successors(s)}
-               for s in reachable(mutant, 300)[::6])
+               for s in reachable(mutant, 200)[::8])
 
 
 @pytest.mark.parametrize("bounds", [Bounds(2, 1, 2, 2), Bounds(2, 1, 1, 1, spaces=2)])
@@ -140,10 +140,10 @@ def test_reference_proved_for_every_n_v_f() -> None:
     assert [o.name for o in res.obligations][0] == "initiation" and len(res.obligations) == 15
 
 
-@pytest.mark.parametrize("protocol", [PUBLISHED["wait-irqs-off"], DRAIN_ZAPS,
-                                      load_variant_file(ROOT / "examples" / "drain_zaps.py")],
-                         ids=["wait-irqs-off", "drain-zaps-if", "examples/drain_zaps.py"])
+@pytest.mark.parametrize("protocol", [DRAIN_ZAPS, load_variant_file(ROOT / "examples" / "drain_zaps.py")],
+                         ids=["drain-zaps-if", "examples/drain_zaps.py"])
 def test_safe_variants_proved(protocol) -> None:  # type: ignore[no-untyped-def]
+    """(wait-irqs-off: test_cli_json_says_what_was_assumed)"""
     assert P.prove(protocol, {"queue": 2}, timeout=60).status == "proved"
 
 
@@ -157,7 +157,6 @@ def test_published_bugs_never_proved(name: str) -> None:
     assert any(o.status in ("cti", "unknown") for o in res.obligations) and res.reason
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", ["defer-non-current", "switch-no-drain", "resync-running-only"])
 def test_address_space_bugs_never_proved_at_two_spaces(name: str) -> None:
     assert P.prove(PUBLISHED[name], {"queue": 1, "spaces": 2}, timeout=1, seeds=(0,)).status == "unknown"
@@ -179,8 +178,10 @@ def test_python_if_on_a_state_value_is_refused() -> None:
         if s.waitret[k]:
             s.pc[k] = PC.SdWait
     variant = REFERENCE.derive("bad-if", procedures={"ack": bad})
+    enc = P.ParamEncoding(variant, {"queue": 1, "spaces": 1})
+    step = variant.step("ack_ipi")
     with pytest.raises(EncodingError, match=r"step ack_ipi\(k\).*Python `if`"):
-        P.prove(variant, {"queue": 1})
+        enc.post(step, enc.instances(step)[0], enc.state("x"))
 
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -210,3 +211,17 @@ def test_cli_bug_is_unknown(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = cli(capsys, "--variant", "reload-no-drain", "--timeout", "10")
     assert code == 3 and "unknown" in out
     assert "consecution finish_reload(i): a counterexample to induction of lemma" in out.replace("\n", " ")
+
+
+def test_cli_learned_lemmas_are_evaluated_not_trusted(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """--lemmas FILE: lemma families learned at N=1 (checks/symbolic/infer.py) run through the
+    parametric backend; at N=1 "cur[i] is none" holds, for every N it does not: never proved."""
+    from deferral.cli.main import main
+
+    learned = tmp_path / "learned.json"
+    assert main(["prove", "--vcpus", "1", "--no-shipped-lemmas", "--invariant-out", str(learned), "--json"]) == 0
+    capsys.readouterr()
+    code, out, _ = cli(capsys, "--lemmas", str(learned), "--json")
+    doc = json.loads(out)
+    assert code == 3 and doc["status"] == "unknown" and "counterexample to induction" in doc["reason"]
+    assert "for all" in doc["lemmas"][0]["name"] and doc["lemmas"][-1]["name"] == "no_stale_translation"
