@@ -17,6 +17,7 @@ from deferral.checks.explicit.graph import to_json as graph_json
 from deferral.checks.explicit.search import search
 from deferral.cli.common import (EXIT_INTERNAL, UsageError, add_bounds, add_variant, bounds_from, check_outputs,
                                  console, naming_source, positive, protocol_from, seconds)
+from deferral.cli.estimate import SizeNotes
 from deferral.cli.limits import deadline, grace_for
 from deferral.cli.progress import live_progress
 from deferral.model.bounds import Bounds
@@ -111,6 +112,10 @@ def run(args: argparse.Namespace) -> int:
         with naming_source(protocol), live_progress(not args.json, f"{protocol.name} {bounds.short()}") as progress:
             if args.html:
                 progress = levels.wrap(progress)
+            sizes = SizeNotes(protocol, bounds, not args.no_symmetry, memory_limit,
+                              lambda text: console(stderr=True).print(text, markup=False, highlight=False))
+            sizes.before()
+            progress = sizes.wrap(progress)
             if args.cluster is not None:
                 found = cluster_search(protocol, bounds, args, progress)
                 if found is None:
