@@ -16,7 +16,7 @@ from deferral.checks.explicit.graph import GRAPH_LIMIT, GraphTooLarge, state_gra
 from deferral.checks.explicit.graph import to_json as graph_json
 from deferral.checks.explicit.search import search
 from deferral.cli.common import (EXIT_INTERNAL, UsageError, add_bounds, add_variant, bounds_from, check_outputs,
-                                 console, naming_source, positive, protocol_from, seconds)
+                                 console, naming_source, positive, protocol_from, seconds, time_left)
 from deferral.cli.estimate import SizeNotes
 from deferral.cli.limits import deadline, grace_for
 from deferral.cli.progress import live_progress
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
             else:
                 try:
                     result = search(protocol, bounds, symmetry=not args.no_symmetry,
-                                    max_states=args.max_states, time_limit=limit, progress=progress,
+                                    max_states=args.max_states, time_limit=time_left(args, limit), progress=progress,
                                     workers=args.workers, engine=args.engine, memory_limit=memory_limit,
                                     **persist)
                 except checkpoint.CheckpointError as exc:
