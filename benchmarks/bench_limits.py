@@ -9,8 +9,8 @@ Scenarios, each with whole ``deferral check --json`` processes:
 2. **kill -9 and resume**: ``--checkpoint DIR --checkpoint-every S`` killed with SIGKILL
    after ``--kills`` different amounts of CPU time, each time resumed with ``--resume DIR``
    and killed again, then resumed to the end; the final figures must equal (1).
-3. **memory limit**: ``--memory-limit`` at a quarter of the uninterrupted run's peak: exit 3,
-   states reached, peak resident memory against the limit.
+3. **memory limit**: ``--memory-limit`` at 64 MiB, 96 MiB, a quarter and a half of the
+   uninterrupted run's peak: exit 3, states reached, peak resident memory against the limit.
 4. **time limit**: ``--time-limit`` at a third of the uninterrupted run's time: exit 3, how
    far past the limit the search stopped.
 
@@ -114,17 +114,20 @@ def main() -> int:
         print(f"resumed to end    exit {code}  {resumed.get('states'):,} states  {wall:.1f} s wall  "
               f"{kills} kills  same as uninterrupted: {'yes' if same else 'NO'}")
 
-    limit = max(96 << 20, peak // 4)
-    code, part, wall, peak2 = run([*flags, "--memory-limit", str(limit)])
-    print(f"memory limit      {limit / 2**20:.0f} MiB: exit {code}  stopped by {part.get('stopped_by')}  "
-          f"{part.get('states', 0):,} states  peak {peak2 / 2**20:.0f} MiB ({peak2 / limit:.2f} x limit)")
+    held = True
+    for limit in sorted({64 << 20, 96 << 20, max(96 << 20, peak // 4), max(128 << 20, peak // 2)}):
+        code, part, wall, peak2 = run([*flags, "--memory-limit", str(limit)])
+        held &= peak2 <= limit or code == 0
+        print(f"memory limit      {limit / 2**20:.0f} MiB: exit {code}  stopped by {part.get('stopped_by')}  "
+              f"{part.get('states', 0):,} states  peak {peak2 / 2**20:.0f} MiB ({peak2 / limit:.2f} x limit)")
 
     t = max(1.0, cpu_total / 3)
     code, part, wall, _ = run([*flags, "--time-limit", f"{t:.1f}"])
     print(f"time limit        {t:.1f} s: exit {code}  stopped by {part.get('stopped_by')} at {part.get('elapsed_s', 0):.2f} s "
           f"({part.get('elapsed_s', 0) - t:+.2f} s past the limit)  {part.get('states', 0):,} states  "
           f"{wall:.1f} s wall with start-up")
-    return 0 if same else 1
+    print(f"memory limit held in every run: {'yes' if held else 'NO'}")
+    return 0 if same and held else 1
 
 
 if __name__ == "__main__":

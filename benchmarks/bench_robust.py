@@ -91,6 +91,16 @@ def run(name: str, expected: int, argv: list[str], limit: float | None = None, t
 
 def scenarios(tmp: Path, limit: float) -> list[tuple[str, int, list[str], float | None]]:
     (tmp / "exit0.py").write_text("import sys\nsys.exit(0)\n")
+    (tmp / "os_exit0.py").write_text("import os\nos._exit(0)\n")
+    step = "from deferral.model import REFERENCE\nimport ctypes, os\ndef r(s, i, p):\n    {}\n" \
+           "VARIANT = REFERENCE.derive('x', procedures={{'resync': r}})\n"
+    (tmp / "step_os_exit.py").write_text(step.format("os._exit(0)"))
+    (tmp / "step_ctypes_exit.py").write_text(step.format("ctypes.CDLL(None)._exit(0)"))
+    (tmp / "step_kill.py").write_text(step.format("os.kill(os.getpid(), 9)"))
+    (tmp / "ood.py").write_text("from deferral.model import REFERENCE\ndef w(s, i, sp, p, f):\n"
+                                "    s.gpt[sp][p] = s.F + 1\nVARIANT = REFERENCE.derive('x', replace_steps="
+                                "[REFERENCE.step('write').with_effect(w)])\n")
+    (tmp / "slow_load.py").write_text("import time\ntime.sleep(60)\n")
     (tmp / "loops.py").write_text(LOOPS)
     (tmp / "swallow.py").write_text(LOOPS_SWALLOWING)
     (tmp / "brackets.json").write_text("[[[[")
@@ -121,6 +131,17 @@ def scenarios(tmp: Path, limit: float) -> list[tuple[str, int, list[str], float 
         ("check --variant-file exit0.py (sys.exit(0))", 2, ["check", "--variant-file", f"{t}/exit0.py"], None),
         ("prove --variant-file exit0.py", 2, ["prove", "--variant-file", f"{t}/exit0.py"], None),
         ("regress --candidate exit0.py", 2, ["regress", "--candidate", f"{t}/exit0.py"], None),
+        ("check --variant-file os_exit0.py (os._exit(0) at load)", 2,
+         ["check", "--variant-file", f"{t}/os_exit0.py"], None),
+        ("check: a step calls os._exit(0)", 2, ["check", "--variant-file", f"{t}/step_os_exit.py"], None),
+        ("prove: a step calls os._exit(0)", 2, ["prove", "--variant-file", f"{t}/step_os_exit.py"], None),
+        ("check: a step calls libc _exit(0) (ctypes)", 2, ["check", "--variant-file", f"{t}/step_ctypes_exit.py"],
+         None),
+        ("regress: a step kills its process", 2, ["regress", "--candidate", f"{t}/step_kill.py"], None),
+        *[(f"prove --method {m}: write outside a domain", 2,
+           ["prove", "--variant-file", f"{t}/ood.py", "--method", m], None) for m in ("auto", "bmc", "induction", "pdr")],
+        ("check --time-limit 2: variant file loads for 60 s", 3,
+         ["check", "--variant-file", f"{t}/slow_load.py", "--time-limit", "2"], 2.0),
         ("check N=3,V=2,Q=2 --trace-out /proc/nope/x.json", 2, ["check", *big, "--trace-out", "/proc/nope/x.json"],
          None),
         ("check N=3,V=2,Q=2 --trace-out FILE/x.json", 2, ["check", *big, "--trace-out", f"{t}/file/x.json"], None),

@@ -16,7 +16,8 @@ from deferral.checks.explicit.graph import GRAPH_LIMIT, GraphTooLarge, state_gra
 from deferral.checks.explicit.graph import to_json as graph_json
 from deferral.checks.explicit.search import search
 from deferral.cli.common import (EXIT_INTERNAL, UsageError, add_bounds, add_variant, bounds_from, check_outputs,
-                                 console, naming_source, positive, protocol_from, seconds)
+                                 console, naming_source, positive, protocol_from, seconds, time_left)
+from deferral.cli.estimate import SizeNotes
 from deferral.cli.limits import deadline, grace_for
 from deferral.cli.progress import live_progress
 from deferral.model.bounds import Bounds
@@ -111,6 +112,10 @@ def run(args: argparse.Namespace) -> int:
         with naming_source(protocol), live_progress(not args.json, f"{protocol.name} {bounds.short()}") as progress:
             if args.html:
                 progress = levels.wrap(progress)
+            sizes = SizeNotes(protocol, bounds, not args.no_symmetry, memory_limit,
+                              lambda text: console(stderr=True).print(text, markup=False, highlight=False))
+            sizes.before()
+            progress = sizes.wrap(progress)
             if args.cluster is not None:
                 found = cluster_search(protocol, bounds, args, progress)
                 if found is None:
@@ -119,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
             else:
                 try:
                     result = search(protocol, bounds, symmetry=not args.no_symmetry,
-                                    max_states=args.max_states, time_limit=limit, progress=progress,
+                                    max_states=args.max_states, time_limit=time_left(args, limit), progress=progress,
                                     workers=args.workers, engine=args.engine, memory_limit=memory_limit,
                                     **persist)
                 except checkpoint.CheckpointError as exc:

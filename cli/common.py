@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
+import time
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -141,6 +142,15 @@ def bounds_from(args: argparse.Namespace, protocol: Protocol | None = None) -> B
 
 #: Seconds a variant file may take to load (it only defines functions and VARIANT).
 LOAD_LIMIT_S = 10.0
+
+
+def time_left(args: argparse.Namespace, limit: float | None) -> float | None:
+    """What is left of the command's time limit ``limit``: it counts from the start of the command
+    (``args.started``, set by main), loading the variant file included, like its hard deadline."""
+    started = getattr(args, "started", None)
+    if limit is None or started is None:
+        return limit
+    return max(0.001, limit - (time.monotonic() - started))
 
 
 def load_variant(spec: str, *, is_file: bool = True) -> Protocol:

@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 
 from deferral.cli.exits import EXIT_UNKNOWN
 
@@ -62,7 +62,13 @@ def deadline(seconds: float | None, what: str, *, grace: float = 0.0) -> Iterato
     def on_alarm(signum: int, frame: object) -> None:
         raise TimeLimitReached(what, seconds)  # type: ignore[arg-type]
 
+    def quiet(unraisable: Any) -> None:  # an alarm inside a C callback (Z3's) is "ignored", not a traceback:
+        if not isinstance(unraisable.exc_value, TimeLimitReached):  # the next alarm, a second on, lands
+            previous_hook(unraisable)
+
     previous = signal.signal(signal.SIGALRM, on_alarm)
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = quiet
     start = time.monotonic()
     stop = threading.Event()
     watchdog = threading.Thread(target=_last_resort, args=(stop, total + HARD_STOP_S, what, seconds),
@@ -75,6 +81,7 @@ def deadline(seconds: float | None, what: str, *, grace: float = 0.0) -> Iterato
         signal.setitimer(signal.ITIMER_REAL, 0)
         stop.set()
         signal.signal(signal.SIGALRM, previous)
+        sys.unraisablehook = previous_hook
         if outer_left:  # give the enclosing deadline back what is left of it
             left = max(0.001, outer_left - (time.monotonic() - start))
             signal.setitimer(signal.ITIMER_REAL, left, outer_interval)

@@ -12,6 +12,7 @@ import argparse
 import importlib
 from importlib import metadata
 import sys
+import time
 from typing import Sequence
 
 from deferral.cli.common import (ArgumentParser, ParserExit, UsageError, declare_bounds, limit_in, protocol_from,
@@ -64,6 +65,7 @@ def version() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     argv, debug = _split_debug(list(sys.argv[1:] if argv is None else argv))
     json_out = "--json" in argv
+    started = time.monotonic()
     limit = limit_in(argv)
     seconds = limit[1] if limit else None
     try:
@@ -84,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not getattr(args, "func", None):
                 raise UsageError(f"say which command: {', '.join(COMMANDS)} (deferral --help tells more)")
             args.loaded_variant = loaded  # loaded once: the command reads it from here
+            args.started = started  # the time limit counts from here (common.time_left)
             return int(args.func(args))
     except BaseException as exc:  # noqa: BLE001 - every ending gets a documented exit code
         return report(classify(exc), exc, json_out=json_out, debug=debug)

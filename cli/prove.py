@@ -17,7 +17,7 @@ from deferral.checks.symbolic.generalize import GeneralizeError, load as load_le
 from deferral.checks.symbolic.prove import METHODS, ProveResult, prove
 from deferral.checks.symbolic.encoding import EncodingError
 from deferral.cli.common import (UsageError, add_bounds, add_variant, bounds_from, check_outputs, console, positive,
-                                 protocol_from, seconds)
+                                 protocol_from, seconds, time_left)
 from deferral.cli.limits import deadline, grace_for
 from deferral.model.concrete import Model
 from deferral.traces.files import write_atomic
@@ -144,11 +144,11 @@ def _prove(args: argparse.Namespace, protocol: Any, bounds: Any, templates: Any,
     quiet = args.json
     try:
         if quiet:
-            res = prove(protocol, bounds, args.method, depth=args.depth, timeout=args.timeout, templates=templates,
+            res = prove(protocol, bounds, args.method, depth=args.depth, timeout=time_left(args, args.timeout), templates=templates,
                         infer_first=args.infer_first, families=families, shipped=not args.no_shipped_lemmas)
         else:
             with err.status(f"prove {protocol.name} {bounds.short()} ({args.method})") as status:
-                res = prove(protocol, bounds, args.method, depth=args.depth, timeout=args.timeout,
+                res = prove(protocol, bounds, args.method, depth=args.depth, timeout=time_left(args, args.timeout),
                             templates=templates, infer_first=args.infer_first, families=families,
                             shipped=not args.no_shipped_lemmas, note=lambda text: status.update(text))
     except EncodingError as exc:

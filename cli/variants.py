@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
-from deferral.cli.common import console, load_variant
+from deferral.cli.common import console, protocol_from
 from deferral.model.protocol import Protocol
 from deferral.model.variants import PUBLISHED
 
@@ -39,7 +39,7 @@ def describe(protocol: Protocol) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     if args.variant_file:
-        protocols = [load_variant(args.variant_file)]
+        protocols = [protocol_from(args)]  # the file main loaded already
     else:
         protocols = list(PUBLISHED.values())
     if args.json:

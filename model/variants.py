@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from deferral.model.context import USER_ERRORS, StepContext, describe_user_error
+from deferral.model.deprecated import notices
 from deferral.model.protocol import Protocol
 from deferral.model.reference import NOTICE, PC, REFERENCE, write_effect
 from deferral.model.schema import VCPU
@@ -186,7 +187,10 @@ def load_variant_namespace(path: str | Path) -> tuple[Protocol, dict[str, Any]]:
     if not isinstance(variant, Protocol):
         raise VariantError(f"variant file {path}: VARIANT is a {type(variant).__name__}, not a Protocol "
                            "(make it with REFERENCE.derive(...))")
-    return _with_source(variant, str(path)), dict(vars(module))
+    protocol = _with_source(variant, str(path))
+    for line in notices(protocol, path, REFERENCE):  # the older notation works, with a notice
+        print(f"deferral: notice: {line}", file=sys.stderr)
+    return protocol, dict(vars(module))
 
 
 def _with_source(protocol: Protocol, source: str) -> Protocol:

@@ -12,9 +12,59 @@ canonical path back to real VCPU numbers.
 from __future__ import annotations
 
 import time
+from typing import Callable, Iterator
+
 from deferral.checks.explicit.liveness import unreachable_goal
 from deferral.checks.results import Coverage, Outcome, Progress, ProgressFn, SearchResult, path_from_parents
-from deferral.model.concrete import Model, State
+from deferral.model.concrete import Action, Model, State
+
+
+class Bfs:
+    """The one plain breadth-first search: stored states numbered in BFS order, each with its
+    BFS parent and the action index that reached it (canonical states under symmetry).
+
+    The caller walks the levels: :meth:`expand` each state of the frontier (start: ``[0]``),
+    then :meth:`next_level` gives the states that level stored.
+    """
+
+    def __init__(self, model: Model, *, start: State | None = None, symmetry: bool = True,
+                 max_states: int | None = None) -> None:
+        self.model = model
+        self.key: Callable[[State], State] = model.canonical if symmetry else (lambda s: s)
+        first = self.key(model.initial if start is None else start)
+        self.index: dict[State, int] = {first: 0}
+        self.states: list[State] = [first]
+        self.parent: list[int] = [-1]
+        self.via: list[int] = [-1]
+        self.max_states = max_states
+        self._next: list[int] = []
+
+    def expand(self, n: int) -> Iterator[tuple[Action, int | None, bool]]:
+        """Each transition out of stored state ``n``: (action, target's number, whether it is new).
+
+        A new target is stored; one that would pass ``max_states`` gives number None and ends
+        the expansion (the caller stops the search)."""
+        for action, succ in self.model.successors(self.states[n]):
+            k = self.key(succ)
+            m = self.index.get(k)
+            if m is not None:
+                yield action, m, False
+                continue
+            if self.max_states is not None and len(self.states) >= self.max_states:
+                yield action, None, True
+                return
+            m = len(self.states)
+            self.index[k] = m
+            self.states.append(k)
+            self.parent.append(n)
+            self.via.append(action.index)
+            self._next.append(m)
+            yield action, m, True
+
+    def next_level(self) -> list[int]:
+        """The states stored since the last call (the next frontier)."""
+        out, self._next = self._next, []
+        return out
 
 
 def explore(
@@ -27,12 +77,8 @@ def explore(
 ) -> SearchResult:
     """Explore every reachable state of ``model``; report each property's outcome."""
     start = time.monotonic()
-    key = model.canonical if symmetry else (lambda s: s)
-    init = key(model.initial)
-    index: dict[State, int] = {init: 0}
-    states: list[State] = [init]
-    parent: list[int] = [-1]
-    via: list[int] = [-1]
+    bfs = Bfs(model, symmetry=symmetry, max_states=max_states)
+    states = bfs.states
     edges: list[tuple[int, int]] = []
     first_bad: dict[str, int] = {}
     invariants = model.invariants
@@ -52,25 +98,16 @@ def explore(
 
     check(0)
     while frontier and stopped_by is None:
-        nxt: list[int] = []
         for n in frontier:
             enabled: set[str] = set()
-            for action, succ in model.successors(states[n]):
+            for action, m, new in bfs.expand(n):
                 transitions += 1
                 fired[action.step.name] += 1
                 enabled.add(action.step.name)
-                k = key(succ)
-                m = index.get(k)
                 if m is None:
-                    if max_states is not None and len(states) >= max_states:
-                        stopped_by = "max-states"
-                        break
-                    m = len(states)
-                    index[k] = m
-                    states.append(k)
-                    parent.append(n)
-                    via.append(action.index)
-                    nxt.append(m)
+                    stopped_by = "max-states"
+                    break
+                if new:
                     check(m)
                 edges.append((n, m))
             for name in enabled:
@@ -79,6 +116,7 @@ def explore(
                 stopped_by = "time-limit"
             if stopped_by:
                 break
+        nxt = bfs.next_level()
         if nxt:
             depth += 1
         for prop in invariants:  # evaluated through the level where it first fails
@@ -97,7 +135,7 @@ def explore(
     for prop in model.protocol.properties:
         if prop.kind == "invariant":
             if prop.name in first_bad:
-                path = path_from_parents(model, parent, via, first_bad[prop.name], symmetry=symmetry)
+                path = path_from_parents(model, bfs.parent, bfs.via, first_bad[prop.name], symmetry=symmetry)
                 outcomes.append(Outcome(prop.name, "invariant", "violated", path))
             else:
                 outcomes.append(Outcome(prop.name, "invariant", "holds" if complete else "unknown"))
@@ -110,7 +148,7 @@ def explore(
             if stuck is None:
                 outcomes.append(Outcome(prop.name, "liveness", "holds"))
             else:
-                path = path_from_parents(model, parent, via, stuck, symmetry=symmetry)
+                path = path_from_parents(model, bfs.parent, bfs.via, stuck, symmetry=symmetry)
                 outcomes.append(Outcome(prop.name, "liveness", "violated", path))
     return SearchResult(model.protocol.name, model.bounds, symmetry, len(states), transitions, depth,
                         time.monotonic() - start, complete, stopped_by, outcomes,

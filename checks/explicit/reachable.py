@@ -16,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 
+from deferral.checks.explicit.explore import Bfs
 from deferral.checks.explicit.numpy_ops import NotVectorizable
 from deferral.checks.explicit.packing import Packer
 from deferral.checks.explicit.vectorized import reachable_levels
@@ -76,31 +77,23 @@ def _reachable_np(model: Model, start: State | None, max_states: int | None) -> 
 
 
 def _reachable_plain(model: Model, start: State | None, max_states: int | None) -> Reachable:
-    first = model.canonical(model.initial if start is None else start)
-    index: dict[State, int] = {first: 0}
-    states, parent, via = [first], [-1], [-1]
+    """The plain BFS (:class:`deferral.checks.explicit.explore.Bfs`), one state at a time."""
+    bfs = Bfs(model, start=start, symmetry=True, max_states=max_states)
     frontier, depth = [0], 0
     while frontier:
-        nxt = []
         for n in frontier:
-            for action, succ in model.successors(states[n]):
-                key = model.canonical(succ)
-                if key not in index:
-                    if max_states is not None and len(states) >= max_states:
-                        raise TooManyStates(f"{model.protocol.name} at {model.bounds.short()}: more "
-                                            f"than {max_states:,} states")
-                    index[key] = len(states)
-                    states.append(key)
-                    parent.append(n)
-                    via.append(action.index)
-                    nxt.append(index[key])
-        if nxt:
+            for _, m, _ in bfs.expand(n):
+                if m is None:
+                    raise TooManyStates(f"{model.protocol.name} at {model.bounds.short()}: more "
+                                        f"than {max_states:,} states")
+        frontier = bfs.next_level()
+        if frontier:
             depth += 1
-        frontier = nxt
+    states = bfs.states
     rows = np.array(states, dtype=np.int64).reshape(len(states), len(model.layout.slots))
     keys = Packer(model.layout, True).canonical_keys(rows.astype(np.uint8 if max(model.layout.sizes) <= 256
                                                                  else np.uint16))
-    return Reachable(model, keys, rows, np.array(parent, np.int64), np.array(via, np.int32), depth)
+    return Reachable(model, keys, rows, np.array(bfs.parent, np.int64), np.array(bfs.via, np.int32), depth)
 
 
 def goal_reachable(model: Model, start: State, goal: Callable[[Model, State], bool], *,

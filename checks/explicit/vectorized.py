@@ -41,7 +41,7 @@ import numpy as np
 from deferral.checks.explicit import checkpoint
 from deferral.checks.explicit.backreach import unreachable_goal_np
 from deferral.checks.explicit.explore import explore
-from deferral.checks.explicit.limits import Limits, LimitReached, return_freed_memory
+from deferral.checks.explicit.limits import Limits, LimitReached, expansion_bytes, return_freed_memory
 from deferral.checks.explicit.expand import Expander
 from deferral.checks.explicit.numpy_ops import NotVectorizable
 from deferral.checks.explicit.packing import Packer, blas_threads
@@ -61,6 +61,8 @@ _MAX_IDS = (1 << 32) - 1
 #: merge of visited runs per stored state: what the memory limit is checked against first.
 _MERGE_BYTES = 64
 _VISITED_MERGE_BYTES = 14
+#: Seconds between polls of the time and memory limits while chunks run.
+POLL_EVERY_S = 0.05
 #: Seconds between progress reports inside a long level.
 PROGRESS_EVERY_S = 1.0
 
@@ -196,6 +198,7 @@ class _Search:
         self.max_states = min(max_states, _MAX_IDS) if max_states is not None else _MAX_IDS
         self.time_limit = time_limit
         self.limits = Limits(start, time_limit, memory_limit)
+        self.fanout = float(len(model.actions))  # successors per state: the last level's average, for the limit
         self.checkpoint_dir = checkpoint_dir if checkpoint_dir is not None else resume_dir
         self.resume_dir = resume_dir
         self.checkpoint_every = checkpoint_every
@@ -283,10 +286,14 @@ class _Search:
 
         def task(i: int) -> _Chunk:
             a = i * CHUNK_ROWS
+            # what the chunks now running will allocate is counted before this one starts
+            rows = min(CHUNK_ROWS, frontier_keys.shape[0] - a)
+            self.limits.check(extra=expansion_bytes(rows, self.packer.n_slots * np.dtype(self.packer.dtype_rows).itemsize,
+                                                    self.fanout, min(self.workers, n - i)))
             # the frontier is kept as keys (8 bytes a state), unpacked to rows a chunk at a time
             return self.expand(self.packer.unpack(frontier_keys[a:a + CHUNK_ROWS]), a, visited)
 
-        yield from ordered_map(task, n, self.workers, poll=self.limits.check)
+        yield from ordered_map(task, n, self.workers, poll=self.limits.check, poll_every=POLL_EVERY_S)
 
     # ---- the search ----------------------------------------------------------------------
     def run(self) -> SearchResult:
@@ -341,6 +348,7 @@ class _Search:
             except LimitReached as stop:
                 stopped_by = stop.reason
                 break
+            self.fanout = level_transitions / max(1, frontier.shape[0])
             # ---- merge the chunks' candidates (stable: the earliest chunk wins) ----
             n_states, base = st.n_states, st.base
             try:  # stop before the merge if its temporaries would pass the memory limit

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 import z3
 
@@ -34,19 +34,8 @@ def bmc(enc: Encoding, max_depth: int, *, timeout: float | None = None,
     """Look for a violation of an invariant property of ``enc``'s protocol within ``max_depth`` steps."""
     start = time.monotonic()
     props = [p for p in enc.protocol.properties if p.kind == "invariant"]
-    solver = z3.SolverFor("QF_BV")
-    states = [enc.state("0")]
-    solver.add(enc.init(states[0]))
     checked = -1
-    for d in range(max_depth + 1):
-        if d > 0:
-            states.append(enc.state(str(d)))
-            solver.add(enc.trans(states[d - 1], states[d], enc.selector(str(d - 1))))
-        if timeout is not None:
-            left = timeout - (time.monotonic() - start)
-            if left <= 0:
-                return BmcResult("unknown", checked, time.monotonic() - start, reason="time limit")
-            solver.set("timeout", max(1, int(left * 1000)))
+    for d, solver, states in unrolled(enc, max_depth, timeout):
         bad = z3.Not(z3.And([enc.prop(p, states[d]) for p in props])) if props else z3.BoolVal(False)
         r = solver.check(bad)
         if r == z3.unknown:
@@ -60,4 +49,27 @@ def bmc(enc: Encoding, max_depth: int, *, timeout: float | None = None,
         checked = d
         if progress:
             progress(d, time.monotonic() - start)
+    if checked < max_depth:
+        return BmcResult("unknown", checked, time.monotonic() - start, reason="time limit")
     return BmcResult("unknown", checked, time.monotonic() - start, reason=f"no violation up to depth {max_depth}")
+
+
+def unrolled(enc: Encoding, max_depth: int, timeout: float | None = None,
+             prefix: str = "") -> Iterator[tuple[int, z3.Solver, list[list[Any]]]]:
+    """``(d, solver, states)`` for d = 0..``max_depth``: the solver holds ``Init(s0) & T(s0,s1) &
+    ... & T(s_{d-1}, s_d)`` (state variables tagged ``prefix`` + d) and a timeout of what is left
+    of ``timeout``; the unrolling stops early when that is used up."""
+    start = time.monotonic()
+    solver = z3.SolverFor("QF_BV")
+    states = [enc.state(f"{prefix}0")]
+    solver.add(enc.init(states[0]))
+    for d in range(max_depth + 1):
+        if d > 0:
+            states.append(enc.state(f"{prefix}{d}"))
+            solver.add(enc.trans(states[d - 1], states[d], enc.selector(f"{prefix}{d - 1}")))
+        if timeout is not None:
+            left = timeout - (time.monotonic() - start)
+            if left <= 0:
+                return
+            solver.set("timeout", max(1, int(left * 1000)))
+        yield d, solver, states

@@ -17,12 +17,12 @@ could "prove" a broken variant. Every method of ``prove`` therefore asks first:
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import z3
 
+from deferral.checks.symbolic.bmc import unrolled
 from deferral.checks.symbolic.encoding import ActionTerms, Encoding, _is_bool_slot
 from deferral.model.context import StepError
 
@@ -79,21 +79,9 @@ def domain_risks(enc: Encoding, timeout: float | None = None) -> list[Risk]:
 def find_write(enc: Encoding, risks: Sequence[Risk], max_depth: int, timeout: float | None = None) -> int:
     """Raise :class:`DomainError` for the shortest path (up to ``max_depth`` steps) to a state where
     a risky step writes outside a domain; else return the deepest depth searched in full."""
-    start = time.monotonic()
     by_index = {r.index: r for r in risks}
-    solver = z3.SolverFor("QF_BV")
-    states = [enc.state("w0")]
-    solver.add(enc.init(states[0]))
     checked = -1
-    for d in range(max_depth + 1):
-        if d > 0:
-            states.append(enc.state(f"w{d}"))
-            solver.add(enc.trans(states[d - 1], states[d], enc.selector(f"w{d - 1}")))
-        if timeout is not None:
-            left = timeout - (time.monotonic() - start)
-            if left <= 0:
-                break
-            solver.set("timeout", max(1, int(left * 1000)))
+    for d, solver, states in unrolled(enc, max_depth, timeout, prefix="w"):
         writes = []
         for terms in enc.action_terms(states[d]):
             cond = out_of_domain(enc, terms) if terms.index in by_index else None

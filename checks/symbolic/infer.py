@@ -38,13 +38,13 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import z3
 
-from deferral.checks.symbolic.encoding import Encoding
+from deferral.checks.symbolic.encoding import Encoding, encode
 from deferral.checks.symbolic.induction import instances
-from deferral.model.bounds import Bounds
+from deferral.model.bounds import STANDARD, Bounds
 from deferral.model.concrete import Model, State
 from deferral.model.invariant import Lemma
 from deferral.model.protocol import Protocol
-from deferral.model.schema import BOOL, Domain, Enum, Layout, OrNone, Queue, Range, Sort, Var
+from deferral.model.schema import BOOL, Domain, Enum, Layout, OrNone, Pair, Queue, Range, Sort, Var
 
 FORMAT = "deferral-lemmas/2"
 #: Abstract value codes (besides the small concrete values of enums, booleans and lengths).
@@ -86,6 +86,16 @@ def value_sort(domain: Domain, sorts: Sequence[Domain], b: Bounds) -> tuple[str,
     return "data", (("0", domain.default(b)),)
 
 
+def item_sorts(domain: Domain, sorts: Sequence[Domain]) -> list[Domain]:
+    """The index sorts a queue item is made of: the sort itself, or a pair's two sorts; [] if other."""
+    parts = [domain.first, domain.second] if isinstance(domain, Pair) else [domain]
+    return parts if all(x in sorts for x in parts) else []
+
+
+def idx_nested(idx: tuple[Any, ...]) -> bool:
+    return any(isinstance(y, Term) for y in idx)
+
+
 # ---- terms -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Term:
@@ -103,21 +113,26 @@ class Term:
         if self.kind == "len":
             return f"len({self.var}{idx})"
         if self.kind == "holds":
-            page = self.arg.show() if isinstance(self.arg, Term) else self.arg
-            return f"{self.var}{idx} holds {page}"
+            items = self.arg if isinstance(self.arg, tuple) else (self.arg,)
+            shown = [x.show() if isinstance(x, Term) else x for x in items]
+            return f"{self.var}{idx} holds " + (f"({', '.join(shown)})" if len(shown) > 1 else shown[0])
         return f"{self.var}{idx} = {self.arg.show()}"  # eq: var/index are the first read
 
     def first(self) -> "Term":
         return Term("read", self.var, self.index)
 
+    def items(self) -> tuple[Any, ...]:
+        """The item a ``holds`` term looks for, as a tuple of names or nested reads (a pair has two)."""
+        return self.arg if isinstance(self.arg, tuple) else (self.arg,)
+
     def names(self) -> set[str]:
         out: set[str] = set()
-        for x in self.index + ((self.arg,) if self.arg is not None else ()):
+        for x in self.index + (self.items() if self.arg is not None else ()):
             out |= x.names() if isinstance(x, Term) else {x}
         return out
 
     def nested(self) -> list["Term"]:
-        return [x for x in self.index + ((self.arg,) if self.kind == "holds" else ()) if isinstance(x, Term)]
+        return [x for x in self.index + (self.items() if self.kind == "holds" else ()) if isinstance(x, Term)]
 
 
 @dataclass(frozen=True)
@@ -176,13 +191,15 @@ def terms(protocol: Protocol, sig: Signature, b: Bounds) -> list[Term]:
     for var in held:
         ch = [choices(s) for s in var.index]
         if isinstance(var, Queue):
-            page = [s for s in sorts if var.domain is s]
+            parts = item_sorts(var.domain, sorts)
             for idx in reads(var, ch):
                 out.append(Term("len", var.name, idx))
-                if page:
-                    for x in choices(page[0]):
-                        if not (isinstance(x, Term) and any(isinstance(y, Term) for y in idx)):
-                            out.append(Term("holds", var.name, idx, x))
+                if not parts:
+                    continue
+                for item in product(*(choices(x) for x in parts)):
+                    inner = sum(isinstance(x, Term) for x in item)
+                    if inner + sum(isinstance(y, Term) for y in idx) <= 2 and not (inner and idx_nested(idx)):
+                        out.append(Term("holds", var.name, idx, item if len(item) > 1 else item[0]))
             continue
         for idx in reads(var, ch):
             out.append(Term("read", var.name, idx))
@@ -260,12 +277,14 @@ class _Eval:
             return np.where(ok, c, UNDEF)
         if t.kind == "holds":
             length, ok = self.read(var, t.index, "len")
-            page = self.raw(t.arg) if isinstance(t.arg, Term) else np.full(self.n, self.env[t.arg])
+            parts = [self.raw(x) if isinstance(x, Term) else np.full(self.n, self.env[x]) for x in t.items()]
+            for x in parts:
+                ok &= x < (1 << 20)
+            page = parts[0] if len(parts) == 1 else parts[0] * var.domain.second.size(self.b) + parts[1]
             hit = np.zeros(self.n, dtype=bool)
             for pos in range(var.cap(self.b)):
                 item, _ = self.read(var, t.index, pos)
                 hit |= (length > pos) & (item == page)
-            ok &= page < (1 << 20)
             return np.where(ok, hit.astype(np.int64), UNDEF)
         if t.kind == "eq":
             a, c = self.raw(t.first()), self.raw(t.arg)
@@ -354,6 +373,16 @@ class Samples:
     states: int
     tables: list[Table]
     elapsed_s: float
+    per_bound: list[tuple[Bounds, int, list[np.ndarray]]] = field(default_factory=list)  # rows per signature
+
+    def upto(self, b: Bounds) -> "Samples":
+        """The samples taken at bounds no larger than ``b`` (all of them if none is)."""
+        parts = [p for p in self.per_bound if all(p[0][d.name] <= b[d.name] for d in b.decls if d.name in p[0])]
+        if not parts or len(parts) == len(self.per_bound):
+            return self
+        tables = [Table(t.sig, t.terms, unique_rows(np.concatenate([p[2][n] for p in parts])))
+                  for n, t in enumerate(self.tables)]
+        return Samples([p[0] for p in parts], sum(p[1] for p in parts), tables, self.elapsed_s, parts)
 
 
 #: Where samples are taken (each clipped to the requested bounds): the smallest instance, a third
@@ -366,12 +395,21 @@ def sample_bounds(bounds: Bounds) -> list[tuple[Bounds, int | None]]:
     """:data:`SAMPLE_BOUNDS` clipped to ``bounds`` (no larger than what is proved), duplicates dropped."""
     out: list[tuple[Bounds, int | None]] = []
     for b in SAMPLE_BOUNDS:
-        # the four standard bounds clipped; any other bound the protocol declares at most its default
-        small = bounds.replace(**{d.name: min(bounds[d.name], b[d.name] if d.name in b else d.default)
-                                  for d in bounds.decls})
+        small = clip(bounds, b)
         if small not in [x for x, _ in out]:
             out.append((small, SAMPLE_CAP))
     return out
+
+
+#: Any bound beyond the four standard ones (address spaces) is sampled and learned at most at this.
+OTHER_BOUND = 2
+STANDARD_NAMES = {d.name for d in STANDARD}
+
+
+def clip(bounds: Bounds, small: Bounds) -> Bounds:
+    """``bounds`` no larger than ``small`` in the four standard bounds, and at most 2 in any other."""
+    return bounds.replace(**{d.name: min(bounds[d.name], small[d.name] if d.name in STANDARD_NAMES
+                                         else OTHER_BOUND) for d in bounds.decls})
 
 
 def samples(protocol: Protocol, at: Sequence[tuple[Bounds, int | None]],
@@ -384,7 +422,7 @@ def samples(protocol: Protocol, at: Sequence[tuple[Bounds, int | None]],
     any_b = at[0][0]
     tables = [Table(sig, terms(protocol, sig, any_b), np.zeros((0, 0), dtype=np.uint8)) for sig in sigs]
     parts: list[list[np.ndarray]] = [[] for _ in sigs]
-    used, count = [], 0
+    used, count, per_bound = [], 0, []
     for b, cap in at:
         if deadline is not None and time.monotonic() > deadline and used:
             break
@@ -395,9 +433,10 @@ def samples(protocol: Protocol, at: Sequence[tuple[Bounds, int | None]],
         layout = protocol.layout(b)
         for n, table in enumerate(tables):
             parts[n].append(unique_rows(codes(protocol, layout, rows, table.sig, table.terms)))
+        per_bound.append((b, rows.shape[0], [part[-1] for part in parts]))
     for n, table in enumerate(tables):
         table.rows = unique_rows(np.concatenate(parts[n]))
-    return Samples(used, count, tables, time.monotonic() - start)
+    return Samples(used, count, tables, time.monotonic() - start, per_bound)
 
 
 # ---- families -----------------------------------------------------------------------------------
@@ -505,7 +544,8 @@ class _Sym:
                     MID: (q.length != 0) & (q.length != q.capacity)}[code]
         if t.kind == "holds":
             q = self.value(t)
-            page = self.value(t.arg) if isinstance(t.arg, Term) else self.env[t.arg]
+            parts = [self.value(x) if isinstance(x, Term) else self.env[x] for x in t.items()]
+            page = parts[0] if len(parts) == 1 else self.layout.var(t.var).domain.make(s, parts[0], parts[1])
             hit = s.any((q.length > pos) & (q[pos] == page) for pos in range(q.capacity))
             return hit if code else s.not_(hit)
         if t.kind == "eq":
@@ -629,24 +669,6 @@ def excluding(table: Table, row: np.ndarray, size: int, banned: set[tuple[int, .
     return out
 
 
-# ---- the loop ----------------------------------------------------------------------------------
-@dataclass
-class InferResult:
-    status: str  # proved | unknown
-    families: list[Family]
-    elapsed_s: float
-    rounds: int = 0
-    sampled_at: list[Bounds] = field(default_factory=list)
-    sampled_states: int = 0
-    reason: str = ""
-    log: list[str] = field(default_factory=list)
-
-
-def property_lemmas(protocol: Protocol) -> list[Lemma]:
-    return [Lemma(f"property {p.name}", p.params, p.predicate) for p in protocol.properties
-            if p.kind == "invariant"]
-
-
 def _solver(timeout: float | None) -> z3.Solver:
     s = z3.SolverFor("QF_BV")
     if timeout is not None:
@@ -757,10 +779,54 @@ def _shrink(base: tuple[Any, Any, Any, Any], alive: list[Lemma], must: list[Lemm
     return current
 
 
+# ---- the loop ----------------------------------------------------------------------------------
+@dataclass
+class InferResult:
+    status: str  # proved | unknown
+    families: list[Family]
+    elapsed_s: float
+    rounds: int = 0
+    sampled_at: list[Bounds] = field(default_factory=list)
+    sampled_states: int = 0
+    reason: str = ""
+    log: list[str] = field(default_factory=list)
+    stages: list[Bounds] = field(default_factory=list)  # where CTI rounds ran (the last is the target)
+    kept: list[Family] = field(default_factory=list)  # every inductive family (families: the subset used)
+
+
+def property_lemmas(protocol: Protocol) -> list[Lemma]:
+    return [Lemma(f"property {p.name}", p.params, p.predicate) for p in protocol.properties
+            if p.kind == "invariant"]
+
+
+#: Where learning starts before the requested bounds (each clipped to them): the smallest
+#: instance with two VCPUs, then one with two of everything. Rounds there are cheap; the
+#: requested bounds then usually need one Houdini pass.
+STAGES = (Bounds(2, 1, 1, 1), Bounds(2, 2, 2, 2))
+
+
+def stage_bounds(bounds: Bounds) -> list[Bounds]:
+    """:data:`STAGES` clipped to ``bounds`` (:func:`clip`), then ``bounds``; duplicates dropped."""
+    out: list[Bounds] = []
+    for b in STAGES:
+        small = clip(bounds, b)
+        if small not in out:
+            out.append(small)
+    if bounds not in out:
+        out.append(bounds)
+    return out
+
+
 def infer(enc: Encoding, *, timeout: float | None = None,
           start: Sequence[Family] = (), data: Samples | None = None,
-          note: Callable[[str], None] | None = None, max_rounds: int = 400) -> InferResult:
-    """Learn lemma families from samples and CTIs until they prove the invariant properties over ``enc``."""
+          note: Callable[[str], None] | None = None, max_rounds: int = 400,
+          staged: bool = True) -> InferResult:
+    """Learn lemma families from samples and CTIs until they prove the invariant properties over ``enc``.
+
+    With ``staged``, rounds run first at the small bounds of :func:`stage_bounds`; every family
+    inductive there is a candidate at the next stage, and only the last stage (``bounds``)
+    decides. Whatever is proved is proved at ``bounds``: the stages only propose.
+    """
     t0 = time.monotonic()
     deadline = None if timeout is None else t0 + timeout
     say = note or (lambda text: None)
@@ -772,56 +838,62 @@ def infer(enc: Encoding, *, timeout: float | None = None,
                        deadline=None if deadline is None or timeout is None else t0 + 0.4 * timeout)
         log.append(f"samples: {data.states} states at {', '.join(b.short() for b in data.bounds)} "
                    f"({data.elapsed_s:.1f} s)")
-    model = enc.model
-    layouts = protocol.layout(bounds)
-    must = property_lemmas(protocol)
-    base = _base(enc)
-    cache: dict[str, Any] = {}
-    memo: dict[Any, Any] = {}
-    fams: dict[tuple[int, tuple[Term, ...]], Family] = {}
-    for f in start:
-        fams[(-1, f.terms)] = f
+    stages = stage_bounds(bounds) if staged else [bounds]
+    fams: dict[tuple[int, tuple[Term, ...]], Family] = {(-1, f.terms): f for f in start}
     tried: dict[int, set[tuple[int, ...]]] = {n: set() for n in range(len(data.tables))}
-    lemma_of: dict[int, Family] = {}
+    rounds = 0
+    memo: dict[Any, Any] = {}
+    kept: list[Family] = []
 
-    def res(status: str, alive_f: list[Family], rounds: int, reason: str = "") -> InferResult:
-        return InferResult(status, alive_f, time.monotonic() - t0, rounds, data.bounds, data.states, reason, log)
+    def res(status: str, families: list[Family], reason: str = "", at: list[Bounds] | None = None
+            ) -> InferResult:
+        return InferResult(status, families, time.monotonic() - t0, rounds, data.bounds, data.states, reason, log,
+                           at or [], kept)
 
-    alive_f: list[Family] = []
-    for rnd in range(1, max_rounds + 1):
-        if deadline is not None and time.monotonic() > deadline:
-            return res("unknown", alive_f, rnd, "time limit")
-        cands = []
-        lemma_of.clear()
-        for f in fams.values():
-            lem = f.lemma(memo)
-            lemma_of[id(lem)] = f
-            cands.append(lem)
-        try:
-            alive, bad, hlog, broke = _houdini(enc, base, cands, must, deadline, cache)
-        except TimeoutError as exc:
-            return res("unknown", alive_f, rnd, str(exc))
-        alive_f = [lemma_of[id(lem)] for lem in alive]
-        if broke is None:
-            small = _shrink(base, alive, must, cache, deadline)
-            log.append(f"round {rnd}: {len(alive)} of {len(cands)} families inductive with the property; "
-                       f"{len(small)} of them suffice")
-            return res("proved", [lemma_of[id(lem)] for lem in small], rnd)
-        added = 0
-        for state in reversed(bad[-2:]):
-            for n, f in _exclusion(protocol, data, state, bounds, tried, layouts, deadline=deadline):
-                if (n, f.terms) not in fams:
-                    fams[(n, f.terms)] = f
-                    added += 1
-        say(f"infer: round {rnd}, {len(alive)} families kept, {added} new")
-        if not added and deadline is not None and time.monotonic() > deadline:
-            return res("unknown", alive_f, rnd, "time limit")
-        if not added:
-            shown = model.to_json(bad[-1])
-            return res("unknown", alive_f, rnd,
-                       f"a counterexample to induction of {broke} that no family learned from the samples "
-                       f"excludes (state {shown})")
-    return res("unknown", alive_f, max_rounds, "round limit")
+    for n, b in enumerate(stages):
+        last = n == len(stages) - 1
+        stage_enc = enc if last else encode(protocol, b, check=False)
+        t1 = time.monotonic()
+        base, cache, must = _base(stage_enc), {}, property_lemmas(protocol)
+        layout = protocol.layout(b)
+        for _ in range(max_rounds):
+            rounds += 1
+            if deadline is not None and time.monotonic() > deadline:
+                return res("unknown", kept, f"time limit (learning at {b.short()})", stages[:n + 1])
+            lemmas = [f.lemma(memo) for f in fams.values()]
+            lemma_of = {lem.name: f for lem, f in zip(lemmas, fams.values())}
+            try:
+                alive, bad, _, broke = _houdini(stage_enc, base, lemmas, must, deadline, cache)
+            except TimeoutError as exc:
+                return res("unknown", kept, f"{exc} (at {b.short()})", stages[:n + 1])
+            kept = [lemma_of[lem.name] for lem in alive]
+            if broke is None:
+                break
+            added = 0
+            for state in reversed(bad[-2:]):
+                for key, f in _exclusion(protocol, data.upto(b), state, b, tried, layout, deadline=deadline):
+                    if (key, f.terms) not in fams:
+                        fams[(key, f.terms)] = f
+                        added += 1
+            say(f"infer: round {rounds} at {b.short()}, {len(alive)} families kept, {added} new")
+            if not added:
+                if deadline is not None and time.monotonic() > deadline:
+                    return res("unknown", kept, f"time limit (learning at {b.short()})", stages[:n + 1])
+                shown = stage_enc.model.to_json(bad[-1])
+                return res("unknown", kept,
+                           f"at {b.short()}, a counterexample to induction of {broke} that no family learned "
+                           f"from the samples excludes (state {shown})", stages[:n + 1])
+        else:
+            return res("unknown", kept, f"round limit at {b.short()}", stages[:n + 1])
+        log.append(f"{b.short()}: {len(kept)} of {len(fams)} families inductive with the property "
+                   f"({time.monotonic() - t1:.1f} s, {rounds} rounds so far)")
+        fams = {key: f for key, f in fams.items() if f in kept}  # the next stage starts from these
+        if last:
+            by_name = {f.show(): f for f in kept}
+            small = _shrink(base, [f.lemma(memo) for f in kept], must, cache, deadline)
+            log.append(f"{len(small)} of them suffice at {b.short()}")
+            return res("proved", [by_name[lem.name] for lem in small], at=stages)
+    raise AssertionError("unreachable: the last stage returns")
 
 
 def _exclusion(protocol: Protocol, data: Samples, state: State, bounds: Bounds,

@@ -12,7 +12,7 @@ import deferral.cli.contain as contain
 from fuzz_support import assert_contract, counterexample_doc, run_cli
 
 HEADER = "from deferral.model import REFERENCE\nimport ctypes, os, signal, sys, time\n"
-STEP = "def r(s, i, p):\n    {}\nVARIANT = REFERENCE.derive('x', procedures={{'resync': r}})\n"
+STEP = "def r(s, i, p, sp):\n    {}\nVARIANT = REFERENCE.derive('x', procedures={{'resync': r}})\n"
 ENDINGS = {
     "os._exit(0)": "os._exit(0)",
     "os._exit(1)": "os._exit(1)",
@@ -85,7 +85,8 @@ def test_the_variant_file_is_loaded_once_by_this_process(tmp_path: Path) -> None
     path = tmp_path / "variant.py"
     path.write_text(HEADER + f"open({str(log)!r}, 'a').write(str(os.getpid()) + '\\n')\nVARIANT = REFERENCE\n")
     for argv in (["check", "--variant-file", str(path), "--workers", "1"],
-                 ["prove", "--variant-file", str(path), "--method", "bmc", "--depth", "1"]):
+                 ["prove", "--variant-file", str(path), "--method", "bmc", "--depth", "1"],
+                 ["variants", "--variant-file", str(path)]):
         log.write_text("")
         o = run_cli(*argv)
         assert o.code in (0, 3), o

@@ -22,7 +22,7 @@ STEP_EXITS = """
 import sys
 from deferral.model import REFERENCE
 
-def resync(s, i, p):
+def resync(s, i, p, sp):
     sys.exit(0)
 
 VARIANT = REFERENCE.derive("exits", procedures={"resync": resync})
