@@ -11,6 +11,8 @@ seconds). Figures go to benchmarks/PROVE.md.
 * ``--learned``: auto without the shipped lemmas (route ``inferred+houdini+induction``,
   checks/symbolic/infer.py) per variant and bound: route, status, seconds, number of
   lemma families; with ``--pdr``, Spacer alone at the same bounds beside it.
+* ``--examples``: the safe examples/ (each breaks a shipped lemma) the same way, with
+  ``--pdr`` Spacer alone beside each.
 * ``--refuse``: every published buggy variant through the learned route alone: must not
   be "proved".
 """
@@ -78,13 +80,35 @@ def learned(variant: str, b: tuple[int, int, int, int], timeout: float, with_pdr
               f"{len(spacer.clauses):4} clauses{spacer.elapsed_s:8.1f} s  {spacer.reason}", flush=True)
 
 
+#: The safe examples/ and where each differs from the reference (bounds).
+EXAMPLES = {"lazy_ipi_return": (2, 1, 1, 1), "lazy_cur_clear": (2, 1, 1, 1), "lazy_waitret_clear": (2, 1, 1, 1),
+            "self_ipi": (2, 1, 1, 1), "mask_before_send": (2, 1, 1, 1), "lazy_tlb_ipi": (2, 1, 1, 1, 2)}
+
+
+def examples(timeout: float, with_pdr: bool) -> None:
+    """auto without the shipped lemmas on each safe example: route, status, lemmas, seconds (and Spacer)."""
+    from pathlib import Path
+
+    from deferral.model.variants import load_variant_file
+    for name, b in EXAMPLES.items():
+        protocol, bounds = load_variant_file(Path(__file__).parents[1] / "examples" / f"{name}.py"), Bounds(*b)
+        res = prove(protocol, bounds, "auto", timeout=timeout, shipped=False)
+        print(f"{name:18} {bounds.short():22} learned  {res.route:34} {res.status:9} "
+              f"{len(res.invariant or []):4} lemmas {res.elapsed_s:8.1f} s"
+              + ("" if res.status == "proved" else f"  ({res.reason[:160]})"), flush=True)
+        if with_pdr:
+            spacer = pdr(encode(protocol, bounds), timeout=timeout)
+            print(f"{name:18} {bounds.short():22} pdr      {'pdr':34} {spacer.status:9} "
+                  f"{len(spacer.clauses):4} clauses{spacer.elapsed_s:8.1f} s  {spacer.reason}", flush=True)
+
+
 def refuse(timeout: float) -> None:
     from deferral.checks.symbolic.infer import infer as learn, sample_bounds, samples
     for name, b in MUTANTS.items():
         if name == "wait-irqs-off":
             continue  # it holds
         protocol, bounds = PUBLISHED[name], Bounds(*b)
-        res = learn(protocol, bounds, data=samples(protocol, sample_bounds(bounds)), timeout=timeout)
+        res = learn(encode(protocol, bounds), data=samples(protocol, sample_bounds(bounds)), timeout=timeout)
         assert res.status != "proved", name
         print(f"{name:18} {bounds.short():18} learned route: {res.status} after {res.rounds} rounds, "
               f"{res.elapsed_s:.1f} s ({res.reason[:90]})", flush=True)
@@ -106,6 +130,7 @@ def main() -> None:
     ap.add_argument("--shipped", action="store_true", help="auto over the shipped lemmas at every bound")
     ap.add_argument("--learned", action="store_true", help="auto without the shipped lemmas, per bound")
     ap.add_argument("--refuse", action="store_true", help="published bugs through the learned route alone")
+    ap.add_argument("--examples", action="store_true", help="the safe examples/ by auto without the shipped lemmas")
     ap.add_argument("--timeout", type=float, default=300.0)
     args = ap.parse_args()
     if args.learned:
@@ -114,6 +139,8 @@ def main() -> None:
                 learned(variant, b, args.timeout, args.pdr)
     if args.refuse:
         refuse(args.timeout)
+    if args.examples:
+        examples(args.timeout, args.pdr)
     if args.shipped:
         for b in AUTO:
             once("reference", b, "auto", args.timeout, shipped=True)

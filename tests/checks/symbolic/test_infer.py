@@ -120,7 +120,12 @@ def test_lazy_ipi_return_example_is_safe_and_breaks_shipped_lemmas() -> None:
 
 def test_auto_unknown_says_why_in_text(capsys: pytest.CaptureFixture[str]) -> None:
     # the shipped lemmas left out and almost no time: every route gives up, and says why as text
+    # (the CLI's hard deadline may stop a loaded machine before the JSON: allow that one outcome)
     code = main(["prove", "--json", "--vcpus", "2", "--no-shipped-lemmas", "--timeout", "2"])
     doc = json.loads(capsys.readouterr().out)
-    assert code == 3 and doc["status"] == "unknown"
+    assert code == 3
+    if "error" in doc:
+        assert doc["error"]["kind"] == "limit" and "verdict unknown" in doc["error"]["message"]
+        return
+    assert doc["status"] == "unknown"
     assert "no route settled it" in doc["reason"] and "b'canceled'" not in doc["reason"] and isinstance(doc["log"], list)
