@@ -5,5 +5,6 @@
 - :mod:`deferral.checks.symbolic`: Z3 encodings of the same step functions; bmc,
   induction, PDR, generalization of lemmas, the parametric proof, ``prove``'s routes.
 - :mod:`deferral.checks.compare`: comparison of two protocols (regress, behaviours).
-- :mod:`deferral.checks.results`: the result and path types every search returns.
+- :mod:`deferral.checks.results`: the result and path types every search returns (a result
+  carries the model it was computed on); they are rendered by :mod:`deferral.traces.report`.
 """

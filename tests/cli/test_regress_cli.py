@@ -16,15 +16,15 @@ BROKEN = {
     "syntax": ("from deferral.model import REFERENCE\nVARIANT = REFERENCE.derive('x',\n",
                ["syntax error at line 2"]),
     "raises": ("from deferral.model import REFERENCE\n"
-               "def boom(s, i, p):\n    raise RuntimeError('boom in resync')\n"
+               "def boom(s, i, p, sp):\n    raise RuntimeError('boom in resync')\n"
                "VARIANT = REFERENCE.derive('raiser', procedures={'resync': boom})\n",
                ["step write(", "raised RuntimeError: boom in resync"]),
     "domain": ("from deferral.model import REFERENCE\n"
-               "def bad(s, i, p):\n    s.shadow[i][p] = s.gpt[p] + 5\n"
+               "def bad(s, i, p, sp):\n    s.shadow[i][sp][p] = s.gpt[sp][p] + 5\n"
                "VARIANT = REFERENCE.derive('out-of-domain', procedures={'resync': bad})\n",
                ["step write(", "wrote 5 to shadow[", "outside its domain"]),
     "missing-var": ("from deferral.model import REFERENCE\n"
-                    "def bad(s, i, p):\n    s.shadow[i][p] = s.nosuchvar[p]\n"
+                    "def bad(s, i, p, sp):\n    s.shadow[i][sp][p] = s.nosuchvar[p]\n"
                     "VARIANT = REFERENCE.derive('missing-name', procedures={'resync': bad})\n",
                     ["step write(", "nosuchvar"]),
     "missing-name": ("from deferral.model import REFERENCE\nVARIANT = REFERENCE.derive('x', procedures={'resync': zap})\n",
