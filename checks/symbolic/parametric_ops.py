@@ -82,8 +82,10 @@ class ParamBounds(Mapping[str, int]):
     def __getitem__(self, name: str) -> Any:
         if name in self.concrete:
             return self.concrete[name]
-        if any(d.name == name for d in self.decls):
-            return Count(self.sorts.get(name) or Sort(name, name))
+        for d in self.decls:
+            if d.name == name:
+                sort = self.sorts.get(name)
+                return Count(sort or Sort(name, name), d.letter, sort is not None)
         raise KeyError(name)
 
     def __iter__(self) -> Iterator[str]:
@@ -111,11 +113,16 @@ class Count:
     of none (``s.cur[k] = s.N``, ``s.cur[k] < s.N``); ``range(s.N)`` and ``s.N == 2`` are refused."""
 
     sort: Sort
+    letter: str  # the bound's declared letter: s.N, s.V, s.F, ...
+    declared: bool  # is ``sort`` one the protocol declares (VCPU, PAGE), not a bare range (frames)?
 
     def _refuse(self) -> ParamError:
-        return ParamError(f"range(s.{_letter(self.sort)}) / s.{_letter(self.sort)} as a number cannot be "
-                          f"evaluated for every number of {self.sort.bound}: write "
-                          f"`for x in s.each({self.sort.name.upper()})`, s.none({self.sort.name.upper()}) "
+        what = f"range(s.{self.letter}) / s.{self.letter} as a number"
+        if self.declared:
+            name = self.sort.name.upper()
+            return ParamError(f"{what} cannot be evaluated for every number of {self.sort.bound}: write "
+                              f"`for x in s.each({name})`, s.none({name}) (docs/notation.md)")
+        return ParamError(f"{what} cannot be evaluated for every number of {self.sort.bound} "
                           "(docs/notation.md)")
 
     def __index__(self) -> int:
@@ -145,10 +152,6 @@ class Count:
         raise self._refuse()
 
     __radd__ = __sub__ = __rsub__ = __lt__ = __le__ = __gt__ = __ge__ = __add__
-
-
-def _letter(sort: Sort) -> str:
-    return {"vcpus": "N", "pages": "V", "frames": "F"}.get(sort.bound, sort.bound)
 
 
 # ---- the universe: Z3 sorts of the domains ---------------------------------------------------------
@@ -307,7 +310,7 @@ class Universe:
         if isinstance(value, Count):
             if isinstance(dom, OrNone):
                 return self.none(dom)  # s.N: the old notation of none
-            raise ParamError(f"s.{_letter(value.sort)} used as a value of {dom!r}")
+            raise ParamError(f"s.{value.letter} used as a value of {dom!r}")
         if dom is BOOL:
             return z3.BoolVal(bool(value))
         if not isinstance(value, int):
@@ -515,7 +518,7 @@ class ParamOps(Ops):
             some = self.u.is_some(a.dom, a.term)  # cur[k] < s.N: the old notation of "not none"
             table = {"<": some, "!=": some, "==": z3.Not(some), ">=": z3.Not(some)}
             if op not in table:
-                raise ParamError(f"{op} s.{_letter(b.sort)} has no parametric meaning")
+                raise ParamError(f"{op} s.{b.letter} has no parametric meaning")
             return self.wrap(table[op], BOOL)
         dom = a.dom if a.dom is not None else (b.dom if isinstance(b, PVal) else None)
         if dom is None:
