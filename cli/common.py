@@ -17,7 +17,7 @@ from deferral.model.bounds import Bound, Bounds, BoundsError
 from deferral.model.context import StepError
 from deferral.model.protocol import Protocol
 from deferral.model.reference import REFERENCE
-from deferral.model.variants import PUBLISHED, VariantError, get_variant, load_variant_file
+from deferral.model.variants import PUBLISHED, VariantError, get_variant, load_variant_namespace
 
 from deferral.cli.exits import (EXIT_DIVERGED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK,  # noqa: F401 - re-exported
                                 EXIT_PIPE_CLOSED, EXIT_UNKNOWN, EXIT_USAGE, EXIT_VIOLATED)
@@ -156,19 +156,28 @@ def time_left(args: argparse.Namespace, limit: float | None) -> float | None:
 def load_variant(spec: str, *, is_file: bool = True) -> Protocol:
     """A published variant by name, or (``is_file``) the VARIANT of a user's file, loaded under
     a deadline: a file that loops or exits while it loads is bad input, never a hang or a verdict."""
+    if not is_file:
+        try:
+            return get_variant(spec)
+        except VariantError as exc:
+            raise UsageError(str(exc)) from None
+    return load_variant_names(spec)[0]
+
+
+def load_variant_names(spec: str) -> tuple[Protocol, dict[str, Any]]:
+    """A user's variant file, loaded once as :func:`load_variant` says: its VARIANT and its
+    names (``ENGINE`` for the engine's commands)."""
     from deferral.cli.limits import TimeLimitReached, deadline
 
     from deferral.cli.contain import TrialFailed, trial
 
     what = f"variant file {spec}"
     try:
-        if not is_file:
-            return get_variant(spec)
         if not spec.strip():
             raise UsageError("--variant-file: an empty path")
         with deadline(LOAD_LIMIT_S, what):
             trial(spec, LOAD_LIMIT_S)  # a file that ends its process does it in a child
-            return load_variant_file(spec)
+            return load_variant_namespace(spec)
     except (VariantError, TrialFailed) as exc:
         raise UsageError(str(exc)) from None
     except TimeLimitReached as exc:

@@ -26,7 +26,7 @@ from deferral.cli.common import (EXIT_OK, EXIT_UNKNOWN, EXIT_VIOLATED, UsageErro
 from deferral.engine.bugs import VARIANT_BUGS, UnknownVariant, bugs_for
 from deferral.engine.hypervisor import Hypervisor
 from deferral.engine.runner import RunConfig, run as run_engine
-from deferral.engine.user import load_engine_file
+from deferral.engine.user import engine_of, load_engine_file
 from deferral.model.protocol import Protocol
 from deferral.model.variants import VariantError
 
@@ -48,7 +48,10 @@ def add_engine_variant(parser: argparse.ArgumentParser) -> None:
 def engine_from(args: argparse.Namespace) -> tuple[Protocol, type[Hypervisor] | None]:
     """The user's (VARIANT, ENGINE) for --variant-file, or (the published variant, None)."""
     if getattr(args, "variant_file", None):
+        loaded = getattr(args, "loaded_variant", None)
         try:
+            if loaded is not None and loaded[0] == args.variant_file:  # main loaded it once already
+                return loaded[1], engine_of(args.variant_file, loaded[2])
             return load_engine_file(args.variant_file)
         except VariantError as exc:
             raise UsageError(str(exc)) from None

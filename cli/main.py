@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Sequence
 
-from deferral.cli.common import (ArgumentParser, ParserExit, UsageError, declare_bounds, limit_in, protocol_from,
+from deferral.cli.common import (ArgumentParser, ParserExit, UsageError, declare_bounds, limit_in, load_variant_names,
                                  variant_file_in)
 from deferral.cli.contain import guarded_exits
 from deferral.cli.errors import classify, report
@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             path = variant_file_in(argv)
             loaded = None
             if path is not None:  # a variant file may declare bounds of its own: add their flags
-                loaded = (path, protocol_from(argparse.Namespace(variant_file=path)))
+                loaded = (path, *load_variant_names(path))  # (path, VARIANT, the file's names)
                 declare_bounds(parser, loaded[1].bound_decls)
             try:
                 args = parser.parse_args(argv)

@@ -10,6 +10,7 @@ and ``deferral conform`` need it with ``--variant-file``; the model's commands i
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from deferral.engine.hypervisor import Hypervisor
 from deferral.model.protocol import Protocol
@@ -19,6 +20,11 @@ from deferral.model.variants import VariantError, load_variant_namespace
 def load_engine_file(path: str | Path) -> tuple[Protocol, type[Hypervisor]]:
     """``VARIANT`` and ``ENGINE`` from a user's variant file; a one-line VariantError otherwise."""
     protocol, names = load_variant_namespace(path)
+    return protocol, engine_of(path, names)
+
+
+def engine_of(path: str | Path, names: dict[str, Any]) -> type[Hypervisor]:
+    """The ``ENGINE`` a loaded variant file defines; a one-line VariantError otherwise."""
     engine = names.get("ENGINE")
     if engine is None:
         raise VariantError(f"variant file {path}: it defines VARIANT but no ENGINE; the engine's commands "
@@ -27,4 +33,4 @@ def load_engine_file(path: str | Path) -> tuple[Protocol, type[Hypervisor]]:
     if not (isinstance(engine, type) and issubclass(engine, Hypervisor)):
         raise VariantError(f"variant file {path}: ENGINE is {type(engine).__name__} {engine!r}, "
                            "not a subclass of deferral.engine.Hypervisor")
-    return protocol, engine
+    return engine

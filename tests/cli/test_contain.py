@@ -83,10 +83,13 @@ def test_past_the_trial_the_call_raises_in_this_process(tmp_path: Path, trace: P
 def test_the_variant_file_is_loaded_once_by_this_process(tmp_path: Path) -> None:
     log = tmp_path / "loads"
     path = tmp_path / "variant.py"
-    path.write_text(HEADER + f"open({str(log)!r}, 'a').write(str(os.getpid()) + '\\n')\nVARIANT = REFERENCE\n")
+    path.write_text(HEADER + f"open({str(log)!r}, 'a').write(str(os.getpid()) + '\\n')\nVARIANT = REFERENCE\n"
+                    "from deferral.engine import Hypervisor\nENGINE = Hypervisor\n")
     for argv in (["check", "--variant-file", str(path), "--workers", "1"],
                  ["prove", "--variant-file", str(path), "--method", "bmc", "--depth", "1"],
-                 ["variants", "--variant-file", str(path)]):
+                 ["variants", "--variant-file", str(path)],
+                 ["engine", "run", "--variant-file", str(path), "--seconds", "0.2"],
+                 ["conform", "--variant-file", str(path), "--depth", "1"]):
         log.write_text("")
         o = run_cli(*argv)
         assert o.code in (0, 3), o
