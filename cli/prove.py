@@ -10,7 +10,6 @@ import argparse
 import json
 from typing import Any
 
-from rich.markup import escape
 
 from deferral.checks.symbolic import infer as inference
 from deferral.checks.symbolic.generalize import GeneralizeError, load as load_lemmas, save as save_lemmas
@@ -21,9 +20,9 @@ from deferral.cli.common import (UsageError, add_bounds, add_variant, bounds_fro
 from deferral.cli.limits import deadline, grace_for
 from deferral.model.concrete import Model
 from deferral.traces.files import write_atomic
-from deferral.traces.report.document import prove_json
-from deferral.traces.report.junit import prove_junit
-from deferral.traces.report.terminal import print_prove
+from deferral.traces.report.document import parametric_json, prove_json
+from deferral.traces.report.junit import parametric_junit, prove_junit
+from deferral.traces.report.terminal import print_parametric, print_prove
 from deferral.traces.itf import to_itf
 from deferral.traces.html import counterexample_view, trace_page
 from deferral.traces.replay import path_to_trace
@@ -182,10 +181,11 @@ def run_parametric(args: argparse.Namespace) -> int:
     """``--parametric``: the protocol's own functions over uninterpreted sorts (checks/symbolic/parametric.py)."""
     from deferral.checks.symbolic import parametric
 
-    for flag in ("method", "trace_out", "invariant_out", "infer_first", "no_shipped_lemmas", "html", "itf", "junit"):
+    for flag in ("method", "trace_out", "invariant_out", "infer_first", "no_shipped_lemmas", "html", "itf"):
         default = "auto" if flag == "method" else False if flag in ("infer_first", "no_shipped_lemmas") else None
         if getattr(args, flag) != default:
             raise UsageError(f"--parametric does not take --{flag.replace('_', '-')}")
+    check_outputs(args, "junit")
     text = read_lemmas(args.lemmas) if args.lemmas else None
     timeout = args.timeout or PARAMETRIC_TIMEOUT_S
     with deadline(timeout, "prove --parametric", grace=grace_for(timeout)):
@@ -200,41 +200,16 @@ def run_parametric(args: argparse.Namespace) -> int:
             lemmas = parametric.learned_lemmas(families, protocol)
         try:
             res = parametric.prove(protocol, dict(bounds), lemmas, timeout=min(timeout, PARAMETRIC_QUERY_S))
+            if args.lemmas:
+                res.lemma_source = f"--lemmas {args.lemmas}"
         except EncodingError as exc:
             raise UsageError(str(exc)) from None
-    every = ", ".join(res.open_bounds)
-    fixed = ", ".join(f"{k}={v}" for k, v in res.concrete.items())
-    verdict = (f"proved for every number of {every}, at {fixed}" if res.status == "proved" else
-               "unknown: nothing is claimed proved; " + res.reason)
+    if args.junit:
+        write_atomic(args.junit, parametric_junit(res))
     if args.json:
-        print(json.dumps({"variant": protocol.name, "method": "parametric", "status": res.status,
-                          "verdict": verdict, "elapsed_s": round(res.elapsed_s, 3),
-                          "for_every": res.open_bounds, "assumed_concrete": res.concrete,
-                          "properties": [p.name for p in protocol.properties if p.kind == "invariant"],
-                          "reason": res.reason or None,
-                          "lemmas": [{"name": lem.name, "shown": lem.show(bounds),
-                                      "doc": (lem.fn.__doc__ or "").strip() or None} for lem in res.lemmas],
-                          "obligations": [o.to_json() for o in res.obligations]}))
-        return res.exit_code
-    out = console()
-    out.print(f"parametric proof of the invariants of {protocol.name}: {every} are uninterpreted sorts "
-              f"(any number; 0 of each distinguished); {fixed} concrete", markup=False, highlight=False)
-    source = f"--lemmas {args.lemmas}" if args.lemmas else "model/invariant.py"
-    out.print(f"lemmas ({source}, evaluated by the parametric backend):", highlight=False)
-    for lem in res.lemmas:
-        out.print(f"  {lem.show(bounds)}", markup=False, highlight=False)
-    out.print("obligations (each unsat = proved):", highlight=False)
-    for o in res.obligations:
-        color = {"proved": "green", "cti": "red", "unknown": "yellow", "not tried": "dim"}[o.status]
-        took = "" if o.status == "not tried" else f" ({o.elapsed_s:.2f} s)"
-        out.print(f"  [{color}]{o.status}[/{color}] {escape(o.name)}{took}", highlight=False)
-        if o.reason:
-            out.print(f"      reason: {o.reason}", markup=False, highlight=False)
-        if o.broken:
-            out.print(f"      not preserved: {'; '.join(o.broken)}", markup=False, highlight=False)
-    out.print(f"{verdict} ({res.elapsed_s:.2f} s)", markup=False, highlight=False)
-    if any(o.model for o in res.obligations):
-        out.print("(--json shows Z3's model of each counterexample to induction)", highlight=False)
+        print(json.dumps(parametric_json(res)))
+    else:
+        print_parametric(console(), res)
     return res.exit_code
 
 

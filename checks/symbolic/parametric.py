@@ -239,12 +239,25 @@ class Obligation:
 
 @dataclass
 class ParametricResult:
-    variant: str
+    protocol: Protocol  # what was proved (results carry their model)
     concrete: dict[str, int]  # the bounds assumed concrete (Q, S)
     open_bounds: list[str]  # the bounds proved for every value
     lemmas: list[Lemma]
     obligations: list[Obligation]
     elapsed_s: float
+    lemma_source: str = "model/invariant.py"  # where the candidate invariant came from
+
+    @property
+    def variant(self) -> str:
+        return self.protocol.name
+
+    @property
+    def verdict(self) -> str:
+        """One line: proved for every number of what, at which concrete bounds; or unknown and why."""
+        if self.status == "proved":
+            return (f"proved for every number of {', '.join(self.open_bounds)}, at "
+                    + ", ".join(f"{k}={v}" for k, v in self.concrete.items()))
+        return "unknown: nothing is claimed proved; " + self.reason
 
     @property
     def status(self) -> str:
@@ -377,5 +390,5 @@ def prove(protocol: Protocol, concrete: Mapping[str, int], lemmas: Sequence[Lemm
             note(f"parametric: {name}")
         facts, goals = build()
         out.append(_check(name, facts, goals, timeout, seeds))
-    return ParametricResult(protocol.name, dict(enc.bounds.concrete), enc.open_bounds, lemmas, out,
+    return ParametricResult(protocol, dict(enc.bounds.concrete), enc.open_bounds, lemmas, out,
                             time.monotonic() - start)

@@ -8,6 +8,7 @@ from deferral.checks.results import SearchResult
 from deferral.traces.format import Trace
 
 if TYPE_CHECKING:  # the prover (Z3) is imported only by those who prove
+    from deferral.checks.symbolic.parametric import ParametricResult
     from deferral.checks.symbolic.prove import ProveResult
 
 
@@ -53,6 +54,18 @@ def prove_json(res: "ProveResult", trace: Trace | None) -> dict[str, Any]:
         "counterexample_to_induction": res.cti,
         "log": res.log,  # auto: what each route tried and why it did not settle it
     }
+
+
+def parametric_json(res: "ParametricResult") -> dict[str, Any]:
+    """``prove --parametric --json``: the verdict, what was assumed concrete, lemmas, obligations."""
+    return {"variant": res.variant, "method": "parametric", "status": res.status, "verdict": res.verdict,
+            "elapsed_s": round(res.elapsed_s, 3), "for_every": res.open_bounds,
+            "assumed_concrete": res.concrete,
+            "properties": [p.name for p in res.protocol.properties if p.kind == "invariant"],
+            "reason": res.reason or None,
+            "lemmas": [{"name": lem.name, "shown": lem.show(res.concrete),
+                        "doc": (lem.fn.__doc__ or "").strip() or None} for lem in res.lemmas],
+            "obligations": [o.to_json() for o in res.obligations]}
 
 
 def regress_json(report: Any) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from deferral.checks.results import Path, SearchResult
 
 if TYPE_CHECKING:  # the prover (Z3) is imported only by those who prove
+    from deferral.checks.symbolic.parametric import ParametricResult
     from deferral.checks.symbolic.prove import ProveResult
 
 
@@ -40,6 +41,19 @@ def prove_junit(res: "ProveResult") -> str:
           failure=(f"{res.prop} violated in {where}", "violation",
                    f"shortest counterexample ({res.depth} steps):\n{steps(res.path)}"),
           skipped=f"{text}: {res.reason}", out="\n".join([text, *(res.invariant or [])]))
+    return _document(suites, suite)
+
+
+def parametric_junit(res: "ParametricResult") -> str:
+    """``prove --parametric --junit``: one testcase per proof obligation; a counterexample to
+    induction or an undecided query is skipped with its reason (unknown is never a pass)."""
+    fixed = ",".join(f"{k}={v}" for k, v in res.concrete.items())
+    suites = ET.Element("testsuites", name=f"deferral prove --parametric {res.variant} at {fixed}")
+    suite = ET.SubElement(suites, "testsuite", name="obligations")
+    for o in res.obligations:
+        why = o.reason or ("not preserved: " + "; ".join(o.broken) if o.broken else o.status)
+        _case(suite, f"parametric.{fixed}", o.name, "passed" if o.status == "proved" else "skipped",
+              failure=("", "", None), skipped=f"{o.status}: {why}", out=f"{o.status} ({o.elapsed_s:.2f} s)")
     return _document(suites, suite)
 
 

@@ -19,6 +19,7 @@ from deferral.checks.results import Outcome, Path, SearchResult
 from deferral.model.concrete import Model, show_value
 
 if TYPE_CHECKING:  # the prover (Z3) is imported only by those who prove
+    from deferral.checks.symbolic.parametric import ParametricResult
     from deferral.checks.symbolic.prove import ProveResult
 
 
@@ -188,6 +189,29 @@ def print_prove(out: Console, res: "ProveResult") -> None:
 #: The style of each verdict, corpus outcome and change in regress's tables.
 STYLE = {"holds": "green", "violated": "red", "unknown": "yellow", "absent": "dim",
          "passes": "green", "violates": "red", "cannot-replay": "yellow"}
+
+
+def print_parametric(out: Console, res: "ParametricResult") -> None:
+    """``prove --parametric``: what is uninterpreted, the lemmas, each obligation, the verdict."""
+    every = ", ".join(res.open_bounds)
+    fixed = ", ".join(f"{k}={v}" for k, v in res.concrete.items())
+    out.print(f"parametric proof of the invariants of {res.variant}: {every} are uninterpreted sorts "
+              f"(any number; 0 of each distinguished); {fixed} concrete", markup=False, highlight=False)
+    out.print(f"lemmas ({res.lemma_source}, evaluated by the parametric backend):", highlight=False)
+    for lem in res.lemmas:
+        out.print(f"  {lem.show(res.concrete)}", markup=False, highlight=False)
+    out.print("obligations (each unsat = proved):", highlight=False)
+    for o in res.obligations:
+        color = {"proved": "green", "cti": "red", "unknown": "yellow", "not tried": "dim"}[o.status]
+        took = "" if o.status == "not tried" else f" ({o.elapsed_s:.2f} s)"
+        out.print(f"  [{color}]{o.status}[/{color}] {escape(o.name)}{took}", highlight=False)
+        if o.reason:
+            out.print(f"      reason: {o.reason}", markup=False, highlight=False)
+        if o.broken:
+            out.print(f"      not preserved: {'; '.join(o.broken)}", markup=False, highlight=False)
+    out.print(f"{res.verdict} ({res.elapsed_s:.2f} s)", markup=False, highlight=False)
+    if any(o.model for o in res.obligations):
+        out.print("(--json shows Z3's model of each counterexample to induction)", highlight=False)
 
 
 def _cell(status: str) -> Text:
