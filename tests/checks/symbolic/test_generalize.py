@@ -90,7 +90,7 @@ def test_auto_falls_back_to_the_shipped_lemmas_and_says_so(capsys: pytest.Captur
         status="unknown", log=[], rounds=0, elapsed_s=0.0, reason="budget spent"))
     monkeypatch.setattr(auto, "pdr", lambda enc, **kw: SimpleNamespace(
         status="unknown", reason="canceled", elapsed_s=0.0))
-    code = main(["prove", "--json", "--vcpus", "2", "--pages", "2", "--timeout", "120", "--infer-first"])
+    code = main(["prove", "--json", "--vcpus", "2", "--timeout", "120", "--infer-first"])
     doc = json.loads(capsys.readouterr().out)
     assert code == 0 and doc["status"] == "proved"
     assert doc["route"] == "shipped-lemmas+houdini+induction" and len(doc["invariant"]) == 13
