@@ -140,8 +140,9 @@ def test_reference_proved_for_every_n_v_f() -> None:
     assert [o.name for o in res.obligations][0] == "initiation" and len(res.obligations) == 15
 
 
-@pytest.mark.parametrize("protocol", [DRAIN_ZAPS, load_variant_file(ROOT / "examples" / "drain_zaps.py")],
-                         ids=["drain-zaps-if", "examples/drain_zaps.py"])
+@pytest.mark.parametrize("protocol", [pytest.param(DRAIN_ZAPS, marks=pytest.mark.slow),  # the loop split: its
+                                      load_variant_file(ROOT / "examples" / "drain_zaps.py")],  # agreement runs
+                         ids=["drain-zaps-if", "examples/drain_zaps.py"])                    # on every run
 def test_safe_variants_proved(protocol) -> None:  # type: ignore[no-untyped-def]
     """(wait-irqs-off: test_cli_json_says_what_was_assumed)"""
     assert P.prove(protocol, {"queue": 2}, timeout=60).status == "proved"
