@@ -117,6 +117,23 @@ def _is_bool_slot(slot: Slot) -> bool:
     return slot.part != "len" and slot.var.domain is BOOL
 
 
+def junction(xs: Iterable[Any], is_value: Callable[[Any], bool], boolean: Callable[[Any], Any], *,
+             conjunction: bool) -> Any:
+    """And (``conjunction``) or Or of ``xs`` as a Z3 term, for the Z3 backends: a Python constant
+    that decides it (False in an And, True in an Or) returns that constant outright, the others
+    are dropped; no term left is the identity (True for And, False for Or)."""
+    terms = []
+    for x in xs:
+        if not is_value(x):
+            if bool(x) != conjunction:
+                return not conjunction
+            continue
+        terms.append(boolean(x))
+    if not terms:
+        return conjunction
+    return terms[0] if len(terms) == 1 else (z3.And(terms) if conjunction else z3.Or(terms))
+
+
 class Z3Ops(Ops):
     """Z3 terms as step-context values: Bools for conditions, bit-vectors of ``width`` for numbers."""
 
@@ -166,28 +183,12 @@ class Z3Ops(Ops):
         return Sym(z3.Not(self.boolean(x)))
 
     def all_(self, xs: Iterable[Any]) -> Any:
-        terms = []
-        for x in xs:
-            if not self.is_value(x):
-                if not x:
-                    return False
-                continue
-            terms.append(self.boolean(x))
-        if not terms:
-            return True
-        return Sym(terms[0] if len(terms) == 1 else z3.And(terms))
+        found = junction(xs, self.is_value, self.boolean, conjunction=True)
+        return Sym(found) if isinstance(found, z3.BoolRef) else found
 
     def any_(self, xs: Iterable[Any]) -> Any:
-        terms = []
-        for x in xs:
-            if not self.is_value(x):
-                if x:
-                    return True
-                continue
-            terms.append(self.boolean(x))
-        if not terms:
-            return False
-        return Sym(terms[0] if len(terms) == 1 else z3.Or(terms))
+        found = junction(xs, self.is_value, self.boolean, conjunction=False)
+        return Sym(found) if isinstance(found, z3.BoolRef) else found
 
     def store(self, slot: Any, value: Any) -> Any:
         return Sym(self.boolean(value) if _is_bool_slot(slot) else self.bv(value))

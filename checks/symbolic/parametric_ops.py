@@ -39,6 +39,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import z3
 
+from deferral.checks.symbolic.encoding import junction
 from deferral.model.bounds import Bound
 from deferral.model.context import StepContext, StepError, _Procedures, _v
 from deferral.model.ops import Ops
@@ -486,30 +487,12 @@ class ParamOps(Ops):
         return self.wrap(z3.Not(self.boolean(x)), BOOL)
 
     def all_(self, xs: Iterable[Any]) -> Any:
-        terms = []
-        for x in xs:
-            x = _v(x)
-            if not isinstance(x, PVal):
-                if not x:
-                    return False
-                continue
-            terms.append(self.boolean(x))
-        if not terms:
-            return True
-        return self.wrap(terms[0] if len(terms) == 1 else z3.And(terms), BOOL)
+        found = junction((_v(x) for x in xs), _is_pval, self.boolean, conjunction=True)
+        return self.wrap(found, BOOL) if isinstance(found, z3.BoolRef) else found
 
     def any_(self, xs: Iterable[Any]) -> Any:
-        terms = []
-        for x in xs:
-            x = _v(x)
-            if not isinstance(x, PVal):
-                if x:
-                    return True
-                continue
-            terms.append(self.boolean(x))
-        if not terms:
-            return False
-        return self.wrap(terms[0] if len(terms) == 1 else z3.Or(terms), BOOL)
+        found = junction((_v(x) for x in xs), _is_pval, self.boolean, conjunction=False)
+        return self.wrap(found, BOOL) if isinstance(found, z3.BoolRef) else found
 
     # ---- comparisons and arithmetic ----------------------------------------------------------------
     def compare(self, a: PVal, b: Any, op: str) -> Any:
@@ -953,3 +936,8 @@ def _parts(variables: Sequence[Var], bounds: ParamBounds) -> list[tuple[Var, Any
         else:
             out.append((var, None))
     return out
+
+
+def _is_pval(x: Any) -> bool:
+    """Is ``x`` a parametric term (as opposed to a Python constant)?"""
+    return isinstance(x, PVal)
