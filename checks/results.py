@@ -88,6 +88,7 @@ class Progress:
     depth: int
     frontier: int
     elapsed_s: float
+    spilled: int = 0  # bytes the search has written to its work folder (--work-dir)
 
 
 ProgressFn = Callable[[Progress], None]

@@ -12,6 +12,7 @@ from typing import Any
 from deferral.checks.results import Progress, ProgressFn, SearchResult
 from deferral.checks.explicit import checkpoint
 from deferral.checks.explicit.limits import default_memory_limit
+from deferral.checks.explicit.spill import SpillError
 from deferral.checks.explicit.graph import GRAPH_LIMIT, GraphTooLarge, state_graph, to_dot
 from deferral.checks.explicit.graph import to_json as graph_json
 from deferral.checks.explicit.search import search
@@ -78,6 +79,13 @@ def register(sub: Any) -> None:
     p.add_argument("--resume", metavar="DIR",
                    help="go on from the checkpoint in DIR (same variant, bounds and symmetry, else exit 2); "
                         "further checkpoints go to DIR unless --checkpoint names another")
+    p.add_argument("--work-dir", metavar="DIR",
+                   help="spill to files in DIR (a fresh subfolder, removed at the end) instead of stopping "
+                        "when the stored states outgrow memory: past a quarter of --memory-limit, or at "
+                        "the limit; same results as in memory (disk full: exit 3)")
+    p.add_argument("--spill-above", type=memory_size, metavar="SIZE",
+                   help="advanced, with --work-dir: spill once the stored structures in memory pass SIZE "
+                        "(default: a quarter of --memory-limit)")
     p.add_argument("--engine", choices=("auto", "vectorized", "plain"), default="auto",
                    help="explorer: vectorized (fast), plain (one state at a time), auto (default)")
     p.add_argument("--cluster", metavar="ADDRESS",
@@ -102,6 +110,15 @@ def run(args: argparse.Namespace) -> int:
             check_folder("--checkpoint", args.checkpoint)
             persist["checkpoint_dir"] = args.checkpoint
         persist["checkpoint_every"] = args.checkpoint_every
+    if args.spill_above and not args.work_dir:
+        raise UsageError("--spill-above needs --work-dir")
+    if args.work_dir:
+        if args.engine == "plain" or args.cluster is not None:
+            raise UsageError("--work-dir needs the vectorized search, not --engine plain or --cluster")
+        check_folder("--work-dir", args.work_dir)
+        persist["work_dir"] = args.work_dir
+        if args.spill_above:
+            persist["spill_above"] = args.spill_above
     memory_limit = default_memory_limit() if args.memory_limit is None else args.memory_limit or None
     limit = args.time_limit
     levels = LevelRecorder()
@@ -127,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
                                     max_states=args.max_states, time_limit=time_left(args, limit), progress=progress,
                                     workers=args.workers, engine=args.engine, memory_limit=memory_limit,
                                     **persist)
-                except checkpoint.CheckpointError as exc:
+                except (checkpoint.CheckpointError, SpillError) as exc:
                     raise UsageError(str(exc)) from None
     model = result.model
     assert model is not None
@@ -136,6 +153,9 @@ def run(args: argparse.Namespace) -> int:
     notice = result.stats.get("notice")
     if notice:
         console(stderr=True).print(f"[yellow]notice:[/] {notice}")
+    if result.stats.get("spill_error"):
+        console(stderr=True).print(f"deferral: search stopped, {result.stats['spill_error']}",
+                                   markup=False, highlight=False)
     write_traces(model, result, args.trace_out, args.itf)
     if graph is not None:
         write_atomic(args.graph_out, graph)

@@ -31,7 +31,8 @@ def live_progress(enabled: bool, label: str, delay_s: float = 1.0) -> Iterator[P
     def line(p: Progress) -> Text:
         rate = p.states / p.elapsed_s if p.elapsed_s > 0 else 0.0
         return Text(f"{label}: {p.states:,} states  depth {p.depth}  frontier {p.frontier:,}  "
-                    f"{rate:,.0f} states/s  {p.elapsed_s:.0f} s", style="cyan")
+                    f"{rate:,.0f} states/s  {p.elapsed_s:.0f} s"
+                    + (f"  spilled {p.spilled / (1 << 20):,.0f} MiB to disk" if p.spilled else ""), style="cyan")
 
     def update(p: Progress) -> None:
         nonlocal live

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -20,19 +20,31 @@ def unreachable_goal_np(n_states: int, src: np.ndarray | list[np.ndarray], dst: 
     list is emptied as it is consumed, so the caller's copy of the edges is freed early.
     ``poll`` is called between bounded pieces of work (a time or memory limit raises there).
     """
+    srcs = src if isinstance(src, list) else [np.asarray(src)]
+    dsts = dst if isinstance(dst, list) else [np.asarray(dst)]
+    total = sum(piece.shape[0] for piece in srcs)
+
+    def pieces() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        while srcs:
+            yield srcs.pop(0), dsts.pop(0)
+    return unreachable_goal_pieces(n_states, pieces(), total, goal, poll)
+
+
+def unreachable_goal_pieces(n_states: int, edges: Iterable[tuple[np.ndarray, np.ndarray]], n_edges: int,
+                            goal: np.ndarray, poll: Callable[[], None] | None = None) -> int | None:
+    """:func:`unreachable_goal_np` over ``n_edges`` edges given as (sources, targets) pieces,
+    each dropped once read (pieces read from a file one at a time: only the CSR is held)."""
     can = np.asarray(goal, dtype=bool).copy()
     if can.all():
         return None
-    srcs = src if isinstance(src, list) else [np.asarray(src)]
-    dsts = dst if isinstance(dst, list) else [np.asarray(dst)]
     # CSR of reversed edges by sorting (target << 32 | source): no index array, 8 bytes per
     # edge; self-loops never help reach a goal and are left out
-    packed = np.empty(sum(piece.shape[0] for piece in srcs), dtype=np.uint64)
+    packed = np.empty(n_edges, dtype=np.uint64)
     at = 0
-    while srcs:
+    for s, d in edges:
         if poll is not None:
             poll()
-        s, d = srcs.pop(0).astype(np.uint64), dsts.pop(0).astype(np.uint64)
+        s, d = s.astype(np.uint64), d.astype(np.uint64)
         keep = s != d
         s, d = s[keep], d[keep]
         packed[at:at + s.shape[0]] = (d << np.uint64(32)) | s

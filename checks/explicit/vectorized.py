@@ -32,20 +32,22 @@ from __future__ import annotations
 
 import os
 import resource
+import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Generator
+from typing import Any, Callable, Generator
 
 import numpy as np
 
 from deferral.checks.explicit import checkpoint
-from deferral.checks.explicit.backreach import unreachable_goal_np
+from deferral.checks.explicit.backreach import unreachable_goal_pieces
 from deferral.checks.explicit.explore import explore
 from deferral.checks.explicit.limits import Limits, LimitReached, expansion_bytes, return_freed_memory
 from deferral.checks.explicit.expand import Expander
 from deferral.checks.explicit.numpy_ops import NotVectorizable
 from deferral.checks.explicit.packing import Packer, blas_threads
 from deferral.checks.explicit.parallel import ordered_map
+from deferral.checks.explicit.spill import Column, DiskRuns, SpillError, WorkDir
 from deferral.checks.results import Coverage, Outcome, Path, Progress, ProgressFn, SearchResult, path_from_parents
 from deferral.checks.explicit.visited import Visited
 from deferral.model.bounds import Bounds
@@ -61,6 +63,9 @@ _MAX_IDS = (1 << 32) - 1
 #: merge of visited runs per stored state: what the memory limit is checked against first.
 _MERGE_BYTES = 64
 _VISITED_MERGE_BYTES = 14
+#: With a work folder and no ``spill_above``: spill once the stored structures in memory pass
+#: this share of the memory limit (the rest is for a level's expansion and merge).
+SPILL_SHARE = 0.25
 #: Seconds between polls of the time and memory limits while chunks run.
 POLL_EVERY_S = 0.05
 #: Seconds between progress reports inside a long level.
@@ -80,6 +85,8 @@ def explore_vectorized(
     checkpoint_dir: str | None = None,
     resume_dir: str | None = None,
     checkpoint_every: float = 60.0,
+    work_dir: str | None = None,
+    spill_above: int | None = None,
 ) -> SearchResult:
     """Explore every reachable state of ``protocol`` at ``bounds``; report each property.
 
@@ -94,6 +101,13 @@ def explore_vectorized(
     a limit stops it); ``resume_dir``: go on from the checkpoint there (a
     :class:`~deferral.checks.explicit.checkpoint.CheckpointError` if it is of another
     protocol, bounds or symmetry, or unreadable).
+
+    ``work_dir``: when the stored structures (visited runs, BFS parents, AG EF edges) pass
+    ``spill_above`` bytes (default: :data:`SPILL_SHARE` of ``memory_limit``), or resident
+    memory reaches ``memory_limit``, they move to files in a fresh subfolder of ``work_dir``
+    (:mod:`deferral.checks.explicit.spill`) and the search goes on with the same results;
+    the subfolder is removed at the end. A full disk stops it with ``stopped_by``
+    "disk-full"; an unusable ``work_dir`` raises :class:`~deferral.checks.explicit.spill.SpillError`.
     """
     start = time.monotonic()
     n_workers = max(1, int(workers if workers is not None else (os.cpu_count() or 1)))
@@ -101,11 +115,14 @@ def explore_vectorized(
     try:
         return _Search(model, symmetry, max_states, time_limit, progress, n_workers, start,
                        memory_limit=memory_limit, checkpoint_dir=checkpoint_dir, resume_dir=resume_dir,
-                       checkpoint_every=checkpoint_every).run()
+                       checkpoint_every=checkpoint_every, work_dir=work_dir, spill_above=spill_above).run()
     except NotVectorizable as exc:
         if checkpoint_dir is not None or resume_dir is not None:
             raise checkpoint.CheckpointError(f"checkpoints need the vectorized search, which cannot run "
                                              f"this protocol: {exc}") from None
+        if work_dir is not None:
+            raise SpillError(f"--work-dir needs the vectorized search, which cannot run this protocol: {exc}") \
+                from None
         remaining = None if time_limit is None else max(0.0, time_limit - (time.monotonic() - start))
         result = explore(model, symmetry=symmetry, max_states=max_states, time_limit=remaining,
                          progress=progress)
@@ -147,16 +164,16 @@ def reachable_levels(model: Model, *, start: State | None = None, symmetry: bool
 class _State:
     """The search at a level boundary: everything a checkpoint saves."""
 
-    visited: Visited
-    parents: list[np.ndarray]  # per level: BFS parent (uint32 state number) of each new state
-    vias: list[np.ndarray]  # per level: the action that reached it
+    visited: Visited  # the runs in memory (with a work folder, older ones may be on disk)
+    parents: Column  # per state: its BFS parent (uint32 state number), appended a level at a time
+    vias: Column  # per state: the action that reached it
     frontier_keys: np.ndarray  # keys of the last level's states (the next frontier), sorted
     # per liveness property: the goal flag of each state, OR-ed with "has a goal successor"
     # once the state is expanded; edges are kept only out of states not yet known to
     # reach every property's goal (the others need none for AG EF)
     goals: dict[str, "_Flags"]
-    edges_src: list[np.ndarray]
-    edges_dst: list[np.ndarray]
+    edges_src: Column
+    edges_dst: Column
     first_bad: dict[str, int]  # invariant -> its first violating state
     n_states: int
     base: int  # number of the frontier's first state
@@ -190,7 +207,8 @@ class _Search:
                  progress: ProgressFn | None, workers: int, start: float, *,
                  start_state: State | None = None, keep_keys: bool = False, memory_limit: int | None = None,
                  checkpoint_dir: str | None = None, resume_dir: str | None = None,
-                 checkpoint_every: float = 60.0) -> None:
+                 checkpoint_every: float = 60.0, work_dir: str | None = None,
+                 spill_above: int | None = None) -> None:
         self.model = model
         self.layout = model.layout
         self.symmetry = symmetry
@@ -206,6 +224,17 @@ class _Search:
         self.checkpoints_written = 0
         self.checkpoint_bytes = 0
         self.identity = checkpoint.protocol_identity(model, symmetry)
+        # disk spill: the work folder is made when the search starts, removed when it ends
+        self.work_dir = work_dir
+        self.spill_above = (spill_above if spill_above is not None else
+                            int(SPILL_SHARE * memory_limit) if memory_limit is not None and work_dir is not None
+                            else None)
+        self.work: WorkDir | None = None
+        self.disk: DiskRuns | None = None
+        self.spills = 0
+        self.spill_lock = threading.Lock()
+        self.st: _State | None = None  # the search state, for a spill from a poll
+        self.spill_error: str | None = None
         self.progress = progress
         self.workers = workers
         self.start = start
@@ -288,19 +317,69 @@ class _Search:
             a = i * CHUNK_ROWS
             # what the chunks now running will allocate is counted before this one starts
             rows = min(CHUNK_ROWS, frontier_keys.shape[0] - a)
-            self.limits.check(extra=expansion_bytes(rows, self.packer.n_slots * np.dtype(self.packer.dtype_rows).itemsize,
-                                                    self.fanout, min(self.workers, n - i)))
+            self._poll(expansion_bytes(rows, self.packer.n_slots * np.dtype(self.packer.dtype_rows).itemsize,
+                                       self.fanout, min(self.workers, n - i)))
             # the frontier is kept as keys (8 bytes a state), unpacked to rows a chunk at a time
             return self.expand(self.packer.unpack(frontier_keys[a:a + CHUNK_ROWS]), a, visited)
 
-        yield from ordered_map(task, n, self.workers, poll=self.limits.check, poll_every=POLL_EVERY_S)
+        yield from ordered_map(task, n, self.workers, poll=self._poll, poll_every=POLL_EVERY_S)
+
+    # ---- limits and the disk spill -------------------------------------------------------
+    def _poll(self, extra: int | Callable[[], int] = 0) -> None:
+        """Check the limits (``extra``: bytes about to be allocated, or a function giving
+        them); at the memory limit, with a work folder, spill what is stored and check again."""
+        try:
+            self.limits.check(extra() if callable(extra) else extra)
+        except LimitReached as stop:
+            if stop.reason != "memory-limit" or not self._spill():
+                raise
+            self.limits.check(extra() if callable(extra) else extra)
+
+    def _spill(self) -> bool:
+        """Move the stored structures in memory (visited runs, parents, actions, AG EF edges)
+        to the work folder; False if there is none or nothing to move. Safe beside running
+        chunks: they see the visited runs in memory before or after (a key they miss is
+        found on disk at the level's merge)."""
+        st = self.st
+        if self.disk is None or st is None:
+            return False
+        with self.spill_lock:
+            if self._stored_in_memory(st) == 0:
+                return False
+            for keys, ids in st.visited.runs():  # on disk first, then dropped from memory
+                self.disk.add(keys, ids)
+            st.visited.clear()
+            for column in (st.parents, st.vias, st.edges_src, st.edges_dst):
+                column.spill()
+            self.spills += 1
+            return True
+
+    @staticmethod
+    def _stored_in_memory(st: "_State") -> int:
+        return (st.visited.nbytes + st.parents.memory_bytes + st.vias.memory_bytes
+                + st.edges_src.memory_bytes + st.edges_dst.memory_bytes)
+
+    def _spilled_bytes(self) -> int:
+        return self.work.bytes_written if self.work is not None else 0
+
+    def _columns(self) -> tuple[Column, Column, Column, Column]:
+        """Empty parent, action and edge columns (backed by the work folder if there is one)."""
+        return (Column(np.uint32, self.work, "parents"), Column(self.action_dtype, self.work, "vias"),
+                Column(np.uint32, self.work, "edges-src"), Column(np.uint32, self.work, "edges-dst"))
 
     # ---- the search ----------------------------------------------------------------------
     def run(self) -> SearchResult:
         """The search, with one BLAS thread (see :func:`deferral.checks.explicit.packing.blas_threads`)."""
         return_freed_memory()  # peak resident memory near the live arrays (see limits)
-        with blas_threads(1):
-            return self._run()
+        if self.work_dir is not None:
+            self.work = WorkDir(self.work_dir)
+            self.disk = DiskRuns(self.work, self.packer.key_dtype)
+        try:
+            with blas_threads(1):
+                return self._run()
+        finally:  # removed at the end, whatever the result (a kill leaves it)
+            if self.work is not None:
+                self.work.close()
 
     def _start(self) -> "_State":
         """The search state before the first level: the start state alone."""
@@ -308,8 +387,11 @@ class _Search:
         init_key = packer.canonical_keys(packer.rows_of([self.start_state]))
         visited = Visited(packer.key_dtype)
         visited.add(init_key, np.zeros(1, dtype=np.uint32))
-        st = _State(visited, [np.zeros(1, dtype=np.uint32)], [np.zeros(1, dtype=self.action_dtype)],
-                    init_key, {p.name: _Flags() for p in self.lives}, [], [], {}, 1, 0, 0, 0,
+        parents, vias, edges_src, edges_dst = self._columns()
+        parents.append(np.zeros(1, dtype=np.uint32))
+        vias.append(np.zeros(1, dtype=self.action_dtype))
+        st = _State(visited, parents, vias, init_key, {p.name: _Flags() for p in self.lives},
+                    edges_src, edges_dst, {}, 1, 0, 0, 0,
                     np.zeros(len(self.model.actions), dtype=np.int64),
                     np.zeros(len(self.step_names), dtype=np.int64))
         self._check(packer.unpack(init_key), 0, st.first_bad, st.goals)
@@ -318,6 +400,7 @@ class _Search:
     def _run(self) -> SearchResult:
         packer = self.packer
         st = self._start() if self.resume_dir is None else self._load_checkpoint(self.resume_dir)
+        self.st = st
         if self.keep_keys:
             self.level_keys.append(st.frontier_keys)
         frontier = st.frontier_keys
@@ -339,23 +422,29 @@ class _Search:
                     level_transitions += chunk.successors
                     level_fired += chunk.fired
                     level_enabled += chunk.enabled
-                    self.limits.check()
+                    self._poll()
                     now = time.monotonic()
                     if self.progress and now - last_report > PROGRESS_EVERY_S:
                         last_report = now
                         self.progress(Progress(st.n_states, st.transitions + level_transitions, st.depth,
-                                               frontier.shape[0], now - self.start))
+                                               frontier.shape[0], now - self.start, self._spilled_bytes()))
             except LimitReached as stop:
                 stopped_by = stop.reason
+                break
+            except SpillError as exc:
+                stopped_by, self.spill_error = "disk-full", str(exc)
                 break
             self.fanout = level_transitions / max(1, frontier.shape[0])
             # ---- merge the chunks' candidates (stable: the earliest chunk wins) ----
             n_states, base = st.n_states, st.base
+            n_cands = sum(c.keys.shape[0] for c in chunks)
             try:  # stop before the merge if its temporaries would pass the memory limit
-                self.limits.check(extra=_MERGE_BYTES * sum(c.keys.shape[0] for c in chunks)
-                                  + _VISITED_MERGE_BYTES * len(visited))
+                self._poll(lambda: _MERGE_BYTES * n_cands + _VISITED_MERGE_BYTES * len(visited))
             except LimitReached as stop:
                 stopped_by = stop.reason
+                break
+            except SpillError as exc:
+                stopped_by, self.spill_error = "disk-full", str(exc)
                 break
             cand = (np.concatenate([c.keys for c in chunks]) if chunks
                     else np.zeros(0, packer.key_dtype))
@@ -376,11 +465,26 @@ class _Search:
                 cand_group = np.empty(order.shape[0], dtype=np.uint32)
                 cand_group[order] = np.cumsum(first, dtype=np.uint32)
             del order, first
+            # with runs on disk: the level's candidates are looked up there once, in one pass;
+            # per level-wide candidate key, the state it is (known, new, or -1: cut)
+            group_state = None
+            if self.disk is not None and len(self.disk):
+                found = np.full(new_keys.shape[0], -1, dtype=np.int64)
+                self.disk.lookup(new_keys, found)
+                fresh = found < 0
+                if not fresh.all():
+                    if cand_group is not None:
+                        group_state = found
+                        group_state[fresh] = np.arange(n_states, n_states + int(fresh.sum()))
+                    new_keys, new_at = new_keys[fresh], new_at[fresh]
+                del found, fresh
             n_new = new_keys.shape[0]
             if n_states + n_new > self.max_states:
                 n_new = max(0, self.max_states - n_states)
                 new_at, new_keys = new_at[:n_new], new_keys[:n_new]
                 stopped_by = "max-states"
+                if group_state is not None:
+                    group_state[group_state >= n_states + n_new] = -1
             par_all = np.concatenate([c.parents for c in chunks]) if chunks else np.zeros(0, np.uint32)
             act_all = (np.concatenate([c.actions for c in chunks]) if chunks
                        else np.zeros(0, self.action_dtype))
@@ -403,7 +507,10 @@ class _Search:
                     code = c.ucode
                     new = code < 0
                     group = cand_group[at - 1 - code[new]].astype(np.int64)
-                    code[new] = np.where(group <= n_new, n_states - 1 + group, -1)  # -1: cut by --max-states
+                    if group_state is None:
+                        code[new] = np.where(group <= n_new, n_states - 1 + group, -1)  # -1: cut by --max-states
+                    else:
+                        code[new] = group_state[group - 1]
                     at += n_cand[i]
                     dst = code[c.uidx]
                     keep = dst >= 0
@@ -412,7 +519,7 @@ class _Search:
                                       st.edges_src, st.edges_dst)
                     c.uidx = c.ucode = c.all_parents = None
                     del code, new, group, dst, keep
-            del chunks, cand_group
+            del chunks, cand_group, group_state
             st.transitions += level_transitions
             st.fired += level_fired
             st.enabled += level_enabled
@@ -424,10 +531,15 @@ class _Search:
             st.n_states = n_states + n_new
             if n_new:
                 st.depth += 1
+            if self.spill_above is not None and self._stored_in_memory(st) > self.spill_above:
+                try:
+                    self._spill()
+                except SpillError as exc:
+                    stopped_by, self.spill_error = "disk-full", str(exc)
             if self.progress:
                 last_report = time.monotonic()
                 self.progress(Progress(st.n_states, st.transitions, st.depth, frontier.shape[0],
-                                       last_report - self.start))
+                                       last_report - self.start, self._spilled_bytes()))
             if self.checkpoint_dir is not None and stopped_by is None:
                 now = time.monotonic()
                 if frontier.shape[0] == 0 or now - last_saved >= self.checkpoint_every:
@@ -442,21 +554,19 @@ class _Search:
         complete = stopped_by is None
         for prop in self.lives:
             self.checked[prop.name] = n_states if complete else 0
-        edge_bytes = sum(a.nbytes + b.nbytes for a, b in zip(edges_src, edges_dst))
-        visited_bytes = visited.nbytes
+        edge_bytes = len(edges_src) * edges_src.dtype.itemsize + len(edges_dst) * edges_dst.dtype.itemsize
+        visited_bytes = visited.nbytes + (self.disk.disk_bytes if self.disk is not None else 0)
         # the visited set is not needed past the search: freed before the parents are
         # joined and before the AG EF pass (its 12 bytes a state are not in their peak)
         st.visited = Visited(packer.key_dtype)
         del visited
-        parent = np.concatenate(st.parents)
-        st.parents = [parent]
-        via = np.concatenate(st.vias)
-        st.vias = [via]
+        parent, via = st.parents.array(), st.vias.array()  # memory maps once spilled
         self.parent, self.via = parent, via
         stored_bytes = (visited_bytes + parent.nbytes + via.nbytes
                         + edge_bytes
                         + sum(g.nbytes for g in goals.values()))
         del frontier, st
+        self.st = None
         outcomes: list[Outcome] = []
         liveness_stop: str | None = None
         for prop in ([] if self.keep_keys else self.model.protocol.properties):
@@ -472,10 +582,10 @@ class _Search:
                 # the edges are consumed (freed) by the first liveness property: keep a copy
                 # only when there are more to check
                 more = sum(p.kind == "liveness" for p in self.model.protocol.properties) > 1
-                src, dst = (list(edges_src), list(edges_dst)) if more else (edges_src, edges_dst)
+                pieces = zip(edges_src.read(consume=not more), edges_dst.read(consume=not more))
                 try:
-                    stuck = unreachable_goal_np(n_states, src, dst, goals[prop.name].view(),
-                                                poll=self.limits.check)
+                    stuck = unreachable_goal_pieces(n_states, pieces, len(edges_src), goals[prop.name].view(),
+                                                    poll=self.limits.check)
                 except LimitReached as stop:
                     liveness_stop = stop.reason
                     outcomes.append(Outcome(prop.name, "liveness", "unknown"))
@@ -497,6 +607,11 @@ class _Search:
             stats["memory_limit_bytes"] = self.limits.memory_limit
         if self.resume_dir is not None:
             stats["resumed_from"] = str(self.resume_dir)
+        if self.work is not None:
+            stats["spills"] = self.spills
+            stats["spilled_bytes"] = self.work.bytes_written
+        if self.spill_error is not None:
+            stats["spill_error"] = self.spill_error
         if self.checkpoints_written:
             stats["checkpoints_written"] = self.checkpoints_written
             stats["checkpoint_bytes"] = self.checkpoint_bytes
@@ -518,16 +633,13 @@ class _Search:
         """Save the search state at a level boundary (see :mod:`deferral.checks.explicit.checkpoint`)."""
         assert self.checkpoint_dir is not None
         t0 = time.monotonic()
+        # spilled columns and runs are memory maps, streamed into the archive
         arrays: dict[str, np.ndarray] = {
-            "parent": np.concatenate(st.parents), "via": np.concatenate(st.vias),
+            "parent": st.parents.array(), "via": st.vias.array(),
             "frontier_keys": st.frontier_keys, "fired": st.fired, "enabled": st.enabled,
-            "edges_src": (np.concatenate(st.edges_src) if st.edges_src else np.zeros(0, np.uint32)),
-            "edges_dst": (np.concatenate(st.edges_dst) if st.edges_dst else np.zeros(0, np.uint32)),
+            "edges_src": st.edges_src.array(), "edges_dst": st.edges_dst.array(),
         }
-        st.parents, st.vias = [arrays["parent"]], [arrays["via"]]
-        st.edges_src = [arrays["edges_src"]] if st.edges_src else []
-        st.edges_dst = [arrays["edges_dst"]] if st.edges_dst else []
-        runs = st.visited.runs()
+        runs = st.visited.runs() + (self.disk.runs_mapped() if self.disk is not None else [])
         for i, (keys, ids) in enumerate(runs):
             arrays[f"visited_keys_{i}"] = keys
             arrays[f"visited_ids_{i}"] = ids
@@ -558,10 +670,11 @@ class _Search:
                 flags.extend(arrays[f"goal_{i}"])
                 goals[name] = flags
             n_states = int(header["states"])
-            st = _State(visited, [arrays["parent"]], [arrays["via"].astype(self.action_dtype)],
-                        arrays["frontier_keys"], goals,
-                        [arrays["edges_src"]] if arrays["edges_src"].size else [],
-                        [arrays["edges_dst"]] if arrays["edges_dst"].size else [],
+            columns = self._columns()
+            for column, name in zip(columns, ("parent", "via", "edges_src", "edges_dst")):
+                if arrays[name].size:
+                    column.append(arrays[name])
+            st = _State(visited, columns[0], columns[1], arrays["frontier_keys"], goals, columns[2], columns[3],
                         {str(k): int(v) for k, v in header["first_bad"].items()},
                         n_states, int(header["base"]), int(header["depth"]), int(header["transitions"]),
                         arrays["fired"].astype(np.int64), arrays["enabled"].astype(np.int64))
@@ -574,15 +687,14 @@ class _Search:
             if isinstance(exc, checkpoint.CheckpointError):
                 raise
             raise checkpoint.CheckpointError(f"checkpoint in {directory} is incomplete: {exc!r}") from None
-        if (len(visited) != n_states or st.parents[0].shape[0] != n_states
+        if (len(visited) != n_states or len(st.parents) != n_states
                 or any(g.nbytes != n_states for g in goals.values())):
             raise checkpoint.CheckpointError(f"checkpoint in {directory} is inconsistent "
                                              f"(array sizes do not match {n_states} states)")
         return st
 
     def _prune_edges(self, src: np.ndarray, dst: np.ndarray, base: int, lo: int, hi: int,
-                     goals: dict[str, "_Flags"], edges_src: list[np.ndarray],
-                     edges_dst: list[np.ndarray]) -> None:
+                     goals: dict[str, "_Flags"], edges_src: Column, edges_dst: Column) -> None:
         """Store the edges out of one chunk (level-local source rows ``lo..hi-1``; target
         state numbers, uint32) that AG EF needs.
 

@@ -72,6 +72,10 @@ class Visited:
         self._ids = [np.asarray(i) for _, i in runs]
         self.count = sum(k.shape[0] for k in self._keys)
 
+    def clear(self) -> None:
+        """Drop every run (a lookup running beside it goes on over the runs it started with)."""
+        self._keys, self._ids, self.count = [], [], 0
+
     def add(self, keys: np.ndarray, ids: np.ndarray) -> None:
         """Add sorted, new keys with their state numbers."""
         if keys.shape[0] == 0:

@@ -1,0 +1,217 @@
+"""Disk spill of the vectorized search: visited runs, BFS parents and AG EF edges in a work folder.
+
+External-memory breadth-first search in the style of Stern and Dill's disk-based Murphi:
+when what the search stores outgrows its memory budget, the sorted runs of the visited set
+(keys with their state numbers) are written to ``.npy`` files and dropped from memory, and
+the append-only columns (each state's BFS parent and action, the AG EF edges) move to flat
+files. A level's new candidates are then checked against the runs on disk once per level,
+by reading each run sequentially in blocks (its keys are sorted, the candidates too: a
+merge, with a small in-memory index of each block's first key to skip blocks that no
+candidate falls into). Nothing is reordered: counts, verdicts and shortest counterexamples
+are those of the in-memory search.
+
+Files are read with explicit reads (``np.fromfile``), not kept mapped, so they count in the
+page cache, not in the process's resident memory; only the final parent and action columns
+are memory-mapped (a counterexample reads a few entries). Each search writes into a fresh
+subfolder of the work folder, removed when the search ends (left behind by a kill). A full
+or unwritable disk raises :class:`SpillError`: the search stops with ``stopped_by``
+"disk-full" (exit 3).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+#: Keys read at a time from a spilled run (8 MiB of uint64 keys).
+BLOCK = 1 << 20
+#: Elements per piece when a spilled column is read back.
+PIECE = 1 << 22
+
+
+class SpillError(Exception):
+    """The work folder cannot take what the search spills (full, or not writable)."""
+
+
+class WorkDir:
+    """This search's private subfolder of the user's work folder, removed by :meth:`close`."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        try:
+            Path(root).mkdir(parents=True, exist_ok=True)
+            self.path = Path(tempfile.mkdtemp(prefix="deferral-spill-", dir=root))
+        except OSError as exc:
+            raise SpillError(f"work folder {root}: {exc.strerror or exc}") from None
+        self.files = 0
+        self.bytes_written = 0
+
+    def new_file(self, stem: str) -> Path:
+        self.files += 1
+        return self.path / f"{self.files:05d}-{stem}"
+
+    def close(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _written(work: WorkDir, path: Path, write: Callable[[], None], nbytes: int) -> None:
+    """Run ``write`` (``nbytes`` into ``path``); a full or failing disk raises :class:`SpillError`."""
+    try:
+        write()
+    except OSError as exc:
+        what = "full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else (exc.strerror or str(exc))
+        raise SpillError(f"work folder {work.path.parent}: {what} while writing {path.name}") from None
+    work.bytes_written += nbytes
+
+
+@dataclass
+class _Run:
+    """One sorted run on disk: ``n`` keys (``.npy``) and their state numbers (``.npy``)."""
+
+    keys_path: Path
+    ids_path: Path
+    keys_at: int  # byte offset of the key data in its file (after the .npy header)
+    ids_at: int
+    n: int
+    fence: np.ndarray  # the first key of each block of BLOCK keys
+    ids_dtype: np.dtype
+
+
+def _data_offset(path: Path) -> int:
+    with open(path, "rb") as f:
+        fmt = np.lib.format
+        major, _ = fmt.read_magic(f)
+        (fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0)(f)
+        return f.tell()
+
+
+class DiskRuns:
+    """Sorted runs of (key, state number) on disk; a batch of sorted keys is looked up by a
+    sequential pass over each run."""
+
+    def __init__(self, work: WorkDir, key_dtype: object) -> None:
+        self.work = work
+        self.key_dtype = np.dtype(key_dtype)
+        self.runs: list[_Run] = []
+
+    def __len__(self) -> int:
+        return sum(r.n for r in self.runs)
+
+    @property
+    def disk_bytes(self) -> int:
+        return sum(r.n * (self.key_dtype.itemsize + r.ids_dtype.itemsize) for r in self.runs)
+
+    def add(self, keys: np.ndarray, ids: np.ndarray) -> None:
+        """Write one sorted run (its keys unique and disjoint from the other runs')."""
+        if keys.shape[0] == 0:
+            return
+        kp, ip = self.work.new_file("keys.npy"), self.work.new_file("ids.npy")
+        _written(self.work, kp, lambda: np.save(kp, np.ascontiguousarray(keys, dtype=self.key_dtype)), keys.nbytes)
+        _written(self.work, ip, lambda: np.save(ip, np.ascontiguousarray(ids)), ids.nbytes)
+        self.runs.append(_Run(kp, ip, _data_offset(kp), _data_offset(ip), keys.shape[0],
+                              np.array(keys[::BLOCK]), np.dtype(ids.dtype)))
+
+    def lookup(self, queries: np.ndarray, out: np.ndarray) -> None:
+        """Set ``out[i]`` to the state number of ``queries[i]`` (sorted) where a run has it."""
+        if queries.shape[0] == 0:
+            return
+        for run in self.runs:
+            # the queries each block may hold: from its first key to the next block's
+            cut = np.searchsorted(queries, run.fence)
+            cut = np.append(cut, queries.shape[0])
+            with open(run.keys_path, "rb") as kf, open(run.ids_path, "rb") as idf:
+                for b in range(run.fence.shape[0]):
+                    lo, hi = int(cut[b]), int(cut[b + 1])
+                    if lo == hi:
+                        continue
+                    count = min(BLOCK, run.n - b * BLOCK)
+                    kf.seek(run.keys_at + b * BLOCK * self.key_dtype.itemsize)
+                    block = np.fromfile(kf, dtype=self.key_dtype, count=count)
+                    q = queries[lo:hi]
+                    pos = np.searchsorted(block, q)
+                    np.minimum(pos, count - 1, out=pos)
+                    hit = block[pos] == q
+                    del block
+                    if not hit.any():
+                        continue
+                    idf.seek(run.ids_at + b * BLOCK * run.ids_dtype.itemsize)
+                    ids = np.fromfile(idf, dtype=run.ids_dtype, count=count)
+                    out[lo:hi][hit] = ids[pos[hit]]
+
+    def runs_mapped(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Every run as read-only memory maps (keys, state numbers): for a checkpoint, which
+        streams them into its archive."""
+        return [(np.load(r.keys_path, mmap_mode="r"), np.load(r.ids_path, mmap_mode="r")) for r in self.runs]
+
+
+class Column:
+    """An append-only array, built a piece at a time, whose pieces can move to one flat file
+    of a work folder (then it is read back in pieces, or memory-mapped as a whole)."""
+
+    def __init__(self, dtype: object, work: WorkDir | None = None, stem: str = "column") -> None:
+        self.dtype = np.dtype(dtype)
+        self.work = work
+        self.path = work.new_file(f"{stem}.bin") if work is not None else None
+        self.pieces: list[np.ndarray] = []
+        self.on_disk = 0  # elements in the file, before the pieces
+
+    def __len__(self) -> int:
+        return self.on_disk + sum(p.shape[0] for p in self.pieces)
+
+    @property
+    def memory_bytes(self) -> int:
+        return sum(p.nbytes for p in self.pieces)
+
+    def append(self, piece: np.ndarray) -> None:
+        self.pieces.append(np.asarray(piece, dtype=self.dtype))
+
+    def spill(self) -> None:
+        """Move the pieces in memory to the end of the file (no-op without a work folder)."""
+        if self.work is None or self.path is None or not self.pieces:
+            return
+        path, pieces, keep = self.path, self.pieces, self.on_disk * self.dtype.itemsize
+
+        def write() -> None:
+            with open(path, "ab") as f:
+                try:
+                    for p in pieces:
+                        np.ascontiguousarray(p).tofile(f)
+                except OSError:
+                    f.truncate(keep)  # the file holds what it held: a later spill appends right
+                    raise
+        _written(self.work, path, write, sum(p.nbytes for p in pieces))
+        self.on_disk += sum(p.shape[0] for p in pieces)
+        self.pieces = []
+
+    def array(self) -> np.ndarray:
+        """The whole column: one array in memory, or, once spilled, a read-only memory map."""
+        if self.on_disk == 0:
+            whole = np.concatenate(self.pieces) if self.pieces else np.zeros(0, self.dtype)
+            self.pieces = [whole] if whole.shape[0] else []
+            return whole
+        assert self.path is not None
+        try:
+            self.spill()
+        except SpillError:  # the disk is full: the whole column, read back into memory
+            return np.concatenate([np.fromfile(self.path, dtype=self.dtype, count=self.on_disk), *self.pieces])
+        return np.memmap(self.path, dtype=self.dtype, mode="r", shape=(self.on_disk,))
+
+    def read(self, consume: bool = False) -> Iterator[np.ndarray]:
+        """The column in pieces, in order (from the file by reads of :data:`PIECE` elements,
+        then the pieces in memory); ``consume``: each piece in memory is dropped once given."""
+        if self.on_disk:
+            assert self.path is not None
+            with open(self.path, "rb") as f:
+                for _ in range(0, self.on_disk, PIECE):
+                    yield np.fromfile(f, dtype=self.dtype, count=PIECE)
+        if consume:
+            while self.pieces:
+                yield self.pieces.pop(0)
+        else:
+            yield from list(self.pieces)

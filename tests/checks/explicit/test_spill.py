@@ -1,0 +1,89 @@
+"""Disk spill (--work-dir): a search forced to spill every level gives the in-memory results;
+the on-disk runs answer lookups like a dict; a full disk stops with exit 3; bad folders exit 2."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deferral.checks.explicit import spill
+from deferral.checks.explicit.vectorized import explore_vectorized
+from deferral.checks.results import SearchResult
+from deferral.cli.main import main
+from deferral.model.bounds import Bounds
+from deferral.model.variants import PUBLISHED
+
+
+def _summary(r: SearchResult) -> tuple:
+    return (r.states, r.transitions, r.depth, r.complete, r.stopped_by,
+            [(o.name, o.status, o.length, None if o.path is None else [s for _, s in o.path])
+             for o in r.outcomes], r.coverage)
+
+
+@pytest.mark.parametrize("variant,bounds,max_states", [
+    ("reference", (2, 1, 2, 2), None),  # holds
+    ("drain-local-only", (2, 1, 1, 2), None),  # invariant violated
+    ("wait-irqs-off", (2, 1, 1, 2), None),  # liveness violated
+    ("reference", (2, 1, 2, 2), 20_000),  # cut by --max-states after spills
+])
+def test_spilling_every_level_matches_the_in_memory_search(tmp_path: Path, variant: str,
+                                                           bounds: tuple[int, ...], max_states: int | None) -> None:
+    b = Bounds(*bounds)
+    whole = explore_vectorized(PUBLISHED[variant], b, workers=1, max_states=max_states)
+    spilled = explore_vectorized(PUBLISHED[variant], b, workers=2, max_states=max_states,
+                                 work_dir=str(tmp_path), spill_above=1)
+    assert spilled.stats["spills"] >= whole.depth - 1 and spilled.stats["spilled_bytes"] > 0
+    assert _summary(spilled) == _summary(whole)
+    assert list(tmp_path.iterdir()) == []  # the search's subfolder is removed at the end
+
+
+def test_disk_runs_answer_lookups_like_a_dict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spill, "BLOCK", 100)  # many blocks, some skipped by the fences
+    rng = np.random.default_rng(7)
+    keys = np.unique(rng.integers(0, 1 << 62, 5000, dtype=np.uint64))
+    perm = rng.permutation(keys.shape[0])
+    runs = [np.sort(keys[perm[:3000]]), np.sort(keys[perm[3000:4000]])]
+    work = spill.WorkDir(tmp_path)
+    disk = spill.DiskRuns(work, np.uint64)
+    truth: dict[int, int] = {}
+    for r, run in enumerate(runs):
+        ids = np.arange(run.shape[0], dtype=np.uint32) + np.uint32(10_000 * r)
+        disk.add(run, ids)
+        truth.update(zip(run.tolist(), ids.tolist()))
+    queries = np.unique(np.concatenate([keys[perm[2500:]], rng.integers(0, 1 << 62, 300, dtype=np.uint64)]))
+    out = np.full(queries.shape[0], -1, dtype=np.int64)
+    disk.lookup(queries, out)
+    assert out.tolist() == [truth.get(q, -1) for q in queries.tolist()]
+    column = spill.Column(np.uint32, work, "c")
+    column.append(np.arange(5))
+    column.spill()
+    column.append(np.arange(5, 9))
+    assert np.concatenate(list(column.read())).tolist() == list(range(9)) == column.array().tolist()
+    work.close()
+    assert not work.path.exists()
+
+
+def test_full_disk_stops_with_exit_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(spill.np, "save", full)
+    code = main(["check", "--vcpus", "2", "--pages", "1", "--frames", "1", "--queue", "2",
+                 "--work-dir", str(tmp_path), "--spill-above", "1"])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "full while writing" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_work_dir_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "file").write_text("")
+    base = ["check", "--vcpus", "2", "--pages", "1", "--frames", "1", "--queue", "1"]
+    assert main([*base, "--work-dir", str(tmp_path / "file" / "sub")]) == 2
+    assert main([*base, "--spill-above", "1M"]) == 2
+    assert main([*base, "--work-dir", str(tmp_path), "--engine", "plain"]) == 2
+    err = capsys.readouterr().err
+    assert "--work-dir" in err and "--spill-above needs --work-dir" in err
