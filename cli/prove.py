@@ -192,6 +192,15 @@ def prove_html(res: ProveResult, model: Model) -> str:
 PARAMETRIC_TIMEOUT_S, PARAMETRIC_QUERY_S = 300.0, 60.0
 
 
+def shrink_bounds(bounds: Any) -> Any:
+    """Where ``--parametric --lemmas`` first keeps the learned families that hold (bounded Houdini):
+    3 VCPUs, 2 pages, 2 frames at the requested Q and S; None if the protocol has other bounds."""
+    try:
+        return bounds.replace(vcpus=3, pages=2, frames=2)
+    except (KeyError, ValueError):
+        return None
+
+
 def run_parametric(args: argparse.Namespace) -> int:
     """``--parametric``: the protocol's own functions over uninterpreted sorts (checks/symbolic/parametric.py)."""
     from deferral.checks.symbolic import parametric
@@ -216,7 +225,7 @@ def run_parametric(args: argparse.Namespace) -> int:
         try:
             res = parametric.prove_candidates(protocol, dict(bounds), shipped=not args.no_shipped_lemmas,
                                               extra=learned, timeout=min(timeout, PARAMETRIC_QUERY_S),
-                                              houdini_s=0.8 * timeout)
+                                              houdini_s=0.8 * timeout, shrink_at=shrink_bounds(bounds))
             sources = (["model/invariant.py"] if not args.no_shipped_lemmas else []) + (
                 [f"--lemmas {args.lemmas}"] if args.lemmas else [])
             res.lemma_source = " and ".join(sources) + (", then Houdini" if res.dropped else "")

@@ -493,22 +493,48 @@ def houdini(protocol: Protocol, concrete: Mapping[str, int], candidates: Sequenc
 
 def prove_candidates(protocol: Protocol, concrete: Mapping[str, int], *, shipped: bool = True,
                      extra: Sequence[Lemma] = (), timeout: float | None = 60.0, houdini_s: float | None = 120.0,
-                     note: Callable[[str], None] | None = None) -> ParametricResult:
+                     shrink_at: Any = None, note: Callable[[str], None] | None = None) -> ParametricResult:
     """:func:`prove` of the candidates (the shipped lemmas unless not ``shipped``, and ``extra``:
     learned families) with the invariant properties; if some candidate is not inductive,
     :func:`houdini` drops what some step does not preserve and the fixpoint is proved (or
-    the result is unknown, naming the property a step does not preserve given what is left)."""
+    the result is unknown, naming the property a step does not preserve given what is left).
+
+    ``shrink_at`` (bounds, e.g. 3,2,2 at these Q, S): first a bounded Houdini there over every
+    candidate keeps what holds at that size (cheap; learned families true only at smaller
+    bounds go), then the parametric one runs over the survivors. Soundness never depends on
+    it: whatever is kept is proved over uninterpreted sorts."""
     start = time.monotonic()
     params = ParamEncoding(protocol, concrete_bounds(protocol, concrete)).bounds
     candidates = (list(invariant_for(params)) if shipped else []) + list(extra)
+    if shrink_at is not None and extra:
+        from deferral.checks.symbolic.encoding import encode
+        from deferral.checks.symbolic.induction import houdini as bounded_houdini
+
+        if note:
+            note(f"parametric: bounded Houdini at {shrink_at.short()} over {len(candidates)} candidates first")
+        small = list(invariant_for(shrink_at)) if shipped else []
+        try:
+            alive, _ = bounded_houdini(encode(protocol, shrink_at), small + list(extra) + learned_lemmas([], protocol),
+                                       timeout=houdini_s)
+        except TimeoutError:
+            alive = candidates  # no time for it: every candidate goes to the parametric Houdini
+        names = {lem.name for lem in alive}
+        kept = [lem for lem in candidates if lem.name in names]
+        dropped_small = [(lem.name, f"not inductive at {shrink_at.short()} (bounded Houdini)")
+                         for lem in candidates if lem.name not in names]
+        candidates = kept
+    else:
+        dropped_small = []
     props = learned_lemmas([], protocol)
-    first = prove(protocol, concrete, list(candidates) + props, timeout=timeout, note=note)
+    first = prove(protocol, concrete, candidates, timeout=timeout, note=note)  # safety: the lemmas imply them
+    first.dropped = list(dropped_small)
     if first.status == "proved" or not candidates:
         return first
     if note:
         note(f"parametric: {first.reason[:200]}; Houdini over {len(candidates)} candidates")
     try:
-        h = houdini(protocol, concrete, candidates, props, timeout=houdini_s, note=note)
+        h = houdini(protocol, concrete, candidates, props, note=note,
+                    timeout=None if houdini_s is None else max(1.0, houdini_s - (time.monotonic() - start)))
     except TimeoutError as exc:
         first.obligations.append(Obligation("houdini (drop the candidates some step does not preserve)",
                                             "unknown", time.monotonic() - start, reason=str(exc)))
@@ -519,8 +545,8 @@ def prove_candidates(protocol: Protocol, concrete: Mapping[str, int], *, shipped
         if "Z3 did not decide" in h.broken:
             ob = Obligation(ob.name, "unknown", h.elapsed_s, reason=h.broken)
         res = ParametricResult(protocol, first.concrete, first.open_bounds, list(h.alive) + props, [ob],
-                               time.monotonic() - start, dropped=h.dropped)
+                               time.monotonic() - start, dropped=dropped_small + h.dropped)
         return res
     res = prove(protocol, concrete, list(h.alive) + props, timeout=timeout, note=note)
-    res.dropped, res.elapsed_s = h.dropped, time.monotonic() - start
+    res.dropped, res.elapsed_s = dropped_small + h.dropped, time.monotonic() - start
     return res
