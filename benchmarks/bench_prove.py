@@ -1,161 +1,151 @@
-"""Benchmark ``deferral prove``: how far each Z3 route reaches, and how long it takes.
+"""Benchmark ``deferral prove``: per variant and bounds, the route, status, seconds and lemmas, beside Spacer alone.
 
-Run: ``/tmp/venv/bin/python benchmarks/bench_prove.py [--pdr] [--mutants] [--encodings]
-[--infer] [--shipped]``. Prints one line per run (variant, bounds, method, route, status,
-seconds). Figures go to benchmarks/PROVE.md.
+Run: ``python benchmarks/bench_prove.py [--groups holds,examples,bugs] [--bounds 2,1,1,1 4,3,3,3,2 ...]
+[--timeout 120] [--pdr-timeout 60] [--pdr-at 1,1,1,1 2,1,1,1]``. Figures go to benchmarks/PROVE.md.
 
-* ``--shipped``: auto with the shipped lemmas only (Spacer skipped: an empty lemma file).
-* ``--infer``: Spacer infers lemmas once at N=2,V=1,F=1,Q=1; the generalized families are
-  then proved (Houdini + induction) at larger bounds, as ``auto`` does.
-* ``--encodings``: Spacer at N=2,V=1,F=1,Q=1 with each encoding of checks/symbolic/pdr.py.
-* ``--learned``: auto without the shipped lemmas (route ``inferred+houdini+induction``,
-  checks/symbolic/infer.py) per variant and bound: route, status, seconds, number of
-  lemma families; with ``--pdr``, Spacer alone at the same bounds beside it.
-* ``--examples``: the safe examples/ (each breaks a shipped lemma) the same way, with
-  ``--pdr`` Spacer alone beside each.
-* ``--refuse``: every published buggy variant through the learned route alone: must not
-  be "proved".
+Every cell runs in its own process (``prove`` auto with ``--timeout``, as a user runs it;
+Z3's answers depend on the process's earlier calls), and prints one row:
+
+* variant, bounds, route (what settled it), status, seconds (wall of the proof inside
+  the process; ``total`` adds start-up), the number of lemma families of the invariant;
+* where the time goes: the seconds between ``prove``'s progress notes (``encode`` up to
+  the first note: building the encoding and its cross-check; then each route by name);
+* for a published bug, the bmc counterexample's length beside the explicit search's
+  shortest length (model/expected.py): they must be equal;
+* Spacer alone (``--method pdr``) with ``--pdr-timeout`` at the ``--pdr-at`` bounds.
+
+Groups: ``holds`` (the reference and the published variants that hold), ``examples``
+(examples/*.py, all safe), ``bugs`` (every published bug at the bounds where it shows).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
+from typing import Any
 
-from deferral.checks.symbolic.generalize import generalize
-from deferral.checks.symbolic.induction import check_inductive, houdini
-from deferral.checks.symbolic.pdr import ENCODINGS, pdr
-from deferral.checks.symbolic.prove import prove
-from deferral.checks.symbolic.encoding import encode
-from deferral.model import PUBLISHED, Bounds
-
-#: PROTOCOL.md's configurations, then the issue's larger ones, then the largest allowed.
-AUTO = [(1, 1, 1, 1), (2, 1, 1, 1), (2, 1, 2, 2), (3, 1, 1, 2), (2, 2, 1, 1), (2, 2, 2, 2),
-        (3, 2, 1, 2), (3, 2, 2, 2), (4, 2, 2, 2), (3, 3, 3, 3), (4, 3, 3, 3)]
-PDR = [(1, 1, 1, 1), (2, 1, 1, 1), (2, 2, 1, 2)]
-INFER_AT = (2, 1, 1, 1)
-INFER_TARGETS = [(2, 1, 1, 1), (3, 1, 1, 1), (4, 1, 1, 1), (2, 1, 2, 1), (3, 1, 3, 1), (4, 1, 3, 1),
-                 (2, 1, 1, 2), (2, 2, 1, 1)]
-MUTANTS = {"drain-local-only": (2, 1, 1, 1), "ipi-before-drain": (2, 1, 1, 1), "remote-no-drain": (2, 1, 1, 1),
-           "reload-no-drain": (2, 1, 1, 1), "overflow-drop": (2, 2, 1, 1), "wait-irqs-off": (2, 1, 1, 1)}
+ROOT = Path(__file__).resolve().parents[1]
+BOUNDS = ["2,1,1,1", "3,2,2,2", "4,3,3,3", "4,3,3,3,2", "4,3,3,3,3"]
+HOLDS = ["reference", "wait-irqs-off"]
 
 
-def once(variant: str, b: tuple[int, int, int, int], method: str, timeout: float, shipped: bool = False) -> None:
-    start = time.monotonic()
-    res = prove(PUBLISHED[variant], Bounds(*b), method, timeout=timeout, templates=[] if shipped else None)
-    print(f"{variant:18} {Bounds(*b).short():18} {method:9} {res.route:36} {res.status:9} "
-          f"{'' if res.depth is None else res.depth:>3} {time.monotonic() - start:8.1f} s", flush=True)
+def _bounds(text: str) -> Any:
+    from deferral.model import Bounds
+    return Bounds(*(int(v) for v in text.split(",")))
 
 
-def infer(variant: str, timeout: float) -> None:
-    protocol, small = PUBLISHED[variant], Bounds(*INFER_AT)
-    res = pdr(encode(protocol, small), timeout=timeout, encoding="onehot")
-    print(f"pdr {variant} at {small.short()}: {res.status}, {len(res.clauses)} clauses, {res.elapsed_s:.1f} s",
-          flush=True)
-    if res.status != "proved":
-        return
-    templates = generalize(res.invariant, res.atoms, encode(protocol, small, check=False).layout)
-    print(f"  {len(templates)} candidate lemma families", flush=True)
-    for b in INFER_TARGETS:
-        start = time.monotonic()
-        bounds = Bounds(*b)
-        alive, _ = houdini(encode(protocol, bounds), [t.lemma() for t in templates])
-        r = check_inductive(encode(protocol, bounds), alive)
-        print(f"  {bounds.short():18} kept {len(alive):3} of {len(templates)}  {r.status:10} "
-              f"{time.monotonic() - start:6.1f} s", flush=True)
-
-
-LEARNED = [(1, 1, 1, 1), (2, 1, 1, 1), (3, 1, 1, 1), (2, 1, 2, 2), (2, 2, 1, 1)]
-
-
-def learned(variant: str, b: tuple[int, int, int, int], timeout: float, with_pdr: bool) -> None:
-    bounds = Bounds(*b)
-    res = prove(PUBLISHED[variant], bounds, "auto", timeout=timeout, shipped=False)
-    print(f"{variant:18} {bounds.short():18} learned  {res.route:34} {res.status:9} "
-          f"{len(res.invariant or []):4} lemmas {res.elapsed_s:8.1f} s"
-          + ("" if res.status == "proved" else f"  ({res.reason or res.log[-1:]})"), flush=True)
-    if with_pdr:
-        spacer = pdr(encode(PUBLISHED[variant], bounds), timeout=timeout)
-        print(f"{variant:18} {bounds.short():18} pdr      {'pdr':34} {spacer.status:9} "
-              f"{len(spacer.clauses):4} clauses{spacer.elapsed_s:8.1f} s  {spacer.reason}", flush=True)
-
-
-#: The safe examples/ and where each differs from the reference (bounds).
-EXAMPLES = {"lazy_ipi_return": (2, 1, 1, 1), "lazy_cur_clear": (2, 1, 1, 1), "lazy_waitret_clear": (2, 1, 1, 1),
-            "self_ipi": (2, 1, 1, 1), "mask_before_send": (2, 1, 1, 1), "lazy_tlb_ipi": (2, 1, 1, 1, 2)}
-
-
-def examples(timeout: float, with_pdr: bool) -> None:
-    """auto without the shipped lemmas on each safe example: route, status, lemmas, seconds (and Spacer)."""
-    from pathlib import Path
-
+def _protocol(variant: str) -> Any:
+    from deferral.model import PUBLISHED
     from deferral.model.variants import load_variant_file
-    for name, b in EXAMPLES.items():
-        protocol, bounds = load_variant_file(Path(__file__).parents[1] / "examples" / f"{name}.py"), Bounds(*b)
-        res = prove(protocol, bounds, "auto", timeout=timeout, shipped=False)
-        print(f"{name:18} {bounds.short():22} learned  {res.route:34} {res.status:9} "
-              f"{len(res.invariant or []):4} lemmas {res.elapsed_s:8.1f} s"
-              + ("" if res.status == "proved" else f"  ({res.reason[:160]})"), flush=True)
-        if with_pdr:
-            spacer = pdr(encode(protocol, bounds), timeout=timeout)
-            print(f"{name:18} {bounds.short():22} pdr      {'pdr':34} {spacer.status:9} "
-                  f"{len(spacer.clauses):4} clauses{spacer.elapsed_s:8.1f} s  {spacer.reason}", flush=True)
+    return load_variant_file(ROOT / variant) if variant.endswith(".py") else PUBLISHED[variant]
 
 
-def refuse(timeout: float) -> None:
-    from deferral.checks.symbolic.infer import infer as learn, sample_bounds, samples
-    for name, b in MUTANTS.items():
-        if name == "wait-irqs-off":
-            continue  # it holds
-        protocol, bounds = PUBLISHED[name], Bounds(*b)
-        res = learn(encode(protocol, bounds), data=samples(protocol, sample_bounds(bounds)), timeout=timeout)
-        assert res.status != "proved", name
-        print(f"{name:18} {bounds.short():18} learned route: {res.status} after {res.rounds} rounds, "
-              f"{res.elapsed_s:.1f} s ({res.reason[:90]})", flush=True)
+def cell(variant: str, bounds: str, method: str, timeout: float) -> dict[str, Any]:
+    """One proof in this process: the result and the time between progress notes."""
+    from deferral.checks.symbolic.prove import prove
+    start = time.monotonic()
+    phases: list[tuple[str, float]] = []
+    last = ["encode", start]
+
+    def note(text: str) -> None:
+        name = _phase(text)
+        if name is None:
+            return  # a route's own progress line: its time stays with the route
+        now = time.monotonic()
+        phases.append((last[0], now - last[1]))
+        last[:] = [name, now]
+
+    res = prove(_protocol(variant), _bounds(bounds), method, timeout=timeout, note=note)
+    phases.append((last[0], time.monotonic() - last[1]))
+    merged: dict[str, float] = {}
+    for key, secs in phases:
+        merged[key] = merged.get(key, 0.0) + secs
+    return {"route": res.route, "status": res.status, "seconds": res.elapsed_s, "depth": res.depth,
+            "lemmas": len(res.invariant or []), "reason": res.reason, "phases": merged}
 
 
-def encodings(timeout: float) -> None:
-    for enc in ENCODINGS:
-        res = pdr(encode(PUBLISHED["reference"], Bounds(*INFER_AT)), timeout=timeout, encoding=enc)
-        print(f"pdr encoding {enc:7} reference {Bounds(*INFER_AT).short()}: {res.status} "
-              f"({len(res.clauses)} clauses) {res.elapsed_s:.1f} s", flush=True)
+def _phase(note: str) -> str | None:
+    """The phase a progress note of auto starts (``bmc``, ``shipped``, ``learned``, ``pdr``...), if any."""
+    for key, name in (("out-of-domain", "domain"), ("Houdini over", "houdini+induction"), ("learning", "learned"),
+                      ("Spacer infers", "pdr-generalized"), ("bounded model", "bmc"), ("bmc", "bmc"),
+                      ("Spacer (pdr)", "pdr")):
+        if key in note:
+            if key == "Houdini over":
+                return note.split("Houdini over ")[1].split(" lemma")[0].split(" ", 1)[1]  # "shipped"...
+            return name
+    return None
+
+
+def run_cell(variant: str, bounds: str, method: str, timeout: float) -> dict[str, Any]:
+    """:func:`cell` in a fresh process; wall seconds of the whole process beside it."""
+    start = time.monotonic()
+    out = subprocess.run([sys.executable, __file__, "--cell", variant, bounds, method, str(timeout)],
+                         capture_output=True, text=True, cwd=ROOT, env=os.environ,
+                         timeout=timeout * 2 + 120)
+    wall = time.monotonic() - start
+    if out.returncode != 0:
+        return {"route": "-", "status": f"error {out.returncode}", "seconds": wall, "lemmas": 0, "depth": None,
+                "reason": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "", "phases": {},
+                "total": wall}
+    row = json.loads(out.stdout.strip().splitlines()[-1])
+    row["total"] = wall
+    return row
+
+
+def show(variant: str, bounds: str, method: str, row: dict[str, Any], expected: int | None = None) -> None:
+    phases = ", ".join(f"{k} {v:.1f}" for k, v in row["phases"].items() if v >= 0.05)
+    length = "" if expected is None else f" length {row['depth']} (explicit {expected})"
+    why = "" if row["status"] in ("proved", "violated") else f"  [{row['reason'][:100]}]"
+    print(f"{Path(variant).name:22} {bounds:10} {method:4} {row['route']:36} {row['status']:9} "
+          f"{row['seconds']:7.1f} s ({row['total']:6.1f} total) {row['lemmas']:4} lemmas{length}  "
+          f"<{phases}>{why}", flush=True)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--pdr", action="store_true", help="also Spacer alone (slow)")
-    ap.add_argument("--mutants", action="store_true", help="also every published mutant, by auto and pdr")
-    ap.add_argument("--encodings", action="store_true", help="Spacer's time per encoding at N=2,V=1,F=1,Q=1")
-    ap.add_argument("--infer", action="store_true", help="lemmas inferred at N=2 proved at larger bounds")
-    ap.add_argument("--shipped", action="store_true", help="auto over the shipped lemmas at every bound")
-    ap.add_argument("--learned", action="store_true", help="auto without the shipped lemmas, per bound")
-    ap.add_argument("--refuse", action="store_true", help="published bugs through the learned route alone")
-    ap.add_argument("--examples", action="store_true", help="the safe examples/ by auto without the shipped lemmas")
-    ap.add_argument("--timeout", type=float, default=300.0)
+    if len(sys.argv) > 1 and sys.argv[1] == "--cell":
+        variant, bounds, method, timeout = sys.argv[2:6]
+        print(json.dumps(cell(variant, bounds, method, float(timeout))))
+        return
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--groups", default="holds,examples,bugs", help="holds, examples, bugs (comma-separated)")
+    ap.add_argument("--bounds", nargs="+", default=BOUNDS, help="N,V,F,Q[,S] for holds and examples")
+    ap.add_argument("--timeout", type=float, default=120.0, help="prove auto's --timeout per cell")
+    ap.add_argument("--pdr-timeout", type=float, default=60.0, help="Spacer alone's time limit per cell")
+    ap.add_argument("--pdr-at", nargs="*", default=["1,1,1,1", "2,1,1,1"], help="bounds where Spacer alone runs")
+    ap.add_argument("--variants", nargs="*", help="only these (names, or examples/NAME.py)")
     args = ap.parse_args()
-    if args.learned:
-        for variant in ("reference", "wait-irqs-off"):
-            for b in LEARNED:
-                learned(variant, b, args.timeout, args.pdr)
-    if args.refuse:
-        refuse(args.timeout)
-    if args.examples:
-        examples(args.timeout, args.pdr)
-    if args.shipped:
-        for b in AUTO:
-            once("reference", b, "auto", args.timeout, shipped=True)
-    if args.infer:
-        infer("reference", args.timeout)
-        infer("wait-irqs-off", args.timeout)
-    if args.encodings:
-        encodings(args.timeout)
-    if args.pdr and not args.learned:
-        for b in PDR:
-            once("reference", b, "pdr", args.timeout)
-    if args.mutants:
-        for name, b in MUTANTS.items():
-            once(name, b, "auto", args.timeout)
-            once(name, b, "pdr", args.timeout)
+    groups = args.groups.split(",")
+    try:
+        load = os.getloadavg()
+        print(f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {os.cpu_count()} CPUs", flush=True)
+    except OSError:
+        pass
+    safe = (HOLDS if "holds" in groups else []) + (
+        sorted(f"examples/{p.name}" for p in (ROOT / "examples").glob("*.py")) if "examples" in groups else [])
+    for variant in safe:
+        if args.variants and variant not in args.variants:
+            continue
+        for b in args.bounds:
+            show(variant, b, "auto", run_cell(variant, b, "auto", args.timeout))
+        for b in args.pdr_at:
+            show(variant, b, "pdr", run_cell(variant, b, "pdr", args.pdr_timeout))
+    if "bugs" in groups:
+        from deferral.model.expected import SPACES_VERDICTS, VERDICTS
+        for name, (b, _prop, length) in {**VERDICTS, **SPACES_VERDICTS}.items():
+            if length is None or (args.variants and name not in args.variants):
+                continue  # wait-irqs-off: its invariants hold (a liveness bug)
+            text = ",".join(map(str, b))
+            show(name, text, "auto", run_cell(name, text, "auto", args.timeout), expected=length)
+    try:
+        load = os.getloadavg()
+        print(f"load average at end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
+    except OSError:
+        pass
 
 
 if __name__ == "__main__":

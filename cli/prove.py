@@ -81,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
         templates, families = (None, None) if lemmas_text is None else \
             parse_lemmas(args.lemmas, lemmas_text, protocol, bounds)
         res = _prove(args, protocol, bounds, templates, families)
+    if lemmas_text is not None and res.route.startswith("lemma-file") and not res.learned_at:
+        res.learned_at = file_learned_at(lemmas_text, protocol)
     model = res.model
     assert model is not None
     trace = None
@@ -117,6 +119,19 @@ def read_lemmas(path: str) -> str:
         return read_limited(path, MAX_LEMMAS_BYTES, "--lemmas")
     except TraceError as exc:
         raise UsageError(str(exc)) from None
+
+
+def file_learned_at(text: str, protocol: Any) -> list[Any] | None:
+    """The bounds a lemmas file says its families were learned at (``learned_at``, or Spacer's
+    ``inferred_at``), if it says so readably."""
+    from deferral.model.bounds import Bounds
+
+    try:
+        doc = json.loads(text)
+        raw = doc.get("learned_at") or ([doc["inferred_at"]] if doc.get("inferred_at") else [])
+        return [Bounds.from_dict(d, protocol.bound_decls) for d in raw] or None
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
 
 
 def parse_lemmas(path: str, text: str, protocol: Any, bounds: Any) -> tuple[Any, Any]:

@@ -194,6 +194,25 @@ class Z3Ops(Ops):
         return Sym(self.boolean(value) if _is_bool_slot(slot) else self.bv(value))
 
 
+class Renaming:
+    """Replace variables by terms in Z3 terms: ``Renaming(old, new)(term)`` (Z3's substitution,
+    with the pairs packed once instead of checked on every call as ``z3.substitute`` does)."""
+
+    def __init__(self, old: Sequence[Any], new: Sequence[Any]) -> None:
+        self.n = len(old)
+        self.ctx = old[0].ctx if self.n else z3.main_ctx()
+        self.old, self.new = (z3.Ast * self.n)(), (z3.Ast * self.n)()
+        self.keep = (list(old), list(new))  # the packed arrays do not hold references
+        for k, (a, b) in enumerate(zip(old, new)):
+            self.old[k], self.new[k] = a.as_ast(), b.as_ast()
+
+    def __call__(self, term: Any) -> Any:
+        if not self.n or not isinstance(term, z3.ExprRef):
+            return term
+        return z3.z3._to_expr_ref(z3.Z3_substitute(self.ctx.ref(), term.as_ast(), self.n, self.old, self.new),
+                               self.ctx)
+
+
 @dataclass(frozen=True)
 class ActionTerms:
     """One step instance over given current-state variables: its guard and new slot values."""
@@ -220,6 +239,9 @@ class Encoding:
     def __post_init__(self) -> None:
         self.layout = self.protocol.layout(self.bounds)
         self.ops = Z3Ops(max(self.layout.bits) + 2)
+        self._instance_cache: dict[Any, list[tuple[tuple[int, ...], Any]]] = {}
+        #: results derived from this encoding once (checks/symbolic/symmetry.py: the steps' symmetry)
+        self.derived: dict[str, Any] = {}
 
     # ---- state variables -----------------------------------------------------------
     def sort(self, slot: Slot) -> Any:
@@ -274,11 +296,27 @@ class Encoding:
 
     # ---- steps ---------------------------------------------------------------------
     def action_terms(self, xs: Sequence[Any], wide: bool = False) -> list[ActionTerms]:
-        """Guard and updates of every step instance, evaluated by the protocol's own functions."""
-        out = []
-        for action in self.model.actions:
-            out.append(self._evaluate(action.index, action.step, action.args, xs, wide))
-        return out
+        """Guard and updates of every step instance, evaluated by the protocol's own functions.
+
+        Evaluated once per encoding (over variables tagged ``_terms``); for state variables the
+        result is that, renamed by Z3's substitution (in C: evaluating the step functions in
+        Python took about 4 s per copy of the variables at 4,3,3,3, renaming takes a few ms).
+        """
+        if wide or not all(z3.is_const(x) for x in xs):
+            return [self._evaluate(a.index, a.step, a.args, xs, wide) for a in self.model.actions]
+        base = self._base_terms
+        rename = Renaming(self._base_vars, xs)
+        return [ActionTerms(t.index, t.step, t.args, rename(t.guard), {j: rename(v) for j, v in t.updates.items()})
+                for t in base]
+
+    @cached_property
+    def _base_vars(self) -> list[Any]:
+        return self.state("_terms")
+
+    @cached_property
+    def _base_terms(self) -> list[ActionTerms]:
+        xs = self._base_vars
+        return [self._evaluate(a.index, a.step, a.args, xs) for a in self.model.actions]
 
     def _evaluate(self, index: int, step: Step, args: tuple[int, ...], xs: Sequence[Any],
                   wide: bool = False) -> ActionTerms:
@@ -318,15 +356,34 @@ class Encoding:
             values[j] = v
         return values
 
-    def trans(self, xs: Sequence[Any], ys: Sequence[Any], act: Any) -> Any:
-        """``T(x, act, y)``: action ``act`` is enabled in ``x`` and leads to ``y``."""
+    def trans(self, xs: Sequence[Any], ys: Sequence[Any], act: Any, only: Sequence[int] | None = None) -> Any:
+        """``T(x, act, y)``: action ``act`` is enabled in ``x`` and leads to ``y`` (``only``: ``act`` is
+        one of these step instances)."""
         terms = self.action_terms(xs)
+        if only is not None:
+            keep = set(only)
+            terms = [t for t in terms if t.index in keep]
         enabled = z3.Or([z3.And(act == t.index, t.guard) for t in terms])
         nxt = self.next_values(xs, act, terms)
         eqs = [y == v for y, v in zip(self.wide(ys), nxt)]
         return z3.And([enabled, *eqs, self.valid(ys)])
 
     # ---- properties ----------------------------------------------------------------
+    def instances(self, fn: Callable[..., Any], params: Sequence[tuple[str, Any]],
+                  xs: Sequence[Any]) -> list[tuple[tuple[int, ...], Any]]:
+        """``(args, fn(s, *args))`` for every parameter instance, as Z3 Bools over ``xs`` (state
+        variables): evaluated once per (fn, params) and renamed for other variables, like the steps."""
+        key = (fn, tuple(params))
+        if key not in self._instance_cache:
+            from itertools import product
+
+            ctx_vars = self._base_vars
+            self._instance_cache[key] = [
+                (args, self.ops.boolean(fn(self.context(ctx_vars), *args)))
+                for args in product(*(range(d.size(self.bounds)) for _, d in params))]
+        rename = Renaming(self._base_vars, xs)
+        return [(args, rename(term)) for args, term in self._instance_cache[key]]
+
     def holds(self, fn: Callable[..., Any], params: Sequence[tuple[str, Any]], xs: Sequence[Any]) -> Any:
         """``fn(s, *args)`` for every parameter instance, as one conjunction."""
         from itertools import product
@@ -394,15 +451,15 @@ def crosscheck(enc: Encoding, max_states: int = 24) -> None:
     frontier, seen = [model.initial], {model.initial}
     while frontier and len(seen) <= max_states:
         state = frontier.pop(0)
-        sub = [(x, enc.const(s, v)) for s, x, v in zip(enc.layout.slots, xs, state)]
+        sub = Renaming(xs, [enc.const(s, v) for s, v in zip(enc.layout.slots, state)])
         for t, action in zip(terms, model.actions):
             expected = model.apply(state, action)
-            enabled = z3.is_true(z3.simplify(z3.substitute(t.guard, *sub)))
+            enabled = z3.is_true(z3.simplify(sub(t.guard)))
             got = None
             if enabled:
                 new = list(state)
                 for j, v in t.updates.items():
-                    v = z3.simplify(z3.substitute(v, *sub))
+                    v = z3.simplify(sub(v))
                     new[j] = int(z3.is_true(v)) if z3.is_bool(v) else v.as_long()
                 got = tuple(new)
             if got != expected:

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from itertools import product
 from typing import Any, Sequence
 
 import z3
 
-from deferral.checks.symbolic.encoding import Encoding
+from deferral.checks.symbolic.encoding import Encoding, Renaming
+from deferral.checks.symbolic.symmetry import representatives
 from deferral.model.concrete import Action, State
 from deferral.model.context import StepError
 from deferral.model.invariant import Lemma
@@ -55,8 +55,7 @@ class InductionResult:
 def instances(enc: Encoding, lemma: Lemma, xs: Sequence[Any]) -> list[tuple[str, Any]]:
     """``(label, term)`` of every parameter instance of ``lemma`` over ``xs``."""
     out = []
-    for args in product(*(range(d.size(enc.bounds)) for _, d in lemma.params)):
-        term = enc.ops.boolean(lemma.fn(enc.context(xs), *args))
+    for args, term in enc.instances(lemma.fn, lemma.params, xs):
         label = lemma.name + (f" ({', '.join(f'{n}={a}' for (n, _), a in zip(lemma.params, args))})"
                               if args else "")
         out.append((label, term))
@@ -70,8 +69,21 @@ def _solver(timeout: float | None) -> z3.Solver:
     return solver
 
 
-def check_inductive(enc: Encoding, lemmas: Sequence[Lemma], timeout: float | None = None) -> InductionResult:
-    """Check initiation, consecution and safety of the conjunction of ``lemmas`` over ``enc``."""
+def fails_initially(enc: Encoding, terms: Sequence[tuple[str, Any]], xs: Sequence[Any]) -> list[str]:
+    """Labels of the ``(label, term)`` over ``xs`` that are false in the initial state (each term
+    evaluated by substituting the initial values: exact, no solver)."""
+    at_init = Renaming(xs, [enc.const(s, v) for s, v in zip(enc.layout.slots, enc.layout.initial)])
+    return [label for label, term in terms if not z3.is_true(z3.simplify(at_init(term)))]
+
+
+def check_inductive(enc: Encoding, lemmas: Sequence[Lemma], timeout: float | None = None, *,
+                    inductive: bool = False, symmetry: bool = True) -> InductionResult:
+    """Check initiation, consecution and safety of the conjunction of ``lemmas`` over ``enc``;
+    ``inductive``: consecution is known (``lemmas`` are what :func:`houdini` kept), not checked again.
+
+    Consecution tries one step instance per orbit of VCPU permutations when the steps and
+    the lemma families are checked symmetric (:mod:`deferral.checks.symbolic.symmetry`);
+    ``symmetry=False`` tries every instance."""
     start = time.monotonic()
     lemmas = list(lemmas)
     model = enc.model
@@ -83,32 +95,32 @@ def check_inductive(enc: Encoding, lemmas: Sequence[Lemma], timeout: float | Non
         return InductionResult(status, lemmas, time.monotonic() - start, **kw)
 
     # initiation: evaluate on the concrete initial state (exact and instant)
-    init_x = [t for t in inv_x]
-    s = _solver(timeout)
-    s.add(enc.init(xs))
-    failed = [label for label, term in init_x if s.check(z3.Not(term)) == z3.sat]
+    failed = fails_initially(enc, inv_x, xs)
     if failed:
         return done("fails-initially", failed=failed, state=model.initial)
 
-    # consecution
-    s = _solver(timeout)
-    s.add(enc.valid(xs), *[t for _, t in inv_x], enc.trans(xs, ys, act))
-    s.add(z3.Or([z3.Not(t) for _, t in inv_y]))
-    r = s.check()
-    if r == z3.unknown:
-        return done("unknown", reason=f"consecution: {s.reason_unknown()}")
-    if r == z3.sat:
-        m = s.model()
-        before, after = enc.decode(m, xs), enc.decode(m, ys)
-        action = model.actions[m.eval(act, model_completion=True).as_long()]
-        try:
-            concrete = model.apply(before, action)
-        except StepError:
-            concrete = None  # e.g. ack_ipi with cur = none: the concrete model refuses such a state
-        if concrete is not None:
-            assert concrete == after, "encoding and model disagree on the CTI step"
-        broken = [label for label, term in inv_y if z3.is_false(m.eval(term, model_completion=True))]
-        return done("not-inductive", failed=broken, cti=CounterexampleToInduction(before, action, after, broken))
+    # consecution (skipped when the caller's Houdini fixpoint established it)
+    if not inductive:
+        s = _solver(timeout)
+        steps = representatives(enc, lemmas, timeout) if symmetry else None
+        s.add(enc.valid(xs), *[t for _, t in inv_x], enc.trans(xs, ys, act, only=steps))
+        s.add(z3.Or([z3.Not(t) for _, t in inv_y]))
+        r = s.check()
+        if r == z3.unknown:
+            return done("unknown", reason=f"consecution: {s.reason_unknown()}")
+        if r == z3.sat:
+            m = s.model()
+            before, after = enc.decode(m, xs), enc.decode(m, ys)
+            action = model.actions[m.eval(act, model_completion=True).as_long()]
+            try:
+                concrete = model.apply(before, action)
+            except StepError:
+                concrete = None  # e.g. ack_ipi with cur = none: the concrete model refuses such a state
+            if concrete is not None:
+                assert concrete == after, "encoding and model disagree on the CTI step"
+            broken = [label for label, term in inv_y if z3.is_false(m.eval(term, model_completion=True))]
+            return done("not-inductive", failed=broken,
+                        cti=CounterexampleToInduction(before, action, after, broken))
 
     # safety
     s = _solver(timeout)
@@ -124,22 +136,26 @@ def check_inductive(enc: Encoding, lemmas: Sequence[Lemma], timeout: float | Non
     return done("proved")
 
 
-def houdini(enc: Encoding, candidates: Sequence[Lemma], timeout: float | None = None) -> tuple[list[Lemma], list[str]]:
-    """The largest subset of ``candidates`` that is inductive over ``enc`` (maximal fixpoint), and a log."""
+def houdini(enc: Encoding, candidates: Sequence[Lemma], timeout: float | None = None, *,
+            symmetry: bool = True) -> tuple[list[Lemma], list[str]]:
+    """The largest subset of ``candidates`` that is inductive over ``enc`` (maximal fixpoint), and a log.
+
+    Consecution tries one step instance per orbit when the steps and every candidate family
+    are checked symmetric (a subset of symmetric families is symmetric, so this holds for
+    every round); ``symmetry=False`` tries every instance."""
     log: list[str] = []
     xs, ys, act = enc.state("x"), enc.state("y"), enc.selector("x")
     alive = list(candidates)
-    s = _solver(timeout)
-    s.add(enc.init(xs))
     for lem in list(alive):
-        if any(s.check(z3.Not(t)) == z3.sat for _, t in instances(enc, lem, xs)):
+        if fails_initially(enc, instances(enc, lem, xs), xs):
             alive.remove(lem)
             log.append(f"dropped (fails initially): {lem.name}")
     terms_x = {lem.name: z3.And([t for _, t in instances(enc, lem, xs)]) for lem in alive}
     terms_y = {lem.name: z3.And([t for _, t in instances(enc, lem, ys)]) for lem in alive}
     guards = {lem.name: z3.Bool(f"use:{lem.name}") for lem in alive}
     s = _solver(timeout)
-    s.add(enc.valid(xs), enc.trans(xs, ys, act))
+    steps = representatives(enc, alive, timeout) if symmetry else None
+    s.add(enc.valid(xs), enc.trans(xs, ys, act, only=steps))
     for lem in alive:
         s.add(z3.Implies(guards[lem.name], terms_x[lem.name]))
     while alive:

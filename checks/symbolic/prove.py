@@ -225,7 +225,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         say(f"auto: Houdini over {len(candidates)} {name} lemma families at {bounds.short()}")
         try:
             alive, hlog = houdini(enc, candidates, timeout=left())
-            return alive, hlog, check_inductive(enc, alive, timeout=left())
+            return alive, hlog, check_inductive(enc, alive, timeout=left(), inductive=True)
         except TimeoutError as exc:
             log.append(f"{name}: houdini: {exc}")
             return None

@@ -48,12 +48,36 @@ def prove_json(res: "ProveResult", trace: Trace | None) -> dict[str, Any]:
         "invariant": res.invariant,
         "trace": trace.to_json() if trace is not None else None,
         "route": res.route,
-        "lemmas_learned_at": [b.as_dict() for b in res.learned_at] if res.learned_at else None,
+        "lemmas_learned_at": _learned_at(res),
+        "lemma_source": _lemma_source(res),
         "property": res.prop,
         "reason": res.reason or None,
         "counterexample_to_induction": res.cti,
         "log": res.log,  # auto: what each route tried and why it did not settle it
     }
+
+
+def _learned_at(res: "ProveResult") -> list[dict[str, Any]] | None:
+    """Where the proof's lemmas were learned: the reachable states sampled (learned route), Spacer's
+    bounds (pdr-generalized), what a lemmas file records; None where nothing was learned."""
+    if res.learned_at:
+        return [b.as_dict() for b in res.learned_at]
+    return [res.inferred_at.as_dict()] if res.inferred_at else None
+
+
+#: route prefix -> where its lemmas come from
+LEMMA_SOURCES = {"shipped-lemmas": "hand-written (model/invariant.py)",
+                 "inferred": "learned from reachable states and counterexamples to induction",
+                 "pdr-generalized": "Spacer's clauses at small bounds, generalized",
+                 "lemma-file": "a lemmas file (--lemmas)", "induction": "hand-written (model/invariant.py)",
+                 "pdr": "Spacer at the requested bounds"}
+
+
+def _lemma_source(res: "ProveResult") -> str | None:
+    """Where the invariant's lemmas come from (None without an invariant)."""
+    if res.status != "proved":
+        return None
+    return LEMMA_SOURCES.get(res.route.split("+")[0])
 
 
 def parametric_json(res: "ParametricResult") -> dict[str, Any]:

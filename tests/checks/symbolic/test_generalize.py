@@ -111,6 +111,7 @@ def test_invariant_out_then_lemmas_file(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["prove", "--json", "--vcpus", "1", "--frames", "3", "--lemmas", str(saved)]) == 0
     second = json.loads(capsys.readouterr().out)
     assert second["status"] == "proved" and second["route"] == "lemma-file+houdini+induction"
+    assert second["lemmas_learned_at"] == [SMALL.as_dict()]  # the file's Spacer bounds
 
 
 @pytest.mark.parametrize("text, needle", [

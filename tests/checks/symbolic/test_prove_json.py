@@ -1,0 +1,60 @@
+"""``prove --json`` says which route settled it, where its lemmas come from and were learned, and
+why an unknown is unknown, as text."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from deferral.checks.symbolic.prove import ProveResult
+from deferral.cli.main import main
+from deferral.model import Bounds
+from deferral.traces.report.document import prove_json
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
+    code = main(["prove", "--json", *argv])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def _text(doc: dict[str, Any]) -> None:
+    """Every reason and log line is plain text (never a bytes repr)."""
+    for line in [doc["reason"] or "", *doc["log"]]:
+        assert isinstance(line, str) and "b'" not in line and 'b"' not in line, line
+
+
+def test_shipped_route_says_its_lemmas_are_hand_written(capsys: pytest.CaptureFixture[str]) -> None:
+    code, doc = _run(capsys, "--vcpus", "2", "--timeout", "120")
+    assert code == 0 and doc["route"] == "shipped-lemmas+houdini+induction"
+    assert doc["lemma_source"] == "hand-written (model/invariant.py)" and doc["lemmas_learned_at"] is None
+    _text(doc)
+
+
+def test_refutation_has_no_lemmas_and_the_shortest_length(capsys: pytest.CaptureFixture[str]) -> None:
+    code, doc = _run(capsys, "--variant", "reload-no-drain", "--vcpus", "2", "--timeout", "120")
+    assert code == 1 and doc["route"] == "bmc" and doc["depth"] == 5  # model/expected.py
+    assert doc["lemma_source"] is None and doc["lemmas_learned_at"] is None and doc["trace"]
+    _text(doc)
+
+
+def test_unknown_says_why(capsys: pytest.CaptureFixture[str]) -> None:
+    code, doc = _run(capsys, "--vcpus", "2", "--method", "bmc", "--depth", "2")
+    assert code == 3 and doc["status"] == "unknown" and doc["reason"] == "no violation up to depth 2"
+    _text(doc)
+
+
+@pytest.mark.parametrize("route, learned, inferred, source", [
+    ("inferred+houdini+induction", [Bounds(2, 1, 1, 1), Bounds(3, 1, 1, 1)], None, "learned from reachable"),
+    ("pdr-generalized+houdini+induction", None, Bounds(2, 1, 1, 1), "Spacer's clauses"),
+    ("lemma-file+houdini+induction", [Bounds(1, 1, 1, 1)], None, "a lemmas file"),
+    ("pdr", None, None, "Spacer at the requested bounds"),
+])
+def test_every_learning_route_says_where_it_learned(route: str, learned: Any, inferred: Any, source: str) -> None:
+    res = ProveResult("reference", Bounds(3, 1, 1, 1), "auto", "proved", 1.0, route=route, invariant=["x"],
+                      learned_at=learned, inferred_at=inferred)
+    doc = prove_json(res, None)
+    assert doc["route"] == route and doc["lemma_source"].startswith(source)
+    want = [b.as_dict() for b in learned] if learned else [inferred.as_dict()] if inferred else None
+    assert doc["lemmas_learned_at"] == want
