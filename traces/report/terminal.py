@@ -88,13 +88,17 @@ def coverage_table(result: SearchResult) -> Table | None:
 
 
 def never_enabled_warnings(result: SearchResult) -> list[str]:
-    """One warning per step that no explored state enables."""
+    """One warning per step that no reachable state enables; one line in all after an incomplete search."""
     if result.coverage is None:
         return []
-    where = "any reachable state" if result.complete else f"the {result.states:,} states explored"
-    return [f"step {name} is never enabled in {where} at {result.bounds.short()}: a step that never fires "
-            "checks nothing (a bug in the variant, or bounds too small for it)"
-            for name in result.coverage.never_enabled()]
+    never = result.coverage.never_enabled()
+    if not never:
+        return []
+    if not result.complete:  # a search stopped by a limit: a step may fire later, say so once
+        return [f"{len(never)} step(s) not enabled in the {result.states:,} states explored before the search "
+                f"stopped ({', '.join(never)}): the search is incomplete, this is not a finding about the variant"]
+    return [f"step {name} is never enabled in any reachable state at {result.bounds.short()}: a step that never "
+            "fires checks nothing (a bug in the variant, or bounds too small for it)" for name in never]
 
 
 def print_check(console: Console, result: SearchResult) -> None:

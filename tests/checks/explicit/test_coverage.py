@@ -57,3 +57,11 @@ def test_check_reports_coverage_and_warns_on_never_enabled_steps(cli) -> None:
     two = cli("check")
     assert "never enabled" not in two.err
     assert "Coverage" in two.out and "enabled in" in two.out
+
+
+def test_a_search_stopped_by_a_limit_warns_once_not_per_step(cli) -> None:
+    stopped = cli("check", "--max-states", "1", "--json")
+    assert stopped.code == 3
+    assert "never enabled" not in stopped.err
+    lines = [line for line in stopped.err.splitlines() if "not enabled" in line]
+    assert len(lines) == 1 and "incomplete" in lines[0] and "take_ipi" in lines[0]
