@@ -56,7 +56,7 @@ from deferral.model.context import StepError
 from deferral.model.protocol import Property, Protocol
 
 #: Frontier rows per chunk (fixed: results must not depend on the number of workers).
-CHUNK_ROWS = 1 << 17
+CHUNK_ROWS = 1 << 16
 #: State numbers are stored as uint32: a search stops (max-states) before this many.
 _MAX_IDS = (1 << 32) - 1
 #: Temporaries of a level's merge per candidate (keys, orders, groups, numbering), and of a
@@ -237,6 +237,7 @@ class _Search:
         self.spill_lock = threading.Lock()
         self.st: _State | None = None  # the search state, for a spill from a poll
         self.spill_error: str | None = None
+        self.code_dtype: Any = np.int64
         self.progress = progress
         self.workers = workers
         self.start = start
@@ -310,6 +311,7 @@ class _Search:
             uidx = np.empty(keys.shape[0], dtype=np.uint32)
             uidx[order] = np.cumsum(first, dtype=np.uint32) - np.uint32(1)
             known[fresh] = -1 - np.arange(cand.shape[0])
+            known = known.astype(self.code_dtype)  # int32 while state numbers allow: half the bytes
         return _Chunk(keys.shape[0], cand, par[pos], act[pos], uidx, known if self.lives else None,
                       par if self.lives else None, fired, per_step)
 
@@ -418,6 +420,10 @@ class _Search:
         level_enabled = np.zeros(len(self.step_names), dtype=np.int64)
         while frontier.shape[0] and stopped_by is None:
             chunks: list[_Chunk] = []
+            # AG EF target codes (state numbers, or -(1 + candidate)): int32 while every state
+            # number this level can give fits
+            most = st.n_states + frontier.shape[0] * len(self.model.actions)
+            self.code_dtype = np.int32 if most < (1 << 31) else np.int64
             level_transitions = 0
             level_fired = np.zeros(len(self.model.actions), dtype=np.int64)
             level_enabled = np.zeros(len(self.step_names), dtype=np.int64)
@@ -519,7 +525,7 @@ class _Search:
                     at += n_cand[i]
                     dst = code[c.uidx]
                     keep = dst >= 0
-                    self._prune_edges(c.all_parents[keep], dst[keep].astype(np.uint32), base,
+                    self._prune_edges(c.all_parents[keep], dst[keep].astype(np.uint32, copy=False), base,
                                       i * CHUNK_ROWS, min(level_rows, (i + 1) * CHUNK_ROWS), goals,
                                       st.edges_src, st.edges_dst)
                     c.uidx = c.ucode = c.all_parents = None
@@ -716,8 +722,11 @@ class _Search:
             mine = g[base + lo:base + hi]
             mine |= hit
             needed |= ~mine
-        keep = needed[local] & (dst != src.astype(np.int64) + base)
-        edges_src.append((src[keep].astype(np.int64) + base).astype(np.uint32))
+        keep = needed[local]
+        del local, needed
+        src += np.uint32(base)  # state numbers (below 2**32), in place: ``src`` is the caller's copy
+        keep &= dst != src
+        edges_src.append(src[keep])
         edges_dst.append(dst[keep])
 
     def _check(self, rows: np.ndarray, base: int, first_bad: dict[str, int],

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import z3
 
 from deferral.checks.results import Path
 from deferral.checks.symbolic.encoding import Encoding
+from deferral.model.concrete import State
+from deferral.model.schema import Layout
 
 
 @dataclass
@@ -42,7 +44,7 @@ def bmc(enc: Encoding, max_depth: int, *, timeout: float | None = None,
             return BmcResult("unknown", checked, time.monotonic() - start, reason=solver.reason_unknown())
         if r == z3.sat:
             m = solver.model()
-            path = enc.replay([enc.decode(m, xs) for xs in states])
+            path = enc.replay(least_orientation(enc.layout, [enc.decode(m, xs) for xs in states]))
             final = path[-1][1]
             names = [v.prop for v in enc.model.violations(final)]
             return BmcResult("violated", d, time.monotonic() - start, path, names[0] if names else None)
@@ -52,6 +54,18 @@ def bmc(enc: Encoding, max_depth: int, *, timeout: float | None = None,
     if checked < max_depth:
         return BmcResult("unknown", checked, time.monotonic() - start, reason="time limit")
     return BmcResult("unknown", checked, time.monotonic() - start, reason=f"no violation up to depth {max_depth}")
+
+
+def least_orientation(layout: Layout, states: Sequence[State]) -> list[State]:
+    """The image of a path under the VCPU permutation that makes its state sequence least.
+
+    Which of two symmetric counterexamples (VCPU roles swapped) the solver returns depends
+    on its term order, so on unrelated earlier Z3 calls; the least image is the same for
+    both, so the trace a user gets does not change from run to run. The image is a path
+    of the model because the symmetric sort's elements are interchangeable.
+    """
+    images = ([layout.permute(s, perm) for s in states] for perm in layout.permutations)
+    return list(min(images))
 
 
 def unrolled(enc: Encoding, max_depth: int, timeout: float | None = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deferral.checks.symbolic.bmc import bmc
+from deferral.checks.symbolic.bmc import bmc, least_orientation
 from deferral.checks.symbolic.encoding import encode
 from deferral.model import PUBLISHED, REFERENCE, Bounds
 from deferral.model.concrete import Model
@@ -38,3 +38,12 @@ def test_bmc_on_the_reference_is_not_a_proof() -> None:
 
 def test_overflow_drop_holds_at_one_page_up_to_its_v2_length() -> None:
     assert bmc(encode(PUBLISHED["overflow-drop"], Bounds(2, 1, 1, 1)), 7).status == "unknown"
+
+
+def test_a_counterexample_comes_in_one_orientation_whichever_the_solver_found() -> None:
+    enc = encode(PUBLISHED["reload-no-drain"], Bounds(2, 1, 1, 1))
+    res = bmc(enc, 5)
+    states = [s for _, s in res.path]
+    swapped = [enc.layout.permute(s, (1, 0)) for s in states]
+    assert swapped != states  # the two VCPUs play different roles in it
+    assert least_orientation(enc.layout, swapped) == least_orientation(enc.layout, states) == states
