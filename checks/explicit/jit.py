@@ -24,7 +24,7 @@ MIN_ROWS = 1 << 13
 #: and LLVM) pays off only in searches bigger than that (measured: 2,1,1,1,S=2, about 5 s of
 #: CPU, took 1.19x the CPU with the loops used from its first big batch; 3,1,2,2 took 0.84x).
 AFTER_ROWS = 1 << 23
-AFTER_STATES = 1 << 20
+AFTER_STATES = 1 << 21
 
 
 def available() -> bool:
