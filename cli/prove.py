@@ -192,12 +192,21 @@ def prove_html(res: ProveResult, model: Model) -> str:
 PARAMETRIC_TIMEOUT_S, PARAMETRIC_QUERY_S = 300.0, 60.0
 
 
+def shrink_bounds(bounds: Any) -> Any:
+    """Where ``--parametric --lemmas`` first keeps the learned families that hold (bounded Houdini):
+    3 VCPUs, 2 pages, 2 frames at the requested Q and S; None if the protocol has other bounds."""
+    try:
+        return bounds.replace(vcpus=3, pages=2, frames=2)
+    except (KeyError, ValueError):
+        return None
+
+
 def run_parametric(args: argparse.Namespace) -> int:
     """``--parametric``: the protocol's own functions over uninterpreted sorts (checks/symbolic/parametric.py)."""
     from deferral.checks.symbolic import parametric
 
-    for flag in ("method", "trace_out", "invariant_out", "infer_first", "no_shipped_lemmas", "html", "itf"):
-        default = "auto" if flag == "method" else False if flag in ("infer_first", "no_shipped_lemmas") else None
+    for flag in ("method", "trace_out", "invariant_out", "infer_first", "html", "itf"):
+        default = "auto" if flag == "method" else False if flag == "infer_first" else None
         if getattr(args, flag) != default:
             raise UsageError(f"--parametric does not take --{flag.replace('_', '-')}")
     check_outputs(args, "junit")
@@ -206,17 +215,20 @@ def run_parametric(args: argparse.Namespace) -> int:
     with deadline(timeout, "prove --parametric", grace=grace_for(timeout)):
         protocol = protocol_from(args)
         bounds = bounds_from(args, protocol)
-        lemmas = None
-        if text is not None:  # learned lemma families (checks/symbolic/infer.py) instead of the shipped ones
+        learned: list[Any] = []
+        if text is not None:  # learned lemma families (checks/symbolic/infer.py), candidates too
             _, families = parse_lemmas(args.lemmas, text, protocol, bounds)
             if families is None:
                 raise UsageError(f"--lemmas {args.lemmas}: --parametric reads learned lemma families "
                                  f"({inference.FORMAT}, written by --invariant-out after a learned route)")
-            lemmas = parametric.learned_lemmas(families, protocol)
+            learned = parametric.learned_lemmas(families, protocol)[:len(families)]
         try:
-            res = parametric.prove(protocol, dict(bounds), lemmas, timeout=min(timeout, PARAMETRIC_QUERY_S))
-            if args.lemmas:
-                res.lemma_source = f"--lemmas {args.lemmas}"
+            res = parametric.prove_candidates(protocol, dict(bounds), shipped=not args.no_shipped_lemmas,
+                                              extra=learned, timeout=min(timeout, PARAMETRIC_QUERY_S),
+                                              houdini_s=0.8 * timeout, shrink_at=shrink_bounds(bounds))
+            sources = (["model/invariant.py"] if not args.no_shipped_lemmas else []) + (
+                [f"--lemmas {args.lemmas}"] if args.lemmas else [])
+            res.lemma_source = " and ".join(sources) + (", then Houdini" if res.dropped else "")
         except EncodingError as exc:
             raise UsageError(str(exc)) from None
     if args.junit:
@@ -232,7 +244,7 @@ def invariant_json(res: ProveResult, protocol: Any) -> dict[str, Any]:
     doc = {"variant": res.variant, "bounds": res.bounds.as_dict(), "route": res.route,
            "invariant": res.invariant, "smt2": res.smt2 or None}
     if res.families is not None:  # learned (or loaded) lemma families: loadable by --lemmas
-        doc.update(inference.save(res.families, protocol, res.learned_at or []))
+        doc.update(inference.save(res.families, protocol, res.learned_at or [], res.inductive or ()))
         doc["variant"], doc["route"], doc["bounds"] = res.variant, res.route, res.bounds.as_dict()
     elif res.templates is not None:  # generalized lemma families: loadable by --lemmas
         doc.update(save_lemmas(res.templates, protocol, res.inferred_at))

@@ -36,6 +36,8 @@ class Lemma:
 
     def show(self, b: Any = None) -> str:
         """``for all k, p: name``; parameters of an elided sort with one element at ``b`` left out."""
+        if self.name.startswith("for all "):  # a learned family names its own variables
+            return self.name
         names = ", ".join(n for n, d in self.params
                           if not (b is not None and isinstance(d, Sort) and d.single(b)))
         return f"for all {names}: {self.name}" if names else self.name

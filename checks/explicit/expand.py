@@ -26,11 +26,13 @@ from deferral.model.protocol import Property
 class Expander:
     """A model's step instances and properties compiled once, applied to batches of rows."""
 
-    def __init__(self, model: Model, symmetry: bool, properties: Sequence[Property] | None = None) -> None:
-        """``properties``: those to compile (default: all of the protocol's)."""
+    def __init__(self, model: Model, symmetry: bool, properties: Sequence[Property] | None = None,
+                 jit: bool | None = None) -> None:
+        """``properties``: those to compile (default: all of the protocol's); ``jit``: the
+        packer's (see :class:`~deferral.checks.explicit.packing.Packer`)."""
         self.model = model
         self.layout = model.layout
-        self.packer = Packer(self.layout, symmetry)
+        self.packer = Packer(self.layout, symmetry, jit=jit)
         self.procs = model.protocol.procedure_table
         self.labels = [a.label() for a in model.actions]
         self.action_dtype: Any = np.uint16 if len(model.actions) < 65535 else np.uint32

@@ -54,6 +54,23 @@ def rss_bytes() -> int:
         return peak * 1024 if os.uname().sysname != "Darwin" else peak
 
 
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process (Linux: ``VmHWM``; elsewhere ``ru_maxrss``).
+
+    Not ``ru_maxrss`` on Linux: a process started by a big one (vfork or fork, then exec)
+    inherits the parent's resident size there as its own peak.
+    """
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak * 1024 if os.uname().sysname != "Darwin" else peak
+
+
 def available_bytes() -> int | None:
     """Memory the machine can still give (MemAvailable of /proc/meminfo), None if unknown."""
     try:

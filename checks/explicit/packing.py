@@ -25,11 +25,13 @@ from __future__ import annotations
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from deferral.checks.explicit import jit as jit_switch
 from deferral.model.schema import Layout
 
 #: float32 represents every integer below this exactly.
@@ -49,8 +51,16 @@ class _Part:
 class Packer:
     """Keys of a layout's states, with or without VCPU symmetry."""
 
-    def __init__(self, layout: Layout, symmetry: bool) -> None:
+    def __init__(self, layout: Layout, symmetry: bool, jit: bool | None = None) -> None:
+        """``jit``: key and unpack with the compiled loops (:mod:`deferral.checks.explicit.jit`):
+        None (default) batches of at least ``jit.MIN_ROWS`` rows when ``jit.enabled()``; True
+        every batch (numba permitting); False none (the numpy path)."""
         self.layout = layout
+        if jit is None:
+            self._jit_min_rows: int | None = jit_switch.MIN_ROWS if jit_switch.enabled() else None
+        else:
+            self._jit_min_rows = 0 if jit and jit_switch.available() else None
+        self._jit_plan: _JitPlan | None = None
         self.sizes = np.array(layout.sizes, dtype=np.uint64)
         n_slots = len(layout.slots)
         self.n_slots = n_slots
@@ -151,6 +161,24 @@ class Packer:
         # cost a page fault per 4 KiB: a third of the search's faults and system time)
         self._scratch = threading.local()
 
+    @property
+    def jit(self) -> bool:
+        """Whether (big enough) batches take the compiled loops."""
+        return self._jit_min_rows is not None
+
+    def _compiled(self, m: int) -> "_JitPlan | None":
+        """The compiled loops' plan for a batch of ``m`` rows, or None for the numpy path
+        (numba is imported, and the plan built, on the first batch that takes them)."""
+        if self._jit_min_rows is None or m < self._jit_min_rows:
+            return None
+        if self._jit_plan is None:  # two threads may both build it: the same plan
+            loops = jit_switch.loops()
+            if loops is None:
+                self._jit_min_rows = None
+                return None
+            self._jit_plan = _JitPlan(self, loops)
+        return self._jit_plan
+
     def _float_rows(self, rows: np.ndarray) -> np.ndarray:
         """``rows`` as float32, in this thread's reused block (valid until its next call)."""
         m = rows.shape[0]
@@ -185,6 +213,9 @@ class Packer:
 
     def canonical_keys(self, rows: np.ndarray) -> np.ndarray:
         """The least key over the images of each row (see :meth:`_canonical_block`)."""
+        plan = self._compiled(rows.shape[0])
+        if plan is not None:
+            return plan.canonical_keys(rows)
         if rows.shape[0] <= BLOCK_ROWS:
             return self._canonical_block(rows)
         return np.concatenate([self._canonical_block(rows[a:a + BLOCK_ROWS])
@@ -283,6 +314,10 @@ class Packer:
     def unpack(self, keys: np.ndarray) -> np.ndarray:
         """Rows (m, slots) of the states with these keys (in blocks of :data:`BLOCK_ROWS`)."""
         rows = np.empty((keys.shape[0], self.n_slots), dtype=self.dtype_rows)
+        plan = self._compiled(keys.shape[0])
+        if plan is not None:
+            plan.unpack(self.words(keys), rows)
+            return rows
         for a in range(0, keys.shape[0], BLOCK_ROWS):
             self._unpack_block(keys[a:a + BLOCK_ROWS], rows[a:a + BLOCK_ROWS])
         return rows
@@ -305,6 +340,73 @@ class Packer:
 
     def rows_of(self, states: Sequence[Sequence[int]]) -> np.ndarray:
         return np.array(states, dtype=self.dtype_rows).reshape(len(states), self.n_slots)
+
+
+class _JitPlan:
+    """A packer's layout as the flat arrays the compiled loops of :mod:`deferral.checks.explicit.jit` take."""
+
+    def __init__(self, packer: Packer, loops: ModuleType) -> None:
+        self.loops = loops
+        layout = packer.layout
+        n_slots, n = packer.n_slots, layout.symmetric_size
+        self.n = n
+        self.n_words = packer.n_words
+        plans = [layout.permute_plan(perm) for perm in packer.perms]
+        self.src = np.array([src for src, _ in plans], dtype=np.int64).reshape(len(plans), n_slots)
+        self.remap = np.array([remap for _, remap in plans], dtype=np.bool_).reshape(len(plans), n_slots)
+        # renaming of a VCPU-valued slot's values (N, "none", stays)
+        values = max(layout.sizes)
+        self.rename = np.array([[perm[v] if v < n else v for v in range(values)] for perm in packer.perms],
+                               dtype=packer.dtype_rows).reshape(len(plans), values)
+        assert list(packer.perms[0]) == list(range(n))  # the identity first: the row is image 0
+        word_of = [packer.parts[packer.part_of[j]].word for j in range(n_slots)]
+        self.word_start = np.array([word_of.index(w) for w in range(packer.n_words)] + [n_slots], dtype=np.int64)
+        self.place = np.zeros((packer.n_words, n_slots), dtype=np.uint64)  # 0 outside the word
+        for w in range(packer.n_words):
+            mult = 1
+            for j in range(int(self.word_start[w + 1]) - 1, int(self.word_start[w]) - 1, -1):
+                self.place[w, j] = mult
+                mult *= layout.sizes[j]
+        # unpacking: each word's slots cut into look-up groups, least significant first
+        sizes = layout.sizes
+        word_groups, first, length, radixes, offsets, tables = [0], [], [], [], [], []
+        offset = 0
+        for w in range(packer.n_words):
+            end = int(self.word_start[w + 1])
+            while end > self.word_start[w]:
+                start, radix = end - 1, sizes[end - 1]
+                while start > self.word_start[w] and radix * sizes[start - 1] <= _GROUP_LIMIT:
+                    start -= 1
+                    radix *= sizes[start]
+                values = np.arange(radix)
+                table = np.empty((radix, end - start), dtype=packer.dtype_rows)
+                for c in range(end - start - 1, -1, -1):
+                    table[:, c] = values % sizes[start + c]
+                    values = values // sizes[start + c]
+                first.append(start)
+                length.append(end - start)
+                radixes.append(radix)
+                offsets.append(offset)
+                tables.append(table.ravel())
+                offset += table.size
+                end = start
+            word_groups.append(len(first))
+        self.word_groups = np.array(word_groups, dtype=np.int64)
+        self.g_first = np.array(first, dtype=np.int64)
+        self.g_len = np.array(length, dtype=np.int64)
+        self.g_radix = np.array(radixes, dtype=np.uint64)
+        self.g_offset = np.array(offsets, dtype=np.int64)
+        self.table = np.concatenate(tables) if tables else np.zeros(0, dtype=packer.dtype_rows)
+        self.to_sortable = packer.to_sortable
+
+    def canonical_keys(self, rows: np.ndarray) -> np.ndarray:
+        out = np.empty((rows.shape[0], self.n_words), dtype=np.uint64)
+        self.loops.canonical_words(np.ascontiguousarray(rows), self.src, self.remap, self.rename, self.place, out)
+        return out.reshape(-1) if self.n_words == 1 else self.to_sortable(out)
+
+    def unpack(self, words: np.ndarray, rows: np.ndarray) -> None:
+        self.loops.unpack_words(np.ascontiguousarray(words), self.word_groups, self.g_first, self.g_len,
+                               self.g_radix, self.g_offset, self.table, rows)
 
 
 def _mod(x: np.ndarray, m: int) -> np.ndarray:

@@ -31,7 +31,6 @@ flow it cannot run on arrays: the plain explorer runs instead and ``stats["notic
 from __future__ import annotations
 
 import os
-import resource
 import threading
 import time
 from dataclasses import dataclass
@@ -42,7 +41,8 @@ import numpy as np
 from deferral.checks.explicit import checkpoint
 from deferral.checks.explicit.backreach import unreachable_goal_pieces
 from deferral.checks.explicit.explore import explore
-from deferral.checks.explicit.limits import Limits, LimitReached, expansion_bytes, return_freed_memory
+from deferral.checks.explicit.limits import (Limits, LimitReached, expansion_bytes, peak_rss_bytes,
+                                              return_freed_memory)
 from deferral.checks.explicit.expand import Expander
 from deferral.checks.explicit.numpy_ops import NotVectorizable
 from deferral.checks.explicit.packing import Packer, blas_threads
@@ -66,6 +66,8 @@ _VISITED_MERGE_BYTES = 14
 #: With a work folder and no ``spill_above``: spill once the stored structures in memory pass
 #: this share of the memory limit (the rest is for a level's expansion and merge).
 SPILL_SHARE = 0.25
+#: Memory limits below this run the numpy path, not the compiled loops (see ``_Search.jit``).
+JIT_MEMORY_FLOOR = 1 << 30
 #: Seconds between polls of the time and memory limits while chunks run.
 POLL_EVERY_S = 0.05
 #: Seconds between progress reports inside a long level.
@@ -246,7 +248,10 @@ class _Search:
         self.invariants = [] if keep_keys else model.invariants
         self.lives = [] if keep_keys else model.liveness
         self.level_keys: list[np.ndarray] = []
-        self.ex = Expander(model, symmetry, properties=(*self.invariants, *self.lives))
+        # the compiled loops' code is resident at once when first used (about 45 MiB): under a
+        # tight memory limit that jump could pass the limit between two polls, so the numpy path
+        self.jit = None if memory_limit is None or memory_limit >= JIT_MEMORY_FLOOR else False
+        self.ex = Expander(model, symmetry, properties=(*self.invariants, *self.lives), jit=self.jit)
         self.packer = self.ex.packer
         self.action_dtype = self.ex.action_dtype
         self.parent = np.zeros(0, dtype=np.uint32)
@@ -387,7 +392,7 @@ class _Search:
         """The search state before the first level: the start state alone."""
         packer = self.packer
         init_key = packer.canonical_keys(packer.rows_of([self.start_state]))
-        visited = Visited(packer.key_dtype)
+        visited = Visited(packer.key_dtype, jit=self.jit)
         visited.add(init_key, np.zeros(1, dtype=np.uint32))
         parents, vias, edges_src, edges_dst = self._columns()
         parents.append(np.zeros(1, dtype=np.uint32))
@@ -564,7 +569,7 @@ class _Search:
         visited_bytes = visited.nbytes + (self.disk.disk_bytes if self.disk is not None else 0)
         # the visited set is not needed past the search: freed before the parents are
         # joined and before the AG EF pass (its 12 bytes a state are not in their peak)
-        st.visited = Visited(packer.key_dtype)
+        st.visited = Visited(packer.key_dtype, jit=self.jit)
         del visited
         parent, via = st.parents.array(), st.vias.array()  # memory maps once spilled
         self.parent, self.via = parent, via
@@ -605,7 +610,7 @@ class _Search:
             "bytes_per_state": round(stored_bytes / max(1, n_states), 1),
             "edge_bytes_per_state": round(edge_bytes / max(1, n_states), 1),
             "key_bytes": packer.bytes_per_key,
-            "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            "peak_rss_bytes": peak_rss_bytes(),
             "chunk_rows": CHUNK_ROWS,
             "actions": len(self.model.actions),
         }
@@ -667,7 +672,7 @@ class _Search:
             if header["key_dtype"] != np.dtype(self.packer.key_dtype).str or \
                     header["goals"] != sorted(p.name for p in self.lives):
                 raise checkpoint.CheckpointError(f"checkpoint in {directory} does not fit this search")
-            visited = Visited(self.packer.key_dtype)
+            visited = Visited(self.packer.key_dtype, jit=self.jit)
             visited.set_runs([(arrays[f"visited_keys_{i}"], arrays[f"visited_ids_{i}"])
                               for i in range(int(header["visited_runs"]))])
             goals = {}

@@ -11,15 +11,31 @@ from __future__ import annotations
 
 import numpy as np
 
+from deferral.checks.explicit import jit as jit_switch
+
 
 class Visited:
     """A set of keys, each with a state number (``uint32``, or ``int64`` past 2**32 states)."""
 
-    def __init__(self, key_dtype: object) -> None:
+    def __init__(self, key_dtype: object, jit: bool | None = None) -> None:
+        """``jit``: look up uint64 keys with the compiled loop (:mod:`deferral.checks.explicit.jit`):
+        None (default) batches of at least ``jit.MIN_ROWS`` queries when ``jit.enabled()``; True
+        every batch (numba permitting); False none (``searchsorted``)."""
+        self._jit_min_rows: int | None = None
+        if np.dtype(key_dtype) == np.uint64:  # type: ignore[call-overload]
+            if jit is None:
+                self._jit_min_rows = jit_switch.MIN_ROWS if jit_switch.enabled() else None
+            elif jit and jit_switch.available():
+                self._jit_min_rows = 0
         self._keys: list[np.ndarray] = []
         self._ids: list[np.ndarray] = []
         self.key_dtype = key_dtype
         self.count = 0
+
+    @property
+    def jit(self) -> bool:
+        """Whether (big enough) lookups take the compiled loop."""
+        return self._jit_min_rows is not None
 
     def __len__(self) -> int:
         return self.count
@@ -33,7 +49,13 @@ class Visited:
         out = np.full(queries.shape[0], -1, dtype=np.int64)
         if queries.shape[0] == 0:
             return out
+        loops = None
+        if self._jit_min_rows is not None and queries.shape[0] >= self._jit_min_rows:
+            loops = jit_switch.loops()
         for keys, ids in zip(self._keys, self._ids):
+            if loops is not None:
+                loops.lookup_run(keys, ids, np.ascontiguousarray(queries), out)
+                continue
             pos = np.searchsorted(keys, queries)
             np.minimum(pos, keys.shape[0] - 1, out=pos)
             hit = keys[pos] == queries

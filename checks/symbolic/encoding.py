@@ -93,9 +93,29 @@ class Sym:
 _BOOL_OPS = {"__and__": z3.And, "__rand__": z3.And, "__or__": z3.Or, "__ror__": z3.Or}
 
 
+def _fast_eq(a: Any, b: Any, equal: bool) -> Any:
+    """``a == b`` (or ``a != b``) for a bit-vector and a Python int or a bit-vector of its width, by
+    the C API (the most frequent operation of the steps over Z3 terms); None for anything else."""
+    if type(a) is not z3.BitVecRef:
+        return None
+    ctx = a.ctx
+    if type(b) is int and 0 <= b < 2 ** 63:
+        other = z3.Z3_mk_unsigned_int64(ctx.ref(), b, z3.Z3_get_sort(ctx.ref(), a.as_ast()))
+    elif type(b) is z3.BitVecRef and b.ctx is ctx and b.size() == a.size():
+        other = b.as_ast()
+    else:
+        return None
+    eq = z3.Z3_mk_eq(ctx.ref(), a.as_ast(), other)
+    return z3.BoolRef(eq if equal else z3.Z3_mk_not(ctx.ref(), eq), ctx)
+
+
 def _binary(name: str) -> Callable[[Sym, Any], Any]:
     def op(self: Sym, other: Any) -> Any:
         raw = other.term if isinstance(other, Sym) else other
+        if name in ("__eq__", "__ne__"):
+            fast = _fast_eq(self.term, raw, name == "__eq__")
+            if fast is not None:
+                return Sym(fast)
         if name in _BOOL_OPS and isinstance(self.term, z3.BoolRef) and isinstance(raw, (bool, z3.BoolRef)):
             return Sym(_BOOL_OPS[name](self.term, raw))  # a Python constant on either side (True & c)
         result = getattr(self.term, name)(raw)
@@ -117,6 +137,27 @@ def _is_bool_slot(slot: Slot) -> bool:
     return slot.part != "len" and slot.var.domain is BOOL
 
 
+def _fast_junction(terms: list[Any], conjunction: bool) -> Any:
+    """``z3.And(terms)`` / ``z3.Or(terms)`` of Bools of one context by the C API: the Python
+    wrappers re-check every argument's sort and context (a third of the step terms' build time
+    at 4,3,3,3 went there); anything else goes through them."""
+    ctx = terms[0].ctx
+    if not all(type(t) is z3.BoolRef and t.ctx is ctx for t in terms):
+        return z3.And(terms) if conjunction else z3.Or(terms)
+    arr = (z3.Ast * len(terms))(*(t.as_ast() for t in terms))
+    make = z3.Z3_mk_and if conjunction else z3.Z3_mk_or
+    return z3.BoolRef(make(ctx.ref(), len(terms), arr), ctx)
+
+
+def _fast_ite(c: Any, then: Any, other: Any) -> Any:
+    """``z3.If(c, then, other)`` for a Bool and two terms of one sort and context, by the C API."""
+    ctx = c.ctx
+    if (type(c) is z3.BoolRef and type(then) is type(other) and then.ctx is ctx and other.ctx is ctx
+            and (type(then) is z3.BoolRef or (type(then) is z3.BitVecRef and then.size() == other.size()))):
+        return type(then)(z3.Z3_mk_ite(ctx.ref(), c.as_ast(), then.as_ast(), other.as_ast()), ctx)
+    return z3.If(c, then, other)
+
+
 def junction(xs: Iterable[Any], is_value: Callable[[Any], bool], boolean: Callable[[Any], Any], *,
              conjunction: bool) -> Any:
     """And (``conjunction``) or Or of ``xs`` as a Z3 term, for the Z3 backends: a Python constant
@@ -131,7 +172,7 @@ def junction(xs: Iterable[Any], is_value: Callable[[Any], bool], boolean: Callab
         terms.append(boolean(x))
     if not terms:
         return conjunction
-    return terms[0] if len(terms) == 1 else (z3.And(terms) if conjunction else z3.Or(terms))
+    return terms[0] if len(terms) == 1 else _fast_junction(terms, conjunction)
 
 
 class Z3Ops(Ops):
@@ -174,8 +215,8 @@ class Z3Ops(Ops):
         then, other = raw(then), raw(other)
         boolish = all(isinstance(v, (bool, z3.BoolRef)) for v in (then, other))
         if boolish:
-            return Sym(z3.If(c, self.boolean(then), self.boolean(other)))
-        return Sym(z3.If(c, self.bv(then), self.bv(other)))
+            return Sym(_fast_ite(c, self.boolean(then), self.boolean(other)))
+        return Sym(_fast_ite(c, self.bv(then), self.bv(other)))
 
     def not_(self, x: Any) -> Any:
         if not self.is_value(x):
@@ -211,6 +252,20 @@ class Renaming:
             return term
         return z3.z3._to_expr_ref(z3.Z3_substitute(self.ctx.ref(), term.as_ast(), self.n, self.old, self.new),
                                self.ctx)
+
+    def many(self, terms: Sequence[Any]) -> list[Any]:
+        """``[self(t) for t in terms]`` in one substitution: the terms are the arguments of one
+        application of a fresh function, so subterms they share are renamed once (the step
+        terms of all instances share most of theirs)."""
+        if not self.n or len(terms) < 2 or not all(isinstance(t, z3.ExprRef) and t.ctx is self.ctx for t in terms):
+            return [self(t) for t in terms]
+        ref = self.ctx.ref()
+        sorts = (z3.Sort * len(terms))(*(z3.Z3_get_sort(ref, t.as_ast()) for t in terms))
+        bundle = z3.Z3_mk_fresh_func_decl(ref, "rename", len(terms), sorts, z3.BoolSort(self.ctx).ast)
+        app = z3.Z3_mk_app(ref, bundle, len(terms), (z3.Ast * len(terms))(*(t.as_ast() for t in terms)))
+        app_ref = z3.BoolRef(app, self.ctx)  # holds a reference while substituting
+        out = z3.BoolRef(z3.Z3_substitute(ref, app_ref.as_ast(), self.n, self.old, self.new), self.ctx)
+        return [out.arg(k) for k in range(len(terms))]
 
 
 @dataclass(frozen=True)
@@ -305,9 +360,13 @@ class Encoding:
         if wide or not all(z3.is_const(x) for x in xs):
             return [self._evaluate(a.index, a.step, a.args, xs, wide) for a in self.model.actions]
         base = self._base_terms
-        rename = Renaming(self._base_vars, xs)
-        return [ActionTerms(t.index, t.step, t.args, rename(t.guard), {j: rename(v) for j, v in t.updates.items()})
-                for t in base]
+        flat = [term for t in base for term in (t.guard, *t.updates.values())]
+        renamed = iter(Renaming(self._base_vars, xs).many(flat))
+        out = []
+        for t in base:
+            guard = next(renamed)
+            out.append(ActionTerms(t.index, t.step, t.args, guard, {j: next(renamed) for j in t.updates}))
+        return out
 
     @cached_property
     def _base_vars(self) -> list[Any]:
@@ -381,8 +440,9 @@ class Encoding:
             self._instance_cache[key] = [
                 (args, self.ops.boolean(fn(self.context(ctx_vars), *args)))
                 for args in product(*(range(d.size(self.bounds)) for _, d in params))]
-        rename = Renaming(self._base_vars, xs)
-        return [(args, rename(term)) for args, term in self._instance_cache[key]]
+        cached = self._instance_cache[key]
+        renamed = Renaming(self._base_vars, xs).many([term for _, term in cached])
+        return [(args, term) for (args, _), term in zip(cached, renamed)]
 
     def holds(self, fn: Callable[..., Any], params: Sequence[tuple[str, Any]], xs: Sequence[Any]) -> Any:
         """``fn(s, *args)`` for every parameter instance, as one conjunction."""

@@ -106,17 +106,21 @@ class Term:
     index: tuple[Any, ...] = ()  # a variable name (str) or a nested read Term
     arg: Any = None  # holds: the page (name or Term); eq: the other Term
 
-    def show(self) -> str:
-        idx = "".join(f"[{x.show() if isinstance(x, Term) else x}]" for x in self.index)
+    def show(self, hide: frozenset[str] = frozenset()) -> str:
+        """The term as written in a step function; variables in ``hide`` (an elided sort with one
+        element, such as the only address space) are left out, as the notation leaves them out."""
+        idx = "".join(f"[{x.show(hide) if isinstance(x, Term) else x}]" for x in self.index
+                      if isinstance(x, Term) or x not in hide)
         if self.kind == "read":
             return f"{self.var}{idx}"
         if self.kind == "len":
             return f"len({self.var}{idx})"
         if self.kind == "holds":
             items = self.arg if isinstance(self.arg, tuple) else (self.arg,)
-            shown = [x.show() if isinstance(x, Term) else x for x in items]
+            shown = [x.show(hide) if isinstance(x, Term) else x for x in items
+                     if isinstance(x, Term) or x not in hide]
             return f"{self.var}{idx} holds " + (f"({', '.join(shown)})" if len(shown) > 1 else shown[0])
-        return f"{self.var}{idx} = {self.arg.show()}"  # eq: var/index are the first read
+        return f"{self.var}{idx} = {self.arg.show(hide)}"  # eq: var/index are the first read
 
     def first(self) -> "Term":
         return Term("read", self.var, self.index)
@@ -454,10 +458,13 @@ class Family:
     rows: tuple[tuple[int, ...], ...]  # allowed ("in") or forbidden ("never") value tuples
     mode: str = "in"
     labels: tuple[tuple[str, ...], ...] = field(default=(), compare=False)
+    hide: frozenset[str] = field(default=frozenset(), compare=False)  # variables of elided single sorts
 
     def show(self) -> str:
-        head = f"for all {self.sig.show()}: " if self.sig.vars else ""
-        tup = ", ".join(t.show() for t in self.terms)
+        """One line: "for all <its variables>: ...", those of elided single sorts left out."""
+        names = [n for n, _ in self.sig.vars if n not in self.hide]
+        head = f"for all {', '.join(names)}: " if names else ""
+        tup = ", ".join(t.show(self.hide) for t in self.terms)
         shown = self.labels or tuple(tuple(str(c) for c in row) for row in self.rows)
         vals = ["(" + ", ".join(r) + ")" if len(r) > 1 else r[0] for r in shown]
         if len(self.terms) > 1:
@@ -604,7 +611,12 @@ def family(table: Table, cols: Sequence[int], layout: Layout, row: np.ndarray | 
     mode, rows = ("never", forbidden) if len(cols) > 1 and inside and len(forbidden) < len(allowed) else (
         "in", allowed)
     labels = tuple(tuple(label(t, c, table.sig, layout) for t, c in zip(ts, r)) for r in rows)
-    return Family(table.sig, ts, tuple(rows), mode, labels)
+    return Family(table.sig, ts, tuple(rows), mode, labels, elided(table.sig, layout.bounds))
+
+
+def elided(sig: Signature, b: Bounds) -> frozenset[str]:
+    """The variables of ``sig`` of an elided sort with one element at ``b`` (not shown)."""
+    return frozenset(n for n, s in sig.vars if isinstance(s, Sort) and s.single(b))
 
 
 def _codes_of(t: Term, table: Table, layout: Layout) -> list[int]:
@@ -925,10 +937,17 @@ def _exclusion(protocol: Protocol, data: Samples, state: State, bounds: Bounds,
 
 
 # ---- saving and loading ---------------------------------------------------------------------------
-def save(families: Iterable[Family], protocol: Protocol, learned_at: Sequence[Bounds]) -> dict[str, Any]:
-    """A ``deferral-lemmas/2`` document: the families, readable and loadable by :func:`load`."""
+def save(families: Iterable[Family], protocol: Protocol, learned_at: Sequence[Bounds],
+         inductive: Iterable[Family] = ()) -> dict[str, Any]:
+    """A ``deferral-lemmas/2`` document: the families, readable and loadable by :func:`load`.
+
+    ``inductive``: every family Houdini kept at the learned bounds (the families that prove them
+    are a subset); saved under "inductive", loaded too: more candidates for other bounds and for
+    ``prove --parametric --lemmas`` (where the subset is often too weak)."""
+    shown = {f.show() for f in families}
+    more = [f.to_json() for f in inductive if f.show() not in shown]
     return {"format": FORMAT, "variant": protocol.name, "learned_at": [b.as_dict() for b in learned_at],
-            "lemmas": [f.to_json() for f in families]}
+            "lemmas": [f.to_json() for f in families], **({"inductive": more} if more else {})}
 
 
 def load(doc: Any, protocol: Protocol, bounds: Bounds) -> list[Family]:
@@ -939,7 +958,7 @@ def load(doc: Any, protocol: Protocol, bounds: Bounds) -> list[Family]:
         layout = protocol.layout(bounds)
         sigs = {tuple(n for n, _ in sig.vars): sig for sig in signatures(protocol)}
         out = []
-        for entry in doc["lemmas"]:
+        for entry in list(doc["lemmas"]) + list(doc.get("inductive", [])):
             names = tuple(str(n) for n, _ in entry["vars"])
             sig = sigs.get(names)
             if sig is None:
@@ -960,7 +979,8 @@ def load(doc: Any, protocol: Protocol, bounds: Bounds) -> list[Family]:
             mode = entry.get("mode", "in")
             if mode not in ("in", "never"):
                 raise InferError(f"lemma {entry.get('shown')!r}: mode must be 'in' or 'never'")
-            out.append(Family(sig, ts, tuple(rows), mode, tuple(tuple(v) for v in entry["values"])))
+            out.append(Family(sig, ts, tuple(rows), mode, tuple(tuple(v) for v in entry["values"]),
+                              elided(sig, bounds)))
         return out
     except InferError:
         raise

@@ -246,6 +246,7 @@ class ParametricResult:
     obligations: list[Obligation]
     elapsed_s: float
     lemma_source: str = "model/invariant.py"  # where the candidate invariant came from
+    dropped: list[tuple[str, str]] = field(default_factory=list)  # candidates Houdini dropped, and why
 
     @property
     def variant(self) -> str:
@@ -392,3 +393,160 @@ def prove(protocol: Protocol, concrete: Mapping[str, int], lemmas: Sequence[Lemm
         out.append(_check(name, facts, goals, timeout, seeds))
     return ParametricResult(protocol, dict(enc.bounds.concrete), enc.open_bounds, lemmas, out,
                             time.monotonic() - start)
+
+
+# ---- Houdini over uninterpreted sorts -------------------------------------------------------------------
+@dataclass
+class HoudiniResult:
+    """The inductive subset of candidate lemmas for every N, V, F (``must`` kept or ``broken``)."""
+
+    alive: list[Lemma]
+    dropped: list[tuple[str, str]]  # (lemma, why: the step that broke it, or Z3's reason)
+    broken: str | None  # the must lemma (a property) that is not preserved, with the step
+    elapsed_s: float
+    rounds: int
+    queries: int
+
+
+def houdini(protocol: Protocol, concrete: Mapping[str, int], candidates: Sequence[Lemma], must: Sequence[Lemma],
+            timeout: float | None = 120.0, query_s: float = 4.0,
+            note: Callable[[str], None] | None = None) -> HoudiniResult:
+    """Houdini in the parametric encoding: drop every candidate some step instance does not
+    preserve (given all live candidates and ``must``), until none is dropped.
+
+    A query Z3 does not decide within ``query_s`` (two seeds) drops its candidate too: only
+    the fixpoint matters, and it is proved by :func:`prove` afterwards (the obligations
+    here are the same). ``broken`` names a ``must`` lemma that is not preserved or fails
+    initially: then nothing is proved with these candidates."""
+    start = time.monotonic()
+    enc = ParamEncoding(protocol, concrete_bounds(protocol, concrete))
+    x = enc.state("x")
+    every = list(candidates) + list(must)
+    names = {id(lem) for lem in must}
+    at_x = dict(zip((id(lem) for lem in every), (t for _, t in enc.lemmas(every, x))))
+    use = {id(lem): z3.Bool(f"use.{n}") for n, lem in enumerate(every)}
+    dropped: list[tuple[str, str]] = []
+    queries = rounds = 0
+    alive = list(every)
+
+    def over() -> bool:
+        return timeout is not None and time.monotonic() - start > timeout
+
+    def finish(broken: str | None) -> HoudiniResult:
+        return HoudiniResult([lem for lem in alive if id(lem) not in names], dropped, broken,
+                             time.monotonic() - start, rounds, queries)
+
+    for lem, (_, term) in zip(every, enc.lemmas(every, enc.init())):  # initiation
+        s = _solver(query_s)
+        s.add(z3.Not(term))
+        queries += 1
+        if s.check() != z3.unsat:
+            if id(lem) in names:
+                return finish(f"{lem.name} (initially)")
+            alive.remove(lem)
+            dropped.append((lem.name, "fails initially"))
+    steps = [(step, args) for step in protocol.steps for args in enc.instances(step)]
+    built: dict[int, tuple[Any, list[tuple[str, Any]]]] = {}
+    changed = True
+    while changed:
+        changed = False
+        rounds += 1
+        for n, (step, args) in enumerate(steps):
+            if n not in built:
+                post = enc.post(step, args, x)
+                built[n] = (enc.guard(step, args, x), list(zip((id(lem) for lem in every),
+                                                              (t for _, t in enc.lemmas(every, post)))))
+            guard, posts = built[n]
+            s = _solver(query_s)
+            s.add(guard, *[z3.Implies(use[k], at_x[k]) for k in use])
+            for k, goal in posts:
+                live = {id(lem) for lem in alive}
+                if k not in live:
+                    continue
+                if over():
+                    raise TimeoutError(f"parametric houdini: time limit ({len(alive)} lemmas live, round {rounds})")
+                r = z3.unknown
+                for seed in SEEDS[:2]:
+                    s.set("random_seed", seed)
+                    s.push()
+                    s.add(z3.Not(goal))
+                    queries += 1
+                    r = s.check([use[j] for j in live])
+                    why = s.reason_unknown() if r == z3.unknown else ""
+                    s.pop()
+                    if r != z3.unknown:
+                        break
+                if r == z3.unsat:
+                    continue
+                lem = next(lem for lem in alive if id(lem) == k)
+                label = enc.label(step, args)
+                if k in names:
+                    return finish(f"{lem.name} (not preserved by {label})" if r == z3.sat
+                                  else f"{lem.name} ({label}: Z3 did not decide: {why})")
+                alive.remove(lem)
+                dropped.append((lem.name, f"not preserved by {label}" if r == z3.sat else f"{label}: {why}"))
+                changed = True
+        if note:
+            note(f"parametric houdini: round {rounds}, {len(alive) - len(names)} candidates live")
+    return finish(None)
+
+
+def prove_candidates(protocol: Protocol, concrete: Mapping[str, int], *, shipped: bool = True,
+                     extra: Sequence[Lemma] = (), timeout: float | None = 60.0, houdini_s: float | None = 120.0,
+                     shrink_at: Any = None, note: Callable[[str], None] | None = None) -> ParametricResult:
+    """:func:`prove` of the candidates (the shipped lemmas unless not ``shipped``, and ``extra``:
+    learned families) with the invariant properties; if some candidate is not inductive,
+    :func:`houdini` drops what some step does not preserve and the fixpoint is proved (or
+    the result is unknown, naming the property a step does not preserve given what is left).
+
+    ``shrink_at`` (bounds, e.g. 3,2,2 at these Q, S): first a bounded Houdini there over every
+    candidate keeps what holds at that size (cheap; learned families true only at smaller
+    bounds go), then the parametric one runs over the survivors. Soundness never depends on
+    it: whatever is kept is proved over uninterpreted sorts."""
+    start = time.monotonic()
+    params = ParamEncoding(protocol, concrete_bounds(protocol, concrete)).bounds
+    candidates = (list(invariant_for(params)) if shipped else []) + list(extra)
+    if shrink_at is not None and extra:
+        from deferral.checks.symbolic.encoding import encode
+        from deferral.checks.symbolic.induction import houdini as bounded_houdini
+
+        if note:
+            note(f"parametric: bounded Houdini at {shrink_at.short()} over {len(candidates)} candidates first")
+        small = list(invariant_for(shrink_at)) if shipped else []
+        try:
+            alive, _ = bounded_houdini(encode(protocol, shrink_at), small + list(extra) + learned_lemmas([], protocol),
+                                       timeout=houdini_s)
+        except TimeoutError:
+            alive = candidates  # no time for it: every candidate goes to the parametric Houdini
+        names = {lem.name for lem in alive}
+        kept = [lem for lem in candidates if lem.name in names]
+        dropped_small = [(lem.name, f"not inductive at {shrink_at.short()} (bounded Houdini)")
+                         for lem in candidates if lem.name not in names]
+        candidates = kept
+    else:
+        dropped_small = []
+    props = learned_lemmas([], protocol)
+    first = prove(protocol, concrete, candidates, timeout=timeout, note=note)  # safety: the lemmas imply them
+    first.dropped, first.elapsed_s = list(dropped_small), time.monotonic() - start
+    if first.status == "proved" or not candidates:
+        return first
+    if note:
+        note(f"parametric: {first.reason[:200]}; Houdini over {len(candidates)} candidates")
+    try:
+        h = houdini(protocol, concrete, candidates, props, note=note,
+                    timeout=None if houdini_s is None else max(1.0, houdini_s - (time.monotonic() - start)))
+    except TimeoutError as exc:
+        first.obligations.append(Obligation("houdini (drop the candidates some step does not preserve)",
+                                            "unknown", time.monotonic() - start, reason=str(exc)))
+        return first
+    if h.broken is not None:
+        ob = Obligation(f"houdini ({h.rounds} rounds, {h.queries} queries; {len(h.alive)} of {len(candidates)} "
+                        "candidates left)", "cti", h.elapsed_s, broken=[h.broken])
+        if "Z3 did not decide" in h.broken:
+            ob = Obligation(ob.name, "unknown", h.elapsed_s, reason=h.broken)
+        res = ParametricResult(protocol, first.concrete, first.open_bounds, list(h.alive) + props, [ob],
+                               time.monotonic() - start, dropped=dropped_small + h.dropped)
+        return res
+    res = prove(protocol, concrete, list(h.alive) + props, timeout=timeout, note=note)
+    res.dropped, res.elapsed_s = dropped_small + h.dropped, time.monotonic() - start
+    return res

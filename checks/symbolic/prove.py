@@ -12,6 +12,11 @@ strongest automatic route:
    hand-written lemma families of :mod:`deferral.model.invariant` as candidates (sound
    for any variant: Houdini and induction decide, the lemmas only propose). Cheap, so
    tried first; ``shipped=False`` (``--no-shipped-lemmas``) leaves them out.
+   Then route ``shipped-lemmas+parametric-houdini``: Houdini
+   over the same candidates in the parametric encoding
+   (:func:`deferral.checks.symbolic.parametric.prove_candidates`): a proof for every N, V,
+   F at the requested Q and S, so at the requested bounds (``for_every`` in the JSON says
+   what was assumed concrete).
 3. *Learned lemmas* (route ``inferred+houdini+induction``,
    :mod:`deferral.checks.symbolic.infer`): families learned from the reachable states of
    small instances, driven by counterexamples to induction, checked by Houdini and
@@ -56,6 +61,10 @@ INFER_SHARE, INFER_DEFAULT_S = 0.5, 240.0
 QUICK_BMC_S, QUICK_BMC_SHARE = 10.0, 0.1
 
 
+#: The parametric route's budget (Houdini and the final proof) in auto.
+PARAMETRIC_S = 60.0
+
+
 def infer_bounds(bounds: Bounds) -> Bounds:
     """Where auto lets Spacer infer lemmas: at most 2 VCPUs, one page, one frame, queue 1."""
     return bounds.replace(vcpus=min(bounds.vcpus, 2), pages=1, frames=1, queue=1)
@@ -80,7 +89,10 @@ class ProveResult:
     templates: list[Template] | None = None  # the lemma families of a generalized route
     inferred_at: Bounds | None = None
     families: list[Family] | None = None  # the lemma families of the inferred route (or a lemma file)
+    inductive: list[Family] | None = None  # the inferred route: every family Houdini kept (a superset)
     learned_at: list[Bounds] | None = None  # where the inferred route sampled reachable states
+    #: a parametric route: the bounds proved for every value and those assumed concrete
+    for_every: dict[str, Any] | None = None
     #: the protocol and bounds the proof ran on (its path's states and actions are over it)
     model: Model | None = field(default=None, repr=False, compare=False)
 
@@ -216,9 +228,34 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         log.extend(r.log)
         if r.status == "proved":
             return result("proved", route="inferred+houdini+induction", invariant=[f.show() for f in r.families],
-                          log=log, families=r.families, learned_at=r.sampled_at)
+                          log=log, families=r.families, learned_at=r.sampled_at, inductive=r.kept)
         log.append(f"inferred: {r.status} after {r.rounds} rounds, {r.elapsed_s:.1f} s ({r.reason})")
         return None
+
+    def parametric_route() -> ProveResult | None:
+        """The shipped lemmas (and a lemma file's families) in the parametric encoding, Houdini
+        over uninterpreted sorts: a proof for every N, V, F at these Q, S proves these bounds."""
+        from deferral.checks.symbolic import parametric
+        from deferral.checks.symbolic.encoding import EncodingError
+
+        budget = PARAMETRIC_S if timeout is None else min(PARAMETRIC_S, left() or PARAMETRIC_S)
+        say(f"auto: Houdini over the shipped lemmas for every N, V, F (parametric, at most {budget:.0f} s)")
+        extra = parametric.learned_lemmas(families, protocol)[:len(families)] if families else []
+        try:
+            r = parametric.prove_candidates(protocol, dict(bounds), extra=extra, timeout=budget / 6,
+                                            houdini_s=budget, note=say)
+        except EncodingError as exc:
+            log.append(f"parametric: cannot be evaluated for every number of elements ({exc})")
+            return None
+        if r.status != "proved":
+            log.append(f"parametric (shipped lemmas, Houdini over uninterpreted sorts): unknown after "
+                       f"{r.elapsed_s:.1f} s ({r.reason[:300]})")
+            return None
+        log.append(f"parametric: {r.verdict} ({r.elapsed_s:.1f} s; Houdini dropped {len(r.dropped)}: "
+                   + "; ".join(f"{n} ({why})" for n, why in r.dropped) + ")")
+        return result("proved", route="shipped-lemmas+parametric-houdini",
+                      invariant=[lem.show(r.concrete) for lem in r.lemmas], log=log,
+                      for_every={"for_every": r.open_bounds, "assumed_concrete": r.concrete})
 
     def houdini_induction(name: str, candidates: list[Any]) -> tuple[list[Any], list[str], Any] | None:
         """Houdini over ``candidates``, then induction on what survives; None on a timeout (logged)."""
@@ -257,8 +294,15 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     if misfit:
         log.append(misfit)  # the shipped lemmas name what this protocol lacks: skipped
     found_by_learning = ([("inferred", None)] if learn else []) + [("pdr-generalized", None)]
+    if hand:  # the shipped lemmas over uninterpreted sorts: one proof for every N, V, F
+        hand = hand + [("parametric", None)]
     order += found_by_learning + hand if infer_first else hand + found_by_learning
     for name, what in order:
+        if name == "parametric":
+            done = parametric_route()
+            if done is not None:
+                return done
+            continue
         if name in ("inferred", "pdr-generalized"):
             done = learned() if name == "inferred" else by_templates(name, inferred())
             if done is not None:

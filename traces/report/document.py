@@ -50,6 +50,7 @@ def prove_json(res: "ProveResult", trace: Trace | None) -> dict[str, Any]:
         "route": res.route,
         "lemmas_learned_at": _learned_at(res),
         "lemma_source": _lemma_source(res),
+        "proved_for_every": res.for_every,  # a parametric route: for every N, V, F at concrete Q, S
         "property": res.prop,
         "reason": res.reason or None,
         "counterexample_to_induction": res.cti,
@@ -89,6 +90,7 @@ def parametric_json(res: "ParametricResult") -> dict[str, Any]:
             "reason": res.reason or None,
             "lemmas": [{"name": lem.name, "shown": lem.show(res.concrete),
                         "doc": (lem.fn.__doc__ or "").strip() or None} for lem in res.lemmas],
+            "dropped_by_houdini": [{"name": n, "why": why} for n, why in res.dropped],
             "obligations": [o.to_json() for o in res.obligations]}
 
 

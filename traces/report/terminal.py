@@ -204,6 +204,8 @@ def print_parametric(out: Console, res: "ParametricResult") -> None:
     out.print(f"lemmas ({res.lemma_source}, evaluated by the parametric backend):", highlight=False)
     for lem in res.lemmas:
         out.print(f"  {lem.show(res.concrete)}", markup=False, highlight=False)
+    for name, why in res.dropped:
+        out.print(f"  dropped by Houdini: {name} ({why})", markup=False, highlight=False)
     out.print("obligations (each unsat = proved):", highlight=False)
     for o in res.obligations:
         color = {"proved": "green", "cti": "red", "unknown": "yellow", "not tried": "dim"}[o.status]

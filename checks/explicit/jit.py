@@ -1,0 +1,40 @@
+"""Whether the explicit search uses its compiled loops (numba), and the loops themselves on demand.
+
+The loops (:mod:`deferral.checks.explicit.jit_loops`) compute exactly what the numpy path
+computes, faster and with the GIL released. numba is a dependency, but the numpy path
+stays: it is used when numba cannot be imported, when ``DEFERRAL_JIT=0`` asks for it (the
+tests run both and compare), and for batches of fewer than :data:`MIN_ROWS` rows: importing
+numba and loading the cached loops costs about a second of CPU, more than a small search
+takes, so a small ``deferral check`` never imports it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from types import ModuleType
+
+#: ``DEFERRAL_JIT=0`` forces the numpy path (for comparisons and for a machine without numba).
+ENV = "DEFERRAL_JIT"
+#: Batches (rows keyed or unpacked, keys looked up) below this size take the numpy path.
+MIN_ROWS = 1 << 13
+
+
+def available() -> bool:
+    """Whether numba is installed (without importing it)."""
+    return importlib.util.find_spec("numba") is not None
+
+
+def enabled() -> bool:
+    """Whether a new packer or visited set uses the compiled loops: numba installed, and not
+    switched off by ``DEFERRAL_JIT=0``."""
+    return os.environ.get(ENV, "1").strip().lower() not in ("0", "no", "false", "off") and available()
+
+
+def loops() -> ModuleType | None:
+    """The compiled loops (numba imported on the first call), or None if numba fails to import."""
+    try:
+        from deferral.checks.explicit import jit_loops
+    except ImportError:  # pragma: no cover - a broken numba installation: the numpy path
+        return None
+    return jit_loops
