@@ -71,7 +71,7 @@ def cell(variant: str, bounds: str, method: str, timeout: float) -> dict[str, An
 
 def _phase(note: str) -> str | None:
     """The phase a progress note of auto starts (``bmc``, ``shipped``, ``learned``, ``pdr``...), if any."""
-    for key, name in (("out-of-domain", "domain"), ("Houdini over", "houdini+induction"), ("learning", "learned"),
+    for key, name in (("out-of-domain", "domain"), ("(parametric", "parametric"), ("Houdini over", "houdini+induction"), ("learning", "learned"),
                       ("Spacer infers", "pdr-generalized"), ("bounded model", "bmc"), ("bmc", "bmc"),
                       ("Spacer (pdr)", "pdr"), ("pdr: Spacer", "pdr")):
         if key in note:

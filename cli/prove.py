@@ -244,7 +244,7 @@ def invariant_json(res: ProveResult, protocol: Any) -> dict[str, Any]:
     doc = {"variant": res.variant, "bounds": res.bounds.as_dict(), "route": res.route,
            "invariant": res.invariant, "smt2": res.smt2 or None}
     if res.families is not None:  # learned (or loaded) lemma families: loadable by --lemmas
-        doc.update(inference.save(res.families, protocol, res.learned_at or []))
+        doc.update(inference.save(res.families, protocol, res.learned_at or [], res.inductive or ()))
         doc["variant"], doc["route"], doc["bounds"] = res.variant, res.route, res.bounds.as_dict()
     elif res.templates is not None:  # generalized lemma families: loadable by --lemmas
         doc.update(save_lemmas(res.templates, protocol, res.inferred_at))

@@ -44,7 +44,7 @@ def bmc(enc: Encoding, max_depth: int, *, timeout: float | None = None,
             return BmcResult("unknown", checked, time.monotonic() - start, reason=solver.reason_unknown())
         if r == z3.sat:
             m = solver.model()
-            path = enc.replay(least_orientation(enc.layout, [enc.decode(m, xs) for xs in states]))
+            path = oriented_path(enc, [enc.decode(m, xs) for xs in states])
             final = path[-1][1]
             names = [v.prop for v in enc.model.violations(final)]
             return BmcResult("violated", d, time.monotonic() - start, path, names[0] if names else None)
@@ -62,10 +62,27 @@ def least_orientation(layout: Layout, states: Sequence[State]) -> list[State]:
     Which of two symmetric counterexamples (VCPU roles swapped) the solver returns depends
     on its term order, so on unrelated earlier Z3 calls; the least image is the same for
     both, so the trace a user gets does not change from run to run. The image is a path
-    of the model because the symmetric sort's elements are interchangeable.
+    of the model when the symmetric sort's elements are interchangeable in its steps
+    (:func:`oriented_path` checks that by replaying it).
     """
     images = ([layout.permute(s, perm) for s in states] for perm in layout.permutations)
     return list(min(images))
+
+
+def oriented_path(enc: Encoding, states: Sequence[State]) -> list[tuple[Any, State]]:
+    """The concrete path through ``states`` in its least VCPU orientation when that image is a
+    path of the model that still ends in a violation (always, for a protocol whose steps treat
+    the VCPUs alike); else through ``states`` as found (a variant that treats one VCPU
+    differently, where the image need not be a path)."""
+    least = least_orientation(enc.layout, states)
+    if least != list(states):
+        try:
+            path = enc.replay(least)
+        except AssertionError:  # not a path of this model: its VCPUs are not interchangeable
+            path = []
+        if path and enc.model.violations(path[-1][1]):
+            return path
+    return enc.replay(states)
 
 
 def unrolled(enc: Encoding, max_depth: int, timeout: float | None = None,

@@ -253,6 +253,20 @@ class Renaming:
         return z3.z3._to_expr_ref(z3.Z3_substitute(self.ctx.ref(), term.as_ast(), self.n, self.old, self.new),
                                self.ctx)
 
+    def many(self, terms: Sequence[Any]) -> list[Any]:
+        """``[self(t) for t in terms]`` in one substitution: the terms are the arguments of one
+        application of a fresh function, so subterms they share are renamed once (the step
+        terms of all instances share most of theirs)."""
+        if not self.n or len(terms) < 2 or not all(isinstance(t, z3.ExprRef) and t.ctx is self.ctx for t in terms):
+            return [self(t) for t in terms]
+        ref = self.ctx.ref()
+        sorts = (z3.Sort * len(terms))(*(z3.Z3_get_sort(ref, t.as_ast()) for t in terms))
+        bundle = z3.Z3_mk_fresh_func_decl(ref, "rename", len(terms), sorts, z3.BoolSort(self.ctx).ast)
+        app = z3.Z3_mk_app(ref, bundle, len(terms), (z3.Ast * len(terms))(*(t.as_ast() for t in terms)))
+        app_ref = z3.BoolRef(app, self.ctx)  # holds a reference while substituting
+        out = z3.BoolRef(z3.Z3_substitute(ref, app_ref.as_ast(), self.n, self.old, self.new), self.ctx)
+        return [out.arg(k) for k in range(len(terms))]
+
 
 @dataclass(frozen=True)
 class ActionTerms:
@@ -346,9 +360,13 @@ class Encoding:
         if wide or not all(z3.is_const(x) for x in xs):
             return [self._evaluate(a.index, a.step, a.args, xs, wide) for a in self.model.actions]
         base = self._base_terms
-        rename = Renaming(self._base_vars, xs)
-        return [ActionTerms(t.index, t.step, t.args, rename(t.guard), {j: rename(v) for j, v in t.updates.items()})
-                for t in base]
+        flat = [term for t in base for term in (t.guard, *t.updates.values())]
+        renamed = iter(Renaming(self._base_vars, xs).many(flat))
+        out = []
+        for t in base:
+            guard = next(renamed)
+            out.append(ActionTerms(t.index, t.step, t.args, guard, {j: next(renamed) for j in t.updates}))
+        return out
 
     @cached_property
     def _base_vars(self) -> list[Any]:
@@ -422,8 +440,9 @@ class Encoding:
             self._instance_cache[key] = [
                 (args, self.ops.boolean(fn(self.context(ctx_vars), *args)))
                 for args in product(*(range(d.size(self.bounds)) for _, d in params))]
-        rename = Renaming(self._base_vars, xs)
-        return [(args, rename(term)) for args, term in self._instance_cache[key]]
+        cached = self._instance_cache[key]
+        renamed = Renaming(self._base_vars, xs).many([term for _, term in cached])
+        return [(args, term) for (args, _), term in zip(cached, renamed)]
 
     def holds(self, fn: Callable[..., Any], params: Sequence[tuple[str, Any]], xs: Sequence[Any]) -> Any:
         """``fn(s, *args)`` for every parameter instance, as one conjunction."""

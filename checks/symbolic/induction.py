@@ -9,6 +9,10 @@ Three queries over the encoding of :mod:`deferral.checks.symbolic.encoding` (eac
 
 :func:`houdini` keeps the largest inductive subset of candidate lemmas (whole lemma
 families are dropped, so the result stays symmetric over VCPUs and pages).
+
+Consecution tries one step instance per orbit of VCPU permutations where Z3 checks that
+sound (:mod:`deferral.checks.symbolic.symmetry`); the step and lemma terms are built once
+per encoding (:meth:`Encoding.action_terms`, :meth:`Encoding.instances`).
 """
 
 from __future__ import annotations

@@ -937,10 +937,17 @@ def _exclusion(protocol: Protocol, data: Samples, state: State, bounds: Bounds,
 
 
 # ---- saving and loading ---------------------------------------------------------------------------
-def save(families: Iterable[Family], protocol: Protocol, learned_at: Sequence[Bounds]) -> dict[str, Any]:
-    """A ``deferral-lemmas/2`` document: the families, readable and loadable by :func:`load`."""
+def save(families: Iterable[Family], protocol: Protocol, learned_at: Sequence[Bounds],
+         inductive: Iterable[Family] = ()) -> dict[str, Any]:
+    """A ``deferral-lemmas/2`` document: the families, readable and loadable by :func:`load`.
+
+    ``inductive``: every family Houdini kept at the learned bounds (the families that prove them
+    are a subset); saved under "inductive", loaded too: more candidates for other bounds and for
+    ``prove --parametric --lemmas`` (where the subset is often too weak)."""
+    shown = {f.show() for f in families}
+    more = [f.to_json() for f in inductive if f.show() not in shown]
     return {"format": FORMAT, "variant": protocol.name, "learned_at": [b.as_dict() for b in learned_at],
-            "lemmas": [f.to_json() for f in families]}
+            "lemmas": [f.to_json() for f in families], **({"inductive": more} if more else {})}
 
 
 def load(doc: Any, protocol: Protocol, bounds: Bounds) -> list[Family]:
@@ -951,7 +958,7 @@ def load(doc: Any, protocol: Protocol, bounds: Bounds) -> list[Family]:
         layout = protocol.layout(bounds)
         sigs = {tuple(n for n, _ in sig.vars): sig for sig in signatures(protocol)}
         out = []
-        for entry in doc["lemmas"]:
+        for entry in list(doc["lemmas"]) + list(doc.get("inductive", [])):
             names = tuple(str(n) for n, _ in entry["vars"])
             sig = sigs.get(names)
             if sig is None:

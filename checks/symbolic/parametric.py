@@ -527,7 +527,7 @@ def prove_candidates(protocol: Protocol, concrete: Mapping[str, int], *, shipped
         dropped_small = []
     props = learned_lemmas([], protocol)
     first = prove(protocol, concrete, candidates, timeout=timeout, note=note)  # safety: the lemmas imply them
-    first.dropped = list(dropped_small)
+    first.dropped, first.elapsed_s = list(dropped_small), time.monotonic() - start
     if first.status == "proved" or not candidates:
         return first
     if note:

@@ -89,6 +89,7 @@ class ProveResult:
     templates: list[Template] | None = None  # the lemma families of a generalized route
     inferred_at: Bounds | None = None
     families: list[Family] | None = None  # the lemma families of the inferred route (or a lemma file)
+    inductive: list[Family] | None = None  # the inferred route: every family Houdini kept (a superset)
     learned_at: list[Bounds] | None = None  # where the inferred route sampled reachable states
     #: a parametric route: the bounds proved for every value and those assumed concrete
     for_every: dict[str, Any] | None = None
@@ -227,7 +228,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         log.extend(r.log)
         if r.status == "proved":
             return result("proved", route="inferred+houdini+induction", invariant=[f.show() for f in r.families],
-                          log=log, families=r.families, learned_at=r.sampled_at)
+                          log=log, families=r.families, learned_at=r.sampled_at, inductive=r.kept)
         log.append(f"inferred: {r.status} after {r.rounds} rounds, {r.elapsed_s:.1f} s ({r.reason})")
         return None
 

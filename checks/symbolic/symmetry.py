@@ -95,17 +95,23 @@ def _mismatch(enc: Encoding, xs: Sequence[Any], perm: Sequence[int]) -> list[Any
     pi_x = permuted_state(enc, xs, perm)
     to_pi = Renaming(xs, pi_x)
     wide, wide_pi = enc.wide(xs), enc.wide(pi_x)
+    flat = iter(to_pi.many([term for t in terms for term in (t.guard, *t.updates.values())]))
+    renamed = {}
+    for t in terms:  # every instance's terms over pi x, renamed in one substitution
+        guard = next(flat)
+        renamed[t.index] = (guard, {j: next(flat) for j in t.updates})
     out = []
     for t in terms:
         image = at[(t.step.name, _permute_args(enc, t.args, t.step, perm))]
+        image_guard, image_updates = renamed[image.index]
         differ = []
         for j in sorted(set(image.updates) | {j for j, k in enumerate(src) if k in t.updates}):
             mine = t.updates.get(src[j], wide[src[j]])
             if remap[j] and not _is_bool_slot(enc.layout.slots[j]):
                 mine = _remap(mine, perm)
-            theirs = to_pi(image.updates[j]) if j in image.updates else wide_pi[j]
+            theirs = image_updates[j] if j in image_updates else wide_pi[j]
             differ.append(mine != theirs)
-        out.append(z3.Or(to_pi(image.guard) != t.guard, z3.And(t.guard, z3.Or(differ or [z3.BoolVal(False)]))))
+        out.append(z3.Or(image_guard != t.guard, z3.And(t.guard, z3.Or(differ or [z3.BoolVal(False)]))))
     return out
 
 

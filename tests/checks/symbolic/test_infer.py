@@ -95,6 +95,10 @@ def test_cli_learned_route_invariant_out_and_lemmas(tmp_path: Path, capsys: pyte
     assert first["route"] == "inferred+houdini+induction" and first["lemmas_learned_at"]
     doc = json.loads(saved.read_text())
     assert doc["format"] == "deferral-lemmas/2" and [x["shown"] for x in doc["lemmas"]] == first["invariant"]
+    # every other family Houdini kept is saved too (candidates for other bounds), and loaded
+    extra = doc.get("inductive", [])
+    assert not {x["shown"] for x in extra} & set(first["invariant"])
+    assert len(inference.load(doc, REFERENCE, Bounds(1, 1, 1, 1))) == len(doc["lemmas"]) + len(extra)
     assert main(["prove", "--json", "--vcpus", "1", "--lemmas", str(saved)]) == 0
     second = json.loads(capsys.readouterr().out)
     assert second["status"] == "proved" and second["route"] == "lemma-file+houdini+induction"

@@ -211,7 +211,7 @@ def test_cli_json_says_what_was_assumed(capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_cli_bug_is_unknown(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = cli(capsys, "--variant", "reload-no-drain", "--timeout", "60")
+    code, out, _ = cli(capsys, "--variant", "reload-no-drain", "--timeout", "300")  # Houdini: 0.8 of it
     assert code == 3 and "unknown" in out
     # the first proof's counterexample to induction, then Houdini's: the property is not
     # preserved by finish_reload (a sat query, or one Z3 does not decide under load)
