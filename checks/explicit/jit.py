@@ -3,9 +3,10 @@
 The loops (:mod:`deferral.checks.explicit.jit_loops`) compute exactly what the numpy path
 computes, faster and with the GIL released. numba is a dependency, but the numpy path
 stays: it is used when numba cannot be imported, when ``DEFERRAL_JIT=0`` asks for it (the
-tests run both and compare), and for batches of fewer than :data:`MIN_ROWS` rows: importing
-numba and loading the cached loops costs about a second of CPU, more than a small search
-takes, so a small ``deferral check`` never imports it.
+tests run both and compare), for batches of fewer than :data:`MIN_ROWS` rows, and until a
+search is big enough (:data:`AFTER_ROWS`, :data:`AFTER_STATES`): importing numba and loading
+the cached loops costs about a second of CPU and 110 MiB, so a small or medium ``deferral
+check`` never imports it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,12 @@ from types import ModuleType
 ENV = "DEFERRAL_JIT"
 #: Batches (rows keyed or unpacked, keys looked up) below this size take the numpy path.
 MIN_ROWS = 1 << 13
+#: A packer keys this many rows, and a visited set holds this many states, on the numpy path
+#: before they switch: the loops' load (about 1 s of CPU and 110 MiB resident: numba's import
+#: and LLVM) pays off only in searches bigger than that (measured: 2,1,1,1,S=2, about 5 s of
+#: CPU, took 1.19x the CPU with the loops used from its first big batch; 3,1,2,2 took 0.84x).
+AFTER_ROWS = 1 << 23
+AFTER_STATES = 1 << 21
 
 
 def available() -> bool:

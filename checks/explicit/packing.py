@@ -53,13 +53,16 @@ class Packer:
 
     def __init__(self, layout: Layout, symmetry: bool, jit: bool | None = None) -> None:
         """``jit``: key and unpack with the compiled loops (:mod:`deferral.checks.explicit.jit`):
-        None (default) batches of at least ``jit.MIN_ROWS`` rows when ``jit.enabled()``; True
-        every batch (numba permitting); False none (the numpy path)."""
+        None (default) batches of at least ``jit.MIN_ROWS`` rows, once ``jit.AFTER_ROWS`` rows
+        were keyed, when ``jit.enabled()``; True every batch (numba permitting); False none."""
         self.layout = layout
         if jit is None:
             self._jit_min_rows: int | None = jit_switch.MIN_ROWS if jit_switch.enabled() else None
+            self._jit_after = jit_switch.AFTER_ROWS
         else:
             self._jit_min_rows = 0 if jit and jit_switch.available() else None
+            self._jit_after = 0
+        self._rows_keyed = 0  # rows keyed on the numpy path while below _jit_after
         self._jit_plan: _JitPlan | None = None
         self.sizes = np.array(layout.sizes, dtype=np.uint64)
         n_slots = len(layout.slots)
@@ -170,6 +173,9 @@ class Packer:
         """The compiled loops' plan for a batch of ``m`` rows, or None for the numpy path
         (numba is imported, and the plan built, on the first batch that takes them)."""
         if self._jit_min_rows is None or m < self._jit_min_rows:
+            return None
+        if self._jit_plan is None and self._rows_keyed < self._jit_after:
+            self._rows_keyed += m  # from several threads: only decides when to switch
             return None
         if self._jit_plan is None:  # two threads may both build it: the same plan
             loops = jit_switch.loops()

@@ -19,9 +19,11 @@ class Visited:
 
     def __init__(self, key_dtype: object, jit: bool | None = None) -> None:
         """``jit``: look up uint64 keys with the compiled loop (:mod:`deferral.checks.explicit.jit`):
-        None (default) batches of at least ``jit.MIN_ROWS`` queries when ``jit.enabled()``; True
-        every batch (numba permitting); False none (``searchsorted``)."""
+        None (default) batches of at least ``jit.MIN_ROWS`` queries into a set of at least
+        ``jit.AFTER_STATES`` keys, when ``jit.enabled()``; True every batch (numba permitting);
+        False none (``searchsorted``)."""
         self._jit_min_rows: int | None = None
+        self._jit_after = 0 if jit else jit_switch.AFTER_STATES
         if np.dtype(key_dtype) == np.uint64:  # type: ignore[call-overload]
             if jit is None:
                 self._jit_min_rows = jit_switch.MIN_ROWS if jit_switch.enabled() else None
@@ -50,7 +52,8 @@ class Visited:
         if queries.shape[0] == 0:
             return out
         loops = None
-        if self._jit_min_rows is not None and queries.shape[0] >= self._jit_min_rows:
+        if (self._jit_min_rows is not None and queries.shape[0] >= self._jit_min_rows
+                and self.count >= self._jit_after):
             loops = jit_switch.loops()
         for keys, ids in zip(self._keys, self._ids):
             if loops is not None:

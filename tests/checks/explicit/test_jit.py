@@ -44,12 +44,16 @@ def test_keys_and_rows_agree(b: tuple, symmetry: bool) -> None:
     assert (fast.n_words > 1) == (b in ((3, 2, 1, 2), (4, 3, 3, 3)))
 
 
-def test_small_batches_take_the_numpy_path(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_small_searches_take_the_numpy_path(monkeypatch: pytest.MonkeyPatch) -> None:
     layout = Model(REFERENCE, Bounds(2, 1, 1, 1)).layout
+    monkeypatch.setattr(jit, "AFTER_ROWS", 2 * jit.MIN_ROWS)
     packer = Packer(layout, True)
     assert packer.jit
     packer.canonical_keys(random_rows(packer, jit.MIN_ROWS - 1, seed=3))
-    assert packer._compiled(jit.MIN_ROWS - 1) is None and packer._compiled(jit.MIN_ROWS) is not None
+    assert packer._compiled(jit.MIN_ROWS - 1) is None
+    # the first AFTER_ROWS rows of big batches are keyed by numpy, then the loops take over
+    assert packer._compiled(jit.MIN_ROWS) is None and packer._compiled(jit.MIN_ROWS) is None
+    assert packer._compiled(jit.MIN_ROWS) is not None
     monkeypatch.setenv(jit.ENV, "0")
     assert not Packer(layout, True).jit and not Visited(np.uint64).jit
 
@@ -78,7 +82,8 @@ def test_visited_lookup_agrees() -> None:
                                                 ("wait-irqs-off", (2, 1, 1, 1), None),
                                                 ("reference", (2, 1, 1, 1, 2), 40_000)])
 def test_search_agrees(name: str, b: tuple, cut: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(jit, "MIN_ROWS", 0)  # every batch through the compiled loops
+    for threshold in ("MIN_ROWS", "AFTER_ROWS", "AFTER_STATES"):  # every batch through the loops
+        monkeypatch.setattr(jit, threshold, 0)
     monkeypatch.setattr(vectorized, "CHUNK_ROWS", 997)  # many chunks: the two threads overlap
     fast = explore_vectorized(PUBLISHED[name], Bounds(*b), workers=2, max_states=cut)
     monkeypatch.setenv(jit.ENV, "0")
