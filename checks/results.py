@@ -7,6 +7,7 @@ from typing import Any, Callable, Sequence
 
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Action, Model, State
+from deferral.model.variants import VariantError
 
 #: A path: the initial state, then (action, state after it) pairs.
 Path = list[tuple[Action | None, State]]
@@ -59,8 +60,10 @@ def concretize(model: Model, stored: Sequence[State], actions: Sequence[int], sy
                 current = succ
                 path.append((action, current))
                 break
-        else:  # pragma: no cover - would mean the search and the model disagree
-            raise AssertionError(f"no successor of step {j} has the stored canonical form")
+        else:  # the reduced search explored another system: the protocol's VCPUs are not alike
+            raise VariantError(f"{model.protocol.name} does not treat its VCPUs alike (step {j + 1} of a path "
+                               "found up to VCPU symmetry has no counterpart on the real states), so a search "
+                               "up to VCPU symmetry explores another system; run it with --no-symmetry")
     return path
 
 

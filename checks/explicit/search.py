@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from deferral.checks.explicit.explore import explore
+from deferral.checks.explicit.symmetry_guard import check_symmetry
 from deferral.checks.results import ProgressFn, SearchResult
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model
@@ -28,8 +29,12 @@ def search(
     ``engine`` is "auto" (vectorized, else plain), "vectorized" or "plain". Options only the
     vectorized search has (``memory_limit``, ``checkpoint_dir``, ``resume_dir``,
     ``checkpoint_every``: see :func:`~deferral.checks.explicit.vectorized.explore_vectorized`)
-    are passed to it; the plain explorer ignores ``memory_limit`` and has no checkpoints.
+    are passed to it; the plain explorer ignores ``memory_limit`` and has no checkpoints. With
+    ``symmetry``, a protocol that is not published is first checked to treat its VCPUs alike
+    (:mod:`~deferral.checks.explicit.symmetry_guard`; AsymmetricProtocol otherwise).
     """
+    if symmetry:
+        check_symmetry(protocol, bounds)
     options: dict[str, Any] = dict(symmetry=symmetry, max_states=max_states, time_limit=time_limit,
                                    progress=progress)
     if engine in ("auto", "vectorized"):

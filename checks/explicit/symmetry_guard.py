@@ -1,0 +1,84 @@
+"""Is a protocol's declared VCPU symmetry real? Checked on the first reachable states before a reduced search.
+
+A search up to VCPU symmetry stores one state per orbit; that is exact only when the
+protocol's steps treat the VCPUs alike (renaming the VCPUs of a state renames its
+successors). The published protocols do (tests check every one); a user's variant may not,
+e.g. a step that tests ``i == s.N - 1``. Then the reduced search explores another
+system: its counts are wrong and it may miss a violation. So before a reduced search of a
+protocol that is not published, this module takes the first ``SAMPLE`` states of a
+breadth-first search without symmetry and checks, for each, that the successors of its
+image under a swap of VCPUs 0 and 1 (and a rotation of all VCPUs, which together
+generate every permutation) are the images of its successors. A difference is reported
+as :class:`AsymmetricProtocol` (bad input: run without symmetry). It is a sample, not a
+proof: an asymmetry that shows only in deeper states is caught later, when a reduced
+path cannot be found again on the real states (:func:`deferral.checks.results.concretize`),
+with the same error.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from deferral.model.bounds import Bounds
+from deferral.model.concrete import Model, State
+from deferral.model.protocol import Protocol
+from deferral.model.variants import PUBLISHED, VariantError
+
+#: How many reachable states (breadth-first, no symmetry) the check looks at, at most, and
+#: how many step instances' successors it may compute in all (the sample shrinks with big bounds).
+SAMPLE = 100
+BUDGET = 6_000
+
+
+class AsymmetricProtocol(VariantError):
+    """The protocol's steps do not treat its symmetric sort's elements alike: no reduction by it."""
+
+
+def generators(n: int) -> list[tuple[int, ...]]:
+    """A swap of elements 0 and 1 and a rotation of all n: together they generate every permutation."""
+    if n < 2:
+        return []
+    swap = (1, 0, *range(2, n))
+    rotation = tuple((i + 1) % n for i in range(n))
+    return [swap] if n == 2 else [swap, rotation]
+
+
+def check_symmetry(protocol: Protocol, bounds: Bounds, sample: int | None = None) -> None:
+    """Raise :class:`AsymmetricProtocol` if renaming VCPUs does not commute with the steps on the first states."""
+    if any(protocol is p for p in PUBLISHED.values()):
+        return  # the published protocols are symmetric (tests/checks/explicit/test_symmetry_guard.py)
+    model = Model(protocol, bounds)
+    layout = model.layout
+    perms = generators(layout.symmetric_size)
+    if not perms:
+        return
+    for perm in perms:
+        if layout.permute(model.initial, perm) != model.initial:
+            raise asymmetric(protocol, perm, "the initial state is not symmetric")
+    if sample is None:
+        sample = max(10, min(SAMPLE, BUDGET // max(1, len(model.actions) * (1 + len(perms)))))
+    seen = {model.initial}
+    queue: deque[tuple[State, int]] = deque([(model.initial, 0)])
+    checked = 0
+    while queue and checked < sample:
+        state, depth = queue.popleft()
+        checked += 1
+        successors = list(model.successors(state))
+        for perm in perms:
+            images = {t for _, t in model.successors(layout.permute(state, perm))}
+            for action, succ in successors:
+                if layout.permute(succ, perm) not in images:
+                    raise asymmetric(protocol, perm, f"{action.label()} from a state at depth {depth} "
+                                     "has no counterpart after renaming")
+        for _, succ in successors:
+            if succ not in seen:
+                seen.add(succ)
+                queue.append((succ, depth + 1))
+
+
+def asymmetric(protocol: Protocol, perm: tuple[int, ...], what: str) -> AsymmetricProtocol:
+    """The error for a protocol whose VCPUs are not interchangeable under ``perm``."""
+    renaming = ", ".join(f"{i}->{j}" for i, j in enumerate(perm) if i != j)
+    return AsymmetricProtocol(
+        f"{protocol.name} does not treat its VCPUs alike (renaming {renaming}: {what}), so a search up to "
+        "VCPU symmetry would explore another system; run it with --no-symmetry")
