@@ -59,6 +59,8 @@ AUTO_BMC_DEPTH = 12
 INFER_SHARE, INFER_DEFAULT_S = 0.5, 240.0
 #: The first, quick bounded model check of auto: at most this long (and this share of the limit).
 QUICK_BMC_S, QUICK_BMC_SHARE = 10.0, 0.1
+#: Where the lemmas at hand fail, the rest of that bounded model check gets this share of what is left.
+FINISH_BMC_SHARE = 0.5
 
 
 #: The parametric route's budget (Houdini and the final proof) in auto.
@@ -296,8 +298,22 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     found_by_learning = ([("inferred", None)] if learn else []) + [("pdr-generalized", None)]
     if hand:  # the shipped lemmas over uninterpreted sorts: one proof for every N, V, F
         hand = hand + [("parametric", None)]
-    order += found_by_learning + hand if infer_first else hand + found_by_learning
+    # where the lemmas at hand fail, a bug is likely: the quick look, if it stopped early, is
+    # finished before the learning routes, which would otherwise take all the time left
+    finish_bmc = [("bmc", None)]
+    order += found_by_learning + hand + finish_bmc if infer_first else hand + finish_bmc + found_by_learning
     for name, what in order:
+        if name == "bmc":
+            if found.depth < min(depth, AUTO_BMC_DEPTH):
+                budget = None if timeout is None else FINISH_BMC_SHARE * (left() or 0.0)
+                say(f"auto: bounded model checking to depth {AUTO_BMC_DEPTH}"
+                    + ("" if budget is None else f" (at most {budget:.0f} s)"))
+                found = bmc(enc, min(depth, AUTO_BMC_DEPTH), timeout=budget)
+                if found.status == "violated":
+                    return result("violated", route="bmc", depth=found.depth, path=found.path, prop=found.prop,
+                                  log=log)
+                log.append(f"bmc: no violation up to depth {found.depth}")
+            continue
         if name == "parametric":
             done = parametric_route()
             if done is not None:
