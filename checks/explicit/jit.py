@@ -21,10 +21,13 @@ ENV = "DEFERRAL_JIT"
 MIN_ROWS = 1 << 13
 #: A packer keys this many rows, and a visited set holds this many states, on the numpy path
 #: before they switch: the loops' load (about 1 s of CPU and 110 MiB resident: numba's import
-#: and LLVM) pays off only in searches bigger than that (measured: 2,1,1,1,S=2, about 5 s of
-#: CPU, took 1.19x the CPU with the loops used from its first big batch; 3,1,2,2 took 0.84x).
-AFTER_ROWS = 1 << 23
-AFTER_STATES = 1 << 21
+#: and LLVM) pays off only in searches bigger than that. Measured: 2,1,1,1,S=2 (about 5 s of
+#: CPU) took 1.19x the CPU with the loops from its first big batch; 3,1,2,2 and 2,2,1,2 (2.6M
+#: and 4.5M states) 0.84-0.91x the CPU for 75-85 MiB more peak (+17 bytes a state): so the
+#: switch comes only after about 67M keyed successors or 16.7M stored states, where 110 MiB is
+#: a few bytes a state (2,2,2,2: 117M states, 702M transitions).
+AFTER_ROWS = 1 << 26
+AFTER_STATES = 1 << 24
 
 
 def available() -> bool:
