@@ -443,6 +443,17 @@ class Layout:
         """All permutations of the symmetric sort, identity first; ``perm[i]`` is i's new number."""
         return tuple(permutations(range(self.symmetric_size)))
 
+    @cached_property
+    def generators(self) -> tuple[tuple[int, ...], ...]:
+        """The transposition (0 1) and the cycle (0 1 ... n-1) of the symmetric sort's n elements:
+        together they generate every permutation (one of them at n=2, none below)."""
+        n = self.symmetric_size
+        if n < 2:
+            return ()
+        swap = (1, 0, *range(2, n))
+        cycle = tuple((i + 1) % n for i in range(n))
+        return (swap,) if n == 2 else (swap, cycle)
+
     def permute_plan(self, perm: Sequence[int]) -> tuple[list[int], list[bool]]:
         """How ``perm`` acts: image slot j takes source slot ``src[j]``, renamed if ``remap[j]``.
 

@@ -60,26 +60,18 @@ def peak_rss_bytes() -> int:
     Not ``ru_maxrss`` on Linux: a process started by a big one (vfork or fork, then exec)
     inherits the parent's resident size there as its own peak.
     """
-    try:
-        with open("/proc/self/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
+    hwm = _proc_bytes("/proc/self/status", b"VmHWM:")
+    if hwm is not None:
+        return hwm
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak * 1024 if os.uname().sysname != "Darwin" else peak
 
 
 def available_bytes() -> int | None:
     """Memory the machine can still give (MemAvailable of /proc/meminfo), None if unknown."""
-    try:
-        with open("/proc/meminfo", "rb") as f:
-            for line in f:
-                if line.startswith(b"MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
+    available = _proc_bytes("/proc/meminfo", b"MemAvailable:")
+    if available is not None:
+        return available
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
@@ -166,3 +158,15 @@ def project_states(levels: list[int], max_levels: int = 1000) -> float | None:
             break
         total += size
     return total
+
+
+def _proc_bytes(path: str, field: bytes) -> int | None:
+    """A ``FIELD: N kB`` line of a /proc file in bytes, None where there is no such file or line."""
+    try:
+        with open(path, "rb") as f:
+            for line in f:
+                if line.startswith(field):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None

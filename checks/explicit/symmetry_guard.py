@@ -34,22 +34,13 @@ class AsymmetricProtocol(VariantError):
     """The protocol's steps do not treat its symmetric sort's elements alike: no reduction by it."""
 
 
-def generators(n: int) -> list[tuple[int, ...]]:
-    """A swap of elements 0 and 1 and a rotation of all n: together they generate every permutation."""
-    if n < 2:
-        return []
-    swap = (1, 0, *range(2, n))
-    rotation = tuple((i + 1) % n for i in range(n))
-    return [swap] if n == 2 else [swap, rotation]
-
-
 def check_symmetry(protocol: Protocol, bounds: Bounds, sample: int | None = None) -> None:
     """Raise :class:`AsymmetricProtocol` if renaming VCPUs does not commute with the steps on the first states."""
     if any(protocol is p for p in PUBLISHED.values()):
         return  # the published protocols are symmetric (tests/checks/explicit/test_symmetry_guard.py)
     model = Model(protocol, bounds)
     layout = model.layout
-    perms = generators(layout.symmetric_size)
+    perms = layout.generators
     if not perms:
         return
     for perm in perms:

@@ -37,15 +37,6 @@ from deferral.checks.symbolic.encoding import Encoding, Renaming, _is_bool_slot
 from deferral.model.invariant import Lemma
 
 
-def generators(n: int) -> list[tuple[int, ...]]:
-    """The transposition (0 1) and the cycle (0 1 ... n-1): they generate every permutation of n."""
-    if n < 2:
-        return []
-    swap = (1, 0, *range(2, n))
-    cycle = tuple((i + 1) % n for i in range(n))
-    return [swap] if n == 2 else [swap, cycle]
-
-
 def _permute_args(enc: Encoding, args: tuple[int, ...], step: Any, perm: Sequence[int]) -> tuple[int, ...]:
     n = len(perm)
     return tuple(perm[a] if d.vcpu_valued and a < n else a for (_, d), a in zip(step.params, args))
@@ -127,7 +118,7 @@ def symmetric_orbits(enc: Encoding, timeout: float | None = None) -> list[bool]:
     if "symmetric orbits" not in enc.derived:
         xs = enc.state("x")
         solver = _solver(enc, xs, timeout)
-        mismatches = [_mismatch(enc, xs, perm) for perm in generators(enc.layout.symmetric_size)]
+        mismatches = [_mismatch(enc, xs, perm) for perm in enc.layout.generators]
         enc.derived["symmetric orbits"] = [
             solver.check(z3.Or([m[i] for m in mismatches for i in orbit])) == z3.unsat
             for orbit in orbits(enc)]
@@ -157,7 +148,7 @@ def representatives(enc: Encoding, lemmas: Sequence[Lemma], timeout: float | Non
     """The step instances consecution must try for ``lemmas``: the least of each orbit checked
     symmetric and every instance of the others, when every family is checked symmetric (module
     docstring); None (try every instance) otherwise."""
-    gens = generators(enc.layout.symmetric_size)
+    gens = enc.layout.generators
     if not gens:
         return None
     xs = enc.state("x")
