@@ -7,7 +7,7 @@ from typing import Any, Callable, Sequence
 
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Action, Model, State
-from deferral.model.variants import VariantError
+from deferral.model.variants import AsymmetricProtocol
 
 #: A path: the initial state, then (action, state after it) pairs.
 Path = list[tuple[Action | None, State]]
@@ -61,9 +61,8 @@ def concretize(model: Model, stored: Sequence[State], actions: Sequence[int], sy
                 path.append((action, current))
                 break
         else:  # the reduced search explored another system: the protocol's VCPUs are not alike
-            raise VariantError(f"{model.protocol.name} does not treat its VCPUs alike (step {j + 1} of a path "
-                               "found up to VCPU symmetry has no counterpart on the real states), so a search "
-                               "up to VCPU symmetry explores another system; run it with --no-symmetry")
+            raise AsymmetricProtocol(model.protocol.name, f"step {j + 1} of a path found up to VCPU symmetry "
+                                     "has no counterpart on the real states")
     return path
 
 

@@ -34,6 +34,14 @@ class VariantError(ValueError):
     """An unknown variant name, or a variant file that cannot be loaded."""
 
 
+class AsymmetricProtocol(VariantError):
+    """The protocol's steps do not treat its symmetric sort's elements alike: no reduction by it."""
+
+    def __init__(self, protocol_name: str, what: str) -> None:
+        super().__init__(f"{protocol_name} does not treat its VCPUs alike ({what}), so a search up to VCPU "
+                         "symmetry would explore another system; run it with --no-symmetry")
+
+
 def _drain_own_only(s: StepContext, i: Any) -> None:
     """Bug: draining resyncs only the draining VCPU's own shadow entry."""
     notice = s.queue[i].pop()

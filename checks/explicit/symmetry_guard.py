@@ -5,14 +5,15 @@ protocol's steps treat the VCPUs alike (renaming the VCPUs of a state renames it
 successors). The published protocols do (tests check every one); a user's variant may not,
 e.g. a step that tests ``i == s.N - 1``. Then the reduced search explores another
 system: its counts are wrong and it may miss a violation. So before a reduced search of a
-protocol that is not published, this module takes the first ``SAMPLE`` states of a
-breadth-first search without symmetry and checks, for each, that the successors of its
-image under a swap of VCPUs 0 and 1 (and a rotation of all VCPUs, which together
-generate every permutation) are the images of its successors. A difference is reported
-as :class:`AsymmetricProtocol` (bad input: run without symmetry). It is a sample, not a
-proof: an asymmetry that shows only in deeper states is caught later, when a reduced
-path cannot be found again on the real states (:func:`deferral.checks.results.concretize`),
-with the same error.
+protocol that is not published, this module takes the first states (at most ``SAMPLE``,
+fewer at big bounds: ``BUDGET`` successor computations in all) of a breadth-first search
+without symmetry and checks, for each, that the successors of its image under a swap of
+VCPUs 0 and 1 (and a rotation of all VCPUs, which together generate every permutation)
+are the images of its successors. A difference is reported as
+:class:`~deferral.model.variants.AsymmetricProtocol` (bad input: run without symmetry).
+It is a sample, not a proof: an asymmetry that shows only in deeper states is caught
+later, when a reduced path cannot be found again on the real states
+(:func:`deferral.checks.results.concretize`), with the same error.
 """
 
 from __future__ import annotations
@@ -22,16 +23,12 @@ from collections import deque
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model, State
 from deferral.model.protocol import Protocol
-from deferral.model.variants import PUBLISHED, VariantError
+from deferral.model.variants import PUBLISHED, AsymmetricProtocol
 
 #: How many reachable states (breadth-first, no symmetry) the check looks at, at most, and
 #: how many step instances' successors it may compute in all (the sample shrinks with big bounds).
 SAMPLE = 100
 BUDGET = 6_000
-
-
-class AsymmetricProtocol(VariantError):
-    """The protocol's steps do not treat its symmetric sort's elements alike: no reduction by it."""
 
 
 def check_symmetry(protocol: Protocol, bounds: Bounds, sample: int | None = None) -> None:
@@ -70,6 +67,4 @@ def check_symmetry(protocol: Protocol, bounds: Bounds, sample: int | None = None
 def asymmetric(protocol: Protocol, perm: tuple[int, ...], what: str) -> AsymmetricProtocol:
     """The error for a protocol whose VCPUs are not interchangeable under ``perm``."""
     renaming = ", ".join(f"{i}->{j}" for i, j in enumerate(perm) if i != j)
-    return AsymmetricProtocol(
-        f"{protocol.name} does not treat its VCPUs alike (renaming {renaming}: {what}), so a search up to "
-        "VCPU symmetry would explore another system; run it with --no-symmetry")
+    return AsymmetricProtocol(protocol.name, f"renaming {renaming}: {what}")

@@ -8,13 +8,15 @@ from typing import Any
 import pytest
 
 from deferral.checks.explicit.search import search
-from deferral.checks.explicit.symmetry_guard import AsymmetricProtocol, check_symmetry
+from deferral.checks.explicit.symmetry_guard import check_symmetry
 from deferral.model import PUBLISHED, REFERENCE, Bounds
 from deferral.model.reference import enqueue_notice
+from deferral.model.variants import AsymmetricProtocol
 
 ASYMMETRIC_FILE = '''"""VCPU N-1's deferred writes are not queued."""
 from deferral.model import REFERENCE
 from deferral.model.reference import enqueue_notice
+from deferral.model.variants import AsymmetricProtocol
 
 
 def enqueue_unless_last(s, i, p, sp=0):
