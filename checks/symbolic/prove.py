@@ -39,7 +39,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from deferral.checks.symbolic.bmc import bmc
+from deferral.checks.symbolic.bmc import BmcResult, bmc
 from deferral.checks.symbolic.domain import domain_risks, find_write
 from deferral.checks.symbolic.generalize import Template, check_against, generalize, sort_domains
 from deferral.checks.symbolic.induction import check_inductive, houdini
@@ -194,14 +194,25 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
 
     log: list[str] = []
+    look_to = min(depth, AUTO_BMC_DEPTH)
+    found = BmcResult("unknown", -1, 0.0)
+
+    def bounded_look(budget: float | None) -> ProveResult | None:
+        """bmc to ``look_to`` within ``budget`` seconds: the violation's result, else None (logged)."""
+        nonlocal found
+        say(f"auto: bounded model checking to depth {AUTO_BMC_DEPTH}"
+            + ("" if budget is None else f" (at most {budget:.0f} s)"))
+        found = bmc(enc, look_to, timeout=budget)
+        if found.status == "violated":
+            return result("violated", route="bmc", depth=found.depth, path=found.path, prop=found.prop, log=log)
+        log.append(f"bmc: no violation up to depth {found.depth}"
+                   + (f" ({found.reason})" if found.reason and found.depth < look_to else ""))
+        return None
+
     # a quick look for a short counterexample first: a buggy variant is settled in seconds
-    quick = QUICK_BMC_S if timeout is None else min(QUICK_BMC_S, QUICK_BMC_SHARE * timeout)
-    say(f"auto: bounded model checking to depth {AUTO_BMC_DEPTH} (at most {quick:.0f} s)")
-    found = bmc(enc, min(depth, AUTO_BMC_DEPTH), timeout=quick)
-    if found.status == "violated":
-        return result("violated", route="bmc", depth=found.depth, path=found.path, prop=found.prop, log=log)
-    log.append(f"bmc: no violation up to depth {found.depth}" + (f" ({found.reason})" if found.reason and
-                                                                    found.depth < min(depth, AUTO_BMC_DEPTH) else ""))
+    done = bounded_look(QUICK_BMC_S if timeout is None else min(QUICK_BMC_S, QUICK_BMC_SHARE * timeout))
+    if done is not None:
+        return done
     inferred_at: Bounds | None = None
 
     def inferred() -> list[Template] | None:
@@ -304,15 +315,10 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     order += found_by_learning + hand + finish_bmc if infer_first else hand + finish_bmc + found_by_learning
     for name, what in order:
         if name == "bmc":
-            if found.depth < min(depth, AUTO_BMC_DEPTH):
-                budget = None if timeout is None else FINISH_BMC_SHARE * (left() or 0.0)
-                say(f"auto: bounded model checking to depth {AUTO_BMC_DEPTH}"
-                    + ("" if budget is None else f" (at most {budget:.0f} s)"))
-                found = bmc(enc, min(depth, AUTO_BMC_DEPTH), timeout=budget)
-                if found.status == "violated":
-                    return result("violated", route="bmc", depth=found.depth, path=found.path, prop=found.prop,
-                                  log=log)
-                log.append(f"bmc: no violation up to depth {found.depth}")
+            if found.depth < look_to:
+                done = bounded_look(None if timeout is None else FINISH_BMC_SHARE * (left() or 0.0))
+                if done is not None:
+                    return done
             continue
         if name == "parametric":
             done = parametric_route()
@@ -336,12 +342,10 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             return result("proved", route=f"{name}+houdini+induction", invariant=[lem.show(enc.bounds) for lem in alive],
                           log=log, families=kept)
         log.append(f"{name}+houdini+induction: {r.status} ({', '.join(r.failed[:3])})")
-    if found.depth < min(depth, AUTO_BMC_DEPTH):  # the quick look stopped early: finish it
-        say(f"auto: bounded model checking to depth {AUTO_BMC_DEPTH}")
-        found = bmc(enc, min(depth, AUTO_BMC_DEPTH), timeout=left())
-        if found.status == "violated":
-            return result("violated", route="bmc", depth=found.depth, path=found.path, prop=found.prop, log=log)
-        log.append(f"bmc: no violation up to depth {found.depth}")
+    if found.depth < look_to:  # the look stopped early: finish it
+        done = bounded_look(left())
+        if done is not None:
+            return done
     say("auto: Spacer (pdr)")
     r2 = pdr(enc, timeout=left())
     if r2.status == "proved":
