@@ -52,14 +52,16 @@ class Expander:
         self.step_names = [st.name for st in model.protocol.steps if st.name in present]
         self.step_of = [self.step_names.index(a.step.name) for a in model.actions]
         use_fused = jit_switch.switched_on() if fused is None else fused
-        self._fused = fused_loop.LazyFused(lambda: fused_loop.build(
-            self.layout, self.procs, model.actions, self.step_of, len(self.step_names), self.packer,
-            self.action_dtype) if use_fused else None)
+        n_actions, n_steps = len(model.actions), len(self.step_names)
+        self._fused = fused_loop.LazyFused(
+            lambda: fused_loop.source(self.layout, self.procs, model.actions, self.step_of, n_steps, self.packer,
+                                      self.action_dtype) if use_fused else None,
+            lambda lib: fused_loop.make(lib, self.packer, n_actions, n_steps, self.action_dtype))
 
     def fused(self, rows: int | None = None) -> "fused_loop.FusedLoop | None":
         """The fused C loop of every step instance for a chunk of ``rows`` rows (see
-        :class:`~deferral.checks.explicit.fused.LazyFused`; None: build it now and wait), or
-        None where it is not ready, switched off or cannot be built: then the per-action path."""
+        :class:`~deferral.checks.explicit.fused.LazyFused`; None: build it now), or None
+        where it is not for this chunk, switched off or cannot be built: the per-action path."""
         return self._fused.get(rows)
 
     def guard(self, rows: np.ndarray, action: Action) -> np.ndarray | bool:

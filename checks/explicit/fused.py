@@ -202,7 +202,7 @@ def generate(layout: Layout, procs: Mapping[str, Callable[..., Any]], actions: S
     body = []
     for k, action in enumerate(actions):
         body += _action_code(layout, procs, action, k, step_of[k], packer.dtype_rows)
-    return "\n".join(head) + "\n" + _LOOP.replace("/*ACTIONS*/", "\n".join(body)) + "\n"
+    return "\n".join(head) + "\n" + _DEDUP + _LOOP.replace("/*ACTIONS*/", "\n".join(body)) + "\n"
 
 
 _SUPPORT = r"""
@@ -248,6 +248,77 @@ static void canonical(const row_t *S, uint64_t *out) {
     for (int j = WSTART[w]; j < WSTART[w + 1]; j++) acc += (uint64_t)x[j] * PLACE[w * NS + j];
     out[w] = acc;
   }
+}
+"""
+
+_DEDUP = r"""
+/* A chunk's successor keys (one word each, in transition order) deduplicated and looked up in
+   the visited runs: returns the number d of distinct keys (-3: out of memory). Distinct keys
+   are numbered in key order; known[x] is the state number of distinct key x, or -1 - c when it
+   is the c-th new candidate (cand_keys[c], first reached by transition cand_first[c]); uidx
+   (if not NULL) gives each transition's distinct key. As the numpy path: sort, unique, the
+   earliest transition of each key, searchsorted in each run. */
+int64_t dedup_chunk(const uint64_t *keys, int64_t t, const uint64_t *const *run_keys,
+                    const uint32_t *const *run_ids, const int64_t *run_lens, int64_t n_runs,
+                    int64_t *known, uint32_t *uidx, uint64_t *cand_keys, int64_t *cand_first,
+                    int64_t *n_cand) {
+  int bits = 1;
+  while (((int64_t)1 << bits) < 2 * t + 2) bits++;
+  int64_t hsize = (int64_t)1 << bits, d = 0, rc = 0;
+  int32_t *table = malloc(sizeof(int32_t) * hsize);
+  int32_t *uid = malloc(sizeof(int32_t) * (t + 1));
+  uint64_t *dk = malloc(sizeof(uint64_t) * (t + 1)), *sk = malloc(sizeof(uint64_t) * (t + 1));
+  int64_t *df = malloc(sizeof(int64_t) * (t + 1));
+  int32_t *di = malloc(sizeof(int32_t) * (t + 1)), *si = malloc(sizeof(int32_t) * (t + 1));
+  int32_t *rank = malloc(sizeof(int32_t) * (t + 1));
+  uint32_t *count = malloc(sizeof(uint32_t) * 2048);
+  if (!table || !uid || !dk || !sk || !df || !di || !si || !rank || !count) { rc = -3; goto done; }
+  memset(table, 0xff, sizeof(int32_t) * hsize);
+  for (int64_t i = 0; i < t; i++) {
+    uint64_t k = keys[i];
+    uint64_t h = (k * 0x9E3779B97F4A7C15ULL) >> (64 - bits);
+    for (;;) {
+      int32_t x = table[h];
+      if (x < 0) { table[h] = (int32_t)d; dk[d] = k; df[d] = i; di[d] = (int32_t)d; uid[i] = (int32_t)d; d++; break; }
+      if (dk[x] == k) { uid[i] = x; break; }
+      h = (h + 1) & (hsize - 1);
+    }
+  }
+  /* LSD radix sort of the distinct keys (11-bit digits; a digit all keys share is skipped) */
+  for (int shift = 0; shift < 64; shift += 11) {
+    memset(count, 0, sizeof(uint32_t) * 2048);
+    for (int64_t x = 0; x < d; x++) count[(dk[x] >> shift) & 2047]++;
+    if (d == 0 || count[(dk[0] >> shift) & 2047] == (uint32_t)d) continue;
+    uint32_t at = 0;
+    for (int b = 0; b < 2048; b++) { uint32_t c = count[b]; count[b] = at; at += c; }
+    for (int64_t x = 0; x < d; x++) { uint32_t p = count[(dk[x] >> shift) & 2047]++; sk[p] = dk[x]; si[p] = di[x]; }
+    uint64_t *tk = dk; dk = sk; sk = tk;
+    int32_t *ti = di; di = si; si = ti;
+  }
+  for (int64_t x = 0; x < d; x++) { rank[di[x]] = (int32_t)x; known[x] = -1; }
+  for (int64_t r = 0; r < n_runs; r++) {  /* sorted queries: each run walked forward once */
+    const uint64_t *rk = run_keys[r];
+    const uint32_t *ri = run_ids[r];
+    int64_t n = run_lens[r], lo = 0;
+    for (int64_t x = 0; x < d && lo < n; x++) {
+      uint64_t q = dk[x];
+      int64_t step = 1, hi = lo;
+      while (hi < n && rk[hi] < q) { lo = hi + 1; hi += step; step *= 2; }
+      if (hi > n) hi = n;
+      while (lo < hi) { int64_t mid = (lo + hi) >> 1; if (rk[mid] < q) lo = mid + 1; else hi = mid; }
+      if (lo < n && rk[lo] == q) known[x] = ri[lo];
+    }
+  }
+  int64_t c = 0;
+  for (int64_t x = 0; x < d; x++) {
+    if (known[x] < 0) { cand_keys[c] = dk[x]; cand_first[c] = df[di[x]]; known[x] = -1 - c; c++; }
+  }
+  *n_cand = c;
+  if (uidx) for (int64_t i = 0; i < t; i++) uidx[i] = (uint32_t)rank[uid[i]];
+  rc = d;
+done:
+  free(table); free(uid); free(dk); free(sk); free(df); free(di); free(si); free(rank); free(count);
+  return rc;
 }
 """
 
@@ -327,6 +398,7 @@ class FusedLoop:
         self.n_actions, self.n_steps = n_actions, n_steps
         self.action_dtype = action_dtype
         self.fanout = float(n_actions)  # successors per row to allocate for; the largest seen since
+        self.dedup: Dedup | None = None  # set by build() for one-word keys
 
     def successors(self, keys: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarray, np.ndarray,
                                                                    np.ndarray, np.ndarray] | None:
@@ -361,58 +433,99 @@ class FusedLoop:
         return keys_out, out_par[:got], out_act[:got], fired, per_step[:self.n_steps]
 
 
-def build(layout: Layout, procs: Mapping[str, Callable[..., Any]], actions: Sequence[Action],
-          step_of: Sequence[int], n_steps: int, packer: Packer, action_dtype: Any) -> FusedLoop | None:
-    """The model's fused loop, compiled (or from the cache) and loaded; None if not possible."""
+class Dedup:
+    """A chunk's successors deduplicated and looked up in the visited runs (one-word keys)."""
+
+    def __init__(self, lib: ctypes.CDLL) -> None:
+        self.fn = lib.dedup_chunk
+        self.fn.restype = ctypes.c_int64
+        self.fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                            ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                            ctypes.c_void_p]
+
+    def __call__(self, keys: np.ndarray, runs: Sequence[tuple[np.ndarray, np.ndarray]],
+                 want_uidx: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None:
+        """(candidate keys sorted, the first transition reaching each, per distinct key in key
+        order its state number or -(1 + candidate), per transition its distinct key or None);
+        None where a run is not of uint64 keys and uint32 state numbers."""
+        if keys.dtype != np.uint64 or any(k.dtype != np.uint64 or i.dtype != np.uint32 for k, i in runs):
+            return None
+        keys = np.ascontiguousarray(keys)
+        runs = [(np.ascontiguousarray(k), np.ascontiguousarray(i)) for k, i in runs]
+        t = keys.shape[0]
+        ptrs_k = (ctypes.c_void_p * max(1, len(runs)))(*[k.ctypes.data for k, _ in runs])
+        ptrs_i = (ctypes.c_void_p * max(1, len(runs)))(*[i.ctypes.data for _, i in runs])
+        lens = np.array([k.shape[0] for k, _ in runs] or [0], dtype=np.int64)
+        known = np.empty(t, dtype=np.int64)
+        uidx = np.empty(t, dtype=np.uint32) if want_uidx else None
+        cand = np.empty(t, dtype=np.uint64)
+        first = np.empty(t, dtype=np.int64)
+        n_cand = np.zeros(1, dtype=np.int64)
+        d = self.fn(keys.ctypes.data, t, ptrs_k, ptrs_i, lens.ctypes.data, len(runs), known.ctypes.data,
+                    None if uidx is None else uidx.ctypes.data, cand.ctypes.data, first.ctypes.data,
+                    n_cand.ctypes.data)
+        if d < 0:
+            raise MemoryError("the fused dedup could not allocate its buffers")
+        c = int(n_cand[0])
+        return cand[:c].copy(), first[:c], known[:d], uidx
+
+
+def source(layout: Layout, procs: Mapping[str, Callable[..., Any]], actions: Sequence[Action],
+           step_of: Sequence[int], n_steps: int, packer: Packer, action_dtype: Any) -> str | None:
+    """The model's fused loop as C source; None where there is no compiler or it cannot be made."""
     if cbuild.compiler() is None or not actions:
         return None
     try:
-        source = generate(layout, procs, actions, step_of, n_steps, packer, action_dtype)
+        return generate(layout, procs, actions, step_of, n_steps, packer, action_dtype)
     except NotFusable:
         return None
-    lib = cbuild.load(source)
-    if lib is None:
-        return None
-    return FusedLoop(lib, packer, len(actions), n_steps, action_dtype)
+
+
+def make(lib: ctypes.CDLL, packer: Packer, n_actions: int, n_steps: int, action_dtype: Any) -> FusedLoop:
+    """The loop of a loaded library (its dedup too for one-word keys)."""
+    loop = FusedLoop(lib, packer, n_actions, n_steps, action_dtype)
+    loop.dedup = Dedup(lib) if packer.n_words == 1 else None
+    return loop
 
 
 #: Chunks of fewer rows take the per-action path (a small search never builds the loop).
 MIN_ROWS = 1 << 12
+#: The loop is compiled (about 2 s of one core, once per machine and model) only for a chunk
+#: of this many rows: smaller chunks take it from the cache, or the per-action path.
+COMPILE_ROWS = 1 << 15
 
 
 class LazyFused:
-    """The fused loop, built in a background thread when a chunk of :data:`MIN_ROWS` rows asks.
+    """The fused loop of one model, made on demand: loaded from the cache for a chunk of
+    :data:`MIN_ROWS` rows, compiled for one of :data:`COMPILE_ROWS` (the thread that asks
+    waits; the others wait for it)."""
 
-    Until it is ready (the C compiled on this machine's first run, a second or two; loaded
-    from the cache on later runs, milliseconds) chunks take the per-action path, so the
-    compiler never holds up the search; the results are the same either way.
-    """
-
-    def __init__(self, factory: Callable[[], FusedLoop | None]) -> None:
-        self._factory = factory
+    def __init__(self, source: Callable[[], str | None], make: Callable[[ctypes.CDLL], FusedLoop]) -> None:
+        self._source_fn = source
+        self._make = make
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._done = threading.Event()
+        self._source: str | None = None
+        self._done = False
         self._loop: FusedLoop | None = None
 
-    def _build(self) -> None:
-        try:
-            self._loop = self._factory()
-        finally:
-            self._done.set()
-
     def get(self, rows: int | None = None) -> FusedLoop | None:
-        """The loop for a chunk of ``rows`` rows (None: not now, or never); ``rows=None``
-        builds it here and waits for it."""
-        if self._done.is_set():
+        """The loop for a chunk of ``rows`` rows (``None``: build it now, whatever the size);
+        None: not for this chunk, or never (switched off, untraceable, no compiler)."""
+        if self._done:
             return self._loop
         if rows is not None and rows < MIN_ROWS:
             return None
+        compile = rows is None or rows >= COMPILE_ROWS
         with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._build, name="deferral-fused-build", daemon=True)
-                self._thread.start()
-        if rows is None:
-            self._done.wait()
+            if self._done:
+                return self._loop
+            if self._source is None:
+                self._source = self._source_fn()
+                if self._source is None:
+                    self._done = True
+                    return None
+            lib = cbuild.load(self._source, compile=compile)
+            if lib is not None:
+                self._loop = self._make(lib)
+            self._done = lib is not None or compile
             return self._loop
-        return None

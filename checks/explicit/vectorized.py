@@ -309,6 +309,13 @@ class _Search:
         if keys.shape[0] == 0:
             return _Chunk(0, np.zeros(0, self.packer.key_dtype), np.zeros(0, np.uint32),
                           np.zeros(0, self.action_dtype), None, None, None, fired, per_step)
+        loop = self.ex.fused(frontier_keys.shape[0])
+        got = loop.dedup(keys, visited.runs(), bool(self.lives)) if loop is not None and loop.dedup else None
+        if got is not None:  # the same, in C: a hash of the distinct keys, sorted, runs walked once
+            cand, first_at, codes, uidx = got
+            return _Chunk(keys.shape[0], cand, par[first_at], act[first_at], uidx,
+                          codes.astype(self.code_dtype) if self.lives else None,
+                          par if self.lives else None, fired, per_step)
         order = np.argsort(keys, kind="stable")  # faster here: successors come in sorted runs
         sorted_keys = keys[order]
         first = np.ones(keys.shape[0], dtype=bool)
