@@ -98,12 +98,25 @@ class ProveResult:
     learned_at: list[Bounds] | None = None  # where the inferred route sampled reachable states
     #: a parametric route: the bounds proved for every value and those assumed concrete
     for_every: dict[str, Any] | None = None
+    #: auto: every lemma route tried, in order (:func:`stage`): where, how, families in and kept, seconds
+    stages: list[dict[str, Any]] = field(default_factory=list)
     #: the protocol and bounds the proof ran on (its path's states and actions are over it)
     model: Model | None = field(default=None, repr=False, compare=False)
 
     @property
     def exit_code(self) -> int:
         return {"proved": 0, "violated": 1}.get(self.status, 3)
+
+
+def stage(route: str, bounds: Bounds | dict[str, Any], method: str, families_in: int | None,
+          families_kept: int | None, seconds: float | None, **more: Any) -> dict[str, Any]:
+    """One row of ``stages`` (the JSON's record of auto's lemma routes): ``route`` (shipped-lemmas,
+    inferred, parametric...), the ``bounds`` it ran at (a dict: for a parametric stage, the
+    concrete ones), ``method`` (sample, houdini+cti, houdini+induction, parametric-houdini...),
+    the candidate families in and those kept (None where it does not apply), seconds."""
+    return {"route": route, "bounds": bounds if isinstance(bounds, dict) else bounds.as_dict(), "method": method,
+            "families_in": families_in, "families_kept": families_kept,
+            "seconds": None if seconds is None else round(seconds, 2), **more}
 
 
 def _misfit(enc: Any, lemmas: tuple[Lemma, ...]) -> str | None:
@@ -152,10 +165,13 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     risk_note = (f"{risks[0].describe()} (no such write within {searched} steps of the initial state, but "
                  "the proof does not rule one out); nothing is claimed proved") if risks else ""
 
+    stages: list[dict[str, Any]] = []
+
     def result(status: str, **kw: Any) -> ProveResult:
         if status == "proved" and risks:
             status, kw["reason"] = "unknown", risk_note
-        return ProveResult(protocol.name, bounds, method, status, time.monotonic() - start, model=enc.model, **kw)
+        return ProveResult(protocol.name, bounds, method, status, time.monotonic() - start, model=enc.model,
+                           stages=stages, **kw)
 
     if method == "bmc":
         found = bmc(enc, depth, timeout=left(),
@@ -239,6 +255,11 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         say(f"auto: learning lemma families from reachable states (budget {budget:.0f} s)")
         r = infer(enc, timeout=budget, note=say)
         log.extend(r.log)
+        stages.extend(stage("inferred", b, "sample", None, None, None) for b in r.sampled_at)
+        if stages and r.sampled_at:
+            stages[-1]["states"] = r.sampled_states  # all the sampled bounds together
+        stages.extend(stage("inferred", row["bounds"], "houdini+cti", row["families_in"], row["families_kept"],
+                            row["seconds"], rounds=row["rounds"]) for row in r.stage_stats)
         if r.status == "proved":
             return result("proved", route="inferred+houdini+induction", invariant=[f.show() for f in r.families],
                           log=log, families=r.families, learned_at=r.sampled_at, inductive=r.kept)
@@ -260,6 +281,8 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         except EncodingError as exc:
             log.append(f"parametric: cannot be evaluated for every number of elements ({exc})")
             return None
+        stages.append(stage("parametric", dict(r.concrete), "parametric-houdini", len(r.lemmas) + len(r.dropped),
+                            len(r.lemmas) if r.status == "proved" else None, r.elapsed_s, for_every=r.open_bounds))
         if r.status != "proved":
             log.append(f"parametric (shipped lemmas, Houdini over uninterpreted sorts): unknown after "
                        f"{r.elapsed_s:.1f} s ({r.reason[:300]})")
@@ -268,17 +291,24 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                    + "; ".join(f"{n} ({why})" for n, why in r.dropped) + ")")
         return result("proved", route="shipped-lemmas+parametric-houdini",
                       invariant=[lem.show(r.concrete) for lem in r.lemmas], log=log,
-                      for_every={"for_every": r.open_bounds, "assumed_concrete": r.concrete})
+                      for_every={"for_every": r.open_bounds, "assumed_concrete": r.concrete, "statement": r.verdict,
+                                 "lemmas_from": "model/invariant.py, then Houdini over uninterpreted sorts"})
 
     def houdini_induction(name: str, candidates: list[Any]) -> tuple[list[Any], list[str], Any] | None:
         """Houdini over ``candidates``, then induction on what survives; None on a timeout (logged)."""
         say(f"auto: Houdini over {len(candidates)} {name} lemma families at {bounds.short()}")
+        began = time.monotonic()
         try:
             alive, hlog = houdini(enc, candidates, timeout=left())
-            return alive, hlog, check_inductive(enc, alive, timeout=left(), inductive=True)
+            r = check_inductive(enc, alive, timeout=left(), inductive=True)
         except TimeoutError as exc:
             log.append(f"{name}: houdini: {exc}")
+            stages.append(stage(name, bounds, "houdini+induction", len(candidates), None, time.monotonic() - began,
+                                result="unknown"))
             return None
+        stages.append(stage(name, bounds, "houdini+induction", len(candidates), len(alive), time.monotonic() - began,
+                            result=r.status))
+        return alive, hlog, r
 
     def by_templates(name: str, temps: list[Template] | None) -> ProveResult | None:
         """Houdini + induction over Spacer-generalized templates (a lemma file, or pdr-generalized)."""
