@@ -232,7 +232,7 @@ def generate(layout: Layout, procs: Mapping[str, Callable[..., Any]], actions: S
     for p, prop in enumerate(properties):
         checks += _property_code(layout, procs, prop, p, packer.dtype_rows)
     return ("\n".join(head) + "\n" + _DEDUP + _LOOP.replace("/*ACTIONS*/", "\n".join(body))
-            + _HOLDS.replace("/*PROPERTIES*/", "\n".join(checks)) + "\n")
+            + _PRUNE + _HOLDS.replace("/*PROPERTIES*/", "\n".join(checks)) + "\n")
 
 
 _SUPPORT = r"""
@@ -346,6 +346,40 @@ done:
 }
 """
 
+_PRUNE = r"""
+/* The AG EF edges out of one chunk (level-local source rows lo..hi-1) that are still needed:
+   transition i goes from row par[i] to state code[uidx[i]] (skipped if negative). Per goal
+   flag array: a source with a goal successor gets its flag set (after all are looked at);
+   an edge is kept while some goal flag of its source is unset, unless it is a self-loop.
+   Returns the number of kept edges (out_src: state numbers, base added). */
+int64_t prune_edges(const uint32_t *uidx, int64_t t, const void *code, int code64, const uint32_t *par,
+                    int64_t base, int64_t lo, int64_t hi, uint8_t *const *goals, int64_t n_goals,
+                    uint8_t *needed, uint8_t *hit, uint32_t *out_src, uint32_t *out_dst) {
+  const int64_t *c64 = (const int64_t *)code;
+  const int32_t *c32 = (const int32_t *)code;
+  int64_t m = hi - lo, n = 0;
+  memset(needed, 0, m);
+  for (int64_t g = 0; g < n_goals; g++) {
+    uint8_t *flag = goals[g];
+    memset(hit, 0, m);
+    for (int64_t i = 0; i < t; i++) {
+      int64_t d = code64 ? c64[uidx[i]] : c32[uidx[i]];
+      if (d >= 0 && flag[d]) hit[par[i] - lo] = 1;
+    }
+    uint8_t *mine = flag + base + lo;
+    for (int64_t x = 0; x < m; x++) { mine[x] |= hit[x]; needed[x] |= !mine[x]; }
+  }
+  for (int64_t i = 0; i < t; i++) {
+    int64_t d = code64 ? c64[uidx[i]] : c32[uidx[i]];
+    if (d < 0 || !needed[par[i] - lo]) continue;
+    int64_t src = (int64_t)par[i] + base;
+    if (d == src) continue;
+    out_src[n] = (uint32_t)src; out_dst[n] = (uint32_t)d; n++;
+  }
+  return n;
+}
+"""
+
 _LOOP = r"""
 /* The transitions found so far (row-major), grown by doubling. */
 struct out { int64_t cap, n; uint64_t *k; uint32_t *p; act_t *a; };
@@ -436,6 +470,7 @@ class FusedLoop:
         self.fanout = float(n_actions)  # successors per row to allocate for; the largest seen since
         self.dedup: Dedup | None = None  # set by make() for one-word keys
         self.properties: tuple[Property, ...] = ()  # set by make(): those holds() evaluates
+        self.prune: Prune | None = None  # set by make()
         self.holds_fn = lib.holds_rows
         self.holds_fn.restype = None
         self.holds_fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
@@ -518,6 +553,36 @@ class Dedup:
         return cand[:c].copy(), first[:c], known[:d], uidx
 
 
+class Prune:
+    """The AG EF edges of one chunk that are still needed (see ``_Search._prune_edges``)."""
+
+    def __init__(self, lib: ctypes.CDLL) -> None:
+        self.fn = lib.prune_edges
+        self.fn.restype = ctypes.c_int64
+        self.fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p,
+                            ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64,
+                            ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+
+    def __call__(self, uidx: np.ndarray, code: np.ndarray, parents: np.ndarray, base: int, lo: int, hi: int,
+                 goals: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
+        """(source states, target states) of the kept edges, uint32; the goal flags of the
+        chunk's rows updated in place. None where the arrays are not of the types it takes."""
+        if (uidx.dtype != np.uint32 or parents.dtype != np.uint32 or code.dtype not in (np.int32, np.int64)
+                or any(g.dtype != np.bool_ or not g.flags.c_contiguous for g in goals)):
+            return None
+        uidx, code, parents = (np.ascontiguousarray(a) for a in (uidx, code, parents))
+        t = uidx.shape[0]
+        ptrs = (ctypes.c_void_p * max(1, len(goals)))(*[g.ctypes.data for g in goals])
+        needed = np.empty(max(1, hi - lo), dtype=np.uint8)
+        hit = np.empty(max(1, hi - lo), dtype=np.uint8)
+        out_src = np.empty(t, dtype=np.uint32)
+        out_dst = np.empty(t, dtype=np.uint32)
+        n = self.fn(uidx.ctypes.data, t, code.ctypes.data, int(code.dtype == np.int64), parents.ctypes.data,
+                    base, lo, hi, ptrs, len(goals), needed.ctypes.data, hit.ctypes.data, out_src.ctypes.data,
+                    out_dst.ctypes.data)
+        return out_src[:n].copy(), out_dst[:n].copy()
+
+
 def source(layout: Layout, procs: Mapping[str, Callable[..., Any]], actions: Sequence[Action],
            step_of: Sequence[int], n_steps: int, packer: Packer, action_dtype: Any,
            properties: Sequence[Property] = ()) -> str | None:
@@ -536,6 +601,7 @@ def make(lib: ctypes.CDLL, packer: Packer, n_actions: int, n_steps: int, action_
     :func:`generate` was given)."""
     loop = FusedLoop(lib, packer, n_actions, n_steps, action_dtype)
     loop.properties = tuple(properties)
+    loop.prune = Prune(lib)
     loop.dedup = Dedup(lib) if packer.n_words == 1 else None
     return loop
 

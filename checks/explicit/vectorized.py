@@ -545,13 +545,21 @@ class _Search:
                     else:
                         code[new] = group_state[group - 1]
                     at += n_cand[i]
-                    dst = code[c.uidx]
-                    keep = dst >= 0
-                    self._prune_edges(c.all_parents[keep], dst[keep].astype(np.uint32, copy=False), base,
-                                      i * CHUNK_ROWS, min(level_rows, (i + 1) * CHUNK_ROWS), goals,
-                                      st.edges_src, st.edges_dst)
+                    lo, hi = i * CHUNK_ROWS, min(level_rows, (i + 1) * CHUNK_ROWS)
+                    loop = self.ex.fused(hi - lo)
+                    kept = None if loop is None or loop.prune is None else loop.prune(
+                        c.uidx, code, c.all_parents, base, lo, hi, [g.view() for g in goals.values()])
+                    if kept is not None:  # the same, in C
+                        st.edges_src.append(kept[0])
+                        st.edges_dst.append(kept[1])
+                    else:
+                        dst = code[c.uidx]
+                        keep = dst >= 0
+                        self._prune_edges(c.all_parents[keep], dst[keep].astype(np.uint32, copy=False), base,
+                                          lo, hi, goals, st.edges_src, st.edges_dst)
+                        del dst, keep
                     c.uidx = c.ucode = c.all_parents = None
-                    del code, new, group, dst, keep
+                    del code, new, group, kept
             del chunks, cand_group, group_state
             st.transitions += level_transitions
             st.fired += level_fired

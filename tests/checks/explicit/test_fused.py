@@ -45,7 +45,7 @@ def test_transitions_agree(b: tuple) -> None:
 
 
 def _summary(r) -> tuple:
-    return (r.states, r.transitions, r.depth, r.complete, r.coverage,
+    return (r.states, r.transitions, r.depth, r.complete, r.coverage, r.stats["edge_bytes_per_state"],
             [(o.name, o.status, o.path) for o in r.outcomes])
 
 
