@@ -282,7 +282,8 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             log.append(f"parametric: cannot be evaluated for every number of elements ({exc})")
             return None
         stages.append(stage("parametric", dict(r.concrete), "parametric-houdini", len(r.lemmas) + len(r.dropped),
-                            len(r.lemmas) if r.status == "proved" else None, r.elapsed_s, for_every=r.open_bounds))
+                            len(r.lemmas) if r.status == "proved" else None, r.elapsed_s, for_every=r.open_bounds,
+                            result=r.verdict))
         if r.status != "proved":
             log.append(f"parametric (shipped lemmas, Houdini over uninterpreted sorts): unknown after "
                        f"{r.elapsed_s:.1f} s ({r.reason[:300]})")
@@ -291,8 +292,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                    + "; ".join(f"{n} ({why})" for n, why in r.dropped) + ")")
         return result("proved", route="shipped-lemmas+parametric-houdini",
                       invariant=[lem.show(r.concrete) for lem in r.lemmas], log=log,
-                      for_every={"for_every": r.open_bounds, "assumed_concrete": r.concrete, "statement": r.verdict,
-                                 "lemmas_from": "model/invariant.py, then Houdini over uninterpreted sorts"})
+                      for_every={"for_every": r.open_bounds, "assumed_concrete": r.concrete})
 
     def houdini_induction(name: str, candidates: list[Any]) -> tuple[list[Any], list[str], Any] | None:
         """Houdini over ``candidates``, then induction on what survives; None on a timeout (logged)."""
@@ -346,6 +346,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         # them); where they fail a bug is likely: bmc to depth 12 (the quick look and its finish)
         # before the parametric and learning routes, which would otherwise take all the time left
         order += hand + [("bmc", None)] + parametric + found_by_learning
+    weak_at_bounds = False  # the shipped lemmas' bounded Houdini fixpoint decided too weak
     for name, what in order:
         if name == "bmc-quick":
             done = bounded_look(quick_s)
@@ -360,6 +361,11 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                     return done
             continue
         if name == "parametric":
+            if weak_at_bounds and families is None:  # Houdini's fixpoint over uninterpreted sorts holds at these bounds too, so
+                # it is within the bounded fixpoint, which does not imply the property: nothing to gain
+                log.append("parametric: not tried (the shipped lemmas Houdini keeps at these bounds are too "
+                           "weak; those kept for every N, V, F are among them)")
+                continue
             done = parametric_route()
             if done is not None:
                 return done
@@ -381,6 +387,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             return result("proved", route=f"{name}+houdini+induction", invariant=[lem.show(enc.bounds) for lem in alive],
                           log=log, families=kept)
         log.append(f"{name}+houdini+induction: {r.status} ({', '.join(r.failed[:3])})")
+        weak_at_bounds = weak_at_bounds or (name == "shipped-lemmas" and r.status == "too-weak")
     if found.depth < look_to:  # the look stopped early: finish it
         done = bounded_look(left())
         if done is not None:
