@@ -72,12 +72,20 @@ FINISH_BMC_SHARE = 0.5
 #: The parametric route's budget (Houdini and the final proof) in auto.
 PARAMETRIC_S = 60.0
 #: The learned parametric route's share of the time left (its budget without a limit).
-LEARN_PARAMETRIC_SHARE, LEARN_PARAMETRIC_S = 0.5, 120.0
+LEARN_PARAMETRIC_SHARE, LEARN_PARAMETRIC_S, LEARN_PARAMETRIC_MIN_S = 0.5, 120.0, 10.0
 
 
 def infer_bounds(bounds: Bounds) -> Bounds:
     """Where auto lets Spacer infer lemmas: at most 2 VCPUs, one page, one frame, queue 1."""
     return bounds.replace(vcpus=min(bounds.vcpus, 2), pages=1, frames=1, queue=1)
+
+
+def smallest(protocol: Protocol, bounds: Bounds) -> bool:
+    """Are ``bounds`` no larger than the smallest instance the learning routes sample (2,1,1)?"""
+    from deferral.checks.symbolic.paramlearn import plan_bounds
+
+    first = plan_bounds(protocol, dict(bounds))[0]
+    return all(bounds[name] <= first[name] for name in first)
 
 
 @dataclass
@@ -285,6 +293,9 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         from deferral.checks.symbolic.encoding import EncodingError
 
         budget = LEARN_PARAMETRIC_S if timeout is None else LEARN_PARAMETRIC_SHARE * (left() or timeout)
+        if budget < LEARN_PARAMETRIC_MIN_S:
+            log.append(f"inferred+parametric: not tried ({budget:.1f} s left for it)")
+            return None
         say(f"auto: learning lemma families proved for every N, V, F (at most {budget:.0f} s)")
         try:
             r = paramlearn.learn(protocol, dict(bounds), timeout=budget, note=say)
@@ -337,9 +348,11 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     hand = [("shipped-lemmas", None)] if shipped and not misfit else []
     if misfit:
         log.append(misfit)  # the shipped lemmas name what this protocol lacks: skipped
-    # learned and proved for every N, V, F first (its cost does not grow with N, V, F); the bounded
-    # learned route at the requested bounds is the fallback
-    found_by_learning = ([("inferred+parametric", None), ("inferred", None)] if learn else []) + [
+    # learned and proved for every N, V, F (its cost does not grow with N, V, F) and the bounded
+    # learned route at the requested bounds: the cheaper first (the bounded one at the smallest
+    # instance, where it learns in seconds), the other as the fallback
+    both = [("inferred+parametric", None), ("inferred", None)]
+    found_by_learning = ((both[::-1] if smallest(protocol, bounds) else both) if learn else []) + [
         ("pdr-generalized", None)]
     if hand:  # the shipped lemmas over uninterpreted sorts: one proof for every N, V, F
         hand = hand + [("parametric", None)]
