@@ -73,6 +73,7 @@ def sample_plan(protocol: Protocol, concrete: Mapping[str, int]) -> list[tuple[B
     then 3, the others at 1 then 2 (each within its declared range); the largest by random walks."""
     first = busiest(protocol)
     decls = {d.name: d for d in protocol.bound_decls}
+    concrete = parametric.concrete_bounds(protocol, concrete)
 
     def at(top: int, rest: int) -> Bounds:
         values = {name: max(decls[name].low, min(decls[name].high, top if name == first else rest))
