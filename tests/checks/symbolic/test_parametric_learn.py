@@ -62,3 +62,15 @@ def test_a_published_bug_is_never_proved(name: str) -> None:
 def test_an_address_space_bug_is_never_proved(name: str) -> None:
     r = paramlearn.learn(PUBLISHED[name], {"queue": 1, "spaces": 2}, timeout=60)
     assert r.status == "unknown" and r.reason, r.to_json()
+
+
+@pytest.mark.slow  # 40-60 s each
+@pytest.mark.parametrize("name", ["same-value", "ipi_unlock_after_flush.py", "invlpg_sync_one.py", "defer_all_spaces.py"])
+def test_a_mutant_is_never_proved(name: str) -> None:
+    """The buggy mutants of test_examples_safe (check finds each violated) are refused too."""
+    from test_examples_safe import MUTANTS, _mutant, same_value_mutant
+
+    protocol, bounds = (same_value_mutant(), Bounds(2, 1, 1, 1)) if name == "same-value" else (
+        _mutant(name), MUTANTS[name][0])
+    r = paramlearn.learn(protocol, dict(bounds), timeout=60)
+    assert r.status == "unknown" and r.reason, r.to_json()
