@@ -194,7 +194,10 @@ def _property_code(layout: Layout, procs: Mapping[str, Callable[..., Any]], prop
 
 
 def _table(name: str, ctype: str, values: Sequence[int]) -> str:
-    body = ", ".join(str(int(v)) + ("ULL" if ctype == "uint64_t" else "") for v in values) or "0"
+    suffix = "ULL" if ctype == "uint64_t" else ""
+    body = ", ".join(f"{v}{suffix}" for v in np.asarray(values).tolist()) if suffix else \
+        ", ".join(map(str, np.asarray(values).tolist()))
+    body = body or "0"
     return f"static const {ctype} {name}[] = {{{body}}};"
 
 
