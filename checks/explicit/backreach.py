@@ -7,7 +7,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 #: States per binary-search probe when building the CSR offsets (bounded temporaries).
-_PROBE = 1 << 20
+_PROBE = 1 << 16
 
 
 def unreachable_goal_np(n_states: int, src: np.ndarray | list[np.ndarray], dst: np.ndarray | list[np.ndarray],

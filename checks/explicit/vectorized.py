@@ -509,7 +509,6 @@ class _Search:
             st.parents.append((par_all[new_at].astype(np.int64) + base).astype(np.uint32))
             st.vias.append(act_all[new_at])
             del par_all, act_all, new_at
-            visited.add(new_keys, np.arange(n_states, n_states + n_new, dtype=np.uint32))
             if self.keep_keys:
                 self.level_keys.append(new_keys)
             level_rows = frontier.shape[0]
@@ -536,6 +535,8 @@ class _Search:
                     c.uidx = c.ucode = c.all_parents = None
                     del code, new, group, dst, keep
             del chunks, cand_group, group_state
+            # added (a merge of runs, maybe) once the chunks' AG EF arrays are freed
+            visited.add(new_keys, np.arange(n_states, n_states + n_new, dtype=np.uint32))
             st.transitions += level_transitions
             st.fired += level_fired
             st.enabled += level_enabled
@@ -741,9 +742,7 @@ class _Search:
         keep &= dst != src
         local, dst = local[keep], dst[keep]
         del keep, src
-        # grouped by source (stable): the sources are then their out-degrees, a byte a state
-        edges_dst.append(dst[np.argsort(local, kind="stable")])
-        edges_deg.append(np.bincount(local, minlength=hi - lo))
+        store_edges(local, dst, hi - lo, edges_deg, edges_dst)
 
     def _check(self, rows: np.ndarray, base: int, first_bad: dict[str, int],
                goals: dict[str, "_Flags"]) -> None:
@@ -766,6 +765,14 @@ class _Search:
     def _path(self, parent: np.ndarray, via: np.ndarray, n: int) -> Path:
         """A shortest path to state ``n``: stored states by replaying the recorded actions."""
         return path_from_parents(self.model, parent, via, n, symmetry=self.symmetry, start=self.start_state)
+
+
+def store_edges(local: np.ndarray, dst: np.ndarray, rows: int, edges_deg: Column, edges_dst: Column) -> None:
+    """Append the kept edges out of ``rows`` consecutive states (``local``: each edge's source
+    among them, ``dst``: its target) grouped by source (stable): the sources are stored as
+    the out-degree of each of the ``rows`` states (a byte a state), the targets in that order."""
+    edges_dst.append(dst[np.argsort(local, kind="stable")])
+    edges_deg.append(np.bincount(local, minlength=rows))
 
 
 class _Flags:
