@@ -85,6 +85,7 @@ class StepContext:
         object.__setattr__(self, "written", set())
         object.__setattr__(self, "reads", set())
         object.__setattr__(self, "_conds", [])
+        object.__setattr__(self, "_memo", {})
         object.__setattr__(self, "_vars", {v.name: v for v in layout.variables})
         object.__setattr__(self, "proc", _Procedures(self, procedures or {}))
         b = layout.bounds
@@ -209,19 +210,34 @@ class StepContext:
             raise StepError(f"index out of range: {shown}") from None
 
     def _candidates(self, var: Var, index: tuple[Any, ...], part: Any) -> Iterator[tuple[Any, tuple[int, ...], Any]]:
+        """(condition, concrete index, concrete part) for every element a symbolic index may name."""
         shape = var.shape(self._layout.bounds)
-        choices = [range(n) if self.ops.is_value(i) else (i,) for i, n in zip(index, shape)]
+        at = [k for k, i in enumerate(index) if self.ops.is_value(i)]
+        terms, sizes = [index[k] for k in at], [shape[k] for k in at]
         if self.ops.is_value(part):
             assert isinstance(var, Queue)
-            part_choices: Sequence[Any] = range(var.cap(self._layout.bounds))
-        else:
-            part_choices = (part,)
-        for concrete_index in product(*choices):
-            for concrete_part in part_choices:
-                conds = [i == c for i, c in zip(index, concrete_index) if self.ops.is_value(i)]
-                if self.ops.is_value(part):
-                    conds.append(part == concrete_part)
-                yield self.ops.all_(conds), concrete_index, concrete_part
+            terms.append(part)
+            sizes.append(var.cap(self._layout.bounds))
+        concrete_index = list(index)
+        for cond, values in self._index_conds(terms, sizes):
+            for k, v in zip(at, values):
+                concrete_index[k] = v
+            yield cond, tuple(concrete_index), (values[-1] if len(values) > len(at) else part)
+
+    def _index_conds(self, terms: list[Any], sizes: list[int]) -> list[tuple[Any, tuple[int, ...]]]:
+        """``(t0 == v0 & t1 == v1 ..., (v0, v1, ...))`` for every combination of values of the
+        symbolic ``terms``; built once per step context for the same terms where the values
+        are immutable (Z3 terms: a procedure's symbolic page names a variable of every VCPU)."""
+        key = (tuple(map(id, terms)), tuple(sizes)) if self.ops.immutable else None
+        if key is not None:
+            hit = self._memo.get(key)
+            if hit is not None:
+                return hit[1]
+        found = [(self.ops.all_([t == v for t, v in zip(terms, values)]), values)
+                 for values in product(*(range(n) for n in sizes))]
+        if key is not None:
+            self._memo[key] = (terms, found)  # the terms are kept: their ids stay theirs
+        return found
 
 
 _QUEUE_OPS = frozenset(("push", "pop", "pop_back", "head", "tail", "length", "full", "empty", "contains",

@@ -17,6 +17,8 @@ class Ops:
 
     #: True when values are plain Python ints (then ``when`` conditions are known).
     concrete: bool = False
+    #: True when values are never changed in place (Z3 terms): conditions built from them can be reused.
+    immutable: bool = False
 
     def ite(self, cond: Any, then: Any, other: Any) -> Any:
         raise NotImplementedError

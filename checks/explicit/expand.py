@@ -16,6 +16,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from deferral.checks.explicit import fused as fused_loop
+from deferral.checks.explicit import jit as jit_switch
 from deferral.checks.explicit.kernels import Kernel, compile_action, compile_property
 from deferral.checks.explicit.numpy_ops import guard_mask, property_holds, successors
 from deferral.checks.explicit.packing import Packer
@@ -27,9 +29,10 @@ class Expander:
     """A model's step instances and properties compiled once, applied to batches of rows."""
 
     def __init__(self, model: Model, symmetry: bool, properties: Sequence[Property] | None = None,
-                 jit: bool | None = None) -> None:
+                 jit: bool | None = None, fused: bool | None = None) -> None:
         """``properties``: those to compile (default: all of the protocol's); ``jit``: the
-        packer's (see :class:`~deferral.checks.explicit.packing.Packer`)."""
+        packer's (see :class:`~deferral.checks.explicit.packing.Packer`); ``fused``: whether
+        :meth:`fused` may build the fused C loop (default: unless ``DEFERRAL_JIT=0``)."""
         self.model = model
         self.layout = model.layout
         self.packer = Packer(self.layout, symmetry, jit=jit)
@@ -44,6 +47,22 @@ class Expander:
                                       for a in model.actions]
         self.prop_kernels = {p.name: compile_property(self.layout, self.procs, p)
                              for p in (model.protocol.properties if properties is None else properties)}
+        # coverage counts per step with instances at these bounds (in the protocol's order)
+        present = {a.step.name for a in model.actions}
+        self.step_names = [st.name for st in model.protocol.steps if st.name in present]
+        self.step_of = [self.step_names.index(a.step.name) for a in model.actions]
+        use_fused = jit_switch.switched_on() if fused is None else fused
+        n_actions, n_steps = len(model.actions), len(self.step_names)
+        self._fused = fused_loop.LazyFused(
+            lambda: fused_loop.source(self.layout, self.procs, model.actions, self.step_of, n_steps, self.packer,
+                                      self.action_dtype) if use_fused else None,
+            lambda lib: fused_loop.make(lib, self.packer, n_actions, n_steps, self.action_dtype))
+
+    def fused(self, rows: int | None = None) -> "fused_loop.FusedLoop | None":
+        """The fused C loop of every step instance for a chunk of ``rows`` rows (see
+        :class:`~deferral.checks.explicit.fused.LazyFused`; None: build it now), or None
+        where it is not for this chunk, switched off or cannot be built: the per-action path."""
+        return self._fused.get(rows)
 
     def guard(self, rows: np.ndarray, action: Action) -> np.ndarray | bool:
         """Where ``action`` is enabled over ``rows``: a bool mask, or True / False for all rows."""

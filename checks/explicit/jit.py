@@ -35,10 +35,15 @@ def available() -> bool:
     return importlib.util.find_spec("numba") is not None
 
 
+def switched_on() -> bool:
+    """Whether ``DEFERRAL_JIT`` leaves the compiled paths on (it is not 0, no, false or off)."""
+    return os.environ.get(ENV, "1").strip().lower() not in ("0", "no", "false", "off")
+
+
 def enabled() -> bool:
     """Whether a new packer or visited set uses the compiled loops: numba installed, and not
     switched off by ``DEFERRAL_JIT=0``."""
-    return os.environ.get(ENV, "1").strip().lower() not in ("0", "no", "false", "off") and available()
+    return switched_on() and available()
 
 
 def loops() -> ModuleType | None:

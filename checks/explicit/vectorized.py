@@ -259,15 +259,25 @@ class _Search:
         self.parent = np.zeros(0, dtype=np.uint32)
         self.via = np.zeros(0, dtype=self.action_dtype)
         # coverage: each action's step, and per property the states it was evaluated in
-        present = {a.step.name for a in model.actions}  # steps with instances at these bounds
-        self.step_names = [st.name for st in model.protocol.steps if st.name in present]
-        self.step_of = [self.step_names.index(a.step.name) for a in model.actions]
+        self.step_names, self.step_of = self.ex.step_names, self.ex.step_of
         self.checked = {p.name: 0 for p in model.protocol.properties}
 
     # ---- successor generation ----------------------------------------------------------
-    def expand(self, rows: np.ndarray, offset: int, visited: Visited) -> "_Chunk":
-        """Successors of a chunk: new candidate keys (sorted, deduplicated, not yet visited)
-        with the first (parent, action) reaching each, and every successor's target."""
+    def transitions(self, keys: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                   np.ndarray, np.ndarray]:
+        """Every transition out of the states ``keys`` (level-local rows from ``offset``):
+        successor keys grouped by action (rows ascending in each), parent rows (uint32),
+        actions, transitions per action, rows where some instance of each step is enabled.
+
+        By the fused C loop (:mod:`deferral.checks.explicit.fused`) when there is one, else
+        a step instance at a time over the unpacked rows (and where the fused loop meets a
+        value outside a domain, so that the step's own error is raised)."""
+        loop = self.ex.fused(keys.shape[0])
+        if loop is not None:
+            got = loop.successors(keys, offset)
+            if got is not None:
+                return got
+        rows = self.packer.unpack(keys)
         key_parts, parents, actions = [], [], []
         fired = np.zeros(len(self.model.actions), dtype=np.int64)
         enabled = np.zeros((len(self.step_names), rows.shape[0]), dtype=bool)
@@ -290,12 +300,24 @@ class _Search:
             actions.append(np.full(idx.size, action.index, dtype=self.action_dtype))
         per_step = enabled.sum(axis=1)
         if not key_parts:
+            return (np.zeros(0, self.packer.key_dtype), np.zeros(0, np.uint32),
+                    np.zeros(0, self.action_dtype), fired, per_step)
+        return np.concatenate(key_parts), np.concatenate(parents), np.concatenate(actions), fired, per_step
+
+    def expand(self, frontier_keys: np.ndarray, offset: int, visited: Visited) -> "_Chunk":
+        """Successors of a chunk: new candidate keys (sorted, deduplicated, not yet visited)
+        with the first (parent, action) reaching each, and every successor's target."""
+        keys, par, act, fired, per_step = self.transitions(frontier_keys, offset)
+        if keys.shape[0] == 0:
             return _Chunk(0, np.zeros(0, self.packer.key_dtype), np.zeros(0, np.uint32),
                           np.zeros(0, self.action_dtype), None, None, None, fired, per_step)
-        keys = np.concatenate(key_parts)
-        del key_parts
-        par = np.concatenate(parents)
-        act = np.concatenate(actions)
+        loop = self.ex.fused(frontier_keys.shape[0])
+        got = loop.dedup(keys, visited.runs(), bool(self.lives)) if loop is not None and loop.dedup else None
+        if got is not None:  # the same, in C: a hash of the distinct keys, sorted, runs walked once
+            cand, first_at, codes, uidx = got
+            return _Chunk(keys.shape[0], cand, par[first_at], act[first_at], uidx,
+                          codes.astype(self.code_dtype) if self.lives else None,
+                          par if self.lives else None, fired, per_step)
         order = np.argsort(keys, kind="stable")  # faster here: successors come in sorted runs
         sorted_keys = keys[order]
         first = np.ones(keys.shape[0], dtype=bool)
@@ -329,7 +351,7 @@ class _Search:
             self._poll(expansion_bytes(rows, self.packer.n_slots * np.dtype(self.packer.dtype_rows).itemsize,
                                        self.fanout, min(self.workers, n - i)))
             # the frontier is kept as keys (8 bytes a state), unpacked to rows a chunk at a time
-            return self.expand(self.packer.unpack(frontier_keys[a:a + CHUNK_ROWS]), a, visited)
+            return self.expand(frontier_keys[a:a + CHUNK_ROWS], a, visited)
 
         yield from ordered_map(task, n, self.workers, poll=self._poll, poll_every=POLL_EVERY_S)
 

@@ -179,6 +179,7 @@ class Z3Ops(Ops):
     """Z3 terms as step-context values: Bools for conditions, bit-vectors of ``width`` for numbers."""
 
     concrete = False
+    immutable = True
 
     def __init__(self, width: int) -> None:
         self.width = width

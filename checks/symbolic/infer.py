@@ -804,6 +804,8 @@ class InferResult:
     log: list[str] = field(default_factory=list)
     stages: list[Bounds] = field(default_factory=list)  # where CTI rounds ran (the last is the target)
     kept: list[Family] = field(default_factory=list)  # every inductive family (families: the subset used)
+    #: per stage: bounds, its last Houdini pass (families in, kept), rounds and seconds there
+    stage_stats: list[dict[str, Any]] = field(default_factory=list)
 
 
 def property_lemmas(protocol: Protocol) -> list[Lemma]:
@@ -860,7 +862,9 @@ def infer(enc: Encoding, *, timeout: float | None = None,
     def res(status: str, families: list[Family], reason: str = "", at: list[Bounds] | None = None
             ) -> InferResult:
         return InferResult(status, families, time.monotonic() - t0, rounds, data.bounds, data.states, reason, log,
-                           at or [], kept)
+                           at or [], kept, stats)
+
+    stats: list[dict[str, Any]] = []
 
     for n, b in enumerate(stages):
         last = n == len(stages) - 1
@@ -868,8 +872,12 @@ def infer(enc: Encoding, *, timeout: float | None = None,
         t1 = time.monotonic()
         base, cache, must = _base(stage_enc), {}, property_lemmas(protocol)
         layout = protocol.layout(b)
+        row: dict[str, Any] = {"bounds": b, "families_in": len(fams), "families_kept": None, "rounds": 0,
+                               "seconds": 0.0}
+        stats.append(row)
         for _ in range(max_rounds):
             rounds += 1
+            row["rounds"], row["seconds"] = row["rounds"] + 1, round(time.monotonic() - t1, 2)
             if deadline is not None and time.monotonic() > deadline:
                 return res("unknown", kept, f"time limit (learning at {b.short()})", stages[:n + 1])
             lemmas = [f.lemma(memo) for f in fams.values()]
@@ -878,7 +886,8 @@ def infer(enc: Encoding, *, timeout: float | None = None,
                 alive, bad, _, broke = _houdini(stage_enc, base, lemmas, must, deadline, cache)
             except TimeoutError as exc:
                 return res("unknown", kept, f"{exc} (at {b.short()})", stages[:n + 1])
-            kept = [lemma_of[lem.name] for lem in alive]
+            kept = [lemma_of[lem.name] for lem in alive]  # the stage's row: its last Houdini pass
+            row.update(families_in=len(lemmas), families_kept=len(kept), seconds=round(time.monotonic() - t1, 2))
             if broke is None:
                 break
             added = 0

@@ -3,32 +3,35 @@
 Methods: ``bmc`` (bounded; a violation or "nothing up to depth K", never a proof),
 ``induction`` (the shipped lemmas of :mod:`deferral.model.invariant` must be inductive
 and imply the properties), ``pdr`` (Spacer infers an invariant), and ``auto``, the
-strongest automatic route:
+strongest automatic route, cheapest first:
 
 1. *Lemmas from a file* (``--lemmas FILE``, saved by ``--invariant-out``; route
    ``lemma-file+houdini+induction``): Houdini keeps the families whose instances are
    inductive at the requested bounds; if they imply the property, it is proved.
 2. *Shipped lemmas* (route ``shipped-lemmas+houdini+induction``): the same with the
    hand-written lemma families of :mod:`deferral.model.invariant` as candidates (sound
-   for any variant: Houdini and induction decide, the lemmas only propose). Cheap, so
-   tried first; ``shipped=False`` (``--no-shipped-lemmas``) leaves them out.
-   Then route ``shipped-lemmas+parametric-houdini``: Houdini
-   over the same candidates in the parametric encoding
-   (:func:`deferral.checks.symbolic.parametric.prove_candidates`): a proof for every N, V,
-   F at the requested Q and S, so at the requested bounds (``for_every`` in the JSON says
-   what was assumed concrete).
-3. *Learned lemmas* (route ``inferred+houdini+induction``,
+   for any variant: Houdini and induction decide, the lemmas only propose; a bug is never
+   proved by them). Cheap, so tried before any bounded search; ``shipped=False``
+   (``--no-shipped-lemmas``) leaves them out.
+3. *Bounded model checking* to depth 12 (at least a quick 10 s look, else half the time
+   left): where the lemmas at hand fail a bug is likely, and a violation is a refutation
+   with a shortest trace (bmc length = the explicit search's shortest length).
+4. Route ``shipped-lemmas+parametric-houdini``: Houdini over the shipped lemmas in the
+   parametric encoding (:func:`deferral.checks.symbolic.parametric.prove_candidates`): a
+   proof for every N, V, F at the requested Q and S, so at the requested bounds
+   (``for_every`` in the JSON says what was assumed concrete).
+5. *Learned lemmas* (route ``inferred+houdini+induction``,
    :mod:`deferral.checks.symbolic.infer`): families learned from the reachable states of
    small instances, driven by counterexamples to induction, checked by Houdini and
    induction at the requested bounds. The route for a variant that breaks a shipped lemma.
-4. *Spacer's lemmas* (route ``pdr-generalized+houdini+induction``): Spacer proves the
+6. *Spacer's lemmas* (route ``pdr-generalized+houdini+induction``): Spacer proves the
    property at small bounds (:func:`infer_bounds`) with the one-hot encoding;
    :mod:`deferral.checks.symbolic.generalize` turns its clauses into lemma families.
-   ``infer_first`` (``--infer-first``) tries 3 and 4 before the shipped lemmas.
-5. bounded model checking to a modest depth (a violation is a refutation with a
-   shortest trace; a first, short bmc run comes before step 1, so a buggy variant is
-   refuted in seconds);
-6. Spacer at the requested bounds with what is left of the time limit.
+7. what is left of the bounded model check, then Spacer at the requested bounds with what
+   is left of the time limit.
+
+``infer_first`` (``--infer-first``): after the lemma file, a quick bmc (at most 10 s),
+then 5 and 6 before the shipped lemmas.
 
 The route that settled the question is reported as it is; the log says why earlier
 routes did not."""
@@ -95,12 +98,25 @@ class ProveResult:
     learned_at: list[Bounds] | None = None  # where the inferred route sampled reachable states
     #: a parametric route: the bounds proved for every value and those assumed concrete
     for_every: dict[str, Any] | None = None
+    #: auto: every lemma route tried, in order (:func:`stage`): where, how, families in and kept, seconds
+    stages: list[dict[str, Any]] = field(default_factory=list)
     #: the protocol and bounds the proof ran on (its path's states and actions are over it)
     model: Model | None = field(default=None, repr=False, compare=False)
 
     @property
     def exit_code(self) -> int:
         return {"proved": 0, "violated": 1}.get(self.status, 3)
+
+
+def stage(route: str, bounds: Bounds | dict[str, Any], method: str, families_in: int | None,
+          families_kept: int | None, seconds: float | None, **more: Any) -> dict[str, Any]:
+    """One row of ``stages`` (the JSON's record of auto's lemma routes): ``route`` (shipped-lemmas,
+    inferred, parametric...), the ``bounds`` it ran at (a dict: for a parametric stage, the
+    concrete ones), ``method`` (sample, houdini+cti, houdini+induction, parametric-houdini...),
+    the candidate families in and those kept (None where it does not apply), seconds."""
+    return {"route": route, "bounds": bounds if isinstance(bounds, dict) else bounds.as_dict(), "method": method,
+            "families_in": families_in, "families_kept": families_kept,
+            "seconds": None if seconds is None else round(seconds, 2), **more}
 
 
 def _misfit(enc: Any, lemmas: tuple[Lemma, ...]) -> str | None:
@@ -149,10 +165,13 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     risk_note = (f"{risks[0].describe()} (no such write within {searched} steps of the initial state, but "
                  "the proof does not rule one out); nothing is claimed proved") if risks else ""
 
+    stages: list[dict[str, Any]] = []
+
     def result(status: str, **kw: Any) -> ProveResult:
         if status == "proved" and risks:
             status, kw["reason"] = "unknown", risk_note
-        return ProveResult(protocol.name, bounds, method, status, time.monotonic() - start, model=enc.model, **kw)
+        return ProveResult(protocol.name, bounds, method, status, time.monotonic() - start, model=enc.model,
+                           stages=stages, **kw)
 
     if method == "bmc":
         found = bmc(enc, depth, timeout=left(),
@@ -209,10 +228,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                    + (f" ({found.reason})" if found.reason and found.depth < look_to else ""))
         return None
 
-    # a quick look for a short counterexample first: a buggy variant is settled in seconds
-    done = bounded_look(QUICK_BMC_S if timeout is None else min(QUICK_BMC_S, QUICK_BMC_SHARE * timeout))
-    if done is not None:
-        return done
+    quick_s = QUICK_BMC_S if timeout is None else min(QUICK_BMC_S, QUICK_BMC_SHARE * timeout)
     inferred_at: Bounds | None = None
 
     def inferred() -> list[Template] | None:
@@ -239,6 +255,11 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         say(f"auto: learning lemma families from reachable states (budget {budget:.0f} s)")
         r = infer(enc, timeout=budget, note=say)
         log.extend(r.log)
+        stages.extend(stage("inferred", b, "sample", None, None, None) for b in r.sampled_at)
+        if stages and r.sampled_at:
+            stages[-1]["states"] = r.sampled_states  # all the sampled bounds together
+        stages.extend(stage("inferred", row["bounds"], "houdini+cti", row["families_in"], row["families_kept"],
+                            row["seconds"], rounds=row["rounds"]) for row in r.stage_stats)
         if r.status == "proved":
             return result("proved", route="inferred+houdini+induction", invariant=[f.show() for f in r.families],
                           log=log, families=r.families, learned_at=r.sampled_at, inductive=r.kept)
@@ -260,6 +281,9 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         except EncodingError as exc:
             log.append(f"parametric: cannot be evaluated for every number of elements ({exc})")
             return None
+        stages.append(stage("parametric", dict(r.concrete), "parametric-houdini", len(r.lemmas) + len(r.dropped),
+                            len(r.lemmas) if r.status == "proved" else None, r.elapsed_s, for_every=r.open_bounds,
+                            result=r.verdict))
         if r.status != "proved":
             log.append(f"parametric (shipped lemmas, Houdini over uninterpreted sorts): unknown after "
                        f"{r.elapsed_s:.1f} s ({r.reason[:300]})")
@@ -273,12 +297,18 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     def houdini_induction(name: str, candidates: list[Any]) -> tuple[list[Any], list[str], Any] | None:
         """Houdini over ``candidates``, then induction on what survives; None on a timeout (logged)."""
         say(f"auto: Houdini over {len(candidates)} {name} lemma families at {bounds.short()}")
+        began = time.monotonic()
         try:
             alive, hlog = houdini(enc, candidates, timeout=left())
-            return alive, hlog, check_inductive(enc, alive, timeout=left(), inductive=True)
+            r = check_inductive(enc, alive, timeout=left(), inductive=True)
         except TimeoutError as exc:
             log.append(f"{name}: houdini: {exc}")
+            stages.append(stage(name, bounds, "houdini+induction", len(candidates), None, time.monotonic() - began,
+                                result="unknown"))
             return None
+        stages.append(stage(name, bounds, "houdini+induction", len(candidates), len(alive), time.monotonic() - began,
+                            result=r.status))
+        return alive, hlog, r
 
     def by_templates(name: str, temps: list[Template] | None) -> ProveResult | None:
         """Houdini + induction over Spacer-generalized templates (a lemma file, or pdr-generalized)."""
@@ -307,20 +337,35 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     if misfit:
         log.append(misfit)  # the shipped lemmas name what this protocol lacks: skipped
     found_by_learning = ([("inferred", None)] if learn else []) + [("pdr-generalized", None)]
-    if hand:  # the shipped lemmas over uninterpreted sorts: one proof for every N, V, F
-        hand = hand + [("parametric", None)]
-    # where the lemmas at hand fail, a bug is likely: the quick look, if it stopped early, is
-    # finished before the learning routes, which would otherwise take all the time left
-    finish_bmc = [("bmc", None)]
-    order += found_by_learning + hand + finish_bmc if infer_first else hand + finish_bmc + found_by_learning
+    # the shipped lemmas over uninterpreted sorts (one proof for every N, V, F): slower, after the bmc
+    parametric = [("parametric", None)] if hand else []
+    if infer_first:  # a quick bmc first (a bug is settled in seconds), then the learning routes
+        order += [("bmc-quick", None)] + found_by_learning + hand + [("bmc", None)] + parametric
+    else:
+        # what can prove cheaply first (a lemma file, the shipped lemmas: a bug is never proved by
+        # them); where they fail a bug is likely: bmc to depth 12 (the quick look and its finish)
+        # before the parametric and learning routes, which would otherwise take all the time left
+        order += hand + [("bmc", None)] + parametric + found_by_learning
+    weak_at_bounds = False  # the shipped lemmas' bounded Houdini fixpoint decided too weak
     for name, what in order:
+        if name == "bmc-quick":
+            done = bounded_look(quick_s)
+            if done is not None:
+                return done
+            continue
         if name == "bmc":
             if found.depth < look_to:
-                done = bounded_look(None if timeout is None else FINISH_BMC_SHARE * (left() or 0.0))
+                budget = None if timeout is None else max(quick_s, FINISH_BMC_SHARE * (left() or 0.0))
+                done = bounded_look(budget)
                 if done is not None:
                     return done
             continue
         if name == "parametric":
+            if weak_at_bounds and families is None:  # Houdini's fixpoint over uninterpreted sorts holds at these bounds too, so
+                # it is within the bounded fixpoint, which does not imply the property: nothing to gain
+                log.append("parametric: not tried (the shipped lemmas Houdini keeps at these bounds are too "
+                           "weak; those kept for every N, V, F are among them)")
+                continue
             done = parametric_route()
             if done is not None:
                 return done
@@ -342,6 +387,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             return result("proved", route=f"{name}+houdini+induction", invariant=[lem.show(enc.bounds) for lem in alive],
                           log=log, families=kept)
         log.append(f"{name}+houdini+induction: {r.status} ({', '.join(r.failed[:3])})")
+        weak_at_bounds = weak_at_bounds or (name == "shipped-lemmas" and r.status == "too-weak")
     if found.depth < look_to:  # the look stopped early: finish it
         done = bounded_look(left())
         if done is not None:

@@ -52,6 +52,16 @@ def _wait_for_cpu(pid: int, seconds: float, timeout: float = 120) -> None:
     raise AssertionError(f"process {pid} did not get {seconds} s of CPU in {timeout} s")
 
 
+def _sigint_as_from_a_terminal() -> None:
+    """In the child before exec: SIGINT at its default, as a terminal's Ctrl-C finds it.
+
+    A process started with SIGINT ignored (a background job of a non-interactive shell, some
+    test runners' workers) keeps ignoring it, as POSIX tools do: Python then installs no
+    KeyboardInterrupt handler and the search runs to its verdict. The test is about Ctrl-C.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -64,7 +74,8 @@ def _alive(pid: int) -> bool:
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
 def test_killed_search_leaves_no_process_behind(sig: signal.Signals) -> None:
     proc = subprocess.Popen([*CLI, "check", *BIG, "--workers", "2", "--json"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
+                            stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=_sigint_as_from_a_terminal)
     try:
         _wait_for_cpu(proc.pid, 3.0)  # in the middle of the search (about 20 s of work), past start-up
         assert proc.poll() is None

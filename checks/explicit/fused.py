@@ -1,0 +1,531 @@
+"""The fused successor loop: every step instance of a model as one generated C loop over frontier rows.
+
+:mod:`deferral.checks.explicit.kernels` traces each step instance once into an expression
+DAG and runs it as numpy operations over a chunk (one pass over memory per node, and
+Python between them). Here the same traced DAGs are emitted as scalar C inside ONE loop
+over a chunk's frontier keys: for each row, unpack it once, and for every step instance
+evaluate its guard, and where it holds its effect (domain-checked), then the successor's
+canonical key (the least image under the VCPU permutations, exactly the keys of
+:mod:`deferral.checks.explicit.packing`), written with its parent row and action. The
+output is what the numpy path of the search produces: keys grouped by action (in action
+order), rows ascending within an action, the transitions per action and the rows where
+some instance of each step is enabled (coverage). The C is compiled by
+:mod:`deferral.checks.explicit.cbuild` and runs without the GIL.
+
+Every value has the numpy path's type: the type of each DAG node is found by evaluating
+the DAG with numpy on one row (NEP 50 promotion), and the C computes in 64 bits and casts
+to that type, so a uint8 sum wraps exactly as numpy's does. A written value outside its
+slot's domain makes the loop return an error: the caller then runs the chunk through the
+numpy path, which raises the step's own error. A protocol with any step instance or
+guard the tracer cannot follow, or a value type the loop does not model, gets no fused
+loop (:func:`build` returns None) and keeps the numpy path.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import operator
+import threading
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from deferral.checks.explicit import cbuild
+from deferral.checks.explicit.kernels import Node, _const_ok, _range, _traced
+from deferral.checks.explicit.packing import Packer, _JitPlan
+from deferral.model.concrete import Action
+from deferral.model.schema import Layout
+
+_C_TYPES = {np.dtype(np.bool_): "int", np.dtype(np.uint8): "uint8_t", np.dtype(np.uint16): "uint16_t",
+            np.dtype(np.uint32): "uint32_t", np.dtype(np.int8): "int8_t", np.dtype(np.int16): "int16_t",
+            np.dtype(np.int32): "int32_t", np.dtype(np.int64): "int64_t"}
+_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
+    ">=": operator.ge, "&": operator.and_, "|": operator.or_, "+": operator.add, "-": operator.sub}
+_COMPARE = {"==", "!=", "<", "<=", ">", ">="}
+
+
+class NotFusable(Exception):
+    """The traced steps use something the C loop does not model."""
+
+
+class _Emitter:
+    """C statements computing DAG nodes of one tracer, each a typed local ``{prefix}{num}``."""
+
+    def __init__(self, prefix: str, row_dtype: Any) -> None:
+        self.prefix = prefix
+        self.row_dtype = np.dtype(row_dtype)
+        self.names: dict[int, str] = {}
+        self.types: dict[int, np.dtype] = {}
+        self.probes: dict[int, Any] = {}
+
+    def probe(self, x: Any) -> Any:
+        """``x`` evaluated by numpy on one all-zero row: its value there (for its type)."""
+        if not isinstance(x, Node):
+            return x
+        got = self.probes.get(x.num)
+        if got is not None:
+            return got
+        a = [self.probe(y) for y in x.args]
+        try:
+            if x.op == "read":
+                value: Any = np.zeros(1, dtype=self.row_dtype)
+            elif x.op == "ite":
+                value = np.where(a[0], a[1], a[2])
+            elif x.op == "~":
+                value = ~a[0]
+            elif x.op == "i16":
+                value = np.asarray(a[0]).astype(np.int16)
+            else:
+                value = _OPS[x.op](a[0], a[1])
+        except (OverflowError, TypeError, ValueError) as exc:  # numpy refuses it: so does the numpy path
+            raise NotFusable(f"{x.op}: {exc}") from None
+        value = np.asarray(value)
+        if value.dtype not in _C_TYPES:
+            raise NotFusable(f"a value of type {value.dtype}")
+        self.probes[x.num] = value
+        self.types[x.num] = value.dtype
+        return value
+
+    def ref(self, x: Any) -> str:
+        """A C expression of ``x`` as int64_t (its value, of the numpy path's type)."""
+        if isinstance(x, Node):
+            return f"(int64_t){self.names[x.num]}"
+        if not _const_ok(x):
+            raise NotFusable(f"constant {x!r}")
+        return f"(int64_t){int(x)}LL"
+
+    def emit(self, roots: Sequence[Any], lines: list[str], indent: str) -> None:
+        """Append the statements computing ``roots`` (and what they depend on), in order."""
+
+        def visit(node: Any) -> None:
+            if not isinstance(node, Node) or node.num in self.names:
+                return
+            for y in node.args:
+                visit(y)
+            self.probe(node)
+            ctype = _C_TYPES[self.types[node.num]]
+            if node.op == "read":
+                self.names[node.num] = f"R[{node.args[0]}]"
+                return
+            a = [self.ref(y) for y in node.args]
+            if node.op == "ite":
+                expr = f"({a[0]} ? {a[1]} : {a[2]})"
+            elif node.op == "~":
+                if self.types[node.args[0].num] != np.bool_:
+                    raise NotFusable("~ of an integer array")
+                expr = f"!{a[0]}"
+            elif node.op == "i16":
+                expr = a[0]
+            elif node.op in _COMPARE:
+                expr = f"({a[0]} {node.op} {a[1]})"
+            else:
+                expr = f"({a[0]} {node.op} {a[1]})"
+            name = f"{self.prefix}{node.num}"
+            lines.append(f"{indent}{ctype} {name} = ({ctype}){expr};")
+            self.names[node.num] = name
+
+        for root in roots:
+            visit(root)
+
+
+def _action_code(layout: Layout, procs: Mapping[str, Callable[..., Any]], action: Action, k: int,
+                 step: int, row_dtype: Any) -> list[str]:
+    """The C block of one step instance (raises :class:`NotFusable`)."""
+    guard = _traced(layout, procs, action.step.guard, action.args)
+    effect = _traced(layout, procs, action.step.effect, action.args)
+    if guard is None or effect is None or guard[2] is None:
+        raise NotFusable(f"step instance {action.label()} cannot be traced")
+    lines = [f"    {{ /* {action.label()} */"]
+    g = _Emitter("g", row_dtype)
+    value = guard[2]
+    if isinstance(value, Node):
+        g.emit([value], lines, "      ")
+        cond = g.names[value.num] if value.kind == "bool" and g.types[value.num] == np.bool_ \
+            else f"({g.names[value.num]} != 0)"
+    else:
+        cond = "1" if bool(value) else "0"
+    lines.append(f"      if ({cond}) {{")
+    tracer, ctx, _ = effect
+    written = list(ctx.written)
+    changed = [(j, ctx.values[j]) for j in written if ctx.values[j] is not tracer.reads[j]]
+    e = _Emitter("e", row_dtype)
+    e.emit([v for _, v in changed], lines, "        ")
+    targets = []
+    for j, v in changed:
+        size = layout.slots[j].size
+        ref = e.ref(v)
+        lo, hi = _range(v)
+        if lo is None or hi is None or lo < 0 or hi >= size:
+            lines.append(f"        if ({ref} < 0 || {ref} >= {size}) {{ err[0] = {k}; err[1] = r; goto fail; }}")
+        targets.append((j, ref))
+    lines.append("        memcpy(S, R, sizeof(R));")
+    for j, ref in targets:
+        lines.append(f"        S[{j}] = (row_t){ref};")
+    lines.append(f"        EMIT({k}); en[{step}] = 1;")
+    lines.append("      }")
+    lines.append("    }")
+    return lines
+
+
+def _table(name: str, ctype: str, values: Sequence[int]) -> str:
+    body = ", ".join(str(int(v)) + ("ULL" if ctype == "uint64_t" else "") for v in values) or "0"
+    return f"static const {ctype} {name}[] = {{{body}}};"
+
+
+def generate(layout: Layout, procs: Mapping[str, Callable[..., Any]], actions: Sequence[Action],
+             step_of: Sequence[int], n_steps: int, packer: Packer, action_dtype: Any) -> str:
+    """The C source of the fused loop (raises :class:`NotFusable`)."""
+    plan = _JitPlan(packer, None)  # type: ignore[arg-type] - only its tables
+    row_c = "uint8_t" if np.dtype(packer.dtype_rows) == np.uint8 else "uint16_t"
+    act_c = "uint16_t" if np.dtype(action_dtype) == np.uint16 else "uint32_t"
+    n_slots, n_words, n_perm = packer.n_slots, packer.n_words, plan.src.shape[0]
+    head = [
+        "#include <stdint.h>", "#include <stdlib.h>", "#include <string.h>",
+        f"typedef {row_c} row_t;", f"typedef {act_c} act_t;",
+        f"#define NS {n_slots}", f"#define NW {n_words}", f"#define NP {n_perm}",
+        f"#define NA {len(actions)}", f"#define NSTEP {max(1, n_steps)}",
+        f"#define RW {plan.rename.shape[1]}",
+        _table("SRC", "int32_t", plan.src.ravel()),
+        _table("REMAP", "uint8_t", plan.remap.ravel().astype(np.uint8)),
+        _table("RENAME", row_c, plan.rename.ravel()),
+        _table("PLACE", "uint64_t", plan.place.ravel()),
+        _table("WSTART", "int32_t", plan.word_start),
+        _table("WGROUPS", "int32_t", plan.word_groups),
+        _table("GFIRST", "int32_t", plan.g_first),
+        _table("GLEN", "int32_t", plan.g_len),
+        _table("GRADIX", "uint64_t", plan.g_radix),
+        _table("GOFF", "int64_t", plan.g_offset),
+        _table("TABLE", row_c, plan.table),
+        _SUPPORT,
+    ]
+    body = []
+    for k, action in enumerate(actions):
+        body += _action_code(layout, procs, action, k, step_of[k], packer.dtype_rows)
+    return "\n".join(head) + "\n" + _DEDUP + _LOOP.replace("/*ACTIONS*/", "\n".join(body)) + "\n"
+
+
+_SUPPORT = r"""
+static inline void unpack_row(const uint64_t *w, row_t *R) {
+  for (int x = 0; x < NW; x++) {
+    uint64_t value = w[x];
+    for (int g = WGROUPS[x]; g < WGROUPS[x + 1]; g++) {
+      uint64_t q = value / GRADIX[g];
+      int64_t digit = (int64_t)(value - q * GRADIX[g]);
+      value = q;
+      const row_t *t = TABLE + GOFF[g] + digit * GLEN[g];
+      for (int i = 0; i < GLEN[g]; i++) R[GFIRST[g] + i] = t[i];
+    }
+  }
+}
+
+static void canonical(const row_t *S, uint64_t *out) {
+  int best = 0;
+  for (int p = 1; p < NP; p++) {
+    const int32_t *sp = SRC + p * NS, *sb = SRC + best * NS;
+    const uint8_t *mp = REMAP + p * NS, *mb = REMAP + best * NS;
+    for (int j = 0; j < NS; j++) {
+      int v = S[sp[j]];
+      if (mp[j]) v = RENAME[p * RW + v];
+      int b = S[sb[j]];
+      if (mb[j]) b = RENAME[best * RW + b];
+      if (v != b) { if (v < b) best = p; break; }
+    }
+  }
+  row_t image[NS];
+  const row_t *x = S;
+  if (best != 0) {
+    const int32_t *sb = SRC + best * NS;
+    const uint8_t *mb = REMAP + best * NS;
+    for (int j = 0; j < NS; j++) {
+      int v = S[sb[j]];
+      image[j] = mb[j] ? RENAME[best * RW + v] : (row_t)v;
+    }
+    x = image;
+  }
+  for (int w = 0; w < NW; w++) {
+    uint64_t acc = 0;
+    for (int j = WSTART[w]; j < WSTART[w + 1]; j++) acc += (uint64_t)x[j] * PLACE[w * NS + j];
+    out[w] = acc;
+  }
+}
+"""
+
+_DEDUP = r"""
+/* A chunk's successor keys (one word each, in transition order) deduplicated and looked up in
+   the visited runs: returns the number d of distinct keys (-3: out of memory). Distinct keys
+   are numbered in key order; known[x] is the state number of distinct key x, or -1 - c when it
+   is the c-th new candidate (cand_keys[c], first reached by transition cand_first[c]); uidx
+   (if not NULL) gives each transition's distinct key. As the numpy path: sort, unique, the
+   earliest transition of each key, searchsorted in each run. */
+int64_t dedup_chunk(const uint64_t *keys, int64_t t, const uint64_t *const *run_keys,
+                    const uint32_t *const *run_ids, const int64_t *run_lens, int64_t n_runs,
+                    int64_t *known, uint32_t *uidx, uint64_t *cand_keys, int64_t *cand_first,
+                    int64_t *n_cand) {
+  int bits = 1;
+  while (((int64_t)1 << bits) < 2 * t + 2) bits++;
+  int64_t hsize = (int64_t)1 << bits, d = 0, rc = 0;
+  int32_t *table = malloc(sizeof(int32_t) * hsize);
+  int32_t *uid = malloc(sizeof(int32_t) * (t + 1));
+  uint64_t *dk = malloc(sizeof(uint64_t) * (t + 1)), *sk = malloc(sizeof(uint64_t) * (t + 1));
+  int64_t *df = malloc(sizeof(int64_t) * (t + 1));
+  int32_t *di = malloc(sizeof(int32_t) * (t + 1)), *si = malloc(sizeof(int32_t) * (t + 1));
+  int32_t *rank = malloc(sizeof(int32_t) * (t + 1));
+  uint32_t *count = malloc(sizeof(uint32_t) * 2048);
+  if (!table || !uid || !dk || !sk || !df || !di || !si || !rank || !count) { rc = -3; goto done; }
+  memset(table, 0xff, sizeof(int32_t) * hsize);
+  for (int64_t i = 0; i < t; i++) {
+    uint64_t k = keys[i];
+    uint64_t h = (k * 0x9E3779B97F4A7C15ULL) >> (64 - bits);
+    for (;;) {
+      int32_t x = table[h];
+      if (x < 0) { table[h] = (int32_t)d; dk[d] = k; df[d] = i; di[d] = (int32_t)d; uid[i] = (int32_t)d; d++; break; }
+      if (dk[x] == k) { uid[i] = x; break; }
+      h = (h + 1) & (hsize - 1);
+    }
+  }
+  /* LSD radix sort of the distinct keys (11-bit digits; a digit all keys share is skipped) */
+  for (int shift = 0; shift < 64; shift += 11) {
+    memset(count, 0, sizeof(uint32_t) * 2048);
+    for (int64_t x = 0; x < d; x++) count[(dk[x] >> shift) & 2047]++;
+    if (d == 0 || count[(dk[0] >> shift) & 2047] == (uint32_t)d) continue;
+    uint32_t at = 0;
+    for (int b = 0; b < 2048; b++) { uint32_t c = count[b]; count[b] = at; at += c; }
+    for (int64_t x = 0; x < d; x++) { uint32_t p = count[(dk[x] >> shift) & 2047]++; sk[p] = dk[x]; si[p] = di[x]; }
+    uint64_t *tk = dk; dk = sk; sk = tk;
+    int32_t *ti = di; di = si; si = ti;
+  }
+  for (int64_t x = 0; x < d; x++) { rank[di[x]] = (int32_t)x; known[x] = -1; }
+  for (int64_t r = 0; r < n_runs; r++) {  /* sorted queries: each run walked forward once */
+    const uint64_t *rk = run_keys[r];
+    const uint32_t *ri = run_ids[r];
+    int64_t n = run_lens[r], lo = 0;
+    for (int64_t x = 0; x < d && lo < n; x++) {
+      uint64_t q = dk[x];
+      int64_t step = 1, hi = lo;
+      while (hi < n && rk[hi] < q) { lo = hi + 1; hi += step; step *= 2; }
+      if (hi > n) hi = n;
+      while (lo < hi) { int64_t mid = (lo + hi) >> 1; if (rk[mid] < q) lo = mid + 1; else hi = mid; }
+      if (lo < n && rk[lo] == q) known[x] = ri[lo];
+    }
+  }
+  int64_t c = 0;
+  for (int64_t x = 0; x < d; x++) {
+    if (known[x] < 0) { cand_keys[c] = dk[x]; cand_first[c] = df[di[x]]; known[x] = -1 - c; c++; }
+  }
+  *n_cand = c;
+  if (uidx) for (int64_t i = 0; i < t; i++) uidx[i] = (uint32_t)rank[uid[i]];
+  rc = d;
+done:
+  free(table); free(uid); free(dk); free(sk); free(df); free(di); free(si); free(rank); free(count);
+  return rc;
+}
+"""
+
+_LOOP = r"""
+/* The transitions found so far (row-major), grown by doubling. */
+struct out { int64_t cap, n; uint64_t *k; uint32_t *p; act_t *a; };
+
+static __attribute__((noinline)) int push(struct out *o, const row_t *S, int64_t parent, int action) {
+  if (o->n == o->cap) {
+    int64_t cap = o->cap * 2;
+    uint64_t *k = realloc(o->k, sizeof(uint64_t) * NW * cap); if (!k) return 1; o->k = k;
+    uint32_t *p = realloc(o->p, sizeof(uint32_t) * cap); if (!p) return 1; o->p = p;
+    act_t *a = realloc(o->a, sizeof(act_t) * cap); if (!a) return 1; o->a = a;
+    o->cap = cap;
+  }
+  canonical(S, o->k + o->n * NW);
+  o->p[o->n] = (uint32_t)parent;
+  o->a[o->n] = (act_t)action;
+  o->n++;
+  return 0;
+}
+/* Successors of n frontier rows (key words: words[r * NW ...]); returns their number, -1
+   if a step wrote outside a domain (err: action, row), -2 if more than cap (err[0]: how
+   many), -3 if out of memory. Outputs grouped by action, rows ascending in each. */
+int64_t expand_chunk(const uint64_t *words, int64_t n, int64_t offset,
+                     uint64_t *out_keys, uint32_t *out_par, act_t *out_act, int64_t cap,
+                     int64_t *fired, int64_t *per_step, int64_t *err) {
+  struct out o = {n * 4 + 64, 0, NULL, NULL, NULL};
+  o.k = malloc(sizeof(uint64_t) * NW * o.cap);
+  o.p = malloc(sizeof(uint32_t) * o.cap);
+  o.a = malloc(sizeof(act_t) * o.cap);
+  int64_t rc = 0, t;
+  if (!o.k || !o.p || !o.a) { rc = -3; goto done; }
+  row_t R[NS], S[NS];
+  uint8_t en[NSTEP];
+  for (int64_t r = 0; r < n; r++) {
+    unpack_row(words + r * NW, R);
+    memset(en, 0, sizeof(en));
+#define EMIT(K) do { if (push(&o, S, r + offset, K)) { rc = -3; goto done; } fired[K]++; } while (0)
+/*ACTIONS*/
+    for (int s = 0; s < NSTEP; s++) per_step[s] += en[s];
+  }
+  t = o.n;
+  if (t > cap) { err[0] = t; rc = -2; goto done; }
+  {
+    int64_t pos[NA];
+    int64_t at = 0;
+    for (int k = 0; k < NA; k++) { pos[k] = at; at += fired[k]; }
+    for (int64_t i = 0; i < t; i++) {
+      int64_t p = pos[o.a[i]]++;
+      for (int w = 0; w < NW; w++) out_keys[p * NW + w] = o.k[i * NW + w];
+      out_par[p] = o.p[i];
+      out_act[p] = o.a[i];
+    }
+  }
+  rc = t;
+  goto done;
+fail:
+  rc = -1;
+done:
+  free(o.k); free(o.p); free(o.a);
+  return rc;
+}
+"""
+
+
+class FusedLoop:
+    """A loaded fused loop: :meth:`successors` of a chunk of frontier keys."""
+
+    def __init__(self, lib: ctypes.CDLL, packer: Packer, n_actions: int, n_steps: int, action_dtype: Any) -> None:
+        self.fn = lib.expand_chunk
+        self.fn.restype = ctypes.c_int64
+        self.fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p,
+                            ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+        self.lib = lib  # keeps the library loaded
+        self.packer = packer
+        self.n_actions, self.n_steps = n_actions, n_steps
+        self.action_dtype = action_dtype
+        self.fanout = float(n_actions)  # successors per row to allocate for; the largest seen since
+        self.dedup: Dedup | None = None  # set by build() for one-word keys
+
+    def successors(self, keys: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                   np.ndarray, np.ndarray] | None:
+        """Every transition out of the states ``keys`` (frontier rows ``offset``...): successor
+        keys, parent rows (uint32, ``offset`` added), actions, transitions per action, rows
+        with some instance of each step enabled; None where a step wrote outside a domain."""
+        words = np.ascontiguousarray(self.packer.words(keys), dtype=np.uint64)
+        m, n_words = words.shape[0], self.packer.n_words
+        fired = np.zeros(self.n_actions, dtype=np.int64)
+        per_step = np.zeros(max(1, self.n_steps), dtype=np.int64)
+        err = np.zeros(2, dtype=np.int64)
+        cap = int(m * min(self.fanout * 1.1 + 0.5, self.n_actions)) + 64
+        while True:
+            out_keys = np.empty((cap, n_words), dtype=np.uint64)
+            out_par = np.empty(cap, dtype=np.uint32)
+            out_act = np.empty(cap, dtype=self.action_dtype)
+            fired[:] = 0
+            per_step[:] = 0
+            got = self.fn(words.ctypes.data, m, offset, out_keys.ctypes.data, out_par.ctypes.data,
+                          out_act.ctypes.data, cap, fired.ctypes.data, per_step.ctypes.data, err.ctypes.data)
+            if got == -2:
+                cap = int(err[0])
+                continue
+            if got == -3:
+                raise MemoryError("the fused successor loop could not allocate its buffers")
+            break
+        if got < 0:
+            return None
+        if m:
+            self.fanout = max(self.fanout if self.fanout < self.n_actions else 0.0, got / m)
+        keys_out = self.packer.to_sortable(out_keys[:got])
+        return keys_out, out_par[:got], out_act[:got], fired, per_step[:self.n_steps]
+
+
+class Dedup:
+    """A chunk's successors deduplicated and looked up in the visited runs (one-word keys)."""
+
+    def __init__(self, lib: ctypes.CDLL) -> None:
+        self.fn = lib.dedup_chunk
+        self.fn.restype = ctypes.c_int64
+        self.fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                            ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                            ctypes.c_void_p]
+
+    def __call__(self, keys: np.ndarray, runs: Sequence[tuple[np.ndarray, np.ndarray]],
+                 want_uidx: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None:
+        """(candidate keys sorted, the first transition reaching each, per distinct key in key
+        order its state number or -(1 + candidate), per transition its distinct key or None);
+        None where a run is not of uint64 keys and uint32 state numbers."""
+        if keys.dtype != np.uint64 or any(k.dtype != np.uint64 or i.dtype != np.uint32 for k, i in runs):
+            return None
+        keys = np.ascontiguousarray(keys)
+        runs = [(np.ascontiguousarray(k), np.ascontiguousarray(i)) for k, i in runs]
+        t = keys.shape[0]
+        ptrs_k = (ctypes.c_void_p * max(1, len(runs)))(*[k.ctypes.data for k, _ in runs])
+        ptrs_i = (ctypes.c_void_p * max(1, len(runs)))(*[i.ctypes.data for _, i in runs])
+        lens = np.array([k.shape[0] for k, _ in runs] or [0], dtype=np.int64)
+        known = np.empty(t, dtype=np.int64)
+        uidx = np.empty(t, dtype=np.uint32) if want_uidx else None
+        cand = np.empty(t, dtype=np.uint64)
+        first = np.empty(t, dtype=np.int64)
+        n_cand = np.zeros(1, dtype=np.int64)
+        d = self.fn(keys.ctypes.data, t, ptrs_k, ptrs_i, lens.ctypes.data, len(runs), known.ctypes.data,
+                    None if uidx is None else uidx.ctypes.data, cand.ctypes.data, first.ctypes.data,
+                    n_cand.ctypes.data)
+        if d < 0:
+            raise MemoryError("the fused dedup could not allocate its buffers")
+        c = int(n_cand[0])
+        return cand[:c].copy(), first[:c], known[:d], uidx
+
+
+def source(layout: Layout, procs: Mapping[str, Callable[..., Any]], actions: Sequence[Action],
+           step_of: Sequence[int], n_steps: int, packer: Packer, action_dtype: Any) -> str | None:
+    """The model's fused loop as C source; None where there is no compiler or it cannot be made."""
+    if cbuild.compiler() is None or not actions:
+        return None
+    try:
+        return generate(layout, procs, actions, step_of, n_steps, packer, action_dtype)
+    except NotFusable:
+        return None
+
+
+def make(lib: ctypes.CDLL, packer: Packer, n_actions: int, n_steps: int, action_dtype: Any) -> FusedLoop:
+    """The loop of a loaded library (its dedup too for one-word keys)."""
+    loop = FusedLoop(lib, packer, n_actions, n_steps, action_dtype)
+    loop.dedup = Dedup(lib) if packer.n_words == 1 else None
+    return loop
+
+
+#: Chunks of fewer rows take the per-action path (a small search never builds the loop).
+MIN_ROWS = 1 << 12
+#: The loop is compiled (about 2 s of one core, once per machine and model) only for a chunk
+#: of this many rows: smaller chunks take it from the cache, or the per-action path.
+COMPILE_ROWS = 1 << 15
+
+
+class LazyFused:
+    """The fused loop of one model, made on demand: loaded from the cache for a chunk of
+    :data:`MIN_ROWS` rows, compiled for one of :data:`COMPILE_ROWS` (the thread that asks
+    waits; the others wait for it)."""
+
+    def __init__(self, source: Callable[[], str | None], make: Callable[[ctypes.CDLL], FusedLoop]) -> None:
+        self._source_fn = source
+        self._make = make
+        self._lock = threading.Lock()
+        self._source: str | None = None
+        self._done = False
+        self._loop: FusedLoop | None = None
+
+    def get(self, rows: int | None = None) -> FusedLoop | None:
+        """The loop for a chunk of ``rows`` rows (``None``: build it now, whatever the size);
+        None: not for this chunk, or never (switched off, untraceable, no compiler)."""
+        if self._done:
+            return self._loop
+        if rows is not None and rows < MIN_ROWS:
+            return None
+        compile = rows is None or rows >= COMPILE_ROWS
+        with self._lock:
+            if self._done:
+                return self._loop
+            if self._source is None:
+                self._source = self._source_fn()
+                if self._source is None:
+                    self._done = True
+                    return None
+            lib = cbuild.load(self._source, compile=compile)
+            if lib is not None:
+                self._loop = self._make(lib)
+            self._done = lib is not None or compile
+            return self._loop

@@ -1,0 +1,105 @@
+"""The fused C successor loop agrees with the per-action numpy path: keys, transitions, searches."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from deferral.checks.explicit import cbuild, fused, jit, vectorized
+from deferral.checks.explicit.expand import Expander
+from deferral.checks.explicit.vectorized import explore_vectorized, reachable_levels
+from deferral.model import REFERENCE, Bounds
+from deferral.model.concrete import Model
+from deferral.model.context import StepError
+from deferral.model.variants import PUBLISHED
+
+pytestmark = pytest.mark.skipif(cbuild.compiler() is None, reason="no C compiler")
+
+
+# one key word and several (3,2,1,2), one address space and two (S=2), 2 and 6 permutations
+@pytest.mark.parametrize("b", [(2, 2, 1, 2), (3, 1, 2, 2), (2, 1, 1, 1, 2), (3, 2, 1, 2)])
+def test_transitions_agree(b: tuple) -> None:
+    model = Model(REFERENCE, Bounds(*b))
+    keys = reachable_levels(model, max_states=6000).keys
+    ex = Expander(model, True)
+    loop = ex.fused()
+    assert loop is not None
+    got = loop.successors(keys, 7)
+    assert got is not None
+    out_keys, parents, actions, fired, per_step = got
+    want_keys, want_parents, want_actions = ex.successors(ex.packer.unpack(keys))
+    assert out_keys.dtype == want_keys.dtype and (ex.packer.n_words > 1) == (b == (3, 2, 1, 2))
+    assert np.array_equal(out_keys, want_keys)
+    assert np.array_equal(parents, want_parents + 7) and parents.dtype == np.uint32
+    assert np.array_equal(actions, want_actions)
+    assert np.array_equal(fired, np.bincount(want_actions, minlength=len(model.actions)))
+    rows = ex.packer.unpack(keys)
+    for s, name in enumerate(ex.step_names):
+        some = np.zeros(rows.shape[0], dtype=bool)
+        for action in model.actions:
+            if action.step.name == name:
+                some[ex.enabled(rows, action)] = True
+        assert per_step[s] == some.sum(), name
+
+
+def _summary(r) -> tuple:
+    return (r.states, r.transitions, r.depth, r.complete, r.coverage,
+            [(o.name, o.status, o.path) for o in r.outcomes])
+
+
+def _always_fused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every chunk through the fused loop (built before the first chunk, not beside it)."""
+    build = fused.LazyFused.get
+    monkeypatch.setattr(fused.LazyFused, "get", lambda self, rows=None: build(self, None))
+    monkeypatch.setattr(vectorized, "CHUNK_ROWS", 997)  # many chunks: two threads overlap
+
+
+# holding, invariant-violating, liveness-violating; two address spaces cut by --max-states
+@pytest.mark.parametrize(("name", "b", "cut"), [("reference", (2, 1, 1, 1), None),
+                                                ("drain-local-only", (2, 1, 1, 1), None),
+                                                ("wait-irqs-off", (2, 1, 1, 1), None),
+                                                ("reference", (2, 1, 1, 1, 2), 30_000)])
+def test_search_agrees(name: str, b: tuple, cut: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    with monkeypatch.context() as m:
+        _always_fused(m)
+        fast = explore_vectorized(PUBLISHED[name], Bounds(*b), workers=2, max_states=cut)
+    monkeypatch.setenv(jit.ENV, "0")
+    slow = explore_vectorized(PUBLISHED[name], Bounds(*b), workers=1, max_states=cut)
+    assert _summary(fast) == _summary(slow)
+
+
+def test_untraceable_step_keeps_the_numpy_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    fill = REFERENCE.step("fill")
+
+    def guard(s, i, p):  # ``*`` is not traced (numpy runs it)
+        return fill.guard(s, i, p) & (s.pc[i] * 1 == s.pc[i])
+
+    variant = replace(REFERENCE, steps=tuple(st.with_guard(guard) if st is fill else st for st in REFERENCE.steps))
+    assert Expander(Model(variant, Bounds(2, 1, 1, 1)), True).fused() is None
+    _always_fused(monkeypatch)
+    got = explore_vectorized(variant, Bounds(2, 1, 1, 1), workers=1)
+    ref = explore_vectorized(REFERENCE, Bounds(2, 1, 1, 1), workers=1)
+    assert _summary(got) == _summary(ref)
+
+
+def test_out_of_domain_write_raises_the_steps_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    fill = REFERENCE.step("fill")
+
+    def bad_effect(s, i, p):
+        fill.effect(s, i, p)
+        s.tlb[i][p] = s.shadow[i][p] + 5
+
+    variant = replace(REFERENCE, name="bad", steps=tuple(st.with_effect(bad_effect) if st is fill else st
+                                                         for st in REFERENCE.steps))
+    assert Expander(Model(variant, Bounds(2, 1, 1, 1)), True).fused() is not None
+    messages = []
+    for env in ("1", "0"):  # the fused loop, then the numpy path: the same error
+        with monkeypatch.context() as m:
+            _always_fused(m)
+            m.setenv(jit.ENV, env)
+            with pytest.raises(StepError, match=r"step fill\(.*\) in bad: wrote \d+ to .*outside its domain") as err:
+                explore_vectorized(variant, Bounds(2, 1, 1, 1), workers=1)
+            messages.append(str(err.value))
+    assert messages[0] == messages[1]

@@ -1,0 +1,96 @@
+"""``prove --json``: one quick run per route and exit code (0 proved, 1 violated, 2 bad input, 3 unknown),
+each saying what settled it and, for an unknown, why (as text)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deferral.cli.main import main
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
+    code = main(["prove", "--json", *argv])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def _plain(text: Any) -> None:
+    assert isinstance(text, str) and text.strip() and "b'" not in text and 'b"' not in text, text
+
+
+def test_shipped_route_records_its_houdini_stage(capsys: pytest.CaptureFixture[str]) -> None:
+    code, doc = _run(capsys, "--vcpus", "2", "--timeout", "60")
+    assert code == 0 and doc["status"] == "proved" and doc["route"] == "shipped-lemmas+houdini+induction"
+    assert doc["log"] == [] or all("bmc" not in line for line in doc["log"])  # proved before any bounded search
+    (row,) = doc["stages"]
+    assert row["route"] == "shipped-lemmas" and row["method"] == "houdini+induction"
+    assert row["families_in"] == 13 and row["families_kept"] == 13 and row["result"] == "proved"
+
+
+def test_learned_route_records_where_it_sampled_and_each_stage(capsys: pytest.CaptureFixture[str]) -> None:
+    code, doc = _run(capsys, "--vcpus", "1", "--no-shipped-lemmas", "--timeout", "60")
+    assert code == 0 and doc["route"] == "inferred+houdini+induction"
+    assert doc["lemma_source"].startswith("learned") and doc["lemmas_learned_at"]
+    methods = [row["method"] for row in doc["stages"] if row["route"] == "inferred"]
+    assert methods[0] == "sample" and methods[-1] == "houdini+cti"
+    last = doc["stages"][-1]
+    assert last["bounds"] == doc["bounds"] and last["families_kept"] <= last["families_in"]
+    assert len(doc["invariant"]) <= last["families_kept"] + 1  # the shrunk invariant (with the property)
+
+
+def test_a_bug_is_refuted_after_the_lemmas_fail(capsys: pytest.CaptureFixture[str]) -> None:
+    code, doc = _run(capsys, "--variant", "ipi-before-drain", "--vcpus", "2", "--timeout", "60")
+    assert code == 1 and doc["status"] == "violated" and doc["route"] == "bmc" and doc["depth"] == 6
+    assert [row["route"] for row in doc["stages"]] == ["shipped-lemmas"]
+    assert doc["stages"][0]["result"] != "proved" and doc["trace"]
+
+
+def test_induction_unknown_names_the_lemma(capsys: pytest.CaptureFixture[str]) -> None:
+    code, doc = _run(capsys, "--vcpus", "2", "--method", "induction",
+                     "--variant-file", str(EXAMPLES / "invlpg_sync_one.py"))
+    assert code == 3 and doc["status"] == "unknown" and doc["route"] == "induction"
+    _plain(doc["reason"])
+    assert doc["reason"].startswith("the invariant is not inductive: req[k][p] implies")
+
+
+def test_pdr_proves_the_smallest_instance(capsys: pytest.CaptureFixture[str]) -> None:
+    code, doc = _run(capsys, "--vcpus", "1", "--method", "pdr", "--timeout", "60")
+    assert code == 0 and doc["route"] == "pdr" and doc["lemma_source"] == "Spacer at the requested bounds"
+
+
+def test_auto_out_of_time_is_unknown_with_every_route_it_tried(capsys: pytest.CaptureFixture[str]) -> None:
+    code, doc = _run(capsys, "--vcpus", "2", "--variant-file", str(EXAMPLES / "lazy_cur_clear.py"),
+                     "--no-shipped-lemmas", "--timeout", "6")
+    assert code == 3 and doc["status"] == "unknown" and doc["route"] == "auto"
+    _plain(doc["reason"])
+    assert doc["reason"].startswith("no route settled it") and "inferred" in doc["reason"]
+    assert {row["route"] for row in doc["stages"]} >= {"inferred"}
+
+
+def test_parametric_says_what_was_assumed_concrete(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["prove", "--parametric", "--json", "--timeout", "120"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0 and doc["status"] == "proved"
+    assert doc["for_every"] == ["vcpus", "pages", "frames"] and doc["assumed_concrete"] == {"queue": 1, "spaces": 1}
+    assert doc["verdict"] == "proved for every number of vcpus, pages, frames, at queue=1, spaces=1"
+
+
+def test_bad_input_is_exit_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["prove", "--json", "--method", "bmc", "--lemmas", "x.json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 2 and doc["exit_code"] == 2 and "\n" not in doc["error"]["message"]
+    assert "--lemmas is used by --method auto only" in doc["error"]["message"]
+
+
+def test_hard_time_limit_is_exit_3_with_a_reason(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["prove", "--json", "--vcpus", "4", "--pages", "3", "--frames", "3", "--queue", "3",
+                 "--timeout", "0.5"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 3 and doc["exit_code"] == 3 and doc["error"]["kind"] == "limit"
+    _plain(doc["error"]["message"])
+    assert "time limit" in doc["error"]["message"]
