@@ -377,7 +377,7 @@ class _Search:
         with self.spill_lock:
             if self._stored_in_memory(st) == 0:
                 return False
-            for run in st.visited.runs():  # on disk first, then dropped from memory
+            for run in st.visited.sorted_runs():  # on disk first, then dropped from memory
                 self.disk.add(run)
             st.visited.clear()
             for column in (st.parents, st.vias, st.edges_deg, st.edges_dst):
@@ -678,7 +678,7 @@ class _Search:
             "frontier_keys": st.frontier_keys, "fired": st.fired, "enabled": st.enabled,
             "edges_deg": st.edges_deg.array(), "edges_dst": st.edges_dst.array(),
         }
-        runs = st.visited.runs() + (self.disk.runs_mapped() if self.disk is not None else [])
+        runs = st.visited.sorted_runs() + (self.disk.runs_mapped() if self.disk is not None else [])
         blocks = [(keys, ids) for run in runs for keys, ids in zip(run.keys, run.ids)]
         for i, (keys, ids) in enumerate(blocks):
             arrays[f"visited_keys_{i}"] = keys

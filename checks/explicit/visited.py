@@ -133,12 +133,17 @@ class Visited:
             run.lookup(queries, out, loops)
         return out
 
-    def runs(self) -> list[Run]:
+    def runs(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Every block of every run as (keys, state numbers), largest run first: sorted, disjoint
+        arrays (a key is in one of them), for a lookup of one's own (the compiled dedup)."""
+        return [(k, i) for run in self._runs for k, i in zip(run.keys, run.ids)]
+
+    def sorted_runs(self) -> list[Run]:
         """The sorted runs, largest first: what a checkpoint saves (block by block)."""
         return list(self._runs)
 
     def set_runs(self, runs: list[Run]) -> None:
-        """Replace the contents by ``runs`` as returned by :meth:`runs` (a checkpoint's)."""
+        """Replace the contents by ``runs`` as returned by :meth:`sorted_runs` (a checkpoint's)."""
         self._runs = [Run([np.asarray(k, dtype=self.key_dtype) for k in r.keys],
                           [np.asarray(i) for i in r.ids]).seal() for r in runs if r.keys]
         self.count = sum(r.size for r in self._runs)
@@ -186,9 +191,12 @@ def merge_runs(a: Run, b: Run) -> Run:
             mk, mi, bk, bi = bk, bi, None, None
         else:
             assert ak is not None and ai is not None and bk is not None and bi is not None
-            lim = min(ak[-1], bk[-1])  # every key up to the smaller last key can be placed
-            na = int(np.searchsorted(ak, lim, side="right"))
-            nb = int(np.searchsorted(bk, lim, side="right"))
+            # every key up to the smaller of the two last keys can be placed (searchsorted, not
+            # ``<``: multi-word keys are void words, which sort but have no comparison ufunc)
+            na = int(np.searchsorted(ak, bk[-1:], side="right")[0])
+            nb = bk.shape[0]
+            if na == ak.shape[0]:
+                nb = int(np.searchsorted(bk, ak[-1:], side="right")[0])
             mk, mi = _merge(ak[:na], ai[:na], bk[:nb], bi[:nb])
             ak, ai, bk, bi = ak[na:], ai[na:], bk[nb:], bi[nb:]
         pend_k.append(mk)
