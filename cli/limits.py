@@ -59,7 +59,10 @@ def deadline(seconds: float | None, what: str, *, grace: float = 0.0) -> Iterato
         yield
         return
 
+    fired: list[bool] = []
+
     def on_alarm(signum: int, frame: object) -> None:
+        fired.append(True)
         raise TimeLimitReached(what, seconds)  # type: ignore[arg-type]
 
     def quiet(unraisable: Any) -> None:  # an alarm inside a C callback (Z3's) is "ignored", not a traceback:
@@ -77,6 +80,12 @@ def deadline(seconds: float | None, what: str, *, grace: float = 0.0) -> Iterato
     signal.setitimer(signal.ITIMER_REAL, total, 1.0)
     try:
         yield
+    except BaseException as exc:
+        # the alarm raised inside a C call's argument conversion comes out as that call's error
+        # (ctypes.ArgumentError, then e.g. "bad input" from the encoding): it is the time limit
+        if fired and not isinstance(exc, TimeLimitReached):
+            raise TimeLimitReached(what, seconds) from exc  # type: ignore[arg-type]
+        raise
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         stop.set()

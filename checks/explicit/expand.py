@@ -45,18 +45,19 @@ class Expander:
         self.kernels: list[Kernel] = [compile_action(self.layout, self.procs, a.step, a.args,
                                                      self.labels[a.index], name)
                                       for a in model.actions]
-        self.prop_kernels = {p.name: compile_property(self.layout, self.procs, p)
-                             for p in (model.protocol.properties if properties is None else properties)}
+        props = tuple(model.protocol.properties if properties is None else properties)
+        self.prop_kernels = {p.name: compile_property(self.layout, self.procs, p) for p in props}
         # coverage counts per step with instances at these bounds (in the protocol's order)
         present = {a.step.name for a in model.actions}
         self.step_names = [st.name for st in model.protocol.steps if st.name in present]
         self.step_of = [self.step_names.index(a.step.name) for a in model.actions]
         use_fused = jit_switch.switched_on() if fused is None else fused
         n_actions, n_steps = len(model.actions), len(self.step_names)
+        props = tuple(p for p in props if self.prop_kernels[p.name] is not None)  # traced: in the C too
         self._fused = fused_loop.LazyFused(
             lambda: fused_loop.source(self.layout, self.procs, model.actions, self.step_of, n_steps, self.packer,
-                                      self.action_dtype) if use_fused else None,
-            lambda lib: fused_loop.make(lib, self.packer, n_actions, n_steps, self.action_dtype))
+                                      self.action_dtype, props) if use_fused else None,
+            lambda lib: fused_loop.make(lib, self.packer, n_actions, n_steps, self.action_dtype, props))
 
     def fused(self, rows: int | None = None) -> "fused_loop.FusedLoop | None":
         """The fused C loop of every step instance for a chunk of ``rows`` rows (see

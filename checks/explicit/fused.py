@@ -31,9 +31,11 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from deferral.checks.explicit import cbuild
-from deferral.checks.explicit.kernels import Node, _const_ok, _range, _traced
+from deferral.checks.explicit.kernels import Node, TraceOps, Tracer, _const_ok, _range, _traced
 from deferral.checks.explicit.packing import Packer, _JitPlan
 from deferral.model.concrete import Action
+from deferral.model.context import USER_ERRORS, StepContext
+from deferral.model.protocol import Property
 from deferral.model.schema import Layout
 
 _C_TYPES = {np.dtype(np.bool_): "int", np.dtype(np.uint8): "uint8_t", np.dtype(np.uint16): "uint16_t",
@@ -168,13 +170,37 @@ def _action_code(layout: Layout, procs: Mapping[str, Callable[..., Any]], action
     return lines
 
 
+def _property_code(layout: Layout, procs: Mapping[str, Callable[..., Any]], prop: Property, p: int,
+                   row_dtype: Any) -> list[str]:
+    """The C block setting ``out[p * n + r]``: whether every instance of ``prop`` holds in row r."""
+    tracer = Tracer(layout)
+    conj: list[Any] = []
+    for args in prop.instances(layout.bounds):
+        ctx = StepContext(layout, TraceOps(tracer), tracer.reads, procs)
+        try:
+            value = prop.predicate(ctx, *args)
+        except USER_ERRORS:  # the numpy path reproduces it
+            raise NotFusable(f"property {prop.name} cannot be traced") from None
+        if not (isinstance(value, Node) or _const_ok(value)):
+            raise NotFusable(f"property {prop.name} gives {value!r}")
+        conj.append(value)
+    lines = ["    {"]
+    em = _Emitter(f"p{p}_", row_dtype)
+    em.emit([v for v in conj if isinstance(v, Node)], lines, "      ")
+    terms = [f"({em.ref(v)} != 0)" if isinstance(v, Node) else ("1" if v else "0") for v in conj]
+    lines.append(f"      out[{p} * n + r] = (uint8_t)({' && '.join(terms) or '1'});")
+    lines.append("    }")
+    return lines
+
+
 def _table(name: str, ctype: str, values: Sequence[int]) -> str:
     body = ", ".join(str(int(v)) + ("ULL" if ctype == "uint64_t" else "") for v in values) or "0"
     return f"static const {ctype} {name}[] = {{{body}}};"
 
 
 def generate(layout: Layout, procs: Mapping[str, Callable[..., Any]], actions: Sequence[Action],
-             step_of: Sequence[int], n_steps: int, packer: Packer, action_dtype: Any) -> str:
+             step_of: Sequence[int], n_steps: int, packer: Packer, action_dtype: Any,
+             properties: Sequence[Property] = ()) -> str:
     """The C source of the fused loop (raises :class:`NotFusable`)."""
     plan = _JitPlan(packer, None)  # type: ignore[arg-type] - only its tables
     row_c = "uint8_t" if np.dtype(packer.dtype_rows) == np.uint8 else "uint16_t"
@@ -202,7 +228,11 @@ def generate(layout: Layout, procs: Mapping[str, Callable[..., Any]], actions: S
     body = []
     for k, action in enumerate(actions):
         body += _action_code(layout, procs, action, k, step_of[k], packer.dtype_rows)
-    return "\n".join(head) + "\n" + _DEDUP + _LOOP.replace("/*ACTIONS*/", "\n".join(body)) + "\n"
+    checks = []
+    for p, prop in enumerate(properties):
+        checks += _property_code(layout, procs, prop, p, packer.dtype_rows)
+    return ("\n".join(head) + "\n" + _DEDUP + _LOOP.replace("/*ACTIONS*/", "\n".join(body))
+            + _PRUNE + _HOLDS.replace("/*PROPERTIES*/", "\n".join(checks)) + "\n")
 
 
 _SUPPORT = r"""
@@ -256,54 +286,49 @@ _DEDUP = r"""
    the visited runs: returns the number d of distinct keys (-3: out of memory). Distinct keys
    are numbered in key order; known[x] is the state number of distinct key x, or -1 - c when it
    is the c-th new candidate (cand_keys[c], first reached by transition cand_first[c]); uidx
-   (if not NULL) gives each transition's distinct key. As the numpy path: sort, unique, the
-   earliest transition of each key, searchsorted in each run. */
+   (if not NULL) gives each transition's distinct key. As the numpy path (a stable sort,
+   unique, the earliest transition of each key, searchsorted in each run), by a stable LSD
+   radix sort (8-bit digits; digits all keys share are skipped) and one walk of each run. */
+#define DIGITS 8
+#define BITS 8
+#define BUCKETS 256
 int64_t dedup_chunk(const uint64_t *keys, int64_t t, const uint64_t *const *run_keys,
                     const uint32_t *const *run_ids, const int64_t *run_lens, int64_t n_runs,
                     int64_t *known, uint32_t *uidx, uint64_t *cand_keys, int64_t *cand_first,
                     int64_t *n_cand) {
-  int bits = 1;
-  while (((int64_t)1 << bits) < 2 * t + 2) bits++;
-  int64_t hsize = (int64_t)1 << bits, d = 0, rc = 0;
-  int32_t *table = malloc(sizeof(int32_t) * hsize);
-  int32_t *uid = malloc(sizeof(int32_t) * (t + 1));
-  uint64_t *dk = malloc(sizeof(uint64_t) * (t + 1)), *sk = malloc(sizeof(uint64_t) * (t + 1));
-  int64_t *df = malloc(sizeof(int64_t) * (t + 1));
-  int32_t *di = malloc(sizeof(int32_t) * (t + 1)), *si = malloc(sizeof(int32_t) * (t + 1));
-  int32_t *rank = malloc(sizeof(int32_t) * (t + 1));
-  uint32_t *count = malloc(sizeof(uint32_t) * 2048);
-  if (!table || !uid || !dk || !sk || !df || !di || !si || !rank || !count) { rc = -3; goto done; }
-  memset(table, 0xff, sizeof(int32_t) * hsize);
+  int64_t d = 0, rc = 0;
+  uint64_t *ka = malloc(sizeof(uint64_t) * (t + 1)), *kb = malloc(sizeof(uint64_t) * (t + 1));
+  uint32_t *ia = malloc(sizeof(uint32_t) * (t + 1)), *ib = malloc(sizeof(uint32_t) * (t + 1));
+  uint32_t *count = calloc(DIGITS * BUCKETS, sizeof(uint32_t));
+  if (!ka || !kb || !ia || !ib || !count) { rc = -3; goto done; }
   for (int64_t i = 0; i < t; i++) {
     uint64_t k = keys[i];
-    uint64_t h = (k * 0x9E3779B97F4A7C15ULL) >> (64 - bits);
-    for (;;) {
-      int32_t x = table[h];
-      if (x < 0) { table[h] = (int32_t)d; dk[d] = k; df[d] = i; di[d] = (int32_t)d; uid[i] = (int32_t)d; d++; break; }
-      if (dk[x] == k) { uid[i] = x; break; }
-      h = (h + 1) & (hsize - 1);
-    }
+    ka[i] = k; ia[i] = (uint32_t)i;
+    for (int g = 0; g < DIGITS; g++) count[g * BUCKETS + ((k >> (BITS * g)) & (BUCKETS - 1))]++;
   }
-  /* LSD radix sort of the distinct keys (11-bit digits; a digit all keys share is skipped) */
-  for (int shift = 0; shift < 64; shift += 11) {
-    memset(count, 0, sizeof(uint32_t) * 2048);
-    for (int64_t x = 0; x < d; x++) count[(dk[x] >> shift) & 2047]++;
-    if (d == 0 || count[(dk[0] >> shift) & 2047] == (uint32_t)d) continue;
+  for (int g = 0; g < DIGITS && t > 0; g++) {
+    uint32_t *c = count + g * BUCKETS;
+    if (c[(ka[0] >> (BITS * g)) & (BUCKETS - 1)] == (uint32_t)t) continue;
     uint32_t at = 0;
-    for (int b = 0; b < 2048; b++) { uint32_t c = count[b]; count[b] = at; at += c; }
-    for (int64_t x = 0; x < d; x++) { uint32_t p = count[(dk[x] >> shift) & 2047]++; sk[p] = dk[x]; si[p] = di[x]; }
-    uint64_t *tk = dk; dk = sk; sk = tk;
-    int32_t *ti = di; di = si; si = ti;
+    for (int b = 0; b < BUCKETS; b++) { uint32_t n = c[b]; c[b] = at; at += n; }
+    for (int64_t x = 0; x < t; x++) { uint32_t p = c[(ka[x] >> (BITS * g)) & (BUCKETS - 1)]++; kb[p] = ka[x]; ib[p] = ia[x]; }
+    uint64_t *tk = ka; ka = kb; kb = tk;
+    uint32_t *ti = ia; ia = ib; ib = ti;
   }
-  for (int64_t x = 0; x < d; x++) { rank[di[x]] = (int32_t)x; known[x] = -1; }
+  /* distinct keys (into kb), their first transitions (into ib) */
+  for (int64_t x = 0; x < t; x++) {
+    if (x == 0 || ka[x] != ka[x - 1]) { kb[d] = ka[x]; ib[d] = ia[x]; d++; }
+    if (uidx) uidx[ia[x]] = (uint32_t)(d - 1);
+  }
+  for (int64_t x = 0; x < d; x++) known[x] = -1;
   for (int64_t r = 0; r < n_runs; r++) {  /* sorted queries: each run walked forward once */
     const uint64_t *rk = run_keys[r];
     const uint32_t *ri = run_ids[r];
     int64_t n = run_lens[r], lo = 0, x0 = 0, x1 = d;
     /* a run may be one block of a bigger one: start at the first key not below its first */
-    while (n > 0 && x0 < x1) { int64_t m = (x0 + x1) >> 1; if (dk[m] < rk[0]) x0 = m + 1; else x1 = m; }
+    while (n > 0 && x0 < x1) { int64_t m = (x0 + x1) >> 1; if (kb[m] < rk[0]) x0 = m + 1; else x1 = m; }
     for (int64_t x = x0; x < d && lo < n; x++) {
-      uint64_t q = dk[x];
+      uint64_t q = kb[x];
       int64_t step = 1, hi = lo;
       while (hi < n && rk[hi] < q) { lo = hi + 1; hi += step; step *= 2; }
       if (hi > n) hi = n;
@@ -313,14 +338,47 @@ int64_t dedup_chunk(const uint64_t *keys, int64_t t, const uint64_t *const *run_
   }
   int64_t c = 0;
   for (int64_t x = 0; x < d; x++) {
-    if (known[x] < 0) { cand_keys[c] = dk[x]; cand_first[c] = df[di[x]]; known[x] = -1 - c; c++; }
+    if (known[x] < 0) { cand_keys[c] = kb[x]; cand_first[c] = ib[x]; known[x] = -1 - c; c++; }
   }
   *n_cand = c;
-  if (uidx) for (int64_t i = 0; i < t; i++) uidx[i] = (uint32_t)rank[uid[i]];
   rc = d;
 done:
-  free(table); free(uid); free(dk); free(sk); free(df); free(di); free(si); free(rank); free(count);
+  free(ka); free(kb); free(ia); free(ib); free(count);
   return rc;
+}
+"""
+
+_PRUNE = r"""
+/* The AG EF edges out of one chunk (level-local source rows lo..hi-1) that are still needed:
+   transition i goes from row par[i] to state code[uidx[i]] (skipped if negative). Per goal
+   flag array: a source with a goal successor gets its flag set (after all are looked at);
+   an edge is kept while some goal flag of its source is unset, unless it is a self-loop.
+   Returns the number of kept edges (out_src: state numbers, base added). */
+int64_t prune_edges(const uint32_t *uidx, int64_t t, const void *code, int code64, const uint32_t *par,
+                    int64_t base, int64_t lo, int64_t hi, uint8_t *const *goals, int64_t n_goals,
+                    uint8_t *needed, uint8_t *hit, uint32_t *out_src, uint32_t *out_dst) {
+  const int64_t *c64 = (const int64_t *)code;
+  const int32_t *c32 = (const int32_t *)code;
+  int64_t m = hi - lo, n = 0;
+  memset(needed, 0, m);
+  for (int64_t g = 0; g < n_goals; g++) {
+    uint8_t *flag = goals[g];
+    memset(hit, 0, m);
+    for (int64_t i = 0; i < t; i++) {
+      int64_t d = code64 ? c64[uidx[i]] : c32[uidx[i]];
+      if (d >= 0 && flag[d]) hit[par[i] - lo] = 1;
+    }
+    uint8_t *mine = flag + base + lo;
+    for (int64_t x = 0; x < m; x++) { mine[x] |= hit[x]; needed[x] |= !mine[x]; }
+  }
+  for (int64_t i = 0; i < t; i++) {
+    int64_t d = code64 ? c64[uidx[i]] : c32[uidx[i]];
+    if (d < 0 || !needed[par[i] - lo]) continue;
+    int64_t src = (int64_t)par[i] + base;
+    if (d == src) continue;
+    out_src[n] = (uint32_t)src; out_dst[n] = (uint32_t)d; n++;
+  }
+  return n;
 }
 """
 
@@ -387,6 +445,18 @@ done:
 """
 
 
+_HOLDS = r"""
+/* out[p * n + r]: whether property p holds in state r (key words: words[r * NW ...]). */
+void holds_rows(const uint64_t *words, int64_t n, uint8_t *out) {
+  row_t R[NS];
+  for (int64_t r = 0; r < n; r++) {
+    unpack_row(words + r * NW, R);
+/*PROPERTIES*/
+  }
+}
+"""
+
+
 class FusedLoop:
     """A loaded fused loop: :meth:`successors` of a chunk of frontier keys."""
 
@@ -400,7 +470,20 @@ class FusedLoop:
         self.n_actions, self.n_steps = n_actions, n_steps
         self.action_dtype = action_dtype
         self.fanout = float(n_actions)  # successors per row to allocate for; the largest seen since
-        self.dedup: Dedup | None = None  # set by build() for one-word keys
+        self.dedup: Dedup | None = None  # set by make() for one-word keys
+        self.properties: tuple[Property, ...] = ()  # set by make(): those holds() evaluates
+        self.prune: Prune | None = None  # set by make()
+        self.holds_fn = lib.holds_rows
+        self.holds_fn.restype = None
+        self.holds_fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
+
+    def holds(self, keys: np.ndarray) -> dict[str, np.ndarray]:
+        """Per property of the loop: where it holds (every instance) over the states ``keys``."""
+        words = np.ascontiguousarray(self.packer.words(keys), dtype=np.uint64)
+        out = np.empty((len(self.properties), words.shape[0]), dtype=np.bool_)
+        if self.properties:
+            self.holds_fn(words.ctypes.data, words.shape[0], out.ctypes.data)
+        return {p.name: out[i] for i, p in enumerate(self.properties)}
 
     def successors(self, keys: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarray, np.ndarray,
                                                                    np.ndarray, np.ndarray] | None:
@@ -472,20 +555,55 @@ class Dedup:
         return cand[:c].copy(), first[:c], known[:d], uidx
 
 
+class Prune:
+    """The AG EF edges of one chunk that are still needed (see ``_Search._prune_edges``)."""
+
+    def __init__(self, lib: ctypes.CDLL) -> None:
+        self.fn = lib.prune_edges
+        self.fn.restype = ctypes.c_int64
+        self.fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p,
+                            ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64,
+                            ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+
+    def __call__(self, uidx: np.ndarray, code: np.ndarray, parents: np.ndarray, base: int, lo: int, hi: int,
+                 goals: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
+        """(source states, target states) of the kept edges, uint32; the goal flags of the
+        chunk's rows updated in place. None where the arrays are not of the types it takes."""
+        if (uidx.dtype != np.uint32 or parents.dtype != np.uint32 or code.dtype not in (np.int32, np.int64)
+                or any(g.dtype != np.bool_ or not g.flags.c_contiguous for g in goals)):
+            return None
+        uidx, code, parents = (np.ascontiguousarray(a) for a in (uidx, code, parents))
+        t = uidx.shape[0]
+        ptrs = (ctypes.c_void_p * max(1, len(goals)))(*[g.ctypes.data for g in goals])
+        needed = np.empty(max(1, hi - lo), dtype=np.uint8)
+        hit = np.empty(max(1, hi - lo), dtype=np.uint8)
+        out_src = np.empty(t, dtype=np.uint32)
+        out_dst = np.empty(t, dtype=np.uint32)
+        n = self.fn(uidx.ctypes.data, t, code.ctypes.data, int(code.dtype == np.int64), parents.ctypes.data,
+                    base, lo, hi, ptrs, len(goals), needed.ctypes.data, hit.ctypes.data, out_src.ctypes.data,
+                    out_dst.ctypes.data)
+        return out_src[:n].copy(), out_dst[:n].copy()
+
+
 def source(layout: Layout, procs: Mapping[str, Callable[..., Any]], actions: Sequence[Action],
-           step_of: Sequence[int], n_steps: int, packer: Packer, action_dtype: Any) -> str | None:
+           step_of: Sequence[int], n_steps: int, packer: Packer, action_dtype: Any,
+           properties: Sequence[Property] = ()) -> str | None:
     """The model's fused loop as C source; None where there is no compiler or it cannot be made."""
     if cbuild.compiler() is None or not actions:
         return None
     try:
-        return generate(layout, procs, actions, step_of, n_steps, packer, action_dtype)
+        return generate(layout, procs, actions, step_of, n_steps, packer, action_dtype, properties)
     except NotFusable:
         return None
 
 
-def make(lib: ctypes.CDLL, packer: Packer, n_actions: int, n_steps: int, action_dtype: Any) -> FusedLoop:
-    """The loop of a loaded library (its dedup too for one-word keys)."""
+def make(lib: ctypes.CDLL, packer: Packer, n_actions: int, n_steps: int, action_dtype: Any,
+         properties: Sequence[Property] = ()) -> FusedLoop:
+    """The loop of a loaded library (its dedup too for one-word keys; ``properties``: those
+    :func:`generate` was given)."""
     loop = FusedLoop(lib, packer, n_actions, n_steps, action_dtype)
+    loop.properties = tuple(properties)
+    loop.prune = Prune(lib)
     loop.dedup = Dedup(lib) if packer.n_words == 1 else None
     return loop
 

@@ -428,7 +428,7 @@ class _Search:
                     edges_deg, edges_dst, {}, 1, 0, 0, 0,
                     np.zeros(len(self.model.actions), dtype=np.int64),
                     np.zeros(len(self.step_names), dtype=np.int64))
-        self._check(packer.unpack(init_key), 0, st.first_bad, st.goals)
+        self._check(init_key, 0, st.first_bad, st.goals)
         return st
 
     def _run(self) -> SearchResult:
@@ -536,7 +536,7 @@ class _Search:
             level_rows = frontier.shape[0]
             frontier = new_keys
             for a in range(0, n_new, CHUNK_ROWS):  # rows a chunk at a time
-                self._check(packer.unpack(new_keys[a:a + CHUNK_ROWS]), n_states + a, st.first_bad, goals)
+                self._check(new_keys[a:a + CHUNK_ROWS], n_states + a, st.first_bad, goals)
             if cand_group is not None:
                 at = 0
                 for i, c in enumerate(chunks):  # a chunk's edges at a time: bounded temporaries
@@ -549,13 +549,20 @@ class _Search:
                     else:
                         code[new] = group_state[group - 1]
                     at += n_cand[i]
-                    dst = code[c.uidx]
-                    keep = dst >= 0
-                    self._prune_edges(c.all_parents[keep], dst[keep].astype(np.uint32, copy=False), base,
-                                      i * CHUNK_ROWS, min(level_rows, (i + 1) * CHUNK_ROWS), goals,
-                                      st.edges_deg, st.edges_dst)
+                    lo, hi = i * CHUNK_ROWS, min(level_rows, (i + 1) * CHUNK_ROWS)
+                    loop = self.ex.fused(hi - lo)
+                    kept = None if loop is None or loop.prune is None else loop.prune(
+                        c.uidx, code, c.all_parents, base, lo, hi, [g.view() for g in goals.values()])
+                    if kept is not None:  # the same, in C
+                        store_edges(kept[0] - np.uint32(base + lo), kept[1], hi - lo, st.edges_deg, st.edges_dst)
+                    else:
+                        dst = code[c.uidx]
+                        keep = dst >= 0
+                        self._prune_edges(c.all_parents[keep], dst[keep].astype(np.uint32, copy=False), base,
+                                          lo, hi, goals, st.edges_deg, st.edges_dst)
+                        del dst, keep
                     c.uidx = c.ucode = c.all_parents = None
-                    del code, new, group, dst, keep
+                    del code, new, group, kept
             del chunks, cand_group, group_state
             # added (a merge of runs, maybe) once the chunks' AG EF arrays are freed
             visited.add(new_keys, np.arange(n_states, n_states + n_new, dtype=np.uint32))
@@ -766,19 +773,31 @@ class _Search:
         del keep, src
         store_edges(local, dst, hi - lo, edges_deg, edges_dst)
 
-    def _check(self, rows: np.ndarray, base: int, first_bad: dict[str, int],
+    def _check(self, keys: np.ndarray, base: int, first_bad: dict[str, int],
                goals: dict[str, "_Flags"]) -> None:
-        """Record the first violating state of each invariant, and liveness goal flags."""
-        if rows.shape[0] == 0:
+        """Record the first violating state of each invariant, and liveness goal flags, over
+        the states ``keys`` (numbered from ``base``): by the fused loop, or unpacked."""
+        if keys.shape[0] == 0:
             return
+        loop = self.ex.fused(keys.shape[0])
+        masks = loop.holds(keys) if loop is not None else {}
+        unpacked: list[np.ndarray] = []
+
+        def holds(prop: Property) -> np.ndarray:
+            if prop.name in masks:
+                return masks[prop.name]
+            if not unpacked:
+                unpacked.append(self.packer.unpack(keys))
+            return self._holds(unpacked[0], prop)
+
         for prop in self.invariants:
             if prop.name not in first_bad:
-                self.checked[prop.name] += rows.shape[0]
-                holds = self._holds(rows, prop)
-                if not holds.all():
-                    first_bad[prop.name] = base + int(np.flatnonzero(~holds)[0])
+                self.checked[prop.name] += keys.shape[0]
+                ok = holds(prop)
+                if not ok.all():
+                    first_bad[prop.name] = base + int(np.flatnonzero(~ok)[0])
         for prop in self.lives:
-            goals[prop.name].extend(self._holds(rows, prop))
+            goals[prop.name].extend(holds(prop))
 
     def _holds(self, rows: np.ndarray, prop: Property) -> np.ndarray:
         """Where every instance of ``prop`` holds (compiled kernel, or the numpy path)."""

@@ -65,8 +65,13 @@ def domain_risks(enc: Encoding, timeout: float | None = None) -> list[Risk]:
     if timeout is not None:
         solver.set("timeout", max(1, int(timeout * 1000)))
     slots = enc.layout.slots
+    every = enc.action_terms(xs)
+    whole = [z3.And(t.guard, z3.Or(bad)) for t in every
+             if (bad := [z3.UGE(v, slots[j].size) for j, v in t.updates.items() if not _is_bool_slot(slots[j])])]
+    if not whole or solver.check(z3.Or(whole)) == z3.unsat:
+        return []  # one query for every instance first: no step can (the usual answer)
     risks = []
-    for terms in enc.action_terms(xs):
+    for terms in every:
         cond = out_of_domain(enc, terms)
         if cond is None or solver.check(terms.guard, cond) == z3.unsat:
             continue

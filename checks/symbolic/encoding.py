@@ -236,6 +236,10 @@ class Z3Ops(Ops):
         return Sym(self.boolean(value) if _is_bool_slot(slot) else self.bv(value))
 
 
+#: Z3 term classes a C-API result can be wrapped in directly (the sort fixes the class).
+_PLAIN = (z3.BoolRef, z3.BitVecRef)
+
+
 class Renaming:
     """Replace variables by terms in Z3 terms: ``Renaming(old, new)(term)`` (Z3's substitution,
     with the pairs packed once instead of checked on every call as ``z3.substitute`` does)."""
@@ -254,19 +258,24 @@ class Renaming:
         return z3.z3._to_expr_ref(z3.Z3_substitute(self.ctx.ref(), term.as_ast(), self.n, self.old, self.new),
                                self.ctx)
 
-    def many(self, terms: Sequence[Any]) -> list[Any]:
+    def many(self, terms: Sequence[Any], simplify: bool = False) -> list[Any]:
         """``[self(t) for t in terms]`` in one substitution: the terms are the arguments of one
         application of a fresh function, so subterms they share are renamed once (the step
-        terms of all instances share most of theirs)."""
+        terms of all instances share most of theirs); ``simplify``: each result simplified too,
+        in one call (a fresh function's application is not rewritten, its arguments are)."""
         if not self.n or len(terms) < 2 or not all(isinstance(t, z3.ExprRef) and t.ctx is self.ctx for t in terms):
-            return [self(t) for t in terms]
+            return [z3.simplify(self(t)) if simplify else self(t) for t in terms]
         ref = self.ctx.ref()
         sorts = (z3.Sort * len(terms))(*(z3.Z3_get_sort(ref, t.as_ast()) for t in terms))
         bundle = z3.Z3_mk_fresh_func_decl(ref, "rename", len(terms), sorts, z3.BoolSort(self.ctx).ast)
         app = z3.Z3_mk_app(ref, bundle, len(terms), (z3.Ast * len(terms))(*(t.as_ast() for t in terms)))
         app_ref = z3.BoolRef(app, self.ctx)  # holds a reference while substituting
         out = z3.BoolRef(z3.Z3_substitute(ref, app_ref.as_ast(), self.n, self.old, self.new), self.ctx)
-        return [out.arg(k) for k in range(len(terms))]
+        if simplify:
+            out = z3.BoolRef(z3.Z3_simplify(ref, out.as_ast()), self.ctx)
+        ast = out.as_ast()  # each argument keeps its term's Python class (z3's arg() looks it up: slow)
+        return [type(t)(z3.Z3_get_app_arg(ref, ast, k), self.ctx) if type(t) in _PLAIN else out.arg(k)
+                for k, t in enumerate(terms)]
 
 
 @dataclass(frozen=True)
@@ -510,18 +519,20 @@ def crosscheck(enc: Encoding, max_states: int = 24) -> None:
     xs = enc.state("cc")
     terms = enc.action_terms(xs)
     frontier, seen = [model.initial], {model.initial}
+    flat = [term for t in terms for term in (t.guard, *t.updates.values())]
     while frontier and len(seen) <= max_states:
         state = frontier.pop(0)
-        sub = Renaming(xs, [enc.const(s, v) for s, v in zip(enc.layout.slots, state)])
+        values = iter(Renaming(xs, [enc.const(s, v) for s, v in zip(enc.layout.slots, state)]).many(flat, True))
         for t, action in zip(terms, model.actions):
             expected = model.apply(state, action)
-            enabled = z3.is_true(z3.simplify(sub(t.guard)))
+            enabled = z3.is_true(next(values))
+            news = {j: next(values) for j in t.updates}
             got = None
             if enabled:
                 new = list(state)
-                for j, v in t.updates.items():
-                    v = z3.simplify(sub(v))
-                    new[j] = int(z3.is_true(v)) if z3.is_bool(v) else v.as_long()
+                for j, v in news.items():
+                    new[j] = int(z3.is_true(v)) if z3.is_bool(v) else int(z3.Z3_get_numeral_string(
+                        v.ctx.ref(), v.as_ast()))
                 got = tuple(new)
             if got != expected:
                 raise EncodingError(f"{enc.protocol.name} ({enc.protocol.source}): step {t.label()} evaluates "

@@ -33,7 +33,7 @@ from typing import Any, Sequence
 
 import z3
 
-from deferral.checks.symbolic.encoding import Encoding, Renaming, _is_bool_slot
+from deferral.checks.symbolic.encoding import Encoding, Renaming, _fast_eq, _fast_ite, _fast_junction, _is_bool_slot
 from deferral.model.invariant import Lemma
 
 
@@ -64,8 +64,19 @@ def _remap(value: Any, perm: Sequence[int]) -> Any:
     anything else) kept."""
     out = value
     for old, new in enumerate(perm):
-        out = z3.If(value == old, z3.BitVecVal(new, value.size()), out)
+        same = _fast_eq(value, old, True)
+        out = _fast_ite(value == old if same is None else same, z3.BitVecVal(new, value.size()), out)
     return out
+
+
+def _differ(a: Any, b: Any) -> Any:
+    """``a != b`` for two Bools or two bit-vectors of one width (by the C API where it can)."""
+    fast = _fast_eq(a, b, False)
+    if fast is not None:
+        return fast
+    if type(a) is z3.BoolRef and type(b) is z3.BoolRef:
+        return z3.BoolRef(z3.Z3_mk_xor(a.ctx.ref(), a.as_ast(), b.as_ast()), a.ctx)
+    return a != b
 
 
 def permuted_state(enc: Encoding, xs: Sequence[Any], perm: Sequence[int]) -> list[Any]:
@@ -101,8 +112,9 @@ def _mismatch(enc: Encoding, xs: Sequence[Any], perm: Sequence[int]) -> list[Any
             if remap[j] and not _is_bool_slot(enc.layout.slots[j]):
                 mine = _remap(mine, perm)
             theirs = image_updates[j] if j in image_updates else wide_pi[j]
-            differ.append(mine != theirs)
-        out.append(z3.Or(image_guard != t.guard, z3.And(t.guard, z3.Or(differ or [z3.BoolVal(False)]))))
+            differ.append(_differ(mine, theirs))
+        moved = _fast_junction([t.guard, _fast_junction(differ, False)], True) if differ else z3.BoolVal(False)
+        out.append(_fast_junction([_differ(image_guard, t.guard), moved], False))
     return out
 
 

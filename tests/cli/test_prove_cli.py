@@ -88,9 +88,23 @@ def test_bad_input_is_exit_2_with_one_line(capsys: pytest.CaptureFixture[str]) -
 
 
 def test_hard_time_limit_is_exit_3_with_a_reason(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["prove", "--json", "--vcpus", "4", "--pages", "3", "--frames", "3", "--queue", "3",
+    code = main(["prove", "--json", "--vcpus", "4", "--pages", "3", "--frames", "3", "--queue", "3", "--spaces", "3",
                  "--timeout", "0.5"])
     doc = json.loads(capsys.readouterr().out)
     assert code == 3 and doc["exit_code"] == 3 and doc["error"]["kind"] == "limit"
     _plain(doc["error"]["message"])
     assert "time limit" in doc["error"]["message"]
+
+
+def test_a_step_that_differs_over_z3_terms_is_bad_input(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """The encoding's cross-check (one batched substitution per state) still catches a step whose
+    Z3 terms differ from its concrete values."""
+    path = tmp_path / "sneaky.py"
+    path.write_text("from deferral.model import REFERENCE\nfrom deferral.model.reference import PC\n\n\n"
+                    "def reload_sneaky(s, i):\n    s.pc[i] = PC.Reload\n    s.sp[i] = s.cr3[i]\n"
+                    "    s.pg[i] = 1 if isinstance(s.pc[i], int) else 0\n\n\n"
+                    "VARIANT = REFERENCE.derive('sneaky', replace_steps=[REFERENCE.step('reload_cr3')"
+                    ".with_effect(reload_sneaky)])\n")
+    code = main(["prove", "--json", "--variant-file", str(path), "--pages", "2"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 2 and "step reload_cr3(0) evaluates differently over Z3 terms" in doc["error"]["message"]
