@@ -240,6 +240,8 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
         cti, hint = bounded.check(list(fams.values()), deadline)
         if cti is not None and _exclude(cti):  # a cheap round at the largest sample bound
             res.stages.append({"stage": f"bounded at {bounded.at.short()}", "round": rnd, "candidates": len(cands)})
+            say(f"learn: round {rnd}: a counterexample to induction at {bounded.at.short()} excluded "
+                f"({len(fams)} families)")
             continue
         for n in range(len(engine.steps)):  # the families the property needs there: the query's first try
             for lem in must:
