@@ -305,17 +305,15 @@ class _Search:
     def expand(self, frontier_keys: np.ndarray, offset: int, visited: Visited) -> "_Chunk":
         """Successors of a chunk: new candidate keys (sorted, deduplicated, not yet visited)
         with the first (parent, action) reaching each, and every successor's target."""
+        loop = self.ex.fused(frontier_keys.shape[0])
+        if loop is not None and loop.dedup is not None:  # all of it in C, on reused buffers
+            done = loop.expand(frontier_keys, offset, visited.runs(), bool(self.lives), self.code_dtype)
+            if done is not None:
+                return _Chunk(*done)
         keys, par, act, fired, per_step = self.transitions(frontier_keys, offset)
         if keys.shape[0] == 0:
             return _Chunk(0, np.zeros(0, self.packer.key_dtype), np.zeros(0, np.uint32),
                           np.zeros(0, self.action_dtype), None, None, None, fired, per_step)
-        loop = self.ex.fused(frontier_keys.shape[0])
-        got = loop.dedup(keys, visited.runs(), bool(self.lives)) if loop is not None and loop.dedup else None
-        if got is not None:  # the same, in C: a hash of the distinct keys, sorted, runs walked once
-            cand, first_at, codes, uidx = got
-            return _Chunk(keys.shape[0], cand, par[first_at], act[first_at], uidx,
-                          codes.astype(self.code_dtype) if self.lives else None,
-                          par if self.lives else None, fired, per_step)
         order = np.argsort(keys, kind="stable")  # faster here: successors come in sorted runs
         sorted_keys = keys[order]
         first = np.ones(keys.shape[0], dtype=bool)
@@ -468,6 +466,7 @@ class _Search:
                 stopped_by, self.spill_error = "disk-full", str(exc)
                 break
             self.fanout = level_transitions / max(1, frontier.shape[0])
+            self.ex.release_scratch()  # not held through the merge and the AG EF pass
             # ---- merge the chunks' candidates (stable: the earliest chunk wins) ----
             n_states, base = st.n_states, st.base
             n_cands = sum(c.keys.shape[0] for c in chunks)
