@@ -447,6 +447,12 @@ class Houdini:
             self._built[n] = (self.enc.guard(step, args, self.x), self.enc.post(step, args, self.x))
         return self._built[n]
 
+    def hint(self, name: str, n: int, names: set[str]) -> None:
+        """Lemmas that should be enough for lemma ``name``'s query at step ``n`` (a bounded unsat
+        core): if the query with every live lemma is undecided, it is asked again with these."""
+        if names and (name, n) not in self._cores:
+            self._cores[(name, n)] = set(names)
+
     def _ask(self, s: z3.Solver, goal: Any, assume: list[Any], each: float | None = None,
              seeds: int = 2) -> tuple[Any, str]:
         """``goal`` negated under ``assume``, ``seeds`` seeds of ``each`` seconds (default

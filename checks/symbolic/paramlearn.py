@@ -44,6 +44,8 @@ from deferral.model.schema import FRAME, Sort
 #: A candidate family's query in Houdini (undecided: dropped; the properties' get query_s).
 CANDIDATE_S = 1.0
 EXHAUSTIVE_CAP, WALKERS, WALK_DEPTH, WALK_CAP = 30_000, 600, 40, 20_000
+#: Signatures with two variables of one sort: for this many sorts (the busiest first: VCPUs, then pages).
+TWOS = 2
 #: The share of the time limit the bounded first families may take.
 BOUNDED_SHARE = 0.3
 #: Families proposed per counterexample to induction.
@@ -119,7 +121,7 @@ def sample(protocol: Protocol, plan: Sequence[tuple[Bounds, str]], deadline: flo
     from deferral.checks.explicit.vectorized import reachable_levels
 
     start = time.monotonic()
-    sigs = signatures(protocol)
+    sigs = signatures(protocol, twos=TWOS)
     tables = [Table(sig, terms(protocol, sig, plan[0][0]), np.zeros((0, 0), dtype=np.uint8)) for sig in sigs]
     parts: list[list[np.ndarray]] = [[] for _ in sigs]
     used, count, per_bound = [], 0, []
@@ -214,6 +216,18 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
     engine = parametric.Houdini(protocol, conc, query_s, candidate_s=CANDIDATE_S)
     tried: dict[int, set[tuple[int, ...]]] = {n: set() for n in range(len(data.tables))}
     lemma_of: dict[str, Family] = {}
+    def _exclude(read: tuple[dict[str, int], tuple[int, ...]]) -> int:
+        """New families under which the state was never observed; how many."""
+        sizes, state = read
+        b = protocol.bounds(**sizes, **conc)
+        added = 0
+        for _, f in _exclusion(protocol, data, state, b, tried, protocol.layout(b), limit=PER_CTI,
+                               deadline=deadline):
+            if f.show() not in fams:
+                fams[f.show()] = f
+                added += 1
+        return added
+
     for rnd in range(1, max_rounds + 1):
         if left() is not None and left() <= 0:
             return done("unknown", f"time limit after {rnd - 1} rounds")
@@ -223,6 +237,15 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
             if lem is None:
                 lem = lemma_of[f.show()] = parametric.for_distinct(f.lemma())
             cands.append(lem)
+        cti, hint = bounded.check(list(fams.values()), deadline)
+        if cti is not None and _exclude(cti):  # a cheap round at the largest sample bound
+            res.stages.append({"stage": f"bounded at {bounded.at.short()}", "round": rnd, "candidates": len(cands)})
+            say(f"learn: round {rnd}: a counterexample to induction at {bounded.at.short()} excluded "
+                f"({len(fams)} families)")
+            continue
+        for n in range(len(engine.steps)):  # the families the property needs there: the query's first try
+            for lem in must:
+                engine.hint(lem.name, n, hint)
         try:
             h = engine.run(cands, must, timeout=left())
         except TimeoutError as exc:
@@ -235,24 +258,20 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
             + ("" if h.broken is None else f"; {h.broken}"))
         if h.broken is None:
             break
-        if h.cti is None:
+        if h.cti is None and bounded.check(res.kept, deadline)[0] is None:
             return done("unknown", f"round {rnd}: {h.broken}")
         added, shown = 0, ""
         # the property's counterexample first, then the last candidates' (they stop supporting families)
         for what, cti in [(h.broken, h.cti)] + engine.ctis[::-1][:EXTRA_CTIS]:
-            read = engine.cti_state(cti)
-            if read is None and what == h.broken:  # too many elements to read: one at the largest sample bound
-                read = bounded.cti([fams[lem.name] for lem in h.alive], deadline)
+            read = None if cti is None else engine.cti_state(cti)
+            if read is None and what == h.broken:  # undecided, or too many elements: one at the largest sample bound
+                read = bounded.check(res.kept, deadline)[0]
             if read is None:
                 continue
             sizes, state = read
             b = protocol.bounds(**sizes, **conc)
             stage.setdefault("ctis", []).append({"broken": what, "bounds": b.as_dict()})
-            for key, f in _exclusion(protocol, data, state, b, tried, protocol.layout(b), limit=PER_CTI,
-                                     deadline=deadline):
-                if f.show() not in fams:
-                    fams[f.show()] = f
-                    added += 1
+            added += _exclude(read)
             if not shown:
                 shown = f"at {b.short()} (state {Model(protocol, b).to_json(state)})"
         stage["new_families"] = added
@@ -287,7 +306,11 @@ class BoundedCTI:
         self.protocol, self.at = protocol, at
         self._base: Any = None
 
-    def cti(self, families: Sequence[Family], deadline: float | None) -> tuple[dict[str, int], tuple[int, ...]] | None:
+    def check(self, families: Sequence[Family], deadline: float | None
+              ) -> tuple[tuple[dict[str, int], tuple[int, ...]] | None, set[str]]:
+        """Do ``families`` (with the properties) make the properties inductive at this bound?
+        (a counterexample to induction as (sizes, state), None) if not; else (None, the names
+        of the families in the unsat core): a hint for the parametric query."""
         import z3
 
         from deferral.checks.symbolic.encoding import encode
@@ -300,12 +323,20 @@ class BoundedCTI:
         enc, (xs, ys, _, trans) = self._enc, self._base
         must = property_lemmas(self.protocol)
         s = _solver(None if deadline is None else max(1.0, deadline - time.monotonic()))
-        s.add(trans, *[t for lem in [f.lemma() for f in families] + must for _, t in instances(enc, lem, xs)])
+        s.add(trans, *[t for lem in must for _, t in instances(enc, lem, xs)])
+        use = {}
+        for n, f in enumerate(families):
+            lit = z3.Bool(f"fam.{n}")
+            use[str(lit)] = f.show()
+            s.add(z3.Implies(lit, z3.And([t for _, t in instances(enc, f.lemma(), xs)])))
         s.add(z3.Or([z3.Not(t) for lem in must for _, t in instances(enc, lem, ys)]))
-        if s.check() != z3.sat:
-            return None
-        return {d.name: self.at[d.name] for d in self.protocol.bound_decls if d.name in open_bounds(self.protocol)}, \
-            tuple(enc.decode(s.model(), xs))
+        r = s.check([z3.Bool(k) for k in use])
+        if r == z3.sat:
+            sizes = {name: self.at[name] for name in open_bounds(self.protocol)}
+            return (sizes, tuple(enc.decode(s.model(), xs))), set()
+        if r == z3.unsat:
+            return None, {use[str(c)] for c in s.unsat_core()}
+        return None, set()
 
 
 def plan_bounds(protocol: Protocol, concrete: Mapping[str, int]) -> list[Bounds]:
@@ -321,7 +352,7 @@ def _bounded(protocol: Protocol, data: Samples, at: Bounds, res: LearnResult, bu
 
     say(f"learn: first families at {at.short()} (bounded, from its own samples)")
     r = infer(encode(protocol, at, check=False), timeout=budget, data=data.upto(at), staged=False)
-    fams = r.families if r.status == "proved" else r.kept
+    fams = r.kept  # every family inductive there (the trimmed subset is often too weak at larger bounds)
     res.stages.append({"stage": "bounded", "bounds": at.as_dict(), "status": r.status, "rounds": r.rounds,
                        "families": len(fams), "seconds": round(r.elapsed_s, 2)})
     res.log.append(f"bounded learning at {at.short()}: {r.status} after {r.rounds} rounds, {len(fams)} "

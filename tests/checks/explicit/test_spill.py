@@ -11,6 +11,7 @@ import pytest
 
 from deferral.checks.explicit import spill
 from deferral.checks.explicit.vectorized import explore_vectorized
+from deferral.checks.explicit.visited import Run
 from deferral.checks.results import SearchResult
 from deferral.cli.main import main
 from deferral.model.bounds import Bounds
@@ -51,7 +52,8 @@ def test_disk_runs_answer_lookups_like_a_dict(tmp_path: Path, monkeypatch: pytes
     truth: dict[int, int] = {}
     for r, run in enumerate(runs):
         ids = np.arange(run.shape[0], dtype=np.uint32) + np.uint32(10_000 * r)
-        disk.add(run, ids)
+        cuts = [0, 7, 1234, run.shape[0]]  # blocks of uneven sizes: fences span them
+        disk.add(Run([run[a:b] for a, b in zip(cuts, cuts[1:])], [ids[a:b] for a, b in zip(cuts, cuts[1:])]))
         truth.update(zip(run.tolist(), ids.tolist()))
     queries = np.unique(np.concatenate([keys[perm[2500:]], rng.integers(0, 1 << 62, 300, dtype=np.uint64)]))
     out = np.full(queries.shape[0], -1, dtype=np.int64)
@@ -70,7 +72,7 @@ def test_full_disk_stops_with_exit_3(tmp_path: Path, monkeypatch: pytest.MonkeyP
                                      capsys: pytest.CaptureFixture[str]) -> None:
     def full(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(spill.np, "save", full)
+    monkeypatch.setattr(spill, "_save_blocks", full)
     code = main(["check", "--vcpus", "2", "--pages", "1", "--frames", "1", "--queue", "2",
                  "--work-dir", str(tmp_path), "--spill-above", "1"])
     err = capsys.readouterr().err
