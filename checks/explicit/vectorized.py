@@ -49,7 +49,7 @@ from deferral.checks.explicit.packing import Packer, blas_threads
 from deferral.checks.explicit.parallel import ordered_map
 from deferral.checks.explicit.spill import Column, DiskRuns, SpillError, WorkDir
 from deferral.checks.results import Coverage, Outcome, Path, Progress, ProgressFn, SearchResult, path_from_parents
-from deferral.checks.explicit.visited import Run, Visited
+from deferral.checks.explicit.visited import Run, Visited, block_size
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model, State
 from deferral.model.context import StepError
@@ -60,12 +60,15 @@ CHUNK_ROWS = 1 << 16
 #: State numbers are stored as uint32: a search stops (max-states) before this many.
 _MAX_IDS = (1 << 32) - 1
 #: Temporaries of a level's merge per candidate (keys, orders, groups, numbering), and of a
-#: merge of visited runs per stored state: what the memory limit is checked against first.
+#: merge of visited runs per key of a block (a merge holds a few blocks, see visited.merge_runs):
+#: what the memory limit is checked against first.
 _MERGE_BYTES = 64
-_VISITED_MERGE_BYTES = 14
+_VISITED_MERGE_BYTES = 4 * 24
 #: With a work folder and no ``spill_above``: spill once the stored structures in memory pass
 #: this share of the memory limit (the rest is for a level's expansion and merge).
 SPILL_SHARE = 0.25
+#: At a spill, the newest visited runs holding at most this share of the keys in memory stay.
+KEEP_RECENT = 0.25
 #: Memory limits below this run the numpy path, not the compiled loops (see ``_Search.jit``).
 JIT_MEMORY_FLOOR = 1 << 30
 #: Seconds between polls of the time and memory limits while chunks run.
@@ -366,19 +369,30 @@ class _Search:
 
     def _spill(self) -> bool:
         """Move the stored structures in memory (visited runs, parents, actions, AG EF edges)
-        to the work folder; False if there is none or nothing to move. Safe beside running
-        chunks: they see the visited runs in memory before or after (a key they miss is
-        found on disk at the level's merge)."""
+        to the work folder; False if there is none or nothing to move. The newest visited runs
+        (at most :data:`KEEP_RECENT` of the keys in memory) stay while there is something
+        else to move: most duplicate successors are of the last levels, and a chunk that finds
+        them in memory does not make them candidates of its level's merge. Safe beside running
+        chunks: they see the visited runs in memory before or after (a key they miss is found
+        on disk at the level's merge)."""
         st = self.st
         if self.disk is None or st is None:
             return False
         with self.spill_lock:
-            if self._stored_in_memory(st) == 0:
+            runs = st.visited.sorted_runs()
+            kept, size = len(runs), 0
+            while kept and size + runs[kept - 1].size <= KEEP_RECENT * len(st.visited):
+                kept -= 1
+                size += runs[kept].size
+            columns = [c for c in (st.parents, st.vias, st.edges_deg, st.edges_dst) if c.memory_bytes]
+            if kept == 0 and not columns:
+                kept = len(runs)  # nothing else to move: the newest runs too
+            if kept == 0:
                 return False
-            for run in st.visited.sorted_runs():  # on disk first, then dropped from memory
+            for run in runs[:kept]:  # on disk first, then dropped from memory
                 self.disk.add(run)
-            st.visited.clear()
-            for column in (st.parents, st.vias, st.edges_deg, st.edges_dst):
+            st.visited.set_runs(runs[kept:])
+            for column in columns:
                 column.spill()
             self.spills += 1
             return True
@@ -476,7 +490,8 @@ class _Search:
             n_states, base = st.n_states, st.base
             n_cands = sum(c.keys.shape[0] for c in chunks)
             try:  # stop before the merge if its temporaries would pass the memory limit
-                self._poll(lambda: _MERGE_BYTES * n_cands + _VISITED_MERGE_BYTES * len(visited))
+                # (the runs' merge comes after the level's, whose temporaries are freed by then)
+                self._poll(lambda: max(_MERGE_BYTES * n_cands, _VISITED_MERGE_BYTES * block_size(len(visited) + n_cands)))
             except LimitReached as stop:
                 stopped_by = stop.reason
                 break

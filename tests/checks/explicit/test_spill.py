@@ -89,3 +89,17 @@ def test_bad_work_dir_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main([*base, "--work-dir", str(tmp_path), "--engine", "plain"]) == 2
     err = capsys.readouterr().err
     assert "--work-dir" in err and "--spill-above needs --work-dir" in err
+
+
+def test_a_spill_keeps_the_newest_runs_and_the_search_gives_the_same_results(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spills that leave the newest visited runs in memory (half the keys) and runs of many
+    small blocks: the in-memory results, with keys both in memory and on disk at every level."""
+    from deferral.checks.explicit import vectorized, visited
+    b = Bounds(2, 1, 2, 2)
+    whole = explore_vectorized(PUBLISHED["reference"], b, workers=1)
+    monkeypatch.setattr(vectorized, "KEEP_RECENT", 0.5)
+    monkeypatch.setattr(visited, "MIN_BLOCK", 64)
+    spilled = explore_vectorized(PUBLISHED["reference"], b, workers=2, work_dir=str(tmp_path), spill_above=1)
+    assert spilled.stats["spills"] >= whole.depth - 1
+    assert _summary(spilled) == _summary(whole)
