@@ -29,7 +29,7 @@ import numpy as np
 
 from deferral.model.concrete import Model
 
-FORMAT = "deferral-checkpoint/1"
+FORMAT = "deferral-checkpoint/2"  # 2: AG EF edges by out-degree, visited runs in blocks
 FILE_NAME = "checkpoint.npz"
 
 

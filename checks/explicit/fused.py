@@ -323,8 +323,10 @@ int64_t dedup_chunk(const uint64_t *keys, int64_t t, const uint64_t *const *run_
   for (int64_t r = 0; r < n_runs; r++) {  /* sorted queries: each run walked forward once */
     const uint64_t *rk = run_keys[r];
     const uint32_t *ri = run_ids[r];
-    int64_t n = run_lens[r], lo = 0;
-    for (int64_t x = 0; x < d && lo < n; x++) {
+    int64_t n = run_lens[r], lo = 0, x0 = 0, x1 = d;
+    /* a run may be one block of a bigger one: start at the first key not below its first */
+    while (n > 0 && x0 < x1) { int64_t m = (x0 + x1) >> 1; if (kb[m] < rk[0]) x0 = m + 1; else x1 = m; }
+    for (int64_t x = x0; x < d && lo < n; x++) {
       uint64_t q = kb[x];
       int64_t step = 1, hi = lo;
       while (hi < n && rk[hi] < q) { lo = hi + 1; hi += step; step *= 2; }
