@@ -25,7 +25,9 @@ from deferral.cli.limits import deadline, grace_for
 COMMANDS = ("check", "simulate", "replay", "prove", "engine", "conform", "regress", "variants")
 
 
-def build_parser() -> ArgumentParser:
+def build_parser(only: str | None = None) -> ArgumentParser:
+    """The parser of every command, or of command ``only`` alone (its module is the only
+    one imported: ``check`` then runs without loading z3 and the engine, about 10 MiB)."""
     parser = ArgumentParser(
         prog="deferral",
         description="Model checker for the SMP deferral protocol of paravirtualized shadow paging. "
@@ -36,7 +38,7 @@ def build_parser() -> ArgumentParser:
                         help="on an internal error, print the traceback (also accepted after the command)")
     parser.add_argument("--version", action="version", version=f"deferral {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
-    for name in COMMANDS:
+    for name in (only,) if only in COMMANDS else COMMANDS:
         try:
             module = importlib.import_module(f"deferral.cli.{name}")
         except ModuleNotFoundError as exc:
@@ -72,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the whole command, loading a variant file included, runs inside its time limit, and
         # a variant's os._exit or kill of this process is an error of the variant (cli/contain.py)
         with deadline(seconds, limit[0] if limit else "", grace=grace_for(seconds or 0)), guarded_exits():
-            parser = build_parser()
+            parser = build_parser(next((a for a in argv if not a.startswith("-")), None))
             path = variant_file_in(argv)
             loaded = None
             if path is not None:  # a variant file may declare bounds of its own: add their flags

@@ -190,6 +190,8 @@ def prove_html(res: ProveResult, model: Model) -> str:
 
 #: ``--parametric`` without ``--timeout``: the whole proof, and each solver query at most.
 PARAMETRIC_TIMEOUT_S, PARAMETRIC_QUERY_S = 300.0, 60.0
+#: ``--parametric`` without ``--lemmas`` where the shipped lemmas fail: learning families takes at most this.
+LEARN_S = 120.0
 
 
 def shrink_bounds(bounds: Any) -> Any:
@@ -229,6 +231,15 @@ def run_parametric(args: argparse.Namespace) -> int:
             sources = (["model/invariant.py"] if not args.no_shipped_lemmas else []) + (
                 [f"--lemmas {args.lemmas}"] if args.lemmas else [])
             res.lemma_source = " and ".join(sources) + (", then Houdini" if res.dropped else "")
+            if res.status != "proved" and not args.lemmas:  # learn families and prove them for every N, V, F
+                from deferral.checks.symbolic import paramlearn
+
+                learned_res = paramlearn.learn(protocol, dict(bounds),
+                                               timeout=min(LEARN_S, max(10.0, timeout - res.elapsed_s)))
+                if learned_res.status == "proved" and learned_res.proof is not None:
+                    res = learned_res.proof
+                    res.lemma_source = ("learned: checks/symbolic/paramlearn.py (samples at "
+                                        + ", ".join(b.short() for b, _, _ in learned_res.sampled) + ")")
         except EncodingError as exc:
             raise UsageError(str(exc)) from None
     if args.junit:

@@ -7,7 +7,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 #: States per binary-search probe when building the CSR offsets (bounded temporaries).
-_PROBE = 1 << 20
+_PROBE = 1 << 16
 
 
 def unreachable_goal_np(n_states: int, src: np.ndarray | list[np.ndarray], dst: np.ndarray | list[np.ndarray],
@@ -90,6 +90,33 @@ def unreachable_goal_pieces(n_states: int, edges: Iterable[tuple[np.ndarray, np.
     return int(stuck[0]) if stuck.size else None
 
 
+def edges_by_source(degrees: Iterable[np.ndarray], targets: Iterable[np.ndarray]
+                    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Edges stored grouped by source, as (sources, targets) pieces: ``degrees`` gives, in
+    pieces, the number of edges out of states 0, 1, 2, ... and ``targets`` (in pieces of
+    any size) their targets in that order. Each piece given is dropped once used."""
+    stream = iter(targets)
+    held = np.zeros(0, dtype=np.uint32)  # targets read but not yet given
+    state = 0
+    for deg in degrees:
+        need = int(deg.sum(dtype=np.int64))
+        parts = [held[:need]]
+        got = parts[0].shape[0]
+        held = held[need:]
+        while got < need:
+            piece = next(stream)
+            parts.append(piece[:need - got])
+            held = piece[need - got:]
+            got += parts[-1].shape[0]
+        dst = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        del parts
+        src = np.repeat(np.arange(state, state + deg.shape[0], dtype=np.uint32), deg)
+        state += deg.shape[0]
+        del deg
+        yield src, dst
+        del src, dst
+
+
 def _low_words(packed: np.ndarray) -> np.ndarray:
     """The low 32 bits of each ``uint64`` of ``packed``, moved in place into the first half
     of its memory, the other half given back: no second array of the edges' size.
@@ -113,8 +140,8 @@ def _low_words(packed: np.ndarray) -> np.ndarray:
     return packed.view(np.uint32)[:n]
 
 
-def _pieces(frontier: np.ndarray, starts: np.ndarray, budget: int = 1 << 22,
-            max_states: int = 1 << 20) -> Iterator[np.ndarray]:
+def _pieces(frontier: np.ndarray, starts: np.ndarray, budget: int = 1 << 18,
+            max_states: int = 1 << 16) -> Iterator[np.ndarray]:
     """Split a frontier into pieces of at most ``max_states`` states and about ``budget``
     incoming edges: the temporaries of a piece stay small whatever the frontier's size."""
     for a in range(0, frontier.shape[0], max_states):

@@ -65,6 +65,12 @@ class Expander:
         where it is not for this chunk, switched off or cannot be built: the per-action path."""
         return self._fused.get(rows)
 
+    def release_scratch(self) -> None:
+        """Drop the fused loop's reused buffers (at the end of a level's expansion)."""
+        loop = self._fused.get(0)
+        if loop is not None:
+            loop.release()
+
     def guard(self, rows: np.ndarray, action: Action) -> np.ndarray | bool:
         """Where ``action`` is enabled over ``rows``: a bool mask, or True / False for all rows."""
         kernel = self.kernels[action.index]

@@ -286,7 +286,8 @@ _DEDUP = r"""
    the visited runs: returns the number d of distinct keys (-3: out of memory). Distinct keys
    are numbered in key order; known[x] is the state number of distinct key x, or -1 - c when it
    is the c-th new candidate (cand_keys[c], first reached by transition cand_first[c]); uidx
-   (if not NULL) gives each transition's distinct key. As the numpy path (a stable sort,
+   (if not NULL) gives each transition's distinct key; ka, kb, ia, ib: t entries of scratch.
+   As the numpy path (a stable sort,
    unique, the earliest transition of each key, searchsorted in each run), by a stable LSD
    radix sort (8-bit digits; digits all keys share are skipped) and one walk of each run. */
 #define DIGITS 8
@@ -295,12 +296,10 @@ _DEDUP = r"""
 int64_t dedup_chunk(const uint64_t *keys, int64_t t, const uint64_t *const *run_keys,
                     const uint32_t *const *run_ids, const int64_t *run_lens, int64_t n_runs,
                     int64_t *known, uint32_t *uidx, uint64_t *cand_keys, int64_t *cand_first,
-                    int64_t *n_cand) {
+                    int64_t *n_cand, uint64_t *ka, uint64_t *kb, uint32_t *ia, uint32_t *ib) {
   int64_t d = 0, rc = 0;
-  uint64_t *ka = malloc(sizeof(uint64_t) * (t + 1)), *kb = malloc(sizeof(uint64_t) * (t + 1));
-  uint32_t *ia = malloc(sizeof(uint32_t) * (t + 1)), *ib = malloc(sizeof(uint32_t) * (t + 1));
-  uint32_t *count = calloc(DIGITS * BUCKETS, sizeof(uint32_t));
-  if (!ka || !kb || !ia || !ib || !count) { rc = -3; goto done; }
+  uint32_t count[DIGITS * BUCKETS];
+  memset(count, 0, sizeof(count));
   for (int64_t i = 0; i < t; i++) {
     uint64_t k = keys[i];
     ka[i] = k; ia[i] = (uint32_t)i;
@@ -324,8 +323,10 @@ int64_t dedup_chunk(const uint64_t *keys, int64_t t, const uint64_t *const *run_
   for (int64_t r = 0; r < n_runs; r++) {  /* sorted queries: each run walked forward once */
     const uint64_t *rk = run_keys[r];
     const uint32_t *ri = run_ids[r];
-    int64_t n = run_lens[r], lo = 0;
-    for (int64_t x = 0; x < d && lo < n; x++) {
+    int64_t n = run_lens[r], lo = 0, x0 = 0, x1 = d;
+    /* a run may be one block of a bigger one: start at the first key not below its first */
+    while (n > 0 && x0 < x1) { int64_t m = (x0 + x1) >> 1; if (kb[m] < rk[0]) x0 = m + 1; else x1 = m; }
+    for (int64_t x = x0; x < d && lo < n; x++) {
       uint64_t q = kb[x];
       int64_t step = 1, hi = lo;
       while (hi < n && rk[hi] < q) { lo = hi + 1; hi += step; step *= 2; }
@@ -340,8 +341,6 @@ int64_t dedup_chunk(const uint64_t *keys, int64_t t, const uint64_t *const *run_
   }
   *n_cand = c;
   rc = d;
-done:
-  free(ka); free(kb); free(ia); free(ib); free(count);
   return rc;
 }
 """
@@ -381,41 +380,34 @@ int64_t prune_edges(const uint32_t *uidx, int64_t t, const void *code, int code6
 """
 
 _LOOP = r"""
-/* The transitions found so far (row-major), grown by doubling. */
+/* The transitions found so far (row-major, in the caller's buffers of cap entries; counted
+   past cap, so that the caller can retry with enough). */
 struct out { int64_t cap, n; uint64_t *k; uint32_t *p; act_t *a; };
 
-static __attribute__((noinline)) int push(struct out *o, const row_t *S, int64_t parent, int action) {
-  if (o->n == o->cap) {
-    int64_t cap = o->cap * 2;
-    uint64_t *k = realloc(o->k, sizeof(uint64_t) * NW * cap); if (!k) return 1; o->k = k;
-    uint32_t *p = realloc(o->p, sizeof(uint32_t) * cap); if (!p) return 1; o->p = p;
-    act_t *a = realloc(o->a, sizeof(act_t) * cap); if (!a) return 1; o->a = a;
-    o->cap = cap;
+static __attribute__((noinline)) void push(struct out *o, const row_t *S, int64_t parent, int action) {
+  if (o->n < o->cap) {
+    canonical(S, o->k + o->n * NW);
+    o->p[o->n] = (uint32_t)parent;
+    o->a[o->n] = (act_t)action;
   }
-  canonical(S, o->k + o->n * NW);
-  o->p[o->n] = (uint32_t)parent;
-  o->a[o->n] = (act_t)action;
   o->n++;
-  return 0;
 }
 /* Successors of n frontier rows (key words: words[r * NW ...]); returns their number, -1
    if a step wrote outside a domain (err: action, row), -2 if more than cap (err[0]: how
-   many), -3 if out of memory. Outputs grouped by action, rows ascending in each. */
+   many). Outputs grouped by action, rows ascending in each; tk, tp, ta: cap entries of
+   scratch. */
 int64_t expand_chunk(const uint64_t *words, int64_t n, int64_t offset,
                      uint64_t *out_keys, uint32_t *out_par, act_t *out_act, int64_t cap,
-                     int64_t *fired, int64_t *per_step, int64_t *err) {
-  struct out o = {n * 4 + 64, 0, NULL, NULL, NULL};
-  o.k = malloc(sizeof(uint64_t) * NW * o.cap);
-  o.p = malloc(sizeof(uint32_t) * o.cap);
-  o.a = malloc(sizeof(act_t) * o.cap);
+                     int64_t *fired, int64_t *per_step, int64_t *err,
+                     uint64_t *tk, uint32_t *tp, act_t *ta) {
+  struct out o = {cap, 0, tk, tp, ta};
   int64_t rc = 0, t;
-  if (!o.k || !o.p || !o.a) { rc = -3; goto done; }
   row_t R[NS], S[NS];
   uint8_t en[NSTEP];
   for (int64_t r = 0; r < n; r++) {
     unpack_row(words + r * NW, R);
     memset(en, 0, sizeof(en));
-#define EMIT(K) do { if (push(&o, S, r + offset, K)) { rc = -3; goto done; } fired[K]++; } while (0)
+#define EMIT(K) do { push(&o, S, r + offset, K); fired[K]++; } while (0)
 /*ACTIONS*/
     for (int s = 0; s < NSTEP; s++) per_step[s] += en[s];
   }
@@ -437,7 +429,6 @@ int64_t expand_chunk(const uint64_t *words, int64_t n, int64_t offset,
 fail:
   rc = -1;
 done:
-  free(o.k); free(o.p); free(o.a);
   return rc;
 }
 """
@@ -455,6 +446,36 @@ void holds_rows(const uint64_t *words, int64_t n, uint8_t *out) {
 """
 
 
+class Scratch:
+    """Arrays reused from chunk to chunk (a fresh big array costs a page fault per 4 KiB)."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, n: int, dtype: Any) -> np.ndarray:
+        """``n`` entries of ``dtype``, contents undefined, valid until the next ``get(name, ...)``."""
+        a = self._arrays.get(name)
+        if a is None or a.shape[0] < n or a.dtype != dtype:
+            a = self._arrays[name] = np.empty(max(n, 1), dtype=dtype)
+        return a[:n]
+
+
+class _Pool:
+    """Scratch sets handed to one chunk at a time (as many as there are worker threads)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._free: list[Scratch] = []
+
+    def take(self) -> Scratch:
+        with self._lock:
+            return self._free.pop() if self._free else Scratch()
+
+    def give(self, scratch: Scratch) -> None:
+        with self._lock:
+            self._free.append(scratch)
+
+
 class FusedLoop:
     """A loaded fused loop: :meth:`successors` of a chunk of frontier keys."""
 
@@ -462,7 +483,8 @@ class FusedLoop:
         self.fn = lib.expand_chunk
         self.fn.restype = ctypes.c_int64
         self.fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p,
-                            ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+                            ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                            ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
         self.lib = lib  # keeps the library loaded
         self.packer = packer
         self.n_actions, self.n_steps = n_actions, n_steps
@@ -474,6 +496,7 @@ class FusedLoop:
         self.holds_fn = lib.holds_rows
         self.holds_fn.restype = None
         self.holds_fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
+        self._pool = _Pool()
 
     def holds(self, keys: np.ndarray) -> dict[str, np.ndarray]:
         """Per property of the loop: where it holds (every instance) over the states ``keys``."""
@@ -483,11 +506,13 @@ class FusedLoop:
             self.holds_fn(words.ctypes.data, words.shape[0], out.ctypes.data)
         return {p.name: out[i] for i, p in enumerate(self.properties)}
 
-    def successors(self, keys: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                                   np.ndarray, np.ndarray] | None:
+    def successors(self, keys: np.ndarray, offset: int, scratch: Scratch | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
         """Every transition out of the states ``keys`` (frontier rows ``offset``...): successor
         keys, parent rows (uint32, ``offset`` added), actions, transitions per action, rows
-        with some instance of each step enabled; None where a step wrote outside a domain."""
+        with some instance of each step enabled; None where a step wrote outside a domain.
+        With ``scratch``, the keys and actions are in it (valid until it is used again)."""
+        scratch = scratch if scratch is not None else Scratch()
         words = np.ascontiguousarray(self.packer.words(keys), dtype=np.uint64)
         m, n_words = words.shape[0], self.packer.n_words
         fired = np.zeros(self.n_actions, dtype=np.int64)
@@ -495,25 +520,56 @@ class FusedLoop:
         err = np.zeros(2, dtype=np.int64)
         cap = int(m * min(self.fanout * 1.1 + 0.5, self.n_actions)) + 64
         while True:
-            out_keys = np.empty((cap, n_words), dtype=np.uint64)
+            out_keys = scratch.get("keys", cap * n_words, np.uint64).reshape(cap, n_words)
             out_par = np.empty(cap, dtype=np.uint32)
-            out_act = np.empty(cap, dtype=self.action_dtype)
+            out_act = scratch.get("actions", cap, self.action_dtype)
+            tk = scratch.get("row_keys", cap * n_words, np.uint64)
+            tp = scratch.get("row_parents", cap, np.uint32)
+            ta = scratch.get("row_actions", cap, self.action_dtype)
             fired[:] = 0
             per_step[:] = 0
             got = self.fn(words.ctypes.data, m, offset, out_keys.ctypes.data, out_par.ctypes.data,
-                          out_act.ctypes.data, cap, fired.ctypes.data, per_step.ctypes.data, err.ctypes.data)
-            if got == -2:
-                cap = int(err[0])
-                continue
-            if got == -3:
-                raise MemoryError("the fused successor loop could not allocate its buffers")
-            break
+                          out_act.ctypes.data, cap, fired.ctypes.data, per_step.ctypes.data, err.ctypes.data,
+                          tk.ctypes.data, tp.ctypes.data, ta.ctypes.data)
+            if got != -2:
+                break
+            cap = int(err[0])
         if got < 0:
             return None
         if m:
             self.fanout = max(self.fanout if self.fanout < self.n_actions else 0.0, got / m)
         keys_out = self.packer.to_sortable(out_keys[:got])
         return keys_out, out_par[:got], out_act[:got], fired, per_step[:self.n_steps]
+
+    def release(self) -> None:
+        """Drop the reused buffers (between levels: they are not in the merge's peak)."""
+        self._pool = _Pool()
+
+    def expand(self, keys: np.ndarray, offset: int, runs: Sequence[tuple[np.ndarray, np.ndarray]],
+               want_codes: bool, code_dtype: Any) -> tuple[Any, ...] | None:
+        """:meth:`successors` then :class:`Dedup` (one-word keys), on reused scratch: the
+        transitions' number, the candidates (sorted keys, first parent row and action of each),
+        and for AG EF (``want_codes``) each transition's distinct key, the distinct keys' codes
+        (``code_dtype``) and every transition's parent row; then the per-action and per-step
+        counts. None where a step wrote outside a domain (or :class:`Dedup` cannot take the runs)."""
+        assert self.dedup is not None
+        scratch = self._pool.take()
+        try:
+            got = self.successors(keys, offset, scratch)
+            if got is None:
+                return None
+            succ, par, act, fired, per_step = got
+            # the sort runs over the successor keys' own buffer and the row-major ones, spent by now
+            deduped = self.dedup(succ, runs, want_codes, scratch, sort_keys=scratch.get("row_keys", succ.shape[0], np.uint64),
+                                 sort_index=scratch.get("row_parents", succ.shape[0], np.uint32))
+            if deduped is None:
+                return None
+            cand, first, codes, uidx = deduped
+            return (succ.shape[0], cand, par[first], act[first], uidx,
+                    codes.astype(code_dtype) if want_codes else None, par if want_codes else None,
+                    fired, per_step)
+        finally:
+            self._pool.give(scratch)
 
 
 class Dedup:
@@ -524,31 +580,42 @@ class Dedup:
         self.fn.restype = ctypes.c_int64
         self.fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
                             ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
-                            ctypes.c_void_p]
+                            ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
 
-    def __call__(self, keys: np.ndarray, runs: Sequence[tuple[np.ndarray, np.ndarray]],
-                 want_uidx: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None:
+    def __call__(self, keys: np.ndarray, runs: Sequence[tuple[np.ndarray, np.ndarray]], want_uidx: bool,
+                 scratch: Scratch | None = None, sort_keys: np.ndarray | None = None,
+                 sort_index: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None:
         """(candidate keys sorted, the first transition reaching each, per distinct key in key
         order its state number or -(1 + candidate), per transition its distinct key or None);
-        None where a run is not of uint64 keys and uint32 state numbers."""
+        None where a run is not of uint64 keys and uint32 state numbers. With ``scratch``, the
+        first transitions and the codes are in it (valid until it is used again). ``sort_keys``
+        and ``sort_index`` (as many entries as ``keys``): buffers the radix sort may use; with
+        them it also overwrites ``keys`` (which must then be contiguous)."""
         if keys.dtype != np.uint64 or any(k.dtype != np.uint64 or i.dtype != np.uint32 for k, i in runs):
             return None
+        scratch = scratch if scratch is not None else Scratch()
         keys = np.ascontiguousarray(keys)
         runs = [(np.ascontiguousarray(k), np.ascontiguousarray(i)) for k, i in runs]
         t = keys.shape[0]
         ptrs_k = (ctypes.c_void_p * max(1, len(runs)))(*[k.ctypes.data for k, _ in runs])
         ptrs_i = (ctypes.c_void_p * max(1, len(runs)))(*[i.ctypes.data for _, i in runs])
         lens = np.array([k.shape[0] for k, _ in runs] or [0], dtype=np.int64)
-        known = np.empty(t, dtype=np.int64)
+        known = scratch.get("known", t, np.int64)
         uidx = np.empty(t, dtype=np.uint32) if want_uidx else None
-        cand = np.empty(t, dtype=np.uint64)
-        first = np.empty(t, dtype=np.int64)
+        cand = scratch.get("cand", t, np.uint64)
+        first = scratch.get("first", t, np.int64)
+        if sort_keys is not None and sort_index is not None and keys.flags.c_contiguous:
+            sort_k = [keys, sort_keys]
+        else:
+            sort_k = [scratch.get(f"sort_keys_{x}", t, np.uint64) for x in range(2)]
+            sort_index = scratch.get("sort_index_0", t, np.uint32)
+        sort_i = [sort_index, scratch.get("sort_index_1", t, np.uint32)]
         n_cand = np.zeros(1, dtype=np.int64)
         d = self.fn(keys.ctypes.data, t, ptrs_k, ptrs_i, lens.ctypes.data, len(runs), known.ctypes.data,
                     None if uidx is None else uidx.ctypes.data, cand.ctypes.data, first.ctypes.data,
-                    n_cand.ctypes.data)
-        if d < 0:
-            raise MemoryError("the fused dedup could not allocate its buffers")
+                    n_cand.ctypes.data, sort_k[0].ctypes.data, sort_k[1].ctypes.data, sort_i[0].ctypes.data,
+                    sort_i[1].ctypes.data)
         c = int(n_cand[0])
         return cand[:c].copy(), first[:c], known[:d], uidx
 

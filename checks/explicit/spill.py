@@ -30,6 +30,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from deferral.checks.explicit.visited import Run
+
 #: Keys read at a time from a spilled run (8 MiB of uint64 keys).
 BLOCK = 1 << 20
 #: Elements per piece when a spilled column is read back.
@@ -83,6 +85,15 @@ class _Run:
     ids_dtype: np.dtype
 
 
+def _save_blocks(path: Path, blocks: list[np.ndarray], dtype: np.dtype, n: int) -> None:
+    """Write ``blocks`` (``n`` elements in all) into ``path`` as one ``.npy`` array."""
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(dtype),
+                                                 "fortran_order": False, "shape": (n,)})
+        for block in blocks:
+            np.ascontiguousarray(block, dtype=dtype).tofile(f)
+
+
 def _data_offset(path: Path) -> int:
     with open(path, "rb") as f:
         fmt = np.lib.format
@@ -107,15 +118,20 @@ class DiskRuns:
     def disk_bytes(self) -> int:
         return sum(r.n * (self.key_dtype.itemsize + r.ids_dtype.itemsize) for r in self.runs)
 
-    def add(self, keys: np.ndarray, ids: np.ndarray) -> None:
-        """Write one sorted run (its keys unique and disjoint from the other runs')."""
-        if keys.shape[0] == 0:
+    def add(self, run: Run) -> None:
+        """Write one sorted run, block by block (its keys unique and disjoint from the other runs')."""
+        n = run.size
+        if n == 0:
             return
+        ids_dtype = np.dtype(run.ids[0].dtype)
         kp, ip = self.work.new_file("keys.npy"), self.work.new_file("ids.npy")
-        _written(self.work, kp, lambda: np.save(kp, np.ascontiguousarray(keys, dtype=self.key_dtype)), keys.nbytes)
-        _written(self.work, ip, lambda: np.save(ip, np.ascontiguousarray(ids)), ids.nbytes)
-        self.runs.append(_Run(kp, ip, _data_offset(kp), _data_offset(ip), keys.shape[0],
-                              np.array(keys[::BLOCK]), np.dtype(ids.dtype)))
+        _written(self.work, kp, lambda: _save_blocks(kp, run.keys, self.key_dtype, n), n * self.key_dtype.itemsize)
+        _written(self.work, ip, lambda: _save_blocks(ip, run.ids, ids_dtype, n), n * ids_dtype.itemsize)
+        fence, at = [], 0  # the keys at positions 0, BLOCK, 2 BLOCK, ... of the whole run
+        for k in run.keys:
+            fence.append(np.array(k[(-at) % BLOCK::BLOCK]))
+            at += k.shape[0]
+        self.runs.append(_Run(kp, ip, _data_offset(kp), _data_offset(ip), n, np.concatenate(fence), ids_dtype))
 
     def lookup(self, queries: np.ndarray, out: np.ndarray) -> None:
         """Set ``out[i]`` to the state number of ``queries[i]`` (sorted) where a run has it."""
@@ -144,10 +160,10 @@ class DiskRuns:
                     ids = np.fromfile(idf, dtype=run.ids_dtype, count=count)
                     out[lo:hi][hit] = ids[pos[hit]]
 
-    def runs_mapped(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Every run as read-only memory maps (keys, state numbers): for a checkpoint, which
-        streams them into its archive."""
-        return [(np.load(r.keys_path, mmap_mode="r"), np.load(r.ids_path, mmap_mode="r")) for r in self.runs]
+    def runs_mapped(self) -> list[Run]:
+        """Every run as read-only memory maps (keys, state numbers; one block each): for a
+        checkpoint, which streams them into its archive."""
+        return [Run([np.load(r.keys_path, mmap_mode="r")], [np.load(r.ids_path, mmap_mode="r")]) for r in self.runs]
 
 
 class Column:

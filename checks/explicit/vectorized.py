@@ -39,7 +39,7 @@ from typing import Any, Callable, Generator
 import numpy as np
 
 from deferral.checks.explicit import checkpoint
-from deferral.checks.explicit.backreach import unreachable_goal_pieces
+from deferral.checks.explicit.backreach import edges_by_source, unreachable_goal_pieces
 from deferral.checks.explicit.explore import explore
 from deferral.checks.explicit.limits import (Limits, LimitReached, expansion_bytes, peak_rss_bytes,
                                               return_freed_memory)
@@ -49,7 +49,7 @@ from deferral.checks.explicit.packing import Packer, blas_threads
 from deferral.checks.explicit.parallel import ordered_map
 from deferral.checks.explicit.spill import Column, DiskRuns, SpillError, WorkDir
 from deferral.checks.results import Coverage, Outcome, Path, Progress, ProgressFn, SearchResult, path_from_parents
-from deferral.checks.explicit.visited import Visited
+from deferral.checks.explicit.visited import Run, Visited, block_size
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model, State
 from deferral.model.context import StepError
@@ -60,12 +60,15 @@ CHUNK_ROWS = 1 << 16
 #: State numbers are stored as uint32: a search stops (max-states) before this many.
 _MAX_IDS = (1 << 32) - 1
 #: Temporaries of a level's merge per candidate (keys, orders, groups, numbering), and of a
-#: merge of visited runs per stored state: what the memory limit is checked against first.
+#: merge of visited runs per key of a block (a merge holds a few blocks, see visited.merge_runs):
+#: what the memory limit is checked against first.
 _MERGE_BYTES = 64
-_VISITED_MERGE_BYTES = 14
+_VISITED_MERGE_BYTES = 4 * 24
 #: With a work folder and no ``spill_above``: spill once the stored structures in memory pass
 #: this share of the memory limit (the rest is for a level's expansion and merge).
 SPILL_SHARE = 0.25
+#: At a spill, the newest visited runs holding at most this share of the keys in memory stay.
+KEEP_RECENT = 0.25
 #: Memory limits below this run the numpy path, not the compiled loops (see ``_Search.jit``).
 JIT_MEMORY_FLOOR = 1 << 30
 #: Seconds between polls of the time and memory limits while chunks run.
@@ -174,7 +177,9 @@ class _State:
     # once the state is expanded; edges are kept only out of states not yet known to
     # reach every property's goal (the others need none for AG EF)
     goals: dict[str, "_Flags"]
-    edges_src: Column
+    # the AG EF edges kept, grouped by source: per expanded state (in state order) how many,
+    # and their targets (state numbers) in that order: 1 byte a state + 4 bytes an edge
+    edges_deg: Column
     edges_dst: Column
     first_bad: dict[str, int]  # invariant -> its first violating state
     n_states: int
@@ -305,17 +310,15 @@ class _Search:
     def expand(self, frontier_keys: np.ndarray, offset: int, visited: Visited) -> "_Chunk":
         """Successors of a chunk: new candidate keys (sorted, deduplicated, not yet visited)
         with the first (parent, action) reaching each, and every successor's target."""
+        loop = self.ex.fused(frontier_keys.shape[0])
+        if loop is not None and loop.dedup is not None:  # all of it in C, on reused buffers
+            done = loop.expand(frontier_keys, offset, visited.runs(), bool(self.lives), self.code_dtype)
+            if done is not None:
+                return _Chunk(*done)
         keys, par, act, fired, per_step = self.transitions(frontier_keys, offset)
         if keys.shape[0] == 0:
             return _Chunk(0, np.zeros(0, self.packer.key_dtype), np.zeros(0, np.uint32),
                           np.zeros(0, self.action_dtype), None, None, None, fired, per_step)
-        loop = self.ex.fused(frontier_keys.shape[0])
-        got = loop.dedup(keys, visited.runs(), bool(self.lives)) if loop is not None and loop.dedup else None
-        if got is not None:  # the same, in C: a hash of the distinct keys, sorted, runs walked once
-            cand, first_at, codes, uidx = got
-            return _Chunk(keys.shape[0], cand, par[first_at], act[first_at], uidx,
-                          codes.astype(self.code_dtype) if self.lives else None,
-                          par if self.lives else None, fired, per_step)
         order = np.argsort(keys, kind="stable")  # faster here: successors come in sorted runs
         sorted_keys = keys[order]
         first = np.ones(keys.shape[0], dtype=bool)
@@ -366,19 +369,30 @@ class _Search:
 
     def _spill(self) -> bool:
         """Move the stored structures in memory (visited runs, parents, actions, AG EF edges)
-        to the work folder; False if there is none or nothing to move. Safe beside running
-        chunks: they see the visited runs in memory before or after (a key they miss is
-        found on disk at the level's merge)."""
+        to the work folder; False if there is none or nothing to move. The newest visited runs
+        (at most :data:`KEEP_RECENT` of the keys in memory) stay while there is something
+        else to move: most duplicate successors are of the last levels, and a chunk that finds
+        them in memory does not make them candidates of its level's merge. Safe beside running
+        chunks: they see the visited runs in memory before or after (a key they miss is found
+        on disk at the level's merge)."""
         st = self.st
         if self.disk is None or st is None:
             return False
         with self.spill_lock:
-            if self._stored_in_memory(st) == 0:
+            runs = st.visited.sorted_runs()
+            kept, size = len(runs), 0
+            while kept and size + runs[kept - 1].size <= KEEP_RECENT * len(st.visited):
+                kept -= 1
+                size += runs[kept].size
+            columns = [c for c in (st.parents, st.vias, st.edges_deg, st.edges_dst) if c.memory_bytes]
+            if kept == 0 and not columns:
+                kept = len(runs)  # nothing else to move: the newest runs too
+            if kept == 0:
                 return False
-            for keys, ids in st.visited.runs():  # on disk first, then dropped from memory
-                self.disk.add(keys, ids)
-            st.visited.clear()
-            for column in (st.parents, st.vias, st.edges_src, st.edges_dst):
+            for run in runs[:kept]:  # on disk first, then dropped from memory
+                self.disk.add(run)
+            st.visited.set_runs(runs[kept:])
+            for column in columns:
                 column.spill()
             self.spills += 1
             return True
@@ -386,15 +400,18 @@ class _Search:
     @staticmethod
     def _stored_in_memory(st: "_State") -> int:
         return (st.visited.nbytes + st.parents.memory_bytes + st.vias.memory_bytes
-                + st.edges_src.memory_bytes + st.edges_dst.memory_bytes)
+                + st.edges_deg.memory_bytes + st.edges_dst.memory_bytes)
 
     def _spilled_bytes(self) -> int:
         return self.work.bytes_written if self.work is not None else 0
 
     def _columns(self) -> tuple[Column, Column, Column, Column]:
-        """Empty parent, action and edge columns (backed by the work folder if there is one)."""
-        return (Column(np.uint32, self.work, "parents"), Column(self.action_dtype, self.work, "vias"),
-                Column(np.uint32, self.work, "edges-src"), Column(np.uint32, self.work, "edges-dst"))
+        """Empty parent, action and edge columns (backed by the work folder if there is one).
+
+        Actions and out-degrees are one byte while there are fewer than 256 actions."""
+        narrow = np.uint8 if len(self.model.actions) < 256 else self.action_dtype
+        return (Column(np.uint32, self.work, "parents"), Column(narrow, self.work, "vias"),
+                Column(narrow, self.work, "edges-deg"), Column(np.uint32, self.work, "edges-dst"))
 
     # ---- the search ----------------------------------------------------------------------
     def run(self) -> SearchResult:
@@ -416,11 +433,11 @@ class _Search:
         init_key = packer.canonical_keys(packer.rows_of([self.start_state]))
         visited = Visited(packer.key_dtype, jit=self.jit)
         visited.add(init_key, np.zeros(1, dtype=np.uint32))
-        parents, vias, edges_src, edges_dst = self._columns()
+        parents, vias, edges_deg, edges_dst = self._columns()
         parents.append(np.zeros(1, dtype=np.uint32))
         vias.append(np.zeros(1, dtype=self.action_dtype))
         st = _State(visited, parents, vias, init_key, {p.name: _Flags() for p in self.lives},
-                    edges_src, edges_dst, {}, 1, 0, 0, 0,
+                    edges_deg, edges_dst, {}, 1, 0, 0, 0,
                     np.zeros(len(self.model.actions), dtype=np.int64),
                     np.zeros(len(self.step_names), dtype=np.int64))
         self._check(init_key, 0, st.first_bad, st.goals)
@@ -468,11 +485,13 @@ class _Search:
                 stopped_by, self.spill_error = "disk-full", str(exc)
                 break
             self.fanout = level_transitions / max(1, frontier.shape[0])
+            self.ex.release_scratch()  # not held through the merge and the AG EF pass
             # ---- merge the chunks' candidates (stable: the earliest chunk wins) ----
             n_states, base = st.n_states, st.base
             n_cands = sum(c.keys.shape[0] for c in chunks)
             try:  # stop before the merge if its temporaries would pass the memory limit
-                self._poll(lambda: _MERGE_BYTES * n_cands + _VISITED_MERGE_BYTES * len(visited))
+                # (the runs' merge comes after the level's, whose temporaries are freed by then)
+                self._poll(lambda: max(_MERGE_BYTES * n_cands, _VISITED_MERGE_BYTES * block_size(len(visited) + n_cands)))
             except LimitReached as stop:
                 stopped_by = stop.reason
                 break
@@ -526,7 +545,6 @@ class _Search:
             st.parents.append((par_all[new_at].astype(np.int64) + base).astype(np.uint32))
             st.vias.append(act_all[new_at])
             del par_all, act_all, new_at
-            visited.add(new_keys, np.arange(n_states, n_states + n_new, dtype=np.uint32))
             if self.keep_keys:
                 self.level_keys.append(new_keys)
             level_rows = frontier.shape[0]
@@ -550,17 +568,18 @@ class _Search:
                     kept = None if loop is None or loop.prune is None else loop.prune(
                         c.uidx, code, c.all_parents, base, lo, hi, [g.view() for g in goals.values()])
                     if kept is not None:  # the same, in C
-                        st.edges_src.append(kept[0])
-                        st.edges_dst.append(kept[1])
+                        store_edges(kept[0] - np.uint32(base + lo), kept[1], hi - lo, st.edges_deg, st.edges_dst)
                     else:
                         dst = code[c.uidx]
                         keep = dst >= 0
                         self._prune_edges(c.all_parents[keep], dst[keep].astype(np.uint32, copy=False), base,
-                                          lo, hi, goals, st.edges_src, st.edges_dst)
+                                          lo, hi, goals, st.edges_deg, st.edges_dst)
                         del dst, keep
                     c.uidx = c.ucode = c.all_parents = None
                     del code, new, group, kept
             del chunks, cand_group, group_state
+            # added (a merge of runs, maybe) once the chunks' AG EF arrays are freed
+            visited.add(new_keys, np.arange(n_states, n_states + n_new, dtype=np.uint32))
             st.transitions += level_transitions
             st.fired += level_fired
             st.enabled += level_enabled
@@ -591,11 +610,11 @@ class _Search:
         transitions = st.transitions + level_transitions  # a cut level's expansions included
         st_fired, st_enabled = st.fired + level_fired, st.enabled + level_enabled
         n_states, depth, first_bad = st.n_states, st.depth, st.first_bad
-        edges_src, edges_dst = st.edges_src, st.edges_dst
+        edges_deg, edges_dst = st.edges_deg, st.edges_dst
         complete = stopped_by is None
         for prop in self.lives:
             self.checked[prop.name] = n_states if complete else 0
-        edge_bytes = len(edges_src) * edges_src.dtype.itemsize + len(edges_dst) * edges_dst.dtype.itemsize
+        edge_bytes = len(edges_deg) * edges_deg.dtype.itemsize + len(edges_dst) * edges_dst.dtype.itemsize
         visited_bytes = visited.nbytes + (self.disk.disk_bytes if self.disk is not None else 0)
         # the visited set is not needed past the search: freed before the parents are
         # joined and before the AG EF pass (its 12 bytes a state are not in their peak)
@@ -623,9 +642,9 @@ class _Search:
                 # the edges are consumed (freed) by the first liveness property: keep a copy
                 # only when there are more to check
                 more = sum(p.kind == "liveness" for p in self.model.protocol.properties) > 1
-                pieces = zip(edges_src.read(consume=not more), edges_dst.read(consume=not more))
+                pieces = edges_by_source(edges_deg.read(consume=not more), edges_dst.read(consume=not more))
                 try:
-                    stuck = unreachable_goal_pieces(n_states, pieces, len(edges_src), goals[prop.name].view(),
+                    stuck = unreachable_goal_pieces(n_states, pieces, len(edges_dst), goals[prop.name].view(),
                                                     poll=self.limits.check)
                 except LimitReached as stop:
                     liveness_stop = stop.reason
@@ -678,17 +697,19 @@ class _Search:
         arrays: dict[str, np.ndarray] = {
             "parent": st.parents.array(), "via": st.vias.array(),
             "frontier_keys": st.frontier_keys, "fired": st.fired, "enabled": st.enabled,
-            "edges_src": st.edges_src.array(), "edges_dst": st.edges_dst.array(),
+            "edges_deg": st.edges_deg.array(), "edges_dst": st.edges_dst.array(),
         }
-        runs = st.visited.runs() + (self.disk.runs_mapped() if self.disk is not None else [])
-        for i, (keys, ids) in enumerate(runs):
+        runs = st.visited.sorted_runs() + (self.disk.runs_mapped() if self.disk is not None else [])
+        blocks = [(keys, ids) for run in runs for keys, ids in zip(run.keys, run.ids)]
+        for i, (keys, ids) in enumerate(blocks):
             arrays[f"visited_keys_{i}"] = keys
             arrays[f"visited_ids_{i}"] = ids
         goal_names = sorted(st.goals)
         for i, name in enumerate(goal_names):
             arrays[f"goal_{i}"] = st.goals[name].view()
         header = {"identity": self.identity, "states": st.n_states, "base": st.base, "depth": st.depth,
-                  "transitions": st.transitions, "first_bad": st.first_bad, "visited_runs": len(runs),
+                  "transitions": st.transitions, "first_bad": st.first_bad, "visited_runs": len(blocks),
+                  "visited_blocks": [len(run.keys) for run in runs],
                   "goals": goal_names, "checked": self.checked, "key_dtype": np.dtype(self.packer.key_dtype).str,
                   "action_dtype": np.dtype(self.action_dtype).str}
         self.checkpoint_bytes = checkpoint.save(self.checkpoint_dir, header, arrays)
@@ -696,15 +717,41 @@ class _Search:
         self.checkpoint_write_s = time.monotonic() - t0
 
     def _load_checkpoint(self, directory: str) -> "_State":
-        """The search state saved in ``directory`` (refused if it is of another search)."""
+        """The search state saved in ``directory`` (refused if it is of another search).
+
+        With a work folder, the visited runs and the parent, action and edge columns go to
+        disk as they are read, an array at a time: a resume needs memory for the largest
+        array and what always stays in memory (goal flags, the frontier), not the whole."""
         header, arrays = checkpoint.load(directory, self.identity)
+        try:
+            return self._state_from(directory, header, arrays)
+        finally:
+            arrays.close()
+
+    def _state_from(self, directory: str, header: dict[str, Any], arrays: checkpoint.Members) -> "_State":
+        """The search state of a checkpoint's header and arrays (see :meth:`_load_checkpoint`)."""
+        on_disk = 0
         try:
             if header["key_dtype"] != np.dtype(self.packer.key_dtype).str or \
                     header["goals"] != sorted(p.name for p in self.lives):
                 raise checkpoint.CheckpointError(f"checkpoint in {directory} does not fit this search")
             visited = Visited(self.packer.key_dtype, jit=self.jit)
-            visited.set_runs([(arrays[f"visited_keys_{i}"], arrays[f"visited_ids_{i}"])
-                              for i in range(int(header["visited_runs"]))])
+            n_blocks = int(header["visited_runs"])
+            runs, at = [], 0
+            for count in header.get("visited_blocks", [1] * n_blocks):  # blocks per run
+                run = Run()
+                for i in range(at, at + int(count)):
+                    keys, ids = arrays[f"visited_keys_{i}"], arrays[f"visited_ids_{i}"]
+                    if self.disk is not None:  # each block a run on disk
+                        self.disk.add(Run([keys], [ids]))
+                        on_disk += keys.shape[0]
+                    else:
+                        run.keys.append(keys)
+                        run.ids.append(ids)
+                    del keys, ids
+                runs.append(run)
+                at += int(count)
+            visited.set_runs(runs)
             goals = {}
             for i, name in enumerate(header["goals"]):
                 flags = _Flags()
@@ -712,9 +759,12 @@ class _Search:
                 goals[name] = flags
             n_states = int(header["states"])
             columns = self._columns()
-            for column, name in zip(columns, ("parent", "via", "edges_src", "edges_dst")):
-                if arrays[name].size:
-                    column.append(arrays[name])
+            for column, name in zip(columns, ("parent", "via", "edges_deg", "edges_dst")):
+                part = arrays[name]
+                if part.size:
+                    column.append(part)
+                    column.spill()  # to the work folder, if there is one
+                del part
             st = _State(visited, columns[0], columns[1], arrays["frontier_keys"], goals, columns[2], columns[3],
                         {str(k): int(v) for k, v in header["first_bad"].items()},
                         n_states, int(header["base"]), int(header["depth"]), int(header["transitions"]),
@@ -728,14 +778,14 @@ class _Search:
             if isinstance(exc, checkpoint.CheckpointError):
                 raise
             raise checkpoint.CheckpointError(f"checkpoint in {directory} is incomplete: {exc!r}") from None
-        if (len(visited) != n_states or len(st.parents) != n_states
+        if (len(visited) + on_disk != n_states or len(st.parents) != n_states
                 or any(g.nbytes != n_states for g in goals.values())):
             raise checkpoint.CheckpointError(f"checkpoint in {directory} is inconsistent "
                                              f"(array sizes do not match {n_states} states)")
         return st
 
     def _prune_edges(self, src: np.ndarray, dst: np.ndarray, base: int, lo: int, hi: int,
-                     goals: dict[str, "_Flags"], edges_src: Column, edges_dst: Column) -> None:
+                     goals: dict[str, "_Flags"], edges_deg: Column, edges_dst: Column) -> None:
         """Store the edges out of one chunk (level-local source rows ``lo..hi-1``; target
         state numbers, uint32) that AG EF needs.
 
@@ -753,11 +803,12 @@ class _Search:
             mine |= hit
             needed |= ~mine
         keep = needed[local]
-        del local, needed
+        del needed
         src += np.uint32(base)  # state numbers (below 2**32), in place: ``src`` is the caller's copy
         keep &= dst != src
-        edges_src.append(src[keep])
-        edges_dst.append(dst[keep])
+        local, dst = local[keep], dst[keep]
+        del keep, src
+        store_edges(local, dst, hi - lo, edges_deg, edges_dst)
 
     def _check(self, keys: np.ndarray, base: int, first_bad: dict[str, int],
                goals: dict[str, "_Flags"]) -> None:
@@ -792,6 +843,14 @@ class _Search:
     def _path(self, parent: np.ndarray, via: np.ndarray, n: int) -> Path:
         """A shortest path to state ``n``: stored states by replaying the recorded actions."""
         return path_from_parents(self.model, parent, via, n, symmetry=self.symmetry, start=self.start_state)
+
+
+def store_edges(local: np.ndarray, dst: np.ndarray, rows: int, edges_deg: Column, edges_dst: Column) -> None:
+    """Append the kept edges out of ``rows`` consecutive states (``local``: each edge's source
+    among them, ``dst``: its target) grouped by source (stable): the sources are stored as
+    the out-degree of each of the ``rows`` states (a byte a state), the targets in that order."""
+    edges_dst.append(dst[np.argsort(local, kind="stable")])
+    edges_deg.append(np.bincount(local, minlength=rows))
 
 
 class _Flags:

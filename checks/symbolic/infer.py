@@ -152,16 +152,18 @@ class Signature:
         return ", ".join(n for n, _ in self.vars)
 
 
-def signatures(protocol: Protocol) -> list[Signature]:
-    """One variable per index sort; then two of one sort (each sort in turn), one of the others."""
+def signatures(protocol: Protocol, twos: int = 1) -> list[Signature]:
+    """One variable per index sort; then two of one sort, one of the others: for the ``twos``
+    sorts most variables are indexed by (the busiest first)."""
     sorts = index_sorts(protocol)
 
     def names(sort: Domain) -> tuple[str, ...]:
         return VAR_NAMES.get(sort.name, tuple(f"{sort.name[0]}{n}" for n in range(1, 4)))
 
     out = [Signature(tuple((names(s)[0], s) for s in sorts))]
-    busiest = max(sorts, key=lambda x: sum(x in v.index for v in protocol.variables), default=None)
-    for two in ([busiest] if busiest is not None else []):  # two of the sort most variables are indexed by
+    busy = sorted((s for s in sorts if not (isinstance(s, Sort) and s.elided)),
+                  key=lambda x: -sum(x in v.index for v in protocol.variables))
+    for two in busy[:twos]:  # two of a sort many variables are indexed by
         out.append(Signature(tuple((n, s) for s in sorts for n in names(s)[:2 if s is two else 1])))
     return out
 
@@ -965,7 +967,7 @@ def load(doc: Any, protocol: Protocol, bounds: Bounds) -> list[Family]:
         if doc.get("format") != FORMAT:
             raise InferError(f"not a {FORMAT} file")
         layout = protocol.layout(bounds)
-        sigs = {tuple(n for n, _ in sig.vars): sig for sig in signatures(protocol)}
+        sigs = {tuple(n for n, _ in sig.vars): sig for sig in signatures(protocol, twos=len(index_sorts(protocol)))}
         out = []
         for entry in list(doc["lemmas"]) + list(doc.get("inductive", [])):
             names = tuple(str(n) for n, _ in entry["vars"])

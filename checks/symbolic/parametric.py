@@ -37,7 +37,7 @@ from deferral.checks.symbolic.parametric_ops import (Fn, Key, ParamBounds, Param
 from deferral.model.context import USER_ERRORS, StepError, describe_user_error
 from deferral.model.invariant import Lemma, invariant_for
 from deferral.model.protocol import Protocol, Step
-from deferral.model.schema import Domain, Layout, Range, Sort
+from deferral.model.schema import BOOL, FRAME, Domain, Layout, OrNone, Pair, Range, Sort
 
 #: The bounds a parametric proof keeps concrete (when the protocol declares them).
 CONCRETE = ("queue", "spaces")
@@ -406,89 +406,289 @@ class HoudiniResult:
     elapsed_s: float
     rounds: int
     queries: int
+    cti: Any = None  # when ``broken`` by a step: (model of the pre-state, step number, lemma, live lemmas)
+
+
+class Houdini:
+    """Houdini in the parametric encoding, its terms kept across calls (a learning loop calls it
+    once per round with more candidates): the encoding, each step instance's guard and post-state,
+    and each lemma's terms at the pre-state and every post-state are built once."""
+
+    def __init__(self, protocol: Protocol, concrete: Mapping[str, int], query_s: float = 4.0,
+                 candidate_s: float | None = None) -> None:
+        self.protocol, self.query_s = protocol, query_s
+        #: a candidate's query gets this (one seed): an undecided one is dropped, so a short limit
+        #: only makes the fixpoint weaker, never wrong; the properties' get ``query_s`` and two seeds
+        self.candidate_s = candidate_s
+        #: seeds tried on a property's query (MBQI's time varies more with the seed than with the limit)
+        self.must_seeds = 2 if candidate_s is None else 6
+        self.enc = ParamEncoding(protocol, concrete_bounds(protocol, concrete))
+        self.x = self.enc.state("x")
+        self.steps = [(step, args) for step in protocol.steps for args in self.enc.instances(step)]
+        self._built: dict[int, tuple[Any, State]] = {}
+        self._terms: dict[tuple[str, int], Any] = {}  # (lemma name, -2 initial / -1 pre-state / step) -> term
+        self._init = self.enc.init()
+        self._initially: dict[str, bool] = {}
+        self._cores: dict[tuple[str, int], set[str]] = {}  # (lemma, step) -> the lemmas its last proof used
+        self._core: Any = None
+        self._model: Any = None
+        self.ctis: list[tuple[str, Any]] = []  # (what broke, as HoudiniResult.cti) of the last run's drops
+
+    def term(self, lem: Lemma, where: int) -> Any:
+        key = (lem.name, where)
+        if key not in self._terms:
+            fns = self._init if where == -2 else self.x if where == -1 else self.step(where)[1]
+            self._terms[key] = self.enc.holds(lem.name, lem.fn, lem.params, fns)
+        return self._terms[key]
+
+    def step(self, n: int) -> tuple[Any, State]:
+        if n not in self._built:
+            step, args = self.steps[n]
+            self._built[n] = (self.enc.guard(step, args, self.x), self.enc.post(step, args, self.x))
+        return self._built[n]
+
+    def hint(self, name: str, n: int, names: set[str]) -> None:
+        """Lemmas that should be enough for lemma ``name``'s query at step ``n`` (a bounded unsat
+        core): if the query with every live lemma is undecided, it is asked again with these."""
+        if names and (name, n) not in self._cores:
+            self._cores[(name, n)] = set(names)
+
+    def _ask(self, s: z3.Solver, goal: Any, assume: list[Any], each: float | None = None,
+             seeds: int = 2) -> tuple[Any, str]:
+        """``goal`` negated under ``assume``, ``seeds`` seeds of ``each`` seconds (default
+        ``query_s``; an unknown is retried with the next seed)."""
+        r, why = z3.unknown, ""
+        s.set("timeout", max(1, int(1000 * (each or self.query_s))))
+        for seed in SEEDS[:seeds]:
+            s.set("random_seed", seed)
+            s.push()
+            s.add(z3.Not(goal))
+            r = s.check(assume)
+            why = s.reason_unknown() if r == z3.unknown else ""
+            if r == z3.sat:
+                self._model = s.model()
+            self._core = s.unsat_core() if r == z3.unsat else None
+            s.pop()
+            if r != z3.unknown:
+                break
+        return r, why
+
+    def run(self, candidates: Sequence[Lemma], must: Sequence[Lemma], timeout: float | None = 120.0,
+            note: Callable[[str], None] | None = None) -> HoudiniResult:
+        """Drop every candidate some step instance does not preserve (given all live candidates
+        and ``must``), until none is dropped. A query Z3 does not decide within ``query_s``
+        (two seeds) drops its candidate too: only the fixpoint matters, and it is proved by
+        :func:`prove` afterwards. ``broken`` names a ``must`` lemma that is not preserved or
+        fails initially (``cti``: the model of the pre-state when a step breaks it)."""
+        start = time.monotonic()
+        every = list(candidates) + list(must)
+        names = {id(lem) for lem in must}
+        use = {id(lem): z3.Bool(f"use.{lem.name}") for lem in every}
+        dropped: list[tuple[str, str]] = []
+        alive = list(every)
+        count = {"queries": 0, "rounds": 0}
+        self.ctis = []
+
+        def finish(broken: str | None, cti: Any = None) -> HoudiniResult:
+            return HoudiniResult([lem for lem in alive if id(lem) not in names], dropped, broken,
+                                 time.monotonic() - start, count["rounds"], count["queries"], cti)
+
+        for lem in every:  # initiation (once per lemma)
+            if lem.name not in self._initially:
+                s = _solver(self.query_s)
+                s.add(z3.Not(self.term(lem, -2)))
+                count["queries"] += 1
+                self._initially[lem.name] = s.check() == z3.unsat
+            if not self._initially[lem.name]:
+                if id(lem) in names:
+                    return finish(f"{lem.name} (initially)")
+                alive.remove(lem)
+                dropped.append((lem.name, "fails initially"))
+        changed = True
+        while changed:
+            changed = False
+            count["rounds"] += 1
+            for n in range(len(self.steps)):
+                guard, _ = self.step(n)
+                s = _solver(self.query_s)
+                s.add(guard, *[z3.Implies(use[id(lem)], self.term(lem, -1)) for lem in every])
+                for lem in list(alive):
+                    if lem not in alive:
+                        continue
+                    if timeout is not None and time.monotonic() - start > timeout:
+                        raise TimeoutError(f"parametric houdini: time limit ({len(alive)} lemmas live, "
+                                           f"round {count['rounds']})")
+                    count["queries"] += 1
+                    quick = self.candidate_s is not None and id(lem) not in names
+                    live = [use[id(a)] for a in alive]
+                    r, why = self._ask(s, self.term(lem, n), live, self.candidate_s if quick else None,
+                                       1 if quick else self.must_seeds)
+                    core = [use[id(a)] for a in alive if a.name in self._cores.get((lem.name, n), ())]
+                    if r == z3.unknown and not quick and core and len(core) < len(live):
+                        # fewer assumptions (those the last proof of this query used): unsat is still an answer
+                        r2, _ = self._ask(s, self.term(lem, n), core)
+                        r = z3.unsat if r2 == z3.unsat else r
+                    if r == z3.unsat and self._core is not None:
+                        self._cores[(lem.name, n)] = {str(u)[len("use."):] for u in self._core}
+                    if r == z3.unsat:
+                        continue
+                    label = self.enc.label(*self.steps[n])
+                    if r == z3.sat:
+                        self.ctis.append((f"{lem.name} (not preserved by {label})",
+                                          (self._model, n, lem, [a for a in alive])))
+                    if id(lem) in names:
+                        return finish(f"{lem.name} (not preserved by {label})" if r == z3.sat
+                                      else f"{lem.name} ({label}: Z3 did not decide: {why})",
+                                      self.ctis.pop()[1] if r == z3.sat else None)
+                    alive.remove(lem)
+                    dropped.append((lem.name, f"not preserved by {label}" if r == z3.sat else f"{label}: {why}"))
+                    changed = True
+            if note:
+                note(f"parametric houdini: round {count['rounds']}, {len(alive) - len(names)} candidates live")
+        return finish(None)
+
+    def support(self, alive: Sequence[Lemma], must: Sequence[Lemma], timeout: float | None = None) -> list[Lemma]:
+        """A subset of ``alive`` (Houdini's fixpoint) that with ``must`` is inductive by itself:
+        the unsat cores of the consecution queries of ``must``, then of what they use, closed.
+        ``alive`` if a query is not unsat (it was, in Houdini's last round) or time runs out."""
+        start = time.monotonic()
+        every = list(alive) + list(must)
+        use = {id(lem): z3.Bool(f"core.{n}") for n, lem in enumerate(every)}
+        by_use = {str(use[id(lem)]): lem for lem in every}
+        needed: list[Lemma] = list(must)
+        todo = list(must)
+        while todo:
+            lem = todo.pop()
+            for n in range(len(self.steps)):
+                if timeout is not None and time.monotonic() - start > timeout:
+                    return list(alive)
+                guard, _ = self.step(n)
+                s = _solver(self.query_s)
+                s.add(guard, *[z3.Implies(use[id(a)], self.term(a, -1)) for a in every])
+                r, _ = self._ask(s, self.term(lem, n), list(use.values()))
+                if r != z3.unsat:
+                    return list(alive)
+                for u in self._core:
+                    got = by_use[str(u)]
+                    if all(got is not x for x in needed):
+                        needed.append(got)
+                        todo.append(got)
+        return [lem for lem in alive if any(lem is x for x in needed)]
+
+    def cti_state(self, cti: Any) -> tuple[dict[str, int], tuple[int, ...]] | None:
+        """A counterexample to induction (``HoudiniResult.cti``) as a concrete state; if its model
+        has more elements of an index sort than the bounds allow, the query is asked again with
+        at most that many (none then: the counterexample needs a bigger instance)."""
+        model, n, lem, live = cti
+        read = self.concrete_state(model)
+        if read is not None:
+            return read
+        u = self.enc.universe
+        caps = []
+        for d in {d.bound: d for var in self.enc.variables for d in var.index
+                  if isinstance(d, Sort) and u.is_open(d)}.values():
+            high = next(b.high for b in self.protocol.bound_decls if b.name == d.bound)
+            es = [z3.Const(f"cap.{d.bound}.{j}", u.sort(d)) for j in range(high)]
+            y = z3.Const(f"cap.{d.bound}.y", u.sort(d))
+            caps.append(z3.ForAll([y], z3.Or([y == e for e in es])))
+        guard, _ = self.step(n)
+        s = _solver(self.query_s)
+        s.add(guard, *caps, *[self.term(a, -1) for a in live])
+        r, _ = self._ask(s, self.term(lem, n), [])
+        return self.concrete_state(self._model) if r == z3.sat else None
+
+    def concrete_state(self, model: Any) -> tuple[dict[str, int], tuple[int, ...]] | None:
+        """The pre-state of a counterexample to induction as a concrete state: each open sort's
+        elements in the model numbered (its 0 first), so N = the VCPUs in the model, F + 1 the
+        frames, ...; (sizes of the open bounds, the state's slot values at those bounds), or
+        None if the model has more elements than the bounds allow."""
+        enc, u = self.enc, self.enc.universe
+        opened: dict[str, Domain] = {}
+        for var in enc.variables:
+            for d in (*var.index, var.domain, getattr(var.domain, "sort", None),
+                      getattr(var.domain, "first", None), getattr(var.domain, "second", None)):
+                if d is not None and isinstance(d, Domain) and u.is_open(d):
+                    opened[d.bound if isinstance(d, Sort) else "frames"] = d
+        indexed = {d.bound for var in enc.variables for d in var.index if isinstance(d, Sort) and u.is_open(d)}
+
+        def bound_of(d: Domain) -> str:
+            return d.bound if isinstance(d, Sort) else "frames"
+
+        elements: dict[str, list[Any]] = {}
+        for bound, d in opened.items():  # index sorts: every element; data sorts: those used (below)
+            zero = model.eval(u.zero(d), model_completion=True)
+            rest = [e for e in (model.get_universe(u.sort(d)) or []) if not z3.eq(e, zero)] if bound in indexed else []
+            elements[bound] = [zero] + rest
+
+        def element(d: Domain, i: int) -> Any:
+            return elements[bound_of(d)][i] if u.is_open(d) else u.values(d)[i]
+
+        def parts(d: Domain, val: Any) -> list[tuple[Domain, Any]]:
+            """The open-sort values inside ``val`` (a value of ``d``)."""
+            if u.is_open(d):
+                return [(d, val)]
+            if isinstance(d, OrNone) and u.is_open(d.sort):
+                some = z3.is_true(z3.simplify(u.is_some(d, val)))
+                return parts(d.sort, z3.simplify(u.val(d, val))) if some else []
+            if isinstance(d, Pair) and not u.single(d.first):
+                return (parts(d.first, z3.simplify(u.sort(d).accessor(0, 0)(val)))
+                        + parts(d.second, z3.simplify(u.sort(d).accessor(0, 1)(val))))
+            if isinstance(d, Pair):
+                return parts(d.second, val)
+            return []
+
+        raw: dict[tuple[str, Any, tuple[int, ...]], Any] = {}
+        sizes0 = {b: len(es) for b, es in elements.items() if b in indexed}
+        for key in enc.keys():
+            var = next(v for v in enc.variables if v.name == key[0])
+            dom = Range(0, var.cap(enc.bounds), name="length") if key[1] == "len" else var.domain
+            ranges = [range(sizes0[d.bound]) if u.is_open(d) else range(u.size(d)) for d in var.index]
+            for idx in itertools.product(*ranges):
+                val = z3.simplify(model.eval(self.x[key](*[element(d, i) for d, i in zip(var.index, idx)]),
+                                             model_completion=True))
+                raw[(key[0], key[1], idx)] = val
+                for d, e in parts(dom, val):
+                    es = elements[bound_of(d)]
+                    if bound_of(d) not in indexed and not any(z3.eq(e, x) for x in es):
+                        es.append(e)
+        sizes = {b: max(1, len(es) - (1 if opened[b] is FRAME else 0)) for b, es in elements.items()}
+        try:
+            bounds = self.protocol.bounds(**sizes, **enc.bounds.concrete)
+        except ValueError:
+            return None
+
+        def index_of(d: Domain, val: Any) -> int:
+            if d is BOOL:
+                return 1 if z3.is_true(val) else 0
+            if u.is_open(d):
+                return next(n for n, e in enumerate(elements[bound_of(d)]) if z3.eq(e, val))
+            if isinstance(d, OrNone) and u.is_open(d.sort):
+                if z3.is_true(z3.simplify(u.is_some(d, val))):
+                    return index_of(d.sort, z3.simplify(u.val(d, val)))
+                return d.none(bounds)
+            if isinstance(d, Pair) and not u.single(d.first):
+                fst = z3.simplify(u.sort(d).accessor(0, 0)(val))
+                snd = z3.simplify(u.sort(d).accessor(0, 1)(val))
+                return index_of(d.first, fst) * d.second.size(bounds) + index_of(d.second, snd)
+            if isinstance(d, Pair):
+                return index_of(d.second, val)
+            return next(n for n, c in enumerate(u.values(d)) if z3.eq(z3.simplify(c), val))
+
+        out = []
+        for slot in self.protocol.layout(bounds).slots:
+            dom = Range(0, slot.var.cap(bounds), name="length") if slot.part == "len" else slot.var.domain
+            try:
+                out.append(index_of(dom, raw[(slot.var.name, slot.part, slot.index)]))
+            except (StopIteration, KeyError):
+                return None
+        return sizes, tuple(out)
 
 
 def houdini(protocol: Protocol, concrete: Mapping[str, int], candidates: Sequence[Lemma], must: Sequence[Lemma],
             timeout: float | None = 120.0, query_s: float = 4.0,
             note: Callable[[str], None] | None = None) -> HoudiniResult:
-    """Houdini in the parametric encoding: drop every candidate some step instance does not
-    preserve (given all live candidates and ``must``), until none is dropped.
-
-    A query Z3 does not decide within ``query_s`` (two seeds) drops its candidate too: only
-    the fixpoint matters, and it is proved by :func:`prove` afterwards (the obligations
-    here are the same). ``broken`` names a ``must`` lemma that is not preserved or fails
-    initially: then nothing is proved with these candidates."""
-    start = time.monotonic()
-    enc = ParamEncoding(protocol, concrete_bounds(protocol, concrete))
-    x = enc.state("x")
-    every = list(candidates) + list(must)
-    names = {id(lem) for lem in must}
-    at_x = dict(zip((id(lem) for lem in every), (t for _, t in enc.lemmas(every, x))))
-    use = {id(lem): z3.Bool(f"use.{n}") for n, lem in enumerate(every)}
-    dropped: list[tuple[str, str]] = []
-    queries = rounds = 0
-    alive = list(every)
-
-    def over() -> bool:
-        return timeout is not None and time.monotonic() - start > timeout
-
-    def finish(broken: str | None) -> HoudiniResult:
-        return HoudiniResult([lem for lem in alive if id(lem) not in names], dropped, broken,
-                             time.monotonic() - start, rounds, queries)
-
-    for lem, (_, term) in zip(every, enc.lemmas(every, enc.init())):  # initiation
-        s = _solver(query_s)
-        s.add(z3.Not(term))
-        queries += 1
-        if s.check() != z3.unsat:
-            if id(lem) in names:
-                return finish(f"{lem.name} (initially)")
-            alive.remove(lem)
-            dropped.append((lem.name, "fails initially"))
-    steps = [(step, args) for step in protocol.steps for args in enc.instances(step)]
-    built: dict[int, tuple[Any, list[tuple[str, Any]]]] = {}
-    changed = True
-    while changed:
-        changed = False
-        rounds += 1
-        for n, (step, args) in enumerate(steps):
-            if n not in built:
-                post = enc.post(step, args, x)
-                built[n] = (enc.guard(step, args, x), list(zip((id(lem) for lem in every),
-                                                              (t for _, t in enc.lemmas(every, post)))))
-            guard, posts = built[n]
-            s = _solver(query_s)
-            s.add(guard, *[z3.Implies(use[k], at_x[k]) for k in use])
-            for k, goal in posts:
-                live = {id(lem) for lem in alive}
-                if k not in live:
-                    continue
-                if over():
-                    raise TimeoutError(f"parametric houdini: time limit ({len(alive)} lemmas live, round {rounds})")
-                r = z3.unknown
-                for seed in SEEDS[:2]:
-                    s.set("random_seed", seed)
-                    s.push()
-                    s.add(z3.Not(goal))
-                    queries += 1
-                    r = s.check([use[j] for j in live])
-                    why = s.reason_unknown() if r == z3.unknown else ""
-                    s.pop()
-                    if r != z3.unknown:
-                        break
-                if r == z3.unsat:
-                    continue
-                lem = next(lem for lem in alive if id(lem) == k)
-                label = enc.label(step, args)
-                if k in names:
-                    return finish(f"{lem.name} (not preserved by {label})" if r == z3.sat
-                                  else f"{lem.name} ({label}: Z3 did not decide: {why})")
-                alive.remove(lem)
-                dropped.append((lem.name, f"not preserved by {label}" if r == z3.sat else f"{label}: {why}"))
-                changed = True
-        if note:
-            note(f"parametric houdini: round {rounds}, {len(alive) - len(names)} candidates live")
-    return finish(None)
+    """:meth:`Houdini.run` once (a fresh encoding)."""
+    return Houdini(protocol, concrete, query_s).run(candidates, must, timeout, note)
 
 
 def prove_candidates(protocol: Protocol, concrete: Mapping[str, int], *, shipped: bool = True,

@@ -24,6 +24,12 @@ strongest automatic route, cheapest first:
    :mod:`deferral.checks.symbolic.infer`): families learned from the reachable states of
    small instances, driven by counterexamples to induction, checked by Houdini and
    induction at the requested bounds. The route for a variant that breaks a shipped lemma.
+   Before or after it, route ``inferred+parametric`` (:mod:`deferral.checks.symbolic.paramlearn`):
+   families learned from samples of instances up to 3 VCPUs and 2 pages and frames, kept by
+   Houdini over uninterpreted sorts, the parametric counterexamples to induction read back
+   as states and excluded; proved for every N, V, F at the requested Q and S, so at the
+   requested bounds (the JSON's ``proved_for_every`` says what was concrete and how it was
+   learned). The bounded route first at the smallest instance (2,1,1), this one first above.
 6. *Spacer's lemmas* (route ``pdr-generalized+houdini+induction``): Spacer proves the
    property at small bounds (:func:`infer_bounds`) with the one-hot encoding;
    :mod:`deferral.checks.symbolic.generalize` turns its clauses into lemma families.
@@ -68,11 +74,21 @@ FINISH_BMC_SHARE = 0.5
 
 #: The parametric route's budget (Houdini and the final proof) in auto.
 PARAMETRIC_S = 60.0
+#: The learned parametric route's share of the time left (its budget without a limit).
+LEARN_PARAMETRIC_SHARE, LEARN_PARAMETRIC_S, LEARN_PARAMETRIC_MIN_S = 0.5, 120.0, 10.0
 
 
 def infer_bounds(bounds: Bounds) -> Bounds:
     """Where auto lets Spacer infer lemmas: at most 2 VCPUs, one page, one frame, queue 1."""
     return bounds.replace(vcpus=min(bounds.vcpus, 2), pages=1, frames=1, queue=1)
+
+
+def smallest(protocol: Protocol, bounds: Bounds) -> bool:
+    """Are ``bounds`` no larger than the smallest instance the learning routes sample (2,1,1)?"""
+    from deferral.checks.symbolic.paramlearn import plan_bounds
+
+    first = plan_bounds(protocol, dict(bounds))[0]
+    return all(bounds[name] <= first[name] for name in first)
 
 
 @dataclass
@@ -294,6 +310,41 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                       invariant=[lem.show(r.concrete) for lem in r.lemmas], log=log,
                       for_every={"for_every": r.open_bounds, "assumed_concrete": r.concrete})
 
+    def learned_parametric() -> ProveResult | None:
+        """Lemma families learned and proved for every N, V, F at these Q, S
+        (checks/symbolic/paramlearn.py): a proof of the requested bounds, whatever N, V, F."""
+        from deferral.checks.symbolic import paramlearn
+        from deferral.checks.symbolic.encoding import EncodingError
+
+        budget = LEARN_PARAMETRIC_S if timeout is None else LEARN_PARAMETRIC_SHARE * (left() or timeout)
+        if budget < LEARN_PARAMETRIC_MIN_S:
+            log.append(f"inferred+parametric: not tried ({budget:.1f} s left for it)")
+            return None
+        say(f"auto: learning lemma families proved for every N, V, F (at most {budget:.0f} s)")
+        try:
+            fixed = list(lemmas) if shipped and not misfit else []  # offered too: Houdini decides
+            r = paramlearn.learn(protocol, dict(bounds), timeout=budget, note=say, lemmas=fixed)
+        except EncodingError as exc:
+            log.append(f"inferred+parametric: cannot be evaluated for every number of elements ({exc})")
+            return None
+        log.extend(r.log)
+        stages.extend(stage("inferred+parametric", b, "sample", None, None, None, states=n, how=how)
+                      for b, how, n in r.sampled)
+        used = ("stage", "bounds", "candidates", "kept", "seconds")
+        stages.extend(stage("inferred+parametric", row.get("bounds") or dict(r.concrete),
+                            row.get("stage") or "parametric-houdini+cti", row.get("candidates"), row.get("kept"),
+                            row.get("seconds"), **{k: v for k, v in row.items() if k not in used})
+                      for row in r.stages)  # paramlearn's rounds (a bounded stage says its bounds)
+        if r.status != "proved" or r.proof is None:
+            log.append(f"inferred+parametric: unknown after {r.elapsed_s:.1f} s ({r.reason[:300]})")
+            return None
+        log.append(f"inferred+parametric: {r.proof.verdict} ({r.elapsed_s:.1f} s, {len(r.families)} families)")
+        return result("proved", route="inferred+parametric", log=log,
+                      invariant=[lem.show(r.concrete) for lem in r.lemmas] + [f.show() for f in r.families],
+                      families=r.families, learned_at=[b for b, _, _ in r.sampled], inductive=r.kept,
+                      for_every={"for_every": r.open_bounds, "assumed_concrete": r.concrete,
+                                 "learning": r.to_json()})
+
     def houdini_induction(name: str, candidates: list[Any]) -> tuple[list[Any], list[str], Any] | None:
         """Houdini over ``candidates``, then induction on what survives; None on a timeout (logged)."""
         say(f"auto: Houdini over {len(candidates)} {name} lemma families at {bounds.short()}")
@@ -336,7 +387,12 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     hand = [("shipped-lemmas", None)] if shipped and not misfit else []
     if misfit:
         log.append(misfit)  # the shipped lemmas name what this protocol lacks: skipped
-    found_by_learning = ([("inferred", None)] if learn else []) + [("pdr-generalized", None)]
+    # learned and proved for every N, V, F (its cost does not grow with N, V, F) and the bounded
+    # learned route at the requested bounds: the cheaper first (the bounded one at the smallest
+    # instance, where it learns in seconds), the other as the fallback
+    both = [("inferred+parametric", None), ("inferred", None)]
+    found_by_learning = ((both[::-1] if smallest(protocol, bounds) else both) if learn else []) + [
+        ("pdr-generalized", None)]
     # the shipped lemmas over uninterpreted sorts (one proof for every N, V, F): slower, after the bmc
     parametric = [("parametric", None)] if hand else []
     if infer_first:  # a quick bmc first (a bug is settled in seconds), then the learning routes
@@ -367,6 +423,11 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                            "weak; those kept for every N, V, F are among them)")
                 continue
             done = parametric_route()
+            if done is not None:
+                return done
+            continue
+        if name == "inferred+parametric":
+            done = learned_parametric()
             if done is not None:
                 return done
             continue

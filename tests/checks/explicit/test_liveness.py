@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deferral.checks.explicit.backreach import unreachable_goal_np
+from deferral.checks.explicit.backreach import edges_by_source, unreachable_goal_np, unreachable_goal_pieces
 from deferral.checks.explicit.liveness import unreachable_goal
 
 
@@ -32,3 +32,28 @@ def test_a_state_with_no_way_to_the_goal_is_found() -> None:
     assert unreachable_goal(4, [(0, 1), (1, 2), (0, 3), (3, 3)], [False, False, True, False]) == 3
     assert unreachable_goal(3, [(0, 1), (1, 2)], [False, False, True]) is None
     assert unreachable_goal(2, [], [False, True]) == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(graphs(), st.lists(st.integers(1, 7), min_size=1, max_size=5), st.lists(st.integers(1, 9), min_size=1, max_size=5))
+def test_edges_stored_by_out_degree_give_back_every_edge(graph: tuple[int, list[tuple[int, int]], list[bool]],
+                                                         deg_cuts: list[int], dst_cuts: list[int]) -> None:
+    """Edges grouped by source (out-degree per state, targets in that order), read back from
+    pieces cut anywhere, are the same edges, and AG EF over them gives the same answer."""
+    n, edges, goal = graph
+    edges = sorted(edges, key=lambda e: e[0])
+    degrees = np.bincount(np.array([a for a, _ in edges], dtype=np.int64), minlength=n).astype(np.uint8)
+    targets = np.array([b for _, b in edges], dtype=np.uint32)
+
+    def cut(a: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
+        out, at, i = [], 0, 0
+        while at < a.shape[0]:
+            out.append(a[at:at + sizes[i % len(sizes)]])
+            at += sizes[i % len(sizes)]
+            i += 1
+        return out
+    pieces = list(edges_by_source(cut(degrees, deg_cuts), cut(targets, dst_cuts)))
+    got = [(int(s), int(d)) for src, dst in pieces for s, d in zip(src, dst)]
+    assert got == [(a, b) for a, b in edges]
+    again = edges_by_source(cut(degrees, deg_cuts), cut(targets, dst_cuts))
+    assert unreachable_goal_pieces(n, again, len(edges), np.array(goal)) == unreachable_goal(n, edges, goal)

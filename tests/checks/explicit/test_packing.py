@@ -9,6 +9,7 @@ from deferral.checks.explicit.backreach import unreachable_goal_np
 from deferral.checks.explicit.liveness import unreachable_goal
 from deferral.checks.explicit import packing
 from deferral.checks.explicit.packing import Packer, blas_threads
+from deferral.checks.explicit import visited as visited_mod
 from deferral.checks.explicit.visited import Visited
 from deferral.model import REFERENCE, Bounds
 from deferral.model.concrete import Model
@@ -44,11 +45,15 @@ def test_large_layout_uses_several_words() -> None:
     assert packer.n_words >= 2 and packer.bytes_per_key == 8 * packer.n_words
 
 
-def test_visited_lookup_and_merge() -> None:
+@pytest.mark.parametrize("min_block,void", [(visited_mod.MIN_BLOCK, False), (16, False), (16, True)])
+def test_visited_lookup_and_merge(monkeypatch: pytest.MonkeyPatch, min_block: int, void: bool) -> None:
+    monkeypatch.setattr(visited_mod, "MIN_BLOCK", min_block)  # 16: runs of many blocks, merged a block at a time
     rng = np.random.default_rng(1)
     all_keys = np.unique(rng.integers(0, 1 << 62, size=5000).astype(np.uint64))
+    if void:  # multi-word keys are big-endian void words: sorted like the numbers
+        all_keys = np.ascontiguousarray(all_keys.astype(">u8")).view("V8")
     rng.shuffle(all_keys)
-    visited = Visited(np.uint64)
+    visited = Visited(all_keys.dtype)
     ids = {}
     for start in range(0, 4000, 400):
         batch = np.sort(all_keys[start:start + 400])
@@ -60,6 +65,13 @@ def test_visited_lookup_and_merge() -> None:
     for q, g in zip(queries.tolist(), got.tolist()):
         assert g == ids.get(q, -1)
     assert len(visited) == 4000
+    for run in visited.sorted_runs():  # blocks are sorted, consecutive and within their size
+        whole = np.concatenate(run.keys)
+        assert (np.sort(whole) == whole).all() and np.unique(whole).shape == whole.shape and run.fences is not None
+        assert run.fences.tobytes() == b"".join(k[:1].tobytes() for k in run.keys)
+        assert max(k.shape[0] for k in run.keys) <= visited_mod.block_size(whole.shape[0])
+    if min_block == 16:
+        assert max(len(run.keys) for run in visited.sorted_runs()) > 1
 
 
 def test_backward_reachability_matches_reference() -> None:

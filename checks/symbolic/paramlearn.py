@@ -1,0 +1,382 @@
+"""Learning an invariant that is proved for every number of VCPUs, pages and frames.
+
+The learning loop of :mod:`deferral.checks.symbolic.infer` (lemma families over the
+protocol's declared sorts and variables, kept true in sampled reachable states), with the
+proof in the parametric encoding (:mod:`deferral.checks.symbolic.parametric`) instead of at
+one bound:
+
+1. **Samples** from instances big enough that facts true only at small bounds die: the
+   busiest open sort (VCPUs) up to 3, every other open bound (pages, frames) up to 2, at the
+   requested concrete bounds (Q, S): exhaustive (symmetry-reduced, capped) where that is
+   small, random walks (the compiled kernels of checks/explicit/simulate.py) where not.
+2. **Candidates**: families of at most three terms from the declared vocabulary
+   (:func:`deferral.checks.symbolic.infer.terms`), each true in every sample; a family is
+   "for all distinct variables of each sort: ...".
+3. **Houdini over uninterpreted sorts** (:class:`deferral.checks.symbolic.parametric.Houdini`):
+   the candidates some step does not preserve, for some number of elements, are dropped.
+4. When the fixpoint does not preserve the property, the solver's **counterexample to
+   induction** is a finite model over the uninterpreted sorts: it is read back as a concrete
+   state (each sort's elements numbered) and excluded by the cheapest new family never
+   observed on it in the samples; then 3 again.
+5. The fixpoint that preserves the property is **trimmed** (unsat cores: the families the
+   property's consecution uses, closed) and **proved** by :func:`parametric.prove`
+   (initiation, consecution per step, safety): that proof, not the samples, is the result.
+
+Soundness never depends on the samples or the CTIs: they only propose families."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from deferral.checks.symbolic import parametric
+from deferral.checks.symbolic.infer import (Family, Samples, Table, _exclusion, codes, signatures, terms,
+                                            unique_rows)
+from deferral.model.bounds import Bounds
+from deferral.model.concrete import Model
+from deferral.model.invariant import Lemma
+from deferral.model.protocol import Protocol
+from deferral.model.schema import FRAME, Sort
+
+#: Per sample bound: at most this many states from the exhaustive search, and this many random walkers.
+#: A candidate family's query in Houdini (undecided: dropped; the properties' get query_s).
+CANDIDATE_S = 1.0
+EXHAUSTIVE_CAP, WALKERS, WALK_DEPTH, WALK_CAP = 30_000, 600, 40, 20_000
+#: Signatures with two variables of one sort: for this many sorts (the busiest first: VCPUs, then pages).
+TWOS = 2
+#: The share of the time limit the bounded first families may take.
+BOUNDED_SHARE = 0.3
+#: Families proposed per counterexample to induction.
+PER_CTI = 2
+#: Counterexamples to induction of dropped candidates also learned from, per round (the last ones).
+EXTRA_CTIS = 2
+
+
+def open_bounds(protocol: Protocol) -> list[str]:
+    """The bounds a parametric proof leaves open (VCPUs, pages, frames, a protocol's own sorts)."""
+    return [d.name for d in protocol.bound_decls if d.name not in parametric.CONCRETE]
+
+
+def busiest(protocol: Protocol) -> str | None:
+    """The open bound of the sort most variables are indexed by (VCPUs in the reference)."""
+    counts: dict[str, int] = {}
+    for var in protocol.variables:
+        for d in var.index:
+            if isinstance(d, Sort):
+                counts[d.bound] = counts.get(d.bound, 0) + 1
+    opened = [b for b in open_bounds(protocol) if b in counts]
+    return max(opened, key=lambda b: counts[b]) if opened else None
+
+
+def sample_plan(protocol: Protocol, concrete: Mapping[str, int]) -> list[tuple[Bounds, str]]:
+    """Where samples come from: (bounds, "exhaustive" or "walks"). The busiest open sort at 2
+    then 3, the others at 1 then 2 (each within its declared range); the largest by random walks."""
+    first = busiest(protocol)
+    decls = {d.name: d for d in protocol.bound_decls}
+    concrete = parametric.concrete_bounds(protocol, concrete)
+
+    def at(top: int, rest: int) -> Bounds:
+        values = {name: max(decls[name].low, min(decls[name].high, top if name == first else rest))
+                  for name in open_bounds(protocol)}
+        return protocol.bounds(**values, **{k: v for k, v in concrete.items() if k in decls})
+
+    plan: list[tuple[Bounds, str]] = []
+    for top, rest, how in ((2, 1, "exhaustive"), (3, 1, "exhaustive"), (2, 2, "exhaustive"), (3, 2, "walks")):
+        b = at(top, rest)
+        if b not in [x for x, _ in plan]:
+            plan.append((b, how))
+    return plan
+
+
+def walk_rows(model: Model, walkers: int = WALKERS, depth: int = WALK_DEPTH, seed: int = 0,
+              cap: int = WALK_CAP) -> np.ndarray:
+    """Distinct states seen by ``walkers`` seeded random walks of ``depth`` steps (at most ``cap``)."""
+    from deferral.checks.explicit.simulate import Walker
+
+    walker = Walker(model, depth)
+    rng = np.random.default_rng(seed)
+    rows = np.repeat(walker.start, walkers, axis=0)
+    alive = np.ones(walkers, dtype=bool)
+    seen = [rows.copy()]
+    for _ in range(depth):
+        masks = walker._masks(rows)
+        counts = masks.sum(axis=0)
+        alive &= counts > 0
+        if not alive.any():
+            break
+        pick = np.minimum((rng.random(walkers) * counts).astype(np.int16), np.maximum(counts - 1, 0))
+        choice = np.argmax(np.cumsum(masks, axis=0, dtype=np.int16) > pick, axis=0)
+        walker._apply(rows, choice, alive)
+        seen.append(rows[alive].copy())
+    out = unique_rows(np.concatenate(seen))
+    if out.shape[0] > cap:
+        out = out[np.sort(rng.choice(out.shape[0], cap, replace=False))]
+    return out
+
+
+def sample(protocol: Protocol, plan: Sequence[tuple[Bounds, str]], deadline: float | None = None) -> Samples:
+    """Reachable states at ``plan``'s bounds, abstracted per signature (as infer.samples)."""
+    from deferral.checks.explicit.vectorized import reachable_levels
+
+    start = time.monotonic()
+    sigs = signatures(protocol, twos=TWOS)
+    tables = [Table(sig, terms(protocol, sig, plan[0][0]), np.zeros((0, 0), dtype=np.uint8)) for sig in sigs]
+    parts: list[list[np.ndarray]] = [[] for _ in sigs]
+    used, count, per_bound = [], 0, []
+    for b, how in plan:
+        if deadline is not None and time.monotonic() > deadline and used:
+            break
+        model = Model(protocol, b)
+        if how == "walks":
+            rows = walk_rows(model)
+        else:
+            levels = reachable_levels(model, max_states=EXHAUSTIVE_CAP)
+            rows = levels.packer.unpack(levels.keys)
+        used.append(b)
+        count += rows.shape[0]
+        layout = protocol.layout(b)
+        for n, table in enumerate(tables):
+            parts[n].append(unique_rows(codes(protocol, layout, rows, table.sig, table.terms)))
+        per_bound.append((b, rows.shape[0], [part[-1] for part in parts]))
+    for n, table in enumerate(tables):
+        table.rows = unique_rows(np.concatenate(parts[n]))
+    return Samples(used, count, tables, time.monotonic() - start, per_bound)
+
+
+@dataclass
+class LearnResult:
+    """What the parametric learning loop did, and its proof (``proof``) when it found one."""
+
+    status: str  # proved | unknown
+    families: list[Family]  # the trimmed invariant (proved) or the last fixpoint (unknown)
+    elapsed_s: float
+    concrete: dict[str, int]
+    open_bounds: list[str]
+    proof: parametric.ParametricResult | None = None
+    reason: str = ""
+    sampled: list[tuple[Bounds, str, int]] = field(default_factory=list)  # bounds, method, states
+    stages: list[dict[str, Any]] = field(default_factory=list)  # per round: candidates, kept, the CTI
+    log: list[str] = field(default_factory=list)
+    kept: list[Family] = field(default_factory=list)  # Houdini's last fixpoint (families)
+    lemmas: list[Lemma] = field(default_factory=list)  # the fixed candidates (shipped lemmas) kept and used
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status, "elapsed_s": round(self.elapsed_s, 3),
+                "samples": [{"bounds": b.as_dict(), "method": how, "states": n} for b, how, n in self.sampled],
+                "rounds": self.stages, "families": len(self.families), "fixpoint": len(self.kept),
+                "fixed_lemmas_used": [lem.name for lem in self.lemmas],
+                "reason": self.reason or None}
+
+
+def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | None = 120.0,
+          start: Sequence[Family] = (), query_s: float = 4.0, max_rounds: int = 60,
+          note: Callable[[str], None] | None = None, data: Samples | None = None,
+          bounded_first: bool = True, lemmas: Sequence[Lemma] = ()) -> LearnResult:
+    """Learn lemma families and prove them for every N, V, F at ``concrete`` (Q, S).
+
+    ``start``: families to begin with (a bounded learned route's, a lemma file's); without
+    them, ``bounded_first`` learns a first set at the smallest sampled instance (the bounded
+    loop of infer.py, cheap, with every sample: only families true at the larger instances
+    are proposed), else the loop starts from the property alone. ``lemmas``: fixed candidates
+    offered with the families (the shipped lemmas in auto; Houdini decides, and then no bounded
+    first stage). Unknown (never "proved") when the time,
+    the rounds or the vocabulary run out; the reason says which."""
+    t0 = time.monotonic()
+    deadline = None if timeout is None else t0 + timeout
+    say = note or (lambda text: None)
+    conc = parametric.concrete_bounds(protocol, concrete)
+    log: list[str] = []
+    if data is None:
+        plan = sample_plan(protocol, conc)
+        say(f"learn: sampling reachable states at {', '.join(f'{b.short()} ({how})' for b, how in plan)}")
+        data = sample(protocol, plan, deadline=None if deadline is None else t0 + 0.25 * (timeout or 0))
+        how = dict(plan)
+    else:
+        how = {b: "given" for b in data.bounds}
+    sampled = [(b, how.get(b, "exhaustive"), n) for b, n, _ in data.per_bound]
+    log.append(f"samples: {data.states} states at {', '.join(f'{b.short()} ({m})' for b, m, _ in sampled)} "
+               f"({data.elapsed_s:.1f} s)")
+    res = LearnResult("unknown", [], 0.0, conc, open_bounds(protocol), sampled=sampled, log=log)
+
+    def done(status: str, reason: str = "") -> LearnResult:
+        res.status, res.reason, res.elapsed_s = status, reason, time.monotonic() - t0
+        return res
+
+    def left() -> float | None:
+        return None if deadline is None else deadline - time.monotonic()
+
+    if not start and bounded_first and not lemmas:  # cheap rounds at the smallest instance, from the big samples
+        start = _bounded(protocol, data, plan_bounds(protocol, conc)[0], res,
+                         None if timeout is None else BOUNDED_SHARE * timeout, say)
+    # the start families must hold in every sample (those true only at small bounds go here)
+    fams: dict[str, Family] = {}
+    for f in start:
+        if f.show() not in fams and _holds_in(f, data):
+            fams[f.show()] = f
+    must = parametric.learned_lemmas([], protocol)
+    bounded = BoundedCTI(protocol, data.bounds[-1])
+    engine = parametric.Houdini(protocol, conc, query_s, candidate_s=CANDIDATE_S)
+    tried: dict[int, set[tuple[int, ...]]] = {n: set() for n in range(len(data.tables))}
+    lemma_of: dict[str, Family] = {}
+    def _exclude(read: tuple[dict[str, int], tuple[int, ...]]) -> int:
+        """New families under which the state was never observed; how many."""
+        sizes, state = read
+        b = protocol.bounds(**sizes, **conc)
+        added = 0
+        for _, f in _exclusion(protocol, data, state, b, tried, protocol.layout(b), limit=PER_CTI,
+                               deadline=deadline):
+            if f.show() not in fams:
+                fams[f.show()] = f
+                added += 1
+        return added
+
+    for rnd in range(1, max_rounds + 1):
+        if left() is not None and left() <= 0:
+            return done("unknown", f"time limit after {rnd - 1} rounds")
+        cands = list(lemmas)
+        for f in fams.values():
+            lem = lemma_of.get(f.show())
+            if lem is None:
+                lem = lemma_of[f.show()] = parametric.for_distinct(f.lemma())
+            cands.append(lem)
+        cti, hint = bounded.check(list(fams.values()), deadline, lemmas)
+        if cti is not None and _exclude(cti):  # a cheap round at the largest sample bound
+            res.stages.append({"stage": f"bounded at {bounded.at.short()}", "round": rnd, "candidates": len(cands)})
+            say(f"learn: round {rnd}: a counterexample to induction at {bounded.at.short()} excluded "
+                f"({len(fams)} families)")
+            continue
+        for n in range(len(engine.steps)):  # the families the property needs there: the query's first try
+            for lem in must:
+                engine.hint(lem.name, n, hint)
+        try:
+            h = engine.run(cands, must, timeout=left())
+        except TimeoutError as exc:
+            return done("unknown", f"{exc} (round {rnd})")
+        res.kept = [fams[lem.name] for lem in h.alive if lem.name in fams]
+        res.lemmas = [lem for lem in h.alive if lem.name not in fams]
+        stage: dict[str, Any] = {"stage": "parametric", "round": rnd, "candidates": len(cands), "kept": len(h.alive),
+                                 "seconds": round(h.elapsed_s, 2)}
+        res.stages.append(stage)
+        say(f"learn: round {rnd}: Houdini kept {len(h.alive)} of {len(cands)} families"
+            + ("" if h.broken is None else f"; {h.broken}"))
+        if h.broken is None:
+            break
+        if h.cti is None and bounded.check(res.kept, deadline, res.lemmas)[0] is None:
+            return done("unknown", f"round {rnd}: {h.broken}")
+        added, shown = 0, ""
+        # the property's counterexample first, then the last candidates' (they stop supporting families)
+        for what, cti in [(h.broken, h.cti)] + engine.ctis[::-1][:EXTRA_CTIS]:
+            read = None if cti is None else engine.cti_state(cti)
+            if read is None and what == h.broken:  # undecided, or too many elements: one at the largest sample bound
+                read = bounded.check(res.kept, deadline, res.lemmas)[0]
+            if read is None:
+                continue
+            sizes, state = read
+            b = protocol.bounds(**sizes, **conc)
+            stage.setdefault("ctis", []).append({"broken": what, "bounds": b.as_dict()})
+            added += _exclude(read)
+            if not shown:
+                shown = f"at {b.short()} (state {Model(protocol, b).to_json(state)})"
+        stage["new_families"] = added
+        if not added:
+            return done("unknown", f"round {rnd}: a counterexample to induction ({h.broken}) "
+                                   f"{shown or 'in a model too large to read as a state'} that no family of at "
+                                   "most three terms learned from the samples excludes")
+    else:
+        return done("unknown", f"round limit ({max_rounds})")
+    alive = res.lemmas + [lemma_of[f.show()] for f in res.kept]
+    say(f"learn: trimming {len(alive)} families (unsat cores)")
+    small = engine.support(alive, must, timeout=None if left() is None else max(1.0, 0.5 * (left() or 0)))
+    res.families = [fams[lem.name] for lem in small if lem.name in fams]
+    res.lemmas = [lem for lem in small if lem.name not in fams]
+    log.append(f"{len(small)} of the {len(alive)} inductive families suffice (unsat cores)")
+    say(f"learn: proving {len(small)} families for every {', '.join(res.open_bounds)}")
+    proof = parametric.prove(protocol, conc, list(small) + must,
+                             timeout=max(2.0, left() or 60.0), note=None)
+    if proof.status != "proved" and len(small) < len(alive):  # the trimmed set: try the whole fixpoint
+        proof = parametric.prove(protocol, conc, list(alive) + must, timeout=max(2.0, left() or 60.0))
+        res.families, res.lemmas = list(res.kept), [lem for lem in alive if lem.name not in fams]
+    res.proof = proof
+    if proof.status != "proved":
+        return done("unknown", proof.reason)
+    return done("proved")
+
+
+class BoundedCTI:
+    """A counterexample to induction of the properties at one bound (the bit-vector encoding,
+    built on first use): the fallback when the parametric one has more elements than a state."""
+
+    def __init__(self, protocol: Protocol, at: Bounds) -> None:
+        self.protocol, self.at = protocol, at
+        self._base: Any = None
+
+    def check(self, families: Sequence[Family], deadline: float | None, lemmas: Sequence[Lemma] = ()
+              ) -> tuple[tuple[dict[str, int], tuple[int, ...]] | None, set[str]]:
+        """Do ``families`` (with the properties) make the properties inductive at this bound?
+        (a counterexample to induction as (sizes, state), None) if not; else (None, the names
+        of the families in the unsat core): a hint for the parametric query."""
+        import z3
+
+        from deferral.checks.symbolic.encoding import encode
+        from deferral.checks.symbolic.induction import instances
+        from deferral.checks.symbolic.infer import _base, _solver, property_lemmas
+
+        if self._base is None:
+            self._enc = encode(self.protocol, self.at, check=False)
+            self._base = _base(self._enc)
+        enc, (xs, ys, _, trans) = self._enc, self._base
+        must = property_lemmas(self.protocol)
+        s = _solver(None if deadline is None else max(1.0, deadline - time.monotonic()))
+        s.add(trans, *[t for lem in list(must) + list(lemmas) for _, t in instances(enc, lem, xs)])
+        use = {}
+        for n, f in enumerate(families):
+            lit = z3.Bool(f"fam.{n}")
+            use[str(lit)] = f.show()
+            s.add(z3.Implies(lit, z3.And([t for _, t in instances(enc, f.lemma(), xs)])))
+        s.add(z3.Or([z3.Not(t) for lem in must for _, t in instances(enc, lem, ys)]))
+        r = s.check([z3.Bool(k) for k in use])
+        if r == z3.sat:
+            sizes = {name: self.at[name] for name in open_bounds(self.protocol)}
+            return (sizes, tuple(enc.decode(s.model(), xs))), set()
+        if r == z3.unsat:
+            return None, {use[str(c)] for c in s.unsat_core()}
+        return None, set()
+
+
+def plan_bounds(protocol: Protocol, concrete: Mapping[str, int]) -> list[Bounds]:
+    return [b for b, _ in sample_plan(protocol, concrete)]
+
+
+def _bounded(protocol: Protocol, data: Samples, at: Bounds, res: LearnResult, budget: float | None,
+             say: Callable[[str], None]) -> list[Family]:
+    """The bounded learning loop (infer.py) at ``at``: its inductive families (those false in the
+    larger samples are left out by the caller)."""
+    from deferral.checks.symbolic.encoding import encode
+    from deferral.checks.symbolic.infer import infer
+
+    say(f"learn: first families at {at.short()} (bounded, from its own samples)")
+    r = infer(encode(protocol, at, check=False), timeout=budget, data=data.upto(at), staged=False)
+    fams = r.kept  # every family inductive there (the trimmed subset is often too weak at larger bounds)
+    res.stages.append({"stage": "bounded", "bounds": at.as_dict(), "status": r.status, "rounds": r.rounds,
+                       "families": len(fams), "seconds": round(r.elapsed_s, 2)})
+    res.log.append(f"bounded learning at {at.short()}: {r.status} after {r.rounds} rounds, {len(fams)} "
+                   f"families ({r.elapsed_s:.1f} s)" + (f" ({r.reason[:200]})" if r.reason else ""))
+    return fams
+
+
+def _holds_in(f: Family, data: Samples) -> bool:
+    """Does the family hold in every sampled row of its signature's table?"""
+    for table in data.tables:
+        if table.sig != f.sig:
+            continue
+        try:
+            cols = [table.terms.index(t) for t in f.terms]
+        except ValueError:
+            return False
+        seen = {tuple(int(x) for x in r) for r in unique_rows(table.rows[:, cols])}
+        rows = set(f.rows)
+        return seen <= rows if f.mode == "in" else not (seen & rows)
+    return False

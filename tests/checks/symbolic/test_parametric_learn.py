@@ -1,0 +1,98 @@
+"""The learning loop proved for every N, V, F (checks/symbolic/paramlearn.py) and the parametric
+counterexamples to induction it learns from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deferral.checks.symbolic import parametric, paramlearn
+from deferral.model.bounds import Bounds
+from deferral.model.concrete import Model
+from deferral.model.reference import REFERENCE
+from deferral.model.variants import PUBLISHED
+
+EXAMPLES = Path(__file__).parents[3] / "examples"
+
+
+def test_a_parametric_counterexample_is_read_back_as_a_concrete_state() -> None:
+    """With no candidate lemmas the property alone is not inductive: the solver's finite model
+    over the uninterpreted sorts, read back, is a state of the concrete model where the
+    property holds and the step named breaks it (so the reading is faithful)."""
+    engine = parametric.Houdini(REFERENCE, {"queue": 1, "spaces": 1})
+    h = engine.run([], parametric.learned_lemmas([], REFERENCE))
+    assert h.broken is not None and h.cti is not None, h
+    read = engine.cti_state(h.cti)
+    assert read is not None
+    sizes, state = read
+    b = REFERENCE.bounds(**sizes, queue=1, spaces=1)
+    model = Model(REFERENCE, b)
+    prop = next(p for p in model.invariants if p.name == "no_stale_translation")
+    step = engine.steps[h.cti[1]][0].name
+    assert step in h.broken and model.holds(prop, state)
+    assert any(not model.holds(prop, post) for action, post in model.successors(state)
+               if action.step.name == step), (b, model.to_json(state))
+
+
+def test_samples_come_from_instances_where_small_facts_die() -> None:
+    """Three VCPUs, two pages and frames at the requested Q and S, read from the declared bounds."""
+    plan = paramlearn.sample_plan(REFERENCE, {"queue": 2, "spaces": 1})
+    assert [(b, how) for b, how in plan][-1] == (Bounds(3, 2, 2, 2), "walks")
+    assert all(b.queue == 2 for b, _ in plan) and Bounds(2, 1, 1, 2) == plan[0][0]
+    assert paramlearn.busiest(REFERENCE) == "vcpus"
+    assert paramlearn.open_bounds(REFERENCE) == ["vcpus", "pages", "frames"]
+
+
+def test_a_bug_is_refused_quickly() -> None:
+    """A few seconds: samples at the smallest instance only (they include the violation)."""
+    bug = PUBLISHED["reload-no-drain"]
+    conc = {"queue": 1, "spaces": 1}
+    data = paramlearn.sample(bug, paramlearn.sample_plan(bug, conc)[:1])
+    r = paramlearn.learn(bug, conc, timeout=8, data=data, bounded_first=False)
+    assert r.status == "unknown" and r.reason, r.to_json()
+
+
+@pytest.mark.slow  # 40-60 s each
+@pytest.mark.parametrize("name", ["drain-local-only", "ipi-before-drain", "remote-no-drain", "reload-no-drain",
+                                  "overflow-drop"])
+def test_a_published_bug_is_never_proved(name: str) -> None:
+    """As auto runs it: the shipped lemmas offered beside the learned families."""
+    from deferral.model.invariant import invariant_for
+
+    r = paramlearn.learn(PUBLISHED[name], {"queue": 1, "spaces": 1}, timeout=60,
+                         lemmas=list(invariant_for(Bounds(2, 1, 1, 1))))
+    assert r.status == "unknown" and r.reason, r.to_json()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["defer-non-current", "switch-no-drain", "resync-running-only"])
+def test_an_address_space_bug_is_never_proved(name: str) -> None:
+    r = paramlearn.learn(PUBLISHED[name], {"queue": 1, "spaces": 2}, timeout=60)
+    assert r.status == "unknown" and r.reason, r.to_json()
+
+
+@pytest.mark.slow  # 40-60 s each
+@pytest.mark.parametrize("name", ["same-value", "ipi_unlock_after_flush.py", "invlpg_sync_one.py", "defer_all_spaces.py"])
+def test_a_mutant_is_never_proved(name: str) -> None:
+    """The buggy mutants of test_examples_safe (check finds each violated) are refused too."""
+    from test_examples_safe import MUTANTS, _mutant, same_value_mutant
+
+    protocol, bounds = (same_value_mutant(), Bounds(2, 1, 1, 1)) if name == "same-value" else (
+        _mutant(name), MUTANTS[name][0])
+    r = paramlearn.learn(protocol, dict(bounds), timeout=60)
+    assert r.status == "unknown" and r.reason, r.to_json()
+
+
+@pytest.mark.slow  # about 2 minutes on a loaded 2-core machine
+def test_a_safe_change_gets_the_lemma_it_needs_for_every_n() -> None:
+    """lazy_cur_clear breaks "cur[k] names a VCPU exactly when pc[k] is Ipi": with the shipped
+    lemmas offered, the loop learns what replaces it and proves the change for every N, V, F."""
+    from deferral.model.invariant import invariant_for
+    from deferral.model.variants import load_variant_file
+
+    protocol = load_variant_file(EXAMPLES / "lazy_cur_clear.py")
+    r = paramlearn.learn(protocol, {"queue": 1, "spaces": 1}, timeout=400,
+                         lemmas=list(invariant_for(Bounds(2, 1, 1, 1))))
+    assert r.status == "proved" and r.proof is not None and r.proof.status == "proved", r.to_json()
+    assert r.families and r.proof.open_bounds == ["vcpus", "pages", "frames"]
