@@ -30,13 +30,13 @@ only here: the single-machine path never loads it.
 
 from __future__ import annotations
 
-import resource
 import time
 from typing import Any
 
 import numpy as np
 
 from deferral.checks.explicit.expand import Expander
+from deferral.checks.explicit.limits import peak_rss_bytes
 from deferral.checks.explicit.numpy_ops import NotVectorizable
 from deferral.checks.explicit.packing import Packer, blas_threads
 from deferral.checks.explicit.visited import Visited
@@ -280,7 +280,9 @@ class Partition:
                 + sum(a.nbytes for a in self.level_parent) + sum(a.nbytes for a in self.level_via)
                 + sum(a.nbytes + b.nbytes for a, b in zip(self.rev_dst, self.rev_src)))
         return {"states": self.count, "bytes": held, "cpu_s": time.process_time() - self.cpu_start,
-                "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+                # VmHWM of this worker process: ru_maxrss is wrong for a process started by a
+                # big one (it inherits the parent's resident size as its peak)
+                "peak_rss_bytes": peak_rss_bytes()}
 
     # ---- AG EF: backward reachability of the goal states ----------------------------------
     def back_start(self, prop: str) -> int:

@@ -49,7 +49,7 @@ from deferral.checks.explicit.packing import Packer, blas_threads
 from deferral.checks.explicit.parallel import ordered_map
 from deferral.checks.explicit.spill import Column, DiskRuns, SpillError, WorkDir
 from deferral.checks.results import Coverage, Outcome, Path, Progress, ProgressFn, SearchResult, path_from_parents
-from deferral.checks.explicit.visited import Run, Visited
+from deferral.checks.explicit.visited import Run, Visited, block_size
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model, State
 from deferral.model.context import StepError
@@ -60,12 +60,15 @@ CHUNK_ROWS = 1 << 16
 #: State numbers are stored as uint32: a search stops (max-states) before this many.
 _MAX_IDS = (1 << 32) - 1
 #: Temporaries of a level's merge per candidate (keys, orders, groups, numbering), and of a
-#: merge of visited runs per stored state: what the memory limit is checked against first.
+#: merge of visited runs per key of a block (a merge holds a few blocks, see visited.merge_runs):
+#: what the memory limit is checked against first.
 _MERGE_BYTES = 64
-_VISITED_MERGE_BYTES = 14
+_VISITED_MERGE_BYTES = 4 * 24
 #: With a work folder and no ``spill_above``: spill once the stored structures in memory pass
 #: this share of the memory limit (the rest is for a level's expansion and merge).
 SPILL_SHARE = 0.25
+#: At a spill, the newest visited runs holding at most this share of the keys in memory stay.
+KEEP_RECENT = 0.25
 #: Memory limits below this run the numpy path, not the compiled loops (see ``_Search.jit``).
 JIT_MEMORY_FLOOR = 1 << 30
 #: Seconds between polls of the time and memory limits while chunks run.
@@ -366,19 +369,30 @@ class _Search:
 
     def _spill(self) -> bool:
         """Move the stored structures in memory (visited runs, parents, actions, AG EF edges)
-        to the work folder; False if there is none or nothing to move. Safe beside running
-        chunks: they see the visited runs in memory before or after (a key they miss is
-        found on disk at the level's merge)."""
+        to the work folder; False if there is none or nothing to move. The newest visited runs
+        (at most :data:`KEEP_RECENT` of the keys in memory) stay while there is something
+        else to move: most duplicate successors are of the last levels, and a chunk that finds
+        them in memory does not make them candidates of its level's merge. Safe beside running
+        chunks: they see the visited runs in memory before or after (a key they miss is found
+        on disk at the level's merge)."""
         st = self.st
         if self.disk is None or st is None:
             return False
         with self.spill_lock:
-            if self._stored_in_memory(st) == 0:
+            runs = st.visited.sorted_runs()
+            kept, size = len(runs), 0
+            while kept and size + runs[kept - 1].size <= KEEP_RECENT * len(st.visited):
+                kept -= 1
+                size += runs[kept].size
+            columns = [c for c in (st.parents, st.vias, st.edges_deg, st.edges_dst) if c.memory_bytes]
+            if kept == 0 and not columns:
+                kept = len(runs)  # nothing else to move: the newest runs too
+            if kept == 0:
                 return False
-            for run in st.visited.sorted_runs():  # on disk first, then dropped from memory
+            for run in runs[:kept]:  # on disk first, then dropped from memory
                 self.disk.add(run)
-            st.visited.clear()
-            for column in (st.parents, st.vias, st.edges_deg, st.edges_dst):
+            st.visited.set_runs(runs[kept:])
+            for column in columns:
                 column.spill()
             self.spills += 1
             return True
@@ -476,7 +490,8 @@ class _Search:
             n_states, base = st.n_states, st.base
             n_cands = sum(c.keys.shape[0] for c in chunks)
             try:  # stop before the merge if its temporaries would pass the memory limit
-                self._poll(lambda: _MERGE_BYTES * n_cands + _VISITED_MERGE_BYTES * len(visited))
+                # (the runs' merge comes after the level's, whose temporaries are freed by then)
+                self._poll(lambda: max(_MERGE_BYTES * n_cands, _VISITED_MERGE_BYTES * block_size(len(visited) + n_cands)))
             except LimitReached as stop:
                 stopped_by = stop.reason
                 break
@@ -702,19 +717,39 @@ class _Search:
         self.checkpoint_write_s = time.monotonic() - t0
 
     def _load_checkpoint(self, directory: str) -> "_State":
-        """The search state saved in ``directory`` (refused if it is of another search)."""
+        """The search state saved in ``directory`` (refused if it is of another search).
+
+        With a work folder, the visited runs and the parent, action and edge columns go to
+        disk as they are read, an array at a time: a resume needs memory for the largest
+        array and what always stays in memory (goal flags, the frontier), not the whole."""
         header, arrays = checkpoint.load(directory, self.identity)
+        try:
+            return self._state_from(directory, header, arrays)
+        finally:
+            arrays.close()
+
+    def _state_from(self, directory: str, header: dict[str, Any], arrays: checkpoint.Members) -> "_State":
+        """The search state of a checkpoint's header and arrays (see :meth:`_load_checkpoint`)."""
+        on_disk = 0
         try:
             if header["key_dtype"] != np.dtype(self.packer.key_dtype).str or \
                     header["goals"] != sorted(p.name for p in self.lives):
                 raise checkpoint.CheckpointError(f"checkpoint in {directory} does not fit this search")
             visited = Visited(self.packer.key_dtype, jit=self.jit)
             n_blocks = int(header["visited_runs"])
-            blocks = [(arrays[f"visited_keys_{i}"], arrays[f"visited_ids_{i}"]) for i in range(n_blocks)]
             runs, at = [], 0
             for count in header.get("visited_blocks", [1] * n_blocks):  # blocks per run
-                part = blocks[at:at + int(count)]
-                runs.append(Run([k for k, _ in part], [i for _, i in part]))
+                run = Run()
+                for i in range(at, at + int(count)):
+                    keys, ids = arrays[f"visited_keys_{i}"], arrays[f"visited_ids_{i}"]
+                    if self.disk is not None:  # each block a run on disk
+                        self.disk.add(Run([keys], [ids]))
+                        on_disk += keys.shape[0]
+                    else:
+                        run.keys.append(keys)
+                        run.ids.append(ids)
+                    del keys, ids
+                runs.append(run)
                 at += int(count)
             visited.set_runs(runs)
             goals = {}
@@ -725,8 +760,11 @@ class _Search:
             n_states = int(header["states"])
             columns = self._columns()
             for column, name in zip(columns, ("parent", "via", "edges_deg", "edges_dst")):
-                if arrays[name].size:
-                    column.append(arrays[name])
+                part = arrays[name]
+                if part.size:
+                    column.append(part)
+                    column.spill()  # to the work folder, if there is one
+                del part
             st = _State(visited, columns[0], columns[1], arrays["frontier_keys"], goals, columns[2], columns[3],
                         {str(k): int(v) for k, v in header["first_bad"].items()},
                         n_states, int(header["base"]), int(header["depth"]), int(header["transitions"]),
@@ -740,7 +778,7 @@ class _Search:
             if isinstance(exc, checkpoint.CheckpointError):
                 raise
             raise checkpoint.CheckpointError(f"checkpoint in {directory} is incomplete: {exc!r}") from None
-        if (len(visited) != n_states or len(st.parents) != n_states
+        if (len(visited) + on_disk != n_states or len(st.parents) != n_states
                 or any(g.nbytes != n_states for g in goals.values())):
             raise checkpoint.CheckpointError(f"checkpoint in {directory} is inconsistent "
                                              f"(array sizes do not match {n_states} states)")

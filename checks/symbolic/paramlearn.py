@@ -37,6 +37,7 @@ from deferral.checks.symbolic.infer import (Family, Samples, Table, _exclusion, 
                                             unique_rows)
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model
+from deferral.model.invariant import Lemma
 from deferral.model.protocol import Protocol
 from deferral.model.schema import FRAME, Sort
 
@@ -160,24 +161,28 @@ class LearnResult:
     stages: list[dict[str, Any]] = field(default_factory=list)  # per round: candidates, kept, the CTI
     log: list[str] = field(default_factory=list)
     kept: list[Family] = field(default_factory=list)  # Houdini's last fixpoint (families)
+    lemmas: list[Lemma] = field(default_factory=list)  # the fixed candidates (shipped lemmas) kept and used
 
     def to_json(self) -> dict[str, Any]:
         return {"status": self.status, "elapsed_s": round(self.elapsed_s, 3),
                 "samples": [{"bounds": b.as_dict(), "method": how, "states": n} for b, how, n in self.sampled],
                 "rounds": self.stages, "families": len(self.families), "fixpoint": len(self.kept),
+                "fixed_lemmas_used": [lem.name for lem in self.lemmas],
                 "reason": self.reason or None}
 
 
 def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | None = 120.0,
           start: Sequence[Family] = (), query_s: float = 4.0, max_rounds: int = 60,
           note: Callable[[str], None] | None = None, data: Samples | None = None,
-          bounded_first: bool = True) -> LearnResult:
+          bounded_first: bool = True, lemmas: Sequence[Lemma] = ()) -> LearnResult:
     """Learn lemma families and prove them for every N, V, F at ``concrete`` (Q, S).
 
     ``start``: families to begin with (a bounded learned route's, a lemma file's); without
     them, ``bounded_first`` learns a first set at the smallest sampled instance (the bounded
     loop of infer.py, cheap, with every sample: only families true at the larger instances
-    are proposed), else the loop starts from the property alone. Unknown (never "proved") when the time,
+    are proposed), else the loop starts from the property alone. ``lemmas``: fixed candidates
+    offered with the families (the shipped lemmas in auto; Houdini decides, and then no bounded
+    first stage). Unknown (never "proved") when the time,
     the rounds or the vocabulary run out; the reason says which."""
     t0 = time.monotonic()
     deadline = None if timeout is None else t0 + timeout
@@ -203,7 +208,7 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
     def left() -> float | None:
         return None if deadline is None else deadline - time.monotonic()
 
-    if not start and bounded_first:  # cheap rounds at the smallest instance, from the big samples
+    if not start and bounded_first and not lemmas:  # cheap rounds at the smallest instance, from the big samples
         start = _bounded(protocol, data, plan_bounds(protocol, conc)[0], res,
                          None if timeout is None else BOUNDED_SHARE * timeout, say)
     # the start families must hold in every sample (those true only at small bounds go here)
@@ -231,13 +236,13 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
     for rnd in range(1, max_rounds + 1):
         if left() is not None and left() <= 0:
             return done("unknown", f"time limit after {rnd - 1} rounds")
-        cands = []
+        cands = list(lemmas)
         for f in fams.values():
             lem = lemma_of.get(f.show())
             if lem is None:
                 lem = lemma_of[f.show()] = parametric.for_distinct(f.lemma())
             cands.append(lem)
-        cti, hint = bounded.check(list(fams.values()), deadline)
+        cti, hint = bounded.check(list(fams.values()), deadline, lemmas)
         if cti is not None and _exclude(cti):  # a cheap round at the largest sample bound
             res.stages.append({"stage": f"bounded at {bounded.at.short()}", "round": rnd, "candidates": len(cands)})
             say(f"learn: round {rnd}: a counterexample to induction at {bounded.at.short()} excluded "
@@ -250,7 +255,8 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
             h = engine.run(cands, must, timeout=left())
         except TimeoutError as exc:
             return done("unknown", f"{exc} (round {rnd})")
-        res.kept = [fams[lem.name] for lem in h.alive]
+        res.kept = [fams[lem.name] for lem in h.alive if lem.name in fams]
+        res.lemmas = [lem for lem in h.alive if lem.name not in fams]
         stage: dict[str, Any] = {"stage": "parametric", "round": rnd, "candidates": len(cands), "kept": len(h.alive),
                                  "seconds": round(h.elapsed_s, 2)}
         res.stages.append(stage)
@@ -258,14 +264,14 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
             + ("" if h.broken is None else f"; {h.broken}"))
         if h.broken is None:
             break
-        if h.cti is None and bounded.check(res.kept, deadline)[0] is None:
+        if h.cti is None and bounded.check(res.kept, deadline, res.lemmas)[0] is None:
             return done("unknown", f"round {rnd}: {h.broken}")
         added, shown = 0, ""
         # the property's counterexample first, then the last candidates' (they stop supporting families)
         for what, cti in [(h.broken, h.cti)] + engine.ctis[::-1][:EXTRA_CTIS]:
             read = None if cti is None else engine.cti_state(cti)
             if read is None and what == h.broken:  # undecided, or too many elements: one at the largest sample bound
-                read = bounded.check(res.kept, deadline)[0]
+                read = bounded.check(res.kept, deadline, res.lemmas)[0]
             if read is None:
                 continue
             sizes, state = read
@@ -281,17 +287,18 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
                                    "most three terms learned from the samples excludes")
     else:
         return done("unknown", f"round limit ({max_rounds})")
-    alive = [lemma_of[f.show()] for f in res.kept]
+    alive = res.lemmas + [lemma_of[f.show()] for f in res.kept]
     say(f"learn: trimming {len(alive)} families (unsat cores)")
     small = engine.support(alive, must, timeout=None if left() is None else max(1.0, 0.5 * (left() or 0)))
-    res.families = [fams[lem.name] for lem in small]
+    res.families = [fams[lem.name] for lem in small if lem.name in fams]
+    res.lemmas = [lem for lem in small if lem.name not in fams]
     log.append(f"{len(small)} of the {len(alive)} inductive families suffice (unsat cores)")
     say(f"learn: proving {len(small)} families for every {', '.join(res.open_bounds)}")
     proof = parametric.prove(protocol, conc, list(small) + must,
                              timeout=max(2.0, left() or 60.0), note=None)
     if proof.status != "proved" and len(small) < len(alive):  # the trimmed set: try the whole fixpoint
         proof = parametric.prove(protocol, conc, list(alive) + must, timeout=max(2.0, left() or 60.0))
-        res.families = list(res.kept)
+        res.families, res.lemmas = list(res.kept), [lem for lem in alive if lem.name not in fams]
     res.proof = proof
     if proof.status != "proved":
         return done("unknown", proof.reason)
@@ -306,7 +313,7 @@ class BoundedCTI:
         self.protocol, self.at = protocol, at
         self._base: Any = None
 
-    def check(self, families: Sequence[Family], deadline: float | None
+    def check(self, families: Sequence[Family], deadline: float | None, lemmas: Sequence[Lemma] = ()
               ) -> tuple[tuple[dict[str, int], tuple[int, ...]] | None, set[str]]:
         """Do ``families`` (with the properties) make the properties inductive at this bound?
         (a counterexample to induction as (sizes, state), None) if not; else (None, the names
@@ -323,7 +330,7 @@ class BoundedCTI:
         enc, (xs, ys, _, trans) = self._enc, self._base
         must = property_lemmas(self.protocol)
         s = _solver(None if deadline is None else max(1.0, deadline - time.monotonic()))
-        s.add(trans, *[t for lem in must for _, t in instances(enc, lem, xs)])
+        s.add(trans, *[t for lem in list(must) + list(lemmas) for _, t in instances(enc, lem, xs)])
         use = {}
         for n, f in enumerate(families):
             lit = z3.Bool(f"fam.{n}")

@@ -322,7 +322,8 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             return None
         say(f"auto: learning lemma families proved for every N, V, F (at most {budget:.0f} s)")
         try:
-            r = paramlearn.learn(protocol, dict(bounds), timeout=budget, note=say)
+            fixed = list(lemmas) if shipped and not misfit else []  # offered too: Houdini decides
+            r = paramlearn.learn(protocol, dict(bounds), timeout=budget, note=say, lemmas=fixed)
         except EncodingError as exc:
             log.append(f"inferred+parametric: cannot be evaluated for every number of elements ({exc})")
             return None
@@ -331,7 +332,8 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             log.append(f"inferred+parametric: unknown after {r.elapsed_s:.1f} s ({r.reason[:300]})")
             return None
         log.append(f"inferred+parametric: {r.proof.verdict} ({r.elapsed_s:.1f} s, {len(r.families)} families)")
-        return result("proved", route="inferred+parametric", invariant=[f.show() for f in r.families], log=log,
+        return result("proved", route="inferred+parametric", log=log,
+                      invariant=[lem.show(r.concrete) for lem in r.lemmas] + [f.show() for f in r.families],
                       families=r.families, learned_at=[b for b, _, _ in r.sampled], inductive=r.kept,
                       for_every={"for_every": r.open_bounds, "assumed_concrete": r.concrete,
                                  "learning": r.to_json()})

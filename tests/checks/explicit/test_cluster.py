@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from deferral.checks.explicit.cluster import Partition, owner_of
+from deferral.checks.explicit.limits import peak_rss_bytes
 from deferral.checks.explicit.vectorized import explore_vectorized
 from deferral.checks.results import SearchResult
 from deferral.model import PUBLISHED, REFERENCE, Bounds
@@ -168,6 +169,8 @@ def test_partitions_in_process_equal_single_search() -> None:
     assert [p.count for p in ps] == [len(p.visited) for p in ps]
     keys = np.concatenate([np.concatenate(p.level_keys) for p in ps])
     assert np.unique(keys).shape[0] == states  # the partitions are disjoint
+    figures = ps[0].figures()  # this process's VmHWM, not ru_maxrss (wrong in a child of a big process)
+    assert 0 < figures["peak_rss_bytes"] <= peak_rss_bytes()
 
 
 def test_variant_file_travels_to_the_workers(cluster: Any) -> None:

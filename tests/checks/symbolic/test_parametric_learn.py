@@ -3,6 +3,8 @@ counterexamples to induction it learns from."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from deferral.checks.symbolic import parametric, paramlearn
@@ -10,6 +12,8 @@ from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model
 from deferral.model.reference import REFERENCE
 from deferral.model.variants import PUBLISHED
+
+EXAMPLES = Path(__file__).parents[3] / "examples"
 
 
 def test_a_parametric_counterexample_is_read_back_as_a_concrete_state() -> None:
@@ -53,7 +57,11 @@ def test_a_bug_is_refused_quickly() -> None:
 @pytest.mark.parametrize("name", ["drain-local-only", "ipi-before-drain", "remote-no-drain", "reload-no-drain",
                                   "overflow-drop"])
 def test_a_published_bug_is_never_proved(name: str) -> None:
-    r = paramlearn.learn(PUBLISHED[name], {"queue": 1, "spaces": 1}, timeout=60)
+    """As auto runs it: the shipped lemmas offered beside the learned families."""
+    from deferral.model.invariant import invariant_for
+
+    r = paramlearn.learn(PUBLISHED[name], {"queue": 1, "spaces": 1}, timeout=60,
+                         lemmas=list(invariant_for(Bounds(2, 1, 1, 1))))
     assert r.status == "unknown" and r.reason, r.to_json()
 
 
@@ -74,3 +82,17 @@ def test_a_mutant_is_never_proved(name: str) -> None:
         _mutant(name), MUTANTS[name][0])
     r = paramlearn.learn(protocol, dict(bounds), timeout=60)
     assert r.status == "unknown" and r.reason, r.to_json()
+
+
+@pytest.mark.slow  # about 2 minutes on a loaded 2-core machine
+def test_a_safe_change_gets_the_lemma_it_needs_for_every_n() -> None:
+    """lazy_cur_clear breaks "cur[k] names a VCPU exactly when pc[k] is Ipi": with the shipped
+    lemmas offered, the loop learns what replaces it and proves the change for every N, V, F."""
+    from deferral.model.invariant import invariant_for
+    from deferral.model.variants import load_variant_file
+
+    protocol = load_variant_file(EXAMPLES / "lazy_cur_clear.py")
+    r = paramlearn.learn(protocol, {"queue": 1, "spaces": 1}, timeout=400,
+                         lemmas=list(invariant_for(Bounds(2, 1, 1, 1))))
+    assert r.status == "proved" and r.proof is not None and r.proof.status == "proved", r.to_json()
+    assert r.families and r.proof.open_bounds == ["vcpus", "pages", "frames"]
