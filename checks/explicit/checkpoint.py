@@ -103,30 +103,58 @@ def save(directory: str | Path, header: dict[str, Any], arrays: dict[str, np.nda
     return (folder / FILE_NAME).stat().st_size
 
 
-def load(directory: str | Path, identity: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """The header and arrays of the checkpoint in ``directory``, if it is of this search."""
+class Members:
+    """The arrays of an open checkpoint, each read (and CRC-checked) when asked for: a search
+    resumed with a work folder moves each to disk before reading the next. Close it after use."""
+
+    def __init__(self, path: Path, archive: Any) -> None:
+        self.path = path
+        self._archive = archive
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        try:
+            return self._archive[name]
+        except KeyError:
+            raise
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+            raise CheckpointError(f"checkpoint {self.path} is unreadable or corrupt: {exc}") from None
+
+    def close(self) -> None:
+        self._archive.close()
+
+
+def load(directory: str | Path, identity: dict[str, Any]) -> tuple[dict[str, Any], Members]:
+    """The header and arrays (read when asked for) of the checkpoint in ``directory``, if it is
+    of this search; the caller closes the arrays (:meth:`Members.close`)."""
     path = Path(directory) / FILE_NAME
     if not path.is_file():
         raise CheckpointError(f"no checkpoint in {directory} (expected {path})")
+    archive = None
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-        header = json.loads(arrays.pop("header").tobytes().decode())
+        archive = np.load(path, allow_pickle=False)
+        header = json.loads(archive["header"].tobytes().decode())
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, UnicodeDecodeError, EOFError) as exc:
+        if archive is not None:
+            archive.close()
         raise CheckpointError(f"checkpoint {path} is unreadable or corrupt: {exc}") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise CheckpointError(f"checkpoint {path}: format {header.get('format')!r} "
-                              f"is not {FORMAT!r}" if isinstance(header, dict) else f"checkpoint {path}: bad header")
-    theirs = header.get("identity", {})
-    for key, what in (("protocol", "protocol"), ("bounds", "bounds"), ("symmetry", "symmetry"),
-                      ("digest", "protocol definition (digest)")):
-        if theirs.get(key) != identity[key]:
-            mine, other = identity[key], theirs.get(key)
-            if key == "digest":
-                mine, other = str(mine)[:12], str(other)[:12]
-            raise CheckpointError(f"checkpoint {path} is of another search: its {what} is "
-                                  f"{other!r}, this search's is {mine!r}")
-    return header, arrays
+    members = Members(path, archive)
+    try:
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            raise CheckpointError(f"checkpoint {path}: format {header.get('format')!r} "
+                                  f"is not {FORMAT!r}" if isinstance(header, dict) else f"checkpoint {path}: bad header")
+        theirs = header.get("identity", {})
+        for key, what in (("protocol", "protocol"), ("bounds", "bounds"), ("symmetry", "symmetry"),
+                          ("digest", "protocol definition (digest)")):
+            if theirs.get(key) != identity[key]:
+                mine, other = identity[key], theirs.get(key)
+                if key == "digest":
+                    mine, other = str(mine)[:12], str(other)[:12]
+                raise CheckpointError(f"checkpoint {path} is of another search: its {what} is "
+                                      f"{other!r}, this search's is {mine!r}")
+    except BaseException:
+        members.close()
+        raise
+    return header, members
 
 
 def _umask() -> int:

@@ -717,19 +717,39 @@ class _Search:
         self.checkpoint_write_s = time.monotonic() - t0
 
     def _load_checkpoint(self, directory: str) -> "_State":
-        """The search state saved in ``directory`` (refused if it is of another search)."""
+        """The search state saved in ``directory`` (refused if it is of another search).
+
+        With a work folder, the visited runs and the parent, action and edge columns go to
+        disk as they are read, an array at a time: a resume needs memory for the largest
+        array and what always stays in memory (goal flags, the frontier), not the whole."""
         header, arrays = checkpoint.load(directory, self.identity)
+        try:
+            return self._state_from(directory, header, arrays)
+        finally:
+            arrays.close()
+
+    def _state_from(self, directory: str, header: dict[str, Any], arrays: checkpoint.Members) -> "_State":
+        """The search state of a checkpoint's header and arrays (see :meth:`_load_checkpoint`)."""
+        on_disk = 0
         try:
             if header["key_dtype"] != np.dtype(self.packer.key_dtype).str or \
                     header["goals"] != sorted(p.name for p in self.lives):
                 raise checkpoint.CheckpointError(f"checkpoint in {directory} does not fit this search")
             visited = Visited(self.packer.key_dtype, jit=self.jit)
             n_blocks = int(header["visited_runs"])
-            blocks = [(arrays[f"visited_keys_{i}"], arrays[f"visited_ids_{i}"]) for i in range(n_blocks)]
             runs, at = [], 0
             for count in header.get("visited_blocks", [1] * n_blocks):  # blocks per run
-                part = blocks[at:at + int(count)]
-                runs.append(Run([k for k, _ in part], [i for _, i in part]))
+                run = Run()
+                for i in range(at, at + int(count)):
+                    keys, ids = arrays[f"visited_keys_{i}"], arrays[f"visited_ids_{i}"]
+                    if self.disk is not None:  # each block a run on disk
+                        self.disk.add(Run([keys], [ids]))
+                        on_disk += keys.shape[0]
+                    else:
+                        run.keys.append(keys)
+                        run.ids.append(ids)
+                    del keys, ids
+                runs.append(run)
                 at += int(count)
             visited.set_runs(runs)
             goals = {}
@@ -740,8 +760,11 @@ class _Search:
             n_states = int(header["states"])
             columns = self._columns()
             for column, name in zip(columns, ("parent", "via", "edges_deg", "edges_dst")):
-                if arrays[name].size:
-                    column.append(arrays[name])
+                part = arrays[name]
+                if part.size:
+                    column.append(part)
+                    column.spill()  # to the work folder, if there is one
+                del part
             st = _State(visited, columns[0], columns[1], arrays["frontier_keys"], goals, columns[2], columns[3],
                         {str(k): int(v) for k, v in header["first_bad"].items()},
                         n_states, int(header["base"]), int(header["depth"]), int(header["transitions"]),
@@ -755,7 +778,7 @@ class _Search:
             if isinstance(exc, checkpoint.CheckpointError):
                 raise
             raise checkpoint.CheckpointError(f"checkpoint in {directory} is incomplete: {exc!r}") from None
-        if (len(visited) != n_states or len(st.parents) != n_states
+        if (len(visited) + on_disk != n_states or len(st.parents) != n_states
                 or any(g.nbytes != n_states for g in goals.values())):
             raise checkpoint.CheckpointError(f"checkpoint in {directory} is inconsistent "
                                              f"(array sizes do not match {n_states} states)")

@@ -107,7 +107,8 @@ def test_kill_then_resume_matches_an_uninterrupted_run(tmp_path: Path, variant: 
     if mark.startswith("writing"):
         assert leftovers, "the kill was meant to land during a write"
     model = Model(PUBLISHED[variant], b)
-    header, _ = checkpoint.load(folder, checkpoint.protocol_identity(model, True))
+    header, members = checkpoint.load(folder, checkpoint.protocol_identity(model, True))
+    members.close()
     assert 1 < header["states"] <= whole.states
     seen: list[int] = []
     resumed = explore_vectorized(PUBLISHED[variant], b, workers=2, resume_dir=str(folder),

@@ -103,3 +103,32 @@ def test_a_spill_keeps_the_newest_runs_and_the_search_gives_the_same_results(tmp
     spilled = explore_vectorized(PUBLISHED["reference"], b, workers=2, work_dir=str(tmp_path), spill_above=1)
     assert spilled.stats["spills"] >= whole.depth - 1
     assert _summary(spilled) == _summary(whole)
+
+
+@pytest.mark.parametrize("variant", ["reference", "wait-irqs-off"])
+def test_resume_with_a_work_dir_moves_the_checkpoint_to_disk_as_it_reads(tmp_path: Path, variant: str) -> None:
+    """A resume with --work-dir writes the checkpoint's runs and columns to disk an array at a
+    time (nothing stays in memory from them) and ends with the uninterrupted run's results."""
+    from deferral.checks.explicit import vectorized
+    b = Bounds(2, 1, 1, 2)
+    whole = explore_vectorized(PUBLISHED[variant], b, workers=1)
+    folder = tmp_path / "ck"
+    cut = explore_vectorized(PUBLISHED[variant], b, workers=1, max_states=whole.states // 2,
+                             checkpoint_dir=str(folder), checkpoint_every=0.0)
+    assert cut.stopped_by == "max-states" and cut.stats["checkpoints_written"] >= 1
+    loaded: list[int] = []
+    original = vectorized._Search._state_from
+
+    def spy(self, directory, header, arrays):  # type: ignore[no-untyped-def]
+        st = original(self, directory, header, arrays)
+        loaded.append(st.visited.nbytes + st.parents.memory_bytes + st.vias.memory_bytes
+                      + st.edges_deg.memory_bytes + st.edges_dst.memory_bytes)
+        return st
+    work = tmp_path / "work"
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(vectorized._Search, "_state_from", spy)
+        resumed = explore_vectorized(PUBLISHED[variant], b, workers=2, resume_dir=str(folder),
+                                     work_dir=str(work), spill_above=1 << 40)
+    assert loaded == [0] and resumed.stats["spilled_bytes"] > 0
+    assert _summary(resumed) == _summary(whole)
+    assert list(work.iterdir()) == []
