@@ -43,9 +43,8 @@ def cache_dir() -> Path:
     return Path(base) / "deferral"
 
 
-def load(source: str, compile: bool = True, timeout: float = 120.0) -> ctypes.CDLL | None:
-    """``source`` compiled (or found in the cache) and loaded; None if that is not possible,
-    or (``compile=False``) if it is not in the cache yet.
+def load(source: str, timeout: float = 120.0) -> ctypes.CDLL | None:
+    """``source`` compiled (or found in the cache) and loaded; None if that is not possible.
 
     The compiler runs in the calling thread, which waits for it: a search killed meanwhile
     is not running (it waits), so no compiler outlives a search that has started working."""
@@ -57,8 +56,6 @@ def load(source: str, compile: bool = True, timeout: float = 120.0) -> ctypes.CD
     lib = folder / f"fused-{digest}.so"
     with _lock:  # two threads of one search build it once
         if not lib.exists():
-            if not compile:
-                return None
             try:
                 folder.mkdir(parents=True, exist_ok=True)
                 with tempfile.TemporaryDirectory(dir=folder) as tmp:

@@ -194,7 +194,10 @@ def _property_code(layout: Layout, procs: Mapping[str, Callable[..., Any]], prop
 
 
 def _table(name: str, ctype: str, values: Sequence[int]) -> str:
-    body = ", ".join(str(int(v)) + ("ULL" if ctype == "uint64_t" else "") for v in values) or "0"
+    suffix = "ULL" if ctype == "uint64_t" else ""
+    body = ", ".join(f"{v}{suffix}" for v in np.asarray(values).tolist()) if suffix else \
+        ", ".join(map(str, np.asarray(values).tolist()))
+    body = body or "0"
     return f"static const {ctype} {name}[] = {{{body}}};"
 
 
@@ -673,23 +676,20 @@ def make(lib: ctypes.CDLL, packer: Packer, n_actions: int, n_steps: int, action_
     return loop
 
 
-#: Chunks of fewer rows take the per-action path (a small search never builds the loop).
-MIN_ROWS = 1 << 12
-#: The loop is compiled (about 2 s of one core, once per machine and model) only for a chunk
-#: of this many rows: smaller chunks take it from the cache, or the per-action path.
-COMPILE_ROWS = 1 << 15
+#: The loop is made (compiled, about 2 s of one core once per machine and model, or loaded
+#: from the cache) for the first chunk of this many rows; until then chunks take the
+#: per-action path, so a small or medium search never generates or compiles it.
+MIN_ROWS = 1 << 15
 
 
 class LazyFused:
-    """The fused loop of one model, made on demand: loaded from the cache for a chunk of
-    :data:`MIN_ROWS` rows, compiled for one of :data:`COMPILE_ROWS` (the thread that asks
-    waits; the others wait for it)."""
+    """The fused loop of one model, made for the first chunk of :data:`MIN_ROWS` rows (the
+    thread that asks waits for the compiler; the others wait for it)."""
 
     def __init__(self, source: Callable[[], str | None], make: Callable[[ctypes.CDLL], FusedLoop]) -> None:
         self._source_fn = source
         self._make = make
         self._lock = threading.Lock()
-        self._source: str | None = None
         self._done = False
         self._loop: FusedLoop | None = None
 
@@ -700,17 +700,10 @@ class LazyFused:
             return self._loop
         if rows is not None and rows < MIN_ROWS:
             return None
-        compile = rows is None or rows >= COMPILE_ROWS
         with self._lock:
-            if self._done:
-                return self._loop
-            if self._source is None:
-                self._source = self._source_fn()
-                if self._source is None:
-                    self._done = True
-                    return None
-            lib = cbuild.load(self._source, compile=compile)
-            if lib is not None:
-                self._loop = self._make(lib)
-            self._done = lib is not None or compile
+            if not self._done:
+                source = self._source_fn()
+                lib = cbuild.load(source) if source is not None else None
+                self._loop = self._make(lib) if lib is not None else None
+                self._done = True
             return self._loop

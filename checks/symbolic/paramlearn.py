@@ -233,6 +233,7 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
                 added += 1
         return added
 
+    patience = 1  # rounds whose undecided property query is asked again with twice the time
     for rnd in range(1, max_rounds + 1):
         if left() is not None and left() <= 0:
             return done("unknown", f"time limit after {rnd - 1} rounds")
@@ -265,6 +266,10 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
         if h.broken is None:
             break
         if h.cti is None and bounded.check(res.kept, deadline, res.lemmas)[0] is None:
+            if patience:  # Z3 did not decide the property's query: once more with twice the time
+                patience -= 1
+                engine.query_s *= 2
+                continue
             return done("unknown", f"round {rnd}: {h.broken}")
         added, shown = 0, ""
         # the property's counterexample first, then the last candidates' (they stop supporting families)
@@ -281,6 +286,10 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
             if not shown:
                 shown = f"at {b.short()} (state {Model(protocol, b).to_json(state)})"
         stage["new_families"] = added
+        if not added and h.cti is None and patience:  # undecided, and nothing new to learn: more time once
+            patience -= 1
+            engine.query_s *= 2
+            continue
         if not added:
             return done("unknown", f"round {rnd}: a counterexample to induction ({h.broken}) "
                                    f"{shown or 'in a model too large to read as a state'} that no family of at "

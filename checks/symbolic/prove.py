@@ -328,6 +328,13 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             log.append(f"inferred+parametric: cannot be evaluated for every number of elements ({exc})")
             return None
         log.extend(r.log)
+        stages.extend(stage("inferred+parametric", b, "sample", None, None, None, states=n, how=how)
+                      for b, how, n in r.sampled)
+        used = ("stage", "bounds", "candidates", "kept", "seconds")
+        stages.extend(stage("inferred+parametric", row.get("bounds") or dict(r.concrete),
+                            row.get("stage") or "parametric-houdini+cti", row.get("candidates"), row.get("kept"),
+                            row.get("seconds"), **{k: v for k, v in row.items() if k not in used})
+                      for row in r.stages)  # paramlearn's rounds (a bounded stage says its bounds)
         if r.status != "proved" or r.proof is None:
             log.append(f"inferred+parametric: unknown after {r.elapsed_s:.1f} s ({r.reason[:300]})")
             return None

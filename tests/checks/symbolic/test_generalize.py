@@ -86,8 +86,9 @@ def test_auto_falls_back_to_the_shipped_lemmas_and_says_so(capsys: pytest.Captur
     from types import SimpleNamespace
 
     import deferral.checks.symbolic.prove as auto
-    monkeypatch.setattr(auto, "infer", lambda enc, **kw: SimpleNamespace(
-        status="unknown", log=[], rounds=0, elapsed_s=0.0, reason="budget spent"))
+    from deferral.checks.symbolic.infer import InferResult
+    monkeypatch.setattr(auto, "infer", lambda enc, **kw: InferResult(
+        status="unknown", families=[], elapsed_s=0.0, reason="budget spent"))
     monkeypatch.setattr(auto, "pdr", lambda enc, **kw: SimpleNamespace(
         status="unknown", reason="canceled", elapsed_s=0.0))
     code = main(["prove", "--json", "--vcpus", "2", "--timeout", "120", "--infer-first"])
