@@ -36,9 +36,9 @@ def register(sub: Any) -> None:
     add_bounds(p)
     add_variant(p)
     p.add_argument("--method", choices=METHODS, default="auto",
-                   help="auto (default: a quick bmc; Houdini + induction over the shipped lemmas; else Spacer "
-                        "infers lemmas at small bounds, generalized over VCPUs/pages/frames, Houdini + induction "
-                        "at the requested bounds; then bmc; then pdr), "
+                   help="auto (default: Houdini + induction over --lemmas FILE and the shipped lemmas; where "
+                        "they fail, bmc to depth 12 (a bug's shortest counterexample); then lemmas learned from "
+                        "reachable states (bounded, and for every N, V, F), Spacer's lemmas generalized; then pdr), "
                         "bmc (bounded, needs --depth), induction (the shipped invariant), pdr (Spacer)")
     p.add_argument("--depth", type=positive(int), default=20, metavar="K", help="bmc depth (default 20)")
     p.add_argument("--timeout", type=seconds(), metavar="S",

@@ -290,9 +290,11 @@ _DEDUP = r"""
    are numbered in key order; known[x] is the state number of distinct key x, or -1 - c when it
    is the c-th new candidate (cand_keys[c], first reached by transition cand_first[c]); uidx
    (if not NULL) gives each transition's distinct key; ka, kb, ia, ib: t entries of scratch.
-   As the numpy path (a stable sort,
-   unique, the earliest transition of each key, searchsorted in each run), by a stable LSD
-   radix sort (8-bit digits; digits all keys share are skipped) and one walk of each run. */
+   As the numpy path (a stable sort, unique, the earliest transition of each key, searchsorted
+   in each run), but sorting only the distinct keys: a hash table (linear probing, ids of 4
+   bytes) numbers the keys in order of first transition, then an LSD radix sort (8-bit digits;
+   digits all distinct keys share are skipped) orders the distinct keys only; then one walk of
+   each run. */
 #define DIGITS 8
 #define BITS 8
 #define BUCKETS 256
@@ -301,27 +303,50 @@ int64_t dedup_chunk(const uint64_t *keys, int64_t t, const uint64_t *const *run_
                     int64_t *known, uint32_t *uidx, uint64_t *cand_keys, int64_t *cand_first,
                     int64_t *n_cand, uint64_t *ka, uint64_t *kb, uint32_t *ia, uint32_t *ib) {
   int64_t d = 0, rc = 0;
-  uint32_t count[DIGITS * BUCKETS];
-  memset(count, 0, sizeof(count));
+  int hbits = 4;
+  while (((int64_t)1 << hbits) < 2 * t) hbits++;
+  uint64_t hmask = ((uint64_t)1 << hbits) - 1;
+  uint32_t *table = (uint32_t *)calloc(hmask + 1, sizeof(uint32_t));  /* id + 1; 0: empty */
+  uint32_t *first = (uint32_t *)malloc((t > 0 ? t : 1) * sizeof(uint32_t));  /* per id */
+  if (!table || !first) { free(table); free(first); return -3; }
+  /* distinct keys numbered by first transition: ka[id] (ka may be keys itself: id <= i) */
   for (int64_t i = 0; i < t; i++) {
     uint64_t k = keys[i];
-    ka[i] = k; ia[i] = (uint32_t)i;
+    uint64_t h = (k * 0x9E3779B97F4A7C15ULL) >> (64 - hbits);
+    uint32_t id;
+    for (;;) {
+      uint32_t e = table[h];
+      if (e == 0) { id = (uint32_t)d; table[h] = id + 1; ka[d] = k; first[d] = (uint32_t)i; d++; break; }
+      if (ka[e - 1] == k) { id = e - 1; break; }
+      h = (h + 1) & hmask;
+    }
+    if (uidx) uidx[i] = id;
+  }
+  free(table);
+  /* the distinct keys sorted (with their ids) */
+  uint32_t count[DIGITS * BUCKETS];
+  memset(count, 0, sizeof(count));
+  for (int64_t x = 0; x < d; x++) {
+    uint64_t k = ka[x];
+    ia[x] = (uint32_t)x;
     for (int g = 0; g < DIGITS; g++) count[g * BUCKETS + ((k >> (BITS * g)) & (BUCKETS - 1))]++;
   }
-  for (int g = 0; g < DIGITS && t > 0; g++) {
+  for (int g = 0; g < DIGITS && d > 0; g++) {
     uint32_t *c = count + g * BUCKETS;
-    if (c[(ka[0] >> (BITS * g)) & (BUCKETS - 1)] == (uint32_t)t) continue;
+    if (c[(ka[0] >> (BITS * g)) & (BUCKETS - 1)] == (uint32_t)d) continue;
     uint32_t at = 0;
     for (int b = 0; b < BUCKETS; b++) { uint32_t n = c[b]; c[b] = at; at += n; }
-    for (int64_t x = 0; x < t; x++) { uint32_t p = c[(ka[x] >> (BITS * g)) & (BUCKETS - 1)]++; kb[p] = ka[x]; ib[p] = ia[x]; }
+    for (int64_t x = 0; x < d; x++) { uint32_t p = c[(ka[x] >> (BITS * g)) & (BUCKETS - 1)]++; kb[p] = ka[x]; ib[p] = ia[x]; }
     uint64_t *tk = ka; ka = kb; kb = tk;
     uint32_t *ti = ia; ia = ib; ib = ti;
   }
-  /* distinct keys (into kb), their first transitions (into ib) */
-  for (int64_t x = 0; x < t; x++) {
-    if (x == 0 || ka[x] != ka[x - 1]) { kb[d] = ka[x]; ib[d] = ia[x]; d++; }
-    if (uidx) uidx[ia[x]] = (uint32_t)(d - 1);
+  /* sorted keys into kb, their first transitions into ib; first[id] becomes id's rank */
+  for (int64_t x = 0; x < d; x++) {
+    uint32_t id = ia[x];
+    kb[x] = ka[x]; ib[x] = first[id]; first[id] = (uint32_t)x;
   }
+  if (uidx) for (int64_t i = 0; i < t; i++) uidx[i] = first[uidx[i]];
+  free(first);
   for (int64_t x = 0; x < d; x++) known[x] = -1;
   for (int64_t r = 0; r < n_runs; r++) {  /* sorted queries: each run walked forward once */
     const uint64_t *rk = run_keys[r];
@@ -619,6 +644,8 @@ class Dedup:
                     None if uidx is None else uidx.ctypes.data, cand.ctypes.data, first.ctypes.data,
                     n_cand.ctypes.data, sort_k[0].ctypes.data, sort_k[1].ctypes.data, sort_i[0].ctypes.data,
                     sort_i[1].ctypes.data)
+        if d < 0:
+            raise MemoryError("the compiled dedup could not allocate its hash table")
         c = int(n_cand[0])
         return cand[:c].copy(), first[:c], known[:d], uidx
 

@@ -119,3 +119,23 @@ def test_properties_agree(name: str) -> None:
     masks = loop.holds(keys)
     for prop in model.protocol.properties:
         assert np.array_equal(masks[prop.name], ex.holds(rows, prop)), prop.name
+
+
+@pytest.mark.parametrize("spread", [50, 1 << 40])  # many duplicates and few; keys sharing high digits
+def test_dedup_agrees_with_a_stable_sort(spread: int) -> None:
+    model = Model(REFERENCE, Bounds(2, 2, 1, 2))
+    loop = Expander(model, True).fused()
+    assert loop is not None and loop.dedup is not None
+    rng = np.random.default_rng(spread)
+    keys = rng.integers(0, spread, size=20_000, dtype=np.uint64) + np.uint64(1 << 50)
+    known_keys = np.unique(rng.choice(keys, size=3000))
+    runs = [(known_keys[i::2].copy(), np.arange(i, known_keys.shape[0], 2, dtype=np.uint32)) for i in range(2)]
+    cand, first, codes, uidx = loop.dedup(keys.copy(), runs, True)
+    distinct, first_want, uidx_want = np.unique(keys, return_index=True, return_inverse=True)
+    state = dict(zip(known_keys.tolist(), range(known_keys.shape[0])))
+    new = ~np.isin(distinct, known_keys)
+    assert np.array_equal(cand, distinct[new]) and np.array_equal(first, first_want[new])
+    assert np.array_equal(uidx, uidx_want.ravel())
+    want_codes = [state[k] if k in state else 0 for k in distinct.tolist()]
+    want_codes = np.where(new, -1 - np.cumsum(new) + 1, want_codes)
+    assert np.array_equal(codes, want_codes)
