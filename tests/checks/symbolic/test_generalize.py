@@ -80,7 +80,7 @@ def test_auto_user_variant_file_inferred_route() -> None:
 
 def test_auto_falls_back_to_the_shipped_lemmas_and_says_so(capsys: pytest.CaptureFixture[str],
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    # the learned route and Spacer both give up (as they do when their share of --timeout runs
+    # the learned routes (bounded and parametric) and Spacer all give up (as they do when their share of --timeout runs
     # out; stood in for here, so that the test does not depend on the machine's speed): the
     # shipped lemmas prove it, and the log says what was tried first
     from types import SimpleNamespace
@@ -89,6 +89,10 @@ def test_auto_falls_back_to_the_shipped_lemmas_and_says_so(capsys: pytest.Captur
     from deferral.checks.symbolic.infer import InferResult
     monkeypatch.setattr(auto, "infer", lambda enc, **kw: InferResult(
         status="unknown", families=[], elapsed_s=0.0, reason="budget spent"))
+    from deferral.checks.symbolic import paramlearn
+    monkeypatch.setattr(paramlearn, "learn", lambda protocol, concrete, **kw: paramlearn.LearnResult(
+        status="unknown", families=[], elapsed_s=0.0, concrete=dict(concrete), open_bounds=[],
+        reason="budget spent"))
     monkeypatch.setattr(auto, "pdr", lambda enc, **kw: SimpleNamespace(
         status="unknown", reason="canceled", elapsed_s=0.0))
     code = main(["prove", "--json", "--vcpus", "2", "--timeout", "120", "--infer-first"])
