@@ -286,7 +286,7 @@ static void canonical(const row_t *S, uint64_t *out) {
 
 _DEDUP = r"""
 /* A chunk's successor keys (one word each, in transition order) deduplicated and looked up in
-   the visited runs: returns the number d of distinct keys (-3: out of memory). Distinct keys
+   the visited runs: returns the number d of distinct keys. Distinct keys
    are numbered in key order; known[x] is the state number of distinct key x, or -1 - c when it
    is the c-th new candidate (cand_keys[c], first reached by transition cand_first[c]); uidx
    (if not NULL) gives each transition's distinct key; ka, kb, ia, ib: t entries of scratch.
@@ -294,21 +294,18 @@ _DEDUP = r"""
    in each run), but sorting only the distinct keys: a hash table (linear probing, ids of 4
    bytes) numbers the keys in order of first transition, then an LSD radix sort (8-bit digits;
    digits all distinct keys share are skipped) orders the distinct keys only; then one walk of
-   each run. */
+   each run. table: 2**hbits >= 2t entries of scratch; first: t. */
 #define DIGITS 8
 #define BITS 8
 #define BUCKETS 256
 int64_t dedup_chunk(const uint64_t *keys, int64_t t, const uint64_t *const *run_keys,
                     const uint32_t *const *run_ids, const int64_t *run_lens, int64_t n_runs,
                     int64_t *known, uint32_t *uidx, uint64_t *cand_keys, int64_t *cand_first,
-                    int64_t *n_cand, uint64_t *ka, uint64_t *kb, uint32_t *ia, uint32_t *ib) {
+                    int64_t *n_cand, uint64_t *ka, uint64_t *kb, uint32_t *ia, uint32_t *ib,
+                    uint32_t *table, int hbits, uint32_t *first) {
   int64_t d = 0, rc = 0;
-  int hbits = 4;
-  while (((int64_t)1 << hbits) < 2 * t) hbits++;
   uint64_t hmask = ((uint64_t)1 << hbits) - 1;
-  uint32_t *table = (uint32_t *)calloc(hmask + 1, sizeof(uint32_t));  /* id + 1; 0: empty */
-  uint32_t *first = (uint32_t *)malloc((t > 0 ? t : 1) * sizeof(uint32_t));  /* per id */
-  if (!table || !first) { free(table); free(first); return -3; }
+  memset(table, 0, (hmask + 1) * sizeof(uint32_t));  /* id + 1; 0: empty */
   /* distinct keys numbered by first transition: ka[id] (ka may be keys itself: id <= i) */
   for (int64_t i = 0; i < t; i++) {
     uint64_t k = keys[i];
@@ -322,7 +319,6 @@ int64_t dedup_chunk(const uint64_t *keys, int64_t t, const uint64_t *const *run_
     }
     if (uidx) uidx[i] = id;
   }
-  free(table);
   /* the distinct keys sorted (with their ids) */
   uint32_t count[DIGITS * BUCKETS];
   memset(count, 0, sizeof(count));
@@ -346,7 +342,6 @@ int64_t dedup_chunk(const uint64_t *keys, int64_t t, const uint64_t *const *run_
     kb[x] = ka[x]; ib[x] = first[id]; first[id] = (uint32_t)x;
   }
   if (uidx) for (int64_t i = 0; i < t; i++) uidx[i] = first[uidx[i]];
-  free(first);
   for (int64_t x = 0; x < d; x++) known[x] = -1;
   for (int64_t r = 0; r < n_runs; r++) {  /* sorted queries: each run walked forward once */
     const uint64_t *rk = run_keys[r];
@@ -608,7 +603,8 @@ class Dedup:
         self.fn.restype = ctypes.c_int64
         self.fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
                             ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
-                            ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+                            ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                            ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
 
     def __call__(self, keys: np.ndarray, runs: Sequence[tuple[np.ndarray, np.ndarray]], want_uidx: bool,
                  scratch: Scratch | None = None, sort_keys: np.ndarray | None = None,
@@ -640,12 +636,13 @@ class Dedup:
             sort_index = scratch.get("sort_index_0", t, np.uint32)
         sort_i = [sort_index, scratch.get("sort_index_1", t, np.uint32)]
         n_cand = np.zeros(1, dtype=np.int64)
+        hbits = max(4, (2 * t - 1).bit_length())  # a hash table of at least 2t entries
+        table = scratch.get("table", 1 << hbits, np.uint32)
+        first_id = scratch.get("first_id", t, np.uint32)
         d = self.fn(keys.ctypes.data, t, ptrs_k, ptrs_i, lens.ctypes.data, len(runs), known.ctypes.data,
                     None if uidx is None else uidx.ctypes.data, cand.ctypes.data, first.ctypes.data,
                     n_cand.ctypes.data, sort_k[0].ctypes.data, sort_k[1].ctypes.data, sort_i[0].ctypes.data,
-                    sort_i[1].ctypes.data)
-        if d < 0:
-            raise MemoryError("the compiled dedup could not allocate its hash table")
+                    sort_i[1].ctypes.data, table.ctypes.data, hbits, first_id.ctypes.data)
         c = int(n_cand[0])
         return cand[:c].copy(), first[:c], known[:d], uidx
 
