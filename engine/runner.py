@@ -83,6 +83,7 @@ class _Run:
         self.stop = threading.Event()
         self.deadline = float("inf")  # set at the stop: end of the grace period
         self.gave_up: set[int] = set()
+        self.programs_over: set[int] = set()  # VCPUs whose program ended (or was stopped)
         self.errors: list[str] = []
         self.started = 0
         self.lock = threading.Lock()
@@ -148,8 +149,10 @@ class _Run:
             time.sleep(0 if spins < 50 else 0.0002)
 
     def quiet(self) -> bool:
+        """Every VCPU's program is over, every VCPU idle and no IPI pending: nothing can come."""
         with self.hv.lock:
-            return all(v.mode is Mode.IDLE and all(m is None for m in v.mailbox) for v in self.hv.vcpus)
+            return (len(self.programs_over) == len(self.hv.vcpus)
+                    and all(v.mode is Mode.IDLE and all(m is None for m in v.mailbox) for v in self.hv.vcpus))
 
     def vcpu_main(self, i: int) -> None:
         try:
@@ -166,6 +169,10 @@ class _Run:
                 if self.cfg.max_steps is not None and self.rec.stats.steps >= self.cfg.max_steps:
                     self.stop.set()
                 time.sleep(0)
+            # a VCPU whose program ended stays online and takes IPIs until no program runs: a
+            # shootdown started later by another VCPU still needs its ack
+            with self.hv.lock:
+                self.programs_over.add(i)
             while not self.quiet() and time.monotonic() <= self.deadline:
                 self.take_ipis(i)
                 time.sleep(0.0002)
