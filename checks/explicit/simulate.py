@@ -104,6 +104,19 @@ class Walker:
             out = self.ex.apply(rows, idx, self.model.actions[a])
             rows[idx] = out
 
+    def step(self, rows: np.ndarray, alive: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
+        """Every live walk takes one enabled step chosen uniformly (``rows`` and ``alive`` updated
+        in place: a walk with none enabled dies); the chosen action per walk, or None if none lives."""
+        masks = self._masks(rows)
+        counts = masks.sum(axis=0)
+        alive &= counts > 0
+        if not alive.any():
+            return None
+        pick = np.minimum((rng.random(rows.shape[0]) * counts).astype(np.int16), np.maximum(counts - 1, 0))
+        choice = np.argmax(np.cumsum(masks, axis=0, dtype=np.int16) > pick, axis=0)
+        self._apply(rows, choice, alive)
+        return choice
+
     def _first_bad(self, rows: np.ndarray, alive: np.ndarray) -> tuple[str, int] | None:
         for prop in self.invariants:
             bad = alive & ~self.ex.holds(rows, prop)
@@ -126,15 +139,10 @@ class Walker:
         for t in range(self.depth):
             if deadline is not None and time.monotonic() > deadline:
                 break
-            masks = self._masks(rows)
-            counts = masks.sum(axis=0)
-            alive &= counts > 0
-            if not alive.any():
+            choice = self.step(rows, alive, rng)
+            if choice is None:
                 break
-            pick = np.minimum((rng.random(walkers) * counts).astype(np.int16), np.maximum(counts - 1, 0))
-            choice = np.argmax(np.cumsum(masks, axis=0, dtype=np.int16) > pick, axis=0)
             history[t] = choice
-            self._apply(rows, choice, alive)
             visited += int(alive.sum())
             bad = self._first_bad(rows, alive)
             if bad is not None:

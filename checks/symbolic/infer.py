@@ -421,19 +421,31 @@ def clip(bounds: Bounds, small: Bounds) -> Bounds:
 def samples(protocol: Protocol, at: Sequence[tuple[Bounds, int | None]],
             deadline: float | None = None) -> Samples:
     """Reachable states of ``protocol`` at ``at`` (explicit search, symmetry-reduced), abstracted."""
+    return tabulate(protocol, signatures(protocol),
+                    [(b, lambda b=b, cap=cap: reachable_rows(protocol, b, cap)) for b, cap in at], deadline)
+
+
+def reachable_rows(protocol: Protocol, bounds: Bounds, cap: int | None) -> np.ndarray:
+    """The reachable states at ``bounds`` (symmetry-reduced, at most ``cap``), unpacked."""
     from deferral.checks.explicit.vectorized import reachable_levels
 
+    levels = reachable_levels(Model(protocol, bounds), max_states=cap)
+    return levels.packer.unpack(levels.keys)
+
+
+def tabulate(protocol: Protocol, sigs: Sequence[Signature],
+             sources: Sequence[tuple[Bounds, Callable[[], np.ndarray]]], deadline: float | None = None) -> Samples:
+    """The states each source gives (its bounds, a function returning rows), abstracted per signature.
+
+    Sources are taken in order until ``deadline`` (time.monotonic) passes, at least one."""
     start = time.monotonic()
-    sigs = signatures(protocol)
-    any_b = at[0][0]
-    tables = [Table(sig, terms(protocol, sig, any_b), np.zeros((0, 0), dtype=np.uint8)) for sig in sigs]
+    tables = [Table(sig, terms(protocol, sig, sources[0][0]), np.zeros((0, 0), dtype=np.uint8)) for sig in sigs]
     parts: list[list[np.ndarray]] = [[] for _ in sigs]
     used, count, per_bound = [], 0, []
-    for b, cap in at:
+    for b, rows_of in sources:
         if deadline is not None and time.monotonic() > deadline and used:
             break
-        levels = reachable_levels(Model(protocol, b), max_states=cap)
-        rows = levels.packer.unpack(levels.keys)
+        rows = rows_of()
         used.append(b)
         count += rows.shape[0]
         layout = protocol.layout(b)

@@ -33,13 +33,13 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from deferral.checks.symbolic import parametric
-from deferral.checks.symbolic.infer import (Family, Samples, Table, _exclusion, codes, signatures, terms,
-                                            unique_rows)
+from deferral.checks.symbolic.infer import (Family, Samples, _exclusion, reachable_rows, signatures,
+                                            tabulate, unique_rows)
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model
 from deferral.model.invariant import Lemma
 from deferral.model.protocol import Protocol
-from deferral.model.schema import FRAME, Sort
+from deferral.model.schema import Sort
 
 #: Per sample bound: at most this many states from the exhaustive search, and this many random walkers.
 #: A candidate family's query in Houdini (undecided: dropped; the properties' get query_s).
@@ -102,14 +102,8 @@ def walk_rows(model: Model, walkers: int = WALKERS, depth: int = WALK_DEPTH, see
     alive = np.ones(walkers, dtype=bool)
     seen = [rows.copy()]
     for _ in range(depth):
-        masks = walker._masks(rows)
-        counts = masks.sum(axis=0)
-        alive &= counts > 0
-        if not alive.any():
+        if walker.step(rows, alive, rng) is None:
             break
-        pick = np.minimum((rng.random(walkers) * counts).astype(np.int16), np.maximum(counts - 1, 0))
-        choice = np.argmax(np.cumsum(masks, axis=0, dtype=np.int16) > pick, axis=0)
-        walker._apply(rows, choice, alive)
         seen.append(rows[alive].copy())
     out = unique_rows(np.concatenate(seen))
     if out.shape[0] > cap:
@@ -118,32 +112,13 @@ def walk_rows(model: Model, walkers: int = WALKERS, depth: int = WALK_DEPTH, see
 
 
 def sample(protocol: Protocol, plan: Sequence[tuple[Bounds, str]], deadline: float | None = None) -> Samples:
-    """Reachable states at ``plan``'s bounds, abstracted per signature (as infer.samples)."""
-    from deferral.checks.explicit.vectorized import reachable_levels
-
-    start = time.monotonic()
-    sigs = signatures(protocol, twos=TWOS)
-    tables = [Table(sig, terms(protocol, sig, plan[0][0]), np.zeros((0, 0), dtype=np.uint8)) for sig in sigs]
-    parts: list[list[np.ndarray]] = [[] for _ in sigs]
-    used, count, per_bound = [], 0, []
-    for b, how in plan:
-        if deadline is not None and time.monotonic() > deadline and used:
-            break
-        model = Model(protocol, b)
+    """Reachable states at ``plan``'s bounds (random walks or exhaustive), abstracted per signature."""
+    def rows_of(b: Bounds, how: str) -> Callable[[], np.ndarray]:
         if how == "walks":
-            rows = walk_rows(model)
-        else:
-            levels = reachable_levels(model, max_states=EXHAUSTIVE_CAP)
-            rows = levels.packer.unpack(levels.keys)
-        used.append(b)
-        count += rows.shape[0]
-        layout = protocol.layout(b)
-        for n, table in enumerate(tables):
-            parts[n].append(unique_rows(codes(protocol, layout, rows, table.sig, table.terms)))
-        per_bound.append((b, rows.shape[0], [part[-1] for part in parts]))
-    for n, table in enumerate(tables):
-        table.rows = unique_rows(np.concatenate(parts[n]))
-    return Samples(used, count, tables, time.monotonic() - start, per_bound)
+            return lambda: walk_rows(Model(protocol, b))
+        return lambda: reachable_rows(protocol, b, EXHAUSTIVE_CAP)
+
+    return tabulate(protocol, signatures(protocol, twos=TWOS), [(b, rows_of(b, how)) for b, how in plan], deadline)
 
 
 @dataclass
