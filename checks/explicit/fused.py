@@ -31,10 +31,9 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from deferral.checks.explicit import cbuild
-from deferral.checks.explicit.kernels import Node, TraceOps, Tracer, _const_ok, _range, _traced
+from deferral.checks.explicit.kernels import Node, _const_ok, _range, _traced, trace_property
 from deferral.checks.explicit.packing import Packer, _JitPlan
 from deferral.model.concrete import Action
-from deferral.model.context import USER_ERRORS, StepContext
 from deferral.model.protocol import Property
 from deferral.model.schema import Layout
 
@@ -173,17 +172,9 @@ def _action_code(layout: Layout, procs: Mapping[str, Callable[..., Any]], action
 def _property_code(layout: Layout, procs: Mapping[str, Callable[..., Any]], prop: Property, p: int,
                    row_dtype: Any) -> list[str]:
     """The C block setting ``out[p * n + r]``: whether every instance of ``prop`` holds in row r."""
-    tracer = Tracer(layout)
-    conj: list[Any] = []
-    for args in prop.instances(layout.bounds):
-        ctx = StepContext(layout, TraceOps(tracer), tracer.reads, procs)
-        try:
-            value = prop.predicate(ctx, *args)
-        except USER_ERRORS:  # the numpy path reproduces it
-            raise NotFusable(f"property {prop.name} cannot be traced") from None
-        if not (isinstance(value, Node) or _const_ok(value)):
-            raise NotFusable(f"property {prop.name} gives {value!r}")
-        conj.append(value)
+    conj = trace_property(layout, procs, prop)
+    if conj is None:
+        raise NotFusable(f"property {prop.name} cannot be traced")
     lines = ["    {"]
     em = _Emitter(f"p{p}_", row_dtype)
     em.emit([v for v in conj if isinstance(v, Node)], lines, "      ")

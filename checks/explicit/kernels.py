@@ -369,20 +369,31 @@ def compile_effect(layout: Layout, procedures: Mapping[str, Callable[..., Any]],
     return _compile("effect", lines, env)
 
 
-def compile_property(layout: Layout, procedures: Mapping[str, Callable[..., Any]],
-                     prop: Property) -> Callable[[np.ndarray], np.ndarray] | None:
-    """``f(rows)`` -> where every instance of ``prop`` holds (one function, shared reads)."""
+def trace_property(layout: Layout, procedures: Mapping[str, Callable[..., Any]],
+                   prop: Property) -> list[Any] | None:
+    """The traced value (a node or a constant) of every instance of ``prop``, in one tracer (shared
+    reads); None if some instance cannot be traced (the numpy path then evaluates it, and raises
+    its error)."""
     tracer = Tracer(layout)
     conj: list[Any] = []
     for args in prop.instances(layout.bounds):
         ctx = StepContext(layout, TraceOps(tracer), tracer.reads, procedures)
         try:
             value = prop.predicate(ctx, *args)
-        except USER_ERRORS:  # the numpy path reproduces it
+        except USER_ERRORS:
             return None
         if not (isinstance(value, Node) or _const_ok(value)):
             return None
         conj.append(value)
+    return conj
+
+
+def compile_property(layout: Layout, procedures: Mapping[str, Callable[..., Any]],
+                     prop: Property) -> Callable[[np.ndarray], np.ndarray] | None:
+    """``f(rows)`` -> where every instance of ``prop`` holds (one function, shared reads)."""
+    conj = trace_property(layout, procedures, prop)
+    if conj is None:
+        return None
     lines = ["def holds(R):", "    out = _ones(R.shape[0], dtype=bool)"]
     names: dict[int, str] = {}
     _emit([v for v in conj if isinstance(v, Node)], "R", lines, names)
