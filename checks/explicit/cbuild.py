@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import threading
 from pathlib import Path
+from typing import NamedTuple
 
 #: ``DEFERRAL_CC``: the C compiler (default ``cc``); ``DEFERRAL_CC=0`` switches compiled C off.
 ENV_CC = "DEFERRAL_CC"
@@ -43,14 +44,29 @@ def cache_dir() -> Path:
     return Path(base) / "deferral"
 
 
-def load(source: str, timeout: float = 120.0) -> ctypes.CDLL | None:
-    """``source`` compiled (or found in the cache) and loaded; None if that is not possible.
+class Loaded(NamedTuple):
+    """A compiled library, or why there is none (``problem``: None when C is switched off)."""
+
+    lib: ctypes.CDLL | None
+    problem: str | None = None
+
+
+def missing() -> str | None:
+    """Why no compiler is used where one was wanted (None: there is one, or it is switched off)."""
+    name = os.environ.get(ENV_CC, "cc").strip()
+    if name.lower() in ("", "0", "no", "false", "off") or shutil.which(name):
+        return None
+    return f"no C compiler: {name!r} is not on PATH (install one, or name it in ${ENV_CC})"
+
+
+def load(source: str, timeout: float = 120.0) -> Loaded:
+    """``source`` compiled (or found in the cache) and loaded, or why that is not possible.
 
     The compiler runs in the calling thread, which waits for it: a search killed meanwhile
     is not running (it waits), so no compiler outlives a search that has started working."""
     cc = compiler()
     if cc is None:
-        return None
+        return Loaded(None, missing())
     digest = hashlib.sha256("\0".join((cc, *FLAGS, source)).encode()).hexdigest()[:24]
     folder = cache_dir()
     lib = folder / f"fused-{digest}.so"
@@ -65,11 +81,15 @@ def load(source: str, timeout: float = 120.0) -> ctypes.CDLL | None:
                     proc = subprocess.run([cc, *FLAGS, "-o", str(built), str(c_file)],
                                           capture_output=True, text=True, timeout=timeout)
                     if proc.returncode != 0 or not built.exists():
-                        return None
+                        first = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[0]
+                        return Loaded(None, f"{cc} failed on the generated C: {first[:200]}")
                     os.replace(built, lib)  # atomic: another process sees all of it or nothing
-            except (OSError, subprocess.SubprocessError):
-                return None
+            except subprocess.TimeoutExpired:
+                return Loaded(None, f"{cc} took more than {timeout:.0f} s")
+            except (OSError, subprocess.SubprocessError) as exc:
+                return Loaded(None, f"cannot build in the cache folder {folder} "
+                                    f"({type(exc).__name__}: {exc}; set $DEFERRAL_CACHE to a writable folder)")
         try:
-            return ctypes.CDLL(str(lib))
-        except OSError:
-            return None
+            return Loaded(ctypes.CDLL(str(lib)))
+        except OSError as exc:
+            return Loaded(None, f"cannot load {lib}: {exc}")

@@ -65,6 +65,11 @@ class Expander:
         where it is not for this chunk, switched off or cannot be built: the per-action path."""
         return self._fused.get(rows)
 
+    @property
+    def fused_problem(self) -> str | None:
+        """Why the fused loop was wanted but could not be had (None: it ran, or was not wanted)."""
+        return self._fused.problem
+
     def release_scratch(self) -> None:
         """Drop the fused loop's reused buffers (at the end of a level's expansion)."""
         loop = self._fused.get(0)

@@ -671,8 +671,9 @@ class Prune:
 def source(layout: Layout, procs: Mapping[str, Callable[..., Any]], actions: Sequence[Action],
            step_of: Sequence[int], n_steps: int, packer: Packer, action_dtype: Any,
            properties: Sequence[Property] = ()) -> str | None:
-    """The model's fused loop as C source; None where there is no compiler or it cannot be made."""
-    if cbuild.compiler() is None or not actions:
+    """The model's fused loop as C source; None where it cannot be made (C switched off, a step
+    or property the tracer cannot follow; a missing compiler is :func:`cbuild.load`'s to say)."""
+    if not actions or (cbuild.compiler() is None and cbuild.missing() is None):  # switched off
         return None
     try:
         return generate(layout, procs, actions, step_of, n_steps, packer, action_dtype, properties)
@@ -707,6 +708,9 @@ class LazyFused:
         self._lock = threading.Lock()
         self._done = False
         self._loop: FusedLoop | None = None
+        #: why there is no loop where one was wanted (no compiler, an unwritable cache, the
+        #: compiler failed); None when there is one, or C is switched off or cannot express the model
+        self.problem: str | None = None
 
     def get(self, rows: int | None = None) -> FusedLoop | None:
         """The loop for a chunk of ``rows`` rows (``None``: build it now, whatever the size);
@@ -718,7 +722,10 @@ class LazyFused:
         with self._lock:
             if not self._done:
                 source = self._source_fn()
-                lib = cbuild.load(source) if source is not None else None
-                self._loop = self._make(lib) if lib is not None else None
+                if source is None:
+                    self.problem = None
+                else:
+                    lib, self.problem = cbuild.load(source)
+                    self._loop = self._make(lib) if lib is not None else None
                 self._done = True
             return self._loop

@@ -663,6 +663,9 @@ class _Search:
             "chunk_rows": CHUNK_ROWS,
             "actions": len(self.model.actions),
         }
+        if self.ex.fused_problem is not None:
+            stats["notice"] = (f"the compiled C loop was not used ({self.ex.fused_problem}): "
+                               "the numpy path ran, same results, about twice the time")
         if self.limits.memory_limit is not None:
             stats["memory_limit_bytes"] = self.limits.memory_limit
         if self.resume_dir is not None:

@@ -1,0 +1,45 @@
+"""Why the fused C loop is missing is said, not swallowed: no compiler, an unwritable cache;
+switched off (DEFERRAL_CC=0) is no problem to report."""
+
+from __future__ import annotations
+
+import pytest
+
+from deferral.checks.explicit import cbuild
+from deferral.checks.explicit.expand import Expander
+from deferral.model import REFERENCE, Bounds
+from deferral.model.concrete import Model
+
+
+def _expander() -> Expander:
+    return Expander(Model(REFERENCE, Bounds(2, 1, 1, 1)), True)
+
+
+def test_a_missing_compiler_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(cbuild.ENV_CC, "no-such-cc-here")
+    ex = _expander()
+    assert ex.fused(None) is None
+    assert ex.fused_problem is not None and "no C compiler" in ex.fused_problem
+    assert "no-such-cc-here" in ex.fused_problem
+
+
+def test_switched_off_is_not_a_problem(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(cbuild.ENV_CC, "0")
+    ex = _expander()
+    assert ex.fused(None) is None and ex.fused_problem is None
+
+
+@pytest.mark.skipif(cbuild.compiler() is None, reason="no C compiler")
+def test_an_unwritable_cache_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("DEFERRAL_CACHE", str(blocker / "cache"))  # under a file: cannot be made
+    ex = _expander()
+    assert ex.fused(None) is None
+    assert ex.fused_problem is not None and "cache folder" in ex.fused_problem
+
+
+@pytest.mark.skipif(cbuild.compiler() is None, reason="no C compiler")
+def test_a_built_loop_has_no_problem() -> None:
+    ex = _expander()
+    assert ex.fused(None) is not None and ex.fused_problem is None
