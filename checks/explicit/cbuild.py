@@ -59,19 +59,22 @@ def missing() -> str | None:
     return f"no C compiler: {name!r} is not on PATH (install one, or name it in ${ENV_CC})"
 
 
-def load(source: str, timeout: float = 120.0) -> Loaded:
-    """``source`` compiled (or found in the cache) and loaded, or why that is not possible.
+def load(source: str, timeout: float = 120.0, *, build: bool = True) -> Loaded:
+    """``source`` compiled (or found in the cache) and loaded, or why that is not possible;
+    ``build=False``: only from the cache (not there: no library and no problem).
 
     The compiler runs in the calling thread, which waits for it: a search killed meanwhile
     is not running (it waits), so no compiler outlives a search that has started working."""
     cc = compiler()
     if cc is None:
-        return Loaded(None, missing())
+        return Loaded(None, missing() if build else None)
     digest = hashlib.sha256("\0".join((cc, *FLAGS, source)).encode()).hexdigest()[:24]
     folder = cache_dir()
     lib = folder / f"fused-{digest}.so"
     with _lock:  # two threads of one search build it once
         if not lib.exists():
+            if not build:
+                return Loaded(None)
             try:
                 folder.mkdir(parents=True, exist_ok=True)
                 with tempfile.TemporaryDirectory(dir=folder) as tmp:

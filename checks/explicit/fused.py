@@ -699,14 +699,18 @@ MIN_ROWS = 1 << 15
 
 
 class LazyFused:
-    """The fused loop of one model, made for the first chunk of :data:`MIN_ROWS` rows (the
-    thread that asks waits for the compiler; the others wait for it)."""
+    """The fused loop of one model: built (compiled, about 2 s) for the first chunk of
+    :data:`MIN_ROWS` rows, or loaded for any chunk when a search before built the same loop
+    (it is in the cache: no compiler runs). The thread that asks waits; the others wait for it."""
 
     def __init__(self, source: Callable[[], str | None], make: Callable[[ctypes.CDLL], FusedLoop]) -> None:
         self._source_fn = source
         self._make = make
         self._lock = threading.Lock()
         self._done = False
+        self._source: str | None = None  # generated at the first ask, kept until the loop is made
+        self._asked = False
+        self._probed = False  # the cache was looked at for a small chunk (and did not have it)
         self._loop: FusedLoop | None = None
         #: why there is no loop where one was wanted (no compiler, an unwritable cache, the
         #: compiler failed); None when there is one, or C is switched off or cannot express the model
@@ -714,8 +718,30 @@ class LazyFused:
 
     def get(self, rows: int | None = None) -> FusedLoop | None:
         """The loop for a chunk of ``rows`` rows (``None``: build it now, whatever the size);
-        None: not for this chunk, or never (switched off, untraceable, no compiler)."""
+        None: not for this chunk (small, and not in the cache), or never (switched off,
+        untraceable, no compiler)."""
         if self._done:
+            return self._loop
+        small = rows is not None and rows < MIN_ROWS
+        if small and self._probed:
+            return None
+        with self._lock:
+            if self._done:
+                return self._loop
+            if not self._asked:
+                self._source, self._asked = self._source_fn(), True
+            if self._source is None:
+                self._done = True
+                return None
+            if small:  # a cached loop costs nothing to load: no reason to wait for a big chunk
+                self._probed = True
+                lib, _ = cbuild.load(self._source, build=False)
+                if lib is None:
+                    return None
+            else:
+                lib, self.problem = cbuild.load(self._source)
+            self._loop = self._make(lib) if lib is not None else None
+            self._done, self._source = True, None
             return self._loop
         if rows is not None and rows < MIN_ROWS:
             return None

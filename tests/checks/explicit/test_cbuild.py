@@ -1,5 +1,5 @@
-"""Why the fused C loop is missing is said, not swallowed: no compiler, an unwritable cache;
-switched off (DEFERRAL_CC=0) is no problem to report."""
+"""When the fused C loop is built or loaded, and why it is missing is said, not swallowed (no
+compiler, an unwritable cache; switched off with DEFERRAL_CC=0 is no problem to report)."""
 
 from __future__ import annotations
 
@@ -43,3 +43,13 @@ def test_an_unwritable_cache_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path)
 def test_a_built_loop_has_no_problem() -> None:
     ex = _expander()
     assert ex.fused(None) is not None and ex.fused_problem is None
+
+
+@pytest.mark.skipif(cbuild.compiler() is None, reason="no C compiler")
+def test_a_small_chunk_uses_the_loop_only_from_the_cache(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setenv("DEFERRAL_CACHE", str(tmp_path))
+    assert _expander().fused(10) is None  # not cached: a small chunk never compiles
+    assert not list(tmp_path.glob("*.so"))
+    assert _expander().fused(None) is not None  # built (what a big chunk does)
+    assert len(list(tmp_path.glob("*.so"))) == 1
+    assert _expander().fused(10) is not None  # now in the cache: any chunk loads it
