@@ -696,6 +696,9 @@ def make(lib: ctypes.CDLL, packer: Packer, n_actions: int, n_steps: int, action_
 #: from the cache) for the first chunk of this many rows; until then chunks take the
 #: per-action path, so a small or medium search never generates or compiles it.
 MIN_ROWS = 1 << 15
+#: A chunk of this many rows looks for the loop in the cache (generating its C source to find
+#: it, 30-90 ms at mid bounds); smaller chunks never do: tiny searches stay as they were.
+PROBE_ROWS = 1 << 11
 
 
 class LazyFused:
@@ -723,7 +726,7 @@ class LazyFused:
         if self._done:
             return self._loop
         small = rows is not None and rows < MIN_ROWS
-        if small and self._probed:
+        if small and (self._probed or rows < PROBE_ROWS):  # a tiny search: not worth generating C
             return None
         with self._lock:
             if self._done:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from deferral.checks.explicit import cbuild
+from deferral.checks.explicit import cbuild, fused
 from deferral.checks.explicit.expand import Expander
 from deferral.model import REFERENCE, Bounds
 from deferral.model.concrete import Model
@@ -48,8 +48,9 @@ def test_a_built_loop_has_no_problem() -> None:
 @pytest.mark.skipif(cbuild.compiler() is None, reason="no C compiler")
 def test_a_small_chunk_uses_the_loop_only_from_the_cache(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.setenv("DEFERRAL_CACHE", str(tmp_path))
-    assert _expander().fused(10) is None  # not cached: a small chunk never compiles
+    assert _expander().fused(fused.PROBE_ROWS) is None  # not cached: a small chunk never compiles
     assert not list(tmp_path.glob("*.so"))
     assert _expander().fused(None) is not None  # built (what a big chunk does)
     assert len(list(tmp_path.glob("*.so"))) == 1
-    assert _expander().fused(10) is not None  # now in the cache: any chunk loads it
+    assert _expander().fused(fused.PROBE_ROWS) is not None  # now in the cache: a chunk that looks loads it
+    assert _expander().fused(fused.PROBE_ROWS - 1) is None  # a tiny chunk does not look
