@@ -39,7 +39,7 @@ from deferral.checks.explicit.expand import Expander
 from deferral.checks.explicit.fused import MIN_ROWS, Scratch
 from deferral.checks.explicit.limits import peak_rss_bytes
 from deferral.checks.explicit.numpy_ops import NotVectorizable
-from deferral.checks.explicit.packing import Packer, blas_threads
+from deferral.checks.explicit.packing import Packer
 from deferral.checks.explicit.visited import Visited
 from deferral.checks.results import Outcome, Path, Progress, ProgressFn, SearchResult, path_from_parents
 from deferral.model.bounds import Bounds
@@ -110,6 +110,14 @@ def _first_of_each(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return order, first, sorted_keys[first]
 
 
+def _unique(a: np.ndarray) -> np.ndarray:
+    """The distinct values of ``a``, sorted (``a`` is sorted in place; faster than ``np.unique``)."""
+    a.sort()
+    keep = np.ones(a.shape[0], dtype=bool)
+    keep[1:] = a[1:] != a[:-1]
+    return a[keep]
+
+
 class Partition:
     """One hash partition of the search: its states, levels, parents and reversed edges.
 
@@ -174,10 +182,6 @@ class Partition:
         """
         if build:
             self.expander.fused()
-        with blas_threads(1):
-            return self._expand()
-
-    def _expand(self) -> tuple[Any, ...]:
         fk = self.frontier
         parts_k, parts_p, parts_a = [], [], []
         for a in range(0, fk.shape[0], CHUNK_ROWS):
@@ -197,7 +201,7 @@ class Partition:
             edges = None
             if group is not None:
                 n_front = np.int64(fk.shape[0])
-                pair = np.unique(group.astype(np.int64) * n_front + par)
+                pair = _unique(group.astype(np.int64) * n_front + par)
                 g, src = pair // n_front, pair % n_front
                 keep = ~self.frontier_done[src]
                 keep &= uniq[g] != fk[src]
@@ -274,10 +278,6 @@ class Partition:
 
         Returns how many were added and, per invariant, the least key that violates it here.
         """
-        with blas_threads(1):
-            return self._commit(limit)
-
-    def _commit(self, limit: int) -> dict[str, Any]:
         assert self.pending is not None
         keys, parent, via = (a[:limit] for a in self.pending)
         self.pending = None
@@ -310,13 +310,27 @@ class Partition:
         if self.pending_edges is not None:
             dst, src = self.pending_edges
             self.pending_edges = None
-            order = np.argsort(dst, kind="stable")  # a lookup takes sorted queries
-            ids = np.empty(dst.shape[0], dtype=np.int64)
-            ids[order] = self.visited.lookup(dst[order])
+            ids = self._numbers(dst)
             known = ids >= 0  # targets cut by --max-states are dropped (liveness is unknown then)
             self.rev_dst.append(ids[known])
             self.rev_src.append(src[known])
         return {"new": n, "bad": bad}
+
+    def _numbers(self, keys: np.ndarray) -> np.ndarray:
+        """My local number of each of ``keys`` (in any order), -1 where I do not store it: by
+        the fused loop's dedup when there is one, else by a lookup of the keys sorted."""
+        loop = self.expander.fused(keys.shape[0])
+        if loop is not None and loop.dedup is not None:
+            got = loop.dedup(keys, self.visited.runs(), True)
+            if got is not None:
+                _, _, known, uidx = got
+                ids = known[uidx]
+                ids[ids < 0] = -1  # -(1 + candidate): not stored
+                return ids
+        order = np.argsort(keys, kind="stable")  # a lookup takes sorted queries
+        ids = np.empty(keys.shape[0], dtype=np.int64)
+        ids[order] = self.visited.lookup(keys[order])
+        return ids
 
     def parent_of(self, depth: int, key: KeyObj) -> tuple[KeyObj, int]:
         """The BFS parent (key) of my state ``key`` at ``depth``, and the action that reached it."""
@@ -359,16 +373,15 @@ class Partition:
         if total == 0:
             return (*(np.zeros(0, self.packer.key_dtype) for _ in range(self.parts)), 0)
         offsets = np.repeat(self.pred_starts[self.newly] - (np.cumsum(c) - c), c) + np.arange(total)
-        found = np.unique(self.preds[offsets])
+        found = _unique(self.preds[offsets])
         owner = self._owners(found)
         return (*(found[owner == q] for q in range(self.parts)), int(found.shape[0]))
 
     def back_receive(self, *buckets: np.ndarray) -> int:
         """Mark the routed predecessors as reaching the goal; those new to it are the next frontier."""
-        keys = np.unique(np.concatenate(buckets))
-        ids = self.visited.lookup(keys)
+        ids = self._numbers(np.concatenate(buckets))
         ids = ids[ids >= 0]
-        self.newly = ids[~self.reached[ids]]
+        self.newly = _unique(ids[~self.reached[ids]])  # a key may come from several workers
         self.reached[self.newly] = True
         return int(self.newly.shape[0])
 
@@ -389,7 +402,12 @@ class _Host:
     """The Ray actor: holds one :class:`Partition` at a time, so a pool serves many searches."""
 
     def __init__(self) -> None:
+        from threadpoolctl import threadpool_limits
+
         self.part: Partition | None = None
+        # one BLAS thread for the actor's life (the key products are small; see
+        # packing.blas_threads): set once, not per call (threadpoolctl takes ms to set it)
+        self.blas = threadpool_limits(limits=1, user_api="blas")
 
     def setup(self, *args: Any) -> None:
         self.part = None  # free the previous search first
