@@ -3,20 +3,22 @@
 ``deferral check --cluster ADDRESS`` runs here. Each :class:`Partition` actor owns the
 states whose key hashes to it (:func:`owner_of`): its part of the visited set, of every
 BFS level, and each of its states' BFS parent (the parent's key) and the action that
-reached it. One BFS level is three rounds driven by :class:`_ClusterSearch`:
+reached it. One BFS level is three steps driven by :class:`_ClusterSearch`:
 
 1. ``expand``: every partition expands its part of the frontier
-   (:class:`~deferral.checks.explicit.expand.Expander`, the single-machine search's step
-   kernels), deduplicates the successors and returns one bucket per owner partition;
-   the buckets are Ray objects, so they travel through the object store straight to
-   their owners (the driver only passes references along);
+   (:class:`~deferral.checks.explicit.expand.Expander`: the fused C loop of the
+   single-machine search, or its numpy step kernels), deduplicates the successors and
+   returns one bucket per owner partition; the buckets are Ray objects, so they travel
+   through the object store straight to their owners (the driver only passes references);
 2. ``receive``: each owner merges the buckets routed to it and keeps the keys it has not
    visited (the driver learns how many);
 3. ``commit``: each owner numbers its new states (in key order), checks the invariants on
    them and makes them its part of the next frontier. The driver's ``--max-states``
-   quota is applied here, so a limit cuts the search at exactly that many states;
-   without a limit, 2 and 3 are one call (``receive_commit``): one driver round trip
-   per level.
+   quota is applied here, so a limit cuts the search at exactly that many states.
+
+Without a limit, a level is one call per partition (``advance``: receive, commit, then
+expand the new frontier), and the driver submits the next level before it reads the
+reports of this one, so the workers never wait for the driver between levels.
 
 Results equal the single-machine search's: the same states and transitions are counted,
 and a counterexample leads to the least-key violating state of the first BFS level that
@@ -31,7 +33,8 @@ only here: the single-machine path never loads it.
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections import deque
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -125,11 +128,13 @@ class Partition:
     or in-process by the tests of its logic.
     """
 
-    def __init__(self, protocol: Protocol, bounds: Bounds, symmetry: bool, index: int, parts: int) -> None:
+    def __init__(self, protocol: Protocol, bounds: Bounds, symmetry: bool, index: int, parts: int,
+                 fused_rows: int = FUSED_LEVEL_ROWS) -> None:
         self.model = Model(protocol, bounds)
         self.expander = Expander(self.model, symmetry)
         self.packer: Packer = self.expander.packer
         self.index, self.parts = index, parts
+        self.fused_rows = fused_rows
         self.invariants = self.model.invariants
         self.lives = self.model.liveness
         self.visited = Visited(self.packer.key_dtype)
@@ -169,20 +174,21 @@ class Partition:
         self.pending_edges = None
         return int(keys.shape[0])
 
-    def expand(self, build: bool = False) -> tuple[Any, ...]:
+    def expand(self) -> tuple[Any, ...]:
         """Successors of my frontier: one bucket per owner partition, then this level's figures.
 
-        ``build``: make the fused C loop now if there is none yet (compiled, or loaded from
-        this machine's cache): the driver asks when the whole level is big enough, since
-        a partition's share of it may stay below the single-machine search's threshold.
+        The first level of about ``fused_rows`` states in all (my part times the partitions)
+        makes the fused C loop if there is none yet (compiled, or loaded from this machine's
+        cache): a partition's share of a level may stay below the single-machine search's
+        threshold for one chunk, the whole level does not.
 
         A bucket holds the successor keys (sorted, unique) with one (parent key, action)
         reaching each and, when liveness is checked, the distinct edges (target, source)
         out of frontier states that do not satisfy every goal (self-loops left out).
         """
-        if build:
-            self.expander.fused()
         fk = self.frontier
+        if fk.shape[0] * self.parts >= self.fused_rows:
+            self.expander.fused()
         parts_k, parts_p, parts_a = [], [], []
         for a in range(0, fk.shape[0], CHUNK_ROWS):
             keys, par, act = self._transitions(fk[a:a + CHUNK_ROWS], a)
@@ -268,10 +274,14 @@ class Partition:
                                   np.concatenate([b["edge_src"] for b in buckets]))
         return int(fresh.shape[0])
 
-    def receive_commit(self, *buckets: dict[str, np.ndarray]) -> dict[str, Any]:
-        """:meth:`receive` then :meth:`commit` of every staged key (no ``--max-states`` quota)."""
+    def advance(self, *buckets: dict[str, np.ndarray]) -> tuple[Any, ...]:
+        """One whole level in one call (no ``--max-states`` quota): :meth:`receive` the buckets,
+        :meth:`commit` every staged key, then :meth:`expand` the new frontier. Returns the
+        next level's buckets, then ``{"report": commit's, "stats": expand's}``."""
         self.receive(*buckets)
-        return self.commit(1 << 62)
+        report = self.commit(1 << 62)
+        *out, stats = self.expand()
+        return (*out, {"report": report, "stats": stats})
 
     def commit(self, limit: int) -> dict[str, Any]:
         """Number the first ``limit`` staged keys as my part of the next level; check them.
@@ -385,6 +395,12 @@ class Partition:
         self.reached[self.newly] = True
         return int(self.newly.shape[0])
 
+    def back_advance(self, *buckets: np.ndarray) -> tuple[Any, ...]:
+        """:meth:`back_receive` then :meth:`back_expand`: the next buckets, then how many
+        states the buckets newly marked."""
+        newly = self.back_receive(*buckets)
+        return (*self.back_expand()[:self.parts], newly)
+
     def back_stuck(self) -> tuple[int, KeyObj] | None:
         """My least (depth, key) state that cannot reach the goal, if any."""
         stuck = np.flatnonzero(~self.reached)
@@ -469,8 +485,8 @@ class Cluster:
                progress: ProgressFn | None = None, fused_rows: int = FUSED_LEVEL_ROWS) -> SearchResult:
         """The search of :func:`~deferral.checks.explicit.vectorized.explore_vectorized`, distributed.
 
-        ``fused_rows``: the first level of at least this many states has every worker make
-        the fused C loop. Raises :class:`ClusterError` (the cluster failed) or the
+        ``fused_rows``: the first level of about this many states has every worker make
+        the fused C loop (see :meth:`Partition.expand`). Raises :class:`ClusterError` (the cluster failed) or the
         :class:`StepError` of a misbehaving step.
         """
         start = time.monotonic()
@@ -523,7 +539,8 @@ class _ClusterSearch:
         self.address = cluster.address
         self.packer = Packer(self.model.layout, symmetry)
         self.actors = cluster.actors
-        self.get([a.setup.remote(protocol, bounds, symmetry, i, parts) for i, a in enumerate(self.actors)])
+        self.get([a.setup.remote(protocol, bounds, symmetry, i, parts, fused_rows)
+                  for i, a in enumerate(self.actors)])
 
     def get(self, refs: Any) -> Any:
         """``ray.get``, with a task's own error re-raised and a cluster failure as ClusterError."""
@@ -567,17 +584,8 @@ class _ClusterSearch:
         n_states, depth, transitions, frontier = 1, 0, 0, 1
         stopped_by: str | None = None
         levels: list[dict[str, int]] = []
-        while frontier and stopped_by is None:
-            build = frontier >= self.fused_rows
-            refs = [a.call.options(num_returns=parts + 1).remote("expand", build) for a in actors]
-            if self.max_states is None:  # no quota: receive and commit in one round trip
-                reports, cut = self.get([actors[p].call.remote("receive_commit", *[refs[q][p] for q in range(parts)])
-                                         for p in range(parts)]), False
-            else:
-                counts = self.get([actors[p].call.remote("receive", *[refs[q][p] for q in range(parts)])
-                                   for p in range(parts)])
-                reports, cut = self._commit_level(counts, n_states)
-            stats = self.get([r[parts] for r in refs])
+        self.stopping = False
+        for reports, stats, cut in self._levels(lambda: n_states):
             n_new = sum(r["new"] for r in reports)
             succ = sum(s["successors"] for s in stats)
             transitions += succ
@@ -591,11 +599,16 @@ class _ClusterSearch:
             frontier = n_new
             if cut:
                 stopped_by = "max-states"
-            elif (frontier and self.time_limit is not None
+            elif (frontier and stopped_by is None and self.time_limit is not None
                   and time.monotonic() - self.start > self.time_limit):
-                stopped_by = "time-limit"
+                stopped_by = "time-limit"  # the level already under way is still counted
+            self.stopping = stopped_by is not None
             if self.progress:
                 self.progress(Progress(n_states, transitions, depth, frontier, time.monotonic() - self.start))
+            if not frontier:
+                if stopped_by == "time-limit":
+                    stopped_by = None  # the level under way at the limit was the last: complete
+                break
         complete = stopped_by is None
         outcomes: list[Outcome] = []
         rounds = 0
@@ -636,6 +649,42 @@ class _ClusterSearch:
                             depth, time.monotonic() - self.start, complete, stopped_by, outcomes,
                             engine="cluster", workers=parts, stats=stats_out, model=self.model)
 
+    def _routed(self, refs: list[Any], p: int) -> list[Any]:
+        """The buckets that the calls ``refs`` (one per partition) routed to partition ``p``."""
+        return [refs[q][p] for q in range(self.parts)]
+
+    def _levels(self, n_states: Callable[[], int]) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]], bool]]:
+        """Each BFS level's commit reports, expansion figures and whether ``--max-states`` cut
+        it, until the caller stops reading, or sets ``self.stopping`` (the levels under way
+        are still given). ``n_states``: the states counted so far.
+
+        Without a quota a level is one call per partition (:meth:`Partition.advance`), and the
+        next level is submitted before this one is read: the workers go from level to level
+        through the object store without waiting for the driver (a level past the last one
+        expands nothing). With ``--max-states`` each level is three rounds with the driver's
+        quota between receive and commit."""
+        parts, actors = self.parts, self.actors
+        if self.max_states is not None:
+            while not self.stopping:
+                refs = [a.call.options(num_returns=parts + 1).remote("expand") for a in actors]
+                counts = self.get([actors[p].call.remote("receive", *self._routed(refs, p)) for p in range(parts)])
+                reports, cut = self._commit_level(counts, n_states())
+                yield reports, self.get([r[parts] for r in refs]), cut
+            return
+        refs = [a.call.options(num_returns=parts + 1).remote("expand") for a in actors]
+        stats = self.get([r[parts] for r in refs])
+        flight: deque[list[Any]] = deque()
+        while True:
+            while len(flight) < 2 and not self.stopping:  # the level to read and the next one
+                refs = [actors[p].call.options(num_returns=parts + 1).remote("advance", *self._routed(refs, p))
+                        for p in range(parts)]
+                flight.append(refs)
+            if not flight:
+                return
+            infos = self.get([r[parts] for r in flight.popleft()])
+            yield [i["report"] for i in infos], stats, False
+            stats = [i["stats"] for i in infos]
+
     @staticmethod
     def _note_bad(reports: list[dict[str, Any]], depth: int, first_bad: dict[str, tuple[int, KeyObj]]) -> None:
         """Record, per invariant, the least violating key of the first level that has one."""
@@ -649,11 +698,15 @@ class _ClusterSearch:
         parts, actors = self.parts, self.actors
         active = sum(self.get([a.call.remote("back_start", prop) for a in actors]))
         rounds = 0
-        while active:
+        refs = [a.call.options(num_returns=parts + 1).remote("back_expand") for a in actors]
+        flight: deque[list[Any]] = deque()
+        while active:  # pipelined as the levels are: a round past the last one finds nothing
+            while len(flight) < 2:
+                refs = [actors[p].call.options(num_returns=parts + 1).remote("back_advance", *self._routed(refs, p))
+                        for p in range(parts)]
+                flight.append(refs)
             rounds += 1
-            refs = [a.call.options(num_returns=parts + 1).remote("back_expand") for a in actors]
-            active = sum(self.get([actors[p].call.remote("back_receive", *[refs[q][p] for q in range(parts)])
-                                   for p in range(parts)]))
+            active = sum(self.get([r[parts] for r in flight.popleft()]))
         stuck = [s for s in self.get([a.call.remote("back_stuck") for a in actors]) if s is not None]
         return (min(stuck) if stuck else None), rounds
 

@@ -148,7 +148,7 @@ def test_partitions_in_process_equal_single_search(fused: bool, monkeypatch: pyt
     monkeypatch.setattr(visited, "MIN_BLOCK", 16)  # runs of many blocks (a lookup needs sorted queries)
     bounds, parts = Bounds(2, 1, 1, 1), 3
     protocol = PUBLISHED["remote-no-drain"]
-    ps = [Partition(protocol, bounds, True, i, parts) for i in range(parts)]
+    ps = [Partition(protocol, bounds, True, i, parts, fused_rows=1 if fused else 1 << 40) for i in range(parts)]
     init = ps[0].packer.canonical_keys(ps[0].packer.rows_of([ps[0].model.initial]))
     home = int(owner_of(init, ps[0].packer.n_words, parts)[0])
     for i, p in enumerate(ps):
@@ -156,7 +156,7 @@ def test_partitions_in_process_equal_single_search(fused: bool, monkeypatch: pyt
         p.commit(1 << 30)
     states, transitions, depth, first_bad, edges = 1, 0, 0, None, 0
     while True:
-        out = [p.expand(build=fused) for p in ps]
+        out = [p.expand() for p in ps]
         if fused and ps[0].expander.fused() is None:
             pytest.skip("no fused C loop here (no C compiler, or DEFERRAL_JIT=0)")
         for i, p in enumerate(ps):
