@@ -36,9 +36,10 @@ from typing import Any
 import numpy as np
 
 from deferral.checks.explicit.expand import Expander
+from deferral.checks.explicit.fused import MIN_ROWS, Scratch
 from deferral.checks.explicit.limits import peak_rss_bytes
 from deferral.checks.explicit.numpy_ops import NotVectorizable
-from deferral.checks.explicit.packing import Packer, blas_threads
+from deferral.checks.explicit.packing import Packer
 from deferral.checks.explicit.visited import Visited
 from deferral.checks.results import Outcome, Path, Progress, ProgressFn, SearchResult, path_from_parents
 from deferral.model.bounds import Bounds
@@ -48,6 +49,9 @@ from deferral.model.protocol import Protocol
 
 #: Frontier rows unpacked and expanded at a time inside a partition.
 CHUNK_ROWS = 1 << 16
+#: A BFS level of this many states has the workers make the fused C loop (the single-machine
+#: search's threshold for one chunk; a worker's share of the level may be far smaller).
+FUSED_LEVEL_ROWS = MIN_ROWS
 #: Seconds the partition actors may take to start (placement, imports) before giving up.
 STARTUP_TIMEOUT_S = 120.0
 #: Driver-side key: an int (one 64-bit word) or big-endian bytes (several); both order as keys do.
@@ -106,6 +110,14 @@ def _first_of_each(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return order, first, sorted_keys[first]
 
 
+def _unique(a: np.ndarray) -> np.ndarray:
+    """The distinct values of ``a``, sorted (``a`` is sorted in place; faster than ``np.unique``)."""
+    a.sort()
+    keep = np.ones(a.shape[0], dtype=bool)
+    keep[1:] = a[1:] != a[:-1]
+    return a[keep]
+
+
 class Partition:
     """One hash partition of the search: its states, levels, parents and reversed edges.
 
@@ -137,6 +149,8 @@ class Partition:
         self.preds: np.ndarray | None = None
         self.pred_starts = np.zeros(0, dtype=np.int64)
         self.pred_counts = np.zeros(0, dtype=np.int64)
+        self.scratch = Scratch()  # the fused loop's buffers, reused from chunk to chunk
+        self.fused_chunks = 0  # frontier chunks expanded by the fused C loop
         self.cpu_start = time.process_time()  # CPU seconds of this search, set-up excluded
 
     def _owners(self, keys: np.ndarray) -> np.ndarray:
@@ -155,38 +169,40 @@ class Partition:
         self.pending_edges = None
         return int(keys.shape[0])
 
-    def expand(self) -> tuple[Any, ...]:
+    def expand(self, build: bool = False) -> tuple[Any, ...]:
         """Successors of my frontier: one bucket per owner partition, then this level's figures.
+
+        ``build``: make the fused C loop now if there is none yet (compiled, or loaded from
+        this machine's cache): the driver asks when the whole level is big enough, since
+        a partition's share of it may stay below the single-machine search's threshold.
 
         A bucket holds the successor keys (sorted, unique) with one (parent key, action)
         reaching each and, when liveness is checked, the distinct edges (target, source)
         out of frontier states that do not satisfy every goal (self-loops left out).
         """
-        with blas_threads(1):
-            return self._expand()
-
-    def _expand(self) -> tuple[Any, ...]:
+        if build:
+            self.expander.fused()
         fk = self.frontier
         parts_k, parts_p, parts_a = [], [], []
         for a in range(0, fk.shape[0], CHUNK_ROWS):
-            keys, par, act = self.expander.successors(self.packer.unpack(fk[a:a + CHUNK_ROWS]))
+            keys, par, act = self._transitions(fk[a:a + CHUNK_ROWS], a)
             parts_k.append(keys)
-            parts_p.append(par + a)
+            parts_p.append(par)
             parts_a.append(act)
         buckets = [self._empty_bucket() for _ in range(self.parts)]
         n_succ = sum(k.shape[0] for k in parts_k)
         if n_succ:
             keys, par, act = np.concatenate(parts_k), np.concatenate(parts_p), np.concatenate(parts_a)
             del parts_k, parts_p, parts_a
-            order, first, uniq = _first_of_each(keys)
-            rep = order[first]  # the first successor (action order, then row) with each key
+            # the first successor (action order, then row) with each key, and each one's key
+            uniq, rep, group = self._distinct(keys, fresh_only=False, want_group=bool(self.lives))
+            del keys
             owner = self._owners(uniq)
             edges = None
-            if self.lives:
-                group = np.empty(keys.shape[0], dtype=np.int64)
-                group[order] = np.cumsum(first) - 1  # index into uniq of each successor
-                pair = np.unique(group * np.int64(fk.shape[0]) + par)
-                g, src = pair // fk.shape[0], pair % fk.shape[0]
+            if group is not None:
+                n_front = np.int64(fk.shape[0])
+                pair = _unique(group.astype(np.int64) * n_front + par)
+                g, src = pair // n_front, pair % n_front
                 keep = ~self.frontier_done[src]
                 keep &= uniq[g] != fk[src]
                 edges = (g[keep], src[keep])
@@ -202,20 +218,55 @@ class Partition:
                  "remote_bytes": sum(sent) - sent[self.index]}
         return (*buckets, stats)
 
+    def _transitions(self, keys: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every transition out of my frontier states ``keys`` (rows from ``offset``): successor
+        keys, parent rows, actions; grouped by action, rows ascending in each. By the fused C
+        loop when there is one for this chunk (as in the single-machine search), else by the
+        step kernels over the unpacked rows (and where the loop meets a value outside a
+        domain, so that the step's own error is raised)."""
+        loop = self.expander.fused(keys.shape[0])
+        if loop is not None:
+            got = loop.successors(keys, offset, self.scratch)
+            if got is not None:
+                self.fused_chunks += 1
+                return got[0], got[1], got[2].copy()  # the actions are in the scratch
+        succ, par, act = self.expander.successors(self.packer.unpack(keys))
+        return succ, par + offset, act
+
+    def _distinct(self, keys: np.ndarray, fresh_only: bool, want_group: bool
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """The distinct ``keys`` in key order (``fresh_only``: those I have not visited), the
+        first position of each in ``keys``, and (``want_group``, not with ``fresh_only``) each
+        position's index into them. By the fused loop's dedup (one-word keys) when there is
+        one, else by a stable sort."""
+        loop = self.expander.fused(keys.shape[0])
+        if loop is not None and loop.dedup is not None:
+            got = loop.dedup(keys, self.visited.runs() if fresh_only else [], want_group)
+            if got is not None:
+                return got[0], got[1], got[3]
+        order, first, uniq = _first_of_each(keys)
+        rep = order[first]
+        if fresh_only:
+            fresh = self.visited.lookup(uniq) < 0
+            return uniq[fresh], rep[fresh], None
+        group = None
+        if want_group:
+            group = np.empty(keys.shape[0], dtype=np.int64)
+            group[order] = np.cumsum(first) - 1
+        return uniq, rep, group
+
     def receive(self, *buckets: dict[str, np.ndarray]) -> int:
         """Merge the buckets routed to me; stage the keys not visited yet. Returns their number."""
         keys = np.concatenate([b["keys"] for b in buckets])
         parent = np.concatenate([b["parent"] for b in buckets])
         via = np.concatenate([b["via"] for b in buckets])
-        order, first, uniq = _first_of_each(keys)
-        rep = order[first]
-        fresh = self.visited.lookup(uniq) < 0
-        self.pending = (uniq[fresh], parent[rep[fresh]], via[rep[fresh]])
+        fresh, rep, _ = self._distinct(keys, fresh_only=True, want_group=False)
+        self.pending = (fresh, parent[rep], via[rep])
         self.pending_edges = None
         if self.lives:
             self.pending_edges = (np.concatenate([b["edge_dst"] for b in buckets]),
                                   np.concatenate([b["edge_src"] for b in buckets]))
-        return int(fresh.sum())
+        return int(fresh.shape[0])
 
     def receive_commit(self, *buckets: dict[str, np.ndarray]) -> dict[str, Any]:
         """:meth:`receive` then :meth:`commit` of every staged key (no ``--max-states`` quota)."""
@@ -227,15 +278,13 @@ class Partition:
 
         Returns how many were added and, per invariant, the least key that violates it here.
         """
-        with blas_threads(1):
-            return self._commit(limit)
-
-    def _commit(self, limit: int) -> dict[str, Any]:
         assert self.pending is not None
         keys, parent, via = (a[:limit] for a in self.pending)
         self.pending = None
         n = keys.shape[0]
-        self.visited.add(keys, np.arange(self.count, self.count + n, dtype=np.int64))
+        # local state numbers: uint32 (what the compiled dedup looks up) while they fit
+        id_dtype = np.uint32 if self.count + n < 1 << 32 else np.int64
+        self.visited.add(keys, np.arange(self.count, self.count + n, dtype=id_dtype))
         self.level_keys.append(keys)
         self.level_parent.append(parent)
         self.level_via.append(via)
@@ -244,16 +293,16 @@ class Partition:
         done = np.ones(n, dtype=bool)
         goal_parts: dict[str, list[np.ndarray]] = {p.name: [] for p in self.lives}
         for a in range(0, n, CHUNK_ROWS):
-            rows = self.packer.unpack(keys[a:a + CHUNK_ROWS])
+            holds = self.expander.checker(keys[a:a + CHUNK_ROWS])
             for prop in self.invariants:
                 if prop.name not in bad:
-                    holds = self.expander.holds(rows, prop)
-                    if not holds.all():
-                        bad[prop.name] = _key_obj(keys, a + int(np.flatnonzero(~holds)[0]))
+                    ok = holds(prop)
+                    if not ok.all():
+                        bad[prop.name] = _key_obj(keys, a + int(np.flatnonzero(~ok)[0]))
             for prop in self.lives:
-                g = np.asarray(self.expander.holds(rows, prop), dtype=bool)
+                g = holds(prop)
                 goal_parts[prop.name].append(g)
-                done[a:a + rows.shape[0]] &= g
+                done[a:a + g.shape[0]] &= g
         for prop in self.lives:
             parts = goal_parts[prop.name]
             self.goals[prop.name].append(np.concatenate(parts) if parts else np.zeros(0, dtype=bool))
@@ -261,11 +310,27 @@ class Partition:
         if self.pending_edges is not None:
             dst, src = self.pending_edges
             self.pending_edges = None
-            ids = self.visited.lookup(dst)
+            ids = self._numbers(dst)
             known = ids >= 0  # targets cut by --max-states are dropped (liveness is unknown then)
             self.rev_dst.append(ids[known])
             self.rev_src.append(src[known])
         return {"new": n, "bad": bad}
+
+    def _numbers(self, keys: np.ndarray) -> np.ndarray:
+        """My local number of each of ``keys`` (in any order), -1 where I do not store it: by
+        the fused loop's dedup when there is one, else by a lookup of the keys sorted."""
+        loop = self.expander.fused(keys.shape[0])
+        if loop is not None and loop.dedup is not None:
+            got = loop.dedup(keys, self.visited.runs(), True)
+            if got is not None:
+                _, _, known, uidx = got
+                ids = known[uidx]
+                ids[ids < 0] = -1  # -(1 + candidate): not stored
+                return ids
+        order = np.argsort(keys, kind="stable")  # a lookup takes sorted queries
+        ids = np.empty(keys.shape[0], dtype=np.int64)
+        ids[order] = self.visited.lookup(keys[order])
+        return ids
 
     def parent_of(self, depth: int, key: KeyObj) -> tuple[KeyObj, int]:
         """The BFS parent (key) of my state ``key`` at ``depth``, and the action that reached it."""
@@ -280,6 +345,7 @@ class Partition:
                 + sum(a.nbytes for a in self.level_parent) + sum(a.nbytes for a in self.level_via)
                 + sum(a.nbytes + b.nbytes for a, b in zip(self.rev_dst, self.rev_src)))
         return {"states": self.count, "bytes": held, "cpu_s": time.process_time() - self.cpu_start,
+                "fused_chunks": self.fused_chunks, "fused_problem": self.expander.fused_problem,
                 # VmHWM of this worker process: ru_maxrss is wrong for a process started by a
                 # big one (it inherits the parent's resident size as its peak)
                 "peak_rss_bytes": peak_rss_bytes()}
@@ -307,16 +373,15 @@ class Partition:
         if total == 0:
             return (*(np.zeros(0, self.packer.key_dtype) for _ in range(self.parts)), 0)
         offsets = np.repeat(self.pred_starts[self.newly] - (np.cumsum(c) - c), c) + np.arange(total)
-        found = np.unique(self.preds[offsets])
+        found = _unique(self.preds[offsets])
         owner = self._owners(found)
         return (*(found[owner == q] for q in range(self.parts)), int(found.shape[0]))
 
     def back_receive(self, *buckets: np.ndarray) -> int:
         """Mark the routed predecessors as reaching the goal; those new to it are the next frontier."""
-        keys = np.unique(np.concatenate(buckets))
-        ids = self.visited.lookup(keys)
+        ids = self._numbers(np.concatenate(buckets))
         ids = ids[ids >= 0]
-        self.newly = ids[~self.reached[ids]]
+        self.newly = _unique(ids[~self.reached[ids]])  # a key may come from several workers
         self.reached[self.newly] = True
         return int(self.newly.shape[0])
 
@@ -337,7 +402,12 @@ class _Host:
     """The Ray actor: holds one :class:`Partition` at a time, so a pool serves many searches."""
 
     def __init__(self) -> None:
+        from threadpoolctl import threadpool_limits
+
         self.part: Partition | None = None
+        # one BLAS thread for the actor's life (the key products are small; see
+        # packing.blas_threads): set once, not per call (threadpoolctl takes ms to set it)
+        self.blas = threadpool_limits(limits=1, user_api="blas")
 
     def setup(self, *args: Any) -> None:
         self.part = None  # free the previous search first
@@ -396,14 +466,16 @@ class Cluster:
 
     def search(self, protocol: Protocol, bounds: Bounds, *, symmetry: bool = True,
                max_states: int | None = None, time_limit: float | None = None,
-               progress: ProgressFn | None = None) -> SearchResult:
+               progress: ProgressFn | None = None, fused_rows: int = FUSED_LEVEL_ROWS) -> SearchResult:
         """The search of :func:`~deferral.checks.explicit.vectorized.explore_vectorized`, distributed.
 
-        Raises :class:`ClusterError` (the cluster failed) or the :class:`StepError` of a
-        misbehaving step.
+        ``fused_rows``: the first level of at least this many states has every worker make
+        the fused C loop. Raises :class:`ClusterError` (the cluster failed) or the
+        :class:`StepError` of a misbehaving step.
         """
         start = time.monotonic()
-        return _ClusterSearch(self, protocol, bounds, symmetry, max_states, time_limit, progress, start).run()
+        return _ClusterSearch(self, protocol, bounds, symmetry, max_states, time_limit, progress, start,
+                              fused_rows).run()
 
     def close(self) -> None:
         """Stop the actors, and Ray itself if this object started it."""
@@ -438,7 +510,7 @@ class _ClusterSearch:
 
     def __init__(self, cluster: Cluster, protocol: Protocol, bounds: Bounds, symmetry: bool,
                  max_states: int | None, time_limit: float | None, progress: ProgressFn | None,
-                 start: float) -> None:
+                 start: float, fused_rows: int) -> None:
         self.ray = cluster.ray
         self.model = Model(protocol, bounds)
         self.symmetry = symmetry
@@ -447,6 +519,7 @@ class _ClusterSearch:
         self.time_limit = time_limit
         self.progress = progress
         self.start = start
+        self.fused_rows = fused_rows
         self.address = cluster.address
         self.packer = Packer(self.model.layout, symmetry)
         self.actors = cluster.actors
@@ -495,7 +568,8 @@ class _ClusterSearch:
         stopped_by: str | None = None
         levels: list[dict[str, int]] = []
         while frontier and stopped_by is None:
-            refs = [a.call.options(num_returns=parts + 1).remote("expand") for a in actors]
+            build = frontier >= self.fused_rows
+            refs = [a.call.options(num_returns=parts + 1).remote("expand", build) for a in actors]
             if self.max_states is None:  # no quota: receive and commit in one round trip
                 reports, cut = self.get([actors[p].call.remote("receive_commit", *[refs[q][p] for q in range(parts)])
                                          for p in range(parts)]), False
@@ -548,11 +622,16 @@ class _ClusterSearch:
             "partition_states": [f["states"] for f in figures],
             "partition_peak_rss_bytes": [f["peak_rss_bytes"] for f in figures],
             "partition_cpu_s": [round(f["cpu_s"], 3) for f in figures],
+            "partition_fused_chunks": [f["fused_chunks"] for f in figures],
             "routed_bytes": sum(lv["routed_bytes"] for lv in levels),
             "remote_bytes": sum(lv["remote_bytes"] for lv in levels),
             "levels": levels,
             "liveness_rounds": rounds,
         }
+        problems = sorted({f["fused_problem"] for f in figures if f["fused_problem"]})
+        if problems:  # as the single-machine search says it
+            stats_out["notice"] = (f"the compiled C loop was not used ({'; '.join(problems)}): "
+                                   "the numpy path ran, same results, several times slower")
         return SearchResult(self.model.protocol.name, self.model.bounds, self.symmetry, n_states, transitions,
                             depth, time.monotonic() - self.start, complete, stopped_by, outcomes,
                             engine="cluster", workers=parts, stats=stats_out, model=self.model)

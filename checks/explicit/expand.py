@@ -162,3 +162,20 @@ class Expander:
         if kernel is not None:
             return kernel(rows)
         return property_holds(self.layout, self.procs, rows, prop)
+
+    def checker(self, keys: np.ndarray) -> Callable[[Property], np.ndarray]:
+        """Where a property holds over the states ``keys`` (the returned function of it): by the
+        fused loop when there is one for them (the properties it was given, all at once), else
+        by :meth:`holds` over the rows, unpacked once at the first such property."""
+        loop = self.fused(keys.shape[0])
+        masks = loop.holds(keys) if loop is not None else {}
+        unpacked: list[np.ndarray] = []
+
+        def holds(prop: Property) -> np.ndarray:
+            if prop.name in masks:
+                return masks[prop.name]
+            if not unpacked:
+                unpacked.append(self.packer.unpack(keys))
+            return np.asarray(self.holds(unpacked[0], prop), dtype=bool)
+
+        return holds
