@@ -407,6 +407,8 @@ class HoudiniResult:
     rounds: int
     queries: int
     cti: Any = None  # when ``broken`` by a step: (model of the pre-state, step number, lemma, live lemmas)
+    undecided: int = 0  # queries Z3 did not decide (with the relevant lemmas, then with every live one)
+    by_core: int = 0  # queries decided unsat assuming only their relevant lemmas
 
 
 class Houdini:
@@ -432,7 +434,11 @@ class Houdini:
         self._cores: dict[tuple[str, int], set[str]] = {}  # (lemma, step) -> the lemmas its last proof used
         self._core: Any = None
         self._model: Any = None
+        self._by_core = False
         self.ctis: list[tuple[str, Any]] = []  # (what broke, as HoudiniResult.cti) of the last run's drops
+        #: (lemma name, step name, live lemma names) -> the lemmas that query needs (a bounded unsat
+        #: core: checks/symbolic/relevance.py), or None; asked where no earlier proof says
+        self.relevant: Callable[[str, str, list[str]], set[str] | None] | None = None
 
     def term(self, lem: Lemma, where: int) -> Any:
         key = (lem.name, where)
@@ -452,6 +458,40 @@ class Houdini:
         core): if the query with every live lemma is undecided, it is asked again with these."""
         if names and (name, n) not in self._cores:
             self._cores[(name, n)] = set(names)
+
+    def _decide(self, s: z3.Solver, lem: Lemma, n: int, alive: Sequence[Lemma], use: Mapping[int, Any],
+                quick: bool) -> tuple[Any, str]:
+        """Lemma ``lem``'s consecution at step ``n`` given ``alive``, assuming only the lemmas it
+        needs (those its last proof used, else a bounded unsat core from :attr:`relevant`; unsat
+        with fewer assumptions is unsat with all) and assuming every live lemma: a property's
+        query the first way first (it is the one MBQI often leaves undecided with 50-80
+        quantified lemmas), a candidate's (usually answered in milliseconds) the second way
+        first, the first only when that is undecided. A proof's unsat core is kept."""
+        each, seeds = (self.candidate_s, 1) if quick else (None, self.must_seeds)
+        live = [use[id(a)] for a in alive]
+
+        def needed() -> list[Any] | None:
+            names = self._cores.get((lem.name, n))
+            if names is None and self.relevant is not None:
+                names = self.relevant(lem.name, self.steps[n][0].name, [a.name for a in alive])
+            core = [use[id(a)] for a in alive if names is not None and a.name in names]
+            return core if names is not None and len(core) < len(live) else None
+
+        self._by_core = False
+        r, why = z3.unknown, ""
+        core = None if quick else needed()
+        if core is not None:
+            r, why = self._ask(s, self.term(lem, n), core, each, seeds)
+            self._by_core = r == z3.unsat
+        if r != z3.unsat:
+            r, why = self._ask(s, self.term(lem, n), live, each, seeds)
+        if r == z3.unknown and quick and (core := needed()) is not None:
+            r2, why2 = self._ask(s, self.term(lem, n), core, each, seeds)
+            if r2 == z3.unsat:
+                r, why, self._by_core = r2, why2, True
+        if r == z3.unsat and self._core is not None:
+            self._cores[(lem.name, n)] = {str(u)[len("use."):] for u in self._core}
+        return r, why
 
     def _ask(self, s: z3.Solver, goal: Any, assume: list[Any], each: float | None = None,
              seeds: int = 2) -> tuple[Any, str]:
@@ -486,12 +526,13 @@ class Houdini:
         use = {id(lem): z3.Bool(f"use.{lem.name}") for lem in every}
         dropped: list[tuple[str, str]] = []
         alive = list(every)
-        count = {"queries": 0, "rounds": 0}
+        count = {"queries": 0, "rounds": 0, "undecided": 0, "by_core": 0}
         self.ctis = []
 
         def finish(broken: str | None, cti: Any = None) -> HoudiniResult:
             return HoudiniResult([lem for lem in alive if id(lem) not in names], dropped, broken,
-                                 time.monotonic() - start, count["rounds"], count["queries"], cti)
+                                 time.monotonic() - start, count["rounds"], count["queries"], cti,
+                                 count["undecided"], count["by_core"])
 
         for lem in every:  # initiation (once per lemma)
             if lem.name not in self._initially:
@@ -520,16 +561,9 @@ class Houdini:
                                            f"round {count['rounds']})")
                     count["queries"] += 1
                     quick = self.candidate_s is not None and id(lem) not in names
-                    live = [use[id(a)] for a in alive]
-                    r, why = self._ask(s, self.term(lem, n), live, self.candidate_s if quick else None,
-                                       1 if quick else self.must_seeds)
-                    core = [use[id(a)] for a in alive if a.name in self._cores.get((lem.name, n), ())]
-                    if r == z3.unknown and not quick and core and len(core) < len(live):
-                        # fewer assumptions (those the last proof of this query used): unsat is still an answer
-                        r2, _ = self._ask(s, self.term(lem, n), core)
-                        r = z3.unsat if r2 == z3.unsat else r
-                    if r == z3.unsat and self._core is not None:
-                        self._cores[(lem.name, n)] = {str(u)[len("use."):] for u in self._core}
+                    r, why = self._decide(s, lem, n, alive, use, quick)
+                    count["undecided"] += r == z3.unknown
+                    count["by_core"] += r == z3.unsat and self._by_core
                     if r == z3.unsat:
                         continue
                     label = self.enc.label(*self.steps[n])
