@@ -53,7 +53,7 @@ from deferral.checks.explicit.visited import Run, Visited, block_size
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model, State
 from deferral.model.context import StepError
-from deferral.model.protocol import Property, Protocol
+from deferral.model.protocol import Protocol
 
 #: Frontier rows per chunk (fixed: results must not depend on the number of workers).
 CHUNK_ROWS = 1 << 16
@@ -819,17 +819,7 @@ class _Search:
         the states ``keys`` (numbered from ``base``): by the fused loop, or unpacked."""
         if keys.shape[0] == 0:
             return
-        loop = self.ex.fused(keys.shape[0])
-        masks = loop.holds(keys) if loop is not None else {}
-        unpacked: list[np.ndarray] = []
-
-        def holds(prop: Property) -> np.ndarray:
-            if prop.name in masks:
-                return masks[prop.name]
-            if not unpacked:
-                unpacked.append(self.packer.unpack(keys))
-            return self._holds(unpacked[0], prop)
-
+        holds = self.ex.checker(keys)
         for prop in self.invariants:
             if prop.name not in first_bad:
                 self.checked[prop.name] += keys.shape[0]
@@ -838,10 +828,6 @@ class _Search:
                     first_bad[prop.name] = base + int(np.flatnonzero(~ok)[0])
         for prop in self.lives:
             goals[prop.name].extend(holds(prop))
-
-    def _holds(self, rows: np.ndarray, prop: Property) -> np.ndarray:
-        """Where every instance of ``prop`` holds (compiled kernel, or the numpy path)."""
-        return self.ex.holds(rows, prop)
 
     def _path(self, parent: np.ndarray, via: np.ndarray, n: int) -> Path:
         """A shortest path to state ``n``: stored states by replaying the recorded actions."""
