@@ -315,14 +315,21 @@ def _query(facts: list[Any], goal: Any, timeout: float | None,
 
 
 def _check(name: str, facts: list[Any], goals: list[tuple[str, Any]], timeout: float | None,
-           seeds: Sequence[int] = SEEDS) -> Obligation:
+           seeds: Sequence[int] = SEEDS, fewer: tuple[list[Any], Mapping[str, list[Any]]] = ([], {})
+           ) -> Obligation:
     """``facts & !goal`` for each goal (one query per lemma: MBQI answers these quickly, while
     the disjunction of all negated lemmas can time out). All unsat = proved; a sat one is a
     CTI naming the broken lemma; otherwise unknown with Z3's reasons."""
     start = time.monotonic()
     reasons: list[str] = []
+    always, needs = fewer  # a goal's query first with ``always`` and the facts ``needs`` names for it
     for label, goal in goals:
-        r, s = _query(facts, goal, timeout, seeds)
+        r = z3.unknown
+        if label in needs:
+            r, s = _query(always + needs[label], goal, None if timeout is None else timeout * 2 / len(seeds),
+                          seeds[:2])
+        if r != z3.unsat:
+            r, s = _query(facts, goal, timeout, seeds)
         if r == z3.sat:
             return Obligation(name, "cti", time.monotonic() - start, broken=[label], model=_show_model(s.model()))
         if r == z3.unknown:
@@ -361,14 +368,17 @@ def concrete_bounds(protocol: Protocol, values: Mapping[str, int]) -> dict[str, 
 
 def prove(protocol: Protocol, concrete: Mapping[str, int], lemmas: Sequence[Lemma] | None = None,
           timeout: float | None = 60.0, note: Callable[[str], None] | None = None,
-          seeds: Sequence[int] = SEEDS, keep_going: bool = False) -> ParametricResult:
+          seeds: Sequence[int] = SEEDS, keep_going: bool = False,
+          needs: Callable[[str, int], set[str] | None] | None = None) -> ParametricResult:
     """Initiation, consecution per step and safety over uninterpreted sorts.
 
     ``lemmas``: the candidate inductive invariant (default: model/invariant.py's shipped
     lemmas at these bounds); ``timeout`` bounds each lemma's query (all ``seeds`` together).
     The first obligation not proved settles the result (unknown): the rest are listed "not
     tried" unless ``keep_going``. Raises EncodingError when a function cannot be evaluated
-    parametrically."""
+    parametrically. ``needs(lemma name, step instance number)``: the lemmas that lemma's
+    consecution there should need (:meth:`Houdini.needs`); its query assumes only those
+    first (unsat with fewer assumptions is unsat with all), then every lemma."""
     start = time.monotonic()
     enc = ParamEncoding(protocol, concrete_bounds(protocol, concrete))
     lemmas = list(invariant_for(enc.bounds) if lemmas is None else lemmas)
@@ -376,21 +386,28 @@ def prove(protocol: Protocol, concrete: Mapping[str, int], lemmas: Sequence[Lemm
     inv_x = [term for _, term in enc.lemmas(lemmas, x)]
     todo: list[tuple[str, Callable[[], tuple[list[Any], list[tuple[str, Any]]]]]] = [
         ("initiation", lambda: ([], enc.lemmas(lemmas, enc.init())))]
+    cores: dict[int, dict[str, list[Any]]] = {}  # obligation number -> lemma -> the pre-state terms it needs
+    by_name = dict(zip((lem.name for lem in lemmas), inv_x))
+    number = 0
     for step in protocol.steps:
         for args in enc.instances(step):
             todo.append((f"consecution {enc.label(step, args)}",
                          lambda step=step, args=args: (inv_x + [enc.guard(step, args, x)],
                                                        enc.lemmas(lemmas, enc.post(step, args, x)))))
+            if needs is not None:
+                cores[len(todo) - 1] = {lem.name: [by_name[c] for c in core if c in by_name]
+                                        for lem in lemmas if (core := needs(lem.name, number)) is not None}
+            number += 1
     todo.append(("safety (the lemmas imply the invariant properties)", lambda: (inv_x, enc.properties(x))))
     out: list[Obligation] = []
-    for name, build in todo:
+    for k, (name, build) in enumerate(todo):
         if out and any(o.status in ("cti", "unknown") for o in out) and not keep_going:
             out.append(Obligation(name, "not tried", 0.0))
             continue
         if note:
             note(f"parametric: {name}")
         facts, goals = build()
-        out.append(_check(name, facts, goals, timeout, seeds))
+        out.append(_check(name, facts, goals, timeout, seeds, fewer=(facts[-1:], cores.get(k, {}))))
     return ParametricResult(protocol, dict(enc.bounds.concrete), enc.open_bounds, lemmas, out,
                             time.monotonic() - start)
 
@@ -584,9 +601,14 @@ class Houdini:
     def support(self, alive: Sequence[Lemma], must: Sequence[Lemma], timeout: float | None = None) -> list[Lemma]:
         """A subset of ``alive`` (Houdini's fixpoint) that with ``must`` is inductive by itself:
         the unsat cores of the consecution queries of ``must``, then of what they use, closed.
-        ``alive`` if a query is not unsat (it was, in Houdini's last round) or time runs out."""
+        ``alive`` if a query is not unsat (it was, in Houdini's last round) or time runs out.
+        The cores Houdini's last round recorded are used where every query has one (no solver
+        call); :func:`prove` checks the result again."""
         start = time.monotonic()
         every = list(alive) + list(must)
+        recorded = self._closure(every, must)
+        if recorded is not None:
+            return [lem for lem in alive if lem.name in recorded]
         use = {id(lem): z3.Bool(f"core.{n}") for n, lem in enumerate(every)}
         by_use = {str(use[id(lem)]): lem for lem in every}
         needed: list[Lemma] = list(must)
@@ -608,6 +630,27 @@ class Houdini:
                         needed.append(got)
                         todo.append(got)
         return [lem for lem in alive if any(lem is x for x in needed)]
+
+    def _closure(self, every: Sequence[Lemma], must: Sequence[Lemma]) -> set[str] | None:
+        """The names ``must``'s recorded cores (:meth:`_decide`) reach, closed; None where a
+        lemma's query at some step has no recorded core among ``every``."""
+        names = {lem.name for lem in every}
+        needed = {lem.name for lem in must}
+        todo = list(needed)
+        while todo:
+            name = todo.pop()
+            for n in range(len(self.steps)):
+                core = self._cores.get((name, n))
+                if core is None or not core <= names:
+                    return None
+                for other in core - needed:
+                    needed.add(other)
+                    todo.append(other)
+        return needed
+
+    def needs(self, name: str, n: int) -> set[str] | None:
+        """The lemmas the last proof of lemma ``name``'s consecution at step ``n`` used (for :func:`prove`)."""
+        return self._cores.get((name, n))
 
     def cti_state(self, cti: Any) -> tuple[dict[str, int], tuple[int, ...]] | None:
         """A counterexample to induction (``HoudiniResult.cti``) as a concrete state; if its model

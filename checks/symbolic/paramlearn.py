@@ -297,9 +297,10 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
     log.append(f"{len(small)} of the {len(alive)} inductive families suffice (unsat cores)")
     say(f"learn: proving {len(small)} families for every {', '.join(res.open_bounds)}")
     proof = parametric.prove(protocol, conc, list(small) + must,
-                             timeout=max(2.0, left() or 60.0), note=None)
+                             timeout=max(2.0, left() or 60.0), note=None, needs=engine.needs)
     if proof.status != "proved" and len(small) < len(alive):  # the trimmed set: try the whole fixpoint
-        proof = parametric.prove(protocol, conc, list(alive) + must, timeout=max(2.0, left() or 60.0))
+        proof = parametric.prove(protocol, conc, list(alive) + must, timeout=max(2.0, left() or 60.0),
+                                 needs=engine.needs)
         res.families, res.lemmas = list(res.kept), [lem for lem in alive if lem.name not in fams]
     res.proof = proof
     if proof.status != "proved":
