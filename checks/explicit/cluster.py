@@ -235,7 +235,7 @@ class Partition:
             got = loop.successors(keys, offset, self.scratch)
             if got is not None:
                 self.fused_chunks += 1
-                return got[0], got[1], got[2].copy()  # the actions are in the scratch
+                return got[0].copy(), got[1], got[2].copy()  # keys and actions are in the scratch
         succ, par, act = self.expander.successors(self.packer.unpack(keys))
         return succ, par + offset, act
 
