@@ -146,6 +146,8 @@ def test_partitions_in_process_equal_single_search(fused: bool, monkeypatch: pyt
     from deferral.checks.explicit import visited
 
     monkeypatch.setattr(visited, "MIN_BLOCK", 16)  # runs of many blocks (a lookup needs sorted queries)
+    if not fused:  # no C at all: a loop already in the cache would be used for any chunk
+        monkeypatch.setenv("DEFERRAL_CC", "0")
     bounds, parts = Bounds(2, 1, 1, 1), 3
     protocol = PUBLISHED["remote-no-drain"]
     ps = [Partition(protocol, bounds, True, i, parts) for i in range(parts)]
