@@ -55,8 +55,11 @@ from deferral.model.concrete import Model, State
 from deferral.model.context import StepError
 from deferral.model.protocol import Protocol
 
-#: Frontier rows per chunk (fixed: results must not depend on the number of workers).
-CHUNK_ROWS = 1 << 16
+#: Frontier rows per chunk (fixed: results must not depend on the number of workers). A chunk's
+#: expansion holds reused buffers of about 90 bytes a successor (keys, parents, actions, the
+#: dedup's sort and hash table) in each worker: at 2**14 rows and 6-7 successors a row, about
+#: 10 MiB a worker (2**16 rows held 38 MiB a worker, a quarter of the peak at 3,1,2,2).
+CHUNK_ROWS = 1 << 14
 #: State numbers are stored as uint32: a search stops (max-states) before this many.
 _MAX_IDS = (1 << 32) - 1
 #: Temporaries of a level's merge per candidate (keys, orders, groups, numbering), and of a
@@ -344,6 +347,8 @@ class _Search:
         """Each chunk's results, in chunk order (computed by ``workers`` threads); the limits
         are polled while waiting, so they stop a level in the middle."""
         n = -(-frontier_keys.shape[0] // CHUNK_ROWS)
+        # the fused loop is built (or found in the cache) for a level, not a chunk, this wide
+        self.ex.fused(frontier_keys.shape[0])
 
         def task(i: int) -> _Chunk:
             a = i * CHUNK_ROWS
