@@ -46,8 +46,20 @@ def test_learned_route_records_where_it_sampled_and_each_stage(capsys: pytest.Ca
 def test_a_bug_is_refuted_after_the_lemmas_fail(capsys: pytest.CaptureFixture[str]) -> None:
     code, doc = _run(capsys, "--variant", "ipi-before-drain", "--vcpus", "2", "--timeout", "60")
     assert code == 1 and doc["status"] == "violated" and doc["route"] == "bmc" and doc["depth"] == 6
-    assert [row["route"] for row in doc["stages"]] == ["shipped-lemmas"]
+    assert [row["route"] for row in doc["stages"]] == ["shipped-lemmas", "bmc"]
     assert doc["stages"][0]["result"] != "proved" and doc["trace"]
+    assert doc["stages"][1]["depth"] == 6 and doc["stages"][1]["result"] == "violated"
+
+
+def test_a_bug_found_at_the_smallest_instance_is_reported_at_the_requested_bounds(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """At bounds above the smallest instance (2,1,1), the bmc runs there first; its violation is
+    searched again at the requested bounds, whose shortest trace is reported (5 steps at 2,2,1,1,
+    as `deferral check --variant reload-no-drain --pages 2` finds)."""
+    code, doc = _run(capsys, "--variant", "reload-no-drain", "--vcpus", "2", "--pages", "2", "--timeout", "60")
+    assert code == 1 and doc["route"] == "bmc" and doc["depth"] == 5 and len(doc["trace"]["steps"]) == 5
+    looks = [(row["bounds"]["pages"], row["result"]) for row in doc["stages"] if row["route"] == "bmc"]
+    assert looks == [(1, "violated"), (2, "violated")]
 
 
 def test_induction_unknown_names_the_lemma(capsys: pytest.CaptureFixture[str]) -> None:

@@ -54,7 +54,7 @@ def prove_json(res: "ProveResult", trace: Trace | None) -> dict[str, Any]:
         "property": res.prop,
         "reason": res.reason or None,
         "counterexample_to_induction": res.cti,
-        "stages": res.stages,  # auto: each lemma route tried: bounds, method, families in and kept, seconds
+        "stages": res.stages,  # auto: each route tried (lemma routes, bmc): bounds, method, families in and kept, seconds
         "log": res.log,  # auto: what each route tried and why it did not settle it
     }
 
