@@ -86,7 +86,7 @@ def parametric_json(res: "ParametricResult") -> dict[str, Any]:
     """``prove --parametric --json``: the verdict, what was assumed concrete, lemmas, obligations."""
     return {"variant": res.variant, "method": "parametric", "status": res.status, "verdict": res.verdict,
             "elapsed_s": round(res.elapsed_s, 3), "for_every": res.open_bounds,
-            "assumed_concrete": res.concrete,
+            "assumed_concrete": res.concrete, "lemma_source": res.lemma_source,
             "properties": [p.name for p in res.protocol.properties if p.kind == "invariant"],
             "reason": res.reason or None,
             "lemmas": [{"name": lem.name, "shown": lem.show(res.concrete),
