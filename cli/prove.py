@@ -38,8 +38,10 @@ def register(sub: Any) -> None:
     add_variant(p)
     p.add_argument("--method", choices=METHODS, default="auto",
                    help="auto (default: Houdini + induction over --lemmas FILE and the shipped lemmas; where "
-                        "they fail, bmc to depth 12 (a bug's shortest counterexample); then lemmas learned from "
-                        "reachable states (bounded, and for every N, V, F), Spacer's lemmas generalized; then pdr), "
+                        "they fail, bmc to depth 12 at the smallest instance (2,1,1 at your Q and S; a bug found "
+                        "there is searched again at your bounds for its shortest counterexample) and a quick look "
+                        "at your bounds; then lemmas learned from reachable states (bounded, and for every N, V, "
+                        "F), Spacer's lemmas generalized; then the rest of the bmc at your bounds, and pdr), "
                         "bmc (bounded, needs --depth), induction (the shipped invariant), pdr (Spacer)")
     p.add_argument("--depth", type=positive(int), default=20, metavar="K", help="bmc depth (default 20)")
     p.add_argument("--timeout", type=seconds(), metavar="S",
