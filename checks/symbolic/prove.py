@@ -84,7 +84,10 @@ FINISH_BMC_SHARE, SMALL_BMC_SHARE = 0.5, 0.25
 #: The parametric route's budget (Houdini and the final proof) in auto.
 PARAMETRIC_S = 60.0
 #: The learned parametric route's share of the time left (its budget without a limit).
-LEARN_PARAMETRIC_SHARE, LEARN_PARAMETRIC_S, LEARN_PARAMETRIC_MIN_S = 0.5, 120.0, 10.0
+LEARN_PARAMETRIC_SHARE, LEARN_PARAMETRIC_S, LEARN_PARAMETRIC_MIN_S = 0.7, 120.0, 10.0
+#: The bounded learned route's share of the time left: the learning routes are the only ones that prove a
+#: change the shipped lemmas do not (Spacer's, after them, was canceled at 2,1,1,1 and above in every run).
+LEARN_SHARE = 0.7
 
 
 def infer_bounds(bounds: Bounds) -> Bounds:
@@ -154,6 +157,24 @@ def stage(route: str, bounds: Bounds | dict[str, Any], method: str, families_in:
     return {"route": route, "bounds": bounds if isinstance(bounds, dict) else bounds.as_dict(), "method": method,
             "families_in": families_in, "families_kept": families_kept,
             "seconds": None if seconds is None else round(seconds, 2), **more}
+
+
+#: The lines of auto's log that say why a route did not settle it (they start so).
+ROUTE_LINES = ("bmc at ", "parametric", "inferred", "pdr at ", "shipped-lemmas+", "lemma-file", "pdr-generalized")
+
+
+def why_not(log: list[str], width: int = 240) -> str:
+    """One short clause per route that did not settle it, from auto's log (the log keeps the
+    details: a lemma route's failing instances are cut to the first one's name)."""
+    out = []
+    for line in log:
+        if not line.startswith(ROUTE_LINES) or " violated in " in line:
+            continue
+        if "+houdini+induction: " in line:  # "...: too-weak (no_stale_translation(0,0) fails: gpt[0]=0, ...)"
+            head, _, rest = line.partition(" (")
+            line = head + (f" ({rest.split(': ')[0].rstrip(')')})" if rest else "")
+        out.append(line if len(line) <= width else line[:width - 3] + "...")
+    return "; ".join(out)
 
 
 def _misfit(enc: Any, lemmas: tuple[Lemma, ...]) -> str | None:
@@ -309,7 +330,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
 
     def learned() -> ProveResult | None:
         """Lemma families learned from reachable states at small bounds and CTIs (checks/symbolic/infer.py)."""
-        share = INFER_SHARE / 2 if infer_first else INFER_SHARE  # first: leave time for what follows
+        share = LEARN_SHARE / 2 if infer_first else LEARN_SHARE  # first: leave time for what follows
         budget = INFER_DEFAULT_S if timeout is None else share * (left() or timeout)
         say(f"auto: learning lemma families from reachable states (budget {budget:.0f} s)")
         r = infer(enc, timeout=budget, note=say)
@@ -512,7 +533,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     if r2.status == "violated" and r2.trace is not None and r2.trace.path is not None:
         return result("violated", route="pdr+bmc", depth=r2.trace.depth, path=r2.trace.path, prop=r2.trace.prop,
                       log=log)
-    tried = "; ".join(line for line in log if "houdini" in line or "inferred" in line or "pdr at" in line)
+    tried = why_not(log)
     why = f"no route settled it; Spacer at {bounds.short()}: {r2.reason or 'no answer'}"
     if small_bug is not None:  # a bug at the smaller instance, not found at the requested bounds in time
         why += (f"; bmc found {small_bug.prop} violated at {small_at.short()} in {small_bug.depth} steps, "
