@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-from importlib import metadata
 import sys
 import time
 from typing import Sequence
@@ -36,7 +35,7 @@ def build_parser(only: str | None = None) -> ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true",
                         help="on an internal error, print the traceback (also accepted after the command)")
-    parser.add_argument("--version", action="version", version=f"deferral {version()}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     for name in (only,) if only in COMMANDS else COMMANDS:
         try:
@@ -56,8 +55,19 @@ def _split_debug(argv: list[str]) -> tuple[list[str], bool]:
     return kept, len(kept) != len(argv)
 
 
+class _Version(argparse.Action):
+    """``--version``: the installed version, looked up only when asked (importlib.metadata
+    takes about 40 ms to import: every command would pay it)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        print(f"deferral {version()}")
+        parser.exit()
+
+
 def version() -> str:
     """The installed package's version."""
+    from importlib import metadata
+
     try:
         return metadata.version("deferral")
     except metadata.PackageNotFoundError:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-from rich.console import Console
-from rich.live import Live
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.live import Live
+    from rich.text import Text
 
 from deferral.checks.results import Progress, ProgressFn
 
@@ -23,6 +23,10 @@ def live_progress(enabled: bool, label: str, delay_s: float = 1.0) -> Iterator[P
     if not enabled:
         yield None
         return
+    from rich.console import Console  # only here: --json and piped runs do not load rich (30 ms)
+    from rich.live import Live
+    from rich.text import Text
+
     console = Console(stderr=True)
     start = time.monotonic()
     live: Live | None = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -59,9 +60,12 @@ def missing() -> str | None:
     return f"no C compiler: {name!r} is not on PATH (install one, or name it in ${ENV_CC})"
 
 
-def load(source: str, timeout: float = 120.0, *, build: bool = True) -> Loaded:
+def load(source: str, timeout: float = 120.0, *, build: bool = True, key: str | None = None,
+         meta: object = None) -> Loaded:
     """``source`` compiled (or found in the cache) and loaded, or why that is not possible;
-    ``build=False``: only from the cache (not there: no library and no problem).
+    ``build=False``: only from the cache (not there: no library and no problem). ``key``:
+    a cheap key standing for ``source`` (see :mod:`deferral.checks.explicit.fusedkey`), under
+    which the library and ``meta`` (JSON) are remembered for :func:`load_key`.
 
     The compiler runs in the calling thread, which waits for it: a search killed meanwhile
     is not running (it waits), so no compiler outlives a search that has started working."""
@@ -93,6 +97,34 @@ def load(source: str, timeout: float = 120.0, *, build: bool = True) -> Loaded:
                 return Loaded(None, f"cannot build in the cache folder {folder} "
                                     f"({type(exc).__name__}: {exc}; set $DEFERRAL_CACHE to a writable folder)")
         try:
-            return Loaded(ctypes.CDLL(str(lib)))
+            loaded = Loaded(ctypes.CDLL(str(lib)))
         except OSError as exc:
             return Loaded(None, f"cannot load {lib}: {exc}")
+        if key is not None:
+            _remember(folder, key, lib.name, meta)
+        return loaded
+
+
+def _remember(folder: Path, key: str, lib_name: str, meta: object) -> None:
+    """Write the key's entry (atomically; an unwritable folder only loses the shortcut)."""
+    try:
+        with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False) as f:
+            json.dump({"lib": lib_name, "meta": meta}, f)
+        os.replace(f.name, folder / f"key-{key}.json")
+    except OSError:
+        pass
+
+
+def load_key(key: str) -> tuple[ctypes.CDLL, object] | None:
+    """The library remembered under ``key`` and its ``meta``; None: none (or C switched off)."""
+    if compiler() is None:
+        return None
+    folder = cache_dir()
+    try:
+        entry = json.loads((folder / f"key-{key}.json").read_text())
+        name = entry["lib"]
+        if not isinstance(name, str) or "/" in name or not name.startswith("fused-"):
+            return None
+        return ctypes.CDLL(str(folder / name)), entry.get("meta")
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -3,20 +3,22 @@
 ``deferral check --cluster ADDRESS`` runs here. Each :class:`Partition` actor owns the
 states whose key hashes to it (:func:`owner_of`): its part of the visited set, of every
 BFS level, and each of its states' BFS parent (the parent's key) and the action that
-reached it. One BFS level is three rounds driven by :class:`_ClusterSearch`:
+reached it. One BFS level is three steps driven by :class:`_ClusterSearch`:
 
 1. ``expand``: every partition expands its part of the frontier
-   (:class:`~deferral.checks.explicit.expand.Expander`, the single-machine search's step
-   kernels), deduplicates the successors and returns one bucket per owner partition;
-   the buckets are Ray objects, so they travel through the object store straight to
-   their owners (the driver only passes references along);
+   (:class:`~deferral.checks.explicit.expand.Expander`: the fused C loop of the
+   single-machine search, or its numpy step kernels), deduplicates the successors and
+   returns one bucket per owner partition; the buckets are Ray objects, so they travel
+   through the object store straight to their owners (the driver only passes references);
 2. ``receive``: each owner merges the buckets routed to it and keeps the keys it has not
    visited (the driver learns how many);
 3. ``commit``: each owner numbers its new states (in key order), checks the invariants on
    them and makes them its part of the next frontier. The driver's ``--max-states``
-   quota is applied here, so a limit cuts the search at exactly that many states;
-   without a limit, 2 and 3 are one call (``receive_commit``): one driver round trip
-   per level.
+   quota is applied here, so a limit cuts the search at exactly that many states.
+
+Without a limit, a level is one call per partition (``advance``: receive, commit, then
+expand the new frontier), and the driver submits the next level before it reads the
+reports of this one, so the workers never wait for the driver between levels.
 
 Results equal the single-machine search's: the same states and transitions are counted,
 and a counterexample leads to the least-key violating state of the first BFS level that
@@ -31,14 +33,16 @@ only here: the single-machine path never loads it.
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections import deque
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from deferral.checks.explicit.expand import Expander
+from deferral.checks.explicit.fused import MIN_ROWS, Scratch
 from deferral.checks.explicit.limits import peak_rss_bytes
 from deferral.checks.explicit.numpy_ops import NotVectorizable
-from deferral.checks.explicit.packing import Packer, blas_threads
+from deferral.checks.explicit.packing import Packer
 from deferral.checks.explicit.visited import Visited
 from deferral.checks.results import Outcome, Path, Progress, ProgressFn, SearchResult, path_from_parents
 from deferral.model.bounds import Bounds
@@ -48,6 +52,12 @@ from deferral.model.protocol import Protocol
 
 #: Frontier rows unpacked and expanded at a time inside a partition.
 CHUNK_ROWS = 1 << 16
+#: Sorted keys looked up in the visited runs at a time by the fused loop's dedup (its hash
+#: table stays in cache).
+LOOKUP_ROWS = 1 << 16
+#: A BFS level of this many states has the workers make the fused C loop (the single-machine
+#: search's threshold for one chunk; a worker's share of the level may be far smaller).
+FUSED_LEVEL_ROWS = MIN_ROWS
 #: Seconds the partition actors may take to start (placement, imports) before giving up.
 STARTUP_TIMEOUT_S = 120.0
 #: Driver-side key: an int (one 64-bit word) or big-endian bytes (several); both order as keys do.
@@ -87,6 +97,16 @@ def owner_of(keys: np.ndarray, n_words: int, parts: int) -> np.ndarray:
     return ((h >> np.uint64(32)) % np.uint64(parts)).astype(np.int64)
 
 
+def _by_owner(owner: np.ndarray, parts: int) -> list[np.ndarray]:
+    """The positions of each partition's items (ascending), from their owners: one radix sort
+    of the owners, not a pass per partition (which would cost ``parts`` times more)."""
+    if parts == 1:
+        return [np.arange(owner.shape[0])]
+    order = np.argsort(owner.astype(np.uint16 if parts <= 1 << 16 else np.int64), kind="stable")
+    cuts = np.concatenate(([0], np.cumsum(np.bincount(owner, minlength=parts))))
+    return [order[cuts[q]:cuts[q + 1]] for q in range(parts)]
+
+
 def _key_obj(keys: np.ndarray, i: int) -> KeyObj:
     return int(keys[i]) if keys.dtype == np.uint64 else bytes(keys[i:i + 1].tobytes())
 
@@ -97,13 +117,26 @@ def _key_arr(key: KeyObj, dtype: Any) -> np.ndarray:
     return np.frombuffer(key, dtype=dtype).copy()
 
 
-def _first_of_each(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stable sort of ``keys``: (order, first-of-group flags in sorted order, unique keys)."""
+def _distinct_of(keys: np.ndarray, want_group: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The distinct ``keys`` in key order, the first position of each in ``keys``, and
+    (``want_group``) each position's index into them. A stable sort: fast on sorted runs."""
     order = np.argsort(keys, kind="stable")
     sorted_keys = keys[order]
     first = np.ones(keys.shape[0], dtype=bool)
     first[1:] = sorted_keys[1:] != sorted_keys[:-1]
-    return order, first, sorted_keys[first]
+    group = None
+    if want_group:
+        group = np.empty(keys.shape[0], dtype=np.int64)
+        group[order] = np.cumsum(first) - 1
+    return sorted_keys[first], order[first], group
+
+
+def _unique(a: np.ndarray) -> np.ndarray:
+    """The distinct values of ``a``, sorted (``a`` is sorted in place; faster than ``np.unique``)."""
+    a.sort()
+    keep = np.ones(a.shape[0], dtype=bool)
+    keep[1:] = a[1:] != a[:-1]
+    return a[keep]
 
 
 class Partition:
@@ -113,11 +146,13 @@ class Partition:
     or in-process by the tests of its logic.
     """
 
-    def __init__(self, protocol: Protocol, bounds: Bounds, symmetry: bool, index: int, parts: int) -> None:
+    def __init__(self, protocol: Protocol, bounds: Bounds, symmetry: bool, index: int, parts: int,
+                 fused_rows: int = FUSED_LEVEL_ROWS) -> None:
         self.model = Model(protocol, bounds)
         self.expander = Expander(self.model, symmetry)
         self.packer: Packer = self.expander.packer
         self.index, self.parts = index, parts
+        self.fused_rows = fused_rows
         self.invariants = self.model.invariants
         self.lives = self.model.liveness
         self.visited = Visited(self.packer.key_dtype)
@@ -137,6 +172,8 @@ class Partition:
         self.preds: np.ndarray | None = None
         self.pred_starts = np.zeros(0, dtype=np.int64)
         self.pred_counts = np.zeros(0, dtype=np.int64)
+        self.scratch = Scratch()  # the fused loop's buffers, reused from chunk to chunk
+        self.fused_chunks = 0  # frontier chunks expanded by the fused C loop
         self.cpu_start = time.process_time()  # CPU seconds of this search, set-up excluded
 
     def _owners(self, keys: np.ndarray) -> np.ndarray:
@@ -158,84 +195,125 @@ class Partition:
     def expand(self) -> tuple[Any, ...]:
         """Successors of my frontier: one bucket per owner partition, then this level's figures.
 
+        The first level of about ``fused_rows`` states in all (my part times the partitions)
+        makes the fused C loop if there is none yet (compiled, or loaded from this machine's
+        cache): a partition's share of a level may stay below the single-machine search's
+        threshold for one chunk, the whole level does not.
+
         A bucket holds the successor keys (sorted, unique) with one (parent key, action)
         reaching each and, when liveness is checked, the distinct edges (target, source)
         out of frontier states that do not satisfy every goal (self-loops left out).
         """
-        with blas_threads(1):
-            return self._expand()
-
-    def _expand(self) -> tuple[Any, ...]:
         fk = self.frontier
-        parts_k, parts_p, parts_a = [], [], []
+        if fk.shape[0] * self.parts >= self.fused_rows:
+            self.expander.fused()
+        # per chunk (cache-sized): its distinct successors, the first (action order, then row)
+        # transition reaching each, and for AG EF its distinct edges (successor, source row)
+        cands, pars, acts, edge_g, edge_src = [], [], [], [], []
+        n_succ = 0
         for a in range(0, fk.shape[0], CHUNK_ROWS):
-            keys, par, act = self.expander.successors(self.packer.unpack(fk[a:a + CHUNK_ROWS]))
-            parts_k.append(keys)
-            parts_p.append(par + a)
-            parts_a.append(act)
+            keys, par, act = self._transitions(fk[a:a + CHUNK_ROWS], a)
+            n_succ += keys.shape[0]
+            if not keys.shape[0]:
+                continue
+            uniq, rep, group = self._distinct(keys, want_group=bool(self.lives))
+            del keys
+            cands.append(uniq)
+            pars.append(par[rep])
+            acts.append(act[rep])
+            if group is not None:  # a chunk's pairs are its own: no two chunks share a source row
+                rows = np.int64(CHUNK_ROWS)
+                pair = _unique(group.astype(np.int64) * rows + (par.astype(np.int64) - a))
+                edge_g.append(pair // rows)
+                edge_src.append(pair % rows + a)
         buckets = [self._empty_bucket() for _ in range(self.parts)]
-        n_succ = sum(k.shape[0] for k in parts_k)
-        if n_succ:
-            keys, par, act = np.concatenate(parts_k), np.concatenate(parts_p), np.concatenate(parts_a)
-            del parts_k, parts_p, parts_a
-            order, first, uniq = _first_of_each(keys)
-            rep = order[first]  # the first successor (action order, then row) with each key
+        if cands:
+            # the chunks' distinct successors (sorted runs) merged: the first chunk's wins
+            cand, par, act = np.concatenate(cands), np.concatenate(pars), np.concatenate(acts)
+            uniq, rep, group = _distinct_of(cand, want_group=bool(self.lives))
             owner = self._owners(uniq)
             edges = None
-            if self.lives:
-                group = np.empty(keys.shape[0], dtype=np.int64)
-                group[order] = np.cumsum(first) - 1  # index into uniq of each successor
-                pair = np.unique(group * np.int64(fk.shape[0]) + par)
-                g, src = pair // fk.shape[0], pair % fk.shape[0]
+            if group is not None:
+                starts = np.cumsum([0] + [c.shape[0] for c in cands[:-1]])
+                g = np.concatenate([group[s + gc] for s, gc in zip(starts, edge_g)])
+                src = np.concatenate(edge_src)
                 keep = ~self.frontier_done[src]
                 keep &= uniq[g] != fk[src]
                 edges = (g[keep], src[keep])
+            del cands, pars, acts, edge_g, edge_src, cand
+            keys_sel = _by_owner(owner, self.parts)
+            edges_sel = _by_owner(owner[edges[0]], self.parts) if edges is not None else []
             for q in range(self.parts):
-                sel = np.flatnonzero(owner == q)
+                sel = keys_sel[q]
                 b = buckets[q]
                 b["keys"], b["parent"], b["via"] = uniq[sel], fk[par[rep[sel]]], act[rep[sel]]
                 if edges is not None:
-                    e = owner[edges[0]] == q
+                    e = edges_sel[q]
                     b["edge_dst"], b["edge_src"] = uniq[edges[0][e]], fk[edges[1][e]]
         sent = [sum(v.nbytes for v in b.values()) for b in buckets]
         stats = {"successors": n_succ, "routed_bytes": sum(sent),
                  "remote_bytes": sum(sent) - sent[self.index]}
         return (*buckets, stats)
 
+    def _transitions(self, keys: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every transition out of my frontier states ``keys`` (rows from ``offset``): successor
+        keys, parent rows, actions; grouped by action, rows ascending in each. By the fused C
+        loop when there is one for this chunk (as in the single-machine search), else by the
+        step kernels over the unpacked rows (and where the loop meets a value outside a
+        domain, so that the step's own error is raised)."""
+        loop = self.expander.fused(keys.shape[0])
+        if loop is not None:
+            got = loop.successors(keys, offset, self.scratch)
+            if got is not None:
+                self.fused_chunks += 1
+                return got[0].copy(), got[1], got[2].copy()  # keys and actions are in the scratch
+        succ, par, act = self.expander.successors(self.packer.unpack(keys))
+        return succ, par + offset, act
+
+    def _distinct(self, keys: np.ndarray, want_group: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """:func:`_distinct_of`, by the fused loop's dedup (one-word keys) when there is one."""
+        loop = self.expander.fused(keys.shape[0])
+        if loop is not None and loop.dedup is not None:
+            got = loop.dedup(keys, [], want_group)
+            if got is not None:
+                return got[0], got[1], got[3]
+        return _distinct_of(keys, want_group)
+
     def receive(self, *buckets: dict[str, np.ndarray]) -> int:
         """Merge the buckets routed to me; stage the keys not visited yet. Returns their number."""
         keys = np.concatenate([b["keys"] for b in buckets])
         parent = np.concatenate([b["parent"] for b in buckets])
         via = np.concatenate([b["via"] for b in buckets])
-        order, first, uniq = _first_of_each(keys)
-        rep = order[first]
-        fresh = self.visited.lookup(uniq) < 0
+        uniq, rep, _ = _distinct_of(keys, want_group=False)  # sorted runs, one per sender: the first's wins
+        fresh = self._lookup(uniq) < 0
         self.pending = (uniq[fresh], parent[rep[fresh]], via[rep[fresh]])
         self.pending_edges = None
         if self.lives:
             self.pending_edges = (np.concatenate([b["edge_dst"] for b in buckets]),
                                   np.concatenate([b["edge_src"] for b in buckets]))
-        return int(fresh.sum())
+        return int(self.pending[0].shape[0])
 
-    def receive_commit(self, *buckets: dict[str, np.ndarray]) -> dict[str, Any]:
-        """:meth:`receive` then :meth:`commit` of every staged key (no ``--max-states`` quota)."""
+    def advance(self, *buckets: dict[str, np.ndarray]) -> tuple[Any, ...]:
+        """One whole level in one call (no ``--max-states`` quota): :meth:`receive` the buckets,
+        :meth:`commit` every staged key, then :meth:`expand` the new frontier. Returns the
+        next level's buckets, then ``{"report": commit's, "stats": expand's}``."""
         self.receive(*buckets)
-        return self.commit(1 << 62)
+        report = self.commit(1 << 62)
+        *out, stats = self.expand()
+        return (*out, {"report": report, "stats": stats})
 
     def commit(self, limit: int) -> dict[str, Any]:
         """Number the first ``limit`` staged keys as my part of the next level; check them.
 
         Returns how many were added and, per invariant, the least key that violates it here.
         """
-        with blas_threads(1):
-            return self._commit(limit)
-
-    def _commit(self, limit: int) -> dict[str, Any]:
         assert self.pending is not None
         keys, parent, via = (a[:limit] for a in self.pending)
         self.pending = None
         n = keys.shape[0]
-        self.visited.add(keys, np.arange(self.count, self.count + n, dtype=np.int64))
+        # local state numbers: uint32 (what the compiled dedup looks up) while they fit
+        id_dtype = np.uint32 if self.count + n < 1 << 32 else np.int64
+        self.visited.add(keys, np.arange(self.count, self.count + n, dtype=id_dtype))
         self.level_keys.append(keys)
         self.level_parent.append(parent)
         self.level_via.append(via)
@@ -244,16 +322,16 @@ class Partition:
         done = np.ones(n, dtype=bool)
         goal_parts: dict[str, list[np.ndarray]] = {p.name: [] for p in self.lives}
         for a in range(0, n, CHUNK_ROWS):
-            rows = self.packer.unpack(keys[a:a + CHUNK_ROWS])
+            holds = self.expander.checker(keys[a:a + CHUNK_ROWS])
             for prop in self.invariants:
                 if prop.name not in bad:
-                    holds = self.expander.holds(rows, prop)
-                    if not holds.all():
-                        bad[prop.name] = _key_obj(keys, a + int(np.flatnonzero(~holds)[0]))
+                    ok = holds(prop)
+                    if not ok.all():
+                        bad[prop.name] = _key_obj(keys, a + int(np.flatnonzero(~ok)[0]))
             for prop in self.lives:
-                g = np.asarray(self.expander.holds(rows, prop), dtype=bool)
+                g = holds(prop)
                 goal_parts[prop.name].append(g)
-                done[a:a + rows.shape[0]] &= g
+                done[a:a + g.shape[0]] &= g
         for prop in self.lives:
             parts = goal_parts[prop.name]
             self.goals[prop.name].append(np.concatenate(parts) if parts else np.zeros(0, dtype=bool))
@@ -261,11 +339,36 @@ class Partition:
         if self.pending_edges is not None:
             dst, src = self.pending_edges
             self.pending_edges = None
-            ids = self.visited.lookup(dst)
+            ids = self._numbers(dst)
             known = ids >= 0  # targets cut by --max-states are dropped (liveness is unknown then)
             self.rev_dst.append(ids[known])
             self.rev_src.append(src[known])
         return {"new": n, "bad": bad}
+
+    def _numbers(self, keys: np.ndarray) -> np.ndarray:
+        """My local number of each of ``keys`` (in any order), -1 where I do not store it."""
+        order = np.argsort(keys)
+        ids = np.empty(keys.shape[0], dtype=np.int64)
+        ids[order] = self._lookup(keys[order])
+        return ids
+
+    def _lookup(self, keys: np.ndarray) -> np.ndarray:
+        """My local number of each of the sorted ``keys``, -1 where I do not store it: by the
+        fused loop's dedup a cache-sized slice at a time when there is one, else by
+        :meth:`Visited.lookup`."""
+        loop = self.expander.fused(keys.shape[0])
+        if loop is None or loop.dedup is None or keys.dtype != np.uint64:
+            return self.visited.lookup(keys)
+        runs = self.visited.runs()
+        out = np.empty(keys.shape[0], dtype=np.int64)
+        for a in range(0, keys.shape[0], LOOKUP_ROWS):
+            got = loop.dedup(keys[a:a + LOOKUP_ROWS], runs, True)
+            if got is None:  # state numbers past uint32
+                return self.visited.lookup(keys)
+            _, _, known, uidx = got
+            ids = known[uidx]
+            out[a:a + ids.shape[0]] = np.where(ids >= 0, ids, -1)  # -(1 + candidate): not stored
+        return out
 
     def parent_of(self, depth: int, key: KeyObj) -> tuple[KeyObj, int]:
         """The BFS parent (key) of my state ``key`` at ``depth``, and the action that reached it."""
@@ -280,6 +383,7 @@ class Partition:
                 + sum(a.nbytes for a in self.level_parent) + sum(a.nbytes for a in self.level_via)
                 + sum(a.nbytes + b.nbytes for a, b in zip(self.rev_dst, self.rev_src)))
         return {"states": self.count, "bytes": held, "cpu_s": time.process_time() - self.cpu_start,
+                "fused_chunks": self.fused_chunks, "fused_problem": self.expander.fused_problem,
                 # VmHWM of this worker process: ru_maxrss is wrong for a process started by a
                 # big one (it inherits the parent's resident size as its peak)
                 "peak_rss_bytes": peak_rss_bytes()}
@@ -307,18 +411,22 @@ class Partition:
         if total == 0:
             return (*(np.zeros(0, self.packer.key_dtype) for _ in range(self.parts)), 0)
         offsets = np.repeat(self.pred_starts[self.newly] - (np.cumsum(c) - c), c) + np.arange(total)
-        found = np.unique(self.preds[offsets])
-        owner = self._owners(found)
-        return (*(found[owner == q] for q in range(self.parts)), int(found.shape[0]))
+        found = _unique(self.preds[offsets])
+        return (*(found[sel] for sel in _by_owner(self._owners(found), self.parts)), int(found.shape[0]))
 
     def back_receive(self, *buckets: np.ndarray) -> int:
         """Mark the routed predecessors as reaching the goal; those new to it are the next frontier."""
-        keys = np.unique(np.concatenate(buckets))
-        ids = self.visited.lookup(keys)
+        ids = self._numbers(np.concatenate(buckets))
         ids = ids[ids >= 0]
-        self.newly = ids[~self.reached[ids]]
+        self.newly = _unique(ids[~self.reached[ids]])  # a key may come from several workers
         self.reached[self.newly] = True
         return int(self.newly.shape[0])
+
+    def back_advance(self, *buckets: np.ndarray) -> tuple[Any, ...]:
+        """:meth:`back_receive` then :meth:`back_expand`: the next buckets, then how many
+        states the buckets newly marked."""
+        newly = self.back_receive(*buckets)
+        return (*self.back_expand()[:self.parts], newly)
 
     def back_stuck(self) -> tuple[int, KeyObj] | None:
         """My least (depth, key) state that cannot reach the goal, if any."""
@@ -337,7 +445,12 @@ class _Host:
     """The Ray actor: holds one :class:`Partition` at a time, so a pool serves many searches."""
 
     def __init__(self) -> None:
+        from threadpoolctl import threadpool_limits
+
         self.part: Partition | None = None
+        # one BLAS thread for the actor's life (the key products are small; see
+        # packing.blas_threads): set once, not per call (threadpoolctl takes ms to set it)
+        self.blas = threadpool_limits(limits=1, user_api="blas")
 
     def setup(self, *args: Any) -> None:
         self.part = None  # free the previous search first
@@ -396,14 +509,16 @@ class Cluster:
 
     def search(self, protocol: Protocol, bounds: Bounds, *, symmetry: bool = True,
                max_states: int | None = None, time_limit: float | None = None,
-               progress: ProgressFn | None = None) -> SearchResult:
+               progress: ProgressFn | None = None, fused_rows: int = FUSED_LEVEL_ROWS) -> SearchResult:
         """The search of :func:`~deferral.checks.explicit.vectorized.explore_vectorized`, distributed.
 
-        Raises :class:`ClusterError` (the cluster failed) or the :class:`StepError` of a
-        misbehaving step.
+        ``fused_rows``: the first level of about this many states has every worker make
+        the fused C loop (see :meth:`Partition.expand`). Raises :class:`ClusterError` (the cluster failed) or the
+        :class:`StepError` of a misbehaving step.
         """
         start = time.monotonic()
-        return _ClusterSearch(self, protocol, bounds, symmetry, max_states, time_limit, progress, start).run()
+        return _ClusterSearch(self, protocol, bounds, symmetry, max_states, time_limit, progress, start,
+                              fused_rows).run()
 
     def close(self) -> None:
         """Stop the actors, and Ray itself if this object started it."""
@@ -438,7 +553,7 @@ class _ClusterSearch:
 
     def __init__(self, cluster: Cluster, protocol: Protocol, bounds: Bounds, symmetry: bool,
                  max_states: int | None, time_limit: float | None, progress: ProgressFn | None,
-                 start: float) -> None:
+                 start: float, fused_rows: int) -> None:
         self.ray = cluster.ray
         self.model = Model(protocol, bounds)
         self.symmetry = symmetry
@@ -447,10 +562,12 @@ class _ClusterSearch:
         self.time_limit = time_limit
         self.progress = progress
         self.start = start
+        self.fused_rows = fused_rows
         self.address = cluster.address
         self.packer = Packer(self.model.layout, symmetry)
         self.actors = cluster.actors
-        self.get([a.setup.remote(protocol, bounds, symmetry, i, parts) for i, a in enumerate(self.actors)])
+        self.get([a.setup.remote(protocol, bounds, symmetry, i, parts, fused_rows)
+                  for i, a in enumerate(self.actors)])
 
     def get(self, refs: Any) -> Any:
         """``ray.get``, with a task's own error re-raised and a cluster failure as ClusterError."""
@@ -494,16 +611,8 @@ class _ClusterSearch:
         n_states, depth, transitions, frontier = 1, 0, 0, 1
         stopped_by: str | None = None
         levels: list[dict[str, int]] = []
-        while frontier and stopped_by is None:
-            refs = [a.call.options(num_returns=parts + 1).remote("expand") for a in actors]
-            if self.max_states is None:  # no quota: receive and commit in one round trip
-                reports, cut = self.get([actors[p].call.remote("receive_commit", *[refs[q][p] for q in range(parts)])
-                                         for p in range(parts)]), False
-            else:
-                counts = self.get([actors[p].call.remote("receive", *[refs[q][p] for q in range(parts)])
-                                   for p in range(parts)])
-                reports, cut = self._commit_level(counts, n_states)
-            stats = self.get([r[parts] for r in refs])
+        self.stopping = False
+        for reports, stats, cut in self._levels(lambda: n_states):
             n_new = sum(r["new"] for r in reports)
             succ = sum(s["successors"] for s in stats)
             transitions += succ
@@ -517,11 +626,16 @@ class _ClusterSearch:
             frontier = n_new
             if cut:
                 stopped_by = "max-states"
-            elif (frontier and self.time_limit is not None
+            elif (frontier and stopped_by is None and self.time_limit is not None
                   and time.monotonic() - self.start > self.time_limit):
-                stopped_by = "time-limit"
+                stopped_by = "time-limit"  # the level already under way is still counted
+            self.stopping = stopped_by is not None
             if self.progress:
                 self.progress(Progress(n_states, transitions, depth, frontier, time.monotonic() - self.start))
+            if not frontier:
+                if stopped_by == "time-limit":
+                    stopped_by = None  # the level under way at the limit was the last: complete
+                break
         complete = stopped_by is None
         outcomes: list[Outcome] = []
         rounds = 0
@@ -548,14 +662,55 @@ class _ClusterSearch:
             "partition_states": [f["states"] for f in figures],
             "partition_peak_rss_bytes": [f["peak_rss_bytes"] for f in figures],
             "partition_cpu_s": [round(f["cpu_s"], 3) for f in figures],
+            "partition_fused_chunks": [f["fused_chunks"] for f in figures],
             "routed_bytes": sum(lv["routed_bytes"] for lv in levels),
             "remote_bytes": sum(lv["remote_bytes"] for lv in levels),
             "levels": levels,
             "liveness_rounds": rounds,
         }
+        problems = sorted({f["fused_problem"] for f in figures if f["fused_problem"]})
+        if problems:  # as the single-machine search says it
+            stats_out["notice"] = (f"the compiled C loop was not used ({'; '.join(problems)}): "
+                                   "the numpy path ran, same results, several times slower")
         return SearchResult(self.model.protocol.name, self.model.bounds, self.symmetry, n_states, transitions,
                             depth, time.monotonic() - self.start, complete, stopped_by, outcomes,
                             engine="cluster", workers=parts, stats=stats_out, model=self.model)
+
+    def _routed(self, refs: list[Any], p: int) -> list[Any]:
+        """The buckets that the calls ``refs`` (one per partition) routed to partition ``p``."""
+        return [refs[q][p] for q in range(self.parts)]
+
+    def _levels(self, n_states: Callable[[], int]) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]], bool]]:
+        """Each BFS level's commit reports, expansion figures and whether ``--max-states`` cut
+        it, until the caller stops reading, or sets ``self.stopping`` (the levels under way
+        are still given). ``n_states``: the states counted so far.
+
+        Without a quota a level is one call per partition (:meth:`Partition.advance`), and the
+        next level is submitted before this one is read: the workers go from level to level
+        through the object store without waiting for the driver (a level past the last one
+        expands nothing). With ``--max-states`` each level is three rounds with the driver's
+        quota between receive and commit."""
+        parts, actors = self.parts, self.actors
+        if self.max_states is not None:
+            while not self.stopping:
+                refs = [a.call.options(num_returns=parts + 1).remote("expand") for a in actors]
+                counts = self.get([actors[p].call.remote("receive", *self._routed(refs, p)) for p in range(parts)])
+                reports, cut = self._commit_level(counts, n_states())
+                yield reports, self.get([r[parts] for r in refs]), cut
+            return
+        refs = [a.call.options(num_returns=parts + 1).remote("expand") for a in actors]
+        stats = self.get([r[parts] for r in refs])
+        flight: deque[list[Any]] = deque()
+        while True:
+            while len(flight) < 2 and not self.stopping:  # the level to read and the next one
+                refs = [actors[p].call.options(num_returns=parts + 1).remote("advance", *self._routed(refs, p))
+                        for p in range(parts)]
+                flight.append(refs)
+            if not flight:
+                return
+            infos = self.get([r[parts] for r in flight.popleft()])
+            yield [i["report"] for i in infos], stats, False
+            stats = [i["stats"] for i in infos]
 
     @staticmethod
     def _note_bad(reports: list[dict[str, Any]], depth: int, first_bad: dict[str, tuple[int, KeyObj]]) -> None:
@@ -570,11 +725,15 @@ class _ClusterSearch:
         parts, actors = self.parts, self.actors
         active = sum(self.get([a.call.remote("back_start", prop) for a in actors]))
         rounds = 0
-        while active:
+        refs = [a.call.options(num_returns=parts + 1).remote("back_expand") for a in actors]
+        flight: deque[list[Any]] = deque()
+        while active:  # pipelined as the levels are: a round past the last one finds nothing
+            while len(flight) < 2:
+                refs = [actors[p].call.options(num_returns=parts + 1).remote("back_advance", *self._routed(refs, p))
+                        for p in range(parts)]
+                flight.append(refs)
             rounds += 1
-            refs = [a.call.options(num_returns=parts + 1).remote("back_expand") for a in actors]
-            active = sum(self.get([actors[p].call.remote("back_receive", *[refs[q][p] for q in range(parts)])
-                                   for p in range(parts)]))
+            active = sum(self.get([r[parts] for r in flight.popleft()]))
         stuck = [s for s in self.get([a.call.remote("back_stuck") for a in actors]) if s is not None]
         return (min(stuck) if stuck else None), rounds
 

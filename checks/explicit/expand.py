@@ -12,12 +12,14 @@ same transitions, in the same order, as the single-machine search's ``expand``.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from deferral.checks.explicit import cbuild
 from deferral.checks.explicit import fused as fused_loop
 from deferral.checks.explicit import jit as jit_switch
+from deferral.checks.explicit.fusedkey import fused_key
 from deferral.checks.explicit.kernels import Kernel, compile_action, compile_property
 from deferral.checks.explicit.numpy_ops import guard_mask, property_holds, successors
 from deferral.checks.explicit.packing import Packer
@@ -39,25 +41,57 @@ class Expander:
         self.procs = model.protocol.procedure_table
         self.labels = [a.label() for a in model.actions]
         self.action_dtype: Any = np.uint16 if len(model.actions) < 65535 else np.uint32
-        name = model.protocol.name
-        # each step instance and property traced once, compiled to straight-line numpy code
-        # (None parts run through numpy_ops)
-        self.kernels: list[Kernel] = [compile_action(self.layout, self.procs, a.step, a.args,
-                                                     self.labels[a.index], name)
-                                      for a in model.actions]
-        props = tuple(model.protocol.properties if properties is None else properties)
-        self.prop_kernels = {p.name: compile_property(self.layout, self.procs, p) for p in props}
+        self._name = model.protocol.name
+        # each step instance and property traced once when first used, compiled to
+        # straight-line numpy code (None parts run through numpy_ops); a search whose fused
+        # loop is cached never traces them
+        self._kernels: list[Kernel | None] = [None] * len(model.actions)
+        self._props = {p.name: p for p in (model.protocol.properties if properties is None else properties)}
+        self._prop_kernels: dict[str, Callable[[np.ndarray], np.ndarray] | None] = {}
         # coverage counts per step with instances at these bounds (in the protocol's order)
         present = {a.step.name for a in model.actions}
         self.step_names = [st.name for st in model.protocol.steps if st.name in present]
         self.step_of = [self.step_names.index(a.step.name) for a in model.actions]
         use_fused = jit_switch.switched_on() if fused is None else fused
-        n_actions, n_steps = len(model.actions), len(self.step_names)
-        props = tuple(p for p in props if self.prop_kernels[p.name] is not None)  # traced: in the C too
-        self._fused = fused_loop.LazyFused(
-            lambda: fused_loop.source(self.layout, self.procs, model.actions, self.step_of, n_steps, self.packer,
-                                      self.action_dtype, props) if use_fused else None,
-            lambda lib: fused_loop.make(lib, self.packer, n_actions, n_steps, self.action_dtype, props))
+        self._fused = fused_loop.LazyFused(self._fused_source if use_fused else lambda: None, self._fused_make,
+                                           (lambda: self._fused_key(symmetry)) if use_fused else None)
+
+    def _traced_props(self) -> list[Property]:
+        """The properties the tracer follows (checked in the fused loop too)."""
+        return [p for p in self._props.values() if self.prop_kernel(p.name) is not None]
+
+    def _fused_source(self) -> tuple[str, list[str]] | None:
+        props = self._traced_props()
+        code = fused_loop.source(self.layout, self.procs, self.model.actions, self.step_of, len(self.step_names),
+                                 self.packer, self.action_dtype, props)
+        return None if code is None else (code, [p.name for p in props])
+
+    def _fused_make(self, lib: Any, names: list[str]) -> "fused_loop.FusedLoop":
+        props = [self._props[n] for n in names if n in self._props]
+        return fused_loop.make(lib, self.packer, len(self.model.actions), len(self.step_names),
+                               self.action_dtype, props)
+
+    def _fused_key(self, symmetry: bool) -> str | None:
+        cc = cbuild.compiler()
+        if cc is None:
+            return None
+        return fused_key(self.model, symmetry, list(self._props.values()), self.action_dtype, cc, cbuild.FLAGS)
+
+    def kernel(self, index: int) -> Kernel:
+        """The compiled guard and effect of action ``index`` (traced at the first ask)."""
+        kernel = self._kernels[index]
+        if kernel is None:
+            a = self.model.actions[index]
+            kernel = self._kernels[index] = compile_action(self.layout, self.procs, a.step, a.args,
+                                                           self.labels[index], self._name)
+        return kernel
+
+    def prop_kernel(self, name: str) -> Callable[[np.ndarray], np.ndarray] | None:
+        """The compiled kernel of property ``name`` (None: the numpy path), traced at the first ask."""
+        if name not in self._prop_kernels:
+            prop = self._props.get(name)
+            self._prop_kernels[name] = None if prop is None else compile_property(self.layout, self.procs, prop)
+        return self._prop_kernels[name]
 
     def fused(self, rows: int | None = None) -> "fused_loop.FusedLoop | None":
         """The fused C loop of every step instance for a chunk of ``rows`` rows (see
@@ -78,7 +112,7 @@ class Expander:
 
     def guard(self, rows: np.ndarray, action: Action) -> np.ndarray | bool:
         """Where ``action`` is enabled over ``rows``: a bool mask, or True / False for all rows."""
-        kernel = self.kernels[action.index]
+        kernel = self.kernel(action.index)
         if kernel.guard is not None:
             return kernel.guard(rows)
         return guard_mask(self.layout, self.procs, rows, action.step, action.args, self.labels[action.index])
@@ -94,7 +128,7 @@ class Expander:
 
     def apply(self, rows: np.ndarray, idx: np.ndarray, action: Action) -> np.ndarray:
         """The successor rows of ``rows[idx]`` by ``action`` (enabled there)."""
-        kernel = self.kernels[action.index]
+        kernel = self.kernel(action.index)
         if kernel.effect is not None:
             out = np.take(rows, idx, axis=0)  # far faster than rows[idx] on 2-D rows
             kernel.effect(out)
@@ -124,7 +158,24 @@ class Expander:
 
     def holds(self, rows: np.ndarray, prop: Property) -> np.ndarray:
         """Where every instance of ``prop`` holds over ``rows``."""
-        kernel = self.prop_kernels.get(prop.name)
+        kernel = self.prop_kernel(prop.name)
         if kernel is not None:
             return kernel(rows)
         return property_holds(self.layout, self.procs, rows, prop)
+
+    def checker(self, keys: np.ndarray) -> Callable[[Property], np.ndarray]:
+        """Where a property holds over the states ``keys`` (the returned function of it): by the
+        fused loop when there is one for them (the properties it was given, all at once), else
+        by :meth:`holds` over the rows, unpacked once at the first such property."""
+        loop = self.fused(keys.shape[0])
+        masks = loop.holds(keys) if loop is not None else {}
+        unpacked: list[np.ndarray] = []
+
+        def holds(prop: Property) -> np.ndarray:
+            if prop.name in masks:
+                return masks[prop.name]
+            if not unpacked:
+                unpacked.append(self.packer.unpack(keys))
+            return np.asarray(self.holds(unpacked[0], prop), dtype=bool)
+
+        return holds

@@ -704,15 +704,26 @@ PROBE_ROWS = 1 << 11
 class LazyFused:
     """The fused loop of one model: built (compiled, about 2 s) for the first chunk of
     :data:`MIN_ROWS` rows, or loaded for any chunk when a search before built the same loop
-    (it is in the cache: no compiler runs). The thread that asks waits; the others wait for it."""
+    (it is in the cache: no compiler runs). With a ``key`` (see
+    :mod:`deferral.checks.explicit.fusedkey`) a cached loop is found at the first ask, for a
+    chunk of any size, without generating its source. The thread that asks waits; the others
+    wait for it.
 
-    def __init__(self, source: Callable[[], str | None], make: Callable[[ctypes.CDLL], FusedLoop]) -> None:
+    ``source``: the C source and the names of the properties it checks (None: no loop);
+    ``make``: the loop of a loaded library, given those names."""
+
+    def __init__(self, source: Callable[[], tuple[str, list[str]] | None],
+                 make: Callable[[ctypes.CDLL, list[str]], FusedLoop], key: Callable[[], str | None] | None = None
+                 ) -> None:
         self._source_fn = source
         self._make = make
+        self._key_fn = key
+        self._key: str | None = None
         self._lock = threading.Lock()
         self._done = False
-        self._source: str | None = None  # generated at the first ask, kept until the loop is made
+        self._source: tuple[str, list[str]] | None = None  # generated at the first ask, kept until made
         self._asked = False
+        self._keyed = key is None  # the key was looked up (or there is none)
         self._probed = False  # the cache was looked at for a small chunk (and did not have it)
         self._loop: FusedLoop | None = None
         #: why there is no loop where one was wanted (no compiler, an unwritable cache, the
@@ -725,6 +736,16 @@ class LazyFused:
         untraceable, no compiler)."""
         if self._done:
             return self._loop
+        if not self._keyed:
+            with self._lock:
+                if not self._keyed and not self._done:
+                    self._key = self._key_fn() if self._key_fn is not None else None
+                    found = cbuild.load_key(self._key) if self._key is not None else None
+                    if found is not None and isinstance(found[1], list):
+                        self._loop, self._done = self._make(found[0], found[1]), True
+                    self._keyed = True
+            if self._done:
+                return self._loop
         small = rows is not None and rows < MIN_ROWS
         if small and (self._probed or rows < PROBE_ROWS):  # a tiny search: not worth generating C
             return None
@@ -736,25 +757,14 @@ class LazyFused:
             if self._source is None:
                 self._done = True
                 return None
+            code, names = self._source
             if small:  # a cached loop costs nothing to load: no reason to wait for a big chunk
                 self._probed = True
-                lib, _ = cbuild.load(self._source, build=False)
+                lib, _ = cbuild.load(code, build=False, key=self._key, meta=names)
                 if lib is None:
                     return None
             else:
-                lib, self.problem = cbuild.load(self._source)
-            self._loop = self._make(lib) if lib is not None else None
+                lib, self.problem = cbuild.load(code, key=self._key, meta=names)
+            self._loop = self._make(lib, names) if lib is not None else None
             self._done, self._source = True, None
-            return self._loop
-        if rows is not None and rows < MIN_ROWS:
-            return None
-        with self._lock:
-            if not self._done:
-                source = self._source_fn()
-                if source is None:
-                    self.problem = None
-                else:
-                    lib, self.problem = cbuild.load(source)
-                    self._loop = self._make(lib) if lib is not None else None
-                self._done = True
             return self._loop

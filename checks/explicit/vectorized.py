@@ -53,10 +53,13 @@ from deferral.checks.explicit.visited import Run, Visited, block_size
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model, State
 from deferral.model.context import StepError
-from deferral.model.protocol import Property, Protocol
+from deferral.model.protocol import Protocol
 
-#: Frontier rows per chunk (fixed: results must not depend on the number of workers).
-CHUNK_ROWS = 1 << 16
+#: Frontier rows per chunk (fixed: results must not depend on the number of workers). A chunk's
+#: expansion holds reused buffers of about 90 bytes a successor (keys, parents, actions, the
+#: dedup's sort and hash table) in each worker: at 2**14 rows and 6-7 successors a row, about
+#: 10 MiB a worker (2**16 rows held 38 MiB a worker, a quarter of the peak at 3,1,2,2).
+CHUNK_ROWS = 1 << 14
 #: State numbers are stored as uint32: a search stops (max-states) before this many.
 _MAX_IDS = (1 << 32) - 1
 #: Temporaries of a level's merge per candidate (keys, orders, groups, numbering), and of a
@@ -344,6 +347,8 @@ class _Search:
         """Each chunk's results, in chunk order (computed by ``workers`` threads); the limits
         are polled while waiting, so they stop a level in the middle."""
         n = -(-frontier_keys.shape[0] // CHUNK_ROWS)
+        # the fused loop is built (or found in the cache) for a level, not a chunk, this wide
+        self.ex.fused(frontier_keys.shape[0])
 
         def task(i: int) -> _Chunk:
             a = i * CHUNK_ROWS
@@ -819,17 +824,7 @@ class _Search:
         the states ``keys`` (numbered from ``base``): by the fused loop, or unpacked."""
         if keys.shape[0] == 0:
             return
-        loop = self.ex.fused(keys.shape[0])
-        masks = loop.holds(keys) if loop is not None else {}
-        unpacked: list[np.ndarray] = []
-
-        def holds(prop: Property) -> np.ndarray:
-            if prop.name in masks:
-                return masks[prop.name]
-            if not unpacked:
-                unpacked.append(self.packer.unpack(keys))
-            return self._holds(unpacked[0], prop)
-
+        holds = self.ex.checker(keys)
         for prop in self.invariants:
             if prop.name not in first_bad:
                 self.checked[prop.name] += keys.shape[0]
@@ -838,10 +833,6 @@ class _Search:
                     first_bad[prop.name] = base + int(np.flatnonzero(~ok)[0])
         for prop in self.lives:
             goals[prop.name].extend(holds(prop))
-
-    def _holds(self, rows: np.ndarray, prop: Property) -> np.ndarray:
-        """Where every instance of ``prop`` holds (compiled kernel, or the numpy path)."""
-        return self.ex.holds(rows, prop)
 
     def _path(self, parent: np.ndarray, via: np.ndarray, n: int) -> Path:
         """A shortest path to state ``n``: stored states by replaying the recorded actions."""

@@ -25,9 +25,10 @@ import numpy as np
 
 from deferral.checks.explicit import jit as jit_switch
 
-#: Keys of the smallest block (2 MiB of uint64 keys); a run has at most BLOCKS_PER_RUN blocks
-#: above that (so a lookup loops over a bounded number of blocks per run).
-MIN_BLOCK = 1 << 18
+#: Keys of the smallest block (512 KiB of uint64 keys; a merge's temporaries are a few blocks,
+#: about 24 bytes a key of a block); a run has at most BLOCKS_PER_RUN blocks above that (so a
+#: lookup loops over a bounded number of blocks per run).
+MIN_BLOCK = 1 << 16
 BLOCKS_PER_RUN = 64
 
 

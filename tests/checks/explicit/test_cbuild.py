@@ -3,12 +3,17 @@ compiler, an unwritable cache; switched off with DEFERRAL_CC=0 is no problem to 
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import pytest
 
 from deferral.checks.explicit import cbuild, fused
 from deferral.checks.explicit.expand import Expander
+from deferral.checks.explicit.fusedkey import fused_key
 from deferral.model import REFERENCE, Bounds
 from deferral.model.concrete import Model
+from deferral.model.variants import PUBLISHED
 
 
 def _expander() -> Expander:
@@ -52,5 +57,27 @@ def test_a_small_chunk_uses_the_loop_only_from_the_cache(monkeypatch: pytest.Mon
     assert not list(tmp_path.glob("*.so"))
     assert _expander().fused(None) is not None  # built (what a big chunk does)
     assert len(list(tmp_path.glob("*.so"))) == 1
-    assert _expander().fused(fused.PROBE_ROWS) is not None  # now in the cache: a chunk that looks loads it
+    assert _expander().fused(1) is not None  # remembered under its key: any chunk loads it, no C generated
+    for entry in tmp_path.glob("key-*.json"):  # without the key's entry: found by its source
+        entry.unlink()
     assert _expander().fused(fused.PROBE_ROWS - 1) is None  # a tiny chunk does not look
+    assert _expander().fused(fused.PROBE_ROWS) is not None  # now in the cache: a chunk that looks loads it
+    assert _expander().fused(1) is not None  # and that remembered the key again
+
+
+def _key(model: Model, symmetry: bool = True) -> str | None:
+    return fused_key(model, symmetry, model.protocol.properties, "uint16", "cc", cbuild.FLAGS)
+
+
+def test_the_key_follows_what_the_c_is_made_of() -> None:
+    base = _key(Model(REFERENCE, Bounds(2, 1, 1, 1)))
+    assert base is not None and base == _key(Model(REFERENCE, Bounds(2, 1, 1, 1)))
+    assert base != _key(Model(REFERENCE, Bounds(2, 1, 1, 1)), symmetry=False)
+    assert base != _key(Model(REFERENCE, Bounds(2, 1, 2, 1)))
+    others = {_key(Model(p, Bounds(2, 1, 1, 1))) for p in PUBLISHED.values()}
+    assert len(others) == len(PUBLISHED) and base in others
+    namespace: dict[str, Any] = {}
+    exec("def guard(s, *args):\n    return False\n", namespace)  # typed in: no source file, no key
+    typed = REFERENCE.derive("typed", replace_steps=[dataclasses.replace(REFERENCE.step("write"),
+                                                                         guard=namespace["guard"])])
+    assert _key(Model(typed, Bounds(2, 1, 1, 1))) is None

@@ -138,21 +138,33 @@ def test_plain_check_does_not_import_ray() -> None:
     assert json.loads(proc.stdout)["engine"] != "cluster"
 
 
-def test_partitions_in_process_equal_single_search() -> None:
-    """The partition logic alone (3 partitions, routing by hand, no Ray) counts what one search does."""
+@pytest.mark.parametrize("fused", [False, True], ids=["numpy", "fused"])
+def test_partitions_in_process_equal_single_search(fused: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The partition logic alone (3 partitions, routing by hand, no Ray) counts what one search
+    does, by the numpy kernels or the fused C loop, over levels of many chunks; with runs of
+    many blocks, every AG EF edge routed to its target's owner is stored."""
+    from deferral.checks.explicit import cluster, visited
+
+    monkeypatch.setattr(visited, "MIN_BLOCK", 16)  # runs of many blocks (a lookup needs sorted queries)
+    monkeypatch.setattr(cluster, "CHUNK_ROWS", 64)  # levels of many chunks (each on reused buffers)
+    if not fused:
+        monkeypatch.setenv("DEFERRAL_JIT", "0")  # no compiled loop at all, not even from the cache
     bounds, parts = Bounds(2, 1, 1, 1), 3
     protocol = PUBLISHED["remote-no-drain"]
-    ps = [Partition(protocol, bounds, True, i, parts) for i in range(parts)]
+    ps = [Partition(protocol, bounds, True, i, parts, fused_rows=1) for i in range(parts)]
     init = ps[0].packer.canonical_keys(ps[0].packer.rows_of([ps[0].model.initial]))
     home = int(owner_of(init, ps[0].packer.n_words, parts)[0])
     for i, p in enumerate(ps):
         p.start(init if i == home else init[:0])
         p.commit(1 << 30)
-    states, transitions, depth, first_bad = 1, 0, 0, None
+    states, transitions, depth, first_bad, edges = 1, 0, 0, None, 0
     while True:
         out = [p.expand() for p in ps]
+        if fused and ps[0].expander.fused() is None:
+            pytest.skip("no fused C loop here (no C compiler, or DEFERRAL_JIT=0)")
         for i, p in enumerate(ps):
             p.receive(*[out[q][i] for q in range(parts)])
+            edges += sum(out[q][i]["edge_dst"].shape[0] for q in range(parts))
         reports = [p.commit(1 << 30) for p in ps]
         transitions += sum(o[parts]["successors"] for o in out)
         new = sum(r["new"] for r in reports)
@@ -167,10 +179,26 @@ def test_partitions_in_process_equal_single_search() -> None:
     assert (states, transitions, depth) == (single.states, single.transitions, single.depth)
     assert first_bad == single.outcome("no_stale_translation").length
     assert [p.count for p in ps] == [len(p.visited) for p in ps]
+    assert (min(p.fused_chunks for p in ps) > 0) == fused
+    assert edges > 0 and sum(d.shape[0] for p in ps for d in p.rev_dst) == edges
     keys = np.concatenate([np.concatenate(p.level_keys) for p in ps])
     assert np.unique(keys).shape[0] == states  # the partitions are disjoint
     figures = ps[0].figures()  # this process's VmHWM, not ru_maxrss (wrong in a child of a big process)
     assert 0 < figures["peak_rss_bytes"] <= peak_rss_bytes()
+
+
+def test_workers_run_the_fused_loop(cluster: Any) -> None:
+    """Levels past ``fused_rows`` states run the fused C loop in every worker: same results."""
+    from deferral.checks.explicit import cbuild
+
+    if cbuild.compiler() is None:
+        pytest.skip("no C compiler: the workers keep the numpy path")
+    b = Bounds(2, 1, 1, 1)
+    result = cluster.search(REFERENCE, b, fused_rows=1)
+    assert summary(result) == summary(explore_vectorized(REFERENCE, b, workers=1))
+    assert min(result.stats["partition_fused_chunks"]) > 0 and "notice" not in result.stats
+    default = cluster.search(REFERENCE, Bounds(1, 1, 1, 1))  # tiny levels: the numpy path
+    assert default.stats["partition_fused_chunks"] == [0, 0]
 
 
 def test_variant_file_travels_to_the_workers(cluster: Any) -> None:
