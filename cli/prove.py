@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from typing import Any
 
 
@@ -37,8 +38,10 @@ def register(sub: Any) -> None:
     add_variant(p)
     p.add_argument("--method", choices=METHODS, default="auto",
                    help="auto (default: Houdini + induction over --lemmas FILE and the shipped lemmas; where "
-                        "they fail, bmc to depth 12 (a bug's shortest counterexample); then lemmas learned from "
-                        "reachable states (bounded, and for every N, V, F), Spacer's lemmas generalized; then pdr), "
+                        "they fail, bmc to depth 12 at the smallest instance (2,1,1 at your Q and S; a bug found "
+                        "there is searched again at your bounds for its shortest counterexample) and a quick look "
+                        "at your bounds; then lemmas learned from reachable states (bounded, and for every N, V, "
+                        "F), Spacer's lemmas generalized; then the rest of the bmc at your bounds, and pdr), "
                         "bmc (bounded, needs --depth), induction (the shipped invariant), pdr (Spacer)")
     p.add_argument("--depth", type=positive(int), default=20, metavar="K", help="bmc depth (default 20)")
     p.add_argument("--timeout", type=seconds(), metavar="S",
@@ -218,6 +221,8 @@ def run_parametric(args: argparse.Namespace) -> int:
         protocol = protocol_from(args)
         bounds = bounds_from(args, protocol)
         learned: list[Any] = []
+        also = ""  # why the learned families did not prove it either
+        began = time.monotonic()
         if text is not None:  # learned lemma families (checks/symbolic/infer.py), candidates too
             _, families = parse_lemmas(args.lemmas, text, protocol, bounds)
             if families is None:
@@ -240,14 +245,23 @@ def run_parametric(args: argparse.Namespace) -> int:
                     res = learned_res.proof
                     res.lemma_source = ("learned: checks/symbolic/paramlearn.py (samples at "
                                         + ", ".join(b.short() for b, _, _ in learned_res.sampled) + ")")
+                else:  # both reasons: the shipped lemmas', then the learned families'
+                    also = (f"then learned families (checks/symbolic/paramlearn.py): unknown after "
+                            f"{learned_res.elapsed_s:.1f} s ({learned_res.reason or 'no reason given'})")
+                res.elapsed_s = time.monotonic() - began  # the shipped lemmas' try and the learning
         except EncodingError as exc:
             raise UsageError(str(exc)) from None
     if args.junit:
         write_atomic(args.junit, parametric_junit(res))
+    doc = parametric_json(res)
+    if also:
+        doc["reason"], doc["verdict"] = f"{doc['reason']}; {also}", f"{doc['verdict']}; {also}"
     if args.json:
-        print(json.dumps(parametric_json(res)))
+        print(json.dumps(doc))
     else:
         print_parametric(console(), res)
+        if also:
+            console().print(also, markup=False, highlight=False)
     return res.exit_code
 
 
