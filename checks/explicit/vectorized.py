@@ -38,7 +38,7 @@ from typing import Any, Callable, Generator
 
 import numpy as np
 
-from deferral.checks.explicit import checkpoint
+from deferral.checks.explicit import checkpoint, levelc
 from deferral.checks.explicit.backreach import edges_by_source, unreachable_goal_pieces
 from deferral.checks.explicit.explore import explore
 from deferral.checks.explicit.limits import (Limits, LimitReached, expansion_bytes, peak_rss_bytes,
@@ -554,20 +554,29 @@ class _Search:
                 self.level_keys.append(new_keys)
             level_rows = frontier.shape[0]
             frontier = new_keys
-            for a in range(0, n_new, CHUNK_ROWS):  # rows a chunk at a time
-                self._check(new_keys[a:a + CHUNK_ROWS], n_states + a, st.first_bad, goals)
+            self._check_level(new_keys, n_states, st.first_bad, goals)
             if cand_group is not None:
-                at = 0
-                for i, c in enumerate(chunks):  # a chunk's edges at a time: bounded temporaries
-                    assert c.uidx is not None and c.ucode is not None and c.all_parents is not None
-                    code = c.ucode
+                starts = np.concatenate([[0], np.cumsum(n_cand)]).tolist()
+
+                def number(i: int) -> np.ndarray:
+                    """Chunk i's edge targets as state numbers (-1: cut by --max-states), in place."""
+                    code = chunks[i].ucode
+                    assert code is not None and cand_group is not None
+                    if levelc.number_codes(code, cand_group, starts[i], group_state, n_new, n_states):
+                        return code
                     new = code < 0
-                    group = cand_group[at - 1 - code[new]].astype(np.int64)
+                    group = cand_group[starts[i] - 1 - code[new]].astype(np.int64)
                     if group_state is None:
-                        code[new] = np.where(group <= n_new, n_states - 1 + group, -1)  # -1: cut by --max-states
+                        code[new] = np.where(group <= n_new, n_states - 1 + group, -1)
                     else:
                         code[new] = group_state[group - 1]
-                    at += n_cand[i]
+                    return code
+
+                # numbered by the worker threads, pruned and stored here in chunk order (a
+                # chunk's pruning reads the goal flags the chunks before it set)
+                for i, code in enumerate(ordered_map(number, len(chunks), self.workers)):
+                    c = chunks[i]
+                    assert c.uidx is not None and c.all_parents is not None
                     lo, hi = i * CHUNK_ROWS, min(level_rows, (i + 1) * CHUNK_ROWS)
                     loop = self.ex.fused(hi - lo)
                     kept = None if loop is None or loop.prune is None else loop.prune(
@@ -581,7 +590,7 @@ class _Search:
                                           lo, hi, goals, st.edges_deg, st.edges_dst)
                         del dst, keep
                     c.uidx = c.ucode = c.all_parents = None
-                    del code, new, group, kept
+                    del code, kept
             del chunks, cand_group, group_state
             # added (a merge of runs, maybe) once the chunks' AG EF arrays are freed
             visited.add(new_keys, np.arange(n_states, n_states + n_new, dtype=np.uint32))
@@ -824,15 +833,38 @@ class _Search:
         the states ``keys`` (numbered from ``base``): by the fused loop, or unpacked."""
         if keys.shape[0] == 0:
             return
+        self._record(self._masks(keys, first_bad), keys.shape[0], base, first_bad, goals)
+
+    def _check_level(self, keys: np.ndarray, base: int, first_bad: dict[str, int],
+                     goals: dict[str, "_Flags"]) -> None:
+        """:meth:`_check` over a level's new states, a chunk at a time: the properties are
+        evaluated by the worker threads (the fused loop runs without the GIL), recorded in order."""
+        n = -(-keys.shape[0] // CHUNK_ROWS)
+
+        def task(i: int) -> dict[str, np.ndarray]:
+            return self._masks(keys[i * CHUNK_ROWS:(i + 1) * CHUNK_ROWS], first_bad)
+
+        for i, masks in enumerate(ordered_map(task, n, self.workers)):
+            rows = min(CHUNK_ROWS, keys.shape[0] - i * CHUNK_ROWS)
+            self._record(masks, rows, base + i * CHUNK_ROWS, first_bad, goals)
+
+    def _masks(self, keys: np.ndarray, first_bad: dict[str, int]) -> dict[str, np.ndarray]:
+        """Where each property still to check holds over the states ``keys``."""
         holds = self.ex.checker(keys)
+        return {p.name: holds(p) for p in (*self.invariants, *self.lives)
+                if p.kind != "invariant" or p.name not in first_bad}
+
+    def _record(self, masks: dict[str, np.ndarray], rows: int, base: int, first_bad: dict[str, int],
+                goals: dict[str, "_Flags"]) -> None:
+        """Record ``masks`` (of ``rows`` states numbered from ``base``): see :meth:`_check`."""
         for prop in self.invariants:
             if prop.name not in first_bad:
-                self.checked[prop.name] += keys.shape[0]
-                ok = holds(prop)
+                self.checked[prop.name] += rows
+                ok = masks[prop.name]
                 if not ok.all():
                     first_bad[prop.name] = base + int(np.flatnonzero(~ok)[0])
         for prop in self.lives:
-            goals[prop.name].extend(holds(prop))
+            goals[prop.name].extend(masks[prop.name])
 
     def _path(self, parent: np.ndarray, via: np.ndarray, n: int) -> Path:
         """A shortest path to state ``n``: stored states by replaying the recorded actions."""
