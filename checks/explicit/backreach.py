@@ -61,12 +61,17 @@ def unreachable_goal_pieces(n_states: int, edges: Iterable[tuple[np.ndarray, np.
         starts[a:a + probe.shape[0]] = np.searchsorted(packed, probe)
     preds = _low_words(packed)  # the sources, in the first half of packed's memory
     del packed
-    # the goal states, as uint32 (state numbers are below 2**32), found in bounded slices
-    frontier = np.concatenate([np.flatnonzero(can[a:a + _PROBE]).astype(np.uint32) + np.uint32(a)
-                               for a in range(0, n_states, _PROBE)] or [np.zeros(0, np.uint32)])
-    while frontier.size:
+    # the first frontier is the goal states, taken a slice of ``goal`` at a time (never all
+    # held at once: they may be most states); state numbers are below 2**32
+    goal = np.asarray(goal, dtype=bool)
+    goal_slices: Iterator[np.ndarray] | None = (
+        np.flatnonzero(goal[a:a + _PROBE]).astype(np.uint32) + np.uint32(a) for a in range(0, n_states, _PROBE))
+    frontier = np.zeros(0, np.uint32)
+    while goal_slices is not None or frontier.size:
         reached = []
-        for piece in _pieces(frontier, starts):  # bounded temporaries on hub-heavy frontiers
+        slices = goal_slices if goal_slices is not None else [frontier]
+        goal_slices = None
+        for piece in (p for part in slices for p in _pieces(part, starts)):  # bounded temporaries
             if poll is not None:
                 poll()
             first = starts[piece].astype(np.int64)
