@@ -1,7 +1,7 @@
 """Benchmark ``deferral prove``: per variant and bounds, the route, status, seconds and lemmas, beside Spacer alone.
 
 Run: ``python benchmarks/bench_prove.py [--groups holds,examples,held-out,bugs] [--learned] [--bounds 2,1,1,1 4,3,3,3,2 ...]
-[--timeout 120] [--pdr-timeout 60] [--pdr-at 1,1,1,1 2,1,1,1]``. Figures go to benchmarks/PROVE.md.
+[--timeout 120] [--pdr-timeout 60] [--pdr-at 1,1,1,1 2,1,1,1]``, or ``--grid`` (below). Figures go to benchmarks/PROVE.md.
 
 Every cell runs in its own process (``prove`` auto with ``--timeout``, as a user runs it;
 Z3's answers depend on the process's earlier calls), and prints one row:
@@ -19,6 +19,15 @@ Groups: ``holds`` (the reference and the published variants that hold), ``exampl
 learner's development: :data:`HELD_OUT`), ``bugs`` (every published bug at the bounds where
 it shows). ``--learned`` adds, per safe cell, auto without the shipped lemmas (method
 ``learned``: ``--no-shipped-lemmas``), which shows whether the learning routes prove it.
+
+``--grid`` (issue 12's goal grid): every example in examples/ with auto, the reference and
+wait-irqs-off with auto ``--no-shipped-lemmas`` (method ``learned``), at 2,1,1,1 / 3,2,2,2 /
+4,3,3,3, at Q = 2, 3 (2,1,1,Q) and S = 2, 3 (2,1,1,1,S; the variants of :data:`SPACES`), and
+``prove --parametric`` (``param``; ``--no-shipped-lemmas`` for the two) at Q = 1, 2 and S = 2
+where relevant; ``--timeout`` per cell (60 s, the target, by default for the grid); each row is
+appended to ``--out`` (JSON lines) as it finishes, so a run cut short keeps its rows, and
+``--only-methods``/``--variants``/``--bounds`` pick a part. Each cell prints CPU seconds (user +
+system of its process) beside wall: the machine is shared.
 """
 
 from __future__ import annotations
@@ -38,6 +47,13 @@ HOLDS = ["reference", "wait-irqs-off"]
 #: Safe examples written to measure generality: the learning routes (infer.py, parametric.py) were
 #: not tuned to them (tests/checks/symbolic/test_examples_safe.py: HELD_OUT, the lemma each breaks).
 HELD_OUT = ["examples/defer_all_spaces.py", "examples/invlpg_sync_one.py", "examples/ipi_unlock_after_flush.py"]
+#: The goal grid's bounds (all variants), its queue rows and its spaces rows (the variants of SPACES).
+GRID_BOUNDS, GRID_QUEUE, GRID_SPACES = ["2,1,1,1", "3,2,2,2", "4,3,3,3"], ["2,1,1,2", "2,1,1,3"], ["2,1,1,1,2", "2,1,1,1,3"]
+#: Where the number of address spaces is relevant to the change (or to the shipped lemma it breaks).
+SPACES = {"reference", "wait-irqs-off", "examples/defer_all_spaces.py", "examples/lazy_tlb_ipi.py",
+          "examples/invlpg_sync_one.py", "examples/ipi_unlock_after_flush.py"}
+#: ``prove --parametric``'s concrete bounds in the grid (N, V, F are open): Q = 1, 2; S = 2 where relevant.
+GRID_PARAMETRIC = ["1,1,1,1", "1,1,1,2"]
 
 
 def _bounds(text: str) -> Any:
@@ -66,6 +82,8 @@ def cell(variant: str, bounds: str, method: str, timeout: float) -> dict[str, An
         phases.append((last[0], now - last[1]))
         last[:] = [name, now]
 
+    if method.startswith("param"):
+        return parametric_cell(variant, bounds, method, timeout)
     shipped = method != "learned"
     res = prove(_protocol(variant), _bounds(bounds), "auto" if method == "learned" else method, timeout=timeout,
                 note=note, shipped=shipped)
@@ -73,13 +91,44 @@ def cell(variant: str, bounds: str, method: str, timeout: float) -> dict[str, An
     merged: dict[str, float] = {}
     for key, secs in phases:
         merged[key] = merged.get(key, 0.0) + secs
+    every = (res.for_every or {}).get("assumed_concrete")
     return {"route": res.route, "status": res.status, "seconds": res.elapsed_s, "depth": res.depth,
-            "lemmas": len(res.invariant or []), "reason": res.reason, "phases": merged}
+            "lemmas": len(res.invariant or []), "reason": res.reason, "phases": merged,
+            "concrete": every, "stages": res.stages}
+
+
+def parametric_cell(variant: str, bounds: str, method: str, timeout: float) -> dict[str, Any]:
+    """``prove --parametric`` as a user runs it (the CLI: shipped lemmas, else learned families)."""
+    import contextlib
+    import io
+
+    from deferral.cli.main import main as cli
+
+    b = _bounds(bounds)
+    args = ["prove", "--parametric", "--json", "--timeout", str(timeout), "--queue", str(b["queue"])]
+    args += ["--spaces", str(b["spaces"])] if "spaces" in b else []
+    args += ["--no-shipped-lemmas"] if method == "param-learned" else []
+    args += ["--variant-file", str(ROOT / variant)] if variant.endswith(".py") else ["--variant", variant]
+    out = io.StringIO()
+    start = time.monotonic()
+    with contextlib.redirect_stdout(out):
+        cli(args)
+    doc = json.loads(out.getvalue().strip().splitlines()[-1])
+    source = doc.get("lemma_source") or ""
+    if "error" in doc:  # the CLI's hard time limit (exit 3) or bad input (exit 2)
+        doc["status"] = "unknown" if doc["error"].get("kind") == "limit" else "error"
+    return {"route": "parametric" + (" (learned)" if source.startswith("learned") else ""),
+            "status": doc.get("status", "error"), "seconds": doc.get("elapsed_s") or time.monotonic() - start,
+            "depth": None, "lemmas": len(doc.get("lemmas") or []), "reason": doc.get("reason") or
+            (doc.get("error") or {}).get("message", ""), "phases": {}, "concrete": doc.get("assumed_concrete"),
+            "stages": []}
 
 
 def _phase(note: str) -> str | None:
     """The phase a progress note of auto starts (``bmc``, ``shipped``, ``learned``, ``pdr``...), if any."""
-    for key, name in (("out-of-domain", "domain"), ("(parametric", "parametric"), ("Houdini over", "houdini+induction"), ("learning", "learned"),
+    for key, name in (("out-of-domain", "domain"), ("(parametric", "parametric"), ("learn: sampling", "sampling"),
+                      ("learn: first families", "bounded learning"), ("learn: round", "houdini rounds"),
+                      ("learn: trimming", "trim+proof"), ("Houdini over", "houdini+induction"), ("learning", "learned"),
                       ("Spacer infers", "pdr-generalized"), ("bounded model", "bmc"), ("bmc", "bmc"),
                       ("Spacer (pdr)", "pdr"), ("pdr: Spacer", "pdr")):
         if key in note:
@@ -93,27 +142,61 @@ def _phase(note: str) -> str | None:
 
 def run_cell(variant: str, bounds: str, method: str, timeout: float) -> dict[str, Any]:
     """:func:`cell` in a fresh process; wall seconds of the whole process beside it."""
-    start = time.monotonic()
+    import resource
+
+    start, before = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run([sys.executable, __file__, "--cell", variant, bounds, method, str(timeout)],
                          capture_output=True, text=True, cwd=ROOT, env=os.environ,
                          timeout=timeout * 2 + 120)
     wall = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if out.returncode != 0:
         return {"route": "-", "status": f"error {out.returncode}", "seconds": wall, "lemmas": 0, "depth": None,
                 "reason": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "", "phases": {},
-                "total": wall}
+                "total": wall, "cpu": cpu}
     row = json.loads(out.stdout.strip().splitlines()[-1])
-    row["total"] = wall
+    row["total"], row["cpu"] = wall, cpu
     return row
 
 
 def show(variant: str, bounds: str, method: str, row: dict[str, Any], expected: int | None = None) -> None:
     phases = ", ".join(f"{k} {v:.1f}" for k, v in row["phases"].items() if v >= 0.05)
     length = "" if expected is None else f" length {row['depth']} (explicit {expected})"
-    why = "" if row["status"] in ("proved", "violated") else f"  [{row['reason'][:100]}]"
-    print(f"{Path(variant).name:22} {bounds:10} {method:7} {row['route']:36} {row['status']:9} "
-          f"{row['seconds']:7.1f} s ({row['total']:6.1f} total) {row['lemmas']:4} lemmas{length}  "
-          f"<{phases}>{why}", flush=True)
+    why = "" if row["status"] in ("proved", "violated") else f"  [{(row['reason'] or '')[:300]}]"
+    concrete = "" if not row.get("concrete") else " at " + ",".join(f"{k}={v}" for k, v in row["concrete"].items())
+    print(f"{Path(variant).name:22} {bounds:10} {method:7} {row['route'] + concrete:36} {row['status']:9} "
+          f"{row['seconds']:7.1f} s ({row['total']:6.1f} total, {row.get('cpu', 0):6.1f} CPU) {row['lemmas']:4} lemmas"
+          f"{length}  <{phases}>{why}", flush=True)
+
+
+def grid_cells(examples: list[str]) -> list[tuple[str, str, str]]:
+    """The goal grid's (variant, bounds, method) cells, the main rows first: auto at GRID_BOUNDS,
+    --parametric at Q=1, then the queue and spaces rows."""
+    variants = HOLDS + examples
+    auto = [(v, b, "learned" if v in HOLDS else "auto") for b in GRID_BOUNDS + GRID_QUEUE + GRID_SPACES
+            for v in variants if b not in GRID_SPACES or v in SPACES]
+    param = [(v, b, "param-learned" if v in HOLDS else "param") for b in GRID_PARAMETRIC + ["1,1,1,1,2"]
+             for v in variants if b.count(",") < 4 or v in SPACES]
+    main = len(GRID_BOUNDS) * len(variants)
+    return auto[:main] + param[:len(variants)] + auto[main:] + param[len(variants):]
+
+
+def run_grid(args: argparse.Namespace, examples: list[str]) -> None:
+    """Run the goal grid's cells (filtered), each row printed and appended to ``args.out``."""
+    timeout = args.timeout if args.timeout_given else 60.0
+    for variant, b, method in grid_cells(examples):
+        if (args.variants and variant not in args.variants) or (args.only_methods and method not in args.only_methods):
+            continue
+        if args.bounds_given and b not in args.bounds:
+            continue
+        load = os.getloadavg()[0]
+        row = run_cell(variant, b, method, timeout)
+        row.update(variant=variant, bounds=b, method=method, timeout=timeout, load=round(load, 2))
+        show(variant, b, method, row)
+        if args.out:
+            with open(args.out, "a") as fh:
+                fh.write(json.dumps(row) + "\n")
 
 
 def main() -> None:
@@ -130,7 +213,12 @@ def main() -> None:
     ap.add_argument("--pdr-at", nargs="*", default=["1,1,1,1", "2,1,1,1"], help="bounds where Spacer alone runs")
     ap.add_argument("--variants", nargs="*", help="only these (names, or examples/NAME.py)")
     ap.add_argument("--learned", action="store_true", help="also auto without the shipped lemmas, per safe cell")
+    ap.add_argument("--grid", action="store_true", help="the goal grid (see the module docstring)")
+    ap.add_argument("--only-methods", nargs="*", help="--grid: only these methods (auto, learned, param, param-learned)")
+    ap.add_argument("--out", help="--grid: append each row to this file (JSON lines)")
     args = ap.parse_args()
+    args.timeout_given = "--timeout" in sys.argv
+    args.bounds_given = "--bounds" in sys.argv
     groups = args.groups.split(",")
     try:
         load = os.getloadavg()
@@ -138,6 +226,9 @@ def main() -> None:
     except OSError:
         pass
     examples = sorted(f"examples/{p.name}" for p in (ROOT / "examples").glob("*.py"))
+    if args.grid:
+        run_grid(args, examples)
+        return
     safe = (HOLDS if "holds" in groups else []) + (
         [e for e in examples if e not in HELD_OUT] if "examples" in groups else []) + (
         HELD_OUT if "held-out" in groups else [])

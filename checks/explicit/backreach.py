@@ -6,6 +6,8 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from deferral.checks.explicit import levelc
+
 #: States per binary-search probe when building the CSR offsets (bounded temporaries).
 _PROBE = 1 << 16
 
@@ -56,22 +58,20 @@ def unreachable_goal_pieces(n_states: int, edges: Iterable[tuple[np.ndarray, np.
     # where each state's incoming edges start in the sorted array (n + 1 offsets, found by
     # binary search in bounded pieces: no per-state count arrays)
     starts = np.empty(n_states + 1, dtype=np.uint32 if at < 1 << 32 else np.int64)
-    for a in range(0, n_states + 1, _PROBE):
-        probe = np.arange(a, min(a + _PROBE, n_states + 1), dtype=np.uint64) << np.uint64(32)
-        starts[a:a + probe.shape[0]] = np.searchsorted(packed, probe)
+    if not levelc.csr_starts(packed, starts):  # in C: one pass; here a binary search a state
+        for a in range(0, n_states + 1, _PROBE):
+            probe = np.arange(a, min(a + _PROBE, n_states + 1), dtype=np.uint64) << np.uint64(32)
+            starts[a:a + probe.shape[0]] = np.searchsorted(packed, probe)
     preds = _low_words(packed)  # the sources, in the first half of packed's memory
     del packed
-    # the first frontier is the goal states, taken a slice of ``goal`` at a time (never all
-    # held at once: they may be most states); state numbers are below 2**32
-    goal = np.asarray(goal, dtype=bool)
-    goal_slices: Iterator[np.ndarray] | None = (
-        np.flatnonzero(goal[a:a + _PROBE]).astype(np.uint32) + np.uint32(a) for a in range(0, n_states, _PROBE))
-    frontier = np.zeros(0, np.uint32)
-    while goal_slices is not None or frontier.size:
+    # the goal states, as uint32 (state numbers are below 2**32), found in bounded slices
+    frontier = np.concatenate([np.flatnonzero(can[a:a + _PROBE]).astype(np.uint32) + np.uint32(a)
+                               for a in range(0, n_states, _PROBE)] or [np.zeros(0, np.uint32)])
+    if levelc.backward(frontier, starts, preds, can, poll):  # the same search in C
+        frontier = frontier[:0]
+    while frontier.size:
         reached = []
-        slices = goal_slices if goal_slices is not None else [frontier]
-        goal_slices = None
-        for piece in (p for part in slices for p in _pieces(part, starts)):  # bounded temporaries
+        for piece in _pieces(frontier, starts):  # bounded temporaries on hub-heavy frontiers
             if poll is not None:
                 poll()
             first = starts[piece].astype(np.int64)

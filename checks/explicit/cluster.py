@@ -52,6 +52,9 @@ from deferral.model.protocol import Protocol
 
 #: Frontier rows unpacked and expanded at a time inside a partition.
 CHUNK_ROWS = 1 << 16
+#: Sorted keys looked up in the visited runs at a time by the fused loop's dedup (its hash
+#: table stays in cache).
+LOOKUP_ROWS = 1 << 16
 #: A BFS level of this many states has the workers make the fused C loop (the single-machine
 #: search's threshold for one chunk; a worker's share of the level may be far smaller).
 FUSED_LEVEL_ROWS = MIN_ROWS
@@ -94,6 +97,16 @@ def owner_of(keys: np.ndarray, n_words: int, parts: int) -> np.ndarray:
     return ((h >> np.uint64(32)) % np.uint64(parts)).astype(np.int64)
 
 
+def _by_owner(owner: np.ndarray, parts: int) -> list[np.ndarray]:
+    """The positions of each partition's items (ascending), from their owners: one radix sort
+    of the owners, not a pass per partition (which would cost ``parts`` times more)."""
+    if parts == 1:
+        return [np.arange(owner.shape[0])]
+    order = np.argsort(owner.astype(np.uint16 if parts <= 1 << 16 else np.int64), kind="stable")
+    cuts = np.concatenate(([0], np.cumsum(np.bincount(owner, minlength=parts))))
+    return [order[cuts[q]:cuts[q + 1]] for q in range(parts)]
+
+
 def _key_obj(keys: np.ndarray, i: int) -> KeyObj:
     return int(keys[i]) if keys.dtype == np.uint64 else bytes(keys[i:i + 1].tobytes())
 
@@ -104,13 +117,18 @@ def _key_arr(key: KeyObj, dtype: Any) -> np.ndarray:
     return np.frombuffer(key, dtype=dtype).copy()
 
 
-def _first_of_each(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stable sort of ``keys``: (order, first-of-group flags in sorted order, unique keys)."""
+def _distinct_of(keys: np.ndarray, want_group: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The distinct ``keys`` in key order, the first position of each in ``keys``, and
+    (``want_group``) each position's index into them. A stable sort: fast on sorted runs."""
     order = np.argsort(keys, kind="stable")
     sorted_keys = keys[order]
     first = np.ones(keys.shape[0], dtype=bool)
     first[1:] = sorted_keys[1:] != sorted_keys[:-1]
-    return order, first, sorted_keys[first]
+    group = None
+    if want_group:
+        group = np.empty(keys.shape[0], dtype=np.int64)
+        group[order] = np.cumsum(first) - 1
+    return sorted_keys[first], order[first], group
 
 
 def _unique(a: np.ndarray) -> np.ndarray:
@@ -189,35 +207,48 @@ class Partition:
         fk = self.frontier
         if fk.shape[0] * self.parts >= self.fused_rows:
             self.expander.fused()
-        parts_k, parts_p, parts_a = [], [], []
+        # per chunk (cache-sized): its distinct successors, the first (action order, then row)
+        # transition reaching each, and for AG EF its distinct edges (successor, source row)
+        cands, pars, acts, edge_g, edge_src = [], [], [], [], []
+        n_succ = 0
         for a in range(0, fk.shape[0], CHUNK_ROWS):
             keys, par, act = self._transitions(fk[a:a + CHUNK_ROWS], a)
-            parts_k.append(keys)
-            parts_p.append(par)
-            parts_a.append(act)
-        buckets = [self._empty_bucket() for _ in range(self.parts)]
-        n_succ = sum(k.shape[0] for k in parts_k)
-        if n_succ:
-            keys, par, act = np.concatenate(parts_k), np.concatenate(parts_p), np.concatenate(parts_a)
-            del parts_k, parts_p, parts_a
-            # the first successor (action order, then row) with each key, and each one's key
-            uniq, rep, group = self._distinct(keys, fresh_only=False, want_group=bool(self.lives))
+            n_succ += keys.shape[0]
+            if not keys.shape[0]:
+                continue
+            uniq, rep, group = self._distinct(keys, want_group=bool(self.lives))
             del keys
+            cands.append(uniq)
+            pars.append(par[rep])
+            acts.append(act[rep])
+            if group is not None:  # a chunk's pairs are its own: no two chunks share a source row
+                rows = np.int64(CHUNK_ROWS)
+                pair = _unique(group.astype(np.int64) * rows + (par.astype(np.int64) - a))
+                edge_g.append(pair // rows)
+                edge_src.append(pair % rows + a)
+        buckets = [self._empty_bucket() for _ in range(self.parts)]
+        if cands:
+            # the chunks' distinct successors (sorted runs) merged: the first chunk's wins
+            cand, par, act = np.concatenate(cands), np.concatenate(pars), np.concatenate(acts)
+            uniq, rep, group = _distinct_of(cand, want_group=bool(self.lives))
             owner = self._owners(uniq)
             edges = None
             if group is not None:
-                n_front = np.int64(fk.shape[0])
-                pair = _unique(group.astype(np.int64) * n_front + par)
-                g, src = pair // n_front, pair % n_front
+                starts = np.cumsum([0] + [c.shape[0] for c in cands[:-1]])
+                g = np.concatenate([group[s + gc] for s, gc in zip(starts, edge_g)])
+                src = np.concatenate(edge_src)
                 keep = ~self.frontier_done[src]
                 keep &= uniq[g] != fk[src]
                 edges = (g[keep], src[keep])
+            del cands, pars, acts, edge_g, edge_src, cand
+            keys_sel = _by_owner(owner, self.parts)
+            edges_sel = _by_owner(owner[edges[0]], self.parts) if edges is not None else []
             for q in range(self.parts):
-                sel = np.flatnonzero(owner == q)
+                sel = keys_sel[q]
                 b = buckets[q]
                 b["keys"], b["parent"], b["via"] = uniq[sel], fk[par[rep[sel]]], act[rep[sel]]
                 if edges is not None:
-                    e = owner[edges[0]] == q
+                    e = edges_sel[q]
                     b["edge_dst"], b["edge_src"] = uniq[edges[0][e]], fk[edges[1][e]]
         sent = [sum(v.nbytes for v in b.values()) for b in buckets]
         stats = {"successors": n_succ, "routed_bytes": sum(sent),
@@ -235,44 +266,32 @@ class Partition:
             got = loop.successors(keys, offset, self.scratch)
             if got is not None:
                 self.fused_chunks += 1
-                return got[0], got[1], got[2].copy()  # the actions are in the scratch
+                return got[0].copy(), got[1], got[2].copy()  # keys and actions are in the scratch
         succ, par, act = self.expander.successors(self.packer.unpack(keys))
         return succ, par + offset, act
 
-    def _distinct(self, keys: np.ndarray, fresh_only: bool, want_group: bool
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """The distinct ``keys`` in key order (``fresh_only``: those I have not visited), the
-        first position of each in ``keys``, and (``want_group``, not with ``fresh_only``) each
-        position's index into them. By the fused loop's dedup (one-word keys) when there is
-        one, else by a stable sort."""
+    def _distinct(self, keys: np.ndarray, want_group: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """:func:`_distinct_of`, by the fused loop's dedup (one-word keys) when there is one."""
         loop = self.expander.fused(keys.shape[0])
         if loop is not None and loop.dedup is not None:
-            got = loop.dedup(keys, self.visited.runs() if fresh_only else [], want_group)
+            got = loop.dedup(keys, [], want_group)
             if got is not None:
                 return got[0], got[1], got[3]
-        order, first, uniq = _first_of_each(keys)
-        rep = order[first]
-        if fresh_only:
-            fresh = self.visited.lookup(uniq) < 0
-            return uniq[fresh], rep[fresh], None
-        group = None
-        if want_group:
-            group = np.empty(keys.shape[0], dtype=np.int64)
-            group[order] = np.cumsum(first) - 1
-        return uniq, rep, group
+        return _distinct_of(keys, want_group)
 
     def receive(self, *buckets: dict[str, np.ndarray]) -> int:
         """Merge the buckets routed to me; stage the keys not visited yet. Returns their number."""
         keys = np.concatenate([b["keys"] for b in buckets])
         parent = np.concatenate([b["parent"] for b in buckets])
         via = np.concatenate([b["via"] for b in buckets])
-        fresh, rep, _ = self._distinct(keys, fresh_only=True, want_group=False)
-        self.pending = (fresh, parent[rep], via[rep])
+        uniq, rep, _ = _distinct_of(keys, want_group=False)  # sorted runs, one per sender: the first's wins
+        fresh = self._lookup(uniq) < 0
+        self.pending = (uniq[fresh], parent[rep[fresh]], via[rep[fresh]])
         self.pending_edges = None
         if self.lives:
             self.pending_edges = (np.concatenate([b["edge_dst"] for b in buckets]),
                                   np.concatenate([b["edge_src"] for b in buckets]))
-        return int(fresh.shape[0])
+        return int(self.pending[0].shape[0])
 
     def advance(self, *buckets: dict[str, np.ndarray]) -> tuple[Any, ...]:
         """One whole level in one call (no ``--max-states`` quota): :meth:`receive` the buckets,
@@ -327,20 +346,29 @@ class Partition:
         return {"new": n, "bad": bad}
 
     def _numbers(self, keys: np.ndarray) -> np.ndarray:
-        """My local number of each of ``keys`` (in any order), -1 where I do not store it: by
-        the fused loop's dedup when there is one, else by a lookup of the keys sorted."""
-        loop = self.expander.fused(keys.shape[0])
-        if loop is not None and loop.dedup is not None:
-            got = loop.dedup(keys, self.visited.runs(), True)
-            if got is not None:
-                _, _, known, uidx = got
-                ids = known[uidx]
-                ids[ids < 0] = -1  # -(1 + candidate): not stored
-                return ids
-        order = np.argsort(keys, kind="stable")  # a lookup takes sorted queries
+        """My local number of each of ``keys`` (in any order), -1 where I do not store it."""
+        order = np.argsort(keys)
         ids = np.empty(keys.shape[0], dtype=np.int64)
-        ids[order] = self.visited.lookup(keys[order])
+        ids[order] = self._lookup(keys[order])
         return ids
+
+    def _lookup(self, keys: np.ndarray) -> np.ndarray:
+        """My local number of each of the sorted ``keys``, -1 where I do not store it: by the
+        fused loop's dedup a cache-sized slice at a time when there is one, else by
+        :meth:`Visited.lookup`."""
+        loop = self.expander.fused(keys.shape[0])
+        if loop is None or loop.dedup is None or keys.dtype != np.uint64:
+            return self.visited.lookup(keys)
+        runs = self.visited.runs()
+        out = np.empty(keys.shape[0], dtype=np.int64)
+        for a in range(0, keys.shape[0], LOOKUP_ROWS):
+            got = loop.dedup(keys[a:a + LOOKUP_ROWS], runs, True)
+            if got is None:  # state numbers past uint32
+                return self.visited.lookup(keys)
+            _, _, known, uidx = got
+            ids = known[uidx]
+            out[a:a + ids.shape[0]] = np.where(ids >= 0, ids, -1)  # -(1 + candidate): not stored
+        return out
 
     def parent_of(self, depth: int, key: KeyObj) -> tuple[KeyObj, int]:
         """The BFS parent (key) of my state ``key`` at ``depth``, and the action that reached it."""
@@ -384,8 +412,7 @@ class Partition:
             return (*(np.zeros(0, self.packer.key_dtype) for _ in range(self.parts)), 0)
         offsets = np.repeat(self.pred_starts[self.newly] - (np.cumsum(c) - c), c) + np.arange(total)
         found = _unique(self.preds[offsets])
-        owner = self._owners(found)
-        return (*(found[owner == q] for q in range(self.parts)), int(found.shape[0]))
+        return (*(found[sel] for sel in _by_owner(self._owners(found), self.parts)), int(found.shape[0]))
 
     def back_receive(self, *buckets: np.ndarray) -> int:
         """Mark the routed predecessors as reaching the goal; those new to it are the next frontier."""

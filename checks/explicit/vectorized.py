@@ -38,7 +38,7 @@ from typing import Any, Callable, Generator
 
 import numpy as np
 
-from deferral.checks.explicit import checkpoint
+from deferral.checks.explicit import checkpoint, levelc
 from deferral.checks.explicit.backreach import edges_by_source, unreachable_goal_pieces
 from deferral.checks.explicit.explore import explore
 from deferral.checks.explicit.limits import (Limits, LimitReached, expansion_bytes, peak_rss_bytes,
@@ -544,8 +544,7 @@ class _Search:
                         parked.get(("actions", i), a, b))
 
             new_blocks: list[np.ndarray] = []
-            n_new = n_checked = 0
-            unchecked: np.ndarray | None = None
+            n_new = 0
             for piece in levelmerge.pieces(n_cand, samples, read):
                 keys = piece.keys
                 # with runs on disk: the candidates are looked up there (a range at a time, in order)
@@ -561,21 +560,11 @@ class _Search:
                 for i, a, b, group in piece.slices:
                     if self.lives:
                         cand_state[i][a:b] = state[group]
-                new = keys[fresh]
+                new_blocks.append(keys[fresh])
                 st.parents.append((piece.parents[fresh].astype(np.int64) + base).astype(np.uint32))
                 st.vias.append(piece.actions[fresh])
-                del piece, keys, state
-                new_blocks.append(new)
                 n_new += take
-                # checked CHUNK_ROWS states at a time, as numbered (whatever the pieces)
-                unchecked = new if unchecked is None else np.concatenate([unchecked, new])
-                while unchecked.shape[0] >= CHUNK_ROWS:
-                    self._check(unchecked[:CHUNK_ROWS], n_states + n_checked, st.first_bad, goals)
-                    unchecked, n_checked = unchecked[CHUNK_ROWS:], n_checked + CHUNK_ROWS
-                del new, fresh
-            if unchecked is not None and unchecked.shape[0]:
-                self._check(unchecked, n_states + n_checked, st.first_bad, goals)
-            del unchecked
+                del piece, keys, state, fresh
             for i in range(n_chunks):
                 for name in ("keys", "parents", "actions"):
                     parked.pop((name, i))
@@ -583,13 +572,39 @@ class _Search:
             level_rows = frontier.shape[0]
             if isinstance(frontier, KeysFile):
                 frontier.close()
+            # the next frontier: in memory, or in a file once spilling (then its keys are added to
+            # the visited set now: the chunks' AG EF arrays are on disk)
+            ids = np.arange(n_states, n_states + n_new, dtype=np.uint32)
+            spilling = bool(self.spills) and self.work is not None and n_new > 0
+            if spilling:
+                assert self.work is not None
+                frontier = KeysFile(self.work, new_blocks, packer.key_dtype)
+                at = 0
+                for block in new_blocks:
+                    visited.add(block, ids[at:at + block.shape[0]])
+                    at += block.shape[0]
+                new_keys = None
+            else:
+                new_keys = (new_blocks[0] if len(new_blocks) == 1 else np.concatenate(new_blocks) if new_blocks
+                            else np.zeros(0, packer.key_dtype))
+                frontier = new_keys
+            del new_blocks
+            if self.keep_keys:
+                self.level_keys.append(new_keys if new_keys is not None else frontier[0:n_new])
+            self._check_level(frontier, n_states, st.first_bad, goals)
             if self.lives:
-                for i in range(n_chunks):  # a chunk's edges at a time: bounded temporaries
+                def number(i: int) -> np.ndarray:
+                    """Chunk i's edge targets as state numbers (-1: cut by --max-states), in place."""
                     code = parked.pop(("ucode", i))
-                    uidx, all_parents = parked.pop(("uidx", i)), parked.pop(("all_parents", i))
                     new = code < 0
                     code[new] = cand_state[i][-1 - code[new]]
                     cand_state[i] = np.zeros(0, self.code_dtype)
+                    return code
+
+                # numbered by the worker threads, pruned and stored here in chunk order (a
+                # chunk's pruning reads the goal flags the chunks before it set)
+                for i, code in enumerate(ordered_map(number, n_chunks, self.workers)):
+                    uidx, all_parents = parked.pop(("uidx", i)), parked.pop(("all_parents", i))
                     lo, hi = i * CHUNK_ROWS, min(level_rows, (i + 1) * CHUNK_ROWS)
                     loop = self.ex.fused(hi - lo)
                     kept = None if loop is None or loop.prune is None else loop.prune(
@@ -602,28 +617,13 @@ class _Search:
                         self._prune_edges(all_parents[keep], dst[keep].astype(np.uint32, copy=False), base,
                                           lo, hi, goals, st.edges_deg, st.edges_dst)
                         del dst, keep
-                    del code, new, uidx, all_parents, kept
+                    del code, uidx, all_parents, kept
                     self._park()
             del cand_state
             parked.clear()
-            # the next frontier; added to the visited set (a merge of runs, maybe) once the
-            # chunks' AG EF arrays are freed
-            ids = np.arange(n_states, n_states + n_new, dtype=np.uint32)
-            if self.spills and self.work is not None and n_new:  # spilling: the frontier in a file
-                frontier = KeysFile(self.work, new_blocks, packer.key_dtype)
-                new_keys = new_blocks[0] if len(new_blocks) == 1 else None
-                at = 0
-                for block in new_blocks:
-                    visited.add(block, ids[at:at + block.shape[0]])
-                    at += block.shape[0]
-            else:
-                new_keys = (new_blocks[0] if len(new_blocks) == 1 else np.concatenate(new_blocks) if new_blocks
-                            else np.zeros(0, packer.key_dtype))
-                frontier = new_keys
+            if not spilling:  # added (a merge of runs, maybe) once the chunks' AG EF arrays are freed
                 visited.add(new_keys, ids)
-            del new_blocks, ids
-            if self.keep_keys:
-                self.level_keys.append(new_keys if new_keys is not None else frontier[0:n_new])
+            del ids
             st.transitions += level_transitions
             st.fired += level_fired
             st.enabled += level_enabled
@@ -864,15 +864,38 @@ class _Search:
         the states ``keys`` (numbered from ``base``): by the fused loop, or unpacked."""
         if keys.shape[0] == 0:
             return
+        self._record(self._masks(keys, first_bad), keys.shape[0], base, first_bad, goals)
+
+    def _check_level(self, keys: np.ndarray, base: int, first_bad: dict[str, int],
+                     goals: dict[str, "_Flags"]) -> None:
+        """:meth:`_check` over a level's new states, a chunk at a time: the properties are
+        evaluated by the worker threads (the fused loop runs without the GIL), recorded in order."""
+        n = -(-keys.shape[0] // CHUNK_ROWS)
+
+        def task(i: int) -> dict[str, np.ndarray]:
+            return self._masks(keys[i * CHUNK_ROWS:(i + 1) * CHUNK_ROWS], first_bad)
+
+        for i, masks in enumerate(ordered_map(task, n, self.workers)):
+            rows = min(CHUNK_ROWS, keys.shape[0] - i * CHUNK_ROWS)
+            self._record(masks, rows, base + i * CHUNK_ROWS, first_bad, goals)
+
+    def _masks(self, keys: np.ndarray, first_bad: dict[str, int]) -> dict[str, np.ndarray]:
+        """Where each property still to check holds over the states ``keys``."""
         holds = self.ex.checker(keys)
+        return {p.name: holds(p) for p in (*self.invariants, *self.lives)
+                if p.kind != "invariant" or p.name not in first_bad}
+
+    def _record(self, masks: dict[str, np.ndarray], rows: int, base: int, first_bad: dict[str, int],
+                goals: dict[str, "_Flags"]) -> None:
+        """Record ``masks`` (of ``rows`` states numbered from ``base``): see :meth:`_check`."""
         for prop in self.invariants:
             if prop.name not in first_bad:
-                self.checked[prop.name] += keys.shape[0]
-                ok = holds(prop)
+                self.checked[prop.name] += rows
+                ok = masks[prop.name]
                 if not ok.all():
                     first_bad[prop.name] = base + int(np.flatnonzero(~ok)[0])
         for prop in self.lives:
-            goals[prop.name].extend(holds(prop))
+            goals[prop.name].extend(masks[prop.name])
 
     def _path(self, parent: np.ndarray, via: np.ndarray, n: int) -> Path:
         """A shortest path to state ``n``: stored states by replaying the recorded actions."""

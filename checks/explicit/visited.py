@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from deferral.checks.explicit import jit as jit_switch
+from deferral.checks.explicit import levelc
 
 #: Keys of the smallest block (512 KiB of uint64 keys; a merge's temporaries are a few blocks,
 #: about 24 bytes a key of a block); a run has at most BLOCKS_PER_RUN blocks above that (so a
@@ -169,6 +170,10 @@ def merge_runs(a: Run, b: Run) -> Run:
     """Merge two sorted runs of disjoint keys, a block at a time: each input block is dropped
     from ``a`` and ``b`` (emptied) once merged, so the temporaries are a few blocks."""
     step = block_size(a.size + b.size)
+    if (a.keys and b.keys and all(i.dtype == np.uint32 for i in (*a.ids, *b.ids))
+            and levelc.available(a.keys[0].dtype, np.uint32)):  # in C, without the GIL
+        keys, ids = levelc.merge_blocks(a.keys, a.ids, b.keys, b.ids, step)
+        return Run(keys, ids).seal()
     ids_dtype = np.result_type(*(a.ids[:1] or [np.zeros(0, np.uint32)]), *(b.ids[:1] or [np.zeros(0, np.uint32)]))
     qa, qb = deque(zip(a.keys, a.ids)), deque(zip(b.keys, b.ids))
     a.keys, a.ids, b.keys, b.ids = [], [], [], []

@@ -657,16 +657,37 @@ def _cost(t: Term) -> float:
     return 1.0 + 0.3 * len(t.nested()) + (0.1 if t.kind == "eq" else 0.0)
 
 
+#: Tables with more rows than this are searched on every k-th row first (a column set that
+#: excludes a state from every row excludes it from those), each set found then checked on all.
+SEARCH_ROWS, VERIFY = 20_000, 400
+
+
 def excluding(table: Table, row: np.ndarray, size: int, banned: set[tuple[int, ...]], limit: int = 3
               ) -> list[tuple[int, ...]]:
     """Up to ``limit`` cheapest column sets of ``size`` on which no sampled row equals ``row``."""
-    match = table.rows == row[None, :]
+    rows = table.rows
+    if rows.shape[0] <= SEARCH_ROWS:
+        return _excluding(rows, table.terms, row, size, banned, limit)
+    full = rows == row[None, :]
+    out: list[tuple[int, ...]] = []
+    step = -(-rows.shape[0] // SEARCH_ROWS)
+    for key in _excluding(rows[::step], table.terms, row, size, banned, VERIFY):
+        if not full[:, list(key)].all(axis=1).any():
+            out.append(key)
+            if len(out) >= limit:
+                break
+    return out
+
+
+def _excluding(rows: np.ndarray, terms: Sequence[Term], row: np.ndarray, size: int,
+               banned: set[tuple[int, ...]], limit: int) -> list[tuple[int, ...]]:
+    match = rows == row[None, :]
     if size > 1:  # only which columns a row matches matters: one row per distinct match pattern
         width = match.shape[1]
         match = np.unpackbits(unique_rows(np.packbits(match, axis=1)), axis=1)[:, :width].astype(bool)
         match = match[match.sum(axis=1) >= size]
     counts = match.sum(axis=0)
-    cost = [_cost(t) for t in table.terms]
+    cost = [_cost(t) for t in terms]
     found: list[tuple[float, tuple[int, ...]]] = []
     if size == 1:
         found = [(cost[c], (c,)) for c in np.flatnonzero(counts == 0)]

@@ -315,14 +315,21 @@ def _query(facts: list[Any], goal: Any, timeout: float | None,
 
 
 def _check(name: str, facts: list[Any], goals: list[tuple[str, Any]], timeout: float | None,
-           seeds: Sequence[int] = SEEDS) -> Obligation:
+           seeds: Sequence[int] = SEEDS, fewer: tuple[list[Any], Mapping[str, list[Any]]] = ([], {})
+           ) -> Obligation:
     """``facts & !goal`` for each goal (one query per lemma: MBQI answers these quickly, while
     the disjunction of all negated lemmas can time out). All unsat = proved; a sat one is a
     CTI naming the broken lemma; otherwise unknown with Z3's reasons."""
     start = time.monotonic()
     reasons: list[str] = []
+    always, needs = fewer  # a goal's query first with ``always`` and the facts ``needs`` names for it
     for label, goal in goals:
-        r, s = _query(facts, goal, timeout, seeds)
+        r = z3.unknown
+        if label in needs:
+            r, s = _query(always + needs[label], goal, None if timeout is None else timeout * 2 / len(seeds),
+                          seeds[:2])
+        if r != z3.unsat:
+            r, s = _query(facts, goal, timeout, seeds)
         if r == z3.sat:
             return Obligation(name, "cti", time.monotonic() - start, broken=[label], model=_show_model(s.model()))
         if r == z3.unknown:
@@ -361,14 +368,17 @@ def concrete_bounds(protocol: Protocol, values: Mapping[str, int]) -> dict[str, 
 
 def prove(protocol: Protocol, concrete: Mapping[str, int], lemmas: Sequence[Lemma] | None = None,
           timeout: float | None = 60.0, note: Callable[[str], None] | None = None,
-          seeds: Sequence[int] = SEEDS, keep_going: bool = False) -> ParametricResult:
+          seeds: Sequence[int] = SEEDS, keep_going: bool = False,
+          needs: Callable[[str, int], set[str] | None] | None = None) -> ParametricResult:
     """Initiation, consecution per step and safety over uninterpreted sorts.
 
     ``lemmas``: the candidate inductive invariant (default: model/invariant.py's shipped
     lemmas at these bounds); ``timeout`` bounds each lemma's query (all ``seeds`` together).
     The first obligation not proved settles the result (unknown): the rest are listed "not
     tried" unless ``keep_going``. Raises EncodingError when a function cannot be evaluated
-    parametrically."""
+    parametrically. ``needs(lemma name, step instance number)``: the lemmas that lemma's
+    consecution there should need (:meth:`Houdini.needs`); its query assumes only those
+    first (unsat with fewer assumptions is unsat with all), then every lemma."""
     start = time.monotonic()
     enc = ParamEncoding(protocol, concrete_bounds(protocol, concrete))
     lemmas = list(invariant_for(enc.bounds) if lemmas is None else lemmas)
@@ -376,21 +386,28 @@ def prove(protocol: Protocol, concrete: Mapping[str, int], lemmas: Sequence[Lemm
     inv_x = [term for _, term in enc.lemmas(lemmas, x)]
     todo: list[tuple[str, Callable[[], tuple[list[Any], list[tuple[str, Any]]]]]] = [
         ("initiation", lambda: ([], enc.lemmas(lemmas, enc.init())))]
+    cores: dict[int, dict[str, list[Any]]] = {}  # obligation number -> lemma -> the pre-state terms it needs
+    by_name = dict(zip((lem.name for lem in lemmas), inv_x))
+    number = 0
     for step in protocol.steps:
         for args in enc.instances(step):
             todo.append((f"consecution {enc.label(step, args)}",
                          lambda step=step, args=args: (inv_x + [enc.guard(step, args, x)],
                                                        enc.lemmas(lemmas, enc.post(step, args, x)))))
+            if needs is not None:
+                cores[len(todo) - 1] = {lem.name: [by_name[c] for c in core if c in by_name]
+                                        for lem in lemmas if (core := needs(lem.name, number)) is not None}
+            number += 1
     todo.append(("safety (the lemmas imply the invariant properties)", lambda: (inv_x, enc.properties(x))))
     out: list[Obligation] = []
-    for name, build in todo:
+    for k, (name, build) in enumerate(todo):
         if out and any(o.status in ("cti", "unknown") for o in out) and not keep_going:
             out.append(Obligation(name, "not tried", 0.0))
             continue
         if note:
             note(f"parametric: {name}")
         facts, goals = build()
-        out.append(_check(name, facts, goals, timeout, seeds))
+        out.append(_check(name, facts, goals, timeout, seeds, fewer=(facts[-1:], cores.get(k, {}))))
     return ParametricResult(protocol, dict(enc.bounds.concrete), enc.open_bounds, lemmas, out,
                             time.monotonic() - start)
 
@@ -407,6 +424,8 @@ class HoudiniResult:
     rounds: int
     queries: int
     cti: Any = None  # when ``broken`` by a step: (model of the pre-state, step number, lemma, live lemmas)
+    undecided: int = 0  # queries Z3 did not decide (with the relevant lemmas, then with every live one)
+    by_core: int = 0  # queries decided unsat assuming only their relevant lemmas
 
 
 class Houdini:
@@ -432,7 +451,11 @@ class Houdini:
         self._cores: dict[tuple[str, int], set[str]] = {}  # (lemma, step) -> the lemmas its last proof used
         self._core: Any = None
         self._model: Any = None
+        self._by_core = False
         self.ctis: list[tuple[str, Any]] = []  # (what broke, as HoudiniResult.cti) of the last run's drops
+        #: (lemma name, step name, live lemma names) -> the lemmas that query needs (a bounded unsat
+        #: core: checks/symbolic/relevance.py), or None; asked where no earlier proof says
+        self.relevant: Callable[[str, str, list[str]], set[str] | None] | None = None
 
     def term(self, lem: Lemma, where: int) -> Any:
         key = (lem.name, where)
@@ -452,6 +475,40 @@ class Houdini:
         core): if the query with every live lemma is undecided, it is asked again with these."""
         if names and (name, n) not in self._cores:
             self._cores[(name, n)] = set(names)
+
+    def _decide(self, s: z3.Solver, lem: Lemma, n: int, alive: Sequence[Lemma], use: Mapping[int, Any],
+                quick: bool) -> tuple[Any, str]:
+        """Lemma ``lem``'s consecution at step ``n`` given ``alive``, assuming only the lemmas it
+        needs (those its last proof used, else a bounded unsat core from :attr:`relevant`; unsat
+        with fewer assumptions is unsat with all) and assuming every live lemma: a property's
+        query the first way first (it is the one MBQI often leaves undecided with 50-80
+        quantified lemmas), a candidate's (usually answered in milliseconds) the second way
+        first, the first only when that is undecided. A proof's unsat core is kept."""
+        each, seeds = (self.candidate_s, 1) if quick else (None, self.must_seeds)
+        live = [use[id(a)] for a in alive]
+
+        def needed() -> list[Any] | None:
+            names = self._cores.get((lem.name, n))
+            if names is None and self.relevant is not None:
+                names = self.relevant(lem.name, self.steps[n][0].name, [a.name for a in alive])
+            core = [use[id(a)] for a in alive if names is not None and a.name in names]
+            return core if names is not None and len(core) < len(live) else None
+
+        self._by_core = False
+        r, why = z3.unknown, ""
+        core = None if quick else needed()
+        if core is not None:
+            r, why = self._ask(s, self.term(lem, n), core, each, seeds)
+            self._by_core = r == z3.unsat
+        if r != z3.unsat:
+            r, why = self._ask(s, self.term(lem, n), live, each, seeds)
+        if r == z3.unknown and quick and (core := needed()) is not None:
+            r2, why2 = self._ask(s, self.term(lem, n), core, each, seeds)
+            if r2 == z3.unsat:
+                r, why, self._by_core = r2, why2, True
+        if r == z3.unsat and self._core is not None:
+            self._cores[(lem.name, n)] = {str(u)[len("use."):] for u in self._core}
+        return r, why
 
     def _ask(self, s: z3.Solver, goal: Any, assume: list[Any], each: float | None = None,
              seeds: int = 2) -> tuple[Any, str]:
@@ -486,12 +543,13 @@ class Houdini:
         use = {id(lem): z3.Bool(f"use.{lem.name}") for lem in every}
         dropped: list[tuple[str, str]] = []
         alive = list(every)
-        count = {"queries": 0, "rounds": 0}
+        count = {"queries": 0, "rounds": 0, "undecided": 0, "by_core": 0}
         self.ctis = []
 
         def finish(broken: str | None, cti: Any = None) -> HoudiniResult:
             return HoudiniResult([lem for lem in alive if id(lem) not in names], dropped, broken,
-                                 time.monotonic() - start, count["rounds"], count["queries"], cti)
+                                 time.monotonic() - start, count["rounds"], count["queries"], cti,
+                                 count["undecided"], count["by_core"])
 
         for lem in every:  # initiation (once per lemma)
             if lem.name not in self._initially:
@@ -520,16 +578,9 @@ class Houdini:
                                            f"round {count['rounds']})")
                     count["queries"] += 1
                     quick = self.candidate_s is not None and id(lem) not in names
-                    live = [use[id(a)] for a in alive]
-                    r, why = self._ask(s, self.term(lem, n), live, self.candidate_s if quick else None,
-                                       1 if quick else self.must_seeds)
-                    core = [use[id(a)] for a in alive if a.name in self._cores.get((lem.name, n), ())]
-                    if r == z3.unknown and not quick and core and len(core) < len(live):
-                        # fewer assumptions (those the last proof of this query used): unsat is still an answer
-                        r2, _ = self._ask(s, self.term(lem, n), core)
-                        r = z3.unsat if r2 == z3.unsat else r
-                    if r == z3.unsat and self._core is not None:
-                        self._cores[(lem.name, n)] = {str(u)[len("use."):] for u in self._core}
+                    r, why = self._decide(s, lem, n, alive, use, quick)
+                    count["undecided"] += r == z3.unknown
+                    count["by_core"] += r == z3.unsat and self._by_core
                     if r == z3.unsat:
                         continue
                     label = self.enc.label(*self.steps[n])
@@ -550,9 +601,14 @@ class Houdini:
     def support(self, alive: Sequence[Lemma], must: Sequence[Lemma], timeout: float | None = None) -> list[Lemma]:
         """A subset of ``alive`` (Houdini's fixpoint) that with ``must`` is inductive by itself:
         the unsat cores of the consecution queries of ``must``, then of what they use, closed.
-        ``alive`` if a query is not unsat (it was, in Houdini's last round) or time runs out."""
+        ``alive`` if a query is not unsat (it was, in Houdini's last round) or time runs out.
+        The cores Houdini's last round recorded are used where every query has one (no solver
+        call); :func:`prove` checks the result again."""
         start = time.monotonic()
         every = list(alive) + list(must)
+        recorded = self._closure(every, must)
+        if recorded is not None:
+            return [lem for lem in alive if lem.name in recorded]
         use = {id(lem): z3.Bool(f"core.{n}") for n, lem in enumerate(every)}
         by_use = {str(use[id(lem)]): lem for lem in every}
         needed: list[Lemma] = list(must)
@@ -574,6 +630,27 @@ class Houdini:
                         needed.append(got)
                         todo.append(got)
         return [lem for lem in alive if any(lem is x for x in needed)]
+
+    def _closure(self, every: Sequence[Lemma], must: Sequence[Lemma]) -> set[str] | None:
+        """The names ``must``'s recorded cores (:meth:`_decide`) reach, closed; None where a
+        lemma's query at some step has no recorded core among ``every``."""
+        names = {lem.name for lem in every}
+        needed = {lem.name for lem in must}
+        todo = list(needed)
+        while todo:
+            name = todo.pop()
+            for n in range(len(self.steps)):
+                core = self._cores.get((name, n))
+                if core is None or not core <= names:
+                    return None
+                for other in core - needed:
+                    needed.add(other)
+                    todo.append(other)
+        return needed
+
+    def needs(self, name: str, n: int) -> set[str] | None:
+        """The lemmas the last proof of lemma ``name``'s consecution at step ``n`` used (for :func:`prove`)."""
+        return self._cores.get((name, n))
 
     def cti_state(self, cti: Any) -> tuple[dict[str, int], tuple[int, ...]] | None:
         """A counterexample to induction (``HoudiniResult.cti``) as a concrete state; if its model

@@ -33,6 +33,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from deferral.checks.symbolic import parametric
+from deferral.checks.symbolic.relevance import Relevance
 from deferral.checks.symbolic.infer import (Family, Samples, _exclusion, reachable_rows, signatures,
                                             tabulate, unique_rows)
 from deferral.model.bounds import Bounds
@@ -192,10 +193,12 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
         if f.show() not in fams and _holds_in(f, data):
             fams[f.show()] = f
     must = parametric.learned_lemmas([], protocol)
-    bounded = BoundedCTI(protocol, data.bounds[-1])
+    rel = Relevance(protocol, data.bounds[-1])
     engine = parametric.Houdini(protocol, conc, query_s, candidate_s=CANDIDATE_S)
+    engine.relevant = rel.core
     tried: dict[int, set[tuple[int, ...]]] = {n: set() for n in range(len(data.tables))}
-    lemma_of: dict[str, Family] = {}
+    lemma_of: dict[str, Lemma] = {}
+
     def _exclude(read: tuple[dict[str, int], tuple[int, ...]]) -> int:
         """New families under which the state was never observed; how many."""
         sizes, state = read
@@ -208,39 +211,54 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
                 added += 1
         return added
 
+    def bounded_cti(families: Sequence[Lemma]) -> tuple[list[Lemma], tuple[dict[str, int], tuple[int, ...]] | None]:
+        """Houdini at the largest sample bound: what survives, and a counterexample to induction
+        of the property given that (sizes, state), or None."""
+        alive, broke, state = rel.houdini(families, must, deadline)
+        sizes = {name: rel.at[name] for name in open_bounds(protocol)}
+        return alive, (None if broke is None or state is None else (sizes, tuple(state)))
+
     patience = 1  # rounds whose undecided property query is asked again with twice the time
     for rnd in range(1, max_rounds + 1):
         if left() is not None and left() <= 0:
             return done("unknown", f"time limit after {rnd - 1} rounds")
-        cands = list(lemmas)
+        every = list(lemmas)
         for f in fams.values():
             lem = lemma_of.get(f.show())
             if lem is None:
                 lem = lemma_of[f.show()] = parametric.for_distinct(f.lemma())
-            cands.append(lem)
-        cti, hint = bounded.check(list(fams.values()), deadline, lemmas)
+            every.append(lem)
+        t1 = time.monotonic()
+        try:
+            alive_b, cti = bounded_cti(list(lemmas) + [f.lemma() for f in fams.values()])
+        except TimeoutError as exc:
+            return done("unknown", f"{exc} (round {rnd})")
         if cti is not None and _exclude(cti):  # a cheap round at the largest sample bound
-            res.stages.append({"stage": f"bounded at {bounded.at.short()}", "round": rnd, "candidates": len(cands)})
-            say(f"learn: round {rnd}: a counterexample to induction at {bounded.at.short()} excluded "
-                f"({len(fams)} families)")
+            res.stages.append({"stage": f"bounded at {rel.at.short()}", "round": rnd, "candidates": len(every),
+                               "kept": len(alive_b), "seconds": round(time.monotonic() - t1, 2)})
+            say(f"learn: round {rnd}: a counterexample to induction at {rel.at.short()} excluded "
+                f"({len(fams)} families, {len(alive_b)} inductive there)")
             continue
-        for n in range(len(engine.steps)):  # the families the property needs there: the query's first try
-            for lem in must:
-                engine.hint(lem.name, n, hint)
+        names = {lem.name for lem in alive_b}
+        cands = [lem for lem in every if lem.name in names]  # what some step breaks at 3,2,2 is not tried
         try:
             h = engine.run(cands, must, timeout=left())
         except TimeoutError as exc:
             return done("unknown", f"{exc} (round {rnd})")
         res.kept = [fams[lem.name] for lem in h.alive if lem.name in fams]
         res.lemmas = [lem for lem in h.alive if lem.name not in fams]
-        stage: dict[str, Any] = {"stage": "parametric", "round": rnd, "candidates": len(cands), "kept": len(h.alive),
-                                 "seconds": round(h.elapsed_s, 2)}
+        stage: dict[str, Any] = {"stage": "parametric", "round": rnd, "candidates": len(every),
+                                 "bounded_kept": len(cands), "kept": len(h.alive), "queries": h.queries,
+                                 "undecided": h.undecided, "by_core": h.by_core,
+                                 "seconds": round(time.monotonic() - t1, 2)}
         res.stages.append(stage)
-        say(f"learn: round {rnd}: Houdini kept {len(h.alive)} of {len(cands)} families"
+        say(f"learn: round {rnd}: Houdini kept {len(h.alive)} of {len(every)} families ({len(cands)} at "
+            f"{rel.at.short()}; {h.undecided} of {h.queries} queries undecided; {stage['seconds']} s)"
             + ("" if h.broken is None else f"; {h.broken}"))
         if h.broken is None:
             break
-        if h.cti is None and bounded.check(res.kept, deadline, res.lemmas)[0] is None:
+        if h.cti is None and bounded_cti(res.lemmas + [fams[lem.name].lemma() for lem in h.alive
+                                                         if lem.name in fams])[1] is None:
             if patience:  # Z3 did not decide the property's query: once more with twice the time
                 patience -= 1
                 engine.query_s *= 2
@@ -251,7 +269,7 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
         for what, cti in [(h.broken, h.cti)] + engine.ctis[::-1][:EXTRA_CTIS]:
             read = None if cti is None else engine.cti_state(cti)
             if read is None and what == h.broken:  # undecided, or too many elements: one at the largest sample bound
-                read = bounded.check(res.kept, deadline, res.lemmas)[0]
+                read = bounded_cti(res.lemmas + [f.lemma() for f in res.kept])[1]
             if read is None:
                 continue
             sizes, state = read
@@ -279,55 +297,15 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
     log.append(f"{len(small)} of the {len(alive)} inductive families suffice (unsat cores)")
     say(f"learn: proving {len(small)} families for every {', '.join(res.open_bounds)}")
     proof = parametric.prove(protocol, conc, list(small) + must,
-                             timeout=max(2.0, left() or 60.0), note=None)
+                             timeout=max(2.0, left() or 60.0), note=None, needs=engine.needs)
     if proof.status != "proved" and len(small) < len(alive):  # the trimmed set: try the whole fixpoint
-        proof = parametric.prove(protocol, conc, list(alive) + must, timeout=max(2.0, left() or 60.0))
+        proof = parametric.prove(protocol, conc, list(alive) + must, timeout=max(2.0, left() or 60.0),
+                                 needs=engine.needs)
         res.families, res.lemmas = list(res.kept), [lem for lem in alive if lem.name not in fams]
     res.proof = proof
     if proof.status != "proved":
         return done("unknown", proof.reason)
     return done("proved")
-
-
-class BoundedCTI:
-    """A counterexample to induction of the properties at one bound (the bit-vector encoding,
-    built on first use): the fallback when the parametric one has more elements than a state."""
-
-    def __init__(self, protocol: Protocol, at: Bounds) -> None:
-        self.protocol, self.at = protocol, at
-        self._base: Any = None
-
-    def check(self, families: Sequence[Family], deadline: float | None, lemmas: Sequence[Lemma] = ()
-              ) -> tuple[tuple[dict[str, int], tuple[int, ...]] | None, set[str]]:
-        """Do ``families`` (with the properties) make the properties inductive at this bound?
-        (a counterexample to induction as (sizes, state), None) if not; else (None, the names
-        of the families in the unsat core): a hint for the parametric query."""
-        import z3
-
-        from deferral.checks.symbolic.encoding import encode
-        from deferral.checks.symbolic.induction import instances
-        from deferral.checks.symbolic.infer import _base, _solver, property_lemmas
-
-        if self._base is None:
-            self._enc = encode(self.protocol, self.at, check=False)
-            self._base = _base(self._enc)
-        enc, (xs, ys, _, trans) = self._enc, self._base
-        must = property_lemmas(self.protocol)
-        s = _solver(None if deadline is None else max(1.0, deadline - time.monotonic()))
-        s.add(trans, *[t for lem in list(must) + list(lemmas) for _, t in instances(enc, lem, xs)])
-        use = {}
-        for n, f in enumerate(families):
-            lit = z3.Bool(f"fam.{n}")
-            use[str(lit)] = f.show()
-            s.add(z3.Implies(lit, z3.And([t for _, t in instances(enc, f.lemma(), xs)])))
-        s.add(z3.Or([z3.Not(t) for lem in must for _, t in instances(enc, lem, ys)]))
-        r = s.check([z3.Bool(k) for k in use])
-        if r == z3.sat:
-            sizes = {name: self.at[name] for name in open_bounds(self.protocol)}
-            return (sizes, tuple(enc.decode(s.model(), xs))), set()
-        if r == z3.unsat:
-            return None, {use[str(c)] for c in s.unsat_core()}
-        return None, set()
 
 
 def plan_bounds(protocol: Protocol, concrete: Mapping[str, int]) -> list[Bounds]:

@@ -13,9 +13,15 @@ strongest automatic route, cheapest first:
    for any variant: Houdini and induction decide, the lemmas only propose; a bug is never
    proved by them). Cheap, so tried before any bounded search; ``shipped=False``
    (``--no-shipped-lemmas``) leaves them out.
-3. *Bounded model checking* to depth 12 (at least a quick 10 s look, else half the time
-   left): where the lemmas at hand fail a bug is likely, and a violation is a refutation
-   with a shortest trace (bmc length = the explicit search's shortest length).
+3. *Bounded model checking* to depth 12 at the smallest instance (:func:`bmc_bounds`: 2 VCPUs,
+   one page, one frame at the requested Q and S, within the requested bounds; at least a
+   quick 10 s look, else a quarter of the time left, half where that instance is the
+   requested one): where the lemmas at hand fail a bug is likely, and a bug at large bounds
+   almost always shows there, in seconds. A violation found there is searched again by bmc
+   at the requested bounds with the time left, so the trace reported is a shortest one at
+   the requested bounds (bmc length = the explicit search's shortest length); then a quick
+   look (at most 10 s) at the requested bounds. The bmc at large bounds costs a minute
+   before the learning routes otherwise, and finds nothing there for a safe change.
 4. Route ``shipped-lemmas+parametric-houdini``: Houdini over the shipped lemmas in the
    parametric encoding (:func:`deferral.checks.symbolic.parametric.prove_candidates`): a
    proof for every N, V, F at the requested Q and S, so at the requested bounds
@@ -33,11 +39,13 @@ strongest automatic route, cheapest first:
 6. *Spacer's lemmas* (route ``pdr-generalized+houdini+induction``): Spacer proves the
    property at small bounds (:func:`infer_bounds`) with the one-hot encoding;
    :mod:`deferral.checks.symbolic.generalize` turns its clauses into lemma families.
-7. what is left of the bounded model check, then Spacer at the requested bounds with what
-   is left of the time limit.
+7. what is left of the bounded model check at the requested bounds (a bug that shows at them
+   only), then Spacer at the requested bounds with what is left of the time limit.
 
-``infer_first`` (``--infer-first``): after the lemma file, a quick bmc (at most 10 s),
-then 5 and 6 before the shipped lemmas.
+``infer_first`` (``--infer-first``): after the lemma file, a quick bmc (at most 10 s, at the
+smallest instance), then 5 and 6 before the shipped lemmas.
+
+Every bmc is a row of ``stages`` too (route ``bmc``: its bounds, depth reached, result, seconds).
 
 The route that settled the question is reported as it is; the log says why earlier
 routes did not."""
@@ -68,19 +76,35 @@ AUTO_BMC_DEPTH = 12
 INFER_SHARE, INFER_DEFAULT_S = 0.5, 240.0
 #: The first, quick bounded model check of auto: at most this long (and this share of the limit).
 QUICK_BMC_S, QUICK_BMC_SHARE = 10.0, 0.1
-#: Where the lemmas at hand fail, the rest of that bounded model check gets this share of what is left.
-FINISH_BMC_SHARE = 0.5
+#: Where the lemmas at hand fail, the bounded model check at the requested bounds gets this share of
+#: what is left when they are the smallest instance; the bmc at a smaller instance gets SMALL_BMC_SHARE.
+FINISH_BMC_SHARE, SMALL_BMC_SHARE = 0.5, 0.25
 
 
 #: The parametric route's budget (Houdini and the final proof) in auto.
 PARAMETRIC_S = 60.0
 #: The learned parametric route's share of the time left (its budget without a limit).
-LEARN_PARAMETRIC_SHARE, LEARN_PARAMETRIC_S, LEARN_PARAMETRIC_MIN_S = 0.5, 120.0, 10.0
+LEARN_PARAMETRIC_SHARE, LEARN_PARAMETRIC_S, LEARN_PARAMETRIC_MIN_S = 0.7, 120.0, 10.0
+#: The bounded learned route's share of the time left: the learning routes are the only ones that prove a
+#: change the shipped lemmas do not (Spacer's, after them, was canceled at 2,1,1,1 and above in every run).
+LEARN_SHARE = 0.7
 
 
 def infer_bounds(bounds: Bounds) -> Bounds:
     """Where auto lets Spacer infer lemmas: at most 2 VCPUs, one page, one frame, queue 1."""
     return bounds.replace(vcpus=min(bounds.vcpus, 2), pages=1, frames=1, queue=1)
+
+
+def bmc_bounds(protocol: Protocol, bounds: Bounds) -> Bounds:
+    """Where auto's first bounded model check runs: the smallest instance the learning routes
+    sample (2 VCPUs, one page, one frame at the requested Q and S), within ``bounds``."""
+    from deferral.checks.symbolic.paramlearn import plan_bounds
+
+    try:
+        first = plan_bounds(protocol, dict(bounds))[0]
+    except (KeyError, ValueError, IndexError):
+        return bounds
+    return bounds.replace(**{name: min(bounds[name], first[name]) for name in first if name in bounds})
 
 
 def smallest(protocol: Protocol, bounds: Bounds) -> bool:
@@ -126,13 +150,31 @@ class ProveResult:
 
 def stage(route: str, bounds: Bounds | dict[str, Any], method: str, families_in: int | None,
           families_kept: int | None, seconds: float | None, **more: Any) -> dict[str, Any]:
-    """One row of ``stages`` (the JSON's record of auto's lemma routes): ``route`` (shipped-lemmas,
+    """One row of ``stages`` (the JSON's record of auto's routes): ``route`` (shipped-lemmas, bmc,
     inferred, parametric...), the ``bounds`` it ran at (a dict: for a parametric stage, the
     concrete ones), ``method`` (sample, houdini+cti, houdini+induction, parametric-houdini...),
     the candidate families in and those kept (None where it does not apply), seconds."""
     return {"route": route, "bounds": bounds if isinstance(bounds, dict) else bounds.as_dict(), "method": method,
             "families_in": families_in, "families_kept": families_kept,
             "seconds": None if seconds is None else round(seconds, 2), **more}
+
+
+#: The lines of auto's log that say why a route did not settle it (they start so).
+ROUTE_LINES = ("bmc at ", "parametric", "inferred", "pdr at ", "shipped-lemmas+", "lemma-file", "pdr-generalized")
+
+
+def why_not(log: list[str], width: int = 240) -> str:
+    """One short clause per route that did not settle it, from auto's log (the log keeps the
+    details: a lemma route's failing instances are cut to the first one's name)."""
+    out = []
+    for line in log:
+        if not line.startswith(ROUTE_LINES) or " violated in " in line:
+            continue
+        if "+houdini+induction: " in line:  # "...: too-weak (no_stale_translation(0,0) fails: gpt[0]=0, ...)"
+            head, _, rest = line.partition(" (")
+            line = head + (f" ({rest.split(': ')[0].rstrip(')')})" if rest else "")
+        out.append(line if len(line) <= width else line[:width - 3] + "...")
+    return "; ".join(out)
 
 
 def _misfit(enc: Any, lemmas: tuple[Lemma, ...]) -> str | None:
@@ -230,19 +272,41 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
 
     log: list[str] = []
     look_to = min(depth, AUTO_BMC_DEPTH)
-    found = BmcResult("unknown", -1, 0.0)
+    found = BmcResult("unknown", -1, 0.0)  # the bmc at the requested bounds so far
+    small_at = bmc_bounds(protocol, bounds)
+    small_bug: BmcResult | None = None  # a violation the bmc at small_at found
 
     def bounded_look(budget: float | None) -> ProveResult | None:
-        """bmc to ``look_to`` within ``budget`` seconds: the violation's result, else None (logged)."""
+        """bmc to ``look_to`` within ``budget`` seconds at the requested bounds: the violation's
+        result, else None (logged)."""
         nonlocal found
-        say(f"auto: bounded model checking to depth {AUTO_BMC_DEPTH}"
+        say(f"auto: bounded model checking to depth {look_to} at {bounds.short()}"
             + ("" if budget is None else f" (at most {budget:.0f} s)"))
         found = bmc(enc, look_to, timeout=budget)
+        stages.append(stage("bmc", bounds, "bmc", None, None, found.elapsed_s, depth=found.depth,
+                            result=found.status))
         if found.status == "violated":
             return result("violated", route="bmc", depth=found.depth, path=found.path, prop=found.prop, log=log)
-        log.append(f"bmc: no violation up to depth {found.depth}"
+        log.append(f"bmc at {bounds.short()}: no violation up to depth {found.depth}"
                    + (f" ({found.reason})" if found.reason and found.depth < look_to else ""))
         return None
+
+    def small_look(budget: float | None) -> ProveResult | None:
+        """bmc at the smallest instance (``small_at``); a violation there is searched again at the
+        requested bounds with the time left (the shortest trace at the requested bounds)."""
+        nonlocal small_bug
+        say(f"auto: bounded model checking to depth {look_to} at {small_at.short()}"
+            + ("" if budget is None else f" (at most {budget:.0f} s)"))
+        r = bmc(encode(protocol, small_at, check=False), look_to, timeout=budget)
+        stages.append(stage("bmc", small_at, "bmc", None, None, r.elapsed_s, depth=r.depth, result=r.status))
+        if r.status != "violated":
+            log.append(f"bmc at {small_at.short()}: no violation up to depth {r.depth}"
+                       + (f" ({r.reason})" if r.reason and r.depth < look_to else ""))
+            return None
+        small_bug = r
+        log.append(f"bmc at {small_at.short()}: {r.prop} violated in {r.depth} steps; "
+                   f"the shortest trace at {bounds.short()} follows")
+        return bounded_look(left())
 
     quick_s = QUICK_BMC_S if timeout is None else min(QUICK_BMC_S, QUICK_BMC_SHARE * timeout)
     inferred_at: Bounds | None = None
@@ -266,7 +330,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
 
     def learned() -> ProveResult | None:
         """Lemma families learned from reachable states at small bounds and CTIs (checks/symbolic/infer.py)."""
-        share = INFER_SHARE / 2 if infer_first else INFER_SHARE  # first: leave time for what follows
+        share = LEARN_SHARE / 2 if infer_first else LEARN_SHARE  # first: leave time for what follows
         budget = INFER_DEFAULT_S if timeout is None else share * (left() or timeout)
         say(f"auto: learning lemma families from reachable states (budget {budget:.0f} s)")
         r = infer(enc, timeout=budget, note=say)
@@ -395,26 +459,35 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         ("pdr-generalized", None)]
     # the shipped lemmas over uninterpreted sorts (one proof for every N, V, F): slower, after the bmc
     parametric = [("parametric", None)] if hand else []
+    # the bmc at the smallest instance (it finds a bug in seconds where the bmc at large bounds takes
+    # a minute), then a quick look at the requested bounds; the rest of that after the learning routes
+    looks = [("bmc-small", None)] + ([] if small_at == bounds else [("bmc-quick", None)])
     if infer_first:  # a quick bmc first (a bug is settled in seconds), then the learning routes
-        order += [("bmc-quick", None)] + found_by_learning + hand + [("bmc", None)] + parametric
+        order += [("bmc-small", None)] + found_by_learning + hand + [("bmc", None)] + parametric
     else:
         # what can prove cheaply first (a lemma file, the shipped lemmas: a bug is never proved by
-        # them); where they fail a bug is likely: bmc to depth 12 (the quick look and its finish)
-        # before the parametric and learning routes, which would otherwise take all the time left
-        order += hand + [("bmc", None)] + parametric + found_by_learning
+        # them); where they fail a bug is likely: the bmc, before the parametric and learning
+        # routes, which would otherwise take all the time left
+        order += hand + looks + parametric + found_by_learning
     weak_at_bounds = False  # the shipped lemmas' bounded Houdini fixpoint decided too weak
     for name, what in order:
-        if name == "bmc-quick":
-            done = bounded_look(quick_s)
+        if name == "bmc-small":
+            if small_at != bounds:
+                budget = None if timeout is None else max(quick_s, SMALL_BMC_SHARE * (left() or 0.0))
+                done = small_look(quick_s if infer_first else budget)
+            else:
+                budget = None if timeout is None else max(quick_s, FINISH_BMC_SHARE * (left() or 0.0))
+                done = bounded_look(quick_s if infer_first else budget)
             if done is not None:
                 return done
             continue
-        if name == "bmc":
-            if found.depth < look_to:
-                budget = None if timeout is None else max(quick_s, FINISH_BMC_SHARE * (left() or 0.0))
-                done = bounded_look(budget)
-                if done is not None:
-                    return done
+        if name in ("bmc-quick", "bmc") and found.depth < look_to and small_bug is None:
+            # a quick look at the requested bounds, or (--infer-first) half the time left
+            budget = None if timeout is None else max(quick_s, FINISH_BMC_SHARE * (left() or 0.0))
+            done = bounded_look(quick_s if name == "bmc-quick" else budget)
+            if done is not None:
+                return done
+        if name in ("bmc-quick", "bmc"):
             continue
         if name == "parametric":
             if weak_at_bounds and families is None:  # Houdini's fixpoint over uninterpreted sorts holds at these bounds too, so
@@ -449,7 +522,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                           log=log, families=kept)
         log.append(f"{name}+houdini+induction: {r.status} ({', '.join(r.failed[:3])})")
         weak_at_bounds = weak_at_bounds or (name == "shipped-lemmas" and r.status == "too-weak")
-    if found.depth < look_to:  # the look stopped early: finish it
+    if found.depth < look_to:  # the bmc at the requested bounds stopped early: finish it
         done = bounded_look(left())
         if done is not None:
             return done
@@ -460,6 +533,9 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     if r2.status == "violated" and r2.trace is not None and r2.trace.path is not None:
         return result("violated", route="pdr+bmc", depth=r2.trace.depth, path=r2.trace.path, prop=r2.trace.prop,
                       log=log)
-    tried = "; ".join(line for line in log if "houdini" in line or "inferred" in line or "pdr at" in line)
+    tried = why_not(log)
     why = f"no route settled it; Spacer at {bounds.short()}: {r2.reason or 'no answer'}"
+    if small_bug is not None:  # a bug at the smaller instance, not found at the requested bounds in time
+        why += (f"; bmc found {small_bug.prop} violated at {small_at.short()} in {small_bug.depth} steps, "
+                f"but bmc at {bounds.short()} reached depth {found.depth} only")
     return result("unknown", route="auto", reason=why + (f" ({tried})" if tried else ""), log=log)

@@ -46,8 +46,20 @@ def test_learned_route_records_where_it_sampled_and_each_stage(capsys: pytest.Ca
 def test_a_bug_is_refuted_after_the_lemmas_fail(capsys: pytest.CaptureFixture[str]) -> None:
     code, doc = _run(capsys, "--variant", "ipi-before-drain", "--vcpus", "2", "--timeout", "60")
     assert code == 1 and doc["status"] == "violated" and doc["route"] == "bmc" and doc["depth"] == 6
-    assert [row["route"] for row in doc["stages"]] == ["shipped-lemmas"]
+    assert [row["route"] for row in doc["stages"]] == ["shipped-lemmas", "bmc"]
     assert doc["stages"][0]["result"] != "proved" and doc["trace"]
+    assert doc["stages"][1]["depth"] == 6 and doc["stages"][1]["result"] == "violated"
+
+
+def test_a_bug_found_at_the_smallest_instance_is_reported_at_the_requested_bounds(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """At bounds above the smallest instance (2,1,1), the bmc runs there first; its violation is
+    searched again at the requested bounds, whose shortest trace is reported (5 steps at 2,2,1,1,
+    as `deferral check --variant reload-no-drain --pages 2` finds)."""
+    code, doc = _run(capsys, "--variant", "reload-no-drain", "--vcpus", "2", "--pages", "2", "--timeout", "60")
+    assert code == 1 and doc["route"] == "bmc" and doc["depth"] == 5 and len(doc["trace"]["steps"]) == 5
+    looks = [(row["bounds"]["pages"], row["result"]) for row in doc["stages"] if row["route"] == "bmc"]
+    assert looks == [(1, "violated"), (2, "violated")]
 
 
 def test_induction_unknown_names_the_lemma(capsys: pytest.CaptureFixture[str]) -> None:
@@ -108,3 +120,36 @@ def test_a_step_that_differs_over_z3_terms_is_bad_input(capsys: pytest.CaptureFi
     code = main(["prove", "--json", "--variant-file", str(path), "--pages", "2"])
     doc = json.loads(capsys.readouterr().out)
     assert code == 2 and "step reload_cr3(0) evaluates differently over Z3 terms" in doc["error"]["message"]
+
+
+def test_a_parametric_route_says_what_was_concrete_in_the_terminal() -> None:
+    """Auto's parametric routes print what was open and what was assumed concrete (Q, S)."""
+    from rich.console import Console
+
+    from deferral.checks.symbolic.prove import prove
+    from deferral.model import REFERENCE, Bounds
+    from deferral.traces.report.terminal import print_prove
+
+    res = prove(REFERENCE, Bounds(1, 1, 1, 1), timeout=60)
+    res.for_every = {"for_every": ["vcpus", "pages", "frames"], "assumed_concrete": {"queue": 1, "spaces": 1}}
+    out = Console(record=True, width=200)
+    print_prove(out, res)
+    assert "proved for every number of vcpus, pages, frames; concrete: queue=1, spaces=1" in out.export_text()
+
+
+def test_parametric_unknown_gives_the_learned_routes_reason_too(capsys: pytest.CaptureFixture[str],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the shipped lemmas and then the learned families fail, the reason says both (as text)."""
+    from deferral.checks.symbolic import paramlearn
+
+    def learn(protocol: Any, concrete: Any, **kw: Any) -> Any:
+        return paramlearn.LearnResult("unknown", [], 1.5, dict(concrete), ["vcpus"], reason="round 2: stuck")
+
+    monkeypatch.setattr(paramlearn, "learn", learn)
+    code = main(["prove", "--parametric", "--json", "--variant", "reload-no-drain", "--timeout", "30"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 3 and doc["status"] == "unknown" and doc["lemma_source"].startswith("model/invariant.py")
+    _plain(doc["reason"])
+    assert doc["reason"].endswith("then learned families (checks/symbolic/paramlearn.py): unknown after 1.5 s "
+                                  "(round 2: stuck)")
+    assert doc["assumed_concrete"] == {"queue": 1, "spaces": 1}

@@ -54,7 +54,7 @@ def prove_json(res: "ProveResult", trace: Trace | None) -> dict[str, Any]:
         "property": res.prop,
         "reason": res.reason or None,
         "counterexample_to_induction": res.cti,
-        "stages": res.stages,  # auto: each lemma route tried: bounds, method, families in and kept, seconds
+        "stages": res.stages,  # auto: each route tried (lemma routes, bmc): bounds, method, families in and kept, seconds
         "log": res.log,  # auto: what each route tried and why it did not settle it
     }
 
@@ -86,7 +86,7 @@ def parametric_json(res: "ParametricResult") -> dict[str, Any]:
     """``prove --parametric --json``: the verdict, what was assumed concrete, lemmas, obligations."""
     return {"variant": res.variant, "method": "parametric", "status": res.status, "verdict": res.verdict,
             "elapsed_s": round(res.elapsed_s, 3), "for_every": res.open_bounds,
-            "assumed_concrete": res.concrete,
+            "assumed_concrete": res.concrete, "lemma_source": res.lemma_source,
             "properties": [p.name for p in res.protocol.properties if p.kind == "invariant"],
             "reason": res.reason or None,
             "lemmas": [{"name": lem.name, "shown": lem.show(res.concrete),

@@ -156,6 +156,10 @@ def print_prove(out: Console, res: "ProveResult") -> None:
     if res.status == "proved":
         props = ", ".join(p.name for p in model.invariants)
         out.print(f"[green]proved[/green] {props}: {head} (route {res.route}, {res.elapsed_s:.2f} s)")
+        if res.for_every:  # a parametric route: what was open, what was assumed concrete
+            fixed = ", ".join(f"{k}={v}" for k, v in res.for_every["assumed_concrete"].items())
+            out.print(f"proved for every number of {', '.join(res.for_every['for_every'])}; concrete: {fixed}",
+                      markup=False, highlight=False)
         if res.invariant:
             what = "clauses" if res.route == "pdr" else "lemma families"
             at = f", inferred by Spacer at {res.inferred_at.short()}" if res.inferred_at else ""

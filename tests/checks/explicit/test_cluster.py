@@ -141,14 +141,17 @@ def test_plain_check_does_not_import_ray() -> None:
 @pytest.mark.parametrize("fused", [False, True], ids=["numpy", "fused"])
 def test_partitions_in_process_equal_single_search(fused: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """The partition logic alone (3 partitions, routing by hand, no Ray) counts what one search
-    does, by the numpy kernels or the fused C loop; with runs of many blocks, every AG EF edge
-    routed to its target's owner is stored."""
-    from deferral.checks.explicit import visited
+    does, by the numpy kernels or the fused C loop, over levels of many chunks; with runs of
+    many blocks, every AG EF edge routed to its target's owner is stored."""
+    from deferral.checks.explicit import cluster, visited
 
     monkeypatch.setattr(visited, "MIN_BLOCK", 16)  # runs of many blocks (a lookup needs sorted queries)
+    monkeypatch.setattr(cluster, "CHUNK_ROWS", 64)  # levels of many chunks (each on reused buffers)
+    if not fused:
+        monkeypatch.setenv("DEFERRAL_JIT", "0")  # no compiled loop at all, not even from the cache
     bounds, parts = Bounds(2, 1, 1, 1), 3
     protocol = PUBLISHED["remote-no-drain"]
-    ps = [Partition(protocol, bounds, True, i, parts, fused_rows=1 if fused else 1 << 40) for i in range(parts)]
+    ps = [Partition(protocol, bounds, True, i, parts, fused_rows=1) for i in range(parts)]
     init = ps[0].packer.canonical_keys(ps[0].packer.rows_of([ps[0].model.initial]))
     home = int(owner_of(init, ps[0].packer.n_words, parts)[0])
     for i, p in enumerate(ps):

@@ -96,3 +96,27 @@ def test_a_safe_change_gets_the_lemma_it_needs_for_every_n() -> None:
                          lemmas=list(invariant_for(Bounds(2, 1, 1, 1))))
     assert r.status == "proved" and r.proof is not None and r.proof.status == "proved", r.to_json()
     assert r.families and r.proof.open_bounds == ["vcpus", "pages", "frames"]
+
+
+def test_relevance_keeps_the_shipped_lemmas_and_names_what_a_query_needs() -> None:
+    """At 2,1,1 the shipped lemmas are inductive with the property (Houdini keeps them all);
+    the property's consecution by a step uses only some of them (its bounded unsat core);
+    with no candidates, the property alone has a counterexample to induction there, a state
+    where it holds."""
+    from deferral.checks.symbolic.relevance import Relevance
+    from deferral.model.invariant import invariant_for
+
+    at = Bounds(2, 1, 1, 1)
+    rel = Relevance(REFERENCE, at)
+    must = parametric.learned_lemmas([], REFERENCE)
+    shipped = list(invariant_for(at))
+    alive, broke, _ = rel.houdini(shipped, must, None)
+    assert broke is None and [lem.name for lem in alive] == [lem.name for lem in shipped]
+    live = [lem.name for lem in alive + must]
+    core = rel.core(must[0].name, "finish_invlpg", live)
+    assert core is not None and core < set(live), core
+    assert rel.core(must[0].name, "no such step", live) is None
+    _, broke, state = rel.houdini([], must, None)
+    assert broke == must[0].name and state is not None
+    model = Model(REFERENCE, at)
+    assert model.holds(next(p for p in model.invariants if p.name == broke), state)

@@ -1,0 +1,239 @@
+"""The search's model-independent loops in compiled C, run without the GIL: the visited runs' merge, AG EF target numbering.
+
+Merge: the numpy merge of :func:`deferral.checks.explicit.visited.merge_runs` places keys by
+``searchsorted`` and scatters them (a binary search a key, two passes over the output, and a
+copy of every block into the next); here one linear two-pointer pass writes each key and its
+state number once, straight into the output block, in C compiled by
+:mod:`deferral.checks.explicit.cbuild` (the same source for every model: built once per
+machine) and called through ctypes, so the GIL is released while it runs. For ``uint64``
+keys with ``uint32`` state numbers; anything else (or no compiler) keeps the numpy merge.
+
+AG EF: the backward search from the goal states over the reversed edges' CSR (its offsets by
+one pass over the sorted edges, then each frontier state's predecessors marked and queued),
+where numpy needed a binary search a state for the offsets and gathers, repeats and a sort a
+level; the same answer (the least state that cannot reach a goal does not depend on the
+order states are reached in).
+
+Numbering: after a level's merge, each chunk's AG EF edge targets that were new candidates
+(``-(1 + candidate)``) become state numbers, in place, with no temporaries (the numpy
+version holds an index and an int64 copy of them per chunk, at the search's peak).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+from typing import Callable
+
+import numpy as np
+
+from deferral.checks.explicit import cbuild
+
+SOURCE = r"""
+#include <stdint.h>
+/* Merge a[0..na) and b[0..nb) (sorted, disjoint keys, each with its id) into ok/oi until
+   room entries are written or one of them is used up (both, where the other is empty: the
+   rest of a run with nothing left to merge against is copied). used[0], used[1]: how many
+   of a and of b went out. */
+void merge_step(const uint64_t *a, const uint32_t *ai, int64_t na, const uint64_t *b, const uint32_t *bi,
+                int64_t nb, uint64_t *ok, uint32_t *oi, int64_t room, int64_t *used) {
+  int64_t i = 0, j = 0, n = 0;
+  while (n < room && i < na && j < nb) {
+    uint64_t x = a[i], y = b[j];
+    if (x < y) { ok[n] = x; oi[n] = ai[i]; i++; } else { ok[n] = y; oi[n] = bi[j]; j++; }
+    n++;
+  }
+  if (nb == 0) for (; n < room && i < na; i++, n++) { ok[n] = a[i]; oi[n] = ai[i]; }
+  if (na == 0) for (; n < room && j < nb; j++, n++) { ok[n] = b[j]; oi[n] = bi[j]; }
+  used[0] = i; used[1] = j;
+}
+
+/* code[x] < 0 (a candidate: -(1 + its index in the chunk)) becomes the state number of its
+   level-wide group g = group[start - 1 - code[x]] (1-based): group_state[g - 1] when given,
+   else n_states - 1 + g, or -1 past n_new (cut by --max-states). */
+void number_codes(void *code, int64_t n, int code64, const uint32_t *group, int64_t start,
+                  const int64_t *group_state, int64_t n_new, int64_t n_states) {
+  int64_t *c64 = (int64_t *)code;
+  int32_t *c32 = (int32_t *)code;
+  for (int64_t x = 0; x < n; x++) {
+    int64_t c = code64 ? c64[x] : (int64_t)c32[x];
+    if (c >= 0) continue;
+    int64_t g = group[start - 1 - c];
+    int64_t v = group_state ? group_state[g - 1] : (g <= n_new ? n_states - 1 + g : -1);
+    if (code64) c64[x] = v; else c32[x] = (int32_t)v;
+  }
+}
+
+/* starts[x] (x = 0..n): where target x's edges begin in packed (sorted target << 32 | source). */
+void csr_starts(const uint64_t *packed, int64_t m, void *starts, int starts64, int64_t n) {
+  uint32_t *s32 = (uint32_t *)starts;
+  int64_t *s64 = (int64_t *)starts;
+  int64_t x = 0;
+  for (int64_t i = 0; i < m; i++) {
+    int64_t t = (int64_t)(packed[i] >> 32);
+    for (; x <= t && x <= n; x++) { if (starts64) s64[x] = i; else s32[x] = (uint32_t)i; }
+  }
+  for (; x <= n; x++) { if (starts64) s64[x] = m; else s32[x] = (uint32_t)m; }
+}
+
+/* One step of the backward search: the predecessors of f[0..nf) not yet marked in can are
+   marked and written to out (cap entries); stops before a state whose in-degree does not fit
+   in what is left (the caller gives cap >= the largest in-degree). Returns how many were
+   written; *done: how many frontier states were used. */
+int64_t back_step(const uint32_t *f, int64_t nf, const void *starts, int starts64, const uint32_t *preds,
+                  uint8_t *can, uint32_t *out, int64_t cap, int64_t *done) {
+  const uint32_t *s32 = (const uint32_t *)starts;
+  const int64_t *s64 = (const int64_t *)starts;
+  int64_t n = 0, k = 0;
+  for (; k < nf; k++) {
+    int64_t x = f[k];
+    int64_t a = starts64 ? s64[x] : (int64_t)s32[x], b = starts64 ? s64[x + 1] : (int64_t)s32[x + 1];
+    if (n + (b - a) > cap) break;
+    for (int64_t e = a; e < b; e++) {
+      uint32_t p = preds[e];
+      if (!can[p]) { can[p] = 1; out[n++] = p; }
+    }
+  }
+  *done = k;
+  return n;
+}
+"""
+
+
+@functools.cache
+def _lib() -> ctypes.CDLL | None:
+    """The compiled library (built once per machine, loaded once per process), or None."""
+    lib, _ = cbuild.load(SOURCE)
+    if lib is None:
+        return None
+    p, i64 = ctypes.c_void_p, ctypes.c_int64
+    lib.merge_step.restype = None
+    lib.merge_step.argtypes = [p, p, i64, p, p, i64, p, p, i64, p]
+    lib.number_codes.restype = None
+    lib.number_codes.argtypes = [p, i64, ctypes.c_int, p, i64, p, i64, i64]
+    lib.csr_starts.restype = None
+    lib.csr_starts.argtypes = [p, i64, p, ctypes.c_int, i64]
+    lib.back_step.restype = i64
+    lib.back_step.argtypes = [p, i64, p, ctypes.c_int, p, p, p, i64, p]
+    return lib
+
+
+def loaded() -> ctypes.CDLL | None:
+    """The library when C is on here (None: no compiler, switched off, or it failed to build)."""
+    return _lib() if cbuild.compiler() is not None else None
+
+
+def csr_starts(packed: np.ndarray, starts: np.ndarray) -> bool:
+    """Fill ``starts`` (n + 1 entries, uint32 or int64) with where each target's edges begin in
+    ``packed`` (sorted ``target << 32 | source``); False: not done (numpy's turn)."""
+    lib = loaded()
+    if lib is None or packed.dtype != np.uint64 or not packed.flags.c_contiguous or starts.dtype not in (
+            np.uint32, np.int64) or not starts.flags.c_contiguous:
+        return False
+    lib.csr_starts(packed.ctypes.data, packed.shape[0], starts.ctypes.data, int(starts.dtype == np.int64),
+                   starts.shape[0] - 1)
+    return True
+
+
+def backward(frontier: np.ndarray, starts: np.ndarray, preds: np.ndarray, can: np.ndarray,
+             poll: Callable[[], None] | None = None, budget: int = 1 << 20) -> bool:
+    """Mark in ``can`` (bool) every state with a path to a state of ``frontier`` (uint32,
+    marked already) over the reversed edges' CSR (``starts``, ``preds``); False: not done.
+    ``poll`` runs between bounded pieces of work."""
+    lib = loaded()
+    if (lib is None or frontier.dtype != np.uint32 or preds.dtype != np.uint32 or not preds.flags.c_contiguous
+            or starts.dtype not in (np.uint32, np.int64) or not starts.flags.c_contiguous
+            or can.dtype != np.bool_ or not can.flags.c_contiguous):
+        return False
+    widest = 0
+    for a in range(0, starts.shape[0] - 1, 1 << 16):  # the largest in-degree, in bounded slices
+        piece = starts[a:a + (1 << 16) + 1].astype(np.int64)
+        widest = max(widest, int(np.diff(piece).max(initial=0)))
+    cap = max(budget, widest)
+    done = np.zeros(1, dtype=np.int64)
+    s64 = int(starts.dtype == np.int64)
+    while frontier.shape[0]:
+        found: list[np.ndarray] = []
+        k = 0
+        while k < frontier.shape[0]:
+            if poll is not None:
+                poll()
+            out = np.empty(cap, dtype=np.uint32)
+            part = np.ascontiguousarray(frontier[k:])
+            n = lib.back_step(part.ctypes.data, part.shape[0], starts.ctypes.data, s64, preds.ctypes.data,
+                              can.ctypes.data, out.ctypes.data, cap, done.ctypes.data)
+            k += int(done[0])
+            if n:
+                found.append(out[:n].copy())
+            del out
+        frontier = np.concatenate(found) if found else np.zeros(0, np.uint32)
+    return True
+
+
+def _merge_step() -> "ctypes._CFuncPtr | None":
+    lib = _lib()
+    return None if lib is None else lib.merge_step
+
+
+def number_codes(code: np.ndarray, group: np.ndarray, start: int, group_state: np.ndarray | None,
+                 n_new: int, n_states: int) -> bool:
+    """Number ``code``'s candidates in place (see the C above); False: not done here (no
+    compiler, or types it does not take), the caller numbers them with numpy."""
+    lib = _lib() if cbuild.compiler() is not None else None
+    if (lib is None or code.dtype not in (np.int32, np.int64) or not code.flags.c_contiguous
+            or group.dtype != np.uint32 or not group.flags.c_contiguous
+            or (group_state is not None and (group_state.dtype != np.int64 or not group_state.flags.c_contiguous))):
+        return False
+    lib.number_codes(code.ctypes.data, code.shape[0], int(code.dtype == np.int64), group.ctypes.data, start,
+                     None if group_state is None else group_state.ctypes.data, n_new, n_states)
+    return True
+
+
+def available(keys_dtype: object, ids_dtype: object) -> bool:
+    """Whether runs of these key and id types merge in C here."""
+    return (np.dtype(keys_dtype) == np.uint64 and np.dtype(ids_dtype) == np.uint32  # type: ignore[call-overload]
+            and cbuild.compiler() is not None and _merge_step() is not None)
+
+
+_EMPTY_K = np.zeros(0, dtype=np.uint64)
+_EMPTY_I = np.zeros(0, dtype=np.uint32)
+
+
+def merge_blocks(a_keys: list[np.ndarray], a_ids: list[np.ndarray], b_keys: list[np.ndarray],
+                 b_ids: list[np.ndarray], step: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The merge of two runs given as blocks (the lists are emptied: each input block is
+    dropped once used up) as blocks of ``step`` keys (the last one shorter)."""
+    fn = _merge_step()
+    assert fn is not None
+    total = sum(k.shape[0] for k in a_keys) + sum(k.shape[0] for k in b_keys)
+    qa, qb = list(zip(a_keys, a_ids))[::-1], list(zip(b_keys, b_ids))[::-1]  # popped from the end
+    a_keys.clear(), a_ids.clear(), b_keys.clear(), b_ids.clear()
+    ak, ai, bk, bi = _EMPTY_K, _EMPTY_I, _EMPTY_K, _EMPTY_I
+    pa = pb = 0
+    used = np.zeros(2, dtype=np.int64)
+    out_k: list[np.ndarray] = []
+    out_i: list[np.ndarray] = []
+    left = total
+    while left:
+        size = min(step, left)
+        ok = np.empty(size, dtype=np.uint64)
+        oi = np.empty(size, dtype=np.uint32)
+        fill = 0
+        while fill < size:
+            if pa == ak.shape[0] and qa:
+                (ak, ai), pa = qa.pop(), 0
+                ak, ai = np.ascontiguousarray(ak), np.ascontiguousarray(ai)
+            if pb == bk.shape[0] and qb:
+                (bk, bi), pb = qb.pop(), 0
+                bk, bi = np.ascontiguousarray(bk), np.ascontiguousarray(bi)
+            fn(ak.ctypes.data + 8 * pa, ai.ctypes.data + 4 * pa, ak.shape[0] - pa,
+               bk.ctypes.data + 8 * pb, bi.ctypes.data + 4 * pb, bk.shape[0] - pb,
+               ok.ctypes.data + 8 * fill, oi.ctypes.data + 4 * fill, size - fill, used.ctypes.data)
+            da, db = int(used[0]), int(used[1])
+            pa, pb, fill = pa + da, pb + db, fill + da + db
+            if da + db == 0:
+                raise AssertionError("merge_step made no progress")
+        out_k.append(ok)
+        out_i.append(oi)
+        left -= size
+    return out_k, out_i

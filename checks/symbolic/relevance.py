@@ -1,0 +1,158 @@
+"""Which candidate lemmas a parametric query needs: Houdini and unsat cores at one bounded instance.
+
+A parametric consecution query (:class:`deferral.checks.symbolic.parametric.Houdini`) that
+assumes every live quantified family (50-80 of them) is often undecided by Z3's MBQI within
+seconds, while the same question at one fixed instance (bit-vectors, e.g. 3 VCPUs, 2 pages
+and frames) is decidable and fast. This module asks it there first:
+
+* :meth:`Relevance.houdini`: the candidates some step does not preserve at the bounded
+  instance are dropped (a bounded counterexample is a finite model of the parametric query
+  too, so the parametric Houdini would drop them as well); if a property is not preserved
+  by what is left, the pre-state is a counterexample to induction to learn from.
+* :meth:`Relevance.core`: for one lemma and step, the unsat core over the assumed lemmas
+  there: the parametric query of that lemma and step is asked with only those too (an
+  unsat answer with fewer assumptions is an unsat answer with all of them).
+
+Soundness never depends on this module: it only chooses what to drop early (Houdini's
+fixpoint is proved afterwards) and which assumptions to try first.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+import z3
+
+from deferral.model.bounds import Bounds
+from deferral.model.concrete import State
+from deferral.model.invariant import Lemma
+from deferral.model.protocol import Protocol
+
+
+class Relevance:
+    """Bounded Houdini and per-query unsat cores at ``at`` (the encoding is built on first use;
+    lemma terms are kept across calls, by name)."""
+
+    def __init__(self, protocol: Protocol, at: Bounds) -> None:
+        self.protocol, self.at = protocol, at
+        self._enc: Any = None
+        self._terms: dict[str, tuple[Any, Any] | None] = {}  # name -> (at x, at y); None: fails initially
+        self._known: dict[str, Lemma] = {}  # every lemma :meth:`houdini` was given, by name
+        self._solver: Any = None  # :meth:`core`'s (the transition relation and the lemmas' switches)
+        self._use: dict[str, Any] = {}
+        self._cache: dict[tuple[str, str], set[str]] = {}
+        self.seconds = 0.0  # spent here in all (building and solving)
+        self.asked = 0  # :meth:`core` queries
+
+    def _setup(self) -> None:
+        if self._enc is None:
+            from deferral.checks.symbolic.encoding import encode
+            from deferral.checks.symbolic.infer import _base
+
+            self._enc = encode(self.protocol, self.at, check=False)
+            self._base = _base(self._enc)
+            self._steps: dict[str, list[int]] = {}
+            for k, action in enumerate(self._enc.model.actions):
+                self._steps.setdefault(action.step.name, []).append(k)
+
+    def _term(self, lem: Lemma) -> tuple[Any, Any] | None:
+        from deferral.checks.symbolic.induction import fails_initially, instances
+
+        if lem.name not in self._terms:
+            xs, ys = self._base[0], self._base[1]
+            tx = instances(self._enc, lem, xs)
+            ok = not fails_initially(self._enc, tx, xs)
+            self._terms[lem.name] = None if not ok else (
+                z3.And([t for _, t in tx]), z3.And([t for _, t in instances(self._enc, lem, ys)]))
+        return self._terms[lem.name]
+
+    def houdini(self, cands: Sequence[Lemma], must: Sequence[Lemma], deadline: float | None
+                ) -> tuple[list[Lemma], str | None, State | None]:
+        """Drop the candidates some step does not preserve at the bounded instance (given the
+        live ones and ``must``, never dropped). Returns (alive, the ``must`` lemma not preserved
+        or None, that counterexample's pre-state or None). TimeoutError past ``deadline``."""
+        t0 = time.monotonic()
+        self._setup()
+        xs, ys, act, trans = self._base
+        self._known.update({lem.name: lem for lem in list(cands) + list(must)})
+        alive = [lem for lem in cands if self._term(lem) is not None]
+        for lem in must:
+            self._term(lem)
+        s = _solver(deadline)
+        s.add(trans)
+        use = {lem.name: z3.Bool(f"rel.{n}") for n, lem in enumerate(list(alive) + list(must))}
+        for lem in list(alive) + list(must):
+            s.add(z3.Implies(use[lem.name], self._terms[lem.name][0]))  # type: ignore[index]
+        try:
+            while True:
+                live = list(alive) + list(must)
+                s.push()
+                s.add(z3.Or([z3.Not(self._terms[lem.name][1]) for lem in live]))  # type: ignore[index]
+                if deadline is not None:
+                    s.set("timeout", max(1, int(1000 * (deadline - time.monotonic()))))
+                r = s.check([use[lem.name] for lem in live])
+                if r == z3.unsat:
+                    s.pop()
+                    return alive, None, None
+                if r == z3.unknown:
+                    why = s.reason_unknown()
+                    s.pop()
+                    raise TimeoutError(f"bounded houdini at {self.at.short()}: {why}")
+                m = s.model()
+
+                def false(lem: Lemma) -> bool:
+                    return z3.is_false(m.eval(self._terms[lem.name][1], model_completion=True))  # type: ignore[index]
+                broke = [lem for lem in must if false(lem)]
+                gone = [lem for lem in alive if false(lem)]
+                state = tuple(self._enc.decode(m, xs))
+                s.pop()
+                if broke:
+                    return alive, broke[0].name, state
+                alive = [lem for lem in alive if lem not in gone]
+        finally:
+            self.seconds += time.monotonic() - t0
+
+    def core(self, name: str, step: str, live: Sequence[str], limit_s: float = 2.0) -> set[str] | None:
+        """The names among ``live`` that lemma ``name``'s consecution by ``step`` at the bounded
+        instance used (unsat core), or None (not unsat there within ``limit_s``, or a lemma
+        :meth:`houdini` was never given). For :attr:`parametric.Houdini.relevant`."""
+        t0 = time.monotonic()
+        self._setup()
+        known = [n for n in live if n in self._known and self._term(self._known[n]) is not None]
+        if name not in self._known or self._term(self._known[name]) is None or step not in self._steps:
+            return None
+        cached = self._cache.get((name, step))
+        if cached is not None and cached <= set(known):
+            return cached
+        xs, ys, act, trans = self._base
+        if self._solver is None:
+            self._solver = _solver(None)
+            self._solver.set("core.minimize", True)
+            self._solver.add(trans)
+        s = self._solver
+        for n in known:
+            if n not in self._use:
+                self._use[n] = z3.Bool(f"need.{len(self._use)}")
+                s.add(z3.Implies(self._use[n], self._terms[n][0]))  # type: ignore[index]
+        back = {str(self._use[n]): n for n in known}
+        try:
+            self.asked += 1
+            s.push()
+            s.add(z3.Or([act == k for k in self._steps[step]]), z3.Not(self._terms[name][1]))  # type: ignore[index]
+            s.set("timeout", max(1, int(1000 * limit_s)))
+            r = s.check([self._use[n] for n in known])
+            got = {back[str(c)] for c in s.unsat_core() if str(c) in back} if r == z3.unsat else None
+            s.pop()
+            if got is not None:
+                self._cache[(name, step)] = got
+            return got
+        finally:
+            self.seconds += time.monotonic() - t0
+
+
+def _solver(deadline: float | None) -> z3.Solver:
+    s = z3.SolverFor("QF_BV")
+    if deadline is not None:
+        s.set("timeout", max(1, int(1000 * (deadline - time.monotonic()))))
+    return s

@@ -1,0 +1,100 @@
+"""The search's model-independent C loops give exactly what their numpy versions give: the
+visited runs' merge (keys, state numbers, blocks) and the numbering of AG EF edge targets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deferral.checks.explicit import cbuild, levelc
+from deferral.checks.explicit import visited as V
+
+pytestmark = pytest.mark.skipif(cbuild.compiler() is None, reason="no C compiler")
+
+
+def _merged(a: np.ndarray, ai: np.ndarray, b: np.ndarray, bi: np.ndarray, c: bool,
+            monkeypatch: pytest.MonkeyPatch) -> V.Run:
+    with monkeypatch.context() as m:
+        if not c:
+            m.setattr(levelc, "available", lambda *_: False)
+        ra, rb = V.as_run(a, ai), V.as_run(b, bi)
+        run = V.merge_runs(ra, rb)
+        assert not ra.keys and not rb.keys  # the inputs are consumed
+        return run
+
+
+@pytest.mark.parametrize("sizes", [(1, 0), (0, 5), (3, 1), (1000, 999), (700_000, 300_001)])
+def test_the_c_merge_is_the_numpy_merge(sizes: tuple[int, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(sum(sizes))
+    n1, n2 = sizes
+    keys = np.unique(rng.integers(0, 2**64 - 1, n1 + n2 + 50, dtype=np.uint64))[:n1 + n2]
+    rng.shuffle(keys)
+    a, b = np.sort(keys[:n1]), np.sort(keys[n1:])
+    ai, bi = (rng.integers(0, 2**32, n, dtype=np.uint32) for n in (n1, n2))
+    c, py = (_merged(a, ai, b, bi, flag, monkeypatch) for flag in (True, False))
+    assert [k.shape[0] for k in c.keys] == [k.shape[0] for k in py.keys]
+    for x, y in zip(c.keys + c.ids, py.keys + py.ids):
+        assert x.dtype == y.dtype and np.array_equal(x, y)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("with_state", [False, True])
+def test_numbering_in_c_is_the_numpy_numbering(dtype: type, with_state: bool) -> None:
+    rng = np.random.default_rng(7)
+    n_cand, start, n_states = 500, 40, 1000
+    group = rng.integers(1, 300, start + n_cand, dtype=np.uint32)  # 1-based groups, level-wide
+    n_new = 250  # groups above it are cut by --max-states
+    group_state = rng.integers(-1, 5000, 300, dtype=np.int64) if with_state else None
+    code = np.where(rng.random(4000) < 0.5, rng.integers(0, n_states, 4000),
+                    -1 - rng.integers(0, n_cand, 4000)).astype(dtype)
+    want = code.copy()
+    new = want < 0
+    g = group[start - 1 - want[new]].astype(np.int64)
+    want[new] = group_state[g - 1] if group_state is not None else np.where(g <= n_new, n_states - 1 + g, -1)
+    assert levelc.number_codes(code, group, start, group_state, n_new, n_states)
+    assert np.array_equal(code, want)
+
+
+def test_no_compiler_leaves_numbering_to_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(cbuild.ENV_CC, "0")
+    code = np.array([-1, 3], dtype=np.int32)
+    assert not levelc.number_codes(code, np.ones(1, np.uint32), 1, None, 5, 10)
+    assert not levelc.available(np.uint64, np.uint32)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_backward_search_in_c_is_the_numpy_one(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from deferral.checks.explicit.backreach import unreachable_goal_np
+
+    rng = np.random.default_rng(seed)
+    n = 3000
+    src = rng.integers(0, n, 9000, dtype=np.uint32)
+    dst = np.minimum(src + rng.integers(0, 40, 9000, dtype=np.uint32), n - 1).astype(np.uint32)  # forward, mostly
+    hub = np.full(5000, n - 1, dtype=np.uint32)  # a target with a big in-degree
+    src, dst = np.concatenate([src, rng.integers(0, n, 5000, dtype=np.uint32)]), np.concatenate([dst, hub])
+    for goal_at in (n - 1, n - 7, 0):
+        goal = np.zeros(n, dtype=bool)
+        goal[goal_at] = True
+        c = unreachable_goal_np(n, src, dst, goal)
+        with monkeypatch.context() as m:
+            m.setenv(cbuild.ENV_CC, "0")
+            assert c == unreachable_goal_np(n, src, dst, goal)
+
+
+def test_the_backward_search_in_small_pieces_marks_the_same_states() -> None:
+    rng = np.random.default_rng(5)
+    n = 500
+    src = rng.integers(0, n, 2000).astype(np.uint64)
+    dst = rng.integers(0, n, 2000).astype(np.uint64)
+    packed = np.sort((dst << np.uint64(32)) | src)
+    starts = np.empty(n + 1, dtype=np.uint32)
+    assert levelc.csr_starts(packed, starts)
+    assert np.array_equal(starts, np.searchsorted(packed, np.arange(n + 1, dtype=np.uint64) << np.uint64(32)))
+    preds = (packed & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    marks = []
+    for budget in (1, 8, 1 << 20):  # 1: below the largest in-degree, which is then the piece size
+        can = np.zeros(n, dtype=bool)
+        can[[3, 77]] = True
+        assert levelc.backward(np.array([3, 77], dtype=np.uint32), starts, preds, can, budget=budget)
+        marks.append(can)
+    assert all(np.array_equal(marks[0], m) for m in marks[1:]) and 2 < marks[0].sum() < n
