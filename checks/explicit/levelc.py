@@ -14,6 +14,11 @@ where numpy needed a binary search a state for the offsets and gathers, repeats 
 level; the same answer (the least state that cannot reach a goal does not depend on the
 order states are reached in).
 
+Level merge: the chunks' candidate keys (each chunk's sorted and distinct) merged into the
+level's distinct keys, the first chunk wins a key, by a heap over the chunks (k-way merge,
+log k per key) instead of a stable sort of their concatenation; cut by key ranges that the
+worker threads merge side by side.
+
 Numbering: after a level's merge, each chunk's AG EF edge targets that were new candidates
 (``-(1 + candidate)``) become state numbers, in place, with no temporaries (the numpy
 version holds an index and an int64 copy of them per chunk, at the search's peak).
@@ -23,11 +28,12 @@ from __future__ import annotations
 
 import ctypes
 import functools
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
 from deferral.checks.explicit import cbuild
+from deferral.checks.explicit.parallel import ordered_map
 
 SOURCE = r"""
 #include <stdint.h>
@@ -62,6 +68,51 @@ void number_codes(void *code, int64_t n, int code64, const uint32_t *group, int6
     int64_t v = group_state ? group_state[g - 1] : (g <= n_new ? n_states - 1 + g : -1);
     if (code64) c64[x] = v; else c32[x] = (int32_t)v;
   }
+}
+
+/* The k-way merge of chunks[j][a[j]..b[j]) (each sorted, distinct): the distinct keys in
+   order (keys), for each the global index off[j] + i of its first occurrence (the least
+   chunk has it first: at), and where group is given, group[off[j] + i] = the 1-based rank
+   of chunk j's key i among the distinct keys. heap_k, heap_j: k entries of scratch.
+   Returns the number of distinct keys. */
+static int heap_less(uint64_t x, int64_t i, uint64_t y, int64_t j) { return x < y || (x == y && i < j); }
+
+int64_t merge_level(const uint64_t *const *chunks, const int64_t *a, const int64_t *b, const int64_t *off,
+                    int64_t k, uint64_t *keys, int64_t *at, uint32_t *group, uint64_t *heap_k, int64_t *heap_j,
+                    int64_t *pos) {
+  int64_t h = 0, n = 0;
+  for (int64_t j = 0; j < k; j++) {
+    pos[j] = a[j];
+    if (a[j] >= b[j]) continue;
+    int64_t c = h++;  /* sift up */
+    uint64_t key = chunks[j][a[j]];
+    while (c > 0) {
+      int64_t p = (c - 1) / 2;
+      if (!heap_less(key, j, heap_k[p], heap_j[p])) break;
+      heap_k[c] = heap_k[p]; heap_j[c] = heap_j[p]; c = p;
+    }
+    heap_k[c] = key; heap_j[c] = j;
+  }
+  while (h > 0) {
+    uint64_t key = heap_k[0];
+    int64_t j = heap_j[0], i = pos[j];
+    if (n == 0 || keys[n - 1] != key) { keys[n] = key; at[n] = off[j] + i; n++; }
+    if (group) group[off[j] + i] = (uint32_t)n;
+    pos[j] = ++i;
+    uint64_t nk; int64_t nj;
+    if (i < b[j]) { nk = chunks[j][i]; nj = j; } else { h--; nk = heap_k[h]; nj = heap_j[h]; }
+    int64_t c = 0;  /* sift down */
+    for (;;) {
+      int64_t l = 2 * c + 1, r = l + 1, m = c;
+      uint64_t mk = nk; int64_t mj = nj;
+      if (l < h && heap_less(heap_k[l], heap_j[l], mk, mj)) { m = l; mk = heap_k[l]; mj = heap_j[l]; }
+      if (r < h && heap_less(heap_k[r], heap_j[r], mk, mj)) { m = r; mk = heap_k[r]; mj = heap_j[r]; }
+      if (m == c) break;
+      heap_k[c] = heap_k[m]; heap_j[c] = heap_j[m]; c = m;
+    }
+    if (h > 0) { heap_k[c] = nk; heap_j[c] = nj; }
+  }
+  return n;
 }
 
 /* starts[x] (x = 0..n): where target x's edges begin in packed (sorted target << 32 | source). */
@@ -111,6 +162,8 @@ def _lib() -> ctypes.CDLL | None:
     lib.merge_step.argtypes = [p, p, i64, p, p, i64, p, p, i64, p]
     lib.number_codes.restype = None
     lib.number_codes.argtypes = [p, i64, ctypes.c_int, p, i64, p, i64, i64]
+    lib.merge_level.restype = i64
+    lib.merge_level.argtypes = [p, p, p, p, i64, p, p, p, p, p, p]
     lib.csr_starts.restype = None
     lib.csr_starts.argtypes = [p, i64, p, ctypes.c_int, i64]
     lib.back_step.restype = i64
@@ -121,6 +174,59 @@ def _lib() -> ctypes.CDLL | None:
 def loaded() -> ctypes.CDLL | None:
     """The library when C is on here (None: no compiler, switched off, or it failed to build)."""
     return _lib() if cbuild.compiler() is not None else None
+
+
+#: A level with fewer candidates than this is merged in one piece.
+SPLIT_ROWS = 1 << 16
+
+
+def merge_level(parts: Sequence[np.ndarray], want_group: bool, workers: int = 1
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
+    """The level's distinct candidate keys (sorted), the index of the first occurrence of
+    each in the chunks' concatenation, and (``want_group``) for each candidate in that order
+    the 1-based rank of its key: what a stable sort of the concatenation gives. Key ranges
+    are merged by ``workers`` threads. None: not here (no compiler, keys not uint64)."""
+    lib = loaded()
+    if lib is None or any(c.dtype != np.uint64 for c in parts):
+        return None
+    chunks = [np.ascontiguousarray(c) for c in parts]
+    k = len(chunks)
+    sizes = np.array([c.shape[0] for c in chunks], dtype=np.int64)
+    off = np.zeros(k, dtype=np.int64)
+    np.cumsum(sizes[:-1], out=off[1:])
+    total = int(sizes.sum())
+    group = np.empty(total, dtype=np.uint32) if want_group else None
+    if total == 0:
+        return np.zeros(0, np.uint64), np.zeros(0, np.int64), group
+    pieces = max(1, min(workers, total // SPLIT_ROWS))
+    big = chunks[int(sizes.argmax())]
+    pivots = [big[big.shape[0] * t // pieces] for t in range(1, pieces)]
+    cuts = [np.zeros(k, np.int64)] + [np.array([np.searchsorted(c, pv) for c in chunks], np.int64)
+                                      for pv in pivots] + [sizes]
+    ptrs = (ctypes.c_void_p * max(1, k))(*[c.ctypes.data for c in chunks])
+
+    def piece(t: int) -> tuple[np.ndarray, np.ndarray]:
+        a, b = cuts[t], cuts[t + 1]
+        room = int((b - a).sum())
+        keys, at = np.empty(room, np.uint64), np.empty(room, np.int64)
+        heap_k, heap_j, pos = np.empty(k, np.uint64), np.empty(k, np.int64), np.empty(k, np.int64)
+        n = lib.merge_level(ptrs, a.ctypes.data, b.ctypes.data, off.ctypes.data, k, keys.ctypes.data,
+                            at.ctypes.data, None if group is None else group.ctypes.data, heap_k.ctypes.data,
+                            heap_j.ctypes.data, pos.ctypes.data)
+        keys.resize(n, refcheck=False)  # in place: the unused tail is given back
+        at.resize(n, refcheck=False)
+        return keys, at
+
+    done = list(ordered_map(piece, pieces, workers))
+    if group is not None:  # ranks of a later key range follow those of the ranges before it
+        base = 0
+        for t in range(1, pieces):
+            base += done[t - 1][0].shape[0]
+            for j in range(k):
+                group[off[j] + cuts[t][j]:off[j] + cuts[t + 1][j]] += np.uint32(base)
+    if pieces == 1:
+        return done[0][0], done[0][1], group
+    return np.concatenate([d[0] for d in done]), np.concatenate([d[1] for d in done]), group
 
 
 def csr_starts(packed: np.ndarray, starts: np.ndarray) -> bool:

@@ -503,25 +503,17 @@ class _Search:
             except SpillError as exc:
                 stopped_by, self.spill_error = "disk-full", str(exc)
                 break
-            cand = (np.concatenate([c.keys for c in chunks]) if chunks
-                    else np.zeros(0, packer.key_dtype))
             n_cand = [c.keys.shape[0] for c in chunks]
-            for c in chunks:  # held once, in cand
-                c.keys = np.zeros(0, packer.key_dtype)
-            order = np.argsort(cand, kind="stable")
-            sorted_cand = cand[order]
-            del cand
-            first = np.ones(sorted_cand.shape[0], dtype=bool)
-            first[1:] = sorted_cand[1:] != sorted_cand[:-1]
-            new_at = order[first]
-            new_keys = sorted_cand[first]
-            del sorted_cand
-            # for AG EF: 1 + the level-wide index of each candidate's state, in chunk order
-            cand_group = None
-            if self.lives:
-                cand_group = np.empty(order.shape[0], dtype=np.uint32)
-                cand_group[order] = np.cumsum(first, dtype=np.uint32)
-            del order, first
+            # the level's distinct keys, where each is first (the earliest chunk wins) and, for
+            # AG EF, 1 + the level-wide index of each candidate's state, in chunk order: by a
+            # k-way merge in C over key ranges side by side, or a stable sort
+            merged = levelc.merge_level([c.keys for c in chunks], bool(self.lives), self.workers)
+            if merged is not None:
+                new_keys, new_at, cand_group = merged
+                for c in chunks:
+                    c.keys = np.zeros(0, packer.key_dtype)
+            else:
+                new_keys, new_at, cand_group = self._merge_candidates(chunks)
             # with runs on disk: the level's candidates are looked up there once, in one pass;
             # per level-wide candidate key, the state it is (known, new, or -1: cut)
             group_state = None
@@ -704,6 +696,26 @@ class _Search:
                             transitions, depth, time.monotonic() - self.start, complete, stopped_by,
                             outcomes, engine="vectorized", workers=self.workers, stats=stats,
                             coverage=coverage, model=self.model)
+
+    def _merge_candidates(self, chunks: list["_Chunk"]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """:func:`levelc.merge_level` by a stable sort of the chunks' candidates (numpy)."""
+        cand = (np.concatenate([c.keys for c in chunks]) if chunks
+                else np.zeros(0, self.packer.key_dtype))
+        for c in chunks:  # held once, in cand
+            c.keys = np.zeros(0, self.packer.key_dtype)
+        order = np.argsort(cand, kind="stable")
+        sorted_cand = cand[order]
+        del cand
+        first = np.ones(sorted_cand.shape[0], dtype=bool)
+        first[1:] = sorted_cand[1:] != sorted_cand[:-1]
+        new_at = order[first]
+        new_keys = sorted_cand[first]
+        del sorted_cand
+        cand_group = None
+        if self.lives:
+            cand_group = np.empty(order.shape[0], dtype=np.uint32)
+            cand_group[order] = np.cumsum(first, dtype=np.uint32)
+        return new_keys, new_at, cand_group
 
     # ---- checkpoints ------------------------------------------------------------------------
     def _save_checkpoint(self, st: "_State") -> None:

@@ -98,3 +98,29 @@ def test_the_backward_search_in_small_pieces_marks_the_same_states() -> None:
         assert levelc.backward(np.array([3, 77], dtype=np.uint32), starts, preds, can, budget=budget)
         marks.append(can)
     assert all(np.array_equal(marks[0], m) for m in marks[1:]) and 2 < marks[0].sum() < n
+
+
+def _merge_numpy(parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    cand = np.concatenate(parts) if parts else np.zeros(0, np.uint64)
+    order = np.argsort(cand, kind="stable")
+    s = cand[order]
+    first = np.ones(s.shape[0], dtype=bool)
+    first[1:] = s[1:] != s[:-1]
+    group = np.empty(order.shape[0], dtype=np.uint32)
+    group[order] = np.cumsum(first, dtype=np.uint32)
+    return s[first], order[first], group
+
+
+@pytest.mark.parametrize("chunks,size,workers", [(0, 0, 1), (1, 5, 1), (3, 0, 2), (7, 3000, 1), (9, 40_000, 2),
+                                                  (70, 20_000, 3)])
+def test_the_level_merge_in_c_is_the_stable_sort(chunks: int, size: int, workers: int,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(chunks * 7 + size)
+    monkeypatch.setattr(levelc, "SPLIT_ROWS", 1000)  # key ranges side by side even at these sizes
+    pool = rng.integers(0, 2**64 - 1, max(1, size * 2), dtype=np.uint64)  # keys shared between chunks
+    parts = [np.unique(rng.choice(pool, rng.integers(0, size + 1))) if size else np.zeros(0, np.uint64)
+             for _ in range(chunks)]
+    got = levelc.merge_level(parts, True, workers)
+    assert got is not None
+    for x, y in zip(got, _merge_numpy(parts)):
+        assert np.array_equal(x, y)
