@@ -115,6 +115,8 @@ def parametric_cell(variant: str, bounds: str, method: str, timeout: float) -> d
         cli(args)
     doc = json.loads(out.getvalue().strip().splitlines()[-1])
     source = doc.get("lemma_source") or ""
+    if "error" in doc:  # the CLI's hard time limit (exit 3) or bad input (exit 2)
+        doc["status"] = "unknown" if doc["error"].get("kind") == "limit" else "error"
     return {"route": "parametric" + (" (learned)" if source.startswith("learned") else ""),
             "status": doc.get("status", "error"), "seconds": doc.get("elapsed_s") or time.monotonic() - start,
             "depth": None, "lemmas": len(doc.get("lemmas") or []), "reason": doc.get("reason") or

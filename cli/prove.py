@@ -193,8 +193,10 @@ def prove_html(res: ProveResult, model: Model) -> str:
 
 #: ``--parametric`` without ``--timeout``: the whole proof, and each solver query at most.
 PARAMETRIC_TIMEOUT_S, PARAMETRIC_QUERY_S = 300.0, 60.0
-#: ``--parametric`` without ``--lemmas`` where the shipped lemmas fail: learning families takes at most this.
-LEARN_S = 120.0
+#: ``--parametric`` without ``--lemmas`` where the shipped lemmas fail: learning families takes at most this
+#: (and what is left of the limit, if at least LEARN_MIN_S); the shipped lemmas' Houdini then gets SHIPPED_SHARE
+#: of the limit (with ``--lemmas``, 0.8: nothing follows it).
+LEARN_S, LEARN_MIN_S, SHIPPED_SHARE = 120.0, 10.0, 0.5
 
 
 def shrink_bounds(bounds: Any) -> Any:
@@ -232,22 +234,27 @@ def run_parametric(args: argparse.Namespace) -> int:
         try:
             res = parametric.prove_candidates(protocol, dict(bounds), shipped=not args.no_shipped_lemmas,
                                               extra=learned, timeout=min(timeout, PARAMETRIC_QUERY_S),
-                                              houdini_s=0.8 * timeout, shrink_at=shrink_bounds(bounds))
+                                              houdini_s=(0.8 if text is not None else SHIPPED_SHARE) * timeout,
+                                              shrink_at=shrink_bounds(bounds))
             sources = (["model/invariant.py"] if not args.no_shipped_lemmas else []) + (
                 [f"--lemmas {args.lemmas}"] if args.lemmas else [])
             res.lemma_source = " and ".join(sources) + (", then Houdini" if res.dropped else "")
             if res.status != "proved" and not args.lemmas:  # learn families and prove them for every N, V, F
                 from deferral.checks.symbolic import paramlearn
 
-                learned_res = paramlearn.learn(protocol, dict(bounds),
-                                               timeout=min(LEARN_S, max(10.0, timeout - res.elapsed_s)))
-                if learned_res.status == "proved" and learned_res.proof is not None:
+                left_s = timeout - (time.monotonic() - began)
+                learned_res = None
+                if left_s >= LEARN_MIN_S:  # learning in less would overrun the limit and prove nothing
+                    learned_res = paramlearn.learn(protocol, dict(bounds), timeout=min(LEARN_S, left_s - 1.0))
+                if learned_res is not None and learned_res.status == "proved" and learned_res.proof is not None:
                     res = learned_res.proof
                     res.lemma_source = ("learned: checks/symbolic/paramlearn.py (samples at "
                                         + ", ".join(b.short() for b, _, _ in learned_res.sampled) + ")")
                 else:  # both reasons: the shipped lemmas', then the learned families'
-                    also = (f"then learned families (checks/symbolic/paramlearn.py): unknown after "
-                            f"{learned_res.elapsed_s:.1f} s ({learned_res.reason or 'no reason given'})")
+                    also = "then learned families (checks/symbolic/paramlearn.py): " + (
+                        f"not tried ({max(0.0, left_s):.0f} s of the {timeout:.0f} s limit left)"
+                        if learned_res is None else
+                        f"unknown after {learned_res.elapsed_s:.1f} s ({learned_res.reason or 'no reason given'})")
                 res.elapsed_s = time.monotonic() - began  # the shipped lemmas' try and the learning
         except EncodingError as exc:
             raise UsageError(str(exc)) from None

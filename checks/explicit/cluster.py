@@ -40,7 +40,7 @@ import numpy as np
 
 from deferral.checks.explicit.expand import Expander
 from deferral.checks.explicit.fused import MIN_ROWS, Scratch
-from deferral.checks.explicit.limits import peak_rss_bytes
+from deferral.checks.explicit.limits import peak_rss_bytes, return_freed_memory
 from deferral.checks.explicit.numpy_ops import NotVectorizable
 from deferral.checks.explicit.packing import Packer
 from deferral.checks.explicit.visited import Visited
@@ -148,6 +148,7 @@ class Partition:
 
     def __init__(self, protocol: Protocol, bounds: Bounds, symmetry: bool, index: int, parts: int,
                  fused_rows: int = FUSED_LEVEL_ROWS) -> None:
+        return_freed_memory()  # a level's temporaries go back to the system (see limits)
         self.model = Model(protocol, bounds)
         self.expander = Expander(self.model, symmetry)
         self.packer: Packer = self.expander.packer
@@ -170,8 +171,7 @@ class Partition:
         self.reached = np.zeros(0, dtype=bool)
         self.newly = np.zeros(0, dtype=np.int64)
         self.preds: np.ndarray | None = None
-        self.pred_starts = np.zeros(0, dtype=np.int64)
-        self.pred_counts = np.zeros(0, dtype=np.int64)
+        self.pred_starts = np.zeros(1, dtype=np.int64)
         self.scratch = Scratch()  # the fused loop's buffers, reused from chunk to chunk
         self.fused_chunks = 0  # frontier chunks expanded by the fused C loop
         self.cpu_start = time.process_time()  # CPU seconds of this search, set-up excluded
@@ -224,8 +224,8 @@ class Partition:
             if group is not None:  # a chunk's pairs are its own: no two chunks share a source row
                 rows = np.int64(CHUNK_ROWS)
                 pair = _unique(group.astype(np.int64) * rows + (par.astype(np.int64) - a))
-                edge_g.append(pair // rows)
-                edge_src.append(pair % rows + a)
+                edge_g.append((pair // rows).astype(np.uint32))  # below 2**32: chunk-local
+                edge_src.append((pair % rows + a).astype(np.uint32))  # frontier rows, below 2**32
         buckets = [self._empty_bucket() for _ in range(self.parts)]
         if cands:
             # the chunks' distinct successors (sorted runs) merged: the first chunk's wins
@@ -341,7 +341,7 @@ class Partition:
             self.pending_edges = None
             ids = self._numbers(dst)
             known = ids >= 0  # targets cut by --max-states are dropped (liveness is unknown then)
-            self.rev_dst.append(ids[known])
+            self.rev_dst.append(ids[known].astype(np.uint32 if self.count < 1 << 32 else np.int64))
             self.rev_src.append(src[known])
         return {"new": n, "bad": bad}
 
@@ -381,7 +381,8 @@ class Partition:
         """Stored states and bytes held by this partition."""
         held = (self.visited.nbytes + sum(a.nbytes for a in self.level_keys)
                 + sum(a.nbytes for a in self.level_parent) + sum(a.nbytes for a in self.level_via)
-                + sum(a.nbytes + b.nbytes for a, b in zip(self.rev_dst, self.rev_src)))
+                + sum(a.nbytes + b.nbytes for a, b in zip(self.rev_dst, self.rev_src))
+                + (0 if self.preds is None else self.preds.nbytes + self.pred_starts.nbytes))
         return {"states": self.count, "bytes": held, "cpu_s": time.process_time() - self.cpu_start,
                 "fused_chunks": self.fused_chunks, "fused_problem": self.expander.fused_problem,
                 # VmHWM of this worker process: ru_maxrss is wrong for a process started by a
@@ -395,18 +396,21 @@ class Partition:
         self.reached = np.concatenate(goal) if goal else np.zeros(0, dtype=bool)
         if self.preds is None:  # CSR of the reversed edges, by target
             dst = np.concatenate(self.rev_dst) if self.rev_dst else np.zeros(0, np.int64)
+            self.rev_dst = []
             src = np.concatenate(self.rev_src) if self.rev_src else np.zeros(0, self.packer.key_dtype)
+            self.rev_src = []  # the edges are in the index from here on, not twice
             order = np.argsort(dst, kind="stable")
             self.preds = src[order]
-            self.pred_counts = np.bincount(dst, minlength=self.count).astype(np.int64)
-            self.pred_starts = np.concatenate(([0], np.cumsum(self.pred_counts)[:-1])).astype(np.int64)
+            del src, order
+            self.pred_starts = np.zeros(self.count + 1, dtype=np.int64)  # state i: preds[starts[i]:starts[i+1]]
+            np.cumsum(np.bincount(dst, minlength=self.count), out=self.pred_starts[1:])
         self.newly = np.flatnonzero(self.reached)
         return int(self.newly.shape[0])
 
     def back_expand(self) -> tuple[Any, ...]:
         """The predecessors of my newly reached states: one bucket of keys per owner, then their number."""
         assert self.preds is not None
-        c = self.pred_counts[self.newly]
+        c = self.pred_starts[self.newly + 1] - self.pred_starts[self.newly]
         total = int(c.sum())
         if total == 0:
             return (*(np.zeros(0, self.packer.key_dtype) for _ in range(self.parts)), 0)

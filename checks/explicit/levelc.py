@@ -14,26 +14,20 @@ where numpy needed a binary search a state for the offsets and gathers, repeats 
 level; the same answer (the least state that cannot reach a goal does not depend on the
 order states are reached in).
 
-Level merge: the chunks' candidate keys (each chunk's sorted and distinct) merged into the
-level's distinct keys, the first chunk wins a key, by a heap over the chunks (k-way merge,
-log k per key) instead of a stable sort of their concatenation; cut by key ranges that the
-worker threads merge side by side.
-
 Numbering: after a level's merge, each chunk's AG EF edge targets that were new candidates
 (``-(1 + candidate)``) become state numbers, in place, with no temporaries (the numpy
-version holds an index and an int64 copy of them per chunk, at the search's peak).
+version holds a mask and a gathered copy of them per chunk, at the search's peak).
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 
 from deferral.checks.explicit import cbuild
-from deferral.checks.explicit.parallel import ordered_map
 
 SOURCE = r"""
 #include <stdint.h>
@@ -54,65 +48,17 @@ void merge_step(const uint64_t *a, const uint32_t *ai, int64_t na, const uint64_
   used[0] = i; used[1] = j;
 }
 
-/* code[x] < 0 (a candidate: -(1 + its index in the chunk)) becomes the state number of its
-   level-wide group g = group[start - 1 - code[x]] (1-based): group_state[g - 1] when given,
-   else n_states - 1 + g, or -1 past n_new (cut by --max-states). */
-void number_codes(void *code, int64_t n, int code64, const uint32_t *group, int64_t start,
-                  const int64_t *group_state, int64_t n_new, int64_t n_states) {
+/* code[x] < 0 (a candidate: -(1 + its index in the chunk)) becomes state[-1 - code[x]], the
+   state that candidate turned out to be (or -1: cut by --max-states). */
+void number_codes(void *code, int64_t n, int code64, const void *state) {
   int64_t *c64 = (int64_t *)code;
   int32_t *c32 = (int32_t *)code;
+  const int64_t *s64 = (const int64_t *)state;
+  const int32_t *s32 = (const int32_t *)state;
   for (int64_t x = 0; x < n; x++) {
-    int64_t c = code64 ? c64[x] : (int64_t)c32[x];
-    if (c >= 0) continue;
-    int64_t g = group[start - 1 - c];
-    int64_t v = group_state ? group_state[g - 1] : (g <= n_new ? n_states - 1 + g : -1);
-    if (code64) c64[x] = v; else c32[x] = (int32_t)v;
+    if (code64) { if (c64[x] < 0) c64[x] = s64[-1 - c64[x]]; }
+    else if (c32[x] < 0) c32[x] = s32[-1 - c32[x]];
   }
-}
-
-/* The k-way merge of chunks[j][a[j]..b[j]) (each sorted, distinct): the distinct keys in
-   order (keys), for each the global index off[j] + i of its first occurrence (the least
-   chunk has it first: at), and where group is given, group[off[j] + i] = the 1-based rank
-   of chunk j's key i among the distinct keys. heap_k, heap_j: k entries of scratch.
-   Returns the number of distinct keys. */
-static int heap_less(uint64_t x, int64_t i, uint64_t y, int64_t j) { return x < y || (x == y && i < j); }
-
-int64_t merge_level(const uint64_t *const *chunks, const int64_t *a, const int64_t *b, const int64_t *off,
-                    int64_t k, uint64_t *keys, int64_t *at, uint32_t *group, uint64_t *heap_k, int64_t *heap_j,
-                    int64_t *pos) {
-  int64_t h = 0, n = 0;
-  for (int64_t j = 0; j < k; j++) {
-    pos[j] = a[j];
-    if (a[j] >= b[j]) continue;
-    int64_t c = h++;  /* sift up */
-    uint64_t key = chunks[j][a[j]];
-    while (c > 0) {
-      int64_t p = (c - 1) / 2;
-      if (!heap_less(key, j, heap_k[p], heap_j[p])) break;
-      heap_k[c] = heap_k[p]; heap_j[c] = heap_j[p]; c = p;
-    }
-    heap_k[c] = key; heap_j[c] = j;
-  }
-  while (h > 0) {
-    uint64_t key = heap_k[0];
-    int64_t j = heap_j[0], i = pos[j];
-    if (n == 0 || keys[n - 1] != key) { keys[n] = key; at[n] = off[j] + i; n++; }
-    if (group) group[off[j] + i] = (uint32_t)n;
-    pos[j] = ++i;
-    uint64_t nk; int64_t nj;
-    if (i < b[j]) { nk = chunks[j][i]; nj = j; } else { h--; nk = heap_k[h]; nj = heap_j[h]; }
-    int64_t c = 0;  /* sift down */
-    for (;;) {
-      int64_t l = 2 * c + 1, r = l + 1, m = c;
-      uint64_t mk = nk; int64_t mj = nj;
-      if (l < h && heap_less(heap_k[l], heap_j[l], mk, mj)) { m = l; mk = heap_k[l]; mj = heap_j[l]; }
-      if (r < h && heap_less(heap_k[r], heap_j[r], mk, mj)) { m = r; mk = heap_k[r]; mj = heap_j[r]; }
-      if (m == c) break;
-      heap_k[c] = heap_k[m]; heap_j[c] = heap_j[m]; c = m;
-    }
-    if (h > 0) { heap_k[c] = nk; heap_j[c] = nj; }
-  }
-  return n;
 }
 
 /* starts[x] (x = 0..n): where target x's edges begin in packed (sorted target << 32 | source). */
@@ -161,9 +107,7 @@ def _lib() -> ctypes.CDLL | None:
     lib.merge_step.restype = None
     lib.merge_step.argtypes = [p, p, i64, p, p, i64, p, p, i64, p]
     lib.number_codes.restype = None
-    lib.number_codes.argtypes = [p, i64, ctypes.c_int, p, i64, p, i64, i64]
-    lib.merge_level.restype = i64
-    lib.merge_level.argtypes = [p, p, p, p, i64, p, p, p, p, p, p]
+    lib.number_codes.argtypes = [p, i64, ctypes.c_int, p]
     lib.csr_starts.restype = None
     lib.csr_starts.argtypes = [p, i64, p, ctypes.c_int, i64]
     lib.back_step.restype = i64
@@ -174,59 +118,6 @@ def _lib() -> ctypes.CDLL | None:
 def loaded() -> ctypes.CDLL | None:
     """The library when C is on here (None: no compiler, switched off, or it failed to build)."""
     return _lib() if cbuild.compiler() is not None else None
-
-
-#: A level with fewer candidates than this is merged in one piece.
-SPLIT_ROWS = 1 << 16
-
-
-def merge_level(parts: Sequence[np.ndarray], want_group: bool, workers: int = 1
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
-    """The level's distinct candidate keys (sorted), the index of the first occurrence of
-    each in the chunks' concatenation, and (``want_group``) for each candidate in that order
-    the 1-based rank of its key: what a stable sort of the concatenation gives. Key ranges
-    are merged by ``workers`` threads. None: not here (no compiler, keys not uint64)."""
-    lib = loaded()
-    if lib is None or any(c.dtype != np.uint64 for c in parts):
-        return None
-    chunks = [np.ascontiguousarray(c) for c in parts]
-    k = len(chunks)
-    sizes = np.array([c.shape[0] for c in chunks], dtype=np.int64)
-    off = np.zeros(k, dtype=np.int64)
-    np.cumsum(sizes[:-1], out=off[1:])
-    total = int(sizes.sum())
-    group = np.empty(total, dtype=np.uint32) if want_group else None
-    if total == 0:
-        return np.zeros(0, np.uint64), np.zeros(0, np.int64), group
-    pieces = max(1, min(workers, total // SPLIT_ROWS))
-    big = chunks[int(sizes.argmax())]
-    pivots = [big[big.shape[0] * t // pieces] for t in range(1, pieces)]
-    cuts = [np.zeros(k, np.int64)] + [np.array([np.searchsorted(c, pv) for c in chunks], np.int64)
-                                      for pv in pivots] + [sizes]
-    ptrs = (ctypes.c_void_p * max(1, k))(*[c.ctypes.data for c in chunks])
-
-    def piece(t: int) -> tuple[np.ndarray, np.ndarray]:
-        a, b = cuts[t], cuts[t + 1]
-        room = int((b - a).sum())
-        keys, at = np.empty(room, np.uint64), np.empty(room, np.int64)
-        heap_k, heap_j, pos = np.empty(k, np.uint64), np.empty(k, np.int64), np.empty(k, np.int64)
-        n = lib.merge_level(ptrs, a.ctypes.data, b.ctypes.data, off.ctypes.data, k, keys.ctypes.data,
-                            at.ctypes.data, None if group is None else group.ctypes.data, heap_k.ctypes.data,
-                            heap_j.ctypes.data, pos.ctypes.data)
-        keys.resize(n, refcheck=False)  # in place: the unused tail is given back
-        at.resize(n, refcheck=False)
-        return keys, at
-
-    done = list(ordered_map(piece, pieces, workers))
-    if group is not None:  # ranks of a later key range follow those of the ranges before it
-        base = 0
-        for t in range(1, pieces):
-            base += done[t - 1][0].shape[0]
-            for j in range(k):
-                group[off[j] + cuts[t][j]:off[j] + cuts[t + 1][j]] += np.uint32(base)
-    if pieces == 1:
-        return done[0][0], done[0][1], group
-    return np.concatenate([d[0] for d in done]), np.concatenate([d[1] for d in done]), group
 
 
 def csr_starts(packed: np.ndarray, starts: np.ndarray) -> bool:
@@ -281,17 +172,14 @@ def _merge_step() -> "ctypes._CFuncPtr | None":
     return None if lib is None else lib.merge_step
 
 
-def number_codes(code: np.ndarray, group: np.ndarray, start: int, group_state: np.ndarray | None,
-                 n_new: int, n_states: int) -> bool:
-    """Number ``code``'s candidates in place (see the C above); False: not done here (no
-    compiler, or types it does not take), the caller numbers them with numpy."""
-    lib = _lib() if cbuild.compiler() is not None else None
-    if (lib is None or code.dtype not in (np.int32, np.int64) or not code.flags.c_contiguous
-            or group.dtype != np.uint32 or not group.flags.c_contiguous
-            or (group_state is not None and (group_state.dtype != np.int64 or not group_state.flags.c_contiguous))):
+def number_codes(code: np.ndarray, state: np.ndarray) -> bool:
+    """``code[x] = state[-1 - code[x]]`` where ``code[x] < 0``, in place (see the C above);
+    False: not done here (no compiler, or types it does not take), numpy's turn."""
+    lib = loaded()
+    if (lib is None or code.dtype not in (np.int32, np.int64) or state.dtype != code.dtype
+            or not code.flags.c_contiguous or not state.flags.c_contiguous):
         return False
-    lib.number_codes(code.ctypes.data, code.shape[0], int(code.dtype == np.int64), group.ctypes.data, start,
-                     None if group_state is None else group_state.ctypes.data, n_new, n_states)
+    lib.number_codes(code.ctypes.data, code.shape[0], int(code.dtype == np.int64), state.ctypes.data)
     return True
 
 

@@ -24,6 +24,7 @@ import errno
 import os
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -34,8 +35,9 @@ from deferral.checks.explicit.visited import Run
 
 #: Keys read at a time from a spilled run (8 MiB of uint64 keys).
 BLOCK = 1 << 20
-#: Elements per piece when a spilled column is read back.
-PIECE = 1 << 22
+#: Elements per piece when a spilled column is read back (the AG EF pass's edges by source
+#: hold some 8 bytes an element of a piece of out-degrees).
+PIECE = 1 << 20
 
 
 class SpillError(Exception):
@@ -231,3 +233,94 @@ class Column:
                 yield self.pieces.pop(0)
         else:
             yield from list(self.pieces)
+
+
+class Parked:
+    """Named arrays a level puts aside until its end (the chunks' candidates and AG EF arrays):
+    in memory, or, once :meth:`spill` ran, each in a file of the work folder, read back whole
+    or a slice at a time. Safe to use from several threads."""
+
+    def __init__(self, work: WorkDir | None) -> None:
+        self.work = work
+        self._mem: dict[object, np.ndarray] = {}
+        self._disk: dict[object, tuple[Path, np.dtype, int]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def memory_bytes(self) -> int:
+        with self._lock:
+            return sum(a.nbytes for a in self._mem.values())
+
+    def put(self, name: object, array: np.ndarray) -> None:
+        with self._lock:
+            self._mem[name] = array
+
+    def spill(self) -> None:
+        """Write every array held in memory to its own file and drop it (no-op without a work folder)."""
+        if self.work is None:
+            return
+        with self._lock:
+            for name in list(self._mem):
+                array = np.ascontiguousarray(self._mem[name])
+                path = self.work.new_file("parked.bin")
+                _written(self.work, path, lambda: array.tofile(str(path)), array.nbytes)
+                self._disk[name] = (path, array.dtype, array.shape[0])
+                del self._mem[name]
+
+    def get(self, name: object, a: int = 0, b: int | None = None) -> np.ndarray:
+        """Elements ``a..b-1`` of an array (all of it from ``a`` when ``b`` is None)."""
+        with self._lock:
+            if name in self._mem:
+                return self._mem[name][a:b]
+            path, dtype, n = self._disk[name]
+        b = n if b is None else min(b, n)
+        if b <= a:
+            return np.zeros(0, dtype)
+        with open(path, "rb") as f:
+            return np.fromfile(f, dtype=dtype, count=b - a, offset=a * dtype.itemsize)
+
+    def pop(self, name: object) -> np.ndarray:
+        """The whole array, dropped from here (its file removed)."""
+        whole = self.get(name)
+        with self._lock:
+            if self._mem.pop(name, None) is None:
+                path = self._disk.pop(name)[0]
+                path.unlink(missing_ok=True)
+        return whole
+
+    def clear(self) -> None:
+        with self._lock:
+            for path, _, _ in self._disk.values():
+                path.unlink(missing_ok=True)
+            self._mem, self._disk = {}, {}
+
+
+class KeysFile:
+    """A level's keys written to one file of the work folder (a frontier too big to hold):
+    ``keys[a:b]`` reads that slice, ``shape`` is the array's."""
+
+    def __init__(self, work: WorkDir, pieces: list[np.ndarray], dtype: object) -> None:
+        self.dtype = np.dtype(dtype)
+        self.path = work.new_file("frontier.bin")
+        n = sum(p.shape[0] for p in pieces)
+        path = self.path
+
+        def write() -> None:
+            with open(path, "wb") as f:
+                for p in pieces:
+                    np.ascontiguousarray(p, dtype=self.dtype).tofile(f)
+        _written(work, path, write, n * self.dtype.itemsize)
+        self.shape = (n,)
+
+    def __getitem__(self, cut: slice) -> np.ndarray:
+        a, b, _ = cut.indices(self.shape[0])
+        if b <= a:
+            return np.zeros(0, self.dtype)
+        with open(self.path, "rb") as f:
+            return np.fromfile(f, dtype=self.dtype, count=b - a, offset=a * self.dtype.itemsize)
+
+    def array(self) -> np.ndarray:
+        return self[0:self.shape[0]]
+
+    def close(self) -> None:
+        self.path.unlink(missing_ok=True)

@@ -47,7 +47,8 @@ from deferral.checks.explicit.expand import Expander
 from deferral.checks.explicit.numpy_ops import NotVectorizable
 from deferral.checks.explicit.packing import Packer, blas_threads
 from deferral.checks.explicit.parallel import ordered_map
-from deferral.checks.explicit.spill import Column, DiskRuns, SpillError, WorkDir
+from deferral.checks.explicit import levelmerge
+from deferral.checks.explicit.spill import Column, DiskRuns, KeysFile, Parked, SpillError, WorkDir
 from deferral.checks.results import Coverage, Outcome, Path, Progress, ProgressFn, SearchResult, path_from_parents
 from deferral.checks.explicit.visited import Run, Visited, block_size
 from deferral.model.bounds import Bounds
@@ -175,7 +176,7 @@ class _State:
     visited: Visited  # the runs in memory (with a work folder, older ones may be on disk)
     parents: Column  # per state: its BFS parent (uint32 state number), appended a level at a time
     vias: Column  # per state: the action that reached it
-    frontier_keys: np.ndarray  # keys of the last level's states (the next frontier), sorted
+    frontier_keys: "np.ndarray | KeysFile"  # keys of the last level's states (the next frontier), sorted
     # per liveness property: the goal flag of each state, OR-ed with "has a goal successor"
     # once the state is expanded; edges are kept only out of states not yet known to
     # reach every property's goal (the others need none for AG EF)
@@ -242,6 +243,7 @@ class _Search:
         self.work: WorkDir | None = None
         self.disk: DiskRuns | None = None
         self.spills = 0
+        self.parked = Parked(None)  # a level's chunk arrays until its end (see levelmerge)
         self.spill_lock = threading.Lock()
         self.st: _State | None = None  # the search state, for a spill from a poll
         self.spill_error: str | None = None
@@ -343,7 +345,7 @@ class _Search:
         return _Chunk(keys.shape[0], cand, par[pos], act[pos], uidx, known if self.lives else None,
                       par if self.lives else None, fired, per_step)
 
-    def _chunk_results(self, frontier_keys: np.ndarray, visited: Visited) -> Generator["_Chunk", None, None]:
+    def _chunk_results(self, frontier_keys: "np.ndarray | KeysFile", visited: Visited) -> Generator["_Chunk", None, None]:
         """Each chunk's results, in chunk order (computed by ``workers`` threads); the limits
         are polled while waiting, so they stop a level in the middle."""
         n = -(-frontier_keys.shape[0] // CHUNK_ROWS)
@@ -390,17 +392,30 @@ class _Search:
                 kept -= 1
                 size += runs[kept].size
             columns = [c for c in (st.parents, st.vias, st.edges_deg, st.edges_dst) if c.memory_bytes]
-            if kept == 0 and not columns:
+            parked = self.parked.memory_bytes
+            if kept == 0 and not columns and not parked:
                 kept = len(runs)  # nothing else to move: the newest runs too
-            if kept == 0:
-                return False
+                if kept == 0:
+                    return False
             for run in runs[:kept]:  # on disk first, then dropped from memory
                 self.disk.add(run)
             st.visited.set_runs(runs[kept:])
             for column in columns:
                 column.spill()
+            self.parked.spill()  # the level's chunk arrays, and those to come (see _park)
             self.spills += 1
             return True
+
+    def _park(self) -> None:
+        """With a work folder: once spilling, the level's chunk arrays go to disk as they come;
+        before, a spill when they and what is stored pass ``spill_above``."""
+        if self.disk is None:
+            return
+        if self.spills:
+            self.parked.spill()
+        elif (self.spill_above is not None and self.st is not None
+              and self._stored_in_memory(self.st) + self.parked.memory_bytes > self.spill_above):
+            self._spill()
 
     @staticmethod
     def _stored_in_memory(st: "_State") -> int:
@@ -425,6 +440,7 @@ class _Search:
         if self.work_dir is not None:
             self.work = WorkDir(self.work_dir)
             self.disk = DiskRuns(self.work, self.packer.key_dtype)
+            self.parked = Parked(self.work)
         try:
             with blas_threads(1):
                 return self._run()
@@ -463,7 +479,10 @@ class _Search:
         level_fired = np.zeros(len(self.model.actions), dtype=np.int64)
         level_enabled = np.zeros(len(self.step_names), dtype=np.int64)
         while frontier.shape[0] and stopped_by is None:
-            chunks: list[_Chunk] = []
+            n_chunks = 0
+            n_cand: list[int] = []  # per chunk: its candidates
+            samples: list[np.ndarray] = []  # per chunk: every levelmerge.SAMPLE-th candidate key
+            parked = self.parked
             # AG EF target codes (state numbers, or -(1 + candidate)): int32 while every state
             # number this level can give fits
             most = st.n_states + frontier.shape[0] * len(self.model.actions)
@@ -472,11 +491,24 @@ class _Search:
             level_fired = np.zeros(len(self.model.actions), dtype=np.int64)
             level_enabled = np.zeros(len(self.step_names), dtype=np.int64)
             try:
-                for chunk in self._chunk_results(frontier, visited):
-                    chunks.append(chunk)
+                for i, chunk in enumerate(self._chunk_results(frontier, visited)):
+                    n_chunks += 1
+                    # put aside until the level's end: in memory, or in the work folder once spilling
+                    n_cand.append(chunk.keys.shape[0])
+                    samples.append(levelmerge.sample(chunk.keys))
+                    parked.put(("keys", i), chunk.keys)
+                    parked.put(("parents", i), chunk.parents)
+                    parked.put(("actions", i), chunk.actions)
+                    if self.lives:
+                        assert chunk.uidx is not None and chunk.ucode is not None and chunk.all_parents is not None
+                        parked.put(("uidx", i), chunk.uidx)
+                        parked.put(("ucode", i), chunk.ucode)
+                        parked.put(("all_parents", i), chunk.all_parents)
                     level_transitions += chunk.successors
                     level_fired += chunk.fired
                     level_enabled += chunk.enabled
+                    del chunk
+                    self._park()
                     self._poll()
                     now = time.monotonic()
                     if self.progress and now - last_report > PROGRESS_EVERY_S:
@@ -491,108 +523,115 @@ class _Search:
                 break
             self.fanout = level_transitions / max(1, frontier.shape[0])
             self.ex.release_scratch()  # not held through the merge and the AG EF pass
-            # ---- merge the chunks' candidates (stable: the earliest chunk wins) ----
+            # ---- merge the chunks' candidates, a key range at a time (the earliest chunk wins) ----
             n_states, base = st.n_states, st.base
-            n_cands = sum(c.keys.shape[0] for c in chunks)
             try:  # stop before the merge if its temporaries would pass the memory limit
                 # (the runs' merge comes after the level's, whose temporaries are freed by then)
-                self._poll(lambda: max(_MERGE_BYTES * n_cands, _VISITED_MERGE_BYTES * block_size(len(visited) + n_cands)))
+                total = len(visited) + sum(n_cand)
+                self._poll(lambda: max(_MERGE_BYTES * min(sum(n_cand), levelmerge.PIECE),
+                                       _VISITED_MERGE_BYTES * min(total, block_size(total))))
             except LimitReached as stop:
                 stopped_by = stop.reason
                 break
             except SpillError as exc:
                 stopped_by, self.spill_error = "disk-full", str(exc)
                 break
-            n_cand = [c.keys.shape[0] for c in chunks]
-            # the level's distinct keys, where each is first (the earliest chunk wins) and, for
-            # AG EF, 1 + the level-wide index of each candidate's state, in chunk order: by a
-            # k-way merge in C over key ranges side by side, or a stable sort
-            merged = levelc.merge_level([c.keys for c in chunks], bool(self.lives), self.workers)
-            if merged is not None:
-                new_keys, new_at, cand_group = merged
-                for c in chunks:
-                    c.keys = np.zeros(0, packer.key_dtype)
-            else:
-                new_keys, new_at, cand_group = self._merge_candidates(chunks)
-            # with runs on disk: the level's candidates are looked up there once, in one pass;
-            # per level-wide candidate key, the state it is (known, new, or -1: cut)
-            group_state = None
-            if self.disk is not None and len(self.disk):
-                found = np.full(new_keys.shape[0], -1, dtype=np.int64)
-                self.disk.lookup(new_keys, found)
-                fresh = found < 0
-                if not fresh.all():
-                    if cand_group is not None:
-                        group_state = found
-                        group_state[fresh] = np.arange(n_states, n_states + int(fresh.sum()))
-                    new_keys, new_at = new_keys[fresh], new_at[fresh]
-                del found, fresh
-            n_new = new_keys.shape[0]
-            if n_states + n_new > self.max_states:
-                n_new = max(0, self.max_states - n_states)
-                new_at, new_keys = new_at[:n_new], new_keys[:n_new]
-                stopped_by = "max-states"
-                if group_state is not None:
-                    group_state[group_state >= n_states + n_new] = -1
-            par_all = np.concatenate([c.parents for c in chunks]) if chunks else np.zeros(0, np.uint32)
-            act_all = (np.concatenate([c.actions for c in chunks]) if chunks
-                       else np.zeros(0, self.action_dtype))
-            for c in chunks:
-                c.parents, c.actions = np.zeros(0, np.uint32), np.zeros(0, self.action_dtype)
-            st.parents.append((par_all[new_at].astype(np.int64) + base).astype(np.uint32))
-            st.vias.append(act_all[new_at])
-            del par_all, act_all, new_at
-            if self.keep_keys:
-                self.level_keys.append(new_keys)
-            level_rows = frontier.shape[0]
-            frontier = new_keys
-            self._check_level(new_keys, n_states, st.first_bad, goals)
-            if cand_group is not None:
-                starts = np.concatenate([[0], np.cumsum(n_cand)]).tolist()
+            # per chunk candidate: the state it is (known, new, or -1: cut by --max-states)
+            cand_state = [np.empty(n, dtype=self.code_dtype) for n in n_cand] if self.lives else []
 
+            def read(i: int, a: int, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                return (parked.get(("keys", i), a, b), parked.get(("parents", i), a, b),
+                        parked.get(("actions", i), a, b))
+
+            new_blocks: list[np.ndarray] = []
+            n_new = 0
+            for piece in levelmerge.pieces(n_cand, samples, read):
+                keys = piece.keys
+                # with runs on disk: the candidates are looked up there (a range at a time, in order)
+                state = np.full(keys.shape[0], -1, dtype=np.int64)
+                if self.disk is not None and len(self.disk):
+                    self.disk.lookup(keys, state)
+                fresh = np.flatnonzero(state < 0)
+                take = min(fresh.shape[0], max(0, self.max_states - n_states - n_new))
+                if take < fresh.shape[0]:
+                    stopped_by = "max-states"
+                fresh = fresh[:take]
+                state[fresh] = np.arange(n_states + n_new, n_states + n_new + take)
+                for i, a, b, group in piece.slices:
+                    if self.lives:
+                        cand_state[i][a:b] = state[group]
+                new_blocks.append(keys[fresh])
+                st.parents.append((piece.parents[fresh].astype(np.int64) + base).astype(np.uint32))
+                st.vias.append(piece.actions[fresh])
+                n_new += take
+                del piece, keys, state, fresh
+            for i in range(n_chunks):
+                for name in ("keys", "parents", "actions"):
+                    parked.pop((name, i))
+            del samples
+            level_rows = frontier.shape[0]
+            if isinstance(frontier, KeysFile):
+                frontier.close()
+            # the next frontier: in memory, or in a file once spilling (then its keys are added to
+            # the visited set now: the chunks' AG EF arrays are on disk)
+            ids = np.arange(n_states, n_states + n_new, dtype=np.uint32)
+            spilling = bool(self.spills) and self.work is not None and n_new > 0
+            if spilling:
+                assert self.work is not None
+                frontier = KeysFile(self.work, new_blocks, packer.key_dtype)
+                at = 0
+                for block in new_blocks:
+                    visited.add(block, ids[at:at + block.shape[0]])
+                    at += block.shape[0]
+                new_keys = None
+            else:
+                new_keys = (new_blocks[0] if len(new_blocks) == 1 else np.concatenate(new_blocks) if new_blocks
+                            else np.zeros(0, packer.key_dtype))
+                frontier = new_keys
+            del new_blocks
+            if self.keep_keys:
+                self.level_keys.append(new_keys if new_keys is not None else frontier[0:n_new])
+            self._check_level(frontier, n_states, st.first_bad, goals)
+            if self.lives:
                 def number(i: int) -> np.ndarray:
                     """Chunk i's edge targets as state numbers (-1: cut by --max-states), in place."""
-                    code = chunks[i].ucode
-                    assert code is not None and cand_group is not None
-                    if levelc.number_codes(code, cand_group, starts[i], group_state, n_new, n_states):
-                        return code
-                    new = code < 0
-                    group = cand_group[starts[i] - 1 - code[new]].astype(np.int64)
-                    if group_state is None:
-                        code[new] = np.where(group <= n_new, n_states - 1 + group, -1)
-                    else:
-                        code[new] = group_state[group - 1]
+                    code = parked.pop(("ucode", i))
+                    if not levelc.number_codes(code, cand_state[i]):  # in C, in place; else numpy
+                        new = code < 0
+                        code[new] = cand_state[i][-1 - code[new]]
+                    cand_state[i] = np.zeros(0, self.code_dtype)
                     return code
 
                 # numbered by the worker threads, pruned and stored here in chunk order (a
                 # chunk's pruning reads the goal flags the chunks before it set)
-                for i, code in enumerate(ordered_map(number, len(chunks), self.workers)):
-                    c = chunks[i]
-                    assert c.uidx is not None and c.all_parents is not None
+                for i, code in enumerate(ordered_map(number, n_chunks, self.workers)):
+                    uidx, all_parents = parked.pop(("uidx", i)), parked.pop(("all_parents", i))
                     lo, hi = i * CHUNK_ROWS, min(level_rows, (i + 1) * CHUNK_ROWS)
                     loop = self.ex.fused(hi - lo)
                     kept = None if loop is None or loop.prune is None else loop.prune(
-                        c.uidx, code, c.all_parents, base, lo, hi, [g.view() for g in goals.values()])
+                        uidx, code, all_parents, base, lo, hi, [g.view() for g in goals.values()])
                     if kept is not None:  # the same, in C
                         store_edges(kept[0] - np.uint32(base + lo), kept[1], hi - lo, st.edges_deg, st.edges_dst)
                     else:
-                        dst = code[c.uidx]
+                        dst = code[uidx]
                         keep = dst >= 0
-                        self._prune_edges(c.all_parents[keep], dst[keep].astype(np.uint32, copy=False), base,
+                        self._prune_edges(all_parents[keep], dst[keep].astype(np.uint32, copy=False), base,
                                           lo, hi, goals, st.edges_deg, st.edges_dst)
                         del dst, keep
-                    c.uidx = c.ucode = c.all_parents = None
-                    del code, kept
-            del chunks, cand_group, group_state
-            # added (a merge of runs, maybe) once the chunks' AG EF arrays are freed
-            visited.add(new_keys, np.arange(n_states, n_states + n_new, dtype=np.uint32))
+                    del code, uidx, all_parents, kept
+                    self._park()
+            del cand_state
+            parked.clear()
+            if not spilling:  # added (a merge of runs, maybe) once the chunks' AG EF arrays are freed
+                visited.add(new_keys, ids)
+            del ids
             st.transitions += level_transitions
             st.fired += level_fired
             st.enabled += level_enabled
             level_transitions = 0
             level_fired[:] = 0
             level_enabled[:] = 0
-            st.frontier_keys = new_keys
+            st.frontier_keys = frontier
             st.base = n_states
             st.n_states = n_states + n_new
             if n_new:
@@ -611,6 +650,7 @@ class _Search:
                 if frontier.shape[0] == 0 or now - last_saved >= self.checkpoint_every:
                     self._save_checkpoint(st)
                     last_saved = time.monotonic()
+        self.parked.clear()  # a level cut short leaves its chunks' arrays
         if stopped_by in ("time-limit", "memory-limit") and self.checkpoint_dir is not None:
             self._save_checkpoint(st)  # the last finished level: --resume goes on from there
         transitions = st.transitions + level_transitions  # a cut level's expansions included
@@ -697,26 +737,6 @@ class _Search:
                             outcomes, engine="vectorized", workers=self.workers, stats=stats,
                             coverage=coverage, model=self.model)
 
-    def _merge_candidates(self, chunks: list["_Chunk"]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """:func:`levelc.merge_level` by a stable sort of the chunks' candidates (numpy)."""
-        cand = (np.concatenate([c.keys for c in chunks]) if chunks
-                else np.zeros(0, self.packer.key_dtype))
-        for c in chunks:  # held once, in cand
-            c.keys = np.zeros(0, self.packer.key_dtype)
-        order = np.argsort(cand, kind="stable")
-        sorted_cand = cand[order]
-        del cand
-        first = np.ones(sorted_cand.shape[0], dtype=bool)
-        first[1:] = sorted_cand[1:] != sorted_cand[:-1]
-        new_at = order[first]
-        new_keys = sorted_cand[first]
-        del sorted_cand
-        cand_group = None
-        if self.lives:
-            cand_group = np.empty(order.shape[0], dtype=np.uint32)
-            cand_group[order] = np.cumsum(first, dtype=np.uint32)
-        return new_keys, new_at, cand_group
-
     # ---- checkpoints ------------------------------------------------------------------------
     def _save_checkpoint(self, st: "_State") -> None:
         """Save the search state at a level boundary (see :mod:`deferral.checks.explicit.checkpoint`)."""
@@ -725,7 +745,7 @@ class _Search:
         # spilled columns and runs are memory maps, streamed into the archive
         arrays: dict[str, np.ndarray] = {
             "parent": st.parents.array(), "via": st.vias.array(),
-            "frontier_keys": st.frontier_keys, "fired": st.fired, "enabled": st.enabled,
+            "frontier_keys": _keys_array(st.frontier_keys), "fired": st.fired, "enabled": st.enabled,
             "edges_deg": st.edges_deg.array(), "edges_dst": st.edges_dst.array(),
         }
         runs = st.visited.sorted_runs() + (self.disk.runs_mapped() if self.disk is not None else [])
@@ -889,6 +909,11 @@ def store_edges(local: np.ndarray, dst: np.ndarray, rows: int, edges_deg: Column
     the out-degree of each of the ``rows`` states (a byte a state), the targets in that order."""
     edges_dst.append(dst[np.argsort(local, kind="stable")])
     edges_deg.append(np.bincount(local, minlength=rows))
+
+
+def _keys_array(keys: "np.ndarray | KeysFile") -> np.ndarray:
+    """Keys held in memory, or read whole from their file."""
+    return keys.array() if isinstance(keys, KeysFile) else keys
 
 
 class _Flags:

@@ -706,6 +706,17 @@ def _excluding(rows: np.ndarray, terms: Sequence[Term], row: np.ndarray, size: i
                 if b_ < c and a not in (b_, c):
                     key = tuple(sorted((a, int(b_), int(c))))
                     found.append((cost[a] + cost[b_] + cost[c], key))
+    elif size == 4:  # two columns the state shares with few rows, then a pair as for size 2 on those rows
+        for a in [int(c) for c in np.argsort(counts) if counts[c]][:8]:
+            sub = match[match[:, a]]
+            inner = sub.sum(axis=0)
+            for b_ in [int(c) for c in np.argsort(inner) if inner[c] and c != a][:8]:
+                rest = sub[sub[:, b_]].astype(np.float32)
+                both = rest.T @ rest
+                for c, d in zip(*np.nonzero(both == 0)):
+                    if c < d and not {a, b_} & {int(c), int(d)}:
+                        key = tuple(sorted((a, b_, int(c), int(d))))
+                        found.append((cost[a] + cost[b_] + cost[c] + cost[d], key))
     found.sort()
     out: list[tuple[int, ...]] = []
     for _, key in found:
@@ -954,8 +965,9 @@ def infer(enc: Encoding, *, timeout: float | None = None,
 
 def _exclusion(protocol: Protocol, data: Samples, state: State, bounds: Bounds,
                tried: dict[int, set[tuple[int, ...]]], layout: Layout, limit: int = 2,
-               deadline: float | None = None) -> list[tuple[int, Family]]:
-    """The smallest families under which ``state`` was never observed (for some assignment)."""
+               deadline: float | None = None, largest: int = 3) -> list[tuple[int, Family]]:
+    """The smallest families (of at most ``largest`` terms) under which ``state`` was never
+    observed (for some assignment)."""
     rows = np.array([state], dtype=np.int64)
     per_table = []
     for n, table in enumerate(data.tables):
@@ -964,12 +976,12 @@ def _exclusion(protocol: Protocol, data: Samples, state: State, bounds: Bounds,
             ev = _Eval(protocol, layout, rows, env).with_sig(table.sig)
             envs.append(np.array([ev.code(t)[0] for t in table.terms], dtype=np.uint8))
         per_table.append(unique_rows(np.array(envs)) if envs else np.zeros((0, len(table.terms)), np.uint8))
-    for size in (1, 2, 3):
+    for size in range(1, largest + 1):
         for n, table in enumerate(data.tables):
             if deadline is not None and time.monotonic() > deadline:
                 return []
             out: list[tuple[int, Family]] = []
-            for row in per_table[n]:
+            for row in per_table[n] if size <= 3 else per_table[n][:4]:  # four terms: seconds a row
                 for cols in excluding(table, row, size, tried[n], limit - len(out)):
                     tried[n].add(cols)
                     out.append((n, family(table, cols, layout, row)))

@@ -11,7 +11,8 @@ one bound:
    small, random walks (the compiled kernels of checks/explicit/simulate.py) where not.
 2. **Candidates**: families of at most three terms from the declared vocabulary
    (:func:`deferral.checks.symbolic.infer.terms`), each true in every sample; a family is
-   "for all distinct variables of each sort: ...".
+   "for all distinct variables of each sort: ...". Four terms only where a counterexample
+   to induction needs them (below).
 3. **Houdini over uninterpreted sorts** (:class:`deferral.checks.symbolic.parametric.Houdini`):
    the candidates some step does not preserve, for some number of elements, are dropped.
 4. When the fixpoint does not preserve the property, the solver's **counterexample to
@@ -50,8 +51,9 @@ EXHAUSTIVE_CAP, WALKERS, WALK_DEPTH, WALK_CAP = 30_000, 600, 40, 20_000
 TWOS = 2
 #: The share of the time limit the bounded first families may take.
 BOUNDED_SHARE = 0.3
-#: Families proposed per counterexample to induction.
-PER_CTI = 2
+#: Families proposed per counterexample to induction; terms in the largest (4 only when no family
+#: of at most 3 terms excludes the counterexample: CTI-driven, never enumerated blindly).
+PER_CTI, LARGEST = 2, 4
 #: Counterexamples to induction of dropped candidates also learned from, per round (the last ones).
 EXTRA_CTIS = 2
 
@@ -205,7 +207,7 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
         b = protocol.bounds(**sizes, **conc)
         added = 0
         for _, f in _exclusion(protocol, data, state, b, tried, protocol.layout(b), limit=PER_CTI,
-                               deadline=deadline):
+                               deadline=deadline, largest=LARGEST):
             if f.show() not in fams:
                 fams[f.show()] = f
                 added += 1
@@ -286,7 +288,7 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
         if not added:
             return done("unknown", f"round {rnd}: a counterexample to induction ({h.broken}) "
                                    f"{shown or 'in a model too large to read as a state'} that no family of at "
-                                   "most three terms learned from the samples excludes")
+                                   f"most {LARGEST} terms learned from the samples excludes")
     else:
         return done("unknown", f"round limit ({max_rounds})")
     alive = res.lemmas + [lemma_of[f.show()] for f in res.kept]

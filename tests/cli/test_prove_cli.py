@@ -146,7 +146,7 @@ def test_parametric_unknown_gives_the_learned_routes_reason_too(capsys: pytest.C
         return paramlearn.LearnResult("unknown", [], 1.5, dict(concrete), ["vcpus"], reason="round 2: stuck")
 
     monkeypatch.setattr(paramlearn, "learn", learn)
-    code = main(["prove", "--parametric", "--json", "--variant", "reload-no-drain", "--timeout", "30"])
+    code = main(["prove", "--parametric", "--json", "--variant", "reload-no-drain", "--timeout", "300"])
     doc = json.loads(capsys.readouterr().out)
     assert code == 3 and doc["status"] == "unknown" and doc["lemma_source"].startswith("model/invariant.py")
     _plain(doc["reason"])

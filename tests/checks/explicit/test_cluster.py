@@ -213,6 +213,8 @@ def test_variant_file_travels_to_the_workers(cluster: Any) -> None:
 def test_time_limit_is_unknown_not_holds(cluster: Any) -> None:
     result = cluster.search(REFERENCE, Bounds(2, 1, 2, 2), time_limit=1e-6)
     assert result.stopped_by == "time-limit" and not result.complete
+    # the level already under way at the limit is counted: the workers hold what is reported
+    assert sum(result.stats["partition_states"]) == result.states < TABLE[(2, 1, 2, 2)][1]
     assert [o.status for o in result.outcomes] == ["unknown", "unknown"] and result.exit_code == 3
 
 

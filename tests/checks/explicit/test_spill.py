@@ -132,3 +132,73 @@ def test_resume_with_a_work_dir_moves_the_checkpoint_to_disk_as_it_reads(tmp_pat
     assert loaded == [0] and resumed.stats["spilled_bytes"] > 0
     assert _summary(resumed) == _summary(whole)
     assert list(work.iterdir()) == []
+
+
+@pytest.mark.parametrize("variant,bounds,spill_above", [
+    ("reference", (2, 1, 2, 2), None),  # level merged in pieces, in memory
+    ("wait-irqs-off", (2, 1, 1, 2), 1),  # and with every level's chunk arrays and frontier on disk
+    ("drain-local-only", (2, 1, 1, 2), 1),
+    ("reference", (2, 1, 1, 1, 2), 1),  # address spaces, cut by --max-states
+])
+def test_level_merged_in_small_pieces_gives_the_same_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              variant: str, bounds: tuple[int, ...],
+                                                              spill_above: int | None) -> None:
+    """A level's candidates merged a few keys at a time (many pieces, chunks with candidates
+    in some pieces only), the chunks' arrays parked in files and the frontier read from one:
+    the results of the search that merges each level at once."""
+    from deferral.checks.explicit import levelmerge, vectorized
+    b = Bounds(*bounds)
+    monkeypatch.setattr(vectorized, "CHUNK_ROWS", 97)  # many chunks (the same in both)
+    cut = 30_000 if len(bounds) > 4 else None
+    whole = explore_vectorized(PUBLISHED[variant], b, workers=1, max_states=cut)
+    monkeypatch.setattr(levelmerge, "PIECE", 40)
+    monkeypatch.setattr(levelmerge, "SAMPLE", 4)
+    work = None if spill_above is None else str(tmp_path)
+    pieces = explore_vectorized(PUBLISHED[variant], b, workers=2, work_dir=work, spill_above=spill_above,
+                                max_states=cut)
+    assert _summary(pieces) == _summary(whole)
+    if spill_above is not None:
+        assert pieces.stats["spills"] >= 1 and list(tmp_path.iterdir()) == []
+
+
+def test_a_memory_limit_below_what_the_search_holds_finishes_with_a_work_dir(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A --memory-limit below what the in-memory search holds at its peak (the visited runs,
+    columns, the level's chunk arrays and frontier): with a work folder it spills them as they
+    grow and finishes with the in-memory results. Resident memory is replaced by what the
+    search holds (the interpreter's own is too big and noisy at a size a test can run; the
+    figures at 2,2,1,2 in benchmarks/README.md are of real resident memory)."""
+    from deferral.checks.explicit import levelmerge, limits, vectorized, visited
+    monkeypatch.setattr(vectorized, "CHUNK_ROWS", 512)  # what a level is about to allocate: small
+    monkeypatch.setattr(visited, "MIN_BLOCK", 512)
+    monkeypatch.setattr(levelmerge, "PIECE", 1024)
+    # what a chunk is about to allocate, as the search estimates it (first from the action
+    # count, 51 successors a row): small beside the limit
+    monkeypatch.setattr(vectorized, "expansion_bytes", lambda rows, *args: 64 * rows)
+    searches: list = []
+    init = vectorized._Search.__init__
+
+    def spy(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        init(self, *args, **kwargs)
+        searches.append(self)
+    monkeypatch.setattr(vectorized._Search, "__init__", spy)
+    most = [0]
+
+    def held() -> int:
+        s = searches[-1]
+        st = s.st
+        if st is None:
+            return 0
+        front = st.frontier_keys.nbytes if isinstance(st.frontier_keys, np.ndarray) else 0
+        now = s._stored_in_memory(st) + s.parked.memory_bytes + front
+        most[0] = max(most[0], now)
+        return now
+    monkeypatch.setattr(limits, "rss_bytes", held)
+    b = Bounds(2, 1, 2, 2)
+    whole = explore_vectorized(PUBLISHED["wait-irqs-off"], b, workers=1, memory_limit=1 << 29)
+    peak, most[0] = most[0], 0
+    spilled = explore_vectorized(PUBLISHED["wait-irqs-off"], b, workers=2, memory_limit=peak // 3,
+                                 work_dir=str(tmp_path))
+    assert spilled.stats["spills"] >= 1 and most[0] <= peak // 3
+    assert _summary(spilled) == _summary(whole)
+    assert list(tmp_path.iterdir()) == []
