@@ -20,6 +20,7 @@ from deferral.cli.common import (UsageError, add_bounds, add_variant, bounds_fro
                                  protocol_from, seconds, time_left)
 from deferral.cli.limits import deadline, grace_for
 from deferral.model.concrete import Model
+from deferral.model.invariant import invariant_for
 from deferral.traces.files import write_atomic
 from deferral.traces.report.document import parametric_json, prove_json
 from deferral.traces.report.junit import parametric_junit, prove_junit
@@ -245,7 +246,9 @@ def run_parametric(args: argparse.Namespace) -> int:
                 left_s = timeout - (time.monotonic() - began)
                 learned_res = None
                 if left_s >= LEARN_MIN_S:  # learning in less would overrun the limit and prove nothing
-                    learned_res = paramlearn.learn(protocol, dict(bounds), timeout=min(LEARN_S, left_s - 1.0))
+                    offered = [] if args.no_shipped_lemmas else list(invariant_for(bounds))  # as auto: Houdini decides
+                    learned_res = paramlearn.learn(protocol, dict(bounds), timeout=min(LEARN_S, left_s - 1.0),
+                                                   lemmas=offered)
                 if learned_res is not None and learned_res.status == "proved" and learned_res.proof is not None:
                     res = learned_res.proof
                     res.lemma_source = ("learned: checks/symbolic/paramlearn.py (samples at "
