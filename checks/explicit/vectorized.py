@@ -596,8 +596,9 @@ class _Search:
                 def number(i: int) -> np.ndarray:
                     """Chunk i's edge targets as state numbers (-1: cut by --max-states), in place."""
                     code = parked.pop(("ucode", i))
-                    new = code < 0
-                    code[new] = cand_state[i][-1 - code[new]]
+                    if not levelc.number_codes(code, cand_state[i]):  # in C, in place; else numpy
+                        new = code < 0
+                        code[new] = cand_state[i][-1 - code[new]]
                     cand_state[i] = np.zeros(0, self.code_dtype)
                     return code
 
