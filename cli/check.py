@@ -125,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
             if args.html:
                 progress = levels.wrap(progress)
             sizes = SizeNotes(protocol, bounds, not args.no_symmetry, memory_limit,
-                              lambda text: console(stderr=True).print(text, markup=False, highlight=False))
+                              lambda text: console(stderr=True).print(text, markup=False, highlight=False),
+                              spills=args.work_dir is not None)
             sizes.before()
             progress = sizes.wrap(progress)
             if args.cluster is not None:
