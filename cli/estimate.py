@@ -6,7 +6,8 @@ bound, far above what is reachable). Once the search has stored :data:`ESTIMATE_
 states, it prints once an estimate of its final size, extrapolated from the growth of its
 BFS levels (:func:`~deferral.checks.explicit.limits.project_states`), and the memory that
 takes at the bytes per state used so far; when that passes ``--memory-limit`` a warning
-says the search will likely stop with exit 3 before it ends. Estimates, never counts:
+says the search will likely stop with exit 3 before it ends (with ``--work-dir``, a note that
+it will spill). Estimates, never counts:
 the counts come from the search.
 """
 
@@ -33,10 +34,11 @@ class SizeNotes:
     """Says the bound before the search (:meth:`before`) and the estimate during it (:meth:`wrap`)."""
 
     def __init__(self, protocol: Protocol, bounds: Bounds, symmetry: bool, memory_limit: int | None,
-                 say: Callable[[str], None]) -> None:
+                 say: Callable[[str], None], spills: bool = False) -> None:
         self.bound = layout_bound(tuple(protocol.layout(bounds).sizes),
                                   getattr(bounds, "vcpus", 1) if symmetry else 1)
         self.memory_limit = memory_limit
+        self.spills = spills  # a work folder: past the limit the search spills, it does not stop
         self.say = say
         self.rss_start = rss_bytes()
         self.levels: list[int] = [1]  # states per BFS level; level 0 is the initial state
@@ -71,7 +73,10 @@ class SizeNotes:
         self.say(f"estimate: about {total:,.0f} states in all (extrapolated from the growth of BFS levels "
                  f"1..{len(self.levels) - 1}; rough, low early in a search), about {_mib(memory)} at "
                  f"{per_state:,.0f} bytes a state so far{limit}")
-        if self.memory_limit and memory > self.memory_limit:
+        if self.memory_limit and memory > self.memory_limit and self.spills:
+            self.say(f"note: the estimate passes --memory-limit {_mib(self.memory_limit)}: the search will "
+                     "spill to --work-dir and go on (slower; the disk must hold the spilled part)")
+        elif self.memory_limit and memory > self.memory_limit:
             self.say(f"warning: the estimate passes --memory-limit {_mib(self.memory_limit)}: the search will "
                      "likely stop with exit 3 before it ends (use smaller bounds, or --checkpoint DIR and "
                      "--resume on a bigger machine)")

@@ -40,7 +40,7 @@ import numpy as np
 
 from deferral.checks.explicit.expand import Expander
 from deferral.checks.explicit.fused import MIN_ROWS, Scratch
-from deferral.checks.explicit.limits import peak_rss_bytes, return_freed_memory
+from deferral.checks.explicit.limits import peak_rss_bytes
 from deferral.checks.explicit.numpy_ops import NotVectorizable
 from deferral.checks.explicit.packing import Packer
 from deferral.checks.explicit.visited import Visited
@@ -148,7 +148,6 @@ class Partition:
 
     def __init__(self, protocol: Protocol, bounds: Bounds, symmetry: bool, index: int, parts: int,
                  fused_rows: int = FUSED_LEVEL_ROWS) -> None:
-        return_freed_memory()  # a level's temporaries go back to the system (see limits)
         self.model = Model(protocol, bounds)
         self.expander = Expander(self.model, symmetry)
         self.packer: Packer = self.expander.packer

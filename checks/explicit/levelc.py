@@ -16,7 +16,7 @@ order states are reached in).
 
 Numbering: after a level's merge, each chunk's AG EF edge targets that were new candidates
 (``-(1 + candidate)``) become state numbers, in place, with no temporaries (the numpy
-version holds an index and an int64 copy of them per chunk, at the search's peak).
+version holds a mask and a gathered copy of them per chunk, at the search's peak).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from deferral.checks.explicit import cbuild
 
 SOURCE = r"""
 #include <stdint.h>
+#include <string.h>
 /* Merge a[0..na) and b[0..nb) (sorted, disjoint keys, each with its id) into ok/oi until
    room entries are written or one of them is used up (both, where the other is empty: the
    rest of a run with nothing left to merge against is copied). used[0], used[1]: how many
@@ -48,20 +49,28 @@ void merge_step(const uint64_t *a, const uint32_t *ai, int64_t na, const uint64_
   used[0] = i; used[1] = j;
 }
 
-/* code[x] < 0 (a candidate: -(1 + its index in the chunk)) becomes the state number of its
-   level-wide group g = group[start - 1 - code[x]] (1-based): group_state[g - 1] when given,
-   else n_states - 1 + g, or -1 past n_new (cut by --max-states). */
-void number_codes(void *code, int64_t n, int code64, const uint32_t *group, int64_t start,
-                  const int64_t *group_state, int64_t n_new, int64_t n_states) {
+/* code[x] < 0 (a candidate: -(1 + its index in the chunk)) becomes state[-1 - code[x]], the
+   state that candidate turned out to be (or -1: cut by --max-states). */
+void number_codes(void *code, int64_t n, int code64, const void *state) {
   int64_t *c64 = (int64_t *)code;
   int32_t *c32 = (int32_t *)code;
+  const int64_t *s64 = (const int64_t *)state;
+  const int32_t *s32 = (const int32_t *)state;
   for (int64_t x = 0; x < n; x++) {
-    int64_t c = code64 ? c64[x] : (int64_t)c32[x];
-    if (c >= 0) continue;
-    int64_t g = group[start - 1 - c];
-    int64_t v = group_state ? group_state[g - 1] : (g <= n_new ? n_states - 1 + g : -1);
-    if (code64) c64[x] = v; else c32[x] = (int32_t)v;
+    if (code64) { if (c64[x] < 0) c64[x] = s64[-1 - c64[x]]; }
+    else if (c32[x] < 0) c32[x] = s32[-1 - c32[x]];
   }
+}
+
+/* The edges (local[i], dst[i]) grouped by source, stable (a counting sort): out the targets
+   in that order, deg[r] the out-degree of source r (rows of them); pos: rows of scratch. */
+void group_by_source(const uint32_t *local, const uint32_t *dst, int64_t t, int64_t rows, int64_t *deg,
+                     int64_t *pos, uint32_t *out) {
+  memset(deg, 0, (size_t)rows * sizeof(int64_t));
+  for (int64_t i = 0; i < t; i++) deg[local[i]]++;
+  int64_t s = 0;
+  for (int64_t r = 0; r < rows; r++) { pos[r] = s; s += deg[r]; }
+  for (int64_t i = 0; i < t; i++) out[pos[local[i]]++] = dst[i];
 }
 
 /* starts[x] (x = 0..n): where target x's edges begin in packed (sorted target << 32 | source). */
@@ -110,7 +119,9 @@ def _lib() -> ctypes.CDLL | None:
     lib.merge_step.restype = None
     lib.merge_step.argtypes = [p, p, i64, p, p, i64, p, p, i64, p]
     lib.number_codes.restype = None
-    lib.number_codes.argtypes = [p, i64, ctypes.c_int, p, i64, p, i64, i64]
+    lib.number_codes.argtypes = [p, i64, ctypes.c_int, p]
+    lib.group_by_source.restype = None
+    lib.group_by_source.argtypes = [p, p, i64, i64, p, p, p]
     lib.csr_starts.restype = None
     lib.csr_starts.argtypes = [p, i64, p, ctypes.c_int, i64]
     lib.back_step.restype = i64
@@ -120,7 +131,22 @@ def _lib() -> ctypes.CDLL | None:
 
 def loaded() -> ctypes.CDLL | None:
     """The library when C is on here (None: no compiler, switched off, or it failed to build)."""
-    return _lib() if cbuild.compiler() is not None else None
+    return None if cbuild.switched_off() else _lib()
+
+
+def group_by_source(local: np.ndarray, dst: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The targets ``dst`` grouped by their source ``local`` (0..rows-1), stable, and each
+    source's out-degree (int64): a stable argsort and a bincount in one linear pass; None: not here."""
+    lib = loaded()
+    if (lib is None or local.dtype != np.uint32 or dst.dtype != np.uint32 or local.shape != dst.shape
+            or (local.shape[0] and int(local.max()) >= rows)):
+        return None
+    local, dst = np.ascontiguousarray(local), np.ascontiguousarray(dst)
+    deg, pos = np.empty(max(rows, 0), np.int64), np.empty(max(rows, 1), np.int64)
+    out = np.empty(dst.shape[0], np.uint32)
+    lib.group_by_source(local.ctypes.data, dst.ctypes.data, local.shape[0], rows, deg.ctypes.data,
+                        pos.ctypes.data, out.ctypes.data)
+    return out, deg
 
 
 def csr_starts(packed: np.ndarray, starts: np.ndarray) -> bool:
@@ -175,24 +201,21 @@ def _merge_step() -> "ctypes._CFuncPtr | None":
     return None if lib is None else lib.merge_step
 
 
-def number_codes(code: np.ndarray, group: np.ndarray, start: int, group_state: np.ndarray | None,
-                 n_new: int, n_states: int) -> bool:
-    """Number ``code``'s candidates in place (see the C above); False: not done here (no
-    compiler, or types it does not take), the caller numbers them with numpy."""
-    lib = _lib() if cbuild.compiler() is not None else None
-    if (lib is None or code.dtype not in (np.int32, np.int64) or not code.flags.c_contiguous
-            or group.dtype != np.uint32 or not group.flags.c_contiguous
-            or (group_state is not None and (group_state.dtype != np.int64 or not group_state.flags.c_contiguous))):
+def number_codes(code: np.ndarray, state: np.ndarray) -> bool:
+    """``code[x] = state[-1 - code[x]]`` where ``code[x] < 0``, in place (see the C above);
+    False: not done here (no compiler, or types it does not take), numpy's turn."""
+    lib = loaded()
+    if (lib is None or code.dtype not in (np.int32, np.int64) or state.dtype != code.dtype
+            or not code.flags.c_contiguous or not state.flags.c_contiguous):
         return False
-    lib.number_codes(code.ctypes.data, code.shape[0], int(code.dtype == np.int64), group.ctypes.data, start,
-                     None if group_state is None else group_state.ctypes.data, n_new, n_states)
+    lib.number_codes(code.ctypes.data, code.shape[0], int(code.dtype == np.int64), state.ctypes.data)
     return True
 
 
 def available(keys_dtype: object, ids_dtype: object) -> bool:
     """Whether runs of these key and id types merge in C here."""
     return (np.dtype(keys_dtype) == np.uint64 and np.dtype(ids_dtype) == np.uint32  # type: ignore[call-overload]
-            and cbuild.compiler() is not None and _merge_step() is not None)
+            and loaded() is not None)
 
 
 _EMPTY_K = np.zeros(0, dtype=np.uint64)

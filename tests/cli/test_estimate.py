@@ -44,6 +44,16 @@ def test_the_estimate_is_printed_once_and_warns_above_the_memory_limit(monkeypat
     said = [line for line in lines if line.startswith("estimate:")]
     assert len(said) == 1 and "extrapolated from the growth of BFS levels 1.." in said[0]
     assert any(line.startswith("warning: the estimate passes --memory-limit") for line in lines)
+    # with a work folder the search spills past the limit: a note, not a warning of exit 3
+    lines.clear()
+    spilling = estimate.SizeNotes(REFERENCE, REFERENCE.bounds(2, 2, 1, 2), True, 1, lines.append, spills=True)
+    report = spilling.wrap(None)
+    stored = 1
+    for depth, size in enumerate(LEVELS_2212[1:15], 1):
+        stored += size
+        report(Progress(stored, 0, depth, size, 1.0))
+    assert any(line.startswith("note: the estimate passes --memory-limit") and "--work-dir" in line for line in lines)
+    assert not any(line.startswith("warning:") for line in lines)
 
 
 def test_a_small_search_says_nothing_about_its_size() -> None:

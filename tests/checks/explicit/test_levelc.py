@@ -38,27 +38,23 @@ def test_the_c_merge_is_the_numpy_merge(sizes: tuple[int, int], monkeypatch: pyt
 
 
 @pytest.mark.parametrize("dtype", [np.int32, np.int64])
-@pytest.mark.parametrize("with_state", [False, True])
-def test_numbering_in_c_is_the_numpy_numbering(dtype: type, with_state: bool) -> None:
+def test_numbering_in_c_is_the_numpy_numbering(dtype: type) -> None:
     rng = np.random.default_rng(7)
-    n_cand, start, n_states = 500, 40, 1000
-    group = rng.integers(1, 300, start + n_cand, dtype=np.uint32)  # 1-based groups, level-wide
-    n_new = 250  # groups above it are cut by --max-states
-    group_state = rng.integers(-1, 5000, 300, dtype=np.int64) if with_state else None
+    n_cand, n_states = 500, 1000
+    state = rng.integers(-1, 5000, n_cand).astype(dtype)  # -1: cut by --max-states
     code = np.where(rng.random(4000) < 0.5, rng.integers(0, n_states, 4000),
                     -1 - rng.integers(0, n_cand, 4000)).astype(dtype)
     want = code.copy()
     new = want < 0
-    g = group[start - 1 - want[new]].astype(np.int64)
-    want[new] = group_state[g - 1] if group_state is not None else np.where(g <= n_new, n_states - 1 + g, -1)
-    assert levelc.number_codes(code, group, start, group_state, n_new, n_states)
+    want[new] = state[-1 - want[new]]
+    assert levelc.number_codes(code, state)
     assert np.array_equal(code, want)
 
 
 def test_no_compiler_leaves_numbering_to_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(cbuild.ENV_CC, "0")
     code = np.array([-1, 3], dtype=np.int32)
-    assert not levelc.number_codes(code, np.ones(1, np.uint32), 1, None, 5, 10)
+    assert not levelc.number_codes(code, np.ones(1, np.int32))
     assert not levelc.available(np.uint64, np.uint32)
 
 
@@ -98,3 +94,14 @@ def test_the_backward_search_in_small_pieces_marks_the_same_states() -> None:
         assert levelc.backward(np.array([3, 77], dtype=np.uint32), starts, preds, can, budget=budget)
         marks.append(can)
     assert all(np.array_equal(marks[0], m) for m in marks[1:]) and 2 < marks[0].sum() < n
+
+
+@pytest.mark.parametrize("t,rows", [(0, 0), (0, 5), (1, 1), (5000, 300)])
+def test_grouping_edges_by_source_in_c_is_the_stable_argsort(t: int, rows: int) -> None:
+    rng = np.random.default_rng(t + rows)
+    local = rng.integers(0, max(rows, 1), t).astype(np.uint32)
+    dst = rng.integers(0, 2**32, t, dtype=np.uint32)
+    got = levelc.group_by_source(local, dst, rows)
+    assert got is not None
+    assert np.array_equal(got[0], dst[np.argsort(local, kind="stable")])
+    assert np.array_equal(got[1], np.bincount(local, minlength=rows)) and got[1].dtype == np.int64

@@ -1,0 +1,52 @@
+"""The key-range merge of a level's chunk candidates equals one merge of them all (one- and
+two-word keys, chunks that miss pieces, ties won by the earliest chunk)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deferral.checks.explicit import levelmerge
+
+
+def _keys(words: np.ndarray) -> np.ndarray:
+    """Sortable keys of (n, w) uint64 words: uint64 for one word, else big-endian void words."""
+    if words.shape[1] == 1:
+        return words[:, 0].copy()
+    return np.ascontiguousarray(words.astype(">u8")).view(f"V{8 * words.shape[1]}")[:, 0]
+
+
+@pytest.mark.parametrize("n_words", [1, 2])
+@pytest.mark.parametrize("piece,sample", [(40, 4), (7, 1), (1 << 17, 64)])
+def test_pieces_equal_one_merge(n_words: int, piece: int, sample: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(levelmerge, "SAMPLE", sample)
+    rng = np.random.default_rng(n_words * 100 + piece)
+    pool = _keys(rng.integers(0, 50, size=(400, n_words), dtype=np.uint64) << np.uint64(40))
+    chunks = []
+    for c in range(9):
+        size = 0 if c == 4 else int(rng.integers(1, 150))
+        keys = np.unique(pool[rng.integers(0, pool.shape[0], size)])  # sorted, unique in the chunk
+        chunks.append((keys, rng.integers(0, 1 << 20, keys.shape[0]).astype(np.uint32),
+                       rng.integers(0, 200, keys.shape[0]).astype(np.uint8)))
+    sizes = [k.shape[0] for k, _, _ in chunks]
+    samples = [levelmerge.sample(k) for k, _, _ in chunks]
+    got = list(levelmerge.pieces(sizes, samples, lambda i, a, b: tuple(x[a:b] for x in chunks[i]), piece))
+    keys = np.concatenate([p.keys for p in got])
+    # one merge: every key once, in order, with the parent and action of its earliest chunk
+    first: dict[bytes, tuple[int, int]] = {}
+    for i, (k, _, _) in enumerate(chunks):
+        for j, key in enumerate(k.tolist()):
+            first.setdefault(key, (i, j))
+    want = sorted(first)
+    assert keys.tolist() == want
+    assert np.concatenate([p.parents for p in got]).tolist() == [int(chunks[i][1][j]) for i, j in map(first.get, want)]
+    assert np.concatenate([p.actions for p in got]).tolist() == [int(chunks[i][2][j]) for i, j in map(first.get, want)]
+    seen = [np.zeros(n, dtype=bool) for n in sizes]
+    for p in got:  # each candidate of each chunk in exactly one slice, mapped to its key
+        for i, a, b, group in p.slices:
+            assert not seen[i][a:b].any()
+            seen[i][a:b] = True
+            assert p.keys[group].tolist() == chunks[i][0][a:b].tolist()
+    assert all(s.all() for s in seen)
+    if piece < 50:
+        assert len(got) > 3
