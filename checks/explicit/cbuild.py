@@ -28,12 +28,16 @@ FLAGS = ("-O2", "-shared", "-fPIC", "-std=c99", "-w")
 _lock = threading.Lock()
 
 
+def switched_off() -> bool:
+    """Whether compiled C is switched off (``DEFERRAL_CC=0``): no PATH lookup."""
+    return os.environ.get(ENV_CC, "cc").strip().lower() in ("", "0", "no", "false", "off")
+
+
 def compiler() -> str | None:
     """The C compiler's path, or None (none installed, or switched off)."""
-    name = os.environ.get(ENV_CC, "cc").strip()
-    if name.lower() in ("", "0", "no", "false", "off"):
+    if switched_off():
         return None
-    return shutil.which(name)
+    return shutil.which(os.environ.get(ENV_CC, "cc").strip())
 
 
 def cache_dir() -> Path:
@@ -55,7 +59,7 @@ class Loaded(NamedTuple):
 def missing() -> str | None:
     """Why no compiler is used where one was wanted (None: there is one, or it is switched off)."""
     name = os.environ.get(ENV_CC, "cc").strip()
-    if name.lower() in ("", "0", "no", "false", "off") or shutil.which(name):
+    if switched_off() or shutil.which(name):
         return None
     return f"no C compiler: {name!r} is not on PATH (install one, or name it in ${ENV_CC})"
 

@@ -31,6 +31,7 @@ from deferral.checks.explicit import cbuild
 
 SOURCE = r"""
 #include <stdint.h>
+#include <string.h>
 /* Merge a[0..na) and b[0..nb) (sorted, disjoint keys, each with its id) into ok/oi until
    room entries are written or one of them is used up (both, where the other is empty: the
    rest of a run with nothing left to merge against is copied). used[0], used[1]: how many
@@ -59,6 +60,17 @@ void number_codes(void *code, int64_t n, int code64, const void *state) {
     if (code64) { if (c64[x] < 0) c64[x] = s64[-1 - c64[x]]; }
     else if (c32[x] < 0) c32[x] = s32[-1 - c32[x]];
   }
+}
+
+/* The edges (local[i], dst[i]) grouped by source, stable (a counting sort): out the targets
+   in that order, deg[r] the out-degree of source r (rows of them); pos: rows of scratch. */
+void group_by_source(const uint32_t *local, const uint32_t *dst, int64_t t, int64_t rows, int64_t *deg,
+                     int64_t *pos, uint32_t *out) {
+  memset(deg, 0, (size_t)rows * sizeof(int64_t));
+  for (int64_t i = 0; i < t; i++) deg[local[i]]++;
+  int64_t s = 0;
+  for (int64_t r = 0; r < rows; r++) { pos[r] = s; s += deg[r]; }
+  for (int64_t i = 0; i < t; i++) out[pos[local[i]]++] = dst[i];
 }
 
 /* starts[x] (x = 0..n): where target x's edges begin in packed (sorted target << 32 | source). */
@@ -108,6 +120,8 @@ def _lib() -> ctypes.CDLL | None:
     lib.merge_step.argtypes = [p, p, i64, p, p, i64, p, p, i64, p]
     lib.number_codes.restype = None
     lib.number_codes.argtypes = [p, i64, ctypes.c_int, p]
+    lib.group_by_source.restype = None
+    lib.group_by_source.argtypes = [p, p, i64, i64, p, p, p]
     lib.csr_starts.restype = None
     lib.csr_starts.argtypes = [p, i64, p, ctypes.c_int, i64]
     lib.back_step.restype = i64
@@ -117,7 +131,22 @@ def _lib() -> ctypes.CDLL | None:
 
 def loaded() -> ctypes.CDLL | None:
     """The library when C is on here (None: no compiler, switched off, or it failed to build)."""
-    return _lib() if cbuild.compiler() is not None else None
+    return None if cbuild.switched_off() else _lib()
+
+
+def group_by_source(local: np.ndarray, dst: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The targets ``dst`` grouped by their source ``local`` (0..rows-1), stable, and each
+    source's out-degree (int64): a stable argsort and a bincount in one linear pass; None: not here."""
+    lib = loaded()
+    if (lib is None or local.dtype != np.uint32 or dst.dtype != np.uint32 or local.shape != dst.shape
+            or (local.shape[0] and int(local.max()) >= rows)):
+        return None
+    local, dst = np.ascontiguousarray(local), np.ascontiguousarray(dst)
+    deg, pos = np.empty(max(rows, 0), np.int64), np.empty(max(rows, 1), np.int64)
+    out = np.empty(dst.shape[0], np.uint32)
+    lib.group_by_source(local.ctypes.data, dst.ctypes.data, local.shape[0], rows, deg.ctypes.data,
+                        pos.ctypes.data, out.ctypes.data)
+    return out, deg
 
 
 def csr_starts(packed: np.ndarray, starts: np.ndarray) -> bool:
@@ -186,7 +215,7 @@ def number_codes(code: np.ndarray, state: np.ndarray) -> bool:
 def available(keys_dtype: object, ids_dtype: object) -> bool:
     """Whether runs of these key and id types merge in C here."""
     return (np.dtype(keys_dtype) == np.uint64 and np.dtype(ids_dtype) == np.uint32  # type: ignore[call-overload]
-            and cbuild.compiler() is not None and _merge_step() is not None)
+            and loaded() is not None)
 
 
 _EMPTY_K = np.zeros(0, dtype=np.uint64)

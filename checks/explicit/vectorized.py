@@ -907,6 +907,11 @@ def store_edges(local: np.ndarray, dst: np.ndarray, rows: int, edges_deg: Column
     """Append the kept edges out of ``rows`` consecutive states (``local``: each edge's source
     among them, ``dst``: its target) grouped by source (stable): the sources are stored as
     the out-degree of each of the ``rows`` states (a byte a state), the targets in that order."""
+    grouped = levelc.group_by_source(local, dst, rows)  # in C: one counting pass
+    if grouped is not None:
+        edges_dst.append(grouped[0])
+        edges_deg.append(grouped[1])
+        return
     edges_dst.append(dst[np.argsort(local, kind="stable")])
     edges_deg.append(np.bincount(local, minlength=rows))
 

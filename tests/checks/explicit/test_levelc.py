@@ -94,3 +94,14 @@ def test_the_backward_search_in_small_pieces_marks_the_same_states() -> None:
         assert levelc.backward(np.array([3, 77], dtype=np.uint32), starts, preds, can, budget=budget)
         marks.append(can)
     assert all(np.array_equal(marks[0], m) for m in marks[1:]) and 2 < marks[0].sum() < n
+
+
+@pytest.mark.parametrize("t,rows", [(0, 0), (0, 5), (1, 1), (5000, 300)])
+def test_grouping_edges_by_source_in_c_is_the_stable_argsort(t: int, rows: int) -> None:
+    rng = np.random.default_rng(t + rows)
+    local = rng.integers(0, max(rows, 1), t).astype(np.uint32)
+    dst = rng.integers(0, 2**32, t, dtype=np.uint32)
+    got = levelc.group_by_source(local, dst, rows)
+    assert got is not None
+    assert np.array_equal(got[0], dst[np.argsort(local, kind="stable")])
+    assert np.array_equal(got[1], np.bincount(local, minlength=rows)) and got[1].dtype == np.int64
