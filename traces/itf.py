@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deferral.model.bounds import Bounds, BoundsError
+from deferral.model.bounds import BoundsError
 from deferral.model.concrete import Model
 from deferral.model.protocol import Protocol
 from deferral.model.variants import PUBLISHED

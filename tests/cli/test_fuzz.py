@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
-from fuzz_support import DOCUMENTED, as_jsonl, assert_contract, counterexample_doc, run_cli
+from fuzz_support import as_jsonl, assert_contract, counterexample_doc, run_cli
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -16,7 +16,6 @@ from deferral.checks.explicit.search import search
 from deferral.model import PUBLISHED, REFERENCE, Bounds
 from deferral.model.concrete import Model
 from deferral.model.expected import SPACES_COUNTS, SPACES_SMALL, SPACES_VERDICTS
-from deferral.model.variants import load_variant_file
 
 SLOW = pytest.mark.skipif(not os.environ.get("DEFERRAL_SLOW"), reason="minutes: set DEFERRAL_SLOW=1")
 ROOT = Path(__file__).resolve().parents[2]
