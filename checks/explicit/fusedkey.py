@@ -32,7 +32,8 @@ from deferral.model.protocol import Property
 #: the modules whose code writes the C (a change to any of them is a new key)
 _GENERATOR = ("fused", "kernels", "packing", "cbuild", "fusedkey")
 _HERE = Path(__file__).resolve().parent
-_MODEL_DIR = _HERE.parents[1] / "model"
+_PACKAGE = _HERE.parents[1]
+_MODEL_DIR = _PACKAGE / "model"
 _SIMPLE = (int, float, str, bytes, bool, type(None))
 
 
@@ -87,7 +88,14 @@ def _files_of(roots: Iterable[Any]) -> set[str]:
 
 
 def _is_library(path: str) -> bool:
-    """A file of an installed library (numpy, the standard library): its version stands for it."""
+    """A file of an installed library (numpy, the standard library): its version stands for it.
+
+    deferral's own files never are, installed or not: its version does not change with every
+    edit of its code, so their text is hashed like the model's.
+    """
+    package = str(_PACKAGE) + os.sep
+    if path.startswith(package) and "site-packages" not in path[len(package):]:
+        return False
     return "site-packages" in path or path.startswith(sys.prefix) or path.startswith(sys.base_prefix)
 
 

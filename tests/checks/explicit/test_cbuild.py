@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from deferral.checks.explicit import cbuild, fused
+from deferral.checks.explicit import cbuild, fused, fusedkey
 from deferral.checks.explicit.expand import Expander
 from deferral.checks.explicit.fusedkey import fused_key
 from deferral.model import REFERENCE, Bounds
@@ -81,3 +81,14 @@ def test_the_key_follows_what_the_c_is_made_of() -> None:
     typed = REFERENCE.derive("typed", replace_steps=[dataclasses.replace(REFERENCE.step("write"),
                                                                          guard=namespace["guard"])])
     assert _key(Model(typed, Bounds(2, 1, 1, 1))) is None
+
+
+def test_deferrals_own_files_count_in_the_key_when_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Installed (not editable), deferral lives in site-packages: its files are still hashed, numpy's are not."""
+    root = "/opt/venv/lib/python3.11/site-packages"
+    monkeypatch.setattr(fusedkey, "_PACKAGE", fusedkey.Path(f"{root}/deferral"))
+    assert not fusedkey._is_library(f"{root}/deferral/checks/explicit/numpy_ops.py")
+    assert fusedkey._is_library(f"{root}/numpy/core/numeric.py")
+    monkeypatch.setattr(fusedkey, "_PACKAGE", fusedkey.Path("/home/me/deferral"))  # editable: a venv inside the clone
+    assert not fusedkey._is_library("/home/me/deferral/checks/explicit/numpy_ops.py")
+    assert fusedkey._is_library("/home/me/deferral/.venv/lib/python3.11/site-packages/numpy/core/numeric.py")
