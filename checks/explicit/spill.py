@@ -235,6 +235,14 @@ class Column:
             yield from list(self.pieces)
 
 
+def _read_slice(path: Path, dtype: np.dtype, a: int, b: int) -> np.ndarray:
+    """Elements ``a..b-1`` of the flat array of ``dtype`` in the file ``path`` (an explicit read)."""
+    if b <= a:
+        return np.zeros(0, dtype)
+    with open(path, "rb") as f:
+        return np.fromfile(f, dtype=dtype, count=b - a, offset=a * dtype.itemsize)
+
+
 class Parked:
     """Named arrays a level puts aside until its end (the chunks' candidates and AG EF arrays):
     in memory, or, once :meth:`spill` ran, each in a file of the work folder, read back whole
@@ -273,11 +281,7 @@ class Parked:
             if name in self._mem:
                 return self._mem[name][a:b]
             path, dtype, n = self._disk[name]
-        b = n if b is None else min(b, n)
-        if b <= a:
-            return np.zeros(0, dtype)
-        with open(path, "rb") as f:
-            return np.fromfile(f, dtype=dtype, count=b - a, offset=a * dtype.itemsize)
+        return _read_slice(path, dtype, a, n if b is None else min(b, n))
 
     def pop(self, name: object) -> np.ndarray:
         """The whole array, dropped from here (its file removed)."""
@@ -314,10 +318,7 @@ class KeysFile:
 
     def __getitem__(self, cut: slice) -> np.ndarray:
         a, b, _ = cut.indices(self.shape[0])
-        if b <= a:
-            return np.zeros(0, self.dtype)
-        with open(self.path, "rb") as f:
-            return np.fromfile(f, dtype=self.dtype, count=b - a, offset=a * self.dtype.itemsize)
+        return _read_slice(self.path, self.dtype, a, b)
 
     def array(self) -> np.ndarray:
         return self[0:self.shape[0]]
