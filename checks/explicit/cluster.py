@@ -40,6 +40,7 @@ import numpy as np
 
 from deferral.checks.explicit.expand import Expander
 from deferral.checks.explicit.fused import MIN_ROWS, Scratch
+from deferral.checks.explicit.levelmerge import distinct_first
 from deferral.checks.explicit.limits import peak_rss_bytes
 from deferral.checks.explicit.numpy_ops import NotVectorizable
 from deferral.checks.explicit.packing import Packer
@@ -115,20 +116,6 @@ def _key_arr(key: KeyObj, dtype: Any) -> np.ndarray:
     if isinstance(key, int):
         return np.array([key], dtype=np.uint64)
     return np.frombuffer(key, dtype=dtype).copy()
-
-
-def _distinct_of(keys: np.ndarray, want_group: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """The distinct ``keys`` in key order, the first position of each in ``keys``, and
-    (``want_group``) each position's index into them. A stable sort: fast on sorted runs."""
-    order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
-    first = np.ones(keys.shape[0], dtype=bool)
-    first[1:] = sorted_keys[1:] != sorted_keys[:-1]
-    group = None
-    if want_group:
-        group = np.empty(keys.shape[0], dtype=np.int64)
-        group[order] = np.cumsum(first) - 1
-    return sorted_keys[first], order[first], group
 
 
 def _unique(a: np.ndarray) -> np.ndarray:
@@ -229,7 +216,7 @@ class Partition:
         if cands:
             # the chunks' distinct successors (sorted runs) merged: the first chunk's wins
             cand, par, act = np.concatenate(cands), np.concatenate(pars), np.concatenate(acts)
-            uniq, rep, group = _distinct_of(cand, want_group=bool(self.lives))
+            uniq, rep, group = distinct_first(cand, want_group=bool(self.lives))
             owner = self._owners(uniq)
             edges = None
             if group is not None:
@@ -270,20 +257,20 @@ class Partition:
         return succ, par + offset, act
 
     def _distinct(self, keys: np.ndarray, want_group: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """:func:`_distinct_of`, by the fused loop's dedup (one-word keys) when there is one."""
+        """:func:`distinct_first`, by the fused loop's dedup (one-word keys) when there is one."""
         loop = self.expander.fused(keys.shape[0])
         if loop is not None and loop.dedup is not None:
             got = loop.dedup(keys, [], want_group)
             if got is not None:
                 return got[0], got[1], got[3]
-        return _distinct_of(keys, want_group)
+        return distinct_first(keys, want_group)
 
     def receive(self, *buckets: dict[str, np.ndarray]) -> int:
         """Merge the buckets routed to me; stage the keys not visited yet. Returns their number."""
         keys = np.concatenate([b["keys"] for b in buckets])
         parent = np.concatenate([b["parent"] for b in buckets])
         via = np.concatenate([b["via"] for b in buckets])
-        uniq, rep, _ = _distinct_of(keys, want_group=False)  # sorted runs, one per sender: the first's wins
+        uniq, rep, _ = distinct_first(keys, want_group=False)  # sorted runs, one per sender: the first's wins
         fresh = self._lookup(uniq) < 0
         self.pending = (uniq[fresh], parent[rep[fresh]], via[rep[fresh]])
         self.pending_edges = None

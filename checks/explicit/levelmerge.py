@@ -38,6 +38,21 @@ class Piece:
     slices: list[tuple[int, int, int, np.ndarray]]
 
 
+def distinct_first(keys: np.ndarray, want_group: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The distinct ``keys`` in key order, the first position of each in ``keys`` (a stable
+    sort: the earliest of equal keys wins; fast on sorted runs), and (``want_group``) each
+    position's index into the distinct keys."""
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    first = np.ones(keys.shape[0], dtype=bool)
+    first[1:] = sorted_keys[1:] != sorted_keys[:-1]
+    group = None
+    if want_group:
+        group = np.empty(keys.shape[0], dtype=np.int64)
+        group[order] = np.cumsum(first) - 1
+    return sorted_keys[first], order[first], group
+
+
 def sample(keys: np.ndarray) -> np.ndarray:
     """What the merge keeps of a chunk's sorted candidate keys to place its splitters."""
     return keys[::SAMPLE].copy()
@@ -77,18 +92,8 @@ def pieces(sizes: list[int], samples: list[np.ndarray], read: Reader, piece: int
             at[i] = b
         if not parts:
             continue
-        keys = np.concatenate([p[0] for p in parts])
-        order = np.argsort(keys, kind="stable")  # stable: the earliest chunk first in a tie
-        sorted_keys = keys[order]
-        del keys
-        first = np.ones(sorted_keys.shape[0], dtype=bool)
-        first[1:] = sorted_keys[1:] != sorted_keys[:-1]
-        at_first = order[first]
-        group = np.empty(order.shape[0], dtype=np.int64)
-        group[order] = np.cumsum(first) - 1
-        del order
-        new_keys = sorted_keys[first]
-        del sorted_keys, first
+        new_keys, at_first, group = distinct_first(np.concatenate([p[0] for p in parts]), want_group=True)
+        assert group is not None
         par = np.concatenate([p[1] for p in parts])[at_first]
         act = np.concatenate([p[2] for p in parts])[at_first]
         del parts, at_first
