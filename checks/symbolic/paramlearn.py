@@ -34,6 +34,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from deferral.checks.symbolic import parametric
+from deferral.checks.symbolic.diagram import diagram_families
 from deferral.checks.symbolic.relevance import Relevance
 from deferral.checks.symbolic.infer import (Family, Samples, _exclusion, reachable_rows, signatures,
                                             tabulate, unique_rows)
@@ -200,6 +201,7 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
     engine.relevant = rel.core
     tried: dict[int, set[tuple[int, ...]]] = {n: set() for n in range(len(data.tables))}
     lemma_of: dict[str, Lemma] = {}
+    shown_diagrams: set[str] = set()
 
     def _exclude(read: tuple[dict[str, int], tuple[int, ...]]) -> int:
         """New families under which the state was never observed; how many."""
@@ -211,6 +213,14 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
             if f.show() not in fams:
                 fams[f.show()] = f
                 added += 1
+        if not added:  # no family of the fixed shapes: the state's own diagram, minimized on the samples
+            t1 = time.monotonic()
+            for f in diagram_families(protocol, data, state, b, limit=PER_CTI, banned=shown_diagrams,
+                                      deadline=deadline):
+                if f.show() not in fams:
+                    fams[f.show()] = f
+                    added += 1
+                    say(f"learn: a diagram family ({time.monotonic() - t1:.1f} s): {f.show()}")
         return added
 
     def bounded_cti(families: Sequence[Lemma]) -> tuple[list[Lemma], tuple[dict[str, int], tuple[int, ...]] | None]:
