@@ -103,12 +103,13 @@ def minimize(table: Table, target: np.ndarray, banned: set[tuple[int, ...]] = fr
     return key
 
 
-def shapes(protocol: Protocol, data: Samples, sizes: dict[str, int]) -> list[dict[str, int]]:
+def shapes(protocol: Protocol, exact: Sequence[Bounds], sizes: dict[str, int]) -> list[dict[str, int]]:
     """Variables per sort a diagram of a state with ``sizes`` elements can have: at most what one
-    sampled bound has of every sort (so the samples can refute it), most variables first."""
+    bound of ``exact`` (exhaustively sampled) has of every sort, so that every reachable
+    configuration of that many elements is among the samples; most variables first."""
     sorts = [s for s in index_sorts(protocol) if isinstance(s, Sort)]
     out: list[dict[str, int]] = []
-    for b in data.bounds:
+    for b in exact:
         shape = {s.name: min(sizes.get(s.bound, 1), s.size(b)) for s in sorts}
         if shape not in out:
             out.append(shape)
@@ -117,17 +118,19 @@ def shapes(protocol: Protocol, data: Samples, sizes: dict[str, int]) -> list[dic
 
 
 def diagram_families(protocol: Protocol, data: Samples, state: State | Sequence[int], bounds: Bounds, *,
-                     limit: int = 2, banned: set[tuple[str, ...]] | None = None,
+                     limit: int = 2, banned: set[str] | None = None, exact: Sequence[Bounds] | None = None,
                      deadline: float | None = None) -> list[Family]:
     """Up to ``limit`` families, each the negation of a minimal diagram of ``state`` (at ``bounds``)
     that no sampled state satisfies under any assignment. ``banned`` (updated): the families
-    proposed before (their shown forms), not proposed again."""
+    proposed before (their shown forms), not proposed again. ``exact``: the sampled bounds whose
+    samples are exhaustive (default all): a diagram has at most as many variables of each sort
+    as one of them has elements; the samples at every bound with enough elements refute."""
     banned = set() if banned is None else banned
     sorts = {s.name: s for s in index_sorts(protocol) if isinstance(s, Sort)}
     sizes = {s.bound: s.size(bounds) for s in sorts.values()}
     layout = protocol.layout(bounds)
     out: list[Family] = []
-    for shape in shapes(protocol, data, sizes):
+    for shape in shapes(protocol, data.bounds if exact is None else exact, sizes):
         sig = signature(protocol, shape)
         table = data.table_for(protocol, sig, lambda b: all(sorts[n].size(b) >= k for n, k in shape.items()))
         if table is None:

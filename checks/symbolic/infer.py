@@ -385,7 +385,7 @@ class Samples:
     _more: dict[str, Table | None] = field(default_factory=dict, repr=False)
 
     def table_for(self, protocol: Protocol, sig: Signature, covers: Callable[[Bounds], bool],
-                  cap: int = 12_000) -> "Table | None":
+                  cap: int = 30_000) -> "Table | None":
         """The abstract rows of ``sig`` (any signature) over the sampled states at the bounds
         ``covers`` accepts (at most ``cap`` states of each, a seeded choice; all of an exhaustive
         sample below it), built once; None if no sampled bound is accepted."""
@@ -928,6 +928,7 @@ def infer(enc: Encoding, *, timeout: float | None = None,
     rounds = 0
     memo: dict[Any, Any] = {}
     kept: list[Family] = []
+    diagrams: set[str] = set()  # the diagram families proposed (checks/symbolic/diagram.py)
 
     def res(status: str, families: list[Family], reason: str = "", at: list[Bounds] | None = None
             ) -> InferResult:
@@ -965,6 +966,13 @@ def infer(enc: Encoding, *, timeout: float | None = None,
                 for key, f in _exclusion(protocol, data.upto(b), state, b, tried, layout, deadline=deadline):
                     if (key, f.terms) not in fams:
                         fams[(key, f.terms)] = f
+                        added += 1
+            if not added:  # no family of the fixed shapes: the state's own diagram (checks/symbolic/diagram.py)
+                from deferral.checks.symbolic.diagram import diagram_families
+
+                for f in diagram_families(protocol, data.upto(b), bad[-1], b, banned=diagrams, deadline=deadline):
+                    if (-2, f.terms) not in fams:
+                        fams[(-2, f.terms)] = f
                         added += 1
             say(f"infer: round {rounds} at {b.short()}, {len(alive)} families kept, {added} new")
             if not added:
