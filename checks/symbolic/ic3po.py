@@ -499,11 +499,12 @@ class Ic3poResult:
     lemmas: list[Lemma] = field(default_factory=list)
 
 
-def instances_for(protocol: Protocol, bounds: Bounds) -> list[Bounds]:
-    """:data:`INSTANCES` within ``bounds`` (at its other bounds), duplicates dropped."""
+def instances_for(protocol: Protocol, bounds: Bounds, clipped: bool = True) -> list[Bounds]:
+    """:data:`INSTANCES` at ``bounds``' other bounds (Q, S), ``clipped`` to ``bounds``; duplicates dropped."""
     out: list[Bounds] = []
     for n, v, f in INSTANCES:
-        b = bounds.replace(vcpus=min(n, bounds.vcpus), pages=min(v, bounds.pages), frames=min(f, bounds.frames))
+        b = bounds.replace(vcpus=min(n, bounds.vcpus), pages=min(v, bounds.pages), frames=min(f, bounds.frames)
+                           ) if clipped else bounds.replace(vcpus=n, pages=v, frames=f)
         if b not in out:
             out.append(b)
     return out
@@ -559,7 +560,7 @@ def learn_and_prove(protocol: Protocol, bounds: Bounds, *, timeout: float | None
         return None if deadline is None else max(0.5, deadline - time.monotonic())
 
     reasons = []
-    for at in instances_for(protocol, bounds):
+    for at in instances_for(protocol, bounds, clipped=not for_every):
         began = time.monotonic()
         say(f"ic3po: sampling reachable states at {at.short()}")
         engine = Ic3(protocol, at, deadline, note)
@@ -649,8 +650,18 @@ def load(doc: Any, protocol: Protocol, bounds: Bounds) -> list[Family]:
 
 def _labels(t: Term, sig: Signature, layout: Any) -> dict[str, int]:
     """Every abstract value a term can have, by its label."""
+    from deferral.checks.symbolic.infer import value_sort
+
+    if t.kind == "len":
+        candidates = [0, 1, 2]
+    elif t.kind in ("holds", "eq"):
+        candidates = [0, 1]
+    else:
+        var = layout.var(t.var)
+        concrete = value_sort(var.domain, index_sorts(layout), layout.bounds)[0] == "concrete"
+        candidates = list(range(var.domain.size(layout.bounds))) if concrete else [OTHER, *range(200, 250)]
     out: dict[str, int] = {}
-    for code in [*range(0, 64), *range(200, 256)]:
+    for code in [*candidates, UNDEF]:
         try:
             out.setdefault(label(t, code, sig, layout), code)
         except (KeyError, IndexError, ValueError, TypeError):
