@@ -70,7 +70,7 @@ from deferral.model.invariant import INVARIANT, Lemma, invariant_for
 from deferral.model.protocol import Protocol
 from deferral.model.context import StepError
 
-METHODS = ("auto", "bmc", "induction", "pdr")
+METHODS = ("auto", "bmc", "induction", "pdr", "ic3po")
 AUTO_BMC_DEPTH = 12
 #: Spacer's share of the time limit in auto (and its budget when there is no limit).
 INFER_SHARE, INFER_DEFAULT_S = 0.5, 240.0
@@ -160,7 +160,8 @@ def stage(route: str, bounds: Bounds | dict[str, Any], method: str, families_in:
 
 
 #: The lines of auto's log that say why a route did not settle it (they start so).
-ROUTE_LINES = ("bmc at ", "parametric", "inferred", "pdr at ", "shipped-lemmas+", "lemma-file", "pdr-generalized")
+ROUTE_LINES = ("bmc at ", "parametric", "inferred", "pdr at ", "shipped-lemmas+", "lemma-file", "pdr-generalized",
+               "ic3po")
 
 
 def why_not(log: list[str], width: int = 240) -> str:
@@ -175,6 +176,40 @@ def why_not(log: list[str], width: int = 240) -> str:
             line = head + (f" ({rest.split(': ')[0].rstrip(')')})" if rest else "")
         out.append(line if len(line) <= width else line[:width - 3] + "...")
     return "; ".join(out)
+
+
+#: The IC3PO route's share of the time left in auto.
+IC3PO_SHARE = 0.7
+
+
+def ic3po_route(protocol: Protocol, bounds: Bounds, enc: Any, timeout: float | None, say: Callable[[str], None],
+                result: Callable[..., ProveResult], log: list[str] | None = None,
+                stages: list[dict[str, Any]] | None = None) -> ProveResult | None:
+    """Route ``ic3po`` (checks/symbolic/ic3po.py): IC3 with orbit clauses at small instances, no
+    hand-written lemmas; proved for every N, V, F (route ``ic3po+parametric``) or at the requested
+    bounds (``ic3po+houdini+induction``); else the unknown result with the reason (``log``: auto's)."""
+    from deferral.checks.symbolic import ic3po
+    from deferral.checks.symbolic.encoding import EncodingError
+
+    log = [] if log is None else log
+    say(f"auto: IC3 with symmetric (orbit) clauses" + ("" if timeout is None else f" (at most {timeout:.0f} s)"))
+    try:
+        r = ic3po.learn_and_prove(protocol, bounds, timeout=timeout, note=say, for_every=False)
+    except EncodingError as exc:
+        log.append(f"ic3po: cannot be evaluated for every number of elements ({exc})")
+        return None
+    if stages is not None:
+        stages.extend(stage("ic3po", row["bounds"], "ic3+orbits", None, row["families"], row["seconds"],
+                            **{k: v for k, v in row.items() if k not in ("bounds", "families", "seconds")})
+                      for row in r.rounds)
+    if r.status != "proved":
+        log.append(f"ic3po: unknown after {r.elapsed_s:.1f} s ({r.reason[:300]})")
+        return result("unknown", route="ic3po", reason=r.reason, log=log)
+    if r.reason:
+        log.append(f"ic3po: {r.reason[:300]}")
+    log.append(f"ic3po: {r.route} ({r.elapsed_s:.1f} s, {len(r.families)} families)")
+    return result("proved", route=r.route, invariant=[f.show() for f in r.families], families=r.families,
+                  learned_at=r.learned_at, log=log, for_every=r.for_every)
 
 
 def _misfit(enc: Any, lemmas: tuple[Lemma, ...]) -> str | None:
@@ -266,6 +301,11 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         if r.status == "violated" and r.trace is not None and r.trace.path is not None:
             return result("violated", route="pdr+bmc", depth=r.trace.depth, path=r.trace.path, prop=r.trace.prop)
         return result("unknown", route="pdr", reason=r.reason or "Spacer gave no answer")
+
+    if method == "ic3po":
+        return ic3po_route(protocol, bounds, enc, None if timeout is None else 0.9 * (left() or timeout), say,
+                           result) or result(
+            "unknown", route="ic3po", reason="no time left for it")
 
     if method != "auto":
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
@@ -455,8 +495,8 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     # learned route at the requested bounds: the cheaper first (the bounded one at the smallest
     # instance, where it learns in seconds), the other as the fallback
     both = [("inferred+parametric", None), ("inferred", None)]
-    found_by_learning = ((both[::-1] if smallest(protocol, bounds) else both) if learn else []) + [
-        ("pdr-generalized", None)]
+    found_by_learning = ((both[::-1] if smallest(protocol, bounds) else both) if learn else []) + (
+        [("ic3po", None)] if learn else []) + [("pdr-generalized", None)]
     # the shipped lemmas over uninterpreted sorts (one proof for every N, V, F): slower, after the bmc
     parametric = [("parametric", None)] if hand else []
     # the bmc at the smallest instance (it finds a bug in seconds where the bmc at large bounds takes
@@ -502,6 +542,15 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         if name == "inferred+parametric":
             done = learned_parametric()
             if done is not None:
+                return done
+            continue
+        if name == "ic3po":
+            budget = None if timeout is None else IC3PO_SHARE * (left() or timeout)
+            if budget is not None and budget < LEARN_PARAMETRIC_MIN_S:
+                log.append(f"ic3po: not tried ({budget:.1f} s left for it)")
+                continue
+            done = ic3po_route(protocol, bounds, enc, budget, say, result, log, stages)
+            if done is not None and done.status == "proved":
                 return done
             continue
         if name in ("inferred", "pdr-generalized"):
