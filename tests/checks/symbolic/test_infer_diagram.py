@@ -16,7 +16,7 @@ THREE = Bounds(3, 1, 1, 1)
 
 @lru_cache(maxsize=None)
 def samples() -> inference.Samples:
-    return inference.samples(REFERENCE, ((Bounds(2, 1, 1, 1), None), (THREE, 8000)))
+    return inference.samples(REFERENCE, ((Bounds(2, 1, 1, 1), None), (THREE, 4000)))
 
 
 def unreachable() -> tuple[int, ...]:
