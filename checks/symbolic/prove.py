@@ -56,7 +56,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from deferral.checks.symbolic.bmc import BmcResult, bmc
+from deferral.checks.symbolic.bmc import BmcResult, BmcSearch, bmc
 from deferral.checks.symbolic.domain import domain_risks, find_write
 from deferral.checks.symbolic.generalize import Template, check_against, generalize, sort_domains
 from deferral.checks.symbolic.induction import check_inductive, houdini
@@ -140,6 +140,8 @@ class ProveResult:
     for_every: dict[str, Any] | None = None
     #: auto: every lemma route tried, in order (:func:`stage`): where, how, families in and kept, seconds
     stages: list[dict[str, Any]] = field(default_factory=list)
+    #: auto's unknown: each route tried and why it did not settle it (one clause each, in order)
+    routes_tried: list[dict[str, str]] = field(default_factory=list)
     #: the protocol and bounds the proof ran on (its path's states and actions are over it)
     model: Model | None = field(default=None, repr=False, compare=False)
 
@@ -157,24 +159,6 @@ def stage(route: str, bounds: Bounds | dict[str, Any], method: str, families_in:
     return {"route": route, "bounds": bounds if isinstance(bounds, dict) else bounds.as_dict(), "method": method,
             "families_in": families_in, "families_kept": families_kept,
             "seconds": None if seconds is None else round(seconds, 2), **more}
-
-
-#: The lines of auto's log that say why a route did not settle it (they start so).
-ROUTE_LINES = ("bmc at ", "parametric", "inferred", "pdr at ", "shipped-lemmas+", "lemma-file", "pdr-generalized")
-
-
-def why_not(log: list[str], width: int = 240) -> str:
-    """One short clause per route that did not settle it, from auto's log (the log keeps the
-    details: a lemma route's failing instances are cut to the first one's name)."""
-    out = []
-    for line in log:
-        if not line.startswith(ROUTE_LINES) or " violated in " in line:
-            continue
-        if "+houdini+induction: " in line:  # "...: too-weak (no_stale_translation(0,0) fails: gpt[0]=0, ...)"
-            head, _, rest = line.partition(" (")
-            line = head + (f" ({rest.split(': ')[0].rstrip(')')})" if rest else "")
-        out.append(line if len(line) <= width else line[:width - 3] + "...")
-    return "; ".join(out)
 
 
 def _misfit(enc: Any, lemmas: tuple[Lemma, ...]) -> str | None:
@@ -271,42 +255,63 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
 
     log: list[str] = []
+    #: why each route tried did not settle it: one clause per route (the unknown's reason is built from these)
+    tried: dict[str, str] = {}
+
+    def why(route: str, clause: str, width: int = 300) -> None:
+        """Record (or replace: a bmc continued) why ``route`` did not settle it, and log it."""
+        clause = " ".join(str(clause).split())
+        tried[route] = clause if len(clause) <= width else clause[:width - 3] + "..."
+        log.append(f"{route}: {clause}")
+
     look_to = min(depth, AUTO_BMC_DEPTH)
-    found = BmcResult("unknown", -1, 0.0)  # the bmc at the requested bounds so far
     small_at = bmc_bounds(protocol, bounds)
-    small_bug: BmcResult | None = None  # a violation the bmc at small_at found
+    searches: dict[Bounds, BmcSearch] = {}  # the bmc at each bounds, continued slice by slice
+
+    def search(at: Bounds) -> BmcSearch:
+        if at not in searches:
+            searches[at] = BmcSearch(enc if at == bounds else encode(protocol, at, check=False), look_to)
+        return searches[at]
+
+    def bmc_clause(at: Bounds) -> None:
+        s = search(at)
+        why(f"bmc at {at.short()}", f"no violation up to depth {s.checked}" + (
+            f" ({s.result.reason}; {s.seconds:.1f} s in all)" if s.checked < look_to else ""))
+
+    def look(at: Bounds, budget: float | None) -> BmcResult:
+        """Continue the bmc at ``at`` within ``budget`` seconds (a row of ``stages`` per slice)."""
+        s = search(at)
+        say(f"auto: bounded model checking to depth {look_to} at {at.short()} (from depth {s.checked + 1}"
+            + ("" if budget is None else f", at most {budget:.0f} s") + ")")
+        r = s.run(budget)
+        stages.append(stage("bmc", at, "bmc", None, None, r.elapsed_s, depth=r.depth, result=r.status))
+        if r.status != "violated":
+            bmc_clause(at)
+        return r
 
     def bounded_look(budget: float | None) -> ProveResult | None:
-        """bmc to ``look_to`` within ``budget`` seconds at the requested bounds: the violation's
-        result, else None (logged)."""
-        nonlocal found
-        say(f"auto: bounded model checking to depth {look_to} at {bounds.short()}"
-            + ("" if budget is None else f" (at most {budget:.0f} s)"))
-        found = bmc(enc, look_to, timeout=budget)
-        stages.append(stage("bmc", bounds, "bmc", None, None, found.elapsed_s, depth=found.depth,
-                            result=found.status))
-        if found.status == "violated":
-            return result("violated", route="bmc", depth=found.depth, path=found.path, prop=found.prop, log=log)
-        log.append(f"bmc at {bounds.short()}: no violation up to depth {found.depth}"
-                   + (f" ({found.reason})" if found.reason and found.depth < look_to else ""))
+        """Continue the bmc at the requested bounds: the violation's result, else None."""
+        r = look(bounds, budget)
+        if r.status == "violated":
+            return result("violated", route="bmc", depth=r.depth, path=r.path, prop=r.prop, log=log)
         return None
 
     def small_look(budget: float | None) -> ProveResult | None:
-        """bmc at the smallest instance (``small_at``); a violation there is searched again at the
-        requested bounds with the time left (the shortest trace at the requested bounds)."""
-        nonlocal small_bug
-        say(f"auto: bounded model checking to depth {look_to} at {small_at.short()}"
-            + ("" if budget is None else f" (at most {budget:.0f} s)"))
-        r = bmc(encode(protocol, small_at, check=False), look_to, timeout=budget)
-        stages.append(stage("bmc", small_at, "bmc", None, None, r.elapsed_s, depth=r.depth, result=r.status))
+        """Continue the bmc at the smallest instance (``small_at``); a violation there is searched
+        again at the requested bounds with the time left (the shortest trace at the requested bounds)."""
+        if small_at == bounds:
+            return bounded_look(budget)
+        r = look(small_at, budget)
         if r.status != "violated":
-            log.append(f"bmc at {small_at.short()}: no violation up to depth {r.depth}"
-                       + (f" ({r.reason})" if r.reason and r.depth < look_to else ""))
             return None
-        small_bug = r
         log.append(f"bmc at {small_at.short()}: {r.prop} violated in {r.depth} steps; "
                    f"the shortest trace at {bounds.short()} follows")
+        why(f"bmc at {small_at.short()}", f"{r.prop} violated in {r.depth} steps, but the bmc at {bounds.short()} "
+            "did not reach that violation in time")
         return bounded_look(left())
+
+    def small_bug() -> bool:
+        return small_at != bounds and small_at in searches and searches[small_at].result.status == "violated"
 
     quick_s = QUICK_BMC_S if timeout is None else min(QUICK_BMC_S, QUICK_BMC_SHARE * timeout)
     inferred_at: Bounds | None = None
@@ -320,8 +325,8 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         small = pdr(enc if inferred_at == bounds else encode(protocol, inferred_at), timeout=budget,
                     encoding="onehot")
         if small.status != "proved":
-            log.append(f"pdr at {inferred_at.short()}: {small.status}"
-                       + (f" ({small.reason})" if small.reason else "") + f" after {small.elapsed_s:.1f} s")
+            why("pdr-generalized", f"Spacer at {inferred_at.short()}: {small.status}"
+                + (f" ({small.reason})" if small.reason else "") + f" after {small.elapsed_s:.1f} s")
             return None
         found_templates = generalize(small.invariant, small.atoms, encode(protocol, inferred_at, check=False).layout)
         log.append(f"pdr at {inferred_at.short()}: {len(small.clauses)} clauses in {small.elapsed_s:.1f} s, "
@@ -343,7 +348,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         if r.status == "proved":
             return result("proved", route="inferred+houdini+induction", invariant=[f.show() for f in r.families],
                           log=log, families=r.families, learned_at=r.sampled_at, inductive=r.kept)
-        log.append(f"inferred: {r.status} after {r.rounds} rounds, {r.elapsed_s:.1f} s ({r.reason})")
+        why("inferred", f"{r.status} after {r.rounds} rounds, {r.elapsed_s:.1f} s ({r.reason or 'no reason given'})")
         return None
 
     def parametric_route() -> ProveResult | None:
@@ -359,20 +364,19 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             r = parametric.prove_candidates(protocol, dict(bounds), extra=extra, timeout=budget / 6,
                                             houdini_s=budget, note=say)
         except EncodingError as exc:
-            log.append(f"parametric: cannot be evaluated for every number of elements ({exc})")
+            why("shipped-lemmas+parametric-houdini", f"cannot be evaluated for every number of elements ({exc})")
             return None
         stages.append(stage("parametric", dict(r.concrete), "parametric-houdini", len(r.lemmas) + len(r.dropped),
                             len(r.lemmas) if r.status == "proved" else None, r.elapsed_s, for_every=r.open_bounds,
                             result=r.verdict))
         if r.status != "proved":
-            log.append(f"parametric (shipped lemmas, Houdini over uninterpreted sorts): unknown after "
-                       f"{r.elapsed_s:.1f} s ({r.reason[:300]})")
+            why("shipped-lemmas+parametric-houdini", f"unknown after {r.elapsed_s:.1f} s ({r.reason})")
             return None
         log.append(f"parametric: {r.verdict} ({r.elapsed_s:.1f} s; Houdini dropped {len(r.dropped)}: "
-                   + "; ".join(f"{n} ({why})" for n, why in r.dropped) + ")")
+                   + "; ".join(f"{n} ({w})" for n, w in r.dropped) + ")")
         return result("proved", route="shipped-lemmas+parametric-houdini",
                       invariant=[lem.show(r.concrete) for lem in r.lemmas], log=log,
-                      for_every={"for_every": r.open_bounds, "assumed_concrete": r.concrete})
+                      for_every={"for_every": r.open_bounds, "assumed_concrete": r.concrete, "verdict": r.verdict})
 
     def learned_parametric() -> ProveResult | None:
         """Lemma families learned and proved for every N, V, F at these Q, S
@@ -382,14 +386,14 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
 
         budget = LEARN_PARAMETRIC_S if timeout is None else LEARN_PARAMETRIC_SHARE * (left() or timeout)
         if budget < LEARN_PARAMETRIC_MIN_S:
-            log.append(f"inferred+parametric: not tried ({budget:.1f} s left for it)")
+            why("inferred+parametric", f"not tried ({budget:.1f} s left for it, under {LEARN_PARAMETRIC_MIN_S:.0f} s)")
             return None
         say(f"auto: learning lemma families proved for every N, V, F (at most {budget:.0f} s)")
         try:
             fixed = list(lemmas) if shipped and not misfit else []  # offered too: Houdini decides
             r = paramlearn.learn(protocol, dict(bounds), timeout=budget, note=say, lemmas=fixed)
         except EncodingError as exc:
-            log.append(f"inferred+parametric: cannot be evaluated for every number of elements ({exc})")
+            why("inferred+parametric", f"cannot be evaluated for every number of elements ({exc})")
             return None
         log.extend(r.log)
         stages.extend(stage("inferred+parametric", b, "sample", None, None, None, states=n, how=how)
@@ -400,24 +404,24 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                             row.get("seconds"), **{k: v for k, v in row.items() if k not in used})
                       for row in r.stages)  # paramlearn's rounds (a bounded stage says its bounds)
         if r.status != "proved" or r.proof is None:
-            log.append(f"inferred+parametric: unknown after {r.elapsed_s:.1f} s ({r.reason[:300]})")
+            why("inferred+parametric", f"unknown after {r.elapsed_s:.1f} s ({r.reason or 'no reason given'})")
             return None
         log.append(f"inferred+parametric: {r.proof.verdict} ({r.elapsed_s:.1f} s, {len(r.families)} families)")
         return result("proved", route="inferred+parametric", log=log,
                       invariant=[lem.show(r.concrete) for lem in r.lemmas] + [f.show() for f in r.families],
                       families=r.families, learned_at=[b for b, _, _ in r.sampled], inductive=r.kept,
                       for_every={"for_every": r.open_bounds, "assumed_concrete": r.concrete,
-                                 "learning": r.to_json()})
+                                 "verdict": r.proof.verdict, "learning": r.to_json()})
 
     def houdini_induction(name: str, candidates: list[Any]) -> tuple[list[Any], list[str], Any] | None:
-        """Houdini over ``candidates``, then induction on what survives; None on a timeout (logged)."""
+        """Houdini over ``candidates``, then induction on what survives; None on a timeout (its reason kept)."""
         say(f"auto: Houdini over {len(candidates)} {name} lemma families at {bounds.short()}")
         began = time.monotonic()
         try:
             alive, hlog = houdini(enc, candidates, timeout=left())
             r = check_inductive(enc, alive, timeout=left(), inductive=True)
         except TimeoutError as exc:
-            log.append(f"{name}: houdini: {exc}")
+            why(f"{name}+houdini+induction", f"Houdini: {exc}")
             stages.append(stage(name, bounds, "houdini+induction", len(candidates), None, time.monotonic() - began,
                                 result="unknown"))
             return None
@@ -425,21 +429,30 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                             result=r.status))
         return alive, hlog, r
 
+    def not_proved(name: str, alive: list[Any], candidates: list[Any], hlog: list[str], r: Any) -> None:
+        """Why Houdini + induction over ``candidates`` did not prove it: the first lemma Houdini
+        dropped (and the step that broke it), then induction's verdict on the rest."""
+        first = next((line for line in hlog if line.startswith("dropped")), None)
+        broke = f"; first dropped {first[len('dropped '):]}" if first else ""
+        failed = r.failed[0].split(": ")[0] if r.failed else r.reason
+        why(f"{name}+houdini+induction", f"{r.status} ({failed}) with the {len(alive)} of {len(candidates)} "
+            f"families Houdini kept{broke}")
+
     def by_templates(name: str, temps: list[Template] | None) -> ProveResult | None:
         """Houdini + induction over Spacer-generalized templates (a lemma file, or pdr-generalized)."""
         if not temps:
             return None
         candidates = [t.lemma(sort_domains(enc.layout.variables)) for t in temps]
-        tried = houdini_induction(name, candidates)
-        if tried is None:
+        tried_now = houdini_induction(name, candidates)
+        if tried_now is None:
             return None
-        alive, _, r = tried
+        alive, hlog, r = tried_now
         log.append(f"{name}: Houdini kept {len(alive)} of {len(candidates)} families")
         if r.status == "proved":
             kept = [t for t in temps if t.show() in {a.show() for a in alive}]
             return result("proved", route=f"{name}+houdini+induction", invariant=[lem.show() for lem in alive],
                           log=log, templates=kept, inferred_at=inferred_at if name == "pdr-generalized" else None)
-        log.append(f"{name}+houdini+induction: {r.status} ({', '.join(r.failed[:3])})")
+        not_proved(name, alive, candidates, hlog, r)
         return None
 
     if templates is not None:
@@ -450,12 +463,15 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     order: list[tuple[str, Any]] = [("lemma-file", families)] if families is not None else []
     hand = [("shipped-lemmas", None)] if shipped and not misfit else []
     if misfit:
-        log.append(misfit)  # the shipped lemmas name what this protocol lacks: skipped
+        why("shipped-lemmas+houdini+induction", f"not tried: {misfit}")  # they name what this protocol lacks
     # learned and proved for every N, V, F (its cost does not grow with N, V, F) and the bounded
     # learned route at the requested bounds: the cheaper first (the bounded one at the smallest
-    # instance, where it learns in seconds), the other as the fallback
+    # instance, where it learns in seconds), the other as the fallback; the bmc at the smallest
+    # instance goes on between them where it has not finished (bmc-slice: a bug there is refuted
+    # at its shortest length, and the learning routes are not starved by one long bmc first)
     both = [("inferred+parametric", None), ("inferred", None)]
-    found_by_learning = ((both[::-1] if smallest(protocol, bounds) else both) if learn else []) + [
+    learning = (both[::-1] if smallest(protocol, bounds) else both) if learn else []
+    found_by_learning = [x for pair in zip(learning, [("bmc-slice", None)] * len(learning)) for x in pair] + [
         ("pdr-generalized", None)]
     # the shipped lemmas over uninterpreted sorts (one proof for every N, V, F): slower, after the bmc
     parametric = [("parametric", None)] if hand else []
@@ -471,17 +487,18 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         order += hand + looks + parametric + found_by_learning
     weak_at_bounds = False  # the shipped lemmas' bounded Houdini fixpoint decided too weak
     for name, what in order:
-        if name == "bmc-small":
-            if small_at != bounds:
-                budget = None if timeout is None else max(quick_s, SMALL_BMC_SHARE * (left() or 0.0))
-                done = small_look(quick_s if infer_first else budget)
-            else:
-                budget = None if timeout is None else max(quick_s, FINISH_BMC_SHARE * (left() or 0.0))
-                done = bounded_look(quick_s if infer_first else budget)
+        if name in ("bmc-small", "bmc-slice"):
+            # a slice of the bmc at the smallest instance: at least the quick look, else a quarter of what
+            # is left first, half of it between the learning routes
+            share = SMALL_BMC_SHARE if name == "bmc-small" else FINISH_BMC_SHARE
+            budget = None if timeout is None else max(quick_s, share * (left() or 0.0))
+            if search(small_at).settled or (name == "bmc-slice" and timeout is None):
+                continue
+            done = small_look(quick_s if infer_first and name == "bmc-small" else budget)
             if done is not None:
                 return done
             continue
-        if name in ("bmc-quick", "bmc") and found.depth < look_to and small_bug is None:
+        if name in ("bmc-quick", "bmc") and not search(bounds).settled and not small_bug():
             # a quick look at the requested bounds, or (--infer-first) half the time left
             budget = None if timeout is None else max(quick_s, FINISH_BMC_SHARE * (left() or 0.0))
             done = bounded_look(quick_s if name == "bmc-quick" else budget)
@@ -492,8 +509,8 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         if name == "parametric":
             if weak_at_bounds and families is None:  # Houdini's fixpoint over uninterpreted sorts holds at these bounds too, so
                 # it is within the bounded fixpoint, which does not imply the property: nothing to gain
-                log.append("parametric: not tried (the shipped lemmas Houdini keeps at these bounds are too "
-                           "weak; those kept for every N, V, F are among them)")
+                why("shipped-lemmas+parametric-houdini", "not tried (the shipped lemmas Houdini keeps at these "
+                    "bounds are too weak; those kept for every N, V, F are among them)")
                 continue
             done = parametric_route()
             if done is not None:
@@ -511,18 +528,22 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             continue
         # learned families were proved together with the properties: offer those too
         candidates = list(lemmas) if what is None else [f.lemma() for f in what] + property_lemmas(protocol)
-        tried = houdini_induction(name, candidates)
-        if tried is None:
+        tried_now = houdini_induction(name, candidates)
+        if tried_now is None:
             continue
-        alive, hlog, r = tried
+        alive, hlog, r = tried_now
         log += hlog if name == "shipped-lemmas" else [f"{name}: Houdini kept {len(alive)} of {len(candidates)} families"]
         if r.status == "proved":
             kept = None if what is None else [f for f in what if f.show() in {a.name for a in alive}]
             return result("proved", route=f"{name}+houdini+induction", invariant=[lem.show(enc.bounds) for lem in alive],
                           log=log, families=kept)
-        log.append(f"{name}+houdini+induction: {r.status} ({', '.join(r.failed[:3])})")
+        not_proved(name, alive, candidates, hlog, r)
         weak_at_bounds = weak_at_bounds or (name == "shipped-lemmas" and r.status == "too-weak")
-    if found.depth < look_to:  # the bmc at the requested bounds stopped early: finish it
+    if not search(small_at).settled and small_at != bounds and timeout is not None:
+        done = small_look(FINISH_BMC_SHARE * (left() or 0.0))  # the smallest instance first: a bug shows there
+        if done is not None:
+            return done
+    if not search(bounds).settled:  # the bmc at the requested bounds stopped early: finish it
         done = bounded_look(left())
         if done is not None:
             return done
@@ -533,9 +554,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     if r2.status == "violated" and r2.trace is not None and r2.trace.path is not None:
         return result("violated", route="pdr+bmc", depth=r2.trace.depth, path=r2.trace.path, prop=r2.trace.prop,
                       log=log)
-    tried = why_not(log)
-    why = f"no route settled it; Spacer at {bounds.short()}: {r2.reason or 'no answer'}"
-    if small_bug is not None:  # a bug at the smaller instance, not found at the requested bounds in time
-        why += (f"; bmc found {small_bug.prop} violated at {small_at.short()} in {small_bug.depth} steps, "
-                f"but bmc at {bounds.short()} reached depth {found.depth} only")
-    return result("unknown", route="auto", reason=why + (f" ({tried})" if tried else ""), log=log)
+    why(f"pdr at {bounds.short()}", f"Spacer: {r2.reason or 'no answer'} after {r2.elapsed_s:.1f} s")
+    reason = "no route settled it: " + "; ".join(f"{route}: {clause}" for route, clause in tried.items())
+    return result("unknown", route="auto", reason=reason, log=log,
+                  routes_tried=[{"route": route, "reason": clause} for route, clause in tried.items()])
