@@ -51,6 +51,8 @@ class BmcSearch:
         self.solver.add(enc.init(self.states[0]))
         self.checked = -1
         self.seconds = 0.0  # every run's time together
+        self.took: list[float] = []  # seconds of the query at each depth checked
+        self.cut_s = 0.0  # seconds a run spent on the next depth's query before its time ran out
         self.result = BmcResult("unknown", -1, 0.0, reason="not run")
 
     @property
@@ -58,8 +60,18 @@ class BmcSearch:
         """A violation found, or every depth up to ``max_depth`` checked."""
         return self.result.status == "violated" or self.checked >= self.max_depth
 
-    def run(self, timeout: float | None = None, progress: Callable[[int, float], None] | None = None) -> BmcResult:
-        """Check the next depths within ``timeout`` seconds (a violation stops it)."""
+    def next_query_s(self) -> float:
+        """A guess of the next depth's query time: the last one's times its growth over the one
+        before (between 1.5 and 2.5; 0 before two depths are checked), and at least as long as a run
+        already spent on it before it was cut."""
+        guess = 0.0 if len(self.took) < 2 else self.took[-1] * min(2.5, max(1.5, self.took[-1] / max(self.took[-2], 1e-3)))
+        return max(guess, self.cut_s)
+
+    def run(self, timeout: float | None = None, progress: Callable[[int, float], None] | None = None,
+            whole: bool = True) -> BmcResult:
+        """Check the next depths within ``timeout`` seconds (a violation stops it). ``whole`` False:
+        stop before a depth whose query would not end in the time left (:meth:`next_query_s`),
+        rather than cut it (a cut query's work is lost), so a later run gets it whole."""
         if self.settled:
             return self.result
         start = time.monotonic()
@@ -75,19 +87,22 @@ class BmcSearch:
                 states.append(enc.state(f"{d}"))
                 solver.add(enc.trans(states[d - 1], states[d], enc.selector(f"{d - 1}")))
             left = None if timeout is None else timeout - (time.monotonic() - start)
-            if left is not None and left <= 0:
+            if left is not None and (left <= 0 or (not whole and self.next_query_s() > left)):
                 break
+            began = time.monotonic()
             solver.set("timeout", 2**32 - 1 if left is None else max(1, int(left * 1000)))
             bad = z3.Not(z3.And([enc.prop(p, states[d]) for p in self.props])) if self.props else z3.BoolVal(False)
             r = solver.check(bad)
             if r == z3.unknown:
+                self.cut_s = max(self.cut_s, time.monotonic() - began)
                 return done(BmcResult("unknown", self.checked, time.monotonic() - start,
                                       reason=solver.reason_unknown()))
             if r == z3.sat:
                 path = oriented_path(enc, [enc.decode(solver.model(), xs) for xs in states[:d + 1]])
                 names = [v.prop for v in enc.model.violations(path[-1][1])]
                 return done(BmcResult("violated", d, time.monotonic() - start, path, names[0] if names else None))
-            self.checked = d
+            self.checked, self.cut_s = d, 0.0
+            self.took.append(time.monotonic() - began)
             if progress:
                 progress(d, time.monotonic() - start)
         reason = "time limit" if self.checked < self.max_depth else f"no violation up to depth {self.max_depth}"

@@ -56,10 +56,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import z3
+
 from deferral.checks.symbolic.bmc import BmcResult, BmcSearch, bmc
 from deferral.checks.symbolic.domain import domain_risks, find_write
 from deferral.checks.symbolic.generalize import Template, check_against, generalize, sort_domains
-from deferral.checks.symbolic.induction import check_inductive, houdini
+from deferral.checks.symbolic.induction import check_inductive, houdini, instances
 from deferral.checks.symbolic.infer import Family, infer, property_lemmas
 from deferral.checks.symbolic.pdr import pdr
 from deferral.checks.results import Path
@@ -76,9 +78,12 @@ AUTO_BMC_DEPTH = 12
 INFER_SHARE, INFER_DEFAULT_S = 0.5, 240.0
 #: The first, quick bounded model check of auto: at most this long (and this share of the limit).
 QUICK_BMC_S, QUICK_BMC_SHARE = 10.0, 0.1
-#: Where the lemmas at hand fail, the bounded model check at the requested bounds gets this share of
-#: what is left when they are the smallest instance; the bmc at a smaller instance gets SMALL_BMC_SHARE.
+#: Where the lemmas at hand fail, the bmc at the smallest instance gets SMALL_BMC_SHARE of what is left in its
+#: first slice; the rest of the bmc at the requested bounds FINISH_BMC_SHARE of what is left.
 FINISH_BMC_SHARE, SMALL_BMC_SHARE = 0.5, 0.25
+#: The bmc at the smallest instance in all (its slices between the learning routes) gets this share of the limit
+#: at most: what refutes a bug whose shortest trace is long there (resync-running-only: 12 steps at 2,1,1,1,S=2).
+SMALL_BMC_TOTAL_SHARE = 0.5
 
 
 #: The parametric route's budget (Houdini and the final proof) in auto.
@@ -159,6 +164,26 @@ def stage(route: str, bounds: Bounds | dict[str, Any], method: str, families_in:
     return {"route": route, "bounds": bounds if isinstance(bounds, dict) else bounds.as_dict(), "method": method,
             "families_in": families_in, "families_kept": families_kept,
             "seconds": None if seconds is None else round(seconds, 2), **more}
+
+
+def broken_lemmas(protocol: Protocol, bounds: Bounds, timeout: float = 120.0) -> list[tuple[str, str]]:
+    """The shipped lemmas (model/invariant.py) ``protocol`` makes non-inductive at ``bounds``: each
+    one some step does not preserve from a state where every shipped lemma holds (those Houdini can
+    drop first), with that step; an undecided one is listed with Z3's reason instead of a step."""
+    enc = encode(protocol, bounds)
+    lemmas = invariant_for(enc.bounds)
+    xs, ys, act = enc.state("x"), enc.state("y"), enc.selector("x")
+    solver = z3.Solver()
+    solver.set("timeout", int(timeout * 1000))
+    solver.add(enc.valid(xs), *[t for lem in lemmas for _, t in instances(enc, lem, xs)], enc.trans(xs, ys, act))
+    out = []
+    for lem in lemmas:
+        r = solver.check(z3.Not(z3.And([t for _, t in instances(enc, lem, ys)])))
+        if r == z3.sat:
+            out.append((lem.name, enc.model.actions[solver.model().eval(act, model_completion=True).as_long()].label()))
+        elif r == z3.unknown:
+            out.append((lem.name, f"undecided: {solver.reason_unknown()}"))
+    return out
 
 
 def _misfit(enc: Any, lemmas: tuple[Lemma, ...]) -> str | None:
@@ -278,12 +303,15 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         why(f"bmc at {at.short()}", f"no violation up to depth {s.checked}" + (
             f" ({s.result.reason}; {s.seconds:.1f} s in all)" if s.checked < look_to else ""))
 
-    def look(at: Bounds, budget: float | None) -> BmcResult:
-        """Continue the bmc at ``at`` within ``budget`` seconds (a row of ``stages`` per slice)."""
+    def look(at: Bounds, budget: float | None, whole: bool = True) -> BmcResult:
+        """Continue the bmc at ``at`` within ``budget`` seconds (a row of ``stages`` per slice;
+        ``whole`` False: stop before a depth that would not end in time)."""
         s = search(at)
         say(f"auto: bounded model checking to depth {look_to} at {at.short()} (from depth {s.checked + 1}"
             + ("" if budget is None else f", at most {budget:.0f} s") + ")")
-        r = s.run(budget)
+        r = s.run(budget, whole=whole)
+        if r.elapsed_s < 0.01 and r.status != "violated":
+            return r  # nothing checked: the next depth would not end in this slice
         stages.append(stage("bmc", at, "bmc", None, None, r.elapsed_s, depth=r.depth, result=r.status))
         if r.status != "violated":
             bmc_clause(at)
@@ -296,12 +324,26 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             return result("violated", route="bmc", depth=r.depth, path=r.path, prop=r.prop, log=log)
         return None
 
-    def small_look(budget: float | None) -> ProveResult | None:
+    def reserve() -> float:
+        """The time the bmc at the smallest instance keeps for itself (its share of the limit, less
+        what it used) while it has not finished: a learning route's budget leaves it."""
+        s = search(small_at) if small_at in searches else None
+        if timeout is None or s is None or s.settled:
+            return 0.0
+        return max(0.0, SMALL_BMC_TOTAL_SHARE * timeout - s.seconds)
+
+    def learning_budget(share: float) -> float:
+        """A learning route's budget: ``share`` of the time left, at most what the bmc's reserve leaves."""
+        now = left() or 0.0
+        return max(0.0, min(share * now, now - reserve()))
+
+    def small_look(budget: float | None, whole: bool = True) -> ProveResult | None:
         """Continue the bmc at the smallest instance (``small_at``); a violation there is searched
         again at the requested bounds with the time left (the shortest trace at the requested bounds)."""
+        r = look(small_at, budget, whole)
         if small_at == bounds:
-            return bounded_look(budget)
-        r = look(small_at, budget)
+            return None if r.status != "violated" else result(
+                "violated", route="bmc", depth=r.depth, path=r.path, prop=r.prop, log=log)
         if r.status != "violated":
             return None
         log.append(f"bmc at {small_at.short()}: {r.prop} violated in {r.depth} steps; "
@@ -320,7 +362,10 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         """Spacer at small bounds, its clauses generalized into lemma families."""
         nonlocal inferred_at
         inferred_at = infer_bounds(bounds)
-        budget = INFER_DEFAULT_S if timeout is None else INFER_SHARE * (left() or timeout)
+        budget = INFER_DEFAULT_S if timeout is None else learning_budget(INFER_SHARE)
+        if budget < 1.0:
+            why("pdr-generalized", f"not tried ({budget:.1f} s left for it, {reserve():.0f} s kept for the bmc)")
+            return None
         say(f"auto: Spacer infers lemmas at {inferred_at.short()} (budget {budget:.0f} s)")
         small = pdr(enc if inferred_at == bounds else encode(protocol, inferred_at), timeout=budget,
                     encoding="onehot")
@@ -336,7 +381,10 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     def learned() -> ProveResult | None:
         """Lemma families learned from reachable states at small bounds and CTIs (checks/symbolic/infer.py)."""
         share = LEARN_SHARE / 2 if infer_first else LEARN_SHARE  # first: leave time for what follows
-        budget = INFER_DEFAULT_S if timeout is None else share * (left() or timeout)
+        budget = INFER_DEFAULT_S if timeout is None else learning_budget(share)
+        if budget < 1.0:
+            why("inferred", f"not tried ({budget:.1f} s left for it, {reserve():.0f} s kept for the bmc)")
+            return None
         say(f"auto: learning lemma families from reachable states (budget {budget:.0f} s)")
         r = infer(enc, timeout=budget, note=say)
         log.extend(r.log)
@@ -384,7 +432,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         from deferral.checks.symbolic import paramlearn
         from deferral.checks.symbolic.encoding import EncodingError
 
-        budget = LEARN_PARAMETRIC_S if timeout is None else LEARN_PARAMETRIC_SHARE * (left() or timeout)
+        budget = LEARN_PARAMETRIC_S if timeout is None else learning_budget(LEARN_PARAMETRIC_SHARE)
         if budget < LEARN_PARAMETRIC_MIN_S:
             why("inferred+parametric", f"not tried ({budget:.1f} s left for it, under {LEARN_PARAMETRIC_MIN_S:.0f} s)")
             return None
@@ -489,12 +537,14 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     for name, what in order:
         if name in ("bmc-small", "bmc-slice"):
             # a slice of the bmc at the smallest instance: at least the quick look, else a quarter of what
-            # is left first, half of it between the learning routes
-            share = SMALL_BMC_SHARE if name == "bmc-small" else FINISH_BMC_SHARE
-            budget = None if timeout is None else max(quick_s, share * (left() or 0.0))
+            # is left first; between the learning routes what is left of its reserve (reserve())
             if search(small_at).settled or (name == "bmc-slice" and timeout is None):
                 continue
-            done = small_look(quick_s if infer_first and name == "bmc-small" else budget)
+            first = name == "bmc-small"
+            budget = None if timeout is None else min(left() or 0.0, max(
+                quick_s, SMALL_BMC_SHARE * (left() or 0.0) if first else reserve()))
+            # whole=False: a slice stops before a depth it would not finish (a cut query's work is lost)
+            done = small_look(quick_s if infer_first and first else budget, whole=False)
             if done is not None:
                 return done
             continue
