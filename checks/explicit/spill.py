@@ -2,7 +2,8 @@
 
 External-memory breadth-first search in the style of Stern and Dill's disk-based Murphi:
 when what the search stores outgrows its memory budget, the sorted runs of the visited set
-(keys with their state numbers) are written to ``.npy`` files and dropped from memory, and
+(keys with their state numbers) are written to files, the keys compressed as deltas in
+blocks (:mod:`deferral.checks.explicit.runcodec`), and dropped from memory, and
 the append-only columns (each state's BFS parent and action, the AG EF edges) move to flat
 files. A level's new candidates are then checked against the runs on disk once per level,
 by reading each run sequentially in blocks (its keys are sorted, the candidates too: a
@@ -31,6 +32,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from deferral.checks.explicit import runcodec
 from deferral.checks.explicit.visited import Run
 
 #: Keys read at a time from a spilled run (8 MiB of uint64 keys).
@@ -76,37 +78,76 @@ def _written(work: WorkDir, path: Path, write: Callable[[], None], nbytes: int) 
 
 @dataclass
 class _Run:
-    """One sorted run on disk: ``n`` keys (``.npy``) and their state numbers (``.npy``)."""
+    """One sorted run on disk: ``n`` keys compressed a block at a time (:mod:`runcodec`),
+    ``offsets[b]`` the byte where block ``b`` starts, and their state numbers (a flat file)."""
 
     keys_path: Path
     ids_path: Path
-    keys_at: int  # byte offset of the key data in its file (after the .npy header)
-    ids_at: int
+    offsets: np.ndarray  # blocks + 1 byte offsets into keys_path
     n: int
     fence: np.ndarray  # the first key of each block of BLOCK keys
     ids_dtype: np.dtype
 
+    def block(self, b: int, key_dtype: np.dtype) -> np.ndarray:
+        """The keys of block ``b`` (decoded)."""
+        a, z = int(self.offsets[b]), int(self.offsets[b + 1])
+        return runcodec.decode(_read_slice(self.keys_path, np.dtype(np.uint8), a, z), key_dtype)
 
-def _save_blocks(path: Path, blocks: list[np.ndarray], dtype: np.dtype, n: int) -> None:
-    """Write ``blocks`` (``n`` elements in all) into ``path`` as one ``.npy`` array."""
+
+def _save_blocks(path: Path, blocks: list[np.ndarray], dtype: np.dtype) -> None:
+    """Write ``blocks`` into ``path`` as one flat array of ``dtype``."""
     with open(path, "wb") as f:
-        np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(dtype),
-                                                 "fortran_order": False, "shape": (n,)})
         for block in blocks:
             np.ascontiguousarray(block, dtype=dtype).tofile(f)
 
 
-def _data_offset(path: Path) -> int:
-    with open(path, "rb") as f:
-        fmt = np.lib.format
-        major, _ = fmt.read_magic(f)
-        (fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0)(f)
-        return f.tell()
+def _save_compressed(path: Path, blocks: list[np.ndarray], dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Write the keys of ``blocks`` (one sorted run) into ``path`` in blocks of :data:`BLOCK`
+    keys, each compressed; returns the blocks' byte offsets (and an end) and first keys."""
+    offsets, fence = [0], []
+    with open(path, "wb") as f:
+        for keys in _reblocked(blocks, dtype):
+            fence.append(keys[0])
+            data = runcodec.encode(keys)
+            data.tofile(f)
+            offsets.append(offsets[-1] + data.nbytes)
+    return np.asarray(offsets, dtype=np.int64), np.asarray(fence, dtype=dtype)
+
+
+def _reblocked(blocks: list[np.ndarray], dtype: np.dtype) -> Iterator[np.ndarray]:
+    """The keys of ``blocks`` again, in pieces of :data:`BLOCK` (the last one shorter)."""
+    held: list[np.ndarray] = []
+    count = 0
+    for block in blocks:
+        block = np.asarray(block, dtype=dtype)
+        while block.shape[0]:
+            take = min(BLOCK - count, block.shape[0])
+            held.append(block[:take])
+            count += take
+            block = block[take:]
+            if count == BLOCK:
+                yield np.concatenate(held)
+                held, count = [], 0
+    if count:
+        yield np.concatenate(held)
+
+
+class _LazyBlock:
+    """A block of a run on disk, decoded when numpy asks for it (a checkpoint streams the
+    runs into its archive a block at a time)."""
+
+    def __init__(self, run: _Run, b: int, key_dtype: np.dtype) -> None:
+        self.run, self.b, self.dtype = run, b, key_dtype
+        self.shape = (min(BLOCK, run.n - b * BLOCK),)
+
+    def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
+        keys = self.run.block(self.b, self.dtype)
+        return keys if dtype is None else keys.astype(dtype)
 
 
 class DiskRuns:
-    """Sorted runs of (key, state number) on disk; a batch of sorted keys is looked up by a
-    sequential pass over each run."""
+    """Sorted runs of (key, state number) on disk, keys compressed (:mod:`runcodec`); a batch
+    of sorted keys is looked up by a sequential pass over each run."""
 
     def __init__(self, work: WorkDir, key_dtype: object) -> None:
         self.work = work
@@ -118,7 +159,12 @@ class DiskRuns:
 
     @property
     def disk_bytes(self) -> int:
-        return sum(r.n * (self.key_dtype.itemsize + r.ids_dtype.itemsize) for r in self.runs)
+        return sum(int(r.offsets[-1]) + r.n * r.ids_dtype.itemsize for r in self.runs)
+
+    @property
+    def key_bytes(self) -> int:
+        """Bytes of the compressed keys on disk."""
+        return sum(int(r.offsets[-1]) for r in self.runs)
 
     def add(self, run: Run) -> None:
         """Write one sorted run, block by block (its keys unique and disjoint from the other runs')."""
@@ -126,14 +172,16 @@ class DiskRuns:
         if n == 0:
             return
         ids_dtype = np.dtype(run.ids[0].dtype)
-        kp, ip = self.work.new_file("keys.npy"), self.work.new_file("ids.npy")
-        _written(self.work, kp, lambda: _save_blocks(kp, run.keys, self.key_dtype, n), n * self.key_dtype.itemsize)
-        _written(self.work, ip, lambda: _save_blocks(ip, run.ids, ids_dtype, n), n * ids_dtype.itemsize)
-        fence, at = [], 0  # the keys at positions 0, BLOCK, 2 BLOCK, ... of the whole run
-        for k in run.keys:
-            fence.append(np.array(k[(-at) % BLOCK::BLOCK]))
-            at += k.shape[0]
-        self.runs.append(_Run(kp, ip, _data_offset(kp), _data_offset(ip), n, np.concatenate(fence), ids_dtype))
+        kp, ip = self.work.new_file("keys.bin"), self.work.new_file("ids.bin")
+        got: list[tuple[np.ndarray, np.ndarray]] = []
+
+        def write_keys() -> None:
+            got.append(_save_compressed(kp, run.keys, self.key_dtype))
+        _written(self.work, kp, write_keys, 0)
+        offsets, fence = got[0]
+        self.work.bytes_written += int(offsets[-1])
+        _written(self.work, ip, lambda: _save_blocks(ip, run.ids, ids_dtype), n * ids_dtype.itemsize)
+        self.runs.append(_Run(kp, ip, offsets, n, fence, ids_dtype))
 
     def lookup(self, queries: np.ndarray, out: np.ndarray) -> None:
         """Set ``out[i]`` to the state number of ``queries[i]`` (sorted) where a run has it."""
@@ -143,29 +191,32 @@ class DiskRuns:
             # the queries each block may hold: from its first key to the next block's
             cut = np.searchsorted(queries, run.fence)
             cut = np.append(cut, queries.shape[0])
-            with open(run.keys_path, "rb") as kf, open(run.ids_path, "rb") as idf:
-                for b in range(run.fence.shape[0]):
-                    lo, hi = int(cut[b]), int(cut[b + 1])
-                    if lo == hi:
-                        continue
-                    count = min(BLOCK, run.n - b * BLOCK)
-                    kf.seek(run.keys_at + b * BLOCK * self.key_dtype.itemsize)
-                    block = np.fromfile(kf, dtype=self.key_dtype, count=count)
-                    q = queries[lo:hi]
-                    pos = np.searchsorted(block, q)
-                    np.minimum(pos, count - 1, out=pos)
-                    hit = block[pos] == q
-                    del block
-                    if not hit.any():
-                        continue
-                    idf.seek(run.ids_at + b * BLOCK * run.ids_dtype.itemsize)
-                    ids = np.fromfile(idf, dtype=run.ids_dtype, count=count)
-                    out[lo:hi][hit] = ids[pos[hit]]
+            for b in range(run.fence.shape[0]):
+                lo, hi = int(cut[b]), int(cut[b + 1])
+                if lo == hi:
+                    continue
+                block = run.block(b, self.key_dtype)
+                count = block.shape[0]
+                q = queries[lo:hi]
+                pos = np.searchsorted(block, q)
+                np.minimum(pos, count - 1, out=pos)
+                hit = block[pos] == q
+                del block
+                if not hit.any():
+                    continue
+                ids = _read_slice(run.ids_path, run.ids_dtype, b * BLOCK, b * BLOCK + count)
+                out[lo:hi][hit] = ids[pos[hit]]
 
     def runs_mapped(self) -> list[Run]:
-        """Every run as read-only memory maps (keys, state numbers; one block each): for a
-        checkpoint, which streams them into its archive."""
-        return [Run([np.load(r.keys_path, mmap_mode="r")], [np.load(r.ids_path, mmap_mode="r")]) for r in self.runs]
+        """Every run as blocks decoded when read (keys) and read-only memory maps (state
+        numbers): for a checkpoint, which streams them into its archive."""
+        out = []
+        for r in self.runs:
+            ids = np.memmap(r.ids_path, dtype=r.ids_dtype, mode="r", shape=(r.n,))
+            blocks = range(r.fence.shape[0])
+            out.append(Run([_LazyBlock(r, b, self.key_dtype) for b in blocks],  # type: ignore[misc]
+                           [ids[b * BLOCK:(b + 1) * BLOCK] for b in blocks]))
+        return out
 
 
 class Column:

@@ -349,6 +349,9 @@ class _Search:
         """Each chunk's results, in chunk order (computed by ``workers`` threads); the limits
         are polled while waiting, so they stop a level in the middle."""
         n = -(-frontier_keys.shape[0] // CHUNK_ROWS)
+        # the goal flags of the frontier's states (not written while the chunks run)
+        goals = [] if self.st is None else [g.view() for g in self.st.goals.values()]
+        base = 0 if self.st is None else self.st.base
         # the fused loop is built (or found in the cache) for a level, not a chunk, this wide
         self.ex.fused(frontier_keys.shape[0])
 
@@ -359,7 +362,7 @@ class _Search:
             self._poll(expansion_bytes(rows, self.packer.n_slots * np.dtype(self.packer.dtype_rows).itemsize,
                                        self.fanout, min(self.workers, n - i)))
             # the frontier is kept as keys (8 bytes a state), unpacked to rows a chunk at a time
-            return self.expand(frontier_keys[a:a + CHUNK_ROWS], a, visited)
+            return _drop_goal_sources(self.expand(frontier_keys[a:a + CHUNK_ROWS], a, visited), goals, base, a, rows)
 
         yield from ordered_map(task, n, self.workers, poll=self._poll, poll_every=POLL_EVERY_S)
 
@@ -914,6 +917,23 @@ def store_edges(local: np.ndarray, dst: np.ndarray, rows: int, edges_deg: Column
         return
     edges_dst.append(dst[np.argsort(local, kind="stable")])
     edges_deg.append(np.bincount(local, minlength=rows))
+
+
+def _drop_goal_sources(chunk: _Chunk, goals: list[np.ndarray], base: int, lo: int, rows: int) -> _Chunk:
+    """The chunk with the AG EF successors out of goal states dropped (the states numbered
+    ``base + lo`` on, ``rows`` of them, where every liveness property's goal holds): their
+    edges would be dropped when the level's edges are pruned (see ``_Search._prune_edges``),
+    and at 3,2,1,2 they are most of the 8 bytes a transition a level puts aside."""
+    if chunk.uidx is None or chunk.all_parents is None or not goals:
+        return chunk
+    done = goals[0][base + lo:base + lo + rows].copy()
+    for g in goals[1:]:
+        done &= g[base + lo:base + lo + rows]
+    if not done.any():
+        return chunk
+    keep = ~done[chunk.all_parents - np.uint32(lo)]
+    chunk.uidx, chunk.all_parents = chunk.uidx[keep], chunk.all_parents[keep]
+    return chunk
 
 
 def _keys_array(keys: "np.ndarray | KeysFile") -> np.ndarray:

@@ -14,14 +14,15 @@ strongest automatic route, cheapest first:
    proved by them). Cheap, so tried before any bounded search; ``shipped=False``
    (``--no-shipped-lemmas``) leaves them out.
 3. *Bounded model checking* to depth 12 at the smallest instance (:func:`bmc_bounds`: 2 VCPUs,
-   one page, one frame at the requested Q and S, within the requested bounds; at least a
-   quick 10 s look, else a quarter of the time left, half where that instance is the
-   requested one): where the lemmas at hand fail a bug is likely, and a bug at large bounds
-   almost always shows there, in seconds. A violation found there is searched again by bmc
-   at the requested bounds with the time left, so the trace reported is a shortest one at
-   the requested bounds (bmc length = the explicit search's shortest length); then a quick
-   look (at most 10 s) at the requested bounds. The bmc at large bounds costs a minute
-   before the learning routes otherwise, and finds nothing there for a safe change.
+   one page, one frame at the requested Q and S, within the requested bounds), in time slices
+   (:class:`~deferral.checks.symbolic.bmc.BmcSearch` goes on where it stopped): a first slice of
+   a quarter of the time left (at least a quick 10 s look), then one after each learning route
+   (5 below), with a reserve of half the limit in all that the learning routes leave it; a
+   slice stops before a depth it would not finish. Where the lemmas at hand fail a bug is
+   likely, and a bug at large bounds almost always shows there. A violation found there is
+   searched again by bmc at the requested bounds with the time left, so the trace reported is
+   a shortest one at the requested bounds (bmc length = the explicit search's shortest
+   length); then a quick look (at most 10 s) at the requested bounds.
 4. Route ``shipped-lemmas+parametric-houdini``: Houdini over the shipped lemmas in the
    parametric encoding (:func:`deferral.checks.symbolic.parametric.prove_candidates`): a
    proof for every N, V, F at the requested Q and S, so at the requested bounds
@@ -35,7 +36,8 @@ strongest automatic route, cheapest first:
    Houdini over uninterpreted sorts, the parametric counterexamples to induction read back
    as states and excluded; proved for every N, V, F at the requested Q and S, so at the
    requested bounds (the JSON's ``proved_for_every`` says what was concrete and how it was
-   learned). The bounded route first at the smallest instance (2,1,1), this one first above.
+   learned). The bounded route first at the smallest instance (2,1,1), this one first above;
+   then route ``ic3po`` (:mod:`deferral.checks.symbolic.ic3po`: IC3 with orbit clauses).
 6. *Spacer's lemmas* (route ``pdr-generalized+houdini+induction``): Spacer proves the
    property at small bounds (:func:`infer_bounds`) with the one-hot encoding;
    :mod:`deferral.checks.symbolic.generalize` turns its clauses into lemma families.
@@ -47,8 +49,10 @@ smallest instance), then 5 and 6 before the shipped lemmas.
 
 Every bmc is a row of ``stages`` too (route ``bmc``: its bounds, depth reached, result, seconds).
 
-The route that settled the question is reported as it is; the log says why earlier
-routes did not."""
+The route that settled the question is reported as it is. Each route tried that did not
+settle it gives one clause (``routes_tried``: the solver's reason as text, the lemma Houdini
+dropped first and the step that broke it, how deep the bmc got, which limit), and auto's
+unknown reason is those clauses in order; the log keeps the details."""
 
 from __future__ import annotations
 
@@ -72,7 +76,7 @@ from deferral.model.invariant import INVARIANT, Lemma, invariant_for
 from deferral.model.protocol import Protocol
 from deferral.model.context import StepError
 
-METHODS = ("auto", "bmc", "induction", "pdr")
+METHODS = ("auto", "bmc", "induction", "pdr", "ic3po")
 AUTO_BMC_DEPTH = 12
 #: Spacer's share of the time limit in auto (and its budget when there is no limit).
 INFER_SHARE, INFER_DEFAULT_S = 0.5, 240.0
@@ -186,6 +190,40 @@ def broken_lemmas(protocol: Protocol, bounds: Bounds, timeout: float = 120.0) ->
     return out
 
 
+#: The IC3PO route's share of the time left in auto.
+IC3PO_SHARE = 0.7
+
+
+def ic3po_route(protocol: Protocol, bounds: Bounds, enc: Any, timeout: float | None, say: Callable[[str], None],
+                result: Callable[..., ProveResult], log: list[str] | None = None,
+                stages: list[dict[str, Any]] | None = None) -> ProveResult | None:
+    """Route ``ic3po`` (checks/symbolic/ic3po.py): IC3 with orbit clauses at small instances, no
+    hand-written lemmas; proved for every N, V, F (route ``ic3po+parametric``) or at the requested
+    bounds (``ic3po+houdini+induction``); else the unknown result with the reason (``log``: auto's)."""
+    from deferral.checks.symbolic import ic3po
+    from deferral.checks.symbolic.encoding import EncodingError
+
+    log = [] if log is None else log
+    say(f"auto: IC3 with symmetric (orbit) clauses" + ("" if timeout is None else f" (at most {timeout:.0f} s)"))
+    try:
+        r = ic3po.learn_and_prove(protocol, bounds, timeout=timeout, note=say, for_every=False)
+    except EncodingError as exc:
+        log.append(f"ic3po: cannot be evaluated for every number of elements ({exc})")
+        return None
+    if stages is not None:
+        stages.extend(stage("ic3po", row["bounds"], "ic3+orbits", None, row["families"], row["seconds"],
+                            **{k: v for k, v in row.items() if k not in ("bounds", "families", "seconds")})
+                      for row in r.rounds)
+    if r.status != "proved":
+        log.append(f"ic3po: unknown after {r.elapsed_s:.1f} s ({r.reason[:300]})")
+        return result("unknown", route="ic3po", reason=r.reason, log=log)
+    if r.reason:
+        log.append(f"ic3po: {r.reason[:300]}")
+    log.append(f"ic3po: {r.route} ({r.elapsed_s:.1f} s, {len(r.families)} families)")
+    return result("proved", route=r.route, invariant=[f.show() for f in r.families], families=r.families,
+                  learned_at=r.learned_at, log=log, for_every=r.for_every)
+
+
 def _misfit(enc: Any, lemmas: tuple[Lemma, ...]) -> str | None:
     """Why the lemmas cannot be read on this protocol (a variable they name is missing), if so."""
     model = enc.model
@@ -276,6 +314,11 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             return result("violated", route="pdr+bmc", depth=r.trace.depth, path=r.trace.path, prop=r.trace.prop)
         return result("unknown", route="pdr", reason=r.reason or "Spacer gave no answer")
 
+    if method == "ic3po":
+        return ic3po_route(protocol, bounds, enc, None if timeout is None else 0.9 * (left() or timeout), say,
+                           result) or result(
+            "unknown", route="ic3po", reason="no time left for it")
+
     if method != "auto":
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
 
@@ -283,11 +326,12 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     #: why each route tried did not settle it: one clause per route (the unknown's reason is built from these)
     tried: dict[str, str] = {}
 
-    def why(route: str, clause: str, width: int = 300) -> None:
-        """Record (or replace: a bmc continued) why ``route`` did not settle it, and log it."""
+    def why(route: str, clause: str, width: int = 300, logged: bool = False) -> None:
+        """Record (or replace: a bmc continued) why ``route`` did not settle it, and log it (unless ``logged``)."""
         clause = " ".join(str(clause).split())
         tried[route] = clause if len(clause) <= width else clause[:width - 3] + "..."
-        log.append(f"{route}: {clause}")
+        if not logged:
+            log.append(f"{route}: {clause}")
 
     look_to = min(depth, AUTO_BMC_DEPTH)
     small_at = bmc_bounds(protocol, bounds)
@@ -518,7 +562,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     # instance goes on between them where it has not finished (bmc-slice: a bug there is refuted
     # at its shortest length, and the learning routes are not starved by one long bmc first)
     both = [("inferred+parametric", None), ("inferred", None)]
-    learning = (both[::-1] if smallest(protocol, bounds) else both) if learn else []
+    learning = ((both[::-1] if smallest(protocol, bounds) else both) + [("ic3po", None)]) if learn else []
     found_by_learning = [x for pair in zip(learning, [("bmc-slice", None)] * len(learning)) for x in pair] + [
         ("pdr-generalized", None)]
     # the shipped lemmas over uninterpreted sorts (one proof for every N, V, F): slower, after the bmc
@@ -570,6 +614,18 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             done = learned_parametric()
             if done is not None:
                 return done
+            continue
+        if name == "ic3po":
+            budget = None if timeout is None else learning_budget(IC3PO_SHARE)
+            if budget is not None and budget < LEARN_PARAMETRIC_MIN_S:
+                why("ic3po", f"not tried ({budget:.1f} s left for it, under {LEARN_PARAMETRIC_MIN_S:.0f} s)")
+                continue
+            began = time.monotonic()
+            done = ic3po_route(protocol, bounds, enc, budget, say, result, log, stages)
+            if done is not None and done.status == "proved":
+                return done
+            why("ic3po", f"unknown after {time.monotonic() - began:.1f} s ({done.reason or 'no reason given'})"
+                if done is not None else log[-1].removeprefix("ic3po: "), logged=True)
             continue
         if name in ("inferred", "pdr-generalized"):
             done = learned() if name == "inferred" else by_templates(name, inferred())

@@ -202,3 +202,22 @@ def test_a_memory_limit_below_what_the_search_holds_finishes_with_a_work_dir(tmp
     assert spilled.stats["spills"] >= 1 and most[0] <= peak // 3
     assert _summary(spilled) == _summary(whole)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("variant", ["reference", "wait-irqs-off"])
+def test_a_checkpoint_of_a_spilled_search_resumes_with_a_work_dir(tmp_path: Path, variant: str) -> None:
+    """--checkpoint beside --work-dir: the checkpoints of a search that spilled every level
+    (its runs compressed on disk, its frontier in a file) resume, with a work folder or
+    without, to the uninterrupted run's results."""
+    b = Bounds(2, 1, 1, 2)
+    whole = explore_vectorized(PUBLISHED[variant], b, workers=1)
+    folder = tmp_path / "ck"
+    cut = explore_vectorized(PUBLISHED[variant], b, workers=2, max_states=whole.states // 2,
+                             checkpoint_dir=str(folder), checkpoint_every=0.0,
+                             work_dir=str(tmp_path / "w1"), spill_above=1)
+    assert cut.stopped_by == "max-states" and cut.stats["spills"] >= 2 and cut.stats["checkpoints_written"] >= 1
+    resumed = explore_vectorized(PUBLISHED[variant], b, workers=2, resume_dir=str(folder),
+                                 work_dir=str(tmp_path / "w2"), spill_above=1)
+    assert _summary(resumed) == _summary(whole)
+    in_memory = explore_vectorized(PUBLISHED[variant], b, workers=1, resume_dir=str(folder))
+    assert _summary(in_memory) == _summary(whole)

@@ -1,0 +1,65 @@
+"""Compressed runs (runcodec): blocks decode to exactly the keys encoded, and a run spilled
+compressed answers membership and merges like the plain run in memory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deferral.checks.explicit import runcodec, spill
+from deferral.checks.explicit.visited import Run, as_run, merge_runs
+
+_TWO = np.dtype("V16")
+
+
+def _keys(rng: np.random.Generator, n: int, words: int, spread: int) -> np.ndarray:
+    """``n`` sorted unique keys: one word below 2**spread, or two words (the second small)."""
+    first = rng.integers(0, 1 << spread, n, dtype=np.uint64)
+    if words == 1:
+        return np.unique(first)
+    rows = np.stack([first, rng.integers(0, 3000, n, dtype=np.uint64)], axis=1)
+    return np.unique(np.ascontiguousarray(rows.astype(">u8")).view(_TWO).ravel())
+
+
+@pytest.mark.parametrize("words,spread", [(1, 20), (1, 40), (1, 63), (2, 12), (2, 50), (2, 63)])
+def test_a_block_decodes_to_the_keys_encoded(words: int, spread: int) -> None:
+    rng = np.random.default_rng(spread)
+    keys = _keys(rng, 20_000, words, spread)
+    keys = np.concatenate([keys[:1], keys[1:][rng.random(keys.shape[0] - 1) < 0.5]])  # uneven gaps
+    block = runcodec.encode(keys)
+    assert block.dtype == np.uint8 and block.nbytes < keys.nbytes
+    back = runcodec.decode(block, keys.dtype)
+    assert back.dtype == keys.dtype and back.tobytes() == keys.tobytes()
+    assert runcodec.decode(runcodec.encode(keys[:1]), keys.dtype).tobytes() == keys[:1].tobytes()
+
+
+@pytest.mark.parametrize("words", [1, 2])
+def test_a_compressed_run_answers_and_merges_like_the_plain_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               words: int) -> None:
+    monkeypatch.setattr(spill, "BLOCK", 1000)  # many compressed blocks, some skipped by the fences
+    rng = np.random.default_rng(words)
+    keys = _keys(rng, 12_000, words, 45)
+    perm = rng.permutation(keys.shape[0])
+    a_keys, b_keys = np.sort(keys[perm[:7000]]), np.sort(keys[perm[7000:]])
+    a = as_run(a_keys, rng.permutation(a_keys.shape[0]).astype(np.uint32))
+    b = as_run(b_keys, (rng.permutation(b_keys.shape[0]) + 50_000).astype(np.uint32))
+    work = spill.WorkDir(tmp_path)
+    disk = spill.DiskRuns(work, keys.dtype)
+    disk.add(a)
+    disk.add(b)
+    assert disk.key_bytes < keys.nbytes
+    queries = np.unique(np.concatenate([keys[perm[::3]], _keys(rng, 500, words, 45)]))
+    plain = np.full(queries.shape[0], -1, dtype=np.int64)
+    for run in (a, b):
+        run.lookup(queries, plain, None)
+    packed = np.full(queries.shape[0], -1, dtype=np.int64)
+    disk.lookup(queries, packed)
+    assert packed.tolist() == plain.tolist() and (plain >= 0).sum() > 0
+    # the runs read back (as a checkpoint reads them) merge into the plain runs' merge
+    back = [Run([np.asarray(k) for k in r.keys], [np.asarray(i) for i in r.ids]) for r in disk.runs_mapped()]
+    merged, plain_merged = merge_runs(back[0], back[1]), merge_runs(a, b)
+    assert np.concatenate(merged.keys).tobytes() == np.concatenate(plain_merged.keys).tobytes()
+    assert np.concatenate(merged.ids).tolist() == np.concatenate(plain_merged.ids).tolist()
+    work.close()
