@@ -43,7 +43,9 @@ def register(sub: Any) -> None:
                         "there is searched again at your bounds for its shortest counterexample) and a quick look "
                         "at your bounds; then lemmas learned from reachable states (bounded, and for every N, V, "
                         "F), Spacer's lemmas generalized; then the rest of the bmc at your bounds, and pdr), "
-                        "bmc (bounded, needs --depth), induction (the shipped invariant), pdr (Spacer)")
+                        "bmc (bounded, needs --depth), induction (the shipped invariant), pdr (Spacer), "
+                        "ic3po (IC3 with symmetric orbit clauses at small instances, no hand-written lemmas; "
+                        "proved for every N, V, F where the parametric proof succeeds)")
     p.add_argument("--depth", type=positive(int), default=20, metavar="K", help="bmc depth (default 20)")
     p.add_argument("--timeout", type=seconds(), metavar="S",
                    help="give up after S seconds (exit 3; also when a step of the variant never returns)")
@@ -149,6 +151,10 @@ def parse_lemmas(path: str, text: str, protocol: Any, bounds: Any) -> tuple[Any,
         raise UsageError(str(exc)) from None
     try:
         if isinstance(doc, dict) and doc.get("format") == inference.FORMAT:
+            from deferral.checks.symbolic import ic3po
+
+            if ic3po.is_ic3po_file(doc):  # orbit families over any signature (three VCPUs, ...)
+                return None, ic3po.load(doc, protocol, bounds)
             return None, inference.load(doc, protocol, bounds)
         return load_lemmas(text), None
     except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as exc:

@@ -1,0 +1,124 @@
+"""Route ic3po: IC3 with orbit clauses proves without the shipped lemmas, never proves a bug, learns whole orbits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from deferral.checks.symbolic import ic3po
+from deferral.checks.symbolic import infer as inference
+from deferral.model import REFERENCE, Bounds
+from deferral.model.concrete import Model
+from deferral.model.variants import PUBLISHED, load_variant_file
+
+EXAMPLES = Path(__file__).parents[3] / "examples"
+
+
+def test_reference_at_one_vcpu_is_proved_without_shipped_lemmas() -> None:
+    r = ic3po.learn_and_prove(REFERENCE, Bounds(1, 1, 1, 1), timeout=60, for_every=False)
+    assert r.status == "proved" and r.route == ic3po.ROUTE_BOUNDED, r.reason
+    assert r.families and r.rounds[0]["status"] == "invariant"
+
+
+@pytest.mark.slow
+def test_reference_at_two_vcpus_is_proved_without_shipped_lemmas() -> None:
+    r = ic3po.learn_and_prove(REFERENCE, Bounds(2, 1, 1, 1), timeout=120, for_every=False)
+    assert r.status == "proved", r.reason
+
+
+def test_a_bug_is_refused() -> None:
+    r = ic3po.learn_and_prove(PUBLISHED["reload-no-drain"], Bounds(2, 1, 1, 1), timeout=60, for_every=False)
+    assert r.status != "proved"
+    assert r.rounds[0]["status"] == "violated", r.rounds  # a reachable state leaves the property
+
+
+#: every published bug at bounds where the explicit search finds it violated
+BUG_BOUNDS = {"drain-local-only": Bounds(2, 1, 1, 2), "ipi-before-drain": Bounds(2, 1, 1, 1),
+              "remote-no-drain": Bounds(2, 1, 1, 1), "reload-no-drain": Bounds(2, 1, 1, 1),
+              "overflow-drop": Bounds(2, 2, 1, 1), "defer-non-current": Bounds(2, 1, 1, 1, 2),
+              "switch-no-drain": Bounds(2, 1, 1, 1, 2), "resync-running-only": Bounds(2, 1, 1, 1, 2)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(BUG_BOUNDS))
+def test_no_published_bug_is_proved(name: str) -> None:
+    r = ic3po.learn_and_prove(PUBLISHED[name], BUG_BOUNDS[name], timeout=120, for_every=False)
+    assert r.status != "proved", [f.show() for f in r.families]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["ipi_unlock_after_flush.py", "invlpg_sync_one.py", "defer_all_spaces.py"])
+def test_no_held_out_mutant_is_proved(name: str) -> None:
+    from tests.checks.symbolic.test_examples_safe import MUTANTS, _mutant
+
+    r = ic3po.learn_and_prove(_mutant(name), MUTANTS[name][0], timeout=120, for_every=False)
+    assert r.status != "proved", [f.show() for f in r.families]
+
+
+def test_a_learned_clause_is_a_whole_orbit() -> None:
+    """The family of a state's cube excludes every permutation of that state (VCPUs, pages), and the
+    instances the IC3 frames assume are those of the family: learn an orbit, not a clause."""
+    at = Bounds(3, 1, 1, 1)
+    vocab = ic3po.Vocabulary(REFERENCE, at)
+    model = Model(REFERENCE, at)
+    state = model.initial
+    for action, succ in model.successors(state):  # a state where the three VCPUs differ: one writes, one faults
+        state = succ
+        break
+    for action, succ in model.successors(state):
+        if succ != state and action.label().startswith("shadow_fault"):
+            state = succ
+            break
+    row = vocab.row(state)
+    cube = ic3po.Cube(tuple(range(len(row))), tuple(int(x) for x in row))
+    fam = ic3po.orbit_family(vocab, cube)
+    lemma = fam.lemma()
+    layout = REFERENCE.layout(at)
+    perms = layout.permutations
+    assert len(perms) == 6
+    from itertools import product
+
+    for perm in perms:
+        permuted = layout.permute(state, perm)
+        ctx = model.context(permuted)
+        sizes = [d.size(at) for _, d in lemma.params]
+        assert not all(lemma.fn(ctx, *args) for args in product(*(range(n) for n in sizes))), perm
+    other = model.initial  # a state outside the orbit is not excluded
+    ctx = model.context(other)
+    sizes = [d.size(at) for _, d in lemma.params]
+    assert all(lemma.fn(ctx, *args) for args in product(*(range(n) for n in sizes)))
+
+
+def test_a_saved_invariant_reloads(tmp_path: Path) -> None:
+    b = Bounds(1, 1, 1, 1)
+    r = ic3po.learn_and_prove(REFERENCE, b, timeout=60, for_every=False)
+    assert r.status == "proved"
+    doc = inference.save(r.families, REFERENCE, r.learned_at)
+    doc["route"] = r.route
+    text = json.dumps(doc)
+    assert ic3po.is_ic3po_file(json.loads(text))
+    back = ic3po.load(json.loads(text), REFERENCE, b)
+    assert [f.show() for f in back] == [f.show() for f in r.families]
+    assert [f.rows for f in back] == [f.rows for f in r.families]
+
+
+def test_cli_method_ic3po_saves_and_reloads(tmp_path: Path) -> None:
+    from deferral.cli.main import main
+
+    out = tmp_path / "inv.json"
+    code = main(["prove", "--method", "ic3po", "--vcpus", "1", "--json", "--invariant-out", str(out)])
+    assert code == 0
+    doc = json.loads(out.read_text())
+    assert doc["route"] == ic3po.ROUTE_BOUNDED and doc["lemmas"]
+    code = main(["prove", "--vcpus", "1", "--no-shipped-lemmas", "--lemmas", str(out), "--json"])
+    assert code == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["lazy_cur_clear.py", "lazy_ipi_return.py"])
+def test_examples_are_proved_at_two_vcpus(name: str) -> None:
+    r = ic3po.learn_and_prove(load_variant_file(EXAMPLES / name), Bounds(2, 1, 1, 1), timeout=120,
+                              for_every=False)
+    assert r.status == "proved", r.reason
