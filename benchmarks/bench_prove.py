@@ -26,7 +26,10 @@ wait-irqs-off with auto ``--no-shipped-lemmas`` (method ``learned``), at 2,1,1,1
 ``prove --parametric`` (``param``; ``--no-shipped-lemmas`` for the two) at Q = 1, 2 and S = 2
 where relevant; ``--timeout`` per cell (60 s, the target, by default for the grid); each row is
 appended to ``--out`` (JSON lines) as it finishes, so a run cut short keeps its rows, and
-``--only-methods``/``--variants``/``--bounds`` pick a part. Each cell prints CPU seconds (user +
+``--only-methods``/``--variants``/``--bounds`` pick a part.
+
+``--breaks N,V,F,Q[,S] VARIANT...``: the shipped lemmas each variant makes non-inductive there
+(not preserved by some step from a state where all of them hold), with the step. Each cell prints CPU seconds (user +
 system of its process) beside wall: the machine is shared.
 """
 
@@ -200,6 +203,14 @@ def run_grid(args: argparse.Namespace, examples: list[str]) -> None:
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--breaks":  # --breaks N,V,F,Q[,S] VARIANT...
+        for variant in sys.argv[3:]:
+            from deferral.checks.symbolic.prove import broken_lemmas
+
+            found = broken_lemmas(_protocol(variant), _bounds(sys.argv[2]))
+            print(f"{Path(variant).name:22} {sys.argv[2]:10} " + ("; ".join(f"{n} (not preserved by {a})"
+                                                                             for n, a in found) or "none"), flush=True)
+        return
     if len(sys.argv) > 1 and sys.argv[1] == "--cell":
         variant, bounds, method, timeout = sys.argv[2:6]
         print(json.dumps(cell(variant, bounds, method, float(timeout))))
