@@ -560,7 +560,7 @@ class _Search:
 
             new_blocks: list[np.ndarray] = []
             n_new = 0
-            for piece in levelmerge.pieces(n_cand, samples, read):
+            for piece in levelmerge.pieces(n_cand, samples, read, workers=self.workers):
                 keys = piece.keys
                 # with runs on disk: the candidates are looked up there (a range at a time, in order)
                 state = np.full(keys.shape[0], -1, dtype=np.int64)
