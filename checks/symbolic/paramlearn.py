@@ -34,6 +34,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from deferral.checks.symbolic import parametric
+from deferral.checks.symbolic.diagram import diagram_families
 from deferral.checks.symbolic.relevance import Relevance
 from deferral.checks.symbolic.infer import (Family, Samples, _exclusion, reachable_rows, signatures,
                                             tabulate, unique_rows)
@@ -150,9 +151,9 @@ class LearnResult:
 
 
 def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | None = 120.0,
-          start: Sequence[Family] = (), query_s: float = 4.0, max_rounds: int = 60,
+          start: Sequence[Family] = (), query_s: float = 4.0, max_rounds: int = 400,
           note: Callable[[str], None] | None = None, data: Samples | None = None,
-          bounded_first: bool = True, lemmas: Sequence[Lemma] = ()) -> LearnResult:
+          bounded_first: bool = True, lemmas: Sequence[Lemma] = (), diagrams: str = "fallback") -> LearnResult:
     """Learn lemma families and prove them for every N, V, F at ``concrete`` (Q, S).
 
     ``start``: families to begin with (a bounded learned route's, a lemma file's); without
@@ -174,6 +175,7 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
         how = dict(plan)
     else:
         how = {b: "given" for b in data.bounds}
+    exact = [b for b in data.bounds if how.get(b) != "walks"]  # where a diagram is refuted exactly
     sampled = [(b, how.get(b, "exhaustive"), n) for b, n, _ in data.per_bound]
     log.append(f"samples: {data.states} states at {', '.join(f'{b.short()} ({m})' for b, m, _ in sampled)} "
                f"({data.elapsed_s:.1f} s)")
@@ -200,17 +202,30 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
     engine.relevant = rel.core
     tried: dict[int, set[tuple[int, ...]]] = {n: set() for n in range(len(data.tables))}
     lemma_of: dict[str, Lemma] = {}
+    shown_diagrams: set[str] = set()
 
     def _exclude(read: tuple[dict[str, int], tuple[int, ...]]) -> int:
         """New families under which the state was never observed; how many."""
         sizes, state = read
         b = protocol.bounds(**sizes, **conc)
         added = 0
-        for _, f in _exclusion(protocol, data, state, b, tried, protocol.layout(b), limit=PER_CTI,
-                               deadline=deadline, largest=LARGEST):
-            if f.show() not in fams:
-                fams[f.show()] = f
-                added += 1
+        for way in (("diagram", "shapes") if diagrams == "first" else ("shapes", "diagram")):
+            if added:
+                break
+            if way == "shapes":
+                got = [f for _, f in _exclusion(protocol, data, state, b, tried, protocol.layout(b), limit=PER_CTI,
+                                                deadline=deadline, largest=LARGEST)]
+            else:  # the state's own diagram, minimized on the samples (three VCPUs in different roles too)
+                t1 = time.monotonic()
+                got = diagram_families(protocol, data, state, b, limit=PER_CTI, banned=shown_diagrams,
+                                       exact=exact, deadline=deadline)
+                if got:
+                    say(f"learn: {len(got)} diagram families ({time.monotonic() - t1:.1f} s): "
+                        + "; ".join(f.show() for f in got))
+            for f in got:
+                if f.show() not in fams:
+                    fams[f.show()] = f
+                    added += 1
         return added
 
     def bounded_cti(families: Sequence[Lemma]) -> tuple[list[Lemma], tuple[dict[str, int], tuple[int, ...]] | None]:
@@ -231,10 +246,16 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
                 lem = lemma_of[f.show()] = parametric.for_distinct(f.lemma())
             every.append(lem)
         t1 = time.monotonic()
+        mark = len(rel.dropped)
         try:
             alive_b, cti = bounded_cti(list(lemmas) + [f.lemma() for f in fams.values()])
         except TimeoutError as exc:
             return done("unknown", f"{exc} (round {rnd})")
+        if cti is not None and diagrams != "off":  # the states that broke diagram families: excluded too
+            sizes = {name: rel.at[name] for name in open_bounds(protocol)}
+            blocked = [st for name, st in rel.dropped[mark:] if name in shown_diagrams][-EXTRA_CTIS:]
+            for st in blocked:
+                _exclude((sizes, tuple(st)))
         if cti is not None and _exclude(cti):  # a cheap round at the largest sample bound
             res.stages.append({"stage": f"bounded at {rel.at.short()}", "round": rnd, "candidates": len(every),
                                "kept": len(alive_b), "seconds": round(time.monotonic() - t1, 2)})

@@ -44,6 +44,9 @@ class Relevance:
         self._cache: dict[tuple[str, str], set[str]] = {}
         self.seconds = 0.0  # spent here in all (building and solving)
         self.asked = 0  # :meth:`core` queries
+        #: (a candidate dropped, the pre-state of the step that broke it) of :meth:`houdini`'s calls,
+        #: in order: counterexamples to the candidates' induction, for a learner to exclude too
+        self.dropped: list[tuple[str, State]] = []
 
     def _setup(self) -> None:
         if self._enc is None:
@@ -106,6 +109,8 @@ class Relevance:
                 broke = [lem for lem in must if false(lem)]
                 gone = [lem for lem in alive if false(lem)]
                 state = tuple(self._enc.decode(m, xs))
+                if gone and not broke:
+                    self.dropped.append((gone[0].name, state))
                 s.pop()
                 if broke:
                     return alive, broke[0].name, state
