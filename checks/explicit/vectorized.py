@@ -209,6 +209,9 @@ class _Chunk:
     all_parents: np.ndarray | None  # per successor: level-local frontier row
     fired: np.ndarray  # per action: transitions it produced from the chunk (coverage)
     enabled: np.ndarray  # per step: chunk rows where some instance of it is enabled
+    # per liveness property, per chunk row: a successor already known to be a goal state
+    # (set by _drop_goal_sources, which dropped the AG EF successors of rows done with)
+    hits: np.ndarray | None = None
 
 
 class _Search:
@@ -510,6 +513,8 @@ class _Search:
                         assert chunk.uidx is not None and chunk.ucode is not None and chunk.all_parents is not None
                         parked.put(("uidx", i), chunk.uidx)
                         parked.put(("ucode", i), chunk.ucode)
+                        if chunk.hits is not None:
+                            parked.put(("hits", i), chunk.hits.ravel())  # flat: parked arrays are 1-D
                         # as chunk-relative rows: two bytes while CHUNK_ROWS <= 2**16
                         local = chunk.all_parents - np.uint32(i * CHUNK_ROWS)
                         parked.put(("all_parents", i), local.astype(np.uint16 if CHUNK_ROWS <= 1 << 16 else np.uint32))
@@ -555,7 +560,7 @@ class _Search:
 
             new_blocks: list[np.ndarray] = []
             n_new = 0
-            for piece in levelmerge.pieces(n_cand, samples, read):
+            for piece in levelmerge.pieces(n_cand, samples, read, workers=self.workers):
                 keys = piece.keys
                 # with runs on disk: the candidates are looked up there (a range at a time, in order)
                 state = np.full(keys.shape[0], -1, dtype=np.int64)
@@ -629,6 +634,9 @@ class _Search:
                         self._prune_edges(all_parents[keep], dst[keep].astype(np.uint32, copy=False), base,
                                           lo, hi, goals, st.edges_deg, st.edges_dst)
                         del dst, keep
+                    if ("hits", i) in parked:  # the goal successors of the rows whose edges were dropped
+                        for g, hit in zip(goals.values(), parked.pop(("hits", i)).reshape(len(goals), -1)):
+                            g.view()[base + lo:base + hi] |= hit
                     del code, uidx, all_parents, kept
                     self._park()
             del cand_state
@@ -983,19 +991,28 @@ def store_edges(local: np.ndarray, dst: np.ndarray, rows: int, edges_deg: Column
 
 
 def _drop_goal_sources(chunk: _Chunk, goals: list[np.ndarray], base: int, lo: int, rows: int) -> _Chunk:
-    """The chunk with the AG EF successors out of goal states dropped (the states numbered
-    ``base + lo`` on, ``rows`` of them, where every liveness property's goal holds): their
-    edges would be dropped when the level's edges are pruned (see ``_Search._prune_edges``),
-    and at 3,2,1,2 they are most of the 8 bytes a transition a level puts aside."""
-    if chunk.uidx is None or chunk.all_parents is None or not goals:
+    """The chunk with the AG EF successors dropped out of every source (the states numbered
+    ``base + lo`` on, ``rows`` of them) known already to reach each liveness property's goal:
+    a goal state, or one with a successor that is an already numbered goal state. The level's
+    pruning (see ``_Search._prune_edges``) drops their edges anyway; it sets the flags of the
+    second kind, so these are kept in ``chunk.hits`` (per property, per row) and OR-ed into
+    the flags after the chunk's pruning: the same flags and kept edges. At 3,2,1,2 these
+    transitions are most of the 8 bytes a transition a level puts aside until its end."""
+    if chunk.uidx is None or chunk.all_parents is None or chunk.ucode is None or not goals:
         return chunk
-    done = goals[0][base + lo:base + lo + rows].copy()
-    for g in goals[1:]:
-        done &= g[base + lo:base + lo + rows]
-    if not done.any():
-        return chunk
-    keep = ~done[chunk.all_parents - np.uint32(lo)]
-    chunk.uidx, chunk.all_parents = chunk.uidx[keep], chunk.all_parents[keep]
+    rows_of = chunk.all_parents - np.uint32(lo)
+    dst = chunk.ucode[chunk.uidx]
+    known = np.flatnonzero(dst >= 0)
+    done = np.ones(rows, dtype=bool)
+    hits = np.zeros((len(goals), rows), dtype=bool)
+    for p, g in enumerate(goals):
+        hits[p, rows_of[known[g[dst[known]]]]] = True
+        done &= g[base + lo:base + lo + rows] | hits[p]
+    del dst, known
+    chunk.hits = hits
+    if done.any():
+        keep = ~done[rows_of]
+        chunk.uidx, chunk.all_parents = chunk.uidx[keep], chunk.all_parents[keep]
     return chunk
 
 
