@@ -75,6 +75,8 @@ SPILL_SHARE = 0.25
 KEEP_RECENT = 0.25
 #: Memory limits below this run the numpy path, not the compiled loops (see ``_Search.jit``).
 JIT_MEMORY_FLOOR = 1 << 30
+#: AG EF target codes and state numbers are int32 below this (half the bytes of int64).
+_CODES32_BELOW = 1 << 31
 #: Seconds between polls of the time and memory limits while chunks run.
 POLL_EVERY_S = 0.05
 #: Seconds between progress reports inside a long level.
@@ -493,10 +495,9 @@ class _Search:
             samples: list[np.ndarray] = []  # per chunk: every levelmerge.SAMPLE-th candidate key
             parked = self.parked
             narrow = self.narrow_actions
-            # AG EF target codes (state numbers, or -(1 + candidate)): int32 while every state
-            # number this level can give fits
-            most = st.n_states + frontier.shape[0] * len(self.model.actions)
-            self.code_dtype = np.int32 if most < (1 << 31) else np.int64
+            # AG EF target codes of the chunks (a known state's number, or -(1 + candidate in
+            # the chunk)): int32 while the known states' numbers fit (see numbered_dtype)
+            self.code_dtype = np.int32 if st.n_states < _CODES32_BELOW else np.int64
             level_transitions = 0
             level_fired = np.zeros(len(self.model.actions), dtype=np.int64)
             level_enabled = np.zeros(len(self.step_names), dtype=np.int64)
@@ -552,7 +553,9 @@ class _Search:
                 stopped_by, self.spill_error = "disk-full", str(exc)
                 break
             # per chunk candidate: the state it is (known, new, or -1: cut by --max-states)
-            cand_state = [np.empty(n, dtype=self.code_dtype) for n in n_cand] if self.lives else []
+            # the numbers the new states get are below n_states + the candidates: int32 if that fits
+            numbered_dtype = np.int32 if n_states + sum(n_cand) < _CODES32_BELOW else np.int64
+            cand_state = [np.empty(n, dtype=numbered_dtype) for n in n_cand] if self.lives else []
 
             def read(i: int, a: int, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                 return (parked.get(("keys", i), a, b), parked.get(("parents", i), a, b),
@@ -610,11 +613,11 @@ class _Search:
             if self.lives:
                 def number(i: int) -> np.ndarray:
                     """Chunk i's edge targets as state numbers (-1: cut by --max-states), in place."""
-                    code = parked.pop(("ucode", i))
+                    code = parked.pop(("ucode", i)).astype(numbered_dtype, copy=False)
                     if not levelc.number_codes(code, cand_state[i]):  # in C, in place; else numpy
                         new = code < 0
                         code[new] = cand_state[i][-1 - code[new]]
-                    cand_state[i] = np.zeros(0, self.code_dtype)
+                    cand_state[i] = np.zeros(0, numbered_dtype)
                     return code
 
                 # numbered by the worker threads, pruned and stored here in chunk order (a

@@ -263,3 +263,14 @@ def test_dropping_transitions_out_of_goal_sources_keeps_the_same_edges(monkeypat
     kept = explore_vectorized(PUBLISHED[variant], b, workers=2)
     assert stored[0] == stored[1] and len(stored[0]) > 0
     assert _summary(dropped) == _summary(kept)
+
+
+@pytest.mark.parametrize("below", [3000, 20_000])
+def test_codes_widened_at_numbering_give_the_same_results(monkeypatch: pytest.MonkeyPatch, below: int) -> None:
+    """A level whose chunks coded targets in int32 but whose new states' numbers pass the
+    int32 bound (here made small) widens the codes when it numbers them: the same results."""
+    from deferral.checks.explicit import vectorized
+    b = Bounds(2, 1, 1, 2)
+    whole = explore_vectorized(PUBLISHED["wait-irqs-off"], b, workers=1)
+    monkeypatch.setattr(vectorized, "_CODES32_BELOW", below)
+    assert _summary(explore_vectorized(PUBLISHED["wait-irqs-off"], b, workers=2)) == _summary(whole)
