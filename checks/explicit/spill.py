@@ -327,6 +327,10 @@ class Parked:
         with self._lock:
             return sum(a.nbytes for a in self._mem.values())
 
+    def __contains__(self, name: object) -> bool:
+        with self._lock:
+            return name in self._mem or name in self._disk
+
     def put(self, name: object, array: np.ndarray, sorted_keys: bool = False) -> None:
         with self._lock:
             self._mem[name] = array

@@ -75,6 +75,8 @@ SPILL_SHARE = 0.25
 KEEP_RECENT = 0.25
 #: Memory limits below this run the numpy path, not the compiled loops (see ``_Search.jit``).
 JIT_MEMORY_FLOOR = 1 << 30
+#: AG EF target codes and state numbers are int32 below this (half the bytes of int64).
+_CODES32_BELOW = 1 << 31
 #: Seconds between polls of the time and memory limits while chunks run.
 POLL_EVERY_S = 0.05
 #: Seconds between progress reports inside a long level.
@@ -209,6 +211,9 @@ class _Chunk:
     all_parents: np.ndarray | None  # per successor: level-local frontier row
     fired: np.ndarray  # per action: transitions it produced from the chunk (coverage)
     enabled: np.ndarray  # per step: chunk rows where some instance of it is enabled
+    # per liveness property, per chunk row: a successor already known to be a goal state
+    # (set by _drop_goal_sources, which dropped the AG EF successors of rows done with)
+    hits: np.ndarray | None = None
 
 
 class _Search:
@@ -490,10 +495,9 @@ class _Search:
             samples: list[np.ndarray] = []  # per chunk: every levelmerge.SAMPLE-th candidate key
             parked = self.parked
             narrow = self.narrow_actions
-            # AG EF target codes (state numbers, or -(1 + candidate)): int32 while every state
-            # number this level can give fits
-            most = st.n_states + frontier.shape[0] * len(self.model.actions)
-            self.code_dtype = np.int32 if most < (1 << 31) else np.int64
+            # AG EF target codes of the chunks (a known state's number, or -(1 + candidate in
+            # the chunk)): int32 while the known states' numbers fit (see numbered_dtype)
+            self.code_dtype = np.int32 if st.n_states < _CODES32_BELOW else np.int64
             level_transitions = 0
             level_fired = np.zeros(len(self.model.actions), dtype=np.int64)
             level_enabled = np.zeros(len(self.step_names), dtype=np.int64)
@@ -510,6 +514,8 @@ class _Search:
                         assert chunk.uidx is not None and chunk.ucode is not None and chunk.all_parents is not None
                         parked.put(("uidx", i), chunk.uidx)
                         parked.put(("ucode", i), chunk.ucode)
+                        if chunk.hits is not None:
+                            parked.put(("hits", i), chunk.hits.ravel())  # flat: parked arrays are 1-D
                         # as chunk-relative rows: two bytes while CHUNK_ROWS <= 2**16
                         local = chunk.all_parents - np.uint32(i * CHUNK_ROWS)
                         parked.put(("all_parents", i), local.astype(np.uint16 if CHUNK_ROWS <= 1 << 16 else np.uint32))
@@ -547,7 +553,9 @@ class _Search:
                 stopped_by, self.spill_error = "disk-full", str(exc)
                 break
             # per chunk candidate: the state it is (known, new, or -1: cut by --max-states)
-            cand_state = [np.empty(n, dtype=self.code_dtype) for n in n_cand] if self.lives else []
+            # the numbers the new states get are below n_states + the candidates: int32 if that fits
+            numbered_dtype = np.int32 if n_states + sum(n_cand) < _CODES32_BELOW else np.int64
+            cand_state = [np.empty(n, dtype=numbered_dtype) for n in n_cand] if self.lives else []
 
             def read(i: int, a: int, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                 return (parked.get(("keys", i), a, b), parked.get(("parents", i), a, b),
@@ -605,11 +613,11 @@ class _Search:
             if self.lives:
                 def number(i: int) -> np.ndarray:
                     """Chunk i's edge targets as state numbers (-1: cut by --max-states), in place."""
-                    code = parked.pop(("ucode", i))
+                    code = parked.pop(("ucode", i)).astype(numbered_dtype, copy=False)
                     if not levelc.number_codes(code, cand_state[i]):  # in C, in place; else numpy
                         new = code < 0
                         code[new] = cand_state[i][-1 - code[new]]
-                    cand_state[i] = np.zeros(0, self.code_dtype)
+                    cand_state[i] = np.zeros(0, numbered_dtype)
                     return code
 
                 # numbered by the worker threads, pruned and stored here in chunk order (a
@@ -629,6 +637,9 @@ class _Search:
                         self._prune_edges(all_parents[keep], dst[keep].astype(np.uint32, copy=False), base,
                                           lo, hi, goals, st.edges_deg, st.edges_dst)
                         del dst, keep
+                    if ("hits", i) in parked:  # the goal successors of the rows whose edges were dropped
+                        for g, hit in zip(goals.values(), parked.pop(("hits", i)).reshape(len(goals), -1)):
+                            g.view()[base + lo:base + hi] |= hit
                     del code, uidx, all_parents, kept
                     self._park()
             del cand_state
@@ -983,19 +994,28 @@ def store_edges(local: np.ndarray, dst: np.ndarray, rows: int, edges_deg: Column
 
 
 def _drop_goal_sources(chunk: _Chunk, goals: list[np.ndarray], base: int, lo: int, rows: int) -> _Chunk:
-    """The chunk with the AG EF successors out of goal states dropped (the states numbered
-    ``base + lo`` on, ``rows`` of them, where every liveness property's goal holds): their
-    edges would be dropped when the level's edges are pruned (see ``_Search._prune_edges``),
-    and at 3,2,1,2 they are most of the 8 bytes a transition a level puts aside."""
-    if chunk.uidx is None or chunk.all_parents is None or not goals:
+    """The chunk with the AG EF successors dropped out of every source (the states numbered
+    ``base + lo`` on, ``rows`` of them) known already to reach each liveness property's goal:
+    a goal state, or one with a successor that is an already numbered goal state. The level's
+    pruning (see ``_Search._prune_edges``) drops their edges anyway; it sets the flags of the
+    second kind, so these are kept in ``chunk.hits`` (per property, per row) and OR-ed into
+    the flags after the chunk's pruning: the same flags and kept edges. At 3,2,1,2 these
+    transitions are most of the 8 bytes a transition a level puts aside until its end."""
+    if chunk.uidx is None or chunk.all_parents is None or chunk.ucode is None or not goals:
         return chunk
-    done = goals[0][base + lo:base + lo + rows].copy()
-    for g in goals[1:]:
-        done &= g[base + lo:base + lo + rows]
-    if not done.any():
-        return chunk
-    keep = ~done[chunk.all_parents - np.uint32(lo)]
-    chunk.uidx, chunk.all_parents = chunk.uidx[keep], chunk.all_parents[keep]
+    rows_of = chunk.all_parents - np.uint32(lo)
+    dst = chunk.ucode[chunk.uidx]
+    known = np.flatnonzero(dst >= 0)
+    done = np.ones(rows, dtype=bool)
+    hits = np.zeros((len(goals), rows), dtype=bool)
+    for p, g in enumerate(goals):
+        hits[p, rows_of[known[g[dst[known]]]]] = True
+        done &= g[base + lo:base + lo + rows] | hits[p]
+    del dst, known
+    chunk.hits = hits
+    if done.any():
+        keep = ~done[rows_of]
+        chunk.uidx, chunk.all_parents = chunk.uidx[keep], chunk.all_parents[keep]
     return chunk
 
 

@@ -180,3 +180,11 @@ def test_auto_parametric_proof_says_which_bounds_were_concrete(capsys: pytest.Ca
     every = doc["proved_for_every"]
     assert every["for_every"] == ["vcpus", "pages", "frames"] and every["assumed_concrete"] == {"queue": 2, "spaces": 1}
     assert every["verdict"].startswith("proved for every number of vcpus, pages, frames, at queue=2, spaces=1")
+
+
+def test_parametric_queries_leave_time_for_the_rest_of_the_limit() -> None:
+    """With --timeout, one query of --parametric gets at most a sixth of it (an undecided query of
+    60 s ran the whole proof into the hard limit at --timeout 60, S=2 and S=3)."""
+    from deferral.cli.prove import PARAMETRIC_QUERY_S, query_s
+
+    assert query_s(None) == PARAMETRIC_QUERY_S and query_s(60) == 10 and query_s(3) == 1.0
