@@ -62,15 +62,20 @@ class BmcSearch:
 
     def next_query_s(self) -> float:
         """A guess of the next depth's query time: the last one's times its growth over the one
-        before (between 1.5 and 2.5; 0 before two depths are checked), and at least as long as a run
-        already spent on it before it was cut."""
-        guess = 0.0 if len(self.took) < 2 else self.took[-1] * min(2.5, max(1.5, self.took[-1] / max(self.took[-2], 1e-3)))
-        return max(guess, self.cut_s)
+        before (between 1.5 and 2.5); 0 before two depths are checked."""
+        if len(self.took) < 2:
+            return 0.0
+        return self.took[-1] * min(2.5, max(1.5, self.took[-1] / max(self.took[-2], 1e-3)))
+
+    def would_not_end(self, left: float) -> bool:
+        """Would the next depth's query clearly not end in ``left`` seconds: its guess above twice
+        that, or a run already spent more than that on it before it was cut?"""
+        return self.next_query_s() > 2 * left or self.cut_s > left
 
     def run(self, timeout: float | None = None, progress: Callable[[int, float], None] | None = None,
             whole: bool = True) -> BmcResult:
         """Check the next depths within ``timeout`` seconds (a violation stops it). ``whole`` False:
-        stop before a depth whose query would not end in the time left (:meth:`next_query_s`),
+        stop before a depth whose query would clearly not end in the time left (:meth:`would_not_end`),
         rather than cut it (a cut query's work is lost), so a later run gets it whole."""
         if self.settled:
             return self.result
@@ -87,7 +92,7 @@ class BmcSearch:
                 states.append(enc.state(f"{d}"))
                 solver.add(enc.trans(states[d - 1], states[d], enc.selector(f"{d - 1}")))
             left = None if timeout is None else timeout - (time.monotonic() - start)
-            if left is not None and (left <= 0 or (not whole and self.next_query_s() > left)):
+            if left is not None and (left <= 0 or (not whole and self.would_not_end(left))):
                 break
             began = time.monotonic()
             solver.set("timeout", 2**32 - 1 if left is None else max(1, int(left * 1000)))
