@@ -230,7 +230,7 @@ class Ic3:
         self.clauses: list[Clause] = []
         self.indicators: dict[tuple[int, int], Any] = {}  # (col, value) -> Bool assuming the literal in the post-state
         self.pre_terms: dict[tuple[int, int], Any] = {}
-        self.init_row = self.vocab.row(self.model.initial)
+        self.init_rows = self.vocab.orbit(self.model.initial)  # every permutation of the initial state
         self.samples = np.zeros((0, len(self.vocab.terms)), dtype=np.uint8) if samples is None else samples
         self.queries = 0
         self.exact = False  # the samples are every reachable state of the instance
@@ -311,26 +311,30 @@ class Ic3:
         """The core of the blocking query, then drop literals while the cube stays unreachable (samples,
         initial state) and inductive relative to F_{i-1}."""
         small = cube.restricted(core)
-        if small.matches(self.init_row[None, :]) or not small.cols:
-            # keep one literal the initial state violates
-            extra = next(c for c, v in zip(cube.cols, cube.values) if self.init_row[c] != v)
-            small = cube.restricted(core | {extra})
+        if small.matches(self.init_rows) or not small.cols:  # add literals until no permutation of Init has them
+            cols = set(small.cols)
+            for c, v in zip(cube.cols, cube.values):
+                if not cube.restricted(cols).matches(self.init_rows):
+                    break
+                if c not in cols and np.any(self.init_rows[:, c] != v):
+                    cols.add(c)
+            small = cube.restricted(cols)
         few = self.excluding(small)
         if few is not None and len(few.cols) < len(small.cols):  # the fewest literals no reachable state has
             ok, core2 = self.relative(few, i)
             if ok:
                 kept = few.restricted(core2)
-                small = kept if kept.cols and not kept.matches(self.init_row[None, :]) else few
+                small = kept if kept.cols and not kept.matches(self.init_rows) else few
         for col in sorted(small.cols, key=lambda c: -len(self.vocab.terms[c].show())):
             if col not in small.cols or len(small.cols) == 1:
                 continue
             cand = small.without(col)
-            if cand.matches(self.init_row[None, :]) or cand.matches(self.samples):
+            if cand.matches(self.init_rows) or cand.matches(self.samples):
                 continue
             ok, core2 = self.relative(cand, i)
             if ok:
                 kept = cand.restricted(core2)
-                small = kept if kept.cols and not kept.matches(self.init_row[None, :]) else cand
+                small = kept if kept.cols and not kept.matches(self.init_rows) else cand
         return small
 
     def excluding(self, cube: Cube) -> Cube | None:
@@ -345,7 +349,7 @@ class Ic3:
         first = min(cube.cols, key=lambda c: counts[c, vals[c]])  # the rarest literal first: one pass less
         chosen: list[int] = [first]
         rows = self.samples[self.samples[:, first] == vals[first]]
-        live = np.concatenate([rows, self.init_row[None, :].astype(rows.dtype)])
+        live = np.concatenate([rows, self.init_rows.astype(rows.dtype)])
         live = live[live[:, first] == vals[first]]
         while live.shape[0]:
             best, best_left = None, live.shape[0]
