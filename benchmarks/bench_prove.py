@@ -23,10 +23,14 @@ it shows). ``--learned`` adds, per safe cell, auto without the shipped lemmas (m
 ``--grid`` (issue 12's goal grid): every example in examples/ with auto, the reference and
 wait-irqs-off with auto ``--no-shipped-lemmas`` (method ``learned``), at 2,1,1,1 / 3,2,2,2 /
 4,3,3,3, at Q = 2, 3 (2,1,1,Q) and S = 2, 3 (2,1,1,1,S; the variants of :data:`SPACES`), and
-``prove --parametric`` (``param``; ``--no-shipped-lemmas`` for the two) at Q = 1, 2 and S = 2
-where relevant; ``--timeout`` per cell (60 s, the target, by default for the grid); each row is
+``prove --parametric`` (``param``; ``--no-shipped-lemmas`` for the two) at Q = 1, 2 and S = 2, 3
+where relevant, Spacer alone and IC3PO alone (``--method pdr``, ``--method ic3po``) on the rows of
+:data:`GRID_BESIDE`; ``--timeout`` per cell (60 s, the target, by default for the grid); each row is
 appended to ``--out`` (JSON lines) as it finishes, so a run cut short keeps its rows, and
-``--only-methods``/``--variants``/``--bounds`` pick a part. Each cell prints CPU seconds (user +
+``--only-methods``/``--variants``/``--bounds`` pick a part.
+
+``--breaks N,V,F,Q[,S] VARIANT...``: the shipped lemmas each variant makes non-inductive there
+(not preserved by some step from a state where all of them hold), with the step. Each cell prints CPU seconds (user +
 system of its process) beside wall: the machine is shared.
 """
 
@@ -52,6 +56,9 @@ GRID_BOUNDS, GRID_QUEUE, GRID_SPACES = ["2,1,1,1", "3,2,2,2", "4,3,3,3"], ["2,1,
 #: Where the number of address spaces is relevant to the change (or to the shipped lemma it breaks).
 SPACES = {"reference", "wait-irqs-off", "examples/defer_all_spaces.py", "examples/lazy_tlb_ipi.py",
           "examples/invlpg_sync_one.py", "examples/ipi_unlock_after_flush.py"}
+#: Where the grid runs Spacer alone (``--method pdr``) and IC3PO alone (``--method ic3po``) beside auto.
+GRID_BESIDE = [("reference", "2,1,1,1"), ("examples/lazy_cur_clear.py", "2,1,1,1"),
+               ("examples/ipi_unlock_after_flush.py", "3,2,2,2")]
 #: ``prove --parametric``'s concrete bounds in the grid (N, V, F are open): Q = 1, 2; S = 2 where relevant.
 GRID_PARAMETRIC = ["1,1,1,1", "1,1,1,2"]
 
@@ -176,10 +183,11 @@ def grid_cells(examples: list[str]) -> list[tuple[str, str, str]]:
     variants = HOLDS + examples
     auto = [(v, b, "learned" if v in HOLDS else "auto") for b in GRID_BOUNDS + GRID_QUEUE + GRID_SPACES
             for v in variants if b not in GRID_SPACES or v in SPACES]
-    param = [(v, b, "param-learned" if v in HOLDS else "param") for b in GRID_PARAMETRIC + ["1,1,1,1,2"]
+    param = [(v, b, "param-learned" if v in HOLDS else "param") for b in GRID_PARAMETRIC + ["1,1,1,1,2", "1,1,1,1,3"]
              for v in variants if b.count(",") < 4 or v in SPACES]
     main = len(GRID_BOUNDS) * len(variants)
-    return auto[:main] + param[:len(variants)] + auto[main:] + param[len(variants):]
+    beside = [(v, b, m) for v, b in GRID_BESIDE for m in ("pdr", "ic3po")]
+    return auto[:main] + beside + param[:len(variants)] + auto[main:] + param[len(variants):]
 
 
 def run_grid(args: argparse.Namespace, examples: list[str]) -> None:
@@ -200,6 +208,14 @@ def run_grid(args: argparse.Namespace, examples: list[str]) -> None:
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--breaks":  # --breaks N,V,F,Q[,S] VARIANT...
+        for variant in sys.argv[3:]:
+            from deferral.checks.symbolic.prove import broken_lemmas
+
+            found = broken_lemmas(_protocol(variant), _bounds(sys.argv[2]))
+            print(f"{Path(variant).name:22} {sys.argv[2]:10} " + ("; ".join(f"{n} (not preserved by {a})"
+                                                                             for n, a in found) or "none"), flush=True)
+        return
     if len(sys.argv) > 1 and sys.argv[1] == "--cell":
         variant, bounds, method, timeout = sys.argv[2:6]
         print(json.dumps(cell(variant, bounds, method, float(timeout))))
@@ -214,7 +230,8 @@ def main() -> None:
     ap.add_argument("--variants", nargs="*", help="only these (names, or examples/NAME.py)")
     ap.add_argument("--learned", action="store_true", help="also auto without the shipped lemmas, per safe cell")
     ap.add_argument("--grid", action="store_true", help="the goal grid (see the module docstring)")
-    ap.add_argument("--only-methods", nargs="*", help="--grid: only these methods (auto, learned, param, param-learned)")
+    ap.add_argument("--only-methods", nargs="*",
+                    help="--grid: only these methods (auto, learned, param, param-learned, pdr, ic3po)")
     ap.add_argument("--out", help="--grid: append each row to this file (JSON lines)")
     args = ap.parse_args()
     args.timeout_given = "--timeout" in sys.argv

@@ -206,6 +206,12 @@ PARAMETRIC_TIMEOUT_S, PARAMETRIC_QUERY_S = 300.0, 60.0
 LEARN_S, LEARN_MIN_S, SHIPPED_SHARE = 120.0, 10.0, 0.5
 
 
+def query_s(limit: float | None) -> float:
+    """``--parametric``'s time for one solver query: PARAMETRIC_QUERY_S, and with ``--timeout`` at most
+    a sixth of it (as auto's parametric route), so that one undecided query cannot use up the limit."""
+    return PARAMETRIC_QUERY_S if limit is None else min(PARAMETRIC_QUERY_S, max(1.0, limit / 6))
+
+
 def shrink_bounds(bounds: Any) -> Any:
     """Where ``--parametric --lemmas`` first keeps the learned families that hold (bounded Houdini):
     3 VCPUs, 2 pages, 2 frames at the requested Q and S; None if the protocol has other bounds."""
@@ -240,7 +246,7 @@ def run_parametric(args: argparse.Namespace) -> int:
             learned = parametric.learned_lemmas(families, protocol)[:len(families)]
         try:
             res = parametric.prove_candidates(protocol, dict(bounds), shipped=not args.no_shipped_lemmas,
-                                              extra=learned, timeout=min(timeout, PARAMETRIC_QUERY_S),
+                                              extra=learned, timeout=query_s(args.timeout),
                                               houdini_s=(0.8 if text is not None else SHIPPED_SHARE) * timeout,
                                               shrink_at=shrink_bounds(bounds))
             sources = (["model/invariant.py"] if not args.no_shipped_lemmas else []) + (

@@ -14,6 +14,10 @@ breaks the shipped lemma "every notice in queue[i] is of the space i runs (cr3[i
 
     deferral check --variant-file examples/defer_all_spaces.py --spaces 2
     deferral prove --variant-file examples/defer_all_spaces.py --spaces 2
+
+Computed (``python benchmarks/bench_prove.py --breaks 2,1,1,1,2 examples/defer_all_spaces.py``):
+that lemma is the one no longer inductive, ``write`` of another space does not preserve it;
+at one space no shipped lemma breaks.
 """
 
 from deferral.model import REFERENCE

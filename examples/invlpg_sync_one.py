@@ -13,6 +13,9 @@ no notice of p" (i now sees its own write while the notice is still queued). Try
 
     deferral check --variant-file examples/invlpg_sync_one.py
     deferral prove --variant-file examples/invlpg_sync_one.py
+
+Computed (``python benchmarks/bench_prove.py --breaks 2,1,1,1 examples/invlpg_sync_one.py``):
+that lemma is the one no longer inductive, ``finish_invlpg`` does not preserve it.
 """
 
 from deferral.model import REFERENCE

@@ -12,6 +12,9 @@ waiting[i][k] and no second IPI from i pending at k". Try::
 
     deferral check --variant-file examples/ipi_unlock_after_flush.py
     deferral prove --variant-file examples/ipi_unlock_after_flush.py
+
+Computed (``python benchmarks/bench_prove.py --breaks 2,1,1,1 examples/ipi_unlock_after_flush.py``):
+that lemma is the one no longer inductive, ``take_ipi`` does not preserve it.
 """
 
 from deferral.model import REFERENCE

@@ -10,6 +10,9 @@ and ``take_ipi`` writes it before that. Safe, but it breaks the shipped lemma
 
     deferral check --variant-file examples/lazy_cur_clear.py
     deferral prove --variant-file examples/lazy_cur_clear.py --no-shipped-lemmas
+
+Computed (``python benchmarks/bench_prove.py --breaks 2,1,1,1 examples/lazy_cur_clear.py``):
+that lemma is the one no longer inductive, ``ack_ipi`` does not preserve it.
 """
 
 from deferral.model import REFERENCE

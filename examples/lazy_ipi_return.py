@@ -10,6 +10,9 @@ so the shipped-lemma route of ``deferral prove`` no longer proves it. Try::
 
     deferral check --variant-file examples/lazy_ipi_return.py
     deferral prove --variant-file examples/lazy_ipi_return.py
+
+Computed (``python benchmarks/bench_prove.py --breaks 2,1,1,1 examples/lazy_ipi_return.py``):
+those two are the ones no longer inductive, ``ack_ipi`` preserves neither.
 """
 
 from deferral.model import REFERENCE

@@ -12,6 +12,9 @@ as acked). Try::
 
     deferral check --variant-file examples/lazy_tlb_ipi.py --spaces 2
     deferral prove --variant-file examples/lazy_tlb_ipi.py --spaces 2 --no-shipped-lemmas
+
+Computed (``python benchmarks/bench_prove.py --breaks 2,1,1,1,2 examples/lazy_tlb_ipi.py``):
+that lemma is the one no longer inductive, ``send_ipis`` does not preserve it.
 """
 
 from deferral.model import REFERENCE

@@ -9,6 +9,9 @@ shipped lemma "waitret[k] implies pc[k] is Ipi". Try::
 
     deferral check --variant-file examples/lazy_waitret_clear.py
     deferral prove --variant-file examples/lazy_waitret_clear.py --no-shipped-lemmas
+
+Computed (``python benchmarks/bench_prove.py --breaks 2,1,1,1 examples/lazy_waitret_clear.py``):
+that lemma is the one no longer inductive, ``ack_ipi`` does not preserve it.
 """
 
 from deferral.model import REFERENCE

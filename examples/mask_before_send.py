@@ -9,6 +9,12 @@ breaks the shipped lemma "waiting[i][k] implies i has sent its IPIs". Try::
 
     deferral check --variant-file examples/mask_before_send.py
     deferral prove --variant-file examples/mask_before_send.py --no-shipped-lemmas
+
+Computed (``python benchmarks/bench_prove.py --breaks 2,1,1,1 examples/mask_before_send.py``):
+three shipped lemmas are no longer inductive: "ipi[k][i] pending implies waiting[i][k]" and
+"covers[i] after sending and k acked (not waiting[i][k]) implies req[k][pg[i]]" (not
+preserved by ``send_ipis``) and "waiting[i][k] implies i has sent its IPIs (SdWait, or Ipi
+with waitret)" (not preserved by ``shootdown``).
 """
 
 from deferral.model import REFERENCE

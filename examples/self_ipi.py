@@ -10,6 +10,9 @@ or waits for itself". Try::
 
     deferral check --variant-file examples/self_ipi.py
     deferral prove --variant-file examples/self_ipi.py --no-shipped-lemmas
+
+Computed (``python benchmarks/bench_prove.py --breaks 2,1,1,1 examples/self_ipi.py``):
+that lemma is the one no longer inductive, ``send_ipis`` does not preserve it.
 """
 
 from deferral.model import REFERENCE

@@ -122,6 +122,55 @@ def edges_by_source(degrees: Iterable[np.ndarray], targets: Iterable[np.ndarray]
         del src, dst
 
 
+#: ``read(a, b)``: elements ``a..b-1`` of a column (out-degrees or targets), an explicit read.
+Slice = Callable[[int, int], np.ndarray]
+
+
+def unreachable_goal_streamed(n_states: int, degrees: Slice, targets: Slice, goal: np.ndarray,
+                              poll: Callable[[], None] | None = None, piece: int = 1 << 20) -> int | None:
+    """:func:`unreachable_goal_np` without the CSR (8 bytes an edge and 4 a state in memory):
+    the edges, stored grouped by source (``degrees(a, b)``: out-degrees of states ``a..b-1``;
+    ``targets(a, b)``: the targets in that order), are read again and again, ``piece`` states
+    at a time from the last, each source marked once a target of it is marked, until a pass
+    marks nothing. Memory: the marks (a byte a state) and a piece.
+
+    Read from the last state back, an edge to a later-numbered state (most of them: BFS
+    numbers states level by level) finds its target already marked in the same pass, so
+    a pass follows whole chains of them; an edge back to an earlier state takes one more
+    pass. Same answer as the CSR search: the marks are the least fixpoint of "a state with a
+    marked successor is marked", from the goal states."""
+    can = np.asarray(goal, dtype=bool).copy()
+    if can.all():
+        return None
+    # where each piece's targets start (one forward pass over the out-degrees)
+    firsts = list(range(0, n_states, piece))
+    at = [0]
+    for a in firsts:
+        at.append(at[-1] + int(degrees(a, min(a + piece, n_states)).sum(dtype=np.int64)))
+    changed = True
+    while changed:
+        changed = False
+        for k in reversed(range(len(firsts))):
+            if poll is not None:
+                poll()
+            a = firsts[k]
+            deg = degrees(a, min(a + piece, n_states))
+            if can[a:a + deg.shape[0]].all() or at[k] == at[k + 1]:
+                continue
+            dst = targets(at[k], at[k + 1])
+            src = np.repeat(np.arange(a, a + deg.shape[0], dtype=np.uint32), deg)
+            # within the piece too, from its last edge back: repeated until the piece is still
+            while True:
+                fresh = can[dst] & ~can[src]
+                if not fresh.any():
+                    break
+                can[src[fresh]] = True
+                changed = True
+            del deg, dst, src
+    stuck = np.flatnonzero(~can)
+    return int(stuck[0]) if stuck.size else None
+
+
 def _low_words(packed: np.ndarray) -> np.ndarray:
     """The low 32 bits of each ``uint64`` of ``packed``, moved in place into the first half
     of its memory, the other half given back: no second array of the edges' size.

@@ -119,6 +119,27 @@ class Members:
         except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
             raise CheckpointError(f"checkpoint {self.path} is unreadable or corrupt: {exc}") from None
 
+    def copy_to(self, name: str, path: Path, chunk: int = 1 << 24) -> None:
+        """Write the data of array ``name`` (a flat array) into the file ``path``, a chunk at a
+        time (never whole in memory; the member's CRC is checked as it is read to its end)."""
+        try:
+            with self._archive.zip.open(f"{name}.npy") as member, open(path, "wb") as out:
+                fmt = np.lib.format
+                major, _ = fmt.read_magic(member)
+                read_header = fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0
+                shape, fortran, dtype = read_header(member)
+                if fortran or len(shape) != 1 or dtype.hasobject:
+                    raise ValueError(f"{name} is not a flat array")
+                while True:
+                    data = member.read(chunk)
+                    if not data:
+                        break
+                    out.write(data)
+        except KeyError:
+            raise
+        except (ValueError, zipfile.BadZipFile, EOFError) as exc:
+            raise CheckpointError(f"checkpoint {self.path} is unreadable or corrupt: {exc}") from None
+
     def close(self) -> None:
         self._archive.close()
 

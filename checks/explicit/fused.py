@@ -276,31 +276,54 @@ static void canonical(const row_t *S, uint64_t *out) {
 """
 
 _DEDUP = r"""
-/* A chunk's successor keys (one word each, in transition order) deduplicated and looked up in
-   the visited runs: returns the number d of distinct keys. Distinct keys
+/* Keys of one or two words as one integer (key order == integer order). A chunk's keys come
+   as native words (most significant first); the runs' and the candidates' two-word keys are
+   big-endian bytes (numpy void keys, see packing): byte-swapped on the way in and out. */
+#if NW == 1
+typedef uint64_t key_t;
+#define DIGITS 8
+static inline key_t key_in(const uint64_t *p, int64_t i) { return p[i]; }
+static inline key_t key_run(const uint64_t *p, int64_t i) { return p[i]; }
+static inline void key_out(uint64_t *p, int64_t i, key_t k) { p[i] = k; }
+static inline uint64_t key_hash(key_t k) { return k * 0x9E3779B97F4A7C15ULL; }
+#else
+typedef unsigned __int128 key_t __attribute__((aligned(8)));
+#define DIGITS 16
+static inline key_t key_in(const uint64_t *p, int64_t i) { return ((key_t)p[2 * i] << 64) | p[2 * i + 1]; }
+static inline key_t key_run(const uint64_t *p, int64_t i) {
+  return ((key_t)__builtin_bswap64(p[2 * i]) << 64) | __builtin_bswap64(p[2 * i + 1]);
+}
+static inline void key_out(uint64_t *p, int64_t i, key_t k) {
+  p[2 * i] = __builtin_bswap64((uint64_t)(k >> 64)); p[2 * i + 1] = __builtin_bswap64((uint64_t)k);
+}
+static inline uint64_t key_hash(key_t k) {
+  return ((uint64_t)k ^ ((uint64_t)(k >> 64) * 0xC2B2AE3D27D4EB4FULL)) * 0x9E3779B97F4A7C15ULL;
+}
+#endif
+/* A chunk's successor keys (in transition order) deduplicated and looked up in the visited
+   runs: returns the number d of distinct keys. Distinct keys
    are numbered in key order; known[x] is the state number of distinct key x, or -1 - c when it
    is the c-th new candidate (cand_keys[c], first reached by transition cand_first[c]); uidx
-   (if not NULL) gives each transition's distinct key; ka, kb, ia, ib: t entries of scratch.
-   As the numpy path (a stable sort, unique, the earliest transition of each key, searchsorted
-   in each run), but sorting only the distinct keys: a hash table (linear probing, ids of 4
-   bytes) numbers the keys in order of first transition, then an LSD radix sort (8-bit digits;
-   digits all distinct keys share are skipped) orders the distinct keys only; then one walk of
-   each run. table: 2**hbits >= 2t entries of scratch; first: t. */
-#define DIGITS 8
+   (if not NULL) gives each transition's distinct key; ka, kb: t keys of scratch, ia, ib: t
+   entries. As the numpy path (a stable sort, unique, the earliest transition of each key,
+   searchsorted in each run), but sorting only the distinct keys: a hash table (linear
+   probing, ids of 4 bytes) numbers the keys in order of first transition, then an LSD radix
+   sort (8-bit digits; digits all distinct keys share are skipped) orders the distinct keys
+   only; then one walk of each run. table: 2**hbits >= 2t entries of scratch; first: t. */
 #define BITS 8
 #define BUCKETS 256
 int64_t dedup_chunk(const uint64_t *keys, int64_t t, const uint64_t *const *run_keys,
                     const uint32_t *const *run_ids, const int64_t *run_lens, int64_t n_runs,
                     int64_t *known, uint32_t *uidx, uint64_t *cand_keys, int64_t *cand_first,
-                    int64_t *n_cand, uint64_t *ka, uint64_t *kb, uint32_t *ia, uint32_t *ib,
+                    int64_t *n_cand, key_t *ka, key_t *kb, uint32_t *ia, uint32_t *ib,
                     uint32_t *table, int hbits, uint32_t *first) {
   int64_t d = 0, rc = 0;
   uint64_t hmask = ((uint64_t)1 << hbits) - 1;
   memset(table, 0, (hmask + 1) * sizeof(uint32_t));  /* id + 1; 0: empty */
   /* distinct keys numbered by first transition: ka[id] (ka may be keys itself: id <= i) */
   for (int64_t i = 0; i < t; i++) {
-    uint64_t k = keys[i];
-    uint64_t h = (k * 0x9E3779B97F4A7C15ULL) >> (64 - hbits);
+    key_t k = key_in(keys, i);
+    uint64_t h = key_hash(k) >> (64 - hbits);
     uint32_t id;
     for (;;) {
       uint32_t e = table[h];
@@ -314,17 +337,19 @@ int64_t dedup_chunk(const uint64_t *keys, int64_t t, const uint64_t *const *run_
   uint32_t count[DIGITS * BUCKETS];
   memset(count, 0, sizeof(count));
   for (int64_t x = 0; x < d; x++) {
-    uint64_t k = ka[x];
+    key_t k = ka[x];
     ia[x] = (uint32_t)x;
-    for (int g = 0; g < DIGITS; g++) count[g * BUCKETS + ((k >> (BITS * g)) & (BUCKETS - 1))]++;
+    for (int g = 0; g < DIGITS; g++) count[g * BUCKETS + (unsigned)((k >> (BITS * g)) & (BUCKETS - 1))]++;
   }
   for (int g = 0; g < DIGITS && d > 0; g++) {
     uint32_t *c = count + g * BUCKETS;
-    if (c[(ka[0] >> (BITS * g)) & (BUCKETS - 1)] == (uint32_t)d) continue;
+    if (c[(unsigned)((ka[0] >> (BITS * g)) & (BUCKETS - 1))] == (uint32_t)d) continue;
     uint32_t at = 0;
     for (int b = 0; b < BUCKETS; b++) { uint32_t n = c[b]; c[b] = at; at += n; }
-    for (int64_t x = 0; x < d; x++) { uint32_t p = c[(ka[x] >> (BITS * g)) & (BUCKETS - 1)]++; kb[p] = ka[x]; ib[p] = ia[x]; }
-    uint64_t *tk = ka; ka = kb; kb = tk;
+    for (int64_t x = 0; x < d; x++) {
+      uint32_t p = c[(unsigned)((ka[x] >> (BITS * g)) & (BUCKETS - 1))]++; kb[p] = ka[x]; ib[p] = ia[x];
+    }
+    key_t *tk = ka; ka = kb; kb = tk;
     uint32_t *ti = ia; ia = ib; ib = ti;
   }
   /* sorted keys into kb, their first transitions into ib; first[id] becomes id's rank */
@@ -339,19 +364,22 @@ int64_t dedup_chunk(const uint64_t *keys, int64_t t, const uint64_t *const *run_
     const uint32_t *ri = run_ids[r];
     int64_t n = run_lens[r], lo = 0, x0 = 0, x1 = d;
     /* a run may be one block of a bigger one: start at the first key not below its first */
-    while (n > 0 && x0 < x1) { int64_t m = (x0 + x1) >> 1; if (kb[m] < rk[0]) x0 = m + 1; else x1 = m; }
+    if (n > 0) {
+      key_t k0 = key_run(rk, 0);
+      while (x0 < x1) { int64_t m = (x0 + x1) >> 1; if (kb[m] < k0) x0 = m + 1; else x1 = m; }
+    }
     for (int64_t x = x0; x < d && lo < n; x++) {
-      uint64_t q = kb[x];
+      key_t q = kb[x];
       int64_t step = 1, hi = lo;
-      while (hi < n && rk[hi] < q) { lo = hi + 1; hi += step; step *= 2; }
+      while (hi < n && key_run(rk, hi) < q) { lo = hi + 1; hi += step; step *= 2; }
       if (hi > n) hi = n;
-      while (lo < hi) { int64_t mid = (lo + hi) >> 1; if (rk[mid] < q) lo = mid + 1; else hi = mid; }
-      if (lo < n && rk[lo] == q) known[x] = ri[lo];
+      while (lo < hi) { int64_t mid = (lo + hi) >> 1; if (key_run(rk, mid) < q) lo = mid + 1; else hi = mid; }
+      if (lo < n && key_run(rk, lo) == q) known[x] = ri[lo];
     }
   }
   int64_t c = 0;
   for (int64_t x = 0; x < d; x++) {
-    if (known[x] < 0) { cand_keys[c] = kb[x]; cand_first[c] = ib[x]; known[x] = -1 - c; c++; }
+    if (known[x] < 0) { key_out(cand_keys, c, kb[x]); cand_first[c] = ib[x]; known[x] = -1 - c; c++; }
   }
   *n_cand = c;
   rc = d;
@@ -520,12 +548,13 @@ class FusedLoop:
             self.holds_fn(words.ctypes.data, words.shape[0], out.ctypes.data)
         return {p.name: out[i] for i, p in enumerate(self.properties)}
 
-    def successors(self, keys: np.ndarray, offset: int, scratch: Scratch | None = None
+    def successors(self, keys: np.ndarray, offset: int, scratch: Scratch | None = None, native: bool = False
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
         """Every transition out of the states ``keys`` (frontier rows ``offset``...): successor
         keys, parent rows (uint32, ``offset`` added), actions, transitions per action, rows
         with some instance of each step enabled; None where a step wrote outside a domain.
-        With ``scratch``, the keys and actions are in it (valid until it is used again)."""
+        With ``scratch``, the keys and actions are in it (valid until it is used again).
+        ``native``: the keys as (transitions, words) native uint64 words, not sortable keys."""
         scratch = scratch if scratch is not None else Scratch()
         words = np.ascontiguousarray(self.packer.words(keys), dtype=np.uint64)
         m, n_words = words.shape[0], self.packer.n_words
@@ -552,7 +581,7 @@ class FusedLoop:
             return None
         if m:
             self.fanout = max(self.fanout if self.fanout < self.n_actions else 0.0, got / m)
-        keys_out = self.packer.to_sortable(out_keys[:got])
+        keys_out = out_keys[:got] if native else self.packer.to_sortable(out_keys[:got])
         return keys_out, out_par[:got], out_act[:got], fired, per_step[:self.n_steps]
 
     def release(self) -> None:
@@ -561,7 +590,7 @@ class FusedLoop:
 
     def expand(self, keys: np.ndarray, offset: int, runs: Sequence[tuple[np.ndarray, np.ndarray]],
                want_codes: bool, code_dtype: Any) -> tuple[Any, ...] | None:
-        """:meth:`successors` then :class:`Dedup` (one-word keys), on reused scratch: the
+        """:meth:`successors` then :class:`Dedup` (keys of one or two words), on reused scratch: the
         transitions' number, the candidates (sorted keys, first parent row and action of each),
         and for AG EF (``want_codes``) each transition's distinct key, the distinct keys' codes
         (``code_dtype``) and every transition's parent row; then the per-action and per-step
@@ -569,17 +598,19 @@ class FusedLoop:
         assert self.dedup is not None
         scratch = self._pool.take()
         try:
-            got = self.successors(keys, offset, scratch)
+            got = self.successors(keys, offset, scratch, native=True)
             if got is None:
                 return None
             succ, par, act, fired, per_step = got
             # the sort runs over the successor keys' own buffer and the row-major ones, spent by now
-            deduped = self.dedup(succ, runs, want_codes, scratch, sort_keys=scratch.get("row_keys", succ.shape[0], np.uint64),
-                                 sort_index=scratch.get("row_parents", succ.shape[0], np.uint32))
+            t = succ.shape[0]
+            deduped = self.dedup(succ, runs, want_codes, scratch,
+                                 sort_keys=scratch.get("row_keys", t * self.packer.n_words, np.uint64),
+                                 sort_index=scratch.get("row_parents", t, np.uint32))
             if deduped is None:
                 return None
             cand, first, codes, uidx = deduped
-            return (succ.shape[0], cand, par[first], act[first], uidx,
+            return (t, cand, par[first], act[first], uidx,
                     codes.astype(code_dtype) if want_codes else None, par if want_codes else None,
                     fired, per_step)
         finally:
@@ -587,9 +618,10 @@ class FusedLoop:
 
 
 class Dedup:
-    """A chunk's successors deduplicated and looked up in the visited runs (one-word keys)."""
+    """A chunk's successors deduplicated and looked up in the visited runs (one- or two-word keys)."""
 
-    def __init__(self, lib: ctypes.CDLL) -> None:
+    def __init__(self, lib: ctypes.CDLL, packer: Packer) -> None:
+        self.n_words, self.key_dtype = packer.n_words, np.dtype(packer.key_dtype)
         self.fn = lib.dedup_chunk
         self.fn.restype = ctypes.c_int64
         self.fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
@@ -603,11 +635,15 @@ class Dedup:
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None:
         """(candidate keys sorted, the first transition reaching each, per distinct key in key
         order its state number or -(1 + candidate), per transition its distinct key or None);
-        None where a run is not of uint64 keys and uint32 state numbers. With ``scratch``, the
-        first transitions and the codes are in it (valid until it is used again). ``sort_keys``
-        and ``sort_index`` (as many entries as ``keys``): buffers the radix sort may use; with
-        them it also overwrites ``keys`` (which must then be contiguous)."""
-        if keys.dtype != np.uint64 or any(k.dtype != np.uint64 or i.dtype != np.uint32 for k, i in runs):
+        None where a run is not of the packer's keys and uint32 state numbers. ``keys``: uint64,
+        one a transition, or (transitions, 2) native words for two-word keys (the candidates
+        come as the packer's sortable keys). With ``scratch``, the first transitions and the
+        codes are in it (valid until it is used again). ``sort_keys`` (``keys``' size) and
+        ``sort_index`` (an entry a transition): buffers the radix sort may use; with them it
+        also overwrites ``keys`` (which must then be contiguous)."""
+        nw = self.n_words
+        if (keys.dtype != np.uint64 or keys.size != keys.shape[0] * nw
+                or any(k.dtype != self.key_dtype or i.dtype != np.uint32 for k, i in runs)):
             return None
         scratch = scratch if scratch is not None else Scratch()
         keys = np.ascontiguousarray(keys)
@@ -618,12 +654,12 @@ class Dedup:
         lens = np.array([k.shape[0] for k, _ in runs] or [0], dtype=np.int64)
         known = scratch.get("known", t, np.int64)
         uidx = np.empty(t, dtype=np.uint32) if want_uidx else None
-        cand = scratch.get("cand", t, np.uint64)
+        cand = scratch.get("cand", t * nw, np.uint64)
         first = scratch.get("first", t, np.int64)
         if sort_keys is not None and sort_index is not None and keys.flags.c_contiguous:
             sort_k = [keys, sort_keys]
         else:
-            sort_k = [scratch.get(f"sort_keys_{x}", t, np.uint64) for x in range(2)]
+            sort_k = [scratch.get(f"sort_keys_{x}", t * nw, np.uint64) for x in range(2)]
             sort_index = scratch.get("sort_index_0", t, np.uint32)
         sort_i = [sort_index, scratch.get("sort_index_1", t, np.uint32)]
         n_cand = np.zeros(1, dtype=np.int64)
@@ -635,7 +671,7 @@ class Dedup:
                     n_cand.ctypes.data, sort_k[0].ctypes.data, sort_k[1].ctypes.data, sort_i[0].ctypes.data,
                     sort_i[1].ctypes.data, table.ctypes.data, hbits, first_id.ctypes.data)
         c = int(n_cand[0])
-        return cand[:c].copy(), first[:c], known[:d], uidx
+        return cand[:c * nw].copy().view(self.key_dtype), first[:c], known[:d], uidx
 
 
 class Prune:
@@ -683,12 +719,12 @@ def source(layout: Layout, procs: Mapping[str, Callable[..., Any]], actions: Seq
 
 def make(lib: ctypes.CDLL, packer: Packer, n_actions: int, n_steps: int, action_dtype: Any,
          properties: Sequence[Property] = ()) -> FusedLoop:
-    """The loop of a loaded library (its dedup too for one-word keys; ``properties``: those
+    """The loop of a loaded library (its dedup too for keys of one or two words; ``properties``: those
     :func:`generate` was given)."""
     loop = FusedLoop(lib, packer, n_actions, n_steps, action_dtype)
     loop.properties = tuple(properties)
     loop.prune = Prune(lib)
-    loop.dedup = Dedup(lib) if packer.n_words == 1 else None
+    loop.dedup = Dedup(lib, packer) if packer.n_words <= 2 else None
     return loop
 
 

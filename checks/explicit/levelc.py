@@ -6,7 +6,10 @@ copy of every block into the next); here one linear two-pointer pass writes each
 state number once, straight into the output block, in C compiled by
 :mod:`deferral.checks.explicit.cbuild` (the same source for every model: built once per
 machine) and called through ctypes, so the GIL is released while it runs. For ``uint64``
-keys with ``uint32`` state numbers; anything else (or no compiler) keeps the numpy merge.
+keys, or two-word (16-byte void) ones, with ``uint32`` state numbers; anything else (or no
+compiler) keeps the numpy merge. The level merge's distinct keys with their first positions
+(:func:`distinct_first`) are an LSD radix sort here, where numpy's stable argsort of void keys
+compares them a byte at a time.
 
 AG EF: the backward search from the goal states over the reversed edges' CSR (its offsets by
 one pass over the sorted edges, then each frontier state's predecessors marked and queued),
@@ -32,6 +35,65 @@ from deferral.checks.explicit import cbuild
 SOURCE = r"""
 #include <stdint.h>
 #include <string.h>
+/* A key of nw = 1 word (native uint64) or 2 (big-endian bytes: numpy void keys, see packing)
+   as one integer, whose order is the keys' order. */
+typedef unsigned __int128 wide_t;
+static inline wide_t load_key(const uint64_t *p, int64_t i, int nw) {
+  if (nw == 1) return p[i];
+  return ((wide_t)__builtin_bswap64(p[2 * i]) << 64) | __builtin_bswap64(p[2 * i + 1]);
+}
+
+/* merge_step (below) for two-word keys: a, b, ok hold 2 words a key. */
+void merge_step2(const uint64_t *a, const uint32_t *ai, int64_t na, const uint64_t *b, const uint32_t *bi,
+                 int64_t nb, uint64_t *ok, uint32_t *oi, int64_t room, int64_t *used) {
+  int64_t i = 0, j = 0, n = 0;
+  while (n < room && i < na && j < nb) {
+    if (load_key(a, i, 2) < load_key(b, j, 2)) { memcpy(ok + 2 * n, a + 2 * i, 16); oi[n] = ai[i]; i++; }
+    else { memcpy(ok + 2 * n, b + 2 * j, 16); oi[n] = bi[j]; j++; }
+    n++;
+  }
+  if (nb == 0) for (; n < room && i < na; i++, n++) { memcpy(ok + 2 * n, a + 2 * i, 16); oi[n] = ai[i]; }
+  if (na == 0) for (; n < room && j < nb; j++, n++) { memcpy(ok + 2 * n, b + 2 * j, 16); oi[n] = bi[j]; }
+  used[0] = i; used[1] = j;
+}
+
+/* The distinct keys[0..n) (nw words each) in key order into out (as they are), the first
+   position of each in first (a stable sort: the earliest of equal keys), and (group not
+   NULL) each position's index into the distinct keys; returns how many are distinct. An
+   LSD radix sort (8-bit digits, those every key shares skipped) of (key, position);
+   ka, kb: n keys of scratch, ia, ib: n entries. */
+int64_t distinct_first(const uint64_t *keys, int64_t n, int nw, uint64_t *out, int64_t *first, int64_t *group,
+                       wide_t *ka, wide_t *kb, int64_t *ia, int64_t *ib) {
+  static const int digits = 16;
+  uint32_t count[16 * 256];
+  memset(count, 0, sizeof(count));
+  for (int64_t x = 0; x < n; x++) {
+    wide_t k = load_key(keys, x, nw);
+    ka[x] = k; ia[x] = x;
+    for (int g = 0; g < 8 * nw; g++) count[g * 256 + (unsigned)((k >> (8 * g)) & 255)]++;
+  }
+  for (int g = 0; g < 8 * nw && n > 0; g++) {
+    uint32_t *c = count + g * 256;
+    if (c[(unsigned)((ka[0] >> (8 * g)) & 255)] == (uint32_t)n) continue;
+    uint32_t at = 0;
+    for (int b = 0; b < 256; b++) { uint32_t m = c[b]; c[b] = at; at += m; }
+    for (int64_t x = 0; x < n; x++) { uint32_t p = c[(unsigned)((ka[x] >> (8 * g)) & 255)]++; kb[p] = ka[x]; ib[p] = ia[x]; }
+    wide_t *tk = ka; ka = kb; kb = tk;
+    int64_t *ti = ia; ia = ib; ib = ti;
+  }
+  (void)digits;
+  int64_t d = 0;
+  for (int64_t x = 0; x < n; x++) {
+    if (x == 0 || ka[x] != ka[x - 1]) {
+      memcpy(out + d * nw, keys + ia[x] * nw, 8 * (size_t)nw);
+      first[d] = ia[x];
+      d++;
+    }
+    if (group) group[ia[x]] = d - 1;
+  }
+  return d;
+}
+
 /* Merge a[0..na) and b[0..nb) (sorted, disjoint keys, each with its id) into ok/oi until
    room entries are written or one of them is used up (both, where the other is empty: the
    rest of a run with nothing left to merge against is copied). used[0], used[1]: how many
@@ -118,6 +180,10 @@ def _lib() -> ctypes.CDLL | None:
     p, i64 = ctypes.c_void_p, ctypes.c_int64
     lib.merge_step.restype = None
     lib.merge_step.argtypes = [p, p, i64, p, p, i64, p, p, i64, p]
+    lib.merge_step2.restype = None
+    lib.merge_step2.argtypes = [p, p, i64, p, p, i64, p, p, i64, p]
+    lib.distinct_first.restype = i64
+    lib.distinct_first.argtypes = [p, i64, ctypes.c_int, p, p, p, p, p, p, p]
     lib.number_codes.restype = None
     lib.number_codes.argtypes = [p, i64, ctypes.c_int, p]
     lib.group_by_source.restype = None
@@ -196,9 +262,34 @@ def backward(frontier: np.ndarray, starts: np.ndarray, preds: np.ndarray, can: n
     return True
 
 
-def _merge_step() -> "ctypes._CFuncPtr | None":
+def _merge_step(width: int) -> "ctypes._CFuncPtr | None":
     lib = _lib()
-    return None if lib is None else lib.merge_step
+    return None if lib is None else lib.merge_step if width == 8 else lib.merge_step2
+
+
+def _words(dtype: object) -> int:
+    """Key words of a key type the C here takes (uint64, or 16-byte void keys), else 0."""
+    dt = np.dtype(dtype)  # type: ignore[call-overload]
+    return 1 if dt == np.uint64 else 2 if dt.kind == "V" and dt.itemsize == 16 and dt.fields is None else 0
+
+
+def distinct_first(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The distinct ``keys`` in key order, the first position of each (int64) and each
+    position's index into the distinct keys (int64), as a stable sort gives them; None: not
+    here (no compiler, or a key type the C does not take)."""
+    lib, nw = loaded(), _words(keys.dtype)
+    if lib is None or nw == 0:
+        return None
+    keys = np.ascontiguousarray(keys)
+    n = keys.shape[0]
+    out = np.empty(n, dtype=keys.dtype)
+    first = np.empty(n, dtype=np.int64)
+    group = np.empty(n, dtype=np.int64)
+    ka, kb = np.empty(2 * max(n, 1), np.uint64), np.empty(2 * max(n, 1), np.uint64)
+    ia, ib = np.empty(max(n, 1), np.int64), np.empty(max(n, 1), np.int64)
+    d = lib.distinct_first(keys.ctypes.data, n, nw, out.ctypes.data, first.ctypes.data, group.ctypes.data,
+                           ka.ctypes.data, kb.ctypes.data, ia.ctypes.data, ib.ctypes.data)
+    return out[:d].copy(), first[:d].copy(), group
 
 
 def number_codes(code: np.ndarray, state: np.ndarray) -> bool:
@@ -214,11 +305,10 @@ def number_codes(code: np.ndarray, state: np.ndarray) -> bool:
 
 def available(keys_dtype: object, ids_dtype: object) -> bool:
     """Whether runs of these key and id types merge in C here."""
-    return (np.dtype(keys_dtype) == np.uint64 and np.dtype(ids_dtype) == np.uint32  # type: ignore[call-overload]
+    return (_words(keys_dtype) > 0 and np.dtype(ids_dtype) == np.uint32  # type: ignore[call-overload]
             and loaded() is not None)
 
 
-_EMPTY_K = np.zeros(0, dtype=np.uint64)
 _EMPTY_I = np.zeros(0, dtype=np.uint32)
 
 
@@ -226,12 +316,15 @@ def merge_blocks(a_keys: list[np.ndarray], a_ids: list[np.ndarray], b_keys: list
                  b_ids: list[np.ndarray], step: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """The merge of two runs given as blocks (the lists are emptied: each input block is
     dropped once used up) as blocks of ``step`` keys (the last one shorter)."""
-    fn = _merge_step()
+    kdt = (a_keys or b_keys)[0].dtype
+    width = kdt.itemsize
+    fn = _merge_step(width)
     assert fn is not None
     total = sum(k.shape[0] for k in a_keys) + sum(k.shape[0] for k in b_keys)
     qa, qb = list(zip(a_keys, a_ids))[::-1], list(zip(b_keys, b_ids))[::-1]  # popped from the end
     a_keys.clear(), a_ids.clear(), b_keys.clear(), b_ids.clear()
-    ak, ai, bk, bi = _EMPTY_K, _EMPTY_I, _EMPTY_K, _EMPTY_I
+    empty = np.zeros(0, dtype=kdt)
+    ak, ai, bk, bi = empty, _EMPTY_I, empty, _EMPTY_I
     pa = pb = 0
     used = np.zeros(2, dtype=np.int64)
     out_k: list[np.ndarray] = []
@@ -239,7 +332,7 @@ def merge_blocks(a_keys: list[np.ndarray], a_ids: list[np.ndarray], b_keys: list
     left = total
     while left:
         size = min(step, left)
-        ok = np.empty(size, dtype=np.uint64)
+        ok = np.empty(size, dtype=kdt)
         oi = np.empty(size, dtype=np.uint32)
         fill = 0
         while fill < size:
@@ -249,9 +342,9 @@ def merge_blocks(a_keys: list[np.ndarray], a_ids: list[np.ndarray], b_keys: list
             if pb == bk.shape[0] and qb:
                 (bk, bi), pb = qb.pop(), 0
                 bk, bi = np.ascontiguousarray(bk), np.ascontiguousarray(bi)
-            fn(ak.ctypes.data + 8 * pa, ai.ctypes.data + 4 * pa, ak.shape[0] - pa,
-               bk.ctypes.data + 8 * pb, bi.ctypes.data + 4 * pb, bk.shape[0] - pb,
-               ok.ctypes.data + 8 * fill, oi.ctypes.data + 4 * fill, size - fill, used.ctypes.data)
+            fn(ak.ctypes.data + width * pa, ai.ctypes.data + 4 * pa, ak.shape[0] - pa,
+               bk.ctypes.data + width * pb, bi.ctypes.data + 4 * pb, bk.shape[0] - pb,
+               ok.ctypes.data + width * fill, oi.ctypes.data + 4 * fill, size - fill, used.ctypes.data)
             da, db = int(used[0]), int(used[1])
             pa, pb, fill = pa + da, pb + db, fill + da + db
             if da + db == 0:

@@ -37,6 +37,8 @@ from deferral.checks.explicit.visited import Run
 
 #: Keys read at a time from a spilled run (8 MiB of uint64 keys).
 BLOCK = 1 << 20
+#: Keys a compressed block of a parked array (a level's merge reads slices of a few thousand).
+PARKED_BLOCK = 1 << 12
 #: Elements per piece when a spilled column is read back (the AG EF pass's edges by source
 #: hold some 8 bytes an element of a piece of out-degrees).
 PIECE = 1 << 20
@@ -101,12 +103,14 @@ def _save_blocks(path: Path, blocks: list[np.ndarray], dtype: np.dtype) -> None:
             np.ascontiguousarray(block, dtype=dtype).tofile(f)
 
 
-def _save_compressed(path: Path, blocks: list[np.ndarray], dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-    """Write the keys of ``blocks`` (one sorted run) into ``path`` in blocks of :data:`BLOCK`
-    keys, each compressed; returns the blocks' byte offsets (and an end) and first keys."""
+def _save_compressed(path: Path, blocks: list[np.ndarray], dtype: np.dtype,
+                     size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Write the keys of ``blocks`` (one sorted run) into ``path`` in blocks of ``size`` keys
+    (default :data:`BLOCK`), each compressed; returns the blocks' byte offsets (and an end)
+    and first keys."""
     offsets, fence = [0], []
     with open(path, "wb") as f:
-        for keys in _reblocked(blocks, dtype):
+        for keys in _reblocked(blocks, dtype, BLOCK if size is None else size):
             fence.append(keys[0])
             data = runcodec.encode(keys)
             data.tofile(f)
@@ -114,35 +118,22 @@ def _save_compressed(path: Path, blocks: list[np.ndarray], dtype: np.dtype) -> t
     return np.asarray(offsets, dtype=np.int64), np.asarray(fence, dtype=dtype)
 
 
-def _reblocked(blocks: list[np.ndarray], dtype: np.dtype) -> Iterator[np.ndarray]:
-    """The keys of ``blocks`` again, in pieces of :data:`BLOCK` (the last one shorter)."""
+def _reblocked(blocks: list[np.ndarray], dtype: np.dtype, size: int) -> Iterator[np.ndarray]:
+    """The keys of ``blocks`` again, in pieces of ``size`` (the last one shorter)."""
     held: list[np.ndarray] = []
     count = 0
     for block in blocks:
         block = np.asarray(block, dtype=dtype)
         while block.shape[0]:
-            take = min(BLOCK - count, block.shape[0])
+            take = min(size - count, block.shape[0])
             held.append(block[:take])
             count += take
             block = block[take:]
-            if count == BLOCK:
+            if count == size:
                 yield np.concatenate(held)
                 held, count = [], 0
     if count:
         yield np.concatenate(held)
-
-
-class _LazyBlock:
-    """A block of a run on disk, decoded when numpy asks for it (a checkpoint streams the
-    runs into its archive a block at a time)."""
-
-    def __init__(self, run: _Run, b: int, key_dtype: np.dtype) -> None:
-        self.run, self.b, self.dtype = run, b, key_dtype
-        self.shape = (min(BLOCK, run.n - b * BLOCK),)
-
-    def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
-        keys = self.run.block(self.b, self.dtype)
-        return keys if dtype is None else keys.astype(dtype)
 
 
 class DiskRuns:
@@ -183,6 +174,23 @@ class DiskRuns:
         _written(self.work, ip, lambda: _save_blocks(ip, run.ids, ids_dtype), n * ids_dtype.itemsize)
         self.runs.append(_Run(kp, ip, offsets, n, fence, ids_dtype))
 
+    def adopt(self, write_keys: Callable[[Path], None], write_ids: Callable[[Path], None], offsets: np.ndarray,
+              fence: np.ndarray, n: int, ids_dtype: np.dtype) -> None:
+        """Add a run already compressed (a checkpoint's): ``write_keys(path)`` and
+        ``write_ids(path)`` write its two files as :meth:`saved` gives them."""
+        kp, ip = self.work.new_file("keys.bin"), self.work.new_file("ids.bin")
+        _written(self.work, kp, lambda: write_keys(kp), int(offsets[-1]))
+        _written(self.work, ip, lambda: write_ids(ip), n * np.dtype(ids_dtype).itemsize)
+        self.runs.append(_Run(kp, ip, np.asarray(offsets, dtype=np.int64), n, np.asarray(fence, self.key_dtype),
+                              np.dtype(ids_dtype)))
+
+    def saved(self) -> list[dict[str, np.ndarray]]:
+        """Each run as it is stored (a checkpoint keeps them so): its compressed keys and state
+        numbers (read-only memory maps), block offsets and first keys."""
+        return [{"keys": np.memmap(r.keys_path, dtype=np.uint8, mode="r", shape=(int(r.offsets[-1]),)),
+                 "ids": np.memmap(r.ids_path, dtype=r.ids_dtype, mode="r", shape=(r.n,)),
+                 "offsets": r.offsets, "fence": r.fence} for r in self.runs]
+
     def lookup(self, queries: np.ndarray, out: np.ndarray) -> None:
         """Set ``out[i]`` to the state number of ``queries[i]`` (sorted) where a run has it."""
         if queries.shape[0] == 0:
@@ -207,16 +215,10 @@ class DiskRuns:
                 ids = _read_slice(run.ids_path, run.ids_dtype, b * BLOCK, b * BLOCK + count)
                 out[lo:hi][hit] = ids[pos[hit]]
 
-    def runs_mapped(self) -> list[Run]:
-        """Every run as blocks decoded when read (keys) and read-only memory maps (state
-        numbers): for a checkpoint, which streams them into its archive."""
-        out = []
-        for r in self.runs:
-            ids = np.memmap(r.ids_path, dtype=r.ids_dtype, mode="r", shape=(r.n,))
-            blocks = range(r.fence.shape[0])
-            out.append(Run([_LazyBlock(r, b, self.key_dtype) for b in blocks],  # type: ignore[misc]
-                           [ids[b * BLOCK:(b + 1) * BLOCK] for b in blocks]))
-        return out
+    @staticmethod
+    def decoded(keys: np.ndarray, offsets: np.ndarray, key_dtype: object) -> list[np.ndarray]:
+        """The key blocks of a run's compressed keys (as :meth:`saved` gives them)."""
+        return [runcodec.decode(keys[int(a):int(b)], key_dtype) for a, b in zip(offsets[:-1], offsets[1:])]
 
 
 class Column:
@@ -271,6 +273,18 @@ class Column:
             return np.concatenate([np.fromfile(self.path, dtype=self.dtype, count=self.on_disk), *self.pieces])
         return np.memmap(self.path, dtype=self.dtype, mode="r", shape=(self.on_disk,))
 
+    def slice(self, a: int, b: int) -> np.ndarray:
+        """Elements ``a..b-1``: an explicit read of the file's part, a view of the memory's."""
+        parts = []
+        if a < self.on_disk:
+            assert self.path is not None
+            parts.append(_read_slice(self.path, self.dtype, a, min(b, self.on_disk)))
+        if b > self.on_disk and self.pieces:
+            if len(self.pieces) > 1:
+                self.pieces = [np.concatenate(self.pieces)]
+            parts.append(self.pieces[0][max(0, a - self.on_disk):b - self.on_disk])
+        return parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.zeros(0, self.dtype)
+
     def read(self, consume: bool = False) -> Iterator[np.ndarray]:
         """The column in pieces, in order (from the file by reads of :data:`PIECE` elements,
         then the pieces in memory); ``consume``: each piece in memory is dropped once given."""
@@ -297,12 +311,15 @@ def _read_slice(path: Path, dtype: np.dtype, a: int, b: int) -> np.ndarray:
 class Parked:
     """Named arrays a level puts aside until its end (the chunks' candidates and AG EF arrays):
     in memory, or, once :meth:`spill` ran, each in a file of the work folder, read back whole
-    or a slice at a time. Safe to use from several threads."""
+    or a slice at a time; sorted keys (``put(..., sorted_keys=True)``) are written compressed
+    in blocks of :data:`PARKED_BLOCK` (:mod:`runcodec`). Safe to use from several threads."""
 
     def __init__(self, work: WorkDir | None) -> None:
         self.work = work
         self._mem: dict[object, np.ndarray] = {}
-        self._disk: dict[object, tuple[Path, np.dtype, int]] = {}
+        self._sorted: set[object] = set()
+        # on disk: file, dtype, length, and the blocks' byte offsets for compressed keys
+        self._disk: dict[object, tuple[Path, np.dtype, int, np.ndarray | None]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -310,9 +327,15 @@ class Parked:
         with self._lock:
             return sum(a.nbytes for a in self._mem.values())
 
-    def put(self, name: object, array: np.ndarray) -> None:
+    def __contains__(self, name: object) -> bool:
+        with self._lock:
+            return name in self._mem or name in self._disk
+
+    def put(self, name: object, array: np.ndarray, sorted_keys: bool = False) -> None:
         with self._lock:
             self._mem[name] = array
+            if sorted_keys and array.shape[0]:
+                self._sorted.add(name)
 
     def spill(self) -> None:
         """Write every array held in memory to its own file and drop it (no-op without a work folder)."""
@@ -322,8 +345,16 @@ class Parked:
             for name in list(self._mem):
                 array = np.ascontiguousarray(self._mem[name])
                 path = self.work.new_file("parked.bin")
-                _written(self.work, path, lambda: array.tofile(str(path)), array.nbytes)
-                self._disk[name] = (path, array.dtype, array.shape[0])
+                offsets = None
+                if name in self._sorted:
+                    got: list[np.ndarray] = []
+                    _written(self.work, path, lambda: got.append(_save_compressed(path, [array], array.dtype,
+                                                                                  PARKED_BLOCK)[0]), 0)
+                    offsets = got[0]
+                    self.work.bytes_written += int(offsets[-1])
+                else:
+                    _written(self.work, path, lambda: array.tofile(str(path)), array.nbytes)
+                self._disk[name] = (path, array.dtype, array.shape[0], offsets)
                 del self._mem[name]
 
     def get(self, name: object, a: int = 0, b: int | None = None) -> np.ndarray:
@@ -331,13 +362,25 @@ class Parked:
         with self._lock:
             if name in self._mem:
                 return self._mem[name][a:b]
-            path, dtype, n = self._disk[name]
-        return _read_slice(path, dtype, a, n if b is None else min(b, n))
+            path, dtype, n, offsets = self._disk[name]
+        b = n if b is None else min(b, n)
+        if offsets is None:
+            return _read_slice(path, dtype, a, b)
+        if b <= a:
+            return np.zeros(0, dtype)
+        first, last = a // PARKED_BLOCK, -(-b // PARKED_BLOCK)
+        data = _read_slice(path, np.dtype(np.uint8), int(offsets[first]), int(offsets[last]))
+        base = int(offsets[first])
+        keys = [runcodec.decode(data[int(offsets[k]) - base:int(offsets[k + 1]) - base], dtype)
+                for k in range(first, last)]
+        whole = keys[0] if len(keys) == 1 else np.concatenate(keys)
+        return whole[a - first * PARKED_BLOCK:b - first * PARKED_BLOCK]
 
     def pop(self, name: object) -> np.ndarray:
         """The whole array, dropped from here (its file removed)."""
         whole = self.get(name)
         with self._lock:
+            self._sorted.discard(name)
             if self._mem.pop(name, None) is None:
                 path = self._disk.pop(name)[0]
                 path.unlink(missing_ok=True)
@@ -345,9 +388,9 @@ class Parked:
 
     def clear(self) -> None:
         with self._lock:
-            for path, _, _ in self._disk.values():
+            for path, _, _, _ in self._disk.values():
                 path.unlink(missing_ok=True)
-            self._mem, self._disk = {}, {}
+            self._mem, self._disk, self._sorted = {}, {}, set()
 
 
 class KeysFile:
@@ -373,6 +416,10 @@ class KeysFile:
 
     def array(self) -> np.ndarray:
         return self[0:self.shape[0]]
+
+    def mapped(self) -> np.ndarray:
+        """The keys as a read-only memory map (a checkpoint streams them into its archive)."""
+        return np.memmap(self.path, dtype=self.dtype, mode="r", shape=self.shape)
 
     def close(self) -> None:
         self.path.unlink(missing_ok=True)

@@ -39,10 +39,10 @@ from typing import Any, Callable, Generator
 import numpy as np
 
 from deferral.checks.explicit import checkpoint, levelc
-from deferral.checks.explicit.backreach import edges_by_source, unreachable_goal_pieces
+from deferral.checks.explicit.backreach import edges_by_source, unreachable_goal_pieces, unreachable_goal_streamed
 from deferral.checks.explicit.explore import explore
 from deferral.checks.explicit.limits import (Limits, LimitReached, expansion_bytes, peak_rss_bytes,
-                                              return_freed_memory)
+                                              return_freed_memory, rss_bytes)
 from deferral.checks.explicit.expand import Expander
 from deferral.checks.explicit.numpy_ops import NotVectorizable
 from deferral.checks.explicit.packing import Packer, blas_threads
@@ -75,6 +75,8 @@ SPILL_SHARE = 0.25
 KEEP_RECENT = 0.25
 #: Memory limits below this run the numpy path, not the compiled loops (see ``_Search.jit``).
 JIT_MEMORY_FLOOR = 1 << 30
+#: AG EF target codes and state numbers are int32 below this (half the bytes of int64).
+_CODES32_BELOW = 1 << 31
 #: Seconds between polls of the time and memory limits while chunks run.
 POLL_EVERY_S = 0.05
 #: Seconds between progress reports inside a long level.
@@ -209,6 +211,9 @@ class _Chunk:
     all_parents: np.ndarray | None  # per successor: level-local frontier row
     fired: np.ndarray  # per action: transitions it produced from the chunk (coverage)
     enabled: np.ndarray  # per step: chunk rows where some instance of it is enabled
+    # per liveness property, per chunk row: a successor already known to be a goal state
+    # (set by _drop_goal_sources, which dropped the AG EF successors of rows done with)
+    hits: np.ndarray | None = None
 
 
 class _Search:
@@ -234,6 +239,7 @@ class _Search:
         self.checkpoint_write_s = 0.0
         self.checkpoints_written = 0
         self.checkpoint_bytes = 0
+        self.checkpoint_error: str | None = None
         self.identity = checkpoint.protocol_identity(model, symmetry)
         # disk spill: the work folder is made when the search starts, removed when it ends
         self.work_dir = work_dir
@@ -264,6 +270,8 @@ class _Search:
         self.ex = Expander(model, symmetry, properties=(*self.invariants, *self.lives), jit=self.jit)
         self.packer = self.ex.packer
         self.action_dtype = self.ex.action_dtype
+        # actions as stored (and parked): one byte while there are fewer than 256
+        self.narrow_actions: Any = np.uint8 if len(model.actions) < 256 else self.action_dtype
         self.parent = np.zeros(0, dtype=np.uint32)
         self.via = np.zeros(0, dtype=self.action_dtype)
         # coverage: each action's step, and per property the states it was evaluated in
@@ -432,7 +440,7 @@ class _Search:
         """Empty parent, action and edge columns (backed by the work folder if there is one).
 
         Actions and out-degrees are one byte while there are fewer than 256 actions."""
-        narrow = np.uint8 if len(self.model.actions) < 256 else self.action_dtype
+        narrow = self.narrow_actions
         return (Column(np.uint32, self.work, "parents"), Column(narrow, self.work, "vias"),
                 Column(narrow, self.work, "edges-deg"), Column(np.uint32, self.work, "edges-dst"))
 
@@ -486,10 +494,10 @@ class _Search:
             n_cand: list[int] = []  # per chunk: its candidates
             samples: list[np.ndarray] = []  # per chunk: every levelmerge.SAMPLE-th candidate key
             parked = self.parked
-            # AG EF target codes (state numbers, or -(1 + candidate)): int32 while every state
-            # number this level can give fits
-            most = st.n_states + frontier.shape[0] * len(self.model.actions)
-            self.code_dtype = np.int32 if most < (1 << 31) else np.int64
+            narrow = self.narrow_actions
+            # AG EF target codes of the chunks (a known state's number, or -(1 + candidate in
+            # the chunk)): int32 while the known states' numbers fit (see numbered_dtype)
+            self.code_dtype = np.int32 if st.n_states < _CODES32_BELOW else np.int64
             level_transitions = 0
             level_fired = np.zeros(len(self.model.actions), dtype=np.int64)
             level_enabled = np.zeros(len(self.step_names), dtype=np.int64)
@@ -499,14 +507,19 @@ class _Search:
                     # put aside until the level's end: in memory, or in the work folder once spilling
                     n_cand.append(chunk.keys.shape[0])
                     samples.append(levelmerge.sample(chunk.keys))
-                    parked.put(("keys", i), chunk.keys)
+                    parked.put(("keys", i), chunk.keys, sorted_keys=True)
                     parked.put(("parents", i), chunk.parents)
-                    parked.put(("actions", i), chunk.actions)
+                    parked.put(("actions", i), chunk.actions.astype(narrow, copy=False))
                     if self.lives:
                         assert chunk.uidx is not None and chunk.ucode is not None and chunk.all_parents is not None
                         parked.put(("uidx", i), chunk.uidx)
                         parked.put(("ucode", i), chunk.ucode)
-                        parked.put(("all_parents", i), chunk.all_parents)
+                        if chunk.hits is not None:
+                            parked.put(("hits", i), chunk.hits.ravel())  # flat: parked arrays are 1-D
+                        # as chunk-relative rows: two bytes while CHUNK_ROWS <= 2**16
+                        local = chunk.all_parents - np.uint32(i * CHUNK_ROWS)
+                        parked.put(("all_parents", i), local.astype(np.uint16 if CHUNK_ROWS <= 1 << 16 else np.uint32))
+                        del local
                     level_transitions += chunk.successors
                     level_fired += chunk.fired
                     level_enabled += chunk.enabled
@@ -540,7 +553,9 @@ class _Search:
                 stopped_by, self.spill_error = "disk-full", str(exc)
                 break
             # per chunk candidate: the state it is (known, new, or -1: cut by --max-states)
-            cand_state = [np.empty(n, dtype=self.code_dtype) for n in n_cand] if self.lives else []
+            # the numbers the new states get are below n_states + the candidates: int32 if that fits
+            numbered_dtype = np.int32 if n_states + sum(n_cand) < _CODES32_BELOW else np.int64
+            cand_state = [np.empty(n, dtype=numbered_dtype) for n in n_cand] if self.lives else []
 
             def read(i: int, a: int, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                 return (parked.get(("keys", i), a, b), parked.get(("parents", i), a, b),
@@ -548,7 +563,7 @@ class _Search:
 
             new_blocks: list[np.ndarray] = []
             n_new = 0
-            for piece in levelmerge.pieces(n_cand, samples, read):
+            for piece in levelmerge.pieces(n_cand, samples, read, workers=self.workers):
                 keys = piece.keys
                 # with runs on disk: the candidates are looked up there (a range at a time, in order)
                 state = np.full(keys.shape[0], -1, dtype=np.int64)
@@ -598,18 +613,19 @@ class _Search:
             if self.lives:
                 def number(i: int) -> np.ndarray:
                     """Chunk i's edge targets as state numbers (-1: cut by --max-states), in place."""
-                    code = parked.pop(("ucode", i))
+                    code = parked.pop(("ucode", i)).astype(numbered_dtype, copy=False)
                     if not levelc.number_codes(code, cand_state[i]):  # in C, in place; else numpy
                         new = code < 0
                         code[new] = cand_state[i][-1 - code[new]]
-                    cand_state[i] = np.zeros(0, self.code_dtype)
+                    cand_state[i] = np.zeros(0, numbered_dtype)
                     return code
 
                 # numbered by the worker threads, pruned and stored here in chunk order (a
                 # chunk's pruning reads the goal flags the chunks before it set)
                 for i, code in enumerate(ordered_map(number, n_chunks, self.workers)):
-                    uidx, all_parents = parked.pop(("uidx", i)), parked.pop(("all_parents", i))
                     lo, hi = i * CHUNK_ROWS, min(level_rows, (i + 1) * CHUNK_ROWS)
+                    uidx = parked.pop(("uidx", i))
+                    all_parents = parked.pop(("all_parents", i)).astype(np.uint32) + np.uint32(lo)
                     loop = self.ex.fused(hi - lo)
                     kept = None if loop is None or loop.prune is None else loop.prune(
                         uidx, code, all_parents, base, lo, hi, [g.view() for g in goals.values()])
@@ -621,6 +637,9 @@ class _Search:
                         self._prune_edges(all_parents[keep], dst[keep].astype(np.uint32, copy=False), base,
                                           lo, hi, goals, st.edges_deg, st.edges_dst)
                         del dst, keep
+                    if ("hits", i) in parked:  # the goal successors of the rows whose edges were dropped
+                        for g, hit in zip(goals.values(), parked.pop(("hits", i)).reshape(len(goals), -1)):
+                            g.view()[base + lo:base + hi] |= hit
                     del code, uidx, all_parents, kept
                     self._park()
             del cand_state
@@ -691,10 +710,15 @@ class _Search:
                 # the edges are consumed (freed) by the first liveness property: keep a copy
                 # only when there are more to check
                 more = sum(p.kind == "liveness" for p in self.model.protocol.properties) > 1
-                pieces = edges_by_source(edges_deg.read(consume=not more), edges_dst.read(consume=not more))
                 try:
-                    stuck = unreachable_goal_pieces(n_states, pieces, len(edges_dst), goals[prop.name].view(),
-                                                    poll=self.limits.check)
+                    if self._streamed_ag_ef(n_states, len(edges_dst)):  # the edges read again and again
+                        stuck = unreachable_goal_streamed(n_states, edges_deg.slice, edges_dst.slice,
+                                                          goals[prop.name].view(), poll=self.limits.check)
+                    else:
+                        pieces = edges_by_source(edges_deg.read(consume=not more),
+                                                 edges_dst.read(consume=not more))
+                        stuck = unreachable_goal_pieces(n_states, pieces, len(edges_dst), goals[prop.name].view(),
+                                                        poll=self.limits.check)
                 except LimitReached as stop:
                     liveness_stop = stop.reason
                     outcomes.append(Outcome(prop.name, "liveness", "unknown"))
@@ -722,8 +746,12 @@ class _Search:
         if self.work is not None:
             stats["spills"] = self.spills
             stats["spilled_bytes"] = self.work.bytes_written
+            if self.disk is not None and len(self.disk):  # the visited keys on disk, compressed
+                stats["spilled_key_bytes_per_key"] = round(self.disk.key_bytes / len(self.disk), 2)
         if self.spill_error is not None:
             stats["spill_error"] = self.spill_error
+        if self.checkpoint_error is not None:
+            stats["checkpoint_error"] = self.checkpoint_error
         if self.checkpoints_written:
             stats["checkpoints_written"] = self.checkpoints_written
             stats["checkpoint_bytes"] = self.checkpoint_bytes
@@ -740,19 +768,42 @@ class _Search:
                             outcomes, engine="vectorized", workers=self.workers, stats=stats,
                             coverage=coverage, model=self.model)
 
+    def _streamed_ag_ef(self, n_states: int, n_edges: int) -> bool:
+        """Whether the AG EF pass reads the spilled edges again and again (a byte a state in
+        memory) instead of building their CSR (8 bytes an edge, 4 a state): with a work
+        folder, when the CSR would pass the memory limit."""
+        if self.work is None or self.limits.memory_limit is None:
+            return False
+        csr = 8 * n_edges + 4 * (n_states + 1) + n_states
+        return rss_bytes() + csr > self.limits.memory_limit
+
     # ---- checkpoints ------------------------------------------------------------------------
     def _save_checkpoint(self, st: "_State") -> None:
-        """Save the search state at a level boundary (see :mod:`deferral.checks.explicit.checkpoint`)."""
+        """Save the search state at a level boundary (see :mod:`deferral.checks.explicit.checkpoint`).
+
+        A checkpoint that cannot be written (a full disk: it holds what the work folder holds
+        again) leaves the previous one and the search goes on; ``stats["checkpoint_error"]`` says why."""
+        try:
+            self._write_checkpoint(st)
+        except OSError as exc:
+            self.checkpoint_error = f"checkpoint in {self.checkpoint_dir} not written: {exc.strerror or exc}"
+
+    def _write_checkpoint(self, st: "_State") -> None:
         assert self.checkpoint_dir is not None
         t0 = time.monotonic()
         # spilled columns and runs are memory maps, streamed into the archive
         arrays: dict[str, np.ndarray] = {
             "parent": st.parents.array(), "via": st.vias.array(),
-            "frontier_keys": _keys_array(st.frontier_keys), "fired": st.fired, "enabled": st.enabled,
+            "frontier_keys": (st.frontier_keys.mapped() if isinstance(st.frontier_keys, KeysFile)
+                              else st.frontier_keys), "fired": st.fired, "enabled": st.enabled,
             "edges_deg": st.edges_deg.array(), "edges_dst": st.edges_dst.array(),
         }
-        runs = st.visited.sorted_runs() + (self.disk.runs_mapped() if self.disk is not None else [])
+        runs = st.visited.sorted_runs()
         blocks = [(keys, ids) for run in runs for keys, ids in zip(run.keys, run.ids)]
+        disk_runs = self.disk.saved() if self.disk is not None else []  # as they are: compressed
+        for i, saved in enumerate(disk_runs):
+            for part, array in saved.items():
+                arrays[f"disk_{part}_{i}"] = array
         for i, (keys, ids) in enumerate(blocks):
             arrays[f"visited_keys_{i}"] = keys
             arrays[f"visited_ids_{i}"] = ids
@@ -761,7 +812,9 @@ class _Search:
             arrays[f"goal_{i}"] = st.goals[name].view()
         header = {"identity": self.identity, "states": st.n_states, "base": st.base, "depth": st.depth,
                   "transitions": st.transitions, "first_bad": st.first_bad, "visited_runs": len(blocks),
-                  "visited_blocks": [len(run.keys) for run in runs],
+                  "visited_blocks": [len(run.keys) for run in runs], "disk_runs": len(disk_runs),
+                  "disk_counts": [r.n for r in self.disk.runs] if self.disk is not None else [],
+                  "disk_ids_dtype": [r.ids_dtype.str for r in self.disk.runs] if self.disk is not None else [],
                   "goals": goal_names, "checked": self.checked, "key_dtype": np.dtype(self.packer.key_dtype).str,
                   "action_dtype": np.dtype(self.action_dtype).str}
         self.checkpoint_bytes = checkpoint.save(self.checkpoint_dir, header, arrays)
@@ -803,6 +856,7 @@ class _Search:
                     del keys, ids
                 runs.append(run)
                 at += int(count)
+            on_disk += self._disk_runs_from(header, arrays, runs)
             visited.set_runs(runs)
             goals = {}
             for i, name in enumerate(header["goals"]):
@@ -835,6 +889,26 @@ class _Search:
             raise checkpoint.CheckpointError(f"checkpoint in {directory} is inconsistent "
                                              f"(array sizes do not match {n_states} states)")
         return st
+
+    def _disk_runs_from(self, header: dict[str, Any], arrays: checkpoint.Members, runs: list[Run]) -> int:
+        """The checkpoint's spilled runs (compressed keys): copied into the work folder as they
+        are, a chunk at a time, or without one decoded into ``runs`` in memory; their key count."""
+        count = 0
+        for i in range(int(header.get("disk_runs", 0))):
+            offsets, fence = arrays[f"disk_offsets_{i}"], arrays[f"disk_fence_{i}"]
+            ids_dtype = np.dtype(header["disk_ids_dtype"][i])
+            n = int(header["disk_counts"][i])
+            if self.disk is not None:
+                self.disk.adopt(lambda path: arrays.copy_to(f"disk_keys_{i}", path),
+                                lambda path: arrays.copy_to(f"disk_ids_{i}", path), offsets, fence, n, ids_dtype)
+            else:
+                keys = DiskRuns.decoded(arrays[f"disk_keys_{i}"], offsets, self.packer.key_dtype)
+                ids = arrays[f"disk_ids_{i}"]
+                cuts = np.cumsum([0] + [k.shape[0] for k in keys])
+                runs.append(Run(keys, [ids[a:b] for a, b in zip(cuts[:-1], cuts[1:])]))
+                continue  # in memory: counted with the runs
+            count += n
+        return count
 
     def _prune_edges(self, src: np.ndarray, dst: np.ndarray, base: int, lo: int, hi: int,
                      goals: dict[str, "_Flags"], edges_deg: Column, edges_dst: Column) -> None:
@@ -920,25 +994,29 @@ def store_edges(local: np.ndarray, dst: np.ndarray, rows: int, edges_deg: Column
 
 
 def _drop_goal_sources(chunk: _Chunk, goals: list[np.ndarray], base: int, lo: int, rows: int) -> _Chunk:
-    """The chunk with the AG EF successors out of goal states dropped (the states numbered
-    ``base + lo`` on, ``rows`` of them, where every liveness property's goal holds): their
-    edges would be dropped when the level's edges are pruned (see ``_Search._prune_edges``),
-    and at 3,2,1,2 they are most of the 8 bytes a transition a level puts aside."""
-    if chunk.uidx is None or chunk.all_parents is None or not goals:
+    """The chunk with the AG EF successors dropped out of every source (the states numbered
+    ``base + lo`` on, ``rows`` of them) known already to reach each liveness property's goal:
+    a goal state, or one with a successor that is an already numbered goal state. The level's
+    pruning (see ``_Search._prune_edges``) drops their edges anyway; it sets the flags of the
+    second kind, so these are kept in ``chunk.hits`` (per property, per row) and OR-ed into
+    the flags after the chunk's pruning: the same flags and kept edges. At 3,2,1,2 these
+    transitions are most of the 8 bytes a transition a level puts aside until its end."""
+    if chunk.uidx is None or chunk.all_parents is None or chunk.ucode is None or not goals:
         return chunk
-    done = goals[0][base + lo:base + lo + rows].copy()
-    for g in goals[1:]:
-        done &= g[base + lo:base + lo + rows]
-    if not done.any():
-        return chunk
-    keep = ~done[chunk.all_parents - np.uint32(lo)]
-    chunk.uidx, chunk.all_parents = chunk.uidx[keep], chunk.all_parents[keep]
+    rows_of = chunk.all_parents - np.uint32(lo)
+    dst = chunk.ucode[chunk.uidx]
+    known = np.flatnonzero(dst >= 0)
+    done = np.ones(rows, dtype=bool)
+    hits = np.zeros((len(goals), rows), dtype=bool)
+    for p, g in enumerate(goals):
+        hits[p, rows_of[known[g[dst[known]]]]] = True
+        done &= g[base + lo:base + lo + rows] | hits[p]
+    del dst, known
+    chunk.hits = hits
+    if done.any():
+        keep = ~done[rows_of]
+        chunk.uidx, chunk.all_parents = chunk.uidx[keep], chunk.all_parents[keep]
     return chunk
-
-
-def _keys_array(keys: "np.ndarray | KeysFile") -> np.ndarray:
-    """Keys held in memory, or read whole from their file."""
-    return keys.array() if isinstance(keys, KeysFile) else keys
 
 
 class _Flags:

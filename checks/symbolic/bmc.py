@@ -34,26 +34,84 @@ class BmcResult:
 def bmc(enc: Encoding, max_depth: int, *, timeout: float | None = None,
         progress: Callable[[int, float], None] | None = None) -> BmcResult:
     """Look for a violation of an invariant property of ``enc``'s protocol within ``max_depth`` steps."""
-    start = time.monotonic()
-    props = [p for p in enc.protocol.properties if p.kind == "invariant"]
-    checked = -1
-    for d, solver, states in unrolled(enc, max_depth, timeout):
-        bad = z3.Not(z3.And([enc.prop(p, states[d]) for p in props])) if props else z3.BoolVal(False)
-        r = solver.check(bad)
-        if r == z3.unknown:
-            return BmcResult("unknown", checked, time.monotonic() - start, reason=solver.reason_unknown())
-        if r == z3.sat:
-            m = solver.model()
-            path = oriented_path(enc, [enc.decode(m, xs) for xs in states])
-            final = path[-1][1]
-            names = [v.prop for v in enc.model.violations(final)]
-            return BmcResult("violated", d, time.monotonic() - start, path, names[0] if names else None)
-        checked = d
-        if progress:
-            progress(d, time.monotonic() - start)
-    if checked < max_depth:
-        return BmcResult("unknown", checked, time.monotonic() - start, reason="time limit")
-    return BmcResult("unknown", checked, time.monotonic() - start, reason=f"no violation up to depth {max_depth}")
+    return BmcSearch(enc, max_depth).run(timeout, progress)
+
+
+class BmcSearch:
+    """A bounded model check that goes on where it stopped: each :meth:`run` continues from the
+    deepest depth checked so far on the same incremental solver (auto runs it in time slices
+    between other routes). ``result`` is the last run's answer; ``checked`` the deepest depth
+    with no violation."""
+
+    def __init__(self, enc: Encoding, max_depth: int) -> None:
+        self.enc, self.max_depth = enc, max_depth
+        self.props = [p for p in enc.protocol.properties if p.kind == "invariant"]
+        self.solver = z3.SolverFor("QF_BV")
+        self.states = [enc.state("0")]
+        self.solver.add(enc.init(self.states[0]))
+        self.checked = -1
+        self.seconds = 0.0  # every run's time together
+        self.took: list[float] = []  # seconds of the query at each depth checked
+        self.cut_s = 0.0  # seconds a run spent on the next depth's query before its time ran out
+        self.result = BmcResult("unknown", -1, 0.0, reason="not run")
+
+    @property
+    def settled(self) -> bool:
+        """A violation found, or every depth up to ``max_depth`` checked."""
+        return self.result.status == "violated" or self.checked >= self.max_depth
+
+    def next_query_s(self) -> float:
+        """A guess of the next depth's query time: the last one's times its growth over the one
+        before (between 1.5 and 2.5); 0 before two depths are checked."""
+        if len(self.took) < 2:
+            return 0.0
+        return self.took[-1] * min(2.5, max(1.5, self.took[-1] / max(self.took[-2], 1e-3)))
+
+    def would_not_end(self, left: float) -> bool:
+        """Would the next depth's query clearly not end in ``left`` seconds: its guess above twice
+        that, or a run already spent more than that on it before it was cut?"""
+        return self.next_query_s() > 2 * left or self.cut_s > left
+
+    def run(self, timeout: float | None = None, progress: Callable[[int, float], None] | None = None,
+            whole: bool = True) -> BmcResult:
+        """Check the next depths within ``timeout`` seconds (a violation stops it). ``whole`` False:
+        stop before a depth whose query would clearly not end in the time left (:meth:`would_not_end`),
+        rather than cut it (a cut query's work is lost), so a later run gets it whole."""
+        if self.settled:
+            return self.result
+        start = time.monotonic()
+        enc, solver, states = self.enc, self.solver, self.states
+
+        def done(res: BmcResult) -> BmcResult:
+            self.seconds += res.elapsed_s
+            self.result = res
+            return res
+
+        for d in range(self.checked + 1, self.max_depth + 1):
+            if d == len(states):
+                states.append(enc.state(f"{d}"))
+                solver.add(enc.trans(states[d - 1], states[d], enc.selector(f"{d - 1}")))
+            left = None if timeout is None else timeout - (time.monotonic() - start)
+            if left is not None and (left <= 0 or (not whole and self.would_not_end(left))):
+                break
+            began = time.monotonic()
+            solver.set("timeout", 2**32 - 1 if left is None else max(1, int(left * 1000)))
+            bad = z3.Not(z3.And([enc.prop(p, states[d]) for p in self.props])) if self.props else z3.BoolVal(False)
+            r = solver.check(bad)
+            if r == z3.unknown:
+                self.cut_s = max(self.cut_s, time.monotonic() - began)
+                return done(BmcResult("unknown", self.checked, time.monotonic() - start,
+                                      reason=solver.reason_unknown()))
+            if r == z3.sat:
+                path = oriented_path(enc, [enc.decode(solver.model(), xs) for xs in states[:d + 1]])
+                names = [v.prop for v in enc.model.violations(path[-1][1])]
+                return done(BmcResult("violated", d, time.monotonic() - start, path, names[0] if names else None))
+            self.checked, self.cut_s = d, 0.0
+            self.took.append(time.monotonic() - began)
+            if progress:
+                progress(d, time.monotonic() - start)
+        reason = "time limit" if self.checked < self.max_depth else f"no violation up to depth {self.max_depth}"
+        return done(BmcResult("unknown", self.checked, time.monotonic() - start, reason=reason))
 
 
 def least_orientation(layout: Layout, states: Sequence[State]) -> list[State]:

@@ -380,6 +380,27 @@ class Samples:
     tables: list[Table]
     elapsed_s: float
     per_bound: list[tuple[Bounds, int, list[np.ndarray]]] = field(default_factory=list)  # rows per signature
+    #: the sampled states themselves, per bound (for tables of other signatures: :meth:`table_for`)
+    raw: list[tuple[Bounds, np.ndarray]] = field(default_factory=list)
+    _more: dict[str, Table | None] = field(default_factory=dict, repr=False)
+
+    def table_for(self, protocol: Protocol, sig: Signature, covers: Callable[[Bounds], bool],
+                  cap: int = 30_000) -> "Table | None":
+        """The abstract rows of ``sig`` (any signature) over the sampled states at the bounds
+        ``covers`` accepts (at most ``cap`` states of each, a seeded choice; all of an exhaustive
+        sample below it), built once; None if no sampled bound is accepted."""
+        key = sig.show() + "|" + ",".join(s.name for _, s in sig.vars)
+        if key not in self._more:
+            parts, ts = [], None
+            for b, rows in self.raw:
+                if not covers(b):
+                    continue
+                if rows.shape[0] > cap:
+                    rows = rows[np.sort(np.random.default_rng(0).choice(rows.shape[0], cap, replace=False))]
+                ts = terms(protocol, sig, b) if ts is None else ts
+                parts.append(unique_rows(codes(protocol, protocol.layout(b), rows, sig, ts)))
+            self._more[key] = None if ts is None else Table(sig, ts, unique_rows(np.concatenate(parts)))
+        return self._more[key]
 
     def upto(self, b: Bounds) -> "Samples":
         """The samples taken at bounds no larger than ``b`` (all of them if none is)."""
@@ -388,7 +409,9 @@ class Samples:
             return self
         tables = [Table(t.sig, t.terms, unique_rows(np.concatenate([p[2][n] for p in parts])))
                   for n, t in enumerate(self.tables)]
-        return Samples([p[0] for p in parts], sum(p[1] for p in parts), tables, self.elapsed_s, parts)
+        keep = [p[0] for p in parts]
+        return Samples(keep, sum(p[1] for p in parts), tables, self.elapsed_s, parts,
+                       [r for r in self.raw if r[0] in keep])
 
 
 #: Where samples are taken (each clipped to the requested bounds): the smallest instance, a third
@@ -441,11 +464,12 @@ def tabulate(protocol: Protocol, sigs: Sequence[Signature],
     start = time.monotonic()
     tables = [Table(sig, terms(protocol, sig, sources[0][0]), np.zeros((0, 0), dtype=np.uint8)) for sig in sigs]
     parts: list[list[np.ndarray]] = [[] for _ in sigs]
-    used, count, per_bound = [], 0, []
+    used, count, per_bound, raw = [], 0, [], []
     for b, rows_of in sources:
         if deadline is not None and time.monotonic() > deadline and used:
             break
         rows = rows_of()
+        raw.append((b, rows))
         used.append(b)
         count += rows.shape[0]
         layout = protocol.layout(b)
@@ -454,7 +478,7 @@ def tabulate(protocol: Protocol, sigs: Sequence[Signature],
         per_bound.append((b, rows.shape[0], [part[-1] for part in parts]))
     for n, table in enumerate(tables):
         table.rows = unique_rows(np.concatenate(parts[n]))
-    return Samples(used, count, tables, time.monotonic() - start, per_bound)
+    return Samples(used, count, tables, time.monotonic() - start, per_bound, raw)
 
 
 # ---- families -----------------------------------------------------------------------------------
@@ -904,6 +928,7 @@ def infer(enc: Encoding, *, timeout: float | None = None,
     rounds = 0
     memo: dict[Any, Any] = {}
     kept: list[Family] = []
+    diagrams: set[str] = set()  # the diagram families proposed (checks/symbolic/diagram.py)
 
     def res(status: str, families: list[Family], reason: str = "", at: list[Bounds] | None = None
             ) -> InferResult:
@@ -941,6 +966,13 @@ def infer(enc: Encoding, *, timeout: float | None = None,
                 for key, f in _exclusion(protocol, data.upto(b), state, b, tried, layout, deadline=deadline):
                     if (key, f.terms) not in fams:
                         fams[(key, f.terms)] = f
+                        added += 1
+            if not added:  # no family of the fixed shapes: the state's own diagram (checks/symbolic/diagram.py)
+                from deferral.checks.symbolic.diagram import diagram_families
+
+                for f in diagram_families(protocol, data.upto(b), bad[-1], b, banned=diagrams, deadline=deadline):
+                    if (-2, f.terms) not in fams:
+                        fams[(-2, f.terms)] = f
                         added += 1
             say(f"infer: round {rounds} at {b.short()}, {len(alive)} families kept, {added} new")
             if not added:
@@ -1006,6 +1038,16 @@ def save(families: Iterable[Family], protocol: Protocol, learned_at: Sequence[Bo
             "lemmas": [f.to_json() for f in families], **({"inductive": more} if more else {})}
 
 
+def _signature_of(pairs: Any, protocol: Protocol) -> Signature | None:
+    """Variables ``[[name, sort name], ...]`` (distinct names, declared index sorts; any number of
+    each, as a diagram family of checks/symbolic/diagram.py has) as a signature, or None."""
+    sorts = {s.name: s for s in index_sorts(protocol)}
+    names = [str(n) for n, _ in pairs]
+    if len(set(names)) != len(names) or any(str(s) not in sorts for _, s in pairs):
+        return None
+    return Signature(tuple((str(n), sorts[str(s)]) for n, s in pairs))
+
+
 def load(doc: Any, protocol: Protocol, bounds: Bounds) -> list[Family]:
     """Families from a ``deferral-lemmas/2`` document, over ``protocol``'s terms (InferError, one line)."""
     try:
@@ -1016,7 +1058,7 @@ def load(doc: Any, protocol: Protocol, bounds: Bounds) -> list[Family]:
         out = []
         for entry in list(doc["lemmas"]) + list(doc.get("inductive", [])):
             names = tuple(str(n) for n, _ in entry["vars"])
-            sig = sigs.get(names)
+            sig = sigs.get(names) or _signature_of(entry["vars"], protocol)
             if sig is None:
                 raise InferError(f"lemma {entry.get('shown')!r}: variables {', '.join(names)} are not "
                                  f"a signature of {protocol.name}")

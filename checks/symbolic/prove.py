@@ -15,14 +15,15 @@ strongest automatic route, cheapest first:
    proved by them). Cheap, so tried before any bounded search; ``shipped=False``
    (``--no-shipped-lemmas``) leaves them out.
 3. *Bounded model checking* to depth 12 at the smallest instance (:func:`bmc_bounds`: 2 VCPUs,
-   one page, one frame at the requested Q and S, within the requested bounds; at least a
-   quick 10 s look, else a quarter of the time left, half where that instance is the
-   requested one): where the lemmas at hand fail a bug is likely, and a bug at large bounds
-   almost always shows there, in seconds. A violation found there is searched again by bmc
-   at the requested bounds with the time left, so the trace reported is a shortest one at
-   the requested bounds (bmc length = the explicit search's shortest length); then a quick
-   look (at most 10 s) at the requested bounds. The bmc at large bounds costs a minute
-   before the learning routes otherwise, and finds nothing there for a safe change.
+   one page, one frame at the requested Q and S, within the requested bounds), in time slices
+   (:class:`~deferral.checks.symbolic.bmc.BmcSearch` goes on where it stopped): a first slice of
+   a quarter of the time left (at least a quick 10 s look), then one after each learning route
+   (5 below), with a reserve of half the limit in all that the learning routes leave it; a
+   slice stops before a depth it would not finish. Where the lemmas at hand fail a bug is
+   likely, and a bug at large bounds almost always shows there. A violation found there is
+   searched again by bmc at the requested bounds with the time left, so the trace reported is
+   a shortest one at the requested bounds (bmc length = the explicit search's shortest
+   length); then a quick look (at most 10 s) at the requested bounds.
 4. Route ``shipped-lemmas+parametric-houdini``: Houdini over the shipped lemmas in the
    parametric encoding (:func:`deferral.checks.symbolic.parametric.prove_candidates`): a
    proof for every N, V, F at the requested Q and S, so at the requested bounds
@@ -36,8 +37,9 @@ strongest automatic route, cheapest first:
    Houdini over uninterpreted sorts, the parametric counterexamples to induction read back
    as states and excluded; proved for every N, V, F at the requested Q and S, so at the
    requested bounds (the JSON's ``proved_for_every`` says what was concrete and how it was
-   learned). The bounded route first at the smallest instance (2,1,1), this one first above.
-   Then route ``ic3po`` (:mod:`deferral.checks.symbolic.ic3po`): IC3 with symmetric (orbit) clauses at
+   learned). The bounded route first at the smallest instance (2,1,1) at one address space, this
+   one first above it and at more than one space;
+   then route ``ic3po`` (:mod:`deferral.checks.symbolic.ic3po`): IC3 with symmetric (orbit) clauses at
    small instances, no hand-written lemmas, the families kept by Houdini and proved by induction at the
    requested bounds (route ``ic3po+houdini+induction``); ``--method ic3po`` runs it alone.
 6. *Spacer's lemmas* (route ``pdr-generalized+houdini+induction``): Spacer proves the
@@ -51,8 +53,10 @@ smallest instance), then 5 and 6 before the shipped lemmas.
 
 Every bmc is a row of ``stages`` too (route ``bmc``: its bounds, depth reached, result, seconds).
 
-The route that settled the question is reported as it is; the log says why earlier
-routes did not."""
+The route that settled the question is reported as it is. Each route tried that did not
+settle it gives one clause (``routes_tried``: the solver's reason as text, the lemma Houdini
+dropped first and the step that broke it, how deep the bmc got, which limit), and auto's
+unknown reason is those clauses in order; the log keeps the details."""
 
 from __future__ import annotations
 
@@ -60,10 +64,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from deferral.checks.symbolic.bmc import BmcResult, bmc
+import z3
+
+from deferral.checks.symbolic.bmc import BmcResult, BmcSearch, bmc
 from deferral.checks.symbolic.domain import domain_risks, find_write
 from deferral.checks.symbolic.generalize import Template, check_against, generalize, sort_domains
-from deferral.checks.symbolic.induction import check_inductive, houdini
+from deferral.checks.symbolic.induction import check_inductive, houdini, instances
 from deferral.checks.symbolic.infer import Family, infer, property_lemmas
 from deferral.checks.symbolic.pdr import pdr
 from deferral.checks.results import Path
@@ -80,9 +86,12 @@ AUTO_BMC_DEPTH = 12
 INFER_SHARE, INFER_DEFAULT_S = 0.5, 240.0
 #: The first, quick bounded model check of auto: at most this long (and this share of the limit).
 QUICK_BMC_S, QUICK_BMC_SHARE = 10.0, 0.1
-#: Where the lemmas at hand fail, the bounded model check at the requested bounds gets this share of
-#: what is left when they are the smallest instance; the bmc at a smaller instance gets SMALL_BMC_SHARE.
+#: Where the lemmas at hand fail, the bmc at the smallest instance gets SMALL_BMC_SHARE of what is left in its
+#: first slice; the rest of the bmc at the requested bounds FINISH_BMC_SHARE of what is left.
 FINISH_BMC_SHARE, SMALL_BMC_SHARE = 0.5, 0.25
+#: The bmc at the smallest instance in all (its slices between the learning routes) gets this share of the limit
+#: at most: what refutes a bug whose shortest trace is long there (resync-running-only: 12 steps at 2,1,1,1,S=2).
+SMALL_BMC_TOTAL_SHARE = 0.5
 
 
 #: The parametric route's budget (Houdini and the final proof) in auto.
@@ -144,6 +153,8 @@ class ProveResult:
     for_every: dict[str, Any] | None = None
     #: auto: every lemma route tried, in order (:func:`stage`): where, how, families in and kept, seconds
     stages: list[dict[str, Any]] = field(default_factory=list)
+    #: auto's unknown: each route tried and why it did not settle it (one clause each, in order)
+    routes_tried: list[dict[str, str]] = field(default_factory=list)
     #: the protocol and bounds the proof ran on (its path's states and actions are over it)
     model: Model | None = field(default=None, repr=False, compare=False)
 
@@ -163,23 +174,24 @@ def stage(route: str, bounds: Bounds | dict[str, Any], method: str, families_in:
             "seconds": None if seconds is None else round(seconds, 2), **more}
 
 
-#: The lines of auto's log that say why a route did not settle it (they start so).
-ROUTE_LINES = ("bmc at ", "parametric", "inferred", "pdr at ", "shipped-lemmas+", "lemma-file", "pdr-generalized",
-               "ic3po")
-
-
-def why_not(log: list[str], width: int = 240) -> str:
-    """One short clause per route that did not settle it, from auto's log (the log keeps the
-    details: a lemma route's failing instances are cut to the first one's name)."""
+def broken_lemmas(protocol: Protocol, bounds: Bounds, timeout: float = 120.0) -> list[tuple[str, str]]:
+    """The shipped lemmas (model/invariant.py) ``protocol`` makes non-inductive at ``bounds``: each
+    one some step does not preserve from a state where every shipped lemma holds (those Houdini can
+    drop first), with that step; an undecided one is listed with Z3's reason instead of a step."""
+    enc = encode(protocol, bounds)
+    lemmas = invariant_for(enc.bounds)
+    xs, ys, act = enc.state("x"), enc.state("y"), enc.selector("x")
+    solver = z3.Solver()
+    solver.set("timeout", int(timeout * 1000))
+    solver.add(enc.valid(xs), *[t for lem in lemmas for _, t in instances(enc, lem, xs)], enc.trans(xs, ys, act))
     out = []
-    for line in log:
-        if not line.startswith(ROUTE_LINES) or " violated in " in line:
-            continue
-        if "+houdini+induction: " in line:  # "...: too-weak (no_stale_translation(0,0) fails: gpt[0]=0, ...)"
-            head, _, rest = line.partition(" (")
-            line = head + (f" ({rest.split(': ')[0].rstrip(')')})" if rest else "")
-        out.append(line if len(line) <= width else line[:width - 3] + "...")
-    return "; ".join(out)
+    for lem in lemmas:
+        r = solver.check(z3.Not(z3.And([t for _, t in instances(enc, lem, ys)])))
+        if r == z3.sat:
+            out.append((lem.name, enc.model.actions[solver.model().eval(act, model_completion=True).as_long()].label()))
+        elif r == z3.unknown:
+            out.append((lem.name, f"undecided: {solver.reason_unknown()}"))
+    return out
 
 
 #: The IC3PO route's share of the time left in auto.
@@ -315,42 +327,81 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
 
     log: list[str] = []
+    #: why each route tried did not settle it: one clause per route (the unknown's reason is built from these)
+    tried: dict[str, str] = {}
+
+    def why(route: str, clause: str, width: int = 300, logged: bool = False) -> None:
+        """Record (or replace: a bmc continued) why ``route`` did not settle it, and log it (unless ``logged``)."""
+        clause = " ".join(str(clause).split())
+        tried[route] = clause if len(clause) <= width else clause[:width - 3] + "..."
+        if not logged:
+            log.append(f"{route}: {clause}")
+
     look_to = min(depth, AUTO_BMC_DEPTH)
-    found = BmcResult("unknown", -1, 0.0)  # the bmc at the requested bounds so far
     small_at = bmc_bounds(protocol, bounds)
-    small_bug: BmcResult | None = None  # a violation the bmc at small_at found
+    searches: dict[Bounds, BmcSearch] = {}  # the bmc at each bounds, continued slice by slice
+
+    def search(at: Bounds) -> BmcSearch:
+        if at not in searches:
+            searches[at] = BmcSearch(enc if at == bounds else encode(protocol, at, check=False), look_to)
+        return searches[at]
+
+    def bmc_clause(at: Bounds) -> None:
+        s = search(at)
+        why(f"bmc at {at.short()}", f"no violation up to depth {s.checked}" + (
+            f" ({s.result.reason}; {s.seconds:.1f} s in all)" if s.checked < look_to else ""))
+
+    def look(at: Bounds, budget: float | None, whole: bool = True) -> BmcResult:
+        """Continue the bmc at ``at`` within ``budget`` seconds (a row of ``stages`` per slice;
+        ``whole`` False: stop before a depth that would not end in time)."""
+        s = search(at)
+        say(f"auto: bounded model checking to depth {look_to} at {at.short()} (from depth {s.checked + 1}"
+            + ("" if budget is None else f", at most {budget:.0f} s") + ")")
+        r = s.run(budget, whole=whole)
+        if r.elapsed_s < 0.01 and r.status != "violated":
+            return r  # nothing checked: the next depth would not end in this slice
+        stages.append(stage("bmc", at, "bmc", None, None, r.elapsed_s, depth=r.depth, result=r.status))
+        if r.status != "violated":
+            bmc_clause(at)
+        return r
 
     def bounded_look(budget: float | None) -> ProveResult | None:
-        """bmc to ``look_to`` within ``budget`` seconds at the requested bounds: the violation's
-        result, else None (logged)."""
-        nonlocal found
-        say(f"auto: bounded model checking to depth {look_to} at {bounds.short()}"
-            + ("" if budget is None else f" (at most {budget:.0f} s)"))
-        found = bmc(enc, look_to, timeout=budget)
-        stages.append(stage("bmc", bounds, "bmc", None, None, found.elapsed_s, depth=found.depth,
-                            result=found.status))
-        if found.status == "violated":
-            return result("violated", route="bmc", depth=found.depth, path=found.path, prop=found.prop, log=log)
-        log.append(f"bmc at {bounds.short()}: no violation up to depth {found.depth}"
-                   + (f" ({found.reason})" if found.reason and found.depth < look_to else ""))
+        """Continue the bmc at the requested bounds: the violation's result, else None."""
+        r = look(bounds, budget)
+        if r.status == "violated":
+            return result("violated", route="bmc", depth=r.depth, path=r.path, prop=r.prop, log=log)
         return None
 
-    def small_look(budget: float | None) -> ProveResult | None:
-        """bmc at the smallest instance (``small_at``); a violation there is searched again at the
-        requested bounds with the time left (the shortest trace at the requested bounds)."""
-        nonlocal small_bug
-        say(f"auto: bounded model checking to depth {look_to} at {small_at.short()}"
-            + ("" if budget is None else f" (at most {budget:.0f} s)"))
-        r = bmc(encode(protocol, small_at, check=False), look_to, timeout=budget)
-        stages.append(stage("bmc", small_at, "bmc", None, None, r.elapsed_s, depth=r.depth, result=r.status))
+    def reserve() -> float:
+        """The time the bmc at the smallest instance keeps for itself (its share of the limit, less
+        what it used) while it has not finished: a learning route's budget leaves it."""
+        s = search(small_at) if small_at in searches else None
+        if timeout is None or s is None or s.settled:
+            return 0.0
+        return max(0.0, SMALL_BMC_TOTAL_SHARE * timeout - s.seconds)
+
+    def learning_budget(share: float) -> float:
+        """A learning route's budget: ``share`` of the time left, at most what the bmc's reserve leaves."""
+        now = left() or 0.0
+        return max(0.0, min(share * now, now - reserve()))
+
+    def small_look(budget: float | None, whole: bool = True) -> ProveResult | None:
+        """Continue the bmc at the smallest instance (``small_at``); a violation there is searched
+        again at the requested bounds with the time left (the shortest trace at the requested bounds)."""
+        r = look(small_at, budget, whole)
+        if small_at == bounds:
+            return None if r.status != "violated" else result(
+                "violated", route="bmc", depth=r.depth, path=r.path, prop=r.prop, log=log)
         if r.status != "violated":
-            log.append(f"bmc at {small_at.short()}: no violation up to depth {r.depth}"
-                       + (f" ({r.reason})" if r.reason and r.depth < look_to else ""))
             return None
-        small_bug = r
         log.append(f"bmc at {small_at.short()}: {r.prop} violated in {r.depth} steps; "
                    f"the shortest trace at {bounds.short()} follows")
+        why(f"bmc at {small_at.short()}", f"{r.prop} violated in {r.depth} steps, but the bmc at {bounds.short()} "
+            "did not reach that violation in time")
         return bounded_look(left())
+
+    def small_bug() -> bool:
+        return small_at != bounds and small_at in searches and searches[small_at].result.status == "violated"
 
     quick_s = QUICK_BMC_S if timeout is None else min(QUICK_BMC_S, QUICK_BMC_SHARE * timeout)
     inferred_at: Bounds | None = None
@@ -359,13 +410,16 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         """Spacer at small bounds, its clauses generalized into lemma families."""
         nonlocal inferred_at
         inferred_at = infer_bounds(bounds)
-        budget = INFER_DEFAULT_S if timeout is None else INFER_SHARE * (left() or timeout)
+        budget = INFER_DEFAULT_S if timeout is None else learning_budget(INFER_SHARE)
+        if budget < 1.0:
+            why("pdr-generalized", f"not tried ({budget:.1f} s left for it, {reserve():.0f} s kept for the bmc)")
+            return None
         say(f"auto: Spacer infers lemmas at {inferred_at.short()} (budget {budget:.0f} s)")
         small = pdr(enc if inferred_at == bounds else encode(protocol, inferred_at), timeout=budget,
                     encoding="onehot")
         if small.status != "proved":
-            log.append(f"pdr at {inferred_at.short()}: {small.status}"
-                       + (f" ({small.reason})" if small.reason else "") + f" after {small.elapsed_s:.1f} s")
+            why("pdr-generalized", f"Spacer at {inferred_at.short()}: {small.status}"
+                + (f" ({small.reason})" if small.reason else "") + f" after {small.elapsed_s:.1f} s")
             return None
         found_templates = generalize(small.invariant, small.atoms, encode(protocol, inferred_at, check=False).layout)
         log.append(f"pdr at {inferred_at.short()}: {len(small.clauses)} clauses in {small.elapsed_s:.1f} s, "
@@ -375,7 +429,10 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     def learned() -> ProveResult | None:
         """Lemma families learned from reachable states at small bounds and CTIs (checks/symbolic/infer.py)."""
         share = LEARN_SHARE / 2 if infer_first else LEARN_SHARE  # first: leave time for what follows
-        budget = INFER_DEFAULT_S if timeout is None else share * (left() or timeout)
+        budget = INFER_DEFAULT_S if timeout is None else learning_budget(share)
+        if budget < 1.0:
+            why("inferred", f"not tried ({budget:.1f} s left for it, {reserve():.0f} s kept for the bmc)")
+            return None
         say(f"auto: learning lemma families from reachable states (budget {budget:.0f} s)")
         r = infer(enc, timeout=budget, note=say)
         log.extend(r.log)
@@ -387,7 +444,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         if r.status == "proved":
             return result("proved", route="inferred+houdini+induction", invariant=[f.show() for f in r.families],
                           log=log, families=r.families, learned_at=r.sampled_at, inductive=r.kept)
-        log.append(f"inferred: {r.status} after {r.rounds} rounds, {r.elapsed_s:.1f} s ({r.reason})")
+        why("inferred", f"{r.status} after {r.rounds} rounds, {r.elapsed_s:.1f} s ({r.reason or 'no reason given'})")
         return None
 
     def parametric_route() -> ProveResult | None:
@@ -403,20 +460,19 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             r = parametric.prove_candidates(protocol, dict(bounds), extra=extra, timeout=budget / 6,
                                             houdini_s=budget, note=say)
         except EncodingError as exc:
-            log.append(f"parametric: cannot be evaluated for every number of elements ({exc})")
+            why("shipped-lemmas+parametric-houdini", f"cannot be evaluated for every number of elements ({exc})")
             return None
         stages.append(stage("parametric", dict(r.concrete), "parametric-houdini", len(r.lemmas) + len(r.dropped),
                             len(r.lemmas) if r.status == "proved" else None, r.elapsed_s, for_every=r.open_bounds,
                             result=r.verdict))
         if r.status != "proved":
-            log.append(f"parametric (shipped lemmas, Houdini over uninterpreted sorts): unknown after "
-                       f"{r.elapsed_s:.1f} s ({r.reason[:300]})")
+            why("shipped-lemmas+parametric-houdini", f"unknown after {r.elapsed_s:.1f} s ({r.reason})")
             return None
         log.append(f"parametric: {r.verdict} ({r.elapsed_s:.1f} s; Houdini dropped {len(r.dropped)}: "
-                   + "; ".join(f"{n} ({why})" for n, why in r.dropped) + ")")
+                   + "; ".join(f"{n} ({w})" for n, w in r.dropped) + ")")
         return result("proved", route="shipped-lemmas+parametric-houdini",
                       invariant=[lem.show(r.concrete) for lem in r.lemmas], log=log,
-                      for_every={"for_every": r.open_bounds, "assumed_concrete": r.concrete})
+                      for_every={"for_every": r.open_bounds, "assumed_concrete": r.concrete, "verdict": r.verdict})
 
     def learned_parametric() -> ProveResult | None:
         """Lemma families learned and proved for every N, V, F at these Q, S
@@ -424,16 +480,16 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         from deferral.checks.symbolic import paramlearn
         from deferral.checks.symbolic.encoding import EncodingError
 
-        budget = LEARN_PARAMETRIC_S if timeout is None else LEARN_PARAMETRIC_SHARE * (left() or timeout)
+        budget = LEARN_PARAMETRIC_S if timeout is None else learning_budget(LEARN_PARAMETRIC_SHARE)
         if budget < LEARN_PARAMETRIC_MIN_S:
-            log.append(f"inferred+parametric: not tried ({budget:.1f} s left for it)")
+            why("inferred+parametric", f"not tried ({budget:.1f} s left for it, under {LEARN_PARAMETRIC_MIN_S:.0f} s)")
             return None
         say(f"auto: learning lemma families proved for every N, V, F (at most {budget:.0f} s)")
         try:
             fixed = list(lemmas) if shipped and not misfit else []  # offered too: Houdini decides
             r = paramlearn.learn(protocol, dict(bounds), timeout=budget, note=say, lemmas=fixed)
         except EncodingError as exc:
-            log.append(f"inferred+parametric: cannot be evaluated for every number of elements ({exc})")
+            why("inferred+parametric", f"cannot be evaluated for every number of elements ({exc})")
             return None
         log.extend(r.log)
         stages.extend(stage("inferred+parametric", b, "sample", None, None, None, states=n, how=how)
@@ -444,24 +500,24 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                             row.get("seconds"), **{k: v for k, v in row.items() if k not in used})
                       for row in r.stages)  # paramlearn's rounds (a bounded stage says its bounds)
         if r.status != "proved" or r.proof is None:
-            log.append(f"inferred+parametric: unknown after {r.elapsed_s:.1f} s ({r.reason[:300]})")
+            why("inferred+parametric", f"unknown after {r.elapsed_s:.1f} s ({r.reason or 'no reason given'})")
             return None
         log.append(f"inferred+parametric: {r.proof.verdict} ({r.elapsed_s:.1f} s, {len(r.families)} families)")
         return result("proved", route="inferred+parametric", log=log,
                       invariant=[lem.show(r.concrete) for lem in r.lemmas] + [f.show() for f in r.families],
                       families=r.families, learned_at=[b for b, _, _ in r.sampled], inductive=r.kept,
                       for_every={"for_every": r.open_bounds, "assumed_concrete": r.concrete,
-                                 "learning": r.to_json()})
+                                 "verdict": r.proof.verdict, "learning": r.to_json()})
 
     def houdini_induction(name: str, candidates: list[Any]) -> tuple[list[Any], list[str], Any] | None:
-        """Houdini over ``candidates``, then induction on what survives; None on a timeout (logged)."""
+        """Houdini over ``candidates``, then induction on what survives; None on a timeout (its reason kept)."""
         say(f"auto: Houdini over {len(candidates)} {name} lemma families at {bounds.short()}")
         began = time.monotonic()
         try:
             alive, hlog = houdini(enc, candidates, timeout=left())
             r = check_inductive(enc, alive, timeout=left(), inductive=True)
         except TimeoutError as exc:
-            log.append(f"{name}: houdini: {exc}")
+            why(f"{name}+houdini+induction", f"Houdini: {exc}")
             stages.append(stage(name, bounds, "houdini+induction", len(candidates), None, time.monotonic() - began,
                                 result="unknown"))
             return None
@@ -469,21 +525,30 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                             result=r.status))
         return alive, hlog, r
 
+    def not_proved(name: str, alive: list[Any], candidates: list[Any], hlog: list[str], r: Any) -> None:
+        """Why Houdini + induction over ``candidates`` did not prove it: the first lemma Houdini
+        dropped (and the step that broke it), then induction's verdict on the rest."""
+        first = next((line for line in hlog if line.startswith("dropped")), None)
+        broke = f"; first dropped {first[len('dropped '):]}" if first else ""
+        failed = r.failed[0].split(": ")[0] if r.failed else r.reason
+        why(f"{name}+houdini+induction", f"{r.status} ({failed}) with the {len(alive)} of {len(candidates)} "
+            f"families Houdini kept{broke}")
+
     def by_templates(name: str, temps: list[Template] | None) -> ProveResult | None:
         """Houdini + induction over Spacer-generalized templates (a lemma file, or pdr-generalized)."""
         if not temps:
             return None
         candidates = [t.lemma(sort_domains(enc.layout.variables)) for t in temps]
-        tried = houdini_induction(name, candidates)
-        if tried is None:
+        tried_now = houdini_induction(name, candidates)
+        if tried_now is None:
             return None
-        alive, _, r = tried
+        alive, hlog, r = tried_now
         log.append(f"{name}: Houdini kept {len(alive)} of {len(candidates)} families")
         if r.status == "proved":
             kept = [t for t in temps if t.show() in {a.show() for a in alive}]
             return result("proved", route=f"{name}+houdini+induction", invariant=[lem.show() for lem in alive],
                           log=log, templates=kept, inferred_at=inferred_at if name == "pdr-generalized" else None)
-        log.append(f"{name}+houdini+induction: {r.status} ({', '.join(r.failed[:3])})")
+        not_proved(name, alive, candidates, hlog, r)
         return None
 
     if templates is not None:
@@ -494,13 +559,19 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     order: list[tuple[str, Any]] = [("lemma-file", families)] if families is not None else []
     hand = [("shipped-lemmas", None)] if shipped and not misfit else []
     if misfit:
-        log.append(misfit)  # the shipped lemmas name what this protocol lacks: skipped
+        why("shipped-lemmas+houdini+induction", f"not tried: {misfit}")  # they name what this protocol lacks
     # learned and proved for every N, V, F (its cost does not grow with N, V, F) and the bounded
     # learned route at the requested bounds: the cheaper first (the bounded one at the smallest
-    # instance, where it learns in seconds), the other as the fallback
+    # instance, where it learns in seconds), the other as the fallback; the bmc at the smallest
+    # instance goes on between them where it has not finished (bmc-slice: a bug there is refuted
+    # at its shortest length, and the learning routes are not starved by one long bmc first)
     both = [("inferred+parametric", None), ("inferred", None)]
-    found_by_learning = ((both[::-1] if smallest(protocol, bounds) else both) if learn else []) + (
-        [("ic3po", None)] if learn else []) + [("pdr-generalized", None)]
+    # (at more than one address space the bounded route has not proved any example in 120 s, the
+    # parametric one has: ipi_unlock_after_flush at 2,1,1,1,S=2, PROVE.md; so it goes first there)
+    bounded_first = smallest(protocol, bounds) and ("spaces" not in bounds or bounds["spaces"] == 1)
+    learning = ((both[::-1] if bounded_first else both) + [("ic3po", None)]) if learn else []
+    found_by_learning = [x for pair in zip(learning, [("bmc-slice", None)] * len(learning)) for x in pair] + [
+        ("pdr-generalized", None)]
     # the shipped lemmas over uninterpreted sorts (one proof for every N, V, F): slower, after the bmc
     parametric = [("parametric", None)] if hand else []
     # the bmc at the smallest instance (it finds a bug in seconds where the bmc at large bounds takes
@@ -515,17 +586,20 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         order += hand + looks + parametric + found_by_learning
     weak_at_bounds = False  # the shipped lemmas' bounded Houdini fixpoint decided too weak
     for name, what in order:
-        if name == "bmc-small":
-            if small_at != bounds:
-                budget = None if timeout is None else max(quick_s, SMALL_BMC_SHARE * (left() or 0.0))
-                done = small_look(quick_s if infer_first else budget)
-            else:
-                budget = None if timeout is None else max(quick_s, FINISH_BMC_SHARE * (left() or 0.0))
-                done = bounded_look(quick_s if infer_first else budget)
+        if name in ("bmc-small", "bmc-slice"):
+            # a slice of the bmc at the smallest instance: at least the quick look, else a quarter of what
+            # is left first; between the learning routes what is left of its reserve (reserve())
+            if search(small_at).settled or (name == "bmc-slice" and timeout is None):
+                continue
+            first = name == "bmc-small"
+            budget = None if timeout is None else min(left() or 0.0, max(
+                quick_s, SMALL_BMC_SHARE * (left() or 0.0) if first else reserve()))
+            # whole=False: a slice stops before a depth it would not finish (a cut query's work is lost)
+            done = small_look(quick_s if infer_first and first else budget, whole=False)
             if done is not None:
                 return done
             continue
-        if name in ("bmc-quick", "bmc") and found.depth < look_to and small_bug is None:
+        if name in ("bmc-quick", "bmc") and not search(bounds).settled and not small_bug():
             # a quick look at the requested bounds, or (--infer-first) half the time left
             budget = None if timeout is None else max(quick_s, FINISH_BMC_SHARE * (left() or 0.0))
             done = bounded_look(quick_s if name == "bmc-quick" else budget)
@@ -536,8 +610,8 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         if name == "parametric":
             if weak_at_bounds and families is None:  # Houdini's fixpoint over uninterpreted sorts holds at these bounds too, so
                 # it is within the bounded fixpoint, which does not imply the property: nothing to gain
-                log.append("parametric: not tried (the shipped lemmas Houdini keeps at these bounds are too "
-                           "weak; those kept for every N, V, F are among them)")
+                why("shipped-lemmas+parametric-houdini", "not tried (the shipped lemmas Houdini keeps at these "
+                    "bounds are too weak; those kept for every N, V, F are among them)")
                 continue
             done = parametric_route()
             if done is not None:
@@ -549,13 +623,16 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                 return done
             continue
         if name == "ic3po":
-            budget = None if timeout is None else IC3PO_SHARE * (left() or timeout)
+            budget = None if timeout is None else learning_budget(IC3PO_SHARE)
             if budget is not None and budget < LEARN_PARAMETRIC_MIN_S:
-                log.append(f"ic3po: not tried ({budget:.1f} s left for it)")
+                why("ic3po", f"not tried ({budget:.1f} s left for it, under {LEARN_PARAMETRIC_MIN_S:.0f} s)")
                 continue
+            began = time.monotonic()
             done = ic3po_route(protocol, bounds, enc, budget, say, result, log, stages)
             if done is not None and done.status == "proved":
                 return done
+            why("ic3po", f"unknown after {time.monotonic() - began:.1f} s ({done.reason or 'no reason given'})"
+                if done is not None else log[-1].removeprefix("ic3po: "), logged=True)
             continue
         if name in ("inferred", "pdr-generalized"):
             done = learned() if name == "inferred" else by_templates(name, inferred())
@@ -564,18 +641,22 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             continue
         # learned families were proved together with the properties: offer those too
         candidates = list(lemmas) if what is None else [f.lemma() for f in what] + property_lemmas(protocol)
-        tried = houdini_induction(name, candidates)
-        if tried is None:
+        tried_now = houdini_induction(name, candidates)
+        if tried_now is None:
             continue
-        alive, hlog, r = tried
+        alive, hlog, r = tried_now
         log += hlog if name == "shipped-lemmas" else [f"{name}: Houdini kept {len(alive)} of {len(candidates)} families"]
         if r.status == "proved":
             kept = None if what is None else [f for f in what if f.show() in {a.name for a in alive}]
             return result("proved", route=f"{name}+houdini+induction", invariant=[lem.show(enc.bounds) for lem in alive],
                           log=log, families=kept)
-        log.append(f"{name}+houdini+induction: {r.status} ({', '.join(r.failed[:3])})")
+        not_proved(name, alive, candidates, hlog, r)
         weak_at_bounds = weak_at_bounds or (name == "shipped-lemmas" and r.status == "too-weak")
-    if found.depth < look_to:  # the bmc at the requested bounds stopped early: finish it
+    if not search(small_at).settled and small_at != bounds and timeout is not None:
+        done = small_look(FINISH_BMC_SHARE * (left() or 0.0))  # the smallest instance first: a bug shows there
+        if done is not None:
+            return done
+    if not search(bounds).settled:  # the bmc at the requested bounds stopped early: finish it
         done = bounded_look(left())
         if done is not None:
             return done
@@ -586,9 +667,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     if r2.status == "violated" and r2.trace is not None and r2.trace.path is not None:
         return result("violated", route="pdr+bmc", depth=r2.trace.depth, path=r2.trace.path, prop=r2.trace.prop,
                       log=log)
-    tried = why_not(log)
-    why = f"no route settled it; Spacer at {bounds.short()}: {r2.reason or 'no answer'}"
-    if small_bug is not None:  # a bug at the smaller instance, not found at the requested bounds in time
-        why += (f"; bmc found {small_bug.prop} violated at {small_at.short()} in {small_bug.depth} steps, "
-                f"but bmc at {bounds.short()} reached depth {found.depth} only")
-    return result("unknown", route="auto", reason=why + (f" ({tried})" if tried else ""), log=log)
+    why(f"pdr at {bounds.short()}", f"Spacer: {r2.reason or 'no answer'} after {r2.elapsed_s:.1f} s")
+    reason = "no route settled it: " + "; ".join(f"{route}: {clause}" for route, clause in tried.items())
+    return result("unknown", route="auto", reason=reason, log=log,
+                  routes_tried=[{"route": route, "reason": clause} for route, clause in tried.items()])

@@ -44,6 +44,9 @@ class Relevance:
         self._cache: dict[tuple[str, str], set[str]] = {}
         self.seconds = 0.0  # spent here in all (building and solving)
         self.asked = 0  # :meth:`core` queries
+        #: (a candidate dropped, the pre-state of the step that broke it) of :meth:`houdini`'s calls,
+        #: in order: counterexamples to the candidates' induction, for a learner to exclude too
+        self.dropped: list[tuple[str, State]] = []
 
     def _setup(self) -> None:
         if self._enc is None:
@@ -106,10 +109,48 @@ class Relevance:
                 broke = [lem for lem in must if false(lem)]
                 gone = [lem for lem in alive if false(lem)]
                 state = tuple(self._enc.decode(m, xs))
+                if gone and not broke:
+                    self.dropped.append((gone[0].name, state))
                 s.pop()
                 if broke:
                     return alive, broke[0].name, state
                 alive = [lem for lem in alive if lem not in gone]
+        finally:
+            self.seconds += time.monotonic() - t0
+
+    def support(self, alive: Sequence[Lemma], must: Sequence[Lemma], deadline: float | None) -> list[Lemma] | None:
+        """The members of ``alive`` that ``must``'s consecution at the bounded instance needs, closed
+        (each one's consecution over every step needs only members: unsat cores), or None if some
+        consecution is not unsat there (within ``deadline``). For a smaller parametric Houdini."""
+        t0 = time.monotonic()
+        self._setup()
+        xs, ys, act, trans = self._base
+        every = [lem for lem in list(alive) + list(must) if self._term(lem) is not None]
+        use = {lem.name: z3.Bool(f"sup.{n}") for n, lem in enumerate(every)}
+        back = {str(u): name for name, u in use.items()}
+        s = _solver(deadline)
+        s.set("core.minimize", True)
+        s.add(trans)
+        for lem in every:
+            s.add(z3.Implies(use[lem.name], self._terms[lem.name][0]))  # type: ignore[index]
+        todo = [lem.name for lem in must if lem.name in use]
+        needed = set(todo)
+        try:
+            while todo:
+                name = todo.pop()
+                s.push()
+                s.add(z3.Not(self._terms[name][1]))  # type: ignore[index]
+                if deadline is not None:
+                    s.set("timeout", max(1, int(1000 * (deadline - time.monotonic()))))
+                r = s.check(list(use.values()))
+                core = {back[str(c)] for c in s.unsat_core() if str(c) in back} if r == z3.unsat else None
+                s.pop()
+                if core is None:
+                    return None
+                for other in core - needed:
+                    needed.add(other)
+                    todo.append(other)
+            return [lem for lem in alive if lem.name in needed]
         finally:
             self.seconds += time.monotonic() - t0
 

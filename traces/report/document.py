@@ -53,6 +53,7 @@ def prove_json(res: "ProveResult", trace: Trace | None) -> dict[str, Any]:
         "proved_for_every": res.for_every,  # a parametric route: for every N, V, F at concrete Q, S
         "property": res.prop,
         "reason": res.reason or None,
+        "routes_tried": res.routes_tried or None,  # auto's unknown: [{"route", "reason"}], one clause per route
         "counterexample_to_induction": res.cti,
         "stages": res.stages,  # auto: each route tried (lemma routes, bmc): bounds, method, families in and kept, seconds
         "log": res.log,  # auto: what each route tried and why it did not settle it

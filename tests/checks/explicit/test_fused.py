@@ -7,8 +7,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from deferral.checks.explicit import cbuild, fused, jit, vectorized
+from deferral.checks.explicit import cbuild, fused, jit, packing, vectorized
 from deferral.checks.explicit.expand import Expander
+from deferral.checks.explicit.packing import Packer
 from deferral.checks.explicit.vectorized import explore_vectorized, reachable_levels
 from deferral.model import REFERENCE, Bounds
 from deferral.model.concrete import Model
@@ -139,3 +140,40 @@ def test_dedup_agrees_with_a_stable_sort(spread: int) -> None:
     want_codes = [state[k] if k in state else 0 for k in distinct.tolist()]
     want_codes = np.where(new, -1 - np.cumsum(new) + 1, want_codes)
     assert np.array_equal(codes, want_codes)
+
+
+@pytest.mark.parametrize("spread", [50, 1 << 40])
+def test_two_word_dedup_agrees_with_a_stable_sort(spread: int) -> None:
+    model = Model(REFERENCE, Bounds(3, 2, 1, 2))  # keys of two words
+    packer = Expander(model, True).packer
+    loop = Expander(model, True).fused()
+    assert packer.n_words == 2 and loop is not None and loop.dedup is not None
+    rng = np.random.default_rng(spread)
+    words = np.stack([rng.integers(0, 3, size=20_000, dtype=np.uint64) << np.uint64(40),
+                      rng.integers(0, spread, size=20_000, dtype=np.uint64) << np.uint64(20)], axis=1)
+    keys = packer.to_sortable(words)  # big-endian void keys: sort and compare in key order
+    distinct, first_want, uidx_want = np.unique(keys, return_index=True, return_inverse=True)
+    known_keys = distinct[rng.random(distinct.shape[0]) < 0.3]
+    runs = [(known_keys[i::2].copy(), np.arange(i, known_keys.shape[0], 2, dtype=np.uint32)) for i in range(2)]
+    cand, first, codes, uidx = loop.dedup(words.copy(), runs, True)
+    new = ~np.isin(distinct, known_keys)
+    assert cand.dtype == keys.dtype and np.array_equal(cand, distinct[new])
+    assert np.array_equal(first, first_want[new]) and np.array_equal(uidx, uidx_want.ravel())
+    state = {k.tobytes(): n for n, k in enumerate(known_keys)}
+    want_codes = np.where(new, -1 - np.cumsum(new) + 1, [state.get(k.tobytes(), 0) for k in distinct])
+    assert np.array_equal(codes, want_codes)
+
+
+# holding, invariant-violating, liveness-violating, with keys forced to two words
+@pytest.mark.parametrize("name", ["reference", "drain-local-only", "wait-irqs-off"])
+def test_two_word_search_agrees(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(packing, "_WORD_LIMIT", 1 << 24)  # 2,1,1,1 keys then take two words
+    monkeypatch.setattr(Expander, "_fused_key", lambda self, symmetry: None)  # found by its source
+    assert Packer(REFERENCE.layout(Bounds(2, 1, 1, 1)), True).n_words == 2
+    with monkeypatch.context() as m:
+        _always_fused(m)
+        fast = explore_vectorized(PUBLISHED[name], Bounds(2, 1, 1, 1), workers=2)
+    monkeypatch.setenv(jit.ENV, "0")
+    monkeypatch.setattr(vectorized, "CHUNK_ROWS", 997)
+    slow = explore_vectorized(PUBLISHED[name], Bounds(2, 1, 1, 1), workers=1)
+    assert fast.stats["key_bytes"] == 16 and _summary(fast) == _summary(slow)

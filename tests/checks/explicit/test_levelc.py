@@ -23,11 +23,21 @@ def _merged(a: np.ndarray, ai: np.ndarray, b: np.ndarray, bi: np.ndarray, c: boo
         return run
 
 
+def _two_words(keys: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Distinct two-word keys (16-byte big-endian void, as packing makes them) from distinct ``keys``."""
+    words = np.stack([keys >> np.uint64(20), rng.integers(0, 1 << 12, keys.shape[0], dtype=np.uint64)
+                      | ((keys & np.uint64(0xFFFFF)) << np.uint64(12))], axis=1)
+    return np.ascontiguousarray(words.astype(">u8")).view("V16").ravel()
+
+
+@pytest.mark.parametrize("words", [1, 2])
 @pytest.mark.parametrize("sizes", [(1, 0), (0, 5), (3, 1), (1000, 999), (700_000, 300_001)])
-def test_the_c_merge_is_the_numpy_merge(sizes: tuple[int, int], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_c_merge_is_the_numpy_merge(sizes: tuple[int, int], words: int, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(sum(sizes))
     n1, n2 = sizes
     keys = np.unique(rng.integers(0, 2**64 - 1, n1 + n2 + 50, dtype=np.uint64))[:n1 + n2]
+    if words == 2:
+        keys = _two_words(keys, rng)
     rng.shuffle(keys)
     a, b = np.sort(keys[:n1]), np.sort(keys[n1:])
     ai, bi = (rng.integers(0, 2**32, n, dtype=np.uint32) for n in (n1, n2))
@@ -105,3 +115,23 @@ def test_grouping_edges_by_source_in_c_is_the_stable_argsort(t: int, rows: int) 
     assert got is not None
     assert np.array_equal(got[0], dst[np.argsort(local, kind="stable")])
     assert np.array_equal(got[1], np.bincount(local, minlength=rows)) and got[1].dtype == np.int64
+
+
+@pytest.mark.parametrize("words", [1, 2])
+@pytest.mark.parametrize("spread", [40, 1 << 40])  # many equal keys and few
+def test_distinct_first_in_c_is_a_stable_sort(words: int, spread: int) -> None:
+    rng = np.random.default_rng(spread + words)
+    keys = rng.integers(0, spread, 30_000, dtype=np.uint64)
+    if words == 2:  # equal keys stay equal
+        keys = np.ascontiguousarray(np.stack([keys >> np.uint64(3), keys * np.uint64(7)], axis=1)
+                                    .astype(">u8")).view("V16").ravel()
+    got = levelc.distinct_first(keys)
+    assert got is not None
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    first = np.ones(keys.shape[0], dtype=bool)
+    first[1:] = sorted_keys[1:] != sorted_keys[:-1]
+    group = np.empty(keys.shape[0], dtype=np.int64)
+    group[order] = np.cumsum(first) - 1
+    for x, y in zip(got, (sorted_keys[first], order[first], group)):
+        assert x.dtype == y.dtype and np.array_equal(x, y)

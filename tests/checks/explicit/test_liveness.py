@@ -6,7 +6,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deferral.checks.explicit.backreach import edges_by_source, unreachable_goal_np, unreachable_goal_pieces
+from deferral.checks.explicit.backreach import (edges_by_source, unreachable_goal_np, unreachable_goal_pieces,
+                                               unreachable_goal_streamed)
 from deferral.checks.explicit.liveness import unreachable_goal
 
 
@@ -57,3 +58,18 @@ def test_edges_stored_by_out_degree_give_back_every_edge(graph: tuple[int, list[
     assert got == [(a, b) for a, b in edges]
     again = edges_by_source(cut(degrees, deg_cuts), cut(targets, dst_cuts))
     assert unreachable_goal_pieces(n, again, len(edges), np.array(goal)) == unreachable_goal(n, edges, goal)
+
+
+@settings(max_examples=300, deadline=None)
+@given(graphs(), st.integers(1, 8))
+def test_the_streamed_pass_agrees_with_networkx(graph: tuple[int, list[tuple[int, int]], list[bool]],
+                                                piece: int) -> None:
+    """The pass that reads the edges again and again (pieces of ``piece`` states, from the
+    last) gives the CSR search's answer."""
+    n, edges, goal = graph
+    edges = sorted(edges, key=lambda e: e[0])
+    degrees = np.bincount(np.array([a for a, _ in edges], dtype=np.int64), minlength=n).astype(np.uint8)
+    targets = np.array([b for _, b in edges], dtype=np.uint32)
+    got = unreachable_goal_streamed(n, lambda a, b: degrees[a:b], lambda a, b: targets[a:b], np.array(goal),
+                                    piece=piece)
+    assert got == unreachable_goal(n, edges, goal)

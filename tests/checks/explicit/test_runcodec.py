@@ -58,8 +58,29 @@ def test_a_compressed_run_answers_and_merges_like_the_plain_one(tmp_path: Path, 
     disk.lookup(queries, packed)
     assert packed.tolist() == plain.tolist() and (plain >= 0).sum() > 0
     # the runs read back (as a checkpoint reads them) merge into the plain runs' merge
-    back = [Run([np.asarray(k) for k in r.keys], [np.asarray(i) for i in r.ids]) for r in disk.runs_mapped()]
+    back = []
+    for saved in disk.saved():
+        blocks = spill.DiskRuns.decoded(np.asarray(saved["keys"]), saved["offsets"], keys.dtype)
+        back.append(Run([np.concatenate(blocks)], [np.asarray(saved["ids"])]))
     merged, plain_merged = merge_runs(back[0], back[1]), merge_runs(a, b)
     assert np.concatenate(merged.keys).tobytes() == np.concatenate(plain_merged.keys).tobytes()
     assert np.concatenate(merged.ids).tolist() == np.concatenate(plain_merged.ids).tolist()
+    work.close()
+
+
+@pytest.mark.parametrize("words", [1, 2])
+def test_parked_sorted_keys_read_back_in_slices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, words: int) -> None:
+    """A level's candidate keys parked compressed give back every slice a merge asks for."""
+    monkeypatch.setattr(spill, "PARKED_BLOCK", 64)
+    rng = np.random.default_rng(3)
+    keys = _keys(rng, 1000, words, 40)
+    work = spill.WorkDir(tmp_path)
+    parked = spill.Parked(work)
+    parked.put("k", keys, sorted_keys=True)
+    parked.put("p", np.arange(keys.shape[0], dtype=np.uint32))
+    parked.spill()
+    assert parked.memory_bytes == 0
+    for a, b in [(0, 1), (0, 64), (63, 65), (100, 900), (990, 2000), (500, 500)]:
+        assert parked.get("k", a, b).tobytes() == keys[a:b].tobytes()
+    assert parked.pop("k").tobytes() == keys.tobytes() and parked.pop("p").tolist() == list(range(keys.shape[0]))
     work.close()

@@ -221,3 +221,56 @@ def test_a_checkpoint_of_a_spilled_search_resumes_with_a_work_dir(tmp_path: Path
     assert _summary(resumed) == _summary(whole)
     in_memory = explore_vectorized(PUBLISHED[variant], b, workers=1, resume_dir=str(folder))
     assert _summary(in_memory) == _summary(whole)
+
+
+@pytest.mark.parametrize("variant,bounds", [("wait-irqs-off", (2, 1, 1, 2)), ("reference", (2, 1, 2, 2))])
+def test_the_streamed_ag_ef_pass_gives_the_same_verdicts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         variant: str, bounds: tuple[int, ...]) -> None:
+    """With a work folder, an AG EF pass whose CSR would pass the memory limit reads the
+    spilled edges again and again instead: same verdicts and counterexamples."""
+    from deferral.checks.explicit import vectorized
+    b = Bounds(*bounds)
+    whole = explore_vectorized(PUBLISHED[variant], b, workers=1)
+    streamed: list[bool] = []
+    original = vectorized._Search._streamed_ag_ef
+
+    def forced(self, n_states, n_edges):  # type: ignore[no-untyped-def]
+        streamed.append(original(self, n_states, n_edges))
+        return True
+    monkeypatch.setattr(vectorized._Search, "_streamed_ag_ef", forced)
+    spilled = explore_vectorized(PUBLISHED[variant], b, workers=2, work_dir=str(tmp_path), spill_above=1)
+    assert streamed == [False] and _summary(spilled) == _summary(whole)
+
+
+@pytest.mark.parametrize("variant,bounds", [("wait-irqs-off", (2, 1, 1, 2)), ("reference", (2, 1, 2, 2))])
+def test_dropping_transitions_out_of_goal_sources_keeps_the_same_edges(monkeypatch: pytest.MonkeyPatch,
+                                                                        variant: str, bounds: tuple[int, ...]) -> None:
+    """The chunks' AG EF successors out of sources known to reach the goal are dropped before
+    the level's end: the same kept edges (bytes), flags, verdicts and counterexamples."""
+    from deferral.checks.explicit import vectorized
+    b = Bounds(*bounds)
+    stored: list[list[int]] = []
+    store = vectorized.store_edges
+
+    def spy(local, dst, rows, edges_deg, edges_dst):  # type: ignore[no-untyped-def]
+        stored[-1].extend(dst.tolist())
+        store(local, dst, rows, edges_deg, edges_dst)
+    monkeypatch.setattr(vectorized, "store_edges", spy)
+    stored.append([])
+    dropped = explore_vectorized(PUBLISHED[variant], b, workers=2)
+    monkeypatch.setattr(vectorized, "_drop_goal_sources", lambda chunk, goals, base, lo, rows: chunk)
+    stored.append([])
+    kept = explore_vectorized(PUBLISHED[variant], b, workers=2)
+    assert stored[0] == stored[1] and len(stored[0]) > 0
+    assert _summary(dropped) == _summary(kept)
+
+
+@pytest.mark.parametrize("below", [3000, 20_000])
+def test_codes_widened_at_numbering_give_the_same_results(monkeypatch: pytest.MonkeyPatch, below: int) -> None:
+    """A level whose chunks coded targets in int32 but whose new states' numbers pass the
+    int32 bound (here made small) widens the codes when it numbers them: the same results."""
+    from deferral.checks.explicit import vectorized
+    b = Bounds(2, 1, 1, 2)
+    whole = explore_vectorized(PUBLISHED["wait-irqs-off"], b, workers=1)
+    monkeypatch.setattr(vectorized, "_CODES32_BELOW", below)
+    assert _summary(explore_vectorized(PUBLISHED["wait-irqs-off"], b, workers=2)) == _summary(whole)

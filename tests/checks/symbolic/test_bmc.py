@@ -47,3 +47,18 @@ def test_a_counterexample_comes_in_one_orientation_whichever_the_solver_found() 
     swapped = [enc.layout.permute(s, (1, 0)) for s in states]
     assert swapped != states  # the two VCPUs play different roles in it
     assert least_orientation(enc.layout, swapped) == least_orientation(enc.layout, states) == states
+
+
+def test_a_bmc_in_slices_goes_on_where_it_stopped() -> None:
+    """BmcSearch (auto's slices): a run that stops early leaves the depths checked; the next run
+    starts after them and finds the shortest violation the single run finds."""
+    from deferral.checks.symbolic.bmc import BmcSearch
+
+    search = BmcSearch(encode(PUBLISHED["ipi-before-drain"], Bounds(2, 1, 1, 1)), 12)
+    first = search.run(timeout=1e-9)
+    assert first.status == "unknown" and first.reason == "time limit" and not search.settled
+    depths: list[int] = []
+    second = search.run(timeout=60, progress=lambda d, t: depths.append(d))
+    assert second.status == "violated" and second.depth == 6 and search.settled
+    assert depths == list(range(first.depth + 1, 6))  # each depth once, from where the first run stopped
+    assert search.run() is second  # settled: nothing more to check

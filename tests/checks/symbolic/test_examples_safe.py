@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from deferral.checks.symbolic import infer as inference
 from deferral.checks.symbolic.encoding import encode
 from deferral.checks.symbolic.induction import houdini
 from deferral.checks.symbolic.bmc import bmc
+from deferral.checks.symbolic.prove import broken_lemmas
 from deferral.model import REFERENCE, Bounds
 from deferral.model.protocol import Protocol, step
 from deferral.model.reference import PC, write_effect
@@ -47,6 +49,22 @@ def test_example_holds_and_houdini_drops_its_lemma(name: str) -> None:
     assert all(o.status == "holds" for o in found.outcomes), found
     alive, _ = houdini(encode(protocol, bounds), invariant_for(bounds))
     assert lemma not in {x.name for x in alive}
+
+
+@pytest.mark.parametrize("name", sorted(BREAKS) + sorted(HELD_OUT))
+def test_docstring_names_every_lemma_the_example_makes_non_inductive(name: str) -> None:
+    """The shipped lemmas not preserved from a state where all of them hold (prove.broken_lemmas)
+    are the ones the example's docstring names; together the examples break at least five."""
+    bounds, lemma = {**BREAKS, **HELD_OUT}[name]
+    protocol = load_variant_file(EXAMPLES / name)
+    broken = [n for n, _ in broken_lemmas(protocol, bounds.replace(vcpus=2))]
+    assert lemma in broken
+    doc = " ".join((ast.get_docstring(ast.parse((EXAMPLES / name).read_text())) or "").split())
+    assert all(n in doc for n in broken), (broken, doc)
+
+
+def test_the_examples_break_at_least_five_different_shipped_lemmas() -> None:
+    assert len({lemma for _, lemma in [*BREAKS.values(), *HELD_OUT.values()]}) >= 5
 
 
 @pytest.mark.slow
