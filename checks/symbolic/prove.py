@@ -2,7 +2,8 @@
 
 Methods: ``bmc`` (bounded; a violation or "nothing up to depth K", never a proof),
 ``induction`` (the shipped lemmas of :mod:`deferral.model.invariant` must be inductive
-and imply the properties), ``pdr`` (Spacer infers an invariant), and ``auto``, the
+and imply the properties), ``pdr`` (Spacer infers an invariant), ``ic3po`` (IC3 with
+orbit clauses, :mod:`deferral.checks.symbolic.ic3po`), and ``auto``, the
 strongest automatic route, cheapest first:
 
 1. *Lemmas from a file* (``--lemmas FILE``, saved by ``--invariant-out``; route
@@ -38,7 +39,9 @@ strongest automatic route, cheapest first:
    requested bounds (the JSON's ``proved_for_every`` says what was concrete and how it was
    learned). The bounded route first at the smallest instance (2,1,1) at one address space, this
    one first above it and at more than one space;
-   then route ``ic3po`` (:mod:`deferral.checks.symbolic.ic3po`: IC3 with orbit clauses).
+   then route ``ic3po`` (:mod:`deferral.checks.symbolic.ic3po`): IC3 with symmetric (orbit) clauses at
+   small instances, no hand-written lemmas, the families kept by Houdini and proved by induction at the
+   requested bounds (route ``ic3po+houdini+induction``); ``--method ic3po`` runs it alone.
 6. *Spacer's lemmas* (route ``pdr-generalized+houdini+induction``): Spacer proves the
    property at small bounds (:func:`infer_bounds`) with the one-hot encoding;
    :mod:`deferral.checks.symbolic.generalize` turns its clauses into lemma families.

@@ -29,7 +29,7 @@ def test_reference_at_two_vcpus_is_proved_without_shipped_lemmas() -> None:
 
 
 def test_a_bug_is_refused() -> None:
-    r = ic3po.learn_and_prove(PUBLISHED["reload-no-drain"], Bounds(2, 1, 1, 1), timeout=60, for_every=False)
+    r = ic3po.learn_and_prove(PUBLISHED["ipi-before-drain"], Bounds(2, 1, 1, 1), timeout=60, for_every=False)
     assert r.status != "proved"
     assert r.rounds[0]["status"] == "violated", r.rounds  # a reachable state leaves the property
 
