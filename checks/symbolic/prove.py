@@ -70,6 +70,7 @@ from deferral.checks.symbolic.bmc import BmcResult, BmcSearch, bmc
 from deferral.checks.symbolic.domain import domain_risks, find_write
 from deferral.checks.symbolic.generalize import Template, check_against, generalize, sort_domains
 from deferral.checks.symbolic.induction import check_inductive, houdini, instances
+from deferral.checks.symbolic.diagram import diagram_families
 from deferral.checks.symbolic.infer import Family, infer, property_lemmas
 from deferral.checks.symbolic.pdr import pdr
 from deferral.checks.results import Path
@@ -434,7 +435,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             why("inferred", f"not tried ({budget:.1f} s left for it, {reserve():.0f} s kept for the bmc)")
             return None
         say(f"auto: learning lemma families from reachable states (budget {budget:.0f} s)")
-        r = infer(enc, timeout=budget, note=say)
+        r = infer(enc, timeout=budget, note=say, diagrams=diagram_families)
         log.extend(r.log)
         stages.extend(stage("inferred", b, "sample", None, None, None) for b in r.sampled_at)
         if stages and r.sampled_at:
