@@ -209,7 +209,7 @@ def ic3po_route(protocol: Protocol, bounds: Bounds, enc: Any, timeout: float | N
     from deferral.checks.symbolic.encoding import EncodingError
 
     log = [] if log is None else log
-    say(f"auto: IC3 with symmetric (orbit) clauses" + ("" if timeout is None else f" (at most {timeout:.0f} s)"))
+    say("auto: IC3 with symmetric (orbit) clauses" + ("" if timeout is None else f" (at most {timeout:.0f} s)"))
     try:
         r = ic3po.learn_and_prove(protocol, bounds, timeout=timeout, note=say, for_every=False)
     except EncodingError as exc:
