@@ -112,6 +112,31 @@ class Vocabulary:
     def orbit(self, state: Sequence[int]) -> np.ndarray:
         return self.rows(np.array([state], dtype=np.int64))
 
+    def cubes_of(self, fam: Family) -> list["Cube"] | None:
+        """A "never" family learned at another instance as cubes over this one (its variables are the
+        first names of each sort, here too; one cube per forbidden tuple); None if a term is not here."""
+        if fam.mode != "never" or any(n not in self.sig.of(s) for n, s in fam.sig.vars):
+            return None
+        col = getattr(self, "_col", None)
+        if col is None:
+            col = self._col = {t.show(): n for n, t in enumerate(self.terms)}
+        cols = [col.get(t.show()) for t in fam.terms]
+        if any(c is None for c in cols):
+            return None
+        names = [n for n, _ in self.sig.vars]
+        out = []
+        for row in fam.rows:
+            vals = tuple(VAR + names.index(fam.sig.vars[v - VAR][0]) if VAR <= v < OTHER else v for v in row)
+            out.append(Cube(tuple(c for c in cols if c is not None), vals))
+        return out
+
+    def lit_vars(self, col: int, value: int) -> frozenset[str]:
+        """The variables a literal names (its term's and, for a value "= k", k)."""
+        names = self.terms[col].names()
+        if VAR <= value < OTHER:
+            names = names | {self.sig.vars[value - VAR][0]}
+        return frozenset(names)
+
 
 @dataclass(frozen=True)
 class Cube:
@@ -234,6 +259,8 @@ class Ic3:
         self.samples = np.zeros((0, len(self.vocab.terms)), dtype=np.uint8) if samples is None else samples
         self.queries = 0
         self.exact = False  # the samples are every reachable state of the instance
+        self.general = True  # exclude counterexamples by the literals over the fewest variables (else: rarest)
+        self._table = self.samples
         self._counts: tuple[np.ndarray, np.ndarray] | None = None
 
     # ---- terms ---------------------------------------------------------------------------------------------
@@ -338,22 +365,55 @@ class Ic3:
         return small
 
     def excluding(self, cube: Cube) -> Cube | None:
-        """A few of the cube's literals that no sampled reachable state (nor the initial one) has together:
-        greedily the literal that rules out most of the rows still matching (None if the samples match the
-        whole cube)."""
+        """A few of the cube's literals that no sampled reachable state (nor a permutation of the initial
+        one) has together, chosen for generality: the literals over the fewest variables (a family over
+        two variables carries to every N), then without nested reads if they suffice, then greedily the
+        literal that rules out most of the rows still matching (None if the samples match the whole cube)."""
         vals = dict(zip(cube.cols, cube.values))
         if self._counts is None or self._counts[1] is not self.samples:  # per column, how many rows have each value
             cols = np.ascontiguousarray(self.samples.T)
             self._counts = (np.stack([np.bincount(col, minlength=256) for col in cols]), self.samples)
-        counts = self._counts[0]
-        first = min(cube.cols, key=lambda c: counts[c, vals[c]])  # the rarest literal first: one pass less
+            self._table = np.concatenate([self.samples, self.init_rows.astype(self.samples.dtype)])
+        counts, table = self._counts[0], self._table
+        if not self.general:
+            return self._greedy(cube, cube.cols, table, counts)
+        lv = {c: self.vocab.lit_vars(c, v) for c, v in vals.items()}
+        every = sorted(frozenset().union(*lv.values()), key=[n for n, _ in self.vocab.sig.vars].index)
+        hit: dict[int, np.ndarray] = {}
+
+        def excluded(cols: list[int]) -> bool:
+            # rows matching every literal: start from the rarest literal's rows (few), then narrow
+            cols = sorted(cols, key=lambda c: counts[c, vals[c]])
+            if cols[0] not in hit:
+                hit[cols[0]] = np.flatnonzero(table[:, cols[0]] == vals[cols[0]])
+            rows = hit[cols[0]]
+            for c in cols[1:]:
+                if rows.shape[0] == 0:
+                    break
+                rows = rows[table[rows, c] == vals[c]]
+            return rows.shape[0] == 0
+
+        from itertools import combinations
+        for size in range(len(every) + 1):
+            for names in combinations(every, size):
+                inside = [c for c in cube.cols if lv[c] <= set(names)]
+                if not inside:
+                    continue
+                flat = [c for c in inside if not self.vocab.terms[c].nested() and self.vocab.terms[c].kind != "eq"]
+                for cols in ([flat, inside] if flat and len(flat) < len(inside) else [inside]):
+                    if excluded(cols):
+                        return self._greedy(cube, tuple(cols), table, counts)
+        return None
+
+    def _greedy(self, cube: Cube, allowed: Sequence[int], table: np.ndarray, counts: np.ndarray) -> Cube | None:
+        """Greedy cover: the rarest allowed literal first, then the one that rules out most rows left."""
+        vals = dict(zip(cube.cols, cube.values))
+        first = min(allowed, key=lambda c: counts[c, vals[c]])
         chosen: list[int] = [first]
-        rows = self.samples[self.samples[:, first] == vals[first]]
-        live = np.concatenate([rows, self.init_rows.astype(rows.dtype)])
-        live = live[live[:, first] == vals[first]]
+        live = table[table[:, first] == vals[first]]
         while live.shape[0]:
             best, best_left = None, live.shape[0]
-            for c in cube.cols:
+            for c in allowed:
                 if c in chosen:
                     continue
                 left = int(np.count_nonzero(live[:, c] == vals[c]))
@@ -365,8 +425,28 @@ class Ic3:
             live = live[live[:, best] == vals[best]]
         return cube.restricted(set(chosen))
 
-    def learn(self, cube: Cube, i: int) -> None:
-        fam = orbit_family(self.vocab, cube)
+    def seed(self, fams: Sequence[Family]) -> int:
+        """Adopt the families (learned at a smaller instance) that no reachable state here violates (only
+        with every reachable state at hand: ``exact``); how many orbits were adopted."""
+        if not self.exact:
+            return 0
+        table = np.concatenate([self.samples, self.init_rows.astype(self.samples.dtype)])
+        n = 0
+        seen = {c.family.show() for c in self.clauses}
+        for fam in fams:
+            cubes = self.vocab.cubes_of(fam)
+            if not cubes or any(c.matches(table) for c in cubes):
+                continue
+            for cube in cubes:
+                fam = orbit_family(self.vocab, cube)
+                if fam.show() not in seen:
+                    seen.add(fam.show())
+                    self.learn(cube, INF, fam)
+                    n += 1
+        return n
+
+    def learn(self, cube: Cube, i: int, fam: Family | None = None) -> None:
+        fam = fam or orbit_family(self.vocab, cube)
         lem = fam.lemma()
         use = z3.Bool(f"i3:c{len(self.clauses)}")
         self.solver.add(z3.Implies(use, z3.And([t for _, t in instances(self.enc, lem, self.xs)])))
@@ -596,16 +676,20 @@ def learn_and_prove(protocol: Protocol, bounds: Bounds, *, timeout: float | None
         return None if deadline is None else max(0.5, deadline - time.monotonic())
 
     reasons = []
+    before: list[Family] = []  # every orbit learned at the last instance: the seeds of the next one
     for at in instances_for(protocol, bounds, clipped=not for_every):
         began = time.monotonic()
         say(f"ic3po: sampling reachable states at {at.short()}")
         engine = Ic3(protocol, at, deadline, note)
         engine.samples, engine.exact = reachable_samples(protocol, at, engine.vocab, deadline)
-        say(f"ic3po: IC3 with orbit clauses at {at.short()} ({len(engine.vocab.terms)} terms)")
+        seeded = engine.seed(before)
+        say(f"ic3po: IC3 with orbit clauses at {at.short()} ({len(engine.vocab.terms)} terms, "
+            f"{seeded} of {len(before)} orbits from the last instance hold here)")
         r = engine.run()
+        before = [c.family for c in engine.clauses]
         row: dict[str, Any] = {"bounds": at.as_dict(), "status": r.status, "frames": r.frames,
-                               "clauses": r.clauses, "families": len(r.families), "queries": r.queries,
-                               "samples": r.samples, "seconds": round(r.elapsed_s, 2)}
+                               "clauses": r.clauses, "seeded": seeded, "families": len(r.families),
+                               "queries": r.queries, "samples": r.samples, "seconds": round(r.elapsed_s, 2)}
         res.rounds.append(row)
         if r.status != "invariant":
             reasons.append(f"IC3 at {at.short()}: {r.status} ({r.reason})")
