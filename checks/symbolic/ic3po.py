@@ -107,7 +107,12 @@ class Vocabulary:
         return codes(self.protocol, self.layout, states, self.sig, self.terms)
 
     def row(self, state: Sequence[int]) -> np.ndarray:
-        return self.rows(np.array([state], dtype=np.int64))[0]
+        """The abstract row of one state under the identity assignment only (not its whole orbit)."""
+        from deferral.checks.symbolic.infer import _Eval
+
+        env = {n: pos for (n, _), pos in zip(self.sig.vars, self.identity)}
+        ev = _Eval(self.protocol, self.layout, np.array([state], dtype=np.int64), env).with_sig(self.sig)
+        return np.array([ev.code(t)[0] for t in self.terms], dtype=np.uint8)
 
     def orbit(self, state: Sequence[int]) -> np.ndarray:
         return self.rows(np.array([state], dtype=np.int64))
@@ -261,6 +266,8 @@ class Ic3:
         self.exact = False  # the samples are every reachable state of the instance
         self.general = True  # exclude counterexamples by the literals over the fewest variables (else: rarest)
         self._table = self.samples
+        self._columns = self.samples.T
+        self._hits: dict[tuple[int, int], np.ndarray] = {}
         self._counts: tuple[np.ndarray, np.ndarray] | None = None
 
     # ---- terms ---------------------------------------------------------------------------------------------
@@ -374,27 +381,31 @@ class Ic3:
             cols = np.ascontiguousarray(self.samples.T)
             self._counts = (np.stack([np.bincount(col, minlength=256) for col in cols]), self.samples)
             self._table = np.concatenate([self.samples, self.init_rows.astype(self.samples.dtype)])
-        counts, table = self._counts[0], self._table
+            self._columns = np.ascontiguousarray(self._table.T)  # a column per term: fast scans
+            self._hits = {}  # (col, value) -> the rows having it, for the rarest literals asked
+        counts = self._counts[0]
         if not self.general:
-            return self._greedy(cube, cube.cols, table, counts)
+            return self._greedy(cube, cube.cols, counts)
         lv = {c: self.vocab.lit_vars(c, v) for c, v in vals.items()}
         every = sorted(frozenset().union(*lv.values()), key=[n for n, _ in self.vocab.sig.vars].index)
-        hit: dict[int, np.ndarray] = {}
+        hit, columns = self._hits, self._columns
 
         def excluded(cols: list[int]) -> bool:
             # rows matching every literal: start from the rarest literal's rows (few), then narrow
             cols = sorted(cols, key=lambda c: counts[c, vals[c]])
-            if cols[0] not in hit:
-                hit[cols[0]] = np.flatnonzero(table[:, cols[0]] == vals[cols[0]])
-            rows = hit[cols[0]]
+            key = (cols[0], vals[cols[0]])
+            if key not in hit:
+                hit[key] = np.flatnonzero(columns[cols[0]] == vals[cols[0]])
+            rows = hit[key]
             for c in cols[1:]:
                 if rows.shape[0] == 0:
                     break
-                rows = rows[table[rows, c] == vals[c]]
+                rows = rows[columns[c][rows] == vals[c]]
             return rows.shape[0] == 0
 
         from itertools import combinations
-        for size in range(len(every) + 1):
+        for size in range(len(every) + 1):  # the fewest variables; among those, the shortest clause
+            best: Cube | None = None
             for names in combinations(every, size):
                 inside = [c for c in cube.cols if lv[c] <= set(names)]
                 if not inside:
@@ -402,27 +413,44 @@ class Ic3:
                 flat = [c for c in inside if not self.vocab.terms[c].nested() and self.vocab.terms[c].kind != "eq"]
                 for cols in ([flat, inside] if flat and len(flat) < len(inside) else [inside]):
                     if excluded(cols):
-                        return self._greedy(cube, tuple(cols), table, counts)
+                        got = self._greedy(cube, tuple(cols), counts)
+                        if got is not None and (best is None or len(got.cols) < len(best.cols)):
+                            best = got
+                        break
+            if best is not None:
+                return best
         return None
 
-    def _greedy(self, cube: Cube, allowed: Sequence[int], table: np.ndarray, counts: np.ndarray) -> Cube | None:
-        """Greedy cover: the rarest allowed literal first, then the one that rules out most rows left."""
+    def _greedy(self, cube: Cube, allowed: Sequence[int], counts: np.ndarray) -> Cube | None:
+        """Greedy cover: the rarest allowed literal first, then the one that rules out most rows left;
+        then each chosen literal dropped if the others still rule out every row (irredundant)."""
         vals = dict(zip(cube.cols, cube.values))
+        columns = self._columns
         first = min(allowed, key=lambda c: counts[c, vals[c]])
         chosen: list[int] = [first]
-        live = table[table[:, first] == vals[first]]
+        live = np.flatnonzero(columns[first] == vals[first])
         while live.shape[0]:
             best, best_left = None, live.shape[0]
             for c in allowed:
                 if c in chosen:
                     continue
-                left = int(np.count_nonzero(live[:, c] == vals[c]))
+                left = int(np.count_nonzero(columns[c][live] == vals[c]))
                 if left < best_left:
                     best, best_left = c, left
             if best is None:
                 return None
             chosen.append(best)
-            live = live[live[:, best] == vals[best]]
+            live = live[columns[best][live] == vals[best]]
+        for c in list(chosen):
+            rest = [x for x in chosen if x != c]
+            if not rest:
+                break
+            rest.sort(key=lambda x: counts[x, vals[x]])
+            rows = np.flatnonzero(columns[rest[0]] == vals[rest[0]])
+            for x in rest[1:]:
+                rows = rows[columns[x][rows] == vals[x]]
+            if rows.shape[0] == 0:
+                chosen = rest
         return cube.restricted(set(chosen))
 
     def seed(self, fams: Sequence[Family]) -> int:
