@@ -56,7 +56,7 @@ from deferral.model.protocol import Protocol
 
 #: The instances IC3 runs at, smallest first (each clipped to the requested bounds, at its Q and S):
 #: the cutoff grows the instance while the families learned at the last one are not proved.
-INSTANCES = ((2, 1, 1), (3, 1, 1), (3, 2, 2))
+INSTANCES = ((2, 1, 1), (3, 1, 1), (2, 2, 1), (2, 2, 2), (3, 2, 2))
 #: Reachable states used to filter generalizations: at most this many per instance (explicit search,
 #: else random walks).
 SAMPLE_CAP, WALK_CAP = 150_000, 6_000
@@ -704,7 +704,8 @@ def learn_and_prove(protocol: Protocol, bounds: Bounds, *, timeout: float | None
         return None if deadline is None else max(0.5, deadline - time.monotonic())
 
     reasons = []
-    before: list[Family] = []  # every orbit learned at the last instance: the seeds of the next one
+    before: list[Family] = []  # every orbit learned at the instances so far: the seeds of the next one
+    pool: dict[str, Family] = {}
     for at in instances_for(protocol, bounds, clipped=not for_every):
         began = time.monotonic()
         say(f"ic3po: sampling reachable states at {at.short()}")
@@ -712,9 +713,11 @@ def learn_and_prove(protocol: Protocol, bounds: Bounds, *, timeout: float | None
         engine.samples, engine.exact = reachable_samples(protocol, at, engine.vocab, deadline)
         seeded = engine.seed(before)
         say(f"ic3po: IC3 with orbit clauses at {at.short()} ({len(engine.vocab.terms)} terms, "
-            f"{seeded} of {len(before)} orbits from the last instance hold here)")
+            f"{seeded} of {len(before)} orbits learned at smaller instances hold here)")
         r = engine.run()
-        before = [c.family for c in engine.clauses]
+        for c in engine.clauses:
+            pool.setdefault(c.family.show(), c.family)
+        before = list(pool.values())
         row: dict[str, Any] = {"bounds": at.as_dict(), "status": r.status, "frames": r.frames,
                                "clauses": r.clauses, "seeded": seeded, "families": len(r.families),
                                "queries": r.queries, "samples": r.samples, "seconds": round(r.elapsed_s, 2)}
@@ -730,10 +733,10 @@ def learn_and_prove(protocol: Protocol, bounds: Bounds, *, timeout: float | None
         last = shown
         if True:  # the requested bounds first: Houdini there drops what holds only at the instance
             enc_req = enc_req or (engine.enc if at == bounds else encode(protocol, bounds, check=False))
-            status, kept, why = prove_bounded(enc_req, r.families, left())
+            status, kept, why = prove_bounded(enc_req, before, left())  # every instance's orbits
             row["bounded"] = status
             if status != "proved":
-                reasons.append(f"at {bounds.short()}, the {len(r.families)} families from {at.short()}: {why}")
+                reasons.append(f"at {bounds.short()}, the {len(before)} orbits learned up to {at.short()}: {why}")
                 continue
             res.families = kept
         if for_every:

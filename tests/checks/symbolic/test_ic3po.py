@@ -123,3 +123,22 @@ def test_examples_are_proved_at_two_vcpus(name: str) -> None:
     r = ic3po.learn_and_prove(load_variant_file(EXAMPLES / name), Bounds(2, 1, 1, 1), timeout=240,
                               for_every=False)
     assert r.status == "proved", r.reason
+
+
+@pytest.mark.slow
+def test_families_learned_at_three_vcpus_carry_to_four() -> None:
+    # 2,1,1 then 3,1,1 seeded with the 2-VCPU orbits that hold there: proved at 4,1,1,1 (26 s at load 3)
+    r = ic3po.learn_and_prove(REFERENCE, Bounds(4, 1, 1, 1), timeout=150, for_every=False)
+    assert r.status == "proved", r.reason
+    assert r.rounds[1]["seeded"] > 0 and r.rounds[1]["status"] == "invariant"
+
+
+def test_a_counterexample_is_excluded_over_the_fewest_variables() -> None:
+    engine = ic3po.Ic3(REFERENCE, Bounds(2, 1, 1, 1), None)
+    engine.samples, engine.exact = ic3po.reachable_samples(REFERENCE, Bounds(2, 1, 1, 1), engine.vocab, None)
+    r = engine.run()
+    assert r.status == "invariant"
+    one_var = [f for f in r.families if len(f.sig.vars) == 1]
+    assert one_var and all(c.cube.cols for c in engine.clauses)
+    # every learned orbit excludes no reachable state (the samples are all of them here)
+    assert not any(c.cube.matches(engine.samples) for c in engine.clauses)
