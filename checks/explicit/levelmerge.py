@@ -44,8 +44,10 @@ class Piece:
 def distinct_first(keys: np.ndarray, want_group: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The distinct ``keys`` in key order, the first position of each in ``keys`` (a stable
     sort: the earliest of equal keys wins; fast on sorted runs), and (``want_group``) each
-    position's index into the distinct keys. In C (:func:`levelc.distinct_first`) where it can."""
-    done = levelc.distinct_first(keys)
+    position's index into the distinct keys. Two-word keys in C (:func:`levelc.distinct_first`),
+    where numpy compares void keys a byte at a time; one-word keys by numpy's stable argsort,
+    which finds the sorted runs the chunks' candidates come in (twice as fast as the radix sort)."""
+    done = levelc.distinct_first(keys) if keys.dtype.kind == "V" else None
     if done is not None:
         return done[0], done[1], done[2] if want_group else None
     order = np.argsort(keys, kind="stable")

@@ -18,7 +18,11 @@ one bound:
 4. When the fixpoint does not preserve the property, the solver's **counterexample to
    induction** is a finite model over the uninterpreted sorts: it is read back as a concrete
    state (each sort's elements numbered) and excluded by the cheapest new family never
-   observed on it in the samples; then 3 again.
+   observed on it in the samples; where no family of those shapes excludes it (three VCPUs
+   in different roles), by its own **diagram** minimized on the samples
+   (:mod:`deferral.checks.symbolic.diagram`: "for all distinct i, k, j, p: never (...)";
+   ``diagrams="first"`` tries the diagram first), and the states that then break a diagram
+   family at the bounded instance are excluded the same way (UPDR-style blocking); then 3 again.
 5. The fixpoint that preserves the property is **trimmed** (unsat cores: the families the
    property's consecution uses, closed) and **proved** by :func:`parametric.prove`
    (initiation, consecution per step, safety): that proof, not the samples, is the result.
@@ -32,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+import z3
 
 from deferral.checks.symbolic import parametric
 from deferral.checks.symbolic.diagram import diagram_families
@@ -57,6 +62,12 @@ BOUNDED_SHARE = 0.3
 PER_CTI, LARGEST = 2, 4
 #: Counterexamples to induction of dropped candidates also learned from, per round (the last ones).
 EXTRA_CTIS = 2
+#: Above this many families inductive at the bounded instance, the parametric Houdini gets only
+#: those the property needs there (Relevance.support), computed within this share of the time left.
+SUPPORT_OVER, SUPPORT_SHARE = 20, 0.2
+#: A diagram family dropped by this many bounded Houdini rounds is no longer offered (after the
+#: first drop, the state that broke it is excluded and it gets a second chance).
+STRIKES = 2
 
 
 def open_bounds(protocol: Protocol) -> list[str]:
@@ -161,7 +172,8 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
     loop of infer.py, cheap, with every sample: only families true at the larger instances
     are proposed), else the loop starts from the property alone. ``lemmas``: fixed candidates
     offered with the families (the shipped lemmas in auto; Houdini decides, and then no bounded
-    first stage). Unknown (never "proved") when the time,
+    first stage). ``diagrams``: "fallback" (a counterexample's diagram where no fixed-shape family
+    excludes it), "first" (the diagram before the fixed shapes) or "off". Unknown (never "proved") when the time,
     the rounds or the vocabulary run out; the reason says which."""
     t0 = time.monotonic()
     deadline = None if timeout is None else t0 + timeout
@@ -202,14 +214,16 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
     engine.relevant = rel.core
     tried: dict[int, set[tuple[int, ...]]] = {n: set() for n in range(len(data.tables))}
     lemma_of: dict[str, Lemma] = {}
-    shown_diagrams: set[str] = set()
+    shown_diagrams: set[str] = set()  # every diagram family proposed (never proposed again)
+    strikes: dict[str, int] = {}  # bounded rounds that dropped a diagram family
 
     def _exclude(read: tuple[dict[str, int], tuple[int, ...]]) -> int:
         """New families under which the state was never observed; how many."""
         sizes, state = read
         b = protocol.bounds(**sizes, **conc)
         added = 0
-        for way in (("diagram", "shapes") if diagrams == "first" else ("shapes", "diagram")):
+        ways = {"first": ("diagram", "shapes"), "off": ("shapes",)}.get(diagrams, ("shapes", "diagram"))
+        for way in ways:
             if added:
                 break
             if way == "shapes":
@@ -251,6 +265,11 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
             alive_b, cti = bounded_cti(list(lemmas) + [f.lemma() for f in fams.values()])
         except TimeoutError as exc:
             return done("unknown", f"{exc} (round {rnd})")
+        live_b = {lem.name for lem in alive_b}
+        for name in [n for n in fams if n in shown_diagrams and n not in live_b]:  # a diagram family
+            strikes[name] = strikes.get(name, 0) + 1  # dropped again (its breaking state was excluded): gone
+            if strikes[name] >= STRIKES:
+                del fams[name]
         if cti is not None and diagrams != "off":  # the states that broke diagram families: excluded too
             sizes = {name: rel.at[name] for name in open_bounds(protocol)}
             blocked = [st for name, st in rel.dropped[mark:] if name in shown_diagrams][-EXTRA_CTIS:]
@@ -263,6 +282,16 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
                 f"({len(fams)} families, {len(alive_b)} inductive there)")
             continue
         names = {lem.name for lem in alive_b}
+        if cti is None and len(alive_b) > SUPPORT_OVER:  # only what the property needs at 3,2,2 (unsat cores)
+            try:
+                small = rel.support(alive_b, must, None if deadline is None else min(
+                    deadline, time.monotonic() + SUPPORT_SHARE * (left() or 0)))
+            except z3.Z3Exception:
+                small = None
+            if small is not None:
+                say(f"learn: round {rnd}: {len(small)} of the {len(alive_b)} families inductive at "
+                    f"{rel.at.short()} support the property there (unsat cores)")
+                names = {lem.name for lem in small}
         cands = [lem for lem in every if lem.name in names]  # what some step breaks at 3,2,2 is not tried
         try:
             h = engine.run(cands, must, timeout=left())

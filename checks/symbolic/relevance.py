@@ -118,6 +118,42 @@ class Relevance:
         finally:
             self.seconds += time.monotonic() - t0
 
+    def support(self, alive: Sequence[Lemma], must: Sequence[Lemma], deadline: float | None) -> list[Lemma] | None:
+        """The members of ``alive`` that ``must``'s consecution at the bounded instance needs, closed
+        (each one's consecution over every step needs only members: unsat cores), or None if some
+        consecution is not unsat there (within ``deadline``). For a smaller parametric Houdini."""
+        t0 = time.monotonic()
+        self._setup()
+        xs, ys, act, trans = self._base
+        every = [lem for lem in list(alive) + list(must) if self._term(lem) is not None]
+        use = {lem.name: z3.Bool(f"sup.{n}") for n, lem in enumerate(every)}
+        back = {str(u): name for name, u in use.items()}
+        s = _solver(deadline)
+        s.set("core.minimize", True)
+        s.add(trans)
+        for lem in every:
+            s.add(z3.Implies(use[lem.name], self._terms[lem.name][0]))  # type: ignore[index]
+        todo = [lem.name for lem in must if lem.name in use]
+        needed = set(todo)
+        try:
+            while todo:
+                name = todo.pop()
+                s.push()
+                s.add(z3.Not(self._terms[name][1]))  # type: ignore[index]
+                if deadline is not None:
+                    s.set("timeout", max(1, int(1000 * (deadline - time.monotonic()))))
+                r = s.check(list(use.values()))
+                core = {back[str(c)] for c in s.unsat_core() if str(c) in back} if r == z3.unsat else None
+                s.pop()
+                if core is None:
+                    return None
+                for other in core - needed:
+                    needed.add(other)
+                    todo.append(other)
+            return [lem for lem in alive if lem.name in needed]
+        finally:
+            self.seconds += time.monotonic() - t0
+
     def core(self, name: str, step: str, live: Sequence[str], limit_s: float = 2.0) -> set[str] | None:
         """The names among ``live`` that lemma ``name``'s consecution by ``step`` at the bounded
         instance used (unsat core), or None (not unsat there within ``limit_s``, or a lemma

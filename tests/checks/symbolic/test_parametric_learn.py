@@ -120,3 +120,21 @@ def test_relevance_keeps_the_shipped_lemmas_and_names_what_a_query_needs() -> No
     assert broke == must[0].name and state is not None
     model = Model(REFERENCE, at)
     assert model.holds(next(p for p in model.invariants if p.name == broke), state)
+
+
+def test_relevance_support_is_an_inductive_subset_for_the_property() -> None:
+    """The closure of unsat cores the property needs at 2,1,1 (what the parametric Houdini is
+    given when many families are inductive there) is a proper subset of the shipped lemmas
+    that still makes the property inductive there; with nothing to support it, None."""
+    from deferral.checks.symbolic.relevance import Relevance
+    from deferral.model.invariant import invariant_for
+
+    at = Bounds(2, 1, 1, 1)
+    rel = Relevance(REFERENCE, at)
+    must = parametric.learned_lemmas([], REFERENCE)
+    shipped = [lem for lem in invariant_for(at) if lem.name not in {m.name for m in must}]
+    support = rel.support(shipped, must, None)
+    assert support is not None and 0 < len(support) <= len(shipped), support
+    alive, broke, _ = rel.houdini(support, must, None)
+    assert broke is None and len(alive) == len(support)
+    assert rel.support([], must, None) is None
