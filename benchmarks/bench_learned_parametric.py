@@ -16,6 +16,7 @@ from pathlib import Path
 
 from deferral.checks.symbolic import parametric
 from deferral.checks.symbolic.encoding import encode
+from deferral.checks.symbolic.diagram import diagram_families
 from deferral.checks.symbolic.infer import infer
 from deferral.model.bounds import Bounds
 from deferral.model.variants import load_variant_file
@@ -26,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def run(path: Path) -> None:
     protocol = load_variant_file(path)
     start = time.monotonic()
-    learned = infer(encode(protocol, Bounds(2, 1, 1, 1)), timeout=900)
+    learned = infer(encode(protocol, Bounds(2, 1, 1, 1)), timeout=900, diagrams=diagram_families)
     print(f"{path.name}: learned at 2,1,1,1: {learned.status}, {len(learned.kept)} inductive families, "
           f"{time.monotonic() - start:.1f} s", flush=True)
     start = time.monotonic()

@@ -56,10 +56,10 @@ from deferral.model.protocol import Protocol
 
 #: The instances IC3 runs at, smallest first (each clipped to the requested bounds, at its Q and S):
 #: the cutoff grows the instance while the families learned at the last one are not proved.
-INSTANCES = ((2, 1, 1), (3, 2, 2))
+INSTANCES = ((2, 1, 1), (3, 1, 1), (3, 2, 2))
 #: Reachable states used to filter generalizations: at most this many per instance (explicit search,
 #: else random walks).
-SAMPLE_CAP, WALK_CAP = 30_000, 6_000
+SAMPLE_CAP, WALK_CAP = 150_000, 6_000
 #: Each solver query at most this long (seconds).
 QUERY_S = 20.0
 #: Route names in prove's JSON.
@@ -160,14 +160,15 @@ def orbit_family(vocab: Vocabulary, cube: Cube) -> Family:
         mentioned = sorted(t.names(), key=names.index)
         if VAR <= v < OTHER:
             mentioned.append(names[v - VAR])
-        used += [n for n in mentioned if n not in used]
+        for n in mentioned:
+            if n not in used:
+                used.append(n)
     rename: dict[str, str] = {}
     for sort in {id(s): s for _, s in sig.vars}.values():
         mine = [n for n in used if n in sig.of(sort)]
         rename.update(zip(mine, sig.of(sort)[:len(mine)]))
-    new_sig = Signature(tuple((rename[n], s) for n, s in sig.vars if n in rename and rename[n] in
-                              {rename[u] for u in used}))
-    new_sig = Signature(tuple(sorted(new_sig.vars, key=lambda x: names.index(x[0]))))
+    new_sig = Signature(tuple(sorted(((rename[n], s) for n, s in sig.vars if n in rename),
+                                     key=lambda x: names.index(x[0]))))
     new_names = [n for n, _ in new_sig.vars]
     ts, vals = [], []
     for c, v in zip(cube.cols, cube.values):
@@ -229,10 +230,11 @@ class Ic3:
         self.clauses: list[Clause] = []
         self.indicators: dict[tuple[int, int], Any] = {}  # (col, value) -> Bool assuming the literal in the post-state
         self.pre_terms: dict[tuple[int, int], Any] = {}
-        self.init_row = self.vocab.row(self.model.initial)
+        self.init_rows = self.vocab.orbit(self.model.initial)  # every permutation of the initial state
         self.samples = np.zeros((0, len(self.vocab.terms)), dtype=np.uint8) if samples is None else samples
         self.queries = 0
         self.exact = False  # the samples are every reachable state of the instance
+        self._counts: tuple[np.ndarray, np.ndarray] | None = None
 
     # ---- terms ---------------------------------------------------------------------------------------------
     def _literal(self, col: int, value: int, xs: Sequence[Any]) -> Any:
@@ -309,36 +311,46 @@ class Ic3:
         """The core of the blocking query, then drop literals while the cube stays unreachable (samples,
         initial state) and inductive relative to F_{i-1}."""
         small = cube.restricted(core)
-        if small.matches(self.init_row[None, :]) or not small.cols:
-            # keep one literal the initial state violates
-            extra = next(c for c, v in zip(cube.cols, cube.values) if self.init_row[c] != v)
-            small = cube.restricted(core | {extra})
+        if small.matches(self.init_rows) or not small.cols:  # add literals until no permutation of Init has them
+            cols = set(small.cols)
+            for c, v in zip(cube.cols, cube.values):
+                if not cube.restricted(cols).matches(self.init_rows):
+                    break
+                if c not in cols and np.any(self.init_rows[:, c] != v):
+                    cols.add(c)
+            small = cube.restricted(cols)
         few = self.excluding(small)
         if few is not None and len(few.cols) < len(small.cols):  # the fewest literals no reachable state has
             ok, core2 = self.relative(few, i)
             if ok:
                 kept = few.restricted(core2)
-                small = kept if kept.cols and not kept.matches(self.init_row[None, :]) else few
+                small = kept if kept.cols and not kept.matches(self.init_rows) else few
         for col in sorted(small.cols, key=lambda c: -len(self.vocab.terms[c].show())):
             if col not in small.cols or len(small.cols) == 1:
                 continue
             cand = small.without(col)
-            if cand.matches(self.init_row[None, :]) or cand.matches(self.samples):
+            if cand.matches(self.init_rows) or cand.matches(self.samples):
                 continue
             ok, core2 = self.relative(cand, i)
             if ok:
                 kept = cand.restricted(core2)
-                small = kept if kept.cols and not kept.matches(self.init_row[None, :]) else cand
+                small = kept if kept.cols and not kept.matches(self.init_rows) else cand
         return small
 
     def excluding(self, cube: Cube) -> Cube | None:
         """A few of the cube's literals that no sampled reachable state (nor the initial one) has together:
         greedily the literal that rules out most of the rows still matching (None if the samples match the
         whole cube)."""
-        rows = np.concatenate([self.samples, self.init_row[None, :].astype(self.samples.dtype)])
         vals = dict(zip(cube.cols, cube.values))
-        chosen: list[int] = []
-        live = rows
+        if self._counts is None or self._counts[1] is not self.samples:  # per column, how many rows have each value
+            cols = np.ascontiguousarray(self.samples.T)
+            self._counts = (np.stack([np.bincount(col, minlength=256) for col in cols]), self.samples)
+        counts = self._counts[0]
+        first = min(cube.cols, key=lambda c: counts[c, vals[c]])  # the rarest literal first: one pass less
+        chosen: list[int] = [first]
+        rows = self.samples[self.samples[:, first] == vals[first]]
+        live = np.concatenate([rows, self.init_rows.astype(rows.dtype)])
+        live = live[live[:, first] == vals[first]]
         while live.shape[0]:
             best, best_left = None, live.shape[0]
             for c in cube.cols:
@@ -423,7 +435,7 @@ class Ic3:
                 self.solver.pop()
             if state is None:
                 out: dict[str, Family] = {}
-                for c in self.clauses:
+                for c in self.support(post):
                     out.setdefault(c.family.show(), c.family)
                 return list(out.values())
             cube = self.cube_of(state)
@@ -433,6 +445,30 @@ class Ic3:
                                  "(bmc gives the shortest trace)")
             self.learn(few, INF)
             self.say(f"ic3po at {self.at.short()}: {self.clauses[-1].family.show()}")
+
+    def support(self, post: Mapping[int, Any]) -> list[Clause]:
+        """The orbits the property's induction needs, closed under what their own induction needs (unsat
+        cores over the orbits assumed in the pre-state): an inductive subset, often a small one."""
+        by_use = {c.use.get_id(): n for n, c in enumerate(self.clauses)}
+        need: set[int] = set()
+        todo: list[Any] = [z3.Not(self.enc.invariants(self.ys))]
+        while todo:
+            goal = todo.pop()
+            self.solver.push()
+            self.solver.add(goal)
+            try:
+                r = self._check(self.solver, self.frame(1))
+                core = self.solver.unsat_core() if r == z3.unsat else None
+            finally:
+                self.solver.pop()
+            if core is None:  # cannot happen for an inductive set; keep everything
+                return list(self.clauses)
+            for x in core:
+                n = by_use.get(x.get_id())
+                if n is not None and n not in need:
+                    need.add(n)
+                    todo.append(z3.Not(post[n]))
+        return [c for n, c in enumerate(self.clauses) if n in need]
 
     def run(self) -> Ic3Result:
         start = time.monotonic()

@@ -52,6 +52,9 @@ UNDEF, OTHER, CONST, VAR = 255, 250, 200, 210
 EMPTY, MID, FULL = 0, 1, 2
 #: Names of quantified variables per sort (by the sort's name); other sorts use its initial.
 VAR_NAMES = {"vcpu": ("i", "k", "j"), "page": ("p", "q", "r")}
+#: :func:`deferral.checks.symbolic.diagram.diagram_families`, handed in by the caller (that module
+#: builds on this one): ``(protocol, samples, state, bounds, *, banned, deadline) -> families``.
+DiagramFamilies = Callable[..., list[Any]]
 
 
 class InferError(ValueError):
@@ -904,12 +907,14 @@ def stage_bounds(bounds: Bounds) -> list[Bounds]:
 def infer(enc: Encoding, *, timeout: float | None = None,
           start: Sequence[Family] = (), data: Samples | None = None,
           note: Callable[[str], None] | None = None, max_rounds: int = 400,
-          staged: bool = True) -> InferResult:
+          staged: bool = True, diagrams: DiagramFamilies | None = None) -> InferResult:
     """Learn lemma families from samples and CTIs until they prove the invariant properties over ``enc``.
 
     With ``staged``, rounds run first at the small bounds of :func:`stage_bounds`; every family
     inductive there is a candidate at the next stage, and only the last stage (``bounds``)
-    decides. Whatever is proved is proved at ``bounds``: the stages only propose.
+    decides. Whatever is proved is proved at ``bounds``: the stages only propose. ``diagrams``
+    (:func:`deferral.checks.symbolic.diagram.diagram_families`) excludes a counterexample to
+    induction that no family of the fixed shapes excludes by the state's own diagram.
     """
     t0 = time.monotonic()
     deadline = None if timeout is None else t0 + timeout
@@ -928,7 +933,7 @@ def infer(enc: Encoding, *, timeout: float | None = None,
     rounds = 0
     memo: dict[Any, Any] = {}
     kept: list[Family] = []
-    diagrams: set[str] = set()  # the diagram families proposed (checks/symbolic/diagram.py)
+    proposed: set[str] = set()  # the diagram families proposed so far
 
     def res(status: str, families: list[Family], reason: str = "", at: list[Bounds] | None = None
             ) -> InferResult:
@@ -967,10 +972,8 @@ def infer(enc: Encoding, *, timeout: float | None = None,
                     if (key, f.terms) not in fams:
                         fams[(key, f.terms)] = f
                         added += 1
-            if not added:  # no family of the fixed shapes: the state's own diagram (checks/symbolic/diagram.py)
-                from deferral.checks.symbolic.diagram import diagram_families
-
-                for f in diagram_families(protocol, data.upto(b), bad[-1], b, banned=diagrams, deadline=deadline):
+            if not added and diagrams is not None:  # no family of the fixed shapes: the state's own diagram
+                for f in diagrams(protocol, data.upto(b), bad[-1], b, banned=proposed, deadline=deadline):
                     if (-2, f.terms) not in fams:
                         fams[(-2, f.terms)] = f
                         added += 1

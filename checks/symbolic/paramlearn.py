@@ -372,7 +372,8 @@ def _bounded(protocol: Protocol, data: Samples, at: Bounds, res: LearnResult, bu
     from deferral.checks.symbolic.infer import infer
 
     say(f"learn: first families at {at.short()} (bounded, from its own samples)")
-    r = infer(encode(protocol, at, check=False), timeout=budget, data=data.upto(at), staged=False)
+    r = infer(encode(protocol, at, check=False), timeout=budget, data=data.upto(at), staged=False,
+              diagrams=diagram_families)
     fams = r.kept  # every family inductive there (the trimmed subset is often too weak at larger bounds)
     res.stages.append({"stage": "bounded", "bounds": at.as_dict(), "status": r.status, "rounds": r.rounds,
                        "families": len(fams), "seconds": round(r.elapsed_s, 2)})

@@ -2,7 +2,8 @@
 
 Methods: ``bmc`` (bounded; a violation or "nothing up to depth K", never a proof),
 ``induction`` (the shipped lemmas of :mod:`deferral.model.invariant` must be inductive
-and imply the properties), ``pdr`` (Spacer infers an invariant), and ``auto``, the
+and imply the properties), ``pdr`` (Spacer infers an invariant), ``ic3po`` (IC3 with
+orbit clauses, :mod:`deferral.checks.symbolic.ic3po`), and ``auto``, the
 strongest automatic route, cheapest first:
 
 1. *Lemmas from a file* (``--lemmas FILE``, saved by ``--invariant-out``; route
@@ -38,7 +39,9 @@ strongest automatic route, cheapest first:
    requested bounds (the JSON's ``proved_for_every`` says what was concrete and how it was
    learned). The bounded route first at the smallest instance (2,1,1) at one address space, this
    one first above it and at more than one space;
-   then route ``ic3po`` (:mod:`deferral.checks.symbolic.ic3po`: IC3 with orbit clauses).
+   then route ``ic3po`` (:mod:`deferral.checks.symbolic.ic3po`): IC3 with symmetric (orbit) clauses at
+   small instances, no hand-written lemmas, the families kept by Houdini and proved by induction at the
+   requested bounds (route ``ic3po+houdini+induction``); ``--method ic3po`` runs it alone.
 6. *Spacer's lemmas* (route ``pdr-generalized+houdini+induction``): Spacer proves the
    property at small bounds (:func:`infer_bounds`) with the one-hot encoding;
    :mod:`deferral.checks.symbolic.generalize` turns its clauses into lemma families.
@@ -67,6 +70,7 @@ from deferral.checks.symbolic.bmc import BmcResult, BmcSearch, bmc
 from deferral.checks.symbolic.domain import domain_risks, find_write
 from deferral.checks.symbolic.generalize import Template, check_against, generalize, sort_domains
 from deferral.checks.symbolic.induction import check_inductive, houdini, instances
+from deferral.checks.symbolic.diagram import diagram_families
 from deferral.checks.symbolic.infer import Family, infer, property_lemmas
 from deferral.checks.symbolic.pdr import pdr
 from deferral.checks.results import Path
@@ -205,7 +209,7 @@ def ic3po_route(protocol: Protocol, bounds: Bounds, enc: Any, timeout: float | N
     from deferral.checks.symbolic.encoding import EncodingError
 
     log = [] if log is None else log
-    say(f"auto: IC3 with symmetric (orbit) clauses" + ("" if timeout is None else f" (at most {timeout:.0f} s)"))
+    say("auto: IC3 with symmetric (orbit) clauses" + ("" if timeout is None else f" (at most {timeout:.0f} s)"))
     try:
         r = ic3po.learn_and_prove(protocol, bounds, timeout=timeout, note=say, for_every=False)
     except EncodingError as exc:
@@ -431,7 +435,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             why("inferred", f"not tried ({budget:.1f} s left for it, {reserve():.0f} s kept for the bmc)")
             return None
         say(f"auto: learning lemma families from reachable states (budget {budget:.0f} s)")
-        r = infer(enc, timeout=budget, note=say)
+        r = infer(enc, timeout=budget, note=say, diagrams=diagram_families)
         log.extend(r.log)
         stages.extend(stage("inferred", b, "sample", None, None, None) for b in r.sampled_at)
         if stages and r.sampled_at:

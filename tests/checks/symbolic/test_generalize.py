@@ -80,7 +80,7 @@ def test_auto_user_variant_file_inferred_route() -> None:
 
 def test_auto_falls_back_to_the_shipped_lemmas_and_says_so(capsys: pytest.CaptureFixture[str],
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    # the learned routes (bounded and parametric) and Spacer all give up (as they do when their share of --timeout runs
+    # the learned routes (bounded, parametric, ic3po) and Spacer all give up (as they do when their share of --timeout runs
     # out; stood in for here, so that the test does not depend on the machine's speed): the
     # shipped lemmas prove it, and the log says what was tried first
     from types import SimpleNamespace
@@ -95,12 +95,15 @@ def test_auto_falls_back_to_the_shipped_lemmas_and_says_so(capsys: pytest.Captur
         reason="budget spent"))
     monkeypatch.setattr(auto, "pdr", lambda enc, **kw: SimpleNamespace(
         status="unknown", reason="canceled", elapsed_s=0.0))
+    from deferral.checks.symbolic import ic3po
+    monkeypatch.setattr(ic3po, "learn_and_prove", lambda protocol, bounds, **kw: ic3po.Ic3poResult(
+        status="unknown", route="ic3po", families=[], elapsed_s=0.0, reason="budget spent"))
     code = main(["prove", "--json", "--vcpus", "2", "--timeout", "120", "--infer-first"])
     doc = json.loads(capsys.readouterr().out)
     assert code == 0 and doc["status"] == "proved"
     assert doc["route"] == "shipped-lemmas+houdini+induction" and len(doc["invariant"]) == 13
     log = "\n".join(doc["log"])
-    assert "inferred: unknown" in log and "pdr at N=2,V=1,F=1,Q=1: unknown" in log
+    assert "inferred: unknown" in log and "ic3po: unknown" in log and "Spacer at N=2,V=1,F=1,Q=1: unknown" in log
 
 
 def test_invariant_out_then_lemmas_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
