@@ -26,6 +26,13 @@ two pages p, q, ...), each with its abstract value ("lw[p] = k", "len(queue[i]) 
   equality, so their permutations are in it too) is added to the frames, not one clause;
 * clauses are pushed forward; two equal frames are an inductive invariant at the instance.
 
+When the explicit search enumerates every reachable state of the instance ("exact"), one frame is
+enough: a counterexample to induction is excluded by the literals over the FEWEST variables (then
+without nested reads, then the shortest irredundant greedy cover, rarest literal first) that no
+reachable state has together; a family over two variables carries to every N. Each instance starts
+from the orbits learned at the smaller ones that no reachable state of it violates (exact, cheap),
+so only what is new there is learned (the cutoff grows one dimension at a time).
+
 Nothing learned is trusted: the families are then (a) kept by Houdini and proved inductive,
 with the property, at the requested bounds (:mod:`deferral.checks.symbolic.induction`) and
 (b) proved for every N, V, F at the requested Q and S over uninterpreted sorts
