@@ -464,7 +464,7 @@ class Ic3:
         """Adopt the families (learned at a smaller instance) that no reachable state here violates (only
         with every reachable state at hand: ``exact``); how many orbits were adopted."""
         if not self.exact:
-            return 0
+            return self._seed_inductive(fams)
         table = np.concatenate([self.samples, self.init_rows.astype(self.samples.dtype)])
         n = 0
         seen = {c.family.show() for c in self.clauses}
@@ -478,6 +478,25 @@ class Ic3:
                     seen.add(fam.show())
                     self.learn(cube, INF, fam)
                     n += 1
+        return n
+
+    def _seed_inductive(self, fams: Sequence[Family]) -> int:
+        """Without every reachable state: adopt the families Houdini keeps here (with the property), an
+        inductive set, so invariants of the instance."""
+        if not fams:
+            return 0
+        cands = [(f, c) for f in fams for c in (self.vocab.cubes_of(f) or [])[:1] if len(f.rows) == 1]
+        try:
+            alive, _ = houdini(self.enc, [f.lemma() for f, _ in cands] + property_lemmas(self.protocol),
+                               timeout=None if self.deadline is None else max(1.0, self.deadline - time.monotonic()))
+        except TimeoutError:
+            return 0
+        names = {lem.name for lem in alive}
+        n = 0
+        for f, cube in cands:
+            if f.show() in names:
+                self.learn(cube, INF, orbit_family(self.vocab, cube))
+                n += 1
         return n
 
     def learn(self, cube: Cube, i: int, fam: Family | None = None) -> None:
