@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import time
 from itertools import combinations, permutations, product
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -180,7 +180,7 @@ def negated(table: Table, cols: Sequence[int], target: np.ndarray, layout: Layou
         new_sig = Signature(tuple(sorted(((rename[n], s) for n, s in kept),
                                          key=lambda v: ([id(x) for _, x in sig.vars].index(id(v[1])), v[0]))))
         new_order = [n for n, _ in new_sig.vars]
-        new = sorted(((_renamed(t, rename), VAR + new_order.index(rename[order[code - VAR]])
+        new = sorted(((t.renamed(rename), VAR + new_order.index(rename[order[code - VAR]])
                        if VAR <= code < OTHER else code) for t, code in lits), key=lambda x: x[0].show())
         ts = tuple(t for t, _ in new)
         row = tuple(c for _, c in new)
@@ -190,16 +190,3 @@ def negated(table: Table, cols: Sequence[int], target: np.ndarray, layout: Layou
             best = fam
     assert best is not None
     return best
-
-
-def _renamed(t: Term, rename: dict[str, str]) -> Term:
-    """``t`` with its variables renamed."""
-    def one(x: Any) -> Any:
-        return _renamed(x, rename) if isinstance(x, Term) else rename.get(x, x)
-
-    arg = t.arg
-    if isinstance(arg, tuple):
-        arg = tuple(one(x) for x in arg)
-    elif arg is not None:
-        arg = one(arg)
-    return Term(t.kind, t.var, tuple(one(x) for x in t.index), arg)

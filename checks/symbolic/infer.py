@@ -33,7 +33,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from itertools import permutations, product
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import z3
@@ -127,6 +127,14 @@ class Term:
 
     def first(self) -> "Term":
         return Term("read", self.var, self.index)
+
+    def renamed(self, names: Mapping[str, str]) -> "Term":
+        """The term with its quantified variables renamed by ``names`` (nested terms too)."""
+        def sub(x: Any) -> Any:
+            return x.renamed(names) if isinstance(x, Term) else names.get(x, x) if isinstance(x, str) else x
+
+        arg = tuple(sub(x) for x in self.arg) if isinstance(self.arg, tuple) else sub(self.arg)
+        return Term(self.kind, self.var, tuple(sub(x) for x in self.index), arg)
 
     def items(self) -> tuple[Any, ...]:
         """The item a ``holds`` term looks for, as a tuple of names or nested reads (a pair has two)."""
@@ -1051,6 +1059,21 @@ def _signature_of(pairs: Any, protocol: Protocol) -> Signature | None:
     return Signature(tuple((str(n), sorts[str(s)]) for n, s in pairs))
 
 
+
+def family_of_entry(entry: dict[str, Any], sig: Signature, ts: tuple[Term, ...], decode: list[dict[str, int]],
+                    bounds: Bounds, default_mode: str) -> Family:
+    """One saved lemma (a ``deferral-lemmas`` entry) as a :class:`Family`: its value labels read by
+    ``decode`` (one label -> code map a term); a value that does not fit, or a bad mode, is an InferError."""
+    rows = []
+    for values in entry["values"]:
+        if len(values) != len(ts) or any(v not in d for v, d in zip(values, decode)):
+            raise InferError(f"lemma {entry.get('shown')!r}: values {values} do not fit its terms")
+        rows.append(tuple(d[v] for v, d in zip(values, decode)))
+    mode = entry.get("mode", default_mode)
+    if mode not in ("in", "never"):
+        raise InferError(f"lemma {entry.get('shown')!r}: mode must be 'in' or 'never'")
+    return Family(sig, ts, tuple(rows), mode, tuple(tuple(v) for v in entry["values"]), elided(sig, bounds))
+
 def load(doc: Any, protocol: Protocol, bounds: Bounds) -> list[Family]:
     """Families from a ``deferral-lemmas/2`` document, over ``protocol``'s terms (InferError, one line)."""
     try:
@@ -1072,16 +1095,7 @@ def load(doc: Any, protocol: Protocol, bounds: Bounds) -> list[Family]:
                 raise InferError(f"lemma {entry.get('shown')!r}: {protocol.name} has no term {missing[0]!r}")
             ts = tuple(by_name[t] for t in entry["terms"])
             decode = [{label(t, c, sig, layout): c for c in _codes_of(t, table, layout) + [UNDEF]} for t in ts]
-            rows = []
-            for values in entry["values"]:
-                if len(values) != len(ts) or any(v not in d for v, d in zip(values, decode)):
-                    raise InferError(f"lemma {entry.get('shown')!r}: values {values} do not fit its terms")
-                rows.append(tuple(d[v] for v, d in zip(values, decode)))
-            mode = entry.get("mode", "in")
-            if mode not in ("in", "never"):
-                raise InferError(f"lemma {entry.get('shown')!r}: mode must be 'in' or 'never'")
-            out.append(Family(sig, ts, tuple(rows), mode, tuple(tuple(v) for v in entry["values"]),
-                              elided(sig, bounds)))
+            out.append(family_of_entry(entry, sig, ts, decode, bounds, default_mode="in"))
         return out
     except InferError:
         raise
