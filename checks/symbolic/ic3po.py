@@ -174,18 +174,6 @@ class Cube:
         return bool(np.any(np.all(rows[:, list(self.cols)] == np.array(self.values, dtype=rows.dtype), axis=1)))
 
 
-def _rename(t: Term, names: Mapping[str, str]) -> Term:
-    def sub(x: Any) -> Any:
-        return _rename(x, names) if isinstance(x, Term) else names.get(x, x) if isinstance(x, str) else x
-
-    arg = t.arg
-    if isinstance(arg, tuple):
-        arg = tuple(sub(x) for x in arg)
-    elif arg is not None:
-        arg = sub(arg)
-    return Term(t.kind, t.var, tuple(sub(x) for x in t.index), arg)
-
-
 def orbit_family(vocab: Vocabulary, cube: Cube) -> Family:
     """The orbit of a cube as one family: "for all distinct <the variables it names>: never (its terms) =
     (its values)", the variables renamed in order of first use (i, k, j; p, q; ...)."""
@@ -209,7 +197,7 @@ def orbit_family(vocab: Vocabulary, cube: Cube) -> Family:
     new_names = [n for n, _ in new_sig.vars]
     ts, vals = [], []
     for c, v in zip(cube.cols, cube.values):
-        ts.append(_rename(vocab.terms[c], rename))
+        ts.append(vocab.terms[c].renamed(rename))
         vals.append(VAR + new_names.index(rename[names[v - VAR]]) if VAR <= v < OTHER else v)
     order = sorted(range(len(ts)), key=lambda n: ts[n].show())
     ts, vals = [ts[n] for n in order], [vals[n] for n in order]
