@@ -54,8 +54,8 @@ import z3
 from deferral.checks.symbolic.encoding import Encoding, encode
 from deferral.checks.symbolic.induction import check_inductive, houdini, instances
 from deferral.checks.symbolic.infer import (FORMAT, OTHER, UNDEF, VAR, VAR_NAMES, Family, InferError, Signature,
-                                            Term, codes, elided, index_sorts, label, property_lemmas, terms,
-                                            unique_rows)
+                                            Term, codes, elided, family_of_entry, index_sorts, label,
+                                            property_lemmas, terms, unique_rows)
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model
 from deferral.model.invariant import Lemma
@@ -796,16 +796,7 @@ def load(doc: Any, protocol: Protocol, bounds: Bounds) -> list[Family]:
                 raise InferError(f"lemma {entry.get('shown')!r}: {protocol.name} has no term {missing[0]!r}")
             ts = tuple(by_name[t] for t in entry["terms"])
             decode = [_labels(t, sig, layout) for t in ts]
-            rows = []
-            for values in entry["values"]:
-                if len(values) != len(ts) or any(v not in d for v, d in zip(values, decode)):
-                    raise InferError(f"lemma {entry.get('shown')!r}: values {values} do not fit its terms")
-                rows.append(tuple(d[v] for v, d in zip(values, decode)))
-            mode = entry.get("mode", "never")
-            if mode not in ("in", "never"):
-                raise InferError(f"lemma {entry.get('shown')!r}: mode must be 'in' or 'never'")
-            out.append(Family(sig, ts, tuple(rows), mode, tuple(tuple(v) for v in entry["values"]),
-                              elided(sig, bounds)))
+            out.append(family_of_entry(entry, sig, ts, decode, bounds, default_mode="never"))
         return out
     except InferError:
         raise
