@@ -790,13 +790,9 @@ def load(doc: Any, protocol: Protocol, bounds: Bounds) -> list[Family]:
             if any(s not in sorts for _, s in pairs):
                 raise InferError(f"lemma {entry.get('shown')!r}: {protocol.name} has no such sort")
             sig = Signature(tuple((n, sorts[s]) for n, s in pairs))
-            by_name = {t.show(): t for t in terms(protocol, sig, bounds)}
-            missing = [t for t in entry["terms"] if t not in by_name]
-            if missing:
-                raise InferError(f"lemma {entry.get('shown')!r}: {protocol.name} has no term {missing[0]!r}")
-            ts = tuple(by_name[t] for t in entry["terms"])
-            decode = [_labels(t, sig, layout) for t in ts]
-            out.append(family_of_entry(entry, sig, ts, decode, bounds, default_mode="never"))
+            out.append(family_of_entry(entry, sig, terms(protocol, sig, bounds),
+                                       lambda t: _labels(t, sig, layout), bounds, default_mode="never",
+                                       owner=protocol.name))
         return out
     except InferError:
         raise

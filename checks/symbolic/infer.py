@@ -1060,10 +1060,18 @@ def _signature_of(pairs: Any, protocol: Protocol) -> Signature | None:
 
 
 
-def family_of_entry(entry: dict[str, Any], sig: Signature, ts: tuple[Term, ...], decode: list[dict[str, int]],
-                    bounds: Bounds, default_mode: str) -> Family:
-    """One saved lemma (a ``deferral-lemmas`` entry) as a :class:`Family`: its value labels read by
-    ``decode`` (one label -> code map a term); a value that does not fit, or a bad mode, is an InferError."""
+def family_of_entry(entry: dict[str, Any], sig: Signature, available: Iterable[Term],
+                    labels: Callable[[Term], dict[str, int]], bounds: Bounds, default_mode: str,
+                    owner: str) -> Family:
+    """One saved lemma (a ``deferral-lemmas`` entry) as a :class:`Family` over ``sig``: its terms
+    looked up among ``available`` by how they print, its value labels read by ``labels(term)`` (a
+    label -> code map); a term, value or mode that does not fit (``owner``: the protocol) is an InferError."""
+    by_name = {t.show(): t for t in available}
+    missing = [t for t in entry["terms"] if t not in by_name]
+    if missing:
+        raise InferError(f"lemma {entry.get('shown')!r}: {owner} has no term {missing[0]!r}")
+    ts = tuple(by_name[t] for t in entry["terms"])
+    decode = [labels(t) for t in ts]
     rows = []
     for values in entry["values"]:
         if len(values) != len(ts) or any(v not in d for v, d in zip(values, decode)):
@@ -1073,6 +1081,7 @@ def family_of_entry(entry: dict[str, Any], sig: Signature, ts: tuple[Term, ...],
     if mode not in ("in", "never"):
         raise InferError(f"lemma {entry.get('shown')!r}: mode must be 'in' or 'never'")
     return Family(sig, ts, tuple(rows), mode, tuple(tuple(v) for v in entry["values"]), elided(sig, bounds))
+
 
 def load(doc: Any, protocol: Protocol, bounds: Bounds) -> list[Family]:
     """Families from a ``deferral-lemmas/2`` document, over ``protocol``'s terms (InferError, one line)."""
@@ -1089,13 +1098,10 @@ def load(doc: Any, protocol: Protocol, bounds: Bounds) -> list[Family]:
                 raise InferError(f"lemma {entry.get('shown')!r}: variables {', '.join(names)} are not "
                                  f"a signature of {protocol.name}")
             table = Table(sig, terms(protocol, sig, bounds), np.zeros((0, 0), dtype=np.uint8))
-            by_name = {t.show(): t for t in table.terms}
-            missing = [t for t in entry["terms"] if t not in by_name]
-            if missing:
-                raise InferError(f"lemma {entry.get('shown')!r}: {protocol.name} has no term {missing[0]!r}")
-            ts = tuple(by_name[t] for t in entry["terms"])
-            decode = [{label(t, c, sig, layout): c for c in _codes_of(t, table, layout) + [UNDEF]} for t in ts]
-            out.append(family_of_entry(entry, sig, ts, decode, bounds, default_mode="in"))
+            out.append(family_of_entry(
+                entry, sig, table.terms,
+                lambda t: {label(t, c, sig, layout): c for c in _codes_of(t, table, layout) + [UNDEF]},
+                bounds, default_mode="in", owner=protocol.name))
         return out
     except InferError:
         raise
