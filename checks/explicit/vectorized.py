@@ -157,14 +157,15 @@ class Levels:
 
 
 def reachable_levels(model: Model, *, start: State | None = None, symmetry: bool = True,
-                     max_states: int | None = None, workers: int = 1) -> Levels:
+                     max_states: int | None = None, workers: int = 1, time_limit: float | None = None) -> Levels:
     """The same level-synchronous search, keeping every state's key; no property checked.
 
-    Starts from ``start`` (default: the initial state). A step that misbehaves raises the
+    Starts from ``start`` (default: the initial state); ``time_limit`` (seconds) stops it early
+    (``stopped_by`` says so). A step that misbehaves raises the
     :class:`StepError` of the concrete model, which names the state; a protocol whose steps
     cannot run on arrays raises :class:`NotVectorizable`.
     """
-    search = _Search(model, symmetry, max_states, None, None, max(1, workers), time.monotonic(),
+    search = _Search(model, symmetry, max_states, time_limit, None, max(1, workers), time.monotonic(),
                      start_state=start, keep_keys=True)
     result = search.run()
     return Levels(search.packer, np.concatenate(search.level_keys), search.parent, search.via,

@@ -141,8 +141,9 @@ def check_inductive(enc: Encoding, lemmas: Sequence[Lemma], timeout: float | Non
 
 
 def houdini(enc: Encoding, candidates: Sequence[Lemma], timeout: float | None = None, *,
-            symmetry: bool = True) -> tuple[list[Lemma], list[str]]:
+            symmetry: bool = True, deadline: float | None = None) -> tuple[list[Lemma], list[str]]:
     """The largest subset of ``candidates`` that is inductive over ``enc`` (maximal fixpoint), and a log.
+    ``timeout`` bounds each solver query; ``deadline`` (time.monotonic) the whole loop (TimeoutError).
 
     Consecution tries one step instance per orbit when the steps and every candidate family
     are checked symmetric (a subset of symmetric families is symmetric, so this holds for
@@ -165,6 +166,12 @@ def houdini(enc: Encoding, candidates: Sequence[Lemma], timeout: float | None = 
     while alive:
         s.push()
         s.add(z3.Or([z3.Not(terms_y[lem.name]) for lem in alive]))
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                s.pop()
+                raise TimeoutError("houdini: time limit")
+            s.set("timeout", max(1, int(1000 * (left if timeout is None else min(timeout, left)))))
         r = s.check([guards[lem.name] for lem in alive])
         if r == z3.unsat:
             s.pop()

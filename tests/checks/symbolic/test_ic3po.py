@@ -141,4 +141,4 @@ def test_a_counterexample_is_excluded_over_the_fewest_variables() -> None:
     one_var = [f for f in r.families if len(f.sig.vars) == 1]
     assert one_var and all(c.cube.cols for c in engine.clauses)
     # every learned orbit excludes no reachable state (the samples are all of them here)
-    assert not any(c.cube.matches(engine.samples) for c in engine.clauses)
+    assert not any(engine.samples.matches(c.cube) for c in engine.clauses)

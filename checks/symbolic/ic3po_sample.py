@@ -1,0 +1,176 @@
+"""Reachable states of an ic3po instance as abstract rows, one per orbit, and the scans ic3po makes over them.
+
+The explicit search already enumerates orbits (one representative state each). A cube's orbit
+matches a reachable state iff some permutation of the cube matches the abstract row of its orbit's
+representative (under the identity assignment), so :class:`Rows` stores one row a representative
+and tests every permutation of a cube (:meth:`Vocabulary.permutations`), instead of storing every
+image of every state: N! V! S! times fewer rows to compute and keep, which affords instances of
+about a million orbits (:data:`SAMPLE_CAP`) in exact mode. Random walks (when the instance is larger)
+are stored the same way. The scans answer: does a cube's orbit match a sampled state
+(:meth:`Rows.matches`), and which few of a cube's literals does no sampled state have together
+(:func:`exclusion`: over the fewest variables, then without nested reads, then the shortest greedy
+cover, rarest literal first).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Sequence
+
+import numpy as np
+
+from deferral.checks.symbolic.ic3po_vocab import Cube, Vocabulary
+from deferral.checks.symbolic.infer import unique_rows
+from deferral.model.bounds import Bounds
+from deferral.model.concrete import Model
+from deferral.model.protocol import Protocol
+
+#: Reachable orbits used as samples: at most this many per instance (the explicit search, exact), else
+#: random walks (at most WALK_CAP distinct states).
+SAMPLE_CAP, WALK_CAP = 1_500_000, 6_000
+#: Seconds the explicit search may take at most before the instance falls back to random walks
+#: (checked after the search: it is not interrupted; the cap bounds it).
+SAMPLE_LEFT_S = 20.0
+
+Literals = tuple[tuple[int, int], ...]  # ((column, value), ...) sorted
+
+
+@dataclass
+class Rows:
+    """Abstract rows of sampled reachable states, one per state (identity assignment), with the
+    signature's permutations: a cube's orbit matches a state iff some permutation of it matches a row."""
+
+    rows: np.ndarray  # uint8, states x terms, unique
+    perms: list[tuple[np.ndarray, np.ndarray]]  # (column map, value map) per permutation, identity first
+    columns: np.ndarray = field(init=False, repr=False)  # terms x states: fast scans of one column
+    counts: np.ndarray = field(init=False, repr=False)  # terms x 256: how many rows have each value
+    _hits: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.columns = np.ascontiguousarray(self.rows.T)
+        self.counts = (np.stack([np.bincount(col, minlength=256) for col in self.columns]) if self.rows.shape[0]
+                       else np.zeros((self.rows.shape[1], 256), dtype=np.int64))
+
+    def __len__(self) -> int:
+        return int(self.rows.shape[0])
+
+    def images(self, lits: Literals) -> list[Literals]:
+        """The distinct permutations of a set of literals."""
+        out = {tuple(sorted((int(cm[c]), int(vm[v])) for c, v in lits)) for cm, vm in self.perms}
+        return sorted(out)
+
+    def hits(self, col: int, value: int) -> np.ndarray:
+        """The rows having ``value`` at ``col`` (cached when few)."""
+        key = (col, value)
+        got = self._hits.get(key)
+        if got is None:
+            got = np.flatnonzero(self.columns[col] == value)
+            if got.shape[0] * 8 <= self.rows.shape[0]:
+                self._hits[key] = got
+        return got
+
+    def _matching(self, lits: Literals) -> np.ndarray:
+        """Rows having every literal (no permutation): from the rarest literal's rows, narrowed."""
+        order = sorted(lits, key=lambda cv: self.counts[cv[0], cv[1]])
+        rows = self.hits(*order[0])
+        for c, v in order[1:]:
+            if rows.shape[0] == 0:
+                break
+            rows = rows[self.columns[c][rows] == v]
+        return rows
+
+    def excluded(self, lits: Literals) -> bool:
+        """No sampled state has these literals together under any permutation."""
+        if not lits:
+            return len(self) == 0
+        return all(self._matching(img).shape[0] == 0 for img in self.images(lits))
+
+    def matches(self, cube: Cube) -> bool:
+        """Does a permutation of the cube match some row (the cube's orbit some sampled state)?"""
+        return len(self) > 0 and not self.excluded(tuple(sorted(zip(cube.cols, cube.values))))
+
+    def count(self, col: int, value: int) -> int:
+        """How many (row, permutation) pairs have the literal: its frequency over the orbits."""
+        return int(sum(self.counts[cm[col], vm[value]] for cm, vm in self.perms))
+
+    def greedy(self, cube: Cube, allowed: Sequence[int]) -> Cube | None:
+        """Greedy cover: the rarest allowed literal first, then the one that rules out most (row,
+        permutation) pairs left; then each chosen literal dropped if the others still rule out every one
+        (irredundant). None if the allowed literals do not rule out every sampled state."""
+        vals = dict(zip(cube.cols, cube.values))
+        cols, perms = self.columns, self.perms
+        first = min(allowed, key=lambda c: self.count(c, vals[c]))
+        chosen: list[int] = [first]
+        live = [self.hits(int(cm[first]), int(vm[vals[first]])) for cm, vm in perms]  # per permutation
+        while any(x.shape[0] for x in live):
+            best, best_left = None, sum(x.shape[0] for x in live)
+            for c in allowed:
+                if c in chosen:
+                    continue
+                left = sum(int(np.count_nonzero(cols[cm[c]][x] == vm[vals[c]])) for (cm, vm), x in zip(perms, live)
+                           if x.shape[0])
+                if left < best_left:
+                    best, best_left = c, left
+            if best is None:
+                return None
+            chosen.append(best)
+            live = [x[cols[cm[best]][x] == vm[vals[best]]] if x.shape[0] else x for (cm, vm), x in zip(perms, live)]
+        for c in list(chosen):
+            rest = [x for x in chosen if x != c]
+            if rest and self.excluded(tuple(sorted((x, vals[x]) for x in rest))):
+                chosen = rest
+        return cube.restricted(set(chosen))
+
+
+def exclusion(vocab: Vocabulary, table: Rows, cube: Cube, general: bool = True) -> Cube | None:
+    """A few of the cube's literals that no sampled reachable state has together (under any
+    permutation), chosen for generality: the literals over the fewest variables (a family over two
+    variables carries to every N), then without nested reads if they suffice, then greedily the literal
+    that rules out most of the rows still matching (None if the samples match the whole cube)."""
+    vals = dict(zip(cube.cols, cube.values))
+    if not general:
+        return table.greedy(cube, cube.cols)
+    lv = {c: vocab.lit_vars(c, v) for c, v in vals.items()}
+    every = sorted(frozenset().union(*lv.values()), key=[n for n, _ in vocab.sig.vars].index)
+    for size in range(len(every) + 1):  # the fewest variables; among those, the shortest clause
+        best: Cube | None = None
+        for names in combinations(every, size):
+            inside = [c for c in cube.cols if lv[c] <= set(names)]
+            if not inside:
+                continue
+            flat = [c for c in inside if not vocab.terms[c].nested() and vocab.terms[c].kind != "eq"]
+            for cols in ([flat, inside] if flat and len(flat) < len(inside) else [inside]):
+                if table.excluded(tuple(sorted((c, vals[c]) for c in cols))):
+                    got = table.greedy(cube, tuple(cols))
+                    if got is not None and (best is None or len(got.cols) < len(best.cols)):
+                        best = got
+                    break
+        if best is not None:
+            return best
+    return None
+
+
+def reachable_samples(protocol: Protocol, at: Bounds, vocab: Vocabulary,
+                      deadline: float | None) -> tuple[Rows, bool]:
+    """The reachable states at ``at`` as :class:`Rows` (one per orbit, the initial state's included):
+    the explicit search when it ends within :data:`SAMPLE_CAP` orbits and half the time left (then also
+    True: they are all of them), else random walks; only the initial state when there is no time (under
+    :data:`SAMPLE_LEFT_S` left)."""
+    from deferral.checks.explicit.vectorized import reachable_levels
+    from deferral.checks.symbolic.paramlearn import walk_rows
+
+    model = Model(protocol, at)
+    initial = np.array([model.initial], dtype=np.int64)
+    exact, states = False, initial
+    left = None if deadline is None else deadline - time.monotonic()
+    if left is None or left >= SAMPLE_LEFT_S:
+        levels = reachable_levels(model, max_states=SAMPLE_CAP, time_limit=None if left is None else left / 2)
+        exact = levels.stopped_by is None
+        if exact:
+            states = levels.packer.unpack(levels.keys).astype(np.int64)
+        else:
+            del levels
+            states = np.concatenate([initial, walk_rows(model, cap=WALK_CAP).astype(np.int64)])
+    return Rows(unique_rows(vocab.identity_rows(states)), vocab.permutations()), exact
