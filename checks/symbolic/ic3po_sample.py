@@ -33,6 +33,8 @@ SAMPLE_CAP, WALK_CAP = 1_500_000, 6_000
 #: Seconds the explicit search may take at most before the instance falls back to random walks
 #: (checked after the search: it is not interrupted; the cap bounds it).
 SAMPLE_LEFT_S = 20.0
+#: Rows compared at once by the greedy cover (a chunk x the allowed literals, booleans).
+SCAN_CHUNK = 65_536
 
 Literals = tuple[tuple[int, int], ...]  # ((column, value), ...) sorted
 
@@ -100,28 +102,32 @@ class Rows:
         permutation) pairs left; then each chosen literal dropped if the others still rule out every one
         (irredundant). None if the allowed literals do not rule out every sampled state."""
         vals = dict(zip(cube.cols, cube.values))
-        cols, perms = self.columns, self.perms
-        first = min(allowed, key=lambda c: self.count(c, vals[c]))
+        allowed = list(allowed)
+        want = np.array([vals[c] for c in allowed], dtype=np.int64)
+        first = min(range(len(allowed)), key=lambda n: self.count(allowed[n], vals[allowed[n]]))
         chosen: list[int] = [first]
-        live = [self.hits(int(cm[first]), int(vm[vals[first]])) for cm, vm in perms]  # per permutation
+        # per permutation: the rows still matching the chosen literals, and its image of the allowed ones
+        live = [self.hits(int(cm[allowed[first]]), int(vm[vals[allowed[first]]])) for cm, vm in self.perms]
+        images = [(cm[allowed], vm[want]) for cm, vm in self.perms]
         while any(x.shape[0] for x in live):
-            best, best_left = None, sum(x.shape[0] for x in live)
-            for c in allowed:
-                if c in chosen:
-                    continue
-                left = sum(int(np.count_nonzero(cols[cm[c]][x] == vm[vals[c]])) for (cm, vm), x in zip(perms, live)
-                           if x.shape[0])
-                if left < best_left:
-                    best, best_left = c, left
-            if best is None:
+            total = sum(x.shape[0] for x in live)
+            left = np.zeros(len(allowed), dtype=np.int64)  # per allowed literal: the pairs still matching with it
+            for x, (cols, want_p) in zip(live, images):
+                for at in range(0, x.shape[0], SCAN_CHUNK):
+                    left += (self.rows[np.ix_(x[at:at + SCAN_CHUNK], cols)] == want_p).sum(axis=0)
+            left[chosen] = np.iinfo(np.int64).max
+            best = int(np.argmin(left))
+            if left[best] >= total:
                 return None
             chosen.append(best)
-            live = [x[cols[cm[best]][x] == vm[vals[best]]] if x.shape[0] else x for (cm, vm), x in zip(perms, live)]
-        for c in list(chosen):
-            rest = [x for x in chosen if x != c]
+            live = [x[self.columns[cols[best]][x] == want_p[best]] if x.shape[0] else x
+                    for x, (cols, want_p) in zip(live, images)]
+        picked = [allowed[n] for n in chosen]
+        for c in list(picked):
+            rest = [x for x in picked if x != c]
             if rest and self.excluded(tuple(sorted((x, vals[x]) for x in rest))):
-                chosen = rest
-        return cube.restricted(set(chosen))
+                picked = rest
+        return cube.restricted(set(picked))
 
 
 def exclusion(vocab: Vocabulary, table: Rows, cube: Cube, general: bool = True) -> Cube | None:

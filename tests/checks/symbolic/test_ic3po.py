@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from deferral.checks.symbolic import ic3po
@@ -142,3 +143,64 @@ def test_a_counterexample_is_excluded_over_the_fewest_variables() -> None:
     assert one_var and all(c.cube.cols for c in engine.clauses)
     # every learned orbit excludes no reachable state (the samples are all of them here)
     assert not any(engine.samples.matches(c.cube) for c in engine.clauses)
+
+
+def test_one_row_per_orbit_matches_as_every_image() -> None:
+    """A cube's orbit matches a state iff a permutation of the cube matches the row of the state's orbit
+    representative: Rows (one row a state, the cube permuted) answers as the table of every image does."""
+    from deferral.checks.symbolic.infer import reachable_rows, unique_rows
+
+    at = Bounds(2, 2, 1, 1)
+    vocab = ic3po.Vocabulary(REFERENCE, at)
+    states = reachable_rows(REFERENCE, at, 2000).astype("int64")
+    every = unique_rows(vocab.rows(states))  # every assignment of every state
+    table = ic3po.Rows(vocab.identity_rows(states), vocab.permutations())
+    assert len(vocab.permutations()) == 4 and len(table) == states.shape[0] < every.shape[0]
+    rng = np.random.default_rng(1)
+    seen = {True: 0, False: 0}
+    for _ in range(300):
+        row = every[rng.integers(every.shape[0])]
+        cols = sorted(int(c) for c in rng.choice(len(vocab.terms), size=int(rng.integers(1, 5)), replace=False))
+        vals = [int(row[c]) if rng.random() < 0.7 else int(rng.integers(0, 4)) for c in cols]
+        cube = ic3po.Cube(tuple(cols), tuple(vals))
+        want = cube.matches(every)
+        assert table.matches(cube) == want, (cube, [vocab.terms[c].show() for c in cols])
+        seen[want] += 1
+    assert seen[True] > 20 and seen[False] > 20  # both answers were tested
+
+
+def test_houdini_stops_at_its_deadline() -> None:
+    import time
+
+    from deferral.checks.symbolic.encoding import encode
+    from deferral.checks.symbolic.induction import houdini
+
+    enc = encode(REFERENCE, Bounds(2, 1, 1, 1), check=False)
+    with pytest.raises(TimeoutError, match="time limit"):
+        houdini(enc, inference.property_lemmas(REFERENCE), timeout=20, deadline=time.monotonic() - 1)
+
+
+def test_the_route_stops_at_its_deadline() -> None:
+    """`--method ic3po --timeout T` ends within T (it ran 88 s at --timeout 60): every stage gets the time
+    left (the explicit search, Houdini's rounds, the proof at the requested bounds)."""
+    import time
+
+    from deferral.cli.main import main
+
+    began = time.monotonic()
+    code = main(["prove", "--method", "ic3po", "--vcpus", "3", "--pages", "2", "--timeout", "10", "--json"])
+    took = time.monotonic() - began
+    assert code == 3 and took < 10 + 4, took  # unknown, within the limit (start-up and encoding aside)
+
+
+def test_seeding_by_houdini_keeps_the_deadline() -> None:
+    """Without every reachable state, an instance adopts the smaller instances' families Houdini keeps:
+    past the deadline it adopts none at once (it used to run Houdini's rounds a second each)."""
+    import time
+
+    small = ic3po.learn_and_prove(REFERENCE, Bounds(1, 1, 1, 1), timeout=60, for_every=False)
+    assert small.families
+    engine = ic3po.Ic3(REFERENCE, Bounds(2, 1, 1, 1), time.monotonic() - 1)
+    began = time.monotonic()
+    assert engine.seed(small.families) == 0 and not engine.exact
+    assert time.monotonic() - began < 2
