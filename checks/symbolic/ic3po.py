@@ -56,7 +56,7 @@ from typing import Any, Callable, Sequence
 from deferral.checks.symbolic.encoding import Encoding, encode
 from deferral.checks.symbolic.ic3po_core import INF, QUERY_S, Clause, Ic3, Ic3Result, Ic3Unknown
 from deferral.checks.symbolic.ic3po_files import is_ic3po_file, load
-from deferral.checks.symbolic.ic3po_sample import SAMPLE_CAP, WALK_CAP, Rows, exclusion, reachable_samples
+from deferral.checks.symbolic.ic3po_sample import GROWTH_CAP, SAMPLE_CAP, WALK_CAP, Rows, exclusion, reachable_samples
 from deferral.checks.symbolic.ic3po_vocab import Cube, Vocabulary, full_signature, orbit_family
 from deferral.checks.symbolic.induction import check_inductive, houdini
 from deferral.checks.symbolic.infer import Family, property_lemmas
@@ -158,6 +158,7 @@ def learn_and_prove(protocol: Protocol, bounds: Bounds, *, timeout: float | None
     reasons = []
     before: list[Family] = []  # every orbit learned at the instances so far: the seeds of the next one
     pool: dict[str, Family] = {}
+    sampled: list[tuple[Bounds, bool, int]] = []  # per instance: exact?, how many orbits
     for at in instances_for(protocol, bounds, clipped=not for_every):
         began = time.monotonic()
         if deadline is not None and deadline - began < 1.0:
@@ -165,7 +166,10 @@ def learn_and_prove(protocol: Protocol, bounds: Bounds, *, timeout: float | None
             break
         say(f"ic3po: sampling reachable states at {at.short()}")
         engine = Ic3(protocol, at, deadline, note)
-        engine.samples, engine.exact = reachable_samples(protocol, at, engine.vocab, deadline)
+        explicit = not any(b.vcpus <= at.vcpus and b.pages <= at.pages and b.frames <= at.frames
+                           and (not ok or n > GROWTH_CAP) for b, ok, n in sampled)
+        engine.samples, engine.exact = reachable_samples(protocol, at, engine.vocab, deadline, explicit)
+        sampled.append((at, engine.exact, len(engine.samples)))
         seeded = engine.seed(before)
         say(f"ic3po: IC3 with orbit clauses at {at.short()} ({len(engine.vocab.terms)} terms, "
             f"{seeded} of {len(before)} orbits learned at smaller instances hold here)")

@@ -41,7 +41,12 @@ QUERY_S = 20.0
 
 
 class Ic3Unknown(Exception):
-    """IC3 stopped without an invariant (time, an undecided query, a counterexample at the instance)."""
+    """IC3 stopped without an invariant (time, an undecided query, a counterexample at the instance:
+    ``violated``)."""
+
+    def __init__(self, reason: str, violated: bool = False) -> None:
+        super().__init__(reason)
+        self.violated = violated
 
 
 @dataclass
@@ -275,7 +280,7 @@ class Ic3:
         while heap:
             i, _, st = heapq.heappop(heap)
             if i == 0:
-                raise Ic3Unknown(f"a counterexample at {self.at.short()} (bmc gives the shortest trace)")
+                raise Ic3Unknown(f"a counterexample at {self.at.short()} (bmc gives the shortest trace)", True)
             if self.blocked(self.vocab.orbit(st), i):
                 continue
             cube = self.cube_of(st)
@@ -320,8 +325,11 @@ class Ic3:
             cube = self.cube_of(state)
             few = self.excluding(cube)
             if few is None:
-                raise Ic3Unknown(f"a counterexample at {self.at.short()}: a reachable state leaves the property "
-                                 "(bmc gives the shortest trace)")
+                if self.samples.reachable(state):  # a reachable state whose successor leaves P
+                    raise Ic3Unknown(f"a counterexample at {self.at.short()}: a reachable state leaves the property "
+                                     "(bmc gives the shortest trace)", True)
+                raise Ic3Unknown(f"a counterexample to induction at {self.at.short()} that no literal separates "
+                                 "from a reachable state (the terms cannot tell them apart)")
             self.learn(few, INF)
             self.say(f"ic3po at {self.at.short()}: {self.clauses[-1].family.show()}")
 
@@ -362,7 +370,7 @@ class Ic3:
             try:
                 return res("invariant", self.strengthen(), 1)
             except Ic3Unknown as exc:
-                return res("violated" if "counterexample" in str(exc) else "unknown", [], 1, str(exc))
+                return res("violated" if exc.violated else "unknown", [], 1, str(exc))
         k = 1
         try:
             while True:
@@ -380,5 +388,5 @@ class Ic3:
                         out.setdefault(f.show(), f)
                     return res("invariant", list(out.values()), k)
         except Ic3Unknown as exc:
-            status = "violated" if "counterexample" in str(exc) else "unknown"
+            status = "violated" if exc.violated else "unknown"
             return res(status, [], k, str(exc))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from itertools import combinations
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -30,11 +30,14 @@ from deferral.model.protocol import Protocol
 #: Reachable orbits used as samples: at most this many per instance (the explicit search, exact), else
 #: random walks (at most WALK_CAP distinct states).
 SAMPLE_CAP, WALK_CAP = 1_500_000, 6_000
+#: An instance above (in every dimension) one with more orbits than this is not searched (its orbits
+#: would exceed SAMPLE_CAP: the search would only cost time).
+GROWTH_CAP = SAMPLE_CAP // 16
 #: Seconds the explicit search may take at most before the instance falls back to random walks
 #: (checked after the search: it is not interrupted; the cap bounds it).
 SAMPLE_LEFT_S = 20.0
-#: Rows compared at once by the greedy cover (a chunk x the allowed literals, booleans).
-SCAN_CHUNK = 65_536
+#: Bit sets of literals kept at most (each a bit per row: 1.5M rows, 190 KB).
+BITS_CACHED = 2_048
 
 Literals = tuple[tuple[int, int], ...]  # ((column, value), ...) sorted
 
@@ -49,6 +52,10 @@ class Rows:
     columns: np.ndarray = field(init=False, repr=False)  # terms x states: fast scans of one column
     counts: np.ndarray = field(init=False, repr=False)  # terms x 256: how many rows have each value
     _hits: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, repr=False)
+    _bits: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, repr=False)
+    #: exact samples: the explicit search's canonical keys and packer (is a concrete state reachable?)
+    keys: np.ndarray | None = field(default=None, repr=False)
+    packer: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.columns = np.ascontiguousarray(self.rows.T)
@@ -73,25 +80,57 @@ class Rows:
                 self._hits[key] = got
         return got
 
-    def _matching(self, lits: Literals) -> np.ndarray:
-        """Rows having every literal (no permutation): from the rarest literal's rows, narrowed."""
+    def bits(self, col: int, value: int) -> np.ndarray:
+        """The rows having ``value`` at ``col`` as a bit set (uint64 words; cached)."""
+        key = (col, value)
+        got = self._bits.get(key)
+        if got is None:
+            packed = np.packbits(self.columns[col] == value)
+            got = np.zeros(-(-packed.shape[0] // 8) * 8, dtype=np.uint8)
+            got[:packed.shape[0]] = packed
+            got = got.view(np.uint64)
+            if len(self._bits) >= BITS_CACHED:
+                self._bits.clear()
+            self._bits[key] = got
+        return got
+
+    def _any_match(self, lits: Literals) -> bool:
+        """Does some row have every literal (no permutation)? From the rarest literal: its rows narrowed
+        when they are few, else bit sets intersected."""
         order = sorted(lits, key=lambda cv: self.counts[cv[0], cv[1]])
-        rows = self.hits(*order[0])
-        for c, v in order[1:]:
-            if rows.shape[0] == 0:
-                break
-            rows = rows[self.columns[c][rows] == v]
-        return rows
+        few = self.counts[order[0][0], order[0][1]]
+        if few == 0:
+            return False
+        if few * 32 <= len(self):
+            rows = self.hits(*order[0])
+            for c, v in order[1:]:
+                rows = rows[self.columns[c][rows] == v]
+                if rows.shape[0] == 0:
+                    return False
+            return True
+        acc = self.bits(*order[0]).copy()
+        for n, (c, v) in enumerate(order[1:]):
+            acc &= self.bits(c, v)
+            if n % 4 == 3 and not acc.any():
+                return False
+        return bool(acc.any())
 
     def excluded(self, lits: Literals) -> bool:
         """No sampled state has these literals together under any permutation."""
         if not lits:
             return len(self) == 0
-        return all(self._matching(img).shape[0] == 0 for img in self.images(lits))
+        return not any(self._any_match(img) for img in self.images(lits))
 
     def matches(self, cube: Cube) -> bool:
         """Does a permutation of the cube match some row (the cube's orbit some sampled state)?"""
         return len(self) > 0 and not self.excluded(tuple(sorted(zip(cube.cols, cube.values))))
+
+    def reachable(self, state: Sequence[int]) -> bool:
+        """Is this concrete state among the explicit search's (False without its keys)?"""
+        if self.keys is None or self.packer is None:
+            return False
+        key = self.packer.canonical_keys(np.array([state], dtype=np.int64))
+        return bool(np.any(self.keys == key[0]))
 
     def count(self, col: int, value: int) -> int:
         """How many (row, permutation) pairs have the literal: its frequency over the orbits."""
@@ -100,28 +139,26 @@ class Rows:
     def greedy(self, cube: Cube, allowed: Sequence[int]) -> Cube | None:
         """Greedy cover: the rarest allowed literal first, then the one that rules out most (row,
         permutation) pairs left; then each chosen literal dropped if the others still rule out every one
-        (irredundant). None if the allowed literals do not rule out every sampled state."""
+        (irredundant). None if the allowed literals do not rule out every sampled state. Over bit sets:
+        the pairs left are a bit set per permutation, each allowed literal's count one AND and popcount."""
         vals = dict(zip(cube.cols, cube.values))
         allowed = list(allowed)
-        want = np.array([vals[c] for c in allowed], dtype=np.int64)
         first = min(range(len(allowed)), key=lambda n: self.count(allowed[n], vals[allowed[n]]))
         chosen: list[int] = [first]
-        # per permutation: the rows still matching the chosen literals, and its image of the allowed ones
-        live = [self.hits(int(cm[allowed[first]]), int(vm[vals[allowed[first]]])) for cm, vm in self.perms]
-        images = [(cm[allowed], vm[want]) for cm, vm in self.perms]
-        while any(x.shape[0] for x in live):
-            total = sum(x.shape[0] for x in live)
-            left = np.zeros(len(allowed), dtype=np.int64)  # per allowed literal: the pairs still matching with it
-            for x, (cols, want_p) in zip(live, images):
-                for at in range(0, x.shape[0], SCAN_CHUNK):
-                    left += (self.rows[np.ix_(x[at:at + SCAN_CHUNK], cols)] == want_p).sum(axis=0)
+        # per permutation: the image of each allowed literal as bit sets (allowed x words), the rows left
+        mats = [np.stack([self.bits(int(cm[c]), int(vm[vals[c]])) for c in allowed]) for cm, vm in self.perms]
+        live = [m[first].copy() for m in mats]
+        while True:
+            total = sum(int(np.bitwise_count(x).sum(dtype=np.int64)) for x in live)
+            if total == 0:
+                break
+            left = sum(np.bitwise_count(m & x).sum(axis=1, dtype=np.int64) for m, x in zip(mats, live))
             left[chosen] = np.iinfo(np.int64).max
             best = int(np.argmin(left))
             if left[best] >= total:
                 return None
             chosen.append(best)
-            live = [x[self.columns[cols[best]][x] == want_p[best]] if x.shape[0] else x
-                    for x, (cols, want_p) in zip(live, images)]
+            live = [x & m[best] for m, x in zip(mats, live)]
         picked = [allowed[n] for n in chosen]
         for c in list(picked):
             rest = [x for x in picked if x != c]
@@ -159,11 +196,11 @@ def exclusion(vocab: Vocabulary, table: Rows, cube: Cube, general: bool = True) 
 
 
 def reachable_samples(protocol: Protocol, at: Bounds, vocab: Vocabulary,
-                      deadline: float | None) -> tuple[Rows, bool]:
+                      deadline: float | None, explicit: bool = True) -> tuple[Rows, bool]:
     """The reachable states at ``at`` as :class:`Rows` (one per orbit, the initial state's included):
     the explicit search when it ends within :data:`SAMPLE_CAP` orbits and half the time left (then also
     True: they are all of them), else random walks; only the initial state when there is no time (under
-    :data:`SAMPLE_LEFT_S` left)."""
+    :data:`SAMPLE_LEFT_S` left); random walks at once without ``explicit``."""
     from deferral.checks.explicit.vectorized import reachable_levels
     from deferral.checks.symbolic.paramlearn import walk_rows
 
@@ -171,12 +208,15 @@ def reachable_samples(protocol: Protocol, at: Bounds, vocab: Vocabulary,
     initial = np.array([model.initial], dtype=np.int64)
     exact, states = False, initial
     left = None if deadline is None else deadline - time.monotonic()
-    if left is None or left >= SAMPLE_LEFT_S:
+    if not explicit and (left is None or left >= 1):
+        states = np.concatenate([initial, walk_rows(model, cap=WALK_CAP).astype(np.int64)])
+    elif left is None or left >= SAMPLE_LEFT_S:
         levels = reachable_levels(model, max_states=SAMPLE_CAP, time_limit=None if left is None else left / 2)
         exact = levels.stopped_by is None
         if exact:
             states = levels.packer.unpack(levels.keys).astype(np.int64)
-        else:
-            del levels
-            states = np.concatenate([initial, walk_rows(model, cap=WALK_CAP).astype(np.int64)])
+            return Rows(unique_rows(vocab.identity_rows(states)), vocab.permutations(), keys=levels.keys,
+                        packer=levels.packer), True
+        del levels
+        states = np.concatenate([initial, walk_rows(model, cap=WALK_CAP).astype(np.int64)])
     return Rows(unique_rows(vocab.identity_rows(states)), vocab.permutations()), exact
