@@ -179,7 +179,8 @@ def learn_and_prove(protocol: Protocol, bounds: Bounds, *, timeout: float | None
         before = list(pool.values())
         row: dict[str, Any] = {"bounds": at.as_dict(), "status": r.status, "frames": r.frames,
                                "clauses": r.clauses, "seeded": seeded, "families": len(r.families),
-                               "queries": r.queries, "samples": r.samples, "seconds": round(r.elapsed_s, 2)}
+                               "queries": r.queries, "samples": r.samples, "exact": engine.exact,
+                               "seconds": round(r.elapsed_s, 2)}
         res.rounds.append(row)
         if r.status != "invariant":
             reasons.append(f"IC3 at {at.short()}: {r.status} ({r.reason})")

@@ -100,7 +100,7 @@ class Ic3:
         self.pre_terms: dict[tuple[int, int], Any] = {}
         self.init_rows = self.vocab.orbit(self.model.initial)  # every permutation of the initial state
         #: sampled reachable states (one row an orbit): set by the caller (ic3po_sample.reachable_samples)
-        self.samples = samples if samples is not None else Rows(
+        self.samples = samples if samples is not None else Rows.of_rows(
             self.vocab.identity_rows(np.array([self.model.initial], dtype=np.int64)), self.vocab.permutations())
         self.queries = 0
         self.exact = False  # the samples are every reachable state of the instance

@@ -47,23 +47,32 @@ class Rows:
     """Abstract rows of sampled reachable states, one per state (identity assignment), with the
     signature's permutations: a cube's orbit matches a state iff some permutation of it matches a row."""
 
-    rows: np.ndarray  # uint8, states x terms, unique
+    columns: np.ndarray  # uint8, terms x states (one column a term: fast scans), C-contiguous
     perms: list[tuple[np.ndarray, np.ndarray]]  # (column map, value map) per permutation, identity first
-    columns: np.ndarray = field(init=False, repr=False)  # terms x states: fast scans of one column
-    counts: np.ndarray = field(init=False, repr=False)  # terms x 256: how many rows have each value
-    _hits: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, repr=False)
-    _bits: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, repr=False)
     #: exact samples: the explicit search's canonical keys and packer (is a concrete state reachable?)
     keys: np.ndarray | None = field(default=None, repr=False)
     packer: Any = field(default=None, repr=False)
+    counts: np.ndarray = field(init=False, repr=False)  # terms x 256: how many rows have each value
+    _hits: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, repr=False)
+    _bits: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        self.columns = np.ascontiguousarray(self.rows.T)
-        self.counts = (np.stack([np.bincount(col, minlength=256) for col in self.columns]) if self.rows.shape[0]
-                       else np.zeros((self.rows.shape[1], 256), dtype=np.int64))
+        self.columns = np.ascontiguousarray(self.columns)
+        self.counts = (np.stack([np.bincount(col, minlength=256) for col in self.columns]) if self.columns.shape[1]
+                       else np.zeros((self.columns.shape[0], 256), dtype=np.int64))
+
+    @classmethod
+    def of_rows(cls, rows: np.ndarray, perms: list[tuple[np.ndarray, np.ndarray]]) -> "Rows":
+        """From abstract rows (states x terms)."""
+        return cls(np.ascontiguousarray(rows.T), perms)
+
+    @property
+    def rows(self) -> np.ndarray:
+        """The abstract rows (states x terms, a view)."""
+        return self.columns.T
 
     def __len__(self) -> int:
-        return int(self.rows.shape[0])
+        return int(self.columns.shape[1])
 
     def images(self, lits: Literals) -> list[Literals]:
         """The distinct permutations of a set of literals."""
@@ -76,7 +85,7 @@ class Rows:
         got = self._hits.get(key)
         if got is None:
             got = np.flatnonzero(self.columns[col] == value)
-            if got.shape[0] * 8 <= self.rows.shape[0]:
+            if got.shape[0] * 8 <= len(self):
                 self._hits[key] = got
         return got
 
@@ -197,26 +206,28 @@ def exclusion(vocab: Vocabulary, table: Rows, cube: Cube, general: bool = True) 
 
 def reachable_samples(protocol: Protocol, at: Bounds, vocab: Vocabulary,
                       deadline: float | None, explicit: bool = True) -> tuple[Rows, bool]:
-    """The reachable states at ``at`` as :class:`Rows` (one per orbit, the initial state's included):
-    the explicit search when it ends within :data:`SAMPLE_CAP` orbits and half the time left (then also
-    True: they are all of them), else random walks; only the initial state when there is no time (under
-    :data:`SAMPLE_LEFT_S` left); random walks at once without ``explicit``."""
+    """The reachable states at ``at`` as :class:`Rows` (one per orbit): the explicit search when it ends
+    within :data:`SAMPLE_CAP` orbits and a third of the time left, and their abstract rows are computed
+    within half of it (then also True: they are all of them); else (or without ``explicit``, or under
+    :data:`SAMPLE_LEFT_S` left) random walks and the initial state; only the latter under 1 s left."""
     from deferral.checks.explicit.vectorized import reachable_levels
     from deferral.checks.symbolic.paramlearn import walk_rows
 
     model = Model(protocol, at)
     initial = np.array([model.initial], dtype=np.int64)
-    exact, states = False, initial
-    left = None if deadline is None else deadline - time.monotonic()
-    if not explicit and (left is None or left >= 1):
-        states = np.concatenate([initial, walk_rows(model, cap=WALK_CAP).astype(np.int64)])
-    elif left is None or left >= SAMPLE_LEFT_S:
-        levels = reachable_levels(model, max_states=SAMPLE_CAP, time_limit=None if left is None else left / 2)
-        exact = levels.stopped_by is None
-        if exact:
-            states = levels.packer.unpack(levels.keys).astype(np.int64)
-            return Rows(unique_rows(vocab.identity_rows(states)), vocab.permutations(), keys=levels.keys,
-                        packer=levels.packer), True
+    began = time.monotonic()
+    left = None if deadline is None else deadline - began
+    if explicit and (left is None or left >= SAMPLE_LEFT_S):
+        levels = reachable_levels(model, max_states=SAMPLE_CAP, time_limit=None if left is None else left / 3)
+        if levels.stopped_by is None:
+            until = None if left is None else began + left / 2  # the search and its abstraction: half the time
+            cols = vocab.identity_columns(levels.packer.unpack(levels.keys), until)
+            if cols is not None:
+                return Rows(cols, vocab.permutations(), keys=levels.keys, packer=levels.packer), True
         del levels
-        states = np.concatenate([initial, walk_rows(model, cap=WALK_CAP).astype(np.int64)])
-    return Rows(unique_rows(vocab.identity_rows(states)), vocab.permutations()), exact
+    states = initial
+    if left is None or left >= 1:
+        states = unique_rows(np.concatenate([initial, walk_rows(model, cap=WALK_CAP).astype(np.int64)]))
+    cols = vocab.identity_columns(states)
+    assert cols is not None
+    return Rows(cols, vocab.permutations()), False

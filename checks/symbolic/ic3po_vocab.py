@@ -11,6 +11,7 @@ tested against one abstract row per reachable orbit (:mod:`deferral.checks.symbo
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from itertools import permutations, product
 from typing import Any, Sequence
@@ -71,12 +72,20 @@ class Vocabulary:
 
     def identity_rows(self, states: np.ndarray) -> np.ndarray:
         """Abstract rows of concrete states under the identity assignment only (one row a state)."""
+        cols = self.identity_columns(states)
+        assert cols is not None
+        return np.ascontiguousarray(cols.T)
+
+    def identity_columns(self, states: np.ndarray, deadline: float | None = None) -> np.ndarray | None:
+        """The same, a column per term (terms x states); None when ``deadline`` (time.monotonic) passes."""
         env = {n: pos for (n, _), pos in zip(self.sig.vars, self.identity)}
-        out = np.empty((states.shape[0], len(self.terms)), dtype=np.uint8)
+        out = np.empty((len(self.terms), states.shape[0]), dtype=np.uint8)
         for at in range(0, states.shape[0], CHUNK):  # in chunks: the evaluator keeps every term's values
+            if deadline is not None and time.monotonic() > deadline:
+                return None
             ev = _Eval(self.protocol, self.layout, states[at:at + CHUNK].astype(np.int64), env).with_sig(self.sig)
             for j, t in enumerate(self.terms):
-                out[at:at + CHUNK, j] = ev.code(t)
+                out[j, at:at + CHUNK] = ev.code(t)
         return out
 
     def permutations(self) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -154,7 +154,7 @@ def test_one_row_per_orbit_matches_as_every_image() -> None:
     vocab = ic3po.Vocabulary(REFERENCE, at)
     states = reachable_rows(REFERENCE, at, 2000).astype("int64")
     every = unique_rows(vocab.rows(states))  # every assignment of every state
-    table = ic3po.Rows(vocab.identity_rows(states), vocab.permutations())
+    table = ic3po.Rows.of_rows(vocab.identity_rows(states), vocab.permutations())
     assert len(vocab.permutations()) == 4 and len(table) == states.shape[0] < every.shape[0]
     rng = np.random.default_rng(1)
     seen = {True: 0, False: 0}
@@ -204,3 +204,21 @@ def test_seeding_by_houdini_keeps_the_deadline() -> None:
     began = time.monotonic()
     assert engine.seed(small.families) == 0 and not engine.exact
     assert time.monotonic() - began < 2
+
+
+@pytest.mark.slow
+def test_reference_at_three_vcpus_two_pages_is_proved_without_shipped_lemmas() -> None:
+    """3,2,1,1: 2,1,1 and 3,1,1 exact, 2,2,1 exact (1.25M orbits, one row each), then IC3 with frames at
+    3,2,1 seeded with what Houdini keeps there (260 s wall, 107 s CPU at load 8: benchmarks/PROVE.md)."""
+    r = ic3po.learn_and_prove(REFERENCE, Bounds(3, 2, 1, 1), timeout=600, for_every=False)
+    assert r.status == "proved", r.reason
+    assert r.rounds[-1]["bounds"] == Bounds(3, 2, 1, 1).as_dict() and r.rounds[-1]["status"] == "invariant"
+
+
+@pytest.mark.slow
+def test_lazy_cur_clear_at_three_vcpus_is_proved_in_exact_mode() -> None:
+    """1,070,431 orbits at 3,1,1,1: above the former 150k cap, within the one-row-per-orbit table."""
+    r = ic3po.learn_and_prove(load_variant_file(EXAMPLES / "lazy_cur_clear.py"), Bounds(3, 1, 1, 1), timeout=400,
+                              for_every=False)
+    assert r.status == "proved", r.reason
+    assert r.rounds[-1]["exact"] and r.rounds[-1]["samples"] > 1_000_000
