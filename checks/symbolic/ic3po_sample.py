@@ -3,8 +3,8 @@
 The explicit search already enumerates orbits (one representative state each). A cube's orbit
 matches a reachable state iff some permutation of the cube matches the abstract row of its orbit's
 representative (under the identity assignment), so :class:`Rows` stores one row a representative
-and tests every permutation of a cube (:meth:`Vocabulary.permutations`), instead of storing every
-image of every state: N! V! S! times fewer rows to compute and keep, which affords instances of
+and tests every permutation of a cube (:meth:`Vocabulary.permutations`; bit sets of the rows having
+each literal), instead of storing every image of every state: N! V! S! times fewer rows to compute and keep, which affords instances of
 about a million orbits (:data:`SAMPLE_CAP`) in exact mode. Random walks (when the instance is larger)
 are stored the same way. The scans answer: does a cube's orbit match a sampled state
 (:meth:`Rows.matches`), and which few of a cube's literals does no sampled state have together
@@ -33,8 +33,7 @@ SAMPLE_CAP, WALK_CAP = 1_500_000, 6_000
 #: An instance above (in every dimension) one with more orbits than this is not searched (its orbits
 #: would exceed SAMPLE_CAP: the search would only cost time).
 GROWTH_CAP = SAMPLE_CAP // 16
-#: Seconds the explicit search may take at most before the instance falls back to random walks
-#: (checked after the search: it is not interrupted; the cap bounds it).
+#: Under this many seconds left, no explicit search (random walks).
 SAMPLE_LEFT_S = 20.0
 #: Bit sets of literals kept at most (each a bit per row: 1.5M rows, 190 KB).
 BITS_CACHED = 2_048
