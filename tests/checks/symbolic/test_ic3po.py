@@ -120,7 +120,7 @@ def test_cli_method_ic3po_saves_and_reloads(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["lazy_cur_clear.py", "lazy_waitret_clear.py", "lazy_ipi_return.py", "self_ipi.py"])
 def test_examples_are_proved_at_two_vcpus(name: str) -> None:
-    """(lazy_tlb_ipi, at S = 2, is not proved by this route yet: benchmarks/PROVE.md)"""
+    """(lazy_tlb_ipi, at S = 2: test_lazy_tlb_ipi_at_two_spaces_is_proved_in_exact_mode)"""
     r = ic3po.learn_and_prove(load_variant_file(EXAMPLES / name), Bounds(2, 1, 1, 1), timeout=240,
                               for_every=False)
     assert r.status == "proved", r.reason
@@ -222,3 +222,12 @@ def test_lazy_cur_clear_at_three_vcpus_is_proved_in_exact_mode() -> None:
                               for_every=False)
     assert r.status == "proved", r.reason
     assert r.rounds[-1]["exact"] and r.rounds[-1]["samples"] > 1_000_000
+
+
+@pytest.mark.slow
+def test_lazy_tlb_ipi_at_two_spaces_is_proved_in_exact_mode() -> None:
+    """1,192,803 orbits at 2,1,1,1,S=2, used exactly (57 s wall, 24 s CPU at load 7: benchmarks/PROVE.md)."""
+    r = ic3po.learn_and_prove(load_variant_file(EXAMPLES / "lazy_tlb_ipi.py"), Bounds(2, 1, 1, 1, 2), timeout=240,
+                              for_every=False)
+    assert r.status == "proved", r.reason
+    assert r.rounds[0]["exact"]
