@@ -132,7 +132,12 @@ def prove_parametric(protocol: Protocol, bounds: Bounds, fams: Sequence[Family],
     first = parametric.prove(protocol, dict(bounds), lems, timeout=timeout, note=note)
     if first.status == "proved":
         return first
-    h = parametric.houdini(protocol, dict(bounds), lems[:len(fams)], props, timeout=timeout, note=note)
+    try:
+        h = parametric.houdini(protocol, dict(bounds), lems[:len(fams)], props, timeout=timeout, note=note)
+    except TimeoutError as exc:  # unknown, with the reason as text
+        first.obligations.append(parametric.Obligation("houdini over uninterpreted sorts", "unknown", 0.0,
+                                                       reason=str(exc)))
+        return first
     if h.broken is not None:
         first.obligations.append(parametric.Obligation("houdini over uninterpreted sorts", "unknown", h.elapsed_s,
                                                        reason=h.broken))

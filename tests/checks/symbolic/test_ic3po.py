@@ -231,3 +231,22 @@ def test_lazy_tlb_ipi_at_two_spaces_is_proved_in_exact_mode() -> None:
                               for_every=False)
     assert r.status == "proved", r.reason
     assert r.rounds[0]["exact"]
+
+
+def test_the_parametric_proof_running_out_of_time_is_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
+    """prove_parametric (learn_and_prove's for_every) gives an unknown result when Houdini over
+    uninterpreted sorts runs out of time (it raised TimeoutError out of the route)."""
+    from types import SimpleNamespace
+
+    from deferral.checks.symbolic import parametric
+
+    unproved = SimpleNamespace(status="unknown", obligations=[], reason="consecution: not inductive")
+    monkeypatch.setattr(parametric, "prove", lambda *a, **kw: unproved)
+
+    def late(*a: object, **kw: object) -> None:
+        raise TimeoutError("parametric houdini: time limit (88 lemmas live, round 1)")
+
+    monkeypatch.setattr(parametric, "houdini", late)
+    monkeypatch.setattr(parametric, "learned_lemmas", lambda fams, protocol: [])
+    got = ic3po.prove_parametric(REFERENCE, Bounds(2, 1, 1, 1), [], timeout=1.0)
+    assert got.status == "unknown" and "time limit" in got.obligations[-1].reason
