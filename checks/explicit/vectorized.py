@@ -98,6 +98,7 @@ def explore_vectorized(
     checkpoint_every: float = 60.0,
     work_dir: str | None = None,
     spill_above: int | None = None,
+    stop: Callable[[Progress, bool], bool] | None = None,
 ) -> SearchResult:
     """Explore every reachable state of ``protocol`` at ``bounds``; report each property.
 
@@ -119,6 +120,10 @@ def explore_vectorized(
     (:mod:`deferral.checks.explicit.spill`) and the search goes on with the same results;
     the subfolder is removed at the end. A full disk stops it with ``stopped_by``
     "disk-full"; an unusable ``work_dir`` raises :class:`~deferral.checks.explicit.spill.SpillError`.
+
+    ``stop``: called after each level with its progress and whether an invariant is violated
+    so far; True stops the search there (``stopped_by`` "stopped"; a violation found is reported
+    with its shortest path). Auto's explicit route (checks/symbolic/exhaust.py) uses it.
     """
     start = time.monotonic()
     n_workers = max(1, int(workers if workers is not None else (os.cpu_count() or 1)))
@@ -126,7 +131,8 @@ def explore_vectorized(
     try:
         return _Search(model, symmetry, max_states, time_limit, progress, n_workers, start,
                        memory_limit=memory_limit, checkpoint_dir=checkpoint_dir, resume_dir=resume_dir,
-                       checkpoint_every=checkpoint_every, work_dir=work_dir, spill_above=spill_above).run()
+                       checkpoint_every=checkpoint_every, work_dir=work_dir, spill_above=spill_above,
+                       stop=stop).run()
     except NotVectorizable as exc:
         if checkpoint_dir is not None or resume_dir is not None:
             raise checkpoint.CheckpointError(f"checkpoints need the vectorized search, which cannot run "
@@ -224,8 +230,9 @@ class _Search:
                  start_state: State | None = None, keep_keys: bool = False, memory_limit: int | None = None,
                  checkpoint_dir: str | None = None, resume_dir: str | None = None,
                  checkpoint_every: float = 60.0, work_dir: str | None = None,
-                 spill_above: int | None = None) -> None:
+                 spill_above: int | None = None, stop: Callable[[Progress, bool], bool] | None = None) -> None:
         self.model = model
+        self.stop = stop
         self.layout = model.layout
         self.symmetry = symmetry
         # state numbers are uint32
@@ -663,10 +670,14 @@ class _Search:
                     self._spill()
                 except SpillError as exc:
                     stopped_by, self.spill_error = "disk-full", str(exc)
-            if self.progress:
+            if self.progress or self.stop:
                 last_report = time.monotonic()
-                self.progress(Progress(st.n_states, st.transitions, st.depth, frontier.shape[0],
-                                       last_report - self.start, self._spilled_bytes()))
+                done = Progress(st.n_states, st.transitions, st.depth, frontier.shape[0],
+                                last_report - self.start, self._spilled_bytes())
+                if self.progress:
+                    self.progress(done)
+                if self.stop is not None and frontier.shape[0] and self.stop(done, bool(st.first_bad)):
+                    stopped_by = "stopped"
             if self.checkpoint_dir is not None and stopped_by is None:
                 now = time.monotonic()
                 if frontier.shape[0] == 0 or now - last_saved >= self.checkpoint_every:
