@@ -204,6 +204,9 @@ PARAMETRIC_TIMEOUT_S, PARAMETRIC_QUERY_S = 300.0, 60.0
 #: (and what is left of the limit, if at least LEARN_MIN_S); the shipped lemmas' Houdini then gets SHIPPED_SHARE
 #: of the limit (with ``--lemmas``, 0.8: nothing follows it).
 LEARN_S, LEARN_MIN_S, SHIPPED_SHARE = 120.0, 10.0, 0.5
+#: The learning leaves this share of the limit (at least a second) for its own overrun: its last query or
+#: Houdini pass ends after its budget (invlpg_sync_one at S=3, --timeout 60, load 11: the hard limit at 66.9 s).
+LEARN_MARGIN_SHARE = 0.1
 
 
 def query_s(limit: float | None) -> float:
@@ -256,11 +259,11 @@ def run_parametric(args: argparse.Namespace) -> int:
                 from deferral.checks.symbolic import paramlearn
 
                 left_s = timeout - (time.monotonic() - began)
+                learn_s = min(LEARN_S, left_s - max(1.0, LEARN_MARGIN_SHARE * timeout))
                 learned_res = None
-                if left_s >= LEARN_MIN_S:  # learning in less would overrun the limit and prove nothing
+                if learn_s >= LEARN_MIN_S:  # learning in less would overrun the limit and prove nothing
                     offered = [] if args.no_shipped_lemmas else list(invariant_for(bounds))  # as auto: Houdini decides
-                    learned_res = paramlearn.learn(protocol, dict(bounds), timeout=min(LEARN_S, left_s - 1.0),
-                                                   lemmas=offered)
+                    learned_res = paramlearn.learn(protocol, dict(bounds), timeout=learn_s, lemmas=offered)
                 if learned_res is not None and learned_res.status == "proved" and learned_res.proof is not None:
                     res = learned_res.proof
                     res.lemma_source = ("learned: checks/symbolic/paramlearn.py (samples at "

@@ -16,10 +16,10 @@ invariants only (no liveness pass):
 * stopped first (the time box, the memory limit, or its own estimate that it will not end in
   the box): no violation within the levels done, which says why in ``reason``.
 
-The estimate: after each level, :func:`~deferral.checks.explicit.limits.project_states`
-extrapolates the final number of states from the levels' growth; if storing the rest at the
-rate so far would pass the box, the search stops there (a rough estimate: it is low early in
-a search, so it stops late rather than early)."""
+The estimate: after each level, the next one's size is guessed from the last level's growth;
+if storing it at the pace so far would pass the box, the search stops there. So it goes as deep
+as the box allows (each level deeper refutes more), and stops early where the levels explode
+(3,2,2,2: after about 2 s), before a level whose compiled loop or size would overrun the box."""
 
 from __future__ import annotations
 
@@ -88,25 +88,22 @@ def explore(protocol: Protocol, bounds: Bounds, budget: float,
     why: list[str] = []
 
     def stop(p: Progress, violated: bool) -> bool:
-        """After each level: stop at a violation, or when the estimate says the box will not do."""
+        """After each level: stop at a violation, or when the next level would not end in the box."""
         if violated:
             return True
         levels.append(p.states - sum(levels))
         took, last[0] = p.elapsed_s - last[0], p.elapsed_s
         # states a second: the last level's pace (the first levels pay the start-up), at least the mean
         rate = max(p.states / max(p.elapsed_s, 1e-3), levels[-1] / took if took > 0.2 else 0.0)
-        left = budget - p.elapsed_s
-        total = project_states(levels)
-        if total is not None and (total - p.states) / rate > left:
-            why.append(f"its estimate (about {total:,.0f} states, {(total - p.states) / rate:.0f} s more at "
-                       f"{rate:,.0f} states/s, past its {budget:.0f} s)")
+        if len(levels) < 3 or levels[-2] <= 0:
+            return False
+        following = levels[-1] * levels[-1] / levels[-2]  # the last level's growth once more
+        if following / rate > budget - p.elapsed_s:
+            total = project_states(levels)
+            all_of_it = "" if total is None else f"; about {total:,.0f} states in all"
+            why.append(f"its estimate (the next level about {following:,.0f} states, {following / rate:.0f} s at "
+                       f"{rate:,.0f} states/s, past its {budget:.0f} s{all_of_it})")
             return True
-        if total is None and len(levels) > 2 and levels[-2] > 0:  # still growing: the next level alone
-            following = levels[-1] * levels[-1] / levels[-2]
-            if following / rate > left:
-                why.append(f"its estimate (the next level about {following:,.0f} states, {following / rate:.0f} s "
-                           f"at {rate:,.0f} states/s, past its {budget:.0f} s)")
-                return True
         return False
 
     say(f"auto: explicit search at {bounds.short()} (at most {budget:.0f} s)")

@@ -105,6 +105,11 @@ FINISH_BMC_SHARE, SMALL_BMC_SHARE = 0.5, 0.25
 SMALL_BMC_TOTAL_SHARE = 0.5
 
 
+#: Where the explicit search exhausted the requested bounds (a bounded proof in hand), the learning routes leave
+#: this share of the limit for the answer (they overrun their budgets by seconds: one ran into the CLI's hard limit
+#: at lazy_tlb_ipi 2,1,1,1,S=2, --timeout 60).
+EXHAUSTED_KEEP_SHARE = 0.2
+
 #: The parametric route's budget (Houdini and the final proof) in auto.
 PARAMETRIC_S = 60.0
 #: The learned parametric route's share of the time left (its budget without a limit).
@@ -387,8 +392,11 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         return None
 
     def reserve() -> float:
-        """The time the bmc at the smallest instance keeps for itself (its share of the limit, less
-        what it used) while it has not finished: a learning route's budget leaves it."""
+        """The time a learning route's budget leaves: the bmc's at the smallest instance (its share of
+        the limit, less what it used) while it has not finished; where the explicit search exhausted
+        the requested bounds, a share of the limit kept for that answer."""
+        if timeout is not None and holds_at(bounds):  # the bounded proof is in hand: keep time to give it
+            return EXHAUSTED_KEEP_SHARE * timeout
         s = search(small_at) if small_at in searches else None
         if timeout is None or s is None or s.settled or small_safe():
             return 0.0
@@ -537,6 +545,8 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         from deferral.checks.symbolic.encoding import EncodingError
 
         budget = LEARN_PARAMETRIC_S if timeout is None else learning_budget(LEARN_PARAMETRIC_SHARE)
+        if timeout is not None and holds_at(bounds):  # an answer in hand: paramlearn ran to twice its budget at
+            budget /= 2  # S=2, 3 under load 8-10 (PROVE.md, 4 Dec), into the CLI's hard limit, losing that answer
         if budget < LEARN_PARAMETRIC_MIN_S:
             why("inferred+parametric", f"not tried ({budget:.1f} s left for it, under {LEARN_PARAMETRIC_MIN_S:.0f} s)")
             return None
