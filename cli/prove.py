@@ -18,7 +18,7 @@ from deferral.checks.symbolic.prove import METHODS, ProveResult, prove
 from deferral.checks.symbolic.encoding import EncodingError
 from deferral.cli.common import (UsageError, add_bounds, add_variant, bounds_from, check_outputs, console, positive,
                                  protocol_from, seconds, time_left)
-from deferral.cli.limits import deadline, grace_for
+from deferral.cli.limits import TimeLimitReached, deadline, grace_for
 from deferral.model.concrete import Model
 from deferral.model.invariant import invariant_for
 from deferral.traces.files import write_atomic
@@ -260,16 +260,22 @@ def run_parametric(args: argparse.Namespace) -> int:
 
                 left_s = timeout - (time.monotonic() - began)
                 learn_s = min(LEARN_S, left_s - max(1.0, LEARN_MARGIN_SHARE * timeout))
-                learned_res = None
+                learned_res, cut = None, ""
                 if learn_s >= LEARN_MIN_S:  # learning in less would overrun the limit and prove nothing
                     offered = [] if args.no_shipped_lemmas else list(invariant_for(bounds))  # as auto: Houdini decides
-                    learned_res = paramlearn.learn(protocol, dict(bounds), timeout=learn_s, lemmas=offered)
+                    try:  # its own hard limit, before the command's: an overrun keeps the reasons
+                        with deadline(learn_s, "learning", grace=0.5 * (left_s - learn_s)):
+                            learned_res = paramlearn.learn(protocol, dict(bounds), timeout=learn_s, lemmas=offered)
+                    except TimeLimitReached:
+                        cut = (f"stopped after {time.monotonic() - began - (timeout - left_s):.1f} s, past its "
+                               f"{learn_s:.0f} s budget (a query or Houdini pass that did not end in time)")
                 if learned_res is not None and learned_res.status == "proved" and learned_res.proof is not None:
                     res = learned_res.proof
                     res.lemma_source = ("learned: checks/symbolic/paramlearn.py (samples at "
                                         + ", ".join(b.short() for b, _, _ in learned_res.sampled) + ")")
                 else:  # both reasons: the shipped lemmas', then the learned families'
                     also = "then learned families (checks/symbolic/paramlearn.py): " + (
+                        cut if cut else
                         f"not tried ({max(0.0, left_s):.0f} s of the {timeout:.0f} s limit left)"
                         if learned_res is None else
                         f"unknown after {learned_res.elapsed_s:.1f} s ({learned_res.reason or 'no reason given'})")

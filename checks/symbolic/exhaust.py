@@ -18,8 +18,12 @@ invariants only (no liveness pass):
 
 The estimate: after each level, the next one's size is guessed from the last level's growth;
 if storing it at the pace so far would pass the box, the search stops there. So it goes as deep
-as the box allows (each level deeper refutes more), and stops early where the levels explode
-(3,2,2,2: after about 2 s), before a level whose compiled loop or size would overrun the box."""
+as the box allows (each level deeper refutes more), and stops early where the levels explode,
+before a level whose compiled loop or size would overrun the box. Where the smallest instance was
+exhausted with no violation first (a bug at the requested bounds is then unlikely), it also
+stops when the total extrapolated from the levels' growth
+(:func:`~deferral.checks.explicit.limits.project_states`) will not be stored in the box
+(3,2,2,2: after about 2 s)."""
 
 from __future__ import annotations
 
@@ -75,8 +79,10 @@ class Exhaustive:
 
 
 def explore(protocol: Protocol, bounds: Bounds, budget: float,
-            note: Callable[[str], None] | None = None) -> Exhaustive:
-    """The breadth-first search of ``protocol``'s invariants at ``bounds`` within ``budget`` seconds."""
+            note: Callable[[str], None] | None = None, exhaust_only: bool = False) -> Exhaustive:
+    """The breadth-first search of ``protocol``'s invariants at ``bounds`` within ``budget`` seconds.
+    ``exhaust_only``: stop too when the extrapolated total will not be stored in the box (where a
+    deeper level is of little worth: the smallest instance was exhausted with no violation)."""
     from deferral.checks.explicit.search import search
 
     say = note or (lambda text: None)
@@ -98,8 +104,12 @@ def explore(protocol: Protocol, bounds: Bounds, budget: float,
         if len(levels) < 3 or levels[-2] <= 0:
             return False
         following = levels[-1] * levels[-1] / levels[-2]  # the last level's growth once more
+        total = project_states(levels)
+        if exhaust_only and total is not None and (total - p.states) / rate > budget - p.elapsed_s:
+            why.append(f"its estimate (about {total:,.0f} states in all, {(total - p.states) / rate:.0f} s more at "
+                       f"{rate:,.0f} states/s, past its {budget:.0f} s)")
+            return True
         if following / rate > budget - p.elapsed_s:
-            total = project_states(levels)
             all_of_it = "" if total is None else f"; about {total:,.0f} states in all"
             why.append(f"its estimate (the next level about {following:,.0f} states, {following / rate:.0f} s at "
                        f"{rate:,.0f} states/s, past its {budget:.0f} s{all_of_it})")

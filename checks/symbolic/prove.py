@@ -14,15 +14,16 @@ strongest automatic route, cheapest first:
    for any variant: Houdini and induction decide, the lemmas only propose; a bug is never
    proved by them). Cheap, so tried before any bounded search; ``shipped=False``
    (``--no-shipped-lemmas``) leaves them out.
-3. *The explicit search* at the requested bounds (:mod:`deferral.checks.symbolic.exhaust`,
-   route ``explicit-search``), time-boxed (a quarter of the time left) and stopped early when its
-   estimate says it will not end in its box; if it does not exhaust them, at the smallest
-   instance too. A violation is the shortest counterexample at the requested bounds (at the
-   smallest instance: searched again by bmc at the requested bounds); an instance it
-   exhausts needs no bmc (3 and 7 below are skipped there), and the depth it reached is not
-   queried again by the bmc at the requested bounds. Where it exhausted the requested bounds
-   and no lemma route below proves them, that is the answer: proved at exactly these bounds
-   (``exhaustive`` in the JSON), no invariant, nothing claimed beyond them.
+3. *The explicit search* (:mod:`deferral.checks.symbolic.exhaust`, route ``explicit-search``),
+   time-boxed (a quarter of the time left): at the smallest instance first (below), then at the
+   requested bounds, each stopped after a level when its estimate says the next level will not
+   end in the box (at the requested bounds, once the smallest instance was exhausted safe, also
+   when the extrapolated total will not). A violation at the requested bounds is the shortest
+   counterexample there (one only at the smallest instance is searched again there by bmc); an
+   instance it exhausts needs no bmc (its slices below are skipped), and the depth it reached at
+   the requested bounds is not queried again by the bmc there. Where it exhausted the requested
+   bounds and no lemma route below proves them, that is the answer: proved at exactly these
+   bounds (``exhaustive`` in the JSON), no invariant, nothing claimed beyond them.
    Then *bounded model checking* to depth 12 at the smallest instance (:func:`bmc_bounds`: 2 VCPUs,
    one page, one frame at the requested Q and S, within the requested bounds), in time slices
    (:class:`~deferral.checks.symbolic.bmc.BmcSearch` goes on where it stopped): a first slice of
@@ -435,36 +436,38 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         return holds_at(small_at) or holds_at(bounds) and small_at == bounds
 
     def explicit_route() -> ProveResult | None:
-        """The explicit search at the requested bounds (and, if it does not exhaust them, at the
-        smallest instance), time-boxed: a violation is the shortest at the requested bounds (or
-        searched again there by bmc); what it exhausts needs no bmc; the depth it reached without a
-        violation is not queried again by the bmc there (:meth:`BmcSearch.known_safe_to`)."""
+        """The explicit search, time-boxed: first at the smallest instance (where it is cheap; one it
+        exhausts needs no bmc), then at the requested bounds. A violation at the requested bounds is
+        the shortest there; one only at the smallest instance is searched again at the requested
+        bounds by bmc. The depth reached there without a violation is not queried again by the
+        bmc (:meth:`BmcSearch.known_safe_to`)."""
         box = exhaust.EXPLICIT_S if timeout is None else exhaust.EXPLICIT_SHARE * (left() or 0.0)
         began = time.monotonic()
-        for at in [bounds] + ([] if small_at == bounds else [small_at]):
+        small_bad: exhaust.Exhaustive | None = None
+        for at in ([] if small_at == bounds else [small_at]) + [bounds]:
             budget = box - (time.monotonic() - began)
             if budget < exhaust.EXPLICIT_MIN_S:
                 why(f"explicit at {at.short()}", f"not tried ({budget:.1f} s left in its box)")
                 break
-            ex = explored[at] = exhaust.explore(protocol, at, budget, note=say)
+            ex = explored[at] = exhaust.explore(protocol, at, budget, note=say,
+                                                exhaust_only=at == bounds and holds_at(small_at))
             stages.append(ex.stage())
-            if ex.status == "violated":
+            if ex.status == "violated" and at == bounds:
                 assert ex.path is not None
-                path = oriented_path(enc, [st for _, st in ex.path]) if at == bounds else ex.path
-                if at == bounds:
-                    return result("violated", route="explicit-search", depth=ex.depth, path=path, prop=ex.prop,
-                                  log=log, exhaustive={"bounds": at.as_dict(), "states": ex.states,
-                                                       "verdict": ex.verdict()})
-                log.append(f"explicit at {at.short()}: {ex.verdict()}; the shortest trace at {bounds.short()} "
-                           "follows (bmc)")
-                why(f"explicit at {at.short()}", f"{ex.verdict()}, but the bmc at {bounds.short()} did not reach "
-                    "that violation in time")
-                return bounded_look(left())
+                return result("violated", route="explicit-search", depth=ex.depth,
+                              path=oriented_path(enc, [st for _, st in ex.path]), prop=ex.prop, log=log,
+                              exhaustive={"bounds": at.as_dict(), "states": ex.states, "verdict": ex.verdict()})
             why(f"explicit at {at.short()}", ex.verdict())
+            if ex.status == "violated":
+                small_bad = ex  # the requested bounds next: its breadth-first search finds the shortest there
             if at == bounds and ex.depth > 0 and ex.status != "holds":
                 search(bounds).known_safe_to(ex.depth)  # the bmc there starts deeper
-            if ex.status == "holds":
-                break  # exhausted: no bmc there (nor at the smallest instance below it) finds anything
+        if small_bad is not None:
+            log.append(f"explicit at {small_at.short()}: {small_bad.verdict()}; the shortest trace at "
+                       f"{bounds.short()} follows (bmc)")
+            why(f"explicit at {small_at.short()}", f"{small_bad.verdict()}, but the bmc at {bounds.short()} did not "
+                "reach that violation in time")
+            return bounded_look(left())
         return None
 
     quick_s = QUICK_BMC_S if timeout is None else min(QUICK_BMC_S, QUICK_BMC_SHARE * timeout)
