@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -96,6 +95,8 @@ def load(source: str, timeout: float = 120.0, *, build: bool = True, key: str | 
         if not lib.exists():
             if not build:
                 return Loaded(None)
+            import subprocess  # only to compile: a search whose libraries are cached does not load it
+
             try:
                 folder.mkdir(parents=True, exist_ok=True)
                 with tempfile.TemporaryDirectory(dir=folder) as tmp:
@@ -136,6 +137,8 @@ def built_last() -> bool:
 def _compile(cc: str, c_file: Path, out: Path, timeout: float, cancel: threading.Event | None
              ) -> tuple[int | None, str]:
     """Run the compiler: (its exit code, its stderr); (None, "") when ``cancel`` was set first."""
+    import subprocess
+
     with subprocess.Popen([cc, *FLAGS, "-o", str(out), str(c_file)], stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, text=True) as proc:
         end = time.monotonic() + timeout

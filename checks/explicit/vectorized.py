@@ -374,7 +374,10 @@ class _Search:
             # the frontier is kept as keys (8 bytes a state), unpacked to rows a chunk at a time
             return _drop_goal_sources(self.expand(frontier_keys[a:a + CHUNK_ROWS], a, visited), goals, base, a, rows)
 
-        yield from ordered_map(task, n, self.workers, poll=self._poll, poll_every=POLL_EVERY_S)
+        # one chunk in this thread, unless a time limit must be polled while it runs (a step that
+        # never returns); a memory limit is checked before it (a chunk allocates about 10 MiB)
+        poll = self._poll if n > 1 or self.time_limit is not None else None
+        yield from ordered_map(task, n, self.workers, poll=poll, poll_every=POLL_EVERY_S)
 
     # ---- limits and the disk spill -------------------------------------------------------
     def _poll(self, extra: int | Callable[[], int] = 0) -> None:
