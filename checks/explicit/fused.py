@@ -820,7 +820,12 @@ class LazyFused:
             return
         if not wait:
             self._cancel.set()
-        thread.join(timeout)
+        try:
+            thread.join(timeout if wait else min(timeout, 5.0))
+        except BaseException:  # interrupted while waiting (Ctrl-C, the CLI's deadline): kill the compiler
+            self._cancel.set()
+            thread.join(1.0)
+            raise
         if thread.is_alive():  # the compiler is killed; a traced step stuck forever stays stuck
             self._cancel.set()
             thread.join(1.0)
