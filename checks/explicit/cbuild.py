@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -139,21 +140,24 @@ def _compile(cc: str, c_file: Path, out: Path, timeout: float, cancel: threading
     """Run the compiler: (its exit code, its stderr); (None, "") when ``cancel`` was set first."""
     import subprocess
 
+    # in a process group of its own, killed as a whole: killing the driver alone leaves cc1 running
     with subprocess.Popen([cc, *FLAGS, "-o", str(out), str(c_file)], stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True) as proc:
+                          stderr=subprocess.PIPE, text=True, process_group=0) as proc:
         end = time.monotonic() + timeout
         while True:
             try:
                 _, stderr = proc.communicate(timeout=0.05 if cancel is not None else timeout)
                 return proc.returncode, stderr
             except subprocess.TimeoutExpired:
-                if cancel is not None and cancel.is_set():
-                    proc.kill()
+                stop = cancel is not None and cancel.is_set()
+                if stop or time.monotonic() >= end:
+                    try:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    except OSError:  # ended meanwhile
+                        pass
                     proc.communicate()
-                    return None, ""
-                if time.monotonic() >= end:
-                    proc.kill()
-                    proc.communicate()
+                    if stop:
+                        return None, ""
                     raise
 
 
