@@ -39,6 +39,7 @@ from typing import Any, Callable, Generator
 import numpy as np
 
 from deferral.checks.explicit import checkpoint, levelc
+from deferral.checks.explicit import fused as fused_loop
 from deferral.checks.explicit.backreach import edges_by_source, unreachable_goal_pieces, unreachable_goal_streamed
 from deferral.checks.explicit.explore import explore
 from deferral.checks.explicit.limits import (Limits, LimitReached, expansion_bytes, peak_rss_bytes,
@@ -275,6 +276,7 @@ class _Search:
         # tight memory limit that jump could pass the limit between two polls, so the numpy path
         self.jit = None if memory_limit is None or memory_limit >= JIT_MEMORY_FLOOR else False
         self.ex = Expander(model, symmetry, properties=(*self.invariants, *self.lives), jit=self.jit)
+        self.build_from = fused_loop.build_from()
         self.packer = self.ex.packer
         self.action_dtype = self.ex.action_dtype
         # actions as stored (and parked): one byte while there are fewer than 256
@@ -379,7 +381,10 @@ class _Search:
             # the frontier is kept as keys (8 bytes a state), unpacked to rows a chunk at a time
             return _drop_goal_sources(self.expand(frontier_keys[a:a + CHUNK_ROWS], a, visited), goals, base, a, rows)
 
-        yield from ordered_map(task, n, self.workers, poll=self._poll, poll_every=POLL_EVERY_S)
+        # one chunk in this thread, unless a time limit must be polled while it runs (a step that
+        # never returns); a memory limit is checked before it (a chunk allocates about 10 MiB)
+        poll = self._poll if n > 1 or self.time_limit is not None else None
+        yield from ordered_map(task, n, self.workers, poll=poll, poll_every=POLL_EVERY_S)
 
     # ---- limits and the disk spill -------------------------------------------------------
     def _poll(self, extra: int | Callable[[], int] = 0) -> None:
@@ -459,10 +464,18 @@ class _Search:
             self.work = WorkDir(self.work_dir)
             self.disk = DiskRuns(self.work, self.packer.key_dtype)
             self.parked = Parked(self.work)
+        result: SearchResult | None = None
         try:
             with blas_threads(1):
-                return self._run()
+                result = self._run()
+                return result
         finally:  # removed at the end, whatever the result (a kill leaves it)
+            # a background build of the compiled loop: finished (cached for the next search) when
+            # the search ran to its end or to --max-states, else cancelled (its compiler killed)
+            self.ex.finish_fused(wait=result is not None and result.stopped_by in (None, "max-states"))
+            if result is not None:  # "built": compiled by this search (cached for the next one)
+                result.stats["c_loop"] = ("built" if self.ex.fused_compiled else
+                                          "cached" if self.ex.fused(0) is not None else "none")
             if self.work is not None:
                 self.work.close()
 
@@ -665,6 +678,8 @@ class _Search:
             st.n_states = n_states + n_new
             if n_new:
                 st.depth += 1
+            if st.n_states >= self.build_from:  # small but not tiny: the compiled loop, beside the search
+                self.ex.start_fused()
             if self.spill_above is not None and self._stored_in_memory(st) > self.spill_above:
                 try:
                     self._spill()
