@@ -39,7 +39,9 @@ def register(sub: Any) -> None:
     add_variant(p)
     p.add_argument("--method", choices=METHODS, default="auto",
                    help="auto (default: Houdini + induction over --lemmas FILE and the shipped lemmas; where "
-                        "they fail, bmc to depth 12 at the smallest instance (2,1,1 at your Q and S; a bug found "
+                        "they fail, the explicit search, time-boxed (a violation: the shortest counterexample; "
+                        "an instance it exhausts and no lemma route proves: proved at exactly these bounds, route "
+                        "explicit-search), bmc to depth 12 at the smallest instance (2,1,1 at your Q and S; a bug found "
                         "there is searched again at your bounds for its shortest counterexample) and a quick look "
                         "at your bounds; then lemmas learned from reachable states (bounded, and for every N, V, "
                         "F), Spacer's lemmas generalized; then the rest of the bmc at your bounds, and pdr), "
