@@ -44,9 +44,9 @@ class Ic3Unknown(Exception):
     """IC3 stopped without an invariant (time, an undecided query, a counterexample at the instance:
     ``violated``)."""
 
-    def __init__(self, reason: str, violated: bool = False) -> None:
+    def __init__(self, reason: str, violated: bool = False, inseparable: bool = False) -> None:
         super().__init__(reason)
-        self.violated = violated
+        self.violated, self.inseparable = violated, inseparable
 
 
 @dataclass
@@ -329,7 +329,7 @@ class Ic3:
                     raise Ic3Unknown(f"a counterexample at {self.at.short()}: a reachable state leaves the property "
                                      "(bmc gives the shortest trace)", True)
                 raise Ic3Unknown(f"a counterexample to induction at {self.at.short()} that no literal separates "
-                                 "from a reachable state (the terms cannot tell them apart)")
+                                 "from a reachable state (the terms cannot tell them apart)", inseparable=True)
             self.learn(few, INF)
             self.say(f"ic3po at {self.at.short()}: {self.clauses[-1].family.show()}")
 
@@ -370,7 +370,13 @@ class Ic3:
             try:
                 return res("invariant", self.strengthen(), 1)
             except Ic3Unknown as exc:
-                return res("violated" if exc.violated else "unknown", [], 1, str(exc))
+                if not exc.inseparable:
+                    return res("violated" if exc.violated else "unknown", [], 1, str(exc))
+                # the terms cannot tell a counterexample to induction from a reachable state: go on with
+                # frames (relative induction decides), from the orbits learned so far
+                self.say(f"ic3po at {self.at.short()}: {exc}; IC3 with frames from the {len(self.clauses)} orbits")
+                for c in self.clauses:  # invariants of the instance, so in F_1; pushed (or not) like any other
+                    c.level = min(c.level, 1)
         k = 1
         try:
             while True:
