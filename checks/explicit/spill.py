@@ -225,12 +225,18 @@ class DiskRuns:
         Successive calls with ascending queries (a level's merge pieces) decode each block once."""
         if queries.shape[0] == 0:
             return
+        ends = np.concatenate([queries[:1], queries[-1:]])
         for run in self.runs:
-            # the queries each block may hold: from its first key to the next block's
-            cut = np.searchsorted(queries, run.fence)
-            cut = np.append(cut, queries.shape[0])
-            for b in np.flatnonzero(cut[1:] > cut[:-1]).tolist():
-                lo, hi = int(cut[b]), int(cut[b + 1])
+            # the blocks the queries' range falls in (a few of a long run's fences), then the
+            # queries each may hold: from its first key to the next block's
+            first, last = (np.searchsorted(run.fence, ends, side="right") - 1).tolist()
+            first = max(first, 0)
+            if last < 0:
+                continue
+            cut = np.searchsorted(queries, run.fence[first + 1:last + 1])
+            cut = np.concatenate([[0], cut, [queries.shape[0]]])
+            for k in np.flatnonzero(cut[1:] > cut[:-1]).tolist():
+                b, lo, hi = first + k, int(cut[k]), int(cut[k + 1])
                 if run.cached is not None and run.cached[0] == b:
                     block, ids = run.cached[1], run.cached[2]
                 else:

@@ -68,6 +68,44 @@ def test_disk_runs_answer_lookups_like_a_dict(tmp_path: Path, monkeypatch: pytes
     assert not work.path.exists()
 
 
+@pytest.mark.parametrize("key_dtype", [np.dtype(np.uint64), np.dtype("V16")])
+def test_runs_of_another_block_size_and_successive_lookups(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           key_dtype: np.dtype) -> None:
+    """A run adopted as a checkpoint of an older version wrote it (blocks of another size) is
+    read right, and lookups in ascending pieces (a level's merge, reusing the block decoded
+    last) answer as one lookup of them all."""
+    rng = np.random.default_rng(11)
+    words = np.unique(rng.integers(0, 1 << 40, size=(6000, key_dtype.itemsize // 8), dtype=np.uint64), axis=0)
+    keys = np.ascontiguousarray(words.astype(">u8")).view(key_dtype).ravel() if key_dtype.kind == "V" \
+        else np.ascontiguousarray(words[:, 0])
+    keys = np.unique(keys)
+    ids = rng.permutation(keys.shape[0]).astype(np.uint32)
+    work = spill.WorkDir(tmp_path)
+    monkeypatch.setattr(spill, "BLOCK", 1024)  # the older runs' blocks (2**20 before this version)
+    old = spill.DiskRuns(work, key_dtype)
+    old.add(Run([keys[:2500], keys[2500:]], [ids[:2500], ids[2500:]]))
+    saved = old.saved()[0]
+    monkeypatch.setattr(spill, "BLOCK", 64)  # this version's
+    disk = spill.DiskRuns(work, key_dtype)
+    disk.adopt(lambda path: np.asarray(saved["keys"]).tofile(path), lambda path: np.asarray(saved["ids"]).tofile(path),
+               saved["offsets"], saved["fence"], keys.shape[0], np.dtype(np.uint32))
+    assert disk.runs[0].size == 1024 and spill.block_size_of(keys.shape[0], 6) == 1024
+    absent = rng.integers(0, 1 << 40, size=(500, key_dtype.itemsize // 8), dtype=np.uint64) | np.uint64(1 << 41)
+    absent = (np.ascontiguousarray(absent.astype(">u8")).view(key_dtype).ravel() if key_dtype.kind == "V"
+              else np.ascontiguousarray(absent[:, 0]))
+    other = np.unique(np.concatenate([keys[rng.permutation(keys.shape[0])[:3000]], absent]))
+    want = np.full(other.shape[0], -1, dtype=np.int64)
+    pos = np.searchsorted(keys, other)
+    found = (pos < keys.shape[0]) & (keys[np.minimum(pos, keys.shape[0] - 1)] == other)
+    want[found] = ids[pos[found]]
+    for runs in (disk, old):
+        out = np.full(other.shape[0], -1, dtype=np.int64)
+        for a in range(0, other.shape[0], 77):  # ascending pieces
+            runs.lookup(other[a:a + 77], out[a:a + 77])
+        assert out.tolist() == want.tolist()
+    work.close()
+
+
 def test_full_disk_stops_with_exit_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                      capsys: pytest.CaptureFixture[str]) -> None:
     def full(*args: object, **kwargs: object) -> None:
