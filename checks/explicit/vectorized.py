@@ -68,6 +68,10 @@ _MAX_IDS = (1 << 32) - 1
 #: what the memory limit is checked against first.
 _MERGE_BYTES = 64
 _VISITED_MERGE_BYTES = 4 * 24
+#: Once spilling: candidates a merge piece takes per chunk of the level, and at most a piece
+#: (64 bytes of temporaries a candidate: 256 MiB), see ``_Search._merge_piece``.
+MERGE_PER_CHUNK = 1 << 10
+MERGE_PIECE_MAX = 1 << 22
 #: With a work folder and no ``spill_above``: spill once the stored structures in memory pass
 #: this share of the memory limit (the rest is for a level's expansion and merge).
 SPILL_SHARE = 0.25
@@ -382,8 +386,17 @@ class _Search:
         empty = np.zeros(0, dtype=np.uint8)
         chunk.keys = chunk.parents = chunk.actions = empty
         chunk.uidx = chunk.ucode = chunk.all_parents = chunk.hits = None
-        if self.spills:
+        if self.spills and self._parked_over_budget():
             parked.spill(names)
+
+    def _parked_over_budget(self) -> bool:
+        """Once spilling: whether what is stored in memory and the level's parked arrays pass
+        ``spill_above`` (then a chunk's arrays go to disk as they come; below it they stay in
+        memory until the level's end, as before the first spill). Without ``spill_above``
+        (spills at the memory limit only) they always go."""
+        if self.spill_above is None or self.st is None:
+            return True
+        return self._stored_in_memory(self.st) + self.parked.memory_bytes > self.spill_above
 
     def _chunk_results(self, frontier_keys: "np.ndarray | KeysFile", visited: Visited) -> Generator["_Chunk", None, None]:
         """Each chunk's results, in chunk order (computed by ``workers`` threads); the limits
@@ -452,15 +465,29 @@ class _Search:
             return True
 
     def _park(self) -> None:
-        """With a work folder: once spilling, the level's chunk arrays go to disk as they come;
-        before, a spill when they and what is stored pass ``spill_above``."""
+        """With a work folder: once spilling, the level's chunk arrays go to disk as they come
+        while they and what is stored pass ``spill_above``; before, a spill when they do."""
         if self.disk is None:
             return
         if self.spills:
-            self.parked.spill()
+            if self._parked_over_budget():
+                self.parked.spill()
         elif (self.spill_above is not None and self.st is not None
               and self._stored_in_memory(self.st) + self.parked.memory_bytes > self.spill_above):
             self._spill()
+
+    def _merge_piece(self, n_chunks: int) -> int:
+        """Candidates a piece of the level's merge (about). In memory :data:`levelmerge.PIECE`;
+        once the chunks' arrays are parked on disk, a piece reads a slice of each chunk's
+        (a few positioned reads), so pieces grow with the chunks (:data:`MERGE_PER_CHUNK`
+        candidates a chunk, up to :data:`MERGE_PIECE_MAX` and a 32nd of the memory limit):
+        a wide level's reads stay near a few thousand a chunk, not one a chunk a piece."""
+        if not self.spills:
+            return levelmerge.PIECE
+        top = MERGE_PIECE_MAX
+        if self.limits.memory_limit is not None:
+            top = min(top, self.limits.memory_limit // (32 * _MERGE_BYTES))
+        return max(levelmerge.PIECE, min(top, n_chunks * MERGE_PER_CHUNK))
 
     @staticmethod
     def _stored_in_memory(st: "_State") -> int:
@@ -564,7 +591,8 @@ class _Search:
             try:  # stop before the merge if its temporaries would pass the memory limit
                 # (the runs' merge comes after the level's, whose temporaries are freed by then)
                 total = len(visited) + sum(n_cand)
-                self._poll(lambda: max(_MERGE_BYTES * min(sum(n_cand), levelmerge.PIECE),
+                piece = self._merge_piece(n_chunks)
+                self._poll(lambda: max(_MERGE_BYTES * min(sum(n_cand), piece),
                                        _VISITED_MERGE_BYTES * min(total, block_size(total))))
             except LimitReached as stop:
                 stopped_by = stop.reason
@@ -586,7 +614,8 @@ class _Search:
             def read_keys(i: int, a: int, b: int) -> np.ndarray:
                 return parked.get(("keys", i), a, b)
 
-            for piece in levelmerge.pieces(n_cand, samples, read, workers=self.workers, read_keys=read_keys):
+            for piece in levelmerge.pieces(n_cand, samples, read, piece=self._merge_piece(n_chunks),
+                                           workers=self.workers, read_keys=read_keys):
                 keys = piece.keys
                 # with runs on disk: the candidates are looked up there (a range at a time, in order)
                 state = np.full(keys.shape[0], -1, dtype=np.int64)

@@ -190,6 +190,7 @@ def test_level_merged_in_small_pieces_gives_the_same_results(tmp_path: Path, mon
     cut = 30_000 if len(bounds) > 4 else None
     whole = explore_vectorized(PUBLISHED[variant], b, workers=1, max_states=cut)
     monkeypatch.setattr(levelmerge, "PIECE", 40)
+    monkeypatch.setattr(vectorized, "MERGE_PER_CHUNK", 0)  # spilled pieces do not grow with the chunks
     monkeypatch.setattr(levelmerge, "SAMPLE", 4)
     work = None if spill_above is None else str(tmp_path)
     pieces = explore_vectorized(PUBLISHED[variant], b, workers=2, work_dir=work, spill_above=spill_above,
@@ -210,6 +211,7 @@ def test_a_memory_limit_below_what_the_search_holds_finishes_with_a_work_dir(tmp
     monkeypatch.setattr(vectorized, "CHUNK_ROWS", 512)  # what a level is about to allocate: small
     monkeypatch.setattr(visited, "MIN_BLOCK", 512)
     monkeypatch.setattr(levelmerge, "PIECE", 1024)
+    monkeypatch.setattr(vectorized, "MERGE_PER_CHUNK", 0)
     # what a chunk is about to allocate, as the search estimates it (first from the action
     # count, 51 successors a row): small beside the limit
     monkeypatch.setattr(vectorized, "expansion_bytes", lambda rows, *args: 64 * rows)
