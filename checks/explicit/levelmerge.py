@@ -93,8 +93,6 @@ def pieces(sizes: list[int], samples: list[np.ndarray], read: Reader, piece: int
 
     def find(i: int, p: int) -> int:
         n = sizes[i]
-        if p >= len(splitters):
-            return n
         s = splitters[p]
         j = int(np.searchsorted(samples[i], s))  # samples[j - 1] < s <= samples[j]
         if j == 0:
