@@ -57,7 +57,7 @@ def test_a_bug_is_refused_quickly() -> None:
     assert any(k.startswith("seconds by part: ") for k in r.log)
 
 
-@pytest.mark.slow  # 35-90 s on the loaded 2-core machine (4 Dec: 34-49 s wall, 16-18 s CPU at load 8-9)
+@pytest.mark.slow  # 35-130 s on the loaded 2-core machine (4 Dec, CLI: 34-49 s wall, 16-18 s CPU at load 8-9)
 def test_wait_irqs_off_is_proved_for_every_n_without_the_shipped_lemmas() -> None:
     """No hand-written lemma offered: the families learned from reachable states are proved
     over uninterpreted sorts (the proof is parametric.prove's unsat answers, not the samples)."""
