@@ -133,7 +133,8 @@ def parametric_cell(variant: str, bounds: str, method: str, timeout: float) -> d
 
 def _phase(note: str) -> str | None:
     """The phase a progress note of auto starts (``bmc``, ``shipped``, ``learned``, ``pdr``...), if any."""
-    for key, name in (("out-of-domain", "domain"), ("(parametric", "parametric"), ("learn: sampling", "sampling"),
+    for key, name in (("out-of-domain", "domain"), ("explicit search", "explicit"), ("(parametric", "parametric"),
+                      ("learn: sampling", "sampling"),
                       ("learn: first families", "bounded learning"), ("learn: round", "houdini rounds"),
                       ("learn: trimming", "trim+proof"), ("Houdini over", "houdini+induction"), ("learning", "learned"),
                       ("Spacer infers", "pdr-generalized"), ("bounded model", "bmc"), ("bmc", "bmc"),

@@ -129,7 +129,7 @@ class SearchResult:
     depth: int
     elapsed_s: float
     complete: bool
-    stopped_by: str | None  # None, "max-states" or "time-limit"
+    stopped_by: str | None  # None, "max-states", "time-limit", "memory-limit", "disk-full" or "stopped" (a stop hook)
     outcomes: list[Outcome]
     engine: str = "concrete"
     workers: int = 1

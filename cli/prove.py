@@ -18,7 +18,7 @@ from deferral.checks.symbolic.prove import METHODS, ProveResult, prove
 from deferral.checks.symbolic.encoding import EncodingError
 from deferral.cli.common import (UsageError, add_bounds, add_variant, bounds_from, check_outputs, console, positive,
                                  protocol_from, seconds, time_left)
-from deferral.cli.limits import deadline, grace_for
+from deferral.cli.limits import TimeLimitReached, deadline, grace_for
 from deferral.model.concrete import Model
 from deferral.model.invariant import invariant_for
 from deferral.traces.files import write_atomic
@@ -39,7 +39,9 @@ def register(sub: Any) -> None:
     add_variant(p)
     p.add_argument("--method", choices=METHODS, default="auto",
                    help="auto (default: Houdini + induction over --lemmas FILE and the shipped lemmas; where "
-                        "they fail, bmc to depth 12 at the smallest instance (2,1,1 at your Q and S; a bug found "
+                        "they fail, the explicit search, time-boxed (a violation: the shortest counterexample; "
+                        "an instance it exhausts and no lemma route proves: proved at exactly these bounds, route "
+                        "explicit-search), bmc to depth 12 at the smallest instance (2,1,1 at your Q and S; a bug found "
                         "there is searched again at your bounds for its shortest counterexample) and a quick look "
                         "at your bounds; then lemmas learned from reachable states (bounded, and for every N, V, "
                         "F), Spacer's lemmas generalized; then the rest of the bmc at your bounds, and pdr), "
@@ -204,6 +206,9 @@ PARAMETRIC_TIMEOUT_S, PARAMETRIC_QUERY_S = 300.0, 60.0
 #: (and what is left of the limit, if at least LEARN_MIN_S); the shipped lemmas' Houdini then gets SHIPPED_SHARE
 #: of the limit (with ``--lemmas``, 0.8: nothing follows it).
 LEARN_S, LEARN_MIN_S, SHIPPED_SHARE = 120.0, 10.0, 0.5
+#: The learning leaves this share of the limit (at least a second) for its own overrun: its last query or
+#: Houdini pass ends after its budget (invlpg_sync_one at S=3, --timeout 60, load 11: the hard limit at 66.9 s).
+LEARN_MARGIN_SHARE = 0.1
 
 
 def query_s(limit: float | None) -> float:
@@ -256,11 +261,16 @@ def run_parametric(args: argparse.Namespace) -> int:
                 from deferral.checks.symbolic import paramlearn
 
                 left_s = timeout - (time.monotonic() - began)
-                learned_res = None
-                if left_s >= LEARN_MIN_S:  # learning in less would overrun the limit and prove nothing
+                learn_s = min(LEARN_S, left_s - max(1.0, LEARN_MARGIN_SHARE * timeout))
+                learned_res, cut = None, ""
+                if learn_s >= LEARN_MIN_S:  # learning in less would overrun the limit and prove nothing
                     offered = [] if args.no_shipped_lemmas else list(invariant_for(bounds))  # as auto: Houdini decides
-                    learned_res = paramlearn.learn(protocol, dict(bounds), timeout=min(LEARN_S, left_s - 1.0),
-                                                   lemmas=offered)
+                    try:  # its own hard limit, before the command's: an overrun keeps the reasons
+                        with deadline(learn_s, "learning", grace=0.5 * (left_s - learn_s)):
+                            learned_res = paramlearn.learn(protocol, dict(bounds), timeout=learn_s, lemmas=offered)
+                    except TimeLimitReached:
+                        cut = (f"stopped after {time.monotonic() - began - (timeout - left_s):.1f} s, past its "
+                               f"{learn_s:.0f} s budget (a query or Houdini pass that did not end in time)")
                 if learned_res is not None and learned_res.status == "proved" and learned_res.proof is not None:
                     res = learned_res.proof
                     res.lemma_source = ("learned: checks/symbolic/paramlearn.py (samples at "
@@ -269,6 +279,7 @@ def run_parametric(args: argparse.Namespace) -> int:
                     parts = "" if learned_res is None else ", ".join(
                         f"{k} {v:.1f}" for k, v in learned_res.seconds_by_part.items())
                     also = "then learned families (checks/symbolic/paramlearn.py): " + (
+                        cut if cut else
                         f"not tried ({max(0.0, left_s):.0f} s of the {timeout:.0f} s limit left)"
                         if learned_res is None else
                         f"unknown after {learned_res.elapsed_s:.1f} s ({learned_res.reason or 'no reason given'}"

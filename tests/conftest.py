@@ -18,6 +18,12 @@ from deferral.model.variants import PUBLISHED
 
 SMALL = Bounds(2, 1, 1, 1)
 
+# The suite runs many searches of 16,384 states or more (2,1,2,2, 3,1,1,1, ...) of many variants:
+# with the background build of the compiled loop each would compile its own (1-2 s of a core,
+# once per variant, bounds and code version: minutes in a fresh clone). Off here (the tests
+# of test_fused.py set it), inherited by the CLI's subprocesses; results are identical either way.
+os.environ.setdefault("DEFERRAL_BUILD_FROM", str(10**12))
+
 
 @dataclass
 class CliResult:

@@ -6,7 +6,9 @@ into the cache folder (``$DEFERRAL_CACHE``, else ``$XDG_CACHE_HOME/deferral``, e
 ``~/.cache/deferral``), named by the hash of the source and the compiler command, and loads
 it with :mod:`ctypes` (a foreign call releases the GIL, so worker threads run it in
 parallel; loading costs about a megabyte, not numba's 110 MiB). No compiler, an unwritable
-cache or a failed compilation give None: the caller keeps its numpy path.
+cache or a failed compilation give None: the caller keeps its numpy path. A build may be
+cancelled (``cancel``, an event another thread sets): the compiler is killed and nothing is
+cached, so a search that ends early leaves no compiler running.
 """
 
 from __future__ import annotations
@@ -16,16 +18,24 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
+import signal
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import NamedTuple
 
 #: ``DEFERRAL_CC``: the C compiler (default ``cc``); ``DEFERRAL_CC=0`` switches compiled C off.
 ENV_CC = "DEFERRAL_CC"
 FLAGS = ("-O2", "-shared", "-fPIC", "-std=c99", "-w")
-_lock = threading.Lock()
+_lock = threading.Lock()  # guards _locks
+_locks: dict[str, threading.Lock] = {}  # one a library: a build of one never holds up a load of another
+_last = threading.local()  # per thread: whether its last load compiled (see built_last)
+
+
+def _lock_of(digest: str) -> threading.Lock:
+    with _lock:
+        return _locks.setdefault(digest, threading.Lock())
 
 
 def switched_off() -> bool:
@@ -65,36 +75,43 @@ def missing() -> str | None:
 
 
 def load(source: str, timeout: float = 120.0, *, build: bool = True, key: str | None = None,
-         meta: object = None) -> Loaded:
+         meta: object = None, cancel: threading.Event | None = None) -> Loaded:
     """``source`` compiled (or found in the cache) and loaded, or why that is not possible;
     ``build=False``: only from the cache (not there: no library and no problem). ``key``:
     a cheap key standing for ``source`` (see :mod:`deferral.checks.explicit.fusedkey`), under
-    which the library and ``meta`` (JSON) are remembered for :func:`load_key`.
+    which the library and ``meta`` (JSON) are remembered for :func:`load_key`. ``cancel``
+    set while the compiler runs: it is killed, no library (and no problem).
 
-    The compiler runs in the calling thread, which waits for it: a search killed meanwhile
-    is not running (it waits), so no compiler outlives a search that has started working."""
+    The compiler runs while the calling thread waits for it (a search's background build
+    thread, see :class:`~deferral.checks.explicit.fused.LazyFused`, which ends it or waits for
+    it before the search returns), so no compiler outlives a search."""
+    _last.built = False
     cc = compiler()
     if cc is None:
         return Loaded(None, missing() if build else None)
-    digest = hashlib.sha256("\0".join((cc, *FLAGS, source)).encode()).hexdigest()[:24]
+    digest = _digest(cc, source)
     folder = cache_dir()
     lib = folder / f"fused-{digest}.so"
-    with _lock:  # two threads of one search build it once
+    with _lock_of(digest):  # two threads of one search build it once
         if not lib.exists():
             if not build:
                 return Loaded(None)
+            import subprocess  # only to compile: a search whose libraries are cached does not load it
+
             try:
                 folder.mkdir(parents=True, exist_ok=True)
                 with tempfile.TemporaryDirectory(dir=folder) as tmp:
                     c_file = Path(tmp) / "fused.c"
                     c_file.write_text(source)
                     built = Path(tmp) / "fused.so"
-                    proc = subprocess.run([cc, *FLAGS, "-o", str(built), str(c_file)],
-                                          capture_output=True, text=True, timeout=timeout)
-                    if proc.returncode != 0 or not built.exists():
-                        first = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[0]
+                    code, stderr = _compile(cc, c_file, built, timeout, cancel)
+                    if code is None:  # cancelled
+                        return Loaded(None)
+                    if code != 0 or not built.exists():
+                        first = (stderr.strip().splitlines() or [f"exit {code}"])[0]
                         return Loaded(None, f"{cc} failed on the generated C: {first[:200]}")
                     os.replace(built, lib)  # atomic: another process sees all of it or nothing
+                    _last.built = True
             except subprocess.TimeoutExpired:
                 return Loaded(None, f"{cc} took more than {timeout:.0f} s")
             except (OSError, subprocess.SubprocessError) as exc:
@@ -107,6 +124,41 @@ def load(source: str, timeout: float = 120.0, *, build: bool = True, key: str | 
         if key is not None:
             _remember(folder, key, lib.name, meta)
         return loaded
+
+
+def _digest(cc: str, source: str) -> str:
+    return hashlib.sha256("\0".join((cc, *FLAGS, source)).encode()).hexdigest()[:24]
+
+
+def built_last() -> bool:
+    """Whether the calling thread's last :func:`load` compiled its library (not found in the cache)."""
+    return bool(getattr(_last, "built", False))
+
+
+def _compile(cc: str, c_file: Path, out: Path, timeout: float, cancel: threading.Event | None
+             ) -> tuple[int | None, str]:
+    """Run the compiler: (its exit code, its stderr); (None, "") when ``cancel`` was set first."""
+    import subprocess
+
+    # in a process group of its own, killed as a whole: killing the driver alone leaves cc1 running
+    with subprocess.Popen([cc, *FLAGS, "-o", str(out), str(c_file)], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, process_group=0) as proc:
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                _, stderr = proc.communicate(timeout=0.05 if cancel is not None else timeout)
+                return proc.returncode, stderr
+            except subprocess.TimeoutExpired:
+                stop = cancel is not None and cancel.is_set()
+                if stop or time.monotonic() >= end:
+                    try:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    except OSError:  # ended meanwhile
+                        pass
+                    proc.communicate()
+                    if stop:
+                        return None, ""
+                    raise
 
 
 def _remember(folder: Path, key: str, lib_name: str, meta: object) -> None:

@@ -21,7 +21,6 @@ import json
 import os
 import tempfile
 import types
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,13 @@ FILE_NAME = "checkpoint.npz"
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used: missing, corrupt, or of another search."""
+
+
+def _BadZip() -> type[Exception]:  # noqa: N802 - an exception class, looked up when one is raised
+    """zipfile's error, imported when a checkpoint is read (a plain ``check`` does not load zipfile)."""
+    import zipfile
+
+    return zipfile.BadZipFile
 
 
 def protocol_identity(model: Model, symmetry: bool) -> dict[str, Any]:
@@ -116,7 +122,7 @@ class Members:
             return self._archive[name]
         except KeyError:
             raise
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        except (OSError, ValueError, _BadZip(), EOFError) as exc:
             raise CheckpointError(f"checkpoint {self.path} is unreadable or corrupt: {exc}") from None
 
     def copy_to(self, name: str, path: Path, chunk: int = 1 << 24) -> None:
@@ -137,7 +143,7 @@ class Members:
                     out.write(data)
         except KeyError:
             raise
-        except (ValueError, zipfile.BadZipFile, EOFError) as exc:
+        except (ValueError, _BadZip(), EOFError) as exc:
             raise CheckpointError(f"checkpoint {self.path} is unreadable or corrupt: {exc}") from None
 
     def close(self) -> None:
@@ -154,7 +160,7 @@ def load(directory: str | Path, identity: dict[str, Any]) -> tuple[dict[str, Any
     try:
         archive = np.load(path, allow_pickle=False)
         header = json.loads(archive["header"].tobytes().decode())
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, UnicodeDecodeError, EOFError) as exc:
+    except (OSError, ValueError, KeyError, _BadZip(), UnicodeDecodeError, EOFError) as exc:
         if archive is not None:
             archive.close()
         raise CheckpointError(f"checkpoint {path} is unreadable or corrupt: {exc}") from None

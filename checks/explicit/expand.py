@@ -99,6 +99,20 @@ class Expander:
         where it is not for this chunk, switched off or cannot be built: the per-action path."""
         return self._fused.get(rows)
 
+    def start_fused(self) -> None:
+        """Build the fused loop in a background thread (see
+        :meth:`~deferral.checks.explicit.fused.LazyFused.start`; nothing if switched off)."""
+        self._fused.start()
+
+    def finish_fused(self, wait: bool = True) -> None:
+        """Wait for a background build of the fused loop (it is then cached), or cancel it."""
+        self._fused.finish(wait)
+
+    @property
+    def fused_compiled(self) -> bool:
+        """Whether this search compiled the fused loop (rather than finding it in the cache)."""
+        return self._fused.compiled
+
     @property
     def fused_problem(self) -> str | None:
         """Why the fused loop was wanted but could not be had (None: it ran, or was not wanted)."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import operator
+import os
 import threading
 from typing import Any, Callable, Mapping, Sequence
 
@@ -728,22 +729,33 @@ def make(lib: ctypes.CDLL, packer: Packer, n_actions: int, n_steps: int, action_
     return loop
 
 
-#: The loop is made (compiled, about 2 s of one core once per machine and model, or loaded
-#: from the cache) for the first chunk of this many rows; until then chunks take the
-#: per-action path, so a small or medium search never generates or compiles it.
+#: The loop is made (compiled, 1-2 s of one core once per machine and model, or loaded from
+#: the cache) for the first chunk of this many rows, which waits for it.
 MIN_ROWS = 1 << 15
-#: A chunk of this many rows looks for the loop in the cache (generating its C source to find
-#: it, 30-90 ms at mid bounds); smaller chunks never do: tiny searches stay as they were.
-PROBE_ROWS = 1 << 11
+#: A search that has stored this many states builds the loop in a background thread while its
+#: numpy path goes on (see :meth:`LazyFused.start`); smaller searches never generate or compile
+#: it, and use it only when it is in the cache. ``DEFERRAL_BUILD_FROM`` overrides it.
+BUILD_FROM = 16_384
+ENV_BUILD_FROM = "DEFERRAL_BUILD_FROM"
+#: Seconds a search waits at its end for a background build to finish (then cancels it).
+FINISH_WAIT_S = 120.0
+
+
+def build_from() -> int:
+    """Stored states from which a search builds the loop in the background (see :data:`BUILD_FROM`)."""
+    text = os.environ.get(ENV_BUILD_FROM, "").strip()
+    try:
+        return max(0, int(text)) if text else BUILD_FROM
+    except ValueError:
+        return BUILD_FROM
 
 
 class LazyFused:
-    """The fused loop of one model: built (compiled, about 2 s) for the first chunk of
-    :data:`MIN_ROWS` rows, or loaded for any chunk when a search before built the same loop
-    (it is in the cache: no compiler runs). With a ``key`` (see
-    :mod:`deferral.checks.explicit.fusedkey`) a cached loop is found at the first ask, for a
-    chunk of any size, without generating its source. The thread that asks waits; the others
-    wait for it.
+    """The fused loop of one model: loaded at the first ask when a search before built the same
+    loop (with a ``key``, see :mod:`deferral.checks.explicit.fusedkey`: found without
+    generating its source), built in a background thread once a search is big enough
+    (:meth:`start`, the numpy path going on meanwhile), or built for the first chunk of
+    :data:`MIN_ROWS` rows (which waits for it; the other threads wait too).
 
     ``source``: the C source and the names of the properties it checks (None: no loop);
     ``make``: the loop of a loaded library, given those names."""
@@ -755,21 +767,22 @@ class LazyFused:
         self._make = make
         self._key_fn = key
         self._key: str | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held while the loop is built: a big chunk waits for it
         self._done = False
-        self._source: tuple[str, list[str]] | None = None  # generated at the first ask, kept until made
-        self._asked = False
         self._keyed = key is None  # the key was looked up (or there is none)
-        self._probed = False  # the cache was looked at for a small chunk (and did not have it)
         self._loop: FusedLoop | None = None
+        self._thread: threading.Thread | None = None  # the background build (see start)
+        self._cancel = threading.Event()
+        #: whether this search compiled the loop (not found in the cache)
+        self.compiled = False
         #: why there is no loop where one was wanted (no compiler, an unwritable cache, the
         #: compiler failed); None when there is one, or C is switched off or cannot express the model
         self.problem: str | None = None
 
     def get(self, rows: int | None = None) -> FusedLoop | None:
         """The loop for a chunk of ``rows`` rows (``None``: build it now, whatever the size);
-        None: not for this chunk (small, and not in the cache), or never (switched off,
-        untraceable, no compiler)."""
+        None: not for this chunk (smaller than :data:`MIN_ROWS`, not in the cache, and no
+        background build finished yet), or never (switched off, untraceable, no compiler)."""
         if self._done:
             return self._loop
         if not self._keyed:
@@ -782,25 +795,63 @@ class LazyFused:
                     self._keyed = True
             if self._done:
                 return self._loop
-        small = rows is not None and rows < MIN_ROWS
-        if small and (self._probed or rows < PROBE_ROWS):  # a tiny search: not worth generating C
+        if rows is not None and rows < MIN_ROWS:  # the numpy path, until a background build is done
             return None
+        self._build(None)  # waits for a background build that holds the lock
+        return self._loop
+
+    def start(self) -> None:
+        """Build the loop in a background thread (not in the cache: generate the C, compile
+        it, about 1-2 s of one core) and use it for every chunk once it is ready; the caller
+        goes on by the numpy path meanwhile. Nothing when it is there or being built already."""
+        if self.get(0) is not None or self._done or self._thread is not None:
+            return
+        with self._lock:
+            if self._done or self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._background, name="deferral-cc", daemon=True)
+            self._thread.start()
+
+    def finish(self, wait: bool = True, timeout: float = FINISH_WAIT_S) -> None:
+        """End the background build, if any: wait for it (at most ``timeout`` seconds: the loop
+        is then cached for the next search), or (``wait`` False) cancel it, killing the compiler."""
+        thread = self._thread
+        if thread is None:
+            return
+        if not wait:
+            self._cancel.set()
+        try:
+            thread.join(timeout if wait else min(timeout, 5.0))
+        except BaseException:  # interrupted while waiting (Ctrl-C, the CLI's deadline): kill the compiler
+            self._cancel.set()
+            thread.join(1.0)
+            raise
+        if thread.is_alive():  # the compiler is killed; a traced step stuck forever stays stuck
+            self._cancel.set()
+            thread.join(1.0)
+
+    def _background(self) -> None:
+        try:
+            self._build(self._cancel)
+        except BaseException as exc:  # noqa: BLE001 - said, not raised: the numpy path goes on
+            if not self._done:
+                self.problem = f"the background build failed: {type(exc).__name__}: {exc}"
+                self._done = True
+
+    def _build(self, cancel: threading.Event | None) -> None:
+        """Generate, compile (or find in the cache) and load the loop, unless done already."""
         with self._lock:
             if self._done:
-                return self._loop
-            if not self._asked:
-                self._source, self._asked = self._source_fn(), True
-            if self._source is None:
+                return
+            got = self._source_fn()
+            if got is None:
                 self._done = True
-                return None
-            code, names = self._source
-            if small:  # a cached loop costs nothing to load: no reason to wait for a big chunk
-                self._probed = True
-                lib, _ = cbuild.load(code, build=False, key=self._key, meta=names)
-                if lib is None:
-                    return None
-            else:
-                lib, self.problem = cbuild.load(code, key=self._key, meta=names)
+                return
+            code, names = got
+            lib, problem = cbuild.load(code, key=self._key, meta=names, cancel=cancel)
+            if lib is None and cancel is not None and cancel.is_set():
+                return  # cancelled: not done, no problem (a later big chunk may still build it)
+            self.compiled = lib is not None and cbuild.built_last()
             self._loop = self._make(lib, names) if lib is not None else None
-            self._done, self._source = True, None
-            return self._loop
+            self.problem = problem
+            self._done = True

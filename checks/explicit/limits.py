@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ctypes
 import math
-import ctypes.util
 import os
 import resource
 import time
@@ -121,7 +120,9 @@ def return_freed_memory() -> bool:
         try:  # glibc's usual name first: find_library runs ldconfig in a subprocess (a fork)
             libc = ctypes.CDLL("libc.so.6")
         except OSError:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            from ctypes import util  # imports subprocess: only where glibc's name is not found
+
+            libc = ctypes.CDLL(util.find_library("c") or "libc.so.6")
         return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
     except (OSError, AttributeError):
         return False

@@ -39,6 +39,7 @@ from typing import Any, Callable, Generator
 import numpy as np
 
 from deferral.checks.explicit import checkpoint, levelc
+from deferral.checks.explicit import fused as fused_loop
 from deferral.checks.explicit.backreach import edges_by_source, unreachable_goal_pieces, unreachable_goal_streamed
 from deferral.checks.explicit.explore import explore
 from deferral.checks.explicit.limits import (Limits, LimitReached, expansion_bytes, peak_rss_bytes,
@@ -98,6 +99,7 @@ def explore_vectorized(
     checkpoint_every: float = 60.0,
     work_dir: str | None = None,
     spill_above: int | None = None,
+    stop: Callable[[Progress, bool], bool] | None = None,
 ) -> SearchResult:
     """Explore every reachable state of ``protocol`` at ``bounds``; report each property.
 
@@ -119,6 +121,10 @@ def explore_vectorized(
     (:mod:`deferral.checks.explicit.spill`) and the search goes on with the same results;
     the subfolder is removed at the end. A full disk stops it with ``stopped_by``
     "disk-full"; an unusable ``work_dir`` raises :class:`~deferral.checks.explicit.spill.SpillError`.
+
+    ``stop``: called after each level with its progress and whether an invariant is violated
+    so far; True stops the search there (``stopped_by`` "stopped"; a violation found is reported
+    with its shortest path). Auto's explicit route (checks/symbolic/exhaust.py) uses it.
     """
     start = time.monotonic()
     n_workers = max(1, int(workers if workers is not None else (os.cpu_count() or 1)))
@@ -126,7 +132,8 @@ def explore_vectorized(
     try:
         return _Search(model, symmetry, max_states, time_limit, progress, n_workers, start,
                        memory_limit=memory_limit, checkpoint_dir=checkpoint_dir, resume_dir=resume_dir,
-                       checkpoint_every=checkpoint_every, work_dir=work_dir, spill_above=spill_above).run()
+                       checkpoint_every=checkpoint_every, work_dir=work_dir, spill_above=spill_above,
+                       stop=stop).run()
     except NotVectorizable as exc:
         if checkpoint_dir is not None or resume_dir is not None:
             raise checkpoint.CheckpointError(f"checkpoints need the vectorized search, which cannot run "
@@ -224,8 +231,9 @@ class _Search:
                  start_state: State | None = None, keep_keys: bool = False, memory_limit: int | None = None,
                  checkpoint_dir: str | None = None, resume_dir: str | None = None,
                  checkpoint_every: float = 60.0, work_dir: str | None = None,
-                 spill_above: int | None = None) -> None:
+                 spill_above: int | None = None, stop: Callable[[Progress, bool], bool] | None = None) -> None:
         self.model = model
+        self.stop = stop
         self.layout = model.layout
         self.symmetry = symmetry
         # state numbers are uint32
@@ -268,6 +276,7 @@ class _Search:
         # tight memory limit that jump could pass the limit between two polls, so the numpy path
         self.jit = None if memory_limit is None or memory_limit >= JIT_MEMORY_FLOOR else False
         self.ex = Expander(model, symmetry, properties=(*self.invariants, *self.lives), jit=self.jit)
+        self.build_from = fused_loop.build_from()
         self.packer = self.ex.packer
         self.action_dtype = self.ex.action_dtype
         # actions as stored (and parked): one byte while there are fewer than 256
@@ -372,7 +381,10 @@ class _Search:
             # the frontier is kept as keys (8 bytes a state), unpacked to rows a chunk at a time
             return _drop_goal_sources(self.expand(frontier_keys[a:a + CHUNK_ROWS], a, visited), goals, base, a, rows)
 
-        yield from ordered_map(task, n, self.workers, poll=self._poll, poll_every=POLL_EVERY_S)
+        # one chunk in this thread, unless a time limit must be polled while it runs (a step that
+        # never returns); a memory limit is checked before it (a chunk allocates about 10 MiB)
+        poll = self._poll if n > 1 or self.time_limit is not None else None
+        yield from ordered_map(task, n, self.workers, poll=poll, poll_every=POLL_EVERY_S)
 
     # ---- limits and the disk spill -------------------------------------------------------
     def _poll(self, extra: int | Callable[[], int] = 0) -> None:
@@ -452,10 +464,18 @@ class _Search:
             self.work = WorkDir(self.work_dir)
             self.disk = DiskRuns(self.work, self.packer.key_dtype)
             self.parked = Parked(self.work)
+        result: SearchResult | None = None
         try:
             with blas_threads(1):
-                return self._run()
+                result = self._run()
+                return result
         finally:  # removed at the end, whatever the result (a kill leaves it)
+            # a background build of the compiled loop: finished (cached for the next search) when
+            # the search ran to its end or to --max-states, else cancelled (its compiler killed)
+            self.ex.finish_fused(wait=result is not None and result.stopped_by in (None, "max-states"))
+            if result is not None:  # "built": compiled by this search (cached for the next one)
+                result.stats["c_loop"] = ("built" if self.ex.fused_compiled else
+                                          "cached" if self.ex.fused(0) is not None else "none")
             if self.work is not None:
                 self.work.close()
 
@@ -658,15 +678,21 @@ class _Search:
             st.n_states = n_states + n_new
             if n_new:
                 st.depth += 1
+            if st.n_states >= self.build_from:  # small but not tiny: the compiled loop, beside the search
+                self.ex.start_fused()
             if self.spill_above is not None and self._stored_in_memory(st) > self.spill_above:
                 try:
                     self._spill()
                 except SpillError as exc:
                     stopped_by, self.spill_error = "disk-full", str(exc)
-            if self.progress:
+            if self.progress or self.stop:
                 last_report = time.monotonic()
-                self.progress(Progress(st.n_states, st.transitions, st.depth, frontier.shape[0],
-                                       last_report - self.start, self._spilled_bytes()))
+                done = Progress(st.n_states, st.transitions, st.depth, frontier.shape[0],
+                                last_report - self.start, self._spilled_bytes())
+                if self.progress:
+                    self.progress(done)
+                if self.stop is not None and frontier.shape[0] and self.stop(done, bool(st.first_bad)):
+                    stopped_by = "stopped"
             if self.checkpoint_dir is not None and stopped_by is None:
                 now = time.monotonic()
                 if frontier.shape[0] == 0 or now - last_saved >= self.checkpoint_every:

@@ -60,6 +60,22 @@ class BmcSearch:
         """A violation found, or every depth up to ``max_depth`` checked."""
         return self.result.status == "violated" or self.checked >= self.max_depth
 
+    def known_safe_to(self, depth: int) -> None:
+        """Take it as known that no state within ``depth`` steps of Init violates an invariant (the
+        explicit search checked every one): those depths are not queried, and the solver is told
+        that the states up to ``depth`` satisfy the invariants (true of every real path)."""
+        depth = min(depth, self.max_depth)
+        if self.settled or depth <= self.checked:
+            return
+        for d in range(len(self.states), depth + 1):
+            self.states.append(self.enc.state(f"{d}"))
+            self.solver.add(self.enc.trans(self.states[d - 1], self.states[d], self.enc.selector(f"{d - 1}")))
+        for d in range(max(0, self.checked + 1), depth + 1):
+            self.solver.add(*[self.enc.prop(p, self.states[d]) for p in self.props])
+        self.checked = depth
+        if self.checked >= self.max_depth:
+            self.result = BmcResult("unknown", self.checked, 0.0, reason=f"no violation up to depth {self.max_depth}")
+
     def next_query_s(self) -> float:
         """A guess of the next depth's query time: the last one's times its growth over the one
         before (between 1.5 and 2.5); 0 before two depths are checked."""

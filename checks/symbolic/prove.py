@@ -14,7 +14,17 @@ strongest automatic route, cheapest first:
    for any variant: Houdini and induction decide, the lemmas only propose; a bug is never
    proved by them). Cheap, so tried before any bounded search; ``shipped=False``
    (``--no-shipped-lemmas``) leaves them out.
-3. *Bounded model checking* to depth 12 at the smallest instance (:func:`bmc_bounds`: 2 VCPUs,
+3. *The explicit search* (:mod:`deferral.checks.symbolic.exhaust`, route ``explicit-search``),
+   time-boxed (a quarter of the time left): at the smallest instance first (below), then at the
+   requested bounds, each stopped after a level when its estimate says the next level will not
+   end in the box (at the requested bounds, once the smallest instance was exhausted safe, also
+   when the extrapolated total will not). A violation at the requested bounds is the shortest
+   counterexample there (one only at the smallest instance is searched again there by bmc); an
+   instance it exhausts needs no bmc (its slices below are skipped), and the depth it reached at
+   the requested bounds is not queried again by the bmc there. Where it exhausted the requested
+   bounds and no lemma route below proves them, that is the answer: proved at exactly these
+   bounds (``exhaustive`` in the JSON), no invariant, nothing claimed beyond them.
+   Then *bounded model checking* to depth 12 at the smallest instance (:func:`bmc_bounds`: 2 VCPUs,
    one page, one frame at the requested Q and S, within the requested bounds), in time slices
    (:class:`~deferral.checks.symbolic.bmc.BmcSearch` goes on where it stopped): a first slice of
    a quarter of the time left (at least a quick 10 s look), then one after each learning route
@@ -66,11 +76,12 @@ from typing import Any, Callable
 
 import z3
 
-from deferral.checks.symbolic.bmc import BmcResult, BmcSearch, bmc
+from deferral.checks.symbolic.bmc import BmcResult, BmcSearch, bmc, oriented_path
 from deferral.checks.symbolic.domain import domain_risks, find_write
 from deferral.checks.symbolic.generalize import Template, check_against, generalize, sort_domains
 from deferral.checks.symbolic.induction import check_inductive, houdini, instances
 from deferral.checks.symbolic.diagram import diagram_families
+from deferral.checks.symbolic import exhaust
 from deferral.checks.symbolic.infer import Family, infer, property_lemmas
 from deferral.checks.symbolic.pdr import pdr
 from deferral.checks.results import Path
@@ -94,6 +105,11 @@ FINISH_BMC_SHARE, SMALL_BMC_SHARE = 0.5, 0.25
 #: at most: what refutes a bug whose shortest trace is long there (resync-running-only: 12 steps at 2,1,1,1,S=2).
 SMALL_BMC_TOTAL_SHARE = 0.5
 
+
+#: Where the explicit search exhausted the requested bounds (a bounded proof in hand), the learning routes leave
+#: this share of the limit for the answer (they overrun their budgets by seconds: one ran into the CLI's hard limit
+#: at lazy_tlb_ipi 2,1,1,1,S=2, --timeout 60).
+EXHAUSTED_KEEP_SHARE = 0.2
 
 #: The parametric route's budget (Houdini and the final proof) in auto.
 PARAMETRIC_S = 60.0
@@ -156,6 +172,9 @@ class ProveResult:
     stages: list[dict[str, Any]] = field(default_factory=list)
     #: auto's unknown: each route tried and why it did not settle it (one clause each, in order)
     routes_tried: list[dict[str, str]] = field(default_factory=list)
+    #: auto's explicit route: what the breadth-first search showed (``exhaust.Exhaustive.verdict``), and
+    #: for a proof by it (route ``explicit-search``), that nothing is claimed beyond these bounds
+    exhaustive: dict[str, Any] | None = None
     #: the protocol and bounds the proof ran on (its path's states and actions are over it)
     model: Model | None = field(default=None, repr=False, compare=False)
 
@@ -374,10 +393,13 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         return None
 
     def reserve() -> float:
-        """The time the bmc at the smallest instance keeps for itself (its share of the limit, less
-        what it used) while it has not finished: a learning route's budget leaves it."""
+        """The time a learning route's budget leaves: the bmc's at the smallest instance (its share of
+        the limit, less what it used) while it has not finished; where the explicit search exhausted
+        the requested bounds, a share of the limit kept for that answer."""
+        if timeout is not None and holds_at(bounds):  # the bounded proof is in hand: keep time to give it
+            return EXHAUSTED_KEEP_SHARE * timeout
         s = search(small_at) if small_at in searches else None
-        if timeout is None or s is None or s.settled:
+        if timeout is None or s is None or s.settled or small_safe():
             return 0.0
         return max(0.0, SMALL_BMC_TOTAL_SHARE * timeout - s.seconds)
 
@@ -403,6 +425,50 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
 
     def small_bug() -> bool:
         return small_at != bounds and small_at in searches and searches[small_at].result.status == "violated"
+
+    explored: dict[Bounds, exhaust.Exhaustive] = {}  # the explicit route's verdicts (requested, smallest)
+
+    def holds_at(at: Bounds) -> bool:
+        """Did the explicit search exhaust ``at`` with no violation (so no bmc there can find one)?"""
+        return at in explored and explored[at].status == "holds"
+
+    def small_safe() -> bool:
+        return holds_at(small_at) or holds_at(bounds) and small_at == bounds
+
+    def explicit_route() -> ProveResult | None:
+        """The explicit search, time-boxed: first at the smallest instance (where it is cheap; one it
+        exhausts needs no bmc), then at the requested bounds. A violation at the requested bounds is
+        the shortest there; one only at the smallest instance is searched again at the requested
+        bounds by bmc. The depth reached there without a violation is not queried again by the
+        bmc (:meth:`BmcSearch.known_safe_to`)."""
+        box = exhaust.EXPLICIT_S if timeout is None else exhaust.EXPLICIT_SHARE * (left() or 0.0)
+        began = time.monotonic()
+        small_bad: exhaust.Exhaustive | None = None
+        for at in ([] if small_at == bounds else [small_at]) + [bounds]:
+            budget = box - (time.monotonic() - began)
+            if budget < exhaust.EXPLICIT_MIN_S:
+                why(f"explicit at {at.short()}", f"not tried ({budget:.1f} s left in its box)")
+                break
+            ex = explored[at] = exhaust.explore(protocol, at, budget, note=say,
+                                                exhaust_only=at == bounds and holds_at(small_at))
+            stages.append(ex.stage())
+            if ex.status == "violated" and at == bounds:
+                assert ex.path is not None
+                return result("violated", route="explicit-search", depth=ex.depth,
+                              path=oriented_path(enc, [st for _, st in ex.path]), prop=ex.prop, log=log,
+                              exhaustive={"bounds": at.as_dict(), "states": ex.states, "verdict": ex.verdict()})
+            why(f"explicit at {at.short()}", ex.verdict())
+            if ex.status == "violated":
+                small_bad = ex  # the requested bounds next: its breadth-first search finds the shortest there
+            if at == bounds and ex.depth > 0 and ex.status != "holds":
+                search(bounds).known_safe_to(ex.depth)  # the bmc there starts deeper
+        if small_bad is not None:
+            log.append(f"explicit at {small_at.short()}: {small_bad.verdict()}; the shortest trace at "
+                       f"{bounds.short()} follows (bmc)")
+            why(f"explicit at {small_at.short()}", f"{small_bad.verdict()}, but the bmc at {bounds.short()} did not "
+                "reach that violation in time")
+            return bounded_look(left())
+        return None
 
     quick_s = QUICK_BMC_S if timeout is None else min(QUICK_BMC_S, QUICK_BMC_SHARE * timeout)
     inferred_at: Bounds | None = None
@@ -482,6 +548,8 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         from deferral.checks.symbolic.encoding import EncodingError
 
         budget = LEARN_PARAMETRIC_S if timeout is None else learning_budget(LEARN_PARAMETRIC_SHARE)
+        if timeout is not None and holds_at(bounds):  # an answer in hand: paramlearn ran to twice its budget at
+            budget /= 2  # S=2, 3 under load 8-10 (PROVE.md, 4 Dec), into the CLI's hard limit, losing that answer
         if budget < LEARN_PARAMETRIC_MIN_S:
             why("inferred+parametric", f"not tried ({budget:.1f} s left for it, under {LEARN_PARAMETRIC_MIN_S:.0f} s)")
             return None
@@ -577,9 +645,10 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     parametric = [("parametric", None)] if hand else []
     # the bmc at the smallest instance (it finds a bug in seconds where the bmc at large bounds takes
     # a minute), then a quick look at the requested bounds; the rest of that after the learning routes
-    looks = [("bmc-small", None)] + ([] if small_at == bounds else [("bmc-quick", None)])
+    # (first the explicit search where it is cheap: the exact refuter, and what it exhausts needs no bmc)
+    looks = [("explicit", None), ("bmc-small", None)] + ([] if small_at == bounds else [("bmc-quick", None)])
     if infer_first:  # a quick bmc first (a bug is settled in seconds), then the learning routes
-        order += [("bmc-small", None)] + found_by_learning + hand + [("bmc", None)] + parametric
+        order += [("explicit", None), ("bmc-small", None)] + found_by_learning + hand + [("bmc", None)] + parametric
     else:
         # what can prove cheaply first (a lemma file, the shipped lemmas: a bug is never proved by
         # them); where they fail a bug is likely: the bmc, before the parametric and learning
@@ -587,6 +656,14 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         order += hand + looks + parametric + found_by_learning
     weak_at_bounds = False  # the shipped lemmas' bounded Houdini fixpoint decided too weak
     for name, what in order:
+        if name == "explicit":
+            done = explicit_route()
+            if done is not None:
+                return done
+            continue
+        if name in ("bmc-small", "bmc-slice", "bmc-quick", "bmc") and (small_safe() if name.startswith("bmc-s")
+                                                                       else holds_at(bounds)):
+            continue  # the explicit search exhausted that instance: no violation at any depth
         if name in ("bmc-small", "bmc-slice"):
             # a slice of the bmc at the smallest instance: at least the quick look, else a quarter of what
             # is left first; between the learning routes what is left of its reserve (reserve())
@@ -653,7 +730,14 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                           log=log, families=kept)
         not_proved(name, alive, candidates, hlog, r)
         weak_at_bounds = weak_at_bounds or (name == "shipped-lemmas" and r.status == "too-weak")
-    if not search(small_at).settled and small_at != bounds and timeout is not None:
+    if holds_at(bounds):  # no lemma route proved it: the explicit search's bounded proof, said as such
+        ex = explored[bounds]
+        log.append(f"explicit at {bounds.short()}: {ex.verdict()}")
+        return result("proved", route="explicit-search", log=log, reason=ex.verdict(),
+                      routes_tried=[{"route": route, "reason": clause} for route, clause in tried.items()],
+                      exhaustive={"bounds": bounds.as_dict(), "states": ex.states, "levels": ex.depth,
+                                  "verdict": ex.verdict()})
+    if not search(small_at).settled and small_at != bounds and timeout is not None and not small_safe():
         done = small_look(FINISH_BMC_SHARE * (left() or 0.0))  # the smallest instance first: a bug shows there
         if done is not None:
             return done

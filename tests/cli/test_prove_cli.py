@@ -43,7 +43,26 @@ def test_learned_route_records_where_it_sampled_and_each_stage(capsys: pytest.Ca
     assert len(doc["invariant"]) <= last["families_kept"] + 1  # the shrunk invariant (with the property)
 
 
-def test_a_bug_is_refuted_after_the_lemmas_fail(capsys: pytest.CaptureFixture[str]) -> None:
+def _no_explicit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Leave auto's explicit route out (no time in its box): the bmc routes refute."""
+    from deferral.checks.symbolic import exhaust
+
+    monkeypatch.setattr(exhaust, "EXPLICIT_SHARE", 0.0)
+
+
+def test_a_bug_is_refuted_by_the_explicit_search_after_the_lemmas_fail(capsys: pytest.CaptureFixture[str]) -> None:
+    """Where the lemmas fail, the explicit search at the requested bounds (cheap here) refutes: the
+    shortest counterexample, as long as bmc's (6 steps, below)."""
+    code, doc = _run(capsys, "--variant", "ipi-before-drain", "--vcpus", "2", "--timeout", "60")
+    assert code == 1 and doc["status"] == "violated" and doc["route"] == "explicit-search" and doc["depth"] == 6
+    assert [row["route"] for row in doc["stages"]] == ["shipped-lemmas", "explicit"] and doc["trace"]
+    assert len(doc["trace"]["steps"]) == 6 and doc["stages"][1]["result"] == "violated"
+    assert doc["exhaustive"]["verdict"].startswith("no_stale_translation violated in 6 steps")
+
+
+def test_a_bug_is_refuted_after_the_lemmas_fail(capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_explicit(monkeypatch)
     code, doc = _run(capsys, "--variant", "ipi-before-drain", "--vcpus", "2", "--timeout", "60")
     assert code == 1 and doc["status"] == "violated" and doc["route"] == "bmc" and doc["depth"] == 6
     assert [row["route"] for row in doc["stages"]] == ["shipped-lemmas", "bmc"]
@@ -52,14 +71,43 @@ def test_a_bug_is_refuted_after_the_lemmas_fail(capsys: pytest.CaptureFixture[st
 
 
 def test_a_bug_found_at_the_smallest_instance_is_reported_at_the_requested_bounds(
-        capsys: pytest.CaptureFixture[str]) -> None:
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """At bounds above the smallest instance (2,1,1), the bmc runs there first; its violation is
     searched again at the requested bounds, whose shortest trace is reported (5 steps at 2,2,1,1,
     as `deferral check --variant reload-no-drain --pages 2` finds)."""
+    _no_explicit(monkeypatch)
     code, doc = _run(capsys, "--variant", "reload-no-drain", "--vcpus", "2", "--pages", "2", "--timeout", "60")
     assert code == 1 and doc["route"] == "bmc" and doc["depth"] == 5 and len(doc["trace"]["steps"]) == 5
     looks = [(row["bounds"]["pages"], row["result"]) for row in doc["stages"] if row["route"] == "bmc"]
     assert looks == [(1, "violated"), (2, "violated")]
+
+
+def test_the_explicit_search_refutes_at_the_requested_bounds_at_the_same_length(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The same bug with the explicit route: found at the smallest instance (2,1,1,1) first, then at the
+    requested bounds, 5 steps (bmc's length above)."""
+    code, doc = _run(capsys, "--variant", "reload-no-drain", "--vcpus", "2", "--pages", "2", "--timeout", "60")
+    assert code == 1 and doc["route"] == "explicit-search" and doc["depth"] == 5 and len(doc["trace"]["steps"]) == 5
+    looks = [(row["bounds"]["pages"], row["result"]) for row in doc["stages"] if row["route"] == "explicit"]
+    assert looks == [(1, "violated"), (2, "violated")] and doc["stages"][0]["route"] == "shipped-lemmas"
+
+
+def test_what_no_lemma_route_proves_is_proved_at_exactly_the_bounds_the_explicit_search_exhausted(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """No lemma route (here: learning left out, Spacer given no time) proves the reference without the
+    shipped lemmas; the explicit search exhausted 2,1,1,1: a bounded proof, said as such, each route's reason kept."""
+    from deferral.checks.symbolic import prove as prove_mod
+    from deferral.model import REFERENCE, Bounds
+
+    monkeypatch.setattr(prove_mod, "INFER_SHARE", 0.0)
+    res = prove_mod.prove(REFERENCE, Bounds(2, 1, 1, 1), timeout=30, shipped=False, learn=False)
+    assert res.status == "proved" and res.route == "explicit-search" and res.exit_code == 0
+    assert res.exhaustive is not None and res.exhaustive["states"] > 1000
+    assert res.exhaustive["verdict"].startswith("holds at exactly N=2,V=1,F=1,Q=1: every reachable state")
+    assert "nothing claimed for other bounds" in res.reason and not res.invariant
+    routes = [row["route"] for row in res.routes_tried]
+    assert routes[0] == "explicit at N=2,V=1,F=1,Q=1" and "pdr-generalized" in routes
+    assert not any(row["route"] == "bmc" for row in res.stages)  # what it exhausted needs no bmc
 
 
 def test_induction_unknown_names_the_lemma(capsys: pytest.CaptureFixture[str]) -> None:
@@ -147,9 +195,12 @@ def test_parametric_unknown_gives_the_learned_routes_reason_too(capsys: pytest.C
     assert doc["assumed_concrete"] == {"queue": 1, "spaces": 1}
 
 
-def test_auto_unknown_is_built_from_each_routes_own_reason(capsys: pytest.CaptureFixture[str]) -> None:
+def test_auto_unknown_is_built_from_each_routes_own_reason(capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """Each route tried gives one clause (which lemma Houdini dropped first and the step that broke it,
-    how deep the bmc got, the learning route's and Spacer's reasons); the unknown's reason is those clauses."""
+    how deep the bmc got, the learning route's and Spacer's reasons); the unknown's reason is those clauses.
+    (Without the explicit route, which would prove 2,1,1,1 by exhausting it.)"""
+    _no_explicit(monkeypatch)
     code, doc = _run(capsys, "--vcpus", "2", "--variant-file", str(EXAMPLES / "lazy_cur_clear.py"), "--timeout", "10")
     assert code == 3 and doc.get("route") == "auto", doc
     rows = doc["routes_tried"]

@@ -51,6 +51,8 @@ def prove_json(res: "ProveResult", trace: Trace | None) -> dict[str, Any]:
         "lemmas_learned_at": _learned_at(res),
         "lemma_source": _lemma_source(res),
         "proved_for_every": res.for_every,  # a parametric route: for every N, V, F at concrete Q, S
+        # auto's explicit route: what the breadth-first search showed ("holds at exactly ..." for route explicit-search)
+        "exhaustive": res.exhaustive,
         "property": res.prop,
         "reason": res.reason or None,
         "routes_tried": res.routes_tried or None,  # auto's unknown: [{"route", "reason"}], one clause per route

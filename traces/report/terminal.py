@@ -160,6 +160,8 @@ def print_prove(out: Console, res: "ProveResult") -> None:
             fixed = ", ".join(f"{k}={v}" for k, v in res.for_every["assumed_concrete"].items())
             out.print(f"proved for every number of {', '.join(res.for_every['for_every'])}; concrete: {fixed}",
                       markup=False, highlight=False)
+        if res.route == "explicit-search" and res.exhaustive:  # a bounded proof: said as such
+            out.print(res.exhaustive["verdict"], markup=False, highlight=False)
         if res.invariant:
             what = "clauses" if res.route == "pdr" else "lemma families"
             at = f", inferred by Spacer at {res.inferred_at.short()}" if res.inferred_at else ""

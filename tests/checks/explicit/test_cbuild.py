@@ -53,16 +53,29 @@ def test_a_built_loop_has_no_problem() -> None:
 @pytest.mark.skipif(cbuild.compiler() is None, reason="no C compiler")
 def test_a_small_chunk_uses_the_loop_only_from_the_cache(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.setenv("DEFERRAL_CACHE", str(tmp_path))
-    assert _expander().fused(fused.PROBE_ROWS) is None  # not cached: a small chunk never compiles
+    assert _expander().fused(fused.MIN_ROWS - 1) is None  # not cached: a small chunk never compiles
     assert not list(tmp_path.glob("*.so"))
     assert _expander().fused(None) is not None  # built (what a big chunk does)
     assert len(list(tmp_path.glob("*.so"))) == 1
     assert _expander().fused(1) is not None  # remembered under its key: any chunk loads it, no C generated
-    for entry in tmp_path.glob("key-*.json"):  # without the key's entry: found by its source
+    for entry in tmp_path.glob("key-*.json"):  # without the key's entry: found by its source, when built
         entry.unlink()
-    assert _expander().fused(fused.PROBE_ROWS - 1) is None  # a tiny chunk does not look
-    assert _expander().fused(fused.PROBE_ROWS) is not None  # now in the cache: a chunk that looks loads it
+    ex = _expander()
+    assert ex.fused(fused.MIN_ROWS - 1) is None  # a small chunk does not look
+    ex.start_fused()
+    ex.finish_fused()
+    assert ex.fused(1) is not None and not ex.fused_compiled  # found in the cache, not compiled again
     assert _expander().fused(1) is not None  # and that remembered the key again
+
+
+@pytest.mark.skipif(cbuild.compiler() is None, reason="no C compiler")
+def test_a_background_build_can_be_cancelled(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setenv("DEFERRAL_CACHE", str(tmp_path))
+    ex = _expander()
+    ex.start_fused()
+    ex.finish_fused(wait=False)  # cancelled (or done already): no compiler left running, nothing half-made
+    assert not list(tmp_path.glob("tmp*")) and ex.fused_problem is None
+    assert len(list(tmp_path.glob("*.so"))) == (1 if ex.fused(1) is not None else 0)
 
 
 def _key(model: Model, symmetry: bool = True) -> str | None:

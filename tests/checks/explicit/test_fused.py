@@ -177,3 +177,48 @@ def test_two_word_search_agrees(name: str, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(vectorized, "CHUNK_ROWS", 997)
     slow = explore_vectorized(PUBLISHED[name], Bounds(2, 1, 1, 1), workers=1)
     assert fast.stats["key_bytes"] == 16 and _summary(fast) == _summary(slow)
+
+
+# holding, invariant-violating, liveness-violating: the loop comes in the middle of the search
+@pytest.mark.parametrize("name", ["reference", "drain-local-only", "wait-irqs-off"])
+def test_a_background_build_is_used_then_cached(name: str, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """A search past ``BUILD_FROM`` states builds the loop beside its numpy path and switches to it
+    when it is ready; the next search of the same model finds it cached and uses it from its
+    first level. Counts, verdicts, coverage and counterexamples are those of the numpy path."""
+    monkeypatch.setenv("DEFERRAL_CACHE", str(tmp_path))
+    monkeypatch.setenv(fused.ENV_BUILD_FROM, "400")
+    monkeypatch.setattr(vectorized, "CHUNK_ROWS", 97)  # many small chunks: the switch comes mid-level
+    first = explore_vectorized(PUBLISHED[name], Bounds(2, 1, 1, 1), workers=2)
+    assert first.stats["c_loop"] == "built" and len(list(tmp_path.glob("key-*.json"))) == 1
+    again = explore_vectorized(PUBLISHED[name], Bounds(2, 1, 1, 1), workers=2)
+    assert again.stats["c_loop"] == "cached"
+    monkeypatch.setenv(jit.ENV, "0")
+    slow = explore_vectorized(PUBLISHED[name], Bounds(2, 1, 1, 1), workers=1)
+    assert slow.stats["c_loop"] == "none"
+    assert _summary(first) == _summary(slow) == _summary(again)
+
+
+@pytest.mark.parametrize("name", ["reference", "drain-local-only", "wait-irqs-off"])
+def test_a_search_that_switches_to_the_loop_midway_agrees(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The numpy path for the first levels, the loop from the level after BUILD_FROM states (the
+    build made synchronous here, so the switch comes at a known level): the numpy path's results."""
+    monkeypatch.setenv(fused.ENV_BUILD_FROM, "400")
+    monkeypatch.setattr(fused.LazyFused, "start", lambda self: self.get(None))
+    monkeypatch.setattr(vectorized, "CHUNK_ROWS", 97)
+    monkeypatch.setattr(Expander, "_fused_key", lambda self, symmetry: None)  # not found before start()
+    used = []
+    expand, numpy_path = fused.FusedLoop.expand, vectorized._Search.transitions
+    monkeypatch.setattr(fused.FusedLoop, "expand", lambda self, *a: used.append("c") or expand(self, *a))
+    monkeypatch.setattr(vectorized._Search, "transitions", lambda self, *a: used.append("np") or numpy_path(self, *a))
+    mixed = explore_vectorized(PUBLISHED[name], Bounds(2, 1, 1, 1), workers=2)
+    assert used[0] == "np" and used[-1] == "c" and mixed.stats["c_loop"] in ("built", "cached")
+    monkeypatch.setenv(jit.ENV, "0")
+    slow = explore_vectorized(PUBLISHED[name], Bounds(2, 1, 1, 1), workers=1)
+    assert _summary(mixed) == _summary(slow)
+
+
+def test_a_small_search_builds_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setenv("DEFERRAL_CACHE", str(tmp_path))
+    monkeypatch.setenv(fused.ENV_BUILD_FROM, "4000")  # 2,1,1,1 has 3,163 states
+    result = explore_vectorized(REFERENCE, Bounds(2, 1, 1, 1), workers=2)
+    assert result.stats["c_loop"] == "none" and not list(tmp_path.glob("key-*.json"))

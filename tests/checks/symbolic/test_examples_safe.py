@@ -144,7 +144,10 @@ def test_held_out_mutant_is_refuted_by_auto_at_the_shortest_length(name: str) ->
 
     bounds, length = MUTANTS[name]
     res = prove(_mutant(name), bounds, timeout=120)
-    assert res.status == "violated" and res.route == "bmc" and res.depth == length, (res.status, res.reason)
+    assert res.status == "violated" and res.route == "explicit-search" and res.depth == length, (res.status,
+                                                                                               res.reason)
+    by_bmc = prove(_mutant(name), bounds, "bmc", depth=length, timeout=120)  # bmc's length is the same
+    assert by_bmc.status == "violated" and by_bmc.depth == length, (by_bmc.status, by_bmc.reason)
 
 
 @pytest.mark.parametrize("name", sorted(MUTANTS))

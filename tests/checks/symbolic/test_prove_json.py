@@ -34,7 +34,7 @@ def test_shipped_route_says_its_lemmas_are_hand_written(capsys: pytest.CaptureFi
 
 def test_refutation_has_no_lemmas_and_the_shortest_length(capsys: pytest.CaptureFixture[str]) -> None:
     code, doc = _run(capsys, "--variant", "reload-no-drain", "--vcpus", "2", "--timeout", "120")
-    assert code == 1 and doc["route"] == "bmc" and doc["depth"] == 5  # model/expected.py
+    assert code == 1 and doc["route"] in ("bmc", "explicit-search") and doc["depth"] == 5  # model/expected.py
     assert doc["lemma_source"] is None and doc["lemmas_learned_at"] is None and doc["trace"]
     _text(doc)
 

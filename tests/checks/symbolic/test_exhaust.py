@@ -1,0 +1,79 @@
+"""Auto's explicit route (checks/symbolic/exhaust.py): the breadth-first search as exact refuter and
+bounded proof, its early stop, and the bmc that starts past the depth it checked."""
+
+from __future__ import annotations
+
+import pytest
+
+from deferral.checks.explicit.vectorized import explore_vectorized
+from deferral.checks.symbolic import exhaust
+from deferral.checks.symbolic.bmc import BmcSearch
+from deferral.checks.symbolic.encoding import encode
+from deferral.checks.symbolic.prove import prove
+from deferral.model import PUBLISHED, REFERENCE, Bounds
+
+#: published bug -> (bounds, its shortest counterexample: PROTOCOL.md, and `deferral check`)
+SHORTEST = {"drain-local-only": (Bounds(2, 1, 1, 1), 8), "ipi-before-drain": (Bounds(2, 1, 1, 1), 6),
+            "remote-no-drain": (Bounds(2, 1, 1, 1), 7), "reload-no-drain": (Bounds(2, 1, 1, 1), 5),
+            "overflow-drop": (Bounds(2, 2, 1, 1), 7)}
+
+
+@pytest.mark.parametrize("name", list(SHORTEST))
+def test_every_published_bug_is_refuted_at_bmcs_length_and_never_proved(name: str) -> None:
+    """Auto's explicit route refutes with the shortest trace: as long as bmc's (which starts at depth 1)."""
+    bounds, length = SHORTEST[name]
+    res = prove(PUBLISHED[name], bounds, timeout=60)
+    assert res.status == "violated" and res.route == "explicit-search" and res.depth == length
+    assert res.path is not None and len(res.path) == length + 1 and res.exhaustive is not None
+    model = res.model
+    assert model is not None and model.violations(res.path[-1][1])
+    state = model.initial
+    for action, after in res.path[1:]:  # the (oriented) path replays on the concrete model
+        state = model.apply(state, action)
+        assert state == after
+    found = BmcSearch(encode(PUBLISHED[name], bounds), length).run(60)
+    assert found.status == "violated" and found.depth == length
+
+
+def test_the_stop_hook_ends_the_search_after_a_level() -> None:
+    seen: list[int] = []
+
+    def stop(progress, violated):  # noqa: ANN001, ANN202
+        seen.append(progress.depth)
+        return progress.depth >= 3
+
+    r = explore_vectorized(REFERENCE, Bounds(2, 1, 1, 1), stop=stop, workers=1)
+    assert r.stopped_by == "stopped" and not r.complete and r.depth == 3 and seen[-1] == 3
+    assert all(o.status == "unknown" for o in r.outcomes)
+
+
+def test_a_violation_stops_the_explicit_route_at_its_level() -> None:
+    ex = exhaust.explore(PUBLISHED["reload-no-drain"], Bounds(2, 1, 1, 1), 30)
+    assert ex.status == "violated" and ex.depth == 5 and ex.prop == "no_stale_translation"
+    assert ex.verdict() == "no_stale_translation violated in 5 steps (shortest, breadth-first)"
+
+
+def test_what_the_box_cannot_hold_is_stopped_early_by_the_estimate() -> None:
+    """At 3,2,2,2 (billions of states by the levels' growth) the route gives up after a few levels,
+    not at the end of its box, and says why (once the smallest instance was exhausted: exhaust_only)."""
+    ex = exhaust.explore(REFERENCE, Bounds(3, 2, 2, 2), 20, exhaust_only=True)
+    assert ex.status == "unknown" and ex.seconds < 15 and "estimate" in ex.reason
+    assert ex.verdict().startswith(f"no violation within {ex.depth} steps")
+
+
+def test_a_reference_instance_it_exhausts_holds_at_exactly_those_bounds() -> None:
+    ex = exhaust.explore(REFERENCE, Bounds(2, 1, 1, 1), 30)
+    assert ex.status == "holds" and ex.states > 1000 and "nothing claimed for other bounds" in ex.verdict()
+
+
+def test_bmc_past_the_depth_the_explicit_search_checked_finds_the_same_violation() -> None:
+    """Depths known safe are not queried; the violation after them is found at its length."""
+    enc = encode(PUBLISHED["reload-no-drain"], Bounds(2, 1, 1, 1))
+    search = BmcSearch(enc, 8)
+    search.known_safe_to(4)
+    assert search.checked == 4 and not search.settled
+    r = search.run(60)
+    assert r.status == "violated" and r.depth == 5 and search.took == []  # depth 5 was the first one queried
+    whole = BmcSearch(enc, 3)
+    whole.known_safe_to(7)  # past its depth: nothing left to check
+    assert whole.settled and whole.result.status == "unknown"
