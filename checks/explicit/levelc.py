@@ -147,6 +147,106 @@ void csr_starts(const uint64_t *packed, int64_t m, void *starts, int starts64, i
   for (; x <= n; x++) { if (starts64) s64[x] = m; else s32[x] = (uint32_t)m; }
 }
 
+/* A block of runcodec's format into keys (its header already read): n keys of nw words,
+   written as the key type holds them (nw 1: native uint64; more: big-endian words). low: the
+   first word's low bytes kept as they are (lowp, n * low bytes); the rest of it as one-byte
+   differences (small; 255: the next 8-byte little-endian exception of exc) from h0; the other
+   words' low widths[j - 1] bytes each, one word after the other, from rest; end: the block's end
+   (little-endian loads of 8 bytes where they stay inside). */
+static inline uint64_t low_bytes(const uint8_t *b, int w, const uint8_t *end) {
+  uint64_t v = 0;
+  if (w == 0) return 0;
+  if (b + 8 <= end) { memcpy(&v, b, 8); return w == 8 ? v : v & ((1ULL << (8 * w)) - 1); }
+  for (int k = 0; k < w; k++) v |= (uint64_t)b[k] << (8 * k);
+  return v;
+}
+
+void decode_block(const uint8_t *lowp, const uint8_t *small, const uint8_t *exc, int64_t n, int low,
+                  uint64_t h0, const uint8_t *rest, const uint8_t *widths, int nw, uint64_t *out,
+                  const uint8_t *end) {
+  uint64_t high = h0;
+  for (int64_t i = 0; i < n; i++) {
+    uint64_t d = small[i];
+    if (d == 255) { memcpy(&d, exc, 8); exc += 8; }  /* little-endian, as on x86 and arm */
+    high += d;
+    uint64_t lo = low_bytes(lowp + i * low, low, end);
+    uint64_t w0 = low < 8 ? (high << (8 * low)) | lo : lo;
+    if (nw == 1) out[i] = w0; else out[(int64_t)i * nw] = __builtin_bswap64(w0);
+  }
+  for (int j = 1; j < nw; j++) {
+    int w = widths[j - 1];
+    for (int64_t i = 0; i < n; i++) {
+      uint64_t v = low_bytes(rest + i * w, w, end);
+      out[i * nw + j] = __builtin_bswap64(v);
+    }
+    rest += n * w;
+  }
+}
+
+/* runcodec.encode in one pass a choice: the n sorted unique keys (nw words, as decode_block
+   writes them) as one block of that format into out (room for n * (9 + 8 * nw) + nw + 40 bytes);
+   returns its length. The first word's low bytes kept as they are: the number (0..8) making the
+   block smallest, the smallest such on a tie, as the numpy encoder chooses. */
+static inline uint64_t key_word(const uint64_t *k, int64_t i, int nw, int j) {
+  return nw == 1 ? k[i] : __builtin_bswap64(k[i * nw + j]);
+}
+int64_t encode_block(const uint64_t *keys, int64_t n, int nw, uint8_t *out) {
+  int64_t best_size = -1, escs[9] = {0};
+  int low = 0;
+  uint64_t prev0 = n ? key_word(keys, 0, nw, 0) : 0;
+  for (int64_t i = 1; i < n; i++) {  /* the exceptions each choice would need, in one pass */
+    uint64_t w = key_word(keys, i, nw, 0);
+    for (int l = 0; l < 8; l++) escs[l] += ((w >> (8 * l)) - (prev0 >> (8 * l))) >= 255;
+    prev0 = w;
+  }
+  for (int l = 0; l <= 8; l++) {
+    int64_t size = n * (l + 1) + 8 * escs[l];
+    if (best_size < 0 || size < best_size) { best_size = size; low = l; }
+  }
+  uint8_t widths[64];
+  for (int j = 1; j < nw; j++) {
+    uint64_t m = 0;
+    for (int64_t i = 0; i < n; i++) m |= key_word(keys, i, nw, j);
+    int w = 0;
+    while (w < 8 && (m >> (8 * w))) w++;
+    widths[j - 1] = (uint8_t)w;
+  }
+  uint32_t n32 = (uint32_t)n, n_exc = 0;
+  uint64_t h0 = (n && low < 8) ? key_word(keys, 0, nw, 0) >> (8 * low) : 0;
+  uint8_t *p = out + 18 + (nw - 1);
+  /* 8-byte stores advanced by the width: out has room past the block's end for the last */
+  for (int64_t i = 0; i < n; i++) { uint64_t v = key_word(keys, i, nw, 0); memcpy(p, &v, 8); p += low; }
+  uint8_t *small = p;
+  p += n;
+  uint64_t prev = h0;
+  for (int64_t i = 0; i < n; i++) {
+    uint64_t h = low < 8 ? key_word(keys, i, nw, 0) >> (8 * low) : 0;
+    uint64_t d = h - prev;
+    prev = h;
+    if (d >= 255) { small[i] = 255; memcpy(p, &d, 8); p += 8; n_exc++; } else small[i] = (uint8_t)d;
+  }
+  for (int j = 1; j < nw; j++) {
+    int w = widths[j - 1];
+    for (int64_t i = 0; i < n; i++) { uint64_t v = key_word(keys, i, nw, j); memcpy(p, &v, 8); p += w; }
+  }
+  uint8_t nwb = (uint8_t)nw, lowb = (uint8_t)low;
+  memcpy(out, &n32, 4); memcpy(out + 4, &nwb, 1); memcpy(out + 5, &lowb, 1);
+  memcpy(out + 6, &n_exc, 4); memcpy(out + 10, &h0, 8);
+  memcpy(out + 18, widths, nw - 1);
+  return p - out;
+}
+
+/* For each of the sorted queries q[0..nq) the position of an equal key in the sorted block
+   b[0..nb) (nw 1 or 2 words, as load_key), or -1: one forward walk of both. */
+void find_sorted(const uint64_t *b, int64_t nb, const uint64_t *q, int64_t nq, int nw, int64_t *pos) {
+  int64_t j = 0;
+  for (int64_t i = 0; i < nq; i++) {
+    wide_t k = load_key(q, i, nw);
+    while (j < nb && load_key(b, j, nw) < k) j++;
+    pos[i] = (j < nb && load_key(b, j, nw) == k) ? j : -1;
+  }
+}
+
 /* One step of the backward search: the predecessors of f[0..nf) not yet marked in can are
    marked and written to out (cap entries); stops before a state whose in-degree does not fit
    in what is left (the caller gives cap >= the largest in-degree). Returns how many were
@@ -192,6 +292,12 @@ def _lib() -> ctypes.CDLL | None:
     lib.csr_starts.argtypes = [p, i64, p, ctypes.c_int, i64]
     lib.back_step.restype = i64
     lib.back_step.argtypes = [p, i64, p, ctypes.c_int, p, p, p, i64, p]
+    lib.decode_block.restype = None
+    lib.decode_block.argtypes = [p, p, p, i64, ctypes.c_int, ctypes.c_uint64, p, p, ctypes.c_int, p, p]
+    lib.encode_block.restype = i64
+    lib.encode_block.argtypes = [p, i64, ctypes.c_int, p]
+    lib.find_sorted.restype = None
+    lib.find_sorted.argtypes = [p, i64, p, i64, ctypes.c_int, p]
     return lib
 
 
@@ -353,3 +459,15 @@ def merge_blocks(a_keys: list[np.ndarray], a_ids: list[np.ndarray], b_keys: list
         out_i.append(oi)
         left -= size
     return out_k, out_i
+
+
+def find_sorted(block: np.ndarray, queries: np.ndarray) -> np.ndarray | None:
+    """For each of the sorted ``queries`` the position of the equal key in the sorted unique
+    ``block`` (int64), or -1; None: not here (no compiler, or a key type the C does not take)."""
+    lib, nw = loaded(), _words(block.dtype)
+    if lib is None or nw == 0 or queries.dtype != block.dtype:
+        return None
+    block, queries = np.ascontiguousarray(block), np.ascontiguousarray(queries)
+    pos = np.empty(queries.shape[0], dtype=np.int64)
+    lib.find_sorted(block.ctypes.data, block.shape[0], queries.ctypes.data, queries.shape[0], nw, pos.ctypes.data)
+    return pos

@@ -67,22 +67,32 @@ def sample(keys: np.ndarray) -> np.ndarray:
 
 
 def pieces(sizes: list[int], samples: list[np.ndarray], read: Reader, piece: int = PIECE,
-           workers: int = 1) -> Iterator[Piece]:
+           workers: int = 1, read_keys: Callable[[int, int, int], np.ndarray] | None = None) -> Iterator[Piece]:
     """The merge of the chunks' candidates (``sizes[i]`` sorted unique keys in chunk ``i``,
     ``samples[i]`` = :func:`sample` of them), a key range at a time, in key order. Each range
     is found and merged on its own (where each chunk's keys cross its splitters, then
-    :func:`distinct_first`), by ``workers`` threads (the C merge runs without the GIL)."""
+    :func:`distinct_first`), by ``workers`` threads (the C merge runs without the GIL).
+    ``read_keys(chunk, a, b)``: the keys alone (where each chunk crosses a splitter is found
+    once, from a slice of its keys)."""
     every = np.concatenate(samples) if samples else np.zeros(0)
     every.sort()
     step = max(1, piece // SAMPLE)
     splitters = list(every[step::step])  # a piece takes the keys below its splitter
     del every
 
+    known: dict[tuple[int, int], int] = {}  # bounds found (each is needed by two pieces)
+
     def bound(i: int, p: int) -> int:
         """Where chunk i's keys reach splitter p (its first key at or above it; past the last: all)."""
-        n = sizes[i]
         if p >= len(splitters):
-            return n
+            return sizes[i]
+        got = known.pop((i, p), None)  # the piece before or after found it (dropped: used twice)
+        if got is None:
+            got = known[(i, p)] = find(i, p)
+        return got
+
+    def find(i: int, p: int) -> int:
+        n = sizes[i]
         s = splitters[p]
         j = int(np.searchsorted(samples[i], s))  # samples[j - 1] < s <= samples[j]
         if j == 0:
@@ -90,7 +100,7 @@ def pieces(sizes: list[int], samples: list[np.ndarray], read: Reader, piece: int
         lo, hi = (j - 1) * SAMPLE + 1, min(n, j * SAMPLE)
         if hi <= lo:
             return hi
-        keys = read(i, lo, hi)[0]
+        keys = read_keys(i, lo, hi) if read_keys is not None else read(i, lo, hi)[0]
         return lo + int(np.searchsorted(keys, np.asarray([s], dtype=keys.dtype))[0])
 
     def merge(p: int) -> Piece | None:

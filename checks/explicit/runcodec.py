@@ -16,8 +16,13 @@ a file at an offset alone; :func:`decode` gives back exactly the keys :func:`enc
 from __future__ import annotations
 
 import struct
+import sys
 
 import numpy as np
+
+from deferral.checks.explicit import levelc
+
+_LITTLE = sys.byteorder == "little"
 
 #: n, words, low bytes, exceptions, first high part; then one width byte a word after the first.
 _HEAD = struct.Struct("<IBBIQ")
@@ -53,7 +58,15 @@ def _high_deltas(first: np.ndarray, low: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def encode(keys: np.ndarray) -> np.ndarray:
-    """One block of sorted keys as bytes (``uint8``)."""
+    """One block of sorted keys as bytes (``uint8``); in C when it is built here (the same bytes)."""
+    n_words = keys.dtype.itemsize // 8
+    lib = levelc.loaded() if _LITTLE and keys.shape[0] and n_words <= 64 else None
+    if lib is not None and (keys.dtype == np.uint64 or (keys.dtype.kind == "V" and keys.dtype.fields is None
+                                                        and keys.dtype.itemsize % 8 == 0)):
+        keys = np.ascontiguousarray(keys)
+        out = np.empty(keys.shape[0] * (9 + 8 * n_words) + n_words + 40, dtype=np.uint8)
+        used = lib.encode_block(keys.ctypes.data, keys.shape[0], n_words, out.ctypes.data)
+        return out[:used]
     words = words_of(keys)
     n, n_words = words.shape
     first = np.ascontiguousarray(words[:, 0])
@@ -90,8 +103,21 @@ def _from_low_bytes(raw: np.ndarray, n: int, width: int) -> np.ndarray:
 
 
 def decode(block: np.ndarray, key_dtype: object) -> np.ndarray:
-    """The keys of one block made by :func:`encode`."""
-    n, n_words, low, n_exc, h0 = _HEAD.unpack_from(block.tobytes()[:_HEAD.size])
+    """The keys of one block made by :func:`encode` (in C when it is built here: one pass,
+    where numpy makes a dozen temporaries of the block)."""
+    n, n_words, low, n_exc, h0 = _HEAD.unpack_from(block[:_HEAD.size].tobytes())
+    key_dtype = np.dtype(key_dtype)
+    lib = levelc.loaded() if _LITTLE else None
+    if lib is not None and key_dtype.itemsize == 8 * n_words and (n_words == 1) == (key_dtype == np.uint64):
+        block = np.ascontiguousarray(block, dtype=np.uint8)
+        base = block.ctypes.data
+        at = _HEAD.size + n_words - 1
+        small = at + n * low
+        exc = small + n
+        out = np.empty(n, dtype=key_dtype)
+        lib.decode_block(base + at, base + small, base + exc, n, low, h0, base + exc + 8 * n_exc,
+                         base + _HEAD.size, n_words, out.ctypes.data, base + block.shape[0])
+        return out
     at = _HEAD.size
     widths = block[at:at + n_words - 1].tolist()
     at += n_words - 1

@@ -32,13 +32,17 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from deferral.checks.explicit import runcodec
+from deferral.checks.explicit import levelc, runcodec
 from deferral.checks.explicit.visited import Run
 
-#: Keys read at a time from a spilled run (8 MiB of uint64 keys).
-BLOCK = 1 << 20
-#: Keys a compressed block of a parked array (a level's merge reads slices of a few thousand).
-PARKED_BLOCK = 1 << 12
+#: Keys a compressed block of a spilled run (512 KiB of uint64 keys decoded). A level's merge
+#: looks its pieces' candidates up a piece at a time, in key order: a piece touches a few
+#: blocks of each run, and the last one decoded is kept for the next piece (runs written
+#: with blocks of 2**20 keys, by checkpoints of earlier versions, are read as they are).
+BLOCK = 1 << 16
+#: Keys a compressed block of a parked array (a level's merge reads slices of a few hundred
+#: keys of each chunk a piece: a get decodes a block or two).
+PARKED_BLOCK = 1 << 9
 #: Elements per piece when a spilled column is read back (the AG EF pass's edges by source
 #: hold some 8 bytes an element of a piece of out-degrees).
 PIECE = 1 << 20
@@ -59,10 +63,16 @@ class WorkDir:
             raise SpillError(f"work folder {root}: {exc.strerror or exc}") from None
         self.files = 0
         self.bytes_written = 0
+        self._lock = threading.Lock()  # worker threads park their chunks' arrays side by side
 
     def new_file(self, stem: str) -> Path:
-        self.files += 1
-        return self.path / f"{self.files:05d}-{stem}"
+        with self._lock:
+            self.files += 1
+            return self.path / f"{self.files:05d}-{stem}"
+
+    def wrote(self, nbytes: int) -> None:
+        with self._lock:
+            self.bytes_written += nbytes
 
     def close(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
@@ -75,25 +85,43 @@ def _written(work: WorkDir, path: Path, write: Callable[[], None], nbytes: int) 
     except OSError as exc:
         what = "full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else (exc.strerror or str(exc))
         raise SpillError(f"work folder {work.path.parent}: {what} while writing {path.name}") from None
-    work.bytes_written += nbytes
+    work.wrote(nbytes)
 
 
 @dataclass
 class _Run:
-    """One sorted run on disk: ``n`` keys compressed a block at a time (:mod:`runcodec`),
-    ``offsets[b]`` the byte where block ``b`` starts, and their state numbers (a flat file)."""
+    """One sorted run on disk: ``n`` keys compressed a block of ``size`` keys at a time
+    (:mod:`runcodec`), ``offsets[b]`` the byte where block ``b`` starts, and their state
+    numbers (a flat file). The last block a lookup decoded is kept (``cached``)."""
 
     keys_path: Path
     ids_path: Path
     offsets: np.ndarray  # blocks + 1 byte offsets into keys_path
     n: int
-    fence: np.ndarray  # the first key of each block of BLOCK keys
+    fence: np.ndarray  # the first key of each block
     ids_dtype: np.dtype
+    size: int  # keys a block (the last one shorter)
+    cached: tuple[int, np.ndarray, np.ndarray | None] | None = None  # block, its keys, its ids once read
 
     def block(self, b: int, key_dtype: np.dtype) -> np.ndarray:
         """The keys of block ``b`` (decoded)."""
         a, z = int(self.offsets[b]), int(self.offsets[b + 1])
         return runcodec.decode(_read_slice(self.keys_path, np.dtype(np.uint8), a, z), key_dtype)
+
+    def ids(self, b: int, count: int) -> np.ndarray:
+        """The state numbers of block ``b`` (``count`` of them)."""
+        return _read_slice(self.ids_path, self.ids_dtype, b * self.size, b * self.size + count)
+
+
+def block_size_of(n: int, blocks: int) -> int:
+    """The keys a block of a run of ``n`` keys in ``blocks`` blocks (every block but the last
+    full, a power of two: the only one giving that many blocks)."""
+    if blocks <= 1:
+        return max(n, 1)
+    size = 1
+    while -(-n // size) > blocks:
+        size *= 2
+    return size
 
 
 def _save_blocks(path: Path, blocks: list[np.ndarray], dtype: np.dtype) -> None:
@@ -167,12 +195,12 @@ class DiskRuns:
         got: list[tuple[np.ndarray, np.ndarray]] = []
 
         def write_keys() -> None:
-            got.append(_save_compressed(kp, run.keys, self.key_dtype))
+            got.append(_save_compressed(kp, run.keys, self.key_dtype, BLOCK))
         _written(self.work, kp, write_keys, 0)
         offsets, fence = got[0]
-        self.work.bytes_written += int(offsets[-1])
+        self.work.wrote(int(offsets[-1]))
         _written(self.work, ip, lambda: _save_blocks(ip, run.ids, ids_dtype), n * ids_dtype.itemsize)
-        self.runs.append(_Run(kp, ip, offsets, n, fence, ids_dtype))
+        self.runs.append(_Run(kp, ip, offsets, n, fence, ids_dtype, BLOCK))
 
     def adopt(self, write_keys: Callable[[Path], None], write_ids: Callable[[Path], None], offsets: np.ndarray,
               fence: np.ndarray, n: int, ids_dtype: np.dtype) -> None:
@@ -181,8 +209,9 @@ class DiskRuns:
         kp, ip = self.work.new_file("keys.bin"), self.work.new_file("ids.bin")
         _written(self.work, kp, lambda: write_keys(kp), int(offsets[-1]))
         _written(self.work, ip, lambda: write_ids(ip), n * np.dtype(ids_dtype).itemsize)
-        self.runs.append(_Run(kp, ip, np.asarray(offsets, dtype=np.int64), n, np.asarray(fence, self.key_dtype),
-                              np.dtype(ids_dtype)))
+        offsets = np.asarray(offsets, dtype=np.int64)
+        self.runs.append(_Run(kp, ip, offsets, n, np.asarray(fence, self.key_dtype), np.dtype(ids_dtype),
+                              block_size_of(n, offsets.shape[0] - 1)))
 
     def saved(self) -> list[dict[str, np.ndarray]]:
         """Each run as it is stored (a checkpoint keeps them so): its compressed keys and state
@@ -192,28 +221,39 @@ class DiskRuns:
                  "offsets": r.offsets, "fence": r.fence} for r in self.runs]
 
     def lookup(self, queries: np.ndarray, out: np.ndarray) -> None:
-        """Set ``out[i]`` to the state number of ``queries[i]`` (sorted) where a run has it."""
+        """Set ``out[i]`` to the state number of ``queries[i]`` (sorted) where a run has it.
+        Successive calls with ascending queries (a level's merge pieces) decode each block once."""
         if queries.shape[0] == 0:
             return
+        ends = np.concatenate([queries[:1], queries[-1:]])
         for run in self.runs:
-            # the queries each block may hold: from its first key to the next block's
-            cut = np.searchsorted(queries, run.fence)
-            cut = np.append(cut, queries.shape[0])
-            for b in range(run.fence.shape[0]):
-                lo, hi = int(cut[b]), int(cut[b + 1])
-                if lo == hi:
-                    continue
-                block = run.block(b, self.key_dtype)
-                count = block.shape[0]
+            # the blocks the queries' range falls in (a few of a long run's fences), then the
+            # queries each may hold: from its first key to the next block's
+            first, last = (np.searchsorted(run.fence, ends, side="right") - 1).tolist()
+            first = max(first, 0)
+            if last < 0:
+                continue
+            cut = np.searchsorted(queries, run.fence[first + 1:last + 1])
+            cut = np.concatenate([[0], cut, [queries.shape[0]]])
+            for k in np.flatnonzero(cut[1:] > cut[:-1]).tolist():
+                b, lo, hi = first + k, int(cut[k]), int(cut[k + 1])
+                if run.cached is not None and run.cached[0] == b:
+                    block, ids = run.cached[1], run.cached[2]
+                else:
+                    block, ids = run.block(b, self.key_dtype), None
                 q = queries[lo:hi]
-                pos = np.searchsorted(block, q)
-                np.minimum(pos, count - 1, out=pos)
-                hit = block[pos] == q
-                del block
-                if not hit.any():
-                    continue
-                ids = _read_slice(run.ids_path, run.ids_dtype, b * BLOCK, b * BLOCK + count)
-                out[lo:hi][hit] = ids[pos[hit]]
+                pos = levelc.find_sorted(block, q)
+                if pos is None:  # numpy: a binary search a query
+                    count = block.shape[0]
+                    pos = np.searchsorted(block, q)
+                    np.minimum(pos, count - 1, out=pos)
+                    pos[block[pos] != q] = -1
+                hit = pos >= 0
+                if hit.any():
+                    if ids is None:
+                        ids = run.ids(b, block.shape[0])
+                    out[lo:hi][hit] = ids[pos[hit]]
+                run.cached = (b, block, ids)
 
     @staticmethod
     def decoded(keys: np.ndarray, offsets: np.ndarray, key_dtype: object) -> list[np.ndarray]:
@@ -320,6 +360,7 @@ class Parked:
         self._sorted: set[object] = set()
         # on disk: file, dtype, length, and the blocks' byte offsets for compressed keys
         self._disk: dict[object, tuple[Path, np.dtype, int, np.ndarray | None]] = {}
+        self._fds: dict[object, int] = {}  # files being read: kept open (a merge reads each many times)
         self._lock = threading.Lock()
 
     @property
@@ -337,25 +378,34 @@ class Parked:
             if sorted_keys and array.shape[0]:
                 self._sorted.add(name)
 
-    def spill(self) -> None:
-        """Write every array held in memory to its own file and drop it (no-op without a work folder)."""
+    def spill(self, names: list[object] | None = None) -> None:
+        """Write every array held in memory (or those of ``names``) to its own file and drop it
+        (no-op without a work folder). The writing is done outside the lock: threads spill
+        their own arrays side by side, and read the others meanwhile."""
         if self.work is None:
             return
+        work = self.work
         with self._lock:
-            for name in list(self._mem):
-                array = np.ascontiguousarray(self._mem[name])
-                path = self.work.new_file("parked.bin")
-                offsets = None
-                if name in self._sorted:
-                    got: list[np.ndarray] = []
-                    _written(self.work, path, lambda: got.append(_save_compressed(path, [array], array.dtype,
-                                                                                  PARKED_BLOCK)[0]), 0)
-                    offsets = got[0]
-                    self.work.bytes_written += int(offsets[-1])
-                else:
-                    _written(self.work, path, lambda: array.tofile(str(path)), array.nbytes)
-                self._disk[name] = (path, array.dtype, array.shape[0], offsets)
-                del self._mem[name]
+            todo = [(name, self._mem[name], name in self._sorted)
+                    for name in (list(self._mem) if names is None else names) if name in self._mem]
+        for name, held, compressed in todo:
+            array = np.ascontiguousarray(held)
+            path = work.new_file("parked.bin")
+            offsets = None
+            if compressed:
+                got: list[np.ndarray] = []
+                _written(work, path, lambda: got.append(_save_compressed(path, [array], array.dtype,
+                                                                         PARKED_BLOCK)[0]), 0)
+                offsets = got[0]
+                work.wrote(int(offsets[-1]))
+            else:
+                _written(work, path, lambda: array.tofile(str(path)), array.nbytes)
+            with self._lock:
+                if self._mem.get(name) is held:  # not popped, nor spilled by another thread, meanwhile
+                    self._disk[name] = (path, array.dtype, array.shape[0], offsets)
+                    del self._mem[name]
+                    continue
+            path.unlink(missing_ok=True)
 
     def get(self, name: object, a: int = 0, b: int | None = None) -> np.ndarray:
         """Elements ``a..b-1`` of an array (all of it from ``a`` when ``b`` is None)."""
@@ -363,13 +413,16 @@ class Parked:
             if name in self._mem:
                 return self._mem[name][a:b]
             path, dtype, n, offsets = self._disk[name]
+            fd = self._fds.get(name)
+            if fd is None:
+                fd = self._fds[name] = os.open(path, os.O_RDONLY)
         b = n if b is None else min(b, n)
         if offsets is None:
-            return _read_slice(path, dtype, a, b)
+            return _pread(fd, dtype, a, b)
         if b <= a:
             return np.zeros(0, dtype)
         first, last = a // PARKED_BLOCK, -(-b // PARKED_BLOCK)
-        data = _read_slice(path, np.dtype(np.uint8), int(offsets[first]), int(offsets[last]))
+        data = _pread(fd, np.dtype(np.uint8), int(offsets[first]), int(offsets[last]))
         base = int(offsets[first])
         keys = [runcodec.decode(data[int(offsets[k]) - base:int(offsets[k + 1]) - base], dtype)
                 for k in range(first, last)]
@@ -381,6 +434,9 @@ class Parked:
         whole = self.get(name)
         with self._lock:
             self._sorted.discard(name)
+            fd = self._fds.pop(name, None)
+            if fd is not None:
+                os.close(fd)
             if self._mem.pop(name, None) is None:
                 path = self._disk.pop(name)[0]
                 path.unlink(missing_ok=True)
@@ -388,9 +444,27 @@ class Parked:
 
     def clear(self) -> None:
         with self._lock:
+            for fd in self._fds.values():
+                os.close(fd)
             for path, _, _, _ in self._disk.values():
                 path.unlink(missing_ok=True)
-            self._mem, self._disk, self._sorted = {}, {}, set()
+            self._mem, self._disk, self._sorted, self._fds = {}, {}, set(), {}
+
+
+def _pread(fd: int, dtype: np.dtype, a: int, b: int) -> np.ndarray:
+    """Elements ``a..b-1`` of the flat array of ``dtype`` in the open file ``fd`` (a positioned
+    read: no seek, so threads share the descriptor), into a new writable array."""
+    if b <= a:
+        return np.zeros(0, dtype)
+    out = np.empty(b - a, dtype=dtype)
+    view = memoryview(out).cast("B")
+    done, at = 0, a * dtype.itemsize
+    while done < view.nbytes:
+        got = os.preadv(fd, [view[done:]], at + done)
+        if got <= 0:
+            raise OSError(errno.EIO, f"short read of a parked array ({done} of {view.nbytes} bytes)")
+        done += got
+    return out
 
 
 class KeysFile:

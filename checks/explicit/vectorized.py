@@ -69,6 +69,10 @@ _MAX_IDS = (1 << 32) - 1
 #: what the memory limit is checked against first.
 _MERGE_BYTES = 64
 _VISITED_MERGE_BYTES = 4 * 24
+#: Once spilling: candidates a merge piece takes per chunk of the level, and at most a piece
+#: (64 bytes of temporaries a candidate: 256 MiB), see ``_Search._merge_piece``.
+MERGE_PER_CHUNK = 1 << 10
+MERGE_PIECE_MAX = 1 << 22
 #: With a work folder and no ``spill_above``: spill once the stored structures in memory pass
 #: this share of the memory limit (the rest is for a level's expansion and merge).
 SPILL_SHARE = 0.25
@@ -221,6 +225,9 @@ class _Chunk:
     # per liveness property, per chunk row: a successor already known to be a goal state
     # (set by _drop_goal_sources, which dropped the AG EF successors of rows done with)
     hits: np.ndarray | None = None
+    # set once the worker thread parked the arrays above (then dropped here)
+    n_cand: int = 0
+    sample: np.ndarray | None = None
 
 
 class _Search:
@@ -362,6 +369,44 @@ class _Search:
         return _Chunk(keys.shape[0], cand, par[pos], act[pos], uidx, known if self.lives else None,
                       par if self.lives else None, fired, per_step)
 
+    def _put_chunk(self, i: int, chunk: _Chunk) -> None:
+        """Put chunk ``i``'s arrays aside until the level's end (see levelmerge): in memory, or,
+        once spilling, written to the work folder here, by the worker thread that made them;
+        the chunk keeps its candidate count and merge sample, and drops the arrays."""
+        parked, narrow = self.parked, self.narrow_actions
+        chunk.n_cand = chunk.keys.shape[0]
+        chunk.sample = levelmerge.sample(chunk.keys)
+        names: list[object] = [("keys", i), ("parents", i), ("actions", i)]
+        parked.put(("keys", i), chunk.keys, sorted_keys=True)
+        parked.put(("parents", i), chunk.parents)
+        parked.put(("actions", i), chunk.actions.astype(narrow, copy=False))
+        if self.lives:
+            assert chunk.uidx is not None and chunk.ucode is not None and chunk.all_parents is not None
+            parked.put(("uidx", i), chunk.uidx)
+            parked.put(("ucode", i), chunk.ucode)
+            names += [("uidx", i), ("ucode", i), ("all_parents", i)]
+            if chunk.hits is not None:
+                parked.put(("hits", i), chunk.hits.ravel())  # flat: parked arrays are 1-D
+                names.append(("hits", i))
+            # as chunk-relative rows: two bytes while CHUNK_ROWS <= 2**16
+            local = chunk.all_parents - np.uint32(i * CHUNK_ROWS)
+            parked.put(("all_parents", i), local.astype(np.uint16 if CHUNK_ROWS <= 1 << 16 else np.uint32))
+            del local
+        empty = np.zeros(0, dtype=np.uint8)
+        chunk.keys = chunk.parents = chunk.actions = empty
+        chunk.uidx = chunk.ucode = chunk.all_parents = chunk.hits = None
+        if self.spills and self._parked_over_budget():
+            parked.spill(names)
+
+    def _parked_over_budget(self) -> bool:
+        """Once spilling: whether what is stored in memory and the level's parked arrays pass
+        ``spill_above`` (then a chunk's arrays go to disk as they come; below it they stay in
+        memory until the level's end, as before the first spill). Without ``spill_above``
+        (spills at the memory limit only) they always go."""
+        if self.spill_above is None or self.st is None:
+            return True
+        return self._stored_in_memory(self.st) + self.parked.memory_bytes > self.spill_above
+
     def _chunk_results(self, frontier_keys: "np.ndarray | KeysFile", visited: Visited) -> Generator["_Chunk", None, None]:
         """Each chunk's results, in chunk order (computed by ``workers`` threads); the limits
         are polled while waiting, so they stop a level in the middle."""
@@ -379,7 +424,9 @@ class _Search:
             self._poll(expansion_bytes(rows, self.packer.n_slots * np.dtype(self.packer.dtype_rows).itemsize,
                                        self.fanout, min(self.workers, n - i)))
             # the frontier is kept as keys (8 bytes a state), unpacked to rows a chunk at a time
-            return _drop_goal_sources(self.expand(frontier_keys[a:a + CHUNK_ROWS], a, visited), goals, base, a, rows)
+            chunk = _drop_goal_sources(self.expand(frontier_keys[a:a + CHUNK_ROWS], a, visited), goals, base, a, rows)
+            self._put_chunk(i, chunk)
+            return chunk
 
         # one chunk in this thread, unless a time limit must be polled while it runs (a step that
         # never returns); a memory limit is checked before it (a chunk allocates about 10 MiB)
@@ -430,15 +477,29 @@ class _Search:
             return True
 
     def _park(self) -> None:
-        """With a work folder: once spilling, the level's chunk arrays go to disk as they come;
-        before, a spill when they and what is stored pass ``spill_above``."""
+        """With a work folder: once spilling, the level's chunk arrays go to disk as they come
+        while they and what is stored pass ``spill_above``; before, a spill when they do."""
         if self.disk is None:
             return
         if self.spills:
-            self.parked.spill()
+            if self._parked_over_budget():
+                self.parked.spill()
         elif (self.spill_above is not None and self.st is not None
               and self._stored_in_memory(self.st) + self.parked.memory_bytes > self.spill_above):
             self._spill()
+
+    def _merge_piece(self, n_chunks: int) -> int:
+        """Candidates a piece of the level's merge (about). In memory :data:`levelmerge.PIECE`;
+        once the chunks' arrays are parked on disk, a piece reads a slice of each chunk's
+        (a few positioned reads), so pieces grow with the chunks (:data:`MERGE_PER_CHUNK`
+        candidates a chunk, up to :data:`MERGE_PIECE_MAX` and a 32nd of the memory limit):
+        a wide level's reads stay near a few thousand a chunk, not one a chunk a piece."""
+        if not self.spills:
+            return levelmerge.PIECE
+        top = MERGE_PIECE_MAX
+        if self.limits.memory_limit is not None:
+            top = min(top, self.limits.memory_limit // (32 * _MERGE_BYTES))
+        return max(levelmerge.PIECE, min(top, n_chunks * MERGE_PER_CHUNK))
 
     @staticmethod
     def _stored_in_memory(st: "_State") -> int:
@@ -514,7 +575,6 @@ class _Search:
             n_cand: list[int] = []  # per chunk: its candidates
             samples: list[np.ndarray] = []  # per chunk: every levelmerge.SAMPLE-th candidate key
             parked = self.parked
-            narrow = self.narrow_actions
             # AG EF target codes of the chunks (a known state's number, or -(1 + candidate in
             # the chunk)): int32 while the known states' numbers fit (see numbered_dtype)
             self.code_dtype = np.int32 if st.n_states < _CODES32_BELOW else np.int64
@@ -524,22 +584,9 @@ class _Search:
             try:
                 for i, chunk in enumerate(self._chunk_results(frontier, visited)):
                     n_chunks += 1
-                    # put aside until the level's end: in memory, or in the work folder once spilling
-                    n_cand.append(chunk.keys.shape[0])
-                    samples.append(levelmerge.sample(chunk.keys))
-                    parked.put(("keys", i), chunk.keys, sorted_keys=True)
-                    parked.put(("parents", i), chunk.parents)
-                    parked.put(("actions", i), chunk.actions.astype(narrow, copy=False))
-                    if self.lives:
-                        assert chunk.uidx is not None and chunk.ucode is not None and chunk.all_parents is not None
-                        parked.put(("uidx", i), chunk.uidx)
-                        parked.put(("ucode", i), chunk.ucode)
-                        if chunk.hits is not None:
-                            parked.put(("hits", i), chunk.hits.ravel())  # flat: parked arrays are 1-D
-                        # as chunk-relative rows: two bytes while CHUNK_ROWS <= 2**16
-                        local = chunk.all_parents - np.uint32(i * CHUNK_ROWS)
-                        parked.put(("all_parents", i), local.astype(np.uint16 if CHUNK_ROWS <= 1 << 16 else np.uint32))
-                        del local
+                    n_cand.append(chunk.n_cand)  # its arrays parked by the worker thread
+                    assert chunk.sample is not None
+                    samples.append(chunk.sample)
                     level_transitions += chunk.successors
                     level_fired += chunk.fired
                     level_enabled += chunk.enabled
@@ -564,7 +611,8 @@ class _Search:
             try:  # stop before the merge if its temporaries would pass the memory limit
                 # (the runs' merge comes after the level's, whose temporaries are freed by then)
                 total = len(visited) + sum(n_cand)
-                self._poll(lambda: max(_MERGE_BYTES * min(sum(n_cand), levelmerge.PIECE),
+                piece = self._merge_piece(n_chunks)
+                self._poll(lambda: max(_MERGE_BYTES * min(sum(n_cand), piece),
                                        _VISITED_MERGE_BYTES * min(total, block_size(total))))
             except LimitReached as stop:
                 stopped_by = stop.reason
@@ -583,7 +631,11 @@ class _Search:
 
             new_blocks: list[np.ndarray] = []
             n_new = 0
-            for piece in levelmerge.pieces(n_cand, samples, read, workers=self.workers):
+            def read_keys(i: int, a: int, b: int) -> np.ndarray:
+                return parked.get(("keys", i), a, b)
+
+            for piece in levelmerge.pieces(n_cand, samples, read, piece=self._merge_piece(n_chunks),
+                                           workers=self.workers, read_keys=read_keys):
                 keys = piece.keys
                 # with runs on disk: the candidates are looked up there (a range at a time, in order)
                 state = np.full(keys.shape[0], -1, dtype=np.int64)
@@ -631,21 +683,22 @@ class _Search:
                 self.level_keys.append(new_keys if new_keys is not None else frontier[0:n_new])
             self._check_level(frontier, n_states, st.first_bad, goals)
             if self.lives:
-                def number(i: int) -> np.ndarray:
-                    """Chunk i's edge targets as state numbers (-1: cut by --max-states), in place."""
+                def number(i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    """Chunk i's edge targets as state numbers (-1: cut by --max-states), in place;
+                    with its transitions' distinct-key indices and source rows (read back here,
+                    on a worker thread, when they were parked on disk)."""
                     code = parked.pop(("ucode", i)).astype(numbered_dtype, copy=False)
                     if not levelc.number_codes(code, cand_state[i]):  # in C, in place; else numpy
                         new = code < 0
                         code[new] = cand_state[i][-1 - code[new]]
                     cand_state[i] = np.zeros(0, numbered_dtype)
-                    return code
+                    lo = i * CHUNK_ROWS
+                    return code, parked.pop(("uidx", i)), parked.pop(("all_parents", i)).astype(np.uint32) + np.uint32(lo)
 
                 # numbered by the worker threads, pruned and stored here in chunk order (a
                 # chunk's pruning reads the goal flags the chunks before it set)
-                for i, code in enumerate(ordered_map(number, n_chunks, self.workers)):
+                for i, (code, uidx, all_parents) in enumerate(ordered_map(number, n_chunks, self.workers)):
                     lo, hi = i * CHUNK_ROWS, min(level_rows, (i + 1) * CHUNK_ROWS)
-                    uidx = parked.pop(("uidx", i))
-                    all_parents = parked.pop(("all_parents", i)).astype(np.uint32) + np.uint32(lo)
                     loop = self.ex.fused(hi - lo)
                     kept = None if loop is None or loop.prune is None else loop.prune(
                         uidx, code, all_parents, base, lo, hi, [g.view() for g in goals.values()])

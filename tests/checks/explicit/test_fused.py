@@ -222,3 +222,26 @@ def test_a_small_search_builds_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path
     monkeypatch.setenv(fused.ENV_BUILD_FROM, "4000")  # 2,1,1,1 has 3,163 states
     result = explore_vectorized(REFERENCE, Bounds(2, 1, 1, 1), workers=2)
     assert result.stats["c_loop"] == "none" and not list(tmp_path.glob("key-*.json"))
+
+
+# the staged canonical key (one stage a word, several, many; 24 permutations at 4 VCPUs) and
+# the tables' version it falls back to, against numpy's keys (the start state and others are
+# symmetric: their images tie on every stage)
+@pytest.mark.parametrize("b,stage,max_perms", [((3, 2, 1, 2), 16, 24), ((3, 2, 1, 2), 3, 24),
+                                               ((3, 2, 1, 2), 16, 0), ((4, 1, 1, 1), 5, 24),
+                                               ((4, 1, 1, 1), 16, 0), ((2, 2, 1, 2), 1000, 24)])
+def test_canonical_keys_agree(b: tuple, stage: int, max_perms: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fused, "STAGE_SLOTS", stage)
+    monkeypatch.setattr(fused, "MAX_STAGED_PERMS", max_perms)
+    model = Model(REFERENCE, Bounds(*b))
+    keys = reachable_levels(model, max_states=4000).keys
+    ex = Expander(model, True)
+    code, names = ex._fused_source()
+    assert ("RN" in code or "acc[" in code) == (max_perms > 0)  # the staged version, or the tables'
+    lib, problem = cbuild.load(code)
+    assert lib is not None, problem
+    loop = fused.make(lib, ex.packer, len(model.actions), len(ex.step_names), ex.action_dtype, [])
+    got = loop.successors(keys, 0)
+    assert got is not None
+    want_keys, _, _ = ex.successors(ex.packer.unpack(keys))
+    assert np.array_equal(got[0], want_keys)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deferral.checks.explicit import runcodec, spill
+from deferral.checks.explicit import levelc, runcodec, spill
 from deferral.checks.explicit.visited import Run, as_run, merge_runs
 
 _TWO = np.dtype("V16")
@@ -84,3 +84,24 @@ def test_parked_sorted_keys_read_back_in_slices(tmp_path: Path, monkeypatch: pyt
         assert parked.get("k", a, b).tobytes() == keys[a:b].tobytes()
     assert parked.pop("k").tobytes() == keys.tobytes() and parked.pop("p").tolist() == list(range(keys.shape[0]))
     work.close()
+
+
+@pytest.mark.skipif(levelc.loaded() is None, reason="no C compiler")
+@pytest.mark.parametrize("words,spread,n", [(1, 20, 1), (1, 40, 7), (1, 63, 5000), (2, 12, 3), (2, 50, 4096),
+                                            (2, 63, 20_000), (3, 60, 300)])
+def test_the_c_codec_writes_and_reads_the_numpy_codecs_bytes(monkeypatch: pytest.MonkeyPatch, words: int,
+                                                             spread: int, n: int) -> None:
+    """Blocks encoded in C are byte for byte numpy's (a block stays readable whichever wrote
+    it: checkpoints move between machines), and each decoder reads the other's."""
+    rng = np.random.default_rng(spread + n)
+    if words == 3:
+        rows = rng.integers(0, 1 << spread, (n, 3), dtype=np.uint64)
+        keys = np.unique(np.ascontiguousarray(rows.astype(">u8")).view(np.dtype("V24")).ravel())
+    else:
+        keys = _keys(rng, n, words, spread)
+    in_c = runcodec.encode(keys)
+    from_c = runcodec.decode(in_c, keys.dtype)
+    monkeypatch.setattr(runcodec, "_LITTLE", False)  # the numpy codec
+    in_numpy = runcodec.encode(keys)
+    assert in_c.tobytes() == in_numpy.tobytes()
+    assert np.array_equal(runcodec.decode(in_c, keys.dtype), keys) and np.array_equal(from_c, keys)

@@ -68,6 +68,47 @@ def test_disk_runs_answer_lookups_like_a_dict(tmp_path: Path, monkeypatch: pytes
     assert not work.path.exists()
 
 
+@pytest.mark.parametrize("key_dtype,in_c", [(np.dtype(np.uint64), True), (np.dtype("V16"), True),
+                                            (np.dtype("V16"), False)])
+def test_runs_of_another_block_size_and_successive_lookups(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           key_dtype: np.dtype, in_c: bool) -> None:
+    """A run adopted as a checkpoint of an older version wrote it (blocks of another size) is
+    read right, and lookups in ascending pieces (a level's merge, reusing the block decoded
+    last) answer as one lookup of them all; with the C walk of a block, and numpy's search."""
+    if not in_c:
+        monkeypatch.setattr(spill.levelc, "find_sorted", lambda block, queries: None)
+    rng = np.random.default_rng(11)
+    words = np.unique(rng.integers(0, 1 << 40, size=(6000, key_dtype.itemsize // 8), dtype=np.uint64), axis=0)
+    keys = np.ascontiguousarray(words.astype(">u8")).view(key_dtype).ravel() if key_dtype.kind == "V" \
+        else np.ascontiguousarray(words[:, 0])
+    keys = np.unique(keys)
+    ids = rng.permutation(keys.shape[0]).astype(np.uint32)
+    work = spill.WorkDir(tmp_path)
+    monkeypatch.setattr(spill, "BLOCK", 1024)  # the older runs' blocks (2**20 before this version)
+    old = spill.DiskRuns(work, key_dtype)
+    old.add(Run([keys[:2500], keys[2500:]], [ids[:2500], ids[2500:]]))
+    saved = old.saved()[0]
+    monkeypatch.setattr(spill, "BLOCK", 64)  # this version's
+    disk = spill.DiskRuns(work, key_dtype)
+    disk.adopt(lambda path: np.asarray(saved["keys"]).tofile(path), lambda path: np.asarray(saved["ids"]).tofile(path),
+               saved["offsets"], saved["fence"], keys.shape[0], np.dtype(np.uint32))
+    assert disk.runs[0].size == 1024 and spill.block_size_of(keys.shape[0], 6) == 1024
+    absent = rng.integers(0, 1 << 40, size=(500, key_dtype.itemsize // 8), dtype=np.uint64) | np.uint64(1 << 41)
+    absent = (np.ascontiguousarray(absent.astype(">u8")).view(key_dtype).ravel() if key_dtype.kind == "V"
+              else np.ascontiguousarray(absent[:, 0]))
+    other = np.unique(np.concatenate([keys[rng.permutation(keys.shape[0])[:3000]], absent]))
+    want = np.full(other.shape[0], -1, dtype=np.int64)
+    pos = np.searchsorted(keys, other)
+    found = (pos < keys.shape[0]) & (keys[np.minimum(pos, keys.shape[0] - 1)] == other)
+    want[found] = ids[pos[found]]
+    for runs in (disk, old):
+        out = np.full(other.shape[0], -1, dtype=np.int64)
+        for a in range(0, other.shape[0], 77):  # ascending pieces
+            runs.lookup(other[a:a + 77], out[a:a + 77])
+        assert out.tolist() == want.tolist()
+    work.close()
+
+
 def test_full_disk_stops_with_exit_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                      capsys: pytest.CaptureFixture[str]) -> None:
     def full(*args: object, **kwargs: object) -> None:
@@ -152,6 +193,7 @@ def test_level_merged_in_small_pieces_gives_the_same_results(tmp_path: Path, mon
     cut = 30_000 if len(bounds) > 4 else None
     whole = explore_vectorized(PUBLISHED[variant], b, workers=1, max_states=cut)
     monkeypatch.setattr(levelmerge, "PIECE", 40)
+    monkeypatch.setattr(vectorized, "MERGE_PER_CHUNK", 0)  # spilled pieces do not grow with the chunks
     monkeypatch.setattr(levelmerge, "SAMPLE", 4)
     work = None if spill_above is None else str(tmp_path)
     pieces = explore_vectorized(PUBLISHED[variant], b, workers=2, work_dir=work, spill_above=spill_above,
@@ -172,6 +214,7 @@ def test_a_memory_limit_below_what_the_search_holds_finishes_with_a_work_dir(tmp
     monkeypatch.setattr(vectorized, "CHUNK_ROWS", 512)  # what a level is about to allocate: small
     monkeypatch.setattr(visited, "MIN_BLOCK", 512)
     monkeypatch.setattr(levelmerge, "PIECE", 1024)
+    monkeypatch.setattr(vectorized, "MERGE_PER_CHUNK", 0)
     # what a chunk is about to allocate, as the search estimates it (first from the action
     # count, 51 successors a row): small beside the limit
     monkeypatch.setattr(vectorized, "expansion_bytes", lambda rows, *args: 64 * rows)
