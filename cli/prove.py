@@ -275,12 +275,15 @@ def run_parametric(args: argparse.Namespace) -> int:
                     res = learned_res.proof
                     res.lemma_source = ("learned: checks/symbolic/paramlearn.py (samples at "
                                         + ", ".join(b.short() for b, _, _ in learned_res.sampled) + ")")
-                else:  # both reasons: the shipped lemmas', then the learned families'
+                else:  # both reasons: the shipped lemmas', then the learned families' (and where its time went)
+                    parts = "" if learned_res is None else ", ".join(
+                        f"{k} {v:.1f}" for k, v in learned_res.seconds_by_part.items())
                     also = "then learned families (checks/symbolic/paramlearn.py): " + (
                         cut if cut else
                         f"not tried ({max(0.0, left_s):.0f} s of the {timeout:.0f} s limit left)"
                         if learned_res is None else
-                        f"unknown after {learned_res.elapsed_s:.1f} s ({learned_res.reason or 'no reason given'})")
+                        f"unknown after {learned_res.elapsed_s:.1f} s ({learned_res.reason or 'no reason given'}"
+                        + (f"; seconds by part: {parts}" if parts else "") + ")")
                 res.elapsed_s = time.monotonic() - began  # the shipped lemmas' try and the learning
         except EncodingError as exc:
             raise UsageError(str(exc)) from None

@@ -697,16 +697,21 @@ def _cost(t: Term) -> float:
 SEARCH_ROWS, VERIFY = 20_000, 400
 
 
-def excluding(table: Table, row: np.ndarray, size: int, banned: set[tuple[int, ...]], limit: int = 3
-              ) -> list[tuple[int, ...]]:
-    """Up to ``limit`` cheapest column sets of ``size`` on which no sampled row equals ``row``."""
+def excluding(table: Table, row: np.ndarray, size: int, banned: set[tuple[int, ...]], limit: int = 3,
+              memo: dict[Any, Any] | None = None) -> list[tuple[int, ...]]:
+    """Up to ``limit`` cheapest column sets of ``size`` on which no sampled row equals ``row``.
+    ``memo`` (one per table and state, kept by the caller across sizes) holds the distinct
+    patterns of which columns the sampled rows match: computed once, not once per size."""
+    memo = {} if memo is None else memo
     rows = table.rows
     if rows.shape[0] <= SEARCH_ROWS:
-        return _excluding(rows, table.terms, row, size, banned, limit)
-    full = rows == row[None, :]
+        return _excluding(rows, table.terms, row, size, banned, limit, memo)
     out: list[tuple[int, ...]] = []
     step = -(-rows.shape[0] // SEARCH_ROWS)
-    for key in _excluding(rows[::step], table.terms, row, size, banned, VERIFY):
+    full = None
+    for key in _excluding(rows[::step], table.terms, row, size, banned, VERIFY, memo):
+        if full is None:
+            full = rows == row[None, :]
         if not full[:, list(key)].all(axis=1).any():
             out.append(key)
             if len(out) >= limit:
@@ -714,51 +719,75 @@ def excluding(table: Table, row: np.ndarray, size: int, banned: set[tuple[int, .
     return out
 
 
-def _excluding(rows: np.ndarray, terms: Sequence[Term], row: np.ndarray, size: int,
-               banned: set[tuple[int, ...]], limit: int) -> list[tuple[int, ...]]:
-    match = rows == row[None, :]
-    if size > 1:  # only which columns a row matches matters: one row per distinct match pattern
-        width = match.shape[1]
-        match = np.unpackbits(unique_rows(np.packbits(match, axis=1)), axis=1)[:, :width].astype(bool)
-        match = match[match.sum(axis=1) >= size]
-    counts = match.sum(axis=0)
-    cost = [_cost(t) for t in terms]
-    found: list[tuple[float, tuple[int, ...]]] = []
+def _match(rows: np.ndarray, row: np.ndarray, size: int, memo: dict[Any, Any]) -> np.ndarray:
+    """Which columns each row of ``rows`` shares with ``row`` (a bool matrix); for ``size`` above 1
+    one row per distinct pattern (only which columns a row matches matters), those matching at
+    least ``size`` columns. The distinct patterns are memoized (they do not depend on ``size``)."""
     if size == 1:
-        found = [(cost[c], (c,)) for c in np.flatnonzero(counts == 0)]
-    elif size == 2:
-        m = match.astype(np.float32)
-        both = m.T @ m
-        for a, c in zip(*np.nonzero(both == 0)):
-            if a < c and counts[a] and counts[c]:
-                found.append((cost[a] + cost[c], (int(a), int(c))))
+        return rows == row[None, :]
+    if "patterns" not in memo:
+        match = rows == row[None, :]
+        width = match.shape[1]
+        memo["patterns"] = np.unpackbits(unique_rows(np.packbits(match, axis=1)), axis=1)[:, :width].astype(bool)
+    patterns = memo["patterns"]
+    return patterns[patterns.sum(axis=1) >= size]
+
+
+def _excluding(rows: np.ndarray, terms: Sequence[Term], row: np.ndarray, size: int,
+               banned: set[tuple[int, ...]], limit: int, memo: dict[Any, Any] | None = None) -> list[tuple[int, ...]]:
+    match = _match(rows, row, size, {} if memo is None else memo)
+    counts = match.sum(axis=0)
+    cv = np.array([_cost(t) for t in terms], dtype=np.float64)
+    if size == 1:
+        cols = np.flatnonzero(counts == 0)
+        return _cheapest(cv[cols], cols[:, None], banned, limit)
+    costs: list[np.ndarray] = []
+    keys: list[np.ndarray] = []
+
+    def pairs(sub: np.ndarray, fixed: Sequence[int]) -> None:
+        """Column pairs (c < d) no row of ``sub`` matches both of, besides ``fixed``: their keys and costs."""
+        m = sub.astype(np.float32)
+        zero = np.triu((m.T @ m) == 0, 1)
+        if size == 2:
+            zero &= (counts > 0)[:, None] & (counts > 0)[None, :]
+        for a in fixed:
+            zero[a, :] = False
+            zero[:, a] = False
+        c, d = np.nonzero(zero)
+        base = 0.0
+        for a in fixed:  # the costs added left to right (the same floats as before, so the same ties)
+            base = base + cv[a]
+        total = (base + cv[c]) + cv[d]
+        cols = [np.full(len(c), a, dtype=np.int64) for a in fixed] + [c.astype(np.int64), d.astype(np.int64)]
+        keys.append(np.sort(np.stack(cols, axis=1), axis=1))
+        costs.append(total)
+
+    if size == 2:
+        pairs(match, ())
     elif size == 3:
-        order = [int(c) for c in np.argsort(counts) if counts[c]][:16]
-        for a in order:
-            sub = match[match[:, a]].astype(np.float32)
-            both = sub.T @ sub
-            for b_, c in zip(*np.nonzero(both == 0)):
-                if b_ < c and a not in (b_, c):
-                    key = tuple(sorted((a, int(b_), int(c))))
-                    found.append((cost[a] + cost[b_] + cost[c], key))
+        for a in [int(c) for c in np.argsort(counts) if counts[c]][:16]:
+            pairs(match[match[:, a]], (a,))
     elif size == 4:  # two columns the state shares with few rows, then a pair as for size 2 on those rows
         for a in [int(c) for c in np.argsort(counts) if counts[c]][:8]:
             sub = match[match[:, a]]
             inner = sub.sum(axis=0)
             for b_ in [int(c) for c in np.argsort(inner) if inner[c] and c != a][:8]:
-                rest = sub[sub[:, b_]].astype(np.float32)
-                both = rest.T @ rest
-                for c, d in zip(*np.nonzero(both == 0)):
-                    if c < d and not {a, b_} & {int(c), int(d)}:
-                        key = tuple(sorted((a, b_, int(c), int(d))))
-                        found.append((cost[a] + cost[b_] + cost[c] + cost[d], key))
-    found.sort()
+                pairs(sub[sub[:, b_]], (a, b_))
+    if not keys:
+        return []
+    return _cheapest(np.concatenate(costs), np.concatenate(keys), banned, limit)
+
+
+def _cheapest(costs: np.ndarray, keys: np.ndarray, banned: set[tuple[int, ...]], limit: int) -> list[tuple[int, ...]]:
+    """The first ``limit`` distinct keys not ``banned``, cheapest first (ties: the smaller key first)."""
+    order = np.lexsort(tuple(keys[:, j] for j in reversed(range(keys.shape[1]))) + (costs,))
     out: list[tuple[int, ...]] = []
-    for _, key in found:
+    for n in order:
+        key = tuple(int(x) for x in keys[n])
         if key not in banned and key not in out:
             out.append(key)
-        if len(out) >= limit:
-            break
+            if len(out) >= limit:
+                break
     return out
 
 
@@ -1019,13 +1048,14 @@ def _exclusion(protocol: Protocol, data: Samples, state: State, bounds: Bounds,
             ev = _Eval(protocol, layout, rows, env).with_sig(table.sig)
             envs.append(np.array([ev.code(t)[0] for t in table.terms], dtype=np.uint8))
         per_table.append(unique_rows(np.array(envs)) if envs else np.zeros((0, len(table.terms)), np.uint8))
+    memos: dict[tuple[int, int], dict[Any, Any]] = {}  # (table, assignment row) -> excluding's memo
     for size in range(1, largest + 1):
         for n, table in enumerate(data.tables):
             if deadline is not None and time.monotonic() > deadline:
                 return []
             out: list[tuple[int, Family]] = []
-            for row in per_table[n] if size <= 3 else per_table[n][:4]:  # four terms: seconds a row
-                for cols in excluding(table, row, size, tried[n], limit - len(out)):
+            for r, row in enumerate(per_table[n] if size <= 3 else per_table[n][:4]):  # four terms: seconds a row
+                for cols in excluding(table, row, size, tried[n], limit - len(out), memos.setdefault((n, r), {})):
                     tried[n].add(cols)
                     out.append((n, family(table, cols, layout, row)))
                 if len(out) >= limit:

@@ -152,12 +152,17 @@ class LearnResult:
     log: list[str] = field(default_factory=list)
     kept: list[Family] = field(default_factory=list)  # Houdini's last fixpoint (families)
     lemmas: list[Lemma] = field(default_factory=list)  # the fixed candidates (shipped lemmas) kept and used
+    #: where the time went: seconds per part (sampling, the bounded first stage, the bounded Houdini
+    #: and cores at the largest sample bound, exclusion by fixed shapes, diagrams, the parametric
+    #: Houdini, the trim and the final proof; the cores the parametric Houdini asks are in both)
+    seconds_by_part: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"status": self.status, "elapsed_s": round(self.elapsed_s, 3),
                 "samples": [{"bounds": b.as_dict(), "method": how, "states": n} for b, how, n in self.sampled],
                 "rounds": self.stages, "families": len(self.families), "fixpoint": len(self.kept),
                 "fixed_lemmas_used": [lem.name for lem in self.lemmas],
+                "seconds_by_part": {k: round(v, 2) for k, v in self.seconds_by_part.items()},
                 "reason": self.reason or None}
 
 
@@ -192,17 +197,26 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
     log.append(f"samples: {data.states} states at {', '.join(f'{b.short()} ({m})' for b, m, _ in sampled)} "
                f"({data.elapsed_s:.1f} s)")
     res = LearnResult("unknown", [], 0.0, conc, open_bounds(protocol), sampled=sampled, log=log)
+    part = res.seconds_by_part
+    part["sampling"] = data.elapsed_s if how.get(data.bounds[0]) != "given" else 0.0
+
+    def spent(name: str, since: float) -> None:
+        part[name] = part.get(name, 0.0) + time.monotonic() - since
 
     def done(status: str, reason: str = "") -> LearnResult:
         res.status, res.reason, res.elapsed_s = status, reason, time.monotonic() - t0
+        part[f"bounded houdini and cores at {rel.at.short()}"] = rel.seconds
+        log.append("seconds by part: " + ", ".join(f"{k} {v:.1f}" for k, v in part.items()))
         return res
 
     def left() -> float | None:
         return None if deadline is None else deadline - time.monotonic()
 
     if not start and bounded_first and not lemmas:  # cheap rounds at the smallest instance, from the big samples
+        t1 = time.monotonic()
         start = _bounded(protocol, data, plan_bounds(protocol, conc)[0], res,
                          None if timeout is None else BOUNDED_SHARE * timeout, say)
+        spent("first stage (bounded)", t1)
     # the start families must hold in every sample (those true only at small bounds go here)
     fams: dict[str, Family] = {}
     for f in start:
@@ -226,13 +240,15 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
         for way in ways:
             if added:
                 break
+            t1 = time.monotonic()
             if way == "shapes":
                 got = [f for _, f in _exclusion(protocol, data, state, b, tried, protocol.layout(b), limit=PER_CTI,
                                                 deadline=deadline, largest=LARGEST)]
+                spent("exclusion (fixed shapes)", t1)
             else:  # the state's own diagram, minimized on the samples (three VCPUs in different roles too)
-                t1 = time.monotonic()
                 got = diagram_families(protocol, data, state, b, limit=PER_CTI, banned=shown_diagrams,
                                        exact=exact, deadline=deadline)
+                spent("diagrams", t1)
                 if got:
                     say(f"learn: {len(got)} diagram families ({time.monotonic() - t1:.1f} s): "
                         + "; ".join(f.show() for f in got))
@@ -293,10 +309,13 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
                     f"{rel.at.short()} support the property there (unsat cores)")
                 names = {lem.name for lem in small}
         cands = [lem for lem in every if lem.name in names]  # what some step breaks at 3,2,2 is not tried
+        t2 = time.monotonic()
         try:
             h = engine.run(cands, must, timeout=left())
         except TimeoutError as exc:
+            spent("parametric houdini", t2)
             return done("unknown", f"{exc} (round {rnd})")
+        spent("parametric houdini", t2)
         res.kept = [fams[lem.name] for lem in h.alive if lem.name in fams]
         res.lemmas = [lem for lem in h.alive if lem.name not in fams]
         stage: dict[str, Any] = {"stage": "parametric", "round": rnd, "candidates": len(every),
@@ -342,6 +361,7 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
     else:
         return done("unknown", f"round limit ({max_rounds})")
     alive = res.lemmas + [lemma_of[f.show()] for f in res.kept]
+    t3 = time.monotonic()
     say(f"learn: trimming {len(alive)} families (unsat cores)")
     small = engine.support(alive, must, timeout=None if left() is None else max(1.0, 0.5 * (left() or 0)))
     res.families = [fams[lem.name] for lem in small if lem.name in fams]
@@ -355,6 +375,7 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
                                  needs=engine.needs)
         res.families, res.lemmas = list(res.kept), [lem for lem in alive if lem.name not in fams]
     res.proof = proof
+    spent("trim and final proof", t3)
     if proof.status != "proved":
         return done("unknown", proof.reason)
     return done("proved")

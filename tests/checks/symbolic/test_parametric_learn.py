@@ -51,6 +51,20 @@ def test_a_bug_is_refused_quickly() -> None:
     data = paramlearn.sample(bug, paramlearn.sample_plan(bug, conc)[:1])
     r = paramlearn.learn(bug, conc, timeout=8, data=data, bounded_first=False)
     assert r.status == "unknown" and r.reason, r.to_json()
+    # where the time went, by part (given samples: no sampling time)
+    parts = r.to_json()["seconds_by_part"]
+    assert parts["sampling"] == 0.0 and any(k.startswith("bounded houdini and cores at") for k in parts), parts
+    assert any(k.startswith("seconds by part: ") for k in r.log)
+
+
+@pytest.mark.slow  # 35-130 s on the loaded 2-core machine (4 Dec, CLI: 34-49 s wall, 16-18 s CPU at load 8-9)
+def test_wait_irqs_off_is_proved_for_every_n_without_the_shipped_lemmas() -> None:
+    """No hand-written lemma offered: the families learned from reachable states are proved
+    over uninterpreted sorts (the proof is parametric.prove's unsat answers, not the samples)."""
+    r = paramlearn.learn(PUBLISHED["wait-irqs-off"], {"queue": 1, "spaces": 1}, timeout=240)
+    assert r.status == "proved" and r.proof is not None and r.proof.status == "proved", r.to_json()
+    assert not r.lemmas and r.families and r.proof.open_bounds == ["vcpus", "pages", "frames"]
+    assert all(o.status == "proved" for o in r.proof.obligations)
 
 
 @pytest.mark.slow  # 15-95 s each on a loaded machine
