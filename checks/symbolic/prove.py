@@ -214,6 +214,18 @@ def broken_lemmas(protocol: Protocol, bounds: Bounds, timeout: float = 120.0) ->
     return out
 
 
+#: The weakening route (checks/symbolic/weaken.py): its sampling and choice of D get at most this long
+#: and this share of the time left (Houdini and induction after it take what they need).
+WEAKEN_S, WEAKEN_SHARE = 30.0, 0.25
+
+
+def exhaust_errors() -> tuple[type[BaseException], ...]:
+    """What the explicit search raises on a protocol it cannot run on arrays (the weakening route is skipped)."""
+    from deferral.checks.explicit.numpy_ops import NotVectorizable
+
+    return (NotVectorizable, MemoryError)
+
+
 #: The IC3PO route's share of the time left in auto.
 IC3PO_SHARE = 0.7
 
@@ -594,6 +606,43 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                             result=r.status))
         return alive, hlog, r
 
+    def weakened_route(hlog: list[str]) -> ProveResult | None:
+        """Route ``shipped-lemmas+weakened+houdini+induction`` (checks/symbolic/weaken.py): each shipped
+        lemma Houdini dropped is offered again weakened ("L or D", D from reachable states of a small
+        instance), beside the shipped lemmas; Houdini and induction at the requested bounds decide."""
+        from deferral.checks.symbolic import weaken
+
+        budget = WEAKEN_S if timeout is None else min(WEAKEN_S, WEAKEN_SHARE * (left() or 0.0))
+        dropped = weaken.dropped_names(hlog)
+        try:
+            rep = weaken.repair(protocol, bounds, lemmas, dropped, timeout=budget, note=say)
+        except exhaust_errors() as exc:
+            why("shipped-lemmas+weakened+houdini+induction", f"not tried ({exc})")
+            return None
+        stages.append(stage("weakened", rep.sampled_at or bounds, "sample+weaken", len(dropped), len(rep.candidates),
+                            rep.seconds, states=rep.states, weakened=rep.weakened))
+        if not rep.candidates:
+            why("shipped-lemmas+weakened+houdini+induction", "no weakening of the dropped lemmas holds in the "
+                f"{rep.states} reachable states at {rep.sampled_at.short() if rep.sampled_at else '-'} "
+                "(or none fails there)")
+            return None
+        log.append(f"weakened: {len(rep.candidates)} weakened versions of "
+                   f"{sum(1 for n in rep.weakened.values() if n)} of the {len(dropped)} dropped lemma(s), "
+                   f"from {rep.states} reachable states at {rep.sampled_at.short() if rep.sampled_at else '-'} "
+                   f"({rep.seconds:.1f} s)")
+        candidates = list(lemmas) + rep.candidates
+        tried_now = houdini_induction("shipped-lemmas+weakened", candidates)
+        if tried_now is None:
+            return None
+        alive, hlog2, r = tried_now
+        if r.status == "proved":
+            alive = weaken.trim(enc, alive, timeout=left())
+            return result("proved", route="shipped-lemmas+weakened+houdini+induction",
+                          invariant=[lem.show(enc.bounds) for lem in alive], log=log,
+                          learned_at=[rep.sampled_at] if rep.sampled_at else None)
+        not_proved("shipped-lemmas+weakened", alive, candidates, hlog2, r)
+        return None
+
     def not_proved(name: str, alive: list[Any], candidates: list[Any], hlog: list[str], r: Any) -> None:
         """Why Houdini + induction over ``candidates`` did not prove it: the first lemma Houdini
         dropped (and the step that broke it), then induction's verdict on the rest."""
@@ -626,7 +675,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         if done is not None:
             return done
     order: list[tuple[str, Any]] = [("lemma-file", families)] if families is not None else []
-    hand = [("shipped-lemmas", None)] if shipped and not misfit else []
+    hand = [("shipped-lemmas", None), ("weakened", None)] if shipped and not misfit else []
     if misfit:
         why("shipped-lemmas+houdini+induction", f"not tried: {misfit}")  # they name what this protocol lacks
     # learned and proved for every N, V, F (its cost does not grow with N, V, F) and the bounded
@@ -655,7 +704,15 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         # routes, which would otherwise take all the time left
         order += hand + looks + parametric + found_by_learning
     weak_at_bounds = False  # the shipped lemmas' bounded Houdini fixpoint decided too weak
+    shipped_houdini: list[str] | None = None  # the shipped lemmas' Houdini log (what it dropped)
     for name, what in order:
+        if name == "weakened":
+            if shipped_houdini is None or not weak_at_bounds:
+                continue  # not tried, or not because the lemmas left were too weak
+            done = weakened_route(shipped_houdini)
+            if done is not None:
+                return done
+            continue
         if name == "explicit":
             done = explicit_route()
             if done is not None:
@@ -723,6 +780,8 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         if tried_now is None:
             continue
         alive, hlog, r = tried_now
+        if name == "shipped-lemmas":
+            shipped_houdini = hlog
         log += hlog if name == "shipped-lemmas" else [f"{name}: Houdini kept {len(alive)} of {len(candidates)} families"]
         if r.status == "proved":
             kept = None if what is None else [f for f in what if f.show() in {a.name for a in alive}]
