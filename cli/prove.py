@@ -242,6 +242,7 @@ def run_parametric(args: argparse.Namespace) -> int:
         bounds = bounds_from(args, protocol)
         learned: list[Any] = []
         also = ""  # why the learned families did not prove it either
+        weak_why = ""  # why the weakened shipped lemmas did not
         began = time.monotonic()
         if text is not None:  # learned lemma families (checks/symbolic/infer.py), candidates too
             _, families = parse_lemmas(args.lemmas, text, protocol, bounds)
@@ -257,6 +258,9 @@ def run_parametric(args: argparse.Namespace) -> int:
             sources = (["model/invariant.py"] if not args.no_shipped_lemmas else []) + (
                 [f"--lemmas {args.lemmas}"] if args.lemmas else [])
             res.lemma_source = " and ".join(sources) + (", then Houdini" if res.dropped else "")
+            if res.status != "proved" and not args.lemmas and not args.no_shipped_lemmas and res.dropped:
+                res, weak_why = _weakened_parametric(protocol, bounds, res, args, timeout - (time.monotonic() - began))
+                res.elapsed_s = time.monotonic() - began  # the shipped lemmas' try and the weakened ones
             if res.status != "proved" and not args.lemmas:  # learn families and prove them for every N, V, F
                 from deferral.checks.symbolic import paramlearn
 
@@ -290,6 +294,7 @@ def run_parametric(args: argparse.Namespace) -> int:
     if args.junit:
         write_atomic(args.junit, parametric_junit(res))
     doc = parametric_json(res)
+    also = "; ".join(x for x in (weak_why, also) if x) if res.status != "proved" else ""
     if also:
         doc["reason"], doc["verdict"] = f"{doc['reason']}; {also}", f"{doc['verdict']}; {also}"
     if args.json:
@@ -299,6 +304,34 @@ def run_parametric(args: argparse.Namespace) -> int:
         if also:
             console().print(also, markup=False, highlight=False)
     return res.exit_code
+
+
+#: ``--parametric``: the weakening of the lemmas the parametric Houdini dropped gets at most this share of the limit.
+WEAKEN_SHARE = 0.7
+
+
+def _weakened_parametric(protocol: Any, bounds: Any, res: Any, args: argparse.Namespace,
+                         left_s: float) -> tuple[Any, str]:
+    """The shipped lemmas the parametric Houdini dropped, weakened (checks/symbolic/weaken.py: "L or D",
+    D from reachable states, kept by a bounded proof at 3 VCPUs, 2 pages, 2 frames), offered beside the
+    shipped lemmas to the parametric Houdini again; (that result if proved, else ``res``; why not)."""
+    from deferral.checks.symbolic import parametric, weaken
+
+    budget = WEAKEN_SHARE * left_s
+    began = time.monotonic()
+    at = shrink_bounds(bounds) or bounds
+    extra, why_not = weaken.bounded_proof(protocol, at, [n for n, _ in res.dropped], timeout=0.6 * budget)
+    if not any(weaken.is_weakened(x) for x in extra):
+        return res, f"weakened lemmas: {why_not or 'none needed at ' + at.short()}"
+    left = budget - (time.monotonic() - began)
+    again = parametric.prove_candidates(protocol, dict(bounds), shipped=False, extra=extra, timeout=query_s(args.timeout),
+                                        houdini_s=max(1.0, left))
+    if again.status != "proved":
+        return res, f"weakened lemmas ({len(extra)}): {again.reason}"
+    again.lemma_source = ("model/invariant.py, the lemmas Houdini dropped weakened from reachable states "
+                          f"(checks/symbolic/weaken.py, kept by a proof at {at.short()})"
+                          + (", then Houdini" if again.dropped else ""))
+    return again, ""
 
 
 def invariant_json(res: ProveResult, protocol: Any) -> dict[str, Any]:

@@ -118,8 +118,8 @@ def literals(protocol: Protocol, params: Sequence[tuple[str, Domain]], b: Bounds
             continue
         if var.domain is BOOL:
             for text, fn, cost, _ in reads(var):
-                out.append(Literal(text, (lambda f: lambda s, *a: f(s, *a) == True)(fn), cost))  # noqa: E712
-                out.append(Literal(f"not {text}", (lambda f: lambda s, *a: s.not_(f(s, *a) == True))(fn), cost))  # noqa: E712
+                out.append(Literal(text, (lambda f: lambda s, *a: s.all([f(s, *a)]))(fn), cost))
+                out.append(Literal(f"not {text}", (lambda f: lambda s, *a: s.not_(f(s, *a)))(fn), cost))
         elif isinstance(var.domain, Enum):
             for text, fn, cost, _ in reads(var):
                 for val, label in enumerate(var.domain.names):
@@ -366,3 +366,41 @@ def trim(enc: Any, alive: Sequence[Lemma], timeout: float | None = None, limit_s
         if check_inductive(enc, trial, timeout=max(0.5, left)).status == "proved":
             current = trial
     return current
+
+
+def bounded_proof(protocol: Protocol, at: Bounds, dropped: Sequence[str], timeout: float | None = None,
+                  note: Callable[[str], None] | None = None) -> tuple[list[Lemma], str]:
+    """A proof at bounds ``at`` by the shipped lemmas and weakened ones (:func:`repair`, Houdini,
+    induction, :func:`trim`), shortened first at the sample's bounds (cheap checks) and checked at
+    ``at``: the lemmas worth offering to a slower prover (the parametric one); [] and why if none."""
+    from deferral.checks.symbolic.encoding import encode
+    from deferral.checks.symbolic.induction import check_inductive, houdini
+    from deferral.model.invariant import invariant_for
+
+    start = time.monotonic()
+
+    def left() -> float | None:
+        return None if timeout is None else max(1.0, timeout - (time.monotonic() - start))
+
+    small = sample_at(at)
+    lemmas = invariant_for(small)
+    rep = repair(protocol, small, lemmas, dropped, timeout=None if timeout is None else timeout / 2, note=note)
+    if not rep.candidates:
+        return [], f"no weakening of the dropped lemmas holds in the {rep.states} reachable states sampled"
+    tried = []
+    for b in ([small] if small == at else [small, at]):
+        enc = encode(protocol, b)
+        names = {x.name for x in tried}
+        offered = tried if tried else list(invariant_for(b)) + rep.candidates
+        try:
+            alive, _ = houdini(enc, offered, timeout=left())
+            r = check_inductive(enc, alive, timeout=left(), inductive=True)
+        except TimeoutError as exc:
+            return [], f"Houdini at {b.short()}: {exc}"
+        if r.status != "proved" and names:  # the short proof does not carry over: all of them at ``at``
+            alive, _ = houdini(enc, list(invariant_for(b)) + rep.candidates, timeout=left())
+            r = check_inductive(enc, alive, timeout=left(), inductive=True)
+        if r.status != "proved":
+            return [], f"{len(rep.candidates)} weakened lemmas offered, {r.status} at {b.short()}"
+        tried = trim(enc, alive, timeout=left())
+    return tried, ""
