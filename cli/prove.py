@@ -324,8 +324,8 @@ def _weakened_parametric(protocol: Any, bounds: Any, res: Any, args: argparse.Na
     if not any(weaken.is_weakened(x) for x in extra):
         return res, f"weakened lemmas: {why_not or 'none needed at ' + at.short()}"
     left = budget - (time.monotonic() - began)
-    again = parametric.prove_candidates(protocol, dict(bounds), shipped=False, extra=extra, timeout=query_s(args.timeout),
-                                        houdini_s=max(1.0, left))
+    again = parametric.prove_candidates(protocol, dict(bounds), shipped=False, extra=extra,
+                                        timeout=query_s(args.timeout), houdini_s=max(1.0, left))
     if again.status != "proved":
         return res, f"weakened lemmas ({len(extra)}): {again.reason}"
     again.lemma_source = ("model/invariant.py, the lemmas Houdini dropped weakened from reachable states "

@@ -13,7 +13,11 @@ strongest automatic route, cheapest first:
    hand-written lemma families of :mod:`deferral.model.invariant` as candidates (sound
    for any variant: Houdini and induction decide, the lemmas only propose; a bug is never
    proved by them). Cheap, so tried before any bounded search; ``shipped=False``
-   (``--no-shipped-lemmas``) leaves them out.
+   (``--no-shipped-lemmas``) leaves them out. Where what Houdini kept is too weak, route
+   ``shipped-lemmas+weakened+houdini+induction`` (:mod:`deferral.checks.symbolic.weaken`): each
+   lemma Houdini dropped is offered again as "L or D", D a disjunction of 1-3 literals over its
+   parameters true wherever L fails in the reachable states of a small instance (2 VCPUs, one
+   page and frame, Q and S at most 2), beside the shipped lemmas; Houdini and induction decide.
 3. *The explicit search* (:mod:`deferral.checks.symbolic.exhaust`, route ``explicit-search``),
    time-boxed (a quarter of the time left): at the smallest instance first (below), then at the
    requested bounds, each stopped after a level when its estimate says the next level will not

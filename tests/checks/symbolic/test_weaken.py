@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from deferral.checks.symbolic import weaken
@@ -52,7 +51,8 @@ def test_literals_use_the_protocols_vocabulary_only() -> None:
     protocol = load_variant_file(EXAMPLES / "lazy_tlb_ipi.py")
     acked = next(x for x in invariant_for(TWO) if x.name == ACKED)
     texts = {x.text for x in weaken.literals(protocol, acked.params, TWO)}
-    assert {"cr3[k] != sp[i]", "req[k][sp[i]][pg[i]]", "pc[i] = SdWait", "tlb[k][pg[i]] in {0, gpt[sp[i]][pg[i]]}"} <= texts
+    assert {"cr3[k] != sp[i]", "req[k][sp[i]][pg[i]]", "pc[i] = SdWait",
+            "tlb[k][pg[i]] in {0, gpt[sp[i]][pg[i]]}"} <= texts
     assert "i = k" not in texts  # two parameters: the instance says whether they are equal
 
 
