@@ -197,14 +197,15 @@ def sample_rows(protocol: Protocol, b: Bounds, cap: int = SAMPLE_CAP, time_limit
 
 
 def weakenings(protocol: Protocol, lemma: Lemma, samples: Sequence[tuple[Bounds, np.ndarray]],
-               assume: Sequence[Lemma] = (), per_lemma: int = PER_LEMMA,
+               assume: Sequence[Lemma] = (), per_lemma: int | None = None,
                deadline: float | None = None) -> list[Lemma]:
     """Weakened versions "lemma or D" true in every sampled state (see the module docstring);
     [] where the lemma holds in every sampled state (nothing to learn D from) or no D of at
     most MAX_D literals covers the states where it fails. A D that ``assume`` (the lemmas
     Houdini kept) and "not lemma" imply at the first sample's bounds is left out (it would
     make the lemma a consequence of the others: no information)."""
-    if not samples:
+    per_lemma = PER_LEMMA if per_lemma is None else per_lemma
+    if not samples or per_lemma <= 0:
         return []
     at = samples[0][0]
     lits = literals(protocol, lemma.params, at)
