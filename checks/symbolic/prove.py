@@ -625,6 +625,10 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             return None
         stages.append(stage("weakened", rep.sampled_at or bounds, "sample+weaken", len(dropped), len(rep.candidates),
                             rep.seconds, states=rep.states, weakened=rep.weakened))
+        if rep.violated:
+            why("shipped-lemmas+weakened+houdini+induction", f"not tried: a reachable state at "
+                f"{rep.sampled_at.short() if rep.sampled_at else '-'} violates {rep.violated}")
+            return None
         if not rep.candidates:
             why("shipped-lemmas+weakened+houdini+induction", "no weakening of the dropped lemmas holds in the "
                 f"{rep.states} reachable states at {rep.sampled_at.short() if rep.sampled_at else '-'} "

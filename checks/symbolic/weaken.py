@@ -319,6 +319,7 @@ class Repair:
     sampled_at: Bounds | None
     states: int
     seconds: float
+    violated: str = ""  # an invariant property a sampled state violates (a bug: nothing to weaken)
 
 
 def repair(protocol: Protocol, bounds: Bounds, lemmas: Sequence[Lemma], dropped: Sequence[str],
@@ -334,6 +335,9 @@ def repair(protocol: Protocol, bounds: Bounds, lemmas: Sequence[Lemma], dropped:
     rows = sample_rows(protocol, at, time_limit=None if timeout is None else timeout / 2)
     if note:
         note(f"weaken: {rows.shape[0]} reachable states at {at.short()}; weakening {len(gone)} dropped lemma(s)")
+    for prop in protocol.properties:  # a bug: the explicit search refutes it (auto's next route)
+        if prop.kind == "invariant" and not _table(protocol, at, rows, [prop.predicate], prop.params).all():
+            return Repair([], {}, at, int(rows.shape[0]), time.monotonic() - start, violated=prop.name)
     kept = [lem for lem in lemmas if lem.name not in set(dropped)]
     out: list[Lemma] = []
     counts: dict[str, int] = {}
@@ -386,6 +390,8 @@ def bounded_proof(protocol: Protocol, at: Bounds, dropped: Sequence[str], timeou
     small = sample_at(at)
     lemmas = invariant_for(small)
     rep = repair(protocol, small, lemmas, dropped, timeout=None if timeout is None else timeout / 2, note=note)
+    if rep.violated:
+        return [], f"a reachable state at {small.short()} violates {rep.violated}"
     if not rep.candidates:
         return [], f"no weakening of the dropped lemmas holds in the {rep.states} reachable states sampled"
     tried = []

@@ -55,8 +55,9 @@ def test_a_bug_is_refuted_by_the_explicit_search_after_the_lemmas_fail(capsys: p
     shortest counterexample, as long as bmc's (6 steps, below)."""
     code, doc = _run(capsys, "--variant", "ipi-before-drain", "--vcpus", "2", "--timeout", "60")
     assert code == 1 and doc["status"] == "violated" and doc["route"] == "explicit-search" and doc["depth"] == 6
-    assert [row["route"] for row in doc["stages"]] == ["shipped-lemmas", "explicit"] and doc["trace"]
-    assert len(doc["trace"]["steps"]) == 6 and doc["stages"][1]["result"] == "violated"
+    assert [row["route"] for row in doc["stages"]] == ["shipped-lemmas", "weakened", "explicit"] and doc["trace"]
+    assert len(doc["trace"]["steps"]) == 6 and doc["stages"][2]["result"] == "violated"
+    assert "violates no_stale_translation" in doc["log"][-2] or any("violates no_stale" in x for x in doc["log"])
     assert doc["exhaustive"]["verdict"].startswith("no_stale_translation violated in 6 steps")
 
 
@@ -65,9 +66,9 @@ def test_a_bug_is_refuted_after_the_lemmas_fail(capsys: pytest.CaptureFixture[st
     _no_explicit(monkeypatch)
     code, doc = _run(capsys, "--variant", "ipi-before-drain", "--vcpus", "2", "--timeout", "60")
     assert code == 1 and doc["status"] == "violated" and doc["route"] == "bmc" and doc["depth"] == 6
-    assert [row["route"] for row in doc["stages"]] == ["shipped-lemmas", "bmc"]
+    assert [row["route"] for row in doc["stages"]] == ["shipped-lemmas", "weakened", "bmc"]
     assert doc["stages"][0]["result"] != "proved" and doc["trace"]
-    assert doc["stages"][1]["depth"] == 6 and doc["stages"][1]["result"] == "violated"
+    assert doc["stages"][2]["depth"] == 6 and doc["stages"][2]["result"] == "violated"
 
 
 def test_a_bug_found_at_the_smallest_instance_is_reported_at_the_requested_bounds(
