@@ -96,3 +96,23 @@ def test_parametric_proves_lazy_tlb_ipi_with_the_weakened_lemma() -> None:
                                       timeout=20, houdini_s=60)
     assert res.status == "proved", res.reason
     assert res.open_bounds == ["vcpus", "pages", "frames"]
+
+
+@pytest.mark.parametrize("name", ["overflow-drop", "same-value"])
+def test_bugs_never_proved_for_every_n_by_weakening(name: str) -> None:
+    """--parametric's weakening (cli/prove.py): no bounded proof (overflow-drop holds at one page, where
+    the weakenings are sampled, but no weakening of what it breaks holds there; same-value's sample
+    violates the property), or its lemmas are not proved over uninterpreted sorts."""
+    from deferral.checks.symbolic import parametric
+    from deferral.cli.prove import _too_weak_at
+
+    protocol = PUBLISHED[name] if name != "same-value" else same_value_mutant()
+    bounds = Bounds(2, 1, 1, 1)
+    dropped = _too_weak_at(protocol, bounds)
+    assert dropped  # the shipped lemmas are too weak for a bug
+    lemmas, why = weaken.bounded_proof(protocol, Bounds(3, 2, 2, 1), dropped, timeout=30)
+    assert bool(lemmas) != bool(why)
+    if lemmas:
+        res = parametric.prove_candidates(protocol, {"queue": 1}, shipped=False, extra=lemmas, timeout=5,
+                                          houdini_s=10)
+        assert res.status != "proved"
