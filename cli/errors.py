@@ -9,6 +9,7 @@ also printed on stdout as one JSON object, so a caller parsing stdout never gets
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 import sys
@@ -69,6 +70,9 @@ def classify(exc: BaseException) -> Failure:
         return Failure(EXIT_PIPE_CLOSED, "pipe-closed", "output closed by the reader")
     if isinstance(exc, MemoryError):
         return Failure(EXIT_UNKNOWN, "limit", "out of memory (verdict unknown); try smaller bounds")
+    if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
+        return Failure(EXIT_UNKNOWN, "limit", one_line(f"too many open files (verdict unknown): {exc}; "
+                                                      f"raise the limit (ulimit -n)"))
     if isinstance(exc, RecursionError):
         where = user_frame(exc)
         if where:
@@ -79,6 +83,20 @@ def classify(exc: BaseException) -> Failure:
         return Failure(EXIT_USAGE, "bad-input", one_line(f"error in the protocol: {where} {what}"))
     return Failure(EXIT_INTERNAL, "internal",
                    one_line(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)"))
+
+
+def last_resort(exc: BaseException, failed: BaseException) -> int:
+    """Exit code of an error whose report itself failed (no memory or descriptors left, say):
+    internal, never a verdict; one line on stderr, written without allocating much."""
+    text = f"deferral: internal error: {type(exc).__name__}: {exc} (reporting it failed: {type(failed).__name__})"
+    try:
+        print(one_line(text), file=sys.stderr)
+    except BaseException:  # noqa: BLE001 - stderr's own machinery failed: the raw descriptor
+        try:
+            os.write(2, (text.replace("\n", " ") + "\n").encode("utf-8", "replace"))
+        except BaseException:  # noqa: BLE001 - nothing more can be said; the code still says it
+            pass
+    return EXIT_INTERNAL
 
 
 def report(failure: Failure, exc: BaseException, *, json_out: bool, debug: bool) -> int:
@@ -112,7 +130,10 @@ def _our_roots() -> tuple[Path, ...]:
 
 def user_frame(exc: BaseException) -> str:
     """``FILE line N (in FUNCTION)`` of the deepest frame of ``exc`` in a user's file, or ''."""
-    roots = _our_roots()
+    try:
+        roots = _our_roots()
+    except Exception:  # noqa: BLE001 - e.g. no descriptor left to import with: no user frame known
+        return ""
     found = ""
     for frame in traceback.extract_tb(exc.__traceback__):
         name = frame.filename

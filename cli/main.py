@@ -17,7 +17,7 @@ from typing import Sequence
 from deferral.cli.common import (ArgumentParser, ParserExit, UsageError, declare_bounds, limit_in, load_variant_names,
                                  variant_file_in)
 from deferral.cli.contain import guarded_exits
-from deferral.cli.errors import classify, report
+from deferral.cli.errors import classify, last_resort, report
 from deferral.cli.limits import deadline, grace_for
 
 #: Subcommand modules, in the order ``deferral --help`` lists them.
@@ -101,7 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.started = started  # the time limit counts from here (common.time_left)
             return int(args.func(args))
     except BaseException as exc:  # noqa: BLE001 - every ending gets a documented exit code
-        return report(classify(exc), exc, json_out=json_out, debug=debug)
+        try:
+            return report(classify(exc), exc, json_out=json_out, debug=debug)
+        except BaseException as failed:  # noqa: BLE001 - a failed report must not exit 1 ("violated")
+            return last_resort(exc, failed)
 
 
 if __name__ == "__main__":

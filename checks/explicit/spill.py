@@ -28,6 +28,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from collections import OrderedDict
 from typing import Callable, Iterator
 
 import numpy as np
@@ -46,6 +47,9 @@ PARKED_BLOCK = 1 << 9
 #: Elements per piece when a spilled column is read back (the AG EF pass's edges by source
 #: hold some 8 bytes an element of a piece of out-degrees).
 PIECE = 1 << 20
+#: At most this many parked files are kept open for reading (least recently read closed first):
+#: a wide level parks tens of thousands of arrays, past the usual limit of open files (1,024)
+MAX_OPEN_FILES = 64
 
 
 class SpillError(Exception):
@@ -360,7 +364,11 @@ class Parked:
         self._sorted: set[object] = set()
         # on disk: file, dtype, length, and the blocks' byte offsets for compressed keys
         self._disk: dict[object, tuple[Path, np.dtype, int, np.ndarray | None]] = {}
-        self._fds: dict[object, int] = {}  # files being read: kept open (a merge reads each many times)
+        # files being read, kept open (a merge reads each many times), at most MAX_OPEN_FILES:
+        # the least recently read is closed first, or once its reads in flight end
+        self._fds: OrderedDict[object, int] = OrderedDict()
+        self._reading: dict[int, int] = {}  # descriptor -> reads in flight
+        self._closing: set[int] = set()  # evicted while read: closed by its last reader
         self._lock = threading.Lock()
 
     @property
@@ -413,9 +421,44 @@ class Parked:
             if name in self._mem:
                 return self._mem[name][a:b]
             path, dtype, n, offsets = self._disk[name]
-            fd = self._fds.get(name)
-            if fd is None:
-                fd = self._fds[name] = os.open(path, os.O_RDONLY)
+            fd = self._open(name, path)
+        try:
+            return self._read(fd, dtype, n, offsets, a, b)
+        finally:
+            with self._lock:
+                self._done_reading(fd)
+
+    def _open(self, name: object, path: Path) -> int:
+        """The open descriptor of ``name``'s file, counted as read from (the lock is held)."""
+        fd = self._fds.get(name)
+        if fd is None:
+            fd = self._fds[name] = os.open(path, os.O_RDONLY)
+        else:
+            self._fds.move_to_end(name)
+        self._reading[fd] = self._reading.get(fd, 0) + 1
+        while len(self._fds) > MAX_OPEN_FILES:
+            self._release(self._fds.popitem(last=False)[1])
+        return fd
+
+    def _release(self, fd: int) -> None:
+        """Close ``fd`` now, or when its last read in flight ends (the lock is held)."""
+        if self._reading.get(fd):
+            self._closing.add(fd)
+        else:
+            os.close(fd)
+
+    def _done_reading(self, fd: int) -> None:
+        left = self._reading[fd] - 1
+        if left:
+            self._reading[fd] = left
+            return
+        del self._reading[fd]
+        if fd in self._closing:
+            self._closing.discard(fd)
+            os.close(fd)
+
+    @staticmethod
+    def _read(fd: int, dtype: np.dtype, n: int, offsets: np.ndarray | None, a: int, b: int | None) -> np.ndarray:
         b = n if b is None else min(b, n)
         if offsets is None:
             return _pread(fd, dtype, a, b)
@@ -436,7 +479,7 @@ class Parked:
             self._sorted.discard(name)
             fd = self._fds.pop(name, None)
             if fd is not None:
-                os.close(fd)
+                self._release(fd)
             if self._mem.pop(name, None) is None:
                 path = self._disk.pop(name)[0]
                 path.unlink(missing_ok=True)
@@ -445,10 +488,10 @@ class Parked:
     def clear(self) -> None:
         with self._lock:
             for fd in self._fds.values():
-                os.close(fd)
+                self._release(fd)
             for path, _, _, _ in self._disk.values():
                 path.unlink(missing_ok=True)
-            self._mem, self._disk, self._sorted, self._fds = {}, {}, set(), {}
+            self._mem, self._disk, self._sorted, self._fds = {}, {}, set(), OrderedDict()
 
 
 def _pread(fd: int, dtype: np.dtype, a: int, b: int) -> np.ndarray:

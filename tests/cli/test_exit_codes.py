@@ -177,3 +177,33 @@ def test_loading_a_file_that_reuses_a_published_variant_leaves_it_unchanged(cli,
     same = write(tmp_path, "same.py", "from deferral.model import REFERENCE\nVARIANT = REFERENCE\n")
     assert cli("check", "--variant-file", same, "--max-states", "10").code == 3
     assert REFERENCE.source == "built-in"
+
+
+def _raise(exc: BaseException, *args: object, **kwargs: object) -> None:
+    raise exc
+
+
+def test_running_out_of_file_descriptors_is_a_limit_not_a_verdict(cli, monkeypatch) -> None:
+    import errno
+
+    monkeypatch.setattr(check_cli, "search", functools.partial(_raise, OSError(errno.EMFILE, "Too many open files")))
+    result = cli("check")
+    assert result.code == 3
+    assert "too many open files (verdict unknown)" in result.err and "ulimit -n" in result.err
+    assert result.err.count("\n") == 1
+
+
+def test_an_error_whose_report_fails_is_still_internal_error_70(cli, monkeypatch) -> None:
+    """3,2,1,2 ran out of descriptors and the error report's own import failed the same way: the
+    process ended with Python's 1, which reads as "violated". It must be the internal error's code."""
+    import errno
+
+    from deferral.cli import main as main_cli
+
+    monkeypatch.setattr(check_cli, "search", functools.partial(divmod, 1, 0))
+    monkeypatch.setattr(main_cli, "classify",
+                        functools.partial(_raise, OSError(errno.EMFILE, "Too many open files")))
+    result = cli("check")
+    assert result.code == 70
+    assert result.err.startswith("deferral: internal error: TypeError") and result.err.count("\n") == 1
+    assert "reporting it failed: OSError" in result.err

@@ -317,3 +317,41 @@ def test_codes_widened_at_numbering_give_the_same_results(monkeypatch: pytest.Mo
     whole = explore_vectorized(PUBLISHED["wait-irqs-off"], b, workers=1)
     monkeypatch.setattr(vectorized, "_CODES32_BELOW", below)
     assert _summary(explore_vectorized(PUBLISHED["wait-irqs-off"], b, workers=2)) == _summary(whole)
+
+
+def _open_descriptors() -> int:
+    return len(list(Path("/proc/self/fd").iterdir()))
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="counts descriptors in /proc")
+def test_parked_arrays_keep_a_bounded_number_of_files_open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wide level parks tens of thousands of arrays (3,2,1,2 ran out of descriptors at 20,000):
+    reading them all, from several threads, keeps at most MAX_OPEN_FILES open, and reads right."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(spill, "MAX_OPEN_FILES", 4)
+    work = spill.WorkDir(tmp_path)
+    parked = spill.Parked(work)
+    rng = np.random.default_rng(7)
+    arrays = {}
+    for n in range(60):
+        keys = np.sort(rng.integers(0, 1 << 40, 3000, dtype=np.uint64))
+        arrays[("keys", n)] = keys
+        parked.put(("keys", n), keys, sorted_keys=True)
+        arrays[("ids", n)] = rng.integers(0, 1 << 30, 1000).astype(np.uint32)
+        parked.put(("ids", n), arrays[("ids", n)])
+    parked.spill()
+    before = _open_descriptors()
+
+    def read(name: object) -> bool:
+        whole = arrays[name]
+        return all(np.array_equal(parked.get(name, a, a + 700), whole[a:a + 700]) for a in range(0, whole.size, 350))
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(read, list(arrays) * 3))
+        assert _open_descriptors() <= before + spill.MAX_OPEN_FILES
+    for name in list(arrays)[:10]:
+        assert np.array_equal(parked.pop(name), arrays[name])
+    parked.clear()
+    assert _open_descriptors() <= before
+    work.close()
