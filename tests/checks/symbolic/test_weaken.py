@@ -85,6 +85,9 @@ def test_mutants_never_proved_by_weakening(name: str) -> None:
     assert _weakened_verdict(protocol, bounds) != "proved"
 
 
+# slow: one of its parametric queries (no_stale_translation at ack_ipi) is decided in ~2 s alone but
+# not within 20 s in about a third of runs on a loaded machine (3 concurrent runs: 1 failed)
+@pytest.mark.slow
 def test_parametric_proves_lazy_tlb_ipi_with_the_weakened_lemma() -> None:
     """For every N, V, F at Q=1, S=2: the short bounded proof's lemmas, proved over uninterpreted sorts."""
     from deferral.checks.symbolic import parametric
