@@ -68,7 +68,10 @@ def test_load_corpus_rejects_a_trace_without_expected_outcome(tmp_path):
 
 def test_corpus_is_package_data():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert "corpus/*.json" in config["tool"]["setuptools"]["package-data"]["deferral.traces"]
+    setuptools = config["tool"]["setuptools"]
+    assert "deferral.traces.corpus" in setuptools["packages"]
+    assert setuptools["package-dir"]["deferral.traces.corpus"] == "traces/corpus"
+    assert "*.json" in setuptools["package-data"]["deferral.traces.corpus"]
     # the installed package (editable or not) carries exactly the repository's corpus files
     shipped = sorted(p.name for p in CORPUS_DIR.glob("*.json"))
     assert shipped and shipped == sorted(p.name for p in (ROOT / "traces" / "corpus").glob("*.json"))
