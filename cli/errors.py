@@ -21,7 +21,9 @@ from pathlib import Path
 import os
 
 from deferral.cli.common import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_PIPE_CLOSED, EXIT_UNKNOWN, EXIT_USAGE, UsageError
+from deferral.cli.exits import EXIT_TERMINATED
 from deferral.cli.limits import TimeLimitReached
+from deferral.cli.terminate import Terminated
 from deferral.model.context import StepError, describe_user_error
 from deferral.model.variants import VariantError
 from deferral.traces.files import OutputPathError
@@ -64,6 +66,8 @@ def classify(exc: BaseException) -> Failure:
         where = user_frame(exc) or exc.where
         at = f"; it was running {where}" if where else ""
         return Failure(EXIT_UNKNOWN, "limit", one_line(f"{exc}{at} (verdict unknown)"))
+    if isinstance(exc, Terminated):
+        return Failure(EXIT_TERMINATED, "interrupted", str(exc))
     if isinstance(exc, KeyboardInterrupt):
         return Failure(EXIT_INTERRUPTED, "interrupted", "interrupted")
     if isinstance(exc, BrokenPipeError) or isinstance(exc.__context__, BrokenPipeError):  # rich exits on it

@@ -10,4 +10,5 @@ EXIT_UNKNOWN = 3  # unknown: a limit stopped the work first
 EXIT_DIVERGED = 4  # replay: the trace does not replay
 EXIT_INTERNAL = 70  # a bug of deferral (EX_SOFTWARE of sysexits.h)
 EXIT_INTERRUPTED = 130  # Ctrl-C
+EXIT_TERMINATED = 143  # SIGTERM, after clean-up (128 + SIGTERM; the process ends by the signal)
 EXIT_PIPE_CLOSED = 141  # the reader closed the output pipe (128 + SIGPIPE)

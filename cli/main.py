@@ -19,6 +19,7 @@ from deferral.cli.common import (ArgumentParser, ParserExit, UsageError, declare
 from deferral.cli.contain import guarded_exits
 from deferral.cli.errors import classify, last_resort, report
 from deferral.cli.limits import deadline, grace_for
+from deferral.cli.terminate import Terminated, die_as_terminated, sigterm_unwinds
 
 #: Subcommand modules, in the order ``deferral --help`` lists them.
 COMMANDS = ("check", "simulate", "replay", "prove", "engine", "conform", "regress", "variants")
@@ -31,7 +32,7 @@ def build_parser(only: str | None = None) -> ArgumentParser:
         prog="deferral",
         description="Model checker for the SMP deferral protocol of paravirtualized shadow paging. "
                     "Exit codes: 0 holds/proved, 1 violated, 2 bad input, 3 unknown or a limit, "
-                    "4 replay divergence, 70 internal error, 130 interrupted.",
+                    "4 replay divergence, 70 internal error, 130 interrupted, 143 terminated (SIGTERM).",
     )
     parser.add_argument("--debug", action="store_true",
                         help="on an internal error, print the traceback (also accepted after the command)")
@@ -83,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # the whole command, loading a variant file included, runs inside its time limit, and
         # a variant's os._exit or kill of this process is an error of the variant (cli/contain.py)
-        with deadline(seconds, limit[0] if limit else "", grace=grace_for(seconds or 0)), guarded_exits():
+        with sigterm_unwinds(), deadline(seconds, limit[0] if limit else "", grace=grace_for(seconds or 0)), \
+                guarded_exits():
             parser = build_parser(next((a for a in argv if not a.startswith("-")), None))
             path = variant_file_in(argv)
             loaded = None
@@ -102,9 +104,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(args.func(args))
     except BaseException as exc:  # noqa: BLE001 - every ending gets a documented exit code
         try:
-            return report(classify(exc), exc, json_out=json_out, debug=debug)
+            code = report(classify(exc), exc, json_out=json_out, debug=debug)
         except BaseException as failed:  # noqa: BLE001 - a failed report must not exit 1 ("violated")
-            return last_resort(exc, failed)
+            code = last_resort(exc, failed)
+        if isinstance(exc, Terminated):
+            die_as_terminated()  # after the clean-up and the report: the sender sees SIGTERM
+        return code
 
 
 if __name__ == "__main__":

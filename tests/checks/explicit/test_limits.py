@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -159,3 +160,26 @@ def test_ordered_map_keeps_order_and_reraises() -> None:
 
     with pytest.raises(KeyError):
         list(ordered_map(bad, 20, 2))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc")
+def test_sigterm_removes_the_spill_folder_then_dies_of_sigterm(tmp_path: Path) -> None:
+    """SIGTERM (timeout, CI runners) mid-search: the --work-dir folder of spilled runs is removed,
+    the report says so, and the process still ends by SIGTERM (never a verdict's exit code)."""
+    proc = subprocess.Popen([*CLI, "check", *BIG, "--workers", "2", "--work-dir", str(tmp_path),
+                             "--spill-above", "1", "--json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        _wait_for_cpu(proc.pid, 3.0)
+        assert proc.poll() is None
+        assert list(tmp_path.iterdir()), "the search has not spilled yet"
+        os.kill(proc.pid, signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGTERM
+    assert "terminated (SIGTERM)" in err.decode()
+    assert json.loads(out)["exit_code"] == 143
+    assert not list(tmp_path.iterdir()), "the spill folder outlived the search"
