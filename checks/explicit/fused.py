@@ -24,6 +24,7 @@ loop (:func:`build` returns None) and keeps the numpy path.
 from __future__ import annotations
 
 import ctypes
+import math
 import operator
 import os
 import threading
@@ -212,6 +213,7 @@ def generate(layout: Layout, procs: Mapping[str, Callable[..., Any]], actions: S
         _table("RENAME", row_c, plan.rename.ravel()),
         _table("PLACE", "uint64_t", plan.place.ravel()),
         _table("WSTART", "int32_t", plan.word_start),
+        *_signature_tables(packer, n_perm),
         _table("WGROUPS", "int32_t", plan.word_groups),
         _table("GFIRST", "int32_t", plan.g_first),
         _table("GLEN", "int32_t", plan.g_len),
@@ -229,6 +231,30 @@ def generate(layout: Layout, procs: Mapping[str, Callable[..., Any]], actions: S
         checks += _property_code(layout, procs, prop, p, packer.dtype_rows)
     return ("\n".join(head) + "\n" + _DEDUP + _LOOP.replace("/*ACTIONS*/", "\n".join(body))
             + _PRUNE + _HOLDS.replace("/*PROPERTIES*/", "\n".join(checks)) + "\n")
+
+
+def _signature_tables(packer: Packer, n_perm: int) -> list[str]:
+    """The C constants with which the table version of ``canonical`` visits only the
+    permutations whose image may be least.
+
+    A VCPU's signature is its own slots at the start of the layout (see
+    :meth:`~deferral.checks.explicit.packing.Packer._canonical_block`); the least image lists
+    the VCPUs in non-decreasing signature order. So ``canonical`` sorts the VCPUs by signature
+    and visits the orders that differ only among VCPUs of equal signature (one unless some
+    tie); ``PIDX`` maps an order, as the base-N number of the permutation it stands for, to
+    that permutation's row of the tables. With N = 5 or 6 that is a few of the 120 or 720.
+    ``NSIG`` 0: every permutation (no signature, or few enough for the staged version)."""
+    n = len(packer.perm_orders[0])
+    if n_perm <= MAX_STAGED_PERMS or packer.sig_slots is None or n_perm != math.factorial(n):
+        return ["#define NSIG 0", "#define NV 1", _table("PIDX", "int32_t", []),
+                _table("SIGSLOT", "int32_t", []), _table("SIGRAD", "uint64_t", [])]
+    pidx = np.full(n ** n, -1, dtype=np.int64)
+    for p, perm in enumerate(packer.perms):
+        pidx[sum(int(perm[i]) * n ** i for i in range(n))] = p
+    return [f"#define NSIG {packer.sig_slots.shape[1]}", f"#define NV {n}",
+            _table("PIDX", "int32_t", pidx),
+            _table("SIGSLOT", "int32_t", packer.sig_slots.ravel()),
+            _table("SIGRAD", "uint64_t", packer.sig_radix)]
 
 
 _SUPPORT = r"""
@@ -878,19 +904,66 @@ class LazyFused:
 
 #: The canonical key by the permutation tables (more permutations than a staged mask holds).
 _CANONICAL_TABLES = r"""
+/* the least image of S under permutation p (a row of the tables) replaces best's when less */
+static inline int less_image(const row_t *S, int p, int best) {
+  const int32_t *sp = SRC + p * NS, *sb = SRC + best * NS;
+  const uint8_t *mp = REMAP + p * NS, *mb = REMAP + best * NS;
+  for (int j = 0; j < NS; j++) {
+    int v = S[sp[j]];
+    if (mp[j]) v = RENAME[p * RW + v];
+    int b = S[sb[j]];
+    if (mb[j]) b = RENAME[best * RW + b];
+    if (v != b) return v < b;
+  }
+  return 0;
+}
+
+#if NSIG > 0
+/* the next arrangement of a[0..n) in lexicographic order; 0 (and a sorted again) after the last */
+static inline int next_arrangement(int *a, int n) {
+  int i = n - 2;
+  while (i >= 0 && a[i] >= a[i + 1]) i--;
+  int lo = i + 1, hi = n - 1;
+  if (i >= 0) {
+    int j = n - 1;
+    while (a[j] <= a[i]) j--;
+    int t = a[i]; a[i] = a[j]; a[j] = t;
+  }
+  for (; lo < hi; lo++, hi--) { int t = a[lo]; a[lo] = a[hi]; a[hi] = t; }
+  return i >= 0;
+}
+#endif
+
 static void canonical(const row_t *S, uint64_t *out) {
   int best = 0;
-  for (int p = 1; p < NP; p++) {
-    const int32_t *sp = SRC + p * NS, *sb = SRC + best * NS;
-    const uint8_t *mp = REMAP + p * NS, *mb = REMAP + best * NS;
-    for (int j = 0; j < NS; j++) {
-      int v = S[sp[j]];
-      if (mp[j]) v = RENAME[p * RW + v];
-      int b = S[sb[j]];
-      if (mb[j]) b = RENAME[best * RW + b];
-      if (v != b) { if (v < b) best = p; break; }
-    }
+#if NSIG > 0
+  uint64_t sig[NV];
+  int ord[NV], group[NV + 1], n_group = 0;
+  for (int i = 0; i < NV; i++) {
+    uint64_t a = 0;
+    for (int t = 0; t < NSIG; t++) a += (uint64_t)S[SIGSLOT[i * NSIG + t]] * SIGRAD[t];
+    sig[i] = a;
+    int k = i;  /* insertion sort by signature; equal signatures keep VCPU order */
+    while (k > 0 && sig[ord[k - 1]] > a) { ord[k] = ord[k - 1]; k--; }
+    ord[k] = i;
   }
+  for (int j = 0; j < NV; j++) if (j == 0 || sig[ord[j]] != sig[ord[j - 1]]) group[n_group++] = j;
+  group[n_group] = NV;
+  best = -1;
+  for (;;) {
+    int code = 0, place = 1;  /* the permutation taking VCPU ord[j] to j, as sum perm[i] * NV^i */
+    int pos[NV];
+    for (int j = 0; j < NV; j++) pos[ord[j]] = j;
+    for (int i = 0; i < NV; i++) { code += pos[i] * place; place *= NV; }
+    int p = PIDX[code];
+    if (best < 0 || less_image(S, p, best)) best = p;
+    int g = n_group - 1;  /* the next order: an odometer over the groups of equal signature */
+    while (g >= 0 && !next_arrangement(ord + group[g], group[g + 1] - group[g])) g--;
+    if (g < 0) break;
+  }
+#else
+  for (int p = 1; p < NP; p++) if (less_image(S, p, best)) best = p;
+#endif
   row_t image[NS];
   const row_t *x = S;
   if (best != 0) {

@@ -225,19 +225,25 @@ def test_a_small_search_builds_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path
 
 
 # the staged canonical key (one stage a word, several, many; 24 permutations at 4 VCPUs) and
-# the tables' version it falls back to, against numpy's keys (the start state and others are
+# the tables' version it falls back to (visiting the orders of equal signatures, or, without a
+# signature, every permutation), against numpy's keys (the start state and others are
 # symmetric: their images tie on every stage)
-@pytest.mark.parametrize("b,stage,max_perms", [((3, 2, 1, 2), 16, 24), ((3, 2, 1, 2), 3, 24),
-                                               ((3, 2, 1, 2), 16, 0), ((4, 1, 1, 1), 5, 24),
-                                               ((4, 1, 1, 1), 16, 0), ((2, 2, 1, 2), 1000, 24)])
-def test_canonical_keys_agree(b: tuple, stage: int, max_perms: int, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("b,stage,max_perms,signature", [
+    ((3, 2, 1, 2), 16, 24, True), ((3, 2, 1, 2), 3, 24, True), ((3, 2, 1, 2), 16, 0, True),
+    ((3, 2, 1, 2), 16, 0, False), ((4, 1, 1, 1), 5, 24, True), ((4, 1, 1, 1), 16, 0, True),
+    ((4, 1, 1, 1), 16, 0, False), ((2, 2, 1, 2), 1000, 24, True)])
+def test_canonical_keys_agree(b: tuple, stage: int, max_perms: int, signature: bool,
+                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fused, "STAGE_SLOTS", stage)
     monkeypatch.setattr(fused, "MAX_STAGED_PERMS", max_perms)
     model = Model(REFERENCE, Bounds(*b))
     keys = reachable_levels(model, max_states=4000).keys
     ex = Expander(model, True)
+    if not signature:
+        ex.packer.sig_slots = None  # numpy then takes every image too
     code, names = ex._fused_source()
     assert ("RN" in code or "acc[" in code) == (max_perms > 0)  # the staged version, or the tables'
+    assert ("#define NSIG 0" in code) == (max_perms > 0 or not signature)
     lib, problem = cbuild.load(code)
     assert lib is not None, problem
     loop = fused.make(lib, ex.packer, len(model.actions), len(ex.step_names), ex.action_dtype, [])
