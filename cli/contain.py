@@ -151,6 +151,7 @@ def _child(path: str, fd: int) -> None:
         os.dup2(devnull, 1)
         os.dup2(devnull, 2)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the command's unwinding handler
         say = _writer(fd)
         from deferral.model.variants import load_variant_file
 

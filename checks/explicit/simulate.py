@@ -16,6 +16,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue as queue_mod
+import signal
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -154,6 +155,7 @@ class Walker:
 def _work(walker: Walker, seed: int, worker: int, workers: int, max_batches: int | None,
           deadline: float, out: Any) -> None:
     """A worker process: batches worker, worker+workers, ... each seeded by (seed, batch)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's unwinding handler is not for a worker
     try:
         with blas_threads(1):
             batch_no = worker

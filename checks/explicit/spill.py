@@ -26,6 +26,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from collections import OrderedDict
@@ -67,10 +68,13 @@ class WorkDir:
             raise SpillError(f"work folder {root}: {exc.strerror or exc}") from None
         self.files = 0
         self.bytes_written = 0
+        self._closed = False
         self._lock = threading.Lock()  # worker threads park their chunks' arrays side by side
 
     def new_file(self, stem: str) -> Path:
         with self._lock:
+            if self._closed:  # a worker still busy after the search ended (an interrupt, a limit)
+                raise SpillError(f"work folder {self.path.parent}: the search has ended")
             self.files += 1
             return self.path / f"{self.files:05d}-{stem}"
 
@@ -78,8 +82,18 @@ class WorkDir:
         with self._lock:
             self.bytes_written += nbytes
 
-    def close(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+    def close(self, settle_s: float = 5.0) -> None:
+        """Remove the folder. Worker threads may still be writing a file they named before (an
+        interrupt ends the search without waiting for them): no new file is named after this,
+        and the removal is retried until the folder is gone or ``settle_s`` has passed."""
+        with self._lock:
+            self._closed = True
+        deadline = time.monotonic() + settle_s
+        while True:
+            shutil.rmtree(self.path, ignore_errors=True)
+            if not self.path.exists() or time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
 
 
 def _written(work: WorkDir, path: Path, write: Callable[[], None], nbytes: int) -> None:
