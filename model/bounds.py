@@ -52,7 +52,7 @@ class Bound:
 
 
 #: The bounds of the reference protocol (PROTOCOL.md, "Bounds"), in their fixed order.
-VCPUS = Bound("vcpus", "N", 1, 4, 2, "VCPUs, numbered 0..N-1")
+VCPUS = Bound("vcpus", "N", 1, 6, 2, "VCPUs, numbered 0..N-1")
 PAGES = Bound("pages", "V", 1, 3, 1, "virtual pages, numbered 0..V-1")
 FRAMES = Bound("frames", "F", 1, 3, 1, "frames: a PTE value is 0 (not present) or 1..F")
 QUEUE = Bound("queue", "Q", 1, 3, 1, "deferral queue capacity per VCPU")

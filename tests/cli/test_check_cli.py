@@ -50,7 +50,7 @@ def test_max_states_gives_unknown_and_exit_3(cli) -> None:
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["check", "--vcpus", "7"], "--vcpus must be an integer from 1 to 4"),
+    (["check", "--vcpus", "7"], "--vcpus must be an integer from 1 to 6"),
     (["check", "--variant", "nope"], "unknown variant 'nope'"),
     (["check", "--frobnicate"], "unrecognized arguments"),
     (["check", "--max-states", "-4"], "expected a positive number"),

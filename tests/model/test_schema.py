@@ -9,8 +9,8 @@ from deferral.model.concrete import Model
 
 
 def test_bounds_are_validated_with_the_flag_name() -> None:
-    with pytest.raises(BoundsError, match="--vcpus must be an integer from 1 to 4"):
-        Bounds(5, 1, 1, 1)
+    with pytest.raises(BoundsError, match="--vcpus must be an integer from 1 to 6"):
+        Bounds(7, 1, 1, 1)
     with pytest.raises(BoundsError, match="--queue"):
         Bounds(2, 1, 1, 0)
     assert Bounds.parse("2,1,1,1") == Bounds(2, 1, 1, 1)
