@@ -60,7 +60,7 @@ def test_conform_cli(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.parametrize("argv", [
-    ["engine", "run", "--vcpus", "5"],
+    ["engine", "run", "--vcpus", "7"],
     ["engine", "run", "--queue", "0"],
     ["engine", "run", "--seconds", "0"],
     ["engine", "run", "--seconds", "abc"],
