@@ -121,7 +121,7 @@ def test_regress_worked_example(cli):
 @pytest.mark.parametrize("argv, needle", [
     (["--candidate", "no-such-variant"], "unknown variant"),
     (["--candidate", "reference", "--bounds", "2,1,1"], "four integers"),
-    (["--candidate", "reference", "--bounds", "5,1,1,1"], "--vcpus"),
+    (["--candidate", "reference", "--bounds", "7,1,1,1"], "--vcpus"),
     (["--candidate", "/no/such/file.py"], "no such file"),
     ([], "--candidate"),
 ])
