@@ -76,6 +76,37 @@ def version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command of ``argv`` and return its exit code; without ``argv``, as the program
+    (the ``deferral`` script, ``python -m deferral.cli``), run ``sys.argv``'s and end the
+    process with its code at once (see :func:`exit_now`)."""
+    code = _main(argv)
+    if argv is None:
+        exit_now(code)
+    return code
+
+
+def exit_now(code: int) -> None:
+    """End the process with ``code`` without tearing the interpreter down: the exit handlers
+    run and the output is flushed, then ``os._exit``. Freeing every module and object at the
+    end of a small search took 8-10% of its whole process's CPU (1,2,1,1 with two spaces:
+    about 25 ms of 0.29 s). Returns (the caller exits as usual) while a thread that is not a
+    daemon runs, or when flushing the output fails."""
+    import atexit
+    import os
+    import threading
+
+    if any(not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        return
+    try:
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:  # noqa: BLE001 - e.g. a closed pipe: the usual exit reports it
+        return
+    os._exit(code)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv, debug = _split_debug(list(sys.argv[1:] if argv is None else argv))
     json_out = "--json" in argv
     started = time.monotonic()
