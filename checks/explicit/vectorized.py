@@ -390,7 +390,8 @@ class _Search:
                 parked.put(("hits", i), chunk.hits.ravel())  # flat: parked arrays are 1-D
                 names.append(("hits", i))
             # as chunk-relative rows: two bytes while CHUNK_ROWS <= 2**16
-            local = chunk.all_parents - np.uint32(i * CHUNK_ROWS)
+            # in place: the chunk's own array, dropped below
+            local = np.subtract(chunk.all_parents, np.uint32(i * CHUNK_ROWS), out=chunk.all_parents)
             parked.put(("all_parents", i), local.astype(np.uint16 if CHUNK_ROWS <= 1 << 16 else np.uint32))
             del local
         empty = np.zeros(0, dtype=np.uint8)
@@ -703,8 +704,9 @@ class _Search:
                     loop = self.ex.fused(hi - lo)
                     kept = None if loop is None or loop.prune is None else loop.prune(
                         uidx, code, all_parents, base, lo, hi, [g.view() for g in goals.values()])
-                    if kept is not None:  # the same, in C
-                        store_edges(kept[0] - np.uint32(base + lo), kept[1], hi - lo, st.edges_deg, st.edges_dst)
+                    if kept is not None:  # the same, in C (the sources made chunk-local in place)
+                        store_edges(np.subtract(kept[0], np.uint32(base + lo), out=kept[0]), kept[1], hi - lo,
+                                    st.edges_deg, st.edges_dst)
                     else:
                         dst = code[uidx]
                         keep = dst >= 0
