@@ -30,6 +30,7 @@ flow it cannot run on arrays: the plain explorer runs instead and ``stats["notic
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -256,7 +257,6 @@ class _Search:
         self.checkpoints_written = 0
         self.checkpoint_bytes = 0
         self.checkpoint_error: str | None = None
-        self.identity = checkpoint.protocol_identity(model, symmetry)
         # disk spill: the work folder is made when the search starts, removed when it ends
         self.work_dir = work_dir
         self.spill_above = (spill_above if spill_above is not None else
@@ -294,6 +294,12 @@ class _Search:
         # coverage: each action's step, and per property the states it was evaluated in
         self.step_names, self.step_of = self.ex.step_names, self.ex.step_of
         self.checked = {p.name: 0 for p in model.protocol.properties}
+
+    @functools.cached_property
+    def identity(self) -> dict[str, Any]:
+        """What a checkpoint of this search must match (hashed only when a checkpoint is
+        written or read: a few ms of a small search otherwise)."""
+        return checkpoint.protocol_identity(self.model, self.symmetry)
 
     # ---- successor generation ----------------------------------------------------------
     def transitions(self, keys: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarray, np.ndarray,
