@@ -1,5 +1,6 @@
 """Command line: `deferral check | prove | replay | engine | conform | regress`."""
 
+import gc
 import os
 import sys
 
@@ -11,3 +12,11 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 #: it again (:func:`deferral.checks.explicit.packing.blas_threads`; threadpoolctl takes about
 #: 6 ms to find the libraries, a few per cent of a small search's whole process)
 ONE_BLAS_THREAD = "numpy" not in sys.modules and os.environ.get("OPENBLAS_NUM_THREADS") == "1"
+
+#: The collector's thresholds, raised while the command line imports its modules (classes,
+#: dataclasses and numpy's tables: tens of thousands of objects, none of them garbage) and put
+#: back by :func:`deferral.cli.main.main` once they are loaded; about 4% of a small search's
+#: whole-process CPU
+GC_THRESHOLDS = gc.get_threshold()
+RAISED_GC_THRESHOLD = 100_000
+gc.set_threshold(RAISED_GC_THRESHOLD, GC_THRESHOLDS[1], GC_THRESHOLDS[2])

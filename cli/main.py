@@ -106,6 +106,19 @@ def exit_now(code: int) -> None:
     os._exit(code)
 
 
+def _collect_as_usual() -> None:
+    """Put back the collector's thresholds (raised while the modules load, see
+    :data:`deferral.cli.GC_THRESHOLDS`); what is loaded so far is moved out of its sight."""
+    import gc
+
+    from deferral import cli
+    from deferral.cli import RAISED_GC_THRESHOLD
+
+    if gc.get_threshold()[0] == RAISED_GC_THRESHOLD:  # once: later commands in this process find it done
+        gc.freeze()
+        gc.set_threshold(*cli.GC_THRESHOLDS)
+
+
 def _main(argv: Sequence[str] | None) -> int:
     argv, debug = _split_debug(list(sys.argv[1:] if argv is None else argv))
     json_out = "--json" in argv
@@ -118,6 +131,7 @@ def _main(argv: Sequence[str] | None) -> int:
         with sigterm_unwinds(), deadline(seconds, limit[0] if limit else "", grace=grace_for(seconds or 0)), \
                 guarded_exits():
             parser = build_parser(next((a for a in argv if not a.startswith("-")), None))
+            _collect_as_usual()  # the command's modules are loaded
             path = variant_file_in(argv)
             loaded = None
             if path is not None:  # a variant file may declare bounds of its own: add their flags
