@@ -5,6 +5,7 @@ Run from a clone (``shared/`` is found beside the repository as ``../shared``)::
     python benchmarks/bench_vs_rumur.py                 # the standard bounds, one and two spaces
     python benchmarks/bench_vs_rumur.py --bounds 3,1,1,2 --no-symmetry-too
     python benchmarks/bench_vs_rumur.py --bounds 2,1,1,1,2  # N,V,F,Q,S: address spaces
+    python benchmarks/bench_vs_rumur.py --bounds 1,2,1,1,2 --repeat 3  # medians of 3 runs each
 
 The package is byte-compiled first (as ``pip install`` does), and before each timed deferral
 run an untimed one, the same command cut at 300,000 states, is what a user's earlier run at
@@ -132,6 +133,17 @@ def run_rumur(shared: Path, b: list[int], symmetry: bool) -> Run | None:
                f"{'no error found' if ok else 'ERROR reported'}; rumur-verify {m.group(3)}s")
 
 
+def median_run(runs: list[Run]) -> Run:
+    """The run of median seconds (the lower one of an even count), its note listing every run's seconds."""
+    ordered = sorted(runs, key=lambda x: x.seconds)
+    mid = ordered[(len(ordered) - 1) // 2]
+    if len(runs) == 1:
+        return mid
+    seconds = " ".join(f"{x.seconds:.2f}" for x in runs)
+    return Run(mid.tool, mid.states, mid.seconds, mid.peak_kib, mid.bytes_per_state,
+               f"{mid.note}; median of {len(runs)} runs: {seconds} s")
+
+
 def fmt(x: float | None, spec: str) -> str:
     return "n/a" if x is None else format(x, spec)
 
@@ -142,6 +154,9 @@ def main() -> int:
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared", help="the shared/ folder")
     ap.add_argument("--workers", type=int, help="deferral --workers (default: all cores)")
     ap.add_argument("--no-symmetry-too", action="store_true", help="also run both tools without symmetry")
+    ap.add_argument("--repeat", type=int, default=1, metavar="K",
+                    help="run each tool K times, in turn (deferral, rumur, deferral, ...), and take each "
+                         "one's median seconds: a loaded machine's noise moves one run's ratio by 2x")
     args = ap.parse_args()
     precompile()
     print(f"{'bounds':<16}{'sym':<5}{'tool':<10}{'states':>12}{'seconds':>10}{'states/s':>12}"
@@ -149,8 +164,13 @@ def main() -> int:
     for text in args.bounds:
         b = [int(x) for x in text.split(",")]
         for symmetry in ([True, False] if args.no_symmetry_too else [True]):
-            d = run_deferral(b, symmetry, args.workers)
-            r = run_rumur(args.shared, b, symmetry)
+            ds: list[Run] = []
+            rs: list[Run | None] = []
+            for k in range(max(1, args.repeat)):
+                ds.append(run_deferral(b, symmetry, args.workers, warm_up=k == 0))
+                rs.append(run_rumur(args.shared, b, symmetry))
+            d = median_run(ds)
+            r = None if any(x is None for x in rs) else median_run([x for x in rs if x is not None])
             ratio = None if r is None or not r.rate or not d.rate else d.rate / r.rate
             for run in (d, r):
                 if run is None:

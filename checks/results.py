@@ -158,5 +158,20 @@ class SearchResult:
         return 0
 
 
+def never_enabled_warnings(result: SearchResult) -> list[str]:
+    """One warning per step that no reachable state enables; one line in all after an
+    incomplete search (plain text: ``check --json`` prints them without loading rich)."""
+    if result.coverage is None:
+        return []
+    never = result.coverage.never_enabled()
+    if not never:
+        return []
+    if not result.complete:  # a search stopped by a limit: a step may fire later, say so once
+        return [f"{len(never)} step(s) not enabled in the {result.states:,} states explored before the search "
+                f"stopped ({', '.join(never)}): the search is incomplete, this is not a finding about the variant"]
+    return [f"step {name} is never enabled in any reachable state at {result.bounds.short()}: a step that never "
+            "fires checks nothing (a bug in the variant, or bounds too small for it)" for name in never]
+
+
 class SearchLimit(Exception):
     """Raised inside a search when --max-states or --time-limit is reached."""

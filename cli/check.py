@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from deferral.checks.results import Progress, ProgressFn, SearchResult
+from deferral.checks.results import Progress, ProgressFn, SearchResult, never_enabled_warnings
 from deferral.checks.explicit import checkpoint
 from deferral.checks.explicit.limits import default_memory_limit
 from deferral.checks.explicit.spill import SpillError
@@ -161,11 +161,13 @@ def run(args: argparse.Namespace) -> int:
     if args.junit:
         from deferral.traces.report.junit import check_junit
         write_atomic(args.junit, check_junit(result))
-    # the reports that need rich are imported only where used: a --json run without a
-    # finding to show does not load rich (about 30 ms of start-up)
-    if result.coverage is not None and result.coverage.never_enabled():
-        from deferral.traces.report.terminal import never_enabled_warnings
-        for warning in never_enabled_warnings(result):
+    # the reports that need rich are imported only where used: a --json run does not load
+    # rich (about 30 ms of start-up), its warnings are plain lines (as rich prints them off a
+    # terminal), like its notes
+    for warning in never_enabled_warnings(result):
+        if args.json:
+            print(f"warning: {warning}", file=sys.stderr, flush=True)
+        else:
             console(stderr=True).print(f"[yellow]warning:[/] {warning}", highlight=False)
     if args.json:
         print(json.dumps(check_json(result)))

@@ -76,6 +76,50 @@ def version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command of ``argv`` and return its exit code; without ``argv``, as the program
+    (the ``deferral`` script, ``python -m deferral.cli``), run ``sys.argv``'s and end the
+    process with its code at once (see :func:`exit_now`)."""
+    code = _main(argv)
+    if argv is None:
+        exit_now(code)
+    return code
+
+
+def exit_now(code: int) -> None:
+    """End the process with ``code`` without tearing the interpreter down: the exit handlers
+    run and the output is flushed, then ``os._exit``. Freeing every module and object at the
+    end of a small search took 8-10% of its whole process's CPU (1,2,1,1 with two spaces:
+    about 25 ms of 0.29 s). Returns (the caller exits as usual) while a thread that is not a
+    daemon runs, or when flushing the output fails."""
+    import atexit
+    import os
+    import threading
+
+    if any(not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        return
+    try:
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:  # noqa: BLE001 - e.g. a closed pipe: the usual exit reports it
+        return
+    os._exit(code)
+
+
+def _collect_as_usual() -> None:
+    """Put back the collector's thresholds (raised while the modules load, see
+    :data:`deferral.cli.GC_THRESHOLDS`); what is loaded so far is moved out of its sight."""
+    import gc
+
+    from deferral import cli
+    from deferral.cli import RAISED_GC_THRESHOLD
+
+    if gc.get_threshold()[0] == RAISED_GC_THRESHOLD:  # once: later commands in this process find it done
+        gc.freeze()
+        gc.set_threshold(*cli.GC_THRESHOLDS)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv, debug = _split_debug(list(sys.argv[1:] if argv is None else argv))
     json_out = "--json" in argv
     started = time.monotonic()
@@ -87,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with sigterm_unwinds(), deadline(seconds, limit[0] if limit else "", grace=grace_for(seconds or 0)), \
                 guarded_exits():
             parser = build_parser(next((a for a in argv if not a.startswith("-")), None))
+            _collect_as_usual()  # the command's modules are loaded
             path = variant_file_in(argv)
             loaded = None
             if path is not None:  # a variant file may declare bounds of its own: add their flags

@@ -747,7 +747,9 @@ class Prune:
         n = self.fn(uidx.ctypes.data, t, code.ctypes.data, int(code.dtype == np.int64), parents.ctypes.data,
                     base, lo, hi, ptrs, len(goals), needed.ctypes.data, hit.ctypes.data, out_src.ctypes.data,
                     out_dst.ctypes.data)
-        return out_src[:n].copy(), out_dst[:n].copy()
+        # views, not copies: the caller only reads them (store_edges), and the pages past n of a
+        # fresh array were never touched (not resident); a copy faulted n entries' pages again
+        return out_src[:n], out_dst[:n]
 
 
 def source(layout: Layout, procs: Mapping[str, Callable[..., Any]], actions: Sequence[Action],

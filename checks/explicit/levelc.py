@@ -111,6 +111,42 @@ void merge_step(const uint64_t *a, const uint32_t *ai, int64_t na, const uint64_
   used[0] = i; used[1] = j;
 }
 
+/* The AG EF successors of a chunk's rows done with (see vectorized._drop_goal_sources): for
+   each transition e (from row par[e] - lo) whose target code[uidx[e]] is a known state that is
+   a goal of property g, hits[g * rows + row] = 1; a row is done when, for every property, it
+   is a goal state (goals[g][base + lo + row]) or has such a hit (done[row] = 1). The
+   transitions of rows not done are kept, moved to the front of uidx and par in order; returns
+   how many (t when no row is done: nothing moved). */
+int64_t drop_goal_sources(uint32_t *uidx, uint32_t *par, int64_t t, const void *code, int code64,
+                          const uint8_t *const *goals, int ng, int64_t base, int64_t lo, int64_t rows,
+                          uint8_t *hits, uint8_t *done) {
+  const int64_t *c64 = (const int64_t *)code;
+  const int32_t *c32 = (const int32_t *)code;
+  memset(hits, 0, (size_t)(ng * rows));
+  for (int64_t e = 0; e < t; e++) {
+    int64_t d = code64 ? c64[uidx[e]] : (int64_t)c32[uidx[e]];
+    if (d < 0) continue;
+    int64_t r = (int64_t)par[e] - lo;
+    for (int g = 0; g < ng; g++) if (goals[g][d]) hits[g * rows + r] = 1;
+  }
+  int any = 0;
+  for (int64_t r = 0; r < rows; r++) {
+    uint8_t all = 1;
+    for (int g = 0; g < ng && all; g++) all = goals[g][base + lo + r] | hits[g * rows + r];
+    done[r] = all;
+    any |= all;
+  }
+  if (!any) return t;
+  int64_t k = 0;
+  for (int64_t e = 0; e < t; e++) {
+    if (done[par[e] - lo]) continue;
+    uidx[k] = uidx[e];
+    par[k] = par[e];
+    k++;
+  }
+  return k;
+}
+
 /* code[x] < 0 (a candidate: -(1 + its index in the chunk)) becomes state[-1 - code[x]], the
    state that candidate turned out to be (or -1: cut by --max-states). */
 void number_codes(void *code, int64_t n, int code64, const void *state) {
@@ -284,6 +320,8 @@ def _lib() -> ctypes.CDLL | None:
     lib.merge_step2.argtypes = [p, p, i64, p, p, i64, p, p, i64, p]
     lib.distinct_first.restype = i64
     lib.distinct_first.argtypes = [p, i64, ctypes.c_int, p, p, p, p, p, p, p]
+    lib.drop_goal_sources.restype = i64
+    lib.drop_goal_sources.argtypes = [p, p, i64, p, ctypes.c_int, p, ctypes.c_int, i64, i64, i64, p, p]
     lib.number_codes.restype = None
     lib.number_codes.argtypes = [p, i64, ctypes.c_int, p]
     lib.group_by_source.restype = None
@@ -396,6 +434,31 @@ def distinct_first(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     d = lib.distinct_first(keys.ctypes.data, n, nw, out.ctypes.data, first.ctypes.data, group.ctypes.data,
                            ka.ctypes.data, kb.ctypes.data, ia.ctypes.data, ib.ctypes.data)
     return out[:d].copy(), first[:d].copy(), group
+
+
+def drop_goal_sources(uidx: np.ndarray, parents: np.ndarray, code: np.ndarray, goals: list[np.ndarray],
+                      base: int, lo: int, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """A chunk's AG EF transitions (``uidx``: each one's distinct key, ``parents``: its
+    level-local row; ``code``: per distinct key its state number, or negative: a candidate)
+    with those out of rows done with dropped, and the goal hits per property and row: what
+    ``vectorized._drop_goal_sources`` computes, in one pass and no temporaries of a transition
+    (see the C above; ``uidx`` and ``parents`` are overwritten). None: not done here."""
+    lib = loaded()
+    if (lib is None or uidx.dtype != np.uint32 or parents.dtype != np.uint32 or code.dtype not in (np.int32, np.int64)
+            or uidx.shape != parents.shape or not uidx.flags.c_contiguous or not parents.flags.c_contiguous
+            or not uidx.flags.writeable or not parents.flags.writeable or not code.flags.c_contiguous
+            or any(g.dtype != np.bool_ or not g.flags.c_contiguous for g in goals)):
+        return None
+    t = uidx.shape[0]
+    ptrs = (ctypes.c_void_p * max(1, len(goals)))(*[g.ctypes.data for g in goals])
+    hits = np.empty((len(goals), rows), dtype=np.bool_)
+    done = np.empty(max(1, rows), dtype=np.uint8)
+    k = lib.drop_goal_sources(uidx.ctypes.data, parents.ctypes.data, t, code.ctypes.data,
+                              int(code.dtype == np.int64), ptrs, len(goals), base, lo, rows,
+                              hits.ctypes.data, done.ctypes.data)
+    if k == t:
+        return uidx, parents, hits
+    return uidx[:k].copy(), parents[:k].copy(), hits
 
 
 def number_codes(code: np.ndarray, state: np.ndarray) -> bool:

@@ -53,12 +53,17 @@ def distinct_first(keys: np.ndarray, want_group: bool) -> tuple[np.ndarray, np.n
     order = np.argsort(keys, kind="stable")
     sorted_keys = keys[order]
     first = np.ones(keys.shape[0], dtype=bool)
-    first[1:] = sorted_keys[1:] != sorted_keys[:-1]
+    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=first[1:])
+    distinct = sorted_keys[first]
     group = None
-    if want_group:
+    if want_group:  # the running sum in the sorted keys' buffer, spent by now: no temporaries
+        rank = sorted_keys.view(np.int64) if sorted_keys.dtype.itemsize == 8 else np.empty(keys.shape[0], np.int64)
+        np.cumsum(first, out=rank)
+        rank -= 1
         group = np.empty(keys.shape[0], dtype=np.int64)
-        group[order] = np.cumsum(first) - 1
-    return sorted_keys[first], order[first], group
+        group[order] = rank
+        del rank
+    return distinct, order[first], group
 
 
 def sample(keys: np.ndarray) -> np.ndarray:

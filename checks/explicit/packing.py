@@ -22,6 +22,7 @@ with the search's worker processes for the cores) cost more than they bring.
 
 from __future__ import annotations
 
+import sys
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,7 +30,6 @@ from types import ModuleType
 from typing import Any, Iterator, Sequence
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from deferral.checks.explicit import jit as jit_switch
 from deferral.model.schema import Layout
@@ -518,5 +518,10 @@ def blas_threads(n: int) -> Iterator[None]:
     The key products are small; OpenBLAS's own threads would only compete with the
     search's worker processes for the cores.
     """
+    if n >= 1 and getattr(sys.modules.get("deferral.cli"), "ONE_BLAS_THREAD", False):
+        yield  # the command line loaded OpenBLAS with one thread already (see deferral.cli)
+        return
+    from threadpoolctl import threadpool_limits
+
     with threadpool_limits(limits=n, user_api="blas"):
         yield

@@ -30,6 +30,7 @@ flow it cannot run on arrays: the plain explorer runs instead and ``stats["notic
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -256,7 +257,6 @@ class _Search:
         self.checkpoints_written = 0
         self.checkpoint_bytes = 0
         self.checkpoint_error: str | None = None
-        self.identity = checkpoint.protocol_identity(model, symmetry)
         # disk spill: the work folder is made when the search starts, removed when it ends
         self.work_dir = work_dir
         self.spill_above = (spill_above if spill_above is not None else
@@ -294,6 +294,12 @@ class _Search:
         # coverage: each action's step, and per property the states it was evaluated in
         self.step_names, self.step_of = self.ex.step_names, self.ex.step_of
         self.checked = {p.name: 0 for p in model.protocol.properties}
+
+    @functools.cached_property
+    def identity(self) -> dict[str, Any]:
+        """What a checkpoint of this search must match (hashed only when a checkpoint is
+        written or read: a few ms of a small search otherwise)."""
+        return checkpoint.protocol_identity(self.model, self.symmetry)
 
     # ---- successor generation ----------------------------------------------------------
     def transitions(self, keys: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarray, np.ndarray,
@@ -390,7 +396,8 @@ class _Search:
                 parked.put(("hits", i), chunk.hits.ravel())  # flat: parked arrays are 1-D
                 names.append(("hits", i))
             # as chunk-relative rows: two bytes while CHUNK_ROWS <= 2**16
-            local = chunk.all_parents - np.uint32(i * CHUNK_ROWS)
+            # in place: the chunk's own array, dropped below
+            local = np.subtract(chunk.all_parents, np.uint32(i * CHUNK_ROWS), out=chunk.all_parents)
             parked.put(("all_parents", i), local.astype(np.uint16 if CHUNK_ROWS <= 1 << 16 else np.uint32))
             del local
         empty = np.zeros(0, dtype=np.uint8)
@@ -703,8 +710,9 @@ class _Search:
                     loop = self.ex.fused(hi - lo)
                     kept = None if loop is None or loop.prune is None else loop.prune(
                         uidx, code, all_parents, base, lo, hi, [g.view() for g in goals.values()])
-                    if kept is not None:  # the same, in C
-                        store_edges(kept[0] - np.uint32(base + lo), kept[1], hi - lo, st.edges_deg, st.edges_dst)
+                    if kept is not None:  # the same, in C (the sources made chunk-local in place)
+                        store_edges(np.subtract(kept[0], np.uint32(base + lo), out=kept[0]), kept[1], hi - lo,
+                                    st.edges_deg, st.edges_dst)
                     else:
                         dst = code[uidx]
                         keep = dst >= 0
@@ -1082,6 +1090,12 @@ def _drop_goal_sources(chunk: _Chunk, goals: list[np.ndarray], base: int, lo: in
     the flags after the chunk's pruning: the same flags and kept edges. At 3,2,1,2 these
     transitions are most of the 8 bytes a transition a level puts aside until its end."""
     if chunk.uidx is None or chunk.all_parents is None or chunk.ucode is None or not goals:
+        return chunk
+    # in C, one pass with no temporaries of a transition (their pages were a quarter of the
+    # search's page faults at 3,1,2,2); the chunk's uidx and parents are its own, overwritten
+    done_c = levelc.drop_goal_sources(chunk.uidx, chunk.all_parents, chunk.ucode, goals, base, lo, rows)
+    if done_c is not None:
+        chunk.uidx, chunk.all_parents, chunk.hits = done_c
         return chunk
     rows_of = chunk.all_parents - np.uint32(lo)
     dst = chunk.ucode[chunk.uidx]

@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from deferral.checks.results import Outcome, Path, SearchResult
+from deferral.checks.results import Outcome, Path, SearchResult, never_enabled_warnings  # noqa: F401 (re-exported)
 from deferral.model.concrete import Model, show_value
 
 if TYPE_CHECKING:  # the prover (Z3) is imported only by those who prove
@@ -85,20 +85,6 @@ def coverage_table(result: SearchResult) -> Table | None:
     for name, n in cov.checked.items():
         table.add_row(Text(f"property {name}", style="default"), "", Text(f"checked in {n:,}"))
     return table
-
-
-def never_enabled_warnings(result: SearchResult) -> list[str]:
-    """One warning per step that no reachable state enables; one line in all after an incomplete search."""
-    if result.coverage is None:
-        return []
-    never = result.coverage.never_enabled()
-    if not never:
-        return []
-    if not result.complete:  # a search stopped by a limit: a step may fire later, say so once
-        return [f"{len(never)} step(s) not enabled in the {result.states:,} states explored before the search "
-                f"stopped ({', '.join(never)}): the search is incomplete, this is not a finding about the variant"]
-    return [f"step {name} is never enabled in any reachable state at {result.bounds.short()}: a step that never "
-            "fires checks nothing (a bug in the variant, or bounds too small for it)" for name in never]
 
 
 def print_check(console: Console, result: SearchResult) -> None:

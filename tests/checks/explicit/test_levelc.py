@@ -135,3 +135,37 @@ def test_distinct_first_in_c_is_a_stable_sort(words: int, spread: int) -> None:
     group[order] = np.cumsum(first) - 1
     for x, y in zip(got, (sorted_keys[first], order[first], group)):
         assert x.dtype == y.dtype and np.array_equal(x, y)
+
+
+@pytest.mark.parametrize("code_dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("n_goals", [1, 2])
+@pytest.mark.parametrize("goal_share", [0.0, 0.3, 0.9])
+def test_the_c_goal_source_drop_is_the_numpy_one(code_dtype: type, n_goals: int, goal_share: float,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from deferral.checks.explicit import vectorized as VZ
+
+    rng = np.random.default_rng(int(goal_share * 10) + n_goals)
+    base, lo, rows, states, distinct = 500, 300, 200, 2000, 400
+    t = 1500
+
+    def chunk() -> VZ._Chunk:
+        r = np.random.default_rng(7)
+        code = r.integers(-100, states, distinct).astype(code_dtype)  # negative: a new candidate
+        uidx = r.integers(0, distinct, t).astype(np.uint32)
+        parents = np.sort(r.integers(lo, lo + rows, t)).astype(np.uint32)
+        return VZ._Chunk(t, np.zeros(0, np.uint64), np.zeros(0, np.uint32), np.zeros(0, np.uint8),
+                         uidx, code, parents, np.zeros(1, np.int64), np.zeros(1, np.int64))
+
+    goals = [rng.random(states) < goal_share for _ in range(n_goals)]
+    by_c = VZ._drop_goal_sources(chunk(), goals, base, lo, rows)
+    with monkeypatch.context() as m:
+        m.setattr(levelc, "drop_goal_sources", lambda *_: None)
+        by_numpy = VZ._drop_goal_sources(chunk(), goals, base, lo, rows)
+    assert by_c.hits is not None and by_numpy.hits is not None
+    assert (by_c.hits == by_numpy.hits).all()
+    assert by_c.uidx is not None and by_numpy.uidx is not None
+    assert by_c.uidx.dtype == by_numpy.uidx.dtype and (by_c.uidx == by_numpy.uidx).all()
+    assert by_c.all_parents is not None and by_numpy.all_parents is not None
+    assert (by_c.all_parents == by_numpy.all_parents).all()
+    if goal_share == 0.9:  # most rows done with: their transitions are dropped
+        assert by_c.uidx.shape[0] < t
