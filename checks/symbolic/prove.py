@@ -629,7 +629,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             why("shipped-lemmas+weakened+houdini+induction", f"not tried: a reachable state at "
                 f"{rep.sampled_at.short() if rep.sampled_at else '-'} violates {rep.violated}")
             return None
-        if not rep.candidates:
+        if not rep.candidates and not rep.holding:
             why("shipped-lemmas+weakened+houdini+induction", "no weakening of the dropped lemmas holds in the "
                 f"{rep.states} reachable states at {rep.sampled_at.short() if rep.sampled_at else '-'} "
                 "(or none fails there)")
@@ -638,17 +638,53 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                    f"{sum(1 for n in rep.weakened.values() if n)} of the {len(dropped)} dropped lemma(s), "
                    f"from {rep.states} reachable states at {rep.sampled_at.short() if rep.sampled_at else '-'} "
                    f"({rep.seconds:.1f} s)")
-        candidates = list(lemmas) + rep.candidates
-        tried_now = houdini_induction("shipped-lemmas+weakened", candidates)
+        if rep.candidates:
+            candidates = list(lemmas) + rep.candidates
+            tried_now = houdini_induction("shipped-lemmas+weakened", candidates)
+            if tried_now is None:
+                return None
+            alive, hlog2, r = tried_now
+            if r.status == "proved":
+                alive = weaken.trim(enc, alive, timeout=left())
+                return result("proved", route="shipped-lemmas+weakened+houdini+induction",
+                              invariant=[lem.show(enc.bounds) for lem in alive], log=log,
+                              learned_at=[rep.sampled_at] if rep.sampled_at else None)
+            not_proved("shipped-lemmas+weakened", alive, candidates, hlog2, r)
+        return strengthened_route(rep, budget)
+
+    def strengthened_route(rep: Any, budget: float) -> ProveResult | None:
+        """Route ``shipped-lemmas+weakened+strengthened+houdini+induction`` (checks/symbolic/strengthen.py):
+        where dropped lemmas still hold in every sampled state, new small families true there, and what
+        the property needs of them and the weakened lemmas at the sample's bounds (Houdini, unsat cores),
+        beside the shipped lemmas; Houdini and induction at the requested bounds decide."""
+        from deferral.checks.symbolic import strengthen, weaken
+
+        name = "shipped-lemmas+weakened+strengthened"
+        if not rep.holding:
+            return None
+        deadline = time.monotonic() + (budget if timeout is None else min(budget, left() or 0.0))
+        st = strengthen.joint(protocol, rep, lemmas, deadline=deadline, note=say)
+        stages.append(stage("strengthened", rep.sampled_at or bounds, "sample+enumerate+support", len(rep.holding),
+                            len(st.offered), st.seconds, families=len(st.families), enumerated=st.enumerated,
+                            needed=st.needed))
+        if not st.offered:
+            why(f"{name}+houdini+induction", f"{len(st.families)} new families true in the {rep.states} sampled "
+                f"states: {st.why}")
+            return None
+        log.append(f"strengthened: {len(st.families)} new families over the parameters of {len(rep.holding)} "
+                   f"dropped lemma(s) true in every sampled state; the property needs {len(st.offered)} weakened "
+                   f"lemmas and new families at {rep.sampled_at.short()} ({st.seconds:.1f} s)")
+        candidates = list(lemmas) + st.offered
+        tried_now = houdini_induction(name, candidates)
         if tried_now is None:
             return None
         alive, hlog2, r = tried_now
         if r.status == "proved":
             alive = weaken.trim(enc, alive, timeout=left())
-            return result("proved", route="shipped-lemmas+weakened+houdini+induction",
+            return result("proved", route=f"{name}+houdini+induction",
                           invariant=[lem.show(enc.bounds) for lem in alive], log=log,
                           learned_at=[rep.sampled_at] if rep.sampled_at else None)
-        not_proved("shipped-lemmas+weakened", alive, candidates, hlog2, r)
+        not_proved(name, alive, candidates, hlog2, r)
         return None
 
     def not_proved(name: str, alive: list[Any], candidates: list[Any], hlog: list[str], r: Any) -> None:

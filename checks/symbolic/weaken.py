@@ -28,7 +28,7 @@ buggy variant is never proved: no inductive invariant implies a property it viol
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import combinations, product
 from typing import Any, Callable, Sequence
 
@@ -320,6 +320,10 @@ class Repair:
     states: int
     seconds: float
     violated: str = ""  # an invariant property a sampled state violates (a bug: nothing to weaken)
+    #: the dropped lemmas true in every sampled state (not inductive, yet nothing to weaken them by:
+    #: :mod:`deferral.checks.symbolic.strengthen` offers new families beside them)
+    holding: list[str] = field(default_factory=list)
+    rows: Any = None  # the sampled states (unpacked), for a strengthening round
 
 
 def repair(protocol: Protocol, bounds: Bounds, lemmas: Sequence[Lemma], dropped: Sequence[str],
@@ -341,29 +345,38 @@ def repair(protocol: Protocol, bounds: Bounds, lemmas: Sequence[Lemma], dropped:
     kept = [lem for lem in lemmas if lem.name not in set(dropped)]
     out: list[Lemma] = []
     counts: dict[str, int] = {}
+    holding = [lem.name for lem in gone if _table(protocol, at, rows, [lem.fn], lem.params).all()]
     for lem in gone:
         if deadline is not None and time.monotonic() > deadline:
             break
-        found = weakenings(protocol, lem, [(at, rows)], assume=kept, deadline=deadline)
+        found = [] if lem.name in holding else weakenings(protocol, lem, [(at, rows)], assume=kept,
+                                                          deadline=deadline)
         counts[lem.name] = len(found)
         out += found
-    return Repair(out, counts, at, int(rows.shape[0]), time.monotonic() - start)
+    return Repair(out, counts, at, int(rows.shape[0]), time.monotonic() - start, holding=holding, rows=rows)
 
 
 def is_weakened(lem: Lemma) -> bool:
     return lem.name.startswith("(") and ") or " in lem.name
 
 
+def is_offered(lem: Lemma) -> bool:
+    """A weakened lemma or a new family (:mod:`deferral.checks.symbolic.strengthen`): not a shipped one."""
+    from deferral.checks.symbolic.strengthen import is_new
+
+    return is_weakened(lem) or is_new(lem)
+
+
 def trim(enc: Any, alive: Sequence[Lemma], timeout: float | None = None, limit_s: float = TRIM_S) -> list[Lemma]:
-    """A shorter proof for the reader: the weakened lemmas of ``alive`` (a proved set) dropped one at
-    a time, the last offered (weakest, most literals) first, while the rest is still inductive and
+    """A shorter proof for the reader: the weakened lemmas and new families of ``alive`` (a proved set)
+    dropped one at a time, the last offered (weakest, most literals) first, while the rest is still inductive and
     proves the property (Z3 induction each time); within ``limit_s`` (and half of ``timeout``)."""
     from deferral.checks.symbolic.induction import check_inductive
 
     budget = limit_s if timeout is None else min(limit_s, timeout / 2)
     deadline = time.monotonic() + budget
     current = list(alive)
-    for lem in reversed([x for x in alive if is_weakened(x)]):
+    for lem in reversed([x for x in alive if is_offered(x)]):
         left = deadline - time.monotonic()
         if left <= 0:
             break
@@ -377,9 +390,10 @@ def bounded_proof(protocol: Protocol, at: Bounds, dropped: Sequence[str], timeou
                   note: Callable[[str], None] | None = None) -> tuple[list[Lemma], str]:
     """A proof at bounds ``at`` by the shipped lemmas and weakened ones (:func:`repair`, Houdini,
     induction, :func:`trim`), shortened first at the sample's bounds (cheap checks) and checked at
-    ``at``: the lemmas worth offering to a slower prover (the parametric one); [] and why if none."""
-    from deferral.checks.symbolic.encoding import encode
-    from deferral.checks.symbolic.induction import check_inductive, houdini
+    ``at``; where that fails and dropped lemmas hold in every sampled state, a second round with new
+    families (:func:`deferral.checks.symbolic.strengthen.joint`): the lemmas worth offering to a slower
+    prover (the parametric one); [] and why if none."""
+    from deferral.checks.symbolic import strengthen
     from deferral.model.invariant import invariant_for
 
     start = time.monotonic()
@@ -392,22 +406,48 @@ def bounded_proof(protocol: Protocol, at: Bounds, dropped: Sequence[str], timeou
     rep = repair(protocol, small, lemmas, dropped, timeout=None if timeout is None else timeout / 2, note=note)
     if rep.violated:
         return [], f"a reachable state at {small.short()} violates {rep.violated}"
-    if not rep.candidates:
+    if not rep.candidates and not rep.holding:
         return [], f"no weakening of the dropped lemmas holds in the {rep.states} reachable states sampled"
-    tried = []
+    why = ""
+    if rep.candidates:
+        proof, why = _proof_at(protocol, small, at, rep.candidates, left)
+        if proof:
+            return proof, ""
+    if rep.holding:
+        budget = left()
+        st = strengthen.joint(protocol, rep, lemmas, deadline=None if budget is None else time.monotonic() + budget / 2,
+                              note=note)
+        if not st.offered:
+            return [], (why + "; " if why else "") + f"strengthening: {st.why}"
+        proof, why2 = _proof_at(protocol, small, at, st.offered, left)
+        if proof:
+            return proof, ""
+        why = (why + "; " if why else "") + f"with {len(st.offered)} new families and weakened lemmas: {why2}"
+    return [], why
+
+
+def _proof_at(protocol: Protocol, small: Bounds, at: Bounds, extra: Sequence[Lemma],
+              left: Callable[[], float | None]) -> tuple[list[Lemma], str]:
+    """The shipped lemmas and ``extra``: Houdini and induction at ``small``, shortened there (:func:`trim`),
+    then that short proof checked at ``at`` (all of them again where it does not carry over)."""
+    from deferral.checks.symbolic.encoding import encode
+    from deferral.checks.symbolic.induction import check_inductive, houdini
+    from deferral.model.invariant import invariant_for
+
+    tried: list[Lemma] = []
     for b in ([small] if small == at else [small, at]):
         enc = encode(protocol, b)
         names = {x.name for x in tried}
-        offered = tried if tried else list(invariant_for(b)) + rep.candidates
+        offered = tried if tried else list(invariant_for(b)) + list(extra)
         try:
             alive, _ = houdini(enc, offered, timeout=left())
             r = check_inductive(enc, alive, timeout=left(), inductive=True)
+            if r.status != "proved" and names:  # the short proof does not carry over: all of them at ``at``
+                alive, _ = houdini(enc, list(invariant_for(b)) + list(extra), timeout=left())
+                r = check_inductive(enc, alive, timeout=left(), inductive=True)
         except TimeoutError as exc:
             return [], f"Houdini at {b.short()}: {exc}"
-        if r.status != "proved" and names:  # the short proof does not carry over: all of them at ``at``
-            alive, _ = houdini(enc, list(invariant_for(b)) + rep.candidates, timeout=left())
-            r = check_inductive(enc, alive, timeout=left(), inductive=True)
         if r.status != "proved":
-            return [], f"{len(rep.candidates)} weakened lemmas offered, {r.status} at {b.short()}"
+            return [], f"{len(extra)} weakened lemmas offered, {r.status} at {b.short()}"
         tried = trim(enc, alive, timeout=left())
     return tried, ""
