@@ -634,27 +634,26 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             why("shipped-lemmas+weakened+houdini+induction", f"not tried: a reachable state at "
                 f"{rep.sampled_at.short() if rep.sampled_at else '-'} violates {rep.violated}")
             return None
-        if not rep.candidates and not rep.holding:
+        if not rep.candidates:
             why("shipped-lemmas+weakened+houdini+induction", "no weakening of the dropped lemmas holds in the "
                 f"{rep.states} reachable states at {rep.sampled_at.short() if rep.sampled_at else '-'} "
                 "(or none fails there)")
-            return None
+            return strengthened_route(rep, budget)
         log.append(f"weakened: {len(rep.candidates)} weakened versions of "
                    f"{sum(1 for n in rep.weakened.values() if n)} of the {len(dropped)} dropped lemma(s), "
                    f"from {rep.states} reachable states at {rep.sampled_at.short() if rep.sampled_at else '-'} "
                    f"({rep.seconds:.1f} s)")
-        if rep.candidates:
-            candidates = list(lemmas) + rep.candidates
-            tried_now = houdini_induction("shipped-lemmas+weakened", candidates)
-            if tried_now is None:
-                return None
-            alive, hlog2, r = tried_now
-            if r.status == "proved":
-                alive = weaken.trim(enc, alive, timeout=left())
-                return result("proved", route="shipped-lemmas+weakened+houdini+induction",
-                              invariant=[lem.show(enc.bounds) for lem in alive], log=log,
-                              learned_at=[rep.sampled_at] if rep.sampled_at else None)
-            not_proved("shipped-lemmas+weakened", alive, candidates, hlog2, r)
+        candidates = list(lemmas) + rep.candidates
+        tried_now = houdini_induction("shipped-lemmas+weakened", candidates)
+        if tried_now is None:
+            return None
+        alive, hlog2, r = tried_now
+        if r.status == "proved":
+            alive = weaken.trim(enc, alive, timeout=left())
+            return result("proved", route="shipped-lemmas+weakened+houdini+induction",
+                          invariant=[lem.show(enc.bounds) for lem in alive], log=log,
+                          learned_at=[rep.sampled_at] if rep.sampled_at else None)
+        not_proved("shipped-lemmas+weakened", alive, candidates, hlog2, r)
         return strengthened_route(rep, budget)
 
     def strengthened_route(rep: Any, budget: float) -> ProveResult | None:

@@ -151,12 +151,13 @@ class _Valid:
 
 
 def families(protocol: Protocol, params: Sequence[tuple[str, Domain]], samples: Sequence[tuple[Bounds, np.ndarray]],
-             per_signature: int = PER_SIGNATURE, deadline: float | None = None) -> tuple[list[Lemma], int]:
+             per_signature: int | None = None, deadline: float | None = None) -> tuple[list[Lemma], int]:
     """New families over ``params`` true in every sampled state (see the module docstring), the
     simplest first (fewest literals, then parameters before nested reads), and how many were found
     before the validity filter and the cap."""
+    per_signature = PER_SIGNATURE if per_signature is None else per_signature
     samples = [(b, rows) for b, rows in samples if rows.shape[0]]
-    if not samples or len(params) > MAX_PARAMS:
+    if not samples or len(params) > MAX_PARAMS or per_signature <= 0:
         return [], 0
     at = samples[0][0]
     lits = vocabulary(protocol, params, at)
@@ -173,12 +174,12 @@ def families(protocol: Protocol, params: Sequence[tuple[str, Domain]], samples: 
     valid = _Valid(protocol, at)
     out: list[Lemma] = []
     for combo in found:
+        if len(out) >= per_signature or (deadline is not None and time.monotonic() > deadline):
+            break
         lem = clause(params, [lits[j] for j in combo])
         if len(combo) > 1 and valid(lem):
             continue
         out.append(lem)
-        if len(out) >= per_signature or (deadline is not None and time.monotonic() > deadline):
-            break
     return out, len(found)
 
 
