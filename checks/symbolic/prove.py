@@ -226,6 +226,9 @@ def broken_lemmas(protocol: Protocol, bounds: Bounds, timeout: float = 120.0) ->
 #: The weakening route (checks/symbolic/weaken.py): its sampling and choice of D get at most this long
 #: and this share of the time left (Houdini and induction after it take what they need).
 WEAKEN_S, WEAKEN_SHARE = 30.0, 0.25
+#: Its strengthening round (checks/symbolic/strengthen.py: sampling, enumeration, support at the sample's
+#: bounds) gets at most this long and this share of the time left then.
+STRENGTHEN_S, STRENGTHEN_SHARE = 30.0, 0.3
 
 
 def exhaust_errors() -> tuple[type[BaseException], ...]:
@@ -638,7 +641,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             why("shipped-lemmas+weakened+houdini+induction", "no weakening of the dropped lemmas holds in the "
                 f"{rep.states} reachable states at {rep.sampled_at.short() if rep.sampled_at else '-'} "
                 "(or none fails there)")
-            return strengthened_route(rep, budget)
+            return strengthened_route(rep)
         log.append(f"weakened: {len(rep.candidates)} weakened versions of "
                    f"{sum(1 for n in rep.weakened.values() if n)} of the {len(dropped)} dropped lemma(s), "
                    f"from {rep.states} reachable states at {rep.sampled_at.short() if rep.sampled_at else '-'} "
@@ -654,9 +657,9 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                           invariant=[lem.show(enc.bounds) for lem in alive], log=log,
                           learned_at=[rep.sampled_at] if rep.sampled_at else None)
         not_proved("shipped-lemmas+weakened", alive, candidates, hlog2, r)
-        return strengthened_route(rep, budget)
+        return strengthened_route(rep)
 
-    def strengthened_route(rep: Any, budget: float) -> ProveResult | None:
+    def strengthened_route(rep: Any) -> ProveResult | None:
         """Route ``shipped-lemmas+weakened+strengthened+houdini+induction`` (checks/symbolic/strengthen.py):
         where dropped lemmas still hold in every sampled state, new small families true there, and what
         the property needs of them and the weakened lemmas at the sample's bounds (Houdini, unsat cores),
@@ -666,7 +669,8 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         name = "shipped-lemmas+weakened+strengthened"
         if not rep.holding:
             return None
-        deadline = time.monotonic() + (budget if timeout is None else min(budget, left() or 0.0))
+        budget = STRENGTHEN_S if timeout is None else min(STRENGTHEN_S, STRENGTHEN_SHARE * (left() or 0.0))
+        deadline = time.monotonic() + budget
         st = strengthen.joint(protocol, rep, lemmas, deadline=deadline, note=say)
         stages.append(stage("strengthened", rep.sampled_at or bounds, "sample+enumerate+support", len(rep.holding),
                             len(st.offered), st.seconds, families=len(st.families), enumerated=st.enumerated,

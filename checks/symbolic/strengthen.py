@@ -32,7 +32,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from deferral.checks.symbolic.weaken import Literal, _table, literals
+from deferral.checks.symbolic.vocabulary import Literal, _table, is_weakened, literals, sample_rows
 from deferral.model.bounds import Bounds
 from deferral.model.invariant import Lemma
 from deferral.model.protocol import Protocol
@@ -44,7 +44,7 @@ MAX_LITERALS, MAX_PARAMS = 3, 3
 PER_SIGNATURE, VALID_MS = 600, 1000
 #: Where the families are learned from at most this many literals (those splitting the sample most evenly).
 POOL = 90
-#: States sampled (breadth-first) at the wider bounds of :func:`wider`.
+#: States sampled (breadth-first) at the wider bounds of :func:`wider`, and at most as many of the first sample.
 WIDER_CAP = 200_000
 #: The largest wider bounds (any other sort: 2).
 WIDER = {"vcpus": 3, "pages": 2}
@@ -206,12 +206,13 @@ def wider(at: Bounds, params: Sequence[tuple[str, Domain]]) -> Bounds:
 def strengthen(protocol: Protocol, holding: Sequence[Lemma], at: Bounds, rows: np.ndarray,
                deadline: float | None = None, cap: int = WIDER_CAP) -> Strengthening:
     """New families over the parameter lists of ``holding`` (dropped lemmas true in every sampled state),
-    true in the reachable states ``rows`` of ``at`` and in at most ``cap`` of :func:`wider` (``at``, breadth-first)."""
-    from deferral.checks.symbolic.weaken import sample_rows
-
+    true in the reachable states ``rows`` of ``at`` (at most ``cap`` of them, chosen at random) and in at
+    most ``cap`` of :func:`wider` (``at``, breadth-first)."""
     start = time.monotonic()
     out: list[Lemma] = []
     total = 0
+    if rows.shape[0] > cap:  # a family true in a random part of the sample: Houdini checks the rest
+        rows = rows[np.sort(np.random.default_rng(0).choice(rows.shape[0], cap, replace=False))]
     cache: dict[Bounds, np.ndarray] = {at: rows}
     for params in signatures(holding):
         if deadline is not None and time.monotonic() > deadline:
@@ -253,8 +254,6 @@ def joint(protocol: Protocol, rep: Any, lemmas: Sequence[Lemma], deadline: float
     new families over the parameters of the dropped lemmas that hold in every sampled state, then
     :func:`support` at the sample's bounds over ``lemmas`` (the shipped ones there), the weakened ones and
     those; ``offered``: the weakened lemmas and new families of that support."""
-    from deferral.checks.symbolic.weaken import is_offered
-
     start = time.monotonic()
     holding = [lem for lem in lemmas if lem.name in set(rep.holding)]
     if not holding or rep.rows is None or rep.sampled_at is None:
@@ -268,7 +267,7 @@ def joint(protocol: Protocol, rep: Any, lemmas: Sequence[Lemma], deadline: float
                               deadline=deadline, note=note)
     except TimeoutError as exc:
         needed, why = [], str(exc)
-    st.offered = [x for x in needed if is_offered(x)]
+    st.offered = [x for x in needed if is_weakened(x) or is_new(x)]
     st.needed = len(needed)
     st.why = why if why or st.offered else "the support needs no weakened lemma or new family"
     st.seconds = time.monotonic() - start
