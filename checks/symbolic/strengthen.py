@@ -44,8 +44,9 @@ MAX_LITERALS, MAX_PARAMS = 3, 3
 PER_SIGNATURE, VALID_MS = 600, 1000
 #: Where the families are learned from at most this many literals (those splitting the sample most evenly).
 POOL = 90
-#: States sampled (breadth-first) at the wider bounds of :func:`wider`, and at most as many of the first sample.
-WIDER_CAP = 200_000
+#: States sampled (breadth-first) at the wider bounds of :func:`wider`; states of the first sample used (at
+#: random): a family false in a reachable state there is dropped by Houdini there anyway.
+WIDER_CAP, FIRST_CAP = 100_000, 50_000
 #: The largest wider bounds (any other sort: 2).
 WIDER = {"vcpus": 3, "pages": 2}
 
@@ -204,15 +205,16 @@ def wider(at: Bounds, params: Sequence[tuple[str, Domain]]) -> Bounds:
 
 
 def strengthen(protocol: Protocol, holding: Sequence[Lemma], at: Bounds, rows: np.ndarray,
-               deadline: float | None = None, cap: int = WIDER_CAP) -> Strengthening:
+               deadline: float | None = None, cap: int | None = None) -> Strengthening:
     """New families over the parameter lists of ``holding`` (dropped lemmas true in every sampled state),
-    true in the reachable states ``rows`` of ``at`` (at most ``cap`` of them, chosen at random) and in at
+    true in the reachable states ``rows`` of ``at`` (at most FIRST_CAP of them, chosen at random) and in at
     most ``cap`` of :func:`wider` (``at``, breadth-first)."""
     start = time.monotonic()
+    cap = WIDER_CAP if cap is None else cap
     out: list[Lemma] = []
     total = 0
-    if rows.shape[0] > cap:  # a family true in a random part of the sample: Houdini checks the rest
-        rows = rows[np.sort(np.random.default_rng(0).choice(rows.shape[0], cap, replace=False))]
+    if rows.shape[0] > FIRST_CAP:  # a family false in a state not drawn is dropped by Houdini at ``at``
+        rows = rows[np.sort(np.random.default_rng(0).choice(rows.shape[0], FIRST_CAP, replace=False))]
     cache: dict[Bounds, np.ndarray] = {at: rows}
     for params in signatures(holding):
         if deadline is not None and time.monotonic() > deadline:
@@ -259,6 +261,9 @@ def joint(protocol: Protocol, rep: Any, lemmas: Sequence[Lemma], deadline: float
     if not holding or rep.rows is None or rep.sampled_at is None:
         return Strengthening([], 0, 0.0, why="no dropped lemma holds in every sampled state")
     st = strengthen(protocol, holding, rep.sampled_at, rep.rows, deadline=deadline)
+    if deadline is not None and time.monotonic() > deadline:
+        st.why = f"its time limit was reached while sampling and enumerating ({st.seconds:.1f} s)"
+        return st
     if note:
         note(f"strengthen: {len(st.families)} new families over the parameters of {len(holding)} dropped "
              f"lemma(s) true in every sampled state ({st.enumerated} enumerated, {st.seconds:.1f} s)")
