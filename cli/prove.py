@@ -346,16 +346,19 @@ def _weakened_parametric(protocol: Any, bounds: Any, res: Any, dropped: list[str
     began = time.monotonic()
     at = shrink_bounds(bounds) or bounds
     extra, why_not = weaken.bounded_proof(protocol, at, dropped, timeout=0.6 * budget)
-    if not any(weaken.is_weakened(x) for x in extra):
+    if not any(weaken.is_offered(x) for x in extra):
         return res, f"weakened lemmas: {why_not or 'none needed at ' + at.short()}"
     left = budget - (time.monotonic() - began)
     again = parametric.prove_candidates(protocol, dict(bounds), shipped=False, extra=extra,
                                         timeout=query_s(args.timeout), houdini_s=max(1.0, left))
     if again.status != "proved":
         return res, f"weakened lemmas ({len(extra)}): {again.reason}"
+    from deferral.checks.symbolic.strengthen import is_new
+
     again.lemma_source = ("model/invariant.py, the lemmas Houdini dropped weakened from reachable states "
-                          f"(checks/symbolic/weaken.py, kept by a proof at {at.short()})"
-                          + (", then Houdini" if again.dropped else ""))
+                          + ("and new families true in them (checks/symbolic/weaken.py, strengthen.py"
+                             if any(is_new(x) for x in extra) else "(checks/symbolic/weaken.py")
+                          + f", kept by a proof at {at.short()})" + (", then Houdini" if again.dropped else ""))
     return again, ""
 
 

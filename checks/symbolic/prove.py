@@ -18,6 +18,11 @@ strongest automatic route, cheapest first:
    lemma Houdini dropped is offered again as "L or D", D a disjunction of 1-3 literals over its
    parameters true wherever L fails in the reachable states of a small instance (2 VCPUs, one
    page and frame, Q and S at most 2), beside the shipped lemmas; Houdini and induction decide.
+   Where that fails too and some dropped lemmas hold in every sampled state (not inductive, but
+   nothing to weaken), route ``shipped-lemmas+weakened+strengthened+houdini+induction``
+   (:mod:`deferral.checks.symbolic.strengthen`): new families of 1-3 literals over those lemmas'
+   parameters true in the sample (and at 3 VCPUs / 2 pages), of which what the property needs at
+   the sample's bounds (Houdini, unsat cores) is offered beside the shipped lemmas.
 3. *The explicit search* (:mod:`deferral.checks.symbolic.exhaust`, route ``explicit-search``),
    time-boxed (a quarter of the time left): at the smallest instance first (below), then at the
    requested bounds, each stopped after a level when its estimate says the next level will not
@@ -221,6 +226,9 @@ def broken_lemmas(protocol: Protocol, bounds: Bounds, timeout: float = 120.0) ->
 #: The weakening route (checks/symbolic/weaken.py): its sampling and choice of D get at most this long
 #: and this share of the time left (Houdini and induction after it take what they need).
 WEAKEN_S, WEAKEN_SHARE = 30.0, 0.25
+#: Its strengthening round (checks/symbolic/strengthen.py: sampling, enumeration, support at the sample's
+#: bounds) gets at most this long and this share of the time left then.
+STRENGTHEN_S, STRENGTHEN_SHARE = 30.0, 0.3
 
 
 def exhaust_errors() -> tuple[type[BaseException], ...]:
@@ -633,7 +641,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             why("shipped-lemmas+weakened+houdini+induction", "no weakening of the dropped lemmas holds in the "
                 f"{rep.states} reachable states at {rep.sampled_at.short() if rep.sampled_at else '-'} "
                 "(or none fails there)")
-            return None
+            return strengthened_route(rep)
         log.append(f"weakened: {len(rep.candidates)} weakened versions of "
                    f"{sum(1 for n in rep.weakened.values() if n)} of the {len(dropped)} dropped lemma(s), "
                    f"from {rep.states} reachable states at {rep.sampled_at.short() if rep.sampled_at else '-'} "
@@ -649,6 +657,42 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                           invariant=[lem.show(enc.bounds) for lem in alive], log=log,
                           learned_at=[rep.sampled_at] if rep.sampled_at else None)
         not_proved("shipped-lemmas+weakened", alive, candidates, hlog2, r)
+        return strengthened_route(rep)
+
+    def strengthened_route(rep: Any) -> ProveResult | None:
+        """Route ``shipped-lemmas+weakened+strengthened+houdini+induction`` (checks/symbolic/strengthen.py):
+        where dropped lemmas still hold in every sampled state, new small families true there, and what
+        the property needs of them and the weakened lemmas at the sample's bounds (Houdini, unsat cores),
+        beside the shipped lemmas; Houdini and induction at the requested bounds decide."""
+        from deferral.checks.symbolic import strengthen, weaken
+
+        name = "shipped-lemmas+weakened+strengthened"
+        if not rep.holding:
+            return None
+        budget = STRENGTHEN_S if timeout is None else min(STRENGTHEN_S, STRENGTHEN_SHARE * (left() or 0.0))
+        deadline = time.monotonic() + budget
+        st = strengthen.joint(protocol, rep, lemmas, deadline=deadline, note=say)
+        stages.append(stage("strengthened", rep.sampled_at or bounds, "sample+enumerate+support", len(rep.holding),
+                            len(st.offered), st.seconds, families=len(st.families), enumerated=st.enumerated,
+                            needed=st.needed))
+        if not st.offered:
+            why(f"{name}+houdini+induction", f"{len(st.families)} new families true in the {rep.states} sampled "
+                f"states: {st.why}")
+            return None
+        log.append(f"strengthened: {len(st.families)} new families over the parameters of {len(rep.holding)} "
+                   f"dropped lemma(s) true in every sampled state; the property needs {len(st.offered)} weakened "
+                   f"lemmas and new families at {rep.sampled_at.short()} ({st.seconds:.1f} s)")
+        candidates = list(lemmas) + st.offered
+        tried_now = houdini_induction(name, candidates)
+        if tried_now is None:
+            return None
+        alive, hlog2, r = tried_now
+        if r.status == "proved":
+            alive = weaken.trim(enc, alive, timeout=left())
+            return result("proved", route=f"{name}+houdini+induction",
+                          invariant=[lem.show(enc.bounds) for lem in alive], log=log,
+                          learned_at=[rep.sampled_at] if rep.sampled_at else None)
+        not_proved(name, alive, candidates, hlog2, r)
         return None
 
     def not_proved(name: str, alive: list[Any], candidates: list[Any], hlog: list[str], r: Any) -> None:

@@ -28,172 +28,26 @@ buggy variant is never proved: no inductive invariant implies a property it viol
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from itertools import combinations, product
+from dataclasses import dataclass, field
+from itertools import combinations
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from deferral.checks.symbolic.vocabulary import (SAMPLE_CAP, Expr, Fn, Literal, _table, index_terms,  # noqa: F401
+                                                  is_weakened, literals, sample_rows)
 from deferral.model.bounds import Bounds
 from deferral.model.invariant import Lemma
 from deferral.model.protocol import Protocol
-from deferral.model.schema import BOOL, Domain, Enum, OrNone, Queue, Sort
 
 #: At most this many weakened versions of one lemma are offered; D has at most MAX_D literals.
 PER_LEMMA, MAX_D = 40, 3
 #: Literals kept for the 3-literal search (those covering most of the failing assignments).
 TRIPLE_POOL = 40
-#: Reachable states sampled per instance (the explicit search's first states, breadth-first).
-SAMPLE_CAP = 1_500_000
 #: States (randomly chosen from the sample) on which a D's strength is measured; a Z3 query's limit (ms).
 STRENGTH_SAMPLE, TRIVIAL_MS = 4000, 2000
 #: Shortening a proof (trim) takes at most this long.
 TRIM_S = 10.0
-#: Shortening a proof (trim) takes at most this long.
-
-Fn = Callable[..., Any]  # (s, *args) -> a truth value on the context's backend
-
-
-@dataclass(frozen=True)
-class Expr:
-    """An index term over the lemma's parameters: a parameter, or a sort-valued variable read at them."""
-
-    text: str
-    sort: Domain  # the sort of its value (a Sort); ``none_of`` set for a sort-or-none value
-    fn: Fn
-    depth: int  # 0 a parameter, 1 a read
-    none_of: bool = False
-
-
-@dataclass(frozen=True)
-class Literal:
-    text: str
-    fn: Fn
-    cost: int  # simplicity: parameters and plain reads first
-
-
-def _param(n: int) -> Fn:
-    return lambda s, *a: a[n]
-
-
-def _read(name: str, idx: tuple[Fn, ...]) -> Fn:
-    def get(s: Any, *a: Any) -> Any:
-        v = getattr(s, name)
-        for f in idx:
-            v = v[f(s, *a)]
-        return v
-    return get
-
-
-def index_terms(protocol: Protocol, params: Sequence[tuple[str, Domain]], b: Bounds) -> list[Expr]:
-    """The parameters, then each variable of a sort (or sort-or-none) domain read at parameters."""
-    out = [Expr(n, d, _param(j), 0) for j, (n, d) in enumerate(params) if isinstance(d, Sort)]
-    for var in protocol.variables:
-        if isinstance(var, Queue) or not var.held(b) or not var.index:
-            continue
-        dom = var.domain
-        sort = dom.sort if isinstance(dom, OrNone) else dom
-        if not isinstance(sort, Sort):
-            continue
-        choices = [[e for e in out if e.depth == 0 and e.sort is x] for x in var.index]
-        for idx in product(*choices):
-            out.append(Expr(f"{var.name}" + "".join(f"[{e.text}]" for e in idx), sort,
-                            _read(var.name, tuple(e.fn for e in idx)), 1, none_of=isinstance(dom, OrNone)))
-    return out
-
-
-def literals(protocol: Protocol, params: Sequence[tuple[str, Domain]], b: Bounds) -> list[Literal]:
-    """The vocabulary of D over ``params`` (see the module docstring), simplest first."""
-    exprs = index_terms(protocol, params, b)
-    usable = [e for e in exprs if not e.none_of]  # a sort-or-none value may be none: not an index
-    out: list[Literal] = []
-
-    def reads(var: Any) -> list[tuple[str, Fn, int, tuple[Expr, ...]]]:
-        choices = [[e for e in usable if e.sort is x] for x in var.index]
-        return [(var.name + "".join(f"[{e.text}]" for e in idx), _read(var.name, tuple(e.fn for e in idx)),
-                 sum(e.depth for e in idx), idx) for idx in product(*choices)]
-
-    for var in protocol.variables:
-        if isinstance(var, Queue) or not var.held(b):
-            continue
-        if var.domain is BOOL:
-            for text, fn, cost, _ in reads(var):
-                out.append(Literal(text, (lambda f: lambda s, *a: s.all([f(s, *a)]))(fn), cost))
-                out.append(Literal(f"not {text}", (lambda f: lambda s, *a: s.not_(f(s, *a)))(fn), cost))
-        elif isinstance(var.domain, Enum):
-            for text, fn, cost, _ in reads(var):
-                for val, label in enumerate(var.domain.names):
-                    out.append(Literal(f"{text} = {label}", (lambda f, v: lambda s, *a: f(s, *a) == v)(fn, val), cost))
-                    out.append(Literal(f"{text} != {label}",
-                                       (lambda f, v: lambda s, *a: f(s, *a) != v)(fn, val), cost))
-    for x, y in combinations(exprs, 2):
-        if x.sort is not y.sort or (x.depth == 0 and y.depth == 0) or (x.none_of and y.none_of):
-            continue  # two parameters: distinctness is the lemma's instance, not a state fact
-        out.append(Literal(f"{x.text} = {y.text}", (lambda f, g: lambda s, *a: f(s, *a) == g(s, *a))(x.fn, y.fn),
-                           x.depth + y.depth))
-        out.append(Literal(f"{x.text} != {y.text}", (lambda f, g: lambda s, *a: f(s, *a) != g(s, *a))(x.fn, y.fn),
-                           x.depth + y.depth))
-    # data values (frames): 0, the value of a data variable of the same domain not indexed by the
-    # symmetric sort (the guest's) at the same place, or either ("fresh"); and all of one element's fresh
-    data = [v for v in protocol.variables if not isinstance(v, Queue) and v.held(b) and v.domain is not BOOL
-            and not isinstance(v.domain, (Enum, Sort, OrNone)) and not hasattr(v.domain, "top")]
-    refs = [v for v in data if not any(getattr(x, "symmetric", False) for x in v.index)]
-    by_place: dict[tuple[str, str], list[Fn]] = {}
-    for var in data:
-        if var in refs:
-            continue
-        for text, fn, cost, idx in reads(var):
-            out.append(Literal(f"{text} = 0", (lambda f: lambda s, *a: f(s, *a) == 0)(fn), cost))
-            at = {e.sort: e for e in idx}
-            for ref in refs:
-                if ref.domain is not var.domain:
-                    continue
-                for rtext, rfn, _, ridx in reads(ref):
-                    if any(e.sort in at and at[e.sort] is not e for e in ridx):
-                        continue  # not the same place
-                    out.append(Literal(f"{text} in {{0, {rtext}}}",
-                                       (lambda f, g: lambda s, *a: (f(s, *a) == 0) | (f(s, *a) == g(s, *a)))(fn, rfn),
-                                       cost))
-                    owner = ",".join(e.text for e in idx if e.sort not in set(ref.index))
-                    by_place.setdefault((owner, rtext), []).append(out[-1].fn)
-    for (owner, place), fns in by_place.items():
-        if len(fns) > 1:
-            out.append(Literal(f"every entry of {owner} at {place} is 0 or {place}",
-                               (lambda fs: lambda s, *a: s.all(f(s, *a) for f in fs))(tuple(fns)), 1))
-    seen: set[str] = set()
-    uniq = []
-    for lit in sorted(out, key=lambda x: x.cost):
-        if lit.text not in seen:
-            seen.add(lit.text)
-            uniq.append(lit)
-    return uniq
-
-
-def _truth(ctx: Any, fn: Fn, args: Sequence[int], n: int) -> np.ndarray:
-    v = fn(ctx, *args)
-    return np.broadcast_to(np.asarray(v, dtype=bool), (n,))
-
-
-def _table(protocol: Protocol, b: Bounds, rows: np.ndarray, fns: Sequence[Fn],
-           params: Sequence[tuple[str, Domain]]) -> np.ndarray:
-    """Per function, the truth value on every (parameter assignment, state): shape (len(fns), A * states)."""
-    from deferral.checks.explicit.numpy_ops import NUMPY, _Columns
-    from deferral.model.context import StepContext
-
-    layout = protocol.layout(b)
-    ctx = StepContext(layout, NUMPY, _Columns(rows), copy_values=False)
-    assigns = list(product(*(range(d.size(b)) for _, d in params)))
-    n = rows.shape[0]
-    return np.stack([np.concatenate([_truth(ctx, f, a, n) for a in assigns]) for f in fns])
-
-
-def sample_rows(protocol: Protocol, b: Bounds, cap: int = SAMPLE_CAP, time_limit: float | None = None) -> np.ndarray:
-    """Reachable states at ``b`` (breadth-first, symmetry-reduced, at most ``cap``), unpacked."""
-    from deferral.checks.explicit.vectorized import reachable_levels
-    from deferral.model.concrete import Model
-
-    levels = reachable_levels(Model(protocol, b), max_states=cap, time_limit=time_limit)
-    return levels.packer.unpack(levels.keys)
 
 
 def weakenings(protocol: Protocol, lemma: Lemma, samples: Sequence[tuple[Bounds, np.ndarray]],
@@ -320,6 +174,10 @@ class Repair:
     states: int
     seconds: float
     violated: str = ""  # an invariant property a sampled state violates (a bug: nothing to weaken)
+    #: the dropped lemmas true in every sampled state (not inductive, yet nothing to weaken them by:
+    #: :mod:`deferral.checks.symbolic.strengthen` offers new families beside them)
+    holding: list[str] = field(default_factory=list)
+    rows: Any = None  # the sampled states (unpacked), for a strengthening round
 
 
 def repair(protocol: Protocol, bounds: Bounds, lemmas: Sequence[Lemma], dropped: Sequence[str],
@@ -341,29 +199,34 @@ def repair(protocol: Protocol, bounds: Bounds, lemmas: Sequence[Lemma], dropped:
     kept = [lem for lem in lemmas if lem.name not in set(dropped)]
     out: list[Lemma] = []
     counts: dict[str, int] = {}
+    holding = [lem.name for lem in gone if _table(protocol, at, rows, [lem.fn], lem.params).all()]
     for lem in gone:
         if deadline is not None and time.monotonic() > deadline:
             break
-        found = weakenings(protocol, lem, [(at, rows)], assume=kept, deadline=deadline)
+        found = [] if lem.name in holding else weakenings(protocol, lem, [(at, rows)], assume=kept,
+                                                          deadline=deadline)
         counts[lem.name] = len(found)
         out += found
-    return Repair(out, counts, at, int(rows.shape[0]), time.monotonic() - start)
+    return Repair(out, counts, at, int(rows.shape[0]), time.monotonic() - start, holding=holding, rows=rows)
 
 
-def is_weakened(lem: Lemma) -> bool:
-    return lem.name.startswith("(") and ") or " in lem.name
+def is_offered(lem: Lemma) -> bool:
+    """A weakened lemma or a new family (:mod:`deferral.checks.symbolic.strengthen`): not a shipped one."""
+    from deferral.checks.symbolic.strengthen import is_new
+
+    return is_weakened(lem) or is_new(lem)
 
 
 def trim(enc: Any, alive: Sequence[Lemma], timeout: float | None = None, limit_s: float = TRIM_S) -> list[Lemma]:
-    """A shorter proof for the reader: the weakened lemmas of ``alive`` (a proved set) dropped one at
-    a time, the last offered (weakest, most literals) first, while the rest is still inductive and
+    """A shorter proof for the reader: the weakened lemmas and new families of ``alive`` (a proved set)
+    dropped one at a time, the last offered (weakest, most literals) first, while the rest is still inductive and
     proves the property (Z3 induction each time); within ``limit_s`` (and half of ``timeout``)."""
     from deferral.checks.symbolic.induction import check_inductive
 
     budget = limit_s if timeout is None else min(limit_s, timeout / 2)
     deadline = time.monotonic() + budget
     current = list(alive)
-    for lem in reversed([x for x in alive if is_weakened(x)]):
+    for lem in reversed([x for x in alive if is_offered(x)]):
         left = deadline - time.monotonic()
         if left <= 0:
             break
@@ -377,9 +240,10 @@ def bounded_proof(protocol: Protocol, at: Bounds, dropped: Sequence[str], timeou
                   note: Callable[[str], None] | None = None) -> tuple[list[Lemma], str]:
     """A proof at bounds ``at`` by the shipped lemmas and weakened ones (:func:`repair`, Houdini,
     induction, :func:`trim`), shortened first at the sample's bounds (cheap checks) and checked at
-    ``at``: the lemmas worth offering to a slower prover (the parametric one); [] and why if none."""
-    from deferral.checks.symbolic.encoding import encode
-    from deferral.checks.symbolic.induction import check_inductive, houdini
+    ``at``; where that fails and dropped lemmas hold in every sampled state, a second round with new
+    families (:func:`deferral.checks.symbolic.strengthen.joint`): the lemmas worth offering to a slower
+    prover (the parametric one); [] and why if none."""
+    from deferral.checks.symbolic import strengthen
     from deferral.model.invariant import invariant_for
 
     start = time.monotonic()
@@ -392,22 +256,48 @@ def bounded_proof(protocol: Protocol, at: Bounds, dropped: Sequence[str], timeou
     rep = repair(protocol, small, lemmas, dropped, timeout=None if timeout is None else timeout / 2, note=note)
     if rep.violated:
         return [], f"a reachable state at {small.short()} violates {rep.violated}"
-    if not rep.candidates:
+    if not rep.candidates and not rep.holding:
         return [], f"no weakening of the dropped lemmas holds in the {rep.states} reachable states sampled"
-    tried = []
+    why = ""
+    if rep.candidates:
+        proof, why = _proof_at(protocol, small, at, rep.candidates, left)
+        if proof:
+            return proof, ""
+    if rep.holding:
+        budget = left()
+        st = strengthen.joint(protocol, rep, lemmas, deadline=None if budget is None else time.monotonic() + 0.7 * budget,
+                              note=note)
+        if not st.offered:
+            return [], (why + "; " if why else "") + f"strengthening: {st.why}"
+        proof, why2 = _proof_at(protocol, small, at, st.offered, left)
+        if proof:
+            return proof, ""
+        why = (why + "; " if why else "") + f"with {len(st.offered)} new families and weakened lemmas: {why2}"
+    return [], why
+
+
+def _proof_at(protocol: Protocol, small: Bounds, at: Bounds, extra: Sequence[Lemma],
+              left: Callable[[], float | None]) -> tuple[list[Lemma], str]:
+    """The shipped lemmas and ``extra``: Houdini and induction at ``small``, shortened there (:func:`trim`),
+    then that short proof checked at ``at`` (all of them again where it does not carry over)."""
+    from deferral.checks.symbolic.encoding import encode
+    from deferral.checks.symbolic.induction import check_inductive, houdini
+    from deferral.model.invariant import invariant_for
+
+    tried: list[Lemma] = []
     for b in ([small] if small == at else [small, at]):
         enc = encode(protocol, b)
         names = {x.name for x in tried}
-        offered = tried if tried else list(invariant_for(b)) + rep.candidates
+        offered = tried if tried else list(invariant_for(b)) + list(extra)
         try:
             alive, _ = houdini(enc, offered, timeout=left())
             r = check_inductive(enc, alive, timeout=left(), inductive=True)
+            if r.status != "proved" and names:  # the short proof does not carry over: all of them at ``at``
+                alive, _ = houdini(enc, list(invariant_for(b)) + list(extra), timeout=left())
+                r = check_inductive(enc, alive, timeout=left(), inductive=True)
         except TimeoutError as exc:
             return [], f"Houdini at {b.short()}: {exc}"
-        if r.status != "proved" and names:  # the short proof does not carry over: all of them at ``at``
-            alive, _ = houdini(enc, list(invariant_for(b)) + rep.candidates, timeout=left())
-            r = check_inductive(enc, alive, timeout=left(), inductive=True)
         if r.status != "proved":
-            return [], f"{len(rep.candidates)} weakened lemmas offered, {r.status} at {b.short()}"
+            return [], f"{len(extra)} weakened lemmas offered, {r.status} at {b.short()}"
         tried = trim(enc, alive, timeout=left())
     return tried, ""

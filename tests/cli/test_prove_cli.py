@@ -201,17 +201,19 @@ def test_auto_unknown_is_built_from_each_routes_own_reason(capsys: pytest.Captur
     """Each route tried gives one clause (which lemma Houdini dropped first and the step that broke it,
     how deep the bmc got, the learning route's and Spacer's reasons); the unknown's reason is those clauses.
     (Without the explicit route, which would prove 2,1,1,1 by exhausting it, and with no weakening, which
-    proves lazy_cur_clear: test_weaken.py.)"""
-    from deferral.checks.symbolic import weaken
+    proves lazy_cur_clear: test_weaken.py; no new families either, so that round's clause is fixed.)"""
+    from deferral.checks.symbolic import strengthen, weaken
 
     _no_explicit(monkeypatch)
     monkeypatch.setattr(weaken, "PER_LEMMA", 0)
+    monkeypatch.setattr(strengthen, "PER_SIGNATURE", 0)
     code, doc = _run(capsys, "--vcpus", "2", "--variant-file", str(EXAMPLES / "lazy_cur_clear.py"), "--timeout", "10")
     assert code == 3 and doc.get("route") == "auto", doc
     rows = doc["routes_tried"]
     routes = [row["route"] for row in rows]
     assert routes[0] == "shipped-lemmas+houdini+induction" and "bmc at N=2,V=1,F=1,Q=1" in routes
     assert routes[1] == "shipped-lemmas+weakened+houdini+induction" and "no weakening" in rows[1]["reason"]
+    assert routes[2] == "shipped-lemmas+weakened+strengthened+houdini+induction" and "0 new families" in rows[2]["reason"]
     assert routes[-1] == "pdr at N=2,V=1,F=1,Q=1" and len(set(routes)) == len(routes)
     shipped = rows[0]["reason"]
     assert shipped.startswith("too-weak (no_stale_translation(") and "first dropped (not preserved by ack_ipi(" in shipped

@@ -82,6 +82,9 @@ def _lemma_source(res: "ProveResult") -> str | None:
     """Where the invariant's lemmas come from (None without an invariant)."""
     if res.status != "proved":
         return None
+    if "+weakened+strengthened" in res.route:
+        return ("hand-written (model/invariant.py), the lemmas Houdini dropped weakened from reachable states, "
+                "and new families true in them")
     if "+weakened" in res.route:
         return "hand-written (model/invariant.py), the lemmas Houdini dropped weakened from reachable states"
     return LEMMA_SOURCES.get(res.route.split("+")[0])

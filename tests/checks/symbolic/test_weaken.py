@@ -3,11 +3,13 @@ safe change, and a buggy one is never proved by it."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from deferral.checks.symbolic import weaken
+from deferral.checks.symbolic import strengthen, weaken
 from deferral.checks.symbolic.encoding import encode
 from deferral.checks.symbolic.induction import check_inductive, houdini
 from deferral.checks.symbolic.prove import prove
@@ -57,12 +59,20 @@ def test_literals_use_the_protocols_vocabulary_only() -> None:
 
 
 def _weakened_verdict(protocol: Protocol, bounds: Bounds) -> str:
-    """Houdini over the shipped lemmas, the dropped ones weakened, Houdini and induction again."""
+    """Houdini over the shipped lemmas, the dropped ones weakened, Houdini and induction again; where
+    that does not prove it, the strengthening round too (every new family true in the sample offered
+    at ``bounds``, not only the support auto offers: no subset may prove a bug either)."""
     enc = encode(protocol, bounds)
     lemmas = invariant_for(bounds)
     _, hlog = houdini(enc, lemmas)
     rep = weaken.repair(protocol, bounds, lemmas, weaken.dropped_names(hlog), timeout=30)
     alive, _ = houdini(enc, list(lemmas) + rep.candidates)
+    status = check_inductive(enc, alive, inductive=True).status
+    if status == "proved" or rep.violated or not rep.holding:
+        return status
+    st = strengthen.joint(protocol, rep, lemmas, deadline=time.monotonic() + 60)
+    assert st.families or st.why
+    alive, _ = houdini(enc, list(lemmas) + rep.candidates + st.families + st.offered)
     return check_inductive(enc, alive, inductive=True).status
 
 
@@ -119,3 +129,81 @@ def test_bugs_never_proved_for_every_n_by_weakening(name: str) -> None:
         res = parametric.prove_candidates(protocol, {"queue": 1}, shipped=False, extra=lemmas, timeout=5,
                                           houdini_s=10)
         assert res.status != "proved"
+
+
+MASK = "mask_before_send.py"
+
+
+def test_auto_proves_mask_before_send_with_new_families() -> None:
+    """Three shipped lemmas broken, two of them still true in every reachable state: no weakening
+    proves it; the strengthening round's new families do ("pc[i] = Sd implies waiting[i][k], or
+    i = k": the wait marks are set when the shootdown starts)."""
+    res = prove(load_variant_file(EXAMPLES / MASK), Bounds(2, 1, 1, 1), timeout=60)
+    assert (res.status, res.route) == ("proved", "shipped-lemmas+weakened+strengthened+houdini+induction"), res.reason
+    new = [x for x in res.invariant if x.startswith(strengthen.PREFIX)]
+    assert any("Sd" in x and "waiting" in x and ("k = i" in x or "i = k" in x) for x in new), new
+    assert [row["route"] for row in res.stages][-2:] == ["strengthened", "shipped-lemmas+weakened+strengthened"]
+
+
+def test_new_families_hold_in_every_sampled_state_and_are_not_valid() -> None:
+    protocol = load_variant_file(EXAMPLES / MASK)
+    at = Bounds(2, 1, 1, 1)
+    rows = weaken.sample_rows(protocol, at)
+    pending = next(x for x in invariant_for(at) if x.name == "ipi[k][i] pending implies waiting[i][k]")
+    found, enumerated = strengthen.families(protocol, pending.params, [(at, rows)])
+    assert found and enumerated >= len(found)
+    table = weaken._table(protocol, at, rows, [x.fn for x in found], pending.params)
+    assert table.all()  # true in every sampled state, for every parameter assignment
+    valid = strengthen._Valid(protocol, at)
+    assert not any(valid(x) for x in found if " or " in x.name)  # no disjunction true in every state
+    assert all(strengthen.is_new(x) and not weaken.is_weakened(x) and x.params == pending.params for x in found)
+    texts = {x.text for x in strengthen.vocabulary(protocol, pending.params, at)}
+    assert {"k = i", "k != i", "pc[i] = Sd", "waiting[i][k]"} <= texts
+
+
+def _unscreened_cases() -> list[Any]:
+    """Every bug and mutant; those at two address spaces (10-15 s each) are slow."""
+    cases = BUGS + [(n, None) for n in sorted(MUTANTS) + ["same-value"]]
+    two = {n for n, b in cases if b is not None and b["spaces"] > 1} | {
+        n for n in MUTANTS if MUTANTS[n][0]["spaces"] > 1}
+    return [pytest.param(n, b, id=n, marks=[pytest.mark.slow] if n in two else []) for n, b in cases]
+
+
+@pytest.mark.parametrize("name,bounds", _unscreened_cases())
+def test_bugs_never_proved_by_new_families_even_unscreened(name: str, bounds: Bounds | None) -> None:
+    """The strengthening round without the screen that stops the route where the sample violates the
+    property (so every bug and mutant reaches it): every new family true in the sample (at the
+    sample's bounds, where most of them show), with the weakened lemmas, never proves a bug."""
+    if bounds is None:
+        protocol, bounds = (same_value_mutant(), Bounds(2, 1, 1, 1)) if name == "same-value" else (
+            _mutant(name), MUTANTS[name][0])
+    else:
+        protocol = PUBLISHED[name]
+    enc = encode(protocol, bounds)
+    lemmas = invariant_for(bounds)
+    _, hlog = houdini(enc, lemmas)
+    dropped = weaken.dropped_names(hlog)
+    at = weaken.sample_at(bounds)
+    rows = weaken.sample_rows(protocol, at)
+    gone = [x for x in lemmas if x.name in set(dropped)]
+    rep = weaken.Repair([], {}, at, int(rows.shape[0]), 0.0, rows=rows,
+                        holding=[x.name for x in gone if weaken._table(protocol, at, rows, [x.fn], x.params).all()]
+                        or [x.name for x in gone])
+    st = strengthen.joint(protocol, rep, lemmas, deadline=time.monotonic() + 30)
+    alive, _ = houdini(enc, list(lemmas) + st.families + st.offered)
+    assert check_inductive(enc, alive, inductive=True).status != "proved"
+
+
+@pytest.mark.slow
+def test_parametric_proves_mask_before_send_with_new_families() -> None:
+    """For every N, V, F at Q=1: the bounded proof's shipped, weakened and new lemmas over uninterpreted sorts."""
+    from deferral.checks.symbolic import parametric
+    from deferral.cli.prove import _too_weak_at
+
+    protocol = load_variant_file(EXAMPLES / MASK)
+    dropped = _too_weak_at(protocol, Bounds(2, 1, 1, 1))
+    lemmas, why = weaken.bounded_proof(protocol, Bounds(3, 2, 2, 1), dropped, timeout=60)
+    assert any(strengthen.is_new(x) for x in lemmas), why
+    res = parametric.prove_candidates(protocol, {"queue": 1}, shipped=False, extra=lemmas, timeout=20, houdini_s=60)
+    assert res.status == "proved", res.reason
+    assert res.open_bounds == ["vcpus", "pages", "frames"]

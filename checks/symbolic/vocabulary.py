@@ -1,0 +1,172 @@
+"""The literals lemma repair is built from, over a lemma's parameters, and their truth tables on sampled reachable states.
+
+The vocabulary of :mod:`deferral.checks.symbolic.weaken` (D in "L or D") and of
+:mod:`deferral.checks.symbolic.strengthen` (new families), from the protocol's declared variables
+only: see weaken's module docstring. :func:`_table` evaluates literals and lemmas on the explicit
+search's states (numpy backend of the step notation), for every parameter assignment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations, product
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from deferral.model.bounds import Bounds
+from deferral.model.invariant import Lemma
+from deferral.model.protocol import Protocol
+from deferral.model.schema import BOOL, Domain, Enum, OrNone, Queue, Sort
+
+#: Reachable states sampled per instance (the explicit search's first states, breadth-first).
+SAMPLE_CAP = 1_500_000
+
+Fn = Callable[..., Any]  # (s, *args) -> a truth value on the context's backend
+
+
+@dataclass(frozen=True)
+class Expr:
+    """An index term over the lemma's parameters: a parameter, or a sort-valued variable read at them."""
+
+    text: str
+    sort: Domain  # the sort of its value (a Sort); ``none_of`` set for a sort-or-none value
+    fn: Fn
+    depth: int  # 0 a parameter, 1 a read
+    none_of: bool = False
+
+
+@dataclass(frozen=True)
+class Literal:
+    text: str
+    fn: Fn
+    cost: int  # simplicity: parameters and plain reads first
+
+
+def _param(n: int) -> Fn:
+    return lambda s, *a: a[n]
+
+
+def _read(name: str, idx: tuple[Fn, ...]) -> Fn:
+    def get(s: Any, *a: Any) -> Any:
+        v = getattr(s, name)
+        for f in idx:
+            v = v[f(s, *a)]
+        return v
+    return get
+
+
+def index_terms(protocol: Protocol, params: Sequence[tuple[str, Domain]], b: Bounds) -> list[Expr]:
+    """The parameters, then each variable of a sort (or sort-or-none) domain read at parameters."""
+    out = [Expr(n, d, _param(j), 0) for j, (n, d) in enumerate(params) if isinstance(d, Sort)]
+    for var in protocol.variables:
+        if isinstance(var, Queue) or not var.held(b) or not var.index:
+            continue
+        dom = var.domain
+        sort = dom.sort if isinstance(dom, OrNone) else dom
+        if not isinstance(sort, Sort):
+            continue
+        choices = [[e for e in out if e.depth == 0 and e.sort is x] for x in var.index]
+        for idx in product(*choices):
+            out.append(Expr(f"{var.name}" + "".join(f"[{e.text}]" for e in idx), sort,
+                            _read(var.name, tuple(e.fn for e in idx)), 1, none_of=isinstance(dom, OrNone)))
+    return out
+
+
+def literals(protocol: Protocol, params: Sequence[tuple[str, Domain]], b: Bounds) -> list[Literal]:
+    """The vocabulary of D over ``params`` (see the module docstring), simplest first."""
+    exprs = index_terms(protocol, params, b)
+    usable = [e for e in exprs if not e.none_of]  # a sort-or-none value may be none: not an index
+    out: list[Literal] = []
+
+    def reads(var: Any) -> list[tuple[str, Fn, int, tuple[Expr, ...]]]:
+        choices = [[e for e in usable if e.sort is x] for x in var.index]
+        return [(var.name + "".join(f"[{e.text}]" for e in idx), _read(var.name, tuple(e.fn for e in idx)),
+                 sum(e.depth for e in idx), idx) for idx in product(*choices)]
+
+    for var in protocol.variables:
+        if isinstance(var, Queue) or not var.held(b):
+            continue
+        if var.domain is BOOL:
+            for text, fn, cost, _ in reads(var):
+                out.append(Literal(text, (lambda f: lambda s, *a: s.all([f(s, *a)]))(fn), cost))
+                out.append(Literal(f"not {text}", (lambda f: lambda s, *a: s.not_(f(s, *a)))(fn), cost))
+        elif isinstance(var.domain, Enum):
+            for text, fn, cost, _ in reads(var):
+                for val, label in enumerate(var.domain.names):
+                    out.append(Literal(f"{text} = {label}", (lambda f, v: lambda s, *a: f(s, *a) == v)(fn, val), cost))
+                    out.append(Literal(f"{text} != {label}",
+                                       (lambda f, v: lambda s, *a: f(s, *a) != v)(fn, val), cost))
+    for x, y in combinations(exprs, 2):
+        if x.sort is not y.sort or (x.depth == 0 and y.depth == 0) or (x.none_of and y.none_of):
+            continue  # two parameters: distinctness is the lemma's instance, not a state fact
+        out.append(Literal(f"{x.text} = {y.text}", (lambda f, g: lambda s, *a: f(s, *a) == g(s, *a))(x.fn, y.fn),
+                           x.depth + y.depth))
+        out.append(Literal(f"{x.text} != {y.text}", (lambda f, g: lambda s, *a: f(s, *a) != g(s, *a))(x.fn, y.fn),
+                           x.depth + y.depth))
+    # data values (frames): 0, the value of a data variable of the same domain not indexed by the
+    # symmetric sort (the guest's) at the same place, or either ("fresh"); and all of one element's fresh
+    data = [v for v in protocol.variables if not isinstance(v, Queue) and v.held(b) and v.domain is not BOOL
+            and not isinstance(v.domain, (Enum, Sort, OrNone)) and not hasattr(v.domain, "top")]
+    refs = [v for v in data if not any(getattr(x, "symmetric", False) for x in v.index)]
+    by_place: dict[tuple[str, str], list[Fn]] = {}
+    for var in data:
+        if var in refs:
+            continue
+        for text, fn, cost, idx in reads(var):
+            out.append(Literal(f"{text} = 0", (lambda f: lambda s, *a: f(s, *a) == 0)(fn), cost))
+            at = {e.sort: e for e in idx}
+            for ref in refs:
+                if ref.domain is not var.domain:
+                    continue
+                for rtext, rfn, _, ridx in reads(ref):
+                    if any(e.sort in at and at[e.sort] is not e for e in ridx):
+                        continue  # not the same place
+                    out.append(Literal(f"{text} in {{0, {rtext}}}",
+                                       (lambda f, g: lambda s, *a: (f(s, *a) == 0) | (f(s, *a) == g(s, *a)))(fn, rfn),
+                                       cost))
+                    owner = ",".join(e.text for e in idx if e.sort not in set(ref.index))
+                    by_place.setdefault((owner, rtext), []).append(out[-1].fn)
+    for (owner, place), fns in by_place.items():
+        if len(fns) > 1:
+            out.append(Literal(f"every entry of {owner} at {place} is 0 or {place}",
+                               (lambda fs: lambda s, *a: s.all(f(s, *a) for f in fs))(tuple(fns)), 1))
+    seen: set[str] = set()
+    uniq = []
+    for lit in sorted(out, key=lambda x: x.cost):
+        if lit.text not in seen:
+            seen.add(lit.text)
+            uniq.append(lit)
+    return uniq
+
+
+def _truth(ctx: Any, fn: Fn, args: Sequence[int], n: int) -> np.ndarray:
+    v = fn(ctx, *args)
+    return np.broadcast_to(np.asarray(v, dtype=bool), (n,))
+
+
+def _table(protocol: Protocol, b: Bounds, rows: np.ndarray, fns: Sequence[Fn],
+           params: Sequence[tuple[str, Domain]]) -> np.ndarray:
+    """Per function, the truth value on every (parameter assignment, state): shape (len(fns), A * states)."""
+    from deferral.checks.explicit.numpy_ops import NUMPY, _Columns
+    from deferral.model.context import StepContext
+
+    layout = protocol.layout(b)
+    ctx = StepContext(layout, NUMPY, _Columns(rows), copy_values=False)
+    assigns = list(product(*(range(d.size(b)) for _, d in params)))
+    n = rows.shape[0]
+    return np.stack([np.concatenate([_truth(ctx, f, a, n) for a in assigns]) for f in fns])
+
+
+def sample_rows(protocol: Protocol, b: Bounds, cap: int = SAMPLE_CAP, time_limit: float | None = None) -> np.ndarray:
+    """Reachable states at ``b`` (breadth-first, symmetry-reduced, at most ``cap``), unpacked."""
+    from deferral.checks.explicit.vectorized import reachable_levels
+    from deferral.model.concrete import Model
+
+    levels = reachable_levels(Model(protocol, b), max_states=cap, time_limit=time_limit)
+    return levels.packer.unpack(levels.keys)
+
+
+def is_weakened(lem: Lemma) -> bool:
+    """Is ``lem`` a weakened lemma, "(L) or D" (:func:`deferral.checks.symbolic.weaken.weakened`)?"""
+    return lem.name.startswith("(") and ") or " in lem.name
