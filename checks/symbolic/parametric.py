@@ -320,18 +320,42 @@ class Isolated:
         return self._done[key][1]
 
 
+#: The first try of a query gets ``timeout`` / FIRST_TRY_PARTS (at least MIN_TRY_S); each second try doubles it.
+FIRST_TRY_PARTS, MIN_TRY_S = 40, 0.5
+
+
+def try_limits(timeout: float | None, tries: int) -> list[float | None]:
+    """Each try's time limit: short first, doubled every second try, within ``timeout`` in all (the
+    last try gets what is left). MBQI's time on a query is bimodal by seed (a fraction of a second, or
+    not within 20 s: PROVE.md, 4 Dec evening), so many short tries first lose little to a seed that
+    diverges, and the longer ones still decide a query that needs seconds."""
+    if timeout is None:
+        return [None] * tries
+    out: list[float | None] = []
+    each, left = max(MIN_TRY_S, timeout / FIRST_TRY_PARTS), timeout
+    for k in range(tries):
+        last = k == tries - 1 or left - each < MIN_TRY_S
+        out.append(max(MIN_TRY_S, left if last else each))
+        left -= each
+        if last:
+            break
+        if k % 2 == 1:
+            each *= 2
+    return out
+
+
 def _query(facts: list[Any], goal: Any, timeout: float | None,
            seeds: Sequence[int] = SEEDS, into: Isolated | None = None) -> tuple[Any, Any]:
     """Is ``facts & !goal`` satisfiable? MBQI's answer time varies a lot with Z3's random
-    seed, so an unknown is retried with the next seed (each try gets ``timeout``/len(SEEDS));
-    unsat and sat are answers whatever the seed. ``into``: asked in that context (the terms
-    translated; default: a fresh one, see :class:`Isolated`). Returns (result, solver)."""
-    each = None if timeout is None else max(0.5, timeout / len(seeds))
+    seed, so an unknown is retried with the next seed (:func:`try_limits`: short tries first,
+    ``timeout`` in all); unsat and sat are answers whatever the seed. ``into``: asked in that
+    context (the terms translated; default: a fresh one, see :class:`Isolated`). Returns
+    (result, solver)."""
     into = Isolated() if into is None else into
     local = [into(f) for f in facts]
     negated = z3.Not(into(goal))
     s = None
-    for seed in seeds:
+    for seed, each in zip(seeds, try_limits(timeout, len(seeds))):
         s = _solver(each, into.ctx)
         s.set("random_seed", seed)
         s.add(*local, negated)
