@@ -57,6 +57,7 @@ class ParamEncoding:
         self.variables = protocol.variables
         self.procedures = protocol.procedure_table
         self.fresh: list[Any] = []  # every loop constant made (with its sentinel): none may be free in a result
+        self._bound = 0  # lemma parameters bound so far (their names)
 
     @property
     def open_bounds(self) -> list[str]:
@@ -138,7 +139,8 @@ class ParamEncoding:
         bound: list[Any] = []
         for pname, dom in params:
             if self.universe.is_open(dom):
-                c = z3.FreshConst(self.universe.sort(dom), pname)
+                self._bound += 1  # the encoding's own count (see parametric_ops.ParamContext._loop)
+                c = z3.Const(f"{pname}!p{self._bound}", self.universe.sort(dom))
                 bound.append(c)
                 choices.append([c])
             else:
