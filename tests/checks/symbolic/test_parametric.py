@@ -301,6 +301,7 @@ def test_auto_route_proves_the_requested_bounds_for_every_n(capsys: pytest.Captu
                  "--frames", "2", "--timeout", "300"])
     doc = json.loads(capsys.readouterr().out)
     assert code == 0 and doc["route"] == "shipped-lemmas+parametric-houdini", doc["log"]
-    assert doc["proved_for_every"] == {"for_every": ["vcpus", "pages", "frames"],
-                                       "assumed_concrete": {"queue": 1, "spaces": 1}}
+    every = doc["proved_for_every"]
+    assert (every["for_every"], every["assumed_concrete"]) == (["vcpus", "pages", "frames"], {"queue": 1, "spaces": 1})
+    assert every["verdict"] == "proved for every number of vcpus, pages, frames, at queue=1, spaces=1"
     assert "no VCPU has an IPI from itself pending or waits for itself" not in doc["invariant"]
