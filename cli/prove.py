@@ -59,10 +59,12 @@ def register(sub: Any) -> None:
     p.add_argument("--junit", metavar="FILE", help="write JUnit XML (one testcase: a violation is a failure "
                                                    "with its counterexample, unknown is skipped)")
     p.add_argument("--invariant-out", metavar="FILE",
-                   help="write the proved invariant (JSON; generalized lemma families are loadable by --lemmas)")
+                   help="write the proved invariant (JSON; learned or generalized lemma families, and shipped and "
+                        "weakened lemmas (also with --parametric), are loadable by --lemmas)")
     p.add_argument("--lemmas", metavar="FILE",
                    help="auto: candidate lemma families from FILE (written by --invariant-out), tried first; "
-                        "--parametric: learned lemma families from FILE instead of the shipped lemmas")
+                        "--parametric: learned lemma families from FILE beside the shipped lemmas, or a saved "
+                        "proof's shipped and weakened lemmas instead of them")
     p.add_argument("--infer-first", action="store_true",
                    help="auto: learn lemma families from reachable states before trying the shipped lemmas")
     p.add_argument("--no-shipped-lemmas", action="store_true",
