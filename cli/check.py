@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         protocol = protocol_from(args)
         bounds = bounds_from(args, protocol)
         graph = graph_before_check(protocol, bounds, args) if args.graph_out else None
-        with naming_source(protocol), live_progress(not args.json, f"{protocol.name} {bounds.short()}") as progress:
+        with naming_source(protocol), live_progress(f"{protocol.name} {bounds.short()}", plain=args.json) as progress:
             if args.html:
                 progress = levels.wrap(progress)
             # plain lines under --json (what rich prints off a terminal, without loading it: 35 ms)

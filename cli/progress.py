@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterator
@@ -13,30 +14,43 @@ if TYPE_CHECKING:
 from deferral.checks.results import Progress, ProgressFn
 
 
+def progress_line(label: str, p: Progress) -> str:
+    """One line of progress: states, depth, frontier, states/s, seconds, spilled bytes."""
+    rate = p.states / p.elapsed_s if p.elapsed_s > 0 else 0.0
+    return (f"{label}: {p.states:,} states  depth {p.depth}  frontier {p.frontier:,}  "
+            f"{rate:,.0f} states/s  {p.elapsed_s:.0f} s"
+            + (f"  spilled {p.spilled / (1 << 20):,.0f} MiB to disk" if p.spilled else ""))
+
+
 @contextmanager
-def live_progress(enabled: bool, label: str, delay_s: float = 1.0) -> Iterator[ProgressFn | None]:
+def live_progress(label: str, delay_s: float = 1.0, plain: bool = False) -> Iterator[ProgressFn]:
     """Yield a progress callback that shows states, depth, frontier and states/s on stderr.
 
     Nothing is shown for the first ``delay_s`` seconds, so short runs print no noise; on a
-    stderr that is not a terminal, a plain line is printed at most every 10 seconds.
+    stderr that is not a terminal, a plain line is printed at most every 10 seconds. With
+    ``plain`` (``--json``: stdout is for the JSON object) only those plain lines are printed,
+    without loading rich, so a long search in CI still shows it is alive.
     """
-    if not enabled:
-        yield None
+    start = time.monotonic()
+    last_plain = [0.0]
+    if plain:
+        def update_plain(p: Progress) -> None:
+            now = time.monotonic()
+            if now - start >= delay_s and now - last_plain[0] >= 10:
+                last_plain[0] = now
+                print(progress_line(label, p), file=sys.stderr, flush=True)
+
+        yield update_plain
         return
     from rich.console import Console  # only here: --json and piped runs do not load rich (30 ms)
     from rich.live import Live
     from rich.text import Text
 
     console = Console(stderr=True)
-    start = time.monotonic()
     live: Live | None = None
-    last_plain = [0.0]
 
     def line(p: Progress) -> Text:
-        rate = p.states / p.elapsed_s if p.elapsed_s > 0 else 0.0
-        return Text(f"{label}: {p.states:,} states  depth {p.depth}  frontier {p.frontier:,}  "
-                    f"{rate:,.0f} states/s  {p.elapsed_s:.0f} s"
-                    + (f"  spilled {p.spilled / (1 << 20):,.0f} MiB to disk" if p.spilled else ""), style="cyan")
+        return Text(progress_line(label, p), style="cyan")
 
     def update(p: Progress) -> None:
         nonlocal live

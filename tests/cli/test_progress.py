@@ -1,0 +1,32 @@
+"""Progress on stderr: plain lines under --json (stdout stays one JSON object), none for short runs."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from deferral.checks.results import Progress
+from deferral.cli.progress import live_progress, progress_line
+
+
+def test_progress_line_names_states_depth_frontier_and_spill() -> None:
+    line = progress_line("reference N=3", Progress(1_234_567, 0, 14, 98_765, 10.0, spilled=3 << 20))
+    assert line == ("reference N=3: 1,234,567 states  depth 14  frontier 98,765  123,457 states/s  10 s"
+                    "  spilled 3 MiB to disk")
+
+
+def test_plain_progress_prints_at_most_every_ten_seconds_without_rich(capsys: pytest.CaptureFixture[str],
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(sys.modules, "rich.live", raising=False)
+    clock = [100.0]
+    monkeypatch.setattr("deferral.cli.progress.time.monotonic", lambda: clock[0])
+    with live_progress("ref", delay_s=1.0, plain=True) as update:
+        update(Progress(10, 0, 1, 5, 0.5))  # within the first second: silent
+        for t in (101.5, 105.0, 112.0):
+            clock[0] = t
+            update(Progress(int(t), 0, 2, 5, t - 100.0))
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert [line.split(":")[1].split()[0] for line in err.splitlines()] == ["101", "112"]
+    assert "rich.live" not in sys.modules
