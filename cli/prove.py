@@ -59,10 +59,12 @@ def register(sub: Any) -> None:
     p.add_argument("--junit", metavar="FILE", help="write JUnit XML (one testcase: a violation is a failure "
                                                    "with its counterexample, unknown is skipped)")
     p.add_argument("--invariant-out", metavar="FILE",
-                   help="write the proved invariant (JSON; generalized lemma families are loadable by --lemmas)")
+                   help="write the proved invariant (JSON; learned or generalized lemma families, and shipped and "
+                        "weakened lemmas (also with --parametric), are loadable by --lemmas)")
     p.add_argument("--lemmas", metavar="FILE",
                    help="auto: candidate lemma families from FILE (written by --invariant-out), tried first; "
-                        "--parametric: learned lemma families from FILE instead of the shipped lemmas")
+                        "--parametric: learned lemma families from FILE beside the shipped lemmas, or a saved "
+                        "proof's shipped and weakened lemmas instead of them")
     p.add_argument("--infer-first", action="store_true",
                    help="auto: learn lemma families from reachable states before trying the shipped lemmas")
     p.add_argument("--no-shipped-lemmas", action="store_true",
@@ -86,9 +88,9 @@ def run(args: argparse.Namespace) -> int:
     with deadline(args.timeout, "prove", grace=grace_for(args.timeout or 0)):
         protocol = protocol_from(args)
         bounds = bounds_from(args, protocol)
-        templates, families = (None, None) if lemmas_text is None else \
+        templates, families, file_lemmas = (None, None, None) if lemmas_text is None else \
             parse_lemmas(args.lemmas, lemmas_text, protocol, bounds)
-        res = _prove(args, protocol, bounds, templates, families)
+        res = _prove(args, protocol, bounds, templates, families, file_lemmas)
     if lemmas_text is not None and res.route.startswith("lemma-file") and not res.learned_at:
         res.learned_at = file_learned_at(lemmas_text, protocol)
     model = res.model
@@ -142,9 +144,12 @@ def file_learned_at(text: str, protocol: Any) -> list[Any] | None:
         return None
 
 
-def parse_lemmas(path: str, text: str, protocol: Any, bounds: Any) -> tuple[Any, Any]:
-    """(templates, families) of a file written by --invariant-out (or by inference); any defect
-    is a one-line UsageError."""
+def parse_lemmas(path: str, text: str, protocol: Any, bounds: Any) -> tuple[Any, Any, Any]:
+    """(templates, families, lemmas) of a file written by --invariant-out (or by inference): Spacer's
+    generalized templates, learned families, or shipped and weakened lemmas (one of the three, the others
+    None); any defect is a one-line UsageError."""
+    from deferral.checks.symbolic import weaken_files
+
     from deferral.traces.format import TraceError, parse_json
 
     try:
@@ -156,27 +161,32 @@ def parse_lemmas(path: str, text: str, protocol: Any, bounds: Any) -> tuple[Any,
             from deferral.checks.symbolic import ic3po
 
             if ic3po.is_ic3po_file(doc):  # orbit families over any signature (three VCPUs, ...)
-                return None, ic3po.load(doc, protocol, bounds)
-            return None, inference.load(doc, protocol, bounds)
-        return load_lemmas(text), None
+                return None, ic3po.load(doc, protocol, bounds), None
+            return None, inference.load(doc, protocol, bounds), None
+        if weaken_files.is_weakened_file(doc):  # shipped and weakened lemmas (the weakened route)
+            return None, None, weaken_files.load(doc, protocol, bounds)
+        return load_lemmas(text), None, None
     except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as exc:
         # GeneralizeError and InferError are ValueErrors
         what = str(exc) if isinstance(exc, ValueError) else f"not a lemmas file ({type(exc).__name__}: {exc})"
         raise UsageError(f"--lemmas {path}: {what}") from None
 
 
-def _prove(args: argparse.Namespace, protocol: Any, bounds: Any, templates: Any, families: Any) -> ProveResult:
+def _prove(args: argparse.Namespace, protocol: Any, bounds: Any, templates: Any, families: Any,
+           file_lemmas: Any = None) -> ProveResult:
     err = console(stderr=True)
     quiet = args.json
     try:
         if quiet:
             res = prove(protocol, bounds, args.method, depth=args.depth, timeout=time_left(args, args.timeout), templates=templates,
-                        infer_first=args.infer_first, families=families, shipped=not args.no_shipped_lemmas)
+                        infer_first=args.infer_first, families=families, shipped=not args.no_shipped_lemmas,
+                        file_lemmas=file_lemmas)
         else:
             with err.status(f"prove {protocol.name} {bounds.short()} ({args.method})") as status:
                 res = prove(protocol, bounds, args.method, depth=args.depth, timeout=time_left(args, args.timeout),
                             templates=templates, infer_first=args.infer_first, families=families,
-                            shipped=not args.no_shipped_lemmas, note=lambda text: status.update(text))
+                            shipped=not args.no_shipped_lemmas, file_lemmas=file_lemmas,
+                            note=lambda text: status.update(text))
     except EncodingError as exc:
         raise UsageError(str(exc)) from None
     except GeneralizeError as exc:
@@ -228,13 +238,13 @@ def shrink_bounds(bounds: Any) -> Any:
 
 def run_parametric(args: argparse.Namespace) -> int:
     """``--parametric``: the protocol's own functions over uninterpreted sorts (checks/symbolic/parametric.py)."""
-    from deferral.checks.symbolic import parametric
+    from deferral.checks.symbolic import parametric, weaken_files
 
-    for flag in ("method", "trace_out", "invariant_out", "infer_first", "html", "itf"):
+    for flag in ("method", "trace_out", "infer_first", "html", "itf"):
         default = "auto" if flag == "method" else False if flag == "infer_first" else None
         if getattr(args, flag) != default:
             raise UsageError(f"--parametric does not take --{flag.replace('_', '-')}")
-    check_outputs(args, "junit")
+    check_outputs(args, "junit", "invariant_out")
     text = read_lemmas(args.lemmas) if args.lemmas else None
     timeout = args.timeout or PARAMETRIC_TIMEOUT_S
     with deadline(timeout, "prove --parametric", grace=grace_for(timeout)):
@@ -244,17 +254,29 @@ def run_parametric(args: argparse.Namespace) -> int:
         also = ""  # why the learned families did not prove it either
         weak_why = ""  # why the weakened shipped lemmas did not
         began = time.monotonic()
+        file_lemmas = None  # shipped and weakened lemmas (a deferral-weakened/1 file)
         if text is not None:  # learned lemma families (checks/symbolic/infer.py), candidates too
-            _, families = parse_lemmas(args.lemmas, text, protocol, bounds)
-            if families is None:
+            _, families, file_lemmas = parse_lemmas(args.lemmas, text, protocol, bounds)
+            if families is None and file_lemmas is None:
                 raise UsageError(f"--lemmas {args.lemmas}: --parametric reads learned lemma families "
-                                 f"({inference.FORMAT}, written by --invariant-out after a learned route)")
-            learned = parametric.learned_lemmas(families, protocol)[:len(families)]
+                                 f"({inference.FORMAT}, written by --invariant-out after a learned route) or "
+                                 f"shipped and weakened lemmas ({weaken_files.FORMAT}, written by --invariant-out "
+                                 "after a proof by them)")
+            if families is not None:
+                learned = parametric.learned_lemmas(families, protocol)[:len(families)]
         try:
             # the shipped lemmas too weak at 3,2,2 (bounded Houdini, a second): their parametric
             # fixpoint is within that one, so the weakened ones go first (checks/symbolic/weaken.py)
             weak = [] if text is not None or args.no_shipped_lemmas else _too_weak_at(protocol, bounds)
             res = None
+            if file_lemmas is not None:  # the saved proof's lemmas: no weakening search
+                props = {p.name for p in protocol.properties if p.kind == "invariant"}
+                res = parametric.prove_candidates(protocol, dict(bounds), shipped=False,
+                                                  extra=[x for x in file_lemmas if x.name not in props],
+                                                  timeout=query_s(args.timeout), houdini_s=0.8 * timeout,
+                                                  shrink_at=shrink_bounds(bounds))
+                res.lemma_source = (f"--lemmas {args.lemmas} (shipped and weakened lemmas, {weaken_files.FORMAT})"
+                                    + (", then Houdini" if res.dropped else ""))
             if weak:
                 res, weak_why = _weakened_parametric(protocol, bounds, None, weak, args, 0.8 * timeout)
             if res is None:
@@ -299,6 +321,8 @@ def run_parametric(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from None
     if args.junit:
         write_atomic(args.junit, parametric_junit(res))
+    if args.invariant_out and res.status == "proved":
+        write_atomic(args.invariant_out, json.dumps(parametric_invariant_json(res, bounds), indent=1) + "\n")
     doc = parametric_json(res)
     also = "; ".join(x for x in (weak_why, also) if x) if res.status != "proved" else ""
     if also:
@@ -362,7 +386,23 @@ def _weakened_parametric(protocol: Any, bounds: Any, res: Any, dropped: list[str
     return again, ""
 
 
+def parametric_invariant_json(res: Any, bounds: Any) -> dict[str, Any]:
+    """``--parametric --invariant-out``: the proved lemmas; where each is shipped, weakened or an invariant
+    property, as a ``deferral-weakened/1`` file (loadable by --lemmas, bounded or --parametric)."""
+    from deferral.checks.symbolic import weaken_files
+
+    doc: dict[str, Any] = {"variant": res.variant, "bounds": bounds.as_dict(), "route": "parametric",
+                           "for_every": res.open_bounds, "assumed_concrete": res.concrete,
+                           "lemma_source": res.lemma_source,
+                           "invariant": [lem.show(res.concrete) for lem in res.lemmas]}
+    if weaken_files.savable(res.lemmas, res.protocol, bounds):
+        doc.update(weaken_files.save(res.lemmas))
+    return doc
+
+
 def invariant_json(res: ProveResult, protocol: Any) -> dict[str, Any]:
+    from deferral.checks.symbolic import weaken_files
+
     doc = {"variant": res.variant, "bounds": res.bounds.as_dict(), "route": res.route,
            "invariant": res.invariant, "smt2": res.smt2 or None}
     if res.families is not None:  # learned (or loaded) lemma families: loadable by --lemmas
@@ -371,4 +411,6 @@ def invariant_json(res: ProveResult, protocol: Any) -> dict[str, Any]:
     elif res.templates is not None:  # generalized lemma families: loadable by --lemmas
         doc.update(save_lemmas(res.templates, protocol, res.inferred_at))
         doc["variant"] = res.variant
+    elif res.proof_lemmas and weaken_files.savable(res.proof_lemmas, protocol, res.bounds):
+        doc.update(weaken_files.save(res.proof_lemmas, res.learned_at or []))  # loadable by --lemmas
     return doc

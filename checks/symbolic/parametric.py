@@ -57,6 +57,7 @@ class ParamEncoding:
         self.variables = protocol.variables
         self.procedures = protocol.procedure_table
         self.fresh: list[Any] = []  # every loop constant made (with its sentinel): none may be free in a result
+        self._bound = 0  # lemma parameters bound so far (their names)
 
     @property
     def open_bounds(self) -> list[str]:
@@ -138,7 +139,8 @@ class ParamEncoding:
         bound: list[Any] = []
         for pname, dom in params:
             if self.universe.is_open(dom):
-                c = z3.FreshConst(self.universe.sort(dom), pname)
+                self._bound += 1  # the encoding's own count (see parametric_ops.ParamContext._loop)
+                c = z3.Const(f"{pname}!p{self._bound}", self.universe.sort(dom))
                 bound.append(c)
                 choices.append([c])
             else:
@@ -281,8 +283,8 @@ class ParametricResult:
         return "; ".join(parts)
 
 
-def _solver(timeout: float | None) -> z3.Solver:
-    s = z3.Solver()
+def _solver(timeout: float | None, ctx: z3.Context | None = None) -> z3.Solver:
+    s = z3.Solver(ctx=ctx)
     s.set("smt.mbqi", True)
     if timeout is not None:
         s.set("timeout", max(1, int(timeout * 1000)))
@@ -297,17 +299,68 @@ def _show_model(m: z3.ModelRef) -> str:
 SEEDS = tuple(range(10))
 
 
+class Isolated:
+    """A fresh Z3 context for one obligation's queries, with its terms translated into it once.
+
+    Why: MBQI's time on one and the same query depends on the whole process's history (the
+    ids Z3 gave every term built before: they order its case splits and instantiations).
+    Measured on lazy_tlb_ipi at S=2 (benchmarks/PROVE.md, 4 Dec evening): after other parametric
+    work in the process, 7 of 952 consecution queries ran into a 3 s limit for some seed (the
+    worst, no_stale_translation at ack_ipi, decided in 0.04 s by one seed and not in 20 s by the
+    next two), and none of the 952 did in a fresh context per query. A query's answer then depends
+    on the query (and the seed) only, not on what ran before it. The terms are the same formulas
+    (``translate``), so every answer holds for the originals."""
+
+    def __init__(self) -> None:
+        self.ctx = z3.Context()
+        self._done: dict[int, tuple[Any, Any]] = {}  # id in the main context -> (original kept alive, copy)
+
+    def __call__(self, term: Any) -> Any:
+        key = term.get_id()
+        if key not in self._done:
+            self._done[key] = (term, term.translate(self.ctx))
+        return self._done[key][1]
+
+
+#: The first try of a query gets ``timeout`` / FIRST_TRY_PARTS (at least MIN_TRY_S); each second try doubles it.
+FIRST_TRY_PARTS, MIN_TRY_S = 40, 0.5
+
+
+def try_limits(timeout: float | None, tries: int) -> list[float | None]:
+    """Each try's time limit: short first, doubled every second try, within ``timeout`` in all (the
+    last try gets what is left). MBQI's time on a query is bimodal by seed (a fraction of a second, or
+    not within 20 s: PROVE.md, 4 Dec evening), so many short tries first lose little to a seed that
+    diverges, and the longer ones still decide a query that needs seconds."""
+    if timeout is None:
+        return [None] * tries
+    out: list[float | None] = []
+    each, left = max(MIN_TRY_S, timeout / FIRST_TRY_PARTS), timeout
+    for k in range(tries):
+        last = k == tries - 1 or left - each < MIN_TRY_S
+        out.append(max(MIN_TRY_S, left if last else each))
+        left -= each
+        if last:
+            break
+        if k % 2 == 1:
+            each *= 2
+    return out
+
+
 def _query(facts: list[Any], goal: Any, timeout: float | None,
-           seeds: Sequence[int] = SEEDS) -> tuple[Any, Any]:
+           seeds: Sequence[int] = SEEDS, into: Isolated | None = None) -> tuple[Any, Any]:
     """Is ``facts & !goal`` satisfiable? MBQI's answer time varies a lot with Z3's random
-    seed, so an unknown is retried with the next seed (each try gets ``timeout``/len(SEEDS));
-    unsat and sat are answers whatever the seed. Returns (result, solver)."""
-    each = None if timeout is None else max(0.5, timeout / len(seeds))
+    seed, so an unknown is retried with the next seed (:func:`try_limits`: short tries first,
+    ``timeout`` in all); unsat and sat are answers whatever the seed. ``into``: asked in that
+    context (the terms translated; default: a fresh one, see :class:`Isolated`). Returns
+    (result, solver)."""
+    into = Isolated() if into is None else into
+    local = [into(f) for f in facts]
+    negated = z3.Not(into(goal))
     s = None
-    for seed in seeds:
-        s = _solver(each)
+    for seed, each in zip(seeds, try_limits(timeout, len(seeds))):
+        s = _solver(each, into.ctx)
         s.set("random_seed", seed)
-        s.add(*facts, z3.Not(goal))
+        s.add(*local, negated)
         r = s.check()
         if r != z3.unknown:
             return r, s
@@ -323,13 +376,14 @@ def _check(name: str, facts: list[Any], goals: list[tuple[str, Any]], timeout: f
     start = time.monotonic()
     reasons: list[str] = []
     always, needs = fewer  # a goal's query first with ``always`` and the facts ``needs`` names for it
+    into = Isolated()  # this obligation's own context: its answers do not depend on earlier queries
     for label, goal in goals:
         r = z3.unknown
         if label in needs:
             r, s = _query(always + needs[label], goal, None if timeout is None else timeout * 2 / len(seeds),
-                          seeds[:2])
+                          seeds[:2], into)
         if r != z3.unsat:
-            r, s = _query(facts, goal, timeout, seeds)
+            r, s = _query(facts, goal, timeout, seeds, into)
         if r == z3.sat:
             return Obligation(name, "cti", time.monotonic() - start, broken=[label], model=_show_model(s.model()))
         if r == z3.unknown:

@@ -658,7 +658,9 @@ class ParamContext(StepContext):
             self._loops.append(loop)
             yield self.ops.wrap(term, sort)
             self._close(self._loops.pop())
-        k = z3.FreshConst(self.u.sort(sort), f"each_{sort.name}")
+        # named by the encoding's own count, not Z3's process-wide one (FreshConst): a query's terms, and
+        # so MBQI's course on them, then do not depend on what the process built before (parametric.Isolated)
+        k = z3.Const(f"each_{sort.name}!{len(self.fresh)}", self.u.sort(sort))
         self.fresh.append(sentinel(k))
         loop = _Loop(key, sort, k, True, tuple(split))
         self._loops.append(loop)

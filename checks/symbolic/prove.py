@@ -175,6 +175,9 @@ class ProveResult:
     families: list[Family] | None = None  # the lemma families of the inferred route (or a lemma file)
     inductive: list[Family] | None = None  # the inferred route: every family Houdini kept (a superset)
     learned_at: list[Bounds] | None = None  # where the inferred route sampled reachable states
+    #: a proof by shipped and weakened lemmas (the weakened route, or a ``deferral-weakened/1`` file):
+    #: those lemmas, savable by checks/symbolic/weaken_files.py
+    proof_lemmas: list[Lemma] | None = None
     #: a parametric route: the bounds proved for every value and those assumed concrete
     for_every: dict[str, Any] | None = None
     #: auto: every lemma route tried, in order (:func:`stage`): where, how, families in and kept, seconds
@@ -288,17 +291,19 @@ def prove(protocol: Protocol, bounds: Bounds, method: str = "auto", *, depth: in
           timeout: float | None = None, lemmas: tuple[Lemma, ...] = INVARIANT,
           templates: list[Template] | None = None, infer_first: bool = False,
           families: list[Family] | None = None, shipped: bool = True, learn: bool = True,
-          note: Callable[[str], None] | None = None) -> ProveResult:
+          file_lemmas: list[Lemma] | None = None, note: Callable[[str], None] | None = None) -> ProveResult:
     """Run ``method``; ``note`` receives progress lines; ``templates`` / ``families``: lemma families from
-    a file (auto); ``infer_first``: in auto, try inferred lemmas before the shipped ones; ``shipped``:
+    a file (auto); ``file_lemmas``: shipped and weakened lemmas from a ``deferral-weakened/1`` file
+    (auto: route ``lemma-file+houdini+induction`` first); ``infer_first``: in auto, try inferred lemmas before the shipped ones; ``shipped``:
     False leaves the hand-written lemmas out of auto; ``learn``: False skips the learned route."""
     return _prove(protocol, bounds, method, depth=depth, timeout=timeout, lemmas=lemmas, templates=templates,
-                  infer_first=infer_first, families=families, shipped=shipped, learn=learn, note=note)
+                  infer_first=infer_first, families=families, shipped=shipped, learn=learn,
+                  file_lemmas=file_lemmas, note=note)
 
 
 def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeout: float | None,
            lemmas: tuple[Lemma, ...], templates: list[Template] | None, infer_first: bool,
-           families: list[Family] | None, shipped: bool, learn: bool,
+           families: list[Family] | None, shipped: bool, learn: bool, file_lemmas: list[Lemma] | None,
            note: Callable[[str], None] | None) -> ProveResult:
     """Run ``method``; ``note`` receives progress lines."""
     start = time.monotonic()
@@ -655,7 +660,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             alive = weaken.trim(enc, alive, timeout=left())
             return result("proved", route="shipped-lemmas+weakened+houdini+induction",
                           invariant=[lem.show(enc.bounds) for lem in alive], log=log,
-                          learned_at=[rep.sampled_at] if rep.sampled_at else None)
+                          learned_at=[rep.sampled_at] if rep.sampled_at else None, proof_lemmas=alive)
         not_proved("shipped-lemmas+weakened", alive, candidates, hlog2, r)
         return strengthened_route(rep)
 
@@ -726,6 +731,18 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         done = by_templates("lemma-file", templates)
         if done is not None:
             return done
+    if file_lemmas:  # a saved proof by shipped and weakened lemmas: no weakening search needed
+        names = {lem.name for lem in file_lemmas}
+        candidates = list(file_lemmas) + [x for x in property_lemmas(protocol) if x.name not in names]
+        tried_now = houdini_induction("lemma-file", candidates)
+        if tried_now is not None:
+            alive, hlog, r = tried_now
+            log.append(f"lemma-file: Houdini kept {len(alive)} of {len(candidates)} lemmas")
+            if r.status == "proved":
+                return result("proved", route="lemma-file+houdini+induction",
+                              invariant=[lem.show(enc.bounds) for lem in alive], log=log,
+                              proof_lemmas=[x for x in alive if x.name in names])  # the properties are added again
+            not_proved("lemma-file", alive, candidates, hlog, r)
     order: list[tuple[str, Any]] = [("lemma-file", families)] if families is not None else []
     hand = [("shipped-lemmas", None), ("weakened", None)] if shipped and not misfit else []
     if misfit:
@@ -838,7 +855,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         if r.status == "proved":
             kept = None if what is None else [f for f in what if f.show() in {a.name for a in alive}]
             return result("proved", route=f"{name}+houdini+induction", invariant=[lem.show(enc.bounds) for lem in alive],
-                          log=log, families=kept)
+                          log=log, families=kept, proof_lemmas=alive if what is None else None)
         not_proved(name, alive, candidates, hlog, r)
         weak_at_bounds = weak_at_bounds or (name == "shipped-lemmas" and r.status == "too-weak")
     if holds_at(bounds):  # no lemma route proved it: the explicit search's bounded proof, said as such

@@ -141,6 +141,14 @@ class _Trivial:
         return self.solver.check(broken) == z3.unsat
 
 
+@dataclass(frozen=True)
+class WeakLemma(Lemma):
+    """A weakened shipped lemma, "base or l1 or l2 ...": what it was made of, to save and load it."""
+
+    base: str = ""  # the shipped lemma's name (model/invariant.py)
+    literals: tuple[str, ...] = ()  # the texts of D's literals (:func:`literals`)
+
+
 def weakened(lemma: Lemma, chosen: Sequence[Literal]) -> Lemma:
     """``lemma or l1 or l2 ...`` as a Lemma in the same notation (any backend)."""
     fns = tuple(x.fn for x in chosen)
@@ -149,7 +157,8 @@ def weakened(lemma: Lemma, chosen: Sequence[Literal]) -> Lemma:
     def fn(s: Any, *a: Any) -> Any:
         return s.any([base(s, *a)] + [f(s, *a) for f in fns])
 
-    return Lemma(f"({lemma.name}) or " + " or ".join(x.text for x in chosen), lemma.params, fn)
+    return WeakLemma(f"({lemma.name}) or " + " or ".join(x.text for x in chosen), lemma.params, fn,
+                     base=lemma.name, literals=tuple(x.text for x in chosen))
 
 
 def dropped_names(hlog: Sequence[str]) -> list[str]:

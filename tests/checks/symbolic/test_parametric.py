@@ -141,6 +141,30 @@ def test_reference_proved_for_every_n_v_f() -> None:
     assert [o.name for o in res.obligations][0] == "initiation" and len(res.obligations) == 15
 
 
+def test_a_query_is_asked_in_its_own_context_with_the_same_answer() -> None:
+    """:class:`P.Isolated`: the formulas translated into a fresh Z3 context (an answer there is an answer
+    for the originals); a counterexample's model is read there."""
+    s = z3.DeclareSort("S")
+    f, a, b = z3.Function("f", s, s), z3.Const("a", s), z3.Const("b", s)
+    x = z3.Const("x", s)
+    facts = [z3.ForAll([x], f(f(x)) == x), f(a) == b]
+    into = P.Isolated()
+    r, solver = P._query(facts, f(b) == a, 5.0, into=into)
+    assert r == z3.unsat and solver.ctx is into.ctx and into.ctx is not z3.main_ctx()
+    r, solver = P._query(facts, f(a) == a, 5.0)
+    assert r == z3.sat and "a" in {d.name() for d in solver.model().decls()}
+
+
+@pytest.mark.parametrize("timeout", [0.2, 1.0, 2.0, 10.0, 20.0, 60.0])
+def test_tries_are_short_first_and_use_the_whole_limit(timeout: float) -> None:
+    limits = P.try_limits(timeout, len(P.SEEDS))
+    assert 1 <= len(limits) <= len(P.SEEDS) and all(t is not None and t >= P.MIN_TRY_S for t in limits)
+    assert sum(limits) == pytest.approx(max(timeout, P.MIN_TRY_S))  # type: ignore[arg-type]
+    assert limits[0] == max(P.MIN_TRY_S, timeout / P.FIRST_TRY_PARTS)
+    assert all(b <= 2 * a for a, b in zip(limits, limits[1:-1]))  # doubled at most, every second try
+    assert P.try_limits(None, 3) == [None, None, None]
+
+
 @pytest.mark.parametrize("protocol", [pytest.param(DRAIN_ZAPS, marks=pytest.mark.slow),  # the loop split: its
                                       load_variant_file(ROOT / "examples" / "drain_zaps.py")],  # agreement runs
                          ids=["drain-zaps-if", "examples/drain_zaps.py"])                    # on every run
@@ -277,6 +301,7 @@ def test_auto_route_proves_the_requested_bounds_for_every_n(capsys: pytest.Captu
                  "--frames", "2", "--timeout", "300"])
     doc = json.loads(capsys.readouterr().out)
     assert code == 0 and doc["route"] == "shipped-lemmas+parametric-houdini", doc["log"]
-    assert doc["proved_for_every"] == {"for_every": ["vcpus", "pages", "frames"],
-                                       "assumed_concrete": {"queue": 1, "spaces": 1}}
+    every = doc["proved_for_every"]
+    assert (every["for_every"], every["assumed_concrete"]) == (["vcpus", "pages", "frames"], {"queue": 1, "spaces": 1})
+    assert every["verdict"] == "proved for every number of vcpus, pages, frames, at queue=1, spaces=1"
     assert "no VCPU has an IPI from itself pending or waits for itself" not in doc["invariant"]
