@@ -774,90 +774,88 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         order += hand + looks + parametric + found_by_learning
     weak_at_bounds = False  # the shipped lemmas' bounded Houdini fixpoint decided too weak
     shipped_houdini: list[str] | None = None  # the shipped lemmas' Houdini log (what it dropped)
-    for name, what in order:
-        if name == "weakened":
-            if shipped_houdini is None or not weak_at_bounds:
-                continue  # not tried, or not because the lemmas left were too weak
-            done = weakened_route(shipped_houdini)
-            if done is not None:
-                return done
-            continue
-        if name == "explicit":
-            done = explicit_route()
-            if done is not None:
-                return done
-            continue
-        if name in ("bmc-small", "bmc-slice", "bmc-quick", "bmc") and (small_safe() if name.startswith("bmc-s")
-                                                                       else holds_at(bounds)):
-            continue  # the explicit search exhausted that instance: no violation at any depth
-        if name in ("bmc-small", "bmc-slice"):
-            # a slice of the bmc at the smallest instance: at least the quick look, else a quarter of what
-            # is left first; between the learning routes what is left of its reserve (reserve())
-            if search(small_at).settled or (name == "bmc-slice" and timeout is None):
-                continue
-            first = name == "bmc-small"
-            budget = None if timeout is None else min(left() or 0.0, max(
-                quick_s, SMALL_BMC_SHARE * (left() or 0.0) if first else reserve()))
-            # whole=False: a slice stops before a depth it would not finish (a cut query's work is lost)
-            done = small_look(quick_s if infer_first and first else budget, whole=False)
-            if done is not None:
-                return done
-            continue
-        if name in ("bmc-quick", "bmc") and not search(bounds).settled and not small_bug():
-            # a quick look at the requested bounds, or (--infer-first) half the time left
-            budget = None if timeout is None else max(quick_s, FINISH_BMC_SHARE * (left() or 0.0))
-            done = bounded_look(quick_s if name == "bmc-quick" else budget)
-            if done is not None:
-                return done
-        if name in ("bmc-quick", "bmc"):
-            continue
-        if name == "parametric":
-            if weak_at_bounds and families is None:  # Houdini's fixpoint over uninterpreted sorts holds at these bounds too, so
-                # it is within the bounded fixpoint, which does not imply the property: nothing to gain
-                why("shipped-lemmas+parametric-houdini", "not tried (the shipped lemmas Houdini keeps at these "
-                    "bounds are too weak; those kept for every N, V, F are among them)")
-                continue
-            done = parametric_route()
-            if done is not None:
-                return done
-            continue
-        if name == "inferred+parametric":
-            done = learned_parametric()
-            if done is not None:
-                return done
-            continue
-        if name == "ic3po":
-            budget = None if timeout is None else learning_budget(IC3PO_SHARE)
-            if budget is not None and budget < LEARN_PARAMETRIC_MIN_S:
-                why("ic3po", f"not tried ({budget:.1f} s left for it, under {LEARN_PARAMETRIC_MIN_S:.0f} s)")
-                continue
-            began = time.monotonic()
-            done = ic3po_route(protocol, bounds, enc, budget, say, result, log, stages)
-            if done is not None and done.status == "proved":
-                return done
-            why("ic3po", f"unknown after {time.monotonic() - began:.1f} s ({done.reason or 'no reason given'})"
-                if done is not None else log[-1].removeprefix("ic3po: "), logged=True)
-            continue
-        if name in ("inferred", "pdr-generalized"):
-            done = learned() if name == "inferred" else by_templates(name, inferred())
-            if done is not None:
-                return done
-            continue
-        # learned families were proved together with the properties: offer those too
+
+    # the routes of ``order``, each a function of (name, families) giving a result or None (its
+    # reason is recorded by ``why``); a name not in the table is a lemma route (Houdini + induction)
+    def weakened_step(name: str, what: Any) -> ProveResult | None:
+        if shipped_houdini is None or not weak_at_bounds:
+            return None  # not tried, or not because the lemmas left were too weak
+        return weakened_route(shipped_houdini)
+
+    def small_bmc_slice(name: str, what: Any) -> ProveResult | None:
+        """A slice of the bmc at the smallest instance: at least the quick look, else a quarter of
+        what is left first; between the learning routes what is left of its reserve (reserve())."""
+        if small_safe() or search(small_at).settled or (name == "bmc-slice" and timeout is None):
+            return None  # the explicit search exhausted it (no violation at any depth), or done
+        first = name == "bmc-small"
+        budget = None if timeout is None else min(left() or 0.0, max(
+            quick_s, SMALL_BMC_SHARE * (left() or 0.0) if first else reserve()))
+        # whole=False: a slice stops before a depth it would not finish (a cut query's work is lost)
+        return small_look(quick_s if infer_first and first else budget, whole=False)
+
+    def bmc_at_bounds(name: str, what: Any) -> ProveResult | None:
+        """A quick look at the requested bounds, or (--infer-first) half the time left."""
+        if holds_at(bounds) or search(bounds).settled or small_bug():
+            return None
+        budget = None if timeout is None else max(quick_s, FINISH_BMC_SHARE * (left() or 0.0))
+        return bounded_look(quick_s if name == "bmc-quick" else budget)
+
+    def parametric_step(name: str, what: Any) -> ProveResult | None:
+        if weak_at_bounds and families is None:  # Houdini's fixpoint over uninterpreted sorts holds at these bounds too, so
+            # it is within the bounded fixpoint, which does not imply the property: nothing to gain
+            why("shipped-lemmas+parametric-houdini", "not tried (the shipped lemmas Houdini keeps at these "
+                "bounds are too weak; those kept for every N, V, F are among them)")
+            return None
+        return parametric_route()
+
+    def ic3po_step(name: str, what: Any) -> ProveResult | None:
+        budget = None if timeout is None else learning_budget(IC3PO_SHARE)
+        if budget is not None and budget < LEARN_PARAMETRIC_MIN_S:
+            why("ic3po", f"not tried ({budget:.1f} s left for it, under {LEARN_PARAMETRIC_MIN_S:.0f} s)")
+            return None
+        began = time.monotonic()
+        done = ic3po_route(protocol, bounds, enc, budget, say, result, log, stages)
+        if done is not None and done.status == "proved":
+            return done
+        why("ic3po", f"unknown after {time.monotonic() - began:.1f} s ({done.reason or 'no reason given'})"
+            if done is not None else log[-1].removeprefix("ic3po: "), logged=True)
+        return None
+
+    def lemma_route(name: str, what: Any) -> ProveResult | None:
+        """Houdini + induction over the shipped lemmas or (``what``) learned families, which were
+        proved together with the properties: those are offered too."""
+        nonlocal shipped_houdini, weak_at_bounds
         candidates = list(lemmas) if what is None else [f.lemma() for f in what] + property_lemmas(protocol)
         tried_now = houdini_induction(name, candidates)
         if tried_now is None:
-            continue
+            return None
         alive, hlog, r = tried_now
         if name == "shipped-lemmas":
             shipped_houdini = hlog
-        log += hlog if name == "shipped-lemmas" else [f"{name}: Houdini kept {len(alive)} of {len(candidates)} families"]
+        log.extend(hlog if name == "shipped-lemmas" else [f"{name}: Houdini kept {len(alive)} of {len(candidates)} families"])
         if r.status == "proved":
             kept = None if what is None else [f for f in what if f.show() in {a.name for a in alive}]
             return result("proved", route=f"{name}+houdini+induction", invariant=[lem.show(enc.bounds) for lem in alive],
                           log=log, families=kept, proof_lemmas=alive if what is None else None)
         not_proved(name, alive, candidates, hlog, r)
         weak_at_bounds = weak_at_bounds or (name == "shipped-lemmas" and r.status == "too-weak")
+        return None
+
+    routes: dict[str, Callable[[str, Any], ProveResult | None]] = {
+        "weakened": weakened_step,
+        "explicit": lambda name, what: explicit_route(),
+        "bmc-small": small_bmc_slice, "bmc-slice": small_bmc_slice,
+        "bmc-quick": bmc_at_bounds, "bmc": bmc_at_bounds,
+        "parametric": parametric_step,
+        "inferred+parametric": lambda name, what: learned_parametric(),
+        "ic3po": ic3po_step,
+        "inferred": lambda name, what: learned(),
+        "pdr-generalized": lambda name, what: by_templates(name, inferred()),
+    }
+    for name, what in order:
+        done = routes.get(name, lemma_route)(name, what)
+        if done is not None:
+            return done
     if holds_at(bounds):  # no lemma route proved it: the explicit search's bounded proof, said as such
         ex = explored[bounds]
         log.append(f"explicit at {bounds.short()}: {ex.verdict()}")
