@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from typing import Any
 
 
@@ -20,7 +19,6 @@ from deferral.cli.common import (UsageError, add_bounds, add_variant, bounds_fro
                                  protocol_from, seconds, time_left)
 from deferral.cli.limits import TimeLimitReached, deadline, grace_for
 from deferral.model.concrete import Model
-from deferral.model.invariant import invariant_for
 from deferral.traces.files import write_atomic
 from deferral.traces.report.document import parametric_json, prove_json
 from deferral.traces.report.junit import parametric_junit, prove_junit
@@ -210,35 +208,10 @@ def prove_html(res: ProveResult, model: Model) -> str:
     return trace_page(f"deferral prove: {res.variant} {res.bounds.short()}", summary, views)
 
 
-#: ``--parametric`` without ``--timeout``: the whole proof, and each solver query at most.
-PARAMETRIC_TIMEOUT_S, PARAMETRIC_QUERY_S = 300.0, 60.0
-#: ``--parametric`` without ``--lemmas`` where the shipped lemmas fail: learning families takes at most this
-#: (and what is left of the limit, if at least LEARN_MIN_S); the shipped lemmas' Houdini then gets SHIPPED_SHARE
-#: of the limit (with ``--lemmas``, 0.8: nothing follows it).
-LEARN_S, LEARN_MIN_S, SHIPPED_SHARE = 120.0, 10.0, 0.5
-#: The learning leaves this share of the limit (at least a second) for its own overrun: its last query or
-#: Houdini pass ends after its budget (invlpg_sync_one at S=3, --timeout 60, load 11: the hard limit at 66.9 s).
-LEARN_MARGIN_SHARE = 0.1
-
-
-def query_s(limit: float | None) -> float:
-    """``--parametric``'s time for one solver query: PARAMETRIC_QUERY_S, and with ``--timeout`` at most
-    a sixth of it (as auto's parametric route), so that one undecided query cannot use up the limit."""
-    return PARAMETRIC_QUERY_S if limit is None else min(PARAMETRIC_QUERY_S, max(1.0, limit / 6))
-
-
-def shrink_bounds(bounds: Any) -> Any:
-    """Where ``--parametric --lemmas`` first keeps the learned families that hold (bounded Houdini):
-    3 VCPUs, 2 pages, 2 frames at the requested Q and S; None if the protocol has other bounds."""
-    try:
-        return bounds.replace(vcpus=3, pages=2, frames=2)
-    except (KeyError, ValueError):
-        return None
-
-
 def run_parametric(args: argparse.Namespace) -> int:
-    """``--parametric``: the protocol's own functions over uninterpreted sorts (checks/symbolic/parametric.py)."""
-    from deferral.checks.symbolic import parametric, weaken_files
+    """``--parametric``: the protocol's own functions over uninterpreted sorts; the routes are
+    checks/symbolic/parametric_routes.py's, this reads the flags and the lemma file and prints."""
+    from deferral.checks.symbolic import parametric, parametric_routes, weaken_files
 
     for flag in ("method", "trace_out", "infer_first", "html", "itf"):
         default = "auto" if flag == "method" else False if flag == "infer_first" else None
@@ -246,14 +219,11 @@ def run_parametric(args: argparse.Namespace) -> int:
             raise UsageError(f"--parametric does not take --{flag.replace('_', '-')}")
     check_outputs(args, "junit", "invariant_out")
     text = read_lemmas(args.lemmas) if args.lemmas else None
-    timeout = args.timeout or PARAMETRIC_TIMEOUT_S
+    timeout = args.timeout or parametric_routes.PARAMETRIC_TIMEOUT_S
     with deadline(timeout, "prove --parametric", grace=grace_for(timeout)):
         protocol = protocol_from(args)
         bounds = bounds_from(args, protocol)
         learned: list[Any] = []
-        also = ""  # why the learned families did not prove it either
-        weak_why = ""  # why the weakened shipped lemmas did not
-        began = time.monotonic()
         file_lemmas = None  # shipped and weakened lemmas (a deferral-weakened/1 file)
         if text is not None:  # learned lemma families (checks/symbolic/infer.py), candidates too
             _, families, file_lemmas = parse_lemmas(args.lemmas, text, protocol, bounds)
@@ -265,58 +235,11 @@ def run_parametric(args: argparse.Namespace) -> int:
             if families is not None:
                 learned = parametric.learned_lemmas(families, protocol)[:len(families)]
         try:
-            # the shipped lemmas too weak at 3,2,2 (bounded Houdini, a second): their parametric
-            # fixpoint is within that one, so the weakened ones go first (checks/symbolic/weaken.py)
-            weak = [] if text is not None or args.no_shipped_lemmas else _too_weak_at(protocol, bounds)
-            res = None
-            if file_lemmas is not None:  # the saved proof's lemmas: no weakening search
-                props = {p.name for p in protocol.properties if p.kind == "invariant"}
-                res = parametric.prove_candidates(protocol, dict(bounds), shipped=False,
-                                                  extra=[x for x in file_lemmas if x.name not in props],
-                                                  timeout=query_s(args.timeout), houdini_s=0.8 * timeout,
-                                                  shrink_at=shrink_bounds(bounds))
-                res.lemma_source = (f"--lemmas {args.lemmas} (shipped and weakened lemmas, {weaken_files.FORMAT})"
-                                    + (", then Houdini" if res.dropped else ""))
-            if weak:
-                res, weak_why = _weakened_parametric(protocol, bounds, None, weak, args, 0.8 * timeout)
-            if res is None:
-                res = parametric.prove_candidates(protocol, dict(bounds), shipped=not args.no_shipped_lemmas,
-                                                  extra=learned, timeout=query_s(args.timeout),
-                                                  houdini_s=min((0.8 if text is not None else SHIPPED_SHARE) * timeout,
-                                                                max(1.0, 0.5 * (timeout - (time.monotonic() - began)))),
-                                                  shrink_at=shrink_bounds(bounds))
-                sources = (["model/invariant.py"] if not args.no_shipped_lemmas else []) + (
-                    [f"--lemmas {args.lemmas}"] if args.lemmas else [])
-                res.lemma_source = " and ".join(sources) + (", then Houdini" if res.dropped else "")
-            res.elapsed_s = time.monotonic() - began
-            if res.status != "proved" and not args.lemmas:  # learn families and prove them for every N, V, F
-                from deferral.checks.symbolic import paramlearn
-
-                left_s = timeout - (time.monotonic() - began)
-                learn_s = min(LEARN_S, left_s - max(1.0, LEARN_MARGIN_SHARE * timeout))
-                learned_res, cut = None, ""
-                if learn_s >= LEARN_MIN_S:  # learning in less would overrun the limit and prove nothing
-                    offered = [] if args.no_shipped_lemmas else list(invariant_for(bounds))  # as auto: Houdini decides
-                    try:  # its own hard limit, before the command's: an overrun keeps the reasons
-                        with deadline(learn_s, "learning", grace=0.5 * (left_s - learn_s)):
-                            learned_res = paramlearn.learn(protocol, dict(bounds), timeout=learn_s, lemmas=offered)
-                    except TimeLimitReached:
-                        cut = (f"stopped after {time.monotonic() - began - (timeout - left_s):.1f} s, past its "
-                               f"{learn_s:.0f} s budget (a query or Houdini pass that did not end in time)")
-                if learned_res is not None and learned_res.status == "proved" and learned_res.proof is not None:
-                    res = learned_res.proof
-                    res.lemma_source = ("learned: checks/symbolic/paramlearn.py (samples at "
-                                        + ", ".join(b.short() for b, _, _ in learned_res.sampled) + ")")
-                else:  # both reasons: the shipped lemmas', then the learned families' (and where its time went)
-                    parts = "" if learned_res is None else ", ".join(
-                        f"{k} {v:.1f}" for k, v in learned_res.seconds_by_part.items())
-                    also = "then learned families (checks/symbolic/paramlearn.py): " + (
-                        cut if cut else
-                        f"not tried ({max(0.0, left_s):.0f} s of the {timeout:.0f} s limit left)"
-                        if learned_res is None else
-                        f"unknown after {learned_res.elapsed_s:.1f} s ({learned_res.reason or 'no reason given'}"
-                        + (f"; seconds by part: {parts}" if parts else "") + ")")
-                res.elapsed_s = time.monotonic() - began  # the shipped lemmas' try and the learning
+            res, also = parametric_routes.prove_for_every(
+                protocol, bounds, limit=args.timeout, lemma_file=args.lemmas if text is not None else None,
+                learned=learned, file_lemmas=file_lemmas, shipped=not args.no_shipped_lemmas,
+                hard_limit=lambda seconds, grace: deadline(seconds, "learning", grace=grace),
+                limit_error=TimeLimitReached)
         except EncodingError as exc:
             raise UsageError(str(exc)) from None
     if args.junit:
@@ -324,7 +247,6 @@ def run_parametric(args: argparse.Namespace) -> int:
     if args.invariant_out and res.status == "proved":
         write_atomic(args.invariant_out, json.dumps(parametric_invariant_json(res, bounds), indent=1) + "\n")
     doc = parametric_json(res)
-    also = "; ".join(x for x in (weak_why, also) if x) if res.status != "proved" else ""
     if also:
         doc["reason"], doc["verdict"] = f"{doc['reason']}; {also}", f"{doc['verdict']}; {also}"
     if args.json:
@@ -334,56 +256,6 @@ def run_parametric(args: argparse.Namespace) -> int:
         if also:
             console().print(also, markup=False, highlight=False)
     return res.exit_code
-
-
-#: ``--parametric``: the weakening of the shipped lemmas gets at most this share of the time it is given.
-WEAKEN_SHARE = 0.7
-
-
-def _too_weak_at(protocol: Any, bounds: Any) -> list[str]:
-    """The shipped lemmas bounded Houdini drops at 3 VCPUs, 2 pages, 2 frames (the requested Q, S) where
-    what it keeps does not prove the property there; [] where it does (or cannot tell)."""
-    from deferral.checks.symbolic import weaken
-    from deferral.checks.symbolic.encoding import encode
-    from deferral.checks.symbolic.induction import check_inductive, houdini
-
-    at = shrink_bounds(bounds)
-    if at is None:
-        return []
-    enc = encode(protocol, at)
-    try:
-        alive, hlog = houdini(enc, invariant_for(at), timeout=30)
-        r = check_inductive(enc, alive, timeout=30, inductive=True)
-    except TimeoutError:
-        return []
-    return weaken.dropped_names(hlog) if r.status == "too-weak" else []
-
-
-def _weakened_parametric(protocol: Any, bounds: Any, res: Any, dropped: list[str], args: argparse.Namespace,
-                         left_s: float) -> tuple[Any, str]:
-    """The ``dropped`` shipped lemmas weakened (checks/symbolic/weaken.py: "L or D", D from reachable
-    states, kept by a bounded proof at 3 VCPUs, 2 pages, 2 frames), with the shipped lemmas that proof
-    keeps, proved over uninterpreted sorts; (that result if proved, else ``res``; why not)."""
-    from deferral.checks.symbolic import parametric, weaken
-
-    budget = WEAKEN_SHARE * left_s
-    began = time.monotonic()
-    at = shrink_bounds(bounds) or bounds
-    extra, why_not = weaken.bounded_proof(protocol, at, dropped, timeout=0.6 * budget)
-    if not any(weaken.is_offered(x) for x in extra):
-        return res, f"weakened lemmas: {why_not or 'none needed at ' + at.short()}"
-    left = budget - (time.monotonic() - began)
-    again = parametric.prove_candidates(protocol, dict(bounds), shipped=False, extra=extra,
-                                        timeout=query_s(args.timeout), houdini_s=max(1.0, left))
-    if again.status != "proved":
-        return res, f"weakened lemmas ({len(extra)}): {again.reason}"
-    from deferral.checks.symbolic.strengthen import is_new
-
-    again.lemma_source = ("model/invariant.py, the lemmas Houdini dropped weakened from reachable states "
-                          + ("and new families true in them (checks/symbolic/weaken.py, strengthen.py"
-                             if any(is_new(x) for x in extra) else "(checks/symbolic/weaken.py")
-                          + f", kept by a proof at {at.short()})" + (", then Houdini" if again.dropped else ""))
-    return again, ""
 
 
 def parametric_invariant_json(res: Any, bounds: Any) -> dict[str, Any]:

@@ -244,6 +244,6 @@ def test_auto_parametric_proof_says_which_bounds_were_concrete(capsys: pytest.Ca
 def test_parametric_queries_leave_time_for_the_rest_of_the_limit() -> None:
     """With --timeout, one query of --parametric gets at most a sixth of it (an undecided query of
     60 s ran the whole proof into the hard limit at --timeout 60, S=2 and S=3)."""
-    from deferral.cli.prove import PARAMETRIC_QUERY_S, query_s
+    from deferral.checks.symbolic.parametric_routes import PARAMETRIC_QUERY_S, query_s
 
     assert query_s(None) == PARAMETRIC_QUERY_S and query_s(60) == 10 and query_s(3) == 1.0

@@ -115,15 +115,15 @@ def test_parametric_proves_lazy_tlb_ipi_with_the_weakened_lemma() -> None:
 
 @pytest.mark.parametrize("name", ["overflow-drop", "same-value"])
 def test_bugs_never_proved_for_every_n_by_weakening(name: str) -> None:
-    """--parametric's weakening (cli/prove.py): no bounded proof (overflow-drop holds at one page, where
+    """--parametric's weakening (checks/symbolic/parametric_routes.py): no bounded proof (overflow-drop holds at one page, where
     the weakenings are sampled, but no weakening of what it breaks holds there; same-value's sample
     violates the property), or its lemmas are not proved over uninterpreted sorts."""
     from deferral.checks.symbolic import parametric
-    from deferral.cli.prove import _too_weak_at
+    from deferral.checks.symbolic.parametric_routes import too_weak_at
 
     protocol = PUBLISHED[name] if name != "same-value" else same_value_mutant()
     bounds = Bounds(2, 1, 1, 1)
-    dropped = _too_weak_at(protocol, bounds)
+    dropped = too_weak_at(protocol, bounds)
     assert dropped  # the shipped lemmas are too weak for a bug
     lemmas, why = weaken.bounded_proof(protocol, Bounds(3, 2, 2, 1), dropped, timeout=30)
     assert bool(lemmas) != bool(why)
@@ -200,10 +200,10 @@ def test_bugs_never_proved_by_new_families_even_unscreened(name: str, bounds: Bo
 def test_parametric_proves_mask_before_send_with_new_families() -> None:
     """For every N, V, F at Q=1: the bounded proof's shipped, weakened and new lemmas over uninterpreted sorts."""
     from deferral.checks.symbolic import parametric
-    from deferral.cli.prove import _too_weak_at
+    from deferral.checks.symbolic.parametric_routes import too_weak_at
 
     protocol = load_variant_file(EXAMPLES / MASK)
-    dropped = _too_weak_at(protocol, Bounds(2, 1, 1, 1))
+    dropped = too_weak_at(protocol, Bounds(2, 1, 1, 1))
     lemmas, why = weaken.bounded_proof(protocol, Bounds(3, 2, 2, 1), dropped, timeout=60)
     assert any(strengthen.is_new(x) for x in lemmas), why
     res = parametric.prove_candidates(protocol, {"queue": 1}, shipped=False, extra=lemmas, timeout=20, houdini_s=60)

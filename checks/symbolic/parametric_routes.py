@@ -1,0 +1,174 @@
+"""``prove --parametric``'s routes in order: a saved lemma file, the weakened shipped lemmas, the shipped lemmas (with learned families), then families learned for every N, V, F.
+
+Each route ends in Houdini over uninterpreted sorts (:mod:`deferral.checks.symbolic.parametric`),
+so whatever proves it is a proof for every number of VCPUs, pages and frames at the requested
+queue capacity and spaces. The command line (``deferral.cli.prove``) reads the flags and the
+lemma file, and prints; this module decides which routes run and with how much time.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, Callable, Sequence
+
+from deferral.model.bounds import Bounds
+from deferral.model.invariant import Lemma, invariant_for
+from deferral.model.protocol import Protocol
+
+#: Without a time limit: the whole proof, and each solver query at most.
+PARAMETRIC_TIMEOUT_S, PARAMETRIC_QUERY_S = 300.0, 60.0
+#: Without a lemma file, where the shipped lemmas fail: learning families takes at most LEARN_S
+#: (and what is left of the limit, if at least LEARN_MIN_S); the shipped lemmas' Houdini then
+#: gets SHIPPED_SHARE of the limit (with a lemma file, 0.8: nothing follows it).
+LEARN_S, LEARN_MIN_S, SHIPPED_SHARE = 120.0, 10.0, 0.5
+#: The learning leaves this share of the limit (at least a second) for its own overrun: its last
+#: query or Houdini pass ends after its budget (invlpg_sync_one at S=3, --timeout 60, load 11:
+#: the hard limit at 66.9 s).
+LEARN_MARGIN_SHARE = 0.1
+#: The weakening of the shipped lemmas gets at most this share of the time it is given.
+WEAKEN_SHARE = 0.7
+
+#: ``hard_limit(seconds, grace)``: a context in which work past ``seconds`` (+ ``grace``) is cut
+#: by an exception of ``limit_error`` (the command line's SIGALRM deadline).
+HardLimit = Callable[[float, float], AbstractContextManager[None]]
+
+
+def query_s(limit: float | None) -> float:
+    """The time for one solver query: PARAMETRIC_QUERY_S, and with a limit at most a sixth of it
+    (as auto's parametric route), so that one undecided query cannot use up the limit."""
+    return PARAMETRIC_QUERY_S if limit is None else min(PARAMETRIC_QUERY_S, max(1.0, limit / 6))
+
+
+def shrink_bounds(bounds: Bounds) -> Bounds | None:
+    """Where learned or weakened lemmas are first kept by a bounded Houdini: 3 VCPUs, 2 pages,
+    2 frames at the requested Q and S; None if the protocol has other bounds."""
+    try:
+        return bounds.replace(vcpus=3, pages=2, frames=2)
+    except (KeyError, ValueError):
+        return None
+
+
+def too_weak_at(protocol: Protocol, bounds: Bounds) -> list[str]:
+    """The shipped lemmas bounded Houdini drops at :func:`shrink_bounds` where what it keeps does
+    not prove the property there; [] where it does (or cannot tell)."""
+    from deferral.checks.symbolic import weaken
+    from deferral.checks.symbolic.encoding import encode
+    from deferral.checks.symbolic.induction import check_inductive, houdini
+
+    at = shrink_bounds(bounds)
+    if at is None:
+        return []
+    enc = encode(protocol, at)
+    try:
+        alive, hlog = houdini(enc, invariant_for(at), timeout=30)
+        r = check_inductive(enc, alive, timeout=30, inductive=True)
+    except TimeoutError:
+        return []
+    return weaken.dropped_names(hlog) if r.status == "too-weak" else []
+
+
+def weakened(protocol: Protocol, bounds: Bounds, dropped: list[str], limit: float | None,
+             left_s: float) -> tuple[Any, str]:
+    """The ``dropped`` shipped lemmas weakened (checks/symbolic/weaken.py: "L or D", D from reachable
+    states, kept by a bounded proof at 3 VCPUs, 2 pages, 2 frames), with the shipped lemmas that proof
+    keeps, proved over uninterpreted sorts: (the result if proved, else None; why not)."""
+    from deferral.checks.symbolic import parametric, weaken
+    from deferral.checks.symbolic.strengthen import is_new
+
+    budget = WEAKEN_SHARE * left_s
+    began = time.monotonic()
+    at = shrink_bounds(bounds) or bounds
+    extra, why_not = weaken.bounded_proof(protocol, at, dropped, timeout=0.6 * budget)
+    if not any(weaken.is_offered(x) for x in extra):
+        return None, f"weakened lemmas: {why_not or 'none needed at ' + at.short()}"
+    left = budget - (time.monotonic() - began)
+    again = parametric.prove_candidates(protocol, dict(bounds), shipped=False, extra=extra,
+                                        timeout=query_s(limit), houdini_s=max(1.0, left))
+    if again.status != "proved":
+        return None, f"weakened lemmas ({len(extra)}): {again.reason}"
+    again.lemma_source = ("model/invariant.py, the lemmas Houdini dropped weakened from reachable states "
+                          + ("and new families true in them (checks/symbolic/weaken.py, strengthen.py"
+                             if any(is_new(x) for x in extra) else "(checks/symbolic/weaken.py")
+                          + f", kept by a proof at {at.short()})" + (", then Houdini" if again.dropped else ""))
+    return again, ""
+
+
+def prove_for_every(protocol: Protocol, bounds: Bounds, *, limit: float | None, lemma_file: str | None = None,
+                    learned: Sequence[Lemma] = (), file_lemmas: Sequence[Lemma] | None = None,
+                    shipped: bool = True, hard_limit: HardLimit | None = None,
+                    limit_error: type[BaseException] = TimeoutError) -> tuple[Any, str]:
+    """Prove ``protocol``'s invariants for every N, V, F at ``bounds``' Q and S: (the parametric
+    result, the reasons of the routes that did not prove it, "" when one did).
+
+    ``limit``: the user's time limit (None: :data:`PARAMETRIC_TIMEOUT_S`); ``lemma_file``: the
+    name of the file ``learned`` families or ``file_lemmas`` (shipped and weakened lemmas) came from
+    (None: no file; then, where nothing else proves it, families are learned, under ``hard_limit``)."""
+    from deferral.checks.symbolic import parametric
+
+    timeout = limit or PARAMETRIC_TIMEOUT_S
+    began = time.monotonic()
+    reasons: list[str] = []
+    # the shipped lemmas too weak at 3,2,2 (bounded Houdini, a second): their parametric
+    # fixpoint is within that one, so the weakened ones go first (checks/symbolic/weaken.py)
+    weak = [] if lemma_file is not None or not shipped else too_weak_at(protocol, bounds)
+    res = None
+    if file_lemmas is not None:  # the saved proof's lemmas: no weakening search
+        from deferral.checks.symbolic import weaken_files
+
+        props = {p.name for p in protocol.properties if p.kind == "invariant"}
+        res = parametric.prove_candidates(protocol, dict(bounds), shipped=False,
+                                          extra=[x for x in file_lemmas if x.name not in props],
+                                          timeout=query_s(limit), houdini_s=0.8 * timeout,
+                                          shrink_at=shrink_bounds(bounds))
+        res.lemma_source = (f"--lemmas {lemma_file} (shipped and weakened lemmas, {weaken_files.FORMAT})"
+                            + (", then Houdini" if res.dropped else ""))
+    if weak:
+        proved, why_not = weakened(protocol, bounds, weak, limit, 0.8 * timeout)
+        res = proved or res
+        reasons.append(why_not)
+    if res is None:
+        res = parametric.prove_candidates(protocol, dict(bounds), shipped=shipped, extra=list(learned),
+                                          timeout=query_s(limit),
+                                          houdini_s=min((0.8 if lemma_file is not None else SHIPPED_SHARE) * timeout,
+                                                        max(1.0, 0.5 * (timeout - (time.monotonic() - began)))),
+                                          shrink_at=shrink_bounds(bounds))
+        sources = (["model/invariant.py"] if shipped else []) + ([f"--lemmas {lemma_file}"] if lemma_file else [])
+        res.lemma_source = " and ".join(sources) + (", then Houdini" if res.dropped else "")
+    res.elapsed_s = time.monotonic() - began
+    if res.status != "proved" and lemma_file is None:  # learn families and prove them for every N, V, F
+        res, why_not = _learned(protocol, bounds, res, shipped, timeout, began, hard_limit, limit_error)
+        reasons.append(why_not)
+        res.elapsed_s = time.monotonic() - began  # the shipped lemmas' try and the learning
+    return res, "; ".join(x for x in reasons if x) if res.status != "proved" else ""
+
+
+def _learned(protocol: Protocol, bounds: Bounds, res: Any, shipped: bool, timeout: float, began: float,
+             hard_limit: HardLimit | None, limit_error: type[BaseException]) -> tuple[Any, str]:
+    """Families learned and proved for every N, V, F (checks/symbolic/paramlearn.py) in what is left
+    of the limit: (their proof, or ``res``; why not, with where the learning's time went)."""
+    from deferral.checks.symbolic import paramlearn
+
+    left_s = timeout - (time.monotonic() - began)
+    learn_s = min(LEARN_S, left_s - max(1.0, LEARN_MARGIN_SHARE * timeout))
+    learned_res, cut = None, ""
+    if learn_s >= LEARN_MIN_S:  # learning in less would overrun the limit and prove nothing
+        offered = list(invariant_for(bounds)) if shipped else []  # as auto: Houdini decides
+        guard = hard_limit(learn_s, 0.5 * (left_s - learn_s)) if hard_limit is not None else nullcontext()
+        try:  # its own hard limit, before the command's: an overrun keeps the reasons
+            with guard:
+                learned_res = paramlearn.learn(protocol, dict(bounds), timeout=learn_s, lemmas=offered)
+        except limit_error:
+            cut = (f"stopped after {time.monotonic() - began - (timeout - left_s):.1f} s, past its "
+                   f"{learn_s:.0f} s budget (a query or Houdini pass that did not end in time)")
+    if learned_res is not None and learned_res.status == "proved" and learned_res.proof is not None:
+        proof = learned_res.proof
+        proof.lemma_source = ("learned: checks/symbolic/paramlearn.py (samples at "
+                              + ", ".join(b.short() for b, _, _ in learned_res.sampled) + ")")
+        return proof, ""
+    parts = "" if learned_res is None else ", ".join(f"{k} {v:.1f}" for k, v in learned_res.seconds_by_part.items())
+    return res, "then learned families (checks/symbolic/paramlearn.py): " + (
+        cut if cut else
+        f"not tried ({max(0.0, left_s):.0f} s of the {timeout:.0f} s limit left)" if learned_res is None else
+        f"unknown after {learned_res.elapsed_s:.1f} s ({learned_res.reason or 'no reason given'}"
+        + (f"; seconds by part: {parts}" if parts else "") + ")")
