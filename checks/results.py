@@ -91,6 +91,7 @@ class Progress:
     frontier: int
     elapsed_s: float
     spilled: int = 0  # bytes the search has written to its work folder (--work-dir)
+    phase: str = ""  # what a long level is doing now, when not expanding ("merging: ...")
 
 
 ProgressFn = Callable[[Progress], None]

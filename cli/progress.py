@@ -19,7 +19,8 @@ def progress_line(label: str, p: Progress) -> str:
     rate = p.states / p.elapsed_s if p.elapsed_s > 0 else 0.0
     return (f"{label}: {p.states:,} states  depth {p.depth}  frontier {p.frontier:,}  "
             f"{rate:,.0f} states/s  {p.elapsed_s:.0f} s"
-            + (f"  spilled {p.spilled / (1 << 20):,.0f} MiB to disk" if p.spilled else ""))
+            + (f"  spilled {p.spilled / (1 << 20):,.0f} MiB to disk" if p.spilled else "")
+            + (f"  ({p.phase})" if p.phase else ""))
 
 
 @contextmanager

@@ -663,6 +663,12 @@ class _Search:
                 st.vias.append(piece.actions[fresh])
                 n_new += take
                 del piece, keys, state, fresh
+                now = time.monotonic()
+                if self.progress and now - last_report > PROGRESS_EVERY_S:  # a wide level's merge takes minutes
+                    last_report = now
+                    self.progress(Progress(st.n_states, st.transitions + level_transitions, st.depth,
+                                           frontier.shape[0], now - self.start, self._spilled_bytes(),
+                                           phase=f"merging level {st.depth + 1}: {n_new:,} new states so far"))
             for i in range(n_chunks):
                 for name in ("keys", "parents", "actions"):
                     parked.pop((name, i))

@@ -30,3 +30,8 @@ def test_plain_progress_prints_at_most_every_ten_seconds_without_rich(capsys: py
     assert out == ""
     assert [line.split(":")[1].split()[0] for line in err.splitlines()] == ["101", "112"]
     assert "rich.live" not in sys.modules
+
+
+def test_progress_line_says_what_a_long_level_is_doing() -> None:
+    line = progress_line("ref", Progress(10, 0, 17, 5, 1.0, phase="merging level 18: 7 new states so far"))
+    assert line.endswith("  (merging level 18: 7 new states so far)")

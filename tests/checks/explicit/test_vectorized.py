@@ -200,3 +200,12 @@ def test_python_int_of_state_value_falls_back() -> None:
     r = explore_vectorized(variant, Bounds(1, 1, 1, 1))
     assert r.engine == "concrete" and "plain explorer" in r.stats["notice"]
     assert r.states == 75
+
+
+def test_a_level_merge_reports_its_progress(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wide level's merge takes minutes (3,2,1,2 spilled): it reports progress with a phase."""
+    monkeypatch.setattr(vectorized, "PROGRESS_EVERY_S", 0.0)
+    seen: list = []
+    explore_vectorized(REFERENCE, Bounds(2, 1, 1, 1), workers=1, progress=seen.append)
+    phases = [p.phase for p in seen if p.phase]
+    assert phases and all(p.startswith("merging level ") and p.endswith("new states so far") for p in phases)
