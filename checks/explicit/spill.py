@@ -489,6 +489,11 @@ class Parked:
     def pop(self, name: object) -> np.ndarray:
         """The whole array, dropped from here (its file removed)."""
         whole = self.get(name)
+        self.drop(name)
+        return whole
+
+    def drop(self, name: object) -> None:
+        """Forget an array without reading it back (its file removed)."""
         with self._lock:
             self._sorted.discard(name)
             fd = self._fds.pop(name, None)
@@ -497,7 +502,6 @@ class Parked:
             if self._mem.pop(name, None) is None:
                 path = self._disk.pop(name)[0]
                 path.unlink(missing_ok=True)
-        return whole
 
     def clear(self) -> None:
         with self._lock:

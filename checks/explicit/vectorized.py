@@ -671,7 +671,7 @@ class _Search:
                                            phase=f"merging level {st.depth + 1}: {n_new:,} new states so far"))
             for i in range(n_chunks):
                 for name in ("keys", "parents", "actions"):
-                    parked.pop((name, i))
+                    parked.drop((name, i))  # merged: not read back
             del samples
             level_rows = frontier.shape[0]
             if isinstance(frontier, KeysFile):

@@ -355,3 +355,18 @@ def test_parked_arrays_keep_a_bounded_number_of_files_open(tmp_path: Path, monke
     parked.clear()
     assert _open_descriptors() <= before
     work.close()
+
+
+def test_drop_forgets_a_spilled_array_without_reading_it(tmp_path, monkeypatch) -> None:
+    """A level's merged candidates are dropped, not read back (3,2,1,2: 14,000 chunks' arrays)."""
+    from deferral.checks.explicit.spill import Parked, WorkDir
+
+    work = WorkDir(tmp_path)
+    parked = Parked(work)
+    parked.put("keys", np.arange(1000, dtype=np.uint64), sorted_keys=True)
+    parked.spill()
+    assert len(list(work.path.iterdir())) == 1
+    monkeypatch.setattr(Parked, "_read", staticmethod(lambda *a: (_ for _ in ()).throw(AssertionError("read"))))
+    parked.drop("keys")
+    assert "keys" not in parked and not list(work.path.iterdir())
+    work.close()
