@@ -496,6 +496,17 @@ class _Search:
               and self._stored_in_memory(self.st) + self.parked.memory_bytes > self.spill_above):
             self._spill()
 
+    def _mid_level_progress(self, last: float, transitions: int, frontier_rows: int, phase: str = "") -> float:
+        """Report progress inside a level (its expansion, its merge), at most every
+        :data:`PROGRESS_EVERY_S`; the time of the last report."""
+        now = time.monotonic()
+        if not self.progress or now - last <= PROGRESS_EVERY_S:
+            return last
+        st = self.st
+        self.progress(Progress(st.n_states, st.transitions + transitions, st.depth, frontier_rows,
+                               now - self.start, self._spilled_bytes(), phase=phase))
+        return now
+
     def _merge_piece(self, n_chunks: int) -> int:
         """Candidates a piece of the level's merge (about). In memory :data:`levelmerge.PIECE`;
         once the chunks' arrays are parked on disk, a piece reads a slice of each chunk's
@@ -601,11 +612,7 @@ class _Search:
                     del chunk
                     self._park()
                     self._poll()
-                    now = time.monotonic()
-                    if self.progress and now - last_report > PROGRESS_EVERY_S:
-                        last_report = now
-                        self.progress(Progress(st.n_states, st.transitions + level_transitions, st.depth,
-                                               frontier.shape[0], now - self.start, self._spilled_bytes()))
+                    last_report = self._mid_level_progress(last_report, level_transitions, frontier.shape[0])
             except LimitReached as stop:
                 stopped_by = stop.reason
                 break
@@ -663,12 +670,9 @@ class _Search:
                 st.vias.append(piece.actions[fresh])
                 n_new += take
                 del piece, keys, state, fresh
-                now = time.monotonic()
-                if self.progress and now - last_report > PROGRESS_EVERY_S:  # a wide level's merge takes minutes
-                    last_report = now
-                    self.progress(Progress(st.n_states, st.transitions + level_transitions, st.depth,
-                                           frontier.shape[0], now - self.start, self._spilled_bytes(),
-                                           phase=f"merging level {st.depth + 1}: {n_new:,} new states so far"))
+                last_report = self._mid_level_progress(  # a wide level's merge takes minutes
+                    last_report, level_transitions, frontier.shape[0],
+                    phase=f"merging level {st.depth + 1}: {n_new:,} new states so far")
             for i in range(n_chunks):
                 for name in ("keys", "parents", "actions"):
                     parked.drop((name, i))  # merged: not read back
