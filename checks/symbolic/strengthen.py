@@ -32,7 +32,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from deferral.checks.symbolic.vocabulary import Literal, _table, is_weakened, literals, sample_rows
+from deferral.checks.symbolic.vocabulary import Literal, truth_table, is_weakened, literals, sample_rows
 from deferral.model.bounds import Bounds
 from deferral.model.invariant import Lemma
 from deferral.model.protocol import Protocol
@@ -162,7 +162,7 @@ def families(protocol: Protocol, params: Sequence[tuple[str, Domain]], samples: 
         return [], 0
     at = samples[0][0]
     lits = vocabulary(protocol, params, at)
-    table = np.concatenate([_table(protocol, b, rows, [x.fn for x in lits], params) for b, rows in samples], axis=1)
+    table = np.concatenate([truth_table(protocol, b, rows, [x.fn for x in lits], params) for b, rows in samples], axis=1)
     # literals constant over the sample say nothing a clause could use (true: the clause alone; false: never)
     keep = [j for j in range(len(lits)) if not table[j].all() and table[j].any()]
     # the pool: those splitting the sample most evenly first (their triples are the likeliest covers)

@@ -2,7 +2,7 @@
 
 The vocabulary of :mod:`deferral.checks.symbolic.weaken` (D in "L or D") and of
 :mod:`deferral.checks.symbolic.strengthen` (new families), from the protocol's declared variables
-only: see weaken's module docstring. :func:`_table` evaluates literals and lemmas on the explicit
+only: see weaken's module docstring. :func:`truth_table` evaluates literals and lemmas on the explicit
 search's states (numpy backend of the step notation), for every parameter assignment.
 """
 
@@ -145,7 +145,7 @@ def _truth(ctx: Any, fn: Fn, args: Sequence[int], n: int) -> np.ndarray:
     return np.broadcast_to(np.asarray(v, dtype=bool), (n,))
 
 
-def _table(protocol: Protocol, b: Bounds, rows: np.ndarray, fns: Sequence[Fn],
+def truth_table(protocol: Protocol, b: Bounds, rows: np.ndarray, fns: Sequence[Fn],
            params: Sequence[tuple[str, Domain]]) -> np.ndarray:
     """Per function, the truth value on every (parameter assignment, state): shape (len(fns), A * states)."""
     from deferral.checks.explicit.numpy_ops import NUMPY, _Columns

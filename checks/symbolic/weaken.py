@@ -34,7 +34,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from deferral.checks.symbolic.vocabulary import (SAMPLE_CAP, Expr, Fn, Literal, _table, index_terms,  # noqa: F401
+from deferral.checks.symbolic.vocabulary import (SAMPLE_CAP, Expr, Fn, Literal, truth_table, index_terms,  # noqa: F401
                                                   is_weakened, literals, sample_rows)
 from deferral.model.bounds import Bounds
 from deferral.model.invariant import Lemma
@@ -68,14 +68,14 @@ def weakenings(protocol: Protocol, lemma: Lemma, samples: Sequence[tuple[Bounds,
     for b, rows in samples:
         if rows.shape[0] == 0:
             continue
-        holds = _table(protocol, b, rows, [lemma.fn], lemma.params)[0]
+        holds = truth_table(protocol, b, rows, [lemma.fn], lemma.params)[0]
         if holds.all():
             continue
         bad_states = rows[np.unique(np.nonzero(~holds)[0] % rows.shape[0])]
-        sub = _table(protocol, b, bad_states, [lemma.fn], lemma.params)[0]
-        parts.append(_table(protocol, b, bad_states, [x.fn for x in lits], lemma.params)[:, ~sub])
+        sub = truth_table(protocol, b, bad_states, [lemma.fn], lemma.params)[0]
+        parts.append(truth_table(protocol, b, bad_states, [x.fn for x in lits], lemma.params)[:, ~sub])
         some = rows[rng.choice(rows.shape[0], min(STRENGTH_SAMPLE, rows.shape[0]), replace=False)]
-        strong.append(_table(protocol, b, some, [x.fn for x in lits], lemma.params))
+        strong.append(truth_table(protocol, b, some, [x.fn for x in lits], lemma.params))
     if not parts or not lits:
         return []
     cover = np.concatenate(parts, axis=1)  # literal x failing (assignment, state)
@@ -203,12 +203,12 @@ def repair(protocol: Protocol, bounds: Bounds, lemmas: Sequence[Lemma], dropped:
     if note:
         note(f"weaken: {rows.shape[0]} reachable states at {at.short()}; weakening {len(gone)} dropped lemma(s)")
     for prop in protocol.properties:  # a bug: the explicit search refutes it (auto's next route)
-        if prop.kind == "invariant" and not _table(protocol, at, rows, [prop.predicate], prop.params).all():
+        if prop.kind == "invariant" and not truth_table(protocol, at, rows, [prop.predicate], prop.params).all():
             return Repair([], {}, at, int(rows.shape[0]), time.monotonic() - start, violated=prop.name)
     kept = [lem for lem in lemmas if lem.name not in set(dropped)]
     out: list[Lemma] = []
     counts: dict[str, int] = {}
-    holding = [lem.name for lem in gone if _table(protocol, at, rows, [lem.fn], lem.params).all()]
+    holding = [lem.name for lem in gone if truth_table(protocol, at, rows, [lem.fn], lem.params).all()]
     for lem in gone:
         if deadline is not None and time.monotonic() > deadline:
             break

@@ -41,10 +41,10 @@ def test_weakened_lemmas_hold_in_every_sampled_state_and_are_not_consequences() 
     lemmas = invariant_for(TWO)
     rows = weaken.sample_rows(protocol, TWO, cap=200_000)
     acked = next(x for x in lemmas if x.name == ACKED)
-    assert not weaken._table(protocol, TWO, rows, [acked.fn], acked.params).all()  # L fails: D is needed
+    assert not weaken.truth_table(protocol, TWO, rows, [acked.fn], acked.params).all()  # L fails: D is needed
     found = weaken.weakenings(protocol, acked, [(TWO, rows)], assume=[x for x in lemmas if x is not acked])
     assert found
-    table = weaken._table(protocol, TWO, rows, [x.fn for x in found], acked.params)
+    table = weaken.truth_table(protocol, TWO, rows, [x.fn for x in found], acked.params)
     assert table.all()  # true in every sampled state, for every parameter assignment
     assert all(weaken.is_weakened(x) and x.params == acked.params for x in found)
 
@@ -154,7 +154,7 @@ def test_new_families_hold_in_every_sampled_state_and_are_not_valid() -> None:
     pending = next(x for x in invariant_for(at) if x.name == "ipi[k][i] pending implies waiting[i][k]")
     found, enumerated = strengthen.families(protocol, pending.params, [(at, rows)])
     assert found and enumerated >= len(found)
-    table = weaken._table(protocol, at, rows, [x.fn for x in found], pending.params)
+    table = weaken.truth_table(protocol, at, rows, [x.fn for x in found], pending.params)
     assert table.all()  # true in every sampled state, for every parameter assignment
     valid = strengthen._Valid(protocol, at)
     assert not any(valid(x) for x in found if " or " in x.name)  # no disjunction true in every state
@@ -189,7 +189,7 @@ def test_bugs_never_proved_by_new_families_even_unscreened(name: str, bounds: Bo
     rows = weaken.sample_rows(protocol, at)
     gone = [x for x in lemmas if x.name in set(dropped)]
     rep = weaken.Repair([], {}, at, int(rows.shape[0]), 0.0, rows=rows,
-                        holding=[x.name for x in gone if weaken._table(protocol, at, rows, [x.fn], x.params).all()]
+                        holding=[x.name for x in gone if weaken.truth_table(protocol, at, rows, [x.fn], x.params).all()]
                         or [x.name for x in gone])
     st = strengthen.joint(protocol, rep, lemmas, deadline=time.monotonic() + 30)
     alive, _ = houdini(enc, list(lemmas) + st.families + st.offered)
