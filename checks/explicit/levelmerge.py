@@ -53,7 +53,10 @@ def distinct_first(keys: np.ndarray, want_group: bool) -> tuple[np.ndarray, np.n
     order = np.argsort(keys, kind="stable")
     sorted_keys = keys[order]
     first = np.ones(keys.shape[0], dtype=bool)
-    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=first[1:])
+    if sorted_keys.dtype.kind == "V":  # keys of three or more words: numpy's ufunc has no void loop
+        first[1:] = sorted_keys[1:] != sorted_keys[:-1]
+    else:
+        np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=first[1:])
     distinct = sorted_keys[first]
     group = None
     if want_group:  # the running sum in the sorted keys' buffer, spent by now: no temporaries
