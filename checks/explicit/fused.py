@@ -200,19 +200,9 @@ def generate(layout: Layout, procs: Mapping[str, Callable[..., Any]], actions: S
     plan = _JitPlan(packer, None)  # type: ignore[arg-type] - only its tables
     row_c = "uint8_t" if np.dtype(packer.dtype_rows) == np.uint8 else "uint16_t"
     act_c = "uint16_t" if np.dtype(action_dtype) == np.uint16 else "uint32_t"
-    n_slots, n_words, n_perm = packer.n_slots, packer.n_words, plan.src.shape[0]
     head = [
-        "#include <stdint.h>", "#include <stdlib.h>", "#include <string.h>",
-        f"typedef {row_c} row_t;", f"typedef {act_c} act_t;",
-        f"#define NS {n_slots}", f"#define NW {n_words}", f"#define NP {n_perm}",
+        *_key_head(packer, plan, row_c), f"typedef {act_c} act_t;",
         f"#define NA {len(actions)}", f"#define NSTEP {max(1, n_steps)}",
-        f"#define RW {plan.rename.shape[1]}",
-        _table("SRC", "int32_t", plan.src.ravel()),
-        _table("REMAP", "uint8_t", plan.remap.ravel().astype(np.uint8)),
-        _table("RENAME", row_c, plan.rename.ravel()),
-        _table("PLACE", "uint64_t", plan.place.ravel()),
-        _table("WSTART", "int32_t", plan.word_start),
-        *_many_perm_tables(packer, plan),
         _table("WGROUPS", "int32_t", plan.word_groups),
         _table("GFIRST", "int32_t", plan.g_first),
         _table("GLEN", "int32_t", plan.g_len),
@@ -221,6 +211,7 @@ def generate(layout: Layout, procs: Mapping[str, Callable[..., Any]], actions: S
         _table("TABLE", row_c, plan.table),
         _SUPPORT,
         canonical_code(plan, packer, row_c),
+        _CANONICAL_ROWS,
     ]
     body = []
     for k, action in enumerate(actions):
@@ -230,6 +221,47 @@ def generate(layout: Layout, procs: Mapping[str, Callable[..., Any]], actions: S
         checks += _property_code(layout, procs, prop, p, packer.dtype_rows)
     return ("\n".join(head) + "\n" + _DEDUP + _LOOP.replace("/*ACTIONS*/", "\n".join(body))
             + _PRUNE + _HOLDS.replace("/*PROPERTIES*/", "\n".join(checks)) + "\n")
+
+
+def _key_head(packer: Packer, plan: _JitPlan, row_c: str) -> list[str]:
+    """The includes, the row type and the constants of ``canonical`` (see :func:`canonical_code`)."""
+    return ["#include <stdint.h>", "#include <stdlib.h>", "#include <string.h>", f"typedef {row_c} row_t;",
+            f"#define NS {packer.n_slots}", f"#define NW {packer.n_words}", f"#define NP {plan.src.shape[0]}",
+            f"#define RW {plan.rename.shape[1]}",
+            _table("SRC", "int32_t", plan.src.ravel()),
+            _table("REMAP", "uint8_t", plan.remap.ravel().astype(np.uint8)),
+            _table("RENAME", row_c, plan.rename.ravel()),
+            _table("PLACE", "uint64_t", plan.place.ravel()),
+            _table("WSTART", "int32_t", plan.word_start),
+            *_many_perm_tables(packer, plan)]
+
+
+def canonical_source(packer: Packer) -> str:
+    """C with only the canonical key of ``packer``'s layout, as ``canonical_rows`` (see
+    :func:`canonical_keys`): for any layout, with no protocol steps (tests key rows with it)."""
+    plan = _JitPlan(packer, None)  # type: ignore[arg-type] - only its tables
+    row_c = "uint8_t" if np.dtype(packer.dtype_rows) == np.uint8 else "uint16_t"
+    return "\n".join(_key_head(packer, plan, row_c)) + "\n" + canonical_code(plan, packer, row_c) + _CANONICAL_ROWS
+
+
+def canonical_keys(lib: ctypes.CDLL, packer: Packer, rows: np.ndarray) -> np.ndarray:
+    """The canonical keys of ``rows`` (any values in their slots' domains) by the library's
+    ``canonical_rows``, as sortable keys: what :meth:`Packer.canonical_keys` gives."""
+    fn = lib.canonical_rows
+    fn.restype = None
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
+    rows = np.ascontiguousarray(rows, dtype=packer.dtype_rows)
+    out = np.empty((rows.shape[0], packer.n_words), dtype=np.uint64)
+    fn(rows.ctypes.data, rows.shape[0], out.ctypes.data)
+    return packer.to_sortable(out)
+
+
+_CANONICAL_ROWS = r"""
+/* out[r * NW ...]: the canonical key words of row r (rows: n rows of NS slots). */
+void canonical_rows(const row_t *rows, int64_t n, uint64_t *out) {
+  for (int64_t r = 0; r < n; r++) canonical(rows + r * NS, out + r * NW);
+}
+"""
 
 
 def _many_perm_tables(packer: Packer, plan: _JitPlan) -> list[str]:
@@ -516,11 +548,6 @@ void holds_rows(const uint64_t *words, int64_t n, uint8_t *out) {
 /*PROPERTIES*/
   }
 }
-
-/* out[r * NW ...]: the canonical key words of row r (rows: n rows of NS slots). */
-void canonical_rows(const row_t *rows, int64_t n, uint64_t *out) {
-  for (int64_t r = 0; r < n; r++) canonical(rows + r * NS, out + r * NW);
-}
 """
 
 
@@ -574,18 +601,11 @@ class FusedLoop:
         self.holds_fn = lib.holds_rows
         self.holds_fn.restype = None
         self.holds_fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
-        self.canonical_fn = lib.canonical_rows
-        self.canonical_fn.restype = None
-        self.canonical_fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
         self._pool = _Pool()
 
     def canonical_keys(self, rows: np.ndarray) -> np.ndarray:
-        """The canonical keys of ``rows`` (any values in their slots' domains), as sortable
-        keys: what :meth:`Packer.canonical_keys` gives."""
-        rows = np.ascontiguousarray(rows, dtype=self.packer.dtype_rows)
-        out = np.empty((rows.shape[0], self.packer.n_words), dtype=np.uint64)
-        self.canonical_fn(rows.ctypes.data, rows.shape[0], out.ctypes.data)
-        return self.packer.to_sortable(out)
+        """The canonical keys of ``rows`` (see :func:`canonical_keys`)."""
+        return canonical_keys(self.lib, self.packer, rows)
 
     def holds(self, keys: np.ndarray) -> dict[str, np.ndarray]:
         """Per property of the loop: where it holds (every instance) over the states ``keys``."""
