@@ -231,8 +231,6 @@ def _key_head(packer: Packer, plan: _JitPlan, row_c: str) -> list[str]:
             _table("SRC", "int32_t", plan.src.ravel()),
             _table("REMAP", "uint8_t", plan.remap.ravel().astype(np.uint8)),
             _table("RENAME", row_c, plan.rename.ravel()),
-            _table("PLACE", "uint64_t", plan.place.ravel()),
-            _table("WSTART", "int32_t", plan.word_start),
             *_many_perm_tables(packer, plan)]
 
 

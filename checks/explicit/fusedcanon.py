@@ -3,7 +3,7 @@
 The key of a state is its least image under every VCPU permutation (the keys of
 :mod:`deferral.checks.explicit.packing`, exactly). With up to 24 permutations
 :func:`deferral.checks.explicit.fused.canonical_code` stages all of them; with 120 or 720,
-the C here visits only some, and proves nothing away:
+the C here visits only some of them, yet always one whose image is least:
 
 * **Signatures.** A VCPU's signature is its own slots at the start of the layout (see
   :meth:`~deferral.checks.explicit.packing.Packer._canonical_block`); the least image lists
