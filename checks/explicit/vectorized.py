@@ -715,10 +715,13 @@ class _Search:
             n_states, base = st.n_states, st.base
             try:  # stop before the merge if its temporaries would pass the memory limit
                 # (the runs' merge comes after the level's, whose temporaries are freed by then)
-                total = len(visited) + sum(runs.sizes)
+                candidates = sum(runs.sizes)
+                total = len(visited) + candidates
                 piece = self._merge_piece(n_chunks)
-                self._poll(lambda: max(_MERGE_BYTES * min(sum(runs.sizes), piece),
-                                       _VISITED_MERGE_BYTES * min(total, block_size(total))))
+                # AG EF: and the state of every candidate, held until the chunks are numbered
+                states_bytes = (4 if n_states + candidates < _CODES32_BELOW else 8) * candidates if self.lives else 0
+                self._poll(lambda: states_bytes + max(_MERGE_BYTES * min(candidates, piece),
+                                                      _VISITED_MERGE_BYTES * min(total, block_size(total))))
             except LimitReached as stop:
                 stopped_by = stop.reason
                 break

@@ -91,3 +91,16 @@ def test_grouped_levels_match_ungrouped_ones(tmp_path: Path, monkeypatch: pytest
     in_memory = explore_vectorized(PUBLISHED[variant], b, workers=2, max_states=max_states)
     assert _summary(spilled) == _summary(plain) == _summary(in_memory)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_next_frontier_is_written_a_key_range_at_a_time(tmp_path: Path) -> None:
+    work = spill.WorkDir(tmp_path)
+    frontier = spill.KeysFile(work, [], np.uint64)
+    assert frontier.shape == (0,)
+    frontier.append([np.array([1, 4], np.uint64)])
+    frontier.append([])
+    frontier.append([np.array([6], np.uint64), np.array([9, 12], np.uint64)])
+    assert frontier.shape == (5,)
+    assert frontier[1:4].tolist() == [4, 6, 9] and frontier.array().tolist() == [1, 4, 6, 9, 12]
+    frontier.close()
+    work.close()
