@@ -103,7 +103,7 @@ def code(packer: Packer, plan: _JitPlan) -> str:
     signature = uses_signature(packer, plan)
     skip = _shared_prefix(packer, plan, signature)
     sizes = packer.layout.sizes
-    less = [f"  int v, b;"]
+    less = ["  int v, b;"]
     for j in range(skip, packer.n_slots):
         less.append(f"  v = {_value(plan, j, 'sp', 'rp', 'p')}; b = {_value(plan, j, 'sb', 'rb', 'best')};"
                     " if (v != b) return v < b;")
