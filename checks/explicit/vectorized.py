@@ -76,10 +76,16 @@ _VISITED_MERGE_BYTES = 4 * 24
 MERGE_PER_CHUNK = 1 << 10
 MERGE_PIECE_MAX = 1 << 22
 #: A level's chunks are merged in groups of about this many candidates as they come (see
-#: :mod:`deferral.checks.explicit.levelruns`) once its arrays go to disk, or once it has more
-#: than GROUP_FROM chunks; at most a 32nd of the memory limit's worth of merge temporaries.
+#: :mod:`deferral.checks.explicit.levelruns`; at most a 32nd of the memory limit's worth of
+#: merge temporaries) when it has more than GROUP_FROM_SPILLED chunks and its arrays go to
+#: disk, or more than GROUP_FROM in memory. A group's merge sorts its candidates once more
+#: (about 85 ns a candidate); without it the level's merge reads a slice of every chunk for
+#: every key range (of PIECE candidates in memory: slices of arrays, cheap; spilled, reads of
+#: files): a cost growing with the square of the chunks, larger than the sort's past some
+#: 250 chunks spilled and some 4,000 in memory.
 GROUP_CANDIDATES = 1 << 22
-GROUP_FROM = 1 << 10
+GROUP_FROM_SPILLED = 1 << 8
+GROUP_FROM = 1 << 12
 #: With a work folder and no ``spill_above``: spill once the stored structures in memory pass
 #: this share of the memory limit (the rest is for a level's expansion and merge).
 SPILL_SHARE = 0.25
@@ -584,9 +590,10 @@ class _Search:
 
     def _grouped(self, n_chunks: int) -> bool:
         """Whether a level of ``n_chunks`` chunks merges them in groups as they come (see
-        levelruns): once its arrays go to disk (a merge reading thousands of chunk files a key
-        range at a time is mostly small reads), or past :data:`GROUP_FROM` chunks."""
-        return n_chunks > 1 and (self.spills > 0 or n_chunks > GROUP_FROM)
+        levelruns): past :data:`GROUP_FROM_SPILLED` chunks once its arrays go to disk (a merge
+        reading thousands of chunk files a key range at a time is mostly small reads), or past
+        :data:`GROUP_FROM` in memory."""
+        return n_chunks > (GROUP_FROM_SPILLED if self.spills > 0 else GROUP_FROM)
 
     def _group_candidates(self) -> int:
         """Candidates a group of chunks merges at a time (see :data:`GROUP_CANDIDATES`)."""

@@ -84,6 +84,7 @@ def test_grouped_levels_match_ungrouped_ones(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setattr(vectorized, "GROUP_FROM", 1 << 30)
     plain = explore_vectorized(PUBLISHED[variant], b, workers=1, max_states=max_states)
     monkeypatch.setattr(vectorized, "GROUP_CANDIDATES", 1500)
+    monkeypatch.setattr(vectorized, "GROUP_FROM_SPILLED", 1)
     spilled = explore_vectorized(PUBLISHED[variant], b, workers=2, max_states=max_states,
                                  work_dir=str(tmp_path), spill_above=1)
     assert spilled.stats["spills"] > 0
