@@ -231,7 +231,7 @@ def broken_lemmas(protocol: Protocol, bounds: Bounds, timeout: float = 120.0) ->
 WEAKEN_S, WEAKEN_SHARE = 30.0, 0.25
 #: Its strengthening round (checks/symbolic/strengthen.py: sampling, enumeration, support at the sample's
 #: bounds) gets at most this long and this share of the time left then.
-STRENGTHEN_S, STRENGTHEN_SHARE = 30.0, 0.3
+STRENGTHEN_S, STRENGTHEN_SHARE = 30.0, 0.5
 #: Shortening the weakened route's proof at the sample's bounds before the requested ones (where those
 #: are larger: Houdini there over a short set instead of every weakening) gets at most this long and share.
 SHORT_S, SHORT_SHARE = 15.0, 0.25
