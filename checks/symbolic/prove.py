@@ -234,7 +234,7 @@ WEAKEN_S, WEAKEN_SHARE = 30.0, 0.25
 STRENGTHEN_S, STRENGTHEN_SHARE = 30.0, 0.5
 #: Shortening the weakened route's proof at the sample's bounds before the requested ones (where those
 #: are larger: Houdini there over a short set instead of every weakening) gets at most this long and share.
-SHORT_S, SHORT_SHARE = 15.0, 0.25
+SHORT_S, SHORT_SHARE = 20.0, 0.4
 
 
 def exhaust_errors() -> tuple[type[BaseException], ...]:

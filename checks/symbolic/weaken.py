@@ -49,8 +49,8 @@ STRENGTH_SAMPLE, TRIVIAL_MS = 4000, 2000
 #: D is searched on at most this many of the states where the lemma fails (at random), then checked on all
 #: of them; at most this many rounds (states a D fails in join the search's set).
 BAD_CAP, VERIFY_ROUNDS = 30_000, 4
-#: Shortening a proof (trim) takes at most this long.
-TRIM_S = 10.0
+#: Shortening a proof (trim) takes at most this long; :func:`shortened` first tries this many single ones.
+TRIM_S, SINGLE_TRIES = 10.0, 10
 
 
 def weakenings(protocol: Protocol, lemma: Lemma, samples: Sequence[tuple[Bounds, np.ndarray]],
@@ -326,14 +326,19 @@ def shortened(protocol: Protocol, small: Bounds, extra: Sequence[Lemma], timeout
         return None if timeout is None else max(0.5, timeout - (time.monotonic() - start))
 
     enc = encode(protocol, small)
+    names = {x.name for x in extra}
     try:
         alive, _ = houdini(enc, list(invariant_for(small)) + list(extra), timeout=left())
         if check_inductive(enc, alive, timeout=left(), inductive=True).status != "proved":
             return None
+        # one of them often suffices (the strongest first): a few induction checks, not a whole trim
+        rest = [x for x in alive if x.name not in names]
+        for one in [x for x in alive if x.name in names][:SINGLE_TRIES]:
+            if check_inductive(enc, rest + [one], timeout=left()).status == "proved":
+                return [one]
     except TimeoutError:
         return None
-    names = {x.name for x in extra}
-    return [x for x in trim(enc, alive, timeout=left()) if x.name in names]
+    return [x for x in trim(enc, alive, timeout=None, limit_s=left() or TRIM_S) if x.name in names]
 
 
 def bounded_proof(protocol: Protocol, at: Bounds, dropped: Sequence[str], timeout: float | None = None,
