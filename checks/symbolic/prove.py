@@ -17,8 +17,9 @@ strongest automatic route, cheapest first:
    ``shipped-lemmas+weakened+houdini+induction`` (:mod:`deferral.checks.symbolic.weaken`): each
    lemma Houdini dropped is offered again as "L or D", D a disjunction of 1-3 literals over its
    parameters true wherever L fails in the reachable states of a small instance (2 VCPUs, one
-   page and frame, Q and S at most 2), beside the shipped lemmas; Houdini and induction decide.
-   Where that fails too and some dropped lemmas hold in every sampled state (not inductive, but
+   page and frame, Q and S at most 2), beside the shipped lemmas; Houdini and induction decide
+   (above the sample's bounds first with only those a proof at the sample's bounds needs:
+   :func:`weaken.shortened`). Where that fails too and some dropped lemmas hold in every sampled state (not inductive, but
    nothing to weaken), route ``shipped-lemmas+weakened+strengthened+houdini+induction``
    (:mod:`deferral.checks.symbolic.strengthen`): new families of 1-3 literals over those lemmas'
    parameters true in the sample (and at 3 VCPUs / 2 pages), of which what the property needs at

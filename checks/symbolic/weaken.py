@@ -18,7 +18,11 @@ more ways out: ``L or D``, D a small disjunction of literals over ``L``'s own pa
   states), for every parameter assignment; D must be true wherever L fails there. Disjunctions
   of 1, then 2, then 3 literals, each minimal (no smaller subset covers), the simplest
   literals first (parameters before nested reads) and the strongest D (true in the fewest
-  sampled assignments) first; a few per lemma.
+  sampled assignments) first; a few per lemma. Searched on at most BAD_CAP of the failing
+  states and checked on all of them.
+* **Above the sample's bounds** (:func:`shortened`): the weakened lemmas a proof at the
+  sample's bounds needs are what auto offers first at the requested bounds (Houdini's
+  queries there grow with the number of lemmas offered).
 
 Nothing here is trusted: the weakened lemmas are candidates beside the shipped ones, and
 Houdini and induction (bounded, or over uninterpreted sorts by ``--parametric``) decide. A
