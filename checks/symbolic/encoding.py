@@ -442,17 +442,32 @@ class Encoding:
                   xs: Sequence[Any]) -> list[tuple[tuple[int, ...], Any]]:
         """``(args, fn(s, *args))`` for every parameter instance, as Z3 Bools over ``xs`` (state
         variables): evaluated once per (fn, params) and renamed for other variables, like the steps."""
-        key = (fn, tuple(params))
+        cached = self._base_instances(fn, tuple(params))
+        renamed = Renaming(self._base_vars, xs).many([term for _, term in cached])
+        return [(args, term) for (args, _), term in zip(cached, renamed)]
+
+    def _base_instances(self, fn: Callable[..., Any], params: tuple[tuple[str, Any], ...]
+                        ) -> list[tuple[tuple[int, ...], Any]]:
+        """:meth:`instances` over the encoding's own variables, built once per (fn, params). A function
+        with an ``any_of`` attribute (a learned or weakened family: the disjunction of those functions,
+        :mod:`deferral.checks.symbolic.strengthen`, :mod:`deferral.checks.symbolic.weaken`) is the Or of
+        its parts' cached terms: hundreds of families share a few dozen literals, whose reads at
+        symbolic indices are the costly part to build."""
+        key = (fn, params)
         if key not in self._instance_cache:
             from itertools import product
 
-            ctx_vars = self._base_vars
-            self._instance_cache[key] = [
-                (args, self.ops.boolean(fn(self.context(ctx_vars), *args)))
-                for args in product(*(range(d.size(self.bounds)) for _, d in params))]
-        cached = self._instance_cache[key]
-        renamed = Renaming(self._base_vars, xs).many([term for _, term in cached])
-        return [(args, term) for (args, _), term in zip(cached, renamed)]
+            parts = getattr(fn, "any_of", None)
+            if parts:
+                rows = zip(*(self._base_instances(p, params) for p in parts))
+                self._instance_cache[key] = [
+                    (row[0][0], self.ops.boolean(self.ops.any_([_constant(t) for _, t in row]))) for row in rows]
+            else:
+                ctx_vars = self._base_vars
+                self._instance_cache[key] = [
+                    (args, self.ops.boolean(fn(self.context(ctx_vars), *args)))
+                    for args in product(*(range(d.size(self.bounds)) for _, d in params))]
+        return self._instance_cache[key]
 
     def holds(self, fn: Callable[..., Any], params: Sequence[tuple[str, Any]], xs: Sequence[Any]) -> Any:
         """``fn(s, *args)`` for every parameter instance, as one conjunction."""
@@ -552,6 +567,11 @@ def encode(protocol: Protocol, bounds: Bounds, check: bool = True) -> Encoding:
     if check:
         crosscheck(enc)
     return enc
+
+
+def _constant(term: Any) -> Any:
+    """A Z3 Bool constant as Python's (so a junction decides on it as the step notation does), else the term."""
+    return True if z3.is_true(term) else False if z3.is_false(term) else term
 
 
 def trans_disjunctive(enc: Encoding, xs: Sequence[Any], ys: Sequence[Any]) -> Any:

@@ -17,8 +17,9 @@ strongest automatic route, cheapest first:
    ``shipped-lemmas+weakened+houdini+induction`` (:mod:`deferral.checks.symbolic.weaken`): each
    lemma Houdini dropped is offered again as "L or D", D a disjunction of 1-3 literals over its
    parameters true wherever L fails in the reachable states of a small instance (2 VCPUs, one
-   page and frame, Q and S at most 2), beside the shipped lemmas; Houdini and induction decide.
-   Where that fails too and some dropped lemmas hold in every sampled state (not inductive, but
+   page and frame, Q and S at most 2), beside the shipped lemmas; Houdini and induction decide
+   (above the sample's bounds first with only those a proof at the sample's bounds needs:
+   :func:`weaken.shortened`). Where that fails too and some dropped lemmas hold in every sampled state (not inductive, but
    nothing to weaken), route ``shipped-lemmas+weakened+strengthened+houdini+induction``
    (:mod:`deferral.checks.symbolic.strengthen`): new families of 1-3 literals over those lemmas'
    parameters true in the sample (and at 3 VCPUs / 2 pages), of which what the property needs at
@@ -231,7 +232,10 @@ def broken_lemmas(protocol: Protocol, bounds: Bounds, timeout: float = 120.0) ->
 WEAKEN_S, WEAKEN_SHARE = 30.0, 0.25
 #: Its strengthening round (checks/symbolic/strengthen.py: sampling, enumeration, support at the sample's
 #: bounds) gets at most this long and this share of the time left then.
-STRENGTHEN_S, STRENGTHEN_SHARE = 30.0, 0.3
+STRENGTHEN_S, STRENGTHEN_SHARE = 30.0, 0.5
+#: Shortening the weakened route's proof at the sample's bounds before the requested ones (where those
+#: are larger: Houdini there over a short set instead of every weakening) gets at most this long and share.
+SHORT_S, SHORT_SHARE = 20.0, 0.4
 
 
 def exhaust_errors() -> tuple[type[BaseException], ...]:
@@ -652,6 +656,9 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                    f"from {rep.states} reachable states at {rep.sampled_at.short() if rep.sampled_at else '-'} "
                    f"({rep.seconds:.1f} s)")
         candidates = list(lemmas) + rep.candidates
+        done = short_first("shipped-lemmas+weakened", rep)
+        if done is not None:
+            return done
         tried_now = houdini_induction("shipped-lemmas+weakened", candidates)
         if tried_now is None:
             return None
@@ -663,6 +670,37 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                           learned_at=[rep.sampled_at] if rep.sampled_at else None, proof_lemmas=alive)
         not_proved("shipped-lemmas+weakened", alive, candidates, hlog2, r)
         return strengthened_route(rep)
+
+    def short_first(name: str, rep: Any) -> ProveResult | None:
+        """Where the weakenings were sampled below the requested bounds: the proof shortened at the
+        sample's bounds first (:func:`weaken.shortened`: Houdini, induction and trim there, cheap), then
+        Houdini and induction at the requested bounds over the shipped lemmas and that short set; None
+        where it does not prove it there (the caller offers all the weakenings)."""
+        from deferral.checks.symbolic import weaken
+
+        small = rep.sampled_at
+        if small is None or small == bounds:
+            return None
+        began = time.monotonic()
+        budget = None if timeout is None else min(SHORT_S, SHORT_SHARE * (left() or 0.0))
+        short = weaken.shortened(protocol, small, rep.candidates, timeout=budget)
+        stages.append(stage(name, small, "houdini+induction+trim", len(rep.candidates),
+                            None if short is None else len(short), time.monotonic() - began,
+                            result="proved" if short is not None else "not proved"))
+        if not short:
+            return None
+        tried_now = houdini_induction(name, list(lemmas) + short)
+        if tried_now is None:
+            return None
+        alive, _, r = tried_now
+        if r.status != "proved":
+            log.append(f"{name}: the {len(short)} weakened lemmas a proof at {small.short()} needs are "
+                       f"{r.status} at {bounds.short()}; all {len(rep.candidates)} offered there")
+            return None
+        log.append(f"{name}: a proof at {small.short()} needs {len(short)} of the {len(rep.candidates)} weakened "
+                   f"lemmas; with the shipped lemmas they prove it at {bounds.short()}")
+        return result("proved", route=f"{name}+houdini+induction", invariant=[lem.show(enc.bounds) for lem in alive],
+                      log=log, learned_at=[small], proof_lemmas=alive)
 
     def strengthened_route(rep: Any) -> ProveResult | None:
         """Route ``shipped-lemmas+weakened+strengthened+houdini+induction`` (checks/symbolic/strengthen.py):

@@ -32,7 +32,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from deferral.checks.symbolic.vocabulary import Literal, truth_table, is_weakened, literals, sample_rows
+from deferral.checks.symbolic.vocabulary import Literal, column_masks, is_weakened, literals, sample_rows, truth_table
 from deferral.model.bounds import Bounds
 from deferral.model.invariant import Lemma
 from deferral.model.protocol import Protocol
@@ -84,6 +84,7 @@ def clause(params: Sequence[tuple[str, Domain]], chosen: Sequence[Literal]) -> L
     def fn(s: Any, *a: Any) -> Any:
         return s.any([f(s, *a) for f in fns])
 
+    fn.any_of = fns  # type: ignore[attr-defined]  # the encoding builds its terms from the literals' (cached)
     return Lemma(f"{PREFIX}{names}: " + " or ".join(x.text for x in chosen), tuple(params), fn)
 
 
@@ -94,15 +95,6 @@ def is_new(lem: Lemma) -> bool:
 
 def signature(lem: Lemma) -> tuple[Domain, ...]:
     return tuple(d for _, d in lem.params)
-
-
-def _masks(table: np.ndarray) -> tuple[list[int], int]:
-    """Each row of a boolean table over its distinct columns as an int bit mask, and the all-ones mask."""
-    packed = np.ascontiguousarray(np.packbits(table, axis=0).T)  # one row of bytes per column
-    _, first = np.unique(packed.view(f"V{packed.shape[1]}").ravel(), return_index=True)
-    cols = table[:, np.sort(first)]
-    masks = [int.from_bytes(np.packbits(row, bitorder="little").tobytes(), "little") for row in cols]
-    return masks, (1 << cols.shape[1]) - 1
 
 
 def enumerate_clauses(masks: Sequence[int], full: int, max_literals: int = MAX_LITERALS,
@@ -169,7 +161,7 @@ def families(protocol: Protocol, params: Sequence[tuple[str, Domain]], samples: 
     balance = np.abs(table[keep].mean(axis=1) - 0.5)
     keep = sorted(keep[j] for j in np.argsort(balance, kind="stable")[:POOL])
     lits = [lits[j] for j in keep]
-    masks, full = _masks(table[keep])
+    masks, full = column_masks(table[keep])
     found = enumerate_clauses(masks, full, deadline=deadline)
     found.sort(key=lambda f: (len(f), sum(lits[j].cost for j in f), f))
     valid = _Valid(protocol, at)

@@ -129,8 +129,7 @@ def literals(protocol: Protocol, params: Sequence[tuple[str, Domain]], b: Bounds
                     by_place.setdefault((owner, rtext), []).append(out[-1].fn)
     for (owner, place), fns in by_place.items():
         if len(fns) > 1:
-            out.append(Literal(f"every entry of {owner} at {place} is 0 or {place}",
-                               (lambda fs: lambda s, *a: s.all(f(s, *a) for f in fs))(tuple(fns)), 1))
+            out.append(Literal(f"every entry of {owner} at {place} is 0 or {place}", _every(tuple(fns)), 1))
     seen: set[str] = set()
     uniq = []
     for lit in sorted(out, key=lambda x: x.cost):
@@ -138,6 +137,15 @@ def literals(protocol: Protocol, params: Sequence[tuple[str, Domain]], b: Bounds
             seen.add(lit.text)
             uniq.append(lit)
     return uniq
+
+
+def _every(fns: tuple[Fn, ...]) -> Fn:
+    """All of ``fns`` (literals of the vocabulary too: :func:`truth_table` reuses their values)."""
+    def fn(s: Any, *a: Any) -> Any:
+        return s.all(f(s, *a) for f in fns)
+
+    fn.all_of = fns  # type: ignore[attr-defined]
+    return fn
 
 
 def _truth(ctx: Any, fn: Fn, args: Sequence[int], n: int) -> np.ndarray:
@@ -155,7 +163,30 @@ def truth_table(protocol: Protocol, b: Bounds, rows: np.ndarray, fns: Sequence[F
     ctx = StepContext(layout, NUMPY, _Columns(rows), copy_values=False)
     assigns = list(product(*(range(d.size(b)) for _, d in params)))
     n = rows.shape[0]
-    return np.stack([np.concatenate([_truth(ctx, f, a, n) for a in assigns]) for f in fns])
+    shared = {id(p) for f in fns for p in getattr(f, "all_of", ())}  # parts of a conjunction: kept
+    memo: dict[tuple[int, tuple[int, ...]], np.ndarray] = {}
+
+    def value(f: Fn, a: tuple[int, ...]) -> np.ndarray:
+        key = (id(f), a)
+        if key in memo:
+            return memo[key]
+        parts = getattr(f, "all_of", None)
+        got = np.logical_and.reduce([value(p, a) for p in parts]) if parts else _truth(ctx, f, a, n)
+        if id(f) in shared:
+            memo[key] = got
+        return got
+
+    return np.stack([np.concatenate([value(f, a) for a in assigns]) for f in fns])
+
+
+def column_masks(table: np.ndarray) -> tuple[list[int], int]:
+    """Each row of a boolean table over its distinct columns as an int bit mask, and the all-ones mask
+    (a set of rows covers every column iff it covers every distinct one)."""
+    packed = np.ascontiguousarray(np.packbits(table, axis=0).T)  # one row of bytes per column
+    _, first = np.unique(packed.view(f"V{packed.shape[1]}").ravel(), return_index=True)
+    cols = table[:, np.sort(first)]
+    masks = [int.from_bytes(np.packbits(row, bitorder="little").tobytes(), "little") for row in cols]
+    return masks, (1 << cols.shape[1]) - 1
 
 
 def sample_rows(protocol: Protocol, b: Bounds, cap: int = SAMPLE_CAP, time_limit: float | None = None) -> np.ndarray:

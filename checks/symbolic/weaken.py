@@ -18,7 +18,11 @@ more ways out: ``L or D``, D a small disjunction of literals over ``L``'s own pa
   states), for every parameter assignment; D must be true wherever L fails there. Disjunctions
   of 1, then 2, then 3 literals, each minimal (no smaller subset covers), the simplest
   literals first (parameters before nested reads) and the strongest D (true in the fewest
-  sampled assignments) first; a few per lemma.
+  sampled assignments) first; a few per lemma. Searched on at most BAD_CAP of the failing
+  states and checked on all of them.
+* **Above the sample's bounds** (:func:`shortened`): the weakened lemmas a proof at the
+  sample's bounds needs are what auto offers first at the requested bounds (Houdini's
+  queries there grow with the number of lemmas offered).
 
 Nothing here is trusted: the weakened lemmas are candidates beside the shipped ones, and
 Houdini and induction (bounded, or over uninterpreted sorts by ``--parametric``) decide. A
@@ -34,8 +38,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from deferral.checks.symbolic.vocabulary import (SAMPLE_CAP, Expr, Fn, Literal, truth_table, index_terms,  # noqa: F401
-                                                  is_weakened, literals, sample_rows)
+from deferral.checks.symbolic.vocabulary import (SAMPLE_CAP, Expr, Fn, Literal, index_terms,  # noqa: F401
+                                                  is_weakened, literals, sample_rows, truth_table)
 from deferral.model.bounds import Bounds
 from deferral.model.invariant import Lemma
 from deferral.model.protocol import Protocol
@@ -46,8 +50,11 @@ PER_LEMMA, MAX_D = 40, 3
 TRIPLE_POOL = 40
 #: States (randomly chosen from the sample) on which a D's strength is measured; a Z3 query's limit (ms).
 STRENGTH_SAMPLE, TRIVIAL_MS = 4000, 2000
-#: Shortening a proof (trim) takes at most this long.
-TRIM_S = 10.0
+#: D is searched on at most this many of the states where the lemma fails (at random), then checked on all
+#: of them; at most this many rounds (states a D fails in join the search's set).
+BAD_CAP, VERIFY_ROUNDS = 30_000, 4
+#: Shortening a proof (trim) takes at most this long; :func:`shortened` first tries this many single ones.
+TRIM_S, SINGLE_TRIES = 10.0, 10
 
 
 def weakenings(protocol: Protocol, lemma: Lemma, samples: Sequence[tuple[Bounds, np.ndarray]],
@@ -57,13 +64,18 @@ def weakenings(protocol: Protocol, lemma: Lemma, samples: Sequence[tuple[Bounds,
     [] where the lemma holds in every sampled state (nothing to learn D from) or no D of at
     most MAX_D literals covers the states where it fails. A D that ``assume`` (the lemmas
     Houdini kept) and "not lemma" imply at the first sample's bounds is left out (it would
-    make the lemma a consequence of the others: no information)."""
+    make the lemma a consequence of the others: no information).
+
+    Where the lemma fails in more than BAD_CAP sampled states, D is searched on BAD_CAP of them
+    (at random), and the Ds found are checked on all of them (only their own literals evaluated);
+    the states some D fails in join the search's set and it is searched again (at most
+    VERIFY_ROUNDS times; a D not checked true in every failing state is never offered)."""
     per_lemma = PER_LEMMA if per_lemma is None else per_lemma
     if not samples or per_lemma <= 0:
         return []
     at = samples[0][0]
     lits = literals(protocol, lemma.params, at)
-    parts, strong = [], []
+    bads, strong = [], []
     rng = np.random.default_rng(0)
     for b, rows in samples:
         if rows.shape[0] == 0:
@@ -71,23 +83,65 @@ def weakenings(protocol: Protocol, lemma: Lemma, samples: Sequence[tuple[Bounds,
         holds = truth_table(protocol, b, rows, [lemma.fn], lemma.params)[0]
         if holds.all():
             continue
-        bad_states = rows[np.unique(np.nonzero(~holds)[0] % rows.shape[0])]
-        sub = truth_table(protocol, b, bad_states, [lemma.fn], lemma.params)[0]
-        parts.append(truth_table(protocol, b, bad_states, [x.fn for x in lits], lemma.params)[:, ~sub])
+        bads.append((b, rows[np.unique(np.nonzero(~holds)[0] % rows.shape[0])]))
         some = rows[rng.choice(rows.shape[0], min(STRENGTH_SAMPLE, rows.shape[0]), replace=False)]
         strong.append(truth_table(protocol, b, some, [x.fn for x in lits], lemma.params))
-    if not parts or not lits:
+    if not bads or not lits:
         return []
-    cover = np.concatenate(parts, axis=1)  # literal x failing (assignment, state)
     often = np.concatenate(strong, axis=1)  # literal x sampled (assignment, state): D true there = weaker
-    masks = [int.from_bytes(np.packbits(row, bitorder="little").tobytes(), "little") for row in cover]
-    full = (1 << cover.shape[1]) - 1
     check = _Trivial(protocol, at, lemma, assume)
-    useful = [j for j, m in enumerate(masks) if m and not check([lits[j]])]
-    found: list[tuple[int, ...]] = []
+    seen = [np.zeros(len(st), dtype=bool) for _, st in bads]  # the failing states the search sees
+    for k, (_, st) in enumerate(bads):
+        seen[k][rng.choice(len(st), min(BAD_CAP, len(st)), replace=False)] = True
 
     def late() -> bool:
         return deadline is not None and time.monotonic() > deadline
+
+    def kept(combo: tuple[int, ...]) -> bool:  # not implied by "not lemma" and the lemmas assumed
+        return len(combo) == 1 or not check([lits[j] for j in combo])
+
+    for last in [False] * (VERIFY_ROUNDS - 1) + [True]:
+        parts = []
+        for (b, st), mask in zip(bads, seen):
+            sub = st[mask]
+            fails = truth_table(protocol, b, sub, [lemma.fn], lemma.params)[0]
+            parts.append(truth_table(protocol, b, sub, [x.fn for x in lits], lemma.params)[:, ~fails])
+        cover = np.concatenate(parts, axis=1)  # literal x failing (assignment, state) seen
+        masks = [int.from_bytes(np.packbits(row, bitorder="little").tobytes(), "little") for row in cover]
+        found = _covers((masks, (1 << cover.shape[1]) - 1), lits, often, late)[:per_lemma * 3]
+        if all(m.all() for m in seen) or not found:
+            break
+        good: list[tuple[int, ...]] = []
+        missed = [np.zeros(len(st), dtype=bool) for _, st in bads]
+        for i in range(0, len(found), per_lemma):  # a batch at a time: the first are likely enough
+            batch = found[i:i + per_lemma]
+            more, ok = _uncovered(protocol, lemma, lits, batch, bads)
+            good += [f for f, fine in zip(batch, ok) if fine and kept(f)]
+            for m, x in zip(missed, more):
+                m |= x
+            if len(good) >= per_lemma or late():
+                break
+        if last or not any(m.any() for m in missed):
+            return [weakened(lemma, [lits[j] for j in f]) for f in good[:per_lemma]]
+        for m, more in zip(seen, missed):
+            m |= more
+    out = []
+    for combo in found:
+        if kept(combo):
+            out.append(weakened(lemma, [lits[j] for j in combo]))
+        if len(out) >= per_lemma or late():
+            break
+    return out
+
+
+def _covers(cover: tuple[list[int], int], lits: Sequence[Literal], often: np.ndarray,
+            late: Callable[[], bool]) -> list[tuple[int, ...]]:
+    """The minimal sets of 1 to MAX_D literal indices whose masks (``cover``: per literal, the failing
+    (assignment, state) columns it is true in, and the all-columns mask) cover every column; fewest
+    literals first, then the strongest (true in the fewest ``often`` columns), then the simplest."""
+    masks, full = cover
+    useful = [j for j, m in enumerate(masks) if m]
+    found: list[tuple[int, ...]] = []
 
     def minimal(combo: tuple[int, ...]) -> bool:
         return not any(set(f) <= set(combo) for f in found)
@@ -106,16 +160,29 @@ def weakenings(protocol: Protocol, lemma: Lemma, samples: Sequence[tuple[Bounds,
                 found.append((a, c, d))
             if late():
                 break
-    # fewest literals first, then the strongest D (true in the fewest sampled assignments), the simplest
     found.sort(key=lambda f: (len(f), int(often[list(f)].any(axis=0).sum()), sum(lits[j].cost for j in f), f))
-    out = []
-    for combo in found[:per_lemma * 3]:
-        chosen = [lits[j] for j in combo]
-        if len(combo) == 1 or not check(chosen):
-            out.append(weakened(lemma, chosen))
-        if len(out) >= per_lemma or late():
-            break
-    return out
+    return found
+
+
+def _uncovered(protocol: Protocol, lemma: Lemma, lits: Sequence[Literal], found: Sequence[tuple[int, ...]],
+               bads: Sequence[tuple[Bounds, np.ndarray]]) -> tuple[list[np.ndarray], list[bool]]:
+    """Per sample, the failing states (a mask over ``bads``' states) where some D of ``found`` is false
+    for an assignment where the lemma fails, and per D whether it is true wherever the lemma fails:
+    only the literals of ``found`` are evaluated."""
+    used = sorted({j for f in found for j in f})
+    pos = {j: n for n, j in enumerate(used)}
+    out, ok = [], [True] * len(found)
+    for b, st in bads:
+        fails = ~truth_table(protocol, b, st, [lemma.fn], lemma.params)[0]
+        tab = truth_table(protocol, b, st, [lits[j].fn for j in used], lemma.params)
+        missed = np.zeros(len(st), dtype=bool)
+        for n, f in enumerate(found):
+            bad_cols = np.nonzero(fails & ~tab[[pos[j] for j in f]].any(axis=0))[0]
+            if bad_cols.size:
+                ok[n] = False
+                missed[bad_cols % len(st)] = True
+        out.append(missed)
+    return out, ok
 
 
 class _Trivial:
@@ -156,6 +223,8 @@ def weakened(lemma: Lemma, chosen: Sequence[Literal]) -> Lemma:
 
     def fn(s: Any, *a: Any) -> Any:
         return s.any([base(s, *a)] + [f(s, *a) for f in fns])
+
+    fn.any_of = (base, *fns)  # type: ignore[attr-defined]  # the encoding builds its terms from these (cached)
 
     return WeakLemma(f"({lemma.name}) or " + " or ".join(x.text for x in chosen), lemma.params, fn,
                      base=lemma.name, literals=tuple(x.text for x in chosen))
@@ -243,6 +312,37 @@ def trim(enc: Any, alive: Sequence[Lemma], timeout: float | None = None, limit_s
         if check_inductive(enc, trial, timeout=max(0.5, left)).status == "proved":
             current = trial
     return current
+
+
+def shortened(protocol: Protocol, small: Bounds, extra: Sequence[Lemma], timeout: float | None = None) -> list[Lemma] | None:
+    """The members of ``extra`` (weakened lemmas, new families) that a proof at ``small`` by the shipped
+    lemmas there and ``extra`` (Houdini, induction) still needs after :func:`trim`: a short set to offer at
+    larger bounds, where Houdini's queries over all of ``extra`` cost a minute (6 VCPUs, two address
+    spaces) and over a short set seconds; None if ``extra`` does not prove it at ``small``. Nothing is
+    proved here for other bounds: Houdini and induction there decide."""
+    from deferral.checks.symbolic.encoding import encode
+    from deferral.checks.symbolic.induction import check_inductive, houdini
+    from deferral.model.invariant import invariant_for
+
+    start = time.monotonic()
+
+    def left() -> float | None:
+        return None if timeout is None else max(0.5, timeout - (time.monotonic() - start))
+
+    enc = encode(protocol, small)
+    names = {x.name for x in extra}
+    try:
+        alive, _ = houdini(enc, list(invariant_for(small)) + list(extra), timeout=left())
+        if check_inductive(enc, alive, timeout=left(), inductive=True).status != "proved":
+            return None
+        # one of them often suffices (the strongest first): a few induction checks, not a whole trim
+        rest = [x for x in alive if x.name not in names]
+        for one in [x for x in alive if x.name in names][:SINGLE_TRIES]:
+            if check_inductive(enc, rest + [one], timeout=left()).status == "proved":
+                return [one]
+    except TimeoutError:
+        return None
+    return [x for x in trim(enc, alive, timeout=None, limit_s=left() or TRIM_S) if x.name in names]
 
 
 def bounded_proof(protocol: Protocol, at: Bounds, dropped: Sequence[str], timeout: float | None = None,

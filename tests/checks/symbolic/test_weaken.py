@@ -49,6 +49,33 @@ def test_weakened_lemmas_hold_in_every_sampled_state_and_are_not_consequences() 
     assert all(weaken.is_weakened(x) and x.params == acked.params for x in found)
 
 
+def test_ds_searched_on_a_few_failing_states_hold_in_all_of_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """D searched on 50 of the states where L fails (of thousands): every D offered is still true
+    wherever L fails in the whole sample (checked there; the states a D misses join the search)."""
+    protocol = load_variant_file(EXAMPLES / "lazy_tlb_ipi.py")
+    lemmas = invariant_for(TWO)
+    rows = weaken.sample_rows(protocol, TWO, cap=200_000)
+    acked = next(x for x in lemmas if x.name == ACKED)
+    assert (~weaken.truth_table(protocol, TWO, rows, [acked.fn], acked.params)[0]).sum() > 1000
+    monkeypatch.setattr(weaken, "BAD_CAP", 50)
+    found = weaken.weakenings(protocol, acked, [(TWO, rows)], assume=[x for x in lemmas if x is not acked])
+    assert found
+    assert weaken.truth_table(protocol, TWO, rows, [x.fn for x in found], acked.params).all()
+
+
+def test_a_proof_above_the_sample_is_shortened_at_the_samples_bounds_first() -> None:
+    """At bounds above the sample's, Houdini there gets the shipped lemmas and the weakened lemmas a
+    proof at the sample's bounds needs (not all of them); the route and the proof are the same kind."""
+    at = Bounds(3, 2, 2, 1)
+    res = prove(load_variant_file(EXAMPLES / "lazy_cur_clear.py"), at, timeout=60)
+    assert (res.status, res.route) == ("proved", "shipped-lemmas+weakened+houdini+induction"), res.reason
+    short = [s for s in res.stages if s["method"] == "houdini+induction+trim"]
+    assert short and short[0]["bounds"] == weaken.sample_at(at).as_dict() and short[0]["result"] == "proved"
+    weak = [s for s in res.stages if s["route"] == "weakened"][0]
+    assert short[0]["families_kept"] < weak["families_kept"]  # fewer offered at the requested bounds
+    assert any(") or " in x for x in res.invariant)
+
+
 def test_literals_use_the_protocols_vocabulary_only() -> None:
     protocol = load_variant_file(EXAMPLES / "lazy_tlb_ipi.py")
     acked = next(x for x in invariant_for(TWO) if x.name == ACKED)
