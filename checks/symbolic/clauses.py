@@ -388,9 +388,10 @@ FIRST_CAP, CAP, ENUMERATE_SHARE = 50_000, 30_000, 0.3
 
 
 def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: Sequence[Bounds],
-          deadline: float | None = None, note: Any = None) -> Learned:
+          deadline: float | None = None, note: Any = None, trim_last: bool = False) -> Learned:
     """Sample (``samples_at``: bounds and "exhaustive" or "walks"), enumerate the families, then
-    :func:`learn_at` at each of ``stages`` in turn, each starting from what the last one needed."""
+    :func:`learn_at` at each of ``stages`` in turn, each starting from what the last one needed (the
+    last stage keeps Houdini's whole fixpoint unless ``trim_last``)."""
     from deferral.checks.symbolic.paramlearn import walk_rows
     from deferral.checks.symbolic.vocabulary import sample_rows
     from deferral.model.concrete import Model
@@ -418,7 +419,7 @@ def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: 
     done: list[Stage] = []
     start: list[Lemma] = []
     for n, at in enumerate(stages):
-        st = learn_at(protocol, at, found, start, deadline, note, trim=n < len(stages) - 1)
+        st = learn_at(protocol, at, found, start, deadline, note, trim=trim_last or n < len(stages) - 1)
         done.append(st)
         part[f"houdini and cores at {at.short()}"] = st.seconds
         if st.needed is None:
