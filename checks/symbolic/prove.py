@@ -804,7 +804,10 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     bounded_first = smallest(protocol, bounds) and ("spaces" not in bounds or bounds["spaces"] == 1)
     # the enumerated families first (checks/symbolic/clauses.py: seconds at the bounds the learning routes
     # reached, where those took minutes or ended unknown; benchmarks/PROVE.md, 4 Dec, night)
-    learning = ([("enumerated", None)] + (both[::-1] if bounded_first else both) + [("ic3po", None)]) if learn else []
+    # (after the learned ones with --infer-first, which asks for those first)
+    learned_routes = (both[::-1] if bounded_first else both)
+    learned_routes = learned_routes + [("enumerated", None)] if infer_first else [("enumerated", None)] + learned_routes
+    learning = (learned_routes + [("ic3po", None)]) if learn else []
     found_by_learning = [x for pair in zip(learning, [("bmc-slice", None)] * len(learning)) for x in pair] + [
         ("pdr-generalized", None)]
     # the shipped lemmas over uninterpreted sorts (one proof for every N, V, F): slower, after the bmc
