@@ -29,7 +29,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from deferral.checks.symbolic.strengthen import _masks, _Valid, clause, enumerate_clauses, vocabulary as base_vocabulary
+from deferral.checks.symbolic.strengthen import _masks, clause, enumerate_clauses, vocabulary as base_vocabulary
 from deferral.checks.symbolic.vocabulary import Literal, index_terms, truth_table
 from deferral.model.bounds import Bounds
 from deferral.model.invariant import Lemma
@@ -44,6 +44,39 @@ POOL = 120
 PER_SIGNATURE = 2000
 
 NAMES = {"vcpu": ("i", "k"), "page": ("p", "q"), "space": ("t", "u")}
+
+
+@dataclass(frozen=True)
+class Clause(Lemma):
+    """An enumerated family: its literals' texts kept, so that a file can name it (:func:`entry`)."""
+
+    texts: tuple[str, ...] = ()
+
+
+def make(params: Sequence[tuple[str, Domain]], lits: Sequence[Literal]) -> Clause:
+    lem = clause(params, lits)
+    return Clause(lem.name, lem.params, lem.fn, tuple(x.text for x in lits))
+
+
+def entry(lem: Clause) -> dict[str, Any]:
+    """How a file names ``lem``: its variables (name and sort) and its literals' texts."""
+    return {"vars": [[n, d.name] for n, d in lem.params], "or": list(lem.texts)}
+
+
+def from_entry(doc: Any, protocol: Protocol, b: Bounds) -> Clause:
+    """The family an :func:`entry` names, rebuilt from the protocol's vocabulary at ``b`` (ValueError: one line)."""
+    sorts = {s.name: s for s in index_sorts(protocol)}
+    pairs, texts = doc.get("vars"), doc.get("or")
+    if not isinstance(pairs, list) or not isinstance(texts, list) or not texts or not all(
+            isinstance(x, list) and len(x) == 2 and str(x[1]) in sorts for x in pairs):
+        raise ValueError(f"a family must have 'vars' ([name, sort] of {protocol.name}'s sorts) and 'or' (literal texts)")
+    params = tuple((str(n), sorts[str(srt)]) for n, srt in pairs)
+    vocab = {x.text: x for x in vocabulary(protocol, params, b)}
+    missing = [t for t in texts if t not in vocab]
+    if missing:
+        raise ValueError(f"{missing[0]!r} is not a literal of {protocol.name}'s vocabulary over "
+                         f"{', '.join(n for n, _ in params)} at {b.short()}")
+    return make(params, [vocab[t] for t in texts])
 
 
 def index_sorts(protocol: Protocol) -> list[Sort]:
@@ -154,14 +187,14 @@ class Signature:
         self.found: list[tuple[Lemma, tuple[int, ...]]] = []  # (family, its literals' places in ``keep``)
 
     def _lemma(self, combo: Sequence[int]) -> Lemma:
-        return clause(self.params, [self.lits[self.keep[j]] for j in combo])
+        return make(self.params, [self.lits[self.keep[j]] for j in combo])
 
     def families(self, deadline: float | None = None) -> list[Lemma]:
         """Every minimal clause of 1 to 3 literals true in the samples (the simplest first, at most
         :data:`PER_SIGNATURE`), and each literal true in every sampled state alone."""
         found = enumerate_clauses(self.masks, self.full, max_literals=MAX_LITERALS, deadline=deadline)
         found.sort(key=lambda f: (len(f), sum(self.lits[self.keep[j]].cost for j in f), f))
-        out = [clause(self.params, [self.lits[j]]) for j in self.always]
+        out: list[Lemma] = [make(self.params, [self.lits[j]]) for j in self.always]
         for combo in found[:PER_SIGNATURE]:
             lem = self._lemma(combo)
             self.found.append((lem, tuple(combo)))

@@ -564,7 +564,8 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             log.append(f"enumerated: Houdini kept {len(alive)} of {len(candidates)} families; proved by induction")
             return result("proved", route="enumerated+houdini+induction", log=log,
                           invariant=[lem.show(enc.bounds) for lem in alive],
-                          learned_at=[b for b, _, _ in r.sampled])
+                          learned_at=[b for b, _, _ in r.sampled],
+                          proof_lemmas=[x for x in alive if isinstance(x, clauses.Clause)])  # --invariant-out
         not_proved("enumerated", alive, candidates, hlog, res)
         return None
 

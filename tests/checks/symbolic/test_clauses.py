@@ -127,3 +127,28 @@ def test_four_literal_families_rule_out_the_counterexample() -> None:
             state[slot] = value
     got = [lem.name for lem in sig.excluding(SMALL, state, limit=50)]
     assert any(x.count(" or ") == 3 and "not covers[i]" in x and "req[k][t][pg[i]]" in x for x in got), got
+
+
+def test_invariant_out_saves_the_families_and_lemmas_reads_them(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """--invariant-out after the enumerated route: each family by its variables and literals' texts
+    (deferral-weakened/1); --lemmas rebuilds them from the vocabulary and proves with them alone."""
+    import json
+
+    from deferral.checks.symbolic import weaken_files
+    from deferral.cli.main import main
+
+    saved = tmp_path / "inv.json"
+    one = ["--vcpus", "1"]  # the fast instance: the file round trip is what is tested here
+    assert main(["prove", "--json", "--no-shipped-lemmas", "--timeout", "60", "--invariant-out", str(saved)] + one) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["route"] == "enumerated+houdini+induction"
+    doc = json.loads(saved.read_text())
+    assert doc["format"] == weaken_files.FORMAT and all("vars" in x and x["or"] for x in doc["lemmas"])
+    back = weaken_files.load(doc, REFERENCE, Bounds(1, 1, 1, 1))
+    assert [x.name for x in back] == [x for x in first["invariant"] if "property no_stale_translation" not in x]
+    assert main(["prove", "--json", "--no-shipped-lemmas", "--lemmas", str(saved)] + one) == 0
+    assert json.loads(capsys.readouterr().out)["route"] == "lemma-file+houdini+induction"
+    doc["lemmas"][0]["or"] = ["nosuch[i]"]
+    with pytest.raises(weaken_files.WeakenedFileError, match="not a literal"):
+        weaken_files.load(doc, REFERENCE, SMALL)
