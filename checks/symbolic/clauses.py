@@ -302,6 +302,7 @@ class Stage:
     offered: int
     seconds: float
     why: str = ""
+    state: Any = None  # the counterexample to induction no family rules out (JSON), where that stopped it
 
 
 def learn_at(protocol: Protocol, at: Bounds, found: Enumerated, start: Sequence[Lemma] = (),
@@ -349,7 +350,7 @@ def learn_at(protocol: Protocol, at: Bounds, found: Enumerated, start: Sequence[
         if not new:
             return Stage(at, alive, None, rnd, len(cands), time.monotonic() - t0,
                          f"a counterexample to induction of {broke} at {at.short()} that no enumerated family "
-                         f"rules out (state {protocol_state(protocol, at, state)})")
+                         f"rules out", state=protocol_state(protocol, at, state))
         cands += new
         if deadline is not None and time.monotonic() > deadline:
             return Stage(at, alive, None, rnd, len(cands), time.monotonic() - t0, f"time limit at {at.short()}")
@@ -382,7 +383,8 @@ class Learned:
         """One row per stage (for ``prove --json``'s ``stages``)."""
         return [{"bounds": st.at.as_dict(), "rounds": st.rounds, "families_in": st.offered,
                  "families_kept": len(st.alive), "needed": None if st.needed is None else len(st.needed),
-                 "seconds": round(st.seconds, 2), **({"why": st.why} if st.why else {})} for st in self.stages]
+                 "seconds": round(st.seconds, 2), **({"why": st.why} if st.why else {}),
+                 **({"cti": st.state} if st.state is not None else {})} for st in self.stages]
 
 
 def plan(protocol: Protocol, concrete: dict[str, int], within: Bounds | None = None) -> list[tuple[Bounds, str]]:

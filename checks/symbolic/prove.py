@@ -549,7 +549,8 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             return None
         stages.extend(stage("enumerated", b, "sample", None, None, None, states=n, how=how) for b, how, n in r.sampled)
         stages.extend(stage("enumerated", row["bounds"], "houdini+cti", row["families_in"], row["families_kept"],
-                            row["seconds"], rounds=row["rounds"], needed=row["needed"]) for row in r.to_json())
+                            row["seconds"], rounds=row["rounds"], needed=row["needed"],
+                            **({"cti": row["cti"]} if "cti" in row else {})) for row in r.to_json())
         log.append(f"enumerated: {r.enumerated} families true in the samples; seconds by part: "
                    + ", ".join(f"{k} {v:.1f}" for k, v in r.seconds_by_part.items()))
         if not r.ok:
