@@ -47,7 +47,12 @@ strongest automatic route, cheapest first:
    parametric encoding (:func:`deferral.checks.symbolic.parametric.prove_candidates`): a
    proof for every N, V, F at the requested Q and S, so at the requested bounds
    (``for_every`` in the JSON says what was assumed concrete).
-5. *Learned lemmas* (route ``inferred+houdini+induction``,
+5. *Enumerated families* (route ``enumerated+houdini+induction``, :mod:`deferral.checks.symbolic.clauses`):
+   clauses of the declared vocabulary over signatures built from every declared sort, true in the
+   sampled reachable states, brought in by counterexamples to induction at the smallest sampled
+   instance, the largest, then the requested bounds (Houdini and induction decide); with
+   ``shipped=False``, tried as soon as the explicit search found the smallest instance safe.
+   *Learned lemmas* (route ``inferred+houdini+induction``,
    :mod:`deferral.checks.symbolic.infer`): families learned from the reachable states of
    small instances, driven by counterexamples to induction, checked by Houdini and
    induction at the requested bounds. The route for a variant that breaks a shipped lemma.
@@ -68,7 +73,8 @@ strongest automatic route, cheapest first:
    only), then Spacer at the requested bounds with what is left of the time limit.
 
 ``infer_first`` (``--infer-first``): after the lemma file, a quick bmc (at most 10 s, at the
-smallest instance), then 5 and 6 before the shipped lemmas.
+smallest instance), then 5 and 6 before the shipped lemmas (the enumerated families after the
+learned ones).
 
 Every bmc is a row of ``stages`` too (route ``bmc``: its bounds, depth reached, result, seconds).
 
