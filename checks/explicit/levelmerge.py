@@ -70,6 +70,29 @@ def distinct_first(keys: np.ndarray, want_group: bool) -> tuple[np.ndarray, np.n
     return distinct, order[first], group
 
 
+def merge_run(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Consecutive chunks' candidates (``parts``: each chunk's sorted unique keys, parent rows
+    and actions, in chunk order) as one run: the distinct keys sorted, each with the parent
+    and action of the earliest chunk that has it (as the level's merge would choose), and per
+    chunk where each of its candidates is in the run (``uint32``)."""
+    every = np.concatenate([q[0] for q in parts])
+    if every.shape[0] == 0:
+        return every, parts[0][1][:0], parts[0][2][:0], [np.zeros(0, np.uint32) for _ in parts]
+    keys, at_first, group = distinct_first(every, want_group=True)
+    del every
+    assert group is not None
+    parents = np.concatenate([q[1] for q in parts])[at_first]
+    actions = np.concatenate([q[2] for q in parts])[at_first]
+    del at_first
+    slots, o = [], 0
+    for q in parts:
+        n = q[0].shape[0]
+        slots.append(group[o:o + n].astype(np.uint32))
+        o += n
+    return keys, parents, actions, slots
+
+
 def sample(keys: np.ndarray) -> np.ndarray:
     """What the merge keeps of a chunk's sorted candidate keys to place its splitters."""
     return keys[::SAMPLE].copy()

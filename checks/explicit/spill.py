@@ -48,9 +48,11 @@ PARKED_BLOCK = 1 << 9
 #: Elements per piece when a spilled column is read back (the AG EF pass's edges by source
 #: hold some 8 bytes an element of a piece of out-degrees).
 PIECE = 1 << 20
-#: At most this many parked files are kept open for reading (least recently read closed first):
-#: a wide level parks tens of thousands of arrays, past the usual limit of open files (1,024)
-MAX_OPEN_FILES = 64
+#: At most this many parked files are kept open for reading (least recently read closed first),
+#: and at most a quarter of the process's limit of open files (often 1,024): a level's merge
+#: reads its runs' files in turn, a piece at a time, so fewer descriptors than files would
+#: close and reopen every file for every piece
+MAX_OPEN_FILES = 512
 
 
 class SpillError(Exception):
@@ -375,7 +377,7 @@ class Parked:
     def __init__(self, work: WorkDir | None) -> None:
         self.work = work
         self._mem: dict[object, np.ndarray] = {}
-        self._sorted: set[object] = set()
+        self._sorted: dict[object, int] = {}  # sorted keys -> keys a compressed block
         # on disk: file, dtype, length, and the blocks' byte offsets for compressed keys
         self._disk: dict[object, tuple[Path, np.dtype, int, np.ndarray | None]] = {}
         # files being read, kept open (a merge reads each many times), at most MAX_OPEN_FILES:
@@ -383,6 +385,8 @@ class Parked:
         self._fds: OrderedDict[object, int] = OrderedDict()
         self._reading: dict[int, int] = {}  # descriptor -> reads in flight
         self._closing: set[int] = set()  # evicted while read: closed by its last reader
+        self._held: set[object] = set()  # kept in memory by spill() until popped (see put)
+        self._max_open = _open_files_cap()
         self._lock = threading.Lock()
 
     @property
@@ -394,11 +398,17 @@ class Parked:
         with self._lock:
             return name in self._mem or name in self._disk
 
-    def put(self, name: object, array: np.ndarray, sorted_keys: bool = False) -> None:
+    def put(self, name: object, array: np.ndarray, sorted_keys: bool = False, hold: bool = False,
+            block: int = PARKED_BLOCK) -> None:
+        """Park ``array`` as ``name``; ``sorted_keys``: written compressed, ``block`` keys a
+        block (a slice read decodes the blocks it touches); ``hold``: :meth:`spill` leaves it in
+        memory (it is about to be popped: a chunk's candidates waiting for their group's merge)."""
         with self._lock:
             self._mem[name] = array
             if sorted_keys and array.shape[0]:
-                self._sorted.add(name)
+                self._sorted[name] = block
+            if hold:
+                self._held.add(name)
 
     def spill(self, names: list[object] | None = None) -> None:
         """Write every array held in memory (or those of ``names``) to its own file and drop it
@@ -408,23 +418,24 @@ class Parked:
             return
         work = self.work
         with self._lock:
-            todo = [(name, self._mem[name], name in self._sorted)
-                    for name in (list(self._mem) if names is None else names) if name in self._mem]
-        for name, held, compressed in todo:
+            todo = [(name, self._mem[name], self._sorted.get(name, 0))
+                    for name in (list(self._mem) if names is None else names)
+                    if name in self._mem and name not in self._held]
+        for name, held, block in todo:
             array = np.ascontiguousarray(held)
             path = work.new_file("parked.bin")
             offsets = None
-            if compressed:
+            if block:
                 got: list[np.ndarray] = []
                 _written(work, path, lambda: got.append(_save_compressed(path, [array], array.dtype,
-                                                                         PARKED_BLOCK)[0]), 0)
+                                                                         block)[0]), 0)
                 offsets = got[0]
                 work.wrote(int(offsets[-1]))
             else:
                 _written(work, path, lambda: array.tofile(str(path)), array.nbytes)
             with self._lock:
                 if self._mem.get(name) is held:  # not popped, nor spilled by another thread, meanwhile
-                    self._disk[name] = (path, array.dtype, array.shape[0], offsets)
+                    self._disk[name] = (path, array.dtype, array.shape[0], offsets, block)
                     del self._mem[name]
                     continue
             path.unlink(missing_ok=True)
@@ -434,10 +445,10 @@ class Parked:
         with self._lock:
             if name in self._mem:
                 return self._mem[name][a:b]
-            path, dtype, n, offsets = self._disk[name]
+            path, dtype, n, offsets, block = self._disk[name]
             fd = self._open(name, path)
         try:
-            return self._read(fd, dtype, n, offsets, a, b)
+            return self._read(fd, dtype, n, offsets, block, a, b)
         finally:
             with self._lock:
                 self._done_reading(fd)
@@ -450,7 +461,7 @@ class Parked:
         else:
             self._fds.move_to_end(name)
         self._reading[fd] = self._reading.get(fd, 0) + 1
-        while len(self._fds) > MAX_OPEN_FILES:
+        while len(self._fds) > min(MAX_OPEN_FILES, self._max_open):
             self._release(self._fds.popitem(last=False)[1])
         return fd
 
@@ -472,19 +483,20 @@ class Parked:
             os.close(fd)
 
     @staticmethod
-    def _read(fd: int, dtype: np.dtype, n: int, offsets: np.ndarray | None, a: int, b: int | None) -> np.ndarray:
+    def _read(fd: int, dtype: np.dtype, n: int, offsets: np.ndarray | None, block: int, a: int,
+              b: int | None) -> np.ndarray:
         b = n if b is None else min(b, n)
         if offsets is None:
             return _pread(fd, dtype, a, b)
         if b <= a:
             return np.zeros(0, dtype)
-        first, last = a // PARKED_BLOCK, -(-b // PARKED_BLOCK)
+        first, last = a // block, -(-b // block)
         data = _pread(fd, np.dtype(np.uint8), int(offsets[first]), int(offsets[last]))
         base = int(offsets[first])
         keys = [runcodec.decode(data[int(offsets[k]) - base:int(offsets[k + 1]) - base], dtype)
                 for k in range(first, last)]
         whole = keys[0] if len(keys) == 1 else np.concatenate(keys)
-        return whole[a - first * PARKED_BLOCK:b - first * PARKED_BLOCK]
+        return whole[a - first * block:b - first * block]
 
     def pop(self, name: object) -> np.ndarray:
         """The whole array, dropped from here (its file removed)."""
@@ -495,7 +507,8 @@ class Parked:
     def drop(self, name: object) -> None:
         """Forget an array without reading it back (its file removed)."""
         with self._lock:
-            self._sorted.discard(name)
+            self._sorted.pop(name, None)
+            self._held.discard(name)
             fd = self._fds.pop(name, None)
             if fd is not None:
                 self._release(fd)
@@ -507,9 +520,23 @@ class Parked:
         with self._lock:
             for fd in self._fds.values():
                 self._release(fd)
-            for path, _, _, _ in self._disk.values():
+            for path, *_ in self._disk.values():
                 path.unlink(missing_ok=True)
-            self._mem, self._disk, self._sorted, self._fds = {}, {}, set(), OrderedDict()
+            self._mem, self._disk, self._sorted, self._fds = {}, {}, {}, OrderedDict()
+            self._held = set()
+
+
+def _open_files_cap() -> int:
+    """Descriptors a :class:`Parked` may keep open: a quarter of the process's soft limit of
+    open files (the search, its workers and the user's own files have the rest), at least 16."""
+    try:
+        import resource
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):  # no resource module (Windows): the usual 512
+        return 128
+    if soft == resource.RLIM_INFINITY:
+        return MAX_OPEN_FILES
+    return max(16, soft // 4)
 
 
 def _pread(fd: int, dtype: np.dtype, a: int, b: int) -> np.ndarray:
@@ -534,16 +561,30 @@ class KeysFile:
 
     def __init__(self, work: WorkDir, pieces: list[np.ndarray], dtype: object) -> None:
         self.dtype = np.dtype(dtype)
+        self.work = work
         self.path = work.new_file("frontier.bin")
+        self.shape = (0,)
+        _written(work, self.path, lambda: open(self.path, "wb").close(), 0)
+        self.append(pieces)
+
+    def append(self, pieces: list[np.ndarray]) -> None:
+        """Write ``pieces`` after the keys already in the file (a level's merge writes the next
+        frontier a key range at a time, so it is never whole in memory)."""
         n = sum(p.shape[0] for p in pieces)
-        path = self.path
+        if n == 0:
+            return
+        path, keep = self.path, self.shape[0] * self.dtype.itemsize
 
         def write() -> None:
-            with open(path, "wb") as f:
-                for p in pieces:
-                    np.ascontiguousarray(p, dtype=self.dtype).tofile(f)
-        _written(work, path, write, n * self.dtype.itemsize)
-        self.shape = (n,)
+            with open(path, "ab") as f:
+                try:
+                    for p in pieces:
+                        np.ascontiguousarray(p, dtype=self.dtype).tofile(f)
+                except OSError:
+                    f.truncate(keep)
+                    raise
+        _written(self.work, path, write, n * self.dtype.itemsize)
+        self.shape = (self.shape[0] + n,)
 
     def __getitem__(self, cut: slice) -> np.ndarray:
         a, b, _ = cut.indices(self.shape[0])

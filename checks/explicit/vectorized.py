@@ -50,6 +50,7 @@ from deferral.checks.explicit.numpy_ops import NotVectorizable
 from deferral.checks.explicit.packing import Packer, blas_threads
 from deferral.checks.explicit.parallel import ordered_map
 from deferral.checks.explicit import levelmerge
+from deferral.checks.explicit.levelruns import LevelRuns
 from deferral.checks.explicit.spill import Column, DiskRuns, KeysFile, Parked, SpillError, WorkDir
 from deferral.checks.results import Coverage, Outcome, Path, Progress, ProgressFn, SearchResult, path_from_parents
 from deferral.checks.explicit.visited import Run, Visited, block_size
@@ -74,11 +75,18 @@ _VISITED_MERGE_BYTES = 4 * 24
 #: (64 bytes of temporaries a candidate: 256 MiB), see ``_Search._merge_piece``.
 MERGE_PER_CHUNK = 1 << 10
 MERGE_PIECE_MAX = 1 << 22
+#: A level's chunks are merged in groups of about this many candidates as they come (see
+#: :mod:`deferral.checks.explicit.levelruns`) once its arrays go to disk, or once it has more
+#: than GROUP_FROM chunks; at most a 32nd of the memory limit's worth of merge temporaries.
+GROUP_CANDIDATES = 1 << 22
+GROUP_FROM = 1 << 10
 #: With a work folder and no ``spill_above``: spill once the stored structures in memory pass
 #: this share of the memory limit (the rest is for a level's expansion and merge).
 SPILL_SHARE = 0.25
-#: At a spill, the newest visited runs holding at most this share of the keys in memory stay.
+#: At a spill, the newest visited runs holding at most KEEP_RECENT of the keys in memory stay,
+#: and at most KEEP_RECENT_BYTES of ``spill_above``'s bytes (the keys outgrow any memory).
 KEEP_RECENT = 0.25
+KEEP_RECENT_BYTES = 0.5
 #: Memory limits below this run the numpy path, not the compiled loops (see ``_Search.jit``).
 JIT_MEMORY_FLOOR = 1 << 30
 #: AG EF target codes and state numbers are int32 below this (half the bytes of int64).
@@ -266,6 +274,7 @@ class _Search:
         self.disk: DiskRuns | None = None
         self.spills = 0
         self.parked = Parked(None)  # a level's chunk arrays until its end (see levelmerge)
+        self.runs: LevelRuns | None = None  # the level's runs of candidates (see levelruns)
         self.spill_lock = threading.Lock()
         self.st: _State | None = None  # the search state, for a spill from a poll
         self.spill_error: str | None = None
@@ -383,10 +392,12 @@ class _Search:
         parked, narrow = self.parked, self.narrow_actions
         chunk.n_cand = chunk.keys.shape[0]
         chunk.sample = levelmerge.sample(chunk.keys)
-        names: list[object] = [("keys", i), ("parents", i), ("actions", i)]
-        parked.put(("keys", i), chunk.keys, sorted_keys=True)
-        parked.put(("parents", i), chunk.parents)
-        parked.put(("actions", i), chunk.actions.astype(narrow, copy=False))
+        names: list[object] = list(LevelRuns.chunk_names(i))
+        # held in memory (not spilled) when they are to be merged with their group's soon
+        hold = self.runs is not None and self.runs.grouping
+        parked.put(("keys", i), chunk.keys, sorted_keys=True, hold=hold)
+        parked.put(("parents", i), chunk.parents, hold=hold)
+        parked.put(("actions", i), chunk.actions.astype(narrow, copy=False), hold=hold)
         if self.lives:
             assert chunk.uidx is not None and chunk.ucode is not None and chunk.all_parents is not None
             parked.put(("uidx", i), chunk.uidx)
@@ -465,10 +476,16 @@ class _Search:
             return False
         with self.spill_lock:
             runs = st.visited.sorted_runs()
-            kept, size = len(runs), 0
-            while kept and size + runs[kept - 1].size <= KEEP_RECENT * len(st.visited):
+            kept, size, kept_bytes = len(runs), 0, 0
+            # (and, as a share of all the keys grows past memory, at most a share of the budget)
+            budget = (KEEP_RECENT_BYTES * self.spill_above if self.spill_above is not None else
+                      KEEP_RECENT_BYTES * SPILL_SHARE * self.limits.memory_limit if self.limits.memory_limit is not None
+                      else float("inf"))
+            while (kept and size + runs[kept - 1].size <= KEEP_RECENT * len(st.visited)
+                   and kept_bytes + runs[kept - 1].nbytes <= budget):
                 kept -= 1
                 size += runs[kept].size
+                kept_bytes += runs[kept].nbytes
             columns = [c for c in (st.parents, st.vias, st.edges_deg, st.edges_dst) if c.memory_bytes]
             parked = self.parked.memory_bytes
             if kept == 0 and not columns and not parked:
@@ -506,6 +523,76 @@ class _Search:
         self.progress(Progress(st.n_states, st.transitions + transitions, st.depth, frontier_rows,
                                now - self.start, self._spilled_bytes(), phase=phase))
         return now
+
+    def _merge_level(self, runs: LevelRuns, n_chunks: int, n_states: int, base: int, new_blocks: list[np.ndarray],
+                     next_file: KeysFile | None, cand_state: list[np.ndarray], last_report: float,
+                     level_transitions: int, frontier_rows: int) -> tuple[int, bool, float]:
+        """Merge the level's runs a key range at a time (the earliest chunk wins), number the new
+        states in key order, append their parents and actions, and put their keys into
+        ``new_blocks`` or, spilling, into ``next_file`` and the visited set; per run candidate
+        its state (``cand_state``, for AG EF). Returns the new states, whether --max-states cut
+        them, and the time of the last progress report."""
+        st = self.st
+        assert st is not None
+        n_new, cut = 0, False
+        for piece in levelmerge.pieces(runs.sizes, runs.samples, runs.read, piece=self._merge_piece(n_chunks),
+                                       workers=self.workers, read_keys=runs.read_keys):
+            keys = piece.keys
+            # with runs on disk: the candidates are looked up there (a range at a time, in order)
+            state = np.full(keys.shape[0], -1, dtype=np.int64)
+            if self.disk is not None and len(self.disk):
+                self.disk.lookup(keys, state)
+            fresh = np.flatnonzero(state < 0)
+            take = min(fresh.shape[0], max(0, self.max_states - n_states - n_new))
+            if take < fresh.shape[0]:
+                cut = True
+            fresh = fresh[:take]
+            state[fresh] = np.arange(n_states + n_new, n_states + n_new + take)
+            if self.lives:
+                for i, a, b, group in piece.slices:
+                    cand_state[i][a:b] = state[group]
+            st.parents.append((piece.parents[fresh].astype(np.int64) + base).astype(np.uint32))
+            st.vias.append(piece.actions[fresh])
+            if next_file is None:
+                new_blocks.append(keys[fresh])
+            elif take:
+                # a later range's lookups cannot meet these keys (ranges are disjoint), so they
+                # join the visited set (and may spill with it) at once
+                block = keys[fresh]
+                next_file.append([block])
+                st.visited.add(block, np.arange(n_states + n_new, n_states + n_new + take, dtype=np.uint32))
+                del block
+                self._spill_when_over()
+            n_new += take
+            del piece, keys, state, fresh
+            last_report = self._mid_level_progress(  # a wide level's merge takes minutes
+                last_report, level_transitions, frontier_rows,
+                phase=f"merging level {st.depth + 1}: {n_new:,} new states so far")
+        return n_new, cut, last_report
+
+    def _spill_when_over(self) -> None:
+        """In a level's merge, where no limit stops the search: spill what is stored once it
+        passes ``spill_above``, or once resident memory passes the memory limit."""
+        st = self.st
+        if self.disk is None or st is None:
+            return
+        over = self.spill_above is not None and self._stored_in_memory(st) + self.parked.memory_bytes > self.spill_above
+        if not over and self.limits.memory_limit is not None:
+            over = rss_bytes() > self.limits.memory_limit
+        if over:
+            self._spill()
+
+    def _grouped(self, n_chunks: int) -> bool:
+        """Whether a level of ``n_chunks`` chunks merges them in groups as they come (see
+        levelruns): once its arrays go to disk (a merge reading thousands of chunk files a key
+        range at a time is mostly small reads), or past :data:`GROUP_FROM` chunks."""
+        return n_chunks > 1 and (self.spills > 0 or n_chunks > GROUP_FROM)
+
+    def _group_candidates(self) -> int:
+        """Candidates a group of chunks merges at a time (see :data:`GROUP_CANDIDATES`)."""
+        if self.limits.memory_limit is None:
+            return GROUP_CANDIDATES
+        return max(1 << 12, min(GROUP_CANDIDATES, self.limits.memory_limit // (32 * _MERGE_BYTES)))
 
     def _merge_piece(self, n_chunks: int) -> int:
         """Candidates a piece of the level's merge (about). In memory :data:`levelmerge.PIECE`;
@@ -591,9 +678,11 @@ class _Search:
         level_enabled = np.zeros(len(self.step_names), dtype=np.int64)
         while frontier.shape[0] and stopped_by is None:
             n_chunks = 0
-            n_cand: list[int] = []  # per chunk: its candidates
-            samples: list[np.ndarray] = []  # per chunk: every levelmerge.SAMPLE-th candidate key
             parked = self.parked
+            level_chunks = -(-frontier.shape[0] // CHUNK_ROWS)
+            # the level's runs of candidates: each chunk's, or its group's (see levelruns)
+            runs = self.runs = LevelRuns(parked, self._group_candidates(), slots=bool(self.lives))
+            runs.grouping = self._grouped(level_chunks)
             # AG EF target codes of the chunks (a known state's number, or -(1 + candidate in
             # the chunk)): int32 while the known states' numbers fit (see numbered_dtype)
             self.code_dtype = np.int32 if st.n_states < _CODES32_BELOW else np.int64
@@ -603,16 +692,17 @@ class _Search:
             try:
                 for i, chunk in enumerate(self._chunk_results(frontier, visited)):
                     n_chunks += 1
-                    n_cand.append(chunk.n_cand)  # its arrays parked by the worker thread
-                    assert chunk.sample is not None
-                    samples.append(chunk.sample)
+                    assert chunk.sample is not None  # its arrays parked by the worker thread
+                    runs.add(i, chunk.n_cand, chunk.sample)
                     level_transitions += chunk.successors
                     level_fired += chunk.fired
                     level_enabled += chunk.enabled
                     del chunk
                     self._park()
                     self._poll()
+                    runs.grouping = runs.grouping or self._grouped(level_chunks)  # spilling from now
                     last_report = self._mid_level_progress(last_report, level_transitions, frontier.shape[0])
+                runs.finish()
             except LimitReached as stop:
                 stopped_by = stop.reason
                 break
@@ -625,10 +715,13 @@ class _Search:
             n_states, base = st.n_states, st.base
             try:  # stop before the merge if its temporaries would pass the memory limit
                 # (the runs' merge comes after the level's, whose temporaries are freed by then)
-                total = len(visited) + sum(n_cand)
+                candidates = sum(runs.sizes)
+                total = len(visited) + candidates
                 piece = self._merge_piece(n_chunks)
-                self._poll(lambda: max(_MERGE_BYTES * min(sum(n_cand), piece),
-                                       _VISITED_MERGE_BYTES * min(total, block_size(total))))
+                # AG EF: and the state of every candidate, held until the chunks are numbered
+                states_bytes = (4 if n_states + candidates < _CODES32_BELOW else 8) * candidates if self.lives else 0
+                self._poll(lambda: states_bytes + max(_MERGE_BYTES * min(candidates, piece),
+                                                      _VISITED_MERGE_BYTES * min(total, block_size(total))))
             except LimitReached as stop:
                 stopped_by = stop.reason
                 break
@@ -637,62 +730,41 @@ class _Search:
                 break
             # per chunk candidate: the state it is (known, new, or -1: cut by --max-states)
             # the numbers the new states get are below n_states + the candidates: int32 if that fits
-            numbered_dtype = np.int32 if n_states + sum(n_cand) < _CODES32_BELOW else np.int64
-            cand_state = [np.empty(n, dtype=numbered_dtype) for n in n_cand] if self.lives else []
-
-            def read(i: int, a: int, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-                return (parked.get(("keys", i), a, b), parked.get(("parents", i), a, b),
-                        parked.get(("actions", i), a, b))
-
+            numbered_dtype = np.int32 if n_states + sum(runs.sizes) < _CODES32_BELOW else np.int64
+            # per run candidate: the state it is
+            cand_state = [np.empty(n, dtype=numbered_dtype) for n in runs.sizes] if self.lives else []
             new_blocks: list[np.ndarray] = []
             n_new = 0
-            def read_keys(i: int, a: int, b: int) -> np.ndarray:
-                return parked.get(("keys", i), a, b)
-
-            for piece in levelmerge.pieces(n_cand, samples, read, piece=self._merge_piece(n_chunks),
-                                           workers=self.workers, read_keys=read_keys):
-                keys = piece.keys
-                # with runs on disk: the candidates are looked up there (a range at a time, in order)
-                state = np.full(keys.shape[0], -1, dtype=np.int64)
-                if self.disk is not None and len(self.disk):
-                    self.disk.lookup(keys, state)
-                fresh = np.flatnonzero(state < 0)
-                take = min(fresh.shape[0], max(0, self.max_states - n_states - n_new))
-                if take < fresh.shape[0]:
-                    stopped_by = "max-states"
-                fresh = fresh[:take]
-                state[fresh] = np.arange(n_states + n_new, n_states + n_new + take)
-                for i, a, b, group in piece.slices:
-                    if self.lives:
-                        cand_state[i][a:b] = state[group]
-                new_blocks.append(keys[fresh])
-                st.parents.append((piece.parents[fresh].astype(np.int64) + base).astype(np.uint32))
-                st.vias.append(piece.actions[fresh])
-                n_new += take
-                del piece, keys, state, fresh
-                last_report = self._mid_level_progress(  # a wide level's merge takes minutes
-                    last_report, level_transitions, frontier.shape[0],
-                    phase=f"merging level {st.depth + 1}: {n_new:,} new states so far")
-            for i in range(n_chunks):
-                for name in ("keys", "parents", "actions"):
-                    parked.drop((name, i))  # merged: not read back
-            del samples
+            # once spilling, the new states go to the next frontier's file and into the visited set
+            # a key range at a time, and what is stored spills when it passes its budget: a wide
+            # level's new keys are never all in memory (the merge cannot stop at a limit)
+            next_file: KeysFile | None = None
+            try:
+                if self.spills and self.work is not None:
+                    next_file = KeysFile(self.work, [], packer.key_dtype)
+                n_new, cut, last_report = self._merge_level(runs, n_chunks, n_states, base, new_blocks, next_file,
+                                                            cand_state, last_report, level_transitions,
+                                                            frontier.shape[0])
+            except SpillError as exc:
+                stopped_by, self.spill_error = "disk-full", str(exc)
+                break
+            if cut:
+                stopped_by = "max-states"
+            runs.drop()  # merged: not read back
             level_rows = frontier.shape[0]
             if isinstance(frontier, KeysFile):
                 frontier.close()
-            # the next frontier: in memory, or in a file once spilling (then its keys are added to
-            # the visited set now: the chunks' AG EF arrays are on disk)
+            # the next frontier: in memory, or in a file once spilling (then its keys are in the
+            # visited set already: the chunks' AG EF arrays are on disk)
             ids = np.arange(n_states, n_states + n_new, dtype=np.uint32)
-            spilling = bool(self.spills) and self.work is not None and n_new > 0
+            spilling = next_file is not None and n_new > 0
             if spilling:
-                assert self.work is not None
-                frontier = KeysFile(self.work, new_blocks, packer.key_dtype)
-                at = 0
-                for block in new_blocks:
-                    visited.add(block, ids[at:at + block.shape[0]])
-                    at += block.shape[0]
+                assert next_file is not None
+                frontier = next_file
                 new_keys = None
             else:
+                if next_file is not None:
+                    next_file.close()
                 new_keys = (new_blocks[0] if len(new_blocks) == 1 else np.concatenate(new_blocks) if new_blocks
                             else np.zeros(0, packer.key_dtype))
                 frontier = new_keys
@@ -706,10 +778,14 @@ class _Search:
                     with its transitions' distinct-key indices and source rows (read back here,
                     on a worker thread, when they were parked on disk)."""
                     code = parked.pop(("ucode", i)).astype(numbered_dtype, copy=False)
-                    if not levelc.number_codes(code, cand_state[i]):  # in C, in place; else numpy
+                    run = runs.run_of[i]
+                    states = runs.chunk_states(i, cand_state[run])  # per candidate of the chunk
+                    if not levelc.number_codes(code, states):  # in C, in place; else numpy
                         new = code < 0
-                        code[new] = cand_state[i][-1 - code[new]]
-                    cand_state[i] = np.zeros(0, numbered_dtype)
+                        code[new] = states[-1 - code[new]]
+                    del states
+                    if runs.done_with(i):
+                        cand_state[run] = np.zeros(0, numbered_dtype)
                     lo = i * CHUNK_ROWS
                     return code, parked.pop(("uidx", i)), parked.pop(("all_parents", i)).astype(np.uint32) + np.uint32(lo)
 
@@ -770,6 +846,9 @@ class _Search:
                 if frontier.shape[0] == 0 or now - last_saved >= self.checkpoint_every:
                     self._save_checkpoint(st)
                     last_saved = time.monotonic()
+        if self.runs is not None:  # a level cut short: its group merge in flight ends first
+            self.runs.close()
+            self.runs = None
         self.parked.clear()  # a level cut short leaves its chunks' arrays
         if stopped_by in ("time-limit", "memory-limit") and self.checkpoint_dir is not None:
             self._save_checkpoint(st)  # the last finished level: --resume goes on from there
