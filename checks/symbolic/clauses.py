@@ -12,9 +12,12 @@ read, and "queue[x] holds (y, z)" for a queue variable read at a sort-valued exp
 items built from expressions of the item's sorts, e.g. "queue[lw[t][p]] holds (t, p)").
 
 A candidate is a disjunction of 1 to :data:`MAX_LITERALS` literals true, for every parameter
-assignment, in every sampled reachable state, minimal (no sub-disjunction is) and not valid
-(strengthen's :func:`enumerate_clauses` and validity check). One family stands for all its
-instances (the parameters range over every element of their sorts).
+assignment, in every sampled reachable state, and minimal (no sub-disjunction is; strengthen's
+:func:`enumerate_clauses`); one of four literals only where a counterexample to induction is false
+in it (:meth:`Signature.excluding`). One family stands for all its instances (the parameters range
+over every element of their sorts). :func:`learn` chooses among them by Houdini and
+counterexamples to induction at growing bounds (:func:`learn_at`), keeping what the properties'
+consecution needs (unsat cores).
 
 Nothing here is trusted: the candidates only go to Houdini and induction (bounded, or over
 uninterpreted sorts by ``--parametric``), which decide.
@@ -34,7 +37,7 @@ from deferral.checks.symbolic.vocabulary import Literal, index_terms, truth_tabl
 from deferral.model.bounds import Bounds
 from deferral.model.invariant import Lemma
 from deferral.model.protocol import Protocol
-from deferral.model.schema import Domain, OrNone, Pair, Queue, Sort
+from deferral.model.schema import Domain, Pair, Queue, Sort
 
 #: Variables of sorts that are not elided, per signature; literals per clause.
 MAX_OPEN, MAX_LITERALS = 2, 3
