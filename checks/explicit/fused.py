@@ -24,7 +24,6 @@ loop (:func:`build` returns None) and keeps the numpy path.
 from __future__ import annotations
 
 import ctypes
-import math
 import operator
 import os
 import threading
@@ -32,7 +31,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from deferral.checks.explicit import cbuild
+from deferral.checks.explicit import cbuild, fusedcanon
 from deferral.checks.explicit.kernels import Node, _const_ok, _range, _traced, trace_property
 from deferral.checks.explicit.packing import Packer, _JitPlan
 from deferral.model.concrete import Action
@@ -201,19 +200,9 @@ def generate(layout: Layout, procs: Mapping[str, Callable[..., Any]], actions: S
     plan = _JitPlan(packer, None)  # type: ignore[arg-type] - only its tables
     row_c = "uint8_t" if np.dtype(packer.dtype_rows) == np.uint8 else "uint16_t"
     act_c = "uint16_t" if np.dtype(action_dtype) == np.uint16 else "uint32_t"
-    n_slots, n_words, n_perm = packer.n_slots, packer.n_words, plan.src.shape[0]
     head = [
-        "#include <stdint.h>", "#include <stdlib.h>", "#include <string.h>",
-        f"typedef {row_c} row_t;", f"typedef {act_c} act_t;",
-        f"#define NS {n_slots}", f"#define NW {n_words}", f"#define NP {n_perm}",
+        *_key_head(packer, plan, row_c), f"typedef {act_c} act_t;",
         f"#define NA {len(actions)}", f"#define NSTEP {max(1, n_steps)}",
-        f"#define RW {plan.rename.shape[1]}",
-        _table("SRC", "int32_t", plan.src.ravel()),
-        _table("REMAP", "uint8_t", plan.remap.ravel().astype(np.uint8)),
-        _table("RENAME", row_c, plan.rename.ravel()),
-        _table("PLACE", "uint64_t", plan.place.ravel()),
-        _table("WSTART", "int32_t", plan.word_start),
-        *_signature_tables(packer, n_perm),
         _table("WGROUPS", "int32_t", plan.word_groups),
         _table("GFIRST", "int32_t", plan.g_first),
         _table("GLEN", "int32_t", plan.g_len),
@@ -221,7 +210,8 @@ def generate(layout: Layout, procs: Mapping[str, Callable[..., Any]], actions: S
         _table("GOFF", "int64_t", plan.g_offset),
         _table("TABLE", row_c, plan.table),
         _SUPPORT,
-        canonical_code(plan, list(packer.layout.sizes), row_c),
+        canonical_code(plan, packer, row_c),
+        _CANONICAL_ROWS,
     ]
     body = []
     for k, action in enumerate(actions):
@@ -233,28 +223,52 @@ def generate(layout: Layout, procs: Mapping[str, Callable[..., Any]], actions: S
             + _PRUNE + _HOLDS.replace("/*PROPERTIES*/", "\n".join(checks)) + "\n")
 
 
-def _signature_tables(packer: Packer, n_perm: int) -> list[str]:
-    """The C constants with which the table version of ``canonical`` visits only the
-    permutations whose image may be least.
+def _key_head(packer: Packer, plan: _JitPlan, row_c: str) -> list[str]:
+    """The includes, the row type and the constants of ``canonical`` (see :func:`canonical_code`)."""
+    return ["#include <stdint.h>", "#include <stdlib.h>", "#include <string.h>", f"typedef {row_c} row_t;",
+            f"#define NS {packer.n_slots}", f"#define NW {packer.n_words}", f"#define NP {plan.src.shape[0]}",
+            f"#define RW {plan.rename.shape[1]}",
+            _table("SRC", "int32_t", plan.src.ravel()),
+            _table("REMAP", "uint8_t", plan.remap.ravel().astype(np.uint8)),
+            _table("RENAME", row_c, plan.rename.ravel()),
+            *_many_perm_tables(packer, plan)]
 
-    A VCPU's signature is its own slots at the start of the layout (see
-    :meth:`~deferral.checks.explicit.packing.Packer._canonical_block`); the least image lists
-    the VCPUs in non-decreasing signature order. So ``canonical`` sorts the VCPUs by signature
-    and visits the orders that differ only among VCPUs of equal signature (one unless some
-    tie); ``PIDX`` maps an order, as the base-N number of the permutation it stands for, to
-    that permutation's row of the tables. With N = 5 or 6 that is a few of the 120 or 720.
-    ``NSIG`` 0: every permutation (no signature, or few enough for the staged version)."""
-    n = len(packer.perm_orders[0])
-    if n_perm <= MAX_STAGED_PERMS or packer.sig_slots is None or n_perm != math.factorial(n):
-        return ["#define NSIG 0", "#define NV 1", _table("PIDX", "int32_t", []),
-                _table("SIGSLOT", "int32_t", []), _table("SIGRAD", "uint64_t", [])]
-    pidx = np.full(n ** n, -1, dtype=np.int64)
-    for p, perm in enumerate(packer.perms):
-        pidx[sum(int(perm[i]) * n ** i for i in range(n))] = p
-    return [f"#define NSIG {packer.sig_slots.shape[1]}", f"#define NV {n}",
-            _table("PIDX", "int32_t", pidx),
-            _table("SIGSLOT", "int32_t", packer.sig_slots.ravel()),
-            _table("SIGRAD", "uint64_t", packer.sig_radix)]
+
+def canonical_source(packer: Packer) -> str:
+    """C with only the canonical key of ``packer``'s layout, as ``canonical_rows`` (see
+    :func:`canonical_keys`): for any layout, with no protocol steps (tests key rows with it)."""
+    plan = _JitPlan(packer, None)  # type: ignore[arg-type] - only its tables
+    row_c = "uint8_t" if np.dtype(packer.dtype_rows) == np.uint8 else "uint16_t"
+    return "\n".join(_key_head(packer, plan, row_c)) + "\n" + canonical_code(plan, packer, row_c) + _CANONICAL_ROWS
+
+
+def canonical_keys(lib: ctypes.CDLL, packer: Packer, rows: np.ndarray) -> np.ndarray:
+    """The canonical keys of ``rows`` (any values in their slots' domains) by the library's
+    ``canonical_rows``, as sortable keys: what :meth:`Packer.canonical_keys` gives."""
+    fn = lib.canonical_rows
+    fn.restype = None
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
+    rows = np.ascontiguousarray(rows, dtype=packer.dtype_rows)
+    out = np.empty((rows.shape[0], packer.n_words), dtype=np.uint64)
+    fn(rows.ctypes.data, rows.shape[0], out.ctypes.data)
+    return packer.to_sortable(out)
+
+
+_CANONICAL_ROWS = r"""
+/* out[r * NW ...]: the canonical key words of row r (rows: n rows of NS slots). */
+void canonical_rows(const row_t *rows, int64_t n, uint64_t *out) {
+  for (int64_t r = 0; r < n; r++) canonical(rows + r * NS, out + r * NW);
+}
+"""
+
+
+def _many_perm_tables(packer: Packer, plan: _JitPlan) -> list[str]:
+    """The constants of :mod:`deferral.checks.explicit.fusedcanon`'s canonical key (none for
+    the staged one)."""
+    if plan.src.shape[0] <= MAX_STAGED_PERMS:
+        return []
+    defines, tables = fusedcanon.tables(packer, plan)
+    return defines + [_table(*t) for t in tables]
 
 
 _SUPPORT = r"""
@@ -280,7 +294,7 @@ STAGE_SLOTS = 16
 MAX_STAGED_PERMS = 24
 
 
-def canonical_code(plan: _JitPlan, sizes: Sequence[int], row_c: str) -> str:
+def canonical_code(plan: _JitPlan, packer: Packer, row_c: str) -> str:
     """The C of ``canonical(S, out)``: the least image of the row S under the VCPU
     permutations, packed into its key words (the keys of :mod:`deferral.checks.explicit.packing`).
 
@@ -291,10 +305,11 @@ def canonical_code(plan: _JitPlan, sizes: Sequence[int], row_c: str) -> str:
     value stay. Candidates share their prefix, so comparing the packed values compares the
     stage's slots; once one candidate is left, the rest is packing its image alone. For
     more than :data:`MAX_STAGED_PERMS` permutations, the table version (each image compared
-    with the least so far, slot by slot)."""
+    with the least so far; see :mod:`deferral.checks.explicit.fusedcanon`)."""
     n_perm, n_slots = plan.src.shape
     if n_perm > MAX_STAGED_PERMS:
-        return _CANONICAL_TABLES
+        return fusedcanon.code(packer, plan)
+    sizes = packer.layout.sizes
     starts = [int(x) for x in plan.word_start]
     lines = ["static void canonical(const row_t *S, uint64_t *out) {"]
     for p in range(n_perm):
@@ -585,6 +600,10 @@ class FusedLoop:
         self.holds_fn.restype = None
         self.holds_fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
         self._pool = _Pool()
+
+    def canonical_keys(self, rows: np.ndarray) -> np.ndarray:
+        """The canonical keys of ``rows`` (see :func:`canonical_keys`)."""
+        return canonical_keys(self.lib, self.packer, rows)
 
     def holds(self, keys: np.ndarray) -> dict[str, np.ndarray]:
         """Per property of the loop: where it holds (every instance) over the states ``keys``."""
@@ -904,83 +923,3 @@ class LazyFused:
             self._done = True
 
 
-#: The canonical key by the permutation tables (more permutations than a staged mask holds).
-_CANONICAL_TABLES = r"""
-/* the least image of S under permutation p (a row of the tables) replaces best's when less */
-static inline int less_image(const row_t *S, int p, int best) {
-  const int32_t *sp = SRC + p * NS, *sb = SRC + best * NS;
-  const uint8_t *mp = REMAP + p * NS, *mb = REMAP + best * NS;
-  for (int j = 0; j < NS; j++) {
-    int v = S[sp[j]];
-    if (mp[j]) v = RENAME[p * RW + v];
-    int b = S[sb[j]];
-    if (mb[j]) b = RENAME[best * RW + b];
-    if (v != b) return v < b;
-  }
-  return 0;
-}
-
-#if NSIG > 0
-/* the next arrangement of a[0..n) in lexicographic order; 0 (and a sorted again) after the last */
-static inline int next_arrangement(int *a, int n) {
-  int i = n - 2;
-  while (i >= 0 && a[i] >= a[i + 1]) i--;
-  int lo = i + 1, hi = n - 1;
-  if (i >= 0) {
-    int j = n - 1;
-    while (a[j] <= a[i]) j--;
-    int t = a[i]; a[i] = a[j]; a[j] = t;
-  }
-  for (; lo < hi; lo++, hi--) { int t = a[lo]; a[lo] = a[hi]; a[hi] = t; }
-  return i >= 0;
-}
-#endif
-
-static void canonical(const row_t *S, uint64_t *out) {
-  int best = 0;
-#if NSIG > 0
-  uint64_t sig[NV];
-  int ord[NV], group[NV + 1], n_group = 0;
-  for (int i = 0; i < NV; i++) {
-    uint64_t a = 0;
-    for (int t = 0; t < NSIG; t++) a += (uint64_t)S[SIGSLOT[i * NSIG + t]] * SIGRAD[t];
-    sig[i] = a;
-    int k = i;  /* insertion sort by signature; equal signatures keep VCPU order */
-    while (k > 0 && sig[ord[k - 1]] > a) { ord[k] = ord[k - 1]; k--; }
-    ord[k] = i;
-  }
-  for (int j = 0; j < NV; j++) if (j == 0 || sig[ord[j]] != sig[ord[j - 1]]) group[n_group++] = j;
-  group[n_group] = NV;
-  best = -1;
-  for (;;) {
-    int code = 0, place = 1;  /* the permutation taking VCPU ord[j] to j, as sum perm[i] * NV^i */
-    int pos[NV];
-    for (int j = 0; j < NV; j++) pos[ord[j]] = j;
-    for (int i = 0; i < NV; i++) { code += pos[i] * place; place *= NV; }
-    int p = PIDX[code];
-    if (best < 0 || less_image(S, p, best)) best = p;
-    int g = n_group - 1;  /* the next order: an odometer over the groups of equal signature */
-    while (g >= 0 && !next_arrangement(ord + group[g], group[g + 1] - group[g])) g--;
-    if (g < 0) break;
-  }
-#else
-  for (int p = 1; p < NP; p++) if (less_image(S, p, best)) best = p;
-#endif
-  row_t image[NS];
-  const row_t *x = S;
-  if (best != 0) {
-    const int32_t *sb = SRC + best * NS;
-    const uint8_t *mb = REMAP + best * NS;
-    for (int j = 0; j < NS; j++) {
-      int v = S[sb[j]];
-      image[j] = mb[j] ? RENAME[best * RW + v] : (row_t)v;
-    }
-    x = image;
-  }
-  for (int w = 0; w < NW; w++) {
-    uint64_t acc = 0;
-    for (int j = WSTART[w]; j < WSTART[w + 1]; j++) acc += (uint64_t)x[j] * PLACE[w * NS + j];
-    out[w] = acc;
-  }
-}
-"""

@@ -30,7 +30,7 @@ from deferral.model.concrete import Model
 from deferral.model.protocol import Property
 
 #: the modules whose code writes the C (a change to any of them is a new key)
-_GENERATOR = ("fused", "kernels", "packing", "cbuild", "fusedkey")
+_GENERATOR = ("fused", "fusedcanon", "kernels", "packing", "cbuild", "fusedkey")
 _HERE = Path(__file__).resolve().parent
 _PACKAGE = _HERE.parents[1]
 _MODEL_DIR = _PACKAGE / "model"

@@ -53,9 +53,8 @@ def distinct_first(keys: np.ndarray, want_group: bool) -> tuple[np.ndarray, np.n
     order = np.argsort(keys, kind="stable")
     sorted_keys = keys[order]
     first = np.ones(keys.shape[0], dtype=bool)
-    if keys.dtype.kind == "V":  # keys wider than the C kernel takes: numpy has no != for void, compare the bytes
-        raw = sorted_keys.view(np.uint8).reshape(keys.shape[0], keys.dtype.itemsize)
-        np.any(raw[1:] != raw[:-1], axis=1, out=first[1:])
+    if sorted_keys.dtype.kind == "V":  # keys of three or more words: numpy's ufunc has no void loop
+        first[1:] = sorted_keys[1:] != sorted_keys[:-1]
     else:
         np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=first[1:])
     distinct = sorted_keys[first]

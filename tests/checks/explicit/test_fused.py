@@ -14,6 +14,7 @@ from deferral.checks.explicit.vectorized import explore_vectorized, reachable_le
 from deferral.model import REFERENCE, Bounds
 from deferral.model.concrete import Model
 from deferral.model.context import StepError
+from deferral.model.schema import BOOL, PAGE, VCPU, VCPU_OR_NONE, Layout, Queue, Range, Var
 from deferral.model.variants import PUBLISHED
 
 pytestmark = pytest.mark.skipif(cbuild.compiler() is None, reason="no C compiler")
@@ -233,7 +234,7 @@ def test_a_small_search_builds_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path
 @pytest.mark.parametrize("b,stage,max_perms,signature", [
     ((3, 2, 1, 2), 16, 24, True), ((3, 2, 1, 2), 3, 24, True), ((3, 2, 1, 2), 16, 0, True),
     ((3, 2, 1, 2), 16, 0, False), ((4, 1, 1, 1), 5, 24, True), ((4, 1, 1, 1), 16, 0, True),
-    ((4, 1, 1, 1), 16, 0, False), ((2, 2, 1, 2), 1000, 24, True)])
+    ((4, 1, 1, 1), 16, 0, False), ((2, 2, 1, 2), 1000, 24, True), ((5, 1, 1, 1), 16, 24, True)])
 def test_canonical_keys_agree(b: tuple, stage: int, max_perms: int, signature: bool,
                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fused, "STAGE_SLOTS", stage)
@@ -244,8 +245,9 @@ def test_canonical_keys_agree(b: tuple, stage: int, max_perms: int, signature: b
     if not signature:
         ex.packer.sig_slots = None  # numpy then takes every image too
     code, names = ex._fused_source()
-    assert ("RN" in code or "acc[" in code) == (max_perms > 0)  # the staged version, or the tables'
-    assert ("#define NSIG 0" in code) == (max_perms > 0 or not signature)
+    staged = len(model.layout.permutations) <= max_perms
+    assert ("acc[" in code) == staged  # the staged version, or the tables'
+    assert ("#define NSIG 0" in code) == (not staged and not signature)
     lib, problem = cbuild.load(code)
     assert lib is not None, problem
     loop = fused.make(lib, ex.packer, len(model.actions), len(ex.step_names), ex.action_dtype, [])
@@ -253,3 +255,72 @@ def test_canonical_keys_agree(b: tuple, stage: int, max_perms: int, signature: b
     assert got is not None
     want_keys, _, _ = ex.successors(ex.packer.unpack(keys))
     assert np.array_equal(got[0], want_keys)
+
+
+def _sparse_rows(layout: Layout, m: int, density: float, seed: int) -> np.ndarray:
+    """``m`` rows of any values in the slots' domains, most slots 0 and VCPU values the last
+    (none where there is one): many VCPUs alike in every variable (a swap of them fixes the
+    row), others alike in some."""
+    rng = np.random.default_rng(seed)
+    sizes = np.array(layout.sizes)
+    rows = (rng.random((m, sizes.size)) < density) * rng.integers(0, 1 << 30, (m, sizes.size)) % sizes
+    named = [j for j, slot in enumerate(layout.slots) if slot.vcpu_valued]
+    rows[:, named] = np.where(rng.random((m, len(named))) < density, rows[:, named], sizes[named] - 1)
+    return rows.astype(np.uint8)
+
+
+# the tables' version with 120 and 720 permutations: the orders of equal signature, of them one
+# per arrangement of the VCPUs whose swaps fix the row (with no signature: every permutation)
+@pytest.mark.parametrize("n,signature,m", [(5, True, 6000), (5, False, 1500), (6, True, 1500)])
+def test_canonical_keys_of_any_rows_are_the_least_images(n: int, signature: bool, m: int) -> None:
+    model = Model(REFERENCE, Bounds(n, 1, 1, 1))
+    ex = Expander(model, True)
+    if not signature:
+        ex.packer.sig_slots = None
+    lib, problem = cbuild.load(ex._fused_source()[0])
+    assert lib is not None, problem
+    loop = fused.make(lib, ex.packer, len(model.actions), len(ex.step_names), ex.action_dtype, [])
+    rows = np.concatenate([_sparse_rows(model.layout, m // 3, density, n) for density in (0.02, 0.06, 0.2)])
+    got = loop.canonical_keys(rows)
+    assert np.array_equal(got, ex.packer.canonical_keys_all(rows))  # the least of every image
+    perms = model.layout.permutations
+    rng = np.random.default_rng(n)
+    moved = np.array([model.layout.permute(row, perms[rng.integers(len(perms))]) for row in rows.tolist()],
+                     dtype=np.uint8)
+    assert np.array_equal(loop.canonical_keys(moved), got)  # the same key for the whole orbit
+    swaps = [perm for perm in perms if sum(i != v for i, v in enumerate(perm)) == 2]
+    fixed = sum(any(model.layout.permute(row, swap) == tuple(row) for swap in swaps) for row in rows.tolist())
+    assert fixed > rows.shape[0] // 3  # rows whose VCPUs a swap exchanges without changing them
+
+
+# layouts of no protocol: a signature of two variables then a VCPU pointer per VCPU, a
+# VCPU-to-VCPU relation, a queue of VCPUs, a pointer per page; a signature cut at its first
+# slots (a wide variable); none (a pointer first, or a relation first)
+_LAYOUTS = {
+    "signature": (Var("busy", BOOL, (VCPU,)), Var("level", Range(0, 2), (VCPU,)), Var("to", VCPU_OR_NONE, (VCPU,)),
+                  Var("edge", BOOL, (VCPU, VCPU)), Queue("q", VCPU, (VCPU,), capacity=2),
+                  Var("holder", VCPU_OR_NONE, (PAGE,))),
+    "cut": (Var("wide", Range(0, 250), (VCPU, PAGE)), Var("more", Range(0, 250), (VCPU, PAGE)),
+            Var("edge", BOOL, (VCPU, VCPU)), Var("to", VCPU_OR_NONE, (VCPU,))),
+    "pointer-first": (Var("leader", VCPU_OR_NONE), Var("x", BOOL, (VCPU,)), Var("edge", BOOL, (VCPU, VCPU))),
+    "relation-first": (Var("edge", BOOL, (VCPU, VCPU)), Var("x", BOOL, (VCPU,)), Var("to", VCPU_OR_NONE, (VCPU,))),
+}
+
+
+@pytest.mark.parametrize("n", [5, 6])
+@pytest.mark.parametrize("name", sorted(_LAYOUTS))
+def test_canonical_keys_of_any_layout_are_the_least_images(name: str, n: int) -> None:
+    layout = Layout(Bounds(n, 2, 1, 2), _LAYOUTS[name])
+    packer = Packer(layout, True, jit=False)
+    assert (packer.sig_slots is not None) == (name in ("signature", "cut"))
+    assert name != "cut" or packer.sig_slots.shape[1] == 3  # of 4 slots a VCPU: 251**4 > 2**24
+    lib, problem = cbuild.load(fused.canonical_source(packer))
+    assert lib is not None, problem
+    m = 900 if n == 5 else 300
+    rows = np.concatenate([_sparse_rows(layout, m, density, n) for density in (0.03, 0.1, 0.3)])
+    got = fused.canonical_keys(lib, packer, rows)
+    assert np.array_equal(got, packer.canonical_keys_all(rows))
+    rng = np.random.default_rng(n)
+    perms = layout.permutations
+    moved = np.array([layout.permute(row, perms[rng.integers(len(perms))]) for row in rows.tolist()], dtype=np.uint8)
+    assert np.array_equal(fused.canonical_keys(lib, packer, moved), got)

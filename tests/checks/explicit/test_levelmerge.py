@@ -1,5 +1,5 @@
-"""The key-range merge of a level's chunk candidates equals one merge of them all (one- and
-two-word keys, chunks that miss pieces, ties won by the earliest chunk)."""
+"""The key-range merge of a level's chunk candidates equals one merge of them all (one-, two- and
+three-word keys, chunks that miss pieces, ties won by the earliest chunk)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def _keys(words: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(words.astype(">u8")).view(f"V{8 * words.shape[1]}")[:, 0]
 
 
-@pytest.mark.parametrize("n_words", [1, 2])
+@pytest.mark.parametrize("n_words", [1, 2, 3])  # 3: numpy's merge (no C for void keys of 3 words)
 @pytest.mark.parametrize("piece,sample", [(40, 4), (7, 1), (1 << 17, 64)])
 def test_pieces_equal_one_merge(n_words: int, piece: int, sample: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(levelmerge, "SAMPLE", sample)
@@ -55,7 +55,7 @@ def test_pieces_equal_one_merge(n_words: int, piece: int, sample: int, monkeypat
 @pytest.mark.parametrize("n_words", [3, 4])
 def test_distinct_first_of_keys_wider_than_the_c_kernel(n_words: int) -> None:
     """Keys of three or more words (4,3,3,3 has them) are void keys the C kernel does not take:
-    numpy has no != for those, so the bytes are compared (check crashed there before)."""
+    numpy's not_equal ufunc has no loop for those (check crashed there before)."""
     rng = np.random.default_rng(1)
     words = rng.integers(0, 3, size=(500, n_words), dtype=np.uint64)
     keys = np.ascontiguousarray(words).view(f"V{8 * n_words}").ravel()
