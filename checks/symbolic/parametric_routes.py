@@ -152,23 +152,54 @@ def _learned(protocol: Protocol, bounds: Bounds, res: Any, shipped: bool, timeou
     left_s = timeout - (time.monotonic() - began)
     learn_s = min(LEARN_S, left_s - max(1.0, LEARN_MARGIN_SHARE * timeout))
     learned_res, cut = None, ""
+    enumerated_why = ""
     if learn_s >= LEARN_MIN_S:  # learning in less would overrun the limit and prove nothing
         offered = list(invariant_for(bounds)) if shipped else []  # as auto: Houdini decides
         guard = hard_limit(learn_s, 0.5 * (left_s - learn_s)) if hard_limit is not None else nullcontext()
         try:  # its own hard limit, before the command's: an overrun keeps the reasons
             with guard:
-                learned_res = paramlearn.learn(protocol, dict(bounds), timeout=learn_s, lemmas=offered)
+                t0 = time.monotonic()
+                found, enumerated_why = enumerated(protocol, bounds, ENUMERATED_SHARE * learn_s)
+                offered += found
+                learned_res = paramlearn.learn(protocol, dict(bounds), timeout=learn_s - (time.monotonic() - t0),
+                                               lemmas=offered)
         except limit_error:
             cut = (f"stopped after {time.monotonic() - began - (timeout - left_s):.1f} s, past its "
                    f"{learn_s:.0f} s budget (a query or Houdini pass that did not end in time)")
     if learned_res is not None and learned_res.status == "proved" and learned_res.proof is not None:
         proof = learned_res.proof
         proof.lemma_source = ("learned: checks/symbolic/paramlearn.py (samples at "
-                              + ", ".join(b.short() for b, _, _ in learned_res.sampled) + ")")
+                              + ", ".join(b.short() for b, _, _ in learned_res.sampled) + ")"
+                              + ("" if enumerated_why else ", with families enumerated over the declared sorts "
+                                 "(checks/symbolic/clauses.py)"))
         return proof, ""
     parts = "" if learned_res is None else ", ".join(f"{k} {v:.1f}" for k, v in learned_res.seconds_by_part.items())
-    return res, "then learned families (checks/symbolic/paramlearn.py): " + (
+    return res, (f"enumerated families (checks/symbolic/clauses.py): {enumerated_why}; " if enumerated_why else ""
+                 ) + "then learned families (checks/symbolic/paramlearn.py): " + (
         cut if cut else
         f"not tried ({max(0.0, left_s):.0f} s of the {timeout:.0f} s limit left)" if learned_res is None else
         f"unknown after {learned_res.elapsed_s:.1f} s ({learned_res.reason or 'no reason given'}"
         + (f"; seconds by part: {parts}" if parts else "") + ")")
+
+
+#: The share of the learning's budget the enumerated families (checks/symbolic/clauses.py) may take.
+ENUMERATED_SHARE = 0.5
+
+
+def enumerated(protocol: Protocol, bounds: Bounds, budget: float) -> tuple[list[Any], str]:
+    """Families enumerated over the declared sorts (checks/symbolic/clauses.py), chosen at the smallest
+    and the largest instance the parametric learner samples (2,1,1 and 3,2,2 at these Q and S): what
+    the properties need there, to offer the parametric Houdini; ([], why) where that fails."""
+    from deferral.checks.symbolic import clauses, parametric
+    from deferral.checks.symbolic.encoding import EncodingError
+
+    conc = parametric.concrete_bounds(protocol, {d.name: bounds[d.name] for d in bounds.decls})
+    at = clauses.plan(protocol, conc)
+    stages = [at[0][0], at[-1][0]] if at[0][0] != at[-1][0] else [at[0][0]]
+    try:
+        got = clauses.learn(protocol, at, stages, deadline=time.monotonic() + budget, trim_last=True)
+    except (EncodingError, TimeoutError) as exc:
+        return [], f"not used ({exc})"
+    if not got.ok:
+        return [], f"not used ({got.why[:200]})"
+    return list(got.lemmas), ""

@@ -48,7 +48,12 @@ strongest automatic route, cheapest first:
    parametric encoding (:func:`deferral.checks.symbolic.parametric.prove_candidates`): a
    proof for every N, V, F at the requested Q and S, so at the requested bounds
    (``for_every`` in the JSON says what was assumed concrete).
-5. *Learned lemmas* (route ``inferred+houdini+induction``,
+5. *Enumerated families* (route ``enumerated+houdini+induction``, :mod:`deferral.checks.symbolic.clauses`):
+   clauses of the declared vocabulary over signatures built from every declared sort, true in the
+   sampled reachable states, brought in by counterexamples to induction at the smallest sampled
+   instance, the largest, then the requested bounds (Houdini and induction decide); with
+   ``shipped=False``, tried as soon as the explicit search found the smallest instance safe.
+   *Learned lemmas* (route ``inferred+houdini+induction``,
    :mod:`deferral.checks.symbolic.infer`): families learned from the reachable states of
    small instances, driven by counterexamples to induction, checked by Houdini and
    induction at the requested bounds. The route for a variant that breaks a shipped lemma.
@@ -69,7 +74,8 @@ strongest automatic route, cheapest first:
    only), then Spacer at the requested bounds with what is left of the time limit.
 
 ``infer_first`` (``--infer-first``): after the lemma file, a quick bmc (at most 10 s, at the
-smallest instance), then 5 and 6 before the shipped lemmas.
+smallest instance), then 5 and 6 before the shipped lemmas (the enumerated families after the
+learned ones).
 
 Every bmc is a row of ``stages`` too (route ``bmc``: its bounds, depth reached, result, seconds).
 
@@ -468,16 +474,19 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     def small_safe() -> bool:
         return holds_at(small_at) or holds_at(bounds) and small_at == bounds
 
-    def explicit_route() -> ProveResult | None:
+    def explicit_route(small_only: bool = False) -> ProveResult | None:
         """The explicit search, time-boxed: first at the smallest instance (where it is cheap; one it
         exhausts needs no bmc), then at the requested bounds. A violation at the requested bounds is
         the shortest there; one only at the smallest instance is searched again at the requested
         bounds by bmc. The depth reached there without a violation is not queried again by the
-        bmc (:meth:`BmcSearch.known_safe_to`)."""
+        bmc (:meth:`BmcSearch.known_safe_to`). ``small_only``: the smallest instance alone (an instance
+        already explored is not searched again)."""
         box = exhaust.EXPLICIT_S if timeout is None else exhaust.EXPLICIT_SHARE * (left() or 0.0)
         began = time.monotonic()
         small_bad: exhaust.Exhaustive | None = None
-        for at in ([] if small_at == bounds else [small_at]) + [bounds]:
+        for at in ([] if small_at == bounds else [small_at]) + ([] if small_only else [bounds]):
+            if at in explored:
+                continue
             budget = box - (time.monotonic() - began)
             if budget < exhaust.EXPLICIT_MIN_S:
                 why(f"explicit at {at.short()}", f"not tried ({budget:.1f} s left in its box)")
@@ -495,7 +504,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                 small_bad = ex  # the requested bounds next: its breadth-first search finds the shortest there
             if at == bounds and ex.depth > 0 and ex.status != "holds":
                 search(bounds).known_safe_to(ex.depth)  # the bmc there starts deeper
-        if small_bad is not None:
+        if small_bad is not None and not small_only:
             log.append(f"explicit at {small_at.short()}: {small_bad.verdict()}; the shortest trace at "
                        f"{bounds.short()} follows (bmc)")
             why(f"explicit at {small_at.short()}", f"{small_bad.verdict()}, but the bmc at {bounds.short()} did not "
@@ -525,6 +534,51 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         log.append(f"pdr at {inferred_at.short()}: {len(small.clauses)} clauses in {small.elapsed_s:.1f} s, "
                    f"{len(found_templates)} candidate lemma families")
         return found_templates
+
+    def enumerated() -> ProveResult | None:
+        """Route ``enumerated+houdini+induction`` (checks/symbolic/clauses.py): clauses of the declared
+        vocabulary over every sort, true in sampled reachable states, chosen by Houdini and the
+        counterexamples to induction at the smallest sampled instance, the largest, then these bounds."""
+        from deferral.checks.symbolic import clauses
+        from deferral.checks.symbolic.encoding import EncodingError
+
+        if "enumerated" in tried or any(row["route"] == "enumerated" for row in stages):
+            return None  # tried already (first, where the explicit search found the smallest instance safe)
+        budget = INFER_DEFAULT_S if timeout is None else learning_budget(LEARN_SHARE)
+        if budget < LEARN_PARAMETRIC_MIN_S:
+            why("enumerated", f"not tried ({budget:.1f} s left for it, under {LEARN_PARAMETRIC_MIN_S:.0f} s)")
+            return None
+        say(f"auto: enumerating lemma families over the declared sorts (at most {budget:.0f} s)")
+        began = time.monotonic()
+        conc = {d.name: bounds[d.name] for d in bounds.decls if d.name in ("queue", "spaces")}
+        try:
+            r = clauses.learn(protocol, clauses.plan(protocol, conc, within=bounds),
+                              clauses.stage_bounds(protocol, bounds), deadline=began + budget, note=say)
+        except (EncodingError, StepError) as exc:
+            why("enumerated", f"not tried ({exc})")
+            return None
+        stages.extend(stage("enumerated", b, "sample", None, None, None, states=n, how=how) for b, how, n in r.sampled)
+        stages.extend(stage("enumerated", row["bounds"], "houdini+cti", row["families_in"], row["families_kept"],
+                            row["seconds"], rounds=row["rounds"], needed=row["needed"],
+                            **({"cti": row["cti"]} if "cti" in row else {})) for row in r.to_json())
+        log.append(f"enumerated: {r.enumerated} families true in the samples; seconds by part: "
+                   + ", ".join(f"{k} {v:.1f}" for k, v in r.seconds_by_part.items()))
+        if not r.ok:
+            why("enumerated", f"unknown after {time.monotonic() - began:.1f} s ({r.why})")
+            return None
+        candidates = list(r.lemmas) + [x for x in property_lemmas(protocol) if x.name not in {y.name for y in r.lemmas}]
+        tried_now = houdini_induction("enumerated", candidates)
+        if tried_now is None:
+            return None
+        alive, hlog, res = tried_now
+        if res.status == "proved":
+            log.append(f"enumerated: Houdini kept {len(alive)} of {len(candidates)} families; proved by induction")
+            return result("proved", route="enumerated+houdini+induction", log=log,
+                          invariant=[lem.show(enc.bounds) for lem in alive],
+                          learned_at=[b for b, _, _ in r.sampled],
+                          proof_lemmas=[x for x in alive if isinstance(x, clauses.Clause)])  # --invariant-out
+        not_proved("enumerated", alive, candidates, hlog, res)
+        return None
 
     def learned() -> ProveResult | None:
         """Lemma families learned from reachable states at small bounds and CTIs (checks/symbolic/infer.py)."""
@@ -794,7 +848,12 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     # (at more than one address space the bounded route has not proved any example in 120 s, the
     # parametric one has: ipi_unlock_after_flush at 2,1,1,1,S=2, PROVE.md; so it goes first there)
     bounded_first = smallest(protocol, bounds) and ("spaces" not in bounds or bounds["spaces"] == 1)
-    learning = ((both[::-1] if bounded_first else both) + [("ic3po", None)]) if learn else []
+    # the enumerated families first (checks/symbolic/clauses.py: seconds at the bounds the learning routes
+    # reached, where those took minutes or ended unknown; benchmarks/PROVE.md, 4 Dec, night)
+    # (after the learned ones with --infer-first, which asks for those first)
+    learned_routes = (both[::-1] if bounded_first else both)
+    learned_routes = learned_routes + [("enumerated", None)] if infer_first else [("enumerated", None)] + learned_routes
+    learning = (learned_routes + [("ic3po", None)]) if learn else []
     found_by_learning = [x for pair in zip(learning, [("bmc-slice", None)] * len(learning)) for x in pair] + [
         ("pdr-generalized", None)]
     # the shipped lemmas over uninterpreted sorts (one proof for every N, V, F): slower, after the bmc
@@ -808,8 +867,11 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     else:
         # what can prove cheaply first (a lemma file, the shipped lemmas: a bug is never proved by
         # them); where they fail a bug is likely: the bmc, before the parametric and learning
-        # routes, which would otherwise take all the time left
-        order += hand + looks + parametric + found_by_learning
+        # routes, which would otherwise take all the time left. Without the shipped lemmas, the
+        # enumerated families are that cheap route, tried once the explicit search has found the
+        # smallest instance safe (a bug almost always shows there, and is then refuted as before)
+        early = [] if hand or not learn else [("explicit-small", None), ("enumerated-early", None)]
+        order += early + hand + looks + parametric + found_by_learning
     weak_at_bounds = False  # the shipped lemmas' bounded Houdini fixpoint decided too weak
     shipped_houdini: list[str] | None = None  # the shipped lemmas' Houdini log (what it dropped)
 
@@ -888,6 +950,9 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         "inferred+parametric": lambda name, what: learned_parametric(),
         "ic3po": ic3po_step,
         "inferred": lambda name, what: learned(),
+        "enumerated": lambda name, what: enumerated(),
+        "explicit-small": lambda name, what: explicit_route(small_only=True),
+        "enumerated-early": lambda name, what: enumerated() if small_safe() else None,
         "pdr-generalized": lambda name, what: by_templates(name, inferred()),
     }
     for name, what in order:

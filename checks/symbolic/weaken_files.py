@@ -3,7 +3,9 @@
 A proof by route ``shipped-lemmas+weakened+houdini+induction`` (checks/symbolic/weaken.py)
 or by ``prove --parametric``'s weakened lemmas uses shipped lemmas of model/invariant.py
 and weakened ones, "L or D". Each is saved by name: a shipped lemma by its name, a weakened
-one by its shipped lemma's name and the texts of D's literals (``"or"``). Loading rebuilds
+one by its shipped lemma's name and the texts of D's literals (``"or"``); a family enumerated
+over the declared sorts (route ``enumerated+houdini+induction``, checks/symbolic/clauses.py)
+by its variables and its literals' texts (``{"vars": [[name, sort], ...], "or": [...]}``). Loading rebuilds
 each from the protocol's own vocabulary at the requested bounds (:func:`weaken.literals`),
 so nothing in the file is code; a name or literal text the protocol does not have there is
 a one-line error. Loaded lemmas are candidates like any others: Houdini and induction (or
@@ -27,17 +29,23 @@ class WeakenedFileError(ValueError):
 
 
 def savable(lemmas: Sequence[Lemma], protocol: Protocol, bounds: Bounds) -> bool:
-    """Can :func:`save` write every one of ``lemmas`` (shipped, weakened or an invariant property)?"""
+    """Can :func:`save` write every one of ``lemmas`` (shipped, weakened, enumerated or an invariant property)?"""
+    from deferral.checks.symbolic.clauses import Clause
+
     known = _named(protocol, bounds)
-    return bool(lemmas) and all(isinstance(lem, WeakLemma) or lem.name in known for lem in lemmas)
+    return bool(lemmas) and all(isinstance(lem, (WeakLemma, Clause)) or lem.name in known for lem in lemmas)
 
 
 def save(lemmas: Sequence[Lemma], learned_at: Sequence[Bounds] = ()) -> dict[str, Any]:
     """The file's fields: ``format``, ``lemmas`` (``{"lemma": name}`` or ``{"lemma": shipped name, "or":
     [literal texts]}``), ``learned_at`` (where the weakenings were sampled)."""
+    from deferral.checks.symbolic.clauses import Clause, entry
+
     out = []
     for lem in lemmas:
-        if isinstance(lem, WeakLemma):
+        if isinstance(lem, Clause):  # an enumerated family (checks/symbolic/clauses.py)
+            out.append(entry(lem))
+        elif isinstance(lem, WeakLemma):
             out.append({"lemma": lem.base, "or": list(lem.literals)})
         else:
             out.append({"lemma": lem.name})
@@ -58,8 +66,19 @@ def load(doc: Any, protocol: Protocol, bounds: Bounds) -> list[Lemma]:
     known = _named(protocol, bounds)
     out: list[Lemma] = []
     seen: set[str] = set()
+    from deferral.checks.symbolic.clauses import from_entry
+
     for n, entry in enumerate(entries):
         where = f"{FORMAT}: lemma {n + 1}"
+        if isinstance(entry, dict) and "vars" in entry and "lemma" not in entry:  # an enumerated family
+            try:
+                lem = from_entry(entry, protocol, bounds)
+            except ValueError as exc:
+                raise WeakenedFileError(f"{where}: {exc}") from None
+            if lem.name not in seen:
+                seen.add(lem.name)
+                out.append(lem)
+            continue
         if not isinstance(entry, dict) or not isinstance(entry.get("lemma"), str):
             raise WeakenedFileError(f"{where}: must be an object with a 'lemma' name")
         name, texts = entry["lemma"], entry.get("or", [])

@@ -33,7 +33,7 @@ def test_shipped_route_records_its_houdini_stage(capsys: pytest.CaptureFixture[s
 
 
 def test_learned_route_records_where_it_sampled_and_each_stage(capsys: pytest.CaptureFixture[str]) -> None:
-    code, doc = _run(capsys, "--vcpus", "1", "--no-shipped-lemmas", "--timeout", "60")
+    code, doc = _run(capsys, "--vcpus", "1", "--no-shipped-lemmas", "--infer-first", "--timeout", "60")
     assert code == 0 and doc["route"] == "inferred+houdini+induction"
     assert doc["lemma_source"].startswith("learned") and doc["lemmas_learned_at"]
     methods = [row["method"] for row in doc["stages"] if row["route"] == "inferred"]

@@ -80,7 +80,7 @@ def test_auto_user_variant_file_inferred_route() -> None:
 
 def test_auto_falls_back_to_the_shipped_lemmas_and_says_so(capsys: pytest.CaptureFixture[str],
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    # the learned routes (bounded, parametric, ic3po) and Spacer all give up (as they do when their share of --timeout runs
+    # the learned routes (bounded, parametric, enumerated, ic3po) and Spacer all give up (as they do when their share of --timeout runs
     # out; stood in for here, so that the test does not depend on the machine's speed): the
     # shipped lemmas prove it, and the log says what was tried first
     from types import SimpleNamespace
@@ -95,6 +95,9 @@ def test_auto_falls_back_to_the_shipped_lemmas_and_says_so(capsys: pytest.Captur
         reason="budget spent"))
     monkeypatch.setattr(auto, "pdr", lambda enc, **kw: SimpleNamespace(
         status="unknown", reason="canceled", elapsed_s=0.0))
+    from deferral.checks.symbolic import clauses
+    monkeypatch.setattr(clauses, "learn", lambda protocol, samples_at, stages, **kw: clauses.Learned(
+        [], [], [], 0, {}, why="budget spent"))
     from deferral.checks.symbolic import ic3po
     monkeypatch.setattr(ic3po, "learn_and_prove", lambda protocol, bounds, **kw: ic3po.Ic3poResult(
         status="unknown", route="ic3po", families=[], elapsed_s=0.0, reason="budget spent"))

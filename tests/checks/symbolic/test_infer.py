@@ -89,7 +89,7 @@ def test_families_save_and_load(tmp_path: Path) -> None:
 
 def test_cli_learned_route_invariant_out_and_lemmas(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     saved = tmp_path / "learned.json"
-    assert main(["prove", "--json", "--vcpus", "1", "--no-shipped-lemmas", "--timeout", "200",
+    assert main(["prove", "--json", "--vcpus", "1", "--no-shipped-lemmas", "--infer-first", "--timeout", "200",
                  "--invariant-out", str(saved)]) == 0
     first = json.loads(capsys.readouterr().out)
     assert first["route"] == "inferred+houdini+induction" and first["lemmas_learned_at"]

@@ -255,7 +255,8 @@ def test_cli_learned_lemmas_are_evaluated_not_trusted(capsys: pytest.CaptureFixt
     from deferral.cli.main import main
 
     learned = tmp_path / "learned.json"
-    assert main(["prove", "--vcpus", "1", "--no-shipped-lemmas", "--invariant-out", str(learned), "--json"]) == 0
+    assert main(["prove", "--vcpus", "1", "--no-shipped-lemmas", "--infer-first", "--invariant-out", str(learned),
+                 "--json"]) == 0
     capsys.readouterr()
     code, out, _ = cli(capsys, "--lemmas", str(learned), "--no-shipped-lemmas", "--json")
     doc = json.loads(out)

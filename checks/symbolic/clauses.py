@@ -1,0 +1,475 @@
+"""Candidate lemma families enumerated over every declared sort of the protocol (DistAI style), no hand-written lemma needed.
+
+Where :mod:`deferral.checks.symbolic.strengthen` enumerates clauses over the parameters of a
+shipped lemma that a change broke, this module enumerates them over **signatures** built from
+the protocol's declared index sorts alone (:func:`signatures`: one variable of each sort, two
+of the sort most variables are indexed by, at most :data:`MAX_OPEN` variables of sorts that
+are not elided), so a protocol, a variant or a user's change gets candidates with no lemma
+written for it. The literals (:func:`vocabulary`) are strengthen's (the declared variables
+read at the parameters and at sort-valued reads of them, enum values, equalities, frames "0 or
+the guest's") and two more kinds of the declared vocabulary: "x is none" for a sort-or-none
+read, and "queue[x] holds (y, z)" for a queue variable read at a sort-valued expression (its
+items built from expressions of the item's sorts, e.g. "queue[lw[t][p]] holds (t, p)").
+
+A candidate is a disjunction of 1 to :data:`MAX_LITERALS` literals true, for every parameter
+assignment, in every sampled reachable state, and minimal (no sub-disjunction is; strengthen's
+:func:`enumerate_clauses`); one of four literals only where a counterexample to induction is false
+in it (:meth:`Signature.excluding`). One family stands for all its instances (the parameters range
+over every element of their sorts). :func:`learn` chooses among them by Houdini and
+counterexamples to induction at growing bounds (:func:`learn_at`), keeping what the properties'
+consecution needs (unsat cores).
+
+Nothing here is trusted: the candidates only go to Houdini and induction (bounded, or over
+uninterpreted sorts by ``--parametric``), which decide.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from itertools import product
+from typing import Any, Sequence
+
+import numpy as np
+
+from deferral.checks.symbolic.strengthen import _masks, clause, enumerate_clauses, vocabulary as base_vocabulary
+from deferral.checks.symbolic.vocabulary import Literal, index_terms, truth_table
+from deferral.model.bounds import Bounds
+from deferral.model.invariant import Lemma
+from deferral.model.protocol import Protocol
+from deferral.model.schema import Domain, Pair, Queue, Sort
+
+#: Variables of sorts that are not elided, per signature; literals per clause.
+MAX_OPEN, MAX_LITERALS = 2, 3
+#: Literals a signature's clauses are built from, at most (those splitting the sample most evenly first).
+POOL = 120
+#: Families kept per signature, at most (the simplest first).
+PER_SIGNATURE = 2000
+
+NAMES = {"vcpu": ("i", "k"), "page": ("p", "q"), "space": ("t", "u")}
+
+
+@dataclass(frozen=True)
+class Clause(Lemma):
+    """An enumerated family: its literals' texts kept, so that a file can name it (:func:`entry`)."""
+
+    texts: tuple[str, ...] = ()
+
+
+def make(params: Sequence[tuple[str, Domain]], lits: Sequence[Literal]) -> Clause:
+    lem = clause(params, lits)
+    return Clause(lem.name, lem.params, lem.fn, tuple(x.text for x in lits))
+
+
+def entry(lem: Clause) -> dict[str, Any]:
+    """How a file names ``lem``: its variables (name and sort) and its literals' texts."""
+    return {"vars": [[n, d.name] for n, d in lem.params], "or": list(lem.texts)}
+
+
+def from_entry(doc: Any, protocol: Protocol, b: Bounds) -> Clause:
+    """The family an :func:`entry` names, rebuilt from the protocol's vocabulary at ``b`` (ValueError: one line)."""
+    sorts = {s.name: s for s in index_sorts(protocol)}
+    pairs, texts = doc.get("vars"), doc.get("or")
+    if not isinstance(pairs, list) or not isinstance(texts, list) or not texts or not all(
+            isinstance(x, list) and len(x) == 2 and str(x[1]) in sorts for x in pairs):
+        raise ValueError(f"a family must have 'vars' ([name, sort] of {protocol.name}'s sorts) and 'or' (literal texts)")
+    params = tuple((str(n), sorts[str(srt)]) for n, srt in pairs)
+    vocab = {x.text: x for x in vocabulary(protocol, params, b)}
+    missing = [t for t in texts if t not in vocab]
+    if missing:
+        raise ValueError(f"{missing[0]!r} is not a literal of {protocol.name}'s vocabulary over "
+                         f"{', '.join(n for n, _ in params)} at {b.short()}")
+    return make(params, [vocab[t] for t in texts])
+
+
+def index_sorts(protocol: Protocol) -> list[Sort]:
+    """The protocol's index sorts, in the order its variables first use them."""
+    out: list[Sort] = []
+    for var in protocol.variables:
+        for d in var.index:
+            if isinstance(d, Sort) and d not in out:
+                out.append(d)
+    return out
+
+
+def busiest(protocol: Protocol) -> Sort | None:
+    sorts = [s for s in index_sorts(protocol) if not s.elided]
+    return max(sorts, key=lambda s: sum(s in v.index for v in protocol.variables)) if sorts else None
+
+
+def signatures(protocol: Protocol, b: Bounds) -> list[tuple[tuple[str, Domain], ...]]:
+    """Every parameter list of at most :data:`MAX_OPEN` variables of non-elided sorts (at most two of
+    the busiest sort, one of each other), each with one variable of every elided sort that has one
+    element at ``b`` (an index that is always 0); the smallest first."""
+    sorts = index_sorts(protocol)
+    top = busiest(protocol)
+    fixed = [s for s in sorts if s.elided]
+    open_ = [s for s in sorts if not s.elided]
+    out = []
+    for counts in product(*[range(3 if s is top else 2) for s in open_]):
+        if not 0 < sum(counts) <= MAX_OPEN or (top in open_ and counts[open_.index(top)] == 0):
+            continue
+        params: list[tuple[str, Domain]] = []
+        for s in sorts:
+            n = 1 if s in fixed else counts[open_.index(s)]
+            names = NAMES.get(s.name, tuple(f"{s.name[0]}{m}" for m in range(1, 3)))
+            params += [(names[m], s) for m in range(n)]
+        out.append(tuple(params))
+    out.sort(key=len)
+    return out
+
+
+def _holds_fn(var: Queue, q: Any, items: Sequence[Any]) -> Any:
+    def fn(s: Any, *a: Any) -> Any:
+        parts = [f(s, *a) for f in items]
+        notice = var.domain.make(s, *parts) if isinstance(var.domain, Pair) else parts[0]
+        owner = q(s, *a)
+
+        def held(j: Any) -> Any:
+            queue = getattr(s, var.name)[j]
+            return s.any((queue.length > pos) & (queue[pos] == notice) for pos in range(queue.capacity))
+        return s.any((owner == j) & held(j) for j in s.each(var.index[0]))
+    return fn
+
+
+def vocabulary(protocol: Protocol, params: Sequence[tuple[str, Domain]], b: Bounds) -> list[Literal]:
+    """strengthen's literals over ``params``, "x is none" and "queue[x] holds (...)" (module docstring)."""
+    out = list(base_vocabulary(protocol, params, b))
+    exprs = index_terms(protocol, params, b)
+    for e in exprs:
+        if e.none_of:
+            none = (lambda f, srt: lambda s, *a: f(s, *a) == s.none(srt))(e.fn, e.sort)
+            out.append(Literal(f"{e.text} is none", none, e.depth))
+            out.append(Literal(f"{e.text} is not none", (lambda g: lambda s, *a: s.not_(g(s, *a)))(none), e.depth))
+    for var in protocol.variables:
+        if not isinstance(var, Queue) or not var.held(b) or len(var.index) != 1:
+            continue
+        parts = [var.domain.first, var.domain.second] if isinstance(var.domain, Pair) else [var.domain]
+        if not all(isinstance(x, Sort) for x in parts):
+            continue
+        owners = [e for e in exprs if e.sort is var.index[0]]
+        choices = [[e for e in exprs if e.sort is x and not e.none_of] for x in parts]
+        for owner in owners:
+            for items in product(*choices):
+                if owner.depth + sum(e.depth for e in items) > 2:
+                    continue
+                text = ", ".join(e.text for e in items if not (isinstance(e.sort, Sort) and e.sort.single(b)))
+                text = f"({text})" if text.count(",") else text
+                fn = _holds_fn(var, owner.fn, [e.fn for e in items])
+                cost = owner.depth + sum(e.depth for e in items)
+                out.append(Literal(f"{var.name}[{owner.text}] holds {text}", fn, cost))
+                out.append(Literal(f"not {var.name}[{owner.text}] holds {text}",
+                                   (lambda g: lambda s, *a: s.not_(g(s, *a)))(fn), cost))
+    seen: set[str] = set()
+    uniq = []
+    for lit in out:
+        if lit.text not in seen:
+            seen.add(lit.text)
+            uniq.append(lit)
+    return uniq
+
+
+class Signature:
+    """One parameter list's literals and their truth over the sampled states (bit masks over the
+    distinct columns), for :meth:`families` (1 to 3 literals, every minimal one) and
+    :meth:`excluding` (4 literals, only those a counterexample to induction falsifies)."""
+
+    def __init__(self, protocol: Protocol, params: Sequence[tuple[str, Domain]],
+                 samples: Sequence[tuple[Bounds, np.ndarray]]) -> None:
+        self.protocol, self.params = protocol, tuple(params)
+        self.at = samples[0][0]
+        self.lits = vocabulary(protocol, params, self.at)
+        table = np.concatenate([truth_table(protocol, b, rows, [x.fn for x in self.lits], params)
+                                for b, rows in samples], axis=1)
+        self.always = [j for j in range(len(self.lits)) if table[j].all()]
+        keep = [j for j in range(len(self.lits)) if not table[j].all() and table[j].any()]
+        balance = np.abs(table[keep].mean(axis=1) - 0.5)
+        self.keep = sorted(keep[j] for j in np.argsort(balance, kind="stable")[:POOL])
+        self.masks, self.full = _masks(table[self.keep])
+        self.shown: set[str] = set()
+        self.found: list[tuple[Lemma, tuple[int, ...]]] = []  # (family, its literals' places in ``keep``)
+
+    def _lemma(self, combo: Sequence[int]) -> Lemma:
+        return make(self.params, [self.lits[self.keep[j]] for j in combo])
+
+    def families(self, deadline: float | None = None) -> list[Lemma]:
+        """Every minimal clause of 1 to 3 literals true in the samples (the simplest first, at most
+        :data:`PER_SIGNATURE`), and each literal true in every sampled state alone."""
+        found = enumerate_clauses(self.masks, self.full, max_literals=MAX_LITERALS, deadline=deadline)
+        found.sort(key=lambda f: (len(f), sum(self.lits[self.keep[j]].cost for j in f), f))
+        out: list[Lemma] = [make(self.params, [self.lits[j]]) for j in self.always]
+        for combo in found[:PER_SIGNATURE]:
+            lem = self._lemma(combo)
+            self.found.append((lem, tuple(combo)))
+            out.append(lem)
+        out = [lem for lem in out if lem.name not in self.shown]
+        self.shown.update(lem.name for lem in out)
+        return out
+
+    def falsified(self, b: Bounds, state: Sequence[int]) -> list[Lemma]:
+        """Of :meth:`families`' clauses, those false in ``state`` (at ``b``) for some parameter assignment."""
+        if not self.found:
+            return []
+        truth = self._truth(b, state)
+        out = []
+        for lem, combo in self.found:
+            if (~truth[list(combo)]).all(axis=0).any():
+                out.append(lem)
+        return out
+
+    def _truth(self, b: Bounds, state: Sequence[int]) -> np.ndarray:
+        """Each pooled literal's truth in ``state`` at every parameter assignment: (literals, assignments)."""
+        rows = np.array([state], dtype=np.int64)
+        return truth_table(self.protocol, b, rows, [self.lits[j].fn for j in self.keep], self.params)
+
+    def excluding(self, b: Bounds, state: Sequence[int], limit: int = 8) -> list[Lemma]:
+        """Minimal clauses of 4 literals true in the samples and false in ``state`` (at ``b``) for some
+        parameter assignment: new families that rule out that counterexample to induction."""
+        truth = self._truth(b, state)
+        m, full = self.masks, self.full
+        out: list[Lemma] = []
+        for col in range(truth.shape[1]):
+            pool = [j for j in np.flatnonzero(~truth[:, col]) if m[j]]
+            for x, a in enumerate(pool):
+                for y in range(x + 1, len(pool)):
+                    c = pool[y]
+                    g2 = full & ~(m[a] | m[c])
+                    if not g2:
+                        continue
+                    for z in range(y + 1, len(pool)):
+                        d = pool[z]
+                        g3 = g2 & ~m[d]
+                        if not g3 or g3 == g2 or (full & ~(m[a] | m[d])) == 0 or (full & ~(m[c] | m[d])) == 0:
+                            continue
+                        for e in pool[z + 1:]:
+                            if m[e] & g3 == g3 and not self._covered(a, c, d, e):
+                                lem = self._lemma((a, c, d, e))
+                                if lem.name not in self.shown:
+                                    self.shown.add(lem.name)
+                                    out.append(lem)
+                                    if len(out) >= limit:
+                                        return out
+        return out
+
+    def _covered(self, *combo: int) -> bool:
+        """Does a sub-clause of three of ``combo``'s literals already hold in every sampled state?"""
+        m, full = self.masks, self.full
+        for skip in combo:
+            rest = [m[j] for j in combo if j != skip]
+            if full & ~(rest[0] | rest[1] | rest[2]) == 0:
+                return True
+        return False
+
+
+@dataclass
+class Enumerated:
+    """The families found, per signature how many, and the seconds."""
+
+    families: list[Lemma]
+    per_signature: dict[str, int]
+    seconds: float
+    signatures: list[Signature]
+
+
+def enumerate_all(protocol: Protocol, samples: Sequence[tuple[Bounds, np.ndarray]], deadline: float | None = None
+                  ) -> Enumerated:
+    """The families of every signature (:func:`signatures` at the first sample's bounds)."""
+    t0 = time.monotonic()
+    samples = [(b, rows) for b, rows in samples if rows.shape[0]]
+    out: list[Lemma] = []
+    per: dict[str, int] = {}
+    sigs = []
+    for params in signatures(protocol, samples[0][0]):
+        sig = Signature(protocol, params, samples)
+        got = sig.families(deadline)
+        sigs.append(sig)
+        per[", ".join(x for x, _ in params)] = len(got)
+        out += got
+    return Enumerated(out, per, time.monotonic() - t0, sigs)
+
+
+#: Counterexamples to a candidate's induction (the last ones) also learned from when the property's
+#: own counterexample is ruled out by no new family; round limit per stage.
+EXTRA_CTIS, MAX_ROUNDS = 4, 200
+
+
+@dataclass
+class Stage:
+    """One bounds' learning: Houdini's fixpoint (``alive``), what the property needs of it (``needed``,
+    unsat cores; None when the fixpoint does not preserve the property), rounds, seconds, why not."""
+
+    at: Bounds
+    alive: list[Lemma]
+    needed: list[Lemma] | None
+    rounds: int
+    offered: int
+    seconds: float
+    why: str = ""
+    state: Any = None  # the counterexample to induction no family rules out (JSON), where that stopped it
+
+
+def learn_at(protocol: Protocol, at: Bounds, found: Enumerated, start: Sequence[Lemma] = (),
+             deadline: float | None = None, note: Any = None, trim: bool = True) -> Stage:
+    """Houdini at ``at`` from ``start``; while the invariant properties are not preserved, the
+    counterexample to induction (or, when no new family rules it out, the last candidates') is
+    ruled out by the enumerated families false in it, else by new clauses of four literals
+    (:meth:`Signature.excluding`); then (``trim``) the unsat-core support of the fixpoint."""
+    from deferral.checks.symbolic.infer import property_lemmas
+    from deferral.checks.symbolic.relevance import Relevance
+
+    t0 = time.monotonic()
+    rel, must = Relevance(protocol, at), property_lemmas(protocol)
+    cands = list(start)
+    names = {lem.name for lem in cands}
+    for rnd in range(1, MAX_ROUNDS + 1):
+        mark = len(rel.dropped)
+        try:
+            alive, broke, state = rel.houdini(cands, must, deadline)
+        except TimeoutError as exc:
+            return Stage(at, [], None, rnd, len(cands), time.monotonic() - t0, str(exc))
+        if broke is None and not trim:
+            return Stage(at, alive, alive, rnd, len(cands), time.monotonic() - t0)
+        if broke is None:
+            try:
+                needed = rel.support(alive, must, deadline)
+            except TimeoutError as exc:
+                return Stage(at, alive, None, rnd, len(cands), time.monotonic() - t0, str(exc))
+            return Stage(at, alive, alive if needed is None else needed, rnd, len(cands), time.monotonic() - t0)
+        states = [state] + [st for _, st in rel.dropped[mark:]][::-1][:EXTRA_CTIS]
+        new: list[Lemma] = []
+        for how in ("falsified", "excluding"):
+            for st in states:
+                for sig in found.signatures:
+                    got = sig.falsified(at, st) if how == "falsified" else sig.excluding(at, st)
+                    new += [lem for lem in got if lem.name not in names]
+                    names.update(lem.name for lem in got)
+                if new:
+                    break
+            if new:
+                break
+        if note:
+            note(f"clauses: round {rnd} at {at.short()}: Houdini kept {len(alive)} of {len(cands)}; "
+                 f"{broke} not preserved; {len(new)} new families")
+        if not new:
+            return Stage(at, alive, None, rnd, len(cands), time.monotonic() - t0,
+                         f"a counterexample to induction of {broke} at {at.short()} that no enumerated family "
+                         f"rules out", state=protocol_state(protocol, at, state))
+        cands += new
+        if deadline is not None and time.monotonic() > deadline:
+            return Stage(at, alive, None, rnd, len(cands), time.monotonic() - t0, f"time limit at {at.short()}")
+    return Stage(at, [], None, MAX_ROUNDS, len(cands), time.monotonic() - t0, f"round limit at {at.short()}")
+
+
+def protocol_state(protocol: Protocol, b: Bounds, state: Sequence[int]) -> Any:
+    from deferral.model.concrete import Model
+
+    return Model(protocol, b).to_json(tuple(state))
+
+
+@dataclass
+class Learned:
+    """What :func:`learn` did: the families the last stage's properties need (``lemmas``; empty when
+    it failed), every stage, the samples, the seconds by part, and why not."""
+
+    lemmas: list[Lemma]
+    stages: list[Stage]
+    sampled: list[tuple[Bounds, str, int]]
+    enumerated: int
+    seconds_by_part: dict[str, float]
+    why: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.stages) and self.stages[-1].needed is not None and not self.why
+
+    def to_json(self) -> list[dict[str, Any]]:
+        """One row per stage (for ``prove --json``'s ``stages``)."""
+        return [{"bounds": st.at.as_dict(), "rounds": st.rounds, "families_in": st.offered,
+                 "families_kept": len(st.alive), "needed": None if st.needed is None else len(st.needed),
+                 "seconds": round(st.seconds, 2), **({"why": st.why} if st.why else {}),
+                 **({"cti": st.state} if st.state is not None else {})} for st in self.stages]
+
+
+def plan(protocol: Protocol, concrete: dict[str, int], within: Bounds | None = None) -> list[tuple[Bounds, str]]:
+    """Where the samples come from: the parametric learner's plan (2,1,1, 3,1,1, 2,2,2 exhaustive and
+    3,2,2 by random walks, at the concrete Q and S, address spaces at most 2), first each no larger
+    than ``within`` (the requested bounds of a bounded proof), then (also for a proof at smaller
+    bounds) the plan itself: a family must hold at the larger instances too, so that facts true only
+    at two VCPUs or one page are not offered (they swell Houdini's rounds; measured at 2,1,1,1: 45
+    families and 17 s CPU without them, PROVE.md, 4 Dec, night); duplicates dropped."""
+    from deferral.checks.symbolic.paramlearn import sample_plan
+
+    conc = dict(concrete)
+    if "spaces" in conc:
+        conc["spaces"] = min(conc["spaces"], 2)
+    full = sample_plan(protocol, conc)
+    clipped = full if within is None else [
+        (b.replace(**{d.name: min(b[d.name], within[d.name]) for d in b.decls if d.name in within}), how)
+        for b, how in full]
+    out: list[tuple[Bounds, str]] = []
+    for b, how in clipped + full:
+        if b not in [x for x, _ in out]:
+            out.append((b, how))
+    return out
+
+
+def stage_bounds(protocol: Protocol, bounds: Bounds) -> list[Bounds]:
+    """Where a bounded proof at ``bounds`` learns: the smallest sampled instance, the largest (each no
+    larger than ``bounds``, at its Q and S), then ``bounds`` (also where it is one of those: the stages
+    before the last keep only what the properties need, the last keeps Houdini's whole fixpoint)."""
+    conc = {d.name: bounds[d.name] for d in bounds.decls if d.name in ("queue", "spaces")}
+    sampled = [b.replace(**conc) for b, _ in plan(protocol, conc, within=bounds)
+               if all(b[d.name] <= bounds[d.name] for d in b.decls if d.name in bounds)]
+    out: list[Bounds] = []
+    for b in [sampled[0], sampled[-1]]:
+        if b not in out:
+            out.append(b)
+    return out + [bounds]
+
+
+#: States per exhaustive sample (the smallest instance: all of them, up to this); the enumeration's share of a limit.
+FIRST_CAP, CAP, ENUMERATE_SHARE = 50_000, 30_000, 0.3
+
+
+def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: Sequence[Bounds],
+          deadline: float | None = None, note: Any = None, trim_last: bool = False) -> Learned:
+    """Sample (``samples_at``: bounds and "exhaustive" or "walks"), enumerate the families, then
+    :func:`learn_at` at each of ``stages`` in turn, each starting from what the last one needed (the
+    last stage keeps Houdini's whole fixpoint unless ``trim_last``)."""
+    from deferral.checks.symbolic.paramlearn import walk_rows
+    from deferral.checks.symbolic.vocabulary import sample_rows
+    from deferral.model.concrete import Model
+
+    t0 = time.monotonic()
+    part: dict[str, float] = {}
+    rows: list[tuple[Bounds, np.ndarray]] = []
+    sampled: list[tuple[Bounds, str, int]] = []
+    for n, (b, how) in enumerate(samples_at):
+        if n and deadline is not None and time.monotonic() > deadline:
+            break
+        got = walk_rows(Model(protocol, b)) if how == "walks" else sample_rows(protocol, b, cap=FIRST_CAP if n == 0 else CAP)
+        rows.append((b, got))
+        sampled.append((b, how, int(got.shape[0])))
+    part["sampling"] = time.monotonic() - t0
+    if note:
+        note("clauses: sampled " + ", ".join(f"{b.short()} ({how}, {n} states)" for b, how, n in sampled))
+    t1 = time.monotonic()
+    found = enumerate_all(protocol, rows, deadline=None if deadline is None else min(
+        deadline, t1 + ENUMERATE_SHARE * max(0.0, deadline - t1)))
+    part["enumeration"] = time.monotonic() - t1
+    if note:
+        note(f"clauses: {len(found.families)} families true in every sampled state ("
+             + ", ".join(f"{k}: {v}" for k, v in found.per_signature.items()) + f"; {part['enumeration']:.1f} s)")
+    done: list[Stage] = []
+    start: list[Lemma] = []
+    for n, at in enumerate(stages):
+        st = learn_at(protocol, at, found, start, deadline, note, trim=trim_last or n < len(stages) - 1)
+        done.append(st)
+        part[f"houdini and cores at {at.short()}"] = st.seconds
+        if st.needed is None:
+            return Learned([], done, sampled, len(found.families), part, st.why or "no fixpoint")
+        start = st.needed
+        if note:
+            note(f"clauses: at {at.short()}: {len(st.alive)} of {st.offered} families inductive after "
+                 f"{st.rounds} rounds; the properties need {len(st.needed)}")
+    return Learned(start, done, sampled, len(found.families), part)

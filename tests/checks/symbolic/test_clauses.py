@@ -1,0 +1,154 @@
+"""Families enumerated over every declared sort (checks/symbolic/clauses.py): they prove the reference
+with no hand-written lemma, bounded and for every N, V, F, and never prove a bug."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from deferral.checks.symbolic import clauses
+from deferral.checks.symbolic.encoding import encode
+from deferral.checks.symbolic.induction import check_inductive, houdini
+from deferral.checks.symbolic.infer import property_lemmas
+from deferral.checks.symbolic.prove import prove
+from deferral.checks.symbolic.vocabulary import sample_rows, truth_table
+from deferral.model import PUBLISHED, REFERENCE, Bounds
+from deferral.model.invariant import INVARIANT
+from deferral.model.variants import load_variant_file
+
+from tests.checks.symbolic.test_examples_safe import MUTANTS, _mutant
+
+EXAMPLES = Path(__file__).parents[3] / "examples"
+SMALL = Bounds(2, 1, 1, 1)
+
+
+def test_signatures_and_vocabulary_come_from_the_declared_sorts() -> None:
+    sigs = clauses.signatures(REFERENCE, SMALL)
+    names = [tuple(n for n, _ in sig) for sig in sigs]
+    assert names == [("t", "i"), ("t", "i", "k"), ("t", "p", "i")]  # the space (elided) in each, two VCPUs at most
+    texts = {x.text for x in clauses.vocabulary(REFERENCE, sigs[2], SMALL)}
+    assert {"queue[lw[t][p]] holds p", "cur[i] is none", "i = lw[t][p]", "pc[i] = Sd", "req[i][t][p]",
+            "shadow[i][t][p] in {0, gpt[t][p]}"} <= texts
+    two = clauses.signatures(REFERENCE, Bounds(2, 1, 1, 1, 2))
+    assert [tuple(n for n, _ in sig) for sig in two] == names  # a space variable whatever the number of spaces
+    texts = {x.text for x in clauses.vocabulary(REFERENCE, two[2], Bounds(2, 1, 1, 1, 2))}
+    assert "queue[lw[t][p]] holds (t, p)" in texts and "t = cr3[i]" in texts
+
+
+def test_families_hold_in_every_sampled_state() -> None:
+    rows = sample_rows(REFERENCE, SMALL)
+    found = clauses.enumerate_all(REFERENCE, [(SMALL, rows)])
+    assert found.families and sum(found.per_signature.values()) == len(found.families)
+    by_params: dict[tuple[str, ...], list] = {}
+    for lem in found.families:
+        assert lem.name.startswith("for all ")
+        by_params.setdefault(tuple(n for n, _ in lem.params), []).append(lem)
+    for lems in by_params.values():
+        assert truth_table(REFERENCE, SMALL, rows, [x.fn for x in lems], lems[0].params).all()
+
+
+def test_auto_proves_the_reference_without_the_shipped_lemmas() -> None:
+    """No hand-written lemma: the enumerated families, Houdini and induction at 2,1,1,1."""
+    res = prove(REFERENCE, SMALL, timeout=60, shipped=False)
+    assert (res.status, res.route) == ("proved", "enumerated+houdini+induction"), res.reason
+    shipped = {lem.name for lem in INVARIANT[:-1]}
+    assert not shipped & set(res.invariant) and all(x.startswith("for all ") or x == "no_stale_translation"
+                                                     for x in res.invariant)
+    assert [row["route"] for row in res.stages][:2] == ["explicit", "enumerated"]
+    assert res.learned_at[0] == SMALL and all(b["spaces"] == 1 for b in res.learned_at)  # and larger instances
+
+
+@pytest.mark.slow  # 15-25 s each under load
+@pytest.mark.parametrize("bounds", [Bounds(3, 2, 2, 2), Bounds(4, 3, 3, 3)], ids=["3,2,2,2", "4,3,3,3"])
+def test_auto_proves_the_reference_without_the_shipped_lemmas_at_larger_bounds(bounds: Bounds) -> None:
+    res = prove(REFERENCE, bounds, timeout=120, shipped=False)
+    assert (res.status, res.route) == ("proved", "enumerated+houdini+induction"), res.reason
+
+
+@pytest.mark.slow  # 15-40 s each under load
+@pytest.mark.parametrize("name", ["reference", "wait-irqs-off", "mask_before_send.py"])
+def test_parametric_proves_without_the_shipped_lemmas(name: str) -> None:
+    from deferral.checks.symbolic.parametric_routes import prove_for_every
+
+    protocol = load_variant_file(EXAMPLES / name) if name.endswith(".py") else PUBLISHED[name]
+    res, why = prove_for_every(protocol, SMALL, limit=120, shipped=False)
+    assert res.status == "proved", why
+    assert "clauses.py" in res.lemma_source and res.open_bounds == ["vcpus", "pages", "frames"]
+    assert not {lem.name for lem in INVARIANT[:-1]} & {lem.name for lem in res.lemmas}
+
+
+def _never_proved(protocol, bounds: Bounds) -> None:  # type: ignore[no-untyped-def]
+    """Every family enumerated from the bug's own samples (no screen: the samples may violate the
+    property), and the clauses the learning loop adds, with Houdini and induction at ``bounds``: not proved."""
+    conc = {d.name: bounds[d.name] for d in bounds.decls if d.name in ("queue", "spaces")}
+    at = clauses.plan(protocol, conc, within=bounds)
+    rows = [(b, sample_rows(protocol, b, cap=20_000)) for b, how in at if how == "exhaustive"]
+    found = clauses.enumerate_all(protocol, rows)
+    enc = encode(protocol, bounds)
+    alive, _ = houdini(enc, found.families + property_lemmas(protocol))
+    assert check_inductive(enc, alive, inductive=True).status != "proved"
+    r = clauses.learn(protocol, at, clauses.stage_bounds(protocol, bounds), deadline=time.monotonic() + 20)
+    if r.ok:
+        alive, _ = houdini(enc, r.lemmas + property_lemmas(protocol))
+        assert check_inductive(enc, alive, inductive=True).status != "proved"
+
+
+#: each where the explicit search finds it violated (as in test_weaken.py); the first fast (12 s under load 6)
+BUGS = [("drain-local-only", SMALL), ("overflow-drop", Bounds(2, 2, 1, 1)),
+        ("ipi-before-drain", SMALL), ("remote-no-drain", SMALL), ("reload-no-drain", SMALL),
+        ("defer-non-current", Bounds(2, 1, 1, 1, 2)), ("switch-no-drain", Bounds(2, 1, 1, 1, 2)),
+        ("resync-running-only", Bounds(2, 1, 1, 1, 2))]
+
+
+@pytest.mark.parametrize("name,bounds", [pytest.param(n, b, id=n, marks=[pytest.mark.slow] if k else [])
+                                         for k, (n, b) in enumerate(BUGS)])
+def test_published_bugs_never_proved_by_enumerated_families(name: str, bounds: Bounds) -> None:
+    _never_proved(PUBLISHED[name], bounds)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(MUTANTS))
+def test_mutants_never_proved_by_enumerated_families(name: str) -> None:
+    _never_proved(_mutant(name), MUTANTS[name][0])
+
+
+def test_four_literal_families_rule_out_the_counterexample() -> None:
+    """The acked fact needs four literals ("pc[i] = Sd or waiting[i][k] or not covers[i] or
+    req[k][t][pg[i]]"): offered only where a counterexample to induction is false in it."""
+    rows = sample_rows(REFERENCE, SMALL)
+    sig = clauses.Signature(REFERENCE, clauses.signatures(REFERENCE, SMALL)[1], [(SMALL, rows)])
+    layout = REFERENCE.layout(SMALL)
+    state = list(rows[0])
+    for (name, idx, part), slot in layout.where.items():  # i = 1 covers its write, sent, k = 0 acked, no req
+        value = {("pc", (1,)): 4, ("covers", (1,)): 1, ("lw", (0, 0)): 1}.get((name, idx))
+        if value is not None and part is None:
+            state[slot] = value
+    got = [lem.name for lem in sig.excluding(SMALL, state, limit=50)]
+    assert any(x.count(" or ") == 3 and "not covers[i]" in x and "req[k][t][pg[i]]" in x for x in got), got
+
+
+def test_invariant_out_saves_the_families_and_lemmas_reads_them(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """--invariant-out after the enumerated route: each family by its variables and literals' texts
+    (deferral-weakened/1); --lemmas rebuilds them from the vocabulary and proves with them alone."""
+    import json
+
+    from deferral.checks.symbolic import weaken_files
+    from deferral.cli.main import main
+
+    saved = tmp_path / "inv.json"
+    one = ["--vcpus", "1"]  # the fast instance: the file round trip is what is tested here
+    assert main(["prove", "--json", "--no-shipped-lemmas", "--timeout", "60", "--invariant-out", str(saved)] + one) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["route"] == "enumerated+houdini+induction"
+    doc = json.loads(saved.read_text())
+    assert doc["format"] == weaken_files.FORMAT and all("vars" in x and x["or"] for x in doc["lemmas"])
+    back = weaken_files.load(doc, REFERENCE, Bounds(1, 1, 1, 1))
+    assert [x.name for x in back] == [x for x in first["invariant"] if "property no_stale_translation" not in x]
+    assert main(["prove", "--json", "--no-shipped-lemmas", "--lemmas", str(saved)] + one) == 0
+    assert json.loads(capsys.readouterr().out)["route"] == "lemma-file+houdini+induction"
+    doc["lemmas"][0]["or"] = ["nosuch[i]"]
+    with pytest.raises(weaken_files.WeakenedFileError, match="not a literal"):
+        weaken_files.load(doc, REFERENCE, SMALL)
