@@ -32,8 +32,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from deferral.checks.symbolic.strengthen import _masks, clause, enumerate_clauses, vocabulary as base_vocabulary
-from deferral.checks.symbolic.vocabulary import Literal, index_terms, truth_table
+from deferral.checks.symbolic.strengthen import clause, enumerate_clauses, vocabulary as base_vocabulary
+from deferral.checks.symbolic.vocabulary import Literal, column_masks, index_terms, truth_table
 from deferral.model.bounds import Bounds
 from deferral.model.invariant import Lemma
 from deferral.model.protocol import Protocol
@@ -185,7 +185,7 @@ class Signature:
         keep = [j for j in range(len(self.lits)) if not table[j].all() and table[j].any()]
         balance = np.abs(table[keep].mean(axis=1) - 0.5)
         self.keep = sorted(keep[j] for j in np.argsort(balance, kind="stable")[:POOL])
-        self.masks, self.full = _masks(table[self.keep])
+        self.masks, self.full = column_masks(table[self.keep])
         self.shown: set[str] = set()
         self.found: list[tuple[Lemma, tuple[int, ...]]] = []  # (family, its literals' places in ``keep``)
 
