@@ -399,7 +399,7 @@ class _Search:
         chunk.n_cand = chunk.keys.shape[0]
         chunk.sample = levelmerge.sample(chunk.keys)
         names: list[object] = list(LevelRuns.chunk_names(i))
-        # held in memory (not spilled) when they are to be merged with their group's soon
+        # held in memory (not spilled) when their group is to merge them soon
         hold = self.runs is not None and self.runs.grouping
         parked.put(("keys", i), chunk.keys, sorted_keys=True, hold=hold)
         parked.put(("parents", i), chunk.parents, hold=hold)
