@@ -299,8 +299,8 @@ class _Search:
         # tight memory limit that jump could pass the limit between two polls, so the numpy path
         self.jit = None if memory_limit is None or memory_limit >= JIT_MEMORY_FLOOR else False
         self.ex = Expander(model, symmetry, properties=(*self.invariants, *self.lives), jit=self.jit)
-        self.build_from = fused_loop.build_from()
         self.packer = self.ex.packer
+        self.build_from = fused_loop.build_from(many_orders=len(self.packer.perms) > 24)
         self.action_dtype = self.ex.action_dtype
         # actions as stored (and parked): one byte while there are fewer than 256
         self.narrow_actions: Any = np.uint8 if len(model.actions) < 256 else self.action_dtype

@@ -220,6 +220,13 @@ def test_a_search_that_switches_to_the_loop_midway_agrees(name: str, monkeypatch
     assert _summary(mixed) == _summary(slow)
 
 
+def test_the_loop_is_built_from_the_first_level_at_five_or_six_vcpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(fused.ENV_BUILD_FROM, raising=False)
+    assert fused.build_from() == fused.BUILD_FROM and fused.build_from(many_orders=True) == 0
+    monkeypatch.setenv(fused.ENV_BUILD_FROM, "77")  # the override holds for both
+    assert fused.build_from() == fused.build_from(many_orders=True) == 77
+
+
 def test_a_small_search_builds_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.setenv("DEFERRAL_CACHE", str(tmp_path))
     monkeypatch.setenv(fused.ENV_BUILD_FROM, "4000")  # 2,1,1,1 has 3,163 states
