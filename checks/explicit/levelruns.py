@@ -117,13 +117,11 @@ class LevelRuns:
 
     # ---- groups ----------------------------------------------------------------------------
     def _new_run(self, names: tuple[object, object, object], size: int, sample: np.ndarray,
-                 chunks: int) -> int:
-        run = len(self.sizes)
+                 chunks: int) -> None:
         self._names.append(names)
         self.sizes.append(size)
         self.samples.append(sample)
         self._left.append(chunks)
-        return run
 
     def _close_group(self) -> None:
         """Merge the pending chunks into the next run, on the background thread (after the
@@ -131,8 +129,9 @@ class LevelRuns:
         if not self._pending:
             return
         chunks = self._pending
-        run = self._new_run((("run-keys", len(self.sizes)), ("run-parents", len(self.sizes)),
-                             ("run-actions", len(self.sizes))), 0, np.zeros(0), chunks=len(chunks))
+        run = len(self.sizes)
+        self._new_run((("run-keys", run), ("run-parents", run), ("run-actions", run)), 0, np.zeros(0),
+                      chunks=len(chunks))
         for chunk in chunks:
             self.run_of[chunk] = run
         self._pending, self._pending_candidates = [], 0

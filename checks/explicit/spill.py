@@ -306,17 +306,8 @@ class Column:
         """Move the pieces in memory to the end of the file (no-op without a work folder)."""
         if self.work is None or self.path is None or not self.pieces:
             return
-        path, pieces, keep = self.path, self.pieces, self.on_disk * self.dtype.itemsize
-
-        def write() -> None:
-            with open(path, "ab") as f:
-                try:
-                    for p in pieces:
-                        np.ascontiguousarray(p).tofile(f)
-                except OSError:
-                    f.truncate(keep)  # the file holds what it held: a later spill appends right
-                    raise
-        _written(self.work, path, write, sum(p.nbytes for p in pieces))
+        pieces = self.pieces
+        _append(self.work, self.path, pieces, self.dtype, self.on_disk)
         self.on_disk += sum(p.shape[0] for p in pieces)
         self.pieces = []
 
@@ -358,6 +349,23 @@ class Column:
                 yield self.pieces.pop(0)
         else:
             yield from list(self.pieces)
+
+
+def _append(work: WorkDir, path: Path, pieces: list[np.ndarray], dtype: np.dtype, held: int) -> None:
+    """Write ``pieces`` (as ``dtype``) after the ``held`` elements of the flat array in ``path``;
+    a failing write leaves the file as it was, so a later append lands right (a full or failing
+    disk raises :class:`SpillError`)."""
+    keep = held * dtype.itemsize
+
+    def write() -> None:
+        with open(path, "ab") as f:
+            try:
+                for p in pieces:
+                    np.ascontiguousarray(p, dtype=dtype).tofile(f)
+            except OSError:
+                f.truncate(keep)
+                raise
+    _written(work, path, write, sum(p.shape[0] for p in pieces) * dtype.itemsize)
 
 
 def _read_slice(path: Path, dtype: np.dtype, a: int, b: int) -> np.ndarray:
@@ -532,7 +540,7 @@ def _open_files_cap() -> int:
     try:
         import resource
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    except (ImportError, OSError, ValueError):  # no resource module (Windows): the usual 512
+    except (ImportError, OSError, ValueError):  # no resource module (Windows): a cautious 128
         return 128
     if soft == resource.RLIM_INFINITY:
         return MAX_OPEN_FILES
@@ -573,17 +581,7 @@ class KeysFile:
         n = sum(p.shape[0] for p in pieces)
         if n == 0:
             return
-        path, keep = self.path, self.shape[0] * self.dtype.itemsize
-
-        def write() -> None:
-            with open(path, "ab") as f:
-                try:
-                    for p in pieces:
-                        np.ascontiguousarray(p, dtype=self.dtype).tofile(f)
-                except OSError:
-                    f.truncate(keep)
-                    raise
-        _written(self.work, path, write, n * self.dtype.itemsize)
+        _append(self.work, self.path, pieces, self.dtype, self.shape[0])
         self.shape = (self.shape[0] + n,)
 
     def __getitem__(self, cut: slice) -> np.ndarray:

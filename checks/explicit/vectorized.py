@@ -430,7 +430,13 @@ class _Search:
         (spills at the memory limit only) they always go."""
         if self.spill_above is None or self.st is None:
             return True
-        return self._stored_in_memory(self.st) + self.parked.memory_bytes > self.spill_above
+        return self._over_spill_above()
+
+    def _over_spill_above(self) -> bool:
+        """Whether what is stored in memory and the level's parked arrays pass ``spill_above``
+        (False without one)."""
+        return (self.spill_above is not None and self.st is not None
+                and self._stored_in_memory(self.st) + self.parked.memory_bytes > self.spill_above)
 
     def _chunk_results(self, frontier_keys: "np.ndarray | KeysFile", visited: Visited) -> Generator["_Chunk", None, None]:
         """Each chunk's results, in chunk order (computed by ``workers`` threads); the limits
@@ -515,8 +521,7 @@ class _Search:
         if self.spills:
             if self._parked_over_budget():
                 self.parked.spill()
-        elif (self.spill_above is not None and self.st is not None
-              and self._stored_in_memory(self.st) + self.parked.memory_bytes > self.spill_above):
+        elif self._over_spill_above():
             self._spill()
 
     def _mid_level_progress(self, last: float, transitions: int, frontier_rows: int, phase: str = "") -> float:
@@ -579,10 +584,9 @@ class _Search:
     def _spill_when_over(self) -> None:
         """In a level's merge, where no limit stops the search: spill what is stored once it
         passes ``spill_above``, or once resident memory passes the memory limit."""
-        st = self.st
-        if self.disk is None or st is None:
+        if self.disk is None or self.st is None:
             return
-        over = self.spill_above is not None and self._stored_in_memory(st) + self.parked.memory_bytes > self.spill_above
+        over = self._over_spill_above()
         if not over and self.limits.memory_limit is not None:
             over = rss_bytes() > self.limits.memory_limit
         if over:
