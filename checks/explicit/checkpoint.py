@@ -29,7 +29,6 @@ import hashlib
 import json
 import os
 import tempfile
-import shutil
 import types
 from dataclasses import dataclass
 from pathlib import Path
