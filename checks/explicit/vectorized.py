@@ -945,6 +945,7 @@ class _Search:
             stats["checkpoints_written"] = self.checkpoints_written
             stats["checkpoint_bytes"] = self.checkpoint_bytes
             stats["checkpoint_linked_bytes"] = self.checkpoint_linked_bytes
+            stats["checkpoint_seconds"] = round(self.checkpoint_write_s, 3)  # all checkpoints written
         if liveness_stop is not None:
             stats["liveness_stopped_by"] = liveness_stop
             stopped_by = stopped_by or liveness_stop
@@ -1021,7 +1022,7 @@ class _Search:
         self.checkpoint_bytes, self.checkpoint_linked_bytes = checkpoint.save(self.checkpoint_dir, header,
                                                                               arrays, files)
         self.checkpoints_written += 1
-        self.checkpoint_write_s = time.monotonic() - t0
+        self.checkpoint_write_s += time.monotonic() - t0
 
     def _load_checkpoint(self, directory: str) -> "_State":
         """The search state saved in ``directory`` (refused if it is of another search).
