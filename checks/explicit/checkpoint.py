@@ -326,6 +326,21 @@ def _copy_bytes(source: Any, out: Any, nbytes: int, chunk: int) -> None:
         left -= len(data)
 
 
+def describe(directory: str | Path) -> str:
+    """One line on the checkpoint in ``directory`` (its search and how far it got), from its
+    header alone, for a message that names it."""
+    path = Path(directory) / FILE_NAME
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            header = json.loads(archive["header"].tobytes().decode())
+        identity = header["identity"]
+        bounds = ",".join(f"{k}={v}" for k, v in identity["bounds"].items())
+        return (f"a checkpoint of {identity['protocol']} at {bounds} ({int(header['states']):,} states, "
+                f"depth {int(header['depth'])})")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, _BadZip(), EOFError) as exc:
+        return f"a checkpoint (unreadable: {exc})"
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

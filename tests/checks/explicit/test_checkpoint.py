@@ -263,3 +263,22 @@ def test_a_missing_or_short_linked_file_is_refused_exit_2(tmp_path: Path,
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "is missing" in err and "Traceback" not in err
+
+
+def test_a_new_search_does_not_overwrite_a_checkpoint_exit_2(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """The same command run again after a crash (--checkpoint DIR, DIR holding its
+    checkpoint) would start over and overwrite it at its first save: refused, with the way on."""
+    folder = tmp_path / "ck"
+    small = ["check", "--vcpus", "2", "--pages", "1", "--frames", "1", "--queue", "2"]
+    assert main([*small, "--max-states", "3000", "--checkpoint", str(folder), "--checkpoint-every", "0.001",
+                 "--json"]) == 3
+    capsys.readouterr()
+    before = (folder / checkpoint.FILE_NAME).read_bytes()
+    assert main([*small, "--checkpoint", str(folder), "--json"]) == 2
+    err = capsys.readouterr().err
+    assert f"--resume {folder}" in err and "a checkpoint of reference at vcpus=2" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert (folder / checkpoint.FILE_NAME).read_bytes() == before
+    # going on from it, checkpointing into the same folder, is what it asks for
+    assert main([*small, "--resume", str(folder), "--checkpoint", str(folder), "--json"]) == 0
