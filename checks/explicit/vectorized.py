@@ -272,6 +272,7 @@ class _Search:
         self.checkpoint_bytes = 0
         self.checkpoint_linked_bytes = 0
         self.checkpoint_error: str | None = None
+        self.checkpointed: tuple[int, float] | None = None  # the last checkpoint's depth and time
         # disk spill: the work folder is made when the search starts, removed when it ends
         self.work_dir = work_dir
         self.spill_above = (spill_above if spill_above is not None else
@@ -533,7 +534,8 @@ class _Search:
             return last
         st = self.st
         self.progress(Progress(st.n_states, st.transitions + transitions, st.depth, frontier_rows,
-                               now - self.start, self._spilled_bytes(), phase=phase))
+                               now - self.start, self._spilled_bytes(), phase=phase,
+                               checkpoint=self._checkpoint_note(now)))
         return now
 
     def _merge_level(self, runs: LevelRuns, n_chunks: int, n_states: int, base: int, new_blocks: list[np.ndarray],
@@ -848,7 +850,8 @@ class _Search:
             if self.progress or self.stop:
                 last_report = time.monotonic()
                 done = Progress(st.n_states, st.transitions, st.depth, frontier.shape[0],
-                                last_report - self.start, self._spilled_bytes())
+                                last_report - self.start, self._spilled_bytes(),
+                                checkpoint=self._checkpoint_note(last_report))
                 if self.progress:
                     self.progress(done)
                 if self.stop is not None and frontier.shape[0] and self.stop(done, bool(st.first_bad)):
@@ -980,6 +983,16 @@ class _Search:
             reason = exc.strerror or exc if isinstance(exc, OSError) else exc
             self.checkpoint_error = f"checkpoint in {self.checkpoint_dir} not written: {reason}"
 
+    def _checkpoint_note(self, now: float) -> str:
+        """The last checkpoint, for a progress line: its depth and age, or why none was written."""
+        if self.checkpoint_error is not None:
+            return "not written, see checkpoint_error"
+        if self.checkpointed is None:
+            return ""
+        depth, at = self.checkpointed
+        age = now - at
+        return f"depth {depth}, " + (f"{age:.0f} s ago" if age < 120 else f"{age / 60:.0f} min ago")
+
     def _write_checkpoint(self, st: "_State") -> None:
         assert self.checkpoint_dir is not None
         t0 = time.monotonic()
@@ -1023,6 +1036,7 @@ class _Search:
                                                                               arrays, files)
         self.checkpoints_written += 1
         self.checkpoint_write_s += time.monotonic() - t0
+        self.checkpointed = (st.depth, time.monotonic())
 
     def _load_checkpoint(self, directory: str) -> "_State":
         """The search state saved in ``directory`` (refused if it is of another search).

@@ -282,3 +282,15 @@ def test_a_new_search_does_not_overwrite_a_checkpoint_exit_2(tmp_path: Path,
     assert (folder / checkpoint.FILE_NAME).read_bytes() == before
     # going on from it, checkpointing into the same folder, is what it asks for
     assert main([*small, "--resume", str(folder), "--checkpoint", str(folder), "--json"]) == 0
+
+
+def test_progress_says_where_the_last_checkpoint_is(tmp_path: Path) -> None:
+    """A long search's progress lines name the last checkpoint (its depth and age)."""
+    from deferral.cli.progress import progress_line
+    seen: list = []
+    explore_vectorized(PUBLISHED["reference"], Bounds(2, 1, 1, 2), workers=1, checkpoint_dir=str(tmp_path / "ck"),
+                       checkpoint_every=0.0, progress=seen.append)
+    assert seen[0].checkpoint == ""  # none yet at the first level
+    later = [p for p in seen[1:] if p.checkpoint]
+    assert later and all(p.checkpoint.startswith(f"depth {p.depth - 1}, ") for p in later if p.frontier)
+    assert "[checkpoint: depth " in progress_line("reference", later[-1])
