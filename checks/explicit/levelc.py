@@ -61,43 +61,38 @@ void merge_step2(const uint64_t *a, const uint32_t *ai, int64_t na, const uint64
    position of each in first (a stable sort: the earliest of equal keys), and (group not
    NULL) each position's index into the distinct keys; returns how many are distinct. An
    LSD radix sort (8-bit digits, those every key shares skipped) of (key, position);
-   ka, kb: n keys of scratch (16 bytes each; 8 for distinct_first1, one-word keys), ia, ib: n entries. */
-#define DISTINCT_FIRST(NAME, KEY_T, NW_EXPR)                                                      \
-int64_t NAME(const uint64_t *keys, int64_t n, int nw, uint64_t *out, int64_t *first, int64_t *group,   \
-             KEY_T *ka, KEY_T *kb, int64_t *ia, int64_t *ib) {                                         \
-  const int words = NW_EXPR;                                                                          \
-  uint32_t count[16 * 256];                                                                           \
-  memset(count, 0, sizeof(count));                                                                    \
-  for (int64_t x = 0; x < n; x++) {                                                                   \
-    KEY_T k = (KEY_T)load_key(keys, x, words);                                                        \
-    ka[x] = k; ia[x] = x;                                                                             \
-    for (int g = 0; g < 8 * words; g++) count[g * 256 + (unsigned)((k >> (8 * g)) & 255)]++;          \
-  }                                                                                                   \
-  for (int g = 0; g < 8 * words && n > 0; g++) {                                                      \
-    uint32_t *c = count + g * 256;                                                                    \
-    if (c[(unsigned)((ka[0] >> (8 * g)) & 255)] == (uint32_t)n) continue;                            \
-    uint32_t at = 0;                                                                                  \
-    for (int b = 0; b < 256; b++) { uint32_t m = c[b]; c[b] = at; at += m; }                          \
-    for (int64_t x = 0; x < n; x++) { uint32_t p = c[(unsigned)((ka[x] >> (8 * g)) & 255)]++; kb[p] = ka[x]; ib[p] = ia[x]; } \
-    KEY_T *tk = ka; ka = kb; kb = tk;                                                                 \
-    int64_t *ti = ia; ia = ib; ib = ti;                                                               \
-  }                                                                                                   \
-  int64_t d = 0;                                                                                      \
-  for (int64_t x = 0; x < n; x++) {                                                                   \
-    if (x == 0 || ka[x] != ka[x - 1]) {                                                               \
-      memcpy(out + d * words, keys + ia[x] * words, 8 * (size_t)words);                               \
-      first[d] = ia[x];                                                                               \
-      d++;                                                                                            \
-    }                                                                                                 \
-    if (group) group[ia[x]] = d - 1;                                                                  \
-  }                                                                                                   \
-  (void)nw;                                                                                           \
-  return d;                                                                                           \
+   ka, kb: n keys of scratch, ia, ib: n entries. */
+int64_t distinct_first(const uint64_t *keys, int64_t n, int nw, uint64_t *out, int64_t *first, int64_t *group,
+                       wide_t *ka, wide_t *kb, int64_t *ia, int64_t *ib) {
+  static const int digits = 16;
+  uint32_t count[16 * 256];
+  memset(count, 0, sizeof(count));
+  for (int64_t x = 0; x < n; x++) {
+    wide_t k = load_key(keys, x, nw);
+    ka[x] = k; ia[x] = x;
+    for (int g = 0; g < 8 * nw; g++) count[g * 256 + (unsigned)((k >> (8 * g)) & 255)]++;
+  }
+  for (int g = 0; g < 8 * nw && n > 0; g++) {
+    uint32_t *c = count + g * 256;
+    if (c[(unsigned)((ka[0] >> (8 * g)) & 255)] == (uint32_t)n) continue;
+    uint32_t at = 0;
+    for (int b = 0; b < 256; b++) { uint32_t m = c[b]; c[b] = at; at += m; }
+    for (int64_t x = 0; x < n; x++) { uint32_t p = c[(unsigned)((ka[x] >> (8 * g)) & 255)]++; kb[p] = ka[x]; ib[p] = ia[x]; }
+    wide_t *tk = ka; ka = kb; kb = tk;
+    int64_t *ti = ia; ia = ib; ib = ti;
+  }
+  (void)digits;
+  int64_t d = 0;
+  for (int64_t x = 0; x < n; x++) {
+    if (x == 0 || ka[x] != ka[x - 1]) {
+      memcpy(out + d * nw, keys + ia[x] * nw, 8 * (size_t)nw);
+      first[d] = ia[x];
+      d++;
+    }
+    if (group) group[ia[x]] = d - 1;
+  }
+  return d;
 }
-/* keys of nw words on 16-byte scratch keys; one-word keys on 8-byte ones (half the scratch,
-   and a third less to move a pass) */
-DISTINCT_FIRST(distinct_first, wide_t, nw)
-DISTINCT_FIRST(distinct_first1, uint64_t, 1)
 
 /* Merge a[0..na) and b[0..nb) (sorted, disjoint keys, each with its id) into ok/oi until
    room entries are written or one of them is used up (both, where the other is empty: the
@@ -323,9 +318,8 @@ def _lib() -> ctypes.CDLL | None:
     lib.merge_step.argtypes = [p, p, i64, p, p, i64, p, p, i64, p]
     lib.merge_step2.restype = None
     lib.merge_step2.argtypes = [p, p, i64, p, p, i64, p, p, i64, p]
-    for fn in (lib.distinct_first, lib.distinct_first1):
-        fn.restype = i64
-        fn.argtypes = [p, i64, ctypes.c_int, p, p, p, p, p, p, p]
+    lib.distinct_first.restype = i64
+    lib.distinct_first.argtypes = [p, i64, ctypes.c_int, p, p, p, p, p, p, p]
     lib.drop_goal_sources.restype = i64
     lib.drop_goal_sources.argtypes = [p, p, i64, p, ctypes.c_int, p, ctypes.c_int, i64, i64, i64, p, p]
     lib.number_codes.restype = None
@@ -435,12 +429,10 @@ def distinct_first(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     out = np.empty(n, dtype=keys.dtype)
     first = np.empty(n, dtype=np.int64)
     group = np.empty(n, dtype=np.int64)
-    scratch = nw * max(n, 1)  # radix keys: one word, or two (16 bytes)
-    ka, kb = np.empty(scratch, np.uint64), np.empty(scratch, np.uint64)
+    ka, kb = np.empty(2 * max(n, 1), np.uint64), np.empty(2 * max(n, 1), np.uint64)
     ia, ib = np.empty(max(n, 1), np.int64), np.empty(max(n, 1), np.int64)
-    kernel = lib.distinct_first1 if nw == 1 else lib.distinct_first
-    d = kernel(keys.ctypes.data, n, nw, out.ctypes.data, first.ctypes.data, group.ctypes.data,
-               ka.ctypes.data, kb.ctypes.data, ia.ctypes.data, ib.ctypes.data)
+    d = lib.distinct_first(keys.ctypes.data, n, nw, out.ctypes.data, first.ctypes.data, group.ctypes.data,
+                           ka.ctypes.data, kb.ctypes.data, ia.ctypes.data, ib.ctypes.data)
     return out[:d].copy(), first[:d].copy(), group
 
 
