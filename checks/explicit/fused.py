@@ -26,6 +26,7 @@ from __future__ import annotations
 import ctypes
 import operator
 import os
+import re
 import threading
 from typing import Any, Callable, Mapping, Sequence
 
@@ -54,12 +55,17 @@ class NotFusable(Exception):
 class _Emitter:
     """C statements computing DAG nodes of one tracer, each a typed local ``{prefix}{num}``."""
 
-    def __init__(self, prefix: str, row_dtype: Any) -> None:
+    def __init__(self, prefix: str, row_dtype: Any, params: list[int] | None = None) -> None:
+        """``params``: for the shared form (see :func:`_action_code`), the list the slots read are
+        appended to: a read is then ``R[P[i]]`` (i its place in the list), so is a constant
+        (``P[i]``, when it fits in 32 bits), and locals are numbered
+        in the order they are emitted, so that instances alike but for their slots give one text."""
         self.prefix = prefix
         self.row_dtype = np.dtype(row_dtype)
         self.names: dict[int, str] = {}
         self.types: dict[int, np.dtype] = {}
         self.probes: dict[int, Any] = {}
+        self.params = params
 
     def probe(self, x: Any) -> Any:
         """``x`` evaluated by numpy on one all-zero row: its value there (for its type)."""
@@ -95,6 +101,9 @@ class _Emitter:
             return f"(int64_t){self.names[x.num]}"
         if not _const_ok(x):
             raise NotFusable(f"constant {x!r}")
+        if self.params is not None and -2 ** 31 <= int(x) < 2 ** 31:
+            self.params.append(int(x))
+            return f"(int64_t)P[{len(self.params) - 1}]"
         return f"(int64_t){int(x)}LL"
 
     def emit(self, roots: Sequence[Any], lines: list[str], indent: str) -> None:
@@ -108,7 +117,11 @@ class _Emitter:
             self.probe(node)
             ctype = _C_TYPES[self.types[node.num]]
             if node.op == "read":
-                self.names[node.num] = f"R[{node.args[0]}]"
+                if self.params is None:
+                    self.names[node.num] = f"R[{node.args[0]}]"
+                else:
+                    self.names[node.num] = f"R[P[{len(self.params)}]]"
+                    self.params.append(int(node.args[0]))
                 return
             a = [self.ref(y) for y in node.args]
             if node.op == "ite":
@@ -123,7 +136,7 @@ class _Emitter:
                 expr = f"({a[0]} {node.op} {a[1]})"
             else:
                 expr = f"({a[0]} {node.op} {a[1]})"
-            name = f"{self.prefix}{node.num}"
+            name = f"{self.prefix}{node.num if self.params is None else len(self.names)}"
             lines.append(f"{indent}{ctype} {name} = ({ctype}){expr};")
             self.names[node.num] = name
 
@@ -132,14 +145,20 @@ class _Emitter:
 
 
 def _action_code(layout: Layout, procs: Mapping[str, Callable[..., Any]], action: Action, k: int,
-                 step: int, row_dtype: Any) -> list[str]:
-    """The C block of one step instance (raises :class:`NotFusable`)."""
+                 step: int, row_dtype: Any, params: list[int] | None = None) -> list[str]:
+    """The C block of one step instance (raises :class:`NotFusable`). ``params`` (the shared
+    form, see :func:`_shared_blocks`): an empty list that gets the instance's parameters, the
+    block then reading them from ``P``: ``P[0]`` the action, ``P[1]`` its step, then the slots
+    read and written."""
     guard = _traced(layout, procs, action.step.guard, action.args)
     effect = _traced(layout, procs, action.step.effect, action.args)
     if guard is None or effect is None or guard[2] is None:
         raise NotFusable(f"step instance {action.label()} cannot be traced")
-    lines = [f"    {{ /* {action.label()} */"]
-    g = _Emitter("g", row_dtype)
+    if params is not None:
+        params += [k, step]
+    ka, sa = ("P[0]", "P[1]") if params is not None else (str(k), str(step))
+    lines = [f"    {{ /* {action.label() if params is None else action.step.name} */"]
+    g = _Emitter("g", row_dtype, params)
     value = guard[2]
     if isinstance(value, Node):
         g.emit([value], lines, "      ")
@@ -151,7 +170,7 @@ def _action_code(layout: Layout, procs: Mapping[str, Callable[..., Any]], action
     tracer, ctx, _ = effect
     written = list(ctx.written)
     changed = [(j, ctx.values[j]) for j in written if ctx.values[j] is not tracer.reads[j]]
-    e = _Emitter("e", row_dtype)
+    e = _Emitter("e", row_dtype, params)
     e.emit([v for _, v in changed], lines, "        ")
     targets = []
     for j, v in changed:
@@ -159,15 +178,45 @@ def _action_code(layout: Layout, procs: Mapping[str, Callable[..., Any]], action
         ref = e.ref(v)
         lo, hi = _range(v)
         if lo is None or hi is None or lo < 0 or hi >= size:
-            lines.append(f"        if ({ref} < 0 || {ref} >= {size}) {{ err[0] = {k}; err[1] = r; goto fail; }}")
-        targets.append((j, ref))
+            lines.append(f"        if ({ref} < 0 || {ref} >= {size}) {{ err[0] = {ka}; err[1] = r; goto fail; }}")
+        if params is not None:
+            targets.append((f"P[{len(params)}]", ref))
+            params.append(j)
+        else:
+            targets.append((str(j), ref))
     lines.append("        memcpy(S, R, sizeof(R));")
     for j, ref in targets:
         lines.append(f"        S[{j}] = (row_t){ref};")
-    lines.append(f"        EMIT({k}); en[{step}] = 1;")
+    lines.append(f"        EMIT({ka}); en[{sa}] = 1;")
     lines.append("      }")
     lines.append("    }")
     return lines
+
+
+def _shared_blocks(layout: Layout, procs: Mapping[str, Callable[..., Any]], actions: Sequence[Action],
+                   step_of: Sequence[int], row_dtype: Any) -> tuple[list[str], list[str]]:
+    """The shared form of the step instances: (tables, loop body). Instances whose blocks are
+    the same text but for their parameters (see :func:`_action_code`; instances of one step
+    alike but for the VCPU, page, frame or space they are about) share one block, run in a
+    loop over a table of their parameters, one row an instance. The C then grows with the
+    number of distinct blocks, not of instances: compiling 420 straight-line blocks of
+    6,3,3,3 with three spaces did not end in 15 minutes."""
+    shapes: dict[str, list[list[int]]] = {}
+    for k, action in enumerate(actions):
+        params: list[int] = []
+        text = "\n".join(_action_code(layout, procs, action, k, step_of[k], row_dtype, params))
+        shapes.setdefault(text, []).append(params)
+    tables, body = [], []
+    for x, (text, rows) in enumerate(shapes.items()):
+        if len(rows) == 1:  # straight-line: its parameters as constants
+            body.append(re.sub(r"P\[(\d+)\]", lambda m: str(rows[0][int(m.group(1))]), text))
+            continue
+        width = len(rows[0])
+        tables.append(_table(f"PAR{x}", "int32_t", [v for row in rows for v in row]))
+        body.append(f"    for (int i = 0; i < {len(rows)}; i++) {{ const int32_t *P = PAR{x} + i * {width};")
+        body.append(text)
+        body.append("    }")
+    return tables, body
 
 
 def _property_code(layout: Layout, procs: Mapping[str, Callable[..., Any]], prop: Property, p: int,
@@ -193,10 +242,19 @@ def _table(name: str, ctype: str, values: Sequence[int]) -> str:
     return f"static const {ctype} {name}[] = {{{body}}};"
 
 
+#: Step instances up to which the fused loop is straight-line C per instance (see :func:`generate`).
+MAX_STRAIGHT = 10_000
+#: ``DEFERRAL_FUSED_FORM``: ``straight`` or ``shared`` for every model (measurements, tests).
+FORM_DEFAULT = os.environ.get("DEFERRAL_FUSED_FORM", "").strip() or None
+
+
 def generate(layout: Layout, procs: Mapping[str, Callable[..., Any]], actions: Sequence[Action],
              step_of: Sequence[int], n_steps: int, packer: Packer, action_dtype: Any,
-             properties: Sequence[Property] = ()) -> str:
-    """The C source of the fused loop (raises :class:`NotFusable`)."""
+             properties: Sequence[Property] = (), form: str | None = None) -> str:
+    """The C source of the fused loop (raises :class:`NotFusable`). ``form``: ``"straight"``
+    (a block of straight-line C per step instance), ``"shared"`` (instances alike share a block
+    run over a table of their parameters, see :func:`_shared_blocks`), or None: shared when there
+    are more than :data:`MAX_STRAIGHT` instances (``DEFERRAL_FUSED_FORM`` overrides it)."""
     plan = _JitPlan(packer, None)  # type: ignore[arg-type] - only its tables
     row_c = "uint8_t" if np.dtype(packer.dtype_rows) == np.uint8 else "uint16_t"
     act_c = "uint16_t" if np.dtype(action_dtype) == np.uint16 else "uint32_t"
@@ -213,9 +271,15 @@ def generate(layout: Layout, procs: Mapping[str, Callable[..., Any]], actions: S
         canonical_code(plan, packer, row_c),
         _CANONICAL_ROWS,
     ]
-    body = []
-    for k, action in enumerate(actions):
-        body += _action_code(layout, procs, action, k, step_of[k], packer.dtype_rows)
+    body: list[str] = []
+    if form is None:
+        form = FORM_DEFAULT or ("shared" if len(actions) > MAX_STRAIGHT else "straight")
+    if form == "shared":
+        tables, body = _shared_blocks(layout, procs, actions, step_of, packer.dtype_rows)
+        head += tables
+    else:
+        for k, action in enumerate(actions):
+            body += _action_code(layout, procs, action, k, step_of[k], packer.dtype_rows)
     checks = []
     for p, prop in enumerate(properties):
         checks += _property_code(layout, procs, prop, p, packer.dtype_rows)

@@ -88,15 +88,18 @@ def _least_image(layout, state: tuple) -> tuple:
     return min(layout.permute(state, perm) for perm in layout.permutations)
 
 
-@pytest.mark.parametrize("b", [(2, 1, 1, 1), (3, 1, 2, 2), (3, 2, 2, 2), (4, 3, 3, 3)])
+@pytest.mark.parametrize("b", [(2, 1, 1, 1), (3, 1, 2, 2), (3, 2, 2, 2), (4, 3, 3, 3), (5, 1, 1, 1),
+                               (6, 1, 1, 1), (6, 2, 1, 1, 2)])
 def test_signature_pruned_keys_equal_all_images_with_many_ties(b: tuple) -> None:
-    """Few distinct values: VCPUs often tie on their signatures, so several orders are tried."""
-    packer = Packer(REFERENCE.layout(Bounds(*b)), True)
+    """Few distinct values: VCPUs often tie on their signatures, so several orders are tried
+    (at 5 and 6 VCPUs, the numpy path's orders found from the sorted signatures)."""
+    packer = Packer(REFERENCE.layout(Bounds(*b)), True, jit=False)
     assert packer.sig_slots is not None
     rng = np.random.default_rng(3)
     sizes = np.array(packer.layout.sizes)
+    m = 3000 if b[0] < 6 else 600
     for top in (1, 2, 3):
-        rows = (rng.integers(0, top, size=(3000, sizes.size)) % sizes).astype(packer.dtype_rows)
+        rows = (rng.integers(0, top, size=(m, sizes.size)) % sizes).astype(packer.dtype_rows)
         rows[:50] = rows[0]  # identical rows, including the all-tied one
         assert (packer.canonical_keys(rows) == packer.canonical_keys_all(rows)).all()
 
