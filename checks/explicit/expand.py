@@ -55,6 +55,7 @@ class Expander:
         use_fused = jit_switch.switched_on() if fused is None else fused
         self._fused = fused_loop.LazyFused(self._fused_source if use_fused else lambda: None, self._fused_make,
                                            (lambda: self._fused_key(symmetry)) if use_fused else None)
+        self._fused.wait_started = len(self.packer.perms) > fused_loop.MAX_STAGED_PERMS
 
     def _traced_props(self) -> list[Property]:
         """The properties the tracer follows (checked in the fused loop too)."""

@@ -523,12 +523,13 @@ def _lex_less(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 _SIG_LIMIT = _PART_LIMIT
 
 
-def _signature_plan(layout: Layout) -> tuple[np.ndarray | None, np.ndarray | None]:
+def _signature_plan(layout: Layout, limit: int = _SIG_LIMIT) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Slots of each VCPU's signature ((N, L) slot numbers) and their radix weights (L,).
 
     Whole variables from the start of the layout, while each is indexed by at most one
     VCPU and holds no VCPU values; the signature is cut (at a block boundary, so it stays a
-    prefix of every VCPU's block) before its radix product would overflow.
+    prefix of every VCPU's block) before its radix product reaches ``limit`` (numpy's float32
+    products are exact below 2**24; the compiled key's uint64 below 2**64).
     """
     n = layout.symmetric_size
     per_vcpu: list[list[int]] = [[] for _ in range(n)]
@@ -543,7 +544,7 @@ def _signature_plan(layout: Layout) -> tuple[np.ndarray | None, np.ndarray | Non
             per_vcpu[layout.slots[j].index[vdims[0]]].append(j)
     length, prod = 0, 1
     for j in per_vcpu[0]:
-        if prod * layout.slots[j].size >= _SIG_LIMIT:
+        if prod * layout.slots[j].size >= limit:
             break
         prod *= layout.slots[j].size
         length += 1

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from deferral.checks.explicit import cbuild, fused, jit, packing, vectorized
+from deferral.checks.explicit import cbuild, fused, fusedcanon, jit, packing, vectorized
 from deferral.checks.explicit.expand import Expander
 from deferral.checks.explicit.packing import Packer
 from deferral.checks.explicit.vectorized import explore_vectorized, reachable_levels
@@ -380,3 +380,17 @@ def test_the_shared_form_shares_blocks() -> None:
     assert 0 < loops < blocks < len(model.actions) // 3
     assert fused.generate(ex.layout, ex.procs, model.actions, ex.step_of, len(ex.step_names), ex.packer,
                           ex.action_dtype, form="straight").count("\n    { /* ") == len(model.actions)
+
+
+def test_the_compiled_keys_longer_signature_gives_the_least_images() -> None:
+    """At 6,3,3,3 with three spaces numpy's signature (float32) holds 11 of a VCPU's 20 slots and
+    the compiled key's (uint64) all 20: the same keys, the least of every image."""
+    layout = REFERENCE.layout(Bounds(6, 3, 3, 3, 3))
+    packer = Packer(layout, True, jit=False)
+    assert fusedcanon.c_signature(packer)[0].shape[1] > packer.sig_slots.shape[1]
+    lib, problem = cbuild.load(fused.canonical_source(packer))
+    assert lib is not None, problem
+    rows = np.concatenate([_sparse_rows(layout, 150, density, 7) for density in (0.01, 0.03, 0.1)])
+    rows[:50] = rows[50]  # one row many times; and rows alike in every signature slot
+    got = fused.canonical_keys(lib, packer, rows)
+    assert np.array_equal(got, packer.canonical_keys_all(rows))
