@@ -41,6 +41,9 @@ _PART_LIMIT = 1 << 24
 _WORD_LIMIT = 1 << 64
 #: Rows keyed per block (a 16k-row float32 block of ~50 slots is ~3 MB: stays in cache).
 BLOCK_ROWS = 1 << 14
+#: (row, order) pairs numpy's key lists at once at most (a few arrays of 8 bytes each); at 6
+#: VCPUs a row whose VCPUs all tie has 720.
+MAX_PAIRS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -257,10 +260,14 @@ class Packer:
         n = self.layout.symmetric_size
         sig, y = both[:n], both[n:]
         best = np.stack(self._combine(y, 1, m), axis=1)[0].T.copy()  # (m, words) uint64
+        orders = self._fitting_orders(sig)
+        if orders is None:  # too many (row, order) pairs at once: half the rows at a time
+            h = m // 2
+            return np.concatenate([self._canonical_block(rows[:h]), self._canonical_block(rows[h:])])
         fits = self._fits(sig, self.perm_orders[0])
         best[~fits] = np.iinfo(np.uint64).max
         done = fits
-        for pi, idx in self._fitting_orders(sig):
+        for pi, idx in orders:
             if pi == 0:
                 continue
             sub = np.take(x, idx, axis=0)
@@ -279,11 +286,12 @@ class Packer:
         assert done.all()
         return self.to_sortable(best)
 
-    def _fitting_orders(self, sig: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    def _fitting_orders(self, sig: np.ndarray) -> list[tuple[int, np.ndarray]] | None:
         """Per permutation that puts the VCPUs of some rows in non-decreasing signature order:
         (its index, those rows ascending), in permutation order. Found from each row's sorted
         signatures (the orders that fit a row are those that permute only VCPUs of equal
-        signature), not by trying every permutation on every row: at 6 VCPUs, 720."""
+        signature), not by trying every permutation on every row: at 6 VCPUs, 720. None when
+        there would be more than :data:`MAX_PAIRS` (row, order) pairs for more than one row."""
         n, m = sig.shape
         if n < 2:
             return [(0, np.arange(m))]
@@ -309,6 +317,8 @@ class Packer:
         offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
         flat = np.array([pi for f in fit for pi in f], dtype=np.int64)
         per_row = counts[inv.ravel()]
+        if m > 1 and int(per_row.sum()) > MAX_PAIRS:
+            return None
         rows = np.repeat(np.arange(m, dtype=np.int64), per_row)
         starts = np.repeat(np.cumsum(per_row) - per_row, per_row)
         pis = flat[np.repeat(offsets[inv.ravel()], per_row) + np.arange(rows.size) - starts]

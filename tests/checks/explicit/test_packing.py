@@ -149,3 +149,17 @@ def test_blas_threads_restores_the_setting() -> None:
     with blas_threads(1):
         assert blas() == [1] * len(before)
     assert blas() == before
+
+def test_many_fitting_orders_are_keyed_in_halves(monkeypatch: pytest.MonkeyPatch) -> None:
+    """More (row, order) pairs than ``MAX_PAIRS``: the rows are keyed half at a time, same keys."""
+    packer = Packer(REFERENCE.layout(Bounds(5, 1, 1, 1)), True, jit=False)
+    rng = np.random.default_rng(8)
+    sizes = np.array(packer.layout.sizes)
+    rows = (rng.integers(0, 2, size=(300, sizes.size)) % sizes).astype(packer.dtype_rows)
+    rows[:40] = 0  # every VCPU tied: 120 orders each
+    calls = []
+    block = Packer._canonical_block
+    monkeypatch.setattr(Packer, "_canonical_block", lambda self, r: calls.append(r.shape[0]) or block(self, r))
+    monkeypatch.setattr(packing, "MAX_PAIRS", 500)
+    assert (packer.canonical_keys(rows) == packer.canonical_keys_all(rows)).all()
+    assert len(calls) > 3 and min(calls) < 10
