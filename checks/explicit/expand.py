@@ -76,7 +76,10 @@ class Expander:
         cc = cbuild.compiler()
         if cc is None:
             return None
-        return fused_key(self.model, symmetry, list(self._props.values()), self.action_dtype, cc, cbuild.FLAGS)
+        # the form forced by DEFERRAL_FUSED_FORM is part of what the source is a function of
+        form = (f"form={fused_loop.FORM_DEFAULT}",) if fused_loop.FORM_DEFAULT else ()
+        return fused_key(self.model, symmetry, list(self._props.values()), self.action_dtype, cc,
+                         (*cbuild.FLAGS, *form))
 
     def kernel(self, index: int) -> Kernel:
         """The compiled guard and effect of action ``index`` (traced at the first ask)."""
