@@ -36,6 +36,11 @@ import numpy as np
 from deferral.checks.explicit import jit as jit_switch
 from deferral.model.schema import Layout
 
+#: The version of what a state's key is (the packed row's words, the least image under the VCPU
+#: permutations). Bump it whenever a change gives some state another key: a checkpoint stores
+#: keys, and one of another version is refused rather than mixed with new keys (counts would be
+#: wrong). Ways of finding the same least image faster do not change it.
+KEY_FORMAT = 1
 #: float32 represents every integer below this exactly.
 _PART_LIMIT = 1 << 24
 _WORD_LIMIT = 1 << 64
