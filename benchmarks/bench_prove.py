@@ -29,6 +29,13 @@ where relevant, Spacer alone and IC3PO alone (``--method pdr``, ``--method ic3po
 appended to ``--out`` (JSON lines) as it finishes, so a run cut short keeps its rows, and
 ``--only-methods``/``--variants``/``--bounds`` pick a part.
 
+``--methods M...`` (instead of auto and ``--learned``): these methods (auto, learned, param, param-learned,
+pdr) for every safe variant of ``--groups``, each method at each ``--bounds`` in turn (``param`` and
+``param-learned``, ``prove --parametric`` with and without the shipped lemmas, at ``--param-at``: 1,1,1,Q[,S]),
+each row with the load at its start appended to ``--out``; e.g. issue 12 item 2's table (PROVE.md, 5 Dec):
+``--groups holds,examples,held-out --methods learned param-learned param --bounds 2,1,1,1 4,3,3,3 6,3,3,3
+4,3,3,3,2 --timeout 60``.
+
 ``--breaks N,V,F,Q[,S] VARIANT...``: the shipped lemmas each variant makes non-inductive there
 (not preserved by some step from a state where all of them hold), with the step. Each cell prints CPU seconds (user +
 system of its process) beside wall: the machine is shared.
