@@ -33,7 +33,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from deferral.checks.symbolic.strengthen import clause, enumerate_clauses, vocabulary as base_vocabulary
-from deferral.checks.symbolic.vocabulary import Literal, column_masks, index_terms, truth_table
+from deferral.checks.symbolic.vocabulary import Literal, column_masks, index_terms, negation, truth_table
 from deferral.model.bounds import Bounds
 from deferral.model.invariant import Lemma
 from deferral.model.protocol import Protocol
@@ -145,7 +145,7 @@ def vocabulary(protocol: Protocol, params: Sequence[tuple[str, Domain]], b: Boun
         if e.none_of:
             none = (lambda f, srt: lambda s, *a: f(s, *a) == s.none(srt))(e.fn, e.sort)
             out.append(Literal(f"{e.text} is none", none, e.depth))
-            out.append(Literal(f"{e.text} is not none", (lambda g: lambda s, *a: s.not_(g(s, *a)))(none), e.depth))
+            out.append(Literal(f"{e.text} is not none", negation(none), e.depth))
     for var in protocol.variables:
         if not isinstance(var, Queue) or not var.held(b) or len(var.index) != 1:
             continue
@@ -163,8 +163,7 @@ def vocabulary(protocol: Protocol, params: Sequence[tuple[str, Domain]], b: Boun
                 fn = _holds_fn(var, owner.fn, [e.fn for e in items])
                 cost = owner.depth + sum(e.depth for e in items)
                 out.append(Literal(f"{var.name}[{owner.text}] holds {text}", fn, cost))
-                out.append(Literal(f"not {var.name}[{owner.text}] holds {text}",
-                                   (lambda g: lambda s, *a: s.not_(g(s, *a)))(fn), cost))
+                out.append(Literal(f"not {var.name}[{owner.text}] holds {text}", negation(fn), cost))
     seen: set[str] = set()
     uniq = []
     for lit in out:
