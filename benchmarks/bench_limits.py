@@ -18,6 +18,12 @@ Scenarios, each with whole ``deferral check --json`` processes:
    uninterrupted figures and leave DIR empty; its peak is printed beside. A limit below the
    in-memory peak does not work yet at 2,2,1,2: after a spill a level's merge has more
    candidates (keys already on disk), and the limit's estimate of the merge stops the search.
+6. **kill -9 and resume a spilling search**: ``--work-dir`` with a small ``--spill-above`` and
+   ``--checkpoint`` every level, killed ``--kills`` times and resumed to the end (the work folder
+   beside the checkpoint, whose files are then hard-linked, not copied, into it), against the
+   same with the work folder on another file system (``--copy-dir``, default /dev/shm: the
+   files are copied into each checkpoint): the bytes each checkpoint wrote and the seconds all
+   of them took, and whether both end with the uninterrupted figures.
 
 Prints one line per run and "same as uninterrupted: yes/no". The machine's load changes
 the seconds; the equalities must hold whatever the load.
@@ -93,6 +99,8 @@ def main() -> int:
     ap.add_argument("--bounds", default="2,2,1,2")
     ap.add_argument("--kills", type=int, default=3)
     ap.add_argument("--checkpoint-every", default="1")
+    ap.add_argument("--copy-dir", default="/dev/shm",
+                    help="a folder on another file system than the temporary folder, for scenario 6's copies")
     ns = ap.parse_args()
     flags = bound_flags(ns.bounds)
     print(f"deferral check at {ns.bounds}; machine load average {os.getloadavg()[0]:.1f} "
@@ -143,7 +151,30 @@ def main() -> int:
     print(f"disk spill        above {stored // 10 / 2**20:.0f} MiB, limit {limit / 2**20:.0f} MiB: exit {code}  "
           f"{stats.get('spills', 0)} spills  {stats.get('spilled_bytes', 0) / 2**20:.0f} MiB written  "
           f"{wall:.1f} s wall  peak {peak3 / 2**20:.0f} MiB  same as uninterrupted: {'yes' if spill_same else 'NO'}")
-    return 0 if same and held and spill_same else 1
+    linked_same = True
+    for how in ("linked", "copied"):
+        base = tempfile.gettempdir() if how == "linked" else ns.copy_dir
+        if not os.path.isdir(base):
+            print(f"spill + kill -9   {how}: {base} is not a folder, skipped")
+            continue
+        with tempfile.TemporaryDirectory() as folder, tempfile.TemporaryDirectory(dir=base) as work:
+            spill = [*flags, "--work-dir", work, "--spill-above", str(max(1, stored // 10)),
+                     "--checkpoint-every", "0.001"]
+            kills = 0
+            for k in range(ns.kills):
+                at = 1.0 + (k + 1) * max(0.5, 2 * cpu_total / (ns.kills + 2))
+                resume = ["--resume", folder] if (Path(folder) / "checkpoint.npz").exists() else ["--checkpoint", folder]
+                kills += kill_after_cpu([*spill, *resume], at) == "killed"
+            code, resumed, wall, _ = run([*spill, "--resume", folder])
+            stats = resumed.get("stats", {})
+            ok = summary(resumed) == summary(whole)
+            linked_same &= ok
+            print(f"spill + kill -9   {how:6s}: {kills} kills, resumed to end exit {code}  "
+                  f"{stats.get('checkpoints_written', 0)} checkpoints in {stats.get('checkpoint_seconds', 0):.2f} s, "
+                  f"the last {stats.get('checkpoint_bytes', 0) / 2**20:.1f} MiB written + "
+                  f"{stats.get('checkpoint_linked_bytes', 0) / 2**20:.1f} MiB linked  {wall:.1f} s wall  "
+                  f"same as uninterrupted: {'yes' if ok else 'NO'}")
+    return 0 if same and held and spill_same and linked_same else 1
 
 
 if __name__ == "__main__":

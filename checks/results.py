@@ -92,6 +92,7 @@ class Progress:
     elapsed_s: float
     spilled: int = 0  # bytes the search has written to its work folder (--work-dir)
     phase: str = ""  # what a long level is doing now, when not expanding ("merging: ...")
+    checkpoint: str = ""  # the last checkpoint written (--checkpoint): "depth 12, 4 min ago"
 
 
 ProgressFn = Callable[[Progress], None]

@@ -103,6 +103,11 @@ def run(args: argparse.Namespace) -> int:
             persist["resume_dir"] = args.resume
         if args.checkpoint:
             check_folder("--checkpoint", args.checkpoint)
+            resumed_there = args.resume is not None and Path(args.resume).resolve() == Path(args.checkpoint).resolve()
+            if (Path(args.checkpoint) / checkpoint.FILE_NAME).is_file() and not resumed_there:
+                # a new search would overwrite it at its first save: hours of a long run lost
+                raise UsageError(f"--checkpoint {args.checkpoint}: holds {checkpoint.describe(args.checkpoint)}; "
+                                 f"go on from it with --resume {args.checkpoint}, or give another folder")
             persist["checkpoint_dir"] = args.checkpoint
         persist["checkpoint_every"] = args.checkpoint_every
     if args.spill_above and not args.work_dir:

@@ -15,12 +15,14 @@ from deferral.checks.results import Progress, ProgressFn
 
 
 def progress_line(label: str, p: Progress) -> str:
-    """One line of progress: states, depth, frontier, states/s, seconds, spilled bytes."""
+    """One line of progress: states, depth, frontier, states/s, seconds, spilled bytes, the
+    level's phase and the last checkpoint."""
     rate = p.states / p.elapsed_s if p.elapsed_s > 0 else 0.0
     return (f"{label}: {p.states:,} states  depth {p.depth}  frontier {p.frontier:,}  "
             f"{rate:,.0f} states/s  {p.elapsed_s:.0f} s"
             + (f"  spilled {p.spilled / (1 << 20):,.0f} MiB to disk" if p.spilled else "")
-            + (f"  ({p.phase})" if p.phase else ""))
+            + (f"  ({p.phase})" if p.phase else "")
+            + (f"  [checkpoint: {p.checkpoint}]" if p.checkpoint else ""))
 
 
 @contextmanager

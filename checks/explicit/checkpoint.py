@@ -1,13 +1,22 @@
 """Checkpoints of the vectorized search at BFS level boundaries: atomic, versioned, checked.
 
-A checkpoint is one file, ``DIR/checkpoint.npz``: an uncompressed numpy zip archive (every
-member CRC-checked when read; nothing in it is unpickled or executed) holding the search's
-arrays at the end of a level and a JSON header (format version, the protocol's identity,
-the bounds, symmetry, the counters). It is written to a temporary file in DIR, flushed to
-disk, then renamed over the previous one, so a kill at any moment (during the write
-included) leaves the previous checkpoint or the new one, never a torn file. Loading a
-checkpoint of another protocol, bounds, symmetry or format is refused
-(:class:`CheckpointError`).
+A checkpoint is ``DIR/checkpoint.npz``: an uncompressed numpy zip archive (every member
+CRC-checked when read; nothing in it is unpickled or executed) holding the search's arrays at
+the end of a level and a JSON header (format version, the protocol's identity, the bounds,
+symmetry, the counters). It is written to a temporary file in DIR, flushed to disk, then
+renamed over the previous one, so a kill at any moment (during the write included) leaves the
+previous checkpoint or the new one, never a torn file. Loading a checkpoint of another
+protocol, bounds, symmetry or format is refused (:class:`CheckpointError`).
+
+A search that spills to a work folder on the checkpoint's file system does not copy its
+files into the archive: the sorted runs on disk (written once), the append-only columns and
+the frontier's file are hard-linked into ``DIR/linked/`` and the header records each one's
+element count (a column's file may have grown since: only its first elements are the
+checkpoint's). A checkpoint then costs what is still in memory, not the tens of gigabytes a
+long search has spilled, so it can be written every level. Links are made before the archive
+is renamed into place and the names the new archive does not use are removed after, so a kill
+still leaves a whole checkpoint. Where a link cannot be made (another file system), the
+file is copied into the archive as before.
 
 The protocol's identity is a digest of what decides its state graph: its name, its state
 layout at the bounds, its step instances and properties, and the code of its steps,
@@ -21,6 +30,7 @@ import json
 import os
 import tempfile
 import types
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +38,20 @@ import numpy as np
 
 from deferral.model.concrete import Model
 
-FORMAT = "deferral-checkpoint/2"  # 2: AG EF edges by out-degree, visited runs in blocks
+FORMAT = "deferral-checkpoint/3"  # 3: spilled files hard-linked (2: AG EF edges by out-degree, runs in blocks)
+READABLE = ("deferral-checkpoint/2", FORMAT)  # a /2 checkpoint is a /3 one without links
 FILE_NAME = "checkpoint.npz"
+LINKED = "linked"  # DIR/linked/: the spilled files a checkpoint holds by hard link
+
+
+@dataclass(frozen=True)
+class SpilledFile:
+    """A flat array in a work folder's file that a checkpoint may hold by hard link: its first
+    ``count`` elements of ``dtype`` (an append-only file may be longer by then)."""
+
+    path: Path
+    dtype: np.dtype
+    count: int
 
 
 class CheckpointError(ValueError):
@@ -85,12 +107,28 @@ def _digest_code(h: Any, code: types.CodeType) -> None:
             h.update(repr(const).encode())
 
 
-def save(directory: str | Path, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> int:
-    """Write a checkpoint atomically into ``directory``; returns its size in bytes."""
+def save(directory: str | Path, header: dict[str, Any], arrays: dict[str, np.ndarray],
+         files: dict[str, SpilledFile] | None = None) -> tuple[int, int]:
+    """Write a checkpoint atomically into ``directory``: ``arrays`` into the archive, ``files``
+    hard-linked (copied into the archive where a link cannot be made). Returns the bytes
+    written (the archive's size) and the bytes held by link."""
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     payload = dict(arrays)
-    payload["header"] = np.frombuffer(json.dumps({"format": FORMAT, **header}).encode(), dtype=np.uint8)
+    linked: dict[str, dict[str, Any]] = {}
+    linked_bytes = 0
+    for name, spilled in (files or {}).items():
+        held = _link(folder / LINKED, spilled.path)
+        if held is None:  # another file system: copied into the archive
+            payload[name] = np.memmap(spilled.path, dtype=spilled.dtype, mode="r", shape=(spilled.count,)) \
+                if spilled.count else np.zeros(0, spilled.dtype)
+            continue
+        linked[name] = {"file": held, "dtype": spilled.dtype.str, "count": spilled.count}
+        linked_bytes += spilled.count * spilled.dtype.itemsize
+    if linked:
+        _fsync_dir(folder / LINKED)
+    payload["header"] = np.frombuffer(json.dumps({"format": FORMAT, **header, "linked": linked}).encode(),
+                                      dtype=np.uint8)
     fd, tmp = tempfile.mkstemp(prefix=".checkpoint-", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -106,18 +144,69 @@ def save(directory: str | Path, header: dict[str, Any], arrays: dict[str, np.nda
             pass
         raise
     _fsync_dir(folder)
-    return (folder / FILE_NAME).stat().st_size
+    _drop_unused_links(folder / LINKED, {entry["file"] for entry in linked.values()})
+    return (folder / FILE_NAME).stat().st_size, linked_bytes
+
+
+def _link(into: Path, source: Path) -> str | None:
+    """A hard link to ``source`` in the folder ``into`` (made once: a later checkpoint of the
+    same file reuses it); its name there, or None where no link can be made."""
+    try:
+        into.mkdir(exist_ok=True)
+    except OSError:
+        return None
+    name = f"{source.parent.name}-{source.name}"
+    while True:
+        target = into / name
+        try:
+            os.link(source, target)
+            return name
+        except FileExistsError:
+            try:
+                if os.path.samefile(source, target):
+                    return name
+            except OSError:
+                pass
+            name += "+"  # another file under that name (a work folder's name used again)
+        except OSError:
+            return None
+
+
+def _drop_unused_links(folder: Path, used: set[str]) -> None:
+    """Remove the linked files no checkpoint archive refers to any more."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        if name not in used:
+            try:
+                os.unlink(folder / name)
+            except OSError:
+                pass
 
 
 class Members:
-    """The arrays of an open checkpoint, each read (and CRC-checked) when asked for: a search
-    resumed with a work folder moves each to disk before reading the next. Close it after use."""
+    """The arrays of an open checkpoint, each read (and CRC-checked, or for a linked file its
+    length checked) when asked for: a search resumed with a work folder moves each to disk
+    before reading the next. Close it after use."""
 
-    def __init__(self, path: Path, archive: Any) -> None:
+    def __init__(self, path: Path, archive: Any, linked: dict[str, dict[str, Any]] | None = None) -> None:
         self.path = path
         self._archive = archive
+        self._linked = linked or {}
+
+    def is_linked(self, name: str) -> bool:
+        """Whether array ``name`` is a hard-linked file (see :func:`save`), not in the archive."""
+        return name in self._linked
 
     def __getitem__(self, name: str) -> np.ndarray:
+        if name in self._linked:
+            source, dtype, count = self._linked_file(name)
+            try:
+                return np.fromfile(source, dtype=dtype, count=count)
+            except OSError as exc:
+                raise CheckpointError(f"checkpoint {self.path}: {source.name} unreadable: {exc}") from None
         try:
             return self._archive[name]
         except KeyError:
@@ -125,9 +214,51 @@ class Members:
         except (OSError, ValueError, _BadZip(), EOFError) as exc:
             raise CheckpointError(f"checkpoint {self.path} is unreadable or corrupt: {exc}") from None
 
-    def copy_to(self, name: str, path: Path, chunk: int = 1 << 24) -> None:
+    def count(self, name: str) -> int:
+        """Elements of a linked array (see :meth:`is_linked`)."""
+        return self._linked_file(name)[2]
+
+    def _linked_file(self, name: str) -> tuple[Path, np.dtype, int]:
+        """The file, element type and count of linked array ``name``, its length checked."""
+        entry = self._linked[name]
+        try:
+            file_name, dtype, count = str(entry["file"]), np.dtype(entry["dtype"]), int(entry["count"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"checkpoint {self.path}: bad entry for {name}: {exc}") from None
+        if "/" in file_name or file_name in ("", ".", "..") or dtype.hasobject or count < 0:
+            raise CheckpointError(f"checkpoint {self.path}: bad entry for {name}")
+        source = self.path.parent / LINKED / file_name
+        try:
+            size = source.stat().st_size
+        except OSError:
+            raise CheckpointError(f"checkpoint {self.path}: {LINKED}/{file_name} is missing") from None
+        if size < count * dtype.itemsize:
+            raise CheckpointError(f"checkpoint {self.path}: {LINKED}/{file_name} is shorter than the "
+                                  f"checkpoint says ({size} bytes, {count * dtype.itemsize} expected)")
+        return source, dtype, count
+
+    def copy_to(self, name: str, path: Path, chunk: int = 1 << 24, link: bool = False) -> None:
         """Write the data of array ``name`` (a flat array) into the file ``path``, a chunk at a
-        time (never whole in memory; the member's CRC is checked as it is read to its end)."""
+        time (never whole in memory; the member's CRC is checked as it is read to its end).
+        A linked array's first elements are copied, or with ``link`` (a file the search will
+        only read) the file is linked again where it can be and is exactly that long. A file
+        the search appends to is always copied: two searches resumed from one checkpoint
+        must not append to one file."""
+        if name in self._linked:
+            source, dtype, count = self._linked_file(name)
+            nbytes = count * dtype.itemsize
+            if link and source.stat().st_size == nbytes:
+                try:
+                    os.link(source, path)
+                    return
+                except OSError:
+                    pass
+            try:
+                with open(source, "rb") as member, open(path, "wb") as out:
+                    _copy_bytes(member, out, nbytes, chunk)
+            except OSError as exc:
+                raise CheckpointError(f"checkpoint {self.path}: {source.name} unreadable: {exc}") from None
+            return
         try:
             with self._archive.zip.open(f"{name}.npy") as member, open(path, "wb") as out:
                 fmt = np.lib.format
@@ -164,9 +295,9 @@ def load(directory: str | Path, identity: dict[str, Any]) -> tuple[dict[str, Any
         if archive is not None:
             archive.close()
         raise CheckpointError(f"checkpoint {path} is unreadable or corrupt: {exc}") from None
-    members = Members(path, archive)
+    members = Members(path, archive, header.get("linked") if isinstance(header, dict) else None)
     try:
-        if not isinstance(header, dict) or header.get("format") != FORMAT:
+        if not isinstance(header, dict) or header.get("format") not in READABLE:
             raise CheckpointError(f"checkpoint {path}: format {header.get('format')!r} "
                                   f"is not {FORMAT!r}" if isinstance(header, dict) else f"checkpoint {path}: bad header")
         theirs = header.get("identity", {})
@@ -182,6 +313,32 @@ def load(directory: str | Path, identity: dict[str, Any]) -> tuple[dict[str, Any
         members.close()
         raise
     return header, members
+
+
+def _copy_bytes(source: Any, out: Any, nbytes: int, chunk: int) -> None:
+    """Copy the first ``nbytes`` of the open file ``source`` into ``out``."""
+    left = nbytes
+    while left > 0:
+        data = source.read(min(chunk, left))
+        if not data:
+            raise CheckpointError(f"{getattr(source, 'name', 'a linked file')} ended early")
+        out.write(data)
+        left -= len(data)
+
+
+def describe(directory: str | Path) -> str:
+    """One line on the checkpoint in ``directory`` (its search and how far it got), from its
+    header alone, for a message that names it."""
+    path = Path(directory) / FILE_NAME
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            header = json.loads(archive["header"].tobytes().decode())
+        identity = header["identity"]
+        bounds = ",".join(f"{k}={v}" for k, v in identity["bounds"].items())
+        return (f"a checkpoint of {identity['protocol']} at {bounds} ({int(header['states']):,} states, "
+                f"depth {int(header['depth'])})")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, _BadZip(), EOFError) as exc:
+        return f"a checkpoint (unreadable: {exc})"
 
 
 def _umask() -> int:

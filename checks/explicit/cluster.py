@@ -38,6 +38,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from deferral.checks.explicit import levelc
 from deferral.checks.explicit.expand import Expander
 from deferral.checks.explicit.fused import MIN_ROWS, Scratch
 from deferral.checks.explicit.levelmerge import distinct_first
@@ -59,6 +60,8 @@ LOOKUP_ROWS = 1 << 16
 #: A BFS level of this many states has the workers make the fused C loop (the single-machine
 #: search's threshold for one chunk; a worker's share of the level may be far smaller).
 FUSED_LEVEL_ROWS = MIN_ROWS
+#: Newly reached states whose predecessors are gathered at a time by the AG EF rounds.
+BACK_ROWS = 1 << 18
 #: Seconds the partition actors may take to start (placement, imports) before giving up.
 STARTUP_TIMEOUT_S = 120.0
 #: Driver-side key: an int (one 64-bit word) or big-endian bytes (several); both order as keys do.
@@ -144,9 +147,13 @@ class Partition:
         self.lives = self.model.liveness
         self.visited = Visited(self.packer.key_dtype)
         self.count = 0
-        self.level_keys: list[np.ndarray] = []  # per depth: my states of that level, sorted
+        # per depth: my first local number at it (local numbers go by depth, then key: the
+        # visited set maps a key to its number, so the keys are not kept a second time)
+        self.level_starts: list[int] = []
         self.level_parent: list[np.ndarray] = []  # the key of each one's BFS parent
         self.level_via: list[np.ndarray] = []  # the action that reached it
+        # stored as one byte while there are fewer than 256 actions (as the single search does)
+        self.stored_via: Any = np.uint8 if len(self.model.actions) < 256 else self.expander.action_dtype
         self.goals: dict[str, list[np.ndarray]] = {p.name: [] for p in self.lives}
         self.frontier = np.zeros(0, self.packer.key_dtype)
         self.frontier_done = np.zeros(0, dtype=bool)  # frontier states that satisfy every goal
@@ -186,16 +193,21 @@ class Partition:
         cache): a partition's share of a level may stay below the single-machine search's
         threshold for one chunk, the whole level does not.
 
-        A bucket holds the successor keys (sorted, unique) with one (parent key, action)
-        reaching each and, when liveness is checked, the distinct edges (target, source)
-        out of frontier states that do not satisfy every goal (self-loops left out).
+        A bucket holds the successor keys (a sorted run of distinct keys per chunk: a key
+        may be in several) with one (parent key, action) reaching each and, when liveness is
+        checked, the distinct edges (target, source) out of frontier states that do not
+        satisfy every goal (self-loops left out).
         """
         fk = self.frontier
         if fk.shape[0] * self.parts >= self.fused_rows:
             self.expander.fused()
         # per chunk (cache-sized): its distinct successors, the first (action order, then row)
-        # transition reaching each, and for AG EF its distinct edges (successor, source row)
-        cands, pars, acts, edge_g, edge_src = [], [], [], [], []
+        # transition reaching each and, for AG EF, its distinct edges (successor, source row),
+        # split by owner at once. No merge across the chunks here: the owner's merge keeps a
+        # key's first sender and, in it, the earliest chunk (what a merge here would have
+        # chosen), so the level never sits whole in this worker's memory twice (its radix
+        # scratch alone was 72 bytes a candidate)
+        parts: list[list[dict[str, np.ndarray]]] = [[] for _ in range(self.parts)]
         n_succ = 0
         for a in range(0, fk.shape[0], CHUNK_ROWS):
             keys, par, act = self._transitions(fk[a:a + CHUNK_ROWS], a)
@@ -204,38 +216,28 @@ class Partition:
                 continue
             uniq, rep, group = self._distinct(keys, want_group=bool(self.lives))
             del keys
-            cands.append(uniq)
-            pars.append(par[rep])
-            acts.append(act[rep])
+            owner = self._owners(uniq)
+            edges = None
             if group is not None:  # a chunk's pairs are its own: no two chunks share a source row
                 rows = np.int64(CHUNK_ROWS)
                 pair = _unique(group.astype(np.int64) * rows + (par.astype(np.int64) - a))
-                edge_g.append((pair // rows).astype(np.uint32))  # below 2**32: chunk-local
-                edge_src.append((pair % rows + a).astype(np.uint32))  # frontier rows, below 2**32
-        buckets = [self._empty_bucket() for _ in range(self.parts)]
-        if cands:
-            # the chunks' distinct successors (sorted runs) merged: the first chunk's wins
-            cand, par, act = np.concatenate(cands), np.concatenate(pars), np.concatenate(acts)
-            uniq, rep, group = distinct_first(cand, want_group=bool(self.lives))
-            owner = self._owners(uniq)
-            edges = None
-            if group is not None:
-                starts = np.cumsum([0] + [c.shape[0] for c in cands[:-1]])
-                g = np.concatenate([group[s + gc] for s, gc in zip(starts, edge_g)])
-                src = np.concatenate(edge_src)
+                g, src = pair // rows, pair % rows + a
+                del pair, group
                 keep = ~self.frontier_done[src]
                 keep &= uniq[g] != fk[src]
-                edges = (g[keep], src[keep])
-            del cands, pars, acts, edge_g, edge_src, cand
-            keys_sel = _by_owner(owner, self.parts)
-            edges_sel = _by_owner(owner[edges[0]], self.parts) if edges is not None else []
-            for q in range(self.parts):
-                sel = keys_sel[q]
-                b = buckets[q]
-                b["keys"], b["parent"], b["via"] = uniq[sel], fk[par[rep[sel]]], act[rep[sel]]
+                g, src = g[keep], src[keep]
+                edges = (g, src, _by_owner(owner[g], self.parts))
+            for q, sel in enumerate(_by_owner(owner, self.parts)):
+                piece = {"keys": uniq[sel], "parent": fk[par[rep[sel]]], "via": act[rep[sel]]}
                 if edges is not None:
-                    e = edges_sel[q]
-                    b["edge_dst"], b["edge_src"] = uniq[edges[0][e]], fk[edges[1][e]]
+                    e = edges[2][q]
+                    piece["edge_dst"], piece["edge_src"] = uniq[edges[0][e]], fk[edges[1][e]]
+                parts[q].append(piece)
+        buckets = [self._empty_bucket() for _ in range(self.parts)]
+        for bucket, pieces in zip(buckets, parts):
+            if pieces:
+                for field in bucket:  # a field at a time, its pieces dropped once joined
+                    bucket[field] = np.concatenate([piece.pop(field) for piece in pieces])
         sent = [sum(v.nbytes for v in b.values()) for b in buckets]
         stats = {"successors": n_succ, "routed_bytes": sum(sent),
                  "remote_bytes": sum(sent) - sent[self.index]}
@@ -270,7 +272,9 @@ class Partition:
         keys = np.concatenate([b["keys"] for b in buckets])
         parent = np.concatenate([b["parent"] for b in buckets])
         via = np.concatenate([b["via"] for b in buckets])
-        uniq, rep, _ = distinct_first(keys, want_group=False)  # sorted runs, one per sender: the first's wins
+        # sorted runs, one per sender and chunk, in that order: a key's first sender wins, and
+        # in it its earliest chunk (the transition first in action, then row order)
+        uniq, rep, _ = distinct_first(keys, want_group=False)
         fresh = self._lookup(uniq) < 0
         self.pending = (uniq[fresh], parent[rep[fresh]], via[rep[fresh]])
         self.pending_edges = None
@@ -300,9 +304,9 @@ class Partition:
         # local state numbers: uint32 (what the compiled dedup looks up) while they fit
         id_dtype = np.uint32 if self.count + n < 1 << 32 else np.int64
         self.visited.add(keys, np.arange(self.count, self.count + n, dtype=id_dtype))
-        self.level_keys.append(keys)
+        self.level_starts.append(self.count)
         self.level_parent.append(parent)
-        self.level_via.append(via)
+        self.level_via.append(via.astype(self.stored_via, copy=False))
         self.count += n
         bad: dict[str, KeyObj] = {}
         done = np.ones(n, dtype=bool)
@@ -358,15 +362,23 @@ class Partition:
 
     def parent_of(self, depth: int, key: KeyObj) -> tuple[KeyObj, int]:
         """The BFS parent (key) of my state ``key`` at ``depth``, and the action that reached it."""
-        keys = self.level_keys[depth]
-        i = int(np.searchsorted(keys, _key_arr(key, self.packer.key_dtype))[0])
-        assert i < keys.shape[0] and _key_obj(keys, i) == key, "state not stored at that depth"
+        n = int(self._lookup(_key_arr(key, self.packer.key_dtype))[0])
+        i = n - self.level_starts[depth]
+        assert n >= 0 and 0 <= i < self.level_parent[depth].shape[0], "state not stored at that depth"
         return _key_obj(self.level_parent[depth], i), int(self.level_via[depth][i])
+
+    def _key_of(self, n: int) -> KeyObj:
+        """The key of my local state number ``n`` (a pass over the visited runs: for a
+        counterexample's last state, once)."""
+        for keys, ids in self.visited.runs():
+            at = np.flatnonzero(ids == n)
+            if at.size:
+                return _key_obj(keys, int(at[0]))
+        raise AssertionError("local state number out of range")
 
     def figures(self) -> dict[str, Any]:
         """Stored states and bytes held by this partition."""
-        held = (self.visited.nbytes + sum(a.nbytes for a in self.level_keys)
-                + sum(a.nbytes for a in self.level_parent) + sum(a.nbytes for a in self.level_via)
+        held = (self.visited.nbytes + sum(a.nbytes for a in self.level_parent) + sum(a.nbytes for a in self.level_via)
                 + sum(a.nbytes + b.nbytes for a, b in zip(self.rev_dst, self.rev_src))
                 + (0 if self.preds is None else self.preds.nbytes + self.pred_starts.nbytes))
         return {"states": self.count, "bytes": held, "cpu_s": time.process_time() - self.cpu_start,
@@ -381,27 +393,55 @@ class Partition:
         goal = self.goals[prop]
         self.reached = np.concatenate(goal) if goal else np.zeros(0, dtype=bool)
         if self.preds is None:  # CSR of the reversed edges, by target
-            dst = np.concatenate(self.rev_dst) if self.rev_dst else np.zeros(0, np.int64)
-            self.rev_dst = []
-            src = np.concatenate(self.rev_src) if self.rev_src else np.zeros(0, self.packer.key_dtype)
-            self.rev_src = []  # the edges are in the index from here on, not twice
-            order = np.argsort(dst, kind="stable")
-            self.preds = src[order]
-            del src, order
-            self.pred_starts = np.zeros(self.count + 1, dtype=np.int64)  # state i: preds[starts[i]:starts[i+1]]
-            np.cumsum(np.bincount(dst, minlength=self.count), out=self.pred_starts[1:])
+            self.preds, self.pred_starts = self._reversed_index()
         self.newly = np.flatnonzero(self.reached)
         return int(self.newly.shape[0])
+
+    def _reversed_index(self) -> tuple[np.ndarray, np.ndarray]:
+        """The reversed edges as a CSR by target: predecessor keys, and where each of my
+        states' begin (uint32 while the edges fit). Built in place: (target, edge) packed in
+        one word and sorted (unique, so any sort gives the stable order), the starts read off
+        it, the edge numbers then pick the keys: about 24 bytes an edge and 4 a state at the
+        peak (an argsort, a bincount and int64 starts took 32 and 16)."""
+        dst = np.concatenate(self.rev_dst) if self.rev_dst else np.zeros(0, np.uint32)
+        self.rev_dst = []
+        src = np.concatenate(self.rev_src) if self.rev_src else np.zeros(0, self.packer.key_dtype)
+        self.rev_src = []  # the edges are in the index from here on, not twice
+        n_edges = dst.shape[0]
+        if self.count >= 1 << 32 or n_edges >= 1 << 32:  # past 32-bit numbers: the plain way
+            order = np.argsort(dst, kind="stable")
+            starts = np.zeros(self.count + 1, dtype=np.int64)
+            np.cumsum(np.bincount(dst, minlength=self.count), out=starts[1:])
+            return src[order], starts
+        packed = dst.astype(np.uint64)
+        del dst
+        packed <<= np.uint64(32)
+        packed |= np.arange(n_edges, dtype=np.uint64)
+        packed.sort()
+        starts = np.zeros(self.count + 1, dtype=np.uint32)  # state i: preds[starts[i]:starts[i+1]]
+        if not levelc.csr_starts(packed, starts):
+            starts[1:] = np.searchsorted(packed >> np.uint64(32), np.arange(1, self.count + 1, dtype=np.uint64))
+        packed &= np.uint64(0xFFFFFFFF)
+        preds = src[packed]
+        return preds, starts
 
     def back_expand(self) -> tuple[Any, ...]:
         """The predecessors of my newly reached states: one bucket of keys per owner, then their number."""
         assert self.preds is not None
-        c = self.pred_starts[self.newly + 1] - self.pred_starts[self.newly]
-        total = int(c.sum())
+        found_parts, total = [], 0
+        for a in range(0, self.newly.shape[0], BACK_ROWS):  # bounded pieces: the first round has most states
+            newly = self.newly[a:a + BACK_ROWS]
+            begin = self.pred_starts[newly].astype(np.int64)  # (uint32 starts: signed arithmetic below)
+            c = self.pred_starts[newly + 1].astype(np.int64) - begin
+            n = int(c.sum())
+            if n:
+                offsets = np.repeat(begin - (np.cumsum(c) - c), c) + np.arange(n)
+                found_parts.append(_unique(self.preds[offsets]))
+                total += n
         if total == 0:
             return (*(np.zeros(0, self.packer.key_dtype) for _ in range(self.parts)), 0)
-        offsets = np.repeat(self.pred_starts[self.newly] - (np.cumsum(c) - c), c) + np.arange(total)
-        found = _unique(self.preds[offsets])
+        found = _unique(np.concatenate(found_parts)) if len(found_parts) > 1 else found_parts[0]
+        del found_parts
         return (*(found[sel] for sel in _by_owner(self._owners(found), self.parts)), int(found.shape[0]))
 
     def back_receive(self, *buckets: np.ndarray) -> int:
@@ -423,12 +463,9 @@ class Partition:
         stuck = np.flatnonzero(~self.reached)
         if not stuck.size:
             return None
-        n, at = int(stuck[0]), 0  # local numbers go by depth, then key
-        for depth, keys in enumerate(self.level_keys):
-            if n < at + keys.shape[0]:
-                return depth, _key_obj(keys, n - at)
-            at += keys.shape[0]
-        raise AssertionError("local state number out of range")
+        n = int(stuck[0])  # local numbers go by depth, then key
+        depth = int(np.searchsorted(np.asarray(self.level_starts), n, side="right")) - 1
+        return depth, self._key_of(n)
 
 
 class _Host:

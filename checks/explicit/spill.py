@@ -311,6 +311,14 @@ class Column:
         self.on_disk += sum(p.shape[0] for p in pieces)
         self.pieces = []
 
+    def adopt(self, fill: Callable[[Path], None], count: int) -> None:
+        """Take as this (empty) column's the ``count`` elements ``fill(path)`` writes into its
+        file (a checkpoint's column, on resume)."""
+        assert self.work is not None and self.path is not None and len(self) == 0
+        path = self.path
+        _written(self.work, path, lambda: fill(path), count * self.dtype.itemsize)
+        self.on_disk = count
+
     def array(self) -> np.ndarray:
         """The whole column: one array in memory, or, once spilled, a read-only memory map."""
         if self.on_disk == 0:
@@ -574,6 +582,15 @@ class KeysFile:
         self.shape = (0,)
         _written(work, self.path, lambda: open(self.path, "wb").close(), 0)
         self.append(pieces)
+
+    @classmethod
+    def adopt(cls, work: WorkDir, dtype: object, fill: Callable[[Path], None], count: int) -> "KeysFile":
+        """A level's ``count`` keys, which ``fill(path)`` writes into a new file of the work
+        folder (a checkpoint's frontier, on resume)."""
+        keys = cls.__new__(cls)
+        keys.dtype, keys.work, keys.path, keys.shape = np.dtype(dtype), work, work.new_file("frontier.bin"), (count,)
+        _written(work, keys.path, lambda: fill(keys.path), count * keys.dtype.itemsize)
+        return keys
 
     def append(self, pieces: list[np.ndarray]) -> None:
         """Write ``pieces`` after the keys already in the file (a level's merge writes the next

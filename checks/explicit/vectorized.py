@@ -270,7 +270,9 @@ class _Search:
         self.checkpoint_write_s = 0.0
         self.checkpoints_written = 0
         self.checkpoint_bytes = 0
+        self.checkpoint_linked_bytes = 0
         self.checkpoint_error: str | None = None
+        self.checkpointed: tuple[int, float] | None = None  # the last checkpoint's depth and time
         # disk spill: the work folder is made when the search starts, removed when it ends
         self.work_dir = work_dir
         self.spill_above = (spill_above if spill_above is not None else
@@ -532,7 +534,8 @@ class _Search:
             return last
         st = self.st
         self.progress(Progress(st.n_states, st.transitions + transitions, st.depth, frontier_rows,
-                               now - self.start, self._spilled_bytes(), phase=phase))
+                               now - self.start, self._spilled_bytes(), phase=phase,
+                               checkpoint=self._checkpoint_note(now)))
         return now
 
     def _merge_level(self, runs: LevelRuns, n_chunks: int, n_states: int, base: int, new_blocks: list[np.ndarray],
@@ -847,7 +850,8 @@ class _Search:
             if self.progress or self.stop:
                 last_report = time.monotonic()
                 done = Progress(st.n_states, st.transitions, st.depth, frontier.shape[0],
-                                last_report - self.start, self._spilled_bytes())
+                                last_report - self.start, self._spilled_bytes(),
+                                checkpoint=self._checkpoint_note(last_report))
                 if self.progress:
                     self.progress(done)
                 if self.stop is not None and frontier.shape[0] and self.stop(done, bool(st.first_bad)):
@@ -943,6 +947,8 @@ class _Search:
         if self.checkpoints_written:
             stats["checkpoints_written"] = self.checkpoints_written
             stats["checkpoint_bytes"] = self.checkpoint_bytes
+            stats["checkpoint_linked_bytes"] = self.checkpoint_linked_bytes
+            stats["checkpoint_seconds"] = round(self.checkpoint_write_s, 3)  # all checkpoints written
         if liveness_stop is not None:
             stats["liveness_stopped_by"] = liveness_stop
             stopped_by = stopped_by or liveness_stop
@@ -969,29 +975,51 @@ class _Search:
     def _save_checkpoint(self, st: "_State") -> None:
         """Save the search state at a level boundary (see :mod:`deferral.checks.explicit.checkpoint`).
 
-        A checkpoint that cannot be written (a full disk: it holds what the work folder holds
-        again) leaves the previous one and the search goes on; ``stats["checkpoint_error"]`` says why."""
+        A checkpoint that cannot be written (a full disk) leaves the previous one and the
+        search goes on; ``stats["checkpoint_error"]`` says why."""
         try:
             self._write_checkpoint(st)
-        except OSError as exc:
-            self.checkpoint_error = f"checkpoint in {self.checkpoint_dir} not written: {exc.strerror or exc}"
+        except (OSError, SpillError) as exc:
+            reason = exc.strerror or exc if isinstance(exc, OSError) else exc
+            self.checkpoint_error = f"checkpoint in {self.checkpoint_dir} not written: {reason}"
+
+    def _checkpoint_note(self, now: float) -> str:
+        """The last checkpoint, for a progress line: its depth and age, or why none was written."""
+        if self.checkpoint_error is not None:
+            return "not written, see checkpoint_error"
+        if self.checkpointed is None:
+            return ""
+        depth, at = self.checkpointed
+        age = now - at
+        return f"depth {depth}, " + (f"{age:.0f} s ago" if age < 120 else f"{age / 60:.0f} min ago")
 
     def _write_checkpoint(self, st: "_State") -> None:
         assert self.checkpoint_dir is not None
         t0 = time.monotonic()
-        # spilled columns and runs are memory maps, streamed into the archive
-        arrays: dict[str, np.ndarray] = {
-            "parent": st.parents.array(), "via": st.vias.array(),
-            "frontier_keys": (st.frontier_keys.mapped() if isinstance(st.frontier_keys, KeysFile)
-                              else st.frontier_keys), "fired": st.fired, "enabled": st.enabled,
-            "edges_deg": st.edges_deg.array(), "edges_dst": st.edges_dst.array(),
-        }
+        arrays: dict[str, np.ndarray] = {"fired": st.fired, "enabled": st.enabled}
+        # what the work folder holds is linked, not copied (see checkpoint): the spilled runs,
+        # the columns (their pieces in memory written out first) and the frontier's file
+        files: dict[str, checkpoint.SpilledFile] = {}
+        for name, column in zip(("parent", "via", "edges_deg", "edges_dst"),
+                                (st.parents, st.vias, st.edges_deg, st.edges_dst)):
+            if column.path is not None:
+                column.spill()
+            if column.on_disk:
+                files[name] = checkpoint.SpilledFile(column.path, column.dtype, column.on_disk)
+            else:
+                arrays[name] = column.array()
+        if isinstance(st.frontier_keys, KeysFile):
+            files["frontier_keys"] = checkpoint.SpilledFile(st.frontier_keys.path, st.frontier_keys.dtype,
+                                                            st.frontier_keys.shape[0])
+        else:
+            arrays["frontier_keys"] = st.frontier_keys
         runs = st.visited.sorted_runs()
         blocks = [(keys, ids) for run in runs for keys, ids in zip(run.keys, run.ids)]
-        disk_runs = self.disk.saved() if self.disk is not None else []  # as they are: compressed
-        for i, saved in enumerate(disk_runs):
-            for part, array in saved.items():
-                arrays[f"disk_{part}_{i}"] = array
+        disk_runs = self.disk.runs if self.disk is not None else []  # as they are: compressed
+        for i, run in enumerate(disk_runs):
+            files[f"disk_keys_{i}"] = checkpoint.SpilledFile(run.keys_path, np.dtype(np.uint8), int(run.offsets[-1]))
+            files[f"disk_ids_{i}"] = checkpoint.SpilledFile(run.ids_path, run.ids_dtype, run.n)
+            arrays[f"disk_offsets_{i}"], arrays[f"disk_fence_{i}"] = run.offsets, run.fence
         for i, (keys, ids) in enumerate(blocks):
             arrays[f"visited_keys_{i}"] = keys
             arrays[f"visited_ids_{i}"] = ids
@@ -1001,13 +1029,14 @@ class _Search:
         header = {"identity": self.identity, "states": st.n_states, "base": st.base, "depth": st.depth,
                   "transitions": st.transitions, "first_bad": st.first_bad, "visited_runs": len(blocks),
                   "visited_blocks": [len(run.keys) for run in runs], "disk_runs": len(disk_runs),
-                  "disk_counts": [r.n for r in self.disk.runs] if self.disk is not None else [],
-                  "disk_ids_dtype": [r.ids_dtype.str for r in self.disk.runs] if self.disk is not None else [],
+                  "disk_counts": [r.n for r in disk_runs], "disk_ids_dtype": [r.ids_dtype.str for r in disk_runs],
                   "goals": goal_names, "checked": self.checked, "key_dtype": np.dtype(self.packer.key_dtype).str,
                   "action_dtype": np.dtype(self.action_dtype).str}
-        self.checkpoint_bytes = checkpoint.save(self.checkpoint_dir, header, arrays)
+        self.checkpoint_bytes, self.checkpoint_linked_bytes = checkpoint.save(self.checkpoint_dir, header,
+                                                                              arrays, files)
         self.checkpoints_written += 1
-        self.checkpoint_write_s = time.monotonic() - t0
+        self.checkpoint_write_s += time.monotonic() - t0
+        self.checkpointed = (st.depth, time.monotonic())
 
     def _load_checkpoint(self, directory: str) -> "_State":
         """The search state saved in ``directory`` (refused if it is of another search).
@@ -1054,12 +1083,22 @@ class _Search:
             n_states = int(header["states"])
             columns = self._columns()
             for column, name in zip(columns, ("parent", "via", "edges_deg", "edges_dst")):
+                if arrays.is_linked(name) and column.path is not None:  # copied: the search appends to it
+                    column.adopt(functools.partial(arrays.copy_to, name), arrays.count(name))
+                    continue
                 part = arrays[name]
                 if part.size:
                     column.append(part)
                     column.spill()  # to the work folder, if there is one
                 del part
-            st = _State(visited, columns[0], columns[1], arrays["frontier_keys"], goals, columns[2], columns[3],
+            frontier: np.ndarray | KeysFile
+            if arrays.is_linked("frontier_keys") and self.work is not None:  # only read: linked again
+                frontier = KeysFile.adopt(self.work, self.packer.key_dtype,
+                                          functools.partial(arrays.copy_to, "frontier_keys", link=True),
+                                          arrays.count("frontier_keys"))
+            else:
+                frontier = arrays["frontier_keys"]
+            st = _State(visited, columns[0], columns[1], frontier, goals, columns[2], columns[3],
                         {str(k): int(v) for k, v in header["first_bad"].items()},
                         n_states, int(header["base"]), int(header["depth"]), int(header["transitions"]),
                         arrays["fired"].astype(np.int64), arrays["enabled"].astype(np.int64))
@@ -1087,8 +1126,9 @@ class _Search:
             ids_dtype = np.dtype(header["disk_ids_dtype"][i])
             n = int(header["disk_counts"][i])
             if self.disk is not None:
-                self.disk.adopt(lambda path: arrays.copy_to(f"disk_keys_{i}", path),
-                                lambda path: arrays.copy_to(f"disk_ids_{i}", path), offsets, fence, n, ids_dtype)
+                self.disk.adopt(functools.partial(arrays.copy_to, f"disk_keys_{i}", link=True),
+                                functools.partial(arrays.copy_to, f"disk_ids_{i}", link=True),
+                                offsets, fence, n, ids_dtype)
             else:
                 keys = DiskRuns.decoded(arrays[f"disk_keys_{i}"], offsets, self.packer.key_dtype)
                 ids = arrays[f"disk_ids_{i}"]

@@ -4,6 +4,7 @@ after the last level (before the AG EF pass), then --resume: same figures and ve
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,6 +34,7 @@ HARNESS = textwrap.dedent("""
     from deferral.model.bounds import Bounds
     from deferral.model.variants import PUBLISHED
     variant, bounds, folder, marks = sys.argv[1], sys.argv[2], sys.argv[3], Path(sys.argv[4])
+    spilled = dict(work_dir=sys.argv[5], spill_above=1) if len(sys.argv) > 5 else {}
     real_savez, real_save = np.savez, checkpoint.save
     count = [0]
     def slow_savez(f, **arrays):
@@ -43,10 +45,11 @@ HARNESS = textwrap.dedent("""
         time.sleep(0.3)
         f.seek(0); f.truncate()
         real_savez(f, **arrays)
-    def marked_save(directory, header, arrays):
-        size = real_save(directory, header, arrays)
+    def marked_save(directory, header, arrays, files=None):
+        size = real_save(directory, header, arrays, files)
         count[0] += 1
-        last = arrays["frontier_keys"].size == 0
+        front = files["frontier_keys"].count if files and "frontier_keys" in files else arrays["frontier_keys"].size
+        last = front == 0
         (marks / ("saved-final" if last else f"saved-{count[0]}")).touch()
         if last:
             time.sleep(0.5)  # a kill lands before or during the AG EF pass
@@ -55,7 +58,7 @@ HARNESS = textwrap.dedent("""
     checkpoint.np.savez = slow_savez
     checkpoint.save = marked_save
     b = Bounds(*map(int, bounds.split(",")))
-    explore_vectorized(PUBLISHED[variant], b, workers=2, checkpoint_dir=folder, checkpoint_every=0.0)
+    explore_vectorized(PUBLISHED[variant], b, workers=2, checkpoint_dir=folder, checkpoint_every=0.0, **spilled)
     (marks / "done").touch()
 """)
 
@@ -66,10 +69,13 @@ def _summary(r: SearchResult) -> tuple:
              for o in r.outcomes], r.coverage)
 
 
-def _run_and_kill(tmp_path: Path, variant: str, bounds: str, mark: str) -> Path:
+def _run_and_kill(tmp_path: Path, variant: str, bounds: str, mark: str, spilled: bool = False) -> Path:
+    """The folder of the checkpoints a search wrote before it was killed at ``mark``;
+    ``spilled``: the search spilled every level to a work folder (its checkpoints link it)."""
     folder, marks = tmp_path / "ck", tmp_path / "marks"
     marks.mkdir()
-    proc = subprocess.Popen([sys.executable, "-c", HARNESS, variant, bounds, str(folder), str(marks)])
+    work = [str(tmp_path / "work")] if spilled else []
+    proc = subprocess.Popen([sys.executable, "-c", HARNESS, variant, bounds, str(folder), str(marks), *work])
     deadline = time.monotonic() + 120
     try:
         while not (marks / mark).exists():
@@ -97,12 +103,24 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("variant,bounds,mark", CASES)
+#: the same with every level spilled to a work folder: the checkpoints hold its files by link
+SPILLED_CASES = [
+    ("reference", "2,1,2,2", "writing-6"),
+    ("wait-irqs-off", "2,1,1,2", "saved-4"),
+    ("wait-irqs-off", "2,1,1,2", "saved-final"),
+]
+
+
+@pytest.mark.parametrize("variant,bounds,mark,spilled", [(*case, False) for case in CASES]
+                         + [(*case, True) for case in SPILLED_CASES])
 def test_kill_then_resume_matches_an_uninterrupted_run(tmp_path: Path, variant: str, bounds: str,
-                                                       mark: str) -> None:
+                                                       mark: str, spilled: bool) -> None:
     b = Bounds(*map(int, bounds.split(",")))
     whole = explore_vectorized(PUBLISHED[variant], b, workers=1)
-    folder = _run_and_kill(tmp_path, variant, bounds, mark)
+    folder = _run_and_kill(tmp_path, variant, bounds, mark, spilled)
+    if spilled:  # the killed search's work folder is gone (a new machine, a cleaned /tmp)
+        assert any((folder / checkpoint.LINKED).iterdir())
+        shutil.rmtree(tmp_path / "work")
     leftovers = list(folder.glob(".checkpoint-*"))
     if mark.startswith("writing"):
         assert leftovers, "the kill was meant to land during a write"
@@ -170,3 +188,109 @@ def test_checkpoint_file_has_normal_permissions(tmp_path: Path) -> None:
     assert not list(folder.glob(".checkpoint-*"))
     with np.load(folder / checkpoint.FILE_NAME, allow_pickle=False) as archive:
         assert "header" in archive.files
+
+
+def _linked_names(folder: Path) -> set[str]:
+    return {p.name for p in (folder / checkpoint.LINKED).iterdir()}
+
+
+def test_a_spilled_search_links_its_files_and_resumes_again_and_again(tmp_path: Path) -> None:
+    """A search spilling every level: its checkpoints hold the runs, columns and frontier by
+    hard link (the archive holds only what was in memory), keep no link the latest archive does
+    not use, and a chain of resumes, each cut short and checkpointing into the same folder,
+    ends with the uninterrupted run's results."""
+    b = Bounds(2, 1, 2, 2)
+    whole = explore_vectorized(PUBLISHED["reference"], b, workers=1)
+    folder = tmp_path / "ck"
+    spill = {"spill_above": 1, "checkpoint_every": 0.0}
+    first = explore_vectorized(PUBLISHED["reference"], b, workers=2, max_states=whole.states // 3,
+                               checkpoint_dir=str(folder), work_dir=str(tmp_path / "w1"), **spill)
+    assert first.stats["checkpoint_linked_bytes"] > first.stats["checkpoint_bytes"] > 0
+    names = _linked_names(folder)
+    header, members = checkpoint.load(folder, checkpoint.protocol_identity(Model(PUBLISHED["reference"], b), True))
+    members.close()
+    assert {entry["file"] for entry in header["linked"].values()} == names
+    assert {"parent", "via", "frontier_keys", "disk_keys_0", "disk_ids_0"} <= set(header["linked"])
+    second = explore_vectorized(PUBLISHED["reference"], b, workers=2, max_states=2 * whole.states // 3,
+                                resume_dir=str(folder), work_dir=str(tmp_path / "w2"), **spill)
+    assert second.stopped_by == "max-states" and second.states > first.states
+    after = _linked_names(folder)
+    assert after and not (names & after)  # the second search's own files; the first's dropped
+    resumed = explore_vectorized(PUBLISHED["reference"], b, workers=2, resume_dir=str(folder),
+                                 work_dir=str(tmp_path / "w3"), spill_above=1)
+    assert _summary(resumed) == _summary(whole)
+    in_memory = explore_vectorized(PUBLISHED["reference"], b, workers=1, resume_dir=str(folder))
+    assert _summary(in_memory) == _summary(whole)
+
+
+def test_where_no_link_can_be_made_the_files_go_into_the_archive(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkpoint folder on another file system than the work folder (no hard link): the
+    spilled files are copied into the archive, and it resumes to the same results."""
+    b = Bounds(2, 1, 1, 2)
+    whole = explore_vectorized(PUBLISHED["wait-irqs-off"], b, workers=1)
+
+    def no_link(src: object, dst: object) -> None:
+        raise OSError(18, "Invalid cross-device link")
+    monkeypatch.setattr(checkpoint.os, "link", no_link)
+    folder = tmp_path / "ck"
+    cut = explore_vectorized(PUBLISHED["wait-irqs-off"], b, workers=2, max_states=whole.states // 2,
+                             checkpoint_dir=str(folder), checkpoint_every=0.0,
+                             work_dir=str(tmp_path / "w1"), spill_above=1)
+    assert cut.stats["spills"] >= 1 and cut.stats["checkpoint_linked_bytes"] == 0
+    assert not (folder / checkpoint.LINKED).exists() or not any((folder / checkpoint.LINKED).iterdir())
+    resumed = explore_vectorized(PUBLISHED["wait-irqs-off"], b, workers=2, resume_dir=str(folder),
+                                 work_dir=str(tmp_path / "w2"), spill_above=1)
+    assert _summary(resumed) == _summary(whole)
+
+
+def test_a_missing_or_short_linked_file_is_refused_exit_2(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    b = Bounds(2, 1, 1, 2)
+    folder = tmp_path / "ck"
+    explore_vectorized(PUBLISHED["reference"], b, workers=1, max_states=3000, checkpoint_dir=str(folder),
+                       checkpoint_every=0.0, work_dir=str(tmp_path / "w"), spill_above=1)
+    args = ["check", "--vcpus", "2", "--pages", "1", "--frames", "1", "--queue", "2",
+            "--resume", str(folder), "--work-dir", str(tmp_path / "w2")]
+    header, members = checkpoint.load(folder, checkpoint.protocol_identity(Model(PUBLISHED["reference"], b), True))
+    members.close()
+    victim = folder / checkpoint.LINKED / header["linked"]["parent"]["file"]
+    os.truncate(victim, 4 * header["linked"]["parent"]["count"] - 4)  # uint32 parents: one short
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "shorter than the checkpoint says" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    victim.unlink()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "is missing" in err and "Traceback" not in err
+
+
+def test_a_new_search_does_not_overwrite_a_checkpoint_exit_2(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """The same command run again after a crash (--checkpoint DIR, DIR holding its
+    checkpoint) would start over and overwrite it at its first save: refused, with the way on."""
+    folder = tmp_path / "ck"
+    small = ["check", "--vcpus", "2", "--pages", "1", "--frames", "1", "--queue", "2"]
+    assert main([*small, "--max-states", "3000", "--checkpoint", str(folder), "--checkpoint-every", "0.001",
+                 "--json"]) == 3
+    capsys.readouterr()
+    before = (folder / checkpoint.FILE_NAME).read_bytes()
+    assert main([*small, "--checkpoint", str(folder), "--json"]) == 2
+    err = capsys.readouterr().err
+    assert f"--resume {folder}" in err and "a checkpoint of reference at vcpus=2" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert (folder / checkpoint.FILE_NAME).read_bytes() == before
+    # going on from it, checkpointing into the same folder, is what it asks for
+    assert main([*small, "--resume", str(folder), "--checkpoint", str(folder), "--json"]) == 0
+
+
+def test_progress_says_where_the_last_checkpoint_is(tmp_path: Path) -> None:
+    """A long search's progress lines name the last checkpoint (its depth and age)."""
+    from deferral.cli.progress import progress_line
+    seen: list = []
+    explore_vectorized(PUBLISHED["reference"], Bounds(2, 1, 1, 2), workers=1, checkpoint_dir=str(tmp_path / "ck"),
+                       checkpoint_every=0.0, progress=seen.append)
+    assert seen[0].checkpoint == ""  # none yet at the first level
+    later = [p for p in seen[1:] if p.checkpoint]
+    assert later and all(p.checkpoint.startswith(f"depth {p.depth - 1}, ") for p in later if p.frontier)
+    assert "[checkpoint: depth " in progress_line("reference", later[-1])

@@ -181,7 +181,7 @@ def test_partitions_in_process_equal_single_search(fused: bool, monkeypatch: pyt
     assert [p.count for p in ps] == [len(p.visited) for p in ps]
     assert (min(p.fused_chunks for p in ps) > 0) == fused
     assert edges > 0 and sum(d.shape[0] for p in ps for d in p.rev_dst) == edges
-    keys = np.concatenate([np.concatenate(p.level_keys) for p in ps])
+    keys = np.concatenate([k for p in ps for k, _ in p.visited.runs()])
     assert np.unique(keys).shape[0] == states  # the partitions are disjoint
     figures = ps[0].figures()  # this process's VmHWM, not ru_maxrss (wrong in a child of a big process)
     assert 0 < figures["peak_rss_bytes"] <= peak_rss_bytes()
