@@ -4,14 +4,15 @@ Where :mod:`deferral.checks.symbolic.strengthen` enumerates clauses over the par
 shipped lemma that a change broke, this module enumerates them over **signatures** built from
 the protocol's declared index sorts alone (:func:`signatures`: one variable of each sort, two
 of the sort most variables are indexed by, at most :data:`MAX_OPEN` variables of sorts that
-are not elided), so a protocol, a variant or a user's change gets candidates with no lemma
+are not elided; where an elided sort has more than one element, each also without it), so a protocol, a variant or a user's change gets candidates with no lemma
 written for it. The literals (:func:`vocabulary`) are strengthen's (the declared variables
 read at the parameters and at sort-valued reads of them, enum values, equalities, frames "0 or
 the guest's") and two more kinds of the declared vocabulary: "x is none" for a sort-or-none
 read, and "queue[x] holds (y, z)" for a queue variable read at a sort-valued expression (its
 items built from expressions of the item's sorts, e.g. "queue[lw[t][p]] holds (t, p)").
 
-A candidate is a disjunction of 1 to :data:`MAX_LITERALS` literals true, for every parameter
+A signature's clauses are built from at most :data:`POOL` of its literals, every declared variable's
+in turn (:func:`pool`). A candidate is a disjunction of 1 to :data:`MAX_LITERALS` literals true, for every parameter
 assignment, in every sampled reachable state, and minimal (no sub-disjunction is; strengthen's
 :func:`enumerate_clauses`); one of four literals only where a counterexample to induction is false
 in it (:meth:`Signature.excluding`). One family stands for all its instances (the parameters range
