@@ -36,7 +36,8 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     p.add_argument("--depth", type=positive(int), default=100, metavar="D", help="steps per walk (default 100)")
     p.add_argument("--walks", type=positive(int), metavar="K",
-                   help="stop after about K walks (rounded up to whole batches of 512 per worker)")
+                   help="stop after about K walks (rounded up to whole batches: 4,096 walks, 4,096 per 64 "
+                        "step instances for models of 128 or more)")
     p.add_argument("--time-limit", type=positive(float), default=10.0, metavar="S",
                    help="stop after S seconds (default 10)")
     p.add_argument("--workers", type=positive(int), metavar="W", help="worker processes (default: all cores)")

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from deferral.checks.explicit.packing import KEY_FORMAT
 from deferral.model.concrete import Model
 
 FORMAT = "deferral-checkpoint/3"  # 3: spilled files hard-linked (2: AG EF edges by out-degree, runs in blocks)
@@ -66,7 +67,8 @@ def _BadZip() -> type[Exception]:  # noqa: N802 - an exception class, looked up 
 
 
 def protocol_identity(model: Model, symmetry: bool) -> dict[str, Any]:
-    """What a checkpoint must match to be resumed: protocol digest, bounds, symmetry."""
+    """What a checkpoint must match to be resumed: protocol digest, bounds, symmetry, and the
+    version of the states' keys (:data:`~deferral.checks.explicit.packing.KEY_FORMAT`)."""
     protocol = model.protocol
     h = hashlib.sha256()
     h.update(protocol.name.encode())
@@ -84,7 +86,7 @@ def protocol_identity(model: Model, symmetry: bool) -> dict[str, Any]:
         h.update(f"{prop.name}:{prop.kind};".encode())
         _digest_callable(h, prop.predicate)
     return {"protocol": protocol.name, "digest": h.hexdigest(), "bounds": model.bounds.as_dict(),
-            "symmetry": symmetry}
+            "symmetry": symmetry, "key_format": KEY_FORMAT}
 
 
 def _digest_callable(h: Any, fn: Any) -> None:
@@ -301,8 +303,9 @@ def load(directory: str | Path, identity: dict[str, Any]) -> tuple[dict[str, Any
             raise CheckpointError(f"checkpoint {path}: format {header.get('format')!r} "
                                   f"is not {FORMAT!r}" if isinstance(header, dict) else f"checkpoint {path}: bad header")
         theirs = header.get("identity", {})
+        theirs = {"key_format": 1, **theirs} if isinstance(theirs, dict) else {}  # before it was recorded: 1
         for key, what in (("protocol", "protocol"), ("bounds", "bounds"), ("symmetry", "symmetry"),
-                          ("digest", "protocol definition (digest)")):
+                          ("digest", "protocol definition (digest)"), ("key_format", "state key format")):
             if theirs.get(key) != identity[key]:
                 mine, other = identity[key], theirs.get(key)
                 if key == "digest":

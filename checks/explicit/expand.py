@@ -55,6 +55,7 @@ class Expander:
         use_fused = jit_switch.switched_on() if fused is None else fused
         self._fused = fused_loop.LazyFused(self._fused_source if use_fused else lambda: None, self._fused_make,
                                            (lambda: self._fused_key(symmetry)) if use_fused else None)
+        self._fused.wait_started = len(self.packer.perms) > fused_loop.MAX_STAGED_PERMS
 
     def _traced_props(self) -> list[Property]:
         """The properties the tracer follows (checked in the fused loop too)."""
@@ -75,7 +76,10 @@ class Expander:
         cc = cbuild.compiler()
         if cc is None:
             return None
-        return fused_key(self.model, symmetry, list(self._props.values()), self.action_dtype, cc, cbuild.FLAGS)
+        # the form forced by DEFERRAL_FUSED_FORM is part of what the source is a function of
+        form = (f"form={fused_loop.FORM_DEFAULT}",) if fused_loop.FORM_DEFAULT else ()
+        return fused_key(self.model, symmetry, list(self._props.values()), self.action_dtype, cc,
+                         (*cbuild.FLAGS, *form))
 
     def kernel(self, index: int) -> Kernel:
         """The compiled guard and effect of action ``index`` (traced at the first ask)."""

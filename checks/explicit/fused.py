@@ -26,6 +26,7 @@ from __future__ import annotations
 import ctypes
 import operator
 import os
+import re
 import threading
 from typing import Any, Callable, Mapping, Sequence
 
@@ -54,12 +55,17 @@ class NotFusable(Exception):
 class _Emitter:
     """C statements computing DAG nodes of one tracer, each a typed local ``{prefix}{num}``."""
 
-    def __init__(self, prefix: str, row_dtype: Any) -> None:
+    def __init__(self, prefix: str, row_dtype: Any, params: list[int] | None = None) -> None:
+        """``params``: for the shared form (see :func:`_action_code`), the list the slots read are
+        appended to: a read is then ``R[P[i]]`` (i its place in the list), so is a constant
+        (``P[i]``, when it fits in 32 bits), and locals are numbered
+        in the order they are emitted, so that instances alike but for their slots give one text."""
         self.prefix = prefix
         self.row_dtype = np.dtype(row_dtype)
         self.names: dict[int, str] = {}
         self.types: dict[int, np.dtype] = {}
         self.probes: dict[int, Any] = {}
+        self.params = params
 
     def probe(self, x: Any) -> Any:
         """``x`` evaluated by numpy on one all-zero row: its value there (for its type)."""
@@ -95,6 +101,9 @@ class _Emitter:
             return f"(int64_t){self.names[x.num]}"
         if not _const_ok(x):
             raise NotFusable(f"constant {x!r}")
+        if self.params is not None and -2 ** 31 <= int(x) < 2 ** 31:
+            self.params.append(int(x))
+            return f"(int64_t)P[{len(self.params) - 1}]"
         return f"(int64_t){int(x)}LL"
 
     def emit(self, roots: Sequence[Any], lines: list[str], indent: str) -> None:
@@ -108,7 +117,11 @@ class _Emitter:
             self.probe(node)
             ctype = _C_TYPES[self.types[node.num]]
             if node.op == "read":
-                self.names[node.num] = f"R[{node.args[0]}]"
+                if self.params is None:
+                    self.names[node.num] = f"R[{node.args[0]}]"
+                else:
+                    self.names[node.num] = f"R[P[{len(self.params)}]]"
+                    self.params.append(int(node.args[0]))
                 return
             a = [self.ref(y) for y in node.args]
             if node.op == "ite":
@@ -123,7 +136,7 @@ class _Emitter:
                 expr = f"({a[0]} {node.op} {a[1]})"
             else:
                 expr = f"({a[0]} {node.op} {a[1]})"
-            name = f"{self.prefix}{node.num}"
+            name = f"{self.prefix}{node.num if self.params is None else len(self.names)}"
             lines.append(f"{indent}{ctype} {name} = ({ctype}){expr};")
             self.names[node.num] = name
 
@@ -132,14 +145,20 @@ class _Emitter:
 
 
 def _action_code(layout: Layout, procs: Mapping[str, Callable[..., Any]], action: Action, k: int,
-                 step: int, row_dtype: Any) -> list[str]:
-    """The C block of one step instance (raises :class:`NotFusable`)."""
+                 step: int, row_dtype: Any, params: list[int]) -> list[str]:
+    """The C block of one step instance (raises :class:`NotFusable`), reading its parameters
+    from ``P``; ``params``: an empty list that gets them: ``P[0]`` the action, ``P[1]`` its
+    step, then the slots read and written and the constants (of 32 bits), in the order the
+    block uses them. Instances of one step alike but for the VCPU, page, frame or space they
+    are about give the same text (see :func:`_shared_blocks`)."""
     guard = _traced(layout, procs, action.step.guard, action.args)
     effect = _traced(layout, procs, action.step.effect, action.args)
     if guard is None or effect is None or guard[2] is None:
         raise NotFusable(f"step instance {action.label()} cannot be traced")
-    lines = [f"    {{ /* {action.label()} */"]
-    g = _Emitter("g", row_dtype)
+    params += [k, step]
+    ka, sa = "P[0]", "P[1]"
+    lines = [f"    {{ /* {action.step.name} */"]
+    g = _Emitter("g", row_dtype, params)
     value = guard[2]
     if isinstance(value, Node):
         g.emit([value], lines, "      ")
@@ -151,7 +170,7 @@ def _action_code(layout: Layout, procs: Mapping[str, Callable[..., Any]], action
     tracer, ctx, _ = effect
     written = list(ctx.written)
     changed = [(j, ctx.values[j]) for j in written if ctx.values[j] is not tracer.reads[j]]
-    e = _Emitter("e", row_dtype)
+    e = _Emitter("e", row_dtype, params)
     e.emit([v for _, v in changed], lines, "        ")
     targets = []
     for j, v in changed:
@@ -159,15 +178,61 @@ def _action_code(layout: Layout, procs: Mapping[str, Callable[..., Any]], action
         ref = e.ref(v)
         lo, hi = _range(v)
         if lo is None or hi is None or lo < 0 or hi >= size:
-            lines.append(f"        if ({ref} < 0 || {ref} >= {size}) {{ err[0] = {k}; err[1] = r; goto fail; }}")
-        targets.append((j, ref))
-    lines.append("        memcpy(S, R, sizeof(R));")
+            lines.append(f"        if ({ref} < 0 || {ref} >= {size}) {{ err[0] = {ka}; err[1] = r; goto fail; }}")
+        targets.append((f"P[{len(params)}]", ref))
+        params.append(j)
+    lines.append("        memcpy(S, R, sizeof(row_t) * NS);")
     for j, ref in targets:
         lines.append(f"        S[{j}] = (row_t){ref};")
-    lines.append(f"        EMIT({k}); en[{step}] = 1;")
+    lines.append(f"        EMIT({ka}); en[{sa}] = 1;")
     lines.append("      }")
     lines.append("    }")
     return lines
+
+
+def _instances(layout: Layout, procs: Mapping[str, Callable[..., Any]], actions: Sequence[Action],
+               step_of: Sequence[int], row_dtype: Any) -> list[tuple[str, list[int]]]:
+    """Each step instance's block (see :func:`_action_code`) and its parameters, in action order."""
+    out = []
+    for k, action in enumerate(actions):
+        params: list[int] = []
+        out.append(("\n".join(_action_code(layout, procs, action, k, step_of[k], row_dtype, params)), params))
+    return out
+
+
+def _straight(text: str, params: Sequence[int], label: str | None = None) -> str:
+    """A block with its parameters as constants (``label``: its comment's)."""
+    code = re.sub(r"P\[(\d+)\]", lambda m: str(params[int(m.group(1))]), text)
+    return code if label is None else re.sub(r"/\* \w+ \*/", lambda _: f"/* {label} */", code, count=1)
+
+
+def _shared_blocks(instances: Sequence[tuple[str, list[int]]]) -> tuple[list[str], list[str]]:
+    """The shared form of the step instances (``instances``: see :func:`_instances`): (tables and
+    functions, loop body). Instances whose blocks are the same text (instances of one step alike
+    but for their slots and constants) share one block, run in a loop over a table of their
+    parameters, one row an instance. The C then grows with the number of distinct blocks, not
+    of instances: compiling 420 straight-line blocks of 6,3,3,3 with three spaces did not end
+    in 15 minutes. Each block is a function of its own (called for every row), which the
+    compiler handles much faster than one big function."""
+    shapes: dict[str, list[list[int]]] = {}
+    for text, params in instances:
+        shapes.setdefault(text, []).append(params)
+    tables, body = [], []
+    for x, (text, rows) in enumerate(shapes.items()):
+        if len(rows) == 1:  # straight-line: its parameters as constants
+            code = _straight(text, rows[0])
+        else:
+            width = len(rows[0])
+            tables.append(_table(f"PAR{x}", "int32_t", [v for row in rows for v in row]))
+            code = (f"    for (int i = 0; i < {len(rows)}; i++) {{ const int32_t *P = PAR{x} + i * {width};\n"
+                    f"{text}\n    }}")
+        # a function a block: cc's time grows faster than the size of a function; at -O1 (gcc;
+        # others ignore it): at 6,3,3,3 S=3 cc took 7.5 CPU-s, not 16.5, the loop 5% longer
+        tables.append(f"static __attribute__((noinline, optimize(\"O1\"))) int block{x}(const row_t *R, struct out *o,\n"
+                      "    int64_t parent, int64_t *fired, uint8_t *en, int64_t *err, int64_t r) {\n  row_t S[NS];\n"
+                      f"{code}\n  return 0;\nfail:\n  return -1;\n}}")
+        body.append(f"    if (block{x}(R, &o, r + offset, fired, en, err, r)) goto fail;")
+    return tables, body
 
 
 def _property_code(layout: Layout, procs: Mapping[str, Callable[..., Any]], prop: Property, p: int,
@@ -193,10 +258,24 @@ def _table(name: str, ctype: str, values: Sequence[int]) -> str:
     return f"static const {ctype} {name}[] = {{{body}}};"
 
 
+#: Lines of straight-line C up to which the fused loop has a block per step instance (see
+#: :func:`generate`). Measured (4-5 Dec, load 8): straight-line against the shared form, cc CPU
+#: and loop CPU: 2,2,1,2 (1,750 lines) 0.6 s and 0.5 s, 1.29x faster; 3,2,1,2 (2,970) 1.13x; 2,2,2,2
+#: S=2 (5,390) 2.8 s and 1.2 s, 1.18x; 4,2,2,2 (5,860) 3.4 s and 1.5 s, 1.01x; 4,3,3,3 S=3 (90,000)
+#: 467 s and 7 s; 6,3,3,3 S=3 (184,000) more than 15 minutes and 18 s.
+MAX_STRAIGHT_LINES = 6_000
+#: ``DEFERRAL_FUSED_FORM``: ``straight`` or ``shared`` for every model (measurements, tests).
+FORM_DEFAULT = os.environ.get("DEFERRAL_FUSED_FORM", "").strip() or None
+
+
 def generate(layout: Layout, procs: Mapping[str, Callable[..., Any]], actions: Sequence[Action],
              step_of: Sequence[int], n_steps: int, packer: Packer, action_dtype: Any,
-             properties: Sequence[Property] = ()) -> str:
-    """The C source of the fused loop (raises :class:`NotFusable`)."""
+             properties: Sequence[Property] = (), form: str | None = None) -> str:
+    """The C source of the fused loop (raises :class:`NotFusable`). ``form``: ``"straight"``
+    (a block of straight-line C per step instance), ``"shared"`` (instances alike share a block
+    run over a table of their parameters, see :func:`_shared_blocks`), or None: shared when there
+    straight-line C would have more than :data:`MAX_STRAIGHT_LINES` lines (``DEFERRAL_FUSED_FORM``
+    overrides it)."""
     plan = _JitPlan(packer, None)  # type: ignore[arg-type] - only its tables
     row_c = "uint8_t" if np.dtype(packer.dtype_rows) == np.uint8 else "uint16_t"
     act_c = "uint16_t" if np.dtype(action_dtype) == np.uint16 else "uint32_t"
@@ -213,13 +292,21 @@ def generate(layout: Layout, procs: Mapping[str, Callable[..., Any]], actions: S
         canonical_code(plan, packer, row_c),
         _CANONICAL_ROWS,
     ]
-    body = []
-    for k, action in enumerate(actions):
-        body += _action_code(layout, procs, action, k, step_of[k], packer.dtype_rows)
+    instances = _instances(layout, procs, actions, step_of, packer.dtype_rows)
+    if form is None:
+        lines = sum(text.count("\n") + 1 for text, _ in instances)
+        form = FORM_DEFAULT or ("shared" if lines > MAX_STRAIGHT_LINES else "straight")
+    blocks: list[str] = []
+    if form == "shared":
+        blocks, body = _shared_blocks(instances)
+    else:
+        body = [_straight(text, params, a.label()) for (text, params), a in zip(instances, actions)]
     checks = []
     for p, prop in enumerate(properties):
         checks += _property_code(layout, procs, prop, p, packer.dtype_rows)
-    return ("\n".join(head) + "\n" + _DEDUP + _LOOP.replace("/*ACTIONS*/", "\n".join(body))
+    blocks = ["#define EMIT(K) do { push(o, S, parent, K); fired[K]++; } while (0)", *blocks, "#undef EMIT"]
+    loop = _LOOP.replace("/*BLOCKS*/", "\n".join(blocks)).replace("/*ACTIONS*/", "\n".join(body))
+    return ("\n".join(head) + "\n" + _DEDUP + loop
             + _PRUNE + _HOLDS.replace("/*PROPERTIES*/", "\n".join(checks)) + "\n")
 
 
@@ -495,6 +582,7 @@ static __attribute__((noinline)) void push(struct out *o, const row_t *S, int64_
   }
   o->n++;
 }
+/*BLOCKS*/
 /* Successors of n frontier rows (key words: words[r * NW ...]); returns their number, -1
    if a step wrote outside a domain (err: action, row), -2 if more than cap (err[0]: how
    many). Outputs grouped by action, rows ascending in each; tk, tp, ta: cap entries of
@@ -843,6 +931,10 @@ class LazyFused:
         self._loop: FusedLoop | None = None
         self._thread: threading.Thread | None = None  # the background build (see start)
         self._cancel = threading.Event()
+        #: whether every chunk waits for a background build once one started (5 or 6 VCPUs: there
+        #: numpy's key takes up to 720 orders a state, while the build's Python, generating the
+        #: C, waits for the GIL; at 6,3,3,3 --spaces 3 it had not finished in 10 minutes so)
+        self.wait_started = False
         #: whether this search compiled the loop (not found in the cache)
         self.compiled = False
         #: why there is no loop where one was wanted (no compiler, an unwritable cache, the
@@ -852,7 +944,8 @@ class LazyFused:
     def get(self, rows: int | None = None) -> FusedLoop | None:
         """The loop for a chunk of ``rows`` rows (``None``: build it now, whatever the size);
         None: not for this chunk (smaller than :data:`MIN_ROWS`, not in the cache, and no
-        background build finished yet), or never (switched off, untraceable, no compiler)."""
+        background build finished yet, or started with :attr:`wait_started`), or never (switched
+        off, untraceable, no compiler)."""
         if self._done:
             return self._loop
         if not self._keyed:
@@ -865,10 +958,15 @@ class LazyFused:
                     self._keyed = True
             if self._done:
                 return self._loop
-        if rows is not None and rows < MIN_ROWS:  # the numpy path, until a background build is done
-            return None
+        if rows is not None and rows < MIN_ROWS and not (rows > 0 and self._building()):
+            return None  # the numpy path, until a background build is done
         self._build(None)  # waits for a background build that holds the lock
         return self._loop
+
+    def _building(self) -> bool:
+        """Whether chunks wait for a background build: :attr:`wait_started` and one is running."""
+        thread = self._thread
+        return self.wait_started and thread is not None and thread.is_alive() and not self._cancel.is_set()
 
     def start(self) -> None:
         """Build the loop in a background thread (not in the cache: generate the C, compile

@@ -6,7 +6,8 @@ The key of a state is its least image under every VCPU permutation (the keys of
 the C here visits only some of them, yet always one whose image is least:
 
 * **Signatures.** A VCPU's signature is its own slots at the start of the layout (see
-  :meth:`~deferral.checks.explicit.packing.Packer._canonical_block`); the least image lists
+  :meth:`~deferral.checks.explicit.packing.Packer._canonical_block`; here as many as a uint64
+  holds, not the 2**24 of numpy's float32 products, see :data:`SIG_LIMIT`); the least image lists
   the VCPUs in non-decreasing signature order, so only the orders that sort the signatures
   (those that differ among VCPUs of equal signature) are visited.
 * **Swaps that fix the state.** Among VCPUs of equal signature, those whose swap maps the
@@ -30,7 +31,21 @@ import math
 
 import numpy as np
 
-from deferral.checks.explicit.packing import Packer, _JitPlan
+from deferral.checks.explicit.packing import Packer, _JitPlan, _signature_plan
+
+
+#: The compiled key's signatures are uint64: longer than numpy's (float32, below 2**24). At
+#: 6,3,3,3 with three spaces numpy's takes 11 of a VCPU's 20 slots, on which the states of the
+#: first levels tie on every VCPU (720 orders fit each): 7.3 us a key.
+SIG_LIMIT = 1 << 63
+
+
+def c_signature(packer: Packer) -> tuple[np.ndarray, np.ndarray]:
+    """The signature slots ((N, L)) and radixes (L,) of the compiled key: :func:`_signature_plan`'s
+    up to :data:`SIG_LIMIT` (only where the packer has a signature)."""
+    slots, radix = _signature_plan(packer.layout, SIG_LIMIT)
+    assert slots is not None and radix is not None and packer.sig_slots is not None
+    return slots, radix
 
 
 def uses_signature(packer: Packer, plan: _JitPlan) -> bool:
@@ -44,7 +59,7 @@ def _shared_prefix(packer: Packer, plan: _JitPlan, signature: bool) -> int:
     n_slots = packer.n_slots
     shared = (plan.src == np.arange(n_slots)).all(axis=0) & ~plan.remap.any(axis=0)
     if signature:
-        shared[np.asarray(packer.sig_slots).ravel()] = True
+        shared[c_signature(packer)[0].ravel()] = True
     return n_slots if shared.all() else int(np.argmin(shared))
 
 
@@ -65,7 +80,7 @@ def tables(packer: Packer, plan: _JitPlan) -> tuple[list[str], list[Table]]:
     for p, perm in enumerate(packer.perms):
         pidx[sum(int(perm[i]) * n ** i for i in range(n))] = p
     in_sig = np.zeros(n_slots, dtype=bool)
-    in_sig[np.asarray(packer.sig_slots).ravel()] = True
+    in_sig[c_signature(packer)[0].ravel()] = True
     swapp, swoff, swj, swk, swr = [0] * (n * n), [0], [], [], []
     for q in range(n * n):
         a, b = divmod(q, n)
@@ -82,7 +97,7 @@ def tables(packer: Packer, plan: _JitPlan) -> tuple[list[str], list[Table]]:
                 swk.append(k)
                 swr.append(int(plan.remap[p, j]))
         swoff.append(len(swj))
-    return ([f"#define NSIG {packer.sig_slots.shape[1]}", f"#define NV {n}"],
+    return ([f"#define NSIG {c_signature(packer)[0].shape[1]}", f"#define NV {n}"],
             [("PIDX", "int32_t", pidx), ("SWAPP", "int32_t", swapp), ("SWOFF", "int32_t", swoff),
              ("SWJ", "int32_t", swj), ("SWK", "int32_t", swk), ("SWR", "uint8_t", swr)])
 
@@ -109,9 +124,10 @@ def code(packer: Packer, plan: _JitPlan) -> str:
                     " if (v != b) return v < b;")
     sig = []
     if signature:
-        radix = [int(r) for r in packer.sig_radix]
-        for i, slots in enumerate(np.asarray(packer.sig_slots).tolist()):
-            terms = [f"(uint64_t)S[{s}] * {r}u" if r != 1 else f"(uint64_t)S[{s}]" for s, r in zip(slots, radix)]
+        sig_slots, sig_radix = c_signature(packer)
+        radix = [int(r) for r in sig_radix]
+        for i, slots in enumerate(sig_slots.tolist()):
+            terms = [f"(uint64_t)S[{s}] * {r}ULL" if r != 1 else f"(uint64_t)S[{s}]" for s, r in zip(slots, radix)]
             sig.append(f"  sig[{i}] = {' + '.join(terms)};")
     pack_same, pack_best = [], []
     starts = [int(x) for x in plan.word_start]

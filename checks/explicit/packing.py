@@ -22,6 +22,8 @@ with the search's worker processes for the cores) cost more than they bring.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import sys
 import threading
 from contextlib import contextmanager
@@ -34,11 +36,19 @@ import numpy as np
 from deferral.checks.explicit import jit as jit_switch
 from deferral.model.schema import Layout
 
+#: The version of what a state's key is (the packed row's words, the least image under the VCPU
+#: permutations). Bump it whenever a change gives some state another key: a checkpoint stores
+#: keys, and one of another version is refused rather than mixed with new keys (counts would be
+#: wrong). Ways of finding the same least image faster do not change it.
+KEY_FORMAT = 1
 #: float32 represents every integer below this exactly.
 _PART_LIMIT = 1 << 24
 _WORD_LIMIT = 1 << 64
 #: Rows keyed per block (a 16k-row float32 block of ~50 slots is ~3 MB: stays in cache).
 BLOCK_ROWS = 1 << 14
+#: (row, order) pairs numpy's key lists at once at most (a few arrays of 8 bytes each); at 6
+#: VCPUs a row whose VCPUs all tie has 720.
+MAX_PAIRS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -255,12 +265,15 @@ class Packer:
         n = self.layout.symmetric_size
         sig, y = both[:n], both[n:]
         best = np.stack(self._combine(y, 1, m), axis=1)[0].T.copy()  # (m, words) uint64
+        orders = self._fitting_orders(sig)
+        if orders is None:  # too many (row, order) pairs at once: half the rows at a time
+            h = m // 2
+            return np.concatenate([self._canonical_block(rows[:h]), self._canonical_block(rows[h:])])
         fits = self._fits(sig, self.perm_orders[0])
         best[~fits] = np.iinfo(np.uint64).max
         done = fits
-        for pi in range(1, len(self.perm_orders)):
-            idx = np.flatnonzero(self._fits(sig, self.perm_orders[pi]))
-            if idx.size == 0:
+        for pi, idx in orders:
+            if pi == 0:
                 continue
             sub = np.take(x, idx, axis=0)
             for c in self.renamed:
@@ -277,6 +290,53 @@ class Packer:
             done[idx] = True
         assert done.all()
         return self.to_sortable(best)
+
+    def _fitting_orders(self, sig: np.ndarray) -> list[tuple[int, np.ndarray]] | None:
+        """Per permutation that puts the VCPUs of some rows in non-decreasing signature order:
+        (its index, those rows ascending), in permutation order. Found from each row's sorted
+        signatures (the orders that fit a row are those that permute only VCPUs of equal
+        signature), not by trying every permutation on every row: at 6 VCPUs, 720. None when
+        there would be more than :data:`MAX_PAIRS` (row, order) pairs for more than one row."""
+        n, m = sig.shape
+        if n < 2:
+            return [(0, np.arange(m))]
+        sig_t = sig.T
+        order = np.argsort(sig_t, axis=1, kind="stable")  # VCPU order[r, j] at position j
+        ranked = np.take_along_axis(sig_t, order, axis=1)
+        tie = ranked[:, 1:] == ranked[:, :-1]
+        code = order.astype(np.int64) @ (np.int64(n) ** np.arange(n, dtype=np.int64))
+        code += (tie.astype(np.int64) @ (np.int64(2) ** np.arange(n - 1, dtype=np.int64))) * np.int64(n) ** n
+        patterns, first, inv = np.unique(code, return_index=True, return_inverse=True)
+        index = self._order_index
+        fit: list[list[int]] = []
+        for r in first.tolist():  # each pattern's orders: the arrangements within each run of ties
+            o, t = order[r].tolist(), tie[r].tolist()
+            runs, a = [], 0
+            for j in range(1, n + 1):
+                if j == n or not t[j - 1]:
+                    runs.append(o[a:j])
+                    a = j
+            fit.append([index[sum(choice, ())] for choice in
+                        itertools.product(*(list(itertools.permutations(run)) for run in runs))])
+        counts = np.array([len(f) for f in fit], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        flat = np.array([pi for f in fit for pi in f], dtype=np.int64)
+        per_row = counts[inv.ravel()]
+        if m > 1 and int(per_row.sum()) > MAX_PAIRS:
+            return None
+        rows = np.repeat(np.arange(m, dtype=np.int64), per_row)
+        starts = np.repeat(np.cumsum(per_row) - per_row, per_row)
+        pis = flat[np.repeat(offsets[inv.ravel()], per_row) + np.arange(rows.size) - starts]
+        by = np.argsort(pis, kind="stable")  # rows stay ascending within a permutation
+        pis, rows = pis[by], rows[by]
+        cuts = np.flatnonzero(np.r_[True, pis[1:] != pis[:-1]]) if pis.size else pis
+        ends = np.r_[cuts[1:], pis.size]
+        return [(int(pis[a]), rows[a:b]) for a, b in zip(cuts.tolist(), ends.tolist())]
+
+    @functools.cached_property
+    def _order_index(self) -> dict[tuple[int, ...], int]:
+        """Each permutation's index by its order (the VCPU placed at each position)."""
+        return {order: pi for pi, order in enumerate(self.perm_orders)}
 
     @staticmethod
     def _fits(sig: np.ndarray, order: tuple[int, ...]) -> np.ndarray:
@@ -478,12 +538,13 @@ def _lex_less(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 _SIG_LIMIT = _PART_LIMIT
 
 
-def _signature_plan(layout: Layout) -> tuple[np.ndarray | None, np.ndarray | None]:
+def _signature_plan(layout: Layout, limit: int = _SIG_LIMIT) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Slots of each VCPU's signature ((N, L) slot numbers) and their radix weights (L,).
 
     Whole variables from the start of the layout, while each is indexed by at most one
     VCPU and holds no VCPU values; the signature is cut (at a block boundary, so it stays a
-    prefix of every VCPU's block) before its radix product would overflow.
+    prefix of every VCPU's block) before its radix product reaches ``limit`` (numpy's float32
+    products are exact below 2**24; the compiled key's uint64 below 2**64).
     """
     n = layout.symmetric_size
     per_vcpu: list[list[int]] = [[] for _ in range(n)]
@@ -498,7 +559,7 @@ def _signature_plan(layout: Layout) -> tuple[np.ndarray | None, np.ndarray | Non
             per_vcpu[layout.slots[j].index[vdims[0]]].append(j)
     length, prod = 0, 1
     for j in per_vcpu[0]:
-        if prod * layout.slots[j].size >= _SIG_LIMIT:
+        if prod * layout.slots[j].size >= limit:
             break
         prod *= layout.slots[j].size
         length += 1

@@ -29,8 +29,18 @@ from deferral.checks.explicit.search import search
 from deferral.checks.results import Path
 from deferral.model.concrete import Action, Model, State
 
-#: Walkers advanced together in one batch.
+#: Walkers advanced together in one batch (per :data:`ACTIONS_PER_BATCH` step instances, see
+#: :func:`batch_size`).
 BATCH = 4096
+#: A batch has :data:`BATCH` walkers per this many step instances (at least one BATCH): each step
+#: runs every chosen instance's effect over its walkers, a few hundred numpy operations whatever
+#: their number; with 420 instances (6,3,3,3, three spaces) 4,096 walkers gave about 17 a call.
+ACTIONS_PER_BATCH = 64
+
+
+def batch_size(n_actions: int) -> int:
+    """Walkers a batch for a model of ``n_actions`` step instances."""
+    return BATCH * max(1, n_actions // ACTIONS_PER_BATCH)
 #: States a shrinking BFS may store before it gives up looking for a shorter violation.
 BFS_BUDGET = 20_000
 
@@ -86,6 +96,23 @@ class Walker:
         self.ex = Expander(model, symmetry=False)
         self.invariants = model.invariants
         self.start = self.ex.packer.rows_of([model.initial])
+        self.walkers = batch_size(len(model.actions))
+
+    def prepare(self, deadline: float | None = None) -> bool:
+        """Trace and compile every kernel now (the invariants first, then each step instance's
+        guard and effect), stopping once ``deadline`` (time.monotonic) passes; whether all are
+        compiled. Done before the workers fork, they inherit them: each compiled them again (at
+        6,3,3,3 with three spaces, 420 instances: about 7 s of CPU each), and a batch's first
+        step, compiling them, did not look at the deadline (``--time-limit 2`` ended after 14 s)."""
+        for prop in self.invariants:
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            self.ex.prop_kernel(prop.name)
+        for action in self.model.actions:
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            self.ex.kernel(action.index)
+        return True
 
     def _masks(self, rows: np.ndarray) -> np.ndarray:
         masks = np.zeros((len(self.model.actions), rows.shape[0]), dtype=bool)
@@ -125,11 +152,12 @@ class Walker:
                 return prop.name, int(np.flatnonzero(bad)[0])
         return None
 
-    def batch(self, rng: np.random.Generator, batch_no: int, walkers: int = BATCH,
+    def batch(self, rng: np.random.Generator, batch_no: int, walkers: int | None = None,
               deadline: float | None = None) -> tuple[int, int, Violation | None]:
         """One batch: (states visited, deadlocked walks, the first violation or None).
 
         The walks stop early (shorter) when ``deadline`` (time.monotonic) passes."""
+        walkers = self.walkers if walkers is None else walkers
         rows = np.repeat(self.start, walkers, axis=0)
         alive = np.ones(walkers, dtype=bool)
         history = np.zeros((self.depth, walkers), dtype=np.int32)
@@ -161,10 +189,10 @@ def _work(walker: Walker, seed: int, worker: int, workers: int, max_batches: int
             batch_no = worker
             last = time.monotonic()
             walks = states = deadlocks = 0
-            while (max_batches is None or batch_no < max_batches) and time.monotonic() < deadline:
+            while (max_batches is None or batch_no < max_batches) and (batch_no == worker or time.monotonic() < deadline):
                 rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(batch_no,)))
                 visited, dead, violation = walker.batch(rng, batch_no, deadline=deadline)
-                walks += BATCH
+                walks += walker.walkers
                 states += visited
                 deadlocks += dead
                 if violation is not None:
@@ -188,19 +216,21 @@ def simulate(model: Model, *, seed: int = 0, depth: int = 100, walks: int | None
     n = max(1, int(workers if workers is not None else (os.cpu_count() or 1)))
     start = time.monotonic()
     deadline = start + time_limit
-    max_batches = None if walks is None else max(1, -(-walks // BATCH))
     result = SimResult(model.protocol.name, model.bounds, seed, depth, n)
     found: Violation | None = None
     walker = Walker(model, depth)  # compiled once; forked workers inherit it
+    max_batches = None if walks is None else max(1, -(-walks // walker.walkers))
     if n == 1 or "fork" not in multiprocessing.get_all_start_methods():
         result.workers = 1
         batch_no = 0
         last = start
         with blas_threads(1):
-            while (max_batches is None or batch_no < max_batches) and time.monotonic() < deadline:
+            walker.prepare(deadline)
+            # the first batch even past the deadline: its walks' initial states are checked
+            while (max_batches is None or batch_no < max_batches) and (batch_no == 0 or time.monotonic() < deadline):
                 rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(batch_no,)))
                 visited, dead, found = walker.batch(rng, batch_no, deadline=deadline)
-                result.walks += BATCH
+                result.walks += walker.walkers
                 result.states += visited
                 result.deadlocks += dead
                 if found is not None:
@@ -210,6 +240,8 @@ def simulate(model: Model, *, seed: int = 0, depth: int = 100, walks: int | None
                     progress(SimProgress(result.walks, result.states, last - start))
                 batch_no += 1
     else:
+        with blas_threads(1):
+            walker.prepare(deadline)  # once, before the workers fork: they inherit the kernels
         ctx = multiprocessing.get_context("fork")
         out = ctx.Queue()
         procs = [ctx.Process(target=_work, args=(walker, seed, k, n, max_batches, deadline, out),

@@ -39,7 +39,7 @@ from typing import Any, Callable, Generator
 
 import numpy as np
 
-from deferral.checks.explicit import checkpoint, levelc
+from deferral.checks.explicit import checkpoint, levelc, packing
 from deferral.checks.explicit import fused as fused_loop
 from deferral.checks.explicit.backreach import edges_by_source, unreachable_goal_pieces, unreachable_goal_streamed
 from deferral.checks.explicit.explore import explore
@@ -337,6 +337,10 @@ class _Search:
         key_parts, parents, actions = [], [], []
         fired = np.zeros(len(self.model.actions), dtype=np.int64)
         enabled = np.zeros((len(self.step_names), rows.shape[0]), dtype=bool)
+        # successor rows keyed a block at a time, the actions' rows together up to a block: one
+        # key call per action cost as much as one per block (at 6 VCPUs a call walks 720 orders)
+        pending: list[np.ndarray] = []
+        n_pending = 0
         for action in self.model.actions:
             try:
                 idx = self.ex.enabled(rows, action)
@@ -349,11 +353,17 @@ class _Search:
                 if self.keep_keys:
                     _locate(self.model, rows, action.index)
                 raise
-            # keyed per action (in cache-sized blocks): the successor rows are never concatenated
-            key_parts.append(self.packer.canonical_keys(out))
+            if n_pending and n_pending + out.shape[0] > packing.BLOCK_ROWS:
+                key_parts.append(self.packer.canonical_keys(_joined(pending)))
+                pending, n_pending = [], 0
+            pending.append(out)
+            n_pending += out.shape[0]
             del out
             parents.append((idx + offset).astype(np.uint32))  # level-local rows: below 2**32
             actions.append(np.full(idx.size, action.index, dtype=self.action_dtype))
+        if pending:
+            key_parts.append(self.packer.canonical_keys(_joined(pending)))
+        del pending
         per_step = enabled.sum(axis=1)
         if not key_parts:
             return (np.zeros(0, self.packer.key_dtype), np.zeros(0, np.uint32),
@@ -1275,6 +1285,11 @@ class _Flags:
     @property
     def nbytes(self) -> int:
         return self._n
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    """``parts`` as one array (the one part itself, not a copy)."""
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _locate(model: Model, rows: np.ndarray, action_index: int) -> None:

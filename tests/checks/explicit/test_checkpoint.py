@@ -294,3 +294,42 @@ def test_progress_says_where_the_last_checkpoint_is(tmp_path: Path) -> None:
     later = [p for p in seen[1:] if p.checkpoint]
     assert later and all(p.checkpoint.startswith(f"depth {p.depth - 1}, ") for p in later if p.frontier)
     assert "[checkpoint: depth " in progress_line("reference", later[-1])
+
+
+def test_a_linked_checkpoint_resumes_where_no_link_can_be_made(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkpoint that holds its files by link, resumed into a work folder on another file
+    system (no link possible there): the files are copied, the results are the same."""
+    b = Bounds(2, 1, 1, 2)
+    whole = explore_vectorized(PUBLISHED["wait-irqs-off"], b, workers=1)
+    folder = tmp_path / "ck"
+    explore_vectorized(PUBLISHED["wait-irqs-off"], b, workers=2, max_states=whole.states // 2,
+                       checkpoint_dir=str(folder), checkpoint_every=0.0, work_dir=str(tmp_path / "w1"), spill_above=1)
+    assert any((folder / checkpoint.LINKED).iterdir())
+
+    def no_link(src: object, dst: object) -> None:
+        raise OSError(18, "Invalid cross-device link")
+    monkeypatch.setattr(checkpoint.os, "link", no_link)
+    resumed = explore_vectorized(PUBLISHED["wait-irqs-off"], b, workers=2, resume_dir=str(folder),
+                                 checkpoint_dir=str(tmp_path / "ck2"), work_dir=str(tmp_path / "w2"), spill_above=1)
+    assert _summary(resumed) == _summary(whole)
+
+
+def test_a_checkpoint_of_another_key_format_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keys of another format (a change that gives states other keys) are never mixed with
+    this version's: the resume is refused, naming the key format; a checkpoint written before
+    the format was recorded reads as format 1."""
+    model = Model(PUBLISHED["reference"], Bounds(2, 1, 1, 1))
+    folder = tmp_path / "ck"
+    explore_vectorized(PUBLISHED["reference"], Bounds(2, 1, 1, 1), workers=1, checkpoint_dir=str(folder))
+    identity = checkpoint.protocol_identity(model, True)
+    checkpoint.load(folder, identity)[1].close()
+    with pytest.raises(checkpoint.CheckpointError, match="state key format"):
+        checkpoint.load(folder, {**identity, "key_format": identity["key_format"] + 1})
+    old = {k: v for k, v in identity.items() if k != "key_format"}
+    header, members = checkpoint.load(folder, identity)
+    arrays = {name: members[name] for name in members._archive.files if name != "header"}
+    members.close()
+    header = {k: v for k, v in header.items() if k not in ("format", "linked")}
+    checkpoint.save(folder, {**header, "identity": old}, arrays)
+    checkpoint.load(folder, {**identity, "key_format": 1})[1].close()

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from deferral.checks.explicit import cbuild, fused, jit, packing, vectorized
+from deferral.checks.explicit import cbuild, fused, fusedcanon, jit, packing, vectorized
 from deferral.checks.explicit.expand import Expander
 from deferral.checks.explicit.packing import Packer
 from deferral.checks.explicit.vectorized import explore_vectorized, reachable_levels
@@ -331,3 +331,66 @@ def test_canonical_keys_of_any_layout_are_the_least_images(name: str, n: int) ->
     perms = layout.permutations
     moved = np.array([layout.permute(row, perms[rng.integers(len(perms))]) for row in rows.tolist()], dtype=np.uint8)
     assert np.array_equal(fused.canonical_keys(lib, packer, moved), got)
+
+
+def _loop_of(ex: Expander, model: Model, form: str) -> "fused.FusedLoop":
+    props = ex._traced_props()
+    code = fused.generate(ex.layout, ex.procs, model.actions, ex.step_of, len(ex.step_names), ex.packer,
+                          ex.action_dtype, props, form=form)
+    lib, problem = cbuild.load(code)
+    assert lib is not None, problem
+    return fused.make(lib, ex.packer, len(model.actions), len(ex.step_names), ex.action_dtype, props)
+
+
+# the loop over instances of one text (tables of their slots and constants) against a block per
+# instance: reachable states, and rows of any values (some steps then write outside a domain);
+# a variant that writes outside one, one with two spaces, one with 5 VCPUs (the tables' key)
+@pytest.mark.parametrize("name,b", [("reference", (2, 2, 1, 2)), ("drain-local-only", (3, 1, 1, 2, 2)),
+                                    ("reference", (5, 1, 1, 1)), ("switch-no-drain", (2, 2, 2, 2, 2))])
+def test_the_shared_form_gives_the_straight_forms_transitions(name: str, b: tuple) -> None:
+    model = Model(PUBLISHED[name], Bounds(*b))
+    ex = Expander(model, True)
+    straight, shared = _loop_of(ex, model, "straight"), _loop_of(ex, model, "shared")
+    keys = reachable_levels(model, max_states=3000).keys
+    rng = np.random.default_rng(len(b))
+    sizes = np.array(model.layout.sizes)
+    rows = (rng.integers(0, 1 << 30, (400, sizes.size)) % sizes).astype(ex.packer.dtype_rows)
+    sparse = (rng.random((400, sizes.size)) < 0.1) * rows
+    batches = [keys, ex.packer.canonical_keys(rows), ex.packer.canonical_keys(sparse.astype(rows.dtype))]
+    batches += [np.ascontiguousarray(k[i::40]) for k in batches[1:] for i in range(40)]  # some have no bad write
+    outcomes = set()
+    for batch in batches:
+        a, c = straight.successors(batch, 3), shared.successors(batch, 3)
+        outcomes.add(a is None)
+        assert (a is None) == (c is None)
+        if a is not None:
+            assert all(np.array_equal(x, y) for x, y in zip(a, c))
+            assert a[0].shape[0] > 0
+        assert all(np.array_equal(x, y) for x, y in zip(straight.holds(batch).values(), shared.holds(batch).values()))
+    assert False in outcomes
+
+
+def test_the_shared_form_shares_blocks() -> None:
+    model = Model(REFERENCE, Bounds(4, 2, 2, 2, 2))
+    ex = Expander(model, True)
+    code = fused.generate(ex.layout, ex.procs, model.actions, ex.step_of, len(ex.step_names), ex.packer,
+                          ex.action_dtype, form="shared")
+    loops = code.count("const int32_t *P = PAR")
+    blocks = code.count("\n    { /* ")
+    assert 0 < loops < blocks < len(model.actions) // 3
+    assert fused.generate(ex.layout, ex.procs, model.actions, ex.step_of, len(ex.step_names), ex.packer,
+                          ex.action_dtype, form="straight").count("\n    { /* ") == len(model.actions)
+
+
+def test_the_compiled_keys_longer_signature_gives_the_least_images() -> None:
+    """At 6,3,3,3 with three spaces numpy's signature (float32) holds 11 of a VCPU's 20 slots and
+    the compiled key's (uint64) all 20: the same keys, the least of every image."""
+    layout = REFERENCE.layout(Bounds(6, 3, 3, 3, 3))
+    packer = Packer(layout, True, jit=False)
+    assert fusedcanon.c_signature(packer)[0].shape[1] > packer.sig_slots.shape[1]
+    lib, problem = cbuild.load(fused.canonical_source(packer))
+    assert lib is not None, problem
+    rows = np.concatenate([_sparse_rows(layout, 150, density, 7) for density in (0.01, 0.03, 0.1)])
+    rows[:50] = rows[50]  # one row many times; and rows alike in every signature slot
+    got = fused.canonical_keys(lib, packer, rows)
+    assert np.array_equal(got, packer.canonical_keys_all(rows))

@@ -45,3 +45,17 @@ def test_cli_writes_a_replayable_trace(cli, tmp_path: Path) -> None:
     assert "no_stale_translation violated" in r.out and "shrunk from" in r.out
     replayed = cli("replay", str(trace))
     assert replayed.code == 0 and "as expected" in replayed.out
+
+
+def test_batches_grow_with_the_step_instances_and_walks_stay_seeded() -> None:
+    from deferral.checks.explicit import simulate as sim
+
+    small, big = Model(PUBLISHED["reference"], Bounds(2, 1, 1, 1)), Model(PUBLISHED["reference"], Bounds(4, 2, 2, 2, 2))
+    assert Walker(small, 5).walkers == sim.BATCH  # small models: batches as before
+    walker = Walker(big, 6)
+    assert len(big.actions) >= 2 * sim.ACTIONS_PER_BATCH and walker.walkers == sim.batch_size(len(big.actions)) > sim.BATCH
+    assert walker.prepare(None)  # every kernel compiled
+    got = [walker.batch(np.random.default_rng(5), 0) for _ in range(2)]
+    assert got[0][0] == got[1][0] == walker.walkers * 7  # the initial states and 6 steps each
+    result = simulate(big, seed=3, depth=4, walks=1, workers=1, time_limit=60)
+    assert result.walks == walker.walkers and result.states == walker.walkers * 5
