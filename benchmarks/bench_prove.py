@@ -29,6 +29,13 @@ where relevant, Spacer alone and IC3PO alone (``--method pdr``, ``--method ic3po
 appended to ``--out`` (JSON lines) as it finishes, so a run cut short keeps its rows, and
 ``--only-methods``/``--variants``/``--bounds`` pick a part.
 
+``--methods M...`` (instead of auto and ``--learned``): these methods (auto, learned, param, param-learned,
+pdr) for every safe variant of ``--groups``, each method at each ``--bounds`` in turn (``param`` and
+``param-learned``, ``prove --parametric`` with and without the shipped lemmas, at ``--param-at``: 1,1,1,Q[,S]),
+each row with the load at its start appended to ``--out``; e.g. issue 12 item 2's table (PROVE.md, 5 Dec):
+``--groups holds,examples,held-out --methods learned param-learned param --bounds 2,1,1,1 4,3,3,3 6,3,3,3
+4,3,3,3,2 --timeout 60``.
+
 ``--breaks N,V,F,Q[,S] VARIANT...``: the shipped lemmas each variant makes non-inductive there
 (not preserved by some step from a state where all of them hold), with the step. Each cell prints CPU seconds (user +
 system of its process) beside wall: the machine is shared.
@@ -134,7 +141,7 @@ def parametric_cell(variant: str, bounds: str, method: str, timeout: float) -> d
 def _phase(note: str) -> str | None:
     """The phase a progress note of auto starts (``bmc``, ``shipped``, ``learned``, ``pdr``...), if any."""
     for key, name in (("out-of-domain", "domain"), ("explicit search", "explicit"), ("(parametric", "parametric"),
-                      ("learn: sampling", "sampling"),
+                      ("learn: sampling", "sampling"), ("enumerating lemma families", "enumerating"),
                       ("learn: first families", "bounded learning"), ("learn: round", "houdini rounds"),
                       ("learn: trimming", "trim+proof"), ("Houdini over", "houdini+induction"), ("learning", "learned"),
                       ("Spacer infers", "pdr-generalized"), ("bounded model", "bmc"), ("bmc", "bmc"),
@@ -208,6 +215,21 @@ def run_grid(args: argparse.Namespace, examples: list[str]) -> None:
                 fh.write(json.dumps(row) + "\n")
 
 
+def run_methods(args: argparse.Namespace, variants: list[str]) -> None:
+    """``--methods``: each method at each bounds (the param ones at ``--param-at``), every variant in
+    turn, each row printed with the load at its start and appended to ``args.out``."""
+    for method in args.methods:
+        for b in args.param_at if method.startswith("param") else args.bounds:
+            for variant in variants:
+                load = os.getloadavg()[0]
+                row = run_cell(variant, b, method, args.timeout)
+                row.update(variant=variant, bounds=b, method=method, timeout=args.timeout, load=round(load, 2))
+                show(variant, b, method, row)
+                if args.out:
+                    with open(args.out, "a") as fh:
+                        fh.write(json.dumps(row) + "\n")
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--breaks":  # --breaks N,V,F,Q[,S] VARIANT...
         for variant in sys.argv[3:]:
@@ -230,10 +252,15 @@ def main() -> None:
     ap.add_argument("--pdr-at", nargs="*", default=["1,1,1,1", "2,1,1,1"], help="bounds where Spacer alone runs")
     ap.add_argument("--variants", nargs="*", help="only these (names, or examples/NAME.py)")
     ap.add_argument("--learned", action="store_true", help="also auto without the shipped lemmas, per safe cell")
+    ap.add_argument("--methods", nargs="+", choices=["auto", "learned", "param", "param-learned", "pdr"],
+                    help="instead of auto (and --learned): these methods per safe cell, bounds first (every "
+                         "variant at the first bounds, then the next); the param methods at --param-at only")
+    ap.add_argument("--param-at", nargs="+", default=["1,1,1,1"],
+                    help="--methods param/param-learned: their concrete Q (and S) as 1,1,1,Q[,S]")
     ap.add_argument("--grid", action="store_true", help="the goal grid (see the module docstring)")
     ap.add_argument("--only-methods", nargs="*",
                     help="--grid: only these methods (auto, learned, param, param-learned, pdr, ic3po)")
-    ap.add_argument("--out", help="--grid: append each row to this file (JSON lines)")
+    ap.add_argument("--out", help="--grid, --methods: append each row to this file (JSON lines)")
     args = ap.parse_args()
     args.timeout_given = "--timeout" in sys.argv
     args.bounds_given = "--bounds" in sys.argv
@@ -250,6 +277,9 @@ def main() -> None:
     safe = (HOLDS if "holds" in groups else []) + (
         [e for e in examples if e not in HELD_OUT] if "examples" in groups else []) + (
         HELD_OUT if "held-out" in groups else [])
+    if args.methods:
+        run_methods(args, [v for v in safe if not args.variants or v in args.variants])
+        safe = []
     for variant in safe:
         if args.variants and variant not in args.variants:
             continue

@@ -42,6 +42,8 @@ class Relevance:
         self._solver: Any = None  # :meth:`core`'s (the transition relation and the lemmas' switches)
         self._use: dict[str, Any] = {}
         self._cache: dict[tuple[str, str], set[str]] = {}
+        #: :meth:`houdini`'s solvers by step set (None: every step instance), each with its lemmas' switches
+        self._hsolvers: dict[Any, tuple[Any, dict[str, Any]]] = {}
         self.seconds = 0.0  # spent here in all (building and solving)
         self.asked = 0  # :meth:`core` queries
         #: (a candidate dropped, the pre-state of the step that broke it) of :meth:`houdini`'s calls,
@@ -82,18 +84,30 @@ class Relevance:
         alive = [lem for lem in cands if self._term(lem) is not None]
         for lem in must:
             self._term(lem)
-        s = _solver(deadline)
-        s.add(trans)
-        use = {lem.name: z3.Bool(f"rel.{n}") for n, lem in enumerate(list(alive) + list(must))}
+        # one step instance per orbit of VCPU permutations where every step and family is checked
+        # symmetric (checks/symbolic/symmetry.py: Houdini drops the same families, and a
+        # counterexample is one at a representative step; at 6,3,3,3 every instance made one query
+        # of 30 s where the shipped route's symmetric Houdini takes 3 s: PROVE.md, 5 Dec)
+        steps = self._representatives(list(alive) + list(must), deadline)
+        # one solver per step set for every call (a learner's rounds offer mostly the same candidates
+        # again): the transition relation and each lemma's term are added once, each behind a switch
+        key = None if steps is None else tuple(steps)
+        if key not in self._hsolvers:
+            solver = _solver(None)
+            solver.add(trans if steps is None else z3.And(self._enc.valid(xs), self._enc.trans(xs, ys, act, only=steps)))
+            self._hsolvers[key] = (solver, {})
+        s, use = self._hsolvers[key]
         for lem in list(alive) + list(must):
-            s.add(z3.Implies(use[lem.name], self._terms[lem.name][0]))  # type: ignore[index]
+            if lem.name not in use:
+                use[lem.name] = z3.Bool(f"rel.{len(use)}")
+                s.add(z3.Implies(use[lem.name], self._terms[lem.name][0]))  # type: ignore[index]
         try:
             while True:
                 live = list(alive) + list(must)
                 s.push()
                 s.add(z3.Or([z3.Not(self._terms[lem.name][1]) for lem in live]))  # type: ignore[index]
-                if deadline is not None:
-                    s.set("timeout", max(1, int(1000 * (deadline - time.monotonic()))))
+                s.set("timeout", max(1, int(1000 * (deadline - time.monotonic()))) if deadline is not None
+                      else 4294967295)
                 r = s.check([use[lem.name] for lem in live])
                 if r == z3.unsat:
                     s.pop()
@@ -116,7 +130,21 @@ class Relevance:
                     return alive, broke[0].name, state
                 alive = [lem for lem in alive if lem not in gone]
         finally:
+            if s.num_scopes():  # an exception between push and pop: the solver is reused
+                s.pop(s.num_scopes())
             self.seconds += time.monotonic() - t0
+
+    def _representatives(self, lemmas: Sequence[Lemma], deadline: float | None) -> list[int] | None:
+        """The step instances Houdini must try for ``lemmas`` (symmetry.representatives), None for all."""
+        from deferral.checks.symbolic.symmetry import representatives
+
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            return None
+        try:
+            return representatives(self._enc, lemmas, None if left is None else min(10.0, left))
+        except z3.Z3Exception:
+            return None
 
     def support(self, alive: Sequence[Lemma], must: Sequence[Lemma], deadline: float | None) -> list[Lemma] | None:
         """The members of ``alive`` that ``must``'s consecution at the bounded instance needs, closed

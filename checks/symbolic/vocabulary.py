@@ -47,8 +47,17 @@ def _param(n: int) -> Fn:
     return lambda s, *a: a[n]
 
 
-def _read(name: str, idx: tuple[Fn, ...]) -> Fn:
+def _read(name: str, idx: tuple[Fn, ...], text: str = "") -> Fn:
     def get(s: Any, *a: Any) -> Any:
+        memo = getattr(s, "memo_reads", None)  # :func:`truth_table`'s (a read-only context): each read once
+        if memo is not None and text:
+            key = (text, a)
+            if key not in memo:
+                memo[key] = get_it(s, *a)
+            return memo[key]
+        return get_it(s, *a)
+
+    def get_it(s: Any, *a: Any) -> Any:
         v = getattr(s, name)
         for f in idx:
             v = v[f(s, *a)]
@@ -69,7 +78,8 @@ def index_terms(protocol: Protocol, params: Sequence[tuple[str, Domain]], b: Bou
         choices = [[e for e in out if e.depth == 0 and e.sort is x] for x in var.index]
         for idx in product(*choices):
             out.append(Expr(f"{var.name}" + "".join(f"[{e.text}]" for e in idx), sort,
-                            _read(var.name, tuple(e.fn for e in idx)), 1, none_of=isinstance(dom, OrNone)))
+                            _read(var.name, tuple(e.fn for e in idx), f"{var.name}" + "".join(f"[{e.text}]" for e in idx)),
+                            1, none_of=isinstance(dom, OrNone)))
     return out
 
 
@@ -81,7 +91,8 @@ def literals(protocol: Protocol, params: Sequence[tuple[str, Domain]], b: Bounds
 
     def reads(var: Any) -> list[tuple[str, Fn, int, tuple[Expr, ...]]]:
         choices = [[e for e in usable if e.sort is x] for x in var.index]
-        return [(var.name + "".join(f"[{e.text}]" for e in idx), _read(var.name, tuple(e.fn for e in idx)),
+        return [(var.name + "".join(f"[{e.text}]" for e in idx),
+                 _read(var.name, tuple(e.fn for e in idx), var.name + "".join(f"[{e.text}]" for e in idx)),
                  sum(e.depth for e in idx), idx) for idx in product(*choices)]
 
     for var in protocol.variables:
@@ -90,20 +101,18 @@ def literals(protocol: Protocol, params: Sequence[tuple[str, Domain]], b: Bounds
         if var.domain is BOOL:
             for text, fn, cost, _ in reads(var):
                 out.append(Literal(text, (lambda f: lambda s, *a: s.all([f(s, *a)]))(fn), cost))
-                out.append(Literal(f"not {text}", (lambda f: lambda s, *a: s.not_(f(s, *a)))(fn), cost))
+                out.append(Literal(f"not {text}", negation(out[-1].fn), cost))
         elif isinstance(var.domain, Enum):
             for text, fn, cost, _ in reads(var):
                 for val, label in enumerate(var.domain.names):
                     out.append(Literal(f"{text} = {label}", (lambda f, v: lambda s, *a: f(s, *a) == v)(fn, val), cost))
-                    out.append(Literal(f"{text} != {label}",
-                                       (lambda f, v: lambda s, *a: f(s, *a) != v)(fn, val), cost))
+                    out.append(Literal(f"{text} != {label}", negation(out[-1].fn), cost))
     for x, y in combinations(exprs, 2):
         if x.sort is not y.sort or (x.depth == 0 and y.depth == 0) or (x.none_of and y.none_of):
             continue  # two parameters: distinctness is the lemma's instance, not a state fact
         out.append(Literal(f"{x.text} = {y.text}", (lambda f, g: lambda s, *a: f(s, *a) == g(s, *a))(x.fn, y.fn),
                            x.depth + y.depth))
-        out.append(Literal(f"{x.text} != {y.text}", (lambda f, g: lambda s, *a: f(s, *a) != g(s, *a))(x.fn, y.fn),
-                           x.depth + y.depth))
+        out.append(Literal(f"{x.text} != {y.text}", negation(out[-1].fn), x.depth + y.depth))
     # data values (frames): 0, the value of a data variable of the same domain not indexed by the
     # symmetric sort (the guest's) at the same place, or either ("fresh"); and all of one element's fresh
     data = [v for v in protocol.variables if not isinstance(v, Queue) and v.held(b) and v.domain is not BOOL
@@ -122,9 +131,7 @@ def literals(protocol: Protocol, params: Sequence[tuple[str, Domain]], b: Bounds
                 for rtext, rfn, _, ridx in reads(ref):
                     if any(e.sort in at and at[e.sort] is not e for e in ridx):
                         continue  # not the same place
-                    out.append(Literal(f"{text} in {{0, {rtext}}}",
-                                       (lambda f, g: lambda s, *a: (f(s, *a) == 0) | (f(s, *a) == g(s, *a)))(fn, rfn),
-                                       cost))
+                    out.append(Literal(f"{text} in {{0, {rtext}}}", _zero_or(fn, rfn), cost))
                     owner = ",".join(e.text for e in idx if e.sort not in set(ref.index))
                     by_place.setdefault((owner, rtext), []).append(out[-1].fn)
     for (owner, place), fns in by_place.items():
@@ -137,6 +144,22 @@ def literals(protocol: Protocol, params: Sequence[tuple[str, Domain]], b: Bounds
             seen.add(lit.text)
             uniq.append(lit)
     return uniq
+
+
+def _zero_or(f: Fn, g: Fn) -> Fn:
+    def fn(s: Any, *a: Any) -> Any:
+        v = f(s, *a)
+        return (v == 0) | (v == g(s, *a))
+    return fn
+
+
+def negation(fn: Fn) -> Fn:
+    """``not fn`` (:func:`truth_table` computes it from ``fn``'s values, once for both)."""
+    def neg(s: Any, *a: Any) -> Any:
+        return s.not_(fn(s, *a))
+
+    neg.negation_of = fn  # type: ignore[attr-defined]
+    return neg
 
 
 def _every(fns: tuple[Fn, ...]) -> Fn:
@@ -161,9 +184,11 @@ def truth_table(protocol: Protocol, b: Bounds, rows: np.ndarray, fns: Sequence[F
 
     layout = protocol.layout(b)
     ctx = StepContext(layout, NUMPY, _Columns(rows), copy_values=False)
+    object.__setattr__(ctx, "memo_reads", {})  # each read at each assignment once (the literals share them)
     assigns = list(product(*(range(d.size(b)) for _, d in params)))
     n = rows.shape[0]
     shared = {id(p) for f in fns for p in getattr(f, "all_of", ())}  # parts of a conjunction: kept
+    shared |= {id(f.negation_of) for f in fns if hasattr(f, "negation_of")}  # and what a negation negates
     memo: dict[tuple[int, tuple[int, ...]], np.ndarray] = {}
 
     def value(f: Fn, a: tuple[int, ...]) -> np.ndarray:
@@ -171,7 +196,9 @@ def truth_table(protocol: Protocol, b: Bounds, rows: np.ndarray, fns: Sequence[F
         if key in memo:
             return memo[key]
         parts = getattr(f, "all_of", None)
-        got = np.logical_and.reduce([value(p, a) for p in parts]) if parts else _truth(ctx, f, a, n)
+        neg = getattr(f, "negation_of", None)
+        got = (np.logical_and.reduce([value(p, a) for p in parts]) if parts else
+               ~value(neg, a) if neg is not None else _truth(ctx, f, a, n))
         if id(f) in shared:
             memo[key] = got
         return got

@@ -16,6 +16,7 @@ from deferral.checks.symbolic.prove import prove
 from deferral.checks.symbolic.vocabulary import sample_rows, truth_table
 from deferral.model import PUBLISHED, REFERENCE, Bounds
 from deferral.model.invariant import INVARIANT
+from deferral.model.schema import VCPU
 from deferral.model.variants import load_variant_file
 
 from tests.checks.symbolic.test_examples_safe import MUTANTS, _mutant
@@ -32,9 +33,24 @@ def test_signatures_and_vocabulary_come_from_the_declared_sorts() -> None:
     assert {"queue[lw[t][p]] holds p", "cur[i] is none", "i = lw[t][p]", "pc[i] = Sd", "req[i][t][p]",
             "shadow[i][t][p] in {0, gpt[t][p]}"} <= texts
     two = clauses.signatures(REFERENCE, Bounds(2, 1, 1, 1, 2))
-    assert [tuple(n for n, _ in sig) for sig in two] == names  # a space variable whatever the number of spaces
-    texts = {x.text for x in clauses.vocabulary(REFERENCE, two[2], Bounds(2, 1, 1, 1, 2))}
+    two_names = [tuple(n for n, _ in sig) for sig in two]
+    assert set(names) <= set(two_names)  # a space variable whatever the number of spaces
+    assert {("i",), ("i", "k"), ("p", "i")} <= set(two_names)  # and at two spaces also without it
+    texts = {x.text for x in clauses.vocabulary(REFERENCE, two[two_names.index(("t", "p", "i"))], Bounds(2, 1, 1, 1, 2))}
     assert "queue[lw[t][p]] holds (t, p)" in texts and "t = cr3[i]" in texts
+    texts = {x.text for x in clauses.vocabulary(REFERENCE, two[two_names.index(("i", "k"))], Bounds(2, 1, 1, 1, 2))}
+    assert {"waiting[i][k]", "req[k][sp[i]][pg[i]]", "shadow[i][cr3[i]][pg[k]] in {0, gpt[cr3[i]][pg[k]]}"} <= texts
+
+
+def test_the_pool_has_every_declared_variables_literals() -> None:
+    """At two spaces (i, k) has more literals than the pool takes: each variable's literals are in it
+    (the most balanced alone left out every ipi and waiting literal, and the acked fact with them)."""
+    b = Bounds(2, 1, 1, 1, 2)
+    sig = clauses.Signature(REFERENCE, (("i", VCPU), ("k", VCPU)), [(b, sample_rows(REFERENCE, b, cap=20_000))])
+    assert len(sig.lits) > clauses.POOL and len(sig.keep) == clauses.POOL
+    pooled = {sig.lits[j].text for j in sig.keep}
+    assert {"waiting[i][k]", "not waiting[i][k]", "ipi[k][i]", "not covers[i]", "req[k][sp[i]][pg[i]]"} <= pooled
+    assert clauses.head("not waiting[i][k]") == "waiting" and clauses.head("pc[i] = Sd") == "pc"
 
 
 def test_families_hold_in_every_sampled_state() -> None:
@@ -152,3 +168,21 @@ def test_invariant_out_saves_the_families_and_lemmas_reads_them(tmp_path: Path,
     doc["lemmas"][0]["or"] = ["nosuch[i]"]
     with pytest.raises(weaken_files.WeakenedFileError, match="not a literal"):
         weaken_files.load(doc, REFERENCE, SMALL)
+
+
+def test_bounded_houdini_reuses_its_solver_and_answers_as_a_fresh_one() -> None:
+    """Relevance.houdini keeps one solver across calls (a learner's rounds): a second call with
+    other candidates answers as a fresh instance does, and a lemma it once dropped is judged anew."""
+    from deferral.checks.symbolic.relevance import Relevance
+
+    must = property_lemmas(REFERENCE)
+    lemmas = [lem for lem in INVARIANT[:-1]]
+    weak = [lem for lem in lemmas if "acked" not in lem.name]  # without the acked lemma: too weak
+    rel = Relevance(REFERENCE, SMALL)
+    alive, broke, state = rel.houdini(weak, must, None)
+    assert broke is not None and state is not None
+    again = rel.houdini(lemmas, must, None)
+    fresh = Relevance(REFERENCE, SMALL).houdini(lemmas, must, None)
+    assert again[1] is None and fresh[1] is None
+    assert {x.name for x in again[0]} == {x.name for x in fresh[0]} == {x.name for x in lemmas}
+    assert rel.houdini(weak, must, None)[1] is not None  # the switches of the first call's lemmas still work
