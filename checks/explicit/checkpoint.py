@@ -256,10 +256,11 @@ class Members:
                 except OSError:
                     pass
             try:
-                with open(source, "rb") as member, open(path, "wb") as out:
-                    _copy_bytes(member, out, nbytes, chunk)
+                member = open(source, "rb")
             except OSError as exc:
                 raise CheckpointError(f"checkpoint {self.path}: {source.name} unreadable: {exc}") from None
+            with member, open(path, "wb") as out:  # a failing write (a full disk) is the caller's
+                _copy_bytes(member, out, nbytes, chunk)
             return
         try:
             with self._archive.zip.open(f"{name}.npy") as member, open(path, "wb") as out:
@@ -269,11 +270,7 @@ class Members:
                 shape, fortran, dtype = read_header(member)
                 if fortran or len(shape) != 1 or dtype.hasobject:
                     raise ValueError(f"{name} is not a flat array")
-                while True:
-                    data = member.read(chunk)
-                    if not data:
-                        break
-                    out.write(data)
+                _copy_bytes(member, out, None, chunk)
         except KeyError:
             raise
         except (ValueError, _BadZip(), EOFError) as exc:
@@ -318,15 +315,19 @@ def load(directory: str | Path, identity: dict[str, Any]) -> tuple[dict[str, Any
     return header, members
 
 
-def _copy_bytes(source: Any, out: Any, nbytes: int, chunk: int) -> None:
-    """Copy the first ``nbytes`` of the open file ``source`` into ``out``."""
+def _copy_bytes(source: Any, out: Any, nbytes: int | None, chunk: int) -> None:
+    """Copy the open file ``source`` into ``out``, ``chunk`` bytes at a time: its first
+    ``nbytes`` (a shorter file is an error), or all of it (None)."""
     left = nbytes
-    while left > 0:
-        data = source.read(min(chunk, left))
+    while left is None or left > 0:
+        data = source.read(chunk if left is None else min(chunk, left))
         if not data:
+            if left is None:
+                return
             raise CheckpointError(f"{getattr(source, 'name', 'a linked file')} ended early")
         out.write(data)
-        left -= len(data)
+        if left is not None:
+            left -= len(data)
 
 
 def describe(directory: str | Path) -> str:
