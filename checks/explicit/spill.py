@@ -234,8 +234,9 @@ class DiskRuns:
                               block_size_of(n, offsets.shape[0] - 1)))
 
     def saved(self) -> list[dict[str, np.ndarray]]:
-        """Each run as it is stored (a checkpoint keeps them so): its compressed keys and state
-        numbers (read-only memory maps), block offsets and first keys."""
+        """Each run as it is stored: its compressed keys and state numbers (read-only memory
+        maps), block offsets and first keys, what :meth:`adopt` takes back. (A checkpoint now
+        links the runs' files instead of reading them so; the tests of the on-disk form use it.)"""
         return [{"keys": np.memmap(r.keys_path, dtype=np.uint8, mode="r", shape=(int(r.offsets[-1]),)),
                  "ids": np.memmap(r.ids_path, dtype=r.ids_dtype, mode="r", shape=(r.n,)),
                  "offsets": r.offsets, "fence": r.fence} for r in self.runs]
