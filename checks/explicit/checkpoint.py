@@ -18,6 +18,12 @@ is renamed into place and the names the new archive does not use are removed aft
 still leaves a whole checkpoint. Where a link cannot be made (another file system), the
 file is copied into the archive as before.
 
+One search at a time saves into a folder: it holds an exclusive lock on ``DIR/.lock``
+(:func:`in_use`) while it runs, released by the kernel when it ends, however it ends. A second
+search started on the same folder (a resume started twice, a script rerun while the first run
+still goes) is refused at once rather than left to write over the first one's checkpoints and to
+fill the disk with a second copy of its spill.
+
 The protocol's identity is a digest of what decides its state graph: its name, its state
 layout at the bounds, its step instances and properties, and the code of its steps,
 procedures and properties (bytecode and constants, not source text or addresses).
@@ -25,14 +31,17 @@ procedures and properties (bytecode and constants, not source text or addresses)
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import tempfile
+import time
 import types
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -43,6 +52,7 @@ FORMAT = "deferral-checkpoint/3"  # 3: spilled files hard-linked (2: AG EF edges
 READABLE = ("deferral-checkpoint/2", FORMAT)  # a /2 checkpoint is a /3 one without links
 FILE_NAME = "checkpoint.npz"
 LINKED = "linked"  # DIR/linked/: the spilled files a checkpoint holds by hard link
+LOCK_NAME = ".lock"  # DIR/.lock: locked by the search that saves into DIR (it says which process)
 
 
 @dataclass(frozen=True)
@@ -107,6 +117,33 @@ def _digest_code(h: Any, code: types.CodeType) -> None:
             h.update(repr(sorted(map(repr, const))).encode())
         else:
             h.update(repr(const).encode())
+
+
+@contextmanager
+def in_use(directory: str | Path) -> Iterator[None]:
+    """Hold ``directory`` for one search: while the block runs, another search that would save
+    into it is refused (:class:`CheckpointError`, naming the process that holds it)."""
+    folder = Path(directory)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = open(folder / LOCK_NAME, "a+", encoding="utf-8")
+    except OSError as exc:
+        raise CheckpointError(f"checkpoint folder {folder}: cannot be used ({exc.strerror or exc})") from None
+    try:
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read(200).strip() or "another process"
+            raise CheckpointError(f"checkpoint folder {folder} is in use by another search ({holder}): "
+                                  "wait for it to end, or give another folder") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"process {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        lock.flush()
+        yield
+    finally:
+        lock.close()  # the lock goes with the file descriptor (and with the process, on a kill)
 
 
 def save(directory: str | Path, header: dict[str, Any], arrays: dict[str, np.ndarray],

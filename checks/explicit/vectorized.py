@@ -34,6 +34,7 @@ import functools
 import os
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Callable, Generator
 
@@ -656,8 +657,9 @@ class _Search:
             self.disk = DiskRuns(self.work, self.packer.key_dtype)
             self.parked = Parked(self.work)
         result: SearchResult | None = None
+        held = checkpoint.in_use(self.checkpoint_dir) if self.checkpoint_dir is not None else nullcontext()
         try:
-            with blas_threads(1):
+            with held, blas_threads(1):
                 result = self._run()
                 return result
         finally:  # removed at the end, whatever the result (a kill leaves it)

@@ -284,6 +284,38 @@ def test_a_new_search_does_not_overwrite_a_checkpoint_exit_2(tmp_path: Path,
     assert main([*small, "--resume", str(folder), "--checkpoint", str(folder), "--json"]) == 0
 
 
+def test_a_second_search_on_a_folder_in_use_is_refused_exit_2(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """A resume started twice (a script run again while the first run still goes): the second is
+    refused at once, naming the process that holds the folder, and leaves its checkpoint as it is;
+    once the first search ends (a kill included), the folder is free again."""
+    folder = tmp_path / "ck"
+    small = ["check", "--vcpus", "2", "--pages", "1", "--frames", "1", "--queue", "2"]
+    assert main([*small, "--max-states", "3000", "--checkpoint", str(folder), "--checkpoint-every", "0.001",
+                 "--json"]) == 3
+    capsys.readouterr()
+    before = (folder / checkpoint.FILE_NAME).read_bytes()
+    # another process holds the folder as a running search does (the lock dies with the process)
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from deferral.checks.explicit import checkpoint
+        with checkpoint.in_use({str(folder)!r}):
+            print("held", flush=True)
+            time.sleep(60)
+        """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert main([*small, "--resume", str(folder), "--json"]) == 2
+        err = capsys.readouterr().err
+        assert f"checkpoint folder {folder} is in use by another search (process {holder.pid}, since " in err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        assert (folder / checkpoint.FILE_NAME).read_bytes() == before
+    finally:
+        holder.kill()
+        holder.wait()
+    assert main([*small, "--resume", str(folder), "--json"]) == 0
+
+
 def test_progress_says_where_the_last_checkpoint_is(tmp_path: Path) -> None:
     """A long search's progress lines name the last checkpoint (its depth and age)."""
     from deferral.cli.progress import progress_line
