@@ -213,11 +213,11 @@ def run_parametric(args: argparse.Namespace) -> int:
     checks/symbolic/parametric_routes.py's, this reads the flags and the lemma file and prints."""
     from deferral.checks.symbolic import parametric, parametric_routes, weaken_files
 
-    for flag in ("method", "trace_out", "infer_first", "html", "itf"):
+    for flag in ("method", "infer_first", "html"):
         default = "auto" if flag == "method" else False if flag == "infer_first" else None
         if getattr(args, flag) != default:
             raise UsageError(f"--parametric does not take --{flag.replace('_', '-')}")
-    check_outputs(args, "junit", "invariant_out")
+    check_outputs(args, "junit", "invariant_out", "trace_out", "itf")
     text = read_lemmas(args.lemmas) if args.lemmas else None
     timeout = args.timeout or parametric_routes.PARAMETRIC_TIMEOUT_S
     with deadline(timeout, "prove --parametric", grace=grace_for(timeout)):
@@ -242,11 +242,21 @@ def run_parametric(args: argparse.Namespace) -> int:
                 limit_error=TimeLimitReached)
         except EncodingError as exc:
             raise UsageError(str(exc)) from None
+    trace = None
+    if res.refutation is not None:  # a small instance's shortest counterexample
+        r = res.refutation
+        trace = path_to_trace(r.model, r.outcome.path, r.outcome.name,
+                              expected={"outcome": "violates", "property": r.outcome.name},
+                              note=f"counterexample at {r.bounds.short()} found by deferral prove --parametric")
+        if args.trace_out:
+            trace.save(args.trace_out)
+        if args.itf:
+            write_atomic(args.itf, json.dumps(to_itf(trace, protocol), indent=1) + "\n")
     if args.junit:
         write_atomic(args.junit, parametric_junit(res))
     if args.invariant_out and res.status == "proved":
         write_atomic(args.invariant_out, json.dumps(parametric_invariant_json(res, bounds), indent=1) + "\n")
-    doc = parametric_json(res)
+    doc = parametric_json(res, trace)
     if also:
         doc["reason"], doc["verdict"] = f"{doc['reason']}; {also}", f"{doc['verdict']}; {also}"
     if args.json:

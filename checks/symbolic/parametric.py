@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import z3
 
@@ -38,6 +38,9 @@ from deferral.model.context import USER_ERRORS, StepError, describe_user_error
 from deferral.model.invariant import Lemma, invariant_for
 from deferral.model.protocol import Protocol, Step
 from deferral.model.schema import BOOL, FRAME, Domain, Layout, OrNone, Pair, Range, Sort
+
+if TYPE_CHECKING:
+    from deferral.checks.symbolic.parametric_refute import Refutation
 
 #: The bounds a parametric proof keeps concrete (when the protocol declares them).
 CONCRETE = ("queue", "spaces")
@@ -249,6 +252,8 @@ class ParametricResult:
     elapsed_s: float
     lemma_source: str = "model/invariant.py"  # where the candidate invariant came from
     dropped: list[tuple[str, str]] = field(default_factory=list)  # candidates Houdini dropped, and why
+    #: an invariant violated at a small instance (checks/symbolic/parametric_refute.py): the claim is false
+    refutation: "Refutation | None" = None
 
     @property
     def variant(self) -> str:
@@ -260,19 +265,28 @@ class ParametricResult:
         if self.status == "proved":
             return (f"proved for every number of {', '.join(self.open_bounds)}, at "
                     + ", ".join(f"{k}={v}" for k, v in self.concrete.items()))
+        if self.status == "violated":
+            return "violated: not true for every number of " + ", ".join(self.open_bounds) + "; " + self.reason
         return "unknown: nothing is claimed proved; " + self.reason
 
     @property
     def status(self) -> str:
-        """proved only when every obligation is; a counterexample to induction is unknown."""
-        return "proved" if all(o.status == "proved" for o in self.obligations) else "unknown"
+        """violated when a small instance has a counterexample; proved only when every obligation
+        is; a counterexample to induction is unknown."""
+        if self.refutation is not None:
+            return "violated"
+        return "proved" if self.obligations and all(o.status == "proved" for o in self.obligations) else "unknown"
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.status == "proved" else 3
+        return {"proved": 0, "violated": 1}.get(self.status, 3)
 
     @property
     def reason(self) -> str:
+        r = self.refutation
+        if r is not None:
+            return (f"{r.outcome.name} is violated at {r.bounds.short()}: a reachable state, "
+                    f"{r.length} steps from the initial state (the shortest there, by explicit search)")
         parts = []
         for o in self.obligations:
             if o.status == "cti":

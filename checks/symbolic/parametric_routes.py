@@ -1,9 +1,11 @@
-"""``prove --parametric``'s routes in order: a saved lemma file, the weakened shipped lemmas, the shipped lemmas (with learned families), then families learned for every N, V, F.
+"""``prove --parametric``'s routes in order: a counterexample at the smallest instances, a saved lemma file, the weakened shipped lemmas, the shipped lemmas (with learned families), then families learned for every N, V, F, then a counterexample at larger small instances.
 
 Each route ends in Houdini over uninterpreted sorts (:mod:`deferral.checks.symbolic.parametric`),
 so whatever proves it is a proof for every number of VCPUs, pages and frames at the requested
 queue capacity and spaces. The command line (``deferral.cli.prove``) reads the flags and the
-lemma file, and prints; this module decides which routes run and with how much time.
+lemma file, and prints; this module decides which routes run and with how much time. A
+counterexample found by explicit search at any N, V, F (checks/symbolic/parametric_refute.py)
+refutes the claim: the result is then violated, with that shortest path.
 """
 
 from __future__ import annotations
@@ -106,9 +108,18 @@ def prove_for_every(protocol: Protocol, bounds: Bounds, *, limit: float | None, 
     (None: no file; then, where nothing else proves it, families are learned, under ``hard_limit``)."""
     from deferral.checks.symbolic import parametric
 
+    from deferral.checks.symbolic import parametric_refute as refute
+
     timeout = limit or PARAMETRIC_TIMEOUT_S
     began = time.monotonic()
     reasons: list[str] = []
+    # a counterexample at a small instance refutes the claim: the smallest instances first, in
+    # well under a second; after a proof that fails, larger ones in a share kept from the routes
+    first = refute.search_small(protocol, bounds, min(refute.FIRST_S, 0.05 * timeout), refute.FIRST_STATES)
+    if first.refutation is not None:
+        return refuted(protocol, bounds, first.refutation, began), ""
+    reserve = min(refute.LAST_S, 0.1 * timeout)
+    timeout -= reserve
     # the shipped lemmas too weak at 3,2,2 (bounded Houdini, a second): their parametric
     # fixpoint is within that one, so the weakened ones go first (checks/symbolic/weaken.py)
     weak = [] if lemma_file is not None or not shipped else too_weak_at(protocol, bounds)
@@ -140,7 +151,24 @@ def prove_for_every(protocol: Protocol, bounds: Bounds, *, limit: float | None, 
         res, why_not = _learned(protocol, bounds, res, shipped, timeout, began, hard_limit, limit_error)
         reasons.append(why_not)
         res.elapsed_s = time.monotonic() - began  # the shipped lemmas' try and the learning
+    if res.status != "proved":
+        start = first.next_index()
+        more = refute.search_small(protocol, bounds, reserve, refute.LAST_STATES, start=start)
+        if more.refutation is not None:
+            return refuted(protocol, bounds, more.refutation, began), ""
+        searched = [x for x in first.searched if x.index < start] + more.searched
+        reasons.append(refute.SmallSearch(searched=searched).summary())
     return res, "; ".join(x for x in reasons if x) if res.status != "proved" else ""
+
+
+def refuted(protocol: Protocol, bounds: Bounds, refutation: Any, began: float) -> Any:
+    """The parametric result of a claim refuted at a small instance (no lemmas, no obligations)."""
+    from deferral.checks.symbolic import parametric
+
+    concrete = parametric.concrete_bounds(protocol, dict(bounds))
+    open_bounds = [d.name for d in protocol.bound_decls if d.name not in concrete]
+    return parametric.ParametricResult(protocol, concrete, open_bounds, [], [], time.monotonic() - began,
+                                       lemma_source="-", refutation=refutation)
 
 
 def _learned(protocol: Protocol, bounds: Bounds, res: Any, shipped: bool, timeout: float, began: float,

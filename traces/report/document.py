@@ -90,9 +90,13 @@ def _lemma_source(res: "ProveResult") -> str | None:
     return LEMMA_SOURCES.get(res.route.split("+")[0])
 
 
-def parametric_json(res: "ParametricResult") -> dict[str, Any]:
-    """``prove --parametric --json``: the verdict, what was assumed concrete, lemmas, obligations."""
-    return {"variant": res.variant, "method": "parametric", "status": res.status, "verdict": res.verdict,
+def parametric_json(res: "ParametricResult", trace: Trace | None = None) -> dict[str, Any]:
+    """``prove --parametric --json``: the verdict, what was assumed concrete, lemmas, obligations;
+    when a small instance refutes it, where and its shortest counterexample (``trace``)."""
+    r = res.refutation
+    refuted = {} if r is None else {"refuted_at": r.bounds.as_dict(), "property": r.outcome.name, "depth": r.length,
+                                    "trace": trace.to_json() if trace is not None else None}
+    return {"variant": res.variant, "method": "parametric", "status": res.status, "verdict": res.verdict, **refuted,
             "elapsed_s": round(res.elapsed_s, 3), "for_every": res.open_bounds,
             "assumed_concrete": res.concrete, "lemma_source": res.lemma_source,
             "properties": [p.name for p in res.protocol.properties if p.kind == "invariant"],

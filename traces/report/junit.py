@@ -46,10 +46,18 @@ def prove_junit(res: "ProveResult") -> str:
 
 def parametric_junit(res: "ParametricResult") -> str:
     """``prove --parametric --junit``: one testcase per proof obligation; a counterexample to
-    induction or an undecided query is skipped with its reason (unknown is never a pass)."""
+    induction or an undecided query is skipped with its reason (unknown is never a pass); a claim
+    refuted at a small instance is one failure with its shortest counterexample."""
     fixed = ",".join(f"{k}={v}" for k, v in res.concrete.items())
     suites = ET.Element("testsuites", name=f"deferral prove --parametric {res.variant} at {fixed}")
     suite = ET.SubElement(suites, "testsuite", name="obligations")
+    r = res.refutation
+    if r is not None:
+        where = f"{res.variant} at {r.bounds.short()}"
+        _case(suite, f"parametric.{fixed}", f"{r.outcome.name} for every {', '.join(res.open_bounds)}", "failure",
+              failure=(f"{r.outcome.name} violated in {where}", "violation",
+                       f"shortest counterexample ({r.length} steps):\n{steps(r.outcome.path)}"),
+              skipped="", out=res.verdict)
     for o in res.obligations:
         why = o.reason or ("not preserved: " + "; ".join(o.broken) if o.broken else o.status)
         _case(suite, f"parametric.{fixed}", o.name, "passed" if o.status == "proved" else "skipped",

@@ -188,9 +188,17 @@ STYLE = {"holds": "green", "violated": "red", "unknown": "yellow", "absent": "di
 
 
 def print_parametric(out: Console, res: "ParametricResult") -> None:
-    """``prove --parametric``: what is uninterpreted, the lemmas, each obligation, the verdict."""
+    """``prove --parametric``: what is uninterpreted, the lemmas, each obligation, the verdict; or the
+    small instance's shortest counterexample that refutes it."""
     every = ", ".join(res.open_bounds)
     fixed = ", ".join(f"{k}={v}" for k, v in res.concrete.items())
+    if res.refutation is not None:
+        r = res.refutation
+        out.print(f"parametric claim for {res.variant}: the invariants for every {every}, at {fixed}; "
+                  f"explicit search at {r.bounds.short()} finds a counterexample", markup=False, highlight=False)
+        print_outcome_path(out, r.model, r.outcome)
+        out.print(f"{res.verdict} ({res.elapsed_s:.2f} s)", markup=False, highlight=False)
+        return
     out.print(f"parametric proof of the invariants of {res.variant}: {every} are uninterpreted sorts "
               f"(any number; 0 of each distinguished); {fixed} concrete", markup=False, highlight=False)
     out.print(f"lemmas ({res.lemma_source}, evaluated by the parametric backend):", highlight=False)

@@ -73,7 +73,7 @@ def test_a_bug_is_not_proved_by_a_safe_changes_saved_lemmas(saved: Path, capsys:
     assert doc["stages"][0]["route"] == "lemma-file" and doc["stages"][0]["result"] != "proved"
     code, doc = _run(capsys, "--parametric", "--variant", "drain-local-only", "--lemmas", str(saved),
                      "--timeout", "60")
-    assert code == 3 and doc["status"] == "unknown"
+    assert code == 1 and doc["status"] == "violated" and doc["refuted_at"]  # refuted before any lemma is read
 
 
 @pytest.mark.parametrize("edit,says", [

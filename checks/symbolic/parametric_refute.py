@@ -1,0 +1,125 @@
+"""Refuting a claim for every N, V, F: a counterexample found by explicit search at small instances.
+
+``prove --parametric`` claims the invariants for every number of VCPUs, pages and frames at a
+concrete queue capacity and number of spaces. One reachable state that violates an invariant
+at any N, V, F (same Q and S) refutes that claim, and the explicit search finds the shortest
+path to one. Small instances are searched in order of size, each breadth-first (so the
+counterexample is the shortest at the instance that has it), each capped in states: a capped
+search has finished every level before the one it stopped in, so what it finds is still the
+shortest there, and what it does not find is reported as not searched (never as safe).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from deferral.checks.results import Outcome
+from deferral.model.bounds import Bounds
+from deferral.model.concrete import Model
+from deferral.model.protocol import Protocol
+
+#: The small instances (N, V, F), smallest state spaces first.
+SMALL: tuple[tuple[int, int, int], ...] = (
+    (1, 1, 1), (1, 1, 2), (2, 1, 1), (1, 2, 1), (2, 1, 2), (3, 1, 1), (2, 2, 1), (2, 2, 2), (3, 1, 2),
+    (3, 2, 1))
+#: Before the proof: this much time at most (and a twentieth of the limit), each instance at most
+#: FIRST_STATES states: the smallest instances, where most bugs show, in a second or so.
+FIRST_S, FIRST_STATES = 1.5, 500_000
+#: After a proof that did not succeed: this much time at most (and a tenth of the limit, kept out
+#: of the proof's share), each instance at most LAST_STATES states.
+LAST_S, LAST_STATES = 30.0, 2_000_000
+
+
+@dataclass
+class Searched:
+    """One small instance searched: where, how many states, and whether it was exhausted."""
+
+    index: int  # in SMALL
+    bounds: Bounds
+    states: int
+    complete: bool
+
+    def show(self) -> str:
+        return self.bounds.short() + ("" if self.complete else f" (first {self.states:,} states)")
+
+
+@dataclass
+class Refutation:
+    """An invariant violated at a small instance: the shortest counterexample there."""
+
+    bounds: Bounds
+    model: Model  # the protocol at ``bounds`` (what the path's states are over)
+    outcome: Outcome  # the violated invariant and its shortest path
+    elapsed_s: float
+
+    @property
+    def length(self) -> int:
+        return self.outcome.length or 0
+
+
+@dataclass
+class SmallSearch:
+    """What :func:`search_small` did: the refutation if it found one, and every instance it searched."""
+
+    refutation: Refutation | None = None
+    searched: list[Searched] = field(default_factory=list)
+
+    def next_index(self, start: int = 0) -> int:
+        """The first instance of :data:`SMALL` not exhausted yet (a later search starts there)."""
+        for s in self.searched:
+            if not s.complete:
+                return s.index
+        return self.searched[-1].index + 1 if self.searched else start
+
+    def summary(self) -> str:
+        """One clause for an unknown verdict's reason: where no counterexample was found."""
+        if not self.searched:
+            return ""
+        return "no counterexample at " + ", ".join(s.show() for s in self.searched)
+
+
+def instances(bounds: Bounds, start: int = 0) -> list[tuple[int, Bounds]]:
+    """The small instances from ``SMALL[start]`` on (with their index), at ``bounds``' other values
+    (Q, S, ...)."""
+    out = []
+    for index in range(start, len(SMALL)):
+        n, v, f = SMALL[index]
+        try:
+            out.append((index, bounds.replace(vcpus=n, pages=v, frames=f)))
+        except (KeyError, ValueError):  # a protocol without these bounds, or out of their range
+            continue
+    return out
+
+
+def search_small(protocol: Protocol, bounds: Bounds, budget_s: float, max_states: int, start: int = 0,
+                 note: Callable[[str], None] | None = None) -> SmallSearch:
+    """Search the small instances (from ``SMALL[start]``) in order until one violates an invariant,
+    the budget is spent, or none is left; each search capped at ``max_states`` states."""
+    from deferral.checks.explicit.search import search
+    from deferral.model.variants import AsymmetricProtocol
+
+    began = time.monotonic()
+    done = SmallSearch()
+    invariants = {p.name for p in protocol.properties if p.kind == "invariant"}
+    for index, at in instances(bounds, start):
+        left = budget_s - (time.monotonic() - began)
+        if left <= 0.05:
+            break
+        if note is not None:
+            note(f"searching {at.short()} for a counterexample")
+        try:
+            res = search(protocol, at, max_states=max_states, time_limit=left, workers=1)
+        except AsymmetricProtocol:  # VCPUs not alike: no symmetry reduction, same counterexamples
+            res = search(protocol, at, symmetry=False, max_states=max_states, time_limit=left, workers=1)
+        bad = [o for o in res.outcomes if o.name in invariants and o.status == "violated" and o.path is not None]
+        if bad:
+            first = min(bad, key=lambda o: o.length or 0)
+            assert res.model is not None
+            done.refutation = Refutation(at, res.model, first, time.monotonic() - began)
+            return done
+        done.searched.append(Searched(index, at, res.states, res.complete))
+        if res.stopped_by == "time-limit":
+            break
+    return done
