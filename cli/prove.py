@@ -70,7 +70,8 @@ def register(sub: Any) -> None:
     p.add_argument("--parametric", action="store_true",
                    help="prove the invariants for ANY number of VCPUs, pages and frames: the protocol's (or the "
                         "variant's) own steps and the shipped lemmas over uninterpreted Z3 sorts; --queue and "
-                        "--spaces stay concrete: exit 0 proved, 3 unknown (a lemma not inductive, or Z3 undecided)")
+                        "--spaces stay concrete: exit 0 proved, 1 violated (a counterexample at a small instance, the "
+                        "shortest there), 3 unknown (a lemma not inductive, or Z3 undecided)")
     p.set_defaults(func=run)
 
 
