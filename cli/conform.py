@@ -6,9 +6,10 @@ enables must be exactly the steps the engine can take. Paths: every path up to
 ``--depth``, ``--random-walks K --length L --seed X``, or ``--counterexamples`` (the
 variant's shortest counterexample; the engine's own state must then break the property).
 With ``--variant-file PATH`` the file must define ``ENGINE`` beside ``VARIANT`` (the same
-change in the engine, a subclass of ``deferral.engine.Hypervisor``). Exit 0 conforms, 1
-mismatch (or the engine does not reproduce a counterexample), 2 bad input (a variant
-file without ENGINE among it), 3 a work limit stopped it first.
+change in the engine, a subclass of ``deferral.engine.Hypervisor``). Exit 0 conforms, 4
+the engine departs from the model (a state or an enabled step differs, or the engine does not
+reproduce a counterexample: a divergence, as ``replay`` and ``engine run`` say it), 2 bad
+input (a variant file without ENGINE among it), 3 a work limit stopped it first.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import argparse
 import json
 from typing import Any
 
-from deferral.cli.common import (EXIT_OK, EXIT_UNKNOWN, EXIT_VIOLATED, UsageError, add_bounds, bounds_from,
+from deferral.cli.common import (EXIT_DIVERGED, EXIT_OK, EXIT_UNKNOWN, UsageError, add_bounds, bounds_from,
                                  seconds)
 from deferral.cli.engine import add_engine_variant, bounds_text, engine_from
 from deferral.engine.bugs import bugs_for
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(_human(report))
     if not report.ok:
-        return EXIT_VIOLATED
+        return EXIT_DIVERGED
     return EXIT_OK if report.stopped_by is None else EXIT_UNKNOWN
 
 

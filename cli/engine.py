@@ -21,7 +21,7 @@ from typing import Any
 
 import math
 
-from deferral.cli.common import (EXIT_OK, EXIT_UNKNOWN, EXIT_VIOLATED, UsageError, add_bounds, bounds_from,
+from deferral.cli.common import (EXIT_DIVERGED, EXIT_OK, EXIT_UNKNOWN, EXIT_VIOLATED, UsageError, add_bounds, bounds_from,
                                  check_outputs, protocol_from)
 from deferral.engine.bugs import VARIANT_BUGS, UnknownVariant, bugs_for
 from deferral.engine.hypervisor import Hypervisor
@@ -31,7 +31,6 @@ from deferral.model.protocol import Protocol
 from deferral.model.variants import VariantError
 
 MAX_SECONDS = 3600.0
-EXIT_DIVERGED = 4  # as replay: the engine did what the model does not
 
 
 def add_engine_variant(parser: argparse.ArgumentParser) -> None:

@@ -51,6 +51,11 @@ def test_engine_run_and_conform_take_the_variant_file(capsys: pytest.CaptureFixt
     capsys.readouterr()
     assert main(["conform", "--variant-file", str(EXAMPLE), "--depth", "3"]) == 0
     assert "conforms" in capsys.readouterr().out
+    # the same change without it in the engine (the stock hypervisor): a divergence, exit 4 as replay's
+    stock = tmp_path / "stock.py"
+    stock.write_text(EXAMPLE.read_text().replace("ENGINE = ZappingHypervisor", "ENGINE = Hypervisor"))
+    assert main(["conform", "--variant-file", str(stock), "--depth", "4"]) == 4
+    assert "MISMATCH (state)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("command", [["engine", "run"], ["conform", "--depth", "2"]])
