@@ -2,9 +2,13 @@
 
 Checks baseline and candidate at each set of bounds, replays the trace corpus against
 both, and compares their reachable behaviours (states seen through the protocol
-variables both have). Exit codes: 0 the candidate keeps every property the baseline has;
-1 it loses one (a verdict, or a corpus trace that now violates a property); 2 bad input
-(an unknown variant, a broken variant file, bad bounds); 3 --time-limit reached.
+variables both have); with --prove, also proves both for every number of VCPUs, pages
+and frames at each queue capacity and number of spaces of the bounds (prove --parametric).
+Exit codes: 0 the candidate keeps every property the baseline has; 1 it loses one (a
+verdict, a corpus trace that now violates a property, or a proof the baseline has refuted
+for the candidate); 2 bad input (an unknown variant, a broken variant file, bad bounds); 3
+--time-limit reached, or (--prove) a proof the baseline has that the candidate does not
+reach, nothing else lost.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from deferral.traces.report.terminal import print_regress
 
 #: Default --time-limit: the default bound matrix takes a few seconds.
 DEFAULT_LIMIT_S = 600.0
+#: Default --prove-timeout: each side's proof at each Q, S (a safe change's: seconds; an unknown's: all of it).
+DEFAULT_PROVE_S = 60.0
 
 
 def register(sub: Any) -> None:
@@ -53,6 +59,11 @@ def register(sub: Any) -> None:
                                                   "by side, every counterexample and corpus trace linked")
     p.add_argument("--junit", metavar="FILE", help="write JUnit XML (one testcase per property and "
                                                    "bounds, and per corpus trace)")
+    p.add_argument("--prove", action="store_true",
+                   help="also prove both sides for every N, V, F (prove --parametric) at each Q, S of the bounds: "
+                        "a proof the candidate loses to a counterexample is a regression")
+    p.add_argument("--prove-timeout", type=seconds(), default=DEFAULT_PROVE_S, metavar="S",
+                   help=f"--prove: at most S seconds for each side's proof at each Q, S (default {DEFAULT_PROVE_S:g})")
     p.add_argument("--time-limit", type=seconds(), default=DEFAULT_LIMIT_S, metavar="S",
                    help=f"give up after S seconds, exit 3 (default {DEFAULT_LIMIT_S:g})")
     p.set_defaults(func=run)
@@ -97,8 +108,18 @@ def _run(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from None
         if args.corpus and not corpus:
             raise UsageError(f"--corpus {args.corpus}: no *.json traces there")
+    if not args.prove and args.prove_timeout != DEFAULT_PROVE_S:
+        raise UsageError("--prove-timeout needs --prove")
     with naming_source(baseline, candidate):
         report = regress(baseline, candidate, bounds, corpus, behaviours=not args.no_behaviours)
+        if args.prove:
+            from deferral.checks.compare.proofs import prove_both
+            from deferral.cli.limits import TimeLimitReached
+
+            searched = [b for b in report.bounds if b not in {s for s, _ in report.skipped}]
+            report.proofs = prove_both(baseline, candidate, searched, args.prove_timeout,
+                                       hard_limit=lambda s, grace: deadline(s, "learning", grace=grace),
+                                       limit_error=TimeLimitReached)
     if args.junit:
         write_atomic(args.junit, regress_junit(report))
     if args.html:

@@ -335,7 +335,26 @@ def regress_page(report: Any, corpus: Sequence[Any] = ()) -> str:
                           f"{d.baseline_behaviours:,} / {d.candidate_behaviours:,}", added, lost])
         body += ["<h2>Behaviours (reachable states on the shared protocol variables, up to VCPU symmetry)</h2>",
                  table(["bounds", "states base / cand", "behaviours base / cand", "added", "lost"], brows)]
-    verdict = ("REGRESSION" if report.regressed else "no regression")
+    if report.proofs:  # --prove
+        prows = []
+        for n, prow in enumerate(report.proofs):
+            cells = []
+            for side, proto, res in (("baseline", b, prow.baseline), ("candidate", c, prow.candidate)):
+                text = status(res.status) + f" <small>({res.elapsed_s:.1f} s)</small>"
+                ref = res.result.refutation if res.result is not None else None
+                if ref is not None:
+                    anchor = f"proof-{n}-{side}"
+                    views.append(counterexample_view(anchor, ref.model, ref.outcome.path, ref.outcome.name,
+                                                     f"{ref.outcome.name} in {proto.name} at {ref.bounds.short()}: "
+                                                     f"shortest counterexample, {ref.length} steps"))
+                    text += f' <a href="#{anchor}">{ref.length} steps at {esc(ref.bounds.short())}</a>'
+                elif res.status != "proved":
+                    text += f" <small>{esc(res.verdict)}</small>"
+                cells.append(text)
+            prows.append([esc(prow.where), *cells, status(prow.change)])
+        body += ["<h2>Proofs for every N, V, F (prove --parametric)</h2>",
+                 table(["concrete", "baseline", "candidate", "change"], prows)]
+    verdict = ("REGRESSION" if report.regressed else "not proved" if report.exit_code == 3 else "no regression")
     body.append(f'<p class="{"verdict" if report.regressed else "ok"}">{esc(verdict)}: exit code '
                 f"{report.exit_code}</p>")
     body += [timeline(v) for v in views]

@@ -9,8 +9,10 @@ candidate can reach that the baseline cannot (and the other way round).
 The candidate *regresses* (exit code 1) when it loses a property the baseline had:
 a property that holds for the baseline at some bounds is violated for the candidate
 there, or on a corpus trace the candidate violates a property that the baseline does not
-violate there (the baseline passes the trace, or cannot take it). The report is rendered
-(terminal, JSON, JUnit) by :mod:`deferral.traces.report`.
+violate there (the baseline passes the trace, or cannot take it), or (with proofs,
+:mod:`deferral.checks.compare.proofs`) the baseline is proved for every N, V, F and the
+candidate refuted. A proof the candidate does not reach, nothing else lost, is unknown (exit
+code 3). The report is rendered (terminal, JSON, JUnit) by :mod:`deferral.traces.report`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from deferral.checks.compare.behaviours import BehaviourDiff, compare
+from deferral.checks.compare.proofs import ProofRow
 from deferral.checks.explicit.reachable import TooManyStates, reachable
 from deferral.checks.results import Path, SearchResult
 from deferral.checks.explicit.search import search
@@ -119,6 +122,7 @@ class RegressReport:
     behaviours: list[BehaviourRow] = field(default_factory=list)
     searches: dict[tuple[str, Bounds], SearchResult] = field(default_factory=dict)
     skipped: list[tuple[Bounds, str]] = field(default_factory=list)  # bounds a side cannot run, and why
+    proofs: list[ProofRow] = field(default_factory=list)  # --prove: each side for every N, V, F
 
     @property
     def lost(self) -> list[VerdictRow]:
@@ -129,12 +133,17 @@ class RegressReport:
         return [r for r in self.corpus if r.lost]
 
     @property
+    def proofs_lost(self) -> list[ProofRow]:
+        return [r for r in self.proofs if r.lost]
+
+    @property
     def regressed(self) -> bool:
-        return bool(self.lost or self.corpus_lost)
+        return bool(self.lost or self.corpus_lost or self.proofs_lost)
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.regressed else 0
+        """1 regressed; 3 a proof the baseline has is open for the candidate; else 0."""
+        return 1 if self.regressed else 3 if any(r.open for r in self.proofs) else 0
 
 
 def checked_search(protocol: Protocol, bounds: Bounds) -> SearchResult:

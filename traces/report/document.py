@@ -127,7 +127,18 @@ def regress_json(report: Any) -> dict[str, Any]:
              "change": r.change}
             for r in report.corpus],
         "behaviours": [_behaviour_json(r) for r in report.behaviours],
+        **({"proofs": [_proof_json(r) for r in report.proofs]} if report.proofs else {}),
     }
+
+
+def _proof_json(row: Any) -> dict[str, Any]:
+    """``regress --prove``: one Q, S's proofs for every N, V, F, both sides."""
+    def side(x: Any) -> dict[str, Any]:
+        return {"status": x.status, "verdict": x.verdict, "elapsed_s": round(x.elapsed_s, 3),
+                "lemma_source": x.route or None,
+                "refuted_at": x.refuted_at.as_dict() if x.refuted_at is not None else None, "depth": x.depth}
+    return {"assumed_concrete": row.concrete, "baseline": side(row.baseline), "candidate": side(row.candidate),
+            "change": row.change, "lost": row.lost}
 
 
 def _describe(p: Any) -> dict[str, Any]:

@@ -84,6 +84,17 @@ def regress_junit(report: Any) -> str:
         _case(traces, "corpus", crow.name,
               "failure" if crow.lost else "skipped" if crow.candidate.outcome == "cannot-replay" else "passed",
               failure=(f"{crow.name}: {text}", "regression", None), skipped=text, out=text)
+    if report.proofs:  # --prove: one testcase per Q, S; a candidate proof not reached is never a pass
+        _count(traces)
+        proofs = ET.SubElement(suites, "testsuite", name="proofs")
+        for prow in report.proofs:
+            text = f"baseline {prow.baseline.verdict}; candidate {prow.candidate.verdict}"
+            ref = prow.candidate.result.refutation if prow.candidate.result is not None else None
+            _case(proofs, "proofs", f"for every N, V, F at {prow.where}",
+                  "failure" if prow.lost else "passed" if prow.candidate.status == "proved" else "skipped",
+                  failure=(f"proof lost at {prow.where}: {prow.candidate.verdict}", "regression",
+                           steps(ref.outcome.path) if ref is not None else None), skipped=text, out=text)
+        return _document(suites, proofs)
     return _document(suites, traces)
 
 

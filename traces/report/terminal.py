@@ -285,6 +285,8 @@ def print_regress(console: Console, report: Any) -> None:
             console.print(path_table(Model(b, d.bounds), d.lost_example,
                                      f"A behaviour {c.name} loses at {d.bounds.short()}: shortest trace in "
                                      f"{b.name} ({len(d.lost_example) - 1} steps)"))
+    if report.proofs:
+        _print_proofs(console, report)
     for row in report.lost[:1]:
         if row.candidate_path is not None:
             model = report.searches[("candidate", row.bounds)].model
@@ -293,11 +295,42 @@ def print_regress(console: Console, report: Any) -> None:
                                      f"in {c.name} ({row.candidate_length} steps)"))
     lost = [f"{r.prop} at {r.bounds.short()}" for r in report.lost]
     lost += [f"corpus {r.name} ({r.candidate.describe()})" for r in report.corpus_lost]
+    lost += [f"its proof for every N, V, F at {r.where}" for r in report.proofs_lost]
+    unproved = [r.where for r in report.proofs if r.open]
     if lost:
         console.print(Text(f"✗ REGRESSION: {c.name} loses " + "; ".join(lost), style="bold red"))
+    elif unproved:
+        console.print(Text(f"? not proved: {c.name} keeps every property {b.name} has at these bounds and on the "
+                           f"corpus, but is not proved for every N, V, F at {'; '.join(unproved)}, where {b.name} "
+                           "is (unknown: see why above)", style="yellow"))
     else:
         console.print(Text(f"✓ no regression: {c.name} keeps every property {b.name} has at these bounds "
-                           "and on the corpus", style="green"))
+                           "and on the corpus" + (", and every proof for every N, V, F" if report.proofs else ""),
+                           style="green"))
+
+
+def _print_proofs(console: Console, report: Any) -> None:
+    """``regress --prove``: each side's proof for every N, V, F per Q, S; why a candidate's is not one."""
+    table = Table(title="Proofs for every N, V, F (prove --parametric)", title_justify="left")
+    for col in ("concrete", "baseline", "candidate", "change"):
+        table.add_column(col, no_wrap=True)
+    for row in report.proofs:
+        cells = []
+        for side in (row.baseline, row.candidate):
+            cell = _cell(side.status)
+            extra = f" at {side.refuted_at.short()}, {side.depth} steps" if side.refuted_at is not None else ""
+            cell.append(f"{extra} ({side.elapsed_s:.1f} s)", style="dim")
+            cells.append(cell)
+        style = "bold red" if row.lost else "yellow" if row.open else "green" if row.change == "proved now" else "dim"
+        table.add_row(row.where, *cells, Text(row.change, style=style))
+    console.print(table)
+    for row in report.proofs:
+        if row.candidate.status != "proved":
+            console.print(f"  candidate at {row.where}: {row.candidate.verdict}", markup=False, highlight=False)
+    first = next((r for r in report.proofs_lost if r.candidate.result is not None), None)
+    if first is not None and not report.lost:  # the explicit rows did not show this counterexample
+        ref = first.candidate.result.refutation
+        print_outcome_path(console, ref.model, ref.outcome)
 
 
 def _judged(j: Any) -> Text:
