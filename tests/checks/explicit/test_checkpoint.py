@@ -265,23 +265,31 @@ def test_a_missing_or_short_linked_file_is_refused_exit_2(tmp_path: Path,
     assert "is missing" in err and "Traceback" not in err
 
 
+#: The small search of the folder tests below (its first 3,000 states checkpointed).
+SMALL = ["check", "--vcpus", "2", "--pages", "1", "--frames", "1", "--queue", "2"]
+
+
+def _first_checkpoint(folder: Path, capsys: pytest.CaptureFixture[str]) -> bytes:
+    """A checkpoint of SMALL's first 3,000 states in ``folder``: its bytes."""
+    assert main([*SMALL, "--max-states", "3000", "--checkpoint", str(folder), "--checkpoint-every", "0.001",
+                 "--json"]) == 3
+    capsys.readouterr()
+    return (folder / checkpoint.FILE_NAME).read_bytes()
+
+
 def test_a_new_search_does_not_overwrite_a_checkpoint_exit_2(tmp_path: Path,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     """The same command run again after a crash (--checkpoint DIR, DIR holding its
     checkpoint) would start over and overwrite it at its first save: refused, with the way on."""
     folder = tmp_path / "ck"
-    small = ["check", "--vcpus", "2", "--pages", "1", "--frames", "1", "--queue", "2"]
-    assert main([*small, "--max-states", "3000", "--checkpoint", str(folder), "--checkpoint-every", "0.001",
-                 "--json"]) == 3
-    capsys.readouterr()
-    before = (folder / checkpoint.FILE_NAME).read_bytes()
-    assert main([*small, "--checkpoint", str(folder), "--json"]) == 2
+    before = _first_checkpoint(folder, capsys)
+    assert main([*SMALL, "--checkpoint", str(folder), "--json"]) == 2
     err = capsys.readouterr().err
     assert f"--resume {folder}" in err and "a checkpoint of reference at vcpus=2" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert (folder / checkpoint.FILE_NAME).read_bytes() == before
     # going on from it, checkpointing into the same folder, is what it asks for
-    assert main([*small, "--resume", str(folder), "--checkpoint", str(folder), "--json"]) == 0
+    assert main([*SMALL, "--resume", str(folder), "--checkpoint", str(folder), "--json"]) == 0
 
 
 def test_a_second_search_on_a_folder_in_use_is_refused_exit_2(tmp_path: Path,
@@ -290,11 +298,7 @@ def test_a_second_search_on_a_folder_in_use_is_refused_exit_2(tmp_path: Path,
     refused at once, naming the process that holds the folder, and leaves its checkpoint as it is;
     once the first search ends (a kill included), the folder is free again."""
     folder = tmp_path / "ck"
-    small = ["check", "--vcpus", "2", "--pages", "1", "--frames", "1", "--queue", "2"]
-    assert main([*small, "--max-states", "3000", "--checkpoint", str(folder), "--checkpoint-every", "0.001",
-                 "--json"]) == 3
-    capsys.readouterr()
-    before = (folder / checkpoint.FILE_NAME).read_bytes()
+    before = _first_checkpoint(folder, capsys)
     # another process holds the folder as a running search does (the lock dies with the process)
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
@@ -305,7 +309,7 @@ def test_a_second_search_on_a_folder_in_use_is_refused_exit_2(tmp_path: Path,
         """)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        assert main([*small, "--resume", str(folder), "--json"]) == 2
+        assert main([*SMALL, "--resume", str(folder), "--json"]) == 2
         err = capsys.readouterr().err
         assert f"checkpoint folder {folder} is in use by another search (process {holder.pid}, since " in err
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
@@ -313,7 +317,7 @@ def test_a_second_search_on_a_folder_in_use_is_refused_exit_2(tmp_path: Path,
     finally:
         holder.kill()
         holder.wait()
-    assert main([*small, "--resume", str(folder), "--json"]) == 0
+    assert main([*SMALL, "--resume", str(folder), "--json"]) == 0
 
 
 def test_progress_says_where_the_last_checkpoint_is(tmp_path: Path) -> None:
