@@ -137,3 +137,21 @@ def test_an_unknown_says_where_no_counterexample_was_found(monkeypatch: pytest.M
     assert res.status == "unknown" and "learning stood in for" in also
     assert "no counterexample at N=1,V=1,F=1,Q=1, N=1,V=1,F=2,Q=1, N=2,V=1,F=1,Q=1" in also
     assert "(first 5,000 states)" in also
+
+
+@pytest.mark.parametrize("name", ["same-value", "ipi_unlock_after_flush.py", "invlpg_sync_one.py",
+                                  "defer_all_spaces.py"])
+def test_the_mutants_check_finds_violated_are_refuted_at_the_same_length(name: str) -> None:
+    """The buggy mutants of test_examples_safe (real optimizations with their safety check left out):
+    refuted for every N, V, F, at the instance and with the length the explicit search gives there."""
+    from test_examples_safe import MUTANTS, _mutant, same_value_mutant
+
+    protocol, bounds = (same_value_mutant(), Bounds(2, 1, 1, 1)) if name == "same-value" else (
+        _mutant(name), MUTANTS[name][0])
+    res, _ = prove_for_every(protocol, bounds, limit=60)
+    assert (res.status, res.exit_code) == ("violated", 1), res.reason
+    r = res.refutation
+    alone = search(protocol, r.bounds, max_states=CAP).outcome(r.outcome.name)
+    assert alone.status == "violated" and alone.length == r.length
+    if name in MUTANTS and r.bounds == bounds:
+        assert r.length == MUTANTS[name][1]
