@@ -10,7 +10,10 @@ Loaded automatically once ``deferral`` is installed. Use the plain functions::
     def test_it_reintroduces_the_bug():
         assert_violates("drain-local-only", "no_stale_translation", within=8, bounds=(2, 1, 1, 1))
 
-or the ``deferral`` fixture, which has the same two methods. A variant is a published
+    def test_my_change_is_safe_for_any_number_of_vcpus():
+        assert_proved("my_variant.py", queue=1, spaces=2)
+
+or the ``deferral`` fixture, which has the same methods. A variant is a published
 name, a :class:`~deferral.model.Protocol`, or the path of a variant file. A failing
 claim raises ``AssertionError`` whose message shows the counterexample step by step.
 """
@@ -18,7 +21,7 @@ claim raises ``AssertionError`` whose message shows the counterexample step by s
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import pytest
 
@@ -91,15 +94,37 @@ def assert_violates(variant: Protocol | str | Path, prop: str, within: int | Non
     return outcome
 
 
+def assert_proved(variant: Protocol | str | Path, queue: int = 1, spaces: int = 1, timeout: float = 120.0) -> Any:
+    """The invariants hold for every number of VCPUs, pages and frames at ``queue`` and ``spaces``
+    (``prove --parametric``'s routes, at most ``timeout`` seconds): a counterexample at a small
+    instance fails with its steps, and so does unknown, with its reason (a claim no solver decided
+    is not a pass). Returns the proof (its lemmas, obligations, where they came from)."""
+    from deferral.checks.symbolic.parametric_routes import prove_for_every
+
+    protocol = as_protocol(variant)
+    bounds = Bounds.parse(f"Q={queue}" + (f",S={spaces}" if spaces != 1 else ""), protocol.bound_decls)
+    res, also = prove_for_every(protocol, bounds, limit=timeout)
+    if res.refutation is not None:
+        r = res.refutation
+        raise AssertionError(f"{protocol.name} is not safe for every N, V, F: {res.reason}\n"
+                             + path_text(r.model, r.outcome))
+    if res.status != "proved":
+        raise AssertionError(f"{protocol.name} not proved for every N, V, F at Q={queue}, S={spaces}: "
+                             + "; ".join(x for x in (res.verdict, also) if x))
+    return res
+
+
 class Deferral:
     """The ``deferral`` fixture: the claims as methods."""
 
     assert_holds = staticmethod(assert_holds)
     assert_violates = staticmethod(assert_violates)
+    assert_proved = staticmethod(assert_proved)
     protocol = staticmethod(as_protocol)
 
 
 @pytest.fixture
 def deferral() -> Deferral:
-    """Claims about protocol variants: ``deferral.assert_holds(...)``, ``deferral.assert_violates(...)``."""
+    """Claims about protocol variants: ``deferral.assert_holds(...)``, ``deferral.assert_violates(...)``,
+    ``deferral.assert_proved(...)``."""
     return Deferral()

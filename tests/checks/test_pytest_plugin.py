@@ -53,3 +53,25 @@ def test_liveness_claims():
     with pytest.raises(AssertionError, match="from the last state no state satisfying the goal"):
         assert_holds("wait-irqs-off", bounds=(2, 1, 1, 1), properties=["shootdowns_can_complete"])
     assert_holds("wait-irqs-off", bounds=(2, 1, 1, 1), properties=["no_stale_translation"])
+
+
+def test_assert_proved_for_every_n_and_its_failures(deferral, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A safe change proved for every N, V, F; a bug fails with its counterexample's steps; an
+    unknown fails too, with its reason (never a pass)."""
+    from deferral.checks.pytest_plugin import assert_proved
+    from deferral.checks.symbolic import parametric_routes
+
+    proof = deferral.assert_proved(EXAMPLE, spaces=2)
+    assert proof.status == "proved" and proof.concrete == {"queue": 1, "spaces": 2}
+    with pytest.raises(AssertionError) as info:
+        assert_proved("remote-no-drain")
+    text = str(info.value)
+    assert text.startswith("remote-no-drain is not safe for every N, V, F: no_stale_translation is violated at "
+                           "N=2,V=1,F=1,Q=1") and "1. shootdown(0,0)" in text and "7. ack_ipi(1)" in text
+
+    def unknown(protocol, bounds, **kw):  # type: ignore[no-untyped-def]
+        return proof.__class__(protocol, {"queue": 1, "spaces": 1}, ["vcpus"], [], [], 0.1), "stood in for"
+    monkeypatch.setattr(parametric_routes, "prove_for_every", unknown)
+    with pytest.raises(AssertionError, match="drain-zaps not proved for every N, V, F at Q=1, S=1: unknown: .*"
+                                             "stood in for"):
+        assert_proved(EXAMPLE)
