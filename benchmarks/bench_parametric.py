@@ -4,6 +4,10 @@ Run: ``.venv/bin/python benchmarks/bench_parametric.py [--quick]``. Prints one l
 proof (:func:`prove_candidates`: the shipped lemmas, Houdini over uninterpreted sorts when
 one is not inductive): variant, Q, S, status, seconds, the lemmas Houdini dropped, the
 slowest obligation, and the reason of an unknown. Figures go to benchmarks/PROVE.md ("Parametric proof").
+
+``--refute``: every published bug and the buggy mutants of tests/checks/symbolic/test_examples_safe.py
+through ``prove --parametric``'s routes (:func:`prove_for_every`): status, seconds, the small instance
+that refutes it and the counterexample's length, beside the explicit search's shortest length there.
 """
 
 from __future__ import annotations
@@ -44,11 +48,42 @@ def run(protocol, queue: int, spaces: int, timeout: float) -> None:  # type: ign
           f"dropped {len(res.dropped)}  slowest: {slow.name} {slow.elapsed_s:.1f} s  {res.reason[:160]}", flush=True)
 
 
+def refute_all(timeout: float) -> None:
+    """Each bug and mutant through prove_for_every: where it is refuted, how fast, how long its path."""
+    import sys
+
+    from deferral.checks.explicit.search import search
+    from deferral.checks.symbolic.parametric_routes import prove_for_every
+    from deferral.model import Bounds
+
+    sys.path.insert(0, str(ROOT / "tests" / "checks" / "symbolic"))
+    from test_examples_safe import MUTANTS, _mutant, same_value_mutant  # noqa: E402 (the tests' mutants)
+
+    cases = [(PUBLISHED[n], Bounds(2, 1, 1, 1)) for n in BUGS] + \
+        [(PUBLISHED[n], Bounds(2, 1, 1, 1, 2)) for n in SPACE_BUGS] + \
+        [(same_value_mutant(), Bounds(2, 1, 1, 1))] + [(_mutant(n), MUTANTS[n][0]) for n in sorted(MUTANTS)]
+    for protocol, bounds in cases:
+        start = time.monotonic()
+        res, _ = prove_for_every(protocol, bounds, limit=timeout)
+        took = time.monotonic() - start
+        r = res.refutation
+        where = "-" if r is None else f"{r.bounds.short():22} {r.length:3} steps"
+        check = ""
+        if r is not None:
+            alone = search(protocol, r.bounds, max_states=2_000_000).outcome(r.outcome.name)
+            check = f"(check there: {alone.status}, {alone.length} steps)"
+        print(f"{protocol.name:22} S={bounds['spaces']} {res.status:9} {took:6.2f} s  {where}  {check}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="Q=1, S=1 only")
+    ap.add_argument("--refute", action="store_true", help="only the bugs and mutants through prove_for_every")
     ap.add_argument("--timeout", type=float, default=60.0, help="per query, all seeds (default 60)")
     args = ap.parse_args()
+    if args.refute:
+        refute_all(args.timeout)
+        return
     configs = [(1, 1)] if args.quick else [(1, 1), (2, 1), (3, 1), (1, 2)]
     for queue, spaces in configs:
         for protocol in SAFE:
