@@ -1094,9 +1094,14 @@ class _Search:
                 goals[name] = flags
             n_states = int(header["states"])
             columns = self._columns()
+            # the search appends to its columns: copied, or linked where it resumes into the
+            # checkpoint's own folder (which it holds: no other search appends to them)
+            in_place = self.checkpoint_dir is not None and \
+                os.path.realpath(self.checkpoint_dir) == os.path.realpath(directory)
             for column, name in zip(columns, ("parent", "via", "edges_deg", "edges_dst")):
-                if arrays.is_linked(name) and column.path is not None:  # copied: the search appends to it
-                    column.adopt(functools.partial(arrays.copy_to, name), arrays.count(name))
+                if arrays.is_linked(name) and column.path is not None:
+                    column.adopt(functools.partial(arrays.copy_to, name, append_in_place=in_place),
+                                 arrays.count(name))
                     continue
                 part = arrays[name]
                 if part.size:

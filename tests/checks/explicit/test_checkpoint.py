@@ -223,6 +223,45 @@ def test_a_spilled_search_links_its_files_and_resumes_again_and_again(tmp_path: 
     assert _summary(in_memory) == _summary(whole)
 
 
+def test_a_resume_into_its_own_folder_links_the_columns_it_appends_to(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Resumed into the checkpoint's own folder, the parent, action and edge columns are the
+    checkpoint's files linked (no copy), cut first to the checkpoint's length (a killed search
+    appended past it); resumed into another folder, they are copies. Both end with the
+    uninterrupted run's results, and the first checkpoint still resumes after the second."""
+    b = Bounds(2, 1, 2, 2)
+    ref = PUBLISHED["reference"]
+    whole = explore_vectorized(ref, b, workers=1)
+    folder = tmp_path / "ck"
+    explore_vectorized(ref, b, workers=1, max_states=whole.states // 3, checkpoint_dir=str(folder),
+                       work_dir=str(tmp_path / "w1"), spill_above=1, checkpoint_every=0.0)
+    header, members = checkpoint.load(folder, checkpoint.protocol_identity(Model(ref, b), True))
+    members.close()
+    parent = folder / checkpoint.LINKED / header["linked"]["parent"]["file"]
+    length = header["linked"]["parent"]["count"] * np.dtype(header["linked"]["parent"]["dtype"]).itemsize
+    with open(parent, "ab") as tail:  # what a search killed after this checkpoint appends (more of)
+        tail.write(b"\xff" * 4096)
+    grown = parent.stat().st_size
+    assert grown > length + 4096  # the first search went on past its last checkpoint, too
+    seen: dict[str, tuple[bool, int]] = {}
+    real_copy = checkpoint.Members.copy_to
+
+    def spy(self, name, path, *args, **kw):  # type: ignore[no-untyped-def]
+        real_copy(self, name, path, *args, **kw)
+        if name == "parent":
+            source = self.path.parent / checkpoint.LINKED / header["linked"]["parent"]["file"]
+            seen[str(self.path.parent)] = (os.path.samefile(path, source), Path(path).stat().st_size)
+    monkeypatch.setattr(checkpoint.Members, "copy_to", spy)
+    elsewhere = explore_vectorized(ref, b, workers=1, resume_dir=str(folder), checkpoint_dir=str(tmp_path / "other"),
+                                   work_dir=str(tmp_path / "w2"), spill_above=1)
+    assert seen.pop(str(folder)) == (False, length)  # another folder: a copy of the checkpoint's part
+    assert parent.stat().st_size == grown  # and the checkpoint's file as it was
+    in_place = explore_vectorized(ref, b, workers=1, resume_dir=str(folder), work_dir=str(tmp_path / "w3"),
+                                  spill_above=1)
+    assert seen.pop(str(folder)) == (True, length)  # its own folder: the same file, cut to its length
+    assert _summary(elsewhere) == _summary(in_place) == _summary(whole)
+
+
 def test_where_no_link_can_be_made_the_files_go_into_the_archive(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """A checkpoint folder on another file system than the work folder (no hard link): the
