@@ -171,6 +171,15 @@ def explore_vectorized(
         return result
 
 
+def _widen_past_int32(cand_state: list[np.ndarray], numbers_below: int) -> None:
+    """Make the candidates' state arrays int64, in place in the list, once the state numbers
+    given reach ``numbers_below`` past int32's range (:data:`_CODES32_BELOW`)."""
+    if numbers_below > _CODES32_BELOW and cand_state and cand_state[0].dtype == np.int32:
+        for j, states in enumerate(cand_state):
+            cand_state[j] = states.astype(np.int64)
+            del states
+
+
 @dataclass
 class Levels:
     """Every state reached by the search (canonical under symmetry), in BFS numbering."""
@@ -574,6 +583,7 @@ class _Search:
             fresh = fresh[:take]
             state[fresh] = np.arange(n_states + n_new, n_states + n_new + take)
             if self.lives:
+                _widen_past_int32(cand_state, n_states + n_new + take)
                 for i, a, b, group in piece.slices:
                     cand_state[i][a:b] = state[group]
             st.parents.append((piece.parents[fresh].astype(np.int64) + base).astype(np.uint32))
@@ -744,8 +754,10 @@ class _Search:
                 candidates = sum(runs.sizes)
                 total = len(visited) + candidates
                 piece = self._merge_piece(n_chunks)
-                # AG EF: and the state of every candidate, held until the chunks are numbered
-                states_bytes = (4 if n_states + candidates < _CODES32_BELOW else 8) * candidates if self.lives else 0
+                # AG EF: and the state of every candidate, held until the chunks are numbered (int32
+                # while the known states' numbers fit: widened during the merge only if the new
+                # states' numbers pass it, see _widen_past_int32)
+                states_bytes = (4 if n_states < _CODES32_BELOW else 8) * candidates if self.lives else 0
                 self._poll(lambda: states_bytes + max(_MERGE_BYTES * min(candidates, piece),
                                                       _VISITED_MERGE_BYTES * min(total, block_size(total))))
             except LimitReached as stop:
@@ -754,10 +766,11 @@ class _Search:
             except SpillError as exc:
                 stopped_by, self.spill_error = "disk-full", str(exc)
                 break
-            # per chunk candidate: the state it is (known, new, or -1: cut by --max-states)
-            # the numbers the new states get are below n_states + the candidates: int32 if that fits
-            numbered_dtype = np.int32 if n_states + sum(runs.sizes) < _CODES32_BELOW else np.int64
-            # per run candidate: the state it is
+            # per run candidate: the state it is (known, new, or -1: cut by --max-states); int32
+            # while the known states' numbers fit, widened in the merge if the new ones do not (the
+            # bound n_states + candidates would take 8 bytes a candidate for levels that never
+            # number that far: 8 GB at 3,2,1,2's level 20)
+            numbered_dtype = np.int32 if n_states < _CODES32_BELOW else np.int64
             cand_state = [np.empty(n, dtype=numbered_dtype) for n in runs.sizes] if self.lives else []
             new_blocks: list[np.ndarray] = []
             n_new = 0
@@ -776,6 +789,8 @@ class _Search:
                 break
             if cut:
                 stopped_by = "max-states"
+            if any(c.dtype != numbered_dtype for c in cand_state):
+                numbered_dtype = np.int64  # widened by the merge
             runs.drop()  # merged: not read back
             level_rows = frontier.shape[0]
             if isinstance(frontier, KeysFile):

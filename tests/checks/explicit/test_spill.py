@@ -309,14 +309,30 @@ def test_dropping_transitions_out_of_goal_sources_keeps_the_same_edges(monkeypat
 
 
 @pytest.mark.parametrize("below", [3000, 20_000])
-def test_codes_widened_at_numbering_give_the_same_results(monkeypatch: pytest.MonkeyPatch, below: int) -> None:
+def test_codes_widened_at_numbering_give_the_same_results(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                          below: int) -> None:
     """A level whose chunks coded targets in int32 but whose new states' numbers pass the
-    int32 bound (here made small) widens the codes when it numbers them: the same results."""
+    int32 bound (here made small) widens the codes and the candidates' states in its merge,
+    when the numbers get there (not before: 8 bytes a candidate held for nothing stopped 3,2,1,2
+    at level 20): the same results, in memory and spilled."""
     from deferral.checks.explicit import vectorized
     b = Bounds(2, 1, 1, 2)
     whole = explore_vectorized(PUBLISHED["wait-irqs-off"], b, workers=1)
     monkeypatch.setattr(vectorized, "_CODES32_BELOW", below)
+    widened: list[int] = []
+    real = vectorized._widen_past_int32
+
+    def spy(cand_state: list, numbers_below: int) -> None:  # type: ignore[type-arg]
+        was = cand_state[0].dtype if cand_state else None
+        real(cand_state, numbers_below)
+        if cand_state and was != cand_state[0].dtype:
+            widened.append(numbers_below)
+    monkeypatch.setattr(vectorized, "_widen_past_int32", spy)
     assert _summary(explore_vectorized(PUBLISHED["wait-irqs-off"], b, workers=2)) == _summary(whole)
+    crossing = int(whole.states > below)  # 5,897 states: past 3,000, not past 20,000
+    assert len(widened) == crossing and all(n > below for n in widened)  # once: the level numbering past it
+    spilled = explore_vectorized(PUBLISHED["wait-irqs-off"], b, workers=2, work_dir=str(tmp_path), spill_above=1)
+    assert _summary(spilled) == _summary(whole) and len(widened) == 2 * crossing
 
 
 def _open_descriptors() -> int:
