@@ -160,6 +160,12 @@ def run(args: argparse.Namespace) -> int:
     if result.stats.get("spill_error"):
         console(stderr=True).print(f"deferral: search stopped, {result.stats['spill_error']}",
                                    markup=False, highlight=False)
+    saved_in = args.checkpoint or args.resume
+    if saved_in and result.stopped_by in GO_ON and (Path(saved_in) / checkpoint.FILE_NAME).is_file():
+        # a long search stopped by a limit: where it is saved and how to go on, on stderr beside the progress
+        console(stderr=True).print(f"deferral: stopped by {result.stopped_by} at {result.states:,} states; "
+                                   f"{saved_in} holds {checkpoint.describe(saved_in)}: go on with --resume "
+                                   f"{saved_in}{GO_ON[result.stopped_by]}", markup=False, highlight=False)
     write_traces(model, result, args.trace_out, args.itf)
     if graph is not None:
         write_atomic(args.graph_out, graph)
@@ -180,6 +186,11 @@ def run(args: argparse.Namespace) -> int:
         from deferral.traces.report.terminal import print_check
         print_check(console(), result)
     return result.exit_code
+
+
+#: Limits a checkpointed search can be resumed past, and what to change first.
+GO_ON = {"memory-limit": " and a larger --memory-limit (or a lower --spill-above)", "time-limit": "",
+         "disk-full": " once the work folder's disk has room"}
 
 
 def memory_size(text: str) -> int:

@@ -408,3 +408,18 @@ def test_a_checkpoint_of_another_key_format_is_refused(tmp_path: Path, monkeypat
     header = {k: v for k, v in header.items() if k not in ("format", "linked")}
     checkpoint.save(folder, {**header, "identity": old}, arrays)
     checkpoint.load(folder, {**identity, "key_format": 1})[1].close()
+
+
+def test_a_search_stopped_by_a_limit_says_where_it_is_saved_and_how_to_go_on(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A checkpointed search stopped by its time limit: one line on stderr names the checkpoint
+    (its depth and states) and the command that goes on (resuming is tested above)."""
+    folder = tmp_path / "ck"
+    code = main(["check", "--vcpus", "2", "--pages", "2", "--frames", "1", "--queue", "2", "--checkpoint",
+                 str(folder), "--checkpoint-every", "0.001", "--time-limit", "1.5", "--json"])
+    err = capsys.readouterr().err
+    assert code == 3
+    line = [x for x in err.splitlines() if x.startswith("deferral: stopped by time-limit")]
+    assert len(line) == 1, err
+    assert f"{folder} holds a checkpoint of reference at vcpus=2,pages=2,frames=1,queue=2 (" in line[0]
+    assert line[0].endswith(f"go on with --resume {folder}")
