@@ -701,7 +701,10 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                 f"{rep.sampled_at.short() if rep.sampled_at else '-'} violates {rep.violated}")
             return None
         if not rep.candidates:
-            why("shipped-lemmas+weakened+houdini+induction", "no weakening of the dropped lemmas holds in the "
+            why("shipped-lemmas+weakened+houdini+induction",
+                "Houdini dropped no shipped lemma: nothing to weaken (they are inductive here, too weak for a "
+                "property they were not written for)" if not dropped else
+                "no weakening of the dropped lemmas holds in the "
                 f"{rep.states} reachable states at {rep.sampled_at.short() if rep.sampled_at else '-'} "
                 "(or none fails there)")
             return strengthened_route(rep)
