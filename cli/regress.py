@@ -111,7 +111,11 @@ def _run(args: argparse.Namespace) -> int:
     if not args.prove and args.prove_timeout != DEFAULT_PROVE_S:
         raise UsageError("--prove-timeout needs --prove")
     with naming_source(baseline, candidate):
-        report = regress(baseline, candidate, bounds, corpus, behaviours=not args.no_behaviours)
+        try:
+            report = regress(baseline, candidate, bounds, corpus, behaviours=not args.no_behaviours)
+        except BoundsError as exc:  # a bound one side declares and the other does not
+            raise UsageError(f"--bounds {' '.join(args.bounds or [])}: {exc} (give bounds both {baseline.name} "
+                             f"and {candidate.name} declare)") from None
         if args.prove:
             from deferral.checks.compare.proofs import prove_both
             from deferral.cli.limits import TimeLimitReached

@@ -195,12 +195,14 @@ class Bounds(Mapping[str, int]):
                     raise BoundsError(f"bounds must be values {letters} or NAME=VALUE pairs, got {text!r}")
                 values[match[0].name] = int(value)
             return cls(decls=decls, **values)
-        required = sum(1 for d in decls if d.always_shown)
+        # values go in declaration order: every one up to the last always-shown bound is needed
+        # (an optional bound before it, S for a variant that adds a bound, takes a value too)
+        required = max((i + 1 for i, d in enumerate(decls) if d.always_shown), default=0)
         if not required <= len(parts) <= len(decls) or not all(p.isdigit() for p in parts):
             raise BoundsError(f"bounds must be {'four' if required == 4 else required} integers "
-                              f"{','.join(d.letter for d in decls if d.always_shown)}"
+                              f"{','.join(d.letter for d in decls[:required])}"
                               + (f" (then optionally {','.join(d.letter for d in decls[required:])})"
-                                 if len(decls) > required else "") + f", got {text!r}")
+                                 if len(decls) > required else "") + f", or NAME=VALUE pairs, got {text!r}")
         return cls(*(int(p) for p in parts), decls=decls)
 
     @classmethod

@@ -135,3 +135,19 @@ def test_regress_corpus_folder_with_a_bad_trace(cli, tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     result = cli("regress", "--candidate", "reference", "--bounds", "1,1,1,1", "--corpus", str(tmp_path))
     assert result.code == 2 and "bad.json" in result.err
+
+
+def test_a_bound_only_the_candidate_declares(cli, tmp_path):
+    """A candidate that adds a bound: its positional bounds need every value up to it (S too),
+    the message says so; a bound the baseline lacks is one line of bad input, not an internal
+    error; the default matrix runs both (the added bound at its default)."""
+    variant = tmp_path / "with_b.py"
+    variant.write_text("from deferral.model import REFERENCE\nfrom deferral.model.bounds import Bound\n"
+                       "VARIANT = REFERENCE.derive('with-b', add_bounds=[Bound('batch', 'B', 1, 3, 1, 'a batch')])\n")
+    quick = ["--no-corpus", "--no-behaviours"]
+    short = cli("regress", "--candidate", str(variant), "--bounds", "2,1,1,1", *quick)
+    assert short.code == 2 and "bounds must be 6 integers N,V,F,Q,S,B, or NAME=VALUE pairs" in short.err
+    lacking = cli("regress", "--candidate", str(variant), "--bounds", "N=2,B=2", *quick)
+    assert lacking.code == 2 and len(lacking.err.strip().splitlines()) == 1
+    assert "unknown bound(s) batch" in lacking.err and "give bounds both reference and with-b declare" in lacking.err
+    assert cli("regress", "--candidate", str(variant), "--bounds", "2,1,1,1,1,1", *quick).code == 0
