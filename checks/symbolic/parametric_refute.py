@@ -20,10 +20,11 @@ from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model
 from deferral.model.protocol import Protocol
 
-#: The small instances (N, V, F), smallest state spaces first.
+#: The small instances (N, V, F), smallest state spaces first; the last ones (a fourth VCPU, a
+#: third page or frame) for bugs that need them, searched only after a proof that fails.
 SMALL: tuple[tuple[int, int, int], ...] = (
     (1, 1, 1), (1, 1, 2), (2, 1, 1), (1, 2, 1), (2, 1, 2), (3, 1, 1), (2, 2, 1), (2, 2, 2), (3, 1, 2),
-    (3, 2, 1))
+    (3, 2, 1), (4, 1, 1), (2, 3, 1), (2, 1, 3))
 #: Before the proof: this much time at most (and a twentieth of the limit), each instance at most
 #: FIRST_STATES states: the smallest instances, where most bugs show, in a second or so.
 FIRST_S, FIRST_STATES = 1.5, 500_000
