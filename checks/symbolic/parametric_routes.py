@@ -153,7 +153,9 @@ def prove_for_every(protocol: Protocol, bounds: Bounds, *, limit: float | None, 
         res.elapsed_s = time.monotonic() - began  # the shipped lemmas' try and the learning
     if res.status != "proved":
         start = first.next_index()
-        more = refute.search_small(protocol, bounds, reserve, refute.LAST_STATES, start=start)
+        # what is kept for it, never past the limit (a route that overran its share leaves less)
+        budget = min(reserve, timeout + reserve - (time.monotonic() - began) - 1.0)
+        more = refute.search_small(protocol, bounds, budget, refute.LAST_STATES, start=start)
         if more.refutation is not None:
             return refuted(protocol, bounds, more.refutation, began), ""
         searched = [x for x in first.searched if x.index < start] + more.searched
