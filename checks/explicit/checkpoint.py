@@ -140,6 +140,9 @@ def in_use(directory: str | Path) -> Iterator[None]:
             holder = lock.read(200).strip() or "another process"
             raise CheckpointError(f"checkpoint folder {folder} is in use by another search ({holder}): "
                                   "wait for it to end, or give another folder") from None
+        except OSError:  # a file system without locks (some network ones): the search goes on unguarded
+            yield
+            return
         lock.seek(0)
         lock.truncate()
         lock.write(f"process {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")

@@ -423,3 +423,19 @@ def test_a_search_stopped_by_a_limit_says_where_it_is_saved_and_how_to_go_on(
     assert len(line) == 1, err
     assert f"{folder} holds a checkpoint of reference at vcpus=2,pages=2,frames=1,queue=2 (" in line[0]
     assert line[0].endswith(f"go on with --resume {folder}")
+
+
+def test_a_folder_whose_file_system_has_no_locks_is_still_used(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """flock refused by the file system (ENOLCK, as on some network ones): the search saves and
+    resumes as before, unguarded, rather than failing."""
+    def no_locks(fd: int, op: int) -> None:
+        raise OSError(37, "No locks available")
+    monkeypatch.setattr(checkpoint.fcntl, "flock", no_locks)
+    b = Bounds(2, 1, 1, 1)
+    whole = explore_vectorized(PUBLISHED["reference"], b, workers=1)
+    cut = explore_vectorized(PUBLISHED["reference"], b, workers=1, max_states=whole.states // 2,
+                             checkpoint_dir=str(tmp_path / "ck"), checkpoint_every=0.0)
+    assert cut.stopped_by == "max-states" and (tmp_path / "ck" / checkpoint.FILE_NAME).is_file()
+    assert _summary(explore_vectorized(PUBLISHED["reference"], b, workers=1, resume_dir=str(tmp_path / "ck"))) \
+        == _summary(whole)
