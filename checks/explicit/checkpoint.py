@@ -133,6 +133,7 @@ def in_use(directory: str | Path) -> Iterator[None]:
     except OSError as exc:
         raise CheckpointError(f"checkpoint folder {folder}: cannot be used ({exc.strerror or exc})") from None
     try:
+        locked = True
         try:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -141,12 +142,12 @@ def in_use(directory: str | Path) -> Iterator[None]:
             raise CheckpointError(f"checkpoint folder {folder} is in use by another search ({holder}): "
                                   "wait for it to end, or give another folder") from None
         except OSError:  # a file system without locks (some network ones): the search goes on unguarded
-            yield
-            return
-        lock.seek(0)
-        lock.truncate()
-        lock.write(f"process {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
-        lock.flush()
+            locked = False
+        if locked:  # say who holds it
+            lock.seek(0)
+            lock.truncate()
+            lock.write(f"process {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+            lock.flush()
         yield
     finally:
         lock.close()  # the lock goes with the file descriptor (and with the process, on a kill)
