@@ -341,7 +341,7 @@ def regress_page(report: Any, corpus: Sequence[Any] = ()) -> str:
             cells = []
             for side, proto, res in (("baseline", b, prow.baseline), ("candidate", c, prow.candidate)):
                 text = status(res.status) + f" <small>({res.elapsed_s:.1f} s)</small>"
-                ref = res.result.refutation if res.result is not None else None
+                ref = res.refutation
                 if ref is not None:
                     anchor = f"proof-{n}-{side}"
                     views.append(counterexample_view(anchor, ref.model, ref.outcome.path, ref.outcome.name,

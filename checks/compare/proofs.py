@@ -27,16 +27,26 @@ class ProofSide:
     verdict: str  # one line: what was proved for every what, or where it fails, or why unknown
     elapsed_s: float
     route: str = ""  # where the lemmas came from (a proof)
-    refuted_at: Bounds | None = None
-    depth: int | None = None  # the counterexample's length where refuted
-    result: Any = None  # the ParametricResult (its refutation holds the path)
+    result: Any = None  # the ParametricResult (None where the protocol could not be encoded)
 
     @classmethod
     def of(cls, res: Any, also: str) -> "ProofSide":
-        r = res.refutation
         verdict = res.verdict + (f"; {also}" if also and res.status != "proved" else "")
-        return cls(res.status, verdict, res.elapsed_s, res.lemma_source if res.status == "proved" else "",
-                   r.bounds if r is not None else None, r.length if r is not None else None, res)
+        return cls(res.status, verdict, res.elapsed_s, res.lemma_source if res.status == "proved" else "", res)
+
+    @property
+    def refutation(self) -> Any:
+        """The small instance's shortest counterexample where refuted (parametric_refute.Refutation)."""
+        return self.result.refutation if self.result is not None else None
+
+    @property
+    def refuted_at(self) -> Bounds | None:
+        return self.refutation.bounds if self.refutation is not None else None
+
+    @property
+    def depth(self) -> int | None:
+        """The counterexample's length where refuted."""
+        return self.refutation.length if self.refutation is not None else None
 
 
 @dataclass
@@ -72,17 +82,15 @@ class ProofRow:
         return "same" if self.baseline.status == self.candidate.status else "changed"
 
 
-def concrete_parts(protocol: Protocol, bounds: Sequence[Bounds]) -> list[Bounds]:
-    """One bounds per distinct concrete part (Q, S) of ``bounds``, in their order."""
+def concrete_parts(protocol: Protocol, bounds: Sequence[Bounds]) -> list[tuple[dict[str, int], Bounds]]:
+    """Each distinct concrete part (Q, S) of ``bounds``, with the first bounds that has it, in order."""
     from deferral.checks.symbolic.parametric import concrete_bounds
 
-    seen: list[dict[str, int]] = []
-    out = []
+    out: list[tuple[dict[str, int], Bounds]] = []
     for b in bounds:
         part = concrete_bounds(protocol, b.as_dict())
-        if part not in seen:
-            seen.append(part)
-            out.append(b)
+        if all(part != seen for seen, _ in out):
+            out.append((part, b))
     return out
 
 
@@ -92,11 +100,10 @@ def prove_both(baseline: Protocol, candidate: Protocol, bounds: Sequence[Bounds]
     """A :class:`ProofRow` per concrete part of ``bounds``: each side's parametric proof in at most
     ``limit_s`` seconds (``hard_limit``/``limit_error`` as :func:`prove_for_every` takes them)."""
     from deferral.checks.symbolic.encoding import EncodingError
-    from deferral.checks.symbolic.parametric import concrete_bounds
     from deferral.checks.symbolic.parametric_routes import prove_for_every
 
     rows = []
-    for b in concrete_parts(candidate, bounds):
+    for part, b in concrete_parts(candidate, bounds):
         sides = []
         for protocol in (baseline, candidate):
             if note is not None:
@@ -109,7 +116,6 @@ def prove_both(baseline: Protocol, candidate: Protocol, bounds: Sequence[Bounds]
                 sides.append(ProofSide("unknown", f"unknown: not evaluable for every N: {exc}",
                                        time.monotonic() - began))
                 continue
-            res.elapsed_s = time.monotonic() - began
             sides.append(ProofSide.of(res, also))
-        rows.append(ProofRow(concrete_bounds(candidate, b.as_dict()), sides[0], sides[1]))
+        rows.append(ProofRow(part, sides[0], sides[1]))
     return rows

@@ -160,6 +160,7 @@ def prove_for_every(protocol: Protocol, bounds: Bounds, *, limit: float | None, 
             return refuted(protocol, bounds, more.refutation, began), ""
         searched = [x for x in first.searched if x.index < start] + more.searched
         reasons.append(refute.SmallSearch(searched=searched).summary())
+        res.elapsed_s = time.monotonic() - began  # the routes and both searches
     return res, "; ".join(x for x in reasons if x) if res.status != "proved" else ""
 
 

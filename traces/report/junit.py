@@ -89,7 +89,7 @@ def regress_junit(report: Any) -> str:
         proofs = ET.SubElement(suites, "testsuite", name="proofs")
         for prow in report.proofs:
             text = f"baseline {prow.baseline.verdict}; candidate {prow.candidate.verdict}"
-            ref = prow.candidate.result.refutation if prow.candidate.result is not None else None
+            ref = prow.candidate.refutation
             _case(proofs, "proofs", f"for every N, V, F at {prow.where}",
                   "failure" if prow.lost else "passed" if prow.candidate.status == "proved" else "skipped",
                   failure=(f"proof lost at {prow.where}: {prow.candidate.verdict}", "regression",

@@ -327,10 +327,9 @@ def _print_proofs(console: Console, report: Any) -> None:
     for row in report.proofs:
         if row.candidate.status != "proved":
             console.print(f"  candidate at {row.where}: {row.candidate.verdict}", markup=False, highlight=False)
-    first = next((r for r in report.proofs_lost if r.candidate.result is not None), None)
+    first = next((r.candidate.refutation for r in report.proofs_lost), None)  # a lost proof is a refutation
     if first is not None and not report.lost:  # the explicit rows did not show this counterexample
-        ref = first.candidate.result.refutation
-        print_outcome_path(console, ref.model, ref.outcome)
+        print_outcome_path(console, first.model, first.outcome)
 
 
 def _judged(j: Any) -> Text:

@@ -39,7 +39,9 @@ VARIANT = REFERENCE.derive("no-remote-flush", doc="ack_ipi does not flush", repl
 def test_one_proof_per_queue_capacity_and_number_of_spaces() -> None:
     parts = concrete_parts(REFERENCE, [Bounds(2, 1, 1, 1), Bounds(1, 2, 1, 1), Bounds(2, 1, 1, 2),
                                        Bounds(1, 1, 1, 1, 2), Bounds(3, 1, 1, 2)])
-    assert [b.short() for b in parts] == ["N=2,V=1,F=1,Q=1", "N=2,V=1,F=1,Q=2", "N=1,V=1,F=1,Q=1,S=2"]
+    assert [b.short() for _, b in parts] == ["N=2,V=1,F=1,Q=1", "N=2,V=1,F=1,Q=2", "N=1,V=1,F=1,Q=1,S=2"]
+    assert [part for part, _ in parts] == [{"queue": 1, "spaces": 1}, {"queue": 2, "spaces": 1},
+                                           {"queue": 1, "spaces": 2}]
 
 
 def test_a_safe_change_keeps_the_proofs(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
