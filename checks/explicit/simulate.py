@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import queue as queue_mod
 import signal
 import time
@@ -205,7 +206,18 @@ def _work(walker: Walker, seed: int, worker: int, workers: int, max_batches: int
                 batch_no += workers
             out.put(("done", worker, walks, states, deadlocks, None))
     except Exception as exc:  # reported to the parent, which re-raises it
-        out.put(("error", worker, 0, 0, 0, f"{type(exc).__name__}: {exc}"))
+        out.put(("error", worker, 0, 0, 0, _portable(exc)))
+
+
+def _portable(exc: Exception) -> bytes | str:
+    """``exc`` pickled when it comes back whole (the parent raises the same error, so a user's
+    step that fails in a worker is the variant's error, as with one worker), else its text."""
+    try:
+        data = pickle.dumps(exc)
+        back = pickle.loads(data)
+    except Exception:
+        return f"{type(exc).__name__}: {exc}"
+    return data if type(back) is type(exc) and str(back) == str(exc) else f"{type(exc).__name__}: {exc}"
 
 
 def simulate(model: Model, *, seed: int = 0, depth: int = 100, walks: int | None = None,
@@ -262,6 +274,8 @@ def simulate(model: Model, *, seed: int = 0, depth: int = 100, walks: int | None
                 result.states += s
                 result.deadlocks += d
                 if kind == "error":
+                    if isinstance(extra, bytes):
+                        raise pickle.loads(extra)
                     raise RuntimeError(f"simulation worker failed: {extra}")
                 if kind == "violation":
                     found = extra

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from deferral.checks.explicit.simulate import Walker, simulate
 from deferral.model import PUBLISHED, Bounds
@@ -59,3 +60,40 @@ def test_batches_grow_with_the_step_instances_and_walks_stay_seeded() -> None:
     assert got[0][0] == got[1][0] == walker.walkers * 7  # the initial states and 6 steps each
     result = simulate(big, seed=3, depth=4, walks=1, workers=1, time_limit=60)
     assert result.walks == walker.walkers and result.states == walker.walkers * 5
+
+
+TYPO = """
+from deferral.model import REFERENCE, VCPU
+
+def zap(s, i, p, sp):
+    for k in s.each(VCPU):
+        with s.when(s.shadw[k][sp][p] != 0):
+            s.shadow[k][sp][p] = 0
+
+VARIANT = REFERENCE.derive("typo", procedures={"resync": zap})
+"""
+
+PYTHON_IF = """
+from deferral.model import REFERENCE, VCPU
+
+def resync(s, i, p, sp):
+    for k in s.each(VCPU):
+        if s.shadow[k][sp][p] != 0:
+            s.shadow[k][sp][p] = s.gpt[sp][p]
+
+VARIANT = REFERENCE.derive("python-if", procedures={"resync": resync})
+"""
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("text, said", [(TYPO, "shadw"), (PYTHON_IF, "state value as a Python value")])
+def test_a_broken_variant_file_is_bad_input_with_any_number_of_workers(cli, tmp_path: Path, workers: str,
+                                                                       text: str, said: str) -> None:
+    """A step of the user's file that fails in a forked worker is the file's error (exit 2, one line),
+    as it is with one worker, not an internal error of deferral (70)."""
+    path = tmp_path / "broken.py"
+    path.write_text(text)
+    r = cli("simulate", "--variant-file", str(path), "--workers", workers, "--time-limit", "5")
+    assert r.code == 2, r
+    assert said in r.err and "internal error" not in r.err
+    assert r.err.strip().count("\n") == 0 and "Traceback" not in r.err
