@@ -20,7 +20,7 @@ from rich.text import Text
 
 from deferral.checks.explicit.numpy_ops import NotVectorizable
 from deferral.checks.explicit.simulate import SimProgress, SimResult, simulate
-from deferral.cli.common import UsageError, add_bounds, add_variant, bounds_from, positive, protocol_from
+from deferral.cli.common import UsageError, add_bounds, console, add_variant, bounds_from, positive, protocol_from
 from deferral.model.concrete import Model
 from deferral.traces.files import write_atomic
 from deferral.traces.itf import to_itf
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         if value and Path(value).is_dir():
             raise UsageError(f"--{flag.replace('_', '-')} {value}: is a folder, give a file name")
     model = Model(protocol, bounds)
-    err = Console(stderr=True)
+    err = console(stderr=True)
     label = f"simulate {protocol.name} {bounds.short()}"
 
     def show(p: SimProgress) -> None:
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result_json(result, args)))
     else:
-        print_sim(Console(), model, result, args)
+        print_sim(console(), model, result, args)
     return result.exit_code
 
 

@@ -220,6 +220,18 @@ def _portable(exc: Exception) -> bytes | str:
     return data if type(back) is type(exc) and str(back) == str(exc) else f"{type(exc).__name__}: {exc}"
 
 
+def _end_workers(procs: list[Any]) -> None:
+    """End the workers still running: SIGKILL, which no handler can delay. A worker may still be
+    under the parent's inherited SIGTERM handler (forked, not yet in :func:`_work`), or unwind on
+    it and block for ever at exit on the result queue's lock, held by a sibling killed mid-write:
+    the parent then waited for ever in ``join``. Workers hold nothing that needs cleaning up."""
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+    for p in procs:
+        p.join()
+
+
 def simulate(model: Model, *, seed: int = 0, depth: int = 100, walks: int | None = None,
              time_limit: float = 10.0, workers: int | None = None,
              progress: Callable[[SimProgress], None] | None = None,
@@ -286,11 +298,7 @@ def simulate(model: Model, *, seed: int = 0, depth: int = 100, walks: int | None
                     last = time.monotonic()
                     progress(SimProgress(result.walks, result.states, last - start))
         finally:
-            for p in procs:
-                if p.is_alive():
-                    p.terminate()
-            for p in procs:
-                p.join()
+            _end_workers(procs)
     result.elapsed_s = time.monotonic() - start
     if found is not None:
         result.prop = found.prop

@@ -97,3 +97,46 @@ def test_a_broken_variant_file_is_bad_input_with_any_number_of_workers(cli, tmp_
     assert r.code == 2, r
     assert said in r.err and "internal error" not in r.err
     assert r.err.strip().count("\n") == 0 and "Traceback" not in r.err
+
+
+def test_output_off_a_terminal_is_not_wrapped_at_80_columns(cli) -> None:
+    r = cli("simulate", "--depth", "5", "--walks", "1", "--workers", "1")
+    assert r.code == 3
+    assert any(len(line) > 80 and line.startswith("no invariant violation found") and line.endswith("not all")
+               for line in r.out.splitlines()), r.out
+
+
+def _stubborn_work(walker, seed, worker, workers, max_batches, deadline, out) -> None:
+    """A worker that ignores SIGTERM (as one still under an inherited handler, or blocked on the
+    queue's lock, may): worker 0 fails at once, the others never finish."""
+    import signal
+    import time as _time
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if worker == 0:
+        out.put(("error", worker, 0, 0, 0, "ValueError: worker 0 failed"))
+        return
+    while True:
+        _time.sleep(0.1)
+
+
+def test_a_failing_worker_ends_the_simulation_even_when_another_ignores_sigterm(monkeypatch) -> None:
+    """The parent's cleanup must end every worker whatever its signal handling, or it waits forever."""
+    import threading
+
+    import deferral.checks.explicit.simulate as sim
+
+    monkeypatch.setattr(sim, "_work", _stubborn_work)
+    model = Model(PUBLISHED["reference"], Bounds(2, 1, 1, 1))
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            simulate(model, workers=3, time_limit=30)
+        except BaseException as exc:  # the worker's failure, re-raised by the parent
+            raised.append(exc)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(20)
+    assert not t.is_alive(), "simulate() still waiting for a worker that ignores SIGTERM"
+    assert raised and "worker 0 failed" in str(raised[0])
