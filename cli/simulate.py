@@ -33,7 +33,7 @@ def register(sub: Any) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_bounds(p)
     add_variant(p)
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed, a non-negative integer (default 0)")
     p.add_argument("--depth", type=positive(int), default=100, metavar="D", help="steps per walk (default 100)")
     p.add_argument("--walks", type=positive(int), metavar="K",
                    help="stop after about K walks (rounded up to whole batches: 4,096 walks, 4,096 per 64 "
@@ -48,6 +48,8 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.seed < 0:
+        raise UsageError(f"--seed must be non-negative, got {args.seed}")
     protocol = protocol_from(args)
     bounds = bounds_from(args, protocol)
     for flag in ("trace_out", "itf"):

@@ -140,3 +140,10 @@ def test_a_failing_worker_ends_the_simulation_even_when_another_ignores_sigterm(
     t.join(20)
     assert not t.is_alive(), "simulate() still waiting for a worker that ignores SIGTERM"
     assert raised and "worker 0 failed" in str(raised[0])
+
+
+def test_a_negative_seed_is_bad_input_naming_the_flag(cli) -> None:
+    """As engine run and conform say it; it was blamed on the protocol (numpy's error)."""
+    r = cli("simulate", "--seed", "-1", "--walks", "1", "--workers", "1", "--depth", "2")
+    assert r.code == 2
+    assert r.err.strip() == "deferral: --seed must be non-negative, got -1"
