@@ -125,7 +125,10 @@ def run(args: argparse.Namespace) -> int:
         out.print(path_table(model, report.path, title))
     if report.divergence is not None and not args.quiet:
         d = report.divergence
-        for field in sorted(set(d.expected) | set(d.actual)):
+        if d.expected and not d.actual:  # a step not enabled: the fields its guard read
+            for field in sorted(d.expected):
+                out.print(f"  {field} = {d.expected[field]!r} (read by the guard)", highlight=False)
+        for field in sorted(set(d.expected) | set(d.actual)) if d.actual else ():
             out.print(f"  {field}: model {d.expected.get(field)!r}, trace {d.actual.get(field)!r}")
     if not args.quiet:
         for number, violation in report.violations[:5]:

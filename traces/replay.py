@@ -79,7 +79,22 @@ def replay(trace: Trace, protocol: Protocol) -> ReplayReport:
     def report(divergence: Divergence | None, replayed: int) -> ReplayReport:
         return ReplayReport(trace, protocol, replayed, divergence, violations, state, path)
 
+    first_fields: set[str] | None = None  # the variables the trace's first recorded state names
+
+    def changed_fields(shown: dict[str, Any], number: int, label: str) -> Divergence | None:
+        """A recorded state naming other variables than the trace's first one: malformed."""
+        nonlocal first_fields
+        if first_fields is None:
+            first_fields = set(shown)
+            return None
+        if set(shown) == first_fields:
+            return None
+        missing, extra = sorted(first_fields - set(shown)), sorted(set(shown) - first_fields)
+        return Divergence(number, label, f"the recorded state is malformed: its variables differ from the "
+                          f"trace's first state's: missing {missing}, unknown {extra}", malformed=True)
+
     if trace.initial is not None:
+        changed_fields(trace.initial, 0, "initial")
         recorded = _parse_state(model, trace.initial, 0, "initial", state)
         if isinstance(recorded, Divergence):
             return report(recorded, 0)
@@ -96,6 +111,9 @@ def replay(trace: Trace, protocol: Protocol) -> ReplayReport:
             return report(Divergence(number, action.label(), "not enabled in the model here",
                                      _guard_fields(model, state, action)), number - 1)
         if tstep.state is not None:
+            other = changed_fields(tstep.state, number, action.label())
+            if other is not None:
+                return report(other, number - 1)
             recorded = _parse_state(model, tstep.state, number, action.label(), nxt)
             if isinstance(recorded, Divergence):
                 return report(recorded, number - 1)
@@ -153,8 +171,11 @@ def _parse_state(model: Model, shown: dict[str, Any], number: int, label: str,
     try:
         return model.from_json(shown)
     except ValueError as exc:
-        other_fields = str(exc).startswith("state fields differ")  # another protocol's state: diverges
-        return Divergence(number, label, f"the recorded state is malformed: {exc}", malformed=not other_fields)
+        prefix = "state fields differ from the model: "
+        if str(exc).startswith(prefix):  # a well-formed state of another protocol: it diverges
+            return Divergence(number, label, f"the trace records other variables than {model.protocol.name} has "
+                              f"(a trace of another protocol?): {str(exc)[len(prefix):]}")
+        return Divergence(number, label, f"the recorded state is malformed: {exc}", malformed=True)
 
 
 def _state_divergence(model: Model, number: int, label: str, expected: State, actual: State,

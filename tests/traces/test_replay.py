@@ -85,3 +85,38 @@ def test_liveness_counterexample_is_confirmed_by_replay() -> None:
     assert report.violated_properties == ["shootdowns_can_complete"]
     # Under the reference the same steps leave a way out: the goal stays reachable.
     assert replay(trace, PUBLISHED["reference"]).liveness == {"shootdowns_can_complete": True}
+
+
+def test_a_step_state_with_other_variables_than_the_trace_is_malformed() -> None:
+    """A trace whose states change their variables midway is not a trace of any protocol:
+    bad input (malformed), not a divergence from the model."""
+    model, doc = counterexample()
+    altered = copy.deepcopy(doc)
+    altered["steps"][3]["state"]["extra"] = 1
+    report = replay(loads(__import__("json").dumps(altered)), model.protocol)
+    assert report.divergence.step_number == 4 and report.divergence.malformed
+    assert "extra" in report.divergence.reason
+
+
+def test_a_trace_of_another_protocol_diverges_and_says_so_without_calling_it_malformed() -> None:
+    """A well-formed trace of a protocol with other variables does not replay here (exit 4),
+    and the reason names the variables, not a malformed file."""
+    model, doc = counterexample()
+    altered = copy.deepcopy(doc)
+    for state in [altered["initial"]] + [s["state"] for s in altered["steps"]]:
+        state["flushreq"] = [False, False]
+    report = replay(loads(__import__("json").dumps(altered)), model.protocol)
+    d = report.divergence
+    assert d.step_number == 0 and not d.malformed
+    assert "malformed" not in d.reason and "flushreq" in d.reason and "remote-no-drain" in d.reason
+
+
+def test_the_cli_shows_a_disabled_steps_guard_fields_as_read_not_as_a_trace_value(cli, tmp_path) -> None:
+    model, doc = counterexample()
+    altered = copy.deepcopy(doc)
+    altered["steps"].insert(0, {"step": "finish_invlpg", "args": {"i": 0}})
+    path = tmp_path / "t.json"
+    path.write_text(__import__("json").dumps(altered))
+    r = cli("replay", str(path))
+    assert r.code == 4
+    assert "trace None" not in r.out and "pc[0] = 'Idle'" in r.out
