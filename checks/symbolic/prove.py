@@ -378,9 +378,20 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         return result("unknown", route="pdr", reason=r.reason or "Spacer gave no answer")
 
     if method == "ic3po":
-        return ic3po_route(protocol, bounds, enc, None if timeout is None else 0.9 * (left() or timeout), say,
-                           result) or result(
-            "unknown", route="ic3po", reason="no time left for it")
+        r = ic3po_route(protocol, bounds, enc, None if timeout is None else 0.9 * (left() or timeout), say,
+                        result, stages=stages) or result("unknown", route="ic3po", reason="no time left for it")
+        if r.status == "unknown" and any(row.get("status") == "violated" for row in stages if row["route"] == "ic3po"):
+            # IC3 reached a state that leaves the property: the breadth-first search gives the
+            # shortest counterexample at the requested bounds, as bmc does for pdr
+            say("ic3po: IC3 reached a violation; the explicit search looks for the shortest counterexample")
+            ex = exhaust.explore(protocol, bounds, left() or exhaust.EXPLICIT_S, note=say)
+            stages.append(ex.stage())
+            if ex.status == "violated" and ex.path is not None:
+                return result("violated", route="ic3po+explicit-search", depth=ex.depth,
+                              path=oriented_path(enc, [st for _, st in ex.path]), prop=ex.prop,
+                              exhaustive={"bounds": bounds.as_dict(), "states": ex.states, "verdict": ex.verdict()})
+            r.reason = f"{r.reason}; explicit search at {bounds.short()}: {ex.verdict()}"
+        return r
 
     if method != "auto":
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")

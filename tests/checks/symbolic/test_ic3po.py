@@ -250,3 +250,15 @@ def test_the_parametric_proof_running_out_of_time_is_unknown(monkeypatch: pytest
     monkeypatch.setattr(parametric, "learned_lemmas", lambda fams, protocol: [])
     got = ic3po.prove_parametric(REFERENCE, Bounds(2, 1, 1, 1), [], timeout=1.0)
     assert got.status == "unknown" and "time limit" in got.obligations[-1].reason
+
+
+def test_method_ic3po_refutes_a_bug_with_the_shortest_counterexample(cli, tmp_path: Path) -> None:
+    """IC3 that reaches a violating state is a refutation, as prove's other methods say it: exit 1
+    with the shortest counterexample (the explicit search's length), replayable, not "unknown"."""
+    trace = tmp_path / "cex.json"
+    r = cli("prove", "--variant", "ipi-before-drain", "--method", "ic3po", "--timeout", "60", "--json",
+            "--trace-out", str(trace))
+    doc = json.loads(r.out)
+    assert r.code == 1 and doc["status"] == "violated", doc.get("reason")
+    assert doc["depth"] == 6 and doc["route"].startswith("ic3po")
+    assert cli("replay", str(trace)).code == 0
