@@ -60,3 +60,26 @@ def test_the_cli_says_it_in_one_line_exit_2(cli, tmp_path: Path) -> None:
     assert out.code == 2 and "Traceback" not in out.err
     assert len(out.err.strip().splitlines()) == 1 and "--no-symmetry" in out.err
     assert cli("check", "--variant-file", str(variant), "--no-symmetry").code == 1
+
+
+def _remote_flush_unless_vcpu0(s: Any, k: Any, i: Any) -> None:
+    """VCPU 0's IPI handler skips its TLB flush: an asymmetry that shows only once VCPU 0 handles an
+    IPI with a TLB entry, deeper than the first breadth-first states."""
+    p, sp = s.pg[i], s.sp[i]
+    if k != 0:
+        with s.when(sp == s.cr3[k]):
+            s.tlb[k][p] = 0
+    with s.when(s.covers[i] | (s.lw[sp][p] == k)):
+        s.req[k][sp][p] = True
+
+
+DEEP_ASYMMETRY = REFERENCE.derive("vcpu0-skips-flush", procedures={"remote_flush": _remote_flush_unless_vcpu0})
+
+
+@pytest.mark.parametrize("bounds", [(2, 1, 1, 1), (3, 1, 1, 1)])
+def test_an_asymmetry_deeper_than_the_first_states_is_refused_not_reported_holding(bounds) -> None:
+    """The reduced search said 'holds' (exit 0) where the search without symmetry finds the bug."""
+    assert search(DEEP_ASYMMETRY, Bounds(2, 1, 1, 1), symmetry=False).outcome("no_stale_translation").status \
+        == "violated"
+    with pytest.raises(AsymmetricProtocol):
+        check_symmetry(DEEP_ASYMMETRY, Bounds(*bounds))
