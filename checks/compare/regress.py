@@ -24,7 +24,7 @@ from deferral.checks.compare.behaviours import BehaviourDiff, compare
 from deferral.checks.compare.proofs import ProofRow
 from deferral.checks.explicit.reachable import TooManyStates, reachable
 from deferral.checks.results import Path, SearchResult
-from deferral.checks.explicit.search import search
+from deferral.checks.explicit.search import search_reduced_if_alike
 from deferral.model.bounds import Bounds, BoundsError
 from deferral.model.context import OneSpaceError, StepError
 from deferral.model.protocol import Protocol
@@ -149,7 +149,7 @@ class RegressReport:
 def checked_search(protocol: Protocol, bounds: Bounds) -> SearchResult:
     """The project's search; a misbehaving step is located again so the error names the state."""
     try:
-        return search(protocol, bounds, symmetry=True)
+        return search_reduced_if_alike(protocol, bounds)
     except StepError:
         reachable(protocol, bounds, max_states=BEHAVIOUR_LIMIT)  # raises the located StepError
         raise

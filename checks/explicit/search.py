@@ -6,6 +6,7 @@ from typing import Any
 
 from deferral.checks.explicit.explore import explore
 from deferral.checks.explicit.symmetry_guard import check_symmetry
+from deferral.model.variants import AsymmetricProtocol
 from deferral.checks.results import ProgressFn, SearchResult
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model
@@ -46,3 +47,13 @@ def search(
         else:
             return explore_vectorized(protocol, bounds, workers=workers, **options, **vectorized_only)
     return explore(Model(protocol, bounds), **options)
+
+
+def search_reduced_if_alike(protocol: Protocol, bounds: Bounds, **options: Any) -> SearchResult:
+    """:func:`search` up to VCPU symmetry where the protocol treats its VCPUs alike, else without
+    symmetry (same verdicts and shortest counterexamples, more states): for the commands that have no
+    ``--no-symmetry`` to offer (regress, simulate's shrinking, prove's explicit route)."""
+    try:
+        return search(protocol, bounds, symmetry=True, **options)
+    except AsymmetricProtocol:
+        return search(protocol, bounds, symmetry=False, **options)

@@ -26,7 +26,7 @@ import numpy as np
 
 from deferral.checks.explicit.expand import Expander
 from deferral.checks.explicit.packing import blas_threads
-from deferral.checks.explicit.search import search
+from deferral.checks.explicit.search import search_reduced_if_alike
 from deferral.checks.results import Path
 from deferral.model.concrete import Action, Model, State
 
@@ -377,7 +377,7 @@ def shrink(model: Model, path: Path, prop: str, log: list[str], *, bfs_budget: i
     log.append(f"steps dropped: {len(path) - 1} steps")
     # 3. a bounded breadth-first search for anything shorter
     if len(path) > 2:
-        found = search(model.protocol, model.bounds, symmetry=True, max_states=bfs_budget, workers=1)
+        found = search_reduced_if_alike(model.protocol, model.bounds, max_states=bfs_budget, workers=1)
         outcome = next((o for o in found.outcomes if o.name == prop), None)
         if outcome is not None and outcome.status == "violated" and outcome.path is not None \
                 and len(outcome.path) < len(path):

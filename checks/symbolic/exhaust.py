@@ -119,9 +119,14 @@ def explore(protocol: Protocol, bounds: Bounds, budget: float,
     say(f"auto: explicit search at {bounds.short()} (at most {budget:.0f} s)")
     try:
         from deferral.checks.explicit.symmetry_guard import check_symmetry
+        from deferral.model.variants import AsymmetricProtocol
 
-        check_symmetry(protocol, bounds)  # the published protocols at once; a variant on a sample
-        r = search(only, bounds, symmetry=True, time_limit=budget, memory_limit=EXPLICIT_MEMORY, workers=1,
+        try:
+            check_symmetry(protocol, bounds)  # the published protocols at once; a variant on a sample
+            symmetric = True
+        except AsymmetricProtocol:  # VCPUs not alike: searched without symmetry, same counterexamples
+            symmetric = False
+        r = search(only, bounds, symmetry=symmetric, time_limit=budget, memory_limit=EXPLICIT_MEMORY, workers=1,
                    stop=stop)
     except (VariantError, StepError) as exc:  # VCPUs not alike, a step's error: bmc and the lemmas decide
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -83,3 +84,38 @@ def test_an_asymmetry_deeper_than_the_first_states_is_refused_not_reported_holdi
         == "violated"
     with pytest.raises(AsymmetricProtocol):
         check_symmetry(DEEP_ASYMMETRY, Bounds(*bounds))
+
+
+DEEP_ASYMMETRY_FILE = '''
+from deferral.model import REFERENCE
+
+
+def remote_flush(s, k, i):
+    p, sp = s.pg[i], s.sp[i]
+    if k != 0:
+        with s.when(sp == s.cr3[k]):
+            s.tlb[k][p] = 0
+    with s.when(s.covers[i] | (s.lw[sp][p] == k)):
+        s.req[k][sp][p] = True
+
+
+VARIANT = REFERENCE.derive("vcpu0-skips-flush", procedures={"remote_flush": remote_flush})
+'''
+
+
+def test_commands_without_a_symmetry_flag_search_an_asymmetric_variant_without_symmetry(cli, tmp_path: Path) -> None:
+    """regress and simulate have no --no-symmetry: they refused the variant, pointing at a flag they
+    do not have; prove's explicit route left it to bmc. Each now searches it without symmetry."""
+    variant = tmp_path / "vcpu0.py"
+    variant.write_text(DEEP_ASYMMETRY_FILE)
+    regress = cli("regress", "--candidate", str(variant), "--bounds", "2,1,1,1", "--no-corpus", "--no-behaviours",
+                  "--json")
+    assert regress.code == 1, regress.err
+    simulate = cli("simulate", "--variant-file", str(variant), "--workers", "1", "--walks", "8192", "--depth", "40",
+                   "--json")
+    assert simulate.code == 1, simulate.err
+    assert json.loads(simulate.out)["length"] == 8  # the shrinking BFS (no symmetry) finds the shortest
+    from deferral.checks.symbolic.exhaust import explore
+    from deferral.model import load_variant_file
+    ex = explore(load_variant_file(variant), Bounds(2, 1, 1, 1), 30.0)
+    assert ex.status == "violated" and ex.depth == 8
