@@ -151,3 +151,9 @@ def test_a_bound_only_the_candidate_declares(cli, tmp_path):
     assert lacking.code == 2 and len(lacking.err.strip().splitlines()) == 1
     assert "unknown bound(s) batch" in lacking.err and "give bounds both reference and with-b declare" in lacking.err
     assert cli("regress", "--candidate", str(variant), "--bounds", "2,1,1,1,1,1", *quick).code == 0
+
+
+def test_no_corpus_is_not_claimed_kept_when_none_was_replayed(cli) -> None:
+    r = cli("regress", "--candidate", "reference", "--bounds", "1,1,1,1", "--no-corpus", "--no-behaviours")
+    assert r.code == 0 and "no regression" in r.out
+    assert "corpus" not in r.out.split("no regression", 1)[1]

@@ -297,16 +297,16 @@ def print_regress(console: Console, report: Any) -> None:
     lost += [f"corpus {r.name} ({r.candidate.describe()})" for r in report.corpus_lost]
     lost += [f"its proof for every N, V, F at {r.where}" for r in report.proofs_lost]
     unproved = [r.where for r in report.proofs if r.open]
+    where = " and on the corpus" if report.corpus else ""  # --no-corpus: none was replayed
     if lost:
         console.print(Text(f"✗ REGRESSION: {c.name} loses " + "; ".join(lost), style="bold red"))
     elif unproved:
-        console.print(Text(f"? not proved: {c.name} keeps every property {b.name} has at these bounds and on the "
-                           f"corpus, but is not proved for every N, V, F at {'; '.join(unproved)}, where {b.name} "
+        console.print(Text(f"? not proved: {c.name} keeps every property {b.name} has at these bounds{where}, "
+                           f"but is not proved for every N, V, F at {'; '.join(unproved)}, where {b.name} "
                            "is (unknown: see why above)", style="yellow"))
     else:
-        console.print(Text(f"✓ no regression: {c.name} keeps every property {b.name} has at these bounds "
-                           "and on the corpus" + (", and every proof for every N, V, F" if report.proofs else ""),
-                           style="green"))
+        console.print(Text(f"✓ no regression: {c.name} keeps every property {b.name} has at these bounds{where}"
+                           + (", and every proof for every N, V, F" if report.proofs else ""), style="green"))
 
 
 def _print_proofs(console: Console, report: Any) -> None:
