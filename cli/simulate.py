@@ -20,7 +20,7 @@ from rich.text import Text
 
 from deferral.checks.explicit.numpy_ops import NotVectorizable
 from deferral.checks.explicit.simulate import SimProgress, SimResult, simulate
-from deferral.cli.common import UsageError, add_bounds, console, add_variant, bounds_from, positive, protocol_from
+from deferral.cli.common import UsageError, add_bounds, check_outputs, console, add_variant, bounds_from, positive, protocol_from
 from deferral.model.concrete import Model
 from deferral.traces.files import write_atomic
 from deferral.traces.itf import to_itf
@@ -52,10 +52,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--seed must be non-negative, got {args.seed}")
     protocol = protocol_from(args)
     bounds = bounds_from(args, protocol)
-    for flag in ("trace_out", "itf"):
-        value = getattr(args, flag)
-        if value and Path(value).is_dir():
-            raise UsageError(f"--{flag.replace('_', '-')} {value}: is a folder, give a file name")
+    check_outputs(args, "trace_out", "itf")  # before the walks, as check does
     model = Model(protocol, bounds)
     err = console(stderr=True)
     label = f"simulate {protocol.name} {bounds.short()}"

@@ -147,3 +147,22 @@ def test_a_negative_seed_is_bad_input_naming_the_flag(cli) -> None:
     r = cli("simulate", "--seed", "-1", "--walks", "1", "--workers", "1", "--depth", "2")
     assert r.code == 2
     assert r.err.strip() == "deferral: --seed must be non-negative, got -1"
+
+
+@pytest.mark.parametrize("flag", ["--trace-out", "--itf"])
+@pytest.mark.parametrize("target", ["/proc/nope/x.json", "{file}/x.json", "{fifo}"])
+def test_output_paths_are_refused_before_the_walks(cli, tmp_path: Path, flag: str, target: str) -> None:
+    """As check's: a path that cannot take a file is bad input at once (it was found only when a
+    violation was written, after the walks), and a FIFO is never replaced by a regular file."""
+    import os
+    import stat
+
+    (tmp_path / "file").write_text("x")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    path = target.format(file=tmp_path / "file", fifo=fifo)
+    r = cli("simulate", "--variant", "drain-local-only", "--workers", "1", "--walks", "8192", "--depth", "60",
+            "--seed", "3", flag, path)
+    assert r.code == 2, r
+    assert flag in r.err and r.err.count("\n") == 1
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
