@@ -123,6 +123,8 @@ class ConformReport:
     elapsed_s: float = 0.0
     mismatch: Mismatch | None = None
     counterexamples: list[dict[str, Any]] = field(default_factory=list)
+    #: --counterexamples: properties the model's search stopped before deciding (no counterexample driven)
+    undecided: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -368,6 +370,7 @@ def conform_counterexamples(model: Model, engine: EngineSpec, *, max_states: int
         if outcome.status == "unknown":
             report.complete = False
             report.stopped_by = result.stopped_by
+            report.undecided.append(outcome.name)
         if outcome.status != "violated" or not outcome.path:
             continue
         actions = [a for a, _ in outcome.path[1:] if a is not None]

@@ -83,3 +83,17 @@ def test_bad_input_exits_2(argv: list[str], capsys: pytest.CaptureFixture[str]) 
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("deferral:") and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_conform_counterexamples_cut_by_max_states_names_the_properties_left_undecided(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The model's search stopped before deciding a property: exit 3 saying which property and why,
+    not 'not every path was checked' (no path is left unchecked in this mode)."""
+    code = main(["conform", "--counterexamples", "--variant", "reload-no-drain", "--max-states", "2000"])
+    out = capsys.readouterr().out
+    assert code == 3
+    assert "not every path was checked" not in out
+    assert "shootdowns_can_complete" in out and "--max-states" in out
+    assert main(["conform", "--counterexamples", "--variant", "reload-no-drain", "--max-states", "2000",
+                 "--json"]) == 3
+    assert json.loads(capsys.readouterr().out)["undecided"] == ["shootdowns_can_complete"]
