@@ -969,7 +969,15 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         "enumerated-early": lambda name, what: enumerated() if small_safe() else None,
         "pdr-generalized": lambda name, what: by_templates(name, inferred()),
     }
+    def over() -> bool:
+        """The limit has passed: no route starts (each got at least half a second from ``left()``,
+        and the command's hard limit, a few seconds later, would end it with no reasons at all)."""
+        return timeout is not None and time.monotonic() - start >= timeout
+
     for name, what in order:
+        if over():
+            why("auto", f"the time limit of {timeout:g} s passed before {name} and the routes after it", logged=False)
+            break
         done = routes.get(name, lemma_route)(name, what)
         if done is not None:
             return done
@@ -980,22 +988,26 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                       routes_tried=[{"route": route, "reason": clause} for route, clause in tried.items()],
                       exhaustive={"bounds": bounds.as_dict(), "states": ex.states, "levels": ex.depth,
                                   "verdict": ex.verdict()})
-    if not search(small_at).settled and small_at != bounds and timeout is not None and not small_safe():
+    if not over() and not search(small_at).settled and small_at != bounds and timeout is not None \
+            and not small_safe():
         done = small_look(FINISH_BMC_SHARE * (left() or 0.0))  # the smallest instance first: a bug shows there
         if done is not None:
             return done
-    if not search(bounds).settled:  # the bmc at the requested bounds stopped early: finish it
+    if not over() and not search(bounds).settled:  # the bmc at the requested bounds stopped early: finish it
         done = bounded_look(left())
         if done is not None:
             return done
-    say("auto: Spacer (pdr)")
-    r2 = pdr(enc, timeout=left())
-    if r2.status == "proved":
-        return result("proved", route="pdr", invariant=r2.clauses, smt2=r2.smt2, log=log)
-    if r2.status == "violated" and r2.trace is not None and r2.trace.path is not None:
-        return result("violated", route="pdr+bmc", depth=r2.trace.depth, path=r2.trace.path, prop=r2.trace.prop,
-                      log=log)
-    why(f"pdr at {bounds.short()}", f"Spacer: {r2.reason or 'no answer'} after {r2.elapsed_s:.1f} s")
+    if not over():
+        say("auto: Spacer (pdr)")
+        r2 = pdr(enc, timeout=left())
+        if r2.status == "proved":
+            return result("proved", route="pdr", invariant=r2.clauses, smt2=r2.smt2, log=log)
+        if r2.status == "violated" and r2.trace is not None and r2.trace.path is not None:
+            return result("violated", route="pdr+bmc", depth=r2.trace.depth, path=r2.trace.path, prop=r2.trace.prop,
+                          log=log)
+        why(f"pdr at {bounds.short()}", f"Spacer: {r2.reason or 'no answer'} after {r2.elapsed_s:.1f} s")
+    else:
+        why(f"pdr at {bounds.short()}", f"not tried (the time limit of {timeout:g} s passed)")
     reason = "no route settled it: " + "; ".join(f"{route}: {clause}" for route, clause in tried.items())
     return result("unknown", route="auto", reason=reason, log=log,
                   routes_tried=[{"route": route, "reason": clause} for route, clause in tried.items()])

@@ -58,3 +58,20 @@ def test_every_learning_route_says_where_it_learned(route: str, learned: Any, in
     assert doc["route"] == route and doc["lemma_source"].startswith(source)
     want = [b.as_dict() for b in learned] if learned else [inferred.as_dict()] if inferred else None
     assert doc["lemmas_learned_at"] == want
+
+
+def test_auto_ends_within_its_timeout_so_the_unknown_keeps_its_reasons() -> None:
+    """A bug found at the smallest instance whose shortest trace the bmc at large bounds does not reach:
+    auto ran bmc slices and Spacer past its --timeout (13.4 s for 10), so the command's hard limit
+    (timeout + 2 s + 5%) ended it with a bare 'time limit reached' instead of these reasons."""
+    import time as _time
+
+    from deferral.checks.symbolic.prove import prove
+    from deferral.model import PUBLISHED, Bounds
+
+    began = _time.monotonic()
+    r = prove(PUBLISHED["drain-local-only"], Bounds(4, 3, 3, 3), "auto", timeout=10)
+    took = _time.monotonic() - began
+    assert r.status == "unknown"
+    assert took < 10 + 2.0, took
+    assert "violated in" in r.reason  # the smallest instance's violation is said
