@@ -17,6 +17,7 @@ from deferral.model.schema import (
     BOOL,
     FRAME,
     PAGE,
+    SPACE,
     VCPU,
     VCPU_OR_NONE,
     Enum,
@@ -32,7 +33,7 @@ from deferral.model.reference import PC, REFERENCE
 from deferral.model.variants import PUBLISHED, VariantError, get_variant, load_variant_file
 
 __all__ = [
-    "BOOL", "FRAME", "PAGE", "VCPU", "VCPU_OR_NONE", "Bound", "Bounds", "BoundsError", "Enum",
+    "BOOL", "FRAME", "PAGE", "SPACE", "VCPU", "VCPU_OR_NONE", "Bound", "Bounds", "BoundsError", "Enum",
     "Layout", "OrNone", "PC", "PUBLISHED", "Procedure", "Property", "Protocol", "Queue", "Range",
     "REFERENCE", "Sort", "Step", "Var", "VariantError", "get_variant", "load_variant_file", "step",
 ]

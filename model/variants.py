@@ -166,6 +166,8 @@ def load_variant_namespace(path: str | Path) -> tuple[Protocol, dict[str, Any]]:
     """``VARIANT`` and every other name a user's variant file defines (such as ``ENGINE``,
     which the engine's commands read); any failure is a one-line VariantError."""
     path = Path(path)
+    if path.is_dir():
+        raise VariantError(f"variant file {path}: is a folder, not a Python file")
     if not path.is_file():
         raise VariantError(f"variant file {path}: no such file")
     module_name = f"deferral_user_variant_{abs(hash(str(path.resolve())))}"

@@ -78,3 +78,21 @@ VARIANT = REFERENCE.derive("boom", replace_steps=[REFERENCE.step("reload_cr3").w
     model = Model(load_variant_file(path), Bounds(1, 1, 1, 1))
     with pytest.raises(StepError, match=r"step reload_cr3\(0\) in boom .*ZeroDivisionError: no"):
         model.apply(model.initial, model.find_action("reload_cr3", (0,)))
+
+
+def test_a_folder_given_as_a_variant_file_is_named_a_folder(tmp_path) -> None:
+    import pytest as _pytest
+
+    from deferral.model.variants import VariantError, load_variant_file
+
+    with _pytest.raises(VariantError, match="is a folder, not a Python file"):
+        load_variant_file(tmp_path)
+
+
+def test_a_spaces_variant_imports_every_sort_from_the_model_package() -> None:
+    """README's variant files import sorts from deferral.model; SPACE (address spaces) was only in
+    deferral.model.schema."""
+    from deferral.model import SPACE, VCPU  # noqa: F401
+    from deferral.model.schema import SPACE as SCHEMA_SPACE
+
+    assert SPACE is SCHEMA_SPACE
