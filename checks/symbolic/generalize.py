@@ -327,8 +327,8 @@ def load(text: str) -> list[Template]:
     try:
         doc = json.loads(text)
         if doc.get("format") != "deferral-lemmas/1":
-            raise GeneralizeError("not a deferral-lemmas/1 file (prove --invariant-out writes one when the "
-                                  "route is pdr-generalized or lemma-file)")
+            raise GeneralizeError("not a lemmas file prove --invariant-out writes (deferral-lemmas/1, "
+                                  "deferral-lemmas/2 or deferral-weakened/1)")
         out = []
         for entry in doc["lemmas"]:
             params = tuple((str(n), str(s)) for n, s in entry["params"])
