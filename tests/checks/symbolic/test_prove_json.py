@@ -60,11 +60,12 @@ def test_every_learning_route_says_where_it_learned(route: str, learned: Any, in
     assert doc["lemmas_learned_at"] == want
 
 
-def test_auto_ends_within_its_timeout_so_the_unknown_keeps_its_reasons() -> None:
+def test_auto_starts_no_route_after_its_timeout() -> None:
     """A safe change auto cannot prove in time: every route after the limit still got half a second
-    from left() (lazy_cur_clear at 4,3,3,3 with 2 s: 4.6 s; at 6,3,3,3 with 1 s: 6.5 s), past the
-    command's hard limit (timeout + 2 s + 5%), which ends it with a bare 'time limit reached'
-    instead of the routes' reasons. No route starts once the limit has passed."""
+    from left(), and the bmc slices and Spacer started after it (lazy_cur_clear at 6,3,3,3 with 1 s:
+    5.8 s), past the command's hard limit (timeout + 2 s + 5%), which ends it with a bare 'time
+    limit reached' instead of the routes' reasons. Checked by when routes start, not by the total
+    (the encoding before the routes takes seconds on a loaded machine)."""
     import time as _time
     from pathlib import Path
 
@@ -72,8 +73,11 @@ def test_auto_ends_within_its_timeout_so_the_unknown_keeps_its_reasons() -> None
     from deferral.model import load_variant_file
 
     variant = load_variant_file(Path(__file__).parents[3] / "examples" / "lazy_cur_clear.py")
+    notes: list[tuple[float, str]] = []
     began = _time.monotonic()
-    r = prove(variant, Bounds(6, 3, 3, 3), "auto", timeout=1)
-    took = _time.monotonic() - began
+    r = prove(variant, Bounds(6, 3, 3, 3), "auto", timeout=1,
+              note=lambda text: notes.append((_time.monotonic(), text)))
     assert r.status == "unknown" and r.reason
-    assert took < 1 + 2.0, took
+    late = [text for t, text in notes if t > began + 1 + 0.5
+            and text.startswith(("auto: bounded model checking", "auto: Spacer"))]
+    assert not late, late
