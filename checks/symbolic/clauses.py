@@ -15,10 +15,12 @@ A signature's clauses are built from at most :data:`POOL` of its literals, every
 in turn (:func:`pool`). A candidate is a disjunction of 1 to :data:`MAX_LITERALS` literals true, for every parameter
 assignment, in every sampled reachable state, and minimal (no sub-disjunction is; strengthen's
 :func:`enumerate_clauses`); one of four literals only where a counterexample to induction is false
-in it (:meth:`Signature.excluding`). One family stands for all its instances (the parameters range
-over every element of their sorts). :func:`learn` chooses among them by Houdini and
-counterexamples to induction at growing bounds (:func:`learn_at`), keeping what the properties'
-consecution needs (unsat cores).
+in it (:meth:`Signature.excluding`), and of up to :data:`MAX_COVER` found by greedy set cover where
+neither rules it out (:meth:`Signature.covering`). One family stands for all its instances (the
+parameters range over every element of their sorts). :func:`learn` chooses among them by Houdini and
+counterexamples to induction at growing bounds (:func:`learn_at`), the first stage starting from
+every family of at most :data:`FIRST_LITERALS` literals, keeping what the properties' consecution
+needs (unsat cores).
 
 Nothing here is trusted: the candidates only go to Houdini and induction (bounded, or over
 uninterpreted sorts by ``--parametric``), which decide.
@@ -219,27 +221,23 @@ class Signature:
         balance = np.abs(table[keep].mean(axis=1) - 0.5)
         self.keep = pool([self.lits[j].text for j in keep], balance, keep)
         self.masks, self.full = column_masks(table[self.keep])
-        #: every literal not constant in the samples, the pool's first (a place in ``keep`` is one here):
-        #: :meth:`covering` builds from all of them, over their own distinct columns
-        self.wide = list(self.keep) if not WIDE else self.keep + [j for j in keep if j not in set(self.keep)]
-        self.wmasks, self.wfull = column_masks(table[self.wide]) if WIDE else (self.masks, self.full)
         self.shown: set[str] = set()
         self.found: list[tuple[Lemma, tuple[int, ...]]] = []  # (family, its literals' places in ``keep``)
-        #: every family this signature made, by name: its literals' places in ``wide + always`` (:meth:`false_in`)
+        #: every family this signature made, by name: its literals' places in ``keep + always`` (:meth:`false_in`)
         self.where: dict[str, tuple[int, ...]] = {}
         self._recent: dict[Any, np.ndarray] = {}
 
     def _lemma(self, combo: Sequence[int]) -> Lemma:
-        """The family of the literals at places ``combo`` of ``wide`` (a place in ``keep`` is the same)."""
-        lem = make(self.params, [self.lits[self.wide[j]] for j in combo])
+        """The family of the pooled literals at places ``combo`` of ``keep``."""
+        lem = make(self.params, [self.lits[self.keep[j]] for j in combo])
         self.where[lem.name] = tuple(combo)
         return lem
 
     def truth_in(self, b: Bounds, states: Sequence[Sequence[int]]) -> np.ndarray:
-        """Each literal of ``wide + always`` in each of ``states`` at every parameter assignment: shape
+        """Each literal of ``keep + always`` in each of ``states`` at every parameter assignment: shape
         (literals, assignments, states); one vectorized pass for all the states."""
         rows = np.array(states, dtype=np.int64).reshape(len(states), -1)
-        table = truth_table(self.protocol, b, rows, [self.lits[j].fn for j in self.wide + self.always], self.params)
+        table = truth_table(self.protocol, b, rows, [self.lits[j].fn for j in self.keep + self.always], self.params)
         return table.reshape(table.shape[0], -1, len(states))
 
     def false_in(self, name: str, truth: np.ndarray) -> np.ndarray | None:
@@ -258,7 +256,7 @@ class Signature:
         out: list[Lemma] = []
         for n, j in enumerate(self.always):
             out.append(make(self.params, [self.lits[j]]))
-            self.where[out[-1].name] = (len(self.wide) + n,)
+            self.where[out[-1].name] = (len(self.keep) + n,)
         for combo in found[:PER_SIGNATURE]:
             lem = self._lemma(combo)
             self.found.append((lem, tuple(combo)))
@@ -279,13 +277,13 @@ class Signature:
         return out
 
     def _truth(self, b: Bounds, state: Sequence[int]) -> np.ndarray:
-        """Each literal of ``wide``'s truth in ``state`` at every parameter assignment: (literals, assignments),
-        the pooled ones first (the last few states' kept: :meth:`falsified` and :meth:`covering` ask for
-        the same one)."""
+        """Each pooled literal's truth in ``state`` at every parameter assignment: (literals, assignments)
+        (the last few states' kept: :meth:`falsified`, :meth:`excluding` and :meth:`covering` ask for the
+        same one)."""
         key = (b, tuple(int(x) for x in state))
         if key not in self._recent:
             rows = np.array([state], dtype=np.int64)
-            self._recent[key] = truth_table(self.protocol, b, rows, [self.lits[j].fn for j in self.wide], self.params)
+            self._recent[key] = truth_table(self.protocol, b, rows, [self.lits[j].fn for j in self.keep], self.params)
             while len(self._recent) > 16:
                 self._recent.pop(next(iter(self._recent)))
         return self._recent[key]
@@ -332,8 +330,8 @@ class Signature:
         than :meth:`families` enumerate (at two spaces "covers[i] implies lw[sp[i]][pg[i]] = i" is
         ``not covers[i] or t != sp[i] or p != pg[i] or i = lw[t][p]``) gets one in milliseconds."""
         truth = self._truth(b, state)
-        m, full = self.wmasks, self.wfull
-        cost = [self.lits[self.wide[j]].cost for j in range(len(m))]
+        m, full = self.masks, self.full
+        cost = [self.lits[self.keep[j]].cost for j in range(len(m))]
         out: list[Lemma] = []
         for col in range(truth.shape[1]):
             cand = [int(j) for j in np.flatnonzero(~truth[:, col]) if m[j]]
@@ -411,12 +409,10 @@ def enumerate_all(protocol: Protocol, samples: Sequence[tuple[Bounds, np.ndarray
 EXTRA_CTIS, MAX_ROUNDS = 4, 200
 #: Seconds a round's search for clauses of four literals may take (PROVE.md, 5 Dec, morning).
 EXCLUDE_S = 4.0
-import os
-COVER = os.environ.get("COVER", "1") == "1"
-REUSE = os.environ.get("REUSE", "1") == "1"
-SETTLE = os.environ.get("SETTLE", "1") == "1"
-ALLFIRST = int(os.environ.get("ALLFIRST", "2"))
-WIDE = os.environ.get("WIDE", "0") == "1"
+#: The first stage starts from every enumerated family of at most this many literals (the simplest,
+#: mostly inductive; DistAI's smallest-first), not from nothing: at two spaces the loop from nothing
+#: took 12-34 rounds and often ran out of its share (PROVE.md, 5 Dec, morning).
+FIRST_LITERALS = 2
 
 
 @dataclass
@@ -437,9 +433,12 @@ class Stage:
 def learn_at(protocol: Protocol, at: Bounds, found: Enumerated, start: Sequence[Lemma] = (),
              deadline: float | None = None, note: Any = None, trim: bool = True) -> Stage:
     """Houdini at ``at`` from ``start``; while the invariant properties are not preserved, the
-    counterexample to induction (or, when no new family rules it out, the last candidates') is
-    ruled out by the enumerated families false in it, else by new clauses of four literals
-    (:meth:`Signature.excluding`); then (``trim``) the unsat-core support of the fixpoint."""
+    counterexample to induction (one every candidate left survives: Houdini settles first; or, when
+    no new family rules it out, the last candidates') is ruled out by the enumerated families false
+    in it, else by new clauses of four literals (:meth:`Signature.excluding`), else by greedy covers
+    (:meth:`Signature.covering`); a round starts from what is alive, the new families and the dropped
+    ones whose witness they rule out (:class:`_Witnesses`); then (``trim``) the unsat-core support of
+    the fixpoint."""
     from deferral.checks.symbolic.infer import property_lemmas
     from deferral.checks.symbolic.relevance import Relevance
 
@@ -452,7 +451,7 @@ def learn_at(protocol: Protocol, at: Bounds, found: Enumerated, start: Sequence[
     for rnd in range(1, MAX_ROUNDS + 1):
         mark = len(rel.dropped)
         try:
-            alive, broke, state = rel.houdini(cands, must, deadline, settle=SETTLE)
+            alive, broke, state = rel.houdini(cands, must, deadline, settle=True)
         except TimeoutError as exc:
             return Stage(at, [], None, rnd, len(offered), time.monotonic() - t0, str(exc))
         if broke is None and not trim:
@@ -470,8 +469,6 @@ def learn_at(protocol: Protocol, at: Bounds, found: Enumerated, start: Sequence[
         # are none either, clauses of four literals false in one (a search capped in time)
         cap = time.monotonic() + EXCLUDE_S
         for how in ("falsified", "excluding", "covering"):
-            if how == "covering" and not COVER:
-                continue
             for st in states:
                 for sig in found.signatures:
                     got = (sig.falsified(at, st) if how == "falsified" else sig.covering(at, st) if how == "covering"
@@ -494,7 +491,7 @@ def learn_at(protocol: Protocol, at: Bounds, found: Enumerated, start: Sequence[
         # witness (the pre-state of the step that broke them) a new or returning family rules out: the
         # others are dropped by that same step again (Houdini's fixpoint is the same; its rounds are
         # not spent dropping them once more: PROVE.md, 5 Dec, morning)
-        cands = judge.next_round(offered, alive, new, rel.witness) if REUSE else list(offered)
+        cands = judge.next_round(offered, alive, new, rel.witness)
         if deadline is not None and time.monotonic() > deadline:
             return Stage(at, alive, None, rnd, len(offered), time.monotonic() - t0, f"time limit at {at.short()}")
     return Stage(at, [], None, MAX_ROUNDS, len(offered), time.monotonic() - t0, f"round limit at {at.short()}")
@@ -652,9 +649,9 @@ def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: 
         note(f"clauses: {len(found.families)} families true in every sampled state ("
              + ", ".join(f"{k}: {v}" for k, v in found.per_signature.items()) + f"; {part['enumeration']:.1f} s)")
     done: list[Stage] = []
-    start: list[Lemma] = [f for f in found.families if len(getattr(f, "texts", ())) <= ALLFIRST]
+    start: list[Lemma] = [f for f in found.families if len(getattr(f, "texts", ())) <= FIRST_LITERALS]
     if note:
-        note(f"clauses: first offered {len(start)} families of at most {ALLFIRST} literals")
+        note(f"clauses: first offered {len(start)} families of at most {FIRST_LITERALS} literals")
     for n, at in enumerate(stages):
         st = learn_at(protocol, at, found, start, deadline, note, trim=trim_last or n < len(stages) - 1)
         done.append(st)
