@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 import time
 from typing import Sequence
@@ -19,6 +20,7 @@ from deferral.cli.common import (ArgumentParser, ParserExit, UsageError, declare
 from deferral.cli.contain import guarded_exits
 from deferral.cli.errors import classify, last_resort, report
 from deferral.cli.limits import deadline, grace_for
+from deferral.cli.stuck import ctrl_c_is_pythons, signals_reach_native_code
 from deferral.cli.terminate import Terminated, die_as_terminated, sigterm_unwinds
 
 #: Subcommand modules, in the order ``deferral --help`` lists them.
@@ -125,11 +127,23 @@ def _main(argv: Sequence[str] | None) -> int:
     started = time.monotonic()
     limit = limit_in(argv)
     seconds = limit[1] if limit else None
+
+    def stuck(signum: int) -> None:
+        """The report of a command a signal ends while it is stuck in native code (cli/stuck.py)."""
+        exc: BaseException = Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+        failure = classify(exc)
+        failure = type(failure)(failure.code, failure.kind, f"{failure.message}: the work was inside native "
+                                "code and did not stop, so the process ends without its clean-up")
+        report(failure, exc, json_out=json_out, debug=False)
+        sys.stdout.flush()
+        sys.stderr.flush()
+
     try:
         # the whole command, loading a variant file included, runs inside its time limit, and
-        # a variant's os._exit or kill of this process is an error of the variant (cli/contain.py)
-        with sigterm_unwinds(), deadline(seconds, limit[0] if limit else "", grace=grace_for(seconds or 0)), \
-                guarded_exits():
+        # a variant's os._exit or kill of this process is an error of the variant (cli/contain.py);
+        # Ctrl-C and SIGTERM end it even inside a long Z3 query (cli/stuck.py)
+        with sigterm_unwinds(), signals_reach_native_code(stuck), \
+                deadline(seconds, limit[0] if limit else "", grace=grace_for(seconds or 0)), guarded_exits():
             parser = build_parser(next((a for a in argv if not a.startswith("-")), None))
             _collect_as_usual()  # the command's modules are loaded
             path = variant_file_in(argv)
@@ -144,6 +158,8 @@ def _main(argv: Sequence[str] | None) -> int:
             json_out = bool(getattr(args, "json", False))
             if not getattr(args, "func", None):
                 raise UsageError(f"say which command: {', '.join(COMMANDS)} (deferral --help tells more)")
+            if args.command == "prove" or args.command == "regress" and getattr(args, "prove", False):
+                ctrl_c_is_pythons()  # Ctrl-C inside a Z3 query: interrupted (130), not an unknown verdict
             args.loaded_variant = loaded  # loaded once: the command reads it from here
             args.started = started  # the time limit counts from here (common.time_left)
             return int(args.func(args))

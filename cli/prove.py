@@ -205,7 +205,8 @@ def prove_html(res: ProveResult, model: Model) -> str:
     views = []
     if res.path is not None and res.prop:
         views.append(counterexample_view("cex", model, res.path, res.prop,
-                                         f"{res.prop} violated: shortest counterexample, {res.depth} steps"))
+                                         f"{res.prop} violated: {'shortest ' if res.shortest else ''}counterexample, "
+                                         f"{res.depth} steps"))
     return trace_page(f"deferral prove: {res.variant} {res.bounds.short()}", summary, views)
 
 

@@ -93,6 +93,7 @@ from typing import Any, Callable
 import z3
 
 from deferral.checks.symbolic.bmc import BmcResult, BmcSearch, bmc, oriented_path
+from deferral.checks.symbolic.lift import lift_path
 from deferral.checks.symbolic.domain import domain_risks, find_write
 from deferral.checks.symbolic.generalize import Template, check_against, generalize, sort_domains
 from deferral.checks.symbolic.induction import check_inductive, houdini, instances
@@ -120,6 +121,10 @@ FINISH_BMC_SHARE, SMALL_BMC_SHARE = 0.5, 0.25
 #: The bmc at the smallest instance in all (its slices between the learning routes) gets this share of the limit
 #: at most: what refutes a bug whose shortest trace is long there (resync-running-only: 12 steps at 2,1,1,1,S=2).
 SMALL_BMC_TOTAL_SHARE = 0.5
+#: A violation at the smallest instance whose steps also violate at the requested bounds (:mod:`lift`): the bmc
+#: there looks for a shorter one at most this long without a limit (with one: SHORTER_SHARE of what is left),
+#: then the lifted path is the answer, said to be the shortest only when nothing shorter can exist.
+SHORTER_S, SHORTER_SHARE = 60.0, 0.8
 
 
 #: Where the explicit search exhausted the requested bounds (a bounded proof in hand), the learning routes leave
@@ -194,6 +199,9 @@ class ProveResult:
     #: auto's explicit route: what the breadth-first search showed (``exhaust.Exhaustive.verdict``), and
     #: for a proof by it (route ``explicit-search``), that nothing is claimed beyond these bounds
     exhaustive: dict[str, Any] | None = None
+    #: a violation: whether its path is known to be a shortest one at these bounds (False: a small instance's
+    #: counterexample run at these bounds, where no shorter one was ruled out in time; ``reason`` says how far)
+    shortest: bool = True
     #: the protocol and bounds the proof ran on (its path's states and actions are over it)
     model: Model | None = field(default=None, repr=False, compare=False)
 
@@ -458,9 +466,50 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             return None
         log.append(f"bmc at {small_at.short()}: {r.prop} violated in {r.depth} steps; "
                    f"the shortest trace at {bounds.short()} follows")
+        assert r.path is not None
+        lifted = lifted_result(r.path, r.prop, "bmc")
+        if lifted is not None:
+            return lifted
         why(f"bmc at {small_at.short()}", f"{r.prop} violated in {r.depth} steps, but the bmc at {bounds.short()} "
             "did not reach that violation in time")
         return bounded_look(left())
+
+    def lifted_result(small_path: Path, prop: str | None, found_by: str) -> ProveResult | None:
+        """A violation at the smallest instance carried over to the requested bounds (:func:`lift.lift_path`):
+        None when its steps do not make a violation there. Else the bmc at the requested bounds looks for a
+        shorter one, from the depth the explicit search cleared there, within :data:`SHORTER_S` (or a share of
+        the time left): a shorter one found is the answer (bmc: the shortest); none shorter to the lifted length
+        makes the lifted path a shortest one; otherwise the lifted path is the answer, ``shortest`` False."""
+        path = lift_path(enc.model, small_path, prop)
+        if path is None:
+            return None
+        length = len(path) - 1
+        cleared = explored[bounds].depth if bounds in explored and explored[bounds].status != "violated" else 0
+        shorter = BmcSearch(enc, length - 1)
+        if cleared > 0:
+            shorter.known_safe_to(cleared)
+        budget = SHORTER_S if timeout is None else SHORTER_SHARE * (left() or 0.0)
+        r = shorter.run(budget) if shorter.checked < length - 1 else shorter.result
+        if shorter.seconds > 0 or r.status == "violated":
+            stages.append(stage("bmc", bounds, "bmc", None, None, r.elapsed_s, depth=r.depth, result=r.status))
+        if r.status == "violated":
+            log.append(f"bmc at {bounds.short()}: {r.prop} violated in {r.depth} steps, shorter than the "
+                       f"{length} steps of the smallest instance's counterexample")
+            return result("violated", route="bmc", depth=r.depth, path=r.path, prop=r.prop, log=log)
+        oriented = oriented_path(enc, [st for _, st in path])
+        names = [v.prop for v in enc.model.violations(oriented[-1][1])]
+        prop_there = prop if prop in names else (names[0] if names else prop)
+        if shorter.checked >= length - 1:
+            log.append(f"{found_by} at {small_at.short()}: its {length} steps violate {prop_there} at {bounds.short()} "
+                       f"too, and nothing shorter does there (no violation within {length - 1} steps)")
+            return result("violated", route=f"{found_by}+lifted", depth=length, path=oriented, prop=prop_there, log=log)
+        note = (f"a counterexample of {length} steps: the shortest at {small_at.short()}, run at {bounds.short()}; "
+                f"none shorter than {max(shorter.checked, cleared) + 1} steps there, shorter ones from "
+                f"{max(shorter.checked, cleared) + 1} to {length - 1} steps not ruled out "
+                f"(the bmc at {bounds.short()}: {r.reason or 'stopped'} after {shorter.seconds:.0f} s)")
+        log.append(note)
+        return result("violated", route=f"{found_by}+lifted", depth=length, path=oriented, prop=prop_there, log=log,
+                      reason=note, shortest=False)
 
     def small_bug() -> bool:
         return small_at != bounds and small_at in searches and searches[small_at].result.status == "violated"
@@ -507,6 +556,10 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         if small_bad is not None and not small_only:
             log.append(f"explicit at {small_at.short()}: {small_bad.verdict()}; the shortest trace at "
                        f"{bounds.short()} follows (bmc)")
+            assert small_bad.path is not None
+            lifted = lifted_result(small_bad.path, small_bad.prop, "explicit-search")
+            if lifted is not None:
+                return lifted
             why(f"explicit at {small_at.short()}", f"{small_bad.verdict()}, but the bmc at {bounds.short()} did not "
                 "reach that violation in time")
             return bounded_look(left())

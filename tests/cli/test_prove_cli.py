@@ -73,14 +73,16 @@ def test_a_bug_is_refuted_after_the_lemmas_fail(capsys: pytest.CaptureFixture[st
 
 def test_a_bug_found_at_the_smallest_instance_is_reported_at_the_requested_bounds(
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    """At bounds above the smallest instance (2,1,1), the bmc runs there first; its violation is
-    searched again at the requested bounds, whose shortest trace is reported (5 steps at 2,2,1,1,
-    as `deferral check --variant reload-no-drain --pages 2` finds)."""
+    """At bounds above the smallest instance (2,1,1), the bmc runs there first; its violation's
+    steps run at the requested bounds (route bmc+lifted) and the bmc there rules out every shorter
+    length, so the trace reported is a shortest one (5 steps at 2,2,1,1, as `deferral check
+    --variant reload-no-drain --pages 2` finds)."""
     _no_explicit(monkeypatch)
     code, doc = _run(capsys, "--variant", "reload-no-drain", "--vcpus", "2", "--pages", "2", "--timeout", "60")
-    assert code == 1 and doc["route"] == "bmc" and doc["depth"] == 5 and len(doc["trace"]["steps"]) == 5
-    looks = [(row["bounds"]["pages"], row["result"]) for row in doc["stages"] if row["route"] == "bmc"]
-    assert looks == [(1, "violated"), (2, "violated")]
+    assert code == 1 and doc["route"] == "bmc+lifted" and doc["depth"] == 5 and len(doc["trace"]["steps"]) == 5
+    assert doc["shortest"] is True
+    looks = [(row["bounds"]["pages"], row["result"], row["depth"]) for row in doc["stages"] if row["route"] == "bmc"]
+    assert looks[0][:2] == (1, "violated") and looks[1] == (2, "unknown", 4)  # nothing within 4 steps at V=2
 
 
 def test_the_explicit_search_refutes_at_the_requested_bounds_at_the_same_length(

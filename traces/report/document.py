@@ -45,6 +45,8 @@ def prove_json(res: "ProveResult", trace: Trace | None) -> dict[str, Any]:
         "status": res.status,
         "elapsed_s": round(res.elapsed_s, 3),
         "depth": res.depth,
+        # a violation: whether its trace is known to be a shortest one at these bounds (``reason`` says why not)
+        "shortest": res.shortest if res.status == "violated" else None,
         "invariant": res.invariant,
         "trace": trace.to_json() if trace is not None else None,
         "route": res.route,

@@ -39,7 +39,8 @@ def prove_junit(res: "ProveResult") -> str:
     _case(suite, f"proof.{res.bounds.short()}", f"{props} at {res.bounds.short()} by {res.method}",
           {"violated": "failure", "unknown": "skipped"}.get(res.status, "passed"),
           failure=(f"{res.prop} violated in {where}", "violation",
-                   f"shortest counterexample ({res.depth} steps):\n{steps(res.path)}"),
+                   f"{'shortest counterexample' if res.shortest else 'counterexample'} ({res.depth} steps"
+                   f"{'' if res.shortest else '; ' + res.reason}):\n{steps(res.path)}"),
           skipped=f"{text}: {res.reason}", out="\n".join([text, *(res.invariant or [])]))
     return _document(suites, suite)
 

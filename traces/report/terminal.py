@@ -161,7 +161,10 @@ def print_prove(out: Console, res: "ProveResult") -> None:
                 out.print(f"  {line}", markup=False, highlight=False)
     elif res.status == "violated":
         out.print(f"[red]violated[/red] {res.prop}: {head} (route {res.route}, {res.elapsed_s:.2f} s)")
-        out.print(f"shortest counterexample, {res.depth} steps:")
+        if res.shortest:
+            out.print(f"shortest counterexample, {res.depth} steps:")
+        else:
+            out.print(f"counterexample, {res.depth} steps ({escape(res.reason)}):")
         assert res.path is not None
         for n, (action, state) in enumerate(res.path[1:], 1):
             before = res.path[n - 1][1]

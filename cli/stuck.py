@@ -1,0 +1,135 @@
+"""Ctrl-C and SIGTERM end a command even while it waits in native code (a Z3 query, a C loop).
+
+Python runs a signal's handler only between bytecodes of the main thread, so while the main
+thread is inside one long native call (a Z3 query of a bounded model check at large bounds can
+run for many minutes without a limit) SIGINT and SIGTERM do nothing: ``kill`` and Ctrl-C were
+ignored for the whole query. Under :func:`signals_reach_native_code` the signal's C-level handler
+also wakes a watcher thread (``signal.set_wakeup_fd``), which at once interrupts Z3's main
+context (the query returns "canceled" and the handler runs as usual: the command unwinds,
+cleans up and reports ``interrupted`` or ``terminated``); if the handler still has not run
+``grace`` seconds later (a call Z3 cannot interrupt, another library's loop), the watcher
+reports it in one line and ends the process itself: exit 130 for SIGINT, 143 for SIGTERM,
+never a verdict's code.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+from deferral.cli.exits import EXIT_INTERRUPTED, EXIT_TERMINATED
+
+#: Seconds the watcher waits for the main thread to take the signal before it ends the process.
+STUCK_GRACE_S = 5.0
+_WATCHED = {int(signal.SIGINT): EXIT_INTERRUPTED, int(signal.SIGTERM): EXIT_TERMINATED}
+_STOP = 0  # the byte that ends the watcher (no signal has number 0)
+
+
+def ctrl_c_is_pythons() -> None:
+    """Tell Z3 not to take SIGINT itself. By default a Z3 query catches Ctrl-C and returns
+    "unknown" (interrupted from keyboard), which a command would report as a verdict it could not
+    reach (exit 3) and go on with its next route; without it the signal reaches Python's handler
+    (and the watcher, which interrupts the query), so the command ends as interrupted (exit 130).
+    For the commands that run Z3 (it loads Z3, about 0.1 s, which they pay anyway)."""
+    import z3
+
+    z3.set_param("ctrl_c", False)
+
+
+def interrupt_native_work() -> None:
+    """Ask the native work under way to return: Z3's main context, if Z3 is loaded (a no-op otherwise)."""
+    z3 = sys.modules.get("z3")
+    if z3 is None:
+        return
+    try:
+        z3.main_ctx().interrupt()
+    except Exception:  # noqa: BLE001 - the process is ending; the grace period covers the rest
+        pass
+
+
+@contextmanager
+def signals_reach_native_code(on_stuck: Callable[[int], None] | None = None,
+                              grace: float = STUCK_GRACE_S) -> Iterator[None]:
+    """While inside, SIGINT and SIGTERM (where they have Python handlers) reach work stuck in native
+    code, see the module's docstring. ``on_stuck(signum)`` writes the report of a process the
+    watcher ends (a line on stderr by default). Only in the main thread; elsewhere it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handled = threading.Event()
+    wrapped: dict[int, Any] = {}
+    for signum in _WATCHED:
+        previous = signal.getsignal(signum)
+        if callable(previous):  # SIG_DFL / SIG_IGN: nothing runs in Python, nothing to reach
+            wrapped[signum] = previous
+            signal.signal(signum, _noting(handled, previous))
+    if not wrapped:
+        yield
+        return
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    try:
+        old_fd = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    except ValueError:  # not the main thread of the main interpreter
+        old_fd = None
+    watcher = threading.Thread(target=_watch, args=(read_end, handled, on_stuck or _say_stuck, grace, set(wrapped)),
+                               name="deferral-signals", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        if old_fd is not None:
+            signal.set_wakeup_fd(old_fd)
+        for signum, previous in wrapped.items():
+            signal.signal(signum, previous)
+        try:
+            os.write(write_end, bytes([_STOP]))
+        except OSError:
+            pass
+        watcher.join(timeout=1.0)
+        os.close(write_end)
+        if not watcher.is_alive():
+            os.close(read_end)
+
+
+def _noting(handled: threading.Event, previous: Callable[..., Any]) -> Callable[[int, Any], Any]:
+    def handler(signum: int, frame: Any) -> Any:
+        handled.set()  # the main thread took it: its unwinding and clean-up may take their time
+        return previous(signum, frame)
+    return handler
+
+
+def _watch(read_end: int, handled: threading.Event, on_stuck: Callable[[int], None], grace: float,
+           watched: set[int]) -> None:
+    while True:
+        try:
+            data = os.read(read_end, 64)
+        except OSError:
+            return
+        if not data or _STOP in data:
+            return
+        hits = [b for b in data if b in watched]
+        if not hits or handled.is_set():
+            continue
+        interrupt_native_work()
+        if handled.wait(grace):
+            continue
+        signum = hits[0]
+        try:
+            on_stuck(signum)
+        finally:
+            os._exit(_WATCHED[signum])
+
+
+def _say_stuck(signum: int) -> None:
+    what = "interrupted" if signum == signal.SIGINT else "terminated (SIGTERM)"
+    try:
+        sys.stderr.write(f"deferral: {what}; the work was inside native code and did not stop, so the "
+                         "process ends without its clean-up\n")
+        sys.stderr.flush()
+    except Exception:  # noqa: BLE001 - the exit code still says it
+        pass

@@ -1,0 +1,62 @@
+"""A small instance's counterexample carried over to larger bounds (checks/symbolic/lift.py) and
+auto's use of it: a violation found at 2,1,1 is the answer at large bounds at once, said to be the
+shortest only when nothing shorter can exist there."""
+
+from __future__ import annotations
+
+from deferral.checks.explicit.vectorized import explore_vectorized
+from deferral.checks.symbolic import exhaust, prove as prove_module
+from deferral.checks.symbolic.lift import lift_path
+from deferral.checks.symbolic.prove import prove
+from deferral.model import PUBLISHED, Bounds
+from deferral.model.concrete import Model
+
+
+def shortest_path(name: str, bounds: Bounds):  # noqa: ANN201
+    r = explore_vectorized(PUBLISHED[name], bounds, workers=1)
+    bad = next(o for o in r.outcomes if o.name == "no_stale_translation")
+    assert bad.status == "violated" and bad.path is not None
+    return bad.path
+
+
+def test_a_counterexample_runs_at_larger_bounds_with_the_same_steps() -> None:
+    path = shortest_path("drain-local-only", Bounds(2, 1, 1, 1))
+    big = Model(PUBLISHED["drain-local-only"], Bounds(4, 2, 2, 1))
+    lifted = lift_path(big, path, "no_stale_translation")
+    assert lifted is not None and len(lifted) == len(path) == 9
+    assert [(a.name, a.args) for a, _ in lifted[1:]] == [(a.name, a.args) for a, _ in path[1:]]
+    state = big.initial
+    for action, after in lifted[1:]:  # a real path of the larger model, ending in the violation
+        state = big.apply(state, action)
+        assert state == after
+    assert "no_stale_translation" in {v.prop for v in big.violations(state)}
+
+
+def test_steps_that_are_not_a_path_at_the_larger_bounds_give_none() -> None:
+    path = shortest_path("drain-local-only", Bounds(2, 1, 1, 1))
+    reference = Model(PUBLISHED["reference"], Bounds(3, 1, 1, 1))  # the same steps, but no violation at the end
+    assert lift_path(reference, path) is None
+    cut = Model(PUBLISHED["drain-local-only"], Bounds(3, 1, 1, 1))
+    assert lift_path(cut, path[:-1]) is None  # a prefix ends in no violation
+
+
+def test_auto_answers_with_the_lifted_path_when_no_shorter_one_is_ruled_out(monkeypatch) -> None:  # noqa: ANN001
+    """At bounds where neither the explicit search nor the bmc reaches the small instance's length
+    in the time given, the small instance's steps are the answer, not "shortest"; the reason says
+    how far shorter ones were ruled out. Before, the bmc there ran until the limit (minutes at
+    6,3,3,3 without one) and, at a limit, the answer was unknown."""
+    monkeypatch.setattr(exhaust, "EXPLICIT_S", 1.5)  # the explicit search at 4,2,2,1 stops within a second
+    monkeypatch.setattr(prove_module, "SHORTER_S", 0.5)  # and the bmc there has no time to rule anything out
+    res = prove(PUBLISHED["drain-local-only"], Bounds(4, 2, 2, 1))
+    assert res.status == "violated" and res.route.endswith("+lifted") and res.depth == 8
+    assert res.shortest is False and "not ruled out" in res.reason
+    assert res.path is not None and len(res.path) == 9 and res.model is not None
+    assert res.model.violations(res.path[-1][1])
+
+
+def test_the_lifted_path_is_the_shortest_where_nothing_shorter_exists() -> None:
+    """At 3,1,1,1 the bmc rules out every shorter length in time: the lifted 8 steps are the
+    shortest there, as the explicit search at 3,1,1,1 says."""
+    res = prove(PUBLISHED["drain-local-only"], Bounds(3, 1, 1, 1), timeout=60)
+    assert res.status == "violated" and res.depth == 8 and res.shortest is True
+    assert len(shortest_path("drain-local-only", Bounds(3, 1, 1, 1))) == 9

@@ -1,0 +1,86 @@
+"""Ctrl-C and SIGTERM end a command whose main thread waits inside a long Z3 query (cli/stuck.py)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+#: A query Z3 takes far longer than the test to decide: factor a product of two 31-bit primes.
+HARD_QUERY = """
+import z3
+x, y = z3.BitVecs("x y", 64)
+s = z3.Solver()
+s.add(x * y == 2147483647 * 2147483629, z3.UGT(x, 1), z3.UGT(y, 1), z3.ULT(x, 2**32), z3.ULT(y, 2**32))
+print("querying", flush=True)
+print(s.check(), s.reason_unknown(), flush=True)
+"""
+
+
+def run_until_signalled(body: str, sig: int) -> tuple[int, float, str, str]:
+    """Run ``body`` (Python) in a child with SIGINT at its default, send ``sig`` once it prints
+    "querying", and return its exit code, the seconds it took to end, stdout and stderr."""
+    child = subprocess.Popen([sys.executable, "-c", body], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler))
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "querying"
+    time.sleep(0.5)  # inside the query
+    sent = time.monotonic()
+    child.send_signal(sig)
+    try:
+        out, err = child.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        raise AssertionError("the signal did not end the process within 30 s")
+    return child.returncode, time.monotonic() - sent, out, err
+
+
+def wrapped(query: str, interrupt: bool = True) -> str:
+    """``query`` run as the CLI runs a command: SIGTERM unwinds, signals reach native code."""
+    return textwrap.dedent("""
+        import signal, sys
+        from deferral.cli import stuck
+        from deferral.cli.stuck import ctrl_c_is_pythons, signals_reach_native_code
+        from deferral.cli.terminate import Terminated, sigterm_unwinds
+        {no_interrupt}
+        ctrl_c_is_pythons()
+        def on_stuck(signum):
+            print("stuck", signum, file=sys.stderr, flush=True)
+        try:
+            with sigterm_unwinds(), signals_reach_native_code(on_stuck, grace=1.0):
+        {query}
+        except Terminated:
+            print("unwound: terminated", file=sys.stderr, flush=True)
+            sys.exit(143)
+        except KeyboardInterrupt:
+            print("unwound: interrupted", file=sys.stderr, flush=True)
+            sys.exit(130)
+        """).format(no_interrupt="" if interrupt else "stuck.interrupt_native_work = lambda: None",
+                    query=textwrap.indent(query, " " * 12))
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_interrupts_the_query_and_the_command_unwinds(sig: int, code: int) -> None:
+    rc, took, out, err = run_until_signalled(wrapped(HARD_QUERY), sig)
+    assert rc == code, (out, err)
+    assert "unwound" in err and "stuck" not in err  # the handler ran: the clean-up path, not the watcher's end
+    assert took < 5
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_work_that_cannot_be_interrupted_is_ended_after_the_grace(sig: int, code: int) -> None:
+    rc, took, out, err = run_until_signalled(wrapped(HARD_QUERY, interrupt=False), sig)
+    assert rc == code, (out, err)
+    assert f"stuck {int(sig)}" in err and "unwound" not in err
+    assert 0.9 < took < 10
+
+
+def test_without_the_watcher_z3_swallows_ctrl_c_as_an_unknown() -> None:
+    """Why the CLI turns Z3's own Ctrl-C handling off: left on, the query returns unknown and the
+    program goes on as if it had merely not decided (a command would report exit 3)."""
+    rc, took, out, err = run_until_signalled(HARD_QUERY, signal.SIGINT)
+    assert rc == 0 and "unknown" in out and "interrupted" in out, (out, err)
