@@ -325,8 +325,8 @@ class Signature:
         """Clauses of any length up to ``width`` that are true in the samples and false in ``state`` (at
         ``b``) at some parameter assignment, found by greedy set cover: of the pooled literals false
         there, the one true in the most sampled columns not yet covered, until every column is, then
-        the literals the others make redundant dropped; ``alternatives`` per assignment, each without
-        the previous first choice. A counterexample to induction that needs a fact of more literals
+        the literals the others make redundant dropped; ``alternatives`` new ones per assignment (at most
+        :data:`ATTEMPTS` tries, each without the widest literal of the last). A counterexample to induction that needs a fact of more literals
         than :meth:`families` enumerate (at two spaces "covers[i] implies lw[sp[i]][pg[i]] = i" is
         ``not covers[i] or t != sp[i] or p != pg[i] or i = lw[t][p]``) gets one in milliseconds."""
         truth = self._truth(b, state)
