@@ -10,6 +10,11 @@ cleans up and reports ``interrupted`` or ``terminated``); if the handler still h
 ``grace`` seconds later (a call Z3 cannot interrupt, another library's loop), the watcher
 reports it in one line and ends the process itself: exit 130 for SIGINT, 143 for SIGTERM,
 never a verdict's code.
+
+A signal's exception raised while Python runs a finalizer (a Z3 object's ``__del__`` calling
+the C API when the collector frees it) is printed and dropped by the interpreter ("Exception
+ignored in"), and the command went on to a verdict: under :func:`signals_reach_native_code` such
+a dropped interrupt is sent again a moment later, until it lands where it unwinds the command.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
@@ -27,6 +33,8 @@ from deferral.cli.exits import EXIT_INTERRUPTED, EXIT_TERMINATED
 STUCK_GRACE_S = 5.0
 _WATCHED = {int(signal.SIGINT): EXIT_INTERRUPTED, int(signal.SIGTERM): EXIT_TERMINATED}
 _STOP = 0  # the byte that ends the watcher (no signal has number 0)
+_AGAIN = 128  # a byte of _AGAIN + signum: the signal's exception was dropped in a finalizer, send it again
+_AGAIN_AFTER_S = 0.2
 
 
 def ctrl_c_is_pythons() -> None:
@@ -79,9 +87,24 @@ def signals_reach_native_code(on_stuck: Callable[[int], None] | None = None,
     watcher = threading.Thread(target=_watch, args=(read_end, handled, on_stuck or _say_stuck, grace, set(wrapped)),
                                name="deferral-signals", daemon=True)
     watcher.start()
+    previous_hook = sys.unraisablehook
+
+    def dropped(unraisable: Any) -> None:
+        """An interrupt raised in a finalizer is dropped by the interpreter: have it sent again."""
+        signum = _signal_of(unraisable.exc_value)
+        if signum is None or signum not in wrapped:
+            previous_hook(unraisable)
+            return
+        try:
+            os.write(write_end, bytes([_AGAIN + signum]))
+        except OSError:
+            pass
+
+    sys.unraisablehook = dropped
     try:
         yield
     finally:
+        sys.unraisablehook = previous_hook
         if old_fd is not None:
             signal.set_wakeup_fd(old_fd)
         for signum, previous in wrapped.items():
@@ -112,6 +135,10 @@ def _watch(read_end: int, handled: threading.Event, on_stuck: Callable[[int], No
             return
         if not data or _STOP in data:
             return
+        for again in {b - _AGAIN for b in data if b - _AGAIN in watched}:
+            time.sleep(_AGAIN_AFTER_S)  # out of the finalizer by then, most likely; else it comes back here
+            handled.clear()  # not taken after all: watched again as a new signal (the handler sets it)
+            os.kill(os.getpid(), again)
         hits = [b for b in data if b in watched]
         if not hits or handled.is_set():
             continue
@@ -123,6 +150,26 @@ def _watch(read_end: int, handled: threading.Event, on_stuck: Callable[[int], No
             on_stuck(signum)
         finally:
             os._exit(_WATCHED[signum])
+
+
+def _signal_of(exc: BaseException | None) -> int | None:
+    """The signal whose handler raised ``exc`` (also as the ctypes error a C call's argument
+    conversion turns it into), or None."""
+    from deferral.cli.terminate import Terminated
+
+    seen = exc
+    for _ in range(4):  # the exception, and what it was raised from or during
+        if seen is None:
+            return None
+        if isinstance(seen, Terminated):
+            return int(signal.SIGTERM)
+        if isinstance(seen, KeyboardInterrupt):
+            return int(signal.SIGINT)
+        text = str(seen)
+        if type(seen).__name__ == "ArgumentError" and ("Terminated" in text or "KeyboardInterrupt" in text):
+            return int(signal.SIGTERM) if "Terminated" in text else int(signal.SIGINT)
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _say_stuck(signum: int) -> None:

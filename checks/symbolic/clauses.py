@@ -15,10 +15,12 @@ A signature's clauses are built from at most :data:`POOL` of its literals, every
 in turn (:func:`pool`). A candidate is a disjunction of 1 to :data:`MAX_LITERALS` literals true, for every parameter
 assignment, in every sampled reachable state, and minimal (no sub-disjunction is; strengthen's
 :func:`enumerate_clauses`); one of four literals only where a counterexample to induction is false
-in it (:meth:`Signature.excluding`). One family stands for all its instances (the parameters range
-over every element of their sorts). :func:`learn` chooses among them by Houdini and
-counterexamples to induction at growing bounds (:func:`learn_at`), keeping what the properties'
-consecution needs (unsat cores).
+in it (:meth:`Signature.excluding`), and of up to :data:`MAX_COVER` found by greedy set cover where
+neither rules it out (:meth:`Signature.covering`). One family stands for all its instances (the
+parameters range over every element of their sorts). :func:`learn` chooses among them by Houdini and
+counterexamples to induction at growing bounds (:func:`learn_at`), the first stage starting from
+every family of at most :data:`FIRST_LITERALS` literals, keeping what the properties' consecution
+needs (unsat cores).
 
 Nothing here is trusted: the candidates only go to Houdini and induction (bounded, or over
 uninterpreted sorts by ``--parametric``), which decide.
@@ -46,6 +48,10 @@ MAX_OPEN, MAX_LITERALS = 2, 3
 POOL = 120
 #: Families kept per signature, at most (the simplest first).
 PER_SIGNATURE = 2000
+#: Literals of a clause found by :meth:`Signature.covering`, at most; clauses per parameter assignment.
+MAX_COVER, ALTERNATIVES = 8, 2
+#: Greedy covers tried per parameter assignment, at most (each without the last one's widest literal).
+ATTEMPTS = 8
 
 NAMES = {"vcpu": ("i", "k"), "page": ("p", "q"), "space": ("t", "u")}
 
@@ -217,16 +223,40 @@ class Signature:
         self.masks, self.full = column_masks(table[self.keep])
         self.shown: set[str] = set()
         self.found: list[tuple[Lemma, tuple[int, ...]]] = []  # (family, its literals' places in ``keep``)
+        #: every family this signature made, by name: its literals' places in ``keep + always`` (:meth:`false_in`)
+        self.where: dict[str, tuple[int, ...]] = {}
+        self._recent: dict[Any, np.ndarray] = {}
 
     def _lemma(self, combo: Sequence[int]) -> Lemma:
-        return make(self.params, [self.lits[self.keep[j]] for j in combo])
+        """The family of the pooled literals at places ``combo`` of ``keep``."""
+        lem = make(self.params, [self.lits[self.keep[j]] for j in combo])
+        self.where[lem.name] = tuple(combo)
+        return lem
+
+    def truth_in(self, b: Bounds, states: Sequence[Sequence[int]]) -> np.ndarray:
+        """Each literal of ``keep + always`` in each of ``states`` at every parameter assignment: shape
+        (literals, assignments, states); one vectorized pass for all the states."""
+        rows = np.array(states, dtype=np.int64).reshape(len(states), -1)
+        table = truth_table(self.protocol, b, rows, [self.lits[j].fn for j in self.keep + self.always], self.params)
+        return table.reshape(table.shape[0], -1, len(states))
+
+    def false_in(self, name: str, truth: np.ndarray) -> np.ndarray | None:
+        """Per state of ``truth`` (:meth:`truth_in`), is family ``name`` false there at some parameter
+        assignment; None for a family this signature did not make."""
+        combo = self.where.get(name)
+        if combo is None:
+            return None
+        return (~truth[list(combo)]).all(axis=0).any(axis=0)
 
     def families(self, deadline: float | None = None) -> list[Lemma]:
         """Every minimal clause of 1 to 3 literals true in the samples (the simplest first, at most
         :data:`PER_SIGNATURE`), and each literal true in every sampled state alone."""
         found = enumerate_clauses(self.masks, self.full, max_literals=MAX_LITERALS, deadline=deadline)
         found.sort(key=lambda f: (len(f), sum(self.lits[self.keep[j]].cost for j in f), f))
-        out: list[Lemma] = [make(self.params, [self.lits[j]]) for j in self.always]
+        out: list[Lemma] = []
+        for n, j in enumerate(self.always):
+            out.append(make(self.params, [self.lits[j]]))
+            self.where[out[-1].name] = (len(self.keep) + n,)
         for combo in found[:PER_SIGNATURE]:
             lem = self._lemma(combo)
             self.found.append((lem, tuple(combo)))
@@ -247,19 +277,29 @@ class Signature:
         return out
 
     def _truth(self, b: Bounds, state: Sequence[int]) -> np.ndarray:
-        """Each pooled literal's truth in ``state`` at every parameter assignment: (literals, assignments)."""
-        rows = np.array([state], dtype=np.int64)
-        return truth_table(self.protocol, b, rows, [self.lits[j].fn for j in self.keep], self.params)
+        """Each pooled literal's truth in ``state`` at every parameter assignment: (literals, assignments)
+        (the last few states' kept: :meth:`falsified`, :meth:`excluding` and :meth:`covering` ask for the
+        same one)."""
+        key = (b, tuple(int(x) for x in state))
+        if key not in self._recent:
+            rows = np.array([state], dtype=np.int64)
+            self._recent[key] = truth_table(self.protocol, b, rows, [self.lits[j].fn for j in self.keep], self.params)
+            while len(self._recent) > 16:
+                self._recent.pop(next(iter(self._recent)))
+        return self._recent[key]
 
-    def excluding(self, b: Bounds, state: Sequence[int], limit: int = 8) -> list[Lemma]:
+    def excluding(self, b: Bounds, state: Sequence[int], limit: int = 8, deadline: float | None = None) -> list[Lemma]:
         """Minimal clauses of 4 literals true in the samples and false in ``state`` (at ``b``) for some
-        parameter assignment: new families that rule out that counterexample to induction."""
-        truth = self._truth(b, state)
+        parameter assignment: new families that rule out that counterexample to induction (the search
+        stops at ``deadline``)."""
+        truth = self._truth(b, state)[:len(self.keep)]
         m, full = self.masks, self.full
         out: list[Lemma] = []
         for col in range(truth.shape[1]):
             pool = [j for j in np.flatnonzero(~truth[:, col]) if m[j]]
             for x, a in enumerate(pool):
+                if deadline is not None and time.monotonic() > deadline:
+                    return out
                 for y in range(x + 1, len(pool)):
                     c = pool[y]
                     g2 = full & ~(m[a] | m[c])
@@ -278,6 +318,53 @@ class Signature:
                                     out.append(lem)
                                     if len(out) >= limit:
                                         return out
+        return out
+
+    def covering(self, b: Bounds, state: Sequence[int], alternatives: int = ALTERNATIVES,
+                 width: int = MAX_COVER) -> list[Lemma]:
+        """Clauses of any length up to ``width`` that are true in the samples and false in ``state`` (at
+        ``b``) at some parameter assignment, found by greedy set cover: of the pooled literals false
+        there, the one true in the most sampled columns not yet covered, until every column is, then
+        the literals the others make redundant dropped; ``alternatives`` new ones per assignment (at most
+        :data:`ATTEMPTS` tries, each without the widest literal of the last). A counterexample to induction that needs a fact of more literals
+        than :meth:`families` enumerate (at two spaces "covers[i] implies lw[sp[i]][pg[i]] = i" is
+        ``not covers[i] or t != sp[i] or p != pg[i] or i = lw[t][p]``) gets one in milliseconds."""
+        truth = self._truth(b, state)
+        m, full = self.masks, self.full
+        cost = [self.lits[self.keep[j]].cost for j in range(len(m))]
+        out: list[Lemma] = []
+        for col in range(truth.shape[1]):
+            cand = [int(j) for j in np.flatnonzero(~truth[:, col]) if m[j]]
+            banned: set[int] = set()
+            made = 0
+            for _ in range(ATTEMPTS):
+                if made >= alternatives:
+                    break
+                avail = [j for j in cand if j not in banned]
+                chosen: list[int] = []
+                gap = full
+                while gap and avail and len(chosen) < width:
+                    best = max(avail, key=lambda j: ((m[j] & gap).bit_count(), -cost[j], -j))
+                    if not m[best] & gap:
+                        break
+                    chosen.append(best)
+                    avail.remove(best)
+                    gap &= ~m[best]
+                if gap or not chosen:
+                    break
+                for j in sorted(chosen, key=lambda j: (-cost[j], j)):  # redundant ones out, the costliest first
+                    rest = [x for x in chosen if x != j]
+                    cov = 0
+                    for x in rest:
+                        cov |= m[x]
+                    if rest and cov & full == full:
+                        chosen = rest
+                banned.add(chosen[0] if len(chosen) == 1 else max(chosen, key=lambda j: (m[j] & full).bit_count()))
+                lem = self._lemma(tuple(sorted(chosen)))
+                if lem.name not in self.shown:
+                    self.shown.add(lem.name)
+                    out.append(lem)
+                    made += 1
         return out
 
     def _covered(self, *combo: int) -> bool:
@@ -320,6 +407,12 @@ def enumerate_all(protocol: Protocol, samples: Sequence[tuple[Bounds, np.ndarray
 #: Counterexamples to a candidate's induction (the last ones) also learned from when the property's
 #: own counterexample is ruled out by no new family; round limit per stage.
 EXTRA_CTIS, MAX_ROUNDS = 4, 200
+#: Seconds a round's search for clauses of four literals may take (PROVE.md, 5 Dec, morning).
+EXCLUDE_S = 4.0
+#: The first stage starts from every enumerated family of at most this many literals (the simplest,
+#: mostly inductive; DistAI's smallest-first), not from nothing: at two spaces the loop from nothing
+#: took 12-34 rounds and often ran out of its share (PROVE.md, 5 Dec, morning).
+FIRST_LITERALS = 2
 
 
 @dataclass
@@ -340,36 +433,46 @@ class Stage:
 def learn_at(protocol: Protocol, at: Bounds, found: Enumerated, start: Sequence[Lemma] = (),
              deadline: float | None = None, note: Any = None, trim: bool = True) -> Stage:
     """Houdini at ``at`` from ``start``; while the invariant properties are not preserved, the
-    counterexample to induction (or, when no new family rules it out, the last candidates') is
-    ruled out by the enumerated families false in it, else by new clauses of four literals
-    (:meth:`Signature.excluding`); then (``trim``) the unsat-core support of the fixpoint."""
+    counterexample to induction (one every candidate left survives: Houdini settles first; or, when
+    no new family rules it out, the last candidates') is ruled out by the enumerated families false
+    in it, else by new clauses of four literals (:meth:`Signature.excluding`), else by greedy covers
+    (:meth:`Signature.covering`); a round starts from what is alive, the new families and the dropped
+    ones whose witness they rule out (:class:`_Witnesses`); then (``trim``) the unsat-core support of
+    the fixpoint."""
     from deferral.checks.symbolic.infer import property_lemmas
     from deferral.checks.symbolic.relevance import Relevance
 
     t0 = time.monotonic()
     rel, must = Relevance(protocol, at), property_lemmas(protocol)
     cands = list(start)
+    offered = list(start)
     names = {lem.name for lem in cands}
+    judge = _Witnesses(found, at)
     for rnd in range(1, MAX_ROUNDS + 1):
         mark = len(rel.dropped)
         try:
-            alive, broke, state = rel.houdini(cands, must, deadline)
+            alive, broke, state = rel.houdini(cands, must, deadline, settle=True)
         except TimeoutError as exc:
-            return Stage(at, [], None, rnd, len(cands), time.monotonic() - t0, str(exc))
+            return Stage(at, [], None, rnd, len(offered), time.monotonic() - t0, str(exc))
         if broke is None and not trim:
-            return Stage(at, alive, alive, rnd, len(cands), time.monotonic() - t0)
+            return Stage(at, alive, alive, rnd, len(offered), time.monotonic() - t0)
         if broke is None:
             try:
                 needed = rel.support(alive, must, deadline)
             except TimeoutError as exc:
-                return Stage(at, alive, None, rnd, len(cands), time.monotonic() - t0, str(exc))
-            return Stage(at, alive, alive if needed is None else needed, rnd, len(cands), time.monotonic() - t0)
+                return Stage(at, alive, None, rnd, len(offered), time.monotonic() - t0, str(exc))
+            return Stage(at, alive, alive if needed is None else needed, rnd, len(offered), time.monotonic() - t0)
         states = [state] + [st for _, st in rel.dropped[mark:]][::-1][:EXTRA_CTIS]
         new: list[Lemma] = []
-        for how in ("falsified", "excluding"):
+        # the enumerated families false in the counterexample and clauses of any length (greedy cover)
+        # false in it; where there are none, those of the last candidates' counterexamples; where there
+        # are none either, clauses of four literals false in one (a search capped in time)
+        cap = time.monotonic() + EXCLUDE_S
+        for how in ("falsified", "excluding", "covering"):
             for st in states:
                 for sig in found.signatures:
-                    got = sig.falsified(at, st) if how == "falsified" else sig.excluding(at, st)
+                    got = (sig.falsified(at, st) if how == "falsified" else sig.covering(at, st) if how == "covering"
+                           else sig.excluding(at, st, deadline=cap))
                     new += [lem for lem in got if lem.name not in names]
                     names.update(lem.name for lem in got)
                 if new:
@@ -377,16 +480,72 @@ def learn_at(protocol: Protocol, at: Bounds, found: Enumerated, start: Sequence[
             if new:
                 break
         if note:
-            note(f"clauses: round {rnd} at {at.short()}: Houdini kept {len(alive)} of {len(cands)}; "
+            note(f"clauses: round {rnd} at {at.short()}: Houdini kept {len(alive)} of {len(cands)} ({len(offered)} offered); "
                  f"{broke} not preserved; {len(new)} new families")
         if not new:
-            return Stage(at, alive, None, rnd, len(cands), time.monotonic() - t0,
+            return Stage(at, alive, None, rnd, len(offered), time.monotonic() - t0,
                          f"a counterexample to induction of {broke} at {at.short()} that no enumerated family "
                          f"rules out", state=protocol_state(protocol, at, state))
-        cands += new
+        offered += new
+        # the next round starts from what is alive, the new families, and the dropped families whose
+        # witness (the pre-state of the step that broke them) a new or returning family rules out: the
+        # others are dropped by that same step again (Houdini's fixpoint is the same; its rounds are
+        # not spent dropping them once more: PROVE.md, 5 Dec, morning)
+        cands = judge.next_round(offered, alive, new, rel.witness)
         if deadline is not None and time.monotonic() > deadline:
-            return Stage(at, alive, None, rnd, len(cands), time.monotonic() - t0, f"time limit at {at.short()}")
-    return Stage(at, [], None, MAX_ROUNDS, len(cands), time.monotonic() - t0, f"round limit at {at.short()}")
+            return Stage(at, alive, None, rnd, len(offered), time.monotonic() - t0, f"time limit at {at.short()}")
+    return Stage(at, [], None, MAX_ROUNDS, len(offered), time.monotonic() - t0, f"round limit at {at.short()}")
+
+
+class _Witnesses:
+    """Which dropped families a learning round must offer again (:func:`learn_at`): a family Houdini
+    dropped stays dropped while the pre-state of the step that broke it satisfies every family offered
+    (then that step breaks it again); the families' truth in those states is computed by the
+    signatures' literal tables, per state once. A family no signature made is always offered again.
+    Only a choice of what to offer: Houdini and induction decide what is kept."""
+
+    def __init__(self, found: Enumerated, at: Bounds) -> None:
+        self.found, self.at = found, at
+        self.truth: dict[tuple[int, ...], list[np.ndarray]] = {}  # state -> per signature (literals, assignments)
+
+    def _tables(self, states: Sequence[tuple[int, ...]]) -> None:
+        todo = [st for st in dict.fromkeys(states) if st not in self.truth]
+        if not todo:
+            return
+        per = [sig.truth_in(self.at, todo) for sig in self.found.signatures]
+        for n, st in enumerate(todo):
+            self.truth[st] = [t[:, :, n:n + 1] for t in per]
+
+    def violated(self, lem: Lemma, tables: Sequence[np.ndarray], n: int) -> np.ndarray:
+        """Per state (``tables``: per signature (literals, assignments, states)), is ``lem`` false
+        there (everywhere True where no signature can tell)?"""
+        for sig, t in zip(self.found.signatures, tables):
+            got = sig.false_in(lem.name, t)
+            if got is not None:
+                return got
+        return np.ones(n, dtype=bool)
+
+    def next_round(self, offered: Sequence[Lemma], alive: Sequence[Lemma], new: Sequence[Lemma],
+                   witness: dict[str, Any]) -> list[Lemma]:
+        keep = {lem.name for lem in alive} | {lem.name for lem in new}
+        pending = [lem for lem in offered if lem.name not in keep]
+        keep.update(lem.name for lem in pending if lem.name not in witness)
+        pending = [lem for lem in pending if lem.name not in keep]
+        states = list(dict.fromkeys(tuple(witness[lem.name]) for lem in pending))
+        self._tables(states)
+        place = {st: n for n, st in enumerate(states)}
+        tables = [np.concatenate([self.truth[st][k] for st in states], axis=2) if states else None
+                  for k in range(len(self.found.signatures))]
+        check = list(new)
+        while check and pending:
+            ruled = np.zeros(len(states), dtype=bool)  # the witnesses some family of ``check`` is false in
+            for c in check:
+                ruled |= self.violated(c, tables, len(states))  # type: ignore[arg-type]
+            back = [lem for lem in pending if ruled[place[tuple(witness[lem.name])]]]
+            keep.update(lem.name for lem in back)
+            pending = [lem for lem in pending if lem.name not in keep]
+            check = back
+        return [lem for lem in offered if lem.name in keep]
 
 
 def protocol_state(protocol: Protocol, b: Bounds, state: Sequence[int]) -> Any:
@@ -490,7 +649,9 @@ def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: 
         note(f"clauses: {len(found.families)} families true in every sampled state ("
              + ", ".join(f"{k}: {v}" for k, v in found.per_signature.items()) + f"; {part['enumeration']:.1f} s)")
     done: list[Stage] = []
-    start: list[Lemma] = []
+    start: list[Lemma] = [f for f in found.families if len(getattr(f, "texts", ())) <= FIRST_LITERALS]
+    if note:
+        note(f"clauses: first offered {len(start)} families of at most {FIRST_LITERALS} literals")
     for n, at in enumerate(stages):
         st = learn_at(protocol, at, found, start, deadline, note, trim=trim_last or n < len(stages) - 1)
         done.append(st)

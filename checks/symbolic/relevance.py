@@ -44,11 +44,16 @@ class Relevance:
         self._cache: dict[tuple[str, str], set[str]] = {}
         #: :meth:`houdini`'s solvers by step set (None: every step instance), each with its lemmas' switches
         self._hsolvers: dict[Any, tuple[Any, dict[str, Any]]] = {}
+        self._neg: dict[str, Any] = {}  # name -> not (the lemma at y), built once
+        self._probes: list[tuple[list[str], Any]] = []  # (names, their y-terms as one bit-vector): :meth:`_false_in`
         self.seconds = 0.0  # spent here in all (building and solving)
         self.asked = 0  # :meth:`core` queries
         #: (a candidate dropped, the pre-state of the step that broke it) of :meth:`houdini`'s calls,
         #: in order: counterexamples to the candidates' induction, for a learner to exclude too
         self.dropped: list[tuple[str, State]] = []
+        #: each candidate :meth:`houdini` dropped, by name: the pre-state of the step that broke it (the
+        #: latest); a learner may leave it dropped while that state satisfies every candidate it offers
+        self.witness: dict[str, State] = {}
 
     def _setup(self) -> None:
         if self._enc is None:
@@ -70,13 +75,42 @@ class Relevance:
             ok = not fails_initially(self._enc, tx, xs)
             self._terms[lem.name] = None if not ok else (
                 z3.And([t for _, t in tx]), z3.And([t for _, t in instances(self._enc, lem, ys)]))
+            if ok:
+                self._neg[lem.name] = z3.Not(self._terms[lem.name][1])  # type: ignore[index]
         return self._terms[lem.name]
 
-    def houdini(self, cands: Sequence[Lemma], must: Sequence[Lemma], deadline: float | None
-                ) -> tuple[list[Lemma], str | None, State | None]:
+    def _false_in(self, m: Any, names: Sequence[str]) -> set[str]:
+        """Those of ``names`` whose term at y is false in the model ``m``: the lemmas' y-terms are packed,
+        :data:`PROBE` at a time, into bit-vectors (one bit each, built once) and each is evaluated once:
+        one model evaluation per :data:`PROBE` lemmas instead of one per lemma (the Python side of a
+        Houdini round, PROVE.md, 5 Dec, morning)."""
+        probed = {n for names_, _ in self._probes for n in names_}
+        fresh = [n for n in dict.fromkeys(names) if n not in probed]
+        for j in range(0, len(fresh), PROBE):
+            part = fresh[j:j + PROBE]
+            one, zero = z3.BitVecVal(1, 1), z3.BitVecVal(0, 1)
+            bits = [z3.If(self._terms[n][1], one, zero) for n in part]  # type: ignore[index]
+            self._probes.append((part, bits[0] if len(bits) == 1 else z3.Concat(*bits)))
+        want = set(names)
+        out: set[str] = set()
+        for part, vec in self._probes:
+            if not want.intersection(part):
+                continue
+            v = m.eval(vec, model_completion=True).as_long()
+            width = len(part)
+            for pos, n in enumerate(part):  # Concat: the first part is the most significant bit
+                if n in want and not (v >> (width - 1 - pos)) & 1:
+                    out.add(n)
+        return out
+
+    def houdini(self, cands: Sequence[Lemma], must: Sequence[Lemma], deadline: float | None,
+                settle: bool = False) -> tuple[list[Lemma], str | None, State | None]:
         """Drop the candidates some step does not preserve at the bounded instance (given the
         live ones and ``must``, never dropped). Returns (alive, the ``must`` lemma not preserved
-        or None, that counterexample's pre-state or None). TimeoutError past ``deadline``."""
+        or None, that counterexample's pre-state or None). TimeoutError past ``deadline``.
+        ``settle``: a step that breaks a ``must`` lemma and candidates too drops those candidates and
+        Houdini goes on: the counterexample returned is then one that every candidate left survives
+        (the step breaks ``must`` alone), a state the candidates' fixpoint does not rule out."""
         t0 = time.monotonic()
         self._setup()
         xs, ys, act, trans = self._base
@@ -105,10 +139,10 @@ class Relevance:
             while True:
                 live = list(alive) + list(must)
                 s.push()
-                s.add(z3.Or([z3.Not(self._terms[lem.name][1]) for lem in live]))  # type: ignore[index]
+                s.add(_any([self._neg[lem.name] for lem in live]))
                 s.set("timeout", max(1, int(1000 * (deadline - time.monotonic()))) if deadline is not None
                       else 4294967295)
-                r = s.check([use[lem.name] for lem in live])
+                r = _check(s, [use[lem.name] for lem in live])
                 if r == z3.unsat:
                     s.pop()
                     return alive, None, None
@@ -117,18 +151,20 @@ class Relevance:
                     s.pop()
                     raise TimeoutError(f"bounded houdini at {self.at.short()}: {why}")
                 m = s.model()
-
-                def false(lem: Lemma) -> bool:
-                    return z3.is_false(m.eval(self._terms[lem.name][1], model_completion=True))  # type: ignore[index]
-                broke = [lem for lem in must if false(lem)]
-                gone = [lem for lem in alive if false(lem)]
+                false = self._false_in(m, [lem.name for lem in live])
+                broke = [lem for lem in must if lem.name in false]
+                gone = [lem for lem in alive if lem.name in false]
+                if not broke and not gone:  # cannot be (the query asks for one false): never loop on it
+                    raise TimeoutError(f"bounded houdini at {self.at.short()}: a model with no lemma false")
                 state = tuple(self._enc.decode(m, xs))
-                if gone and not broke:
+                if gone and (not broke or settle):
                     self.dropped.append((gone[0].name, state))
+                    self.witness.update((lem.name, state) for lem in gone)
                 s.pop()
-                if broke:
+                if broke and (not settle or not gone):
                     return alive, broke[0].name, state
-                alive = [lem for lem in alive if lem not in gone]
+                out = {lem.name for lem in gone}
+                alive = [lem for lem in alive if lem.name not in out]
         finally:
             if s.num_scopes():  # an exception between push and pop: the solver is reused
                 s.pop(s.num_scopes())
@@ -218,6 +254,26 @@ class Relevance:
             return got
         finally:
             self.seconds += time.monotonic() - t0
+
+
+#: Lemmas per bit-vector probe (:meth:`Relevance._false_in`).
+PROBE = 64
+
+
+def _any(terms: Sequence[Any]) -> Any:
+    """``z3.Or(terms)`` through the C API (z3.Or's argument checks took seconds over a learner's rounds)."""
+    if len(terms) <= 1:
+        return terms[0] if terms else z3.BoolVal(False)
+    ctx = terms[0].ctx
+    arr = (z3.Ast * len(terms))(*[t.as_ast() for t in terms])
+    return z3.BoolRef(z3.Z3_mk_or(ctx.ref(), len(terms), arr), ctx)
+
+
+def _check(s: z3.Solver, assumptions: Sequence[Any]) -> Any:
+    """``s.check(assumptions)`` for Bool constants, without z3's per-assumption cast (a Houdini round
+    passes hundreds: that cast was a third of the rounds' time, PROVE.md, 5 Dec, morning)."""
+    arr = (z3.Ast * len(assumptions))(*[a.as_ast() for a in assumptions])
+    return z3.CheckSatResult(z3.Z3_solver_check_assumptions(s.ctx.ref(), s.solver, len(assumptions), arr))
 
 
 def _solver(deadline: float | None) -> z3.Solver:

@@ -84,3 +84,35 @@ def test_without_the_watcher_z3_swallows_ctrl_c_as_an_unknown() -> None:
     program goes on as if it had merely not decided (a command would report exit 3)."""
     rc, took, out, err = run_until_signalled(HARD_QUERY, signal.SIGINT)
     assert rc == 0 and "unknown" in out and "interrupted" in out, (out, err)
+
+
+def test_a_signal_dropped_in_a_finalizer_is_sent_again() -> None:
+    """The interpreter drops an exception raised in ``__del__`` ("Exception ignored in"): a SIGTERM
+    that landed in a Z3 object's finalizer let `prove --parametric` go on to "proved", exit 0. The
+    dropped interrupt is sent again and ends the command."""
+    body = textwrap.dedent("""
+        import os, signal, sys, time
+        from deferral.cli.stuck import signals_reach_native_code
+        from deferral.cli.terminate import Terminated, sigterm_unwinds
+
+        class Finalized:
+            def __del__(self):
+                os.kill(os.getpid(), signal.SIGTERM)  # the handler runs here, inside the finalizer
+                for _ in range(1000):
+                    pass
+
+        try:
+            with sigterm_unwinds(), signals_reach_native_code(grace=5.0):
+                print("querying", flush=True)
+                time.sleep(0.6)
+                Finalized()  # freed at once: its __del__ gets the signal, whose exception is dropped
+                for _ in range(60):
+                    time.sleep(0.1)  # the command goes on ...
+                print("went on to a verdict", flush=True)
+        except Terminated:
+            print("unwound: terminated", file=sys.stderr, flush=True)
+            sys.exit(143)
+        """)
+    child = subprocess.run([sys.executable, "-c", body], capture_output=True, text=True, timeout=60)
+    assert child.returncode == 143 and "unwound: terminated" in child.stderr, (child.stdout, child.stderr)
+    assert "went on to a verdict" not in child.stdout

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from deferral.checks.symbolic import clauses
@@ -143,6 +144,49 @@ def test_four_literal_families_rule_out_the_counterexample() -> None:
             state[slot] = value
     got = [lem.name for lem in sig.excluding(SMALL, state, limit=50)]
     assert any(x.count(" or ") == 3 and "not covers[i]" in x and "req[k][t][pg[i]]" in x for x in got), got
+
+
+def _acked_counterexample(rows):  # type: ignore[no-untyped-def]
+    """A state where i = 1 covers its write, has sent, k = 0 acked and has no request (not reachable)."""
+    layout = REFERENCE.layout(SMALL)
+    state = list(rows[0])
+    for (name, idx, part), slot in layout.where.items():
+        value = {("pc", (1,)): 4, ("covers", (1,)): 1, ("lw", (0, 0)): 1}.get((name, idx))
+        if value is not None and part is None:
+            state[slot] = value
+    return state
+
+
+def test_greedy_cover_finds_clauses_true_in_the_samples_and_false_in_the_counterexample() -> None:
+    """Signature.covering: clauses of any length (up to MAX_COVER) from every literal, each true in
+    every sampled state and false in the counterexample to induction, some longer than the enumerated ones."""
+    rows = sample_rows(REFERENCE, SMALL)
+    sig = clauses.Signature(REFERENCE, clauses.signatures(REFERENCE, SMALL)[1], [(SMALL, rows)])
+    state = _acked_counterexample(rows)
+    got = sig.covering(SMALL, state, alternatives=4)
+    assert got and all(len(lem.texts) <= clauses.MAX_COVER for lem in got)
+    table = truth_table(REFERENCE, SMALL, rows, [lem.fn for lem in got], sig.params)
+    assert table.all()  # true in every sampled state, at every parameter assignment
+    here = truth_table(REFERENCE, SMALL, np.array([state]), [lem.fn for lem in got], sig.params)
+    assert (~here).any(axis=1).all()  # each false in the counterexample at some assignment
+    assert any(len(lem.texts) > clauses.MAX_LITERALS for lem in got), [x.name for x in got]  # beyond the enumeration
+    assert not {lem.name for lem in got} & {lem.name for lem in sig.covering(SMALL, state)}  # each offered once
+
+
+def test_a_dropped_family_returns_only_where_a_new_family_rules_out_its_witness() -> None:
+    """_Witnesses.next_round: a family Houdini dropped stays out while the pre-state of the step that
+    broke it satisfies every family offered; a new family false there brings it back."""
+    rows = sample_rows(REFERENCE, SMALL)
+    sig = clauses.Signature(REFERENCE, clauses.signatures(REFERENCE, SMALL)[1], [(SMALL, rows)])
+    fams = sig.families()
+    state = _acked_counterexample(rows)
+    new = sig.covering(SMALL, state)[:1]
+    a, b, c = fams[:3]
+    judge = clauses._Witnesses(clauses.Enumerated(fams + new, {}, 0.0, [sig]), SMALL)
+    witness = {a.name: tuple(state), b.name: tuple(int(x) for x in rows[0])}  # c: no witness (always back)
+    got = judge.next_round([a, b, c] + new, [], new, witness)
+    assert [x.name for x in got] == [a.name, c.name] + [x.name for x in new]
+    assert [x.name for x in judge.next_round([a, b, c], [], [], witness)] == [c.name]
 
 
 def test_invariant_out_saves_the_families_and_lemmas_reads_them(tmp_path: Path,
