@@ -183,6 +183,8 @@ def load_variant_namespace(path: str | Path) -> tuple[Protocol, dict[str, Any]]:
     except (UnicodeDecodeError, ValueError) as exc:
         raise VariantError(f"variant file {path}: cannot read it: {exc}") from None
     sys.modules[module_name] = module
+    folder = str(path.resolve().parent)
+    sys.path.insert(0, folder)  # as Python runs a script: the file may import the modules beside it
     try:
         spec.loader.exec_module(module)
     except USER_ERRORS as exc:  # a user's file may raise anything, or exit; report it in one line
@@ -191,6 +193,8 @@ def load_variant_namespace(path: str | Path) -> tuple[Protocol, dict[str, Any]]:
         raise VariantError(f"variant file {path}{line}: {what}") from None
     finally:
         sys.modules.pop(module_name, None)
+        if folder in sys.path:
+            sys.path.remove(folder)
     variant = getattr(module, "VARIANT", None)
     if variant is None:
         raise VariantError(f"variant file {path}: it must define VARIANT = <protocol>.derive(...)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,19 @@ def test_a_spaces_variant_imports_every_sort_from_the_model_package() -> None:
     from deferral.model.schema import SPACE as SCHEMA_SPACE
 
     assert SPACE is SCHEMA_SPACE
+
+
+def test_a_variant_file_imports_a_module_beside_it(tmp_path: Path) -> None:
+    """As Python runs a script: a user's change split into a helper module and the variant file."""
+    (tmp_path / "zapping.py").write_text(
+        "from deferral.model import VCPU\n\n"
+        "def zap(s, i, p, sp):\n"
+        "    for k in s.each(VCPU):\n"
+        "        with s.when(s.shadow[k][sp][p] != 0):\n"
+        "            s.shadow[k][sp][p] = s.ite(k == i, s.gpt[sp][p], 0)\n")
+    variant = tmp_path / "drain_zaps_split.py"
+    variant.write_text("from deferral.model import REFERENCE\nfrom zapping import zap\n\n"
+                       "VARIANT = REFERENCE.derive('drain-zaps-split', procedures={'resync': zap})\n")
+    protocol = load_variant_file(variant)
+    assert protocol.name == "drain-zaps-split"
+    assert str(tmp_path) not in sys.path  # the folder is on the import path only while the file loads
