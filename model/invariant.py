@@ -33,14 +33,26 @@ class Lemma:
     name: str
     params: tuple[tuple[str, Domain], ...]
     fn: Callable[..., Any]
+    #: the name as read with the space index written out (``shadow[k][t][p]``), shown where a sort
+    #: the name elides has more than one element (``name`` stays the lemma's identity: lemma files use it)
+    spaced: str = ""
 
     def show(self, b: Any = None) -> str:
         """``for all k, p: name``; parameters of an elided sort with one element at ``b`` left out."""
         if self.name.startswith("for all "):  # a learned family names its own variables
             return self.name
-        names = ", ".join(n for n, d in self.params
-                          if not (b is not None and isinstance(d, Sort) and d.single(b)))
-        return f"for all {names}: {self.name}" if names else self.name
+        elided = [n for n, d in self.params if b is not None and isinstance(d, Sort) and d.single(b)]
+        names = ", ".join(n for n, _ in self.params if n not in elided)
+        text = self.spaced if self.spaced and b is not None and not elided and _spaces(b) > 1 else self.name
+        return f"for all {names}: {text}" if names else text
+
+
+def _spaces(b: Any) -> int:
+    """How many address spaces bounds ``b`` have (1 when they do not say)."""
+    try:
+        return int(b.get("spaces", 1))
+    except AttributeError:
+        return 1
 
 
 def after_send(s: StepContext, i: Any) -> Any:
@@ -132,15 +144,18 @@ INVARIANT: tuple[Lemma, ...] = (
           _handled_ipi_awaited),
     Lemma("waiting[i][k] implies i has sent its IPIs (SdWait, or Ipi with waitret)", (I, K), _waits_after_send),
     Lemma("covers[i] implies i runs a shootdown of a page i wrote last", (I,), _covers_own_write),
-    Lemma("covers[i] after sending implies pg[i] has no notice in i's queue", (I,), _covered_page_drained),
+    Lemma("covers[i] after sending implies pg[i] has no notice in i's queue", (I,), _covered_page_drained,
+          "covers[i] after sending implies (sp[i], pg[i]) has no notice in i's queue"),
     Lemma("covers[i] after sending and k acked (not waiting[i][k]) implies req[k][pg[i]]", (I, K),
-          _acked_required),
+          _acked_required, "covers[i] after sending and k acked (not waiting[i][k]) implies req[k][sp[i]][pg[i]]"),
     Lemma("shadow[k][p] not 0 and not gpt[p] implies the last writer of p has p queued", (K, T, P),
-          _stale_shadow_pending),
+          _stale_shadow_pending,
+          "shadow[k][t][p] not 0 and not gpt[t][p] implies the last writer of (t, p) has it queued"),
     Lemma("req[k][p] implies p has a last writer and its queue holds no notice of p", (K, T, P),
-          _req_after_notice),
+          _req_after_notice, "req[k][t][p] implies (t, p) has a last writer and its queue holds no notice of it"),
     Lemma("req[k][p] implies tlb[k][p] and shadow[k][p] are 0 or gpt[p] (no_stale_translation)", (K, T, P),
-          no_stale_translation),
+          no_stale_translation, "req[k][t][p] and cr3[k] = t imply tlb[k][p] and shadow[k][t][p] are 0 or "
+          "gpt[t][p] (no_stale_translation)"),
 )
 
 #: With more than one space, notices in a queue are of the space its VCPU runs (a write to
