@@ -18,7 +18,7 @@ flushes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from deferral.model.context import StepContext
@@ -35,7 +35,7 @@ class Lemma:
     fn: Callable[..., Any]
     #: the name as read with the space index written out (``shadow[k][t][p]``), shown where a sort
     #: the name elides has more than one element (``name`` stays the lemma's identity: lemma files use it)
-    spaced: str = ""
+    spaced: str = field(default="", kw_only=True)
 
     def show(self, b: Any = None) -> str:
         """``for all k, p: name``; parameters of an elided sort with one element at ``b`` left out."""
@@ -145,16 +145,16 @@ INVARIANT: tuple[Lemma, ...] = (
     Lemma("waiting[i][k] implies i has sent its IPIs (SdWait, or Ipi with waitret)", (I, K), _waits_after_send),
     Lemma("covers[i] implies i runs a shootdown of a page i wrote last", (I,), _covers_own_write),
     Lemma("covers[i] after sending implies pg[i] has no notice in i's queue", (I,), _covered_page_drained,
-          "covers[i] after sending implies (sp[i], pg[i]) has no notice in i's queue"),
+          spaced="covers[i] after sending implies (sp[i], pg[i]) has no notice in i's queue"),
     Lemma("covers[i] after sending and k acked (not waiting[i][k]) implies req[k][pg[i]]", (I, K),
-          _acked_required, "covers[i] after sending and k acked (not waiting[i][k]) implies req[k][sp[i]][pg[i]]"),
+          _acked_required, spaced="covers[i] after sending and k acked (not waiting[i][k]) implies req[k][sp[i]][pg[i]]"),
     Lemma("shadow[k][p] not 0 and not gpt[p] implies the last writer of p has p queued", (K, T, P),
           _stale_shadow_pending,
-          "shadow[k][t][p] not 0 and not gpt[t][p] implies the last writer of (t, p) has it queued"),
+          spaced="shadow[k][t][p] not 0 and not gpt[t][p] implies the last writer of (t, p) has it queued"),
     Lemma("req[k][p] implies p has a last writer and its queue holds no notice of p", (K, T, P),
-          _req_after_notice, "req[k][t][p] implies (t, p) has a last writer and its queue holds no notice of it"),
+          _req_after_notice, spaced="req[k][t][p] implies (t, p) has a last writer and its queue holds no notice of it"),
     Lemma("req[k][p] implies tlb[k][p] and shadow[k][p] are 0 or gpt[p] (no_stale_translation)", (K, T, P),
-          no_stale_translation, "req[k][t][p] and cr3[k] = t imply tlb[k][p] and shadow[k][t][p] are 0 or "
+          no_stale_translation, spaced="req[k][t][p] and cr3[k] = t imply tlb[k][p] and shadow[k][t][p] are 0 or "
           "gpt[t][p] (no_stale_translation)"),
 )
 

@@ -65,7 +65,7 @@ class Clause(Lemma):
 
 def make(params: Sequence[tuple[str, Domain]], lits: Sequence[Literal]) -> Clause:
     lem = clause(params, lits)
-    return Clause(lem.name, lem.params, lem.fn, tuple(x.text for x in lits))
+    return Clause(lem.name, lem.params, lem.fn, texts=tuple(x.text for x in lits))
 
 
 def entry(lem: Clause) -> dict[str, Any]:
