@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -86,21 +87,11 @@ def test_an_asymmetry_deeper_than_the_first_states_is_refused_not_reported_holdi
         check_symmetry(DEEP_ASYMMETRY, Bounds(*bounds))
 
 
-DEEP_ASYMMETRY_FILE = '''
-from deferral.model import REFERENCE
-
-
-def remote_flush(s, k, i):
-    p, sp = s.pg[i], s.sp[i]
-    if k != 0:
-        with s.when(sp == s.cr3[k]):
-            s.tlb[k][p] = 0
-    with s.when(s.covers[i] | (s.lw[sp][p] == k)):
-        s.req[k][sp][p] = True
-
-
-VARIANT = REFERENCE.derive("vcpu0-skips-flush", procedures={"remote_flush": remote_flush})
-'''
+#: the same change as a user's file: the function above, its source copied
+DEEP_ASYMMETRY_FILE = ("from typing import Any\n\nfrom deferral.model import REFERENCE\n\n\n"
+                       + inspect.getsource(_remote_flush_unless_vcpu0)
+                       + "\n\nVARIANT = REFERENCE.derive('vcpu0-skips-flush', "
+                         "procedures={'remote_flush': _remote_flush_unless_vcpu0})\n")
 
 
 def test_commands_without_a_symmetry_flag_search_an_asymmetric_variant_without_symmetry(cli, tmp_path: Path) -> None:
