@@ -496,6 +496,8 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             return None
         length = len(path) - 1
         cleared = explored[bounds].depth if bounds in explored and explored[bounds].status != "violated" else 0
+        if bounds in searches:  # an earlier bmc slice there cleared some depths too
+            cleared = max(cleared, searches[bounds].checked)
         shorter = BmcSearch(enc, length - 1)
         if cleared > 0:
             shorter.known_safe_to(cleared)
