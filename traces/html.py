@@ -315,6 +315,8 @@ def regress_page(report: Any, corpus: Sequence[Any] = ()) -> str:
         body += [f"<h2>Corpus ({len(report.corpus)} traces, replayed step by step on each side)</h2>",
                  table(["trace", "expected", "baseline", "candidate", "change"], crows)]
     if report.behaviours:
+        from deferral.checks.compare.behaviours import states_shown
+
         brows = []
         for n, brow in enumerate(report.behaviours):
             d = brow.diff
@@ -331,7 +333,7 @@ def regress_page(report: Any, corpus: Sequence[Any] = ()) -> str:
                                                     f"(shortest trace in {b.name})",
                                        Model(b, d.bounds), d.lost_example))
                 lost += f' <a href="#lost-{n}">example</a>'
-            brows.append([esc(d.bounds.short()), f"{d.baseline_states:,} / {d.candidate_states:,}",
+            brows.append([esc(d.bounds.short()), esc(states_shown(d).replace("/", " / ")),
                           f"{d.baseline_behaviours:,} / {d.candidate_behaviours:,}", added, lost])
         body += ["<h2>Behaviours (reachable states on the shared protocol variables, up to VCPU symmetry)</h2>",
                  table(["bounds", "states base / cand", "behaviours base / cand", "added", "lost"], brows)]

@@ -25,6 +25,19 @@ from deferral.model.bounds import Bounds
 from deferral.model.protocol import Protocol
 from deferral.model.schema import Layout, Var
 
+def treats_vcpus_alike(protocol: Protocol, bounds: Bounds) -> bool:
+    """Whether a symmetry-reduced enumeration of ``protocol`` is exact (the symmetry guard finds
+    no step that treats a VCPU differently); a reduced one of a protocol that does would miss states."""
+    from deferral.checks.explicit.symmetry_guard import check_symmetry
+    from deferral.model.variants import AsymmetricProtocol
+
+    try:
+        check_symmetry(protocol, bounds)
+    except AsymmetricProtocol:
+        return False
+    return True
+
+
 # ---- projection ------------------------------------------------------------------------
 def shared_variables(a: Protocol, b: Protocol) -> tuple[Var, ...]:
     """The non-ghost variables both protocols have with the same shape and domain (a's order)."""
@@ -81,14 +94,19 @@ class BehaviourDiff:
     lost_example: Path | None = None  # in the baseline: a shortest path to a lost behaviour
     added_shown: dict[str, Any] | None = None
     lost_shown: dict[str, Any] | None = None
+    #: each side's states counted up to VCPU symmetry (False: a side whose steps treat the VCPUs
+    #: differently, enumerated without it: its count is of states, not orbits; behaviours are orbits on both)
+    baseline_symmetric: bool = True
+    candidate_symmetric: bool = True
 
 
 def compare(baseline: Protocol, candidate: Protocol, bounds: Bounds, *,
             max_states: int | None = None) -> BehaviourDiff:
     """Reachable behaviours of both sides at ``bounds``, and shortest paths to a difference."""
     shared = shared_variables(baseline, candidate)
-    base = reachable(baseline, bounds, max_states=max_states)
-    cand = reachable(candidate, bounds, max_states=max_states)
+    base_alike, cand_alike = treats_vcpus_alike(baseline, bounds), treats_vcpus_alike(candidate, bounds)
+    base = reachable(baseline, bounds, max_states=max_states, symmetry=base_alike)
+    cand = reachable(candidate, bounds, max_states=max_states, symmetry=cand_alike)
     pb = Projection.of(base.model.layout, shared)
     pc = Projection.of(cand.model.layout, shared)
     kb, kc = pb.keys(base.rows), pc.keys(cand.rows)
@@ -96,7 +114,8 @@ def compare(baseline: Protocol, candidate: Protocol, bounds: Bounds, *,
     added_keys = np.setdiff1d(uc, ub, assume_unique=True)
     lost_keys = np.setdiff1d(ub, uc, assume_unique=True)
     diff = BehaviourDiff(bounds, tuple(v.name for v in shared), len(base), len(cand), int(ub.size),
-                         int(uc.size), int(added_keys.size), int(lost_keys.size))
+                         int(uc.size), int(added_keys.size), int(lost_keys.size),
+                         baseline_symmetric=base_alike, candidate_symmetric=cand_alike)
     if added_keys.size:
         n = _first_in(kc, added_keys)
         diff.added_example = cand.path_to(n)
@@ -111,3 +130,15 @@ def compare(baseline: Protocol, candidate: Protocol, bounds: Bounds, *,
 def _first_in(keys: np.ndarray, wanted: np.ndarray) -> int:
     """The least state number (= shallowest, BFS order) whose key is in ``wanted``."""
     return int(np.flatnonzero(np.isin(keys, wanted))[0])
+
+
+def states_shown(d: BehaviourDiff) -> str:
+    """``base/cand`` state counts, a side enumerated without symmetry marked ``*`` (see :data:`UNREDUCED_NOTE`)."""
+    return (f"{d.baseline_states:,}{'' if d.baseline_symmetric else '*'}/"
+            f"{d.candidate_states:,}{'' if d.candidate_symmetric else '*'}")
+
+
+#: The footnote of a count marked ``*`` by :func:`states_shown`.
+UNREDUCED_NOTE = ("* its steps treat some VCPU differently, so it was enumerated without symmetry: "
+                  "states, not orbits (its behaviours are still counted up to symmetry)")
+

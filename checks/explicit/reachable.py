@@ -40,18 +40,21 @@ class Reachable:
     parent: np.ndarray  # BFS parent of state n (-1 for the start)
     via: np.ndarray  # action index that reached state n (-1 for the start)
     depth: int
+    symmetric: bool = True  # one state per orbit under VCPU symmetry (False: every state)
 
     def __len__(self) -> int:
         return int(self.rows.shape[0])
 
     def path_to(self, n: int) -> Path:
         """A shortest path of real states from the initial state to (an image of) state ``n``."""
-        return path_from_parents(self.model, self.parent, self.via, n, symmetry=True)
+        return path_from_parents(self.model, self.parent, self.via, n, symmetry=self.symmetric)
 
 
 def reachable(protocol: Protocol, bounds: Bounds, *, start: State | None = None,
-              max_states: int | None = None) -> Reachable:
-    """Enumerate the states reachable from ``start`` (default: the initial state).
+              max_states: int | None = None, symmetry: bool = True) -> Reachable:
+    """Enumerate the states reachable from ``start`` (default: the initial state), one per orbit
+    under VCPU symmetry (``symmetry`` False: every state, for a protocol whose steps treat the
+    VCPUs differently, where a reduced search would miss states).
 
     Raises :class:`TooManyStates` past ``max_states``, :class:`StepError` (with the
     state) when a step misbehaves. A protocol whose steps cannot run on arrays is
@@ -59,26 +62,26 @@ def reachable(protocol: Protocol, bounds: Bounds, *, start: State | None = None,
     """
     model = Model(protocol, bounds)
     try:
-        return _reachable_np(model, start, max_states)
+        return _reachable_np(model, start, max_states, symmetry)
     except NotVectorizable:
-        return _reachable_plain(model, start, max_states)
+        return _reachable_plain(model, start, max_states, symmetry)
 
 
-def _reachable_np(model: Model, start: State | None, max_states: int | None) -> Reachable:
+def _reachable_np(model: Model, start: State | None, max_states: int | None, symmetry: bool) -> Reachable:
     """The fast search's own BFS (:func:`deferral.checks.explicit.vectorized.reachable_levels`)."""
-    levels = reachable_levels(model, start=start, symmetry=True, max_states=max_states, workers=1)
+    levels = reachable_levels(model, start=start, symmetry=symmetry, max_states=max_states, workers=1)
     if levels.stopped_by == "max-states":
         raise TooManyStates(f"{model.protocol.name} at {model.bounds.short()}: more than "
                             f"{max_states:,} states")
     parent = levels.parent.astype(np.int64)
     via = levels.via.astype(np.int32)
     parent[0] = via[0] = -1
-    return Reachable(model, levels.keys, levels.packer.unpack(levels.keys), parent, via, levels.depth)
+    return Reachable(model, levels.keys, levels.packer.unpack(levels.keys), parent, via, levels.depth, symmetry)
 
 
-def _reachable_plain(model: Model, start: State | None, max_states: int | None) -> Reachable:
+def _reachable_plain(model: Model, start: State | None, max_states: int | None, symmetry: bool) -> Reachable:
     """The plain BFS (:class:`deferral.checks.explicit.explore.Bfs`), one state at a time."""
-    bfs = Bfs(model, start=start, symmetry=True, max_states=max_states)
+    bfs = Bfs(model, start=start, symmetry=symmetry, max_states=max_states)
     frontier, depth = [0], 0
     while frontier:
         for n in frontier:
@@ -91,9 +94,10 @@ def _reachable_plain(model: Model, start: State | None, max_states: int | None) 
             depth += 1
     states = bfs.states
     rows = np.array(states, dtype=np.int64).reshape(len(states), len(model.layout.slots))
-    keys = Packer(model.layout, True).canonical_keys(rows.astype(np.uint8 if max(model.layout.sizes) <= 256
+    keys = Packer(model.layout, symmetry).canonical_keys(rows.astype(np.uint8 if max(model.layout.sizes) <= 256
                                                                  else np.uint16))
-    return Reachable(model, keys, rows, np.array(bfs.parent, np.int64), np.array(bfs.via, np.int32), depth)
+    return Reachable(model, keys, rows, np.array(bfs.parent, np.int64), np.array(bfs.via, np.int32), depth,
+                     symmetry)
 
 
 def goal_reachable(model: Model, start: State, goal: Callable[[Model, State], bool], *,

@@ -159,6 +159,8 @@ def _behaviour_json(row: Any) -> dict[str, Any]:
         out.update({
             "variables": list(d.variables),
             "baseline_states": d.baseline_states, "candidate_states": d.candidate_states,
+            # False: that side treats VCPUs differently and was enumerated without symmetry (states, not orbits)
+            "baseline_symmetric": d.baseline_symmetric, "candidate_symmetric": d.candidate_symmetric,
             "baseline_behaviours": d.baseline_behaviours, "candidate_behaviours": d.candidate_behaviours,
             "added": d.added, "lost": d.lost,
             "added_example": None if d.added_example is None else {

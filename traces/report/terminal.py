@@ -259,6 +259,8 @@ def print_regress(console: Console, report: Any) -> None:
                           Text(crow.change, style=style))
         console.print(table)
     if report.behaviours:
+        from deferral.checks.compare.behaviours import UNREDUCED_NOTE, states_shown
+
         table = Table(title="Behaviours (reachable states on the shared protocol variables, "
                             "up to VCPU symmetry)", title_justify="left")
         for col in ("bounds", "states base/cand", "behaviours base/cand", "added", "lost"):
@@ -268,12 +270,14 @@ def print_regress(console: Console, report: Any) -> None:
             if d is None:
                 table.add_row(brow.bounds.short(), brow.skipped, "", "", "")
                 continue
-            table.add_row(d.bounds.short(), f"{d.baseline_states:,}/{d.candidate_states:,}",
+            table.add_row(d.bounds.short(), states_shown(d),
                           f"{d.baseline_behaviours:,}/{d.candidate_behaviours:,}",
                           Text(str(d.added), style="yellow" if d.added else "dim"),
                           Text(str(d.lost), style="yellow" if d.lost else "dim"))
         console.print(table)
         diffs = [r.diff for r in report.behaviours if r.diff is not None]
+        if any(not (d.baseline_symmetric and d.candidate_symmetric) for d in diffs):
+            console.print(UNREDUCED_NOTE, markup=False, highlight=False)
         added = [d for d in diffs if d.added_example]
         lost = [d for d in diffs if d.lost_example]
         if added:
