@@ -315,7 +315,7 @@ def regress_page(report: Any, corpus: Sequence[Any] = ()) -> str:
         body += [f"<h2>Corpus ({len(report.corpus)} traces, replayed step by step on each side)</h2>",
                  table(["trace", "expected", "baseline", "candidate", "change"], crows)]
     if report.behaviours:
-        from deferral.checks.compare.behaviours import states_shown
+        from deferral.traces.report.document import states_shown
 
         brows = []
         for n, brow in enumerate(report.behaviours):

@@ -130,15 +130,3 @@ def compare(baseline: Protocol, candidate: Protocol, bounds: Bounds, *,
 def _first_in(keys: np.ndarray, wanted: np.ndarray) -> int:
     """The least state number (= shallowest, BFS order) whose key is in ``wanted``."""
     return int(np.flatnonzero(np.isin(keys, wanted))[0])
-
-
-def states_shown(d: BehaviourDiff) -> str:
-    """``base/cand`` state counts, a side enumerated without symmetry marked ``*`` (see :data:`UNREDUCED_NOTE`)."""
-    return (f"{d.baseline_states:,}{'' if d.baseline_symmetric else '*'}/"
-            f"{d.candidate_states:,}{'' if d.candidate_symmetric else '*'}")
-
-
-#: The footnote of a count marked ``*`` by :func:`states_shown`.
-UNREDUCED_NOTE = ("* its steps treat some VCPU differently, so it was enumerated without symmetry: "
-                  "states, not orbits (its behaviours are still counted up to symmetry)")
-

@@ -180,3 +180,15 @@ def plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
     return value.item() if hasattr(value, "item") else value
+
+
+def states_shown(d: Any) -> str:
+    """A :class:`~deferral.checks.compare.behaviours.BehaviourDiff`'s ``base/cand`` state counts, a side
+    enumerated without symmetry marked ``*`` (see :data:`UNREDUCED_NOTE`)."""
+    return (f"{d.baseline_states:,}{'' if d.baseline_symmetric else '*'}/"
+            f"{d.candidate_states:,}{'' if d.candidate_symmetric else '*'}")
+
+
+#: The footnote of a count marked ``*`` by :func:`states_shown`.
+UNREDUCED_NOTE = ("* its steps treat some VCPU differently, so it was enumerated without symmetry: "
+                  "states, not orbits (its behaviours are still counted up to symmetry)")

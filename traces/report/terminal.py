@@ -259,7 +259,7 @@ def print_regress(console: Console, report: Any) -> None:
                           Text(crow.change, style=style))
         console.print(table)
     if report.behaviours:
-        from deferral.checks.compare.behaviours import UNREDUCED_NOTE, states_shown
+        from deferral.traces.report.document import UNREDUCED_NOTE, states_shown
 
         table = Table(title="Behaviours (reachable states on the shared protocol variables, "
                             "up to VCPU symmetry)", title_justify="left")

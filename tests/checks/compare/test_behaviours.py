@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from deferral.checks.compare.behaviours import Projection, compare, shared_variables, states_shown
+from deferral.checks.compare.behaviours import Projection, compare, shared_variables
 from deferral.checks.explicit.reachable import reachable
 from deferral.model import REFERENCE, Bounds
 from deferral.model.concrete import Model
+from deferral.traces.report.document import states_shown
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "explicit"))
 from test_symmetry_guard import DEEP_ASYMMETRY  # noqa: E402  (VCPU 0's IPI handler skips its flush)
