@@ -20,23 +20,11 @@ import numpy as np
 
 from deferral.checks.explicit.packing import Packer
 from deferral.checks.explicit.reachable import reachable
+from deferral.checks.explicit.symmetry_guard import treats_vcpus_alike
 from deferral.checks.results import Path
 from deferral.model.bounds import Bounds
 from deferral.model.protocol import Protocol
 from deferral.model.schema import Layout, Var
-
-def treats_vcpus_alike(protocol: Protocol, bounds: Bounds) -> bool:
-    """Whether a symmetry-reduced enumeration of ``protocol`` is exact (the symmetry guard finds
-    no step that treats a VCPU differently); a reduced one of a protocol that does would miss states."""
-    from deferral.checks.explicit.symmetry_guard import check_symmetry
-    from deferral.model.variants import AsymmetricProtocol
-
-    try:
-        check_symmetry(protocol, bounds)
-    except AsymmetricProtocol:
-        return False
-    return True
-
 
 # ---- projection ------------------------------------------------------------------------
 def shared_variables(a: Protocol, b: Protocol) -> tuple[Var, ...]:

@@ -93,6 +93,17 @@ def check_symmetry(protocol: Protocol, bounds: Bounds, sample: int | None = None
             checked.add(state)
 
 
+
+def treats_vcpus_alike(protocol: Protocol, bounds: Bounds) -> bool:
+    """Whether :func:`check_symmetry` finds no step that treats a VCPU differently, so that a
+    symmetry-reduced enumeration of ``protocol`` at ``bounds`` is exact (for an enumeration that has
+    no error to give, e.g. regress's behaviours: it goes without symmetry instead)."""
+    try:
+        check_symmetry(protocol, bounds)
+    except AsymmetricProtocol:
+        return False
+    return True
+
 def random_state(layout: Any, rng: random.Random) -> State:
     """A state with every slot a random value of its domain (queue entries past the length 0)."""
     values = [rng.randrange(slot.size) for slot in layout.slots]
