@@ -20,7 +20,7 @@ from deferral.cli.common import (ArgumentParser, ParserExit, UsageError, declare
 from deferral.cli.contain import guarded_exits
 from deferral.cli.errors import classify, last_resort, report
 from deferral.cli.limits import deadline, grace_for
-from deferral.cli.stuck import ctrl_c_is_pythons, signals_reach_native_code
+from deferral.cli.stuck import STUCK_NOTE, ctrl_c_is_pythons, signals_reach_native_code
 from deferral.cli.terminate import Terminated, die_as_terminated, sigterm_unwinds
 
 #: Subcommand modules, in the order ``deferral --help`` lists them.
@@ -132,8 +132,7 @@ def _main(argv: Sequence[str] | None) -> int:
         """The report of a command a signal ends while it is stuck in native code (cli/stuck.py)."""
         exc: BaseException = Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
         failure = classify(exc)
-        failure = type(failure)(failure.code, failure.kind, f"{failure.message}: the work was inside native "
-                                "code and did not stop, so the process ends without its clean-up")
+        failure = type(failure)(failure.code, failure.kind, f"{failure.message}: {STUCK_NOTE}")
         report(failure, exc, json_out=json_out, debug=False)
         sys.stdout.flush()
         sys.stderr.flush()

@@ -35,6 +35,8 @@ _WATCHED = {int(signal.SIGINT): EXIT_INTERRUPTED, int(signal.SIGTERM): EXIT_TERM
 _STOP = 0  # the byte that ends the watcher (no signal has number 0)
 _AGAIN = 128  # a byte of _AGAIN + signum: the signal's exception was dropped in a finalizer, send it again
 _AGAIN_AFTER_S = 0.2
+#: What the report of a process the watcher ends adds to "interrupted" / "terminated (SIGTERM)".
+STUCK_NOTE = "the work was inside native code and did not stop, so the process ends without its clean-up"
 
 
 def ctrl_c_is_pythons() -> None:
@@ -60,11 +62,10 @@ def interrupt_native_work() -> None:
 
 
 @contextmanager
-def signals_reach_native_code(on_stuck: Callable[[int], None] | None = None,
-                              grace: float = STUCK_GRACE_S) -> Iterator[None]:
+def signals_reach_native_code(on_stuck: Callable[[int], None], grace: float = STUCK_GRACE_S) -> Iterator[None]:
     """While inside, SIGINT and SIGTERM (where they have Python handlers) reach work stuck in native
     code, see the module's docstring. ``on_stuck(signum)`` writes the report of a process the
-    watcher ends (a line on stderr by default). Only in the main thread; elsewhere it does nothing."""
+    watcher ends (with :data:`STUCK_NOTE`). Only in the main thread; elsewhere it does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -84,7 +85,7 @@ def signals_reach_native_code(on_stuck: Callable[[int], None] | None = None,
         old_fd = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
     except ValueError:  # not the main thread of the main interpreter
         old_fd = None
-    watcher = threading.Thread(target=_watch, args=(read_end, handled, on_stuck or _say_stuck, grace, set(wrapped)),
+    watcher = threading.Thread(target=_watch, args=(read_end, handled, on_stuck, grace, set(wrapped)),
                                name="deferral-signals", daemon=True)
     watcher.start()
     previous_hook = sys.unraisablehook
@@ -170,13 +171,3 @@ def _signal_of(exc: BaseException | None) -> int | None:
             return int(signal.SIGTERM) if "Terminated" in text else int(signal.SIGINT)
         seen = seen.__cause__ or seen.__context__
     return None
-
-
-def _say_stuck(signum: int) -> None:
-    what = "interrupted" if signum == signal.SIGINT else "terminated (SIGTERM)"
-    try:
-        sys.stderr.write(f"deferral: {what}; the work was inside native code and did not stop, so the "
-                         "process ends without its clean-up\n")
-        sys.stderr.flush()
-    except Exception:  # noqa: BLE001 - the exit code still says it
-        pass

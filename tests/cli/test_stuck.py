@@ -102,7 +102,7 @@ def test_a_signal_dropped_in_a_finalizer_is_sent_again() -> None:
                     pass
 
         try:
-            with sigterm_unwinds(), signals_reach_native_code(grace=5.0):
+            with sigterm_unwinds(), signals_reach_native_code(lambda signum: print("stuck", file=sys.stderr), grace=5.0):
                 print("querying", flush=True)
                 time.sleep(0.6)
                 Finalized()  # freed at once: its __del__ gets the signal, whose exception is dropped
