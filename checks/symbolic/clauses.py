@@ -11,12 +11,17 @@ the guest's") and two more kinds of the declared vocabulary: "x is none" for a s
 read, and "queue[x] holds (y, z)" for a queue variable read at a sort-valued expression (its
 items built from expressions of the item's sorts, e.g. "queue[lw[t][p]] holds (t, p)").
 
-A signature's clauses are built from at most :data:`POOL` of its literals, every declared variable's
+The samples are reachable states drawn at random from each instance's first ``SPREAD * cap`` (the
+smallest instance's whole reachable set where it has fewer), not its first levels. A signature's
+enumerated clauses are built from at most :data:`POOL` of its literals, every declared variable's
 in turn (:func:`pool`). A candidate is a disjunction of 1 to :data:`MAX_LITERALS` literals true, for every parameter
 assignment, in every sampled reachable state, and minimal (no sub-disjunction is; strengthen's
-:func:`enumerate_clauses`); one of four literals only where a counterexample to induction is false
-in it (:meth:`Signature.excluding`), and of up to :data:`MAX_COVER` found by greedy set cover where
-neither rules it out (:meth:`Signature.covering`). One family stands for all its instances (the
+:func:`enumerate_clauses`); a family that leaves out a variable of a signature that is also there
+without it is left to that one. Where no enumerated family rules out a counterexample to induction,
+the shortest clauses of any kept literal (pooled or not, up to :data:`MAX_COVER`) true in the samples
+and false in it (:meth:`Signature.diagrams`, an exact hitting set by Z3: the diagram generalization of
+IC3PO and UPDR against the samples), then clauses of four pooled literals (:meth:`Signature.excluding`)
+and greedy covers (:meth:`Signature.covering`). One family stands for all its instances (the
 parameters range over every element of their sorts). :func:`learn` chooses among them by Houdini and
 counterexamples to induction at growing bounds (:func:`learn_at`), the first stage starting from
 every family of at most :data:`FIRST_LITERALS` literals, keeping what the properties' consecution
@@ -28,6 +33,7 @@ uninterpreted sorts by ``--parametric``), which decide.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from itertools import product
@@ -36,7 +42,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from deferral.checks.symbolic.strengthen import clause, enumerate_clauses, vocabulary as base_vocabulary
-from deferral.checks.symbolic.vocabulary import Literal, column_masks, index_terms, negation, truth_table
+from deferral.checks.symbolic.vocabulary import (Literal, bit_masks, column_masks, distinct_columns, index_terms, negation,
+                                                 truth_table)
 from deferral.model.bounds import Bounds
 from deferral.model.invariant import Lemma
 from deferral.model.protocol import Protocol
@@ -52,6 +59,8 @@ PER_SIGNATURE = 2000
 MAX_COVER, ALTERNATIVES = 8, 2
 #: Greedy covers tried per parameter assignment, at most (each without the last one's widest literal).
 ATTEMPTS = 8
+#: Sampled columns :meth:`Signature.diagrams` adds to its hitting-set problem per candidate that misses some.
+COLUMNS_PER_ASK = 16
 
 NAMES = {"vcpu": ("i", "k"), "page": ("p", "q"), "space": ("t", "u")}
 
@@ -206,8 +215,9 @@ def pool(texts: Sequence[str], balance: np.ndarray, places: Sequence[int], size:
 
 class Signature:
     """One parameter list's literals and their truth over the sampled states (bit masks over the
-    distinct columns), for :meth:`families` (1 to 3 literals, every minimal one) and
-    :meth:`excluding` (4 literals, only those a counterexample to induction falsifies)."""
+    distinct columns), for :meth:`families` (1 to 3 pooled literals, every minimal one),
+    :meth:`diagrams` (the shortest of every literal a counterexample to induction falsifies, exact),
+    :meth:`excluding` (4 pooled literals, likewise) and :meth:`covering` (greedy, any length)."""
 
     def __init__(self, protocol: Protocol, params: Sequence[tuple[str, Domain]],
                  samples: Sequence[tuple[Bounds, np.ndarray]]) -> None:
@@ -216,19 +226,37 @@ class Signature:
         self.lits = vocabulary(protocol, params, self.at)
         table = np.concatenate([truth_table(protocol, b, rows, [x.fn for x in self.lits], params)
                                 for b, rows in samples], axis=1)
-        self.always = [j for j in range(len(self.lits)) if table[j].all()]
-        keep = [j for j in range(len(self.lits)) if not table[j].all() and table[j].any()]
-        balance = np.abs(table[keep].mean(axis=1) - 0.5)
-        self.keep = pool([self.lits[j].text for j in keep], balance, keep)
-        self.masks, self.full = column_masks(table[self.keep])
+        every, anywhere = table.all(axis=1), table.any(axis=1)
+        self.always = [j for j in range(len(self.lits)) if every[j]]
+        #: every literal neither always true nor always false in the samples (their places: "keep places")
+        self.keep = [j for j in range(len(self.lits)) if not every[j] and anywhere[j]]
+        balance = np.abs(table[self.keep].mean(axis=1) - 0.5)
+        cols = distinct_columns(table[self.keep])
+        del table
+        #: each kept literal's truth as a bit mask over the distinct sampled columns of all of them
+        self.wide, self.wide_full = bit_masks(cols)
+        self._cols = cols  # (kept literals, distinct columns): :meth:`diagrams`' columns
+        #: the keep places :meth:`families` and :meth:`excluding` build from (at most :data:`POOL`)
+        self.pool = pool([self.lits[j].text for j in self.keep], balance, list(range(len(self.keep))))
+        self.masks, self.full = column_masks(cols[self.pool])  # per pool place
         self.shown: set[str] = set()
-        self.found: list[tuple[Lemma, tuple[int, ...]]] = []  # (family, its literals' places in ``keep``)
+        self.found: list[tuple[Lemma, tuple[int, ...]]] = []  # (family, its literals' keep places)
         #: every family this signature made, by name: its literals' places in ``keep + always`` (:meth:`false_in`)
         self.where: dict[str, tuple[int, ...]] = {}
         self._recent: dict[Any, np.ndarray] = {}
+        #: variables a family may leave out only where another signature has it (:func:`enumerate_all` sets it)
+        self.spare: frozenset[str] = frozenset()
+
+    def needless(self, combo: Sequence[int]) -> bool:
+        """Does the clause of keep places ``combo`` leave out a variable of :attr:`spare` (a variable the
+        signature without it stands for: the family is that signature's)?"""
+        if not self.spare:
+            return False
+        text = " ".join(self.lits[self.keep[j]].text for j in combo)
+        return any(not re.search(rf"\b{re.escape(n)}\b", text) for n in self.spare)
 
     def _lemma(self, combo: Sequence[int]) -> Lemma:
-        """The family of the pooled literals at places ``combo`` of ``keep``."""
+        """The family of the kept literals at keep places ``combo``."""
         lem = make(self.params, [self.lits[self.keep[j]] for j in combo])
         self.where[lem.name] = tuple(combo)
         return lem
@@ -249,9 +277,11 @@ class Signature:
         return (~truth[list(combo)]).all(axis=0).any(axis=0)
 
     def families(self, deadline: float | None = None) -> list[Lemma]:
-        """Every minimal clause of 1 to 3 literals true in the samples (the simplest first, at most
+        """Every minimal clause of 1 to 3 pooled literals true in the samples (the simplest first, at most
         :data:`PER_SIGNATURE`), and each literal true in every sampled state alone."""
-        found = enumerate_clauses(self.masks, self.full, max_literals=MAX_LITERALS, deadline=deadline)
+        found = [tuple(self.pool[j] for j in combo)
+                 for combo in enumerate_clauses(self.masks, self.full, max_literals=MAX_LITERALS, deadline=deadline)]
+        found = [f for f in found if not self.needless(f)]
         found.sort(key=lambda f: (len(f), sum(self.lits[self.keep[j]].cost for j in f), f))
         out: list[Lemma] = []
         for n, j in enumerate(self.always):
@@ -276,10 +306,25 @@ class Signature:
                 out.append(lem)
         return out
 
+    def prime(self, b: Bounds, states: Sequence[Sequence[int]]) -> None:
+        """Compute :meth:`_truth` for all of ``states`` in one vectorized pass (a learning round asks for
+        each of its counterexamples' truth: one pass per state cost 20 ms of Python each)."""
+        todo = list(dict.fromkeys((b, tuple(int(x) for x in st)) for st in states))
+        todo = [key for key in todo if key not in self._recent]
+        if not todo:
+            return
+        rows = np.array([key[1] for key in todo], dtype=np.int64)
+        table = truth_table(self.protocol, b, rows, [self.lits[j].fn for j in self.keep], self.params)
+        table = table.reshape(table.shape[0], -1, len(todo))
+        for n, key in enumerate(todo):
+            self._recent[key] = np.ascontiguousarray(table[:, :, n])
+        while len(self._recent) > 16:
+            self._recent.pop(next(iter(self._recent)))
+
     def _truth(self, b: Bounds, state: Sequence[int]) -> np.ndarray:
-        """Each pooled literal's truth in ``state`` at every parameter assignment: (literals, assignments)
-        (the last few states' kept: :meth:`falsified`, :meth:`excluding` and :meth:`covering` ask for the
-        same one)."""
+        """Each kept literal's truth in ``state`` at every parameter assignment: (literals, assignments)
+        (the last few states' kept: :meth:`falsified`, :meth:`diagrams`, :meth:`excluding` and
+        :meth:`covering` ask for the same one)."""
         key = (b, tuple(int(x) for x in state))
         if key not in self._recent:
             rows = np.array([state], dtype=np.int64)
@@ -288,31 +333,100 @@ class Signature:
                 self._recent.pop(next(iter(self._recent)))
         return self._recent[key]
 
+    def diagrams(self, b: Bounds, state: Sequence[int], alternatives: int = ALTERNATIVES, width: int = MAX_COVER,
+                 deadline: float | None = None) -> list[Lemma]:
+        """The shortest clauses (1 to ``width`` of every kept literal) true in the samples and false in
+        ``state`` (at ``b``) at some parameter assignment, ``alternatives`` per assignment: the negation
+        of a smallest part of the state's diagram that no sampled state has (IC3PO's and UPDR's
+        generalization, here against the samples). Exact, where :meth:`covering` is greedy: a minimum
+        hitting set of the sampled columns by the literals false in ``state``, found by Z3 with the
+        columns added as its candidates leave them uncovered (a few dozen of the 138,000 distinct columns
+        of (t, i, k) at 2,1,1,1,S=2). Stops at ``deadline``."""
+        import z3
+
+        from deferral.checks.symbolic.relevance import _any
+
+        truth = self._truth(b, state)
+        m, full, cols = self.wide, self.wide_full, self._cols
+        out: list[Lemma] = []
+        for col in range(truth.shape[1]):
+            cand = [int(j) for j in np.flatnonzero(~truth[:, col]) if m[j]]
+            if not cand:
+                continue
+            union = 0
+            for j in cand:
+                union |= m[j]
+            if union != full:
+                continue  # a sampled column where every literal false in ``state`` is false: no clause
+            x = [z3.Bool(f"d{j}") for j in cand]
+            one, zero = z3.BitVecVal(1, 1), z3.BitVecVal(0, 1)
+            bits = z3.Concat(*[z3.If(v, one, zero) for v in x]) if len(x) > 1 else z3.If(x[0], one, zero)
+            s = z3.SolverFor("QF_FD")
+            s.set("timeout", 2000)
+            size: dict[int, Any] = {}
+            k = 1
+            while k <= width and len(out) < alternatives:
+                if deadline is not None and time.monotonic() > deadline:
+                    return out
+                if k not in size:
+                    size[k] = z3.Bool(f"at_most_{k}")
+                    s.add(z3.Implies(size[k], z3.AtMost(*x, k)))
+                r = s.check(size[k])
+                if r != z3.sat:
+                    k += 1
+                    continue
+                mod = s.model()
+                word = mod.eval(bits, model_completion=True).as_long()  # one evaluation (Concat: first = top bit)
+                chosen = [j for n, j in enumerate(cand) if (word >> (len(cand) - 1 - n)) & 1]
+                cov = 0
+                for j in chosen:
+                    cov |= m[j]
+                gap = full & ~cov
+                if gap:  # columns it leaves uncovered: each needs a chosen literal true there
+                    for _ in range(COLUMNS_PER_ASK):
+                        if not gap:
+                            break
+                        low = gap & -gap
+                        c = low.bit_length() - 1
+                        gap ^= low
+                        s.add(_any([v for j, v in zip(cand, x) if cols[j, c]]))
+                    continue
+                s.add(_any([z3.Not(v) for j, v in zip(cand, x) if j in chosen]))  # not it, nor a superset
+                if self.needless(chosen):
+                    continue  # another signature's family (it finds it too)
+                lem = self._lemma(tuple(sorted(chosen)))
+                if lem.name not in self.shown:
+                    self.shown.add(lem.name)
+                    out.append(lem)
+            if len(out) >= alternatives:
+                break
+        return out
+
     def excluding(self, b: Bounds, state: Sequence[int], limit: int = 8, deadline: float | None = None) -> list[Lemma]:
-        """Minimal clauses of 4 literals true in the samples and false in ``state`` (at ``b``) for some
-        parameter assignment: new families that rule out that counterexample to induction (the search
-        stops at ``deadline``)."""
-        truth = self._truth(b, state)[:len(self.keep)]
+        """Minimal clauses of 4 pooled literals true in the samples and false in ``state`` (at ``b``) for
+        some parameter assignment: new families that rule out that counterexample to induction (the
+        search stops at ``deadline``)."""
+        truth = self._truth(b, state)[self.pool]
         m, full = self.masks, self.full
         out: list[Lemma] = []
         for col in range(truth.shape[1]):
-            pool = [j for j in np.flatnonzero(~truth[:, col]) if m[j]]
-            for x, a in enumerate(pool):
+            pooled = [j for j in np.flatnonzero(~truth[:, col]) if m[j]]
+            for x, a in enumerate(pooled):
                 if deadline is not None and time.monotonic() > deadline:
                     return out
-                for y in range(x + 1, len(pool)):
-                    c = pool[y]
+                for y in range(x + 1, len(pooled)):
+                    c = pooled[y]
                     g2 = full & ~(m[a] | m[c])
                     if not g2:
                         continue
-                    for z in range(y + 1, len(pool)):
-                        d = pool[z]
+                    for z in range(y + 1, len(pooled)):
+                        d = pooled[z]
                         g3 = g2 & ~m[d]
                         if not g3 or g3 == g2 or (full & ~(m[a] | m[d])) == 0 or (full & ~(m[c] | m[d])) == 0:
                             continue
-                        for e in pool[z + 1:]:
+                        for e in pooled[z + 1:]:
                             if m[e] & g3 == g3 and not self._covered(a, c, d, e):
-                                lem = self._lemma((a, c, d, e))
+                                lem = self._lemma(tuple(self.pool[j] for j in (a, c, d, e)))
                                 if lem.name not in self.shown:
                                     self.shown.add(lem.name)
                                     out.append(lem)
@@ -323,14 +437,14 @@ class Signature:
     def covering(self, b: Bounds, state: Sequence[int], alternatives: int = ALTERNATIVES,
                  width: int = MAX_COVER) -> list[Lemma]:
         """Clauses of any length up to ``width`` that are true in the samples and false in ``state`` (at
-        ``b``) at some parameter assignment, found by greedy set cover: of the pooled literals false
+        ``b``) at some parameter assignment, found by greedy set cover: of the kept literals false
         there, the one true in the most sampled columns not yet covered, until every column is, then
         the literals the others make redundant dropped; ``alternatives`` new ones per assignment (at most
         :data:`ATTEMPTS` tries, each without the widest literal of the last). A counterexample to induction that needs a fact of more literals
         than :meth:`families` enumerate (at two spaces "covers[i] implies lw[sp[i]][pg[i]] = i" is
         ``not covers[i] or t != sp[i] or p != pg[i] or i = lw[t][p]``) gets one in milliseconds."""
         truth = self._truth(b, state)
-        m, full = self.masks, self.full
+        m, full = self.wide, self.wide_full
         cost = [self.lits[self.keep[j]].cost for j in range(len(m))]
         out: list[Lemma] = []
         for col in range(truth.shape[1]):
@@ -395,8 +509,12 @@ def enumerate_all(protocol: Protocol, samples: Sequence[tuple[Bounds, np.ndarray
     out: list[Lemma] = []
     per: dict[str, int] = {}
     sigs = []
-    for params in signatures(protocol, samples[0][0]):
+    every = signatures(protocol, samples[0][0])
+    for params in every:
         sig = Signature(protocol, params, samples)
+        # a family that does not read a variable whose signature is also there without it is that
+        # signature's family again ("for all t, i, k: waiting[i][k] or ..."): left to that one
+        sig.spare = frozenset(n for n, _ in params if tuple(x for x in params if x[0] != n) in every)
         got = sig.families(deadline)
         sigs.append(sig)
         per[", ".join(x for x, _ in params)] = len(got)
@@ -407,6 +525,10 @@ def enumerate_all(protocol: Protocol, samples: Sequence[tuple[Bounds, np.ndarray
 #: Counterexamples to a candidate's induction (the last ones) also learned from when the property's
 #: own counterexample is ruled out by no new family; round limit per stage.
 EXTRA_CTIS, MAX_ROUNDS = 4, 200
+TARGETED = True
+HOWS = ("falsified", "diagrams", "excluding", "covering")
+#: Counterexamples learned from per round, at most (each next one with the families made for the last assumed).
+BATCH = 4
 #: Seconds a round's search for clauses of four literals may take (PROVE.md, 5 Dec, morning).
 EXCLUDE_S = 4.0
 #: The first stage starts from every enumerated family of at most this many literals (the simplest,
@@ -435,7 +557,8 @@ def learn_at(protocol: Protocol, at: Bounds, found: Enumerated, start: Sequence[
     """Houdini at ``at`` from ``start``; while the invariant properties are not preserved, the
     counterexample to induction (one every candidate left survives: Houdini settles first; or, when
     no new family rules it out, the last candidates') is ruled out by the enumerated families false
-    in it, else by new clauses of four literals (:meth:`Signature.excluding`), else by greedy covers
+    in it, else by the shortest clauses of every literal false in it (:meth:`Signature.diagrams`: the
+    pool may have left theirs out), else by new clauses of four literals (:meth:`Signature.excluding`), else by greedy covers
     (:meth:`Signature.covering`); a round starts from what is alive, the new families and the dropped
     ones whose witness they rule out (:class:`_Witnesses`); then (``trim``) the unsat-core support of
     the fixpoint."""
@@ -463,22 +586,25 @@ def learn_at(protocol: Protocol, at: Bounds, found: Enumerated, start: Sequence[
                 return Stage(at, alive, None, rnd, len(offered), time.monotonic() - t0, str(exc))
             return Stage(at, alive, alive if needed is None else needed, rnd, len(offered), time.monotonic() - t0)
         states = [state] + [st for _, st in rel.dropped[mark:]][::-1][:EXTRA_CTIS]
-        new: list[Lemma] = []
-        # the enumerated families false in the counterexample and clauses of any length (greedy cover)
-        # false in it; where there are none, those of the last candidates' counterexamples; where there
-        # are none either, clauses of four literals false in one (a search capped in time)
         cap = time.monotonic() + EXCLUDE_S
-        for how in ("falsified", "excluding", "covering"):
-            for st in states:
-                for sig in found.signatures:
-                    got = (sig.falsified(at, st) if how == "falsified" else sig.covering(at, st) if how == "covering"
-                           else sig.excluding(at, st, deadline=cap))
-                    new += [lem for lem in got if lem.name not in names]
-                    names.update(lem.name for lem in got)
-                if new:
-                    break
-            if new:
+        new = _exclude(found, at, states, names, cap)
+        # more counterexamples before the next round: the next one where the new families are assumed
+        # to be kept (each round's Houdini, with hundreds of candidates, learned from one: PROVE.md, 5 Dec,
+        # late morning)
+        for _ in range(BATCH - 1):
+            if not new:
                 break
+            try:
+                more_state = rel.counterexample(alive + new, must, deadline)
+            except TimeoutError:
+                break
+            if more_state is None:
+                break
+            more = _exclude(found, at, [more_state], names, cap)
+            if not more:
+                break
+            states.append(more_state)
+            new += more
         if note:
             note(f"clauses: round {rnd} at {at.short()}: Houdini kept {len(alive)} of {len(cands)} ({len(offered)} offered); "
                  f"{broke} not preserved; {len(new)} new families")
@@ -491,10 +617,33 @@ def learn_at(protocol: Protocol, at: Bounds, found: Enumerated, start: Sequence[
         # witness (the pre-state of the step that broke them) a new or returning family rules out: the
         # others are dropped by that same step again (Houdini's fixpoint is the same; its rounds are
         # not spent dropping them once more: PROVE.md, 5 Dec, morning)
-        cands = judge.next_round(offered, alive, new, rel.witness)
+        cands = judge.next_round(offered, alive, new, rel.witness, states if TARGETED else None)
         if deadline is not None and time.monotonic() > deadline:
             return Stage(at, alive, None, rnd, len(offered), time.monotonic() - t0, f"time limit at {at.short()}")
     return Stage(at, [], None, MAX_ROUNDS, len(offered), time.monotonic() - t0, f"round limit at {at.short()}")
+
+
+def _exclude(found: Enumerated, at: Bounds, states: Sequence[Any], names: set[str], cap: float) -> list[Lemma]:
+    """New families (not in ``names``, which this adds them to) that rule out the counterexamples ``states``
+    (the property's first): the enumerated families false in any of them; where there are none, the
+    shortest clauses of every literal false in one (:meth:`Signature.diagrams`), else clauses of four
+    pooled literals (:meth:`Signature.excluding`), else greedy covers; the searches stop at ``cap``."""
+    new: list[Lemma] = []
+    for sig in found.signatures:
+        sig.prime(at, states)
+    for how in HOWS:
+        for st in states:
+            for sig in found.signatures:
+                got = (sig.falsified(at, st) if how == "falsified" else sig.covering(at, st) if how == "covering"
+                       else sig.diagrams(at, st, deadline=cap) if how == "diagrams"
+                       else sig.excluding(at, st, deadline=cap))
+                new += [lem for lem in got if lem.name not in names]
+                names.update(lem.name for lem in got)
+            if new and how != "falsified":
+                break
+        if new:
+            break
+    return new
 
 
 class _Witnesses:
@@ -526,11 +675,17 @@ class _Witnesses:
         return np.ones(n, dtype=bool)
 
     def next_round(self, offered: Sequence[Lemma], alive: Sequence[Lemma], new: Sequence[Lemma],
-                   witness: dict[str, Any]) -> list[Lemma]:
+                   witness: dict[str, Any], ctis: Sequence[Any] | None = None) -> list[Lemma]:
         keep = {lem.name for lem in alive} | {lem.name for lem in new}
         pending = [lem for lem in offered if lem.name not in keep]
         keep.update(lem.name for lem in pending if lem.name not in witness)
         pending = [lem for lem in pending if lem.name not in keep]
+        if ctis is not None and pending:  # only those that rule out one of this round's counterexamples
+            here = [tuple(int(x) for x in st) for st in ctis]
+            self._tables(here)
+            at_ctis = [np.concatenate([self.truth[st][k] for st in here], axis=2)
+                       for k in range(len(self.found.signatures))]
+            pending = [lem for lem in pending if self.violated(lem, at_ctis, len(here)).any()]
         states = list(dict.fromkeys(tuple(witness[lem.name]) for lem in pending))
         self._tables(states)
         place = {st: n for n, st in enumerate(states)}
@@ -616,7 +771,16 @@ def stage_bounds(protocol: Protocol, bounds: Bounds) -> list[Bounds]:
 
 
 #: States per exhaustive sample (the smallest instance: all of them, up to this); the enumeration's share of a limit.
-FIRST_CAP, CAP, ENUMERATE_SHARE = 50_000, 30_000, 0.3
+FIRST_CAP, CAP, ENUMERATE_SHARE = 20_000, 10_000, 0.3
+#: An exhaustive sample's states are drawn at random from the first ``SPREAD * cap`` reachable states (the
+#: smallest instance: ``FIRST_SPREAD``, its whole reachable set at 2,1,1,1,S=2, 3.3 million states in about
+#: 3 s), not the first ``cap`` (the shallowest levels: families true there and false deeper made the
+#: learning oscillate; PROVE.md, 5 Dec, late morning).
+FIRST_SPREAD, SPREAD = 100, 10
+#: Seconds each spread search may take at most (the smallest instance's, the others'): under load the whole
+#: 4.5 million states of lazy_waitret_clear at 2,1,1,1,S=2 took 13 s; a search cut short draws from what it
+#: reached.
+FIRST_SPREAD_S, SPREAD_S = 4.0, 1.5
 
 
 def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: Sequence[Bounds],
@@ -635,7 +799,9 @@ def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: 
     for n, (b, how) in enumerate(samples_at):
         if n and deadline is not None and time.monotonic() > deadline:
             break
-        got = walk_rows(Model(protocol, b)) if how == "walks" else sample_rows(protocol, b, cap=FIRST_CAP if n == 0 else CAP)
+        got = walk_rows(Model(protocol, b), cap=CAP) if how == "walks" else sample_rows(
+            protocol, b, cap=FIRST_CAP if n == 0 else CAP, spread=FIRST_SPREAD if n == 0 else SPREAD,
+            time_limit=FIRST_SPREAD_S if n == 0 else SPREAD_S)
         rows.append((b, got))
         sampled.append((b, how, int(got.shape[0])))
     part["sampling"] = time.monotonic() - t0

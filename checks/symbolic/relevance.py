@@ -45,6 +45,7 @@ class Relevance:
         #: :meth:`houdini`'s solvers by step set (None: every step instance), each with its lemmas' switches
         self._hsolvers: dict[Any, tuple[Any, dict[str, Any]]] = {}
         self._neg: dict[str, Any] = {}  # name -> not (the lemma at y), built once
+        self._last: Any = ()  # the step set of :meth:`houdini`'s last call (its solver's key)
         self._probes: list[tuple[list[str], Any]] = []  # (names, their y-terms as one bit-vector): :meth:`_false_in`
         self.seconds = 0.0  # spent here in all (building and solving)
         self.asked = 0  # :meth:`core` queries
@@ -131,6 +132,7 @@ class Relevance:
             solver.add(trans if steps is None else z3.And(self._enc.valid(xs), self._enc.trans(xs, ys, act, only=steps)))
             self._hsolvers[key] = (solver, {})
         s, use = self._hsolvers[key]
+        self._last = key
         for lem in list(alive) + list(must):
             if lem.name not in use:
                 use[lem.name] = z3.Bool(f"rel.{len(use)}")
@@ -167,6 +169,36 @@ class Relevance:
                 alive = [lem for lem in alive if lem.name not in out]
         finally:
             if s.num_scopes():  # an exception between push and pop: the solver is reused
+                s.pop(s.num_scopes())
+            self.seconds += time.monotonic() - t0
+
+    def counterexample(self, assumed: Sequence[Lemma], must: Sequence[Lemma], deadline: float | None) -> State | None:
+        """A pre-state of a step that breaks a ``must`` lemma from a state where every lemma of ``assumed``
+        and ``must`` holds (none is checked: a learner asks for the next counterexample as if the families
+        it just made were kept), or None where there is none. On the solver :meth:`houdini` used last
+        (its step set). TimeoutError past ``deadline``."""
+        t0 = time.monotonic()
+        self._setup()
+        xs = self._base[0]
+        live = [lem for lem in list(assumed) + list(must) if self._term(lem) is not None]
+        if self._last not in self._hsolvers:
+            return None
+        s, use = self._hsolvers[self._last]
+        for lem in live:
+            if lem.name not in use:
+                use[lem.name] = z3.Bool(f"rel.{len(use)}")
+                s.add(z3.Implies(use[lem.name], self._terms[lem.name][0]))  # type: ignore[index]
+        try:
+            s.push()
+            s.add(_any([self._neg[lem.name] for lem in must if lem.name in self._neg]))
+            s.set("timeout", max(1, int(1000 * (deadline - time.monotonic()))) if deadline is not None
+                  else 4294967295)
+            r = _check(s, [use[lem.name] for lem in live])
+            if r == z3.unknown:
+                raise TimeoutError(f"bounded houdini at {self.at.short()}: {s.reason_unknown()}")
+            return tuple(self._enc.decode(s.model(), xs)) if r == z3.sat else None
+        finally:
+            if s.num_scopes():
                 s.pop(s.num_scopes())
             self.seconds += time.monotonic() - t0
 

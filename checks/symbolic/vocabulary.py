@@ -209,20 +209,40 @@ def truth_table(protocol: Protocol, b: Bounds, rows: np.ndarray, fns: Sequence[F
 def column_masks(table: np.ndarray) -> tuple[list[int], int]:
     """Each row of a boolean table over its distinct columns as an int bit mask, and the all-ones mask
     (a set of rows covers every column iff it covers every distinct one)."""
+    return bit_masks(distinct_columns(table))
+
+
+def distinct_columns(table: np.ndarray) -> np.ndarray:
+    """A boolean table's distinct columns (in their first order)."""
+    if not table.shape[0]:
+        return table[:, :min(1, table.shape[1])]
     packed = np.ascontiguousarray(np.packbits(table, axis=0).T)  # one row of bytes per column
     _, first = np.unique(packed.view(f"V{packed.shape[1]}").ravel(), return_index=True)
-    cols = table[:, np.sort(first)]
+    return table[:, np.sort(first)]
+
+
+def bit_masks(cols: np.ndarray) -> tuple[list[int], int]:
+    """Each row of a boolean table as an int bit mask (bit c: column c), and the all-ones mask."""
     masks = [int.from_bytes(np.packbits(row, bitorder="little").tobytes(), "little") for row in cols]
     return masks, (1 << cols.shape[1]) - 1
 
 
-def sample_rows(protocol: Protocol, b: Bounds, cap: int = SAMPLE_CAP, time_limit: float | None = None) -> np.ndarray:
-    """Reachable states at ``b`` (breadth-first, symmetry-reduced, at most ``cap``), unpacked."""
+def sample_rows(protocol: Protocol, b: Bounds, cap: int = SAMPLE_CAP, time_limit: float | None = None,
+                spread: int = 1) -> np.ndarray:
+    """Reachable states at ``b`` (breadth-first, symmetry-reduced, at most ``cap``), unpacked. ``spread``
+    > 1: the search goes on to ``spread * cap`` states (the whole instance where it has fewer) and
+    ``cap`` of them are drawn at random (seeded): states of every level, not only the first levels (the
+    first 50,000 of the 3.3 million states at 2,1,1,1,S=2 are its 15 shallowest levels of 36: 361 of the
+    families true in them were false deeper, and Houdini spent its rounds dropping them; PROVE.md,
+    5 Dec, late morning)."""
     from deferral.checks.explicit.vectorized import reachable_levels
     from deferral.model.concrete import Model
 
-    levels = reachable_levels(Model(protocol, b), max_states=cap, time_limit=time_limit)
-    return levels.packer.unpack(levels.keys)
+    levels = reachable_levels(Model(protocol, b), max_states=cap * max(1, spread), time_limit=time_limit)
+    keys = levels.keys
+    if keys.shape[0] > cap:
+        keys = keys[np.sort(np.random.default_rng(0).choice(keys.shape[0], cap, replace=False))]
+    return levels.packer.unpack(keys)
 
 
 def is_weakened(lem: Lemma) -> bool:

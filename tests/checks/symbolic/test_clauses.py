@@ -3,6 +3,7 @@ with no hand-written lemma, bounded and for every N, V, F, and never prove a bug
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -48,8 +49,8 @@ def test_the_pool_has_every_declared_variables_literals() -> None:
     (the most balanced alone left out every ipi and waiting literal, and the acked fact with them)."""
     b = Bounds(2, 1, 1, 1, 2)
     sig = clauses.Signature(REFERENCE, (("i", VCPU), ("k", VCPU)), [(b, sample_rows(REFERENCE, b, cap=20_000))])
-    assert len(sig.lits) > clauses.POOL and len(sig.keep) == clauses.POOL
-    pooled = {sig.lits[j].text for j in sig.keep}
+    assert len(sig.keep) > clauses.POOL and len(sig.pool) == clauses.POOL
+    pooled = {sig.lits[sig.keep[j]].text for j in sig.pool}
     assert {"waiting[i][k]", "not waiting[i][k]", "ipi[k][i]", "not covers[i]", "req[k][sp[i]][pg[i]]"} <= pooled
     assert clauses.head("not waiting[i][k]") == "waiting" and clauses.head("pc[i] = Sd") == "pc"
 
@@ -230,3 +231,97 @@ def test_bounded_houdini_reuses_its_solver_and_answers_as_a_fresh_one() -> None:
     assert again[1] is None and fresh[1] is None
     assert {x.name for x in again[0]} == {x.name for x in fresh[0]} == {x.name for x in lemmas}
     assert rel.houdini(weak, must, None)[1] is not None  # the switches of the first call's lemmas still work
+
+
+def test_a_spread_sample_draws_from_every_level() -> None:
+    """sample_rows(spread=...): cap states drawn at random from the first spread * cap (the whole
+    instance here), not the first cap (the shallowest levels): a family true in the first levels and
+    false deeper is not offered."""
+    b = Bounds(2, 1, 1, 1, 2)
+    first = sample_rows(REFERENCE, b, cap=2_000)
+    spread = sample_rows(REFERENCE, b, cap=2_000, spread=1_000)
+    every = sample_rows(REFERENCE, b, cap=10**7)
+    assert first.shape == spread.shape == (2_000, every.shape[1]) and every.shape[0] > 100_000
+    rows = {tuple(r) for r in every}
+    assert all(tuple(r) in rows for r in spread)  # reachable states, and the same draw each time
+    assert np.array_equal(spread, sample_rows(REFERENCE, b, cap=2_000, spread=1_000))
+    sig = clauses.Signature(REFERENCE, (("i", VCPU), ("k", VCPU)), [(b, first)])
+    shallow = sig.families()
+    table = truth_table(REFERENCE, b, every[::50], [lem.fn for lem in shallow], sig.params)
+    assert not table.all(axis=1).all()  # some family of the first levels is false deeper
+    deep = clauses.Signature(REFERENCE, (("i", VCPU), ("k", VCPU)), [(b, spread)]).families()
+    assert len(deep) < len(shallow)
+
+
+def test_diagrams_are_the_shortest_clauses_true_in_the_samples_and_false_in_the_counterexample() -> None:
+    """Signature.diagrams: an exact smallest cover (Z3) by every kept literal, pooled or not: each
+    clause holds in every sampled state and is false in the counterexample, none longer than the greedy
+    cover's, and the same clause is not offered twice."""
+    rows = sample_rows(REFERENCE, SMALL)
+    sig = clauses.Signature(REFERENCE, clauses.signatures(REFERENCE, SMALL)[1], [(SMALL, rows)])
+    state = _acked_counterexample(rows)
+    got = sig.diagrams(SMALL, state, alternatives=6)
+    assert got and all(len(lem.texts) <= clauses.MAX_COVER for lem in got)
+    assert truth_table(REFERENCE, SMALL, rows, [lem.fn for lem in got], sig.params).all()
+    here = truth_table(REFERENCE, SMALL, np.array([state]), [lem.fn for lem in got], sig.params)
+    assert (~here).any(axis=1).all()
+    greedy = clauses.Signature(REFERENCE, sig.params, [(SMALL, rows)]).covering(SMALL, state)
+    assert min(len(lem.texts) for lem in got) <= min(len(lem.texts) for lem in greedy)
+    assert any("req[k][t][pg[i]]" in lem.texts for lem in got), [x.name for x in got]  # the acked fact
+    assert not {lem.name for lem in got} & {lem.name for lem in sig.diagrams(SMALL, state, alternatives=6)}
+
+
+def test_diagrams_use_literals_the_pool_left_out() -> None:
+    """At two spaces (i, k) has more kept literals than the pool: a counterexample whose only short
+    clauses need a literal outside the pool still gets them from diagrams (not from the enumeration)."""
+    b = Bounds(2, 1, 1, 1, 2)
+    rows = sample_rows(REFERENCE, b, cap=20_000, spread=50)
+    sig = clauses.Signature(REFERENCE, (("i", VCPU), ("k", VCPU)), [(b, rows)])
+    outside = {sig.lits[sig.keep[j]].text for j in range(len(sig.keep)) if j not in set(sig.pool)}
+    assert outside
+    layout = REFERENCE.layout(b)
+    found = []
+    for row in rows[:200]:  # unreachable variants of sampled states: flip one boolean of waiting/ipi
+        for (name, idx, part), slot in layout.where.items():
+            if name in ("waiting", "ipi") and part is None:
+                state = list(row)
+                state[slot] = 1 - state[slot]
+                found += sig.diagrams(b, state, alternatives=4)
+        if any(set(lem.texts) & outside for lem in found):
+            break
+    assert any(set(lem.texts) & outside for lem in found), [x.name for x in found]
+    assert truth_table(REFERENCE, b, rows, [lem.fn for lem in found], sig.params).all()
+
+
+def test_a_family_of_a_smaller_signature_is_left_to_it() -> None:
+    """At two spaces (t, i, k), (i, k) and (t, i) are signatures: a clause of the first that does not
+    read t (or k) is the second's (the third's) family again, offered once."""
+    b = Bounds(2, 1, 1, 1, 2)
+    found = clauses.enumerate_all(REFERENCE, [(b, sample_rows(REFERENCE, b, cap=20_000))])
+    sigs = {tuple(n for n, _ in s.params): s for s in found.signatures}
+    assert sigs[("t", "i", "k")].spare == {"t", "k"} and sigs[("i", "k")].spare == {"k"}  # (t, i), (i) are there too
+    tik = [lem for lem in found.families if lem.name.startswith("for all t, i, k:")]
+    assert tik and all(re.search(r"\bt\b", " ".join(lem.texts)) and re.search(r"\bk\b", " ".join(lem.texts))
+                       for lem in tik)
+    texts = {lem.texts for lem in found.families if lem.name.startswith("for all i, k:")}
+    assert not {lem.texts for lem in tik} & texts
+
+
+def test_a_dropped_family_returns_only_to_rule_out_this_rounds_counterexamples() -> None:
+    """_Witnesses.next_round with the round's counterexamples: a dropped family whose witness a new
+    family rules out comes back only if it is false in one of them (it could rule that one out)."""
+    rows = sample_rows(REFERENCE, SMALL)
+    sig = clauses.Signature(REFERENCE, clauses.signatures(REFERENCE, SMALL)[1], [(SMALL, rows)])
+    fams = sig.families()
+    state = _acked_counterexample(rows)
+    new = sig.covering(SMALL, state)[:1]
+    truth = sig.truth_in(SMALL, [state])
+    false_here = [f for f in fams if sig.false_in(f.name, truth)[0]]
+    true_here = [f for f in fams if not sig.false_in(f.name, truth)[0]]
+    assert false_here and true_here
+    a, b = false_here[0], true_here[0]
+    judge = clauses._Witnesses(clauses.Enumerated(fams + new, {}, 0.0, [sig]), SMALL)
+    witness = {a.name: tuple(state), b.name: tuple(state)}
+    assert [x.name for x in judge.next_round([a, b] + new, [], new, witness)] == [a.name, b.name] + [x.name for x in new]
+    got = judge.next_round([a, b] + new, [], new, witness, ctis=[state])
+    assert [x.name for x in got] == [a.name] + [x.name for x in new]
