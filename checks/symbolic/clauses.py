@@ -250,9 +250,9 @@ class Signature:
     def needless(self, combo: Sequence[int]) -> bool:
         """Does the clause of keep places ``combo`` leave out a variable of :attr:`spare` (a variable the
         signature without it stands for: the family is that signature's)?"""
-        if not self.spare:
-            return False
-        text = " ".join(self.lits[self.keep[j]].text for j in combo)
+        return self._leaves_out(" ".join(self.lits[self.keep[j]].text for j in combo))
+
+    def _leaves_out(self, text: str) -> bool:
         return any(not re.search(rf"\b{re.escape(n)}\b", text) for n in self.spare)
 
     def _lemma(self, combo: Sequence[int]) -> Lemma:
@@ -285,6 +285,8 @@ class Signature:
         found.sort(key=lambda f: (len(f), sum(self.lits[self.keep[j]].cost for j in f), f))
         out: list[Lemma] = []
         for n, j in enumerate(self.always):
+            if self._leaves_out(self.lits[j].text):
+                continue
             out.append(make(self.params, [self.lits[j]]))
             self.where[out[-1].name] = (len(self.keep) + n,)
         for combo in found[:PER_SIGNATURE]:
