@@ -359,9 +359,8 @@ class _Search:
                 fired[action.index] = idx.size
                 enabled[self.step_of[action.index], idx] = True
                 out = self.ex.apply(rows, idx, action)
-            except StepError:
-                if self.keep_keys:
-                    _locate(self.model, rows, action.index)
+            except StepError:  # the concrete model's error, which names the state (raised if it has one)
+                _locate(self.model, rows, action.index)
                 raise
             if n_pending and n_pending + out.shape[0] > packing.BLOCK_ROWS:
                 key_parts.append(self.packer.canonical_keys(_joined(pending)))

@@ -9,12 +9,15 @@ import pytest
 
 from deferral.checks.explicit import cbuild, fused, fusedcanon, jit, packing, vectorized
 from deferral.checks.explicit.expand import Expander
+from deferral.checks.explicit.explore import explore
+from deferral.checks.explicit.numpy_ops import successors
 from deferral.checks.explicit.packing import Packer
 from deferral.checks.explicit.vectorized import explore_vectorized, reachable_levels
 from deferral.model import REFERENCE, Bounds
 from deferral.model.concrete import Model
 from deferral.model.context import StepError
 from deferral.model.schema import BOOL, PAGE, VCPU, VCPU_OR_NONE, Layout, Queue, Range, Var
+from deferral.model.reference import PC
 from deferral.model.variants import PUBLISHED
 
 pytestmark = pytest.mark.skipif(cbuild.compiler() is None, reason="no C compiler")
@@ -106,10 +109,49 @@ def test_out_of_domain_write_raises_the_steps_error(monkeypatch: pytest.MonkeyPa
         with monkeypatch.context() as m:
             _always_fused(m)
             m.setenv(jit.ENV, env)
-            with pytest.raises(StepError, match=r"step fill\(.*\) in bad: wrote \d+ to .*outside its domain") as err:
+            with pytest.raises(StepError, match=r"step fill\(.*\) in bad.*: wrote \d+ to .*outside its domain.*; state") as err:
                 explore_vectorized(variant, Bounds(2, 1, 1, 1), workers=1)
             messages.append(str(err.value))
     assert messages[0] == messages[1]
+
+
+def _take_ipi_forgetting_the_initiator(s, k, i):
+    """take_ipi records its initiator only when it interrupts a wait: from Idle, ack_ipi then reads
+    ``pg[cur[k]]`` with ``cur[k]`` none, which the concrete model refuses (index out of range)."""
+    s.ipi[k][i] = False
+    s.waitret[k] = s.pc[k] == PC.SdWait
+    s.cur[k] = s.ite(s.pc[k] == PC.SdWait, i, s.cur[k])
+    s.pc[k] = PC.Ipi
+
+
+def test_a_read_at_an_index_out_of_range_raises_the_concrete_models_error_on_every_path(monkeypatch) -> None:
+    """The fused loop, the compiled kernels and numpy select among a variable's elements: a read at an
+    index naming none (``none`` as a VCPU) read some element instead, so check answered on a system
+    the concrete model refuses ("holds", liveness violated in 3 steps); plain raised. Now every path
+    raises the plain engine's error, located at the same state."""
+    take = REFERENCE.step("take_ipi")
+    variant = replace(REFERENCE, name="lost-cur", steps=tuple(
+        st.with_effect(_take_ipi_forgetting_the_initiator) if st is take else st for st in REFERENCE.steps))
+    bounds = Bounds(2, 1, 1, 1)
+    with pytest.raises(StepError) as plain:
+        explore(Model(variant, bounds))
+    assert "index out of range: pg[2]" in str(plain.value)
+    for env in ("1", "0"):  # the fused loop, then the kernels and numpy path
+        with monkeypatch.context() as m:
+            _always_fused(m)
+            m.setenv(jit.ENV, env)
+            with pytest.raises(StepError) as err:
+                explore_vectorized(variant, bounds, workers=1)
+        assert str(err.value) == str(plain.value)
+    # the numpy path alone (where the kernels cannot trace a step): VCPU 1 handling an IPI with no initiator
+    model = Model(variant, bounds)
+    shown = model.to_json(model.initial)
+    shown["pc"] = ["SdWait", "Ipi"]
+    rows = np.array([model.layout.from_json(shown)], dtype=np.int16)
+    ack = next(a for a in model.actions if a.step.name == "ack_ipi" and a.args == (1,))
+    with pytest.raises(StepError, match="index out of range"):
+        successors(model.layout, variant.procedure_table, rows, np.array([0]), ack.step, ack.args, "ack_ipi(1)",
+                   variant.name)
 
 
 @pytest.mark.parametrize("name", ["reference", "drain-local-only", "wait-irqs-off"])
