@@ -17,7 +17,6 @@ from deferral.model import REFERENCE, Bounds
 from deferral.model.concrete import Model
 from deferral.model.context import StepError
 from deferral.model.schema import BOOL, PAGE, VCPU, VCPU_OR_NONE, Layout, Queue, Range, Var
-from deferral.model.reference import PC
 from deferral.model.variants import PUBLISHED
 
 pytestmark = pytest.mark.skipif(cbuild.compiler() is None, reason="no C compiler")
@@ -115,23 +114,12 @@ def test_out_of_domain_write_raises_the_steps_error(monkeypatch: pytest.MonkeyPa
     assert messages[0] == messages[1]
 
 
-def _take_ipi_forgetting_the_initiator(s, k, i):
-    """take_ipi records its initiator only when it interrupts a wait: from Idle, ack_ipi then reads
-    ``pg[cur[k]]`` with ``cur[k]`` none, which the concrete model refuses (index out of range)."""
-    s.ipi[k][i] = False
-    s.waitret[k] = s.pc[k] == PC.SdWait
-    s.cur[k] = s.ite(s.pc[k] == PC.SdWait, i, s.cur[k])
-    s.pc[k] = PC.Ipi
-
-
-def test_a_read_at_an_index_out_of_range_raises_the_concrete_models_error_on_every_path(monkeypatch) -> None:
+def test_a_read_at_an_index_out_of_range_raises_the_concrete_models_error_on_every_path(monkeypatch, lost_cur) -> None:
     """The fused loop, the compiled kernels and numpy select among a variable's elements: a read at an
     index naming none (``none`` as a VCPU) read some element instead, so check answered on a system
     the concrete model refuses ("holds", liveness violated in 3 steps); plain raised. Now every path
     raises the plain engine's error, located at the same state."""
-    take = REFERENCE.step("take_ipi")
-    variant = replace(REFERENCE, name="lost-cur", steps=tuple(
-        st.with_effect(_take_ipi_forgetting_the_initiator) if st is take else st for st in REFERENCE.steps))
+    variant = lost_cur  # take_ipi forgets its initiator from Idle (conftest.py)
     bounds = Bounds(2, 1, 1, 1)
     with pytest.raises(StepError) as plain:
         explore(Model(variant, bounds))
