@@ -21,6 +21,7 @@ from rich.text import Text
 
 from deferral.cli.common import EXIT_DIVERGED, UsageError, check_outputs, console, protocol_from, seconds
 from deferral.cli.limits import deadline
+from deferral.model.bounds import BoundsError
 from deferral.model.concrete import Model
 from deferral.model.protocol import Protocol
 from deferral.model.variants import PUBLISHED
@@ -103,7 +104,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     with deadline(args.time_limit, "replay"):
         protocol = protocol_for(trace, args)
-        report = replay(trace, protocol)
+        try:
+            report = replay(trace, protocol)
+        except BoundsError as exc:  # a bound the protocol does not declare, or outside its range
+            raise UsageError(f"{args.file}: bad bounds for {protocol.name}: {exc}") from None
     if report.divergence is not None and report.divergence.malformed:
         raise UsageError(f"{args.file}: {report.divergence.describe()}")
     code, line = verdict(report)

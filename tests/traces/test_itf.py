@@ -48,3 +48,26 @@ def test_bad_itf_is_one_line_exit_2(cli, tmp_path: Path) -> None:
                                 "vars": ["gpt"], "states": [{"gpt": {"#map": [[1, 0]]}}]}))
     r = cli("replay", str(file))
     assert r.code == 2 and "keys 0..n-1" in r.err
+
+
+def _reload_no_drain_itf(cli, tmp_path: Path) -> dict:
+    native = tmp_path / "cex.json"
+    cli("check", "--variant", "reload-no-drain", "--trace-out", str(native))
+    return to_itf(load(native), PUBLISHED["reload-no-drain"])
+
+
+def test_a_bound_the_protocol_does_not_declare_is_bad_input_not_an_internal_error(cli, tmp_path: Path) -> None:
+    doc = _reload_no_drain_itf(cli, tmp_path)
+    doc["#meta"]["bounds"]["tickets"] = 3  # a bound of another protocol (tests/model/data/tickets.py)
+    for suffix, text in ((".itf.json", json.dumps(doc)), (".json", None)):
+        file = tmp_path / f"t{suffix}"
+        if text is None:  # the same in deferral's own format
+            native = json.loads((tmp_path / "cex.json").read_text())
+            native["bounds"]["tickets"] = 3
+            text = json.dumps(native)
+        file.write_text(text)
+        r = cli("replay", str(file), "--json")
+        assert r.code == 2, (suffix, r.out)
+        assert json.loads(r.out)["error"]["kind"] == "bad-input" and "tickets" in r.err
+        assert len(r.err.strip().splitlines()) == 1
+
