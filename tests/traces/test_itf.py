@@ -71,3 +71,16 @@ def test_a_bound_the_protocol_does_not_declare_is_bad_input_not_an_internal_erro
         assert json.loads(r.out)["error"]["kind"] == "bad-input" and "tickets" in r.err
         assert len(r.err.strip().splitlines()) == 1
 
+
+def test_a_state_meta_or_action_of_the_wrong_type_is_malformed(cli, tmp_path: Path) -> None:
+    for where, value in (("#meta", "write"), ("action", 3), ("args", [0, 0, 1])):
+        doc = _reload_no_drain_itf(cli, tmp_path)
+        if where == "#meta":
+            doc["states"][1]["#meta"] = value
+        else:
+            doc["states"][1]["#meta"][where] = value
+        file = tmp_path / "bad.itf.json"
+        file.write_text(json.dumps(doc))
+        r = cli("replay", str(file))
+        assert r.code == 2, (where, r.out)
+        assert "state 1" in r.err and where in r.err and len(r.err.strip().splitlines()) == 1
