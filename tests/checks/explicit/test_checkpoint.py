@@ -3,6 +3,8 @@ after the last level (before the AG EF pass), then --resume: same figures and ve
 
 from __future__ import annotations
 
+import json
+
 import os
 import shutil
 import signal
@@ -175,6 +177,12 @@ def test_corrupt_or_missing_checkpoint_exit_2(tmp_path: Path, capsys: pytest.Cap
     (tmp_path / "file").write_text("x")
     assert main([*small, "--checkpoint", str(tmp_path / "file")]) == 2
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_checkpoint_every_without_a_checkpoint_folder_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    """It was accepted and ignored: a user expecting saves every 5 s got none."""
+    assert main(["check", "--checkpoint-every", "5", "--max-states", "10", "--json"]) == 2
+    assert "--checkpoint-every needs --checkpoint" in json.loads(capsys.readouterr().out)["error"]["message"]
 
 
 def test_checkpoint_file_has_normal_permissions(tmp_path: Path) -> None:
