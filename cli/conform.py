@@ -130,7 +130,10 @@ def _human(r: ConformReport) -> str:
         lines.append("  no counterexample: the variant's properties hold at these bounds")
     if r.stopped_by and r.mode == "counterexamples":
         how = {"max-states": "its --max-states", "time-limit": "its --time-limit"}.get(r.stopped_by, r.stopped_by)
-        lines.append(f"  the model's search stopped at {how} before deciding {', '.join(r.undecided) or 'every property'}: "
+        covered = (f" ({r.model_search['states']:,} states, depth {r.model_search['depth']})"
+                   if r.model_search else "")
+        lines.append(f"  the model's search stopped at {how}{covered} before deciding "
+                     f"{', '.join(r.undecided) or 'every property'}: "
                      "a counterexample of it, if any, was not driven (raise --max-states or --time-limit)")
     elif r.stopped_by:
         lines.append(f"  stopped by {r.stopped_by}: not every path was checked")

@@ -125,6 +125,8 @@ class ConformReport:
     counterexamples: list[dict[str, Any]] = field(default_factory=list)
     #: --counterexamples: properties the model's search stopped before deciding (no counterexample driven)
     undecided: list[str] = field(default_factory=list)
+    #: --counterexamples: what the model's search covered ({"states", "depth", "complete"})
+    model_search: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -379,6 +381,7 @@ def conform_counterexamples(model: Model, engine: EngineSpec, *, max_states: int
     report = ConformReport("counterexamples", model.protocol.name, model.bounds.as_dict())
     t0 = time.monotonic()
     result = search(model.protocol, model.bounds, max_states=max_states, time_limit=time_limit)
+    report.model_search = {"states": result.states, "depth": result.depth, "complete": result.complete}
     for outcome in result.outcomes:
         if outcome.status == "unknown":
             report.complete = False

@@ -105,7 +105,10 @@ def test_conform_counterexamples_cut_by_max_states_names_the_properties_left_und
     assert "shootdowns_can_complete" in out and "--max-states" in out
     assert main(["conform", "--counterexamples", "--variant", "reload-no-drain", "--max-states", "2000",
                  "--json"]) == 3
-    assert json.loads(capsys.readouterr().out)["undecided"] == ["shootdowns_can_complete"]
+    report = json.loads(capsys.readouterr().out)
+    assert report["undecided"] == ["shootdowns_can_complete"]
+    # what the model's search covered before it stopped
+    assert report["model_search"]["states"] == 2000 and report["model_search"]["depth"] > 0
 
 
 def test_conform_random_walks_honour_the_time_limit_and_max_steps(capsys: pytest.CaptureFixture[str]) -> None:
