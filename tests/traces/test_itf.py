@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from deferral.model import PUBLISHED
 from deferral.traces.format import load
 from deferral.traces.itf import to_itf
@@ -84,3 +86,14 @@ def test_a_state_meta_or_action_of_the_wrong_type_is_malformed(cli, tmp_path: Pa
         r = cli("replay", str(file))
         assert r.code == 2, (where, r.out)
         assert "state 1" in r.err and where in r.err and len(r.err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("drop", ["vars", "states"])
+def test_an_itf_trace_missing_vars_or_states_is_named_as_such(cli, tmp_path: Path, drop: str) -> None:
+    """It was called 'not a deferral trace (format is None, expected deferral-trace/1)'."""
+    doc = _reload_no_drain_itf(cli, tmp_path)
+    del doc[drop]
+    file = tmp_path / "cut.itf.json"
+    file.write_text(json.dumps(doc))
+    r = cli("replay", str(file))
+    assert r.code == 2 and f"ITF trace without '{drop}'" in r.err and "format is None" not in r.err
