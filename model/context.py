@@ -76,9 +76,13 @@ class StepContext:
         procedures: Mapping[str, Callable[..., Any]] | None = None,
         *,
         copy_values: bool = True,
+        track_undefined: bool = False,
     ) -> None:
         """``values`` are the per-slot values; with ``copy_values=False`` a mutable sequence
-        is used as it is (e.g. one that reads batch columns lazily) and the step writes into it."""
+        is used as it is (e.g. one that reads batch columns lazily) and the step writes into it.
+        With ``track_undefined`` (symbolic values), :attr:`undefined` collects the conditions
+        under which a read or write at a symbolic index names no element (where the concrete
+        model raises "index out of range")."""
         object.__setattr__(self, "_layout", layout)
         object.__setattr__(self, "ops", ops)
         object.__setattr__(self, "values", list(values) if copy_values else values)
@@ -86,6 +90,7 @@ class StepContext:
         object.__setattr__(self, "reads", set())
         object.__setattr__(self, "_conds", [])
         object.__setattr__(self, "_memo", {})
+        object.__setattr__(self, "undefined", [] if track_undefined else None)
         object.__setattr__(self, "_vars", {v.name: v for v in layout.variables})
         object.__setattr__(self, "proc", _Procedures(self, procedures or {}))
         b = layout.bounds
@@ -164,6 +169,7 @@ class StepContext:
             self.reads.add(slot)
             return self.values[slot]
         candidates = list(self._candidates(var, index, part))
+        self._note_undefined([cond for cond, _, _ in candidates])
         result: Any = None
         for cond, concrete_index, concrete_part in reversed(candidates):
             value = self.read(var, concrete_index, concrete_part)
@@ -180,12 +186,19 @@ class StepContext:
                 return
             self._assign(self._slot(var, index, part), value)
             return
-        for cond, concrete_index, concrete_part in self._candidates(var, index, part):
+        candidates = list(self._candidates(var, index, part))
+        self._note_undefined([cond for cond, _, _ in candidates])
+        for cond, concrete_index, concrete_part in candidates:
             self._conds.append(cond)
             try:
                 self._assign(self._slot(var, concrete_index, concrete_part), value)
             finally:
                 self._conds.pop()
+
+    def _note_undefined(self, hits: list[Any]) -> None:
+        """Where tracked: the access names no element when every enclosing ``when`` holds and no ``hits``."""
+        if self.undefined is not None:
+            self.undefined.append(self.ops.all_([*self._conds, self.ops.not_(self.ops.any_(hits))]))
 
     def _assign(self, slot: int, value: Any) -> None:
         if self._conds:
