@@ -116,3 +116,29 @@ def test_a_signal_dropped_in_a_finalizer_is_sent_again() -> None:
     child = subprocess.run([sys.executable, "-c", body], capture_output=True, text=True, timeout=60)
     assert child.returncode == 143 and "unwound: terminated" in child.stderr, (child.stdout, child.stderr)
     assert "went on to a verdict" not in child.stdout
+
+
+SWALLOWED = """
+import time
+print("querying", flush=True)
+try:
+    time.sleep(20)
+except BaseException:  # swallowed: as `except USER_ERRORS` did with a ctypes.ArgumentError wrapping it
+    pass
+end = time.monotonic() + 20
+while time.monotonic() < end:  # the work goes on, in Python
+    pass
+print("went on to the end", flush=True)
+"""
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_whose_exception_was_swallowed_is_sent_again(sig: int, code: int) -> None:
+    """check --variant-file at 6,3,3,3,3 sent SIGTERM during the symmetry guard's Z3 proof went on
+    (the exception, raised inside a C call's argument conversion, came out as a ctypes.ArgumentError
+    that the guard took for 'Z3 cannot evaluate this step') and ran until killed: the watcher now
+    sends the signal again while the command goes on after its handler ran."""
+    rc, took, out, err = run_until_signalled(wrapped(SWALLOWED), sig)
+    assert rc == code, (out, err)
+    assert "unwound" in err and "went on to the end" not in out
+    assert took < 8
