@@ -181,17 +181,18 @@ def instance_disagreement(model: Model, action: Action, state: State, perm: Sequ
         here = layout.permute(here, perm)
     if here == there:
         return ""
-    shown = {None: "is not enabled", "": "runs"}
-
-    def said(outcome: Any) -> str:
-        if isinstance(outcome, tuple):
-            return "runs"
-        return shown.get(outcome, f"fails ({outcome})")
-
     if isinstance(here, tuple) and isinstance(there, tuple):
-        return (f"{action.label()} and {image_action.label()} from the state renamed lead to states that are "
-                "not each other's renaming")
-    return f"{action.label()} {said(here)}, {image_action.label()} from the state renamed {said(there)}"
+        return (f"{action.label()} in a state and {image_action.label()} in that state renamed reach states that "
+                "are not renamings of each other")
+    return (f"{action.label()} {_said(here)} in a state, {image_action.label()} {_said(there)} in that state "
+            "renamed")
+
+
+def _said(outcome: State | str | None) -> str:
+    """An outcome of :func:`_outcome` in words."""
+    if outcome is None:
+        return "is not enabled"
+    return "runs" if isinstance(outcome, tuple) else f"fails ({outcome})"
 
 
 def _outcome(model: Model, action: Action, state: State) -> State | str | None:
