@@ -97,13 +97,11 @@ class Expander:
             self._prop_kernels[name] = None if prop is None else compile_property(self.layout, self.procs, prop)
         return self._prop_kernels[name]
 
-    def fused(self, rows: int | None = None,
-              poll: Callable[[], None] | None = None) -> "fused_loop.FusedLoop | None":
+    def fused(self, rows: int | None = None) -> "fused_loop.FusedLoop | None":
         """The fused C loop of every step instance for a chunk of ``rows`` rows (see
         :class:`~deferral.checks.explicit.fused.LazyFused`; None: build it now), or None
-        where it is not for this chunk, switched off or cannot be built: the per-action path.
-        ``poll``: called while a build is waited for (a search's limits)."""
-        return self._fused.get(rows, poll=poll)
+        where it is not for this chunk, switched off or cannot be built: the per-action path."""
+        return self._fused.get(rows)
 
     def start_fused(self) -> None:
         """Build the fused loop in a background thread (see

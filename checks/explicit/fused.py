@@ -953,14 +953,11 @@ class LazyFused:
         #: compiler failed); None when there is one, or C is switched off or cannot express the model
         self.problem: str | None = None
 
-    def get(self, rows: int | None = None, poll: Callable[[], None] | None = None,
-            poll_every: float = 0.2) -> FusedLoop | None:
+    def get(self, rows: int | None = None) -> FusedLoop | None:
         """The loop for a chunk of ``rows`` rows (``None``: build it now, whatever the size);
         None: not for this chunk (smaller than :data:`MIN_ROWS`, not in the cache, and no
         background build finished yet, or started with :attr:`wait_started`), or never (switched
-        off, untraceable, no compiler). With ``poll`` a build is waited for in a background thread,
-        ``poll()`` called every ``poll_every`` seconds meanwhile (a search's limits: what it raises
-        ends the wait; at 6,3,3,3 with three spaces generating the C takes tens of seconds)."""
+        off, untraceable, no compiler)."""
         if self._done:
             return self._loop
         if not self._keyed:
@@ -975,14 +972,7 @@ class LazyFused:
                 return self._loop
         if rows is not None and rows < MIN_ROWS and not (rows > 0 and self._building()):
             return None  # the numpy path, until a background build is done
-        if poll is not None:
-            self.start()
-            thread = self._thread
-            while thread is not None and thread.is_alive():
-                thread.join(poll_every)
-                if thread.is_alive():
-                    poll()
-        self._build(None)  # waits for a background build that holds the lock (done: returns at once)
+        self._build(None)  # waits for a background build that holds the lock
         return self._loop
 
     def _building(self) -> bool:
@@ -1011,9 +1001,7 @@ class LazyFused:
         if not wait:
             self._cancel.set()
         try:
-            # cancelled: the compiler is killed within 0.05 s; a build still generating its C (Python,
-            # tens of seconds at the largest bounds) is left to end in the background, unused
-            thread.join(timeout if wait else min(timeout, 1.0))
+            thread.join(timeout if wait else min(timeout, 5.0))
         except BaseException:  # interrupted while waiting (Ctrl-C, the CLI's deadline): kill the compiler
             self._cancel.set()
             thread.join(1.0)

@@ -466,9 +466,8 @@ class _Search:
         # the goal flags of the frontier's states (not written while the chunks run)
         goals = [] if self.st is None else [g.view() for g in self.st.goals.values()]
         base = 0 if self.st is None else self.st.base
-        # the fused loop is built (or found in the cache) for a level, not a chunk, this wide; the
-        # limits are polled while it is built (generating its C takes tens of seconds at 6,3,3,3,S=3)
-        self.ex.fused(frontier_keys.shape[0], poll=self._poll)
+        # the fused loop is built (or found in the cache) for a level, not a chunk, this wide
+        self.ex.fused(frontier_keys.shape[0])
 
         def task(i: int) -> _Chunk:
             a = i * CHUNK_ROWS

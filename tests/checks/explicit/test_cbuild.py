@@ -105,34 +105,3 @@ def test_deferrals_own_files_count_in_the_key_when_installed(monkeypatch: pytest
     monkeypatch.setattr(fusedkey, "_PACKAGE", fusedkey.Path("/home/me/deferral"))  # editable: a venv inside the clone
     assert not fusedkey._is_library("/home/me/deferral/checks/explicit/numpy_ops.py")
     assert fusedkey._is_library("/home/me/deferral/.venv/lib/python3.11/site-packages/numpy/core/numeric.py")
-
-
-def test_a_limit_is_polled_while_a_big_chunk_waits_for_the_loop() -> None:
-    """At 6,3,3,3 with three spaces generating the loop's C takes tens of seconds of Python: the
-    level that waited for it ran past --time-limit (check ended by the CLI's hard deadline, without
-    its figures; conform --counterexamples --time-limit 10 searched for 33 s). The wait polls the
-    limits, and a cancelled build is not waited for while its Python still runs."""
-    import threading
-    import time
-
-    from deferral.checks.explicit.limits import LimitReached
-
-    release = threading.Event()
-
-    def slow_source() -> None:  # generating the C: Python that does not look at any cancel flag
-        release.wait(30)
-        return None
-
-    lazy = fused.LazyFused(slow_source, lambda lib, names: None)
-    start = time.monotonic()
-
-    def poll() -> None:
-        if time.monotonic() - start > 0.3:
-            raise LimitReached("time-limit")
-
-    with pytest.raises(LimitReached):
-        lazy.get(fused.MIN_ROWS, poll=poll)
-    assert time.monotonic() - start < 2
-    lazy.finish(wait=False)
-    assert time.monotonic() - start < 3
-    release.set()
