@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import z3
 
@@ -73,17 +73,10 @@ def prove_vcpu_symmetry(protocol: Protocol, bounds: Bounds, *, time_limit: float
     solver.add(enc.valid(xs))
     for perm in gens:  # one query per step instance: at 6,3,3,3 0.3 s in all, 10 s as one per orbit
         for action, disagree in zip(model.actions, mismatch(enc, xs, perm, terms, defined)):
-            found = _ask(solver, disagree, deadline)
-            if found is None:
-                continue
-            if isinstance(found, str):
-                return SymmetryProof("undecided", f"step {action.label()}: {found}")
-            state = enc.decode(found, xs)
-            what = instance_disagreement(model, action, state, perm)
-            if what:
-                return SymmetryProof("asymmetric", what, state, perm)
-            return SymmetryProof("undecided", f"Z3's state for step {action.label()} is not confirmed by the "
-                                              "concrete model")
+            answer = _answer(enc, xs, _ask(solver, disagree, deadline), f"step {action.label()}", perm,
+                             lambda state: instance_disagreement(model, action, state, perm))
+            if answer is not None:
+                return answer
     for prop in protocol.properties:
         try:
             holds, prop_defined = _property_terms(enc, prop, xs)
@@ -93,17 +86,27 @@ def prove_vcpu_symmetry(protocol: Protocol, bounds: Bounds, *, time_limit: float
             holds_pi, defined_pi = Renaming(xs, permuted_state(enc, xs, perm)).many([holds, prop_defined])
             found = _ask(solver, z3.Or(differ(prop_defined, defined_pi),
                                        z3.And(prop_defined, differ(holds, holds_pi))), deadline)
-            if found is None:
-                continue
-            if isinstance(found, str):
-                return SymmetryProof("undecided", f"property {prop.name}: {found}")
-            state = enc.decode(found, xs)
-            what = property_disagreement(model, prop, state, perm)
-            if what:
-                return SymmetryProof("asymmetric", what, state, perm)
-            return SymmetryProof("undecided", f"Z3's state for property {prop.name} is not confirmed by the "
-                                              "concrete model")
+            answer = _answer(enc, xs, found, f"property {prop.name}", perm,
+                             lambda state: property_disagreement(model, prop, state, perm))
+            if answer is not None:
+                return answer
     return SymmetryProof("proved")
+
+
+def _answer(enc: Encoding, xs: Sequence[Any], found: z3.ModelRef | str | None, subject: str,
+            perm: tuple[int, ...], confirm: Callable[[State], str]) -> SymmetryProof | None:
+    """None where Z3 proved ``subject`` alike under ``perm`` (``found`` None); else "asymmetric" where
+    the concrete model confirms the difference in Z3's state (``confirm`` says what differs), else
+    "undecided" with the reason."""
+    if found is None:
+        return None
+    if isinstance(found, str):
+        return SymmetryProof("undecided", f"{subject}: {found}")
+    state = enc.decode(found, xs)
+    what = confirm(state)
+    if what:
+        return SymmetryProof("asymmetric", what, state, perm)
+    return SymmetryProof("undecided", f"Z3's state for {subject} is not confirmed by the concrete model")
 
 
 def _ask(solver: z3.Solver, formula: Any, deadline: float) -> z3.ModelRef | str | None:
