@@ -213,8 +213,10 @@ def _learned(protocol: Protocol, bounds: Bounds, res: Any, shipped: bool, timeou
         + (f"; seconds by part: {parts}" if parts else "") + ")")
 
 
-#: The share of the learning's budget the enumerated families (checks/symbolic/clauses.py) may take.
-ENUMERATED_SHARE = 0.5
+#: The share of the learning's budget the enumerated families (checks/symbolic/clauses.py) may take: with
+#: them, the parametric learner needs no samples and proves in 5-10 s (PROVE.md, 5 Dec, late morning);
+#: at two spaces they need 25-50 s (the first stage's rounds), so half the budget cut them at 60 s.
+ENUMERATED_SHARE = 0.75
 
 
 def enumerated(protocol: Protocol, bounds: Bounds, budget: float) -> tuple[list[Any], str]:
