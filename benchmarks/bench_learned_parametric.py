@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from deferral.checks.symbolic import parametric
-from deferral.checks.symbolic.encoding import encode
+from deferral.checks.terms.encoding import encode
 from deferral.checks.symbolic.diagram import diagram_families
 from deferral.checks.symbolic.infer import infer
 from deferral.model.bounds import Bounds

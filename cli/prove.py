@@ -14,7 +14,7 @@ from typing import Any
 from deferral.checks.symbolic import infer as inference
 from deferral.checks.symbolic.generalize import GeneralizeError, load as load_lemmas, save as save_lemmas
 from deferral.checks.symbolic.prove import METHODS, ProveResult, prove
-from deferral.checks.symbolic.encoding import EncodingError
+from deferral.checks.terms.encoding import EncodingError
 from deferral.cli.common import (UsageError, add_bounds, add_variant, bounds_from, check_outputs, console, positive,
                                  protocol_from, seconds, time_left)
 from deferral.cli.limits import TimeLimitReached, deadline, grace_for

@@ -6,7 +6,7 @@ as pure step functions written against a backend-neutral step context
 
 * plain Python integers (:mod:`deferral.model.concrete`: replay, conformance, traces),
 * numpy arrays holding a whole BFS frontier (:mod:`deferral.checks.explicit.vectorized`),
-* Z3 terms (:mod:`deferral.checks.symbolic.encoding`).
+* Z3 terms (:mod:`deferral.checks.terms.encoding`).
 
 Variants, published or a user's own, are changes to a protocol made with
 :meth:`Protocol.derive` (replace, add or remove steps, procedures and variables).

@@ -76,9 +76,14 @@ class StepContext:
         procedures: Mapping[str, Callable[..., Any]] | None = None,
         *,
         copy_values: bool = True,
+        track_undefined: bool = False,
     ) -> None:
         """``values`` are the per-slot values; with ``copy_values=False`` a mutable sequence
-        is used as it is (e.g. one that reads batch columns lazily) and the step writes into it."""
+        is used as it is (e.g. one that reads batch columns lazily) and the step writes into it.
+        With ``track_undefined`` (symbolic or batch values), :attr:`undefined` collects the
+        conditions under which a read or write at a symbolic index names no element (where the
+        concrete model raises "index out of range"): a backend that selects among the elements
+        (Z3 terms, numpy batches, traced kernels) would otherwise read one of them instead."""
         object.__setattr__(self, "_layout", layout)
         object.__setattr__(self, "ops", ops)
         object.__setattr__(self, "values", list(values) if copy_values else values)
@@ -86,6 +91,7 @@ class StepContext:
         object.__setattr__(self, "reads", set())
         object.__setattr__(self, "_conds", [])
         object.__setattr__(self, "_memo", {})
+        object.__setattr__(self, "undefined", [] if track_undefined else None)
         object.__setattr__(self, "_vars", {v.name: v for v in layout.variables})
         object.__setattr__(self, "proc", _Procedures(self, procedures or {}))
         b = layout.bounds
@@ -180,12 +186,20 @@ class StepContext:
                 return
             self._assign(self._slot(var, index, part), value)
             return
-        for cond, concrete_index, concrete_part in self._candidates(var, index, part):
+        for cond, concrete_index, concrete_part in list(self._candidates(var, index, part)):
             self._conds.append(cond)
             try:
                 self._assign(self._slot(var, concrete_index, concrete_part), value)
             finally:
                 self._conds.pop()
+
+    def _note_undefined(self, terms: list[Any], sizes: list[int]) -> None:
+        """Where tracked: an access at the symbolic indices ``terms`` (of ``sizes`` elements) names no
+        element where every enclosing ``when`` holds and some index is below 0 or past its size."""
+        if self.undefined is not None:
+            outside = self.ops.any_([self.ops.outside(t, n) for t, n in zip(terms, sizes)])
+            if self.ops.is_value(outside) or outside:
+                self.undefined.append(self.ops.all_([*self._conds, outside]))
 
     def _assign(self, slot: int, value: Any) -> None:
         if self._conds:
@@ -218,6 +232,7 @@ class StepContext:
             assert isinstance(var, Queue)
             terms.append(part)
             sizes.append(var.cap(self._layout.bounds))
+        self._note_undefined(terms, sizes)
         concrete_index = list(index)
         for cond, values in self._index_conds(terms, sizes):
             for k, v in zip(at, values):

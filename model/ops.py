@@ -56,6 +56,10 @@ class Ops:
                 return True
         return out
 
+    def outside(self, index: Any, size: int) -> Any:
+        """Whether the state value ``index`` names no element of a dimension of ``size`` (below 0 or past it)."""
+        return (index < 0) | (index >= size)
+
     def store(self, slot: Any, value: Any) -> Any:
         """Normalize a value about to be stored in a slot (e.g. bool -> int)."""
         return value

@@ -99,7 +99,7 @@ def prove_both(baseline: Protocol, candidate: Protocol, bounds: Sequence[Bounds]
                note: Callable[[str], None] | None = None) -> list[ProofRow]:
     """A :class:`ProofRow` per concrete part of ``bounds``: each side's parametric proof in at most
     ``limit_s`` seconds (``hard_limit``/``limit_error`` as :func:`prove_for_every` takes them)."""
-    from deferral.checks.symbolic.encoding import EncodingError
+    from deferral.checks.terms.encoding import EncodingError
     from deferral.checks.symbolic.parametric_routes import prove_for_every
 
     rows = []

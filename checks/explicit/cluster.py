@@ -45,6 +45,7 @@ from deferral.checks.explicit.levelmerge import distinct_first
 from deferral.checks.explicit.limits import peak_rss_bytes
 from deferral.checks.explicit.numpy_ops import NotVectorizable
 from deferral.checks.explicit.packing import Packer
+from deferral.checks.explicit.symmetry_guard import check_symmetry
 from deferral.checks.explicit.visited import Visited
 from deferral.checks.results import Outcome, Path, Progress, ProgressFn, SearchResult, path_from_parents
 from deferral.model.bounds import Bounds
@@ -566,12 +567,16 @@ class Cluster:
 def explore_cluster(protocol: Protocol, bounds: Bounds, address: str, *, symmetry: bool = True,
                     max_states: int | None = None, time_limit: float | None = None,
                     progress: ProgressFn | None = None, partitions: int | None = None) -> SearchResult:
-    """One search on a :class:`Cluster` opened for it (see there for ``address``)."""
+    """One search on a :class:`Cluster` opened for it (see there for ``address``); with ``symmetry``,
+    the protocol is first checked to treat its VCPUs alike (as :func:`~deferral.checks.explicit.search.search`
+    does)."""
     start = time.monotonic()
+    basis = check_symmetry(protocol, bounds) if symmetry else None
     with Cluster(address, partitions) as cluster:
         result = cluster.search(protocol, bounds, symmetry=symmetry, max_states=max_states,
                                 time_limit=time_limit, progress=progress)
     result.elapsed_s = time.monotonic() - start  # Ray's start-up included
+    result.symmetry_basis = basis
     return result
 
 

@@ -197,3 +197,11 @@ class Expander:
             return np.asarray(self.holds(unpacked[0], prop), dtype=bool)
 
         return holds
+
+
+def locate(model: Model, rows: np.ndarray, action_index: int) -> None:
+    """Re-run one action on the concrete states ``rows`` to raise the StepError that names the state
+    (a batch path's error names the step only); returns if none raises."""
+    action = model.actions[action_index]
+    for row in rows:
+        model.apply(tuple(int(v) for v in row), action)  # raises the located StepError

@@ -33,7 +33,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from deferral.checks.explicit import cbuild, fusedcanon
-from deferral.checks.explicit.kernels import Node, _const_ok, _range, _traced, trace_property
+from deferral.checks.explicit.kernels import Node, _const_ok, _range, _traced, _undefined, trace_property
 from deferral.checks.explicit.packing import Packer, _JitPlan
 from deferral.model.concrete import Action
 from deferral.model.protocol import Property
@@ -160,8 +160,10 @@ def _action_code(layout: Layout, procs: Mapping[str, Callable[..., Any]], action
     lines = [f"    {{ /* {action.step.name} */"]
     g = _Emitter("g", row_dtype, params)
     value = guard[2]
+    outside = _undefined(guard[1])  # an access at an index naming no element: the numpy path raises
+    g.emit([x for x in (value, *outside) if isinstance(x, Node)], lines, "      ")
+    _outside_lines(g, outside, ka, lines, "      ")
     if isinstance(value, Node):
-        g.emit([value], lines, "      ")
         cond = g.names[value.num] if value.kind == "bool" and g.types[value.num] == np.bool_ \
             else f"({g.names[value.num]} != 0)"
     else:
@@ -170,8 +172,10 @@ def _action_code(layout: Layout, procs: Mapping[str, Callable[..., Any]], action
     tracer, ctx, _ = effect
     written = list(ctx.written)
     changed = [(j, ctx.values[j]) for j in written if ctx.values[j] is not tracer.reads[j]]
+    outside = _undefined(ctx)
     e = _Emitter("e", row_dtype, params)
-    e.emit([v for _, v in changed], lines, "        ")
+    e.emit([v for _, v in changed] + [x for x in outside if isinstance(x, Node)], lines, "        ")
+    _outside_lines(e, outside, ka, lines, "        ")
     targets = []
     for j, v in changed:
         size = layout.slots[j].size
@@ -188,6 +192,14 @@ def _action_code(layout: Layout, procs: Mapping[str, Callable[..., Any]], action
     lines.append("      }")
     lines.append("    }")
     return lines
+
+
+def _outside_lines(em: "_Emitter", outside: Sequence[Any], ka: str, lines: list[str], indent: str) -> None:
+    """Fail the loop (err: action, row) where an access names no element: the caller then runs the
+    chunk through the numpy path, which raises the concrete model's error for the state."""
+    for u in outside:
+        cond = f"({em.ref(u)} != 0)" if isinstance(u, Node) else "1"
+        lines.append(f"{indent}if ({cond}) {{ err[0] = {ka}; err[1] = r; goto fail; }}")
 
 
 def _instances(layout: Layout, procs: Mapping[str, Callable[..., Any]], actions: Sequence[Action],

@@ -231,6 +231,13 @@ class TraceOps(Ops):
     def truth(self, x: Node) -> Node:
         return x if x.kind == "bool" else self.tracer.binary("!=", x, 0)
 
+    def outside(self, index: Any, size: int) -> Any:
+        """As :meth:`Ops.outside`, False where the index's range (interval analysis) is inside ``0..size-1``."""
+        lo, hi = _range(index)
+        if lo is not None and hi is not None and 0 <= lo and hi < size:
+            return False
+        return super().outside(index, size)
+
     def store(self, slot: Any, value: Any) -> Any:
         if isinstance(value, Node):
             return self.tracer.unary("i16", value) if value.kind == "bool" else value
@@ -292,7 +299,25 @@ def _domain_error(value: Any, size: int, n: int, where: str, slot_label: str) ->
         raise StepError(f"{where}: wrote {value} to {slot_label}, outside its domain 0..{size - 1}")
 
 
-_GLOBALS = {"_where": np.where, "_int16": np.int16, "_check": _domain_error}
+def _outside_error(mask: Any, where: str) -> None:
+    """Raise a StepError where ``mask`` (an access at an index that names no element) holds in some
+    row: the concrete model raises "index out of range" there (the caller locates the state)."""
+    if np.any(mask):
+        raise StepError(f"{where}: reads or writes at an index out of range")
+
+
+_GLOBALS = {"_where": np.where, "_int16": np.int16, "_check": _domain_error, "_outside": _outside_error}
+
+
+def _undefined(ctx: StepContext) -> list[Any]:
+    """The traced conditions under which ``ctx``'s accesses name no element (constants False dropped)."""
+    return [u for u in ctx.undefined or () if isinstance(u, Node) or u]
+
+
+def _outside_code(undefined: list[Any], names: dict[int, str], lines: list[str], where: str) -> None:
+    """Lines raising where some ``undefined`` condition holds (its nodes emitted before)."""
+    for u in undefined:
+        lines.append(f"    _outside({names[u.num] if isinstance(u, Node) else 'True'}, {where})")
 
 
 def _compile(name: str, lines: list[str], env: dict[str, Any]) -> Callable[..., Any]:
@@ -307,7 +332,7 @@ def _compile(name: str, lines: list[str], env: dict[str, Any]) -> Callable[..., 
 def _traced(layout: Layout, procedures: Mapping[str, Callable[..., Any]],
             fn: Callable[..., Any], args: tuple[int, ...]) -> tuple[Tracer, StepContext, Any] | None:
     tracer = Tracer(layout)
-    ctx = StepContext(layout, TraceOps(tracer), tracer.reads, procedures)
+    ctx = StepContext(layout, TraceOps(tracer), tracer.reads, procedures, track_undefined=True)
     try:
         value = fn(ctx, *args)
     except USER_ERRORS:  # anything, sys.exit() too: the numpy path reproduces it exactly
@@ -318,19 +343,22 @@ def _traced(layout: Layout, procedures: Mapping[str, Callable[..., Any]],
 
 
 def compile_guard(layout: Layout, procedures: Mapping[str, Callable[..., Any]], fn: Callable[..., Any],
-                  args: tuple[int, ...]) -> Callable[[np.ndarray], Any] | None:
-    """``f(rows)`` -> bool mask array (or a Python bool) of ``fn(s, *args)``; None if untraceable."""
+                  args: tuple[int, ...], where: str = "guard") -> Callable[[np.ndarray], Any] | None:
+    """``f(rows)`` -> bool mask array (or a Python bool) of ``fn(s, *args)``; None if untraceable.
+    Raises StepError where it reads at an index that names no element (as the concrete model does)."""
     traced = _traced(layout, procedures, fn, args)
     if traced is None:
         return None
-    _, _, value = traced
+    _, ctx, value = traced
     if value is None:
         return None
+    undefined = _undefined(ctx)
     lines = ["def guard(R):"]
     names: dict[int, str] = {}
-    _emit([value], "R", lines, names)
+    _emit([value, *undefined], "R", lines, names)
+    _outside_code(undefined, names, lines, "WHERE")
     _mask_code(value, names, lines)
-    return _compile("guard", lines, {})
+    return _compile("guard", lines, {"WHERE": where})
 
 
 def compile_effect(layout: Layout, procedures: Mapping[str, Callable[..., Any]], step: Step,
@@ -343,9 +371,11 @@ def compile_effect(layout: Layout, procedures: Mapping[str, Callable[..., Any]],
     written = list(ctx.written)  # the same set iteration order as numpy_ops.successors
     values = [ctx.values[j] for j in written]
     changed = [(j, v) for j, v in zip(written, values) if v is not tracer.reads[j]]
+    undefined = _undefined(ctx)
     lines = ["def effect(O):", "    n = O.shape[0]"]
     names: dict[int, str] = {}
-    _emit([v for _, v in changed], "O", lines, names)
+    _emit([v for _, v in changed] + undefined, "O", lines, names)
+    _outside_code(undefined, names, lines, "WHERE")
     env: dict[str, Any] = {}
     targets: list[tuple[int, str]] = []
     for j, v in changed:
@@ -372,17 +402,17 @@ def compile_effect(layout: Layout, procedures: Mapping[str, Callable[..., Any]],
 def trace_property(layout: Layout, procedures: Mapping[str, Callable[..., Any]],
                    prop: Property) -> list[Any] | None:
     """The traced value (a node or a constant) of every instance of ``prop``, in one tracer (shared
-    reads); None if some instance cannot be traced (the numpy path then evaluates it, and raises
-    its error)."""
+    reads); None if some instance cannot be traced, or may read at an index that names no element
+    (the numpy path then evaluates it, and raises its error)."""
     tracer = Tracer(layout)
     conj: list[Any] = []
     for args in prop.instances(layout.bounds):
-        ctx = StepContext(layout, TraceOps(tracer), tracer.reads, procedures)
+        ctx = StepContext(layout, TraceOps(tracer), tracer.reads, procedures, track_undefined=True)
         try:
             value = prop.predicate(ctx, *args)
         except USER_ERRORS:
             return None
-        if not (isinstance(value, Node) or _const_ok(value)):
+        if not (isinstance(value, Node) or _const_ok(value)) or _undefined(ctx):
             return None
         conj.append(value)
     return conj
@@ -417,5 +447,5 @@ class Kernel:
 def compile_action(layout: Layout, procedures: Mapping[str, Callable[..., Any]], step: Step,
                    args: tuple[int, ...], label: str, protocol_name: str) -> Kernel:
     """Trace and compile one step instance."""
-    return Kernel(compile_guard(layout, procedures, step.guard, args),
+    return Kernel(compile_guard(layout, procedures, step.guard, args, f"step {label} in {protocol_name}: guard"),
                   compile_effect(layout, procedures, step, args, f"step {label} in {protocol_name}"))

@@ -79,7 +79,15 @@ class _Columns(list):  # type: ignore[type-arg]
 
 
 def _context(layout: Layout, procedures: Mapping[str, Callable[..., Any]], rows: np.ndarray) -> StepContext:
-    return StepContext(layout, NUMPY, _Columns(rows), procedures, copy_values=False)
+    return StepContext(layout, NUMPY, _Columns(rows), procedures, copy_values=False, track_undefined=True)
+
+
+def _defined(ctx: StepContext, what: str, n: int) -> None:
+    """Raise where an access of ``ctx`` named no element in some row (the concrete model raises
+    "index out of range" there; a selection over a batch would read some element instead)."""
+    for cond in ctx.undefined or ():
+        if _mask(cond, n).any():
+            raise StepError(f"{what}: reads or writes at an index out of range")
 
 
 def _call(what: str, fn: Callable[..., Any], ctx: StepContext, args: Sequence[int]) -> Any:
@@ -108,7 +116,9 @@ def guard_mask(layout: Layout, procedures: Mapping[str, Callable[..., Any]], row
                step: Step, args: tuple[int, ...], label: str) -> np.ndarray:
     """Where ``step(args)`` is enabled over the batch ``rows``."""
     ctx = _context(layout, procedures, rows)
-    return _mask(_call(f"step {label}: guard", step.guard, ctx, args), rows.shape[0])
+    mask = _mask(_call(f"step {label}: guard", step.guard, ctx, args), rows.shape[0])
+    _defined(ctx, f"step {label}: guard", rows.shape[0])
+    return mask
 
 
 def successors(layout: Layout, procedures: Mapping[str, Callable[..., Any]], rows: np.ndarray,
@@ -118,6 +128,7 @@ def successors(layout: Layout, procedures: Mapping[str, Callable[..., Any]], row
     out = rows[idx]
     ctx = _context(layout, procedures, out)
     _call(f"step {label} in {protocol_name}", step.effect, ctx, args)
+    _defined(ctx, f"step {label} in {protocol_name}", len(idx))
     written = {}
     for j in ctx.written:  # values may be views of ``out``'s columns: copy before writing any
         value = list.__getitem__(ctx.values, j)
@@ -154,4 +165,5 @@ def property_holds(layout: Layout, procedures: Mapping[str, Callable[..., Any]],
     for args in prop.instances(layout.bounds):
         ctx = _context(layout, procedures, rows)
         out &= _mask(_call(f"property {prop.name}{args}", prop.predicate, ctx, args), rows.shape[0])
+        _defined(ctx, f"property {prop.name}{args}", rows.shape[0])
     return out

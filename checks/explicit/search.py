@@ -23,6 +23,7 @@ def search(
     progress: ProgressFn | None = None,
     workers: int | None = None,
     engine: str = "auto",
+    symmetry_basis: str | None = None,
     **vectorized_only: Any,
 ) -> SearchResult:
     """Explore ``protocol`` at ``bounds`` with the fastest explorer that applies.
@@ -32,10 +33,11 @@ def search(
     ``checkpoint_every``: see :func:`~deferral.checks.explicit.vectorized.explore_vectorized`)
     are passed to it; the plain explorer ignores ``memory_limit`` and has no checkpoints. With
     ``symmetry``, a protocol that is not published is first checked to treat its VCPUs alike
-    (:mod:`~deferral.checks.explicit.symmetry_guard`; AsymmetricProtocol otherwise).
+    (:mod:`~deferral.checks.explicit.symmetry_guard`; AsymmetricProtocol otherwise), and the
+    result's ``symmetry_basis`` says what that rests on; a caller that has checked a protocol with
+    the same steps (its properties a subset) passes that basis instead.
     """
-    if symmetry:
-        check_symmetry(protocol, bounds)
+    basis = (symmetry_basis or check_symmetry(protocol, bounds)) if symmetry else None
     options: dict[str, Any] = dict(symmetry=symmetry, max_states=max_states, time_limit=time_limit,
                                    progress=progress)
     if engine in ("auto", "vectorized"):
@@ -45,8 +47,12 @@ def search(
             if engine == "vectorized":
                 raise
         else:
-            return explore_vectorized(protocol, bounds, workers=workers, **options, **vectorized_only)
-    return explore(Model(protocol, bounds), **options)
+            result = explore_vectorized(protocol, bounds, workers=workers, **options, **vectorized_only)
+            result.symmetry_basis = basis
+            return result
+    result = explore(Model(protocol, bounds), **options)
+    result.symmetry_basis = basis
+    return result
 
 
 def search_reduced_if_alike(protocol: Protocol, bounds: Bounds, **options: Any) -> SearchResult:

@@ -24,11 +24,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from deferral.checks.explicit.expand import Expander
+from deferral.checks.explicit.expand import Expander, locate
 from deferral.checks.explicit.packing import blas_threads
 from deferral.checks.explicit.search import search_reduced_if_alike
 from deferral.checks.results import Path
 from deferral.model.concrete import Action, Model, State
+from deferral.model.context import StepError
 
 #: Walkers advanced together in one batch (per :data:`ACTIONS_PER_BATCH` step instances, see
 #: :func:`batch_size`).
@@ -118,7 +119,11 @@ class Walker:
     def _masks(self, rows: np.ndarray) -> np.ndarray:
         masks = np.zeros((len(self.model.actions), rows.shape[0]), dtype=bool)
         for action in self.model.actions:
-            masks[action.index] = self.ex.guard(rows, action)
+            try:
+                masks[action.index] = self.ex.guard(rows, action)
+            except StepError:
+                locate(self.model, rows, action.index)  # the concrete model's error, naming the state
+                raise
         return masks
 
     def _apply(self, rows: np.ndarray, choice: np.ndarray, alive: np.ndarray) -> None:
@@ -130,7 +135,11 @@ class Walker:
         for s, e in zip(starts.tolist(), ends.tolist()):
             a = int(chosen[s])
             idx = order[s:e]
-            out = self.ex.apply(rows, idx, self.model.actions[a])
+            try:
+                out = self.ex.apply(rows, idx, self.model.actions[a])
+            except StepError:
+                locate(self.model, rows[idx], a)
+                raise
             rows[idx] = out
 
     def step(self, rows: np.ndarray, alive: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:

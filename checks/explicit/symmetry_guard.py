@@ -1,23 +1,28 @@
-"""Is a protocol's declared VCPU symmetry real? Checked on the first reachable states before a reduced search.
+"""Is a protocol's declared VCPU symmetry real? Proved with Z3 before a reduced search (sampled where Z3 cannot).
 
 A search up to VCPU symmetry stores one state per orbit; that is exact only when the
 protocol's steps treat the VCPUs alike (renaming the VCPUs of a state renames its
-successors). The published protocols do (tests check every one); a user's variant may not,
-e.g. a step that tests ``i == s.N - 1``. Then the reduced search explores another
-system: its counts are wrong and it may miss a violation. So before a reduced search of a
-protocol that is not published, this module takes the first states (at most ``SAMPLE``,
-fewer at big bounds: ``BUDGET`` successor computations in all) of a breadth-first search
-without symmetry and checks, for each, that the successors of its image under a swap of
-VCPUs 0 and 1 (and a rotation of all VCPUs, which together generate every permutation)
-are the images of its successors; then twice as many random states (every variable a random
-value of its domain): steps that treat the VCPUs alike commute with renaming in every state,
-and an asymmetry that shows only deep (VCPU 0's IPI handler skipping its flush, where the
-reduced search answered "holds" to a bug the unreduced one finds in 8 steps) is seldom among
-the first states. A difference is reported as
-:class:`~deferral.model.variants.AsymmetricProtocol` (bad input: run without symmetry).
-It is a sample, not a proof: an asymmetry it misses is caught later if a reduced path
-cannot be found again on the real states (:func:`deferral.checks.results.concretize`),
-with the same error.
+successors) and its properties do too (a property holds of a state iff of the state
+renamed). The published protocols do (tests check every one); a user's variant may not,
+e.g. a step that tests ``i == s.N - 1``, or VCPU 0's IPI handler skipping its flush. Then
+the reduced search explores another system: its counts are wrong and it may answer
+"holds" to a bug. So before a reduced search of a protocol that is not published:
+
+1. the initial state must be its own renaming (on the concrete model);
+2. :func:`~deferral.checks.terms.vcpu_symmetry.prove_vcpu_symmetry` proves with Z3, for every
+   state of the bounds' domain, that every step instance and its renaming agree (both fail,
+   or both are disabled, or the renamed next state is the renamed instance's next state)
+   and that every property holds of a state iff of the state renamed; a difference Z3 finds
+   is confirmed on the concrete model and reported as
+   :class:`~deferral.model.variants.AsymmetricProtocol` (bad input: run without symmetry);
+3. only where Z3 cannot decide (a step with a Python ``if`` on a state value, which Z3
+   cannot evaluate; a query out of time), the older check runs: the first states of a
+   breadth-first search without symmetry and random states, each against its renamings. That
+   is a sample, not a proof: an asymmetry it misses is caught later if a reduced path cannot
+   be found again on the real states (:func:`deferral.checks.results.concretize`), with the
+   same error.
+
+:func:`check_symmetry` says which of these it rests on ("published", "proved", "sampled").
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import random
 from collections import deque
 from typing import Any
 
+from deferral.checks.terms.vcpu_symmetry import prove_vcpu_symmetry, property_disagreement
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model, State
 from deferral.model.protocol import Protocol
@@ -37,18 +43,35 @@ SAMPLE = 100
 BUDGET = 6_000
 
 
-def check_symmetry(protocol: Protocol, bounds: Bounds, sample: int | None = None) -> None:
-    """Raise :class:`AsymmetricProtocol` if renaming VCPUs does not commute with the steps on the first states."""
+def check_symmetry(protocol: Protocol, bounds: Bounds, sample: int | None = None) -> str:
+    """Raise :class:`AsymmetricProtocol` if renaming VCPUs does not commute with the steps or the
+    properties; else say what that rests on: "published", "proved" (by Z3, or one VCPU) or
+    "sampled" (where Z3 could not decide; ``sample`` first states, see the module docstring)."""
     if any(protocol is p for p in PUBLISHED.values()):
-        return  # the published protocols are symmetric (tests/checks/explicit/test_symmetry_guard.py)
+        return "published"  # symmetric (tests/checks/explicit/test_symmetry_guard.py proves each)
     model = Model(protocol, bounds)
     layout = model.layout
     perms = layout.generators
     if not perms:
-        return
+        return "proved"
     for perm in perms:
         if layout.permute(model.initial, perm) != model.initial:
             raise asymmetric(protocol, perm, "the initial state is not symmetric")
+    proof = prove_vcpu_symmetry(protocol, bounds)
+    if proof.status == "asymmetric":
+        assert proof.perm is not None
+        raise asymmetric(protocol, proof.perm, proof.reason)
+    if proof.status == "proved":
+        return "proved"
+    sampled(model, protocol, sample)
+    return "sampled"
+
+
+def sampled(model: Model, protocol: Protocol, sample: int | None = None) -> None:
+    """The sampled check (module docstring, 3): raise :class:`AsymmetricProtocol` where a first or
+    random state's successors, or a property's verdict, differ from its renamings'."""
+    layout = model.layout
+    perms = layout.generators
     if sample is None:
         sample = max(10, min(SAMPLE, BUDGET // max(1, len(model.actions) * (1 + len(perms)))))
     checked: set[State] = set()
@@ -59,6 +82,10 @@ def check_symmetry(protocol: Protocol, bounds: Bounds, sample: int | None = None
         if state not in checked:
             checked.add(state)
             for perm in perms:
+                for prop in protocol.properties:
+                    what = property_disagreement(model, prop, state, perm)
+                    if what:
+                        raise asymmetric(protocol, perm, what)
                 images = {t for _, t in model.successors(layout.permute(state, perm))}
                 for action, succ in successors:
                     if layout.permute(succ, perm) not in images:

@@ -46,7 +46,7 @@ from deferral.checks.explicit.backreach import edges_by_source, unreachable_goal
 from deferral.checks.explicit.explore import explore
 from deferral.checks.explicit.limits import (Limits, LimitReached, expansion_bytes, peak_rss_bytes,
                                               return_freed_memory, rss_bytes)
-from deferral.checks.explicit.expand import Expander
+from deferral.checks.explicit.expand import Expander, locate
 from deferral.checks.explicit.numpy_ops import NotVectorizable
 from deferral.checks.explicit.packing import Packer, blas_threads
 from deferral.checks.explicit.parallel import ordered_map
@@ -359,9 +359,8 @@ class _Search:
                 fired[action.index] = idx.size
                 enabled[self.step_of[action.index], idx] = True
                 out = self.ex.apply(rows, idx, action)
-            except StepError:
-                if self.keep_keys:
-                    _locate(self.model, rows, action.index)
+            except StepError:  # the concrete model's error, which names the state (raised if it has one)
+                locate(self.model, rows, action.index)
                 raise
             if n_pending and n_pending + out.shape[0] > packing.BLOCK_ROWS:
                 key_parts.append(self.packer.canonical_keys(_joined(pending)))
@@ -1312,10 +1311,3 @@ class _Flags:
 def _joined(parts: list[np.ndarray]) -> np.ndarray:
     """``parts`` as one array (the one part itself, not a copy)."""
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
-
-def _locate(model: Model, rows: np.ndarray, action_index: int) -> None:
-    """Re-run one action on concrete states to raise the StepError that names the state."""
-    action = model.actions[action_index]
-    for row in rows:
-        model.apply(tuple(int(v) for v in row), action)  # raises the located StepError

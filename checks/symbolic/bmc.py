@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator, Sequence
 import z3
 
 from deferral.checks.results import Path
-from deferral.checks.symbolic.encoding import Encoding
+from deferral.checks.terms.encoding import Encoding
 from deferral.model.concrete import State
 from deferral.model.schema import Layout
 

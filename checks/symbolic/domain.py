@@ -3,7 +3,7 @@
 The concrete model refuses a write of a value outside its variable's domain (``s.gpt[p] =
 s.F + 1``): a :class:`~deferral.model.context.StepError`, and ``check`` exits 2. The Z3
 encoding leaves such a transition out of its relation (``valid(y)``, see
-:mod:`deferral.checks.symbolic.encoding`), so a proof alone would say nothing about it and
+:mod:`deferral.checks.terms.encoding`), so a proof alone would say nothing about it and
 could "prove" a broken variant. Every method of ``prove`` therefore asks first:
 
 1. :func:`domain_risks`: can some step instance, enabled in some state whose slots all
@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import z3
 
 from deferral.checks.symbolic.bmc import unrolled
-from deferral.checks.symbolic.encoding import ActionTerms, Encoding, _is_bool_slot
+from deferral.checks.terms.encoding import ActionTerms, Encoding, _is_bool_slot
 from deferral.model.context import StepError
 
 

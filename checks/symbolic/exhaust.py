@@ -121,13 +121,12 @@ def explore(protocol: Protocol, bounds: Bounds, budget: float,
         from deferral.checks.explicit.symmetry_guard import check_symmetry
         from deferral.model.variants import AsymmetricProtocol
 
-        try:
-            check_symmetry(protocol, bounds)  # the published protocols at once; a variant on a sample
-            symmetric = True
+        try:  # the published protocols at once; a variant proved by Z3 (sampled where Z3 cannot evaluate it)
+            basis: str | None = check_symmetry(protocol, bounds)
         except AsymmetricProtocol:  # VCPUs not alike: searched without symmetry, same counterexamples
-            symmetric = False
-        r = search(only, bounds, symmetry=symmetric, time_limit=budget, memory_limit=EXPLICIT_MEMORY, workers=1,
-                   stop=stop)
+            basis = None
+        r = search(only, bounds, symmetry=basis is not None, symmetry_basis=basis, time_limit=budget,
+                   memory_limit=EXPLICIT_MEMORY, workers=1, stop=stop)
     except (VariantError, StepError) as exc:  # VCPUs not alike, a step's error: bmc and the lemmas decide
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return Exhaustive("unknown", bounds, 0, 0, time.monotonic() - began, reason=f"not used ({first})")

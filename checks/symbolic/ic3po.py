@@ -7,7 +7,7 @@ clauses; read each orbit back as one quantified family ("for all distinct i, k, 
 grow the instance until the families stop changing (the cutoff), and prove the result.
 
 Here the IC3 loop is our own (Python + Z3, over the bit-vector encoding of the protocol's own
-step functions, :mod:`deferral.checks.symbolic.encoding`), at an instance such as N=3, V=2,
+step functions, :mod:`deferral.checks.terms.encoding`), at an instance such as N=3, V=2,
 F=2 at the requested Q and S. Its literals are the terms of the learned route's vocabulary
 (:mod:`deferral.checks.symbolic.infer`: reads, queue lengths and contents, equalities of
 frames) over a signature that names *every* element of the instance (three VCPUs i, k, j,
@@ -53,7 +53,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from deferral.checks.symbolic.encoding import Encoding, encode
+from deferral.checks.terms.encoding import Encoding, encode
 from deferral.checks.symbolic.ic3po_core import INF, QUERY_S, Clause, Ic3, Ic3Result, Ic3Unknown
 from deferral.checks.symbolic.ic3po_files import is_ic3po_file, load
 from deferral.checks.symbolic.ic3po_sample import GROWTH_CAP, SAMPLE_CAP, WALK_CAP, Rows, exclusion, reachable_samples

@@ -1,7 +1,7 @@
 """The IC3 loop of route ic3po at one instance: orbit clauses, frames, and the one-frame exact mode.
 
 :class:`Ic3` runs IC3/PDR over the bit-vector encoding of the protocol's own step functions
-(:mod:`deferral.checks.symbolic.encoding`) at one instance, its literals the terms of a
+(:mod:`deferral.checks.terms.encoding`) at one instance, its literals the terms of a
 :class:`~deferral.checks.symbolic.ic3po_vocab.Vocabulary`:
 
 * a counterexample to the property in frame k is blocked recursively (its predecessors in lower
@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import z3
 
-from deferral.checks.symbolic.encoding import Encoding, encode
+from deferral.checks.terms.encoding import Encoding, encode
 from deferral.checks.symbolic.ic3po_sample import Rows, exclusion
 from deferral.checks.symbolic.ic3po_vocab import Cube, Vocabulary, orbit_family
 from deferral.checks.symbolic.induction import houdini, instances

@@ -1,6 +1,6 @@
 """Induction with Z3: is a conjunction of lemmas an inductive invariant that implies the properties?
 
-Three queries over the encoding of :mod:`deferral.checks.symbolic.encoding` (each unsat = passes):
+Three queries over the encoding of :mod:`deferral.checks.terms.encoding` (each unsat = passes):
 
 * initiation: ``Init(x) & !Inv(x)``,
 * consecution: ``Inv(x) & T(x, act, y) & !Inv(y)`` (a model is a counterexample to
@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import z3
 
-from deferral.checks.symbolic.encoding import Encoding, Renaming
+from deferral.checks.terms.encoding import Encoding, Renaming
 from deferral.checks.symbolic.symmetry import representatives
 from deferral.model.concrete import Action, State
 from deferral.model.context import StepError

@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import z3
 
-from deferral.checks.symbolic.encoding import Encoding, encode
+from deferral.checks.terms.encoding import Encoding, encode
 from deferral.checks.symbolic.induction import instances
 from deferral.model.bounds import STANDARD, Bounds
 from deferral.model.concrete import Model, State

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import z3
 
-from deferral.checks.symbolic.encoding import EncodingError
+from deferral.checks.terms.encoding import EncodingError
 from deferral.checks.symbolic.parametric_ops import (Fn, Key, ParamBounds, ParamContext, ParamError, Universe,
                                                      base_functions, evaluate, initial_functions,
                                                      mentions, state_keys)
@@ -879,7 +879,7 @@ def prove_candidates(protocol: Protocol, concrete: Mapping[str, int], *, shipped
     params = ParamEncoding(protocol, concrete_bounds(protocol, concrete)).bounds
     candidates = (list(invariant_for(params)) if shipped else []) + list(extra)
     if shrink_at is not None and extra:
-        from deferral.checks.symbolic.encoding import encode
+        from deferral.checks.terms.encoding import encode
         from deferral.checks.symbolic.induction import houdini as bounded_houdini
 
         if note:

@@ -1,7 +1,7 @@
 """The parametric backend of the step context: the model's functions on uninterpreted-sort terms.
 
 The same step, procedure, property and lemma functions that run on Python ints, numpy
-batches and bit-vectors (checks/symbolic/encoding.py) run here on terms whose sorts have no
+batches and bit-vectors (checks/terms/encoding.py) run here on terms whose sorts have no
 fixed size, so a proof over them holds for every number of VCPUs, pages and frames.
 
 Values. Every open sort of the protocol (VCPU, PAGE, FRAME and a protocol's own sorts) is a
@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import z3
 
-from deferral.checks.symbolic.encoding import junction
+from deferral.checks.terms.encoding import junction
 from deferral.model.bounds import Bound
 from deferral.model.context import StepContext, StepError, _Procedures, _v
 from deferral.model.ops import Ops

@@ -55,7 +55,7 @@ def too_weak_at(protocol: Protocol, bounds: Bounds) -> list[str]:
     """The shipped lemmas bounded Houdini drops at :func:`shrink_bounds` where what it keeps does
     not prove the property there; [] where it does (or cannot tell)."""
     from deferral.checks.symbolic import weaken
-    from deferral.checks.symbolic.encoding import encode
+    from deferral.checks.terms.encoding import encode
     from deferral.checks.symbolic.induction import check_inductive, houdini
 
     at = shrink_bounds(bounds)
@@ -228,7 +228,7 @@ def enumerated(protocol: Protocol, bounds: Bounds, budget: float) -> tuple[list[
     the properties need there, to offer the parametric Houdini, and where they were sampled; ([], why,
     ...) where that fails."""
     from deferral.checks.symbolic import clauses, parametric
-    from deferral.checks.symbolic.encoding import EncodingError
+    from deferral.checks.terms.encoding import EncodingError
 
     conc = parametric.concrete_bounds(protocol, {d.name: bounds[d.name] for d in bounds.decls})
     at = clauses.plan(protocol, conc)

@@ -415,7 +415,7 @@ def _bounded(protocol: Protocol, data: Samples, at: Bounds, res: LearnResult, bu
              say: Callable[[str], None]) -> list[Family]:
     """The bounded learning loop (infer.py) at ``at``: its inductive families (those false in the
     larger samples are left out by the caller)."""
-    from deferral.checks.symbolic.encoding import encode
+    from deferral.checks.terms.encoding import encode
     from deferral.checks.symbolic.infer import infer
 
     say(f"learn: first families at {at.short()} (bounded, from its own samples)")

@@ -17,7 +17,7 @@ Encodings (``encoding=``), measured in benchmarks/PROVE.md:
   exactly-one constraint in the rule body; bool slots stay Bools. ``T`` is a
   disjunction over step instances (no action-selector variable), each case defining
   every next-state atom as ``y_{j,v} = (new_j == v)``. The step functions still compute
-  on the :class:`~deferral.checks.symbolic.encoding.Encoding`'s bit-vectors: the current state is
+  on the :class:`~deferral.checks.terms.encoding.Encoding`'s bit-vectors: the current state is
   decoded from its atoms, so the protocol is not restated. Spacer's invariant is then a
   propositional formula over atoms ``slot=value``, which
   :mod:`deferral.checks.symbolic.generalize` turns into lemma families.
@@ -32,7 +32,7 @@ from typing import Any, Sequence
 import z3
 
 from deferral.checks.symbolic.bmc import BmcResult, bmc
-from deferral.checks.symbolic.encoding import Encoding, _is_bool_slot
+from deferral.checks.terms.encoding import Encoding, _is_bool_slot
 
 ENCODINGS = ("onehot", "bv")
 

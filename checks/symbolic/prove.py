@@ -102,7 +102,7 @@ from deferral.checks.symbolic import exhaust
 from deferral.checks.symbolic.infer import Family, infer, property_lemmas
 from deferral.checks.symbolic.pdr import pdr
 from deferral.checks.results import Path
-from deferral.checks.symbolic.encoding import encode
+from deferral.checks.terms.encoding import encode
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model
 from deferral.model.invariant import INVARIANT, Lemma, invariant_for
@@ -270,7 +270,7 @@ def ic3po_route(protocol: Protocol, bounds: Bounds, enc: Any, timeout: float | N
     hand-written lemmas; proved for every N, V, F (route ``ic3po+parametric``) or at the requested
     bounds (``ic3po+houdini+induction``); else the unknown result with the reason (``log``: auto's)."""
     from deferral.checks.symbolic import ic3po
-    from deferral.checks.symbolic.encoding import EncodingError
+    from deferral.checks.terms.encoding import EncodingError
 
     log = [] if log is None else log
     say("auto: IC3 with symmetric (orbit) clauses" + ("" if timeout is None else f" (at most {timeout:.0f} s)"))
@@ -606,7 +606,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         vocabulary over every sort, true in sampled reachable states, chosen by Houdini and the
         counterexamples to induction at the smallest sampled instance, the largest, then these bounds."""
         from deferral.checks.symbolic import clauses
-        from deferral.checks.symbolic.encoding import EncodingError
+        from deferral.checks.terms.encoding import EncodingError
 
         if "enumerated" in tried or any(row["route"] == "enumerated" for row in stages):
             return None  # tried already (first, where the explicit search found the smallest instance safe)
@@ -671,7 +671,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         """The shipped lemmas (and a lemma file's families) in the parametric encoding, Houdini
         over uninterpreted sorts: a proof for every N, V, F at these Q, S proves these bounds."""
         from deferral.checks.symbolic import parametric
-        from deferral.checks.symbolic.encoding import EncodingError
+        from deferral.checks.terms.encoding import EncodingError
 
         budget = PARAMETRIC_S if timeout is None else min(PARAMETRIC_S, left() or PARAMETRIC_S)
         say(f"auto: Houdini over the shipped lemmas for every N, V, F (parametric, at most {budget:.0f} s)")
@@ -698,7 +698,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         """Lemma families learned and proved for every N, V, F at these Q, S
         (checks/symbolic/paramlearn.py): a proof of the requested bounds, whatever N, V, F."""
         from deferral.checks.symbolic import paramlearn
-        from deferral.checks.symbolic.encoding import EncodingError
+        from deferral.checks.terms.encoding import EncodingError
 
         budget = LEARN_PARAMETRIC_S if timeout is None else learning_budget(LEARN_PARAMETRIC_SHARE)
         if timeout is not None and holds_at(bounds):  # an answer in hand: paramlearn ran to twice its budget at

@@ -57,7 +57,7 @@ class Relevance:
 
     def _setup(self) -> None:
         if self._enc is None:
-            from deferral.checks.symbolic.encoding import encode
+            from deferral.checks.terms.encoding import encode
             from deferral.checks.symbolic.infer import _base
 
             self._enc = encode(self.protocol, self.at, check=False)

@@ -128,7 +128,7 @@ class _Valid:
     def __init__(self, protocol: Protocol, b: Bounds) -> None:
         import z3
 
-        from deferral.checks.symbolic.encoding import encode
+        from deferral.checks.terms.encoding import encode
 
         self.z3, self.enc = z3, encode(protocol, b, check=False)
         self.xs = self.enc.state("x")

@@ -28,94 +28,19 @@ this module checks it for the steps and lemmas at hand.
 
 from __future__ import annotations
 
-from itertools import permutations
 from typing import Any, Sequence
 
 import z3
 
-from deferral.checks.symbolic.encoding import Encoding, Renaming, _fast_eq, _fast_ite, _fast_junction, _is_bool_slot
+from deferral.checks.terms.encoding import Encoding, Renaming
+from deferral.checks.terms.symmetry import mismatch, orbits, permuted_state
 from deferral.model.invariant import Lemma
 
 
-def _permute_args(enc: Encoding, args: tuple[int, ...], step: Any, perm: Sequence[int]) -> tuple[int, ...]:
-    n = len(perm)
-    return tuple(perm[a] if d.vcpu_valued and a < n else a for (_, d), a in zip(step.params, args))
-
-
-def orbits(enc: Encoding) -> list[list[int]]:
-    """The step instances (indices) grouped by orbit under VCPU permutations of their arguments,
-    each orbit least arguments first."""
-    n = enc.layout.symmetric_size
-    index = {(a.step.name, a.args): a.index for a in enc.model.actions}
-    seen: set[int] = set()
-    out = []
-    for a in enc.model.actions:
-        if a.index in seen:
-            continue
-        images = sorted({_permute_args(enc, a.args, a.step, p) for p in permutations(range(n))})
-        orbit = [index[(a.step.name, im)] for im in images]
-        seen.update(orbit)
-        out.append(orbit)
-    return out
-
-
-def _remap(value: Any, perm: Sequence[int]) -> Any:
-    """A VCPU-valued (bit-vector) term renamed by ``perm``: ``perm[v]`` for a VCPU, *none* (and
-    anything else) kept."""
-    out = value
-    for old, new in enumerate(perm):
-        same = _fast_eq(value, old, True)
-        out = _fast_ite(value == old if same is None else same, z3.BitVecVal(new, value.size()), out)
-    return out
-
-
-def _differ(a: Any, b: Any) -> Any:
-    """``a != b`` for two Bools or two bit-vectors of one width (by the C API where it can)."""
-    fast = _fast_eq(a, b, False)
-    if fast is not None:
-        return fast
-    if type(a) is z3.BoolRef and type(b) is z3.BoolRef:
-        return z3.BoolRef(z3.Z3_mk_xor(a.ctx.ref(), a.as_ast(), b.as_ast()), a.ctx)
-    return a != b
-
-
-def permuted_state(enc: Encoding, xs: Sequence[Any], perm: Sequence[int]) -> list[Any]:
-    """Terms of ``pi x`` over the variables ``xs`` (what :meth:`Layout.permute` does to values)."""
-    src, remap = enc.layout.permute_plan(perm)
-    return [_remap(xs[k], perm) if remap[j] and not _is_bool_slot(enc.layout.slots[j]) else xs[k]
-            for j, k in enumerate(src)]
-
-
 def _mismatch(enc: Encoding, xs: Sequence[Any], perm: Sequence[int]) -> list[Any]:
-    """Per step instance ``a`` (by index): a formula over ``xs`` that holds where ``T(x, a, .)`` and
-    ``T(pi x, pi a, .)`` disagree (a guard differs, or an enabled step's ``pi``-image of its
-    next state differs from ``pi a``'s next state from ``pi x``). Only slots one of the two
-    writes are compared: the others are the same variable renamed the same way on both sides."""
-    terms = enc.action_terms(xs)
-    at = {(t.step.name, t.args): t for t in terms}
-    src, remap = enc.layout.permute_plan(perm)
-    pi_x = permuted_state(enc, xs, perm)
-    to_pi = Renaming(xs, pi_x)
-    wide, wide_pi = enc.wide(xs), enc.wide(pi_x)
-    flat = iter(to_pi.many([term for t in terms for term in (t.guard, *t.updates.values())]))
-    renamed = {}
-    for t in terms:  # every instance's terms over pi x, renamed in one substitution
-        guard = next(flat)
-        renamed[t.index] = (guard, {j: next(flat) for j in t.updates})
-    out = []
-    for t in terms:
-        image = at[(t.step.name, _permute_args(enc, t.args, t.step, perm))]
-        image_guard, image_updates = renamed[image.index]
-        differ = []
-        for j in sorted(set(image.updates) | {j for j, k in enumerate(src) if k in t.updates}):
-            mine = t.updates.get(src[j], wide[src[j]])
-            if remap[j] and not _is_bool_slot(enc.layout.slots[j]):
-                mine = _remap(mine, perm)
-            theirs = image_updates[j] if j in image_updates else wide_pi[j]
-            differ.append(_differ(mine, theirs))
-        moved = _fast_junction([t.guard, _fast_junction(differ, False)], True) if differ else z3.BoolVal(False)
-        out.append(_fast_junction([_differ(image_guard, t.guard), moved], False))
-    return out
+    """Per step instance: where it and its renaming by ``perm`` disagree (:func:`mismatch` over the
+    encoding's own terms: selections at *none* included, so such an orbit is not reduced)."""
+    return mismatch(enc, xs, perm, enc.action_terms(xs))
 
 
 def symmetric_orbits(enc: Encoding, timeout: float | None = None) -> list[bool]:

@@ -191,7 +191,7 @@ class _Trivial:
     def __init__(self, protocol: Protocol, b: Bounds, lemma: Lemma, assume: Sequence[Lemma]) -> None:
         import z3
 
-        from deferral.checks.symbolic.encoding import encode
+        from deferral.checks.terms.encoding import encode
         from deferral.checks.symbolic.induction import instances
 
         self.enc, self.lemma, self.z3 = encode(protocol, b, check=False), lemma, z3
@@ -320,7 +320,7 @@ def shortened(protocol: Protocol, small: Bounds, extra: Sequence[Lemma], timeout
     larger bounds, where Houdini's queries over all of ``extra`` cost a minute (6 VCPUs, two address
     spaces) and over a short set seconds; None if ``extra`` does not prove it at ``small``. Nothing is
     proved here for other bounds: Houdini and induction there decide."""
-    from deferral.checks.symbolic.encoding import encode
+    from deferral.checks.terms.encoding import encode
     from deferral.checks.symbolic.induction import check_inductive, houdini
     from deferral.model.invariant import invariant_for
 
@@ -389,7 +389,7 @@ def _proof_at(protocol: Protocol, small: Bounds, at: Bounds, extra: Sequence[Lem
               left: Callable[[], float | None]) -> tuple[list[Lemma], str]:
     """The shipped lemmas and ``extra``: Houdini and induction at ``small``, shortened there (:func:`trim`),
     then that short proof checked at ``at`` (all of them again where it does not carry over)."""
-    from deferral.checks.symbolic.encoding import encode
+    from deferral.checks.terms.encoding import encode
     from deferral.checks.symbolic.induction import check_inductive, houdini
     from deferral.model.invariant import invariant_for
 

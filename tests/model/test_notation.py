@@ -10,7 +10,7 @@ import pytest
 
 from deferral.checks.explicit.search import search
 from deferral.checks.symbolic.bmc import bmc
-from deferral.checks.symbolic.encoding import encode
+from deferral.checks.terms.encoding import encode
 from deferral.model import BOOL, PAGE, REFERENCE, VCPU, Bounds, Enum, Property, Protocol, Queue, Var, step
 from deferral.model.concrete import Model
 from deferral.model.reference import PC, IDLE, SDWAIT

@@ -125,7 +125,7 @@ def test_check_at_two_spaces_writes_space_arguments(cli, tmp_path: Path) -> None
 
 def test_bmc_length_equals_the_search_and_induction_proves_with_spaces() -> None:
     from deferral.checks.symbolic.bmc import bmc
-    from deferral.checks.symbolic.encoding import encode
+    from deferral.checks.terms.encoding import encode
     from deferral.checks.symbolic.prove import prove
 
     found = bmc(encode(PUBLISHED["switch-no-drain"], Bounds(1, 1, 1, 1, 2)), 8)

@@ -18,6 +18,7 @@ def check_json(result: SearchResult) -> dict[str, Any]:
         "variant": result.variant,
         "bounds": result.bounds.as_dict(),
         "symmetry": result.symmetry,
+        "symmetry_basis": result.symmetry_basis,
         "states": result.states,
         "transitions": result.transitions,
         "depth": result.depth,

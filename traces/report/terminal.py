@@ -87,11 +87,16 @@ def coverage_table(result: SearchResult) -> Table | None:
     return table
 
 
+#: What a reduced search of a variant rests on, said after "symmetry on" (nothing for a published protocol).
+SYMMETRY_BASIS = {"proved": " (proved exact for this variant by Z3)",
+                  "sampled": " (checked for this variant on sampled states: Z3 could not evaluate its steps)"}
+
+
 def print_check(console: Console, result: SearchResult) -> None:
     """The verdict of a check: figures, each property, any counterexample, then the coverage table."""
     model = result.model
     assert model is not None, "a search result carries its model"
-    sym = "on" if result.symmetry else "off"
+    sym = ("on" + SYMMETRY_BASIS.get(result.symmetry_basis or "", "")) if result.symmetry else "off"
     console.print(
         f"[bold]{result.variant}[/] at {result.bounds.short()}, symmetry {sym}: "
         f"{result.states:,} states, {result.transitions:,} transitions, depth {result.depth}, "

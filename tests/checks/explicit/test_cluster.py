@@ -130,6 +130,16 @@ def test_missing_ray_is_bad_input(cli: Any, monkeypatch: pytest.MonkeyPatch) -> 
     assert run.code == 2 and "deferral[cluster]" in run.err
 
 
+def test_a_variant_that_treats_a_vcpu_differently_is_refused_before_the_cluster_starts(cli, tmp_path: Path) -> None:
+    """--cluster searched a variant up to symmetry with no guard: VCPU 0 skipping its IPI flush 'held'."""
+    from tests.checks.explicit.test_symmetry_guard import DEEP_ASYMMETRY_FILE
+
+    variant = tmp_path / "vcpu0.py"
+    variant.write_text(DEEP_ASYMMETRY_FILE)
+    run = cli("check", "--cluster", "local:2", "--variant-file", str(variant))
+    assert run.code == 2 and "does not treat its VCPUs alike" in run.err and "--no-symmetry" in run.err
+
+
 def test_plain_check_does_not_import_ray() -> None:
     code = ("import sys\nfrom deferral.cli.main import main\nrc = main(['check', '--json'])\n"
             "assert 'ray' not in sys.modules, 'ray imported'\nsys.exit(rc)")

@@ -9,6 +9,8 @@ import pytest
 
 from deferral.checks.explicit import cbuild, fused, fusedcanon, jit, packing, vectorized
 from deferral.checks.explicit.expand import Expander
+from deferral.checks.explicit.explore import explore
+from deferral.checks.explicit.numpy_ops import successors
 from deferral.checks.explicit.packing import Packer
 from deferral.checks.explicit.vectorized import explore_vectorized, reachable_levels
 from deferral.model import REFERENCE, Bounds
@@ -106,10 +108,38 @@ def test_out_of_domain_write_raises_the_steps_error(monkeypatch: pytest.MonkeyPa
         with monkeypatch.context() as m:
             _always_fused(m)
             m.setenv(jit.ENV, env)
-            with pytest.raises(StepError, match=r"step fill\(.*\) in bad: wrote \d+ to .*outside its domain") as err:
+            with pytest.raises(StepError, match=r"step fill\(.*\) in bad.*: wrote \d+ to .*outside its domain.*; state") as err:
                 explore_vectorized(variant, Bounds(2, 1, 1, 1), workers=1)
             messages.append(str(err.value))
     assert messages[0] == messages[1]
+
+
+def test_a_read_at_an_index_out_of_range_raises_the_concrete_models_error_on_every_path(monkeypatch, lost_cur) -> None:
+    """The fused loop, the compiled kernels and numpy select among a variable's elements: a read at an
+    index naming none (``none`` as a VCPU) read some element instead, so check answered on a system
+    the concrete model refuses ("holds", liveness violated in 3 steps); plain raised. Now every path
+    raises the plain engine's error, located at the same state."""
+    variant = lost_cur  # take_ipi forgets its initiator from Idle (conftest.py)
+    bounds = Bounds(2, 1, 1, 1)
+    with pytest.raises(StepError) as plain:
+        explore(Model(variant, bounds))
+    assert "index out of range: pg[2]" in str(plain.value)
+    for env in ("1", "0"):  # the fused loop, then the kernels and numpy path
+        with monkeypatch.context() as m:
+            _always_fused(m)
+            m.setenv(jit.ENV, env)
+            with pytest.raises(StepError) as err:
+                explore_vectorized(variant, bounds, workers=1)
+        assert str(err.value) == str(plain.value)
+    # the numpy path alone (where the kernels cannot trace a step): VCPU 1 handling an IPI with no initiator
+    model = Model(variant, bounds)
+    shown = model.to_json(model.initial)
+    shown["pc"] = ["SdWait", "Ipi"]
+    rows = np.array([model.layout.from_json(shown)], dtype=np.int16)
+    ack = next(a for a in model.actions if a.step.name == "ack_ipi" and a.args == (1,))
+    with pytest.raises(StepError, match="index out of range"):
+        successors(model.layout, variant.procedure_table, rows, np.array([0]), ack.step, ack.args, "ack_ipi(1)",
+                   variant.name)
 
 
 @pytest.mark.parametrize("name", ["reference", "drain-local-only", "wait-irqs-off"])

@@ -166,3 +166,12 @@ def test_output_paths_are_refused_before_the_walks(cli, tmp_path: Path, flag: st
     assert r.code == 2, r
     assert flag in r.err and r.err.count("\n") == 1
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+def test_a_read_at_an_index_out_of_range_is_the_concrete_models_error_naming_the_state(lost_cur) -> None:
+    """The walks' kernels select among a variable's elements: a read through ``none`` read one of them and
+    simulate answered "nothing found" (exit 3) for a variant the concrete model refuses."""
+    from deferral.model.context import StepError
+
+    with pytest.raises(StepError, match=r"index out of range: pg\[2\]; state"):
+        simulate(Model(lost_cur, Bounds(2, 1, 1, 1)), seed=0, depth=30, walks=2048, time_limit=60, workers=1)

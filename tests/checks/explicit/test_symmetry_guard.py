@@ -11,8 +11,11 @@ import pytest
 
 from deferral.checks.explicit.search import search
 from deferral.checks.explicit.symmetry_guard import check_symmetry
-from deferral.model import PUBLISHED, REFERENCE, Bounds
-from deferral.model.reference import enqueue_notice
+from deferral.checks.terms.vcpu_symmetry import instance_disagreement, prove_vcpu_symmetry
+from deferral.model import PAGE, PUBLISHED, REFERENCE, SPACE, Bounds
+from deferral.model.concrete import Model
+from deferral.model.protocol import Property
+from deferral.model.reference import enqueue_notice, no_stale_translation
 from deferral.model.variants import AsymmetricProtocol
 
 ASYMMETRIC_FILE = '''"""VCPU N-1's deferred writes are not queued."""
@@ -110,3 +113,55 @@ def test_commands_without_a_symmetry_flag_search_an_asymmetric_variant_without_s
     from deferral.model import load_variant_file
     ex = explore(load_variant_file(variant), Bounds(2, 1, 1, 1), 30.0)
     assert ex.status == "violated" and ex.depth == 8
+
+
+# ---- the proof by Z3 (checks/terms/vcpu_symmetry.py), and the sample only where Z3 cannot evaluate ----
+
+@pytest.mark.parametrize("bounds", [(2, 1, 1, 1), (3, 1, 1, 1), (2, 1, 1, 1, 2)])
+def test_a_copy_of_every_published_protocol_is_proved_symmetric_by_z3(bounds) -> None:
+    for name, protocol in PUBLISHED.items():
+        copy = protocol.derive(f"{name}-copy", doc="the same steps, not recognised as published")
+        assert check_symmetry(copy, Bounds(*bounds)) == "proved", name
+    assert check_symmetry(REFERENCE, Bounds(2, 1, 1, 1)) == "published"
+
+
+def test_the_deep_asymmetry_is_found_at_every_bound_where_a_sample_can_miss_it() -> None:
+    """The sample missed VCPU 0's skipped flush for 3 of 20 seeds at 2,2,1,2; Z3 finds it for every state."""
+    for bounds in [(2, 2, 1, 2), (3, 2, 2, 2), (4, 1, 1, 1)]:
+        with pytest.raises(AsymmetricProtocol, match=r"ack_ipi\(\d\) in a state and ack_ipi\(\d\) in that state renamed"):
+            check_symmetry(DEEP_ASYMMETRY, Bounds(*bounds))
+    # found by Z3 (not the sample), on a state the concrete model confirms
+    proof = prove_vcpu_symmetry(DEEP_ASYMMETRY, Bounds(2, 2, 1, 2))
+    assert proof.status == "asymmetric" and proof.state is not None and proof.perm is not None
+    model = Model(DEEP_ASYMMETRY, Bounds(2, 2, 1, 2))
+    action = next(a for a in model.actions if proof.reason.startswith(a.label() + " "))
+    assert instance_disagreement(model, action, proof.state, proof.perm)
+
+
+def _only_vcpu0_fresh(s: Any, sp: int, p: int) -> Any:
+    """VCPU 0 alone must not keep a stale translation: a property that names a VCPU."""
+    return no_stale_translation(s, 0, sp, p)
+
+
+def test_a_property_that_names_a_vcpu_is_refused() -> None:
+    """A reduced search checks a property on one state per orbit: right only if the property holds of a
+    state iff of every renaming of it. The sample never looked at properties."""
+    variant = REFERENCE.derive("vcpu0-only", replace_properties=[
+        Property("no_stale_translation", "invariant", (("s", SPACE), ("p", PAGE)), _only_vcpu0_fresh)])
+    with pytest.raises(AsymmetricProtocol, match="property no_stale_translation (holds|fails) in a state and (fails|holds) in the state renamed"):
+        check_symmetry(variant, Bounds(2, 1, 1, 1))
+
+
+def test_where_z3_cannot_evaluate_a_step_the_sample_decides() -> None:
+    """A step that branches in Python on a state value runs on ints (check) but not on Z3 terms."""
+
+    def pages_written_first(s: Any, i: Any, p: Any, sp: Any = 0) -> None:
+        if s.tlb[i][p] == 0:  # a Python branch on a state value: fine on ints, refused on Z3 terms
+            enqueue_notice(s, i, p, sp)
+        else:
+            enqueue_notice(s, i, p, sp)
+
+    variant = REFERENCE.derive("branching", procedures={"enqueue_notice": pages_written_first})
+    proof = prove_vcpu_symmetry(variant, Bounds(2, 1, 1, 1))
+    assert proof.status == "undecided" and "Z3 cannot evaluate" in proof.reason
+    assert check_symmetry(variant, Bounds(2, 1, 1, 1)) == "sampled"

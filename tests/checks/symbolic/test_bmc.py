@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from deferral.checks.symbolic.bmc import bmc, least_orientation
-from deferral.checks.symbolic.encoding import encode
+from deferral.checks.terms.encoding import encode
 from deferral.model import PUBLISHED, REFERENCE, Bounds
 from deferral.model.concrete import Model
 

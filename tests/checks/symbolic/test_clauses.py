@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from deferral.checks.symbolic import clauses
-from deferral.checks.symbolic.encoding import encode
+from deferral.checks.terms.encoding import encode
 from deferral.checks.symbolic.induction import check_inductive, houdini
 from deferral.checks.symbolic.infer import property_lemmas
 from deferral.checks.symbolic.prove import prove

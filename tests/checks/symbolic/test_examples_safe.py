@@ -9,7 +9,7 @@ import pytest
 
 from deferral.checks.explicit.search import search
 from deferral.checks.symbolic import infer as inference
-from deferral.checks.symbolic.encoding import encode
+from deferral.checks.terms.encoding import encode
 from deferral.checks.symbolic.induction import houdini
 from deferral.checks.symbolic.bmc import bmc
 from deferral.checks.symbolic.prove import broken_lemmas

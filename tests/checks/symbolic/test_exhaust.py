@@ -8,7 +8,7 @@ import pytest
 from deferral.checks.explicit.vectorized import explore_vectorized
 from deferral.checks.symbolic import exhaust
 from deferral.checks.symbolic.bmc import BmcSearch
-from deferral.checks.symbolic.encoding import encode
+from deferral.checks.terms.encoding import encode
 from deferral.checks.symbolic.prove import prove
 from deferral.model import PUBLISHED, REFERENCE, Bounds
 

@@ -18,7 +18,7 @@ from deferral.checks.symbolic.generalize import Literal, Template, generalize, l
 from deferral.checks.symbolic.induction import check_inductive, houdini
 from deferral.checks.symbolic.pdr import pdr
 from deferral.checks.symbolic.prove import infer_bounds, prove
-from deferral.checks.symbolic.encoding import encode
+from deferral.checks.terms.encoding import encode
 from deferral.cli.main import main
 from deferral.model import PUBLISHED, REFERENCE, Bounds
 from deferral.model.concrete import Model

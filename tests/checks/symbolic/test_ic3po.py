@@ -172,7 +172,7 @@ def test_one_row_per_orbit_matches_as_every_image() -> None:
 def test_houdini_stops_at_its_deadline() -> None:
     import time
 
-    from deferral.checks.symbolic.encoding import encode
+    from deferral.checks.terms.encoding import encode
     from deferral.checks.symbolic.induction import houdini
 
     enc = encode(REFERENCE, Bounds(2, 1, 1, 1), check=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from deferral.checks.symbolic.induction import check_inductive, houdini
-from deferral.checks.symbolic.encoding import encode
+from deferral.checks.terms.encoding import encode
 from deferral.model import PUBLISHED, REFERENCE, Bounds
 from deferral.model.concrete import Model
 from deferral.model.invariant import INVARIANT, without

@@ -13,7 +13,7 @@ import pytest
 from deferral.checks.explicit.vectorized import reachable_levels
 from deferral.checks.symbolic import infer as inference
 from deferral.checks.symbolic.induction import check_inductive
-from deferral.checks.symbolic.encoding import encode
+from deferral.checks.terms.encoding import encode
 from deferral.cli.main import main
 from deferral.model import PUBLISHED, REFERENCE, Bounds
 from deferral.model.concrete import Model

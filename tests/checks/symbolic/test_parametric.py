@@ -19,7 +19,7 @@ import pytest
 import z3
 
 from deferral.checks.symbolic import parametric as P
-from deferral.checks.symbolic.encoding import EncodingError
+from deferral.checks.terms.encoding import EncodingError
 from deferral.model import PUBLISHED, REFERENCE, Bounds
 from deferral.model.concrete import Model
 from deferral.model.invariant import invariant_for

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from deferral.checks.symbolic.pdr import pdr
-from deferral.checks.symbolic.encoding import encode
+from deferral.checks.terms.encoding import encode
 from deferral.cli.main import main
 from deferral.model import PUBLISHED, REFERENCE, Bounds
 from deferral.traces.format import load

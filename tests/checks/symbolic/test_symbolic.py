@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import z3
 
-from deferral.checks.symbolic.encoding import Encoding, EncodingError, encode
+from deferral.checks.terms.encoding import Encoding, EncodingError, encode
 from deferral.model import PUBLISHED, REFERENCE, Bounds
 from deferral.model.concrete import Model
 
@@ -221,7 +221,7 @@ def test_prove_on_a_broken_variant_file_is_one_line_exit_2(name: str, tmp_path: 
 
 
 def test_sym_refuses_truth_testing_but_computes() -> None:
-    from deferral.checks.symbolic.encoding import BranchError, Sym
+    from deferral.checks.terms.encoding import BranchError, Sym
     a, b = Sym(z3.BitVec("a", 4)), Sym(z3.Bool("b"))
     for value in (a == a, a == 1, b == b, b, a != 0, ~b, (a < 2) & b):
         assert isinstance(value, Sym) and isinstance(value.term, z3.BoolRef)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from deferral.checks.symbolic import symmetry
-from deferral.checks.symbolic.encoding import encode
+from deferral.checks.terms.encoding import encode
 from deferral.checks.symbolic.induction import check_inductive, houdini
 from deferral.checks.symbolic.prove import prove
 from deferral.model import PUBLISHED, REFERENCE, Bounds

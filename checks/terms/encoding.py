@@ -523,16 +523,21 @@ class Encoding:
         return path
 
 
-def crosscheck(enc: Encoding, max_states: int = 24) -> None:
+def crosscheck(enc: Encoding, max_states: int = 24,
+               over: tuple[Sequence[Any], Sequence[ActionTerms]] | None = None) -> None:
     """Compare the Z3 terms with the concrete model on the first states of a BFS.
 
     A second net behind :class:`Sym` (which refuses Python ``if`` on a state value): any
     other way a step could evaluate differently over Z3 terms is caught on the states it
-    is tried on; raises EncodingError naming the step.
+    is tried on; raises EncodingError naming the step. ``over``: the state variables and
+    every step instance's terms over them, where the caller has them (else the encoding's).
     """
     model = enc.model
-    xs = enc.state("cc")
-    terms = enc.action_terms(xs)
+    if over is None:
+        xs = enc.state("cc")
+        terms = enc.action_terms(xs)
+    else:
+        xs, terms = over[0], list(over[1])
     frontier, seen = [model.initial], {model.initial}
     flat = [term for t in terms for term in (t.guard, *t.updates.values())]
     while frontier and len(seen) <= max_states:
