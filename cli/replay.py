@@ -114,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
                 report = replay(trace, protocol, progress=progress)
             except BoundsError as exc:  # a bound the protocol does not declare, or outside its range
                 raise UsageError(f"{args.file}: bad bounds for {protocol.name}: {exc}") from None
+            except TraceError as exc:  # what the trace claims does not fit the protocol (a property it lacks)
+                raise UsageError(f"{args.file}: {exc}") from None
     except TimeLimitReached as exc:
         steps, violations = reached
         broke = (f"first violation after step {violations[0][0]}: {violations[0][1].describe()}" if violations

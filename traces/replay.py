@@ -73,6 +73,11 @@ def replay(trace: Trace, protocol: Protocol, *,
            progress: Callable[[int, list[tuple[int, Violation]]], None] | None = None) -> ReplayReport:
     """Re-execute ``trace`` on ``protocol`` at the trace's bounds; ``progress(steps replayed,
     violations so far)`` after each step (for a caller whose time limit may cut the replay)."""
+    known = [p.name for p in protocol.properties]
+    for named in (trace.prop, (trace.expected or {}).get("property")):
+        if named is not None and named not in known:
+            raise TraceError(f"the trace names property {named!r}, which {protocol.name} does not have "
+                             f"(its properties: {', '.join(known)})")
     model = Model(protocol, trace.bounds)
     state = model.initial
     path: Path = [(None, state)]
