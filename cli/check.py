@@ -68,7 +68,7 @@ def register(sub: Any) -> None:
                         "available when it starts)")
     p.add_argument("--checkpoint", metavar="DIR",
                    help="save the search into DIR at BFS level boundaries (atomically; see --resume)")
-    p.add_argument("--checkpoint-every", type=positive(float), default=60.0, metavar="S",
+    p.add_argument("--checkpoint-every", type=positive(float), default=None, metavar="S",
                    help="seconds at least between checkpoints (default 60; also one at the end of the "
                         "search and one when a limit stops it)")
     p.add_argument("--resume", metavar="DIR",
@@ -109,7 +109,9 @@ def run(args: argparse.Namespace) -> int:
                 raise UsageError(f"--checkpoint {args.checkpoint}: holds {checkpoint.describe(args.checkpoint)}; "
                                  f"go on from it with --resume {args.checkpoint}, or give another folder")
             persist["checkpoint_dir"] = args.checkpoint
-        persist["checkpoint_every"] = args.checkpoint_every
+        persist["checkpoint_every"] = 60.0 if args.checkpoint_every is None else args.checkpoint_every
+    elif args.checkpoint_every is not None:
+        raise UsageError("--checkpoint-every needs --checkpoint DIR (or --resume DIR)")
     if args.spill_above and not args.work_dir:
         raise UsageError("--spill-above needs --work-dir")
     if args.work_dir:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import time
 from contextlib import contextmanager
@@ -210,17 +211,39 @@ def naming_source(*protocols: Protocol) -> Iterator[None]:
         raise StepError(f"{text} (variant file {files[0] if len(files) == 1 else ' or '.join(files)})") from None
 
 
+#: The attributes that name a file the command reads (a variant file, a trace): never an output.
+INPUT_FILES = ("variant_file", "file", "baseline", "candidate")
+
+
 def check_outputs(args: argparse.Namespace, *flags: str) -> None:
-    """Every output path among ``flags`` (attribute names) can take a file: checked before the work."""
+    """Every output path among ``flags`` (attribute names) can take a file: checked before the work.
+    Two outputs naming one file (one would replace the other) and an output naming a file the
+    command reads (``--html`` over the variant file or the trace replayed) are bad input too."""
     from deferral.traces.files import OutputPathError, check_output_path
 
+    seen: dict[str, str] = {}
+    inputs = {_same_file_key(v): v for name in INPUT_FILES
+              if isinstance(v := getattr(args, name, None), str) and os.path.isfile(v)}
     for name in flags:
         value = getattr(args, name, None)
         if value is not None:
+            flag = "--" + name.replace("_", "-")
             try:
-                check_output_path(value, "--" + name.replace("_", "-"))
+                check_output_path(value, flag)
             except OutputPathError as exc:
                 raise UsageError(str(exc)) from None
+            key = _same_file_key(value)
+            if key in seen:
+                raise UsageError(f"{seen[key]} and {flag} name the same file {value}: give each its own")
+            if key in inputs:
+                raise UsageError(f"{flag} {value}: is an input of this command ({inputs[key]}); "
+                                 "writing there would replace it")
+            seen[key] = flag
+
+
+def _same_file_key(path: str) -> str:
+    """One key for every spelling of a path (relative, with ./ or .., through symlinks)."""
+    return os.path.realpath(path)
 
 
 def console(*, stderr: bool = False, width: int | None = None) -> Any:

@@ -28,6 +28,12 @@ from deferral.model.concrete import Model
 
 MAX_DEPTH = 40
 
+#: The flags that tune one kind of path, with their defaults; a flag given for another mode is
+#: refused (it would be ignored, and a user reading the result would think it applied).
+DEFAULTS: dict[str, Any] = {"length": 30, "seed": 0, "max_steps": 200_000, "max_states": 500_000, "no_prune": False}
+APPLIES_TO = {"length": ("random_walks",), "seed": ("random_walks",), "max_steps": ("depth", "random_walks"),
+              "max_states": ("counterexamples",), "no_prune": ("depth",)}
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("conform", help="check the engine against the model step by step",
@@ -38,13 +44,18 @@ def register(subparsers: Any) -> None:
     mode.add_argument("--depth", type=int, metavar="D", help=f"every path up to D steps (1..{MAX_DEPTH})")
     mode.add_argument("--random-walks", type=int, metavar="K", help="K seeded random walks")
     mode.add_argument("--counterexamples", action="store_true", help="the variant's shortest counterexample")
-    p.add_argument("--length", type=int, default=30, metavar="L", help="steps per random walk (default 30)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random walks (default 0)")
-    p.add_argument("--max-steps", type=int, default=200_000, help="engine steps at most (--depth; default 200000)")
-    p.add_argument("--max-states", type=int, default=500_000,
-                   help="model states at most when searching a counterexample (default 500000)")
-    p.add_argument("--time-limit", type=seconds(), default=None, help="seconds at most (--depth, --counterexamples)")
-    p.add_argument("--no-prune", action="store_true", help="--depth: follow every path, even to explored states")
+    p.add_argument("--length", type=int, default=None, metavar="L",
+                   help=f"steps per random walk (--random-walks; default {DEFAULTS['length']})")
+    p.add_argument("--seed", type=int, default=None,
+                   help=f"seed of the random walks (--random-walks; default {DEFAULTS['seed']})")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help=f"engine steps at most (--depth, --random-walks; default {DEFAULTS['max_steps']})")
+    p.add_argument("--max-states", type=int, default=None,
+                   help="model states at most when searching a counterexample "
+                        f"(--counterexamples; default {DEFAULTS['max_states']})")
+    p.add_argument("--time-limit", type=seconds(), default=None, help="seconds at most (every mode)")
+    p.add_argument("--no-prune", action="store_true", default=None,
+                   help="--depth: follow every path, even to explored states")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.set_defaults(func=run)
 
@@ -52,6 +63,13 @@ def register(subparsers: Any) -> None:
 def _validate(args: argparse.Namespace) -> None:
     if args.depth is None and args.random_walks is None and not args.counterexamples:
         raise UsageError("say which paths: --depth D, --random-walks K or --counterexamples")
+    mode = "depth" if args.depth is not None else "random_walks" if args.random_walks is not None else "counterexamples"
+    for name, modes in APPLIES_TO.items():
+        if getattr(args, name) is not None and mode not in modes:
+            flag, wanted = "--" + name.replace("_", "-"), " or ".join("--" + m.replace("_", "-") for m in modes)
+            raise UsageError(f"{flag} applies to {wanted}, not to --{mode.replace('_', '-')}")
+        if getattr(args, name) is None:
+            setattr(args, name, DEFAULTS[name])
     if args.depth is not None and not 1 <= args.depth <= MAX_DEPTH:
         raise UsageError(f"--depth must be from 1 to {MAX_DEPTH}, got {args.depth}")
     if args.random_walks is not None and not 1 <= args.random_walks <= 1_000_000:
@@ -76,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
         report = conform_depth(model, spec, args.depth, max_steps=args.max_steps, time_limit=args.time_limit,
                                prune=not args.no_prune)
     elif args.random_walks is not None:
-        report = conform_random(model, spec, args.random_walks, args.length, args.seed)
+        report = conform_random(model, spec, args.random_walks, args.length, args.seed, max_steps=args.max_steps,
+                                time_limit=args.time_limit)
     else:
         report = conform_counterexamples(model, spec, max_states=args.max_states, time_limit=args.time_limit)
     if args.json:
@@ -111,7 +130,10 @@ def _human(r: ConformReport) -> str:
         lines.append("  no counterexample: the variant's properties hold at these bounds")
     if r.stopped_by and r.mode == "counterexamples":
         how = {"max-states": "its --max-states", "time-limit": "its --time-limit"}.get(r.stopped_by, r.stopped_by)
-        lines.append(f"  the model's search stopped at {how} before deciding {', '.join(r.undecided) or 'every property'}: "
+        covered = (f" ({r.model_search['states']:,} states, depth {r.model_search['depth']})"
+                   if r.model_search else "")
+        lines.append(f"  the model's search stopped at {how}{covered} before deciding "
+                     f"{', '.join(r.undecided) or 'every property'}: "
                      "a counterexample of it, if any, was not driven (raise --max-states or --time-limit)")
     elif r.stopped_by:
         lines.append(f"  stopped by {r.stopped_by}: not every path was checked")

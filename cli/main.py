@@ -157,8 +157,10 @@ def _main(argv: Sequence[str] | None) -> int:
             json_out = bool(getattr(args, "json", False))
             if not getattr(args, "func", None):
                 raise UsageError(f"say which command: {', '.join(COMMANDS)} (deferral --help tells more)")
-            if args.command == "prove" or args.command == "regress" and getattr(args, "prove", False):
-                ctrl_c_is_pythons()  # Ctrl-C inside a Z3 query: interrupted (130), not an unknown verdict
+            if args.command in ("prove", "regress") or loaded is not None or "z3" in sys.modules:
+                # Ctrl-C inside a Z3 query (prove, and the symmetry guard's proof of a variant file's
+                # symmetry in every search): interrupted (130), not an unknown the command goes on from
+                ctrl_c_is_pythons()
             args.loaded_variant = loaded  # loaded once: the command reads it from here
             args.started = started  # the time limit counts from here (common.time_left)
             return int(args.func(args))

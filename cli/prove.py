@@ -80,6 +80,11 @@ def run(args: argparse.Namespace) -> int:
         return run_parametric(args)
     check_outputs(args, "trace_out", "invariant_out", "html", "itf", "junit")
     lemmas_text = None
+    if args.infer_first and args.method != "auto":
+        raise UsageError("--infer-first is used by --method auto only")
+    if args.no_shipped_lemmas and args.method == "induction":
+        raise UsageError("--method induction proves the shipped lemmas of model/invariant.py, which "
+                         "--no-shipped-lemmas leaves out: use --method auto, ic3po or pdr")
     if args.lemmas:
         if args.method != "auto":
             raise UsageError("--lemmas is used by --method auto only")

@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from deferral.traces.html import regress_page
-from deferral.checks.compare.regress import DEFAULT_BOUNDS, regress
+from deferral.checks.compare.regress import DEFAULT_BOUNDS, RegressReport, regress
 from deferral.cli.common import UsageError, check_outputs, console, load_variant, naming_source, seconds
-from deferral.cli.limits import deadline, grace_for
+from deferral.cli.errors import classify
+from deferral.cli.limits import TimeLimitReached, deadline, grace_for
 from deferral.model.bounds import Bounds, BoundsError
 from deferral.model.protocol import Protocol
 from deferral.traces.corpus import load_corpus
@@ -92,11 +94,26 @@ def parse_bounds(texts: list[str] | None, protocol: Protocol | None = None) -> l
 
 def run(args: argparse.Namespace) -> int:
     check_outputs(args, "junit", "html")
-    with deadline(args.time_limit, "regress", grace=grace_for(args.time_limit)):
-        return _run(args)
+    reached: list[Any] = []  # the report and corpus as far as the work got
+    try:
+        with deadline(args.time_limit, "regress", grace=grace_for(args.time_limit)):
+            report, corpus = _run(args, reached)
+    except TimeLimitReached as exc:
+        if not reached or not reached[0].verdicts:  # no bounds checked: nothing to report but the limit
+            raise
+        report, corpus = reached
+        report.stopped_by = "time-limit"
+        left = [f"at {b.short()}" for b in report.not_checked]
+        if len(report.corpus) < len(corpus):
+            left.append(f"{len(corpus) - len(report.corpus)} of {len(corpus)} corpus traces")
+        if args.prove and not report.proofs:
+            left.append("the proofs (--prove)")
+        report.not_done = left
+        print(f"deferral: {classify(exc).message}; not checked: {', '.join(left)}", file=sys.stderr)
+    return _output(args, report, corpus)
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, reached: list[Any]) -> tuple[Any, list[Any]]:
     baseline = resolve(args.baseline)
     candidate = resolve(args.candidate)
     bounds = parse_bounds(args.bounds, candidate)
@@ -111,19 +128,25 @@ def _run(args: argparse.Namespace) -> int:
     if not args.prove and args.prove_timeout != DEFAULT_PROVE_S:
         raise UsageError("--prove-timeout needs --prove")
     with naming_source(baseline, candidate):
+        report = RegressReport(baseline, candidate, list(bounds))
+        reached[:] = [report, corpus]
         try:
-            report = regress(baseline, candidate, bounds, corpus, behaviours=not args.no_behaviours)
+            regress(baseline, candidate, bounds, corpus, behaviours=not args.no_behaviours, into=report)
         except BoundsError as exc:  # a bound one side declares and the other does not
             raise UsageError(f"--bounds {' '.join(args.bounds or [])}: {exc} (give bounds both {baseline.name} "
                              f"and {candidate.name} declare)") from None
         if args.prove:
             from deferral.checks.compare.proofs import prove_both
-            from deferral.cli.limits import TimeLimitReached
 
             searched = [b for b in report.bounds if b not in {s for s, _ in report.skipped}]
             report.proofs = prove_both(baseline, candidate, searched, args.prove_timeout,
                                        hard_limit=lambda s, grace: deadline(s, "learning", grace=grace),
                                        limit_error=TimeLimitReached)
+    return report, corpus
+
+
+def _output(args: argparse.Namespace, report: Any, corpus: list[Any]) -> int:
+    """Write the files and print the report (after the time limit's alarm is off)."""
     if args.junit:
         write_atomic(args.junit, regress_junit(report))
     if args.html:

@@ -20,7 +20,8 @@ from typing import Any
 from rich.text import Text
 
 from deferral.cli.common import EXIT_DIVERGED, UsageError, check_outputs, console, protocol_from, seconds
-from deferral.cli.limits import deadline
+from deferral.cli.limits import TimeLimitReached, deadline
+from deferral.model.bounds import BoundsError
 from deferral.model.concrete import Model
 from deferral.model.protocol import Protocol
 from deferral.model.variants import PUBLISHED
@@ -101,9 +102,26 @@ def run(args: argparse.Namespace) -> int:
         trace = load(args.file)
     except TraceError as exc:
         raise UsageError(str(exc)) from None
-    with deadline(args.time_limit, "replay"):
-        protocol = protocol_for(trace, args)
-        report = replay(trace, protocol)
+    reached: list[Any] = [0, []]  # steps replayed, violations: what a time limit reports
+
+    def progress(steps: int, violations: list[Any]) -> None:
+        reached[:] = [steps, violations]
+
+    try:
+        with deadline(args.time_limit, "replay"):
+            protocol = protocol_for(trace, args)
+            try:
+                report = replay(trace, protocol, progress=progress)
+            except BoundsError as exc:  # a bound the protocol does not declare, or outside its range
+                raise UsageError(f"{args.file}: bad bounds for {protocol.name}: {exc}") from None
+            except TraceError as exc:  # what the trace claims does not fit the protocol (a property it lacks)
+                raise UsageError(f"{args.file}: {exc}") from None
+    except TimeLimitReached as exc:
+        steps, violations = reached
+        broke = (f"first violation after step {violations[0][0]}: {violations[0][1].describe()}" if violations
+                 else "no property violated up to there")
+        exc.args = (f"{exc.args[0]} after {steps:,} of {len(trace.steps):,} steps replayed ({broke})",)
+        raise
     if report.divergence is not None and report.divergence.malformed:
         raise UsageError(f"{args.file}: {report.divergence.describe()}")
     code, line = verdict(report)

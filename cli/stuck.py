@@ -20,6 +20,7 @@ a dropped interrupt is sent again a moment later, until it lands where it unwind
 from __future__ import annotations
 
 import os
+import select
 import signal
 import sys
 import threading
@@ -129,7 +130,13 @@ def _noting(handled: threading.Event, previous: Callable[..., Any]) -> Callable[
 
 def _watch(read_end: int, handled: threading.Event, on_stuck: Callable[[int], None], grace: float,
            watched: set[int]) -> None:
+    taken: int | None = None  # the last signal whose handler ran while the command still runs
     while True:
+        if taken is not None:  # its exception may have been swallowed (see resend_after)
+            ready, _, _ = select.select([read_end], [], [], resend_after(grace))
+            if not ready:
+                handled.clear()  # sent again: watched as a new signal (the handler sets it)
+                os.kill(os.getpid(), taken)
         try:
             data = os.read(read_end, 64)
         except OSError:
@@ -141,16 +148,28 @@ def _watch(read_end: int, handled: threading.Event, on_stuck: Callable[[int], No
             handled.clear()  # not taken after all: watched again as a new signal (the handler sets it)
             os.kill(os.getpid(), again)
         hits = [b for b in data if b in watched]
+        if hits and handled.is_set():  # the handler ran already
+            taken = hits[0]
         if not hits or handled.is_set():
             continue
         interrupt_native_work()
         if handled.wait(grace):
+            taken = hits[0]
             continue
         signum = hits[0]
         try:
             on_stuck(signum)
         finally:
             os._exit(_WATCHED[signum])
+
+
+def resend_after(grace: float) -> float:
+    """Seconds after a signal's handler ran, with the command still running, before the signal is
+    sent again, and again after as long: its exception may have been swallowed on the way, as a
+    ctypes.ArgumentError (raised inside a C call's argument conversion) that code catching a user's
+    errors took for one, and the command went on for good. Longer than any clean-up should take
+    (a clean-up cut by it still ends the command by the same signal)."""
+    return 2 * grace
 
 
 def _signal_of(exc: BaseException | None) -> int | None:

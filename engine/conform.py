@@ -125,6 +125,8 @@ class ConformReport:
     counterexamples: list[dict[str, Any]] = field(default_factory=list)
     #: --counterexamples: properties the model's search stopped before deciding (no counterexample driven)
     undecided: list[str] = field(default_factory=list)
+    #: --counterexamples: what the model's search covered ({"states", "depth", "complete"})
+    model_search: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -174,15 +176,19 @@ class _Checker:
                 return False
         return True
 
-    def drive(self, st: Stepper, choose: Callable[[State], Action | None], steps: int) -> None:
+    def drive(self, st: Stepper, choose: Callable[[State], Action | None], steps: int,
+              stop: Callable[[], bool] = lambda: False) -> None:
         """From the initial state, take up to ``steps`` actions that ``choose`` picks in both the
         model and the engine: the states are compared at the start and after each step, the
-        enabled steps before each step and at the end; the first disagreement is recorded."""
+        enabled steps before each step and at the end; the first disagreement is recorded.
+        ``stop()`` true before a step ends the path there (a work limit)."""
         state, path = self.model.initial, []
         if not self.compare_state(state, st, 0, "initial", []):
             return
         for _ in range(steps):
             if not self.compare_enabled(state, st, len(path), path):
+                return
+            if stop():
                 return
             action = choose(state)
             if action is None:
@@ -276,8 +282,10 @@ def record(model: Model, engine: EngineSpec, actions: list[Action], *, snapshots
     return recorder.trace()
 
 
-def conform_random(model: Model, engine: EngineSpec, walks: int, length: int, seed: int) -> ConformReport:
-    """``walks`` seeded random walks of up to ``length`` steps each."""
+def conform_random(model: Model, engine: EngineSpec, walks: int, length: int, seed: int, *,
+                   max_steps: int | None = None, time_limit: float | None = None) -> ConformReport:
+    """``walks`` seeded random walks of up to ``length`` steps each, stopped (``stopped_by``)
+    after ``max_steps`` engine steps or ``time_limit`` seconds; ``paths`` counts the walks begun."""
     report, checker, _, t0 = _start(model, engine, "random-walks")
     rng = random.Random(f"deferral-conform/{seed}")
 
@@ -285,12 +293,19 @@ def conform_random(model: Model, engine: EngineSpec, walks: int, length: int, se
         enabled = [a for a in model.actions if model.enabled(state, a)]
         return rng.choice(enabled) if enabled else None
 
+    def limit() -> bool:
+        if max_steps is not None and report.steps >= max_steps:
+            report.stopped_by = "max-steps"
+        elif time_limit is not None and time.monotonic() - t0 > time_limit:
+            report.stopped_by = "time-limit"
+        return report.stopped_by is not None
+
     for _ in range(walks):
-        if report.mismatch is not None:
+        if report.mismatch is not None or limit():
             break
-        checker.drive(Stepper.fresh(model, engine), pick, length)
+        checker.drive(Stepper.fresh(model, engine), pick, length, limit)
         report.paths += 1
-    report.complete = report.mismatch is None
+    report.complete = report.mismatch is None and report.stopped_by is None
     report.elapsed_s = round(time.monotonic() - t0, 3)
     return report
 
@@ -366,6 +381,7 @@ def conform_counterexamples(model: Model, engine: EngineSpec, *, max_states: int
     report = ConformReport("counterexamples", model.protocol.name, model.bounds.as_dict())
     t0 = time.monotonic()
     result = search(model.protocol, model.bounds, max_states=max_states, time_limit=time_limit)
+    report.model_search = {"states": result.states, "depth": result.depth, "complete": result.complete}
     for outcome in result.outcomes:
         if outcome.status == "unknown":
             report.complete = False

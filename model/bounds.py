@@ -193,6 +193,8 @@ class Bounds(Mapping[str, int]):
                 match = [d for d in decls if key.strip() in (d.name, d.letter)]
                 if not match or not value.strip().isdigit():
                     raise BoundsError(f"bounds must be values {letters} or NAME=VALUE pairs, got {text!r}")
+                if match[0].name in values:
+                    raise BoundsError(f"bounds name {match[0].name} ({match[0].letter}) twice, in {text!r}")
                 values[match[0].name] = int(value)
             return cls(decls=decls, **values)
         # values go in declaration order: every one up to the last always-shown bound is needed

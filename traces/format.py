@@ -167,6 +167,9 @@ def _from_doc(doc: Any, name: str) -> Trace:
     if not isinstance(doc, dict):
         raise TraceError(f"{name}: not a deferral trace (the top level is not a JSON object)")
     fmt = doc.get("format")
+    if fmt is None and ("states" in doc or "vars" in doc):  # ITF, but cut
+        missing = "vars" if "states" in doc else "states"
+        raise TraceError(f"{name}: an ITF trace without '{missing}' (ITF needs 'vars' and 'states')")
     if fmt != FORMAT:
         raise TraceError(f"{name}: not a deferral trace (format is {fmt!r}, expected {FORMAT!r})")
     trace = _header(doc, name)

@@ -356,7 +356,9 @@ def regress_page(report: Any, corpus: Sequence[Any] = ()) -> str:
             prows.append([esc(prow.where), *cells, status(prow.change)])
         body += ["<h2>Proofs for every N, V, F (prove --parametric)</h2>",
                  table(["concrete", "baseline", "candidate", "change"], prows)]
-    verdict = ("REGRESSION" if report.regressed else "not proved" if report.exit_code == 3 else "no regression")
+    verdict = ("REGRESSION" if report.regressed else
+               f"unknown (stopped by {report.stopped_by}; not checked: {', '.join(report.not_done)})"
+               if report.stopped_by else "not proved" if report.exit_code == 3 else "no regression")
     body.append(f'<p class="{"verdict" if report.regressed else "ok"}">{esc(verdict)}: exit code '
                 f"{report.exit_code}</p>")
     body += [timeline(v) for v in views]

@@ -130,9 +130,15 @@ def from_itf(doc: dict[str, Any], name: str) -> dict[str, Any]:
     steps: list[dict[str, Any]] = []
     model: Model | None = None
     for n, state in enumerate(states[1:], start=1):
-        smeta = state.get("#meta") if isinstance(state.get("#meta"), dict) else {}
+        smeta = state.get("#meta", {})
+        if not isinstance(smeta, dict):
+            raise ItfError(f"{name}: state {n}: '#meta' must be an object, got {type(smeta).__name__}")
         action, args = smeta.get("action"), smeta.get("args", {})
-        if not isinstance(action, str):
+        if action is not None and not isinstance(action, str):
+            raise ItfError(f"{name}: state {n}: '#meta.action' must be a step name, got {action!r}")
+        if not isinstance(args, dict):
+            raise ItfError(f"{name}: state {n}: '#meta.args' must map parameter names to integers, got {args!r}")
+        if action is None:
             if model is None:
                 model = _model_for(variant, meta["bounds"], name)
             action, args = _infer(model, shown[n - 1], shown[n], f"{name}: state {n}")

@@ -10,7 +10,7 @@ and actual values of the fields that differ; invariants are checked along the wa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from deferral.checks.explicit.reachable import goal_reachable
 from deferral.checks.results import Path
@@ -69,8 +69,15 @@ class ReplayReport:
         return "violates" if self.violated_properties else "passes"
 
 
-def replay(trace: Trace, protocol: Protocol) -> ReplayReport:
-    """Re-execute ``trace`` on ``protocol`` at the trace's bounds."""
+def replay(trace: Trace, protocol: Protocol, *,
+           progress: Callable[[int, list[tuple[int, Violation]]], None] | None = None) -> ReplayReport:
+    """Re-execute ``trace`` on ``protocol`` at the trace's bounds; ``progress(steps replayed,
+    violations so far)`` after each step (for a caller whose time limit may cut the replay)."""
+    known = [p.name for p in protocol.properties]
+    for named in (trace.prop, (trace.expected or {}).get("property")):
+        if named is not None and named not in known:
+            raise TraceError(f"the trace names property {named!r}, which {protocol.name} does not have "
+                             f"(its properties: {', '.join(known)})")
     model = Model(protocol, trace.bounds)
     state = model.initial
     path: Path = [(None, state)]
@@ -123,6 +130,8 @@ def replay(trace: Trace, protocol: Protocol) -> ReplayReport:
         state = nxt
         path.append((action, state))
         violations.extend((number, v) for v in model.violations(state))
+        if progress is not None:
+            progress(number, violations)
     final = report(None, len(trace.steps))
     for prop in _liveness_claimed(trace, protocol):
         final.liveness[prop.name] = goal_reachable(model, state, lambda m, s, p=prop: m.holds(p, s),

@@ -123,6 +123,16 @@ class RegressReport:
     searches: dict[tuple[str, Bounds], SearchResult] = field(default_factory=dict)
     skipped: list[tuple[Bounds, str]] = field(default_factory=list)  # bounds a side cannot run, and why
     proofs: list[ProofRow] = field(default_factory=list)  # --prove: each side for every N, V, F
+    #: "time-limit" when the work was cut short: only the rows above were reached
+    stopped_by: str | None = None
+    #: what the limit left undone, as text ("at N=2,V=2,F=2,Q=2", "3 of 15 corpus traces", ...)
+    not_done: list[str] = field(default_factory=list)
+
+    @property
+    def not_checked(self) -> list[Bounds]:
+        """The bounds where no verdict was reached (a time limit cut the work), skipped ones aside."""
+        done = {r.bounds for r in self.verdicts} | {b for b, _ in self.skipped}
+        return [b for b in self.bounds if b not in done]
 
     @property
     def lost(self) -> list[VerdictRow]:
@@ -142,8 +152,10 @@ class RegressReport:
 
     @property
     def exit_code(self) -> int:
-        """1 regressed; 3 a proof the baseline has is open for the candidate; else 0."""
-        return 1 if self.regressed else 3 if any(r.open for r in self.proofs) else 0
+        """1 regressed; 3 cut by a limit, or a proof the baseline has is open for the candidate; else 0."""
+        if self.regressed:
+            return 1
+        return 3 if self.stopped_by is not None or any(r.open for r in self.proofs) else 0
 
 
 def checked_search(protocol: Protocol, bounds: Bounds) -> SearchResult:
@@ -157,9 +169,11 @@ def checked_search(protocol: Protocol, bounds: Bounds) -> SearchResult:
 
 def regress(baseline: Protocol, candidate: Protocol, bounds: Sequence[Bounds] = DEFAULT_BOUNDS,
             corpus: Sequence[CorpusTrace] = (), *, behaviours: bool = True,
-            behaviour_limit: int = BEHAVIOUR_LIMIT) -> RegressReport:
-    """Compare ``candidate`` with ``baseline`` at every bounds and on every corpus trace."""
-    report = RegressReport(baseline, candidate, list(bounds))
+            behaviour_limit: int = BEHAVIOUR_LIMIT, into: RegressReport | None = None) -> RegressReport:
+    """Compare ``candidate`` with ``baseline`` at every bounds and on every corpus trace; ``into``
+    (a report of the same sides and bounds) is filled as the work goes, so that a caller whose time
+    limit interrupts it still has the rows reached."""
+    report = RegressReport(baseline, candidate, list(bounds)) if into is None else into
     for b in bounds:
         try:
             rb = checked_search(baseline, b)

@@ -148,6 +148,11 @@ def in_use(directory: str | Path) -> Iterator[None]:
             lock.truncate()
             lock.write(f"process {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
             lock.flush()
+            for stale in folder.glob(".checkpoint-*.tmp"):  # a save cut by a kill: nobody else writes here now
+                try:
+                    stale.unlink()
+                except OSError:
+                    pass
         yield
     finally:
         lock.close()  # the lock goes with the file descriptor (and with the process, on a kill)

@@ -524,6 +524,14 @@ class Houdini:
         #: (lemma name, step name, live lemma names) -> the lemmas that query needs (a bounded unsat
         #: core: checks/symbolic/relevance.py), or None; asked where no earlier proof says
         self.relevant: Callable[[str, str, list[str]], set[str] | None] | None = None
+        #: (the live candidates) -> are the ``must`` lemmas not preserved given them at a bounded
+        #: instance (checks/symbolic/relevance.py)? Asked when a ``must`` query's first seed is
+        #: undecided: a bounded counterexample is a finite model of the parametric query too, so the
+        #: property is not preserved and its other seeds (MBQI that cannot build the model: 35 s of
+        #: 38 at two spaces, PROVE.md, 5 Dec, late morning) are not spent
+        self.refuted_at: Callable[[list[Lemma]], bool] | None = None
+        self.refuted_by_bound = False  # the last run's ``broken`` came from :attr:`refuted_at`
+        self._candidates: set[str] = set()  # the names of the last run's candidates (not ``must``)
 
     def term(self, lem: Lemma, where: int) -> Any:
         key = (lem.name, where)
@@ -565,6 +573,17 @@ class Houdini:
         self._by_core = False
         r, why = z3.unknown, ""
         core = None if quick else needed()
+        if not quick and self.refuted_at is not None:  # one seed; undecided: the bounded instance first
+            r, why = self._ask(s, self.term(lem, n), live if core is None else core, each, 1)
+            self._by_core = r == z3.unsat and core is not None
+            if r == z3.unsat:
+                self._keep_core(lem, n)
+                return r, why
+            if r == z3.unknown and self.refuted_at([a for a in alive if a.name in self._candidates]):
+                self.refuted_by_bound = True
+                return r, f"{why}; not preserved at the bounded instance given the live candidates"
+            if r == z3.sat and core is None:  # a model given every live lemma: not preserved
+                return r, why
         if core is not None:
             r, why = self._ask(s, self.term(lem, n), core, each, seeds)
             self._by_core = r == z3.unsat
@@ -574,9 +593,13 @@ class Houdini:
             r2, why2 = self._ask(s, self.term(lem, n), core, each, seeds)
             if r2 == z3.unsat:
                 r, why, self._by_core = r2, why2, True
-        if r == z3.unsat and self._core is not None:
-            self._cores[(lem.name, n)] = {str(u)[len("use."):] for u in self._core}
+        if r == z3.unsat:
+            self._keep_core(lem, n)
         return r, why
+
+    def _keep_core(self, lem: Lemma, n: int) -> None:
+        if self._core is not None:
+            self._cores[(lem.name, n)] = {str(u)[len("use."):] for u in self._core}
 
     def _ask(self, s: z3.Solver, goal: Any, assume: list[Any], each: float | None = None,
              seeds: int = 2) -> tuple[Any, str]:
@@ -613,6 +636,8 @@ class Houdini:
         alive = list(every)
         count = {"queries": 0, "rounds": 0, "undecided": 0, "by_core": 0}
         self.ctis = []
+        self.refuted_by_bound = False
+        self._candidates = {lem.name for lem in candidates}
 
         def finish(broken: str | None, cti: Any = None) -> HoudiniResult:
             return HoudiniResult([lem for lem in alive if id(lem) not in names], dropped, broken,
@@ -657,6 +682,8 @@ class Houdini:
                                           (self._model, n, lem, [a for a in alive])))
                     if id(lem) in names:
                         return finish(f"{lem.name} (not preserved by {label})" if r == z3.sat
+                                      else f"{lem.name} (not preserved at a bounded instance given the live "
+                                           f"candidates; {label} undecided here)" if self.refuted_by_bound
                                       else f"{lem.name} ({label}: Z3 did not decide: {why})",
                                       self.ctis.pop()[1] if r == z3.sat else None)
                     alive.remove(lem)

@@ -184,13 +184,14 @@ def _learned(protocol: Protocol, bounds: Bounds, res: Any, shipped: bool, timeou
     learn_s = min(LEARN_S, left_s - max(1.0, LEARN_MARGIN_SHARE * timeout))
     learned_res, cut = None, ""
     enumerated_why = ""
+    sampled_at: list[Bounds] = []  # where the enumerated families' samples came from
     if learn_s >= LEARN_MIN_S:  # learning in less would overrun the limit and prove nothing
         offered = list(invariant_for(bounds)) if shipped else []  # as auto: Houdini decides
         guard = hard_limit(learn_s, 0.5 * (left_s - learn_s)) if hard_limit is not None else nullcontext()
         try:  # its own hard limit, before the command's: an overrun keeps the reasons
             with guard:
                 t0 = time.monotonic()
-                found, enumerated_why = enumerated(protocol, bounds, ENUMERATED_SHARE * learn_s)
+                found, enumerated_why, sampled_at = enumerated(protocol, bounds, ENUMERATED_SHARE * learn_s)
                 offered += found
                 learned_res = paramlearn.learn(protocol, dict(bounds), timeout=learn_s - (time.monotonic() - t0),
                                                lemmas=offered)
@@ -199,8 +200,10 @@ def _learned(protocol: Protocol, bounds: Bounds, res: Any, shipped: bool, timeou
                    f"{learn_s:.0f} s budget (a query or Houdini pass that did not end in time)")
     if learned_res is not None and learned_res.status == "proved" and learned_res.proof is not None:
         proof = learned_res.proof
+        # the learner's own samples, else (it needed none) those the enumerated families came from
+        at = [b for b, _, _ in learned_res.sampled] or sampled_at
         proof.lemma_source = ("learned: checks/symbolic/paramlearn.py (samples at "
-                              + ", ".join(b.short() for b, _, _ in learned_res.sampled) + ")"
+                              + ", ".join(b.short() for b in at) + ")"
                               + ("" if enumerated_why else ", with families enumerated over the declared sorts "
                                  "(checks/symbolic/clauses.py)"))
         return proof, ""
@@ -213,14 +216,17 @@ def _learned(protocol: Protocol, bounds: Bounds, res: Any, shipped: bool, timeou
         + (f"; seconds by part: {parts}" if parts else "") + ")")
 
 
-#: The share of the learning's budget the enumerated families (checks/symbolic/clauses.py) may take.
-ENUMERATED_SHARE = 0.5
+#: The share of the learning's budget the enumerated families (checks/symbolic/clauses.py) may take: with
+#: them, the parametric learner needs no samples and proves in 5-10 s (PROVE.md, 5 Dec, late morning);
+#: at two spaces they need 25-50 s (the first stage's rounds), so half the budget cut them at 60 s.
+ENUMERATED_SHARE = 0.75
 
 
-def enumerated(protocol: Protocol, bounds: Bounds, budget: float) -> tuple[list[Any], str]:
+def enumerated(protocol: Protocol, bounds: Bounds, budget: float) -> tuple[list[Any], str, list[Bounds]]:
     """Families enumerated over the declared sorts (checks/symbolic/clauses.py), chosen at the smallest
     and the largest instance the parametric learner samples (2,1,1 and 3,2,2 at these Q and S): what
-    the properties need there, to offer the parametric Houdini; ([], why) where that fails."""
+    the properties need there, to offer the parametric Houdini, and where they were sampled; ([], why,
+    ...) where that fails."""
     from deferral.checks.symbolic import clauses, parametric
     from deferral.checks.terms.encoding import EncodingError
 
@@ -230,7 +236,8 @@ def enumerated(protocol: Protocol, bounds: Bounds, budget: float) -> tuple[list[
     try:
         got = clauses.learn(protocol, at, stages, deadline=time.monotonic() + budget, trim_last=True)
     except (EncodingError, TimeoutError) as exc:
-        return [], f"not used ({exc})"
+        return [], f"not used ({exc})", []
+    sampled = [b for b, _, _ in got.sampled]
     if not got.ok:
-        return [], f"not used ({got.why[:200]})"
-    return list(got.lemmas), ""
+        return [], f"not used ({got.why[:200]})", sampled
+    return list(got.lemmas), "", sampled

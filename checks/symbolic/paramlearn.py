@@ -185,20 +185,32 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
     say = note or (lambda text: None)
     conc = parametric.concrete_bounds(protocol, concrete)
     log: list[str] = []
-    if data is None:
-        plan = sample_plan(protocol, conc)
-        say(f"learn: sampling reachable states at {', '.join(f'{b.short()} ({how})' for b, how in plan)}")
-        data = sample(protocol, plan, deadline=None if deadline is None else t0 + 0.25 * (timeout or 0))
-        how = dict(plan)
-    else:
-        how = {b: "given" for b in data.bounds}
-    exact = [b for b in data.bounds if how.get(b) != "walks"]  # where a diagram is refuted exactly
-    sampled = [(b, how.get(b, "exhaustive"), n) for b, n, _ in data.per_bound]
-    log.append(f"samples: {data.states} states at {', '.join(f'{b.short()} ({m})' for b, m, _ in sampled)} "
-               f"({data.elapsed_s:.1f} s)")
-    res = LearnResult("unknown", [], 0.0, conc, open_bounds(protocol), sampled=sampled, log=log)
+    res = LearnResult("unknown", [], 0.0, conc, open_bounds(protocol), log=log)
     part = res.seconds_by_part
-    part["sampling"] = data.elapsed_s if how.get(data.bounds[0]) != "given" else 0.0
+    plan = sample_plan(protocol, conc)
+    how: dict[Bounds, str] = dict(plan) if data is None else {b: "given" for b in data.bounds}
+    exact: list[Bounds] = []  # where a diagram is refuted exactly (the exhaustive samples)
+
+    def samples() -> Samples:
+        """The samples, taken on first use: with fixed candidates (``lemmas``) and no ``start``, only
+        a counterexample to induction needs them (the enumerated families of --parametric at two
+        spaces: 12.5 s of sampling for nothing, PROVE.md, 5 Dec, late morning)."""
+        nonlocal data
+        if data is None:
+            say(f"learn: sampling reachable states at {', '.join(f'{b.short()} ({how})' for b, how in plan)}")
+            now = time.monotonic()
+            data = sample(protocol, plan, deadline=None if deadline is None else now + 0.25 * max(0.0, deadline - now))
+            part["sampling"] = data.elapsed_s
+        if not res.sampled:
+            exact.extend(b for b in data.bounds if how.get(b) != "walks")
+            res.sampled = [(b, how.get(b, "exhaustive"), n) for b, n, _ in data.per_bound]
+            log.insert(0, f"samples: {data.states} states at "
+                       f"{', '.join(f'{b.short()} ({m})' for b, m, _ in res.sampled)} ({data.elapsed_s:.1f} s)")
+        return data
+
+    part["sampling"] = 0.0
+    if data is not None or start or not lemmas:
+        samples()
 
     def spent(name: str, since: float) -> None:
         part[name] = part.get(name, 0.0) + time.monotonic() - since
@@ -214,19 +226,19 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
 
     if not start and bounded_first and not lemmas:  # cheap rounds at the smallest instance, from the big samples
         t1 = time.monotonic()
-        start = _bounded(protocol, data, plan_bounds(protocol, conc)[0], res,
+        start = _bounded(protocol, samples(), plan[0][0], res,
                          None if timeout is None else BOUNDED_SHARE * timeout, say)
         spent("first stage (bounded)", t1)
     # the start families must hold in every sample (those true only at small bounds go here)
     fams: dict[str, Family] = {}
     for f in start:
-        if f.show() not in fams and _holds_in(f, data):
+        if f.show() not in fams and _holds_in(f, samples()):
             fams[f.show()] = f
     must = parametric.learned_lemmas([], protocol)
-    rel = Relevance(protocol, data.bounds[-1])
+    rel = Relevance(protocol, plan[-1][0] if data is None else data.bounds[-1])
     engine = parametric.Houdini(protocol, conc, query_s, candidate_s=CANDIDATE_S)
     engine.relevant = rel.core
-    tried: dict[int, set[tuple[int, ...]]] = {n: set() for n in range(len(data.tables))}
+    tried: dict[int, set[tuple[int, ...]]] = {}  # per table, the column sets tried (filled on first use)
     lemma_of: dict[str, Lemma] = {}
     shown_diagrams: set[str] = set()  # every diagram family proposed (never proposed again)
     strikes: dict[str, int] = {}  # bounded rounds that dropped a diagram family
@@ -242,11 +254,14 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
                 break
             t1 = time.monotonic()
             if way == "shapes":
-                got = [f for _, f in _exclusion(protocol, data, state, b, tried, protocol.layout(b), limit=PER_CTI,
+                data_ = samples()
+                for n in range(len(data_.tables)):
+                    tried.setdefault(n, set())
+                got = [f for _, f in _exclusion(protocol, data_, state, b, tried, protocol.layout(b), limit=PER_CTI,
                                                 deadline=deadline, largest=LARGEST)]
                 spent("exclusion (fixed shapes)", t1)
             else:  # the state's own diagram, minimized on the samples (three VCPUs in different roles too)
-                got = diagram_families(protocol, data, state, b, limit=PER_CTI, banned=shown_diagrams,
+                got = diagram_families(protocol, samples(), state, b, limit=PER_CTI, banned=shown_diagrams,
                                        exact=exact, deadline=deadline)
                 spent("diagrams", t1)
                 if got:
@@ -264,6 +279,17 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
         alive, broke, state = rel.houdini(families, must, deadline)
         sizes = {name: rel.at[name] for name in open_bounds(protocol)}
         return alive, (None if broke is None or state is None else (sizes, tuple(state)))
+
+    def refuted(alive: list[Lemma]) -> bool:
+        """Does the bounded Houdini over ``alive`` (the parametric Houdini's live candidates) leave a
+        counterexample to the property's induction? Then the parametric fixpoint (within the bounded
+        one) does not preserve it either: an undecided property query need not be asked again."""
+        try:
+            return bounded_cti([fams[lem.name].lemma() if lem.name in fams else lem for lem in alive])[1] is not None
+        except TimeoutError:
+            return False
+
+    engine.refuted_at = refuted
 
     patience = 1  # rounds whose undecided property query is asked again with twice the time
     for rnd in range(1, max_rounds + 1):

@@ -1031,7 +1031,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
 
     for name, what in order:
         if over():
-            why("auto", f"the time limit of {timeout:.0f} s passed before {name} and the routes after it", logged=False)
+            why("auto", f"the time limit of {timeout:.3g} s passed before {name} and the routes after it", logged=False)
             break
         done = routes.get(name, lemma_route)(name, what)
         if done is not None:
@@ -1062,7 +1062,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                           log=log)
         why(f"pdr at {bounds.short()}", f"Spacer: {r2.reason or 'no answer'} after {r2.elapsed_s:.1f} s")
     else:
-        why(f"pdr at {bounds.short()}", f"not tried (the time limit of {timeout:.0f} s passed)")
+        why(f"pdr at {bounds.short()}", f"not tried (the time limit of {timeout:.3g} s passed)")
     reason = "no route settled it: " + "; ".join(f"{route}: {clause}" for route, clause in tried.items())
     return result("unknown", route="auto", reason=reason, log=log,
                   routes_tried=[{"route": route, "reason": clause} for route, clause in tried.items()])

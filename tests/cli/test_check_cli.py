@@ -74,3 +74,24 @@ def test_replay_rejects_foreign_and_truncated_files(cli, tmp_path: Path) -> None
     cut.write_text(trace.read_text()[:200])
     result = cli("replay", str(cut))
     assert result.code == 2 and "truncated" in result.err
+
+
+def test_two_outputs_or_an_output_and_an_input_naming_one_file_are_refused(cli, tmp_path: Path) -> None:
+    """--trace-out x --itf x kept only the last one written; --html naming the variant file or the
+    trace being replayed overwrote the user's file with the report."""
+    out = tmp_path / "out.json"
+    r = cli("check", "--variant", "reload-no-drain", "--trace-out", str(out), "--itf", str(out))
+    assert r.code == 2 and "--trace-out and --itf name the same file" in r.err and not out.exists()
+    variant = tmp_path / "mine.py"
+    variant.write_text("from deferral.model import REFERENCE\nVARIANT = REFERENCE.derive('mine')\n")
+    source = variant.read_text()
+    for argv in (["check", "--variant-file", str(variant), "--html", str(variant)],
+                 ["regress", "--candidate", str(variant), "--junit", str(tmp_path / "." / "mine.py")]):
+        r = cli(*argv)
+        assert r.code == 2 and "is an input of this command" in r.err, r.err
+        assert variant.read_text() == source
+    trace = tmp_path / "cex.json"
+    assert cli("check", "--variant", "reload-no-drain", "--trace-out", str(trace)).code == 1
+    kept = trace.read_text()
+    r = cli("replay", str(trace), "--html", str(trace))
+    assert r.code == 2 and "is an input of this command" in r.err and trace.read_text() == kept

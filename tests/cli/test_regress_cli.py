@@ -157,3 +157,28 @@ def test_no_corpus_is_not_claimed_kept_when_none_was_replayed(cli) -> None:
     r = cli("regress", "--candidate", "reference", "--bounds", "1,1,1,1", "--no-corpus", "--no-behaviours")
     assert r.code == 0 and "no regression" in r.out
     assert "corpus" not in r.out.split("no regression", 1)[1]
+
+
+@pytest.mark.parametrize("candidate, code", [("drain-local-only", 1), ("reference", 3)])
+def test_a_time_limit_reports_the_bounds_it_checked(cli, tmp_path, candidate, code) -> None:
+    """--time-limit cut a regress with a bare 'time limit reached' (exit 3, nothing else), even after
+    a first bound set had shown a lost property: now the bounds checked are reported (JSON, JUnit,
+    terminal), a property lost there is a regression (1), and the bounds not checked are named."""
+    argv = ["regress", "--candidate", candidate, "--bounds", "2,1,1,1", "2,2,2,2", "--no-corpus",
+            "--no-behaviours", "--time-limit", "1"]
+    junit = tmp_path / "r.xml"
+    r = cli(*argv, "--json", "--junit", str(junit))
+    doc = json.loads(r.out)
+    assert r.code == code and doc["exit_code"] == code, r.out
+    assert doc["complete"] is False and doc["stopped_by"] == "time-limit"
+    assert doc["not_checked"] == [{"vcpus": 2, "pages": 2, "frames": 2, "queue": 2}]
+    checked = {(v["property"], v["candidate"]) for v in doc["verdicts"] if v["bounds"]["pages"] == 1}
+    assert ("no_stale_translation", "violated" if code == 1 else "holds") in checked
+    assert all(v["bounds"]["pages"] == 1 for v in doc["verdicts"])
+    cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
+    assert cases["time limit"].find("skipped") is not None and "N=2,V=2,F=2,Q=2" in \
+        cases["time limit"].find("skipped").get("message")
+    r = cli(*argv)
+    assert r.code == code
+    assert "not checked: at N=2,V=2,F=2,Q=2" in r.out
+    assert ("REGRESSION" in r.out) == (code == 1) and "no regression" not in r.out

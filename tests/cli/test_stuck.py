@@ -116,3 +116,55 @@ def test_a_signal_dropped_in_a_finalizer_is_sent_again() -> None:
     child = subprocess.run([sys.executable, "-c", body], capture_output=True, text=True, timeout=60)
     assert child.returncode == 143 and "unwound: terminated" in child.stderr, (child.stdout, child.stderr)
     assert "went on to a verdict" not in child.stdout
+
+
+SWALLOWED = """
+import time
+print("querying", flush=True)
+try:
+    time.sleep(20)
+except BaseException:  # swallowed: as `except USER_ERRORS` did with a ctypes.ArgumentError wrapping it
+    pass
+end = time.monotonic() + 20
+while time.monotonic() < end:  # the work goes on, in Python
+    pass
+print("went on to the end", flush=True)
+"""
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_whose_exception_was_swallowed_is_sent_again(sig: int, code: int) -> None:
+    """check --variant-file at 6,3,3,3,3 sent SIGTERM during the symmetry guard's Z3 proof went on
+    (the exception, raised inside a C call's argument conversion, came out as a ctypes.ArgumentError
+    that the guard took for 'Z3 cannot evaluate this step') and ran until killed: the watcher now
+    sends the signal again while the command goes on after its handler ran."""
+    rc, took, out, err = run_until_signalled(wrapped(SWALLOWED), sig)
+    assert rc == code, (out, err)
+    assert "unwound" in err and "went on to the end" not in out
+    assert took < 8
+
+
+@pytest.mark.parametrize("argv, z3_takes_it", [
+    (["check", "--max-states", "10"], None),  # a published variant: no Z3 query
+    (["check", "--max-states", "10", "--variant-file", "examples/drain_zaps.py"], False),
+    (["regress", "--candidate", "examples/drain_zaps.py", "--bounds", "1,1,1,1", "--no-corpus",
+      "--no-behaviours"], False),
+])
+def test_z3_leaves_ctrl_c_to_python_wherever_a_command_may_run_it(argv: list[str], z3_takes_it: bool | None) -> None:
+    """The symmetry guard proves a variant file's symmetry with Z3 in every search (check, regress,
+    conform, simulate's shrinking): with Z3's own Ctrl-C handling, Ctrl-C during that query made it
+    'undecided' and the command went on (only prove and regress --prove turned it off)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    body = textwrap.dedent(f"""
+        import os, sys
+        os.chdir({str(root)!r})
+        from deferral.cli.main import main
+        main({argv!r})
+        z3 = sys.modules.get("z3")
+        print("z3 ctrl_c:", None if z3 is None else z3.get_param("ctrl_c"))
+        """)
+    out = subprocess.run([sys.executable, "-c", body], capture_output=True, text=True, timeout=120).stdout
+    wanted = ("z3 ctrl_c: None", "z3 ctrl_c: false") if z3_takes_it is None else ("z3 ctrl_c: false",)
+    assert out.strip().splitlines()[-1] in wanted, out  # not loaded, or loaded and Ctrl-C left to Python

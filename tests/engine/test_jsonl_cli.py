@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,14 @@ def test_conform_cli(capsys: pytest.CaptureFixture[str]) -> None:
     ["conform", "--depth", "2", "--pages", "4"],
     ["conform", "--depth", "2", "--variant", "nope"],
     ["conform", "--depth", "2", "--time-limit", "-1"],
+    # a flag of another mode is refused, not silently ignored
+    ["conform", "--depth", "2", "--max-states", "10"],
+    ["conform", "--random-walks", "2", "--max-states", "10"],
+    ["conform", "--depth", "2", "--length", "5"],
+    ["conform", "--counterexamples", "--length", "5"],
+    ["conform", "--depth", "2", "--seed", "3"],
+    ["conform", "--random-walks", "2", "--no-prune"],
+    ["conform", "--counterexamples", "--max-steps", "10"],
 ])
 def test_bad_input_exits_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2
@@ -96,4 +105,23 @@ def test_conform_counterexamples_cut_by_max_states_names_the_properties_left_und
     assert "shootdowns_can_complete" in out and "--max-states" in out
     assert main(["conform", "--counterexamples", "--variant", "reload-no-drain", "--max-states", "2000",
                  "--json"]) == 3
-    assert json.loads(capsys.readouterr().out)["undecided"] == ["shootdowns_can_complete"]
+    report = json.loads(capsys.readouterr().out)
+    assert report["undecided"] == ["shootdowns_can_complete"]
+    # what the model's search covered before it stopped
+    assert report["model_search"]["states"] == 2000 and report["model_search"]["depth"] > 0
+
+
+def test_conform_random_walks_honour_the_time_limit_and_max_steps(capsys: pytest.CaptureFixture[str]) -> None:
+    """--time-limit and --max-steps stop random walks too (exit 3, the walks and steps done so far):
+    they were ignored there, and '--random-walks 2000 --length 50 --time-limit 2' ran 7 minutes."""
+    start = time.monotonic()
+    code = main(["conform", "--random-walks", "100000", "--length", "50", "--time-limit", "1", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert time.monotonic() - start < 10
+    assert code == 3 and report["stopped_by"] == "time-limit" and report["complete"] is False
+    assert 0 < report["paths"] < 100000 and report["steps"] > 0
+    code = main(["conform", "--random-walks", "50", "--length", "30", "--max-steps", "40", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 3 and report["stopped_by"] == "max-steps" and report["steps"] == 40
+    code = main(["conform", "--random-walks", "50", "--length", "30", "--max-steps", "40"])
+    assert code == 3 and "stopped by max-steps" in capsys.readouterr().out

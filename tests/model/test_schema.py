@@ -18,6 +18,13 @@ def test_bounds_are_validated_with_the_flag_name() -> None:
         Bounds.parse("2,1")
 
 
+@pytest.mark.parametrize("text", ["N=2,N=3", "N=2,vcpus=3"])
+def test_a_bound_named_twice_is_refused(text: str) -> None:
+    """regress --bounds N=2,N=3 ran N=3 alone: the first value was dropped without a word."""
+    with pytest.raises(BoundsError, match="twice"):
+        Bounds.parse(text)
+
+
 def test_initial_state_matches_protocol() -> None:
     model = Model(REFERENCE, Bounds(2, 2, 1, 2))
     shown = model.to_json(model.initial)

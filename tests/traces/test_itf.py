@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from deferral.model import PUBLISHED
 from deferral.traces.format import load
 from deferral.traces.itf import to_itf
@@ -48,3 +50,50 @@ def test_bad_itf_is_one_line_exit_2(cli, tmp_path: Path) -> None:
                                 "vars": ["gpt"], "states": [{"gpt": {"#map": [[1, 0]]}}]}))
     r = cli("replay", str(file))
     assert r.code == 2 and "keys 0..n-1" in r.err
+
+
+def _reload_no_drain_itf(cli, tmp_path: Path) -> dict:
+    native = tmp_path / "cex.json"
+    cli("check", "--variant", "reload-no-drain", "--trace-out", str(native))
+    return to_itf(load(native), PUBLISHED["reload-no-drain"])
+
+
+def test_a_bound_the_protocol_does_not_declare_is_bad_input_not_an_internal_error(cli, tmp_path: Path) -> None:
+    doc = _reload_no_drain_itf(cli, tmp_path)
+    doc["#meta"]["bounds"]["tickets"] = 3  # a bound of another protocol (tests/model/data/tickets.py)
+    for suffix, text in ((".itf.json", json.dumps(doc)), (".json", None)):
+        file = tmp_path / f"t{suffix}"
+        if text is None:  # the same in deferral's own format
+            native = json.loads((tmp_path / "cex.json").read_text())
+            native["bounds"]["tickets"] = 3
+            text = json.dumps(native)
+        file.write_text(text)
+        r = cli("replay", str(file), "--json")
+        assert r.code == 2, (suffix, r.out)
+        assert json.loads(r.out)["error"]["kind"] == "bad-input" and "tickets" in r.err
+        assert len(r.err.strip().splitlines()) == 1
+
+
+def test_a_state_meta_or_action_of_the_wrong_type_is_malformed(cli, tmp_path: Path) -> None:
+    for where, value in (("#meta", "write"), ("action", 3), ("args", [0, 0, 1])):
+        doc = _reload_no_drain_itf(cli, tmp_path)
+        if where == "#meta":
+            doc["states"][1]["#meta"] = value
+        else:
+            doc["states"][1]["#meta"][where] = value
+        file = tmp_path / "bad.itf.json"
+        file.write_text(json.dumps(doc))
+        r = cli("replay", str(file))
+        assert r.code == 2, (where, r.out)
+        assert "state 1" in r.err and where in r.err and len(r.err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("drop", ["vars", "states"])
+def test_an_itf_trace_missing_vars_or_states_is_named_as_such(cli, tmp_path: Path, drop: str) -> None:
+    """It was called 'not a deferral trace (format is None, expected deferral-trace/1)'."""
+    doc = _reload_no_drain_itf(cli, tmp_path)
+    del doc[drop]
+    file = tmp_path / "cut.itf.json"
+    file.write_text(json.dumps(doc))
+    r = cli("replay", str(file))
+    assert r.code == 2 and f"ITF trace without '{drop}'" in r.err and "format is None" not in r.err

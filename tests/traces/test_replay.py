@@ -120,3 +120,37 @@ def test_the_cli_shows_a_disabled_steps_guard_fields_as_read_not_as_a_trace_valu
     r = cli("replay", str(path))
     assert r.code == 4
     assert "trace None" not in r.out and "pc[0] = 'Idle'" in r.out
+
+
+def test_a_time_limit_says_how_far_the_replay_got(cli, tmp_path) -> None:
+    """It said only 'time limit reached': now how many steps replayed and whether any broke a property."""
+    import json
+
+    steps = [{"step": "write", "args": {"i": 0, "p": 0, "f": (n + 1) % 2}} for n in range(40_000)]
+    trace = tmp_path / "long.json"
+    trace.write_text(json.dumps({"format": "deferral-trace/1", "variant": "reference",
+                                 "bounds": {"vcpus": 2, "pages": 1, "frames": 1, "queue": 1}, "steps": steps}))
+    r = cli("replay", str(trace), "--time-limit", "0.3", "--json")
+    error = json.loads(r.out)["error"]
+    assert r.code == 3 and error["kind"] == "limit"
+    assert " of 40,000 steps replayed" in error["message"] and "no property violated" in error["message"]
+    assert len(r.err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("where", ["property", "expected"])
+def test_a_trace_naming_a_property_the_protocol_lacks_is_bad_input(cli, tmp_path, where: str) -> None:
+    """It replayed and said 'NOT as expected' (exit 1), as if the protocol had failed a claim it cannot make."""
+    import json
+
+    doc = {"format": "deferral-trace/1", "variant": "reference",
+           "bounds": {"vcpus": 2, "pages": 1, "frames": 1, "queue": 1},
+           "steps": [{"step": "write", "args": {"i": 0, "p": 0, "f": 1}}]}
+    if where == "property":
+        doc["property"] = "no_such_property"
+    else:
+        doc["expected"] = {"outcome": "violates", "property": "no_such_property"}
+    trace = tmp_path / "t.json"
+    trace.write_text(json.dumps(doc))
+    r = cli("replay", str(trace))
+    assert r.code == 2 and "no_such_property" in r.err and "no_stale_translation" in r.err
+    assert len(r.err.strip().splitlines()) == 1

@@ -118,6 +118,10 @@ def regress_json(report: Any) -> dict[str, Any]:
         "bounds": [b.as_dict() for b in report.bounds],
         "regressed": report.regressed,
         "exit_code": report.exit_code,
+        "complete": report.stopped_by is None,
+        "stopped_by": report.stopped_by,
+        **({"not_checked": [b.as_dict() for b in report.not_checked], "not_done": report.not_done}
+           if report.stopped_by else {}),
         **({"skipped": [{"bounds": b.as_dict(), "reason": why} for b, why in report.skipped]}
            if report.skipped else {}),
         "verdicts": [

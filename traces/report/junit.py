@@ -78,6 +78,10 @@ def regress_junit(report: Any) -> str:
                        f"shortest counterexample ({row.candidate_length} steps) in {report.candidate.name}:\n"
                        f"{steps(row.candidate_path)}"),
               skipped=text, out=text)
+    if report.stopped_by:  # the rows above are what the limit let it reach: never a silent pass
+        what = f"stopped by {report.stopped_by}; not checked: {', '.join(report.not_done)}"
+        _case(verdicts, "properties", "time limit" if report.stopped_by == "time-limit" else report.stopped_by,
+              "skipped", failure=("", "", None), skipped=what, out=what)
     _count(verdicts)
     traces = ET.SubElement(suites, "testsuite", name="corpus")
     for crow in report.corpus:

@@ -310,8 +310,14 @@ def print_regress(console: Console, report: Any) -> None:
     lost += [f"its proof for every N, V, F at {r.where}" for r in report.proofs_lost]
     unproved = [r.where for r in report.proofs if r.open]
     where = " and on the corpus" if report.corpus else ""  # --no-corpus: none was replayed
+    if report.stopped_by:
+        console.print(Text(f"? stopped by {report.stopped_by}: not checked: {', '.join(report.not_done)}",
+                           style="yellow"))
     if lost:
         console.print(Text(f"✗ REGRESSION: {c.name} loses " + "; ".join(lost), style="bold red"))
+    elif report.stopped_by:
+        console.print(Text(f"? unknown: {c.name} keeps every property {b.name} has where it was checked, "
+                           "but not everything was checked", style="yellow"))
     elif unproved:
         console.print(Text(f"? not proved: {c.name} keeps every property {b.name} has at these bounds{where}, "
                            f"but is not proved for every N, V, F at {'; '.join(unproved)}, where {b.name} "

@@ -3,6 +3,8 @@ after the last level (before the AG EF pass), then --resume: same figures and ve
 
 from __future__ import annotations
 
+import json
+
 import os
 import shutil
 import signal
@@ -175,6 +177,12 @@ def test_corrupt_or_missing_checkpoint_exit_2(tmp_path: Path, capsys: pytest.Cap
     (tmp_path / "file").write_text("x")
     assert main([*small, "--checkpoint", str(tmp_path / "file")]) == 2
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_checkpoint_every_without_a_checkpoint_folder_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    """It was accepted and ignored: a user expecting saves every 5 s got none."""
+    assert main(["check", "--checkpoint-every", "5", "--max-states", "10", "--json"]) == 2
+    assert "--checkpoint-every needs --checkpoint" in json.loads(capsys.readouterr().out)["error"]["message"]
 
 
 def test_checkpoint_file_has_normal_permissions(tmp_path: Path) -> None:
@@ -439,3 +447,18 @@ def test_a_folder_whose_file_system_has_no_locks_is_still_used(tmp_path: Path,
     assert cut.stopped_by == "max-states" and (tmp_path / "ck" / checkpoint.FILE_NAME).is_file()
     assert _summary(explore_vectorized(PUBLISHED["reference"], b, workers=1, resume_dir=str(tmp_path / "ck"))) \
         == _summary(whole)
+
+
+def test_a_save_cut_by_a_kill_leaves_no_temporary_file_behind_the_next_search(tmp_path: Path) -> None:
+    """SIGKILL during a save leaves ``.checkpoint-*.tmp`` (as big as a checkpoint); the next search that
+    holds the folder removes it, and a search in another folder leaves it alone."""
+    from deferral.checks.explicit.checkpoint import in_use
+
+    folder, other = tmp_path / "ck", tmp_path / "other"
+    folder.mkdir()
+    other.mkdir()
+    (folder / ".checkpoint-abc123.tmp").write_bytes(b"x" * 1000)
+    (other / ".checkpoint-def456.tmp").write_bytes(b"x")
+    with in_use(folder):
+        assert not list(folder.glob(".checkpoint-*.tmp"))
+    assert list(other.glob(".checkpoint-*.tmp"))

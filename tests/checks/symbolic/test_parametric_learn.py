@@ -152,3 +152,48 @@ def test_relevance_support_is_an_inductive_subset_for_the_property() -> None:
     alive, broke, _ = rel.houdini(support, must, None)
     assert broke is None and len(alive) == len(support)
     assert rel.support([], must, None) is None
+
+
+def _undecided_engine(refuted: bool) -> tuple[parametric.Houdini, list[int]]:
+    """A parametric Houdini whose solver never decides (each query counted), with a bounded check
+    that says the property is (``refuted``) or is not broken given the live candidates."""
+    import z3
+
+    engine = parametric.Houdini(REFERENCE, {"queue": 1, "spaces": 1}, candidate_s=1.0)
+    asked: list[int] = []
+
+    def never(s: object, goal: object, assume: object, each: object = None, seeds: int = 2) -> tuple[object, str]:
+        asked.append(seeds)
+        return z3.unknown, "timeout"
+
+    engine._ask = never  # type: ignore[method-assign]
+    engine.refuted_at = lambda alive: refuted
+    return engine, asked
+
+
+def test_an_undecided_property_query_stops_where_a_bounded_instance_breaks_it() -> None:
+    """Where the bounded instance has a counterexample to the property's induction given the live
+    candidates, the parametric Houdini stops at the property's first undecided seed and says so
+    (not "proved": the property is broken); where it has none, every seed is tried as before and the
+    reason is Z3's."""
+    must = parametric.learned_lemmas([], REFERENCE)
+    engine, asked = _undecided_engine(True)
+    h = engine.run([], must, timeout=60)
+    assert h.broken is not None and "not preserved at a bounded instance" in h.broken, h.broken
+    assert asked == [1] and engine.refuted_by_bound
+    engine, asked = _undecided_engine(False)
+    h = engine.run([], must, timeout=60)
+    assert h.broken is not None and "Z3 did not decide" in h.broken and not engine.refuted_by_bound, h.broken
+    assert asked[0] == 1 and sum(asked) > 1, asked
+
+
+def test_fixed_candidates_need_no_samples() -> None:
+    """Given fixed candidates that prove the property (the shipped lemmas of wait-irqs-off), the
+    learner proves it for every N, V, F without sampling a state: the samples are taken only when
+    a counterexample to induction has to be excluded."""
+    from deferral.model.invariant import invariant_for
+
+    r = paramlearn.learn(PUBLISHED["wait-irqs-off"], {"queue": 1, "spaces": 1}, timeout=120,
+                         lemmas=list(invariant_for(Bounds(2, 1, 1, 1))))
+    assert r.status == "proved" and r.proof is not None and r.proof.status == "proved", r.to_json()
+    assert r.sampled == [] and r.seconds_by_part["sampling"] == 0.0, r.to_json()
