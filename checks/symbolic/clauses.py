@@ -527,7 +527,10 @@ def enumerate_all(protocol: Protocol, samples: Sequence[tuple[Bounds, np.ndarray
 #: Counterexamples to a candidate's induction (the last ones) also learned from when the property's
 #: own counterexample is ruled out by no new family; round limit per stage.
 EXTRA_CTIS, MAX_ROUNDS = 4, 200
+#: A dropped family is offered again only where it is false in one of the round's counterexamples (else
+#: wherever a new family rules out the state that broke it: offered and dropped again round after round).
 TARGETED = True
+#: How a round's counterexamples are ruled out, in order (:func:`_exclude`: the first that finds a new family).
 HOWS = ("falsified", "diagrams", "excluding", "covering")
 #: Counterexamples learned from per round, at most (each next one with the families made for the last assumed).
 BATCH = 4
