@@ -186,7 +186,7 @@ class StepContext:
                 return
             self._assign(self._slot(var, index, part), value)
             return
-        for cond, concrete_index, concrete_part in list(self._candidates(var, index, part)):
+        for cond, concrete_index, concrete_part in self._candidates(var, index, part):
             self._conds.append(cond)
             try:
                 self._assign(self._slot(var, concrete_index, concrete_part), value)

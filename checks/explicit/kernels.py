@@ -26,6 +26,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from deferral.checks.explicit.numpy_ops import raise_outside
 from deferral.model.context import USER_ERRORS, StepContext, StepError
 from deferral.model.ops import Ops
 from deferral.model.protocol import Property, Step
@@ -299,14 +300,7 @@ def _domain_error(value: Any, size: int, n: int, where: str, slot_label: str) ->
         raise StepError(f"{where}: wrote {value} to {slot_label}, outside its domain 0..{size - 1}")
 
 
-def _outside_error(mask: Any, where: str) -> None:
-    """Raise a StepError where ``mask`` (an access at an index that names no element) holds in some
-    row: the concrete model raises "index out of range" there (the caller locates the state)."""
-    if np.any(mask):
-        raise StepError(f"{where}: reads or writes at an index out of range")
-
-
-_GLOBALS = {"_where": np.where, "_int16": np.int16, "_check": _domain_error, "_outside": _outside_error}
+_GLOBALS = {"_where": np.where, "_int16": np.int16, "_check": _domain_error, "_outside": raise_outside}
 
 
 def _undefined(ctx: StepContext) -> list[Any]:

@@ -82,12 +82,18 @@ def _context(layout: Layout, procedures: Mapping[str, Callable[..., Any]], rows:
     return StepContext(layout, NUMPY, _Columns(rows), procedures, copy_values=False, track_undefined=True)
 
 
-def _defined(ctx: StepContext, what: str, n: int) -> None:
-    """Raise where an access of ``ctx`` named no element in some row (the concrete model raises
-    "index out of range" there; a selection over a batch would read some element instead)."""
+def raise_outside(where: Any, what: str) -> None:
+    """Raise where the mask ``where`` (an access at an index that names no element) holds in some row:
+    the concrete model raises "index out of range" there; a selection over a batch would read some
+    element instead (the caller locates the state)."""
+    if np.any(where):
+        raise StepError(f"{what}: reads or writes at an index out of range")
+
+
+def _defined(ctx: StepContext, what: str) -> None:
+    """:func:`raise_outside` for every access of ``ctx`` at a symbolic index."""
     for cond in ctx.undefined or ():
-        if _mask(cond, n).any():
-            raise StepError(f"{what}: reads or writes at an index out of range")
+        raise_outside(cond, what)
 
 
 def _call(what: str, fn: Callable[..., Any], ctx: StepContext, args: Sequence[int]) -> Any:
@@ -117,7 +123,7 @@ def guard_mask(layout: Layout, procedures: Mapping[str, Callable[..., Any]], row
     """Where ``step(args)`` is enabled over the batch ``rows``."""
     ctx = _context(layout, procedures, rows)
     mask = _mask(_call(f"step {label}: guard", step.guard, ctx, args), rows.shape[0])
-    _defined(ctx, f"step {label}: guard", rows.shape[0])
+    _defined(ctx, f"step {label}: guard")
     return mask
 
 
@@ -128,7 +134,7 @@ def successors(layout: Layout, procedures: Mapping[str, Callable[..., Any]], row
     out = rows[idx]
     ctx = _context(layout, procedures, out)
     _call(f"step {label} in {protocol_name}", step.effect, ctx, args)
-    _defined(ctx, f"step {label} in {protocol_name}", len(idx))
+    _defined(ctx, f"step {label} in {protocol_name}")
     written = {}
     for j in ctx.written:  # values may be views of ``out``'s columns: copy before writing any
         value = list.__getitem__(ctx.values, j)
@@ -165,5 +171,5 @@ def property_holds(layout: Layout, procedures: Mapping[str, Callable[..., Any]],
     for args in prop.instances(layout.bounds):
         ctx = _context(layout, procedures, rows)
         out &= _mask(_call(f"property {prop.name}{args}", prop.predicate, ctx, args), rows.shape[0])
-        _defined(ctx, f"property {prop.name}{args}", rows.shape[0])
+        _defined(ctx, f"property {prop.name}{args}")
     return out

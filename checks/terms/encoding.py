@@ -287,6 +287,9 @@ class ActionTerms:
     args: tuple[int, ...]
     guard: Any  # z3 Bool
     updates: dict[int, Any]  # slot -> new value (wide bit-vector or Bool)
+    #: where it runs without an error (``track_undefined``): every access names an element and every
+    #: written value is in its slot's domain where the guard holds; None where not tracked
+    defined: Any = None
 
     def label(self) -> str:
         return self.step.label(self.args)
@@ -338,10 +341,12 @@ class Encoding:
             out.append(x if _is_bool_slot(s) else z3.ZeroExt(self.ops.width - s.bits, x))
         return out
 
-    def context(self, xs: Sequence[Any], wide: bool = False) -> StepContext:
-        """A step context over ``xs`` (state variables, or already wide values if ``wide``)."""
+    def context(self, xs: Sequence[Any], wide: bool = False, track_undefined: bool = False) -> StepContext:
+        """A step context over ``xs`` (state variables, or already wide values if ``wide``); with
+        ``track_undefined``, it records where an access names no element (:class:`StepContext`)."""
         values = [v if isinstance(v, Sym) else Sym(v) for v in (list(xs) if wide else self.wide(xs))]
-        return StepContext(self.layout, self.ops, values, self.protocol.procedure_table)
+        return StepContext(self.layout, self.ops, values, self.protocol.procedure_table,
+                           track_undefined=track_undefined)
 
     def valid(self, xs: Sequence[Any]) -> Any:
         """Every slot holds a value of its domain."""
@@ -388,10 +393,11 @@ class Encoding:
         return [self._evaluate(a.index, a.step, a.args, xs) for a in self.model.actions]
 
     def _evaluate(self, index: int, step: Step, args: tuple[int, ...], xs: Sequence[Any],
-                  wide: bool = False) -> ActionTerms:
+                  wide: bool = False, track_undefined: bool = False) -> ActionTerms:
         try:
-            guard = self.ops.boolean(step.guard(self.context(xs, wide), *args))
-            ctx = self.context(xs, wide)
+            at_guard = self.context(xs, wide, track_undefined)
+            guard = self.ops.boolean(step.guard(at_guard, *args))
+            ctx = self.context(xs, wide, track_undefined)
             step.effect(ctx, *args)
         except BranchError as exc:
             raise EncodingError(f"{self._where(step, args)} {exc}") from None
@@ -400,7 +406,22 @@ class Encoding:
         except USER_ERRORS as exc:  # a user's step raised or exited: one line naming file, step and error
             raise EncodingError(f"{self._where(step, args)} {describe_user_error(exc)}") from None
         updates = {j: raw(ctx.values[j]) for j in sorted(ctx.written)}
-        return ActionTerms(index, step, args, guard, updates)
+        if not track_undefined:
+            return ActionTerms(index, step, args, guard, updates)
+        fits = [z3.ULT(v, self.layout.slots[j].size) for j, v in updates.items()
+                if not _is_bool_slot(self.layout.slots[j]) and self.layout.slots[j].size < 2 ** self.ops.width]
+        runs = z3.And(self.none_of(ctx.undefined), *fits)
+        return ActionTerms(index, step, args, guard, updates,
+                           z3.And(self.none_of(at_guard.undefined), z3.Implies(guard, runs)))
+
+    def defined_terms(self, xs: Sequence[Any]) -> list[ActionTerms]:
+        """Every step instance over the state variables ``xs`` with where it runs without an error
+        (``defined``): evaluated afresh, not renamed from the cached terms."""
+        return [self._evaluate(a.index, a.step, a.args, xs, track_undefined=True) for a in self.model.actions]
+
+    def none_of(self, conditions: Sequence[Any] | None) -> Any:
+        """True where none of ``conditions`` (step-context values) holds."""
+        return z3.Not(z3.Or([self.ops.boolean(c) for c in conditions])) if conditions else z3.BoolVal(True)
 
     def _where(self, step: Step, args: tuple[int, ...]) -> str:
         return f"{self.protocol.name} ({self.protocol.source}): step {step.label(args)} (encoding for Z3)"
@@ -469,14 +490,19 @@ class Encoding:
                     for args in product(*(range(d.size(self.bounds)) for _, d in params))]
         return self._instance_cache[key]
 
-    def holds(self, fn: Callable[..., Any], params: Sequence[tuple[str, Any]], xs: Sequence[Any]) -> Any:
-        """``fn(s, *args)`` for every parameter instance, as one conjunction."""
+    def holds(self, fn: Callable[..., Any], params: Sequence[tuple[str, Any]], xs: Sequence[Any],
+              undefined: list[Any] | None = None) -> Any:
+        """``fn(s, *args)`` for every parameter instance, as one conjunction; given a list ``undefined``,
+        the conditions under which an access names no element are appended to it."""
         from itertools import product
 
         terms = []
         for args in product(*(range(d.size(self.bounds)) for _, d in params)):
             try:
-                terms.append(self.ops.boolean(fn(self.context(xs), *args)))
+                ctx = self.context(xs, track_undefined=undefined is not None)
+                terms.append(self.ops.boolean(fn(ctx, *args)))
+                if undefined is not None:
+                    undefined.extend(ctx.undefined or ())
             except BranchError as exc:
                 raise EncodingError(f"{self.protocol.name} ({self.protocol.source}): "
                                     f"{getattr(fn, '__name__', fn)}{args} {exc}") from None

@@ -32,12 +32,11 @@ from typing import Any, Callable, Sequence
 
 import z3
 
-from deferral.checks.terms.encoding import (ActionTerms, Encoding, EncodingError, Renaming, Sym, _is_bool_slot,
-                                            crosscheck, raw)
+from deferral.checks.terms.encoding import Encoding, EncodingError, Renaming, crosscheck
 from deferral.checks.terms.symmetry import differ, mismatch, permute_args, permuted_state
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Action, Model, State
-from deferral.model.context import USER_ERRORS, StepContext, StepError, describe_user_error
+from deferral.model.context import StepError
 from deferral.model.protocol import Property, Protocol
 
 #: At most how long the proof may take in all (seconds) before what is left is "undecided".
@@ -64,7 +63,7 @@ def prove_vcpu_symmetry(protocol: Protocol, bounds: Bounds, *, time_limit: float
         if not gens:
             return SymmetryProof("proved", "one VCPU: nothing to rename")
         xs = enc.state("x")
-        terms, defined = _defined_terms(enc, xs)
+        terms = enc.defined_terms(xs)
         crosscheck(enc, over=(xs, terms))
     except EncodingError as exc:
         return SymmetryProof("undecided", f"Z3 cannot evaluate the protocol: {exc}")
@@ -72,7 +71,7 @@ def prove_vcpu_symmetry(protocol: Protocol, bounds: Bounds, *, time_limit: float
     solver = z3.SolverFor("QF_BV")
     solver.add(enc.valid(xs))
     for perm in gens:  # one query per step instance: at 6,3,3,3 0.3 s in all, 10 s as one per orbit
-        for action, disagree in zip(model.actions, mismatch(enc, xs, perm, terms, defined)):
+        for action, disagree in zip(model.actions, mismatch(enc, xs, perm, terms, {t.index: t.defined for t in terms})):
             answer = _answer(enc, xs, _ask(solver, disagree, deadline), f"step {action.label()}", perm,
                              lambda state: instance_disagreement(model, action, state, perm))
             if answer is not None:
@@ -123,52 +122,10 @@ def _ask(solver: z3.Solver, formula: Any, deadline: float) -> z3.ModelRef | str 
     return f"Z3 did not decide ({solver.reason_unknown()})"
 
 
-def _context(enc: Encoding, xs: Sequence[Any]) -> StepContext:
-    return StepContext(enc.layout, enc.ops, [Sym(v) for v in enc.wide(xs)], enc.protocol.procedure_table,
-                       track_undefined=True)
-
-
-def _none_of(enc: Encoding, conditions: Sequence[Any]) -> Any:
-    """True where none of ``conditions`` holds."""
-    return z3.Not(z3.Or([enc.ops.boolean(c) for c in conditions])) if conditions else z3.BoolVal(True)
-
-
-def _defined_terms(enc: Encoding, xs: Sequence[Any]) -> tuple[list[ActionTerms], dict[int, Any]]:
-    """Every step instance's guard and updates over ``xs``, and where it runs without an error."""
-    terms, defined = [], {}
-    for a in enc.model.actions:
-        where = f"{enc.protocol.name} ({enc.protocol.source}): step {a.step.label(a.args)}"
-        try:
-            at_guard = _context(enc, xs)
-            guard = enc.ops.boolean(a.step.guard(at_guard, *a.args))
-            at_effect = _context(enc, xs)
-            a.step.effect(at_effect, *a.args)
-        except (StepError, z3.Z3Exception, EncodingError) as exc:
-            raise EncodingError(f"{where}: {exc}") from None
-        except USER_ERRORS as exc:
-            raise EncodingError(f"{where} {describe_user_error(exc)}") from None
-        updates = {j: raw(at_effect.values[j]) for j in sorted(at_effect.written)}
-        fits = [z3.ULT(v, enc.layout.slots[j].size) for j, v in updates.items()
-                if not _is_bool_slot(enc.layout.slots[j]) and enc.layout.slots[j].size < 2 ** enc.ops.width]
-        runs = z3.And(_none_of(enc, at_effect.undefined), *fits)
-        terms.append(ActionTerms(a.index, a.step, a.args, guard, updates))
-        defined[a.index] = z3.And(_none_of(enc, at_guard.undefined), z3.Implies(guard, runs))
-    return terms, defined
-
-
 def _property_terms(enc: Encoding, prop: Property, xs: Sequence[Any]) -> tuple[Any, Any]:
     """``prop`` over ``xs`` (every parameter instance) and where it is evaluated without an error."""
-    holds, undefined = [], []
-    for args in prop.instances(enc.bounds):
-        ctx = _context(enc, xs)
-        try:
-            holds.append(enc.ops.boolean(prop.predicate(ctx, *args)))
-        except (StepError, z3.Z3Exception, EncodingError) as exc:
-            raise EncodingError(f"{prop.name}{args}: {exc}") from None
-        except USER_ERRORS as exc:
-            raise EncodingError(f"{prop.name}{args} {describe_user_error(exc)}") from None
-        undefined += ctx.undefined
-    return z3.And(holds) if holds else z3.BoolVal(True), _none_of(enc, undefined)
+    undefined: list[Any] = []
+    return enc.holds(prop.predicate, prop.params, xs, undefined), enc.none_of(undefined)
 
 
 def instance_disagreement(model: Model, action: Action, state: State, perm: Sequence[int]) -> str:
