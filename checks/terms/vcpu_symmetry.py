@@ -70,8 +70,9 @@ def prove_vcpu_symmetry(protocol: Protocol, bounds: Bounds, *, time_limit: float
     model = enc.model
     solver = z3.SolverFor("QF_BV")
     solver.add(enc.valid(xs))
+    defined = {t.index: t.defined for t in terms}
     for perm in gens:  # one query per step instance: at 6,3,3,3 0.3 s in all, 10 s as one per orbit
-        for action, disagree in zip(model.actions, mismatch(enc, xs, perm, terms, {t.index: t.defined for t in terms})):
+        for action, disagree in zip(model.actions, mismatch(enc, xs, perm, terms, defined)):
             answer = _answer(enc, xs, _ask(solver, disagree, deadline), f"step {action.label()}", perm,
                              lambda state: instance_disagreement(model, action, state, perm))
             if answer is not None:
