@@ -119,7 +119,7 @@ class BmcSearch:
                 return done(BmcResult("unknown", self.checked, time.monotonic() - start,
                                       reason=solver.reason_unknown()))
             if r == z3.sat:
-                path = oriented_path(enc, [enc.decode(solver.model(), xs) for xs in states[:d + 1]])
+                path = concrete_path(enc, [enc.decode(solver.model(), xs) for xs in states[:d + 1]])
                 names = [v.prop for v in enc.model.violations(path[-1][1])]
                 return done(BmcResult("violated", d, time.monotonic() - start, path, names[0] if names else None))
             self.checked, self.cut_s = d, 0.0
@@ -128,6 +128,20 @@ class BmcSearch:
                 progress(d, time.monotonic() - start)
         reason = "time limit" if self.checked < self.max_depth else f"no violation up to depth {self.max_depth}"
         return done(BmcResult("unknown", self.checked, time.monotonic() - start, reason=reason))
+
+
+def concrete_path(enc: Encoding, states: Sequence[State]) -> list[tuple[Any, State]]:
+    """:func:`oriented_path`, where a path the concrete model cannot run (a step on it fails: the
+    encoding gave its read naming no element some value) is bad input: the shortest path to a
+    failing step (:class:`~deferral.checks.symbolic.failures.ReachedFailure`)."""
+    from deferral.checks.symbolic.failures import find_failure
+    from deferral.model.context import StepError
+
+    try:
+        return oriented_path(enc, states)
+    except (AssertionError, StepError):
+        find_failure(enc, len(states) - 1)  # raises where a step fails within the path's length
+        raise
 
 
 def least_orientation(layout: Layout, states: Sequence[State]) -> list[State]:

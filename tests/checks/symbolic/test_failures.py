@@ -118,3 +118,22 @@ def test_every_proof_of_the_reference_stands() -> None:
     for method in ("induction", "auto"):
         r = prove(REFERENCE, REFERENCE.bounds(3, 2, 2, 2), method, timeout=60)
         assert r.status == "proved", r.reason
+
+
+def test_a_bmc_path_the_concrete_model_cannot_run_is_bad_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    """bmc's violation after a failing step (the encoding went on with some value): the shortest
+    path to the failure is reported, not an internal error."""
+    from deferral.checks.symbolic import bmc
+    from deferral.model.context import StepError
+
+    enc = encode(PEEK, PEEK.bounds(2, 1, 1, 1))
+
+    def refuse(enc: Any, states: Any) -> Any:
+        raise StepError("step peek(0): index out of range")
+
+    monkeypatch.setattr(bmc, "oriented_path", refuse)
+    with pytest.raises(failures.ReachedFailure, match="reached in 2 steps"):
+        bmc.concrete_path(enc, [enc.model.initial] * 4)
+    with pytest.raises(StepError, match="index out of range") as caught:  # none within a shorter path: as it was
+        bmc.concrete_path(enc, [enc.model.initial] * 2)
+    assert caught.type is StepError
