@@ -224,6 +224,14 @@ class Z3Ops(Ops):
             return not x
         return Sym(z3.Not(self.boolean(x)))
 
+    def outside(self, index: Any, size: int) -> Any:
+        """``index >= size`` unsigned (a number below 0 wraps past every size), by the C API: one
+        comparison per access with a symbolic index, built for every step instance (``defined``)."""
+        t = self.bv(index)
+        ctx = t.ctx
+        bound = z3.Z3_mk_unsigned_int64(ctx.ref(), size, t.sort().ast)
+        return Sym(z3.BoolRef(z3.Z3_mk_bvuge(ctx.ref(), t.as_ast(), bound), ctx))
+
     def all_(self, xs: Iterable[Any]) -> Any:
         found = junction(xs, self.is_value, self.boolean, conjunction=True)
         return Sym(found) if isinstance(found, z3.BoolRef) else found
