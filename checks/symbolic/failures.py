@@ -33,6 +33,7 @@ from typing import Any, Callable, Sequence
 
 import z3
 
+from deferral.checks.symbolic.unroll import unrolled
 from deferral.checks.terms.encoding import Encoding, Renaming
 from deferral.model.concrete import State
 from deferral.model.context import StepError
@@ -219,8 +220,6 @@ def find_failure(enc: Encoding, max_depth: int, timeout: float | None = None) ->
 
     The first depth where one is found has none before it, so every step of the path runs on
     the concrete model (the encoding and the model agree until a failure)."""
-    from deferral.checks.symbolic.bmc import unrolled
-
     failures = failure_conditions(enc)
     if not failures:
         return max_depth
