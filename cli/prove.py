@@ -249,8 +249,7 @@ def run_parametric(args: argparse.Namespace) -> int:
                 limit_error=TimeLimitReached)
         except EncodingError as exc:
             raise UsageError(str(exc)) from None
-    if res.status == "proved":
-        no_failing_step(res)
+    no_failing_step(res)
     trace = None
     if res.refutation is not None:  # a small instance's shortest counterexample
         r = res.refutation
@@ -278,20 +277,31 @@ def run_parametric(args: argparse.Namespace) -> int:
 
 
 def no_failing_step(res: Any) -> None:
-    """Add to a parametric proof the obligation that its lemmas rule out every failing step (a read
-    naming no element), checked at the bounded stages' bounds (checks/symbolic/failures.py)."""
+    """Where Z3 did not decide the parametric obligation that the lemmas rule out every failing step
+    (a read naming no element) for every N, V, F, and every other obligation is proved: check it at
+    the bounded stages' bounds instead (checks/symbolic/failures.py), named so. A proof whose
+    obligation is proved needs nothing more; a counterexample to it (the lemmas admit a failing state)
+    stays unknown: a bounded check would say nothing of larger N, V, F."""
     import time
 
     from deferral.checks.symbolic import failures, parametric
     from deferral.checks.symbolic.paramlearn import plan_bounds
 
+    if res.refutation is not None:
+        return
+    at_n = [n for n, o in enumerate(res.obligations) if o.name == parametric.NO_FAILING_STEP]
+    if len(at_n) != 1 or res.obligations[at_n[0]].status != "unknown" or any(
+            o.status != "proved" for n, o in enumerate(res.obligations) if n != at_n[0]):
+        return
+    undecided = res.obligations[at_n[0]]
     began = time.monotonic()
     at = plan_bounds(res.protocol, res.concrete)
     status, reason = failures.bounded_check(res.protocol, at, res.lemmas, timeout=60.0)
     where = " and ".join(b.short() for b in at)
-    res.obligations.append(parametric.Obligation(
-        f"no step or property fails (a read naming no element), at {where} only", status,
-        time.monotonic() - began, reason))
+    res.obligations[at_n[0]] = parametric.Obligation(
+        f"no step or property fails (a read naming no element), at {where} only (for every N, V, F "
+        f"Z3 did not decide it: {undecided.reason[:300]})", status,
+        undecided.elapsed_s + time.monotonic() - began, reason)
 
 
 def parametric_invariant_json(res: Any, bounds: Any) -> dict[str, Any]:

@@ -10,7 +10,13 @@ says so). The proof obligations, each unsat = proved:
 * initiation: ``Init & !L`` for each lemma L;
 * consecution, per step (its open-sort parameters Skolem constants, its concrete ones, a
   space, enumerated): ``Inv(x) & guard(x) & !L(post(x))`` for each lemma L;
-* safety: ``Inv(x) & !P(x)`` for each invariant property P.
+* safety: ``Inv(x) & !P(x)`` for each invariant property P;
+* no failing step: ``Inv(x) & (the guard fails | the guard holds and the effect fails)`` for each
+  step instance, and ``Inv(x) & P fails`` for each invariant property, where "fails" is a read or
+  write the concrete model refuses (a VCPU-or-none holding none used as a VCPU, a queue position
+  past its capacity; checks/symbolic/parametric_ops.py records where): Z3 gives such a read some
+  value, so without it the lemmas would say nothing about states where a step fails. Unsat for
+  every N, V, F: the concrete model and the encoding agree along every run.
 
 A satisfiable consecution query is a counterexample to induction of the lemmas (not
 necessarily a bug: the lemmas may be too weak), so the result is then "unknown", naming the
@@ -134,6 +140,56 @@ class ParamEncoding:
     def post(self, step: Step, args: Sequence[Any], fns: State) -> State:
         ctx, _ = self.run(f"step {self.label(step, args)}", step.effect, fns, args, [d for _, d in step.params])
         return ctx.fns
+
+    def failing(self, step: Step, args: Sequence[Any], fns: State) -> Any:
+        """Where the step instance fails on the concrete model (a read or write through a VCPU-or-none
+        holding none, a queue position past its capacity): its guard fails, or the guard holds and its
+        effect fails. Recorded under the enclosing ``s.when`` conditions; a loop's iteration fails for
+        some element. False where it never fails."""
+        label = self.label(step, args)
+        doms = [d for _, d in step.params]
+        at_guard, value = self.run(f"guard of {label}", step.guard, fns, args, doms)
+        guard = at_guard.ops.boolean(value)
+        in_effect, _ = self.run(f"step {label}", step.effect, fns, args, doms)
+        fails = self._some_iteration(at_guard, at_guard.failures)
+        then = self._some_iteration(in_effect, in_effect.failures)
+        if not z3.is_false(then):
+            fails = z3.Or(fails, z3.And(guard, then))
+        return self._closed(f"step {label}", z3.simplify(fails) if z3.is_false(z3.simplify(fails)) else fails)
+
+    def _some_iteration(self, ctx: ParamContext, terms: Sequence[Any]) -> Any:
+        """The disjunction of ``terms``, each existentially closed over the loop variables it mentions."""
+        out = []
+        for term in terms:
+            free = [c for c, sen in self.fresh if mentions(term, [(c, sen)])]
+            out.append(ctx.quantify(free, term, False) if free else term)
+        return z3.BoolVal(False) if not out else out[0] if len(out) == 1 else z3.Or(out)
+
+    def property_failing(self, fns: State) -> list[tuple[str, Any]]:
+        """Where each invariant property's evaluation fails (some parameter value): (name, condition)."""
+        out = []
+        for p in self.protocol.properties:
+            if p.kind != "invariant":
+                continue
+            cases = []
+            choices: list[Sequence[Any]] = []
+            bound: list[Any] = []
+            for pname, dom in p.params:
+                if self.universe.is_open(dom):
+                    self._bound += 1
+                    c = z3.Const(f"{pname}!f{self._bound}", self.universe.sort(dom))
+                    bound.append(c)
+                    choices.append([c])
+                else:
+                    choices.append(range(self.universe.size(dom)))
+            for args in itertools.product(*choices):
+                ctx, _ = self.run(p.name, p.predicate, fns, args, [d for _, d in p.params])
+                term = self._some_iteration(ctx, ctx.failures)
+                if not z3.is_false(term):
+                    cases.append(ctx.quantify(bound, term, False) if bound else term)
+            if cases:
+                out.append((p.name, self._closed(p.name, z3.Or(cases) if len(cases) > 1 else cases[0])))
+        return out
 
     def holds(self, name: str, fn: Callable[..., Any], params: Sequence[tuple[str, Domain]], fns: State) -> Any:
         """``fn(s, *params)`` for every parameter value: ForAll over open sorts, a conjunction
@@ -289,7 +345,11 @@ class ParametricResult:
                     f"{r.length} steps from the initial state (the shortest there, by explicit search)")
         parts = []
         for o in self.obligations:
-            if o.status == "cti":
+            if o.status == "cti" and o.name == NO_FAILING_STEP:
+                parts.append(f"{o.name}: the lemmas admit a state where {'; '.join(o.broken)} on the concrete "
+                             "model (a read naming no element; the lemmas may be too weak to say it never "
+                             "happens)")
+            elif o.status == "cti":
                 parts.append(f"{o.name}: a counterexample to induction of lemma {'; '.join(o.broken)!r} "
                              "(the lemmas are not inductive for this protocol; it may still be safe)")
             elif o.status == "unknown":
@@ -434,6 +494,23 @@ def concrete_bounds(protocol: Protocol, values: Mapping[str, int]) -> dict[str, 
     return {name: values.get(name, declared[name].default) for name in CONCRETE if name in declared}
 
 
+#: the obligation that the lemmas rule out every state where a step or property fails on the concrete model
+NO_FAILING_STEP = "no step or property fails (a read naming no element), for every N, V, F"
+
+
+def failing_goals(enc: ParamEncoding, x: State) -> list[tuple[str, Any]]:
+    """``(label, not fails)`` for every step instance and invariant property that can fail in some
+    state (:meth:`ParamEncoding.failing`): the lemmas must imply each goal."""
+    goals = []
+    for step in enc.protocol.steps:
+        for args in enc.instances(step):
+            fails = enc.failing(step, args, x)
+            if not z3.is_false(fails):
+                goals.append((f"step {enc.label(step, args)} fails", z3.Not(fails)))
+    goals += [(f"property {name} fails", z3.Not(fails)) for name, fails in enc.property_failing(x)]
+    return goals
+
+
 def prove(protocol: Protocol, concrete: Mapping[str, int], lemmas: Sequence[Lemma] | None = None,
           timeout: float | None = 60.0, note: Callable[[str], None] | None = None,
           seeds: Sequence[int] = SEEDS, keep_going: bool = False,
@@ -467,6 +544,7 @@ def prove(protocol: Protocol, concrete: Mapping[str, int], lemmas: Sequence[Lemm
                                         for lem in lemmas if (core := needs(lem.name, number)) is not None}
             number += 1
     todo.append(("safety (the lemmas imply the invariant properties)", lambda: (inv_x, enc.properties(x))))
+    todo.append((NO_FAILING_STEP, lambda: (inv_x, failing_goals(enc, x))))
     out: list[Obligation] = []
     for k, (name, build) in enumerate(todo):
         if out and any(o.status in ("cti", "unknown") for o in out) and not keep_going:

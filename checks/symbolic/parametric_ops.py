@@ -451,7 +451,9 @@ class ParamOps(Ops):
         if isinstance(dom, OrNone) and _dkey(x.dom) == _dkey(dom.sort):
             return u.some(dom, x.term)
         if isinstance(x.dom, OrNone) and _dkey(x.dom.sort) == _dkey(dom):
-            return u.val(x.dom, x.term)  # a VCPU-or-none used as a VCPU (cur[k] in ack_ipi)
+            # a VCPU-or-none used as a VCPU (cur[k] in ack_ipi): the concrete model fails where it is none
+            self.ctx.fails(z3.Not(u.is_some(x.dom, x.term)))
+            return u.val(x.dom, x.term)
         raise ParamError(f"a value of {x.dom!r} used as one of {dom!r}")
 
     def boolean(self, x: Any) -> Any:
@@ -473,7 +475,10 @@ class ParamOps(Ops):
         if not isinstance(cond, PVal):
             return then if cond else other
         c = self.boolean(cond)
-        dom = next((x.dom for x in (then, other) if isinstance(x, PVal) and x.dom is not None), None)
+        doms = [x.dom for x in (then, other) if isinstance(x, PVal) and x.dom is not None]
+        # a VCPU and a VCPU-or-none: the value is a VCPU-or-none (as on the concrete model, where none
+        # is a number too: nothing fails until it is used as a VCPU)
+        dom = next((d for d in doms if isinstance(d, OrNone)), doms[0]) if doms else None
         if dom is None and all(isinstance(x, bool) or _is_bool(x) for x in (then, other)):
             dom = BOOL
         if dom is not None:
@@ -632,6 +637,7 @@ class ParamContext(StepContext):
         setter(self, "_counters", {})
         setter(self, "_plan", dict(plan or {}))
         setter(self, "fresh", [])  # (loop constant, sentinel) of every loop over an open sort
+        setter(self, "failures", [])  # where an access names no element (:meth:`fails`), as Z3 Bools
         for d in bounds.decls:  # s.N, s.V, ...: a number if concrete, else a Count
             setter(self, d.letter, bounds[d.name])
 
@@ -773,23 +779,41 @@ class ParamContext(StepContext):
             return 0
         if isinstance(part, PVal):  # a queue position known only as a value: select among all
             out: Any = None
+            self._position_fails(var, part)
             for pos in reversed(range(var.cap(self.bounds))):  # type: ignore[attr-defined]
                 value = self.read(var, index, pos)
                 out = value if out is None else self.ops.ite(part == pos, value, out)
             return out
         if isinstance(var, Queue) and part not in ("len", None) and not 0 <= part < var.cap(self.bounds):
-            return self.ops.wrap(self.u.zero(var.domain), var.domain)  # past the end: the normal form
+            self.fails(z3.BoolVal(True))  # past the capacity: the concrete model fails (unless in a false when)
+            return self.ops.wrap(self.u.zero(var.domain), var.domain)
         terms = self._index_terms(var, index)
         key = (var.name, part)
         for loop in self._loops:
             loop.reads.append((key, terms, loop.var))
         return self.ops.wrap(self.fns[key](*terms), self._elem_domain(var, part))
 
+    def fails(self, cond: Any) -> None:
+        """Record that the step fails (the concrete model raises) where ``cond`` holds and every
+        enclosing ``when`` does (:attr:`failures`; a loop variable in it is free: some iteration)."""
+        if z3.is_false(cond):
+            return
+        whole = self.ops.all_([*self._conds, self.ops.wrap(cond, BOOL)])
+        term = self.ops.boolean(whole) if isinstance(whole, PVal) else z3.BoolVal(bool(whole))
+        if not z3.is_false(term):
+            self.failures.append(term)
+
+    def _position_fails(self, var: Var, part: PVal) -> None:
+        """A queue position known as a value fails where it names no position (the capacity or past)."""
+        cap = var.cap(self.bounds)  # type: ignore[attr-defined]
+        self.fails(z3.Not(_or([self.ops.boolean(part == pos) for pos in range(cap)])))
+
     def write(self, var: Var, index: tuple[Any, ...], part: Any, value: Any) -> None:
         index, value = tuple(_v(i) for i in index), _v(value)
         if not var.held(self.bounds):
             return
         if isinstance(part, PVal):
+            self._position_fails(var, part)
             for pos in range(var.cap(self.bounds)):  # type: ignore[attr-defined]
                 self._conds.append(part == pos)
                 try:
@@ -799,6 +823,9 @@ class ParamContext(StepContext):
             return
         cond = self.ops.all_(self._conds)
         if not isinstance(cond, PVal) and not cond:
+            return
+        if isinstance(var, Queue) and part not in ("len", None) and not 0 <= part < var.cap(self.bounds):
+            self.fails(z3.BoolVal(True))  # past the capacity: the concrete model fails
             return
         c = self.ops.boolean(cond) if isinstance(cond, PVal) else None
         terms = self._index_terms(var, index)
