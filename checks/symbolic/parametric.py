@@ -501,14 +501,21 @@ NO_FAILING_STEP = "no step or property fails (a read naming no element), for eve
 def failing_goals(enc: ParamEncoding, x: State) -> list[tuple[str, Any]]:
     """``(label, not fails)`` for every step instance and invariant property that can fail in some
     state (:meth:`ParamEncoding.failing`): the lemmas must imply each goal."""
-    goals = []
-    for step in enc.protocol.steps:
-        for args in enc.instances(step):
-            fails = enc.failing(step, args, x)
-            if not z3.is_false(fails):
-                goals.append((f"step {enc.label(step, args)} fails", z3.Not(fails)))
-    goals += [(f"property {name} fails", z3.Not(fails)) for name, fails in enc.property_failing(x)]
-    return goals
+    found = [(f"step {enc.label(step, args)} fails", enc.failing(step, args, x))
+             for step in enc.protocol.steps for args in enc.instances(step)]
+    found += [(f"property {name} fails", fails) for name, fails in enc.property_failing(x)]
+    return [(label, z3.Not(fails)) for label, fails in found if _may_hold(fails)]
+
+
+def _may_hold(cond: Any, timeout: float = 2.0) -> bool:
+    """Is ``cond`` satisfiable in some state (not known to be unsat)? A queue's push records "its
+    length past the capacity where its length is below it": never, so no goal."""
+    if z3.is_false(cond):
+        return False
+    into = Isolated()
+    s = _solver(timeout, into.ctx)
+    s.add(into(cond))
+    return s.check() != z3.unsat
 
 
 def prove(protocol: Protocol, concrete: Mapping[str, int], lemmas: Sequence[Lemma] | None = None,

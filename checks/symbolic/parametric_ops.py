@@ -345,11 +345,15 @@ class PVal:
     """A Z3 term of a known domain (``dom``), or an untyped if-then-else of literals (``dom``
     None: ``s.ite(c, PC.SdWait, PC.Idle)``) typed when it meets a typed value or a variable."""
 
-    __slots__ = ("term", "dom", "ops", "build")
+    __slots__ = ("term", "dom", "ops", "build", "over")
     __hash__ = object.__hash__
 
-    def __init__(self, term: Any, dom: Domain | None, ops: "ParamOps", build: Fn | None = None) -> None:
+    def __init__(self, term: Any, dom: Domain | None, ops: "ParamOps", build: Fn | None = None,
+                 over: Any = None) -> None:
         self.term, self.dom, self.ops, self.build = term, dom, ops, build
+        #: where the number this stands for is past its domain (``c + 1`` at the last value: ``term`` is
+        #: clamped to it; the concrete model fails where such a value is written). None: nowhere
+        self.over = over
 
     def typed(self, dom: Domain) -> Any:
         """The term as a value of ``dom``."""
@@ -482,7 +486,12 @@ class ParamOps(Ops):
         if dom is None and all(isinstance(x, bool) or _is_bool(x) for x in (then, other)):
             dom = BOOL
         if dom is not None:
-            return self.wrap(z3.If(c, self.coerce(then, dom), self.coerce(other, dom)), dom)
+            out = self.wrap(z3.If(c, self.coerce(then, dom), self.coerce(other, dom)), dom)
+            overs = [x.over if isinstance(x, PVal) and x.over is not None else z3.BoolVal(False)
+                     for x in (then, other)]
+            if not all(z3.is_false(o) for o in overs):
+                out.over = z3.If(c, *overs)
+            return out
         return PVal(None, None, self, lambda d: z3.If(c, self.coerce(then, d), self.coerce(other, d)))
 
     def not_(self, x: Any) -> Any:
@@ -542,7 +551,13 @@ class ParamOps(Ops):
         out = values[min(max(n - 1 + step, 0), n - 1)]
         for i in range(n - 2, -1, -1):
             out = z3.If(a.term == values[i], values[min(max(i + step, 0), n - 1)], out)
-        return self.wrap(out, a.dom)
+        result = self.wrap(out, a.dom)
+        past = [a.term == values[i] for i in range(n) if not 0 <= i + step < n]
+        if a.over is not None:
+            past.append(a.over)
+        if past:
+            result.over = _or(past)
+        return result
 
     # ---- Python truth of a value --------------------------------------------------------------------
     def decide(self, x: PVal) -> bool:
@@ -830,6 +845,8 @@ class ParamContext(StepContext):
         c = self.ops.boolean(cond) if isinstance(cond, PVal) else None
         terms = self._index_terms(var, index)
         new = self.ops.coerce(value, self._elem_domain(var, part))
+        if isinstance(value, PVal) and value.over is not None:
+            self.fails(value.over)  # a number past its domain written: the concrete model fails
         key = (var.name, part)
         old = self.fns[key]
         self.fns[key] = _update(old, terms, new, c)

@@ -19,7 +19,7 @@ from deferral.model import REFERENCE
 from deferral.model.invariant import invariant_for
 from deferral.model.protocol import Protocol, Step
 from deferral.model.reference import PC
-from deferral.model.schema import VCPU
+from deferral.model.schema import VCPU, Range, Var
 
 
 def _peek_guard(s: Any, i: Any) -> Any:
@@ -165,8 +165,17 @@ PEEKQ = REFERENCE.derive("peekq", add_steps=[Step("peekq", (("i", VCPU),), lambd
                                                   _queue_effect)])
 
 
+def _tick(s: Any, i: Any) -> None:
+    s.ticks[i] = s.ticks[i] + 1
+
+
+#: counts past the end of its range on the third tick (the concrete model: "outside its domain")
+TICK = REFERENCE.derive("tick", add_variables=[Var("ticks", Range(0, 2, name="ticks"), (VCPU,), "ticks of i")],
+                        add_steps=[Step("tick", (("i", VCPU),), lambda s, i: s.pc[i] == PC.Idle, _tick)])
+
+
 @pytest.mark.parametrize(("protocol", "label"), [(PEEK, "step peek(i) fails"), (PEEK5, "step peek5(a,b,c,d,e) fails"),
-                                                 (PEEKQ, "step peekq(i) fails")])
+                                                 (PEEKQ, "step peekq(i) fails"), (TICK, "step tick(i) fails")])
 def test_parametric_does_not_prove_a_variant_whose_step_fails(protocol: Protocol, label: str) -> None:
     """The shipped lemmas stay inductive and imply the property, but admit the failing state: before,
     --parametric said "proved for every N, V, F" of PEEK5 (its failing-step check ran at N <= 3 only)."""
