@@ -466,8 +466,9 @@ class _Search:
         # the goal flags of the frontier's states (not written while the chunks run)
         goals = [] if self.st is None else [g.view() for g in self.st.goals.values()]
         base = 0 if self.st is None else self.st.base
-        # the fused loop is built (or found in the cache) for a level, not a chunk, this wide
-        self.ex.fused(frontier_keys.shape[0])
+        # the fused loop is built (or found in the cache) for a level, not a chunk, this wide; the
+        # limits are polled while it is built (generating its C takes tens of seconds at 6,3,3,3,S=3)
+        self.ex.fused(frontier_keys.shape[0], poll=self._poll)
 
         def task(i: int) -> _Chunk:
             a = i * CHUNK_ROWS
@@ -673,8 +674,11 @@ class _Search:
                 return result
         finally:  # removed at the end, whatever the result (a kill leaves it)
             # a background build of the compiled loop: finished (cached for the next search) when
-            # the search ran to its end or to --max-states, else cancelled (its compiler killed)
-            self.ex.finish_fused(wait=result is not None and result.stopped_by in (None, "max-states"))
+            # the search ran to its end or to --max-states; left going when another limit stopped it
+            # (the next search in this process waits for it: cancelled, the next time-boxed search
+            # built it again); cancelled (its compiler killed) when an exception ended the search
+            finished = result is not None and result.stopped_by in (None, "max-states")
+            self.ex.finish_fused(wait=finished, detach=result is not None and not finished)
             if result is not None:  # "built": compiled by this search (cached for the next one)
                 result.stats["c_loop"] = ("built" if self.ex.fused_compiled else
                                           "cached" if self.ex.fused(0) is not None else "none")
