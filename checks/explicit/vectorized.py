@@ -44,8 +44,8 @@ from deferral.checks.explicit import checkpoint, levelc, packing
 from deferral.checks.explicit import fused as fused_loop
 from deferral.checks.explicit.backreach import edges_by_source, unreachable_goal_pieces, unreachable_goal_streamed
 from deferral.checks.explicit.explore import explore
-from deferral.checks.explicit.limits import (Limits, LimitReached, expansion_bytes, peak_rss_bytes,
-                                              return_freed_memory, rss_bytes)
+from deferral.checks.explicit.limits import (Limits, LimitReached, command_deadline, expansion_bytes,
+                                              peak_rss_bytes, return_freed_memory, rss_bytes)
 from deferral.checks.explicit.expand import Expander, locate
 from deferral.checks.explicit.numpy_ops import NotVectorizable
 from deferral.checks.explicit.packing import Packer, blas_threads
@@ -678,12 +678,22 @@ class _Search:
             # (the next search in this process waits for it: cancelled, the next time-boxed search
             # built it again); cancelled (its compiler killed) when an exception ended the search
             finished = result is not None and result.stopped_by in (None, "max-states")
-            self.ex.finish_fused(wait=finished, detach=result is not None and not finished)
+            left = self._time_left()  # a wait past the search's time limit or the command's is cut short
+            self.ex.finish_fused(wait=finished, timeout=fused_loop.FINISH_WAIT_S if left is None else left,
+                                 detach=result is not None and (not finished or left is not None))
             if result is not None:  # "built": compiled by this search (cached for the next one)
                 result.stats["c_loop"] = ("built" if self.ex.fused_compiled else
                                           "cached" if self.ex.fused(0) is not None else "none")
             if self.work is not None:
                 self.work.close()
+
+    def _time_left(self) -> float | None:
+        """Seconds left before the search's time limit or the command's (whichever comes first);
+        None: neither, or more than :data:`~deferral.checks.explicit.fused.FINISH_WAIT_S`."""
+        ends = [t for t in (None if self.time_limit is None else self.start + self.time_limit,
+                            command_deadline()) if t is not None]
+        left = min(ends) - time.monotonic() if ends else None
+        return None if left is None or left >= fused_loop.FINISH_WAIT_S else max(0.0, left)
 
     def _start(self) -> "_State":
         """The search state before the first level: the start state alone."""

@@ -13,7 +13,7 @@ import pytest
 from deferral.checks.explicit import cbuild, fused, fusedkey
 from deferral.checks.explicit.expand import Expander
 from deferral.checks.explicit.fusedkey import fused_key
-from deferral.checks.explicit.limits import LimitReached
+from deferral.checks.explicit.limits import LimitReached, command_ends_by
 from deferral.checks.explicit.vectorized import explore_vectorized
 from deferral.model import REFERENCE, Bounds
 from deferral.model.concrete import Model
@@ -173,3 +173,26 @@ def test_a_search_waiting_for_the_loop_stops_at_its_time_limit_with_its_figures(
     finally:
         gate.set()
 
+
+@pytest.mark.skipif(cbuild.compiler() is None, reason="no C compiler")
+def test_a_search_that_ends_waits_for_the_build_no_later_than_its_time_limit_or_the_commands(
+        monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """A search that runs to its end waits for its background build (then cached for the next
+    process), but it waited up to two minutes whatever its time limit: prove --timeout 5's routes
+    (the explicit search, the learning routes' samples) waited for the compiler, and the command
+    ended by the CLI's alarm without its figures. The wait ends at the search's time limit or the
+    command's, and the build goes on."""
+    monkeypatch.setenv("DEFERRAL_CACHE", str(tmp_path))
+    monkeypatch.setenv(fused.ENV_BUILD_FROM, "400")  # 2,1,1,1 has 3,163 states: built from its middle
+    gate, generated = threading.Event(), []
+    _slow_source(monkeypatch, gate, generated)
+    try:
+        start = time.monotonic()
+        result = explore_vectorized(REFERENCE, Bounds(2, 1, 1, 1), time_limit=4.0, workers=1)
+        assert result.complete and generated and time.monotonic() - start < 5.5
+        start = time.monotonic()
+        with command_ends_by(time.monotonic() + 4.0):  # what `prove --timeout 4` sets
+            result = explore_vectorized(PUBLISHED["wait-irqs-off"], Bounds(2, 1, 1, 1), workers=1)
+        assert result.complete and len(generated) == 2 and time.monotonic() - start < 5.5
+    finally:
+        gate.set()
