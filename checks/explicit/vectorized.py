@@ -120,12 +120,14 @@ def explore_vectorized(
     work_dir: str | None = None,
     spill_above: int | None = None,
     stop: Callable[[Progress, bool], bool] | None = None,
+    renamings: Callable[[State, int], None] | None = None,
 ) -> SearchResult:
     """Explore every reachable state of ``protocol`` at ``bounds``; report each property.
 
     Same contract as :func:`deferral.checks.explicit.explore.explore`; ``workers`` threads (default:
     every core). A protocol whose steps cannot run on arrays is explored by the plain
-    explorer instead, with ``stats["notice"]`` saying why.
+    explorer instead, with ``stats["notice"]`` saying why (and ``renamings`` called on each state
+    it expands, see :func:`~deferral.checks.explicit.explore.explore`).
 
     ``memory_limit`` (bytes of resident memory) and ``time_limit`` stop the search, even in
     the middle of a level or of the AG EF pass, with ``stopped_by`` "memory-limit" or
@@ -163,7 +165,7 @@ def explore_vectorized(
                 from None
         remaining = None if time_limit is None else max(0.0, time_limit - (time.monotonic() - start))
         result = explore(model, symmetry=symmetry, max_states=max_states, time_limit=remaining,
-                         progress=progress)
+                         progress=progress, renamings=renamings)
         result.elapsed_s = time.monotonic() - start
         result.engine = "concrete"
         result.workers = 1
