@@ -45,6 +45,10 @@ def batch_size(n_actions: int) -> int:
     return BATCH * max(1, n_actions // ACTIONS_PER_BATCH)
 #: States a shrinking BFS may store before it gives up looking for a shorter violation.
 BFS_BUDGET = 20_000
+#: Steps of history a batch allocates first; it doubles as the walks go deeper (up to ``--depth``),
+#: so a depth beyond what the time allows costs nothing: the history is 2 bytes per walk and step
+#: taken (4 with 65,536 step instances or more), not ``--depth`` steps per walk up front.
+HISTORY_ROWS = 256
 
 
 @dataclass
@@ -170,7 +174,8 @@ class Walker:
         walkers = self.walkers if walkers is None else walkers
         rows = np.repeat(self.start, walkers, axis=0)
         alive = np.ones(walkers, dtype=bool)
-        history = np.zeros((self.depth, walkers), dtype=np.int32)
+        small = len(self.model.actions) <= np.iinfo(np.uint16).max
+        history = np.zeros((min(self.depth, HISTORY_ROWS), walkers), dtype=np.uint16 if small else np.int32)
         bad = self._first_bad(rows, alive)
         if bad is not None:
             return walkers, 0, Violation(bad[0], [], batch_no, bad[1])
@@ -181,6 +186,10 @@ class Walker:
             choice = self.step(rows, alive, rng)
             if choice is None:
                 break
+            if t == history.shape[0]:  # deeper than allocated: twice the steps (at most the depth)
+                grown = np.zeros((min(self.depth, 2 * t), walkers), dtype=history.dtype)
+                grown[:t] = history
+                history = grown
             history[t] = choice
             visited += int(alive.sum())
             bad = self._first_bad(rows, alive)
