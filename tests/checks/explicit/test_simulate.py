@@ -194,3 +194,22 @@ def test_the_history_grown_as_the_walks_go_replays(monkeypatch) -> None:
     assert result.violated and result.found_length is not None and result.found_length >= 5
     assert len(result.path) - 1 == 5  # the walk replayed on the concrete model, then shrunk
 
+
+def test_ctrl_c_while_shrinking_reports_the_shortest_violation_found_so_far(cli, monkeypatch, tmp_path: Path) -> None:
+    """Interrupted while it shrinks (here in its last stage, the breadth-first search), simulate
+    reported "interrupted" (130) and lost the violation: it reports the shortest one found so far
+    (exit 1, the trace written) and says the shrinking was cut short."""
+    from deferral.checks.explicit import simulate as sim
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sim, "search_reduced_if_alike", interrupted)
+    trace = tmp_path / "sim.json"
+    r = cli("simulate", "--variant", "reload-no-drain", "--depth", "40", "--walks", "4096", "--workers", "1",
+            "--seed", "1", "--trace-out", str(trace), "--time-limit", "60", "--json")
+    assert r.code == 1, r.out + r.err
+    doc = json.loads(r.out)
+    assert doc["status"] == "violated" and doc["length"] >= 5 and "interrupted" in doc["shrink"][-1]
+    replayed = cli("replay", str(trace))
+    assert replayed.code == 0 and "as expected" in replayed.out
