@@ -269,6 +269,10 @@ class _Search:
                  spill_above: int | None = None, stop: Callable[[Progress, bool], bool] | None = None) -> None:
         self.model = model
         self.stop = stop
+        #: the search has returned: a chunk still running in a worker thread (a limit stopped the
+        #: level while it traced the steps' kernels, seconds at big bounds) stops at its next step
+        #: instance instead of using the CPU of what the caller does next (prove's next route)
+        self.ended = False
         self.layout = model.layout
         self.symmetry = symmetry
         # state numbers are uint32
@@ -354,6 +358,8 @@ class _Search:
         pending: list[np.ndarray] = []
         n_pending = 0
         for action in self.model.actions:
+            if self.ended:  # a chunk left running when a limit ended the search: its result is dropped
+                raise LimitReached("ended")
             try:
                 idx = self.ex.enabled(rows, action)
                 if idx.size == 0:
@@ -675,6 +681,7 @@ class _Search:
                 result = self._run()
                 return result
         finally:  # removed at the end, whatever the result (a kill leaves it)
+            self.ended = True
             # a background build of the compiled loop: finished (cached for the next search) when
             # the search ran to its end or to --max-states; left going when another limit stopped it
             # (the next search in this process waits for it: cancelled, the next time-boxed search
