@@ -995,6 +995,11 @@ class LazyFused:
         self._build(None)  # waits for a background build that holds the lock (done: returns at once)
         return self._loop
 
+    @property
+    def loaded(self) -> bool:
+        """Whether the loop is loaded (asks nothing: no key look-up, no build)."""
+        return self._done and self._loop is not None
+
     def _slot(self) -> tuple[str, str]:
         return str(self._folder), self._key or ""
 

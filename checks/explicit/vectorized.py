@@ -692,7 +692,7 @@ class _Search:
                                  detach=result is not None and (not finished or left is not None))
             if result is not None:  # "built": compiled by this search (cached for the next one)
                 result.stats["c_loop"] = ("built" if self.ex.fused_compiled else
-                                          "cached" if self.ex.fused(0) is not None else "none")
+                                          "cached" if self.ex.fused_loaded else "none")
             if self.work is not None:
                 self.work.close()
 
