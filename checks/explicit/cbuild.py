@@ -79,13 +79,15 @@ def missing() -> str | None:
 
 
 def load(source: str, timeout: float = 120.0, *, build: bool = True, key: str | None = None,
-         meta: object = None, cancel: threading.Event | None = None, folder: Path | None = None) -> Loaded:
+         meta: object = None, cancel: threading.Event | None = None, folder: Path | None = None,
+         low: threading.Event | None = None) -> Loaded:
     """``source`` compiled (or found in the cache) and loaded, or why that is not possible;
     ``build=False``: only from the cache (not there: no library and no problem). ``key``:
     a cheap key standing for ``source`` (see :mod:`deferral.checks.explicit.fusedkey`), under
     which the library and ``meta`` (JSON) are remembered for :func:`load_key`. ``cancel``
     set before or while the compiler runs: it is not started or killed, no library (and no
-    problem). ``folder``: the cache folder (default :func:`cache_dir`, read now).
+    problem). ``folder``: the cache folder (default :func:`cache_dir`, read now). ``low`` set
+    before or while the compiler runs: it runs at the lowest priority (nice 19).
 
     The compiler runs while the calling thread waits for it (a search's background build
     thread, see :class:`~deferral.checks.explicit.fused.LazyFused`, which waits for it, cancels
@@ -109,7 +111,7 @@ def load(source: str, timeout: float = 120.0, *, build: bool = True, key: str | 
                     c_file = Path(tmp) / "fused.c"
                     c_file.write_text(source)
                     built = Path(tmp) / "fused.so"
-                    code, stderr = _compile(cc, c_file, built, timeout, cancel)
+                    code, stderr = _compile(cc, c_file, built, timeout, cancel, low)
                     if code is None:  # cancelled
                         return Loaded(None)
                     if code != 0 or not built.exists():
@@ -140,9 +142,10 @@ def built_last() -> bool:
     return bool(getattr(_last, "built", False))
 
 
-def _compile(cc: str, c_file: Path, out: Path, timeout: float, cancel: threading.Event | None
-             ) -> tuple[int | None, str]:
-    """Run the compiler: (its exit code, its stderr); (None, "") when ``cancel`` was set first."""
+def _compile(cc: str, c_file: Path, out: Path, timeout: float, cancel: threading.Event | None,
+             low: threading.Event | None = None) -> tuple[int | None, str]:
+    """Run the compiler: (its exit code, its stderr); (None, "") when ``cancel`` was set first;
+    at nice 19 (its whole process group, the passes it starts too) once ``low`` is set."""
     import subprocess
 
     # in a process group of its own, killed as a whole: killing the driver alone leaves cc1 running
@@ -153,6 +156,8 @@ def _compile(cc: str, c_file: Path, out: Path, timeout: float, cancel: threading
             end = time.monotonic() + timeout
             while True:
                 try:
+                    if low is not None and low.is_set():
+                        lower_priority(os.PRIO_PGRP, proc.pid)
                     _, stderr = proc.communicate(timeout=0.05 if cancel is not None else timeout)
                     return proc.returncode, stderr
                 except subprocess.TimeoutExpired:
@@ -165,6 +170,15 @@ def _compile(cc: str, c_file: Path, out: Path, timeout: float, cancel: threading
                         raise
         finally:
             _compiling.discard(proc.pid)
+
+
+def lower_priority(which: int, who: int) -> None:
+    """Nice 19 for a process group (``os.PRIO_PGRP``) or a thread (``os.PRIO_PROCESS`` and its native
+    id, which Linux takes per thread): work nobody waits for yields the cores to work someone does."""
+    try:
+        os.setpriority(which, who, 19)
+    except OSError:  # ended meanwhile, or not allowed
+        pass
 
 
 def _kill_group(pgid: int) -> None:

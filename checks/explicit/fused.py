@@ -956,6 +956,8 @@ class LazyFused:
         self._other: threading.Thread | None = None  # another search's build of the same loop, running
         self._cancel = threading.Event()
         self._detached = False  # the search ended, its build left going: nothing waits for it
+        self._low = threading.Event()  # set when detached: the build goes on at the lowest priority
+        self._tid: int | None = None  # the background build thread's native id
         #: whether every chunk waits for a background build once one started (5 or 6 VCPUs: there
         #: numpy's key takes up to 720 orders a state, while the build's Python, generating the
         #: C, waits for the GIL; at 6,3,3,3 --spaces 3 it had not finished in 10 minutes so)
@@ -1086,7 +1088,12 @@ class LazyFused:
                 thread.join(1.0)
                 raise
         if detach:
+            # left going at nice 19 (its thread, its compiler): work that follows in this process
+            # (prove's next route, the next test) is not slowed by a build nobody waits for now
             self._detached = True
+            self._low.set()
+            if thread is not None and thread.is_alive() and self._tid is not None:
+                cbuild.lower_priority(os.PRIO_PROCESS, self._tid)
             return
         if thread is None or not thread.is_alive():
             return
@@ -1096,6 +1103,9 @@ class LazyFused:
         thread.join(1.0)
 
     def _background(self) -> None:
+        self._tid = threading.get_native_id()
+        if self._low.is_set():
+            cbuild.lower_priority(os.PRIO_PROCESS, self._tid)
         try:
             self._build(self._cancel)
         except BaseException as exc:  # noqa: BLE001 - said, not raised: the numpy path goes on
@@ -1117,7 +1127,8 @@ class LazyFused:
                 self._done = True
                 return
             code, names = got
-            lib, problem = cbuild.load(code, key=self._key, meta=names, cancel=cancel, folder=self._folder)
+            lib, problem = cbuild.load(code, key=self._key, meta=names, cancel=cancel, folder=self._folder,
+                                       low=self._low if cancel is not None else None)
             if lib is None and cancel is not None and cancel.is_set():
                 return  # cancelled: not done, no problem (a later big chunk may still build it)
             self.compiled = lib is not None and cbuild.built_last()
