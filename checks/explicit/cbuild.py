@@ -152,12 +152,14 @@ def _compile(cc: str, c_file: Path, out: Path, timeout: float, cancel: threading
     with subprocess.Popen([cc, *FLAGS, "-o", str(out), str(c_file)], stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, text=True, process_group=0) as proc:
         _compiling.add(proc.pid)
+        niced = False
         try:
             end = time.monotonic() + timeout
             while True:
                 try:
-                    if low is not None and low.is_set():
-                        lower_priority(os.PRIO_PGRP, proc.pid)
+                    if low is not None and low.is_set() != niced:  # lowered, or raised again (best effort)
+                        niced = low.is_set()
+                        set_priority(os.PRIO_PGRP, proc.pid, 19 if niced else 0)
                     _, stderr = proc.communicate(timeout=0.05 if cancel is not None else timeout)
                     return proc.returncode, stderr
                 except subprocess.TimeoutExpired:
@@ -172,11 +174,12 @@ def _compile(cc: str, c_file: Path, out: Path, timeout: float, cancel: threading
             _compiling.discard(proc.pid)
 
 
-def lower_priority(which: int, who: int) -> None:
-    """Nice 19 for a process group (``os.PRIO_PGRP``) or a thread (``os.PRIO_PROCESS`` and its native
-    id, which Linux takes per thread): work nobody waits for yields the cores to work someone does."""
+def set_priority(which: int, who: int, nice: int) -> None:
+    """``nice`` for a process group (``os.PRIO_PGRP``) or a thread (``os.PRIO_PROCESS`` and its native
+    id, which Linux takes per thread): 19 for work nobody waits for, which yields the cores to work
+    someone does; 0 again when someone waits for it (where allowed: raising it needs privileges)."""
     try:
-        os.setpriority(which, who, 19)
+        os.setpriority(which, who, nice)
     except OSError:  # ended meanwhile, or not allowed
         pass
 

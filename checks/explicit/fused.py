@@ -925,7 +925,7 @@ POLL_S = 0.2
 #: The background builds running, by (cache folder, key): a search that a limit stopped leaves its
 #: build going, and a later search of the same loop in this process waits for that build (or goes
 #: on by numpy) rather than generating the C again (tens of seconds of Python at 6,3,3,3,S=3).
-_running: dict[tuple[str, str], threading.Thread] = {}
+_running: dict[tuple[str, str], "LazyFused"] = {}
 _running_lock = threading.Lock()
 
 
@@ -953,7 +953,7 @@ class LazyFused:
         self._keyed = key is None  # the key was looked up (or there is none)
         self._loop: FusedLoop | None = None
         self._thread: threading.Thread | None = None  # the background build (see start)
-        self._other: threading.Thread | None = None  # another search's build of the same loop, running
+        self._other: LazyFused | None = None  # another search's build of the same loop, running
         self._cancel = threading.Event()
         self._detached = False  # the search ended, its build left going: nothing waits for it
         self._low = threading.Event()  # set when detached: the build goes on at the lowest priority
@@ -1018,11 +1018,23 @@ class LazyFused:
         was cancelled: not there, and this search builds its own). Takes no lock: this search's own
         build may hold it for a long time."""
         other = self._other
-        if other is None or other.is_alive():
+        if other is None or other.running():
             return
         self._other = None
         if not self._done:
             self._from_cache()
+
+    def running(self) -> bool:
+        """Whether this loop's background build is running."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    def _hurry(self) -> None:
+        """Someone waits for this build, left going at nice 19: back to 0 (where allowed)."""
+        if self._low.is_set():
+            self._low.clear()
+            if self._tid is not None:
+                cbuild.set_priority(os.PRIO_PROCESS, self._tid, 0)
 
     def _await(self, poll: Callable[[], None] | None) -> None:
         """Wait for a background build of the loop: another search's, then (none, or it left
@@ -1034,7 +1046,10 @@ class LazyFused:
                 return
             if poll is not None:
                 self.start()  # nothing while another search's build runs
-            thread = self._other if self._other is not None else self._thread
+            other = self._other
+            if other is not None:
+                other._hurry()  # waited for now: no longer at the lowest priority
+            thread = other._thread if other is not None else self._thread
             if thread is None or (thread is self._thread and self._cancel.is_set()):
                 return
             while thread.is_alive():
@@ -1051,7 +1066,7 @@ class LazyFused:
         if not self.wait_started or self._detached:
             return False
         other = self._other
-        if other is not None and other.is_alive():
+        if other is not None and other.running():
             return True
         thread = self._thread
         return thread is not None and thread.is_alive() and not self._cancel.is_set()
@@ -1065,12 +1080,12 @@ class LazyFused:
             return
         self._other_ended()
         with self._lock:
-            if self._done or self._thread is not None or (self._other is not None and self._other.is_alive()):
+            if self._done or self._thread is not None or (self._other is not None and self._other.running()):
                 return
             self._thread = threading.Thread(target=self._background, name="deferral-cc", daemon=True)
             if self._key is not None:
                 with _running_lock:
-                    _running[self._slot()] = self._thread
+                    _running[self._slot()] = self
             self._thread.start()
 
     def finish(self, wait: bool = True, timeout: float = FINISH_WAIT_S, *, detach: bool = False) -> None:
@@ -1093,7 +1108,7 @@ class LazyFused:
             self._detached = True
             self._low.set()
             if thread is not None and thread.is_alive() and self._tid is not None:
-                cbuild.lower_priority(os.PRIO_PROCESS, self._tid)
+                cbuild.set_priority(os.PRIO_PROCESS, self._tid, 19)
             return
         if thread is None or not thread.is_alive():
             return
@@ -1105,7 +1120,7 @@ class LazyFused:
     def _background(self) -> None:
         self._tid = threading.get_native_id()
         if self._low.is_set():
-            cbuild.lower_priority(os.PRIO_PROCESS, self._tid)
+            cbuild.set_priority(os.PRIO_PROCESS, self._tid, 19)
         try:
             self._build(self._cancel)
         except BaseException as exc:  # noqa: BLE001 - said, not raised: the numpy path goes on
@@ -1114,7 +1129,7 @@ class LazyFused:
                 self._done = True
         finally:
             with _running_lock:
-                if _running.get(self._slot()) is threading.current_thread():
+                if _running.get(self._slot()) is self:
                     del _running[self._slot()]
 
     def _build(self, cancel: threading.Event | None) -> None:

@@ -4,6 +4,7 @@ compiler, an unwritable cache; switched off with DEFERRAL_CC=0 is no problem to 
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
 from typing import Any
@@ -146,6 +147,8 @@ def test_a_wait_for_the_loop_polls_the_limits_and_the_build_goes_on_for_the_next
             ex.fused(fused.MIN_ROWS, poll=poll)
         ex.finish_fused(wait=False, detach=True)  # what a search that a limit stopped does: at once
         assert time.monotonic() - start < 1.5
+        tid = ex._fused._tid
+        assert tid is not None and os.getpriority(os.PRIO_PROCESS, tid) == 19  # goes on at the lowest priority
         again = _expander()
         assert again.fused(1) is None  # a small chunk does not wait for it
         gate.set()
