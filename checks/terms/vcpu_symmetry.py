@@ -72,7 +72,7 @@ def _prove(protocol: Protocol, bounds: Bounds, time_limit: float) -> SymmetryPro
         gens = enc.layout.generators
         if not gens:
             return SymmetryProof("proved", "one VCPU: nothing to rename")
-        xs = enc.state("x")
+        xs = enc._base_vars  # the cached terms as they are (no renaming)
         terms = enc.defined_terms(xs)
         crosscheck(enc, over=(xs, terms))
     except EncodingError as exc:
