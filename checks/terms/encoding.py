@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import z3
 
+from deferral.checks.terms.interrupts import raise_if_interrupt
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model, State
 from deferral.model.context import USER_ERRORS, StepContext, StepError, describe_user_error
@@ -418,6 +419,7 @@ class Encoding:
         except (z3.Z3Exception, EncodingError) as exc:
             raise EncodingError(self._why(step, args, exc)) from None
         except USER_ERRORS as exc:  # a user's step raised or exited: one line naming file, step and error
+            raise_if_interrupt(exc)  # Ctrl-C or SIGTERM inside a Z3 call: not the step's error
             raise EncodingError(f"{self._where(step, args)} {describe_user_error(exc)}") from None
         updates = {j: raw(ctx.values[j]) for j in sorted(ctx.written)}
         if not track_undefined:
@@ -538,6 +540,7 @@ class Encoding:
                 raise EncodingError(f"{getattr(fn, '__name__', fn)}{args} cannot be evaluated over Z3 "
                                     f"terms: {exc}") from None
             except USER_ERRORS as exc:
+                raise_if_interrupt(exc)
                 raise EncodingError(f"{self.protocol.name} ({self.protocol.source}): {getattr(fn, '__name__', fn)}"
                                     f"{args} {describe_user_error(exc)}") from None
         return z3.And(terms) if terms else z3.BoolVal(True)
