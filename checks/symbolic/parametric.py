@@ -155,7 +155,7 @@ class ParamEncoding:
         then = self._some_iteration(in_effect, in_effect.failures)
         if not z3.is_false(then):
             fails = z3.Or(fails, z3.And(guard, then))
-        return self._closed(f"step {label}", z3.simplify(fails) if z3.is_false(z3.simplify(fails)) else fails)
+        return self._closed(f"step {label}", fails)
 
     def _some_iteration(self, ctx: ParamContext, terms: Sequence[Any]) -> Any:
         """The disjunction of ``terms``, each existentially closed over the loop variables it mentions."""
