@@ -20,7 +20,8 @@ assignment, in every sampled reachable state, and minimal (no sub-disjunction is
 without it is left to that one. Where no enumerated family rules out a counterexample to induction,
 the shortest clauses of any kept literal (pooled or not, up to :data:`MAX_COVER`) true in the samples
 and false in it (:meth:`Signature.diagrams`, an exact hitting set by Z3: the diagram generalization of
-IC3PO and UPDR against the samples), then clauses of four pooled literals (:meth:`Signature.excluding`)
+IC3PO and UPDR against the samples; the signatures of fewest variables first, none wider once one rules
+it out), then clauses of four pooled literals (:meth:`Signature.excluding`)
 and greedy covers (:meth:`Signature.covering`). One family stands for all its instances (the
 parameters range over every element of their sorts). :func:`learn` chooses among them by Houdini and
 counterexamples to induction at growing bounds (:func:`learn_at`), the first stage starting from
