@@ -139,8 +139,9 @@ class SearchResult:
     coverage: Coverage | None = None
     #: the protocol and bounds the search ran on (what its paths and counts are over)
     model: Model | None = field(default=None, repr=False, compare=False)
-    #: with symmetry, why the reduction is exact: "published", "proved" (by Z3 at these bounds) or
-    #: "sampled" (Z3 could not evaluate the steps: checked on sampled states), None where not checked
+    #: with symmetry, why the reduction is exact: "published", "proved" (by Z3 at these bounds),
+    #: "checked" (Z3 could not evaluate the steps: every state the search expanded checked against
+    #: every renaming) or "sampled" (the same, past 4 VCPUs: checked on sampled states), None where not checked
     symmetry_basis: str | None = None
 
     def outcome(self, name: str) -> Outcome:

@@ -21,6 +21,7 @@ import time
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from deferral.checks.explicit.limits import command_ends_by
 from deferral.cli.exits import EXIT_UNKNOWN
 
 #: Seconds after the first alarm before the watchdog ends the process outright.
@@ -79,7 +80,8 @@ def deadline(seconds: float | None, what: str, *, grace: float = 0.0) -> Iterato
     watchdog.start()
     signal.setitimer(signal.ITIMER_REAL, total, 1.0)
     try:
-        yield
+        with command_ends_by(start + seconds):  # a search's end waits for nothing past it (see there)
+            yield
     except BaseException as exc:
         # the alarm raised inside a C call's argument conversion comes out as that call's error
         # (ctypes.ArgumentError, then e.g. "bad input" from the encoding): it is the time limit

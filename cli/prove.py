@@ -249,6 +249,8 @@ def run_parametric(args: argparse.Namespace) -> int:
                 limit_error=TimeLimitReached)
         except EncodingError as exc:
             raise UsageError(str(exc)) from None
+    if res.status == "proved":
+        no_failing_step(res)
     trace = None
     if res.refutation is not None:  # a small instance's shortest counterexample
         r = res.refutation
@@ -273,6 +275,23 @@ def run_parametric(args: argparse.Namespace) -> int:
         if also:
             console().print(also, markup=False, highlight=False)
     return res.exit_code
+
+
+def no_failing_step(res: Any) -> None:
+    """Add to a parametric proof the obligation that its lemmas rule out every failing step (a read
+    naming no element), checked at the bounded stages' bounds (checks/symbolic/failures.py)."""
+    import time
+
+    from deferral.checks.symbolic import failures, parametric
+    from deferral.checks.symbolic.paramlearn import plan_bounds
+
+    began = time.monotonic()
+    at = plan_bounds(res.protocol, res.concrete)
+    status, reason = failures.bounded_check(res.protocol, at, res.lemmas, timeout=60.0)
+    where = " and ".join(b.short() for b in at)
+    res.obligations.append(parametric.Obligation(
+        f"no step or property fails (a read naming no element), at {where} only", status,
+        time.monotonic() - began, reason))
 
 
 def parametric_invariant_json(res: Any, bounds: Any) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from rich.text import Text
 from deferral.checks.explicit.numpy_ops import NotVectorizable
 from deferral.checks.explicit.simulate import SimProgress, SimResult, simulate
 from deferral.cli.common import UsageError, add_bounds, check_outputs, console, add_variant, bounds_from, positive, protocol_from
+from deferral.cli.terminate import Terminated
 from deferral.model.concrete import Model
 from deferral.traces.files import write_atomic
 from deferral.traces.itf import to_itf
@@ -67,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
                           workers=args.workers, progress=show)
     except NotVectorizable as exc:
         raise UsageError(f"simulate runs the steps on arrays, and this protocol cannot: {exc}") from None
+    if isinstance(result.interrupted, Terminated):
+        raise result.interrupted  # SIGTERM ends the command as it says (143); Ctrl-C keeps the violation found
     if result.path is not None:
         trace = path_to_trace(model, result.path, result.prop,
                               expected={"outcome": "violates", "property": result.prop},
@@ -103,6 +106,7 @@ def result_json(result: SimResult, args: argparse.Namespace) -> dict[str, Any]:
         "found_length": result.found_length,
         "length": None if result.path is None else len(result.path) - 1,
         "shrink": result.shrink_log,
+        "shrink_interrupted": result.interrupted is not None,
         "trace": args.trace_out if result.violated else None,
     }
 
@@ -121,5 +125,8 @@ def print_sim(console: Console, model: Model, result: SimResult, args: argparse.
     for v in model.failing(model.protocol.prop(result.prop or ""), result.path[-1][1]):
         console.print(Text.assemble(("✗ ", "bold red"), (v.describe(), "red")))
     console.print("shrinking: " + "; ".join(result.shrink_log), style="dim", highlight=False)
+    if result.interrupted is not None:
+        console.print(Text("shrinking interrupted (Ctrl-C): the shortest counterexample found until then, "
+                           "maybe not the shortest there is", style="yellow"))
     if args.trace_out:
         console.print(f"trace: {args.trace_out} (deferral replay {args.trace_out})", highlight=False)

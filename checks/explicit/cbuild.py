@@ -8,11 +8,14 @@ it with :mod:`ctypes` (a foreign call releases the GIL, so worker threads run it
 parallel; loading costs about a megabyte, not numba's 110 MiB). No compiler, an unwritable
 cache or a failed compilation give None: the caller keeps its numpy path. A build may be
 cancelled (``cancel``, an event another thread sets): the compiler is killed and nothing is
-cached, so a search that ends early leaves no compiler running.
+cached. A compiler still running when the process exits (a build a search left going in the
+background, see :class:`~deferral.checks.explicit.fused.LazyFused`) is killed by an exit
+handler, so none outlives the process.
 """
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import hashlib
 import json
@@ -31,6 +34,7 @@ FLAGS = ("-O2", "-shared", "-fPIC", "-std=c99", "-w")
 _lock = threading.Lock()  # guards _locks
 _locks: dict[str, threading.Lock] = {}  # one a library: a build of one never holds up a load of another
 _last = threading.local()  # per thread: whether its last load compiled (see built_last)
+_compiling: set[int] = set()  # the process groups of the compilers running (killed at exit)
 
 
 def _lock_of(digest: str) -> threading.Lock:
@@ -75,26 +79,29 @@ def missing() -> str | None:
 
 
 def load(source: str, timeout: float = 120.0, *, build: bool = True, key: str | None = None,
-         meta: object = None, cancel: threading.Event | None = None) -> Loaded:
+         meta: object = None, cancel: threading.Event | None = None, folder: Path | None = None,
+         low: threading.Event | None = None) -> Loaded:
     """``source`` compiled (or found in the cache) and loaded, or why that is not possible;
     ``build=False``: only from the cache (not there: no library and no problem). ``key``:
     a cheap key standing for ``source`` (see :mod:`deferral.checks.explicit.fusedkey`), under
     which the library and ``meta`` (JSON) are remembered for :func:`load_key`. ``cancel``
-    set while the compiler runs: it is killed, no library (and no problem).
+    set before or while the compiler runs: it is not started or killed, no library (and no
+    problem). ``folder``: the cache folder (default :func:`cache_dir`, read now). ``low`` set
+    before or while the compiler runs: it runs at the lowest priority (nice 19).
 
     The compiler runs while the calling thread waits for it (a search's background build
-    thread, see :class:`~deferral.checks.explicit.fused.LazyFused`, which ends it or waits for
-    it before the search returns), so no compiler outlives a search."""
+    thread, see :class:`~deferral.checks.explicit.fused.LazyFused`, which waits for it, cancels
+    it, or leaves it going for the next search); one still running at exit is killed."""
     _last.built = False
     cc = compiler()
     if cc is None:
         return Loaded(None, missing() if build else None)
     digest = _digest(cc, source)
-    folder = cache_dir()
+    folder = cache_dir() if folder is None else folder
     lib = folder / f"fused-{digest}.so"
     with _lock_of(digest):  # two threads of one search build it once
         if not lib.exists():
-            if not build:
+            if not build or (cancel is not None and cancel.is_set()):
                 return Loaded(None)
             import subprocess  # only to compile: a search whose libraries are cached does not load it
 
@@ -104,7 +111,7 @@ def load(source: str, timeout: float = 120.0, *, build: bool = True, key: str | 
                     c_file = Path(tmp) / "fused.c"
                     c_file.write_text(source)
                     built = Path(tmp) / "fused.so"
-                    code, stderr = _compile(cc, c_file, built, timeout, cancel)
+                    code, stderr = _compile(cc, c_file, built, timeout, cancel, low)
                     if code is None:  # cancelled
                         return Loaded(None)
                     if code != 0 or not built.exists():
@@ -135,30 +142,61 @@ def built_last() -> bool:
     return bool(getattr(_last, "built", False))
 
 
-def _compile(cc: str, c_file: Path, out: Path, timeout: float, cancel: threading.Event | None
-             ) -> tuple[int | None, str]:
-    """Run the compiler: (its exit code, its stderr); (None, "") when ``cancel`` was set first."""
+def _compile(cc: str, c_file: Path, out: Path, timeout: float, cancel: threading.Event | None,
+             low: threading.Event | None = None) -> tuple[int | None, str]:
+    """Run the compiler: (its exit code, its stderr); (None, "") when ``cancel`` was set first;
+    at nice 19 (its whole process group, the passes it starts too) once ``low`` is set."""
     import subprocess
 
     # in a process group of its own, killed as a whole: killing the driver alone leaves cc1 running
     with subprocess.Popen([cc, *FLAGS, "-o", str(out), str(c_file)], stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, text=True, process_group=0) as proc:
-        end = time.monotonic() + timeout
-        while True:
-            try:
-                _, stderr = proc.communicate(timeout=0.05 if cancel is not None else timeout)
-                return proc.returncode, stderr
-            except subprocess.TimeoutExpired:
-                stop = cancel is not None and cancel.is_set()
-                if stop or time.monotonic() >= end:
-                    try:
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    except OSError:  # ended meanwhile
-                        pass
-                    proc.communicate()
-                    if stop:
-                        return None, ""
-                    raise
+        _compiling.add(proc.pid)
+        niced = False
+        try:
+            end = time.monotonic() + timeout
+            while True:
+                try:
+                    if low is not None and low.is_set() != niced:  # lowered, or raised again (best effort)
+                        niced = low.is_set()
+                        set_priority(os.PRIO_PGRP, proc.pid, 19 if niced else 0)
+                    _, stderr = proc.communicate(timeout=0.05 if cancel is not None else timeout)
+                    return proc.returncode, stderr
+                except subprocess.TimeoutExpired:
+                    stop = cancel is not None and cancel.is_set()
+                    if stop or time.monotonic() >= end:
+                        _kill_group(proc.pid)
+                        proc.communicate()
+                        if stop:
+                            return None, ""
+                        raise
+        finally:
+            _compiling.discard(proc.pid)
+
+
+def set_priority(which: int, who: int, nice: int) -> None:
+    """``nice`` for a process group (``os.PRIO_PGRP``) or a thread (``os.PRIO_PROCESS`` and its native
+    id, which Linux takes per thread): 19 for work nobody waits for, which yields the cores to work
+    someone does; 0 again when someone waits for it (where allowed: raising it needs privileges)."""
+    try:
+        os.setpriority(which, who, nice)
+    except OSError:  # ended meanwhile, or not allowed
+        pass
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:  # ended meanwhile
+        pass
+
+
+@atexit.register
+def kill_compilers() -> None:
+    """Kill the compilers still running (their process groups): at exit, a build left going in the
+    background (see :meth:`~deferral.checks.explicit.fused.LazyFused.finish`) ends with the process."""
+    for pgid in list(_compiling):
+        _kill_group(pgid)
 
 
 def _remember(folder: Path, key: str, lib_name: str, meta: object) -> None:
@@ -171,11 +209,12 @@ def _remember(folder: Path, key: str, lib_name: str, meta: object) -> None:
         pass
 
 
-def load_key(key: str) -> tuple[ctypes.CDLL, object] | None:
-    """The library remembered under ``key`` and its ``meta``; None: none (or C switched off)."""
+def load_key(key: str, folder: Path | None = None) -> tuple[ctypes.CDLL, object] | None:
+    """The library remembered under ``key`` (in ``folder``, default :func:`cache_dir`) and its
+    ``meta``; None: none (or C switched off)."""
     if compiler() is None:
         return None
-    folder = cache_dir()
+    folder = cache_dir() if folder is None else folder
     try:
         entry = json.loads((folder / f"key-{key}.json").read_text())
         name = entry["lib"]

@@ -74,8 +74,11 @@ def explore(
     max_states: int | None = None,
     time_limit: float | None = None,
     progress: ProgressFn | None = None,
+    renamings: Callable[[State, int], None] | None = None,
 ) -> SearchResult:
-    """Explore every reachable state of ``model``; report each property's outcome."""
+    """Explore every reachable state of ``model``; report each property's outcome. ``renamings``:
+    called on each state expanded, with its depth (the symmetry guard's check of a state against
+    every renaming, see :class:`~deferral.checks.explicit.symmetry_guard.RenamingCheck`)."""
     start = time.monotonic()
     bfs = Bfs(model, symmetry=symmetry, max_states=max_states)
     states = bfs.states
@@ -99,6 +102,8 @@ def explore(
     check(0)
     while frontier and stopped_by is None:
         for n in frontier:
+            if renamings is not None:
+                renamings(states[n], depth)
             enabled: set[str] = set()
             for action, m, new in bfs.expand(n):
                 transitions += 1

@@ -920,12 +920,22 @@ def build_from(many_orders: bool = False) -> int:
         return default
 
 
+#: Seconds between two polls of a search's limits while it waits for the loop's build.
+POLL_S = 0.2
+#: The background builds running, by (cache folder, key): a search that a limit stopped leaves its
+#: build going, and a later search of the same loop in this process waits for that build (or goes
+#: on by numpy) rather than generating the C again (tens of seconds of Python at 6,3,3,3,S=3).
+_running: dict[tuple[str, str], "LazyFused"] = {}
+_running_lock = threading.Lock()
+
+
 class LazyFused:
     """The fused loop of one model: loaded at the first ask when a search before built the same
     loop (with a ``key``, see :mod:`deferral.checks.explicit.fusedkey`: found without
     generating its source), built in a background thread once a search is big enough
     (:meth:`start`, the numpy path going on meanwhile), or built for the first chunk of
-    :data:`MIN_ROWS` rows (which waits for it; the other threads wait too).
+    :data:`MIN_ROWS` rows (which waits for it, polling the search's limits; the other threads
+    wait too). A build another search of this process left going is waited for, not repeated.
 
     ``source``: the C source and the names of the properties it checks (None: no loop);
     ``make``: the loop of a loaded library, given those names."""
@@ -937,12 +947,17 @@ class LazyFused:
         self._make = make
         self._key_fn = key
         self._key: str | None = None
+        self._folder = cbuild.cache_dir()  # where a build goes, even one that outlives the search
         self._lock = threading.Lock()  # held while the loop is built: a big chunk waits for it
         self._done = False
         self._keyed = key is None  # the key was looked up (or there is none)
         self._loop: FusedLoop | None = None
         self._thread: threading.Thread | None = None  # the background build (see start)
+        self._other: LazyFused | None = None  # another search's build of the same loop, running
         self._cancel = threading.Event()
+        self._detached = False  # the search ended, its build left going: nothing waits for it
+        self._low = threading.Event()  # set when detached: the build goes on at the lowest priority
+        self._tid: int | None = None  # the background build thread's native id
         #: whether every chunk waits for a background build once one started (5 or 6 VCPUs: there
         #: numpy's key takes up to 720 orders a state, while the build's Python, generating the
         #: C, waits for the GIL; at 6,3,3,3 --spaces 3 it had not finished in 10 minutes so)
@@ -953,70 +968,169 @@ class LazyFused:
         #: compiler failed); None when there is one, or C is switched off or cannot express the model
         self.problem: str | None = None
 
-    def get(self, rows: int | None = None) -> FusedLoop | None:
+    def get(self, rows: int | None = None, poll: Callable[[], None] | None = None) -> FusedLoop | None:
         """The loop for a chunk of ``rows`` rows (``None``: build it now, whatever the size);
         None: not for this chunk (smaller than :data:`MIN_ROWS`, not in the cache, and no
         background build finished yet, or started with :attr:`wait_started`), or never (switched
-        off, untraceable, no compiler)."""
+        off, untraceable, no compiler). ``poll``: a search's limits, called every :data:`POLL_S`
+        seconds while a build is waited for (what it raises ends the wait; the build goes on)."""
         if self._done:
             return self._loop
         if not self._keyed:
             with self._lock:
                 if not self._keyed and not self._done:
                     self._key = self._key_fn() if self._key_fn is not None else None
-                    found = cbuild.load_key(self._key) if self._key is not None else None
-                    if found is not None and isinstance(found[1], list):
-                        self._loop, self._done = self._make(found[0], found[1]), True
                     self._keyed = True
-            if self._done:
-                return self._loop
+                    if not self._from_cache():
+                        with _running_lock:
+                            self._other = _running.get(self._slot()) if self._key is not None else None
+        self._other_ended()
+        if self._done:
+            return self._loop
         if rows is not None and rows < MIN_ROWS and not (rows > 0 and self._building()):
             return None  # the numpy path, until a background build is done
-        self._build(None)  # waits for a background build that holds the lock
+        if self._detached:
+            return None  # the search is over: a last look never waits
+        self._await(poll)
+        if self._detached and not self._done:
+            return None
+        self._build(None)  # waits for a background build that holds the lock (done: returns at once)
         return self._loop
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the loop is loaded (asks nothing: no key look-up, no build)."""
+        return self._done and self._loop is not None
+
+    def _slot(self) -> tuple[str, str]:
+        return str(self._folder), self._key or ""
+
+    def _from_cache(self) -> bool:
+        """Load the loop remembered under the key; whether it was there."""
+        found = cbuild.load_key(self._key, self._folder) if self._key is not None else None
+        if found is not None and isinstance(found[1], list) and not self._done:
+            self._loop = self._make(found[0], found[1])
+            self._done = True  # after the loop: a reader that sees done sees the loop
+        return self._done
+
+    def _other_ended(self) -> None:
+        """When another search's build of this loop has ended: its loop from the cache (it failed or
+        was cancelled: not there, and this search builds its own). Takes no lock: this search's own
+        build may hold it for a long time."""
+        other = self._other
+        if other is None or other.running():
+            return
+        self._other = None
+        if not self._done:
+            self._from_cache()
+
+    def running(self) -> bool:
+        """Whether this loop's background build is running."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    def _hurry(self) -> None:
+        """Someone waits for this build, left going at nice 19: back to 0 (where allowed)."""
+        if self._low.is_set():
+            self._low.clear()
+            if self._tid is not None:
+                cbuild.set_priority(os.PRIO_PROCESS, self._tid, 0)
+
+    def _await(self, poll: Callable[[], None] | None) -> None:
+        """Wait for a background build of the loop: another search's, then (none, or it left
+        nothing) this search's, started here when ``poll`` is given, which is called every
+        :data:`POLL_S` seconds meanwhile (what it raises ends the wait, not the build)."""
+        for _ in range(2):  # another search's build, then this one's own
+            self._other_ended()
+            if self._done:
+                return
+            if poll is not None:
+                self.start()  # nothing while another search's build runs
+            other = self._other
+            if other is not None:
+                other._hurry()  # waited for now: no longer at the lowest priority
+            thread = other._thread if other is not None else self._thread
+            if thread is None or (thread is self._thread and self._cancel.is_set()):
+                return
+            while thread.is_alive():
+                thread.join(POLL_S)
+                if self._detached:  # the search ended meanwhile (a worker thread's wait)
+                    return
+                if poll is not None and thread.is_alive():
+                    poll()
+            if thread is self._thread:
+                return
 
     def _building(self) -> bool:
         """Whether chunks wait for a background build: :attr:`wait_started` and one is running."""
+        if not self.wait_started or self._detached:
+            return False
+        other = self._other
+        if other is not None and other.running():
+            return True
         thread = self._thread
-        return self.wait_started and thread is not None and thread.is_alive() and not self._cancel.is_set()
+        return thread is not None and thread.is_alive() and not self._cancel.is_set()
 
     def start(self) -> None:
         """Build the loop in a background thread (not in the cache: generate the C, compile
-        it, about 1-2 s of one core) and use it for every chunk once it is ready; the caller
-        goes on by the numpy path meanwhile. Nothing when it is there or being built already."""
+        it, about 1-2 s of one core at most bounds, tens of seconds at 6,3,3,3 with three spaces)
+        and use it for every chunk once it is ready; the caller goes on by the numpy path
+        meanwhile. Nothing when it is there, being built already, or being built by another search."""
         if self.get(0) is not None or self._done or self._thread is not None:
             return
+        self._other_ended()
         with self._lock:
-            if self._done or self._thread is not None:
+            if self._done or self._thread is not None or (self._other is not None and self._other.running()):
                 return
             self._thread = threading.Thread(target=self._background, name="deferral-cc", daemon=True)
+            if self._key is not None:
+                with _running_lock:
+                    _running[self._slot()] = self
             self._thread.start()
 
-    def finish(self, wait: bool = True, timeout: float = FINISH_WAIT_S) -> None:
-        """End the background build, if any: wait for it (at most ``timeout`` seconds: the loop
-        is then cached for the next search), or (``wait`` False) cancel it, killing the compiler."""
+    def finish(self, wait: bool = True, timeout: float = FINISH_WAIT_S, *, detach: bool = False) -> None:
+        """End the search's use of the background build, if any: wait for it (at most ``timeout``
+        seconds: the loop is then cached for the next search), then, or at once (``wait`` False),
+        leave it going (``detach``: the next search of this loop in this process waits for it, and
+        it is cached when done; a compiler still running when the process exits is killed) or
+        cancel it (a compiler running is killed, none is started)."""
         thread = self._thread
-        if thread is None:
+        if thread is not None and wait:
+            try:
+                thread.join(timeout)
+            except BaseException:  # interrupted while waiting (Ctrl-C, the CLI's deadline): kill the compiler
+                self._cancel.set()
+                thread.join(1.0)
+                raise
+        if detach:
+            # left going at nice 19 (its thread, its compiler): work that follows in this process
+            # (prove's next route, the next test) is not slowed by a build nobody waits for now
+            self._detached = True
+            self._low.set()
+            if thread is not None and thread.is_alive() and self._tid is not None:
+                cbuild.set_priority(os.PRIO_PROCESS, self._tid, 19)
             return
-        if not wait:
-            self._cancel.set()
-        try:
-            thread.join(timeout if wait else min(timeout, 5.0))
-        except BaseException:  # interrupted while waiting (Ctrl-C, the CLI's deadline): kill the compiler
-            self._cancel.set()
-            thread.join(1.0)
-            raise
-        if thread.is_alive():  # the compiler is killed; a traced step stuck forever stays stuck
-            self._cancel.set()
-            thread.join(1.0)
+        if thread is None or not thread.is_alive():
+            return
+        self._cancel.set()
+        # the compiler is killed within 0.05 s; a build still generating its C (Python) is not
+        # waited for: it sees the cancel before it would start the compiler
+        thread.join(1.0)
 
     def _background(self) -> None:
+        self._tid = threading.get_native_id()
+        if self._low.is_set():
+            cbuild.set_priority(os.PRIO_PROCESS, self._tid, 19)
         try:
             self._build(self._cancel)
         except BaseException as exc:  # noqa: BLE001 - said, not raised: the numpy path goes on
             if not self._done:
                 self.problem = f"the background build failed: {type(exc).__name__}: {exc}"
                 self._done = True
+        finally:
+            with _running_lock:
+                if _running.get(self._slot()) is self:
+                    del _running[self._slot()]
 
     def _build(self, cancel: threading.Event | None) -> None:
         """Generate, compile (or find in the cache) and load the loop, unless done already."""
@@ -1028,7 +1142,8 @@ class LazyFused:
                 self._done = True
                 return
             code, names = got
-            lib, problem = cbuild.load(code, key=self._key, meta=names, cancel=cancel)
+            lib, problem = cbuild.load(code, key=self._key, meta=names, cancel=cancel, folder=self._folder,
+                                       low=self._low if cancel is not None else None)
             if lib is None and cancel is not None and cancel.is_set():
                 return  # cancelled: not done, no problem (a later big chunk may still build it)
             self.compiled = lib is not None and cbuild.built_last()

@@ -13,7 +13,9 @@ import math
 import os
 import resource
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 #: Default memory limit: this share of the memory available when the search starts.
 DEFAULT_MEMORY_SHARE = 0.8
@@ -33,6 +35,28 @@ def expansion_bytes(rows: int, row_bytes: int, fanout: float, in_flight: int = 1
     most: the unpacked rows and one action's successor rows, plus :data:`SUCCESSOR_BYTES` for each
     of the ``fanout`` successors a state has (the last level's average; the action count at first)."""
     return int(in_flight * rows * (2 * row_bytes + fanout * SUCCESSOR_BYTES))
+
+
+#: When (``time.monotonic``) the command running must have ended: its ``--time-limit`` or
+#: ``--timeout``, set by the CLI (:func:`deferral.cli.limits.deadline`); None: no such limit. What
+#: may wait past a search's own limits (its end's wait for the compiled loop's build) waits no later.
+_command_deadline: list[float | None] = [None]
+
+
+def command_deadline() -> float | None:
+    """When the command running must have ended (``time.monotonic``), or None."""
+    return _command_deadline[0]
+
+
+@contextmanager
+def command_ends_by(at: float | None) -> Iterator[None]:
+    """Inside, :func:`command_deadline` is ``at`` (or the deadline set outside, when earlier)."""
+    outer = _command_deadline[0]
+    _command_deadline[0] = at if outer is None or (at is not None and at < outer) else outer
+    try:
+        yield
+    finally:
+        _command_deadline[0] = outer
 
 
 class LimitReached(Exception):

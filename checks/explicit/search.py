@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from deferral.checks.explicit.explore import explore
-from deferral.checks.explicit.symmetry_guard import check_symmetry
+from deferral.checks.explicit.symmetry_guard import check_symmetry, exact_check
 from deferral.model.variants import AsymmetricProtocol
 from deferral.checks.results import ProgressFn, SearchResult
 from deferral.model.bounds import Bounds
@@ -40,6 +40,10 @@ def search(
     basis = (symmetry_basis or check_symmetry(protocol, bounds)) if symmetry else None
     options: dict[str, Any] = dict(symmetry=symmetry, max_states=max_states, time_limit=time_limit,
                                    progress=progress)
+    # sampled (Z3 could not decide: such a variant runs on the plain engine): where it is cheap, every
+    # state the plain engine expands is checked against every renaming, which makes the search exact
+    check = exact_check(Model(protocol, bounds)) if basis == "sampled" else None
+    renamings = check.check if check is not None else None
     if engine in ("auto", "vectorized"):
         try:
             from deferral.checks.explicit.vectorized import explore_vectorized
@@ -47,11 +51,12 @@ def search(
             if engine == "vectorized":
                 raise
         else:
-            result = explore_vectorized(protocol, bounds, workers=workers, **options, **vectorized_only)
-            result.symmetry_basis = basis
+            result = explore_vectorized(protocol, bounds, workers=workers, renamings=renamings, **options,
+                                        **vectorized_only)
+            result.symmetry_basis = "checked" if renamings is not None and result.engine == "concrete" else basis
             return result
-    result = explore(Model(protocol, bounds), **options)
-    result.symmetry_basis = basis
+    result = explore(Model(protocol, bounds), renamings=renamings, **options)
+    result.symmetry_basis = "checked" if renamings is not None else basis
     return result
 
 

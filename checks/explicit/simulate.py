@@ -20,7 +20,7 @@ import queue as queue_mod
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -45,6 +45,10 @@ def batch_size(n_actions: int) -> int:
     return BATCH * max(1, n_actions // ACTIONS_PER_BATCH)
 #: States a shrinking BFS may store before it gives up looking for a shorter violation.
 BFS_BUDGET = 20_000
+#: Steps of history a batch allocates first; it doubles as the walks go deeper (up to ``--depth``),
+#: so a depth beyond what the time allows costs nothing: the history is 2 bytes per walk and step
+#: taken (4 with 65,536 step instances or more), not ``--depth`` steps per walk up front.
+HISTORY_ROWS = 256
 
 
 @dataclass
@@ -77,6 +81,8 @@ class SimResult:
     found_length: int | None = None  # the walk's length up to the violation
     path: Path | None = None  # the shrunk counterexample
     shrink_log: list[str] = field(default_factory=list)
+    #: Ctrl-C (or SIGTERM) while the violation was shrunk: ``path`` is the shortest found before it
+    interrupted: KeyboardInterrupt | None = None
 
     @property
     def violated(self) -> bool:
@@ -170,7 +176,8 @@ class Walker:
         walkers = self.walkers if walkers is None else walkers
         rows = np.repeat(self.start, walkers, axis=0)
         alive = np.ones(walkers, dtype=bool)
-        history = np.zeros((self.depth, walkers), dtype=np.int32)
+        small = len(self.model.actions) <= np.iinfo(np.uint16).max
+        history = np.zeros((min(self.depth, HISTORY_ROWS), walkers), dtype=np.uint16 if small else np.int32)
         bad = self._first_bad(rows, alive)
         if bad is not None:
             return walkers, 0, Violation(bad[0], [], batch_no, bad[1])
@@ -181,6 +188,10 @@ class Walker:
             choice = self.step(rows, alive, rng)
             if choice is None:
                 break
+            if t == history.shape[0]:  # deeper than allocated: twice the steps (at most the depth)
+                grown = np.zeros((min(self.depth, 2 * t), walkers), dtype=history.dtype)
+                grown[:t] = history
+                history = grown
             history[t] = choice
             visited += int(alive.sum())
             bad = self._first_bad(rows, alive)
@@ -313,7 +324,13 @@ def simulate(model: Model, *, seed: int = 0, depth: int = 100, walks: int | None
         result.prop = found.prop
         path = replay_actions(model, found.actions)
         result.found_length = len(path) - 1
-        result.path = shrink(model, path, found.prop, result.shrink_log, bfs_budget=bfs_budget)
+        result.path = path
+        try:  # interrupted, the shortest path found so far is the result (the command reports it)
+            for shorter in shrinking(model, path, found.prop, result.shrink_log, bfs_budget=bfs_budget):
+                result.path = shorter
+        except KeyboardInterrupt as exc:
+            result.interrupted = exc
+            result.shrink_log.append(f"interrupted: the shortest found until then, {len(result.path) - 1} steps")
     return result
 
 
@@ -357,6 +374,15 @@ def _follow(model: Model, actions: list[Action], prop: str) -> Path | None:
 def shrink(model: Model, path: Path, prop: str, log: list[str], *, bfs_budget: int = BFS_BUDGET,
            max_passes: int = 8) -> Path:
     """A shorter path to a violation of ``prop``: cycles cut, steps dropped, then BFS."""
+    for path in shrinking(model, path, prop, log, bfs_budget=bfs_budget, max_passes=max_passes):
+        pass
+    return path
+
+
+def shrinking(model: Model, path: Path, prop: str, log: list[str], *, bfs_budget: int = BFS_BUDGET,
+              max_passes: int = 8) -> Iterator[Path]:
+    """:func:`shrink`, each shorter path to a violation of ``prop`` yielded as it is found (the
+    last is the result; an interrupted caller keeps the one it has)."""
     log.append(f"found: {len(path) - 1} steps")
     # 1. cut cycles: a state seen before means the steps between can go
     first: dict[State, int] = {}
@@ -370,6 +396,7 @@ def shrink(model: Model, path: Path, prop: str, log: list[str], *, bfs_budget: i
         kept.append((action, state))
     path = _follow(model, [a for a, _ in kept[1:]], prop) or path  # type: ignore[misc]
     log.append(f"cycles cut: {len(path) - 1} steps")
+    yield path
     # 2. drop single steps while the violation stays
     for _ in range(max_passes):
         changed = False
@@ -380,6 +407,7 @@ def shrink(model: Model, path: Path, prop: str, log: list[str], *, bfs_budget: i
             if candidate is not None and len(candidate) < len(path):
                 path = candidate
                 changed = True
+                yield path
             j -= 1
         if not changed:
             break
@@ -392,6 +420,7 @@ def shrink(model: Model, path: Path, prop: str, log: list[str], *, bfs_budget: i
                 and len(outcome.path) < len(path):
             path = outcome.path
             log.append(f"breadth-first search ({found.states:,} states): {len(path) - 1} steps, the shortest")
+            yield path
         elif outcome is not None and outcome.status == "violated":
             log.append(f"breadth-first search ({found.states:,} states): nothing shorter")
         else:

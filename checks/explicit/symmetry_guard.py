@@ -22,7 +22,11 @@ the reduced search explores another system: its counts are wrong and it may answ
    be found again on the real states (:func:`deferral.checks.results.concretize`), with the
    same error.
 
-:func:`check_symmetry` says which of these it rests on ("published", "proved", "sampled").
+:func:`check_symmetry` says which of these it rests on ("published", "proved", "sampled"). Where it
+is "sampled", the plain engine that runs such a variant (numpy cannot trace it either) makes the
+search exact where that is cheap (:func:`exact_check`: at most :data:`EXACT_MAX_PERMS` renamings):
+every state it expands is checked against every renaming (:class:`RenamingCheck`), so its basis
+is "checked": every state explored, each against all N! renamings.
 """
 
 from __future__ import annotations
@@ -31,9 +35,11 @@ import random
 from collections import deque
 from typing import Any
 
-from deferral.checks.terms.vcpu_symmetry import prove_vcpu_symmetry, property_disagreement
+from deferral.checks.terms.symmetry import permute_args
+from deferral.checks.terms.vcpu_symmetry import instance_disagreement, prove_vcpu_symmetry, property_disagreement
 from deferral.model.bounds import Bounds
-from deferral.model.concrete import Model, State
+from deferral.model.concrete import Action, Model, State
+from deferral.model.context import StepError
 from deferral.model.protocol import Protocol
 from deferral.model.variants import PUBLISHED, AsymmetricProtocol
 
@@ -41,6 +47,9 @@ from deferral.model.variants import PUBLISHED, AsymmetricProtocol
 #: how many step instances' successors it may compute in all (the sample shrinks with big bounds).
 SAMPLE = 100
 BUDGET = 6_000
+#: The most renamings (N! - 1) every expanded state is checked against (4 VCPUs: 23); each costs
+#: about one more expansion of the state (its step instances and properties on the renamed state).
+EXACT_MAX_PERMS = 23
 
 
 def check_symmetry(protocol: Protocol, bounds: Bounds, sample: int | None = None) -> str:
@@ -119,6 +128,53 @@ def sampled(model: Model, protocol: Protocol, sample: int | None = None) -> None
         except Exception:  # noqa: BLE001 - a user's step may fail in an unreachable state: not evidence
             checked.add(state)
 
+
+
+class RenamingCheck:
+    """Each state a reduced search expands against every renaming of its VCPUs (:meth:`check`)."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self.perms = list(model.layout.permutations[1:])
+        index = {(a.step.name, a.args): a.index for a in model.actions}
+        #: per renaming, the index of each step instance's renamed instance
+        self.images = [[index[(a.step.name, permute_args(a.args, a.step, perm))] for a in model.actions]
+                       for perm in self.perms]
+
+    def check(self, state: State, depth: int) -> None:
+        """Raise :class:`AsymmetricProtocol` where, at ``state`` (reached at ``depth``) and under some
+        renaming, a property's verdict or a step instance's outcome (an error, disabled, its next
+        state) differs from the renamed instance's at the renamed state. Checked in every state a
+        reduced search expands, this makes the search exact: the states it stores are then, with
+        their renamings, exactly the reachable states, and each property holds of a state iff of
+        each of its renamings."""
+        model, layout, protocol = self.model, self.model.layout, self.model.protocol
+        here = [_outcome(model, action, state) for action in model.actions]
+        for perm, images in zip(self.perms, self.images):
+            for prop in protocol.properties:
+                what = property_disagreement(model, prop, state, perm)
+                if what:
+                    raise asymmetric(protocol, perm, f"{what} (a reachable state, depth {depth})")
+            image = layout.permute(state, perm)
+            for action, out, j in zip(model.actions, here, images):
+                mine = layout.permute(out, perm) if isinstance(out, tuple) else out
+                if mine != _outcome(model, model.actions[j], image):
+                    what = instance_disagreement(model, action, state, perm)
+                    raise asymmetric(protocol, perm, f"{what} (a reachable state, depth {depth})")
+
+
+def exact_check(model: Model) -> RenamingCheck | None:
+    """The check of every expanded state against every renaming, where that is cheap: at most
+    :data:`EXACT_MAX_PERMS` renamings (to 4 VCPUs); None beyond (the sampled check stands alone)."""
+    return RenamingCheck(model) if len(model.layout.permutations) - 1 <= EXACT_MAX_PERMS else None
+
+
+def _outcome(model: Model, action: Action, state: State) -> State | str | None:
+    """The next state, None where not enabled, or the error's text."""
+    try:
+        return model.apply(state, action)
+    except StepError as exc:
+        return str(exc) or "an error"
 
 
 def treats_vcpus_alike(protocol: Protocol, bounds: Bounds) -> bool:

@@ -44,8 +44,8 @@ from deferral.checks.explicit import checkpoint, levelc, packing
 from deferral.checks.explicit import fused as fused_loop
 from deferral.checks.explicit.backreach import edges_by_source, unreachable_goal_pieces, unreachable_goal_streamed
 from deferral.checks.explicit.explore import explore
-from deferral.checks.explicit.limits import (Limits, LimitReached, expansion_bytes, peak_rss_bytes,
-                                              return_freed_memory, rss_bytes)
+from deferral.checks.explicit.limits import (Limits, LimitReached, command_deadline, expansion_bytes,
+                                              peak_rss_bytes, return_freed_memory, rss_bytes)
 from deferral.checks.explicit.expand import Expander, locate
 from deferral.checks.explicit.numpy_ops import NotVectorizable
 from deferral.checks.explicit.packing import Packer, blas_threads
@@ -120,12 +120,14 @@ def explore_vectorized(
     work_dir: str | None = None,
     spill_above: int | None = None,
     stop: Callable[[Progress, bool], bool] | None = None,
+    renamings: Callable[[State, int], None] | None = None,
 ) -> SearchResult:
     """Explore every reachable state of ``protocol`` at ``bounds``; report each property.
 
     Same contract as :func:`deferral.checks.explicit.explore.explore`; ``workers`` threads (default:
     every core). A protocol whose steps cannot run on arrays is explored by the plain
-    explorer instead, with ``stats["notice"]`` saying why.
+    explorer instead, with ``stats["notice"]`` saying why (and ``renamings`` called on each state
+    it expands, see :func:`~deferral.checks.explicit.explore.explore`).
 
     ``memory_limit`` (bytes of resident memory) and ``time_limit`` stop the search, even in
     the middle of a level or of the AG EF pass, with ``stopped_by`` "memory-limit" or
@@ -163,7 +165,7 @@ def explore_vectorized(
                 from None
         remaining = None if time_limit is None else max(0.0, time_limit - (time.monotonic() - start))
         result = explore(model, symmetry=symmetry, max_states=max_states, time_limit=remaining,
-                         progress=progress)
+                         progress=progress, renamings=renamings)
         result.elapsed_s = time.monotonic() - start
         result.engine = "concrete"
         result.workers = 1
@@ -267,6 +269,10 @@ class _Search:
                  spill_above: int | None = None, stop: Callable[[Progress, bool], bool] | None = None) -> None:
         self.model = model
         self.stop = stop
+        #: the search has returned: a chunk still running in a worker thread (a limit stopped the
+        #: level while it traced the steps' kernels, seconds at big bounds) stops at its next step
+        #: instance instead of using the CPU of what the caller does next (prove's next route)
+        self.ended = False
         self.layout = model.layout
         self.symmetry = symmetry
         # state numbers are uint32
@@ -352,6 +358,8 @@ class _Search:
         pending: list[np.ndarray] = []
         n_pending = 0
         for action in self.model.actions:
+            if self.ended:  # a chunk left running when a limit ended the search: its result is dropped
+                raise LimitReached("ended")
             try:
                 idx = self.ex.enabled(rows, action)
                 if idx.size == 0:
@@ -466,8 +474,9 @@ class _Search:
         # the goal flags of the frontier's states (not written while the chunks run)
         goals = [] if self.st is None else [g.view() for g in self.st.goals.values()]
         base = 0 if self.st is None else self.st.base
-        # the fused loop is built (or found in the cache) for a level, not a chunk, this wide
-        self.ex.fused(frontier_keys.shape[0])
+        # the fused loop is built (or found in the cache) for a level, not a chunk, this wide; the
+        # limits are polled while it is built (generating its C takes tens of seconds at 6,3,3,3,S=3)
+        self.ex.fused(frontier_keys.shape[0], poll=self._poll)
 
         def task(i: int) -> _Chunk:
             a = i * CHUNK_ROWS
@@ -672,14 +681,28 @@ class _Search:
                 result = self._run()
                 return result
         finally:  # removed at the end, whatever the result (a kill leaves it)
+            self.ended = True
             # a background build of the compiled loop: finished (cached for the next search) when
-            # the search ran to its end or to --max-states, else cancelled (its compiler killed)
-            self.ex.finish_fused(wait=result is not None and result.stopped_by in (None, "max-states"))
+            # the search ran to its end or to --max-states; left going when another limit stopped it
+            # (the next search in this process waits for it: cancelled, the next time-boxed search
+            # built it again); cancelled (its compiler killed) when an exception ended the search
+            finished = result is not None and result.stopped_by in (None, "max-states")
+            left = self._time_left()  # a wait past the search's time limit or the command's is cut short
+            self.ex.finish_fused(wait=finished, timeout=fused_loop.FINISH_WAIT_S if left is None else left,
+                                 detach=result is not None and (not finished or left is not None))
             if result is not None:  # "built": compiled by this search (cached for the next one)
                 result.stats["c_loop"] = ("built" if self.ex.fused_compiled else
-                                          "cached" if self.ex.fused(0) is not None else "none")
+                                          "cached" if self.ex.fused_loaded else "none")
             if self.work is not None:
                 self.work.close()
+
+    def _time_left(self) -> float | None:
+        """Seconds left before the search's time limit or the command's (whichever comes first);
+        None: neither, or more than :data:`~deferral.checks.explicit.fused.FINISH_WAIT_S`."""
+        ends = [t for t in (None if self.time_limit is None else self.start + self.time_limit,
+                            command_deadline()) if t is not None]
+        left = min(ends) - time.monotonic() if ends else None
+        return None if left is None or left >= fused_loop.FINISH_WAIT_S else max(0.0, left)
 
     def _start(self) -> "_State":
         """The search state before the first level: the start state alone."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import z3
 
@@ -119,7 +119,7 @@ class BmcSearch:
                 return done(BmcResult("unknown", self.checked, time.monotonic() - start,
                                       reason=solver.reason_unknown()))
             if r == z3.sat:
-                path = oriented_path(enc, [enc.decode(solver.model(), xs) for xs in states[:d + 1]])
+                path = concrete_path(enc, [enc.decode(solver.model(), xs) for xs in states[:d + 1]])
                 names = [v.prop for v in enc.model.violations(path[-1][1])]
                 return done(BmcResult("violated", d, time.monotonic() - start, path, names[0] if names else None))
             self.checked, self.cut_s = d, 0.0
@@ -128,6 +128,20 @@ class BmcSearch:
                 progress(d, time.monotonic() - start)
         reason = "time limit" if self.checked < self.max_depth else f"no violation up to depth {self.max_depth}"
         return done(BmcResult("unknown", self.checked, time.monotonic() - start, reason=reason))
+
+
+def concrete_path(enc: Encoding, states: Sequence[State]) -> list[tuple[Any, State]]:
+    """:func:`oriented_path`, where a path the concrete model cannot run (a step on it fails: the
+    encoding gave its read naming no element some value) is bad input: the shortest path to a
+    failing step (:class:`~deferral.checks.symbolic.failures.ReachedFailure`)."""
+    from deferral.checks.symbolic.failures import find_failure
+    from deferral.model.context import StepError
+
+    try:
+        return oriented_path(enc, states)
+    except (AssertionError, StepError):
+        find_failure(enc, len(states) - 1)  # raises where a step fails within the path's length
+        raise
 
 
 def least_orientation(layout: Layout, states: Sequence[State]) -> list[State]:
@@ -157,24 +171,3 @@ def oriented_path(enc: Encoding, states: Sequence[State]) -> list[tuple[Any, Sta
         if path and enc.model.violations(path[-1][1]):
             return path
     return enc.replay(states)
-
-
-def unrolled(enc: Encoding, max_depth: int, timeout: float | None = None,
-             prefix: str = "") -> Iterator[tuple[int, z3.Solver, list[list[Any]]]]:
-    """``(d, solver, states)`` for d = 0..``max_depth``: the solver holds ``Init(s0) & T(s0,s1) &
-    ... & T(s_{d-1}, s_d)`` (state variables tagged ``prefix`` + d) and a timeout of what is left
-    of ``timeout``; the unrolling stops early when that is used up."""
-    start = time.monotonic()
-    solver = z3.SolverFor("QF_BV")
-    states = [enc.state(f"{prefix}0")]
-    solver.add(enc.init(states[0]))
-    for d in range(max_depth + 1):
-        if d > 0:
-            states.append(enc.state(f"{prefix}{d}"))
-            solver.add(enc.trans(states[d - 1], states[d], enc.selector(f"{prefix}{d - 1}")))
-        if timeout is not None:
-            left = timeout - (time.monotonic() - start)
-            if left <= 0:
-                return
-            solver.set("timeout", max(1, int(left * 1000)))
-        yield d, solver, states

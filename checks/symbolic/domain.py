@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 import z3
 
-from deferral.checks.symbolic.bmc import unrolled
+from deferral.checks.symbolic.unroll import unrolled
 from deferral.checks.terms.encoding import ActionTerms, Encoding, _is_bool_slot
 from deferral.model.context import StepError
 

@@ -2,8 +2,11 @@
 
 The system is the constrained Horn clauses ``Init(x) -> R(x)`` and
 ``R(x) & T(x, y) -> R(y)`` (the whole transition relation as ONE rule), queried with
-``R(x) & !P(x)``. unsat: P holds and Spacer's solution for ``R`` is an inductive
-invariant (returned as readable clauses); sat: P is violated, and a shortest
+``R(x) & (!P(x) | some step fails in x)`` (a read naming no element, a write outside a domain:
+:mod:`deferral.checks.symbolic.failures`; the encoding would give such a read some value). unsat:
+P holds, no step fails, and Spacer's solution for ``R`` is an inductive invariant (returned as
+readable clauses); sat: a reachable failing step is bad input (found by
+:func:`~deferral.checks.symbolic.failures.find_failure`), else P is violated, and a shortest
 counterexample is then found by :func:`deferral.checks.symbolic.bmc.bmc` (Spacer's own
 derivation is not necessarily shortest).
 
@@ -32,7 +35,8 @@ from typing import Any, Sequence
 import z3
 
 from deferral.checks.symbolic.bmc import BmcResult, bmc
-from deferral.checks.terms.encoding import Encoding, _is_bool_slot
+from deferral.checks.symbolic.failures import failure_conditions, find_failure
+from deferral.checks.terms.encoding import Encoding, Renaming, _is_bool_slot
 
 ENCODINGS = ("onehot", "bv")
 
@@ -162,7 +166,7 @@ def pdr(enc: Encoding, *, timeout: float | None = None, encoding: str = "bv",
         fp.declare_var(*xs, *oh.flat(ya))
         fp.rule(reach(*xs), oh.init(xa))
         fp.rule(reach(*oh.flat(ya)), [reach(*xs), oh.exactly_one(xa), oh.trans(xa, ya)])
-        bad = z3.Not(enc.invariants(oh.decode(xa)))
+        bad = z3.Or(z3.Not(enc.invariants(oh.decode(xa))), failing(enc, oh.decode(xa)))
         query = z3.And(reach(*xs), bad)
         atoms = oh.names(xa)
     else:
@@ -172,7 +176,7 @@ def pdr(enc: Encoding, *, timeout: float | None = None, encoding: str = "bv",
         fp.declare_var(*xs, *ys, act)
         fp.rule(reach(*xs), enc.init(xs))
         fp.rule(reach(*ys), [reach(*xs), enc.trans(xs, ys, act)])
-        query = z3.And(reach(*xs), enc.valid(xs), z3.Not(enc.invariants(xs)))
+        query = z3.And(reach(*xs), enc.valid(xs), z3.Or(z3.Not(enc.invariants(xs)), failing(enc, xs)))
     try:
         r = fp.query(query)
     except z3.Z3Exception as exc:  # canceled by the timeout
@@ -181,6 +185,9 @@ def pdr(enc: Encoding, *, timeout: float | None = None, encoding: str = "bv",
         return PdrResult("unknown", time.monotonic() - start, reason=fp.reason_unknown())
     if r == z3.sat:
         left = None if timeout is None else max(1.0, timeout - (time.monotonic() - start))
+        if failure_conditions(enc):  # a reachable failing step: bad input (ReachedFailure), else a violation
+            find_failure(enc, 200, timeout=left)
+            left = None if timeout is None else max(1.0, timeout - (time.monotonic() - start))
         found = bmc(enc, 200, timeout=left)
         return PdrResult("violated", time.monotonic() - start, trace=found)
     inv = fp.get_cover_delta(-1, reach)
@@ -189,6 +196,13 @@ def pdr(enc: Encoding, *, timeout: float | None = None, encoding: str = "bv",
     clauses = sorted((_readable(c) for c in conjuncts), key=lambda c: (len(c), c))
     return PdrResult("proved", time.monotonic() - start, clauses, _readable(inv.sexpr()), invariant=inv,
                      atoms=atoms)
+
+
+def failing(enc: Encoding, xs: Sequence[Any]) -> Any:
+    """Where some step or property fails over ``xs`` (checks/symbolic/failures.py): bad states too, so
+    Spacer's invariant rules out every failing step (the encoding gives such a read some value)."""
+    conditions = [f.condition for f in failure_conditions(enc)]
+    return Renaming(enc._base_vars, list(xs))(z3.Or(conditions)) if conditions else z3.BoolVal(False)
 
 
 def z3_text(exc: z3.Z3Exception) -> str:

@@ -98,7 +98,7 @@ from deferral.checks.symbolic.domain import domain_risks, find_write
 from deferral.checks.symbolic.generalize import Template, check_against, generalize, sort_domains
 from deferral.checks.symbolic.induction import check_inductive, houdini, instances
 from deferral.checks.symbolic.diagram import diagram_families
-from deferral.checks.symbolic import exhaust
+from deferral.checks.symbolic import exhaust, failures
 from deferral.checks.symbolic.infer import Family, infer, property_lemmas
 from deferral.checks.symbolic.pdr import pdr
 from deferral.checks.results import Path
@@ -289,7 +289,7 @@ def ic3po_route(protocol: Protocol, bounds: Bounds, enc: Any, timeout: float | N
     if r.reason:
         log.append(f"ic3po: {r.reason[:300]}")
     log.append(f"ic3po: {r.route} ({r.elapsed_s:.1f} s, {len(r.families)} families)")
-    return result("proved", route=r.route, invariant=[f.show() for f in r.families], families=r.families,
+    return result("proved", route=r.route, invariant=[f.show() for f in r.families], families=r.families, proof=r.families,
                   learned_at=r.learned_at, log=log, for_every=r.for_every)
 
 
@@ -343,11 +343,37 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
 
     stages: list[dict[str, Any]] = []
 
-    def result(status: str, **kw: Any) -> ProveResult:
+    def result(status: str, proof: Any = None, **kw: Any) -> ProveResult:
+        """The answer; a proof by a Z3 route (``proof``: its invariant, lemmas or a formula's terms)
+        stands only where that invariant rules out every failing step (checks/symbolic/failures.py)."""
+        if status == "proved" and kw.get("route") != "explicit-search":
+            gap = failure_gap(proof)
+            if gap:
+                status, kw["reason"] = "unknown", gap
         if status == "proved" and risks:
             status, kw["reason"] = "unknown", risk_note
         return ProveResult(protocol.name, bounds, method, status, time.monotonic() - start, model=enc.model,
                            stages=stages, **kw)
+
+    def failure_gap(proof: Any) -> str:
+        """Why the proof's invariant does not rule out a failing step ("" where it does); a failure it
+        admits and a short bmc reaches is bad input (:class:`failures.ReachedFailure`)."""
+        if not failures.failure_conditions(enc):
+            return ""
+        if proof is None:
+            return "the route gives no invariant to rule out a failing step; nothing is claimed proved"
+        if not callable(proof):  # the properties too: the proof shows they hold wherever the invariant does
+            proof = failures.lemma_terms(enc, list(proof) + property_lemmas(protocol))
+        found = failures.discharge(enc, proof, timeout=left())
+        if found.status == "ruled-out":
+            return ""
+        if found.status == "unknown":
+            return f"{found.reason}; nothing is claimed proved"
+        quick = QUICK_BMC_S if timeout is None else min(QUICK_BMC_S, QUICK_BMC_SHARE * timeout)
+        say(f"{found.describe()}: searching for a reachable one (at most {quick:.0f} s)")
+        searched = failures.find_failure(enc, depth, timeout=quick)
+        return (f"{found.describe()} (none within {searched} steps of the initial state); "
+                "nothing is claimed proved")
 
     if method == "bmc":
         found = bmc(enc, depth, timeout=left(),
@@ -368,7 +394,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         r = check_inductive(enc, lemmas, timeout=left())
         names = [lem.show(enc.bounds) for lem in lemmas]
         if r.status == "proved":
-            return result("proved", route="induction", invariant=names)
+            return result("proved", route="induction", invariant=names, proof=lemmas)
         cti = r.cti.to_json(enc) if r.cti else None
         state = enc.model.to_json(r.state) if r.state is not None else None
         why = {"not-inductive": "the invariant is not inductive", "fails-initially": "the invariant fails initially",
@@ -380,7 +406,8 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         say("pdr: Spacer is searching for an invariant")
         r = pdr(enc, timeout=left())
         if r.status == "proved":
-            return result("proved", route="pdr", invariant=r.clauses, smt2=r.smt2)
+            return result("proved", route="pdr", invariant=r.clauses, smt2=r.smt2,
+                          proof=failures.formula_terms(r.invariant, enc.state("x")))
         if r.status == "violated" and r.trace is not None and r.trace.path is not None:
             return result("violated", route="pdr+bmc", depth=r.trace.depth, path=r.trace.path, prop=r.trace.prop)
         return result("unknown", route="pdr", reason=r.reason or "Spacer gave no answer")
@@ -639,7 +666,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         alive, hlog, res = tried_now
         if res.status == "proved":
             log.append(f"enumerated: Houdini kept {len(alive)} of {len(candidates)} families; proved by induction")
-            return result("proved", route="enumerated+houdini+induction", log=log,
+            return result("proved", route="enumerated+houdini+induction", log=log, proof=alive,
                           invariant=[lem.show(enc.bounds) for lem in alive],
                           learned_at=[b for b, _, _ in r.sampled],
                           proof_lemmas=[x for x in alive if isinstance(x, clauses.Clause)])  # --invariant-out
@@ -663,7 +690,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                             row["seconds"], rounds=row["rounds"]) for row in r.stage_stats)
         if r.status == "proved":
             return result("proved", route="inferred+houdini+induction", invariant=[f.show() for f in r.families],
-                          log=log, families=r.families, learned_at=r.sampled_at, inductive=r.kept)
+                          log=log, families=r.families, learned_at=r.sampled_at, inductive=r.kept, proof=r.kept)
         why("inferred", f"{r.status} after {r.rounds} rounds, {r.elapsed_s:.1f} s ({r.reason or 'no reason given'})")
         return None
 
@@ -690,7 +717,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             return None
         log.append(f"parametric: {r.verdict} ({r.elapsed_s:.1f} s; Houdini dropped {len(r.dropped)}: "
                    + "; ".join(f"{n} ({w})" for n, w in r.dropped) + ")")
-        return result("proved", route="shipped-lemmas+parametric-houdini",
+        return result("proved", route="shipped-lemmas+parametric-houdini", proof=r.lemmas,
                       invariant=[lem.show(r.concrete) for lem in r.lemmas], log=log,
                       for_every={"for_every": r.open_bounds, "assumed_concrete": r.concrete, "verdict": r.verdict})
 
@@ -725,7 +752,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             why("inferred+parametric", f"unknown after {r.elapsed_s:.1f} s ({r.reason or 'no reason given'})")
             return None
         log.append(f"inferred+parametric: {r.proof.verdict} ({r.elapsed_s:.1f} s, {len(r.families)} families)")
-        return result("proved", route="inferred+parametric", log=log,
+        return result("proved", route="inferred+parametric", log=log, proof=list(r.lemmas) + list(r.families),
                       invariant=[lem.show(r.concrete) for lem in r.lemmas] + [f.show() for f in r.families],
                       families=r.families, learned_at=[b for b, _, _ in r.sampled], inductive=r.kept,
                       for_every={"for_every": r.open_bounds, "assumed_concrete": r.concrete,
@@ -788,7 +815,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         alive, hlog2, r = tried_now
         if r.status == "proved":
             alive = weaken.trim(enc, alive, timeout=left())
-            return result("proved", route="shipped-lemmas+weakened+houdini+induction",
+            return result("proved", route="shipped-lemmas+weakened+houdini+induction", proof=alive,
                           invariant=[lem.show(enc.bounds) for lem in alive], log=log,
                           learned_at=[rep.sampled_at] if rep.sampled_at else None, proof_lemmas=alive)
         not_proved("shipped-lemmas+weakened", alive, candidates, hlog2, r)
@@ -822,7 +849,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             return None
         log.append(f"{name}: a proof at {small.short()} needs {len(short)} of the {len(rep.candidates)} weakened "
                    f"lemmas; with the shipped lemmas they prove it at {bounds.short()}")
-        return result("proved", route=f"{name}+houdini+induction", invariant=[lem.show(enc.bounds) for lem in alive],
+        return result("proved", route=f"{name}+houdini+induction", proof=alive, invariant=[lem.show(enc.bounds) for lem in alive],
                       log=log, learned_at=[small], proof_lemmas=alive)
 
     def strengthened_route(rep: Any) -> ProveResult | None:
@@ -855,7 +882,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         alive, hlog2, r = tried_now
         if r.status == "proved":
             alive = weaken.trim(enc, alive, timeout=left())
-            return result("proved", route=f"{name}+houdini+induction",
+            return result("proved", route=f"{name}+houdini+induction", proof=alive,
                           invariant=[lem.show(enc.bounds) for lem in alive], log=log,
                           learned_at=[rep.sampled_at] if rep.sampled_at else None)
         not_proved(name, alive, candidates, hlog2, r)
@@ -882,7 +909,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         log.append(f"{name}: Houdini kept {len(alive)} of {len(candidates)} families")
         if r.status == "proved":
             kept = [t for t in temps if t.show() in {a.show() for a in alive}]
-            return result("proved", route=f"{name}+houdini+induction", invariant=[lem.show() for lem in alive],
+            return result("proved", route=f"{name}+houdini+induction", proof=alive, invariant=[lem.show() for lem in alive],
                           log=log, templates=kept, inferred_at=inferred_at if name == "pdr-generalized" else None)
         not_proved(name, alive, candidates, hlog, r)
         return None
@@ -900,7 +927,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             alive, hlog, r = tried_now
             log.append(f"lemma-file: Houdini kept {len(alive)} of {len(candidates)} lemmas")
             if r.status == "proved":
-                return result("proved", route="lemma-file+houdini+induction",
+                return result("proved", route="lemma-file+houdini+induction", proof=alive,
                               invariant=[lem.show(enc.bounds) for lem in alive], log=log,
                               proof_lemmas=[x for x in alive if x.name in names])  # the properties are added again
             not_proved("lemma-file", alive, candidates, hlog, r)
@@ -1004,7 +1031,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         log.extend(hlog if name == "shipped-lemmas" else [f"{name}: Houdini kept {len(alive)} of {len(candidates)} families"])
         if r.status == "proved":
             kept = None if what is None else [f for f in what if f.show() in {a.name for a in alive}]
-            return result("proved", route=f"{name}+houdini+induction", invariant=[lem.show(enc.bounds) for lem in alive],
+            return result("proved", route=f"{name}+houdini+induction", proof=alive, invariant=[lem.show(enc.bounds) for lem in alive],
                           log=log, families=kept, proof_lemmas=alive if what is None else None)
         not_proved(name, alive, candidates, hlog, r)
         weak_at_bounds = weak_at_bounds or (name == "shipped-lemmas" and r.status == "too-weak")
@@ -1056,7 +1083,8 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         say("auto: Spacer (pdr)")
         r2 = pdr(enc, timeout=left())
         if r2.status == "proved":
-            return result("proved", route="pdr", invariant=r2.clauses, smt2=r2.smt2, log=log)
+            return result("proved", route="pdr", invariant=r2.clauses, smt2=r2.smt2, log=log,
+                          proof=failures.formula_terms(r2.invariant, enc.state("x")))
         if r2.status == "violated" and r2.trace is not None and r2.trace.path is not None:
             return result("violated", route="pdr+bmc", depth=r2.trace.depth, path=r2.trace.path, prop=r2.trace.prop,
                           log=log)

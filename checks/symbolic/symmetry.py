@@ -72,13 +72,69 @@ def _solver(enc: Encoding, xs: Sequence[Any], timeout: float | None) -> z3.Solve
 
 def _lemmas_symmetric(enc: Encoding, lemmas: Sequence[Lemma], xs: Sequence[Any], perm: Sequence[int],
                       solver: z3.Solver) -> bool:
-    """Is every family ``F`` (the conjunction of its instances) invariant: ``F(x)`` iff ``F(pi x)``?"""
+    """Is every family ``F`` (the conjunction of its instances) invariant: ``F(x)`` iff ``F(pi x)``?
+    First instance by instance (:func:`_renames_instances`, cached per literal), then, for the
+    families that check does not settle, as a whole (one query for all of them)."""
     to_pi = Renaming(xs, permuted_state(enc, xs, perm))
     bad = []
     for lem in lemmas:
+        if _renames_instances(enc, lem.fn, tuple(lem.params), xs, perm, to_pi, solver):
+            continue
         family = z3.And([t for _, t in enc.instances(lem.fn, lem.params, xs)] or [z3.BoolVal(True)])
         bad.append(family != to_pi(family))
     return not bad or solver.check(z3.Or(bad)) == z3.unsat
+
+
+def _renames_instances(enc: Encoding, fn: Any, params: tuple[tuple[str, Any], ...], xs: Sequence[Any],
+                       perm: Sequence[int], to_pi: Renaming, solver: z3.Solver) -> bool:
+    """A sufficient condition for the family of ``fn`` over ``params`` to be invariant under ``perm``:
+    for one of the two renamings ``sigma`` of the instances' VCPU arguments (by ``perm`` or by its
+    inverse, a bijection of the instances either way), every instance ``a`` has ``fn(pi x, a)`` iff
+    ``fn(x, sigma a)``. Then the conjunction over all ``a`` is the same conjunction reordered. A family
+    made of literals (``fn.any_of``: each instance the disjunction of theirs, checks/symbolic/strengthen.py,
+    weaken.py) meets it where every literal meets it with one ``sigma``: each literal is checked once per
+    encoding (a few dozen literals make the hundreds of families a learner offers; the whole families'
+    query at 3 VCPUs, 2 pages and frames, two spaces took 5-10 s per generator and ran out of time with
+    200 of them, PROVE.md, 5 Dec, afternoon)."""
+    return bool(_sigmas(enc, fn, params, xs, perm, to_pi, solver))
+
+
+def _sigmas(enc: Encoding, fn: Any, params: tuple[tuple[str, Any], ...], xs: Sequence[Any],
+            perm: Sequence[int], to_pi: Renaming, solver: z3.Solver) -> frozenset[tuple[int, ...]]:
+    """The renamings of the instances (``perm`` and its inverse, as tuples) for which every instance of
+    ``fn`` meets :func:`_renames_instances`' condition (checked by Z3 over valid states; cached per
+    encoding, function, parameters and ``perm``)."""
+    cache = enc.derived.setdefault("instance renamings", {})
+    key = (fn, params, tuple(perm))
+    if key in cache:
+        return cache[key]
+    inverse = tuple(sorted(range(len(perm)), key=lambda k: perm[k]))
+    options = list(dict.fromkeys([tuple(perm), inverse]))
+    parts = getattr(fn, "any_of", None)
+    if parts:  # the literals' common renamings (an empty one: asked of the family's own instances below)
+        common = set(options)
+        for part in parts:
+            common &= _sigmas(enc, part, params, xs, perm, to_pi, solver)
+            if not common:
+                break
+        if common:
+            cache[key] = frozenset(common)
+            return cache[key]
+    inst = enc.instances(fn, params, xs)
+    at = {args: term for args, term in inst}
+    n = len(perm)
+    found = set()
+    for sigma in options:
+        try:
+            pairs = [(to_pi(term), at[tuple(sigma[a] if d.vcpu_valued and a < n else a
+                                           for (_, d), a in zip(params, args))]) for args, term in inst]
+        except KeyError:  # cannot be (sigma permutes the VCPU arguments): no claim
+            continue
+        bad = [a != b for a, b in pairs if not a.eq(b)]
+        if not bad or solver.check(z3.Or(bad)) == z3.unsat:
+            found.add(sigma)
+    cache[key] = frozenset(found)
+    return cache[key]
 
 
 def representatives(enc: Encoding, lemmas: Sequence[Lemma], timeout: float | None = None) -> list[int] | None:

@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import z3
 
+from deferral.checks.terms.interrupts import raise_if_interrupt
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model, State
 from deferral.model.context import USER_ERRORS, StepContext, StepError, describe_user_error
@@ -224,6 +225,14 @@ class Z3Ops(Ops):
             return not x
         return Sym(z3.Not(self.boolean(x)))
 
+    def outside(self, index: Any, size: int) -> Any:
+        """``index >= size`` unsigned (a number below 0 wraps past every size), by the C API: one
+        comparison per access with a symbolic index, built for every step instance (``defined``)."""
+        t = self.bv(index)
+        ctx = t.ctx
+        bound = z3.Z3_mk_unsigned_int64(ctx.ref(), size, t.sort().ast)
+        return Sym(z3.BoolRef(z3.Z3_mk_bvuge(ctx.ref(), t.as_ast(), bound), ctx))
+
     def all_(self, xs: Iterable[Any]) -> Any:
         found = junction(xs, self.is_value, self.boolean, conjunction=True)
         return Sym(found) if isinstance(found, z3.BoolRef) else found
@@ -290,6 +299,10 @@ class ActionTerms:
     #: where it runs without an error (``track_undefined``): every access names an element and every
     #: written value is in its slot's domain where the guard holds; None where not tracked
     defined: Any = None
+    #: its parts (``track_undefined``): where evaluating the guard fails, and where the effect fails
+    #: (``defined`` is ``not fails_at_guard and (guard implies not fails_in_effect)``)
+    fails_at_guard: Any = None
+    fails_in_effect: Any = None
 
     def label(self) -> str:
         return self.step.label(self.args)
@@ -389,8 +402,10 @@ class Encoding:
 
     @cached_property
     def _base_terms(self) -> list[ActionTerms]:
+        """Every step instance over the encoding's own variables, with where it fails (``defined``:
+        the same guard and updates; recording the conditions costs about half as much again, once)."""
         xs = self._base_vars
-        return [self._evaluate(a.index, a.step, a.args, xs) for a in self.model.actions]
+        return [self._evaluate(a.index, a.step, a.args, xs, track_undefined=True) for a in self.model.actions]
 
     def _evaluate(self, index: int, step: Step, args: tuple[int, ...], xs: Sequence[Any],
                   wide: bool = False, track_undefined: bool = False) -> ActionTerms:
@@ -404,6 +419,7 @@ class Encoding:
         except (z3.Z3Exception, EncodingError) as exc:
             raise EncodingError(self._why(step, args, exc)) from None
         except USER_ERRORS as exc:  # a user's step raised or exited: one line naming file, step and error
+            raise_if_interrupt(exc)  # Ctrl-C or SIGTERM inside a Z3 call: not the step's error
             raise EncodingError(f"{self._where(step, args)} {describe_user_error(exc)}") from None
         updates = {j: raw(ctx.values[j]) for j in sorted(ctx.written)}
         if not track_undefined:
@@ -411,13 +427,27 @@ class Encoding:
         fits = [z3.ULT(v, self.layout.slots[j].size) for j, v in updates.items()
                 if not _is_bool_slot(self.layout.slots[j]) and self.layout.slots[j].size < 2 ** self.ops.width]
         runs = z3.And(self.none_of(ctx.undefined), *fits)
-        return ActionTerms(index, step, args, guard, updates,
-                           z3.And(self.none_of(at_guard.undefined), z3.Implies(guard, runs)))
+        guard_runs = self.none_of(at_guard.undefined)
+        return ActionTerms(index, step, args, guard, updates, z3.And(guard_runs, z3.Implies(guard, runs)),
+                           z3.Not(guard_runs), z3.Not(runs))
 
     def defined_terms(self, xs: Sequence[Any]) -> list[ActionTerms]:
         """Every step instance over the state variables ``xs`` with where it runs without an error
-        (``defined``): evaluated afresh, not renamed from the cached terms."""
-        return [self._evaluate(a.index, a.step, a.args, xs, track_undefined=True) for a in self.model.actions]
+        (``defined``, and its parts): the cached terms renamed, like :meth:`action_terms`."""
+        base = self._base_terms
+        if list(xs) is self._base_vars or all(x.eq(y) for x, y in zip(xs, self._base_vars)):
+            return list(base)
+        if not all(z3.is_const(x) for x in xs):
+            return [self._evaluate(a.index, a.step, a.args, xs, track_undefined=True) for a in self.model.actions]
+        flat = [term for t in base for term in (t.guard, t.defined, t.fails_at_guard, t.fails_in_effect,
+                                                 *t.updates.values())]
+        renamed = iter(Renaming(self._base_vars, xs).many(flat))
+        out = []
+        for t in base:
+            guard, defined, at_guard, in_effect = (next(renamed) for _ in range(4))
+            out.append(ActionTerms(t.index, t.step, t.args, guard, {j: next(renamed) for j in t.updates},
+                                   defined, at_guard, in_effect))
+        return out
 
     def none_of(self, conditions: Sequence[Any] | None) -> Any:
         """True where none of ``conditions`` (step-context values) holds."""
@@ -510,6 +540,7 @@ class Encoding:
                 raise EncodingError(f"{getattr(fn, '__name__', fn)}{args} cannot be evaluated over Z3 "
                                     f"terms: {exc}") from None
             except USER_ERRORS as exc:
+                raise_if_interrupt(exc)
                 raise EncodingError(f"{self.protocol.name} ({self.protocol.source}): {getattr(fn, '__name__', fn)}"
                                     f"{args} {describe_user_error(exc)}") from None
         return z3.And(terms) if terms else z3.BoolVal(True)

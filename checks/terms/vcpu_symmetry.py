@@ -33,6 +33,7 @@ from typing import Any, Callable, Sequence
 import z3
 
 from deferral.checks.terms.encoding import Encoding, EncodingError, Renaming, crosscheck
+from deferral.checks.terms.interrupts import raise_if_interrupt
 from deferral.checks.terms.symmetry import differ, mismatch, permute_args, permuted_state
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Action, Model, State
@@ -55,14 +56,23 @@ class SymmetryProof:
 
 
 def prove_vcpu_symmetry(protocol: Protocol, bounds: Bounds, *, time_limit: float = TIME_LIMIT) -> SymmetryProof:
-    """Prove that ``protocol``'s steps and properties treat the VCPUs alike at ``bounds`` (module docstring)."""
+    """Prove that ``protocol``'s steps and properties treat the VCPUs alike at ``bounds`` (module
+    docstring). Ctrl-C or SIGTERM inside a Z3 call is raised as itself, never an error of the proof."""
+    try:
+        return _prove(protocol, bounds, time_limit)
+    except Exception as exc:
+        raise_if_interrupt(exc)
+        raise
+
+
+def _prove(protocol: Protocol, bounds: Bounds, time_limit: float) -> SymmetryProof:
     deadline = time.monotonic() + time_limit
     try:
         enc = Encoding(protocol, bounds)
         gens = enc.layout.generators
         if not gens:
             return SymmetryProof("proved", "one VCPU: nothing to rename")
-        xs = enc.state("x")
+        xs = enc._base_vars  # the cached terms as they are (no renaming)
         terms = enc.defined_terms(xs)
         crosscheck(enc, over=(xs, terms))
     except EncodingError as exc:

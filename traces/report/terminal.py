@@ -89,7 +89,9 @@ def coverage_table(result: SearchResult) -> Table | None:
 
 #: What a reduced search of a variant rests on, said after "symmetry on" (nothing for a published protocol).
 SYMMETRY_BASIS = {"proved": " (proved exact for this variant by Z3)",
-                  "sampled": " (checked for this variant on sampled states: Z3 could not evaluate its steps)"}
+                  "sampled": " (checked for this variant on sampled states: Z3 could not evaluate its steps)",
+                  "checked": " (every state explored checked against every renaming: Z3 could not evaluate "
+                             "this variant's steps)"}
 
 
 def print_check(console: Console, result: SearchResult) -> None:

@@ -4,6 +4,9 @@ compiler, an unwritable cache; switched off with DEFERRAL_CC=0 is no problem to 
 from __future__ import annotations
 
 import dataclasses
+import os
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -11,6 +14,8 @@ import pytest
 from deferral.checks.explicit import cbuild, fused, fusedkey
 from deferral.checks.explicit.expand import Expander
 from deferral.checks.explicit.fusedkey import fused_key
+from deferral.checks.explicit.limits import LimitReached, command_ends_by
+from deferral.checks.explicit.vectorized import explore_vectorized
 from deferral.model import REFERENCE, Bounds
 from deferral.model.concrete import Model
 from deferral.model.variants import PUBLISHED
@@ -105,3 +110,92 @@ def test_deferrals_own_files_count_in_the_key_when_installed(monkeypatch: pytest
     monkeypatch.setattr(fusedkey, "_PACKAGE", fusedkey.Path("/home/me/deferral"))  # editable: a venv inside the clone
     assert not fusedkey._is_library("/home/me/deferral/checks/explicit/numpy_ops.py")
     assert fusedkey._is_library("/home/me/deferral/.venv/lib/python3.11/site-packages/numpy/core/numeric.py")
+
+
+def _slow_source(monkeypatch: pytest.MonkeyPatch, gate: "threading.Event", generated: list[int]) -> None:
+    """Generating the loop's C waits for ``gate`` (at 6,3,3,3 with three spaces it takes tens of
+    seconds of Python that looks at no cancel flag); each generation is counted in ``generated``."""
+    real = Expander._fused_source
+
+    def slow(self: Expander) -> Any:
+        generated.append(1)
+        gate.wait(60)
+        return real(self)
+
+    monkeypatch.setattr(Expander, "_fused_source", slow)
+
+
+@pytest.mark.skipif(cbuild.compiler() is None, reason="no C compiler")
+def test_a_wait_for_the_loop_polls_the_limits_and_the_build_goes_on_for_the_next_search(
+        monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """A level that waited for the loop's build ran past --time-limit (6,3,3,3 with three spaces:
+    check ended by the CLI's hard deadline, without its figures). The wait polls the limits; a search
+    a limit stopped leaves its build going (cancelling it lost it, so every time-boxed search built it
+    again), and the next search of the same loop waits for that build rather than generating its own."""
+    monkeypatch.setenv("DEFERRAL_CACHE", str(tmp_path))
+    gate, generated = threading.Event(), []
+    _slow_source(monkeypatch, gate, generated)
+    try:
+        ex = _expander()
+        start = time.monotonic()
+
+        def poll() -> None:
+            if time.monotonic() - start > 0.3:
+                raise LimitReached("time-limit")
+
+        with pytest.raises(LimitReached):
+            ex.fused(fused.MIN_ROWS, poll=poll)
+        ex.finish_fused(wait=False, detach=True)  # what a search that a limit stopped does: at once
+        assert time.monotonic() - start < 1.5
+        tid = ex._fused._tid
+        assert tid is not None and os.getpriority(os.PRIO_PROCESS, tid) == 19  # goes on at the lowest priority
+        again = _expander()
+        assert again.fused(1) is None  # a small chunk does not wait for it
+        gate.set()
+        assert again.fused(fused.MIN_ROWS) is not None  # the first search's build, waited for
+        assert len(generated) == 1 and len(list(tmp_path.glob("fused-*.so"))) == 1
+    finally:
+        gate.set()
+
+
+@pytest.mark.skipif(cbuild.compiler() is None, reason="no C compiler")
+def test_a_search_waiting_for_the_loop_stops_at_its_time_limit_with_its_figures(
+        monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """At 5 and 6 VCPUs every chunk waits for the loop started at the first level: the time limit
+    still stops the search within about a second, with the states and depth it covered."""
+    monkeypatch.setenv("DEFERRAL_CACHE", str(tmp_path))
+    monkeypatch.setenv(fused.ENV_BUILD_FROM, "0")
+    gate, generated = threading.Event(), []
+    _slow_source(monkeypatch, gate, generated)
+    try:
+        start = time.monotonic()
+        # the first level (6 states) takes about a second: tracing the steps for numpy
+        result = explore_vectorized(REFERENCE, Bounds(5, 1, 1, 1), time_limit=2.5, workers=1)
+        assert time.monotonic() - start < 4
+        assert result.stopped_by == "time-limit" and not result.complete and result.states >= 1
+    finally:
+        gate.set()
+
+
+@pytest.mark.skipif(cbuild.compiler() is None, reason="no C compiler")
+def test_a_search_that_ends_waits_for_the_build_no_later_than_its_time_limit_or_the_commands(
+        monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """A search that runs to its end waits for its background build (then cached for the next
+    process), but it waited up to two minutes whatever its time limit: prove --timeout 5's routes
+    (the explicit search, the learning routes' samples) waited for the compiler, and the command
+    ended by the CLI's alarm without its figures. The wait ends at the search's time limit or the
+    command's, and the build goes on."""
+    monkeypatch.setenv("DEFERRAL_CACHE", str(tmp_path))
+    monkeypatch.setenv(fused.ENV_BUILD_FROM, "400")  # 2,1,1,1 has 3,163 states: built from its middle
+    gate, generated = threading.Event(), []
+    _slow_source(monkeypatch, gate, generated)
+    try:
+        start = time.monotonic()
+        result = explore_vectorized(REFERENCE, Bounds(2, 1, 1, 1), time_limit=4.0, workers=1)
+        assert result.complete and generated and time.monotonic() - start < 5.5
+        start = time.monotonic()
+        with command_ends_by(time.monotonic() + 4.0):  # what `prove --timeout 4` sets
+            result = explore_vectorized(PUBLISHED["wait-irqs-off"], Bounds(2, 1, 1, 1), workers=1)
+        assert result.complete and len(generated) == 2 and time.monotonic() - start < 5.5
+    finally:
+        gate.set()

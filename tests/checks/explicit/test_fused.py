@@ -56,7 +56,7 @@ def _summary(r) -> tuple:
 def _always_fused(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every chunk through the fused loop (built before the first chunk, not beside it)."""
     build = fused.LazyFused.get
-    monkeypatch.setattr(fused.LazyFused, "get", lambda self, rows=None: build(self, None))
+    monkeypatch.setattr(fused.LazyFused, "get", lambda self, rows=None, poll=None: build(self, None))
     monkeypatch.setattr(vectorized, "CHUNK_ROWS", 997)  # many chunks: two threads overlap
 
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -186,3 +187,29 @@ def test_sigterm_removes_the_spill_folder_then_dies_of_sigterm(tmp_path: Path) -
     assert "terminated (SIGTERM)" in err.decode()
     assert json.loads(out)["exit_code"] == 143
     assert not list(tmp_path.iterdir()), "the spill folder outlived the search"
+
+
+def test_a_chunk_left_running_by_a_limit_stops_soon_after(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A time limit ends the search while a worker thread still expands a chunk (the first levels
+    trace every step's kernels: seconds at big bounds). The chunk's result is dropped, but it ran
+    to its end, using the CPU of what came next (prove's next route, in the same process): it now
+    stops at its next step instance."""
+    from deferral.checks.explicit import vectorized
+    from deferral.checks.explicit.expand import Expander
+    from deferral.model import REFERENCE, Bounds
+
+    calls: list[float] = []
+    enabled = Expander.enabled
+
+    def slow(self: Expander, rows: Any, action: Any) -> Any:
+        calls.append(time.monotonic())
+        time.sleep(0.05)
+        return enabled(self, rows, action)
+
+    monkeypatch.setattr(Expander, "enabled", slow)
+    monkeypatch.setenv("DEFERRAL_CC", "0")  # the numpy path, a step instance at a time
+    result = vectorized.explore_vectorized(REFERENCE, Bounds(2, 2, 1, 1), time_limit=0.3, workers=1)
+    ended, before = time.monotonic(), len(calls)
+    time.sleep(1.0)
+    assert result.stopped_by == "time-limit"
+    assert sum(t > ended for t in calls) <= 1 and len(calls) - before <= 1

@@ -175,3 +175,41 @@ def test_a_read_at_an_index_out_of_range_is_the_concrete_models_error_naming_the
 
     with pytest.raises(StepError, match=r"index out of range: pg\[2\]; state"):
         simulate(Model(lost_cur, Bounds(2, 1, 1, 1)), seed=0, depth=30, walks=2048, time_limit=60, workers=1)
+
+
+def test_a_depth_far_past_what_the_time_allows_is_walked_as_far_as_the_time_goes(cli) -> None:
+    """--depth 100000000 allocated every walk's history up front (4,096 walks of 10^8 steps: 1.6 TB,
+    "out of memory", exit 3 without walking): the history grows with the steps taken."""
+    r = cli("simulate", "--depth", "100000000", "--time-limit", "1", "--workers", "1", "--json")
+    doc = json.loads(r.out)
+    assert r.code == 3 and doc["status"] == "unknown" and doc["states"] > 4096, r.err
+
+
+def test_the_history_grown_as_the_walks_go_replays(monkeypatch) -> None:
+    from deferral.checks.explicit import simulate as sim
+
+    monkeypatch.setattr(sim, "HISTORY_ROWS", 2)  # grown several times before the violation
+    model = Model(PUBLISHED["reload-no-drain"], Bounds(2, 1, 1, 1))
+    result = simulate(model, seed=1, depth=10**9, walks=4096, time_limit=60, workers=1)
+    assert result.violated and result.found_length is not None and result.found_length >= 5
+    assert len(result.path) - 1 == 5  # the walk replayed on the concrete model, then shrunk
+
+
+def test_ctrl_c_while_shrinking_reports_the_shortest_violation_found_so_far(cli, monkeypatch, tmp_path: Path) -> None:
+    """Interrupted while it shrinks (here in its last stage, the breadth-first search), simulate
+    reported "interrupted" (130) and lost the violation: it reports the shortest one found so far
+    (exit 1, the trace written) and says the shrinking was cut short."""
+    from deferral.checks.explicit import simulate as sim
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sim, "search_reduced_if_alike", interrupted)
+    trace = tmp_path / "sim.json"
+    r = cli("simulate", "--variant", "reload-no-drain", "--depth", "40", "--walks", "4096", "--workers", "1",
+            "--seed", "1", "--trace-out", str(trace), "--time-limit", "60", "--json")
+    assert r.code == 1, r.out + r.err
+    doc = json.loads(r.out)
+    assert doc["status"] == "violated" and doc["length"] >= 5 and "interrupted" in doc["shrink"][-1]
+    replayed = cli("replay", str(trace))
+    assert replayed.code == 0 and "as expected" in replayed.out

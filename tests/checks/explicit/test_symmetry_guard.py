@@ -165,3 +165,35 @@ def test_where_z3_cannot_evaluate_a_step_the_sample_decides() -> None:
     proof = prove_vcpu_symmetry(variant, Bounds(2, 1, 1, 1))
     assert proof.status == "undecided" and "Z3 cannot evaluate" in proof.reason
     assert check_symmetry(variant, Bounds(2, 1, 1, 1)) == "sampled"
+
+
+def _branching(lose_last: bool) -> Any:
+    """A variant Z3 cannot evaluate (a Python ``if`` on a state value; numpy cannot either: the plain
+    engine runs it) whose last VCPU loses its notices when ``lose_last``."""
+
+    def enqueue(s: Any, i: Any, p: Any, sp: Any = 0) -> None:
+        if lose_last and i == s.N - 1:
+            return
+        if s.tlb[i][p] == 0:
+            enqueue_notice(s, i, p, sp)
+        else:
+            enqueue_notice(s, i, p, sp)
+
+    return REFERENCE.derive("branching-lossy" if lose_last else "branching", procedures={"enqueue_notice": enqueue})
+
+
+def test_where_z3_cannot_decide_every_explored_state_is_checked_against_every_renaming(monkeypatch) -> None:
+    """The sampled fallback looked at the first 100 states and some random ones: an asymmetry it
+    missed made the reduced search explore another system. The plain engine now checks each state it
+    expands against all N! renamings (here the sample is made to miss it): exact for what it explores."""
+    from deferral.checks.explicit import symmetry_guard
+
+    monkeypatch.setattr(symmetry_guard, "sampled", lambda *args, **kwargs: None)  # a sample that misses it
+    assert check_symmetry(_branching(True), Bounds(2, 1, 1, 1)) == "sampled"
+    with pytest.raises(AsymmetricProtocol, match="does not treat its VCPUs alike"):
+        search(_branching(True), Bounds(2, 1, 1, 1))
+
+
+def test_a_symmetric_variant_z3_cannot_evaluate_is_searched_with_every_state_checked() -> None:
+    reduced = search(_branching(False), Bounds(2, 1, 1, 1), max_states=300)
+    assert reduced.engine == "concrete" and reduced.symmetry_basis == "checked" and reduced.states == 300

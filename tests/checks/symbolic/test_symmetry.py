@@ -79,3 +79,26 @@ def test_an_asymmetric_lemma_turns_the_reduction_off() -> None:
     enc = encode(REFERENCE, Bounds(2, 1, 1, 1))
     assert symmetry.representatives(enc, [only_first]) is not None  # the same on both sides
     assert symmetry.representatives(enc, [first_idle]) is None
+
+
+def test_families_of_literals_are_checked_symmetric_literal_by_literal() -> None:
+    """A family made of literals (strengthen.clause) is symmetric where each literal renames its
+    instances alike (checked once per literal and encoding); a literal that names VCPU 0 turns the
+    reduction off, and a family symmetric only as a whole is still found so by the whole query."""
+    from deferral.checks.symbolic.strengthen import clause
+    from deferral.checks.symbolic.vocabulary import Literal
+    from deferral.model.schema import VCPU
+
+    params = (("i", VCPU), ("k", VCPU))
+    waiting = Literal("waiting[k][i]", lambda s, i, k: s.waiting[k][i], 1)
+    pending = Literal("not ipi[i][k]", lambda s, i, k: s.not_(s.ipi[i][k]), 1)
+    zero = Literal("ipi[0][1]", lambda s, i, k: s.ipi[0][1], 1)
+    not_zero = Literal("not ipi[0][1]", lambda s, i, k: s.not_(s.ipi[0][1]), 1)
+    enc = encode(REFERENCE, Bounds(3, 1, 1, 1))
+    ok = clause(params, [pending, waiting])
+    assert symmetry.representatives(enc, [ok]) is not None
+    renamings = enc.derived["instance renamings"]
+    assert all(renamings[(f, params, perm)] for f in ok.fn.any_of for perm in enc.layout.generators)
+    assert symmetry.representatives(enc, [clause(params, [pending, zero])]) is None
+    # each literal alone names VCPU 0, their disjunction is true: symmetric as a whole
+    assert symmetry.representatives(enc, [clause(params, [zero, not_zero])]) is not None
