@@ -20,7 +20,8 @@ assignment, in every sampled reachable state, and minimal (no sub-disjunction is
 without it is left to that one. Where no enumerated family rules out a counterexample to induction,
 the shortest clauses of any kept literal (pooled or not, up to :data:`MAX_COVER`) true in the samples
 and false in it (:meth:`Signature.diagrams`, an exact hitting set by Z3: the diagram generalization of
-IC3PO and UPDR against the samples), then clauses of four pooled literals (:meth:`Signature.excluding`)
+IC3PO and UPDR against the samples; the signatures of fewest variables first, none wider once one rules
+it out), then clauses of four pooled literals (:meth:`Signature.excluding`)
 and greedy covers (:meth:`Signature.covering`). One family stands for all its instances (the
 parameters range over every element of their sorts). :func:`learn` chooses among them by Houdini and
 counterexamples to induction at growing bounds (:func:`learn_at`), the first stage starting from
@@ -59,8 +60,13 @@ PER_SIGNATURE = 2000
 MAX_COVER, ALTERNATIVES = 8, 2
 #: Greedy covers tried per parameter assignment, at most (each without the last one's widest literal).
 ATTEMPTS = 8
-#: Sampled columns :meth:`Signature.diagrams` adds to its hitting-set problem per candidate that misses some.
-COLUMNS_PER_ASK = 16
+#: Sampled columns :meth:`Signature.diagrams` adds to its hitting-set problem per candidate that misses some:
+#: of the first ``WINDOW`` the candidate leaves uncovered, the ``COLUMNS_PER_ASK`` fewest of its literals are true
+#: in (the most constraining: 24% less CPU than the first 16, PROVE.md, 5 Dec, afternoon).
+COLUMNS_PER_ASK, WINDOW = 32, 256
+#: A counterexample that a diagram over fewer variables rules out gets none over more (:func:`_exclude`): the
+#: signature (t, i, k) was 86% of the diagrams' CPU at 2,1,1,1,S=2, and its clauses restate narrower ones.
+FEWEST_FIRST = True
 
 NAMES = {"vcpu": ("i", "k"), "page": ("p", "q"), "space": ("t", "u")}
 
@@ -343,7 +349,8 @@ class Signature:
         generalization, here against the samples). Exact, where :meth:`covering` is greedy: a minimum
         hitting set of the sampled columns by the literals false in ``state``, found by Z3 with the
         columns added as its candidates leave them uncovered (a few dozen of the 138,000 distinct columns
-        of (t, i, k) at 2,1,1,1,S=2). Stops at ``deadline``."""
+        of (t, i, k) at 2,1,1,1,S=2; the most constraining of them first, :data:`COLUMNS_PER_ASK`). Stops at
+        ``deadline``."""
         import z3
 
         from deferral.checks.symbolic.relevance import _any
@@ -366,7 +373,8 @@ class Signature:
             s = z3.SolverFor("QF_FD")
             s.set("timeout", 2000)
             size: dict[int, Any] = {}
-            k = 1
+            rows = np.array(cand)
+            k = 2  # one kept literal never covers every sampled column (those are ``always``)
             while k <= width and len(out) < alternatives:
                 if deadline is not None and time.monotonic() > deadline:
                     return out
@@ -385,13 +393,18 @@ class Signature:
                     cov |= m[j]
                 gap = full & ~cov
                 if gap:  # columns it leaves uncovered: each needs a chosen literal true there
-                    for _ in range(COLUMNS_PER_ASK):
+                    picked = []
+                    for _ in range(WINDOW):
                         if not gap:
                             break
                         low = gap & -gap
-                        c = low.bit_length() - 1
+                        picked.append(low.bit_length() - 1)
                         gap ^= low
-                        s.add(_any([v for j, v in zip(cand, x) if cols[j, c]]))
+                    there = cols[np.ix_(rows, picked)]  # (candidates, picked columns)
+                    order = np.argsort(there.sum(axis=0), kind="stable")[:COLUMNS_PER_ASK]  # fewest true first
+                    there = there[:, order]
+                    for n in range(there.shape[1]):
+                        s.add(_any([x[t] for t in np.flatnonzero(there[:, n])]))
                     continue
                 s.add(_any([z3.Not(v) for j, v in zip(cand, x) if j in chosen]))  # not it, nor a superset
                 if self.needless(chosen):
@@ -631,19 +644,24 @@ def learn_at(protocol: Protocol, at: Bounds, found: Enumerated, start: Sequence[
 def _exclude(found: Enumerated, at: Bounds, states: Sequence[Any], names: set[str], cap: float) -> list[Lemma]:
     """New families (not in ``names``, which this adds them to) that rule out the counterexamples ``states``
     (the property's first): the enumerated families false in any of them; where there are none, the
-    shortest clauses of every literal false in one (:meth:`Signature.diagrams`), else clauses of four
+    shortest clauses of every literal false in one (:meth:`Signature.diagrams`; the signatures of fewest
+    variables first, none wider once one rules the state out: :data:`FEWEST_FIRST`), else clauses of four
     pooled literals (:meth:`Signature.excluding`), else greedy covers; the searches stop at ``cap``."""
     new: list[Lemma] = []
     for sig in found.signatures:
         sig.prime(at, states)
     for how in HOWS:
         for st in states:
-            for sig in found.signatures:
+            made, width = len(new), 0
+            for sig in found.signatures:  # the fewest variables first
+                if how == "diagrams" and FEWEST_FIRST and len(new) > made and len(sig.params) > width:
+                    break  # a clause over fewer variables rules this state out: the wider signatures are not searched
                 got = (sig.falsified(at, st) if how == "falsified" else sig.covering(at, st) if how == "covering"
                        else sig.diagrams(at, st, deadline=cap) if how == "diagrams"
                        else sig.excluding(at, st, deadline=cap))
                 new += [lem for lem in got if lem.name not in names]
                 names.update(lem.name for lem in got)
+                width = len(sig.params)
             if new and how != "falsified":
                 break
         if new:

@@ -17,7 +17,7 @@ from deferral.checks.symbolic.infer import property_lemmas
 from deferral.checks.symbolic.prove import prove
 from deferral.checks.symbolic.vocabulary import sample_rows, truth_table
 from deferral.model import PUBLISHED, REFERENCE, Bounds
-from deferral.model.invariant import INVARIANT
+from deferral.model.invariant import INVARIANT, Lemma
 from deferral.model.schema import VCPU
 from deferral.model.variants import load_variant_file
 
@@ -325,3 +325,61 @@ def test_a_dropped_family_returns_only_to_rule_out_this_rounds_counterexamples()
     assert [x.name for x in judge.next_round([a, b] + new, [], new, witness)] == [a.name, b.name] + [x.name for x in new]
     got = judge.next_round([a, b] + new, [], new, witness, ctis=[state])
     assert [x.name for x in got] == [a.name] + [x.name for x in new]
+
+
+class _Stub:
+    """A signature of ``width`` variables whose diagrams are ``made`` (for :func:`clauses._exclude`'s order)."""
+
+    def __init__(self, width: int, made: list[str], calls: list[int]) -> None:
+        self.params = tuple((f"x{n}", VCPU) for n in range(width))
+        self.made, self.calls = made, calls
+
+    def prime(self, b: Bounds, states: object) -> None:
+        pass
+
+    def falsified(self, b: Bounds, state: object) -> list[object]:
+        return []
+
+    def diagrams(self, b: Bounds, state: object, deadline: float | None = None) -> list[object]:
+        self.calls.append(len(self.params))
+        return [Lemma(name, (), lambda s: True) for name in self.made]
+
+
+@pytest.mark.parametrize("fewest_first", [True, False])
+def test_a_counterexample_a_narrow_diagram_rules_out_gets_none_from_wider_signatures(
+        monkeypatch: pytest.MonkeyPatch, fewest_first: bool) -> None:
+    """_exclude: the signatures of fewest variables first; once one of them rules the state out, the wider
+    ones (costlier: (t, i, k) was most of the diagrams' CPU at two spaces) are not searched for it; every
+    signature of that width still is, and one that finds nothing lets the next width be searched."""
+    monkeypatch.setattr(clauses, "FEWEST_FIRST", fewest_first)
+    calls: list[int] = []
+    sigs = [_Stub(1, [], calls), _Stub(2, ["a"], calls), _Stub(2, ["b"], calls), _Stub(3, ["c"], calls)]
+    found = clauses.Enumerated([], {}, 0.0, sigs)  # type: ignore[arg-type]
+    got = clauses._exclude(found, SMALL, [(0,)], set(), cap=1e18)
+    assert [lem.name for lem in got] == (["a", "b"] if fewest_first else ["a", "b", "c"])
+    assert calls == ([1, 2, 2] if fewest_first else [1, 2, 2, 3])
+    calls.clear()
+    sigs[1].made = sigs[2].made = []  # nothing of two variables: the widest is searched
+    assert [lem.name for lem in clauses._exclude(found, SMALL, [(1,)], set(), cap=1e18)] == ["c"]
+    assert calls == [1, 2, 2, 3]
+
+
+def test_diagrams_find_clauses_as_short_as_before_with_the_most_constraining_columns_first(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The columns diagrams adds to its hitting-set problem (the most constraining of a window, or the
+    first few as before) change how fast it finds a shortest clause, not how short: the same length either
+    way, each true in the samples and false in the counterexample."""
+    rows = sample_rows(REFERENCE, SMALL)
+    params = clauses.signatures(REFERENCE, SMALL)[1]
+    state = _acked_counterexample(rows)
+    lengths = []
+    for window, per in [(clauses.WINDOW, clauses.COLUMNS_PER_ASK), (16, 16)]:
+        monkeypatch.setattr(clauses, "WINDOW", window)
+        monkeypatch.setattr(clauses, "COLUMNS_PER_ASK", per)
+        sig = clauses.Signature(REFERENCE, params, [(SMALL, rows)])
+        got = sig.diagrams(SMALL, state, alternatives=4)
+        assert got and truth_table(REFERENCE, SMALL, rows, [lem.fn for lem in got], params).all()
+        here = truth_table(REFERENCE, SMALL, np.array([state]), [lem.fn for lem in got], params)
+        assert (~here).any(axis=1).all()
+        lengths.append(min(len(lem.texts) for lem in got))
+    assert lengths[0] == lengths[1]

@@ -5,12 +5,13 @@ the encoding took for a user's step failing, so the proof said "undecided" and t
 from __future__ import annotations
 
 import ctypes
+import signal
 from typing import Any
 
 import pytest
 
 from deferral.checks.terms.vcpu_symmetry import prove_vcpu_symmetry
-from deferral.cli.terminate import Terminated, sigterm_unwinds
+from deferral.cli.terminate import Terminated
 from deferral.model import REFERENCE, Bounds
 
 
@@ -27,9 +28,18 @@ def test_ctrl_c_inside_a_c_call_interrupts_the_proof() -> None:
 
 
 def test_sigterm_inside_a_c_call_terminates_the_proof() -> None:
-    with sigterm_unwinds(), pytest.raises(Terminated):
-        prove_vcpu_symmetry(_raising(ctypes.ArgumentError("argument 1: Terminated: terminated (SIGTERM)")),
-                            Bounds(2, 1, 1, 1))
+    """The CLI's handler (installed here whatever was there: pytest-xdist's workers have their own,
+    where ``sigterm_unwinds`` leaves it alone)."""
+    def terminated(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        with pytest.raises(Terminated):
+            prove_vcpu_symmetry(_raising(ctypes.ArgumentError("argument 1: Terminated: terminated (SIGTERM)")),
+                                Bounds(2, 1, 1, 1))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def test_a_users_own_error_is_still_undecided() -> None:
