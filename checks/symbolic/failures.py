@@ -233,7 +233,11 @@ def find_failure(enc: Encoding, max_depth: int, timeout: float | None = None) ->
             model = solver.model()
             state = enc.decode(model, states[d])
             failure = next(f for f in failures if z3.is_true(model.eval(at(f.condition), model_completion=True)))
-            enc.replay([enc.decode(model, xs) for xs in states])  # the path runs concretely
+            try:
+                enc.replay([enc.decode(model, xs) for xs in states])  # the path runs concretely
+            except StepError as exc:  # a failure the encoding does not record, met on the way
+                raise ReachedFailure(f"{exc} (reached within {d} steps from the initial state; found by Z3 "
+                                     "where a proof's invariant admitted a failing step)") from None
             raise ReachedFailure(f"{concrete_error(enc, state, failure)} (reached in {d} steps from the "
                                  "initial state; found by Z3 where a proof's invariant admitted it)")
         checked = d
