@@ -135,9 +135,7 @@ def discharge(enc: Encoding, invariant: Callable[[Sequence[Any]], list[Any]],
     if not failures:
         return Discharge("ruled-out")
     xs = enc._base_vars
-    solver = z3.SolverFor("QF_BV")
-    if timeout is not None:
-        solver.set("timeout", max(1, int(timeout * 1000)))
+    solver = _solver(timeout)
     inv = invariant(xs)
     solver.add(enc.valid(xs), *inv)
     fails = z3.Or([f.condition for f in failures])
@@ -168,9 +166,7 @@ def strengthen(enc: Encoding, inv: Sequence[Any], failures: Sequence[Failure], x
     ys, act = enc.state("runs@y"), enc.selector("runs")
     to_y = Renaming(list(xs), ys)
     after = {id(fact): to_y(fact) for fact in alive}
-    solver = z3.SolverFor("QF_BV")
-    if timeout is not None:
-        solver.set("timeout", max(1, int(timeout * 1000)))
+    solver = _solver(timeout)
     solver.add(enc.valid(xs), *inv, enc.trans(xs, ys, act))
     use = {id(fact): z3.Bool(f"runs:{k}") for k, fact in enumerate(alive)}
     for fact in alive:
@@ -189,11 +185,16 @@ def strengthen(enc: Encoding, inv: Sequence[Any], failures: Sequence[Failure], x
         solver.pop()
     if not alive:
         return False
-    check = z3.SolverFor("QF_BV")
-    if timeout is not None:
-        check.set("timeout", max(1, int(timeout * 1000)))
+    check = _solver(timeout)
     check.add(enc.valid(xs), *inv, *alive)
     return check.check(z3.Or([f.condition for f in failures])) == z3.unsat
+
+
+def _solver(timeout: float | None) -> z3.Solver:
+    solver = z3.SolverFor("QF_BV")
+    if timeout is not None:
+        solver.set("timeout", max(1, int(timeout * 1000)))
+    return solver
 
 
 def concrete_error(enc: Encoding, state: State, failure: Failure) -> str:
@@ -244,6 +245,23 @@ def find_failure(enc: Encoding, max_depth: int, timeout: float | None = None) ->
     return checked
 
 
+def why_not_ruled_out(enc: Encoding, invariant: Callable[[Sequence[Any]], list[Any]], timeout: float | None,
+                      depth: int, search_s: float | None, say: Callable[[str], None] = lambda text: None) -> str:
+    """Why ``invariant`` does not rule out every failing step (:func:`discharge`), "" where it does; said
+    after a
+    search of ``depth`` steps (at most ``search_s`` seconds) for a failing state it admits, which
+    raises :class:`ReachedFailure` where one is reached."""
+    found = discharge(enc, invariant, timeout)
+    if found.status == "ruled-out":
+        return ""
+    if found.status == "unknown":
+        return found.reason
+    say(f"{found.describe()}: searching for a reachable one"
+        + ("" if search_s is None else f" (at most {search_s:.0f} s)"))
+    searched = find_failure(enc, depth, search_s)
+    return f"{found.describe()} (none within {searched} steps of the initial state)"
+
+
 def bounded_check(protocol: Any, at: Sequence[Any], lemmas: Sequence[Any], timeout: float | None = None,
                   depth: int = 12) -> tuple[str, str]:
     """``(status, reason)``: do ``lemmas`` (a proof's inductive invariant for every N, V, F) rule out
@@ -255,10 +273,8 @@ def bounded_check(protocol: Any, at: Sequence[Any], lemmas: Sequence[Any], timeo
 
     for bounds in at:
         enc = encode(protocol, bounds)
-        found = discharge(enc, lemma_terms(enc, list(lemmas) + property_lemmas(protocol)), timeout)
-        if found.status == "unknown":
-            return "unknown", f"at {bounds.short()}: {found.reason}"
-        if found.status == "admitted":
-            searched = find_failure(enc, depth, timeout)
-            return "unknown", f"at {bounds.short()}: {found.describe()} (none within {searched} steps)"
+        why = why_not_ruled_out(enc, lemma_terms(enc, list(lemmas) + property_lemmas(protocol)), timeout,
+                                depth, timeout)
+        if why:
+            return "unknown", f"at {bounds.short()}: {why}"
     return "proved", ""

@@ -364,16 +364,9 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             return "the route gives no invariant to rule out a failing step; nothing is claimed proved"
         if not callable(proof):  # the properties too: the proof shows they hold wherever the invariant does
             proof = failures.lemma_terms(enc, list(proof) + property_lemmas(protocol))
-        found = failures.discharge(enc, proof, timeout=left())
-        if found.status == "ruled-out":
-            return ""
-        if found.status == "unknown":
-            return f"{found.reason}; nothing is claimed proved"
         quick = QUICK_BMC_S if timeout is None else min(QUICK_BMC_S, QUICK_BMC_SHARE * timeout)
-        say(f"{found.describe()}: searching for a reachable one (at most {quick:.0f} s)")
-        searched = failures.find_failure(enc, depth, timeout=quick)
-        return (f"{found.describe()} (none within {searched} steps of the initial state); "
-                "nothing is claimed proved")
+        why = failures.why_not_ruled_out(enc, proof, left(), depth, quick, say)
+        return f"{why}; nothing is claimed proved" if why else ""
 
     if method == "bmc":
         found = bmc(enc, depth, timeout=left(),
