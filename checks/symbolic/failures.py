@@ -248,9 +248,8 @@ def find_failure(enc: Encoding, max_depth: int, timeout: float | None = None) ->
 def why_not_ruled_out(enc: Encoding, invariant: Callable[[Sequence[Any]], list[Any]], timeout: float | None,
                       depth: int, search_s: float | None, say: Callable[[str], None] = lambda text: None) -> str:
     """Why ``invariant`` does not rule out every failing step (:func:`discharge`), "" where it does; said
-    after a
-    search of ``depth`` steps (at most ``search_s`` seconds) for a failing state it admits, which
-    raises :class:`ReachedFailure` where one is reached."""
+    after a search of ``depth`` steps (at most ``search_s`` seconds) for a failing state it admits,
+    which raises :class:`ReachedFailure` where one is reached."""
     found = discharge(enc, invariant, timeout)
     if found.status == "ruled-out":
         return ""
