@@ -292,10 +292,14 @@ class Obligation:
     reason: str = ""
     broken: list[str] = field(default_factory=list)
     model: str = ""
+    #: lemmas whose query here the parametric Houdini's incremental solver had proved (unsat assuming
+    #: only lemmas of this invariant: :meth:`Houdini.proved`), so not asked again
+    by_houdini: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {"obligation": self.name, "status": self.status, "elapsed_s": round(self.elapsed_s, 3),
-                "reason": self.reason or None, "broken": self.broken or None, "model": self.model or None}
+                "reason": self.reason or None, "broken": self.broken or None, "model": self.model or None,
+                **({"proved_by_houdini": self.by_houdini} if self.by_houdini else {})}
 
 
 @dataclass
@@ -521,7 +525,8 @@ def _may_hold(cond: Any, timeout: float = 2.0) -> bool:
 def prove(protocol: Protocol, concrete: Mapping[str, int], lemmas: Sequence[Lemma] | None = None,
           timeout: float | None = 60.0, note: Callable[[str], None] | None = None,
           seeds: Sequence[int] = SEEDS, keep_going: bool = False,
-          needs: Callable[[str, int], set[str] | None] | None = None) -> ParametricResult:
+          needs: Callable[[str, int], set[str] | None] | None = None,
+          known: Callable[[str, int, set[str]], bool] | None = None) -> ParametricResult:
     """Initiation, consecution per step and safety over uninterpreted sorts.
 
     ``lemmas``: the candidate inductive invariant (default: model/invariant.py's shipped
@@ -530,7 +535,12 @@ def prove(protocol: Protocol, concrete: Mapping[str, int], lemmas: Sequence[Lemm
     tried" unless ``keep_going``. Raises EncodingError when a function cannot be evaluated
     parametrically. ``needs(lemma name, step instance number)``: the lemmas that lemma's
     consecution there should need (:meth:`Houdini.needs`); its query assumes only those
-    first (unsat with fewer assumptions is unsat with all), then every lemma."""
+    first (unsat with fewer assumptions is unsat with all), then every lemma. ``known(lemma
+    name, step instance number, the lemmas' names)``: that consecution query was already
+    decided unsat by a solver assuming only lemmas of these (:meth:`Houdini.proved`: the same
+    formula, asked in the learning's incremental solver); it is not asked again (MBQI in a fresh
+    context can leave undecided a query it decided there: 48 s for one of lazy_cur_clear's at S=2,
+    benchmarks/PROVE.md, 5 Dec, afternoon, round 2)."""
     start = time.monotonic()
     enc = ParamEncoding(protocol, concrete_bounds(protocol, concrete))
     lemmas = list(invariant_for(enc.bounds) if lemmas is None else lemmas)
@@ -540,12 +550,16 @@ def prove(protocol: Protocol, concrete: Mapping[str, int], lemmas: Sequence[Lemm
         ("initiation", lambda: ([], enc.lemmas(lemmas, enc.init())))]
     cores: dict[int, dict[str, list[Any]]] = {}  # obligation number -> lemma -> the pre-state terms it needs
     by_name = dict(zip((lem.name for lem in lemmas), inv_x))
+    skip: dict[int, set[str]] = {}  # obligation number -> the lemmas whose query a solver decided already
+    names = {lem.name for lem in lemmas}
     number = 0
     for step in protocol.steps:
         for args in enc.instances(step):
             todo.append((f"consecution {enc.label(step, args)}",
                          lambda step=step, args=args: (inv_x + [enc.guard(step, args, x)],
                                                        enc.lemmas(lemmas, enc.post(step, args, x)))))
+            if known is not None:
+                skip[len(todo) - 1] = {lem.name for lem in lemmas if known(lem.name, number, names)}
             if needs is not None:
                 cores[len(todo) - 1] = {lem.name: [by_name[c] for c in core if c in by_name]
                                         for lem in lemmas if (core := needs(lem.name, number)) is not None}
@@ -560,7 +574,11 @@ def prove(protocol: Protocol, concrete: Mapping[str, int], lemmas: Sequence[Lemm
         if note:
             note(f"parametric: {name}")
         facts, goals = build()
-        out.append(_check(name, facts, goals, timeout, seeds, fewer=(facts[-1:], cores.get(k, {}))))
+        done = skip.get(k, set())
+        ob = _check(name, facts, [(label, g) for label, g in goals if label not in done], timeout, seeds,
+                    fewer=(facts[-1:], cores.get(k, {})))
+        ob.by_houdini = sum(label in done for label, _ in goals)
+        out.append(ob)
     return ParametricResult(protocol, dict(enc.bounds.concrete), enc.open_bounds, lemmas, out,
                             time.monotonic() - start)
 
@@ -602,6 +620,9 @@ class Houdini:
         self._init = self.enc.init()
         self._initially: dict[str, bool] = {}
         self._cores: dict[tuple[str, int], set[str]] = {}  # (lemma, step) -> the lemmas its last proof used
+        #: (lemma, step) -> the assumptions of every unsat answer to that consecution query (its unsat
+        #: cores): a proof of it given those lemmas (:meth:`proved`); hints never go here
+        self._proofs: dict[tuple[str, int], list[frozenset[str]]] = {}
         self._core: Any = None
         self._model: Any = None
         self._by_core = False
@@ -684,7 +705,18 @@ class Houdini:
 
     def _keep_core(self, lem: Lemma, n: int) -> None:
         if self._core is not None:
-            self._cores[(lem.name, n)] = {str(u)[len("use."):] for u in self._core}
+            core = {str(u)[len("use."):] for u in self._core}
+            self._cores[(lem.name, n)] = core
+            proofs = self._proofs.setdefault((lem.name, n), [])
+            if frozenset(core) not in proofs:
+                proofs.append(frozenset(core))
+
+    def proved(self, name: str, n: int, within: set[str]) -> bool:
+        """Did this solver decide lemma ``name``'s consecution at step instance ``n`` unsat assuming
+        only lemmas named in ``within`` (for :func:`prove`'s ``known``)? Each unsat answer's core is
+        the set of lemmas it assumed (the solver holds every other lemma only behind an
+        assumption literal it did not assume), so that answer proves the query given them."""
+        return any(core <= within for core in self._proofs.get((name, n), ()))
 
     def _ask(self, s: z3.Solver, goal: Any, assume: list[Any], each: float | None = None,
              seeds: int = 2) -> tuple[Any, str]:
@@ -989,9 +1021,10 @@ def prove_candidates(protocol: Protocol, concrete: Mapping[str, int], *, shipped
         return first
     if note:
         note(f"parametric: {first.reason[:200]}; Houdini over {len(candidates)} candidates")
+    engine = Houdini(protocol, concrete)
     try:
-        h = houdini(protocol, concrete, candidates, props, note=note,
-                    timeout=None if houdini_s is None else max(1.0, houdini_s - (time.monotonic() - start)))
+        h = engine.run(candidates, props, note=note,
+                       timeout=None if houdini_s is None else max(1.0, houdini_s - (time.monotonic() - start)))
     except TimeoutError as exc:
         first.obligations.append(Obligation("houdini (drop the candidates some step does not preserve)",
                                             "unknown", time.monotonic() - start, reason=str(exc)))
@@ -1004,6 +1037,6 @@ def prove_candidates(protocol: Protocol, concrete: Mapping[str, int], *, shipped
         res = ParametricResult(protocol, first.concrete, first.open_bounds, list(h.alive) + props, [ob],
                                time.monotonic() - start, dropped=dropped_small + h.dropped)
         return res
-    res = prove(protocol, concrete, list(h.alive) + props, timeout=timeout, note=note)
+    res = prove(protocol, concrete, list(h.alive) + props, timeout=timeout, note=note, known=engine.proved)
     res.dropped, res.elapsed_s = dropped_small + h.dropped, time.monotonic() - start
     return res

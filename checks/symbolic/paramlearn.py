@@ -394,11 +394,12 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
     res.lemmas = [lem for lem in small if lem.name not in fams]
     log.append(f"{len(small)} of the {len(alive)} inductive families suffice (unsat cores)")
     say(f"learn: proving {len(small)} families for every {', '.join(res.open_bounds)}")
+    # what Houdini's incremental solver proved is not asked again (engine.proved: unsat cores within the set)
     proof = parametric.prove(protocol, conc, list(small) + must,
-                             timeout=max(2.0, left() or 60.0), note=None, needs=engine.needs)
+                             timeout=max(2.0, left() or 60.0), note=None, needs=engine.needs, known=engine.proved)
     if proof.status != "proved" and len(small) < len(alive):  # the trimmed set: try the whole fixpoint
         proof = parametric.prove(protocol, conc, list(alive) + must, timeout=max(2.0, left() or 60.0),
-                                 needs=engine.needs)
+                                 needs=engine.needs, known=engine.proved)
         res.families, res.lemmas = list(res.kept), [lem for lem in alive if lem.name not in fams]
     res.proof = proof
     spent("trim and final proof", t3)

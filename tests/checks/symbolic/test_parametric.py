@@ -337,3 +337,39 @@ def test_auto_route_proves_the_requested_bounds_for_every_n(capsys: pytest.Captu
     assert (every["for_every"], every["assumed_concrete"]) == (["vcpus", "pages", "frames"], {"queue": 1, "spaces": 1})
     assert every["verdict"] == "proved for every number of vcpus, pages, frames, at queue=1, spaces=1"
     assert "no VCPU has an IPI from itself pending or waits for itself" not in doc["invariant"]
+
+
+def test_what_houdini_proved_is_not_asked_again() -> None:
+    """The final proof takes from the parametric Houdini's incremental solver every consecution query
+    it decided unsat assuming only lemmas of the invariant (:meth:`P.Houdini.proved`: its unsat cores),
+    and asks the rest (initiation, safety, no failing step) as before."""
+    engine = P.Houdini(REFERENCE, {"queue": 1})
+    props = P.learned_lemmas([], REFERENCE)
+    h = engine.run(list(invariant_for(Bounds(2, 1, 1, 1))), props, timeout=60)
+    assert h.broken is None
+    lemmas = h.alive + props
+    names = {lem.name for lem in lemmas}
+    res = P.prove(REFERENCE, {"queue": 1}, lemmas, timeout=60, known=engine.proved)
+    assert res.status == "proved", res.reason
+    steps = [o for o in res.obligations if o.name.startswith("consecution")]
+    assert steps and all(o.by_houdini == len(lemmas) for o in steps)  # its last round proved every one
+    assert all(o.by_houdini == 0 for o in res.obligations if o not in steps)
+    assert steps[0].to_json()["proved_by_houdini"] == len(lemmas)
+    # a proof counts only within the lemmas it assumed: with none of them, some query is not known
+    n_steps = len(engine.steps)
+    assert not all(engine.proved(lem.name, n, set()) for lem in lemmas for n in range(n_steps))
+    assert all(engine.proved(lem.name, n, names) for lem in lemmas for n in range(n_steps))
+    assert not engine.proved("no such lemma", 0, names)
+
+
+@pytest.mark.parametrize("name", ["remote-no-drain"])
+def test_a_query_houdini_did_not_prove_is_never_known(name: str) -> None:
+    """A bug: the step that breaks a lemma's consecution (a counterexample to induction) leaves no
+    proof of that query behind, whatever is assumed."""
+    engine = P.Houdini(PUBLISHED[name], {"queue": 1})
+    props = P.learned_lemmas([], PUBLISHED[name])
+    h = engine.run(list(invariant_for(Bounds(2, 1, 1, 1))), props, timeout=60)
+    assert h.broken is not None and h.cti is not None
+    _, n, lem, live = h.cti
+    assert not engine.proved(lem.name, n, {a.name for a in live} | {lem.name})
+    assert P.prove(PUBLISHED[name], {"queue": 1}, live, timeout=20, known=engine.proved).status != "proved"
