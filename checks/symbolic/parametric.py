@@ -526,7 +526,7 @@ def prove(protocol: Protocol, concrete: Mapping[str, int], lemmas: Sequence[Lemm
           timeout: float | None = 60.0, note: Callable[[str], None] | None = None,
           seeds: Sequence[int] = SEEDS, keep_going: bool = False,
           needs: Callable[[str, int], set[str] | None] | None = None,
-          known: Callable[[str, int, set[str]], bool] | None = None) -> ParametricResult:
+          known: Callable[[Lemma, int, Sequence[Lemma]], bool] | None = None) -> ParametricResult:
     """Initiation, consecution per step and safety over uninterpreted sorts.
 
     ``lemmas``: the candidate inductive invariant (default: model/invariant.py's shipped
@@ -535,10 +535,10 @@ def prove(protocol: Protocol, concrete: Mapping[str, int], lemmas: Sequence[Lemm
     tried" unless ``keep_going``. Raises EncodingError when a function cannot be evaluated
     parametrically. ``needs(lemma name, step instance number)``: the lemmas that lemma's
     consecution there should need (:meth:`Houdini.needs`); its query assumes only those
-    first (unsat with fewer assumptions is unsat with all), then every lemma. ``known(lemma
-    name, step instance number, the lemmas' names)``: that consecution query was already
-    decided unsat by a solver assuming only lemmas of these (:meth:`Houdini.proved`: the same
-    formula, asked in the learning's incremental solver); it is not asked again (MBQI in a fresh
+    first (unsat with fewer assumptions is unsat with all), then every lemma. ``known(lemma,
+    step instance number, lemmas)``: that consecution query was already decided unsat by a
+    solver assuming only some of ``lemmas`` (:meth:`Houdini.proved`: the same formula, asked in
+    the learning's incremental solver); it is not asked again (MBQI in a fresh
     context can leave undecided a query it decided there: 48 s for one of lazy_cur_clear's at S=2,
     benchmarks/PROVE.md, 5 Dec, afternoon, round 2)."""
     start = time.monotonic()
@@ -551,7 +551,6 @@ def prove(protocol: Protocol, concrete: Mapping[str, int], lemmas: Sequence[Lemm
     cores: dict[int, dict[str, list[Any]]] = {}  # obligation number -> lemma -> the pre-state terms it needs
     by_name = dict(zip((lem.name for lem in lemmas), inv_x))
     skip: dict[int, set[str]] = {}  # obligation number -> the lemmas whose query a solver decided already
-    names = {lem.name for lem in lemmas}
     number = 0
     for step in protocol.steps:
         for args in enc.instances(step):
@@ -559,7 +558,7 @@ def prove(protocol: Protocol, concrete: Mapping[str, int], lemmas: Sequence[Lemm
                          lambda step=step, args=args: (inv_x + [enc.guard(step, args, x)],
                                                        enc.lemmas(lemmas, enc.post(step, args, x)))))
             if known is not None:
-                skip[len(todo) - 1] = {lem.name for lem in lemmas if known(lem.name, number, names)}
+                skip[len(todo) - 1] = {lem.name for lem in lemmas if known(lem, number, lemmas)}
             if needs is not None:
                 cores[len(todo) - 1] = {lem.name: [by_name[c] for c in core if c in by_name]
                                         for lem in lemmas if (core := needs(lem.name, number)) is not None}
@@ -617,6 +616,7 @@ class Houdini:
         self.steps = [(step, args) for step in protocol.steps for args in self.enc.instances(step)]
         self._built: dict[int, tuple[Any, State]] = {}
         self._terms: dict[tuple[str, int], Any] = {}  # (lemma name, -2 initial / -1 pre-state / step) -> term
+        self._fns: dict[str, Any] = {}  # lemma name -> the function its terms were built from (None: two were)
         self._init = self.enc.init()
         self._initially: dict[str, bool] = {}
         self._cores: dict[tuple[str, int], set[str]] = {}  # (lemma, step) -> the lemmas its last proof used
@@ -641,6 +641,8 @@ class Houdini:
 
     def term(self, lem: Lemma, where: int) -> Any:
         key = (lem.name, where)
+        if self._fns.setdefault(lem.name, lem.fn) is not lem.fn:
+            self._fns[lem.name] = None  # another lemma of that name: its terms are not this one's
         if key not in self._terms:
             fns = self._init if where == -2 else self.x if where == -1 else self.step(where)[1]
             self._terms[key] = self.enc.holds(lem.name, lem.fn, lem.params, fns)
@@ -711,12 +713,14 @@ class Houdini:
             if frozenset(core) not in proofs:
                 proofs.append(frozenset(core))
 
-    def proved(self, name: str, n: int, within: set[str]) -> bool:
-        """Did this solver decide lemma ``name``'s consecution at step instance ``n`` unsat assuming
-        only lemmas named in ``within`` (for :func:`prove`'s ``known``)? Each unsat answer's core is
-        the set of lemmas it assumed (the solver holds every other lemma only behind an
-        assumption literal it did not assume), so that answer proves the query given them."""
-        return any(core <= within for core in self._proofs.get((name, n), ()))
+    def proved(self, lem: Lemma, n: int, within: Sequence[Lemma]) -> bool:
+        """Did this solver decide ``lem``'s consecution at step instance ``n`` unsat assuming only
+        lemmas of ``within`` (for :func:`prove`'s ``known``)? Each unsat answer's core is the set of
+        lemmas it assumed (the solver holds every other lemma only behind an assumption literal it
+        did not assume), so that answer proves the query given them. Lemmas are matched by name and
+        function: a name whose terms here came from another function never counts."""
+        same = {x.name for x in within if self._fns.get(x.name) is x.fn}
+        return lem.name in same and any(core <= same for core in self._proofs.get((lem.name, n), ()))
 
     def _ask(self, s: z3.Solver, goal: Any, assume: list[Any], each: float | None = None,
              seeds: int = 2) -> tuple[Any, str]:

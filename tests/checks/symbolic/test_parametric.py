@@ -22,7 +22,7 @@ from deferral.checks.symbolic import parametric as P
 from deferral.checks.terms.encoding import EncodingError
 from deferral.model import PUBLISHED, REFERENCE, Bounds
 from deferral.model.concrete import Model
-from deferral.model.invariant import invariant_for
+from deferral.model.invariant import Lemma, invariant_for
 from deferral.model.reference import PC
 from deferral.model.schema import VCPU
 from deferral.model.variants import load_variant_file
@@ -348,7 +348,6 @@ def test_what_houdini_proved_is_not_asked_again() -> None:
     h = engine.run(list(invariant_for(Bounds(2, 1, 1, 1))), props, timeout=60)
     assert h.broken is None
     lemmas = h.alive + props
-    names = {lem.name for lem in lemmas}
     res = P.prove(REFERENCE, {"queue": 1}, lemmas, timeout=60, known=engine.proved)
     assert res.status == "proved", res.reason
     steps = [o for o in res.obligations if o.name.startswith("consecution")]
@@ -357,16 +356,16 @@ def test_what_houdini_proved_is_not_asked_again() -> None:
     assert steps[0].to_json()["proved_by_houdini"] == len(lemmas)
     # a proof counts only within the lemmas it assumed: with none of them, some query is not known
     n_steps = len(engine.steps)
-    assert not all(engine.proved(lem.name, n, set()) for lem in lemmas for n in range(n_steps))
-    assert all(engine.proved(lem.name, n, names) for lem in lemmas for n in range(n_steps))
-    assert not engine.proved("no such lemma", 0, names)
+    assert not all(engine.proved(lem, n, [lem]) for lem in lemmas for n in range(n_steps))
+    assert all(engine.proved(lem, n, lemmas) for lem in lemmas for n in range(n_steps))
+    # matched by function too: a lemma of the same name stated otherwise was never proved here
+    other = Lemma(lemmas[0].name, lemmas[0].params, lambda s, *args: s.not_(lemmas[0].fn(s, *args)))
+    assert not engine.proved(other, 0, [other] + lemmas[1:])
 
 
 def test_a_query_houdini_did_not_prove_is_never_known() -> None:
     """A candidate some step breaks (a counterexample to induction, found in milliseconds) leaves no
     proof of that query behind, whatever is assumed; the final proof then refuses the set with it."""
-    from deferral.model.invariant import Lemma
-
     never_ipi = Lemma("no VCPU is ever handling an IPI", (("k", VCPU),), lambda s, k: s.pc[k] != PC.Ipi)
     engine = P.Houdini(REFERENCE, {"queue": 1}, query_s=20.0)
     props = P.learned_lemmas([], REFERENCE)
@@ -375,8 +374,7 @@ def test_a_query_houdini_did_not_prove_is_never_known() -> None:
     assert never_ipi.name in [name for name, _ in h.dropped]
     broke = [cti for what, cti in engine.ctis if cti[2] is never_ipi]
     assert broke, engine.ctis
-    everything = {lem.name for lem in shipped + props + [never_ipi]}
     for _, n, lem, _ in broke:
-        assert not engine.proved(lem.name, n, everything)
+        assert not engine.proved(lem, n, shipped + props + [never_ipi])
     res = P.prove(REFERENCE, {"queue": 1}, shipped + props + [never_ipi], timeout=20, known=engine.proved)
     assert res.status != "proved"
