@@ -221,7 +221,11 @@ def print_parametric(out: Console, res: "ParametricResult") -> None:
         return
     out.print(f"parametric proof of the invariants of {res.variant}: {every} are uninterpreted sorts "
               f"(any number; 0 of each distinguished); {fixed} concrete", markup=False, highlight=False)
-    out.print(f"lemmas ({res.lemma_source}, evaluated by the parametric backend):", highlight=False)
+    if res.lemmas or res.lemma_source:
+        out.print(f"lemmas ({res.lemma_source or 'no source named'}, evaluated by the parametric backend):",
+                  highlight=False)
+    else:  # --no-shipped-lemmas and no route found any: the obligations below are the property's alone
+        out.print("lemmas: none (no shipped lemmas, no lemma file, none learned that prove it)", highlight=False)
     for lem in res.lemmas:
         out.print(f"  {lem.show(res.concrete)}", markup=False, highlight=False)
     for name, why in res.dropped:
