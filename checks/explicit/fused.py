@@ -1092,7 +1092,7 @@ class LazyFused:
         """End the search's use of the background build, if any: wait for it (at most ``timeout``
         seconds: the loop is then cached for the next search), then, or at once (``wait`` False),
         leave it going (``detach``: the next search of this loop in this process waits for it, and
-        it is cached when done; a compiler still running when the process exits is killed) or
+        it is cached when done, also after this process ends: :mod:`~deferral.checks.explicit.cbuild`) or
         cancel it (a compiler running is killed, none is started)."""
         thread = self._thread
         if thread is not None and wait:
@@ -1137,6 +1137,13 @@ class LazyFused:
         with self._lock:
             if self._done:
                 return
+            if self._key is not None:  # a build of this loop running in another process (or landed meanwhile)
+                found = cbuild.wait_for_key(self._key, self._folder, cancel)
+                if found is not None and isinstance(found[1], list):
+                    self._loop, self._done = self._make(found[0], found[1]), True
+                    return
+                if cancel is not None and cancel.is_set():
+                    return
             got = self._source_fn()
             if got is None:
                 self._done = True
