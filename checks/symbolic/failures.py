@@ -116,10 +116,10 @@ def failure_conditions(enc: Encoding) -> list[Failure]:
 
 def lemma_terms(enc: Encoding, lemmas: Sequence[Any]) -> Callable[[Sequence[Any]], list[Any]]:
     """The invariant of ``lemmas`` (Lemma objects, or families with a ``lemma()``) over given variables."""
-    from deferral.checks.symbolic.induction import instances
+    from deferral.checks.symbolic.induction import invariant_terms
 
     plain = [x.lemma() if not hasattr(x, "fn") and hasattr(x, "lemma") else x for x in lemmas]
-    return lambda xs: [t for lem in plain for _, t in instances(enc, lem, xs)]
+    return lambda xs: [t for _, t in invariant_terms(enc, plain, xs)]
 
 
 def formula_terms(formula: Any, over: Sequence[Any]) -> Callable[[Sequence[Any]], list[Any]]:
