@@ -354,3 +354,76 @@ def wait_for_key(key: str, folder: Path | None = None, cancel: threading.Event |
     if not _await_build(folder / name, timeout, cancel):
         return None
     return load_key(key, folder)
+
+
+#: A claim on a key (see :func:`claim`) older than this is stale whatever its process (a reused id).
+CLAIM_STALE_S = 3600.0
+
+
+def _claim_file(key: str, folder: Path) -> Path:
+    return folder / f"key-{key}.lock"
+
+
+def claimant(key: str, folder: Path) -> tuple[int, int] | None:
+    """``(process id, thread id)`` of the live build of the loop under ``key`` (generating its C or
+    compiling it, in this process or another), None: none. A claim whose process or thread is gone
+    (a killed build; a thread of this process that ended) is stale: removed."""
+    path = _claim_file(key, folder)
+    try:
+        text, age = path.read_text(), time.time() - path.stat().st_mtime
+    except OSError:
+        return None
+    try:
+        pid, tid = (int(x) for x in text.split()[:2])
+    except ValueError:
+        if age < LOCK_STARTING_S:  # being written
+            return (0, 0)
+        pid = tid = -1
+    if pid == os.getpid():
+        alive = any(t.native_id == tid for t in threading.enumerate())
+    else:
+        alive = pid > 0 and _alive(pid) and age < CLAIM_STALE_S
+    if not alive:
+        _unlink(path)
+        return None
+    return pid, tid
+
+
+def claim(key: str, folder: Path, cancel: threading.Event | None = None, poll_s: float = 0.1) -> bool:
+    """Claim the build of the loop under ``key`` for the calling thread (a file ``key-<key>.lock`` in
+    ``folder``), waiting while another build of it runs (its thread is hurried to priority 0: it is
+    waited for); False: ``cancel`` was set first, or the folder cannot be written (build anyway).
+    One mechanism for a build in this process and in another (a search that a limit stopped leaves
+    its build going; the next search waits for it rather than generating the C again)."""
+    path = _claim_file(key, folder)
+    mine = f"{os.getpid()} {threading.get_native_id()}\n"
+    hurried = None
+    while True:
+        if cancel is not None and cancel.is_set():
+            return False
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            other = claimant(key, folder)
+            if other is not None:
+                if cancel is None and other != hurried and other[1] > 0:
+                    set_priority(os.PRIO_PROCESS, other[1], 0)  # a foreground wait: no longer at nice 19
+                    hurried = other
+                time.sleep(poll_s)
+            continue
+        except OSError:
+            return True  # an unwritable folder: nothing to coordinate (the build says why)
+        with os.fdopen(fd, "w") as f:
+            f.write(mine)
+        return True
+
+
+def release(key: str, folder: Path) -> None:
+    """End the calling thread's claim on ``key`` (see :func:`claim`)."""
+    path = _claim_file(key, folder)
+    try:
+        if path.read_text() == f"{os.getpid()} {threading.get_native_id()}\n":
+            path.unlink()
+    except OSError:
+        pass

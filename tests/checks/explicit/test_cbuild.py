@@ -242,7 +242,12 @@ def test_a_build_left_going_outlives_its_process_and_the_next_process_waits_for_
     ex = _expander()
     assert ex.fused(fused.MIN_ROWS) is not None  # the first process's build, waited for or landed
     assert len(list(tmp_path.glob("fused-*.so"))) == 1
-    assert not list(tmp_path.glob("*.lock")) and not list(tmp_path.glob("tmp*"))
+    end = time.monotonic() + 10  # the builder cleans up right after it renamed the library in
+    while (list(tmp_path.glob("fused-*.lock")) or list(tmp_path.glob("tmp*"))) and time.monotonic() < end:
+        time.sleep(0.05)
+    assert not list(tmp_path.glob("fused-*.lock")) and not list(tmp_path.glob("tmp*"))
+    # the first process's claim on the key, if its exit left one, is stale: no build holds it
+    assert all(cbuild.claimant(p.name[4:-5], tmp_path) is None for p in tmp_path.glob("key-*.lock"))
 
 
 @pytest.mark.skipif(cbuild.compiler() is None, reason="no C compiler")
@@ -289,3 +294,39 @@ def test_a_build_in_progress_elsewhere_is_waited_for_not_repeated(monkeypatch: p
     finally:
         builder.kill()
         builder.wait()
+
+
+@pytest.mark.skipif(cbuild.compiler() is None, reason="no C compiler")
+def test_a_search_waits_for_another_process_generating_the_same_loop(monkeypatch: pytest.MonkeyPatch,
+                                                                     tmp_path) -> None:
+    """One mechanism for a build in this process and in another: the key's claim in the cache folder
+    (before, a registry of this process's builds: another process's generation was repeated)."""
+    import shutil
+    import subprocess
+
+    built, shared = tmp_path / "built", tmp_path / "shared"
+    monkeypatch.setenv("DEFERRAL_CACHE", str(built))
+    assert _expander().fused(None) is not None  # the loop, built once
+    key = _expander()._fused_key(True)
+    assert key is not None
+    shared.mkdir()
+    monkeypatch.setenv("DEFERRAL_CACHE", str(shared))
+    other = subprocess.Popen(["sleep", "30"])  # stands for another process generating the C
+    try:
+        (shared / f"key-{key}.lock").write_text(f"{other.pid} {other.pid}\n")
+
+        def lands() -> None:  # that process's build ends: its library and key, its claim released
+            for path in built.iterdir():
+                shutil.copy(path, shared / path.name)
+            (shared / f"key-{key}.lock").unlink()
+
+        def no_source(self: Expander) -> Any:
+            raise AssertionError("the C was generated again")
+
+        monkeypatch.setattr(Expander, "_fused_source", no_source)
+        threading.Timer(0.5, lands).start()
+        start = time.monotonic()
+        assert _expander().fused(fused.MIN_ROWS) is not None and time.monotonic() - start >= 0.4
+    finally:
+        other.kill()
+        other.wait()
