@@ -463,10 +463,14 @@ def samples(protocol: Protocol, at: Sequence[tuple[Bounds, int | None]],
 def reachable_rows(protocol: Protocol, bounds: Bounds, cap: int | None, deadline: float | None = None) -> np.ndarray:
     """The reachable states at ``bounds`` (symmetry-reduced, at most ``cap``), unpacked; where ``deadline``
     (time.monotonic) passes first, those found by then (breadth-first: the shallowest; the initial state
-    at least), the search's wait for its compiled loop cut short there too."""
+    at least), the search's wait for its compiled loop cut short there too. The command's deadline
+    (``prove --timeout``, :func:`~deferral.checks.explicit.limits.command_deadline`) bounds it too, where
+    it comes first: a sample a caller did not bound ends with figures, not by the CLI's alarm."""
+    from deferral.checks.explicit.limits import command_deadline
     from deferral.checks.explicit.vectorized import reachable_levels
 
-    limit = None if deadline is None else max(0.0, deadline - time.monotonic())
+    ends = [t for t in (deadline, command_deadline()) if t is not None]
+    limit = max(0.0, min(ends) - time.monotonic()) if ends else None
     levels = reachable_levels(Model(protocol, bounds), max_states=cap, time_limit=limit)
     return levels.packer.unpack(levels.keys)
 

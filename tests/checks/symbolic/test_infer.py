@@ -227,3 +227,16 @@ def took_whole(bounds: Bounds) -> float:
     start = time.monotonic()
     inference.reachable_rows(REFERENCE, bounds, 40_000)
     return time.monotonic() - start
+
+
+def test_a_sample_no_caller_bounds_ends_by_the_commands_deadline() -> None:
+    """paramlearn's samples give reachable_rows no deadline: under ``prove --timeout`` the command's bounds it."""
+    import time
+
+    from deferral.checks.explicit.limits import command_ends_by
+
+    bounds = REFERENCE.bounds(vcpus=2, pages=1, frames=1, queue=1, spaces=2)
+    whole = inference.reachable_rows(REFERENCE, bounds, 40_000)
+    with command_ends_by(time.monotonic() + 0.02):
+        cut = inference.reachable_rows(REFERENCE, bounds, 40_000)
+    assert 1 <= cut.shape[0] < whole.shape[0]
