@@ -40,7 +40,7 @@ FLAGS = ("-O2", "-shared", "-fPIC", "-std=c99", "-w")
 _lock = threading.Lock()  # guards _locks
 _locks: dict[str, threading.Lock] = {}  # one a library: a build of one never holds up a load of another
 _last = threading.local()  # per thread: whether its last load compiled (see built_last)
-_compiling: set[int] = set()  # the process groups of the compilers running (killed at exit)
+_compiling: set[int] = set()  # the process groups of the compilers running (at nice 19 from the exit on)
 
 
 def _lock_of(digest: str) -> threading.Lock:
@@ -97,7 +97,8 @@ def load(source: str, timeout: float = 120.0, *, build: bool = True, key: str | 
 
     The compiler runs while the calling thread waits for it (a search's background build
     thread, see :class:`~deferral.checks.explicit.fused.LazyFused`, which waits for it, cancels
-    it, or leaves it going for the next search); one still running at exit is killed."""
+    it, or leaves it going for the next search); one still running at exit goes on (at nice 19) and
+    lands in the cache. Another process's build of the same library (its lock file) is waited for."""
     _last.built = False
     cc = compiler()
     if cc is None:
