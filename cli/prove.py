@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     if res.path is not None:
         expected = {"outcome": "violates", "property": res.prop} if res.prop else None
         trace = path_to_trace(model, res.path, res.prop, expected=expected,
-                              note="counterexample found by deferral prove (Z3)")
+                              note=f"counterexample found by deferral prove, route {res.route}")
     if trace is not None and args.trace_out:
         trace.save(args.trace_out)
     if trace is not None and args.itf:

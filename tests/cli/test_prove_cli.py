@@ -284,3 +284,13 @@ def test_parametric_without_any_lemmas_says_so(cli) -> None:
     assert result.code == 3
     assert "lemmas: none (no shipped lemmas, no lemma file, none learned that prove it)" in result.out
     assert "lemmas (," not in result.out
+
+
+def test_a_counterexample_trace_names_the_route_that_found_it(capsys: pytest.CaptureFixture[str]) -> None:
+    """The written trace's note says what found the counterexample: the explicit search is not Z3
+    (before, every prove trace said "found by deferral prove (Z3)")."""
+    code, doc = _run(capsys, "--variant", "ipi-before-drain", "--vcpus", "2", "--timeout", "60")
+    assert code == 1 and doc["route"] == "explicit-search"
+    assert "Z3" not in doc["trace"]["note"] and "explicit-search" in doc["trace"]["note"], doc["trace"]["note"]
+    code, doc = _run(capsys, "--variant", "ipi-before-drain", "--vcpus", "2", "--method", "bmc", "--timeout", "60")
+    assert code == 1 and doc["route"] == "bmc" and "bmc" in doc["trace"]["note"], doc["trace"]["note"]
