@@ -118,3 +118,16 @@ def test_candidate_adding_a_variable_replays_corpus_by_steps():
     assert report.exit_code == 0
     assert all(not r.changed for r in report.corpus)
     assert report.behaviours[0].diff.added == report.behaviours[0].diff.lost == 0  # type: ignore[union-attr]
+
+
+def test_candidate_without_a_property_replays_the_corpus_on_its_own_properties():
+    """A candidate that removes the property corpus traces name: each trace's steps are judged on
+    the candidate's own properties (before, regress stopped with "the trace names property
+    'no_stale_translation', which ... does not have", exit 2)."""
+    cand = REFERENCE.derive("live-only", remove_properties=["no_stale_translation"])
+    report = regress(REFERENCE, cand, [SMALL], load_corpus(), behaviours=False)
+    rows = {r.name: r for r in report.corpus}
+    assert rows["cex-drain-local-only"].candidate.outcome == "passes"
+    assert rows["cex-wait-irqs-off"].candidate.outcome == "passes"
+    [row] = [r for r in report.verdicts if r.prop == "no_stale_translation"]
+    assert (row.baseline, row.candidate) == ("holds", "absent")
