@@ -131,3 +131,17 @@ def test_candidate_without_a_property_replays_the_corpus_on_its_own_properties()
     assert rows["cex-wait-irqs-off"].candidate.outcome == "passes"
     [row] = [r for r in report.verdicts if r.prop == "no_stale_translation"]
     assert (row.baseline, row.candidate) == ("holds", "absent")
+
+
+def test_a_property_the_baseline_holds_and_the_candidate_removes_is_lost():
+    """Removing the invariant is losing it: exit 1, a JUnit failure saying so (before: 'changed',
+    exit 0 and "✓ no regression: ... keeps every property reference has")."""
+    cand = REFERENCE.derive("live-only", remove_properties=["no_stale_translation"])
+    report = regress(REFERENCE, cand, [SMALL], behaviours=False)
+    assert [(r.prop, r.change) for r in report.lost] == [("no_stale_translation", "LOST")]
+    assert report.exit_code == 1
+    xml = ET.fromstring(regress_junit(report))
+    [failure] = xml.findall(".//failure")
+    assert "live-only has no property no_stale_translation" in (failure.text or ""), failure.text
+    back = regress(cand, REFERENCE, [SMALL], behaviours=False)  # a property added is no loss
+    assert back.exit_code == 0 and not back.lost
