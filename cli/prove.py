@@ -219,10 +219,9 @@ def prove_html(res: ProveResult, model: Model) -> str:
 def _with_invariants(protocol: Protocol) -> Protocol:
     """The protocol, if it has an invariant property to prove; else bad input (a proof of
     nothing would read "proved")."""
-    if not any(p.kind == "invariant" for p in protocol.properties):
-        others = ", ".join(p.name for p in protocol.properties) or "none"
-        raise UsageError(f"{protocol.name} has no invariant property to prove (prove covers invariants; its "
-                         f"properties: {others}; liveness is checked by deferral check)")
+    why = protocol.without_invariants()
+    if why is not None:
+        raise UsageError(why)
     return protocol
 
 
