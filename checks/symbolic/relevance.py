@@ -140,6 +140,8 @@ class Relevance:
                 s.add(z3.Implies(use[lem.name], self._terms[lem.name][0]))  # type: ignore[index]
         try:
             while True:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError(f"bounded houdini at {self.at.short()}: timeout")
                 live = list(alive) + list(must)
                 s.push()
                 s.add(_any([self._neg[lem.name] for lem in live]))
