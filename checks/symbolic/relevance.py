@@ -227,7 +227,10 @@ class Relevance:
         back = {str(u): name for name, u in use.items()}
         s = _solver(None)
         s.set("core.minimize", True)
-        s.add(trans)
+        # the step instances Houdini tries (one per orbit where every family is checked symmetric): a
+        # lemma's consecution over those is its consecution over every step (symmetry.representatives)
+        steps = self._representatives(every, deadline)
+        s.add(trans if steps is None else z3.And(self._enc.valid(xs), self._enc.trans(xs, ys, act, only=steps)))
         for lem in every:
             s.add(z3.Implies(use[lem.name], self._terms[lem.name][0]))  # type: ignore[index]
         todo = [lem.name for lem in must if lem.name in use]

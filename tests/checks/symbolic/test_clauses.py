@@ -413,3 +413,26 @@ def test_the_families_a_round_made_and_houdini_dropped_have_their_counterexample
     r = clauses.learn(REFERENCE, clauses.plan(REFERENCE, conc, within=at), clauses.stage_bounds(REFERENCE, at),
                       deadline=time.monotonic() + 120)
     assert r.ok and r.stages[0].rounds <= 10
+
+
+def test_the_first_stage_hands_its_whole_fixpoint_to_a_larger_stage(monkeypatch: pytest.MonkeyPatch) -> None:
+    """clauses.learn: a stage at larger bounds than the first starts from the first stage's whole Houdini
+    fixpoint (at 4,3,3,3,S=2 what the properties needed at 2,1,1,3,2 lost two families at 3,2,2,3,2 and that
+    stage did not settle; PROVE.md, 5 Dec, evening); a stage at the same bounds, and every later one, from
+    what the properties needed."""
+    starts: list[tuple[Bounds, list[str]]] = []
+    fixpoint = [Lemma(f"alive {n}", (), lambda s: True) for n in range(3)]
+
+    def fake(protocol, at, found, start=(), deadline=None, note=None, trim=True):  # type: ignore[no-untyped-def]
+        starts.append((at, [x.name for x in start]))
+        return clauses.Stage(at, fixpoint, fixpoint[:1], 1, len(start), 0.0)
+
+    monkeypatch.setattr(clauses, "learn_at", fake)
+    larger = Bounds(3, 2, 2, 1)
+    r = clauses.learn(REFERENCE, [(SMALL, "exhaustive")], [SMALL, SMALL, larger, Bounds(4, 3, 3, 1)])
+    assert r.ok
+    assert [at for at, _ in starts] == [SMALL, SMALL, larger, Bounds(4, 3, 3, 1)]
+    assert starts[1][1] == ["alive 0"] and starts[2][1] == ["alive 0"] and starts[3][1] == ["alive 0"]
+    starts.clear()
+    clauses.learn(REFERENCE, [(SMALL, "exhaustive")], [SMALL, larger, Bounds(4, 3, 3, 1)])
+    assert starts[1][1] == [x.name for x in fixpoint] and starts[2][1] == ["alive 0"]
