@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Action, Model, State
@@ -131,7 +131,8 @@ class SearchResult:
     depth: int
     elapsed_s: float
     complete: bool
-    stopped_by: str | None  # None, "max-states", "time-limit", "memory-limit", "disk-full" or "stopped" (a stop hook)
+    stopped_by: str | None  # None, "max-states", "time-limit", "memory-limit", "disk-full", "stopped" (a stop
+    # hook) or ALL_VIOLATED (every property checked is an invariant found violated)
     outcomes: list[Outcome]
     engine: str = "concrete"
     workers: int = 1
@@ -177,6 +178,19 @@ def never_enabled_warnings(result: SearchResult) -> list[str]:
                 f"stopped ({', '.join(never)}): the search is incomplete, this is not a finding about the variant"]
     return [f"step {name} is never enabled in any reachable state at {result.bounds.short()}: a step that never "
             "fires checks nothing (a bug in the variant, or bounds too small for it)" for name in never]
+
+
+#: ``stopped_by`` of a search that stopped because every property it checks is an invariant
+#: found violated: nothing left to decide (each counterexample found is a shortest one).
+ALL_VIOLATED = "all-violated"
+
+
+def every_verdict_in(enabled: bool, invariants: Sequence[Any], liveness: Sequence[Any],
+                     first_bad: Mapping[str, int]) -> bool:
+    """Whether a search asked to stop once decided (``enabled``) can stop after this level:
+    it checks invariants only and each has a violating state already."""
+    return (enabled and not liveness and bool(invariants)
+            and all(prop.name in first_bad for prop in invariants))
 
 
 class SearchLimit(Exception):

@@ -16,6 +16,7 @@ from deferral.checks.explicit.spill import SpillError
 from deferral.checks.explicit.graph import GRAPH_LIMIT, GraphTooLarge, state_graph, to_dot
 from deferral.checks.explicit.graph import to_json as graph_json
 from deferral.checks.explicit.search import search
+from deferral.checks.explicit.symmetry_guard import check_symmetry
 from deferral.cli.common import (EXIT_INTERNAL, UsageError, add_bounds, add_variant, bounds_from, check_outputs,
                                  console, naming_source, positive, protocol_from, seconds, time_left)
 from deferral.cli.estimate import SizeNotes
@@ -57,6 +58,13 @@ def register(sub: Any) -> None:
     p.add_argument("--junit", metavar="FILE",
                    help="write JUnit XML (one testcase per property; a violation is a failure with its "
                         "counterexample)")
+    p.add_argument("--property", action="append", metavar="NAME", dest="properties",
+                   help="check only this property (repeat for several; default: every property of the "
+                        "variant); where every one checked is an invariant, the search stops once each is "
+                        "violated (their shortest counterexamples found; see --explore-all)")
+    p.add_argument("--explore-all", action="store_true",
+                   help="go on to the last reachable state even when every property checked is already "
+                        "violated (the full state count)")
     p.add_argument("--max-states", type=positive(int), metavar="K", help="stop after K stored states")
     p.add_argument("--time-limit", type=seconds(), metavar="S",
                    help="stop after S seconds (exit 3; also when a step of the variant never returns)")
@@ -128,6 +136,10 @@ def run(args: argparse.Namespace) -> int:
         protocol = protocol_from(args)
         bounds = bounds_from(args, protocol)
         graph = graph_before_check(protocol, bounds, args) if args.graph_out else None
+        basis = None
+        if args.properties:
+            basis = check_symmetry(protocol, bounds) if not args.no_symmetry else None
+            protocol = only_properties(protocol, args.properties)
         with naming_source(protocol), live_progress(f"{protocol.name} {bounds.short()}", plain=args.json) as progress:
             if args.html:
                 progress = levels.wrap(progress)
@@ -148,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
                     result = search(protocol, bounds, symmetry=not args.no_symmetry,
                                     max_states=args.max_states, time_limit=time_left(args, limit), progress=progress,
                                     workers=args.workers, engine=args.engine, memory_limit=memory_limit,
-                                    **persist)
+                                    symmetry_basis=basis, until_all_violated=not args.explore_all, **persist)
                 except (checkpoint.CheckpointError, SpillError) as exc:
                     raise UsageError(str(exc)) from None
     model = result.model
@@ -188,6 +200,18 @@ def run(args: argparse.Namespace) -> int:
         from deferral.traces.report.terminal import print_check
         print_check(console(), result)
     return result.exit_code
+
+
+def only_properties(protocol: Protocol, names: list[str]) -> Protocol:
+    """``protocol`` with only the named properties (each named once); an unknown name is bad input."""
+    known = [prop.name for prop in protocol.properties]
+    for name in names:
+        if name not in known:
+            raise UsageError(f"--property {name}: {protocol.name} has no such property (it has: {', '.join(known)})")
+    if len(set(names)) < len(names):
+        raise UsageError(f"--property: a property named twice ({', '.join(names)})")
+    return protocol.derive(protocol.name, doc=protocol.doc, source=protocol.source,
+                           remove_properties=[name for name in known if name not in names])
 
 
 #: Limits a checkpointed search can be resumed past, and what to change first.

@@ -81,10 +81,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command of ``argv`` and return its exit code; without ``argv``, as the program
     (the ``deferral`` script, ``python -m deferral.cli``), run ``sys.argv``'s and end the
     process with its code at once (see :func:`exit_now`)."""
+    if argv is None:
+        repeatable_hashing(sys.argv[1:])
     code = _main(argv)
     if argv is None:
         exit_now(code)
     return code
+
+
+#: Commands whose work depends on the order in which Python iterates sets and dicts of strings
+#: (the lemma learners: which counterexample, core or family comes first), which string hashing's
+#: per-process seed changes from run to run.
+HASH_ORDER_SENSITIVE = ("prove",)
+
+
+def repeatable_hashing(args: list[str]) -> None:
+    """Make ``prove`` repeat: where PYTHONHASHSEED is not set, run the command again in this process
+    (exec: same process id, signals and exit code) with PYTHONHASHSEED=0, so that the same command
+    learns the same lemmas on every run (with a random seed, one learned variant was proved in 12-17 s
+    under four seeds and unknown at 60 s under two, PROVE.md, 5 Dec, evening). A seed the caller set,
+    ``random`` included, is kept. Costs one interpreter start (about 0.1 s)."""
+    import os
+
+    if os.environ.get("PYTHONHASHSEED") is not None:
+        return
+    command = next((a for a in args if not a.startswith("-")), None)
+    if command not in HASH_ORDER_SENSITIVE:
+        return
+    try:
+        os.execve(sys.executable, [sys.executable, "-m", "deferral.cli", *args],
+                  dict(os.environ, PYTHONHASHSEED="0"))
+    except OSError:
+        return  # cannot start the interpreter again: run with this process's seed
 
 
 def exit_now(code: int) -> None:

@@ -8,9 +8,15 @@ it with :mod:`ctypes` (a foreign call releases the GIL, so worker threads run it
 parallel; loading costs about a megabyte, not numba's 110 MiB). No compiler, an unwritable
 cache or a failed compilation give None: the caller keeps its numpy path. A build may be
 cancelled (``cancel``, an event another thread sets): the compiler is killed and nothing is
-cached. A compiler still running when the process exits (a build a search left going in the
-background, see :class:`~deferral.checks.explicit.fused.LazyFused`) is killed by an exit
-handler, so none outlives the process.
+cached. A build survives its process: the compiler runs in a session of its own and writes a
+temporary file that it renames into the cache when done, so a build a time-limited search left
+going (see :class:`~deferral.checks.explicit.fused.LazyFused`) lands in the cache after the
+process ends (at the lowest priority, nice 19, from the process's exit on). While it runs, a lock
+file beside the library (``fused-<hash>.lock``, the compiler's process id) tells another process
+to wait for that build rather than start its own; the key's entry is written when the compiler
+starts, so that process need not generate the C either (:func:`wait_for_key`). A lock whose
+process is gone (a killed build) or older than the build's timeout is stale: removed, and the
+library built again.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ FLAGS = ("-O2", "-shared", "-fPIC", "-std=c99", "-w")
 _lock = threading.Lock()  # guards _locks
 _locks: dict[str, threading.Lock] = {}  # one a library: a build of one never holds up a load of another
 _last = threading.local()  # per thread: whether its last load compiled (see built_last)
-_compiling: set[int] = set()  # the process groups of the compilers running (killed at exit)
+_compiling: set[int] = set()  # the process groups of the compilers running (at nice 19 from the exit on)
 
 
 def _lock_of(digest: str) -> threading.Lock:
@@ -91,7 +97,8 @@ def load(source: str, timeout: float = 120.0, *, build: bool = True, key: str | 
 
     The compiler runs while the calling thread waits for it (a search's background build
     thread, see :class:`~deferral.checks.explicit.fused.LazyFused`, which waits for it, cancels
-    it, or leaves it going for the next search); one still running at exit is killed."""
+    it, or leaves it going for the next search); one still running at exit goes on (at nice 19) and
+    lands in the cache. Another process's build of the same library (its lock file) is waited for."""
     _last.built = False
     cc = compiler()
     if cc is None:
@@ -100,30 +107,33 @@ def load(source: str, timeout: float = 120.0, *, build: bool = True, key: str | 
     folder = cache_dir() if folder is None else folder
     lib = folder / f"fused-{digest}.so"
     with _lock_of(digest):  # two threads of one search build it once
-        if not lib.exists():
-            if not build or (cancel is not None and cancel.is_set()):
-                return Loaded(None)
+        for _ in range(2):  # another process's build first (waited for), then this one's own
+            if lib.exists() or not build or (cancel is not None and cancel.is_set()):
+                break
             import subprocess  # only to compile: a search whose libraries are cached does not load it
 
             try:
                 folder.mkdir(parents=True, exist_ok=True)
-                with tempfile.TemporaryDirectory(dir=folder) as tmp:
-                    c_file = Path(tmp) / "fused.c"
-                    c_file.write_text(source)
-                    built = Path(tmp) / "fused.so"
-                    code, stderr = _compile(cc, c_file, built, timeout, cancel, low)
-                    if code is None:  # cancelled
-                        return Loaded(None)
-                    if code != 0 or not built.exists():
-                        first = (stderr.strip().splitlines() or [f"exit {code}"])[0]
-                        return Loaded(None, f"{cc} failed on the generated C: {first[:200]}")
-                    os.replace(built, lib)  # atomic: another process sees all of it or nothing
-                    _last.built = True
+                if not _await_build(lib, timeout, cancel):  # cancelled while another process builds it
+                    return Loaded(None)
+                if lib.exists() or not _take_lock(lib, timeout):
+                    continue  # built meanwhile, or another process took the lock first: wait for it
+                if key is not None:  # before the library: a process that finds the key waits for it
+                    _remember(folder, key, lib.name, meta)
+                code, stderr = _compile(cc, source, lib, timeout, cancel, low)
+                if code is None:  # cancelled
+                    return Loaded(None)
+                if code != 0 or not lib.exists():
+                    first = (stderr.strip().splitlines() or [f"exit {code}"])[0]
+                    return Loaded(None, f"{cc} failed on the generated C: {first[:200]}")
+                _last.built = True
             except subprocess.TimeoutExpired:
                 return Loaded(None, f"{cc} took more than {timeout:.0f} s")
             except (OSError, subprocess.SubprocessError) as exc:
                 return Loaded(None, f"cannot build in the cache folder {folder} "
                                     f"({type(exc).__name__}: {exc}; set $DEFERRAL_CACHE to a writable folder)")
+        if not lib.exists():
+            return Loaded(None)
         try:
             loaded = Loaded(ctypes.CDLL(str(lib)))
         except OSError as exc:
@@ -131,6 +141,75 @@ def load(source: str, timeout: float = 120.0, *, build: bool = True, key: str | 
         if key is not None:
             _remember(folder, key, lib.name, meta)
         return loaded
+
+
+def _lock_of_lib(lib: Path) -> Path:
+    return lib.with_suffix(".lock")
+
+
+#: A lock file this young with no process id in it yet is its builder's, starting.
+LOCK_STARTING_S = 5.0
+
+
+def _building(lib: Path, timeout: float) -> bool:
+    """Whether a build of ``lib`` is running (in any process): its lock file names a live process and
+    is younger than ``timeout`` (plus a margin). A stale lock (its process gone: a killed build; or
+    too old) is removed."""
+    lock = _lock_of_lib(lib)
+    try:
+        text, age = lock.read_text(), time.time() - lock.stat().st_mtime
+    except OSError:
+        return False
+    try:
+        pid = int(text.split()[0])
+    except (ValueError, IndexError):
+        alive = age < LOCK_STARTING_S  # being written
+    else:
+        alive = _alive(pid) and age < timeout + 60
+    if not alive:
+        try:
+            lock.unlink()
+        except OSError:
+            pass
+    return alive
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's: alive
+        return True
+    return True
+
+
+def _await_build(lib: Path, timeout: float, cancel: threading.Event | None) -> bool:
+    """Wait while another build of ``lib`` runs (at most ``timeout`` seconds); False if ``cancel``
+    was set meanwhile (the other build goes on)."""
+    end = time.monotonic() + timeout
+    while not lib.exists() and _building(lib, timeout) and time.monotonic() < end:
+        if cancel is not None and cancel.is_set():
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def _take_lock(lib: Path, timeout: float) -> bool:
+    """Create ``lib``'s lock file (this process's id until the compiler's is known); False if another
+    process holds it (a live build: :func:`_building`)."""
+    lock = _lock_of_lib(lib)
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            if _building(lib, timeout):
+                return False
+            continue  # stale: removed, try again
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{os.getpid()}\n")
+        return True
+    return False
 
 
 def _digest(cc: str, source: str) -> str:
@@ -142,36 +221,68 @@ def built_last() -> bool:
     return bool(getattr(_last, "built", False))
 
 
-def _compile(cc: str, c_file: Path, out: Path, timeout: float, cancel: threading.Event | None,
+#: The detached build: compile in its folder, rename the library into the cache, remove the lock; the
+#: folder is removed when it succeeded (else its ``err`` is read by the process that started it).
+_SCRIPT = ('cd "$1" || exit 1; shift; "$@" -o fused.so fused.c 2>err; code=$?; '
+           'if [ $code -eq 0 ] && [ -s fused.so ]; then mv -f fused.so "$DEFERRAL_LIB"; fi; '
+           'rm -f fused.c "$DEFERRAL_LOCK"; '
+           'if [ $code -eq 0 ]; then cd / && rm -rf "$DEFERRAL_TMP"; fi; exit $code')
+
+
+def _compile(cc: str, source: str, lib: Path, timeout: float, cancel: threading.Event | None,
              low: threading.Event | None = None) -> tuple[int | None, str]:
-    """Run the compiler: (its exit code, its stderr); (None, "") when ``cancel`` was set first;
-    at nice 19 (its whole process group, the passes it starts too) once ``low`` is set."""
+    """Compile ``source`` into ``lib`` (its lock taken): (the compiler's exit code, its stderr); (None,
+    "") when ``cancel`` was set first (the compiler killed, nothing left). The compiler runs in a
+    session of its own (a shell that renames its output into the cache and removes the lock), so
+    it outlives this process; at nice 19 (its whole process group) once ``low`` is set."""
     import subprocess
 
-    # in a process group of its own, killed as a whole: killing the driver alone leaves cc1 running
-    with subprocess.Popen([cc, *FLAGS, "-o", str(out), str(c_file)], stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True, process_group=0) as proc:
-        _compiling.add(proc.pid)
+    lock = _lock_of_lib(lib)
+    tmp = Path(tempfile.mkdtemp(dir=lib.parent, prefix="tmp"))
+    try:
+        (tmp / "fused.c").write_text(source)
+        env = {**os.environ, "DEFERRAL_LIB": str(lib), "DEFERRAL_LOCK": str(lock), "DEFERRAL_TMP": str(tmp)}
+        proc = subprocess.Popen(["/bin/sh", "-c", _SCRIPT, "sh", str(tmp), cc, *FLAGS], env=env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        _unlink(lock)
+        raise
+    _compiling.add(proc.pid)
+    try:
+        lock.write_text(f"{proc.pid}\n")  # the build's own process: alive as long as it runs
         niced = False
+        end = time.monotonic() + timeout
+        while proc.poll() is None:
+            if low is not None and low.is_set() != niced:  # lowered, or raised again (best effort)
+                niced = low.is_set()
+                set_priority(os.PRIO_PGRP, proc.pid, 19 if niced else 0)
+            stop = cancel is not None and cancel.is_set()
+            if stop or time.monotonic() >= end:
+                _kill_group(proc.pid)
+                proc.wait()
+                shutil.rmtree(tmp, ignore_errors=True)
+                _unlink(lock)
+                if stop:
+                    return None, ""
+                raise subprocess.TimeoutExpired([cc], timeout)
+            time.sleep(0.05)
         try:
-            end = time.monotonic() + timeout
-            while True:
-                try:
-                    if low is not None and low.is_set() != niced:  # lowered, or raised again (best effort)
-                        niced = low.is_set()
-                        set_priority(os.PRIO_PGRP, proc.pid, 19 if niced else 0)
-                    _, stderr = proc.communicate(timeout=0.05 if cancel is not None else timeout)
-                    return proc.returncode, stderr
-                except subprocess.TimeoutExpired:
-                    stop = cancel is not None and cancel.is_set()
-                    if stop or time.monotonic() >= end:
-                        _kill_group(proc.pid)
-                        proc.communicate()
-                        if stop:
-                            return None, ""
-                        raise
-        finally:
-            _compiling.discard(proc.pid)
+            stderr = (tmp / "err").read_text(errors="replace") if proc.returncode else ""
+        except OSError:
+            stderr = ""
+        shutil.rmtree(tmp, ignore_errors=True)
+        return proc.returncode, stderr
+    finally:
+        _compiling.discard(proc.pid)
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass
 
 
 def set_priority(which: int, who: int, nice: int) -> None:
@@ -192,11 +303,12 @@ def _kill_group(pgid: int) -> None:
 
 
 @atexit.register
-def kill_compilers() -> None:
-    """Kill the compilers still running (their process groups): at exit, a build left going in the
-    background (see :meth:`~deferral.checks.explicit.fused.LazyFused.finish`) ends with the process."""
+def lower_compilers() -> None:
+    """At exit, the compilers still running (a build a search left going, see
+    :meth:`~deferral.checks.explicit.fused.LazyFused.finish`) go on at the lowest priority: each lands
+    in the cache for a later process, and yields the cores to work someone waits for."""
     for pgid in list(_compiling):
-        _kill_group(pgid)
+        set_priority(os.PRIO_PGRP, pgid, 19)
 
 
 def _remember(folder: Path, key: str, lib_name: str, meta: object) -> None:
@@ -223,3 +335,96 @@ def load_key(key: str, folder: Path | None = None) -> tuple[ctypes.CDLL, object]
         return ctypes.CDLL(str(folder / name)), entry.get("meta")
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def wait_for_key(key: str, folder: Path | None = None, cancel: threading.Event | None = None,
+                 timeout: float = 120.0) -> tuple[ctypes.CDLL, object] | None:
+    """The library remembered under ``key`` and its ``meta``, waiting (at most ``timeout`` seconds,
+    until ``cancel`` is set) while a build of it runs, in this process or another (a build a search
+    left going when its process ended); None: none remembered, or its build is not running (failed,
+    killed) or did not end in time."""
+    if compiler() is None:
+        return None
+    folder = cache_dir() if folder is None else folder
+    try:
+        name = json.loads((folder / f"key-{key}.json").read_text())["lib"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(name, str) or "/" in name or not name.startswith("fused-"):
+        return None
+    if not _await_build(folder / name, timeout, cancel):
+        return None
+    return load_key(key, folder)
+
+
+#: A claim on a key (see :func:`claim`) older than this is stale whatever its process (a reused id).
+CLAIM_STALE_S = 3600.0
+
+
+def _claim_file(key: str, folder: Path) -> Path:
+    return folder / f"key-{key}.lock"
+
+
+def claimant(key: str, folder: Path) -> tuple[int, int] | None:
+    """``(process id, thread id)`` of the live build of the loop under ``key`` (generating its C or
+    compiling it, in this process or another), None: none. A claim whose process or thread is gone
+    (a killed build; a thread of this process that ended) is stale: removed."""
+    path = _claim_file(key, folder)
+    try:
+        text, age = path.read_text(), time.time() - path.stat().st_mtime
+    except OSError:
+        return None
+    try:
+        pid, tid = (int(x) for x in text.split()[:2])
+    except ValueError:
+        if age < LOCK_STARTING_S:  # being written
+            return (0, 0)
+        pid = tid = -1
+    if pid == os.getpid():
+        alive = any(t.native_id == tid for t in threading.enumerate())
+    else:
+        alive = pid > 0 and _alive(pid) and age < CLAIM_STALE_S
+    if not alive:
+        _unlink(path)
+        return None
+    return pid, tid
+
+
+def claim(key: str, folder: Path, cancel: threading.Event | None = None, poll_s: float = 0.1) -> bool:
+    """Claim the build of the loop under ``key`` for the calling thread (a file ``key-<key>.lock`` in
+    ``folder``), waiting while another build of it runs (its thread is hurried to priority 0: it is
+    waited for); False: ``cancel`` was set first, or the folder cannot be written (build anyway).
+    One mechanism for a build in this process and in another (a search that a limit stopped leaves
+    its build going; the next search waits for it rather than generating the C again)."""
+    path = _claim_file(key, folder)
+    mine = f"{os.getpid()} {threading.get_native_id()}\n"
+    hurried = None
+    while True:
+        if cancel is not None and cancel.is_set():
+            return False
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            other = claimant(key, folder)
+            if other is not None:
+                if cancel is None and other != hurried and other[1] > 0:
+                    set_priority(os.PRIO_PROCESS, other[1], 0)  # a foreground wait: no longer at nice 19
+                    hurried = other
+                time.sleep(poll_s)
+            continue
+        except OSError:
+            return True  # an unwritable folder: nothing to coordinate (the build says why)
+        with os.fdopen(fd, "w") as f:
+            f.write(mine)
+        return True
+
+
+def release(key: str, folder: Path) -> None:
+    """End the calling thread's claim on ``key`` (see :func:`claim`)."""
+    path = _claim_file(key, folder)
+    try:
+        if path.read_text() == f"{os.getpid()} {threading.get_native_id()}\n":
+            path.unlink()
+    except OSError:
+        pass

@@ -15,7 +15,8 @@ import time
 from typing import Callable, Iterator
 
 from deferral.checks.explicit.liveness import unreachable_goal
-from deferral.checks.results import Coverage, Outcome, Progress, ProgressFn, SearchResult, path_from_parents
+from deferral.checks.results import (ALL_VIOLATED, Coverage, Outcome, Progress, ProgressFn, SearchResult,
+                                     every_verdict_in, path_from_parents)
 from deferral.model.concrete import Action, Model, State
 
 
@@ -75,10 +76,13 @@ def explore(
     time_limit: float | None = None,
     progress: ProgressFn | None = None,
     renamings: Callable[[State, int], None] | None = None,
+    until_all_violated: bool = False,
 ) -> SearchResult:
     """Explore every reachable state of ``model``; report each property's outcome. ``renamings``:
     called on each state expanded, with its depth (the symmetry guard's check of a state against
-    every renaming, see :class:`~deferral.checks.explicit.symmetry_guard.RenamingCheck`)."""
+    every renaming, see :class:`~deferral.checks.explicit.symmetry_guard.RenamingCheck`).
+    ``until_all_violated``: where every property is an invariant, stop after the level where the
+    last of them is first violated (``stopped_by`` ALL_VIOLATED; each path a shortest one)."""
     start = time.monotonic()
     bfs = Bfs(model, symmetry=symmetry, max_states=max_states)
     states = bfs.states
@@ -128,6 +132,9 @@ def explore(
             if first_bad.get(prop.name, len(states)) >= len(states) - len(nxt):
                 checked[prop.name] = len(states)
         frontier = nxt
+        if frontier and stopped_by is None and every_verdict_in(until_all_violated, invariants, model.liveness,
+                                                                first_bad):
+            stopped_by = ALL_VIOLATED
         if progress:
             progress(Progress(len(states), transitions, depth, len(frontier), time.monotonic() - start))
     complete = stopped_by is None

@@ -922,11 +922,6 @@ def build_from(many_orders: bool = False) -> int:
 
 #: Seconds between two polls of a search's limits while it waits for the loop's build.
 POLL_S = 0.2
-#: The background builds running, by (cache folder, key): a search that a limit stopped leaves its
-#: build going, and a later search of the same loop in this process waits for that build (or goes
-#: on by numpy) rather than generating the C again (tens of seconds of Python at 6,3,3,3,S=3).
-_running: dict[tuple[str, str], "LazyFused"] = {}
-_running_lock = threading.Lock()
 
 
 class LazyFused:
@@ -935,7 +930,9 @@ class LazyFused:
     generating its source), built in a background thread once a search is big enough
     (:meth:`start`, the numpy path going on meanwhile), or built for the first chunk of
     :data:`MIN_ROWS` rows (which waits for it, polling the search's limits; the other threads
-    wait too). A build another search of this process left going is waited for, not repeated.
+    wait too). A build another search left going, in this process or another, is waited for, not
+    repeated: a build claims its key in the cache folder (:func:`cbuild.claim`), and a search
+    a limit stopped leaves its build going (at nice 19) for the next.
 
     ``source``: the C source and the names of the properties it checks (None: no loop);
     ``make``: the loop of a loaded library, given those names."""
@@ -953,7 +950,6 @@ class LazyFused:
         self._keyed = key is None  # the key was looked up (or there is none)
         self._loop: FusedLoop | None = None
         self._thread: threading.Thread | None = None  # the background build (see start)
-        self._other: LazyFused | None = None  # another search's build of the same loop, running
         self._cancel = threading.Event()
         self._detached = False  # the search ended, its build left going: nothing waits for it
         self._low = threading.Event()  # set when detached: the build goes on at the lowest priority
@@ -981,10 +977,7 @@ class LazyFused:
                 if not self._keyed and not self._done:
                     self._key = self._key_fn() if self._key_fn is not None else None
                     self._keyed = True
-                    if not self._from_cache():
-                        with _running_lock:
-                            self._other = _running.get(self._slot()) if self._key is not None else None
-        self._other_ended()
+                    self._from_cache()
         if self._done:
             return self._loop
         if rows is not None and rows < MIN_ROWS and not (rows > 0 and self._building()):
@@ -1002,9 +995,6 @@ class LazyFused:
         """Whether the loop is loaded (asks nothing: no key look-up, no build)."""
         return self._done and self._loop is not None
 
-    def _slot(self) -> tuple[str, str]:
-        return str(self._folder), self._key or ""
-
     def _from_cache(self) -> bool:
         """Load the loop remembered under the key; whether it was there."""
         found = cbuild.load_key(self._key, self._folder) if self._key is not None else None
@@ -1012,17 +1002,6 @@ class LazyFused:
             self._loop = self._make(found[0], found[1])
             self._done = True  # after the loop: a reader that sees done sees the loop
         return self._done
-
-    def _other_ended(self) -> None:
-        """When another search's build of this loop has ended: its loop from the cache (it failed or
-        was cancelled: not there, and this search builds its own). Takes no lock: this search's own
-        build may hold it for a long time."""
-        other = self._other
-        if other is None or other.running():
-            return
-        self._other = None
-        if not self._done:
-            self._from_cache()
 
     def running(self) -> bool:
         """Whether this loop's background build is running."""
@@ -1037,62 +1016,54 @@ class LazyFused:
                 cbuild.set_priority(os.PRIO_PROCESS, self._tid, 0)
 
     def _await(self, poll: Callable[[], None] | None) -> None:
-        """Wait for a background build of the loop: another search's, then (none, or it left
-        nothing) this search's, started here when ``poll`` is given, which is called every
-        :data:`POLL_S` seconds meanwhile (what it raises ends the wait, not the build)."""
-        for _ in range(2):  # another search's build, then this one's own
-            self._other_ended()
-            if self._done:
+        """Wait for this search's background build of the loop (started here when ``poll`` is given),
+        which waits in turn for a build another search left going (:func:`cbuild.claim`); ``poll``
+        is called every :data:`POLL_S` seconds meanwhile (what it raises ends the wait, not the build)."""
+        if poll is not None:
+            self.start()
+        thread = self._thread
+        if thread is None or self._cancel.is_set():
+            return
+        self._hurry()  # waited for now: no longer at the lowest priority
+        while thread.is_alive():
+            self._hurry_claimant()
+            thread.join(POLL_S)
+            if self._detached:  # the search ended meanwhile (a worker thread's wait)
                 return
-            if poll is not None:
-                self.start()  # nothing while another search's build runs
-            other = self._other
-            if other is not None:
-                other._hurry()  # waited for now: no longer at the lowest priority
-            thread = other._thread if other is not None else self._thread
-            if thread is None or (thread is self._thread and self._cancel.is_set()):
-                return
-            while thread.is_alive():
-                thread.join(POLL_S)
-                if self._detached:  # the search ended meanwhile (a worker thread's wait)
-                    return
-                if poll is not None and thread.is_alive():
-                    poll()
-            if thread is self._thread:
-                return
+            if poll is not None and thread.is_alive():
+                poll()
+
+    def _hurry_claimant(self) -> None:
+        """The build this search's build waits for (another search's, left going at nice 19): back to 0."""
+        who = cbuild.claimant(self._key, self._folder) if self._key is not None else None
+        if who is not None and who[1] > 0 and who[1] != self._tid:
+            cbuild.set_priority(os.PRIO_PROCESS, who[1], 0)
 
     def _building(self) -> bool:
         """Whether chunks wait for a background build: :attr:`wait_started` and one is running."""
         if not self.wait_started or self._detached:
             return False
-        other = self._other
-        if other is not None and other.running():
-            return True
         thread = self._thread
         return thread is not None and thread.is_alive() and not self._cancel.is_set()
 
     def start(self) -> None:
         """Build the loop in a background thread (not in the cache: generate the C, compile
-        it, about 1-2 s of one core at most bounds, tens of seconds at 6,3,3,3 with three spaces)
-        and use it for every chunk once it is ready; the caller goes on by the numpy path
-        meanwhile. Nothing when it is there, being built already, or being built by another search."""
+        it, about 1-2 s of one core at most bounds, tens of seconds at 6,3,3,3 with three spaces;
+        or wait for another search's build of it) and use it for every chunk once it is ready; the
+        caller goes on by the numpy path meanwhile. Nothing when it is there or being built already."""
         if self.get(0) is not None or self._done or self._thread is not None:
             return
-        self._other_ended()
         with self._lock:
-            if self._done or self._thread is not None or (self._other is not None and self._other.running()):
+            if self._done or self._thread is not None:
                 return
             self._thread = threading.Thread(target=self._background, name="deferral-cc", daemon=True)
-            if self._key is not None:
-                with _running_lock:
-                    _running[self._slot()] = self
             self._thread.start()
 
     def finish(self, wait: bool = True, timeout: float = FINISH_WAIT_S, *, detach: bool = False) -> None:
         """End the search's use of the background build, if any: wait for it (at most ``timeout``
         seconds: the loop is then cached for the next search), then, or at once (``wait`` False),
         leave it going (``detach``: the next search of this loop in this process waits for it, and
-        it is cached when done; a compiler still running when the process exits is killed) or
+        it is cached when done, also after this process ends: :mod:`~deferral.checks.explicit.cbuild`) or
         cancel it (a compiler running is killed, none is started)."""
         thread = self._thread
         if thread is not None and wait:
@@ -1127,28 +1098,44 @@ class LazyFused:
             if not self._done:
                 self.problem = f"the background build failed: {type(exc).__name__}: {exc}"
                 self._done = True
-        finally:
-            with _running_lock:
-                if _running.get(self._slot()) is self:
-                    del _running[self._slot()]
 
     def _build(self, cancel: threading.Event | None) -> None:
         """Generate, compile (or find in the cache) and load the loop, unless done already."""
         with self._lock:
             if self._done:
                 return
-            got = self._source_fn()
-            if got is None:
-                self._done = True
+            if self._key is None:
+                self._generate_and_load(cancel)
                 return
-            code, names = got
-            lib, problem = cbuild.load(code, key=self._key, meta=names, cancel=cancel, folder=self._folder,
-                                       low=self._low if cancel is not None else None)
-            if lib is None and cancel is not None and cancel.is_set():
-                return  # cancelled: not done, no problem (a later big chunk may still build it)
-            self.compiled = lib is not None and cbuild.built_last()
-            self._loop = self._make(lib, names) if lib is not None else None
-            self.problem = problem
+            # another search's build of this loop (this process or another) first: waited for
+            if not cbuild.claim(self._key, self._folder, cancel):
+                return  # cancelled while waiting
+            try:
+                # what that build left: the loop, or its compiler still running (after its process ended)
+                found = cbuild.wait_for_key(self._key, self._folder, cancel)
+                if found is not None and isinstance(found[1], list):
+                    self._loop, self._done = self._make(found[0], found[1]), True
+                    return
+                if cancel is not None and cancel.is_set():
+                    return
+                self._generate_and_load(cancel)
+            finally:
+                cbuild.release(self._key, self._folder)
+
+    def _generate_and_load(self, cancel: threading.Event | None) -> None:
+        """Generate the C, compile it (or find it in the cache) and load the loop (``_lock`` held)."""
+        got = self._source_fn()
+        if got is None:
             self._done = True
+            return
+        code, names = got
+        lib, problem = cbuild.load(code, key=self._key, meta=names, cancel=cancel, folder=self._folder,
+                                   low=self._low if cancel is not None else None)
+        if lib is None and cancel is not None and cancel.is_set():
+            return  # cancelled: not done, no problem (a later big chunk may still build it)
+        self.compiled = lib is not None and cbuild.built_last()
+        self._loop = self._make(lib, names) if lib is not None else None
+        self.problem = problem
+        self._done = True
 
 

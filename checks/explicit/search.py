@@ -24,6 +24,7 @@ def search(
     workers: int | None = None,
     engine: str = "auto",
     symmetry_basis: str | None = None,
+    until_all_violated: bool = False,
     **vectorized_only: Any,
 ) -> SearchResult:
     """Explore ``protocol`` at ``bounds`` with the fastest explorer that applies.
@@ -35,11 +36,13 @@ def search(
     ``symmetry``, a protocol that is not published is first checked to treat its VCPUs alike
     (:mod:`~deferral.checks.explicit.symmetry_guard`; AsymmetricProtocol otherwise), and the
     result's ``symmetry_basis`` says what that rests on; a caller that has checked a protocol with
-    the same steps (its properties a subset) passes that basis instead.
+    the same steps (its properties a subset) passes that basis instead. ``until_all_violated``:
+    where every property is an invariant, stop once each is violated (see
+    :func:`~deferral.checks.explicit.explore.explore`).
     """
     basis = (symmetry_basis or check_symmetry(protocol, bounds)) if symmetry else None
     options: dict[str, Any] = dict(symmetry=symmetry, max_states=max_states, time_limit=time_limit,
-                                   progress=progress)
+                                   progress=progress, until_all_violated=until_all_violated)
     # sampled (Z3 could not decide: such a variant runs on the plain engine): where it is cheap, every
     # state the plain engine expands is checked against every renaming, which makes the search exact
     check = exact_check(Model(protocol, bounds)) if basis == "sampled" else None

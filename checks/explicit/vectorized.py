@@ -53,7 +53,8 @@ from deferral.checks.explicit.parallel import ordered_map
 from deferral.checks.explicit import levelmerge
 from deferral.checks.explicit.levelruns import LevelRuns
 from deferral.checks.explicit.spill import Column, DiskRuns, KeysFile, Parked, SpillError, WorkDir
-from deferral.checks.results import Coverage, Outcome, Path, Progress, ProgressFn, SearchResult, path_from_parents
+from deferral.checks.results import (ALL_VIOLATED, Coverage, Outcome, Path, Progress, ProgressFn, SearchResult,
+                                     every_verdict_in, path_from_parents)
 from deferral.checks.explicit.visited import Run, Visited, block_size
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model, State
@@ -121,6 +122,7 @@ def explore_vectorized(
     spill_above: int | None = None,
     stop: Callable[[Progress, bool], bool] | None = None,
     renamings: Callable[[State, int], None] | None = None,
+    until_all_violated: bool = False,
 ) -> SearchResult:
     """Explore every reachable state of ``protocol`` at ``bounds``; report each property.
 
@@ -147,6 +149,10 @@ def explore_vectorized(
     ``stop``: called after each level with its progress and whether an invariant is violated
     so far; True stops the search there (``stopped_by`` "stopped"; a violation found is reported
     with its shortest path). Auto's explicit route (checks/symbolic/exhaust.py) uses it.
+
+    ``until_all_violated``: where every property is an invariant, stop at the end of the level
+    where the last of them is first violated (``stopped_by`` :data:`ALL_VIOLATED`): every verdict
+    is in and each counterexample is a shortest one; nothing further can change them.
     """
     start = time.monotonic()
     n_workers = max(1, int(workers if workers is not None else (os.cpu_count() or 1)))
@@ -155,7 +161,7 @@ def explore_vectorized(
         return _Search(model, symmetry, max_states, time_limit, progress, n_workers, start,
                        memory_limit=memory_limit, checkpoint_dir=checkpoint_dir, resume_dir=resume_dir,
                        checkpoint_every=checkpoint_every, work_dir=work_dir, spill_above=spill_above,
-                       stop=stop).run()
+                       stop=stop, until_all_violated=until_all_violated).run()
     except NotVectorizable as exc:
         if checkpoint_dir is not None or resume_dir is not None:
             raise checkpoint.CheckpointError(f"checkpoints need the vectorized search, which cannot run "
@@ -165,7 +171,7 @@ def explore_vectorized(
                 from None
         remaining = None if time_limit is None else max(0.0, time_limit - (time.monotonic() - start))
         result = explore(model, symmetry=symmetry, max_states=max_states, time_limit=remaining,
-                         progress=progress, renamings=renamings)
+                         progress=progress, renamings=renamings, until_all_violated=until_all_violated)
         result.elapsed_s = time.monotonic() - start
         result.engine = "concrete"
         result.workers = 1
@@ -266,9 +272,11 @@ class _Search:
                  start_state: State | None = None, keep_keys: bool = False, memory_limit: int | None = None,
                  checkpoint_dir: str | None = None, resume_dir: str | None = None,
                  checkpoint_every: float = 60.0, work_dir: str | None = None,
-                 spill_above: int | None = None, stop: Callable[[Progress, bool], bool] | None = None) -> None:
+                 spill_above: int | None = None, stop: Callable[[Progress, bool], bool] | None = None,
+                 until_all_violated: bool = False) -> None:
         self.model = model
         self.stop = stop
+        self.until_all_violated = until_all_violated
         #: the search has returned: a chunk still running in a worker thread (a limit stopped the
         #: level while it traced the steps' kernels, seconds at big bounds) stops at its next step
         #: instance instead of using the CPU of what the caller does next (prove's next route)
@@ -905,6 +913,9 @@ class _Search:
                     self.progress(done)
                 if self.stop is not None and frontier.shape[0] and self.stop(done, bool(st.first_bad)):
                     stopped_by = "stopped"
+            if (stopped_by is None and frontier.shape[0]
+                    and every_verdict_in(self.until_all_violated, self.invariants, self.lives, st.first_bad)):
+                stopped_by = ALL_VIOLATED
             if self.checkpoint_dir is not None and stopped_by is None:
                 now = time.monotonic()
                 if frontier.shape[0] == 0 or now - last_saved >= self.checkpoint_every:

@@ -32,19 +32,26 @@ class BmcResult:
 
 
 def bmc(enc: Encoding, max_depth: int, *, timeout: float | None = None,
-        progress: Callable[[int, float], None] | None = None) -> BmcResult:
-    """Look for a violation of an invariant property of ``enc``'s protocol within ``max_depth`` steps."""
-    return BmcSearch(enc, max_depth).run(timeout, progress)
+        progress: Callable[[int, float], None] | None = None, failing: bool = False) -> BmcResult:
+    """Look for a violation of an invariant property of ``enc``'s protocol within ``max_depth`` steps;
+    ``failing``: and for a state where a step or property fails (a read naming no element, a write
+    outside a domain), which raises :class:`~deferral.checks.symbolic.failures.ReachedFailure`."""
+    return BmcSearch(enc, max_depth, failing).run(timeout, progress)
 
 
 class BmcSearch:
     """A bounded model check that goes on where it stopped: each :meth:`run` continues from the
     deepest depth checked so far on the same incremental solver (auto runs it in time slices
     between other routes). ``result`` is the last run's answer; ``checked`` the deepest depth
-    with no violation."""
+    with no violation. ``failing``: each depth's query asks for a failing step too (one query: a
+    violation or a failure), and a failing state found first raises ``ReachedFailure``, as ``check``
+    exits 2 at the first level where a step fails."""
 
-    def __init__(self, enc: Encoding, max_depth: int) -> None:
+    def __init__(self, enc: Encoding, max_depth: int, failing: bool = False) -> None:
+        from deferral.checks.symbolic.failures import failure_conditions
+
         self.enc, self.max_depth = enc, max_depth
+        self.failing = failing and bool(failure_conditions(enc))
         self.props = [p for p in enc.protocol.properties if p.kind == "invariant"]
         self.solver = z3.SolverFor("QF_BV")
         self.states = [enc.state("0")]
@@ -97,6 +104,7 @@ class BmcSearch:
             return self.result
         start = time.monotonic()
         enc, solver, states = self.enc, self.solver, self.states
+        from deferral.checks.symbolic.failures import failing_at, raise_reached
 
         def done(res: BmcResult) -> BmcResult:
             self.seconds += res.elapsed_s
@@ -113,11 +121,14 @@ class BmcSearch:
             began = time.monotonic()
             solver.set("timeout", 2**32 - 1 if left is None else max(1, int(left * 1000)))
             bad = z3.Not(z3.And([enc.prop(p, states[d]) for p in self.props])) if self.props else z3.BoolVal(False)
-            r = solver.check(bad)
+            fails = failing_at(enc, states[d]) if self.failing else None
+            r = solver.check(bad if fails is None else z3.Or(bad, fails))
             if r == z3.unknown:
                 self.cut_s = max(self.cut_s, time.monotonic() - began)
                 return done(BmcResult("unknown", self.checked, time.monotonic() - start,
                                       reason=solver.reason_unknown()))
+            if r == z3.sat and fails is not None and z3.is_true(solver.model().eval(fails, model_completion=True)):
+                raise_reached(enc, solver.model(), states[:d + 1], "in a bounded model check")
             if r == z3.sat:
                 path = concrete_path(enc, [enc.decode(solver.model(), xs) for xs in states[:d + 1]])
                 names = [v.prop for v in enc.model.violations(path[-1][1])]

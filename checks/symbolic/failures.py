@@ -29,7 +29,7 @@ could be "proved". Every proof by a Z3 route therefore ends here:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
 import z3
 
@@ -116,10 +116,10 @@ def failure_conditions(enc: Encoding) -> list[Failure]:
 
 def lemma_terms(enc: Encoding, lemmas: Sequence[Any]) -> Callable[[Sequence[Any]], list[Any]]:
     """The invariant of ``lemmas`` (Lemma objects, or families with a ``lemma()``) over given variables."""
-    from deferral.checks.symbolic.induction import instances
+    from deferral.checks.symbolic.induction import invariant_terms
 
     plain = [x.lemma() if not hasattr(x, "fn") and hasattr(x, "lemma") else x for x in lemmas]
-    return lambda xs: [t for lem in plain for _, t in instances(enc, lem, xs)]
+    return lambda xs: [t for _, t in invariant_terms(enc, plain, xs)]
 
 
 def formula_terms(formula: Any, over: Sequence[Any]) -> Callable[[Sequence[Any]], list[Any]]:
@@ -221,28 +221,40 @@ def find_failure(enc: Encoding, max_depth: int, timeout: float | None = None) ->
 
     The first depth where one is found has none before it, so every step of the path runs on
     the concrete model (the encoding and the model agree until a failure)."""
-    failures = failure_conditions(enc)
-    if not failures:
+    if not failure_conditions(enc):
         return max_depth
     checked = -1
     for d, solver, states in unrolled(enc, max_depth, timeout, prefix="f"):
-        at = Renaming(enc._base_vars, states[d])
-        answer = solver.check(z3.Or([at(f.condition) for f in failures]))
+        answer = solver.check(failing_at(enc, states[d]))
         if answer == z3.unknown:
             break
         if answer == z3.sat:
-            model = solver.model()
-            state = enc.decode(model, states[d])
-            failure = next(f for f in failures if z3.is_true(model.eval(at(f.condition), model_completion=True)))
-            try:
-                enc.replay([enc.decode(model, xs) for xs in states])  # the path runs concretely
-            except StepError as exc:  # a failure the encoding does not record, met on the way
-                raise ReachedFailure(f"{exc} (reached within {d} steps from the initial state; found by Z3 "
-                                     "where a proof's invariant admitted a failing step)") from None
-            raise ReachedFailure(f"{concrete_error(enc, state, failure)} (reached in {d} steps from the "
-                                 "initial state; found by Z3 where a proof's invariant admitted it)")
+            raise_reached(enc, solver.model(), states, "where a proof's invariant admitted it")
         checked = d
     return checked
+
+
+def failing_at(enc: Encoding, xs: Sequence[Any]) -> Any:
+    """Where some step or property fails (:func:`failure_conditions`) over the state variables ``xs``."""
+    at = Renaming(enc._base_vars, list(xs))
+    return z3.Or([at(f.condition) for f in failure_conditions(enc)])
+
+
+def raise_reached(enc: Encoding, model: Any, states: Sequence[Sequence[Any]], how: str) -> NoReturn:
+    """Raise :class:`ReachedFailure` for the path a solver's ``model`` gives over ``states`` from Init,
+    its last state one where a step or property fails and none before it (a shortest such path):
+    the concrete model's own message, the path's length, and ``how`` it was found."""
+    d = len(states) - 1
+    at = Renaming(enc._base_vars, list(states[d]))
+    state = enc.decode(model, states[d])
+    failure = next((f for f in failure_conditions(enc)
+                    if z3.is_true(model.eval(at(f.condition), model_completion=True))), None)
+    try:
+        enc.replay([enc.decode(model, xs) for xs in states])  # the path runs concretely
+    except StepError as exc:  # a failure the encoding does not record, met on the way
+        raise ReachedFailure(f"{exc} (reached within {d} steps from the initial state; found by Z3 {how})") from None
+    error = concrete_error(enc, state, failure) if failure is not None else "a step fails"
+    raise ReachedFailure(f"{error} (reached in {d} steps from the initial state; found by Z3 {how})")
 
 
 def why_not_ruled_out(enc: Encoding, invariant: Callable[[Sequence[Any]], list[Any]], timeout: float | None,

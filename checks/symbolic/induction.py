@@ -66,6 +66,12 @@ def instances(enc: Encoding, lemma: Lemma, xs: Sequence[Any]) -> list[tuple[str,
     return out
 
 
+def invariant_terms(enc: Encoding, lemmas: Sequence[Lemma], xs: Sequence[Any]) -> list[tuple[str, Any]]:
+    """``(label, term)`` of every instance of every lemma of ``lemmas`` over ``xs``: their conjunction
+    as the proofs state it (:func:`check_inductive`, the failing-step check of checks/symbolic/failures.py)."""
+    return [t for lem in lemmas for t in instances(enc, lem, xs)]
+
+
 def _solver(timeout: float | None) -> z3.Solver:
     solver = z3.SolverFor("QF_BV")
     if timeout is not None:
@@ -92,8 +98,7 @@ def check_inductive(enc: Encoding, lemmas: Sequence[Lemma], timeout: float | Non
     lemmas = list(lemmas)
     model = enc.model
     xs, ys, act = enc.state("x"), enc.state("y"), enc.selector("x")
-    inv_x = [t for lem in lemmas for t in instances(enc, lem, xs)]
-    inv_y = [t for lem in lemmas for t in instances(enc, lem, ys)]
+    inv_x, inv_y = invariant_terms(enc, lemmas, xs), invariant_terms(enc, lemmas, ys)
 
     def done(status: str, **kw: Any) -> InductionResult:
         return InductionResult(status, lemmas, time.monotonic() - start, **kw)

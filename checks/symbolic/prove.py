@@ -94,7 +94,6 @@ import z3
 
 from deferral.checks.symbolic.bmc import BmcResult, BmcSearch, bmc, oriented_path
 from deferral.checks.symbolic.lift import lift_path
-from deferral.checks.symbolic.domain import domain_risks, find_write
 from deferral.checks.symbolic.generalize import Template, check_against, generalize, sort_domains
 from deferral.checks.symbolic.induction import check_inductive, houdini, instances
 from deferral.checks.symbolic.diagram import diagram_families
@@ -331,16 +330,6 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     def left() -> float | None:
         return None if timeout is None else max(0.5, timeout - (time.monotonic() - start))
 
-    # a step that can write outside a domain: a reachable such write is bad input (DomainError),
-    # and one not ruled out leaves nothing proved (the encoding drops such transitions)
-    risks = domain_risks(enc)
-    if risks:
-        quick = QUICK_BMC_S if timeout is None else min(QUICK_BMC_S, QUICK_BMC_SHARE * timeout)
-        say(f"out-of-domain writes: {len(risks)} step instances may write one; searching (at most {quick:.0f} s)")
-        searched = find_write(enc, risks, depth, timeout=quick)
-    risk_note = (f"{risks[0].describe()} (no such write within {searched} steps of the initial state, but "
-                 "the proof does not rule one out); nothing is claimed proved") if risks else ""
-
     stages: list[dict[str, Any]] = []
 
     def result(status: str, proof: Any = None, **kw: Any) -> ProveResult:
@@ -350,8 +339,6 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             gap = failure_gap(proof)
             if gap:
                 status, kw["reason"] = "unknown", gap
-        if status == "proved" and risks:
-            status, kw["reason"] = "unknown", risk_note
         return ProveResult(protocol.name, bounds, method, status, time.monotonic() - start, model=enc.model,
                            stages=stages, **kw)
 
@@ -369,7 +356,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         return f"{why}; nothing is claimed proved" if why else ""
 
     if method == "bmc":
-        found = bmc(enc, depth, timeout=left(),
+        found = bmc(enc, depth, timeout=left(), failing=True,
                     progress=lambda d, t: say(f"bmc: no violation up to depth {d} ({t:.1f} s)"))
         if found.status == "violated":
             return result("violated", route="bmc", depth=found.depth, path=found.path, prop=found.prop)

@@ -235,6 +235,7 @@ class Relevance:
             s.add(z3.Implies(use[lem.name], self._terms[lem.name][0]))  # type: ignore[index]
         todo = [lem.name for lem in must if lem.name in use]
         needed = set(todo)
+        rank = {name: n for n, name in enumerate(use)}
         try:
             while todo:
                 name = todo.pop()
@@ -246,7 +247,7 @@ class Relevance:
                 s.pop()
                 if core is None:
                     return None
-                for other in sorted(core - needed):  # sorted: the same order in every run
+                for other in sorted(core - needed, key=rank.__getitem__):  # not set order: runs repeat
                     needed.add(other)
                     todo.append(other)
             return [lem for lem in alive if lem.name in needed]

@@ -95,3 +95,46 @@ def test_two_outputs_or_an_output_and_an_input_naming_one_file_are_refused(cli, 
     kept = trace.read_text()
     r = cli("replay", str(trace), "--html", str(trace))
     assert r.code == 2 and "is an input of this command" in r.err and trace.read_text() == kept
+
+
+@pytest.mark.parametrize("engine", ["vectorized", "plain"])
+def test_property_selection_stops_once_every_invariant_is_violated(cli, engine: str) -> None:
+    """--property checks that invariant only: the search ends at the level of its first violation,
+    with the same shortest counterexample as the full search, and says why it ended."""
+    full = json.loads(cli("check", "--json", "--variant", "ipi-before-drain", "--engine", engine).out)
+    only = cli("check", "--json", "--variant", "ipi-before-drain", "--engine", engine,
+               "--property", "no_stale_translation")
+    doc = json.loads(only.out)
+    assert only.code == 1
+    assert [p["name"] for p in doc["properties"]] == ["no_stale_translation"]
+    assert doc["properties"][0]["status"] == "violated"
+    assert doc["properties"][0]["length"] == full["properties"][0]["length"] == 6
+    assert doc["complete"] is False and doc["stopped_by"] == "all-violated"
+    assert doc["depth"] == 6 and doc["states"] < full["states"]
+    everything = json.loads(cli("check", "--json", "--variant", "ipi-before-drain", "--engine", engine,
+                                "--property", "no_stale_translation", "--explore-all").out)
+    assert everything["complete"] is True and everything["states"] == full["states"]
+
+
+def test_property_selection_of_liveness_explores_everything(cli) -> None:
+    result = cli("check", "--json", "--property", "shootdowns_can_complete")
+    doc = json.loads(result.out)
+    assert result.code == 0 and doc["complete"] is True
+    assert [(p["name"], p["status"]) for p in doc["properties"]] == [("shootdowns_can_complete", "holds")]
+
+
+def test_property_selection_terminal_says_why_it_stopped(cli) -> None:
+    result = cli("check", "--variant", "ipi-before-drain", "--property", "no_stale_translation")
+    assert result.code == 1
+    assert "stopped once every property checked was violated" in result.out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["check", "--property", "nope"], "--property nope: reference has no such property (it has: "
+                                      "no_stale_translation, shootdowns_can_complete)"),
+    (["check", "--property", "no_stale_translation", "--property", "no_stale_translation"], "named twice"),
+])
+def test_property_selection_bad_input(cli, argv: list[str], message: str) -> None:
+    result = cli(*argv)
+    assert result.code == 2 and message in result.err and "Traceback" not in result.err
+    assert len(result.err.strip().splitlines()) == 1

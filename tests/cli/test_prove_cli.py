@@ -276,3 +276,11 @@ def test_parametric_queries_leave_time_for_the_rest_of_the_limit() -> None:
     from deferral.checks.symbolic.parametric_routes import PARAMETRIC_QUERY_S, query_s
 
     assert query_s(None) == PARAMETRIC_QUERY_S and query_s(60) == 10 and query_s(3) == 1.0
+
+
+def test_parametric_without_any_lemmas_says_so(cli) -> None:
+    """--no-shipped-lemmas with no time to learn: the listing says there are no lemmas (not an empty source)."""
+    result = cli("prove", "--parametric", "--no-shipped-lemmas", "--timeout", "4")
+    assert result.code == 3
+    assert "lemmas: none (no shipped lemmas, no lemma file, none learned that prove it)" in result.out
+    assert "lemmas (," not in result.out

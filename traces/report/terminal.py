@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from deferral.checks.results import Outcome, Path, SearchResult, never_enabled_warnings  # noqa: F401 (re-exported)
+from deferral.checks.results import ALL_VIOLATED, Outcome, Path, SearchResult, never_enabled_warnings  # noqa: F401 (re-exported)
 from deferral.model.concrete import Model, show_value
 
 if TYPE_CHECKING:  # the prover (Z3) is imported only by those who prove
@@ -102,7 +102,7 @@ def print_check(console: Console, result: SearchResult) -> None:
     console.print(
         f"[bold]{result.variant}[/] at {result.bounds.short()}, symmetry {sym}: "
         f"{result.states:,} states, {result.transitions:,} transitions, depth {result.depth}, "
-        f"{result.elapsed_s:.2f} s" + ("" if result.complete else f" [yellow](stopped by {result.stopped_by})[/]"))
+        f"{result.elapsed_s:.2f} s" + stop_note(result))
     for outcome in result.outcomes:
         if outcome.status == "violated":
             print_outcome_path(console, model, outcome)
@@ -117,6 +117,16 @@ def print_check(console: Console, result: SearchResult) -> None:
     table = coverage_table(result)
     if table is not None:
         console.print(table)
+
+
+def stop_note(result: SearchResult) -> str:
+    """Why the search ended before the last reachable state (empty for a complete one)."""
+    if result.complete:
+        return ""
+    if result.stopped_by == ALL_VIOLATED:
+        return (" (stopped once every property checked was violated, each counterexample a shortest one; "
+                "--explore-all for the full count)")
+    return f" [yellow](stopped by {result.stopped_by})[/]"
 
 
 def path_text(model: Model, outcome: Outcome) -> str:
@@ -211,7 +221,11 @@ def print_parametric(out: Console, res: "ParametricResult") -> None:
         return
     out.print(f"parametric proof of the invariants of {res.variant}: {every} are uninterpreted sorts "
               f"(any number; 0 of each distinguished); {fixed} concrete", markup=False, highlight=False)
-    out.print(f"lemmas ({res.lemma_source}, evaluated by the parametric backend):", highlight=False)
+    if res.lemmas or res.lemma_source:
+        out.print(f"lemmas ({res.lemma_source or 'no source named'}, evaluated by the parametric backend):",
+                  highlight=False)
+    else:  # --no-shipped-lemmas and no route found any: the obligations below are the property's alone
+        out.print("lemmas: none (no shipped lemmas, no lemma file, none learned that prove it)", highlight=False)
     for lem in res.lemmas:
         out.print(f"  {lem.show(res.concrete)}", markup=False, highlight=False)
     for name, why in res.dropped:

@@ -199,3 +199,134 @@ def test_a_search_that_ends_waits_for_the_build_no_later_than_its_time_limit_or_
         assert result.complete and len(generated) == 2 and time.monotonic() - start < 5.5
     finally:
         gate.set()
+
+
+_LEAVES_A_BUILD = """
+import os, sys, time
+from pathlib import Path
+from deferral.checks.explicit import cbuild
+from deferral.checks.explicit.expand import Expander
+from deferral.model import REFERENCE, Bounds
+from deferral.model.concrete import Model
+
+ex = Expander(Model(REFERENCE, Bounds(2, 1, 1, 1)), True)
+ex.start_fused()
+end = time.monotonic() + 60
+while not cbuild._compiling and time.monotonic() < end:  # until the compiler runs, as a time limit would hit it
+    time.sleep(0.005)
+time.sleep(0.05)
+assert not list(Path(os.environ["DEFERRAL_CACHE"]).glob("fused-*.so")), "built before the process ended"
+ex.finish_fused(wait=False, detach=True)  # what a search a time limit stopped does; then the process ends
+print("left", flush=True)
+"""
+
+
+@pytest.mark.skipif(cbuild.compiler() is None, reason="no C compiler")
+def test_a_build_left_going_outlives_its_process_and_the_next_process_waits_for_it(monkeypatch: pytest.MonkeyPatch,
+                                                                                   tmp_path) -> None:
+    """Before: a build a time-limited search left going died with its process (its compiler was killed at
+    exit), so every time-boxed `check --vcpus 6 --pages 3 --frames 3 --queue 3 --spaces 3 --time-limit 20`
+    started it again and never used the compiled loop. Now the compiler outlives the process, and the
+    next process waits for that build (it does not generate the C again) and loads what it lands."""
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("DEFERRAL_CACHE", str(tmp_path))
+    done = subprocess.run([sys.executable, "-c", _LEAVES_A_BUILD], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "left" in done.stdout, done.stderr
+
+    def no_source(self: Expander) -> Any:
+        raise AssertionError("the C was generated again")
+
+    monkeypatch.setattr(Expander, "_fused_source", no_source)
+    ex = _expander()
+    assert ex.fused(fused.MIN_ROWS) is not None  # the first process's build, waited for or landed
+    assert len(list(tmp_path.glob("fused-*.so"))) == 1
+    end = time.monotonic() + 10  # the builder cleans up right after it renamed the library in
+    while (list(tmp_path.glob("fused-*.lock")) or list(tmp_path.glob("tmp*"))) and time.monotonic() < end:
+        time.sleep(0.05)
+    assert not list(tmp_path.glob("fused-*.lock")) and not list(tmp_path.glob("tmp*"))
+    # the first process's claim on the key, if its exit left one, is stale: no build holds it
+    assert all(cbuild.claimant(p.name[4:-5], tmp_path) is None for p in tmp_path.glob("key-*.lock"))
+
+
+@pytest.mark.skipif(cbuild.compiler() is None, reason="no C compiler")
+def test_a_stale_lock_from_a_killed_build_is_taken_over(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    import subprocess
+
+    source = "int one(void) { return 1; }\n"
+    lib = tmp_path / f"fused-{cbuild._digest(cbuild.compiler() or 'cc', source)}.so"
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    lib.with_suffix(".lock").write_text(f"{gone.pid}\n")  # a build killed before it removed its lock
+    start = time.monotonic()
+    got = cbuild.load(source, folder=tmp_path)
+    assert got.lib is not None and got.problem is None and lib.exists()
+    assert time.monotonic() - start < 30 and not lib.with_suffix(".lock").exists()
+
+
+@pytest.mark.skipif(cbuild.compiler() is None, reason="no C compiler")
+def test_a_build_in_progress_elsewhere_is_waited_for_not_repeated(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    import subprocess
+
+    source = "int two(void) { return 2; }\n"
+    cc = cbuild.compiler() or "cc"
+    lib = tmp_path / f"fused-{cbuild._digest(cc, source)}.so"
+    builder = subprocess.Popen(["sleep", "30"])  # stands for another process's compiler
+    try:
+        lib.with_suffix(".lock").write_text(f"{builder.pid}\n")
+        cancel = threading.Event()
+        timer = threading.Timer(0.5, cancel.set)
+        timer.start()
+        assert cbuild.load(source, folder=tmp_path, cancel=cancel).lib is None  # waited, not built
+        assert not lib.exists() and lib.with_suffix(".lock").exists()
+
+        def lands() -> None:  # the other build ends: its library renamed in, its lock removed
+            c_file = tmp_path / "two.c"
+            c_file.write_text(source)
+            subprocess.run([cc, *cbuild.FLAGS, "-o", str(tmp_path / "two.so"), str(c_file)], check=True)
+            os.replace(tmp_path / "two.so", lib)
+            lib.with_suffix(".lock").unlink()
+
+        threading.Timer(0.3, lands).start()
+        got = cbuild.load(source, folder=tmp_path)
+        assert got.lib is not None and not cbuild.built_last()  # loaded what the other build landed
+    finally:
+        builder.kill()
+        builder.wait()
+
+
+@pytest.mark.skipif(cbuild.compiler() is None, reason="no C compiler")
+def test_a_search_waits_for_another_process_generating_the_same_loop(monkeypatch: pytest.MonkeyPatch,
+                                                                     tmp_path) -> None:
+    """One mechanism for a build in this process and in another: the key's claim in the cache folder
+    (before, a registry of this process's builds: another process's generation was repeated)."""
+    import shutil
+    import subprocess
+
+    built, shared = tmp_path / "built", tmp_path / "shared"
+    monkeypatch.setenv("DEFERRAL_CACHE", str(built))
+    assert _expander().fused(None) is not None  # the loop, built once
+    key = _expander()._fused_key(True)
+    assert key is not None
+    shared.mkdir()
+    monkeypatch.setenv("DEFERRAL_CACHE", str(shared))
+    other = subprocess.Popen(["sleep", "30"])  # stands for another process generating the C
+    try:
+        (shared / f"key-{key}.lock").write_text(f"{other.pid} {other.pid}\n")
+
+        def lands() -> None:  # that process's build ends: its library and key, its claim released
+            for path in built.iterdir():
+                shutil.copy(path, shared / path.name)
+            (shared / f"key-{key}.lock").unlink()
+
+        def no_source(self: Expander) -> Any:
+            raise AssertionError("the C was generated again")
+
+        monkeypatch.setattr(Expander, "_fused_source", no_source)
+        threading.Timer(0.5, lands).start()
+        start = time.monotonic()
+        assert _expander().fused(fused.MIN_ROWS) is not None and time.monotonic() - start >= 0.4
+    finally:
+        other.kill()
+        other.wait()

@@ -139,6 +139,59 @@ def test_a_bmc_path_the_concrete_model_cannot_run_is_bad_input(monkeypatch: pyte
     assert caught.type is StepError
 
 
+# ---- writes outside a domain: one mechanism with the reads (checks/symbolic/domain.py folded in) ---------------
+def _poke_unreachable(s: Any, i: Any, k: Any) -> Any:
+    """k has i's IPI pending while i does not wait for k: the shipped lemma "ipi[k][i] pending implies
+    waiting[i][k]" excludes it, and no run reaches it."""
+    return s.ipi[k][i] & s.not_(s.waiting[i][k])
+
+
+def _poke_reachable(s: Any, i: Any, k: Any) -> Any:
+    """Both VCPUs wait for acks of their shootdowns: reachable, deeper than encode's cross-check looks."""
+    return (s.pc[i] == PC.SdWait) & (s.pc[k] == PC.SdWait) & (i != k)
+
+
+def _poke_effect(s: Any, i: Any, k: Any) -> None:
+    s.gpt[0][0] = s.F + 1  # a frame past the last: outside gpt's domain
+
+
+#: writes outside gpt's domain only in a state the shipped invariant excludes
+POKE = REFERENCE.derive("poke", add_steps=[Step("poke", (("i", VCPU), ("k", VCPU)), _poke_unreachable, _poke_effect)])
+#: the same write in a reachable state
+POKE_REACHED = REFERENCE.derive("poke_reached", add_steps=[Step("poke", (("i", VCPU), ("k", VCPU)), _poke_reachable,
+                                                                _poke_effect)])
+
+
+def test_an_out_of_domain_write_is_a_failure_condition() -> None:
+    enc = encode(POKE, POKE.bounds(2, 1, 1, 1))
+    labels = [f.label for f in failures.failure_conditions(enc)]
+    assert "step poke(0,1)" in labels and "step poke(1,0)" in labels
+    assert failures.discharge(enc, failures.lemma_terms(enc, list(invariant_for(enc.bounds)))).status == "ruled-out"
+
+
+def test_an_unreachable_out_of_domain_write_is_proved_away_by_the_invariant() -> None:
+    """Before, a write risk a short up-front search did not reach left every route unknown."""
+    r = prove(POKE, POKE.bounds(2, 1, 1, 1), "induction", timeout=60)
+    assert r.status == "proved", r.reason
+
+
+@pytest.mark.parametrize("method", ["induction", "pdr", "bmc", "auto"])
+def test_a_reachable_out_of_domain_write_is_bad_input_with_the_models_message(method: str) -> None:
+    from deferral.model.context import StepError
+
+    message = r"step poke\(0,1\).*wrote 2 to gpt\[0\], outside its domain.*reached in 4 steps"
+    with pytest.raises(StepError, match=message):
+        prove(POKE_REACHED, POKE_REACHED.bounds(2, 1, 1, 1), method, timeout=60)
+
+
+def test_a_write_the_invariant_admits_and_no_search_reaches_leaves_it_unknown() -> None:
+    """The shipped lemmas admit both VCPUs in SdWait; the search for the write (4 steps) stops at 3."""
+    r = prove(POKE_REACHED, POKE_REACHED.bounds(2, 1, 1, 1), "induction", depth=3, timeout=60)
+    assert r.status == "unknown", r
+    assert "step poke(" in r.reason and "outside its domain" in r.reason and "none within 3 steps" in r.reason
+    assert "nothing is claimed proved" in r.reason
+
+
 # ---- --parametric: for every N, V, F -------------------------------------------------------------------
 def _distinct_sdwait(s: Any, a: Any, b: Any, c: Any, d: Any, e: Any) -> Any:
     xs = (a, b, c, d, e)

@@ -202,3 +202,41 @@ def test_the_exclusion_search_finds_the_cheapest_column_sets_no_sample_has() -> 
                 assert not (rows[:, list(key)] == row[list(key)]).all(axis=1).any()
             sizes_found |= {size} if got else set()
     assert sizes_found == {1, 2, 3, 4}  # every size was exercised with results
+
+
+def test_sampling_ends_by_its_deadline_even_for_its_first_sample() -> None:
+    """``prove --vcpus 2 --spaces 2 --no-shipped-lemmas --timeout 5`` (a cold cache): the learned route's
+    first sample at 2,1,1,1,S=2 ran to its 40,000 states (and waited for its compiled loop) past the
+    route's deadline, and the CLI's alarm ended the command without figures. Now it stops at the
+    deadline with the states reached so far (at least the initial one)."""
+    import time
+
+    bounds = REFERENCE.bounds(vcpus=2, pages=1, frames=1, queue=1, spaces=2)
+    whole = inference.reachable_rows(REFERENCE, bounds, 40_000)
+    start = time.monotonic()
+    got = inference.samples(REFERENCE, inference.sample_bounds(bounds), deadline=start + 0.05)
+    took = time.monotonic() - start
+    assert took < 0.5 + 0.25 * took_whole(bounds), took
+    assert got.bounds == [inference.sample_bounds(bounds)[0][0]] and 1 <= got.states < whole.shape[0]
+
+
+def took_whole(bounds: Bounds) -> float:
+    """Seconds a whole first sample takes here (the test's yardstick under the machine's load)."""
+    import time
+
+    start = time.monotonic()
+    inference.reachable_rows(REFERENCE, bounds, 40_000)
+    return time.monotonic() - start
+
+
+def test_a_sample_no_caller_bounds_ends_by_the_commands_deadline() -> None:
+    """paramlearn's samples give reachable_rows no deadline: under ``prove --timeout`` the command's bounds it."""
+    import time
+
+    from deferral.checks.explicit.limits import command_ends_by
+
+    bounds = REFERENCE.bounds(vcpus=2, pages=1, frames=1, queue=1, spaces=2)
+    whole = inference.reachable_rows(REFERENCE, bounds, 40_000)
+    with command_ends_by(time.monotonic() + 0.02):
+        cut = inference.reachable_rows(REFERENCE, bounds, 40_000)
+    assert 1 <= cut.shape[0] < whole.shape[0]
