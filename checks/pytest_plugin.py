@@ -102,6 +102,8 @@ def assert_proved(variant: Protocol | str | Path, queue: int = 1, spaces: int = 
     from deferral.checks.symbolic.parametric_routes import prove_for_every
 
     protocol = as_protocol(variant)
+    if protocol.without_invariants() is not None:
+        raise AssertionError(protocol.without_invariants())
     bounds = Bounds.parse(f"Q={queue}" + (f",S={spaces}" if spaces != 1 else ""), protocol.bound_decls)
     res, also = prove_for_every(protocol, bounds, limit=timeout)
     if res.refutation is not None:

@@ -19,6 +19,7 @@ from deferral.cli.common import (UsageError, add_bounds, add_variant, bounds_fro
                                  protocol_from, seconds, time_left)
 from deferral.cli.limits import TimeLimitReached, deadline, grace_for
 from deferral.model.concrete import Model
+from deferral.model.protocol import Protocol
 from deferral.traces.files import write_atomic
 from deferral.traces.report.document import parametric_json, prove_json
 from deferral.traces.report.junit import parametric_junit, prove_junit
@@ -90,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("--lemmas is used by --method auto only")
         lemmas_text = read_lemmas(args.lemmas)
     with deadline(args.timeout, "prove", grace=grace_for(args.timeout or 0)):
-        protocol = protocol_from(args)
+        protocol = _with_invariants(protocol_from(args))
         bounds = bounds_from(args, protocol)
         templates, families, file_lemmas = (None, None, None) if lemmas_text is None else \
             parse_lemmas(args.lemmas, lemmas_text, protocol, bounds)
@@ -103,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     if res.path is not None:
         expected = {"outcome": "violates", "property": res.prop} if res.prop else None
         trace = path_to_trace(model, res.path, res.prop, expected=expected,
-                              note="counterexample found by deferral prove (Z3)")
+                              note=f"counterexample found by deferral prove, route {res.route}")
     if trace is not None and args.trace_out:
         trace.save(args.trace_out)
     if trace is not None and args.itf:
@@ -215,6 +216,15 @@ def prove_html(res: ProveResult, model: Model) -> str:
     return trace_page(f"deferral prove: {res.variant} {res.bounds.short()}", summary, views)
 
 
+def _with_invariants(protocol: Protocol) -> Protocol:
+    """The protocol, if it has an invariant property to prove; else bad input (a proof of
+    nothing would read "proved")."""
+    why = protocol.without_invariants()
+    if why is not None:
+        raise UsageError(why)
+    return protocol
+
+
 def run_parametric(args: argparse.Namespace) -> int:
     """``--parametric``: the protocol's own functions over uninterpreted sorts; the routes are
     checks/symbolic/parametric_routes.py's, this reads the flags and the lemma file and prints."""
@@ -228,7 +238,7 @@ def run_parametric(args: argparse.Namespace) -> int:
     text = read_lemmas(args.lemmas) if args.lemmas else None
     timeout = args.timeout or parametric_routes.PARAMETRIC_TIMEOUT_S
     with deadline(timeout, "prove --parametric", grace=grace_for(timeout)):
-        protocol = protocol_from(args)
+        protocol = _with_invariants(protocol_from(args))
         bounds = bounds_from(args, protocol)
         learned: list[Any] = []
         file_lemmas = None  # shipped and weakened lemmas (a deferral-weakened/1 file)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from typing import Any
 
 from rich.console import Console
@@ -129,4 +130,13 @@ def print_sim(console: Console, model: Model, result: SimResult, args: argparse.
         console.print(Text("shrinking interrupted (Ctrl-C): the shortest counterexample found until then, "
                            "maybe not the shortest there is", style="yellow"))
     if args.trace_out:
-        console.print(f"trace: {args.trace_out} (deferral replay {args.trace_out})", highlight=False)
+        console.print(f"trace: {args.trace_out} ({replay_command(args)})", highlight=False)
+
+
+def replay_command(args: argparse.Namespace) -> str:
+    """The command that replays the written trace, quoted for a shell: a trace taken with a
+    variant file replays only with that file given (a trace never loads code)."""
+    argv = ["deferral", "replay", args.trace_out]
+    if getattr(args, "variant_file", None):
+        argv += ["--variant-file", args.variant_file]
+    return shlex.join(argv)

@@ -198,6 +198,15 @@ class Protocol:
                 return s
         raise KeyError(f"protocol {self.name} has no step {name!r}")
 
+    def without_invariants(self) -> str | None:
+        """Why there is nothing to prove (no invariant property), or None: a proof of no property
+        would read "proved"."""
+        if any(p.kind == "invariant" for p in self.properties):
+            return None
+        others = ", ".join(p.name for p in self.properties) or "none"
+        return (f"{self.name} has no invariant property to prove (prove covers invariants; its properties: "
+                f"{others}; liveness is checked by deferral check)")
+
     def prop(self, name: str) -> Property:
         for p in self.properties:
             if p.name == name:

@@ -89,9 +89,19 @@ class Judgement:
         return "passes"
 
 
-def steps_only(trace: Trace) -> Trace:
-    """The trace without its recorded states: only the step sequence is kept."""
-    return replace(trace, initial=None, steps=[TraceStep(s.step, dict(s.args)) for s in trace.steps])
+def steps_only(trace: Trace, protocol: Protocol | None = None) -> Trace:
+    """The trace without its recorded states: only the step sequence is kept; with ``protocol``,
+    also without the property it names where ``protocol`` has no such property (another
+    protocol is judged on its own properties)."""
+    kept = replace(trace, initial=None, steps=[TraceStep(s.step, dict(s.args)) for s in trace.steps])
+    if protocol is None:
+        return kept
+    known = {p.name for p in protocol.properties}
+    if kept.prop is not None and kept.prop not in known:
+        kept = replace(kept, prop=None)
+    if kept.expected is not None and kept.expected.get("property") not in (None, *known):
+        kept = replace(kept, expected=None)
+    return kept
 
 
 def judge(trace: Trace, protocol: Protocol, *, strict: bool = False) -> Judgement:
@@ -104,7 +114,7 @@ def judge(trace: Trace, protocol: Protocol, *, strict: bool = False) -> Judgemen
     trace's last state.
     """
     try:
-        report = replay(trace if strict else steps_only(trace), protocol)
+        report = replay(trace if strict else steps_only(trace, protocol), protocol)
     except (BoundsError, OneSpaceError) as exc:  # bounds it does not declare; one-space notation
         return Judgement("cannot-replay", reason=str(exc))
     if report.divergence is not None:

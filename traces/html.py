@@ -303,7 +303,7 @@ def regress_page(report: Any, corpus: Sequence[Any] = ()) -> str:
                 if judged.outcome == "cannot-replay":
                     text += f" <small>({esc(judged.brief_reason)})</small>"
                 if entry is not None:
-                    replayed = replay(steps_only(entry.trace), proto)
+                    replayed = replay(steps_only(entry.trace, proto), proto)
                     model = Model(proto, entry.trace.bounds)
                     views.append(replay_view(replayed, model, f"{crow.name} on {side} {proto.name}: "
                                                               f"{judged.describe()}"))

@@ -21,7 +21,8 @@ from deferral.model.protocol import Protocol
 
 @dataclass
 class ProofSide:
-    """One side's parametric result at one concrete part: proved, violated or unknown, and why."""
+    """One side's parametric result at one concrete part: proved, violated, unknown or absent (no
+    invariant property to prove), and why."""
 
     status: str
     verdict: str  # one line: what was proved for every what, or where it fails, or why unknown
@@ -63,8 +64,9 @@ class ProofRow:
 
     @property
     def lost(self) -> bool:
-        """The baseline is proved and the candidate refuted: a regression."""
-        return self.baseline.status == "proved" and self.candidate.status == "violated"
+        """The baseline is proved and the candidate refuted, or without an invariant to prove: a
+        regression."""
+        return self.baseline.status == "proved" and self.candidate.status in ("violated", "absent")
 
     @property
     def open(self) -> bool:
@@ -109,6 +111,10 @@ def prove_both(baseline: Protocol, candidate: Protocol, bounds: Sequence[Bounds]
             if note is not None:
                 note(f"proving {protocol.name} for every N, V, F at {b.short()}'s Q, S")
             began = time.monotonic()
+            why = protocol.without_invariants()
+            if why is not None:  # a proof of no property would read "proved"
+                sides.append(ProofSide("absent", f"absent: {why}", 0.0))
+                continue
             try:
                 res, also = prove_for_every(protocol, b, limit=limit_s, hard_limit=hard_limit,
                                             limit_error=limit_error)

@@ -53,7 +53,9 @@ class VerdictRow:
 
     @property
     def lost(self) -> bool:
-        return self.baseline == "holds" and self.candidate == "violated"
+        """The baseline holds it; the candidate violates it or no longer has it (removing a
+        property is losing it)."""
+        return self.baseline == "holds" and self.candidate in ("violated", "absent")
 
     @property
     def changed(self) -> bool:

@@ -81,7 +81,11 @@ class BmcSearch:
             self.solver.add(*[self.enc.prop(p, self.states[d]) for p in self.props])
         self.checked = depth
         if self.checked >= self.max_depth:
-            self.result = BmcResult("unknown", self.checked, 0.0, reason=f"no violation up to depth {self.max_depth}")
+            self.result = BmcResult("unknown", self.checked, 0.0, reason=self.none_found(self.max_depth))
+
+    def none_found(self, depth: int) -> str:
+        """What a search that found nothing through ``depth`` ruled out, in words."""
+        return f"no violation{' and no failing step' if self.failing else ''} up to depth {depth}"
 
     def next_query_s(self) -> float:
         """A guess of the next depth's query time: the last one's times its growth over the one
@@ -137,7 +141,7 @@ class BmcSearch:
             self.took.append(time.monotonic() - began)
             if progress:
                 progress(d, time.monotonic() - start)
-        reason = "time limit" if self.checked < self.max_depth else f"no violation up to depth {self.max_depth}"
+        reason = "time limit" if self.checked < self.max_depth else self.none_found(self.max_depth)
         return done(BmcResult("unknown", self.checked, time.monotonic() - start, reason=reason))
 
 

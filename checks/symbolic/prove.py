@@ -357,11 +357,11 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
 
     if method == "bmc":
         found = bmc(enc, depth, timeout=left(), failing=True,
-                    progress=lambda d, t: say(f"bmc: no violation up to depth {d} ({t:.1f} s)"))
+                    progress=lambda d, t: say(f"bmc: no violation or failing step up to depth {d} ({t:.1f} s)"))
         if found.status == "violated":
             return result("violated", route="bmc", depth=found.depth, path=found.path, prop=found.prop)
         return result("unknown", route="bmc", depth=found.depth,
-                      reason=f"no violation up to depth {found.depth}" + (
+                      reason=f"no violation and no failing step up to depth {found.depth}" + (
                           "" if found.depth == depth else f" ({found.reason})"))
 
     if lemmas is INVARIANT:

@@ -76,3 +76,13 @@ def test_assert_proved_for_every_n_and_its_failures(deferral, monkeypatch: pytes
     with pytest.raises(AssertionError, match="drain-zaps not proved for every N, V, F at Q=1, S=1: unknown: .*"
                                              "stood in for"):
         assert_proved(EXAMPLE)
+
+
+def test_assert_proved_fails_for_a_variant_without_an_invariant() -> None:
+    """Nothing to prove is no proof (before: passed, a vacuous 'proved')."""
+    from deferral.checks.pytest_plugin import assert_proved
+    from deferral.model import REFERENCE
+
+    live_only = REFERENCE.derive("live-only", remove_properties=["no_stale_translation"])
+    with pytest.raises(AssertionError, match="live-only has no invariant property to prove"):
+        assert_proved(live_only, timeout=30)

@@ -284,3 +284,26 @@ def test_parametric_without_any_lemmas_says_so(cli) -> None:
     assert result.code == 3
     assert "lemmas: none (no shipped lemmas, no lemma file, none learned that prove it)" in result.out
     assert "lemmas (," not in result.out
+
+
+def test_a_counterexample_trace_names_the_route_that_found_it(capsys: pytest.CaptureFixture[str]) -> None:
+    """The written trace's note says what found the counterexample: the explicit search is not Z3
+    (before, every prove trace said "found by deferral prove (Z3)")."""
+    code, doc = _run(capsys, "--variant", "ipi-before-drain", "--vcpus", "2", "--timeout", "60")
+    assert code == 1 and doc["route"] == "explicit-search"
+    assert "Z3" not in doc["trace"]["note"] and "explicit-search" in doc["trace"]["note"], doc["trace"]["note"]
+    code, doc = _run(capsys, "--variant", "ipi-before-drain", "--vcpus", "2", "--method", "bmc", "--timeout", "60")
+    assert code == 1 and doc["route"] == "bmc" and "bmc" in doc["trace"]["note"], doc["trace"]["note"]
+
+
+@pytest.mark.parametrize("extra", [[], ["--parametric"], ["--method", "ic3po"], ["--method", "bmc"]])
+def test_a_variant_without_an_invariant_property_is_bad_input(cli, tmp_path: Path, extra: list[str]) -> None:
+    """prove covers invariant properties; a variant that has none (liveness only) has nothing to
+    prove. Before, auto and ic3po said "proved : no-inv" (exit 0) and bmc "unknown" (exit 3)."""
+    path = tmp_path / "no_inv.py"
+    path.write_text("from deferral.model import REFERENCE\n"
+                    "VARIANT = REFERENCE.derive('no-inv', remove_properties=['no_stale_translation'])\n")
+    r = cli("prove", "--variant-file", str(path), "--timeout", "60", *extra)
+    assert r.code == 2, r
+    assert "no invariant property" in r.err and "shootdowns_can_complete" in r.err, r.err
+    assert r.err.strip().count("\n") == 0 and "Traceback" not in r.err

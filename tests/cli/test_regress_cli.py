@@ -182,3 +182,20 @@ def test_a_time_limit_reports_the_bounds_it_checked(cli, tmp_path, candidate, co
     assert r.code == code
     assert "not checked: at N=2,V=2,F=2,Q=2" in r.out
     assert ("REGRESSION" in r.out) == (code == 1) and "no regression" not in r.out
+
+
+def test_a_candidate_that_removes_the_invariant_regresses_with_every_output(cli, tmp_path: Path) -> None:
+    """A candidate without no_stale_translation (which every corpus trace names) is a regression
+    (exit 1), in the text, JUnit and HTML alike. Before: exit 2 ("the trace names property
+    'no_stale_translation', which no-inv does not have"), and without the corpus and HTML,
+    exit 0 with "no regression: ... keeps every property"."""
+    path = tmp_path / "no_inv.py"
+    path.write_text("from deferral.model import REFERENCE\n"
+                    "VARIANT = REFERENCE.derive('no-inv', remove_properties=['no_stale_translation'])\n")
+    xml, page = tmp_path / "r.xml", tmp_path / "r.html"
+    r = cli("regress", "--candidate", str(path), "--bounds", "2,1,1,1", "--junit", str(xml), "--html", str(page),
+            "--time-limit", "120")
+    assert r.code == 1, r
+    assert "REGRESSION: no-inv loses no_stale_translation at N=2,V=1,F=1,Q=1 (it has no such property)" in r.out
+    assert "no-inv has no property no_stale_translation" in xml.read_text()
+    assert "no_stale_translation" in page.read_text()

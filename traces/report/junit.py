@@ -75,6 +75,7 @@ def regress_junit(report: Any) -> str:
         _case(verdicts, f"properties.{row.bounds.short()}", f"{row.prop} at {row.bounds.short()}",
               "failure" if row.lost else "skipped" if row.candidate in ("unknown", "absent") else "passed",
               failure=(f"{row.prop} lost at {row.bounds.short()}: {text}", "regression",
+                       f"{report.candidate.name} has no property {row.prop}" if row.candidate == "absent" else
                        f"shortest counterexample ({row.candidate_length} steps) in {report.candidate.name}:\n"
                        f"{steps(row.candidate_path)}"),
               skipped=text, out=text)

@@ -321,7 +321,8 @@ def print_regress(console: Console, report: Any) -> None:
             console.print(path_table(model, row.candidate_path,
                                      f"{row.prop} lost at {row.bounds.short()}: shortest counterexample "
                                      f"in {c.name} ({row.candidate_length} steps)"))
-    lost = [f"{r.prop} at {r.bounds.short()}" for r in report.lost]
+    lost = [f"{r.prop} at {r.bounds.short()}" + (" (it has no such property)" if r.candidate == "absent" else "")
+            for r in report.lost]
     lost += [f"corpus {r.name} ({r.candidate.describe()})" for r in report.corpus_lost]
     lost += [f"its proof for every N, V, F at {r.where}" for r in report.proofs_lost]
     unproved = [r.where for r in report.proofs if r.open]

@@ -118,3 +118,30 @@ def test_candidate_adding_a_variable_replays_corpus_by_steps():
     assert report.exit_code == 0
     assert all(not r.changed for r in report.corpus)
     assert report.behaviours[0].diff.added == report.behaviours[0].diff.lost == 0  # type: ignore[union-attr]
+
+
+def test_candidate_without_a_property_replays_the_corpus_on_its_own_properties():
+    """A candidate that removes the property corpus traces name: each trace's steps are judged on
+    the candidate's own properties (before, regress stopped with "the trace names property
+    'no_stale_translation', which ... does not have", exit 2)."""
+    cand = REFERENCE.derive("live-only", remove_properties=["no_stale_translation"])
+    report = regress(REFERENCE, cand, [SMALL], load_corpus(), behaviours=False)
+    rows = {r.name: r for r in report.corpus}
+    assert rows["cex-drain-local-only"].candidate.outcome == "passes"
+    assert rows["cex-wait-irqs-off"].candidate.outcome == "passes"
+    [row] = [r for r in report.verdicts if r.prop == "no_stale_translation"]
+    assert (row.baseline, row.candidate) == ("holds", "absent")
+
+
+def test_a_property_the_baseline_holds_and_the_candidate_removes_is_lost():
+    """Removing the invariant is losing it: exit 1, a JUnit failure saying so (before: 'changed',
+    exit 0 and "✓ no regression: ... keeps every property reference has")."""
+    cand = REFERENCE.derive("live-only", remove_properties=["no_stale_translation"])
+    report = regress(REFERENCE, cand, [SMALL], behaviours=False)
+    assert [(r.prop, r.change) for r in report.lost] == [("no_stale_translation", "LOST")]
+    assert report.exit_code == 1
+    xml = ET.fromstring(regress_junit(report))
+    [failure] = xml.findall(".//failure")
+    assert "live-only has no property no_stale_translation" in (failure.text or ""), failure.text
+    back = regress(cand, REFERENCE, [SMALL], behaviours=False)  # a property added is no loss
+    assert back.exit_code == 0 and not back.lost

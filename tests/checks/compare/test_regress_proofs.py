@@ -103,3 +103,15 @@ def test_prove_timeout_needs_prove(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["regress", "--candidate", str(SAFE), "--prove-timeout", "5", *QUICK]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "deferral: --prove-timeout needs --prove"
+
+
+def test_a_side_without_an_invariant_is_not_proved_for_every_n(tmp_path: Path) -> None:
+    """A candidate with no invariant property has no proof (before: "proved", the vacuous proof of
+    nothing, change "same"): its side is absent and the baseline's proof is lost."""
+    from deferral.checks.compare.proofs import prove_both
+
+    live_only = REFERENCE.derive("live-only", remove_properties=["no_stale_translation"])
+    [row] = prove_both(REFERENCE, live_only, [Bounds(2, 1, 1, 1)], limit_s=60)
+    assert row.baseline.status == "proved" and row.candidate.status == "absent"
+    assert "live-only has no invariant property to prove" in row.candidate.verdict
+    assert row.lost and row.change == "LOST"

@@ -213,3 +213,29 @@ def test_ctrl_c_while_shrinking_reports_the_shortest_violation_found_so_far(cli,
     assert doc["status"] == "violated" and doc["length"] >= 5 and "interrupted" in doc["shrink"][-1]
     replayed = cli("replay", str(trace))
     assert replayed.code == 0 and "as expected" in replayed.out
+
+
+def test_the_replay_command_it_suggests_replays_a_variant_files_trace(cli, tmp_path: Path) -> None:
+    """The trace line names a command that works: a trace taken with a variant file replays
+    only with ``--variant-file`` given (a trace never loads code), so the hint must carry it,
+    quoted for the shell (before, it said ``deferral replay FILE`` and that command exited 2)."""
+    import shlex
+
+    folder = tmp_path / "my dir"
+    folder.mkdir()
+    path = folder / "local.py"
+    path.write_text("from deferral.model import REFERENCE\n\n\n"
+                    "def resync(s, i, p, sp=0):\n"
+                    "    with s.when(s.shadow[i][sp][p] != 0):\n"
+                    "        s.shadow[i][sp][p] = s.gpt[sp][p]\n\n\n"
+                    "VARIANT = REFERENCE.derive('local', procedures={'resync': resync})\n")
+    trace = tmp_path / "t.json"
+    r = cli("simulate", "--variant-file", str(path), "--depth", "60", "--walks", "8192", "--workers", "1",
+            "--time-limit", "30", "--trace-out", str(trace))
+    assert r.code == 1, r
+    line = next(x for x in r.out.splitlines() if x.startswith("trace: "))
+    argv = shlex.split(line.split("(", 1)[1].rsplit(")", 1)[0])
+    assert argv[:2] == ["deferral", "replay"], line
+    replayed = cli(*argv[1:])
+    assert replayed.code == 0, replayed
+    assert "violates no_stale_translation" in replayed.out and "as expected" in replayed.out

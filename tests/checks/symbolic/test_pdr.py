@@ -68,7 +68,7 @@ def test_prove_bmc_violation_trace_replays(capsys: pytest.CaptureFixture[str], t
 def test_prove_bmc_nothing_found_is_unknown(capsys: pytest.CaptureFixture[str]) -> None:
     code, out = run(capsys, "--json", "--method", "bmc", "--depth", "3")
     doc = json.loads(out)
-    assert code == 3 and doc["status"] == "unknown" and "no violation up to depth 3" in doc["reason"]
+    assert code == 3 and doc["status"] == "unknown" and "no violation and no failing step up to depth 3" in doc["reason"]
 
 
 def test_prove_induction_on_a_mutant_shows_a_cti(capsys: pytest.CaptureFixture[str]) -> None:

@@ -41,7 +41,7 @@ def test_refutation_has_no_lemmas_and_the_shortest_length(capsys: pytest.Capture
 
 def test_unknown_says_why(capsys: pytest.CaptureFixture[str]) -> None:
     code, doc = _run(capsys, "--vcpus", "2", "--method", "bmc", "--depth", "2")
-    assert code == 3 and doc["status"] == "unknown" and doc["reason"] == "no violation up to depth 2"
+    assert code == 3 and doc["status"] == "unknown" and doc["reason"] == "no violation and no failing step up to depth 2"
     _text(doc)
 
 
