@@ -545,6 +545,14 @@ EXTRA_CTIS, MAX_ROUNDS = 4, 200
 TARGETED = True
 #: How a round's counterexamples are ruled out, in order (:func:`_exclude`: the first that finds a new family).
 HOWS = ("falsified", "diagrams", "excluding", "covering")
+#: Where Houdini drops families the last round made to rule out a counterexample, the pre-states of the steps
+#: that broke them (at most this many) are ruled out too (:func:`learn_at`; 0: not): the same counterexample
+#: came back round after round, each time with new families Houdini dropped (the reference at 2,1,1,1,S=2: 72
+#: rounds unfinished, 4 with this; PROVE.md, 5 Dec, evening).
+SUPPORT = 4
+#: The first stage hands its whole Houdini fixpoint to a larger next stage (:func:`learn`), not only what the
+#: properties need.
+CARRY_FIXPOINT = True
 #: Counterexamples learned from per round, at most (each next one with the families made for the last assumed).
 BATCH = 4
 #: Seconds a round's search for clauses of four literals may take (PROVE.md, 5 Dec, morning).
@@ -589,6 +597,7 @@ def learn_at(protocol: Protocol, at: Bounds, found: Enumerated, start: Sequence[
     offered = list(start)
     names = {lem.name for lem in cands}
     judge = _Witnesses(found, at)
+    made: list[str] = []  # the families the last round made
     for rnd in range(1, MAX_ROUNDS + 1):
         mark = len(rel.dropped)
         try:
@@ -606,6 +615,14 @@ def learn_at(protocol: Protocol, at: Bounds, found: Enumerated, start: Sequence[
         states = [state] + [st for _, st in rel.dropped[mark:]][::-1][:EXTRA_CTIS]
         cap = time.monotonic() + EXCLUDE_S
         new = _exclude(found, at, states, names, cap)
+        if SUPPORT and made:
+            # the families made last round to rule out a counterexample that Houdini dropped now: the
+            # pre-states of the steps that broke them are ruled out too (IC3's blocking of a blocking
+            # clause's own counterexample), else the same counterexample returns round after round
+            alive_names = {lem.name for lem in alive}
+            back = list(dict.fromkeys(tuple(rel.witness[n]) for n in made if n not in alive_names and n in rel.witness))
+            for st in back[:SUPPORT]:
+                new += _exclude(found, at, [st], names, cap)
         # more counterexamples before the next round: the next one where the new families are assumed
         # to be kept (each round's Houdini, with hundreds of candidates, learned from one: PROVE.md, 5 Dec,
         # late morning)
@@ -631,6 +648,7 @@ def learn_at(protocol: Protocol, at: Bounds, found: Enumerated, start: Sequence[
                          f"a counterexample to induction of {broke} at {at.short()} that no enumerated family "
                          f"rules out", state=protocol_state(protocol, at, state))
         offered += new
+        made = [lem.name for lem in new]
         # the next round starts from what is alive, the new families, and the dropped families whose
         # witness (the pre-state of the step that broke them) a new or returning family rules out: the
         # others are dropped by that same step again (Houdini's fixpoint is the same; its rounds are
@@ -847,7 +865,11 @@ def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: 
         part[f"houdini and cores at {at.short()}"] = st.seconds
         if st.needed is None:
             return Learned([], done, sampled, len(found.families), part, st.why or "no fixpoint")
-        start = st.needed
+        # from the first stage to a larger instance, Houdini's whole fixpoint (not only what the properties
+        # need there): facts the smallest instance's proof did not use replace the ones 3 VCPUs and 2 pages
+        # break (the reference at 4,3,3,3,S=2: 2 of the 31 needed were not inductive at 3,2,2,3,2 and the
+        # stage there did not settle in 150 s; from the fixpoint it settled in 2 rounds; PROVE.md, 5 Dec, evening)
+        start = st.alive if CARRY_FIXPOINT and n == 0 and n + 1 < len(stages) and stages[n + 1] != at else st.needed
         if note:
             note(f"clauses: at {at.short()}: {len(st.alive)} of {st.offered} families inductive after "
                  f"{st.rounds} rounds; the properties need {len(st.needed)}")

@@ -19,6 +19,7 @@ fixpoint is proved afterwards) and which assumptions to try first.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any, Sequence
 
@@ -139,17 +140,18 @@ class Relevance:
                 s.add(z3.Implies(use[lem.name], self._terms[lem.name][0]))  # type: ignore[index]
         try:
             while True:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError(f"bounded houdini at {self.at.short()}: timeout")
                 live = list(alive) + list(must)
                 s.push()
                 s.add(_any([self._neg[lem.name] for lem in live]))
-                s.set("timeout", max(1, int(1000 * (deadline - time.monotonic()))) if deadline is not None
-                      else 4294967295)
-                r = _check(s, [use[lem.name] for lem in live])
+                with _Alarm(deadline) as alarm:
+                    r = _check(s, [use[lem.name] for lem in live])
                 if r == z3.unsat:
                     s.pop()
                     return alive, None, None
                 if r == z3.unknown:
-                    why = s.reason_unknown()
+                    why = alarm.reason(s)
                     s.pop()
                     raise TimeoutError(f"bounded houdini at {self.at.short()}: {why}")
                 m = s.model()
@@ -191,11 +193,10 @@ class Relevance:
         try:
             s.push()
             s.add(_any([self._neg[lem.name] for lem in must if lem.name in self._neg]))
-            s.set("timeout", max(1, int(1000 * (deadline - time.monotonic()))) if deadline is not None
-                  else 4294967295)
-            r = _check(s, [use[lem.name] for lem in live])
+            with _Alarm(deadline) as alarm:
+                r = _check(s, [use[lem.name] for lem in live])
             if r == z3.unknown:
-                raise TimeoutError(f"bounded houdini at {self.at.short()}: {s.reason_unknown()}")
+                raise TimeoutError(f"bounded houdini at {self.at.short()}: {alarm.reason(s)}")
             return tuple(self._enc.decode(s.model(), xs)) if r == z3.sat else None
         finally:
             if s.num_scopes():
@@ -224,9 +225,12 @@ class Relevance:
         every = [lem for lem in list(alive) + list(must) if self._term(lem) is not None]
         use = {lem.name: z3.Bool(f"sup.{n}") for n, lem in enumerate(every)}
         back = {str(u): name for name, u in use.items()}
-        s = _solver(deadline)
+        s = _solver(None)
         s.set("core.minimize", True)
-        s.add(trans)
+        # the step instances Houdini tries (one per orbit where every family is checked symmetric): a
+        # lemma's consecution over those is its consecution over every step (symmetry.representatives)
+        steps = self._representatives(every, deadline)
+        s.add(trans if steps is None else z3.And(self._enc.valid(xs), self._enc.trans(xs, ys, act, only=steps)))
         for lem in every:
             s.add(z3.Implies(use[lem.name], self._terms[lem.name][0]))  # type: ignore[index]
         todo = [lem.name for lem in must if lem.name in use]
@@ -237,9 +241,8 @@ class Relevance:
                 name = todo.pop()
                 s.push()
                 s.add(z3.Not(self._terms[name][1]))  # type: ignore[index]
-                if deadline is not None:
-                    s.set("timeout", max(1, int(1000 * (deadline - time.monotonic()))))
-                r = s.check(list(use.values()))
+                with _Alarm(deadline):
+                    r = s.check(list(use.values()))
                 core = {back[str(c)] for c in s.unsat_core() if str(c) in back} if r == z3.unsat else None
                 s.pop()
                 if core is None:
@@ -291,6 +294,52 @@ class Relevance:
 
 #: Lemmas per bit-vector probe (:meth:`Relevance._false_in`).
 PROBE = 64
+
+
+class _Alarm:
+    """Interrupts Z3 once ``deadline`` passes while a query of this module runs (a timer thread calls the
+    context's interrupt, again every :data:`REARM_S` until the query ends), instead of a solver
+    ``timeout`` set to the time left: Z3's answers (its models: which lemmas Houdini drops, which
+    counterexample comes back) depended on that value, so two runs of one learning loop took 9 and 24
+    rounds (PROVE.md, 5 Dec, evening). A query started past the deadline is interrupted at once."""
+
+    def __init__(self, deadline: float | None, ctx: Any = None) -> None:
+        self.deadline, self.ctx = deadline, ctx
+        self._timer: threading.Timer | None = None
+        self._on = self._fired = False
+        self._lock = threading.Lock()  # no interrupt once the query has ended
+
+    def __enter__(self) -> "_Alarm":
+        if self.deadline is not None:
+            self._on = True
+            self._arm(max(0.0, self.deadline - time.monotonic()))
+        return self
+
+    def _arm(self, after: float) -> None:
+        self._timer = threading.Timer(after, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._on:
+                self._fired = True
+                (self.ctx or z3.main_ctx()).interrupt()
+                self._arm(REARM_S)
+
+    def reason(self, s: z3.Solver) -> str:
+        """Why the query ended unknown: "timeout" where this alarm interrupted it, else the solver's reason."""
+        return "timeout" if self._fired else s.reason_unknown()
+
+    def __exit__(self, *exc: Any) -> None:
+        with self._lock:
+            self._on = False
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+#: Seconds between an :class:`_Alarm`'s interrupts once its deadline has passed.
+REARM_S = 0.2
 
 
 def _any(terms: Sequence[Any]) -> Any:

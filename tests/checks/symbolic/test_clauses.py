@@ -383,3 +383,68 @@ def test_diagrams_find_clauses_as_short_as_before_with_the_most_constraining_col
         assert (~here).any(axis=1).all()
         lengths.append(min(len(lem.texts) for lem in got))
     assert lengths[0] == lengths[1]
+
+
+def test_bounded_houdini_answers_the_same_whatever_its_deadline() -> None:
+    """Relevance.houdini's deadline interrupts Z3 (a timer), it is not a solver timeout set to the time
+    left: Z3's models depended on that value (one learning loop took 9 or 24 rounds run to run). The
+    same question in two fresh processes, with a near and a far deadline, gets the same counterexample;
+    a deadline already past ends the query with "timeout"."""
+    import subprocess
+    import sys
+
+    script = ("import sys, time\n"
+              "from deferral.checks.symbolic.relevance import Relevance\n"
+              "from deferral.checks.symbolic.infer import property_lemmas\n"
+              "from deferral.model import REFERENCE, Bounds\n"
+              "from deferral.model.invariant import INVARIANT\n"
+              "weak = [x for x in INVARIANT[:-1] if 'acked' not in x.name]\n"
+              "r = Relevance(REFERENCE, Bounds(2, 1, 1, 1, 2)).houdini(weak, property_lemmas(REFERENCE), "
+              "time.monotonic() + float(sys.argv[1]), settle=True)\n"
+              "print([x.name for x in r[0]], r[1], r[2])\n")
+    runs = [subprocess.run([sys.executable, "-c", script, limit], capture_output=True, text=True, timeout=120)
+            for limit in ("7.5", "3000")]
+    assert all(run.returncode == 0 for run in runs), runs[0].stderr[-500:] + runs[1].stderr[-500:]
+    assert "property" in runs[0].stdout and runs[0].stdout == runs[1].stdout
+    from deferral.checks.symbolic.relevance import Relevance
+
+    must = property_lemmas(REFERENCE)
+    weak = [lem for lem in INVARIANT[:-1] if "acked" not in lem.name]
+    with pytest.raises(TimeoutError, match="timeout"):
+        Relevance(REFERENCE, SMALL).houdini(weak, must, time.monotonic() - 1)
+
+
+@pytest.mark.slow  # 15-25 s under load
+def test_the_families_a_round_made_and_houdini_dropped_have_their_counterexamples_ruled_out() -> None:
+    """At 2,1,1,1 with two address spaces the reference's learning loop took 72 rounds and did not
+    settle in 90 s where the families a round made to rule out a counterexample were dropped by the next
+    round's Houdini and the same counterexample came back; ruling out the pre-states of the steps that
+    broke them too (clauses.SUPPORT) settles it in a few rounds (PROVE.md, 5 Dec, evening)."""
+    at = Bounds(2, 1, 1, 1, 2)
+    conc = {"queue": 1, "spaces": 2}
+    r = clauses.learn(REFERENCE, clauses.plan(REFERENCE, conc, within=at), clauses.stage_bounds(REFERENCE, at),
+                      deadline=time.monotonic() + 120)
+    assert r.ok and r.stages[0].rounds <= 10
+
+
+def test_the_first_stage_hands_its_whole_fixpoint_to_a_larger_stage(monkeypatch: pytest.MonkeyPatch) -> None:
+    """clauses.learn: a stage at larger bounds than the first starts from the first stage's whole Houdini
+    fixpoint (at 4,3,3,3,S=2 what the properties needed at 2,1,1,3,2 lost two families at 3,2,2,3,2 and that
+    stage did not settle; PROVE.md, 5 Dec, evening); a stage at the same bounds, and every later one, from
+    what the properties needed."""
+    starts: list[tuple[Bounds, list[str]]] = []
+    fixpoint = [Lemma(f"alive {n}", (), lambda s: True) for n in range(3)]
+
+    def fake(protocol, at, found, start=(), deadline=None, note=None, trim=True):  # type: ignore[no-untyped-def]
+        starts.append((at, [x.name for x in start]))
+        return clauses.Stage(at, fixpoint, fixpoint[:1], 1, len(start), 0.0)
+
+    monkeypatch.setattr(clauses, "learn_at", fake)
+    larger = Bounds(3, 2, 2, 1)
+    r = clauses.learn(REFERENCE, [(SMALL, "exhaustive")], [SMALL, SMALL, larger, Bounds(4, 3, 3, 1)])
+    assert r.ok
+    assert [at for at, _ in starts] == [SMALL, SMALL, larger, Bounds(4, 3, 3, 1)]
+    assert starts[1][1] == ["alive 0"] and starts[2][1] == ["alive 0"] and starts[3][1] == ["alive 0"]
+    starts.clear()
+    clauses.learn(REFERENCE, [(SMALL, "exhaustive")], [SMALL, larger, Bounds(4, 3, 3, 1)])
+    assert starts[1][1] == [x.name for x in fixpoint] and starts[2][1] == ["alive 0"]
