@@ -156,22 +156,27 @@ def _building(lib: Path, timeout: float) -> bool:
     is younger than ``timeout`` (plus a margin). A stale lock (its process gone: a killed build; or
     too old) is removed."""
     lock = _lock_of_lib(lib)
-    try:
-        text, age = lock.read_text(), time.time() - lock.stat().st_mtime
-    except OSError:
+    got = _read_lock(lock)
+    if got is None:
         return False
+    fields, age = got
     try:
-        pid = int(text.split()[0])
+        pid = int(fields[0])
     except (ValueError, IndexError):
         alive = age < LOCK_STARTING_S  # being written
     else:
         alive = _alive(pid) and age < timeout + 60
     if not alive:
-        try:
-            lock.unlink()
-        except OSError:
-            pass
+        _unlink(lock)
     return alive
+
+
+def _read_lock(path: Path) -> tuple[list[str], float] | None:
+    """A lock or claim file's whitespace-separated fields and its age in seconds; None: there is none."""
+    try:
+        return path.read_text().split(), time.time() - path.stat().st_mtime
+    except OSError:
+        return None
 
 
 def _alive(pid: int) -> bool:
@@ -370,12 +375,12 @@ def claimant(key: str, folder: Path) -> tuple[int, int] | None:
     compiling it, in this process or another), None: none. A claim whose process or thread is gone
     (a killed build; a thread of this process that ended) is stale: removed."""
     path = _claim_file(key, folder)
-    try:
-        text, age = path.read_text(), time.time() - path.stat().st_mtime
-    except OSError:
+    got = _read_lock(path)
+    if got is None:
         return None
+    fields, age = got
     try:
-        pid, tid = (int(x) for x in text.split()[:2])
+        pid, tid = (int(x) for x in fields[:2])
     except ValueError:
         if age < LOCK_STARTING_S:  # being written
             return (0, 0)
