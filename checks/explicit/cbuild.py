@@ -226,9 +226,11 @@ def built_last() -> bool:
     return bool(getattr(_last, "built", False))
 
 
-#: The detached build: compile in its folder, rename the library into the cache, remove the lock; the
-#: folder is removed when it succeeded (else its ``err`` is read by the process that started it).
-_SCRIPT = ('cd "$1" || exit 1; shift; "$@" -o fused.so fused.c 2>err; code=$?; '
+#: The detached build: name itself in the lock (the build's own process, alive as long as it runs; written
+#: by the shell, not after Popen returns, where a build already ended would leave a stale lock behind),
+#: compile in its folder, rename the library into the cache, remove the lock; the folder is removed when
+#: it succeeded (else its ``err`` is read by the process that started it).
+_SCRIPT = ('echo $$ >"$DEFERRAL_LOCK"; cd "$1" || exit 1; shift; "$@" -o fused.so fused.c 2>err; code=$?; '
            'if [ $code -eq 0 ] && [ -s fused.so ]; then mv -f fused.so "$DEFERRAL_LIB"; fi; '
            'rm -f fused.c "$DEFERRAL_LOCK"; '
            'if [ $code -eq 0 ]; then cd / && rm -rf "$DEFERRAL_TMP"; fi; exit $code')
@@ -256,7 +258,6 @@ def _compile(cc: str, source: str, lib: Path, timeout: float, cancel: threading.
         raise
     _compiling.add(proc.pid)
     try:
-        lock.write_text(f"{proc.pid}\n")  # the build's own process: alive as long as it runs
         niced = False
         end = time.monotonic() + timeout
         while proc.poll() is None:
