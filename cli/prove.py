@@ -174,7 +174,24 @@ def parse_lemmas(path: str, text: str, protocol: Any, bounds: Any) -> tuple[Any,
     except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as exc:
         # GeneralizeError and InferError are ValueErrors
         what = str(exc) if isinstance(exc, ValueError) else f"not a lemmas file ({type(exc).__name__}: {exc})"
-        raise UsageError(f"--lemmas {path}: {what}") from None
+        raise UsageError(f"--lemmas {path}: {what}{_other_bounds_hint(doc, protocol, bounds)}") from None
+
+
+def _other_bounds_hint(doc: Any, protocol: Any, bounds: Any) -> str:
+    """Where a lemmas file that does not load was written at other bounds than those asked for (a bound
+    other than N, V, F changes the vocabulary: queue items name a space at S >= 2), a hint saying so."""
+    from deferral.model.bounds import Bounds
+
+    try:
+        written = Bounds.from_dict(doc["bounds"], protocol.bound_decls)
+    except (TypeError, KeyError, ValueError, AttributeError):
+        return ""
+    differ = [d.name for d in protocol.bound_decls if written[d.name] != bounds[d.name] and
+              d.name not in ("vcpus", "pages", "frames")]
+    if not differ:
+        return ""
+    return (f" (the file was written at {written.short() or 'the default bounds'}, not at {bounds.short()}: "
+            f"its {', '.join(differ)} differ; learn one there with prove --invariant-out)")
 
 
 def _prove(args: argparse.Namespace, protocol: Any, bounds: Any, templates: Any, families: Any,
