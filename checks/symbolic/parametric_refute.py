@@ -14,7 +14,7 @@ are violated.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from deferral.checks.results import Outcome
@@ -108,10 +108,9 @@ def search_small(protocol: Protocol, bounds: Bounds, budget_s: float, max_states
 
     began = time.monotonic()
     done = SmallSearch()
-    invariants = tuple(p for p in protocol.properties if p.kind == "invariant")
-    if not invariants:
+    only = protocol.invariants_only()  # same steps and name: no liveness pass
+    if not only.properties:
         return done
-    only = replace(protocol, properties=invariants)  # same steps and name: no liveness pass
     for index, at in instances(bounds, start):
         left = budget_s - (time.monotonic() - began)
         if left <= 0.05:
