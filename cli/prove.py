@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 
@@ -111,6 +112,10 @@ def run(args: argparse.Namespace) -> int:
         write_atomic(args.itf, json.dumps(to_itf(trace, protocol), indent=1) + "\n")
     if res.status == "proved" and args.invariant_out:
         write_atomic(args.invariant_out, json.dumps(invariant_json(res, protocol), indent=1) + "\n")
+        if res.for_every is None:  # a bounded proof: what the file holds is known inductive here only
+            print(f"deferral: {args.invariant_out}: inductive at {res.bounds.short()} (what this proof checked); "
+                  f"--lemmas {args.invariant_out} offers it again at other bounds or with --parametric, where "
+                  "Houdini keeps only what is inductive there", file=sys.stderr, flush=True)
     if args.html:
         write_atomic(args.html, prove_html(res, model))
     if args.junit:
