@@ -342,15 +342,16 @@ class Signature:
         return self._recent[key]
 
     def diagrams(self, b: Bounds, state: Sequence[int], alternatives: int = ALTERNATIVES, width: int = MAX_COVER,
-                 deadline: float | None = None) -> list[Lemma]:
+                 effort: "Effort | None" = None) -> list[Lemma]:
         """The shortest clauses (1 to ``width`` of every kept literal) true in the samples and false in
         ``state`` (at ``b``) at some parameter assignment, ``alternatives`` per assignment: the negation
         of a smallest part of the state's diagram that no sampled state has (IC3PO's and UPDR's
         generalization, here against the samples). Exact, where :meth:`covering` is greedy: a minimum
         hitting set of the sampled columns by the literals false in ``state``, found by Z3 with the
         columns added as its candidates leave them uncovered (a few dozen of the 138,000 distinct columns
-        of (t, i, k) at 2,1,1,1,S=2; the most constraining of them first, :data:`COLUMNS_PER_ASK`). Stops at
-        ``deadline``."""
+        of (t, i, k) at 2,1,1,1,S=2; the most constraining of them first, :data:`COLUMNS_PER_ASK`). Each query
+        is bounded by Z3's resource count (:data:`DIAGRAM_RLIMIT`, not a timeout: the same answer under any
+        load) and spends that count from ``effort``; the search stops once it is spent."""
         import z3
 
         from deferral.checks.symbolic.relevance import _any
@@ -371,17 +372,21 @@ class Signature:
             one, zero = z3.BitVecVal(1, 1), z3.BitVecVal(0, 1)
             bits = z3.Concat(*[z3.If(v, one, zero) for v in x]) if len(x) > 1 else z3.If(x[0], one, zero)
             s = z3.SolverFor("QF_FD")
-            s.set("timeout", 2000)
+            s.set("rlimit", DIAGRAM_RLIMIT)
+            counted = rlimit_count(s)  # the context's resource count so far (Z3 counts per context)
             size: dict[int, Any] = {}
             rows = np.array(cand)
             k = 2  # one kept literal never covers every sampled column (those are ``always``)
             while k <= width and len(out) < alternatives:
-                if deadline is not None and time.monotonic() > deadline:
+                if effort is not None and effort.out:
                     return out
                 if k not in size:
                     size[k] = z3.Bool(f"at_most_{k}")
                     s.add(z3.Implies(size[k], z3.AtMost(*x, k)))
                 r = s.check(size[k])
+                if effort is not None:
+                    effort.spend(STEPS_PER_RLIMIT * (rlimit_count(s) - counted))
+                    counted = rlimit_count(s)
                 if r != z3.sat:
                     k += 1
                     continue
@@ -417,28 +422,33 @@ class Signature:
                 break
         return out
 
-    def excluding(self, b: Bounds, state: Sequence[int], limit: int = 8, deadline: float | None = None) -> list[Lemma]:
+    def excluding(self, b: Bounds, state: Sequence[int], limit: int = 8, effort: "Effort | None" = None) -> list[Lemma]:
         """Minimal clauses of 4 pooled literals true in the samples and false in ``state`` (at ``b``) for
         some parameter assignment: new families that rule out that counterexample to induction (the
-        search stops at ``deadline``)."""
+        search stops once ``effort`` is spent: a third or fourth literal tried is one step)."""
         truth = self._truth(b, state)[self.pool]
         m, full = self.masks, self.full
+        weight = 1.0 + full.bit_length() / MASK_BITS_PER_STEP  # a literal tried costs more on wider masks
         out: list[Lemma] = []
         for col in range(truth.shape[1]):
             pooled = [j for j in np.flatnonzero(~truth[:, col]) if m[j]]
             for x, a in enumerate(pooled):
-                if deadline is not None and time.monotonic() > deadline:
+                if effort is not None and effort.out:
                     return out
                 for y in range(x + 1, len(pooled)):
                     c = pooled[y]
                     g2 = full & ~(m[a] | m[c])
                     if not g2:
                         continue
+                    if effort is not None:
+                        effort.spend(int(weight * (len(pooled) - y)))  # the third literals tried
                     for z in range(y + 1, len(pooled)):
                         d = pooled[z]
                         g3 = g2 & ~m[d]
                         if not g3 or g3 == g2 or (full & ~(m[a] | m[d])) == 0 or (full & ~(m[c] | m[d])) == 0:
                             continue
+                        if effort is not None:
+                            effort.spend(int(weight * (len(pooled) - z)))  # the fourth literals tried
                         for e in pooled[z + 1:]:
                             if m[e] & g3 == g3 and not self._covered(a, c, d, e):
                                 lem = self._lemma(tuple(self.pool[j] for j in (a, c, d, e)))
@@ -555,8 +565,38 @@ SUPPORT = 4
 CARRY_FIXPOINT = True
 #: Counterexamples learned from per round, at most (each next one with the families made for the last assumed).
 BATCH = 4
-#: Seconds a round's search for clauses of four literals may take (PROVE.md, 5 Dec, morning).
-EXCLUDE_S = 4.0
+#: Steps a round's searches for new clauses may take (:class:`Effort`): about 4 s of this machine unloaded, the
+#: wall-clock cap it replaces (PROVE.md, 5 Dec, morning; a count since 5 Dec, night: that cap made two runs of
+#: one learning loop part ways). A step is about 0.15 microseconds: a literal tried by :meth:`Signature.excluding`
+#: is 1 + (its masks' bits / MASK_BITS_PER_STEP) steps (0.23 us at 6,700 bits, 1.1 us at 72,000, measured),
+#: a unit of Z3's resource count STEPS_PER_RLIMIT steps (2.9-6.4 million units a second in the diagrams).
+EXCLUDE_STEPS, MASK_BITS_PER_STEP, STEPS_PER_RLIMIT = 28_000_000, 11_000, 2
+#: Z3's resource count one query of :meth:`Signature.diagrams` may take (about the 2 s timeout it replaces).
+DIAGRAM_RLIMIT = 8_000_000
+
+
+class Effort:
+    """What a learning round's searches for new clauses may still spend, counted, not timed: a fourth
+    literal tried by :meth:`Signature.excluding` is a step, a query of :meth:`Signature.diagrams` its
+    Z3 resource count. A wall-clock cap (4 s a round, 2 s a query) made the same learning loop take
+    other paths under other loads (PROVE.md, 5 Dec, night, helper p5). ``deadline`` (time.monotonic;
+    the stage's own) ends it too: the stage is cut there anyway."""
+
+    def __init__(self, steps: int, deadline: float | None = None) -> None:
+        self.left, self.deadline = steps, deadline
+
+    def spend(self, steps: int) -> None:
+        self.left -= steps
+
+    @property
+    def out(self) -> bool:
+        return self.left <= 0 or (self.deadline is not None and time.monotonic() > self.deadline)
+
+
+def rlimit_count(solver: Any) -> int:
+    """Z3's resource count of ``solver``'s context so far (every query of it; ``rlimit`` bounds one query's share)."""
+    stats = solver.statistics()
+    return int(stats.get_key_value("rlimit count")) if "rlimit count" in stats.keys() else 0
 #: The first stage starts from every enumerated family of at most this many literals (the simplest,
 #: mostly inductive; DistAI's smallest-first), not from nothing: at two spaces the loop from nothing
 #: took 12-34 rounds and often ran out of its share (PROVE.md, 5 Dec, morning).
@@ -613,7 +653,7 @@ def learn_at(protocol: Protocol, at: Bounds, found: Enumerated, start: Sequence[
                 return Stage(at, alive, None, rnd, len(offered), time.monotonic() - t0, str(exc))
             return Stage(at, alive, alive if needed is None else needed, rnd, len(offered), time.monotonic() - t0)
         states = [state] + [st for _, st in rel.dropped[mark:]][::-1][:EXTRA_CTIS]
-        cap = time.monotonic() + EXCLUDE_S
+        cap = Effort(EXCLUDE_STEPS, deadline)
         new = _exclude(found, at, states, names, cap)
         if SUPPORT and made:
             # the families made last round to rule out a counterexample that Houdini dropped now: the
@@ -659,12 +699,12 @@ def learn_at(protocol: Protocol, at: Bounds, found: Enumerated, start: Sequence[
     return Stage(at, [], None, MAX_ROUNDS, len(offered), time.monotonic() - t0, f"round limit at {at.short()}")
 
 
-def _exclude(found: Enumerated, at: Bounds, states: Sequence[Any], names: set[str], cap: float) -> list[Lemma]:
+def _exclude(found: Enumerated, at: Bounds, states: Sequence[Any], names: set[str], cap: "Effort") -> list[Lemma]:
     """New families (not in ``names``, which this adds them to) that rule out the counterexamples ``states``
     (the property's first): the enumerated families false in any of them; where there are none, the
     shortest clauses of every literal false in one (:meth:`Signature.diagrams`; the signatures of fewest
     variables first, none wider once one rules the state out: :data:`FEWEST_FIRST`), else clauses of four
-    pooled literals (:meth:`Signature.excluding`), else greedy covers; the searches stop at ``cap``."""
+    pooled literals (:meth:`Signature.excluding`), else greedy covers; the searches stop once ``cap`` is spent."""
     new: list[Lemma] = []
     for sig in found.signatures:
         sig.prime(at, states)
@@ -675,8 +715,8 @@ def _exclude(found: Enumerated, at: Bounds, states: Sequence[Any], names: set[st
                 if how == "diagrams" and FEWEST_FIRST and len(new) > made and len(sig.params) > width:
                     break  # a clause over fewer variables rules this state out: the wider signatures are not searched
                 got = (sig.falsified(at, st) if how == "falsified" else sig.covering(at, st) if how == "covering"
-                       else sig.diagrams(at, st, deadline=cap) if how == "diagrams"
-                       else sig.excluding(at, st, deadline=cap))
+                       else sig.diagrams(at, st, effort=cap) if how == "diagrams"
+                       else sig.excluding(at, st, effort=cap))
                 new += [lem for lem in got if lem.name not in names]
                 names.update(lem.name for lem in got)
                 width = len(sig.params)
@@ -818,10 +858,8 @@ FIRST_CAP, CAP, ENUMERATE_SHARE = 20_000, 10_000, 0.3
 #: 3 s), not the first ``cap`` (the shallowest levels: families true there and false deeper made the
 #: learning oscillate; PROVE.md, 5 Dec, late morning).
 FIRST_SPREAD, SPREAD = 100, 10
-#: Seconds each spread search may take at most (the smallest instance's, the others'): under load the whole
-#: 4.5 million states of lazy_waitret_clear at 2,1,1,1,S=2 took 13 s; a search cut short draws from what it
-#: reached.
-FIRST_SPREAD_S, SPREAD_S = 4.0, 1.5
+#: (Each spread search was also cut at 4 s, the others at 1.5 s, until 5 Dec, night: a sample then depended on
+#: the machine's load; the state caps bound it now, and the learning's deadline.)
 
 
 def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: Sequence[Bounds],
@@ -842,7 +880,7 @@ def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: 
             break
         got = walk_rows(Model(protocol, b), cap=CAP) if how == "walks" else sample_rows(
             protocol, b, cap=FIRST_CAP if n == 0 else CAP, spread=FIRST_SPREAD if n == 0 else SPREAD,
-            time_limit=FIRST_SPREAD_S if n == 0 else SPREAD_S)
+            time_limit=None if deadline is None else max(0.0, deadline - time.monotonic()))
         rows.append((b, got))
         sampled.append((b, how, int(got.shape[0])))
     part["sampling"] = time.monotonic() - t0

@@ -340,7 +340,7 @@ class _Stub:
     def falsified(self, b: Bounds, state: object) -> list[object]:
         return []
 
-    def diagrams(self, b: Bounds, state: object, deadline: float | None = None) -> list[object]:
+    def diagrams(self, b: Bounds, state: object, effort: object = None) -> list[object]:
         self.calls.append(len(self.params))
         return [Lemma(name, (), lambda s: True) for name in self.made]
 
@@ -355,12 +355,12 @@ def test_a_counterexample_a_narrow_diagram_rules_out_gets_none_from_wider_signat
     calls: list[int] = []
     sigs = [_Stub(1, [], calls), _Stub(2, ["a"], calls), _Stub(2, ["b"], calls), _Stub(3, ["c"], calls)]
     found = clauses.Enumerated([], {}, 0.0, sigs)  # type: ignore[arg-type]
-    got = clauses._exclude(found, SMALL, [(0,)], set(), cap=1e18)
+    got = clauses._exclude(found, SMALL, [(0,)], set(), cap=clauses.Effort(10**12))
     assert [lem.name for lem in got] == (["a", "b"] if fewest_first else ["a", "b", "c"])
     assert calls == ([1, 2, 2] if fewest_first else [1, 2, 2, 3])
     calls.clear()
     sigs[1].made = sigs[2].made = []  # nothing of two variables: the widest is searched
-    assert [lem.name for lem in clauses._exclude(found, SMALL, [(1,)], set(), cap=1e18)] == ["c"]
+    assert [lem.name for lem in clauses._exclude(found, SMALL, [(1,)], set(), cap=clauses.Effort(10**12))] == ["c"]
     assert calls == [1, 2, 2, 3]
 
 
@@ -448,3 +448,59 @@ def test_the_first_stage_hands_its_whole_fixpoint_to_a_larger_stage(monkeypatch:
     starts.clear()
     clauses.learn(REFERENCE, [(SMALL, "exhaustive")], [SMALL, larger, Bounds(4, 3, 3, 1)])
     assert starts[1][1] == [x.name for x in fixpoint] and starts[2][1] == ["alive 0"]
+
+
+#: The first learning stage at 2,1,1,1 (the reference, no deadline), in a fresh process (Z3's context
+#: remembers the terms an earlier run made, and its models follow them); with "fast", the learner's clock
+#: runs 1,000 times faster (what a machine 1,000 times slower would see).
+_STAGE_SCRIPT = """
+import sys, time
+from deferral.checks.symbolic import clauses
+from deferral.checks.symbolic.vocabulary import sample_rows
+from deferral.model import REFERENCE, Bounds
+class Fast:
+    def __init__(self): self.start = time.monotonic()
+    def monotonic(self): return self.start + 1000 * (time.monotonic() - self.start)
+    def __getattr__(self, name): return getattr(time, name)
+if sys.argv[1] == "fast":
+    clauses.time = Fast()
+at = Bounds(2, 1, 1, 1)
+rows = sample_rows(REFERENCE, at, cap=20_000)
+found = clauses.enumerate_all(REFERENCE, [(at, rows)])
+start = [f for f in found.families if len(f.texts) <= clauses.FIRST_LITERALS]
+st = clauses.learn_at(REFERENCE, at, found, start, deadline=None)
+print(st.rounds, sorted(x.name for x in st.alive), st.needed is not None)
+"""
+
+
+def test_a_learning_round_takes_the_same_course_on_a_slower_machine() -> None:
+    """The searches that rule out a counterexample to induction are cut by a count of work (clauses.Effort:
+    literals tried, Z3's resource count), not by the clock: a 4 s cap made two runs of one learning loop
+    part ways in their third round (PROVE.md, 5 Dec, night). With a clock 1,000 times faster the first
+    stage at 2,1,1,1 makes the same families in the same rounds (with the 4 s cap: 7 rounds, not 5)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    runs = [subprocess.run([sys.executable, "-c", _STAGE_SCRIPT, how], capture_output=True, text=True,
+                           timeout=300, env=env) for how in ("plain", "fast")]
+    assert all(run.returncode == 0 for run in runs), runs[0].stderr[-500:] + runs[1].stderr[-500:]
+    rounds = int(runs[0].stdout.split()[0])
+    assert rounds > 1 and runs[0].stdout.rstrip().endswith("True")  # rounds of new families, then settled
+    assert runs[0].stdout == runs[1].stdout
+
+def test_a_spent_effort_stops_the_search_for_four_literal_clauses() -> None:
+    """Signature.excluding spends its Effort by the literals it tries: a spent one returns at once, a small
+    one finds fewer clauses than a large one, and the same ones each time."""
+    rows = sample_rows(REFERENCE, SMALL)
+    sig = clauses.Signature(REFERENCE, clauses.signatures(REFERENCE, SMALL)[1], [(SMALL, rows)])
+    state = _acked_counterexample(rows)
+
+    def run(steps: int) -> list[str]:
+        sig.shown.clear()
+        return [lem.name for lem in sig.excluding(SMALL, state, limit=50, effort=clauses.Effort(steps))]
+
+    assert run(0) == []
+    full, small = run(10**12), run(2_000)
+    assert len(small) < len(full) and small == run(2_000) and set(small) <= set(full)
