@@ -38,7 +38,7 @@ import re
 import time
 from dataclasses import dataclass
 from itertools import product
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -579,7 +579,7 @@ class Stage:
 
 
 def learn_at(protocol: Protocol, at: Bounds, found: Enumerated, start: Sequence[Lemma] = (),
-             deadline: float | None = None, note: Any = None, trim: bool = True) -> Stage:
+             deadline: float | None = None, note: Any = None, trim: bool = True, enc: Any = None) -> Stage:
     """Houdini at ``at`` from ``start``; while the invariant properties are not preserved, the
     counterexample to induction (one every candidate left survives: Houdini settles first; or, when
     no new family rules it out, the last candidates') is ruled out by the enumerated families false
@@ -587,12 +587,12 @@ def learn_at(protocol: Protocol, at: Bounds, found: Enumerated, start: Sequence[
     pool may have left theirs out), else by new clauses of four literals (:meth:`Signature.excluding`), else by greedy covers
     (:meth:`Signature.covering`); a round starts from what is alive, the new families and the dropped
     ones whose witness they rule out (:class:`_Witnesses`); then (``trim``) the unsat-core support of
-    the fixpoint."""
+    the fixpoint. ``enc``: the encoding at ``at``, where the caller has one."""
     from deferral.checks.symbolic.infer import property_lemmas
     from deferral.checks.symbolic.relevance import Relevance
 
     t0 = time.monotonic()
-    rel, must = Relevance(protocol, at), property_lemmas(protocol)
+    rel, must = Relevance(protocol, at, enc), property_lemmas(protocol)
     cands = list(start)
     offered = list(start)
     names = {lem.name for lem in cands}
@@ -824,11 +824,21 @@ FIRST_SPREAD, SPREAD = 100, 10
 FIRST_SPREAD_S, SPREAD_S = 4.0, 1.5
 
 
+def _at_most(rows: np.ndarray, cap: int) -> np.ndarray:
+    """``cap`` of ``rows`` drawn at random (seeded), in their order; all of them where there are no more."""
+    if rows.shape[0] <= cap:
+        return rows
+    return rows[np.sort(np.random.default_rng(0).choice(rows.shape[0], cap, replace=False))]
+
+
 def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: Sequence[Bounds],
-          deadline: float | None = None, note: Any = None, trim_last: bool = False) -> Learned:
+          deadline: float | None = None, note: Any = None, trim_last: bool = False,
+          given: Mapping[Bounds, np.ndarray] | None = None, encodings: Mapping[Bounds, Any] | None = None) -> Learned:
     """Sample (``samples_at``: bounds and "exhaustive" or "walks"), enumerate the families, then
     :func:`learn_at` at each of ``stages`` in turn, each starting from what the last one needed (the
-    last stage keeps Houdini's whole fixpoint unless ``trim_last``)."""
+    last stage keeps Houdini's whole fixpoint unless ``trim_last``). ``given``: an exhaustive sample's
+    states already drawn (auto's explicit search exhausted that instance: not searched again);
+    ``encodings``: a stage's encoding already built (the caller's, at its bounds: built once)."""
     from deferral.checks.symbolic.paramlearn import walk_rows
     from deferral.checks.symbolic.vocabulary import sample_rows
     from deferral.model.concrete import Model
@@ -840,9 +850,14 @@ def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: 
     for n, (b, how) in enumerate(samples_at):
         if n and deadline is not None and time.monotonic() > deadline:
             break
-        got = walk_rows(Model(protocol, b), cap=CAP) if how == "walks" else sample_rows(
-            protocol, b, cap=FIRST_CAP if n == 0 else CAP, spread=FIRST_SPREAD if n == 0 else SPREAD,
-            time_limit=FIRST_SPREAD_S if n == 0 else SPREAD_S)
+        cap = FIRST_CAP if n == 0 else CAP
+        if how == "walks":
+            got = walk_rows(Model(protocol, b), cap=CAP)
+        elif given is not None and b in given:
+            got = _at_most(given[b], cap)
+        else:
+            got = sample_rows(protocol, b, cap=cap, spread=FIRST_SPREAD if n == 0 else SPREAD,
+                              time_limit=FIRST_SPREAD_S if n == 0 else SPREAD_S)
         rows.append((b, got))
         sampled.append((b, how, int(got.shape[0])))
     part["sampling"] = time.monotonic() - t0
@@ -860,7 +875,8 @@ def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: 
     if note:
         note(f"clauses: first offered {len(start)} families of at most {FIRST_LITERALS} literals")
     for n, at in enumerate(stages):
-        st = learn_at(protocol, at, found, start, deadline, note, trim=trim_last or n < len(stages) - 1)
+        st = learn_at(protocol, at, found, start, deadline, note, trim=trim_last or n < len(stages) - 1,
+                      enc=None if encodings is None else encodings.get(at))
         done.append(st)
         part[f"houdini and cores at {at.short()}"] = st.seconds
         if st.needed is None:

@@ -561,7 +561,8 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                 why(f"explicit at {at.short()}", f"not tried ({budget:.1f} s left in its box)")
                 break
             ex = explored[at] = exhaust.explore(protocol, at, budget, note=say,
-                                                exhaust_only=at == bounds and holds_at(small_at))
+                                                exhaust_only=at == bounds and holds_at(small_at),
+                                                keep=learning_sample(at))
             stages.append(ex.stage())
             if ex.status == "violated" and at == bounds:
                 assert ex.path is not None
@@ -584,6 +585,23 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                 "reach that violation in time")
             return bounded_look(left())
         return None
+
+    def learning_sample(at: Bounds) -> int:
+        """How many of the states of ``at`` the explicit search keeps for the enumerated route: its first
+        sample's (where ``at`` is the instance that sample is drawn from), else none."""
+        from deferral.checks.symbolic import clauses
+
+        if not learn:
+            return 0
+        try:
+            first = clauses.plan(protocol, concrete(), within=bounds)[0]
+        except (KeyError, ValueError, IndexError):
+            return 0
+        return clauses.FIRST_CAP if first[0] == at and first[1] == "exhaustive" else 0
+
+    def concrete() -> dict[str, int]:
+        """The requested bounds the learning routes keep concrete (Q, S)."""
+        return {d.name: bounds[d.name] for d in bounds.decls if d.name in ("queue", "spaces")}
 
     quick_s = QUICK_BMC_S if timeout is None else min(QUICK_BMC_S, QUICK_BMC_SHARE * timeout)
     inferred_at: Bounds | None = None
@@ -623,10 +641,13 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             return None
         say(f"auto: enumerating lemma families over the declared sorts (at most {budget:.0f} s)")
         began = time.monotonic()
-        conc = {d.name: bounds[d.name] for d in bounds.decls if d.name in ("queue", "spaces")}
+        # the states of an instance the explicit search exhausted (not searched again), and this
+        # encoding for the last stage, at these bounds (not built again)
+        given = {at: ex.sample for at, ex in explored.items() if ex.status == "holds" and ex.sample is not None}
         try:
-            r = clauses.learn(protocol, clauses.plan(protocol, conc, within=bounds),
-                              clauses.stage_bounds(protocol, bounds), deadline=began + budget, note=say)
+            r = clauses.learn(protocol, clauses.plan(protocol, concrete(), within=bounds),
+                              clauses.stage_bounds(protocol, bounds), deadline=began + budget, note=say,
+                              given=given, encodings={bounds: enc})
         except (EncodingError, StepError) as exc:
             why("enumerated", f"not tried ({exc})")
             return None
