@@ -25,9 +25,10 @@ stops when the total extrapolated from the levels' growth
 (:func:`~deferral.checks.explicit.limits.project_states`) will not be stored in the box
 (3,2,2,2: after about 2 s).
 
-With ``keep``, an instance it exhausts also hands on a uniform sample of its reachable states
-(``Exhaustive.sample``: :class:`Reservoir`), which the lemma learner takes as that instance's sample
-instead of searching it again (checks/symbolic/clauses.py)."""
+With ``keep``, a search with no violation also hands on a uniform sample of the states of every level
+it finished (``Exhaustive.sample``: :class:`Reservoir`; an exhausted instance: of all its reachable
+states), which the lemma learner takes as that instance's sample instead of searching it again
+(checks/symbolic/clauses.py)."""
 
 from __future__ import annotations
 
@@ -65,8 +66,8 @@ class Exhaustive:
     reason: str = ""
     path: Path | None = None
     prop: str | None = None
-    #: where it holds and ``explore`` was asked to ``keep`` some: a uniform sample of every reachable state
-    #: (rows of the layout, up to VCPU symmetry), else None
+    #: with no violation, where ``explore`` was asked to ``keep`` some: a uniform sample of the states of every
+    #: level it finished (where it holds: every reachable state; rows of the layout, up to VCPU symmetry)
     sample: np.ndarray | None = None
 
     def stage(self) -> dict[str, Any]:
@@ -109,6 +110,9 @@ class Reservoir:
         if not keys.shape[0]:
             return
         drawn = self.rng.random(keys.shape[0])
+        if self.keys is not None and self.keys.shape[0] >= self.cap:  # only keys drawn below the kept ones' highest
+            below = drawn < self.priority.max()
+            keys, drawn = keys[below], drawn[below]
         both = keys.copy() if self.keys is None else np.concatenate([self.keys, keys])
         priority = np.concatenate([self.priority, drawn])
         if both.shape[0] > self.cap:
@@ -125,7 +129,7 @@ def explore(protocol: Protocol, bounds: Bounds, budget: float,
     """The breadth-first search of ``protocol``'s invariants at ``bounds`` within ``budget`` seconds.
     ``exhaust_only``: stop too when the extrapolated total will not be stored in the box (where a
     deeper level is of little worth: the smallest instance was exhausted with no violation). ``keep``:
-    where it exhausts the instance, a uniform sample of that many of its states (``Exhaustive.sample``)."""
+    with no violation, a uniform sample of that many of the states of the levels it finished (``Exhaustive.sample``)."""
     from deferral.checks.explicit.search import search
 
     say = note or (lambda text: None)
@@ -180,11 +184,11 @@ def explore(protocol: Protocol, bounds: Bounds, budget: float,
     if bad is not None:
         assert bad.path is not None
         return Exhaustive("violated", bounds, r.states, len(bad.path) - 1, seconds, path=bad.path, prop=bad.name)
+    sample = None if reservoir is None or r.engine != "vectorized" else reservoir.rows()
     if r.complete and all(o.status == "holds" for o in r.outcomes):
-        sample = None if reservoir is None or r.engine != "vectorized" else reservoir.rows()
         return Exhaustive("holds", bounds, r.states, r.depth, seconds, sample=sample)
     reason = why[0] if why else {"time-limit": f"its time box of {budget:.0f} s",
                                  "memory-limit": f"its memory limit of {EXPLICIT_MEMORY / 2**30:.0f} GiB",
                                  "max-states": "the most states it stores"}.get(r.stopped_by or "",
                                                                                r.stopped_by or "stopped")
-    return Exhaustive("unknown", bounds, r.states, r.depth, seconds, reason=f"stopped by {reason}")
+    return Exhaustive("unknown", bounds, r.states, r.depth, seconds, reason=f"stopped by {reason}", sample=sample)

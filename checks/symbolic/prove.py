@@ -540,8 +540,16 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         """Did the explicit search exhaust ``at`` with no violation (so no bmc there can find one)?"""
         return at in explored and explored[at].status == "holds"
 
+    def cleared(at: Bounds) -> bool:
+        """Did the explicit search check every state of ``at`` within the bmc's depth with no violation
+        (exhausted it, or stopped deeper): no bmc there can find one?"""
+        ex = explored.get(at)
+        return ex is not None and (ex.status == "holds" or ex.status == "unknown" and ex.depth >= look_to)
+
     def small_safe() -> bool:
-        return holds_at(small_at) or holds_at(bounds) and small_at == bounds
+        """No violation at the smallest instance within the bmc's depth: its bmc is not needed, and the
+        enumerated families are tried first (without the shipped lemmas)."""
+        return cleared(small_at)
 
     def explicit_route(small_only: bool = False) -> ProveResult | None:
         """The explicit search, time-boxed: first at the smallest instance (where it is cheap; one it
@@ -641,9 +649,9 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             return None
         say(f"auto: enumerating lemma families over the declared sorts (at most {budget:.0f} s)")
         began = time.monotonic()
-        # the states of an instance the explicit search exhausted (not searched again), and this
+        # the states of an instance the explicit search cleared (not searched again), and this
         # encoding for the last stage, at these bounds (not built again)
-        given = {at: ex.sample for at, ex in explored.items() if ex.status == "holds" and ex.sample is not None}
+        given = {at: ex.sample for at, ex in explored.items() if cleared(at) and ex.sample is not None}
         try:
             r = clauses.learn(protocol, clauses.plan(protocol, concrete(), within=bounds),
                               clauses.stage_bounds(protocol, bounds), deadline=began + budget, note=say,

@@ -122,3 +122,21 @@ def test_the_reservoir_keeps_every_key_up_to_its_cap_and_a_seeded_draw_past_it()
     spilled(np.arange(3, dtype=np.uint64), Ident())
     spilled(None, Ident())  # a level written to disk: no sample of the whole
     assert spilled.rows() is None
+
+
+def test_a_smallest_instance_searched_past_the_bmc_depth_needs_no_bmc(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An explicit search stopped (its box) past the bmc's depth with no violation clears the smallest instance
+    as an exhausted one does: no bmc slice there, the enumerated route is tried with the search's states."""
+    from dataclasses import replace
+
+    real = exhaust.explore
+
+    def stopped(protocol, at, budget, note=None, exhaust_only=False, keep=0):  # type: ignore[no-untyped-def]
+        ex = real(protocol, at, budget, note=note, exhaust_only=exhaust_only, keep=keep)
+        assert ex.status == "holds" and ex.depth > 12 and ex.sample is not None
+        return replace(ex, status="unknown", reason="stopped by its time box (a test)")
+
+    monkeypatch.setattr(exhaust, "explore", stopped)
+    res = prove(REFERENCE, Bounds(2, 1, 1, 1), timeout=60, shipped=False)
+    assert res.status == "proved" and res.route == "enumerated+houdini+induction"
+    assert [row["route"] for row in res.stages if row["route"] == "bmc"] == []
