@@ -822,6 +822,10 @@ FIRST_SPREAD, SPREAD = 100, 10
 #: 4.5 million states of lazy_waitret_clear at 2,1,1,1,S=2 took 13 s; a search cut short draws from what it
 #: reached.
 FIRST_SPREAD_S, SPREAD_S = 4.0, 1.5
+#: The random walks of the largest sampled instance (3,2,2): walkers, steps each, states kept. With paramlearn's
+#: 600 walks of 40 steps (10,000 states kept) 603 families over (t, p, i) held in every sample at 4,3,3,3,S=2 and
+#: mostly failed at 3,2,2,3,2, where Houdini drops them a query at a time; with these, 443 (PROVE.md, 5 Dec, night).
+WALKERS, WALK_DEPTH, WALK_CAP = 2000, 60, 30_000
 
 
 def _at_most(rows: np.ndarray, cap: int) -> np.ndarray:
@@ -852,7 +856,7 @@ def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: 
             break
         cap = FIRST_CAP if n == 0 else CAP
         if how == "walks":
-            got = walk_rows(Model(protocol, b), cap=CAP)
+            got = walk_rows(Model(protocol, b), walkers=WALKERS, depth=WALK_DEPTH, cap=WALK_CAP)
         elif given is not None and b in given:
             got = _at_most(given[b], cap)
         else:
