@@ -30,7 +30,9 @@ strongest automatic route, cheapest first:
    end in the box (at the requested bounds, once the smallest instance was exhausted safe, also
    when the extrapolated total will not). A violation at the requested bounds is the shortest
    counterexample there (one only at the smallest instance is searched again there by bmc); an
-   instance it exhausts needs no bmc (its slices below are skipped), and the depth it reached at
+   instance it exhausts, or a smallest instance it checked past the bmc's depth with no violation,
+   needs no bmc (its slices below are skipped; the enumerated route, 5, takes a sample of the states
+   it stored there as its first sample), and the depth it reached at
    the requested bounds is not queried again by the bmc there. Where it exhausted the requested
    bounds and no lemma route below proves them, that is the answer: proved at exactly these
    bounds (``exhaustive`` in the JSON), no invariant, nothing claimed beyond them.
@@ -52,7 +54,7 @@ strongest automatic route, cheapest first:
    clauses of the declared vocabulary over signatures built from every declared sort, true in the
    sampled reachable states, brought in by counterexamples to induction at the smallest sampled
    instance, the largest, then the requested bounds (Houdini and induction decide); with
-   ``shipped=False``, tried as soon as the explicit search found the smallest instance safe.
+   ``shipped=False``, tried as soon as the explicit search found the smallest instance safe (3).
    *Learned lemmas* (route ``inferred+houdini+induction``,
    :mod:`deferral.checks.symbolic.infer`): families learned from the reachable states of
    small instances, driven by counterexamples to induction, checked by Houdini and
