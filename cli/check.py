@@ -303,7 +303,8 @@ def cluster_search(protocol: Protocol, bounds: Bounds, args: argparse.Namespace,
 
     try:
         return explore_cluster(protocol, bounds, args.cluster, symmetry=not args.no_symmetry,
-                               max_states=args.max_states, time_limit=args.time_limit, progress=progress)
+                               max_states=args.max_states, time_limit=args.time_limit, progress=progress,
+                               until_all_violated=not args.explore_all)
     except ClusterUnavailable as exc:
         raise UsageError(str(exc)) from None
     except ClusterError as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 
@@ -111,6 +112,10 @@ def run(args: argparse.Namespace) -> int:
         write_atomic(args.itf, json.dumps(to_itf(trace, protocol), indent=1) + "\n")
     if res.status == "proved" and args.invariant_out:
         write_atomic(args.invariant_out, json.dumps(invariant_json(res, protocol), indent=1) + "\n")
+        if res.for_every is None:  # a bounded proof: what the file holds is known inductive here only
+            print(f"deferral: {args.invariant_out}: inductive at {res.bounds.short()} (what this proof checked); "
+                  f"--lemmas {args.invariant_out} offers it again at other bounds or with --parametric, where "
+                  "Houdini keeps only what is inductive there", file=sys.stderr, flush=True)
     if args.html:
         write_atomic(args.html, prove_html(res, model))
     if args.junit:
@@ -174,7 +179,24 @@ def parse_lemmas(path: str, text: str, protocol: Any, bounds: Any) -> tuple[Any,
     except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as exc:
         # GeneralizeError and InferError are ValueErrors
         what = str(exc) if isinstance(exc, ValueError) else f"not a lemmas file ({type(exc).__name__}: {exc})"
-        raise UsageError(f"--lemmas {path}: {what}") from None
+        raise UsageError(f"--lemmas {path}: {what}{_other_bounds_hint(doc, protocol, bounds)}") from None
+
+
+def _other_bounds_hint(doc: Any, protocol: Any, bounds: Any) -> str:
+    """Where a lemmas file that does not load was written at other bounds than those asked for (a bound
+    other than N, V, F changes the vocabulary: queue items name a space at S >= 2), a hint saying so."""
+    from deferral.model.bounds import Bounds
+
+    try:
+        written = Bounds.from_dict(doc["bounds"], protocol.bound_decls)
+    except (TypeError, KeyError, ValueError, AttributeError):
+        return ""
+    differ = [d.name for d in protocol.bound_decls if written[d.name] != bounds[d.name] and
+              d.name not in ("vcpus", "pages", "frames")]
+    if not differ:
+        return ""
+    return (f" (the file was written at {written.short() or 'the default bounds'}, not at {bounds.short()}: "
+            f"its {', '.join(differ)} differ; learn one there with prove --invariant-out)")
 
 
 def _prove(args: argparse.Namespace, protocol: Any, bounds: Any, templates: Any, families: Any,

@@ -41,10 +41,17 @@ class Lemma:
         """``for all k, p: name``; parameters of an elided sort with one element at ``b`` left out."""
         if self.name.startswith("for all "):  # a learned family names its own variables
             return self.name
-        elided = [n for n, d in self.params if b is not None and isinstance(d, Sort) and d.single(b)]
-        names = ", ".join(n for n, _ in self.params if n not in elided)
-        text = self.spaced if self.spaced and b is not None and not elided and _spaces(b) > 1 else self.name
-        return f"for all {names}: {text}" if names else text
+        names = ", ".join(n for n, hide in zip((n for n, _ in self.params), self.elided(b)) if not hide)
+        return f"for all {names}: {self.text(b)}" if names else self.text(b)
+
+    def elided(self, b: Any = None) -> tuple[bool, ...]:
+        """Which parameters are not shown at ``b``: those of an elided sort with one element there."""
+        return tuple(b is not None and isinstance(d, Sort) and d.single(b) for _, d in self.params)
+
+    def text(self, b: Any = None) -> str:
+        """The lemma as read at bounds ``b``: ``spaced`` where there is more than one space, else ``name``."""
+        return self.spaced if self.spaced and b is not None and not any(self.elided(b)) and _spaces(b) > 1 \
+            else self.name
 
 
 def _spaces(b: Any) -> int:

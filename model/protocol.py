@@ -207,6 +207,16 @@ class Protocol:
         return (f"{self.name} has no invariant property to prove (prove covers invariants; its properties: "
                 f"{others}; liveness is checked by deferral check)")
 
+    def checking_only(self, names: Iterable[str]) -> "Protocol":
+        """The same protocol (name, steps, source) with only the properties named, in its order: a
+        search of invariants alone has no liveness pass, and may stop once they are all violated."""
+        wanted = set(names)
+        return replace(self, properties=tuple(p for p in self.properties if p.name in wanted))
+
+    def invariants_only(self) -> "Protocol":
+        """:meth:`checking_only` its invariant properties."""
+        return self.checking_only(p.name for p in self.properties if p.kind == "invariant")
+
     def prop(self, name: str) -> Property:
         for p in self.properties:
             if p.name == name:

@@ -47,7 +47,8 @@ from deferral.checks.explicit.numpy_ops import NotVectorizable
 from deferral.checks.explicit.packing import Packer
 from deferral.checks.explicit.symmetry_guard import check_symmetry
 from deferral.checks.explicit.visited import Visited
-from deferral.checks.results import Outcome, Path, Progress, ProgressFn, SearchResult, path_from_parents
+from deferral.checks.results import (ALL_VIOLATED, Outcome, Path, Progress, ProgressFn, SearchResult, every_verdict_in,
+                                    path_from_parents)
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model
 from deferral.model.context import StepError
@@ -238,7 +239,9 @@ class Partition:
         for bucket, pieces in zip(buckets, parts):
             if pieces:
                 for field in bucket:  # a field at a time, its pieces dropped once joined
-                    bucket[field] = np.concatenate([piece.pop(field) for piece in pieces])
+                    got = [piece.pop(field) for piece in pieces if field in piece]  # no edges without liveness
+                    if got:
+                        bucket[field] = np.concatenate(got)
         sent = [sum(v.nbytes for v in b.values()) for b in buckets]
         stats = {"successors": n_succ, "routed_bytes": sum(sent),
                  "remote_bytes": sum(sent) - sent[self.index]}
@@ -537,7 +540,8 @@ class Cluster:
 
     def search(self, protocol: Protocol, bounds: Bounds, *, symmetry: bool = True,
                max_states: int | None = None, time_limit: float | None = None,
-               progress: ProgressFn | None = None, fused_rows: int = FUSED_LEVEL_ROWS) -> SearchResult:
+               progress: ProgressFn | None = None, fused_rows: int = FUSED_LEVEL_ROWS,
+               until_all_violated: bool = False) -> SearchResult:
         """The search of :func:`~deferral.checks.explicit.vectorized.explore_vectorized`, distributed.
 
         ``fused_rows``: the first level of about this many states has every worker make
@@ -546,7 +550,7 @@ class Cluster:
         """
         start = time.monotonic()
         return _ClusterSearch(self, protocol, bounds, symmetry, max_states, time_limit, progress, start,
-                              fused_rows).run()
+                              fused_rows, until_all_violated).run()
 
     def close(self) -> None:
         """Stop the actors, and Ray itself if this object started it."""
@@ -566,15 +570,17 @@ class Cluster:
 
 def explore_cluster(protocol: Protocol, bounds: Bounds, address: str, *, symmetry: bool = True,
                     max_states: int | None = None, time_limit: float | None = None,
-                    progress: ProgressFn | None = None, partitions: int | None = None) -> SearchResult:
+                    progress: ProgressFn | None = None, partitions: int | None = None,
+                    until_all_violated: bool = False) -> SearchResult:
     """One search on a :class:`Cluster` opened for it (see there for ``address``); with ``symmetry``,
     the protocol is first checked to treat its VCPUs alike (as :func:`~deferral.checks.explicit.search.search`
-    does)."""
+    does); ``until_all_violated``: as there, a search of invariants only stops after the level where the
+    last of them is first violated."""
     start = time.monotonic()
     basis = check_symmetry(protocol, bounds) if symmetry else None
     with Cluster(address, partitions) as cluster:
         result = cluster.search(protocol, bounds, symmetry=symmetry, max_states=max_states,
-                                time_limit=time_limit, progress=progress)
+                                time_limit=time_limit, progress=progress, until_all_violated=until_all_violated)
     result.elapsed_s = time.monotonic() - start  # Ray's start-up included
     result.symmetry_basis = basis
     return result
@@ -585,7 +591,7 @@ class _ClusterSearch:
 
     def __init__(self, cluster: Cluster, protocol: Protocol, bounds: Bounds, symmetry: bool,
                  max_states: int | None, time_limit: float | None, progress: ProgressFn | None,
-                 start: float, fused_rows: int) -> None:
+                 start: float, fused_rows: int, until_all_violated: bool = False) -> None:
         self.ray = cluster.ray
         self.model = Model(protocol, bounds)
         self.symmetry = symmetry
@@ -595,6 +601,7 @@ class _ClusterSearch:
         self.progress = progress
         self.start = start
         self.fused_rows = fused_rows
+        self.until_all_violated = until_all_violated
         self.address = cluster.address
         self.packer = Packer(self.model.layout, symmetry)
         self.actors = cluster.actors
@@ -661,11 +668,14 @@ class _ClusterSearch:
             elif (frontier and stopped_by is None and self.time_limit is not None
                   and time.monotonic() - self.start > self.time_limit):
                 stopped_by = "time-limit"  # the level already under way is still counted
+            elif frontier and stopped_by is None and every_verdict_in(
+                    self.until_all_violated, self.model.invariants, self.model.liveness, first_bad):
+                stopped_by = ALL_VIOLATED  # every verdict known (the levels under way are still counted)
             self.stopping = stopped_by is not None
             if self.progress:
                 self.progress(Progress(n_states, transitions, depth, frontier, time.monotonic() - self.start))
             if not frontier:
-                if stopped_by == "time-limit":
+                if stopped_by in ("time-limit", ALL_VIOLATED):
                     stopped_by = None  # the level under way at the limit was the last: complete
                 break
         complete = stopped_by is None

@@ -43,8 +43,11 @@ ACTIONS_PER_BATCH = 64
 def batch_size(n_actions: int) -> int:
     """Walkers a batch for a model of ``n_actions`` step instances."""
     return BATCH * max(1, n_actions // ACTIONS_PER_BATCH)
-#: States a shrinking BFS may store before it gives up looking for a shorter violation.
-BFS_BUDGET = 20_000
+#: States a shrinking BFS may store before it gives up looking for a shorter violation (it searches
+#: the violated property alone and stops at the level that violates it: a few seconds at most).
+BFS_BUDGET = 10_000_000
+#: ... and the seconds and resident bytes it may take.
+BFS_S, BFS_MEMORY = 10.0, 2**30
 #: Steps of history a batch allocates first; it doubles as the walks go deeper (up to ``--depth``),
 #: so a depth beyond what the time allows costs nothing: the history is 2 bytes per walk and step
 #: taken (4 with 65,536 step instances or more), not ``--depth`` steps per walk up front.
@@ -414,7 +417,8 @@ def shrinking(model: Model, path: Path, prop: str, log: list[str], *, bfs_budget
     log.append(f"steps dropped: {len(path) - 1} steps")
     # 3. a bounded breadth-first search for anything shorter
     if len(path) > 2:
-        found = search_reduced_if_alike(model.protocol, model.bounds, max_states=bfs_budget, workers=1)
+        found = search_reduced_if_alike(model.protocol.checking_only([prop]), model.bounds, max_states=bfs_budget,
+                                        workers=1, until_all_violated=True, time_limit=BFS_S, memory_limit=BFS_MEMORY)
         outcome = next((o for o in found.outcomes if o.name == prop), None)
         if outcome is not None and outcome.status == "violated" and outcome.path is not None \
                 and len(outcome.path) < len(path):

@@ -57,12 +57,13 @@ class InductionResult:
 
 
 def instances(enc: Encoding, lemma: Lemma, xs: Sequence[Any]) -> list[tuple[str, Any]]:
-    """``(label, term)`` of every parameter instance of ``lemma`` over ``xs``."""
+    """``(label, term)`` of every parameter instance of ``lemma`` over ``xs``; the label is the lemma as
+    read at the encoding's bounds, with the arguments shown there (not those of an elided sort)."""
     out = []
+    text, hidden = lemma.text(enc.bounds), lemma.elided(enc.bounds)
     for args, term in enc.instances(lemma.fn, lemma.params, xs):
-        label = lemma.name + (f" ({', '.join(f'{n}={a}' for (n, _), a in zip(lemma.params, args))})"
-                              if args else "")
-        out.append((label, term))
+        shown = [f"{n}={a}" for (n, _), a, hide in zip(lemma.params, args, hidden) if not hide]
+        out.append((text + (f" ({', '.join(shown)})" if shown else ""), term))
     return out
 
 

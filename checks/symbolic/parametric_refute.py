@@ -6,14 +6,16 @@ at any N, V, F (same Q and S) refutes that claim, and the explicit search finds 
 path to one. Small instances are searched in order of size, each breadth-first (so the
 counterexample is the shortest at the instance that has it), each capped in states: a capped
 search has finished every level before the one it stopped in, so what it finds is still the
-shortest there, and what it does not find is reported as not searched (never as safe).
+shortest there, and what it does not find is reported as not searched (never as safe). Only the
+invariants are searched (no liveness pass), and a search stops at the end of the level where they
+are violated.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from deferral.checks.results import Outcome
 from deferral.model.bounds import Bounds
@@ -29,8 +31,11 @@ SMALL: tuple[tuple[int, int, int], ...] = (
 #: FIRST_STATES states: the smallest instances, where most bugs show, in a second or so.
 FIRST_S, FIRST_STATES = 1.5, 500_000
 #: After a proof that did not succeed: this much time at most (and a tenth of the limit, kept out
-#: of the proof's share), each instance at most LAST_STATES states.
-LAST_S, LAST_STATES = 30.0, 2_000_000
+#: of the proof's share), each instance at most LAST_STATES states (2,000,000 before 5 Dec, night: a
+#: user's tagged-TLB bug needs 2,959,475 at 2,1,1,1,S=2, 0.8 s of search) and SEARCH_MEMORY bytes.
+LAST_S, LAST_STATES = 30.0, 12_000_000
+#: A search's resident memory at most (the machine is shared), as auto's explicit route.
+SEARCH_MEMORY = 2 * 2**30
 
 
 @dataclass
@@ -103,18 +108,22 @@ def search_small(protocol: Protocol, bounds: Bounds, budget_s: float, max_states
 
     began = time.monotonic()
     done = SmallSearch()
-    invariants = {p.name for p in protocol.properties if p.kind == "invariant"}
+    only = protocol.invariants_only()  # same steps and name: no liveness pass
+    if not only.properties:
+        return done
     for index, at in instances(bounds, start):
         left = budget_s - (time.monotonic() - began)
         if left <= 0.05:
             break
         if note is not None:
             note(f"searching {at.short()} for a counterexample")
+        options: dict[str, Any] = dict(max_states=max_states, time_limit=left, workers=1, until_all_violated=True,
+                                       memory_limit=SEARCH_MEMORY)
         try:
-            res = search(protocol, at, max_states=max_states, time_limit=left, workers=1)
+            res = search(only, at, **options)
         except AsymmetricProtocol:  # VCPUs not alike: no symmetry reduction, same counterexamples
-            res = search(protocol, at, symmetry=False, max_states=max_states, time_limit=left, workers=1)
-        bad = [o for o in res.outcomes if o.name in invariants and o.status == "violated" and o.path is not None]
+            res = search(only, at, symmetry=False, **options)
+        bad = [o for o in res.outcomes if o.status == "violated" and o.path is not None]
         if bad:
             first = min(bad, key=lambda o: o.length or 0)
             assert res.model is not None

@@ -307,3 +307,17 @@ def test_a_variant_without_an_invariant_property_is_bad_input(cli, tmp_path: Pat
     assert r.code == 2, r
     assert "no invariant property" in r.err and "shootdowns_can_complete" in r.err, r.err
     assert r.err.strip().count("\n") == 0 and "Traceback" not in r.err
+
+
+def test_lemmas_written_at_other_spaces_say_so(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A family saved at one address space names a queue item by its page alone; at two spaces that is
+    no literal: bad input, and the message says the file was written at other bounds."""
+    doc = {"format": "deferral-weakened/1", "bounds": {"vcpus": 2, "pages": 1, "frames": 1, "queue": 1},
+           "lemmas": [{"vars": [["t", "space"], ["i", "vcpu"]], "or": ["not queue[i] holds pg[i]"]}]}
+    path = tmp_path / "inv.json"
+    path.write_text(json.dumps(doc))
+    code = main(["prove", "--lemmas", str(path), "--spaces", "2", "--timeout", "30"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "not a literal" in err and "written at N=2,V=1,F=1,Q=1, not at N=2,V=1,F=1,Q=1,S=2" in err
+    assert "its spaces differ" in err

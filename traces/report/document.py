@@ -44,6 +44,8 @@ def prove_json(res: "ProveResult", trace: Trace | None) -> dict[str, Any]:
         "bounds": res.bounds.as_dict(),
         "method": res.method,
         "status": res.status,
+        # the invariant properties the verdict is about (liveness is check's)
+        "properties": [p.name for p in res.model.invariants] if res.model is not None else None,
         "elapsed_s": round(res.elapsed_s, 3),
         "depth": res.depth,
         # a violation: whether its trace is known to be a shortest one at these bounds (``reason`` says why not)

@@ -145,3 +145,22 @@ def test_a_property_the_baseline_holds_and_the_candidate_removes_is_lost():
     assert "live-only has no property no_stale_translation" in (failure.text or ""), failure.text
     back = regress(cand, REFERENCE, [SMALL], behaviours=False)  # a property added is no loss
     assert back.exit_code == 0 and not back.lost
+
+
+def test_the_default_matrix_catches_bugs_of_two_vcpus_at_two_frames_or_two_spaces() -> None:
+    """A user's changes (qa3) that are safe with one VCPU but not with two: a write making a PTE present
+    queues no notice (violated at 2,1,2,1, 6 steps) and a CR3 switch draining only the target space's
+    notices (violated at 2,1,1,1,S=2, 9 steps). The default matrix had frames and spaces raised only at
+    one VCPU (1,1,2,1 and 1,1,1,1,2), so regress said "no regression" (exit 0) for both."""
+    from pathlib import Path
+
+    from deferral.model.variants import load_variant_file
+
+    data = Path(__file__).parent / "data"
+    for name, where, length in (("write_nonpresent.py", Bounds(2, 1, 2, 1), 6),
+                                ("switch_drain_target_bug.py", Bounds(2, 1, 1, 1, 2), 9)):
+        report = regress(REFERENCE, load_variant_file(data / name), behaviours=False)
+        lost = [(v.bounds, v.candidate_length) for v in report.verdicts if v.prop == "no_stale_translation"
+                and v.baseline == "holds" and v.candidate == "violated"]
+        assert (where, length) in lost, (name, lost)
+        assert report.exit_code == 1

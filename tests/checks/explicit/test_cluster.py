@@ -235,3 +235,23 @@ def test_workers_that_cannot_start_give_an_error_not_a_hang(cluster: Any,
     monkeypatch.setattr(module, "STARTUP_TIMEOUT_S", 2.0)
     with pytest.raises(module.ClusterUnavailable, match="could not start"):
         module.Cluster("local:2", partitions=5)  # 5 x 0.8 CPU; the pool holds 2 of the 4
+
+
+def test_invariants_only_stop_once_all_are_violated(cluster: Any) -> None:
+    """``check --property`` of invariants only (until_all_violated) stops after the first violating
+    level on the cluster too: the same verdict and shortest length as the single search, fewer states
+    than the whole space."""
+    from dataclasses import replace
+
+    from deferral.checks.results import ALL_VIOLATED
+
+    bug = PUBLISHED["reload-no-drain"]
+    protocol = replace(bug, properties=tuple(p for p in bug.properties if p.kind == "invariant"))
+    b = Bounds(2, 1, 1, 1)
+    result = cluster.search(protocol, b, until_all_violated=True)
+    single = explore_vectorized(protocol, b, workers=1, until_all_violated=True)
+    assert result.stopped_by == single.stopped_by == ALL_VIOLATED
+    assert [(o.name, o.status, o.length) for o in result.outcomes] == [
+        (o.name, o.status, o.length) for o in single.outcomes] == [("no_stale_translation", "violated", 5)]
+    assert result.states < 4242 and result.exit_code == 1
+    assert_path_ends_in_violation(Model(protocol, b), result)

@@ -31,6 +31,21 @@ def test_finds_and_shrinks_a_published_bug() -> None:
     assert model.violations(final)
 
 
+def test_a_shortest_violation_past_twenty_thousand_states_is_found_by_the_shrinking_search() -> None:
+    """A user's tagged-TLB bug (tests/checks/symbolic/data/pcid_lazy_bug.py) is 15 steps deep at
+    2,1,1,1,S=2, after 2,959,475 states of a search of that invariant alone: the shrinking search
+    (the violated property alone, stopping at its level) reaches it; it stored 20,000 states before
+    and said "no violation" with a 68-step path."""
+    from deferral.model.variants import load_variant_file
+
+    path = Path(__file__).parents[2] / "checks" / "symbolic" / "data" / "pcid_lazy_bug.py"
+    model = Model(load_variant_file(str(path)), Bounds(2, 1, 1, 1, 2))
+    result = simulate(model, seed=0, depth=100, time_limit=10, workers=1)
+    assert result.violated and result.found_length is not None and result.found_length > 15
+    assert result.path is not None and len(result.path) - 1 == 15, result.shrink_log
+    assert "15 steps, the shortest" in result.shrink_log[-1]
+
+
 def test_nothing_found_is_unknown(cli) -> None:
     r = cli("simulate", "--vcpus", "3", "--pages", "2", "--depth", "20", "--walks", "1", "--workers", "1", "--json")
     doc = json.loads(r.out)

@@ -60,3 +60,21 @@ def test_houdini_keeps_the_shipped_invariant_and_drops_what_a_mutant_breaks() ->
     assert alive == list(INVARIANT)
     alive, log = houdini(encode(PUBLISHED["drain-local-only"], Bounds(2, 1, 1, 1)), INVARIANT)
     assert INVARIANT[-1] not in alive and log
+
+
+@pytest.mark.parametrize("spaces", [1, 2])
+def test_a_broken_lemma_is_named_as_read_at_the_bounds(spaces: int) -> None:
+    """A counterexample to induction names the lemma instance in the text of its bounds: at one space
+    without the space argument (it printed "(k=0, t=0, p=0)"), at two with the space index written out
+    (it printed the one-space text "req[k][p] implies ... gpt[p]" beside "t=1": qa3, a user's tagged TLB)."""
+    res = check_inductive(encode(PUBLISHED["reload-no-drain"], Bounds(2, 1, 1, 1).replace(spaces=spaces)), INVARIANT)
+    assert res.status == "not-inductive" and res.cti is not None and res.cti.broken
+    spaced = {lem.name: lem.spaced for lem in INVARIANT if lem.spaced}
+    req = [b for b in res.cti.broken if b.startswith("req[k]")]
+    assert req, res.cti.broken
+    if spaces == 1:
+        assert all("t=" not in b for b in res.cti.broken), res.cti.broken
+        assert all(b.split(" (")[0] in {lem.name for lem in INVARIANT} or "(" in b for b in res.cti.broken)
+    else:
+        assert not any(b.startswith(name + " (") for b in res.cti.broken for name in spaced), res.cti.broken
+        assert any(b.startswith(text + " (") and "t=" in b for b in res.cti.broken for text in spaced.values())

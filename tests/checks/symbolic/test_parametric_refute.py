@@ -155,3 +155,17 @@ def test_the_mutants_check_finds_violated_are_refuted_at_the_same_length(name: s
     assert alone.status == "violated" and alone.length == r.length
     if name in MUTANTS and r.bounds == bounds:
         assert r.length == MUTANTS[name][1]
+
+
+def test_a_deep_counterexample_past_the_old_state_cap_is_found() -> None:
+    """A user's tagged-TLB change (data/pcid_lazy_bug.py, qa3) is violated at 2,1,1,1,S=2 in 15 steps, after
+    about 3 million states of the invariant-only search: the search after a failed proof, which stored
+    at most 2,000,000 states and also ran the liveness pass, said "no counterexample ... (first 2,000,000
+    states)" and the claim stayed unknown (prove --parametric --spaces 2, exit 3 after 58 s)."""
+    protocol = load_variant_file(Path(__file__).parent / "data" / "pcid_lazy_bug.py")
+    bounds = Bounds(2, 1, 1, 1).replace(spaces=2)
+    start = refute.SMALL.index((2, 1, 1))
+    done = refute.search_small(protocol, bounds, 60, refute.LAST_STATES, start=start)
+    assert done.refutation is not None, done.summary()
+    r = done.refutation
+    assert r.bounds == bounds and r.outcome.name == "no_stale_translation" and r.length == 15

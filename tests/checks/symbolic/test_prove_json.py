@@ -81,3 +81,21 @@ def test_auto_starts_no_route_after_its_timeout() -> None:
     late = [text for t, text in notes if t > began + 1 + 0.5
             and text.startswith(("auto: bounded model checking", "auto: Spacer"))]
     assert not late, late
+
+
+def test_a_proof_names_the_properties_it_proves(capsys: pytest.CaptureFixture[str], tmp_path: Any) -> None:
+    """The terminal said "proved no_stale_translation, no_tag_of_running" for a user's variant with an
+    invariant of its own (qa3), and the JSON named none (``property`` null): a CI job reading it could
+    not tell what was proved. Now ``properties`` lists them, as ``prove --parametric --json`` does."""
+    variant = tmp_path / "own.py"
+    variant.write_text(
+        "from deferral.model import REFERENCE, VCPU, PC, Property\n"
+        "def waitret_in_ipi(s, k):\n"
+        "    return s.not_(s.waitret[k]) | (s.pc[k] == PC.Ipi)\n"
+        "VARIANT = REFERENCE.derive('own-prop', add_properties=[\n"
+        "    Property('waitret_in_ipi', 'invariant', (('k', VCPU),), waitret_in_ipi)])\n")
+    code, doc = _run(capsys, "--variant-file", str(variant), "--timeout", "120")
+    assert code == 0 and doc["status"] == "proved"
+    assert doc["properties"] == ["no_stale_translation", "waitret_in_ipi"]
+    code, doc = _run(capsys, "--variant", "reload-no-drain", "--timeout", "120")
+    assert code == 1 and doc["properties"] == ["no_stale_translation"] and doc["property"] == "no_stale_translation"

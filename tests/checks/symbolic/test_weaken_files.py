@@ -46,11 +46,15 @@ def test_the_weakened_route_saves_its_lemmas_by_name_and_literals(saved: Path) -
 def test_lemmas_reads_it_back_without_the_weakening_search(saved: Path, tmp_path: Path,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     again = tmp_path / "again.json"
-    code, doc = _run(capsys, "--variant-file", LAZY, *SMALL, "--lemmas", str(saved), "--invariant-out", str(again))
+    code = main(["prove", "--json", "--variant-file", LAZY, *SMALL, "--lemmas", str(saved), "--invariant-out", str(again)])
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
     assert code == 0 and doc["route"] == "lemma-file+houdini+induction", doc.get("reason")
     assert [row["route"] for row in doc["stages"]] == ["lemma-file"]  # no weakening (nor any other route)
     assert doc["lemmas_learned_at"] == [Bounds(2, 1, 1, 1).as_dict()]
     assert json.loads(again.read_text())["lemmas"] == json.loads(saved.read_text())["lemmas"]  # it round-trips
+    # a bounded proof's file says where it is known inductive (a line on stderr, the JSON on stdout untouched)
+    assert f"{again}: inductive at N=2,V=1,F=1,Q=1 (what this proof checked)" in err
 
 
 def test_parametric_reads_it_and_saves_its_own(saved: Path, tmp_path: Path,
