@@ -123,6 +123,7 @@ def explore_vectorized(
     stop: Callable[[Progress, bool], bool] | None = None,
     renamings: Callable[[State, int], None] | None = None,
     until_all_violated: bool = False,
+    on_level: Callable[[np.ndarray | None, Packer], None] | None = None,
 ) -> SearchResult:
     """Explore every reachable state of ``protocol`` at ``bounds``; report each property.
 
@@ -153,6 +154,11 @@ def explore_vectorized(
     ``until_all_violated``: where every property is an invariant, stop at the end of the level
     where the last of them is first violated (``stopped_by`` :data:`ALL_VIOLATED`): every verdict
     is in and each counterexample is a shortest one; nothing further can change them.
+
+    ``on_level``: called with each level's new keys (the first call: the initial state's) and the
+    packer that unpacks them, or None for a level whose keys went to disk (a spill); the plain
+    explorer (a protocol the vectorized search cannot run) never calls it. Auto's explicit route keeps
+    a sample of the states it exhausted for the lemma learner (checks/symbolic/exhaust.py).
     """
     start = time.monotonic()
     n_workers = max(1, int(workers if workers is not None else (os.cpu_count() or 1)))
@@ -161,7 +167,7 @@ def explore_vectorized(
         return _Search(model, symmetry, max_states, time_limit, progress, n_workers, start,
                        memory_limit=memory_limit, checkpoint_dir=checkpoint_dir, resume_dir=resume_dir,
                        checkpoint_every=checkpoint_every, work_dir=work_dir, spill_above=spill_above,
-                       stop=stop, until_all_violated=until_all_violated).run()
+                       stop=stop, until_all_violated=until_all_violated, on_level=on_level).run()
     except NotVectorizable as exc:
         if checkpoint_dir is not None or resume_dir is not None:
             raise checkpoint.CheckpointError(f"checkpoints need the vectorized search, which cannot run "
@@ -273,9 +279,11 @@ class _Search:
                  checkpoint_dir: str | None = None, resume_dir: str | None = None,
                  checkpoint_every: float = 60.0, work_dir: str | None = None,
                  spill_above: int | None = None, stop: Callable[[Progress, bool], bool] | None = None,
-                 until_all_violated: bool = False) -> None:
+                 until_all_violated: bool = False,
+                 on_level: Callable[[np.ndarray | None, Packer], None] | None = None) -> None:
         self.model = model
         self.stop = stop
+        self.on_level = on_level
         self.until_all_violated = until_all_violated
         #: the search has returned: a chunk still running in a worker thread (a limit stopped the
         #: level while it traced the steps' kernels, seconds at big bounds) stops at its next step
@@ -734,6 +742,8 @@ class _Search:
         self.st = st
         if self.keep_keys:
             self.level_keys.append(st.frontier_keys)
+        if self.on_level is not None:
+            self.on_level(st.frontier_keys if isinstance(st.frontier_keys, np.ndarray) else None, packer)
         frontier = st.frontier_keys
         visited, goals = st.visited, st.goals
         stopped_by: str | None = None
@@ -842,6 +852,8 @@ class _Search:
             del new_blocks
             if self.keep_keys:
                 self.level_keys.append(new_keys if new_keys is not None else frontier[0:n_new])
+            if self.on_level is not None:
+                self.on_level(new_keys, packer)
             self._check_level(frontier, n_states, st.first_bad, goals)
             if self.lives:
                 def number(i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -38,7 +38,7 @@ import re
 import time
 from dataclasses import dataclass
 from itertools import product
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -619,7 +619,7 @@ class Stage:
 
 
 def learn_at(protocol: Protocol, at: Bounds, found: Enumerated, start: Sequence[Lemma] = (),
-             deadline: float | None = None, note: Any = None, trim: bool = True) -> Stage:
+             deadline: float | None = None, note: Any = None, trim: bool = True, enc: Any = None) -> Stage:
     """Houdini at ``at`` from ``start``; while the invariant properties are not preserved, the
     counterexample to induction (one every candidate left survives: Houdini settles first; or, when
     no new family rules it out, the last candidates') is ruled out by the enumerated families false
@@ -627,12 +627,12 @@ def learn_at(protocol: Protocol, at: Bounds, found: Enumerated, start: Sequence[
     pool may have left theirs out), else by new clauses of four literals (:meth:`Signature.excluding`), else by greedy covers
     (:meth:`Signature.covering`); a round starts from what is alive, the new families and the dropped
     ones whose witness they rule out (:class:`_Witnesses`); then (``trim``) the unsat-core support of
-    the fixpoint."""
+    the fixpoint. ``enc``: the encoding at ``at``, where the caller has one."""
     from deferral.checks.symbolic.infer import property_lemmas
     from deferral.checks.symbolic.relevance import Relevance
 
     t0 = time.monotonic()
-    rel, must = Relevance(protocol, at), property_lemmas(protocol)
+    rel, must = Relevance(protocol, at, enc), property_lemmas(protocol)
     cands = list(start)
     offered = list(start)
     names = {lem.name for lem in cands}
@@ -860,13 +860,27 @@ FIRST_CAP, CAP, ENUMERATE_SHARE = 20_000, 10_000, 0.3
 FIRST_SPREAD, SPREAD = 100, 10
 #: (Each spread search was also cut at 4 s, the others at 1.5 s, until 5 Dec, night: a sample then depended on
 #: the machine's load; the state caps bound it now, and the learning's deadline.)
+#: The random walks of the largest sampled instance (3,2,2): walkers, steps each, states kept. With paramlearn's
+#: 600 walks of 40 steps (10,000 states kept) 603 families over (t, p, i) held in every sample at 4,3,3,3,S=2 and
+#: mostly failed at 3,2,2,3,2, where Houdini drops them a query at a time; with these, 443 (PROVE.md, 5 Dec, night).
+WALKERS, WALK_DEPTH, WALK_CAP = 2000, 60, 30_000
+
+
+def _at_most(rows: np.ndarray, cap: int) -> np.ndarray:
+    """``cap`` of ``rows`` drawn at random (seeded), in their order; all of them where there are no more."""
+    if rows.shape[0] <= cap:
+        return rows
+    return rows[np.sort(np.random.default_rng(0).choice(rows.shape[0], cap, replace=False))]
 
 
 def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: Sequence[Bounds],
-          deadline: float | None = None, note: Any = None, trim_last: bool = False) -> Learned:
+          deadline: float | None = None, note: Any = None, trim_last: bool = False,
+          given: Mapping[Bounds, np.ndarray] | None = None, encodings: Mapping[Bounds, Any] | None = None) -> Learned:
     """Sample (``samples_at``: bounds and "exhaustive" or "walks"), enumerate the families, then
     :func:`learn_at` at each of ``stages`` in turn, each starting from what the last one needed (the
-    last stage keeps Houdini's whole fixpoint unless ``trim_last``)."""
+    last stage keeps Houdini's whole fixpoint unless ``trim_last``). ``given``: an exhaustive sample's
+    states already drawn (auto's explicit search exhausted that instance: not searched again);
+    ``encodings``: a stage's encoding already built (the caller's, at its bounds: built once)."""
     from deferral.checks.symbolic.paramlearn import walk_rows
     from deferral.checks.symbolic.vocabulary import sample_rows
     from deferral.model.concrete import Model
@@ -878,9 +892,14 @@ def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: 
     for n, (b, how) in enumerate(samples_at):
         if n and deadline is not None and time.monotonic() > deadline:
             break
-        got = walk_rows(Model(protocol, b), cap=CAP) if how == "walks" else sample_rows(
-            protocol, b, cap=FIRST_CAP if n == 0 else CAP, spread=FIRST_SPREAD if n == 0 else SPREAD,
-            time_limit=None if deadline is None else max(0.0, deadline - time.monotonic()))
+        cap = FIRST_CAP if n == 0 else CAP
+        if how == "walks":
+            got = walk_rows(Model(protocol, b), walkers=WALKERS, depth=WALK_DEPTH, cap=WALK_CAP)
+        elif given is not None and b in given:
+            got = _at_most(given[b], cap)
+        else:
+            got = sample_rows(protocol, b, cap=cap, spread=FIRST_SPREAD if n == 0 else SPREAD,
+                              time_limit=None if deadline is None else max(0.0, deadline - time.monotonic()))
         rows.append((b, got))
         sampled.append((b, how, int(got.shape[0])))
     part["sampling"] = time.monotonic() - t0
@@ -898,7 +917,8 @@ def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: 
     if note:
         note(f"clauses: first offered {len(start)} families of at most {FIRST_LITERALS} literals")
     for n, at in enumerate(stages):
-        st = learn_at(protocol, at, found, start, deadline, note, trim=trim_last or n < len(stages) - 1)
+        st = learn_at(protocol, at, found, start, deadline, note, trim=trim_last or n < len(stages) - 1,
+                      enc=None if encodings is None else encodings.get(at))
         done.append(st)
         part[f"houdini and cores at {at.short()}"] = st.seconds
         if st.needed is None:

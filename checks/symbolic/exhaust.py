@@ -23,13 +23,20 @@ before a level whose compiled loop or size would overrun the box. Where the smal
 exhausted with no violation first (a bug at the requested bounds is then unlikely), it also
 stops when the total extrapolated from the levels' growth
 (:func:`~deferral.checks.explicit.limits.project_states`) will not be stored in the box
-(3,2,2,2: after about 2 s)."""
+(3,2,2,2: after about 2 s).
+
+With ``keep``, a search with no violation also hands on a uniform sample of the states of every level
+it finished (``Exhaustive.sample``: :class:`Reservoir`; an exhausted instance: of all its reachable
+states), which the lemma learner takes as that instance's sample instead of searching it again
+(checks/symbolic/clauses.py)."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable
+
+import numpy as np
 
 from deferral.checks.explicit.limits import project_states
 from deferral.checks.results import Path, Progress
@@ -59,6 +66,9 @@ class Exhaustive:
     reason: str = ""
     path: Path | None = None
     prop: str | None = None
+    #: with no violation, where ``explore`` was asked to ``keep`` some: a uniform sample of the states of every
+    #: level it finished (where it holds: every reachable state; rows of the layout, up to VCPU symmetry)
+    sample: np.ndarray | None = None
 
     def stage(self) -> dict[str, Any]:
         """Its row of auto's ``stages``."""
@@ -78,11 +88,48 @@ class Exhaustive:
         return f"no violation within {self.depth} steps ({self.states:,} states; {self.reason})"
 
 
+class Reservoir:
+    """A uniform sample of at most ``cap`` of the states a search's levels give it (each key a seeded random
+    priority, the ``cap`` smallest kept: the same search, the same sample, whatever the load);
+    :meth:`rows` unpacks it, None where a level was not given (its keys went to disk)."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.rng = np.random.default_rng(0)
+        self.keys: np.ndarray | None = None
+        self.priority = np.zeros(0)
+        self.packer: Any = None
+        self.whole = True
+
+    def __call__(self, keys: np.ndarray | None, packer: Any) -> None:
+        """A level's keys (the search's ``on_level``)."""
+        self.packer = packer
+        if keys is None:
+            self.whole = False
+            return
+        if not keys.shape[0]:
+            return
+        drawn = self.rng.random(keys.shape[0])
+        if self.keys is not None and self.keys.shape[0] >= self.cap:  # only keys drawn below the kept ones' highest
+            below = drawn < self.priority.max()
+            keys, drawn = keys[below], drawn[below]
+        both = keys.copy() if self.keys is None else np.concatenate([self.keys, keys])
+        priority = np.concatenate([self.priority, drawn])
+        if both.shape[0] > self.cap:
+            kept = np.sort(np.argpartition(priority, self.cap)[:self.cap])
+            both, priority = both[kept], priority[kept]
+        self.keys, self.priority = both, priority
+
+    def rows(self) -> np.ndarray | None:
+        return None if not self.whole or self.keys is None else self.packer.unpack(self.keys)
+
+
 def explore(protocol: Protocol, bounds: Bounds, budget: float,
-            note: Callable[[str], None] | None = None, exhaust_only: bool = False) -> Exhaustive:
+            note: Callable[[str], None] | None = None, exhaust_only: bool = False, keep: int = 0) -> Exhaustive:
     """The breadth-first search of ``protocol``'s invariants at ``bounds`` within ``budget`` seconds.
     ``exhaust_only``: stop too when the extrapolated total will not be stored in the box (where a
-    deeper level is of little worth: the smallest instance was exhausted with no violation)."""
+    deeper level is of little worth: the smallest instance was exhausted with no violation). ``keep``:
+    with no violation, a uniform sample of that many of the states of the levels it finished (``Exhaustive.sample``)."""
     from deferral.checks.explicit.search import search
 
     say = note or (lambda text: None)
@@ -125,8 +172,10 @@ def explore(protocol: Protocol, bounds: Bounds, budget: float,
             basis: str | None = check_symmetry(protocol, bounds)
         except AsymmetricProtocol:  # VCPUs not alike: searched without symmetry, same counterexamples
             basis = None
+        reservoir = Reservoir(keep) if keep > 0 else None
         r = search(only, bounds, symmetry=basis is not None, symmetry_basis=basis, time_limit=budget,
-                   memory_limit=EXPLICIT_MEMORY, workers=1, stop=stop)
+                   memory_limit=EXPLICIT_MEMORY, workers=1, stop=stop,
+                   **({"on_level": reservoir} if reservoir is not None else {}))
     except (VariantError, StepError) as exc:  # VCPUs not alike, a step's error: bmc and the lemmas decide
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return Exhaustive("unknown", bounds, 0, 0, time.monotonic() - began, reason=f"not used ({first})")
@@ -135,10 +184,11 @@ def explore(protocol: Protocol, bounds: Bounds, budget: float,
     if bad is not None:
         assert bad.path is not None
         return Exhaustive("violated", bounds, r.states, len(bad.path) - 1, seconds, path=bad.path, prop=bad.name)
+    sample = None if reservoir is None or r.engine != "vectorized" else reservoir.rows()
     if r.complete and all(o.status == "holds" for o in r.outcomes):
-        return Exhaustive("holds", bounds, r.states, r.depth, seconds)
+        return Exhaustive("holds", bounds, r.states, r.depth, seconds, sample=sample)
     reason = why[0] if why else {"time-limit": f"its time box of {budget:.0f} s",
                                  "memory-limit": f"its memory limit of {EXPLICIT_MEMORY / 2**30:.0f} GiB",
                                  "max-states": "the most states it stores"}.get(r.stopped_by or "",
                                                                                r.stopped_by or "stopped")
-    return Exhaustive("unknown", bounds, r.states, r.depth, seconds, reason=f"stopped by {reason}")
+    return Exhaustive("unknown", bounds, r.states, r.depth, seconds, reason=f"stopped by {reason}", sample=sample)

@@ -30,7 +30,9 @@ strongest automatic route, cheapest first:
    end in the box (at the requested bounds, once the smallest instance was exhausted safe, also
    when the extrapolated total will not). A violation at the requested bounds is the shortest
    counterexample there (one only at the smallest instance is searched again there by bmc); an
-   instance it exhausts needs no bmc (its slices below are skipped), and the depth it reached at
+   instance it exhausts, or a smallest instance it checked past the bmc's depth with no violation,
+   needs no bmc (its slices below are skipped; the enumerated route, 5, takes a sample of the states
+   it stored there as its first sample), and the depth it reached at
    the requested bounds is not queried again by the bmc there. Where it exhausted the requested
    bounds and no lemma route below proves them, that is the answer: proved at exactly these
    bounds (``exhaustive`` in the JSON), no invariant, nothing claimed beyond them.
@@ -52,7 +54,7 @@ strongest automatic route, cheapest first:
    clauses of the declared vocabulary over signatures built from every declared sort, true in the
    sampled reachable states, brought in by counterexamples to induction at the smallest sampled
    instance, the largest, then the requested bounds (Houdini and induction decide); with
-   ``shipped=False``, tried as soon as the explicit search found the smallest instance safe.
+   ``shipped=False``, tried as soon as the explicit search found the smallest instance safe (3).
    *Learned lemmas* (route ``inferred+houdini+induction``,
    :mod:`deferral.checks.symbolic.infer`): families learned from the reachable states of
    small instances, driven by counterexamples to induction, checked by Houdini and
@@ -540,8 +542,16 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         """Did the explicit search exhaust ``at`` with no violation (so no bmc there can find one)?"""
         return at in explored and explored[at].status == "holds"
 
+    def cleared(at: Bounds) -> bool:
+        """Did the explicit search check every state of ``at`` within the bmc's depth with no violation
+        (exhausted it, or stopped deeper): no bmc there can find one?"""
+        ex = explored.get(at)
+        return ex is not None and (ex.status == "holds" or ex.status == "unknown" and ex.depth >= look_to)
+
     def small_safe() -> bool:
-        return holds_at(small_at) or holds_at(bounds) and small_at == bounds
+        """No violation at the smallest instance within the bmc's depth: its bmc is not needed, and the
+        enumerated families are tried first (without the shipped lemmas)."""
+        return cleared(small_at)
 
     def explicit_route(small_only: bool = False) -> ProveResult | None:
         """The explicit search, time-boxed: first at the smallest instance (where it is cheap; one it
@@ -561,7 +571,8 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                 why(f"explicit at {at.short()}", f"not tried ({budget:.1f} s left in its box)")
                 break
             ex = explored[at] = exhaust.explore(protocol, at, budget, note=say,
-                                                exhaust_only=at == bounds and holds_at(small_at))
+                                                exhaust_only=at == bounds and holds_at(small_at),
+                                                keep=learning_sample(at))
             stages.append(ex.stage())
             if ex.status == "violated" and at == bounds:
                 assert ex.path is not None
@@ -584,6 +595,23 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                 "reach that violation in time")
             return bounded_look(left())
         return None
+
+    def learning_sample(at: Bounds) -> int:
+        """How many of the states of ``at`` the explicit search keeps for the enumerated route: its first
+        sample's (where ``at`` is the instance that sample is drawn from), else none."""
+        from deferral.checks.symbolic import clauses
+
+        if not learn:
+            return 0
+        try:
+            first = clauses.plan(protocol, concrete(), within=bounds)[0]
+        except (KeyError, ValueError, IndexError):
+            return 0
+        return clauses.FIRST_CAP if first[0] == at and first[1] == "exhaustive" else 0
+
+    def concrete() -> dict[str, int]:
+        """The requested bounds the learning routes keep concrete (Q, S)."""
+        return {d.name: bounds[d.name] for d in bounds.decls if d.name in ("queue", "spaces")}
 
     quick_s = QUICK_BMC_S if timeout is None else min(QUICK_BMC_S, QUICK_BMC_SHARE * timeout)
     inferred_at: Bounds | None = None
@@ -623,10 +651,13 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             return None
         say(f"auto: enumerating lemma families over the declared sorts (at most {budget:.0f} s)")
         began = time.monotonic()
-        conc = {d.name: bounds[d.name] for d in bounds.decls if d.name in ("queue", "spaces")}
+        # the states of an instance the explicit search cleared (not searched again), and this
+        # encoding for the last stage, at these bounds (not built again)
+        given = {at: ex.sample for at, ex in explored.items() if cleared(at) and ex.sample is not None}
         try:
-            r = clauses.learn(protocol, clauses.plan(protocol, conc, within=bounds),
-                              clauses.stage_bounds(protocol, bounds), deadline=began + budget, note=say)
+            r = clauses.learn(protocol, clauses.plan(protocol, concrete(), within=bounds),
+                              clauses.stage_bounds(protocol, bounds), deadline=began + budget, note=say,
+                              given=given, encodings={bounds: enc})
         except (EncodingError, StepError) as exc:
             why("enumerated", f"not tried ({exc})")
             return None

@@ -35,9 +35,10 @@ class Relevance:
     """Bounded Houdini and per-query unsat cores at ``at`` (the encoding is built on first use;
     lemma terms are kept across calls, by name)."""
 
-    def __init__(self, protocol: Protocol, at: Bounds) -> None:
+    def __init__(self, protocol: Protocol, at: Bounds, enc: Any = None) -> None:
         self.protocol, self.at = protocol, at
-        self._enc: Any = None
+        self._enc: Any = enc  # built on first use where not given (an encoding of ``protocol`` at ``at``)
+        self._base: Any = None  # its state variables, selector and transition formula (infer._base)
         self._terms: dict[str, tuple[Any, Any] | None] = {}  # name -> (at x, at y); None: fails initially
         self._known: dict[str, Lemma] = {}  # every lemma :meth:`houdini` was given, by name
         self._solver: Any = None  # :meth:`core`'s (the transition relation and the lemmas' switches)
@@ -58,11 +59,12 @@ class Relevance:
         self.witness: dict[str, State] = {}
 
     def _setup(self) -> None:
-        if self._enc is None:
+        if self._base is None:
             from deferral.checks.terms.encoding import encode
             from deferral.checks.symbolic.infer import _base
 
-            self._enc = encode(self.protocol, self.at, check=False)
+            if self._enc is None:
+                self._enc = encode(self.protocol, self.at, check=False)
             self._base = _base(self._enc)
             self._steps: dict[str, list[int]] = {}
             for k, action in enumerate(self._enc.model.actions):

@@ -435,7 +435,7 @@ def test_the_first_stage_hands_its_whole_fixpoint_to_a_larger_stage(monkeypatch:
     starts: list[tuple[Bounds, list[str]]] = []
     fixpoint = [Lemma(f"alive {n}", (), lambda s: True) for n in range(3)]
 
-    def fake(protocol, at, found, start=(), deadline=None, note=None, trim=True):  # type: ignore[no-untyped-def]
+    def fake(protocol, at, found, start=(), deadline=None, note=None, trim=True, enc=None):  # type: ignore[no-untyped-def]
         starts.append((at, [x.name for x in start]))
         return clauses.Stage(at, fixpoint, fixpoint[:1], 1, len(start), 0.0)
 
@@ -504,3 +504,33 @@ def test_a_spent_effort_stops_the_search_for_four_literal_clauses() -> None:
     assert run(0) == []
     full, small = run(10**12), run(2_000)
     assert len(small) < len(full) and small == run(2_000) and set(small) <= set(full)
+
+
+def test_a_given_sample_is_taken_instead_of_searching_that_instance_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """clauses.learn: the states auto's explicit search kept of an instance it exhausted (``given``) are that
+    instance's sample (at most its cap, drawn at random), not a second search; the encoding given for a
+    stage's bounds is the one its Houdini uses."""
+    from deferral.checks.symbolic import exhaust, vocabulary
+
+    monkeypatch.setattr(clauses, "FIRST_CAP", 300)
+    ex = exhaust.explore(REFERENCE, SMALL, 60, keep=800)
+    assert ex.status == "holds" and ex.sample is not None and ex.sample.shape[0] == 800
+
+    def no_search(*args, **kw):  # type: ignore[no-untyped-def]
+        raise AssertionError("the given instance was searched again")
+
+    monkeypatch.setattr(vocabulary, "sample_rows", no_search)
+    used: list[object] = []
+    real = clauses.learn_at
+
+    def spy(protocol, at, found, start=(), deadline=None, note=None, trim=True, enc=None):  # type: ignore[no-untyped-def]
+        used.append(enc)
+        return real(protocol, at, found, start, deadline, note, trim, enc)
+
+    monkeypatch.setattr(clauses, "learn_at", spy)
+    enc = encode(REFERENCE, SMALL)
+    r = clauses.learn(REFERENCE, [(SMALL, "exhaustive")], [SMALL], deadline=time.monotonic() + 120,
+                      given={SMALL: ex.sample}, encodings={SMALL: enc})
+    assert r.sampled == [(SMALL, "exhaustive", 300)] and used == [enc]
+    rows = {tuple(int(v) for v in row) for row in ex.sample}
+    assert len(rows) == ex.sample.shape[0]  # distinct states

@@ -77,3 +77,66 @@ def test_bmc_past_the_depth_the_explicit_search_checked_finds_the_same_violation
     whole = BmcSearch(enc, 3)
     whole.known_safe_to(7)  # past its depth: nothing left to check
     assert whole.settled and whole.result.status == "unknown"
+
+
+def test_an_exhausted_instance_hands_on_a_uniform_sample_of_its_states() -> None:
+    """``keep``: a seeded sample of every reachable state (the same in every run, every row a reachable
+    state, from every level, not only the first ones); none where the search found a violation."""
+    import numpy as np
+
+    from deferral.checks.explicit.vectorized import reachable_levels
+    from deferral.model.concrete import Model
+
+    ex = exhaust.explore(REFERENCE, Bounds(2, 1, 1, 1), 30, keep=2000)
+    again = exhaust.explore(REFERENCE, Bounds(2, 1, 1, 1), 30, keep=2000)
+    assert ex.status == "holds" and ex.sample is not None and ex.sample.shape[0] == 2000
+    assert again.sample is not None and np.array_equal(ex.sample, again.sample)
+    levels = reachable_levels(Model(REFERENCE, Bounds(2, 1, 1, 1)))
+    every = {tuple(int(v) for v in row): n for n, row in enumerate(levels.packer.unpack(levels.keys))}
+    places = [every[tuple(int(v) for v in row)] for row in ex.sample]  # KeyError: not a reachable state
+    assert len(set(places)) == 2000 and max(places) > 0.9 * len(every)  # deep states too
+    assert exhaust.explore(REFERENCE, Bounds(2, 1, 1, 1), 30).sample is None  # not asked for
+    assert exhaust.explore(PUBLISHED["reload-no-drain"], Bounds(2, 1, 1, 1), 30, keep=100).sample is None
+
+
+def test_the_reservoir_keeps_every_key_up_to_its_cap_and_a_seeded_draw_past_it() -> None:
+    import numpy as np
+
+    class Ident:
+        def unpack(self, keys):  # noqa: ANN001, ANN201
+            return keys
+
+    small = exhaust.Reservoir(10)
+    for level in (np.arange(3, dtype=np.uint64), np.arange(3, 7, dtype=np.uint64)):
+        small(level, Ident())
+    assert small.rows().tolist() == list(range(7))
+    drawn = []
+    for _ in range(2):
+        big = exhaust.Reservoir(50)
+        for start in range(0, 1000, 100):
+            big(np.arange(start, start + 100, dtype=np.uint64), Ident())
+        drawn.append(big.rows().tolist())
+    assert drawn[0] == drawn[1] and len(set(drawn[0])) == 50 and drawn[0] == sorted(drawn[0])
+    assert max(drawn[0]) >= 500 and min(drawn[0]) < 500  # from early and late levels
+    spilled = exhaust.Reservoir(10)
+    spilled(np.arange(3, dtype=np.uint64), Ident())
+    spilled(None, Ident())  # a level written to disk: no sample of the whole
+    assert spilled.rows() is None
+
+
+def test_a_smallest_instance_searched_past_the_bmc_depth_needs_no_bmc(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An explicit search stopped (its box) past the bmc's depth with no violation clears the smallest instance
+    as an exhausted one does: no bmc slice there, the enumerated route is tried with the search's states."""
+    from dataclasses import replace
+
+    real = exhaust.explore
+
+    def stopped(protocol, at, budget, note=None, exhaust_only=False, keep=0):  # type: ignore[no-untyped-def]
+        ex = real(protocol, at, budget, note=note, exhaust_only=exhaust_only, keep=keep)
+        assert ex.status == "holds" and ex.depth > 12 and ex.sample is not None
+        return replace(ex, status="unknown", reason="stopped by its time box (a test)")
+
+    monkeypatch.setattr(exhaust, "explore", stopped)
+    res = prove(REFERENCE, Bounds(2, 1, 1, 1), timeout=60, shipped=False)
+    assert res.status == "proved" and res.route == "enumerated+houdini+induction"
+    assert [row["route"] for row in res.stages if row["route"] == "bmc"] == []
