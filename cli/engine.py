@@ -9,8 +9,8 @@ shootdowns stuck waiting at the end (detected with a grace timeout; a run never 
 A published ``--variant`` runs as the bug a developer could write; ``--variant-file PATH``
 runs a user's change, which the file must make in both places: ``VARIANT`` (the model,
 which judges) and ``ENGINE`` (a subclass of ``deferral.engine.Hypervisor``); a file
-without ``ENGINE`` is bad input. Exit 0 clean, 1 violation or stuck shootdown, 4
-divergence from the model (and nothing else), 2 bad input, 3 a VCPU thread failed.
+without ``ENGINE`` is bad input, and so is an ``ENGINE`` that raises. Exit 0 clean, 1 violation or
+stuck shootdown, 4 divergence from the model (and nothing else), 2 bad input, 3 a VCPU thread failed.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from deferral.engine.bugs import VARIANT_BUGS, UnknownVariant, bugs_for
 from deferral.engine.hypervisor import Hypervisor
 from deferral.engine.runner import RunConfig, run as run_engine
 from deferral.engine.user import engine_of, load_engine_file
+from deferral.model.context import StepError
 from deferral.model.protocol import Protocol
 from deferral.model.variants import VariantError
 
@@ -102,6 +103,8 @@ def config_from(args: argparse.Namespace) -> RunConfig:
 def run(args: argparse.Namespace) -> int:
     cfg = config_from(args)
     result = run_engine(cfg)
+    if result.user_errors:  # the user's ENGINE raised: a broken variant file, named by file and line
+        raise StepError(result.user_errors[0])
     s = result.summary
     if args.json:
         print(json.dumps(s))

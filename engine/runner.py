@@ -29,6 +29,7 @@ from deferral.engine.bugs import Bugs, bugs_for
 from deferral.engine.guest import Op, random_program
 from deferral.engine.hypervisor import Hypervisor
 from deferral.engine.tracing import Recorder
+from deferral.engine.user import engine_error
 from deferral.engine.vcpu import Mode
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model
@@ -61,6 +62,7 @@ class RunResult:
     summary: dict[str, Any]
     trace: Trace | None
     stuck: list[int] = field(default_factory=list)
+    user_errors: list[str] = field(default_factory=list)  # raised in a user's ENGINE: bad input
 
     @property
     def violated(self) -> bool:
@@ -85,6 +87,7 @@ class _Run:
         self.gave_up: set[int] = set()
         self.programs_over: set[int] = set()  # VCPUs whose program ended (or was stopped)
         self.errors: list[str] = []
+        self.user_errors: list[str] = []  # the errors raised in a user's ENGINE
         self.started = 0
         self.lock = threading.Lock()
 
@@ -178,6 +181,9 @@ class _Run:
                 time.sleep(0.0002)
         except Exception as exc:  # reported in the summary; the run must not hang
             self.errors.append(f"VCPU {i}: {type(exc).__name__}: {exc}")
+            crash = engine_error(exc)
+            if crash:  # raised in the user's ENGINE: a broken variant file
+                self.user_errors.append(f"{crash} (ENGINE, VCPU {i})")
             self.stop.set()
 
     # ---- the run -----------------------------------------------------------------------------
@@ -207,7 +213,7 @@ class _Run:
             self.rec.close()
         if cfg.trace_out and not cfg.jsonl and trace is not None:
             trace.save(cfg.trace_out)
-        return RunResult(self._summary(elapsed, stuck, modes, alive), trace, stuck)
+        return RunResult(self._summary(elapsed, stuck, modes, alive), trace, stuck, list(self.user_errors))
 
     def _summary(self, elapsed: float, stuck: list[int], modes: list[str], alive: list[str]) -> dict[str, Any]:
         st, found, judge = self.rec.stats, self.rec.findings, self.rec.judge

@@ -76,3 +76,69 @@ def test_help_says_what_the_variant_file_needs(capsys: pytest.CaptureFixture[str
     for command in (["engine", "run"], ["conform"]):
         assert main([*command, "--help"]) == 0
         assert "ENGINE" in capsys.readouterr().out
+
+
+RAISING = '''from deferral.engine import Hypervisor
+from deferral.model import REFERENCE
+VARIANT = REFERENCE.derive("raising")
+class Raising(Hypervisor):
+    def post_ipis(self, i, root, page):
+        raise KeyError("oops")
+ENGINE = Raising
+'''
+
+
+@pytest.mark.parametrize("command", [["engine", "run", "--seconds", "1", "--max-steps", "400"],
+                                     ["conform", "--depth", "3"]])
+def test_an_engine_that_raises_is_bad_input_named_by_file_and_line(command: list[str], tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    # before 5 Dec, night: engine run said exit 3 ("a VCPU thread failed") and conform exit 4 (a
+    # divergence), neither naming the user's file, where the model's commands say 2 for the same crash
+    path = tmp_path / "raising.py"
+    path.write_text(RAISING)
+    assert main([*command, "--variant-file", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert f"{path} line 6 (in post_ipis) raised KeyError: 'oops' (ENGINE" in err
+
+
+def test_an_engine_that_refuses_a_step_the_model_takes_is_still_a_divergence(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "refusing.py"  # a refusal (NotEnabled) raised through the user's own step method
+    path.write_text("from deferral.engine import Hypervisor\nfrom deferral.model import REFERENCE\n"
+                    "VARIANT = REFERENCE.derive('refusing')\n"
+                    "class Refusing(Hypervisor):\n"
+                    "    def invlpg(self, i, p):\n"
+                    "        self._require('never')\n"
+                    "ENGINE = Refusing\n")
+    assert main(["conform", "--variant-file", str(path), "--depth", "2"]) == 4
+    assert "MISMATCH (engine-error)" in capsys.readouterr().out
+
+
+def test_an_override_that_cannot_take_the_hooks_arguments_is_refused_when_it_loads(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "short.py"
+    path.write_text("from deferral.engine import Hypervisor\nfrom deferral.model import REFERENCE\n"
+                    "VARIANT = REFERENCE.derive('short')\n"
+                    "class Short(Hypervisor):\n"
+                    "    def resync(self, drainer):\n"
+                    "        pass\n"
+                    "ENGINE = Short\n")
+    for command in (["engine", "run", "--seconds", "1", "--max-steps", "200"], ["conform", "--depth", "3"]):
+        assert main([*command, "--variant-file", str(path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "ENGINE's resync(self, drainer) cannot take the arguments of " \
+               "Hypervisor.resync(self, drainer, table, page)" in err and "\n" not in err
+    assert load_engine_file(EXAMPLE)[1].__name__ == "ZappingHypervisor"  # a matching override loads
+
+
+def test_replay_names_the_judge_when_it_is_not_the_traces_variant(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run.json"
+    assert main(["engine", "run", "--variant-file", str(EXAMPLE), "--seconds", "1", "--max-steps", "300",
+                 "--snapshots", "--trace-out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["replay", str(out), "--variant-file", str(EXAMPLE)]) == 0
+    assert "drain-zaps at N=2,V=1,F=1,Q=1: " in capsys.readouterr().out
+    main(["replay", str(out), "--variant", "reference"])  # another protocol judges it: say which
+    assert "drain-zaps at N=2,V=1,F=1,Q=1, judged by reference: " in capsys.readouterr().out
