@@ -138,7 +138,7 @@ def _human(s: dict[str, Any]) -> str:
     names = ", ".join(v["properties"])
     if v["steps"]:
         f = v["first"]
-        lines.append(f"  {f['property']} VIOLATED after {v['steps']} steps; first at step {f['step_number']} "
+        lines.append(f"  {f['property']} VIOLATED after {v['steps']:,} of {s['steps']:,} steps; first at step {f['step_number']} "
                      f"{f['step']}: {f['describe']}")
     else:
         lines.append(f"  {names} held after every step (the model's invariants and ghost variables, "
@@ -146,7 +146,7 @@ def _human(s: dict[str, Any]) -> str:
     d = s["divergence"]
     if d["steps"]:
         f = d["first"]
-        lines.append(f"  DIVERGED from the model at {d['steps']} steps; first at step {f['step_number']} "
+        lines.append(f"  DIVERGED from the model at {d['steps']:,} of {s['steps']:,} steps; first at step {f['step_number']} "
                      f"{f['step']}: {f['reason']}")
     if s["stuck"]:
         lines.append(f"  STUCK: VCPU(s) {', '.join(map(str, s['stuck']))} still waiting for shootdown acks "

@@ -119,7 +119,8 @@ class _Run:
         elif op.kind == "invlpg":
             hv.invlpg(i, op.page)
             self.pause()
-            self.drain(i)
+            if hv.invlpg_drains(i):
+                self.drain(i)
             hv.finish_invlpg(i)
         elif op.kind in ("reload", "switch"):
             if op.kind == "reload" or hv.tables[op.space].root == hv.vcpus[i].cr3:

@@ -2,7 +2,7 @@
 
 A variant file may define, beside ``VARIANT``, ``ENGINE = <a subclass of Hypervisor>``: the
 same change written in the engine, by overriding the hypervisor's steps or its hooks
-(``resync``, ``post_ipis``, ``defers``, ``handler_drains``, ``reload_drains``,
+(``resync``, ``post_ipis``, ``defers``, ``handler_drains``, ``invlpg_drains``, ``reload_drains``,
 ``flushes_locally``). ``deferral engine run``
 and ``deferral conform`` need it with ``--variant-file``; the model's commands ignore it.
 """

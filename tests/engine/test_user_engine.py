@@ -142,3 +142,31 @@ def test_replay_names_the_judge_when_it_is_not_the_traces_variant(tmp_path: Path
     assert "drain-zaps at N=2,V=1,F=1,Q=1: " in capsys.readouterr().out
     main(["replay", str(out), "--variant", "reference"])  # another protocol judges it: say which
     assert "drain-zaps at N=2,V=1,F=1,Q=1, judged by reference: " in capsys.readouterr().out
+
+
+INVLPG_NO_DRAIN = '''from deferral.engine import Hypervisor
+from deferral.model import PC, REFERENCE
+VARIANT = REFERENCE.derive("invlpg-no-drain", replace_steps=[
+    REFERENCE.step("finish_invlpg").with_guard(lambda s, i: s.pc[i] == PC.Inv)])
+class NoDrain(Hypervisor):
+    def invlpg_drains(self, i):
+        return False
+ENGINE = NoDrain
+'''
+
+
+def test_an_invlpg_that_does_not_drain_is_a_hook_the_threaded_run_follows(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # before 5 Dec, night, the runner drained before every finish_invlpg whatever the ENGINE said:
+    # a user's invlpg-without-drain (refuted in 5 steps) ran clean in `engine run`, exit 0
+    path = tmp_path / "invlpg_no_drain.py"
+    path.write_text(INVLPG_NO_DRAIN)
+    protocol, engine = load_engine_file(path)
+    report = conform_depth(Model(protocol, Bounds(2, 1, 1, 1)), engine, 5)
+    assert report.mismatch is None and report.complete
+    # one VCPU: one thread, so the seeded run is the same every time
+    code = main(["engine", "run", "--variant-file", str(path), "--vcpus", "1", "--max-steps", "2000",
+                 "--seed", "0", "--seconds", "5"])
+    out = capsys.readouterr().out
+    assert code == 1 and "no_stale_translation VIOLATED after " in out and " of 2,001 steps; first at step " in out
+    assert "finish_invlpg(0)" in out
