@@ -30,7 +30,7 @@ MAX_DEPTH = 40
 
 #: The flags that tune one kind of path, with their defaults; a flag given for another mode is
 #: refused (it would be ignored, and a user reading the result would think it applied).
-DEFAULTS: dict[str, Any] = {"length": 30, "seed": 0, "max_steps": 200_000, "max_states": 500_000, "no_prune": False}
+DEFAULTS: dict[str, Any] = {"length": 30, "seed": 0, "max_steps": 200_000, "max_states": 4_000_000, "no_prune": False}
 APPLIES_TO = {"length": ("random_walks",), "seed": ("random_walks",), "max_steps": ("depth", "random_walks"),
               "max_states": ("counterexamples",), "no_prune": ("depth",)}
 

@@ -376,7 +376,7 @@ def engine_can_leave_wait(st: Stepper, *, max_states: int = 50_000) -> bool | No
     return False
 
 
-def conform_counterexamples(model: Model, engine: EngineSpec, *, max_states: int = 500_000,
+def conform_counterexamples(model: Model, engine: EngineSpec, *, max_states: int = 4_000_000,
                             time_limit: float | None = 120.0) -> ConformReport:
     """Drive the engine along the variant's shortest counterexample(s) and judge the engine.
 
