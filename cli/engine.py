@@ -23,9 +23,10 @@ import math
 
 from deferral.cli.common import (EXIT_DIVERGED, EXIT_OK, EXIT_UNKNOWN, EXIT_VIOLATED, UsageError, add_bounds, bounds_from,
                                  check_outputs, protocol_from)
+from deferral.cli.limits import TimeLimitReached
 from deferral.engine.bugs import VARIANT_BUGS, UnknownVariant, bugs_for
 from deferral.engine.hypervisor import Hypervisor
-from deferral.engine.runner import RunConfig, run as run_engine
+from deferral.engine.runner import EngineStuck, RunConfig, run as run_engine
 from deferral.engine.user import engine_of, load_engine_file
 from deferral.model.context import StepError
 from deferral.model.protocol import Protocol
@@ -102,7 +103,12 @@ def config_from(args: argparse.Namespace) -> RunConfig:
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from(args)
-    result = run_engine(cfg)
+    try:
+        result = run_engine(cfg)
+    except EngineStuck as exc:  # a limit, as a step of a variant that never returns: exit 3, its line
+        stuck = TimeLimitReached("engine run", cfg.seconds + cfg.grace)
+        stuck.args, stuck.where = (exc.args[0],), exc.where
+        raise stuck from None
     if result.user_errors:  # the user's ENGINE raised: a broken variant file, named by file and line
         raise StepError(result.user_errors[0])
     s = result.summary

@@ -19,8 +19,11 @@ waiting for acks is reported stuck (wait-irqs-off deadlocks this way; a run neve
 
 from __future__ import annotations
 
+import inspect
+import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -67,6 +70,15 @@ class RunResult:
     @property
     def violated(self) -> bool:
         return bool(self.summary["violations"]["steps"]) or bool(self.stuck)
+
+
+class EngineStuck(Exception):
+    """A step of a VCPU thread had not returned when the run ended: it holds the step lock."""
+
+    def __init__(self, where: str, seconds: float) -> None:
+        super().__init__(f"engine run: a step had not returned {seconds:g} s after the start (the run "
+                         "and its grace time)")
+        self.where = where
 
 
 class _Run:
@@ -207,6 +219,10 @@ class _Run:
             t.join(max(0.0, self.deadline - time.monotonic()) + 2.0)
         elapsed = time.monotonic() - t0
         alive = [t.name for t in threads if t.is_alive()]
+        if alive and not self.hv.lock.acquire(timeout=1.0):  # a step that never returns holds it
+            raise EngineStuck(self._where_stuck(threads), cfg.seconds + cfg.grace)
+        if alive:
+            self.hv.lock.release()
         with self.hv.lock:
             stuck = [v.index for v in self.hv.vcpus if v.mode is Mode.SDWAIT]
             modes = [v.mode.value for v in self.hv.vcpus]
@@ -215,6 +231,24 @@ class _Run:
         if cfg.trace_out and not cfg.jsonl and trace is not None:
             trace.save(cfg.trace_out)
         return RunResult(self._summary(elapsed, stuck, modes, alive), trace, stuck, list(self.user_errors))
+
+    def _where_stuck(self, threads: list[threading.Thread]) -> str:
+        """``vcpu0 at FILE line N (in F)``: the deepest frame of the ENGINE's file (else of any file)
+        in each VCPU thread still running."""
+        try:
+            own = inspect.getsourcefile(type(self.hv)) or ""
+        except TypeError:
+            own = ""
+        frames = sys._current_frames()
+        places = []
+        for t in threads:
+            frame = frames.get(t.ident or -1)
+            if not t.is_alive() or frame is None:
+                continue
+            stack = traceback.extract_stack(frame)
+            mine = [f for f in stack if own and Path(f.filename) == Path(own)] or stack[-1:]
+            places += [f"{t.name} at {f.filename} line {f.lineno} (in {f.name})" for f in mine[-1:]]
+        return "; ".join(places) or "a VCPU thread"
 
     def _summary(self, elapsed: float, stuck: list[int], modes: list[str], alive: list[str]) -> dict[str, Any]:
         st, found, judge = self.rec.stats, self.rec.findings, self.rec.judge

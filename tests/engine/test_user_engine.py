@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,33 @@ def test_an_invlpg_that_does_not_drain_is_a_hook_the_threaded_run_follows(
     out = capsys.readouterr().out
     assert code == 1 and "no_stale_translation VIOLATED after " in out and " of 2,001 steps; first at step " in out
     assert "finish_invlpg(0)" in out
+
+
+SLOW = '''import time
+from deferral.engine import Hypervisor
+from deferral.model import REFERENCE
+VARIANT = REFERENCE.derive("slow")
+class Slow(Hypervisor):
+    def post_ipis(self, i, root, page):
+        end = time.monotonic() + 12  # "never" returns within the test's limits (and ends, not to spin on)
+        while time.monotonic() < end:
+            time.sleep(0.01)
+        return super().post_ipis(i, root, page)
+ENGINE = Slow
+'''
+
+
+@pytest.mark.parametrize("command", [["engine", "run", "--seconds", "0.3", "--grace", "0.2"],
+                                     ["conform", "--depth", "3", "--time-limit", "1"]])
+def test_a_step_of_the_users_engine_that_does_not_return_ends_with_its_line(
+        command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # before 5 Dec, night: engine run waited for the step lock for ever ("the run never hangs")
+    # and conform's --time-limit, checked between steps only, did not end it
+    path = tmp_path / "slow.py"
+    path.write_text(SLOW)
+    start = time.monotonic()
+    assert main([*command, "--variant-file", str(path)]) == 3
+    assert time.monotonic() - start < 9
+    err = capsys.readouterr().err.strip()
+    assert (f"{path} line 8 (in post_ipis)" in err or f"{path} line 9 (in post_ipis)" in err)  # the loop
+    assert "\n" not in err and "(verdict unknown)" in err
