@@ -36,6 +36,7 @@ from deferral.engine.user import engine_error
 from deferral.engine.vcpu import Mode
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model
+from deferral.model.context import USER_ERRORS
 from deferral.model.protocol import Protocol
 from deferral.model.variants import get_variant
 from deferral.traces.format import Trace
@@ -192,7 +193,7 @@ class _Run:
             while not self.quiet() and time.monotonic() <= self.deadline:
                 self.take_ipis(i)
                 time.sleep(0.0002)
-        except Exception as exc:  # reported in the summary; the run must not hang
+        except USER_ERRORS as exc:  # reported in the summary; the run must not hang (sys.exit() too)
             self.errors.append(f"VCPU {i}: {type(exc).__name__}: {exc}")
             crash = engine_error(exc)
             if crash:  # raised in the user's ENGINE: a broken variant file

@@ -201,3 +201,14 @@ def test_a_step_of_the_users_engine_that_does_not_return_ends_with_its_line(
     err = capsys.readouterr().err.strip()
     assert (f"{path} line 8 (in post_ipis)" in err or f"{path} line 9 (in post_ipis)" in err)  # the loop
     assert "\n" not in err and "(verdict unknown)" in err
+
+
+def test_an_engine_that_calls_sys_exit_in_a_vcpu_thread_is_bad_input_not_a_clean_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # before 5 Dec, night: SystemExit ended the VCPU threads silently and engine run said exit 0,
+    # "every shootdown completed" with 0 of 2 completed
+    path = tmp_path / "quits.py"
+    path.write_text(RAISING.replace('raise KeyError("oops")', "raise SystemExit(0)"))
+    assert main(["engine", "run", "--variant-file", str(path), "--seconds", "1", "--max-steps", "400"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{path} line 6 (in post_ipis) called sys.exit(0) (ENGINE, VCPU" in err and "\n" not in err
