@@ -157,6 +157,9 @@ def _human(s: dict[str, Any]) -> str:
     if s["stuck"]:
         lines.append(f"  STUCK: VCPU(s) {', '.join(map(str, s['stuck']))} still waiting for shootdown acks "
                      f"after the grace timeout (final pc {s['final_pc']})")
+    elif s["shootdowns"]["completed"] < s["shootdowns"]["started"]:  # a failed thread left its own unfinished
+        lines.append(f"  {s['shootdowns']['completed']:,} of {s['shootdowns']['started']:,} shootdowns completed "
+                     "(none waiting for acks at the end)")
     else:
         lines.append("  every shootdown completed")
     for err in s["errors"]:

@@ -212,3 +212,16 @@ def test_an_engine_that_calls_sys_exit_in_a_vcpu_thread_is_bad_input_not_a_clean
     assert main(["engine", "run", "--variant-file", str(path), "--seconds", "1", "--max-steps", "400"]) == 2
     err = capsys.readouterr().err.strip()
     assert f"{path} line 6 (in post_ipis) called sys.exit(0) (ENGINE, VCPU" in err and "\n" not in err
+
+
+def test_the_summary_does_not_say_every_shootdown_completed_when_one_did_not() -> None:
+    # before 5 Dec, night, a VCPU thread that failed in Sd (not SdWait) left "every shootdown completed"
+    from deferral.cli.engine import _human
+
+    protocol, engine = load_engine_file(EXAMPLE)
+    s = run(RunConfig(Bounds(2, 1, 1, 1), protocol.name, seconds=1.0, seed=2, max_steps=200,
+                      protocol=protocol, engine=engine)).summary
+    assert "every shootdown completed" in _human(s)
+    s["shootdowns"] = {"started": 2, "completed": 0}
+    text = _human(s)
+    assert "every shootdown completed" not in text and "0 of 2 shootdowns completed" in text
