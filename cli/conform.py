@@ -21,6 +21,7 @@ from typing import Any
 from deferral.cli.common import (EXIT_DIVERGED, EXIT_OK, EXIT_UNKNOWN, UsageError, add_bounds, bounds_from,
                                  seconds)
 from deferral.cli.engine import add_engine_variant, bounds_text, engine_from
+from deferral.cli.limits import deadline, grace_for
 from deferral.engine.bugs import bugs_for
 from deferral.engine.conform import ConformReport, conform_counterexamples, conform_depth, conform_random
 from deferral.engine.hypervisor import EngineSpec
@@ -30,7 +31,7 @@ MAX_DEPTH = 40
 
 #: The flags that tune one kind of path, with their defaults; a flag given for another mode is
 #: refused (it would be ignored, and a user reading the result would think it applied).
-DEFAULTS: dict[str, Any] = {"length": 30, "seed": 0, "max_steps": 200_000, "max_states": 500_000, "no_prune": False}
+DEFAULTS: dict[str, Any] = {"length": 30, "seed": 0, "max_steps": 200_000, "max_states": 4_000_000, "no_prune": False}
 APPLIES_TO = {"length": ("random_walks",), "seed": ("random_walks",), "max_steps": ("depth", "random_walks"),
               "max_states": ("counterexamples",), "no_prune": ("depth",)}
 
@@ -90,14 +91,10 @@ def run(args: argparse.Namespace) -> int:
     protocol, engine = engine_from(args)
     spec: EngineSpec = engine if engine is not None else bugs_for(protocol.name)
     model = Model(protocol, bounds)
-    if args.depth is not None:
-        report = conform_depth(model, spec, args.depth, max_steps=args.max_steps, time_limit=args.time_limit,
-                               prune=not args.no_prune)
-    elif args.random_walks is not None:
-        report = conform_random(model, spec, args.random_walks, args.length, args.seed, max_steps=args.max_steps,
-                                time_limit=args.time_limit)
-    else:
-        report = conform_counterexamples(model, spec, max_states=args.max_states, time_limit=args.time_limit)
+    # the modes check the limit between steps; the hard deadline (a second alarm after it) ends a
+    # step of a user's ENGINE that never returns, naming its line (exit 3)
+    with deadline(args.time_limit, "conform", grace=grace_for(args.time_limit or 0.0)):
+        report = _conform(args, model, spec)
     if args.json:
         print(json.dumps(report.to_json()))
     else:
@@ -105,6 +102,17 @@ def run(args: argparse.Namespace) -> int:
     if not report.ok:
         return EXIT_DIVERGED
     return EXIT_OK if report.stopped_by is None else EXIT_UNKNOWN
+
+
+def _conform(args: argparse.Namespace, model: Model, spec: EngineSpec) -> ConformReport:
+    """The report of the mode the flags chose."""
+    if args.depth is not None:
+        return conform_depth(model, spec, args.depth, max_steps=args.max_steps, time_limit=args.time_limit,
+                             prune=not args.no_prune)
+    if args.random_walks is not None:
+        return conform_random(model, spec, args.random_walks, args.length, args.seed, max_steps=args.max_steps,
+                              time_limit=args.time_limit)
+    return conform_counterexamples(model, spec, max_states=args.max_states, time_limit=args.time_limit)
 
 
 def _human(r: ConformReport) -> str:

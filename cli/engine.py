@@ -9,8 +9,8 @@ shootdowns stuck waiting at the end (detected with a grace timeout; a run never 
 A published ``--variant`` runs as the bug a developer could write; ``--variant-file PATH``
 runs a user's change, which the file must make in both places: ``VARIANT`` (the model,
 which judges) and ``ENGINE`` (a subclass of ``deferral.engine.Hypervisor``); a file
-without ``ENGINE`` is bad input. Exit 0 clean, 1 violation or stuck shootdown, 4
-divergence from the model (and nothing else), 2 bad input, 3 a VCPU thread failed.
+without ``ENGINE`` is bad input, and so is an ``ENGINE`` that raises. Exit 0 clean, 1 violation or
+stuck shootdown, 4 divergence from the model (and nothing else), 2 bad input, 3 a VCPU thread failed.
 """
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ import math
 
 from deferral.cli.common import (EXIT_DIVERGED, EXIT_OK, EXIT_UNKNOWN, EXIT_VIOLATED, UsageError, add_bounds, bounds_from,
                                  check_outputs, protocol_from)
+from deferral.cli.limits import TimeLimitReached
 from deferral.engine.bugs import VARIANT_BUGS, UnknownVariant, bugs_for
 from deferral.engine.hypervisor import Hypervisor
-from deferral.engine.runner import RunConfig, run as run_engine
+from deferral.engine.runner import EngineStuck, RunConfig, run as run_engine
 from deferral.engine.user import engine_of, load_engine_file
+from deferral.model.context import StepError
 from deferral.model.protocol import Protocol
 from deferral.model.variants import VariantError
 
@@ -101,7 +103,14 @@ def config_from(args: argparse.Namespace) -> RunConfig:
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from(args)
-    result = run_engine(cfg)
+    try:
+        result = run_engine(cfg)
+    except EngineStuck as exc:  # a limit, as a step of a variant that never returns: exit 3, its line
+        stuck = TimeLimitReached("engine run", cfg.seconds + cfg.grace)
+        stuck.args, stuck.where = (exc.args[0],), exc.where
+        raise stuck from None
+    if result.user_errors:  # the user's ENGINE raised: a broken variant file, named by file and line
+        raise StepError(result.user_errors[0])
     s = result.summary
     if args.json:
         print(json.dumps(s))
@@ -135,7 +144,7 @@ def _human(s: dict[str, Any]) -> str:
     names = ", ".join(v["properties"])
     if v["steps"]:
         f = v["first"]
-        lines.append(f"  {f['property']} VIOLATED after {v['steps']} steps; first at step {f['step_number']} "
+        lines.append(f"  {f['property']} VIOLATED after {v['steps']:,} of {s['steps']:,} steps; first at step {f['step_number']} "
                      f"{f['step']}: {f['describe']}")
     else:
         lines.append(f"  {names} held after every step (the model's invariants and ghost variables, "
@@ -143,11 +152,14 @@ def _human(s: dict[str, Any]) -> str:
     d = s["divergence"]
     if d["steps"]:
         f = d["first"]
-        lines.append(f"  DIVERGED from the model at {d['steps']} steps; first at step {f['step_number']} "
+        lines.append(f"  DIVERGED from the model at {d['steps']:,} of {s['steps']:,} steps; first at step {f['step_number']} "
                      f"{f['step']}: {f['reason']}")
     if s["stuck"]:
         lines.append(f"  STUCK: VCPU(s) {', '.join(map(str, s['stuck']))} still waiting for shootdown acks "
                      f"after the grace timeout (final pc {s['final_pc']})")
+    elif s["shootdowns"]["completed"] < s["shootdowns"]["started"]:  # a failed thread left its own unfinished
+        lines.append(f"  {s['shootdowns']['completed']:,} of {s['shootdowns']['started']:,} shootdowns completed "
+                     "(none waiting for acks at the end)")
     else:
         lines.append("  every shootdown completed")
     for err in s["errors"]:

@@ -134,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
         return code
     out = console()
     model = Model(protocol, trace.bounds)
-    title = f"{trace.variant} at {model.bounds.short()}: {report.steps_replayed} steps replayed"
+    judge = "" if protocol.name == trace.variant else f", judged by {protocol.name}"  # not the trace's own
+    title = f"{trace.variant} at {model.bounds.short()}{judge}: {report.steps_replayed} steps replayed"
     if not args.quiet and len(report.path) - 1 > SUMMARY_AFTER and not args.full:
         out.print(summary(report, title))
         out.print(path_table(model, report.path[-TAIL - 1:], f"the last {TAIL} steps (--full for all)",

@@ -30,8 +30,10 @@ from deferral.checks.explicit.search import search
 from deferral.engine.hypervisor import STEP_PARAMS, EngineSpec, Hypervisor, build_engine
 from deferral.engine.judge import engine_view, shown_args, with_ghosts
 from deferral.engine.tracing import Recorder, snapshot
+from deferral.engine.user import engine_error
 from deferral.engine.vcpu import Mode
 from deferral.model.concrete import Action, Model, State, Violation
+from deferral.model.context import StepError
 from deferral.traces.format import Trace
 
 
@@ -207,6 +209,9 @@ class _Checker:
         try:
             st.execute(action.step.name, model_args(action))
         except Exception as exc:  # the engine refused or crashed: report it, do not propagate
+            crash = engine_error(exc)
+            if crash:  # the user's ENGINE raised: a broken variant file (exit 2), not a divergence
+                raise StepError(f"{crash} (ENGINE, at step {number} {action.label()})") from exc
             self.report.mismatch = Mismatch("engine-error", number, action.label(), path,
                                             f"{type(exc).__name__}: {exc}")
             return None
@@ -371,7 +376,7 @@ def engine_can_leave_wait(st: Stepper, *, max_states: int = 50_000) -> bool | No
     return False
 
 
-def conform_counterexamples(model: Model, engine: EngineSpec, *, max_states: int = 500_000,
+def conform_counterexamples(model: Model, engine: EngineSpec, *, max_states: int = 4_000_000,
                             time_limit: float | None = 120.0) -> ConformReport:
     """Drive the engine along the variant's shortest counterexample(s) and judge the engine.
 

@@ -138,6 +138,10 @@ class Hypervisor:
         """Does k's shootdown IPI handler drain k's queue before it acks?"""
         return not self.bugs.remote_no_drain  # BUG remote-no-drain: the handler skips the drain
 
+    def invlpg_drains(self, i: int) -> bool:
+        """Does i's invlpg drain i's queue before it drops the TLB entry?"""
+        return True
+
     def reload_drains(self, i: int) -> bool:
         """Does i's running CR3 load (reload or switch) drain i's queue before it flushes?"""
         me = self.vcpus[i]
@@ -209,6 +213,8 @@ class Hypervisor:
             me = v[args["i"]]
             if me.mode is not Mode.INV:
                 return "not in invlpg"
+            if not self.invlpg_drains(me.index):
+                return None  # a user's ENGINE whose invlpg flushes without draining first
             return None if me.queue.empty() else "queue not drained"
         if step == "finish_reload":
             me = v[args["i"]]

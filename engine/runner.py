@@ -19,8 +19,11 @@ waiting for acks is reported stuck (wait-irqs-off deadlocks this way; a run neve
 
 from __future__ import annotations
 
+import inspect
+import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -29,9 +32,11 @@ from deferral.engine.bugs import Bugs, bugs_for
 from deferral.engine.guest import Op, random_program
 from deferral.engine.hypervisor import Hypervisor
 from deferral.engine.tracing import Recorder
+from deferral.engine.user import engine_error
 from deferral.engine.vcpu import Mode
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model
+from deferral.model.context import USER_ERRORS
 from deferral.model.protocol import Protocol
 from deferral.model.variants import get_variant
 from deferral.traces.format import Trace
@@ -61,10 +66,20 @@ class RunResult:
     summary: dict[str, Any]
     trace: Trace | None
     stuck: list[int] = field(default_factory=list)
+    user_errors: list[str] = field(default_factory=list)  # raised in a user's ENGINE: bad input
 
     @property
     def violated(self) -> bool:
         return bool(self.summary["violations"]["steps"]) or bool(self.stuck)
+
+
+class EngineStuck(Exception):
+    """A step of a VCPU thread had not returned when the run ended: it holds the step lock."""
+
+    def __init__(self, where: str, seconds: float) -> None:
+        super().__init__(f"engine run: a step had not returned {seconds:g} s after the start (the run "
+                         "and its grace time)")
+        self.where = where
 
 
 class _Run:
@@ -85,6 +100,7 @@ class _Run:
         self.gave_up: set[int] = set()
         self.programs_over: set[int] = set()  # VCPUs whose program ended (or was stopped)
         self.errors: list[str] = []
+        self.user_errors: list[str] = []  # the errors raised in a user's ENGINE
         self.started = 0
         self.lock = threading.Lock()
 
@@ -116,7 +132,8 @@ class _Run:
         elif op.kind == "invlpg":
             hv.invlpg(i, op.page)
             self.pause()
-            self.drain(i)
+            if hv.invlpg_drains(i):
+                self.drain(i)
             hv.finish_invlpg(i)
         elif op.kind in ("reload", "switch"):
             if op.kind == "reload" or hv.tables[op.space].root == hv.vcpus[i].cr3:
@@ -176,8 +193,11 @@ class _Run:
             while not self.quiet() and time.monotonic() <= self.deadline:
                 self.take_ipis(i)
                 time.sleep(0.0002)
-        except Exception as exc:  # reported in the summary; the run must not hang
+        except USER_ERRORS as exc:  # reported in the summary; the run must not hang (sys.exit() too)
             self.errors.append(f"VCPU {i}: {type(exc).__name__}: {exc}")
+            crash = engine_error(exc)
+            if crash:  # raised in the user's ENGINE: a broken variant file
+                self.user_errors.append(f"{crash} (ENGINE, VCPU {i})")
             self.stop.set()
 
     # ---- the run -----------------------------------------------------------------------------
@@ -200,6 +220,10 @@ class _Run:
             t.join(max(0.0, self.deadline - time.monotonic()) + 2.0)
         elapsed = time.monotonic() - t0
         alive = [t.name for t in threads if t.is_alive()]
+        if alive and not self.hv.lock.acquire(timeout=1.0):  # a step that never returns holds it
+            raise EngineStuck(self._where_stuck(threads), cfg.seconds + cfg.grace)
+        if alive:
+            self.hv.lock.release()
         with self.hv.lock:
             stuck = [v.index for v in self.hv.vcpus if v.mode is Mode.SDWAIT]
             modes = [v.mode.value for v in self.hv.vcpus]
@@ -207,7 +231,25 @@ class _Run:
             self.rec.close()
         if cfg.trace_out and not cfg.jsonl and trace is not None:
             trace.save(cfg.trace_out)
-        return RunResult(self._summary(elapsed, stuck, modes, alive), trace, stuck)
+        return RunResult(self._summary(elapsed, stuck, modes, alive), trace, stuck, list(self.user_errors))
+
+    def _where_stuck(self, threads: list[threading.Thread]) -> str:
+        """``vcpu0 at FILE line N (in F)``: the deepest frame of the ENGINE's file (else of any file)
+        in each VCPU thread still running."""
+        try:
+            own = inspect.getsourcefile(type(self.hv)) or ""
+        except TypeError:
+            own = ""
+        frames = sys._current_frames()
+        places = []
+        for t in threads:
+            frame = frames.get(t.ident or -1)
+            if not t.is_alive() or frame is None:
+                continue
+            stack = traceback.extract_stack(frame)
+            mine = [f for f in stack if own and Path(f.filename) == Path(own)] or stack[-1:]
+            places += [f"{t.name} at {f.filename} line {f.lineno} (in {f.name})" for f in mine[-1:]]
+        return "; ".join(places) or "a VCPU thread"
 
     def _summary(self, elapsed: float, stuck: list[int], modes: list[str], alive: list[str]) -> dict[str, Any]:
         st, found, judge = self.rec.stats, self.rec.findings, self.rec.judge

@@ -125,3 +125,12 @@ def test_conform_random_walks_honour_the_time_limit_and_max_steps(capsys: pytest
     assert code == 3 and report["stopped_by"] == "max-steps" and report["steps"] == 40
     code = main(["conform", "--random-walks", "50", "--length", "30", "--max-steps", "40"])
     assert code == 3 and "stopped by max-steps" in capsys.readouterr().out
+
+
+def test_conform_counterexamples_decides_two_spaces_at_its_default_max_states(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # before 5 Dec, night, the default --max-states 500000 stopped every search at S=2 (about 3.3M
+    # states) before it decided: exit 3 for the README's own command, and for a safe change too
+    assert main(["conform", "--counterexamples", "--spaces", "2", "--variant", "switch-no-drain", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["complete"] and out["counterexamples"][0]["length"] == 7 and out["counterexamples"][0]["engine_violates"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,151 @@ def test_help_says_what_the_variant_file_needs(capsys: pytest.CaptureFixture[str
     for command in (["engine", "run"], ["conform"]):
         assert main([*command, "--help"]) == 0
         assert "ENGINE" in capsys.readouterr().out
+
+
+RAISING = '''from deferral.engine import Hypervisor
+from deferral.model import REFERENCE
+VARIANT = REFERENCE.derive("raising")
+class Raising(Hypervisor):
+    def post_ipis(self, i, root, page):
+        raise KeyError("oops")
+ENGINE = Raising
+'''
+
+
+@pytest.mark.parametrize("command", [["engine", "run", "--seconds", "1", "--max-steps", "400"],
+                                     ["conform", "--depth", "3"]])
+def test_an_engine_that_raises_is_bad_input_named_by_file_and_line(command: list[str], tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    # before 5 Dec, night: engine run said exit 3 ("a VCPU thread failed") and conform exit 4 (a
+    # divergence), neither naming the user's file, where the model's commands say 2 for the same crash
+    path = tmp_path / "raising.py"
+    path.write_text(RAISING)
+    assert main([*command, "--variant-file", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert f"{path} line 6 (in post_ipis) raised KeyError: 'oops' (ENGINE" in err
+
+
+def test_an_engine_that_refuses_a_step_the_model_takes_is_still_a_divergence(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "refusing.py"  # a refusal (NotEnabled) raised through the user's own step method
+    path.write_text("from deferral.engine import Hypervisor\nfrom deferral.model import REFERENCE\n"
+                    "VARIANT = REFERENCE.derive('refusing')\n"
+                    "class Refusing(Hypervisor):\n"
+                    "    def invlpg(self, i, p):\n"
+                    "        self._require('never')\n"
+                    "ENGINE = Refusing\n")
+    assert main(["conform", "--variant-file", str(path), "--depth", "2"]) == 4
+    assert "MISMATCH (engine-error)" in capsys.readouterr().out
+
+
+def test_an_override_that_cannot_take_the_hooks_arguments_is_refused_when_it_loads(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "short.py"
+    path.write_text("from deferral.engine import Hypervisor\nfrom deferral.model import REFERENCE\n"
+                    "VARIANT = REFERENCE.derive('short')\n"
+                    "class Short(Hypervisor):\n"
+                    "    def resync(self, drainer):\n"
+                    "        pass\n"
+                    "ENGINE = Short\n")
+    for command in (["engine", "run", "--seconds", "1", "--max-steps", "200"], ["conform", "--depth", "3"]):
+        assert main([*command, "--variant-file", str(path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "ENGINE's resync(self, drainer) cannot take the arguments of " \
+               "Hypervisor.resync(self, drainer, table, page)" in err and "\n" not in err
+    assert load_engine_file(EXAMPLE)[1].__name__ == "ZappingHypervisor"  # a matching override loads
+
+
+def test_replay_names_the_judge_when_it_is_not_the_traces_variant(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run.json"
+    assert main(["engine", "run", "--variant-file", str(EXAMPLE), "--seconds", "1", "--max-steps", "300",
+                 "--snapshots", "--trace-out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["replay", str(out), "--variant-file", str(EXAMPLE)]) == 0
+    assert "drain-zaps at N=2,V=1,F=1,Q=1: " in capsys.readouterr().out
+    main(["replay", str(out), "--variant", "reference"])  # another protocol judges it: say which
+    assert "drain-zaps at N=2,V=1,F=1,Q=1, judged by reference: " in capsys.readouterr().out
+
+
+INVLPG_NO_DRAIN = '''from deferral.engine import Hypervisor
+from deferral.model import PC, REFERENCE
+VARIANT = REFERENCE.derive("invlpg-no-drain", replace_steps=[
+    REFERENCE.step("finish_invlpg").with_guard(lambda s, i: s.pc[i] == PC.Inv)])
+class NoDrain(Hypervisor):
+    def invlpg_drains(self, i):
+        return False
+ENGINE = NoDrain
+'''
+
+
+def test_an_invlpg_that_does_not_drain_is_a_hook_the_threaded_run_follows(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # before 5 Dec, night, the runner drained before every finish_invlpg whatever the ENGINE said:
+    # a user's invlpg-without-drain (refuted in 5 steps) ran clean in `engine run`, exit 0
+    path = tmp_path / "invlpg_no_drain.py"
+    path.write_text(INVLPG_NO_DRAIN)
+    protocol, engine = load_engine_file(path)
+    report = conform_depth(Model(protocol, Bounds(2, 1, 1, 1)), engine, 5)
+    assert report.mismatch is None and report.complete
+    # one VCPU: one thread, so the seeded run is the same every time
+    code = main(["engine", "run", "--variant-file", str(path), "--vcpus", "1", "--max-steps", "2000",
+                 "--seed", "0", "--seconds", "5"])
+    out = capsys.readouterr().out
+    assert code == 1 and "no_stale_translation VIOLATED after " in out and " of 2,001 steps; first at step " in out
+    assert "finish_invlpg(0)" in out
+
+
+SLOW = '''import time
+from deferral.engine import Hypervisor
+from deferral.model import REFERENCE
+VARIANT = REFERENCE.derive("slow")
+class Slow(Hypervisor):
+    def post_ipis(self, i, root, page):
+        end = time.monotonic() + 12  # "never" returns within the test's limits (and ends, not to spin on)
+        while time.monotonic() < end:
+            time.sleep(0.01)
+        return super().post_ipis(i, root, page)
+ENGINE = Slow
+'''
+
+
+@pytest.mark.parametrize("command", [["engine", "run", "--seconds", "0.3", "--grace", "0.2"],
+                                     ["conform", "--depth", "3", "--time-limit", "1"]])
+def test_a_step_of_the_users_engine_that_does_not_return_ends_with_its_line(
+        command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # before 5 Dec, night: engine run waited for the step lock for ever ("the run never hangs")
+    # and conform's --time-limit, checked between steps only, did not end it
+    path = tmp_path / "slow.py"
+    path.write_text(SLOW)
+    start = time.monotonic()
+    assert main([*command, "--variant-file", str(path)]) == 3
+    assert time.monotonic() - start < 9
+    err = capsys.readouterr().err.strip()
+    assert (f"{path} line 8 (in post_ipis)" in err or f"{path} line 9 (in post_ipis)" in err)  # the loop
+    assert "\n" not in err and "(verdict unknown)" in err
+
+
+def test_an_engine_that_calls_sys_exit_in_a_vcpu_thread_is_bad_input_not_a_clean_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # before 5 Dec, night: SystemExit ended the VCPU threads silently and engine run said exit 0,
+    # "every shootdown completed" with 0 of 2 completed
+    path = tmp_path / "quits.py"
+    path.write_text(RAISING.replace('raise KeyError("oops")', "raise SystemExit(0)"))
+    assert main(["engine", "run", "--variant-file", str(path), "--seconds", "1", "--max-steps", "400"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{path} line 6 (in post_ipis) called sys.exit(0) (ENGINE, VCPU" in err and "\n" not in err
+
+
+def test_the_summary_does_not_say_every_shootdown_completed_when_one_did_not() -> None:
+    # before 5 Dec, night, a VCPU thread that failed in Sd (not SdWait) left "every shootdown completed"
+    from deferral.cli.engine import _human
+
+    protocol, engine = load_engine_file(EXAMPLE)
+    s = run(RunConfig(Bounds(2, 1, 1, 1), protocol.name, seconds=1.0, seed=2, max_steps=200,
+                      protocol=protocol, engine=engine)).summary
+    assert "every shootdown completed" in _human(s)
+    s["shootdowns"] = {"started": 2, "completed": 0}
+    text = _human(s)
+    assert "every shootdown completed" not in text and "0 of 2 shootdowns completed" in text
