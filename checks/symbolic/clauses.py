@@ -864,6 +864,10 @@ FIRST_SPREAD, SPREAD = 100, 10
 #: 600 walks of 40 steps (10,000 states kept) 603 families over (t, p, i) held in every sample at 4,3,3,3,S=2 and
 #: mostly failed at 3,2,2,3,2, where Houdini drops them a query at a time; with these, 443 (PROVE.md, 5 Dec, night).
 WALKERS, WALK_DEPTH, WALK_CAP = 2000, 60, 30_000
+#: ... and the walks of ``prove --parametric``'s learning (paramlearn's 600 of 40 steps, 10,000 states kept): with
+#: the walks above 4 of the 12 were proved for every N, V, F at two spaces on a quiet machine, with these 7 of
+#: the 12 (the reference in 20.5 s instead of unknown at 60 s; PROVE.md, 5 Dec, night, lead).
+PARAMETRIC_WALKS = (600, 40, 10_000)
 
 
 def _at_most(rows: np.ndarray, cap: int) -> np.ndarray:
@@ -875,10 +879,11 @@ def _at_most(rows: np.ndarray, cap: int) -> np.ndarray:
 
 def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: Sequence[Bounds],
           deadline: float | None = None, note: Any = None, trim_last: bool = False,
-          given: Mapping[Bounds, np.ndarray] | None = None, encodings: Mapping[Bounds, Any] | None = None) -> Learned:
-    """Sample (``samples_at``: bounds and "exhaustive" or "walks"), enumerate the families, then
-    :func:`learn_at` at each of ``stages`` in turn, each starting from what the last one needed (the
-    last stage keeps Houdini's whole fixpoint unless ``trim_last``). ``given``: an exhaustive sample's
+          given: Mapping[Bounds, np.ndarray] | None = None, encodings: Mapping[Bounds, Any] | None = None,
+          walks: tuple[int, int, int] = (WALKERS, WALK_DEPTH, WALK_CAP)) -> Learned:
+    """Sample (``samples_at``: bounds and "exhaustive" or "walks", the walks ``walks``: walkers, steps, states
+    kept), enumerate the families, then :func:`learn_at` at each of ``stages`` in turn, each starting from
+    what the last one needed (the last stage keeps Houdini's whole fixpoint unless ``trim_last``). ``given``: an exhaustive sample's
     states already drawn (auto's explicit search exhausted that instance: not searched again);
     ``encodings``: a stage's encoding already built (the caller's, at its bounds: built once)."""
     from deferral.checks.symbolic.paramlearn import walk_rows
@@ -894,7 +899,7 @@ def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: 
             break
         cap = FIRST_CAP if n == 0 else CAP
         if how == "walks":
-            got = walk_rows(Model(protocol, b), walkers=WALKERS, depth=WALK_DEPTH, cap=WALK_CAP)
+            got = walk_rows(Model(protocol, b), walkers=walks[0], depth=walks[1], cap=walks[2])
         elif given is not None and b in given:
             got = _at_most(given[b], cap)
         else:

@@ -234,7 +234,8 @@ def enumerated(protocol: Protocol, bounds: Bounds, budget: float) -> tuple[list[
     at = clauses.plan(protocol, conc)
     stages = [at[0][0], at[-1][0]] if at[0][0] != at[-1][0] else [at[0][0]]
     try:
-        got = clauses.learn(protocol, at, stages, deadline=time.monotonic() + budget, trim_last=True)
+        got = clauses.learn(protocol, at, stages, deadline=time.monotonic() + budget, trim_last=True,
+                            walks=clauses.PARAMETRIC_WALKS)
     except (EncodingError, TimeoutError) as exc:
         return [], f"not used ({exc})", []
     sampled = [b for b, _, _ in got.sampled]
