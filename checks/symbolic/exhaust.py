@@ -33,7 +33,7 @@ states), which the lemma learner takes as that instance's sample instead of sear
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -134,8 +134,7 @@ def explore(protocol: Protocol, bounds: Bounds, budget: float,
 
     say = note or (lambda text: None)
     began = time.monotonic()
-    invariants = tuple(p for p in protocol.properties if p.kind == "invariant")
-    only = replace(protocol, properties=invariants)  # same steps and name: no liveness pass
+    only = protocol.invariants_only()  # same steps and name: no liveness pass
     levels: list[int] = [1]
     last = [0.0]  # the elapsed seconds at the last level's end
     why: list[str] = []
