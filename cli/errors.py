@@ -13,10 +13,8 @@ import errno
 import json
 import re
 import sys
-import sysconfig
 import traceback
 from dataclasses import dataclass
-from pathlib import Path
 
 import os
 
@@ -25,6 +23,7 @@ from deferral.cli.exits import EXIT_TERMINATED
 from deferral.cli.limits import TimeLimitReached
 from deferral.cli.terminate import Terminated
 from deferral.model.context import StepError, describe_user_error
+from deferral.model.tracebacks import user_frame
 from deferral.model.variants import VariantError
 from deferral.traces.files import OutputPathError
 from deferral.traces.format import TraceError
@@ -117,34 +116,3 @@ def report(failure: Failure, exc: BaseException, *, json_out: bool, debug: bool)
     if json_out:
         print(json.dumps(failure.to_json()))
     return failure.code
-
-
-def _our_roots() -> tuple[Path, ...]:
-    import deferral.checks
-    import deferral.engine
-    import deferral.model
-    import deferral.traces
-
-    modules = (sys.modules[__name__], deferral.model, deferral.checks, deferral.traces, deferral.engine)
-    ours = [Path(m.__file__).resolve().parent for m in modules if getattr(m, "__file__", None)]
-    paths = sysconfig.get_paths()
-    libs = {Path(paths[k]).resolve() for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
-    return tuple(ours) + tuple(libs)
-
-
-def user_frame(exc: BaseException) -> str:
-    """``FILE line N (in FUNCTION)`` of the deepest frame of ``exc`` in a user's file, or ''."""
-    try:
-        roots = _our_roots()
-    except Exception:  # noqa: BLE001 - e.g. no descriptor left to import with: no user frame known
-        return ""
-    found = ""
-    for frame in traceback.extract_tb(exc.__traceback__):
-        name = frame.filename
-        if name.startswith("<"):
-            continue
-        path = Path(name).resolve()
-        if any(path == root or root in path.parents for root in roots):
-            continue
-        found = f"{name} line {frame.lineno} (in {frame.name})"
-    return found

@@ -68,8 +68,8 @@ def engine_error(exc: BaseException) -> str:
     A step the engine refuses (NotEnabled) is the engine's answer, never a crash."""
     if isinstance(exc, NotEnabled):
         return ""
-    from deferral.cli.errors import user_frame  # the CLI's attribution of a traceback to a user's file
     from deferral.model.context import describe_user_error
+    from deferral.model.tracebacks import user_frame  # the attribution of a traceback to a user's file
 
     where = user_frame(exc)
     return f"{where} {describe_user_error(exc)}" if where else ""
