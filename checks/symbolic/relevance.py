@@ -152,7 +152,7 @@ class Relevance:
                 if r == z3.unsat:
                     s.pop()
                     return alive, None, None
-                if r == z3.unknown:
+                if r == z3.unknown or alarm.fired:  # a model raced by the interrupt is not read
                     why = alarm.reason(s)
                     s.pop()
                     raise TimeoutError(f"bounded houdini at {self.at.short()}: {why}")
@@ -197,7 +197,7 @@ class Relevance:
             s.add(_any([self._neg[lem.name] for lem in must if lem.name in self._neg]))
             with _Alarm(deadline) as alarm:
                 r = _check(s, [use[lem.name] for lem in live])
-            if r == z3.unknown:
+            if r == z3.unknown or (r == z3.sat and alarm.fired):  # a model raced by the interrupt is not read
                 raise TimeoutError(f"bounded houdini at {self.at.short()}: {alarm.reason(s)}")
             return tuple(self._enc.decode(s.model(), xs)) if r == z3.sat else None
         finally:
@@ -329,6 +329,12 @@ class _Alarm:
                 (self.ctx or z3.main_ctx()).interrupt()
                 self._arm(REARM_S)
 
+    @property
+    def fired(self) -> bool:
+        """Did this alarm interrupt the context? Then a ``sat`` that raced the interrupt is not read:
+        the deadline has passed, and its model may be unavailable."""
+        return self._fired
+
     def reason(self, s: z3.Solver) -> str:
         """Why the query ended unknown: "timeout" where this alarm interrupted it, else the solver's reason."""
         return "timeout" if self._fired else s.reason_unknown()
@@ -338,6 +344,16 @@ class _Alarm:
             self._on = False
         if self._timer is not None:
             self._timer.cancel()
+        if self._fired:
+            clear_interrupt(self.ctx)
+
+
+def clear_interrupt(ctx: Any = None) -> None:
+    """Clear an interrupt a query did not consume: Z3 keeps the context's cancel flag until its next
+    check, and until then every model evaluation in that context fails with "canceled" (an interrupt
+    that lands as a query ends: a learner's next step, or another route, would crash on it). An empty
+    check in the same context clears it."""
+    z3.SolverFor("QF_FD", ctx=ctx or z3.main_ctx()).check()
 
 
 #: Seconds between an :class:`_Alarm`'s interrupts once its deadline has passed.
