@@ -22,7 +22,10 @@ Loops. ``s.each(SORT)`` over an open sort yields ONE fresh constant ``k``; the b
 which must be indexed by ``k``, become one update "for every j: the body's value at k = j"
 (``k`` substituted by the index). That reads the loop as parallel iterations, which is what
 sequential iterations do when each iteration reads and writes only its own elements: both
-are checked, and a loop that reads another iteration's element is refused.
+are checked, and a loop that reads another iteration's element is refused. A write at an index that is
+not the loop variable (``tlb[i][pg[k]] = 0`` for every pending ``k``: iterations may write one element) is
+"every element some iteration writes takes the value", where the order cannot matter: one value, the
+same in every iteration, and no read of that variable in the loop (else refused).
 ``s.all``/``s.any`` over such a loop are ``ForAll``/``Exists``. A Python ``if`` on the loop
 variable and a step argument (``if k != i:``) splits the loop: the step is evaluated again
 with iteration ``k = i`` first and the generic iteration under ``k != i``. A Python ``if``
@@ -600,6 +603,10 @@ class _Loop:
     excluded: tuple[Any, ...] = ()
     writes: list[tuple[Key, tuple[Any, ...], Any]] = field(default_factory=list)
     reads: list[tuple[Key, tuple[Any, ...], Any]] = field(default_factory=list)
+    #: per write in this iteration (not in an inner loop): (key, index terms, value, condition or None)
+    updates: list[tuple[Key, tuple[Any, ...], Any, Any]] = field(default_factory=list)
+    #: each key's function before this iteration first wrote it
+    before: dict[Key, Fn] = field(default_factory=dict)
 
 
 class _ParamLayout:
@@ -700,8 +707,11 @@ class ParamContext(StepContext):
         for key, indices in written.items():
             at = [d for d in range(len(indices[0])) if all(z3.eq(ix[d], loop.var) for ix in indices)]
             if not at:
-                raise ParamError(f"`for x in s.each({loop.sort.name.upper()})` writes {key[0]} at an index "
-                                 "that is not the loop variable: the iterations are not independent")
+                if loop.generic:
+                    self._close_shared(loop, key)
+                elif self._loops:  # a split iteration inside another loop: see _close_shared
+                    raise ParamError(self._shared_refusal(loop, key, "inside another loop over an open sort"))
+                continue
             for rkey, index, var in loop.reads:
                 if rkey == key and z3.eq(var, loop.var) and not z3.eq(index[at[0]], loop.var):
                     raise ParamError(f"`for x in s.each({loop.sort.name.upper()})` writes {key[0]}[x] and reads "
@@ -711,6 +721,39 @@ class ParamContext(StepContext):
                 self.fns[key] = lambda *xs, old=old, k=k, pos=pos: z3.substitute(old(*xs), (k, xs[pos]))
         if loop.generic and not written:
             self._pending.append(loop)
+
+    def _close_shared(self, loop: _Loop, key: Key) -> None:
+        """A loop's writes of ``key`` at an index that is not the loop variable (``tlb[k][pg[j]] = 0``
+        for every pending ``j``): iterations may write the same element, so this is evaluable for
+        every number of elements only when the order cannot matter: every such write stores one
+        value that does not depend on the iteration, and no iteration reads ``key``. Then the loop
+        is "every element some iteration writes takes that value": ``v'[x] = If(exists k: some
+        write of iteration k hits x, value, v[x])``. Else a one-line refusal naming the cause."""
+        if self._loops:
+            raise ParamError(self._shared_refusal(loop, key, "inside another loop over an open sort"))
+        updates = [(index, new, c) for k, index, new, c in loop.updates if k == key]
+        if len(updates) != sum(1 for k, _, _ in loop.writes if k == key):
+            raise ParamError(self._shared_refusal(loop, key, "in a loop nested in it"))
+        value = updates[0][1]
+        if any(_mentions(new, [loop.var]) or not z3.eq(z3.simplify(new), z3.simplify(value))
+               for _, new, _ in updates):
+            raise ParamError(self._shared_refusal(loop, key, "with a value that differs between iterations"))
+        if any(rkey == key for rkey, _, _ in loop.reads):
+            raise ParamError(self._shared_refusal(loop, key, "and reads it"))
+        old, k = loop.before[key], loop.var
+
+        def fn(*xs: Any, old: Fn = old, k: Any = k, value: Any = value, updates: Any = updates) -> Any:
+            hits = [z3.And([x == i for x, i in zip(xs, index)] + ([c] if c is not None else []))
+                    for index, _, c in updates]
+            some = self.quantify([k], hits[0] if len(hits) == 1 else z3.Or(hits), universal=False)
+            return z3.If(some, value, old(*xs))
+
+        self.fns[key] = fn
+
+    def _shared_refusal(self, loop: _Loop, key: Key, why: str) -> str:
+        return (f"`for x in s.each({loop.sort.name.upper()})` writes {key[0]} at an index that is not the loop "
+                f"variable {why}: the iterations are not independent (such a write is evaluable for every "
+                "number of elements only with one value, the same in every iteration, and no read of it in the loop)")
 
     def _decide(self, cond: Any) -> bool:
         """A Python ``if`` on a condition: known, a split of a loop, or refused."""
@@ -852,6 +895,9 @@ class ParamContext(StepContext):
         self.fns[key] = _update(old, terms, new, c)
         for loop in self._loops:
             loop.writes.append((key, terms, loop.var))
+        if self._loops:
+            self._loops[-1].updates.append((key, terms, new, c))
+            self._loops[-1].before.setdefault(key, old)
 
 
 def _update(old: Fn, index: tuple[Any, ...], new: Any, cond: Any) -> Fn:
