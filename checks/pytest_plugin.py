@@ -14,12 +14,14 @@ Loaded automatically once ``deferral`` is installed. Use the plain functions::
         assert_proved("my_variant.py", queue=1, spaces=2)
 
 or the ``deferral`` fixture, which has the same methods. A variant is a published
-name, a :class:`~deferral.model.Protocol`, or the path of a variant file. A failing
+name, a :class:`~deferral.model.Protocol`, or the path of a variant file (a relative one
+is read from pytest's working folder, else from the calling test file's folder). A failing
 claim raises ``AssertionError`` whose message shows the counterexample step by step.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -36,14 +38,26 @@ from deferral.traces.report.terminal import path_text
 BoundsLike = Bounds | Sequence[int] | str
 
 
-def as_protocol(variant: Protocol | str | Path) -> Protocol:
-    """A Protocol, a published variant's name, or a variant file's path."""
+def as_protocol(variant: Protocol | str | Path, near: Path | None = None) -> Protocol:
+    """A Protocol, a published variant's name, or a variant file's path: a relative one is read from
+    pytest's working folder, else (not there) from ``near`` (the calling test file's folder)."""
     if isinstance(variant, Protocol):
         return variant
     text = str(variant)
-    if isinstance(variant, Path) or text.endswith(".py") or (text not in PUBLISHED and Path(text).is_file()):
+    path = Path(text)
+    if not path.is_absolute() and not path.exists() and near is not None and (near / path).is_file():
+        return load_variant_file(str(near / path))
+    if isinstance(variant, Path) or text.endswith(".py") or (text not in PUBLISHED and path.is_file()):
         return load_variant_file(text)
     return get_variant(text)
+
+
+def _caller_folder() -> Path | None:
+    """The folder of the first caller outside this module (the test file that makes the claim)."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename == __file__:
+        frame = frame.f_back  # type: ignore[assignment]
+    return None if frame is None else Path(frame.f_code.co_filename).resolve().parent
 
 
 def as_bounds(bounds: BoundsLike) -> Bounds:
@@ -56,7 +70,7 @@ def as_bounds(bounds: BoundsLike) -> Bounds:
 
 def check(variant: Protocol | str | Path, bounds: BoundsLike = (2, 1, 1, 1)) -> tuple[Model, SearchResult]:
     """The search's result and the model it ran on."""
-    result = search(as_protocol(variant), as_bounds(bounds), symmetry=True)
+    result = search(as_protocol(variant, _caller_folder()), as_bounds(bounds), symmetry=True)
     assert result.model is not None
     return result.model, result
 
@@ -101,7 +115,7 @@ def assert_proved(variant: Protocol | str | Path, queue: int = 1, spaces: int = 
     is not a pass). Returns the proof (its lemmas, obligations, where they came from)."""
     from deferral.checks.symbolic.parametric_routes import prove_for_every
 
-    protocol = as_protocol(variant)
+    protocol = as_protocol(variant, _caller_folder())
     if protocol.without_invariants() is not None:
         raise AssertionError(protocol.without_invariants())
     bounds = Bounds.parse(f"Q={queue}" + (f",S={spaces}" if spaces != 1 else ""), protocol.bound_decls)

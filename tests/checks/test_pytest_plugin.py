@@ -26,6 +26,18 @@ def test_variants_by_name_protocol_and_file():
     assert_holds(EXAMPLE, bounds="2,1,1,1")
 
 
+def test_a_relative_variant_file_is_read_from_the_working_folder_then_the_test_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where pytest runs has no such file: it is read next to this test file (tests/checks/)."""
+    monkeypatch.chdir(tmp_path)
+    assert_holds("../../examples/drain_zaps.py", bounds="2,1,1,1")
+    (tmp_path / "drain_zaps.py").write_text(
+        EXAMPLE.read_text().replace('"drain-zaps",', '"in-the-working-folder",'))
+    assert as_protocol("drain_zaps.py").name == "in-the-working-folder"  # the working folder first
+    with pytest.raises(ValueError, match="nowhere.py: no such file"):
+        assert_holds("nowhere.py")
+
+
 def test_assert_holds_failure_shows_the_counterexample():
     with pytest.raises(AssertionError) as info:
         assert_holds("drain-local-only", bounds=(2, 1, 1, 1))
