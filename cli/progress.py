@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 if TYPE_CHECKING:
     from rich.live import Live
@@ -74,3 +74,18 @@ def live_progress(label: str, delay_s: float = 1.0, plain: bool = False) -> Iter
     finally:
         if live is not None:
             live.stop()
+
+
+def plain_notes(label: str, delay_s: float = 1.0, every_s: float = 10.0) -> Callable[[str], None]:
+    """A note callback for long work off a terminal (``--json``, CI logs): the latest note as one
+    plain stderr line, none in the first ``delay_s`` seconds and at most one every ``every_s``."""
+    start = time.monotonic()
+    last = [start - every_s]
+
+    def note(text: str) -> None:
+        now = time.monotonic()
+        if now - start >= delay_s and now - last[0] >= every_s:
+            last[0] = now
+            print(f"{label}, {now - start:.0f} s: {text}", file=sys.stderr, flush=True)
+
+    return note

@@ -19,6 +19,7 @@ from deferral.checks.terms.encoding import EncodingError
 from deferral.cli.common import (UsageError, add_bounds, add_variant, bounds_from, check_outputs, console, positive,
                                  protocol_from, seconds, time_left)
 from deferral.cli.limits import TimeLimitReached, deadline, grace_for
+from deferral.cli.progress import plain_notes
 from deferral.model.concrete import Model
 from deferral.model.protocol import Protocol
 from deferral.traces.files import write_atomic
@@ -202,12 +203,12 @@ def _other_bounds_hint(doc: Any, protocol: Any, bounds: Any) -> str:
 def _prove(args: argparse.Namespace, protocol: Any, bounds: Any, templates: Any, families: Any,
            file_lemmas: Any = None) -> ProveResult:
     err = console(stderr=True)
-    quiet = args.json
+    plain = args.json or not err.is_terminal  # no live status line: a plain one every 10 s instead
     try:
-        if quiet:
+        if plain:
             res = prove(protocol, bounds, args.method, depth=args.depth, timeout=time_left(args, args.timeout), templates=templates,
                         infer_first=args.infer_first, families=families, shipped=not args.no_shipped_lemmas,
-                        file_lemmas=file_lemmas)
+                        file_lemmas=file_lemmas, note=plain_notes(f"prove {protocol.name} {bounds.short()}"))
         else:
             with err.status(f"prove {protocol.name} {bounds.short()} ({args.method})") as status:
                 res = prove(protocol, bounds, args.method, depth=args.depth, timeout=time_left(args, args.timeout),

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from deferral.checks.results import Progress
-from deferral.cli.progress import live_progress, progress_line
+from deferral.cli.progress import live_progress, plain_notes, progress_line
 
 
 def test_progress_line_names_states_depth_frontier_and_spill() -> None:
@@ -30,6 +30,19 @@ def test_plain_progress_prints_at_most_every_ten_seconds_without_rich(capsys: py
     assert out == ""
     assert [line.split(":")[1].split()[0] for line in err.splitlines()] == ["101", "112"]
     assert "rich.live" not in sys.modules
+
+
+def test_a_proofs_notes_off_a_terminal_are_a_plain_line_at_most_every_ten_seconds(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [100.0]
+    monkeypatch.setattr("deferral.cli.progress.time.monotonic", lambda: clock[0])
+    note = plain_notes("prove reference")
+    for t, text in ((100.5, "sampling"), (101.5, "enumerating"), (105.0, "round 1"), (112.0, "round 2")):
+        clock[0] = t
+        note(text)
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines() == ["prove reference, 2 s: enumerating", "prove reference, 12 s: round 2"]
 
 
 def test_progress_line_says_what_a_long_level_is_doing() -> None:
