@@ -225,3 +225,46 @@ def test_the_summary_does_not_say_every_shootdown_completed_when_one_did_not() -
     s["shootdowns"] = {"started": 2, "completed": 0}
     text = _human(s)
     assert "every shootdown completed" not in text and "0 of 2 shootdowns completed" in text
+
+
+LOST_IPI = '''
+"""A lost IPI (qa5): the model adds a step lose_ipi(k, i); the ENGINE implements it as a method of that name."""
+from deferral.engine import Hypervisor
+from deferral.engine.hypervisor import NotEnabled
+from deferral.model import REFERENCE, VCPU, step
+
+
+@step(("k", VCPU), ("i", VCPU), guard=lambda s, k, i: s.ipi[k][i])
+def lose_ipi(s, k, i):
+    """i's IPI to k is lost: the pending bit clears, the handler never runs."""
+    s.ipi[k][i] = False
+
+
+VARIANT = REFERENCE.derive("ipi-lost", add_steps=[lose_ipi])
+
+
+class LosingHypervisor(Hypervisor):
+    def lose_ipi(self, k, i):
+        with self.lock:
+            if self.vcpus[k].mailbox[i] is None:
+                raise NotEnabled("no IPI from %d pending at %d" % (i, k))
+            self.vcpus[k].mailbox[i] = None
+            self._emit("lose_ipi", {"k": k, "i": i})
+
+
+ENGINE = LosingHypervisor
+'''
+
+
+def test_a_step_the_variant_adds_runs_on_the_users_engine_that_implements_it(tmp_path: Path) -> None:
+    """README: a step your variant adds is exercised by conform (an ENGINE without it: "no step ..."). An ENGINE
+    that has it, a method named like the step taking the step's parameters, was refused all the same ("no step
+    'lose_ipi'", a mismatch, exit 4): the engine knew only the reference's steps (qa5)."""
+    path = tmp_path / "ipi_lost.py"
+    path.write_text(LOST_IPI)
+    protocol, engine = load_engine_file(path)
+    report = conform_depth(Model(protocol, Bounds(2, 1, 1, 1)), engine, 4)
+    assert report.mismatch is None and report.complete, report.mismatch
+    # and the stock hypervisor, which has no such step, is still a divergence naming it
+    stock = conform_depth(Model(protocol, Bounds(2, 1, 1, 1)), Bugs(), 4)
+    assert stock.mismatch is not None and "no step 'lose_ipi'" in stock.mismatch.reason
