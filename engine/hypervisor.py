@@ -27,6 +27,7 @@ spaces existed).
 
 from __future__ import annotations
 
+import copy as copying
 import functools
 import inspect
 import threading
@@ -81,6 +82,11 @@ class Hypervisor:
         self.tables = [GuestPageTable(bounds.pages, ROOT_BASE * (s + 1)) for s in range(self.spaces)]
         self.vcpus = [Vcpu.create(i, bounds.vcpus, bounds.pages, bounds.queue, self.tables[0].root)
                       for i in range(bounds.vcpus)]
+
+    def added_state(self) -> dict[str, Any]:
+        """The values of variables a user's variant adds, in the model's JSON form (``Model.to_json``:
+        ``{"lastpg": 1}``), for a subclass that keeps them in fields of its own; none here."""
+        return {}
 
     @property
     def gpt(self) -> GuestPageTable:
@@ -498,7 +504,14 @@ class Hypervisor:
         other = type(self)(self.bounds, self.bugs, observer)
         other.tables = [t.copy() for t in self.tables]
         other.vcpus = [v.copy() for v in self.vcpus]
+        for name, value in vars(self).items():  # a subclass's own fields (a user's ENGINE), by value
+            if name not in _OWN_FIELDS:
+                setattr(other, name, copying.deepcopy(value))
         return other
+
+
+#: The fields :class:`Hypervisor` itself keeps (copied by :meth:`Hypervisor.copy` one by one).
+_OWN_FIELDS = frozenset({"bounds", "bugs", "observer", "lock", "spaces", "tables", "vcpus"})
 
 
 @functools.lru_cache(maxsize=None)
