@@ -27,7 +27,7 @@ from itertools import product
 from typing import Any, Callable, Iterator
 
 from deferral.checks.explicit.search import search
-from deferral.engine.hypervisor import STEP_PARAMS, EngineSpec, Hypervisor, build_engine
+from deferral.engine.hypervisor import EngineSpec, Hypervisor, build_engine
 from deferral.engine.judge import engine_view, shown_args, with_ghosts
 from deferral.engine.tracing import Recorder, snapshot
 from deferral.engine.user import engine_error
@@ -61,7 +61,9 @@ class Stepper:
         b = self.hv.bounds
         ranges = {"i": range(b.vcpus), "k": range(b.vcpus), "p": range(b.pages), "f": range(b.frames + 1),
                   "s": range(self.hv.spaces)}
-        for name, params in STEP_PARAMS.items():
+        for name, params in self.hv.steps().items():
+            if any(p not in ranges for p in params):  # a user's step over another sort: not enumerated here
+                continue
             for values in product(*(ranges[p] for p in params)):
                 args = dict(zip(params, values))
                 if self.hv.can(name, args):

@@ -27,6 +27,9 @@ spaces existed).
 
 from __future__ import annotations
 
+import copy as copying
+import functools
+import inspect
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -79,6 +82,11 @@ class Hypervisor:
         self.tables = [GuestPageTable(bounds.pages, ROOT_BASE * (s + 1)) for s in range(self.spaces)]
         self.vcpus = [Vcpu.create(i, bounds.vcpus, bounds.pages, bounds.queue, self.tables[0].root)
                       for i in range(bounds.vcpus)]
+
+    def added_state(self) -> dict[str, Any]:
+        """The values of variables a user's variant adds, in the model's JSON form (``Model.to_json``:
+        ``{"lastpg": 1}``), for a subclass that keeps them in fields of its own; none here."""
+        return {}
 
     @property
     def gpt(self) -> GuestPageTable:
@@ -179,10 +187,18 @@ class Hypervisor:
             return {**args, "s": 0}
         return args
 
+    def steps(self) -> dict[str, tuple[str, ...]]:
+        """The steps this engine takes, with their parameter names in the model's vocabulary: the
+        protocol's (:data:`STEP_PARAMS`) and those a subclass adds (:func:`added_steps`)."""
+        return {**STEP_PARAMS, **added_steps(type(self))}
+
     def why_not(self, step: str, args: dict[str, int]) -> str | None:
         """None when ``step(args)`` can run now, else why not (caller holds the lock or is alone)."""
         if step not in STEP_PARAMS:
-            return f"no step {step!r}"
+            added = added_steps(type(self)).get(step)
+            if added is None:
+                return f"no step {step!r}"
+            return self._why_not_added(step, added, args)
         args = self._args(step, args)
         v = self.vcpus
         if step in ("write", "invlpg", "shootdown", "reload_cr3"):
@@ -454,9 +470,21 @@ class Hypervisor:
             self._emit("ack_ipi", {"k": k}, initiator=initiator, page=page)
 
     # ---- single-stepping -----------------------------------------------------------------
+    def _why_not_added(self, step: str, params: tuple[str, ...], args: dict[str, int]) -> str | None:
+        """A step a subclass adds has no precondition written here: it is enabled where a copy of
+        this engine takes it without raising :class:`NotEnabled` (the subclass's own refusal)."""
+        if sorted(params) != sorted(args):
+            return f"no step {step}({', '.join(sorted(args))})"
+        trial = self.copy()
+        try:
+            getattr(trial, step)(*(args[name] for name in params))
+        except NotEnabled as exc:
+            return str(exc) or f"{step} is not enabled"
+        return None
+
     def execute(self, step: str, args: dict[str, int]) -> None:
         """Run one named step (the driver picks it); NotEnabled if it cannot run now."""
-        params = STEP_PARAMS.get(step)
+        params = self.steps().get(step)
         args = self._args(step, args)
         if params is None or sorted(params) != sorted(args):
             raise NotEnabled(f"no step {step}({', '.join(sorted(args))})")
@@ -476,7 +504,29 @@ class Hypervisor:
         other = type(self)(self.bounds, self.bugs, observer)
         other.tables = [t.copy() for t in self.tables]
         other.vcpus = [v.copy() for v in self.vcpus]
+        for name, value in vars(self).items():  # a subclass's own fields (a user's ENGINE), by value
+            if name not in _OWN_FIELDS:
+                setattr(other, name, copying.deepcopy(value))
         return other
+
+
+#: The fields :class:`Hypervisor` itself keeps (copied by :meth:`Hypervisor.copy` one by one).
+_OWN_FIELDS = frozenset({"bounds", "bugs", "observer", "lock", "spaces", "tables", "vcpus"})
+
+
+@functools.lru_cache(maxsize=None)
+def added_steps(cls: type) -> dict[str, tuple[str, ...]]:
+    """The steps a subclass of :class:`Hypervisor` (a user's ENGINE) adds for steps its variant adds:
+    its public methods that :class:`Hypervisor` does not have, each named like the model's step and
+    taking its parameters by the model's names (``def lose_ipi(self, k, i)``), raising
+    :class:`NotEnabled` where the step cannot run. Empty for the stock hypervisor."""
+    out: dict[str, tuple[str, ...]] = {}
+    for name in dir(cls):
+        fn = getattr(cls, name, None)
+        if name.startswith("_") or hasattr(Hypervisor, name) or not inspect.isfunction(fn):
+            continue
+        out[name] = tuple(list(inspect.signature(fn).parameters)[1:])
+    return out
 
 
 #: What selects an engine: a published variant's bugs (on the stock hypervisor) or a

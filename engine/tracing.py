@@ -64,6 +64,7 @@ def snapshot(hv: Hypervisor) -> dict[str, Any]:
         "waitret": [v.mode is Mode.IPI and v.interrupted is Mode.SDWAIT for v in vs],
         "waiting": [list(v.acks_pending) for v in vs],
     })
+    out.update(hv.added_state())  # variables a user's variant adds, kept by its ENGINE
     return out
 
 

@@ -110,7 +110,10 @@ class StepContext:
 
     def __setattr__(self, name: str, value: Any) -> None:
         var = self._vars.get(name)
-        if var is None or var.index or isinstance(var, Queue):
+        if var is None:
+            raise AttributeError(f"the model has no variable named {name!r}; declare it "
+                                 f"(derive(add_variables=[Var({name!r}, DOMAIN, (), ...)]) for one of no index)")
+        if var.index or isinstance(var, Queue):
             raise AttributeError(f"cannot assign to {name!r}; assign to its elements, e.g. s.{name}[i] = ...")
         self.write(var, (), None, value)
 

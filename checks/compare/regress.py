@@ -35,10 +35,12 @@ from deferral.traces.corpus import CorpusTrace, Judgement, judge
 #: spaces, or a file in the one-space notation, skips the rows with spaces). Two VCPUs with a
 #: second frame and with a second space too, since a bug of an SMP protocol often needs another
 #: VCPU beside the raised bound (5 Dec, night: a write making a PTE present without a notice, lost
-#: at 2,1,2,1 only, and a CR3 switch draining only its target space's notices, at 2,1,1,1,S=2 only).
+#: at 2,1,2,1 only, and a CR3 switch draining only its target space's notices, at 2,1,1,1,S=2 only),
+#: and a second page too (6 Dec: shootdowns passing the page in one global variable, lost at 2,2,1,1
+#: only): every bound raised beside a second VCPU.
 DEFAULT_BOUNDS: tuple[Bounds, ...] = (Bounds(2, 1, 1, 1), Bounds(2, 1, 1, 2), Bounds(1, 2, 1, 1),
                                       Bounds(1, 1, 2, 1), Bounds(1, 1, 1, 1, 2), Bounds(2, 1, 2, 1),
-                                      Bounds(2, 1, 1, 1, 2))
+                                      Bounds(2, 1, 1, 1, 2), Bounds(2, 2, 1, 1))
 #: Behaviours are enumerated only up to this many states per side and bounds.
 BEHAVIOUR_LIMIT = 200_000
 

@@ -225,3 +225,92 @@ def test_the_summary_does_not_say_every_shootdown_completed_when_one_did_not() -
     s["shootdowns"] = {"started": 2, "completed": 0}
     text = _human(s)
     assert "every shootdown completed" not in text and "0 of 2 shootdowns completed" in text
+
+
+LOST_IPI = '''
+"""A lost IPI (qa5): the model adds a step lose_ipi(k, i); the ENGINE implements it as a method of that name."""
+from deferral.engine import Hypervisor
+from deferral.engine.hypervisor import NotEnabled
+from deferral.model import REFERENCE, VCPU, step
+
+
+@step(("k", VCPU), ("i", VCPU), guard=lambda s, k, i: s.ipi[k][i])
+def lose_ipi(s, k, i):
+    """i's IPI to k is lost: the pending bit clears, the handler never runs."""
+    s.ipi[k][i] = False
+
+
+VARIANT = REFERENCE.derive("ipi-lost", add_steps=[lose_ipi])
+
+
+class LosingHypervisor(Hypervisor):
+    def lose_ipi(self, k, i):
+        with self.lock:
+            if self.vcpus[k].mailbox[i] is None:
+                raise NotEnabled("no IPI from %d pending at %d" % (i, k))
+            self.vcpus[k].mailbox[i] = None
+            self._emit("lose_ipi", {"k": k, "i": i})
+
+
+ENGINE = LosingHypervisor
+'''
+
+
+def test_a_step_the_variant_adds_runs_on_the_users_engine_that_implements_it(tmp_path: Path) -> None:
+    """README: a step your variant adds is exercised by conform (an ENGINE without it: "no step ..."). An ENGINE
+    that has it, a method named like the step taking the step's parameters, was refused all the same ("no step
+    'lose_ipi'", a mismatch, exit 4): the engine knew only the reference's steps (qa5)."""
+    path = tmp_path / "ipi_lost.py"
+    path.write_text(LOST_IPI)
+    protocol, engine = load_engine_file(path)
+    report = conform_depth(Model(protocol, Bounds(2, 1, 1, 1)), engine, 4)
+    assert report.mismatch is None and report.complete, report.mismatch
+    # and the stock hypervisor, which has no such step, is still a divergence naming it
+    stock = conform_depth(Model(protocol, Bounds(2, 1, 1, 1)), Bugs(), 4)
+    assert stock.mismatch is not None and "no step 'lose_ipi'" in stock.mismatch.reason
+
+
+LAST_PAGE = '''
+"""A variable the variant adds (qa5): lastpg, the page of the last shootdown whose IPIs were sent; the ENGINE
+keeps it in a field of its own and shows it through added_state()."""
+from deferral.engine import Hypervisor
+from deferral.model import PAGE, REFERENCE, VCPU, Var
+
+
+def post_ipis_noting(s, i):
+    s.lastpg = s.pg[i]
+    for k in s.each(VCPU):
+        if k != i:
+            s.ipi[k][i] = True
+            s.waiting[i][k] = True
+
+
+VARIANT = REFERENCE.derive("last-page", add_variables=[Var("lastpg", PAGE, (), "page of the last IPIs sent")],
+                           procedures={"post_ipis": post_ipis_noting})
+
+
+class NotingHypervisor(Hypervisor):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lastpg = 0
+
+    def post_ipis(self, i, root, page):
+        self.lastpg = page
+        return super().post_ipis(i, root, page)
+
+    def added_state(self):
+        return {"lastpg": self.lastpg}
+
+
+ENGINE = NotingHypervisor
+'''
+
+
+def test_a_variable_the_variant_adds_is_shown_by_the_users_engine(tmp_path: Path) -> None:
+    """An ENGINE could not show a variable its variant adds: the engine's state was a fixed snapshot ("lastpg:
+    model 0, engine null", exit 4), and a copy (conform's search) lost a subclass's own fields (qa5)."""
+    path = tmp_path / "last_page.py"
+    path.write_text(LAST_PAGE)
+    protocol, engine = load_engine_file(path)
+    report = conform_depth(Model(protocol, Bounds(2, 2, 1, 1)), engine, 3)
+    assert report.mismatch is None and report.complete, report.mismatch

@@ -81,6 +81,23 @@ VARIANT = REFERENCE.derive("boom", replace_steps=[REFERENCE.step("reload_cr3").w
         model.apply(model.initial, model.find_action("reload_cr3", (0,)))
 
 
+def test_assigning_an_undeclared_variable_says_to_declare_it(tmp_path: Path) -> None:
+    """A user's ``s.flush_va = s.pg[i]`` without a ``Var("flush_va", ...)`` was told "assign to its elements,
+    e.g. s.flush_va[i] = ...", as if the variable existed with an index (qa5)."""
+    path = write(tmp_path, '''
+from deferral.model import REFERENCE
+def post(s, i):
+    s.flush_va = s.pg[i]
+VARIANT = REFERENCE.derive("undeclared", procedures={"post_ipis": post})
+''')
+    model = Model(load_variant_file(path), Bounds(2, 1, 1, 1))
+    state = model.apply(model.initial, model.find_action("shootdown", (0, 0)))
+    with pytest.raises(StepError) as err:
+        model.apply(state, model.find_action("send_ipis", (0,)))
+    assert "has no variable named 'flush_va'" in str(err.value), err.value
+    assert "add_variables" in str(err.value) and "assign to its elements" not in str(err.value), err.value
+
+
 def test_a_folder_given_as_a_variant_file_is_named_a_folder(tmp_path) -> None:
     import pytest as _pytest
 

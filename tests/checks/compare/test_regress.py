@@ -164,3 +164,20 @@ def test_the_default_matrix_catches_bugs_of_two_vcpus_at_two_frames_or_two_space
                 and v.baseline == "holds" and v.candidate == "violated"]
         assert (where, length) in lost, (name, lost)
         assert report.exit_code == 1
+
+
+def test_the_default_matrix_catches_bugs_of_two_vcpus_at_two_pages() -> None:
+    """A user's change (qa5) safe with one page or one VCPU but not with two of each: shootdown IPIs that
+    carry the page in one global variable without a lock (Linux i386 flush_va), violated at 2,2,1,1 in
+    10 steps. The default matrix raised frames, the queue and spaces beside a second VCPU but pages only
+    at one VCPU (1,2,1,1), so regress said "no regression" (exit 0)."""
+    from pathlib import Path
+
+    from deferral.model.variants import load_variant_file
+
+    cand = load_variant_file(Path(__file__).parent / "data" / "global_flush_va_nolock_bug.py")
+    report = regress(REFERENCE, cand, behaviours=False)
+    lost = [(v.bounds, v.candidate_length) for v in report.verdicts if v.prop == "no_stale_translation"
+            and v.baseline == "holds" and v.candidate == "violated"]
+    assert (Bounds(2, 2, 1, 1), 10) in lost, lost
+    assert report.exit_code == 1
