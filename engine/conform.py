@@ -27,7 +27,7 @@ from itertools import product
 from typing import Any, Callable, Iterator
 
 from deferral.checks.explicit.search import search
-from deferral.engine.hypervisor import EngineSpec, Hypervisor, build_engine
+from deferral.engine.hypervisor import STEP_PARAMS, EngineSpec, Hypervisor, build_engine
 from deferral.engine.judge import engine_view, shown_args, with_ghosts
 from deferral.engine.tracing import Recorder, snapshot
 from deferral.engine.user import engine_error
@@ -40,15 +40,18 @@ from deferral.traces.format import Trace
 class Stepper:
     """A single-stepped engine (no threads, no trace); its state has no ghost variables."""
 
-    def __init__(self, hv: Hypervisor) -> None:
+    def __init__(self, hv: Hypervisor, model_steps: frozenset[str] | None = None) -> None:
         self.hv = hv
+        #: the model's step names: a method a user's ENGINE adds is a step only where the model has
+        #: one of that name (else it is the ENGINE's own helper, not a step to judge)
+        self.model_steps = model_steps
 
     @classmethod
     def fresh(cls, model: Model, engine: EngineSpec) -> "Stepper":
-        return cls(build_engine(engine, model.bounds))
+        return cls(build_engine(engine, model.bounds), frozenset(step.name for step in model.protocol.steps))
 
     def copy(self) -> "Stepper":
-        return Stepper(self.hv.copy())
+        return Stepper(self.hv.copy(), self.model_steps)
 
     def state(self) -> dict[str, Any]:
         return snapshot(self.hv)
@@ -64,6 +67,8 @@ class Stepper:
         for name, params in self.hv.steps().items():
             if any(p not in ranges for p in params):  # a user's step over another sort: not enumerated here
                 continue
+            if name not in STEP_PARAMS and self.model_steps is not None and name not in self.model_steps:
+                continue  # a helper method of the ENGINE, not a step
             for values in product(*(ranges[p] for p in params)):
                 args = dict(zip(params, values))
                 if self.hv.can(name, args):

@@ -10,7 +10,7 @@ import pytest
 
 from deferral.cli.main import main
 from deferral.engine.bugs import Bugs
-from deferral.engine.conform import conform_depth
+from deferral.engine.conform import Stepper, conform_depth
 from deferral.engine.runner import RunConfig, run
 from deferral.engine.user import load_engine_file
 from deferral.model import Bounds
@@ -268,6 +268,26 @@ def test_a_step_the_variant_adds_runs_on_the_users_engine_that_implements_it(tmp
     # and the stock hypervisor, which has no such step, is still a divergence naming it
     stock = conform_depth(Model(protocol, Bounds(2, 1, 1, 1)), Bugs(), 4)
     assert stock.mismatch is not None and "no step 'lose_ipi'" in stock.mismatch.reason
+
+
+def test_a_public_helper_method_of_the_users_engine_is_not_a_step(tmp_path: Path) -> None:
+    """Only a method named like one of the model's steps is a step: a helper an ENGINE adds without a leading
+    underscore (here one a copy of the engine can always run) is not judged as a step the model lacks."""
+    path = tmp_path / "ipi_lost_helper.py"
+    path.write_text(LOST_IPI.replace("ENGINE = LosingHypervisor", """
+class HelpingHypervisor(LosingHypervisor):
+    def pending_count(self, k):
+        return sum(1 for x in self.vcpus[k].mailbox if x is not None)
+
+
+ENGINE = HelpingHypervisor"""))
+    protocol, engine = load_engine_file(path)
+    stepper = Stepper.fresh(Model(protocol, Bounds(2, 1, 1, 1)), engine)
+    assert "pending_count" in stepper.hv.steps()  # a public method the subclass adds...
+    taken = {name for name, _ in stepper.engine_steps()}
+    assert "write" in taken and taken <= {step.name for step in protocol.steps}  # ...is not a step
+    report = conform_depth(Model(protocol, Bounds(2, 1, 1, 1)), engine, 4)
+    assert report.mismatch is None and report.complete, report.mismatch
 
 
 LAST_PAGE = '''
