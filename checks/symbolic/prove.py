@@ -500,7 +500,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         shorter one, from the depth the explicit search cleared there, within :data:`SHORTER_S` (or a share of
         the time left): a shorter one found is the answer (bmc: the shortest); none shorter to the lifted length
         makes the lifted path a shortest one; otherwise the lifted path is the answer, ``shortest`` False."""
-        path = lift_path(enc.model, small_path, prop)
+        path = lift_path(enc.model, small_path, prop, small_at)
         if path is None:
             return None
         length = len(path) - 1
@@ -521,11 +521,14 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         oriented = oriented_path(enc, [st for _, st in path])
         names = [v.prop for v in enc.model.violations(oriented[-1][1])]
         prop_there = prop if prop in names else (names[0] if names else prop)
+        added = length - (len(small_path) - 1)  # steps of the elements the smallest instance lacks
+        steps = f"its {len(small_path) - 1} steps" + (f" and {added} of the elements it lacks" if added else "")
         if shorter.checked >= length - 1:
-            log.append(f"{found_by} at {small_at.short()}: its {length} steps violate {prop_there} at {bounds.short()} "
+            log.append(f"{found_by} at {small_at.short()}: {steps} violate {prop_there} at {bounds.short()} "
                        f"too, and nothing shorter does there (no violation within {length - 1} steps)")
             return result("violated", route=f"{found_by}+lifted", depth=length, path=oriented, prop=prop_there, log=log)
-        note = (f"a counterexample of {length} steps: the shortest at {small_at.short()}, run at {bounds.short()}; "
+        note = (f"a counterexample of {length} steps: the shortest at {small_at.short()}, run at {bounds.short()}"
+                + (f" with {added} steps of the elements it lacks" if added else "") + "; "
                 f"none shorter than {max(shorter.checked, cleared) + 1} steps there, shorter ones from "
                 f"{max(shorter.checked, cleared) + 1} to {length - 1} steps not ruled out "
                 f"(the bmc at {bounds.short()}: {r.reason or 'stopped'} after {shorter.seconds:.0f} s)")

@@ -32,6 +32,32 @@ def test_a_counterexample_runs_at_larger_bounds_with_the_same_steps() -> None:
     assert "no_stale_translation" in {v.prop for v in big.violations(state)}
 
 
+def test_a_step_waiting_for_a_vcpu_the_small_instance_lacks_follows_that_vcpus_steps() -> None:
+    """qa5's lazy-TLB bug at 2,2,1,2 (11 steps): at 3,3,2,2 its shootdown_done waits for the third VCPU's ack,
+    so the same steps are no path there; with the small bounds known, the third VCPU's fewest steps that
+    enable it come first (it takes and acks the IPI), and the path ends in the violation."""
+    from pathlib import Path
+
+    from deferral.checks.explicit.search import search
+    from deferral.model.variants import load_variant_file
+
+    protocol = load_variant_file(Path(__file__).parent / "data" / "lazy_partial_bug.py")
+    small, big = Bounds(2, 2, 1, 2), Model(protocol, Bounds(3, 3, 2, 2))
+    found = search(protocol.invariants_only(), small, until_all_violated=True)
+    bad = next(o for o in found.outcomes if o.status == "violated")
+    assert bad.path is not None and len(bad.path) - 1 == 11
+    assert lift_path(big, bad.path, bad.name) is None  # the old way: not a path at 3 VCPUs
+    lifted = lift_path(big, bad.path, bad.name, small)
+    assert lifted is not None and len(lifted) - 1 == 13
+    extra = [a for a, _ in lifted[1:] if a.label() not in {b.label() for b, _ in bad.path[1:]}]
+    assert [a.name for a in extra] == ["take_ipi", "ack_ipi"] and all(2 in a.args for a in extra)
+    state = big.initial
+    for action, after in lifted[1:]:
+        state = big.apply(state, action)
+        assert state == after
+    assert bad.name in {v.prop for v in big.violations(state)}
+
+
 def test_steps_that_are_not_a_path_at_the_larger_bounds_give_none() -> None:
     path = shortest_path("drain-local-only", Bounds(2, 1, 1, 1))
     reference = Model(PUBLISHED["reference"], Bounds(3, 1, 1, 1))  # the same steps, but no violation at the end
