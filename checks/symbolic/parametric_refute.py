@@ -86,23 +86,29 @@ class SmallSearch:
         return "no counterexample at " + ", ".join(s.show() for s in self.searched)
 
 
-def instances(bounds: Bounds, start: int = 0) -> list[tuple[int, Bounds]]:
+def instances(bounds: Bounds, start: int = 0, within: bool = False) -> list[tuple[int, Bounds]]:
     """The small instances from ``SMALL[start]`` on (with their index), at ``bounds``' other values
-    (Q, S, ...)."""
+    (Q, S, ...); ``within``: only those no larger than ``bounds`` in N, V and F (a bounded claim's)."""
     out = []
     for index in range(start, len(SMALL)):
         n, v, f = SMALL[index]
         try:
-            out.append((index, bounds.replace(vcpus=n, pages=v, frames=f)))
+            at = bounds.replace(vcpus=n, pages=v, frames=f)
         except (KeyError, ValueError):  # a protocol without these bounds, or out of their range
             continue
+        if within and (n > bounds["vcpus"] or v > bounds["pages"] or f > bounds["frames"]):
+            continue
+        out.append((index, at))
     return out
 
 
 def search_small(protocol: Protocol, bounds: Bounds, budget_s: float, max_states: int, start: int = 0,
-                 note: Callable[[str], None] | None = None) -> SmallSearch:
-    """Search the small instances (from ``SMALL[start]``) in order until one violates an invariant,
-    the budget is spent, or none is left; each search capped at ``max_states`` states."""
+                 note: Callable[[str], None] | None = None, within: bool = False,
+                 pick: Callable[[Bounds], bool] | None = None, total_states: int | None = None) -> SmallSearch:
+    """Search the small instances (from ``SMALL[start]``; ``within``: only those no larger than
+    ``bounds``; ``pick``: only those it accepts) in order until one violates an invariant, the
+    budget is spent, or none is left; each search capped at ``max_states`` states, all of them
+    together at ``total_states``."""
     from deferral.checks.explicit.search import search
     from deferral.model.variants import AsymmetricProtocol
 
@@ -111,13 +117,16 @@ def search_small(protocol: Protocol, bounds: Bounds, budget_s: float, max_states
     only = protocol.invariants_only()  # same steps and name: no liveness pass
     if not only.properties:
         return done
-    for index, at in instances(bounds, start):
+    for index, at in instances(bounds, start, within):
+        if pick is not None and not pick(at):
+            continue
         left = budget_s - (time.monotonic() - began)
-        if left <= 0.05:
+        cap = max_states if total_states is None else min(max_states, total_states - sum(x.states for x in done.searched))
+        if left <= 0.05 or cap <= 0:
             break
         if note is not None:
             note(f"searching {at.short()} for a counterexample")
-        options: dict[str, Any] = dict(max_states=max_states, time_limit=left, workers=1, until_all_violated=True,
+        options: dict[str, Any] = dict(max_states=cap, time_limit=left, workers=1, until_all_violated=True,
                                        memory_limit=SEARCH_MEMORY)
         try:
             res = search(only, at, **options)

@@ -126,6 +126,12 @@ SMALL_BMC_TOTAL_SHARE = 0.5
 #: there looks for a shorter one at most this long without a limit (with one: SHORTER_SHARE of what is left),
 #: then the lifted path is the answer, said to be the shortest only when nothing shorter can exist.
 SHORTER_S, SHORTER_SHARE = 60.0, 0.8
+#: Once the smallest instance is safe, the instances one element larger within the requested bounds (a third
+#: VCPU, a second page, a second frame) are searched for a violation, each up to LADDER_STATES states, all
+#: together LADDER_TOTAL (counts: the same instances searched as far under any load), for at most LADDER_S
+#: (with a limit: LADDER_SHARE of what is left): a user's bug that needs two pages was unknown after 60 s at
+#: 3,3,2,2, though 2,2,1,2 shows it in 11 steps, 1.47 million states (PROVE.md, 6 Dec, qa5 and lead).
+LADDER_S, LADDER_SHARE, LADDER_STATES, LADDER_TOTAL = 10.0, 0.15, 2_000_000, 3_000_000
 
 
 #: Where the explicit search exhausted the requested bounds (a bounded proof in hand), the learning routes leave
@@ -494,13 +500,15 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             "did not reach that violation in time")
         return bounded_look(left())
 
-    def lifted_result(small_path: Path, prop: str | None, found_by: str) -> ProveResult | None:
+    def lifted_result(small_path: Path, prop: str | None, found_by: str, found_at: Bounds | None = None
+                      ) -> ProveResult | None:
         """A violation at the smallest instance carried over to the requested bounds (:func:`lift.lift_path`):
         None when its steps do not make a violation there. Else the bmc at the requested bounds looks for a
         shorter one, from the depth the explicit search cleared there, within :data:`SHORTER_S` (or a share of
         the time left): a shorter one found is the answer (bmc: the shortest); none shorter to the lifted length
         makes the lifted path a shortest one; otherwise the lifted path is the answer, ``shortest`` False."""
-        path = lift_path(enc.model, small_path, prop, small_at)
+        small = small_at if found_at is None else found_at
+        path = lift_path(enc.model, small_path, prop, small)
         if path is None:
             return None
         length = len(path) - 1
@@ -524,10 +532,10 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         added = length - (len(small_path) - 1)  # steps of the elements the smallest instance lacks
         steps = f"its {len(small_path) - 1} steps" + (f" and {added} of the elements it lacks" if added else "")
         if shorter.checked >= length - 1:
-            log.append(f"{found_by} at {small_at.short()}: {steps} violate {prop_there} at {bounds.short()} "
+            log.append(f"{found_by} at {small.short()}: {steps} violate {prop_there} at {bounds.short()} "
                        f"too, and nothing shorter does there (no violation within {length - 1} steps)")
             return result("violated", route=f"{found_by}+lifted", depth=length, path=oriented, prop=prop_there, log=log)
-        note = (f"a counterexample of {length} steps: the shortest at {small_at.short()}, run at {bounds.short()}"
+        note = (f"a counterexample of {length} steps: the shortest at {small.short()}, run at {bounds.short()}"
                 + (f" with {added} steps of the elements it lacks" if added else "") + "; "
                 f"none shorter than {max(shorter.checked, cleared) + 1} steps there, shorter ones from "
                 f"{max(shorter.checked, cleared) + 1} to {length - 1} steps not ruled out "
@@ -598,6 +606,37 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                 "reach that violation in time")
             return bounded_look(left())
         return None
+
+    def ladder_route() -> ProveResult | None:
+        """The instances one element larger than the smallest within the requested bounds (a third VCPU, a
+        second page or frame; not the requested bounds themselves), once the smallest is safe: each searched
+        breadth-first for an invariant's violation (:func:`parametric_refute.search_small`, capped by
+        :data:`LADDER_STATES` and :data:`LADDER_TOTAL` states, within :data:`LADDER_S` or a share of the time
+        left); a violation is carried over to the requested bounds (:func:`lifted_result`: the bmc there then
+        looks for a shorter one)."""
+        from deferral.checks.symbolic import parametric_refute as refute
+
+        if small_at == bounds or not small_safe():
+            return None
+        budget = LADDER_S if timeout is None else min(LADDER_S, LADDER_SHARE * (left() or 0.0))
+        def one_larger(at: Bounds) -> bool:  # one more VCPU, page or frame than the smallest instance
+            grown = [at[d] - small_at[d] for d in ("vcpus", "pages", "frames")]
+            return at != bounds and sorted(grown) == [0, 0, 1]
+
+        found = refute.search_small(protocol, bounds, budget, LADDER_STATES, note=say, within=True, pick=one_larger,
+                                    total_states=LADDER_TOTAL)
+        if found.refutation is None:
+            if found.searched:
+                why("explicit at small instances", found.summary())
+            return None
+        r = found.refutation
+        assert r.outcome.path is not None
+        log.append(f"explicit at {r.bounds.short()}: {r.outcome.name} violated in {r.length} steps (the shortest there)")
+        lifted = lifted_result(r.outcome.path, r.outcome.name, "explicit-search", r.bounds)
+        if lifted is None:
+            why(f"explicit at {r.bounds.short()}", f"{r.outcome.name} violated in {r.length} steps, but its steps do "
+                f"not make a violation at {bounds.short()} (the bmc there looks for one)")
+        return lifted
 
     def learning_sample(at: Bounds) -> int:
         """How many of the states of ``at`` the explicit search keeps for the enumerated route: its first
@@ -971,16 +1010,19 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     # the bmc at the smallest instance (it finds a bug in seconds where the bmc at large bounds takes
     # a minute), then a quick look at the requested bounds; the rest of that after the learning routes
     # (first the explicit search where it is cheap: the exact refuter, and what it exhausts needs no bmc)
-    looks = [("explicit", None), ("bmc-small", None)] + ([] if small_at == bounds else [("bmc-quick", None)])
+    looks = [("explicit", None), ("explicit-ladder", None), ("bmc-small", None)] + (
+        [] if small_at == bounds else [("bmc-quick", None)])
     if infer_first:  # a quick bmc first (a bug is settled in seconds), then the learning routes
-        order += [("explicit", None), ("bmc-small", None)] + found_by_learning + hand + [("bmc", None)] + parametric
+        order += [("explicit", None), ("explicit-ladder", None), ("bmc-small", None)] + found_by_learning + hand + [
+            ("bmc", None)] + parametric
     else:
         # what can prove cheaply first (a lemma file, the shipped lemmas: a bug is never proved by
         # them); where they fail a bug is likely: the bmc, before the parametric and learning
         # routes, which would otherwise take all the time left. Without the shipped lemmas, the
         # enumerated families are that cheap route, tried once the explicit search has found the
         # smallest instance safe (a bug almost always shows there, and is then refuted as before)
-        early = [] if hand or not learn else [("explicit-small", None), ("enumerated-early", None)]
+        early = [] if hand or not learn else [("explicit-small", None), ("explicit-ladder", None),
+                                              ("enumerated-early", None)]
         order += early + hand + looks + parametric + found_by_learning
     weak_at_bounds = False  # the shipped lemmas' bounded Houdini fixpoint decided too weak
     shipped_houdini: list[str] | None = None  # the shipped lemmas' Houdini log (what it dropped)
@@ -1062,6 +1104,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         "inferred": lambda name, what: learned(),
         "enumerated": lambda name, what: enumerated(),
         "explicit-small": lambda name, what: explicit_route(small_only=True),
+        "explicit-ladder": lambda name, what: ladder_route(),
         "enumerated-early": lambda name, what: enumerated() if small_safe() else None,
         "pdr-generalized": lambda name, what: by_templates(name, inferred()),
     }

@@ -86,3 +86,21 @@ def test_the_lifted_path_is_the_shortest_where_nothing_shorter_exists() -> None:
     res = prove(PUBLISHED["drain-local-only"], Bounds(3, 1, 1, 1), timeout=60)
     assert res.status == "violated" and res.depth == 8 and res.shortest is True
     assert len(shortest_path("drain-local-only", Bounds(3, 1, 1, 1))) == 9
+
+
+def test_auto_finds_a_bug_that_needs_a_second_page_at_bounds_where_it_is_not_searched_whole(monkeypatch) -> None:  # noqa: ANN001
+    """qa5's lazy-TLB bug shows only with two pages (2,2,1,1: 11 steps). At 3,2,1,1 auto's smallest instance
+    (2,1,1,1) is safe and the explicit search at 3,2,1,1 does not reach that depth in its time: unknown after
+    60 s before. The instances one element larger are searched next, and 2,2,1,1's counterexample is carried to
+    3,2,1,1 with the third VCPU's steps."""
+    from pathlib import Path
+
+    from deferral.model.variants import load_variant_file
+
+    monkeypatch.setattr(exhaust, "EXPLICIT_SHARE", 0.02)  # the explicit search at 3,2,1,1 stops early
+    monkeypatch.setattr(prove_module, "SHORTER_SHARE", 0.02)  # and the bmc there has no time for shorter ones
+    protocol = load_variant_file(Path(__file__).parent / "data" / "lazy_partial_bug.py")
+    res = prove(protocol, Bounds(3, 2, 1, 1), timeout=60)
+    assert res.status == "violated" and res.route == "explicit-search+lifted" and res.depth == 13
+    assert any("explicit at N=2,V=2,F=1,Q=1: no_stale_translation violated in 11 steps" in line for line in res.log)
+    assert res.path is not None and res.model is not None and res.model.violations(res.path[-1][1])
