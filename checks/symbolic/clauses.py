@@ -801,6 +801,7 @@ class Learned:
     enumerated: int
     seconds_by_part: dict[str, float]
     why: str = ""
+    found: Enumerated | None = None  # the enumeration (:func:`resume` learns on from it)
 
     @property
     def ok(self) -> bool:
@@ -928,7 +929,7 @@ def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: 
         done.append(st)
         part[f"houdini and cores at {at.short()}"] = st.seconds
         if st.needed is None:
-            return Learned([], done, sampled, len(found.families), part, st.why or "no fixpoint")
+            return Learned([], done, sampled, len(found.families), part, st.why or "no fixpoint", found)
         # from the first stage to a larger instance, Houdini's whole fixpoint (not only what the properties
         # need there): facts the smallest instance's proof did not use replace the ones 3 VCPUs and 2 pages
         # break (the reference at 4,3,3,3,S=2: 2 of the 31 needed were not inductive at 3,2,2,3,2 and the
@@ -937,4 +938,22 @@ def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: 
         if note:
             note(f"clauses: at {at.short()}: {len(st.alive)} of {st.offered} families inductive after "
                  f"{st.rounds} rounds; the properties need {len(st.needed)}")
-    return Learned(start, done, sampled, len(found.families), part)
+    return Learned(start, done, sampled, len(found.families), part, found=found)
+
+
+def resume(protocol: Protocol, learned: Learned, at: Bounds, deadline: float | None = None, note: Any = None,
+           enc: Any = None) -> Learned:
+    """One more stage of :func:`learn` at ``at``, from what ``learned``'s last stage needed (it must be
+    :attr:`Learned.ok`), keeping Houdini's whole fixpoint: for a caller that tried those families at ``at``
+    first (a bounded proof: Houdini and induction at its bounds, where the stage's own Houdini there ran
+    the same queries first; PROVE.md, 6 Dec, s6) and goes on learning only where they failed."""
+    assert learned.ok and learned.found is not None
+    st = learn_at(protocol, at, learned.found, learned.lemmas, deadline, note, trim=False, enc=enc)
+    key = f"houdini and cores at {at.short()}"
+    part = {**learned.seconds_by_part, key: learned.seconds_by_part.get(key, 0.0) + st.seconds}
+    done = [*learned.stages, st]
+    if st.needed is None:
+        return Learned([], done, learned.sampled, learned.enumerated, part, st.why or "no fixpoint", learned.found)
+    if note:
+        note(f"clauses: at {at.short()}: {len(st.alive)} of {st.offered} families inductive after {st.rounds} rounds")
+    return Learned(st.needed, done, learned.sampled, learned.enumerated, part, found=learned.found)

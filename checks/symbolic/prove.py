@@ -681,7 +681,8 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     def enumerated() -> ProveResult | None:
         """Route ``enumerated+houdini+induction`` (checks/symbolic/clauses.py): clauses of the declared
         vocabulary over every sort, true in sampled reachable states, chosen by Houdini and the
-        counterexamples to induction at the smallest sampled instance, the largest, then these bounds."""
+        counterexamples to induction at the smallest sampled instance and the largest; then Houdini and
+        induction at these bounds, and only where they fail, the learning at these bounds too."""
         from deferral.checks.symbolic import clauses
         from deferral.checks.terms.encoding import EncodingError
 
@@ -696,27 +697,50 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         # the states of an instance the explicit search cleared (not searched again), and this
         # encoding for the last stage, at these bounds (not built again)
         given = {at: ex.sample for at, ex in explored.items() if cleared(at) and ex.sample is not None}
+        # the learning stops before these bounds: what its last stage needed goes to Houdini and induction
+        # here first, and only where they fail does it learn here too (its Houdini here ran the same queries
+        # as the one that decides: 5-12 s of 40-50 at 6,3,3,3,S=2; PROVE.md, 6 Dec, s6)
+        every = clauses.stage_bounds(protocol, bounds)
         try:
-            r = clauses.learn(protocol, clauses.plan(protocol, concrete(), within=bounds),
-                              clauses.stage_bounds(protocol, bounds), deadline=began + budget, note=say,
-                              given=given, encodings={bounds: enc})
+            r = clauses.learn(protocol, clauses.plan(protocol, concrete(), within=bounds), every[:-1],
+                              deadline=began + budget, note=say, given=given, trim_last=True,
+                              encodings={bounds: enc})
         except (EncodingError, StepError) as exc:
             why("enumerated", f"not tried ({exc})")
             return None
         stages.extend(stage("enumerated", b, "sample", None, None, None, states=n, how=how) for b, how, n in r.sampled)
-        stages.extend(stage("enumerated", row["bounds"], "houdini+cti", row["families_in"], row["families_kept"],
-                            row["seconds"], rounds=row["rounds"], needed=row["needed"],
-                            **({"cti": row["cti"]} if "cti" in row else {})) for row in r.to_json())
-        log.append(f"enumerated: {r.enumerated} families true in the samples; seconds by part: "
-                   + ", ".join(f"{k} {v:.1f}" for k, v in r.seconds_by_part.items()))
-        if not r.ok:
-            why("enumerated", f"unknown after {time.monotonic() - began:.1f} s ({r.why})")
-            return None
-        candidates = list(r.lemmas) + [x for x in property_lemmas(protocol) if x.name not in {y.name for y in r.lemmas}]
-        tried_now = houdini_induction("enumerated", candidates)
+        shown = 0  # the learning's stages already in ``stages``
+
+        def decided(r: Any) -> tuple[list[Any], list[Any], list[str], Any] | None:
+            """The stages learned so far recorded; Houdini and induction here over what the last one kept
+            (None where the learning failed or Houdini timed out)."""
+            nonlocal shown
+            stages.extend(stage("enumerated", row["bounds"], "houdini+cti", row["families_in"], row["families_kept"],
+                                row["seconds"], rounds=row["rounds"], needed=row["needed"],
+                                **({"cti": row["cti"]} if "cti" in row else {})) for row in r.to_json()[shown:])
+            shown = len(r.stages)
+            if not r.ok:
+                log.append(f"enumerated: {r.enumerated} families true in the samples; seconds by part: "
+                           + ", ".join(f"{k} {v:.1f}" for k, v in r.seconds_by_part.items()))
+                why("enumerated", f"unknown after {time.monotonic() - began:.1f} s ({r.why})")
+                return None
+            cands = list(r.lemmas) + [x for x in property_lemmas(protocol) if x.name not in {y.name for y in r.lemmas}]
+            got = houdini_induction("enumerated", cands)
+            return None if got is None else (cands, *got)
+
+        tried_now = decided(r)
+        if tried_now is not None and tried_now[3].status != "proved" and time.monotonic() < began + budget:
+            try:
+                r = clauses.resume(protocol, r, bounds, deadline=began + budget, note=say, enc=enc)
+            except (EncodingError, StepError) as exc:
+                why("enumerated", f"not learned at {bounds.short()} ({exc})")
+            else:
+                tried_now = decided(r)
         if tried_now is None:
             return None
-        alive, hlog, res = tried_now
+        candidates, alive, hlog, res = tried_now
+        log.append(f"enumerated: {r.enumerated} families true in the samples; seconds by part: "
+                   + ", ".join(f"{k} {v:.1f}" for k, v in r.seconds_by_part.items()))
         if res.status == "proved":
             log.append(f"enumerated: Houdini kept {len(alive)} of {len(candidates)} families; proved by induction")
             return result("proved", route="enumerated+houdini+induction", log=log, proof=alive,

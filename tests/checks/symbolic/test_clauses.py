@@ -76,6 +76,31 @@ def test_auto_proves_the_reference_without_the_shipped_lemmas() -> None:
                                                      for x in res.invariant)
     assert [row["route"] for row in res.stages][:2] == ["explicit", "enumerated"]
     assert res.learned_at[0] == SMALL and all(b["spaces"] == 1 for b in res.learned_at)  # and larger instances
+    # the learning stops before the requested bounds where Houdini and induction there prove what it needed:
+    # one learning stage (at 2,1,1,1), then the Houdini that decides (PROVE.md, 6 Dec, s6)
+    rows = [(row["method"], row["bounds"]) for row in res.stages if row["route"] == "enumerated"
+            and row["method"] != "sample"]
+    assert rows == [("houdini+cti", SMALL.as_dict()), ("houdini+induction", SMALL.as_dict())]
+
+
+def test_the_learning_resumes_at_larger_bounds_from_what_its_last_stage_needed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """clauses.resume: one more stage, from the families the last stage needed, its whole fixpoint kept;
+    the stages and seconds added to those before."""
+    starts: list[tuple[Bounds, list[str], bool]] = []
+    fixpoint = [Lemma(f"alive {n}", (), lambda s: True) for n in range(3)]
+
+    def fake(protocol, at, found, start=(), deadline=None, note=None, trim=True, enc=None):  # type: ignore[no-untyped-def]
+        starts.append((at, [x.name for x in start], trim))
+        return clauses.Stage(at, fixpoint, fixpoint[:1] if trim else fixpoint, 1, len(start), 1.0)
+
+    monkeypatch.setattr(clauses, "learn_at", fake)
+    larger = Bounds(3, 2, 2, 1)
+    r = clauses.learn(REFERENCE, [(SMALL, "exhaustive")], [SMALL], trim_last=True)
+    assert r.ok and [x.name for x in r.lemmas] == ["alive 0"] and r.found is not None
+    more = clauses.resume(REFERENCE, r, larger)
+    assert more.ok and starts[-1] == (larger, ["alive 0"], False)
+    assert [x.name for x in more.lemmas] == [x.name for x in fixpoint]
+    assert [st.at for st in more.stages] == [SMALL, larger] and len(more.seconds_by_part) == len(r.seconds_by_part) + 1
 
 
 @pytest.mark.slow  # 15-25 s each under load
