@@ -328,7 +328,7 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
             try:
                 small = rel.support(alive_b, must, None if deadline is None else min(
                     deadline, time.monotonic() + SUPPORT_SHARE * (left() or 0)))
-            except z3.Z3Exception:
+            except (z3.Z3Exception, TimeoutError):  # the support's share ran out: every family goes on
                 small = None
             if small is not None:
                 say(f"learn: round {rnd}: {len(small)} of the {len(alive_b)} families inductive at "
@@ -354,8 +354,12 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
             + ("" if h.broken is None else f"; {h.broken}"))
         if h.broken is None:
             break
-        if h.cti is None and bounded_cti(res.lemmas + [fams[lem.name].lemma() for lem in h.alive
-                                                         if lem.name in fams])[1] is None:
+        try:  # the bounded Houdini at its deadline raises: the learning ends there, unknown
+            settled = h.cti is None and bounded_cti(res.lemmas + [fams[lem.name].lemma() for lem in h.alive
+                                                                  if lem.name in fams])[1] is None
+        except TimeoutError as exc:
+            return done("unknown", f"{exc} (round {rnd})")
+        if settled:
             if patience:  # Z3 did not decide the property's query: once more with twice the time
                 patience -= 1
                 engine.query_s *= 2
@@ -366,7 +370,10 @@ def learn(protocol: Protocol, concrete: Mapping[str, int], *, timeout: float | N
         for what, cti in [(h.broken, h.cti)] + engine.ctis[::-1][:EXTRA_CTIS]:
             read = None if cti is None else engine.cti_state(cti)
             if read is None and what == h.broken:  # undecided, or too many elements: one at the largest sample bound
-                read = bounded_cti(res.lemmas + [f.lemma() for f in res.kept])[1]
+                try:
+                    read = bounded_cti(res.lemmas + [f.lemma() for f in res.kept])[1]
+                except TimeoutError as exc:
+                    return done("unknown", f"{exc} (round {rnd})")
             if read is None:
                 continue
             sizes, state = read
