@@ -76,7 +76,7 @@ def live_progress(label: str, delay_s: float = 1.0, plain: bool = False) -> Iter
             live.stop()
 
 
-def plain_notes(label: str, delay_s: float = 1.0, every_s: float = 10.0) -> Callable[[str], None]:
+def plain_notes(label: str, delay_s: float = 10.0, every_s: float = 10.0) -> Callable[[str], None]:
     """A note callback for long work off a terminal (``--json``, CI logs): the latest note as one
     plain stderr line, none in the first ``delay_s`` seconds and at most one every ``every_s``."""
     start = time.monotonic()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import nullcontext
 from typing import Any
 
 
@@ -274,12 +275,17 @@ def run_parametric(args: argparse.Namespace) -> int:
                                  "after a proof by them)")
             if families is not None:
                 learned = parametric.learned_lemmas(families, protocol)[:len(families)]
+        err = console(stderr=True)
+        label = f"prove --parametric {protocol.name} {bounds.short()}"
+        plain = args.json or not err.is_terminal  # no live status line: a plain one every 10 s instead
         try:
-            res, also = parametric_routes.prove_for_every(
-                protocol, bounds, limit=args.timeout, lemma_file=args.lemmas if text is not None else None,
-                learned=learned, file_lemmas=file_lemmas, shipped=not args.no_shipped_lemmas,
-                hard_limit=lambda seconds, grace: deadline(seconds, "learning", grace=grace),
-                limit_error=TimeLimitReached)
+            with nullcontext() if plain else err.status(label) as status:
+                res, also = parametric_routes.prove_for_every(
+                    protocol, bounds, limit=args.timeout, lemma_file=args.lemmas if text is not None else None,
+                    learned=learned, file_lemmas=file_lemmas, shipped=not args.no_shipped_lemmas,
+                    hard_limit=lambda seconds, grace: deadline(seconds, "learning", grace=grace),
+                    limit_error=TimeLimitReached,
+                    note=plain_notes(label) if plain else lambda text: status.update(f"{label}: {text}"))
         except EncodingError as exc:
             raise UsageError(str(exc)) from None
     no_failing_step(res)

@@ -99,13 +99,15 @@ def weakened(protocol: Protocol, bounds: Bounds, dropped: list[str], limit: floa
 def prove_for_every(protocol: Protocol, bounds: Bounds, *, limit: float | None, lemma_file: str | None = None,
                     learned: Sequence[Lemma] = (), file_lemmas: Sequence[Lemma] | None = None,
                     shipped: bool = True, hard_limit: HardLimit | None = None,
-                    limit_error: type[BaseException] = TimeoutError) -> tuple[Any, str]:
+                    limit_error: type[BaseException] = TimeoutError,
+                    note: Callable[[str], None] | None = None) -> tuple[Any, str]:
     """Prove ``protocol``'s invariants for every N, V, F at ``bounds``' Q and S: (the parametric
     result, the reasons of the routes that did not prove it, "" when one did).
 
     ``limit``: the user's time limit (None: :data:`PARAMETRIC_TIMEOUT_S`); ``lemma_file``: the
     name of the file ``learned`` families or ``file_lemmas`` (shipped and weakened lemmas) came from
-    (None: no file; then, where nothing else proves it, families are learned, under ``hard_limit``)."""
+    (None: no file; then, where nothing else proves it, families are learned, under ``hard_limit``).
+    ``note``: what the routes are doing, as they go (for a progress line)."""
     from deferral.checks.symbolic import parametric
 
     from deferral.checks.symbolic import parametric_refute as refute
@@ -115,7 +117,7 @@ def prove_for_every(protocol: Protocol, bounds: Bounds, *, limit: float | None, 
     reasons: list[str] = []
     # a counterexample at a small instance refutes the claim: the smallest instances first, in
     # well under a second; after a proof that fails, larger ones in a share kept from the routes
-    first = refute.search_small(protocol, bounds, min(refute.FIRST_S, 0.05 * timeout), refute.FIRST_STATES)
+    first = refute.search_small(protocol, bounds, min(refute.FIRST_S, 0.05 * timeout), refute.FIRST_STATES, note=note)
     if first.refutation is not None:
         return refuted(protocol, bounds, first.refutation, began), ""
     reserve = min(refute.LAST_S, 0.1 * timeout)
@@ -131,7 +133,7 @@ def prove_for_every(protocol: Protocol, bounds: Bounds, *, limit: float | None, 
         res = parametric.prove_candidates(protocol, dict(bounds), shipped=False,
                                           extra=[x for x in file_lemmas if x.name not in props],
                                           timeout=query_s(limit), houdini_s=0.8 * timeout,
-                                          shrink_at=shrink_bounds(bounds))
+                                          shrink_at=shrink_bounds(bounds), note=note)
         res.lemma_source = (f"--lemmas {lemma_file} (shipped and weakened lemmas, {weaken_files.FORMAT})"
                             + (", then Houdini" if res.dropped else ""))
     if weak:
@@ -143,19 +145,19 @@ def prove_for_every(protocol: Protocol, bounds: Bounds, *, limit: float | None, 
                                           timeout=query_s(limit),
                                           houdini_s=min((0.8 if lemma_file is not None else SHIPPED_SHARE) * timeout,
                                                         max(1.0, 0.5 * (timeout - (time.monotonic() - began)))),
-                                          shrink_at=shrink_bounds(bounds))
+                                          shrink_at=shrink_bounds(bounds), note=note)
         sources = (["model/invariant.py"] if shipped else []) + ([f"--lemmas {lemma_file}"] if lemma_file else [])
         res.lemma_source = " and ".join(sources) + (", then Houdini" if res.dropped else "")
     res.elapsed_s = time.monotonic() - began
     if res.status != "proved" and lemma_file is None:  # learn families and prove them for every N, V, F
-        res, why_not = _learned(protocol, bounds, res, shipped, timeout, began, hard_limit, limit_error)
+        res, why_not = _learned(protocol, bounds, res, shipped, timeout, began, hard_limit, limit_error, note)
         reasons.append(why_not)
         res.elapsed_s = time.monotonic() - began  # the shipped lemmas' try and the learning
     if res.status != "proved":
         start = first.next_index()
         # what is kept for it, never past the limit (a route that overran its share leaves less)
         budget = min(reserve, timeout + reserve - (time.monotonic() - began) - 1.0)
-        more = refute.search_small(protocol, bounds, budget, refute.LAST_STATES, start=start)
+        more = refute.search_small(protocol, bounds, budget, refute.LAST_STATES, start=start, note=note)
         if more.refutation is not None:
             return refuted(protocol, bounds, more.refutation, began), ""
         searched = [x for x in first.searched if x.index < start] + more.searched
@@ -175,7 +177,8 @@ def refuted(protocol: Protocol, bounds: Bounds, refutation: Any, began: float) -
 
 
 def _learned(protocol: Protocol, bounds: Bounds, res: Any, shipped: bool, timeout: float, began: float,
-             hard_limit: HardLimit | None, limit_error: type[BaseException]) -> tuple[Any, str]:
+             hard_limit: HardLimit | None, limit_error: type[BaseException],
+             note: Callable[[str], None] | None = None) -> tuple[Any, str]:
     """Families learned and proved for every N, V, F (checks/symbolic/paramlearn.py) in what is left
     of the limit: (their proof, or ``res``; why not, with where the learning's time went)."""
     from deferral.checks.symbolic import paramlearn
@@ -191,10 +194,10 @@ def _learned(protocol: Protocol, bounds: Bounds, res: Any, shipped: bool, timeou
         try:  # its own hard limit, before the command's: an overrun keeps the reasons
             with guard:
                 t0 = time.monotonic()
-                found, enumerated_why, sampled_at = enumerated(protocol, bounds, ENUMERATED_SHARE * learn_s)
+                found, enumerated_why, sampled_at = enumerated(protocol, bounds, ENUMERATED_SHARE * learn_s, note)
                 offered += found
                 learned_res = paramlearn.learn(protocol, dict(bounds), timeout=learn_s - (time.monotonic() - t0),
-                                               lemmas=offered)
+                                               lemmas=offered, note=note)
         except limit_error:
             cut = (f"stopped after {time.monotonic() - began - (timeout - left_s):.1f} s, past its "
                    f"{learn_s:.0f} s budget (a query or Houdini pass that did not end in time)")
@@ -222,7 +225,8 @@ def _learned(protocol: Protocol, bounds: Bounds, res: Any, shipped: bool, timeou
 ENUMERATED_SHARE = 0.75
 
 
-def enumerated(protocol: Protocol, bounds: Bounds, budget: float) -> tuple[list[Any], str, list[Bounds]]:
+def enumerated(protocol: Protocol, bounds: Bounds, budget: float, note: Callable[[str], None] | None = None
+               ) -> tuple[list[Any], str, list[Bounds]]:
     """Families enumerated over the declared sorts (checks/symbolic/clauses.py), chosen at the smallest
     and the largest instance the parametric learner samples (2,1,1 and 3,2,2 at these Q and S): what
     the properties need there, to offer the parametric Houdini, and where they were sampled; ([], why,
@@ -235,7 +239,7 @@ def enumerated(protocol: Protocol, bounds: Bounds, budget: float) -> tuple[list[
     stages = [at[0][0], at[-1][0]] if at[0][0] != at[-1][0] else [at[0][0]]
     try:
         got = clauses.learn(protocol, at, stages, deadline=time.monotonic() + budget, trim_last=True,
-                            walks=clauses.PARAMETRIC_WALKS)
+                            walks=clauses.PARAMETRIC_WALKS, note=note)
     except (EncodingError, TimeoutError) as exc:
         return [], f"not used ({exc})", []
     sampled = [b for b, _, _ in got.sampled]

@@ -36,7 +36,7 @@ def test_a_proofs_notes_off_a_terminal_are_a_plain_line_at_most_every_ten_second
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [100.0]
     monkeypatch.setattr("deferral.cli.progress.time.monotonic", lambda: clock[0])
-    note = plain_notes("prove reference")
+    note = plain_notes("prove reference", delay_s=1.0)
     for t, text in ((100.5, "sampling"), (101.5, "enumerating"), (105.0, "round 1"), (112.0, "round 2")):
         clock[0] = t
         note(text)
