@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 if TYPE_CHECKING:
     from rich.live import Live
@@ -89,3 +89,14 @@ def plain_notes(label: str, delay_s: float = 10.0, every_s: float = 10.0) -> Cal
             print(f"{label}, {now - start:.0f} s: {text}", file=sys.stderr, flush=True)
 
     return note
+
+
+@contextmanager
+def route_notes(label: str, plain: bool, err: Any) -> Iterator[Callable[[str], None]]:
+    """A note callback for a proof's routes: on a terminal a live status line on ``err`` (a rich
+    Console) showing the latest note, else (``plain``) :func:`plain_notes`."""
+    if plain:
+        yield plain_notes(label)
+        return
+    with err.status(label) as status:
+        yield lambda text: status.update(text)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from contextlib import nullcontext
 from typing import Any
 
 
@@ -20,7 +19,7 @@ from deferral.checks.terms.encoding import EncodingError
 from deferral.cli.common import (UsageError, add_bounds, add_variant, bounds_from, check_outputs, console, positive,
                                  protocol_from, seconds, time_left)
 from deferral.cli.limits import TimeLimitReached, deadline, grace_for
-from deferral.cli.progress import plain_notes
+from deferral.cli.progress import route_notes
 from deferral.model.concrete import Model
 from deferral.model.protocol import Protocol
 from deferral.traces.files import write_atomic
@@ -205,17 +204,12 @@ def _prove(args: argparse.Namespace, protocol: Any, bounds: Any, templates: Any,
            file_lemmas: Any = None) -> ProveResult:
     err = console(stderr=True)
     plain = args.json or not err.is_terminal  # no live status line: a plain one every 10 s instead
+    label = f"prove {protocol.name} {bounds.short()}" + ("" if plain else f" ({args.method})")
     try:
-        if plain:
-            res = prove(protocol, bounds, args.method, depth=args.depth, timeout=time_left(args, args.timeout), templates=templates,
-                        infer_first=args.infer_first, families=families, shipped=not args.no_shipped_lemmas,
-                        file_lemmas=file_lemmas, note=plain_notes(f"prove {protocol.name} {bounds.short()}"))
-        else:
-            with err.status(f"prove {protocol.name} {bounds.short()} ({args.method})") as status:
-                res = prove(protocol, bounds, args.method, depth=args.depth, timeout=time_left(args, args.timeout),
-                            templates=templates, infer_first=args.infer_first, families=families,
-                            shipped=not args.no_shipped_lemmas, file_lemmas=file_lemmas,
-                            note=lambda text: status.update(text))
+        with route_notes(label, plain, err) as note:
+            res = prove(protocol, bounds, args.method, depth=args.depth, timeout=time_left(args, args.timeout),
+                        templates=templates, infer_first=args.infer_first, families=families,
+                        shipped=not args.no_shipped_lemmas, file_lemmas=file_lemmas, note=note)
     except EncodingError as exc:
         raise UsageError(str(exc)) from None
     except GeneralizeError as exc:
@@ -279,13 +273,12 @@ def run_parametric(args: argparse.Namespace) -> int:
         label = f"prove --parametric {protocol.name} {bounds.short()}"
         plain = args.json or not err.is_terminal  # no live status line: a plain one every 10 s instead
         try:
-            with nullcontext() if plain else err.status(label) as status:
+            with route_notes(label, plain, err) as note:
                 res, also = parametric_routes.prove_for_every(
                     protocol, bounds, limit=args.timeout, lemma_file=args.lemmas if text is not None else None,
                     learned=learned, file_lemmas=file_lemmas, shipped=not args.no_shipped_lemmas,
                     hard_limit=lambda seconds, grace: deadline(seconds, "learning", grace=grace),
-                    limit_error=TimeLimitReached,
-                    note=plain_notes(label) if plain else lambda text: status.update(f"{label}: {text}"))
+                    limit_error=TimeLimitReached, note=note)
         except EncodingError as exc:
             raise UsageError(str(exc)) from None
     no_failing_step(res)

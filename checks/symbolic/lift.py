@@ -18,7 +18,6 @@ from __future__ import annotations
 from deferral.checks.results import Path
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Action, Model, State
-from deferral.model.schema import Domain
 
 #: At most this many steps of the extra elements before one step of the small path, and this many
 #: states searched for them.
@@ -87,12 +86,4 @@ def _enabling(model: Model, start: State, goal: Action, small: Bounds) -> Path |
 
 def _names_extra(action: Action, small: Bounds) -> bool:
     """Does ``action`` have an argument naming an element ``small`` does not have (VCPU 2 at N=2)?"""
-    return any(_size(domain, small) is not None and arg >= _size(domain, small)  # type: ignore[operator]
-               for (_, domain), arg in zip(action.step.params, action.args))
-
-
-def _size(domain: Domain, small: Bounds) -> int | None:
-    try:
-        return domain.size(small)
-    except (AttributeError, KeyError, TypeError, ValueError):
-        return None
+    return any(arg >= domain.size(small) for (_, domain), arg in zip(action.step.params, action.args))
