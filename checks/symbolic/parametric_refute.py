@@ -30,6 +30,12 @@ SMALL: tuple[tuple[int, int, int], ...] = (
 #: Before the proof: this much time at most (and a twentieth of the limit), each instance at most
 #: FIRST_STATES states: the smallest instances, where most bugs show, in a second or so.
 FIRST_S, FIRST_STATES = 1.5, 500_000
+#: Before learning (a minute or more), once the shipped lemmas did not prove it: the instances the first
+#: search left unfinished, searched further, each up to SECOND_STATES states, all together SECOND_TOTAL
+#: (counts: as far under any load), within SECOND_S or SECOND_SHARE of the limit. A user's bug that needs
+#: a second page violates at 2,2,1,1 in a level that ends at 507,162 states, past the first search's cap:
+#: it was found only by the search after the learning, at 152 s (PROVE.md, 6 Dec, qa5).
+SECOND_S, SECOND_SHARE, SECOND_STATES, SECOND_TOTAL = 10.0, 0.15, 2_000_000, 3_000_000
 #: After a proof that did not succeed: this much time at most (and a tenth of the limit, kept out
 #: of the proof's share), each instance at most LAST_STATES states (2,000,000 before 5 Dec, night: a
 #: user's tagged-TLB bug needs 2,959,475 at 2,1,1,1,S=2, 0.8 s of search) and SEARCH_MEMORY bytes.
@@ -71,6 +77,12 @@ class SmallSearch:
 
     refutation: Refutation | None = None
     searched: list[Searched] = field(default_factory=list)
+
+    def then(self, later: "SmallSearch") -> "SmallSearch":
+        """This search followed by ``later`` (which started at :meth:`next_index`): the instances each finished
+        or searched furthest, and ``later``'s refutation."""
+        start = later.searched[0].index if later.searched else self.next_index()
+        return SmallSearch(later.refutation, [x for x in self.searched if x.index < start] + later.searched)
 
     def next_index(self, start: int = 0) -> int:
         """The first instance of :data:`SMALL` not exhausted yet (a later search starts there)."""

@@ -169,3 +169,21 @@ def test_a_deep_counterexample_past_the_old_state_cap_is_found() -> None:
     assert done.refutation is not None, done.summary()
     r = done.refutation
     assert r.bounds == bounds and r.outcome.name == "no_stale_translation" and r.length == 15
+
+
+def test_a_bug_past_the_first_searchs_cap_is_refuted_before_learning(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug that needs a second page (lazy_partial_bug: 11 steps at 2,2,1,2; the first search stops 2,2,1
+    at its cap) is refuted by the second search, before any learning (it was found only by the search
+    after the learning, at 136 s: PROVE.md, 6 Dec, morning); the shortest there, as the search finds it."""
+    from deferral.checks.symbolic import parametric_routes
+
+    def no_learning(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the learning ran")
+
+    monkeypatch.setattr(parametric_routes, "_learned", no_learning)
+    protocol = load_variant_file(ROOT / "tests/checks/symbolic/data/lazy_partial_bug.py")
+    bounds = Bounds(2, 1, 1, 2)
+    assert not search(protocol, Bounds(2, 2, 1, 2), max_states=refute.FIRST_STATES).violated  # past the first cap
+    res, also = prove_for_every(protocol, bounds, limit=60, shipped=False)  # the shipped lemmas' try: 13 s more
+    assert res.status == "violated" and also == "", res.status
+    assert res.refutation.bounds == Bounds(2, 2, 1, 2) and res.refutation.length == 11
