@@ -32,7 +32,8 @@ appended to ``--out`` (JSON lines) as it finishes, so a run cut short keeps its 
 ``--methods M...`` (instead of auto and ``--learned``): these methods (auto, learned, param, param-learned,
 pdr) for every safe variant of ``--groups``, each method at each ``--bounds`` in turn (``param`` and
 ``param-learned``, ``prove --parametric`` with and without the shipped lemmas, at ``--param-at``: 1,1,1,Q[,S]),
-each row with the load at its start appended to ``--out``; e.g. issue 12 item 2's table (PROVE.md, 5 Dec):
+each row with the load at its start appended to ``--out``; ``--repeat K`` runs each cell K times and says in how
+many it was proved (a learning route's course differs between runs); e.g. issue 12 item 2's table (PROVE.md, 5 Dec):
 ``--groups holds,examples,held-out --methods learned param-learned param --bounds 2,1,1,1 4,3,3,3 6,3,3,3
 4,3,3,3,2 --timeout 60``.
 
@@ -111,6 +112,29 @@ def cell(variant: str, bounds: str, method: str, timeout: float) -> dict[str, An
             "concrete": every, "stages": res.stages}
 
 
+def cli_args(variant: str, bounds: str, method: str, timeout: float) -> list[str]:
+    """The ``deferral prove --json`` arguments of a bounded cell (``learned``: auto without the shipped lemmas)."""
+    b = _bounds(bounds)
+    args = ["prove", "--json", "--timeout", str(timeout), "--method", "auto" if method == "learned" else method]
+    args += [f"--{d.name}={b[d.name]}" for d in b.decls]
+    args += ["--no-shipped-lemmas"] if method == "learned" else []
+    return args + (["--variant-file", str(ROOT / variant)] if variant.endswith(".py") else ["--variant", variant])
+
+
+def cli_row(doc: dict[str, Any], wall: float) -> dict[str, Any]:
+    """A row from ``deferral prove --json``'s document (the seconds of its stages by route as the phases)."""
+    if "error" in doc:  # the CLI's hard time limit (exit 3) or bad input (exit 2)
+        doc["status"] = "unknown" if doc["error"].get("kind") == "limit" else "error"
+    phases: dict[str, float] = {}
+    for st in doc.get("stages") or []:
+        phases[st["route"]] = phases.get(st["route"], 0.0) + float(st.get("seconds") or 0.0)
+    return {"route": doc.get("route") or "-", "status": doc.get("status", "error"),
+            "seconds": doc.get("elapsed_s") or wall, "depth": doc.get("depth"),
+            "lemmas": len(doc.get("invariant") or []), "reason": doc.get("reason") or
+            (doc.get("error") or {}).get("message", ""), "phases": phases,
+            "concrete": (doc.get("proved_for_every") or {}).get("assumed_concrete"), "stages": doc.get("stages") or []}
+
+
 def parametric_cell(variant: str, bounds: str, method: str, timeout: float) -> dict[str, Any]:
     """``prove --parametric`` as a user runs it (the CLI: shipped lemmas, else learned families)."""
     import contextlib
@@ -159,13 +183,22 @@ def run_cell(variant: str, bounds: str, method: str, timeout: float) -> dict[str
     """:func:`cell` in a fresh process; wall seconds of the whole process beside it."""
     import resource
 
+    # a bounded cell is the CLI itself, started as a user starts it: a learning route's course depends on what
+    # the process built and allocated before it (the reference at 4,3,3,3,S=2 without the shipped lemmas: proved
+    # in 22.8 s by `deferral prove`, unknown 3 of 3 by prove() called in this script's process, and 2 of 2 by the
+    # CLI's main() called there; PROVE.md, 6 Dec, morning); BENCH_IN_PROCESS=1: prove() there, with its phases
+    direct = not method.startswith("param") and os.environ.get("BENCH_IN_PROCESS") != "1"
+    command = ([sys.executable, "-m", "deferral.cli", *cli_args(variant, bounds, method, timeout)] if direct
+               else [sys.executable, __file__, "--cell", variant, bounds, method, str(timeout)])
     start, before = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = subprocess.run([sys.executable, __file__, "--cell", variant, bounds, method, str(timeout)],
-                         capture_output=True, text=True, cwd=ROOT, env=os.environ,
-                         timeout=timeout * 2 + 120)
+    out = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=os.environ, timeout=timeout * 2 + 120)
     wall = time.monotonic() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if direct and out.stdout.strip().startswith("{"):  # any exit code: the JSON says what happened
+        row = cli_row(json.loads(out.stdout.strip().splitlines()[-1]), wall)
+        row["total"], row["cpu"] = wall, cpu
+        return row
     if out.returncode != 0:
         return {"route": "-", "status": f"error {out.returncode}", "seconds": wall, "lemmas": 0, "depth": None,
                 "reason": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "", "phases": {},
@@ -217,17 +250,33 @@ def run_grid(args: argparse.Namespace, examples: list[str]) -> None:
 
 def run_methods(args: argparse.Namespace, variants: list[str]) -> None:
     """``--methods``: each method at each bounds (the param ones at ``--param-at``), every variant in
-    turn, each row printed with the load at its start and appended to ``args.out``."""
+    turn, each row printed with the load at its start and appended to ``args.out``; with ``--repeat K``
+    every cell K times (each run a fresh process) and a line per cell: proved in how many of the K, and
+    the seconds of those (one run of a learning route is one draw: the same command took 5 or 7 of 12
+    at 4,3,3,3,S=2, PROVE.md, 6 Dec, morning)."""
+    summary: list[str] = []
     for method in args.methods:
         for b in args.param_at if method.startswith("param") else args.bounds:
             for variant in variants:
-                load = os.getloadavg()[0]
-                row = run_cell(variant, b, method, args.timeout)
-                row.update(variant=variant, bounds=b, method=method, timeout=args.timeout, load=round(load, 2))
-                show(variant, b, method, row)
-                if args.out:
-                    with open(args.out, "a") as fh:
-                        fh.write(json.dumps(row) + "\n")
+                proved: list[float] = []
+                for run in range(args.repeat):
+                    load = os.getloadavg()[0]
+                    row = run_cell(variant, b, method, args.timeout)
+                    row.update(variant=variant, bounds=b, method=method, timeout=args.timeout, load=round(load, 2),
+                               run=run + 1)
+                    show(variant, b, method, row)
+                    if row.get("status") == "proved":
+                        proved.append(float(row.get("seconds") or 0.0))
+                    if args.out:
+                        with open(args.out, "a") as fh:
+                            fh.write(json.dumps(row) + "\n")
+                if args.repeat > 1:
+                    line = (f"{Path(variant).name:24} {b:10} {method:14} proved {len(proved)} of {args.repeat}"
+                            + (f" ({', '.join(f'{s:.1f}' for s in proved)} s)" if proved else ""))
+                    summary.append(line)
+                    print(line, flush=True)
+    if summary:
+        print("\nproved per cell:\n" + "\n".join(summary), flush=True)
 
 
 def main() -> None:
@@ -257,6 +306,8 @@ def main() -> None:
                          "variant at the first bounds, then the next); the param methods at --param-at only")
     ap.add_argument("--param-at", nargs="+", default=["1,1,1,1"],
                     help="--methods param/param-learned: their concrete Q (and S) as 1,1,1,Q[,S]")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="--methods: run every cell this many times and say in how many it was proved")
     ap.add_argument("--grid", action="store_true", help="the goal grid (see the module docstring)")
     ap.add_argument("--only-methods", nargs="*",
                     help="--grid: only these methods (auto, learned, param, param-learned, pdr, ic3po)")
