@@ -153,13 +153,10 @@ def parametric_cell(variant: str, bounds: str, method: str, timeout: float) -> d
         cli(args)
     doc = json.loads(out.getvalue().strip().splitlines()[-1])
     source = doc.get("lemma_source") or ""
-    if "error" in doc:  # the CLI's hard time limit (exit 3) or bad input (exit 2)
-        doc["status"] = "unknown" if doc["error"].get("kind") == "limit" else "error"
-    return {"route": "parametric" + (" (learned)" if source.startswith("learned") else ""),
-            "status": doc.get("status", "error"), "seconds": doc.get("elapsed_s") or time.monotonic() - start,
-            "depth": None, "lemmas": len(doc.get("lemmas") or []), "reason": doc.get("reason") or
-            (doc.get("error") or {}).get("message", ""), "phases": {}, "concrete": doc.get("assumed_concrete"),
-            "stages": []}
+    row = cli_row(doc, time.monotonic() - start)
+    row.update(route="parametric" + (" (learned)" if source.startswith("learned") else ""), depth=None,
+               lemmas=len(doc.get("lemmas") or []), phases={}, concrete=doc.get("assumed_concrete"), stages=[])
+    return row
 
 
 def _phase(note: str) -> str | None:
@@ -180,7 +177,8 @@ def _phase(note: str) -> str | None:
 
 
 def run_cell(variant: str, bounds: str, method: str, timeout: float) -> dict[str, Any]:
-    """:func:`cell` in a fresh process; wall seconds of the whole process beside it."""
+    """One cell in a fresh process (a bounded one: ``deferral prove --json`` itself; else :func:`cell`); wall and
+    CPU seconds of the whole process beside it."""
     import resource
 
     # a bounded cell is the CLI itself, started as a user starts it: a learning route's course depends on what

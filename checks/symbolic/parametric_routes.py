@@ -149,15 +149,14 @@ def prove_for_every(protocol: Protocol, bounds: Bounds, *, limit: float | None, 
         sources = (["model/invariant.py"] if shipped else []) + ([f"--lemmas {lemma_file}"] if lemma_file else [])
         res.lemma_source = " and ".join(sources) + (", then Houdini" if res.dropped else "")
     res.elapsed_s = time.monotonic() - began
-    if res.status != "proved" and lemma_file is None:
-        # before learning, the instances the first search left unfinished, further (counted; seconds)
+    if res.status != "proved" and lemma_file is None:  # learn families and prove them for every N, V, F
+        # first (seconds, counted) the instances the first search left unfinished, further
         second = refute.search_small(protocol, bounds, min(refute.SECOND_S, refute.SECOND_SHARE * timeout),
                                      refute.SECOND_STATES, start=first.next_index(), note=note,
                                      total_states=refute.SECOND_TOTAL)
         if second.refutation is not None:
             return refuted(protocol, bounds, second.refutation, began), ""
         first = first.then(second)
-    if res.status != "proved" and lemma_file is None:  # learn families and prove them for every N, V, F
         res, why_not = _learned(protocol, bounds, res, shipped, timeout, began, hard_limit, limit_error, note)
         reasons.append(why_not)
         res.elapsed_s = time.monotonic() - began  # the shipped lemmas' try and the learning
