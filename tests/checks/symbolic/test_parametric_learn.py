@@ -167,6 +167,7 @@ def _undecided_engine(refuted: bool) -> tuple[parametric.Houdini, list[int]]:
         return z3.unknown, "timeout"
 
     engine._ask = never  # type: ignore[method-assign]
+    engine._ask_fresh = lambda lem, n, alive: z3.unknown  # type: ignore[method-assign]
     engine.refuted_at = lambda alive: refuted
     return engine, asked
 
@@ -197,3 +198,14 @@ def test_fixed_candidates_need_no_samples() -> None:
                          lemmas=list(invariant_for(Bounds(2, 1, 1, 1))))
     assert r.status == "proved" and r.proof is not None and r.proof.status == "proved", r.to_json()
     assert r.sampled == [] and r.seconds_by_part["sampling"] == 0.0, r.to_json()
+
+
+def test_a_property_query_left_undecided_is_asked_once_in_a_fresh_context() -> None:
+    """Where the engine's own solver leaves a property's query undecided (every seed), it is asked once in a
+    fresh Z3 context, whose course does not depend on what the process built before: the property alone
+    is not inductive, and that query finds the counterexample the engine's solver did not."""
+    must = parametric.learned_lemmas([], REFERENCE)
+    engine, asked = _undecided_engine(False)
+    del engine._ask_fresh  # the engine's own: a real query in a fresh context
+    h = engine.run([], must, timeout=60)
+    assert h.broken is not None and "not preserved by" in h.broken and h.cti is not None, h.broken
