@@ -70,6 +70,10 @@ def register(sub: Any) -> None:
                    help="auto: learn lemma families from reachable states before trying the shipped lemmas")
     p.add_argument("--no-shipped-lemmas", action="store_true",
                    help="auto: leave the hand-written lemmas of model/invariant.py out (learned lemmas only)")
+    p.add_argument("--learners", type=int, choices=range(0, 9), metavar="N",
+                   help="auto: the enumerated lemma families' learners at once, each a fresh process with its own "
+                        "Z3 seed, the first proof taken (default: 2 where prove may use two CPUs, else 1; 0: in "
+                        "prove's own process, whose course then depends on what ran before it)")
     p.add_argument("--parametric", action="store_true",
                    help="prove the invariants for ANY number of VCPUs, pages and frames: the protocol's (or the "
                         "variant's) own steps and the shipped lemmas over uninterpreted Z3 sorts; --queue and "
@@ -79,6 +83,8 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.learners is not None and (args.parametric or args.method != "auto"):
+        raise UsageError("--learners is used by --method auto only (not --parametric)")
     if args.parametric:
         return run_parametric(args)
     check_outputs(args, "trace_out", "invariant_out", "html", "itf", "junit")
@@ -209,7 +215,8 @@ def _prove(args: argparse.Namespace, protocol: Any, bounds: Any, templates: Any,
         with route_notes(label, plain, err) as note:
             res = prove(protocol, bounds, args.method, depth=args.depth, timeout=time_left(args, args.timeout),
                         templates=templates, infer_first=args.infer_first, families=families,
-                        shipped=not args.no_shipped_lemmas, file_lemmas=file_lemmas, note=note)
+                        shipped=not args.no_shipped_lemmas, file_lemmas=file_lemmas, note=note,
+                        learners=args.learners)
     except EncodingError as exc:
         raise UsageError(str(exc)) from None
     except GeneralizeError as exc:

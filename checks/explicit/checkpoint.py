@@ -107,15 +107,17 @@ def _digest_callable(h: Any, fn: Any) -> None:
     if code is None:
         h.update(repr(type(fn)).encode())
         return
-    _digest_code(h, code)
+    digest_code(h, code)
 
 
-def _digest_code(h: Any, code: types.CodeType) -> None:
+def digest_code(h: Any, code: types.CodeType) -> None:
+    """Feed ``h`` what ``code`` computes: its bytecode, names and constants (nested code too): alike in
+    every process that loads the same source."""
     h.update(code.co_code)
     h.update(repr(code.co_names).encode())
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
-            _digest_code(h, const)
+            digest_code(h, const)
         elif isinstance(const, frozenset):
             h.update(repr(sorted(map(repr, const))).encode())
         else:

@@ -90,18 +90,33 @@ def entry(lem: Clause) -> dict[str, Any]:
 
 def from_entry(doc: Any, protocol: Protocol, b: Bounds) -> Clause:
     """The family an :func:`entry` names, rebuilt from the protocol's vocabulary at ``b`` (ValueError: one line)."""
+    return from_entries([doc], protocol, b)[0]
+
+
+def from_entries(docs: Sequence[Any], protocol: Protocol, b: Bounds,
+                 vocabularies: dict[Any, dict[str, Literal]] | None = None) -> list[Clause]:
+    """:func:`from_entry` of each of ``docs``, each parameter list's vocabulary built once (kept in
+    ``vocabularies`` where given, for the next call)."""
     sorts = {s.name: s for s in index_sorts(protocol)}
-    pairs, texts = doc.get("vars"), doc.get("or")
-    if not isinstance(pairs, list) or not isinstance(texts, list) or not texts or not all(
-            isinstance(x, list) and len(x) == 2 and str(x[1]) in sorts for x in pairs):
-        raise ValueError(f"a family must have 'vars' ([name, sort] of {protocol.name}'s sorts) and 'or' (literal texts)")
-    params = tuple((str(n), sorts[str(srt)]) for n, srt in pairs)
-    vocab = {x.text: x for x in vocabulary(protocol, params, b)}
-    missing = [t for t in texts if t not in vocab]
-    if missing:
-        raise ValueError(f"{missing[0]!r} is not a literal of {protocol.name}'s vocabulary over "
-                         f"{', '.join(n for n, _ in params)} at {b.short()}")
-    return make(params, [vocab[t] for t in texts])
+    known = {} if vocabularies is None else vocabularies
+    out = []
+    for doc in docs:
+        pairs, texts = doc.get("vars"), doc.get("or")
+        if not isinstance(pairs, list) or not isinstance(texts, list) or not texts or not all(
+                isinstance(x, list) and len(x) == 2 and str(x[1]) in sorts for x in pairs):
+            raise ValueError(f"a family must have 'vars' ([name, sort] of {protocol.name}'s sorts) and 'or' "
+                             "(literal texts)")
+        params = tuple((str(n), sorts[str(srt)]) for n, srt in pairs)
+        key = (tuple((n, d.name) for n, d in params), b)
+        if key not in known:
+            known[key] = {x.text: x for x in vocabulary(protocol, params, b)}
+        vocab = known[key]
+        missing = [t for t in texts if t not in vocab]
+        if missing:
+            raise ValueError(f"{missing[0]!r} is not a literal of {protocol.name}'s vocabulary over "
+                             f"{', '.join(n for n, _ in params)} at {b.short()}")
+        out.append(make(params, [vocab[t] for t in texts]))
+    return out
 
 
 def index_sorts(protocol: Protocol) -> list[Sort]:

@@ -316,20 +316,22 @@ def prove(protocol: Protocol, bounds: Bounds, method: str = "auto", *, depth: in
           timeout: float | None = None, lemmas: tuple[Lemma, ...] = INVARIANT,
           templates: list[Template] | None = None, infer_first: bool = False,
           families: list[Family] | None = None, shipped: bool = True, learn: bool = True,
-          file_lemmas: list[Lemma] | None = None, note: Callable[[str], None] | None = None) -> ProveResult:
+          file_lemmas: list[Lemma] | None = None, note: Callable[[str], None] | None = None,
+          learners: int | None = None) -> ProveResult:
     """Run ``method``; ``note`` receives progress lines; ``templates`` / ``families``: lemma families from
     a file (auto); ``file_lemmas``: shipped and weakened lemmas from a ``deferral-weakened/1`` file
     (auto: route ``lemma-file+houdini+induction`` first); ``infer_first``: in auto, try inferred lemmas before the shipped ones; ``shipped``:
-    False leaves the hand-written lemmas out of auto; ``learn``: False skips the learned route."""
+    False leaves the hand-written lemmas out of auto; ``learn``: False skips the learned route; ``learners``:
+    the enumerated route's learners at once (checks/symbolic/clauses_process.py; 0: in this process)."""
     return _prove(protocol, bounds, method, depth=depth, timeout=timeout, lemmas=lemmas, templates=templates,
                   infer_first=infer_first, families=families, shipped=shipped, learn=learn,
-                  file_lemmas=file_lemmas, note=note)
+                  file_lemmas=file_lemmas, note=note, learners=learners)
 
 
 def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeout: float | None,
            lemmas: tuple[Lemma, ...], templates: list[Template] | None, infer_first: bool,
            families: list[Family] | None, shipped: bool, learn: bool, file_lemmas: list[Lemma] | None,
-           note: Callable[[str], None] | None) -> ProveResult:
+           note: Callable[[str], None] | None, learners: int | None = None) -> ProveResult:
     """Run ``method``; ``note`` receives progress lines."""
     start = time.monotonic()
     say = note or (lambda text: None)
@@ -683,7 +685,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         vocabulary over every sort, true in sampled reachable states, chosen by Houdini and the
         counterexamples to induction at the smallest sampled instance and the largest; then Houdini and
         induction at these bounds, and only where they fail, the learning at these bounds too."""
-        from deferral.checks.symbolic import clauses
+        from deferral.checks.symbolic import clauses, clauses_process
         from deferral.checks.terms.encoding import EncodingError
 
         if "enumerated" in tried or any(row["route"] == "enumerated" for row in stages):
@@ -701,53 +703,39 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         # here first, and only where they fail does it learn here too (its Houdini here ran the same queries
         # as the one that decides: 5-12 s of 40-50 at 6,3,3,3,S=2; PROVE.md, 6 Dec, s6)
         every = clauses.stage_bounds(protocol, bounds)
+        # in fresh processes where it can (clauses_process: a course then depends on its inputs alone, not on
+        # what this process did before; two learners with their own Z3 seeds where there are two CPUs)
         try:
-            r = clauses.learn(protocol, clauses.plan(protocol, concrete(), within=bounds), every[:-1],
-                              deadline=began + budget, note=say, given=given, trim_last=True,
-                              encodings={bounds: enc})
+            out, where = clauses_process.prove_learned(
+                protocol, bounds, clauses.plan(protocol, concrete(), within=bounds), every[:-1],
+                deadline=began + budget, check_deadline=None if timeout is None else time.monotonic() + (left() or 0.0),
+                given=given, note=say, enc=enc, learners_asked=learners)
         except (EncodingError, StepError) as exc:
             why("enumerated", f"not tried ({exc})")
             return None
-        stages.extend(stage("enumerated", b, "sample", None, None, None, states=n, how=how) for b, how, n in r.sampled)
-        shown = 0  # the learning's stages already in ``stages``
-
-        def decided(r: Any) -> tuple[list[Any], list[Any], list[str], Any] | None:
-            """The stages learned so far recorded; Houdini and induction here over what the last one kept
-            (None where the learning failed or Houdini timed out)."""
-            nonlocal shown
-            stages.extend(stage("enumerated", row["bounds"], "houdini+cti", row["families_in"], row["families_kept"],
-                                row["seconds"], rounds=row["rounds"], needed=row["needed"],
-                                **({"cti": row["cti"]} if "cti" in row else {})) for row in r.to_json()[shown:])
-            shown = len(r.stages)
-            if not r.ok:
-                log.append(f"enumerated: {r.enumerated} families true in the samples; seconds by part: "
-                           + ", ".join(f"{k} {v:.1f}" for k, v in r.seconds_by_part.items()))
-                why("enumerated", f"unknown after {time.monotonic() - began:.1f} s ({r.why})")
-                return None
-            cands = list(r.lemmas) + [x for x in property_lemmas(protocol) if x.name not in {y.name for y in r.lemmas}]
-            got = houdini_induction("enumerated", cands)
-            return None if got is None else (cands, *got)
-
-        tried_now = decided(r)
-        if tried_now is not None and tried_now[3].status != "proved" and time.monotonic() < began + budget:
-            try:
-                r = clauses.resume(protocol, r, bounds, deadline=began + budget, note=say, enc=enc)
-            except (EncodingError, StepError) as exc:
-                why("enumerated", f"not learned at {bounds.short()} ({exc})")
-            else:
-                tried_now = decided(r)
-        if tried_now is None:
+        except clauses_process.LearnerGone as exc:
+            why("enumerated", f"unknown after {time.monotonic() - began:.1f} s ({exc})")
             return None
-        candidates, alive, hlog, res = tried_now
-        log.append(f"enumerated: {r.enumerated} families true in the samples; seconds by part: "
-                   + ", ".join(f"{k} {v:.1f}" for k, v in r.seconds_by_part.items()))
-        if res.status == "proved":
-            log.append(f"enumerated: Houdini kept {len(alive)} of {len(candidates)} families; proved by induction")
-            return result("proved", route="enumerated+houdini+induction", log=log, proof=alive,
-                          invariant=[lem.show(enc.bounds) for lem in alive],
-                          learned_at=[b for b, _, _ in r.sampled],
-                          proof_lemmas=[x for x in alive if isinstance(x, clauses.Clause)])  # --invariant-out
-        not_proved("enumerated", alive, candidates, hlog, res)
+        log.extend(where)
+        stages.extend(stage("enumerated", b, "sample", None, None, None, states=n, how=how) for b, how, n in out.sampled)
+        for row in out.rows:
+            if row["kind"] == "learn":
+                stages.append(stage("enumerated", row["bounds"], "houdini+cti", row["families_in"], row["families_kept"],
+                                    row["seconds"], rounds=row["rounds"], needed=row["needed"],
+                                    **({"cti": row["cti"]} if "cti" in row else {})))
+            else:
+                stages.append(stage("enumerated", bounds, "houdini+induction", row["families_in"],
+                                    row["families_kept"], row["seconds"], result=row["result"]))
+        log.append(f"enumerated: {out.enumerated} families true in the samples; seconds by part: "
+                   + ", ".join(f"{k} {v:.1f}" for k, v in out.seconds_by_part.items()))
+        if out.status == "proved":
+            log.append(f"enumerated: Houdini kept {len(out.alive)} of {out.candidates} families; proved by induction")
+            return result("proved", route="enumerated+houdini+induction", log=log, proof=out.alive,
+                          invariant=[lem.show(enc.bounds) for lem in out.alive],
+                          learned_at=[b for b, _, _ in out.sampled],
+                          proof_lemmas=[x for x in out.alive if isinstance(x, clauses.Clause)])  # --invariant-out
+        for route, text in out.why:
+            why(route, text)
         return None
 
     def learned() -> ProveResult | None:

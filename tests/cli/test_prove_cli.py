@@ -145,6 +145,10 @@ def test_bad_input_is_exit_2_with_one_line(capsys: pytest.CaptureFixture[str]) -
     # --method induction proves exactly the shipped lemmas: "proved" here claimed what the flag excludes
     (["--method", "induction", "--no-shipped-lemmas"], "--no-shipped-lemmas"),
     (["--method", "bmc", "--depth", "2", "--infer-first"], "--infer-first is used by --method auto only"),
+    (["--method", "pdr", "--learners", "1"], "--learners is used by --method auto only"),
+    (["--parametric", "--learners", "1"], "--learners is used by --method auto only (not --parametric)"),
+    (["--learners", "9"], "argument --learners: invalid choice: 9"),
+    (["--learners", "two"], "argument --learners: invalid int value: 'two'"),
 ])
 def test_flags_that_a_method_would_ignore_are_refused(argv: list[str], says: str,
                                                       capsys: pytest.CaptureFixture[str]) -> None:

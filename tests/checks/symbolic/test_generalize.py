@@ -101,7 +101,7 @@ def test_auto_falls_back_to_the_shipped_lemmas_and_says_so(capsys: pytest.Captur
     from deferral.checks.symbolic import ic3po
     monkeypatch.setattr(ic3po, "learn_and_prove", lambda protocol, bounds, **kw: ic3po.Ic3poResult(
         status="unknown", route="ic3po", families=[], elapsed_s=0.0, reason="budget spent"))
-    code = main(["prove", "--json", "--vcpus", "2", "--timeout", "120", "--infer-first"])
+    code = main(["prove", "--json", "--vcpus", "2", "--timeout", "120", "--infer-first", "--learners", "0"])
     doc = json.loads(capsys.readouterr().out)
     assert code == 0 and doc["status"] == "proved"
     assert doc["route"] == "shipped-lemmas+houdini+induction" and len(doc["invariant"]) == 13

@@ -1,0 +1,342 @@
+"""The enumerated route's learning (:func:`clauses_prove.prove_learned`) in freshly spawned processes,
+two at once where there are two CPUs, each with its own Z3 seed; the first proof wins.
+
+Why a process of its own: the learning is greedy (each round learns from the counterexamples to
+induction Z3 returns), and which counterexample Z3 returns depends on everything the process did
+before: the terms the routes before it built (a bounded model check that got further under less
+load builds more), when Python freed others, where they lie in memory. One command then proved a
+variant on one run and gave up on the next (lazy_tlb_ipi at 4,3,3,3,S=2: its first stage in 3, 8 or 9
+rounds; PROVE.md, 6 Dec). Own Z3 contexts in the same process were not enough; a process that runs
+the same code from the same inputs repeats its course. So each learner is a new interpreter
+(``python -c``: nothing of this process's memory, and the caller's main script is not run again as
+multiprocessing's spawn would), given its inputs alone: the protocol (loaded again from where it came
+from, :mod:`deferral.checks.symbolic.recipe`), the samples, the bounds, the deadlines.
+
+Why two: a course is a draw. With another Z3 seed the same learning takes another one (drain_zaps at
+4,3,3,3,S=2: unknown with one seed, proved in 35 s with the next), and while it learns this process
+only waits, so on two CPUs a second learner costs no wall-clock time. Each learner's course is its
+own (seed 0 is Z3's default); the verdict is "proved" when either proves within the deadline; which
+proof is shown, where both do, is the one that came first.
+
+Where the protocol cannot be loaded again identically (one built in a test, a variant file changed
+since) or no learner is asked for (``prove --learners 0``), the learning runs in this process, as
+before; the log says where.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any, Callable, Mapping, Sequence
+
+from deferral.checks.symbolic import clauses, clauses_prove
+from deferral.checks.symbolic.clauses_prove import Outcome
+from deferral.checks.symbolic.recipe import Recipe, load, recipe
+from deferral.model.bounds import Bounds
+from deferral.model.protocol import Protocol
+
+#: Learners at once by default, at most (one per CPU this process may use, at most this many); learner k
+#: uses Z3 seed k.
+LEARNERS = 2
+#: Seconds a spawned learner may take to start and load its protocol.
+START_S = 60.0
+
+
+def learners(requested: int | None = None) -> int:
+    """How many learners to spawn: ``requested`` (0: none, the learning in the caller's process), else
+    :data:`LEARNERS`, at most one per CPU this process may run on."""
+    if requested is not None:
+        return max(0, requested)
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(LEARNERS, cpus))
+
+
+def prove_learned(protocol: Protocol, bounds: Bounds, samples_at: Sequence[tuple[Bounds, str]],
+                  stages: Sequence[Bounds], *, deadline: float | None, check_deadline: float | None,
+                  given: Mapping[Bounds, Any] | None = None, note: Callable[[str], None] | None = None,
+                  enc: Any = None, learners_asked: int | None = None) -> tuple[Outcome, list[str]]:
+    """:func:`clauses_prove.prove_learned` in spawned learners (``learners_asked``, else :func:`learners`)
+    where the protocol can be loaded again, else here; with log lines saying where, and (several
+    learners) which one's outcome this is."""
+    kw = {"bounds": bounds, "samples_at": list(samples_at), "stages": list(stages), "deadline": deadline,
+          "check_deadline": check_deadline, "given": dict(given or {})}
+    count = learners(learners_asked)
+    rec = recipe(protocol) if count else None
+    why_here = " (--learners 0)" if not count else ""
+    if rec is None and count:
+        why_here = f" ({protocol.name} is neither a published variant nor a variant file's)"
+    team: list[Spawned] = []
+    try:
+        if rec is not None:
+            for seed in range(count):
+                one = Spawned(protocol, seed)
+                failed = one.start(rec)
+                if failed is None:
+                    team.append(one)
+                elif not team:
+                    why_here = f" ({failed})"
+                    break
+        if not team:
+            out = clauses_prove.prove_learned(protocol, note=note, enc=enc, **kw)
+            return out, [f"enumerated: the learning runs in this process{why_here}"]
+        return _race(team, kw, note)
+    finally:
+        for one in team:
+            one.close()
+
+
+def _race(team: list["Spawned"], kw: dict[str, Any], note: Callable[[str], None] | None) -> tuple[Outcome, list[str]]:
+    """Every learner of ``team`` asked to prove; the first proof, else the first learner's outcome."""
+    many = len(team) > 1
+    for one in team:
+        one.send(("prove", kw))
+    ended: dict[int, Outcome | BaseException] = {}
+    pending = {one.conn: one for one in team}
+    while pending:
+        for conn in wait(list(pending), timeout=1.0):
+            one = pending[conn]
+            try:
+                what, body = one.receive()
+            except LearnerGone as exc:
+                ended[one.seed] = exc
+                del pending[conn]
+                continue
+            if what == "note":
+                if note:
+                    note(f"learner {one.seed}: {body}" if many else body)
+                continue
+            del pending[conn]
+            ended[one.seed] = one.outcome(body) if what == "done" else (
+                body if what == "raised" else RuntimeError(f"learner {one.seed} failed:\n{body}"))
+            won = ended[one.seed]
+            if isinstance(won, Outcome) and won.status == "proved":
+                return won, _where(team, ended, one.seed)
+        for conn, one in list(pending.items()):
+            if not one.alive() and not conn.poll(0):
+                ended[one.seed] = LearnerGone(one.ended())
+                del pending[conn]
+    first = ended[team[0].seed]
+    if isinstance(first, Outcome):
+        return first, _where(team, ended, team[0].seed)
+    other = next((x for x in ended.values() if isinstance(x, Outcome)), None)
+    if other is not None and isinstance(first, LearnerGone):
+        seed = next(k for k, x in ended.items() if x is other)
+        return other, _where(team, ended, seed)
+    raise first
+
+
+def _where(team: list["Spawned"], ended: dict[int, Any], shown: int) -> list[str]:
+    """Log lines: where the learning ran, whose outcome is shown, and what the others ended with."""
+    if len(team) == 1:
+        return ["enumerated: the learning runs in a fresh process"]
+    seeds = ", ".join(str(one.seed) for one in team)
+    lines = [f"enumerated: the learning runs in {len(team)} fresh processes at once (Z3 seeds {seeds}); "
+             f"shown: seed {shown}'s outcome"]
+    for seed, x in ended.items():
+        if seed == shown:
+            continue
+        said = x.status + (f" ({x.why[-1][1]})" if isinstance(x, Outcome) and x.why else "") \
+            if isinstance(x, Outcome) else f"{type(x).__name__}: {x}"
+        lines.append(f"enumerated: seed {seed}'s learner: {said[:300]}")
+    stopped = [str(one.seed) for one in team if one.seed not in ended]
+    if stopped:
+        lines.append(f"enumerated: seed {', '.join(stopped)}'s learner stopped (another proved it first)")
+    return lines
+
+
+# ---- the spawned process -------------------------------------------------------------------------------------
+
+
+def _outcome_data(out: Outcome) -> dict[str, Any]:
+    """``out`` as data: its families as :func:`clauses.entry` documents (a property by its name)."""
+    alive = []
+    for lem in out.alive:
+        if isinstance(lem, clauses.Clause):
+            alive.append(clauses.entry(lem))
+        else:
+            alive.append({"property": lem.name})
+    return {**{k: v for k, v in vars(out).items() if k != "alive"}, "alive": alive}
+
+
+def _serve(conn: Any, rec: Recipe, seed: int) -> None:
+    """The spawned process: load the protocol, then prove as asked, sending notes as they come."""
+    try:
+        protocol = load(rec)
+    except Exception as exc:  # noqa: BLE001 - any failure to load means: learn in the caller's process
+        conn.send(("unfit", f"{type(exc).__name__}: {exc}"))
+        return
+    if seed:
+        import z3
+
+        z3.set_param("smt.random_seed", seed)
+        z3.set_param("sat.random_seed", seed)
+    conn.send(("ready", None))
+    gc.freeze()  # what is loaded stays: out of the collector's sight, as the CLI does (deferral.cli)
+
+    def note(text: str) -> None:
+        conn.send(("note", text))
+
+    while True:
+        try:
+            kind, kw = conn.recv()
+        except EOFError:
+            return
+        if kind == "stop":
+            return
+        try:
+            conn.send(("done", _outcome_data(clauses_prove.prove_learned(protocol, note=note, **kw))))
+        except Exception as exc:  # noqa: BLE001 - sent to the caller, raised there
+            try:
+                pickle.loads(pickle.dumps(exc))  # it must load there too
+                conn.send(("raised", exc))
+            except Exception:  # noqa: BLE001 - an exception that does not travel: its text
+                conn.send(("failed", "".join(traceback.format_exception(exc))))
+
+
+def child_main(fd: int) -> None:
+    """The spawned process's entry (``python -c`` :data:`BOOT`): the recipe and seed first, then :func:`_serve`."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's: it ends this process
+    _end_with_parent()
+    conn = Connection(fd)
+    try:
+        rec, seed = conn.recv()
+        _serve(conn, rec, seed)
+    except (EOFError, BrokenPipeError):  # the caller has gone
+        pass
+
+
+def _end_with_parent() -> None:
+    """Linux: this process is killed when the one that spawned it dies (a kill -9 of the CLI leaves
+    no learner running on)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+#: What the spawned process runs: the caller's import path, then :func:`child_main` on the socket it was given.
+BOOT = ("import sys, json; sys.path[:] = json.loads(sys.argv[2]); "
+        "from deferral.checks.symbolic.clauses_process import child_main; child_main(int(sys.argv[1]))")
+
+
+# ---- the caller's side of one learner --------------------------------------------------------------------------
+
+
+class LearnerGone(RuntimeError):
+    """A spawned learner ended without an answer (killed, out of memory)."""
+
+
+@dataclass
+class Spawned:
+    """One learner in a process of its own (see the module docstring), with Z3 seed ``seed``."""
+
+    protocol: Protocol
+    seed: int = 0
+    conn: Any = None
+    _proc: Any = None
+    _errors: Any = None
+    _vocab: dict[Any, Any] = field(default_factory=dict)
+
+    def start(self, rec: Recipe) -> str | None:
+        """Start the process; None when it is ready, else why it cannot learn (it has ended)."""
+        mine, theirs = socket.socketpair()
+        self._errors = tempfile.TemporaryFile()  # its stderr: the end of it says why, where it dies
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-c", BOOT, str(theirs.fileno()), json.dumps(sys.path)], pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._errors)
+        except OSError as exc:
+            mine.close()
+            return f"cannot start a process ({exc})"
+        finally:
+            theirs.close()
+        self.conn = Connection(mine.detach())
+        try:
+            self.send((rec, self.seed))
+            end = time.monotonic() + START_S
+            while not self.conn.poll(min(1.0, max(0.0, end - time.monotonic()))):
+                if not self.alive() or time.monotonic() >= end:
+                    raise LearnerGone(self.ended() if not self.alive() else
+                                      f"the learner's process did not start in {START_S:.0f} s")
+            kind, what = self.receive()
+        except (LearnerGone, OSError) as exc:
+            self.close()
+            return str(exc)
+        if kind != "ready":
+            self.close()
+            return str(what)
+        return None
+
+    def send(self, message: Any) -> None:
+        self.conn.send(message)
+
+    def receive(self) -> tuple[str, Any]:
+        """The next message (LearnerGone where the process has ended instead)."""
+        try:
+            return self.conn.recv()
+        except (EOFError, OSError):
+            raise LearnerGone(self.ended()) from None
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def ended(self) -> str:
+        """Why the process gave no answer: how it ended, and the last line it wrote to stderr."""
+        try:
+            code = self._proc.wait(1.0)
+        except subprocess.TimeoutExpired:
+            code = None
+        how = "is still running" if code is None else (
+            f"was killed by signal {-code}" if code < 0 else f"exited with code {code}")
+        self._errors.seek(0)
+        last = [x for x in self._errors.read()[-2000:].decode("utf-8", "replace").splitlines() if x.strip()]
+        return f"the learner's process ended without an answer (it {how}" + (f": {last[-1][:200]})" if last else ")")
+
+    def outcome(self, body: dict[str, Any]) -> Outcome:
+        """An outcome sent back, its families rebuilt here (at the bounds the first sample was drawn at,
+        where they were made)."""
+        at = body["sampled"][0][0] if body["sampled"] else body["rows"][0]["bounds"]
+        props = {lem.name: lem for lem in _property_lemmas(self.protocol)}
+        clause_docs = [d for d in body["alive"] if "property" not in d]
+        rebuilt = iter(clauses.from_entries(clause_docs, self.protocol, at, self._vocab))
+        alive = [props[d["property"]] if "property" in d else next(rebuilt) for d in body["alive"]]
+        return Outcome(**{**body, "alive": alive})
+
+    def close(self) -> None:
+        """Stop the process (asked first; killed if it does not stop within a second)."""
+        if self._proc is None:
+            return
+        try:
+            self.conn.send(("stop", None))
+        except (OSError, ValueError):
+            pass
+        try:
+            self._proc.wait(1.0)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self.conn.close()
+        self._errors.close()
+        self._proc = None
+
+
+def _property_lemmas(protocol: Protocol) -> list[Any]:
+    from deferral.checks.symbolic.infer import property_lemmas
+
+    return property_lemmas(protocol)
