@@ -47,11 +47,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 BOUNDS = ["2,1,1,1", "3,2,2,2", "4,3,3,3", "4,3,3,3,2", "4,3,3,3,3"]
@@ -112,12 +113,14 @@ def cell(variant: str, bounds: str, method: str, timeout: float) -> dict[str, An
             "concrete": every, "stages": res.stages}
 
 
-def cli_args(variant: str, bounds: str, method: str, timeout: float) -> list[str]:
-    """The ``deferral prove --json`` arguments of a bounded cell (``learned``: auto without the shipped lemmas)."""
+def cli_args(variant: str, bounds: str, method: str, timeout: float, extra: Sequence[str] = ()) -> list[str]:
+    """The ``deferral prove --json`` arguments of a bounded cell (``learned``: auto without the shipped lemmas;
+    ``extra``: more of them, as given)."""
     b = _bounds(bounds)
     args = ["prove", "--json", "--timeout", str(timeout), "--method", "auto" if method == "learned" else method]
     args += [f"--{d.name}={b[d.name]}" for d in b.decls]
     args += ["--no-shipped-lemmas"] if method == "learned" else []
+    args += list(extra)
     return args + (["--variant-file", str(ROOT / variant)] if variant.endswith(".py") else ["--variant", variant])
 
 
@@ -176,7 +179,7 @@ def _phase(note: str) -> str | None:
     return None
 
 
-def run_cell(variant: str, bounds: str, method: str, timeout: float) -> dict[str, Any]:
+def run_cell(variant: str, bounds: str, method: str, timeout: float, extra: Sequence[str] = ()) -> dict[str, Any]:
     """One cell in a fresh process (a bounded one: ``deferral prove --json`` itself; else :func:`cell`); wall and
     CPU seconds of the whole process beside it."""
     import resource
@@ -186,7 +189,7 @@ def run_cell(variant: str, bounds: str, method: str, timeout: float) -> dict[str
     # in 22.8 s by `deferral prove`, unknown 3 of 3 by prove() called in this script's process, and 2 of 2 by the
     # CLI's main() called there; PROVE.md, 6 Dec, morning); BENCH_IN_PROCESS=1: prove() there, with its phases
     direct = not method.startswith("param") and os.environ.get("BENCH_IN_PROCESS") != "1"
-    command = ([sys.executable, "-m", "deferral.cli", *cli_args(variant, bounds, method, timeout)] if direct
+    command = ([sys.executable, "-m", "deferral.cli", *cli_args(variant, bounds, method, timeout, extra)] if direct
                else [sys.executable, __file__, "--cell", variant, bounds, method, str(timeout)])
     start, before = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=os.environ, timeout=timeout * 2 + 120)
@@ -259,7 +262,7 @@ def run_methods(args: argparse.Namespace, variants: list[str]) -> None:
                 proved: list[float] = []
                 for run in range(args.repeat):
                     load = os.getloadavg()[0]
-                    row = run_cell(variant, b, method, args.timeout)
+                    row = run_cell(variant, b, method, args.timeout, shlex.split(args.prove_args))
                     row.update(variant=variant, bounds=b, method=method, timeout=args.timeout, load=round(load, 2),
                                run=run + 1)
                     show(variant, b, method, row)
@@ -306,6 +309,8 @@ def main() -> None:
                     help="--methods param/param-learned: their concrete Q (and S) as 1,1,1,Q[,S]")
     ap.add_argument("--repeat", type=int, default=1,
                     help="--methods: run every cell this many times and say in how many it was proved")
+    ap.add_argument("--prove-args", default="",
+                    help="--methods: more arguments for each bounded cell's deferral prove (such as '--learners 1')")
     ap.add_argument("--grid", action="store_true", help="the goal grid (see the module docstring)")
     ap.add_argument("--only-methods", nargs="*",
                     help="--grid: only these methods (auto, learned, param, param-learned, pdr, ic3po)")
