@@ -146,6 +146,11 @@ LEARN_PARAMETRIC_SHARE, LEARN_PARAMETRIC_S, LEARN_PARAMETRIC_MIN_S = 0.7, 120.0,
 #: The bounded learned route's share of the time left: the learning routes are the only ones that prove a
 #: change the shipped lemmas do not (Spacer's, after them, was canceled at 2,1,1,1 and above in every run).
 LEARN_SHARE = 0.7
+#: The enumerated route's share (its learners and the Houdini and induction that decide): at 4,3,3,3,S=2 without
+#: the shipped lemmas, --timeout 60, 6 of the 12 were proved with 0.7 and 10 with 0.9 (lazy_cur_clear,
+#: lazy_ipi_return, lazy_tlb_ipi, lazy_waitret_clear in 51-55 s); no route after it proved any of them in the
+#: time 0.7 left (PROVE.md, 6 Dec, 07:20 UTC).
+ENUMERATED_SHARE = 0.9
 
 
 def infer_bounds(bounds: Bounds) -> Bounds:
@@ -690,7 +695,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
 
         if "enumerated" in tried or any(row["route"] == "enumerated" for row in stages):
             return None  # tried already (first, where the explicit search found the smallest instance safe)
-        budget = INFER_DEFAULT_S if timeout is None else learning_budget(LEARN_SHARE)
+        budget = INFER_DEFAULT_S if timeout is None else learning_budget(ENUMERATED_SHARE)
         if budget < LEARN_PARAMETRIC_MIN_S:
             why("enumerated", f"not tried ({budget:.1f} s left for it, under {LEARN_PARAMETRIC_MIN_S:.0f} s)")
             return None
@@ -1058,11 +1063,13 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         return small_look(quick_s if infer_first and first else budget, whole=False)
 
     def bmc_at_bounds(name: str, what: Any) -> ProveResult | None:
-        """A quick look at the requested bounds, or (--infer-first) half the time left."""
+        """A quick look at the requested bounds, or (--infer-first) half the time left; never past the limit
+        (the quick look's 6 s once started with 4 s left: 62.8 and 63.9 s for --timeout 60, PROVE.md, 6 Dec)."""
         if holds_at(bounds) or search(bounds).settled or small_bug():
             return None
-        budget = None if timeout is None else max(quick_s, FINISH_BMC_SHARE * (left() or 0.0))
-        return bounded_look(quick_s if name == "bmc-quick" else budget)
+        budget = None if timeout is None else min(left() or 0.0, quick_s if name == "bmc-quick" else max(
+            quick_s, FINISH_BMC_SHARE * (left() or 0.0)))
+        return bounded_look(quick_s if budget is None and name == "bmc-quick" else budget)
 
     def parametric_step(name: str, what: Any) -> ProveResult | None:
         if weak_at_bounds and families is None:  # Houdini's fixpoint over uninterpreted sorts holds at these bounds too, so
