@@ -51,6 +51,10 @@ from deferral.model.protocol import Protocol
 LEARNERS = 2
 #: Seconds a spawned learner may take to start and load its protocol.
 START_S = 60.0
+#: Seconds past the time limit (the Houdini and induction's deadline) the learners are waited for, at most: a
+#: learner overran its stage's deadline by seconds and prove waited for the slower one (63.9 s wall for
+#: --timeout 60 at 6,3,3,3,S=2; PROVE.md, 6 Dec).
+LATE_S = 1.0
 
 
 def learners(requested: int | None = None) -> int:
@@ -100,14 +104,20 @@ def prove_learned(protocol: Protocol, bounds: Bounds, samples_at: Sequence[tuple
 
 
 def _race(team: list["Spawned"], kw: dict[str, Any], note: Callable[[str], None] | None) -> tuple[Outcome, list[str]]:
-    """Every learner of ``team`` asked to prove; the first proof, else the first learner's outcome."""
+    """Every learner of ``team`` asked to prove; the first proof, else the first learner's outcome (those
+    still at work :data:`LATE_S` past the time limit are stopped: LearnerGone)."""
     many = len(team) > 1
     for one in team:
         one.send(("prove", kw))
     ended: dict[int, Outcome | BaseException] = {}
     pending = {one.conn: one for one in team}
+    until = None if kw.get("check_deadline") is None else kw["check_deadline"] + LATE_S
     while pending:
-        for conn in wait(list(pending), timeout=1.0):
+        if until is not None and time.monotonic() > until:
+            for one in pending.values():
+                ended[one.seed] = LearnerGone("stopped at the time limit, still learning")
+            break
+        for conn in wait(list(pending), timeout=1.0 if until is None else max(0.0, min(1.0, until - time.monotonic()))):
             one = pending[conn]
             try:
                 what, body = one.receive()

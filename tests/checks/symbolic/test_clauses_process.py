@@ -166,3 +166,14 @@ def test_prove_learns_in_fresh_processes_and_ctrl_c_ends_them_too() -> None:
     while any(Path(f"/proc/{pid}").exists() for pid in learners) and time.monotonic() < end:
         time.sleep(0.1)
     assert not any(Path(f"/proc/{pid}").exists() for pid in learners)
+
+
+def test_learners_still_at_work_at_the_time_limit_are_stopped() -> None:
+    """Past the time limit (the check's deadline, plus LATE_S) prove does not wait for a learner still learning:
+    LearnerGone, which prove reports as the route's unknown."""
+    at = Bounds(3, 2, 2, 1)  # its exhaustive sample alone takes longer than the limit below
+    began = time.monotonic()
+    with pytest.raises(clauses_process.LearnerGone, match="stopped at the time limit"):
+        clauses_process.prove_learned(REFERENCE, at, [(at, "exhaustive")], [at], deadline=time.monotonic() + 120,
+                                      check_deadline=time.monotonic() + 2, learners_asked=2)
+    assert time.monotonic() - began < 2 + clauses_process.LATE_S + 3
