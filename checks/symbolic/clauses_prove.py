@@ -43,6 +43,7 @@ def prove_learned(protocol: Protocol, bounds: Bounds, samples_at: Sequence[tuple
     """Learn at ``stages`` from ``samples_at`` until ``deadline``, then Houdini and induction at ``bounds``
     (each until ``check_deadline``), learning on at ``bounds`` where they fail (``enc``: the encoding at
     ``bounds``, where the caller has one). EncodingError and StepError propagate (nothing was tried)."""
+    from deferral.checks.symbolic.induction import not_proved_reason
     from deferral.checks.symbolic.infer import property_lemmas
     from deferral.checks.terms.encoding import encode
 
@@ -78,11 +79,7 @@ def prove_learned(protocol: Protocol, bounds: Bounds, samples_at: Sequence[tuple
     if res.status == "proved":
         out.status, out.alive = "proved", alive
         return out
-    first = next((line for line in hlog if line.startswith("dropped")), None)
-    broke = f"; first dropped {first[len('dropped '):]}" if first else ""
-    failed = res.failed[0].split(": ")[0] if res.failed else res.reason
-    out.why.append(("enumerated+houdini+induction", f"{res.status} ({failed}) with the {len(alive)} of "
-                    f"{out.candidates} families Houdini kept{broke}"))
+    out.why.append(("enumerated+houdini+induction", not_proved_reason(len(alive), out.candidates, hlog, res)))
     out.alive = alive
     return out
 

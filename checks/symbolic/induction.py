@@ -87,6 +87,15 @@ def fails_initially(enc: Encoding, terms: Sequence[tuple[str, Any]], xs: Sequenc
     return [label for label, term in terms if not z3.is_true(z3.simplify(at_init(term)))]
 
 
+def not_proved_reason(kept: int, offered: int, hlog: Sequence[str], r: "InductionResult") -> str:
+    """Why Houdini over ``offered`` families and induction on the ``kept`` did not prove it: induction's
+    verdict, then the first family Houdini dropped (and the step that broke it), from its log ``hlog``."""
+    first = next((line for line in hlog if line.startswith("dropped")), None)
+    broke = f"; first dropped {first[len('dropped '):]}" if first else ""
+    failed = r.failed[0].split(": ")[0] if r.failed else r.reason
+    return f"{r.status} ({failed}) with the {kept} of {offered} families Houdini kept{broke}"
+
+
 def check_inductive(enc: Encoding, lemmas: Sequence[Lemma], timeout: float | None = None, *,
                     inductive: bool = False, symmetry: bool = True) -> InductionResult:
     """Check initiation, consecution and safety of the conjunction of ``lemmas`` over ``enc``;

@@ -97,7 +97,7 @@ import z3
 from deferral.checks.symbolic.bmc import BmcResult, BmcSearch, bmc, oriented_path
 from deferral.checks.symbolic.lift import lift_path
 from deferral.checks.symbolic.generalize import Template, check_against, generalize, sort_domains
-from deferral.checks.symbolic.induction import check_inductive, houdini, instances
+from deferral.checks.symbolic.induction import check_inductive, houdini, instances, not_proved_reason
 from deferral.checks.symbolic.diagram import diagram_families
 from deferral.checks.symbolic import exhaust, failures
 from deferral.checks.symbolic.infer import Family, infer, property_lemmas
@@ -961,11 +961,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     def not_proved(name: str, alive: list[Any], candidates: list[Any], hlog: list[str], r: Any) -> None:
         """Why Houdini + induction over ``candidates`` did not prove it: the first lemma Houdini
         dropped (and the step that broke it), then induction's verdict on the rest."""
-        first = next((line for line in hlog if line.startswith("dropped")), None)
-        broke = f"; first dropped {first[len('dropped '):]}" if first else ""
-        failed = r.failed[0].split(": ")[0] if r.failed else r.reason
-        why(f"{name}+houdini+induction", f"{r.status} ({failed}) with the {len(alive)} of {len(candidates)} "
-            f"families Houdini kept{broke}")
+        why(f"{name}+houdini+induction", not_proved_reason(len(alive), len(candidates), hlog, r))
 
     def by_templates(name: str, temps: list[Template] | None) -> ProveResult | None:
         """Houdini + induction over Spacer-generalized templates (a lemma file, or pdr-generalized)."""
