@@ -147,9 +147,9 @@ LEARN_PARAMETRIC_SHARE, LEARN_PARAMETRIC_S, LEARN_PARAMETRIC_MIN_S = 0.7, 120.0,
 #: change the shipped lemmas do not (Spacer's, after them, was canceled at 2,1,1,1 and above in every run).
 LEARN_SHARE = 0.7
 #: The enumerated route's share (its learners and the Houdini and induction that decide): at 4,3,3,3,S=2 without
-#: the shipped lemmas, --timeout 60, 6 of the 12 were proved with 0.7 and 10 with 0.9 (lazy_cur_clear,
-#: lazy_ipi_return, lazy_tlb_ipi, lazy_waitret_clear in 51-55 s); no route after it proved any of them in the
-#: time 0.7 left (PROVE.md, 6 Dec, 07:20 UTC).
+#: the shipped lemmas, --timeout 60, two learners, 6 of the 12 were proved with 0.7 and 9 with 0.9 (lazy_cur_clear,
+#: lazy_ipi_return, lazy_tlb_ipi added, in 51-56 s); no route after it proved any of them in the time 0.7 left
+#: (PROVE.md, 6 Dec, 05:57-07:40 UTC).
 ENUMERATED_SHARE = 0.9
 
 
