@@ -578,6 +578,9 @@ SUPPORT = 4
 #: The first stage hands its whole Houdini fixpoint to a larger next stage (:func:`learn`), not only what the
 #: properties need.
 CARRY_FIXPOINT = True
+#: Houdini's counterexamples run forward too (:mod:`~deferral.checks.symbolic.forward`), dropping the candidates
+#: false on the way without a solver query each.
+FORWARD = True
 #: Counterexamples learned from per round, at most (each next one with the families made for the last assumed).
 BATCH = 4
 #: Steps a round's searches for new clauses may take (:class:`Effort`): about 4 s of this machine unloaded, the
@@ -644,10 +647,12 @@ def learn_at(protocol: Protocol, at: Bounds, found: Enumerated, start: Sequence[
     ones whose witness they rule out (:class:`_Witnesses`); then (``trim``) the unsat-core support of
     the fixpoint. ``enc``: the encoding at ``at``, where the caller has one."""
     from deferral.checks.symbolic.infer import property_lemmas
+    from deferral.checks.symbolic.forward import Forward
     from deferral.checks.symbolic.relevance import Relevance
 
     t0 = time.monotonic()
     rel, must = Relevance(protocol, at, enc), property_lemmas(protocol)
+    forward = Forward(protocol, at) if FORWARD else None
     cands = list(start)
     offered = list(start)
     names = {lem.name for lem in cands}
@@ -656,7 +661,7 @@ def learn_at(protocol: Protocol, at: Bounds, found: Enumerated, start: Sequence[
     for rnd in range(1, MAX_ROUNDS + 1):
         mark = len(rel.dropped)
         try:
-            alive, broke, state = rel.houdini(cands, must, deadline, settle=True)
+            alive, broke, state = rel.houdini(cands, must, deadline, settle=True, forward=forward)
         except TimeoutError as exc:
             return Stage(at, [], None, rnd, len(offered), time.monotonic() - t0, str(exc))
         if broke is None and not trim:

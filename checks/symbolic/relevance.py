@@ -108,13 +108,15 @@ class Relevance:
         return out
 
     def houdini(self, cands: Sequence[Lemma], must: Sequence[Lemma], deadline: float | None,
-                settle: bool = False) -> tuple[list[Lemma], str | None, State | None]:
+                settle: bool = False, forward: Any = None) -> tuple[list[Lemma], str | None, State | None]:
         """Drop the candidates some step does not preserve at the bounded instance (given the
         live ones and ``must``, never dropped). Returns (alive, the ``must`` lemma not preserved
         or None, that counterexample's pre-state or None). TimeoutError past ``deadline``.
         ``settle``: a step that breaks a ``must`` lemma and candidates too drops those candidates and
         Houdini goes on: the counterexample returned is then one that every candidate left survives
-        (the step breaks ``must`` alone), a state the candidates' fixpoint does not rule out."""
+        (the step breaks ``must`` alone), a state the candidates' fixpoint does not rule out.
+        ``forward`` (a :class:`~deferral.checks.symbolic.forward.Forward` at these bounds): each
+        counterexample is also run forward and every candidate false on the way dropped with it."""
         t0 = time.monotonic()
         self._setup()
         xs, ys, act, trans = self._base
@@ -171,6 +173,10 @@ class Relevance:
                     return alive, broke[0].name, state
                 out = {lem.name for lem in gone}
                 alive = [lem for lem in alive if lem.name not in out]
+                if forward is not None and alive:
+                    more = forward.drops(state, alive)
+                    self.witness.update(more)
+                    alive = [lem for lem in alive if lem.name not in more]
         finally:
             if s.num_scopes():  # an exception between push and pop: the solver is reused
                 s.pop(s.num_scopes())

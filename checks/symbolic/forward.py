@@ -1,0 +1,114 @@
+"""Houdini's extra drops from running the protocol forward from a counterexample to induction.
+
+A bounded Houdini query (:meth:`deferral.checks.symbolic.relevance.Relevance.houdini`) returns
+one state ``s`` where every live candidate and property holds and one step breaks a candidate.
+Every successor of ``s`` is then a witness against every candidate false in it, and every
+successor where all the remaining candidates and properties still hold is a state of the same
+kind, whose own successors are witnesses too. :class:`Forward` runs the protocol's own steps on
+those states (batched, as the explicit search does) and returns every candidate false in one of
+them with the state it came from: a learning round at 3 VCPUs and 2 pages made 100-130 solver
+queries dropping one or two families each (PROVE.md, 5 Dec, night); the concrete successors
+drop many of them at the cost of a numpy pass.
+
+Sound by Houdini's argument: a candidate false after a step from a state where every candidate
+and property still holds is in no inductive subset of them. Only what is dropped early changes;
+Houdini's last query (nothing more false) is still the solver's.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from deferral.model.bounds import Bounds
+from deferral.model.concrete import Model, State
+from deferral.model.invariant import Lemma
+from deferral.model.protocol import Protocol
+
+#: How far forward from a counterexample (steps), and at most how many states a level keeps.
+DEPTH, WIDTH = 2, 256
+
+
+class Forward:
+    """The protocol at ``at`` run forward from Houdini's counterexamples (kernels compiled on first use)."""
+
+    def __init__(self, protocol: Protocol, at: Bounds, depth: int = DEPTH, width: int = WIDTH) -> None:
+        self.protocol, self.at, self.depth, self.width = protocol, at, depth, width
+        self._ex: object | None = None
+        self.broken = False  # the protocol's steps cannot run on arrays here: no drops (the solver's only)
+
+    def _expander(self):  # type: ignore[no-untyped-def]
+        if self._ex is None:
+            from deferral.checks.explicit.expand import Expander
+
+            self._ex = Expander(Model(self.protocol, self.at), symmetry=False, fused=False)
+        return self._ex
+
+    def false_in(self, lemmas: Sequence[Lemma], rows: np.ndarray) -> np.ndarray:
+        """Per lemma and state of ``rows``: is the lemma false there (at some parameter assignment)?
+        Lemmas with one parameter list are evaluated together (their reads shared)."""
+        from deferral.checks.symbolic.vocabulary import truth_table
+
+        out = np.zeros((len(lemmas), rows.shape[0]), dtype=bool)
+        groups: dict[tuple, list[int]] = {}
+        for k, lem in enumerate(lemmas):
+            groups.setdefault(tuple(lem.params), []).append(k)
+        wide = rows.astype(np.int64, copy=False)
+        for params, ks in groups.items():
+            table = truth_table(self.protocol, self.at, wide, [lemmas[k].fn for k in ks], params)
+            per = table.reshape(len(ks), -1, rows.shape[0])  # (lemmas, assignments, states)
+            out[ks] = ~per.all(axis=1)
+        return out
+
+    def drops(self, state: State, alive: Sequence[Lemma]) -> dict[str, State]:
+        """The candidates of ``alive`` false in a state reached from ``state`` (which every candidate and
+        property must hold in) through states where every candidate not yet found false and every
+        property holds, at most :attr:`depth` steps on; each with the state before the step that broke it."""
+        if self.broken or not alive:
+            return {}
+        from deferral.checks.explicit.numpy_ops import NotVectorizable
+        from deferral.model.context import StepError
+
+        try:
+            return self._drops(state, alive)
+        except (NotVectorizable, StepError):
+            self.broken = True
+            return {}
+
+    def _drops(self, state: State, alive: Sequence[Lemma]) -> dict[str, State]:
+        ex = self._expander()
+        model = ex.model  # type: ignore[attr-defined]
+        frontier = np.array([state], dtype=np.int64)
+        live = list(alive)
+        out: dict[str, State] = {}
+        for _ in range(self.depth):
+            posts, parents = [], []
+            for action in model.actions:
+                idx = ex.enabled(frontier, action)  # type: ignore[attr-defined]
+                if idx.size:
+                    posts.append(ex.apply(frontier, idx, action))  # type: ignore[attr-defined]
+                    parents.append(idx)
+            if not posts:
+                break
+            rows = np.concatenate(posts).astype(np.int64, copy=False)
+            parent = np.concatenate(parents)
+            rows, first = np.unique(rows, axis=0, return_index=True)
+            parent = parent[first]
+            false = self.false_in(live, rows)
+            kept: list[int] = []
+            for k, (lem, where) in enumerate(zip(live, false)):
+                hit = np.flatnonzero(where)
+                if hit.size:
+                    out[lem.name] = tuple(int(x) for x in frontier[parent[hit[0]]])
+                else:
+                    kept.append(k)
+            live = [live[k] for k in kept]
+            # the next level: the successors where every candidate left and every property holds
+            ok = ~false[kept].any(axis=0)
+            for prop in model.invariants:
+                ok &= np.asarray(ex.holds(rows, prop), dtype=bool)  # type: ignore[attr-defined]
+            frontier = rows[ok][:self.width]
+            if not frontier.shape[0] or not live:
+                break
+        return out
