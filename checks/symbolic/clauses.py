@@ -289,6 +289,18 @@ class Signature:
         table = truth_table(self.protocol, b, rows, [self.lits[j].fn for j in self.keep + self.always], self.params)
         return table.reshape(table.shape[0], -1, len(states))
 
+    def falsity(self, b: Bounds, rows: np.ndarray, names: Sequence[str]) -> np.ndarray:
+        """Per family of ``names`` (each one this signature made) and state of ``rows`` (at ``b``): is it false
+        there at some parameter assignment? Only the literals those families use are evaluated, each once."""
+        combos = [self.where[n] for n in names]
+        used = sorted({j for combo in combos for j in combo})
+        at = {j: n for n, j in enumerate(used)}
+        every = self.keep + self.always
+        table = truth_table(self.protocol, b, rows, [self.lits[every[j]].fn for j in used], self.params)
+        table = table.reshape(len(used), -1, rows.shape[0])
+        return np.stack([(~table[[at[j] for j in combo]]).all(axis=0).any(axis=0) for combo in combos]) \
+            if combos else np.zeros((0, rows.shape[0]), dtype=bool)
+
     def false_in(self, name: str, truth: np.ndarray) -> np.ndarray | None:
         """Per state of ``truth`` (:meth:`truth_in`), is family ``name`` false there at some parameter
         assignment; None for a family this signature did not make."""
@@ -652,7 +664,7 @@ def learn_at(protocol: Protocol, at: Bounds, found: Enumerated, start: Sequence[
 
     t0 = time.monotonic()
     rel, must = Relevance(protocol, at, enc), property_lemmas(protocol)
-    forward = Forward(protocol, at) if FORWARD else None
+    forward = Forward(protocol, at, found.signatures) if FORWARD else None
     cands = list(start)
     offered = list(start)
     names = {lem.name for lem in cands}
@@ -702,7 +714,8 @@ def learn_at(protocol: Protocol, at: Bounds, found: Enumerated, start: Sequence[
             new += more
         if note:
             note(f"clauses: round {rnd} at {at.short()}: Houdini kept {len(alive)} of {len(cands)} ({len(offered)} offered); "
-                 f"{broke} not preserved; {len(new)} new families")
+                 f"{broke} not preserved; {len(new)} new families"
+                 + (f" (run forward: {forward.dropped} dropped, {forward.seconds:.1f} s)" if forward else ""))
         if not new:
             return Stage(at, alive, None, rnd, len(offered), time.monotonic() - t0,
                          f"a counterexample to induction of {broke} at {at.short()} that no enumerated family "

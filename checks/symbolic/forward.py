@@ -17,7 +17,8 @@ Houdini's last query (nothing more false) is still the solver's.
 
 from __future__ import annotations
 
-from typing import Sequence
+import time
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -33,10 +34,18 @@ DEPTH, WIDTH = 2, 256
 class Forward:
     """The protocol at ``at`` run forward from Houdini's counterexamples (kernels compiled on first use)."""
 
-    def __init__(self, protocol: Protocol, at: Bounds, depth: int = DEPTH, width: int = WIDTH) -> None:
-        self.protocol, self.at, self.depth, self.width = protocol, at, depth, width
+    def __init__(self, protocol: Protocol, at: Bounds, signatures: Sequence[Any] = (), depth: int | None = None,
+                 width: int | None = None) -> None:
+        self.protocol, self.at = protocol, at
+        #: the enumeration's :class:`~deferral.checks.symbolic.clauses.Signature` objects: a family one of them
+        #: made is judged from its literals' table (each literal once per state), not by its own function
+        self.signatures = list(signatures)
+        self.depth = DEPTH if depth is None else depth
+        self.width = WIDTH if width is None else width
         self._ex: object | None = None
         self.broken = False  # the protocol's steps cannot run on arrays here: no drops (the solver's only)
+        self.seconds = 0.0  # spent here in all
+        self.dropped = 0  # candidates dropped here in all
 
     def _expander(self):  # type: ignore[no-untyped-def]
         if self._ex is None:
@@ -47,14 +56,24 @@ class Forward:
 
     def false_in(self, lemmas: Sequence[Lemma], rows: np.ndarray) -> np.ndarray:
         """Per lemma and state of ``rows``: is the lemma false there (at some parameter assignment)?
-        Lemmas with one parameter list are evaluated together (their reads shared)."""
+        A family a signature made from its literals' table (the literals evaluated once for all of its
+        families: evaluating each family's own function was nearly all of this module's time); the
+        others with one parameter list together (their reads shared)."""
         from deferral.checks.symbolic.vocabulary import truth_table
 
         out = np.zeros((len(lemmas), rows.shape[0]), dtype=bool)
-        groups: dict[tuple, list[int]] = {}
-        for k, lem in enumerate(lemmas):
-            groups.setdefault(tuple(lem.params), []).append(k)
         wide = rows.astype(np.int64, copy=False)
+        left = list(range(len(lemmas)))
+        for sig in self.signatures:
+            mine = [k for k in left if lemmas[k].name in sig.where]
+            if not mine:
+                continue
+            out[mine] = sig.falsity(self.at, wide, [lemmas[k].name for k in mine])
+            taken = set(mine)
+            left = [k for k in left if k not in taken]
+        groups: dict[tuple, list[int]] = {}
+        for k in left:
+            groups.setdefault(tuple(lemmas[k].params), []).append(k)
         for params, ks in groups.items():
             table = truth_table(self.protocol, self.at, wide, [lemmas[k].fn for k in ks], params)
             per = table.reshape(len(ks), -1, rows.shape[0])  # (lemmas, assignments, states)
@@ -70,11 +89,15 @@ class Forward:
         from deferral.checks.explicit.numpy_ops import NotVectorizable
         from deferral.model.context import StepError
 
+        t0 = time.monotonic()
         try:
-            return self._drops(state, alive)
+            got = self._drops(state, alive)
         except (NotVectorizable, StepError):
             self.broken = True
-            return {}
+            got = {}
+        self.seconds += time.monotonic() - t0
+        self.dropped += len(got)
+        return got
 
     def _drops(self, state: State, alive: Sequence[Lemma]) -> dict[str, State]:
         ex = self._expander()
