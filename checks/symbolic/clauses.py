@@ -646,6 +646,7 @@ class Stage:
     seconds: float
     why: str = ""
     state: Any = None  # the counterexample to induction no family rules out (JSON), where that stopped it
+    forward: tuple[int, float] = (0, 0.0)  # families Houdini dropped by running forward, and the seconds it took
 
 
 def learn_at(protocol: Protocol, at: Bounds, found: Enumerated, start: Sequence[Lemma] = (),
@@ -657,14 +658,25 @@ def learn_at(protocol: Protocol, at: Bounds, found: Enumerated, start: Sequence[
     pool may have left theirs out), else by new clauses of four literals (:meth:`Signature.excluding`), else by greedy covers
     (:meth:`Signature.covering`); a round starts from what is alive, the new families and the dropped
     ones whose witness they rule out (:class:`_Witnesses`); then (``trim``) the unsat-core support of
-    the fixpoint. ``enc``: the encoding at ``at``, where the caller has one."""
-    from deferral.checks.symbolic.infer import property_lemmas
+    the fixpoint. ``enc``: the encoding at ``at``, where the caller has one. Each Houdini counterexample is
+    also run forward (:data:`FORWARD`); the stage says what that dropped and took."""
     from deferral.checks.symbolic.forward import Forward
+
+    forward = Forward(protocol, at, found.signatures) if FORWARD else None
+    st = _rounds(protocol, at, found, start, deadline, note, trim, enc, forward)
+    if forward is not None:
+        st.forward = (forward.dropped, forward.seconds)
+    return st
+
+
+def _rounds(protocol: Protocol, at: Bounds, found: Enumerated, start: Sequence[Lemma], deadline: float | None,
+            note: Any, trim: bool, enc: Any, forward: Any) -> Stage:
+    """:func:`learn_at`'s rounds."""
+    from deferral.checks.symbolic.infer import property_lemmas
     from deferral.checks.symbolic.relevance import Relevance
 
     t0 = time.monotonic()
     rel, must = Relevance(protocol, at, enc), property_lemmas(protocol)
-    forward = Forward(protocol, at, found.signatures) if FORWARD else None
     cands = list(start)
     offered = list(start)
     names = {lem.name for lem in cands}
@@ -845,6 +857,7 @@ class Learned:
         return [{"bounds": st.at.as_dict(), "rounds": st.rounds, "families_in": st.offered,
                  "families_kept": len(st.alive), "needed": None if st.needed is None else len(st.needed),
                  "seconds": round(st.seconds, 2), **({"why": st.why} if st.why else {}),
+                 **({"forward": {"dropped": st.forward[0], "seconds": round(st.forward[1], 2)}} if st.forward[0] else {}),
                  **({"cti": st.state} if st.state is not None else {})} for st in self.stages]
 
 
