@@ -6,9 +6,10 @@ Every successor of ``s`` is then a witness against every candidate false in it, 
 successor where all the remaining candidates and properties still hold is a state of the same
 kind, whose own successors are witnesses too. :class:`Forward` runs the protocol's own steps on
 those states (batched, as the explicit search does) and returns every candidate false in one of
-them with the state it came from: a learning round at 3 VCPUs and 2 pages made 100-130 solver
-queries dropping one or two families each (PROVE.md, 5 Dec, night); the concrete successors
-drop many of them at the cost of a numpy pass.
+them with the state it came from. Measured (benchmarks/bench_forward.py, PROVE.md, 6 Dec, late
+morning): Houdini at 3,2,2 over 1,200-1,300 enumerated families asks 49-90 queries instead of
+118-127, in about the same time (the queries left are the harder ones); in a learning loop it
+changes the course (which counterexamples come back), as another seed does.
 
 Sound by Houdini's argument: a candidate false after a step from a state where every candidate
 and property still holds is in no inductive subset of them. Only what is dropped early changes;

@@ -28,14 +28,16 @@ from deferral.model import REFERENCE, Bounds
 b = Bounds(2, 1, 1, 1)
 out, where = clauses_process.prove_learned(REFERENCE, b, [(b, "exhaustive")], [b], deadline=time.monotonic() + 120,
                                            check_deadline=None, learners_asked=1)
-print(json.dumps({"status": out.status, "rows": [{k: v for k, v in row.items() if k != "seconds"} for row in out.rows],
+untimed = lambda row: {k: v["dropped"] if k == "forward" else v for k, v in row.items() if k != "seconds"}
+print(json.dumps({"status": out.status, "rows": [untimed(row) for row in out.rows],
                   "alive": sorted(lem.name for lem in out.alive), "where": where}))
 """
 
 
 def _course(out: Outcome) -> dict[str, Any]:
-    return {"status": out.status, "rows": [{k: v for k, v in row.items() if k != "seconds"} for row in out.rows],
-            "alive": sorted(lem.name for lem in out.alive)}
+    """What a course did, without its seconds (forward's included)."""
+    rows = [{k: v["dropped"] if k == "forward" else v for k, v in row.items() if k != "seconds"} for row in out.rows]
+    return {"status": out.status, "rows": rows, "alive": sorted(lem.name for lem in out.alive)}
 
 
 def _ask(protocol: Any, at: Bounds, **kw: Any) -> tuple[Outcome, list[str]]:
