@@ -19,7 +19,7 @@ Houdini's last query (nothing more false) is still the solver's.
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from deferral.model.concrete import Model, State
 from deferral.model.invariant import Lemma
 from deferral.model.protocol import Protocol
 
+if TYPE_CHECKING:
+    from deferral.checks.explicit.expand import Expander
+
 #: How far forward from a counterexample (steps), and at most how many states a level keeps.
 DEPTH, WIDTH = 2, 256
 
@@ -35,20 +38,17 @@ DEPTH, WIDTH = 2, 256
 class Forward:
     """The protocol at ``at`` run forward from Houdini's counterexamples (kernels compiled on first use)."""
 
-    def __init__(self, protocol: Protocol, at: Bounds, signatures: Sequence[Any] = (), depth: int | None = None,
-                 width: int | None = None) -> None:
+    def __init__(self, protocol: Protocol, at: Bounds, signatures: Sequence[Any] = ()) -> None:
         self.protocol, self.at = protocol, at
         #: the enumeration's :class:`~deferral.checks.symbolic.clauses.Signature` objects: a family one of them
         #: made is judged from its literals' table (each literal once per state), not by its own function
         self.signatures = list(signatures)
-        self.depth = DEPTH if depth is None else depth
-        self.width = WIDTH if width is None else width
-        self._ex: object | None = None
+        self._ex: Expander | None = None
         self.broken = False  # the protocol's steps cannot run on arrays here: no drops (the solver's only)
         self.seconds = 0.0  # spent here in all
         self.dropped = 0  # candidates dropped here in all
 
-    def _expander(self):  # type: ignore[no-untyped-def]
+    def _expander(self) -> "Expander":
         if self._ex is None:
             from deferral.checks.explicit.expand import Expander
 
@@ -84,7 +84,7 @@ class Forward:
     def drops(self, state: State, alive: Sequence[Lemma]) -> dict[str, State]:
         """The candidates of ``alive`` false in a state reached from ``state`` (which every candidate and
         property must hold in) through states where every candidate not yet found false and every
-        property holds, at most :attr:`depth` steps on; each with the state before the step that broke it."""
+        property holds, at most :data:`DEPTH` steps on; each with the state before the step that broke it."""
         if self.broken or not alive:
             return {}
         from deferral.checks.explicit.numpy_ops import NotVectorizable
@@ -102,16 +102,16 @@ class Forward:
 
     def _drops(self, state: State, alive: Sequence[Lemma]) -> dict[str, State]:
         ex = self._expander()
-        model = ex.model  # type: ignore[attr-defined]
+        model = ex.model
         frontier = np.array([state], dtype=np.int64)
         live = list(alive)
         out: dict[str, State] = {}
-        for _ in range(self.depth):
+        for _ in range(DEPTH):
             posts, parents = [], []
             for action in model.actions:
-                idx = ex.enabled(frontier, action)  # type: ignore[attr-defined]
+                idx = ex.enabled(frontier, action)
                 if idx.size:
-                    posts.append(ex.apply(frontier, idx, action))  # type: ignore[attr-defined]
+                    posts.append(ex.apply(frontier, idx, action))
                     parents.append(idx)
             if not posts:
                 break
@@ -131,8 +131,8 @@ class Forward:
             # the next level: the successors where every candidate left and every property holds
             ok = ~false[kept].any(axis=0)
             for prop in model.invariants:
-                ok &= np.asarray(ex.holds(rows, prop), dtype=bool)  # type: ignore[attr-defined]
-            frontier = rows[ok][:self.width]
+                ok &= np.asarray(ex.holds(rows, prop), dtype=bool)
+            frontier = rows[ok][:WIDTH]
             if not frontier.shape[0] or not live:
                 break
         return out
