@@ -38,7 +38,7 @@ import re
 import time
 from dataclasses import dataclass
 from itertools import product
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -49,6 +49,9 @@ from deferral.model.bounds import Bounds
 from deferral.model.invariant import Lemma
 from deferral.model.protocol import Protocol
 from deferral.model.schema import Domain, Pair, Queue, Sort
+
+if TYPE_CHECKING:
+    from deferral.checks.symbolic.forward import Forward
 
 #: Variables of sorts that are not elided, per signature; literals per clause.
 MAX_OPEN, MAX_LITERALS = 2, 3
@@ -670,7 +673,7 @@ def learn_at(protocol: Protocol, at: Bounds, found: Enumerated, start: Sequence[
 
 
 def _rounds(protocol: Protocol, at: Bounds, found: Enumerated, start: Sequence[Lemma], deadline: float | None,
-            note: Any, trim: bool, enc: Any, forward: Any) -> Stage:
+            note: Any, trim: bool, enc: Any, forward: "Forward | None") -> Stage:
     """:func:`learn_at`'s rounds."""
     from deferral.checks.symbolic.infer import property_lemmas
     from deferral.checks.symbolic.relevance import Relevance

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import z3
 
@@ -29,6 +29,9 @@ from deferral.model.bounds import Bounds
 from deferral.model.concrete import State
 from deferral.model.invariant import Lemma
 from deferral.model.protocol import Protocol
+
+if TYPE_CHECKING:
+    from deferral.checks.symbolic.forward import Forward
 
 
 class Relevance:
@@ -108,7 +111,7 @@ class Relevance:
         return out
 
     def houdini(self, cands: Sequence[Lemma], must: Sequence[Lemma], deadline: float | None,
-                settle: bool = False, forward: Any = None) -> tuple[list[Lemma], str | None, State | None]:
+                settle: bool = False, forward: "Forward | None" = None) -> tuple[list[Lemma], str | None, State | None]:
         """Drop the candidates some step does not preserve at the bounded instance (given the
         live ones and ``must``, never dropped). Returns (alive, the ``must`` lemma not preserved
         or None, that counterexample's pre-state or None). TimeoutError past ``deadline``.
