@@ -703,8 +703,8 @@ class Houdini:
                 r, why, self._by_core = r2, why2, True
         if r == z3.unknown and not quick:
             r2 = self._ask_fresh(lem, n, alive)
-            if r2 != z3.unknown:
-                r, self._core = r2, None
+            if r2 != z3.unknown:  # the fresh query assumed every live lemma: that is its proof's core
+                r, self._core = r2, [use[id(a)] for a in alive] if r2 == z3.unsat else None
         if r == z3.unsat:
             self._keep_core(lem, n)
         return r, why

@@ -381,3 +381,26 @@ def test_a_query_houdini_did_not_prove_is_never_known() -> None:
         assert not engine.proved(lem, n, shipped + props + [never_ipi])
     res = P.prove(REFERENCE, {"queue": 1}, shipped + props + [never_ipi], timeout=20, known=engine.proved)
     assert res.status != "proved"
+
+
+def test_a_query_the_fresh_context_decided_counts_as_proved_by_houdini() -> None:
+    """A consecution query the incremental solver leaves undecided and a fresh Z3 context decides
+    (:meth:`P.Houdini._ask_fresh`: MBQI's course depends on what the process built before, so which
+    queries take this path varies with the tests a process ran first) is proved given every live
+    lemma, and :meth:`P.Houdini.proved` says so: the final proof does not ask it again."""
+    engine = P.Houdini(REFERENCE, {"queue": 1}, query_s=20.0)
+    props = P.learned_lemmas([], REFERENCE)
+    target = props[0]
+    ask, stood_in = engine._ask, []
+
+    def undecided_for_target(s, goal, assume, each=None, seeds=2):  # type: ignore[no-untyped-def]
+        if any(goal is engine._terms.get((target.name, n)) for n in range(len(engine.steps))):
+            stood_in.append(goal)
+            return z3.unknown, "stood in for"
+        return ask(s, goal, assume, each, seeds)
+    engine._ask = undecided_for_target  # type: ignore[method-assign]
+    h = engine.run(list(invariant_for(Bounds(2, 1, 1, 1))), props, timeout=60)
+    assert h.broken is None and h.undecided == 0 and stood_in  # the fresh context decided each
+    lemmas = h.alive + props
+    assert all(engine.proved(target, n, lemmas) for n in range(len(engine.steps)))
+    assert not any(engine.proved(target, n, [target]) for n in range(len(engine.steps)))
