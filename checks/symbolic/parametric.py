@@ -638,6 +638,16 @@ class Houdini:
         self.refuted_at: Callable[[list[Lemma]], bool] | None = None
         self.refuted_by_bound = False  # the last run's ``broken`` came from :attr:`refuted_at`
         self._candidates: set[str] = set()  # the names of the last run's candidates (not ``must``)
+        #: the engine's own Z3 context: its solvers get the terms (built in the main one) translated there,
+        #: so its queries' course depends on this engine's history only, not on the process's (after a
+        #: parametric proof of a bug at two spaces in the same process, a query of this Houdini at one
+        #: space that takes milliseconds ran into its 20-s limit: MBQI's order follows the terms' ids,
+        #: :class:`Isolated`); its models are translated back
+        self._own = Isolated()
+
+    def _solver(self) -> z3.Solver:
+        """A solver of this engine's own Z3 context (:attr:`_own`), with ``query_s``."""
+        return _solver(self.query_s, self._own.ctx)
 
     def term(self, lem: Lemma, where: int) -> Any:
         key = (lem.name, where)
@@ -746,11 +756,11 @@ class Houdini:
         for seed in SEEDS[:seeds]:
             s.set("random_seed", seed)
             s.push()
-            s.add(z3.Not(goal))
-            r = s.check(assume)
+            s.add(z3.Not(self._own(goal)))
+            r = s.check([self._own(a) for a in assume])
             why = s.reason_unknown() if r == z3.unknown else ""
             if r == z3.sat:
-                self._model = s.model()
+                self._model = s.model().translate(z3.main_ctx())
             self._core = s.unsat_core() if r == z3.unsat else None
             s.pop()
             if r != z3.unknown:
@@ -782,8 +792,8 @@ class Houdini:
 
         for lem in every:  # initiation (once per lemma)
             if lem.name not in self._initially:
-                s = _solver(self.query_s)
-                s.add(z3.Not(self.term(lem, -2)))
+                s = self._solver()
+                s.add(z3.Not(self._own(self.term(lem, -2))))
                 count["queries"] += 1
                 self._initially[lem.name] = s.check() == z3.unsat
             if not self._initially[lem.name]:
@@ -797,8 +807,8 @@ class Houdini:
             count["rounds"] += 1
             for n in range(len(self.steps)):
                 guard, _ = self.step(n)
-                s = _solver(self.query_s)
-                s.add(guard, *[z3.Implies(use[id(lem)], self.term(lem, -1)) for lem in every])
+                s = self._solver()
+                s.add(self._own(guard), *[self._own(z3.Implies(use[id(lem)], self.term(lem, -1))) for lem in every])
                 for lem in list(alive):
                     if lem not in alive:
                         continue
@@ -850,8 +860,8 @@ class Houdini:
                 if timeout is not None and time.monotonic() - start > timeout:
                     return list(alive)
                 guard, _ = self.step(n)
-                s = _solver(self.query_s)
-                s.add(guard, *[z3.Implies(use[id(a)], self.term(a, -1)) for a in every])
+                s = self._solver()
+                s.add(self._own(guard), *[self._own(z3.Implies(use[id(a)], self.term(a, -1))) for a in every])
                 r, _ = self._ask(s, self.term(lem, n), list(use.values()))
                 if r != z3.unsat:
                     return list(alive)
@@ -900,8 +910,8 @@ class Houdini:
             y = z3.Const(f"cap.{d.bound}.y", u.sort(d))
             caps.append(z3.ForAll([y], z3.Or([y == e for e in es])))
         guard, _ = self.step(n)
-        s = _solver(self.query_s)
-        s.add(guard, *caps, *[self.term(a, -1) for a in live])
+        s = self._solver()
+        s.add(*[self._own(t) for t in (guard, *caps, *[self.term(a, -1) for a in live])])
         r, _ = self._ask(s, self.term(lem, n), [])
         return self.concrete_state(self._model) if r == z3.sat else None
 
