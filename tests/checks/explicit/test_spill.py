@@ -190,7 +190,7 @@ def test_level_merged_in_small_pieces_gives_the_same_results(tmp_path: Path, mon
     from deferral.checks.explicit import levelmerge, vectorized
     b = Bounds(*bounds)
     monkeypatch.setattr(vectorized, "CHUNK_ROWS", 97)  # many chunks (the same in both)
-    cut = 30_000 if len(bounds) > 4 else None
+    cut = 8_000 if len(bounds) > 4 else None
     whole = explore_vectorized(PUBLISHED[variant], b, workers=1, max_states=cut)
     monkeypatch.setattr(levelmerge, "PIECE", 40)
     monkeypatch.setattr(vectorized, "MERGE_PER_CHUNK", 0)  # spilled pieces do not grow with the chunks
