@@ -26,7 +26,8 @@ and greedy covers (:meth:`Signature.covering`). One family stands for all its in
 parameters range over every element of their sorts). :func:`learn` chooses among them by Houdini and
 counterexamples to induction at growing bounds (:func:`learn_at`), the first stage starting from
 every family of at most :data:`FIRST_LITERALS` literals, keeping what the properties' consecution
-needs (unsat cores).
+needs (unsat cores); where the second stage does not settle from the first one's fixpoint, the first stage is
+drawn again under another Z3 seed and the second starts again from the union of the fixpoints (:func:`_from_draws`).
 
 Nothing here is trusted: the candidates only go to Houdini and induction (bounded, or over
 uninterpreted sorts by ``--parametric``), which decide.
@@ -38,7 +39,7 @@ import re
 import time
 from dataclasses import dataclass
 from itertools import product
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -598,6 +599,14 @@ CARRY_FIXPOINT = True
 FORWARD = True
 #: Counterexamples learned from per round, at most (each next one with the families made for the last assumed).
 BATCH = 4
+#: Where the first stage's fixpoint is carried to a larger stage and that stage has not settled after
+#: :data:`FALLBACK_ROUNDS` rounds, the first stage is learned again under the next Z3 seed here (offsets from the
+#: process's own) and the larger stage starts again from the union of the fixpoints drawn. Whether the larger
+#: stage (3,2,2) settles is decided by the fixpoint it starts from, not by its own seed (reseeding only that stage
+#: left wait-irqs-off stuck four times out of four); from the union of two draws' fixpoints it settled in one
+#: round in 9 of the 10 variants of the 4,3,3,3,S=2 grid that got there in time (PROVE.md, 6 Dec, afternoon).
+#: Drawn only where needed: a second draw takes 3-23 s, and most variants settle from the first.
+FIRST_DRAWS, FALLBACK_ROUNDS = (0, 1000), 1
 #: Steps a round's searches for new clauses may take (:class:`Effort`): about 4 s of this machine unloaded, the
 #: wall-clock cap it replaces (PROVE.md, 5 Dec, morning; a count since 5 Dec, night: that cap made two runs of
 #: one learning loop part ways). A step is about 0.15 microseconds: a literal tried by :meth:`Signature.excluding`
@@ -650,10 +659,12 @@ class Stage:
     why: str = ""
     state: Any = None  # the counterexample to induction no family rules out (JSON), where that stopped it
     forward: tuple[int, float] = (0, 0.0)  # families Houdini dropped by running forward, and the seconds it took
+    draw: int = 0  # the Z3 seed it ran under, as an offset from the process's (:data:`FIRST_DRAWS`)
 
 
 def learn_at(protocol: Protocol, at: Bounds, found: Enumerated, start: Sequence[Lemma] = (),
-             deadline: float | None = None, note: Any = None, trim: bool = True, enc: Any = None) -> Stage:
+             deadline: float | None = None, note: Any = None, trim: bool = True, enc: Any = None,
+             max_rounds: int = MAX_ROUNDS) -> Stage:
     """Houdini at ``at`` from ``start``; while the invariant properties are not preserved, the
     counterexample to induction (one every candidate left survives: Houdini settles first; or, when
     no new family rules it out, the last candidates') is ruled out by the enumerated families false
@@ -662,18 +673,19 @@ def learn_at(protocol: Protocol, at: Bounds, found: Enumerated, start: Sequence[
     (:meth:`Signature.covering`); a round starts from what is alive, the new families and the dropped
     ones whose witness they rule out (:class:`_Witnesses`); then (``trim``) the unsat-core support of
     the fixpoint. ``enc``: the encoding at ``at``, where the caller has one. Each Houdini counterexample is
-    also run forward (:data:`FORWARD`); the stage says what that dropped and took."""
+    also run forward (:data:`FORWARD`); the stage says what that dropped and took. It stops unsettled after
+    ``max_rounds`` rounds."""
     from deferral.checks.symbolic.forward import Forward
 
     forward = Forward(protocol, at, found.signatures) if FORWARD else None
-    st = _rounds(protocol, at, found, start, deadline, note, trim, enc, forward)
+    st = _rounds(protocol, at, found, start, deadline, note, trim, enc, forward, max_rounds)
     if forward is not None:
         st.forward = (forward.dropped, forward.seconds)
     return st
 
 
 def _rounds(protocol: Protocol, at: Bounds, found: Enumerated, start: Sequence[Lemma], deadline: float | None,
-            note: Any, trim: bool, enc: Any, forward: "Forward | None") -> Stage:
+            note: Any, trim: bool, enc: Any, forward: "Forward | None", max_rounds: int = MAX_ROUNDS) -> Stage:
     """:func:`learn_at`'s rounds."""
     from deferral.checks.symbolic.infer import property_lemmas
     from deferral.checks.symbolic.relevance import Relevance
@@ -685,7 +697,7 @@ def _rounds(protocol: Protocol, at: Bounds, found: Enumerated, start: Sequence[L
     names = {lem.name for lem in cands}
     judge = _Witnesses(found, at)
     made: list[str] = []  # the families the last round made
-    for rnd in range(1, MAX_ROUNDS + 1):
+    for rnd in range(1, max_rounds + 1):
         mark = len(rel.dropped)
         try:
             alive, broke, state = rel.houdini(cands, must, deadline, settle=True, forward=forward)
@@ -744,7 +756,7 @@ def _rounds(protocol: Protocol, at: Bounds, found: Enumerated, start: Sequence[L
         cands = judge.next_round(offered, alive, new, rel.witness, states if TARGETED else None)
         if deadline is not None and time.monotonic() > deadline:
             return Stage(at, alive, None, rnd, len(offered), time.monotonic() - t0, f"time limit at {at.short()}")
-    return Stage(at, [], None, MAX_ROUNDS, len(offered), time.monotonic() - t0, f"round limit at {at.short()}")
+    return Stage(at, [], None, max_rounds, len(offered), time.monotonic() - t0, f"round limit at {at.short()}")
 
 
 def _exclude(found: Enumerated, at: Bounds, states: Sequence[Any], names: set[str], cap: "Effort") -> list[Lemma]:
@@ -861,6 +873,7 @@ class Learned:
                  "families_kept": len(st.alive), "needed": None if st.needed is None else len(st.needed),
                  "seconds": round(st.seconds, 2), **({"why": st.why} if st.why else {}),
                  **({"forward": {"dropped": st.forward[0], "seconds": round(st.forward[1], 2)}} if st.forward[0] else {}),
+                 **({"z3_seed_offset": st.draw} if st.draw else {}),
                  **({"cti": st.state} if st.state is not None else {})} for st in self.stages]
 
 
@@ -970,24 +983,75 @@ def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: 
              + ", ".join(f"{k}: {v}" for k, v in found.per_signature.items()) + f"; {part['enumeration']:.1f} s)")
     done: list[Stage] = []
     start: list[Lemma] = [f for f in found.families if len(getattr(f, "texts", ())) <= FIRST_LITERALS]
+    first, carried = list(start), False
     if note:
         note(f"clauses: first offered {len(start)} families of at most {FIRST_LITERALS} literals")
     for n, at in enumerate(stages):
-        st = learn_at(protocol, at, found, start, deadline, note, trim=trim_last or n < len(stages) - 1,
-                      enc=None if encodings is None else encodings.get(at))
-        done.append(st)
-        part[f"houdini and cores at {at.short()}"] = st.seconds
-        if st.needed is None:
-            return Learned([], done, sampled, len(found.families), part, st.why or "no fixpoint", found)
         # from the first stage to a larger instance, Houdini's whole fixpoint (not only what the properties
         # need there): facts the smallest instance's proof did not use replace the ones 3 VCPUs and 2 pages
         # break (the reference at 4,3,3,3,S=2: 2 of the 31 needed were not inductive at 3,2,2,3,2 and the
         # stage there did not settle in 150 s; from the fixpoint it settled in 2 rounds; PROVE.md, 5 Dec, evening)
-        start = st.alive if CARRY_FIXPOINT and n == 0 and n + 1 < len(stages) and stages[n + 1] != at else st.needed
+        carry = CARRY_FIXPOINT and n == 0 and n + 1 < len(stages) and stages[n + 1] != at
+        trim = trim_last or n < len(stages) - 1
+        enc = None if encodings is None else encodings.get(at)
+        if n == 1 and carried:
+            tried = _from_draws(protocol, stages[0], at, found, first, start, deadline, note, trim, enc)
+            done += tried
+            st = tried[-1]
+        else:
+            st = learn_at(protocol, at, found, start, deadline, note, trim=trim, enc=enc)
+            done.append(st)
+        for x in {x.at for x in done}:
+            part[f"houdini and cores at {x.short()}"] = sum(y.seconds for y in done if y.at == x)
+        if st.needed is None:
+            return Learned([], done, sampled, len(found.families), part, st.why or "no fixpoint", found)
+        carried = carry
+        start = st.alive if carry else st.needed
         if note:
             note(f"clauses: at {at.short()}: {len(st.alive)} of {st.offered} families inductive after "
                  f"{st.rounds} rounds; the properties need {len(st.needed)}")
     return Learned(start, done, sampled, len(found.families), part, found=found)
+
+
+def _from_draws(protocol: Protocol, first_at: Bounds, at: Bounds, found: Enumerated, first: Sequence[Lemma],
+                carried: Sequence[Lemma], deadline: float | None, note: Any, trim: bool, enc: Any) -> list[Stage]:
+    """The stage at ``at`` after a first stage at ``first_at`` whose fixpoint (``carried``) it starts from: where it
+    has not settled after :data:`FALLBACK_ROUNDS` rounds (and time is left), the first stage again (from ``first``)
+    under the next seed of :data:`FIRST_DRAWS`, and the stage starts again from the union of the fixpoints drawn
+    (not from its own next round: the families its rounds made kept it from settling in 4 of 6 variants, where the
+    union of the fixpoints alone settled in one round; PROVE.md, 6 Dec, afternoon); the last draw's stage runs to
+    the end. Every stage tried, in order (a draw's :attr:`Stage.draw` its offset); the last is the stage at ``at``."""
+    out: list[Stage] = []
+    fixpoints, offsets = list(carried), list(FIRST_DRAWS[1:])
+    while True:
+        st = learn_at(protocol, at, found, fixpoints, deadline, note, trim=trim, enc=enc,
+                      max_rounds=FALLBACK_ROUNDS if offsets else MAX_ROUNDS)
+        out.append(st)
+        if st.needed is not None or not offsets or (deadline is not None and time.monotonic() > deadline):
+            return out
+        offset = offsets.pop(0)
+        if note:
+            note(f"clauses: at {at.short()}: not settled after {st.rounds} rounds; {first_at.short()} again, "
+                 f"under Z3 seed offset {offset}")
+        draw = _under_seed(offset, lambda: learn_at(protocol, first_at, found, first, deadline, note, trim=True))
+        draw.draw = offset
+        out.append(draw)
+        if draw.needed is not None:
+            fixpoints = list({lem.name: lem for lem in [*fixpoints, *draw.alive]}.values())
+
+
+def _under_seed(offset: int, run: Callable[[], Stage]) -> Stage:
+    """``run()`` with Z3's random seeds the process's plus ``offset`` (restored after)."""
+    import z3
+
+    base = int(z3.get_param("smt.random_seed") or 0)
+    z3.set_param("smt.random_seed", base + offset)
+    z3.set_param("sat.random_seed", base + offset)
+    try:
+        return run()
+    finally:
+        z3.set_param("smt.random_seed", base)
+        z3.set_param("sat.random_seed", base)
 
 
 def resume(protocol: Protocol, learned: Learned, at: Bounds, deadline: float | None = None, note: Any = None,

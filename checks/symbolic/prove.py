@@ -727,7 +727,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             if row["kind"] == "learn":
                 stages.append(stage("enumerated", row["bounds"], "houdini+cti", row["families_in"], row["families_kept"],
                                     row["seconds"], rounds=row["rounds"], needed=row["needed"],
-                                    **{k: row[k] for k in ("forward", "cti") if k in row}))
+                                    **{k: row[k] for k in ("forward", "z3_seed_offset", "cti") if k in row}))
             else:
                 stages.append(stage("enumerated", bounds, "houdini+induction", row["families_in"],
                                     row["families_kept"], row["seconds"], result=row["result"]))

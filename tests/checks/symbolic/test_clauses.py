@@ -103,6 +103,62 @@ def test_the_learning_resumes_at_larger_bounds_from_what_its_last_stage_needed(m
     assert [st.at for st in more.stages] == [SMALL, larger] and len(more.seconds_by_part) == len(r.seconds_by_part) + 1
 
 
+def test_a_stage_that_does_not_settle_from_the_first_stages_fixpoint_gets_another_draw_of_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """clauses.FIRST_DRAWS: the stage after a carried first stage starts from its fixpoint; where it has not
+    settled after FALLBACK_ROUNDS rounds, the first stage is learned again under the next Z3 seed (an offset
+    from the process's, restored after) and the stage starts again from the union of the fixpoints drawn; a
+    draw that does not settle adds nothing; the last draw's stage has no round limit."""
+    import z3
+
+    seen: list[tuple[Bounds, str, list[str], int]] = []
+    larger, last = Bounds(3, 2, 2, 1), Bounds(4, 2, 2, 1)
+    by_seed = {"7": ["a", "b"], "1007": None, "2007": ["c"]}
+
+    def fake(protocol, at, found, start=(), deadline=None, note=None, trim=True, enc=None,  # type: ignore[no-untyped-def]
+             max_rounds=clauses.MAX_ROUNDS):
+        seed = z3.get_param("smt.random_seed")
+        assert z3.get_param("sat.random_seed") == seed
+        names = [x.name for x in start]
+        seen.append((at, seed, names, max_rounds))
+        if at != SMALL:  # settles once "c" is offered; else stops at its round limit
+            if "c" in names or at == last:
+                return clauses.Stage(at, list(start), list(start), 1, len(start), 1.0)
+            return clauses.Stage(at, [], None, max_rounds, len(start), 1.0, "round limit")
+        got = by_seed.get(seed, ["a"])
+        if got is None:
+            return clauses.Stage(at, [], None, 1, len(start), 1.0, "round limit")
+        alive = [Lemma(n, (), lambda s: True) for n in got]
+        return clauses.Stage(at, alive, alive[:1], 1, len(start), 1.0)
+
+    monkeypatch.setattr(clauses, "learn_at", fake)
+    monkeypatch.setattr(clauses, "FIRST_DRAWS", (0, 1000, 2000))
+    monkeypatch.setattr(clauses, "FALLBACK_ROUNDS", 1)
+    z3.set_param("smt.random_seed", 7)
+    z3.set_param("sat.random_seed", 7)
+    try:
+        r = clauses.learn(REFERENCE, [(SMALL, "exhaustive")], [SMALL, larger, last])
+        assert z3.get_param("smt.random_seed") == "7"  # restored
+    finally:
+        z3.set_param("smt.random_seed", 0)
+        z3.set_param("sat.random_seed", 0)
+    assert r.ok
+    assert [(at, seed, limit) for at, seed, _, limit in seen] == [
+        (SMALL, "7", clauses.MAX_ROUNDS), (larger, "7", 1), (SMALL, "1007", clauses.MAX_ROUNDS),
+        (larger, "7", 1), (SMALL, "2007", clauses.MAX_ROUNDS), (larger, "7", clauses.MAX_ROUNDS),
+        (last, "7", clauses.MAX_ROUNDS)]
+    assert seen[1][2] == seen[3][2] == ["a", "b"]  # the draw that did not settle adds nothing
+    assert seen[5][2] == ["a", "b", "c"]
+    assert [row.get("z3_seed_offset", 0) for row in r.to_json()] == [0, 0, 1000, 0, 2000, 0, 0]
+    assert r.seconds_by_part[f"houdini and cores at {SMALL.short()}"] == 3.0
+    # settled from the first stage's fixpoint: no other draw
+    seen.clear()
+    monkeypatch.setattr(clauses, "FIRST_DRAWS", (0, 1000))
+    by_seed["0"] = ["c"]
+    assert clauses.learn(REFERENCE, [(SMALL, "exhaustive")], [SMALL, larger]).ok
+    assert [(at, seed) for at, seed, _, _ in seen] == [(SMALL, "0"), (larger, "0")]
+
+
 @pytest.mark.slow  # 15-25 s each under load
 @pytest.mark.parametrize("bounds", [Bounds(3, 2, 2, 2), Bounds(4, 3, 3, 3)], ids=["3,2,2,2", "4,3,3,3"])
 def test_auto_proves_the_reference_without_the_shipped_lemmas_at_larger_bounds(bounds: Bounds) -> None:
@@ -460,7 +516,8 @@ def test_the_first_stage_hands_its_whole_fixpoint_to_a_larger_stage(monkeypatch:
     starts: list[tuple[Bounds, list[str]]] = []
     fixpoint = [Lemma(f"alive {n}", (), lambda s: True) for n in range(3)]
 
-    def fake(protocol, at, found, start=(), deadline=None, note=None, trim=True, enc=None):  # type: ignore[no-untyped-def]
+    def fake(protocol, at, found, start=(), deadline=None, note=None, trim=True, enc=None,  # type: ignore[no-untyped-def]
+             max_rounds=clauses.MAX_ROUNDS):
         starts.append((at, [x.name for x in start]))
         return clauses.Stage(at, fixpoint, fixpoint[:1], 1, len(start), 0.0)
 
