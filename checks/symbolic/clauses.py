@@ -605,8 +605,9 @@ BATCH = 4
 #: stage (3,2,2) settles is decided by the fixpoint it starts from, not by its own seed (reseeding only that stage
 #: left wait-irqs-off stuck four times out of four); from the union of two draws' fixpoints it settled in one
 #: round in 9 of the 10 variants of the 4,3,3,3,S=2 grid that got there in time (PROVE.md, 6 Dec, afternoon).
-#: Drawn only where needed: a second draw takes 3-23 s, and most variants settle from the first.
-FIRST_DRAWS, FALLBACK_ROUNDS = (0, 1000), 1
+#: Drawn only where needed: a draw takes 2-15 s, and most variants settle from the first. With a third draw
+#: defer_all_spaces was proved at 4,3,3,3,S=2 and 6,3,3,3,S=2 (the union of two had not settled in 3 rounds).
+FIRST_DRAWS, FALLBACK_ROUNDS = (0, 1000, 2000), 1
 #: Steps a round's searches for new clauses may take (:class:`Effort`): about 4 s of this machine unloaded, the
 #: wall-clock cap it replaces (PROVE.md, 5 Dec, morning; a count since 5 Dec, night: that cap made two runs of
 #: one learning loop part ways). A step is about 0.15 microseconds: a literal tried by :meth:`Signature.excluding`
