@@ -1002,7 +1002,7 @@ def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: 
         else:
             st = learn_at(protocol, at, found, start, deadline, note, trim=trim, enc=enc)
             done.append(st)
-        for x in {x.at for x in done}:
+        for x in dict.fromkeys(y.at for y in done):  # in the order they ran
             part[f"houdini and cores at {x.short()}"] = sum(y.seconds for y in done if y.at == x)
         if st.needed is None:
             return Learned([], done, sampled, len(found.families), part, st.why or "no fixpoint", found)
