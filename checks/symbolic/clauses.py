@@ -1020,25 +1020,28 @@ def _from_draws(protocol: Protocol, first_at: Bounds, at: Bounds, found: Enumera
     has not settled after :data:`FALLBACK_ROUNDS` rounds (and time is left), the first stage again (from ``first``)
     under the next seed of :data:`FIRST_DRAWS`, and the stage starts again from the union of the fixpoints drawn
     (not from its own next round: the families its rounds made kept it from settling in 4 of 6 variants, where the
-    union of the fixpoints alone settled in one round; PROVE.md, 6 Dec, afternoon); the last draw's stage runs to
-    the end. Every stage tried, in order (a draw's :attr:`Stage.draw` its offset); the last is the stage at ``at``."""
+    union of the fixpoints alone settled in one round; PROVE.md, 6 Dec, afternoon); a draw that adds nothing is
+    followed by the next draw, not by the same try again; the last draw's stage runs to the end. Every stage
+    tried, in order (a draw's :attr:`Stage.draw` its offset); the last is the stage at ``at``."""
     out: list[Stage] = []
-    fixpoints, offsets = list(carried), list(FIRST_DRAWS[1:])
+    fixpoints, offsets, grown = list(carried), list(FIRST_DRAWS[1:]), True
     while True:
-        st = learn_at(protocol, at, found, fixpoints, deadline, note, trim=trim, enc=enc,
-                      max_rounds=FALLBACK_ROUNDS if offsets else MAX_ROUNDS)
-        out.append(st)
-        if st.needed is not None or not offsets or (deadline is not None and time.monotonic() > deadline):
-            return out
+        # a draw that added nothing: the stage would start where its last try did (that same round again), so
+        # the next draw comes first while there is one and time is left
+        if grown or not offsets or (deadline is not None and time.monotonic() > deadline):
+            st = learn_at(protocol, at, found, fixpoints, deadline, note, trim=trim, enc=enc,
+                          max_rounds=FALLBACK_ROUNDS if offsets else MAX_ROUNDS)
+            out.append(st)
+            if st.needed is not None or not offsets or (deadline is not None and time.monotonic() > deadline):
+                return out
         offset = offsets.pop(0)
         if note:
-            note(f"clauses: at {at.short()}: not settled after {st.rounds} rounds; {first_at.short()} again, "
-                 f"under Z3 seed offset {offset}")
+            note(f"clauses: at {at.short()}: not settled; {first_at.short()} again, under Z3 seed offset {offset}")
         draw = _under_seed(offset, lambda: learn_at(protocol, first_at, found, first, deadline, note, trim=True))
         draw.draw = offset
         out.append(draw)
-        if draw.needed is not None:
-            fixpoints = list({lem.name: lem for lem in [*fixpoints, *draw.alive]}.values())
+        union = list({lem.name: lem for lem in [*fixpoints, *(draw.alive if draw.needed is not None else [])]}.values())
+        grown, fixpoints = len(union) > len(fixpoints), union
 
 
 def _under_seed(offset: int, run: Callable[[], Stage]) -> Stage:
