@@ -138,28 +138,38 @@ def cli_row(doc: dict[str, Any], wall: float) -> dict[str, Any]:
             "concrete": (doc.get("proved_for_every") or {}).get("assumed_concrete"), "stages": doc.get("stages") or []}
 
 
+def parametric_args(variant: str, bounds: str, method: str, timeout: float, extra: Sequence[str] = ()) -> list[str]:
+    """The ``deferral prove --parametric --json`` arguments of a parametric cell (``param-learned``: without the
+    shipped lemmas; ``extra``: more of them, as given)."""
+    b = _bounds(bounds)
+    args = ["prove", "--parametric", "--json", "--timeout", str(timeout), "--queue", str(b["queue"])]
+    args += ["--spaces", str(b["spaces"])] if "spaces" in b else []
+    args += ["--no-shipped-lemmas"] if method == "param-learned" else []
+    args += list(extra)
+    return args + (["--variant-file", str(ROOT / variant)] if variant.endswith(".py") else ["--variant", variant])
+
+
+def parametric_row(doc: dict[str, Any], wall: float) -> dict[str, Any]:
+    """A row from ``deferral prove --parametric --json``'s document."""
+    source = doc.get("lemma_source") or ""
+    row = cli_row(doc, wall)
+    row.update(route="parametric" + (" (learned)" if source.startswith("learned") else ""), depth=None,
+               lemmas=len(doc.get("lemmas") or []), phases={}, concrete=doc.get("assumed_concrete"), stages=[])
+    return row
+
+
 def parametric_cell(variant: str, bounds: str, method: str, timeout: float) -> dict[str, Any]:
-    """``prove --parametric`` as a user runs it (the CLI: shipped lemmas, else learned families)."""
+    """``prove --parametric`` through the CLI's main() in this process (BENCH_IN_PROCESS=1)."""
     import contextlib
     import io
 
     from deferral.cli.main import main as cli
 
-    b = _bounds(bounds)
-    args = ["prove", "--parametric", "--json", "--timeout", str(timeout), "--queue", str(b["queue"])]
-    args += ["--spaces", str(b["spaces"])] if "spaces" in b else []
-    args += ["--no-shipped-lemmas"] if method == "param-learned" else []
-    args += ["--variant-file", str(ROOT / variant)] if variant.endswith(".py") else ["--variant", variant]
     out = io.StringIO()
     start = time.monotonic()
     with contextlib.redirect_stdout(out):
-        cli(args)
-    doc = json.loads(out.getvalue().strip().splitlines()[-1])
-    source = doc.get("lemma_source") or ""
-    row = cli_row(doc, time.monotonic() - start)
-    row.update(route="parametric" + (" (learned)" if source.startswith("learned") else ""), depth=None,
-               lemmas=len(doc.get("lemmas") or []), phases={}, concrete=doc.get("assumed_concrete"), stages=[])
-    return row
+        cli(parametric_args(variant, bounds, method, timeout))
+    return parametric_row(json.loads(out.getvalue().strip().splitlines()[-1]), time.monotonic() - start)
 
 
 def _phase(note: str) -> str | None:
@@ -184,12 +194,15 @@ def run_cell(variant: str, bounds: str, method: str, timeout: float, extra: Sequ
     CPU seconds of the whole process beside it."""
     import resource
 
-    # a bounded cell is the CLI itself, started as a user starts it: a learning route's course depends on what
-    # the process built and allocated before it (the reference at 4,3,3,3,S=2 without the shipped lemmas: proved
-    # in 22.8 s by `deferral prove`, unknown 3 of 3 by prove() called in this script's process, and 2 of 2 by the
-    # CLI's main() called there; PROVE.md, 6 Dec, morning); BENCH_IN_PROCESS=1: prove() there, with its phases
-    direct = not method.startswith("param") and os.environ.get("BENCH_IN_PROCESS") != "1"
-    command = ([sys.executable, "-m", "deferral.cli", *cli_args(variant, bounds, method, timeout, extra)] if direct
+    # a cell is the CLI itself, started as a user starts it: a learning route's course depends on what the process
+    # built and allocated before it (the reference at 4,3,3,3,S=2 without the shipped lemmas: proved in 22.8 s by
+    # `deferral prove`, unknown 3 of 3 by prove() called in this script's process, and 2 of 2 by the CLI's main()
+    # called there; PROVE.md, 6 Dec, morning; --parametric at S=2: 0 of 12 through main() in this script, where
+    # `deferral prove` proved two of them in 25 and 40 s; 6 Dec, s23); BENCH_IN_PROCESS=1: prove() or main() there
+    direct = os.environ.get("BENCH_IN_PROCESS") != "1"
+    args = (parametric_args(variant, bounds, method, timeout, extra) if method.startswith("param")
+            else cli_args(variant, bounds, method, timeout, extra))
+    command = ([sys.executable, "-m", "deferral.cli", *args] if direct
                else [sys.executable, __file__, "--cell", variant, bounds, method, str(timeout)])
     start, before = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=os.environ, timeout=timeout * 2 + 120)
@@ -197,7 +210,8 @@ def run_cell(variant: str, bounds: str, method: str, timeout: float, extra: Sequ
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if direct and out.stdout.strip().startswith("{"):  # any exit code: the JSON says what happened
-        row = cli_row(json.loads(out.stdout.strip().splitlines()[-1]), wall)
+        doc = json.loads(out.stdout.strip().splitlines()[-1])
+        row = parametric_row(doc, wall) if method.startswith("param") else cli_row(doc, wall)
         row["total"], row["cpu"] = wall, cpu
         return row
     if out.returncode != 0:
