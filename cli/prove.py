@@ -71,8 +71,8 @@ def register(sub: Any) -> None:
     p.add_argument("--no-shipped-lemmas", action="store_true",
                    help="auto: leave the hand-written lemmas of model/invariant.py out (learned lemmas only)")
     p.add_argument("--learners", type=int, choices=range(0, 9), metavar="N",
-                   help="auto: the enumerated lemma families' learners at once, each a fresh process with its own "
-                        "Z3 seed, the first proof taken (default: 2 where prove may use two CPUs, else 1; 0: in "
+                   help="auto and --parametric: the learned lemma families' learners at once, each a fresh process "
+                        "with its own Z3 seed, the first proof taken (default: 2 where prove may use two CPUs, else 1; 0: in "
                         "prove's own process, whose course then depends on what ran before it)")
     p.add_argument("--parametric", action="store_true",
                    help="prove the invariants for ANY number of VCPUs, pages and frames: the protocol's (or the "
@@ -83,8 +83,8 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.learners is not None and (args.parametric or args.method != "auto"):
-        raise UsageError("--learners is used by --method auto only (not --parametric)")
+    if args.learners is not None and args.method != "auto":
+        raise UsageError("--learners is used by --method auto and --parametric only")
     if args.parametric:
         return run_parametric(args)
     check_outputs(args, "trace_out", "invariant_out", "html", "itf", "junit")
@@ -285,7 +285,7 @@ def run_parametric(args: argparse.Namespace) -> int:
                     protocol, bounds, limit=args.timeout, lemma_file=args.lemmas if text is not None else None,
                     learned=learned, file_lemmas=file_lemmas, shipped=not args.no_shipped_lemmas,
                     hard_limit=lambda seconds, grace: deadline(seconds, "learning", grace=grace),
-                    limit_error=TimeLimitReached, note=note)
+                    limit_error=TimeLimitReached, note=note, learners=args.learners)
         except EncodingError as exc:
             raise UsageError(str(exc)) from None
     no_failing_step(res)

@@ -1,5 +1,6 @@
-"""The enumerated route's learning (:func:`clauses_prove.prove_learned`) in freshly spawned processes,
-two at once where there are two CPUs, each with its own Z3 seed; the first proof wins.
+"""The learning in freshly spawned processes, two at once where there are two CPUs, each with its own Z3 seed;
+the first proof wins: the enumerated route's (:func:`clauses_prove.prove_learned`) and ``prove --parametric``'s
+(:func:`parametric_learning.learn`, :data:`JOBS`).
 
 Why a process of its own: the learning is greedy (each round learns from the counterexamples to
 induction Z3 returns), and which counterexample Z3 returns depends on everything the process did
@@ -78,93 +79,120 @@ def prove_learned(protocol: Protocol, bounds: Bounds, samples_at: Sequence[tuple
     learners) which one's outcome this is."""
     kw = {"bounds": bounds, "samples_at": list(samples_at), "stages": list(stages), "deadline": deadline,
           "check_deadline": check_deadline, "given": dict(given or {})}
-    count = learners(learners_asked)
-    rec = recipe(protocol) if count else None
-    why_here = " (--learners 0)" if not count else ""
-    if rec is None and count:
-        why_here = f" ({protocol.name} is neither a published variant nor a variant file's)"
-    team: list[Spawned] = []
-    try:
-        if rec is not None:
-            for seed in range(count):
-                one = Spawned(protocol, seed)
-                failed = one.start(rec)
-                if failed is None:
-                    team.append(one)
-                elif not team:
-                    why_here = f" ({failed})"
-                    break
-        if not team:
+    with Team(protocol, learners_asked) as team:
+        if not team.members:
             out = clauses_prove.prove_learned(protocol, note=note, enc=enc, **kw)
-            return out, [f"enumerated: the learning runs in this process{why_here}"]
-        return _race(team, kw, note)
-    finally:
-        for one in team:
+            return out, [f"enumerated: the learning runs in this process{team.why_here}"]
+        return team.race("prove", kw, until=None if check_deadline is None else check_deadline + LATE_S,
+                         decode=Spawned.outcome, won=lambda out: out.status == "proved", note=note,
+                         describe=_said, label="enumerated")
+
+
+def _said(out: Outcome) -> str:
+    return out.status + (f" ({out.why[-1][1]})" if out.why else "")
+
+
+class Team:
+    """Learners in processes of their own (a context: they are stopped at its end), each with its own Z3 seed;
+    none (``members`` empty, ``why_here`` says why) where the protocol cannot be loaded again, no learner is
+    asked for, or the first one does not start."""
+
+    def __init__(self, protocol: Protocol, learners_asked: int | None = None) -> None:
+        self.protocol, self.members, self.why_here = protocol, [], ""
+        count = learners(learners_asked)
+        rec = recipe(protocol) if count else None
+        if not count:
+            self.why_here = " (--learners 0)"
+        elif rec is None:
+            self.why_here = f" ({protocol.name} is neither a published variant nor a variant file's)"
+        try:
+            for seed in range(count if rec is not None else 0):
+                one = Spawned(protocol, seed)
+                failed = one.start(rec)  # type: ignore[arg-type]
+                if failed is None:
+                    self.members.append(one)
+                elif not self.members:
+                    self.why_here = f" ({failed})"
+                    break
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> "Team":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for one in self.members:
             one.close()
 
-
-def _race(team: list["Spawned"], kw: dict[str, Any], note: Callable[[str], None] | None) -> tuple[Outcome, list[str]]:
-    """Every learner of ``team`` asked to prove; the first proof, else the first learner's outcome (those
-    still at work :data:`LATE_S` past the time limit are stopped: LearnerGone)."""
-    many = len(team) > 1
-    for one in team:
-        one.send(("prove", kw))
-    ended: dict[int, Outcome | BaseException] = {}
-    pending = {one.conn: one for one in team}
-    until = None if kw.get("check_deadline") is None else kw["check_deadline"] + LATE_S
-    while pending:
-        if until is not None and time.monotonic() > until:
-            for one in pending.values():
-                ended[one.seed] = LearnerGone("stopped at the time limit, still learning")
-            break
-        for conn in wait(list(pending), timeout=1.0 if until is None else max(0.0, min(1.0, until - time.monotonic()))):
-            one = pending[conn]
-            try:
-                what, body = one.receive()
-            except LearnerGone as exc:
-                ended[one.seed] = exc
+    def race(self, kind: str, kw: dict[str, Any], *, until: float | None, decode: Callable[["Spawned", Any], Any],
+             won: Callable[[Any], bool], note: Callable[[str], None] | None, describe: Callable[[Any], str],
+             label: str) -> tuple[Any, list[str]]:
+        """Every learner asked to do ``kind`` (a job of :data:`JOBS`) with ``kw``; the first answer that ``won``
+        (each ``decode``d by its learner), else the first learner's (those still at work at ``until`` are
+        stopped: LearnerGone); with log lines (``label``: the route) saying where it ran and what the others
+        ended with (``describe``)."""
+        team, many = self.members, len(self.members) > 1
+        for one in team:
+            one.send((kind, kw))
+        ended: dict[int, Any] = {}
+        pending = {one.conn: one for one in team}
+        while pending:
+            if until is not None and time.monotonic() > until:
+                for one in pending.values():
+                    ended[one.seed] = LearnerGone("stopped at the time limit, still learning")
+                break
+            step = 1.0 if until is None else max(0.0, min(1.0, until - time.monotonic()))
+            for conn in wait(list(pending), timeout=step):
+                one = pending[conn]
+                try:
+                    what, body = one.receive()
+                except LearnerGone as exc:
+                    ended[one.seed] = exc
+                    del pending[conn]
+                    continue
+                if what == "note":
+                    if note:
+                        note(f"learner {one.seed}: {body}" if many else body)
+                    continue
                 del pending[conn]
-                continue
-            if what == "note":
-                if note:
-                    note(f"learner {one.seed}: {body}" if many else body)
-                continue
-            del pending[conn]
-            ended[one.seed] = one.outcome(body) if what == "done" else (
-                body if what == "raised" else RuntimeError(f"learner {one.seed} failed:\n{body}"))
-            won = ended[one.seed]
-            if isinstance(won, Outcome) and won.status == "proved":
-                return won, _where(team, ended, one.seed)
-        for conn, one in list(pending.items()):
-            if not one.alive() and not conn.poll(0):
-                ended[one.seed] = LearnerGone(one.ended())
-                del pending[conn]
-    first = ended[team[0].seed]
-    if isinstance(first, Outcome):
-        return first, _where(team, ended, team[0].seed)
-    other = next((x for x in ended.values() if isinstance(x, Outcome)), None)
-    if other is not None and isinstance(first, LearnerGone):
-        seed = next(k for k, x in ended.items() if x is other)
-        return other, _where(team, ended, seed)
-    raise first
+                ended[one.seed] = decode(one, body) if what == "done" else (
+                    body if what == "raised" else RuntimeError(f"learner {one.seed} failed:\n{body}"))
+                if not isinstance(ended[one.seed], BaseException) and won(ended[one.seed]):
+                    return ended[one.seed], _where(team, ended, one.seed, describe, label)
+            for conn, one in list(pending.items()):
+                if not one.alive() and not conn.poll(0):
+                    ended[one.seed] = LearnerGone(one.ended())
+                    del pending[conn]
+        first = ended[team[0].seed]
+        if not isinstance(first, BaseException):
+            return first, _where(team, ended, team[0].seed, describe, label)
+        other = next((x for x in ended.values() if not isinstance(x, BaseException)), None)
+        if other is not None and isinstance(first, LearnerGone):
+            seed = next(k for k, x in ended.items() if x is other)
+            return other, _where(team, ended, seed, describe, label)
+        raise first
 
 
-def _where(team: list["Spawned"], ended: dict[int, Any], shown: int) -> list[str]:
+def _where(team: list["Spawned"], ended: dict[int, Any], shown: int, describe: Callable[[Any], str],
+           label: str) -> list[str]:
     """Log lines: where the learning ran, whose outcome is shown, and what the others ended with."""
     if len(team) == 1:
-        return ["enumerated: the learning runs in a fresh process"]
+        return [f"{label}: the learning runs in a fresh process"]
     seeds = ", ".join(str(one.seed) for one in team)
-    lines = [f"enumerated: the learning runs in {len(team)} fresh processes at once (Z3 seeds {seeds}); "
+    lines = [f"{label}: the learning runs in {len(team)} fresh processes at once (Z3 seeds {seeds}); "
              f"shown: seed {shown}'s outcome"]
     for seed, x in ended.items():
         if seed == shown:
             continue
-        said = x.status + (f" ({x.why[-1][1]})" if isinstance(x, Outcome) and x.why else "") \
-            if isinstance(x, Outcome) else f"{type(x).__name__}: {x}"
-        lines.append(f"enumerated: seed {seed}'s learner: {said[:300]}")
+        said = f"{type(x).__name__}: {x}" if isinstance(x, BaseException) else describe(x)
+        lines.append(f"{label}: seed {seed}'s learner: {said[:300]}")
     stopped = [str(one.seed) for one in team if one.seed not in ended]
     if stopped:
-        lines.append(f"enumerated: seed {', '.join(stopped)}'s learner stopped (another proved it first)")
+        lines.append(f"{label}: seed {', '.join(stopped)}'s learner stopped (another proved it first)")
     return lines
 
 
@@ -180,6 +208,23 @@ def _outcome_data(out: Outcome) -> dict[str, Any]:
         else:
             alive.append({"property": lem.name})
     return {**{k: v for k, v in vars(out).items() if k != "alive"}, "alive": alive}
+
+
+def _prove_job(protocol: Protocol, note: Callable[[str], None], kw: dict[str, Any]) -> dict[str, Any]:
+    return _outcome_data(clauses_prove.prove_learned(protocol, note=note, **kw))
+
+
+def _for_every_job(protocol: Protocol, note: Callable[[str], None], kw: dict[str, Any]) -> dict[str, Any]:
+    from deferral.checks.symbolic import parametric_learning
+
+    return parametric_learning.learn(protocol, note=note, **kw).to_data()
+
+
+#: What a learner does when asked, by name: (the protocol, a note function, the keyword arguments) -> the
+#: answer as data. "prove": the enumerated route (checks/symbolic/clauses_prove.py); "for_every": --parametric's
+#: learning (checks/symbolic/parametric_learning.py).
+JOBS: dict[str, Callable[[Protocol, Callable[[str], None], dict[str, Any]], dict[str, Any]]] = {
+    "prove": _prove_job, "for_every": _for_every_job}
 
 
 def _serve(conn: Any, rec: Recipe, seed: int) -> None:
@@ -208,7 +253,7 @@ def _serve(conn: Any, rec: Recipe, seed: int) -> None:
         if kind == "stop":
             return
         try:
-            conn.send(("done", _outcome_data(clauses_prove.prove_learned(protocol, note=note, **kw))))
+            conn.send(("done", JOBS[kind](protocol, note, kw)))
         except Exception as exc:  # noqa: BLE001 - sent to the caller, raised there
             try:
                 pickle.loads(pickle.dumps(exc))  # it must load there too

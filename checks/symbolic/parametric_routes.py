@@ -100,14 +100,15 @@ def prove_for_every(protocol: Protocol, bounds: Bounds, *, limit: float | None, 
                     learned: Sequence[Lemma] = (), file_lemmas: Sequence[Lemma] | None = None,
                     shipped: bool = True, hard_limit: HardLimit | None = None,
                     limit_error: type[BaseException] = TimeoutError,
-                    note: Callable[[str], None] | None = None) -> tuple[Any, str]:
+                    note: Callable[[str], None] | None = None, learners: int | None = None) -> tuple[Any, str]:
     """Prove ``protocol``'s invariants for every N, V, F at ``bounds``' Q and S: (the parametric
     result, the reasons of the routes that did not prove it, "" when one did).
 
     ``limit``: the user's time limit (None: :data:`PARAMETRIC_TIMEOUT_S`); ``lemma_file``: the
     name of the file ``learned`` families or ``file_lemmas`` (shipped and weakened lemmas) came from
     (None: no file; then, where nothing else proves it, families are learned, under ``hard_limit``).
-    ``note``: what the routes are doing, as they go (for a progress line)."""
+    ``note``: what the routes are doing, as they go (for a progress line); ``learners``: the learning's
+    learners at once (checks/symbolic/clauses_process.py; None: one per CPU, at most two; 0: in this process)."""
     from deferral.checks.symbolic import parametric
 
     from deferral.checks.symbolic import parametric_refute as refute
@@ -157,7 +158,8 @@ def prove_for_every(protocol: Protocol, bounds: Bounds, *, limit: float | None, 
         if second.refutation is not None:
             return refuted(protocol, bounds, second.refutation, began), ""
         first = first.then(second)
-        res, why_not = _learned(protocol, bounds, res, shipped, timeout, began, hard_limit, limit_error, note)
+        res, why_not = _learned(protocol, bounds, res, shipped, timeout, began, hard_limit, limit_error, note,
+                                learners)
         reasons.append(why_not)
         res.elapsed_s = time.monotonic() - began  # the shipped lemmas' try and the learning
     if res.status != "proved":
@@ -185,71 +187,73 @@ def refuted(protocol: Protocol, bounds: Bounds, refutation: Any, began: float) -
 
 def _learned(protocol: Protocol, bounds: Bounds, res: Any, shipped: bool, timeout: float, began: float,
              hard_limit: HardLimit | None, limit_error: type[BaseException],
-             note: Callable[[str], None] | None = None) -> tuple[Any, str]:
-    """Families learned and proved for every N, V, F (checks/symbolic/paramlearn.py) in what is left
-    of the limit: (their proof, or ``res``; why not, with where the learning's time went)."""
-    from deferral.checks.symbolic import paramlearn
+             note: Callable[[str], None] | None = None, learners_asked: int | None = None) -> tuple[Any, str]:
+    """Families learned and proved for every N, V, F (checks/symbolic/parametric_learning.py) in what is left
+    of the limit, in spawned learners where the protocol can be loaded again (the proof's lemmas rebuilt
+    here), else here: (their proof, or ``res``; why not, with where the learning's time went)."""
+    from deferral.checks.symbolic import clauses_process
+    from deferral.checks.symbolic.parametric_learning import Learning, describe, learn
 
     left_s = timeout - (time.monotonic() - began)
     learn_s = min(LEARN_S, left_s - max(1.0, LEARN_MARGIN_SHARE * timeout))
-    learned_res, cut = None, ""
-    enumerated_why = ""
-    sampled_at: list[Bounds] = []  # where the enumerated families' samples came from
-    if learn_s >= LEARN_MIN_S:  # learning in less would overrun the limit and prove nothing
-        offered = list(invariant_for(bounds)) if shipped else []  # as auto: Houdini decides
-        guard = hard_limit(learn_s, 0.5 * (left_s - learn_s)) if hard_limit is not None else nullcontext()
-        try:  # its own hard limit, before the command's: an overrun keeps the reasons
-            with guard:
-                t0 = time.monotonic()
-                found, enumerated_why, sampled_at = enumerated(protocol, bounds, ENUMERATED_SHARE * learn_s, note)
-                offered += found
-                learned_res = paramlearn.learn(protocol, dict(bounds), timeout=learn_s - (time.monotonic() - t0),
-                                               lemmas=offered, note=note)
-        except limit_error:
-            cut = (f"stopped after {time.monotonic() - began - (timeout - left_s):.1f} s, past its "
-                   f"{learn_s:.0f} s budget (a query or Houdini pass that did not end in time)")
-    if learned_res is not None and learned_res.status == "proved" and learned_res.proof is not None:
-        proof = learned_res.proof
-        # the learner's own samples, else (it needed none) those the enumerated families came from
-        at = [b for b, _, _ in learned_res.sampled] or sampled_at
+    if learn_s < LEARN_MIN_S:  # learning in less would overrun the limit and prove nothing
+        return res, f"then learned families (checks/symbolic/paramlearn.py): not tried ({max(0.0, left_s):.0f} s " \
+                    f"of the {timeout:.0f} s limit left)"
+    t0 = time.monotonic()
+    got: Learning | None = None
+    cut, where = "", []
+
+    def guarded(seconds: float) -> AbstractContextManager[None]:
+        """Its own hard limit, before the command's: an overrun keeps the reasons."""
+        return hard_limit(seconds, 0.5 * (left_s - learn_s)) if hard_limit is not None else nullcontext()
+
+    with clauses_process.Team(protocol, learners_asked) as team:
+        if team.members:
+            deadline = t0 + (1 - ANSWER_SHARE) * learn_s
+            try:
+                got, where = team.race("for_every", {"bounds": bounds, "shipped": shipped, "deadline": deadline},
+                                       until=deadline + clauses_process.LATE_S,
+                                       decode=lambda one, body: Learning.from_data(body, protocol),
+                                       won=lambda x: x.status == "proved", note=note, describe=describe,
+                                       label="parametric learning")
+            except clauses_process.LearnerGone as exc:
+                cut = f"the learners gave no answer ({exc})"
+        else:
+            try:
+                with guarded(learn_s):
+                    got = learn(protocol, bounds=bounds, shipped=shipped, deadline=t0 + learn_s, note=note)
+            except limit_error:
+                cut = (f"stopped after {time.monotonic() - t0:.1f} s, past its {learn_s:.0f} s budget (a query or "
+                       "Houdini pass that did not end in time)")
+    proof, again = None, ""
+    if got is not None and got.status == "proved":
+        try:
+            proof = got.proof_here(protocol, bounds)
+        except ValueError as exc:  # a lemma that does not fit or prints otherwise here: the proof is not taken
+            again = f"a learner's proof whose lemmas cannot be rebuilt here ({exc})"
+        if proof is not None and proof.status != "proved":
+            again, proof = f"a learner's proof that is not one here: {proof.reason}", None
+    if proof is not None and got is not None:
         proof.lemma_source = ("learned: checks/symbolic/paramlearn.py (samples at "
-                              + ", ".join(b.short() for b in at) + ")"
-                              + ("" if enumerated_why else ", with families enumerated over the declared sorts "
-                                 "(checks/symbolic/clauses.py)"))
+                              + ", ".join(b.short() for b in got.samples_at) + ")"
+                              + ("" if got.enumerated_why else ", with families enumerated over the declared sorts "
+                                 "(checks/symbolic/clauses.py)")
+                              + ("" if got.proof is not None else f"; {_learner_of(where)}"))
         return proof, ""
-    parts = "" if learned_res is None else ", ".join(f"{k} {v:.1f}" for k, v in learned_res.seconds_by_part.items())
-    return res, (f"enumerated families (checks/symbolic/clauses.py): {enumerated_why}; " if enumerated_why else ""
-                 ) + "then learned families (checks/symbolic/paramlearn.py): " + (
-        cut if cut else
-        f"not tried ({max(0.0, left_s):.0f} s of the {timeout:.0f} s limit left)" if learned_res is None else
-        f"unknown after {learned_res.elapsed_s:.1f} s ({learned_res.reason or 'no reason given'}"
+    parts = "" if got is None else ", ".join(f"{k} {v:.1f}" for k, v in got.seconds_by_part.items())
+    ran = f"; {_learner_of(where)}" if team.members else ""
+    head = (f"enumerated families (checks/symbolic/clauses.py): {got.enumerated_why}; "
+            if got is not None and got.enumerated_why else "")
+    said = cut or again or (
+        f"unknown after {got.elapsed_s:.1f} s ({got.reason or 'no reason given'}"  # type: ignore[union-attr]
         + (f"; seconds by part: {parts}" if parts else "") + ")")
+    return res, head + "then learned families (checks/symbolic/paramlearn.py): " + said + ran
 
 
-#: The share of the learning's budget the enumerated families (checks/symbolic/clauses.py) may take: with
-#: them, the parametric learner needs no samples and proves in 5-10 s (PROVE.md, 5 Dec, late morning);
-#: at two spaces they need 25-50 s (the first stage's rounds), so half the budget cut them at 60 s.
-ENUMERATED_SHARE = 0.75
+#: The share of the learning's budget kept, where spawned learners learn, for their start and their answer.
+ANSWER_SHARE = 0.05
 
 
-def enumerated(protocol: Protocol, bounds: Bounds, budget: float, note: Callable[[str], None] | None = None
-               ) -> tuple[list[Any], str, list[Bounds]]:
-    """Families enumerated over the declared sorts (checks/symbolic/clauses.py), chosen at the smallest
-    and the largest instance the parametric learner samples (2,1,1 and 3,2,2 at these Q and S): what
-    the properties need there, to offer the parametric Houdini, and where they were sampled; ([], why,
-    ...) where that fails."""
-    from deferral.checks.symbolic import clauses, parametric
-    from deferral.checks.terms.encoding import EncodingError
-
-    conc = parametric.concrete_bounds(protocol, {d.name: bounds[d.name] for d in bounds.decls})
-    at = clauses.plan(protocol, conc)
-    stages = [at[0][0], at[-1][0]] if at[0][0] != at[-1][0] else [at[0][0]]
-    try:
-        got = clauses.learn(protocol, at, stages, deadline=time.monotonic() + budget, trim_last=True,
-                            walks=clauses.PARAMETRIC_WALKS, note=note)
-    except (EncodingError, TimeoutError) as exc:
-        return [], f"not used ({exc})", []
-    sampled = [b for b, _, _ in got.sampled]
-    if not got.ok:
-        return [], f"not used ({got.why[:200]})", sampled
-    return list(got.lemmas), "", sampled
+def _learner_of(where: list[str]) -> str:
+    """Where the learning ran, from the race's log lines (the first says which learner's outcome is shown)."""
+    return where[0].removeprefix("parametric learning: ") if where else "no learner"
