@@ -135,9 +135,19 @@ class Team:
         (each ``decode``d by its learner), else the first learner's (those still at work at ``until`` are
         stopped: LearnerGone); with log lines (``label``: the route) saying where it ran and what the others
         ended with (``describe``)."""
-        team, many = self.members, len(self.members) > 1
-        for one in team:
+        self.ask(kind, kw)
+        return self.collect(until=until, decode=decode, won=won, note=note, describe=describe, label=label)
+
+    def ask(self, kind: str, kw: dict[str, Any]) -> None:
+        """Every learner asked to do ``kind`` with ``kw``; :meth:`collect` takes the answers (the caller may do
+        other work meanwhile: the learners' notes wait in their pipes)."""
+        for one in self.members:
             one.send((kind, kw))
+
+    def collect(self, *, until: float | None, decode: Callable[["Spawned", Any], Any], won: Callable[[Any], bool],
+                note: Callable[[str], None] | None, describe: Callable[[Any], str], label: str) -> tuple[Any, list[str]]:
+        """The answers to what :meth:`ask` asked, as :meth:`race` says."""
+        team, many = self.members, len(self.members) > 1
         ended: dict[int, Any] = {}
         pending = {one.conn: one for one in team}
         while pending:

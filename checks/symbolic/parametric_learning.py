@@ -23,9 +23,11 @@ from deferral.model.invariant import Lemma, invariant_for
 from deferral.model.protocol import Protocol
 
 #: The share of the learning's budget the enumerated families (checks/symbolic/clauses.py) may take: with
-#: them, the parametric learner needs no samples and proves in 5-10 s (PROVE.md, 5 Dec, late morning);
-#: at two spaces they need 25-50 s (the first stage's rounds), so half the budget cut them at 60 s.
-ENUMERATED_SHARE = 0.75
+#: them, the parametric learner needs no samples and proves in 3-10 s (PROVE.md, 5 Dec, late morning; the
+#: reference at two spaces: 2.9 s after 18.7 s of enumerated families, 6 Dec, s23); at two spaces they need
+#: 20-30 s in a learner of their own, and every unknown at 60 s was cut there (0.5 of the budget until 5 Dec,
+#: 0.75 until 6 Dec, s23).
+ENUMERATED_SHARE = 0.85
 
 
 @dataclass

@@ -151,15 +151,17 @@ def prove_for_every(protocol: Protocol, bounds: Bounds, *, limit: float | None, 
         res.lemma_source = " and ".join(sources) + (", then Houdini" if res.dropped else "")
     res.elapsed_s = time.monotonic() - began
     if res.status != "proved" and lemma_file is None:  # learn families and prove them for every N, V, F
-        # first (seconds, counted) the instances the first search left unfinished, further
-        second = refute.search_small(protocol, bounds, min(refute.SECOND_S, refute.SECOND_SHARE * timeout),
-                                     refute.SECOND_STATES, start=first.next_index(), note=note,
-                                     total_states=refute.SECOND_TOTAL)
-        if second.refutation is not None:
-            return refuted(protocol, bounds, second.refutation, began), ""
-        first = first.then(second)
-        res, why_not = _learned(protocol, bounds, res, shipped, timeout, began, hard_limit, limit_error, note,
-                                learners)
+        # spawned learners start learning now, while this process searches (seconds, counted) the instances the
+        # first search left unfinished, further: a counterexample there stops them
+        with Asked(protocol, bounds, shipped, timeout, began, learners) as asked:
+            second = refute.search_small(protocol, bounds, min(refute.SECOND_S, refute.SECOND_SHARE * timeout),
+                                         refute.SECOND_STATES, start=first.next_index(), note=note,
+                                         total_states=refute.SECOND_TOTAL)
+            if second.refutation is not None:
+                return refuted(protocol, bounds, second.refutation, began), ""
+            first = first.then(second)
+            res, why_not = _learned(protocol, bounds, res, shipped, timeout, began, hard_limit, limit_error, note,
+                                    asked)
         reasons.append(why_not)
         res.elapsed_s = time.monotonic() - began  # the shipped lemmas' try and the learning
     if res.status != "proved":
@@ -185,46 +187,71 @@ def refuted(protocol: Protocol, bounds: Bounds, refutation: Any, began: float) -
                                        lemma_source="-", refutation=refutation)
 
 
+class Asked:
+    """The learning of families for every N, V, F, asked of spawned learners at once (a context: they are stopped
+    at its end), with what is left of the limit; where none can be spawned (or the time is too short), nothing
+    yet: :func:`_learned` learns in this process."""
+
+    def __init__(self, protocol: Protocol, bounds: Bounds, shipped: bool, timeout: float, began: float,
+                 learners: int | None) -> None:
+        from deferral.checks.symbolic import clauses_process
+
+        self.t0 = time.monotonic()
+        # a learner past its deadline is stopped (LATE_S later): no margin for an overrun as in this process
+        self.learn_s = learn_budget(timeout, began, LEARNERS_MARGIN_S)
+        self.deadline = self.t0 + self.learn_s
+        self.team = clauses_process.Team(protocol, learners if self.learn_s >= LEARN_MIN_S else 0)
+        if self.team.members:
+            self.team.ask("for_every", {"bounds": bounds, "shipped": shipped, "deadline": self.deadline})
+
+    def __enter__(self) -> "Asked":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.team.close()
+
+
+def learn_budget(timeout: float, began: float, margin_s: float | None = None) -> float:
+    """The learning's seconds: what is left of the limit, less ``margin_s`` (default: the margin for the
+    overrun of a learning in this process, :data:`LEARN_MARGIN_SHARE`), at most :data:`LEARN_S`."""
+    margin = max(1.0, LEARN_MARGIN_SHARE * timeout) if margin_s is None else margin_s
+    return min(LEARN_S, timeout - (time.monotonic() - began) - margin)
+
+
 def _learned(protocol: Protocol, bounds: Bounds, res: Any, shipped: bool, timeout: float, began: float,
              hard_limit: HardLimit | None, limit_error: type[BaseException],
-             note: Callable[[str], None] | None = None, learners_asked: int | None = None) -> tuple[Any, str]:
+             note: Callable[[str], None] | None, asked: Asked) -> tuple[Any, str]:
     """Families learned and proved for every N, V, F (checks/symbolic/parametric_learning.py) in what is left
-    of the limit, in spawned learners where the protocol can be loaded again (the proof's lemmas rebuilt
-    here), else here: (their proof, or ``res``; why not, with where the learning's time went)."""
+    of the limit: the answers of the spawned learners ``asked`` (the proof's lemmas rebuilt here), else
+    learned here: (their proof, or ``res``; why not, with where the learning's time went)."""
     from deferral.checks.symbolic import clauses_process
     from deferral.checks.symbolic.parametric_learning import Learning, describe, learn
 
-    left_s = timeout - (time.monotonic() - began)
-    learn_s = min(LEARN_S, left_s - max(1.0, LEARN_MARGIN_SHARE * timeout))
-    if learn_s < LEARN_MIN_S:  # learning in less would overrun the limit and prove nothing
-        return res, f"then learned families (checks/symbolic/paramlearn.py): not tried ({max(0.0, left_s):.0f} s " \
-                    f"of the {timeout:.0f} s limit left)"
-    t0 = time.monotonic()
     got: Learning | None = None
     cut, where = "", []
-
-    def guarded(seconds: float) -> AbstractContextManager[None]:
-        """Its own hard limit, before the command's: an overrun keeps the reasons."""
-        return hard_limit(seconds, 0.5 * (left_s - learn_s)) if hard_limit is not None else nullcontext()
-
-    with clauses_process.Team(protocol, learners_asked) as team:
-        if team.members:
-            deadline = t0 + (1 - ANSWER_SHARE) * learn_s
-            try:
-                got, where = team.race("for_every", {"bounds": bounds, "shipped": shipped, "deadline": deadline},
-                                       until=deadline + clauses_process.LATE_S,
-                                       decode=lambda one, body: Learning.from_data(body, protocol),
-                                       won=lambda x: x.status == "proved", note=note, describe=describe,
-                                       label="parametric learning")
-            except clauses_process.LearnerGone as exc:
-                cut = f"the learners gave no answer ({exc})"
-        else:
-            try:
-                with guarded(learn_s):
-                    got = learn(protocol, bounds=bounds, shipped=shipped, deadline=t0 + learn_s, note=note)
-            except limit_error:
-                cut = (f"stopped after {time.monotonic() - t0:.1f} s, past its {learn_s:.0f} s budget (a query or "
-                       "Houdini pass that did not end in time)")
+    team = asked.team
+    if team.members:
+        try:
+            got, where = team.collect(until=asked.deadline + clauses_process.LATE_S,
+                                      decode=lambda one, body: Learning.from_data(body, protocol),
+                                      won=lambda x: x.status == "proved", note=note, describe=describe,
+                                      label="parametric learning")
+        except clauses_process.LearnerGone as exc:
+            cut = f"the learners gave no answer ({exc})"
+    else:
+        left_s = timeout - (time.monotonic() - began)
+        learn_s = learn_budget(timeout, began)
+        if learn_s < LEARN_MIN_S:  # learning in less would overrun the limit and prove nothing
+            return res, (f"then learned families (checks/symbolic/paramlearn.py): not tried ({max(0.0, left_s):.0f} "
+                         f"s of the {timeout:.0f} s limit left)")
+        t0 = time.monotonic()
+        guard = hard_limit(learn_s, 0.5 * (left_s - learn_s)) if hard_limit is not None else nullcontext()
+        try:  # its own hard limit, before the command's: an overrun keeps the reasons
+            with guard:
+                got = learn(protocol, bounds=bounds, shipped=shipped, deadline=t0 + learn_s, note=note)
+        except limit_error:
+            cut = (f"stopped after {time.monotonic() - t0:.1f} s, past its {learn_s:.0f} s budget (a query or "
+                   "Houdini pass that did not end in time)")
     proof, again = None, ""
     if got is not None and got.status == "proved":
         try:
@@ -250,8 +277,10 @@ def _learned(protocol: Protocol, bounds: Bounds, res: Any, shipped: bool, timeou
     return res, head + "then learned families (checks/symbolic/paramlearn.py): " + said + ran
 
 
-#: The share of the learning's budget kept, where spawned learners learn, for their start and their answer.
-ANSWER_SHARE = 0.05
+#: Seconds of the limit kept, where spawned learners learn, past their deadline: the time they are waited for
+#: (clauses_process.LATE_S) and the proof's rebuilding here (10 % of a 60-s limit until 6 Dec, s23, as for a
+#: learning in this process, whose last query may overrun).
+LEARNERS_MARGIN_S = 2.0
 
 
 def _learner_of(where: list[str]) -> str:

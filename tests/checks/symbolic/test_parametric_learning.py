@@ -73,3 +73,17 @@ def test_prove_parametric_learns_in_a_fresh_process(capsys: pytest.CaptureFixtur
     assert doc["lemma_source"].startswith("learned: checks/symbolic/paramlearn.py")
     assert doc["lemma_source"].endswith("; the learning runs in a fresh process")
     assert all(o["status"] == "proved" for o in doc["obligations"])
+
+
+def test_learners_asked_before_the_search_are_stopped_with_it() -> None:
+    """The learners start learning when asked (before prove's own search for a counterexample, which runs
+    meanwhile) and end when that search's block does (a counterexample found there returns from inside it)."""
+    from deferral.checks.symbolic.parametric_routes import LEARNERS_MARGIN_S, Asked
+
+    with Asked(REFERENCE, AT, shipped=False, timeout=60.0, began=time.monotonic(), learners=2) as asked:
+        procs = [one._proc for one in asked.team.members]
+        assert len(procs) == 2 and all(p.poll() is None for p in procs)
+        assert asked.deadline - asked.t0 == asked.learn_s == pytest.approx(60.0 - LEARNERS_MARGIN_S, abs=0.5)
+    assert all(p.poll() is not None for p in procs)
+    with Asked(REFERENCE, AT, shipped=False, timeout=5.0, began=time.monotonic(), learners=2) as asked:
+        assert not asked.team.members  # too little time to learn: nothing is started
