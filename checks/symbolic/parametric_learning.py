@@ -58,7 +58,7 @@ class Learning:
     proof: Any = None  # the parametric proof, where the learning ran in this process (it does not travel)
 
     def to_data(self) -> dict[str, Any]:
-        """This outcome as plain data (no proof: the caller proves the lemmas named)."""
+        """This outcome as plain data (not the proof object: :meth:`proof_here` rebuilds it from the names)."""
         doc = {k: v for k, v in vars(self).items() if k != "proof"}
         return {**doc, "samples_at": [b.as_dict() for b in self.samples_at],
                 "families_at": None if self.families_at is None else self.families_at.as_dict(),
@@ -80,14 +80,13 @@ class Learning:
         must = parametric.learned_lemmas([], protocol)
         named = {lem.name: lem for lem in [*invariant_for(bounds), *must]}
         out: list[Lemma] = []
+        docs = [d for d in self.fixed if "lemma" not in d]
+        if (self.families and self.families_at is None) or (docs and self.clauses_at is None):
+            raise ValueError("families named without the bounds they were made at")
         if self.families:
-            assert self.families_at is not None
             doc = {"format": infer.FORMAT, "lemmas": self.families}
             out += [parametric.for_distinct(f.lemma()) for f in infer.load(doc, protocol, self.families_at)]
-        docs = [d for d in self.fixed if "lemma" not in d]
-        if docs:
-            assert self.clauses_at is not None
-        made = iter(clauses.from_entries(docs, protocol, self.clauses_at) if docs else [])
+        made = iter(clauses.from_entries(docs, protocol, self.clauses_at) if docs else [])  # type: ignore[arg-type]
         for d in self.fixed:
             if "lemma" not in d:
                 out.append(next(made))

@@ -62,6 +62,10 @@ def test_a_proof_whose_lemmas_differ_here_is_refused(learned: Learning) -> None:
     doc["fixed"] = [*doc["fixed"], {"lemma": "no_such_lemma"}]
     with pytest.raises(ValueError, match="'no_such_lemma' is not a shipped lemma"):
         Learning.from_data(doc, REFERENCE).proof_here(REFERENCE, AT)
+    doc = {**learned.to_data(), "clauses_at": None, "families_at": None}
+    if any("or" in d for d in doc["fixed"]) or doc["families"]:
+        with pytest.raises(ValueError, match="without the bounds they were made at"):
+            Learning.from_data(doc, REFERENCE).proof_here(REFERENCE, AT)
 
 
 def test_prove_parametric_learns_in_a_fresh_process(capsys: pytest.CaptureFixture[str]) -> None:
