@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 import numpy as np
 
 from deferral.checks.symbolic.strengthen import clause, enumerate_clauses, vocabulary as base_vocabulary
+from deferral.checks.symbolic.truth import TruthTables
 from deferral.checks.symbolic.vocabulary import (Literal, bit_masks, column_masks, distinct_columns, index_terms, negation,
                                                  truth_table)
 from deferral.model.bounds import Bounds
@@ -245,11 +246,13 @@ class Signature:
     :meth:`excluding` (4 pooled literals, likewise) and :meth:`covering` (greedy, any length)."""
 
     def __init__(self, protocol: Protocol, params: Sequence[tuple[str, Domain]],
-                 samples: Sequence[tuple[Bounds, np.ndarray]]) -> None:
+                 samples: Sequence[tuple[Bounds, np.ndarray]], tables: TruthTables | None = None) -> None:
         self.protocol, self.params = protocol, tuple(params)
         self.at = samples[0][0]
         self.lits = vocabulary(protocol, params, self.at)
-        table = np.concatenate([truth_table(protocol, b, rows, [x.fn for x in self.lits], params)
+        #: the literals' truth tables, compiled once (shared by the signatures of one enumeration)
+        self.tables = tables if tables is not None else TruthTables(protocol)
+        table = np.concatenate([truth_table(protocol, b, rows, [x.fn for x in self.lits], params, self.tables)
                                 for b, rows in samples], axis=1)
         every, anywhere = table.all(axis=1), table.any(axis=1)
         self.always = [j for j in range(len(self.lits)) if every[j]]
@@ -290,7 +293,8 @@ class Signature:
         """Each literal of ``keep + always`` in each of ``states`` at every parameter assignment: shape
         (literals, assignments, states); one vectorized pass for all the states."""
         rows = np.array(states, dtype=np.int64).reshape(len(states), -1)
-        table = truth_table(self.protocol, b, rows, [self.lits[j].fn for j in self.keep + self.always], self.params)
+        fns = [self.lits[j].fn for j in self.keep + self.always]
+        table = truth_table(self.protocol, b, rows, fns, self.params, self.tables)
         return table.reshape(table.shape[0], -1, len(states))
 
     def falsity(self, b: Bounds, rows: np.ndarray, names: Sequence[str]) -> np.ndarray:
@@ -300,7 +304,7 @@ class Signature:
         used = sorted({j for combo in combos for j in combo})
         at = {j: n for n, j in enumerate(used)}
         every = self.keep + self.always
-        table = truth_table(self.protocol, b, rows, [self.lits[every[j]].fn for j in used], self.params)
+        table = truth_table(self.protocol, b, rows, [self.lits[every[j]].fn for j in used], self.params, self.tables)
         table = table.reshape(len(used), -1, rows.shape[0])
         return np.stack([(~table[[at[j] for j in combo]]).all(axis=0).any(axis=0) for combo in combos]) \
             if combos else np.zeros((0, rows.shape[0]), dtype=bool)
@@ -353,7 +357,7 @@ class Signature:
         if not todo:
             return
         rows = np.array([key[1] for key in todo], dtype=np.int64)
-        table = truth_table(self.protocol, b, rows, [self.lits[j].fn for j in self.keep], self.params)
+        table = truth_table(self.protocol, b, rows, [self.lits[j].fn for j in self.keep], self.params, self.tables)
         table = table.reshape(table.shape[0], -1, len(todo))
         for n, key in enumerate(todo):
             self._recent[key] = np.ascontiguousarray(table[:, :, n])
@@ -367,7 +371,8 @@ class Signature:
         key = (b, tuple(int(x) for x in state))
         if key not in self._recent:
             rows = np.array([state], dtype=np.int64)
-            self._recent[key] = truth_table(self.protocol, b, rows, [self.lits[j].fn for j in self.keep], self.params)
+            fns = [self.lits[j].fn for j in self.keep]
+            self._recent[key] = truth_table(self.protocol, b, rows, fns, self.params, self.tables)
             while len(self._recent) > 16:
                 self._recent.pop(next(iter(self._recent)))
         return self._recent[key]
@@ -566,8 +571,9 @@ def enumerate_all(protocol: Protocol, samples: Sequence[tuple[Bounds, np.ndarray
     per: dict[str, int] = {}
     sigs = []
     every = signatures(protocol, samples[0][0])
+    tables = TruthTables(protocol)
     for params in every:
-        sig = Signature(protocol, params, samples)
+        sig = Signature(protocol, params, samples, tables)
         # a family that does not read a variable whose signature is also there without it is that
         # signature's family again ("for all t, i, k: waiting[i][k] or ..."): left to that one
         sig.spare = frozenset(n for n, _ in params if tuple(x for x in params if x[0] != n) in every)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from deferral.checks.symbolic.truth import TruthTables
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model, State
 from deferral.model.invariant import Lemma
@@ -43,6 +44,8 @@ class Forward:
         #: the enumeration's :class:`~deferral.checks.symbolic.clauses.Signature` objects: a family one of them
         #: made is judged from its literals' table (each literal once per state), not by its own function
         self.signatures = list(signatures)
+        #: the other lemmas' truth tables, compiled once (the signatures' own, where there are signatures)
+        self.tables = self.signatures[0].tables if self.signatures else TruthTables(protocol)
         self._ex: Expander | None = None
         self.broken = False  # the protocol's steps cannot run on arrays here: no drops (the solver's only)
         self.seconds = 0.0  # spent here in all
@@ -76,7 +79,7 @@ class Forward:
         for k in left:
             groups.setdefault(tuple(lemmas[k].params), []).append(k)
         for params, ks in groups.items():
-            table = truth_table(self.protocol, self.at, wide, [lemmas[k].fn for k in ks], params)
+            table = truth_table(self.protocol, self.at, wide, [lemmas[k].fn for k in ks], params, self.tables)
             per = table.reshape(len(ks), -1, rows.shape[0])  # (lemmas, assignments, states)
             out[ks] = ~per.all(axis=1)
         return out

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import combinations, product
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -18,6 +18,9 @@ from deferral.model.bounds import Bounds
 from deferral.model.invariant import Lemma
 from deferral.model.protocol import Protocol
 from deferral.model.schema import BOOL, Domain, Enum, OrNone, Queue, Sort
+
+if TYPE_CHECKING:
+    from deferral.checks.symbolic.truth import TruthTables
 
 #: Reachable states sampled per instance (the explicit search's first states, breadth-first).
 SAMPLE_CAP = 1_500_000
@@ -49,7 +52,7 @@ def _param(n: int) -> Fn:
 
 def _read(name: str, idx: tuple[Fn, ...], text: str = "") -> Fn:
     def get(s: Any, *a: Any) -> Any:
-        memo = getattr(s, "memo_reads", None)  # :func:`truth_table`'s (a read-only context): each read once
+        memo = getattr(s, "memo_reads", None)  # :func:`~deferral.checks.symbolic.truth.evaluated`'s (a read-only context): each read once
         if memo is not None and text:
             key = (text, a)
             if key not in memo:
@@ -154,7 +157,7 @@ def _zero_or(f: Fn, g: Fn) -> Fn:
 
 
 def negation(fn: Fn) -> Fn:
-    """``not fn`` (:func:`truth_table` computes it from ``fn``'s values, once for both)."""
+    """``not fn`` (:func:`~deferral.checks.symbolic.truth.evaluated` computes it from ``fn``'s values, once for both)."""
     def neg(s: Any, *a: Any) -> Any:
         return s.not_(fn(s, *a))
 
@@ -163,7 +166,7 @@ def negation(fn: Fn) -> Fn:
 
 
 def _every(fns: tuple[Fn, ...]) -> Fn:
-    """All of ``fns`` (literals of the vocabulary too: :func:`truth_table` reuses their values)."""
+    """All of ``fns`` (literals of the vocabulary too: :func:`~deferral.checks.symbolic.truth.evaluated` reuses their values)."""
     def fn(s: Any, *a: Any) -> Any:
         return s.all(f(s, *a) for f in fns)
 
@@ -171,39 +174,16 @@ def _every(fns: tuple[Fn, ...]) -> Fn:
     return fn
 
 
-def _truth(ctx: Any, fn: Fn, args: Sequence[int], n: int) -> np.ndarray:
-    v = fn(ctx, *args)
-    return np.broadcast_to(np.asarray(v, dtype=bool), (n,))
-
-
 def truth_table(protocol: Protocol, b: Bounds, rows: np.ndarray, fns: Sequence[Fn],
-           params: Sequence[tuple[str, Domain]]) -> np.ndarray:
-    """Per function, the truth value on every (parameter assignment, state): shape (len(fns), A * states)."""
-    from deferral.checks.explicit.numpy_ops import NUMPY, _Columns
-    from deferral.model.context import StepContext
+                params: Sequence[tuple[str, Domain]], tables: "TruthTables | None" = None) -> np.ndarray:
+    """Per function, the truth value on every (parameter assignment, state): shape (len(fns), A * states).
+    ``tables``: compiled and kept for calls to come (:mod:`~deferral.checks.symbolic.truth`; a caller that asks
+    again and again owns one); without, each function is called per assignment on the numpy backend."""
+    from deferral.checks.symbolic.truth import evaluated
 
-    layout = protocol.layout(b)
-    ctx = StepContext(layout, NUMPY, _Columns(rows), copy_values=False)
-    object.__setattr__(ctx, "memo_reads", {})  # each read at each assignment once (the literals share them)
-    assigns = list(product(*(range(d.size(b)) for _, d in params)))
-    n = rows.shape[0]
-    shared = {id(p) for f in fns for p in getattr(f, "all_of", ())}  # parts of a conjunction: kept
-    shared |= {id(f.negation_of) for f in fns if hasattr(f, "negation_of")}  # and what a negation negates
-    memo: dict[tuple[int, tuple[int, ...]], np.ndarray] = {}
-
-    def value(f: Fn, a: tuple[int, ...]) -> np.ndarray:
-        key = (id(f), a)
-        if key in memo:
-            return memo[key]
-        parts = getattr(f, "all_of", None)
-        neg = getattr(f, "negation_of", None)
-        got = (np.logical_and.reduce([value(p, a) for p in parts]) if parts else
-               ~value(neg, a) if neg is not None else _truth(ctx, f, a, n))
-        if id(f) in shared:
-            memo[key] = got
-        return got
-
-    return np.stack([np.concatenate([value(f, a) for a in assigns]) for f in fns])
+    if tables is not None:
+        return tables.table(b, rows, fns, params)
+    return evaluated(protocol, b, rows, fns, params)
 
 
 def column_masks(table: np.ndarray) -> tuple[list[int], int]:
