@@ -614,6 +614,10 @@ BATCH = 4
 #: Drawn only where needed: a draw takes 2-15 s, and most variants settle from the first. With a third draw
 #: defer_all_spaces was proved at 4,3,3,3,S=2 and 6,3,3,3,S=2 (the union of two had not settled in 3 rounds).
 FIRST_DRAWS, FALLBACK_ROUNDS = (0, 1000, 2000), 1
+#: A draw of the first stage again stops unsettled after max(floor, factor x the first draw's rounds) rounds
+#: (then the next draw): under another seed the loop at 2,1,1,1,S=2 can wander, lazy_ipi_return's second draw
+#: ran 34 rounds and more where its first settled in 11, until the enumerated stage's share was gone.
+DRAW_ROUNDS = (8, 2)
 #: Steps a round's searches for new clauses may take (:class:`Effort`): about 4 s of this machine unloaded, the
 #: wall-clock cap it replaces (PROVE.md, 5 Dec, morning; a count since 5 Dec, night: that cap made two runs of
 #: one learning loop part ways). A step is about 0.15 microseconds: a literal tried by :meth:`Signature.excluding`
@@ -1002,7 +1006,8 @@ def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: 
         trim = trim_last or n < len(stages) - 1
         enc = None if encodings is None else encodings.get(at)
         if n == 1 and carried:
-            tried = _from_draws(protocol, stages[0], at, found, first, start, deadline, note, trim, enc)
+            tried = _from_draws(protocol, stages[0], at, found, first, start, deadline, note, trim, enc,
+                                first_rounds=done[0].rounds)
             done += tried
             st = tried[-1]
         else:
@@ -1021,10 +1026,11 @@ def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: 
 
 
 def _from_draws(protocol: Protocol, first_at: Bounds, at: Bounds, found: Enumerated, first: Sequence[Lemma],
-                carried: Sequence[Lemma], deadline: float | None, note: Any, trim: bool, enc: Any) -> list[Stage]:
+                carried: Sequence[Lemma], deadline: float | None, note: Any, trim: bool, enc: Any,
+                first_rounds: int = 0) -> list[Stage]:
     """The stage at ``at`` after a first stage at ``first_at`` whose fixpoint (``carried``) it starts from: where it
     has not settled after :data:`FALLBACK_ROUNDS` rounds (and time is left), the first stage again (from ``first``)
-    under the next seed of :data:`FIRST_DRAWS`, and the stage starts again from the union of the fixpoints drawn
+    under the next seed of :data:`FIRST_DRAWS` (at most :data:`DRAW_ROUNDS` rounds), and the stage starts again from the union of the fixpoints drawn
     (not from its own next round: the families its rounds made kept it from settling in 4 of 6 variants, where the
     union of the fixpoints alone settled in one round; PROVE.md, 6 Dec, afternoon); a draw that adds nothing is
     followed by the next draw, not by the same try again; the last draw's stage runs to the end. Every stage
@@ -1043,7 +1049,9 @@ def _from_draws(protocol: Protocol, first_at: Bounds, at: Bounds, found: Enumera
         offset = offsets.pop(0)
         if note:
             note(f"clauses: at {at.short()}: not settled; {first_at.short()} again, under Z3 seed offset {offset}")
-        draw = _under_seed(offset, lambda: learn_at(protocol, first_at, found, first, deadline, note, trim=True))
+        cap = max(DRAW_ROUNDS[0], DRAW_ROUNDS[1] * first_rounds)
+        draw = _under_seed(offset, lambda: learn_at(protocol, first_at, found, first, deadline, note, trim=True,
+                                                    max_rounds=cap))
         draw.draw = offset
         out.append(draw)
         union = list({lem.name: lem for lem in [*fixpoints, *(draw.alive if draw.needed is not None else [])]}.values())

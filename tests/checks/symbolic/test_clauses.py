@@ -108,7 +108,8 @@ def test_a_stage_that_does_not_settle_from_the_first_stages_fixpoint_gets_anothe
     """clauses.FIRST_DRAWS: the stage after a carried first stage starts from its fixpoint; where it has not
     settled after FALLBACK_ROUNDS rounds, the first stage is learned again under the next Z3 seed (an offset
     from the process's, restored after) and the stage starts again from the union of the fixpoints drawn; a
-    draw that does not settle adds nothing and the next draw follows; the last draw's stage has no round limit."""
+    draw that does not settle adds nothing and the next draw follows; a draw stops unsettled after
+    max(DRAW_ROUNDS[0], DRAW_ROUNDS[1] x the first draw's rounds); the last draw's stage has no round limit."""
     import z3
 
     seen: list[tuple[Bounds, str, list[str], int]] = []
@@ -134,6 +135,7 @@ def test_a_stage_that_does_not_settle_from_the_first_stages_fixpoint_gets_anothe
     monkeypatch.setattr(clauses, "learn_at", fake)
     monkeypatch.setattr(clauses, "FIRST_DRAWS", (0, 1000, 2000))
     monkeypatch.setattr(clauses, "FALLBACK_ROUNDS", 1)
+    monkeypatch.setattr(clauses, "DRAW_ROUNDS", (3, 5))  # the first draw took 1 round: 5 for the others
     z3.set_param("smt.random_seed", 7)
     z3.set_param("sat.random_seed", 7)
     try:
@@ -145,8 +147,8 @@ def test_a_stage_that_does_not_settle_from_the_first_stages_fixpoint_gets_anothe
     assert r.ok
     # the draw that did not settle adds nothing: the next draw follows at once (the stage would repeat its try)
     assert [(at, seed, limit) for at, seed, _, limit in seen] == [
-        (SMALL, "7", clauses.MAX_ROUNDS), (larger, "7", 1), (SMALL, "1007", clauses.MAX_ROUNDS),
-        (SMALL, "2007", clauses.MAX_ROUNDS), (larger, "7", clauses.MAX_ROUNDS), (last, "7", clauses.MAX_ROUNDS)]
+        (SMALL, "7", clauses.MAX_ROUNDS), (larger, "7", 1), (SMALL, "1007", 5),
+        (SMALL, "2007", 5), (larger, "7", clauses.MAX_ROUNDS), (last, "7", clauses.MAX_ROUNDS)]
     assert seen[1][2] == ["a", "b"] and seen[4][2] == ["a", "b", "c"]
     assert [row.get("z3_seed_offset", 0) for row in r.to_json()] == [0, 0, 1000, 2000, 0, 0]
     assert r.seconds_by_part[f"houdini and cores at {SMALL.short()}"] == 3.0
