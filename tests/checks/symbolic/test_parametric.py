@@ -291,7 +291,8 @@ def test_cli_learned_lemmas_are_evaluated_not_trusted(capsys: pytest.CaptureFixt
     assert main(["prove", "--vcpus", "1", "--no-shipped-lemmas", "--infer-first", "--invariant-out", str(learned),
                  "--json"]) == 0
     capsys.readouterr()
-    code, out, _ = cli(capsys, "--lemmas", str(learned), "--no-shipped-lemmas", "--json")
+    # --timeout 40: the counterexample search after the routes gets 4 s, not the default limit's 30 (33 s -> 7 s)
+    code, out, _ = cli(capsys, "--lemmas", str(learned), "--no-shipped-lemmas", "--json", "--timeout", "40")
     doc = json.loads(out)
     assert code == 3 and doc["status"] == "unknown" and "counterexample to induction" in doc["reason"]
     assert doc["dropped_by_houdini"] and "cur[i]" in " ".join(d["name"] for d in doc["dropped_by_houdini"])
