@@ -106,23 +106,27 @@ class _AtBounds:
         self.level: list[int] = []  # per node: 0 a read, else 1 + its deepest argument's
         #: (id(fn), params) -> (fn, each assignment's value: a node or a constant; None where untraceable)
         self.traced: dict[tuple[int, tuple], tuple[Fn, list[Any] | None]] = {}
+        #: per parameter list, the vocabulary's reads traced so far by (text, assignment) (vocabulary._read's memo:
+        #: the literals share their reads; half of the tracing's time was reading them again)
+        self.reads: dict[tuple, dict[Any, Any]] = {}
         self.plans: OrderedDict[tuple, _Plan] = OrderedDict()
 
     def roots(self, fn: Fn, params: tuple, assigns: list[tuple[int, ...]]) -> list[Any] | None:
         key = (id(fn), params)
         hit = self.traced.get(key)
         if hit is None:
-            hit = (fn, self._trace(fn, assigns))  # fn kept: its id stays its own
+            hit = (fn, self._trace(fn, assigns, self.reads.setdefault(params, {})))  # fn kept: its id stays its own
             self.traced[key] = hit
         return hit[1]
 
-    def _trace(self, fn: Fn, assigns: list[tuple[int, ...]]) -> list[Any] | None:
+    def _trace(self, fn: Fn, assigns: list[tuple[int, ...]], reads: dict[Any, Any]) -> list[Any] | None:
         from deferral.checks.explicit.kernels import Node, TraceOps
         from deferral.model.context import StepContext
 
         out: list[Any] = []
         for a in assigns:
             ctx = StepContext(self.layout, TraceOps(self.tracer), self.tracer.reads)
+            object.__setattr__(ctx, "memo_reads", reads)  # read-only, one tracer: a read's node is the same node
             try:
                 value = fn(ctx, *a)
             except BaseException as exc:  # noqa: BLE001 - Untraceable, or the function's own error: the generic path
