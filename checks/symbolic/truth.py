@@ -100,7 +100,6 @@ class _AtBounds:
     def __init__(self, protocol: Protocol, b: Bounds) -> None:
         from deferral.checks.explicit.kernels import Tracer
 
-        self.protocol, self.b = protocol, b
         self.layout = protocol.layout(b)
         self.tracer = Tracer(self.layout)
         self.level: list[int] = []  # per node: 0 a read, else 1 + its deepest argument's
