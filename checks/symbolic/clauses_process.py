@@ -99,6 +99,10 @@ class Team:
 
     def __init__(self, protocol: Protocol, learners_asked: int | None = None) -> None:
         self.protocol, self.members, self.why_here = protocol, [], ""
+        # what was asked last (:meth:`ask`): the learners still at it, the answers so far, the seed of the one that won
+        self._pending: dict[Connection, Spawned] = {}
+        self._ended: dict[int, Any] = {}
+        self._won: int | None = None
         count = learners(learners_asked)
         rec = recipe(protocol) if count else None
         if not count:
@@ -140,43 +144,45 @@ class Team:
 
     def ask(self, kind: str, kw: dict[str, Any]) -> None:
         """Every learner asked to do ``kind`` with ``kw``; :meth:`collect` takes the answers (the caller may do
-        other work meanwhile: the learners' notes wait in their pipes)."""
+        other work meanwhile, calling :meth:`poll` now and then: the learners' notes wait in their pipes)."""
+        self._pending, self._ended, self._won = {one.conn: one for one in self.members}, {}, None
         for one in self.members:
             one.send((kind, kw))
+
+    def poll(self, *, decode: Callable[["Spawned", Any], Any], won: Callable[[Any], bool],
+             note: Callable[[str], None] | None) -> bool:
+        """What the learners sent since, taken without waiting (notes passed on, answers kept for :meth:`collect`):
+        True once an answer ``won``."""
+        while self._won is None and self._pending:
+            ready = wait(list(self._pending), timeout=0)
+            if not ready:
+                break
+            for conn in ready:
+                self._take(conn, decode, won, note)
+                if self._won is not None:
+                    break
+        return self._won is not None
 
     def collect(self, *, until: float | None, decode: Callable[["Spawned", Any], Any], won: Callable[[Any], bool],
                 note: Callable[[str], None] | None, describe: Callable[[Any], str], label: str) -> tuple[Any, list[str]]:
         """The answers to what :meth:`ask` asked, as :meth:`race` says."""
-        team, many = self.members, len(self.members) > 1
-        ended: dict[int, Any] = {}
-        pending = {one.conn: one for one in team}
-        while pending:
+        team, ended, pending = self.members, self._ended, self._pending
+        while self._won is None and pending:
             if until is not None and time.monotonic() > until:
                 for one in pending.values():
                     ended[one.seed] = LearnerGone("stopped at the time limit, still learning")
                 break
             step = 1.0 if until is None else max(0.0, min(1.0, until - time.monotonic()))
             for conn in wait(list(pending), timeout=step):
-                one = pending[conn]
-                try:
-                    what, body = one.receive()
-                except LearnerGone as exc:
-                    ended[one.seed] = exc
-                    del pending[conn]
-                    continue
-                if what == "note":
-                    if note:
-                        note(f"learner {one.seed}: {body}" if many else body)
-                    continue
-                del pending[conn]
-                ended[one.seed] = decode(one, body) if what == "done" else (
-                    body if what == "raised" else RuntimeError(f"learner {one.seed} failed:\n{body}"))
-                if not isinstance(ended[one.seed], BaseException) and won(ended[one.seed]):
-                    return ended[one.seed], _where(team, ended, one.seed, describe, label)
+                self._take(conn, decode, won, note)
+                if self._won is not None:
+                    break
             for conn, one in list(pending.items()):
-                if not one.alive() and not conn.poll(0):
+                if self._won is None and not one.alive() and not conn.poll(0):
                     ended[one.seed] = LearnerGone(one.ended())
                     del pending[conn]
+        if self._won is not None:
+            return ended[self._won], _where(team, ended, self._won, describe, label)
         first = ended[team[0].seed]
         if not isinstance(first, BaseException):
             return first, _where(team, ended, team[0].seed, describe, label)
@@ -185,6 +191,28 @@ class Team:
             seed = next(k for k, x in ended.items() if x is other)
             return other, _where(team, ended, seed, describe, label)
         raise first
+
+    def _take(self, conn: Connection, decode: Callable[["Spawned", Any], Any], won: Callable[[Any], bool],
+              note: Callable[[str], None] | None) -> None:
+        """One message from a learner: a note passed on, or its answer (or its end) kept; an answer that ``won``
+        marks the race as won."""
+        one = self._pending[conn]
+        try:
+            what, body = one.receive()
+        except LearnerGone as exc:
+            self._ended[one.seed] = exc
+            del self._pending[conn]
+            return
+        if what == "note":
+            if note:
+                note(f"learner {one.seed}: {body}" if len(self.members) > 1 else body)
+            return
+        del self._pending[conn]
+        got = decode(one, body) if what == "done" else (
+            body if what == "raised" else RuntimeError(f"learner {one.seed} failed:\n{body}"))
+        self._ended[one.seed] = got
+        if not isinstance(got, BaseException) and won(got):
+            self._won = one.seed
 
 
 def _where(team: list["Spawned"], ended: dict[int, Any], shown: int, describe: Callable[[Any], str],
