@@ -129,8 +129,11 @@ class Team:
         self.close()
 
     def close(self) -> None:
+        """Stop every learner: one still at what it was asked is killed at once (its answer is not needed: waiting
+        a second for each of two busy in Z3 took an unknown past its limit, 61.0 s of --timeout 60); the others
+        are asked to stop."""
         for one in self.members:
-            one.close()
+            one.close(at_work=one.conn in self._pending)
 
     def race(self, kind: str, kw: dict[str, Any], *, until: float | None, decode: Callable[["Spawned", Any], Any],
              won: Callable[[Any], bool], note: Callable[[str], None] | None, describe: Callable[[Any], str],
@@ -411,16 +414,18 @@ class Spawned:
         alive = [props[d["property"]] if "property" in d else next(rebuilt) for d in body["alive"]]
         return Outcome(**{**body, "alive": alive})
 
-    def close(self) -> None:
-        """Stop the process (asked first; killed if it does not stop within a second)."""
+    def close(self, at_work: bool = False) -> None:
+        """Stop the process: asked first (killed if it does not stop within a second), or, ``at_work`` (busy with
+        a job whose answer is not wanted), killed at once."""
         if self._proc is None:
             return
         try:
-            self.conn.send(("stop", None))
+            if not at_work:
+                self.conn.send(("stop", None))
         except (OSError, ValueError):
             pass
         try:
-            self._proc.wait(1.0)
+            self._proc.wait(0.0 if at_work else 1.0)
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
