@@ -129,9 +129,9 @@ class Team:
         self.close()
 
     def close(self) -> None:
-        """Stop every learner: one still at what it was asked is killed at once (its answer is not needed: waiting
-        a second for each of two busy in Z3 took an unknown past its limit, 61.0 s of --timeout 60); the others
-        are asked to stop."""
+        """Stop every learner: one still at what it was asked is killed at once (its answer is not wanted; asked,
+        a learner busy in Z3 was waited for a full second, after each proof and, per learner, at the time limit);
+        the others are asked to stop."""
         for one in self.members:
             one.close(at_work=one.conn in self._pending)
 
@@ -147,24 +147,10 @@ class Team:
 
     def ask(self, kind: str, kw: dict[str, Any]) -> None:
         """Every learner asked to do ``kind`` with ``kw``; :meth:`collect` takes the answers (the caller may do
-        other work meanwhile, calling :meth:`poll` now and then: the learners' notes wait in their pipes)."""
+        other work meanwhile: the learners' notes wait in their pipes)."""
         self._pending, self._ended, self._won = {one.conn: one for one in self.members}, {}, None
         for one in self.members:
             one.send((kind, kw))
-
-    def poll(self, *, decode: Callable[["Spawned", Any], Any], won: Callable[[Any], bool],
-             note: Callable[[str], None] | None) -> bool:
-        """What the learners sent since, taken without waiting (notes passed on, answers kept for :meth:`collect`):
-        True once an answer ``won``."""
-        while self._won is None and self._pending:
-            ready = wait(list(self._pending), timeout=0)
-            if not ready:
-                break
-            for conn in ready:
-                self._take(conn, decode, won, note)
-                if self._won is not None:
-                    break
-        return self._won is not None
 
     def collect(self, *, until: float | None, decode: Callable[["Spawned", Any], Any], won: Callable[[Any], bool],
                 note: Callable[[str], None] | None, describe: Callable[[Any], str], label: str) -> tuple[Any, list[str]]:

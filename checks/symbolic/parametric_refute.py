@@ -98,22 +98,6 @@ class SmallSearch:
         return "no counterexample at " + ", ".join(s.show() for s in self.searched)
 
 
-class _Stopped(Exception):
-    """A search ended because its caller's ``stop`` said so."""
-
-
-def _stopping(stop: Callable[[], bool] | None) -> Callable[[Any], None] | None:
-    """A search's progress function that raises :class:`_Stopped` once ``stop`` says so (None: no check)."""
-    if stop is None:
-        return None
-
-    def progress(_: Any) -> None:
-        if stop():
-            raise _Stopped
-
-    return progress
-
-
 def instances(bounds: Bounds, start: int = 0, within: bool = False) -> list[tuple[int, Bounds]]:
     """The small instances from ``SMALL[start]`` on (with their index), at ``bounds``' other values
     (Q, S, ...); ``within``: only those no larger than ``bounds`` in N, V and F (a bounded claim's)."""
@@ -132,14 +116,11 @@ def instances(bounds: Bounds, start: int = 0, within: bool = False) -> list[tupl
 
 def search_small(protocol: Protocol, bounds: Bounds, budget_s: float, max_states: int, start: int = 0,
                  note: Callable[[str], None] | None = None, within: bool = False,
-                 pick: Callable[[Bounds], bool] | None = None, total_states: int | None = None,
-                 stop: Callable[[], bool] | None = None) -> SmallSearch:
+                 pick: Callable[[Bounds], bool] | None = None, total_states: int | None = None) -> SmallSearch:
     """Search the small instances (from ``SMALL[start]``; ``within``: only those no larger than
     ``bounds``; ``pick``: only those it accepts) in order until one violates an invariant, the
-    budget is spent, ``stop`` says so, or none is left; each search capped at ``max_states``
-    states, all of them together at ``total_states``. ``stop`` is asked before each instance and at
-    each progress report of a search (about every second); an instance it stops is not counted as
-    searched."""
+    budget is spent, or none is left; each search capped at ``max_states`` states, all of them
+    together at ``total_states``."""
     from deferral.checks.explicit.search import search
     from deferral.model.variants import AsymmetricProtocol
 
@@ -153,19 +134,16 @@ def search_small(protocol: Protocol, bounds: Bounds, budget_s: float, max_states
             continue
         left = budget_s - (time.monotonic() - began)
         cap = max_states if total_states is None else min(max_states, total_states - sum(x.states for x in done.searched))
-        if left <= 0.05 or cap <= 0 or (stop is not None and stop()):
+        if left <= 0.05 or cap <= 0:
             break
         if note is not None:
             note(f"searching {at.short()} for a counterexample")
         options: dict[str, Any] = dict(max_states=cap, time_limit=left, workers=1, until_all_violated=True,
-                                       memory_limit=SEARCH_MEMORY, progress=_stopping(stop))
+                                       memory_limit=SEARCH_MEMORY)
         try:
-            try:
-                res = search(only, at, **options)
-            except AsymmetricProtocol:  # VCPUs not alike: no symmetry reduction, same counterexamples
-                res = search(only, at, symmetry=False, **options)
-        except _Stopped:
-            break
+            res = search(only, at, **options)
+        except AsymmetricProtocol:  # VCPUs not alike: no symmetry reduction, same counterexamples
+            res = search(only, at, symmetry=False, **options)
         bad = [o for o in res.outcomes if o.status == "violated" and o.path is not None]
         if bad:
             first = min(bad, key=lambda o: o.length or 0)

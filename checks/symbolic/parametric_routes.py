@@ -150,37 +150,29 @@ def prove_for_every(protocol: Protocol, bounds: Bounds, *, limit: float | None, 
         sources = (["model/invariant.py"] if shipped else []) + ([f"--lemmas {lemma_file}"] if lemma_file else [])
         res.lemma_source = " and ".join(sources) + (", then Houdini" if res.dropped else "")
     res.elapsed_s = time.monotonic() - began
-    last: refute.SmallSearch | None = None  # the last search, where it ran beside the learners
     if res.status != "proved" and lemma_file is None:  # learn families and prove them for every N, V, F
         # spawned learners start learning now, while this process searches (seconds, counted) the instances the
-        # first search left unfinished, further: a counterexample there stops them; then, still beside them (they
-        # have the reserve's time too), the last search, which a learner's proof stops
-        with Asked(protocol, bounds, shipped, timeout, reserve, began, learners, note) as asked:
+        # first search left unfinished, further: a counterexample there stops them
+        with Asked(protocol, bounds, shipped, timeout, began, learners) as asked:
             second = refute.search_small(protocol, bounds, min(refute.SECOND_S, refute.SECOND_SHARE * timeout),
                                          refute.SECOND_STATES, start=first.next_index(), note=note,
-                                         total_states=refute.SECOND_TOTAL, stop=asked.answered)
+                                         total_states=refute.SECOND_TOTAL)
             if second.refutation is not None:
                 return refuted(protocol, bounds, second.refutation, began), ""
             first = first.then(second)
-            if asked.team.members:
-                last = refute.search_small(protocol, bounds, min(reserve, asked.deadline - time.monotonic()),
-                                           refute.LAST_STATES, start=first.next_index(), note=note,
-                                           stop=asked.answered)
-                if last.refutation is not None:
-                    return refuted(protocol, bounds, last.refutation, began), ""
             res, why_not = _learned(protocol, bounds, res, shipped, timeout, began, hard_limit, limit_error, note,
                                     asked)
         reasons.append(why_not)
         res.elapsed_s = time.monotonic() - began  # the shipped lemmas' try and the learning
     if res.status != "proved":
-        if last is None:
-            # what is kept for it, never past the limit (a route that overran its share leaves less)
-            budget = min(reserve, timeout + reserve - (time.monotonic() - began) - 1.0)
-            last = refute.search_small(protocol, bounds, budget, refute.LAST_STATES, start=first.next_index(),
-                                       note=note)
-            if last.refutation is not None:
-                return refuted(protocol, bounds, last.refutation, began), ""
-        reasons.append(first.then(last).summary())
+        start = first.next_index()
+        # what is kept for it, never past the limit (a route that overran its share leaves less)
+        budget = min(reserve, timeout + reserve - (time.monotonic() - began) - 1.0)
+        more = refute.search_small(protocol, bounds, budget, refute.LAST_STATES, start=start, note=note)
+        if more.refutation is not None:
+            return refuted(protocol, bounds, more.refutation, began), ""
+        searched = [x for x in first.searched if x.index < start] + more.searched
+        reasons.append(refute.SmallSearch(searched=searched).summary())
         res.elapsed_s = time.monotonic() - began  # the routes and both searches
     return res, "; ".join(x for x in reasons if x) if res.status != "proved" else ""
 
@@ -197,36 +189,20 @@ def refuted(protocol: Protocol, bounds: Bounds, refutation: Any, began: float) -
 
 class Asked:
     """The learning of families for every N, V, F, asked of spawned learners at once (a context: they are stopped
-    at its end), with what is left of the limit, the last search's ``reserve`` included (that search runs beside
-    them); where none can be spawned (or the time is too short), nothing yet: :func:`_learned` learns in this
-    process, within the limit less the reserve, and the last search follows it."""
+    at its end), with what is left of the limit; where none can be spawned (or the time is too short), nothing
+    yet: :func:`_learned` learns in this process."""
 
-    def __init__(self, protocol: Protocol, bounds: Bounds, shipped: bool, timeout: float, reserve: float,
-                 began: float, learners: int | None, note: Callable[[str], None] | None) -> None:
+    def __init__(self, protocol: Protocol, bounds: Bounds, shipped: bool, timeout: float, began: float,
+                 learners: int | None) -> None:
         from deferral.checks.symbolic import clauses_process
 
-        self.protocol, self.note = protocol, note
         self.t0 = time.monotonic()
         # a learner past its deadline is stopped (LATE_S later): no margin for an overrun as in this process
-        self.learn_s = learn_budget(timeout + reserve, began, LEARNERS_MARGIN_S)
+        self.learn_s = learn_budget(timeout, began, LEARNERS_MARGIN_S)
         self.deadline = self.t0 + self.learn_s
         self.team = clauses_process.Team(protocol, learners if self.learn_s >= LEARN_MIN_S else 0)
         if self.team.members:
             self.team.ask("for_every", {"bounds": bounds, "shipped": shipped, "deadline": self.deadline})
-
-    def decode(self, one: Any, body: Any) -> Any:
-        """A learner's answer as a :class:`~deferral.checks.symbolic.parametric_learning.Learning`."""
-        from deferral.checks.symbolic.parametric_learning import Learning
-
-        return Learning.from_data(body, self.protocol)
-
-    @staticmethod
-    def won(got: Any) -> bool:
-        return bool(got.status == "proved")
-
-    def answered(self) -> bool:
-        """Whether a learner has proved it yet (without waiting; its notes passed on meanwhile)."""
-        return bool(self.team.members) and self.team.poll(decode=self.decode, won=self.won, note=self.note)
 
     def __enter__(self) -> "Asked":
         return self
@@ -256,8 +232,10 @@ def _learned(protocol: Protocol, bounds: Bounds, res: Any, shipped: bool, timeou
     team = asked.team
     if team.members:
         try:
-            got, where = team.collect(until=asked.deadline + clauses_process.LATE_S, decode=asked.decode,
-                                      won=asked.won, note=note, describe=describe, label="parametric learning")
+            got, where = team.collect(until=asked.deadline + clauses_process.LATE_S,
+                                      decode=lambda one, body: Learning.from_data(body, protocol),
+                                      won=lambda x: x.status == "proved", note=note, describe=describe,
+                                      label="parametric learning")
         except clauses_process.LearnerGone as exc:
             cut = f"the learners gave no answer ({exc})"
     else:

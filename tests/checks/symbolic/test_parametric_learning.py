@@ -83,17 +83,13 @@ def test_prove_parametric_learns_in_a_fresh_process(capsys: pytest.CaptureFixtur
 
 def test_learners_asked_before_the_search_are_stopped_with_it() -> None:
     """The learners start learning when asked (before prove's own search for a counterexample, which runs
-    meanwhile) and end when that search's block does (a counterexample found there returns from inside it); the
-    last search's reserve is theirs too (it runs beside them)."""
+    meanwhile) and end when that search's block does (a counterexample found there returns from inside it)."""
     from deferral.checks.symbolic.parametric_routes import LEARNERS_MARGIN_S, Asked
 
-    with Asked(REFERENCE, AT, shipped=False, timeout=54.0, reserve=6.0, began=time.monotonic(), learners=2,
-               note=None) as asked:
+    with Asked(REFERENCE, AT, shipped=False, timeout=60.0, began=time.monotonic(), learners=2) as asked:
         procs = [one._proc for one in asked.team.members]
         assert len(procs) == 2 and all(p.poll() is None for p in procs)
         assert asked.deadline - asked.t0 == asked.learn_s == pytest.approx(60.0 - LEARNERS_MARGIN_S, abs=0.5)
-        assert not asked.answered()  # nothing proved yet, and no waiting for it
     assert all(p.poll() is not None for p in procs)
-    with Asked(REFERENCE, AT, shipped=False, timeout=3.0, reserve=2.0, began=time.monotonic(), learners=2,
-               note=None) as asked:
+    with Asked(REFERENCE, AT, shipped=False, timeout=5.0, began=time.monotonic(), learners=2) as asked:
         assert not asked.team.members  # too little time to learn: nothing is started

@@ -65,18 +65,6 @@ def test_a_safe_protocol_is_never_refuted_and_the_searched_instances_are_named()
     assert done.next_index() == capped[0].index  # a later search starts at the first capped instance
 
 
-def test_a_search_its_caller_stops_ends_there_without_the_instance_it_stopped() -> None:
-    """``stop`` (a learner's proof, where the search runs beside the learners) is asked before each instance and
-    at the search's progress reports: once it says so the search ends, and the instance it stopped in is not
-    reported as searched."""
-    notes: list[str] = []  # one per instance, as its search starts
-    done = refute.search_small(REFERENCE, Bounds(2, 1, 1, 1), 60, 5_000, note=notes.append,
-                               stop=lambda: len(notes) == 3)  # in the third instance's search
-    whole = refute.search_small(REFERENCE, Bounds(2, 1, 1, 1), 60, 5_000)
-    assert done.refutation is None and len(notes) == 3 and done.searched == whole.searched[:2]
-    assert refute.search_small(REFERENCE, Bounds(2, 1, 1, 1), 60, 5_000, stop=lambda: True).searched == []
-
-
 def test_a_users_buggy_change_with_new_variables_and_steps_is_refuted(tmp_path: Path,
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     """A change of the user's own (ack before the remote flush, the flush a later step, three new
