@@ -8,7 +8,10 @@ before: the terms the routes before it built (a bounded model check that got fur
 load builds more), when Python freed others, where they lie in memory. One command then proved a
 variant on one run and gave up on the next (lazy_tlb_ipi at 4,3,3,3,S=2: its first stage in 3, 8 or 9
 rounds; PROVE.md, 6 Dec). Own Z3 contexts in the same process were not enough; a process that runs
-the same code from the same inputs repeats its course. So each learner is a new interpreter
+the same code from the same inputs repeats much more of its course, though not all of it: what is cut by
+time (an unsat core within 2 s, a stage's share of the deadline) can still send two runs apart (the
+reference's --parametric learning at 1,1,1,1,S=2 with 300 s to go, asked twice of one fresh learner in a
+row: proved in 38.9 s and in 211.9 s; PROVE.md, 6 Dec, evening). So each learner is a new interpreter
 (``python -c``: nothing of this process's memory, and the caller's main script is not run again as
 multiprocessing's spawn would), given its inputs alone: the protocol (loaded again from where it came
 from, :mod:`deferral.checks.symbolic.recipe`), the samples, the bounds, the deadlines.
