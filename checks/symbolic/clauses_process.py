@@ -8,15 +8,14 @@ before: the terms the routes before it built (a bounded model check that got fur
 load builds more), when Python freed others, where they lie in memory. One command then proved a
 variant on one run and gave up on the next (lazy_tlb_ipi at 4,3,3,3,S=2: its first stage in 3, 8 or 9
 rounds; PROVE.md, 6 Dec). Own Z3 contexts in the same process were not enough; a process that runs
-the same code from the same inputs repeats much more of its course, though not all of it: what is cut by
-time (an unsat core within 2 s, a stage's share of the deadline) can still send two runs apart (the
-reference's --parametric learning at 1,1,1,1,S=2 with 300 s to go, asked twice of one fresh learner in a
-row: proved in 38.9 s and in 211.9 s; PROVE.md, 6 Dec, evening). So each learner is a new interpreter
+the same code from the same inputs, with the same string hash seed (:class:`Spawned`), repeats its course
+(what is cut by time aside: an unsat core within 2 s, a stage's share of the deadline). So each learner is
+a new interpreter
 (``python -c``: nothing of this process's memory, and the caller's main script is not run again as
 multiprocessing's spawn would), given its inputs alone: the protocol (loaded again from where it came
 from, :mod:`deferral.checks.symbolic.recipe`), the samples, the bounds, the deadlines.
 
-Why two: a course is a draw. With another Z3 seed the same learning takes another one (drain_zaps at
+Why two: a course is a draw. With another Z3 seed (and hash seed) the same learning takes another one (drain_zaps at
 4,3,3,3,S=2: unknown with one seed, proved in 35 s with the next), and while it learns this process
 only waits, so on two CPUs a second learner costs no wall-clock time. Each learner's course is its
 own (seed 0 is Z3's default); the verdict is "proved" when either proves within the deadline; which
@@ -329,7 +328,11 @@ class LearnerGone(RuntimeError):
 
 @dataclass
 class Spawned:
-    """One learner in a process of its own (see the module docstring), with Z3 seed ``seed``."""
+    """One learner in a process of its own (see the module docstring), with Z3 seed ``seed`` and the same string
+    hash seed (PYTHONHASHSEED): the order of a set of names, and with it the order the learning builds its Z3 terms
+    in, followed the interpreter's random hash seed, and so did Z3's answers (the reference's learning at
+    1,1,1,1,S=2, asked twice at once of fresh learners, parted in its first Houdini round, 198 and 194 of 233
+    families kept, and was proved in 45.0 s and in 205.0 s; with the hash seed fixed, twice the same course)."""
 
     protocol: Protocol
     seed: int = 0
@@ -345,7 +348,8 @@ class Spawned:
         try:
             self._proc = subprocess.Popen(
                 [sys.executable, "-c", BOOT, str(theirs.fileno()), json.dumps(sys.path)], pass_fds=[theirs.fileno()],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._errors)
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._errors,
+                env={**os.environ, "PYTHONHASHSEED": str(self.seed)})
         except OSError as exc:
             mine.close()
             return f"cannot start a process ({exc})"
