@@ -179,3 +179,16 @@ def test_learners_still_at_work_at_the_time_limit_are_stopped() -> None:
         clauses_process.prove_learned(REFERENCE, at, [(at, "exhaustive")], [at], deadline=time.monotonic() + 120,
                                       check_deadline=time.monotonic() + 2, learners_asked=2)
     assert time.monotonic() - began < 2 + clauses_process.LATE_S + 3
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads the learner's environment from /proc")
+def test_a_learner_runs_with_its_seed_as_its_string_hash_seed() -> None:
+    """Learner k hashes strings with seed k (PYTHONHASHSEED), whatever the caller's: with the interpreter's random
+    one, two runs of one learning parted in their first Houdini round (the order of a set of names)."""
+    one = clauses_process.Spawned(REFERENCE, 1)
+    assert one.start(recipe(REFERENCE)) is None  # type: ignore[arg-type]
+    try:
+        env = Path(f"/proc/{one._proc.pid}/environ").read_bytes().split(b"\0")
+        assert b"PYTHONHASHSEED=1" in env
+    finally:
+        one.close()
