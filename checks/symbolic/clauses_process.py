@@ -9,14 +9,13 @@ load builds more), when Python freed others, where they lie in memory. One comma
 variant on one run and gave up on the next (lazy_tlb_ipi at 4,3,3,3,S=2: its first stage in 3, 8 or 9
 rounds; PROVE.md, 6 Dec). Own Z3 contexts in the same process were not enough; a process that runs
 the same code from the same inputs, with the same string hash seed (:class:`Spawned`), repeats its course
-(what is cut by time aside: an unsat core within 2 s, a stage's share of the deadline). So each learner is
-a new interpreter
-(``python -c``: nothing of this process's memory, and the caller's main script is not run again as
-multiprocessing's spawn would), given its inputs alone: the protocol (loaded again from where it came
-from, :mod:`deferral.checks.symbolic.recipe`), the samples, the bounds, the deadlines.
+(what is cut by time aside: an unsat core within 2 s, a stage's share of the deadline). So each learner is a
+new interpreter (``python -c``: nothing of this process's memory, and the caller's main script is not run
+again as multiprocessing's spawn would), given its inputs alone: the protocol (loaded again from where it
+came from, :mod:`deferral.checks.symbolic.recipe`), the samples, the bounds, the deadlines.
 
-Why two: a course is a draw. With another Z3 seed (and hash seed) the same learning takes another one (drain_zaps at
-4,3,3,3,S=2: unknown with one seed, proved in 35 s with the next), and while it learns this process
+Why two: a course is a draw. With another Z3 seed (and hash seed) the same learning takes another one
+(drain_zaps at 4,3,3,3,S=2: unknown with one seed, proved in 35 s with the next), and while it learns this process
 only waits, so on two CPUs a second learner costs no wall-clock time. Each learner's course is its
 own (seed 0 is Z3's default); the verdict is "proved" when either proves within the deadline; which
 proof is shown, where both do, is the one that came first.
