@@ -709,11 +709,14 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         # as the one that decides: 5-12 s of 40-50 at 6,3,3,3,S=2; PROVE.md, 6 Dec, s6)
         every = clauses.stage_bounds(protocol, bounds)
         # in fresh processes where it can (clauses_process: a course then depends on its inputs alone, not on
-        # what this process did before; two learners with their own Z3 seeds where there are two CPUs)
+        # what this process did before; two learners with their own Z3 seeds where there are two CPUs); their
+        # Houdini and induction here end LATE_S before the limit, as this process waits for them that long past
+        # it (unknowns at 4,3,3,3,S=2 ended 0.1-0.8 s past a 60-s limit; PROVE.md, 6 Dec, evening)
+        check_s = None if timeout is None else max(0.5, (left() or 0.0) - clauses_process.LATE_S)
         try:
             out, where = clauses_process.prove_learned(
                 protocol, bounds, clauses.plan(protocol, concrete(), within=bounds), every[:-1],
-                deadline=began + budget, check_deadline=None if timeout is None else time.monotonic() + (left() or 0.0),
+                deadline=began + budget, check_deadline=None if check_s is None else time.monotonic() + check_s,
                 given=given, note=say, enc=enc, learners_asked=learners)
         except (EncodingError, StepError) as exc:
             why("enumerated", f"not tried ({exc})")
