@@ -8,8 +8,9 @@ before: the terms the routes before it built (a bounded model check that got fur
 load builds more), when Python freed others, where they lie in memory. One command then proved a
 variant on one run and gave up on the next (lazy_tlb_ipi at 4,3,3,3,S=2: its first stage in 3, 8 or 9
 rounds; PROVE.md, 6 Dec). Own Z3 contexts in the same process were not enough; a process that runs
-the same code from the same inputs, with the same string hash seed (:class:`Spawned`), repeats its course
-(what is cut by time aside: an unsat core within 2 s, a stage's share of the deadline). So each learner is a
+the same code from the same inputs, with the same string hash seed (:class:`Spawned`) and its cyclic garbage
+collected at the same points of its course (:func:`collecting`), repeats its course (what is cut by time
+aside: an unsat core within 2 s, a stage's share of the deadline). So each learner is a
 new interpreter (``python -c``: nothing of this process's memory, and the caller's main script is not run
 again as multiprocessing's spawn would), given its inputs alone: the protocol (loaded again from where it
 came from, :mod:`deferral.checks.symbolic.recipe`), the samples, the bounds, the deadlines.
@@ -269,9 +270,7 @@ def _serve(conn: Any, rec: Recipe, seed: int) -> None:
         z3.set_param("sat.random_seed", seed)
     conn.send(("ready", None))
     gc.freeze()  # what is loaded stays: out of the collector's sight, as the CLI does (deferral.cli)
-
-    def note(text: str) -> None:
-        conn.send(("note", text))
+    note = collecting(lambda text: conn.send(("note", text)))
 
     while True:
         try:
@@ -288,6 +287,30 @@ def _serve(conn: Any, rec: Recipe, seed: int) -> None:
                 conn.send(("raised", exc))
             except Exception:  # noqa: BLE001 - an exception that does not travel: its text
                 conn.send(("failed", "".join(traceback.format_exception(exc))))
+
+
+#: :func:`collecting`: every this many notes the collection is a full one (the others: the young generations).
+FULL_COLLECT_EVERY = 10
+
+
+def collecting(send: Callable[[str], None]) -> Callable[[str], None]:
+    """A learner's note function: ``send`` after a collection of the cyclic garbage, with the collector's own
+    runs switched off. Z3 reuses the ids of the terms Python frees, and its answers follow those ids, so when the
+    garbage is collected shapes the course; left to the collector, that is when the allocation counts say, which
+    depends on everything the process did before (a compiled kernel built or found in the cache: mask_before_send's
+    first stage at 2,1,1,1,S=2 took another course with an empty kernel cache, in 2 runs of 14, and the same one
+    with collections here, 4 of 4; PROVE.md, 7 Dec). A note comes at the same points of a learning every run
+    (each round, each stage), and costs 0.2-0.4 s of collections in a first stage."""
+    gc.disable()
+    count = 0
+
+    def note(text: str) -> None:
+        nonlocal count
+        count += 1
+        gc.collect(2 if count % FULL_COLLECT_EVERY == 0 else 1)
+        send(text)
+
+    return note
 
 
 def child_main(fd: int) -> None:

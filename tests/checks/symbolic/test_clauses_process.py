@@ -192,3 +192,40 @@ def test_a_learner_runs_with_its_seed_as_its_string_hash_seed() -> None:
         assert b"PYTHONHASHSEED=1" in env
     finally:
         one.close()
+
+
+
+class _Node:
+    """An object in a reference cycle: only the cyclic collector frees it."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+
+def test_a_learners_notes_collect_the_garbage_at_the_same_points_every_run() -> None:
+    """clauses_process.collecting: the collector's own runs are off (they come when the allocation counts say,
+    which follows everything the process did before, and Z3's answers follow the ids of the terms Python frees);
+    each note collects first, then sends: the young generations, and every FULL_COLLECT_EVERY-th note all of them."""
+    import gc
+    import weakref
+
+    sent: list[str] = []
+    was = gc.isenabled()
+    try:
+        note = clauses_process.collecting(sent.append)
+        assert not gc.isenabled()
+        old = _Node()
+        gc.collect(1)  # "old" survives into the oldest generation
+        gone_old = weakref.ref(old)
+        del old
+        for n in range(1, clauses_process.FULL_COLLECT_EVERY + 1):
+            gone_young = weakref.ref(_Node())  # garbage at once, but only the collector frees it
+            assert gone_young() is not None
+            note(f"round {n}")
+            assert gone_young() is None  # collected before the note went
+            assert (gone_old() is None) == (n == clauses_process.FULL_COLLECT_EVERY)
+        assert sent == [f"round {n}" for n in range(1, clauses_process.FULL_COLLECT_EVERY + 1)]
+    finally:
+        if was:
+            gc.enable()
