@@ -298,8 +298,8 @@ def collecting(send: Callable[[str], None]) -> Callable[[str], None]:
     runs switched off. Z3 reuses the ids of the terms Python frees, and its answers follow those ids, so when the
     garbage is collected shapes the course; left to the collector, that is when the allocation counts say, which
     depends on everything the process did before (a compiled kernel built or found in the cache: mask_before_send's
-    first stage at 2,1,1,1,S=2 took another course with an empty kernel cache, in 2 runs of 14, and the same one
-    with collections here, 4 of 4; PROVE.md, 7 Dec). A note comes at the same points of a learning every run
+    first stage at 2,1,1,1,S=2 took one course in 12 runs of 12 with the kernels cached and another with an empty
+    kernel cache; with collections here, the same course both ways; PROVE.md, 7 Dec). A note comes at the same points of a learning every run
     (each round, each stage), and costs 0.2-0.4 s of collections in a first stage."""
     gc.disable()
     count = 0

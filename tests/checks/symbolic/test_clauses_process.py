@@ -194,13 +194,11 @@ def test_a_learner_runs_with_its_seed_as_its_string_hash_seed() -> None:
         one.close()
 
 
-
 class _Node:
     """An object in a reference cycle: only the cyclic collector frees it."""
 
     def __init__(self) -> None:
         self.me = self
-
 
 
 def test_a_learners_notes_collect_the_garbage_at_the_same_points_every_run() -> None:
