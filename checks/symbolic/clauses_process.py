@@ -16,8 +16,8 @@ again as multiprocessing's spawn would), given its inputs alone: the protocol (l
 came from, :mod:`deferral.checks.symbolic.recipe`), the samples, the bounds, the deadlines.
 
 Why two: a course is a draw. With another Z3 seed (and hash seed) the same learning takes another one
-(drain_zaps at 4,3,3,3,S=2: unknown with one seed, proved in 35 s with the next), and while it learns this process
-only waits, so on two CPUs a second learner costs no wall-clock time. Each learner's course is its
+(drain_zaps at 4,3,3,3,S=2: unknown with one seed, proved in 35 s with the next), and while it learns this
+process only waits, so on two CPUs a second learner costs no wall-clock time. Each learner's course is its
 own (seed 0 is Z3's default); the verdict is "proved" when either proves within the deadline; which
 proof is shown, where both do, is the one that came first.
 
@@ -299,8 +299,8 @@ def collecting(send: Callable[[str], None]) -> Callable[[str], None]:
     garbage is collected shapes the course; left to the collector, that is when the allocation counts say, which
     depends on everything the process did before (a compiled kernel built or found in the cache: mask_before_send's
     first stage at 2,1,1,1,S=2 took one course in 12 runs of 12 with the kernels cached and another with an empty
-    kernel cache; with collections here, the same course both ways; PROVE.md, 7 Dec). A note comes at the same points of a learning every run
-    (each round, each stage), and costs 0.2-0.4 s of collections in a first stage."""
+    kernel cache; with collections here, the same course both ways; PROVE.md, 7 Dec). A note comes at the same
+    points of a learning every run (each round, each stage), and costs 0.2-0.4 s of collections in a first stage."""
     gc.disable()
     count = 0
 
