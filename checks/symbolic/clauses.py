@@ -53,6 +53,7 @@ from deferral.model.protocol import Protocol
 from deferral.model.schema import Domain, Pair, Queue, Sort
 
 if TYPE_CHECKING:
+    from deferral.checks.symbolic.clauses_peers import Peers
     from deferral.checks.symbolic.forward import Forward
 
 #: Variables of sorts that are not elided, per signature; literals per clause.
@@ -956,12 +957,15 @@ def _at_most(rows: np.ndarray, cap: int) -> np.ndarray:
 def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: Sequence[Bounds],
           deadline: float | None = None, note: Any = None, trim_last: bool = False,
           given: Mapping[Bounds, np.ndarray] | None = None, encodings: Mapping[Bounds, Any] | None = None,
-          walks: tuple[int, int, int] = (WALKERS, WALK_DEPTH, WALK_CAP)) -> Learned:
+          walks: tuple[int, int, int] = (WALKERS, WALK_DEPTH, WALK_CAP), peers: "Peers | None" = None) -> Learned:
     """Sample (``samples_at``: bounds and "exhaustive" or "walks", the walks ``walks``: walkers, steps, states
     kept), enumerate the families, then :func:`learn_at` at each of ``stages`` in turn, each starting from
     what the last one needed (the last stage keeps Houdini's whole fixpoint unless ``trim_last``). ``given``: an exhaustive sample's
     states already drawn (auto's explicit search exhausted that instance: not searched again);
-    ``encodings``: a stage's encoding already built (the caller's, at its bounds: built once)."""
+    ``encodings``: a stage's encoding already built (the caller's, at its bounds: built once); ``peers``: the
+    other learners, which learn the same at once under other seeds (:mod:`~deferral.checks.symbolic.clauses_peers`):
+    the first stage's fixpoint and each draw's are exchanged with theirs, and the second stage starts from the
+    union (:func:`_from_draws`)."""
     from deferral.checks.symbolic.paramlearn import walk_rows
     from deferral.checks.symbolic.vocabulary import sample_rows
     from deferral.model.concrete import Model
@@ -1007,7 +1011,7 @@ def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: 
         enc = None if encodings is None else encodings.get(at)
         if n == 1 and carried:
             tried = _from_draws(protocol, stages[0], at, found, first, start, deadline, note, trim, enc,
-                                first_rounds=done[0].rounds)
+                                first_rounds=done[0].rounds, peers=peers)
             done += tried
             st = tried[-1]
         else:
@@ -1015,10 +1019,19 @@ def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: 
             done.append(st)
         for x in dict.fromkeys(y.at for y in done):  # in the order they ran
             part[f"houdini and cores at {x.short()}"] = sum(y.seconds for y in done if y.at == x)
+        theirs: list[Lemma] = []
+        if carry and peers is not None:
+            # the peers learned the first stage at once under their seeds: each fixpoint goes to the others (a
+            # stage that did not settle sends none, and goes on from the peers' alone where they have some)
+            theirs = peers.exchange(FIRST_TAG, st.alive if st.needed is not None else [],
+                                    _wait_until(st.seconds, deadline), found, note)
+            if st.needed is None and theirs:
+                carried, start = True, theirs
+                continue
         if st.needed is None:
             return Learned([], done, sampled, len(found.families), part, st.why or "no fixpoint", found)
         carried = carry
-        start = st.alive if carry else st.needed
+        start = _union(st.alive, theirs) if carry else st.needed
         if note:
             note(f"clauses: at {at.short()}: {len(st.alive)} of {st.offered} families inductive after "
                  f"{st.rounds} rounds; the properties need {len(st.needed)}")
@@ -1027,14 +1040,16 @@ def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: 
 
 def _from_draws(protocol: Protocol, first_at: Bounds, at: Bounds, found: Enumerated, first: Sequence[Lemma],
                 carried: Sequence[Lemma], deadline: float | None, note: Any, trim: bool, enc: Any,
-                first_rounds: int = 0) -> list[Stage]:
+                first_rounds: int = 0, peers: "Peers | None" = None) -> list[Stage]:
     """The stage at ``at`` after a first stage at ``first_at`` whose fixpoint (``carried``) it starts from: where it
     has not settled after :data:`FALLBACK_ROUNDS` rounds (and time is left), the first stage again (from ``first``)
     under the next seed of :data:`FIRST_DRAWS` (at most :data:`DRAW_ROUNDS` rounds), and the stage starts again from the union of the fixpoints drawn
     (not from its own next round: the families its rounds made kept it from settling in 4 of 6 variants, where the
     union of the fixpoints alone settled in one round; PROVE.md, 6 Dec, afternoon); a draw that adds nothing is
-    followed by the next draw, not by the same try again; the last draw's stage runs to the end. Every stage
-    tried, in order (a draw's :attr:`Stage.draw` its offset); the last is the stage at ``at``."""
+    followed by the next draw, not by the same try again; the last draw's stage runs to the end. With ``peers``,
+    each draw's fixpoint is exchanged with the peers' of the same draw (learned at once under their seeds), and
+    the union takes theirs too (``carried`` is then already the union of every learner's first stage: :func:`learn`).
+    Every stage tried, in order (a draw's :attr:`Stage.draw` its offset); the last is the stage at ``at``."""
     out: list[Stage] = []
     fixpoints, offsets, grown = list(carried), list(FIRST_DRAWS[1:]), True
     while True:
@@ -1054,8 +1069,31 @@ def _from_draws(protocol: Protocol, first_at: Bounds, at: Bounds, found: Enumera
                                                     max_rounds=cap))
         draw.draw = offset
         out.append(draw)
-        union = list({lem.name: lem for lem in [*fixpoints, *(draw.alive if draw.needed is not None else [])]}.values())
+        mine = draw.alive if draw.needed is not None else []
+        theirs = [] if peers is None else peers.exchange(f"draw {offset}", mine, _wait_until(draw.seconds, deadline),
+                                                          found, note)
+        union = _union(fixpoints, mine, theirs)
         grown, fixpoints = len(union) > len(fixpoints), union
+
+
+#: The tag a learner's first-stage fixpoint is exchanged under (a draw's: "draw" and its seed offset).
+FIRST_TAG = "first stage"
+#: How long a learner waits for its peers' fixpoint of a draw: this factor times what its own draw took, at least
+#: the seconds below (and never past the stage's deadline). Within that wait the course is the same every run (the
+#: same fixpoints, in the peers' order); a peer that takes longer than that is not waited for, and the union is
+#: then this learner's alone (the course follows the timing there).
+PEER_WAIT_FACTOR, PEER_WAIT_MIN_S = 2.0, 5.0
+
+
+def _wait_until(own_seconds: float, deadline: float | None) -> float:
+    """The time.monotonic() until which a learner waits for its peers' fixpoint of a draw that took it ``own_seconds``."""
+    until = time.monotonic() + max(PEER_WAIT_MIN_S, PEER_WAIT_FACTOR * own_seconds)
+    return until if deadline is None else min(until, deadline)
+
+
+def _union(*parts: Sequence[Lemma]) -> list[Lemma]:
+    """The families of ``parts``, each once (by name), in their order."""
+    return list({lem.name: lem for part in parts for lem in part}.values())
 
 
 def _under_seed(offset: int, run: Callable[[], Stage]) -> Stage:

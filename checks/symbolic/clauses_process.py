@@ -44,6 +44,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Mapping, Sequence
 
 from deferral.checks.symbolic import clauses, clauses_prove
+from deferral.checks.symbolic.clauses_peers import PeerLinks, Peers
 from deferral.checks.symbolic.clauses_prove import Outcome
 from deferral.checks.symbolic.recipe import Recipe, load, recipe
 from deferral.model.bounds import Bounds
@@ -111,10 +112,17 @@ class Team:
             self.why_here = " (--learners 0)"
         elif rec is None:
             self.why_here = f" ({protocol.name} is neither a published variant nor a variant file's)"
+        seeds = list(range(count if rec is not None else 0))
+        # a socket between every two learners, for their fixpoints (checks/symbolic/clauses_peers.py): each end
+        # goes to its learner's process, and this one keeps neither (an end whose learner did not start closes)
+        links: dict[int, dict[int, socket.socket]] = {seed: {} for seed in seeds}
+        for a in seeds:
+            for b in seeds[a + 1:]:
+                links[a][b], links[b][a] = socket.socketpair()
         try:
-            for seed in range(count if rec is not None else 0):
+            for seed in seeds:
                 one = Spawned(protocol, seed)
-                failed = one.start(rec)  # type: ignore[arg-type]
+                failed = one.start(rec, links[seed])  # type: ignore[arg-type]
                 if failed is None:
                     self.members.append(one)
                 elif not self.members:
@@ -123,6 +131,10 @@ class Team:
         except BaseException:
             self.close()
             raise
+        finally:
+            for ends in links.values():
+                for end in ends.values():
+                    end.close()
 
     def __enter__(self) -> "Team":
         return self
@@ -239,25 +251,28 @@ def _outcome_data(out: Outcome) -> dict[str, Any]:
     return {**{k: v for k, v in vars(out).items() if k != "alive"}, "alive": alive}
 
 
-def _prove_job(protocol: Protocol, note: Callable[[str], None], kw: dict[str, Any]) -> dict[str, Any]:
-    return _outcome_data(clauses_prove.prove_learned(protocol, note=note, **kw))
+def _prove_job(protocol: Protocol, note: Callable[[str], None], kw: dict[str, Any], peers: Peers | None
+               ) -> dict[str, Any]:
+    return _outcome_data(clauses_prove.prove_learned(protocol, note=note, peers=peers, **kw))
 
 
-def _for_every_job(protocol: Protocol, note: Callable[[str], None], kw: dict[str, Any]) -> dict[str, Any]:
+def _for_every_job(protocol: Protocol, note: Callable[[str], None], kw: dict[str, Any], peers: Peers | None
+                   ) -> dict[str, Any]:
     from deferral.checks.symbolic import parametric_learning
 
-    return parametric_learning.learn(protocol, note=note, **kw).to_data()
+    return parametric_learning.learn(protocol, note=note, peers=peers, **kw).to_data()
 
 
-#: What a learner does when asked, by name: (the protocol, a note function, the keyword arguments) -> the
-#: answer as data. "prove": the enumerated route (checks/symbolic/clauses_prove.py); "for_every": --parametric's
-#: learning (checks/symbolic/parametric_learning.py).
-JOBS: dict[str, Callable[[Protocol, Callable[[str], None], dict[str, Any]], dict[str, Any]]] = {
+#: What a learner does when asked, by name: (the protocol, a note function, the keyword arguments, the links to
+#: the other learners or None) -> the answer as data. "prove": the enumerated route
+#: (checks/symbolic/clauses_prove.py); "for_every": --parametric's learning (checks/symbolic/parametric_learning.py).
+JOBS: dict[str, Callable[[Protocol, Callable[[str], None], dict[str, Any], Peers | None], dict[str, Any]]] = {
     "prove": _prove_job, "for_every": _for_every_job}
 
 
-def _serve(conn: Any, rec: Recipe, seed: int) -> None:
-    """The spawned process: load the protocol, then prove as asked, sending notes as they come."""
+def _serve(conn: Any, rec: Recipe, seed: int, peer_fds: Mapping[int, int]) -> None:
+    """The spawned process: load the protocol, then prove as asked, sending notes as they come (and fixpoints to
+    the other learners, ``peer_fds``: a socket's descriptor per peer seed)."""
     try:
         protocol = load(rec)
     except Exception as exc:  # noqa: BLE001 - any failure to load means: learn in the caller's process
@@ -268,10 +283,12 @@ def _serve(conn: Any, rec: Recipe, seed: int) -> None:
 
         z3.set_param("smt.random_seed", seed)
         z3.set_param("sat.random_seed", seed)
+    links = PeerLinks(protocol, seed, {p: Connection(fd) for p, fd in peer_fds.items()}) if peer_fds else None
     conn.send(("ready", None))
     gc.freeze()  # what is loaded stays: out of the collector's sight, as the CLI does (deferral.cli)
     note = collecting(lambda text: conn.send(("note", text)))
 
+    jobs = 0
     while True:
         try:
             kind, kw = conn.recv()
@@ -279,14 +296,20 @@ def _serve(conn: Any, rec: Recipe, seed: int) -> None:
             return
         if kind == "stop":
             return
+        jobs += 1
+        if links is not None:
+            links.begin(jobs)
         try:
-            conn.send(("done", JOBS[kind](protocol, note, kw)))
+            answer: tuple[str, Any] = ("done", JOBS[kind](protocol, note, kw, links))
         except Exception as exc:  # noqa: BLE001 - sent to the caller, raised there
             try:
                 pickle.loads(pickle.dumps(exc))  # it must load there too
-                conn.send(("raised", exc))
+                answer = ("raised", exc)
             except Exception:  # noqa: BLE001 - an exception that does not travel: its text
-                conn.send(("failed", "".join(traceback.format_exception(exc))))
+                answer = ("failed", "".join(traceback.format_exception(exc)))
+        if links is not None:
+            links.end()  # no peer waits for this one's fixpoints any longer
+        conn.send(answer)
 
 
 #: :func:`collecting`: every this many notes the collection is a full one (the others: the young generations).
@@ -319,8 +342,8 @@ def child_main(fd: int) -> None:
     _end_with_parent()
     conn = Connection(fd)
     try:
-        rec, seed = conn.recv()
-        _serve(conn, rec, seed)
+        rec, seed, peer_fds = conn.recv()
+        _serve(conn, rec, seed, peer_fds)
     except (EOFError, BrokenPipeError):  # the caller has gone
         pass
 
@@ -363,13 +386,16 @@ class Spawned:
     _errors: Any = None
     _vocab: dict[Any, Any] = field(default_factory=dict)
 
-    def start(self, rec: Recipe) -> str | None:
-        """Start the process; None when it is ready, else why it cannot learn (it has ended)."""
+    def start(self, rec: Recipe, peers: Mapping[int, socket.socket] | None = None) -> str | None:
+        """Start the process (``peers``: its ends of the sockets to the other learners, by their seeds, handed to
+        it); None when it is ready, else why it cannot learn (it has ended)."""
         mine, theirs = socket.socketpair()
         self._errors = tempfile.TemporaryFile()  # its stderr: the end of it says why, where it dies
+        peer_fds = {p: end.fileno() for p, end in (peers or {}).items()}
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-c", BOOT, str(theirs.fileno()), json.dumps(sys.path)], pass_fds=[theirs.fileno()],
+                [sys.executable, "-c", BOOT, str(theirs.fileno()), json.dumps(sys.path)],
+                pass_fds=[theirs.fileno(), *peer_fds.values()],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._errors,
                 env={**os.environ, "PYTHONHASHSEED": str(self.seed)})
         except OSError as exc:
@@ -379,7 +405,7 @@ class Spawned:
             theirs.close()
         self.conn = Connection(mine.detach())
         try:
-            self.send((rec, self.seed))
+            self.send((rec, self.seed, peer_fds))
             end = time.monotonic() + START_S
             while not self.conn.poll(min(1.0, max(0.0, end - time.monotonic()))):
                 if not self.alive() or time.monotonic() >= end:

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from deferral.checks.symbolic import clauses
 from deferral.model.bounds import Bounds
 from deferral.model.invariant import Lemma
 from deferral.model.protocol import Protocol
+
+if TYPE_CHECKING:
+    from deferral.checks.symbolic.clauses_peers import Peers
 
 
 @dataclass
@@ -39,17 +42,18 @@ class Outcome:
 def prove_learned(protocol: Protocol, bounds: Bounds, samples_at: Sequence[tuple[Bounds, str]],
                   stages: Sequence[Bounds], *, deadline: float | None, check_deadline: float | None,
                   given: Mapping[Bounds, Any] | None = None, note: Callable[[str], None] | None = None,
-                  enc: Any = None) -> Outcome:
+                  enc: Any = None, peers: "Peers | None" = None) -> Outcome:
     """Learn at ``stages`` from ``samples_at`` until ``deadline``, then Houdini and induction at ``bounds``
     (each until ``check_deadline``), learning on at ``bounds`` where they fail (``enc``: the encoding at
-    ``bounds``, where the caller has one). EncodingError and StepError propagate (nothing was tried)."""
+    ``bounds``, where the caller has one; ``peers``: the other learners, :func:`clauses.learn`'s). EncodingError
+    and StepError propagate (nothing was tried)."""
     from deferral.checks.symbolic.induction import not_proved_reason
     from deferral.checks.symbolic.infer import property_lemmas
     from deferral.checks.terms.encoding import encode
 
     began = time.monotonic()
     r = clauses.learn(protocol, samples_at, stages, deadline=deadline, note=note, given=given, trim_last=True,
-                      encodings=None if enc is None else {bounds: enc})
+                      encodings=None if enc is None else {bounds: enc}, peers=peers)
     enc = enc if enc is not None else encode(protocol, bounds)  # built here once it is needed (a learner's)
     out = Outcome("unknown", sampled=list(r.sampled), enumerated=r.enumerated)
     shown = 0  # the learning's stages already in ``out.rows``

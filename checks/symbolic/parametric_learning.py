@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from deferral.model.bounds import Bounds
 from deferral.model.invariant import Lemma, invariant_for
 from deferral.model.protocol import Protocol
+
+if TYPE_CHECKING:
+    from deferral.checks.symbolic.clauses_peers import Peers
 
 #: The share of the learning's budget the enumerated families (checks/symbolic/clauses.py) may take: with
 #: them, the parametric learner needs no samples and proves in 3-10 s (PROVE.md, 5 Dec, late morning; the
@@ -114,7 +117,7 @@ class Learning:
 
 
 def learn(protocol: Protocol, *, bounds: Bounds, shipped: bool, deadline: float,
-          note: Callable[[str], None] | None = None) -> Learning:
+          note: Callable[[str], None] | None = None, peers: "Peers | None" = None) -> Learning:
     """Families enumerated at the smallest and the largest sampled instance (:func:`enumerated`, in
     :data:`ENUMERATED_SHARE` of the time), offered with the shipped lemmas (``shipped``) to the parametric
     learner (checks/symbolic/paramlearn.py), which proves for every N, V, F at ``bounds``' Q and S by
@@ -123,7 +126,7 @@ def learn(protocol: Protocol, *, bounds: Bounds, shipped: bool, deadline: float,
 
     t0 = time.monotonic()
     offered: list[Lemma] = list(invariant_for(bounds)) if shipped else []
-    found, why, sampled_at, clauses_at = enumerated(protocol, bounds, ENUMERATED_SHARE * (deadline - t0), note)
+    found, why, sampled_at, clauses_at = enumerated(protocol, bounds, ENUMERATED_SHARE * (deadline - t0), note, peers)
     offered += found
     res = paramlearn.learn(protocol, dict(bounds), timeout=max(0.0, deadline - time.monotonic()),
                            lemmas=offered, note=note)
@@ -141,8 +144,8 @@ def learn(protocol: Protocol, *, bounds: Bounds, shipped: bool, deadline: float,
     return out
 
 
-def enumerated(protocol: Protocol, bounds: Bounds, budget: float, note: Callable[[str], None] | None = None
-               ) -> tuple[list[Any], str, list[Bounds], Bounds | None]:
+def enumerated(protocol: Protocol, bounds: Bounds, budget: float, note: Callable[[str], None] | None = None,
+               peers: "Peers | None" = None) -> tuple[list[Any], str, list[Bounds], Bounds | None]:
     """Families enumerated over the declared sorts (checks/symbolic/clauses.py), chosen at the smallest
     and the largest instance the parametric learner samples (2,1,1 and 3,2,2 at these Q and S): what
     the properties need there, to offer the parametric Houdini; why not ("" where they were found), where
@@ -155,7 +158,7 @@ def enumerated(protocol: Protocol, bounds: Bounds, budget: float, note: Callable
     stages = [at[0][0], at[-1][0]] if at[0][0] != at[-1][0] else [at[0][0]]
     try:
         got = clauses.learn(protocol, at, stages, deadline=time.monotonic() + budget, trim_last=True,
-                            walks=clauses.PARAMETRIC_WALKS, note=note)
+                            walks=clauses.PARAMETRIC_WALKS, note=note, peers=peers)
     except (EncodingError, TimeoutError) as exc:
         return [], f"not used ({exc})", [], None
     sampled = [b for b, _, _ in got.sampled]

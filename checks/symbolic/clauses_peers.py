@@ -1,0 +1,155 @@
+"""The learners' exchange of Houdini fixpoints: what one spawned learner's first stage (and each draw of it) kept
+goes to the others, which learn the same at once under their own seeds, so that each starts the next stage from
+the union of them all.
+
+Why: the stage at 3,2,2 seldom settles from the fixpoint of one first stage at 2,1,1, and mostly does from the
+union of two or three drawn under other Z3 seeds (PROVE.md, 6 Dec, afternoon). One learner drew them one after
+another (each 2-20 s) while the other drew its own for itself; exchanged, two learners have two fixpoints in the
+time of one.
+
+The links are sockets between the learners' processes (:class:`clauses_process.Team` makes them and hands each
+learner its ends), read by a thread each, so that a learner still at work never holds up one that sends. A
+fixpoint travels as :func:`clauses.entry` documents, rebuilt from the receiver's own vocabulary (every learner
+samples and enumerates the same); a family that is not an enumerated clause is not sent. Nothing here decides
+anything: the families only go to Houdini and induction.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING, Any, Callable, Protocol as Interface, Sequence
+
+from deferral.model.invariant import Lemma
+from deferral.model.protocol import Protocol
+
+if TYPE_CHECKING:
+    from deferral.checks.symbolic.clauses import Enumerated
+
+
+class Peers(Interface):
+    """What :func:`clauses.learn` asks of the other learners."""
+
+    def exchange(self, tag: str, mine: Sequence[Lemma], until: float, found: "Enumerated",
+                 note: Callable[[str], None] | None) -> list[Lemma]:
+        """Send ``mine`` (the fixpoint of the draw ``tag``) to every peer, and return theirs of the same draw
+        (rebuilt here, registered in ``found``'s signatures), each peer's in seed order: those that came by
+        ``until`` (time.monotonic()); a peer that ended its job or its process is not waited for."""
+        ...
+
+
+class PeerLinks:
+    """One learner's links to the others (``conns``: a connection per peer, by the peer's seed); one job at a time
+    (:meth:`begin`, :meth:`end`): what comes for another job is dropped."""
+
+    def __init__(self, protocol: Protocol, seed: int, conns: dict[int, Connection]) -> None:
+        self.protocol, self.seed, self.conns = protocol, seed, dict(sorted(conns.items()))
+        self.job = 0
+        self._lock = threading.Condition()
+        self._inbox: dict[tuple[int, int, str], list[Any]] = {}  # (job, peer, tag) -> the peer's documents
+        self._ended: set[tuple[int, int]] = set()  # (job, peer): the peer has ended that job
+        self._gone: set[int] = set()  # peers whose link has closed
+        self._vocab: dict[Any, Any] = {}  # from_entries' vocabularies, built once
+        for peer, conn in self.conns.items():
+            threading.Thread(target=self._read, args=(peer, conn), daemon=True, name=f"peer {peer}").start()
+
+    def _read(self, peer: int, conn: Connection) -> None:
+        """A peer's messages, as they come, into the inbox (until its link closes)."""
+        while True:
+            try:
+                kind, job, *rest = conn.recv()
+            except (EOFError, OSError, ValueError):
+                with self._lock:
+                    self._gone.add(peer)
+                    self._lock.notify_all()
+                return
+            with self._lock:
+                if kind == "fixpoint":
+                    tag, docs = rest
+                    self._inbox[(job, peer, tag)] = docs
+                elif kind == "ended":
+                    self._ended.add((job, peer))
+                self._lock.notify_all()
+
+    def begin(self, job: int) -> None:
+        """A new job: what is left of the last one is dropped."""
+        with self._lock:
+            self.job = job
+            self._inbox = {k: v for k, v in self._inbox.items() if k[0] >= job}
+            self._ended = {k for k in self._ended if k[0] >= job}
+
+    def end(self) -> None:
+        """This learner has ended its job: no peer waits for it any longer."""
+        self._send(("ended", self.job))
+
+    def _send(self, message: Any) -> None:
+        for peer, conn in self.conns.items():
+            if peer in self._gone:
+                continue
+            try:
+                conn.send(message)
+            except (OSError, ValueError):
+                with self._lock:
+                    self._gone.add(peer)
+
+    def exchange(self, tag: str, mine: Sequence[Lemma], until: float, found: "Enumerated",
+                 note: Callable[[str], None] | None) -> list[Lemma]:
+        """:meth:`Peers.exchange`."""
+        from deferral.checks.symbolic import clauses
+
+        docs = [clauses.entry(lem) for lem in mine if isinstance(lem, clauses.Clause)]
+        self._send(("fixpoint", self.job, tag, docs))
+        t0 = time.monotonic()
+        with self._lock:
+            def waiting() -> list[int]:
+                return [p for p in self.conns if p not in self._gone and (self.job, p) not in self._ended
+                        and (self.job, p, tag) not in self._inbox]
+            while waiting() and time.monotonic() < until:
+                self._lock.wait(max(0.0, min(1.0, until - time.monotonic())))
+            got = {p: self._inbox.get((self.job, p, tag)) for p in self.conns}
+            late = waiting()
+        out: list[Lemma] = []
+        said = []
+        at = found.signatures[0].at if found.signatures else None
+        for peer, theirs in got.items():
+            if theirs is None or at is None:
+                continue
+            try:
+                rebuilt = clauses.from_entries(theirs, self.protocol, at, self._vocab)
+            except ValueError as exc:  # not this vocabulary's (cannot be: the same samples); not taken
+                said.append(f"seed {peer}'s not taken ({exc})")
+                continue
+            adopt(found, rebuilt)
+            out += rebuilt
+            said.append(f"seed {peer}: {len(rebuilt)}")
+        if note:
+            note(f"clauses: {tag}: {len(docs)} families sent to the other learners; theirs: "
+                 + (", ".join(said) or "none") + (f"; not waited for: seed {', '.join(map(str, late))}" if late else "")
+                 + f" ({time.monotonic() - t0:.1f} s waited)")
+        return out
+
+    def close(self) -> None:
+        for conn in self.conns.values():
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+
+def adopt(found: "Enumerated", lemmas: Sequence[Lemma]) -> None:
+    """Register each of ``lemmas`` (clauses rebuilt from another learner's documents) with the signature of its
+    variables, where every literal is one of that signature's kept or always-true ones: the learning then tells
+    where it is false from the signature's tables, as for the families it made itself."""
+    from deferral.checks.symbolic import clauses
+
+    by_params = {tuple((n, d.name) for n, d in sig.params): sig for sig in found.signatures}
+    for lem in lemmas:
+        if not isinstance(lem, clauses.Clause):
+            continue
+        sig = by_params.get(tuple((n, d.name) for n, d in lem.params))
+        if sig is None or lem.name in sig.where:
+            continue
+        place = {sig.lits[j].text: k for k, j in enumerate(sig.keep + sig.always)}
+        if all(t in place for t in lem.texts):
+            sig.where[lem.name] = tuple(place[t] for t in lem.texts)
