@@ -964,8 +964,7 @@ def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: 
     states already drawn (auto's explicit search exhausted that instance: not searched again);
     ``encodings``: a stage's encoding already built (the caller's, at its bounds: built once); ``peers``: the
     other learners, which learn the same at once under other seeds (:mod:`~deferral.checks.symbolic.clauses_peers`):
-    the first stage's fixpoint and each draw's are exchanged with theirs, and the second stage starts from the
-    union (:func:`_from_draws`)."""
+    the first stage's fixpoint and each draw's are exchanged with theirs (:func:`_from_draws`)."""
     from deferral.checks.symbolic.paramlearn import walk_rows
     from deferral.checks.symbolic.vocabulary import sample_rows
     from deferral.model.concrete import Model
@@ -999,6 +998,7 @@ def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: 
     done: list[Stage] = []
     start: list[Lemma] = [f for f in found.families if len(getattr(f, "texts", ())) <= FIRST_LITERALS]
     first, carried = list(start), False
+    joined = False  # the peers' first-stage fixpoints taken already (this learner's own did not settle)
     if note:
         note(f"clauses: first offered {len(start)} families of at most {FIRST_LITERALS} literals")
     for n, at in enumerate(stages):
@@ -1011,7 +1011,8 @@ def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: 
         enc = None if encodings is None else encodings.get(at)
         if n == 1 and carried:
             tried = _from_draws(protocol, stages[0], at, found, first, start, deadline, note, trim, enc,
-                                first_rounds=done[0].rounds, peers=peers)
+                                first_rounds=done[0].rounds, peers=peers, first_seconds=done[0].seconds,
+                                joined=joined)
             done += tried
             st = tried[-1]
         else:
@@ -1019,19 +1020,19 @@ def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: 
             done.append(st)
         for x in dict.fromkeys(y.at for y in done):  # in the order they ran
             part[f"houdini and cores at {x.short()}"] = sum(y.seconds for y in done if y.at == x)
-        theirs: list[Lemma] = []
         if carry and peers is not None:
-            # the peers learned the first stage at once under their seeds: each fixpoint goes to the others (a
-            # stage that did not settle sends none, and goes on from the peers' alone where they have some)
-            theirs = peers.exchange(FIRST_TAG, st.alive if st.needed is not None else [],
-                                    _wait_until(st.seconds, deadline), found, note)
-            if st.needed is None and theirs:
-                carried, start = True, theirs
-                continue
+            # the peers learn the first stage at once under their seeds: this one's fixpoint goes to them (none
+            # where it did not settle: then the peers' alone, where they have some, and the stage goes on from them)
+            peers.send(FIRST_TAG, st.alive if st.needed is not None else [])
+            if st.needed is None:
+                theirs = peers.receive(FIRST_TAG, _wait_until(st.seconds, deadline), found, note)
+                if theirs:
+                    carried, start, joined = True, theirs, True
+                    continue
         if st.needed is None:
             return Learned([], done, sampled, len(found.families), part, st.why or "no fixpoint", found)
         carried = carry
-        start = _union(st.alive, theirs) if carry else st.needed
+        start = st.alive if carry else st.needed
         if note:
             note(f"clauses: at {at.short()}: {len(st.alive)} of {st.offered} families inductive after "
                  f"{st.rounds} rounds; the properties need {len(st.needed)}")
@@ -1040,27 +1041,41 @@ def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: 
 
 def _from_draws(protocol: Protocol, first_at: Bounds, at: Bounds, found: Enumerated, first: Sequence[Lemma],
                 carried: Sequence[Lemma], deadline: float | None, note: Any, trim: bool, enc: Any,
-                first_rounds: int = 0, peers: "Peers | None" = None) -> list[Stage]:
+                first_rounds: int = 0, peers: "Peers | None" = None, first_seconds: float = 0.0,
+                joined: bool = False) -> list[Stage]:
     """The stage at ``at`` after a first stage at ``first_at`` whose fixpoint (``carried``) it starts from: where it
     has not settled after :data:`FALLBACK_ROUNDS` rounds (and time is left), the first stage again (from ``first``)
     under the next seed of :data:`FIRST_DRAWS` (at most :data:`DRAW_ROUNDS` rounds), and the stage starts again from the union of the fixpoints drawn
     (not from its own next round: the families its rounds made kept it from settling in 4 of 6 variants, where the
     union of the fixpoints alone settled in one round; PROVE.md, 6 Dec, afternoon); a draw that adds nothing is
-    followed by the next draw, not by the same try again; the last draw's stage runs to the end. With ``peers``,
-    each draw's fixpoint is exchanged with the peers' of the same draw (learned at once under their seeds), and
-    the union takes theirs too (``carried`` is then already the union of every learner's first stage: :func:`learn`).
-    Every stage tried, in order (a draw's :attr:`Stage.draw` its offset); the last is the stage at ``at``."""
+    followed by the next draw, not by the same try again; the last draw's stage runs to the end.
+
+    With ``peers`` (other learners doing the same at once under their seeds), the peers' first-stage fixpoints
+    come before the first draw (they drew them meanwhile; ``joined``: taken already), and each draw's fixpoint
+    is exchanged with theirs of the same draw: the union takes theirs too. Every stage tried, in order (a draw's
+    :attr:`Stage.draw` its offset); the last is the stage at ``at``."""
     out: list[Stage] = []
     fixpoints, offsets, grown = list(carried), list(FIRST_DRAWS[1:]), True
+    pending = peers is not None and not joined  # the peers' first-stage fixpoints, not yet taken
+
+    def more_to_come() -> bool:
+        return bool(offsets) or pending
+
     while True:
         # a draw that added nothing: the stage would start where its last try did (that same round again), so
         # the next draw comes first while there is one and time is left
-        if grown or not offsets or (deadline is not None and time.monotonic() > deadline):
+        if grown or not more_to_come() or (deadline is not None and time.monotonic() > deadline):
             st = learn_at(protocol, at, found, fixpoints, deadline, note, trim=trim, enc=enc,
-                          max_rounds=FALLBACK_ROUNDS if offsets else MAX_ROUNDS)
+                          max_rounds=FALLBACK_ROUNDS if more_to_come() else MAX_ROUNDS)
             out.append(st)
-            if st.needed is not None or not offsets or (deadline is not None and time.monotonic() > deadline):
+            if st.needed is not None or not more_to_come() or (deadline is not None and time.monotonic() > deadline):
                 return out
+        if pending:
+            assert peers is not None
+            pending = False
+            union = _union(fixpoints, peers.receive(FIRST_TAG, _wait_until(first_seconds, deadline), found, note))
+            grown, fixpoints = len(union) > len(fixpoints), union
+            continue
         offset = offsets.pop(0)
         if note:
             note(f"clauses: at {at.short()}: not settled; {first_at.short()} again, under Z3 seed offset {offset}")
@@ -1070,8 +1085,10 @@ def _from_draws(protocol: Protocol, first_at: Bounds, at: Bounds, found: Enumera
         draw.draw = offset
         out.append(draw)
         mine = draw.alive if draw.needed is not None else []
-        theirs = [] if peers is None else peers.exchange(f"draw {offset}", mine, _wait_until(draw.seconds, deadline),
-                                                          found, note)
+        theirs: list[Lemma] = []
+        if peers is not None:
+            peers.send(f"draw {offset}", mine)
+            theirs = peers.receive(f"draw {offset}", _wait_until(draw.seconds, deadline), found, note)
         union = _union(fixpoints, mine, theirs)
         grown, fixpoints = len(union) > len(fixpoints), union
 

@@ -1,11 +1,15 @@
 """The learners' exchange of Houdini fixpoints: what one spawned learner's first stage (and each draw of it) kept
-goes to the others, which learn the same at once under their own seeds, so that each starts the next stage from
+goes to the others, which learn the same at once under their own seeds, so that each can start the next stage from
 the union of them all.
 
 Why: the stage at 3,2,2 seldom settles from the fixpoint of one first stage at 2,1,1, and mostly does from the
 union of two or three drawn under other Z3 seeds (PROVE.md, 6 Dec, afternoon). One learner drew them one after
 another (each 2-20 s) while the other drew its own for itself; exchanged, two learners have two fixpoints in the
 time of one.
+
+When: each learner sends its first stage's fixpoint as soon as it has it, tries the next stage from its own
+fixpoint first (as a lone learner does), and takes the peers' (learned meanwhile) before it draws a first stage
+again itself; each draw's fixpoint is sent and the peers' of that draw taken after it (:func:`clauses._from_draws`).
 
 The links are sockets between the learners' processes (:class:`clauses_process.Team` makes them and hands each
 learner its ends), read by a thread each, so that a learner still at work never holds up one that sends. A
@@ -31,11 +35,14 @@ if TYPE_CHECKING:
 class Peers(Interface):
     """What :func:`clauses.learn` asks of the other learners."""
 
-    def exchange(self, tag: str, mine: Sequence[Lemma], until: float, found: "Enumerated",
-                 note: Callable[[str], None] | None) -> list[Lemma]:
-        """Send ``mine`` (the fixpoint of the draw ``tag``) to every peer, and return theirs of the same draw
-        (rebuilt here, registered in ``found``'s signatures), each peer's in seed order: those that came by
-        ``until`` (time.monotonic()); a peer that ended its job or its process is not waited for."""
+    def send(self, tag: str, mine: Sequence[Lemma]) -> None:
+        """Send ``mine`` (the fixpoint of the draw ``tag``) to every peer."""
+        ...
+
+    def receive(self, tag: str, until: float, found: "Enumerated", note: Callable[[str], None] | None) -> list[Lemma]:
+        """The peers' fixpoints of the draw ``tag`` (rebuilt here, registered in ``found``'s signatures), in seed
+        order: those that came by ``until`` (time.monotonic()); a peer that ended its job or its process is not
+        waited for."""
         ...
 
 
@@ -59,7 +66,7 @@ class PeerLinks:
         while True:
             try:
                 kind, job, *rest = conn.recv()
-            except (EOFError, OSError, ValueError):
+            except (EOFError, OSError, ValueError, TypeError):  # closed (TypeError: closed here, by :meth:`close`)
                 with self._lock:
                     self._gone.add(peer)
                     self._lock.notify_all()
@@ -93,13 +100,16 @@ class PeerLinks:
                 with self._lock:
                     self._gone.add(peer)
 
-    def exchange(self, tag: str, mine: Sequence[Lemma], until: float, found: "Enumerated",
-                 note: Callable[[str], None] | None) -> list[Lemma]:
-        """:meth:`Peers.exchange`."""
+    def send(self, tag: str, mine: Sequence[Lemma]) -> None:
+        """:meth:`Peers.send`."""
         from deferral.checks.symbolic import clauses
 
-        docs = [clauses.entry(lem) for lem in mine if isinstance(lem, clauses.Clause)]
-        self._send(("fixpoint", self.job, tag, docs))
+        self._send(("fixpoint", self.job, tag, [clauses.entry(lem) for lem in mine if isinstance(lem, clauses.Clause)]))
+
+    def receive(self, tag: str, until: float, found: "Enumerated", note: Callable[[str], None] | None) -> list[Lemma]:
+        """:meth:`Peers.receive`."""
+        from deferral.checks.symbolic import clauses
+
         t0 = time.monotonic()
         with self._lock:
             def waiting() -> list[int]:
@@ -124,8 +134,8 @@ class PeerLinks:
             out += rebuilt
             said.append(f"seed {peer}: {len(rebuilt)}")
         if note:
-            note(f"clauses: {tag}: {len(docs)} families sent to the other learners; theirs: "
-                 + (", ".join(said) or "none") + (f"; not waited for: seed {', '.join(map(str, late))}" if late else "")
+            note(f"clauses: {tag}: the other learners' fixpoints: " + (", ".join(said) or "none")
+                 + (f"; not waited for: seed {', '.join(map(str, late))}" if late else "")
                  + f" ({time.monotonic() - t0:.1f} s waited)")
         return out
 

@@ -160,6 +160,69 @@ def test_a_stage_that_does_not_settle_from_the_first_stages_fixpoint_gets_anothe
     assert [(at, seed) for at, seed, _, _ in seen] == [(SMALL, "0"), (larger, "0")]
 
 
+class _FakePeers:
+    """Peers that answer each receive from ``theirs`` (by tag) and record what was sent and asked."""
+
+    def __init__(self, theirs: dict[str, list[str]]) -> None:
+        self.theirs, self.sent, self.asked = theirs, [], []  # type: ignore[var-annotated]
+
+    def send(self, tag, mine):  # type: ignore[no-untyped-def]
+        self.sent.append((tag, [x.name for x in mine]))
+
+    def receive(self, tag, until, found, note):  # type: ignore[no-untyped-def]
+        assert until > time.monotonic() - 1
+        self.asked.append(tag)
+        return [Lemma(n, (), lambda s: True) for n in self.theirs.get(tag, [])]
+
+
+def test_with_peers_each_fixpoint_is_exchanged_and_the_union_takes_theirs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """clauses.learn(peers=...): the first stage's fixpoint is sent to the other learners (tag FIRST_TAG); where the
+    larger stage does not settle from it, the peers' first-stage fixpoints join it before any draw of this learner's;
+    each draw's fixpoint (none where the draw did not settle) is sent and the peers' of that draw join the union. A
+    first stage that did not settle sends none and goes on from the peers' alone; with nothing from them, the
+    learning fails as before."""
+    seen: list[tuple[Bounds, list[str]]] = []
+    larger = Bounds(3, 2, 2, 1)
+    small_alive: dict[str, list[str] | None] = {"0": ["a", "b"], "1000": None}
+
+    def fake(protocol, at, found, start=(), deadline=None, note=None, trim=True, enc=None,  # type: ignore[no-untyped-def]
+             max_rounds=clauses.MAX_ROUNDS):
+        import z3
+
+        names = [x.name for x in start]
+        seen.append((at, names))
+        if at == larger:  # settles once "d" is offered
+            if "d" in names:
+                return clauses.Stage(at, list(start), list(start), 1, len(start), 1.0)
+            return clauses.Stage(at, [], None, max_rounds, len(start), 1.0, "round limit")
+        got = small_alive.get(z3.get_param("smt.random_seed"), ["x"])
+        if got is None:
+            return clauses.Stage(at, [], None, 1, len(start), 1.0, "round limit")
+        alive = [Lemma(n, (), lambda s: True) for n in got]
+        return clauses.Stage(at, alive, alive[:1], 1, len(start), 1.0)
+
+    monkeypatch.setattr(clauses, "learn_at", fake)
+    monkeypatch.setattr(clauses, "FIRST_DRAWS", (0, 1000, 2000))
+    peers = _FakePeers({clauses.FIRST_TAG: ["b", "c"], "draw 2000": ["d"]})
+    r = clauses.learn(REFERENCE, [(SMALL, "exhaustive")], [SMALL, larger], peers=peers)
+    assert r.ok and [x.name for x in r.lemmas] == ["a", "b", "c", "x", "d"]
+    assert peers.sent == [(clauses.FIRST_TAG, ["a", "b"]), ("draw 1000", []), ("draw 2000", ["x"])]
+    assert peers.asked == [clauses.FIRST_TAG, "draw 1000", "draw 2000"]
+    # its own first; then with the peers' first stages; the draw under 1000 adds nothing (the next draw follows at
+    # once); the draw under 2000 adds "x" (its own) and "d" (a peer's), and that stage has no round limit
+    assert [names for at, names in seen if at == larger] == [["a", "b"], ["a", "b", "c"], ["a", "b", "c", "x", "d"]]
+    # this learner's first stage does not settle: it goes on from the peers' fixpoint alone
+    seen.clear()
+    small_alive["0"] = None
+    peers = _FakePeers({clauses.FIRST_TAG: ["d"]})
+    r = clauses.learn(REFERENCE, [(SMALL, "exhaustive")], [SMALL, larger], peers=peers)
+    assert r.ok and peers.sent == [(clauses.FIRST_TAG, [])] and peers.asked == [clauses.FIRST_TAG]
+    assert seen[-1] == (larger, ["d"])
+    # ... and nothing from them: it fails, as without peers
+    r = clauses.learn(REFERENCE, [(SMALL, "exhaustive")], [SMALL, larger], peers=_FakePeers({}))
+    assert not r.ok and r.why == "round limit"
+
+
 @pytest.mark.slow  # 15-25 s each under load
 @pytest.mark.parametrize("bounds", [Bounds(3, 2, 2, 2), Bounds(4, 3, 3, 3)], ids=["3,2,2,2", "4,3,3,3"])
 def test_auto_proves_the_reference_without_the_shipped_lemmas_at_larger_bounds(bounds: Bounds) -> None:
