@@ -1023,7 +1023,7 @@ def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: 
         if carry and peers is not None:
             # the peers learn the first stage at once under their seeds: this one's fixpoint goes to them (none
             # where it did not settle: then the peers' alone, where they have some, and the stage goes on from them)
-            peers.send(FIRST_TAG, st.alive if st.needed is not None else [])
+            peers.send(FIRST_TAG, st.alive if st.needed is not None else [], note)
             if st.needed is None:
                 theirs = peers.receive(FIRST_TAG, _wait_until(st.seconds, deadline), found, note)
                 if theirs:
@@ -1087,7 +1087,7 @@ def _from_draws(protocol: Protocol, first_at: Bounds, at: Bounds, found: Enumera
         mine = draw.alive if draw.needed is not None else []
         theirs: list[Lemma] = []
         if peers is not None:
-            peers.send(f"draw {offset}", mine)
+            peers.send(f"draw {offset}", mine, note)
             theirs = peers.receive(f"draw {offset}", _wait_until(draw.seconds, deadline), found, note)
         union = _union(fixpoints, mine, theirs)
         grown, fixpoints = len(union) > len(fixpoints), union

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 class Peers(Interface):
     """What :func:`clauses.learn` asks of the other learners."""
 
-    def send(self, tag: str, mine: Sequence[Lemma]) -> None:
+    def send(self, tag: str, mine: Sequence[Lemma], note: Callable[[str], None] | None) -> None:
         """Send ``mine`` (the fixpoint of the draw ``tag``) to every peer."""
         ...
 
@@ -100,11 +100,15 @@ class PeerLinks:
                 with self._lock:
                     self._gone.add(peer)
 
-    def send(self, tag: str, mine: Sequence[Lemma]) -> None:
+    def send(self, tag: str, mine: Sequence[Lemma], note: Callable[[str], None] | None) -> None:
         """:meth:`Peers.send`."""
         from deferral.checks.symbolic import clauses
 
-        self._send(("fixpoint", self.job, tag, [clauses.entry(lem) for lem in mine if isinstance(lem, clauses.Clause)]))
+        docs = [clauses.entry(lem) for lem in mine if isinstance(lem, clauses.Clause)]
+        self._send(("fixpoint", self.job, tag, docs))
+        if note:
+            to = [str(p) for p in self.conns if p not in self._gone]
+            note(f"clauses: {tag}: {len(docs)} families sent to " + (f"seed {', '.join(to)}" if to else "no other learner"))
 
     def receive(self, tag: str, until: float, found: "Enumerated", note: Callable[[str], None] | None) -> list[Lemma]:
         """:meth:`Peers.receive`."""

@@ -19,7 +19,10 @@ Why two: a course is a draw. With another Z3 seed (and hash seed) the same learn
 (drain_zaps at 4,3,3,3,S=2: unknown with one seed, proved in 35 s with the next), and while it learns this
 process only waits, so on two CPUs a second learner costs no wall-clock time. Each learner's course is its
 own (seed 0 is Z3's default); the verdict is "proved" when either proves within the deadline; which
-proof is shown, where both do, is the one that came first.
+proof is shown, where both do, is the one that came first. The learners also hand each other their first
+stages' fixpoints and their draws' (:mod:`~deferral.checks.symbolic.clauses_peers`, over a socket between every
+two, made here): a learner whose next stage does not settle from its own fixpoint takes the others' before it
+draws one again itself (4,3,3,3,S=2 without the shipped lemmas: 9 of 12 proved, 5 before; PROVE.md, 7 Dec).
 
 Where the protocol cannot be loaded again identically (one built in a test, a variant file changed
 since) or no learner is asked for (``prove --learners 0``), the learning runs in this process, as

@@ -166,7 +166,7 @@ class _FakePeers:
     def __init__(self, theirs: dict[str, list[str]]) -> None:
         self.theirs, self.sent, self.asked = theirs, [], []  # type: ignore[var-annotated]
 
-    def send(self, tag, mine):  # type: ignore[no-untyped-def]
+    def send(self, tag, mine, note):  # type: ignore[no-untyped-def]
         self.sent.append((tag, [x.name for x in mine]))
 
     def receive(self, tag, until, found, note):  # type: ignore[no-untyped-def]

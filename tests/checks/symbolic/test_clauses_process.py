@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -93,6 +94,24 @@ def test_learners_with_other_seeds_take_other_courses_and_the_first_proof_is_tak
     out, where = _ask(REFERENCE, SMALL, learners_asked=2)
     assert _course(out) in (first, second)
     assert where[0].startswith("enumerated: the learning runs in 2 fresh processes at once (Z3 seeds 0, 1)")
+
+
+def test_two_learners_send_each_other_their_first_stages_fixpoints() -> None:
+    """A team's learners are linked (checks/symbolic/clauses_peers.py): with a first stage carried to a larger one,
+    each learner sends its fixpoint to the other, and a learner's notes say so."""
+    notes: list[str] = []
+    larger = Bounds(3, 1, 1, 1)
+    out, where = clauses_process.prove_learned(REFERENCE, larger, [(SMALL, "exhaustive")], [SMALL, larger],
+                                               deadline=time.monotonic() + 120, check_deadline=None,
+                                               note=notes.append, learners_asked=2)
+    assert out.status == "proved", out.why
+    shown = int(re.search(r"shown: seed (\d)'s outcome", where[0]).group(1))  # type: ignore[union-attr]
+    for seed in (shown, 1 - shown):  # the other may have been stopped before it sent (seldom)
+        sent = [n for n in notes if n.startswith(f"learner {seed}: clauses: {clauses.FIRST_TAG}: ")]
+        assert sent or seed != shown
+        for line in sent[:1]:
+            assert re.fullmatch(rf"learner {seed}: clauses: {clauses.FIRST_TAG}: \d+ families sent to seed {1 - seed}",
+                                line), line
 
 
 def test_a_protocol_that_cannot_be_loaded_again_is_learned_in_this_process() -> None:
