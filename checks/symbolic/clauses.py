@@ -39,7 +39,7 @@ import re
 import time
 from dataclasses import dataclass
 from itertools import product
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol as Interface, Sequence
 
 import numpy as np
 
@@ -53,7 +53,6 @@ from deferral.model.protocol import Protocol
 from deferral.model.schema import Domain, Pair, Queue, Sort
 
 if TYPE_CHECKING:
-    from deferral.checks.symbolic.clauses_peers import Peers
     from deferral.checks.symbolic.forward import Forward
 
 #: Variables of sorts that are not elided, per signature; literals per clause.
@@ -1091,6 +1090,21 @@ def _from_draws(protocol: Protocol, first_at: Bounds, at: Bounds, found: Enumera
             theirs = peers.receive(f"draw {offset}", _wait_until(draw.seconds, deadline), found, note)
         union = _union(fixpoints, mine, theirs)
         grown, fixpoints = len(union) > len(fixpoints), union
+
+
+class Peers(Interface):
+    """What :func:`learn` asks of the other learners (spawned learners' links:
+    :class:`~deferral.checks.symbolic.clauses_peers.PeerLinks`)."""
+
+    def send(self, tag: str, mine: Sequence[Lemma], note: Callable[[str], None] | None) -> None:
+        """Send ``mine`` (the fixpoint of the draw ``tag``) to every peer."""
+        ...
+
+    def receive(self, tag: str, until: float, found: "Enumerated", note: Callable[[str], None] | None) -> list[Lemma]:
+        """The peers' fixpoints of the draw ``tag`` (rebuilt here, registered in ``found``'s signatures), in seed
+        order: those that came by ``until`` (time.monotonic()); a peer that ended its job or its process is not
+        waited for."""
+        ...
 
 
 #: The tag a learner's first-stage fixpoint is exchanged under (a draw's: "draw" and its seed offset).

@@ -20,34 +20,20 @@ anything: the families only go to Houdini and induction.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from multiprocessing.connection import Connection
-from typing import TYPE_CHECKING, Any, Callable, Protocol as Interface, Sequence
+from typing import Any, Callable, Sequence
 
+from deferral.checks.symbolic import clauses
+from deferral.checks.symbolic.clauses import Enumerated
 from deferral.model.invariant import Lemma
 from deferral.model.protocol import Protocol
 
-if TYPE_CHECKING:
-    from deferral.checks.symbolic.clauses import Enumerated
-
-
-class Peers(Interface):
-    """What :func:`clauses.learn` asks of the other learners."""
-
-    def send(self, tag: str, mine: Sequence[Lemma], note: Callable[[str], None] | None) -> None:
-        """Send ``mine`` (the fixpoint of the draw ``tag``) to every peer."""
-        ...
-
-    def receive(self, tag: str, until: float, found: "Enumerated", note: Callable[[str], None] | None) -> list[Lemma]:
-        """The peers' fixpoints of the draw ``tag`` (rebuilt here, registered in ``found``'s signatures), in seed
-        order: those that came by ``until`` (time.monotonic()); a peer that ended its job or its process is not
-        waited for."""
-        ...
-
 
 class PeerLinks:
-    """One learner's links to the others (``conns``: a connection per peer, by the peer's seed); one job at a time
+    """A :class:`clauses.Peers`: one learner's links to the others (``conns``: a connection per peer, by the peer's seed); one job at a time
     (:meth:`begin`, :meth:`end`): what comes for another job is dropped."""
 
     def __init__(self, protocol: Protocol, seed: int, conns: dict[int, Connection]) -> None:
@@ -58,15 +44,17 @@ class PeerLinks:
         self._ended: set[tuple[int, int]] = set()  # (job, peer): the peer has ended that job
         self._gone: set[int] = set()  # peers whose link has closed
         self._vocab: dict[Any, Any] = {}  # from_entries' vocabularies, built once
-        for peer, conn in self.conns.items():
-            threading.Thread(target=self._read, args=(peer, conn), daemon=True, name=f"peer {peer}").start()
+        self._readers = [threading.Thread(target=self._read, args=(peer, conn), daemon=True, name=f"peer {peer}")
+                         for peer, conn in self.conns.items()]
+        for reader in self._readers:
+            reader.start()
 
     def _read(self, peer: int, conn: Connection) -> None:
         """A peer's messages, as they come, into the inbox (until its link closes)."""
         while True:
             try:
                 kind, job, *rest = conn.recv()
-            except (EOFError, OSError, ValueError, TypeError):  # closed (TypeError: closed here, by :meth:`close`)
+            except Exception:  # noqa: BLE001 - closed, or not a message of this module's: that peer is gone
                 with self._lock:
                     self._gone.add(peer)
                     self._lock.notify_all()
@@ -101,19 +89,15 @@ class PeerLinks:
                     self._gone.add(peer)
 
     def send(self, tag: str, mine: Sequence[Lemma], note: Callable[[str], None] | None) -> None:
-        """:meth:`Peers.send`."""
-        from deferral.checks.symbolic import clauses
-
+        """:meth:`clauses.Peers.send`."""
         docs = [clauses.entry(lem) for lem in mine if isinstance(lem, clauses.Clause)]
         self._send(("fixpoint", self.job, tag, docs))
         if note:
             to = [str(p) for p in self.conns if p not in self._gone]
             note(f"clauses: {tag}: {len(docs)} families sent to " + (f"seed {', '.join(to)}" if to else "no other learner"))
 
-    def receive(self, tag: str, until: float, found: "Enumerated", note: Callable[[str], None] | None) -> list[Lemma]:
-        """:meth:`Peers.receive`."""
-        from deferral.checks.symbolic import clauses
-
+    def receive(self, tag: str, until: float, found: Enumerated, note: Callable[[str], None] | None) -> list[Lemma]:
+        """:meth:`clauses.Peers.receive`."""
         t0 = time.monotonic()
         with self._lock:
             def waiting() -> list[int]:
@@ -144,6 +128,15 @@ class PeerLinks:
         return out
 
     def close(self) -> None:
+        """Close the links: each socket shut down first, so that its reader ends before its descriptor is released
+        (a reader still in a read of a closed descriptor could read from the next socket given that number)."""
+        for conn in self.conns.values():
+            try:
+                _shut(conn)
+            except (OSError, ValueError):
+                pass
+        for reader in self._readers:
+            reader.join(5.0)
         for conn in self.conns.values():
             try:
                 conn.close()
@@ -151,12 +144,19 @@ class PeerLinks:
                 pass
 
 
-def adopt(found: "Enumerated", lemmas: Sequence[Lemma]) -> None:
+def _shut(conn: Connection) -> None:
+    """Shut a connection's socket down both ways (its reader gets the end of the stream), leaving it open."""
+    sock = socket.socket(fileno=conn.fileno())
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    finally:
+        sock.detach()
+
+
+def adopt(found: Enumerated, lemmas: Sequence[Lemma]) -> None:
     """Register each of ``lemmas`` (clauses rebuilt from another learner's documents) with the signature of its
     variables, where every literal is one of that signature's kept or always-true ones: the learning then tells
     where it is false from the signature's tables, as for the families it made itself."""
-    from deferral.checks.symbolic import clauses
-
     by_params = {tuple((n, d.name) for n, d in sig.params): sig for sig in found.signatures}
     for lem in lemmas:
         if not isinstance(lem, clauses.Clause):

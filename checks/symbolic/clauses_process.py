@@ -47,7 +47,8 @@ from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Mapping, Sequence
 
 from deferral.checks.symbolic import clauses, clauses_prove
-from deferral.checks.symbolic.clauses_peers import PeerLinks, Peers
+from deferral.checks.symbolic.clauses import Peers
+from deferral.checks.symbolic.clauses_peers import PeerLinks
 from deferral.checks.symbolic.clauses_prove import Outcome
 from deferral.checks.symbolic.recipe import Recipe, load, recipe
 from deferral.model.bounds import Bounds

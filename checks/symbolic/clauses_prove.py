@@ -19,7 +19,7 @@ from deferral.model.invariant import Lemma
 from deferral.model.protocol import Protocol
 
 if TYPE_CHECKING:
-    from deferral.checks.symbolic.clauses_peers import Peers
+    from deferral.checks.symbolic.clauses import Peers
 
 
 @dataclass

@@ -23,7 +23,7 @@ from deferral.model.invariant import Lemma, invariant_for
 from deferral.model.protocol import Protocol
 
 if TYPE_CHECKING:
-    from deferral.checks.symbolic.clauses_peers import Peers
+    from deferral.checks.symbolic.clauses import Peers
 
 #: The share of the learning's budget the enumerated families (checks/symbolic/clauses.py) may take: with
 #: them, the parametric learner needs no samples and proves in 3-10 s (PROVE.md, 5 Dec, late morning; the
