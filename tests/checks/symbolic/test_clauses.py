@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -103,6 +104,32 @@ def test_the_learning_resumes_at_larger_bounds_from_what_its_last_stage_needed(m
     assert [st.at for st in more.stages] == [SMALL, larger] and len(more.seconds_by_part) == len(r.seconds_by_part) + 1
 
 
+def _fake_learn_at(seen: list[tuple[Bounds, str, list[str], int]], by_seed: dict[str, list[str] | None],
+                   otherwise: list[str], settles: Any) -> Any:
+    """A stand-in for clauses.learn_at: at SMALL the fixpoint is ``by_seed``'s for Z3's seed (``otherwise`` where the seed
+    is not there; None: not settled), elsewhere the stage settles (keeping what it was offered) where ``settles(at,
+    names offered)``, else stops at its round limit; each call recorded in ``seen`` (bounds, seed, names, round limit)."""
+    import z3
+
+    def fake(protocol, at, found, start=(), deadline=None, note=None, trim=True, enc=None,  # type: ignore[no-untyped-def]
+             max_rounds=clauses.MAX_ROUNDS):
+        seed = z3.get_param("smt.random_seed")
+        assert z3.get_param("sat.random_seed") == seed
+        names = [x.name for x in start]
+        seen.append((at, seed, names, max_rounds))
+        if at != SMALL:
+            if settles(at, names):
+                return clauses.Stage(at, list(start), list(start), 1, len(start), 1.0)
+            return clauses.Stage(at, [], None, max_rounds, len(start), 1.0, "round limit")
+        got = by_seed.get(seed, otherwise)
+        if got is None:
+            return clauses.Stage(at, [], None, 1, len(start), 1.0, "round limit")
+        alive = [Lemma(n, (), lambda s: True) for n in got]
+        return clauses.Stage(at, alive, alive[:1], 1, len(start), 1.0)
+
+    return fake
+
+
 def test_a_stage_that_does_not_settle_from_the_first_stages_fixpoint_gets_another_draw_of_it(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """clauses.FIRST_DRAWS: the stage after a carried first stage starts from its fixpoint; where it has not
@@ -115,22 +142,8 @@ def test_a_stage_that_does_not_settle_from_the_first_stages_fixpoint_gets_anothe
     seen: list[tuple[Bounds, str, list[str], int]] = []
     larger, last = Bounds(3, 2, 2, 1), Bounds(4, 2, 2, 1)
     by_seed = {"7": ["a", "b"], "1007": None, "2007": ["c"]}
-
-    def fake(protocol, at, found, start=(), deadline=None, note=None, trim=True, enc=None,  # type: ignore[no-untyped-def]
-             max_rounds=clauses.MAX_ROUNDS):
-        seed = z3.get_param("smt.random_seed")
-        assert z3.get_param("sat.random_seed") == seed
-        names = [x.name for x in start]
-        seen.append((at, seed, names, max_rounds))
-        if at != SMALL:  # settles once "c" is offered; else stops at its round limit
-            if "c" in names or at == last:
-                return clauses.Stage(at, list(start), list(start), 1, len(start), 1.0)
-            return clauses.Stage(at, [], None, max_rounds, len(start), 1.0, "round limit")
-        got = by_seed.get(seed, ["a"])
-        if got is None:
-            return clauses.Stage(at, [], None, 1, len(start), 1.0, "round limit")
-        alive = [Lemma(n, (), lambda s: True) for n in got]
-        return clauses.Stage(at, alive, alive[:1], 1, len(start), 1.0)
+    # the larger stages settle once "c" is offered (the last one always); else they stop at their round limit
+    fake = _fake_learn_at(seen, by_seed, ["a"], lambda at, names: "c" in names or at == last)
 
     monkeypatch.setattr(clauses, "learn_at", fake)
     monkeypatch.setattr(clauses, "FIRST_DRAWS", (0, 1000, 2000))
@@ -181,25 +194,10 @@ def test_with_peers_each_fixpoint_is_exchanged_and_the_union_takes_theirs(monkey
     each draw's fixpoint (none where the draw did not settle) is sent and the peers' of that draw join the union. A
     first stage that did not settle sends none and goes on from the peers' alone; with nothing from them, the
     learning fails as before."""
-    seen: list[tuple[Bounds, list[str]]] = []
+    seen: list[tuple[Bounds, str, list[str], int]] = []
     larger = Bounds(3, 2, 2, 1)
     small_alive: dict[str, list[str] | None] = {"0": ["a", "b"], "1000": None}
-
-    def fake(protocol, at, found, start=(), deadline=None, note=None, trim=True, enc=None,  # type: ignore[no-untyped-def]
-             max_rounds=clauses.MAX_ROUNDS):
-        import z3
-
-        names = [x.name for x in start]
-        seen.append((at, names))
-        if at == larger:  # settles once "d" is offered
-            if "d" in names:
-                return clauses.Stage(at, list(start), list(start), 1, len(start), 1.0)
-            return clauses.Stage(at, [], None, max_rounds, len(start), 1.0, "round limit")
-        got = small_alive.get(z3.get_param("smt.random_seed"), ["x"])
-        if got is None:
-            return clauses.Stage(at, [], None, 1, len(start), 1.0, "round limit")
-        alive = [Lemma(n, (), lambda s: True) for n in got]
-        return clauses.Stage(at, alive, alive[:1], 1, len(start), 1.0)
+    fake = _fake_learn_at(seen, small_alive, ["x"], lambda at, names: "d" in names)  # settles once "d" is offered
 
     monkeypatch.setattr(clauses, "learn_at", fake)
     monkeypatch.setattr(clauses, "FIRST_DRAWS", (0, 1000, 2000))
@@ -210,14 +208,14 @@ def test_with_peers_each_fixpoint_is_exchanged_and_the_union_takes_theirs(monkey
     assert peers.asked == [clauses.FIRST_TAG, "draw 1000", "draw 2000"]
     # its own first; then with the peers' first stages; the draw under 1000 adds nothing (the next draw follows at
     # once); the draw under 2000 adds "x" (its own) and "d" (a peer's), and that stage has no round limit
-    assert [names for at, names in seen if at == larger] == [["a", "b"], ["a", "b", "c"], ["a", "b", "c", "x", "d"]]
+    assert [names for at, _, names, _ in seen if at == larger] == [["a", "b"], ["a", "b", "c"], ["a", "b", "c", "x", "d"]]
     # this learner's first stage does not settle: it goes on from the peers' fixpoint alone
     seen.clear()
     small_alive["0"] = None
     peers = _FakePeers({clauses.FIRST_TAG: ["d"]})
     r = clauses.learn(REFERENCE, [(SMALL, "exhaustive")], [SMALL, larger], peers=peers)
     assert r.ok and peers.sent == [(clauses.FIRST_TAG, [])] and peers.asked == [clauses.FIRST_TAG]
-    assert seen[-1] == (larger, ["d"])
+    assert seen[-1][::2] == (larger, ["d"])
     # ... and nothing from them: it fails, as without peers
     r = clauses.learn(REFERENCE, [(SMALL, "exhaustive")], [SMALL, larger], peers=_FakePeers({}))
     assert not r.ok and r.why == "round limit"
