@@ -33,8 +33,8 @@ from deferral.model.protocol import Protocol
 
 
 class PeerLinks:
-    """A :class:`clauses.Peers`: one learner's links to the others (``conns``: a connection per peer, by the peer's seed); one job at a time
-    (:meth:`begin`, :meth:`end`): what comes for another job is dropped."""
+    """A :class:`clauses.Peers`: one learner's links to the others (``conns``: a connection per peer, by the peer's
+    seed); one job at a time (:meth:`begin`, :meth:`end`): what comes for another job is dropped."""
 
     def __init__(self, protocol: Protocol, seed: int, conns: dict[int, Connection]) -> None:
         self.protocol, self.seed, self.conns = protocol, seed, dict(sorted(conns.items()))
@@ -94,7 +94,8 @@ class PeerLinks:
         self._send(("fixpoint", self.job, tag, docs))
         if note:
             to = [str(p) for p in self.conns if p not in self._gone]
-            note(f"clauses: {tag}: {len(docs)} families sent to " + (f"seed {', '.join(to)}" if to else "no other learner"))
+            note(f"clauses: {tag}: {len(docs)} families sent to "
+                 + (f"seed {', '.join(to)}" if to else "no other learner"))
 
     def receive(self, tag: str, until: float, found: Enumerated, note: Callable[[str], None] | None) -> list[Lemma]:
         """:meth:`clauses.Peers.receive`."""
@@ -158,12 +159,15 @@ def adopt(found: Enumerated, lemmas: Sequence[Lemma]) -> None:
     variables, where every literal is one of that signature's kept or always-true ones: the learning then tells
     where it is false from the signature's tables, as for the families it made itself."""
     by_params = {tuple((n, d.name) for n, d in sig.params): sig for sig in found.signatures}
+    places: dict[int, dict[str, int]] = {}  # per signature: each literal's place in its keep + always
     for lem in lemmas:
         if not isinstance(lem, clauses.Clause):
             continue
         sig = by_params.get(tuple((n, d.name) for n, d in lem.params))
         if sig is None or lem.name in sig.where:
             continue
-        place = {sig.lits[j].text: k for k, j in enumerate(sig.keep + sig.always)}
+        if id(sig) not in places:
+            places[id(sig)] = {sig.lits[j].text: k for k, j in enumerate(sig.keep + sig.always)}
+        place = places[id(sig)]
         if all(t in place for t in lem.texts):
             sig.where[lem.name] = tuple(place[t] for t in lem.texts)
