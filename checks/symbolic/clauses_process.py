@@ -22,7 +22,8 @@ own (seed 0 is Z3's default); the verdict is "proved" when either proves within 
 proof is shown, where both do, is the one that came first. The learners also hand each other their first
 stages' fixpoints and their draws' (:mod:`~deferral.checks.symbolic.clauses_peers`, over a socket between every
 two, made here): a learner whose next stage does not settle from its own fixpoint takes the others' before it
-draws one again itself (4,3,3,3,S=2 without the shipped lemmas: 9 of 12 proved, 5 before; PROVE.md, 7 Dec).
+draws one again itself (4,3,3,3,S=2 without the shipped lemmas, 60 s: 9 and 6 of 12 in two grids, 5 before;
+the seven hardest at 120 s: 6 proved, 3 before; the parametric route gained nothing; PROVE.md, 7 Dec).
 
 Where the protocol cannot be loaded again identically (one built in a test, a variant file changed
 since) or no learner is asked for (``prove --learners 0``), the learning runs in this process, as
