@@ -36,8 +36,8 @@ class PeerLinks:
     """A :class:`clauses.Peers`: one learner's links to the others (``conns``: a connection per peer, by the peer's
     seed); one job at a time (:meth:`begin`, :meth:`end`): what comes for another job is dropped."""
 
-    def __init__(self, protocol: Protocol, seed: int, conns: dict[int, Connection]) -> None:
-        self.protocol, self.seed, self.conns = protocol, seed, dict(sorted(conns.items()))
+    def __init__(self, protocol: Protocol, conns: dict[int, Connection]) -> None:
+        self.protocol, self.conns = protocol, dict(sorted(conns.items()))
         self.job = 0
         self._lock = threading.Condition()
         self._inbox: dict[tuple[int, int, str], list[Any]] = {}  # (job, peer, tag) -> the peer's documents

@@ -36,8 +36,8 @@ def enumerated() -> tuple[Any, Any]:
 
 def _pair() -> tuple[PeerLinks, PeerLinks]:
     a, b = socket.socketpair()
-    return (PeerLinks(REFERENCE, 0, {1: Connection(a.detach())}),
-            PeerLinks(REFERENCE, 1, {0: Connection(b.detach())}))
+    return (PeerLinks(REFERENCE, {1: Connection(a.detach())}),
+            PeerLinks(REFERENCE, {0: Connection(b.detach())}))
 
 
 def _exchange(links: PeerLinks, tag: str, mine: Any, until: float, found: Any, note: Any) -> Any:
