@@ -5,8 +5,9 @@ Run: ``python benchmarks/bench_houdini.py save DIR [--variants ...]``, once: per
 ``--lemmas`` entries. Then ``python benchmarks/bench_houdini.py time DIR [--variants ...] [--at 3,2,2,3,2]``: per
 variant, those families rebuilt, and Houdini at ``--at`` from them with no property assumed (their greatest inductive
 subset there: the same set whichever counterexamples Z3 gives, so checkouts time the same work), then the unsat cores
-of what the property needs, where that subset preserves it; printed: families in and kept, and seconds of each. The families are the same for every checkout that reads DIR (a learning's course
-follows the code: two checkouts would otherwise time different families), so two checkouts compare side by side:
+of what the property needs, where that subset preserves it; printed: families in and kept, and seconds of each. The
+families are the same for every checkout that reads DIR (a learning's course follows the code: two checkouts would
+otherwise time different families), so two checkouts compare side by side:
 ``farm-bench --vs "B/.venv/bin/python B/benchmarks/bench_houdini.py time DIR" -- A/.venv/bin/python
 A/benchmarks/bench_houdini.py time DIR``. Figures go to benchmarks/PROVE.md.
 """
@@ -91,8 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for v in args.variants:
         r = timed(v, args.dir, _bounds(args.at))
-        print(f"{v:34} {r['in']:4} in, {r['kept']:4} kept, property {'preserved' if r['preserved'] else 'not preserved'}"
-              f"; houdini {r['houdini_s']:5.2f} s, cores {r['cores_s']:5.2f} s", flush=True)
+        said = "preserved" if r["preserved"] else "not preserved"
+        print(f"{v:34} {r['in']:4} in, {r['kept']:4} kept, property {said}; houdini {r['houdini_s']:5.2f} s, "
+              f"cores {r['cores_s']:5.2f} s", flush=True)
     return 0
 
 

@@ -46,7 +46,8 @@ def test_houdini_leaves_out_exactly_the_families_false_in_the_initial_state() ->
     vcpu = (("i", VCPU),)
     idle = Lemma("every vcpu idle", vcpu, lambda s, i: s.pc[i] == IDLE)  # holds initially (and is not inductive)
     busy = Lemma("no vcpu idle", vcpu, lambda s, i: s.pc[i] != IDLE)  # false initially at every vcpu
-    one = Lemma("vcpu 1 in invlpg", vcpu, lambda s, i: s.pc[i] == INV if i == 1 else s.pc[i] == IDLE)  # one instance false
+    # false at one instance (vcpu 1) only
+    one = Lemma("vcpu 1 in invlpg", vcpu, lambda s, i: s.pc[i] == INV if i == 1 else s.pc[i] == IDLE)
     rel = Relevance(REFERENCE, SMALL)
     rel._setup()
     assert rel._term(idle) is not None
