@@ -28,6 +28,8 @@ counterexamples to induction at growing bounds (:func:`learn_at`), the first sta
 every family of at most :data:`FIRST_LITERALS` literals, keeping what the properties' consecution
 needs (unsat cores); where the second stage does not settle from the first one's fixpoint, the first stage is
 drawn again under another Z3 seed and the second starts again from the union of the fixpoints (:func:`_from_draws`).
+Where learners learn at once, every other one learns its first stage at 3,1,1 instead of 2,1,1
+(:func:`first_stage`), and they exchange their fixpoints.
 
 Nothing here is trusted: the candidates only go to Houdini and induction (bounded, or over
 uninterpreted sorts by ``--parametric``), which decide.
@@ -994,12 +996,16 @@ def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: 
     if note:
         note(f"clauses: {len(found.families)} families true in every sampled state ("
              + ", ".join(f"{k}: {v}" for k, v in found.per_signature.items()) + f"; {part['enumeration']:.1f} s)")
+    stages = list(stages)
+    if peers is not None and len(stages) > 1:
+        stages[0] = first_stage(protocol, [b for b, _, _ in sampled], stages, peers.rank)
     done: list[Stage] = []
     start: list[Lemma] = [f for f in found.families if len(getattr(f, "texts", ())) <= FIRST_LITERALS]
     first, carried = list(start), False
     joined = False  # the peers' first-stage fixpoints taken already (this learner's own did not settle)
     if note:
-        note(f"clauses: first offered {len(start)} families of at most {FIRST_LITERALS} literals")
+        note(f"clauses: first offered {len(start)} families of at most {FIRST_LITERALS} literals, at "
+             f"{stages[0].short()}")
     for n, at in enumerate(stages):
         # from the first stage to a larger instance, Houdini's whole fixpoint (not only what the properties
         # need there): facts the smallest instance's proof did not use replace the ones 3 VCPUs and 2 pages
@@ -1036,6 +1042,34 @@ def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: 
             note(f"clauses: at {at.short()}: {len(st.alive)} of {st.offered} families inductive after "
                  f"{st.rounds} rounds; the properties need {len(st.needed)}")
     return Learned(start, done, sampled, len(found.families), part, found=found)
+
+
+#: Where learners learn at once (:class:`Peers`), every other one (odd ``rank``) learns its first stage at the smallest
+#: sampled instance with as many elements of the busiest sort as the second stage (3,1,1 before 3,2,2), the
+#: others at the smallest one (2,1,1). From a 2,1,1 fixpoint the stage at 3,2,2 often did not settle (facts
+#: about a third VCPU missing: the draws of :func:`_from_draws` followed), from a 3,1,1 one it settled in one
+#: round 35 times of 37; but the stage at 3,1,1 itself ran 13-27 rounds for some variants, where 2,1,1 ran 3-13,
+#: and every learner at 3,1,1 proved fewer (PROVE.md, 7 Dec, 06:40-08:00 UTC). The fixpoints are exchanged as
+#: before, so each learner's next stage starts from both where the other's came in time (Houdini keeps the
+#: largest inductive subset: the union settles where either does). False: every learner at 2,1,1.
+SPLIT_FIRST_STAGE = True
+
+
+def first_stage(protocol: Protocol, sampled: Sequence[Bounds], stages: Sequence[Bounds], rank: int) -> Bounds:
+    """Where a learner of ``rank`` learns its first stage, of the ``sampled`` instances (the smallest first), given
+    the ``stages`` asked for (:data:`SPLIT_FIRST_STAGE`): ``stages[0]`` (the smallest sampled instance) for even
+    ranks, or where no other sampled instance lies between it and ``stages[1]`` with ``stages[1]``'s number of
+    elements of the busiest open sort."""
+    from deferral.checks.symbolic.paramlearn import busiest as busiest_bound, open_bounds
+
+    top, names = busiest_bound(protocol), open_bounds(protocol)
+    if not SPLIT_FIRST_STAGE or rank % 2 == 0 or top is None or len(stages) < 2:
+        return stages[0]
+    first, second = stages[0], stages[1]
+    at_first = [first.replace(**{n: b[n] for n in names}) for b in sampled]  # the stages' Q and S
+    fits = [b for b in at_first if b not in (first, second) and b[top] == second[top]
+            and all(first[n] <= b[n] <= second[n] for n in names)]
+    return min(fits, key=lambda b: sum(b[n] for n in names)) if fits else first
 
 
 def _from_draws(protocol: Protocol, first_at: Bounds, at: Bounds, found: Enumerated, first: Sequence[Lemma],
@@ -1094,7 +1128,10 @@ def _from_draws(protocol: Protocol, first_at: Bounds, at: Bounds, found: Enumera
 
 class Peers(Interface):
     """What :func:`learn` asks of the other learners (spawned learners' links:
-    :class:`~deferral.checks.symbolic.clauses_peers.PeerLinks`)."""
+    :class:`~deferral.checks.symbolic.clauses_peers.PeerLinks`); ``rank``: this learner's place among them (0
+    first), which chooses its first stage (:func:`first_stage`)."""
+
+    rank: int
 
     def send(self, tag: str, mine: Sequence[Lemma], note: Callable[[str], None] | None) -> None:
         """Send ``mine`` (the fixpoint of the draw ``tag``) to every peer."""

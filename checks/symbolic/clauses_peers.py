@@ -7,6 +7,10 @@ union of two or three drawn under other Z3 seeds (PROVE.md, 6 Dec, afternoon). O
 another (each 2-20 s) while the other drew its own for itself; exchanged, two learners have two fixpoints in the
 time of one.
 
+Two learners also learn their first stage at different instances (2,1,1 and 3,1,1, :func:`clauses.first_stage`):
+from a 3,1,1 fixpoint the stage at 3,2,2 settles in one round, but 3,1,1 itself takes many rounds for some variants
+where 2,1,1 takes few; exchanged, each learner's next stage starts from both where the other's came in time.
+
 When: each learner sends its first stage's fixpoint as soon as it has it, tries the next stage from its own
 fixpoint first (as a lone learner does), and takes the peers' (learned meanwhile) before it draws a first stage
 again itself; each draw's fixpoint is sent and the peers' of that draw taken after it (:func:`clauses._from_draws`).
@@ -36,8 +40,9 @@ class PeerLinks:
     """A :class:`clauses.Peers`: one learner's links to the others (``conns``: a connection per peer, by the peer's
     seed); one job at a time (:meth:`begin`, :meth:`end`): what comes for another job is dropped."""
 
-    def __init__(self, protocol: Protocol, conns: dict[int, Connection]) -> None:
+    def __init__(self, protocol: Protocol, conns: dict[int, Connection], seed: int = 0) -> None:
         self.protocol, self.conns = protocol, dict(sorted(conns.items()))
+        self.rank = sum(peer < seed for peer in self.conns)  # this learner's place, by seed (:class:`clauses.Peers`)
         self.job = 0
         self._lock = threading.Condition()
         self._inbox: dict[tuple[int, int, str], list[Any]] = {}  # (job, peer, tag) -> the peer's documents

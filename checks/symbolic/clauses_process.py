@@ -288,7 +288,7 @@ def _serve(conn: Any, rec: Recipe, seed: int, peer_fds: Mapping[int, int]) -> No
 
         z3.set_param("smt.random_seed", seed)
         z3.set_param("sat.random_seed", seed)
-    links = PeerLinks(protocol, {p: Connection(fd) for p, fd in peer_fds.items()}) if peer_fds else None
+    links = PeerLinks(protocol, {p: Connection(fd) for p, fd in peer_fds.items()}, seed) if peer_fds else None
     conn.send(("ready", None))
     gc.freeze()  # what is loaded stays: out of the collector's sight, as the CLI does (deferral.cli)
     note = collecting(lambda text: conn.send(("note", text)))

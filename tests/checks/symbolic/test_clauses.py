@@ -178,6 +178,7 @@ class _FakePeers:
 
     def __init__(self, theirs: dict[str, list[str]]) -> None:
         self.theirs, self.sent, self.asked = theirs, [], []  # type: ignore[var-annotated]
+        self.rank = 0
 
     def send(self, tag, mine, note):  # type: ignore[no-untyped-def]
         self.sent.append((tag, [x.name for x in mine]))
@@ -678,3 +679,40 @@ def test_a_given_sample_is_taken_instead_of_searching_that_instance_again(monkey
     assert r.sampled == [(SMALL, "exhaustive", 300)] and used == [enc]
     rows = {tuple(int(v) for v in row) for row in ex.sample}
     assert len(rows) == ex.sample.shape[0]  # distinct states
+
+
+def test_every_other_learner_learns_its_first_stage_at_the_second_stages_vcpus(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """clauses.first_stage: with learners at once, odd ranks learn the first stage at 3,1,1 before 3,2,2 (from a
+    2,1,1 fixpoint 3,2,2 often lacked facts about a third VCPU; PROVE.md, 7 Dec, morning), even ranks at 2,1,1;
+    at the stages' own Q and S; where nothing lies between, or the split is off, at the first stage asked."""
+    at = Bounds(4, 3, 3, 3).replace(spaces=3)
+    sampled = [b for b, _ in clauses.plan(REFERENCE, {"queue": 3, "spaces": 3}, within=at)]
+    stages = clauses.stage_bounds(REFERENCE, at)
+    assert [b.short() for b in stages[:2]] == ["N=2,V=1,F=1,Q=3,S=3", "N=3,V=2,F=2,Q=3,S=3"]
+    assert clauses.first_stage(REFERENCE, sampled, stages, 0) == stages[0]
+    assert clauses.first_stage(REFERENCE, sampled, stages, 1).short() == "N=3,V=1,F=1,Q=3,S=3"
+    assert clauses.first_stage(REFERENCE, sampled, stages, 3).short() == "N=3,V=1,F=1,Q=3,S=3"
+    small = Bounds(2, 1, 1, 3).replace(spaces=2)
+    assert clauses.first_stage(REFERENCE, sampled, [small, small], 1) == small
+    monkeypatch.setattr(clauses, "SPLIT_FIRST_STAGE", False)
+    assert clauses.first_stage(REFERENCE, sampled, stages, 1) == stages[0]
+
+
+def test_a_learner_of_odd_rank_learns_its_first_stage_where_first_stage_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    """clauses.learn(peers=...): the first stage (and its draws) at clauses.first_stage's choice for the peers'
+    rank; the next stages as asked."""
+    seen: list[Bounds] = []
+
+    def fake(protocol, at, found, start=(), deadline=None, note=None, trim=True, enc=None,  # type: ignore[no-untyped-def]
+             max_rounds=clauses.MAX_ROUNDS):
+        seen.append(at)
+        return clauses.Stage(at, [], [], 1, len(start), 0.0)
+
+    monkeypatch.setattr(clauses, "learn_at", fake)
+    peers = _FakePeers({})
+    peers.rank = 1  # type: ignore[attr-defined]
+    plan = [(Bounds(2, 1, 1, 1), "exhaustive"), (Bounds(3, 1, 1, 1), "exhaustive")]
+    larger = Bounds(3, 2, 2, 1)
+    assert clauses.learn(REFERENCE, plan, [Bounds(2, 1, 1, 1), larger], peers=peers).ok
+    assert seen == [Bounds(3, 1, 1, 1), larger]

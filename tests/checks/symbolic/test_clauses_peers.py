@@ -36,8 +36,14 @@ def enumerated() -> tuple[Any, Any]:
 
 def _pair() -> tuple[PeerLinks, PeerLinks]:
     a, b = socket.socketpair()
-    return (PeerLinks(REFERENCE, {1: Connection(a.detach())}),
-            PeerLinks(REFERENCE, {0: Connection(b.detach())}))
+    return (PeerLinks(REFERENCE, {1: Connection(a.detach())}, 0),
+            PeerLinks(REFERENCE, {0: Connection(b.detach())}, 1))
+
+
+def test_a_learners_rank_is_its_place_by_seed() -> None:
+    """PeerLinks.rank: how many peers have a smaller seed (it chooses the first stage: clauses.first_stage)."""
+    first, second = _pair()
+    assert (first.rank, second.rank) == (0, 1)
 
 
 def _exchange(links: PeerLinks, tag: str, mine: Any, until: float, found: Any, note: Any) -> Any:
