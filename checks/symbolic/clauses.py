@@ -1044,8 +1044,8 @@ def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: 
     return Learned(start, done, sampled, len(found.families), part, found=found)
 
 
-#: Where learners learn at once (:class:`Peers`), every other one (odd ``rank``) learns its first stage at the smallest
-#: sampled instance with as many elements of the busiest sort as the second stage (3,1,1 before 3,2,2), the
+#: Where learners learn at once (:class:`Peers`), every other one (odd ``rank``) learns its first stage at the
+#: smallest sampled instance with as many elements of the busiest sort as the second stage (3,1,1 before 3,2,2), the
 #: others at the smallest one (2,1,1). From a 2,1,1 fixpoint the stage at 3,2,2 often did not settle (facts
 #: about a third VCPU missing: the draws of :func:`_from_draws` followed), from a 3,1,1 one it settled in one
 #: round 35 times of 37; but the stage at 3,1,1 itself ran 13-27 rounds for some variants, where 2,1,1 ran 3-13,
@@ -1056,10 +1056,10 @@ SPLIT_FIRST_STAGE = True
 
 
 def first_stage(protocol: Protocol, sampled: Sequence[Bounds], stages: Sequence[Bounds], rank: int) -> Bounds:
-    """Where a learner of ``rank`` learns its first stage, of the ``sampled`` instances (the smallest first), given
-    the ``stages`` asked for (:data:`SPLIT_FIRST_STAGE`): ``stages[0]`` (the smallest sampled instance) for even
-    ranks, or where no other sampled instance lies between it and ``stages[1]`` with ``stages[1]``'s number of
-    elements of the busiest open sort."""
+    """Where a learner of ``rank`` learns its first stage, given the ``stages`` asked for (:data:`SPLIT_FIRST_STAGE`):
+    for an odd rank, the smallest of the ``sampled`` instances between ``stages[0]`` and ``stages[1]`` with as many
+    elements of the busiest open sort as ``stages[1]`` (at the stages' Q and S); else, or where there is none,
+    ``stages[0]``."""
     from deferral.checks.symbolic.paramlearn import busiest as busiest_bound, open_bounds
 
     top, names = busiest_bound(protocol), open_bounds(protocol)

@@ -702,17 +702,11 @@ def test_every_other_learner_learns_its_first_stage_at_the_second_stages_vcpus(
 def test_a_learner_of_odd_rank_learns_its_first_stage_where_first_stage_says(monkeypatch: pytest.MonkeyPatch) -> None:
     """clauses.learn(peers=...): the first stage (and its draws) at clauses.first_stage's choice for the peers'
     rank; the next stages as asked."""
-    seen: list[Bounds] = []
-
-    def fake(protocol, at, found, start=(), deadline=None, note=None, trim=True, enc=None,  # type: ignore[no-untyped-def]
-             max_rounds=clauses.MAX_ROUNDS):
-        seen.append(at)
-        return clauses.Stage(at, [], [], 1, len(start), 0.0)
-
-    monkeypatch.setattr(clauses, "learn_at", fake)
+    seen: list[tuple[Bounds, str, list[str], int]] = []
+    monkeypatch.setattr(clauses, "learn_at", _fake_learn_at(seen, {}, [], lambda at, names: True))
     peers = _FakePeers({})
     peers.rank = 1  # type: ignore[attr-defined]
     plan = [(Bounds(2, 1, 1, 1), "exhaustive"), (Bounds(3, 1, 1, 1), "exhaustive")]
     larger = Bounds(3, 2, 2, 1)
     assert clauses.learn(REFERENCE, plan, [Bounds(2, 1, 1, 1), larger], peers=peers).ok
-    assert seen == [Bounds(3, 1, 1, 1), larger]
+    assert [at for at, _, _, _ in seen] == [Bounds(3, 1, 1, 1), larger]
