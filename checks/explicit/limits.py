@@ -17,6 +17,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity; the machine's count where that is not known)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 #: Default memory limit: this share of the memory available when the search starts.
 DEFAULT_MEMORY_SHARE = 0.8
 #: glibc's mallopt parameter number for the mmap threshold.

@@ -69,13 +69,11 @@ LATE_S = 1.0
 def learners(requested: int | None = None) -> int:
     """How many learners to spawn: ``requested`` (0: none, the learning in the caller's process), else
     :data:`LEARNERS`, at most one per CPU this process may run on."""
+    from deferral.checks.explicit.limits import usable_cpus
+
     if requested is not None:
         return max(0, requested)
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(LEARNERS, cpus))
+    return max(1, min(LEARNERS, usable_cpus()))
 
 
 def prove_learned(protocol: Protocol, bounds: Bounds, samples_at: Sequence[tuple[Bounds, str]],

@@ -140,3 +140,19 @@ def test_a_smallest_instance_searched_past_the_bmc_depth_needs_no_bmc(monkeypatc
     res = prove(REFERENCE, Bounds(2, 1, 1, 1), timeout=60, shipped=False)
     assert res.status == "proved" and res.route == "enumerated+houdini+induction"
     assert [row["route"] for row in res.stages if row["route"] == "bmc"] == []
+
+
+def test_the_search_on_two_cpus_finds_what_it_finds_on_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """explore runs on every CPU this process may use (exhaust.usable_cpus): the verdict, the states, the depth, the
+    sample and a counterexample are the same with one thread or two."""
+    import numpy as np
+
+    runs = []
+    for cpus in (1, 2):
+        monkeypatch.setattr(exhaust, "usable_cpus", lambda cpus=cpus: cpus)
+        runs.append((exhaust.explore(REFERENCE, Bounds(2, 1, 1, 1), 30, keep=500),
+                     exhaust.explore(PUBLISHED["remote-no-drain"], Bounds(2, 1, 1, 1), 30)))
+    (one, bug_one), (two, bug_two) = runs
+    assert (one.status, one.states, one.depth) == (two.status, two.states, two.depth) and one.status == "holds"
+    assert one.sample is not None and two.sample is not None and np.array_equal(one.sample, two.sample)
+    assert bug_one.status == bug_two.status == "violated" and bug_one.path == bug_two.path
