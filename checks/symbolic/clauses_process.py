@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Mapping, Sequence
 
+from deferral.checks.explicit.limits import usable_cpus
 from deferral.checks.symbolic import clauses, clauses_prove
 from deferral.checks.symbolic.clauses import Peers
 from deferral.checks.symbolic.clauses_peers import PeerLinks
@@ -69,8 +70,6 @@ LATE_S = 1.0
 def learners(requested: int | None = None) -> int:
     """How many learners to spawn: ``requested`` (0: none, the learning in the caller's process), else
     :data:`LEARNERS`, at most one per CPU this process may run on."""
-    from deferral.checks.explicit.limits import usable_cpus
-
     if requested is not None:
         return max(0, requested)
     return max(1, min(LEARNERS, usable_cpus()))
