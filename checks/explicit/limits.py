@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
+
 def usable_cpus() -> int:
     """The CPUs this process may run on (its affinity; the machine's count where that is not known)."""
     try:
