@@ -400,6 +400,9 @@ class Isolated:
         return self._done[key][1]
 
 
+#: Seeds a fresh context tries on a query the engine's own solver left undecided (:meth:`Houdini._ask_fresh`).
+FRESH_TRIES = 4
+
 #: The first try of a query gets ``timeout`` / FIRST_TRY_PARTS (at least MIN_TRY_S); each second try doubles it.
 FIRST_TRY_PARTS, MIN_TRY_S = 40, 0.5
 
@@ -720,12 +723,14 @@ class Houdini:
         return r, why
 
     def _ask_fresh(self, lem: Lemma, n: int, alive: Sequence[Lemma]) -> Any:
-        """A property's consecution at step ``n`` given ``alive``, once (one seed, ``query_s``) in a fresh Z3
-        context (:class:`Isolated`), whose course does not depend on what this process built before: asked where
-        this engine's own solver left it undecided (no_stale_translation at ack_ipi over the shipped lemmas:
-        decided in 0.2 s in one process, undecided twice 20 s in another). A model is kept (main context)."""
+        """A property's consecution at step ``n`` given ``alive``, in a fresh Z3 context (:class:`Isolated`),
+        ``query_s`` in all over FRESH_TRIES seeds (:func:`try_limits`: short tries first): asked where this
+        engine's own solver left it undecided (no_stale_translation at ack_ipi over the shipped lemmas: decided
+        in 0.2 s in one process, undecided twice 20 s in another). A fresh context does not remove every trace
+        of the process's history (one seed's try of that query ran 20 s in a CI run, where every seed of 8
+        takes 0.01 s in a process of its own), so more than one seed tries it. A model is kept (main context)."""
         facts = [self.step(n)[0], *[self.term(a, -1) for a in alive]]
-        r, s = _query(facts, self.term(lem, n), self.query_s, SEEDS[:1])
+        r, s = _query(facts, self.term(lem, n), self.query_s, SEEDS[:FRESH_TRIES])
         if r == z3.sat:
             self._model = s.model().translate(z3.main_ctx())
         return r

@@ -407,3 +407,43 @@ def test_a_query_the_fresh_context_decided_counts_as_proved_by_houdini() -> None
     lemmas = h.alive + props
     assert all(engine.proved(target, n, lemmas) for n in range(len(engine.steps)))
     assert not any(engine.proved(target, n, [target]) for n in range(len(engine.steps)))
+
+
+def test_the_fresh_context_tries_another_seed_where_its_first_diverges(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fresh context's query (:meth:`P.Houdini._ask_fresh`) is not lost to its first seed running into its limit
+    (a CI run: no_stale_translation at ack_ipi, 20 s undecided by seed 0 in one process, 0.01 s by every seed in
+    another): the next seeds try it, within ``query_s`` in all. Here every fresh context's solver given seed 0
+    answers unknown, and the engine's own solver leaves the target undecided."""
+    engine = P.Houdini(REFERENCE, {"queue": 1}, query_s=4.0)
+    props = P.learned_lemmas([], REFERENCE)
+    target = props[0]
+    ask, seeds_tried = engine._ask, []
+
+    def undecided_for_target(s, goal, assume, each=None, seeds=2):  # type: ignore[no-untyped-def]
+        if any(goal is engine._terms.get((target.name, n)) for n in range(len(engine.steps))):
+            return z3.unknown, "stood in for"
+        return ask(s, goal, assume, each, seeds)
+
+    class FirstSeedDiverges:
+        def __init__(self, solver: z3.Solver) -> None:
+            self.solver, self.seed = solver, None
+
+        def set(self, key: str, value: object) -> None:
+            self.seed = value if key == "random_seed" else self.seed
+            self.solver.set(key, value)
+
+        def check(self, *assume: object) -> object:
+            seeds_tried.append(self.seed)
+            return z3.unknown if self.seed == P.SEEDS[0] else self.solver.check(*assume)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.solver, name)
+
+    real_solver = P._solver
+    monkeypatch.setattr(P, "_solver", lambda timeout, ctx=None: real_solver(timeout, ctx) if ctx is engine._own.ctx
+                        else FirstSeedDiverges(real_solver(timeout, ctx)))  # a fresh context's solver
+    engine._ask = undecided_for_target  # type: ignore[method-assign]
+    h = engine.run(list(invariant_for(Bounds(2, 1, 1, 1))), props, timeout=60)
+    assert h.broken is None and h.undecided == 0
+    assert P.SEEDS[0] in seeds_tried and P.SEEDS[1] in seeds_tried
+    assert all(engine.proved(target, n, h.alive + props) for n in range(len(engine.steps)))
