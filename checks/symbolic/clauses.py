@@ -277,6 +277,35 @@ class Signature:
         #: variables a family may leave out only where another signature has it (:func:`enumerate_all` sets it)
         self.spare: frozenset[str] = frozenset()
 
+    def parts(self) -> dict[str, Any]:
+        """What another learner with the same samples needs to rebuild this signature (:meth:`rebuilt`) instead of
+        computing its truth tables again: plain data (lists, ints, packed bits); its literals by their text."""
+        return {"texts": [self.lits[j].text for j in self.keep + self.always], "keep": self.keep,
+                "always": self.always, "cols": np.packbits(self._cols, axis=1), "ncols": self._cols.shape[1],
+                "wide": self.wide, "wide_full": self.wide_full, "pool": self.pool, "masks": self.masks,
+                "full": self.full}
+
+    @classmethod
+    def rebuilt(cls, protocol: Protocol, params: Sequence[tuple[str, Domain]], at: Bounds, tables: TruthTables,
+                parts: Mapping[str, Any]) -> "Signature":
+        """The signature another learner built from the same samples (its :meth:`parts`), with this learner's own
+        literals (the vocabulary at ``at``, the first sample's bounds) and ``tables``; ValueError where its literals
+        are not this vocabulary's."""
+        sig = cls.__new__(cls)
+        sig.protocol, sig.params, sig.at = protocol, tuple(params), at
+        sig.lits = vocabulary(protocol, params, at)
+        keep, always = list(parts["keep"]), list(parts["always"])
+        if any(not 0 <= j < len(sig.lits) for j in keep + always) or \
+                [sig.lits[j].text for j in keep + always] != list(parts["texts"]):
+            raise ValueError(f"the literals of ({', '.join(n for n, _ in params)}) are not this learner's")
+        sig.tables, sig.always, sig.keep = tables, always, keep
+        sig._cols = np.unpackbits(parts["cols"], axis=1, count=int(parts["ncols"])).astype(bool)
+        sig.wide, sig.wide_full = list(parts["wide"]), int(parts["wide_full"])
+        sig.pool, sig.masks, sig.full = list(parts["pool"]), list(parts["masks"]), int(parts["full"])
+        sig.shown, sig.found, sig.where, sig._recent = set(), [], {}, {}
+        sig.spare = frozenset()
+        return sig
+
     def needless(self, combo: Sequence[int]) -> bool:
         """Does the clause of keep places ``combo`` leave out a variable of :attr:`spare` (a variable the
         signature without it stands for: the family is that signature's)?"""
@@ -564,23 +593,28 @@ class Enumerated:
     signatures: list[Signature]
 
 
-def enumerate_all(protocol: Protocol, samples: Sequence[tuple[Bounds, np.ndarray]], deadline: float | None = None
-                  ) -> Enumerated:
-    """The families of every signature (:func:`signatures` at the first sample's bounds)."""
+def enumerate_all(protocol: Protocol, samples: Sequence[tuple[Bounds, np.ndarray]], deadline: float | None = None,
+                  peers: "Peers | None" = None, note: Any = None) -> Enumerated:
+    """The families of every signature (:func:`signatures` at the first sample's bounds). With ``peers`` (other
+    learners enumerating the same samples at once), each builds its share of the signatures and takes the others'
+    from them (:mod:`~deferral.checks.symbolic.clauses_split`): the same families, in the same order."""
     t0 = time.monotonic()
     samples = [(b, rows) for b, rows in samples if rows.shape[0]]
     out: list[Lemma] = []
     per: dict[str, int] = {}
-    sigs = []
     every = signatures(protocol, samples[0][0])
     tables = TruthTables(protocol)
-    for params in every:
-        sig = Signature(protocol, params, samples, tables)
+    if peers is not None and getattr(peers, "count", 1) > 1:
+        from deferral.checks.symbolic.clauses_split import shared_signatures
+
+        sigs = shared_signatures(protocol, every, samples, tables, peers, deadline, note)
+    else:
+        sigs = [Signature(protocol, params, samples, tables) for params in every]
+    for params, sig in zip(every, sigs):
         # a family that does not read a variable whose signature is also there without it is that
         # signature's family again ("for all t, i, k: waiting[i][k] or ..."): left to that one
         sig.spare = frozenset(n for n, _ in params if tuple(x for x in params if x[0] != n) in every)
         got = sig.families(deadline)
-        sigs.append(sig)
         per[", ".join(x for x, _ in params)] = len(got)
         out += got
     return Enumerated(out, per, time.monotonic() - t0, sigs)
@@ -991,7 +1025,7 @@ def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: 
     if note:
         note("clauses: sampled " + ", ".join(f"{b.short()} ({how}, {n} states)" for b, how, n in sampled))
     t1 = time.monotonic()
-    found = enumerate_all(protocol, rows, deadline=deadline)
+    found = enumerate_all(protocol, rows, deadline=deadline, peers=peers, note=note)
     part["enumeration"] = time.monotonic() - t1
     if note:
         note(f"clauses: {len(found.families)} families true in every sampled state ("
@@ -1132,6 +1166,17 @@ class Peers(Interface):
     first), which chooses its first stage (:func:`first_stage`)."""
 
     rank: int
+    #: how many learners there are, this one included (:func:`enumerate_all` shares the signatures out among them)
+    count: int
+
+    def share(self, tag: str, payload: Any) -> None:
+        """Send ``payload`` (plain data) to every peer under ``tag``."""
+        ...
+
+    def gather(self, tag: str, until: float) -> dict[int, Any]:
+        """The peers' payloads of ``tag`` (by seed) that came by ``until``; a peer that ended its job or its process
+        is not waited for."""
+        ...
 
     def send(self, tag: str, mine: Sequence[Lemma], note: Callable[[str], None] | None) -> None:
         """Send ``mine`` (the fixpoint of the draw ``tag``) to every peer."""

@@ -43,6 +43,7 @@ class PeerLinks:
     def __init__(self, protocol: Protocol, conns: dict[int, Connection], seed: int = 0) -> None:
         self.protocol, self.conns = protocol, dict(sorted(conns.items()))
         self.rank = sum(peer < seed for peer in self.conns)  # this learner's place, by seed (:class:`clauses.Peers`)
+        self.count = len(self.conns) + 1
         self.job = 0
         self._lock = threading.Condition()
         self._inbox: dict[tuple[int, int, str], list[Any]] = {}  # (job, peer, tag) -> the peer's documents
@@ -65,7 +66,7 @@ class PeerLinks:
                     self._lock.notify_all()
                 return
             with self._lock:
-                if kind == "fixpoint":
+                if kind in ("fixpoint", "data"):
                     tag, docs = rest
                     self._inbox[(job, peer, tag)] = docs
                 elif kind == "ended":
@@ -93,6 +94,26 @@ class PeerLinks:
                 with self._lock:
                     self._gone.add(peer)
 
+    def share(self, tag: str, payload: Any) -> None:
+        """:meth:`clauses.Peers.share`."""
+        self._send(("data", self.job, tag, payload))
+
+    def gather(self, tag: str, until: float) -> dict[int, Any]:
+        """:meth:`clauses.Peers.gather`."""
+        with self._lock:
+            self._wait_for(tag, until)
+            return {p: self._inbox[(self.job, p, tag)] for p in self.conns if (self.job, p, tag) in self._inbox}
+
+    def _wait_for(self, tag: str, until: float) -> list[int]:
+        """Wait (holding the lock) until every peer still at this job has sent ``tag``, or ``until``; the peers not
+        waited for."""
+        def waiting() -> list[int]:
+            return [p for p in self.conns if p not in self._gone and (self.job, p) not in self._ended
+                    and (self.job, p, tag) not in self._inbox]
+        while waiting() and time.monotonic() < until:
+            self._lock.wait(max(0.0, min(1.0, until - time.monotonic())))
+        return waiting()
+
     def send(self, tag: str, mine: Sequence[Lemma], note: Callable[[str], None] | None) -> None:
         """:meth:`clauses.Peers.send`."""
         docs = [clauses.entry(lem) for lem in mine if isinstance(lem, clauses.Clause)]
@@ -106,13 +127,8 @@ class PeerLinks:
         """:meth:`clauses.Peers.receive`."""
         t0 = time.monotonic()
         with self._lock:
-            def waiting() -> list[int]:
-                return [p for p in self.conns if p not in self._gone and (self.job, p) not in self._ended
-                        and (self.job, p, tag) not in self._inbox]
-            while waiting() and time.monotonic() < until:
-                self._lock.wait(max(0.0, min(1.0, until - time.monotonic())))
+            late = self._wait_for(tag, until)
             got = {p: self._inbox.get((self.job, p, tag)) for p in self.conns}
-            late = waiting()
         out: list[Lemma] = []
         said = []
         at = found.signatures[0].at if found.signatures else None
