@@ -29,7 +29,8 @@ every family of at most :data:`FIRST_LITERALS` literals, keeping what the proper
 needs (unsat cores); where the second stage does not settle from the first one's fixpoint, the first stage is
 drawn again under another Z3 seed and the second starts again from the union of the fixpoints (:func:`_from_draws`).
 Where learners learn at once, every other one learns its first stage at 3,1,1 instead of 2,1,1
-(:func:`first_stage`), and they exchange their fixpoints.
+(:func:`first_stage`), they exchange their fixpoints, and each builds only its share of the signatures' truth
+tables, taking the others' from the other learners (:mod:`~deferral.checks.symbolic.clauses_split`).
 
 Nothing here is trusted: the candidates only go to Houdini and induction (bounded, or over
 uninterpreted sorts by ``--parametric``), which decide.

@@ -18,8 +18,10 @@ again itself; each draw's fixpoint is sent and the peers' of that draw taken aft
 The links are sockets between the learners' processes (:class:`clauses_process.Team` makes them and hands each
 learner its ends), read by a thread each, so that a learner still at work never holds up one that sends. A
 fixpoint travels as :func:`clauses.entry` documents, rebuilt from the receiver's own vocabulary (every learner
-samples and enumerates the same); a family that is not an enumerated clause is not sent. Nothing here decides
-anything: the families only go to Houdini and induction.
+samples and enumerates the same); a family that is not an enumerated clause is not sent. The same links carry each
+learner's share of the enumeration (:meth:`PeerLinks.share`, :meth:`PeerLinks.gather`:
+:mod:`~deferral.checks.symbolic.clauses_split`). Nothing here decides anything: the families only go to Houdini and
+induction.
 """
 
 from __future__ import annotations
