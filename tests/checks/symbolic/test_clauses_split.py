@@ -3,19 +3,15 @@ one process, enumerate what one alone does."""
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
-from multiprocessing.connection import Connection
-from typing import Any, Callable
 
 import numpy as np
 import pytest
 
 from deferral.checks.symbolic import clauses, clauses_split
-from deferral.checks.symbolic.clauses_peers import PeerLinks
 from deferral.checks.symbolic.vocabulary import sample_rows
 from deferral.model import REFERENCE, Bounds
+from tests.checks.symbolic.test_clauses_peers import _at_once, _pair
 
 SMALL, LARGER = Bounds(2, 1, 1, 1), Bounds(3, 1, 1, 1)
 
@@ -28,27 +24,6 @@ def samples() -> list[tuple[Bounds, np.ndarray]]:
 @pytest.fixture(scope="module")
 def alone(samples: list[tuple[Bounds, np.ndarray]]) -> clauses.Enumerated:
     return clauses.enumerate_all(REFERENCE, samples)
-
-
-def _pair() -> tuple[PeerLinks, PeerLinks]:
-    a, b = socket.socketpair()
-    return (PeerLinks(REFERENCE, {1: Connection(a.detach())}, 0),
-            PeerLinks(REFERENCE, {0: Connection(b.detach())}, 1))
-
-
-def _at_once(*calls: Callable[[], Any]) -> list[Any]:
-    """Each call in a thread of its own, all at once; their answers in order."""
-    out: list[Any] = [None] * len(calls)
-
-    def run(n: int) -> None:
-        out[n] = calls[n]()
-
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(len(calls))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    return out
 
 
 def test_the_costliest_signature_goes_first_to_the_learner_with_least() -> None:

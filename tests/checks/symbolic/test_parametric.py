@@ -14,6 +14,7 @@ import json
 import random
 from itertools import product
 from pathlib import Path
+from typing import Any
 
 import pytest
 import z3
@@ -386,6 +387,19 @@ def test_a_query_houdini_did_not_prove_is_never_known() -> None:
     assert res.status != "proved"
 
 
+def _undecided_for(engine: P.Houdini, target: Lemma, stood_in: list[object]) -> Any:
+    """``engine._ask`` that leaves every consecution query of ``target`` undecided (each such goal appended to
+    ``stood_in``), and asks every other as before."""
+    ask = engine._ask
+
+    def undecided_for_target(s, goal, assume, each=None, seeds=2):  # type: ignore[no-untyped-def]
+        if any(goal is engine._terms.get((target.name, n)) for n in range(len(engine.steps))):
+            stood_in.append(goal)
+            return z3.unknown, "stood in for"
+        return ask(s, goal, assume, each, seeds)
+    return undecided_for_target
+
+
 def test_a_query_the_fresh_context_decided_counts_as_proved_by_houdini() -> None:
     """A consecution query the incremental solver leaves undecided and a fresh Z3 context decides
     (:meth:`P.Houdini._ask_fresh`: MBQI's course depends on what the process built before, so which
@@ -394,14 +408,8 @@ def test_a_query_the_fresh_context_decided_counts_as_proved_by_houdini() -> None
     engine = P.Houdini(REFERENCE, {"queue": 1}, query_s=20.0)
     props = P.learned_lemmas([], REFERENCE)
     target = props[0]
-    ask, stood_in = engine._ask, []
-
-    def undecided_for_target(s, goal, assume, each=None, seeds=2):  # type: ignore[no-untyped-def]
-        if any(goal is engine._terms.get((target.name, n)) for n in range(len(engine.steps))):
-            stood_in.append(goal)
-            return z3.unknown, "stood in for"
-        return ask(s, goal, assume, each, seeds)
-    engine._ask = undecided_for_target  # type: ignore[method-assign]
+    stood_in: list[object] = []
+    engine._ask = _undecided_for(engine, target, stood_in)  # type: ignore[method-assign]
     h = engine.run(list(invariant_for(Bounds(2, 1, 1, 1))), props, timeout=60)
     assert h.broken is None and h.undecided == 0 and stood_in  # the fresh context decided each
     lemmas = h.alive + props
@@ -417,12 +425,7 @@ def test_the_fresh_context_tries_another_seed_where_its_first_diverges(monkeypat
     engine = P.Houdini(REFERENCE, {"queue": 1}, query_s=4.0)
     props = P.learned_lemmas([], REFERENCE)
     target = props[0]
-    ask, seeds_tried = engine._ask, []
-
-    def undecided_for_target(s, goal, assume, each=None, seeds=2):  # type: ignore[no-untyped-def]
-        if any(goal is engine._terms.get((target.name, n)) for n in range(len(engine.steps))):
-            return z3.unknown, "stood in for"
-        return ask(s, goal, assume, each, seeds)
+    seeds_tried: list[object] = []
 
     class FirstSeedDiverges:
         def __init__(self, solver: z3.Solver) -> None:
@@ -442,7 +445,7 @@ def test_the_fresh_context_tries_another_seed_where_its_first_diverges(monkeypat
     real_solver = P._solver
     monkeypatch.setattr(P, "_solver", lambda timeout, ctx=None: real_solver(timeout, ctx) if ctx is engine._own.ctx
                         else FirstSeedDiverges(real_solver(timeout, ctx)))  # a fresh context's solver
-    engine._ask = undecided_for_target  # type: ignore[method-assign]
+    engine._ask = _undecided_for(engine, target, [])  # type: ignore[method-assign]
     h = engine.run(list(invariant_for(Bounds(2, 1, 1, 1))), props, timeout=60)
     assert h.broken is None and h.undecided == 0
     assert P.SEEDS[0] in seeds_tried and P.SEEDS[1] in seeds_tried
