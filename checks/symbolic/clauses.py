@@ -606,9 +606,7 @@ def enumerate_all(protocol: Protocol, samples: Sequence[tuple[Bounds, np.ndarray
     every = signatures(protocol, samples[0][0])
     tables = TruthTables(protocol)
     if peers is not None and getattr(peers, "count", 1) > 1:
-        from deferral.checks.symbolic.clauses_split import shared_signatures
-
-        sigs = shared_signatures(protocol, every, samples, tables, peers, deadline, note)
+        sigs = peers.signatures(protocol, every, samples, tables, deadline, note)
     else:
         sigs = [Signature(protocol, params, samples, tables) for params in every]
     for params, sig in zip(every, sigs):
@@ -1170,13 +1168,11 @@ class Peers(Interface):
     #: how many learners there are, this one included (:func:`enumerate_all` shares the signatures out among them)
     count: int
 
-    def share(self, tag: str, payload: Any) -> None:
-        """Send ``payload`` (plain data) to every peer under ``tag``."""
-        ...
-
-    def gather(self, tag: str, until: float) -> dict[int, Any]:
-        """The peers' payloads of ``tag`` (by seed) that came by ``until``; a peer that ended its job or its process
-        is not waited for."""
+    def signatures(self, protocol: Protocol, every: Sequence[Sequence[tuple[str, Domain]]],
+                   samples: Sequence[tuple[Bounds, np.ndarray]], tables: TruthTables, deadline: float | None,
+                   note: Callable[[str], None] | None) -> list["Signature"]:
+        """A :class:`Signature` of each of ``every`` over ``samples``, this learner building its share and taking the
+        others' from the peers (:mod:`~deferral.checks.symbolic.clauses_split`)."""
         ...
 
     def send(self, tag: str, mine: Sequence[Lemma], note: Callable[[str], None] | None) -> None:

@@ -34,6 +34,7 @@ from typing import Any, Callable, Sequence
 
 from deferral.checks.symbolic import clauses
 from deferral.checks.symbolic.clauses import Enumerated
+from deferral.checks.symbolic.clauses_split import shared_signatures
 from deferral.model.invariant import Lemma
 from deferral.model.protocol import Protocol
 
@@ -96,12 +97,17 @@ class PeerLinks:
                 with self._lock:
                     self._gone.add(peer)
 
+    def signatures(self, protocol: Protocol, every: Sequence[Any], samples: Sequence[Any], tables: Any,
+                   deadline: float | None, note: Callable[[str], None] | None) -> list[Any]:
+        """:meth:`clauses.Peers.signatures`: :func:`clauses_split.shared_signatures` over these links."""
+        return shared_signatures(protocol, every, samples, tables, self, deadline, note)
+
     def share(self, tag: str, payload: Any) -> None:
-        """:meth:`clauses.Peers.share`."""
+        """:meth:`clauses_split.Exchange.share`."""
         self._send(("data", self.job, tag, payload))
 
     def gather(self, tag: str, until: float) -> dict[int, Any]:
-        """:meth:`clauses.Peers.gather`."""
+        """:meth:`clauses_split.Exchange.gather`."""
         with self._lock:
             self._wait_for(tag, until)
             return {p: self._inbox[(self.job, p, tag)] for p in self.conns if (self.job, p, tag) in self._inbox}

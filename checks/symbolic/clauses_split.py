@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Callable, Sequence
+from typing import Any, Callable, Protocol as Interface, Sequence
 
 import numpy as np
 
-from deferral.checks.symbolic.clauses import PEER_WAIT_FACTOR, PEER_WAIT_MIN_S, Peers, Signature
+from deferral.checks.symbolic.clauses import PEER_WAIT_FACTOR, PEER_WAIT_MIN_S, Signature
 from deferral.checks.symbolic.truth import TruthTables, assignments
 from deferral.model.bounds import Bounds
 from deferral.model.protocol import Protocol
@@ -33,6 +33,22 @@ from deferral.model.schema import Domain
 SIGNATURES_TAG = "signatures"
 
 Params = Sequence[tuple[str, Domain]]
+
+
+class Exchange(Interface):
+    """What the sharing asks of the links to the other learners
+    (:class:`~deferral.checks.symbolic.clauses_peers.PeerLinks`)."""
+
+    rank: int  # this learner's place among them (0 first)
+    count: int  # how many learners there are, this one included
+
+    def share(self, tag: str, payload: Any) -> None:
+        """Send ``payload`` (plain data) to every peer under ``tag``."""
+        ...
+
+    def gather(self, tag: str, until: float) -> dict[int, Any]:
+        """The peers' payloads of ``tag`` (by seed) that came by ``until``."""
+        ...
 
 
 def cost(params: Params, samples: Sequence[tuple[Bounds, np.ndarray]]) -> int:
@@ -62,7 +78,7 @@ def samples_digest(samples: Sequence[tuple[Bounds, np.ndarray]]) -> str:
 
 
 def shared_signatures(protocol: Protocol, every: Sequence[Params], samples: Sequence[tuple[Bounds, np.ndarray]],
-                      tables: TruthTables, peers: Peers, deadline: float | None,
+                      tables: TruthTables, peers: Exchange, deadline: float | None,
                       note: Callable[[str], None] | None = None) -> list[Signature]:
     """The signatures of ``every`` over ``samples``: this learner's share built here and sent to the peers, the
     others' rebuilt from theirs (built here where they do not come by a wait of :data:`PEER_WAIT_FACTOR` times
