@@ -69,7 +69,7 @@ def register(sub: Any) -> None:
     p.add_argument("--time-limit", type=seconds(), metavar="S",
                    help="stop after S seconds (exit 3; also when a step of the variant never returns)")
     p.add_argument("--workers", type=positive(int, MAX_WORKERS), metavar="W",
-                   help=f"worker threads of the vectorized search (1..{MAX_WORKERS}, default: all cores)")
+                   help=f"worker threads of the vectorized search (1..{MAX_WORKERS}, default: every CPU this process may use)")
     p.add_argument("--memory-limit", type=memory_size, metavar="SIZE",
                    help="stop (exit 3, partial figures) when the search's resident memory passes SIZE "
                         "(bytes, or with K/M/G/T; 'none': no limit; default: 80%% of the memory "

@@ -41,7 +41,7 @@ def register(sub: Any) -> None:
                         "step instances for models of 128 or more)")
     p.add_argument("--time-limit", type=positive(float), default=10.0, metavar="S",
                    help="stop after S seconds (default 10)")
-    p.add_argument("--workers", type=positive(int), metavar="W", help="worker processes (default: all cores)")
+    p.add_argument("--workers", type=positive(int), metavar="W", help="worker processes (default: every CPU this process may use)")
     p.add_argument("--trace-out", metavar="FILE", help="write the shrunk counterexample as deferral-trace/1")
     p.add_argument("--itf", metavar="FILE", help="write the shrunk counterexample as ITF")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")

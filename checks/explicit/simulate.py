@@ -14,7 +14,6 @@ shorter one. A simulation never shows that a property holds: finding nothing is
 from __future__ import annotations
 
 import multiprocessing
-import os
 import pickle
 import queue as queue_mod
 import signal
@@ -25,6 +24,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from deferral.checks.explicit.expand import Expander, locate
+from deferral.checks.explicit.limits import usable_cpus
 from deferral.checks.explicit.packing import blas_threads
 from deferral.checks.explicit.search import search_reduced_if_alike
 from deferral.checks.results import Path
@@ -260,7 +260,7 @@ def simulate(model: Model, *, seed: int = 0, depth: int = 100, walks: int | None
              progress: Callable[[SimProgress], None] | None = None,
              bfs_budget: int = BFS_BUDGET) -> SimResult:
     """Random walks of ``depth`` steps until ``walks`` walks are done or ``time_limit`` passes."""
-    n = max(1, int(workers if workers is not None else (os.cpu_count() or 1)))
+    n = max(1, int(workers if workers is not None else usable_cpus()))
     start = time.monotonic()
     deadline = start + time_limit
     result = SimResult(model.protocol.name, model.bounds, seed, depth, n)

@@ -45,7 +45,7 @@ from deferral.checks.explicit import fused as fused_loop
 from deferral.checks.explicit.backreach import edges_by_source, unreachable_goal_pieces, unreachable_goal_streamed
 from deferral.checks.explicit.explore import explore
 from deferral.checks.explicit.limits import (Limits, LimitReached, command_deadline, expansion_bytes,
-                                              peak_rss_bytes, return_freed_memory, rss_bytes)
+                                              peak_rss_bytes, return_freed_memory, rss_bytes, usable_cpus)
 from deferral.checks.explicit.expand import Expander, locate
 from deferral.checks.explicit.numpy_ops import NotVectorizable
 from deferral.checks.explicit.packing import Packer, blas_threads
@@ -161,7 +161,7 @@ def explore_vectorized(
     a sample of the states it exhausted for the lemma learner (checks/symbolic/exhaust.py).
     """
     start = time.monotonic()
-    n_workers = max(1, int(workers if workers is not None else (os.cpu_count() or 1)))
+    n_workers = max(1, int(workers if workers is not None else usable_cpus()))
     model = Model(protocol, bounds)
     try:
         return _Search(model, symmetry, max_states, time_limit, progress, n_workers, start,

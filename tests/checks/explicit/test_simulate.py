@@ -254,3 +254,11 @@ def test_the_replay_command_it_suggests_replays_a_variant_files_trace(cli, tmp_p
     replayed = cli(*argv[1:])
     assert replayed.code == 0, replayed
     assert "violates no_stale_translation" in replayed.out and "as expected" in replayed.out
+
+
+def test_default_workers_are_the_cpus_this_process_may_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --workers, one walker process per CPU of the process's affinity, not per CPU of the machine."""
+    from deferral.checks.explicit import simulate as simulate_module
+
+    monkeypatch.setattr(simulate_module, "usable_cpus", lambda: 1)
+    assert simulate(Model(PUBLISHED["reference"], Bounds(2, 1, 1, 1)), walks=4, depth=10).workers == 1

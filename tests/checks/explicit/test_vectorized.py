@@ -209,3 +209,12 @@ def test_a_level_merge_reports_its_progress(monkeypatch: pytest.MonkeyPatch) -> 
     explore_vectorized(REFERENCE, Bounds(2, 1, 1, 1), workers=1, progress=seen.append)
     phases = [p.phase for p in seen if p.phase]
     assert phases and all(p.startswith("merging level ") and p.endswith("new states so far") for p in phases)
+
+
+def test_default_workers_are_the_cpus_this_process_may_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --workers, one thread per CPU of the process's affinity, not per CPU of the machine: 16 threads on
+    one allowed CPU were 4% slower than one and held 31% more memory (2,1,1,3,S=2; benchmarks/PROVE.md)."""
+    monkeypatch.setattr(vectorized, "usable_cpus", lambda: 1)
+    assert explore_vectorized(REFERENCE, Bounds(2, 1, 1, 1)).workers == 1
+    monkeypatch.setattr(vectorized, "usable_cpus", lambda: 3)
+    assert explore_vectorized(REFERENCE, Bounds(2, 1, 1, 1)).workers == 3
