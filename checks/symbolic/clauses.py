@@ -1029,9 +1029,11 @@ def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: 
     if note:
         note(f"clauses: {len(found.families)} families true in every sampled state ("
              + ", ".join(f"{k}: {v}" for k, v in found.per_signature.items()) + f"; {part['enumeration']:.1f} s)")
-    stages = list(stages)
+    asked, stages = list(stages), list(stages)
     if peers is not None and len(stages) > 1:
         stages[0] = first_stage(protocol, [b for b, _, _ in sampled], stages, peers.rank)
+    # a learner whose first stage is the smallest instance steps through the one between where the next does not settle
+    ladder_at = ladder(protocol, [b for b, _, _ in sampled], asked) if peers is not None and stages == asked else None
     done: list[Stage] = []
     start: list[Lemma] = [f for f in found.families if len(getattr(f, "texts", ())) <= FIRST_LITERALS]
     first, carried = list(start), False
@@ -1050,7 +1052,7 @@ def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: 
         if n == 1 and carried:
             tried = _from_draws(protocol, stages[0], at, found, first, start, deadline, note, trim, enc,
                                 first_rounds=done[0].rounds, peers=peers, first_seconds=done[0].seconds,
-                                joined=joined)
+                                joined=joined, ladder_at=ladder_at)
             done += tried
             st = tried[-1]
         else:
@@ -1105,10 +1107,28 @@ def first_stage(protocol: Protocol, sampled: Sequence[Bounds], stages: Sequence[
     return min(fits, key=lambda b: sum(b[n] for n in names)) if fits else first
 
 
+#: Where learners learn at once and the stage after a first stage at 2,1,1 does not settle from its fixpoint (3,2,2:
+#: facts about a third VCPU missing), that learner learns at 3,1,1 from the same fixpoint before it waits for its peers'
+#: or draws again (:func:`ladder`, :func:`_from_draws`). One process, each run three times: from 2,1,1's fixpoint
+#: 3,1,1 settled in 10 rounds (15.7 s, lazy_cur_clear) and 7 (9.1 s, lazy_ipi_return), where from the first families
+#: alone (the other learner's course) it had not settled after 40 and 50 rounds (120 s); and from a 3,1,1 fixpoint
+#: 3,2,2 settles in one round nearly always (PROVE.md, 7 Dec, 10:30). False: straight to the waits and the draws.
+LADDER = True
+
+
+def ladder(protocol: Protocol, sampled: Sequence[Bounds], stages: Sequence[Bounds]) -> Bounds | None:
+    """The stage between a first stage at ``stages[0]`` and the second (:data:`LADDER`): the first stage of an odd
+    rank (:func:`first_stage`), where that is neither of them; else None."""
+    if not LADDER or len(stages) < 2:
+        return None
+    between = first_stage(protocol, sampled, stages, 1)
+    return None if between in (stages[0], stages[1]) else between
+
+
 def _from_draws(protocol: Protocol, first_at: Bounds, at: Bounds, found: Enumerated, first: Sequence[Lemma],
                 carried: Sequence[Lemma], deadline: float | None, note: Any, trim: bool, enc: Any,
                 first_rounds: int = 0, peers: "Peers | None" = None, first_seconds: float = 0.0,
-                joined: bool = False) -> list[Stage]:
+                joined: bool = False, ladder_at: Bounds | None = None) -> list[Stage]:
     """The stage at ``at`` after a first stage at ``first_at`` whose fixpoint (``carried``) it starts from: where it
     has not settled after :data:`FALLBACK_ROUNDS` rounds (and time is left), the first stage again (from ``first``)
     under the next seed of :data:`FIRST_DRAWS` (at most :data:`DRAW_ROUNDS` rounds), and the stage starts again from the union of the fixpoints drawn
@@ -1119,10 +1139,16 @@ def _from_draws(protocol: Protocol, first_at: Bounds, at: Bounds, found: Enumera
     With ``peers`` (other learners doing the same at once under their seeds), the peers' first-stage fixpoints
     come before the first draw (they drew them meanwhile; ``joined``: taken already), and each draw's fixpoint
     is exchanged with theirs of the same draw: the union takes theirs too. Every stage tried, in order (a draw's
-    :attr:`Stage.draw` its offset); the last is the stage at ``at``."""
+    :attr:`Stage.draw` its offset); the last is the stage at ``at``.
+
+    ``ladder_at`` (:data:`LADDER`): where the stage at ``at`` has not settled from the first fixpoint, a stage at
+    ``ladder_at`` (3,1,1 between 2,1,1 and 3,2,2) from that fixpoint comes first (its rounds capped as a draw's);
+    where it settles, the stage at ``at`` starts again from its fixpoint and the peers' first-stage fixpoints that
+    came meanwhile (not waited for)."""
     out: list[Stage] = []
     fixpoints, offsets, grown = list(carried), list(FIRST_DRAWS[1:]), True
     pending = peers is not None and not joined  # the peers' first-stage fixpoints, not yet taken
+    cap = max(DRAW_ROUNDS[0], DRAW_ROUNDS[1] * first_rounds)  # a draw's rounds, and the ladder's
 
     def more_to_come() -> bool:
         return bool(offsets) or pending
@@ -1136,6 +1162,21 @@ def _from_draws(protocol: Protocol, first_at: Bounds, at: Bounds, found: Enumera
             out.append(st)
             if st.needed is not None or not more_to_come() or (deadline is not None and time.monotonic() > deadline):
                 return out
+        if ladder_at is not None:
+            step = learn_at(protocol, ladder_at, found, fixpoints, deadline, note, trim=False, max_rounds=cap)
+            out.append(step)
+            ladder_at = None
+            if step.needed is not None:
+                theirs: list[Lemma] = []
+                if pending:
+                    assert peers is not None
+                    theirs = peers.receive(FIRST_TAG, time.monotonic(), found, note)  # those that came meanwhile
+                    pending = not theirs
+                if note:
+                    note(f"clauses: at {step.at.short()}: {len(step.alive)} families inductive after "
+                         f"{step.rounds} rounds; {at.short()} again from them")
+                fixpoints, grown = _union(step.alive, theirs), True
+                continue
         if pending:
             assert peers is not None
             pending = False
@@ -1145,7 +1186,6 @@ def _from_draws(protocol: Protocol, first_at: Bounds, at: Bounds, found: Enumera
         offset = offsets.pop(0)
         if note:
             note(f"clauses: at {at.short()}: not settled; {first_at.short()} again, under Z3 seed offset {offset}")
-        cap = max(DRAW_ROUNDS[0], DRAW_ROUNDS[1] * first_rounds)
         draw = _under_seed(offset, lambda: learn_at(protocol, first_at, found, first, deadline, note, trim=True,
                                                     max_rounds=cap))
         draw.draw = offset

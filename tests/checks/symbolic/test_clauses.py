@@ -710,3 +710,64 @@ def test_a_learner_of_odd_rank_learns_its_first_stage_where_first_stage_says(mon
     larger = Bounds(3, 2, 2, 1)
     assert clauses.learn(REFERENCE, plan, [Bounds(2, 1, 1, 1), larger], peers=peers).ok
     assert [at for at, _, _, _ in seen] == [Bounds(3, 1, 1, 1), larger]
+
+
+def test_the_ladder_is_the_instance_between_the_first_two_stages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """clauses.ladder: 3,1,1 between 2,1,1 and 3,2,2 (an odd rank's first stage); none where nothing lies between,
+    or where LADDER is off."""
+    at = Bounds(4, 3, 3, 3).replace(spaces=3)
+    sampled = [b for b, _ in clauses.plan(REFERENCE, {"queue": 3, "spaces": 3}, within=at)]
+    stages = clauses.stage_bounds(REFERENCE, at)
+    assert clauses.ladder(REFERENCE, sampled, stages).short() == "N=3,V=1,F=1,Q=3,S=3"
+    assert clauses.ladder(REFERENCE, sampled, [stages[0].replace(vcpus=3), stages[1]]) is None
+    assert clauses.ladder(REFERENCE, sampled, stages[:1]) is None
+    monkeypatch.setattr(clauses, "LADDER", False)
+    assert clauses.ladder(REFERENCE, sampled, stages) is None
+
+
+def test_where_the_next_stage_does_not_settle_the_first_learner_learns_at_the_ladder_first(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """clauses.learn(peers=...), rank 0: the stage at 3,2,2 does not settle from the 2,1,1 fixpoint; the learner
+    learns at 3,1,1 from that fixpoint (capped as a draw), takes the peers' first-stage fixpoints that came meanwhile
+    (not waited for), and 3,2,2 starts again from both. A ladder that does not settle leaves the course as before:
+    the peers' fixpoints, then the draws."""
+    small, between, larger = Bounds(2, 1, 1, 1), Bounds(3, 1, 1, 1), Bounds(3, 2, 2, 1)
+    seen: list[tuple[Bounds, list[str], int, bool]] = []
+    ladder_makes: list[str] = ["m"]
+
+    def fake(protocol, at, found, start=(), deadline=None, note=None, trim=True, enc=None,  # type: ignore[no-untyped-def]
+             max_rounds=clauses.MAX_ROUNDS):
+        names = [x.name for x in start]
+        seen.append((at, names, max_rounds, trim))
+        if at == small:
+            alive = [Lemma(n, (), lambda s: True) for n in ("a", "b")]
+            return clauses.Stage(at, alive, alive[:1], 1, 2, 1.0)
+        if at == between:
+            if not ladder_makes:
+                return clauses.Stage(at, [], None, max_rounds, len(start), 1.0, "round limit")
+            alive = list(start) + [Lemma(n, (), lambda s: True) for n in ladder_makes]
+            return clauses.Stage(at, alive, alive, 3, len(alive), 1.0)
+        if "m" in names or "d" in names:
+            return clauses.Stage(at, list(start), list(start), 1, len(start), 1.0)
+        return clauses.Stage(at, [], None, max_rounds, len(start), 1.0, "round limit")
+
+    monkeypatch.setattr(clauses, "learn_at", fake)
+    plan = [(small, "exhaustive"), (between, "exhaustive")]
+    peers = _FakePeers({clauses.FIRST_TAG: ["c"]})
+    r = clauses.learn(REFERENCE, plan, [small, larger], peers=peers)
+    assert r.ok and [x.name for x in r.lemmas] == ["a", "b", "m", "c"]
+    cap = max(clauses.DRAW_ROUNDS[0], clauses.DRAW_ROUNDS[1] * 1)
+    assert seen[0][0] == small  # the first stage, from the enumerated families
+    assert [(at, names, limit) for at, names, limit, _ in seen[1:]] == [
+        (larger, ["a", "b"], clauses.FALLBACK_ROUNDS), (between, ["a", "b"], cap),
+        (larger, ["a", "b", "m", "c"], clauses.FALLBACK_ROUNDS)]
+    assert seen[2][3] is False  # the ladder keeps its whole fixpoint
+    assert peers.asked == [clauses.FIRST_TAG]
+    # the ladder does not settle: the peers' fixpoints (waited for), then the draws, as before
+    seen.clear()
+    ladder_makes.clear()
+    monkeypatch.setattr(clauses, "FIRST_DRAWS", (0, 1000))
+    peers = _FakePeers({clauses.FIRST_TAG: ["c"], "draw 1000": ["d"]})
+    r = clauses.learn(REFERENCE, plan, [small, larger], peers=peers)
+    assert r.ok and peers.asked == [clauses.FIRST_TAG, "draw 1000"]
+    assert [at for at, _, _, _ in seen] == [small, larger, between, larger, small, larger]
