@@ -30,7 +30,8 @@ needs (unsat cores); where the second stage does not settle from the first one's
 drawn again under another Z3 seed and the second starts again from the union of the fixpoints (:func:`_from_draws`).
 Where learners learn at once, every other one learns its first stage at 3,1,1 instead of 2,1,1
 (:func:`first_stage`), they exchange their fixpoints, and each builds only its share of the signatures' truth
-tables, taking the others' from the other learners (:mod:`~deferral.checks.symbolic.clauses_split`).
+tables, taking the others' from the other learners (:mod:`~deferral.checks.symbolic.clauses_split`); a learner that
+started at 2,1,1 and whose 3,2,2 does not settle learns at 3,1,1 from its fixpoint first (:func:`ladder`).
 
 Nothing here is trusted: the candidates only go to Houdini and induction (bounded, or over
 uninterpreted sorts by ``--parametric``), which decide.
@@ -1114,6 +1115,10 @@ def first_stage(protocol: Protocol, sampled: Sequence[Bounds], stages: Sequence[
 #: alone (the other learner's course) it had not settled after 40 and 50 rounds (120 s); and from a 3,1,1 fixpoint
 #: 3,2,2 settles in one round nearly always (PROVE.md, 7 Dec, 10:30). False: straight to the waits and the draws.
 LADDER = True
+#: The stage at the ladder stops unsettled after as many rounds as the first stage took, at least this many: from the
+#: fixpoint of a first stage that took 2 rounds (wait-irqs-off) it ran its 8 rounds unsettled, as 3,1,1 from the
+#: first families does, and the draws that followed did not settle 3,2,2 in time (83 s at 120 against 35 s before).
+LADDER_ROUNDS = 3
 
 
 def ladder(protocol: Protocol, sampled: Sequence[Bounds], stages: Sequence[Bounds]) -> Bounds | None:
@@ -1142,13 +1147,14 @@ def _from_draws(protocol: Protocol, first_at: Bounds, at: Bounds, found: Enumera
     :attr:`Stage.draw` its offset); the last is the stage at ``at``.
 
     ``ladder_at`` (:data:`LADDER`): where the stage at ``at`` has not settled from the first fixpoint, a stage at
-    ``ladder_at`` (3,1,1 between 2,1,1 and 3,2,2) from that fixpoint comes first (its rounds capped as a draw's);
+    ``ladder_at`` (3,1,1 between 2,1,1 and 3,2,2) from that fixpoint comes first (at most as many rounds as the first
+    stage took, at least :data:`LADDER_ROUNDS`);
     where it settles, the stage at ``at`` starts again from its fixpoint and the peers' first-stage fixpoints that
     came meanwhile (not waited for)."""
     out: list[Stage] = []
     fixpoints, offsets, grown = list(carried), list(FIRST_DRAWS[1:]), True
     pending = peers is not None and not joined  # the peers' first-stage fixpoints, not yet taken
-    cap = max(DRAW_ROUNDS[0], DRAW_ROUNDS[1] * first_rounds)  # a draw's rounds, and the ladder's
+    cap = max(DRAW_ROUNDS[0], DRAW_ROUNDS[1] * first_rounds)  # a draw's rounds
 
     def more_to_come() -> bool:
         return bool(offsets) or pending
@@ -1163,7 +1169,8 @@ def _from_draws(protocol: Protocol, first_at: Bounds, at: Bounds, found: Enumera
             if st.needed is not None or not more_to_come() or (deadline is not None and time.monotonic() > deadline):
                 return out
         if ladder_at is not None:
-            step = learn_at(protocol, ladder_at, found, fixpoints, deadline, note, trim=False, max_rounds=cap)
+            step = learn_at(protocol, ladder_at, found, fixpoints, deadline, note, trim=False,
+                            max_rounds=max(LADDER_ROUNDS, first_rounds))
             out.append(step)
             ladder_at = None
             if step.needed is not None:

@@ -728,7 +728,7 @@ def test_the_ladder_is_the_instance_between_the_first_two_stages(monkeypatch: py
 def test_where_the_next_stage_does_not_settle_the_first_learner_learns_at_the_ladder_first(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """clauses.learn(peers=...), rank 0: the stage at 3,2,2 does not settle from the 2,1,1 fixpoint; the learner
-    learns at 3,1,1 from that fixpoint (capped as a draw), takes the peers' first-stage fixpoints that came meanwhile
+    learns at 3,1,1 from that fixpoint (as many rounds as the first stage took, at least LADDER_ROUNDS), takes the peers' first-stage fixpoints that came meanwhile
     (not waited for), and 3,2,2 starts again from both. A ladder that does not settle leaves the course as before:
     the peers' fixpoints, then the draws."""
     small, between, larger = Bounds(2, 1, 1, 1), Bounds(3, 1, 1, 1), Bounds(3, 2, 2, 1)
@@ -756,7 +756,7 @@ def test_where_the_next_stage_does_not_settle_the_first_learner_learns_at_the_la
     peers = _FakePeers({clauses.FIRST_TAG: ["c"]})
     r = clauses.learn(REFERENCE, plan, [small, larger], peers=peers)
     assert r.ok and [x.name for x in r.lemmas] == ["a", "b", "m", "c"]
-    cap = max(clauses.DRAW_ROUNDS[0], clauses.DRAW_ROUNDS[1] * 1)
+    cap = max(clauses.LADDER_ROUNDS, 1)  # the first stage took 1 round
     assert seen[0][0] == small  # the first stage, from the enumerated families
     assert [(at, names, limit) for at, names, limit, _ in seen[1:]] == [
         (larger, ["a", "b"], clauses.FALLBACK_ROUNDS), (between, ["a", "b"], cap),
