@@ -1113,7 +1113,7 @@ def first_stage(protocol: Protocol, sampled: Sequence[Bounds], stages: Sequence[
 #: or draws again (:func:`ladder`, :func:`_from_draws`). One process, each run three times: from 2,1,1's fixpoint
 #: 3,1,1 settled in 10 rounds (15.7 s, lazy_cur_clear) and 7 (9.1 s, lazy_ipi_return), where from the first families
 #: alone (the other learner's course) it had not settled after 40 and 50 rounds (120 s); and from a 3,1,1 fixpoint
-#: 3,2,2 settles in one round nearly always (PROVE.md, 7 Dec, 10:30). False: straight to the waits and the draws.
+#: 3,2,2 settles in one round nearly always (PROVE.md, 7 Dec, 09:14-11:40 UTC). False: straight to the waits and draws.
 LADDER = True
 #: The stage at the ladder stops unsettled after as many rounds as the first stage took, at least this many: from the
 #: fixpoint of a first stage that took 2 rounds (wait-irqs-off) it ran its 8 rounds unsettled, as 3,1,1 from the
