@@ -1148,13 +1148,11 @@ def _from_draws(protocol: Protocol, first_at: Bounds, at: Bounds, found: Enumera
 
     ``ladder_at`` (:data:`LADDER`): where the stage at ``at`` has not settled from the first fixpoint, a stage at
     ``ladder_at`` (3,1,1 between 2,1,1 and 3,2,2) from that fixpoint comes first (at most as many rounds as the first
-    stage took, at least :data:`LADDER_ROUNDS`);
-    where it settles, the stage at ``at`` starts again from its fixpoint and the peers' first-stage fixpoints that
-    came meanwhile (not waited for)."""
+    stage took, at least :data:`LADDER_ROUNDS`); where it settles, the stage at ``at`` starts again from its
+    fixpoint and the peers' first-stage fixpoints that came meanwhile (not waited for)."""
     out: list[Stage] = []
     fixpoints, offsets, grown = list(carried), list(FIRST_DRAWS[1:]), True
     pending = peers is not None and not joined  # the peers' first-stage fixpoints, not yet taken
-    cap = max(DRAW_ROUNDS[0], DRAW_ROUNDS[1] * first_rounds)  # a draw's rounds
 
     def more_to_come() -> bool:
         return bool(offsets) or pending
@@ -1193,6 +1191,7 @@ def _from_draws(protocol: Protocol, first_at: Bounds, at: Bounds, found: Enumera
         offset = offsets.pop(0)
         if note:
             note(f"clauses: at {at.short()}: not settled; {first_at.short()} again, under Z3 seed offset {offset}")
+        cap = max(DRAW_ROUNDS[0], DRAW_ROUNDS[1] * first_rounds)
         draw = _under_seed(offset, lambda: learn_at(protocol, first_at, found, first, deadline, note, trim=True,
                                                     max_rounds=cap))
         draw.draw = offset
