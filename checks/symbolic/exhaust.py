@@ -16,9 +16,9 @@ invariants only (no liveness pass):
 * stopped first (the time box, the memory limit, or its own estimate that it will not end in
   the box): no violation within the levels done, which says why in ``reason``.
 
-It runs on every CPU this process may use (nothing else runs meanwhile: the learners start after it), in threads
-whose results do not depend on their number: lazy_ipi_return's 21.3 million states at 2,1,1,3,2 in 9.8 s of wall
-time on two CPUs instead of 13.7 s on one (PROVE.md, 7 Dec, 06:40-08:00 UTC).
+It runs on every CPU this process may use (the search's default; nothing else runs meanwhile: the learners start
+after it), in threads whose results do not depend on their number: lazy_ipi_return's 21.3 million states at
+2,1,1,3,2 in 9.8 s of wall time on two CPUs instead of 13.7 s on one (PROVE.md, 7 Dec, 06:40-08:00 UTC).
 
 The estimate: after each level, the next one's size is guessed from the last level's growth;
 if storing it at the pace so far would pass the box, the search stops there. So it goes as deep
@@ -42,7 +42,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from deferral.checks.explicit.limits import project_states, usable_cpus
+from deferral.checks.explicit.limits import project_states
 from deferral.checks.results import Path, Progress
 from deferral.model.bounds import Bounds
 from deferral.model.context import StepError
@@ -177,7 +177,7 @@ def explore(protocol: Protocol, bounds: Bounds, budget: float,
             basis = None
         reservoir = Reservoir(keep) if keep > 0 else None
         r = search(only, bounds, symmetry=basis is not None, symmetry_basis=basis, time_limit=budget,
-                   memory_limit=EXPLICIT_MEMORY, workers=usable_cpus(), stop=stop,
+                   memory_limit=EXPLICIT_MEMORY, stop=stop,
                    **({"on_level": reservoir} if reservoir is not None else {}))
     except (VariantError, StepError) as exc:  # VCPUs not alike, a step's error: bmc and the lemmas decide
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

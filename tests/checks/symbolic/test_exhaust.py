@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from deferral.checks.explicit import vectorized
+
 from deferral.checks.explicit.vectorized import explore_vectorized
 from deferral.checks.symbolic import exhaust
 from deferral.checks.symbolic.bmc import BmcSearch
@@ -143,13 +145,13 @@ def test_a_smallest_instance_searched_past_the_bmc_depth_needs_no_bmc(monkeypatc
 
 
 def test_the_search_on_two_cpus_finds_what_it_finds_on_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    """explore runs on every CPU this process may use (exhaust.usable_cpus): the verdict, the states, the depth, the
+    """explore runs on every CPU this process may use (the search's default, vectorized.usable_cpus): the verdict, the states, the depth, the
     sample and a counterexample are the same with one thread or two."""
     import numpy as np
 
     runs = []
     for cpus in (1, 2):
-        monkeypatch.setattr(exhaust, "usable_cpus", lambda cpus=cpus: cpus)
+        monkeypatch.setattr(vectorized, "usable_cpus", lambda cpus=cpus: cpus)
         runs.append((exhaust.explore(REFERENCE, Bounds(2, 1, 1, 1), 30, keep=500),
                      exhaust.explore(PUBLISHED["remote-no-drain"], Bounds(2, 1, 1, 1), 30)))
     (one, bug_one), (two, bug_two) = runs
