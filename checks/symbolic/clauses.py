@@ -28,10 +28,11 @@ counterexamples to induction at growing bounds (:func:`learn_at`), the first sta
 every family of at most :data:`FIRST_LITERALS` literals, keeping what the properties' consecution
 needs (unsat cores); where the second stage does not settle from the first one's fixpoint, the first stage is
 drawn again under another Z3 seed and the second starts again from the union of the fixpoints (:func:`_from_draws`).
-Where learners learn at once, every other one learns its first stage at 3,1,1 instead of 2,1,1
-(:func:`first_stage`), they exchange their fixpoints, and each builds only its share of the signatures' truth
-tables, taking the others' from the other learners (:mod:`~deferral.checks.symbolic.clauses_split`); a learner that
-started at 2,1,1 and whose 3,2,2 does not settle learns at 3,1,1 from its fixpoint first (:func:`ladder`).
+Where learners learn at once, each under its own seed, they exchange their fixpoints, and each builds only its share
+of the signatures' truth tables, taking the others' from the other learners
+(:mod:`~deferral.checks.symbolic.clauses_split`); where 3,2,2 settles neither from a learner's 2,1,1 fixpoint nor
+from the union with the others', it learns at 3,1,1 from that union first (:func:`ladder`). (Every other learner
+may start at 3,1,1 instead: :data:`SPLIT_FIRST_STAGE`, off.)
 
 Nothing here is trusted: the candidates only go to Houdini and induction (bounded, or over
 uninterpreted sorts by ``--parametric``), which decide.
@@ -1035,6 +1036,9 @@ def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: 
         stages[0] = first_stage(protocol, [b for b, _, _ in sampled], stages, peers.rank)
     # a learner whose first stage is the smallest instance steps through the one between where the next does not settle
     ladder_at = ladder(protocol, [b for b, _, _ in sampled], asked) if peers is not None and stages == asked else None
+    same_first = peers is not None and all(
+        first_stage(protocol, [b for b, _, _ in sampled], asked, r) == stages[0]
+        for r in range(getattr(peers, "count", 1)) if r != peers.rank)
     done: list[Stage] = []
     start: list[Lemma] = [f for f in found.families if len(getattr(f, "texts", ())) <= FIRST_LITERALS]
     first, carried = list(start), False
@@ -1053,7 +1057,7 @@ def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: 
         if n == 1 and carried:
             tried = _from_draws(protocol, stages[0], at, found, first, start, deadline, note, trim, enc,
                                 first_rounds=done[0].rounds, peers=peers, first_seconds=done[0].seconds,
-                                joined=joined, ladder_at=ladder_at)
+                                joined=joined, ladder_at=ladder_at, same_first=same_first)
             done += tried
             st = tried[-1]
         else:
@@ -1080,26 +1084,33 @@ def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: 
     return Learned(start, done, sampled, len(found.families), part, found=found)
 
 
-#: Where learners learn at once (:class:`Peers`), every other one (odd ``rank``) learns its first stage at the
-#: smallest sampled instance with as many elements of the busiest sort as the second stage (3,1,1 before 3,2,2), the
-#: others at the smallest one (2,1,1). From a 2,1,1 fixpoint the stage at 3,2,2 often did not settle (facts
-#: about a third VCPU missing: the draws of :func:`_from_draws` followed), from a 3,1,1 one it settled in one
-#: round 35 times of 37; but the stage at 3,1,1 itself ran 13-27 rounds for some variants, where 2,1,1 ran 3-13,
-#: and every learner at 3,1,1 proved fewer (PROVE.md, 7 Dec, 06:40-08:00 UTC). The fixpoints are exchanged as
-#: before, so each learner's next stage starts from both where the other's came in time (Houdini keeps the
-#: largest inductive subset: the union settles where either does). False: every learner at 2,1,1.
-SPLIT_FIRST_STAGE = True
+#: True: where learners learn at once (:class:`Peers`), every other one (odd ``rank``) learns its first stage at the
+#: instance :func:`between` the first two stages (3,1,1 before 3,2,2), the others at the first (2,1,1). From a
+#: 2,1,1 fixpoint the stage at 3,2,2 often did not settle (facts about a third VCPU missing), from a 3,1,1 one it
+#: settled in one round 35 times of 37 (PROVE.md, 7 Dec, 06:40-08:00 UTC). But 3,1,1 from the first families runs
+#: long and unevenly (lazy_ipi_return 5 to more than 50 rounds, lazy_cur_clear 12 to more than 40, in one process),
+#: and since the ladder (:data:`LADDER`) reaches 3,1,1 from 2,1,1 fixpoints, every learner starts at 2,1,1 (False):
+#: the bounded 60-s grid at 4,3,3,3,S=2 proved 12 of 12 instead of 11 (lazy_ipi_return 42 s), the parametric one 10
+#: of 12 as before (PROVE.md, 7 Dec, 12:05 UTC).
+SPLIT_FIRST_STAGE = False
 
 
 def first_stage(protocol: Protocol, sampled: Sequence[Bounds], stages: Sequence[Bounds], rank: int) -> Bounds:
     """Where a learner of ``rank`` learns its first stage, given the ``stages`` asked for (:data:`SPLIT_FIRST_STAGE`):
-    for an odd rank, the smallest of the ``sampled`` instances between ``stages[0]`` and ``stages[1]`` with as many
-    elements of the busiest open sort as ``stages[1]`` (at the stages' Q and S); else, or where there is none,
-    ``stages[0]``."""
+    for an odd rank, the instance :func:`between` the first two; else ``stages[0]``."""
+    if not SPLIT_FIRST_STAGE or rank % 2 == 0:
+        return stages[0]
+    return between(protocol, sampled, stages)
+
+
+def between(protocol: Protocol, sampled: Sequence[Bounds], stages: Sequence[Bounds]) -> Bounds:
+    """The smallest of the ``sampled`` instances between ``stages[0]`` and ``stages[1]`` with as many elements of the
+    busiest open sort as ``stages[1]`` (at the stages' Q and S: 3,1,1 between 2,1,1 and 3,2,2); ``stages[0]`` where
+    there is none."""
     from deferral.checks.symbolic.paramlearn import busiest as busiest_bound, open_bounds
 
     top, names = busiest_bound(protocol), open_bounds(protocol)
-    if not SPLIT_FIRST_STAGE or rank % 2 == 0 or top is None or len(stages) < 2:
+    if top is None or len(stages) < 2:
         return stages[0]
     first, second = stages[0], stages[1]
     at_first = [first.replace(**{n: b[n] for n in names}) for b in sampled]  # the stages' Q and S
@@ -1109,8 +1120,9 @@ def first_stage(protocol: Protocol, sampled: Sequence[Bounds], stages: Sequence[
 
 
 #: Where learners learn at once and the stage after a first stage at 2,1,1 does not settle from its fixpoint (3,2,2:
-#: facts about a third VCPU missing), that learner learns at 3,1,1 from the same fixpoint before it waits for its peers'
-#: or draws again (:func:`ladder`, :func:`_from_draws`). One process, each run three times: from 2,1,1's fixpoint
+#: facts about a third VCPU missing), that learner learns at 3,1,1 from the same fixpoint (with the peers' where they
+#: learn the same first stage: from the union, where 3,2,2 did not settle from that either) before it draws again
+#: (:func:`ladder`, :func:`_from_draws`). One process, each run three times: from 2,1,1's fixpoint
 #: 3,1,1 settled in 10 rounds (15.7 s, lazy_cur_clear) and 7 (9.1 s, lazy_ipi_return), where from the first families
 #: alone (the other learner's course) it had not settled after 40 and 50 rounds (120 s); and from a 3,1,1 fixpoint
 #: 3,2,2 settles in one round nearly always (PROVE.md, 7 Dec, 09:14-11:40 UTC). False: straight to the waits and draws.
@@ -1122,18 +1134,18 @@ LADDER_ROUNDS = 3
 
 
 def ladder(protocol: Protocol, sampled: Sequence[Bounds], stages: Sequence[Bounds]) -> Bounds | None:
-    """The stage between a first stage at ``stages[0]`` and the second (:data:`LADDER`): the first stage of an odd
-    rank (:func:`first_stage`), where that is neither of them; else None."""
+    """The stage between a first stage at ``stages[0]`` and the second (:data:`LADDER`; :func:`between`), where that is
+    neither of them; else None."""
     if not LADDER or len(stages) < 2:
         return None
-    between = first_stage(protocol, sampled, stages, 1)
-    return None if between in (stages[0], stages[1]) else between
+    at = between(protocol, sampled, stages)
+    return None if at in (stages[0], stages[1]) else at
 
 
 def _from_draws(protocol: Protocol, first_at: Bounds, at: Bounds, found: Enumerated, first: Sequence[Lemma],
                 carried: Sequence[Lemma], deadline: float | None, note: Any, trim: bool, enc: Any,
                 first_rounds: int = 0, peers: "Peers | None" = None, first_seconds: float = 0.0,
-                joined: bool = False, ladder_at: Bounds | None = None) -> list[Stage]:
+                joined: bool = False, ladder_at: Bounds | None = None, same_first: bool = False) -> list[Stage]:
     """The stage at ``at`` after a first stage at ``first_at`` whose fixpoint (``carried``) it starts from: where it
     has not settled after :data:`FALLBACK_ROUNDS` rounds (and time is left), the first stage again (from ``first``)
     under the next seed of :data:`FIRST_DRAWS` (at most :data:`DRAW_ROUNDS` rounds), and the stage starts again from the union of the fixpoints drawn
@@ -1149,7 +1161,9 @@ def _from_draws(protocol: Protocol, first_at: Bounds, at: Bounds, found: Enumera
     ``ladder_at`` (:data:`LADDER`): where the stage at ``at`` has not settled from the first fixpoint, a stage at
     ``ladder_at`` (3,1,1 between 2,1,1 and 3,2,2) from that fixpoint comes first (at most as many rounds as the first
     stage took, at least :data:`LADDER_ROUNDS`); where it settles, the stage at ``at`` starts again from its
-    fixpoint and the peers' first-stage fixpoints that came meanwhile (not waited for)."""
+    fixpoint and the peers' first-stage fixpoints that came meanwhile (not waited for). ``same_first``: the peers
+    learn the same first stage (:data:`SPLIT_FIRST_STAGE` off): their fixpoints are waited for before the ladder, the
+    stage at ``at`` tried from the union, and the ladder starts from the union where that does not settle."""
     out: list[Stage] = []
     fixpoints, offsets, grown = list(carried), list(FIRST_DRAWS[1:]), True
     pending = peers is not None and not joined  # the peers' first-stage fixpoints, not yet taken
@@ -1167,6 +1181,13 @@ def _from_draws(protocol: Protocol, first_at: Bounds, at: Bounds, found: Enumera
             if st.needed is not None or not more_to_come() or (deadline is not None and time.monotonic() > deadline):
                 return out
         if ladder_at is not None:
+            if pending and same_first:  # the peers' fixpoints of this same first stage come first
+                assert peers is not None
+                pending = False
+                union = _union(fixpoints, peers.receive(FIRST_TAG, _wait_until(first_seconds, deadline), found, note))
+                if len(union) > len(fixpoints):
+                    fixpoints, grown = union, True
+                    continue  # the stage at ``at`` from the union first; the ladder from it where that does not settle
             step = learn_at(protocol, ladder_at, found, fixpoints, deadline, note, trim=False,
                             max_rounds=max(LADDER_ROUNDS, first_rounds))
             out.append(step)

@@ -176,9 +176,12 @@ def test_a_stage_that_does_not_settle_from_the_first_stages_fixpoint_gets_anothe
 class _FakePeers:
     """Peers that answer each receive from ``theirs`` (by tag) and record what was sent and asked."""
 
-    def __init__(self, theirs: dict[str, list[str]]) -> None:
+    def __init__(self, theirs: dict[str, list[str]], count: int = 1) -> None:
         self.theirs, self.sent, self.asked = theirs, [], []  # type: ignore[var-annotated]
-        self.rank = 0
+        self.rank, self.count = 0, count
+
+    def signatures(self, protocol, every, samples, tables, deadline, note):  # type: ignore[no-untyped-def]
+        return [clauses.Signature(protocol, params, samples, tables) for params in every]  # all built here
 
     def send(self, tag, mine, note):  # type: ignore[no-untyped-def]
         self.sent.append((tag, [x.name for x in mine]))
@@ -683,9 +686,10 @@ def test_a_given_sample_is_taken_instead_of_searching_that_instance_again(monkey
 
 def test_every_other_learner_learns_its_first_stage_at_the_second_stages_vcpus(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """clauses.first_stage: with learners at once, odd ranks learn the first stage at 3,1,1 before 3,2,2 (from a
+    """clauses.first_stage: with the split on, odd ranks learn the first stage at 3,1,1 before 3,2,2 (from a
     2,1,1 fixpoint 3,2,2 often lacked facts about a third VCPU; PROVE.md, 7 Dec, morning), even ranks at 2,1,1;
     at the stages' own Q and S; where nothing lies between, or the split is off, at the first stage asked."""
+    monkeypatch.setattr(clauses, "SPLIT_FIRST_STAGE", True)
     at = Bounds(4, 3, 3, 3).replace(spaces=3)
     sampled = [b for b, _ in clauses.plan(REFERENCE, {"queue": 3, "spaces": 3}, within=at)]
     stages = clauses.stage_bounds(REFERENCE, at)
@@ -700,8 +704,9 @@ def test_every_other_learner_learns_its_first_stage_at_the_second_stages_vcpus(
 
 
 def test_a_learner_of_odd_rank_learns_its_first_stage_where_first_stage_says(monkeypatch: pytest.MonkeyPatch) -> None:
-    """clauses.learn(peers=...): the first stage (and its draws) at clauses.first_stage's choice for the peers'
-    rank; the next stages as asked."""
+    """clauses.learn(peers=...), the split on: the first stage (and its draws) at clauses.first_stage's choice for
+    the peers' rank; the next stages as asked."""
+    monkeypatch.setattr(clauses, "SPLIT_FIRST_STAGE", True)
     seen: list[tuple[Bounds, str, list[str], int]] = []
     monkeypatch.setattr(clauses, "learn_at", _fake_learn_at(seen, {}, [], lambda at, names: True))
     peers = _FakePeers({})
@@ -727,10 +732,12 @@ def test_the_ladder_is_the_instance_between_the_first_two_stages(monkeypatch: py
 
 def test_where_the_next_stage_does_not_settle_the_first_learner_learns_at_the_ladder_first(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """clauses.learn(peers=...), rank 0: the stage at 3,2,2 does not settle from the 2,1,1 fixpoint; the learner
-    learns at 3,1,1 from that fixpoint (as many rounds as the first stage took, at least LADDER_ROUNDS), takes the peers' first-stage fixpoints that came meanwhile
-    (not waited for), and 3,2,2 starts again from both. A ladder that does not settle leaves the course as before:
-    the peers' fixpoints, then the draws."""
+    """clauses.learn(peers=...), rank 0 of two, the split on (its peer learns at 3,1,1): the stage at 3,2,2 does not
+    settle from the 2,1,1 fixpoint; the learner learns at 3,1,1 from that fixpoint (as many rounds as the first
+    stage took, at least LADDER_ROUNDS), takes the peers' first-stage fixpoints that came meanwhile (not waited
+    for), and 3,2,2 starts again from both. A ladder that does not settle leaves the course as before: the peers'
+    fixpoints, then the draws."""
+    monkeypatch.setattr(clauses, "SPLIT_FIRST_STAGE", True)
     small, between, larger = Bounds(2, 1, 1, 1), Bounds(3, 1, 1, 1), Bounds(3, 2, 2, 1)
     seen: list[tuple[Bounds, list[str], int, bool]] = []
     ladder_makes: list[str] = ["m"]
@@ -753,7 +760,7 @@ def test_where_the_next_stage_does_not_settle_the_first_learner_learns_at_the_la
 
     monkeypatch.setattr(clauses, "learn_at", fake)
     plan = [(small, "exhaustive"), (between, "exhaustive")]
-    peers = _FakePeers({clauses.FIRST_TAG: ["c"]})
+    peers = _FakePeers({clauses.FIRST_TAG: ["c"]}, count=2)
     r = clauses.learn(REFERENCE, plan, [small, larger], peers=peers)
     assert r.ok and [x.name for x in r.lemmas] == ["a", "b", "m", "c"]
     cap = max(clauses.LADDER_ROUNDS, 1)  # the first stage took 1 round
@@ -767,7 +774,44 @@ def test_where_the_next_stage_does_not_settle_the_first_learner_learns_at_the_la
     seen.clear()
     ladder_makes.clear()
     monkeypatch.setattr(clauses, "FIRST_DRAWS", (0, 1000))
-    peers = _FakePeers({clauses.FIRST_TAG: ["c"], "draw 1000": ["d"]})
+    peers = _FakePeers({clauses.FIRST_TAG: ["c"], "draw 1000": ["d"]}, count=2)
     r = clauses.learn(REFERENCE, plan, [small, larger], peers=peers)
     assert r.ok and peers.asked == [clauses.FIRST_TAG, "draw 1000"]
     assert [at for at, _, _, _ in seen] == [small, larger, between, larger, small, larger]
+
+
+def test_where_every_learner_learns_the_same_first_stage_the_ladder_starts_from_the_union(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """clauses.learn(peers=...), the split off (every learner at 2,1,1): where 3,2,2 does not settle from this
+    learner's fixpoint, the peers' fixpoints are waited for and 3,2,2 tried from the union first; where that does not
+    settle either, the ladder (3,1,1) starts from the union, and 3,2,2 again from the ladder's fixpoint. A peer's
+    fixpoint that adds nothing: the ladder at once."""
+    monkeypatch.setattr(clauses, "SPLIT_FIRST_STAGE", False)
+    small, between, larger = Bounds(2, 1, 1, 1), Bounds(3, 1, 1, 1), Bounds(3, 2, 2, 1)
+    seen: list[tuple[Bounds, list[str], int]] = []
+
+    def fake(protocol, at, found, start=(), deadline=None, note=None, trim=True, enc=None,  # type: ignore[no-untyped-def]
+             max_rounds=clauses.MAX_ROUNDS):
+        names = [x.name for x in start]
+        seen.append((at, names, max_rounds))
+        if at == small:
+            alive = [Lemma(n, (), lambda s: True) for n in ("a", "b")]
+            return clauses.Stage(at, alive, alive[:1], 1, 2, 1.0)
+        if at == between:
+            alive = list(start) + [Lemma("m", (), lambda s: True)]
+            return clauses.Stage(at, alive, alive, 3, len(alive), 1.0)
+        if "m" in names:
+            return clauses.Stage(at, list(start), list(start), 1, len(start), 1.0)
+        return clauses.Stage(at, [], None, max_rounds, len(start), 1.0, "round limit")
+
+    monkeypatch.setattr(clauses, "learn_at", fake)
+    plan = [(small, "exhaustive"), (between, "exhaustive")]
+    for theirs, after in ((["c"], [(larger, ["a", "b", "c"])]), (["a"], [])):
+        seen.clear()
+        peers = _FakePeers({clauses.FIRST_TAG: theirs}, count=2)
+        r = clauses.learn(REFERENCE, plan, [small, larger], peers=peers)
+        union = ["a", "b"] + [n for n in theirs if n not in ("a", "b")]
+        assert r.ok and [x.name for x in r.lemmas] == union + ["m"]
+        assert peers.asked == [clauses.FIRST_TAG]
+        assert [(at, names) for at, names, _ in seen[1:]] == [(larger, ["a", "b"])] + after + [
+            (between, union), (larger, union + ["m"])]
