@@ -1032,13 +1032,13 @@ def learn(protocol: Protocol, samples_at: Sequence[tuple[Bounds, str]], stages: 
         note(f"clauses: {len(found.families)} families true in every sampled state ("
              + ", ".join(f"{k}: {v}" for k, v in found.per_signature.items()) + f"; {part['enumeration']:.1f} s)")
     asked, stages = list(stages), list(stages)
+    sampled_at = [b for b, _, _ in sampled]
     if peers is not None and len(stages) > 1:
-        stages[0] = first_stage(protocol, [b for b, _, _ in sampled], stages, peers.rank)
+        stages[0] = first_stage(protocol, sampled_at, stages, peers.rank)
     # a learner whose first stage is the smallest instance steps through the one between where the next does not settle
-    ladder_at = ladder(protocol, [b for b, _, _ in sampled], asked) if peers is not None and stages == asked else None
-    same_first = peers is not None and all(
-        first_stage(protocol, [b for b, _, _ in sampled], asked, r) == stages[0]
-        for r in range(getattr(peers, "count", 1)) if r != peers.rank)
+    ladder_at = ladder(protocol, sampled_at, asked) if peers is not None and stages == asked else None
+    same_first = peers is not None and all(first_stage(protocol, sampled_at, asked, r) == stages[0]
+                                           for r in range(getattr(peers, "count", 1)) if r != peers.rank)
     done: list[Stage] = []
     start: list[Lemma] = [f for f in found.families if len(getattr(f, "texts", ())) <= FIRST_LITERALS]
     first, carried = list(start), False
