@@ -925,6 +925,13 @@ class Learned:
                  **({"cti": st.state} if st.state is not None else {})} for st in self.stages]
 
 
+#: Address spaces the samples and the learning's stages before the last have at most (the families are
+#: quantified over spaces, so what two spaces teach is offered at three: at 4,3,3,3,S=3 the reference's
+#: stages at three spaces were cut by a 60-s limit, at two it was learned in 20 s and proved at three by
+#: the last stage's Houdini and induction; PROVE.md, 7 Dec, s32).
+LEARN_SPACES = 2
+
+
 def plan(protocol: Protocol, concrete: dict[str, int], within: Bounds | None = None) -> list[tuple[Bounds, str]]:
     """Where the samples come from: the parametric learner's plan (2,1,1, 3,1,1, 2,2,2 exhaustive and
     3,2,2 by random walks, at the concrete Q and S, address spaces at most 2), first each no larger
@@ -936,7 +943,7 @@ def plan(protocol: Protocol, concrete: dict[str, int], within: Bounds | None = N
 
     conc = dict(concrete)
     if "spaces" in conc:
-        conc["spaces"] = min(conc["spaces"], 2)
+        conc["spaces"] = min(conc["spaces"], LEARN_SPACES)
     full = sample_plan(protocol, conc)
     clipped = full if within is None else [
         (b.replace(**{d.name: min(b[d.name], within[d.name]) for d in b.decls if d.name in within}), how)
@@ -950,9 +957,12 @@ def plan(protocol: Protocol, concrete: dict[str, int], within: Bounds | None = N
 
 def stage_bounds(protocol: Protocol, bounds: Bounds) -> list[Bounds]:
     """Where a bounded proof at ``bounds`` learns: the smallest sampled instance, the largest (each no
-    larger than ``bounds``, at its Q and S), then ``bounds`` (also where it is one of those: the stages
-    before the last keep only what the properties need, the last keeps Houdini's whole fixpoint)."""
+    larger than ``bounds``, at its Q and at most :data:`LEARN_SPACES` address spaces, as the samples),
+    then ``bounds`` (also where it is one of those: the stages before the last keep only what the
+    properties need, the last keeps Houdini's whole fixpoint)."""
     conc = {d.name: bounds[d.name] for d in bounds.decls if d.name in ("queue", "spaces")}
+    if "spaces" in conc:
+        conc["spaces"] = min(conc["spaces"], LEARN_SPACES)
     sampled = [b.replace(**conc) for b, _ in plan(protocol, conc, within=bounds)
                if all(b[d.name] <= bounds[d.name] for d in b.decls if d.name in bounds)]
     out: list[Bounds] = []

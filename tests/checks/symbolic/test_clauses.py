@@ -693,10 +693,10 @@ def test_every_other_learner_learns_its_first_stage_at_the_second_stages_vcpus(
     at = Bounds(4, 3, 3, 3).replace(spaces=3)
     sampled = [b for b, _ in clauses.plan(REFERENCE, {"queue": 3, "spaces": 3}, within=at)]
     stages = clauses.stage_bounds(REFERENCE, at)
-    assert [b.short() for b in stages[:2]] == ["N=2,V=1,F=1,Q=3,S=3", "N=3,V=2,F=2,Q=3,S=3"]
+    assert [b.short() for b in stages[:2]] == ["N=2,V=1,F=1,Q=3,S=2", "N=3,V=2,F=2,Q=3,S=2"]
     assert clauses.first_stage(REFERENCE, sampled, stages, 0) == stages[0]
-    assert clauses.first_stage(REFERENCE, sampled, stages, 1).short() == "N=3,V=1,F=1,Q=3,S=3"
-    assert clauses.first_stage(REFERENCE, sampled, stages, 3).short() == "N=3,V=1,F=1,Q=3,S=3"
+    assert clauses.first_stage(REFERENCE, sampled, stages, 1).short() == "N=3,V=1,F=1,Q=3,S=2"
+    assert clauses.first_stage(REFERENCE, sampled, stages, 3).short() == "N=3,V=1,F=1,Q=3,S=2"
     small = Bounds(2, 1, 1, 3).replace(spaces=2)
     assert clauses.first_stage(REFERENCE, sampled, [small, small], 1) == small
     monkeypatch.setattr(clauses, "SPLIT_FIRST_STAGE", False)
@@ -717,13 +717,25 @@ def test_a_learner_of_odd_rank_learns_its_first_stage_where_first_stage_says(mon
     assert [at for at, _, _, _ in seen] == [Bounds(3, 1, 1, 1), larger]
 
 
+@pytest.mark.parametrize("spaces", [1, 2, 3])
+def test_the_stages_before_the_last_have_the_samples_spaces(spaces: int) -> None:
+    """clauses.stage_bounds: the stages before the last at the requested Q and at most LEARN_SPACES spaces (the
+    samples' own), the smallest sampled instance first and the largest next; the last stage the requested bounds."""
+    at = Bounds(4, 3, 3, 3).replace(spaces=spaces)
+    stages = clauses.stage_bounds(REFERENCE, at)
+    learn_at = [Bounds(2, 1, 1, 3), Bounds(3, 2, 2, 3)]
+    assert stages == [b.replace(spaces=min(spaces, clauses.LEARN_SPACES)) for b in learn_at] + [at]
+    sampled = [b for b, _ in clauses.plan(REFERENCE, {"queue": 3, "spaces": spaces}, within=at)]
+    assert set(stages[:-1]) <= set(sampled)
+
+
 def test_the_ladder_is_the_instance_between_the_first_two_stages(monkeypatch: pytest.MonkeyPatch) -> None:
     """clauses.ladder: 3,1,1 between 2,1,1 and 3,2,2 (an odd rank's first stage); none where nothing lies between,
     or where LADDER is off."""
     at = Bounds(4, 3, 3, 3).replace(spaces=3)
     sampled = [b for b, _ in clauses.plan(REFERENCE, {"queue": 3, "spaces": 3}, within=at)]
     stages = clauses.stage_bounds(REFERENCE, at)
-    assert clauses.ladder(REFERENCE, sampled, stages).short() == "N=3,V=1,F=1,Q=3,S=3"
+    assert clauses.ladder(REFERENCE, sampled, stages).short() == "N=3,V=1,F=1,Q=3,S=2"
     assert clauses.ladder(REFERENCE, sampled, [stages[0].replace(vcpus=3), stages[1]]) is None
     assert clauses.ladder(REFERENCE, sampled, stages[:1]) is None
     monkeypatch.setattr(clauses, "LADDER", False)
