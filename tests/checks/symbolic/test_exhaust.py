@@ -158,3 +158,29 @@ def test_the_search_on_two_cpus_finds_what_it_finds_on_one(monkeypatch: pytest.M
     assert (one.status, one.states, one.depth) == (two.status, two.states, two.depth) and one.status == "holds"
     assert one.sample is not None and two.sample is not None and np.array_equal(one.sample, two.sample)
     assert bug_one.status == bug_two.status == "violated" and bug_one.path == bug_two.path
+
+
+def test_the_first_look_is_at_the_learnings_first_instance_at_most_two_spaces() -> None:
+    """prove.first_look_bounds: the smallest instance (2,1,1 at the requested Q and S), at no more spaces than the
+    learning samples; the same as bmc_bounds up to two spaces."""
+    from deferral.checks.symbolic.clauses import LEARN_SPACES
+    from deferral.checks.symbolic.prove import bmc_bounds, first_look_bounds
+
+    for spaces in (1, 2, 3):
+        at = Bounds(4, 3, 3, 3).replace(spaces=spaces)
+        assert first_look_bounds(REFERENCE, at) == Bounds(2, 1, 1, 3).replace(spaces=min(spaces, LEARN_SPACES))
+        assert (first_look_bounds(REFERENCE, at) == bmc_bounds(REFERENCE, at)) == (spaces <= LEARN_SPACES)
+
+
+@pytest.mark.parametrize("name", ["reload-no-drain", "switch-no-drain"])
+def test_at_three_spaces_a_bug_the_first_look_finds_is_refuted_at_its_shortest_length(name: str) -> None:
+    """Without the shipped lemmas at S=3 the explicit search looks at two spaces first (the learning's first
+    instance); a violation there is searched for again at the requested bounds, and the answer is the shortest
+    there (as long as the bmc's), never a proof."""
+    bounds = Bounds(3, 1, 1, 1).replace(spaces=3)
+    res = prove(PUBLISHED[name], bounds, timeout=60, shipped=False)
+    assert res.status == "violated" and res.path is not None and res.depth == len(res.path) - 1
+    assert res.stages[0]["route"] == "explicit" and res.stages[0]["bounds"]["spaces"] == 2
+    assert res.stages[0]["result"] == "violated"
+    shortest = BmcSearch(encode(PUBLISHED[name], bounds), res.depth).run(60)
+    assert shortest.status == "violated" and shortest.depth == res.depth
