@@ -174,8 +174,9 @@ class Team:
         team, ended, pending = self.members, self._ended, self._pending
         while self._won is None and pending:
             if until is not None and time.monotonic() > until:
-                for one in pending.values():
-                    ended[one.seed] = LearnerGone("stopped at the time limit, still learning")
+                for one in pending.values():  # where it was: its last note ("round 4 at N=3,V=1,...")
+                    ended[one.seed] = LearnerGone("stopped at the time limit, still learning"
+                                                  + (f" (its last note: {one.last_note[:200]})" if one.last_note else ""))
                 break
             step = 1.0 if until is None else max(0.0, min(1.0, until - time.monotonic()))
             for conn in wait(list(pending), timeout=step):
@@ -209,6 +210,7 @@ class Team:
             del self._pending[conn]
             return
         if what == "note":
+            one.last_note = str(body)
             if note:
                 note(f"learner {one.seed}: {body}" if len(self.members) > 1 else body)
             return
@@ -387,6 +389,7 @@ class Spawned:
     _proc: Any = None
     _errors: Any = None
     _vocab: dict[Any, Any] = field(default_factory=dict)
+    last_note: str = ""  # what it said last (where a learner stopped at the time limit was)
 
     def start(self, rec: Recipe, peers: Mapping[int, socket.socket] | None = None) -> str | None:
         """Start the process (``peers``: its ends of the sockets to the other learners, by their seeds, handed to

@@ -200,6 +200,28 @@ def test_learners_still_at_work_at_the_time_limit_are_stopped() -> None:
     assert time.monotonic() - began < 2 + clauses_process.LATE_S + 3
 
 
+def test_a_learner_stopped_at_the_time_limit_says_where_it_was() -> None:
+    """The unknown of a learner stopped at the time limit quotes its last note (the stage and round it was at)."""
+    from multiprocessing import Pipe
+
+    class Running:
+        def poll(self) -> None:
+            return None
+
+    ours, theirs = Pipe()
+    one = clauses_process.Spawned(REFERENCE, 0, conn=ours)
+    one._proc = Running()
+    team = object.__new__(clauses_process.Team)
+    team.members, team._pending, team._ended, team._won = [one], {ours: one}, {}, None
+    theirs.send(("note", "clauses: round 4 at N=3,V=1,F=1,Q=3,S=2: Houdini kept 341 of 380"))
+    seen: list[str] = []
+    with pytest.raises(clauses_process.LearnerGone, match="still learning") as gone:
+        team.collect(until=time.monotonic() + 0.5, decode=lambda who, body: body, won=lambda x: True,
+                     note=seen.append, describe=str, label="enumerated")
+    assert "its last note: clauses: round 4 at N=3,V=1,F=1,Q=3,S=2" in str(gone.value)
+    assert seen == ["clauses: round 4 at N=3,V=1,F=1,Q=3,S=2: Houdini kept 341 of 380"]
+
+
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads the learner's environment from /proc")
 def test_a_learner_runs_with_its_seed_as_its_string_hash_seed() -> None:
     """Learner k hashes strings with seed k (PYTHONHASHSEED), whatever the caller's: with the interpreter's random
