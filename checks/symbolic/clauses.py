@@ -1182,6 +1182,14 @@ def _from_draws(protocol: Protocol, first_at: Bounds, at: Bounds, found: Enumera
     def more_to_come() -> bool:
         return bool(offsets) or pending
 
+    def with_peers_first() -> list[Lemma]:
+        """The fixpoints and the peers' first-stage fixpoints (waited for as long as :func:`_wait_until` says), which
+        are then taken."""
+        nonlocal pending
+        assert peers is not None
+        pending = False
+        return _union(fixpoints, peers.receive(FIRST_TAG, _wait_until(first_seconds, deadline), found, note))
+
     while True:
         # a draw that added nothing: the stage would start where its last try did (that same round again), so
         # the next draw comes first while there is one and time is left
@@ -1193,9 +1201,7 @@ def _from_draws(protocol: Protocol, first_at: Bounds, at: Bounds, found: Enumera
                 return out
         if ladder_at is not None:
             if pending and same_first:  # the peers' fixpoints of this same first stage come first
-                assert peers is not None
-                pending = False
-                union = _union(fixpoints, peers.receive(FIRST_TAG, _wait_until(first_seconds, deadline), found, note))
+                union = with_peers_first()
                 if len(union) > len(fixpoints):
                     fixpoints, grown = union, True
                     continue  # the stage at ``at`` from the union first; the ladder from it where that does not settle
@@ -1215,9 +1221,7 @@ def _from_draws(protocol: Protocol, first_at: Bounds, at: Bounds, found: Enumera
                 fixpoints, grown = _union(step.alive, theirs), True
                 continue
         if pending:
-            assert peers is not None
-            pending = False
-            union = _union(fixpoints, peers.receive(FIRST_TAG, _wait_until(first_seconds, deadline), found, note))
+            union = with_peers_first()
             grown, fixpoints = len(union) > len(fixpoints), union
             continue
         offset = offsets.pop(0)
