@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from deferral.checks.results import Outcome
 from deferral.model.bounds import Bounds
@@ -40,6 +40,8 @@ SECOND_S, SECOND_SHARE, SECOND_STATES, SECOND_TOTAL = 10.0, 0.15, 2_000_000, 3_0
 #: of the proof's share), each instance at most LAST_STATES states (2,000,000 before 5 Dec, night: a
 #: user's tagged-TLB bug needs 2,959,475 at 2,1,1,1,S=2, 0.8 s of search) and SEARCH_MEMORY bytes.
 LAST_S, LAST_STATES = 30.0, 12_000_000
+#: :func:`search_rounds`: each round searches this many times as far as the one before.
+ROUND_GROWTH = 4
 #: A search's resident memory at most (the machine is shared), as auto's explicit route.
 SEARCH_MEMORY = 2 * 2**30
 
@@ -96,6 +98,57 @@ class SmallSearch:
         if not self.searched:
             return ""
         return "no counterexample at " + ", ".join(s.show() for s in self.searched)
+
+
+def search_rounds(protocol: Protocol, ats: Sequence[tuple[int, Bounds]], budget_s: float, first_states: int,
+                  max_states: int, total_states: int, note: Callable[[str], None] | None = None) -> SmallSearch:
+    """Search the instances ``ats`` (index in :data:`SMALL`, bounds; cheapest first) in rounds, as iterative
+    deepening does: each round searches every instance not exhausted yet breadth-first from its start, the first
+    round up to ``first_states`` states each, every later one :data:`ROUND_GROWTH` times as far (at most
+    ``max_states``), all rounds together at most ``total_states`` states, until one violates an invariant, the
+    budget is spent, or every instance is exhausted or searched to ``max_states``. So a shallow bug in any of
+    them is found before a deep search of the first (a round's repeated levels cost a fraction of the next)."""
+    began = time.monotonic()
+    done = SmallSearch()
+    if not protocol.invariants_only().properties:
+        return done
+    last: dict[Bounds, Searched] = {}  # each instance's furthest search
+    spent, cap = 0, first_states
+    pending = list(ats)
+    while pending and spent < total_states:
+        for index, at in list(pending):
+            left = budget_s - (time.monotonic() - began)
+            states = min(cap, max_states, total_states - spent)
+            if left <= 0.05 or states <= 0:
+                pending = []
+                break
+            bad, found = _search_one(protocol, at, states, left, note)
+            if bad is not None:
+                assert found.model is not None
+                done.refutation = Refutation(at, found.model, bad, time.monotonic() - began)
+                done.searched = list(last.values())
+                return done
+            spent += found.states
+            last[at] = Searched(index, at, found.states, found.complete)
+            if found.complete or found.states >= max_states or found.stopped_by == "time-limit":
+                pending.remove((index, at))
+        cap *= ROUND_GROWTH
+    done.searched = list(last.values())
+    return done
+
+
+def _search_one(protocol: Protocol, at: Bounds, max_states: int, time_limit: float,
+                note: Callable[[str], None] | None) -> tuple[Outcome | None, Any]:
+    """One breadth-first search of ``at`` for an invariant's violation: its shortest violation (with a path) or
+    None, and the search's result."""
+    from deferral.checks.explicit.search import search_reduced_if_alike
+
+    if note is not None:
+        note(f"searching {at.short()} for a counterexample (at most {max_states:,} states)")
+    res = search_reduced_if_alike(protocol.invariants_only(), at, max_states=max_states, time_limit=time_limit,
+                                  workers=1, until_all_violated=True, memory_limit=SEARCH_MEMORY)
+    bad = [o for o in res.outcomes if o.status == "violated" and o.path is not None]
+    return (min(bad, key=lambda o: o.length or 0) if bad else None), res
 
 
 def instances(bounds: Bounds, start: int = 0, within: bool = False) -> list[tuple[int, Bounds]]:

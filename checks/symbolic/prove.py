@@ -132,6 +132,8 @@ SHORTER_S, SHORTER_SHARE = 60.0, 0.8
 #: (with a limit: LADDER_SHARE of what is left): a user's bug that needs two pages was unknown after 60 s at
 #: 3,3,2,2, though 2,2,1,2 shows it in 11 steps, 1.47 million states (PROVE.md, 6 Dec, qa5 and lead).
 LADDER_S, LADDER_SHARE, LADDER_STATES, LADDER_TOTAL = 10.0, 0.15, 2_000_000, 3_000_000
+#: The ladder's first round searches each instance this far (then ROUND_GROWTH times as far each round).
+LADDER_FIRST = 250_000
 
 
 #: Where the explicit search exhausted the requested bounds (a bounded proof in hand), the learning routes leave
@@ -641,25 +643,30 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
 
     def ladder_route() -> ProveResult | None:
         """The instances one element larger than the first look's within the requested bounds (a third VCPU, a
-        second page or frame, at its spaces; not the requested bounds themselves), once it is safe: each searched
-        breadth-first for an invariant's violation (:func:`parametric_refute.search_small`, capped by
-        :data:`LADDER_STATES` and :data:`LADDER_TOTAL` states, within :data:`LADDER_S` or a share of the time
-        left); a violation is carried over to the requested bounds (:func:`lifted_result`: the bmc there then
-        looks for a shorter one)."""
+        second page or frame; not the requested bounds themselves), once it is safe, at one space first (where
+        they are cheap: a bug that needs no second space shows there), then at the first look's spaces: searched
+        breadth-first for an invariant's violation in rounds (:func:`parametric_refute.search_rounds`: every
+        instance a little first, then further; :data:`LADDER_FIRST` to :data:`LADDER_STATES` states each,
+        :data:`LADDER_TOTAL` in all, within :data:`LADDER_S` or a share of the time left); a violation is
+        carried over to the requested bounds (:func:`lifted_result`: the bmc there then looks for a shorter one)."""
         from deferral.checks.symbolic import parametric_refute as refute
 
         if small_at == bounds or not first_safe() or laddered:
             return None
         laddered.append(first_at)
         budget = LADDER_S if timeout is None else min(LADDER_S, LADDER_SHARE * (left() or 0.0))
+
         def one_larger(at: Bounds) -> bool:  # one more VCPU, page or frame than the first look's instance
             grown = [at[d] - first_at[d] for d in ("vcpus", "pages", "frames")]
-            return at != bounds and sorted(grown) == [0, 0, 1]
+            return sorted(grown) == [0, 0, 1]
 
-        # at the first look's spaces (at three spaces 2,1,2 took 5.4 s for its 2,000,000 states, at two 1.1 s)
-        within = bounds.replace(spaces=first_at["spaces"]) if "spaces" in bounds else bounds
-        found = refute.search_small(protocol, within, budget, LADDER_STATES, note=say, within=True, pick=one_larger,
-                                    total_states=LADDER_TOTAL)
+        # at three spaces 2,1,2 took 5.4 s for its 2,000,000 states, at two 1.1 s; at one space overflow-drop's
+        # 9 steps at 2,2,1,2 take 250,000 states, at two 1,000,000 reach 7 (unknown at 3,2,2,2,S=2 before)
+        spaces = sorted({1, first_at["spaces"]}) if "spaces" in bounds else [None]
+        ats = [(index, at) for s in spaces
+               for index, at in refute.instances(bounds if s is None else bounds.replace(spaces=s), within=True)
+               if one_larger(at) and at != bounds]
+        found = refute.search_rounds(protocol, ats, budget, LADDER_FIRST, LADDER_STATES, LADDER_TOTAL, note=say)
         if found.refutation is None:
             if found.searched:
                 why("explicit at small instances", found.summary())

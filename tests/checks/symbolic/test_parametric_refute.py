@@ -187,3 +187,33 @@ def test_a_bug_past_the_first_searchs_cap_is_refuted_before_learning(monkeypatch
     res, also = prove_for_every(protocol, bounds, limit=60, shipped=False)  # the shipped lemmas' try: 13 s more
     assert res.status == "violated" and also == "", res.status
     assert res.refutation.bounds == Bounds(2, 2, 1, 2) and res.refutation.length == 11
+
+
+def test_rounds_find_a_shallow_bug_in_a_later_instance_before_searching_the_first_far() -> None:
+    """search_rounds: overflow-drop at 2,1,2,2,S=2 (no violation in its first millions of states) and at
+    1,2,1,2 (9 steps): the first round searches the first only FIRST states, then finds the second's shortest
+    (search_small, in order, would have spent the whole total on the first)."""
+    protocol = PUBLISHED["overflow-drop"]
+    big, bug = Bounds(2, 1, 2, 2).replace(spaces=2), Bounds(1, 2, 1, 2)
+    first = 20_000
+    done = refute.search_rounds(protocol, [(4, big), (3, bug)], 60, first, 1_000_000, 1_000_000)
+    assert done.refutation is not None and done.refutation.bounds == bug and done.refutation.length == 9
+    assert [(s.bounds, s.states, s.complete) for s in done.searched] == [(big, first, False)]
+    in_order = refute.search_small(protocol, big, 60, 1_000_000, pick=lambda b: b in (big, bug), within=True,
+                                   total_states=1_000_000)
+    assert in_order.refutation is None  # the total spent on the first
+
+
+def test_rounds_search_further_each_round_until_the_total_and_drop_what_they_exhaust() -> None:
+    """The reference at 2,1,1,1 (exhausted in the first round: searched once) and 2,1,2,2,S=2 (searched again,
+    four times as far each round, until the total is spent); the summary names each one's furthest search."""
+    small, big = Bounds(2, 1, 1, 1), Bounds(2, 1, 2, 2).replace(spaces=2)
+    seen: list[str] = []
+    done = refute.search_rounds(REFERENCE, [(2, small), (4, big)], 60, 10_000, 1_000_000, 100_000, note=seen.append)
+    assert done.refutation is None
+    assert [(s.bounds, s.complete) for s in done.searched] == [(small, True), (big, False)]
+    assert sum(small.short() in line for line in seen) == 1
+    assert [line.split("at most ")[1] for line in seen if big.short() in line] == [
+        "10,000 states)", "40,000 states)", f"{100_000 - 10_000 - 40_000 - done.searched[0].states:,} states)"]
+    assert done.searched[1].states == 100_000 - 10_000 - 40_000 - done.searched[0].states
+    assert done.summary().startswith("no counterexample at " + small.short())
