@@ -52,10 +52,11 @@ BUDGET = 6_000
 EXACT_MAX_PERMS = 23
 
 
-def check_symmetry(protocol: Protocol, bounds: Bounds, sample: int | None = None) -> str:
+def check_symmetry(protocol: Protocol, bounds: Bounds, sample: int | None = None, enc: Any = None) -> str:
     """Raise :class:`AsymmetricProtocol` if renaming VCPUs does not commute with the steps or the
     properties; else say what that rests on: "published", "proved" (by Z3, or one VCPU) or
-    "sampled" (where Z3 could not decide; ``sample`` first states, see the module docstring)."""
+    "sampled" (where Z3 could not decide; ``sample`` first states, see the module docstring). ``enc``: the
+    caller's Z3 encoding of ``protocol`` at ``bounds`` (not built again)."""
     if any(protocol is p for p in PUBLISHED.values()):
         return "published"  # symmetric (tests/checks/explicit/test_symmetry_guard.py proves each)
     model = Model(protocol, bounds)
@@ -66,7 +67,7 @@ def check_symmetry(protocol: Protocol, bounds: Bounds, sample: int | None = None
     for perm in perms:
         if layout.permute(model.initial, perm) != model.initial:
             raise asymmetric(protocol, perm, "the initial state is not symmetric")
-    proof = prove_vcpu_symmetry(protocol, bounds)
+    proof = prove_vcpu_symmetry(protocol, bounds, enc=enc)
     if proof.status == "asymmetric":
         assert proof.perm is not None
         raise asymmetric(protocol, proof.perm, proof.reason)

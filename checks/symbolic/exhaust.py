@@ -129,11 +129,14 @@ class Reservoir:
 
 
 def explore(protocol: Protocol, bounds: Bounds, budget: float,
-            note: Callable[[str], None] | None = None, exhaust_only: bool = False, keep: int = 0) -> Exhaustive:
+            note: Callable[[str], None] | None = None, exhaust_only: bool = False, keep: int = 0,
+            basis_of: Callable[[Bounds], str | None] | None = None) -> Exhaustive:
     """The breadth-first search of ``protocol``'s invariants at ``bounds`` within ``budget`` seconds.
     ``exhaust_only``: stop too when the extrapolated total will not be stored in the box (where a
     deeper level is of little worth: the smallest instance was exhausted with no violation). ``keep``:
-    with no violation, a uniform sample of that many of the states of the levels it finished (``Exhaustive.sample``)."""
+    with no violation, a uniform sample of that many of the states of the levels it finished (``Exhaustive.sample``).
+    ``basis_of``: what renaming VCPUs at these bounds rests on, as the caller found it (:func:`check_symmetry`; None
+    where they are not alike), not proved again."""
     from deferral.checks.explicit.search import search
 
     say = note or (lambda text: None)
@@ -172,7 +175,7 @@ def explore(protocol: Protocol, bounds: Bounds, budget: float,
         from deferral.model.variants import AsymmetricProtocol
 
         try:  # the published protocols at once; a variant proved by Z3 (sampled where Z3 cannot evaluate it)
-            basis: str | None = check_symmetry(protocol, bounds)
+            basis: str | None = check_symmetry(protocol, bounds) if basis_of is None else basis_of(bounds)
         except AsymmetricProtocol:  # VCPUs not alike: searched without symmetry, same counterexamples
             basis = None
         reservoir = Reservoir(keep) if keep > 0 else None

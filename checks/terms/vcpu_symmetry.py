@@ -55,20 +55,22 @@ class SymmetryProof:
     perm: tuple[int, ...] | None = None
 
 
-def prove_vcpu_symmetry(protocol: Protocol, bounds: Bounds, *, time_limit: float = TIME_LIMIT) -> SymmetryProof:
+def prove_vcpu_symmetry(protocol: Protocol, bounds: Bounds, *, time_limit: float = TIME_LIMIT,
+                        enc: Encoding | None = None) -> SymmetryProof:
     """Prove that ``protocol``'s steps and properties treat the VCPUs alike at ``bounds`` (module
-    docstring). Ctrl-C or SIGTERM inside a Z3 call is raised as itself, never an error of the proof."""
+    docstring; ``enc``: the caller's encoding of them, not built again). Ctrl-C or SIGTERM inside a Z3 call
+    is raised as itself, never an error of the proof."""
     try:
-        return _prove(protocol, bounds, time_limit)
+        return _prove(protocol, bounds, time_limit, enc)
     except Exception as exc:
         raise_if_interrupt(exc)
         raise
 
 
-def _prove(protocol: Protocol, bounds: Bounds, time_limit: float) -> SymmetryProof:
+def _prove(protocol: Protocol, bounds: Bounds, time_limit: float, given: Encoding | None) -> SymmetryProof:
     deadline = time.monotonic() + time_limit
     try:
-        enc = Encoding(protocol, bounds)
+        enc = Encoding(protocol, bounds) if given is None else given
         gens = enc.layout.generators
         if not gens:
             return SymmetryProof("proved", "one VCPU: nothing to rename")

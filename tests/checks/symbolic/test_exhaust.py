@@ -133,8 +133,8 @@ def test_a_smallest_instance_searched_past_the_bmc_depth_needs_no_bmc(monkeypatc
 
     real = exhaust.explore
 
-    def stopped(protocol, at, budget, note=None, exhaust_only=False, keep=0):  # type: ignore[no-untyped-def]
-        ex = real(protocol, at, budget, note=note, exhaust_only=exhaust_only, keep=keep)
+    def stopped(protocol, at, budget, note=None, exhaust_only=False, keep=0, **kw):  # type: ignore[no-untyped-def]
+        ex = real(protocol, at, budget, note=note, exhaust_only=exhaust_only, keep=keep, **kw)
         assert ex.status == "holds" and ex.depth > 12 and ex.sample is not None
         return replace(ex, status="unknown", reason="stopped by its time box (a test)")
 
