@@ -79,6 +79,7 @@ class SmallSearch:
 
     refutation: Refutation | None = None
     searched: list[Searched] = field(default_factory=list)
+    spent: int = 0  # states stored by every search together (:func:`search_rounds` searches again)
 
     def then(self, later: "SmallSearch") -> "SmallSearch":
         """This search followed by ``later`` (which started at :meth:`next_index`): the instances each finished
@@ -113,12 +114,12 @@ def search_rounds(protocol: Protocol, ats: Sequence[tuple[int, Bounds]], budget_
     if not protocol.invariants_only().properties:
         return done
     last: dict[Bounds, Searched] = {}  # each instance's furthest search
-    spent, cap = 0, first_states
+    cap = first_states
     pending = list(ats)
-    while pending and spent < total_states:
+    while pending and done.spent < total_states:
         for index, at in list(pending):
             left = budget_s - (time.monotonic() - began)
-            states = min(cap, max_states, total_states - spent)
+            states = min(cap, max_states, total_states - done.spent)
             if left <= 0.05 or states <= 0:
                 pending = []
                 break
@@ -128,7 +129,7 @@ def search_rounds(protocol: Protocol, ats: Sequence[tuple[int, Bounds]], budget_
                 done.refutation = Refutation(at, found.model, bad, time.monotonic() - began)
                 done.searched = list(last.values())
                 return done
-            spent += found.states
+            done.spent += found.states
             last[at] = Searched(index, at, found.states, found.complete)
             if found.complete or found.states >= max_states or found.stopped_by == "time-limit":
                 pending.remove((index, at))

@@ -103,12 +103,13 @@ from deferral.checks.symbolic import exhaust, failures
 from deferral.checks.symbolic.infer import Family, infer, property_lemmas
 from deferral.checks.symbolic.pdr import pdr
 from deferral.checks.results import Path
-from deferral.checks.terms.encoding import encode
+from deferral.checks.terms.encoding import EncodingError, encode
 from deferral.model.bounds import Bounds
 from deferral.model.concrete import Model
 from deferral.model.invariant import INVARIANT, Lemma, invariant_for
 from deferral.model.protocol import Protocol
 from deferral.model.context import StepError
+from deferral.model.variants import VariantError
 
 METHODS = ("auto", "bmc", "induction", "pdr", "ic3po")
 AUTO_BMC_DEPTH = 12
@@ -126,11 +127,13 @@ SMALL_BMC_TOTAL_SHARE = 0.5
 #: there looks for a shorter one at most this long without a limit (with one: SHORTER_SHARE of what is left),
 #: then the lifted path is the answer, said to be the shortest only when nothing shorter can exist.
 SHORTER_S, SHORTER_SHARE = 60.0, 0.8
-#: Once the smallest instance is safe, the instances one element larger within the requested bounds (a third
-#: VCPU, a second page, a second frame) are searched for a violation, each up to LADDER_STATES states, all
-#: together LADDER_TOTAL (counts: the same instances searched as far under any load), for at most LADDER_S
-#: (with a limit: LADDER_SHARE of what is left): a user's bug that needs two pages was unknown after 60 s at
-#: 3,3,2,2, though 2,2,1,2 shows it in 11 steps, 1.47 million states (PROVE.md, 6 Dec, qa5 and lead).
+#: Once the smallest instance is safe, the instances with one element it lacks within the requested bounds (a
+#: third VCPU, a second page, a second frame; with one VCPU too) are searched for a violation, at one space (half
+#: the states at most), then at the first look's, in rounds (LADDER_FIRST states each, then four times as far),
+#: each search up to LADDER_STATES states, all together LADDER_TOTAL (counts: the same instances searched as far
+#: under any load), for at most LADDER_S (with a limit: LADDER_SHARE of what is left): a user's bug that needs two
+#: pages was unknown after 60 s at 3,3,2,2, though 2,2,1,2 shows it in 11 steps, 1.47 million states (PROVE.md,
+#: 6 Dec, qa5 and lead); overflow-drop at 3,2,2,2,S=2 and 6,3,3,3,S=3 too (7 Dec, evening).
 LADDER_S, LADDER_SHARE, LADDER_STATES, LADDER_TOTAL = 10.0, 0.15, 2_000_000, 3_000_000
 #: The ladder's first round searches each instance this far (then ROUND_GROWTH times as far each round).
 LADDER_FIRST = 250_000
@@ -187,6 +190,22 @@ def smallest(protocol: Protocol, bounds: Bounds) -> bool:
 
     first = plan_bounds(protocol, dict(bounds))[0]
     return all(bounds[name] <= first[name] for name in first)
+
+
+@dataclass
+class SmallViolation:
+    """A violation found by the explicit search at an instance smaller than the requested bounds: its shortest
+    path there, the property, where, and what the search said."""
+
+    path: Path
+    prop: str | None
+    bounds: Bounds
+    verdict: str
+
+    @staticmethod
+    def of(ex: exhaust.Exhaustive) -> "SmallViolation":
+        assert ex.path is not None
+        return SmallViolation(ex.path, ex.prop, ex.bounds, ex.verdict())
 
 
 @dataclass
@@ -456,9 +475,33 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     first_at = first_look_bounds(protocol, bounds)
     searches: dict[Bounds, BmcSearch] = {}  # the bmc at each bounds, continued slice by slice
 
+    bases: dict[Bounds, str | None] = {}
+
+    def symmetry_basis(at: Bounds) -> str | None:
+        """What renaming VCPUs at ``at`` rests on (:func:`check_symmetry`: a variant's is a Z3 proof, 3.7 s at
+        6,3,3,3,S=3), None where they are not alike; found once for the explicit search and the bmc."""
+        from deferral.checks.explicit.symmetry_guard import check_symmetry
+        from deferral.model.variants import AsymmetricProtocol
+
+        if at not in bases:
+            try:
+                bases[at] = check_symmetry(protocol, at, enc=enc if at == bounds else None)
+            except AsymmetricProtocol:
+                bases[at] = None
+        return bases[at]
+
+    def vcpus_alike(at: Bounds) -> bool:
+        """May the bmc at ``at`` take the VCPUs named in order (checks/symbolic/bmc_symmetry.py): is renaming
+        them known to commute with the protocol there (published, or proved by Z3; not a sample)?"""
+        try:
+            return symmetry_basis(at) in ("published", "proved")
+        except (VariantError, StepError, EncodingError):
+            return False
+
     def search(at: Bounds) -> BmcSearch:
         if at not in searches:
-            searches[at] = BmcSearch(enc if at == bounds else encode(protocol, at, check=False), look_to)
+            searches[at] = BmcSearch(enc if at == bounds else encode(protocol, at, check=False), look_to,
+                                     symmetric=vcpus_alike(at))
         return searches[at]
 
     def bmc_clause(at: Bounds) -> None:
@@ -537,7 +580,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         cleared = explored[bounds].depth if bounds in explored and explored[bounds].status != "violated" else 0
         if bounds in searches:  # an earlier bmc slice there cleared some depths too
             cleared = max(cleared, searches[bounds].checked)
-        shorter = BmcSearch(enc, length - 1)
+        shorter = BmcSearch(enc, length - 1, symmetric=vcpus_alike(bounds))
         if cleared > 0:
             shorter.known_safe_to(cleared)
         budget = SHORTER_S if timeout is None else SHORTER_SHARE * (left() or 0.0)
@@ -600,12 +643,12 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         already explored is not searched again)."""
         box = exhaust.EXPLICIT_S if timeout is None else exhaust.EXPLICIT_SHARE * (left() or 0.0)
         began = time.monotonic()
-        small_bad: exhaust.Exhaustive | None = None
+        small_bad: SmallViolation | None = ladder_bad[0] if ladder_bad else None
         smaller = [first_at] if small_only else list(dict.fromkeys([first_at, small_at]))
         for at in [x for x in smaller if x != bounds] + ([] if small_only else [bounds]):
             if at in explored:  # searched already (a violation there, by the first look: carried over below)
                 if at != bounds and small_bad is None and explored[at].status == "violated":
-                    small_bad = explored[at]
+                    small_bad = SmallViolation.of(explored[at])
                 continue
             if small_bad is not None and at != bounds:
                 continue  # a violation at a smaller instance already: the requested bounds next
@@ -615,7 +658,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                 break
             ex = explored[at] = exhaust.explore(protocol, at, budget, note=say,
                                                 exhaust_only=at == bounds and holds_at(small_at),
-                                                keep=learning_sample(at))
+                                                keep=learning_sample(at), basis_of=symmetry_basis)
             stages.append(ex.stage())
             if ex.status == "violated" and at == bounds:
                 assert ex.path is not None
@@ -624,26 +667,26 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                               exhaustive={"bounds": at.as_dict(), "states": ex.states, "verdict": ex.verdict()})
             why(f"explicit at {at.short()}", ex.verdict())
             if ex.status == "violated":
-                small_bad = ex  # the requested bounds next: its breadth-first search finds the shortest there
+                small_bad = SmallViolation.of(ex)  # the requested bounds next: its breadth-first search finds the shortest there
             if at == bounds and ex.depth > 0 and ex.status != "holds":
                 search(bounds).known_safe_to(ex.depth)  # the bmc there starts deeper
         if small_bad is not None and not small_only:
-            log.append(f"explicit at {small_bad.bounds.short()}: {small_bad.verdict()}; the shortest trace at "
+            log.append(f"explicit at {small_bad.bounds.short()}: {small_bad.verdict}; the shortest trace at "
                        f"{bounds.short()} follows (bmc)")
-            assert small_bad.path is not None
             lifted = lifted_result(small_bad.path, small_bad.prop, "explicit-search", small_bad.bounds)
             if lifted is not None:
                 return lifted
-            why(f"explicit at {small_bad.bounds.short()}", f"{small_bad.verdict()}, but the bmc at {bounds.short()} "
+            why(f"explicit at {small_bad.bounds.short()}", f"{small_bad.verdict}, but the bmc at {bounds.short()} "
                 "did not reach that violation in time")
             return bounded_look(left())
         return None
 
+    ladder_bad: list[SmallViolation] = []  # a violation the ladder found (the explicit route carries it over)
     laddered: list[Bounds] = []  # the ladder's searches ran (once: early, or with the explicit search)
 
     def ladder_route() -> ProveResult | None:
-        """The instances one element larger than the first look's within the requested bounds (a third VCPU, a
-        second page or frame; not the requested bounds themselves), once it is safe, at one space first (where
+        """The instances with one element the first look's lacks, within the requested bounds (a third VCPU, a
+        second page or frame, with as many VCPUs or one; not the requested bounds themselves), once it is safe, at one space first (where
         they are cheap: a bug that needs no second space shows there), then at the first look's spaces: searched
         breadth-first for an invariant's violation in rounds (:func:`parametric_refute.search_rounds`: every
         instance a little first, then further; :data:`LADDER_FIRST` to :data:`LADDER_STATES` states each,
@@ -654,31 +697,37 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         if small_at == bounds or not first_safe() or laddered:
             return None
         laddered.append(first_at)
+        began = time.monotonic()
         budget = LADDER_S if timeout is None else min(LADDER_S, LADDER_SHARE * (left() or 0.0))
 
-        def one_larger(at: Bounds) -> bool:  # one more VCPU, page or frame than the first look's instance
-            grown = [at[d] - first_at[d] for d in ("vcpus", "pages", "frames")]
-            return sorted(grown) == [0, 0, 1]
+        def one_larger(at: Bounds) -> bool:  # one VCPU, page or frame more than the first look's instance has
+            return sum(max(0, at[d] - first_at[d]) for d in ("vcpus", "pages", "frames")) == 1
 
         # at three spaces 2,1,2 took 5.4 s for its 2,000,000 states, at two 1.1 s; at one space overflow-drop's
-        # 9 steps at 2,2,1,2 take 250,000 states, at two 1,000,000 reach 7 (unknown at 3,2,2,2,S=2 before)
+        # 9 steps at 2,2,1,2 take 250,000 states, at two 1,000,000 reach depth 7 (it was unknown at 3,2,2,2,S=2);
+        # one VCPU: its 11 steps at Q=3 take 1,2,1's 8,421 states (2,2,1,3 at one space: 250,000 reach depth 9)
         spaces = sorted({1, first_at["spaces"]}) if "spaces" in bounds else [None]
-        ats = [(index, at) for s in spaces
-               for index, at in refute.instances(bounds if s is None else bounds.replace(spaces=s), within=True)
-               if one_larger(at) and at != bounds]
-        found = refute.search_rounds(protocol, ats, budget, LADDER_FIRST, LADDER_STATES, LADDER_TOTAL, note=say)
+        found = refute.SmallSearch()
+        for s in spaces:  # one space first, half the states at most; then the first look's spaces
+            ats = [(index, at) for index, at in refute.instances(bounds if s is None else bounds.replace(spaces=s),
+                                                                 within=True) if one_larger(at) and at != bounds]
+            total = LADDER_TOTAL // 2 if s != spaces[-1] else LADDER_TOTAL - found.spent
+            more = refute.search_rounds(protocol, ats, budget - (time.monotonic() - began), LADDER_FIRST,
+                                        LADDER_STATES, total, note=say)
+            found = refute.SmallSearch(more.refutation, found.searched + more.searched, found.spent + more.spent)
+            if found.refutation is not None:
+                break
         if found.refutation is None:
             if found.searched:
                 why("explicit at small instances", found.summary())
             return None
         r = found.refutation
         assert r.outcome.path is not None
-        log.append(f"explicit at {r.bounds.short()}: {r.outcome.name} violated in {r.length} steps (the shortest there)")
-        lifted = lifted_result(r.outcome.path, r.outcome.name, "explicit-search", r.bounds)
-        if lifted is None:
-            why(f"explicit at {r.bounds.short()}", f"{r.outcome.name} violated in {r.length} steps, but its steps do "
-                f"not make a violation at {bounds.short()} (the bmc there looks for one)")
-        return lifted
+        # the requested bounds searched first (where the explicit search reaches that depth there, its violation
+        # is the shortest there), then the ladder's carried over (the bmc starts below what that search cleared)
+        ladder_bad.append(SmallViolation(r.outcome.path, r.outcome.name, r.bounds,
+                                         f"{r.outcome.name} violated in {r.length} steps (the shortest there)"))
+        return explicit_route()
 
     def learning_sample(at: Bounds) -> int:
         """How many of the states of ``at`` the explicit search keeps for the enumerated route: its first
@@ -1061,10 +1110,13 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     # the bmc at the smallest instance (it finds a bug in seconds where the bmc at large bounds takes
     # a minute), then a quick look at the requested bounds; the rest of that after the learning routes
     # (first the explicit search where it is cheap: the exact refuter, and what it exhausts needs no bmc)
-    looks = [("explicit", None), ("explicit-ladder", None), ("bmc-small", None)] + (
+    # (the ladder before the search at the smallest instance and the requested bounds: at 6,3,3,3,S=3 that search
+    # took its whole box, and the ladder had 3 s left for overflow-drop, unknown; PROVE.md, 7 Dec, evening)
+    looks = [("explicit-small", None), ("explicit-ladder", None), ("explicit", None), ("bmc-small", None)] + (
         [] if small_at == bounds else [("bmc-quick", None)])
     if infer_first:  # a quick bmc first (a bug is settled in seconds), then the learning routes
-        order += [("explicit", None), ("explicit-ladder", None), ("bmc-small", None)] + found_by_learning + hand + [
+        order += [("explicit-small", None), ("explicit-ladder", None), ("explicit", None), ("bmc-small", None)] + \
+            found_by_learning + hand + [
             ("bmc", None)] + parametric
     else:
         # what can prove cheaply first (a lemma file, the shipped lemmas: a bug is never proved by

@@ -109,12 +109,12 @@ def test_auto_finds_a_bug_that_needs_a_second_page_at_bounds_where_it_is_not_sea
 def test_the_ladder_looks_at_one_space_first_where_a_bug_needs_no_second(monkeypatch) -> None:  # noqa: ANN001
     """overflow-drop needs a second page with Q=2 (9 steps at 2,2,1,2). At two spaces the ladder's instances are
     large (2,1,2,2,S=2 alone took its 2,000,000 states, 2,2,1,2,S=2 reaches depth 7 in 1,000,000): unknown after
-    60 s at 3,2,2,2,S=2 and S=3 before. At one space first, every instance a little each round, 2,2,1,2 shows it
-    in its first 250,000 states, and its 9 steps are carried to the requested bounds."""
+    60 s at 3,2,2,2,S=2 and S=3 before. At one space first, every instance a little each round: 1,2,1,2 (one VCPU)
+    shows it in 9 steps, as 2,2,1,2 does in its first 250,000 states, and they are carried to the requested bounds."""
     monkeypatch.setattr(prove_module, "SHORTER_SHARE", 0.02)  # the bmc there has no time for shorter ones
     bounds = Bounds(2, 2, 2, 2).replace(spaces=2)
     res = prove(PUBLISHED["overflow-drop"], bounds, timeout=60, shipped=False)
     assert res.status == "violated" and res.route == "explicit-search+lifted" and res.depth == 9, res.reason
-    assert any("explicit at N=2,V=2,F=1,Q=2: no_stale_translation violated in 9 steps" in line for line in res.log)
+    assert any("explicit at N=1,V=2,F=1,Q=2: no_stale_translation violated in 9 steps" in line for line in res.log)
     assert res.path is not None and res.model is not None and res.model.violations(res.path[-1][1])
     assert not any(row["route"] == "enumerated" for row in res.stages)  # refuted before any learning
