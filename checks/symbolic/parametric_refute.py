@@ -102,13 +102,16 @@ class SmallSearch:
 
 
 def search_rounds(protocol: Protocol, ats: Sequence[tuple[int, Bounds]], budget_s: float, first_states: int,
-                  max_states: int, total_states: int, note: Callable[[str], None] | None = None) -> SmallSearch:
+                  max_states: int, total_states: int, note: Callable[[str], None] | None = None,
+                  shorter_than: int | None = None) -> SmallSearch:
     """Search the instances ``ats`` (index in :data:`SMALL`, bounds; cheapest first) in rounds, as iterative
     deepening does: each round searches every instance not exhausted yet breadth-first from its start, the first
     round up to ``first_states`` states each, every later one :data:`ROUND_GROWTH` times as far (at most
     ``max_states``), all rounds together at most ``total_states`` states, until one violates an invariant, the
     budget is spent, or every instance is exhausted or searched to ``max_states``. So a shallow bug in any of
-    them is found before a deep search of the first (a round's repeated levels cost a fraction of the next)."""
+    them is found before a deep search of the first (a round's repeated levels cost a fraction of the next).
+    ``shorter_than``: only a violation in fewer steps counts (each search stops after that depth; an instance
+    whose shortest violation is no shorter is done)."""
     began = time.monotonic()
     done = SmallSearch()
     if not protocol.invariants_only().properties:
@@ -123,7 +126,12 @@ def search_rounds(protocol: Protocol, ats: Sequence[tuple[int, Bounds]], budget_
             if left <= 0.05 or states <= 0:
                 pending = []
                 break
-            bad, found = _search_one(protocol, at, states, left, note)
+            bad, found = _search_one(protocol, at, states, left, note, shorter_than)
+            if bad is not None and shorter_than is not None and (bad.length or 0) >= shorter_than:
+                last[at] = Searched(index, at, found.states, True)
+                done.spent += found.states
+                pending.remove((index, at))
+                continue
             if bad is not None:
                 assert found.model is not None
                 done.refutation = Refutation(at, found.model, bad, time.monotonic() - began)
@@ -131,7 +139,8 @@ def search_rounds(protocol: Protocol, ats: Sequence[tuple[int, Bounds]], budget_
                 return done
             done.spent += found.states
             last[at] = Searched(index, at, found.states, found.complete)
-            if found.complete or found.states >= max_states or found.stopped_by == "time-limit":
+            deep_enough = shorter_than is not None and found.depth >= shorter_than - 1
+            if found.complete or deep_enough or found.states >= max_states or found.stopped_by == "time-limit":
                 pending.remove((index, at))
         cap *= ROUND_GROWTH
     done.searched = list(last.values())
@@ -139,15 +148,16 @@ def search_rounds(protocol: Protocol, ats: Sequence[tuple[int, Bounds]], budget_
 
 
 def _search_one(protocol: Protocol, at: Bounds, max_states: int, time_limit: float,
-                note: Callable[[str], None] | None) -> tuple[Outcome | None, Any]:
-    """One breadth-first search of ``at`` for an invariant's violation: its shortest violation (with a path) or
-    None, and the search's result."""
+                note: Callable[[str], None] | None, shorter_than: int | None = None) -> tuple[Outcome | None, Any]:
+    """One breadth-first search of ``at`` for an invariant's violation (``shorter_than``: stopped after the level
+    below it): its shortest violation (with a path) or None, and the search's result."""
     from deferral.checks.explicit.search import search_reduced_if_alike
 
     if note is not None:
         note(f"searching {at.short()} for a counterexample (at most {max_states:,} states)")
+    deep = {} if shorter_than is None else {"stop": lambda p, violated: violated or p.depth >= shorter_than - 1}
     res = search_reduced_if_alike(protocol.invariants_only(), at, max_states=max_states, time_limit=time_limit,
-                                  workers=1, until_all_violated=True, memory_limit=SEARCH_MEMORY)
+                                  workers=1, until_all_violated=True, memory_limit=SEARCH_MEMORY, **deep)
     bad = [o for o in res.outcomes if o.status == "violated" and o.path is not None]
     return (min(bad, key=lambda o: o.length or 0) if bad else None), res
 

@@ -633,6 +633,50 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         tried first (without the shipped lemmas)."""
         return cleared(first_at)
 
+    def ladder_search(around: Bounds, budget: float, shorter_than: int | None = None) -> Any:
+        """The ladder's search (:func:`ladder_route`) of the instances with one VCPU, page or frame ``around`` lacks,
+        within the requested bounds (not those): at one space first, half the states at most, then at ``around``'s
+        spaces; ``shorter_than``: only a violation in fewer steps counts (:func:`parametric_refute.search_rounds`)."""
+        from deferral.checks.symbolic import parametric_refute as refute
+
+        began = time.monotonic()
+
+        def one_larger(at: Bounds) -> bool:  # one VCPU, page or frame more than ``around`` has
+            return sum(max(0, at[d] - around[d]) for d in ("vcpus", "pages", "frames")) == 1
+
+        # at three spaces 2,1,2 took 5.4 s for its 2,000,000 states, at two 1.1 s; at one space overflow-drop's
+        # 9 steps at 2,2,1,2 take 250,000 states, at two 1,000,000 reach depth 7 (it was unknown at 3,2,2,2,S=2);
+        # one VCPU: its 11 steps at Q=3 take 1,2,1's 8,421 states (2,2,1,3 at one space: 250,000 reach depth 9)
+        spaces = sorted({1, around["spaces"]}) if "spaces" in bounds else [None]
+        found = refute.SmallSearch()
+        for s in spaces:
+            ats = [(index, at) for index, at in refute.instances(bounds if s is None else bounds.replace(spaces=s),
+                                                                 within=True) if one_larger(at) and at != bounds]
+            total = LADDER_TOTAL // 2 if s != spaces[-1] else LADDER_TOTAL - found.spent
+            more = refute.search_rounds(protocol, ats, budget - (time.monotonic() - began), LADDER_FIRST,
+                                        LADDER_STATES, total, note=say, shorter_than=shorter_than)
+            found = refute.SmallSearch(more.refutation, found.searched + more.searched, found.spent + more.spent)
+            if found.refutation is not None:
+                break
+        return found
+
+    def shorter_nearby(bad: SmallViolation) -> SmallViolation:
+        """A violation the first look found, or a shorter one at the ladder's instances around it (a third VCPU can
+        make it shorter: drain-local-only, 9 steps at 2,1,1, 8 at 3,1,1; the bmc at 3,2,2,2,S=3 then has fewer
+        depths to rule out). Searched once, in the ladder's box (the ladder itself runs only where it is safe)."""
+        length = len(bad.path) - 1
+        if bad.bounds != first_at or laddered or small_at == bounds:
+            return bad
+        laddered.append(first_at)
+        budget = LADDER_S if timeout is None else min(LADDER_S, LADDER_SHARE * (left() or 0.0))
+        near = ladder_search(first_at, budget, shorter_than=length).refutation
+        if near is None or near.outcome.path is None:
+            return bad
+        log.append(f"explicit at {near.bounds.short()}: {near.outcome.name} violated in {near.length} steps, fewer "
+                   f"than the {length} at {bad.bounds.short()}")
+        return SmallViolation(near.outcome.path, near.outcome.name, near.bounds,
+                              f"{near.outcome.name} violated in {near.length} steps (the shortest there)")
+
     def explicit_route(small_only: bool = False) -> ProveResult | None:
         """The explicit search, time-boxed: first at the smallest instances (where it is cheap; one it
         exhausts needs no bmc): the first look's (``first_at``), then ``small_at`` where that has more
@@ -667,10 +711,11 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                               exhaustive={"bounds": at.as_dict(), "states": ex.states, "verdict": ex.verdict()})
             why(f"explicit at {at.short()}", ex.verdict())
             if ex.status == "violated":
-                small_bad = SmallViolation.of(ex)  # the requested bounds next: its breadth-first search finds the shortest there
+                small_bad = SmallViolation.of(ex)  # the requested bounds next: their search finds the shortest there
             if at == bounds and ex.depth > 0 and ex.status != "holds":
                 search(bounds).known_safe_to(ex.depth)  # the bmc there starts deeper
         if small_bad is not None and not small_only:
+            small_bad = shorter_nearby(small_bad)
             log.append(f"explicit at {small_bad.bounds.short()}: {small_bad.verdict}; the shortest trace at "
                        f"{bounds.short()} follows (bmc)")
             lifted = lifted_result(small_bad.path, small_bad.prop, "explicit-search", small_bad.bounds)
@@ -686,37 +731,18 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
 
     def ladder_route() -> ProveResult | None:
         """The instances with one element the first look's lacks, within the requested bounds (a third VCPU, a
-        second page or frame, with as many VCPUs or one; not the requested bounds themselves), once it is safe, at one space first (where
-        they are cheap: a bug that needs no second space shows there), then at the first look's spaces: searched
-        breadth-first for an invariant's violation in rounds (:func:`parametric_refute.search_rounds`: every
-        instance a little first, then further; :data:`LADDER_FIRST` to :data:`LADDER_STATES` states each,
-        :data:`LADDER_TOTAL` in all, within :data:`LADDER_S` or a share of the time left); a violation is
-        carried over to the requested bounds (:func:`lifted_result`: the bmc there then looks for a shorter one)."""
-        from deferral.checks.symbolic import parametric_refute as refute
-
+        second page or frame, with as many VCPUs or one; not the requested bounds themselves), once it is safe: at
+        one space first (where they are cheap: a bug that needs no second space shows there), then at the first
+        look's spaces, searched breadth-first for an invariant's violation in rounds
+        (:func:`parametric_refute.search_rounds`: every instance a little first, then further; :data:`LADDER_FIRST`
+        to :data:`LADDER_STATES` states each, :data:`LADDER_TOTAL` in all, within :data:`LADDER_S` or a share of
+        the time left). A violation is carried over by :func:`explicit_route`, as the first look's: the requested
+        bounds searched first, then :func:`lifted_result` (the bmc there looks for a shorter one)."""
         if small_at == bounds or not first_safe() or laddered:
             return None
         laddered.append(first_at)
-        began = time.monotonic()
         budget = LADDER_S if timeout is None else min(LADDER_S, LADDER_SHARE * (left() or 0.0))
-
-        def one_larger(at: Bounds) -> bool:  # one VCPU, page or frame more than the first look's instance has
-            return sum(max(0, at[d] - first_at[d]) for d in ("vcpus", "pages", "frames")) == 1
-
-        # at three spaces 2,1,2 took 5.4 s for its 2,000,000 states, at two 1.1 s; at one space overflow-drop's
-        # 9 steps at 2,2,1,2 take 250,000 states, at two 1,000,000 reach depth 7 (it was unknown at 3,2,2,2,S=2);
-        # one VCPU: its 11 steps at Q=3 take 1,2,1's 8,421 states (2,2,1,3 at one space: 250,000 reach depth 9)
-        spaces = sorted({1, first_at["spaces"]}) if "spaces" in bounds else [None]
-        found = refute.SmallSearch()
-        for s in spaces:  # one space first, half the states at most; then the first look's spaces
-            ats = [(index, at) for index, at in refute.instances(bounds if s is None else bounds.replace(spaces=s),
-                                                                 within=True) if one_larger(at) and at != bounds]
-            total = LADDER_TOTAL // 2 if s != spaces[-1] else LADDER_TOTAL - found.spent
-            more = refute.search_rounds(protocol, ats, budget - (time.monotonic() - began), LADDER_FIRST,
-                                        LADDER_STATES, total, note=say)
-            found = refute.SmallSearch(more.refutation, found.searched + more.searched, found.spent + more.spent)
-            if found.refutation is not None:
-                break
+        found = ladder_search(first_at, budget)
         if found.refutation is None:
             if found.searched:
                 why("explicit at small instances", found.summary())

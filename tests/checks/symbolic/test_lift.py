@@ -118,3 +118,16 @@ def test_the_ladder_looks_at_one_space_first_where_a_bug_needs_no_second(monkeyp
     assert any("explicit at N=1,V=2,F=1,Q=2: no_stale_translation violated in 9 steps" in line for line in res.log)
     assert res.path is not None and res.model is not None and res.model.violations(res.path[-1][1])
     assert not any(row["route"] == "enumerated" for row in res.stages)  # refuted before any learning
+
+
+def test_a_violation_of_the_first_look_is_cut_shorter_at_the_ladders_instances(monkeypatch) -> None:  # noqa: ANN001
+    """drain-local-only at Q=2: 9 steps at 2,1,1,2, 8 with a third VCPU. At 3,2,1,2, with the explicit search there
+    and the bmc for shorter ones given no time, the first look's 9 steps were the answer (shortest: false); the
+    ladder's instances around 2,1,1 are searched for fewer steps first, and 3,1,1's 8 are carried over."""
+    monkeypatch.setattr(exhaust, "EXPLICIT_SHARE", 0.02)
+    monkeypatch.setattr(prove_module, "SHORTER_SHARE", 0.02)
+    res = prove(PUBLISHED["drain-local-only"], Bounds(3, 2, 1, 2), timeout=60, shipped=False)
+    assert res.status == "violated" and res.route == "explicit-search+lifted" and res.depth == 8, res.reason
+    assert any("explicit at N=3,V=1,F=1,Q=2: no_stale_translation violated in 8 steps, fewer than the 9 at "
+               "N=2,V=1,F=1,Q=2" in line for line in res.log)
+    assert len(shortest_path("drain-local-only", Bounds(2, 1, 1, 2))) == 10  # 9 steps there
