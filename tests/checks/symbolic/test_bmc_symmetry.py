@@ -14,7 +14,8 @@ from deferral.model import PUBLISHED, REFERENCE, Bounds
 from tests.checks.explicit.test_symmetry_guard import ASYMMETRIC, DEEP_ASYMMETRY
 
 SPACE_BUGS = {"defer-non-current", "switch-no-drain", "resync-running-only"}
-BUGS = sorted(set(PUBLISHED) - {"reference", "wait-irqs-off"})
+#: (resync-running-only left out: 12 steps at 2,1,1,1,S=2, 11 s of bmc; the other space bugs stand for it)
+BUGS = sorted(set(PUBLISHED) - {"reference", "wait-irqs-off", "resync-running-only"})
 AT = {"overflow-drop": (2, 2, 1, 1)}  # it needs a second page
 
 
