@@ -134,7 +134,7 @@ SHORTER_S, SHORTER_SHARE = 60.0, 0.8
 #: under any load), for at most LADDER_S (with a limit: LADDER_SHARE of what is left): a user's bug that needs two
 #: pages was unknown after 60 s at 3,3,2,2, though 2,2,1,2 shows it in 11 steps, 1.47 million states (PROVE.md,
 #: 6 Dec, qa5 and lead); overflow-drop at 3,2,2,2,S=2 and 6,3,3,3,S=3 too (7 Dec, evening).
-LADDER_S, LADDER_SHARE, LADDER_STATES, LADDER_TOTAL = 10.0, 0.15, 2_000_000, 3_000_000
+LADDER_S, LADDER_SHARE, LADDER_STATES, LADDER_TOTAL = 10.0, 0.15, 2_000_000, 2_000_000
 #: The ladder's first round searches each instance this far (then ROUND_GROWTH times as far each round).
 LADDER_FIRST = 250_000
 
