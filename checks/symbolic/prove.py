@@ -207,6 +207,13 @@ class SmallViolation:
         assert ex.path is not None
         return SmallViolation(ex.path, ex.prop, ex.bounds, ex.verdict())
 
+    @staticmethod
+    def searched(r: Any) -> "SmallViolation":
+        """A :class:`parametric_refute.Refutation` (the ladder's search)."""
+        assert r.outcome.path is not None
+        return SmallViolation(r.outcome.path, r.outcome.name, r.bounds,
+                              f"{r.outcome.name} violated in {r.length} steps (the shortest there)")
+
 
 @dataclass
 class ProveResult:
@@ -675,12 +682,11 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         laddered.append(first_at)
         budget = LADDER_S if timeout is None else min(LADDER_S, LADDER_SHARE * (left() or 0.0))
         near = ladder_search(first_at, budget, shorter_than=length).refutation
-        if near is None or near.outcome.path is None:
+        if near is None:
             return bad
         log.append(f"explicit at {near.bounds.short()}: {near.outcome.name} violated in {near.length} steps, fewer "
                    f"than the {length} at {bad.bounds.short()}")
-        return SmallViolation(near.outcome.path, near.outcome.name, near.bounds,
-                              f"{near.outcome.name} violated in {near.length} steps (the shortest there)")
+        return SmallViolation.searched(near)
 
     def explicit_route(small_only: bool = False) -> ProveResult | None:
         """The explicit search, time-boxed: first at the smallest instances (where it is cheap; one it
@@ -752,12 +758,9 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             if found.searched:
                 why("explicit at small instances", found.summary())
             return None
-        r = found.refutation
-        assert r.outcome.path is not None
         # the requested bounds searched first (where the explicit search reaches that depth there, its violation
         # is the shortest there), then the ladder's carried over (the bmc starts below what that search cleared)
-        ladder_bad.append(SmallViolation(r.outcome.path, r.outcome.name, r.bounds,
-                                         f"{r.outcome.name} violated in {r.length} steps (the shortest there)"))
+        ladder_bad.append(SmallViolation.searched(found.refutation))
         return explicit_route()
 
     def learning_sample(at: Bounds) -> int:
