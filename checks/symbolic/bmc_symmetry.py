@@ -24,6 +24,12 @@ from deferral.checks.terms.encoding import Encoding
 from deferral.model.schema import Sort
 
 
+def known(basis: str | None) -> bool:
+    """Does what renaming VCPUs rests on (:func:`check_symmetry`'s answer; None: not alike) allow the reduction:
+    published or proved, not a sample?"""
+    return basis in ("published", "proved")
+
+
 def applies(enc: Encoding) -> bool:
     """Is renaming VCPUs known to commute with ``enc``'s protocol (published, or proved by Z3; not a
     sample) and are there two VCPUs or more to rename? (Decided once per encoding.)"""
@@ -32,10 +38,10 @@ def applies(enc: Encoding) -> bool:
 
     if "bmc_symmetry" not in enc.derived:
         try:
-            known = len(_named(enc)) >= 2 and check_symmetry(enc.protocol, enc.bounds, enc=enc) in ("published", "proved")
+            alike = len(_named(enc)) >= 2 and known(check_symmetry(enc.protocol, enc.bounds, enc=enc))
         except AsymmetricProtocol:
-            known = False
-        enc.derived["bmc_symmetry"] = known
+            alike = False
+        enc.derived["bmc_symmetry"] = alike
     return bool(enc.derived["bmc_symmetry"])
 
 
