@@ -28,6 +28,7 @@ from functools import lru_cache
 from itertools import product
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
+from deferral.model.call_memo import CallMemo
 from deferral.model.ops import Ops
 from deferral.model.schema import Domain, Layout, OrNone, Queue, Sort, Var
 
@@ -68,6 +69,9 @@ def describe_user_error(exc: BaseException) -> str:
 class StepContext:
     """Reads and writes one state (or a batch, or a symbolic state) through variable views."""
 
+    #: procedure calls shared between contexts (``calls`` of ``__init__``); none for a subclass that sets none
+    _calls: CallMemo | None = None
+
     def __init__(
         self,
         layout: Layout,
@@ -77,13 +81,16 @@ class StepContext:
         *,
         copy_values: bool = True,
         track_undefined: bool = False,
+        calls: CallMemo | None = None,
     ) -> None:
         """``values`` are the per-slot values; with ``copy_values=False`` a mutable sequence
         is used as it is (e.g. one that reads batch columns lazily) and the step writes into it.
         With ``track_undefined`` (symbolic or batch values), :attr:`undefined` collects the
         conditions under which a read or write at a symbolic index names no element (where the
         concrete model raises "index out of range"): a backend that selects among the elements
-        (Z3 terms, numpy batches, traced kernels) would otherwise read one of them instead."""
+        (Z3 terms, numpy batches, traced kernels) would otherwise read one of them instead.
+        ``calls``: procedure calls evaluated once across the contexts that share it (Z3 terms:
+        :mod:`deferral.model.call_memo`)."""
         object.__setattr__(self, "_layout", layout)
         object.__setattr__(self, "ops", ops)
         object.__setattr__(self, "values", list(values) if copy_values else values)
@@ -94,6 +101,7 @@ class StepContext:
         object.__setattr__(self, "undefined", [] if track_undefined else None)
         object.__setattr__(self, "_vars", {v.name: v for v in layout.variables})
         object.__setattr__(self, "proc", _Procedures(self, procedures or {}))
+        object.__setattr__(self, "_calls", calls)
         b = layout.bounds
         for decl in b.decls:  # the protocol's bounds by letter: s.N, s.V, s.F, s.Q, ...
             object.__setattr__(self, decl.letter, b[decl.name])
@@ -495,13 +503,16 @@ class _Procedures:
             raise StepError(f"the protocol has no procedure named {name!r}")
         ctx = self._ctx
 
+        def run(args: tuple[Any, ...]) -> Any:
+            return fn(ctx, *args) if ctx._calls is None else ctx._calls.run(ctx, name, fn, args)
+
         def call(*args: Any) -> Any:
             most = max_positional(fn) - 1  # after s
             if len(args) <= most:
-                return fn(ctx, *args)
+                return run(args)
             extra = args[most:]
             if all(not ctx.ops.is_value(a) and a == 0 for a in extra) and _optional_bounds_at_default(ctx):
-                return fn(ctx, *args[:most])  # written before a trailing argument (a space) existed
+                return run(args[:most])  # written before a trailing argument (a space) existed
             raise OneSpaceError(f"procedure {name} takes {most} argument(s) after s, the protocol passes "
                             f"{len(args)}: the last one(s) name a space (address spaces); add a parameter "
                             f"for it, e.g. def {name}(s, {', '.join(f'a{n}' for n in range(most))}, sp) "

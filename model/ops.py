@@ -30,6 +30,11 @@ class Ops:
         """Is ``x`` a state-dependent value (as opposed to a Python constant)?"""
         raise NotImplementedError
 
+    def term_id(self, x: Any) -> int | None:
+        """A number naming the value ``x`` among those alive (equal terms share it), for
+        :mod:`deferral.model.call_memo`; None where values have none (the call is evaluated)."""
+        return None
+
     def truth(self, x: Any) -> Any:
         """A state value as a truth value (e.g. a 0/1 slot as a boolean), for ``all_``/``any_``."""
         return x

@@ -37,6 +37,7 @@ import z3
 
 from deferral.checks.terms.interrupts import raise_if_interrupt
 from deferral.model.bounds import Bounds
+from deferral.model.call_memo import CallMemo
 from deferral.model.concrete import Model, State
 from deferral.model.context import USER_ERRORS, StepContext, StepError, describe_user_error
 from deferral.model.ops import Ops
@@ -228,6 +229,10 @@ class Z3Ops(Ops):
     def is_value(self, x: Any) -> bool:
         return isinstance(x, (Sym, z3.ExprRef))
 
+    def term_id(self, x: Any) -> int | None:
+        x = raw(x)
+        return x.get_id() if isinstance(x, z3.ExprRef) else None
+
     def ite(self, cond: Any, then: Any, other: Any) -> Any:
         if not self.is_value(cond):
             return then if cond else other
@@ -332,6 +337,9 @@ class Encoding:
 
     protocol: Protocol
     bounds: Bounds
+    #: a procedure call several step instances make on the same values is evaluated once (model/call_memo.py;
+    #: False: every call, as before: benchmarks/bench_encode.py measures both)
+    share_calls: bool = True
     layout: Layout = field(init=False)
     ops: Z3Ops = field(init=False)
 
@@ -372,15 +380,17 @@ class Encoding:
             out.append(x if _is_bool_slot(s) else z3.ZeroExt(self.ops.width - s.bits, x))
         return out
 
-    def context(self, xs: Sequence[Any], wide: bool = False, track_undefined: bool = False) -> StepContext:
+    def context(self, xs: Sequence[Any], wide: bool = False, track_undefined: bool = False,
+                calls: CallMemo | None = None) -> StepContext:
         """A step context over ``xs`` (state variables, or already wide values if ``wide``); with
-        ``track_undefined``, it records where an access names no element (:class:`StepContext`)."""
+        ``track_undefined``, it records where an access names no element (:class:`StepContext`);
+        ``calls``: procedure calls shared with the other contexts given it (:mod:`deferral.model.call_memo`)."""
         if not wide and xs is self._base_vars:
             values = self._base_values
         else:
             values = [v if isinstance(v, Sym) else Sym(v) for v in (list(xs) if wide else self.wide(xs))]
         return StepContext(self.layout, self.ops, values, self.protocol.procedure_table,
-                           track_undefined=track_undefined)
+                           track_undefined=track_undefined, calls=calls)
 
     def valid(self, xs: Sequence[Any]) -> Any:
         """Every slot holds a value of its domain."""
@@ -407,7 +417,8 @@ class Encoding:
         Python took about 4 s per copy of the variables at 4,3,3,3, renaming takes a few ms).
         """
         if wide or not all(z3.is_const(x) for x in xs):
-            return [self._evaluate(a.index, a.step, a.args, xs, wide) for a in self.model.actions]
+            calls = self._call_memo()
+            return [self._evaluate(a.index, a.step, a.args, xs, wide, calls=calls) for a in self.model.actions]
         base = self._base_terms
         flat = [term for t in base for term in (t.guard, *t.updates.values())]
         renamed = iter(Renaming(self._base_vars, xs).many(flat))
@@ -416,6 +427,10 @@ class Encoding:
             guard = next(renamed)
             out.append(ActionTerms(t.index, t.step, t.args, guard, {j: next(renamed) for j in t.updates}))
         return out
+
+    def _call_memo(self) -> CallMemo | None:
+        """A memo for one evaluation of every step instance (None where calls are not shared)."""
+        return CallMemo() if self.share_calls else None
 
     @cached_property
     def _base_vars(self) -> list[Any]:
@@ -431,15 +446,16 @@ class Encoding:
     def _base_terms(self) -> list[ActionTerms]:
         """Every step instance over the encoding's own variables, with where it fails (``defined``:
         the same guard and updates; recording the conditions costs about half as much again, once)."""
-        xs = self._base_vars
-        return [self._evaluate(a.index, a.step, a.args, xs, track_undefined=True) for a in self.model.actions]
+        xs, calls = self._base_vars, self._call_memo()  # the instances' common calls evaluated once (an overflow's drains)
+        return [self._evaluate(a.index, a.step, a.args, xs, track_undefined=True, calls=calls)
+                for a in self.model.actions]
 
     def _evaluate(self, index: int, step: Step, args: tuple[int, ...], xs: Sequence[Any],
-                  wide: bool = False, track_undefined: bool = False) -> ActionTerms:
+                  wide: bool = False, track_undefined: bool = False, calls: CallMemo | None = None) -> ActionTerms:
         try:
-            at_guard = self.context(xs, wide, track_undefined)
+            at_guard = self.context(xs, wide, track_undefined, calls)
             guard = self.ops.boolean(step.guard(at_guard, *args))
-            ctx = self.context(xs, wide, track_undefined)
+            ctx = self.context(xs, wide, track_undefined, calls)
             step.effect(ctx, *args)
         except BranchError as exc:
             raise EncodingError(f"{self._where(step, args)} {exc}") from None
@@ -453,7 +469,7 @@ class Encoding:
             return ActionTerms(index, step, args, guard, updates)
         fits = [z3.ULT(v, self.layout.slots[j].size) for j, v in updates.items()
                 if not _is_bool_slot(self.layout.slots[j]) and self.layout.slots[j].size < 2 ** self.ops.width]
-        runs = z3.And(self.none_of(ctx.undefined), *fits)
+        runs = _fast_junction([self.none_of(ctx.undefined), *fits], True)
         guard_runs = self.none_of(at_guard.undefined)
         return ActionTerms(index, step, args, guard, updates, z3.And(guard_runs, z3.Implies(guard, runs)),
                            z3.Not(guard_runs), z3.Not(runs))
@@ -465,7 +481,9 @@ class Encoding:
         if list(xs) is self._base_vars or all(x.eq(y) for x, y in zip(xs, self._base_vars)):
             return list(base)
         if not all(z3.is_const(x) for x in xs):
-            return [self._evaluate(a.index, a.step, a.args, xs, track_undefined=True) for a in self.model.actions]
+            calls = self._call_memo()
+            return [self._evaluate(a.index, a.step, a.args, xs, track_undefined=True, calls=calls)
+                    for a in self.model.actions]
         flat = [term for t in base for term in (t.guard, t.defined, t.fails_at_guard, t.fails_in_effect,
                                                  *t.updates.values())]
         renamed = iter(Renaming(self._base_vars, xs).many(flat))
@@ -478,7 +496,9 @@ class Encoding:
 
     def none_of(self, conditions: Sequence[Any] | None) -> Any:
         """True where none of ``conditions`` (step-context values) holds."""
-        return z3.Not(z3.Or([self.ops.boolean(c) for c in conditions])) if conditions else z3.BoolVal(True)
+        # (by the C API: z3.Or re-checks every argument, 1 s at 6,3,3,3,S=3 where a step has many)
+        return z3.Not(_fast_junction([self.ops.boolean(c) for c in conditions], False)) if conditions \
+            else z3.BoolVal(True)
 
     def _where(self, step: Step, args: tuple[int, ...]) -> str:
         return f"{self.protocol.name} ({self.protocol.source}): step {step.label(args)} (encoding for Z3)"
@@ -647,9 +667,10 @@ def crosscheck(enc: Encoding, max_states: int = 24,
                 frontier.append(expected)
 
 
-def encode(protocol: Protocol, bounds: Bounds, check: bool = True) -> Encoding:
-    """The Z3 encoding of ``protocol`` at ``bounds`` (raises EncodingError if it cannot be built)."""
-    enc = Encoding(protocol, bounds)
+def encode(protocol: Protocol, bounds: Bounds, check: bool = True, share_calls: bool = True) -> Encoding:
+    """The Z3 encoding of ``protocol`` at ``bounds`` (raises EncodingError if it cannot be built);
+    ``share_calls``: :attr:`Encoding.share_calls`."""
+    enc = Encoding(protocol, bounds, share_calls)
     xs = enc.state("probe")
     enc.action_terms(xs)  # fail early, naming the step, if a function does not encode
     enc.invariants(xs)
