@@ -46,11 +46,13 @@ class CallMemo:
         self.calls = 0
 
     def _key(self, ctx: Any, x: Any) -> Any:
-        """An argument or condition as a key part: a Python constant itself, a term its Z3 id; None
-        where it is neither (the call is then evaluated)."""
+        """An argument or condition as a key part: a Python constant by its type and value, a term by its
+        Z3 id (tagged apart: the constant 7 is not the term numbered 7); None where it is neither (the call
+        is then evaluated)."""
         if isinstance(x, (bool, int)):
-            return x
-        return ctx.ops.term_id(x)
+            return (type(x).__name__, x)
+        found = ctx.ops.term_id(x)
+        return None if found is None else ("term", found)
 
     def run(self, ctx: Any, name: str, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         """``fn(ctx, *args)``, or the replay of an earlier call with the same key."""

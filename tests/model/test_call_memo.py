@@ -39,10 +39,20 @@ def test_same_terms_as_every_call_evaluated(name: str) -> None:
         assert ux.keys() == uy.keys() and all(ux[j].eq(uy[j]) for j in ux)
 
 
-def test_encode_builds_fewer_calls_and_passes_its_crosscheck() -> None:
-    """encode (its crosscheck against the concrete model included) at bounds whose overflow drains three notices."""
+def test_encode_with_shared_calls_passes_its_crosscheck() -> None:
+    """encode (its crosscheck against the concrete model on the first states included) at bounds whose overflow
+    drains three notices."""
     enc = encode(get_variant("reference"), Bounds(3, 2, 2, 3))
-    assert len(enc._base_terms) == len(enc.model.actions)
+    assert enc.share_calls and len(enc._base_terms) == len(enc.model.actions)
+
+
+def test_a_constant_argument_is_not_the_term_of_that_number() -> None:
+    enc = Encoding(get_variant("reference"), Bounds(2, 1, 1, 1))
+    ctx, calls = _context(enc, CallMemo()), CallMemo()
+    term = enc._base_vars[0]
+    assert calls._key(ctx, term.get_id()) != calls._key(ctx, Sym(term))
+    assert calls._key(ctx, True) != calls._key(ctx, 1)
+    assert calls._key(ctx, [1]) is None  # neither: that call is evaluated, not looked up
 
 
 def _context(enc: Encoding, calls: CallMemo) -> StepContext:
