@@ -127,20 +127,20 @@ def search_rounds(protocol: Protocol, ats: Sequence[tuple[int, Bounds]], budget_
                 pending = []
                 break
             bad, found = _search_one(protocol, at, states, left, note, shorter_than)
-            if bad is not None and shorter_than is not None and (bad.length or 0) >= shorter_than:
-                last[at] = Searched(index, at, found.states, True)
-                done.spent += found.states
-                pending.remove((index, at))
-                continue
+            # a violation no shorter than ``shorter_than`` does not count, and the instance is done: none is shorter
+            no_shorter = bad is not None and shorter_than is not None and (bad.length or 0) >= shorter_than
+            if no_shorter:
+                bad = None
             if bad is not None:
                 assert found.model is not None
                 done.refutation = Refutation(at, found.model, bad, time.monotonic() - began)
                 done.searched = list(last.values())
                 return done
             done.spent += found.states
-            last[at] = Searched(index, at, found.states, found.complete)
+            last[at] = Searched(index, at, found.states, found.complete or no_shorter)
             deep_enough = shorter_than is not None and found.depth >= shorter_than - 1
-            if found.complete or deep_enough or found.states >= max_states or found.stopped_by == "time-limit":
+            if found.complete or no_shorter or deep_enough or found.states >= max_states \
+                    or found.stopped_by == "time-limit":
                 pending.remove((index, at))
         cap *= ROUND_GROWTH
     done.searched = list(last.values())

@@ -642,13 +642,15 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         tried first (without the shipped lemmas)."""
         return cleared(first_at)
 
-    def ladder_search(around: Bounds, budget: float, shorter_than: int | None = None) -> Any:
+    def ladder_search(around: Bounds, shorter_than: int | None = None) -> Any:
         """The ladder's search (:func:`ladder_route`) of the instances with one VCPU, page or frame ``around`` lacks,
         within the requested bounds (not those): at one space first, half the states at most, then at ``around``'s
-        spaces; ``shorter_than``: only a violation in fewer steps counts (:func:`parametric_refute.search_rounds`)."""
+        spaces, within :data:`LADDER_S` (with a limit: :data:`LADDER_SHARE` of the time left); ``shorter_than``: only
+        a violation in fewer steps counts (:func:`parametric_refute.search_rounds`)."""
         from deferral.checks.symbolic import parametric_refute as refute
 
         began = time.monotonic()
+        budget = LADDER_S if timeout is None else min(LADDER_S, LADDER_SHARE * (left() or 0.0))
 
         def one_larger(at: Bounds) -> bool:  # one VCPU, page or frame more than ``around`` has
             return sum(max(0, at[d] - around[d]) for d in ("vcpus", "pages", "frames")) == 1
@@ -682,8 +684,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         if bad.bounds != first_at or laddered or small_at == bounds:
             return bad
         laddered.append(first_at)
-        budget = LADDER_S if timeout is None else min(LADDER_S, LADDER_SHARE * (left() or 0.0))
-        near = ladder_search(first_at, budget, shorter_than=length).refutation
+        near = ladder_search(first_at, shorter_than=length).refutation
         if near is None:
             return bad
         log.append(f"explicit at {near.bounds.short()}: {near.outcome.name} violated in {near.length} steps, fewer "
@@ -754,8 +755,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         if small_at == bounds or not first_safe() or laddered:
             return None
         laddered.append(first_at)
-        budget = LADDER_S if timeout is None else min(LADDER_S, LADDER_SHARE * (left() or 0.0))
-        found = ladder_search(first_at, budget)
+        found = ladder_search(first_at)
         if found.refutation is None:
             if found.searched:
                 why("explicit at small instances", found.summary())
