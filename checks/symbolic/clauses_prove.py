@@ -2,6 +2,11 @@
 bounds (:func:`clauses.learn`), Houdini and induction at the requested bounds, and only where they
 fail, one more stage of learning there (:func:`clauses.resume`) and Houdini and induction again.
 
+At large bounds the learned families are also tried for every N, V, F at the requested Q and S
+(:func:`_for_every`: Houdini and the proof over uninterpreted sorts, checks/symbolic/parametric.py),
+whose cost does not grow with N, V, F: a proof there covers the requested bounds, and says so. Which
+way first, and with what share of the time, is :func:`for_every_first`'s.
+
 One function, :func:`prove_learned`, run by ``prove`` in its own process or in a spawned learner
 (:mod:`deferral.checks.symbolic.clauses_process`); its :class:`Outcome` is plain data but for the
 families, so that a learner can send it back.
@@ -37,6 +42,8 @@ class Outcome:
     enumerated: int = 0
     seconds_by_part: dict[str, float] = field(default_factory=dict)
     why: list[tuple[str, str]] = field(default_factory=list)
+    #: a proof for every N, V, F (:func:`_for_every`): what was open, what concrete, the verdict
+    for_every: dict[str, Any] | None = None
 
 
 def prove_learned(protocol: Protocol, bounds: Bounds, samples_at: Sequence[tuple[Bounds, str]],
@@ -45,24 +52,36 @@ def prove_learned(protocol: Protocol, bounds: Bounds, samples_at: Sequence[tuple
                   enc: Any = None, peers: "Peers | None" = None) -> Outcome:
     """Learn at ``stages`` from ``samples_at`` until ``deadline``, then Houdini and induction at ``bounds``
     (each until ``check_deadline``), learning on at ``bounds`` where they fail (``enc``: the encoding at
-    ``bounds``, where the caller has one; ``peers``: the other learners, :func:`clauses.learn`'s). EncodingError
-    and StepError propagate (nothing was tried)."""
+    ``bounds``, where the caller has one; ``peers``: the other learners, :func:`clauses.learn`'s). At large
+    bounds (:func:`for_every_first`) the families are tried for every N, V, F first (:func:`_for_every`).
+    EncodingError and StepError propagate (nothing was tried)."""
     from deferral.checks.symbolic.induction import not_proved_reason
     from deferral.checks.symbolic.infer import property_lemmas
     from deferral.checks.terms.encoding import encode
+    from deferral.model.concrete import Model
 
     began = time.monotonic()
     r = clauses.learn(protocol, samples_at, stages, deadline=deadline, note=note, given=given, trim_last=True,
                       encodings=None if enc is None else {bounds: enc}, peers=peers)
-    enc = enc if enc is not None else encode(protocol, bounds)  # built here once it is needed (a learner's)
     out = Outcome("unknown", sampled=list(r.sampled), enumerated=r.enumerated)
     shown = 0  # the learning's stages already in ``out.rows``
     musts = property_lemmas(protocol)
+    built: list[Any] = [] if enc is None else [enc]
+
+    def encoding() -> Any:
+        """The encoding at ``bounds``: built here once it is needed (a learner's; not where a proof for every
+        N, V, F came first: 2 s at 6,3,3,3,S=3)."""
+        if not built:
+            built.append(encode(protocol, bounds))
+        return built[0]
+
+    # at large bounds the first check tries the families for every N, V, F too, before or after Houdini here
+    large = len(Model(protocol, bounds).actions) >= FOR_EVERY_FIRST_ACTIONS
 
     def decided(r: clauses.Learned) -> Any:
         """The stages learned so far recorded; Houdini and induction at ``bounds`` over what the last one
         kept (None where the learning failed or Houdini timed out)."""
-        nonlocal shown
+        nonlocal shown, large
         out.rows.extend({"kind": "learn", **row} for row in r.to_json()[shown:])
         shown = len(r.stages)
         out.seconds_by_part = dict(r.seconds_by_part)
@@ -71,11 +90,23 @@ def prove_learned(protocol: Protocol, bounds: Bounds, samples_at: Sequence[tuple
             return None
         names = {y.name for y in r.lemmas}
         cands = list(r.lemmas) + [x for x in musts if x.name not in names]
-        return _houdini_induction(enc, cands, check_deadline, out, note)
+        if not large:
+            return _houdini_induction(encoding(), cands, check_deadline, out, note)
+        large = False  # (not again after the learning resumes: the bounded check alone then)
+        first = None if check_deadline is None else \
+            time.monotonic() + FIRST_CHECK_SHARE * max(0.0, check_deadline - time.monotonic())
+        if for_every_first(protocol, bounds, peers):
+            done = _for_every(protocol, bounds, cands, first, out, note)
+            return done if done is not None else _houdini_induction(encoding(), cands, check_deadline, out, note)
+        checked = _houdini_induction(encoding(), cands, first, out, note)
+        if checked is not None and checked[1].status != "unknown":
+            return checked  # proved, or too weak at these bounds (so for every N, V, F too)
+        done = _for_every(protocol, bounds, cands, check_deadline, out, note)
+        return done if done is not None else checked
 
     checked = decided(r)
     if checked is not None and checked[1].status != "proved" and (deadline is None or time.monotonic() < deadline):
-        r = clauses.resume(protocol, r, bounds, deadline=deadline, note=note, enc=enc)
+        r = clauses.resume(protocol, r, bounds, deadline=deadline, note=note, enc=encoding())
         checked = decided(r)
     if checked is None:
         return out
@@ -86,6 +117,93 @@ def prove_learned(protocol: Protocol, bounds: Bounds, samples_at: Sequence[tuple
     out.why.append(("enumerated+houdini+induction", not_proved_reason(len(alive), out.candidates, hlog, res)))
     out.alive = alive
     return out
+
+
+#: From how many step instances at the requested bounds the learned families are tried for every N, V, F
+#: first (:func:`for_every_first`). invlpg_sync_one's 19 families at 6,3,3,3,S=3 (420 instances): Houdini
+#: and induction there 22.5-50 s, for every N, V, F at Q=3, S=3 5.6 s; at 4,3,3,3,S=3 (272) 5.1 s and 5.6 s
+#: (PROVE.md, 8 Dec).
+FOR_EVERY_FIRST_ACTIONS = 300
+#: At large bounds, the share of the time left to the check's deadline the first of the two ways may take
+#: (:func:`for_every_first`); the second has the rest.
+FIRST_CHECK_SHARE = 0.4
+#: Seconds per seed of one of its Houdini's queries (parametric.Houdini's ``query_s``): an undecided query drops its
+#: family. The time limit is checked between queries, and one query can take several tries (seeds, a fresh
+#: context), so a failing attempt can run past it: 38 s under a limit of 28 (the reference's families learned at
+#: 2,1,1,1 alone, not inductive for every N). At 1 s it ended in 16.5 s, but the families learned at 3,2,2,1,
+#: which 4 s proves for every N, V, F, were not proved (PROVE.md, 8 Dec).
+FOR_EVERY_QUERY_S = 4.0
+
+
+def for_every_first(protocol: Protocol, bounds: Bounds, peers: "Peers | None") -> bool:
+    """At large bounds (:data:`FOR_EVERY_FIRST_ACTIONS` step instances or more), does this learner try its families
+    for every N, V, F (:func:`_for_every`) before Houdini and induction at ``bounds``? A lone learner does; of two or
+    more every second one (by rank), the others Houdini at ``bounds`` first; each gives the first way
+    :data:`FIRST_CHECK_SHARE` of the check's time and the other way the rest, as the first proof wins. Neither way
+    is always the faster, and one fails where the other proves (PROVE.md, 8 Dec): at 6,3,3,3,S=3 the families of
+    five variants took 7.5-12.3 s for every N, V, F and 8.7-12.4 s at the bounds; invlpg_sync_one's 5.6 s and
+    22-50 s; wait-irqs-off's induction at the bounds ran out of time on its safety query, where the proof for every
+    N, V, F took 5.5 s; defer_all_spaces' families were not proved for every N, V, F, and its bounded proof (8 s)
+    then had too little time left."""
+    return peers is None or peers.count < 2 or peers.rank % 2 == 1
+
+
+def _for_every(protocol: Protocol, bounds: Bounds, candidates: list[Lemma], deadline: float | None, out: Outcome,
+               note: Callable[[str], None] | None) -> tuple[list[Lemma], Any, list[str]] | None:
+    """The candidates (learned families and the properties) proved for every N, V, F at ``bounds``' Q and S:
+    Houdini over uninterpreted sorts (:class:`parametric.Houdini`), then the proof of what it keeps
+    (:func:`parametric.prove`, the obligations Houdini's solver settled not asked again; the proof first, as
+    :func:`parametric.prove_candidates` does, was unknown after 66 s where this took 5.6, invlpg_sync_one at
+    Q=3, S=3); a "check" row either way. None where that is not a proof (a family not inductive for every N,
+    V, F, Z3 undecided, out of time, or a protocol that cannot be evaluated for every number of elements):
+    the bounded check decides then."""
+    from deferral.checks.symbolic import parametric
+    from deferral.checks.symbolic.infer import property_lemmas
+    from deferral.checks.terms.encoding import EncodingError
+    from deferral.model.context import StepError
+
+    concrete = {d.name: bounds[d.name] for d in bounds.decls if d.name in parametric.CONCRETE}
+    open_bounds = [d.name for d in protocol.bound_decls if d.name not in parametric.CONCRETE]
+    budget = None if deadline is None else max(0.0, deadline - time.monotonic())
+    if budget is not None and budget < 1.0:
+        return None
+    props = property_lemmas(protocol)
+    learned = [c for c in candidates if c.name not in {x.name for x in props}]
+    if note:
+        note(f"auto: the {len(learned)} enumerated lemma families for every N, V, F at "
+             + ", ".join(f"{k}={v}" for k, v in concrete.items()) + ("" if budget is None else f" (at most {budget:.0f} s)"))
+    began = time.monotonic()
+
+    def row(result: str, kept: int | None) -> None:
+        out.rows.append({"kind": "check", "method": "parametric-houdini+induction", "families_in": len(candidates),
+                         "families_kept": kept, "seconds": time.monotonic() - began, "result": result,
+                         "for_every": open_bounds})
+
+    def left() -> float | None:
+        return None if budget is None else max(1.0, budget - (time.monotonic() - began))
+
+    try:
+        engine = parametric.Houdini(protocol, concrete, query_s=FOR_EVERY_QUERY_S)
+        h = engine.run(learned, props, left(), note=note)
+        if h.broken is not None:
+            row("unknown", None)
+            out.why.append(("enumerated+parametric-houdini+induction", f"not inductive for every N, V, F: {h.broken}"))
+            return None
+        res = parametric.prove(protocol, concrete, list(h.alive) + props, timeout=left(), known=engine.proved)
+    except (EncodingError, StepError, TimeoutError) as exc:
+        row("unknown", None)
+        out.why.append(("enumerated+parametric-houdini+induction", f"not a proof for every N, V, F ({exc})"))
+        return None
+    if res.status != "proved":
+        row(res.status, None)
+        out.why.append(("enumerated+parametric-houdini+induction", res.verdict))
+        return None
+    row("proved", len(res.lemmas))
+    out.for_every = {"for_every": res.open_bounds, "assumed_concrete": res.concrete, "verdict": res.verdict}
+    out.candidates = len(candidates)
+    kept = {lem.name for lem in res.lemmas}
+    return [c for c in candidates if c.name in kept], res, [f"dropped (for every N, V, F): {name}: {why}"
+                                                             for name, why in h.dropped]
 
 
 def _houdini_induction(enc: Any, candidates: list[Lemma], deadline: float | None, out: Outcome,

@@ -53,7 +53,9 @@ strongest automatic route, cheapest first:
 5. *Enumerated families* (route ``enumerated+houdini+induction``, :mod:`deferral.checks.symbolic.clauses`):
    clauses of the declared vocabulary over signatures built from every declared sort, true in the
    sampled reachable states, brought in by counterexamples to induction at the smallest sampled
-   instance, the largest, then the requested bounds (Houdini and induction decide); with
+   instance, the largest, then the requested bounds (Houdini and induction decide; at large bounds
+   first, by one learner of two, for every N, V, F at the requested Q and S: route
+   ``enumerated+parametric-houdini+induction``, :func:`clauses_prove.for_every_first`); with
    ``shipped=False``, tried as soon as the explicit search found the smallest instance safe (3).
    *Learned lemmas* (route ``inferred+houdini+induction``,
    :mod:`deferral.checks.symbolic.infer`): families learned from the reachable states of
@@ -851,16 +853,20 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                 stages.append(stage("enumerated", row["bounds"], "houdini+cti", row["families_in"], row["families_kept"],
                                     row["seconds"], rounds=row["rounds"], needed=row["needed"],
                                     **{k: row[k] for k in ("forward", "z3_seed_offset", "cti") if k in row}))
-            else:
-                stages.append(stage("enumerated", bounds, "houdini+induction", row["families_in"],
-                                    row["families_kept"], row["seconds"], result=row["result"]))
+            else:  # Houdini and induction here, or for every N, V, F at these Q, S first (at large bounds)
+                stages.append(stage("enumerated", bounds, row.get("method", "houdini+induction"), row["families_in"],
+                                    row["families_kept"], row["seconds"], result=row["result"],
+                                    **({"for_every": row["for_every"]} if "for_every" in row else {})))
         log.append(f"enumerated: {out.enumerated} families true in the samples; seconds by part: "
                    + ", ".join(f"{k} {v:.1f}" for k, v in out.seconds_by_part.items()))
         if out.status == "proved":
-            log.append(f"enumerated: Houdini kept {len(out.alive)} of {out.candidates} families; proved by induction")
-            return result("proved", route="enumerated+houdini+induction", log=log, proof=out.alive,
+            every = out.for_every  # proved for every N, V, F at these Q, S (so at these bounds too)
+            log.append(f"enumerated: Houdini kept {len(out.alive)} of {out.candidates} families; "
+                       + ("proved by induction" if every is None else every["verdict"]))
+            return result("proved", route="enumerated+houdini+induction" if every is None else
+                          "enumerated+parametric-houdini+induction", log=log, proof=out.alive,
                           invariant=[lem.show(enc.bounds) for lem in out.alive],
-                          learned_at=[b for b, _, _ in out.sampled],
+                          learned_at=[b for b, _, _ in out.sampled], for_every=every,
                           proof_lemmas=[x for x in out.alive if isinstance(x, clauses.Clause)])  # --invariant-out
         for route, text in out.why:
             why(route, text)

@@ -84,6 +84,72 @@ def test_auto_proves_the_reference_without_the_shipped_lemmas() -> None:
     assert rows == [("houdini+cti", SMALL.as_dict()), ("houdini+induction", SMALL.as_dict())]
 
 
+def test_families_inductive_for_every_n_v_f_are_proved_so() -> None:
+    """clauses_prove._for_every: families inductive for every N, V, F (here the reference's shipped lemmas)
+    are proved so at the bounds' Q and S, with a "check" row and the claim (what was open, what concrete)."""
+    from deferral.checks.symbolic.clauses_prove import Outcome, _for_every
+    from deferral.model.invariant import invariant_for
+
+    out = Outcome("unknown")
+    done = _for_every(REFERENCE, SMALL, list(invariant_for(SMALL)), time.monotonic() + 60, out, None)
+    assert done is not None and done[1].status == "proved", out.why
+    assert {lem.name for lem in done[0]} == {lem.name for lem in invariant_for(SMALL)}
+    assert out.for_every is not None and out.for_every["for_every"] == ["vcpus", "pages", "frames"]
+    assert out.for_every["assumed_concrete"] == {"queue": 1, "spaces": 1}
+    assert out.for_every["verdict"].startswith("proved for every number of vcpus, pages, frames")
+    assert (out.rows[-1]["method"], out.rows[-1]["result"]) == ("parametric-houdini+induction", "proved")
+
+
+@pytest.mark.slow  # 20-40 s
+def test_at_large_bounds_the_families_go_for_every_n_v_f_first_and_the_bounded_check_is_the_fallback(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the requested bounds have many step instances (forced here at 2,1,1,1 by lowering the threshold;
+    the learning in this process, where the patch holds), the learned families go to Houdini and the proof
+    over uninterpreted sorts first: proved there, the route and ``proved_for_every`` say so; not proved (the
+    families learned at 2,1,1,1 alone seldom are inductive for every N), Houdini and induction at the
+    requested bounds prove it, and nothing is claimed beyond them."""
+    from deferral.checks.symbolic import clauses_prove
+
+    monkeypatch.setattr(clauses_prove, "FOR_EVERY_FIRST_ACTIONS", 0)
+    res = prove(REFERENCE, SMALL, timeout=60, shipped=False, learners=0)
+    checks = [(row["method"], row["result"]) for row in res.stages
+              if row["route"] == "enumerated" and row["method"] not in ("sample", "houdini+cti")]
+    assert checks[0][0] == "parametric-houdini+induction", checks
+    if checks[0][1] == "proved":
+        assert (res.status, res.route) == ("proved", "enumerated+parametric-houdini+induction")
+        assert res.for_every is not None and res.for_every["for_every"] == ["vcpus", "pages", "frames"]
+    else:
+        assert checks[1:] == [("houdini+induction", "proved")]
+        assert (res.status, res.route, res.for_every) == ("proved", "enumerated+houdini+induction", None)
+
+
+def test_at_large_bounds_every_second_learner_tries_for_every_n_v_f_first() -> None:
+    """clauses_prove: the largest bounds are past the threshold, the smallest not; a lone learner tries for every
+    N, V, F first, and of two the second (by rank), while the first runs Houdini at the requested bounds first."""
+    from types import SimpleNamespace
+
+    from deferral.checks.symbolic.clauses_prove import FOR_EVERY_FIRST_ACTIONS, for_every_first
+    from deferral.model.concrete import Model
+
+    large = Bounds.from_dict({"vcpus": 6, "pages": 3, "frames": 3, "queue": 3, "spaces": 3}, REFERENCE.bound_decls)
+    assert len(Model(REFERENCE, large).actions) >= FOR_EVERY_FIRST_ACTIONS > len(Model(REFERENCE, SMALL).actions)
+    assert for_every_first(REFERENCE, large, None)
+    assert [for_every_first(REFERENCE, large, SimpleNamespace(rank=k, count=2)) for k in (0, 1)] == [False, True]  # type: ignore[arg-type]
+
+
+def test_a_bug_is_not_proved_for_every_n_v_f() -> None:
+    """A published bug (remote-no-drain, violated at 2,1,1,1) with the shipped lemmas as families: _for_every
+    answers None, with its reason and a row, and claims nothing."""
+    from deferral.checks.symbolic.clauses_prove import Outcome, _for_every
+    from deferral.model.invariant import invariant_for
+
+    out = Outcome("unknown")
+    assert _for_every(PUBLISHED["remote-no-drain"], SMALL, list(invariant_for(SMALL)), time.monotonic() + 60, out,
+                      None) is None
+    assert out.for_every is None and out.why and out.why[-1][0] == "enumerated+parametric-houdini+induction"
+    assert out.rows[-1]["method"] == "parametric-houdini+induction" and out.rows[-1]["result"] != "proved"
+
+
 def test_the_learning_resumes_at_larger_bounds_from_what_its_last_stage_needed(monkeypatch: pytest.MonkeyPatch) -> None:
     """clauses.resume: one more stage, from the families the last stage needed, its whole fixpoint kept;
     the stages and seconds added to those before."""
