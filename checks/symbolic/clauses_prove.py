@@ -53,7 +53,8 @@ def prove_learned(protocol: Protocol, bounds: Bounds, samples_at: Sequence[tuple
     """Learn at ``stages`` from ``samples_at`` until ``deadline``, then Houdini and induction at ``bounds``
     (each until ``check_deadline``), learning on at ``bounds`` where they fail (``enc``: the encoding at
     ``bounds``, where the caller has one; ``peers``: the other learners, :func:`clauses.learn`'s). At large
-    bounds (:func:`for_every_first`) the families are tried for every N, V, F first (:func:`_for_every`).
+    bounds the first check also tries the families for every N, V, F (:func:`_for_every`; which way first:
+    :func:`for_every_first`).
     EncodingError and StepError propagate (nothing was tried)."""
     from deferral.checks.symbolic.induction import not_proved_reason
     from deferral.checks.symbolic.infer import property_lemmas
@@ -119,8 +120,8 @@ def prove_learned(protocol: Protocol, bounds: Bounds, samples_at: Sequence[tuple
     return out
 
 
-#: From how many step instances at the requested bounds the learned families are tried for every N, V, F
-#: first (:func:`for_every_first`). invlpg_sync_one's 19 families at 6,3,3,3,S=3 (420 instances): Houdini
+#: From how many step instances at the requested bounds the learned families are also tried for every N, V, F
+#: (:func:`for_every_first`). invlpg_sync_one's 19 families at 6,3,3,3,S=3 (420 instances): Houdini
 #: and induction there 22.5-50 s, for every N, V, F at Q=3, S=3 5.6 s; at 4,3,3,3,S=3 (272) 5.1 s and 5.6 s
 #: (PROVE.md, 8 Dec).
 FOR_EVERY_FIRST_ACTIONS = 300
@@ -157,13 +158,13 @@ def _for_every(protocol: Protocol, bounds: Bounds, candidates: list[Lemma], dead
     Q=3, S=3); a "check" row either way. None where that is not a proof (a family not inductive for every N,
     V, F, Z3 undecided, out of time, or a protocol that cannot be evaluated for every number of elements):
     the bounded check decides then."""
-    from deferral.checks.symbolic import parametric
+    from deferral.checks.symbolic import parametric, paramlearn
     from deferral.checks.symbolic.infer import property_lemmas
     from deferral.checks.terms.encoding import EncodingError
     from deferral.model.context import StepError
 
     concrete = {d.name: bounds[d.name] for d in bounds.decls if d.name in parametric.CONCRETE}
-    open_bounds = [d.name for d in protocol.bound_decls if d.name not in parametric.CONCRETE]
+    open_bounds = paramlearn.open_bounds(protocol)
     budget = None if deadline is None else max(0.0, deadline - time.monotonic())
     if budget is not None and budget < 1.0:
         return None
