@@ -67,14 +67,14 @@ def prove_learned(protocol: Protocol, bounds: Bounds, samples_at: Sequence[tuple
     out = Outcome("unknown", sampled=list(r.sampled), enumerated=r.enumerated)
     shown = 0  # the learning's stages already in ``out.rows``
     musts = property_lemmas(protocol)
-    built: list[Any] = [] if enc is None else [enc]
 
     def encoding() -> Any:
         """The encoding at ``bounds``: built here once it is needed (a learner's; not where a proof for every
         N, V, F came first: 2 s at 6,3,3,3,S=3)."""
-        if not built:
-            built.append(encode(protocol, bounds))
-        return built[0]
+        nonlocal enc
+        if enc is None:
+            enc = encode(protocol, bounds)
+        return enc
 
     # at large bounds the first check tries the families for every N, V, F too, before or after Houdini here
     large = len(Model(protocol, bounds).actions) >= FOR_EVERY_FIRST_ACTIONS
@@ -163,7 +163,7 @@ def _for_every(protocol: Protocol, bounds: Bounds, candidates: list[Lemma], dead
     from deferral.checks.terms.encoding import EncodingError
     from deferral.model.context import StepError
 
-    concrete = {d.name: bounds[d.name] for d in bounds.decls if d.name in parametric.CONCRETE}
+    concrete = parametric.concrete_bounds(protocol, dict(bounds))
     open_bounds = paramlearn.open_bounds(protocol)
     budget = None if deadline is None else max(0.0, deadline - time.monotonic())
     if budget is not None and budget < 1.0:
