@@ -139,14 +139,17 @@ def test_at_large_bounds_every_second_learner_tries_for_every_n_v_f_first() -> N
 
 def test_a_bug_is_not_proved_for_every_n_v_f() -> None:
     """A published bug (remote-no-drain, violated at 2,1,1,1) with the shipped lemmas as families: _for_every
-    answers None, with its reason and a row, and claims nothing."""
+    answers None, with its reason (the step the bug changed) and a row, and claims nothing."""
     from deferral.checks.symbolic.clauses_prove import Outcome, _for_every
     from deferral.model.invariant import invariant_for
 
     out = Outcome("unknown")
-    assert _for_every(PUBLISHED["remote-no-drain"], SMALL, list(invariant_for(SMALL)), time.monotonic() + 60, out,
-                      None) is None
+    # every shipped lemma but one: with all 13 Z3 did not decide ack_ipi's query for every N in 17 s
+    families = [lem for lem in invariant_for(SMALL) if lem.name != "ipi[k][i] pending implies waiting[i][k]"]
+    assert len(families) == 12
+    assert _for_every(PUBLISHED["remote-no-drain"], SMALL, families, time.monotonic() + 60, out, None) is None
     assert out.for_every is None and out.why and out.why[-1][0] == "enumerated+parametric-houdini+induction"
+    assert "not preserved by ack_ipi(k)" in out.why[-1][1]
     assert out.rows[-1]["method"] == "parametric-houdini+induction" and out.rows[-1]["result"] != "proved"
 
 
@@ -446,6 +449,12 @@ def test_bounded_houdini_reuses_its_solver_and_answers_as_a_fresh_one() -> None:
     assert rel.houdini(weak, must, None)[1] is not None  # the switches of the first call's lemmas still work
 
 
+def _row_keys(rows: np.ndarray) -> np.ndarray:
+    """Each row as one opaque value, for np.isin (a set of 1.2 million tuples took 7 s)."""
+    rows = np.ascontiguousarray(rows)
+    return rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
+
+
 def test_a_spread_sample_draws_from_every_level() -> None:
     """sample_rows(spread=...): cap states drawn at random from the first spread * cap (the whole
     instance here), not the first cap (the shallowest levels): a family true in the first levels and
@@ -455,12 +464,11 @@ def test_a_spread_sample_draws_from_every_level() -> None:
     spread = sample_rows(REFERENCE, b, cap=2_000, spread=1_000)
     every = sample_rows(REFERENCE, b, cap=10**7)
     assert first.shape == spread.shape == (2_000, every.shape[1]) and every.shape[0] > 100_000
-    rows = {tuple(r) for r in every}
-    assert all(tuple(r) in rows for r in spread)  # reachable states, and the same draw each time
+    assert np.isin(_row_keys(spread), _row_keys(every)).all()  # reachable states, and the same draw each time
     assert np.array_equal(spread, sample_rows(REFERENCE, b, cap=2_000, spread=1_000))
     sig = clauses.Signature(REFERENCE, (("i", VCPU), ("k", VCPU)), [(b, first)])
     shallow = sig.families()
-    table = truth_table(REFERENCE, b, every[::50], [lem.fn for lem in shallow], sig.params)
+    table = truth_table(REFERENCE, b, every[::200], [lem.fn for lem in shallow], sig.params)
     assert not table.all(axis=1).all()  # some family of the first levels is false deeper
     deep = clauses.Signature(REFERENCE, (("i", VCPU), ("k", VCPU)), [(b, spread)]).families()
     assert len(deep) < len(shallow)
