@@ -111,10 +111,16 @@ from deferral.model.concrete import Model
 from deferral.model.invariant import INVARIANT, Lemma, invariant_for
 from deferral.model.protocol import Protocol
 from deferral.model.context import StepError
-from deferral.model.variants import VariantError
+from deferral.model.variants import PUBLISHED, VariantError
 
 METHODS = ("auto", "bmc", "induction", "pdr", "ic3po")
 AUTO_BMC_DEPTH = 12
+#: With less time than this left, no proof that renaming VCPUs commutes with a variant file's steps is started (3.3-4
+#: s at 6,3,3,3,S=3): a bmc slice names the VCPUs in every order instead of in order (the same shortest lengths,
+#: more paths), the explicit search (whose symmetry reduction rests on it) is not tried. Started with 1-2 s left,
+#: the proof ran prove 4-5 s past a 60-s limit, into the command's hard limit (no verdict) in 3 of 6 runs
+#: (PROVE.md, 8 Dec).
+SYMMETRY_PROOF_MIN_S = 6.0
 #: Spacer's share of the time limit in auto (and its budget when there is no limit).
 INFER_SHARE, INFER_DEFAULT_S = 0.5, 240.0
 #: The first, quick bounded model check of auto: at most this long (and this share of the limit).
@@ -499,6 +505,11 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                 bases[at] = None
         return bases[at]
 
+    def symmetry_unproved(at: Bounds) -> bool:
+        """Would :func:`symmetry_basis` need a Z3 proof at ``at``, the requested bounds (a variant file's, not found
+        yet; 2.7 s at 4,3,3,3,S=3; at the small instances auto searches first 0.1-0.4 s, not counted)?"""
+        return at == bounds and at not in bases and not any(protocol is p for p in PUBLISHED.values())
+
     def vcpus_alike(at: Bounds) -> bool:
         """May the bmc at ``at`` take the VCPUs named in order (checks/symbolic/bmc_symmetry.py): is renaming
         them known to commute with the protocol there (published, or proved by Z3; not a sample)?"""
@@ -509,11 +520,23 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         except (VariantError, StepError, EncodingError):
             return False
 
-    def search(at: Bounds) -> BmcSearch:
+    def search(at: Bounds, budget: float | None = None) -> BmcSearch:
+        """The bmc at ``at``, built on first use; for a slice of ``budget`` seconds, built without the VCPUs
+        named in order where that needs a proof which would not end in time (:data:`SYMMETRY_PROOF_MIN_S`)."""
         if at not in searches:
             searches[at] = BmcSearch(enc if at == bounds else encode(protocol, at, check=False), look_to,
-                                     symmetric=vcpus_alike(at))
+                                     symmetric=alike_within(at, budget))
         return searches[at]
+
+    def alike_within(at: Bounds, budget: float | None) -> bool:
+        """:func:`vcpus_alike`, or False where that needs a proof which would not end within ``budget``."""
+        if budget is not None and budget < SYMMETRY_PROOF_MIN_S and symmetry_unproved(at):
+            return False
+        return vcpus_alike(at)
+
+    def settled(at: Bounds) -> bool:
+        """Has the bmc at ``at`` found a violation or checked every depth (False where it has not started)?"""
+        return at in searches and searches[at].settled
 
     def bmc_clause(at: Bounds) -> None:
         s = search(at)
@@ -523,7 +546,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     def look(at: Bounds, budget: float | None, whole: bool = True) -> BmcResult:
         """Continue the bmc at ``at`` within ``budget`` seconds (a row of ``stages`` per slice;
         ``whole`` False: stop before a depth that would not end in time)."""
-        s = search(at)
+        s = search(at, budget)
         say(f"auto: bounded model checking to depth {look_to} at {at.short()} (from depth {s.checked + 1}"
             + ("" if budget is None else f", at most {budget:.0f} s") + ")")
         r = s.run(budget, whole=whole)
@@ -591,10 +614,13 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
         cleared = explored[bounds].depth if bounds in explored and explored[bounds].status != "violated" else 0
         if bounds in searches:  # an earlier bmc slice there cleared some depths too
             cleared = max(cleared, searches[bounds].checked)
-        shorter = BmcSearch(enc, length - 1, symmetric=vcpus_alike(bounds))
+        def share() -> float:
+            return SHORTER_S if timeout is None else SHORTER_SHARE * (left() or 0.0)
+
+        shorter = BmcSearch(enc, length - 1, symmetric=alike_within(bounds, share()))
         if cleared > 0:
             shorter.known_safe_to(cleared)
-        budget = SHORTER_S if timeout is None else SHORTER_SHARE * (left() or 0.0)
+        budget = share()  # what the symmetry proof left
         r = shorter.run(budget) if shorter.checked < length - 1 else shorter.result
         if shorter.seconds > 0 or r.status == "violated":
             stages.append(stage("bmc", bounds, "bmc", None, None, r.elapsed_s, depth=r.depth, result=r.status))
@@ -713,8 +739,10 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
             if small_bad is not None and at != bounds:
                 continue  # a violation at a smaller instance already: the requested bounds next
             budget = box - (time.monotonic() - began)
-            if budget < exhaust.EXPLICIT_MIN_S:
-                why(f"explicit at {at.short()}", f"not tried ({budget:.1f} s left in its box)")
+            if budget < exhaust.EXPLICIT_MIN_S or (budget < SYMMETRY_PROOF_MIN_S and symmetry_unproved(at)):
+                why(f"explicit at {at.short()}", f"not tried ({budget:.1f} s left in its box" + (
+                    "" if budget < exhaust.EXPLICIT_MIN_S else ", less than the VCPU symmetry proof it rests on "
+                    "may take") + ")")
                 break
             ex = explored[at] = exhaust.explore(protocol, at, budget, note=say,
                                                 exhaust_only=at == bounds and holds_at(small_at),
@@ -1182,7 +1210,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     def small_bmc_slice(name: str, what: Any) -> ProveResult | None:
         """A slice of the bmc at the smallest instance: at least the quick look, else a quarter of
         what is left first; between the learning routes what is left of its reserve (reserve())."""
-        if small_safe() or search(small_at).settled or (name == "bmc-slice" and timeout is None):
+        if small_safe() or settled(small_at) or (name == "bmc-slice" and timeout is None):
             return None  # the explicit search exhausted it (no violation at any depth), or done
         first = name == "bmc-small"
         budget = None if timeout is None else min(left() or 0.0, max(
@@ -1193,7 +1221,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     def bmc_at_bounds(name: str, what: Any) -> ProveResult | None:
         """A quick look at the requested bounds, or (--infer-first) half the time left; never past the limit
         (the quick look's 6 s once started with 4 s left: 62.8 and 63.9 s for --timeout 60, PROVE.md, 6 Dec)."""
-        if holds_at(bounds) or search(bounds).settled or small_bug():
+        if holds_at(bounds) or settled(bounds) or small_bug():
             return None
         budget = None if timeout is None else min(left() or 0.0, quick_s if name == "bmc-quick" else max(
             quick_s, FINISH_BMC_SHARE * (left() or 0.0)))
@@ -1274,12 +1302,12 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                       routes_tried=[{"route": route, "reason": clause} for route, clause in tried.items()],
                       exhaustive={"bounds": bounds.as_dict(), "states": ex.states, "levels": ex.depth,
                                   "verdict": ex.verdict()})
-    if not over() and not search(small_at).settled and small_at != bounds and timeout is not None \
+    if not over() and not settled(small_at) and small_at != bounds and timeout is not None \
             and not small_safe():
         done = small_look(FINISH_BMC_SHARE * (left() or 0.0))  # the smallest instance first: a bug shows there
         if done is not None:
             return done
-    if not over() and not search(bounds).settled:  # the bmc at the requested bounds stopped early: finish it
+    if not over() and not settled(bounds):  # the bmc at the requested bounds stopped early: finish it
         done = bounded_look(left())
         if done is not None:
             return done

@@ -82,3 +82,32 @@ def test_it_applies_only_where_renaming_vcpus_is_known_to_commute() -> None:
         assert not found.symmetric
         r = found.run(120)
         assert r.status == "violated" and r.depth == explicit_length(asym, Bounds(2, 1, 1, 1), symmetry=False)
+
+
+def test_auto_starts_no_symmetry_proof_at_the_requested_bounds_with_less_time_left_than_it_may_take(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A variant file's VCPU symmetry at the requested bounds rests on a Z3 proof (3.3-4 s at 6,3,3,3,S=3), which
+    ran prove past its limit into the command's hard limit when a bmc slice started it with 1-2 s left. With
+    less time left than SYMMETRY_PROOF_MIN_S (here: always), auto's explicit search there is not tried and its bmc
+    there names the VCPUs in every order: the same shortest counterexample, and no proof asked at those bounds."""
+    from pathlib import Path
+
+    from deferral.checks.explicit import symmetry_guard
+    from deferral.checks.symbolic import prove as auto
+    from deferral.model.variants import load_variant_file
+
+    asked: list[Bounds] = []
+    real = symmetry_guard.check_symmetry
+
+    def spy(protocol, at, *args, **kw):  # type: ignore[no-untyped-def]
+        asked.append(at)
+        return real(protocol, at, *args, **kw)
+
+    monkeypatch.setattr(symmetry_guard, "check_symmetry", spy)
+    monkeypatch.setattr(auto, "SYMMETRY_PROOF_MIN_S", 1e9)
+    bug = load_variant_file(Path(__file__).parents[1] / "compare" / "data" / "write_nonpresent.py")
+    bounds = Bounds(3, 1, 2, 1)  # violated at 2,1,2,1 in 6 steps (the ladder finds it), and no sooner here
+    res = auto.prove(bug, bounds, timeout=60)
+    assert (res.status, res.depth, res.shortest) == ("violated", 6, True), res.reason
+    assert asked and bounds not in asked  # the smaller instances' proofs (fractions of a second) are still made
+    assert any("less than the VCPU symmetry proof it rests on may take" in line for line in res.log)
