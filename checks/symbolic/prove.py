@@ -121,6 +121,12 @@ AUTO_BMC_DEPTH = 12
 #: the proof ran prove 4-5 s past a 60-s limit, into the command's hard limit (no verdict) in 3 of 6 runs
 #: (PROVE.md, 8 Dec).
 SYMMETRY_PROOF_MIN_S = 6.0
+#: Auto does not run the explicit search at requested bounds with this many step instances or more (6,3,3,3,S=3 has
+#: 420): there its first levels took the whole box (depth 2, 2,505 states in 7.4 s for drain-local-only; depth 0 in
+#: 13.7 s for a variant file, with its symmetry proof and first kernels), where the bmc reaches depth 4-5 in as much
+#: (PROVE.md, 8 Dec). `deferral check` in 15 s: depth 3 at 6,3,3,3,S=2 (324), depth 5 at 6,3,3,3 (222), depth 6 at
+#: 3,2,2,2,S=2 (129).
+EXPLICIT_MAX_ACTIONS = 300
 #: Spacer's share of the time limit in auto (and its budget when there is no limit).
 INFER_SHARE, INFER_DEFAULT_S = 0.5, 240.0
 #: The first, quick bounded model check of auto: at most this long (and this share of the limit).
@@ -738,6 +744,10 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                 continue
             if small_bad is not None and at != bounds:
                 continue  # a violation at a smaller instance already: the requested bounds next
+            if at == bounds and len(enc.model.actions) >= EXPLICIT_MAX_ACTIONS:
+                why(f"explicit at {at.short()}", f"not tried ({len(enc.model.actions)} step instances, at least "
+                    f"{EXPLICIT_MAX_ACTIONS}: its first levels take its box, where the bmc goes deeper)")
+                continue
             budget = box - (time.monotonic() - began)
             if budget < exhaust.EXPLICIT_MIN_S or (budget < SYMMETRY_PROOF_MIN_S and symmetry_unproved(at)):
                 why(f"explicit at {at.short()}", f"not tried ({budget:.1f} s left in its box" + (

@@ -184,3 +184,20 @@ def test_at_three_spaces_a_bug_the_first_look_finds_is_refuted_at_its_shortest_l
     assert res.stages[0]["result"] == "violated"
     shortest = BmcSearch(encode(PUBLISHED[name], bounds), res.depth).run(60)
     assert shortest.status == "violated" and shortest.depth == res.depth
+
+
+def test_at_bounds_with_many_step_instances_the_bmc_stands_in_for_the_explicit_search(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """At EXPLICIT_MAX_ACTIONS step instances or more (6,3,3,3,S=3 has 420: there the explicit search reached depth
+    0-2 in its box, the bmc 4-5) auto does not search the requested bounds explicitly, and says so; a bug is
+    still refuted at its shortest length there, by the bmc. Here the threshold is lowered to 3,1,1,1's 30."""
+    from deferral.checks.symbolic import prove as auto
+    from deferral.model.concrete import Model
+
+    bounds = Bounds(3, 1, 1, 1)
+    actions = len(Model(PUBLISHED["reload-no-drain"], bounds).actions)
+    monkeypatch.setattr(auto, "EXPLICIT_MAX_ACTIONS", actions)
+    res = prove(PUBLISHED["reload-no-drain"], bounds, timeout=60)
+    assert (res.status, res.depth, res.shortest) == ("violated", 5, True), res.reason
+    assert not any(row["route"] == "explicit" and row["bounds"] == bounds.as_dict() for row in res.stages)
+    assert any(f"explicit at {bounds.short()}: not tried ({actions} step instances" in line for line in res.log), res.log
