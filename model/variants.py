@@ -148,6 +148,12 @@ PUBLISHED: dict[str, Protocol] = {
               WAIT_IRQS_OFF, OVERFLOW_DROP, DEFER_NON_CURRENT, SWITCH_NO_DRAIN, RESYNC_RUNNING_ONLY)
 }
 
+
+def is_published(protocol: Protocol) -> bool:
+    """Is ``protocol`` one of :data:`PUBLISHED` itself (not a copy or a derivation of one)?"""
+    return any(protocol is p for p in PUBLISHED.values())
+
+
 def get_variant(name: str) -> Protocol:
     """A published variant by name; a clear error naming the choices otherwise."""
     try:
@@ -210,7 +216,7 @@ def load_variant_namespace(path: str | Path) -> tuple[Protocol, dict[str, Any]]:
 def _with_source(protocol: Protocol, source: str) -> Protocol:
     """``protocol`` marked as defined in ``source``; a published one (``VARIANT = REFERENCE``) is
     copied first, so that loading a file never changes the shared published protocol."""
-    if protocol.source != "built-in" or any(protocol is p for p in PUBLISHED.values()):
+    if protocol.source != "built-in" or is_published(protocol):
         protocol = dataclasses.replace(protocol)
     object.__setattr__(protocol, "source", source)
     return protocol

@@ -41,7 +41,7 @@ from deferral.model.bounds import Bounds
 from deferral.model.concrete import Action, Model, State
 from deferral.model.context import StepError
 from deferral.model.protocol import Protocol
-from deferral.model.variants import PUBLISHED, AsymmetricProtocol
+from deferral.model.variants import AsymmetricProtocol, is_published
 
 #: How many reachable states (breadth-first, no symmetry) the check looks at, at most, and
 #: how many step instances' successors it may compute in all (the sample shrinks with big bounds).
@@ -57,7 +57,7 @@ def check_symmetry(protocol: Protocol, bounds: Bounds, sample: int | None = None
     properties; else say what that rests on: "published", "proved" (by Z3, or one VCPU) or
     "sampled" (where Z3 could not decide; ``sample`` first states, see the module docstring). ``enc``: the
     caller's Z3 encoding of ``protocol`` at ``bounds`` (not built again)."""
-    if any(protocol is p for p in PUBLISHED.values()):
+    if is_published(protocol):
         return "published"  # symmetric (tests/checks/explicit/test_symmetry_guard.py proves each)
     model = Model(protocol, bounds)
     layout = model.layout

@@ -111,7 +111,7 @@ from deferral.model.concrete import Model
 from deferral.model.invariant import INVARIANT, Lemma, invariant_for
 from deferral.model.protocol import Protocol
 from deferral.model.context import StepError
-from deferral.model.variants import PUBLISHED, VariantError
+from deferral.model.variants import VariantError, is_published
 
 METHODS = ("auto", "bmc", "induction", "pdr", "ic3po")
 AUTO_BMC_DEPTH = 12
@@ -514,7 +514,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
     def symmetry_unproved(at: Bounds) -> bool:
         """Would :func:`symmetry_basis` need a Z3 proof at ``at``, the requested bounds (a variant file's, not found
         yet; 2.7 s at 4,3,3,3,S=3; at the small instances auto searches first 0.1-0.4 s, not counted)?"""
-        return at == bounds and at not in bases and not any(protocol is p for p in PUBLISHED.values())
+        return at == bounds and at not in bases and not is_published(protocol)
 
     def vcpus_alike(at: Bounds) -> bool:
         """May the bmc at ``at`` take the VCPUs named in order (checks/symbolic/bmc_symmetry.py): is renaming
