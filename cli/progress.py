@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from rich.text import Text
 
 from deferral.checks.results import Progress, ProgressFn
+from deferral.cli.limits import TimeLimitReached
 
 
 def progress_line(label: str, p: Progress) -> str:
@@ -94,9 +95,24 @@ def plain_notes(label: str, delay_s: float = 10.0, every_s: float = 10.0) -> Cal
 @contextmanager
 def route_notes(label: str, plain: bool, err: Any) -> Iterator[Callable[[str], None]]:
     """A note callback for a proof's routes: on a terminal a live status line on ``err`` (a rich
-    Console) showing the latest note, else (``plain``) :func:`plain_notes`."""
-    if plain:
-        yield plain_notes(label)
-        return
-    with err.status(label) as status:
-        yield lambda text: status.update(text)
+    Console) showing the latest note, else (``plain``) :func:`plain_notes`. The command's hard time
+    limit reached inside says the latest note as what was running (where no frame of a user's file
+    says it): its one line had no reason at all."""
+    latest: list[str] = []
+
+    def keeping(show: Callable[[str], None]) -> Callable[[str], None]:
+        def note(text: str) -> None:
+            latest[:] = [text]
+            show(text)
+        return note
+
+    try:
+        if plain:
+            yield keeping(plain_notes(label))
+            return
+        with err.status(label) as status:
+            yield keeping(status.update)
+    except TimeLimitReached as exc:
+        if not exc.where and latest:
+            exc.where = f"{latest[0][:200]} (its latest note)"
+        raise

@@ -330,3 +330,28 @@ def test_lemmas_written_at_other_spaces_say_so(capsys: pytest.CaptureFixture[str
     assert code == 2 and len(err.splitlines()) == 1
     assert "not a literal" in err and "written at N=2,V=1,F=1,Q=1, not at N=2,V=1,F=1,Q=1,S=2" in err
     assert "its spaces differ" in err
+
+
+def test_the_hard_time_limit_says_what_prove_was_doing(capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where prove runs past its own limit into the command's hard one (exit 3, no verdict), the one line says
+    what was running: the latest note of its routes (it said only 'time limit reached' at 65 s for --timeout 60,
+    PROVE.md, 8 Dec)."""
+    import time
+
+    from deferral.cli import prove as cli_prove
+
+    # prove stood in for by one that notes, then sleeps until the alarm at the limit plus its grace; compiled under
+    # a name in <>, as a frame of this file would be a user's file's, which the line names instead of the note
+    stuck: dict[str, Any] = {"time": time}
+    exec(compile("def prove(*args, note=None, **kw):\n"
+                 "    note('auto: bounded model checking to depth 12 at N=2,V=1,F=1,Q=1 (from depth 0, at most 0 s)')\n"
+                 "    time.sleep(30)\n", "<stuck prove>", "exec"), stuck)
+    monkeypatch.setattr(cli_prove, "prove", stuck["prove"])
+    began = time.monotonic()
+    code = main(["prove", "--json", "--timeout", "0.5"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 3 and time.monotonic() - began < 10
+    assert doc["error"]["kind"] == "limit"
+    assert "it was running auto: bounded model checking to depth 12" in doc["error"]["message"], doc
+    assert "(its latest note)" in doc["error"]["message"] and "(verdict unknown)" in doc["error"]["message"]
