@@ -932,6 +932,14 @@ class Learned:
 LEARN_SPACES = 2
 
 
+def learned_spaces(values: Mapping[str, int]) -> dict[str, int]:
+    """``values`` (bounds by name) with at most :data:`LEARN_SPACES` address spaces, as the learning samples them."""
+    out = dict(values)
+    if "spaces" in out:
+        out["spaces"] = min(out["spaces"], LEARN_SPACES)
+    return out
+
+
 def plan(protocol: Protocol, concrete: dict[str, int], within: Bounds | None = None) -> list[tuple[Bounds, str]]:
     """Where the samples come from: the parametric learner's plan (2,1,1, 3,1,1, 2,2,2 exhaustive and
     3,2,2 by random walks, at the concrete Q and S, address spaces at most 2), first each no larger
@@ -941,9 +949,7 @@ def plan(protocol: Protocol, concrete: dict[str, int], within: Bounds | None = N
     families and 17 s CPU without them, PROVE.md, 4 Dec, night); duplicates dropped."""
     from deferral.checks.symbolic.paramlearn import sample_plan
 
-    conc = dict(concrete)
-    if "spaces" in conc:
-        conc["spaces"] = min(conc["spaces"], LEARN_SPACES)
+    conc = learned_spaces(concrete)
     full = sample_plan(protocol, conc)
     clipped = full if within is None else [
         (b.replace(**{d.name: min(b[d.name], within[d.name]) for d in b.decls if d.name in within}), how)
@@ -960,9 +966,7 @@ def stage_bounds(protocol: Protocol, bounds: Bounds) -> list[Bounds]:
     larger than ``bounds``, at its Q and at most :data:`LEARN_SPACES` address spaces, as the samples),
     then ``bounds`` (also where it is one of those: the stages before the last keep only what the
     properties need, the last keeps Houdini's whole fixpoint)."""
-    conc = {d.name: bounds[d.name] for d in bounds.decls if d.name in ("queue", "spaces")}
-    if "spaces" in conc:
-        conc["spaces"] = min(conc["spaces"], LEARN_SPACES)
+    conc = learned_spaces({d.name: bounds[d.name] for d in bounds.decls if d.name in ("queue", "spaces")})
     sampled = [b.replace(**conc) for b, _ in plan(protocol, conc, within=bounds)
                if all(b[d.name] <= bounds[d.name] for d in b.decls if d.name in bounds)]
     out: list[Bounds] = []

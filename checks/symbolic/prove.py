@@ -192,10 +192,10 @@ def bmc_bounds(protocol: Protocol, bounds: Bounds) -> Bounds:
 def first_look_bounds(protocol: Protocol, bounds: Bounds) -> Bounds:
     """Where auto's explicit search looks first, before the learning: :func:`bmc_bounds` at no more address
     spaces than the learning samples (``clauses.LEARN_SPACES``): its states are the learning's first sample."""
-    from deferral.checks.symbolic.clauses import LEARN_SPACES
+    from deferral.checks.symbolic.clauses import learned_spaces
 
     small = bmc_bounds(protocol, bounds)
-    return small.replace(spaces=min(small["spaces"], LEARN_SPACES)) if "spaces" in small else small
+    return small.replace(**learned_spaces(dict(small)))
 
 
 def smallest(protocol: Protocol, bounds: Bounds) -> bool:
