@@ -169,7 +169,8 @@ def _for_every(protocol: Protocol, bounds: Bounds, candidates: list[Lemma], dead
     if budget is not None and budget < 1.0:
         return None
     props = property_lemmas(protocol)
-    learned = [c for c in candidates if c.name not in {x.name for x in props}]
+    prop_names = {x.name for x in props}
+    learned = [c for c in candidates if c.name not in prop_names]
     if note:
         note(f"auto: the {len(learned)} enumerated lemma families for every N, V, F at "
              + ", ".join(f"{k}={v}" for k, v in concrete.items()) + ("" if budget is None else f" (at most {budget:.0f} s)"))

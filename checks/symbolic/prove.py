@@ -511,10 +511,12 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                 bases[at] = None
         return bases[at]
 
-    def symmetry_unproved(at: Bounds) -> bool:
+    def no_time_for_symmetry(at: Bounds, budget: float | None) -> bool:
         """Would :func:`symmetry_basis` need a Z3 proof at ``at``, the requested bounds (a variant file's, not found
-        yet; 2.7 s at 4,3,3,3,S=3; at the small instances auto searches first 0.1-0.4 s, not counted)?"""
-        return at == bounds and at not in bases and not is_published(protocol)
+        yet; 2.7 s at 4,3,3,3,S=3; at the small instances auto searches first 0.1-0.4 s, not counted), with less
+        than :data:`SYMMETRY_PROOF_MIN_S` of ``budget`` for it?"""
+        return budget is not None and budget < SYMMETRY_PROOF_MIN_S and at == bounds and at not in bases \
+            and not is_published(protocol)
 
     def vcpus_alike(at: Bounds) -> bool:
         """May the bmc at ``at`` take the VCPUs named in order (checks/symbolic/bmc_symmetry.py): is renaming
@@ -536,9 +538,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
 
     def alike_within(at: Bounds, budget: float | None) -> bool:
         """:func:`vcpus_alike`, or False where that needs a proof which would not end within ``budget``."""
-        if budget is not None and budget < SYMMETRY_PROOF_MIN_S and symmetry_unproved(at):
-            return False
-        return vcpus_alike(at)
+        return False if no_time_for_symmetry(at, budget) else vcpus_alike(at)
 
     def settled(at: Bounds) -> bool:
         """Has the bmc at ``at`` found a violation or checked every depth (False where it has not started)?"""
@@ -749,7 +749,7 @@ def _prove(protocol: Protocol, bounds: Bounds, method: str, *, depth: int, timeo
                     f"{EXPLICIT_MAX_ACTIONS}: its first levels take its box, where the bmc goes deeper)")
                 continue
             budget = box - (time.monotonic() - began)
-            if budget < exhaust.EXPLICIT_MIN_S or (budget < SYMMETRY_PROOF_MIN_S and symmetry_unproved(at)):
+            if budget < exhaust.EXPLICIT_MIN_S or no_time_for_symmetry(at, budget):
                 why(f"explicit at {at.short()}", f"not tried ({budget:.1f} s left in its box" + (
                     "" if budget < exhaust.EXPLICIT_MIN_S else ", less than the VCPU symmetry proof it rests on "
                     "may take") + ")")
