@@ -97,12 +97,12 @@ def prove_learned(protocol: Protocol, bounds: Bounds, samples_at: Sequence[tuple
         first = None if check_deadline is None else \
             time.monotonic() + FIRST_CHECK_SHARE * max(0.0, check_deadline - time.monotonic())
         if for_every_first(protocol, bounds, peers):
-            done = _for_every(protocol, bounds, cands, first, out, note)
+            done = _for_every(protocol, bounds, cands, first, out, note, r.stages[-1].at)
             return done if done is not None else _houdini_induction(encoding(), cands, check_deadline, out, note)
         checked = _houdini_induction(encoding(), cands, first, out, note)
         if checked is not None and checked[1].status != "unknown":
             return checked  # proved, or too weak at these bounds (so for every N, V, F too)
-        done = _for_every(protocol, bounds, cands, check_deadline, out, note)
+        done = _for_every(protocol, bounds, cands, check_deadline, out, note, r.stages[-1].at)
         return done if done is not None else checked
 
     checked = decided(r)
@@ -134,6 +134,9 @@ FIRST_CHECK_SHARE = 0.4
 #: 2,1,1,1 alone, not inductive for every N). At 1 s it ended in 16.5 s, but the families learned at 3,2,2,1,
 #: which 4 s proves for every N, V, F, were not proved (PROVE.md, 8 Dec).
 FOR_EVERY_QUERY_S = 4.0
+#: Seconds (one seed) each query of :func:`_for_every`'s Houdini is first asked assuming every live family; where that
+#: is undecided, it is asked assuming the families its unsat core at the learning's last bounds names.
+FOR_EVERY_LIVE_FIRST_S = 0.3
 
 
 def for_every_first(protocol: Protocol, bounds: Bounds, peers: "Peers | None") -> bool:
@@ -150,16 +153,26 @@ def for_every_first(protocol: Protocol, bounds: Bounds, peers: "Peers | None") -
 
 
 def _for_every(protocol: Protocol, bounds: Bounds, candidates: list[Lemma], deadline: float | None, out: Outcome,
-               note: Callable[[str], None] | None) -> tuple[list[Lemma], Any, list[str]] | None:
+               note: Callable[[str], None] | None, learned_at: Bounds | None = None
+               ) -> tuple[list[Lemma], Any, list[str]] | None:
     """The candidates (learned families and the properties) proved for every N, V, F at ``bounds``' Q and S:
     Houdini over uninterpreted sorts (:class:`parametric.Houdini`), then the proof of what it keeps
     (:func:`parametric.prove`, the obligations Houdini's solver settled not asked again; the proof first, as
     :func:`parametric.prove_candidates` does, was unknown after 66 s where this took 5.6, invlpg_sync_one at
     Q=3, S=3); a "check" row either way. None where that is not a proof (a family not inductive for every N,
     V, F, Z3 undecided, out of time, or a protocol that cannot be evaluated for every number of elements):
-    the bounded check decides then."""
+    the bounded check decides then.
+
+    ``learned_at``: the bounds the families were learned at. Houdini there at the requested Q and S comes first
+    (1.5-2 s at 3,2,2,3,S=3): a family it drops the Houdini for every N, V, F would drop too (a bounded
+    counterexample is a finite model), and a property it leaves unpreserved refuses the proof at once. Its unsat
+    cores then serve the queries MBQI leaves undecided with every live family assumed
+    (:data:`FOR_EVERY_LIVE_FIRST_S`): lazy_cur_clear's 30 families from a learner at 6,3,3,3,S=3 were refused
+    after 85-113 s in four runs of five (seven such queries, dropped at 12 s each), and were proved in
+    19.6-21.3 s so (PROVE.md, 8 Dec, 04:40)."""
     from deferral.checks.symbolic import parametric, paramlearn
     from deferral.checks.symbolic.infer import property_lemmas
+    from deferral.checks.symbolic.relevance import Relevance
     from deferral.checks.terms.encoding import EncodingError
     from deferral.model.context import StepError
 
@@ -186,6 +199,15 @@ def _for_every(protocol: Protocol, bounds: Bounds, candidates: list[Lemma], dead
 
     try:
         engine = parametric.Houdini(protocol, concrete, query_s=FOR_EVERY_QUERY_S)
+        if learned_at is not None:  # the bounded instance's Houdini first, and its unsat cores where MBQI needs them
+            rel = Relevance(protocol, learned_at.replace(**concrete))
+            learned, broke, _ = rel.houdini(learned, props, None if deadline is None else time.monotonic() + left())
+            if broke is not None:
+                row("unknown", None)
+                out.why.append(("enumerated+parametric-houdini+induction", "not inductive for every N, V, F: "
+                                f"{broke} not preserved at {rel.at.short()} given the families inductive there"))
+                return None
+            engine.relevant, engine.live_first_s = rel.core, FOR_EVERY_LIVE_FIRST_S
         h = engine.run(learned, props, left(), note=note)
         if h.broken is not None:
             row("unknown", None)

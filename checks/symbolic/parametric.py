@@ -642,6 +642,9 @@ class Houdini:
         #: 38 at two spaces, PROVE.md, 5 Dec, late morning) are not spent
         self.refuted_at: Callable[[list[Lemma]], bool] | None = None
         self.refuted_by_bound = False  # the last run's ``broken`` came from :attr:`refuted_at`
+        #: with :attr:`relevant`: a query is first asked assuming every live lemma for this long (one seed), and its
+        #: bounded core asked for only where that is undecided (None: the core first, as the learning asks)
+        self.live_first_s: float | None = None
         self._candidates: set[str] = set()  # the names of the last run's candidates (not ``must``)
         #: the engine's own Z3 context: its solvers get the terms (built in the main one) translated there,
         #: so its queries' course depends on this engine's history only, not on the process's (after a
@@ -695,6 +698,14 @@ class Houdini:
 
         self._by_core = False
         r, why = z3.unknown, ""
+        if not quick and self.live_first_s is not None and self.relevant is not None:
+            # every live lemma assumed, briefly, first: most queries are decided so in milliseconds, where a
+            # bounded core costs a bounded query and may be too small for the parametric one
+            r, why = self._ask(s, self.term(lem, n), live, self.live_first_s, 1)
+            if r != z3.unknown:
+                if r == z3.unsat:
+                    self._keep_core(lem, n)
+                return r, why
         core = None if quick else needed()
         if not quick and self.refuted_at is not None:  # one seed; undecided: the bounded instance first
             r, why = self._ask(s, self.term(lem, n), live if core is None else core, each, 1)
@@ -707,8 +718,9 @@ class Houdini:
                 return r, f"{why}; not preserved at the bounded instance given the live candidates"
             if r == z3.sat and core is None:  # a model given every live lemma: not preserved
                 return r, why
-        if core is not None:
-            r, why = self._ask(s, self.term(lem, n), core, each, seeds)
+        if core is not None:  # (after a brief try with every live lemma: short tries over more seeds)
+            r, why = self._ask(s, self.term(lem, n), core, each, seeds, limits=None if quick or self.live_first_s is None
+                               else try_limits(self.query_s, FRESH_TRIES))
             self._by_core = r == z3.unsat
         if r != z3.unsat:
             r, why = self._ask(s, self.term(lem, n), live, each, seeds)
@@ -755,12 +767,13 @@ class Houdini:
         return lem.name in same and any(core <= same for core in self._proofs.get((lem.name, n), ()))
 
     def _ask(self, s: z3.Solver, goal: Any, assume: list[Any], each: float | None = None,
-             seeds: int = 2) -> tuple[Any, str]:
+             seeds: int = 2, limits: Sequence[float | None] | None = None) -> tuple[Any, str]:
         """``goal`` negated under ``assume``, ``seeds`` seeds of ``each`` seconds (default
-        ``query_s``; an unknown is retried with the next seed)."""
+        ``query_s``; an unknown is retried with the next seed), or one seed per entry of ``limits``, each that long."""
         r, why = z3.unknown, ""
-        s.set("timeout", max(1, int(1000 * (each or self.query_s))))
-        for seed in SEEDS[:seeds]:
+        tries = [each or self.query_s] * seeds if limits is None else [x or self.query_s for x in limits]
+        for seed, limit in zip(SEEDS, tries):
+            s.set("timeout", max(1, int(1000 * limit)))
             s.set("random_seed", seed)
             s.push()
             s.add(z3.Not(self._own(goal)))

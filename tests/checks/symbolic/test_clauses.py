@@ -153,6 +153,40 @@ def test_a_bug_is_not_proved_for_every_n_v_f() -> None:
     assert out.rows[-1]["method"] == "parametric-houdini+induction" and out.rows[-1]["result"] != "proved"
 
 
+def test_families_not_inductive_at_the_learned_bounds_are_refused_there_before_any_query_for_every_n(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """clauses_prove._for_every with the bounds the families were learned at: their Houdini there comes first, and a
+    property it leaves unpreserved (remote-no-drain with all 13 shipped lemmas, where Z3 did not decide ack_ipi's
+    query for every N in 17 s) refuses the proof for every N, V, F at once, saying where, claiming nothing."""
+    from deferral.checks.symbolic import parametric
+    from deferral.checks.symbolic.clauses_prove import Outcome, _for_every
+    from deferral.model.invariant import invariant_for
+
+    asked: list[int] = []
+    real = parametric.Houdini.run
+    out = Outcome("unknown")
+    monkeypatch.setattr(parametric.Houdini, "run", lambda self, *a, **kw: asked.append(1) or real(self, *a, **kw))
+    done = _for_every(PUBLISHED["remote-no-drain"], SMALL, list(invariant_for(SMALL)), time.monotonic() + 60, out,
+                      None, learned_at=SMALL)
+    assert done is None and not asked and out.for_every is None
+    assert out.why[-1] == ("enumerated+parametric-houdini+induction", "not inductive for every N, V, F: "
+                           f"property no_stale_translation not preserved at {SMALL.short()} given the families inductive there")
+    assert out.rows[-1]["method"] == "parametric-houdini+induction" and out.rows[-1]["result"] == "unknown"
+
+
+def test_with_the_learned_bounds_families_inductive_for_every_n_are_still_proved_so() -> None:
+    """The same check for the reference's shipped lemmas, with their bounds: each query asked with every live
+    family first (briefly), the bounded unsat core where that is undecided; proved, every family kept."""
+    from deferral.checks.symbolic.clauses_prove import Outcome, _for_every
+    from deferral.model.invariant import invariant_for
+
+    out = Outcome("unknown")
+    done = _for_every(REFERENCE, SMALL, list(invariant_for(SMALL)), time.monotonic() + 60, out, None, learned_at=SMALL)
+    assert done is not None and done[1].status == "proved", out.why
+    assert {lem.name for lem in done[0]} == {lem.name for lem in invariant_for(SMALL)}
+    assert out.for_every is not None and out.for_every["assumed_concrete"] == {"queue": 1, "spaces": 1}
+
+
 def test_the_learning_resumes_at_larger_bounds_from_what_its_last_stage_needed(monkeypatch: pytest.MonkeyPatch) -> None:
     """clauses.resume: one more stage, from the families the last stage needed, its whole fixpoint kept;
     the stages and seconds added to those before."""
