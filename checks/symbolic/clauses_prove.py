@@ -163,13 +163,13 @@ def _for_every(protocol: Protocol, bounds: Bounds, candidates: list[Lemma], dead
     V, F, Z3 undecided, out of time, or a protocol that cannot be evaluated for every number of elements):
     the bounded check decides then.
 
-    ``learned_at``: the bounds the families were learned at. Houdini there at the requested Q and S comes first
-    (1.5-2 s at 3,2,2,3,S=3): a family it drops the Houdini for every N, V, F would drop too (a bounded
-    counterexample is a finite model), and a property it leaves unpreserved refuses the proof at once. Its unsat
-    cores then serve the queries MBQI leaves undecided with every live family assumed
-    (:data:`FOR_EVERY_LIVE_FIRST_S`): lazy_cur_clear's 30 families from a learner at 6,3,3,3,S=3 were refused
-    after 85-113 s in four runs of five (seven such queries, dropped at 12 s each), and were proved in
-    19.6-21.3 s so (PROVE.md, 8 Dec, 04:40)."""
+    ``learned_at``: the bounds the families were learned at. A query MBQI leaves undecided with every live family
+    assumed (:data:`FOR_EVERY_LIVE_FIRST_S`) is asked again assuming only the families its unsat core there (at the
+    requested Q and S) names: lazy_cur_clear's 30 families from a learner at 6,3,3,3,S=3 were refused after 85-113 s
+    in four runs of five (seven such queries, each dropping its family after 12 s of tries), and were proved in
+    19.6-21.3 s so (PROVE.md, 8 Dec, 04:40). The bounded instance is encoded at the first such query only: a Houdini
+    there first (1.5-2 s) made the check too slow for the share of the time it gets at 6,3,3,3,S=2 (drain_zaps,
+    defer_all_spaces: proved in 4.5 and 7.7 s without it, unknown with it)."""
     from deferral.checks.symbolic import parametric, paramlearn
     from deferral.checks.symbolic.infer import property_lemmas
     from deferral.checks.symbolic.relevance import Relevance
@@ -199,14 +199,9 @@ def _for_every(protocol: Protocol, bounds: Bounds, candidates: list[Lemma], dead
 
     try:
         engine = parametric.Houdini(protocol, concrete, query_s=FOR_EVERY_QUERY_S)
-        if learned_at is not None:  # the bounded instance's Houdini first, and its unsat cores where MBQI needs them
+        if learned_at is not None:  # unsat cores at the learned bounds for the queries MBQI leaves undecided
             rel = Relevance(protocol, learned_at.replace(**concrete))
-            learned, broke, _ = rel.houdini(learned, props, None if deadline is None else time.monotonic() + left())
-            if broke is not None:
-                row("unknown", None)
-                out.why.append(("enumerated+parametric-houdini+induction", "not inductive for every N, V, F: "
-                                f"{broke} not preserved at {rel.at.short()} given the families inductive there"))
-                return None
+            rel.offer(learned + props)
             engine.relevant, engine.live_first_s = rel.core, FOR_EVERY_LIVE_FIRST_S
         h = engine.run(learned, props, left(), note=note)
         if h.broken is not None:

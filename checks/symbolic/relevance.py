@@ -116,6 +116,11 @@ class Relevance:
                     out.add(n)
         return out
 
+    def offer(self, lemmas: Sequence[Lemma]) -> None:
+        """Lemmas :meth:`core` may name without a :meth:`houdini` here first (the encoding and their terms are built
+        at the first core asked)."""
+        self._known.update({lem.name: lem for lem in lemmas})
+
     def houdini(self, cands: Sequence[Lemma], must: Sequence[Lemma], deadline: float | None,
                 settle: bool = False, forward: "Forward | None" = None) -> tuple[list[Lemma], str | None, State | None]:
         """Drop the candidates some step does not preserve at the bounded instance (given the
