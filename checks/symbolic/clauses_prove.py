@@ -94,9 +94,10 @@ def prove_learned(protocol: Protocol, bounds: Bounds, samples_at: Sequence[tuple
         if not large:
             return _houdini_induction(encoding(), cands, check_deadline, out, note)
         large = False  # (not again after the learning resumes: the bounded check alone then)
+        ahead = for_every_first(protocol, bounds, peers)
         first = None if check_deadline is None else \
-            time.monotonic() + FIRST_CHECK_SHARE * max(0.0, check_deadline - time.monotonic())
-        if for_every_first(protocol, bounds, peers):
+            time.monotonic() + first_check_s(max(0.0, check_deadline - time.monotonic()), ahead)
+        if ahead:
             done = _for_every(protocol, bounds, cands, first, out, note, r.stages[-1].at)
             return done if done is not None else _houdini_induction(encoding(), cands, check_deadline, out, note)
         checked = _houdini_induction(encoding(), cands, first, out, note)
@@ -128,6 +129,11 @@ FOR_EVERY_FIRST_ACTIONS = 300
 #: At large bounds, the share of the time left to the check's deadline the first of the two ways may take
 #: (:func:`for_every_first`); the second has the rest.
 FIRST_CHECK_SHARE = 0.4
+#: Seconds the check for every N, V, F gets at least where it comes first (all that is left, where less is): with the
+#: share alone, the learner that checks so first at 6,3,3,3,S=3 had 4-5 s left for it after its learning (mask_before_send's
+#: families need 13-17 s, drain_zaps' 7-9 s) and gave the rest to Houdini at those bounds, which takes 22-51 s there
+#: (PROVE.md, 8 Dec, 04:40).
+FOR_EVERY_FIRST_MIN_S = 15.0
 #: Seconds per seed of one of its Houdini's queries (parametric.Houdini's ``query_s``): an undecided query drops its
 #: family. The time limit is checked between queries, and one query can take several tries (seeds, a fresh
 #: context), so a failing attempt can run past it: 38 s under a limit of 28 (the reference's families learned at
@@ -137,6 +143,14 @@ FOR_EVERY_QUERY_S = 4.0
 #: Seconds (one seed) each query of :func:`_for_every`'s Houdini is first asked assuming every live family; where that
 #: is undecided, it is asked assuming the families its unsat core at the learning's last bounds names.
 FOR_EVERY_LIVE_FIRST_S = 0.3
+
+
+def first_check_s(left: float, for_every: bool) -> float:
+    """Of the ``left`` seconds to the check's deadline, those the first of the two ways gets: :data:`FIRST_CHECK_SHARE`
+    of them, and where that is the check for every N, V, F (``for_every``) at least :data:`FOR_EVERY_FIRST_MIN_S`
+    (never more than ``left``)."""
+    share = FIRST_CHECK_SHARE * left
+    return max(share, min(left, FOR_EVERY_FIRST_MIN_S)) if for_every else share
 
 
 def for_every_first(protocol: Protocol, bounds: Bounds, peers: "Peers | None") -> bool:

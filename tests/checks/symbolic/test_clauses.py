@@ -137,6 +137,19 @@ def test_at_large_bounds_every_second_learner_tries_for_every_n_v_f_first() -> N
     assert [for_every_first(REFERENCE, large, SimpleNamespace(rank=k, count=2)) for k in (0, 1)] == [False, True]  # type: ignore[arg-type]
 
 
+def test_the_check_for_every_n_v_f_first_gets_at_least_its_minimum() -> None:
+    """clauses_prove.first_check_s: the first way's share of the time left; the check for every N, V, F, where it comes
+    first, at least FOR_EVERY_FIRST_MIN_S of it (all of it where less is left); Houdini at the bounds the share alone."""
+    from deferral.checks.symbolic.clauses_prove import FIRST_CHECK_SHARE, FOR_EVERY_FIRST_MIN_S, first_check_s
+
+    least = FOR_EVERY_FIRST_MIN_S
+    assert first_check_s(12.0, False) == pytest.approx(FIRST_CHECK_SHARE * 12.0)
+    assert first_check_s(12.0, True) == (12.0 if least >= 12.0 else least)
+    assert first_check_s(2 * least, True) == pytest.approx(max(least, FIRST_CHECK_SHARE * 2 * least))
+    assert first_check_s(100 * least, True) == pytest.approx(FIRST_CHECK_SHARE * 100 * least)
+    assert first_check_s(0.0, True) == 0.0
+
+
 def test_a_bug_is_not_proved_for_every_n_v_f() -> None:
     """A published bug (remote-no-drain, violated at 2,1,1,1) with the shipped lemmas as families: _for_every
     answers None, with its reason (the step the bug changed) and a row, and claims nothing."""
