@@ -182,8 +182,8 @@ def _for_every(protocol: Protocol, bounds: Bounds, candidates: list[Lemma], dead
     requested Q and S) names: lazy_cur_clear's 30 families from a learner at 6,3,3,3,S=3 were refused after 85-113 s
     in four runs of five (seven such queries, each dropping its family after 12 s of tries), and were proved in
     19.6-21.3 s so (PROVE.md, 8 Dec, 04:40). The bounded instance is encoded at the first such query only: a Houdini
-    there first (1.5-2 s) made the check too slow for the share of the time it gets at 6,3,3,3,S=2 (drain_zaps,
-    defer_all_spaces: proved in 4.5 and 7.7 s without it, unknown with it)."""
+    there first (1.5-3 s) made the check too slow for the share of the time it gets at 6,3,3,3,S=2 in one grid
+    (drain_zaps, defer_all_spaces: proved in 4.5 and 7.7 s on main, unknown with it)."""
     from deferral.checks.symbolic import parametric, paramlearn
     from deferral.checks.symbolic.infer import property_lemmas
     from deferral.checks.symbolic.relevance import Relevance

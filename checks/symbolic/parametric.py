@@ -685,7 +685,9 @@ class Houdini:
         with fewer assumptions is unsat with all) and assuming every live lemma: a property's
         query the first way first (it is the one MBQI often leaves undecided with 50-80
         quantified lemmas), a candidate's (usually answered in milliseconds) the second way
-        first, the first only when that is undecided. A proof's unsat core is kept."""
+        first, the first only when that is undecided. With :attr:`live_first_s` every query is first asked briefly
+        assuming every live lemma, and the needed ones (short tries over more seeds) only where that is undecided.
+        A proof's unsat core is kept."""
         each, seeds = (self.candidate_s, 1) if quick else (None, self.must_seeds)
         live = [use[id(a)] for a in alive]
 
